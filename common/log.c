@@ -1,0 +1,146 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "log.h"
+
+#include <bpf/libbpf.h>
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/time.h>
+#include <time.h>
+
+static const char *log_component = "drover";
+static enum log_level log_threshold = LOGL_INFO;
+static FILE *log_stream;
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static const char *const level_names[] = {"debug", "info", "warn", "error"};
+
+void log_set_component(const char *name)
+{
+    log_component = name ? name : "drover";
+}
+
+void log_set_level(enum log_level level)
+{
+    log_threshold = level;
+}
+
+enum log_level log_get_level(void)
+{
+    return log_threshold;
+}
+
+void log_set_stream(FILE *stream)
+{
+    log_stream = stream;
+}
+
+const char *log_level_name(enum log_level level)
+{
+    if ((unsigned)level > LOGL_ERROR)
+        return "unknown";
+    return level_names[level];
+}
+
+int log_parse_level(const char *text, enum log_level *out)
+{
+    for (unsigned i = 0; i < sizeof(level_names) / sizeof(level_names[0]); i++) {
+        if (text && strcasecmp(text, level_names[i]) == 0) {
+            *out = (enum log_level)i;
+            return 0;
+        }
+    }
+    if (text && strcasecmp(text, "warning") == 0) {
+        *out = LOGL_WARN;
+        return 0;
+    }
+    return -EINVAL;
+}
+
+/* Copy src into dst as the inside of a logfmt quoted value. Control
+ * characters become \n, \t or \xNN so one message is always one line. */
+static void escape_into(char *dst, size_t cap, const char *src)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+
+    for (; *src && o + 5 < cap; src++) {
+        unsigned char c = (unsigned char)*src;
+        if (c == '"' || c == '\\') {
+            dst[o++] = '\\';
+            dst[o++] = (char)c;
+        } else if (c == '\n') {
+            dst[o++] = '\\';
+            dst[o++] = 'n';
+        } else if (c == '\t') {
+            dst[o++] = '\\';
+            dst[o++] = 't';
+        } else if (c < 0x20 || c == 0x7f) {
+            dst[o++] = '\\';
+            dst[o++] = 'x';
+            dst[o++] = hex[c >> 4];
+            dst[o++] = hex[c & 15];
+        } else {
+            dst[o++] = (char)c;
+        }
+    }
+    dst[o] = '\0';
+}
+
+void log_vmsg(enum log_level level, const char *fmt, va_list ap)
+{
+    char text[2048], escaped[4096], ts[40];
+    struct timeval tv;
+    struct tm tm;
+
+    if (level < log_threshold)
+        return;
+    vsnprintf(text, sizeof(text), fmt, ap);
+    /* Trailing newlines are the caller's habit, not part of the message. */
+    size_t len = strlen(text);
+    while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r'))
+        text[--len] = '\0';
+    escape_into(escaped, sizeof(escaped), text);
+
+    gettimeofday(&tv, NULL);
+    gmtime_r(&tv.tv_sec, &tm);
+    strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
+
+    pthread_mutex_lock(&log_lock);
+    FILE *out = log_stream ? log_stream : stderr;
+    fprintf(out, "ts=%s.%03ldZ level=%s comp=%s msg=\"%s\"\n", ts, (long)(tv.tv_usec / 1000),
+            log_level_name(level), log_component, escaped);
+    fflush(out);
+    pthread_mutex_unlock(&log_lock);
+}
+
+void log_msg(enum log_level level, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    log_vmsg(level, fmt, ap);
+    va_end(ap);
+}
+
+static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+    enum log_level ours = LOGL_DEBUG;
+
+    if (level == LIBBPF_WARN)
+        ours = LOGL_WARN;
+    else if (level == LIBBPF_INFO)
+        ours = LOGL_INFO;
+    if (ours < log_threshold)
+        return 0;
+    char prefixed[1024];
+    snprintf(prefixed, sizeof(prefixed), "libbpf: %s", fmt);
+    log_vmsg(ours, prefixed, ap);
+    return 0;
+}
+
+void log_route_libbpf(void)
+{
+    libbpf_set_print(libbpf_print);
+}

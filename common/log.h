@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * log: the one logger of every drover program. Writes one logfmt line per
+ * message to stderr (or a FILE set by log_set_stream):
+ *
+ *   ts=2026-11-23T12:00:00.123Z level=warn comp=watcher msg="consul: ..."
+ *
+ * The message text is quoted and escaped so a value from outside (a KV
+ * key, a Kubernetes name) can never forge extra fields or lines. libbpf's
+ * own output is routed here by log_route_libbpf(). Safe to call from any
+ * thread; never allocates.
+ */
+#ifndef DROVER_LOG_H
+#define DROVER_LOG_H
+
+#include <stdarg.h>
+#include <stdio.h>
+
+enum log_level {
+    LOGL_DEBUG = 0,
+    LOGL_INFO = 1,
+    LOGL_WARN = 2,
+    LOGL_ERROR = 3,
+};
+
+/* Component name printed as comp=...; the string must outlive the logger. */
+void log_set_component(const char *name);
+void log_set_level(enum log_level level);
+enum log_level log_get_level(void);
+/* Redirect output (tests); NULL restores stderr. */
+void log_set_stream(FILE *stream);
+/* Parse "debug"|"info"|"warn"|"error"; 0 or -EINVAL. */
+int log_parse_level(const char *text, enum log_level *out);
+const char *log_level_name(enum log_level level);
+
+void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void log_vmsg(enum log_level level, const char *fmt, va_list ap);
+
+#define log_debug(...) log_msg(LOGL_DEBUG, __VA_ARGS__)
+#define log_info(...)  log_msg(LOGL_INFO, __VA_ARGS__)
+#define log_warn(...)  log_msg(LOGL_WARN, __VA_ARGS__)
+#define log_error(...) log_msg(LOGL_ERROR, __VA_ARGS__)
+
+/* Send libbpf's messages through this logger (warn -> warn, info -> info,
+ * debug -> debug), trimming their trailing newline. */
+void log_route_libbpf(void);
+
+#endif

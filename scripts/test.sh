@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# The README's test command: installs what is missing, builds every
+# preset that CI checks, and runs the whole suite.
+#
+#   1. scripts/bootstrap.sh (apt packages, Consul pinned from Debian 11)
+#   2. default preset: build + every test (unit, integration, bpf, e2e)
+#   3. debug preset (ASan + UBSan): build + unit tests
+#   4. fuzz preset (clang + libFuzzer): build + each fuzz target for a
+#      bounded time on its seed corpus
+#
+# Needs root (apt, BPF, network namespaces). Idempotent.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+jobs=$(nproc 2>/dev/null || echo 2)
+"$(pwd)/scripts/bootstrap.sh"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "default preset: configure, build, all tests"
+cmake --preset default
+cmake --build --preset default -j "$jobs"
+ctest --preset default
+
+step "debug preset (ASan + UBSan): unit tests"
+cmake --preset debug
+cmake --build --preset debug -j "$jobs"
+ctest --preset debug
+
+step "fuzz preset: every fuzz target, bounded"
+cmake --preset fuzz
+cmake --build --preset fuzz -j "$jobs"
+ctest --preset fuzz
+
+step "all tests passed"
