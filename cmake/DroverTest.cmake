@@ -57,3 +57,45 @@ function(drover_fuzz_target name)
   math(EXPR limit "${F_SECONDS} + 120")
   set_tests_properties(${name} PROPERTIES LABELS fuzz TIMEOUT ${limit})
 endfunction()
+
+# drover_component_library(NAME [LIBS ...])
+# Builds every *.c of the current folder except main.c into the static
+# library NAME (so tests and benchmarks link the same code as the daemon).
+function(drover_component_library name)
+  cmake_parse_arguments(L "" "" "LIBS" ${ARGN})
+  file(GLOB srcs CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/*.c)
+  list(FILTER srcs EXCLUDE REGEX "/main\\.c$")
+  if(NOT srcs)
+    return() # component has no modules yet
+  endif()
+  add_library(${name} STATIC ${srcs})
+  target_include_directories(${name} PUBLIC ${CMAKE_CURRENT_SOURCE_DIR})
+  target_link_libraries(${name} PUBLIC drover ${L_LIBS})
+endfunction()
+
+# drover_unit_tests_glob(PREFIX LIBS ...)
+# Every test_<x>.c in the current folder becomes the check suite
+# <PREFIX>_<x>, linked with LIBS.
+function(drover_unit_tests_glob prefix)
+  cmake_parse_arguments(G "" "" "LIBS" ${ARGN})
+  file(GLOB tests CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/test_*.c)
+  foreach(src ${tests})
+    get_filename_component(base ${src} NAME_WE)
+    string(REGEX REPLACE "^test_" "" base ${base})
+    drover_check_test(${prefix}_${base} SOURCES ${src} LIBS ${G_LIBS})
+  endforeach()
+endfunction()
+
+# drover_fuzz_glob(PREFIX LIBS ...)
+# Every fuzz_<x>.c in the current folder becomes the libFuzzer target
+# <PREFIX>_fuzz_<x> with seed corpus corpus/<x>/.
+function(drover_fuzz_glob prefix)
+  cmake_parse_arguments(G "" "" "LIBS" ${ARGN})
+  file(GLOB targets CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/fuzz_*.c)
+  foreach(src ${targets})
+    get_filename_component(base ${src} NAME_WE)
+    string(REGEX REPLACE "^fuzz_" "" base ${base})
+    drover_fuzz_target(${prefix}_fuzz_${base} SOURCES ${src} LIBS ${G_LIBS}
+                       CORPUS ${CMAKE_CURRENT_SOURCE_DIR}/corpus/${base})
+  endforeach()
+endfunction()
