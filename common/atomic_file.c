@@ -1,0 +1,184 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "atomic_file.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Written in chunks so a huge file never needs one giant write() and the
+ * test hook can interrupt between chunks. */
+#define CHUNK (1u << 20)
+
+static atomic_file_hook_fn test_hook;
+
+void atomic_file_set_test_hook(atomic_file_hook_fn hook)
+{
+    test_hook = hook;
+}
+
+static void hook(const char *stage, size_t written)
+{
+    if (test_hook)
+        test_hook(stage, written);
+}
+
+/* Split path into its directory and base name (both copied into the
+ * caller's buffers). */
+static int split_path(const char *path, char *dir, size_t dirlen, char *base, size_t baselen)
+{
+    const char *slash = strrchr(path, '/');
+    const char *name = slash ? slash + 1 : path;
+    int n;
+
+    if (*name == '\0')
+        return -EISDIR;
+    if (!slash)
+        n = snprintf(dir, dirlen, ".");
+    else if (slash == path)
+        n = snprintf(dir, dirlen, "/");
+    else
+        n = snprintf(dir, dirlen, "%.*s", (int)(slash - path), path);
+    if (n < 0 || (size_t)n >= dirlen)
+        return -ENAMETOOLONG;
+    n = snprintf(base, baselen, "%s", name);
+    if (n < 0 || (size_t)n >= baselen)
+        return -ENAMETOOLONG;
+    return 0;
+}
+
+static int write_all(int fd, const char *data, size_t len)
+{
+    size_t off = 0;
+
+    while (off < len) {
+        size_t want = len - off > CHUNK ? CHUNK : len - off;
+        ssize_t n = write(fd, data + off, want);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        off += (size_t)n;
+        hook("write", off);
+    }
+    return 0;
+}
+
+int atomic_file_write(const char *path, const void *data, size_t len, mode_t mode)
+{
+    char dir[PATH_MAX], base[NAME_MAX + 1], tmp[PATH_MAX];
+    int fd = -1, dfd = -1, rc;
+    int created = 0;
+
+    rc = split_path(path, dir, sizeof(dir), base, sizeof(base));
+    if (rc < 0)
+        return rc;
+    dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return -errno;
+
+    /* Unique hidden name: pid for stale clean-up, random against reuse of
+     * a name left by an earlier crash of a process with the same pid. */
+    for (int tries = 0; tries < 16 && fd < 0; tries++) {
+        uint32_t r = 0;
+        if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != (ssize_t)sizeof(r))
+            r = (uint32_t)rand();
+        int n = snprintf(tmp, sizeof(tmp), ".%s.tmp.%ld.%08x", base, (long)getpid(), r);
+        if (n < 0 || (size_t)n >= sizeof(tmp) || (size_t)n > NAME_MAX) {
+            rc = -ENAMETOOLONG;
+            goto out;
+        }
+        fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode & 07777);
+        if (fd < 0 && errno != EEXIST) {
+            rc = -errno;
+            goto out;
+        }
+    }
+    if (fd < 0) {
+        rc = -EEXIST;
+        goto out;
+    }
+    created = 1;
+    hook("open", 0);
+    /* O_CREAT's mode is filtered by the umask; callers ask for an exact mode. */
+    if (fchmod(fd, mode & 07777) < 0) {
+        rc = -errno;
+        goto out;
+    }
+    rc = write_all(fd, data, len);
+    if (rc < 0)
+        goto out;
+    if (fsync(fd) < 0) {
+        rc = -errno;
+        goto out;
+    }
+    hook("fsync", len);
+    if (close(fd) < 0) {
+        fd = -1;
+        rc = -errno;
+        goto out;
+    }
+    fd = -1;
+    if (renameat(dfd, tmp, dfd, base) < 0) {
+        rc = -errno;
+        goto out;
+    }
+    created = 0;
+    hook("rename", len);
+    /* Make the rename itself durable. */
+    if (fsync(dfd) < 0) {
+        rc = -errno;
+        goto out;
+    }
+    hook("dirsync", len);
+    rc = 0;
+out:
+    if (fd >= 0)
+        close(fd);
+    if (created)
+        unlinkat(dfd, tmp, 0);
+    close(dfd);
+    return rc;
+}
+
+int atomic_file_remove_stale(const char *path)
+{
+    char dir[PATH_MAX], base[NAME_MAX + 1], prefix[NAME_MAX + 8];
+    struct dirent *de;
+    DIR *d;
+    int removed = 0, rc;
+
+    rc = split_path(path, dir, sizeof(dir), base, sizeof(base));
+    if (rc < 0)
+        return rc;
+    snprintf(prefix, sizeof(prefix), ".%s.tmp.", base);
+    d = opendir(dir);
+    if (!d)
+        return -errno;
+    while ((de = readdir(d)) != NULL) {
+        size_t plen = strlen(prefix);
+        char *end;
+        if (strncmp(de->d_name, prefix, plen) != 0)
+            continue;
+        long pid = strtol(de->d_name + plen, &end, 10);
+        if (end == de->d_name + plen || *end != '.' || pid <= 0)
+            continue;
+        /* Only a dead writer's temp is stale; a live one may be mid-write. */
+        if (pid != (long)getpid() && kill((pid_t)pid, 0) < 0 && errno == ESRCH) {
+            if (unlinkat(dirfd(d), de->d_name, 0) == 0)
+                removed++;
+        }
+    }
+    closedir(d);
+    return removed;
+}

@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * atomic_file: replace a file so that readers (HAProxy, the agent-checker,
+ * a restarted watcher) only ever see the complete old or the complete new
+ * content, even if we crash or lose power half-way:
+ *
+ *   write to ".<name>.tmp.<pid>.<random>" in the same directory (O_EXCL),
+ *   fsync it, rename() over the target, fsync the directory.
+ *
+ * On any failure the temp file is removed and the old file is untouched.
+ * A process killed mid-write can leave a hidden temp file behind; its name
+ * never matches the target or a "*.<ext>" glob of the target's extension,
+ * and atomic_file_remove_stale() deletes those of dead processes.
+ */
+#ifndef DROVER_ATOMIC_FILE_H
+#define DROVER_ATOMIC_FILE_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* 0 or negative errno (-ENOENT for a missing directory, -ENOSPC, ...).
+ * mode is applied to the new file (not subject to the umask). */
+int atomic_file_write(const char *path, const void *data, size_t len, mode_t mode);
+
+/* Remove temp files atomic_file_write left next to path when its process
+ * died (the pid in the name no longer exists). Returns how many were
+ * removed, or negative errno if the directory cannot be read. */
+int atomic_file_remove_stale(const char *path);
+
+/* Test hook: called at each step of atomic_file_write with a stage name
+ * ("open", "write" after every chunk, "fsync", "rename", "dirsync") so a
+ * test can kill the process there. NULL (default) = no hook. */
+typedef void (*atomic_file_hook_fn)(const char *stage, size_t written);
+void atomic_file_set_test_hook(atomic_file_hook_fn hook);
+
+#endif

@@ -1,0 +1,91 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * http_server: the small HTTP/1.1 server every daemon runs on its libuv
+ * loop for Prometheus and health checks, parsing with http-parser.
+ *
+ *   GET /metrics  text exposition 0.0.4 of a metrics registry
+ *   GET /healthz  200 "ok" while the loop runs
+ *   GET /readyz   200 "ready", or 503 with the reason set by
+ *                 http_server_set_ready(srv, false, "...")
+ *   other paths   handlers added with http_server_add_handler (longest
+ *                 prefix wins), else 404; built-in paths answer 405 to
+ *                 methods other than GET/HEAD.
+ *
+ * Listens on "127.0.0.1:9100", "[::1]:9100", ":9100" (all addresses,
+ * IPv6 dual-stack) or port 0 (kernel picks; see http_server_port). Keeps
+ * connections alive, limits request size (413/431) and closes clients
+ * that are too slow to send a request (read timeout), so a slow client
+ * never holds up the loop or other clients. Single-threaded: call
+ * everything from the loop's thread.
+ */
+#ifndef DROVER_HTTP_SERVER_H
+#define DROVER_HTTP_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+struct metrics_registry;
+struct http_server;
+
+struct http_server_options {
+    const char *listen;               /* required, see above */
+    struct metrics_registry *metrics; /* may be NULL: /metrics is then empty */
+    size_t max_request_bytes;         /* head + body; 0 = 1 MiB */
+    uint64_t read_timeout_ms;         /* a request must complete within; 0 = 10 s */
+    uint64_t idle_timeout_ms;         /* keep-alive idle close; 0 = 60 s */
+    unsigned max_connections;         /* 0 = 256; more are closed at once */
+};
+
+struct http_request {
+    const char *method; /* "GET", "POST", ... */
+    const char *path;   /* raw path without the query, e.g. "/slack/command" */
+    const char *query;  /* raw query after '?', "" if none */
+    const char *body;   /* NUL-terminated copy of the body ("" if none) */
+    size_t body_len;
+    const char *remote_addr; /* "127.0.0.1:53412" */
+    const void *priv;        /* server internals (headers) */
+};
+
+/* Header value by case-insensitive name, NULL if absent. Valid during the
+ * handler call. */
+const char *http_request_header(const struct http_request *req, const char *name);
+
+struct http_response {
+    int status;               /* default 200 */
+    const char *content_type; /* static string; default "text/plain; charset=utf-8" */
+    char *body;               /* malloc'd; freed by the server */
+    size_t body_len;
+};
+
+/* Set the body to a printf-formatted string (replacing any previous one).
+ * 0 or -ENOMEM. */
+int http_response_printf(struct http_response *resp, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Copy len bytes as the body. 0 or -ENOMEM. */
+int http_response_set_body(struct http_response *resp, const void *data, size_t len);
+
+/* Called synchronously for every request whose path starts with the
+ * handler's prefix, for any method; it fills resp. */
+typedef void (*http_handler_fn)(const struct http_request *req, struct http_response *resp,
+                                void *arg);
+
+/* Bind and listen. 0, or negative errno with a message naming the listen
+ * address in err. */
+int http_server_start(uv_loop_t *loop, const struct http_server_options *opts,
+                      struct http_server **out, char *err, size_t errlen);
+/* Bound TCP port (useful with port 0). */
+int http_server_port(const struct http_server *srv);
+/* Readiness for /readyz; reason is copied (NULL ok). */
+void http_server_set_ready(struct http_server *srv, bool ready, const char *reason);
+/* Register a handler for paths starting with prefix ("/slack/"). Built-in
+ * paths can be overridden by an exact-prefix registration. 0, -EINVAL,
+ * -ENOMEM. */
+int http_server_add_handler(struct http_server *srv, const char *prefix, http_handler_fn fn,
+                            void *arg);
+/* Stop listening, close every connection and free the server once the
+ * loop has run the close callbacks. NULL ok. */
+void http_server_close(struct http_server *srv);
+
+#endif

@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * metrics: a small Prometheus registry shared by every daemon, rendered in
+ * the text exposition format 0.0.4 by the HTTP server's /metrics.
+ *
+ * Static series: metrics_counter() / metrics_gauge() register a family
+ * (name, help) plus one constant label set and return a handle; asking
+ * again for the same name and labels returns the same handle, so modules
+ * can look series up lazily. Updates are lock-free atomics, safe from any
+ * thread or callback; registration takes a mutex.
+ *
+ * Dynamic series: a collector callback runs at every scrape and emits
+ * samples (per-CPU BPF counters, per-backend gauges) with
+ * metrics_emit(); families are merged by name so "# HELP"/"# TYPE" appear
+ * once per family wherever its samples come from. Label values given to
+ * metrics_emit are escaped here.
+ *
+ * Handles live as long as the registry; metrics_registry_free frees all.
+ */
+#ifndef DROVER_METRICS_H
+#define DROVER_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct metrics_registry;
+struct metrics_counter;
+struct metrics_gauge;
+struct metrics_emitter;
+
+enum metrics_type {
+    METRICS_COUNTER,
+    METRICS_GAUGE,
+    METRICS_UNTYPED,
+};
+
+struct metrics_registry *metrics_registry_new(void);
+void metrics_registry_free(struct metrics_registry *reg);
+
+/*
+ * labels: NULL/"" or a constant label set in exposition syntax,
+ * e.g. "code=\"200\",method=\"GET\"" (values already escaped; build them
+ * with metrics_format_labels when they come from outside).
+ * Returns NULL (and logs) on a bad name or label set, on a name already
+ * registered with another type, or on allocation failure; update
+ * functions accept NULL handles and do nothing, so a daemon never crashes
+ * because of a metric.
+ */
+struct metrics_counter *metrics_counter(struct metrics_registry *reg, const char *name,
+                                        const char *help, const char *labels);
+void metrics_counter_inc(struct metrics_counter *c);
+void metrics_counter_add(struct metrics_counter *c, uint64_t n);
+uint64_t metrics_counter_value(const struct metrics_counter *c);
+
+struct metrics_gauge *metrics_gauge(struct metrics_registry *reg, const char *name,
+                                    const char *help, const char *labels);
+void metrics_gauge_set(struct metrics_gauge *g, double v);
+void metrics_gauge_add(struct metrics_gauge *g, double delta);
+double metrics_gauge_value(const struct metrics_gauge *g);
+
+/* Collector: called on every render, from the rendering thread. */
+typedef void (*metrics_collect_fn)(struct metrics_emitter *em, void *arg);
+int metrics_add_collector(struct metrics_registry *reg, metrics_collect_fn fn, void *arg);
+
+/* Emit one sample from a collector. Label pairs are (key, value) strings
+ * ended by NULL; values are escaped. Returns 0, -EINVAL (bad name/label
+ * key, or family known with another type/help) or -ENOMEM. */
+int metrics_emit(struct metrics_emitter *em, const char *name, const char *help,
+                 enum metrics_type type, double value, ...) __attribute__((sentinel));
+
+/* Build "k1=\"v1\",k2=\"v2\"" from NULL-terminated pairs, escaping values.
+ * 0, -EINVAL (bad key) or -ENOSPC (buffer too small). */
+int metrics_format_labels(char *buf, size_t buflen, ...) __attribute__((sentinel));
+
+/* Render the whole registry. *out is malloc'd (caller frees), *len its
+ * length without the terminating NUL. 0 or -ENOMEM. */
+int metrics_render(struct metrics_registry *reg, char **out, size_t *len);
+
+/* Format a sample value as Prometheus expects ("3", "0.25", "+Inf", "NaN"). */
+void metrics_format_value(double v, char *buf, size_t buflen);
+
+#endif
