@@ -1,0 +1,524 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * kv_layout: keys, values and the desired-vs-current diff of the
+ * exporter's KV entries. See kv_layout.h and docs/kv-schema.md.
+ */
+#include "kv_layout.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+
+static char *str_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *str_printf(const char *fmt, ...)
+{
+    char *out = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = vasprintf(&out, fmt, ap);
+    va_end(ap);
+    return rc < 0 ? NULL : out;
+}
+
+static bool starts_with(const char *s, const char *prefix)
+{
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+/* A name that can be one segment of a Consul key. */
+static bool valid_segment(const char *s)
+{
+    if (!s || !s[0] || strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
+        return false;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if (*p == '/' || *p < 0x20 || *p == 0x7f)
+            return false;
+    return true;
+}
+
+static bool valid_cluster(const char *s)
+{
+    size_t len = s ? strlen(s) : 0;
+    if (len == 0 || len > 63)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!isalnum((unsigned char)s[i]) && s[i] != '-' && s[i] != '_' && s[i] != '.')
+            return false;
+    return valid_segment(s);
+}
+
+int kv_layout_init(struct kv_layout *l, const char *root, const char *cluster,
+                   const char *kse_prefix)
+{
+    memset(l, 0, sizeof(*l));
+    if (!root)
+        root = KV_LAYOUT_DEFAULT_ROOT;
+    if (!valid_cluster(cluster)) {
+        log_error("kv layout: cluster name \"%s\" is invalid (1-63 characters of "
+                  "[A-Za-z0-9._-]); not starting",
+                  cluster ? cluster : "");
+        return -EINVAL;
+    }
+    if (root[0] == '/') {
+        log_error("kv layout: KV prefix \"%s\" must not start with '/'", root);
+        return -EINVAL;
+    }
+    size_t rl = strlen(root);
+    l->root = str_printf("%s%s", root, rl && root[rl - 1] != '/' ? "/" : "");
+    l->cluster = strdup(cluster);
+    if (!l->root || !l->cluster)
+        goto nomem;
+    l->own = str_printf("%skube/%s/", l->root, cluster);
+    if (!l->own)
+        goto nomem;
+    if (kse_prefix) {
+        size_t kl = strlen(kse_prefix);
+        while (kl && kse_prefix[kl - 1] == '/')
+            kl--;
+        if (kl == 0 || kse_prefix[0] == '/') {
+            log_error("kv layout: kube-service-exporter prefix \"%s\" is invalid (empty or "
+                      "starting with '/'); not starting",
+                      kse_prefix);
+            kv_layout_clear(l);
+            return -EINVAL;
+        }
+        l->kse_prefix = strndup(kse_prefix, kl);
+        if (!l->kse_prefix)
+            goto nomem;
+    }
+    return 0;
+nomem:
+    kv_layout_clear(l);
+    return -ENOMEM;
+}
+
+void kv_layout_clear(struct kv_layout *l)
+{
+    free(l->root);
+    free(l->cluster);
+    free(l->own);
+    free(l->kse_prefix);
+    memset(l, 0, sizeof(*l));
+}
+
+/* key == prefix + one valid segment */
+static bool one_segment_under(const char *key, const char *prefix)
+{
+    if (!starts_with(key, prefix))
+        return false;
+    const char *rest = key + strlen(prefix);
+    return rest[0] && !strchr(rest, '/');
+}
+
+bool kv_layout_owns(const struct kv_layout *l, const char *key)
+{
+    if (starts_with(key, l->own)) {
+        const char *rest = key + strlen(l->own);
+        if (starts_with(rest, "services/"))
+            return rest[9] != '\0';
+        if (starts_with(rest, "nodes/"))
+            return one_segment_under(rest, "nodes/");
+        return false; /* meta, leader, future keys: not the diff's business */
+    }
+    if (!l->kse_prefix)
+        return false;
+    size_t pl = strlen(l->kse_prefix);
+    if (strncmp(key, l->kse_prefix, pl) != 0 || key[pl] != '/')
+        return false;
+    const char *rest = key + pl + 1;
+    if (starts_with(rest, "nodes/"))
+        return strcmp(rest + 6, l->cluster) == 0;
+    if (!starts_with(rest, "services/"))
+        return false;
+    const char *id = rest + 9;
+    const char *slash = strchr(id, '/');
+    if (!slash || slash == id)
+        return false;
+    return starts_with(slash, "/clusters/") && strcmp(slash + 10, l->cluster) == 0;
+}
+
+/* ---- kv_map ------------------------------------------------------------- */
+
+void kv_map_init(struct kv_map *m)
+{
+    memset(m, 0, sizeof(*m));
+}
+
+void kv_map_clear(struct kv_map *m)
+{
+    for (size_t i = 0; i < m->n; i++) {
+        free(m->v[i].key);
+        free(m->v[i].value);
+    }
+    free(m->v);
+    memset(m, 0, sizeof(*m));
+}
+
+int kv_map_put_take(struct kv_map *m, char *key, char *value, uint64_t modify_index)
+{
+    if (!key || !value)
+        goto fail;
+    if (m->n == m->cap) {
+        size_t cap = m->cap ? m->cap * 2 : 64;
+        struct kv_entry *v = realloc(m->v, cap * sizeof(*v));
+        if (!v)
+            goto fail;
+        m->v = v;
+        m->cap = cap;
+    }
+    m->v[m->n++] = (struct kv_entry){.key = key, .value = value, .modify_index = modify_index};
+    return 0;
+fail:
+    free(key);
+    free(value);
+    return -ENOMEM;
+}
+
+int kv_map_put(struct kv_map *m, const char *key, const char *value, uint64_t modify_index)
+{
+    return kv_map_put_take(m, strdup(key), strdup(value ? value : ""), modify_index);
+}
+
+static int entry_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct kv_entry *)a)->key, ((const struct kv_entry *)b)->key);
+}
+
+int kv_map_sort(struct kv_map *m)
+{
+    if (m->n > 1)
+        qsort(m->v, m->n, sizeof(m->v[0]), entry_cmp);
+    for (size_t i = 1; i < m->n; i++)
+        if (strcmp(m->v[i - 1].key, m->v[i].key) == 0)
+            return -EEXIST;
+    return 0;
+}
+
+const struct kv_entry *kv_map_find(const struct kv_map *m, const char *key)
+{
+    struct kv_entry probe = {.key = (char *)key};
+    if (m->n == 0)
+        return NULL;
+    return bsearch(&probe, m->v, m->n, sizeof(m->v[0]), entry_cmp);
+}
+
+/* ---- keys --------------------------------------------------------------- */
+
+static bool record_segments_ok(const struct export_record *r)
+{
+    return valid_segment(r->namespace) && valid_segment(r->service) && valid_segment(r->port_name);
+}
+
+char *kv_layout_service_key(const struct kv_layout *l, const struct export_record *r)
+{
+    if (!record_segments_ok(r))
+        return NULL;
+    return str_printf("%sservices/%s/%s/%s", l->own, r->namespace, r->service, r->port_name);
+}
+
+char *kv_layout_node_key(const struct kv_layout *l, const char *node)
+{
+    if (!valid_segment(node))
+        return NULL;
+    return str_printf("%snodes/%s", l->own, node);
+}
+
+char *kv_layout_meta_key(const struct kv_layout *l)
+{
+    return str_printf("%smeta", l->own);
+}
+
+char *kv_layout_leader_key(const struct kv_layout *l)
+{
+    return str_printf("%sleader", l->own);
+}
+
+char *kv_layout_kse_service_key(const struct kv_layout *l, const struct export_record *r)
+{
+    if (!l->kse_prefix || !record_segments_ok(r))
+        return NULL;
+    if (r->kse_service_per_cluster)
+        return str_printf("%s/services/%s-%s-%s-%s/clusters/%s", l->kse_prefix, l->cluster,
+                          r->namespace, r->service, r->port_name, l->cluster);
+    return str_printf("%s/services/%s-%s-%s/clusters/%s", l->kse_prefix, r->namespace, r->service,
+                      r->port_name, l->cluster);
+}
+
+char *kv_layout_kse_nodes_key(const struct kv_layout *l)
+{
+    if (!l->kse_prefix)
+        return NULL;
+    return str_printf("%s/nodes/%s", l->kse_prefix, l->cluster);
+}
+
+/* ---- values ------------------------------------------------------------- */
+
+static char *dump_and_free(json_t *o)
+{
+    char *s = o ? kube_json_canonical(o) : NULL;
+    json_decref(o);
+    return s;
+}
+
+char *kv_layout_service_value(const struct export_record *r)
+{
+    return dump_and_free(export_record_to_json(r, true));
+}
+
+char *kv_layout_kse_service_value(const struct export_record *r)
+{
+    json_t *o = json_object();
+    if (!o)
+        return NULL;
+    int rc = 0;
+    /* Field names and omitempty behaviour as kube-service-exporter writes
+     * them; consul-template users read these. */
+    rc |= json_object_set_new(o, "ClusterName", json_string(r->cluster));
+    rc |= json_object_set_new(o, "port", json_integer(r->node_port));
+    rc |= json_object_set_new(o, "health_check_port", json_integer(r->health_check_port));
+    rc |= json_object_set_new(o, "backend_protocol",
+                              json_string(r->backend_protocol ? r->backend_protocol : "http"));
+    rc |= json_object_set(o, "custom_attrs", r->custom_attrs);
+    if (r->kse_service_per_cluster)
+        rc |= json_object_set_new(o, "service_per_cluster", json_true());
+    if (r->proxy_protocol)
+        rc |= json_object_set_new(o, "proxy_protocol", json_true());
+    if (r->health_check_path)
+        rc |= json_object_set_new(o, "health_check_path", json_string(r->health_check_path));
+    if (r->dns_name)
+        rc |= json_object_set_new(o, "dns_name", json_string(r->dns_name));
+    if (r->load_balancer_class)
+        rc |= json_object_set_new(o, "load_balancer_class", json_string(r->load_balancer_class));
+    if (r->listen_port)
+        rc |= json_object_set_new(o, "load_balancer_listen_port", json_integer(r->listen_port));
+    char *text = rc ? NULL : kube_json_canonical(o);
+    if (!text) {
+        json_decref(o);
+        return NULL;
+    }
+    char hash[17];
+    kube_hash64_hex(text, strlen(text), hash);
+    free(text);
+    if (json_object_set_new(o, "hash", json_string(hash)) < 0) {
+        json_decref(o);
+        return NULL;
+    }
+    return dump_and_free(o);
+}
+
+char *kv_layout_node_value(const struct kv_layout *l, const struct node_record *n)
+{
+    json_t *o = json_object();
+    json_t *addrs = json_array();
+    if (!o || !addrs) {
+        json_decref(o);
+        json_decref(addrs);
+        return NULL;
+    }
+    int rc = 0;
+    for (size_t i = 0; i < n->n_addresses; i++)
+        rc |= json_array_append_new(addrs, json_string(n->addresses[i]));
+    rc |= json_object_set_new(o, "addresses", addrs);
+    if (n->n_addresses)
+        rc |= json_object_set_new(o, "address", json_string(n->addresses[0]));
+    rc |= json_object_set_new(o, "name", json_string(n->name));
+    rc |= json_object_set_new(o, "cluster", json_string(l->cluster));
+    rc |= json_object_set_new(o, "ready", json_boolean(n->ready));
+    rc |= json_object_set_new(o, "schedulable", json_boolean(n->schedulable));
+    rc |= json_object_set_new(o, "excluded", json_boolean(n->excluded));
+    rc |= json_object_set_new(o, "selected", json_boolean(n->selected));
+    rc |= json_object_set_new(o, "eligible", json_boolean(n->effective_eligible));
+    rc |= json_object_set(o, "labels", n->labels ? n->labels : json_object());
+    if (rc) {
+        json_decref(o);
+        return NULL;
+    }
+    return dump_and_free(o);
+}
+
+char *kv_layout_meta_value(const struct kv_layout *l, const struct kv_meta *m)
+{
+    char ts[32] = "";
+    time_t t = (time_t)m->last_full_sync_unix;
+    struct tm tm;
+    if (gmtime_r(&t, &tm))
+        strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    json_t *o = json_pack("{s:s, s:i, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:b}", "cluster",
+                          l->cluster, "schema", KV_LAYOUT_SCHEMA_VERSION, "exporter_version",
+                          m->exporter_version ? m->exporter_version : "unknown", "last_full_sync",
+                          ts, "last_full_sync_unix", (json_int_t)m->last_full_sync_unix, "services",
+                          (json_int_t)m->services, "service_ports", (json_int_t)m->service_ports,
+                          "nodes", (json_int_t)m->nodes, "eligible_nodes",
+                          (json_int_t)m->eligible_nodes, "skipped_services",
+                          (json_int_t)m->skipped_services, "kse_compat", l->kse_prefix != NULL);
+    return dump_and_free(o);
+}
+
+/* ---- adding records ----------------------------------------------------- */
+
+int kv_layout_add_service(const struct kv_layout *l, struct kv_map *desired,
+                          const struct export_record *r)
+{
+    char *key = kv_layout_service_key(l, r);
+    if (!key) {
+        log_warn("kv layout: Service %s/%s port \"%s\" cannot form a KV key; not exported",
+                 r->namespace ? r->namespace : "", r->service ? r->service : "",
+                 r->port_name ? r->port_name : "");
+        return -EINVAL;
+    }
+    int rc = kv_map_put_take(desired, key, kv_layout_service_value(r), 0);
+    if (rc || !l->kse_prefix)
+        return rc;
+    return kv_map_put_take(desired, kv_layout_kse_service_key(l, r), kv_layout_kse_service_value(r),
+                           0);
+}
+
+struct kse_node {
+    const char *name;
+    const char *address;
+};
+
+static int kse_node_cmp(const void *a, const void *b)
+{
+    const struct kse_node *x = a, *y = b;
+    int c = strcmp(x->name, y->name);
+    return c ? c : strcmp(x->address, y->address);
+}
+
+static char *kse_nodes_value(const struct node_record *nodes, size_t n)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++)
+        if (nodes[i].effective_eligible)
+            total += nodes[i].n_addresses;
+    struct kse_node *list = calloc(total ? total : 1, sizeof(*list));
+    json_t *arr = json_array();
+    char *out = NULL;
+    if (!list || !arr)
+        goto done;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!nodes[i].effective_eligible)
+            continue;
+        for (size_t j = 0; j < nodes[i].n_addresses; j++)
+            list[k++] = (struct kse_node){nodes[i].name, nodes[i].addresses[j]};
+    }
+    qsort(list, total, sizeof(*list), kse_node_cmp);
+    for (size_t i = 0; i < total; i++) {
+        json_t *e = json_pack("{s:s, s:s}", "Name", list[i].name, "Address", list[i].address);
+        if (!e || json_array_append_new(arr, e) < 0)
+            goto done;
+    }
+    out = kube_json_canonical(arr);
+done:
+    json_decref(arr);
+    free(list);
+    return out;
+}
+
+int kv_layout_add_nodes(const struct kv_layout *l, struct kv_map *desired,
+                        const struct node_record *nodes, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char *key = kv_layout_node_key(l, nodes[i].name);
+        if (!key) {
+            log_warn("kv layout: node \"%s\" cannot form a KV key; not exported",
+                     nodes[i].name ? nodes[i].name : "");
+            continue;
+        }
+        int rc = kv_map_put_take(desired, key, kv_layout_node_value(l, &nodes[i]), 0);
+        if (rc)
+            return rc;
+    }
+    if (!l->kse_prefix)
+        return 0;
+    return kv_map_put_take(desired, kv_layout_kse_nodes_key(l), kse_nodes_value(nodes, n), 0);
+}
+
+/* ---- diff --------------------------------------------------------------- */
+
+void kv_ops_clear(struct kv_ops *ops)
+{
+    free(ops->v);
+    memset(ops, 0, sizeof(*ops));
+}
+
+static int ops_push(struct kv_ops *ops, struct kv_op op)
+{
+    if (ops->n == ops->cap) {
+        size_t cap = ops->cap ? ops->cap * 2 : 64;
+        struct kv_op *v = realloc(ops->v, cap * sizeof(*v));
+        if (!v)
+            return -ENOMEM;
+        ops->v = v;
+        ops->cap = cap;
+    }
+    ops->v[ops->n++] = op;
+    if (op.kind == KV_OP_SET)
+        ops->sets++;
+    else
+        ops->deletes++;
+    return 0;
+}
+
+int kv_layout_diff(const struct kv_layout *l, struct kv_map *desired, struct kv_map *current,
+                   bool complete, struct kv_ops *ops)
+{
+    int rc;
+
+    memset(ops, 0, sizeof(*ops));
+    if (kv_map_sort(desired) < 0) {
+        log_error("kv layout: duplicate desired key; writing nothing this round");
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < desired->n; i++) {
+        if (!kv_layout_owns(l, desired->v[i].key)) {
+            log_error("kv layout: desired key %s is outside this exporter's keys (cluster %s); "
+                      "writing nothing this round",
+                      desired->v[i].key, l->cluster);
+            return -EINVAL;
+        }
+    }
+    /* Consul keys are unique; a duplicate here is harmless for the merge. */
+    (void)kv_map_sort(current);
+
+    size_t i = 0, j = 0;
+    /* SETs first: a rename lands before its old key goes away */
+    while (i < desired->n) {
+        const struct kv_entry *d = &desired->v[i];
+        while (j < current->n && strcmp(current->v[j].key, d->key) < 0)
+            j++;
+        const struct kv_entry *c =
+            j < current->n && strcmp(current->v[j].key, d->key) == 0 ? &current->v[j] : NULL;
+        if (!c || strcmp(c->value, d->value) != 0) {
+            rc = ops_push(ops, (struct kv_op){.kind = KV_OP_SET,
+                                              .key = d->key,
+                                              .value = d->value,
+                                              .modify_index = c ? c->modify_index : 0});
+            if (rc)
+                goto fail;
+        }
+        i++;
+    }
+    if (!complete)
+        return 0;
+    for (j = 0; j < current->n; j++) {
+        const struct kv_entry *c = &current->v[j];
+        if (!kv_layout_owns(l, c->key) || kv_map_find(desired, c->key))
+            continue;
+        rc = ops_push(
+            ops,
+            (struct kv_op){.kind = KV_OP_DELETE, .key = c->key, .modify_index = c->modify_index});
+        if (rc)
+            goto fail;
+    }
+    return 0;
+fail:
+    kv_ops_clear(ops);
+    return rc;
+}

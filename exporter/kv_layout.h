@@ -1,0 +1,144 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * kv_layout: where exporter records live in Consul KV and what their
+ * values are (docs/kv-schema.md is the contract), plus the diff between
+ * the desired entries and what Consul holds.
+ *
+ * drover layout (always), under root R (default "drover/v1/"):
+ *   R kube/<cluster>/services/<namespace>/<service>/<port>  one per port
+ *   R kube/<cluster>/nodes/<node>                            one per node
+ *   R kube/<cluster>/meta                                    summary
+ * kube-service-exporter layout (--kse-compat), under prefix P:
+ *   P/services/<id>/clusters/<cluster>   id = [<cluster>-]<ns>-<svc>-<port>
+ *   P/nodes/<cluster>                    [{"Name","Address"}...] eligible only
+ *
+ * Values are compact JSON with keys sorted at every depth, so equal
+ * content is equal bytes and a resync that changes nothing diffs to zero
+ * operations. The diff only ever touches keys this exporter owns: drover
+ * keys under R kube/<cluster>/services/ and .../nodes/, and the KSE keys
+ * of this cluster; `meta`, `leader` and any other cluster's keys are never
+ * set or deleted by it.
+ */
+#ifndef DROVER_EXPORTER_KV_LAYOUT_H
+#define DROVER_EXPORTER_KV_LAYOUT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kube_objects.h"
+
+#define KV_LAYOUT_DEFAULT_ROOT       "drover/v1/"
+#define KV_LAYOUT_DEFAULT_KSE_PREFIX "kube-service-exporter"
+#define KV_LAYOUT_SCHEMA_VERSION     1
+
+struct kv_layout {
+    char *root; /* normalised to end in '/' ("" allowed: keys at the top) */
+    char *cluster;
+    char *own;        /* root "kube/" cluster "/" */
+    char *kse_prefix; /* NULL unless KSE compat; no trailing '/' */
+};
+
+/* cluster: 1-63 characters of [A-Za-z0-9._-] (it becomes a key segment).
+ * kse_prefix NULL disables the KSE layout. -EINVAL with a log line on a
+ * bad cluster or prefix. */
+int kv_layout_init(struct kv_layout *l, const char *root, const char *cluster,
+                   const char *kse_prefix);
+void kv_layout_clear(struct kv_layout *l);
+
+/* True for keys the diff may set or delete (see above). */
+bool kv_layout_owns(const struct kv_layout *l, const char *key);
+
+struct kv_entry {
+    char *key;
+    char *value;
+    uint64_t modify_index; /* from Consul for current entries; 0 for desired */
+};
+
+/* A set of entries; kv_map_sort() orders by key and rejects duplicates. */
+struct kv_map {
+    struct kv_entry *v;
+    size_t n, cap;
+};
+
+void kv_map_init(struct kv_map *m);
+void kv_map_clear(struct kv_map *m);
+/* Copies key and value. */
+int kv_map_put(struct kv_map *m, const char *key, const char *value, uint64_t modify_index);
+/* Takes ownership of key and value (freed on failure too). */
+int kv_map_put_take(struct kv_map *m, char *key, char *value, uint64_t modify_index);
+/* Sort by key; -EEXIST (the map stays sorted) if a key appears twice. */
+int kv_map_sort(struct kv_map *m);
+/* On a sorted map. */
+const struct kv_entry *kv_map_find(const struct kv_map *m, const char *key);
+
+/* Add the entries of one Service port record: the drover key and, with
+ * KSE compat, the KSE key. -EINVAL if a name cannot be a key segment. */
+int kv_layout_add_service(const struct kv_layout *l, struct kv_map *desired,
+                          const struct export_record *r);
+
+/* Add one node entry per record (eligible = effective_eligible) and, with
+ * KSE compat, the cluster's KSE node array (effectively eligible nodes
+ * only, one element per address, sorted by Name then Address). Call once
+ * with every node of a complete view. */
+int kv_layout_add_nodes(const struct kv_layout *l, struct kv_map *desired,
+                        const struct node_record *nodes, size_t n);
+
+/* Key names (caller frees). */
+char *kv_layout_service_key(const struct kv_layout *l, const struct export_record *r);
+char *kv_layout_node_key(const struct kv_layout *l, const char *node);
+char *kv_layout_meta_key(const struct kv_layout *l);
+char *kv_layout_leader_key(const struct kv_layout *l);
+/* NULL without KSE compat. */
+char *kv_layout_kse_service_key(const struct kv_layout *l, const struct export_record *r);
+char *kv_layout_kse_nodes_key(const struct kv_layout *l);
+
+/* Values (caller frees). */
+char *kv_layout_service_value(const struct export_record *r);
+char *kv_layout_kse_service_value(const struct export_record *r);
+char *kv_layout_node_value(const struct kv_layout *l, const struct node_record *n);
+
+struct kv_meta {
+    const char *exporter_version;
+    int64_t last_full_sync_unix; /* seconds */
+    size_t services;             /* exported Services */
+    size_t service_ports;        /* service entries (one per port) */
+    size_t nodes;
+    size_t eligible_nodes;
+    size_t skipped_services; /* invalid annotations / objects */
+};
+char *kv_layout_meta_value(const struct kv_layout *l, const struct kv_meta *m);
+
+enum kv_op_kind {
+    KV_OP_SET,
+    KV_OP_DELETE,
+};
+
+struct kv_op {
+    enum kv_op_kind kind;
+    const char *key;       /* borrowed from the desired/current maps */
+    const char *value;     /* SET only */
+    uint64_t modify_index; /* DELETE: the current entry's index (for cas) */
+};
+
+struct kv_ops {
+    struct kv_op *v;
+    size_t n, cap;
+    size_t sets, deletes;
+};
+
+void kv_ops_clear(struct kv_ops *ops);
+
+/*
+ * desired: every entry this exporter wants (all owned keys); current: a
+ * recursive read of the root and/or KSE prefix (any keys: foreign ones are
+ * ignored). Both are sorted here. Produces SETs for missing or different
+ * values, then, only if complete is true, DELETEs for owned current keys
+ * that are not desired. Ops point into the maps: keep them alive.
+ * -EINVAL (logged) if desired holds a key this exporter does not own or a
+ * duplicate; nothing is produced then.
+ */
+int kv_layout_diff(const struct kv_layout *l, struct kv_map *desired, struct kv_map *current,
+                   bool complete, struct kv_ops *ops);
+
+#endif
