@@ -67,34 +67,38 @@ struct config_option {
 
 /* Table helpers: { CONFIG_OPT_STRING("consul-addr", &opt.consul_addr,
  * "127.0.0.1:8500", "Consul HTTP address"), ..., CONFIG_OPT_END } */
-#define CONFIG_OPT_STRING(n, p, d, h)                                                              \
+#define CONFIG_OPT_STRING(name_, ptr_, def_, help_)                                                \
     {                                                                                              \
-        .name = (n), .type = CONFIG_STRING, .target.str = (p), .def = (d), .help = (h)             \
+        .name = (name_), .type = CONFIG_STRING, .target.str = (ptr_), .def = (def_),               \
+        .help = (help_)                                                                            \
     }
-#define CONFIG_OPT_INT(n, p, d, lo, hi, h)                                                         \
+#define CONFIG_OPT_INT(name_, ptr_, def_, lo_, hi_, help_)                                         \
     {                                                                                              \
-        .name = (n), .type = CONFIG_INT, .target.i64 = (p), .def = (d), .help = (h), .min = (lo),  \
-        .max = (hi)                                                                                \
+        .name = (name_), .type = CONFIG_INT, .target.i64 = (ptr_), .def = (def_), .help = (help_), \
+        .min = (lo_), .max = (hi_)                                                                 \
     }
-#define CONFIG_OPT_BOOL(n, p, d, h)                                                                \
+#define CONFIG_OPT_BOOL(name_, ptr_, def_, help_)                                                  \
     {                                                                                              \
-        .name = (n), .type = CONFIG_BOOL, .target.b = (p), .def = (d), .help = (h)                 \
+        .name = (name_), .type = CONFIG_BOOL, .target.b = (ptr_), .def = (def_), .help = (help_)   \
     }
-#define CONFIG_OPT_DURATION(n, p, d, h)                                                            \
+#define CONFIG_OPT_DURATION(name_, ptr_, def_, help_)                                              \
     {                                                                                              \
-        .name = (n), .type = CONFIG_DURATION, .target.i64 = (p), .def = (d), .help = (h)           \
+        .name = (name_), .type = CONFIG_DURATION, .target.i64 = (ptr_), .def = (def_),             \
+        .help = (help_)                                                                            \
     }
-#define CONFIG_OPT_DOUBLE(n, p, d, h)                                                              \
+#define CONFIG_OPT_DOUBLE(name_, ptr_, def_, help_)                                                \
     {                                                                                              \
-        .name = (n), .type = CONFIG_DOUBLE, .target.d = (p), .def = (d), .help = (h)               \
+        .name = (name_), .type = CONFIG_DOUBLE, .target.d = (ptr_), .def = (def_), .help = (help_) \
     }
-#define CONFIG_OPT_STRLIST(n, p, d, h)                                                             \
+#define CONFIG_OPT_STRLIST(name_, ptr_, def_, help_)                                               \
     {                                                                                              \
-        .name = (n), .type = CONFIG_STRLIST, .target.list = (p), .def = (d), .help = (h)           \
+        .name = (name_), .type = CONFIG_STRLIST, .target.list = (ptr_), .def = (def_),             \
+        .help = (help_)                                                                            \
     }
-#define CONFIG_OPT_SIZE(n, p, d, h)                                                                \
+#define CONFIG_OPT_SIZE(name_, ptr_, def_, help_)                                                  \
     {                                                                                              \
-        .name = (n), .type = CONFIG_SIZE, .target.size = (p), .def = (d), .help = (h)              \
+        .name = (name_), .type = CONFIG_SIZE, .target.size = (ptr_), .def = (def_),                \
+        .help = (help_)                                                                            \
     }
 #define CONFIG_OPT_END                                                                             \
     {                                                                                              \

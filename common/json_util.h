@@ -5,11 +5,11 @@
  *
  *   services[2].node_port: expected integer 1..65535, got string
  *
- * The field argument of every json_get_* is a path relative to obj:
- * "node_port", "spec.ports[0].nodePort". When a caller walks an array of
- * objects itself it can pass a prefix for messages with json_get_*_at()
- * variants' "where" argument ("services[2]"), so errors still name the
- * whole path.
+ * The field argument of every json_get_* is a literal key of obj or, if
+ * there is no such key, a path below obj: "node_port",
+ * "spec.ports[0].nodePort". A caller walking an array itself passes the
+ * element's own path as "where" ("services[2]") so that messages still
+ * name the whole path; NULL when obj is the root.
  *
  * Return convention of json_get_*: 1 = present and stored in *out,
  * 0 = absent (or JSON null) and not required (*out untouched, so callers
