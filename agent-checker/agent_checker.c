@@ -1,0 +1,368 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "agent_checker.h"
+
+#include <errno.h>
+#include <libgen.h>
+#include <malloc.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "log.h"
+
+/* Coalesce the burst of inotify events one rename produces. */
+#define DEBOUNCE_MS 10
+#define TICK_MS     1000
+
+struct agent_checker {
+    uv_loop_t *loop;
+    struct agent_checker_config cfg;
+    char *dir, *base;
+    struct agent_answer fallback;
+    char fallback_text[AGENT_TEXT_MAX + 1];
+    /* cut to AGENT_TEXT_MAX when the reply is built */
+    char no_state_text[2 * AGENT_TEXT_MAX];
+    char stale_text[2 * AGENT_TEXT_MAX];
+
+    struct agent_state *state;
+    int64_t state_time; /* "generated", or the file's mtime */
+    struct stat seen;   /* identity of the file last tried */
+    bool seen_valid;
+
+    bool ready;
+    char reason[320];
+    char last_error[320]; /* why the newest file was not loaded; "" if it was */
+    agent_ready_fn ready_fn;
+    void *ready_arg;
+
+    struct agent_checker_counters counters;
+
+    uv_fs_event_t fsev;
+    uv_signal_t sighup;
+    uv_timer_t debounce, tick;
+    uint64_t last_poll;
+    bool watching;
+};
+
+static const char *const reload_names[AGENT_RELOAD_COUNT] = {"ok", "missing", "invalid", "error"};
+
+const char *agent_reload_result_name(enum agent_reload_result r)
+{
+    return (unsigned)r < AGENT_RELOAD_COUNT ? reload_names[r] : "?";
+}
+
+static int64_t wall_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+    return ts.tv_sec;
+}
+
+static bool is_stale(const struct agent_checker *ck, int64_t now)
+{
+    return ck->state && ck->cfg.stale_after_s > 0 && now - ck->state_time > ck->cfg.stale_after_s;
+}
+
+/* Recompute readiness; tell the owner when it changes. */
+static void update_ready(struct agent_checker *ck, const char *why_not)
+{
+    bool ready;
+    char reason[sizeof(ck->reason)];
+    int64_t now = wall_now();
+
+    if (!ck->state) {
+        ready = false;
+        snprintf(reason, sizeof(reason), "%s", why_not ? why_not : ck->reason);
+    } else if (ck->last_error[0]) {
+        /* Still answering from the previous file, which is right, but the
+         * file on disk is not what we serve: say so. */
+        ready = false;
+        snprintf(reason, sizeof(reason), "%.250s; serving the previous state", ck->last_error);
+    } else if (is_stale(ck, now)) {
+        ready = false;
+        snprintf(reason, sizeof(reason), "state file %s is stale: generated %llds ago, limit %llds",
+                 ck->cfg.state_path, (long long)(now - ck->state_time),
+                 (long long)ck->cfg.stale_after_s);
+    } else {
+        ready = true;
+        reason[0] = '\0';
+    }
+    if (ready == ck->ready && strcmp(reason, ck->reason) == 0)
+        return;
+    ck->ready = ready;
+    memcpy(ck->reason, reason, sizeof(reason));
+    if (ck->ready_fn)
+        ck->ready_fn(ck->ready_arg, ready, reason);
+}
+
+enum agent_reload_result agent_checker_reload(struct agent_checker *ck, const char *why)
+{
+    struct agent_state_error err;
+    struct agent_state *st = NULL;
+    enum agent_reload_result res;
+    char reason[sizeof(ck->reason)];
+    struct stat sb;
+
+    /* Remember what we looked at, good or bad, so the poll does not retry
+     * the same broken file every tick. */
+    if (stat(ck->cfg.state_path, &sb) == 0) {
+        ck->seen = sb;
+        ck->seen_valid = true;
+    } else {
+        ck->seen_valid = false;
+    }
+
+    int rc = agent_state_load(ck->cfg.state_path, &st, &err);
+    if (rc == 0) {
+        struct agent_state *old = ck->state;
+        int64_t gen = agent_state_generated(st);
+        ck->state = st;
+        ck->state_time =
+            gen ? gen : (ck->seen_valid ? (int64_t)ck->seen.st_mtim.tv_sec : wall_now());
+        agent_state_free(old);
+        /* jansson's tree for a big file is much larger than the table:
+         * hand the freed pages back so RSS reflects the table. */
+        malloc_trim(0);
+        res = AGENT_RELOAD_OK;
+        ck->last_error[0] = '\0';
+        log_info("agent-checker: loaded state file %s (%s): %zu entries", ck->cfg.state_path, why,
+                 agent_state_count(st));
+        update_ready(ck, NULL);
+    } else if (rc == -ENOENT) {
+        res = AGENT_RELOAD_MISSING;
+        snprintf(reason, sizeof(reason), "state file %s missing", ck->cfg.state_path);
+        log_warn("agent-checker: state file %s (%s): missing, %s", ck->cfg.state_path, why,
+                 ck->state ? "keeping previous state" : "answering the fallback");
+    } else if (rc == -EINVAL) {
+        res = AGENT_RELOAD_INVALID;
+        ck->counters.parse_errors++;
+        if (err.line > 0)
+            snprintf(reason, sizeof(reason), "state file %s rejected: line %d column %d: %s",
+                     ck->cfg.state_path, err.line, err.column, err.text);
+        else
+            snprintf(reason, sizeof(reason), "state file %s rejected: %s", ck->cfg.state_path,
+                     err.text);
+        log_error("agent-checker: %s (%s), %s", reason, why,
+                  ck->state ? "keeping previous state" : "answering the fallback");
+    } else {
+        res = AGENT_RELOAD_ERROR;
+        snprintf(reason, sizeof(reason), "state file %s unreadable: %s", ck->cfg.state_path,
+                 err.text[0] ? err.text : strerror(-rc));
+        log_error("agent-checker: %s (%s), %s", reason, why,
+                  ck->state ? "keeping previous state" : "answering the fallback");
+    }
+    if (res != AGENT_RELOAD_OK) {
+        memcpy(ck->last_error, reason, sizeof(reason));
+        update_ready(ck, reason);
+    }
+    ck->counters.reloads[res]++;
+    return res;
+}
+
+enum agent_match agent_checker_lookup(struct agent_checker *ck, const struct agent_request *req,
+                                      int64_t now, struct agent_answer *out)
+{
+    if (!ck->state) {
+        *out = ck->fallback;
+        out->text = ck->no_state_text;
+        ck->counters.fallback_no_state++;
+        return AGENT_MATCH_NONE;
+    }
+    if (is_stale(ck, now)) {
+        *out = ck->fallback;
+        out->text = ck->stale_text;
+        ck->counters.fallback_stale++;
+        return AGENT_MATCH_NONE;
+    }
+    enum agent_match m = agent_state_lookup(ck->state, req, now, out);
+    if (m == AGENT_MATCH_NONE)
+        *out = ck->fallback;
+    return m;
+}
+
+int agent_checker_answer(void *ctx, const char *req, size_t len, enum agent_req_end end, char *out,
+                         size_t cap)
+{
+    struct agent_checker *ck = ctx;
+    struct agent_request r;
+    struct agent_answer a;
+
+    /* A fragment cut by the timeout is not trusted: "be/web-1" may be the
+     * start of "be/web-10". Such requests get the default answer. */
+    if (end == AGENT_REQ_TIMEOUT || end == AGENT_REQ_OVERSIZE ||
+        agent_request_parse(req, len, &r) < 0) {
+        if (len > 0 || end == AGENT_REQ_OVERSIZE)
+            ck->counters.bad_requests++;
+        r.key[0] = r.address[0] = '\0';
+    }
+    enum agent_match m = agent_checker_lookup(ck, &r, wall_now(), &a);
+    ck->counters.matches[m]++;
+    ck->counters.replies[a.admin][a.health]++;
+    return agent_reply_format(&a, out, cap);
+}
+
+static void on_debounce(uv_timer_t *t)
+{
+    agent_checker_reload(t->data, "inotify");
+}
+
+static void on_fs_event(uv_fs_event_t *h, const char *filename, int events, int status)
+{
+    struct agent_checker *ck = h->data;
+
+    if (status < 0) {
+        log_warn("agent-checker: watching %s failed: %s, relying on the %llums poll", ck->dir,
+                 uv_strerror(status), (unsigned long long)ck->cfg.poll_interval_ms);
+        return;
+    }
+    if (filename && strcmp(filename, ck->base) != 0)
+        return;
+    uv_timer_start(&ck->debounce, on_debounce, DEBOUNCE_MS, 0);
+}
+
+static void on_sighup(uv_signal_t *s, int signum)
+{
+    agent_checker_reload(s->data, "sighup");
+}
+
+static bool same_file(const struct stat *a, const struct stat *b)
+{
+    return a->st_ino == b->st_ino && a->st_dev == b->st_dev && a->st_size == b->st_size &&
+           a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    struct agent_checker *ck = t->data;
+    uint64_t now = uv_now(ck->loop);
+
+    if (ck->cfg.poll_interval_ms && now - ck->last_poll >= ck->cfg.poll_interval_ms) {
+        struct stat sb;
+        bool exists = stat(ck->cfg.state_path, &sb) == 0;
+        ck->last_poll = now;
+        if (exists != ck->seen_valid || (exists && !same_file(&sb, &ck->seen)))
+            agent_checker_reload(ck, "poll");
+    }
+    update_ready(ck, NULL);
+}
+
+int agent_checker_new(uv_loop_t *loop, const struct agent_checker_config *cfg,
+                      agent_ready_fn ready_fn, void *ready_arg, struct agent_checker **out)
+{
+    struct agent_checker *ck = calloc(1, sizeof(*ck));
+    char *d = NULL, *b = NULL;
+    int rc = -ENOMEM;
+
+    if (!ck)
+        return -ENOMEM;
+    ck->loop = loop;
+    ck->cfg = *cfg;
+    ck->ready_fn = ready_fn;
+    ck->ready_arg = ready_arg;
+    snprintf(ck->reason, sizeof(ck->reason), "state file %s not loaded yet", cfg->state_path);
+    if (agent_reply_parse(cfg->fallback ? cfg->fallback : "ready up", &ck->fallback,
+                          ck->fallback_text, sizeof(ck->fallback_text)) < 0) {
+        log_error("agent-checker: fallback answer '%s' is not a valid agent reply "
+                  "(words: ready|drain|maint up|down|stopped|fail N%% maxconn:N #text)",
+                  cfg->fallback);
+        rc = -EINVAL;
+        goto fail;
+    }
+    /* The operator sees in HAProxy why the fallback was sent. */
+    snprintf(ck->no_state_text, sizeof(ck->no_state_text), "drover: no state loaded%s%s",
+             ck->fallback_text[0] ? " - " : "", ck->fallback_text);
+    snprintf(ck->stale_text, sizeof(ck->stale_text), "drover: state is stale%s%s",
+             ck->fallback_text[0] ? " - " : "", ck->fallback_text);
+    if (!ck->fallback_text[0])
+        snprintf(ck->fallback_text, sizeof(ck->fallback_text), "drover: no entry");
+
+    d = strdup(cfg->state_path);
+    b = strdup(cfg->state_path);
+    if (!d || !b)
+        goto fail;
+    ck->dir = strdup(dirname(d));
+    ck->base = strdup(basename(b));
+    if (!ck->dir || !ck->base)
+        goto fail;
+
+    agent_checker_reload(ck, "start");
+    update_ready(ck, NULL);
+
+    if (loop) {
+        uv_timer_init(loop, &ck->debounce);
+        uv_timer_init(loop, &ck->tick);
+        uv_signal_init(loop, &ck->sighup);
+        uv_fs_event_init(loop, &ck->fsev);
+        ck->debounce.data = ck->tick.data = ck->sighup.data = ck->fsev.data = ck;
+        ck->watching = true;
+        ck->last_poll = uv_now(loop);
+        int w = uv_fs_event_start(&ck->fsev, on_fs_event, ck->dir, 0);
+        if (w < 0)
+            log_warn("agent-checker: cannot watch directory %s: %s, relying on the %llums poll "
+                     "and SIGHUP",
+                     ck->dir, uv_strerror(w), (unsigned long long)cfg->poll_interval_ms);
+        uv_signal_start(&ck->sighup, on_sighup, SIGHUP);
+        uv_timer_start(&ck->tick, on_tick, TICK_MS, TICK_MS);
+    }
+    free(d);
+    free(b);
+    *out = ck;
+    return 0;
+fail:
+    free(d);
+    free(b);
+    free(ck->dir);
+    free(ck->base);
+    free(ck);
+    return rc;
+}
+
+const struct agent_checker_counters *agent_checker_counters(const struct agent_checker *ck)
+{
+    return &ck->counters;
+}
+
+bool agent_checker_ready(const struct agent_checker *ck, const char **reason)
+{
+    if (reason)
+        *reason = ck->reason;
+    return ck->ready;
+}
+
+double agent_checker_state_age(const struct agent_checker *ck)
+{
+    if (!ck->state)
+        return -1;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)(ts.tv_sec - ck->state_time) + ts.tv_nsec / 1e9;
+}
+
+size_t agent_checker_state_entries(const struct agent_checker *ck)
+{
+    return agent_state_count(ck->state);
+}
+
+void agent_checker_close(struct agent_checker *ck)
+{
+    if (!ck || !ck->watching)
+        return;
+    ck->watching = false;
+    uv_close((uv_handle_t *)&ck->fsev, NULL);
+    uv_close((uv_handle_t *)&ck->sighup, NULL);
+    uv_close((uv_handle_t *)&ck->debounce, NULL);
+    uv_close((uv_handle_t *)&ck->tick, NULL);
+}
+
+void agent_checker_free(struct agent_checker *ck)
+{
+    if (!ck)
+        return;
+    agent_state_free(ck->state);
+    free(ck->dir);
+    free(ck->base);
+    free(ck);
+}

@@ -1,0 +1,292 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "agent_reply.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static const char *const admin_names[AGENT_ADMIN_COUNT] = {"ready", "drain", "maint"};
+static const char *const health_names[AGENT_HEALTH_COUNT] = {"up", "down", "stopped", "fail"};
+
+const char *agent_admin_name(enum agent_admin admin)
+{
+    return (unsigned)admin < AGENT_ADMIN_COUNT ? admin_names[admin] : "?";
+}
+
+const char *agent_health_name(enum agent_health health)
+{
+    return (unsigned)health < AGENT_HEALTH_COUNT ? health_names[health] : "?";
+}
+
+int agent_admin_parse(const char *word, enum agent_admin *out)
+{
+    for (int i = 0; word && i < AGENT_ADMIN_COUNT; i++) {
+        if (strcasecmp(word, admin_names[i]) == 0) {
+            *out = (enum agent_admin)i;
+            return 0;
+        }
+    }
+    return -EINVAL;
+}
+
+int agent_health_parse(const char *word, enum agent_health *out)
+{
+    for (int i = 0; word && i < AGENT_HEALTH_COUNT; i++) {
+        if (strcasecmp(word, health_names[i]) == 0) {
+            *out = (enum agent_health)i;
+            return 0;
+        }
+    }
+    return -EINVAL;
+}
+
+/* Length of the longest prefix of s[0..len) that is at most max bytes and
+ * does not end inside a UTF-8 sequence. */
+static size_t utf8_cut(const unsigned char *s, size_t len, size_t max)
+{
+    if (len <= max)
+        return len;
+    size_t n = max;
+    /* back off over continuation bytes to the lead byte of the cut char */
+    while (n > 0 && (s[n] & 0xC0) == 0x80)
+        n--;
+    return n;
+}
+
+/* Append src to dst[*len..cap-1) with control characters as spaces and
+ * blank runs folded, never writing more than max bytes in total. */
+static void text_append(char *dst, size_t *len, size_t max, const char *src)
+{
+    for (const unsigned char *p = (const unsigned char *)src; *p && *len < max; p++) {
+        unsigned char c = *p;
+        if (c < 0x20 || c == 0x7f)
+            c = ' ';
+        if (c == ' ' && (*len == 0 || dst[*len - 1] == ' '))
+            continue;
+        dst[(*len)++] = (char)c;
+    }
+}
+
+size_t agent_text_build(const char *reason, const char *author, char *dst, size_t cap)
+{
+    /* Assemble generously (reasons from chat can be long), then cut once
+     * on a character boundary so the author never splits a character. */
+    char tmp[4 * AGENT_TEXT_MAX + 16];
+    size_t len = 0, max = sizeof(tmp) - 1;
+
+    if (cap == 0)
+        return 0;
+    if (reason)
+        text_append(tmp, &len, max, reason);
+    while (len > 0 && tmp[len - 1] == ' ')
+        len--;
+    if (author && *author) {
+        size_t before = len;
+        text_append(tmp, &len, max, len ? " (by " : "by ");
+        size_t name_at = len;
+        text_append(tmp, &len, max, author);
+        while (len > name_at && tmp[len - 1] == ' ')
+            len--;
+        if (len == name_at)
+            len = before; /* author was all blanks */
+        else if (before)
+            text_append(tmp, &len, max, ")");
+    }
+    while (len > 0 && tmp[len - 1] == ' ')
+        len--;
+    size_t limit = cap - 1 < AGENT_TEXT_MAX ? cap - 1 : AGENT_TEXT_MAX;
+    len = utf8_cut((const unsigned char *)tmp, len, limit);
+    while (len > 0 && tmp[len - 1] == ' ')
+        len--;
+    memcpy(dst, tmp, len);
+    dst[len] = '\0';
+    return len;
+}
+
+int agent_reply_format(const struct agent_answer *a, char *buf, size_t cap)
+{
+    char text[AGENT_TEXT_MAX + 1];
+    size_t len = 0;
+
+    if (cap < AGENT_REPLY_MAX)
+        return -ENOSPC;
+    if ((unsigned)a->admin >= AGENT_ADMIN_COUNT || (unsigned)a->health >= AGENT_HEALTH_COUNT)
+        return -EINVAL;
+
+    /* Hand-rolled rather than snprintf: this runs once per check and is
+     * the whole cost of an answer besides the syscalls. */
+    const char *w = admin_names[a->admin];
+    size_t wl = strlen(w);
+    memcpy(buf, w, wl);
+    len = wl;
+    buf[len++] = ' ';
+    w = health_names[a->health];
+    wl = strlen(w);
+    memcpy(buf + len, w, wl);
+    len += wl;
+    if (a->weight >= 0) {
+        int weight = a->weight > AGENT_WEIGHT_MAX ? AGENT_WEIGHT_MAX : a->weight;
+        len += (size_t)snprintf(buf + len, cap - len, " %d%%", weight);
+    }
+    if (a->maxconn >= 0)
+        len += (size_t)snprintf(buf + len, cap - len, " maxconn:%d", a->maxconn);
+    /* Re-sanitise: text is usually pre-built by agent_text_build, but this
+     * function must be safe for any input (the fuzzers call it). */
+    size_t tl = agent_text_build(a->text, NULL, text, sizeof(text));
+    buf[len++] = ' ';
+    buf[len++] = '#';
+    memcpy(buf + len, text, tl);
+    len += tl;
+    buf[len++] = '\n';
+    buf[len] = '\0';
+    return (int)len;
+}
+
+static bool is_sep(char c)
+{
+    return c == ' ' || c == '\t' || c == ',';
+}
+
+int agent_reply_parse(const char *line, struct agent_answer *out, char *textbuf, size_t cap)
+{
+    char word[64];
+    const char *p = line;
+
+    *out = (struct agent_answer){AGENT_ADMIN_READY, AGENT_HEALTH_UP, -1, -1, ""};
+    if (cap)
+        textbuf[0] = '\0';
+    out->text = textbuf;
+    while (p && *p && *p != '\n' && *p != '\r') {
+        if (is_sep(*p)) {
+            p++;
+            continue;
+        }
+        if (*p == '#') {
+            const char *end = p + 1 + strcspn(p + 1, "\r\n");
+            char raw[AGENT_REPLY_MAX];
+            size_t n = (size_t)(end - p - 1);
+            if (n >= sizeof(raw))
+                n = sizeof(raw) - 1;
+            memcpy(raw, p + 1, n);
+            raw[n] = '\0';
+            agent_text_build(raw, NULL, textbuf, cap);
+            break;
+        }
+        size_t n = 0;
+        while (p[n] && !is_sep(p[n]) && p[n] != '\n' && p[n] != '\r' && p[n] != '#')
+            n++;
+        if (n >= sizeof(word))
+            return -EINVAL;
+        memcpy(word, p, n);
+        word[n] = '\0';
+        p += n;
+
+        char *end;
+        if (agent_admin_parse(word, &out->admin) == 0 ||
+            agent_health_parse(word, &out->health) == 0)
+            continue;
+        if (word[0] >= '0' && word[0] <= '9' && n > 1 && word[n - 1] == '%') {
+            long v = strtol(word, &end, 10);
+            if (*end != '%' || v > AGENT_WEIGHT_MAX)
+                return -EINVAL;
+            out->weight = (int)v;
+            continue;
+        }
+        if (strncasecmp(word, "maxconn:", 8) == 0 && word[8] >= '0' && word[8] <= '9') {
+            long v = strtol(word + 8, &end, 10);
+            if (*end || v > 1000000)
+                return -EINVAL;
+            out->maxconn = (int)v;
+            continue;
+        }
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static bool key_char(unsigned char c)
+{
+    /* HAProxy proxy and server names: letters, digits, '-', '_', '.', ':'. */
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_' || c == '.' || c == ':';
+}
+
+static bool address_char(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') || c == '.' ||
+           c == ':' || c == '[' || c == ']';
+}
+
+/* A key is exactly "<name>/<name>" with both names non-empty. */
+static bool valid_key(const char *s, size_t n)
+{
+    size_t slash = n, i;
+    for (i = 0; i < n; i++) {
+        if (s[i] == '/') {
+            if (slash != n)
+                return false;
+            slash = i;
+        } else if (!key_char((unsigned char)s[i])) {
+            return false;
+        }
+    }
+    return slash > 0 && slash + 1 < n;
+}
+
+static bool valid_address(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!address_char((unsigned char)s[i]))
+            return false;
+    }
+    return n > 0;
+}
+
+int agent_request_parse(const char *buf, size_t len, struct agent_request *out)
+{
+    out->key[0] = '\0';
+    out->address[0] = '\0';
+    if (len > AGENT_REQUEST_MAX)
+        return -EINVAL;
+    const char *nl = memchr(buf, '\n', len);
+    if (nl)
+        len = (size_t)(nl - buf);
+    if (len > 0 && buf[len - 1] == '\r')
+        len--;
+
+    size_t i = 0;
+    int tokens = 0;
+    while (i < len) {
+        if (buf[i] == ' ' || buf[i] == '\t') {
+            i++;
+            continue;
+        }
+        size_t start = i;
+        while (i < len && buf[i] != ' ' && buf[i] != '\t')
+            i++;
+        size_t n = i - start;
+        const char *tok = buf + start;
+        if (++tokens > 2)
+            goto garbage;
+        if (memchr(tok, '/', n)) {
+            if (out->key[0] || n > AGENT_KEY_MAX || !valid_key(tok, n))
+                goto garbage;
+            memcpy(out->key, tok, n);
+            out->key[n] = '\0';
+        } else {
+            if (out->address[0] || n > AGENT_ADDRESS_MAX || !valid_address(tok, n))
+                goto garbage;
+            memcpy(out->address, tok, n);
+            out->address[n] = '\0';
+        }
+    }
+    if (tokens == 0)
+        goto garbage;
+    return 0;
+garbage:
+    out->key[0] = '\0';
+    out->address[0] = '\0';
+    return -EINVAL;
+}
