@@ -52,7 +52,7 @@ json_t *json_path_get(const json_t *obj, const char *path)
     const char *p = path;
     json_t *cur = (json_t *)obj;
 
-    if (!obj || !path)
+    if (!obj || !path || !*path)
         return NULL;
     while (*p && cur) {
         if (*p == '[') {
@@ -142,8 +142,8 @@ int json_get_string(const json_t *obj, const char *where, const char *field, con
     return 1;
 }
 
-int json_get_int(const json_t *obj, const char *where, const char *field, int64_t *out,
-                 int64_t min, int64_t max, bool required, char *err, size_t errlen)
+int json_get_int(const json_t *obj, const char *where, const char *field, int64_t *out, int64_t min,
+                 int64_t max, bool required, char *err, size_t errlen)
 {
     char expected[80], path[256];
     json_t *v;
@@ -170,8 +170,8 @@ int json_get_int(const json_t *obj, const char *where, const char *field, int64_
     return 1;
 }
 
-int json_get_bool(const json_t *obj, const char *where, const char *field, bool *out,
-                  bool required, char *err, size_t errlen)
+int json_get_bool(const json_t *obj, const char *where, const char *field, bool *out, bool required,
+                  char *err, size_t errlen)
 {
     json_t *v;
     int rc = fetch(obj, where, field, required, "boolean", &v, err, errlen);

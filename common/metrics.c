@@ -391,8 +391,7 @@ void metrics_gauge_add(struct metrics_gauge *g, double delta)
 
 double metrics_gauge_value(const struct metrics_gauge *g)
 {
-    return g ? u2d(atomic_load_explicit(&((struct metrics_gauge *)g)->bits,
-                                        memory_order_relaxed))
+    return g ? u2d(atomic_load_explicit(&((struct metrics_gauge *)g)->bits, memory_order_relaxed))
              : 0.0;
 }
 
