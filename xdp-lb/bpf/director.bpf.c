@@ -1,0 +1,397 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * director: the XDP forwarding program of drover-director (GLB's director
+ * design). For a packet to a VIP it hashes the client flow with the
+ * generation's SipHash key, picks a row of the 65,536-row table and
+ * encapsulates the packet in GUE towards the row's primary proxy, with the
+ * hop list [primary, secondary] in the GUE private data for second chance.
+ * Everything that is not for a VIP leaves with XDP_PASS untouched; every
+ * outcome is counted in the per-CPU drover_stats map.
+ *
+ * Maps and wire format: drover_maps.h. The table, proxies and tunnel
+ * settings are double-buffered by generation; drover_active names the live
+ * one and is written last by user space, so each packet reads one
+ * consistent generation.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+
+#include "drover_hash.h"
+#include "drover_maps.h"
+#include "drover_parse.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, DROVER_MAX_VIPS);
+    __type(key, struct drover_vip_key);
+    __type(value, struct drover_vip_value);
+} drover_vips SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, DROVER_GENERATIONS *DROVER_TABLE_ROWS);
+    __uint(map_flags, BPF_F_MMAPABLE);
+    __type(key, __u32);
+    __type(value, struct drover_row);
+} drover_table SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, DROVER_GENERATIONS *DROVER_MAX_PROXIES);
+    __type(key, __u32);
+    __type(value, struct drover_proxy);
+} drover_proxies SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, DROVER_GENERATIONS);
+    __type(key, __u32);
+    __type(value, struct drover_gen_config);
+} drover_gen_cfg SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct drover_active);
+} drover_active SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct drover_stats);
+} drover_stats SEC(".maps");
+
+/* Outer headers after the new Ethernet header, for each outer family. The
+ * hop list always has room for DROVER_DIRECTOR_HOPS addresses so the
+ * offsets are constants; hop_count says how many are valid. */
+#define OUTER4_LEN                                                                                 \
+    (sizeof(struct iphdr) + sizeof(struct udphdr) + sizeof(struct drover_gue_hdr) +                \
+     sizeof(struct drover_gue_hops) + DROVER_DIRECTOR_HOPS * 4)
+#define OUTER6_LEN                                                                                 \
+    (sizeof(struct ipv6hdr) + sizeof(struct udphdr) + sizeof(struct drover_gue_hdr) +              \
+     sizeof(struct drover_gue_hops) + DROVER_DIRECTOR_HOPS * 16)
+
+/* Parse results: 0 = a flow to look up, otherwise the counter of the
+ * XDP_PASS reason. */
+#define PARSE_OK 0
+
+/* Ports of a TCP or UDP header: the first four bytes of both. */
+struct l4_ports {
+    __be16 source;
+    __be16 dest;
+};
+
+static __always_inline int l4_min_len(__u8 proto)
+{
+    return proto == IPPROTO_TCP ? (int)sizeof(struct tcphdr) : (int)sizeof(struct udphdr);
+}
+
+/* ICMP "fragmentation needed" quoting a packet the VIP sent: the quoted
+ * header runs VIP -> client, so the client side is its destination. */
+static __always_inline int parse_icmp4(void *icmp, void *data_end, struct drover_flow *f)
+{
+    struct icmphdr *ic = icmp;
+
+    if ((void *)(ic + 1) > data_end)
+        return DROVER_STAT_PASS_MALFORMED;
+    if (ic->type != ICMP_DEST_UNREACH || ic->code != ICMP_FRAG_NEEDED)
+        return DROVER_STAT_PASS_NON_VIP;
+    struct iphdr *in = (void *)(ic + 1);
+    if ((void *)(in + 1) > data_end)
+        return DROVER_STAT_PASS_MALFORMED;
+    if (in->version != 4 || in->ihl < 5)
+        return DROVER_STAT_PASS_MALFORMED;
+    if (in->protocol != IPPROTO_TCP && in->protocol != IPPROTO_UDP)
+        return DROVER_STAT_PASS_NON_VIP;
+    struct l4_ports *p = (void *)in + in->ihl * 4;
+    if ((void *)(p + 1) > data_end)
+        return DROVER_STAT_PASS_MALFORMED;
+    f->src[0] = in->daddr;
+    f->dst[0] = in->saddr;
+    f->sport = p->dest;
+    f->dport = p->source;
+    f->proto = in->protocol;
+    return PARSE_OK;
+}
+
+static __always_inline int parse_v4(void *data, void *data_end, __u32 off, struct drover_flow *f,
+                                    int *icmp)
+{
+    struct iphdr *iph = data + off;
+
+    if ((void *)(iph + 1) > data_end)
+        return DROVER_STAT_PASS_MALFORMED;
+    if (iph->version != 4 || iph->ihl < 5)
+        return DROVER_STAT_PASS_MALFORMED;
+    if (iph->frag_off & bpf_htons(IP_MF | IP_OFFSET))
+        return DROVER_STAT_PASS_FRAGMENT;
+    void *l4 = (void *)iph + iph->ihl * 4;
+    f->family = DROVER_AF_INET;
+    if (iph->protocol == IPPROTO_TCP || iph->protocol == IPPROTO_UDP) {
+        struct l4_ports *p = l4;
+        if (l4 + l4_min_len(iph->protocol) > data_end)
+            return DROVER_STAT_PASS_MALFORMED;
+        f->src[0] = iph->saddr;
+        f->dst[0] = iph->daddr;
+        f->sport = p->source;
+        f->dport = p->dest;
+        f->proto = iph->protocol;
+        return PARSE_OK;
+    }
+    if (iph->protocol == IPPROTO_ICMP) {
+        *icmp = 1;
+        return parse_icmp4(l4, data_end, f);
+    }
+    return DROVER_STAT_PASS_NON_VIP;
+}
+
+static __always_inline int parse_icmp6(void *icmp, void *data_end, struct drover_flow *f)
+{
+    struct icmp6hdr *ic = icmp;
+
+    if ((void *)(ic + 1) > data_end)
+        return DROVER_STAT_PASS_MALFORMED;
+    if (ic->icmp6_type != ICMPV6_PKT_TOOBIG)
+        return DROVER_STAT_PASS_NON_VIP;
+    struct ipv6hdr *in = (void *)(ic + 1);
+    if ((void *)(in + 1) > data_end)
+        return DROVER_STAT_PASS_MALFORMED;
+    if (in->nexthdr != IPPROTO_TCP && in->nexthdr != IPPROTO_UDP)
+        return DROVER_STAT_PASS_NON_VIP;
+    struct l4_ports *p = (void *)(in + 1);
+    if ((void *)(p + 1) > data_end)
+        return DROVER_STAT_PASS_MALFORMED;
+    __builtin_memcpy(f->src, &in->daddr, 16);
+    __builtin_memcpy(f->dst, &in->saddr, 16);
+    f->sport = p->dest;
+    f->dport = p->source;
+    f->proto = in->nexthdr;
+    return PARSE_OK;
+}
+
+static __always_inline int parse_v6(void *data, void *data_end, __u32 off, struct drover_flow *f,
+                                    int *icmp)
+{
+    struct ipv6hdr *ip6 = data + off;
+
+    if ((void *)(ip6 + 1) > data_end)
+        return DROVER_STAT_PASS_MALFORMED;
+    if (ip6->version != 6)
+        return DROVER_STAT_PASS_MALFORMED;
+    f->family = DROVER_AF_INET6;
+    void *l4 = ip6 + 1;
+    if (ip6->nexthdr == IPPROTO_TCP || ip6->nexthdr == IPPROTO_UDP) {
+        struct l4_ports *p = l4;
+        if (l4 + l4_min_len(ip6->nexthdr) > data_end)
+            return DROVER_STAT_PASS_MALFORMED;
+        __builtin_memcpy(f->src, &ip6->saddr, 16);
+        __builtin_memcpy(f->dst, &ip6->daddr, 16);
+        f->sport = p->source;
+        f->dport = p->dest;
+        f->proto = ip6->nexthdr;
+        return PARSE_OK;
+    }
+    if (ip6->nexthdr == IPPROTO_ICMPV6) {
+        *icmp = 1;
+        return parse_icmp6(l4, data_end, f);
+    }
+    if (ip6->nexthdr == 44 /* fragment header */)
+        return DROVER_STAT_PASS_FRAGMENT;
+    return DROVER_STAT_PASS_NON_VIP;
+}
+
+/* Fill the outer UDP header, the GUE header and the hop-list header (the
+ * addresses are written by the caller). */
+static __always_inline void write_gue(struct udphdr *udp, const struct drover_gen_config *cfg,
+                                      __u64 hash, __u32 udp_len, __u8 inner_family, __u8 alen,
+                                      __u8 hop_count)
+{
+    struct drover_gue_hdr *gue = (void *)(udp + 1);
+    struct drover_gue_hops *hops = (void *)(gue + 1);
+
+    udp->source = bpf_htons(drover_hash_sport(hash));
+    udp->dest = cfg->gue_port;
+    udp->len = bpf_htons(udp_len);
+    udp->check = 0;
+    gue->hlen_c_ver = DROVER_GUE_HLEN(DROVER_DIRECTOR_HOPS, alen);
+    gue->proto_ctype = inner_family == DROVER_AF_INET ? IPPROTO_IPIP : IPPROTO_IPV6;
+    gue->flags = 0;
+    hops->version = DROVER_HOPS_VERSION;
+    hops->family = alen == 4 ? DROVER_AF_INET : DROVER_AF_INET6;
+    hops->hop_count = hop_count;
+    hops->next_hop = 1;
+}
+
+SEC("xdp")
+int drover_director(struct xdp_md *ctx)
+{
+    void *data = (void *)(long)ctx->data;
+    void *data_end = (void *)(long)ctx->data_end;
+    struct drover_flow f = {};
+    __u32 zero = 0;
+    int icmp = 0;
+    int rc;
+
+    struct drover_stats *st = bpf_map_lookup_elem(&drover_stats, &zero);
+    if (!st)
+        return XDP_PASS;
+    st->count[DROVER_STAT_RX]++;
+
+    struct ethhdr *eth = data;
+    if ((void *)(eth + 1) > data_end) {
+        st->count[DROVER_STAT_PASS_MALFORMED]++;
+        return XDP_PASS;
+    }
+    __u16 proto = eth->h_proto;
+    __u32 l3off = sizeof(*eth);
+    if (proto == bpf_htons(ETH_P_8021Q) || proto == bpf_htons(ETH_P_8021AD)) {
+        struct drover_vlan_hdr *vh = (void *)(eth + 1);
+        if ((void *)(vh + 1) > data_end) {
+            st->count[DROVER_STAT_PASS_MALFORMED]++;
+            return XDP_PASS;
+        }
+        proto = vh->proto;
+        l3off += sizeof(*vh);
+    }
+    if (proto == bpf_htons(ETH_P_IP)) {
+        rc = parse_v4(data, data_end, l3off, &f, &icmp);
+    } else if (proto == bpf_htons(ETH_P_IPV6)) {
+        rc = parse_v6(data, data_end, l3off, &f, &icmp);
+    } else {
+        st->count[DROVER_STAT_PASS_NOT_IP]++;
+        return XDP_PASS;
+    }
+    if (rc != PARSE_OK) {
+        if (rc >= 0 && rc < DROVER_STAT_MAX)
+            st->count[rc]++;
+        return XDP_PASS;
+    }
+
+    struct drover_vip_key vk = {
+        .port = f.dport,
+        .proto = f.proto,
+        .family = f.family,
+    };
+    __builtin_memcpy(vk.addr, f.dst, sizeof(vk.addr));
+    if (!bpf_map_lookup_elem(&drover_vips, &vk)) {
+        st->count[DROVER_STAT_PASS_NON_VIP]++;
+        return XDP_PASS;
+    }
+
+    struct drover_active *act = bpf_map_lookup_elem(&drover_active, &zero);
+    if (!act) {
+        st->count[DROVER_STAT_PASS_NO_CONFIG]++;
+        return XDP_PASS;
+    }
+    __u32 gen = act->gen & (DROVER_GENERATIONS - 1);
+    struct drover_gen_config *cfg = bpf_map_lookup_elem(&drover_gen_cfg, &gen);
+    if (!cfg || cfg->version != DROVER_MAPS_VERSION) {
+        st->count[DROVER_STAT_PASS_NO_CONFIG]++;
+        return XDP_PASS;
+    }
+
+    __u64 hash = drover_flow_hash(cfg->hash_key, &f, cfg->hash_fields);
+    __u32 ri = gen * DROVER_TABLE_ROWS + drover_hash_row(hash);
+    struct drover_row *row = bpf_map_lookup_elem(&drover_table, &ri);
+    if (!row || row->primary >= DROVER_MAX_PROXIES) {
+        st->count[DROVER_STAT_DROP_NO_PROXY]++;
+        return XDP_DROP;
+    }
+    __u32 pi = gen * DROVER_MAX_PROXIES + row->primary;
+    __u32 si = gen * DROVER_MAX_PROXIES + (row->secondary & (DROVER_MAX_PROXIES - 1));
+    struct drover_proxy *pri = bpf_map_lookup_elem(&drover_proxies, &pi);
+    if (!pri || pri->family == DROVER_AF_NONE) {
+        st->count[DROVER_STAT_DROP_NO_PROXY]++;
+        return XDP_DROP;
+    }
+    struct drover_proxy *sec = bpf_map_lookup_elem(&drover_proxies, &si);
+    __u32 sec_addr[4] = {};
+    __u8 hop_count = 1;
+    if (sec && row->secondary != row->primary && row->secondary < DROVER_MAX_PROXIES &&
+        sec->family != DROVER_AF_NONE) {
+        if (sec->family == pri->family) {
+            __builtin_memcpy(sec_addr, sec->addr, sizeof(sec_addr));
+            hop_count = 2;
+        } else {
+            st->count[DROVER_STAT_HOPS_FAMILY]++;
+        }
+    }
+
+    __u32 inner_len = (__u32)(data_end - data) - l3off;
+    int outer = pri->family == DROVER_AF_INET ? (int)OUTER4_LEN : (int)OUTER6_LEN;
+    if (pri->family == DROVER_AF_INET
+            ? cfg->src_v4 == 0
+            : (cfg->src_v6[0] | cfg->src_v6[1] | cfg->src_v6[2] | cfg->src_v6[3]) == 0) {
+        st->count[DROVER_STAT_DROP_NO_SOURCE]++;
+        return XDP_DROP;
+    }
+    if (bpf_xdp_adjust_head(ctx, (int)l3off - (int)sizeof(struct ethhdr) - outer)) {
+        st->count[DROVER_STAT_DROP_ADJUST]++;
+        return XDP_DROP;
+    }
+    data = (void *)(long)ctx->data;
+    data_end = (void *)(long)ctx->data_end;
+    eth = data;
+
+    if (pri->family == DROVER_AF_INET) {
+        struct iphdr *iph = (void *)(eth + 1);
+        struct udphdr *udp = (void *)(iph + 1);
+        __u32 *addrs = (void *)udp + sizeof(*udp) + sizeof(struct drover_gue_hdr) +
+                       sizeof(struct drover_gue_hops);
+        if ((void *)(addrs + DROVER_DIRECTOR_HOPS) > data_end) {
+            st->count[DROVER_STAT_DROP_ADJUST]++;
+            return XDP_DROP;
+        }
+        __builtin_memcpy(eth->h_dest, cfg->gw_mac, ETH_ALEN);
+        __builtin_memcpy(eth->h_source, cfg->src_mac, ETH_ALEN);
+        eth->h_proto = bpf_htons(ETH_P_IP);
+        iph->version = 4;
+        iph->ihl = 5;
+        iph->tos = 0;
+        iph->tot_len = bpf_htons(OUTER4_LEN + inner_len);
+        iph->id = 0;
+        iph->frag_off = 0;
+        iph->ttl = DROVER_OUTER_TTL;
+        iph->protocol = IPPROTO_UDP;
+        iph->saddr = cfg->src_v4;
+        iph->daddr = pri->addr[0];
+        drover_ipv4_csum(iph);
+        write_gue(udp, cfg, hash, OUTER4_LEN - sizeof(*iph) + inner_len, f.family, 4, hop_count);
+        addrs[0] = pri->addr[0];
+        addrs[1] = sec_addr[0];
+        st->count[DROVER_STAT_ENCAP_V4]++;
+    } else {
+        struct ipv6hdr *ip6 = (void *)(eth + 1);
+        struct udphdr *udp = (void *)(ip6 + 1);
+        __u32 *addrs = (void *)udp + sizeof(*udp) + sizeof(struct drover_gue_hdr) +
+                       sizeof(struct drover_gue_hops);
+        if ((void *)(addrs + 4 * DROVER_DIRECTOR_HOPS) > data_end) {
+            st->count[DROVER_STAT_DROP_ADJUST]++;
+            return XDP_DROP;
+        }
+        __builtin_memcpy(eth->h_dest, cfg->gw_mac, ETH_ALEN);
+        __builtin_memcpy(eth->h_source, cfg->src_mac, ETH_ALEN);
+        eth->h_proto = bpf_htons(ETH_P_IPV6);
+        /* version 6, traffic class 0, flow label from the flow hash */
+        *(__be32 *)ip6 = bpf_htonl(0x60000000 | ((__u32)hash & 0xfffff));
+        ip6->payload_len = bpf_htons(OUTER6_LEN - sizeof(*ip6) + inner_len);
+        ip6->nexthdr = IPPROTO_UDP;
+        ip6->hop_limit = DROVER_OUTER_TTL;
+        __builtin_memcpy(&ip6->saddr, cfg->src_v6, 16);
+        __builtin_memcpy(&ip6->daddr, pri->addr, 16);
+        write_gue(udp, cfg, hash, OUTER6_LEN - sizeof(*ip6) + inner_len, f.family, 16, hop_count);
+        __builtin_memcpy(addrs, pri->addr, 16);
+        __builtin_memcpy(addrs + 4, sec_addr, 16);
+        st->count[DROVER_STAT_ENCAP_V6]++;
+    }
+    if (icmp)
+        st->count[DROVER_STAT_ENCAP_ICMP]++;
+    if (cfg->egress_ifindex)
+        return bpf_redirect(cfg->egress_ifindex, 0);
+    return XDP_TX;
+}

@@ -1,0 +1,133 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * drover_hash: the keyed flow hash shared by the director BPF program and
+ * user space (table builder, tests). SipHash-1-3 over whole 64-bit words:
+ * one compression round per word, three finalisation rounds, the message
+ * length in bytes in the top byte of the last block, as in the SipHash
+ * paper. The key comes from the configuration; there is no default key.
+ *
+ * drover_flow_words() turns a flow into the words that are hashed, so the
+ * kernel and user space agree on which fields count for each
+ * enum drover_hash_fields mode.
+ */
+#ifndef DROVER_HASH_H
+#define DROVER_HASH_H
+
+#include "drover_maps.h"
+
+#ifndef __always_inline
+#define __always_inline inline __attribute__((always_inline))
+#endif
+
+#define DROVER_HASH_MAX_WORDS 5
+
+#define DROVER_ROTL(x, b) (__u64)(((x) << (b)) | ((x) >> (64 - (b))))
+
+#define DROVER_SIPROUND(v0, v1, v2, v3)                                                            \
+    do {                                                                                           \
+        v0 += v1;                                                                                  \
+        v1 = DROVER_ROTL(v1, 13);                                                                  \
+        v1 ^= v0;                                                                                  \
+        v0 = DROVER_ROTL(v0, 32);                                                                  \
+        v2 += v3;                                                                                  \
+        v3 = DROVER_ROTL(v3, 16);                                                                  \
+        v3 ^= v2;                                                                                  \
+        v0 += v3;                                                                                  \
+        v3 = DROVER_ROTL(v3, 21);                                                                  \
+        v3 ^= v0;                                                                                  \
+        v2 += v1;                                                                                  \
+        v1 = DROVER_ROTL(v1, 17);                                                                  \
+        v1 ^= v2;                                                                                  \
+        v2 = DROVER_ROTL(v2, 32);                                                                  \
+    } while (0)
+
+/* SipHash-1-3 of nwords 64-bit little-endian words (8 * nwords bytes). */
+static __always_inline __u64 drover_siphash13(const __u64 key[2], const __u64 *m, int nwords)
+{
+    __u64 v0 = 0x736f6d6570736575ULL ^ key[0];
+    __u64 v1 = 0x646f72616e646f6dULL ^ key[1];
+    __u64 v2 = 0x6c7967656e657261ULL ^ key[0];
+    __u64 v3 = 0x7465646279746573ULL ^ key[1];
+
+    for (int i = 0; i < DROVER_HASH_MAX_WORDS; i++) {
+        if (i >= nwords)
+            break;
+        v3 ^= m[i];
+        DROVER_SIPROUND(v0, v1, v2, v3);
+        v0 ^= m[i];
+    }
+    __u64 b = ((__u64)(nwords * 8) & 0xff) << 56;
+    v3 ^= b;
+    DROVER_SIPROUND(v0, v1, v2, v3);
+    v0 ^= b;
+    v2 ^= 0xff;
+    DROVER_SIPROUND(v0, v1, v2, v3);
+    DROVER_SIPROUND(v0, v1, v2, v3);
+    DROVER_SIPROUND(v0, v1, v2, v3);
+    return v0 ^ v1 ^ v2 ^ v3;
+}
+
+/* A flow as the director sees it: src is the client, dst the VIP. Ports in
+ * network order, addresses as in struct drover_vip_key. */
+struct drover_flow {
+    __u32 src[4];
+    __u32 dst[4];
+    __u16 sport;
+    __u16 dport;
+    __u8 proto;
+    __u8 family;
+};
+
+/* Fill w[] with the hashed words for this mode; returns how many. */
+static __always_inline int drover_flow_words(const struct drover_flow *f, __u32 mode,
+                                             __u64 w[DROVER_HASH_MAX_WORDS])
+{
+    __u64 ports = (__u64)f->sport;
+
+    if (mode != DROVER_HASH_SRC)
+        ports |= (__u64)f->dport << 16;
+    if (mode == DROVER_HASH_5TUPLE)
+        ports |= (__u64)f->proto << 32;
+    if (f->family == DROVER_AF_INET) {
+        if (mode == DROVER_HASH_5TUPLE) {
+            w[0] = (__u64)f->src[0] | ((__u64)f->dst[0] << 32);
+            w[1] = ports;
+            return 2;
+        }
+        w[0] = (__u64)f->src[0] | (ports << 32);
+        return 1;
+    }
+    w[0] = (__u64)f->src[0] | ((__u64)f->src[1] << 32);
+    w[1] = (__u64)f->src[2] | ((__u64)f->src[3] << 32);
+    if (mode == DROVER_HASH_5TUPLE) {
+        w[2] = (__u64)f->dst[0] | ((__u64)f->dst[1] << 32);
+        w[3] = (__u64)f->dst[2] | ((__u64)f->dst[3] << 32);
+        w[4] = ports;
+        return 5;
+    }
+    w[2] = ports;
+    return 3;
+}
+
+static __always_inline __u64 drover_flow_hash(const __u64 key[2], const struct drover_flow *f,
+                                              __u32 mode)
+{
+    __u64 w[DROVER_HASH_MAX_WORDS] = {0};
+    int n = drover_flow_words(f, mode, w);
+
+    return drover_siphash13(key, w, n);
+}
+
+static __always_inline __u32 drover_hash_row(__u64 h)
+{
+    return (__u32)(h & DROVER_TABLE_MASK);
+}
+
+/* Outer UDP source port (host order) for a flow hash: spreads the tunnel
+ * over ECMP paths and RSS queues, stable per flow. */
+static __always_inline __u16 drover_hash_sport(__u64 h)
+{
+    return (__u16)(DROVER_GUE_SPORT_BASE + ((h >> 32) & DROVER_GUE_SPORT_MASK));
+}
+
+#endif

@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * director_config: the JSON configuration that lets drover-director run on
+ * its own (tests, demo): VIPs, proxies, hash key, GUE port, outer source
+ * addresses, gateway MAC, optional egress device. Parsing is pure (no
+ * kernel access) so it can be fuzzed; errors name the field path.
+ *
+ *   {
+ *     "hash_key": "000102030405060708090a0b0c0d0e0f",   (32 hex digits)
+ *     "hash_fields": "src" | "src+dport" | "5tuple",      (default "src")
+ *     "gue_port": 19523,
+ *     "source_v4": "192.0.2.1", "source_v6": "2001:db8::1",
+ *     "gateway_mac": "02:00:00:00:00:01",
+ *     "egress": "eth1",                                   (optional)
+ *     "vips": [ {"address": "198.51.100.1", "port": 80, "protocol": "tcp"} ],
+ *     "proxies": [ {"address": "192.0.2.10", "state": "active"} ]
+ *   }
+ *
+ * There is no default hash key: a config without one is rejected.
+ */
+#ifndef DROVER_DIRECTOR_CONFIG_H
+#define DROVER_DIRECTOR_CONFIG_H
+
+#include <net/if.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "drover_maps.h"
+
+struct director_config {
+    __u64 hash_key[2];
+    __u32 hash_fields; /* enum drover_hash_fields */
+    __u16 gue_port;    /* host order */
+    __u32 src_v4;      /* network order, 0 = none */
+    __u32 src_v6[4];
+    __u8 gw_mac[6];
+    char egress[IF_NAMESIZE]; /* "" = XDP_TX on the attach device */
+    struct drover_vip_key *vips;
+    size_t n_vips;
+    struct drover_proxy *proxies;
+    size_t n_proxies;
+};
+
+/* Parse JSON text. name labels messages ("director.json"). On success the
+ * caller owns *out and frees it with director_config_free(). Returns 0 or
+ * -EINVAL (message in err) / -ENOMEM. */
+int director_config_parse(const char *text, size_t len, const char *name,
+                          struct director_config *out, char *err, size_t errlen);
+/* Read and parse a file; -errno when it cannot be read. */
+int director_config_load(const char *path, struct director_config *out, char *err, size_t errlen);
+void director_config_free(struct director_config *cfg);
+
+/* The generation config for these settings. src_mac and egress_ifindex are
+ * the loader's business (they depend on the device) and are left zero. */
+void director_config_to_gen(const struct director_config *cfg, struct drover_gen_config *gen);
+
+/* Helpers shared with the CLI: "tcp"/"udp", "active"/..., "src"/... */
+int director_parse_proto(const char *text, __u8 *out);
+int director_parse_state(const char *text, __u8 *out);
+const char *director_state_name(__u8 state);
+int director_parse_hash_fields(const char *text, __u32 *out);
+/* Address text to (family, addr[4]) as stored in the maps. */
+int director_parse_addr(const char *text, __u8 *family, __u32 addr[4]);
+/* Format (family, addr) into buf (INET6_ADDRSTRLEN bytes). */
+const char *director_format_addr(__u8 family, const __u32 addr[4], char *buf, size_t len);
+
+#endif

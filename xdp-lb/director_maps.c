@@ -1,0 +1,355 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "director_maps.h"
+
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "director_table.h"
+#include "log.h"
+
+#define TABLE_BYTES ((size_t)DROVER_GENERATIONS * DROVER_TABLE_ROWS * sizeof(struct drover_row))
+
+static const char *const stat_names[DROVER_STAT_MAX] = {
+    [DROVER_STAT_RX] = "rx",
+    [DROVER_STAT_PASS_NOT_IP] = "pass_not_ip",
+    [DROVER_STAT_PASS_NON_VIP] = "pass_non_vip",
+    [DROVER_STAT_PASS_MALFORMED] = "pass_malformed",
+    [DROVER_STAT_PASS_FRAGMENT] = "pass_fragment",
+    [DROVER_STAT_PASS_NO_CONFIG] = "pass_no_config",
+    [DROVER_STAT_ENCAP_V4] = "encap_v4",
+    [DROVER_STAT_ENCAP_V6] = "encap_v6",
+    [DROVER_STAT_ENCAP_ICMP] = "encap_icmp",
+    [DROVER_STAT_DROP_NO_PROXY] = "drop_no_proxy",
+    [DROVER_STAT_DROP_NO_SOURCE] = "drop_no_source",
+    [DROVER_STAT_DROP_ADJUST] = "drop_adjust_head",
+    [DROVER_STAT_HOPS_FAMILY] = "hops_family_mismatch",
+    [DROVER_STAT_DECAP_PASS_NOT_GUE] = "decap_pass_not_gue",
+    [DROVER_STAT_DECAP_LOCAL] = "decap_local",
+    [DROVER_STAT_DECAP_SYN_LOCAL] = "decap_syn_local",
+    [DROVER_STAT_DECAP_SOCKET_LOCAL] = "decap_socket_local",
+    [DROVER_STAT_DECAP_HOPS_DONE] = "decap_hops_exhausted",
+    [DROVER_STAT_SECOND_CHANCE] = "second_chance",
+    [DROVER_STAT_SECOND_CHANCE_PASS] = "second_chance_pass",
+    [DROVER_STAT_DROP_BAD_GUE] = "drop_bad_gue",
+    [DROVER_STAT_DROP_BAD_INNER] = "drop_bad_inner",
+};
+
+const char *director_stat_name(int stat)
+{
+    if (stat < 0 || stat >= DROVER_STAT_MAX || !stat_names[stat])
+        return "unknown";
+    return stat_names[stat];
+}
+
+static int map_table(struct director_maps *m)
+{
+    void *mem = mmap(NULL, TABLE_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, m->table_fd, 0);
+
+    if (mem == MAP_FAILED) {
+        int rc = -errno;
+        log_error("director: mmap of map %s (fd %d) failed: %s; table cannot be written",
+                  DIRECTOR_MAP_TABLE, m->table_fd, strerror(errno));
+        return rc;
+    }
+    m->table = mem;
+    return 0;
+}
+
+int director_maps_from_fds(struct director_maps *m, int vips_fd, int table_fd, int proxies_fd,
+                           int gen_cfg_fd, int active_fd, int stats_fd)
+{
+    memset(m, 0, sizeof(*m));
+    m->vips_fd = vips_fd;
+    m->table_fd = table_fd;
+    m->proxies_fd = proxies_fd;
+    m->gen_cfg_fd = gen_cfg_fd;
+    m->active_fd = active_fd;
+    m->stats_fd = stats_fd;
+    return map_table(m);
+}
+
+static int open_pin(const char *dir, const char *name, int *fd)
+{
+    char path[512];
+
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    *fd = bpf_obj_get(path);
+    if (*fd < 0) {
+        int rc = -errno;
+        log_error("director: cannot open pinned map %s: %s (is the director attached?)", path,
+                  strerror(errno));
+        return rc;
+    }
+    return 0;
+}
+
+int director_maps_open_pinned(const char *dir, struct director_maps *m)
+{
+    int *fds[] = {&m->vips_fd,    &m->table_fd,  &m->proxies_fd,
+                  &m->gen_cfg_fd, &m->active_fd, &m->stats_fd};
+    const char *names[] = {DIRECTOR_MAP_VIPS,    DIRECTOR_MAP_TABLE,  DIRECTOR_MAP_PROXIES,
+                           DIRECTOR_MAP_GEN_CFG, DIRECTOR_MAP_ACTIVE, DIRECTOR_MAP_STATS};
+    int rc = 0;
+
+    memset(m, 0, sizeof(*m));
+    for (size_t i = 0; i < 6; i++)
+        *fds[i] = -1;
+    m->owns_fds = 1;
+    for (size_t i = 0; i < 6; i++) {
+        rc = open_pin(dir, names[i], fds[i]);
+        if (rc < 0)
+            goto fail;
+    }
+    rc = map_table(m);
+    if (rc < 0)
+        goto fail;
+    return 0;
+fail:
+    director_maps_close(m);
+    return rc;
+}
+
+void director_maps_close(struct director_maps *m)
+{
+    if (m->table)
+        munmap(m->table, TABLE_BYTES);
+    m->table = NULL;
+    if (m->owns_fds) {
+        int fds[] = {m->vips_fd,    m->table_fd,  m->proxies_fd,
+                     m->gen_cfg_fd, m->active_fd, m->stats_fd};
+        for (size_t i = 0; i < 6; i++)
+            if (fds[i] >= 0)
+                close(fds[i]);
+    }
+    m->owns_fds = 0;
+}
+
+int director_maps_active(const struct director_maps *m, __u32 *gen)
+{
+    struct drover_active act;
+    __u32 zero = 0;
+
+    if (bpf_map_lookup_elem(m->active_fd, &zero, &act) < 0) {
+        int rc = -errno;
+        log_error("director: read of map %s failed: %s", DIRECTOR_MAP_ACTIVE, strerror(errno));
+        return rc;
+    }
+    *gen = act.gen & (DROVER_GENERATIONS - 1);
+    return 0;
+}
+
+int director_maps_write_gen(struct director_maps *m, __u32 gen, const struct drover_gen_config *cfg,
+                            const struct drover_proxy *proxies, const struct drover_row *rows)
+{
+    __u32 keys[DROVER_MAX_PROXIES];
+    static struct drover_proxy slots[DROVER_MAX_PROXIES];
+    __u32 count = DROVER_MAX_PROXIES;
+    int rc;
+
+    if (gen >= DROVER_GENERATIONS || cfg->proxy_count > DROVER_MAX_PROXIES)
+        return -EINVAL;
+    memset(slots, 0, sizeof(slots));
+    memcpy(slots, proxies, cfg->proxy_count * sizeof(*proxies));
+    for (__u32 i = 0; i < DROVER_MAX_PROXIES; i++)
+        keys[i] = gen * DROVER_MAX_PROXIES + i;
+    if (bpf_map_update_batch(m->proxies_fd, keys, slots, &count, NULL) < 0) {
+        rc = -errno;
+        log_error("director: batch update of map %s (generation %u) failed: %s",
+                  DIRECTOR_MAP_PROXIES, gen, strerror(errno));
+        return rc;
+    }
+    memcpy(m->table + (size_t)gen * DROVER_TABLE_ROWS, rows,
+           DROVER_TABLE_ROWS * sizeof(struct drover_row));
+    if (bpf_map_update_elem(m->gen_cfg_fd, &gen, cfg, BPF_ANY) < 0) {
+        rc = -errno;
+        log_error("director: update of map %s (generation %u) failed: %s", DIRECTOR_MAP_GEN_CFG,
+                  gen, strerror(errno));
+        return rc;
+    }
+    return 0;
+}
+
+int director_maps_activate(struct director_maps *m, __u32 gen)
+{
+    struct drover_active act = {.gen = gen};
+    __u32 zero = 0;
+
+    if (gen >= DROVER_GENERATIONS)
+        return -EINVAL;
+    /* The table was written through the mmap; make those stores visible
+     * before the index that publishes them. */
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    if (bpf_map_update_elem(m->active_fd, &zero, &act, BPF_ANY) < 0) {
+        int rc = -errno;
+        log_error("director: update of map %s to generation %u failed: %s", DIRECTOR_MAP_ACTIVE,
+                  gen, strerror(errno));
+        return rc;
+    }
+    return 0;
+}
+
+int director_maps_publish(struct director_maps *m, const struct drover_gen_config *cfg,
+                          const struct drover_proxy *proxies, const struct drover_row *rows,
+                          __u32 *gen_out)
+{
+    struct drover_gen_config cur;
+    __u32 zero_gen = 0, active, next;
+    int rc = director_maps_active(m, &active);
+
+    if (rc < 0)
+        return rc;
+    /* A fresh map set has no generation written: fill 0 and activate it. */
+    if (bpf_map_lookup_elem(m->gen_cfg_fd, &zero_gen, &cur) == 0 && cur.version == 0 && active == 0)
+        next = 0;
+    else
+        next = active ^ 1;
+    rc = director_maps_write_gen(m, next, cfg, proxies, rows);
+    if (rc < 0)
+        return rc;
+    rc = director_maps_activate(m, next);
+    if (rc < 0)
+        return rc;
+    if (gen_out)
+        *gen_out = next;
+    return 0;
+}
+
+int director_maps_read_gen(const struct director_maps *m, __u32 gen, struct drover_gen_config *cfg,
+                           struct drover_proxy *proxies)
+{
+    int rc;
+
+    if (gen >= DROVER_GENERATIONS)
+        return -EINVAL;
+    if (bpf_map_lookup_elem(m->gen_cfg_fd, &gen, cfg) < 0) {
+        rc = -errno;
+        log_error("director: read of map %s (generation %u) failed: %s", DIRECTOR_MAP_GEN_CFG, gen,
+                  strerror(errno));
+        return rc;
+    }
+    for (__u32 i = 0; i < DROVER_MAX_PROXIES; i++) {
+        __u32 key = gen * DROVER_MAX_PROXIES + i;
+        if (bpf_map_lookup_elem(m->proxies_fd, &key, &proxies[i]) < 0) {
+            rc = -errno;
+            log_error("director: read of map %s key %u failed: %s", DIRECTOR_MAP_PROXIES, key,
+                      strerror(errno));
+            return rc;
+        }
+    }
+    return 0;
+}
+
+int director_maps_checksum(const struct director_maps *m, __u32 gen, __u64 *sum)
+{
+    struct drover_gen_config cfg;
+    struct drover_proxy *proxies = calloc(DROVER_MAX_PROXIES, sizeof(*proxies));
+    int rc;
+
+    if (!proxies)
+        return -ENOMEM;
+    rc = director_maps_read_gen(m, gen, &cfg, proxies);
+    if (rc == 0)
+        *sum = director_table_checksum(&cfg, proxies, m->table + (size_t)gen * DROVER_TABLE_ROWS);
+    free(proxies);
+    return rc;
+}
+
+static int vip_in(const struct drover_vip_key *k, const struct drover_vip_key *keys, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (memcmp(&keys[i], k, sizeof(*k)) == 0)
+            return 1;
+    return 0;
+}
+
+int director_maps_set_vips(struct director_maps *m, const struct drover_vip_key *keys, size_t n)
+{
+    struct drover_vip_key cur, next;
+    int rc = 0, more;
+
+    for (size_t i = 0; i < n; i++) {
+        struct drover_vip_value v = {.version = DROVER_MAPS_VERSION, .vip_id = (__u32)i};
+        if (bpf_map_update_elem(m->vips_fd, &keys[i], &v, BPF_ANY) < 0) {
+            rc = -errno;
+            log_error("director: update of map %s (VIP #%zu) failed: %s", DIRECTOR_MAP_VIPS, i,
+                      strerror(errno));
+            return rc;
+        }
+    }
+    /* Delete stale keys; restart the walk after each delete since the
+     * iteration order of a hash map changes under deletion. */
+    more = bpf_map_get_next_key(m->vips_fd, NULL, &cur) == 0;
+    while (more) {
+        more = bpf_map_get_next_key(m->vips_fd, &cur, &next) == 0;
+        if (!vip_in(&cur, keys, n)) {
+            if (bpf_map_delete_elem(m->vips_fd, &cur) < 0 && errno != ENOENT) {
+                rc = -errno;
+                log_error("director: delete from map %s failed: %s", DIRECTOR_MAP_VIPS,
+                          strerror(errno));
+                return rc;
+            }
+            more = bpf_map_get_next_key(m->vips_fd, NULL, &next) == 0;
+        }
+        cur = next;
+    }
+    return 0;
+}
+
+int director_maps_count_vips(const struct director_maps *m, size_t *n)
+{
+    struct drover_vip_key cur, next;
+    int more = bpf_map_get_next_key(m->vips_fd, NULL, &cur) == 0;
+
+    *n = 0;
+    while (more) {
+        (*n)++;
+        more = bpf_map_get_next_key(m->vips_fd, &cur, &next) == 0;
+        cur = next;
+    }
+    return 0;
+}
+
+int director_stats_read(int stats_fd, __u64 out[DROVER_STAT_MAX])
+{
+    int ncpu = libbpf_num_possible_cpus();
+    __u32 zero = 0;
+    int rc = 0;
+
+    if (ncpu <= 0)
+        return ncpu < 0 ? ncpu : -EINVAL;
+    struct drover_stats *per = calloc((size_t)ncpu, sizeof(*per));
+    if (!per)
+        return -ENOMEM;
+    if (bpf_map_lookup_elem(stats_fd, &zero, per) < 0) {
+        rc = -errno;
+        log_error("director: read of stats map (fd %d) failed: %s", stats_fd, strerror(errno));
+        goto out;
+    }
+    memset(out, 0, DROVER_STAT_MAX * sizeof(__u64));
+    for (int c = 0; c < ncpu; c++)
+        for (int i = 0; i < DROVER_STAT_MAX; i++)
+            out[i] += per[c].count[i];
+out:
+    free(per);
+    return rc;
+}
+
+int decap_maps_configure(int config_fd, __u16 gue_port)
+{
+    struct drover_decap_config cfg = {.version = DROVER_MAPS_VERSION, .gue_port = htons(gue_port)};
+    __u32 zero = 0;
+
+    if (bpf_map_update_elem(config_fd, &zero, &cfg, BPF_ANY) < 0) {
+        int rc = -errno;
+        log_error("decap: update of map %s failed: %s", DECAP_MAP_CONFIG, strerror(errno));
+        return rc;
+    }
+    return 0;
+}

@@ -1,0 +1,78 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * director_maps: user-space access to the director's and the decap
+ * program's BPF maps, by fd or through their pins under
+ * /sys/fs/bpf/drover/<dev>/ (one file per map, named as the map). This is
+ * the library the watcher links (libxdplb) to publish forwarding tables.
+ *
+ * Publishing a generation: write the inactive generation's config, proxies
+ * and table rows, then flip drover_active (one 4-byte store). Packets read
+ * the active index first, so each sees either the old or the new generation
+ * whole. director_maps_publish() does all of it; the watcher should verify
+ * with director_maps_checksum() against director_table_checksum() of what
+ * it meant to write.
+ */
+#ifndef DROVER_DIRECTOR_MAPS_H
+#define DROVER_DIRECTOR_MAPS_H
+
+#include <stddef.h>
+
+#include "drover_maps.h"
+
+#define DIRECTOR_PIN_ROOT "/sys/fs/bpf/drover"
+#define DIRECTOR_PROG_PIN "director_prog"
+#define DECAP_PROG_PIN    "decap_prog"
+
+/* Map names; the pin file names are the same. */
+#define DIRECTOR_MAP_VIPS    "drover_vips"
+#define DIRECTOR_MAP_TABLE   "drover_table"
+#define DIRECTOR_MAP_PROXIES "drover_proxies"
+#define DIRECTOR_MAP_GEN_CFG "drover_gen_cfg"
+#define DIRECTOR_MAP_ACTIVE  "drover_active"
+#define DIRECTOR_MAP_STATS   "drover_stats"
+#define DECAP_MAP_CONFIG     "decap_config"
+#define DECAP_MAP_STATS      "decap_stats"
+
+struct director_maps {
+    int vips_fd, table_fd, proxies_fd, gen_cfg_fd, active_fd, stats_fd;
+    struct drover_row *table; /* mmap of drover_table (both generations) */
+    int owns_fds;
+};
+
+/* Open the pins in dir (e.g. /sys/fs/bpf/drover/eth0). 0 or -errno; the
+ * error is logged naming the pin. Close with director_maps_close(). */
+int director_maps_open_pinned(const char *dir, struct director_maps *m);
+/* Use fds owned by someone else (a skeleton); only maps the table. */
+int director_maps_from_fds(struct director_maps *m, int vips_fd, int table_fd, int proxies_fd,
+                           int gen_cfg_fd, int active_fd, int stats_fd);
+void director_maps_close(struct director_maps *m);
+
+int director_maps_active(const struct director_maps *m, __u32 *gen);
+/* Write generation gen (not the active one, unless nothing is active
+ * yet): cfg, proxies[0..cfg->proxy_count), rows[DROVER_TABLE_ROWS]. Unused
+ * proxy slots are cleared. */
+int director_maps_write_gen(struct director_maps *m, __u32 gen, const struct drover_gen_config *cfg,
+                            const struct drover_proxy *proxies, const struct drover_row *rows);
+int director_maps_activate(struct director_maps *m, __u32 gen);
+/* Write the inactive generation and activate it; *gen_out = new active. */
+int director_maps_publish(struct director_maps *m, const struct drover_gen_config *cfg,
+                          const struct drover_proxy *proxies, const struct drover_row *rows,
+                          __u32 *gen_out);
+/* Read generation gen back and checksum it (director_table_checksum). */
+int director_maps_checksum(const struct director_maps *m, __u32 gen, __u64 *sum);
+/* Read one generation's config and proxies (proxies: DROVER_MAX_PROXIES). */
+int director_maps_read_gen(const struct director_maps *m, __u32 gen, struct drover_gen_config *cfg,
+                           struct drover_proxy *proxies);
+
+/* Make the VIP set exactly keys[0..n): add missing, delete the rest. */
+int director_maps_set_vips(struct director_maps *m, const struct drover_vip_key *keys, size_t n);
+int director_maps_count_vips(const struct director_maps *m, size_t *n);
+
+/* Sum a per-CPU drover_stats map over CPUs into out[DROVER_STAT_MAX]. */
+int director_stats_read(int stats_fd, __u64 out[DROVER_STAT_MAX]);
+const char *director_stat_name(int stat);
+
+/* Decap side: write the config map (gue_port in host order). */
+int decap_maps_configure(int config_fd, __u16 gue_port);
+
+#endif
