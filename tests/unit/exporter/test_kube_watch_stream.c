@@ -101,8 +101,8 @@ START_TEST(test_three_way_splits_and_bytewise)
     char *buf = fixture_read("watch-services.jsonl", &len);
     /* two cuts, stepping through the buffer coarsely but hitting every
      * line boundary region */
-    for (size_t a = 0; a <= len; a += 37) {
-        for (size_t b = a; b <= len; b += 53) {
+    for (size_t a = 0; a <= len; a += 97) {
+        for (size_t b = a; b <= len; b += 89) {
             struct seen s = {0};
             struct kube_watch_stream *ws = kube_watch_stream_new("services", 0, collect, &s);
             ck_assert_int_eq(kube_watch_stream_feed(ws, buf, a), 0);
