@@ -1,0 +1,199 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+"""Integration tests of the real drover-agent-checker daemon over loopback
+TCP: v4 and v6, empty/partial/oversize requests, slow clients, atomic
+state-file replacement (inotify), bad files, SIGHUP, expiry, the
+connection cap, metrics and /readyz.
+
+usage: test_daemon.py PATH/TO/drover-agent-checker"""
+
+import datetime
+import signal
+import socket
+import sys
+import time
+
+from agentlib import Daemon, ask, run, wait_until
+
+DRAIN = {"version": 1, "generated": "2026-01-01T00:00:00Z",
+         "default": {"admin": "ready", "health": "up", "reason": "no maintenance"},
+         "servers": {"be_web/web-1": {"admin": "drain", "weight": 50, "reason": "disk swap",
+                                      "author": "alice"},
+                     "be_web/web-2": {"admin": "maint", "health": "down"}}}
+
+
+def rfc3339(t):
+    return datetime.datetime.fromtimestamp(t, datetime.timezone.utc).strftime(
+        "%Y-%m-%dT%H:%M:%SZ")
+
+
+def start(binary, work, daemons, extra=(), state=None):
+    d = Daemon(binary, work, extra)
+    if state is not None:
+        d.write_state(state)
+    daemons.append(d)
+    return d.start()
+
+
+def test_missing_file_then_atomic_replace(binary, work, daemons):
+    d = start(binary, work, daemons)
+    assert ask(d.port, b"be_web/web-1\n") == b"ready up #drover: no state loaded\n"
+    status, body = d.http("/readyz")
+    assert status == 503 and "missing" in body, (status, body)
+    assert d.http("/healthz")[0] == 200
+
+    d.write_state(DRAIN)
+    want = b"drain up 50% #disk swap (by alice)\n"
+    wait_until("the new state to be answered", lambda: ask(d.port, b"be_web/web-1\n") == want)
+    assert ask(d.port, b"be_web/web-2\n") == b"maint down #\n"
+    assert ask(d.port, b"be_web/web-3\n") == b"ready up #no maintenance\n"
+    status, body = d.http("/readyz")
+    assert status == 200, (status, body)
+    assert d.metric("drover_agent_checker_state_entries") == 2
+    assert d.metric("drover_agent_checker_replies_total", {"admin": "drain", "health": "up"}) >= 1
+    assert d.metric("drover_agent_checker_lookups_total", {"match": "server"}) >= 2
+    # "generated" is in the past: the age is large and positive
+    assert d.metric("drover_agent_checker_state_age_seconds") > 3600
+
+
+def test_ipv4_and_ipv6(binary, work, daemons):
+    d = start(binary, work, daemons, state=DRAIN)
+    assert ask(d.port, b"be_web/web-2\n") == b"maint down #\n"
+    if d.port6 is None:
+        print("note: no IPv6 loopback here, IPv6 part not run")
+        return
+    assert ask(d.port6, b"be_web/web-2\n", host="::1") == b"maint down #\n"
+
+
+def test_empty_partial_oversize_halfclose(binary, work, daemons):
+    d = start(binary, work, daemons, extra=["--request-timeout", "100ms"], state=DRAIN)
+    dflt = b"ready up #no maintenance\n"
+    # nothing sent: answered after the request timeout
+    assert ask(d.port, b"") == dflt
+    # a fragment without newline is not trusted
+    assert ask(d.port, b"be_web/web-2") == dflt
+    # the same fragment ended by a half-close is complete
+    assert ask(d.port, b"be_web/web-2", half_close=True) == b"maint down #\n"
+    # CRLF and an address are fine
+    assert ask(d.port, b"be_web/web-2 10.0.0.1:80\r\n") == b"maint down #\n"
+    # garbage and oversize get the default, once and closed
+    assert ask(d.port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n") == dflt
+    assert ask(d.port, b"x" * 2000) == dflt
+    assert d.metric("drover_agent_checker_requests_total", {"end": "timeout"}) >= 2
+    assert d.metric("drover_agent_checker_requests_total", {"end": "oversize"}) >= 1
+    assert d.metric("drover_agent_checker_bad_requests_total") >= 3
+
+
+def test_slow_clients_do_not_block(binary, work, daemons):
+    # A long request timeout so the slow clients stay open for the whole
+    # exchange of the fast one.
+    d = start(binary, work, daemons, extra=["--request-timeout", "20s"], state=DRAIN)
+    slow = []
+    try:
+        for _ in range(50):
+            s = socket.create_connection(("127.0.0.1", d.port), timeout=30)
+            s.sendall(b"be_web/")
+            slow.append(s)
+        wait_until("50 slow connections", lambda: d.metric(
+            "drover_agent_checker_connections_active") == 50)
+        for _ in range(20):
+            assert ask(d.port, b"be_web/web-2\n", timeout=5) == b"maint down #\n"
+        # the slow ones are still waiting for their line
+        assert d.metric("drover_agent_checker_connections_active") == 50
+        slow[0].sendall(b"web-1\n")
+        slow[0].settimeout(5)
+        assert slow[0].recv(200) == b"drain up 50% #disk swap (by alice)\n"
+    finally:
+        for s in slow:
+            s.close()
+
+
+def test_bad_file_keeps_previous_state(binary, work, daemons):
+    d = start(binary, work, daemons, state=DRAIN)
+    want = b"drain up 50% #disk swap (by alice)\n"
+    assert ask(d.port, b"be_web/web-1\n") == want
+    d.write_state('{"version": 1,\n "servers": {\n  "be_web/web-1": {"admin": "ready",}\n}}')
+    wait_until("the parse error to be counted",
+               lambda: d.metric("drover_agent_checker_state_parse_errors_total") == 1)
+    assert ask(d.port, b"be_web/web-1\n") == want
+    status, body = d.http("/readyz")
+    assert status == 503 and "line 3" in body and "previous state" in body, (status, body)
+    assert "line 3" in d.logs()
+    # wrong type: rejected as a whole, previous state kept
+    d.write_state({"version": 1, "servers": {"be_web/web-1": {"weight": "half"}}})
+    wait_until("the type error to be counted",
+               lambda: d.metric("drover_agent_checker_state_parse_errors_total") == 2)
+    assert ask(d.port, b"be_web/web-1\n") == want
+    # a good file again
+    d.write_state({"version": 1, "servers": {"be_web/web-1": {"admin": "ready"}}})
+    wait_until("the good file", lambda: ask(d.port, b"be_web/web-1\n") == b"ready up #\n")
+    assert d.http("/readyz")[0] == 200
+
+
+def test_sighup_reloads(binary, work, daemons):
+    d = start(binary, work, daemons, extra=["--poll-interval", "0"], state=DRAIN)
+    ok = lambda: d.metric("drover_agent_checker_state_reloads_total", {"result": "ok"})
+    before = ok()
+    assert before >= 1
+    d.signal(signal.SIGHUP)
+    wait_until("a reload after SIGHUP", lambda: ok() == before + 1)
+    assert "(sighup)" in d.logs()
+
+
+def test_restart_keeps_state(binary, work, daemons):
+    d = start(binary, work, daemons, state=DRAIN)
+    assert ask(d.port, b"be_web/web-2\n") == b"maint down #\n"
+    assert d.stop() == 0
+    d2 = start(binary, work, daemons)
+    assert ask(d2.port, b"be_web/web-2\n") == b"maint down #\n"
+
+
+def test_expiry_at_answer_time(binary, work, daemons):
+    expires = time.time() + 2
+    doc = {"version": 1, "servers": {"be/s": {"admin": "drain", "reason": "short",
+                                              "expires": rfc3339(expires + 1)}}}
+    d = start(binary, work, daemons, state=doc)
+    assert ask(d.port, b"be/s\n") == b"drain up #short\n"
+    reloads = d.metric("drover_agent_checker_state_reloads_total", {"result": "ok"})
+    wait_until("the entry to expire", lambda: ask(d.port, b"be/s\n") == b"ready up #drover: no entry\n")
+    # expiry needed no reload
+    assert d.metric("drover_agent_checker_state_reloads_total", {"result": "ok"}) == reloads
+
+
+def test_connection_cap(binary, work, daemons):
+    d = start(binary, work, daemons, extra=["--max-connections", "5", "--request-timeout", "20s"],
+              state=DRAIN)
+    held = []
+    try:
+        for _ in range(5):
+            held.append(socket.create_connection(("127.0.0.1", d.port), timeout=5))
+        wait_until("5 open connections",
+                   lambda: d.metric("drover_agent_checker_connections_active") == 5)
+        # the 6th is closed without an answer
+        assert ask(d.port, b"be_web/web-2\n") == b""
+        assert d.metric("drover_agent_checker_connections_refused_total") == 1
+        held.pop().close()
+        wait_until("a free slot", lambda: d.metric("drover_agent_checker_connections_active") == 4)
+        assert ask(d.port, b"be_web/web-2\n") == b"maint down #\n"
+    finally:
+        for s in held:
+            s.close()
+
+
+def test_bad_options_refused(binary, work, daemons):
+    import subprocess
+    for args in (["--listen", "localhost"], ["--fallback", "ready sideways"],
+                 ["--listen", "127.0.0.1:99999"]):
+        p = subprocess.run([binary, "--metrics-addr", ""] + args + ["--state-file", work + "/s"],
+                           capture_output=True, timeout=10)
+        assert p.returncode != 0, args
+        assert p.stderr, args
+    p = subprocess.run([binary, "--help"], capture_output=True, timeout=10)
+    assert p.returncode == 0 and b"--state-file" in p.stdout
+
+
+if __name__ == "__main__":
+    run([test_missing_file_then_atomic_replace, test_ipv4_and_ipv6,
+         test_empty_partial_oversize_halfclose, test_slow_clients_do_not_block,
+         test_bad_file_keeps_previous_state, test_sighup_reloads, test_restart_keeps_state,
+         test_expiry_at_answer_time, test_connection_cap, test_bad_options_refused], sys.argv[1])
