@@ -40,8 +40,13 @@ bin=$dest/bin
 
 have_tools() {
     [ -x "$bin/kubectl" ] && [ -x "$bin/helm" ] || return 1
-    "$bin/kubectl" version --client 2>/dev/null | grep -q "Client Version: $KUBECTL_WANT" || return 1
-    "$bin/helm" version --short 2>/dev/null | grep -q "^$HELM_WANT" || return 1
+    # Capture first: with pipefail, grep -q closing the pipe early could
+    # fail the check through SIGPIPE.
+    local kv hv
+    kv=$("$bin/kubectl" version --client 2>/dev/null) || return 1
+    hv=$("$bin/helm" version --short 2>/dev/null) || return 1
+    [[ $kv == *"Client Version: $KUBECTL_WANT"* ]] || return 1
+    [[ $hv == "$HELM_WANT"* ]] || return 1
 }
 
 finish() {
