@@ -167,28 +167,11 @@ static bool valid_dns_name(const char *s)
     size_t len = strlen(s);
     if (len && s[len - 1] == '.')
         len--;
-    if (len == 0 || len > 253)
-        return false;
-    size_t i = 0;
-    if (len > 2 && s[0] == '*' && s[1] == '.')
-        i = 2;
-    size_t label = 0;
-    for (; i < len; i++) {
-        char c = s[i];
-        if (c == '.') {
-            if (label == 0 || s[i - 1] == '-')
-                return false;
-            label = 0;
-            continue;
-        }
-        if (!isalnum((unsigned char)c) && c != '-')
-            return false;
-        if (label == 0 && c == '-')
-            return false;
-        if (++label > 63)
-            return false;
+    if (len > 2 && s[0] == '*' && s[1] == '.') {
+        s += 2;
+        len -= 2;
     }
-    return label > 0 && s[len - 1] != '-';
+    return label_dns_subdomain_valid(s, len, true);
 }
 
 /* A load-balancer class is a name HAProxy templates key on. */

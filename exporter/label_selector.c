@@ -85,25 +85,21 @@ static bool ls_valid_name(const char *s, size_t len, bool allow_empty)
     return true;
 }
 
-/* DNS-1123 subdomain: lowercase labels of [a-z0-9-] joined by '.', <= 253 */
-static bool ls_valid_prefix(const char *s, size_t len)
+bool label_dns_subdomain_valid(const char *s, size_t len, bool allow_upper)
 {
     if (len == 0 || len > 253)
         return false;
     size_t label = 0;
     for (size_t i = 0; i < len; i++) {
-        char c = s[i];
+        unsigned char c = (unsigned char)s[i];
         if (c == '.') {
             if (label == 0 || s[i - 1] == '-')
                 return false;
             label = 0;
             continue;
         }
-        if (!(islower((unsigned char)c) || isdigit((unsigned char)c) || c == '-'))
-            return false;
-        if (label == 0 && c == '-')
-            return false;
-        if (++label > 63)
+        bool ok = islower(c) || isdigit(c) || c == '-' || (allow_upper && isupper(c));
+        if (!ok || (label == 0 && c == '-') || ++label > 63)
             return false;
     }
     return label > 0 && s[len - 1] != '-';
@@ -117,7 +113,8 @@ static bool ls_valid_key(const char *s, size_t len)
     size_t plen = (size_t)(slash - s);
     if (memchr(slash + 1, '/', len - plen - 1))
         return false;
-    return ls_valid_prefix(s, plen) && ls_valid_name(slash + 1, len - plen - 1, false);
+    return label_dns_subdomain_valid(s, plen, false) &&
+           ls_valid_name(slash + 1, len - plen - 1, false);
 }
 
 /* Reads a token of ls_token_char; returns its length (may be 0). */

@@ -36,4 +36,10 @@ size_t label_selector_count(const struct label_selector *sel);
 
 void label_selector_free(struct label_selector *sel);
 
+/* DNS-1123 subdomain of len bytes: labels of [a-z0-9-] (and A-Z when
+ * allow_upper), 1-63 each, not starting or ending with '-', joined by
+ * '.', 253 at most. Label-key prefixes use it, and so do DNS-name
+ * annotations (with allow_upper). */
+bool label_dns_subdomain_valid(const char *s, size_t len, bool allow_upper);
+
 #endif
