@@ -34,7 +34,7 @@ struct entry {
     uint8_t health;
     int16_t weight;
     int32_t maxconn;
-    int64_t expires; /* unix seconds, 0 = never */
+    int64_t expires; /* unix seconds, INT64_MAX = never */
 };
 
 struct agent_state {
@@ -178,6 +178,7 @@ static int parse_entry(struct agent_state *st, const char *path, json_t *obj, st
     memset(e, 0, sizeof(*e));
     e->weight = -1;
     e->maxconn = -1;
+    e->expires = INT64_MAX;
 
     if ((v = json_object_get(obj, "admin")) && !json_is_null(v)) {
         if (!json_is_string(v) || agent_admin_parse(json_string_value(v), &admin) < 0) {
@@ -459,7 +460,7 @@ static void to_answer(const struct agent_state *st, const struct entry *e, struc
 
 static bool live(const struct entry *e, int64_t now)
 {
-    return e && (e->expires == 0 || now < e->expires);
+    return e && now < e->expires;
 }
 
 enum agent_match agent_state_lookup(const struct agent_state *st, const struct agent_request *req,

@@ -142,6 +142,13 @@ START_TEST(test_expiry_at_lookup_time)
     /* no default in the file: nothing applies */
     ck_assert_int_eq(look(st, "b/s", NULL, T_1500, &a), AGENT_MATCH_NONE);
     agent_state_free(st);
+
+    /* the epoch is a time like any other, not "never" */
+    st = parse_ok("{\"version\":1,\"servers\":{\"b/s\":{\"admin\":\"drain\","
+                  "\"expires\":\"1970-01-01T00:00:00Z\"}}}");
+    ck_assert_int_eq(look(st, "b/s", NULL, -1, &a), AGENT_MATCH_SERVER);
+    ck_assert_int_eq(look(st, "b/s", NULL, 0, &a), AGENT_MATCH_NONE);
+    agent_state_free(st);
 }
 END_TEST
 
