@@ -1,42 +1,882 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Placeholder so the API links; the real implementation follows. */
 #include "http_server.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <http_parser.h>
+#include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "metrics.h"
+
+#define DEFAULT_MAX_REQUEST  (1u << 20)
+#define DEFAULT_READ_TIMEOUT 10000
+#define DEFAULT_IDLE_TIMEOUT 60000
+#define DEFAULT_MAX_CONNS    256
+#define MAX_HEADERS          100
+/* A client that pipelines requests without reading the answers is cut
+ * off once this many response bytes wait in its socket queue. */
+#define MAX_QUEUED_FACTOR 8
+
+#define CT_TEXT    "text/plain; charset=utf-8"
+#define CT_METRICS "text/plain; version=0.0.4; charset=utf-8"
+
+struct handler {
+    char *prefix;
+    size_t prefix_len;
+    http_handler_fn fn;
+    void *arg;
+};
+
+struct header {
+    char *name;
+    char *value;
+};
+
+struct conn {
+    struct conn *next, *prev;
+    struct http_server *srv;
+    uv_tcp_t tcp;
+    uv_timer_t timer;
+    http_parser parser;
+    char peer[INET6_ADDRSTRLEN + 8];
+
+    /* the request being parsed */
+    char *url;
+    size_t url_len;
+    struct header headers[MAX_HEADERS];
+    size_t nheaders;
+    bool in_value; /* last header callback was a value */
+    char *body;
+    size_t body_len;
+    size_t req_bytes;
+    bool headers_done;
+    int reject_status; /* set by a callback that aborts parsing */
+
+    bool close_after_write;
+    bool closing;
+    int handles_open;
+};
+
+struct http_server {
+    uv_loop_t *loop;
+    uv_tcp_t listener;
+    struct metrics_registry *metrics;
+    size_t max_request;
+    uint64_t read_timeout_ms;
+    uint64_t idle_timeout_ms;
+    unsigned max_conns;
+    int port;
+    char listen[128];
+
+    bool ready;
+    char *not_ready_reason;
+
+    struct handler *handlers;
+    size_t nhandlers;
+
+    struct conn *conns;
+    unsigned nconns;
+    bool closing;
+};
+
+struct write_req {
+    uv_write_t req;
+    struct conn *conn;
+    char *buf;
+};
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (!err || errlen == 0)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* ---- responses ------------------------------------------------------- */
+
+int http_response_set_body(struct http_response *resp, const void *data, size_t len)
+{
+    char *b = malloc(len + 1);
+
+    if (!b)
+        return -ENOMEM;
+    if (len)
+        memcpy(b, data, len);
+    b[len] = '\0';
+    free(resp->body);
+    resp->body = b;
+    resp->body_len = len;
+    return 0;
+}
+
+int http_response_printf(struct http_response *resp, const char *fmt, ...)
+{
+    char *b = NULL;
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vasprintf(&b, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return -ENOMEM;
+    free(resp->body);
+    resp->body = b;
+    resp->body_len = (size_t)n;
+    return 0;
+}
 
 const char *http_request_header(const struct http_request *req, const char *name)
 {
+    const struct conn *c = req->priv;
+
+    for (size_t i = 0; c && i < c->nheaders; i++)
+        if (c->headers[i].name && strcasecmp(c->headers[i].name, name) == 0)
+            return c->headers[i].value ? c->headers[i].value : "";
     return NULL;
 }
-int http_response_printf(struct http_response *resp, const char *fmt, ...)
+
+/* ---- connection life cycle ------------------------------------------- */
+
+static void server_maybe_free(struct http_server *srv);
+
+static void conn_reset_request(struct conn *c)
 {
-    return -ENOSYS;
+    free(c->url);
+    c->url = NULL;
+    c->url_len = 0;
+    for (size_t i = 0; i < c->nheaders; i++) {
+        free(c->headers[i].name);
+        free(c->headers[i].value);
+        c->headers[i].name = NULL;
+        c->headers[i].value = NULL;
+    }
+    c->nheaders = 0;
+    c->in_value = false;
+    free(c->body);
+    c->body = NULL;
+    c->body_len = 0;
+    c->req_bytes = 0;
+    c->headers_done = false;
+    c->reject_status = 0;
 }
-int http_response_set_body(struct http_response *resp, const void *data, size_t len)
+
+static void conn_handle_closed(uv_handle_t *h)
 {
-    return -ENOSYS;
+    struct conn *c = h->data;
+    struct http_server *srv = c->srv;
+
+    if (--c->handles_open > 0)
+        return;
+    conn_reset_request(c);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        srv->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    srv->nconns--;
+    free(c);
+    server_maybe_free(srv);
 }
+
+static void conn_close(struct conn *c)
+{
+    if (c->closing)
+        return;
+    c->closing = true;
+    uv_timer_stop(&c->timer);
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    uv_close((uv_handle_t *)&c->tcp, conn_handle_closed);
+    uv_close((uv_handle_t *)&c->timer, conn_handle_closed);
+}
+
+static void on_timeout(uv_timer_t *t)
+{
+    struct conn *c = t->data;
+
+    log_debug("http: closing connection from %s: %s timed out", c->peer,
+              c->req_bytes ? "request" : "idle keep-alive");
+    conn_close(c);
+}
+
+static void arm_timer(struct conn *c, uint64_t ms)
+{
+    if (!c->closing)
+        uv_timer_start(&c->timer, on_timeout, ms, 0);
+}
+
+static void on_written(uv_write_t *req, int status)
+{
+    struct write_req *w = (struct write_req *)req;
+    struct conn *c = w->conn;
+
+    free(w->buf);
+    free(w);
+    if (c->closing)
+        return;
+    if (status < 0) {
+        log_debug("http: write to %s failed: %s, closing", c->peer, uv_strerror(status));
+        conn_close(c);
+        return;
+    }
+    if (c->close_after_write && uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) == 0)
+        conn_close(c);
+}
+
+static void count_response(struct http_server *srv, int status)
+{
+    char labels[32];
+
+    if (!srv->metrics)
+        return;
+    snprintf(labels, sizeof(labels), "code=\"%d\"", status);
+    metrics_counter_inc(metrics_counter(srv->metrics, "drover_http_requests_total",
+                                        "Requests answered by the metrics/health HTTP server.",
+                                        labels));
+}
+
+static const char *reason_phrase(int status)
+{
+    const char *r = http_status_str((enum http_status)status);
+    return r && strcmp(r, "<unknown>") != 0 ? r : "Unknown";
+}
+
+/* Queue one response. head_only: HEAD request, send headers only. */
+static void send_response(struct conn *c, int status, const char *ctype, const char *body,
+                          size_t body_len, bool head_only, bool keep_alive, const char *extra)
+{
+    struct write_req *w;
+    char head[512];
+    int hn;
+
+    if (c->closing)
+        return;
+    hn = snprintf(head, sizeof(head),
+                  "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+                  "Connection: %s\r\n%s\r\n",
+                  status, reason_phrase(status), ctype, body_len,
+                  keep_alive ? "keep-alive" : "close", extra ? extra : "");
+    if (hn < 0 || (size_t)hn >= sizeof(head)) {
+        conn_close(c);
+        return;
+    }
+    size_t total = (size_t)hn + (head_only ? 0 : body_len);
+    w = calloc(1, sizeof(*w));
+    if (w)
+        w->buf = malloc(total ? total : 1);
+    if (!w || !w->buf) {
+        if (w)
+            free(w);
+        log_warn("http: out of memory answering %s, closing the connection", c->peer);
+        conn_close(c);
+        return;
+    }
+    memcpy(w->buf, head, (size_t)hn);
+    if (!head_only && body_len)
+        memcpy(w->buf + hn, body, body_len);
+    w->conn = c;
+    uv_buf_t buf = uv_buf_init(w->buf, (unsigned)total);
+    if (!keep_alive)
+        c->close_after_write = true;
+    count_response(c->srv, status);
+    int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, on_written);
+    if (rc < 0) {
+        free(w->buf);
+        free(w);
+        conn_close(c);
+        return;
+    }
+    if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) >
+        c->srv->max_request * MAX_QUEUED_FACTOR) {
+        log_warn("http: %s does not read its responses, closing the connection", c->peer);
+        conn_close(c);
+    }
+}
+
+static void send_error_and_close(struct conn *c, int status, const char *text)
+{
+    send_response(c, status, CT_TEXT, text, strlen(text), false, false, NULL);
+    uv_read_stop((uv_stream_t *)&c->tcp);
+}
+
+/* ---- routing --------------------------------------------------------- */
+
+static const struct handler *find_handler(const struct http_server *srv, const char *path,
+                                          bool exact)
+{
+    const struct handler *best = NULL;
+
+    for (size_t i = 0; i < srv->nhandlers; i++) {
+        const struct handler *h = &srv->handlers[i];
+        if (exact ? strcmp(path, h->prefix) != 0 : strncmp(path, h->prefix, h->prefix_len) != 0)
+            continue;
+        if (!best || h->prefix_len > best->prefix_len)
+            best = h;
+    }
+    return best;
+}
+
+static bool is_builtin(const char *path)
+{
+    return !strcmp(path, "/metrics") || !strcmp(path, "/healthz") || !strcmp(path, "/readyz");
+}
+
+static void builtin(struct http_server *srv, const char *path, struct http_response *resp)
+{
+    if (!strcmp(path, "/healthz")) {
+        http_response_printf(resp, "ok\n");
+    } else if (!strcmp(path, "/readyz")) {
+        if (srv->ready) {
+            http_response_printf(resp, "ready\n");
+        } else {
+            resp->status = 503;
+            http_response_printf(resp, "%s\n",
+                                 srv->not_ready_reason ? srv->not_ready_reason : "not ready");
+        }
+    } else { /* /metrics */
+        char *text = NULL;
+        size_t len = 0;
+        int rc = srv->metrics ? metrics_render(srv->metrics, &text, &len) : 0;
+        if (rc < 0) {
+            resp->status = 500;
+            http_response_printf(resp, "metrics: rendering failed: %s\n", strerror(-rc));
+            log_warn("http: rendering /metrics failed: %s, answered 500", strerror(-rc));
+            return;
+        }
+        resp->content_type = CT_METRICS;
+        free(resp->body);
+        resp->body = text;
+        resp->body_len = len;
+    }
+}
+
+/* Split the request target into path and query (pointers into buf). */
+static int split_target(char *url, size_t len, char **path, char **query)
+{
+    struct http_parser_url u;
+
+    if (len > 0 && url[0] == '/') {
+        char *q = strchr(url, '?');
+        char *frag = strchr(url, '#');
+        if (frag)
+            *frag = '\0';
+        *path = url;
+        *query = "";
+        if (q) {
+            *q = '\0';
+            *query = q + 1;
+        }
+        return 0;
+    }
+    /* absolute-form ("http://host/path?q"): let http-parser take it apart */
+    http_parser_url_init(&u);
+    if (http_parser_parse_url(url, len, 0, &u) != 0 || !(u.field_set & (1 << UF_PATH)))
+        return -EINVAL;
+    char *p = url + u.field_data[UF_PATH].off;
+    p[u.field_data[UF_PATH].len] = '\0';
+    *path = p;
+    *query = "";
+    if (u.field_set & (1 << UF_QUERY)) {
+        char *q = url + u.field_data[UF_QUERY].off;
+        q[u.field_data[UF_QUERY].len] = '\0';
+        *query = q;
+    }
+    return 0;
+}
+
+static void dispatch(struct conn *c)
+{
+    struct http_server *srv = c->srv;
+    struct http_response resp = {.status = 200, .content_type = CT_TEXT};
+    const char *method = http_method_str((enum http_method)c->parser.method);
+    bool keep_alive = http_should_keep_alive(&c->parser) && !c->parser.upgrade && !srv->closing;
+    bool head = c->parser.method == HTTP_HEAD;
+    const char *extra = NULL;
+    char *path, *query;
+
+    if (!c->url || split_target(c->url, c->url_len, &path, &query) < 0) {
+        send_error_and_close(c, 400, "bad request target\n");
+        return;
+    }
+    const struct handler *h = find_handler(srv, path, true);
+    if (!h && !is_builtin(path))
+        h = find_handler(srv, path, false);
+    if (h) {
+        struct http_request req = {
+            .method = method,
+            .path = path,
+            .query = query,
+            .body = c->body ? c->body : "",
+            .body_len = c->body_len,
+            .remote_addr = c->peer,
+            .priv = c,
+        };
+        h->fn(&req, &resp, h->arg);
+        if (resp.status < 100 || resp.status > 999)
+            resp.status = 500;
+        if (!resp.content_type)
+            resp.content_type = CT_TEXT;
+    } else if (is_builtin(path)) {
+        if (c->parser.method == HTTP_GET || head) {
+            builtin(srv, path, &resp);
+        } else {
+            resp.status = 405;
+            extra = "Allow: GET, HEAD\r\n";
+            http_response_printf(&resp, "method %s not allowed on %s\n", method, path);
+        }
+    } else {
+        resp.status = 404;
+        http_response_printf(&resp, "not found: %s\n", path);
+    }
+    send_response(c, resp.status, resp.content_type, resp.body ? resp.body : "", resp.body_len,
+                  head, keep_alive, extra);
+    free(resp.body);
+}
+
+/* ---- http-parser callbacks ------------------------------------------- */
+
+static int over_limit(struct conn *c, size_t more)
+{
+    c->req_bytes += more;
+    if (c->req_bytes <= c->srv->max_request)
+        return 0;
+    c->reject_status = c->headers_done ? 413 : 431;
+    return -1;
+}
+
+static int append(char **dst, size_t *len, const char *at, size_t n)
+{
+    char *p = realloc(*dst, *len + n + 1);
+    if (!p)
+        return -1;
+    memcpy(p + *len, at, n);
+    *len += n;
+    p[*len] = '\0';
+    *dst = p;
+    return 0;
+}
+
+static int on_message_begin(http_parser *p)
+{
+    struct conn *c = p->data;
+
+    conn_reset_request(c);
+    /* The whole request must arrive within the read timeout, however
+     * slowly its bytes trickle in. */
+    arm_timer(c, c->srv->read_timeout_ms);
+    return 0;
+}
+
+static int on_url(http_parser *p, const char *at, size_t n)
+{
+    struct conn *c = p->data;
+
+    if (over_limit(c, n))
+        return -1;
+    return append(&c->url, &c->url_len, at, n);
+}
+
+static int on_header_field(http_parser *p, const char *at, size_t n)
+{
+    struct conn *c = p->data;
+    size_t len;
+
+    if (over_limit(c, n))
+        return -1;
+    if (c->in_value || c->nheaders == 0) {
+        if (c->nheaders == MAX_HEADERS) {
+            c->reject_status = 431;
+            return -1;
+        }
+        c->nheaders++;
+        c->in_value = false;
+    }
+    struct header *h = &c->headers[c->nheaders - 1];
+    len = h->name ? strlen(h->name) : 0;
+    return append(&h->name, &len, at, n);
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t n)
+{
+    struct conn *c = p->data;
+    size_t len;
+
+    if (over_limit(c, n) || c->nheaders == 0)
+        return -1;
+    c->in_value = true;
+    struct header *h = &c->headers[c->nheaders - 1];
+    len = h->value ? strlen(h->value) : 0;
+    return append(&h->value, &len, at, n);
+}
+
+static int on_headers_complete(http_parser *p)
+{
+    struct conn *c = p->data;
+    struct http_request req = {.priv = c};
+
+    c->headers_done = true;
+    if (p->content_length != ULLONG_MAX && p->content_length > c->srv->max_request) {
+        c->reject_status = 413;
+        return -1;
+    }
+    const char *expect = http_request_header(&req, "Expect");
+    if (expect && strcasecmp(expect, "100-continue") == 0 && !c->closing) {
+        static char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        struct write_req *w = calloc(1, sizeof(*w));
+        if (w && (w->buf = strdup(cont)) != NULL) {
+            uv_buf_t buf = uv_buf_init(w->buf, sizeof(cont) - 1);
+            w->conn = c;
+            if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, on_written) < 0) {
+                free(w->buf);
+                free(w);
+            }
+        } else {
+            free(w);
+        }
+    }
+    return 0;
+}
+
+static int on_body(http_parser *p, const char *at, size_t n)
+{
+    struct conn *c = p->data;
+
+    if (over_limit(c, n))
+        return -1;
+    return append(&c->body, &c->body_len, at, n);
+}
+
+static int on_message_complete(http_parser *p)
+{
+    struct conn *c = p->data;
+
+    dispatch(c);
+    conn_reset_request(c);
+    if (!c->closing)
+        arm_timer(c, c->srv->idle_timeout_ms);
+    return c->close_after_write ? -1 : 0; /* stop parsing after a "close" response */
+}
+
+static const http_parser_settings parser_settings = {
+    .on_message_begin = on_message_begin,
+    .on_url = on_url,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
+
+/* ---- socket I/O -------------------------------------------------------- */
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)h;
+    if (suggested > 65536)
+        suggested = 65536;
+    buf->base = malloc(suggested);
+    buf->len = buf->base ? suggested : 0;
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    struct conn *c = s->data;
+
+    if (nread < 0) {
+        conn_close(c); /* EOF or error: nothing more to answer */
+        goto out;
+    }
+    if (nread == 0 || c->closing || c->close_after_write)
+        goto out;
+    size_t done = http_parser_execute(&c->parser, &parser_settings, buf->base, (size_t)nread);
+    if (c->close_after_write || c->closing)
+        goto out;
+    if (c->parser.upgrade) {
+        conn_close(c);
+        goto out;
+    }
+    if (done != (size_t)nread || HTTP_PARSER_ERRNO(&c->parser) != HPE_OK) {
+        int status = c->reject_status ? c->reject_status : 400;
+        enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
+        if (e == HPE_HEADER_OVERFLOW)
+            status = 431;
+        log_debug("http: rejecting request from %s: %d (%s)", c->peer, status, http_errno_name(e));
+        send_error_and_close(c, status,
+                             status == 413   ? "request too large\n"
+                             : status == 431 ? "request headers too large\n"
+                                             : "bad request\n");
+    }
+out:
+    free(buf->base);
+}
+
+static void on_connection(uv_stream_t *listener, int status)
+{
+    struct http_server *srv = listener->data;
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    struct conn *c;
+
+    if (status < 0) {
+        log_warn("http: accept on %s failed: %s, still listening", srv->listen,
+                 uv_strerror(status));
+        return;
+    }
+    c = calloc(1, sizeof(*c));
+    if (!c) {
+        log_warn("http: out of memory accepting on %s, connection dropped", srv->listen);
+        return;
+    }
+    c->srv = srv;
+    uv_tcp_init(srv->loop, &c->tcp);
+    uv_timer_init(srv->loop, &c->timer);
+    c->tcp.data = c;
+    c->timer.data = c;
+    c->handles_open = 2;
+    c->next = srv->conns;
+    if (srv->conns)
+        srv->conns->prev = c;
+    srv->conns = c;
+    srv->nconns++;
+    if (uv_accept(listener, (uv_stream_t *)&c->tcp) < 0) {
+        conn_close(c);
+        return;
+    }
+    if (srv->nconns > srv->max_conns) {
+        log_warn("http: %u connections open on %s (limit), dropping a new one", srv->nconns - 1,
+                 srv->listen);
+        conn_close(c);
+        return;
+    }
+    snprintf(c->peer, sizeof(c->peer), "?");
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
+        char ip[INET6_ADDRSTRLEN] = "";
+        if (ss.ss_family == AF_INET6) {
+            struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+            uv_ip6_name(a, ip, sizeof(ip));
+            snprintf(c->peer, sizeof(c->peer), "[%s]:%u", ip, ntohs(a->sin6_port));
+        } else if (ss.ss_family == AF_INET) {
+            struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+            uv_ip4_name(a, ip, sizeof(ip));
+            snprintf(c->peer, sizeof(c->peer), "%s:%u", ip, ntohs(a->sin_port));
+        }
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    http_parser_init(&c->parser, HTTP_REQUEST);
+    c->parser.data = c;
+    arm_timer(c, srv->idle_timeout_ms);
+    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) < 0)
+        conn_close(c);
+}
+
+/* ---- server -------------------------------------------------------------- */
+
+/* "127.0.0.1:9100", "[::1]:9100", ":9100". */
+static int parse_listen(const char *text, struct sockaddr_storage *ss, bool *any)
+{
+    char host[INET6_ADDRSTRLEN + 2];
+    const char *colon, *port_s;
+    char *end;
+    size_t hlen;
+
+    *any = false;
+    if (!text)
+        return -EINVAL;
+    if (text[0] == '[') {
+        const char *close = strchr(text, ']');
+        if (!close || close[1] != ':')
+            return -EINVAL;
+        hlen = (size_t)(close - text - 1);
+        if (hlen == 0 || hlen >= sizeof(host))
+            return -EINVAL;
+        memcpy(host, text + 1, hlen);
+        host[hlen] = '\0';
+        port_s = close + 2;
+    } else {
+        colon = strrchr(text, ':');
+        if (!colon)
+            return -EINVAL;
+        hlen = (size_t)(colon - text);
+        if (hlen >= sizeof(host))
+            return -EINVAL;
+        memcpy(host, text, hlen);
+        host[hlen] = '\0';
+        port_s = colon + 1;
+    }
+    if (!*port_s)
+        return -EINVAL;
+    long port = strtol(port_s, &end, 10);
+    if (*end || port < 0 || port > 65535)
+        return -EINVAL;
+    memset(ss, 0, sizeof(*ss));
+    if (host[0] == '\0') {
+        *any = true;
+        return uv_ip6_addr("::", (int)port, (struct sockaddr_in6 *)ss) < 0 ? -EINVAL : 0;
+    }
+    if (text[0] == '[')
+        return uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)ss) < 0 ? -EINVAL : 0;
+    return uv_ip4_addr(host, (int)port, (struct sockaddr_in *)ss) < 0 ? -EINVAL : 0;
+}
+
+static bool ipv6_available(void)
+{
+    int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    if (fd < 0)
+        return false;
+    close(fd);
+    return true;
+}
+
+static void server_free(struct http_server *srv)
+{
+    for (size_t i = 0; i < srv->nhandlers; i++)
+        free(srv->handlers[i].prefix);
+    free(srv->handlers);
+    free(srv->not_ready_reason);
+    free(srv);
+}
+
+static void listener_closed(uv_handle_t *h)
+{
+    struct http_server *srv = h->data;
+
+    srv->listener.data = NULL; /* marks the listener as gone */
+    server_maybe_free(srv);
+}
+
+static void server_maybe_free(struct http_server *srv)
+{
+    if (srv->closing && srv->nconns == 0 && srv->listener.data == NULL)
+        server_free(srv);
+}
+
+static int bind_listen(struct http_server *srv, const struct sockaddr *sa, char *err, size_t errlen)
+{
+    int rc;
+
+    uv_tcp_init(srv->loop, &srv->listener);
+    srv->listener.data = srv;
+    rc = uv_tcp_bind(&srv->listener, sa, 0);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&srv->listener, 128, on_connection);
+    if (rc < 0)
+        set_err(err, errlen, "http: cannot listen on %s: %s", srv->listen, uv_strerror(rc));
+    return rc;
+}
+
 int http_server_start(uv_loop_t *loop, const struct http_server_options *opts,
                       struct http_server **out, char *err, size_t errlen)
 {
+    struct sockaddr_storage ss, bound;
+    struct http_server *srv;
+    int len = sizeof(bound);
+    bool any;
+    int rc;
+
     *out = NULL;
-    if (errlen)
-        snprintf(err, errlen, "http_server: not implemented yet");
-    return -ENOSYS;
-}
-int http_server_port(const struct http_server *srv)
-{
+    if (!opts || parse_listen(opts->listen, &ss, &any) < 0) {
+        set_err(err, errlen, "http: bad listen address '%s' (want IP:PORT, [IPv6]:PORT or :PORT)",
+                opts && opts->listen ? opts->listen : "(null)");
+        return -EINVAL;
+    }
+    /* A client that hangs up while we write must not kill the daemon with
+     * SIGPIPE; libuv reports EPIPE instead once the signal is ignored.
+     * A disposition the program chose itself is left alone. */
+    struct sigaction sa;
+    if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL)
+        signal(SIGPIPE, SIG_IGN);
+    srv = calloc(1, sizeof(*srv));
+    if (!srv)
+        return -ENOMEM;
+    srv->loop = loop;
+    srv->metrics = opts->metrics;
+    srv->max_request = opts->max_request_bytes ? opts->max_request_bytes : DEFAULT_MAX_REQUEST;
+    srv->read_timeout_ms = opts->read_timeout_ms ? opts->read_timeout_ms : DEFAULT_READ_TIMEOUT;
+    srv->idle_timeout_ms = opts->idle_timeout_ms ? opts->idle_timeout_ms : DEFAULT_IDLE_TIMEOUT;
+    srv->max_conns = opts->max_connections ? opts->max_connections : DEFAULT_MAX_CONNS;
+    srv->not_ready_reason = strdup("starting up");
+    snprintf(srv->listen, sizeof(srv->listen), "%s", opts->listen);
+
+    if (any && !ipv6_available()) {
+        /* ":PORT" on a host without IPv6: all IPv4 addresses instead. */
+        int port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+        uv_ip4_addr("0.0.0.0", port, (struct sockaddr_in *)&ss);
+    }
+    rc = bind_listen(srv, (struct sockaddr *)&ss, err, errlen);
+    if (rc < 0) {
+        srv->closing = true;
+        uv_close((uv_handle_t *)&srv->listener, listener_closed);
+        return rc;
+    }
+    if (uv_tcp_getsockname(&srv->listener, (struct sockaddr *)&bound, &len) == 0)
+        srv->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                                                      : ((struct sockaddr_in *)&bound)->sin_port);
+    log_info("http: serving /metrics, /healthz, /readyz on %s (port %d)", srv->listen, srv->port);
+    *out = srv;
     return 0;
 }
+
+int http_server_port(const struct http_server *srv)
+{
+    return srv ? srv->port : 0;
+}
+
 void http_server_set_ready(struct http_server *srv, bool ready, const char *reason)
 {
+    if (!srv)
+        return;
+    if (ready != srv->ready)
+        log_info("http: readiness now %s%s%s", ready ? "ready" : "not ready", reason ? ": " : "",
+                 reason ? reason : "");
+    srv->ready = ready;
+    free(srv->not_ready_reason);
+    srv->not_ready_reason = reason ? strdup(reason) : NULL;
 }
+
 int http_server_add_handler(struct http_server *srv, const char *prefix, http_handler_fn fn,
                             void *arg)
 {
-    return -ENOSYS;
+    struct handler *hs;
+
+    if (!srv || !prefix || prefix[0] != '/' || !fn)
+        return -EINVAL;
+    hs = realloc(srv->handlers, (srv->nhandlers + 1) * sizeof(*hs));
+    if (!hs)
+        return -ENOMEM;
+    srv->handlers = hs;
+    hs[srv->nhandlers].prefix = strdup(prefix);
+    if (!hs[srv->nhandlers].prefix)
+        return -ENOMEM;
+    hs[srv->nhandlers].prefix_len = strlen(prefix);
+    hs[srv->nhandlers].fn = fn;
+    hs[srv->nhandlers].arg = arg;
+    srv->nhandlers++;
+    return 0;
 }
+
 void http_server_close(struct http_server *srv)
 {
+    if (!srv || srv->closing)
+        return;
+    srv->closing = true;
+    for (struct conn *c = srv->conns; c; c = c->next)
+        conn_close(c);
+    uv_close((uv_handle_t *)&srv->listener, listener_closed);
 }

@@ -72,7 +72,10 @@ typedef void (*http_handler_fn)(const struct http_request *req, struct http_resp
                                 void *arg);
 
 /* Bind and listen. 0, or negative errno with a message naming the listen
- * address in err. */
+ * address in err (after a bind/listen failure the loop must run once to
+ * release the listener). Sets SIGPIPE to ignored if it still has its
+ * default disposition, so a client hanging up cannot kill the daemon.
+ * /readyz answers 503 "starting up" until http_server_set_ready(true). */
 int http_server_start(uv_loop_t *loop, const struct http_server_options *opts,
                       struct http_server **out, char *err, size_t errlen);
 /* Bound TCP port (useful with port 0). */
