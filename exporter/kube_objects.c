@@ -82,6 +82,7 @@ static const struct ann_def ANN_LISTEN = {"drover.io/listen-port",
                                           KUBE_ANN_KSE_PREFIX "load-balancer-listen-port"};
 static const struct ann_def ANN_PER_CLUSTER = {NULL, KUBE_ANN_KSE_PREFIX
                                                "load-balancer-service-per-cluster"};
+static const struct ann_def ANN_ID_PREFIX = {NULL, KUBE_ANN_KSE_PREFIX "id-prefix"};
 
 struct ann_ctx {
     const json_t *anns; /* metadata.annotations or NULL */
@@ -174,7 +175,8 @@ static bool valid_dns_name(const char *s)
     return label_dns_subdomain_valid(s, len, true);
 }
 
-/* A load-balancer class is a name HAProxy templates key on. */
+/* A load-balancer class is a name HAProxy templates key on; KSE id
+ * prefixes follow the same rule (they become part of a key segment). */
 static bool valid_class(const char *s)
 {
     size_t len = strlen(s);
@@ -218,6 +220,7 @@ struct svc_settings {
     const char *dns_name;
     int listen_port;
     bool per_cluster;
+    const char *id_prefix;
     json_t *custom_attrs; /* owned */
 };
 
@@ -290,6 +293,12 @@ static int read_settings(struct ann_ctx *c, const struct export_options *opt,
     if (v && parse_bool(v, &st->per_cluster) < 0)
         return ann_invalid(c, used, v, "expected true or false");
 
+    if ((rc = ann_get(c, &ANN_ID_PREFIX, &v, &used)))
+        return rc;
+    if (v && !valid_class(v))
+        return ann_invalid(c, used, v, "expected 1-63 characters of [A-Za-z0-9._-]");
+    st->id_prefix = v;
+
     if ((rc = ann_get(c, &ANN_ATTRS, &v, &used)))
         return rc;
     if (v) {
@@ -328,6 +337,7 @@ void export_record_clear(struct export_record *r)
     free(r->load_balancer_class);
     free(r->backend_protocol);
     free(r->dns_name);
+    free(r->kse_id_prefix);
     json_decref(r->labels);
     json_decref(r->custom_attrs);
     memset(r, 0, sizeof(*r));
@@ -467,7 +477,8 @@ static int build_record(struct export_record *r, const struct export_options *op
         dup_opt(&r->service, name) || dup_opt(&r->port_name, pname) || dup_opt(&r->type, type) ||
         dup_opt(&r->protocol, proto) || dup_opt(&r->health_check_path, path) ||
         dup_opt(&r->load_balancer_class, st->class_) ||
-        dup_opt(&r->backend_protocol, st->backend) || dup_opt(&r->dns_name, st->dns_name))
+        dup_opt(&r->backend_protocol, st->backend) || dup_opt(&r->dns_name, st->dns_name) ||
+        dup_opt(&r->kse_id_prefix, st->id_prefix))
         return -ENOMEM;
     r->labels = select_labels(labels, opt->label_keys, opt->n_label_keys);
     r->custom_attrs = json_deep_copy(st->custom_attrs);

@@ -74,6 +74,7 @@ struct export_record {
     char *dns_name;               /* NULL when not set */
     int listen_port;              /* 0 when not set */
     bool kse_service_per_cluster; /* KSE id includes the cluster (KSE default: true) */
+    char *kse_id_prefix;          /* KSE `id-prefix` annotation, or NULL */
     json_t *labels;               /* object: the selected labels present */
     json_t *custom_attrs;         /* object ({} when not set) */
     char hash[17];                /* 16 hex digits: first 64 bits of SHA-256 of the record */

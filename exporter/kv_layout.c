@@ -242,11 +242,13 @@ char *kv_layout_kse_service_key(const struct kv_layout *l, const struct export_r
 {
     if (!l->kse_prefix || !record_segments_ok(r))
         return NULL;
-    if (r->kse_service_per_cluster)
-        return str_printf("%s/services/%s-%s-%s-%s/clusters/%s", l->kse_prefix, l->cluster,
-                          r->namespace, r->service, r->port_name, l->cluster);
-    return str_printf("%s/services/%s-%s-%s/clusters/%s", l->kse_prefix, r->namespace, r->service,
-                      r->port_name, l->cluster);
+    /* kube-service-exporter's ExportedService.Id():
+     * [<id-prefix>-][<cluster>-]<namespace>-<service>-<port> */
+    const char *pfx = r->kse_id_prefix ? r->kse_id_prefix : "";
+    return str_printf("%s/services/%s%s%s%s%s-%s-%s/clusters/%s", l->kse_prefix, pfx,
+                      pfx[0] ? "-" : "", r->kse_service_per_cluster ? l->cluster : "",
+                      r->kse_service_per_cluster ? "-" : "", r->namespace, r->service, r->port_name,
+                      l->cluster);
 }
 
 char *kv_layout_kse_nodes_key(const struct kv_layout *l)

@@ -138,6 +138,11 @@ START_TEST(test_kse_annotations)
     ck_assert_str_eq(json_string_value(json_array_get(ips, 1)), "172.16.0.0/12");
     ck_assert_str_eq(json_string_value(json_object_get(r->custom_attrs, "owner")), "robots");
     ck_assert_str_eq(json_string_value(json_object_get(r->labels, "team")), "robots");
+    ck_assert_ptr_null(r->kse_id_prefix);
+    export_records_free(r, 1);
+    fixture_annotate(svc, KUBE_ANN_KSE_PREFIX "id-prefix", "00-first");
+    r = convert(svc, false, 1);
+    ck_assert_str_eq(r->kse_id_prefix, "00-first");
     export_records_free(r, 1);
     json_decref(svc);
 }
@@ -276,6 +281,7 @@ static const struct bad_ann BAD[] = {
     {KUBE_ANN_KSE_PREFIX "custom-attrs", "[]"},
     {KUBE_ANN_KSE_PREFIX "load-balancer-service-per-cluster", "nope"},
     {KUBE_ANN_KSE_PREFIX "load-balancer-listen-port", "x"},
+    {KUBE_ANN_KSE_PREFIX "id-prefix", "a/b"},
 };
 
 START_TEST(test_invalid_annotation)

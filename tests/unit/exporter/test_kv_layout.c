@@ -88,6 +88,15 @@ START_TEST(test_keys)
     k = kv_layout_kse_service_key(&l, &r[0]); /* service-per-cluster "false" */
     ck_assert_str_eq(k, "kube-service-exporter/services/decepticons-megatron-http/clusters/dc1");
     free(k);
+    r[0].kse_id_prefix = strdup("a1");
+    k = kv_layout_kse_service_key(&l, &r[0]);
+    ck_assert_str_eq(k, "kube-service-exporter/services/a1-decepticons-megatron-http/clusters/dc1");
+    free(k);
+    r[0].kse_service_per_cluster = true;
+    k = kv_layout_kse_service_key(&l, &r[0]);
+    ck_assert_str_eq(
+        k, "kube-service-exporter/services/a1-dc1-decepticons-megatron-http/clusters/dc1");
+    free(k);
     export_records_free(r, n);
     r = records("svc-udp-unnamed.json", &n);
     k = kv_layout_service_key(&l, &r[0]);
