@@ -19,7 +19,7 @@
 #include "decap_bpf.skel.h"
 #include "director_bpf.skel.h"
 #include "director_maps.h"
-#include "director_table.h"
+#include "director_rendezvous.h"
 #include "log.h"
 
 #define BPF_FS_MAGIC_VALUE 0xcafe4a11
@@ -232,7 +232,7 @@ static int apply_config(const struct director_attach_opts *o, struct director_ma
     rows = calloc(DROVER_TABLE_ROWS, sizeof(*rows));
     if (!rows)
         return -ENOMEM;
-    rc = director_table_build(gen.hash_key, cfg->proxies, cfg->n_proxies, rows);
+    rc = director_rendezvous_build(gen.hash_key, cfg->proxies, cfg->n_proxies, rows);
     if (rc < 0) {
         log_error("%s: building the forwarding table failed: %s", o->dev, strerror(-rc));
         goto out;
@@ -243,7 +243,7 @@ static int apply_config(const struct director_attach_opts *o, struct director_ma
     rc = director_maps_set_vips(m, cfg->vips, cfg->n_vips);
     if (rc < 0)
         goto out;
-    __u64 want = director_table_checksum(&gen, cfg->proxies, rows), got = 0;
+    __u64 want = director_generation_checksum(&gen, cfg->proxies, rows), got = 0;
     rc = director_maps_checksum(m, active, &got);
     if (rc == 0 && want != got) {
         log_error("%s: generation %u reads back with checksum %016llx, wrote %016llx", o->dev,

@@ -8,10 +8,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/membarrier.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
-#include "director_table.h"
+#include "director_rendezvous.h"
 #include "log.h"
 
 #define TABLE_BYTES ((size_t)DROVER_GENERATIONS * DROVER_TABLE_ROWS * sizeof(struct drover_row))
@@ -176,6 +179,19 @@ int director_maps_write_gen(struct director_maps *m, __u32 gen, const struct dro
     return 0;
 }
 
+/* After the flip, programs that read the old index may still be running
+ * on other CPUs. XDP runs inside an RCU read-side section, and
+ * membarrier(MEMBARRIER_CMD_GLOBAL) waits for an RCU grace period, so
+ * once it returns the old generation is unused and may be rewritten. */
+static void wait_for_readers(void)
+{
+    if (syscall(__NR_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) == 0)
+        return;
+    /* nohz_full kernels refuse; a packet takes microseconds. */
+    struct timespec ts = {.tv_sec = 0, .tv_nsec = 20 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+}
+
 int director_maps_activate(struct director_maps *m, __u32 gen)
 {
     struct drover_active act = {.gen = gen};
@@ -192,6 +208,7 @@ int director_maps_activate(struct director_maps *m, __u32 gen)
                   gen, strerror(errno));
         return rc;
     }
+    wait_for_readers();
     return 0;
 }
 
@@ -256,7 +273,8 @@ int director_maps_checksum(const struct director_maps *m, __u32 gen, __u64 *sum)
         return -ENOMEM;
     rc = director_maps_read_gen(m, gen, &cfg, proxies);
     if (rc == 0)
-        *sum = director_table_checksum(&cfg, proxies, m->table + (size_t)gen * DROVER_TABLE_ROWS);
+        *sum =
+            director_generation_checksum(&cfg, proxies, m->table + (size_t)gen * DROVER_TABLE_ROWS);
     free(proxies);
     return rc;
 }

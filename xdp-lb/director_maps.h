@@ -8,8 +8,11 @@
  * Publishing a generation: write the inactive generation's config, proxies
  * and table rows, then flip drover_active (one 4-byte store). Packets read
  * the active index first, so each sees either the old or the new generation
- * whole. director_maps_publish() does all of it; the watcher should verify
- * with director_maps_checksum() against director_table_checksum() of what
+ * whole. director_maps_activate() then waits for an RCU grace period
+ * (membarrier), so when it returns no packet still reads the old generation
+ * and the next publish may overwrite it. director_maps_publish() does all
+ * of it; the watcher should verify
+ * with director_maps_checksum() against director_generation_checksum() of what
  * it meant to write.
  */
 #ifndef DROVER_DIRECTOR_MAPS_H
@@ -58,7 +61,7 @@ int director_maps_activate(struct director_maps *m, __u32 gen);
 int director_maps_publish(struct director_maps *m, const struct drover_gen_config *cfg,
                           const struct drover_proxy *proxies, const struct drover_row *rows,
                           __u32 *gen_out);
-/* Read generation gen back and checksum it (director_table_checksum). */
+/* Read generation gen back and checksum it (director_generation_checksum). */
 int director_maps_checksum(const struct director_maps *m, __u32 gen, __u64 *sum);
 /* Read one generation's config and proxies (proxies: DROVER_MAX_PROXIES). */
 int director_maps_read_gen(const struct director_maps *m, __u32 gen, struct drover_gen_config *cfg,

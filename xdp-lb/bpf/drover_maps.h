@@ -87,11 +87,16 @@ struct drover_proxy {
 };
 
 /* table map (array, mmapable): DROVER_GENERATIONS * DROVER_TABLE_ROWS rows,
- * indices into the same generation's proxies. */
+ * indices into the same generation's proxies. 8 bytes because array maps
+ * store elements at an 8-byte stride anyway, and user space writes the
+ * table through mmap, which exposes that stride. */
 struct drover_row {
     __u16 primary;
     __u16 secondary;
+    __u32 reserved; /* 0 */
 };
+/* Row entry meaning "no proxy" (any index >= DROVER_MAX_PROXIES works). */
+#define DROVER_ROW_NONE 0xffff
 
 /* gen_config map (array): one entry per generation. Everything a packet
  * needs besides the VIP lives in the generation, so one write of the

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-#include "director_table.h"
+#include "director_rendezvous.h"
 
 #include <errno.h>
 #include <string.h>
@@ -22,8 +22,8 @@ static int usable(const struct drover_proxy *p)
     return p->family != DROVER_AF_NONE && p->state != DROVER_PROXY_INACTIVE;
 }
 
-int director_table_build(const __u64 key[2], const struct drover_proxy *proxies, size_t n,
-                         struct drover_row *rows)
+int director_rendezvous_build(const __u64 key[2], const struct drover_proxy *proxies, size_t n,
+                              struct drover_row *rows)
 {
     if (n > DROVER_MAX_PROXIES)
         return -EINVAL;
@@ -51,7 +51,8 @@ int director_table_build(const __u64 key[2], const struct drover_proxy *proxies,
             }
         }
         if (best < 0) {
-            rows[r].primary = rows[r].secondary = DIRECTOR_TABLE_NONE;
+            rows[r].primary = rows[r].secondary = DROVER_ROW_NONE;
+            rows[r].reserved = 0;
             continue;
         }
         if (prim < 0)
@@ -61,6 +62,7 @@ int director_table_build(const __u64 key[2], const struct drover_proxy *proxies,
         int sec = prim == best ? second : best;
         rows[r].primary = (__u16)prim;
         rows[r].secondary = (__u16)(sec < 0 ? prim : sec);
+        rows[r].reserved = 0;
     }
     return 0;
 }
@@ -76,8 +78,9 @@ static __u64 fnv(__u64 h, const void *data, size_t len)
     return h;
 }
 
-__u64 director_table_checksum(const struct drover_gen_config *cfg,
-                              const struct drover_proxy *proxies, const struct drover_row *rows)
+__u64 director_generation_checksum(const struct drover_gen_config *cfg,
+                                   const struct drover_proxy *proxies,
+                                   const struct drover_row *rows)
 {
     __u64 h = 0xcbf29ce484222325ULL;
     __u32 n = cfg->proxy_count > DROVER_MAX_PROXIES ? DROVER_MAX_PROXIES : cfg->proxy_count;

@@ -1,0 +1,655 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * BPF_PROG_TEST_RUN tests of the director XDP program: every VIP path (v4/v6,
+ * TCP/UDP, VLAN, ICMP PTB), fail-open for everything else, truncation at
+ * every length, no-proxy drops, and atomic generation swaps under load.
+ * The expected row is computed in user space with the same keyed hash, so
+ * these also check that kernel and user space agree on it.
+ */
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <check.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "director_bpf.skel.h"
+#include "director_config.h"
+#include "director_maps.h"
+#include "director_rendezvous.h"
+#include "drover_hash.h"
+#include "log.h"
+#include "pkt.h"
+
+#define XDP_ABORTED_ 0
+#define XDP_DROP_    1
+#define XDP_PASS_    2
+#define XDP_TX_      3
+
+static const __u64 KEY[2] = {0x0706050403020100ULL, 0x0f0e0d0c0b0a0908ULL};
+static const uint8_t GW_MAC[6] = {0x02, 0, 0, 0, 0, 0x99};
+static const uint8_t SRC_MAC[6] = {0x02, 0, 0, 0, 0, 0xd1};
+static const char *const PROXY_ADDRS[] = {"10.1.0.10", "10.1.0.11", "fd00:1::10", "fd00:1::11"};
+#define NPROXIES 4
+
+static struct director_bpf *skel;
+static struct director_maps maps;
+static struct drover_proxy proxies[NPROXIES];
+static struct drover_row rows[DROVER_TABLE_ROWS];
+static struct drover_gen_config gen;
+static int prog;
+
+static void vip(const char *addr, uint16_t port, uint8_t proto, struct drover_vip_key *k)
+{
+    memset(k, 0, sizeof(*k));
+    ck_assert_int_eq(director_parse_addr(addr, &k->family, k->addr), 0);
+    k->port = htons(port);
+    k->proto = proto;
+}
+
+/* Rows alternate between the two proxies of a family, so both are hit. */
+static void fill_rows(int v6)
+{
+    __u16 a = v6 ? 2 : 0, b = v6 ? 3 : 1;
+
+    for (__u32 r = 0; r < DROVER_TABLE_ROWS; r++) {
+        rows[r].primary = (r & 1) ? a : b;
+        rows[r].secondary = (r & 1) ? b : a;
+    }
+}
+
+static void publish(void)
+{
+    __u32 g;
+    ck_assert_int_eq(director_maps_publish(&maps, &gen, proxies, rows, &g), 0);
+}
+
+static void setup(void)
+{
+    struct drover_vip_key vips[5];
+    __u8 fam;
+
+    log_set_level(LOGL_WARN);
+    skel = director_bpf__open_and_load();
+    ck_assert_ptr_nonnull(skel);
+    prog = bpf_program__fd(skel->progs.drover_director);
+    ck_assert_int_eq(
+        director_maps_from_fds(
+            &maps, bpf_map__fd(skel->maps.drover_vips), bpf_map__fd(skel->maps.drover_table),
+            bpf_map__fd(skel->maps.drover_proxies), bpf_map__fd(skel->maps.drover_gen_cfg),
+            bpf_map__fd(skel->maps.drover_active), bpf_map__fd(skel->maps.drover_stats)),
+        0);
+    for (int i = 0; i < NPROXIES; i++) {
+        memset(&proxies[i], 0, sizeof(proxies[i]));
+        ck_assert_int_eq(director_parse_addr(PROXY_ADDRS[i], &proxies[i].family, proxies[i].addr),
+                         0);
+        proxies[i].state = DROVER_PROXY_ACTIVE;
+    }
+    memset(&gen, 0, sizeof(gen));
+    gen.version = DROVER_MAPS_VERSION;
+    gen.proxy_count = NPROXIES;
+    gen.hash_key[0] = KEY[0];
+    gen.hash_key[1] = KEY[1];
+    gen.hash_fields = DROVER_HASH_SRC;
+    gen.gue_port = htons(DROVER_GUE_PORT_DEFAULT);
+    inet_pton(AF_INET, "10.0.0.1", &gen.src_v4);
+    ck_assert_int_eq(director_parse_addr("fd00::1", &fam, gen.src_v6), 0);
+    memcpy(gen.gw_mac, GW_MAC, 6);
+    memcpy(gen.src_mac, SRC_MAC, 6);
+    vip("192.0.2.1", 80, IPPROTO_TCP, &vips[0]);
+    vip("192.0.2.1", 53, IPPROTO_UDP, &vips[1]);
+    vip("2001:db8::1", 443, IPPROTO_TCP, &vips[2]);
+    vip("2001:db8::1", 53, IPPROTO_UDP, &vips[3]);
+    vip("192.0.2.2", 443, IPPROTO_TCP, &vips[4]);
+    ck_assert_int_eq(director_maps_set_vips(&maps, vips, 5), 0);
+    fill_rows(0);
+    publish();
+}
+
+static void teardown(void)
+{
+    director_maps_close(&maps);
+    director_bpf__destroy(skel);
+}
+
+static __u64 stat(int which)
+{
+    __u64 v[DROVER_STAT_MAX];
+    ck_assert_int_eq(director_stats_read(bpf_map__fd(skel->maps.drover_stats), v), 0);
+    return v[which];
+}
+
+static uint16_t get16(const uint8_t *b)
+{
+    return (uint16_t)(b[0] << 8 | b[1]);
+}
+
+/* Check out is in, encapsulated for flow f by the current gen/rows. */
+static void check_encap(const struct pkt *in, size_t in_l3, const struct pkt *out,
+                        const struct drover_flow *f)
+{
+    __u64 h = drover_flow_hash(KEY, f, gen.hash_fields);
+    const struct drover_row *row = &rows[drover_hash_row(h)];
+    const struct drover_proxy *pri = &proxies[row->primary], *sec = &proxies[row->secondary];
+    const uint8_t *o = out->b;
+    size_t ip_len, alen;
+
+    ck_assert_mem_eq(o, GW_MAC, 6);
+    ck_assert_mem_eq(o + 6, SRC_MAC, 6);
+    if (pri->family == DROVER_AF_INET) {
+        ck_assert_uint_eq(get16(o + 12), 0x0800);
+        ck_assert_uint_eq(o[14], 0x45);
+        ck_assert_uint_eq(get16(o + 16), out->len - 14);
+        ck_assert_uint_eq(pkt_ipv4_csum(o + 14), 0);
+        ck_assert_uint_eq(o[22], 64);
+        ck_assert_uint_eq(o[23], IPPROTO_UDP);
+        ck_assert_mem_eq(o + 26, &gen.src_v4, 4);
+        ck_assert_mem_eq(o + 30, pri->addr, 4);
+        ip_len = 20;
+        alen = 4;
+    } else {
+        ck_assert_uint_eq(get16(o + 12), 0x86dd);
+        ck_assert_uint_eq(o[14] >> 4, 6);
+        ck_assert_uint_eq(get16(o + 18), out->len - 14 - 40);
+        ck_assert_uint_eq(o[20], IPPROTO_UDP);
+        ck_assert_mem_eq(o + 22, gen.src_v6, 16);
+        ck_assert_mem_eq(o + 38, pri->addr, 16);
+        ip_len = 40;
+        alen = 16;
+    }
+    const uint8_t *udp = o + 14 + ip_len;
+    ck_assert_uint_eq(get16(udp), drover_hash_sport(h));
+    ck_assert_uint_eq(get16(udp + 2), DROVER_GUE_PORT_DEFAULT);
+    ck_assert_uint_eq(get16(udp + 4), out->len - 14 - ip_len);
+    const uint8_t *gue = udp + 8;
+    ck_assert_uint_eq(gue[0], (4 + 2 * alen) / 4); /* version 0, C 0, hlen */
+    ck_assert_uint_eq(gue[1], f->family == DROVER_AF_INET ? 4 : 41);
+    ck_assert_uint_eq(get16(gue + 2), 0);
+    const uint8_t *hops = gue + 4;
+    ck_assert_uint_eq(hops[0], DROVER_HOPS_VERSION);
+    ck_assert_uint_eq(hops[1], pri->family);
+    ck_assert_uint_eq(hops[2], 2);
+    ck_assert_uint_eq(hops[3], 1);
+    ck_assert_mem_eq(hops + 4, pri->addr, alen);
+    ck_assert_mem_eq(hops + 4 + alen, sec->addr, alen);
+    size_t outer = 14 + ip_len + 8 + 4 + 4 + 2 * alen;
+    ck_assert_uint_eq(out->len - outer, in->len - in_l3);
+    ck_assert_mem_eq(o + outer, in->b + in_l3, in->len - in_l3);
+}
+
+static void run_expect_encap(const struct pkt_spec *s)
+{
+    struct pkt in, out;
+    struct drover_flow f;
+    uint32_t act;
+
+    size_t l3 = pkt_build(&in, s);
+    pkt_flow(s, &f);
+    ck_assert_int_eq(pkt_run(prog, &in, &out, &act, 0), 0);
+    ck_assert_uint_eq(act, XDP_TX_);
+    check_encap(&in, l3, &out, &f);
+}
+
+static void run_expect_pass(const struct pkt *in)
+{
+    struct pkt out;
+    uint32_t act;
+
+    ck_assert_int_eq(pkt_run(prog, in, &out, &act, 0), 0);
+    ck_assert_uint_eq(act, XDP_PASS_);
+    ck_assert_uint_eq(out.len, in->len);
+    ck_assert_mem_eq(out.b, in->b, in->len);
+}
+
+static const struct pkt_spec V4_TCP = {
+    DROVER_AF_INET, IPPROTO_TCP, "198.51.100.7", "192.0.2.1", 40000, 80, 0x02, 0, 0};
+static const struct pkt_spec V4_UDP = {
+    DROVER_AF_INET, IPPROTO_UDP, "198.51.100.7", "192.0.2.1", 40001, 53, 0, 0, 32};
+static const struct pkt_spec V6_TCP = {
+    DROVER_AF_INET6, IPPROTO_TCP, "2001:db8:99::7", "2001:db8::1", 40002, 443, 0x10, 0, 100};
+static const struct pkt_spec V6_UDP = {
+    DROVER_AF_INET6, IPPROTO_UDP, "2001:db8:99::7", "2001:db8::1", 40003, 53, 0, 0, 0};
+
+START_TEST(test_vip_v4_tcp_udp)
+{
+    struct pkt_spec s = V4_TCP;
+    /* Many source ports: both proxies, both row parities. */
+    for (int i = 0; i < 64; i++) {
+        s.sport = (uint16_t)(1024 + i * 997);
+        run_expect_encap(&s);
+    }
+    run_expect_encap(&V4_UDP);
+    ck_assert_uint_eq(stat(DROVER_STAT_ENCAP_V4), 65);
+    ck_assert_uint_eq(stat(DROVER_STAT_RX), 65);
+}
+END_TEST
+
+START_TEST(test_vip_v6_tcp_udp)
+{
+    fill_rows(1); /* IPv6 proxies: outer IPv6 */
+    publish();
+    run_expect_encap(&V6_TCP);
+    run_expect_encap(&V6_UDP);
+    /* A v4 VIP through v6 proxies: inner IPv4, outer IPv6. */
+    run_expect_encap(&V4_TCP);
+    ck_assert_uint_eq(stat(DROVER_STAT_ENCAP_V6), 3);
+    /* And v6 VIP through v4 proxies. */
+    fill_rows(0);
+    publish();
+    run_expect_encap(&V6_TCP);
+    ck_assert_uint_eq(stat(DROVER_STAT_ENCAP_V4), 1);
+}
+END_TEST
+
+START_TEST(test_hash_fields)
+{
+    struct pkt_spec s = V4_TCP;
+    gen.hash_fields = DROVER_HASH_5TUPLE;
+    publish();
+    run_expect_encap(&s);
+    s.dport = 443;
+    s.dst = "192.0.2.2";
+    run_expect_encap(&s);
+    gen.hash_fields = DROVER_HASH_SRC_DPORT;
+    publish();
+    run_expect_encap(&s);
+    run_expect_encap(&V6_UDP);
+}
+END_TEST
+
+START_TEST(test_vlan)
+{
+    struct pkt_spec s = V4_TCP;
+    s.vlan = 42;
+    run_expect_encap(&s);
+    s = V6_UDP;
+    s.vlan = 7;
+    run_expect_encap(&s);
+}
+END_TEST
+
+START_TEST(test_non_vip_passes)
+{
+    struct pkt p;
+    struct pkt_spec s = V4_TCP;
+
+    s.dst = "192.0.2.9"; /* not a VIP address */
+    pkt_build(&p, &s);
+    run_expect_pass(&p);
+    s = V4_TCP;
+    s.dport = 81; /* VIP address, other port */
+    pkt_build(&p, &s);
+    run_expect_pass(&p);
+    s = V4_TCP;
+    s.proto = IPPROTO_UDP; /* VIP address and port, other protocol */
+    pkt_build(&p, &s);
+    run_expect_pass(&p);
+    s = V6_TCP;
+    s.dst = "2001:db8::2";
+    pkt_build(&p, &s);
+    run_expect_pass(&p);
+    ck_assert_uint_eq(stat(DROVER_STAT_PASS_NON_VIP), 4);
+
+    /* ARP and other ethertypes */
+    pkt_build(&p, &V4_TCP);
+    p.b[12] = 0x08;
+    p.b[13] = 0x06;
+    run_expect_pass(&p);
+    ck_assert_uint_eq(stat(DROVER_STAT_PASS_NOT_IP), 1);
+
+    /* ICMP echo to a VIP is not ours either */
+    pkt_build(&p, &V4_TCP);
+    p.b[14 + 9] = IPPROTO_ICMP;
+    p.b[34] = 8;
+    run_expect_pass(&p);
+
+    /* fragments (MF set, then an offset) */
+    pkt_build(&p, &V4_TCP);
+    p.b[14 + 6] = 0x20;
+    run_expect_pass(&p);
+    pkt_build(&p, &V4_TCP);
+    p.b[14 + 7] = 0x10;
+    run_expect_pass(&p);
+    ck_assert_uint_eq(stat(DROVER_STAT_PASS_FRAGMENT), 2);
+    ck_assert_uint_eq(stat(DROVER_STAT_ENCAP_V4), 0);
+}
+END_TEST
+
+/* The ICMP error quotes VIP:port -> client:port; it must reach the proxy of
+ * the client's flow, with the same outer source port. */
+static void check_ptb(const struct pkt_spec *flow_spec, const char *router)
+{
+    struct pkt_spec quoted = *flow_spec;
+    struct pkt in, out;
+    struct drover_flow f;
+    uint32_t act;
+
+    quoted.src = flow_spec->dst;
+    quoted.dst = flow_spec->src;
+    quoted.sport = flow_spec->dport;
+    quoted.dport = flow_spec->sport;
+    quoted.payload = 0;
+    pkt_build_icmp_ptb(&in, router, flow_spec->dst, &quoted);
+    pkt_flow(flow_spec, &f);
+    ck_assert_int_eq(pkt_run(prog, &in, &out, &act, 0), 0);
+    ck_assert_uint_eq(act, XDP_TX_);
+    check_encap(&in, 14, &out, &f);
+}
+
+START_TEST(test_icmp_ptb)
+{
+    struct pkt_spec s = V4_TCP;
+    for (int i = 0; i < 16; i++) {
+        s.sport = (uint16_t)(2000 + i * 313);
+        check_ptb(&s, "203.0.113.1");
+    }
+    fill_rows(1);
+    publish();
+    s = V6_TCP;
+    for (int i = 0; i < 16; i++) {
+        s.sport = (uint16_t)(2000 + i * 313);
+        check_ptb(&s, "2001:db8:ffff::1");
+    }
+    ck_assert_uint_eq(stat(DROVER_STAT_ENCAP_ICMP), 32);
+}
+END_TEST
+
+/* Every truncation of a VIP packet below min_ok bytes passes untouched (the
+ * stack drops it); from min_ok on the director has what it needs (an ICMP
+ * error quotes only 8 bytes of L4, of which it reads the ports). XDP test
+ * runs need at least an Ethernet header, so lengths start at 14. */
+static void truncations(const struct pkt *full, size_t min_ok)
+{
+    struct pkt t, out;
+    uint32_t act;
+    __u64 before = stat(DROVER_STAT_RX);
+
+    if (min_ok == 0)
+        min_ok = full->len;
+    for (size_t len = 14; len < full->len; len++) {
+        memcpy(t.b, full->b, len);
+        t.len = len;
+        if (len < min_ok) {
+            run_expect_pass(&t);
+        } else {
+            ck_assert_int_eq(pkt_run(prog, &t, &out, &act, 0), 0);
+            ck_assert_uint_eq(act, XDP_TX_);
+        }
+    }
+    ck_assert_uint_eq(stat(DROVER_STAT_RX) - before, full->len - 14);
+}
+
+START_TEST(test_truncated_every_length)
+{
+    struct pkt p;
+    struct pkt_spec s;
+    const struct pkt_spec *specs[] = {&V4_TCP, &V4_UDP, &V6_TCP, &V6_UDP};
+
+    for (size_t i = 0; i < 4; i++) {
+        s = *specs[i];
+        s.payload = 0;
+        pkt_build(&p, &s);
+        truncations(&p, 0);
+        s.vlan = 100;
+        pkt_build(&p, &s);
+        truncations(&p, 0);
+    }
+    struct pkt_spec q = V4_TCP;
+    q.src = "192.0.2.1";
+    q.dst = "198.51.100.7";
+    q.sport = 80;
+    q.dport = 40000;
+    pkt_build_icmp_ptb(&p, "203.0.113.1", "192.0.2.1", &q);
+    truncations(&p, 14 + 20 + 8 + 20 + 4);
+    q = V6_TCP;
+    q.src = "2001:db8::1";
+    q.dst = "2001:db8:99::7";
+    q.sport = 443;
+    q.dport = 40002;
+    q.payload = 0;
+    pkt_build_icmp_ptb(&p, "2001:db8:ffff::1", "2001:db8::1", &q);
+    truncations(&p, 14 + 40 + 8 + 40 + 4);
+    ck_assert_uint_eq(stat(DROVER_STAT_ENCAP_V4) + stat(DROVER_STAT_ENCAP_V6), 4 + 4);
+
+    /* Bad IPv4 header length and version */
+    pkt_build(&p, &V4_TCP);
+    p.b[14] = 0x44;
+    run_expect_pass(&p);
+    p.b[14] = 0x65;
+    run_expect_pass(&p);
+    pkt_build(&p, &V6_TCP);
+    p.b[14] = 0x40;
+    run_expect_pass(&p);
+}
+END_TEST
+
+START_TEST(test_no_proxy_drops)
+{
+    struct pkt in, out;
+    uint32_t act;
+
+    for (__u32 r = 0; r < DROVER_TABLE_ROWS; r++)
+        rows[r].primary = rows[r].secondary = DROVER_ROW_NONE;
+    publish();
+    pkt_build(&in, &V4_TCP);
+    ck_assert_int_eq(pkt_run(prog, &in, &out, &act, 0), 0);
+    ck_assert_uint_eq(act, XDP_DROP_);
+    ck_assert_uint_eq(stat(DROVER_STAT_DROP_NO_PROXY), 1);
+
+    /* Secondary missing: sent with one hop */
+    for (__u32 r = 0; r < DROVER_TABLE_ROWS; r++) {
+        rows[r].primary = 0;
+        rows[r].secondary = DROVER_ROW_NONE;
+    }
+    publish();
+    ck_assert_int_eq(pkt_run(prog, &in, &out, &act, 0), 0);
+    ck_assert_uint_eq(act, XDP_TX_);
+    ck_assert_uint_eq(out.b[14 + 20 + 8 + 4 + 2], 1); /* hop_count */
+
+    /* Secondary of the other family: one hop, counted */
+    for (__u32 r = 0; r < DROVER_TABLE_ROWS; r++)
+        rows[r].secondary = 2;
+    publish();
+    ck_assert_int_eq(pkt_run(prog, &in, &out, &act, 0), 0);
+    ck_assert_uint_eq(act, XDP_TX_);
+    ck_assert_uint_eq(out.b[14 + 20 + 8 + 4 + 2], 1);
+    ck_assert_uint_eq(stat(DROVER_STAT_HOPS_FAMILY), 1);
+}
+END_TEST
+
+START_TEST(test_no_config_passes)
+{
+    struct pkt in;
+
+    /* A fresh object: VIP present but no generation written yet. */
+    teardown();
+    skel = director_bpf__open_and_load();
+    ck_assert_ptr_nonnull(skel);
+    prog = bpf_program__fd(skel->progs.drover_director);
+    ck_assert_int_eq(
+        director_maps_from_fds(
+            &maps, bpf_map__fd(skel->maps.drover_vips), bpf_map__fd(skel->maps.drover_table),
+            bpf_map__fd(skel->maps.drover_proxies), bpf_map__fd(skel->maps.drover_gen_cfg),
+            bpf_map__fd(skel->maps.drover_active), bpf_map__fd(skel->maps.drover_stats)),
+        0);
+    struct drover_vip_key k;
+    vip("192.0.2.1", 80, IPPROTO_TCP, &k);
+    ck_assert_int_eq(director_maps_set_vips(&maps, &k, 1), 0);
+    pkt_build(&in, &V4_TCP);
+    run_expect_pass(&in);
+    ck_assert_uint_eq(stat(DROVER_STAT_PASS_NO_CONFIG), 1);
+}
+END_TEST
+
+START_TEST(test_table_swap)
+{
+    struct pkt in, out;
+    uint32_t act;
+    __u32 g0, g1;
+    __u64 sum;
+
+    pkt_build(&in, &V4_TCP);
+    for (__u32 r = 0; r < DROVER_TABLE_ROWS; r++) {
+        rows[r].primary = 0;
+        rows[r].secondary = 1;
+    }
+    ck_assert_int_eq(director_maps_publish(&maps, &gen, proxies, rows, &g0), 0);
+    ck_assert_uint_eq(director_maps_checksum(&maps, g0, &sum), 0);
+    ck_assert_uint_eq(sum, director_generation_checksum(&gen, proxies, rows));
+    ck_assert_int_eq(pkt_run(prog, &in, &out, &act, 0), 0);
+    ck_assert_mem_eq(out.b + 30, proxies[0].addr, 4);
+
+    for (__u32 r = 0; r < DROVER_TABLE_ROWS; r++) {
+        rows[r].primary = 1;
+        rows[r].secondary = 0;
+    }
+    ck_assert_int_eq(director_maps_publish(&maps, &gen, proxies, rows, &g1), 0);
+    ck_assert_uint_ne(g0, g1);
+    ck_assert_int_eq(pkt_run(prog, &in, &out, &act, 0), 0);
+    ck_assert_mem_eq(out.b + 30, proxies[1].addr, 4);
+    ck_assert_uint_eq(director_maps_checksum(&maps, g1, &sum), 0);
+    ck_assert_uint_eq(sum, director_generation_checksum(&gen, proxies, rows));
+    /* The old generation is still intact until the next publish. */
+    ck_assert_uint_eq(maps.table[(size_t)g0 * DROVER_TABLE_ROWS].primary, 0);
+}
+END_TEST
+
+/* Two generations that differ in every field a packet uses: outer source,
+ * primary, secondary. A packet mixing them saw half a table. */
+static volatile int swapping;
+static void *swapper(void *arg)
+{
+    static struct drover_row r2[DROVER_TABLE_ROWS];
+    struct drover_gen_config g = gen;
+    (void)arg;
+    for (int i = 0; swapping; i++) {
+        int b = i & 1;
+        inet_pton(AF_INET, b ? "10.0.0.2" : "10.0.0.1", &g.src_v4);
+        for (__u32 r = 0; r < DROVER_TABLE_ROWS; r++) {
+            r2[r].primary = (__u16)b;
+            r2[r].secondary = (__u16)!b;
+        }
+        if (director_maps_publish(&maps, &g, proxies, r2, NULL) < 0)
+            break;
+    }
+    return NULL;
+}
+
+START_TEST(test_swap_under_traffic)
+{
+    struct pkt in, out;
+    uint32_t act, s1, s2;
+    pthread_t th;
+    int seen[2] = {0, 0};
+
+    inet_pton(AF_INET, "10.0.0.1", &s1);
+    inet_pton(AF_INET, "10.0.0.2", &s2);
+    /* Start from a generation that follows the same rule as the swapper's. */
+    for (__u32 r = 0; r < DROVER_TABLE_ROWS; r++) {
+        rows[r].primary = 0;
+        rows[r].secondary = 1;
+    }
+    publish();
+    pkt_build(&in, &V4_TCP);
+    swapping = 1;
+    ck_assert_int_eq(pthread_create(&th, NULL, swapper, NULL), 0);
+    for (int i = 0; i < 20000; i++) {
+        ck_assert_int_eq(pkt_run(prog, &in, &out, &act, 0), 0);
+        ck_assert_uint_eq(act, XDP_TX_);
+        uint32_t src;
+        memcpy(&src, out.b + 26, 4);
+        int b = src == s2;
+        ck_assert(src == s1 || src == s2);
+        ck_assert_mem_eq(out.b + 30, proxies[b].addr, 4);
+        ck_assert_mem_eq(out.b + 14 + 20 + 8 + 4 + 4, proxies[b].addr, 4);
+        ck_assert_mem_eq(out.b + 14 + 20 + 8 + 4 + 8, proxies[!b].addr, 4);
+        seen[b]++;
+    }
+    swapping = 0;
+    pthread_join(th, NULL);
+    /* Both generations were live during the run. */
+    ck_assert_int_gt(seen[0], 0);
+    ck_assert_int_gt(seen[1], 0);
+}
+END_TEST
+
+START_TEST(test_rendezvous_states)
+{
+    struct drover_proxy p[3];
+    static struct drover_row a[DROVER_TABLE_ROWS], b[DROVER_TABLE_ROWS];
+    __u8 fam;
+
+    memset(p, 0, sizeof(p));
+    for (int i = 0; i < 3; i++) {
+        director_parse_addr(PROXY_ADDRS[i < 2 ? i : 0], &fam, p[i].addr);
+        p[i].family = fam;
+        p[i].state = DROVER_PROXY_ACTIVE;
+    }
+    ck_assert_int_eq(director_parse_addr("10.1.0.12", &fam, p[2].addr), 0);
+    ck_assert_int_eq(director_rendezvous_build(KEY, p, 3, a), 0);
+    int count[3] = {0};
+    for (__u32 r = 0; r < DROVER_TABLE_ROWS; r++) {
+        ck_assert_uint_lt(a[r].primary, 3);
+        ck_assert_uint_ne(a[r].primary, a[r].secondary);
+        count[a[r].primary]++;
+    }
+    for (int i = 0; i < 3; i++) /* about a third each */
+        ck_assert_int_gt(count[i], DROVER_TABLE_ROWS / 4);
+    /* Draining proxy 2: its rows get a new primary and keep 2 as
+     * secondary; no other row changes. */
+    p[2].state = DROVER_PROXY_DRAINING;
+    ck_assert_int_eq(director_rendezvous_build(KEY, p, 3, b), 0);
+    for (__u32 r = 0; r < DROVER_TABLE_ROWS; r++) {
+        if (a[r].primary == 2) {
+            ck_assert_uint_ne(b[r].primary, 2);
+            ck_assert_uint_eq(b[r].secondary, 2);
+        } else {
+            ck_assert_uint_eq(b[r].primary, a[r].primary);
+        }
+    }
+    /* Inactive: gone from every row. Order of the list does not matter. */
+    p[2].state = DROVER_PROXY_INACTIVE;
+    ck_assert_int_eq(director_rendezvous_build(KEY, p, 3, b), 0);
+    for (__u32 r = 0; r < DROVER_TABLE_ROWS; r++) {
+        ck_assert_uint_ne(b[r].primary, 2);
+        ck_assert_uint_ne(b[r].secondary, 2);
+    }
+    struct drover_proxy swapped[2] = {p[1], p[0]};
+    ck_assert_int_eq(director_rendezvous_build(KEY, swapped, 2, a), 0);
+    for (__u32 r = 0; r < DROVER_TABLE_ROWS; r++)
+        ck_assert_uint_eq(a[r].primary, 1 - b[r].primary);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("bpf_director");
+    TCase *tc = tcase_create("director");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_vip_v4_tcp_udp);
+    tcase_add_test(tc, test_vip_v6_tcp_udp);
+    tcase_add_test(tc, test_hash_fields);
+    tcase_add_test(tc, test_vlan);
+    tcase_add_test(tc, test_non_vip_passes);
+    tcase_add_test(tc, test_icmp_ptb);
+    tcase_add_test(tc, test_truncated_every_length);
+    tcase_add_test(tc, test_no_proxy_drops);
+    tcase_add_test(tc, test_no_config_passes);
+    tcase_add_test(tc, test_table_swap);
+    tcase_add_test(tc, test_swap_under_traffic);
+    tcase_add_test(tc, test_rendezvous_states);
+    suite_add_tcase(s, tc);
+    if (geteuid() != 0) {
+        fprintf(stderr, "bpf tests need root (CAP_BPF, CAP_NET_ADMIN)\n");
+        return 77;
+    }
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
