@@ -817,6 +817,22 @@ static int r_push(struct render *r, const json_t *v)
     return 0;
 }
 
+/* drover's extension: a decimal segment after a list picks an element
+ * ("routes.0"), so a template can test whether a list is empty. */
+static const json_t *array_item(const json_t *list, const char *seg, size_t len)
+{
+    size_t idx = 0;
+
+    if (len == 0 || len > 9)
+        return NULL;
+    for (size_t i = 0; i < len; i++) {
+        if (seg[i] < '0' || seg[i] > '9')
+            return NULL;
+        idx = idx * 10 + (size_t)(seg[i] - '0');
+    }
+    return json_array_get(list, idx);
+}
+
 /* Context stack lookup per the spec: the first segment is searched from
  * the innermost context outwards; later segments only inside the value
  * the first one found (a broken chain is a miss, not a further search). */
@@ -840,7 +856,12 @@ static const json_t *lookup(const struct render *r, const char *name, size_t len
         len -= seg + 1;
         dot = memchr(name, '.', len);
         seg = dot ? (size_t)(dot - name) : len;
-        v = json_is_object(v) ? json_object_getn(v, name, seg) : NULL;
+        if (json_is_object(v))
+            v = json_object_getn(v, name, seg);
+        else if (json_is_array(v))
+            v = array_item(v, name, seg);
+        else
+            v = NULL;
     }
     return v;
 }

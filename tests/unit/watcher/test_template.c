@@ -366,6 +366,18 @@ static void assert_error(const struct outcome *o, int rc, const char *tname, uns
     ck_assert_msg(strstr(o->err.message, fragment), "message lacks '%s': %s", fragment, msg);
 }
 
+START_TEST(test_list_index)
+{
+    struct outcome o = run("{{#l.0}}first={{.}} {{/l.0}}{{l.1}}[{{l.9}}]{{#e.0}}no{{/e.0}}", NULL,
+                           "{\"l\":[\"a\",\"b\"],\"e\":[]}", NULL);
+    ck_assert_int_eq(o.rc, 0);
+    ck_assert_str_eq(o.text, "first=a b[]");
+    o = run("[{{l.x}}{{l.01x}}]", NULL, "{\"l\":[\"a\"]}", NULL);
+    ck_assert_int_eq(o.rc, 0);
+    ck_assert_str_eq(o.text, "[]");
+}
+END_TEST
+
 START_TEST(test_filters_format_values)
 {
     struct outcome o = run("server {{n | name}} {{a|addr}}:{{p|port}} weight {{w|weight}} "
@@ -697,6 +709,7 @@ int main(void)
     TCase *spec = tcase_create("spec");
     TCase *drover = tcase_create("drover");
     tcase_add_loop_test(spec, test_spec_case, 0, (int)(sizeof(cases) / sizeof(cases[0])));
+    tcase_add_test(drover, test_list_index);
     tcase_add_test(drover, test_filters_format_values);
     tcase_add_test(drover, test_default_filter_refuses_newline);
     tcase_add_test(drover, test_default_filter_refuses_space_and_comment);
