@@ -259,11 +259,12 @@ def fields_match(reqs, obj):
 class Allocator:
     """Deterministic cluster IP, node port and node IP allocation."""
 
-    def __init__(self):
+    def __init__(self, node_port_range=(30000, 32767)):
         self.next_cluster_ip = 10
         self.next_cluster_ip6 = 10
         self.used_node_ports = set()
-        self.next_node_port = 30080
+        self.port_lo, self.port_hi = node_port_range
+        self.next_node_port = max(self.port_lo, min(30080, self.port_hi))
         self.node_index = 0
 
     def cluster_ip(self):
@@ -280,10 +281,14 @@ class Allocator:
         if wanted:
             self.used_node_ports.add(int(wanted))
             return int(wanted)
+        if len(self.used_node_ports) > self.port_hi - self.port_lo:
+            # What kube-apiserver answers when --service-node-port-range
+            # is exhausted.
+            raise ValueError("failed to allocate a nodePort: range is full")
         while self.next_node_port in self.used_node_ports:
             self.next_node_port += 1
-            if self.next_node_port > 32767:
-                self.next_node_port = 30000
+            if self.next_node_port > self.port_hi:
+                self.next_node_port = self.port_lo
         p = self.next_node_port
         self.used_node_ports.add(p)
         return p
@@ -770,7 +775,7 @@ class Store:
     answered as of an older rv (continue tokens, resourceVersionMatch=Exact).
     Entries older than the window are compacted: asking for them is 410."""
 
-    def __init__(self, history_max):
+    def __init__(self, history_max, node_port_range=(30000, 32767)):
         self.lock = threading.RLock()
         self.cond = threading.Condition(self.lock)
         self.rv = 100
@@ -780,8 +785,9 @@ class Store:
         self.compacted_rv = self.rv  # oldest rv a watch may start from
         self.trimmed_rv = 0  # newest event dropped from the window
         self.history_max = history_max
-        self.alloc = Allocator()
+        self.alloc = Allocator(node_port_range)
         self.drop_gen = 0
+        self.drop_partial = False  # cut the last event in half when dropping
         self.bookmark_gen = 0
 
     @staticmethod
@@ -916,13 +922,15 @@ class Fixture:
     def __init__(self, args):
         self.args = args
         self.state_dir = os.path.abspath(args.state_dir)
-        self.store = Store(args.history)
+        lo, _, hi = args.service_node_port_range.partition("-")
+        self.store = Store(args.history, (int(lo), int(hi)))
         self.lock = threading.Lock()
         self.bookmark_interval = args.bookmark_interval
         self.continue_ttl = args.continue_ttl
         self.watch_410_mode = args.watch_410_mode
         self.default_watch_timeout = args.default_watch_timeout
         self.continue_epoch = 0  # bumped by expire_continue
+        self.stall_until = 0.0  # monotonic; watches send nothing until then
         self.fail_rules = []  # dicts: status, count, retry_after, match
         self.force_410 = []  # list of modes for the next watches
         self.grace_tokens = {}  # old token -> valid until (monotonic)
@@ -1265,6 +1273,16 @@ class ApiHandler(http.server.BaseHTTPRequestHandler):
             self.route(path, q, is_watch)
         except DropConnection:
             self.close_connection = True
+            if fx.store.drop_partial:
+                # A connection cut in the middle of an event: the chunk
+                # header promises more bytes than ever arrive.
+                ev = dumps({"type": "ADDED", "object": bookmark_object(
+                    "Service", fx.store.rv)}).encode()
+                try:
+                    self.wfile.write(b"%x\r\n%s" % (len(ev),
+                                                     ev[:len(ev) // 2]))
+                except OSError:
+                    pass
             try:
                 self.connection.shutdown(socket.SHUT_RDWR)
             except OSError:
@@ -1510,21 +1528,19 @@ class ApiHandler(http.server.BaseHTTPRequestHandler):
                 .decode().rstrip("=")
             if not lsel and not fsel:
                 meta["remainingItemCount"] = rest
-        objs = [copy.deepcopy(o) for _, o in items]
+        # Stored objects are never changed in place (every write stores a
+        # new copy), so they are serialised without copying.
+        objs = [o for _, o in items]
         if wants_table(self.headers.get("Accept")):
             return self.send_json(200, to_table(kind, objs, meta,
                                                 self.query_include()))
-        for o in objs:
-            # Items of a typed list carry no kind/apiVersion.
-            o.pop("kind", None)
-            o.pop("apiVersion", None)
+        # Items of a typed list carry no kind/apiVersion.
+        objs = [{k: v for k, v in o.items()
+                 if k not in ("kind", "apiVersion")} for o in objs]
         self.send_json(200, {"kind": KINDS[kind][1], "apiVersion": "v1",
                              "metadata": meta, "items": objs})
 
     # ---- watch
-    def write_chunk(self, data):
-        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
-
     def watch(self, kind, ns, q):
         fx = self.server.fixture
         st = fx.store
@@ -1567,7 +1583,7 @@ class ApiHandler(http.server.BaseHTTPRequestHandler):
                 initial_objs = []
             else:
                 start_rv = st.rv
-                initial_objs = sorted((k, copy.deepcopy(o))
+                initial_objs = sorted((k, o)
                                       for k, o in st.objects.items()
                                       if self.matches(o, kind, ns, lsel, fsel))
             drop_gen = st.drop_gen
@@ -1583,16 +1599,22 @@ class ApiHandler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.entry["status"] = 200
 
-        def emit(etype, obj):
-            if table and etype != "BOOKMARK" and etype != "ERROR":
-                obj = to_table(kind, [obj], {"resourceVersion":
-                                             obj["metadata"][
-                                                 "resourceVersion"]}, include)
-            self.write_chunk(dumps({"type": etype, "object": obj}).encode())
+        def emit(events):
+            # One chunk per event, as the API server flushes each event;
+            # a batch goes out in one write.
+            out = []
+            for etype, obj in events:
+                if table and etype != "BOOKMARK" and etype != "ERROR":
+                    obj = to_table(kind, [obj], {"resourceVersion": obj[
+                        "metadata"]["resourceVersion"]}, include)
+                data = dumps({"type": etype, "object": obj}).encode()
+                out.append(b"%x\r\n%s\r\n" % (len(data), data))
+            if out:
+                self.wfile.write(b"".join(out))
 
         if expired_msg:
             self.entry["expired"] = "event"
-            emit("ERROR", status_obj(410, "Expired", expired_msg))
+            emit([("ERROR", status_obj(410, "Expired", expired_msg))])
             self.wfile.write(b"0\r\n\r\n")
             return
 
@@ -1616,10 +1638,11 @@ class ApiHandler(http.server.BaseHTTPRequestHandler):
                    bookmarks, timeout, drop_gen, bookmark_gen, emit, wid):
         fx = self.server.fixture
         st = fx.store
-        for _, o in initial_objs:
-            emit("ADDED", o)
+        first = [("ADDED", o) for _, o in initial_objs]
         if initial:
-            emit("BOOKMARK", bookmark_object(kind, pos, initial_end=True))
+            first.append(("BOOKMARK", bookmark_object(kind, pos,
+                                                      initial_end=True)))
+        emit(first)
         deadline = time.monotonic() + timeout
         last_bookmark = time.monotonic()
         while True:
@@ -1629,6 +1652,13 @@ class ApiHandler(http.server.BaseHTTPRequestHandler):
                     now = time.monotonic()
                     if st.drop_gen != drop_gen:
                         raise DropConnection()
+                    if now < fx.stall_until:
+                        # Stalled: the connection stays open but nothing
+                        # arrives, not even the end of the stream.
+                        st.cond.wait(min(0.25, fx.stall_until - now))
+                        if self.peer_closed():
+                            return
+                        continue
                     if st.history_rvs and st.history_rvs[-1] > pos:
                         break
                     if now >= deadline:
@@ -1664,15 +1694,13 @@ class ApiHandler(http.server.BaseHTTPRequestHandler):
                     bm_rv = pos
             if out is None:
                 break
-            for etype, obj in out:
-                emit(etype, obj)
             if want_bm:
-                emit("BOOKMARK", bookmark_object(kind, bm_rv))
+                out.append(("BOOKMARK", bookmark_object(kind, bm_rv)))
                 last_bookmark = time.monotonic()
+            emit(out)
             with fx.lock:
                 if wid in fx.watchers:
-                    fx.watchers[wid]["sent"] += len(out) + (1 if want_bm
-                                                            else 0)
+                    fx.watchers[wid]["sent"] += len(out)
             if time.monotonic() >= deadline:
                 break
         self.wfile.write(b"0\r\n\r\n")
@@ -1690,15 +1718,15 @@ class ApiHandler(http.server.BaseHTTPRequestHandler):
         new_m = self.matches(ev["new"], kind, ns, lsel, fsel)
         old_m = self.matches(ev["old"], kind, ns, lsel, fsel)
         if ev["type"] == "ADDED":
-            return ("ADDED", copy.deepcopy(ev["new"])) if new_m else None
+            return ("ADDED", ev["new"]) if new_m else None
         if ev["type"] == "DELETED":
-            return ("DELETED", copy.deepcopy(ev["new"])) if old_m else None
+            return ("DELETED", ev["new"]) if old_m else None
         if new_m and old_m:
-            return ("MODIFIED", copy.deepcopy(ev["new"]))
+            return ("MODIFIED", ev["new"])
         if new_m:
-            return ("ADDED", copy.deepcopy(ev["new"]))
+            return ("ADDED", ev["new"])
         if old_m:
-            return ("DELETED", copy.deepcopy(ev["new"]))
+            return ("DELETED", ev["new"])
         return None
 
 
@@ -2034,9 +2062,19 @@ def op_drop_watches(fx, body):
     with fx.lock:
         n = len(fx.watchers)
     with fx.store.cond:
+        fx.store.drop_partial = bool(body.get("partial", False))
         fx.store.drop_gen += 1
         fx.store.cond.notify_all()
     return {"dropped": n}
+
+
+def op_stall_watches(fx, body):
+    """Open watches (and new ones) send nothing for `seconds`: a silent,
+    half-dead connection that only a client-side timeout detects."""
+    fx.stall_until = time.monotonic() + float(body.get("seconds", 30))
+    with fx.store.cond:
+        fx.store.cond.notify_all()
+    return {"stalled_for": float(body.get("seconds", 30))}
 
 
 def op_send_bookmark(fx, body):
@@ -2140,7 +2178,7 @@ OPS = {
     "set_lb_ingress": op_set_lb_ingress, "generate": op_generate,
     "bump_rv": op_bump_rv, "compact": op_compact, "fail": op_fail,
     "force_410": op_force_410, "expire_continue": op_expire_continue,
-    "drop_watches": op_drop_watches, "send_bookmark": op_send_bookmark,
+    "drop_watches": op_drop_watches, "stall_watches": op_stall_watches, "send_bookmark": op_send_bookmark,
     "restart": op_restart, "rotate_token": op_rotate_token, "set": op_set,
     "clear_requests": op_clear_requests, "wait_request": op_wait_request,
     "wait_watchers": op_wait_watchers,
@@ -2210,6 +2248,9 @@ def main():
     ap.add_argument("--watch-410-mode", choices=("event", "http"),
                     default="event")
     ap.add_argument("--default-watch-timeout", type=float, default=1800.0)
+    ap.add_argument("--service-node-port-range", default="30000-32767",
+                    help="node port range, as kube-apiserver's flag (large "
+                    "benchmarks need more than the default 2768 ports)")
     ap.add_argument("--allow-anonymous", action="store_true",
                     help="serve requests without Authorization")
     ap.add_argument("--verbose", action="store_true")

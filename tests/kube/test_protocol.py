@@ -662,6 +662,28 @@ class WatchTest(FixtureTest):
             w.next_event()  # no terminating chunk
         fx.ctl("wait_watchers", {"count": 0, "exact": True})
 
+    def test_drop_cuts_an_event_in_half(self):
+        fx = self.fx
+        w = self.watch("/api/v1/services?watch=1&timeoutSeconds=60")
+        fx.ctl("wait_watchers", {"count": 1})
+        fx.ctl("drop_watches", {"partial": True})
+        with self.assertRaises(EOFError):
+            w.next_event()
+        self.assertTrue(w.buf.startswith(b'{"type":"ADDED"'))
+
+    def test_stall(self):
+        fx = self.fx
+        w = self.watch("/api/v1/services?watch=1&timeoutSeconds=60"
+                       "&allowWatchBookmarks=true")
+        fx.ctl("wait_watchers", {"count": 1})
+        fx.ctl("stall_watches", {"seconds": 30})
+        fx.ctl("add_service", svc("a"))
+        fx.ctl("send_bookmark")
+        with self.assertRaises(TimeoutError):
+            w.next_event(timeout=0.5)  # nothing arrives while stalled
+        fx.ctl("stall_watches", {"seconds": 0})
+        self.assertEqual(w.next_event()["type"], "ADDED")
+
     def test_client_close_is_noticed(self):
         fx = self.fx
         w = self.fx.request("/api/v1/services?watch=1&timeoutSeconds=60")
