@@ -468,16 +468,46 @@ static int ops_push(struct kv_ops *ops, struct kv_op op)
     return 0;
 }
 
+/* Two records mapping to one key (possible only in the KSE layout, whose
+ * ids join names with '-': "a-b"/"c" and "a"/"b-c") cannot both be
+ * written, and picking one would flap with the list order. Drop every
+ * claimant and keep whatever Consul holds for the key (see diff). */
+static void resolve_conflicts(struct kv_map *m, struct kv_ops *ops)
+{
+    size_t out = 0;
+    for (size_t i = 0; i < m->n;) {
+        size_t j = i + 1;
+        while (j < m->n && strcmp(m->v[j].key, m->v[i].key) == 0)
+            j++;
+        if (j - i == 1) {
+            m->v[out++] = m->v[i];
+        } else {
+            log_error("kv layout: %zu records map to the key %s; writing none of them and "
+                      "leaving its current value (rename one of the Services)",
+                      j - i, m->v[i].key);
+            ops->conflicts++;
+            /* keep the key (value NULL) so the delete pass leaves it alone */
+            free(m->v[i].value);
+            m->v[i].value = NULL;
+            m->v[out++] = m->v[i];
+            for (size_t k = i + 1; k < j; k++) {
+                free(m->v[k].key);
+                free(m->v[k].value);
+            }
+        }
+        i = j;
+    }
+    m->n = out;
+}
+
 int kv_layout_diff(const struct kv_layout *l, struct kv_map *desired, struct kv_map *current,
                    bool complete, struct kv_ops *ops)
 {
     int rc;
 
     memset(ops, 0, sizeof(*ops));
-    if (kv_map_sort(desired) < 0) {
-        log_error("kv layout: duplicate desired key; writing nothing this round");
-        return -EINVAL;
-    }
+    if (kv_map_sort(desired) < 0)
+        resolve_conflicts(desired, ops);
     for (size_t i = 0; i < desired->n; i++) {
         if (!kv_layout_owns(l, desired->v[i].key)) {
             log_error("kv layout: desired key %s is outside this exporter's keys (cluster %s); "
@@ -497,7 +527,7 @@ int kv_layout_diff(const struct kv_layout *l, struct kv_map *desired, struct kv_
             j++;
         const struct kv_entry *c =
             j < current->n && strcmp(current->v[j].key, d->key) == 0 ? &current->v[j] : NULL;
-        if (!c || strcmp(c->value, d->value) != 0) {
+        if (d->value && (!c || strcmp(c->value, d->value) != 0)) {
             rc = ops_push(ops, (struct kv_op){.kind = KV_OP_SET,
                                               .key = d->key,
                                               .value = d->value,

@@ -125,6 +125,7 @@ struct kv_ops {
     struct kv_op *v;
     size_t n, cap;
     size_t sets, deletes;
+    size_t conflicts; /* keys claimed by several records: neither set nor deleted */
 };
 
 void kv_ops_clear(struct kv_ops *ops);
@@ -135,8 +136,10 @@ void kv_ops_clear(struct kv_ops *ops);
  * ignored). Both are sorted here. Produces SETs for missing or different
  * values, then, only if complete is true, DELETEs for owned current keys
  * that are not desired. Ops point into the maps: keep them alive.
- * -EINVAL (logged) if desired holds a key this exporter does not own or a
- * duplicate; nothing is produced then.
+ * A key that several desired entries claim (KSE ids can collide) is
+ * logged, counted in ops->conflicts, and neither set nor deleted; desired
+ * is compacted accordingly. -EINVAL (logged) if desired holds a key this
+ * exporter does not own; nothing is produced then.
  */
 int kv_layout_diff(const struct kv_layout *l, struct kv_map *desired, struct kv_map *current,
                    bool complete, struct kv_ops *ops);

@@ -456,12 +456,50 @@ START_TEST(test_diff_refuses_foreign_desired)
     ck_assert_uint_eq(ops.n, 0);
     kv_map_clear(&desired);
 
-    kv_map_init(&desired);
-    kv_map_put(&desired, "drover/v1/kube/dc1/nodes/a", "{}", 0);
-    kv_map_put(&desired, "drover/v1/kube/dc1/nodes/a", "{\"x\":1}", 0);
-    ck_assert_int_eq(kv_layout_diff(&l, &desired, &current, true, &ops), -EINVAL);
-    ck_assert_uint_eq(ops.n, 0);
     log_set_level(LOGL_INFO);
+    kv_map_clear(&desired);
+    kv_map_clear(&current);
+    kv_layout_clear(&l);
+}
+END_TEST
+
+/* "a-b"/"c" and "a"/"b-c" share the KSE id a-b-c-http */
+START_TEST(test_diff_kse_id_collision)
+{
+    struct kv_layout l;
+    ck_assert_int_eq(kv_layout_init(&l, NULL, "dc1", "kse"), 0);
+    size_t n;
+    struct export_record *r1 = records("svc-lb-local.json", &n);
+    struct export_record *r2 = records("svc-lb-local.json", &n);
+    free(r1[0].namespace);
+    free(r1[0].service);
+    free(r2[0].namespace);
+    free(r2[0].service);
+    r1[0].namespace = strdup("a-b");
+    r1[0].service = strdup("c");
+    r2[0].namespace = strdup("a");
+    r2[0].service = strdup("b-c");
+    struct kv_map desired, current;
+    kv_map_init(&desired);
+    kv_map_init(&current);
+    ck_assert_int_eq(kv_layout_add_service(&l, &desired, &r1[0]), 0);
+    ck_assert_int_eq(kv_layout_add_service(&l, &desired, &r2[0]), 0);
+    ck_assert_uint_eq(desired.n, 4);
+    const char *kse_key = "kse/services/dc1-a-b-c-http/clusters/dc1";
+    kv_map_put(&current, kse_key, "{\"old\":1}", 9);
+    log_set_level(LOGL_ERROR + 1);
+    struct kv_ops ops;
+    ck_assert_int_eq(kv_layout_diff(&l, &desired, &current, true, &ops), 0);
+    log_set_level(LOGL_INFO);
+    ck_assert_uint_eq(ops.conflicts, 1);
+    /* both drover keys are written; the shared KSE key is neither set nor deleted */
+    ck_assert_uint_eq(ops.sets, 2);
+    ck_assert_uint_eq(ops.deletes, 0);
+    for (size_t i = 0; i < ops.n; i++)
+        ck_assert_str_ne(ops.v[i].key, kse_key);
+    kv_ops_clear(&ops);
+    export_records_free(r1, n);
+    export_records_free(r2, n);
     kv_map_clear(&desired);
     kv_map_clear(&current);
     kv_layout_clear(&l);
@@ -479,6 +517,7 @@ int main(void)
     tcase_add_test(tc, test_diff_initial_then_noop);
     tcase_add_test(tc, test_diff_changes_and_deletes);
     tcase_add_test(tc, test_diff_refuses_foreign_desired);
+    tcase_add_test(tc, test_diff_kse_id_collision);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
