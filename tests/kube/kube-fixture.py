@@ -1369,9 +1369,12 @@ class ApiHandler(http.server.BaseHTTPRequestHandler):
             return self.get_one(kind, ns or "", rest[1])
         if len(rest) != 1:
             return self.not_found()
+        sel = self.selectors(kind, q)
+        if sel is None:
+            return None
         if is_watch:
-            return self.watch(kind, ns, q)
-        return self.list(kind, ns, q)
+            return self.watch(kind, ns, q, *sel)
+        return self.list(kind, ns, q, *sel)
 
     def not_found(self):
         self.send_status(404, "NotFound",
@@ -1434,13 +1437,9 @@ class ApiHandler(http.server.BaseHTTPRequestHandler):
                 and fields_match(fsel, obj))
 
     # ---- list
-    def list(self, kind, ns, q):
+    def list(self, kind, ns, q, lsel, fsel):
         fx = self.server.fixture
         st = fx.store
-        sel = self.selectors(kind, q)
-        if sel is None:
-            return
-        lsel, fsel = sel
         try:
             limit = int(q.get("limit") or 0)
         except ValueError:
@@ -1541,13 +1540,9 @@ class ApiHandler(http.server.BaseHTTPRequestHandler):
                              "metadata": meta, "items": objs})
 
     # ---- watch
-    def watch(self, kind, ns, q):
+    def watch(self, kind, ns, q, lsel, fsel):
         fx = self.server.fixture
         st = fx.store
-        sel = self.selectors(kind, q)
-        if sel is None:
-            return
-        lsel, fsel = sel
         rv_param = q.get("resourceVersion", "")
         bookmarks = bool_param(q.get("allowWatchBookmarks"))
         initial = bool_param(q.get("sendInitialEvents"))

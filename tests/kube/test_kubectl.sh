@@ -167,5 +167,14 @@ check "old token is refused with 401" test "$code" = 401
 k get nodes -o name >"$work/after-rotate" 2>&1 || true
 check "kubectl works with the rotated token file" grep -qx node/cp-1 "$work/after-rotate"
 
+# 10. kubectl never asked for anything the fixture does not serve
+"$fixture" get "$dir" "requests" >"$work/all-reqs"
+check "no request of kubectl went unanswered (404/405)" python3 -c '
+import json, sys
+bad = [(r["method"], r["path"], r["status"]) for r in json.load(open(sys.argv[1]))
+       if r["status"] in (404, 405, None)]
+print("unserved:", bad) if bad else None
+sys.exit(1 if bad else 0)' "$work/all-reqs"
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

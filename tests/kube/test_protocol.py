@@ -8,7 +8,6 @@ the wire format itself is checked: chunk framing of watch streams, status
 codes, headers, Status bodies. Waits are bounded reads, never sleeps.
 """
 
-import base64
 import json
 import os
 import shutil
