@@ -512,7 +512,7 @@ static int parse(struct parser *p)
             memcpy(closer, p->close, p->clen);
             closer_len = p->clen;
         }
-        if (strchr("#^/!>=&{", type) && type != '\0')
+        if (type != '\0' && strchr("#^/!>=&{", type))
             cstart++;
         const char *chit = memmem(p->src + cstart, p->len - cstart, closer, closer_len);
         if (!chit)
