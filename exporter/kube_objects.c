@@ -210,7 +210,6 @@ static bool valid_path(const char *s)
 
 /* Service-wide settings from annotations, validated once for all ports. */
 struct svc_settings {
-    bool exported;
     bool have_hc_port;
     int hc_port;
     const char *hc_path;
@@ -224,20 +223,27 @@ struct svc_settings {
     json_t *custom_attrs; /* owned */
 };
 
-static int read_settings(struct ann_ctx *c, const struct export_options *opt,
-                         struct svc_settings *st)
+/* The opt-in decision alone: Services that are not exported are not
+ * validated further (their other annotations are not our business). */
+static int read_exported(struct ann_ctx *c, const struct export_options *opt, bool *exported)
+{
+    const char *v, *used;
+    int rc = ann_get(c, &ANN_EXPORTED, &v, &used);
+    if (rc)
+        return rc;
+    *exported = opt->export_by_default;
+    if (v && parse_bool(v, exported) < 0)
+        return ann_invalid(c, used, v, "expected true or false");
+    return 0;
+}
+
+static int read_settings(struct ann_ctx *c, struct svc_settings *st)
 {
     const char *v, *used;
     int rc;
 
     memset(st, 0, sizeof(*st));
     st->per_cluster = true; /* kube-service-exporter's default */
-
-    if ((rc = ann_get(c, &ANN_EXPORTED, &v, &used)))
-        return rc;
-    st->exported = opt->export_by_default;
-    if (v && parse_bool(v, &st->exported) < 0)
-        return ann_invalid(c, used, v, "expected true or false");
 
     if ((rc = ann_get(c, &ANN_CLASS, &v, &used)))
         return rc;
@@ -528,10 +534,11 @@ int kube_service_to_records(const json_t *svc, const struct export_options *opt,
                    name);
         return -EINVAL;
     }
-    rc = read_settings(&c, opt, &st);
+    bool exported;
+    rc = read_exported(&c, opt, &exported);
     if (rc)
         goto out;
-    if (!st.exported) {
+    if (!exported) {
         reason_set(why, "NotExported", "Service %s/%s is not opted in for export", ns, name);
         goto out;
     }
@@ -542,6 +549,9 @@ int kube_service_to_records(const json_t *svc, const struct export_options *opt,
                    name, type);
         goto out;
     }
+    rc = read_settings(&c, &st);
+    if (rc)
+        goto out;
 
     int hc_node_port = 0;
     const char *etp = obj_str(spec, "externalTrafficPolicy");

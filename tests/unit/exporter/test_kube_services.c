@@ -200,6 +200,9 @@ START_TEST(test_opt_in)
     export_records_free(convert(svc, false, 2), 2);
     fixture_annotate(svc, KUBE_ANN_KSE_PREFIX "exported", "false");
     not_exported(svc, true, "NotExported");
+    /* a Service that is not exported is not validated further */
+    fixture_annotate(svc, "drover.io/dns-name", "not a name");
+    not_exported(svc, false, "NotExported");
     json_decref(svc);
 
     /* ClusterIP (and ExternalName) are never exported, even opted in */
