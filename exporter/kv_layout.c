@@ -335,7 +335,7 @@ char *kv_layout_node_value(const struct kv_layout *l, const struct node_record *
     rc |= json_object_set_new(o, "excluded", json_boolean(n->excluded));
     rc |= json_object_set_new(o, "selected", json_boolean(n->selected));
     rc |= json_object_set_new(o, "eligible", json_boolean(n->effective_eligible));
-    rc |= json_object_set(o, "labels", n->labels ? n->labels : json_object());
+    rc |= json_object_set_new(o, "labels", n->labels ? json_incref(n->labels) : json_object());
     if (rc) {
         json_decref(o);
         return NULL;

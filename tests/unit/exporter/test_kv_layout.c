@@ -249,6 +249,12 @@ START_TEST(test_values)
     ck_assert_ptr_nonnull(strstr(v, "\"eligible\":true"));
     ck_assert_ptr_nonnull(strstr(v, "\"ready\":false"));
     free(v);
+    /* a record built without labels still gets an object */
+    json_decref(nd.labels);
+    nd.labels = NULL;
+    v = kv_layout_node_value(&l, &nd);
+    ck_assert_ptr_nonnull(strstr(v, "\"labels\":{}"));
+    free(v);
     node_record_clear(&nd);
 
     struct kv_meta meta = {.exporter_version = "0.1.0",
