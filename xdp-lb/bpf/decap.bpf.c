@@ -52,8 +52,12 @@ struct inner_info {
 static __always_inline int parse_inner(void *inner, void *data_end, __u8 proto_ctype,
                                        struct inner_info *in)
 {
-    struct tcphdr *tcp = NULL;
+    struct tcphdr *tcp;
+    __u8 flags;
 
+    /* The TCP flags are read in each branch, right after that branch's
+     * bounds check, so the verifier never has to merge two packet
+     * pointers. */
     if (proto_ctype == IPPROTO_IPIP) {
         struct iphdr *iph = inner;
         if ((void *)(iph + 1) > data_end || iph->version != 4 || iph->ihl < 5)
@@ -64,6 +68,7 @@ static __always_inline int parse_inner(void *inner, void *data_end, __u8 proto_c
         tcp = (void *)iph + iph->ihl * 4;
         if ((void *)(tcp + 1) > data_end)
             return -1;
+        flags = ((__u8 *)tcp)[13];
         in->tuple.ipv4.saddr = iph->saddr;
         in->tuple.ipv4.daddr = iph->daddr;
         in->tuple.ipv4.sport = tcp->source;
@@ -79,6 +84,7 @@ static __always_inline int parse_inner(void *inner, void *data_end, __u8 proto_c
         tcp = (void *)(ip6 + 1);
         if ((void *)(tcp + 1) > data_end)
             return -1;
+        flags = ((__u8 *)tcp)[13];
         __builtin_memcpy(in->tuple.ipv6.saddr, &ip6->saddr, 16);
         __builtin_memcpy(in->tuple.ipv6.daddr, &ip6->daddr, 16);
         in->tuple.ipv6.sport = tcp->source;
@@ -88,7 +94,7 @@ static __always_inline int parse_inner(void *inner, void *data_end, __u8 proto_c
         return -1;
     }
     in->is_tcp = 1;
-    in->is_syn = tcp->syn && !tcp->ack;
+    in->is_syn = (flags & TCP_FLAG_SYN) && !(flags & TCP_FLAG_ACK);
     return 0;
 }
 
