@@ -10,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "errmsg.h"
 #include "json_util.h"
 
 /* Built-in options every program has, handled here rather than in the
@@ -25,20 +26,6 @@ struct source {
     const char **flag_list; /* CONFIG_STRLIST: every --name value */
     size_t flag_list_n;
 };
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (!err || errlen == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 void config_env_name(const char *option, char *buf, size_t buflen)
 {
@@ -353,11 +340,11 @@ static int parse_text(const struct config_option *o, const char *text, union val
         errno = 0;
         long long n = strtoll(text, &end, 0);
         if (!*text || *end || errno) {
-            set_err(why, whylen, "bad integer '%s'", text);
+            errmsg_set(why, whylen, "bad integer '%s'", text);
             return -EINVAL;
         }
         if ((o->min || o->max) && (n < o->min || n > o->max)) {
-            set_err(why, whylen, "%lld out of range %" PRId64 "..%" PRId64, n, o->min, o->max);
+            errmsg_set(why, whylen, "%lld out of range %" PRId64 "..%" PRId64, n, o->min, o->max);
             return -EINVAL;
         }
         v->i64 = n;
@@ -365,22 +352,22 @@ static int parse_text(const struct config_option *o, const char *text, union val
     }
     case CONFIG_BOOL:
         if (config_parse_bool(text, &v->b) < 0) {
-            set_err(why, whylen, "bad bool '%s' (want true/false/1/0/yes/no)", text);
+            errmsg_set(why, whylen, "bad bool '%s' (want true/false/1/0/yes/no)", text);
             return -EINVAL;
         }
         return 0;
     case CONFIG_DURATION:
         rc = config_parse_duration_ms(text, &v->i64);
         if (rc < 0) {
-            set_err(why, whylen, "%s duration '%s' (want e.g. 200ms, 2s, 1m30s, 2h)",
-                    rc == -ERANGE ? "too large" : "bad", text);
+            errmsg_set(why, whylen, "%s duration '%s' (want e.g. 200ms, 2s, 1m30s, 2h)",
+                       rc == -ERANGE ? "too large" : "bad", text);
             return -EINVAL;
         }
         if ((o->min || o->max) && (v->i64 < o->min || v->i64 > o->max)) {
             char lo[32], hi[32];
             config_format_duration(o->min, lo, sizeof(lo));
             config_format_duration(o->max, hi, sizeof(hi));
-            set_err(why, whylen, "duration '%s' out of range %s..%s", text, lo, hi);
+            errmsg_set(why, whylen, "duration '%s' out of range %s..%s", text, lo, hi);
             return -EINVAL;
         }
         return 0;
@@ -388,7 +375,7 @@ static int parse_text(const struct config_option *o, const char *text, union val
         errno = 0;
         v->d = strtod(text, &end);
         if (!*text || *end || errno || isspace((unsigned char)*text)) {
-            set_err(why, whylen, "bad number '%s'", text);
+            errmsg_set(why, whylen, "bad number '%s'", text);
             return -EINVAL;
         }
         return 0;
@@ -399,20 +386,20 @@ static int parse_text(const struct config_option *o, const char *text, union val
         return rc;
     case CONFIG_LOGLEVEL:
         if (log_parse_level(text, &v->level) < 0) {
-            set_err(why, whylen, "bad log level '%s' (want debug, info, warn or error)", text);
+            errmsg_set(why, whylen, "bad log level '%s' (want debug, info, warn or error)", text);
             return -EINVAL;
         }
         return 0;
     case CONFIG_SIZE:
         rc = config_parse_size(text, &v->size);
         if (rc < 0) {
-            set_err(why, whylen, "%s size '%s' (want e.g. 4096, 64KiB, 1MB)",
-                    rc == -ERANGE ? "too large" : "bad", text);
+            errmsg_set(why, whylen, "%s size '%s' (want e.g. 4096, 64KiB, 1MB)",
+                       rc == -ERANGE ? "too large" : "bad", text);
             return -EINVAL;
         }
         return 0;
     }
-    set_err(why, whylen, "unsupported option type");
+    errmsg_set(why, whylen, "unsupported option type");
     return -EINVAL;
 }
 
@@ -456,8 +443,8 @@ static int parse_json(const struct config_option *o, const json_t *j, union valu
             json_array_foreach(j, i, item)
             {
                 if (!json_is_string(item)) {
-                    set_err(why, whylen, "item %zu: expected string, got %s", i,
-                            json_type_desc(item));
+                    errmsg_set(why, whylen, "item %zu: expected string, got %s", i,
+                               json_type_desc(item));
                     list_free(&v->list);
                     return -EINVAL;
                 }
@@ -472,11 +459,11 @@ static int parse_json(const struct config_option *o, const json_t *j, union valu
     default:
         break;
     }
-    set_err(why, whylen, "expected %s%s, got %s", type_word(o->type),
-            o->type == CONFIG_STRLIST    ? " (array of strings or comma-separated string)"
-            : o->type == CONFIG_DURATION ? " string like \"2s\""
-                                         : "",
-            json_type_desc(j));
+    errmsg_set(why, whylen, "expected %s%s, got %s", type_word(o->type),
+               o->type == CONFIG_STRLIST    ? " (array of strings or comma-separated string)"
+               : o->type == CONFIG_DURATION ? " string like \"2s\""
+                                            : "",
+               json_type_desc(j));
     return -EINVAL;
 }
 
@@ -546,13 +533,13 @@ static int table_build(const struct config_program *prog, struct table *t, char 
         const char *name = prog->options[i].name;
         if (strcmp(name, OPT_CONFIG) == 0 || strcmp(name, OPT_LOG_LEVEL) == 0 ||
             strcmp(name, OPT_HELP) == 0 || !*name || name[0] == '-' || strchr(name, '=')) {
-            set_err(err, errlen, "config: option name '%s' is reserved or invalid", name);
+            errmsg_set(err, errlen, "config: option name '%s' is reserved or invalid", name);
             free(t->owned);
             return -EINVAL;
         }
         for (size_t k = 0; k < i; k++) {
             if (strcmp(prog->options[k].name, name) == 0) {
-                set_err(err, errlen, "config: option '%s' defined twice", name);
+                errmsg_set(err, errlen, "config: option '%s' defined twice", name);
                 free(t->owned);
                 return -EINVAL;
             }
@@ -671,7 +658,7 @@ static int scan_args(const struct table *t, int argc, char **argv, struct source
             continue;
         }
         if (a[1] != '-') {
-            set_err(err, errlen, "unknown option '%s' (see --help)", a);
+            errmsg_set(err, errlen, "unknown option '%s' (see --help)", a);
             return -EINVAL;
         }
         name = a + 2;
@@ -685,7 +672,7 @@ static int scan_args(const struct table *t, int argc, char **argv, struct source
             negated = o != NULL;
         }
         if (!o) {
-            set_err(err, errlen, "unknown option '--%.*s' (see --help)", (int)len, name);
+            errmsg_set(err, errlen, "unknown option '--%.*s' (see --help)", (int)len, name);
             return -EINVAL;
         }
         if (eq) {
@@ -697,7 +684,8 @@ static int scan_args(const struct table *t, int argc, char **argv, struct source
         } else if (i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0) {
             val = argv[++i];
         } else {
-            set_err(err, errlen, "option '--%s' needs a value (%s)", o->name, type_word(o->type));
+            errmsg_set(err, errlen, "option '--%s' needs a value (%s)", o->name,
+                       type_word(o->type));
             return -EINVAL;
         }
         src[idx].flag_text = val;
@@ -742,25 +730,25 @@ static int resolve(const struct config_option *o, const struct source *s, const 
             rc = parse_text(o, s->flag_text, &v, why, sizeof(why));
         }
         if (rc < 0) {
-            set_err(err, errlen, "--%s: %s", o->name, why);
+            errmsg_set(err, errlen, "--%s: %s", o->name, why);
             return rc;
         }
     } else if ((text = getenv(env)) != NULL) {
         rc = parse_text(o, text, &v, why, sizeof(why));
         if (rc < 0) {
-            set_err(err, errlen, "%s: %s", env, why);
+            errmsg_set(err, errlen, "%s: %s", env, why);
             return rc;
         }
     } else if (file && (jv = json_object_get(file, o->name)) != NULL) {
         rc = parse_json(o, jv, &v, why, sizeof(why));
         if (rc < 0) {
-            set_err(err, errlen, "%s: key \"%s\": %s", file_path, o->name, why);
+            errmsg_set(err, errlen, "%s: key \"%s\": %s", file_path, o->name, why);
             return rc;
         }
     } else if (o->def) {
         rc = parse_text(o, o->def, &v, why, sizeof(why));
         if (rc < 0) {
-            set_err(err, errlen, "config: default of --%s: %s", o->name, why);
+            errmsg_set(err, errlen, "config: default of --%s: %s", o->name, why);
             return rc;
         }
     } else {
@@ -817,13 +805,13 @@ int config_parse(const struct config_program *prog, int argc, char **argv, int *
 
         rc = json_load_file_strict(config_path, &file, jerr, sizeof(jerr));
         if (rc < 0) {
-            set_err(err, errlen, "config file: %s", jerr);
+            errmsg_set(err, errlen, "config file: %s", jerr);
             rc = -EINVAL;
             goto out;
         }
         if (!json_is_object(file)) {
-            set_err(err, errlen, "%s: expected a JSON object of options, got %s", config_path,
-                    json_type_desc(file));
+            errmsg_set(err, errlen, "%s: expected a JSON object of options, got %s", config_path,
+                       json_type_desc(file));
             rc = -EINVAL;
             goto out;
         }
@@ -831,8 +819,8 @@ int config_parse(const struct config_program *prog, int argc, char **argv, int *
         {
             size_t idx;
             if (!table_find(&t, key, strlen(key), &idx) || strcmp(key, OPT_CONFIG) == 0) {
-                set_err(err, errlen, "%s: unknown key \"%s\" (not an option of %s)", config_path,
-                        key, prog->name ? prog->name : "this program");
+                errmsg_set(err, errlen, "%s: unknown key \"%s\" (not an option of %s)", config_path,
+                           key, prog->name ? prog->name : "this program");
                 rc = -EINVAL;
                 goto out;
             }
@@ -849,7 +837,7 @@ int config_parse(const struct config_program *prog, int argc, char **argv, int *
     rc = 0;
 out:
     if (rc < 0 && rc != -EINVAL && errlen && !err[0])
-        set_err(err, errlen, "config: %s", strerror(-rc));
+        errmsg_set(err, errlen, "config: %s", strerror(-rc));
     if (rc < 0)
         config_free(prog);
     if (src) {

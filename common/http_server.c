@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "errmsg.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -92,20 +93,6 @@ struct write_req {
     struct conn *conn;
     char *buf;
 };
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (!err || errlen == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* ---- responses ------------------------------------------------------- */
 
@@ -777,7 +764,7 @@ static int bind_listen(struct http_server *srv, const struct sockaddr *sa, char 
     if (rc == 0)
         rc = uv_listen((uv_stream_t *)&srv->listener, 128, on_connection);
     if (rc < 0)
-        set_err(err, errlen, "http: cannot listen on %s: %s", srv->listen, uv_strerror(rc));
+        errmsg_set(err, errlen, "http: cannot listen on %s: %s", srv->listen, uv_strerror(rc));
     return rc;
 }
 
@@ -792,8 +779,9 @@ int http_server_start(uv_loop_t *loop, const struct http_server_options *opts,
 
     *out = NULL;
     if (!opts || parse_listen(opts->listen, &ss, &any) < 0) {
-        set_err(err, errlen, "http: bad listen address '%s' (want IP:PORT, [IPv6]:PORT or :PORT)",
-                opts && opts->listen ? opts->listen : "(null)");
+        errmsg_set(err, errlen,
+                   "http: bad listen address '%s' (want IP:PORT, [IPv6]:PORT or :PORT)",
+                   opts && opts->listen ? opts->listen : "(null)");
         return -EINVAL;
     }
     /* A client that hangs up while we write must not kill the daemon with

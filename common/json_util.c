@@ -9,19 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (!err || errlen == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
+#include "errmsg.h"
 
 const char *json_type_desc(const json_t *value)
 {
@@ -114,7 +102,7 @@ static int fetch(const json_t *obj, const char *where, const char *field, bool r
     if (!required)
         return 0;
     full_path(path, sizeof(path), where, field);
-    set_err(err, errlen, "%s: missing, expected %s", path, expected);
+    errmsg_set(err, errlen, "%s: missing, expected %s", path, expected);
     return -EINVAL;
 }
 
@@ -124,7 +112,7 @@ static int type_error(const char *where, const char *field, const char *expected
     char path[256];
 
     full_path(path, sizeof(path), where, field);
-    set_err(err, errlen, "%s: expected %s, got %s", path, expected, json_type_desc(v));
+    errmsg_set(err, errlen, "%s: expected %s, got %s", path, expected, json_type_desc(v));
     return -EINVAL;
 }
 
@@ -163,7 +151,7 @@ int json_get_int(const json_t *obj, const char *where, const char *field, int64_
     json_int_t n = json_integer_value(v);
     if (n < min || n > max) {
         full_path(path, sizeof(path), where, field);
-        set_err(err, errlen, "%s: expected %s, got %" JSON_INTEGER_FORMAT, path, expected, n);
+        errmsg_set(err, errlen, "%s: expected %s, got %" JSON_INTEGER_FORMAT, path, expected, n);
         return -EINVAL;
     }
     *out = n;
@@ -257,7 +245,7 @@ int json_get_string_array(const json_t *obj, const char *where, const char *fiel
         if (!json_is_string(item)) {
             full_path(path, sizeof(path), where, field);
             snprintf(item_path, sizeof(item_path), "%s[%zu]", path, i);
-            set_err(err, errlen, "%s: expected string, got %s", item_path, json_type_desc(item));
+            errmsg_set(err, errlen, "%s: expected string, got %s", item_path, json_type_desc(item));
             json_string_array_free(strv);
             return -EINVAL;
         }
@@ -276,9 +264,9 @@ int json_get_string_array(const json_t *obj, const char *where, const char *fiel
 static void decode_error(const char *name, const json_error_t *je, char *err, size_t errlen)
 {
     if (je->line > 0)
-        set_err(err, errlen, "%s:%d:%d: %s", name, je->line, je->column, je->text);
+        errmsg_set(err, errlen, "%s:%d:%d: %s", name, je->line, je->column, je->text);
     else
-        set_err(err, errlen, "%s: %s", name, je->text);
+        errmsg_set(err, errlen, "%s: %s", name, je->text);
 }
 
 /* Duplicate keys are almost always an editing mistake in a config file
@@ -295,14 +283,14 @@ int json_load_file_strict(const char *path, json_t **out, char *err, size_t errl
     f = fopen(path, "re");
     if (!f) {
         rc = -errno;
-        set_err(err, errlen, "%s: %s", path, strerror(-rc));
+        errmsg_set(err, errlen, "%s: %s", path, strerror(-rc));
         return rc;
     }
     *out = json_loadf(f, STRICT_FLAGS, &je);
     if (!*out) {
         if (ferror(f)) {
             rc = -EIO;
-            set_err(err, errlen, "%s: read error", path);
+            errmsg_set(err, errlen, "%s: read error", path);
         } else {
             rc = -EINVAL;
             decode_error(path, &je, err, errlen);
