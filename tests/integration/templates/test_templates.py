@@ -14,15 +14,24 @@ usage: test_templates.py RENDER_TOOL TEMPLATE_DIR THIS_DIR
    writes nothing.
 3. A config that renders but that HAProxy rejects is caught by `haproxy -c`
    (so part 1 can fail).
+4. Template syntax errors name template, line and column.
+5. HAProxy really runs a rendered config (loopback binds, temp paths): each
+   server's agent check sends its own "<backend>/<server>\n" to the agent
+   port, free slots too (so the agent must answer "maint" for a free slot:
+   an agent "ready" would lift its `disabled`); the runtime API fills a free
+   slot (addr, port, weight, state ready) without a reload.
 """
 import copy
 import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 
 STATE_FILE_WARNING = "Can't open global server state file"
 failures = []
@@ -130,6 +139,154 @@ BAD_VALUES = [
 ]
 
 
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Agent:
+    """A stand-in agent-checker: records what HAProxy sends; answers
+    "up ready" for the servers in self.ready, "up maint" for the rest."""
+
+    def __init__(self):
+        self.ready = set()
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.seen = set()
+        self.stop = False
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while not self.stop:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.settimeout(1)
+                data = b""
+                try:
+                    while not data.endswith(b"\n"):
+                        chunk = conn.recv(256)
+                        if not chunk:
+                            break
+                        data += chunk
+                    key = data.decode(errors="replace")
+                    word = b"ready" if key in self.ready else b"maint"
+                    conn.sendall(b"up " + word + b" #drover-test\n")
+                except OSError:
+                    pass
+                self.seen.add(data.decode(errors="replace"))
+
+    def close(self):
+        self.stop = True
+        self.thread.join(timeout=5)
+        self.sock.close()
+
+
+def runtime_cmd(path, command):
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(5)
+        s.connect(path)
+        s.sendall((command + "\n").encode())
+        out = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                return out.decode()
+            out += chunk
+
+
+def servers_state(path, backend):
+    """{server: {field: value}} from `show servers state BACKEND`."""
+    lines = runtime_cmd(path, f"show servers state {backend}").splitlines()
+    header = next(l for l in lines if l.startswith("# be_id")).lstrip("# ").split()
+    result = {}
+    for line in lines:
+        words = line.split()
+        if len(words) == len(header) and not line.startswith("#"):
+            row = dict(zip(header, words))
+            result[row["srv_name"]] = row
+    return result
+
+
+def run_haproxy(tool, tpl_dir, base, work):
+    data = copy.deepcopy(base)
+    sock = os.path.join(work, "stats.sock")
+    data["global"].update(maxconn=1000, stats_socket=sock,
+                          server_state_file=os.path.join(work, "server.state"))
+    data["global"].pop("nbthread", None)
+    for fe in data["frontends"]:
+        fe["binds"] = [{"addr": "127.0.0.1", "port": free_port()}]
+        fe.pop("maxconn", None)
+    agent = Agent()
+    agent.ready = {f"{be['name']}/{srv['name']}\n" for be in data["backends"]
+                   for srv in be["servers"] if srv.get("enabled")}
+    data["agent"].update(addr="127.0.0.1", port=agent.port, inter="100ms")
+    cfg = os.path.join(work, "run.cfg")
+    proc = None
+    try:
+        res = render(tool, tpl_dir, "http", data, cfg, work)
+        if res.returncode != 0:
+            fail(f"run: render failed: {res.stderr.strip()}")
+            return
+        proc = subprocess.Popen(["haproxy", "-db", "-f", cfg], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 10
+        while not os.path.exists(sock) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if not os.path.exists(sock):
+            fail(f"run: HAProxy did not start: {proc.poll()} {proc.stderr.read() if proc.poll() is not None else ''}")
+            return
+        # every server, free slots included, gets agent checks with its
+        # own agent-send string
+        want = {f"{be['name']}/{srv['name']}\n" for be in data["backends"]
+                for srv in be["servers"]}
+        deadline = time.monotonic() + 15
+        while not want <= agent.seen and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if want != agent.seen:
+            fail(f"run: agent-send strings: missing {sorted(want - agent.seen)}, "
+                 f"unexpected {sorted(agent.seen - want)}")
+        # fill a free slot through the runtime API, no reload
+        be = next(b for b in data["backends"] if any(s.get("free") for s in b["servers"]))
+        slot = next(s["name"] for s in be["servers"] if s.get("free"))
+        before = servers_state(sock, be["name"])[slot]
+        if int(before["srv_admin_state"]) & 0x23 == 0:
+            fail(f"run: free slot {be['name']}/{slot} is not in maintenance: {before}")
+        want_weight = str(next(s["weight"] for s in be["servers"] if s["name"] == slot))
+        if before["srv_iweight"] != want_weight:
+            fail(f"run: free slot {be['name']}/{slot} configured weight "
+                 f"{before['srv_iweight']}, want {want_weight}")
+        port = free_port()
+        agent.ready.add(f"{be['name']}/{slot}\n")
+        runtime_cmd(sock, f"set server {be['name']}/{slot} addr 127.0.0.1 port {port}")
+        runtime_cmd(sock, f"set server {be['name']}/{slot} state ready")
+        after = servers_state(sock, be["name"])[slot]
+        if (after["srv_addr"], after["srv_port"], after["srv_uweight"]) != \
+                ("127.0.0.1", str(port), want_weight) or int(after["srv_admin_state"]) & 0x23:
+            fail(f"run: runtime API did not fill slot {be['name']}/{slot}: {after}")
+        if proc.poll() is not None:
+            fail("run: HAProxy exited")
+        else:
+            print(f"ok HAProxy runs the config; agent-send per server; slot {slot} filled",
+                  flush=True)
+    finally:
+        if proc:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        agent.close()
+
+
 def main():
     if len(sys.argv) != 4:
         print(__doc__)
@@ -206,6 +363,9 @@ def main():
             fail(f"parse error not reported with its position: {res.stderr.strip()}")
         else:
             print("ok parse error names its position", flush=True)
+
+        # 5. a real HAProxy with agent checks and the runtime API
+        run_haproxy(tool, tpl_dir, base, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"{len(failures)} failure(s)")
