@@ -25,9 +25,12 @@ if(CMAKE_SYSTEM_PROCESSOR MATCHES "aarch64|arm64")
 else()
   set(_bpf_arch x86)
 endif()
-
-set(BPF_GEN_DIR ${CMAKE_BINARY_DIR}/bpf-gen)
-set(BPF_VMLINUX_H ${BPF_GEN_DIR}/vmlinux.h)
+# include_guard(GLOBAL) skips this file in later directories, so everything
+# bpf_object() reads must be visible everywhere: cache it.
+set(_bpf_triplet ${_bpf_triplet} CACHE INTERNAL "")
+set(_bpf_arch ${_bpf_arch} CACHE INTERNAL "")
+set(BPF_GEN_DIR ${CMAKE_BINARY_DIR}/bpf-gen CACHE INTERNAL "")
+set(BPF_VMLINUX_H ${BPF_GEN_DIR}/vmlinux.h CACHE INTERNAL "")
 add_custom_command(
   OUTPUT ${BPF_VMLINUX_H}
   COMMAND ${CMAKE_COMMAND} -E make_directory ${BPF_GEN_DIR}

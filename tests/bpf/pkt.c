@@ -157,15 +157,20 @@ int pkt_run(int prog_fd, const struct pkt *in, struct pkt *out, uint32_t *action
     return 0;
 }
 
-int pkt_run_repeat(int prog_fd, const struct pkt *in, uint32_t repeat, uint32_t *ns,
-                   uint32_t *action)
+int pkt_run_repeat(int prog_fd, const struct pkt *in, uint32_t repeat, int ifindex, struct pkt *out,
+                   uint32_t *ns, uint32_t *action)
 {
-    uint8_t out[PKT_MAX];
+    struct xdp_md ctx = {.data_end = (uint32_t)in->len, .ingress_ifindex = (uint32_t)ifindex};
     LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = in->b, .data_size_in = (uint32_t)in->len,
-                .data_out = out, .data_size_out = sizeof(out), .repeat = repeat);
+                .data_out = out->b, .data_size_out = sizeof(out->b), .repeat = repeat);
 
+    if (ifindex) {
+        opts.ctx_in = &ctx;
+        opts.ctx_size_in = sizeof(ctx);
+    }
     if (bpf_prog_test_run_opts(prog_fd, &opts) < 0)
         return -errno;
+    out->len = opts.data_size_out;
     *ns = opts.duration;
     *action = opts.retval;
     return 0;
@@ -179,7 +184,7 @@ static int sh(const char *cmd)
     return rc == 0 ? 0 : -EIO;
 }
 
-int pkt_netns_setup(const char *next_hop_v4, const char *next_hop_v6)
+int pkt_netns_setup(const char *route_v4, const char *route_v6)
 {
     char cmd[256];
 
@@ -192,13 +197,13 @@ int pkt_netns_setup(const char *next_hop_v4, const char *next_hop_v6)
         sh("ip neigh replace 10.200.0.2 lladdr " PKT_NEXT_HOP_MAC " dev sc0 nud permanent") ||
         sh("ip neigh replace fd00:200::2 lladdr " PKT_NEXT_HOP_MAC " dev sc0 nud permanent"))
         return -EIO;
-    if (next_hop_v4) {
-        snprintf(cmd, sizeof(cmd), "ip route add %s/32 via 10.200.0.2 dev sc0", next_hop_v4);
+    if (route_v4) {
+        snprintf(cmd, sizeof(cmd), "ip route add %s via 10.200.0.2 dev sc0", route_v4);
         if (sh(cmd))
             return -EIO;
     }
-    if (next_hop_v6) {
-        snprintf(cmd, sizeof(cmd), "ip -6 route add %s/128 via fd00:200::2 dev sc0", next_hop_v6);
+    if (route_v6) {
+        snprintf(cmd, sizeof(cmd), "ip -6 route add %s via fd00:200::2 dev sc0", route_v6);
         if (sh(cmd))
             return -EIO;
     }

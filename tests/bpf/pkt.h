@@ -47,16 +47,17 @@ uint16_t pkt_ipv4_csum(const uint8_t *iph);
 /* Run prog_fd once on in; out gets the resulting packet. ifindex: ingress
  * device (0 = loopback default). Returns 0 or -errno; *action = XDP action. */
 int pkt_run(int prog_fd, const struct pkt *in, struct pkt *out, uint32_t *action, int ifindex);
-/* Run repeat times and return the kernel's average ns per run. */
-int pkt_run_repeat(int prog_fd, const struct pkt *in, uint32_t repeat, uint32_t *ns,
-                   uint32_t *action);
+/* Run repeat times; *ns = the kernel's average ns per run, out = the
+ * packet after the last run. */
+int pkt_run_repeat(int prog_fd, const struct pkt *in, uint32_t repeat, int ifindex, struct pkt *out,
+                   uint32_t *ns, uint32_t *action);
 
 /* Move this process into a new network namespace with lo up, a veth pair
  * "sc0"/"sc1" (sc0 10.200.0.1/24 + fd00:200::1/64), forwarding on,
  * permanent neighbours 10.200.0.2 / fd00:200::2 at NEXT_HOP_MAC, and routes
- * to next_hop_v4/next_hop_v6 (may be NULL) via them. Returns sc0's ifindex
- * or -errno. */
+ * to the prefixes route_v4/route_v6 ("10.1.0.11/32"; may be NULL) via them.
+ * Returns sc0's ifindex or -errno. */
 #define PKT_NEXT_HOP_MAC "02:00:00:00:02:02"
-int pkt_netns_setup(const char *next_hop_v4, const char *next_hop_v6);
+int pkt_netns_setup(const char *route_v4, const char *route_v6);
 
 #endif

@@ -148,7 +148,7 @@ static const struct gue_spec GUE6 = {
 static void setup(void)
 {
     log_set_level(LOGL_WARN);
-    sc0 = pkt_netns_setup("10.1.0.11", "fd00:1::11");
+    sc0 = pkt_netns_setup("10.1.0.11/32", "fd00:1::11/128");
     ck_assert_int_gt(sc0, 0);
     skel = decap_bpf__open_and_load();
     ck_assert_ptr_nonnull(skel);

@@ -1,0 +1,308 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * bench_director: ns per packet of the director and decap XDP programs,
+ * measured with BPF_PROG_TEST_RUN (repeat = R) through bench_wrapper, which
+ * restores the original packet before every run and tail-calls the program
+ * under test. The wrapper's own cost (wrapper tail-calling bench_null, same
+ * packet) is measured per case and subtracted. Each figure is the median of
+ * ROUNDS rounds. Runs in a private network namespace (second chance needs a
+ * routed next hop for its FIB lookup) pinned to one CPU.
+ *
+ *   bench_director [repeat] [rounds]
+ */
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <errno.h>
+#include <net/if.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bench_wrapper_bpf.skel.h"
+#include "decap_bpf.skel.h"
+#include "director_bpf.skel.h"
+#include "director_config.h"
+#include "director_maps.h"
+#include "director_rendezvous.h"
+#include "log.h"
+#include "pkt.h"
+
+#define NPROXY 16
+#define NVIP   16
+
+struct bench_packet {
+    __u32 len;
+    __u8 data[DROVER_BENCH_MAX_PKT];
+};
+
+static struct bench_wrapper_bpf *wrap;
+static uint32_t repeat = 2000000, rounds = 7;
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Median ns per run of wrapper -> prog_fd on p. */
+static int measure(int prog_fd, const struct pkt *p, int ifindex, uint32_t want, double *ns,
+                   struct pkt *out)
+{
+    struct bench_packet bp = {.len = (__u32)p->len};
+    uint32_t samples[32], act, zero = 0;
+
+    if (p->len > DROVER_BENCH_MAX_PKT)
+        return -EINVAL;
+    memcpy(bp.data, p->b, p->len);
+    if (bpf_map_update_elem(bpf_map__fd(wrap->maps.bench_pkt), &zero, &bp, BPF_ANY) < 0 ||
+        bpf_map_update_elem(bpf_map__fd(wrap->maps.bench_progs), &zero, &prog_fd, BPF_ANY) < 0)
+        return -errno;
+    for (uint32_t r = 0; r < rounds && r < 32; r++) {
+        int rc = pkt_run_repeat(bpf_program__fd(wrap->progs.bench_wrapper), p, repeat, ifindex, out,
+                                &samples[r], &act);
+        if (rc < 0)
+            return rc;
+        if (act != want) {
+            fprintf(stderr, "bench: unexpected XDP action %u (want %u)\n", act, want);
+            return -EPROTO;
+        }
+    }
+    qsort(samples, rounds, sizeof(samples[0]), cmp_u32);
+    *ns = samples[rounds / 2];
+    return 0;
+}
+
+struct bench_case {
+    const char *name;
+    const char *what;
+    int prog_fd;
+    struct pkt pkt;
+    int ifindex;
+    uint32_t action;
+};
+
+/* Run the case, check the wrapper's last output equals one plain run of
+ * the program on the original packet (the restore works), print BENCH. */
+static int run_case(const struct bench_case *c, int null_fd, double *wrapper_ns)
+{
+    struct pkt once, last;
+    double total, base;
+    uint32_t act;
+    int rc;
+
+    rc = pkt_run(c->prog_fd, &c->pkt, &once, &act, c->ifindex);
+    if (rc < 0 || act != c->action) {
+        fprintf(stderr, "bench %s: single run failed (rc %d, action %u)\n", c->name, rc, act);
+        return rc < 0 ? rc : -EPROTO;
+    }
+    if ((rc = measure(null_fd, &c->pkt, c->ifindex, 2 /* XDP_PASS */, &base, &last)) < 0 ||
+        (rc = measure(c->prog_fd, &c->pkt, c->ifindex, c->action, &total, &last)) < 0) {
+        fprintf(stderr, "bench %s: measurement failed: %s\n", c->name, strerror(-rc));
+        return rc;
+    }
+    if (last.len != once.len || memcmp(last.b, once.b, once.len) != 0) {
+        fprintf(stderr, "bench %s: output after %u runs differs from one run: restore broken\n",
+                c->name, repeat);
+        return -EPROTO;
+    }
+    printf("# %-26s %-44s total %6.1f ns, wrapper %5.1f ns\n", c->name, c->what, total, base);
+    printf("BENCH %s %.1f\n", c->name, total - base);
+    if (wrapper_ns)
+        *wrapper_ns = base;
+    return 0;
+}
+
+static void die(const char *what, int rc)
+{
+    fprintf(stderr, "bench_director: %s failed: %s\n", what, strerror(rc < 0 ? -rc : rc));
+    exit(1);
+}
+
+int main(int argc, char **argv)
+{
+    static struct drover_row rows4[DROVER_TABLE_ROWS], rows6[DROVER_TABLE_ROWS];
+    struct drover_proxy px4[NPROXY] = {0}, px6[NPROXY] = {0};
+    struct drover_vip_key vips[2 * NVIP];
+    struct drover_gen_config gen = {0};
+    struct director_maps m;
+    struct pkt p;
+    uint32_t act;
+    char buf[64];
+    int rc;
+
+    if (argc > 1)
+        repeat = (uint32_t)strtoul(argv[1], NULL, 10);
+    if (argc > 2)
+        rounds = (uint32_t)strtoul(argv[2], NULL, 10);
+    if (rounds == 0 || rounds > 32 || repeat == 0) {
+        fprintf(stderr, "usage: bench_director [repeat] [rounds 1..32]\n");
+        return 2;
+    }
+    if (geteuid() != 0) {
+        fprintf(stderr, "bench_director: needs root (BPF, network namespace)\n");
+        return 1;
+    }
+    log_set_level(LOGL_WARN);
+    log_route_libbpf();
+
+    cpu_set_t cpus;
+    CPU_ZERO(&cpus);
+    CPU_SET(sysconf(_SC_NPROCESSORS_ONLN) - 1, &cpus);
+    sched_setaffinity(0, sizeof(cpus), &cpus);
+
+    int sc0 = pkt_netns_setup("10.1.0.0/16", "fd00:1::/64");
+    if (sc0 < 0)
+        die("network namespace setup", sc0);
+
+    struct director_bpf *dir = director_bpf__open_and_load();
+    struct decap_bpf *dec = decap_bpf__open_and_load();
+    wrap = bench_wrapper_bpf__open_and_load();
+    if (!dir || !dec || !wrap)
+        die("loading BPF objects", -errno);
+    rc = director_maps_from_fds(
+        &m, bpf_map__fd(dir->maps.drover_vips), bpf_map__fd(dir->maps.drover_table),
+        bpf_map__fd(dir->maps.drover_proxies), bpf_map__fd(dir->maps.drover_gen_cfg),
+        bpf_map__fd(dir->maps.drover_active), bpf_map__fd(dir->maps.drover_stats));
+    if (rc < 0)
+        die("mapping the table", rc);
+    if ((rc = decap_maps_configure(bpf_map__fd(dec->maps.decap_config), DROVER_GUE_PORT_DEFAULT)) <
+        0)
+        die("configuring decap", rc);
+
+    /* 16 VIPs per family, 16 proxies per family, rendezvous tables. */
+    for (int i = 0; i < NVIP; i++) {
+        memset(&vips[i], 0, sizeof(vips[i]));
+        snprintf(buf, sizeof(buf), "192.0.2.%d", i + 1);
+        director_parse_addr(buf, &vips[i].family, vips[i].addr);
+        vips[i].port = htons(443);
+        vips[i].proto = IPPROTO_TCP;
+        memset(&vips[NVIP + i], 0, sizeof(vips[i]));
+        snprintf(buf, sizeof(buf), "2001:db8::%x", i + 1);
+        director_parse_addr(buf, &vips[NVIP + i].family, vips[NVIP + i].addr);
+        vips[NVIP + i].port = htons(443);
+        vips[NVIP + i].proto = IPPROTO_TCP;
+    }
+    for (int i = 0; i < NPROXY; i++) {
+        snprintf(buf, sizeof(buf), "10.1.0.%d", i + 10);
+        director_parse_addr(buf, &px4[i].family, px4[i].addr);
+        snprintf(buf, sizeof(buf), "fd00:1::%x", i + 16);
+        director_parse_addr(buf, &px6[i].family, px6[i].addr);
+        px4[i].state = px6[i].state = DROVER_PROXY_ACTIVE;
+    }
+    gen.version = DROVER_MAPS_VERSION;
+    gen.proxy_count = NPROXY;
+    gen.hash_key[0] = 0x5a5a1234abcd9876ULL;
+    gen.hash_key[1] = 0x0123456789abcdefULL;
+    gen.gue_port = htons(DROVER_GUE_PORT_DEFAULT);
+    inet_pton(AF_INET, "10.200.0.1", &gen.src_v4);
+    inet_pton(AF_INET6, "fd00:200::1", gen.src_v6);
+    memcpy(gen.gw_mac, "\x02\x00\x00\x00\x02\x02", 6);
+    memcpy(gen.src_mac, "\x02\x00\x00\x00\x00\xd1", 6);
+    director_rendezvous_build(gen.hash_key, px4, NPROXY, rows4);
+    director_rendezvous_build(gen.hash_key, px6, NPROXY, rows6);
+    if ((rc = director_maps_set_vips(&m, vips, 2 * NVIP)) < 0 ||
+        (rc = director_maps_publish(&m, &gen, px4, rows4, NULL)) < 0)
+        die("filling the director maps", rc);
+
+    int dfd = bpf_program__fd(dir->progs.drover_director);
+    int xfd = bpf_program__fd(dec->progs.drover_decap);
+    int nfd = bpf_program__fd(wrap->progs.bench_null);
+    const struct pkt_spec syn4 = {
+        DROVER_AF_INET, IPPROTO_TCP, "198.51.100.7", "192.0.2.5", 40000, 443, 0x02, 0, 0};
+    struct pkt_spec est4 = syn4, non4 = syn4, syn6, icmpq;
+    est4.tcp_flags = 0x10;
+    est4.payload = 64;
+    non4.dst = "192.0.2.200";
+    syn6 = (struct pkt_spec){
+        DROVER_AF_INET6, IPPROTO_TCP, "2001:db8:99::7", "2001:db8::5", 40000, 443, 0x02, 0, 0};
+    icmpq = (struct pkt_spec){
+        DROVER_AF_INET, IPPROTO_TCP, "192.0.2.5", "198.51.100.7", 443, 40000, 0x10, 0, 0};
+
+    printf("# bench/director: BPF_PROG_TEST_RUN, repeat %u, median of %u rounds, 1 CPU\n"
+           "# method: bench_wrapper restores the original packet (bpf_xdp_adjust_head +\n"
+           "# bpf_xdp_store_bytes) and tail-calls the program under test; the same wrapper\n"
+           "# tail-calling a program that returns XDP_PASS is measured per packet and\n"
+           "# subtracted. %d VIPs and %d proxies per family, 65,536-row rendezvous table.\n",
+           repeat, rounds, NVIP, NPROXY);
+
+    struct bench_case c = {.prog_fd = dfd, .action = 3};
+    double wrapper_ns = 0;
+    c.name = "director_syn_ns";
+    c.what = "v4 TCP SYN to a VIP -> GUE/IPv4";
+    pkt_build(&c.pkt, &syn4);
+    if ((rc = run_case(&c, nfd, &wrapper_ns)) < 0)
+        return 1;
+    c.name = "director_established_ns";
+    c.what = "v4 TCP ACK + 64 B to a VIP -> GUE/IPv4";
+    pkt_build(&c.pkt, &est4);
+    if (run_case(&c, nfd, NULL) < 0)
+        return 1;
+    struct pkt est_pkt = c.pkt;
+    c.name = "director_icmp_ns";
+    c.what = "ICMP frag-needed quoting a VIP flow";
+    pkt_build_icmp_ptb(&c.pkt, "203.0.113.1", "192.0.2.5", &icmpq);
+    if (run_case(&c, nfd, NULL) < 0)
+        return 1;
+    c.name = "director_nonvip_ns";
+    c.what = "v4 TCP to a non-VIP: XDP_PASS";
+    c.action = 2;
+    pkt_build(&c.pkt, &non4);
+    if (run_case(&c, nfd, NULL) < 0)
+        return 1;
+
+    /* GUE packets for decap: the director's own output. */
+    struct pkt syn_gue, ack_gue;
+    pkt_build(&p, &syn4);
+    if (pkt_run(dfd, &p, &syn_gue, &act, 0) < 0 || act != 3)
+        die("encapsulating the SYN", -EPROTO);
+    if (pkt_run(dfd, &est_pkt, &ack_gue, &act, 0) < 0 || act != 3)
+        die("encapsulating the ACK", -EPROTO);
+    c.prog_fd = xfd;
+    c.ifindex = sc0;
+    c.name = "decap_ns";
+    c.what = "GUE/IPv4 SYN -> decap to the local stack";
+    c.action = 2;
+    c.pkt = syn_gue;
+    if (run_case(&c, nfd, NULL) < 0)
+        return 1;
+    c.name = "second_chance_ns";
+    c.what = "GUE/IPv4 ACK, no socket -> next hop (TX)";
+    c.action = 3;
+    c.pkt = ack_gue;
+    if (run_case(&c, nfd, NULL) < 0)
+        return 1;
+
+    /* IPv6: VIPs and proxies. */
+    if ((rc = director_maps_publish(&m, &gen, px6, rows6, NULL)) < 0)
+        die("publishing the IPv6 generation", rc);
+    c.prog_fd = dfd;
+    c.ifindex = 0;
+    c.name = "director_v6_ns";
+    c.what = "v6 TCP SYN to a VIP -> GUE/IPv6";
+    pkt_build(&c.pkt, &syn6);
+    if (run_case(&c, nfd, NULL) < 0)
+        return 1;
+    pkt_build(&p, &syn6);
+    struct pkt syn6_gue;
+    if (pkt_run(dfd, &p, &syn6_gue, &act, 0) < 0 || act != 3)
+        die("encapsulating the v6 SYN", -EPROTO);
+    c.prog_fd = xfd;
+    c.ifindex = sc0;
+    c.name = "decap_v6_ns";
+    c.what = "GUE/IPv6 SYN -> decap to the local stack";
+    c.action = 2;
+    c.pkt = syn6_gue;
+    if (run_case(&c, nfd, NULL) < 0)
+        return 1;
+    printf("# wrapper alone (bench_wrapper -> bench_null, 54-byte SYN)\n");
+    printf("BENCH director_wrapper_ns %.1f\n", wrapper_ns);
+
+    director_maps_close(&m);
+    bench_wrapper_bpf__destroy(wrap);
+    decap_bpf__destroy(dec);
+    director_bpf__destroy(dir);
+    return 0;
+}
