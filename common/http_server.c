@@ -22,9 +22,6 @@
 #define DEFAULT_IDLE_TIMEOUT 60000
 #define DEFAULT_MAX_CONNS    256
 #define MAX_HEADERS          100
-/* A client that pipelines requests without reading the answers is cut
- * off once this many response bytes wait in its socket queue. */
-#define MAX_QUEUED_FACTOR 8
 
 #define CT_TEXT    "text/plain; charset=utf-8"
 #define CT_METRICS "text/plain; version=0.0.4; charset=utf-8"
@@ -62,6 +59,7 @@ struct conn {
     int reject_status; /* set by a callback that aborts parsing */
 
     bool close_after_write;
+    bool read_paused; /* responses still queued: backpressure */
     bool closing;
     int handles_open;
 };
@@ -141,6 +139,8 @@ const char *http_request_header(const struct http_request *req, const char *name
 /* ---- connection life cycle ------------------------------------------- */
 
 static void server_maybe_free(struct http_server *srv);
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 
 static void conn_reset_request(struct conn *c)
 {
@@ -222,8 +222,15 @@ static void on_written(uv_write_t *req, int status)
         conn_close(c);
         return;
     }
-    if (c->close_after_write && uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) == 0)
+    if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > 0)
+        return;
+    if (c->close_after_write) {
         conn_close(c);
+    } else if (c->read_paused) {
+        c->read_paused = false;
+        if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) < 0)
+            conn_close(c);
+    }
 }
 
 static void count_response(struct http_server *srv, int status)
@@ -289,10 +296,12 @@ static void send_response(struct conn *c, int status, const char *ctype, const c
         conn_close(c);
         return;
     }
-    if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) >
-        c->srv->max_request * MAX_QUEUED_FACTOR) {
-        log_warn("http: %s does not read its responses, closing the connection", c->peer);
-        conn_close(c);
+    /* Until the client has taken this response, read nothing more from
+     * it: one that pipelines requests without reading the answers stalls
+     * itself (and meets the idle timeout) instead of growing our queue. */
+    if (!c->close_after_write && uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > 0) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->read_paused = true;
     }
 }
 
@@ -586,7 +595,15 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     struct conn *c = s->data;
 
     if (nread < 0) {
-        conn_close(c); /* EOF or error: nothing more to answer */
+        /* The client is done sending (or gone). Answers still queued are
+         * delivered first: clients that half-close after their request
+         * expect the full response. */
+        if (nread == UV_EOF && uv_stream_get_write_queue_size(s) > 0) {
+            c->close_after_write = true;
+            uv_read_stop(s);
+        } else {
+            conn_close(c);
+        }
         goto out;
     }
     if (nread == 0 || c->closing || c->close_after_write)

@@ -64,6 +64,16 @@ static void echo_handler(const struct http_request *req, struct http_response *r
                          req->query, x ? x : "-", req->body_len, req->body, (const char *)arg);
 }
 
+#define BIG_LEN (8u << 20)
+
+static void big_handler(const struct http_request *req, struct http_response *resp, void *arg)
+{
+    resp->body = malloc(BIG_LEN);
+    ck_assert_ptr_nonnull(resp->body);
+    memset(resp->body, 'z', BIG_LEN);
+    resp->body_len = BIG_LEN;
+}
+
 static void *server_main(void *arg)
 {
     char err[256];
@@ -75,6 +85,7 @@ static void *server_main(void *arg)
     if (rc == 0) {
         http_server_add_handler(fx.srv, "/echo", echo_handler, "short");
         http_server_add_handler(fx.srv, "/echo/long", echo_handler, "long");
+        http_server_add_handler(fx.srv, "/big", big_handler, NULL);
     } else {
         fprintf(stderr, "%s\n", err);
         uv_close((uv_handle_t *)&fx.async, NULL);
@@ -356,6 +367,35 @@ START_TEST(test_pipelined_requests)
 }
 END_TEST
 
+/* Large responses to pipelined requests from a client that half-closes
+ * its side right away: every response arrives complete, in order. */
+START_TEST(test_large_pipelined_responses_after_half_close)
+{
+    size_t cap = 3 * (BIG_LEN + 1024), len = 0;
+    char *buf = malloc(cap);
+
+    start_server("127.0.0.1:0", 0, 0);
+    int fd = raw_connect();
+    const char reqs[] = "GET /big HTTP/1.1\r\nHost: x\r\n\r\n"
+                        "GET /big HTTP/1.1\r\nHost: x\r\n\r\n"
+                        "GET /big HTTP/1.1\r\nHost: x\r\n\r\n";
+    ck_assert_int_eq(write(fd, reqs, sizeof(reqs) - 1), (ssize_t)sizeof(reqs) - 1);
+    ck_assert_int_eq(shutdown(fd, SHUT_WR), 0);
+    len = raw_read_all(fd, buf, cap);
+    close(fd);
+    /* three heads and three full bodies */
+    size_t heads = 0, zs = 0;
+    for (char *p = buf; (p = strstr(p, "HTTP/1.1 200 OK\r\n")) != NULL; p++)
+        heads++;
+    for (size_t i = 0; i < len; i++)
+        zs += buf[i] == 'z';
+    ck_assert_uint_eq(heads, 3);
+    ck_assert_uint_eq(zs, 3 * (size_t)BIG_LEN);
+    free(buf);
+    stop_server();
+}
+END_TEST
+
 START_TEST(test_custom_handler_gets_request)
 {
     struct reply r;
@@ -527,6 +567,7 @@ int main(void)
     tcase_add_test(tc, test_keep_alive_reuses_connection);
     tcase_add_test(tc, test_pipelined_requests);
     tcase_add_test(tc, test_custom_handler_gets_request);
+    tcase_add_test(tc, test_large_pipelined_responses_after_half_close);
     tcase_add_test(tc, test_oversized_and_bad_requests);
     tcase_add_test(tc, test_slow_client_does_not_block);
     tcase_add_test(tc, test_listen_addresses);
