@@ -516,8 +516,8 @@ static int parse(struct parser *p)
             cstart++;
         const char *chit = memmem(p->src + cstart, p->len - cstart, closer, closer_len);
         if (!chit)
-            return parse_error(p, tag, NULL, 0, "unclosed tag: no '%.*s' after it", (int)p->clen,
-                               p->close);
+            return parse_error(p, tag, NULL, 0, "unclosed tag: no '%.*s' after it", (int)closer_len,
+                               closer);
         size_t cend = (size_t)(chit - p->src);
         size_t tag_end = cend + closer_len;
         size_t a = cstart, b = cend;

@@ -498,7 +498,7 @@ START_TEST(test_parse_errors)
     o = run("abc {{name", NULL, "{}", NULL);
     assert_error(&o, -EINVAL, "t", 1, 5, "", "unclosed tag");
     o = run("{{{x}}", NULL, "{}", NULL);
-    assert_error(&o, -EINVAL, "t", 1, 1, "", "unclosed tag");
+    assert_error(&o, -EINVAL, "t", 1, 1, "", "unclosed tag: no '}}}'");
     o = run("{{=<% %>=}}\n<%x", NULL, "{}", NULL);
     assert_error(&o, -EINVAL, "t", 2, 1, "", "'%>'");
     o = run("{{x|bogus}}", NULL, "{}", NULL);
