@@ -2020,6 +2020,31 @@ def op_generate(fx, body):
     return made
 
 
+def op_scale_nodes(fx, body):
+    """Make exactly `count` nodes named PREFIX-1..PREFIX-count exist (adds
+    or deletes from the top), like a node-group autoscaler would."""
+    st = fx.store
+    prefix = body.get("prefix", "node")
+    count = int(body["count"])
+    extra = dict(body.get("node") or {})
+    added, deleted = [], []
+    with st.lock:
+        have = sorted((int(k[2][len(prefix) + 1:]), k[2]) for k in st.objects
+                      if k[0] == "Node" and k[2].startswith(prefix + "-")
+                      and k[2][len(prefix) + 1:].isdigit())
+        names = {n for _, n in have}
+        for i in range(1, count + 1):
+            name = "%s-%d" % (prefix, i)
+            if name not in names:
+                st.put(build_node(st.alloc, dict(extra, name=name)))
+                added.append(name)
+        for i, name in reversed(have):
+            if i > count:
+                st.delete("Node", "", name)
+                deleted.append(name)
+    return {"added": added, "deleted": deleted}
+
+
 def op_bump_rv(fx, body):
     return {"resourceVersion": str(fx.store.bump(int(body.get("count", 1))))}
 
@@ -2171,6 +2196,7 @@ OPS = {
     "uncordon": op_uncordon, "set_node_addresses": op_set_node_addresses,
     "heartbeat": op_heartbeat, "label": op_label, "annotate": op_annotate,
     "set_lb_ingress": op_set_lb_ingress, "generate": op_generate,
+    "scale_nodes": op_scale_nodes,
     "bump_rv": op_bump_rv, "compact": op_compact, "fail": op_fail,
     "force_410": op_force_410, "expire_continue": op_expire_continue,
     "drop_watches": op_drop_watches, "stall_watches": op_stall_watches, "send_bookmark": op_send_bookmark,
@@ -2248,6 +2274,9 @@ def main():
                     "benchmarks need more than the default 2768 ports)")
     ap.add_argument("--allow-anonymous", action="store_true",
                     help="serve requests without Authorization")
+    ap.add_argument("--max-lifetime", type=float, default=3600.0,
+                    help="exit after this many seconds, so a test that dies "
+                    "without stopping the fixture leaks no process for long")
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args()
 
@@ -2283,8 +2312,11 @@ def main():
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    while not stop.wait(0.5):
-        pass
+    end = time.monotonic() + args.max_lifetime
+    while not stop.wait(0.1):
+        if time.monotonic() > end:
+            log("max lifetime of %.0f s reached, exiting" % args.max_lifetime)
+            break
     log("stopping")
     if fx.api is not None:
         fx.api.server_close()

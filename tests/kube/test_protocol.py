@@ -374,6 +374,17 @@ class ListTest(FixtureTest):
         self.assertEqual(len(z["items"]), 2)
         self.assertNotIn("continue", z["metadata"])
 
+    def test_scale_nodes(self):
+        fx = self.fx
+        r = fx.ctl("scale_nodes", {"prefix": "pool", "count": 3,
+                                   "node": {"labels": {"pool": "a"}}})
+        self.assertEqual(r["added"], ["pool-1", "pool-2", "pool-3"])
+        r = fx.ctl("scale_nodes", {"prefix": "pool", "count": 1})
+        self.assertEqual(r, {"added": [], "deleted": ["pool-3", "pool-2"]})
+        _, _, nodes = fx.get("/api/v1/nodes?labelSelector=pool%3Da")
+        self.assertEqual([n["metadata"]["name"] for n in nodes["items"]],
+                         ["pool-1"])
+
     def test_global_resource_version(self):
         fx = self.fx
         fx.ctl("add_service", svc("a"))
