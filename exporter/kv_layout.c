@@ -367,12 +367,8 @@ int kv_layout_add_service(const struct kv_layout *l, struct kv_map *desired,
                           const struct export_record *r)
 {
     char *key = kv_layout_service_key(l, r);
-    if (!key) {
-        log_warn("kv layout: Service %s/%s port \"%s\" cannot form a KV key; not exported",
-                 r->namespace ? r->namespace : "", r->service ? r->service : "",
-                 r->port_name ? r->port_name : "");
-        return -EINVAL;
-    }
+    if (!key)
+        return -EINVAL; /* the caller reports the Service as skipped */
     int rc = kv_map_put_take(desired, key, kv_layout_service_value(r), 0);
     if (rc || !l->kse_prefix)
         return rc;

@@ -73,7 +73,8 @@ int kv_map_sort(struct kv_map *m);
 const struct kv_entry *kv_map_find(const struct kv_map *m, const char *key);
 
 /* Add the entries of one Service port record: the drover key and, with
- * KSE compat, the KSE key. -EINVAL if a name cannot be a key segment. */
+ * KSE compat, the KSE key. -EINVAL (nothing added, nothing logged) if a
+ * name cannot be a key segment. */
 int kv_layout_add_service(const struct kv_layout *l, struct kv_map *desired,
                           const struct export_record *r);
 

@@ -1,0 +1,64 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * export_build: the complete desired KV entries of one cluster, built from
+ * the Service and Node stores (kube_store) with kube_objects and
+ * kv_layout, plus the counts that go into `meta` and the metrics. Pure:
+ * the caller passes the time.
+ *
+ * It also keeps the per-node NotReady grace state between builds
+ * (node_grace_table): a node's state lives as long as the node is in the
+ * store. The result says when a grace period ends (recheck_at), so the
+ * daemon can arm a timer and rebuild then.
+ */
+#ifndef DROVER_EXPORTER_EXPORT_BUILD_H
+#define DROVER_EXPORTER_EXPORT_BUILD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kube_objects.h"
+#include "kube_store.h"
+#include "kv_layout.h"
+
+struct node_grace_table;
+
+struct node_grace_table *node_grace_table_new(void);
+void node_grace_table_free(struct node_grace_table *t);
+/* Nodes with a grace state (known nodes). */
+size_t node_grace_table_count(const struct node_grace_table *t);
+
+struct export_build_params {
+    const struct kv_layout *layout;
+    const struct export_options *service_opts;
+    const struct node_options *node_opts;
+    int64_t now;   /* monotonic, any unit */
+    int64_t grace; /* NotReady grace period, same unit; 0 = none */
+};
+
+struct export_build_result {
+    size_t services;         /* Services exported */
+    size_t service_ports;    /* their port records */
+    size_t not_exported;     /* not opted in, or of another type */
+    size_t skipped_services; /* invalid: nothing exported for them */
+    size_t nodes;
+    size_t eligible_nodes; /* effectively eligible (grace included) */
+    size_t nodes_in_grace; /* eligible only thanks to the grace period */
+    size_t skipped_nodes;
+    int64_t recheck_at; /* earliest end of a grace period, INT64_MAX if none */
+};
+
+/* Called for every Service or Node that was refused (invalid), with its
+ * store key and the reason; the daemon logs and counts it (rate-limited:
+ * this runs on every build). NULL: refused objects are logged at debug. */
+typedef void (*export_skip_cb)(const char *kind, const char *key, const struct kube_reason *why,
+                               void *arg);
+
+/* Adds every desired entry to desired (which the caller initialised and
+ * later diffs with kv_layout_diff), fills res. Updates the grace table.
+ * -ENOMEM; entries already added stay in desired (the caller drops it). */
+int export_build_desired(const struct export_build_params *p, const struct kube_store *services,
+                         const struct kube_store *nodes, struct node_grace_table *grace,
+                         struct kv_map *desired, struct export_build_result *res,
+                         export_skip_cb on_skip, void *arg);
+
+#endif

@@ -1,0 +1,193 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <check.h>
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "export_build.h"
+#include "fixture.h"
+
+static struct kv_layout layout;
+static struct export_options sopts = {.cluster = "dc1"};
+static struct node_options nopts;
+static struct kube_store *svcs, *nodes;
+static struct node_grace_table *grace;
+
+static void put(struct kube_store *s, json_t *obj, const char *rv)
+{
+    json_object_set_new(json_object_get(obj, "metadata"), "resourceVersion", json_string(rv));
+    struct kube_event ev = {.type = KUBE_EVENT_MODIFIED, .object = obj, .resource_version = rv};
+    ck_assert_int_ge(kube_store_apply(s, &ev), 0);
+    json_decref(obj);
+}
+
+static json_t *node_named(const char *name)
+{
+    json_t *n = fixture_json("node-dualstack.json");
+    json_object_set_new(json_object_get(n, "metadata"), "name", json_string(name));
+    return n;
+}
+
+static void set_ready(json_t *node, const char *status)
+{
+    json_t *conds = json_object_get(json_object_get(node, "status"), "conditions");
+    json_object_set_new(json_array_get(conds, 3), "status", json_string(status));
+}
+
+static void setup(void)
+{
+    ck_assert_int_eq(kv_layout_init(&layout, NULL, "dc1", "kse"), 0);
+    svcs = kube_store_new("services", true);
+    nodes = kube_store_new("nodes", false);
+    grace = node_grace_table_new();
+    put(svcs, fixture_json("svc-lb-local.json"), "10");
+    put(svcs, fixture_json("svc-nodeport-kse.json"), "11");
+    put(svcs, fixture_json("svc-udp-unnamed.json"), "12");
+    put(svcs, fixture_json("svc-clusterip.json"), "13");
+    json_t *bad = fixture_json("svc-udp-unnamed.json");
+    json_object_set_new(json_object_get(bad, "metadata"), "name", json_string("bad"));
+    fixture_annotate(bad, "drover.io/health-check-port", "99999");
+    put(svcs, bad, "14");
+    put(nodes, node_named("n1"), "20");
+    put(nodes, node_named("n2"), "21");
+    json_t *cordoned = node_named("n3");
+    json_object_set_new(json_object_get(cordoned, "spec"), "unschedulable", json_true());
+    put(nodes, cordoned, "22");
+}
+
+static void teardown(void)
+{
+    node_grace_table_free(grace);
+    kube_store_free(svcs);
+    kube_store_free(nodes);
+    kv_layout_clear(&layout);
+}
+
+struct skips {
+    int n;
+    char key[64];
+    char reason[32];
+};
+
+static void on_skip(const char *kind, const char *key, const struct kube_reason *why, void *arg)
+{
+    struct skips *s = arg;
+    s->n++;
+    snprintf(s->key, sizeof(s->key), "%s %s", kind, key);
+    snprintf(s->reason, sizeof(s->reason), "%s", why->reason);
+}
+
+static void build(int64_t now, struct kv_map *m, struct export_build_result *res, struct skips *sk)
+{
+    struct export_build_params p = {
+        .layout = &layout, .service_opts = &sopts, .node_opts = &nopts, .now = now, .grace = 30000};
+    kv_map_init(m);
+    ck_assert_int_eq(export_build_desired(&p, svcs, nodes, grace, m, res, on_skip, sk), 0);
+    ck_assert_int_eq(kv_map_sort(m), 0);
+}
+
+START_TEST(test_build_counts_and_noop)
+{
+    struct kv_map m, current;
+    struct export_build_result res;
+    struct skips sk = {0};
+    build(0, &m, &res, &sk);
+    ck_assert_uint_eq(res.services, 3);
+    ck_assert_uint_eq(res.service_ports, 4);
+    ck_assert_uint_eq(res.not_exported, 1);
+    ck_assert_uint_eq(res.skipped_services, 1);
+    ck_assert_uint_eq(res.nodes, 3);
+    ck_assert_uint_eq(res.eligible_nodes, 2);
+    ck_assert_uint_eq(res.nodes_in_grace, 0);
+    ck_assert_int_eq(res.recheck_at, INT64_MAX);
+    ck_assert_int_eq(sk.n, 1);
+    ck_assert_str_eq(sk.key, "Service infra/bad");
+    ck_assert_str_eq(sk.reason, "InvalidAnnotation");
+    /* 4 ports x 2 layouts + 3 nodes + KSE node array */
+    ck_assert_uint_eq(m.n, 12);
+    ck_assert_ptr_nonnull(kv_map_find(&m, "drover/v1/kube/dc1/nodes/n3"));
+    ck_assert_uint_eq(node_grace_table_count(grace), 3);
+
+    kv_map_init(&current);
+    for (size_t i = 0; i < m.n; i++)
+        kv_map_put(&current, m.v[i].key, m.v[i].value, 1);
+    kv_map_clear(&m);
+    build(5, &m, &res, &sk);
+    struct kv_ops ops;
+    ck_assert_int_eq(kv_layout_diff(&layout, &m, &current, true, &ops), 0);
+    ck_assert_uint_eq(ops.n, 0);
+    kv_ops_clear(&ops);
+    kv_map_clear(&m);
+    kv_map_clear(&current);
+}
+END_TEST
+
+static bool node_eligible(const struct kv_map *m, const char *name)
+{
+    char key[128];
+    snprintf(key, sizeof(key), "drover/v1/kube/dc1/nodes/%s", name);
+    const struct kv_entry *e = kv_map_find(m, key);
+    ck_assert_ptr_nonnull(e);
+    return strstr(e->value, "\"eligible\":true") != NULL;
+}
+
+START_TEST(test_grace_across_builds)
+{
+    struct kv_map m;
+    struct export_build_result res;
+    struct skips sk = {0};
+    build(0, &m, &res, &sk);
+    ck_assert(node_eligible(&m, "n1"));
+    kv_map_clear(&m);
+
+    json_t *down = node_named("n1");
+    set_ready(down, "False");
+    put(nodes, down, "30");
+    build(1000, &m, &res, &sk);
+    ck_assert(node_eligible(&m, "n1"));
+    ck_assert_uint_eq(res.nodes_in_grace, 1);
+    ck_assert_uint_eq(res.eligible_nodes, 2);
+    ck_assert_int_eq(res.recheck_at, 31000);
+    const struct kv_entry *e = kv_map_find(&m, "kse/nodes/dc1");
+    ck_assert_ptr_nonnull(strstr(e->value, "\"Name\":\"n1\""));
+    kv_map_clear(&m);
+
+    build(30999, &m, &res, &sk);
+    ck_assert(node_eligible(&m, "n1"));
+    kv_map_clear(&m);
+    build(31000, &m, &res, &sk);
+    ck_assert(!node_eligible(&m, "n1"));
+    ck_assert_uint_eq(res.nodes_in_grace, 0);
+    ck_assert_uint_eq(res.eligible_nodes, 1);
+    ck_assert_int_eq(res.recheck_at, INT64_MAX);
+    e = kv_map_find(&m, "kse/nodes/dc1");
+    ck_assert_ptr_null(strstr(e->value, "\"Name\":\"n1\""));
+    kv_map_clear(&m);
+
+    /* a deleted node's grace state goes with it */
+    json_t *gone = node_named("n2");
+    struct kube_event ev = {.type = KUBE_EVENT_DELETED, .object = gone};
+    ck_assert_int_eq(kube_store_apply(nodes, &ev), 1);
+    json_decref(gone);
+    build(40000, &m, &res, &sk);
+    ck_assert_uint_eq(node_grace_table_count(grace), 2);
+    ck_assert_ptr_null(kv_map_find(&m, "drover/v1/kube/dc1/nodes/n2"));
+    kv_map_clear(&m);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("export_build");
+    TCase *tc = tcase_create("core");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_build_counts_and_noop);
+    tcase_add_test(tc, test_grace_across_builds);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
