@@ -789,6 +789,8 @@ class Store:
         self.drop_gen = 0
         self.drop_partial = False  # cut the last event in half when dropping
         self.bookmark_gen = 0
+        self.error_gen = 0  # bumped by inject_watch_error
+        self.error_obj = None
 
     @staticmethod
     def key(obj):
@@ -1583,6 +1585,7 @@ class ApiHandler(http.server.BaseHTTPRequestHandler):
                                       if self.matches(o, kind, ns, lsel, fsel))
             drop_gen = st.drop_gen
             bookmark_gen = st.bookmark_gen
+            error_gen = st.error_gen
         if expired_msg and mode == "http":
             self.entry["expired"] = "http"
             return self.send_status(410, "Expired", expired_msg)
@@ -1622,7 +1625,7 @@ class ApiHandler(http.server.BaseHTTPRequestHandler):
         try:
             self.watch_loop(kind, ns, lsel, fsel, start_rv, initial_objs,
                             initial, bookmarks, timeout, drop_gen,
-                            bookmark_gen, emit, wid)
+                            bookmark_gen, error_gen, emit, wid)
         except (ConnectionError, ssl.SSLError, OSError):
             self.close_connection = True
         finally:
@@ -1630,7 +1633,8 @@ class ApiHandler(http.server.BaseHTTPRequestHandler):
                 fx.watchers.pop(wid, None)
 
     def watch_loop(self, kind, ns, lsel, fsel, pos, initial_objs, initial,
-                   bookmarks, timeout, drop_gen, bookmark_gen, emit, wid):
+                   bookmarks, timeout, drop_gen, bookmark_gen, error_gen,
+                   emit, wid):
         fx = self.server.fixture
         st = fx.store
         first = [("ADDED", o) for _, o in initial_objs]
@@ -1655,6 +1659,8 @@ class ApiHandler(http.server.BaseHTTPRequestHandler):
                             return
                         continue
                     if st.history_rvs and st.history_rvs[-1] > pos:
+                        break
+                    if st.error_gen != error_gen:
                         break
                     if now >= deadline:
                         break
@@ -1687,7 +1693,12 @@ class ApiHandler(http.server.BaseHTTPRequestHandler):
                     bookmark_gen = st.bookmark_gen
                     pos = max(pos, st.rv)
                     bm_rv = pos
+                failure = st.error_obj if st.error_gen != error_gen else None
             if out is None:
+                break
+            if failure is not None:
+                # The stream ends after an ERROR event, as the server's does.
+                emit(out + [("ERROR", failure)])
                 break
             if want_bm:
                 out.append(("BOOKMARK", bookmark_object(kind, bm_rv)))
@@ -2097,6 +2108,22 @@ def op_stall_watches(fx, body):
     return {"stalled_for": float(body.get("seconds", 30))}
 
 
+def op_inject_watch_error(fx, body):
+    """Every open watch gets an ERROR event with this Status, then its
+    stream ends (what an etcd or watch-cache failure looks like)."""
+    code = int(body.get("code", 500))
+    st = status_obj(code, body.get("reason", "InternalError"),
+                    body.get("message", "Internal error occurred: injected "
+                             "watch failure"))
+    with fx.lock:
+        n = len(fx.watchers)
+    with fx.store.cond:
+        fx.store.error_obj = st
+        fx.store.error_gen += 1
+        fx.store.cond.notify_all()
+    return {"watchers": n, "status": st}
+
+
 def op_send_bookmark(fx, body):
     with fx.store.cond:
         fx.store.bookmark_gen += 1
@@ -2199,7 +2226,8 @@ OPS = {
     "scale_nodes": op_scale_nodes,
     "bump_rv": op_bump_rv, "compact": op_compact, "fail": op_fail,
     "force_410": op_force_410, "expire_continue": op_expire_continue,
-    "drop_watches": op_drop_watches, "stall_watches": op_stall_watches, "send_bookmark": op_send_bookmark,
+    "drop_watches": op_drop_watches, "stall_watches": op_stall_watches,
+    "inject_watch_error": op_inject_watch_error, "send_bookmark": op_send_bookmark,
     "restart": op_restart, "rotate_token": op_rotate_token, "set": op_set,
     "clear_requests": op_clear_requests, "wait_request": op_wait_request,
     "wait_watchers": op_wait_watchers,

@@ -681,6 +681,18 @@ class WatchTest(FixtureTest):
             w.next_event()
         self.assertTrue(w.buf.startswith(b'{"type":"ADDED"'))
 
+    def test_injected_watch_error(self):
+        fx = self.fx
+        w = self.watch("/api/v1/nodes?watch=1&timeoutSeconds=60")
+        fx.ctl("wait_watchers", {"count": 1})
+        fx.ctl("add_node", {"name": "n1"})
+        fx.ctl("inject_watch_error", {"code": 500})
+        evs = [w.next_event(), w.next_event()]
+        self.assertEqual([e["type"] for e in evs], ["ADDED", "ERROR"])
+        self.assertEqual((evs[1]["object"]["code"],
+                          evs[1]["object"]["reason"]), (500, "InternalError"))
+        self.assertIsNone(w.next_event())
+
     def test_stall(self):
         fx = self.fx
         w = self.watch("/api/v1/services?watch=1&timeoutSeconds=60"
