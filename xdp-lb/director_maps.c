@@ -51,6 +51,17 @@ const char *director_stat_name(int stat)
     return stat_names[stat];
 }
 
+int director_stat_in_decap(int stat)
+{
+    return stat == DROVER_STAT_RX || stat == DROVER_STAT_PASS_NO_CONFIG ||
+           (stat >= DROVER_STAT_DECAP_PASS_NOT_GUE && stat < DROVER_STAT_MAX);
+}
+
+int director_stat_in_director(int stat)
+{
+    return stat >= 0 && stat < DROVER_STAT_DECAP_PASS_NOT_GUE;
+}
+
 static int map_table(struct director_maps *m)
 {
     void *mem = mmap(NULL, TABLE_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, m->table_fd, 0);

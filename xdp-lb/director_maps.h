@@ -74,6 +74,10 @@ int director_maps_count_vips(const struct director_maps *m, size_t *n);
 /* Sum a per-CPU drover_stats map over CPUs into out[DROVER_STAT_MAX]. */
 int director_stats_read(int stats_fd, __u64 out[DROVER_STAT_MAX]);
 const char *director_stat_name(int stat);
+/* Whether a counter belongs to the decap program (else: the director).
+ * rx and pass_no_config belong to both. */
+int director_stat_in_decap(int stat);
+int director_stat_in_director(int stat);
 
 /* Decap side: write the config map (gue_port in host order). */
 int decap_maps_configure(int config_fd, __u16 gue_port);

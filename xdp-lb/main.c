@@ -133,7 +133,7 @@ static int load_config(const char *path, struct director_config *cfg)
     return rc;
 }
 
-static int print_stats(const char *dev, const char *dir, const char *map, int json)
+static int print_stats(const char *dev, const char *dir, const char *map, int json, int decap)
 {
     __u64 v[DROVER_STAT_MAX];
     char path[320];
@@ -151,6 +151,8 @@ static int print_stats(const char *dev, const char *dir, const char *map, int js
     if (json)
         printf("{\"dev\":\"%s\"", dev);
     for (int i = 0; i < DROVER_STAT_MAX; i++) {
+        if (decap ? !director_stat_in_decap(i) : !director_stat_in_director(i))
+            continue;
         if (json)
             printf(",\"%s\":%llu", director_stat_name(i), (unsigned long long)v[i]);
         else
@@ -284,7 +286,7 @@ static int run(int argc, char **argv)
         if (strcmp(cmd, "detach") == 0)
             return decap_loader_detach(&c.o);
         if (strcmp(cmd, "stats") == 0)
-            return print_stats(c.o.dev, dir, DECAP_MAP_STATS, c.json);
+            return print_stats(c.o.dev, dir, DECAP_MAP_STATS, c.json, 1);
         log_error("unknown command 'decap %s'", cmd);
         return -EINVAL;
     }
@@ -301,7 +303,7 @@ static int run(int argc, char **argv)
     if (strcmp(cmd, "status") == 0)
         return cmd_status(&c, dir);
     if (strcmp(cmd, "stats") == 0)
-        return print_stats(c.o.dev, dir, DIRECTOR_MAP_STATS, c.json);
+        return print_stats(c.o.dev, dir, DIRECTOR_MAP_STATS, c.json, 0);
     if (strcmp(cmd, "dump") == 0)
         return cmd_table_dump(dir);
     log_error("unknown command '%s'", cmd);
