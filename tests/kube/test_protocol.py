@@ -444,6 +444,80 @@ class ListTest(FixtureTest):
         self.assertEqual(rl["kind"], "APIResourceList")
 
 
+class ControlOpsTest(FixtureTest):
+    def test_apply_patch_update(self):
+        fx = self.fx
+        obj = {"kind": "Service", "apiVersion": "v1",
+               "metadata": {"name": "raw", "namespace": "x",
+                            "annotations": {"a": "1"}},
+               "spec": {"type": "NodePort", "clusterIP": "10.96.9.9",
+                        "ports": [{"port": 80, "nodePort": 31000,
+                                   "protocol": "TCP", "targetPort": 80}]},
+               "status": {"loadBalancer": {}}}
+        made = fx.ctl("apply", obj)
+        for k in ("uid", "resourceVersion", "creationTimestamp"):
+            self.assertIn(k, made["metadata"])
+        code, _, got = fx.get("/api/v1/namespaces/x/services/raw")
+        self.assertEqual(got["spec"], obj["spec"])
+        patched = fx.ctl("patch", {"kind": "Service", "namespace": "x",
+                                   "name": "raw", "patch": {
+                                       "metadata": {"annotations": {
+                                           "a": None, "b": "2"}}}})
+        self.assertEqual(patched["metadata"]["annotations"], {"b": "2"})
+        self.assertEqual(patched["metadata"]["uid"], made["metadata"]["uid"])
+        self.assertGreater(int(patched["metadata"]["resourceVersion"]),
+                           int(made["metadata"]["resourceVersion"]))
+        # update_service keeps node ports for ports that stay.
+        first = fx.ctl("add_service", svc("web", ports=[80, 443]))
+        nps = {p["port"]: p["nodePort"] for p in first["spec"]["ports"]}
+        upd = fx.ctl("update_service", svc("web", ports=[80, 8443]))
+        nps2 = {p["port"]: p["nodePort"] for p in upd["spec"]["ports"]}
+        self.assertEqual(nps2[80], nps[80])
+        self.assertNotIn(nps2[8443], nps.values())
+        fx.ctl("delete_service", {"name": "nope"}, expect=404)
+        fx.ctl("apply", {"kind": "Pod", "metadata": {"name": "p"}},
+               expect=400)
+
+    def test_seed_file(self):
+        seed = os.path.join(self.fx.dir, "seed.json")
+        with open(seed, "w") as f:
+            json.dump({"services": [svc("from-spec", ns="a")], "nodes": [
+                {"kind": "Node", "apiVersion": "v1",
+                 "metadata": {"name": "raw-node"},
+                 "spec": {}, "status": {"addresses": [
+                     {"type": "InternalIP", "address": "10.1.1.1"}]}}]}, f)
+        other = Fixture("--seed", seed)
+        self.addCleanup(other.close)
+        _, _, svcs = other.get("/api/v1/services")
+        self.assertEqual([i["metadata"]["name"] for i in svcs["items"]],
+                         ["from-spec"])
+        _, _, node = other.get("/api/v1/nodes/raw-node")
+        self.assertEqual(node["status"]["addresses"][0]["address"],
+                         "10.1.1.1")
+
+    def test_node_not_ready_unknown_and_heartbeat(self):
+        fx = self.fx
+        fx.ctl("add_node", {"name": "n"})
+        n = fx.ctl("set_node_ready", {"name": "n", "ready": "Unknown"})
+        conds = {c["type"]: c for c in n["status"]["conditions"]}
+        self.assertEqual(conds["Ready"]["status"], "Unknown")
+        self.assertEqual(conds["Ready"]["reason"], "NodeStatusUnknown")
+        self.assertIn("node.kubernetes.io/unreachable",
+                      [t["key"] for t in n["spec"]["taints"]])
+        back = fx.ctl("set_node_ready", {"name": "n", "ready": True})
+        self.assertNotIn("taints", back["spec"])
+        before = fx.get("/api/v1/nodes/n")[2]
+        fx.ctl("heartbeat", {"name": "n"})
+        after = fx.get("/api/v1/nodes/n")[2]
+        self.assertNotEqual(before["metadata"]["resourceVersion"],
+                            after["metadata"]["resourceVersion"])
+        self.assertEqual(before["spec"], after["spec"])
+        strip = [dict(c, lastHeartbeatTime=None)
+                 for c in before["status"]["conditions"]]
+        self.assertEqual(strip, [dict(c, lastHeartbeatTime=None)
+                                 for c in after["status"]["conditions"]])
+
+
 class AuthTest(FixtureTest):
     def test_bad_and_missing_token(self):
         code, _, st = self.fx.get("/api/v1/services", token="wrong")
