@@ -2,6 +2,7 @@
 #include "http_server.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <http_parser.h>
 #include <signal.h>
@@ -123,6 +124,27 @@ int http_response_printf(struct http_response *resp, const char *fmt, ...)
     free(resp->body);
     resp->body = b;
     resp->body_len = (size_t)n;
+    return 0;
+}
+
+int http_response_add_header(struct http_response *resp, const char *name, const char *value)
+{
+    size_t old = resp->headers ? strlen(resp->headers) : 0;
+    char *h;
+
+    if (!name || !*name || !value || strpbrk(value, "\r\n"))
+        return -EINVAL;
+    for (const char *p = name; *p; p++) /* RFC 9110 token characters */
+        if (!isalnum((unsigned char)*p) && !strchr("!#$%&'*+-.^_`|~", *p))
+            return -EINVAL;
+    if (!strcasecmp(name, "Content-Type") || !strcasecmp(name, "Content-Length") ||
+        !strcasecmp(name, "Connection") || !strcasecmp(name, "Transfer-Encoding"))
+        return -EINVAL;
+    h = realloc(resp->headers, old + strlen(name) + strlen(value) + 5);
+    if (!h)
+        return -ENOMEM;
+    sprintf(h + old, "%s: %s\r\n", name, value);
+    resp->headers = h;
     return 0;
 }
 
@@ -255,33 +277,32 @@ static const char *reason_phrase(int status)
 static void send_response(struct conn *c, int status, const char *ctype, const char *body,
                           size_t body_len, bool head_only, bool keep_alive, const char *extra)
 {
-    struct write_req *w;
-    char head[512];
+    struct write_req *w = NULL;
+    char *head = NULL;
     int hn;
 
     if (c->closing)
         return;
-    hn = snprintf(head, sizeof(head),
+    hn = asprintf(&head,
                   "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
                   "Connection: %s\r\n%s\r\n",
                   status, reason_phrase(status), ctype, body_len,
                   keep_alive ? "keep-alive" : "close", extra ? extra : "");
-    if (hn < 0 || (size_t)hn >= sizeof(head)) {
-        conn_close(c);
-        return;
-    }
-    size_t total = (size_t)hn + (head_only ? 0 : body_len);
-    w = calloc(1, sizeof(*w));
+    size_t total = hn < 0 ? 0 : (size_t)hn + (head_only ? 0 : body_len);
+    if (hn >= 0)
+        w = calloc(1, sizeof(*w));
     if (w)
-        w->buf = malloc(total ? total : 1);
+        w->buf = malloc(total);
     if (!w || !w->buf) {
-        if (w)
-            free(w);
+        free(w);
+        if (hn >= 0)
+            free(head);
         log_warn("http: out of memory answering %s, closing the connection", c->peer);
         conn_close(c);
         return;
     }
     memcpy(w->buf, head, (size_t)hn);
+    free(head);
     if (!head_only && body_len)
         memcpy(w->buf + hn, body, body_len);
     w->conn = c;
@@ -403,7 +424,6 @@ static void dispatch(struct conn *c)
     const char *method = http_method_str((enum http_method)c->parser.method);
     bool keep_alive = http_should_keep_alive(&c->parser) && !c->parser.upgrade && !srv->closing;
     bool head = c->parser.method == HTTP_HEAD;
-    const char *extra = NULL;
     char *path, *query;
 
     if (!c->url || split_target(c->url, c->url_len, &path, &query) < 0) {
@@ -424,7 +444,7 @@ static void dispatch(struct conn *c)
             .priv = c,
         };
         h->fn(&req, &resp, h->arg);
-        if (resp.status < 100 || resp.status > 999)
+        if (resp.status < 200 || resp.status > 599)
             resp.status = 500;
         if (!resp.content_type)
             resp.content_type = CT_TEXT;
@@ -433,7 +453,7 @@ static void dispatch(struct conn *c)
             builtin(srv, path, &resp);
         } else {
             resp.status = 405;
-            extra = "Allow: GET, HEAD\r\n";
+            http_response_add_header(&resp, "Allow", "GET, HEAD");
             http_response_printf(&resp, "method %s not allowed on %s\n", method, path);
         }
     } else {
@@ -441,8 +461,9 @@ static void dispatch(struct conn *c)
         http_response_printf(&resp, "not found: %s\n", path);
     }
     send_response(c, resp.status, resp.content_type, resp.body ? resp.body : "", resp.body_len,
-                  head, keep_alive, extra);
+                  head, keep_alive, resp.headers);
     free(resp.body);
+    free(resp.headers);
 }
 
 /* ---- http-parser callbacks ------------------------------------------- */

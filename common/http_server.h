@@ -53,10 +53,12 @@ struct http_request {
 const char *http_request_header(const struct http_request *req, const char *name);
 
 struct http_response {
-    int status;               /* default 200 */
+    int status;               /* default 200; outside 200..599 becomes 500 */
     const char *content_type; /* static string; default "text/plain; charset=utf-8" */
     char *body;               /* malloc'd; freed by the server */
     size_t body_len;
+    char *
+        headers; /* extra "Name: value\r\n" lines (http_response_add_header); freed by the server */
 };
 
 /* Set the body to a printf-formatted string (replacing any previous one).
@@ -65,6 +67,9 @@ int http_response_printf(struct http_response *resp, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* Copy len bytes as the body. 0 or -ENOMEM. */
 int http_response_set_body(struct http_response *resp, const void *data, size_t len);
+/* Add a response header. Content-Type, Content-Length and Connection are
+ * the server's. 0, -EINVAL (bad name, CR/LF in the value) or -ENOMEM. */
+int http_response_add_header(struct http_response *resp, const char *name, const char *value);
 
 /* Called synchronously for every request whose path starts with the
  * handler's prefix, for any method; it fills resp. */

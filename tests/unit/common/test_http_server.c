@@ -60,6 +60,10 @@ static void echo_handler(const struct http_request *req, struct http_response *r
     const char *x = http_request_header(req, "x-test");
     resp->status = 201;
     resp->content_type = "application/json";
+    ck_assert_int_eq(http_response_add_header(resp, "X-Consul-Index", "42"), 0);
+    ck_assert_int_eq(http_response_add_header(resp, "X-Bad", "a\r\nInjected: 1"), -EINVAL);
+    ck_assert_int_eq(http_response_add_header(resp, "Bad Name", "1"), -EINVAL);
+    ck_assert_int_eq(http_response_add_header(resp, "content-length", "1"), -EINVAL);
     http_response_printf(resp, "%s %s q=%s h=%s len=%zu body=%s tag=%s", req->method, req->path,
                          req->query, x ? x : "-", req->body_len, req->body, (const char *)arg);
 }
@@ -407,6 +411,8 @@ START_TEST(test_custom_handler_gets_request)
     do_request(c, "POST", "127.0.0.1", "/echo/cmd?team=ops&x=1", "text=drain+node-1", h, &r);
     ck_assert_int_eq(r.status, 201);
     ck_assert_ptr_nonnull(strstr(r.headers, "Content-Type: application/json\r\n"));
+    ck_assert_ptr_nonnull(strstr(r.headers, "\r\nX-Consul-Index: 42\r\n"));
+    ck_assert_ptr_null(strstr(r.headers, "Injected"));
     ck_assert_str_eq(r.body, "POST /echo/cmd q=team=ops&x=1 h=hello len=17 "
                              "body=text=drain+node-1 tag=short");
     /* longest prefix wins */
