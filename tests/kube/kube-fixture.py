@@ -1057,6 +1057,8 @@ class Fixture:
     def restart(self, down_seconds, compact):
         """Stop the API listener, cut every connection, come back later on
         the same port with the same objects (an API-server restart)."""
+        if self.down:
+            raise ValueError("a restart is already in progress")
         srv = self.api
         self.down = True
         srv.shutdown()
@@ -1075,11 +1077,15 @@ class Fixture:
             for _ in range(100):
                 try:
                     self.start_api()
+                    log("api listener back on %s" % self.addr())
+                    self.down = False
                     break
-                except OSError:
+                except OSError as e:
+                    err = e
                     time.sleep(0.05)
-            self.down = False
-            log("api listener back on %s" % self.addr())
+            else:
+                log("cannot listen on %s again after the restart: %s; the "
+                    "API stays down" % (self.addr(), err))
         threading.Thread(target=back, daemon=True).start()
 
     # ---- request log and fault injection
