@@ -546,6 +546,17 @@ class AuthTest(FixtureTest):
                          ["invalid", "bearer", "bearer", "bearer"])
 
 
+    def test_token_file_rewritten_by_a_test(self):
+        fx = self.fx
+        old = fx.token()
+        with open(fx.file("token.new"), "w") as f:
+            f.write("rewritten-by-test\n")
+        os.replace(fx.file("token.new"), fx.file("token"))
+        self.assertEqual(fx.get("/api/v1/nodes", token=old)[0], 401)
+        self.assertEqual(fx.get("/api/v1/nodes",
+                                token="rewritten-by-test")[0], 200)
+
+
 class FaultTest(FixtureTest):
     def test_429_and_500(self):
         fx = self.fx
