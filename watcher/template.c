@@ -1055,7 +1055,8 @@ static int render_nodes(struct render *r, const struct template *t, size_t from,
             rc = r_append(r, t, n, t->src + n->off, n->len);
             break;
         case NODE_LINE_START:
-            rc = r_append(r, t, n, r->indent.data + r->ind_start, r->indent.len - r->ind_start);
+            if (r->indent.len > r->ind_start) /* data is NULL until a first indent */
+                rc = r_append(r, t, n, r->indent.data + r->ind_start, r->indent.len - r->ind_start);
             break;
         case NODE_VAR:
             rc = render_var(r, t, n);
