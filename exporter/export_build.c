@@ -5,6 +5,7 @@
 #include "export_build.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,16 +16,34 @@ struct grace_entry {
     struct node_grace_state st;
 };
 
-/* Sorted by name; rebuilt on every build from the nodes present, so the
- * states of deleted nodes go away with them. */
-struct node_grace_table {
-    struct grace_entry *v;
-    size_t n;
+/* What one build leaves for the next. grace: sorted by name, rebuilt on
+ * every build from the nodes present, so deleted nodes' states go away.
+ * services: store key -> {"rv","kind","ports","reason","message","kv"}
+ * (kv = [key, value, key, value, ...]); replaced on every build, so
+ * deleted Services' entries go away too. */
+struct export_state {
+    struct grace_entry *grace;
+    size_t n_grace;
+    json_t *services;
 };
 
-struct node_grace_table *node_grace_table_new(void)
+enum cached_kind {
+    CACHED_EXPORTED = 0,
+    CACHED_NOT_EXPORTED = 1,
+    CACHED_SKIPPED = 2,
+};
+
+struct export_state *export_state_new(void)
 {
-    return calloc(1, sizeof(struct node_grace_table));
+    struct export_state *st = calloc(1, sizeof(*st));
+    if (!st)
+        return NULL;
+    st->services = json_object();
+    if (!st->services) {
+        free(st);
+        return NULL;
+    }
+    return st;
 }
 
 static void grace_entries_free(struct grace_entry *v, size_t n)
@@ -34,17 +53,23 @@ static void grace_entries_free(struct grace_entry *v, size_t n)
     free(v);
 }
 
-void node_grace_table_free(struct node_grace_table *t)
+void export_state_free(struct export_state *st)
 {
-    if (!t)
+    if (!st)
         return;
-    grace_entries_free(t->v, t->n);
-    free(t);
+    grace_entries_free(st->grace, st->n_grace);
+    json_decref(st->services);
+    free(st);
 }
 
-size_t node_grace_table_count(const struct node_grace_table *t)
+size_t export_state_nodes(const struct export_state *st)
 {
-    return t->n;
+    return st->n_grace;
+}
+
+size_t export_state_services(const struct export_state *st)
+{
+    return json_object_size(st->services);
 }
 
 static int grace_cmp(const void *a, const void *b)
@@ -52,11 +77,11 @@ static int grace_cmp(const void *a, const void *b)
     return strcmp(((const struct grace_entry *)a)->name, ((const struct grace_entry *)b)->name);
 }
 
-static const struct node_grace_state *grace_find(const struct node_grace_table *t, const char *name)
+static const struct node_grace_state *grace_find(const struct export_state *t, const char *name)
 {
     struct grace_entry probe = {.name = (char *)name};
     const struct grace_entry *e =
-        t->n ? bsearch(&probe, t->v, t->n, sizeof(t->v[0]), grace_cmp) : NULL;
+        t->n_grace ? bsearch(&probe, t->grace, t->n_grace, sizeof(t->grace[0]), grace_cmp) : NULL;
     return e ? &e->st : NULL;
 }
 
@@ -71,57 +96,113 @@ static void report_skip(export_skip_cb cb, void *arg, const char *kind, const ch
 
 struct svc_ctx {
     const struct export_build_params *p;
+    const json_t *old_cache;
+    json_t *new_cache;
     struct kv_map *desired;
     struct export_build_result *res;
     export_skip_cb on_skip;
     void *arg;
 };
 
-static int add_service(const char *key, json_t *svc, void *arg)
+static json_t *cache_entry(enum cached_kind kind, const char *rv, size_t ports,
+                           const struct kube_reason *why, json_t *kv)
 {
-    struct svc_ctx *c = arg;
+    json_t *e = json_pack("{s:s, s:i, s:I, s:s, s:s, s:o}", "rv", rv ? rv : "", "kind", kind,
+                          "ports", (json_int_t)ports, "reason", why ? why->reason : "", "message",
+                          why ? why->message : "", "kv", kv ? kv : json_array());
+    return e;
+}
+
+/* The cache entry of one Service, computed from scratch. NULL on ENOMEM. */
+static json_t *compute_service(const struct svc_ctx *c, const char *key, const json_t *svc,
+                               const char *rv)
+{
     struct export_record *recs = NULL;
     size_t n = 0;
     struct kube_reason why;
     int rc = kube_service_to_records(svc, c->p->service_opts, &recs, &n, &why);
     if (rc == -ENOMEM)
-        return rc;
-    if (rc < 0) {
-        c->res->skipped_services++;
-        report_skip(c->on_skip, c->arg, "Service", key, &why);
-        return 0;
-    }
-    if (n == 0) {
-        c->res->not_exported++;
-        return 0;
-    }
+        return NULL;
+    if (rc < 0)
+        return cache_entry(CACHED_SKIPPED, rv, 0, &why, NULL);
+    if (n == 0)
+        return cache_entry(CACHED_NOT_EXPORTED, rv, 0, &why, NULL);
+
     /* all ports or none: a port that cannot form a key refuses the Service */
-    size_t before = c->desired->n;
+    struct kv_map tmp;
+    kv_map_init(&tmp);
     for (size_t i = 0; i < n && rc == 0; i++)
-        rc = kv_layout_add_service(c->p->layout, c->desired, &recs[i]);
+        rc = kv_layout_add_service(c->p->layout, &tmp, &recs[i]);
+    export_records_free(recs, n);
+    json_t *entry = NULL;
     if (rc == -EINVAL) {
-        while (c->desired->n > before) {
-            c->desired->n--;
-            free(c->desired->v[c->desired->n].key);
-            free(c->desired->v[c->desired->n].value);
-        }
         snprintf(why.reason, sizeof(why.reason), "InvalidObject");
         snprintf(why.message, sizeof(why.message),
                  "Service %s: a namespace, name or port name cannot form a KV key", key);
+        entry = cache_entry(CACHED_SKIPPED, rv, 0, &why, NULL);
+    } else if (rc == 0) {
+        json_t *kv = json_array();
+        for (size_t i = 0; kv && i < tmp.n; i++) {
+            if (json_array_append_new(kv, json_string(tmp.v[i].key)) < 0 ||
+                json_array_append_new(kv, json_string(tmp.v[i].value)) < 0) {
+                json_decref(kv);
+                kv = NULL;
+            }
+        }
+        entry = kv ? cache_entry(CACHED_EXPORTED, rv, n, NULL, kv) : NULL;
+    }
+    kv_map_clear(&tmp);
+    return entry;
+}
+
+static int add_service(const char *key, json_t *svc, void *arg)
+{
+    struct svc_ctx *c = arg;
+    json_t *rvj = json_object_get(json_object_get(svc, "metadata"), "resourceVersion");
+    const char *rv = json_is_string(rvj) ? json_string_value(rvj) : NULL;
+
+    /* an unchanged resourceVersion means unchanged content: reuse */
+    json_t *entry = json_object_get(c->old_cache, key);
+    const char *cached_rv = json_string_value(json_object_get(entry, "rv"));
+    if (entry && rv && rv[0] && cached_rv && strcmp(cached_rv, rv) == 0)
+        json_incref(entry);
+    else
+        entry = compute_service(c, key, svc, rv);
+    if (!entry || json_object_set_new(c->new_cache, key, entry) < 0)
+        return -ENOMEM;
+
+    switch (json_integer_value(json_object_get(entry, "kind"))) {
+    case CACHED_EXPORTED: {
+        json_t *kv = json_object_get(entry, "kv");
+        for (size_t i = 0; i + 1 < json_array_size(kv); i += 2) {
+            int rc = kv_map_put(c->desired, json_string_value(json_array_get(kv, i)),
+                                json_string_value(json_array_get(kv, i + 1)), 0);
+            if (rc)
+                return rc;
+        }
+        c->res->services++;
+        c->res->service_ports += (size_t)json_integer_value(json_object_get(entry, "ports"));
+        break;
+    }
+    case CACHED_NOT_EXPORTED:
+        c->res->not_exported++;
+        break;
+    default: {
+        struct kube_reason why;
+        snprintf(why.reason, sizeof(why.reason), "%s",
+                 json_string_value(json_object_get(entry, "reason")));
+        snprintf(why.message, sizeof(why.message), "%s",
+                 json_string_value(json_object_get(entry, "message")));
         c->res->skipped_services++;
         report_skip(c->on_skip, c->arg, "Service", key, &why);
-        rc = 0;
-    } else if (rc == 0) {
-        c->res->services++;
-        c->res->service_ports += n;
     }
-    export_records_free(recs, n);
-    return rc;
+    }
+    return 0;
 }
 
 struct node_ctx {
     const struct export_build_params *p;
-    const struct node_grace_table *old;
+    const struct export_state *old;
     struct node_record *recs;
     struct grace_entry *states;
     size_t n, cap;
@@ -175,19 +256,31 @@ static int add_node(const char *key, json_t *node, void *arg)
 }
 
 int export_build_desired(const struct export_build_params *p, const struct kube_store *services,
-                         const struct kube_store *nodes, struct node_grace_table *grace,
+                         const struct kube_store *nodes, struct export_state *state,
                          struct kv_map *desired, struct export_build_result *res,
                          export_skip_cb on_skip, void *arg)
 {
     memset(res, 0, sizeof(*res));
     res->recheck_at = INT64_MAX;
 
-    struct svc_ctx sc = {.p = p, .desired = desired, .res = res, .on_skip = on_skip, .arg = arg};
+    struct svc_ctx sc = {.p = p,
+                         .old_cache = state->services,
+                         .new_cache = json_object(),
+                         .desired = desired,
+                         .res = res,
+                         .on_skip = on_skip,
+                         .arg = arg};
+    if (!sc.new_cache)
+        return -ENOMEM;
     int rc = kube_store_foreach(services, add_service, &sc);
-    if (rc)
+    if (rc) {
+        json_decref(sc.new_cache);
         return rc;
+    }
+    json_decref(state->services);
+    state->services = sc.new_cache;
 
-    struct node_ctx nc = {.p = p, .old = grace, .res = res, .on_skip = on_skip, .arg = arg};
+    struct node_ctx nc = {.p = p, .old = state, .res = res, .on_skip = on_skip, .arg = arg};
     rc = kube_store_foreach(nodes, add_node, &nc);
     if (rc == 0)
         rc = kv_layout_add_nodes(p->layout, desired, nc.recs, nc.n);
@@ -198,11 +291,11 @@ int export_build_desired(const struct export_build_params *p, const struct kube_
         grace_entries_free(nc.states, nc.n);
         return rc;
     }
-    /* the new grace table: exactly the nodes present now */
+    /* the new grace states: exactly the nodes present now */
     if (nc.n > 1)
         qsort(nc.states, nc.n, sizeof(nc.states[0]), grace_cmp);
-    grace_entries_free(grace->v, grace->n);
-    grace->v = nc.states;
-    grace->n = nc.n;
+    grace_entries_free(state->grace, state->n_grace);
+    state->grace = nc.states;
+    state->n_grace = nc.n;
     return 0;
 }

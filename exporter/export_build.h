@@ -5,10 +5,13 @@
  * kv_layout, plus the counts that go into `meta` and the metrics. Pure:
  * the caller passes the time.
  *
- * It also keeps the per-node NotReady grace state between builds
- * (node_grace_table): a node's state lives as long as the node is in the
- * store. The result says when a grace period ends (recheck_at), so the
- * daemon can arm a timer and rebuild then.
+ * Between builds it keeps an export_state: the per-node NotReady grace
+ * state (a node's state lives as long as the node is in the store) and
+ * every Service's KV entries, cached by the Service's resourceVersion, so
+ * a rebuild after one event recomputes only what changed. The result says
+ * when a grace period ends (recheck_at), so the daemon can arm a timer and
+ * rebuild then. A state belongs to one layout and one set of options:
+ * create a new one when they change.
  */
 #ifndef DROVER_EXPORTER_EXPORT_BUILD_H
 #define DROVER_EXPORTER_EXPORT_BUILD_H
@@ -20,12 +23,14 @@
 #include "kube_store.h"
 #include "kv_layout.h"
 
-struct node_grace_table;
+struct export_state;
 
-struct node_grace_table *node_grace_table_new(void);
-void node_grace_table_free(struct node_grace_table *t);
-/* Nodes with a grace state (known nodes). */
-size_t node_grace_table_count(const struct node_grace_table *t);
+struct export_state *export_state_new(void);
+void export_state_free(struct export_state *st);
+/* Nodes with a grace state (the nodes of the last build). */
+size_t export_state_nodes(const struct export_state *st);
+/* Services whose entries are cached (those of the last build). */
+size_t export_state_services(const struct export_state *st);
 
 struct export_build_params {
     const struct kv_layout *layout;
@@ -54,10 +59,10 @@ typedef void (*export_skip_cb)(const char *kind, const char *key, const struct k
                                void *arg);
 
 /* Adds every desired entry to desired (which the caller initialised and
- * later diffs with kv_layout_diff), fills res. Updates the grace table.
+ * later diffs with kv_layout_diff), fills res. Updates state.
  * -ENOMEM; entries already added stay in desired (the caller drops it). */
 int export_build_desired(const struct export_build_params *p, const struct kube_store *services,
-                         const struct kube_store *nodes, struct node_grace_table *grace,
+                         const struct kube_store *nodes, struct export_state *state,
                          struct kv_map *desired, struct export_build_result *res,
                          export_skip_cb on_skip, void *arg);
 

@@ -12,7 +12,7 @@ static struct kv_layout layout;
 static struct export_options sopts = {.cluster = "dc1"};
 static struct node_options nopts;
 static struct kube_store *svcs, *nodes;
-static struct node_grace_table *grace;
+static struct export_state *state;
 
 static void put(struct kube_store *s, json_t *obj, const char *rv)
 {
@@ -40,7 +40,7 @@ static void setup(void)
     ck_assert_int_eq(kv_layout_init(&layout, NULL, "dc1", "kse"), 0);
     svcs = kube_store_new("services", true);
     nodes = kube_store_new("nodes", false);
-    grace = node_grace_table_new();
+    state = export_state_new();
     put(svcs, fixture_json("svc-lb-local.json"), "10");
     put(svcs, fixture_json("svc-nodeport-kse.json"), "11");
     put(svcs, fixture_json("svc-udp-unnamed.json"), "12");
@@ -58,7 +58,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-    node_grace_table_free(grace);
+    export_state_free(state);
     kube_store_free(svcs);
     kube_store_free(nodes);
     kv_layout_clear(&layout);
@@ -83,7 +83,7 @@ static void build(int64_t now, struct kv_map *m, struct export_build_result *res
     struct export_build_params p = {
         .layout = &layout, .service_opts = &sopts, .node_opts = &nopts, .now = now, .grace = 30000};
     kv_map_init(m);
-    ck_assert_int_eq(export_build_desired(&p, svcs, nodes, grace, m, res, on_skip, sk), 0);
+    ck_assert_int_eq(export_build_desired(&p, svcs, nodes, state, m, res, on_skip, sk), 0);
     ck_assert_int_eq(kv_map_sort(m), 0);
 }
 
@@ -107,7 +107,7 @@ START_TEST(test_build_counts_and_noop)
     /* 4 ports x 2 layouts + 3 nodes + KSE node array */
     ck_assert_uint_eq(m.n, 12);
     ck_assert_ptr_nonnull(kv_map_find(&m, "drover/v1/kube/dc1/nodes/n3"));
-    ck_assert_uint_eq(node_grace_table_count(grace), 3);
+    ck_assert_uint_eq(export_state_nodes(state), 3);
 
     kv_map_init(&current);
     for (size_t i = 0; i < m.n; i++)
@@ -120,6 +120,54 @@ START_TEST(test_build_counts_and_noop)
     kv_ops_clear(&ops);
     kv_map_clear(&m);
     kv_map_clear(&current);
+}
+END_TEST
+
+static const char *value_of(const struct kv_map *m, const char *key)
+{
+    const struct kv_entry *e = kv_map_find(m, key);
+    ck_assert_msg(e != NULL, "no key %s", key);
+    return e->value;
+}
+
+START_TEST(test_service_cache_by_resource_version)
+{
+    const char *key = "drover/v1/kube/dc1/services/infra/resolver/53";
+    struct kv_map m;
+    struct export_build_result res;
+    struct skips sk = {0};
+    build(0, &m, &res, &sk);
+    ck_assert_uint_eq(export_state_services(state), 5);
+    ck_assert_ptr_null(strstr(value_of(&m, key), "dns_name"));
+    kv_map_clear(&m);
+
+    /* new content at a new resourceVersion: recomputed */
+    json_t *svc = fixture_json("svc-udp-unnamed.json");
+    fixture_annotate(svc, "drover.io/dns-name", "dns.example.com");
+    put(svcs, json_deep_copy(svc), "40");
+    build(1, &m, &res, &sk);
+    ck_assert_ptr_nonnull(strstr(value_of(&m, key), "\"dns_name\":\"dns.example.com\""));
+    kv_map_clear(&m);
+
+    /* the same resourceVersion is the same content: the cache answers
+     * (the object is altered behind the store's back to prove it) */
+    json_t *stored = kube_store_get(svcs, "infra/resolver");
+    fixture_annotate(stored, "drover.io/dns-name", "other.example.com");
+    build(2, &m, &res, &sk);
+    ck_assert_ptr_nonnull(strstr(value_of(&m, key), "dns.example.com"));
+    kv_map_clear(&m);
+
+    /* a skipped Service is reported on every build, from the cache too */
+    ck_assert_int_eq(sk.n, 3);
+
+    /* deleted Services leave the cache */
+    struct kube_event ev = {.type = KUBE_EVENT_DELETED, .object = svc};
+    ck_assert_int_eq(kube_store_apply(svcs, &ev), 1);
+    build(3, &m, &res, &sk);
+    ck_assert_uint_eq(export_state_services(state), 4);
+    ck_assert_ptr_null(kv_map_find(&m, key));
+    kv_map_clear(&m);
+    json_decref(svc);
 }
 END_TEST
 
@@ -171,7 +219,7 @@ START_TEST(test_grace_across_builds)
     ck_assert_int_eq(kube_store_apply(nodes, &ev), 1);
     json_decref(gone);
     build(40000, &m, &res, &sk);
-    ck_assert_uint_eq(node_grace_table_count(grace), 2);
+    ck_assert_uint_eq(export_state_nodes(state), 2);
     ck_assert_ptr_null(kv_map_find(&m, "drover/v1/kube/dc1/nodes/n2"));
     kv_map_clear(&m);
 }
@@ -184,6 +232,7 @@ int main(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_build_counts_and_noop);
     tcase_add_test(tc, test_grace_across_builds);
+    tcase_add_test(tc, test_service_cache_by_resource_version);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
