@@ -103,15 +103,19 @@ static int parse_address(struct consul_client *c, const char *addr, const char *
     const char *colon;
     if (rest[0] == '[') {
         const char *close = memchr(rest, ']', len);
-        if (!close || (size_t)(close - rest + 1) >= sizeof(host))
+        if (!close || (size_t)(close - rest + 1) >= sizeof(host)) {
+            log_error("consul: address %s: bad IPv6 literal, client not created", addr);
             return -EINVAL;
+        }
         snprintf(host, sizeof(host), "%.*s", (int)(close - rest + 1), rest);
         colon = close[1] == ':' ? close + 1 : NULL;
     } else {
         colon = memchr(rest, ':', len);
         size_t hl = colon ? (size_t)(colon - rest) : len;
-        if (hl == 0 || hl >= sizeof(host))
+        if (hl == 0 || hl >= sizeof(host)) {
+            log_error("consul: address %s: bad host, client not created", addr);
             return -EINVAL;
+        }
         snprintf(host, sizeof(host), "%.*s", (int)hl, rest);
     }
     if (colon) {
@@ -152,11 +156,8 @@ int consul_client_new(uv_loop_t *loop, const struct consul_config *cfg, struct c
         (cfg->datacenter && !(c->datacenter = strdup(cfg->datacenter))))
         goto fail;
     rc = parse_address(c, cfg->address ? cfg->address : DEFAULT_ADDRESS, cfg->tls_server_name);
-    if (rc) {
-        if (rc == -EINVAL)
-            log_error("consul: invalid address %s, client not created", cfg->address);
+    if (rc)
         goto fail;
-    }
     if (c->token_file) {
         rc = read_token(c->token_file, &c->token);
         if (rc) {

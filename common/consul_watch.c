@@ -89,9 +89,10 @@ static void on_answer(void *arg, struct consul_response *resp)
          * number that will not come back. */
         c->stats.index_resets++;
         w->resets_in_row++;
-        log_info("consul: watch %s: index went from %" PRIu64 " to %" PRIu64
-                 ", resetting to a full read",
-                 w->target, sent, got);
+        log_msg(w->resets_in_row == 1 ? LOGL_INFO : LOGL_DEBUG,
+                "consul: watch %s: index went from %" PRIu64 " to %" PRIu64
+                ", resetting to a full read",
+                w->target, sent, got);
         w->index = 0;
         deliver_ok = sent == 0; /* a full read's body is current even with index 0 */
     } else {

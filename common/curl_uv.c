@@ -47,6 +47,8 @@ struct curl_uv {
     bool dying; /* curl_uv_free() was called */
 };
 
+static void on_timer(uv_timer_t *t);
+
 static void maybe_release(struct curl_uv *cu)
 {
     if (cu->dying && cu->open_handles == 0 && cu->depth == 0)
@@ -118,6 +120,15 @@ static void socket_action(struct curl_uv *cu, curl_socket_t fd, int events)
         log_error("curl_uv: curl_multi_socket_action: %s, transfers continue on next event",
                   curl_multi_strerror(rc));
     finish_transfers(cu);
+    /* libcurl only calls the timer function when its next expiry changes;
+     * a transfer that finishes inside this call can leave our one-shot
+     * timer fired while curl still thinks it is armed. Re-arm from
+     * curl_multi_timeout() so no transfer is ever left without a wake-up. */
+    if (!cu->dying && cu->active > 0 && !uv_is_active((uv_handle_t *)&cu->timer)) {
+        long ms = -1;
+        if (curl_multi_timeout(cu->multi, &ms) == CURLM_OK && ms >= 0)
+            uv_timer_start(&cu->timer, on_timer, (uint64_t)ms, 0);
+    }
     cu->depth--;
     if (cu->dying && cu->depth == 0) {
         /* curl_uv_free() ran inside a done callback: finish it now. */
@@ -238,6 +249,9 @@ int curl_uv_add(struct curl_uv *cu, CURL *easy, curl_uv_done_cb done, void *arg)
         return -EIO;
     }
     cu->active++;
+    /* Kick the transfer off from the loop even if libcurl decided its
+     * timer did not change (see socket_action()). */
+    uv_timer_start(&cu->timer, on_timer, 0, 0);
     t->next = cu->transfers;
     if (cu->transfers)
         cu->transfers->prev = t;
