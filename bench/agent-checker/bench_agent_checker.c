@@ -1,0 +1,405 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * bench_agent_checker: checks/s, latency and memory of the real
+ * drover-agent-checker, driven the way HAProxy drives it -- one new TCP
+ * connection per check, the agent-send line "<backend>/<server>\n", read
+ * until the checker closes.
+ *
+ * For each state size (1k, 10k, 50k servers in the state file):
+ *   1. write the state file (every server with an entry, a third of them
+ *      drained with a reason, some weighted) in a temp dir;
+ *   2. start the daemon pinned to CPU 0 (sched_setaffinity before exec,
+ *      like taskset -c 0), the load generator pinned to CPU 1 when there is
+ *      one;
+ *   3. load: CONCURRENCY connections in flight through epoll, each a fresh
+ *      non-blocking connect (source addresses 127.0.0.1-8 so no 4-tuple is
+ *      reused while in TIME_WAIT), request for a random server of the file,
+ *      reply checked (must start with the admin word written for it);
+ *      WARMUP_S discarded, then MEASURE_S measured;
+ *   4. latency of each check: connect() start to the checker's close,
+ *      p50/p99 over all measured checks;
+ *   5. RSS: VmRSS of the daemon after the load.
+ * Output: a table, then BENCH lines (the figures of the 50k run are the
+ * headline ones).
+ *
+ * usage: bench_agent-checker [PATH/TO/drover-agent-checker [seconds]]
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CONCURRENCY 32
+#define WARMUP_S    0.5
+#define SOURCES     8
+#define MAX_SAMPLES (8u << 20)
+
+struct slot {
+    int fd;
+    bool sent;
+    uint32_t server;
+    uint64_t start_ns;
+    size_t got;
+    char reply[256];
+};
+
+struct run {
+    size_t servers;
+    double seconds;
+    uint64_t checks, errors, bad_replies;
+    uint32_t *lat_us;
+    size_t nlat;
+    double p50_ms, p99_ms, max_ms, checks_per_s, rss_mib;
+    double daemon_cpu_s, checks_per_cpu_s; /* whole daemon life, incl. start and warm-up */
+    uint64_t all_checks;
+};
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
+static uint32_t rng(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (uint32_t)(rng_state >> 11);
+}
+
+/* Server i: admin word expected in the reply. */
+static const char *admin_of(uint32_t i)
+{
+    return i % 3 == 0 ? "drain" : (i % 3 == 1 ? "ready" : "maint");
+}
+
+static int write_state(const char *path, size_t n)
+{
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return -errno;
+    fprintf(f, "{\"version\":1,\"generated\":\"2026-11-23T12:00:00Z\","
+               "\"default\":{\"admin\":\"ready\",\"health\":\"up\"},\"servers\":{");
+    for (size_t i = 0; i < n; i++) {
+        fprintf(f, "%s\"be_%zu/srv-%zu\":{\"admin\":\"%s\"", i ? "," : "", i % 200, i,
+                admin_of((uint32_t)i));
+        if (i % 3 == 0)
+            fprintf(f, ",\"reason\":\"kernel upgrade ticket OPS-%zu\",\"author\":\"alice\"", i);
+        if (i % 5 == 0)
+            fprintf(f, ",\"weight\":%zu", i % 257);
+        fputc('}', f);
+    }
+    fputs("}}\n", f);
+    return fclose(f) == 0 ? 0 : -EIO;
+}
+
+static int free_port(void)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &len) < 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+static void pin(int cpu)
+{
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    if (sched_setaffinity(0, sizeof(set), &set) < 0)
+        fprintf(stderr, "bench: pinning to CPU %d failed: %s (continuing unpinned)\n", cpu,
+                strerror(errno));
+}
+
+static pid_t start_daemon(const char *bin, const char *state, int port)
+{
+    char listen[64];
+    snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
+    pid_t pid = fork();
+    if (pid == 0) {
+        pin(0);
+        int null = open("/dev/null", O_WRONLY);
+        if (null >= 0)
+            dup2(null, STDOUT_FILENO);
+        execl(bin, bin, "--listen", listen, "--state-file", state, "--metrics-addr", "",
+              "--max-connections", "65536", "--log-level", "warn", (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+static int wait_listening(int port, pid_t pid)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    for (int i = 0; i < 500; i++) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        int rc = connect(fd, (struct sockaddr *)&a, sizeof(a));
+        if (rc == 0) {
+            /* a half-close gets an immediate answer: no timeout wait */
+            shutdown(fd, SHUT_WR);
+            char buf[256];
+            while (read(fd, buf, sizeof(buf)) > 0)
+                ;
+            close(fd);
+            return 0;
+        }
+        close(fd);
+        if (waitpid(pid, NULL, WNOHANG) == pid)
+            return -ECHILD;
+        usleep(10000);
+    }
+    return -ETIMEDOUT;
+}
+
+static double rss_mib(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    double kib = -1;
+    if (!f)
+        return -1;
+    while (fgets(line, sizeof(line), f)) {
+        if (strncmp(line, "VmRSS:", 6) == 0)
+            kib = strtod(line + 6, NULL);
+    }
+    fclose(f);
+    return kib / 1024.0;
+}
+
+static int slot_start(int ep, struct slot *s, int port, size_t servers, uint32_t idx)
+{
+    struct sockaddr_in src = {.sin_family = AF_INET,
+                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK + idx % SOURCES)};
+    struct sockaddr_in dst = {.sin_family = AF_INET,
+                              .sin_port = htons((uint16_t)port),
+                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int one = 1;
+
+    s->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (s->fd < 0)
+        return -errno;
+    setsockopt(s->fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
+    if (bind(s->fd, (struct sockaddr *)&src, sizeof(src)) < 0)
+        return -errno;
+    s->sent = false;
+    s->got = 0;
+    s->server = rng() % (uint32_t)servers;
+    s->start_ns = now_ns();
+    if (connect(s->fd, (struct sockaddr *)&dst, sizeof(dst)) < 0 && errno != EINPROGRESS)
+        return -errno;
+    struct epoll_event ev = {.events = EPOLLOUT, .data.ptr = s};
+    return epoll_ctl(ep, EPOLL_CTL_ADD, s->fd, &ev) < 0 ? -errno : 0;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int load(struct run *r, int port)
+{
+    struct slot slots[CONCURRENCY];
+    struct epoll_event evs[CONCURRENCY];
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    uint32_t started = 0;
+
+    for (int i = 0; i < CONCURRENCY; i++) {
+        if (slot_start(ep, &slots[i], port, r->servers, started++) < 0)
+            return -1;
+    }
+    uint64_t t0 = now_ns();
+    uint64_t measure_from = t0 + (uint64_t)(WARMUP_S * 1e9);
+    uint64_t end = measure_from + (uint64_t)(r->seconds * 1e9);
+    while (1) {
+        uint64_t t = now_ns();
+        if (t >= end)
+            break;
+        int n = epoll_wait(ep, evs, CONCURRENCY, 100);
+        for (int k = 0; k < n; k++) {
+            struct slot *s = evs[k].data.ptr;
+            bool done = false, failed = false;
+            if (!s->sent) {
+                char req[64];
+                int err = 0;
+                socklen_t el = sizeof(err);
+                getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &el);
+                int len = snprintf(req, sizeof(req), "be_%u/srv-%u\n", s->server % 200, s->server);
+                if (err || send(s->fd, req, (size_t)len, MSG_NOSIGNAL) != len) {
+                    failed = true;
+                } else {
+                    s->sent = true;
+                    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = s};
+                    epoll_ctl(ep, EPOLL_CTL_MOD, s->fd, &ev);
+                }
+            } else {
+                while (1) {
+                    ssize_t got = read(s->fd, s->reply + s->got, sizeof(s->reply) - 1 - s->got);
+                    if (got > 0) {
+                        s->got += (size_t)got;
+                        if (s->got == sizeof(s->reply) - 1) {
+                            failed = true;
+                            break;
+                        }
+                        continue;
+                    }
+                    if (got == 0)
+                        done = true;
+                    else if (errno != EAGAIN)
+                        failed = true;
+                    break;
+                }
+            }
+            if (!done && !failed)
+                continue;
+            uint64_t fin = now_ns();
+            if (done) {
+                r->all_checks++;
+                const char *want = admin_of(s->server);
+                s->reply[s->got] = '\0';
+                if (strncmp(s->reply, want, strlen(want)) != 0 || s->reply[s->got - 1] != '\n')
+                    r->bad_replies++;
+            }
+            if (s->start_ns >= measure_from && fin < end) {
+                if (failed) {
+                    r->errors++;
+                } else {
+                    r->checks++;
+                    if (r->nlat < MAX_SAMPLES)
+                        r->lat_us[r->nlat++] = (uint32_t)((fin - s->start_ns) / 1000);
+                }
+            }
+            close(s->fd);
+            if (slot_start(ep, s, port, r->servers, started++) < 0) {
+                fprintf(stderr, "bench: connect failed: %s\n", strerror(errno));
+                return -1;
+            }
+        }
+    }
+    for (int i = 0; i < CONCURRENCY; i++)
+        close(slots[i].fd);
+    close(ep);
+    r->checks_per_s = (double)r->checks / r->seconds;
+    if (r->nlat) {
+        qsort(r->lat_us, r->nlat, sizeof(uint32_t), cmp_u32);
+        r->p50_ms = r->lat_us[r->nlat / 2] / 1000.0;
+        r->p99_ms = r->lat_us[(size_t)((double)r->nlat * 0.99)] / 1000.0;
+        r->max_ms = r->lat_us[r->nlat - 1] / 1000.0;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static const size_t sizes[] = {1000, 10000, 50000};
+    struct run runs[3];
+    char dir[] = "/tmp/drover-bench-agent-XXXXXX", state[128];
+
+#ifdef DAEMON_PATH
+    const char *daemon = argc > 1 ? argv[1] : DAEMON_PATH;
+#else
+    if (argc < 2) {
+        fprintf(stderr, "usage: %s PATH/TO/drover-agent-checker [seconds]\n", argv[0]);
+        return 2;
+    }
+    const char *daemon = argv[1];
+#endif
+    double seconds = argc > 2 ? atof(argv[2]) : 3.0;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    if (!mkdtemp(dir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    snprintf(state, sizeof(state), "%s/state.json", dir);
+    signal(SIGPIPE, SIG_IGN);
+
+    printf("method: drover-agent-checker pinned to CPU 0; load generator %s; one new TCP\n"
+           "  connection per check (as HAProxy does), %d in flight, request \"be_N/srv-M\\n\"\n"
+           "  for a random server of the state file, reply read until the checker closes\n"
+           "  and verified; %.1fs warm-up then %.1fs measured per state size; latency =\n"
+           "  connect() start to close seen by the client; RSS = daemon VmRSS after load.\n",
+           cpus > 1 ? "pinned to CPU 1" : "on the same CPU (1 CPU only)", CONCURRENCY, WARMUP_S,
+           seconds);
+    printf("%8s %12s %9s %9s %9s %9s %8s\n", "servers", "checks/s", "p50_ms", "p99_ms", "max_ms",
+           "rss_MiB", "errors");
+    int status = 0;
+    for (size_t i = 0; i < 3; i++) {
+        struct run *r = &runs[i];
+        memset(r, 0, sizeof(*r));
+        r->servers = sizes[i];
+        r->seconds = seconds;
+        r->lat_us = malloc(MAX_SAMPLES * sizeof(uint32_t));
+        int port = free_port();
+        if (!r->lat_us || port < 0 || write_state(state, sizes[i]) < 0) {
+            fprintf(stderr, "bench: setup failed\n");
+            return 1;
+        }
+        pid_t pid = start_daemon(daemon, state, port);
+        if (pid < 0 || wait_listening(port, pid) < 0) {
+            fprintf(stderr, "bench: %s did not start listening on port %d\n", daemon, port);
+            return 1;
+        }
+        if (cpus > 1)
+            pin(1);
+        int rc = load(r, port);
+        r->rss_mib = rss_mib(pid);
+        kill(pid, SIGTERM);
+        struct rusage ru;
+        if (wait4(pid, NULL, 0, &ru) == pid) {
+            r->daemon_cpu_s = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+                              (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+            if (r->daemon_cpu_s > 0)
+                r->checks_per_cpu_s = (double)r->all_checks / r->daemon_cpu_s;
+        }
+        if (rc < 0 || r->bad_replies) {
+            fprintf(stderr, "bench: run with %zu servers failed (%llu bad replies)\n", sizes[i],
+                    (unsigned long long)r->bad_replies);
+            status = 1;
+        }
+        printf("%8zu %12.0f %9.3f %9.3f %9.3f %9.2f %8llu %13.0f\n", r->servers, r->checks_per_s,
+               r->p50_ms, r->p99_ms, r->max_ms, r->rss_mib, (unsigned long long)r->errors,
+               r->checks_per_cpu_s);
+        fflush(stdout);
+        free(r->lat_us);
+    }
+    unlink(state);
+    rmdir(dir);
+    for (size_t i = 0; i < 3; i++) {
+        printf("BENCH agent_checks_per_s_%zuk %.0f\n", sizes[i] / 1000, runs[i].checks_per_s);
+        printf("BENCH agent_p99_ms_%zuk %.3f\n", sizes[i] / 1000, runs[i].p99_ms);
+        printf("BENCH agent_rss_mib_%zuk %.2f\n", sizes[i] / 1000, runs[i].rss_mib);
+        printf("BENCH agent_checks_per_cpu_s_%zuk %.0f\n", sizes[i] / 1000,
+               runs[i].checks_per_cpu_s);
+    }
+    printf("BENCH agent_checks_per_s %.0f\n", runs[2].checks_per_s);
+    printf("BENCH agent_p99_ms %.3f\n", runs[2].p99_ms);
+    printf("BENCH agent_rss_mib %.2f\n", runs[2].rss_mib);
+    return status;
+}
