@@ -5,6 +5,7 @@
 #include "export_build.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -164,10 +165,11 @@ static int add_service(const char *key, json_t *svc, void *arg)
     /* an unchanged resourceVersion means unchanged content: reuse */
     json_t *entry = json_object_get(c->old_cache, key);
     const char *cached_rv = json_string_value(json_object_get(entry, "rv"));
-    if (entry && rv && rv[0] && cached_rv && strcmp(cached_rv, rv) == 0)
-        json_incref(entry);
-    else
+    bool fresh = !(entry && rv && rv[0] && cached_rv && strcmp(cached_rv, rv) == 0);
+    if (fresh)
         entry = compute_service(c, key, svc, rv);
+    else
+        json_incref(entry);
     if (!entry || json_object_set_new(c->new_cache, key, entry) < 0)
         return -ENOMEM;
 
@@ -194,7 +196,8 @@ static int add_service(const char *key, json_t *svc, void *arg)
         snprintf(why.message, sizeof(why.message), "%s",
                  json_string_value(json_object_get(entry, "message")));
         c->res->skipped_services++;
-        report_skip(c->on_skip, c->arg, "Service", key, &why);
+        if (fresh) /* once per Service version, not on every build */
+            report_skip(c->on_skip, c->arg, "Service", key, &why);
     }
     }
     return 0;

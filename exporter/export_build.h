@@ -52,9 +52,12 @@ struct export_build_result {
     int64_t recheck_at; /* earliest end of a grace period, INT64_MAX if none */
 };
 
-/* Called for every Service or Node that was refused (invalid), with its
- * store key and the reason; the daemon logs and counts it (rate-limited:
- * this runs on every build). NULL: refused objects are logged at debug. */
+/* Called for a refused (invalid) Service or Node, with its store key and
+ * the reason; the daemon logs and counts it. A Service is reported once
+ * per resourceVersion (cached verdicts are not reported again; they stay
+ * in res->skipped_services); a Node on every build (nodes are not
+ * cached, and a Node is refused only without a name). NULL: refused
+ * objects are logged at debug level. */
 typedef void (*export_skip_cb)(const char *kind, const char *key, const struct kube_reason *why,
                                void *arg);
 
