@@ -36,7 +36,7 @@ static struct options opt;
 
 static const struct config_option options[] = {
     CONFIG_OPT_STRLIST("listen", &opt.listen, "127.0.0.1:5555",
-                       "agent-check address, IPv4:port or [IPv6]:port (repeatable)"),
+                       "agent-check address, IPv4:port or [IPv6]:port"),
     CONFIG_OPT_STRING("state-file", &opt.state_file, "/var/lib/drover/agent-checker/state.json",
                       "state file rendered by drover-watcher (replaced by atomic rename)"),
     CONFIG_OPT_STRING("metrics-addr", &opt.metrics_addr, "127.0.0.1:9107",
