@@ -14,7 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "director_rendezvous.h"
+#include "drover_hash.h"
 #include "log.h"
 
 #define TABLE_BYTES ((size_t)DROVER_GENERATIONS * DROVER_TABLE_ROWS * sizeof(struct drover_row))
@@ -60,6 +60,53 @@ int director_stat_in_decap(int stat)
 int director_stat_in_director(int stat)
 {
     return stat >= 0 && stat < DROVER_STAT_DECAP_PASS_NOT_GUE;
+}
+
+void director_gen_derive(struct drover_gen_config *cfg)
+{
+    /* The outer IPv4 header as the director writes it, with the per-packet
+     * words (total length, destination) and the checksum left zero. */
+    struct {
+        __u8 ver_ihl, tos;
+        __u16 tot_len, id, frag_off;
+        __u8 ttl, protocol;
+        __u16 check;
+        __u32 saddr, daddr;
+    } __attribute__((packed)) h = {0x45, 0, 0, 0, 0, DROVER_OUTER_TTL, 17, 0, cfg->src_v4, 0};
+    __u16 words[10];
+    __u32 sum = 0;
+
+    memcpy(words, &h, sizeof(words));
+    for (int i = 0; i < 10; i++)
+        sum += words[i];
+    cfg->ip4_csum_base = sum;
+    drover_siphash_init(cfg->hash_key, cfg->sip_init);
+}
+
+static __u64 fnv(__u64 h, const void *data, size_t len)
+{
+    const unsigned char *p = data;
+
+    for (size_t i = 0; i < len; i++) {
+        h ^= p[i];
+        h *= 0x100000001b3ULL;
+    }
+    return h;
+}
+
+__u64 director_generation_checksum(const struct drover_gen_config *cfg,
+                                   const struct drover_proxy *proxies,
+                                   const struct drover_row *rows)
+{
+    struct drover_gen_config c = *cfg;
+    __u64 h = 0xcbf29ce484222325ULL;
+    __u32 n = c.proxy_count > DROVER_MAX_PROXIES ? DROVER_MAX_PROXIES : c.proxy_count;
+
+    director_gen_derive(&c);
+    h = fnv(h, &c, sizeof(c));
+    h = fnv(h, proxies, n * sizeof(*proxies));
+    h = fnv(h, rows, DROVER_TABLE_ROWS * sizeof(*rows));
+    return h;
 }
 
 static int map_table(struct director_maps *m)
@@ -181,7 +228,9 @@ int director_maps_write_gen(struct director_maps *m, __u32 gen, const struct dro
     }
     memcpy(m->table + (size_t)gen * DROVER_TABLE_ROWS, rows,
            DROVER_TABLE_ROWS * sizeof(struct drover_row));
-    if (bpf_map_update_elem(m->gen_cfg_fd, &gen, cfg, BPF_ANY) < 0) {
+    struct drover_gen_config full = *cfg;
+    director_gen_derive(&full);
+    if (bpf_map_update_elem(m->gen_cfg_fd, &gen, &full, BPF_ANY) < 0) {
         rc = -errno;
         log_error("director: update of map %s (generation %u) failed: %s", DIRECTOR_MAP_GEN_CFG,
                   gen, strerror(errno));

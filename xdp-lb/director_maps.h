@@ -71,6 +71,19 @@ int director_maps_read_gen(const struct director_maps *m, __u32 gen, struct drov
 int director_maps_set_vips(struct director_maps *m, const struct drover_vip_key *keys, size_t n);
 int director_maps_count_vips(const struct director_maps *m, size_t *n);
 
+/* Fill the derived fields of a generation config (sip_init,
+ * ip4_csum_base) from the others. director_maps_write_gen() calls it on
+ * its own copy, so callers never have to. */
+void director_gen_derive(struct drover_gen_config *cfg);
+
+/* FNV-1a 64 checksum of a generation as the director sees it: config
+ * (with derived fields), the first proxy_count proxies and all rows. The
+ * same function runs over what user space meant to write and over what it
+ * reads back from the maps. */
+__u64 director_generation_checksum(const struct drover_gen_config *cfg,
+                                   const struct drover_proxy *proxies,
+                                   const struct drover_row *rows);
+
 /* Sum a per-CPU drover_stats map over CPUs into out[DROVER_STAT_MAX]. */
 int director_stats_read(int stats_fd, __u64 out[DROVER_STAT_MAX]);
 const char *director_stat_name(int stat);

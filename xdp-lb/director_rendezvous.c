@@ -66,27 +66,3 @@ int director_rendezvous_build(const __u64 key[2], const struct drover_proxy *pro
     }
     return 0;
 }
-
-static __u64 fnv(__u64 h, const void *data, size_t len)
-{
-    const unsigned char *p = data;
-
-    for (size_t i = 0; i < len; i++) {
-        h ^= p[i];
-        h *= 0x100000001b3ULL;
-    }
-    return h;
-}
-
-__u64 director_generation_checksum(const struct drover_gen_config *cfg,
-                                   const struct drover_proxy *proxies,
-                                   const struct drover_row *rows)
-{
-    __u64 h = 0xcbf29ce484222325ULL;
-    __u32 n = cfg->proxy_count > DROVER_MAX_PROXIES ? DROVER_MAX_PROXIES : cfg->proxy_count;
-
-    h = fnv(h, cfg, sizeof(*cfg));
-    h = fnv(h, proxies, n * sizeof(*proxies));
-    h = fnv(h, rows, DROVER_TABLE_ROWS * sizeof(*rows));
-    return h;
-}

@@ -295,7 +295,7 @@ int drover_director(struct xdp_md *ctx)
         return XDP_PASS;
     }
 
-    __u64 hash = drover_flow_hash(cfg->hash_key, &f, cfg->hash_fields);
+    __u64 hash = drover_flow_hash_state(cfg->sip_init, &f, cfg->hash_fields);
     __u32 ri = gen * DROVER_TABLE_ROWS + drover_hash_row(hash);
     struct drover_row *row = bpf_map_lookup_elem(&drover_table, &ri);
     if (!row || row->primary >= DROVER_MAX_PROXIES) {
@@ -360,7 +360,8 @@ int drover_director(struct xdp_md *ctx)
         iph->protocol = IPPROTO_UDP;
         iph->saddr = cfg->src_v4;
         iph->daddr = pri->addr[0];
-        drover_ipv4_csum(iph);
+        iph->check = drover_csum_fold(cfg->ip4_csum_base + iph->tot_len + (pri->addr[0] & 0xffff) +
+                                      (pri->addr[0] >> 16));
         write_gue(udp, cfg, hash, OUTER4_LEN - sizeof(*iph) + inner_len, f.family, 4, hop_count);
         addrs[0] = pri->addr[0];
         addrs[1] = sec_addr[0];

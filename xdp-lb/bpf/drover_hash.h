@@ -41,21 +41,41 @@
         v2 = DROVER_ROTL(v2, 32);                                                                  \
     } while (0)
 
-/* SipHash-1-3 of nwords 64-bit little-endian words (8 * nwords bytes). */
-static __always_inline __u64 drover_siphash13(const __u64 key[2], const __u64 *m, int nwords)
+/* The SipHash state after keying; the director keeps it per generation
+ * (drover_gen_config.sip_init) instead of redoing it per packet. */
+static __always_inline void drover_siphash_init(const __u64 key[2], __u64 v[4])
 {
-    __u64 v0 = 0x736f6d6570736575ULL ^ key[0];
-    __u64 v1 = 0x646f72616e646f6dULL ^ key[1];
-    __u64 v2 = 0x6c7967656e657261ULL ^ key[0];
-    __u64 v3 = 0x7465646279746573ULL ^ key[1];
+    v[0] = 0x736f6d6570736575ULL ^ key[0];
+    v[1] = 0x646f72616e646f6dULL ^ key[1];
+    v[2] = 0x6c7967656e657261ULL ^ key[0];
+    v[3] = 0x7465646279746573ULL ^ key[1];
+}
 
-    for (int i = 0; i < DROVER_HASH_MAX_WORDS; i++) {
-        if (i >= nwords)
-            break;
-        v3 ^= m[i];
-        DROVER_SIPROUND(v0, v1, v2, v3);
-        v0 ^= m[i];
-    }
+#define DROVER_SIP_WORD(v0, v1, v2, v3, m)                                                         \
+    do {                                                                                           \
+        v3 ^= (m);                                                                                 \
+        DROVER_SIPROUND(v0, v1, v2, v3);                                                           \
+        v0 ^= (m);                                                                                 \
+    } while (0)
+
+/* SipHash-1-3 from a keyed state over nwords words (1, 2, 3 or 5, the
+ * sizes drover_flow_words produces; others are handled too). Written
+ * without a loop over a stack array so each size compiles to straight-line
+ * code on registers: the hash is a large part of the director's per-packet
+ * cost. */
+static __always_inline __u64 drover_siphash13_state(const __u64 init[4], const __u64 *m, int nwords)
+{
+    __u64 v0 = init[0], v1 = init[1], v2 = init[2], v3 = init[3];
+
+    DROVER_SIP_WORD(v0, v1, v2, v3, m[0]);
+    if (nwords > 1)
+        DROVER_SIP_WORD(v0, v1, v2, v3, m[1]);
+    if (nwords > 2)
+        DROVER_SIP_WORD(v0, v1, v2, v3, m[2]);
+    if (nwords > 3)
+        DROVER_SIP_WORD(v0, v1, v2, v3, m[3]);
+    if (nwords > 4)
+        DROVER_SIP_WORD(v0, v1, v2, v3, m[4]);
     __u64 b = ((__u64)(nwords * 8) & 0xff) << 56;
     v3 ^= b;
     DROVER_SIPROUND(v0, v1, v2, v3);
@@ -65,6 +85,15 @@ static __always_inline __u64 drover_siphash13(const __u64 key[2], const __u64 *m
     DROVER_SIPROUND(v0, v1, v2, v3);
     DROVER_SIPROUND(v0, v1, v2, v3);
     return v0 ^ v1 ^ v2 ^ v3;
+}
+
+/* SipHash-1-3 of nwords (1..5) 64-bit little-endian words. */
+static __always_inline __u64 drover_siphash13(const __u64 key[2], const __u64 *m, int nwords)
+{
+    __u64 v[4];
+
+    drover_siphash_init(key, v);
+    return drover_siphash13_state(v, m, nwords);
 }
 
 /* A flow as the director sees it: src is the client, dst the VIP. Ports in
@@ -116,6 +145,16 @@ static __always_inline __u64 drover_flow_hash(const __u64 key[2], const struct d
     int n = drover_flow_words(f, mode, w);
 
     return drover_siphash13(key, w, n);
+}
+
+/* Same, from a keyed state (drover_siphash_init). */
+static __always_inline __u64 drover_flow_hash_state(const __u64 init[4],
+                                                    const struct drover_flow *f, __u32 mode)
+{
+    __u64 w[DROVER_HASH_MAX_WORDS];
+    int n = drover_flow_words(f, mode, w);
+
+    return drover_siphash13_state(init, w, n);
 }
 
 static __always_inline __u32 drover_hash_row(__u64 h)

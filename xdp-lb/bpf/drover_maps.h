@@ -113,6 +113,11 @@ struct drover_gen_config {
     __u32 src_v6[4];
     __u8 gw_mac[6];  /* outer destination MAC (the gateway) */
     __u8 src_mac[6]; /* outer source MAC (our egress device) */
+    /* Derived from the fields above by director_gen_derive(), which
+     * director_maps_write_gen() always calls: the per-packet work the
+     * director does not have to repeat. */
+    __u32 ip4_csum_base; /* one's complement sum of the constant outer IPv4 words */
+    __u64 sip_init[4];   /* SipHash state after keying with hash_key */
 };
 
 /* active map (array, one entry): the generation packets use. Written last,
