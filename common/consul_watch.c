@@ -12,7 +12,8 @@
  *    answering 0 can never make us spin;
  *  - wake-ups without a content change are counted, not delivered;
  *  - errors (refused, timeout, 5xx, bad body) call on_error, keep the last
- *    delivered value, and retry forever after a jittered backoff.
+ *    delivered value, and retry forever after a jittered backoff with a
+ *    full read (the server may have restarted at a lower index).
  * The watch owns the last delivered list and frees it on stop.
  */
 #include <errno.h>
@@ -74,6 +75,11 @@ static void on_answer(void *arg, struct consul_response *resp)
         resp->retry_in_ms = (unsigned)delay;
         log_warn("%s, keeping last good state (index %" PRIu64 "), retry in %.1fs", resp->errmsg,
                  w->index, (double)delay / 1000.0);
+        /* Re-read in full after an error: a restarted or replaced Consul
+         * may be at a lower index, and a blocking query on our old index
+         * would then sleep for the whole wait before saying so. The hash
+         * keeps an unchanged re-read from being delivered. */
+        w->index = 0;
         if (w->on_error)
             w->on_error(w->arg, resp);
         if (!w->stopped)
