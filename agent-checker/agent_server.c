@@ -214,6 +214,7 @@ static void conn_answer(struct conn *c, enum agent_req_end end)
     uv_read_stop((uv_stream_t *)&c->tcp);
     srv->stats.ends[end]++;
     c->linger = end == AGENT_REQ_OVERSIZE;
+    c->buf[c->len] = '\0'; /* callers may treat it as a string */
     int n = srv->fn(srv->ctx, c->buf, c->len, end, c->reply, sizeof(c->reply));
     if (n <= 0) {
         conn_close(c);

@@ -34,7 +34,8 @@ enum agent_req_end {
 
 const char *agent_req_end_name(enum agent_req_end end);
 
-/* Build the reply for a request into out (cap >= AGENT_REPLY_MAX bytes).
+/* Build the reply for the request req[0..len) (NUL-terminated after len
+ * bytes; it may hold NUL bytes itself) into out (cap >= AGENT_REPLY_MAX).
  * Returns the reply length, or a negative value to close without reply. */
 typedef int (*agent_answer_fn)(void *ctx, const char *req, size_t len, enum agent_req_end end,
                                char *out, size_t cap);
