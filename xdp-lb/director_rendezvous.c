@@ -14,7 +14,7 @@ static __u64 score(const __u64 key[2], __u32 row, const struct drover_proxy *p)
         (__u64)p->addr[2] | ((__u64)p->addr[3] << 32),
     };
 
-    return drover_siphash13(key, w, 3);
+    return drover_siphash13(key, w, 3, 0, 24);
 }
 
 static int usable(const struct drover_proxy *p)

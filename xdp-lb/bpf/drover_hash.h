@@ -58,16 +58,18 @@ static __always_inline void drover_siphash_init(const __u64 key[2], __u64 v[4])
         v0 ^= (m);                                                                                 \
     } while (0)
 
-/* SipHash-1-3 from a keyed state over nwords words (1, 2, 3 or 5, the
- * sizes drover_flow_words produces; others are handled too). Written
- * without a loop over a stack array so each size compiles to straight-line
- * code on registers: the hash is a large part of the director's per-packet
- * cost. */
-static __always_inline __u64 drover_siphash13_state(const __u64 init[4], const __u64 *m, int nwords)
+/* SipHash-1-3 from a keyed state over a message of len bytes (< 256):
+ * nwords = len / 8 whole little-endian words in m, then the last len % 8
+ * bytes in the low bytes of tail. Written without a loop over a stack array
+ * so each message size compiles to straight-line code on registers: the
+ * hash is a large part of the director's per-packet cost. */
+static __always_inline __u64 drover_siphash13_state(const __u64 init[4], const __u64 *m, int nwords,
+                                                    __u64 tail, __u32 len)
 {
     __u64 v0 = init[0], v1 = init[1], v2 = init[2], v3 = init[3];
 
-    DROVER_SIP_WORD(v0, v1, v2, v3, m[0]);
+    if (nwords > 0)
+        DROVER_SIP_WORD(v0, v1, v2, v3, m[0]);
     if (nwords > 1)
         DROVER_SIP_WORD(v0, v1, v2, v3, m[1]);
     if (nwords > 2)
@@ -76,7 +78,7 @@ static __always_inline __u64 drover_siphash13_state(const __u64 init[4], const _
         DROVER_SIP_WORD(v0, v1, v2, v3, m[3]);
     if (nwords > 4)
         DROVER_SIP_WORD(v0, v1, v2, v3, m[4]);
-    __u64 b = ((__u64)(nwords * 8) & 0xff) << 56;
+    __u64 b = ((__u64)(len & 0xff) << 56) | tail;
     v3 ^= b;
     DROVER_SIPROUND(v0, v1, v2, v3);
     v0 ^= b;
@@ -87,13 +89,14 @@ static __always_inline __u64 drover_siphash13_state(const __u64 init[4], const _
     return v0 ^ v1 ^ v2 ^ v3;
 }
 
-/* SipHash-1-3 of nwords (1..5) 64-bit little-endian words. */
-static __always_inline __u64 drover_siphash13(const __u64 key[2], const __u64 *m, int nwords)
+/* SipHash-1-3 with a key; same message layout. */
+static __always_inline __u64 drover_siphash13(const __u64 key[2], const __u64 *m, int nwords,
+                                              __u64 tail, __u32 len)
 {
     __u64 v[4];
 
     drover_siphash_init(key, v);
-    return drover_siphash13_state(v, m, nwords);
+    return drover_siphash13_state(v, m, nwords, tail, len);
 }
 
 /* A flow as the director sees it: src is the client, dst the VIP. Ports in
@@ -107,54 +110,70 @@ struct drover_flow {
     __u8 family;
 };
 
-/* Fill w[] with the hashed words for this mode; returns how many. */
-static __always_inline int drover_flow_words(const struct drover_flow *f, __u32 mode,
-                                             __u64 w[DROVER_HASH_MAX_WORDS])
+/* The hashed message for a mode: the concatenation, in this order, of
+ * source address (4 or 16 bytes), [destination address,] source port,
+ * [destination port,] [protocol] - ports and addresses as they are on the
+ * wire. Fills whole words into w[], the rest into *tail; returns the length
+ * in bytes. Keeping the message exactly as long as its fields saves
+ * SipHash rounds (an IPv4 source-only hash is a single block). */
+static __always_inline __u32 drover_flow_message(const struct drover_flow *f, __u32 mode,
+                                                 __u64 w[DROVER_HASH_MAX_WORDS], __u64 *tail)
 {
-    __u64 ports = (__u64)f->sport;
+    /* ports [+ dport] [+ proto], packed little-endian, and its length */
+    __u64 tl = f->sport;
+    __u32 tlen = 2;
 
-    if (mode != DROVER_HASH_SRC)
-        ports |= (__u64)f->dport << 16;
-    if (mode == DROVER_HASH_5TUPLE)
-        ports |= (__u64)f->proto << 32;
+    if (mode != DROVER_HASH_SRC) {
+        tl |= (__u64)f->dport << 16;
+        tlen = 4;
+    }
+    if (mode == DROVER_HASH_5TUPLE) {
+        tl |= (__u64)f->proto << 32;
+        tlen = 5;
+    }
     if (f->family == DROVER_AF_INET) {
         if (mode == DROVER_HASH_5TUPLE) {
             w[0] = (__u64)f->src[0] | ((__u64)f->dst[0] << 32);
-            w[1] = ports;
-            return 2;
+            *tail = tl;
+            return 8 + tlen;
         }
-        w[0] = (__u64)f->src[0] | (ports << 32);
-        return 1;
+        if (mode == DROVER_HASH_SRC_DPORT) {
+            w[0] = (__u64)f->src[0] | (tl << 32);
+            *tail = 0;
+            return 8;
+        }
+        *tail = (__u64)f->src[0] | (tl << 32);
+        return 4 + tlen;
     }
     w[0] = (__u64)f->src[0] | ((__u64)f->src[1] << 32);
     w[1] = (__u64)f->src[2] | ((__u64)f->src[3] << 32);
     if (mode == DROVER_HASH_5TUPLE) {
         w[2] = (__u64)f->dst[0] | ((__u64)f->dst[1] << 32);
         w[3] = (__u64)f->dst[2] | ((__u64)f->dst[3] << 32);
-        w[4] = ports;
-        return 5;
+        *tail = tl;
+        return 32 + tlen;
     }
-    w[2] = ports;
-    return 3;
+    *tail = tl;
+    return 16 + tlen;
 }
 
 static __always_inline __u64 drover_flow_hash(const __u64 key[2], const struct drover_flow *f,
                                               __u32 mode)
 {
-    __u64 w[DROVER_HASH_MAX_WORDS] = {0};
-    int n = drover_flow_words(f, mode, w);
+    __u64 w[DROVER_HASH_MAX_WORDS] = {0}, tail = 0;
+    __u32 len = drover_flow_message(f, mode, w, &tail);
 
-    return drover_siphash13(key, w, n);
+    return drover_siphash13(key, w, (int)(len / 8), tail, len);
 }
 
 /* Same, from a keyed state (drover_siphash_init). */
 static __always_inline __u64 drover_flow_hash_state(const __u64 init[4],
                                                     const struct drover_flow *f, __u32 mode)
 {
-    __u64 w[DROVER_HASH_MAX_WORDS];
-    int n = drover_flow_words(f, mode, w);
+    __u64 w[DROVER_HASH_MAX_WORDS], tail = 0;
+    __u32 len = drover_flow_message(f, mode, w, &tail);
 
-    return drover_siphash13_state(init, w, n);
+    return drover_siphash13_state(init, w, (int)(len / 8), tail, len);
 }
 
 static __always_inline __u32 drover_hash_row(__u64 h)

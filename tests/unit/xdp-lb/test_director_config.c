@@ -135,15 +135,21 @@ END_TEST
 START_TEST(test_siphash13_reference)
 {
     const __u64 key[2] = {0, 0};
-    __u64 m[5];
-    for (int w = 0; w < 5; w++) {
+    __u64 m[6];
+    for (int w = 0; w < 6; w++) {
         m[w] = 0;
         for (int b = 7; b >= 0; b--)
             m[w] = m[w] << 8 | (__u64)(w * 8 + b);
     }
-    ck_assert_uint_eq(drover_siphash13(key, m, 1), 0xead411e67ebe2eeaULL);
-    ck_assert_uint_eq(drover_siphash13(key, m, 2), 0x8972188433a5c5b7ULL);
-    ck_assert_uint_eq(drover_siphash13(key, m, 5), 0x95bc321ab41d8206ULL);
+    ck_assert_uint_eq(drover_siphash13(key, m, 1, 0, 8), 0xead411e67ebe2eeaULL);
+    ck_assert_uint_eq(drover_siphash13(key, m, 2, 0, 16), 0x8972188433a5c5b7ULL);
+    ck_assert_uint_eq(drover_siphash13(key, m, 5, 0, 40), 0x95bc321ab41d8206ULL);
+    /* partial last blocks: 6 = 0 words + 6 bytes, 20 = 2 words + 4, 37 = 4 + 5 */
+    ck_assert_uint_eq(drover_siphash13(key, m, 0, m[0] & 0xffffffffffffULL, 6),
+                      0xe3c25f87624f1cdbULL);
+    ck_assert_uint_eq(drover_siphash13(key, m, 2, m[2] & 0xffffffffULL, 20), 0x639e355ae68c0100ULL);
+    ck_assert_uint_eq(drover_siphash13(key, m, 4, m[4] & 0xffffffffffULL, 37),
+                      0x422a9751192ff266ULL);
 }
 END_TEST
 
