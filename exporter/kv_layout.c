@@ -361,6 +361,29 @@ char *kv_layout_meta_value(const struct kv_layout *l, const struct kv_meta *m)
     return dump_and_free(o);
 }
 
+bool kv_layout_meta_needs_write(const struct kv_layout *l, const char *current,
+                                const struct kv_meta *m, size_t data_ops)
+{
+    if (data_ops > 0 || !current)
+        return true;
+    char *want = kv_layout_meta_value(l, m);
+    json_t *a = want ? json_loads(want, 0, NULL) : NULL;
+    json_t *b = json_loads(current, 0, NULL);
+    bool differ = true;
+    if (json_is_object(a) && json_is_object(b)) {
+        /* the sync time alone never justifies a write */
+        json_object_del(a, "last_full_sync");
+        json_object_del(a, "last_full_sync_unix");
+        json_object_del(b, "last_full_sync");
+        json_object_del(b, "last_full_sync_unix");
+        differ = !json_equal(a, b);
+    }
+    json_decref(a);
+    json_decref(b);
+    free(want);
+    return differ;
+}
+
 /* ---- adding records ----------------------------------------------------- */
 
 int kv_layout_add_service(const struct kv_layout *l, struct kv_map *desired,

@@ -109,6 +109,12 @@ struct kv_meta {
     size_t skipped_services; /* invalid annotations / objects */
 };
 char *kv_layout_meta_value(const struct kv_layout *l, const struct kv_meta *m);
+/* The meta write policy (docs/kv-schema.md): write when the round writes
+ * anything else (data_ops > 0), or when the stored meta (current, NULL if
+ * absent) is missing, unreadable, or differs in anything but the sync
+ * time. So a no-change resync writes nothing at all. */
+bool kv_layout_meta_needs_write(const struct kv_layout *l, const char *current,
+                                const struct kv_meta *m, size_t data_ops);
 
 enum kv_op_kind {
     KV_OP_SET,

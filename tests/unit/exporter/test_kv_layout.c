@@ -269,6 +269,19 @@ START_TEST(test_values)
                         "\"kse_compat\":true,\"last_full_sync\":\"2026-11-29T13:00:00Z\","
                         "\"last_full_sync_unix\":1795957200,\"nodes\":3,\"schema\":1,"
                         "\"service_ports\":4,\"services\":3,\"skipped_services\":0}");
+
+    /* meta write policy: the sync time alone never causes a write */
+    struct kv_meta later = meta;
+    later.last_full_sync_unix += 600;
+    ck_assert(!kv_layout_meta_needs_write(&l, v, &later, 0));
+    ck_assert(kv_layout_meta_needs_write(&l, v, &later, 1));
+    ck_assert(kv_layout_meta_needs_write(&l, NULL, &later, 0));
+    ck_assert(kv_layout_meta_needs_write(&l, "not json", &later, 0));
+    later.eligible_nodes = 1;
+    ck_assert(kv_layout_meta_needs_write(&l, v, &later, 0));
+    later = meta;
+    later.exporter_version = "0.2.0";
+    ck_assert(kv_layout_meta_needs_write(&l, v, &later, 0));
     free(v);
     kv_layout_clear(&l);
 }
