@@ -573,3 +573,35 @@ fail:
     kv_ops_clear(ops);
     return rc;
 }
+
+int kv_map_add_consul(struct kv_map *m, const struct consul_kv_list *list)
+{
+    for (size_t i = 0; list && i < list->n; i++) {
+        const struct consul_kv *kv = &list->items[i];
+        int rc = kv_map_put(m, kv->key, kv->value ? (const char *)kv->value : "", kv->modify_index);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+int kv_ops_to_txn(const struct kv_ops *ops, struct consul_txn_op **out)
+{
+    *out = calloc(ops->n ? ops->n : 1, sizeof(**out));
+    if (!*out)
+        return -ENOMEM;
+    for (size_t i = 0; i < ops->n; i++) {
+        const struct kv_op *op = &ops->v[i];
+        struct consul_txn_op *t = &(*out)[i];
+        t->key = op->key;
+        t->index = op->modify_index;
+        if (op->kind == KV_OP_SET) {
+            t->verb = CONSUL_TXN_CAS;
+            t->value = op->value;
+            t->value_len = strlen(op->value);
+        } else {
+            t->verb = CONSUL_TXN_DELETE_CAS;
+        }
+    }
+    return 0;
+}

@@ -26,6 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "consul.h"
 #include "kube_objects.h"
 
 #define KV_LAYOUT_DEFAULT_ROOT       "drover/v1/"
@@ -136,6 +137,17 @@ struct kv_ops {
 };
 
 void kv_ops_clear(struct kv_ops *ops);
+
+/* Append a recursive read (GET /v1/kv/PREFIX?recurse) to m: keys, values
+ * (a key without value counts as ""), ModifyIndex. -ENOMEM. */
+int kv_map_add_consul(struct kv_map *m, const struct consul_kv_list *list);
+
+/* The ops as /v1/txn operations, check-and-set against what was read: a
+ * SET becomes CAS with the entry's ModifyIndex (0 = create only), a
+ * DELETE becomes DELETE_CAS. A 409 then means someone else wrote in
+ * between: re-read and diff again. *out (n = ops->n entries) borrows the
+ * strings of the maps; free only the array. -ENOMEM. */
+int kv_ops_to_txn(const struct kv_ops *ops, struct consul_txn_op **out);
 
 /*
  * desired: every entry this exporter wants (all owned keys); current: a

@@ -525,6 +525,52 @@ START_TEST(test_diff_kse_id_collision)
 }
 END_TEST
 
+START_TEST(test_consul_glue)
+{
+    struct kv_layout l;
+    ck_assert_int_eq(kv_layout_init(&l, NULL, "dc1", NULL), 0);
+    struct consul_kv items[] = {
+        {.key = "drover/v1/kube/dc1/nodes/a",
+         .value = (unsigned char *)"{}",
+         .value_len = 2,
+         .modify_index = 41},
+        {.key = "drover/v1/kube/dc1/nodes/gone",
+         .value = (unsigned char *)"{}",
+         .value_len = 2,
+         .modify_index = 42},
+        {.key = "drover/v1/kube/dc1/leader", .value = NULL, .modify_index = 7},
+    };
+    struct consul_kv_list list = {.items = items, .n = 3};
+    struct kv_map current, desired;
+    kv_map_init(&current);
+    kv_map_init(&desired);
+    ck_assert_int_eq(kv_map_add_consul(&current, &list), 0);
+    ck_assert_uint_eq(current.n, 3);
+    kv_map_put(&desired, "drover/v1/kube/dc1/nodes/a", "{\"x\":1}", 0);
+    kv_map_put(&desired, "drover/v1/kube/dc1/nodes/new", "{}", 0);
+    struct kv_ops ops;
+    ck_assert_int_eq(kv_layout_diff(&l, &desired, &current, true, &ops), 0);
+    ck_assert_uint_eq(ops.n, 3);
+    struct consul_txn_op *txn;
+    ck_assert_int_eq(kv_ops_to_txn(&ops, &txn), 0);
+    ck_assert_int_eq(txn[0].verb, CONSUL_TXN_CAS);
+    ck_assert_str_eq(txn[0].key, "drover/v1/kube/dc1/nodes/a");
+    ck_assert_uint_eq(txn[0].index, 41);
+    ck_assert_uint_eq(txn[0].value_len, 7);
+    ck_assert_int_eq(memcmp(txn[0].value, "{\"x\":1}", 7), 0);
+    ck_assert_int_eq(txn[1].verb, CONSUL_TXN_CAS);
+    ck_assert_uint_eq(txn[1].index, 0); /* create only */
+    ck_assert_int_eq(txn[2].verb, CONSUL_TXN_DELETE_CAS);
+    ck_assert_str_eq(txn[2].key, "drover/v1/kube/dc1/nodes/gone");
+    ck_assert_uint_eq(txn[2].index, 42);
+    free(txn);
+    kv_ops_clear(&ops);
+    kv_map_clear(&current);
+    kv_map_clear(&desired);
+    kv_layout_clear(&l);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("kv_layout");
@@ -537,6 +583,7 @@ int main(void)
     tcase_add_test(tc, test_diff_changes_and_deletes);
     tcase_add_test(tc, test_diff_refuses_foreign_desired);
     tcase_add_test(tc, test_diff_kse_id_collision);
+    tcase_add_test(tc, test_consul_glue);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
