@@ -1,0 +1,211 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * haproxy_runtime: asynchronous client of a running HAProxy (2.6, master-
+ * worker mode) on the watcher's libuv loop. It owns
+ *
+ *   - the stats socket (runtime API, `level admin`): every exchange is one
+ *     connection in `prompt` mode with the commands pipelined and `quit`
+ *     last, answers split at the prompts (docs/watcher.md, "Runtime API and
+ *     slots", says why and what it costs);
+ *   - the master CLI socket (`-S`): `show proc` and `reload`;
+ *   - the server-state file written from `show servers state` right before
+ *     every reload (atomic_file_write), the only way runtime-set addresses,
+ *     weights and admin states survive a reload.
+ *
+ * Exchanges are queued and run one at a time (HAProxy applies commands in
+ * order anyway, and an apply must not interleave with a state dump that
+ * precedes a reload). Each has a timeout; nothing blocks the loop. A
+ * connect failure (socket missing, HAProxy dead) fails at once.
+ *
+ * Every value written into a command passes haproxy_value checks, so a KV
+ * value can never carry a newline or a `;` (command separator) into the
+ * CLI. Errors from HAProxy ("No such server.", "Unknown command", ...) are
+ * -EINVAL with a message naming the command and the answer.
+ *
+ * Callbacks run on the loop, exactly once per accepted request (with
+ * -ECANCELED from haproxy_runtime_free for requests still queued). Data
+ * passed to callbacks is only valid during the callback.
+ */
+#ifndef DROVER_WATCHER_HAPROXY_RUNTIME_H
+#define DROVER_WATCHER_HAPROXY_RUNTIME_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "slots.h"
+
+struct haproxy_runtime;
+
+#define HAPROXY_RUNTIME_MSG_MAX 512
+
+/* Defaults of the timeouts (haproxy_runtime_set_timeouts). */
+#define HAPROXY_RUNTIME_CMD_TIMEOUT_MS    3000
+#define HAPROXY_RUNTIME_RELOAD_TIMEOUT_MS 15000
+#define HAPROXY_RUNTIME_PROC_POLL_MS      50
+
+/*
+ * Create a client. stats_socket: the `stats socket` path (level admin);
+ * master_socket: the `-S` path (NULL: reloads and show proc are -ENOTSUP);
+ * server_state_file: the global `server-state-file` path (NULL: reloads do
+ * not save state). Strings are copied. Nothing connects until a request.
+ * 0, -EINVAL or -ENOMEM.
+ */
+int haproxy_runtime_new(uv_loop_t *loop, const char *stats_socket, const char *master_socket,
+                        const char *server_state_file, struct haproxy_runtime **out);
+
+/* Cancel queued requests (their callbacks run with -ECANCELED before this
+ * returns), close the connection in flight, free everything. The loop must
+ * run once more to finish closing handles (uv_run(loop, UV_RUN_NOWAIT)). */
+void haproxy_runtime_free(struct haproxy_runtime *rt);
+
+/* cmd_ms: one exchange (connect + commands + answers); reload_ms: reload
+ * until the new worker shows in `show proc`. 0 keeps the current value. */
+void haproxy_runtime_set_timeouts(struct haproxy_runtime *rt, uint64_t cmd_ms, uint64_t reload_ms);
+
+/* ---- counters (metrics) --------------------------------------------- */
+struct haproxy_runtime_stats {
+    uint64_t exchanges;      /* connections made to either socket */
+    uint64_t commands_sent;  /* commands written (prompt/quit not counted) */
+    uint64_t command_errors; /* commands HAProxy answered with an error */
+    uint64_t io_errors;      /* connect/read/write failures */
+    uint64_t timeouts;
+    uint64_t applies_ok, applies_failed;
+    uint64_t reloads_ok, reloads_failed;
+    uint64_t queued; /* requests waiting now (gauge) */
+};
+void haproxy_runtime_get_stats(const struct haproxy_runtime *rt, struct haproxy_runtime_stats *out);
+
+/* ---- raw commands --------------------------------------------------- */
+enum haproxy_socket {
+    HAPROXY_SOCKET_STATS = 0,
+    HAPROXY_SOCKET_MASTER,
+};
+
+/* answers[i] is the text HAProxy returned for cmds[i] (may be ""). status
+ * is 0 when every answer was read (errors in answers are NOT checked: use
+ * haproxy_runtime_check_answer), -ETIMEDOUT, -ECONNREFUSED/-ENOENT (no
+ * HAProxy), -EPIPE/-EIO, -ECANCELED. err names what failed. */
+typedef void (*haproxy_runtime_exec_cb)(struct haproxy_runtime *rt, int status,
+                                        const char *const *answers, size_t n, const char *err,
+                                        void *arg);
+
+/* Queue cmds (n >= 1, copied) on one connection to `sock`. A command must
+ * be one line: a CR, LF or NUL is -EINVAL here. On the master socket only
+ * one command per exchange is allowed (n == 1). 0, -EINVAL, -ENOTSUP or
+ * -ENOMEM (callback not called on error). */
+int haproxy_runtime_exec(struct haproxy_runtime *rt, enum haproxy_socket sock,
+                         const char *const *cmds, size_t n, haproxy_runtime_exec_cb cb, void *arg);
+
+/* 0 if `answer` to `cmd` is a success (empty, or the known informational
+ * answers of set/enable/disable commands), else -EINVAL with err
+ * "haproxy: `CMD`: ANSWER" (first line of the answer). */
+int haproxy_runtime_check_answer(const char *cmd, const char *answer, char *err, size_t errlen);
+
+/* ---- show servers state --------------------------------------------- */
+
+/* Parse the answer of `show servers state [backend]` (format version 1;
+ * columns found by their names in the "#" header, so added columns do not
+ * matter). Only servers of `backend` are kept (NULL: all; then use
+ * haproxy_parse_servers_state_all to get the backend names). *out is
+ * malloc'd (caller frees), *n its length. 0, -EINVAL (err says which line)
+ * or -ENOMEM. */
+int haproxy_parse_servers_state(const char *text, size_t len, const char *backend,
+                                struct slot_live **out, size_t *n, char *err, size_t errlen);
+
+typedef void (*haproxy_runtime_state_cb)(struct haproxy_runtime *rt, int status,
+                                         const struct slot_live *live, size_t n, const char *err,
+                                         void *arg);
+/* Dump and parse the servers of backend (a checked name). "No such
+ * backend." is -ENOENT. 0, -EINVAL or -ENOMEM (callback not called). */
+int haproxy_runtime_show_servers_state(struct haproxy_runtime *rt, const char *backend,
+                                       haproxy_runtime_state_cb cb, void *arg);
+
+/* ---- apply a slot assignment ---------------------------------------- */
+
+struct haproxy_apply_result {
+    int status;             /* 0, -EINVAL (bad value / HAProxy error), -ENOENT, -ETIMEDOUT, ... */
+    size_t commands;        /* commands sent */
+    size_t failed_commands; /* answered with an error */
+    char message[HAPROXY_RUNTIME_MSG_MAX];
+};
+typedef void (*haproxy_runtime_apply_cb)(struct haproxy_runtime *rt,
+                                         const struct haproxy_apply_result *res, void *arg);
+
+/*
+ * Bring backend's slots to assignment a: dump `show servers state
+ * backend`, compute slots_diff against it and what this client last applied
+ * to the backend, send the commands in one exchange, check every answer.
+ * `a` is copied at call time. When every command succeeded, a becomes the
+ * backend's "applied" assignment (haproxy_runtime_applied). When some
+ * failed, the backend's applied assignment is dropped so the next apply
+ * compares with the live state only. No guard here: the caller runs
+ * slots_guard first. 0, -EINVAL (bad backend name) or -ENOMEM.
+ */
+int haproxy_runtime_apply(struct haproxy_runtime *rt, const char *backend,
+                          const struct slot_assignment *a, haproxy_runtime_apply_cb cb, void *arg);
+
+/* What the last successful apply of backend installed, or NULL. Owned by
+ * rt, valid until the next apply of that backend or haproxy_runtime_free. */
+const struct slot_assignment *haproxy_runtime_applied(const struct haproxy_runtime *rt,
+                                                      const char *backend);
+/* Forget what was applied (e.g. the caller rendered a config with other
+ * slot counts); next apply diffs against the live state only. */
+void haproxy_runtime_forget(struct haproxy_runtime *rt, const char *backend);
+
+/* ---- master CLI: show proc, reload ---------------------------------- */
+
+struct haproxy_proc {
+    int pid;
+    int reloads;        /* master: reloads so far; worker: reloads it has lived through */
+    int failed_reloads; /* master only ("[failed: N]"), else 0 */
+    int relative_pid;   /* 0 when the column is absent (2.6 has none) */
+    char type[16];      /* "master", "worker" */
+    char uptime[32];
+    char version[64];
+};
+struct haproxy_proc_list {
+    struct haproxy_proc master;
+    struct haproxy_proc *workers; /* current and old (draining) workers */
+    size_t n_workers;
+};
+void haproxy_proc_list_free(struct haproxy_proc_list *l);
+/* Parse `show proc` (workers and programs sections; columns by header
+ * names). 0, -EINVAL (no master line, bad number) or -ENOMEM. */
+int haproxy_parse_show_proc(const char *text, size_t len, struct haproxy_proc_list *out, char *err,
+                            size_t errlen);
+
+typedef void (*haproxy_runtime_proc_cb)(struct haproxy_runtime *rt, int status,
+                                        const struct haproxy_proc_list *procs, const char *err,
+                                        void *arg);
+int haproxy_runtime_show_proc(struct haproxy_runtime *rt, haproxy_runtime_proc_cb cb, void *arg);
+
+struct haproxy_reload_result {
+    int status; /* 0; -EIO (HAProxy counted a failed reload); -ETIMEDOUT; ... */
+    int reloads_before, reloads_after;
+    int failed_before, failed_after;
+    int new_worker_pid; /* 0 if none seen */
+    uint64_t elapsed_ms;
+    bool state_saved; /* server-state file written before the reload */
+    char message[HAPROXY_RUNTIME_MSG_MAX];
+};
+typedef void (*haproxy_runtime_reload_cb)(struct haproxy_runtime *rt,
+                                          const struct haproxy_reload_result *res, void *arg);
+
+/*
+ * Reload HAProxy with the configuration files it was started with (the
+ * caller has already checked and installed them): `show proc` (baseline),
+ * `show servers state` -> server-state file (atomic write; a failure to
+ * dump or write aborts the reload: reloading without it would put every
+ * runtime-set slot back to its config state), `reload` on the master CLI
+ * (2.6 answers nothing), then `show proc` every HAPROXY_RUNTIME_PROC_POLL_MS
+ * until the master's reload counter moved and a worker not in the baseline
+ * is listed (old workers may linger while draining): success. A moved
+ * "failed" counter is -EIO; no new worker within the reload timeout is
+ * -ETIMEDOUT. Every applied assignment is kept (the state file carries
+ * them across). 0, -ENOTSUP (no master socket) or -ENOMEM.
+ */
+int haproxy_runtime_reload(struct haproxy_runtime *rt, haproxy_runtime_reload_cb cb, void *arg);
+
+#endif
