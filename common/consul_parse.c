@@ -168,39 +168,55 @@ bad:
     return -EBADMSG;
 }
 
-int consul_parse_kv_list(const char *body, size_t len, struct consul_kv_list **out, char *err,
-                         size_t errlen)
+/* Parse a JSON array answer into *items (n elements of item_size, filled
+ * by fill). On failure *items and *n hold what was filled so far, for the
+ * caller's list free function. */
+typedef int (*fill_fn)(json_t *elem, void *item, char *err, size_t errlen);
+
+static int parse_array(const char *body, size_t len, const char *what, size_t item_size,
+                       fill_fn fill, void **items, size_t *n, char *err, size_t errlen)
 {
     int rc = 0;
     json_t *root = load(body, len, err, errlen);
     if (!root)
         return -EBADMSG;
-    struct consul_kv_list *l = calloc(1, sizeof(*l));
-    if (!l) {
-        rc = -ENOMEM;
-        goto out;
-    }
     if (!json_is_array(root)) {
-        rc = fail(err, errlen, -EBADMSG, "KV answer is not a JSON array");
+        rc = fail(err, errlen, -EBADMSG, "%s answer is not a JSON array", what);
         goto out;
     }
-    size_t n = json_array_size(root);
-    l->items = calloc(n ? n : 1, sizeof(*l->items));
-    if (!l->items) {
+    size_t count = json_array_size(root);
+    *items = calloc(count ? count : 1, item_size);
+    if (!*items) {
         rc = -ENOMEM;
         goto out;
     }
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < count; i++) {
         char sub[200] = "";
-        rc = kv_from_json(json_array_get(root, i), &l->items[i], sub, sizeof(sub));
+        rc = fill(json_array_get(root, i), (char *)*items + i * item_size, sub, sizeof(sub));
         if (rc) {
-            fail(err, errlen, rc, "KV entry %zu: %s", i, sub);
+            fail(err, errlen, rc, "%s entry %zu: %s", what, i, sub);
             goto out;
         }
-        l->n++;
+        (*n)++;
     }
 out:
     json_decref(root);
+    return rc;
+}
+
+static int kv_fill(json_t *elem, void *item, char *err, size_t errlen)
+{
+    return kv_from_json(elem, item, err, errlen);
+}
+
+int consul_parse_kv_list(const char *body, size_t len, struct consul_kv_list **out, char *err,
+                         size_t errlen)
+{
+    struct consul_kv_list *l = calloc(1, sizeof(*l));
+    if (!l)
+        return -ENOMEM;
+    int rc = parse_array(body, len, "KV", sizeof(*l->items), kv_fill, (void **)&l->items, &l->n,
+                         err, errlen);
     if (rc) {
         consul_kv_list_free(l);
         return rc;
@@ -209,43 +225,23 @@ out:
     return 0;
 }
 
+static int key_fill(json_t *elem, void *item, char *err, size_t errlen)
+{
+    if (!json_is_string(elem))
+        return fail(err, errlen, -EBADMSG, "not a string");
+    char **key = item;
+    *key = strndup(json_string_value(elem), json_string_length(elem));
+    return *key ? 0 : -ENOMEM;
+}
+
 int consul_parse_keys(const char *body, size_t len, struct consul_key_list **out, char *err,
                       size_t errlen)
 {
-    int rc = 0;
-    json_t *root = load(body, len, err, errlen);
-    if (!root)
-        return -EBADMSG;
     struct consul_key_list *l = calloc(1, sizeof(*l));
-    if (!l) {
-        rc = -ENOMEM;
-        goto out;
-    }
-    if (!json_is_array(root)) {
-        rc = fail(err, errlen, -EBADMSG, "keys answer is not a JSON array");
-        goto out;
-    }
-    size_t n = json_array_size(root);
-    l->keys = calloc(n ? n : 1, sizeof(*l->keys));
-    if (!l->keys) {
-        rc = -ENOMEM;
-        goto out;
-    }
-    for (size_t i = 0; i < n; i++) {
-        json_t *k = json_array_get(root, i);
-        if (!json_is_string(k)) {
-            rc = fail(err, errlen, -EBADMSG, "keys answer: element %zu is not a string", i);
-            goto out;
-        }
-        l->keys[i] = strndup(json_string_value(k), json_string_length(k));
-        if (!l->keys[i]) {
-            rc = -ENOMEM;
-            goto out;
-        }
-        l->n++;
-    }
-out:
-    json_decref(root);
+    if (!l)
+        return -ENOMEM;
+    int rc = parse_array(body, len, "keys", sizeof(*l->keys), key_fill, (void **)&l->keys, &l->n,
+                         err, errlen);
     if (rc) {
         consul_key_list_free(l);
         return rc;
@@ -345,39 +341,19 @@ static int health_from_json(json_t *o, struct consul_health_entry *e, char *err,
     return 0;
 }
 
+static int health_fill(json_t *elem, void *item, char *err, size_t errlen)
+{
+    return health_from_json(elem, item, err, errlen);
+}
+
 int consul_parse_health(const char *body, size_t len, struct consul_health_list **out, char *err,
                         size_t errlen)
 {
-    int rc = 0;
-    json_t *root = load(body, len, err, errlen);
-    if (!root)
-        return -EBADMSG;
     struct consul_health_list *l = calloc(1, sizeof(*l));
-    if (!l) {
-        rc = -ENOMEM;
-        goto out;
-    }
-    if (!json_is_array(root)) {
-        rc = fail(err, errlen, -EBADMSG, "health answer is not a JSON array");
-        goto out;
-    }
-    size_t n = json_array_size(root);
-    l->items = calloc(n ? n : 1, sizeof(*l->items));
-    if (!l->items) {
-        rc = -ENOMEM;
-        goto out;
-    }
-    for (size_t i = 0; i < n; i++) {
-        char sub[200] = "";
-        rc = health_from_json(json_array_get(root, i), &l->items[i], sub, sizeof(sub));
-        if (rc) {
-            fail(err, errlen, rc, "health entry %zu: %s", i, sub);
-            goto out;
-        }
-        l->n++;
-    }
-out:
-    json_decref(root);
+    if (!l)
+        return -ENOMEM;
+    int rc = parse_array(body, len, "health", sizeof(*l->items), health_fill, (void **)&l->items,
+                         &l->n, err, errlen);
     if (rc) {
         consul_health_list_free(l);
         return rc;

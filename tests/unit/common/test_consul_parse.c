@@ -96,7 +96,7 @@ START_TEST(test_keys_and_session_and_bool)
     ck_assert_str_eq(k->keys[0], "a/");
     consul_key_list_free(k);
     ck_assert_int_eq(consul_parse_keys(S("[\"a\",1]"), &k, err, sizeof(err)), -EBADMSG);
-    ck_assert_ptr_nonnull(strstr(err, "element 1"));
+    ck_assert_ptr_nonnull(strstr(err, "keys entry 1: not a string"));
 
     char *id = NULL;
     ck_assert_int_eq(consul_parse_session_id(S("{\"ID\":\"abc\"}"), &id, err, sizeof(err)), 0);
