@@ -136,17 +136,33 @@ int director_maps_from_fds(struct director_maps *m, int vips_fd, int table_fd, i
     return map_table(m);
 }
 
-static int open_pin(const char *dir, const char *name, int *fd)
+/* Open a pinned map and check that its layout is the one this build
+ * knows: a map pinned by another drover version is refused, not misread. */
+static int open_pin(const char *dir, const char *name, __u32 key_size, __u32 value_size, int *fd)
 {
+    struct bpf_map_info info = {0};
+    __u32 len = sizeof(info);
     char path[512];
+    int rc;
 
     snprintf(path, sizeof(path), "%s/%s", dir, name);
     *fd = bpf_obj_get(path);
     if (*fd < 0) {
-        int rc = -errno;
+        rc = -errno;
         log_error("director: cannot open pinned map %s: %s (is the director attached?)", path,
                   strerror(errno));
         return rc;
+    }
+    if (bpf_obj_get_info_by_fd(*fd, &info, &len) < 0) {
+        rc = -errno;
+        log_error("director: cannot read info of pinned map %s: %s", path, strerror(errno));
+        return rc;
+    }
+    if (info.key_size != key_size || info.value_size != value_size) {
+        log_error("director: pinned map %s has key/value size %u/%u, this build expects %u/%u "
+                  "(maps version %d): detach and attach again",
+                  path, info.key_size, info.value_size, key_size, value_size, DROVER_MAPS_VERSION);
+        return -EPROTO;
     }
     return 0;
 }
@@ -157,6 +173,10 @@ int director_maps_open_pinned(const char *dir, struct director_maps *m)
                   &m->gen_cfg_fd, &m->active_fd, &m->stats_fd};
     const char *names[] = {DIRECTOR_MAP_VIPS,    DIRECTOR_MAP_TABLE,  DIRECTOR_MAP_PROXIES,
                            DIRECTOR_MAP_GEN_CFG, DIRECTOR_MAP_ACTIVE, DIRECTOR_MAP_STATS};
+    const __u32 keys[] = {sizeof(struct drover_vip_key), 4, 4, 4, 4, 4};
+    const __u32 values[] = {sizeof(struct drover_vip_value), sizeof(struct drover_row),
+                            sizeof(struct drover_proxy),     sizeof(struct drover_gen_config),
+                            sizeof(struct drover_active),    sizeof(struct drover_stats)};
     int rc = 0;
 
     memset(m, 0, sizeof(*m));
@@ -164,7 +184,7 @@ int director_maps_open_pinned(const char *dir, struct director_maps *m)
         *fds[i] = -1;
     m->owns_fds = 1;
     for (size_t i = 0; i < 6; i++) {
-        rc = open_pin(dir, names[i], fds[i]);
+        rc = open_pin(dir, names[i], keys[i], values[i], fds[i]);
         if (rc < 0)
             goto fail;
     }

@@ -460,6 +460,20 @@ START_TEST(test_no_proxy_drops)
 }
 END_TEST
 
+START_TEST(test_egress_redirect)
+{
+    struct pkt in, out;
+    uint32_t act;
+
+    gen.egress_ifindex = 1; /* lo: any device will do for the verdict */
+    publish();
+    pkt_build(&in, &V4_TCP);
+    ck_assert_int_eq(pkt_run(prog, &in, &out, &act, 0), 0);
+    ck_assert_uint_eq(act, 4 /* XDP_REDIRECT */);
+    ck_assert_uint_eq(stat(DROVER_STAT_ENCAP_V4), 1);
+}
+END_TEST
+
 START_TEST(test_no_config_passes)
 {
     struct pkt in;
@@ -638,6 +652,7 @@ int main(void)
     tcase_add_test(tc, test_icmp_ptb);
     tcase_add_test(tc, test_truncated_every_length);
     tcase_add_test(tc, test_no_proxy_drops);
+    tcase_add_test(tc, test_egress_redirect);
     tcase_add_test(tc, test_no_config_passes);
     tcase_add_test(tc, test_table_swap);
     tcase_add_test(tc, test_swap_under_traffic);

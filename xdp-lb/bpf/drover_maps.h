@@ -18,7 +18,9 @@
 #endif
 
 /* Bumped whenever a struct below changes layout or meaning. User space
- * refuses pinned maps whose drover_gen_config.version differs. */
+ * refuses pinned maps whose key/value sizes differ from this header's; the
+ * director ignores a generation whose drover_gen_config.version differs
+ * (pass_no_config), the decap program likewise for its config. */
 #define DROVER_MAPS_VERSION 1
 
 /* Forwarding table: 65,536 rows per generation, two generations. */
