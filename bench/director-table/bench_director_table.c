@@ -1,0 +1,207 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * bench_director_table: build time, balance and disruption of the director
+ * forwarding table (watcher/director_table.c) for 16 ... 1,024 proxies.
+ *
+ * For each size N (proxies "proxy-0000" ... with addresses 10.x.y.z, all
+ * active and healthy, weight 100, a fixed 16-byte seed):
+ *   - build time: median wall time of RUNS full builds (CLOCK_MONOTONIC);
+ *   - balance: max over proxies of primary rows / (65,536 / N);
+ *   - movement: for CHANGES different single changes (remove one proxy,
+ *     add one new proxy) the rows whose primary changed, minus the share
+ *     that must move (65,536 / larger N), as % of all rows; the worst is
+ *     reported, and secondary moves alongside;
+ *   - transitions of one proxy: flows broken (old primary is neither new
+ *     primary nor new secondary) for inactive->filling->active->draining->
+ *     inactive.
+ * Output: a human table, then BENCH lines.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "director_table.h"
+
+#define RUNS    7
+#define CHANGES 5
+
+static const uint8_t seed[16] = "drover-bench-k1";
+
+struct fleet {
+    size_t n;
+    char (*ids)[32];
+    char (*addrs)[32];
+    struct director_proxy_input *in;
+};
+
+static int fleet_init(struct fleet *f, size_t n)
+{
+    f->n = n;
+    f->ids = calloc(n + 1, sizeof(*f->ids));
+    f->addrs = calloc(n + 1, sizeof(*f->addrs));
+    f->in = calloc(n + 1, sizeof(*f->in));
+    if (!f->ids || !f->addrs || !f->in)
+        return -ENOMEM;
+    for (size_t i = 0; i <= n; i++) {
+        snprintf(f->ids[i], sizeof(f->ids[i]), "proxy-%04zu", i);
+        snprintf(f->addrs[i], sizeof(f->addrs[i]), "10.%zu.%zu.%zu", i >> 16, (i >> 8) & 255,
+                 i & 255);
+        f->in[i] = (struct director_proxy_input){.id = f->ids[i],
+                                                 .address = f->addrs[i],
+                                                 .state = DIRECTOR_PROXY_ACTIVE,
+                                                 .healthy = true};
+    }
+    return 0;
+}
+
+static void fleet_free(struct fleet *f)
+{
+    free(f->ids);
+    free(f->addrs);
+    free(f->in);
+}
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static struct director_table *build(const struct director_proxy_input *in, size_t n)
+{
+    struct director_table_config cfg = {.seed = seed, .seed_len = sizeof(seed)};
+    struct director_table *t = NULL;
+    char err[256];
+    int rc = director_table_build(&cfg, in, n, &t, err, sizeof(err));
+    if (rc < 0) {
+        fprintf(stderr, "bench: build of %zu proxies failed: %s (%s)\n", n, err, strerror(-rc));
+        exit(1);
+    }
+    return t;
+}
+
+struct size_result {
+    double build_ms, balance, moved_excess_pct, sec_moved_pct;
+    unsigned broken[4];
+};
+
+static void measure(size_t n, struct size_result *res)
+{
+    struct fleet f;
+    double times[RUNS];
+
+    if (fleet_init(&f, n) < 0) {
+        fprintf(stderr, "bench: out of memory\n");
+        exit(1);
+    }
+    struct director_table *base = NULL;
+    for (int i = 0; i < RUNS; i++) {
+        double t0 = now_ms();
+        struct director_table *t = build(f.in, n);
+        times[i] = now_ms() - t0;
+        if (base)
+            director_table_free(t);
+        else
+            base = t;
+    }
+    qsort(times, RUNS, sizeof(times[0]), cmp_double);
+    res->build_ms = times[RUNS / 2];
+    res->balance = base->balance_max_over_mean;
+
+    /* single changes: remove proxy k (spread over the fleet), add proxy n */
+    res->moved_excess_pct = -100;
+    res->sec_moved_pct = 0;
+    for (int c = 0; c < 2 * CHANGES; c++) {
+        struct director_table *t;
+        size_t larger = n;
+        struct director_table *from = base;
+        if (c < CHANGES) {
+            /* remove proxy k: N -> N-1 */
+            size_t k = (size_t)c * n / CHANGES;
+            struct director_proxy_input saved = f.in[k];
+            f.in[k] = f.in[n - 1];
+            t = build(f.in, n - 1);
+            f.in[k] = saved;
+        } else {
+            /* add a new proxy (a different one each time): N-1 -> N */
+            from = build(f.in, n - 1);
+            struct director_proxy_input saved = f.in[n - 1];
+            snprintf(f.ids[n], sizeof(f.ids[n]), "proxy-new-%d", c);
+            f.in[n - 1] = f.in[n];
+            t = build(f.in, n);
+            f.in[n - 1] = saved;
+        }
+        struct director_table_diff d;
+        director_table_diff(from, t, &d);
+        if (from != base)
+            director_table_free(from);
+        double must = (double)DIRECTOR_TABLE_ROWS / (double)larger;
+        double excess = 100.0 * (d.primary_moved - must) / DIRECTOR_TABLE_ROWS;
+        if (excess > res->moved_excess_pct)
+            res->moved_excess_pct = excess;
+        double sec = 100.0 * d.secondary_moved / DIRECTOR_TABLE_ROWS;
+        if (sec > res->sec_moved_pct)
+            res->sec_moved_pct = sec;
+        director_table_free(t);
+    }
+
+    /* lifecycle of one proxy among N-1 others */
+    static const enum director_proxy_state steps[] = {DIRECTOR_PROXY_FILLING, DIRECTOR_PROXY_ACTIVE,
+                                                      DIRECTOR_PROXY_DRAINING,
+                                                      DIRECTOR_PROXY_INACTIVE};
+    snprintf(f.ids[n], sizeof(f.ids[n]), "proxy-cycle");
+    f.in[n - 1] = f.in[n];
+    f.in[n - 1].state = DIRECTOR_PROXY_INACTIVE;
+    struct director_table *prev = build(f.in, n);
+    for (int s = 0; s < 4; s++) {
+        f.in[n - 1].state = steps[s];
+        struct director_table *t = build(f.in, n);
+        struct director_table_diff d;
+        director_table_diff(prev, t, &d);
+        res->broken[s] = d.flows_broken;
+        director_table_free(prev);
+        prev = t;
+    }
+    director_table_free(prev);
+    director_table_free(base);
+    fleet_free(&f);
+}
+
+int main(void)
+{
+    static const size_t sizes[] = {16, 32, 64, 128, 256, 512, 1000, 1024};
+    struct size_result res[sizeof(sizes) / sizeof(sizes[0])];
+    double worst_excess = -100;
+
+    printf("method: director_table_build() on N active healthy proxies, weight 100,\n"
+           "  fixed seed; build time = median of %d builds; balance = max primary rows /\n"
+           "  (65536/N); moved excess = worst over %d removals + %d additions of\n"
+           "  (rows whose primary changed - 65536/larger N) in %% of rows; broken = rows\n"
+           "  whose old primary is neither new primary nor secondary, for one extra\n"
+           "  proxy going inactive->filling->active->draining->inactive.\n\n",
+           RUNS, CHANGES, CHANGES);
+    printf("%6s %10s %9s %12s %11s %s\n", "N", "build_ms", "max/mean", "moved_exc%", "sec_moved%",
+           "broken fill/act/drain/inact");
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        measure(sizes[i], &res[i]);
+        printf("%6zu %10.2f %9.4f %12.3f %11.3f %u/%u/%u/%u\n", sizes[i], res[i].build_ms,
+               res[i].balance, res[i].moved_excess_pct, res[i].sec_moved_pct, res[i].broken[0],
+               res[i].broken[1], res[i].broken[2], res[i].broken[3]);
+        if (res[i].moved_excess_pct > worst_excess)
+            worst_excess = res[i].moved_excess_pct;
+    }
+    printf("\nBENCH table_build_1000_ms %.2f\n", res[6].build_ms);
+    printf("BENCH table_balance_max_over_mean_256 %.4f\n", res[4].balance);
+    printf("BENCH table_balance_max_over_mean_1024 %.4f\n", res[7].balance);
+    printf("BENCH table_moved_excess_pct %.3f\n", worst_excess);
+    return 0;
+}

@@ -1,0 +1,1204 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * director_table: the forwarding table builder. docs/director-table.md is
+ * the specification; this comment only maps it onto the code.
+ *
+ * 1. validate() and canonical order (proxies sorted by id).
+ * 2. choose_sets(): the primary set B (first non-empty health/state tier),
+ *    draining set D, filling set F, and H = every proxy the table may use.
+ * 3. generate(): each proxy of H owns a Poisson process of (row, arrival)
+ *    points with intensity = weight per row, drawn from a keyed stream
+ *    (SipHash-derived key per proxy). Only arrivals up to a horizon are
+ *    drawn; build_lists() files them per row, sorted by arrival, keeping
+ *    each proxy's first arrival. If any later step needs a candidate
+ *    beyond the horizon it reports -EAGAIN and the build doubles the
+ *    horizon and starts over, so results never depend on the horizon.
+ * 4. match(): the stable matching of rows (preferring early arrivals) to
+ *    proxies (capacity-limited, preferring rows where they arrive early),
+ *    by deferred acceptance. With one common order of (row, proxy) pairs
+ *    this matching is unique, whatever order rows propose in.
+ * 5. failover(): for each primary P, the rows of P re-propose with P
+ *    removed and every other proxy keeping its rows and capacity; where
+ *    they land is their failover secondary. Undone after each P.
+ * 6. combine rows, count, checksum.
+ *
+ * Everything is integer arithmetic on fixed-width types, so the table is
+ * the same on every platform and compiler.
+ */
+#include "director_table.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#include "siphash.h"
+
+#define ROWS DIRECTOR_TABLE_ROWS
+#define NONE DIRECTOR_TABLE_NONE
+
+#define CHECKSUM_VERSION 1u
+/* Arrival times are drawn as fixed point with 48 fraction bits (Q16.48);
+ * a candidate is the arrival rounded down to 2^-38 with the proxy index in
+ * the low PROXY_BITS, so one 64-bit compare orders (arrival, proxy). */
+#define ARRIVAL_FRAC_BITS 48
+#define PROXY_BITS        10
+#define PROXY_MASK        ((1u << PROXY_BITS) - 1)
+_Static_assert(DIRECTOR_TABLE_MAX_PROXIES <= (1u << PROXY_BITS), "proxy index must fit PROXY_BITS");
+/* Mean arrivals per row of primary-set proxies drawn at first. Rows that
+ * need more get their block drawn further (row_short); this only trades
+ * drawing against redrawing, results never depend on it. */
+#define FIRST_LAMBDA  12u
+#define LOG2_TAB_BITS 10
+#define LOG2_TAB_SIZE (1u << LOG2_TAB_BITS)
+
+/* Rows are drawn in blocks of 256 so a block's lists stay in cache and a
+ * block whose rows ran short can be redrawn alone. */
+#define BLOCK_BITS 8
+#define BLOCK_ROWS (1u << BLOCK_BITS)
+#define BLOCKS     (ROWS / BLOCK_ROWS)
+
+struct block {
+    uint64_t horizon; /* arrivals up to here are drawn (Q16.48) */
+    uint64_t *cand;   /* candidates of the block's rows, see PROXY_BITS */
+    uint32_t cap;
+};
+
+struct held {
+    uint64_t cand; /* the candidate (arrival, proxy) that placed the row */
+    uint32_t row;
+};
+
+struct saved_row {
+    uint32_t row, pos;
+    uint16_t assign;
+};
+
+struct saved_len {
+    uint32_t proxy, len;
+};
+
+struct saved_slot {
+    uint32_t slot; /* index into heap[] */
+    struct held old;
+};
+
+struct builder {
+    uint32_t n;
+    struct director_table_proxy *px; /* canonical, owned by the table */
+    uint64_t *k1, *k2;               /* per proxy stream keys */
+    uint64_t *recip;                 /* per proxy 2^32 / weight */
+    uint32_t log2_tab[LOG2_TAB_SIZE + 1];
+    unsigned load_permille;
+
+    uint8_t *in_b, *in_d, *in_f, *in_h; /* set membership per proxy */
+    uint32_t nb, nd, nf, nh;
+    uint64_t wsum_b;
+
+    /* candidates of the block being drawn, in drawing order */
+    uint64_t *pt_cand;
+    uint8_t *pt_row; /* row within the block */
+    size_t pt_len, pt_cap;
+
+    /* row r's candidates: blocks[r / BLOCK_ROWS].cand[row_start[r] ..
+     * row_start[r] + row_len[r]), sorted, one per proxy */
+    struct block blocks[BLOCKS];
+    uint32_t *row_start, *row_len;
+    uint32_t *stamp; /* per proxy: stamp of the last row that listed it */
+    uint32_t stamp_seq;
+    uint32_t blocks_extended;
+
+    /* matching state: row -> proxy, and per proxy a max-heap of its rows */
+    uint8_t *in_set;
+    uint32_t set_size;
+    uint16_t *assign;
+    uint32_t *pos; /* index in the row's list of assign[] (or next to try) */
+    uint32_t *cap, *hoff, *hlen;
+    struct held *heap;
+    size_t heap_cap;
+    uint32_t *stack;
+
+    /* undo journal of a failover cascade */
+    bool journaling;
+    uint32_t epoch;
+    uint32_t *row_epoch, *px_epoch;
+    struct saved_row *jrow; /* ROWS */
+    size_t njrow;
+    struct saved_len *jlen; /* n */
+    size_t njlen;
+    struct saved_slot *jslot; /* grows */
+    size_t njslot, jslot_cap;
+
+    /* per-row results */
+    uint16_t *prim, *fo, *dr, *fr;
+};
+
+/* ---- errors --------------------------------------------------------- */
+
+static int fail(char *err, size_t err_len, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int fail(char *err, size_t err_len, int rc, const char *fmt, ...)
+{
+    if (err && err_len > 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, err_len, fmt, ap);
+        va_end(ap);
+    }
+    return rc;
+}
+
+/* Copy of an id safe to print: at most 64 bytes, odd bytes as '?'. */
+static const char *printable_id(const char *id, char buf[72])
+{
+    size_t i = 0;
+    if (!id)
+        return "(null)";
+    for (; id[i] && i < 64; i++)
+        buf[i] = (id[i] >= 0x21 && id[i] <= 0x7e) ? id[i] : '?';
+    if (id[i]) {
+        memcpy(buf + i, "...", 3);
+        i += 3;
+    }
+    buf[i] = 0;
+    return buf;
+}
+
+/* ---- arithmetic ------------------------------------------------------ */
+
+/* Stafford's "Mix13" 64-bit finaliser: every input bit affects every
+ * output bit; cheap enough to run once per candidate. */
+static inline uint64_t mix64(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+/* log2(x / 2^31) for x in [2^31, 2^32), as Q32, by repeated squaring:
+ * exact integer steps, so every platform gets the same table. */
+static uint32_t log2_frac_q32(uint64_t x)
+{
+    uint32_t r = 0;
+    for (int bit = 31; bit >= 0; bit--) {
+        x = (x * x) >> 31;
+        if (x >= (1ULL << 32)) {
+            x >>= 1;
+            r |= 1u << bit;
+        }
+    }
+    return r;
+}
+
+static void log2_table_init(uint32_t tab[LOG2_TAB_SIZE + 1])
+{
+    for (uint32_t i = 0; i < LOG2_TAB_SIZE; i++)
+        tab[i] = log2_frac_q32((1ULL << 31) + ((uint64_t)i << (31 - LOG2_TAB_BITS)));
+    tab[LOG2_TAB_SIZE] = 0xffffffffu; /* log2(2) = 1.0, saturated into 32 bits */
+}
+
+/* -log2(u / 2^48) as Q32, for u in [1, 2^48]: an exponential variate (in
+ * units of ln 2) from a uniform one. Table plus linear interpolation;
+ * absolute error below 2^-21, far below what could bias a row. */
+static inline uint64_t neglog2_q32(const uint32_t *tab, uint64_t u)
+{
+    unsigned msb = 63u - (unsigned)__builtin_clzll(u);
+    uint64_t m = u << (63 - msb); /* 1.f with the 1 at bit 63 */
+    uint32_t idx = (uint32_t)(m >> (63 - LOG2_TAB_BITS)) & (LOG2_TAB_SIZE - 1);
+    uint64_t t = (m >> (63 - LOG2_TAB_BITS - 32)) & 0xffffffffu;
+    uint64_t lo = tab[idx], hi = tab[idx + 1];
+    uint64_t frac = lo + (((hi - lo) * t) >> 32);
+    uint64_t lg = ((uint64_t)msb << 32) + frac;
+    uint64_t top = 48ULL << 32;
+    return lg >= top ? 0 : top - lg;
+}
+
+/* ---- validation and canonical order ------------------------------------ */
+
+static int cmp_id(const void *a, const void *b, void *arg)
+{
+    const struct director_proxy_input *in = arg;
+    const uint32_t *x = a, *y = b;
+    return strcmp(in[*x].id, in[*y].id);
+}
+
+static int cmp_addr(const void *a, const void *b, void *arg)
+{
+    const struct director_table_proxy *px = arg;
+    const uint32_t *x = a, *y = b;
+    if (px[*x].family != px[*y].family)
+        return px[*x].family < px[*y].family ? -1 : 1;
+    return memcmp(px[*x].addr, px[*y].addr, 16);
+}
+
+static int validate_one(const struct director_proxy_input *p, size_t i, char *err, size_t err_len)
+{
+    char buf[72];
+    size_t len;
+
+    if (!p->id || !p->id[0])
+        return fail(err, err_len, -EINVAL, "proxy #%zu: empty id", i);
+    len = strlen(p->id);
+    if (len > DIRECTOR_TABLE_ID_MAX)
+        return fail(err, err_len, -EINVAL, "proxy #%zu \"%s\": id longer than %u bytes", i,
+                    printable_id(p->id, buf), DIRECTOR_TABLE_ID_MAX);
+    for (size_t k = 0; k < len; k++) {
+        unsigned char c = (unsigned char)p->id[k];
+        if (c < 0x21 || c > 0x7e)
+            return fail(err, err_len, -EINVAL,
+                        "proxy #%zu \"%s\": id has a byte 0x%02x that is not printable ASCII", i,
+                        printable_id(p->id, buf), c);
+    }
+    if ((unsigned)p->state > DIRECTOR_PROXY_DRAINING)
+        return fail(err, err_len, -EINVAL, "proxy \"%s\": unknown state %d",
+                    printable_id(p->id, buf), (int)p->state);
+    if (p->weight > DIRECTOR_TABLE_MAX_WEIGHT)
+        return fail(err, err_len, -EINVAL, "proxy \"%s\": weight %u above %u",
+                    printable_id(p->id, buf), p->weight, DIRECTOR_TABLE_MAX_WEIGHT);
+    return 0;
+}
+
+static int parse_address(const char *text, struct director_table_proxy *out)
+{
+    if (!text)
+        return -EINVAL;
+    memset(out->addr, 0, sizeof(out->addr));
+    if (inet_pton(AF_INET, text, out->addr) == 1) {
+        out->family = AF_INET;
+        return 0;
+    }
+    if (inet_pton(AF_INET6, text, out->addr) == 1) {
+        out->family = AF_INET6;
+        return 0;
+    }
+    return -EINVAL;
+}
+
+/* Validates the input and fills px[] in canonical order; order[c] is the
+ * input index of canonical proxy c. */
+static int canonicalize(const struct director_proxy_input *in, size_t count,
+                        struct director_table_proxy *px, uint32_t *order, char *err, size_t err_len)
+{
+    char b1[72], b2[72];
+    uint32_t *byaddr = NULL;
+    uint32_t nlive = 0;
+    int rc;
+
+    for (size_t i = 0; i < count; i++) {
+        rc = validate_one(&in[i], i, err, err_len);
+        if (rc < 0)
+            return rc;
+        order[i] = (uint32_t)i;
+    }
+    qsort_r(order, count, sizeof(*order), cmp_id, (void *)in);
+    for (size_t c = 0; c < count; c++) {
+        const struct director_proxy_input *p = &in[order[c]];
+        if (c > 0 && strcmp(in[order[c - 1]].id, p->id) == 0)
+            return fail(err, err_len, -EINVAL, "proxies #%u and #%u: duplicate id \"%s\"",
+                        order[c - 1], order[c], printable_id(p->id, b1));
+        memset(&px[c], 0, sizeof(px[c]));
+        memcpy(px[c].id, p->id, strlen(p->id) + 1);
+        if (parse_address(p->address, &px[c]) < 0)
+            return fail(err, err_len, -EINVAL,
+                        "proxy \"%s\": address \"%s\" is neither IPv4 nor IPv6",
+                        printable_id(p->id, b1), printable_id(p->address, b2));
+        px[c].state = p->state;
+        px[c].healthy = p->healthy;
+        px[c].weight = p->weight ? p->weight : DIRECTOR_TABLE_DEFAULT_WEIGHT;
+    }
+
+    /* Two live proxies on one address would split that host's share into
+     * two and make second chance loop back to itself. An inactive entry
+     * may share an address (a host being renamed). */
+    byaddr = malloc((count ? count : 1) * sizeof(*byaddr));
+    if (!byaddr)
+        return fail(err, err_len, -ENOMEM, "out of memory checking %zu proxy addresses", count);
+    for (uint32_t c = 0; c < count; c++)
+        if (px[c].state != DIRECTOR_PROXY_INACTIVE)
+            byaddr[nlive++] = c;
+    qsort_r(byaddr, nlive, sizeof(*byaddr), cmp_addr, px);
+    rc = 0;
+    for (uint32_t k = 1; k < nlive; k++) {
+        if (cmp_addr(&byaddr[k - 1], &byaddr[k], px) == 0) {
+            char text[INET6_ADDRSTRLEN];
+            inet_ntop(px[byaddr[k]].family, px[byaddr[k]].addr, text, sizeof(text));
+            rc = fail(err, err_len, -EINVAL, "proxies \"%s\" and \"%s\": same address %s",
+                      printable_id(px[byaddr[k - 1]].id, b1), printable_id(px[byaddr[k]].id, b2),
+                      text);
+            break;
+        }
+    }
+    free(byaddr);
+    return rc;
+}
+
+/* ---- sets --------------------------------------------------------------- */
+
+/* Picks the primary set B by tier and the draining/filling/usable sets. */
+static enum director_table_tier choose_sets(struct builder *b)
+{
+    enum director_table_tier tier;
+    uint32_t healthy_active = 0, healthy_live = 0, active = 0, live = 0;
+
+    for (uint32_t p = 0; p < b->n; p++) {
+        const struct director_table_proxy *x = &b->px[p];
+        if (x->state == DIRECTOR_PROXY_INACTIVE)
+            continue;
+        live++;
+        active += x->state == DIRECTOR_PROXY_ACTIVE;
+        healthy_live += x->healthy;
+        healthy_active += x->healthy && x->state == DIRECTOR_PROXY_ACTIVE;
+    }
+    if (healthy_active)
+        tier = DIRECTOR_TIER_HEALTHY_ACTIVE;
+    else if (healthy_live)
+        tier = DIRECTOR_TIER_HEALTHY_STANDBY;
+    else if (active)
+        tier = DIRECTOR_TIER_UNHEALTHY_ACTIVE;
+    else if (live)
+        tier = DIRECTOR_TIER_UNHEALTHY_ANY;
+    else
+        return DIRECTOR_TIER_EMPTY;
+
+    b->nb = b->nd = b->nf = b->nh = 0;
+    b->wsum_b = 0;
+    for (uint32_t p = 0; p < b->n; p++) {
+        const struct director_table_proxy *x = &b->px[p];
+        bool live_p = x->state != DIRECTOR_PROXY_INACTIVE;
+        /* healthy tiers only ever use healthy proxies */
+        bool usable = live_p && (x->healthy || tier >= DIRECTOR_TIER_UNHEALTHY_ACTIVE);
+        bool in_b, in_d = false, in_f = false;
+
+        switch (tier) {
+        case DIRECTOR_TIER_HEALTHY_ACTIVE:
+        case DIRECTOR_TIER_UNHEALTHY_ACTIVE:
+            in_b = usable && x->state == DIRECTOR_PROXY_ACTIVE;
+            in_d = usable && x->state == DIRECTOR_PROXY_DRAINING;
+            in_f = usable && x->state == DIRECTOR_PROXY_FILLING;
+            break;
+        default: /* standby tiers: every usable proxy is a primary */
+            in_b = usable;
+            break;
+        }
+        b->in_b[p] = in_b;
+        b->in_d[p] = in_d;
+        b->in_f[p] = in_f;
+        b->in_h[p] = usable;
+        b->nb += in_b;
+        b->nd += in_d;
+        b->nf += in_f;
+        b->nh += usable;
+        if (in_b)
+            b->wsum_b += x->weight;
+    }
+    return tier;
+}
+
+/* ---- candidate generation ------------------------------------------- */
+
+static void derive_keys(struct builder *b, const struct director_table_config *cfg)
+{
+    static const uint8_t zero[SIPHASH_KEY_LEN];
+    uint8_t table_key[SIPHASH_KEY_LEN];
+    struct siphash_state st;
+
+    /* The seed may have any length: reduce it to a SipHash key, one
+     * domain-separated hash per half. */
+    for (int half = 0; half < 2; half++) {
+        uint8_t tag = (uint8_t)(half + 1);
+        siphash24_init(&st, zero);
+        siphash24_update(&st, &tag, 1);
+        if (cfg && cfg->seed_len)
+            siphash24_update(&st, cfg->seed, cfg->seed_len);
+        uint64_t v = siphash24_final(&st);
+        for (int k = 0; k < 8; k++)
+            table_key[half * 8 + k] = (uint8_t)(v >> (8 * k));
+    }
+    for (uint32_t p = 0; p < b->n; p++) {
+        size_t len = strlen(b->px[p].id);
+        for (int half = 0; half < 2; half++) {
+            uint8_t tag = (uint8_t)(half + 1);
+            siphash24_init(&st, table_key);
+            siphash24_update(&st, &tag, 1);
+            siphash24_update(&st, b->px[p].id, len);
+            uint64_t v = siphash24_final(&st);
+            if (half == 0)
+                b->k1[p] = v;
+            else
+                b->k2[p] = v;
+        }
+    }
+}
+
+static int points_reserve(struct builder *b, size_t want)
+{
+    if (want <= b->pt_cap)
+        return 0;
+    size_t cap = b->pt_cap ? b->pt_cap : 1u << 14;
+    while (cap < want)
+        cap *= 2;
+    uint64_t *e = realloc(b->pt_cand, cap * sizeof(*e));
+    if (!e)
+        return -ENOMEM;
+    b->pt_cand = e;
+    uint8_t *r = realloc(b->pt_row, cap * sizeof(*r));
+    if (!r)
+        return -ENOMEM;
+    b->pt_row = r;
+    b->pt_cap = cap;
+    return 0;
+}
+
+/* Draws every arrival up to the block's horizon of every usable proxy in
+ * the rows of block k, and files them per row, sorted, keeping each
+ * proxy's first arrival in a row.
+ *
+ * Draw i of proxy p in block k is x = mix64((k1 + (k * 2^40 + i) * golden)
+ * ^ k2): bits 63..56 pick the row within the block, bits 47..0 a uniform u
+ * whose -log2(u), divided by weight * 256, is the gap to p's previous
+ * arrival in the block. So each row sees arrivals of p at rate weight(p),
+ * independently of every other row and proxy. Working block by block keeps
+ * the scatter and the sort in cache. */
+static int generate_block(struct builder *b, uint32_t k)
+{
+    struct block *bk = &b->blocks[k];
+    uint32_t *start = b->row_start + k * BLOCK_ROWS, *len = b->row_len + k * BLOCK_ROWS;
+    int rc;
+
+    b->pt_len = 0;
+    for (uint32_t p = 0; p < b->n; p++) {
+        if (!b->in_h[p])
+            continue;
+        uint64_t recip = b->recip[p], k1 = b->k1[p], k2 = b->k2[p];
+        uint64_t e = 0, base = (uint64_t)k << 40;
+        for (uint64_t i = 0;; i++) {
+            uint64_t x = mix64((k1 + (base + i) * 0x9e3779b97f4a7c15ULL) ^ k2);
+            uint64_t u = (x & ((1ULL << 48) - 1)) + 1;
+            /* Q8.24 exponential times 2^32/w, >> 16: the Q16.48 gap for
+             * rate w per row over the block's 2^8 rows; below 2^62 */
+            uint64_t gap = ((neglog2_q32(b->log2_tab, u) >> 8) * recip) >> 16;
+            if (gap > bk->horizon - e)
+                break;
+            e += gap;
+            if (b->pt_len == b->pt_cap && (rc = points_reserve(b, b->pt_len + 1)) < 0)
+                return rc;
+            b->pt_cand[b->pt_len] = (e >> PROXY_BITS) << PROXY_BITS | p;
+            b->pt_row[b->pt_len] = (uint8_t)(x >> 56);
+            b->pt_len++;
+        }
+    }
+
+    if (b->pt_len > bk->cap) {
+        uint32_t cap = (uint32_t)(b->pt_len + b->pt_len / 4);
+        uint64_t *c = realloc(bk->cand, cap * sizeof(*c));
+        if (!c)
+            return -ENOMEM;
+        bk->cand = c;
+        bk->cap = cap;
+    }
+    memset(len, 0, BLOCK_ROWS * sizeof(*len));
+    for (size_t i = 0; i < b->pt_len; i++)
+        len[b->pt_row[i]]++;
+    uint32_t acc = 0;
+    for (uint32_t r = 0; r < BLOCK_ROWS; r++) {
+        start[r] = acc;
+        acc += len[r];
+        len[r] = 0;
+    }
+    uint64_t *cand = bk->cand;
+    for (size_t i = 0; i < b->pt_len; i++)
+        cand[start[b->pt_row[i]] + len[b->pt_row[i]]++] = b->pt_cand[i];
+    for (uint32_t r = 0; r < BLOCK_ROWS; r++) {
+        uint64_t *c = cand + start[r];
+        uint32_t n = len[r];
+        /* insertion sort: rows hold a dozen or two entries */
+        for (uint32_t i = 1; i < n; i++) {
+            uint64_t v = c[i];
+            uint32_t j = i;
+            for (; j > 0 && c[j - 1] > v; j--)
+                c[j] = c[j - 1];
+            c[j] = v;
+        }
+        /* a fresh stamp per row filed, never reused within a build */
+        uint32_t stamp = ++b->stamp_seq, out = 0;
+        for (uint32_t i = 0; i < n; i++) {
+            uint32_t p = (uint32_t)(c[i] & PROXY_MASK);
+            if (b->stamp[p] == stamp)
+                continue; /* a later arrival of a proxy already listed */
+            b->stamp[p] = stamp;
+            c[out++] = c[i];
+        }
+        len[r] = out;
+    }
+    return 0;
+}
+
+/* ---- matching ------------------------------------------------------- */
+
+static void set_use(struct builder *b, const uint8_t *a, const uint8_t *c)
+{
+    b->set_size = 0;
+    for (uint32_t p = 0; p < b->n; p++) {
+        b->in_set[p] = a[p] || (c && c[p]);
+        b->set_size += b->in_set[p];
+    }
+}
+
+/* Capacity of each set member: its weighted share of the rows times the
+ * load factor, rounded down, at least 1. The load factor is raised if
+ * needed so the capacities add up to at least ROWS. */
+static int set_capacities(struct builder *b)
+{
+    uint64_t wsum = 0, total = 0;
+    uint64_t permille = b->load_permille;
+
+    for (uint32_t p = 0; p < b->n; p++)
+        if (b->in_set[p])
+            wsum += b->px[p].weight;
+    uint64_t floor_pm = 1000 + (1000ULL * b->set_size + ROWS - 1) / ROWS;
+    if (permille < floor_pm)
+        permille = floor_pm;
+    for (uint32_t p = 0; p < b->n; p++) {
+        b->hlen[p] = 0;
+        b->hoff[p] = (uint32_t)total;
+        if (!b->in_set[p]) {
+            b->cap[p] = 0;
+            continue;
+        }
+        uint64_t c = permille * ROWS * b->px[p].weight / (1000 * wsum);
+        b->cap[p] = (uint32_t)(c == 0 ? 1 : c > ROWS ? ROWS : c);
+        total += b->cap[p];
+    }
+    if (total > b->heap_cap) {
+        struct held *h = realloc(b->heap, total * sizeof(*h));
+        if (!h)
+            return -ENOMEM;
+        b->heap = h;
+        b->heap_cap = total;
+    }
+    return 0;
+}
+
+static void journal_row(struct builder *b, uint32_t r)
+{
+    if (!b->journaling || b->row_epoch[r] == b->epoch)
+        return;
+    b->row_epoch[r] = b->epoch;
+    b->jrow[b->njrow++] = (struct saved_row){.row = r, .pos = b->pos[r], .assign = b->assign[r]};
+}
+
+static void journal_len(struct builder *b, uint32_t q)
+{
+    if (!b->journaling || b->px_epoch[q] == b->epoch)
+        return;
+    b->px_epoch[q] = b->epoch;
+    b->jlen[b->njlen++] = (struct saved_len){.proxy = q, .len = b->hlen[q]};
+}
+
+/* Every heap write goes through here so a cascade can be undone. */
+static int heap_set(struct builder *b, uint32_t slot, uint64_t cand, uint32_t row)
+{
+    if (b->journaling) {
+        if (b->njslot == b->jslot_cap) {
+            size_t cap = b->jslot_cap ? 2 * b->jslot_cap : 4096;
+            struct saved_slot *j = realloc(b->jslot, cap * sizeof(*j));
+            if (!j)
+                return -ENOMEM;
+            b->jslot = j;
+            b->jslot_cap = cap;
+        }
+        b->jslot[b->njslot++] = (struct saved_slot){.slot = slot, .old = b->heap[slot]};
+    }
+    b->heap[slot].cand = cand;
+    b->heap[slot].row = row;
+    return 0;
+}
+
+static inline bool held_after(uint64_t c1, uint32_t r1, uint64_t c2, uint32_t r2)
+{
+    return c1 > c2 || (c1 == c2 && r1 > r2);
+}
+
+/* Proxy q's rows form a max-heap by (candidate, row): the top is the row
+ * q gives up first. */
+static int heap_push(struct builder *b, uint32_t q, uint64_t cand, uint32_t row)
+{
+    struct held *h = b->heap + b->hoff[q];
+    uint32_t i;
+    int rc;
+
+    journal_len(b, q);
+    i = b->hlen[q]++;
+    while (i > 0) {
+        uint32_t parent = (i - 1) / 2;
+        if (!held_after(cand, row, h[parent].cand, h[parent].row))
+            break;
+        if ((rc = heap_set(b, b->hoff[q] + i, h[parent].cand, h[parent].row)) < 0)
+            return rc;
+        i = parent;
+    }
+    return heap_set(b, b->hoff[q] + i, cand, row);
+}
+
+static int heap_replace_top(struct builder *b, uint32_t q, uint64_t cand, uint32_t row)
+{
+    const struct held *h = b->heap + b->hoff[q];
+    uint32_t len = b->hlen[q], i = 0;
+    int rc;
+
+    for (;;) {
+        uint32_t l = 2 * i + 1, m = i;
+        uint64_t mc = cand;
+        uint32_t mr = row;
+        if (l < len && held_after(h[l].cand, h[l].row, mc, mr)) {
+            m = l;
+            mc = h[l].cand;
+            mr = h[l].row;
+        }
+        if (l + 1 < len && held_after(h[l + 1].cand, h[l + 1].row, mc, mr))
+            m = l + 1;
+        if (m == i)
+            break;
+        if ((rc = heap_set(b, b->hoff[q] + i, h[m].cand, h[m].row)) < 0)
+            return rc;
+        i = m;
+    }
+    return heap_set(b, b->hoff[q] + i, cand, row);
+}
+
+static inline const uint64_t *row_cands(const struct builder *b, uint32_t r)
+{
+    return b->blocks[r >> BLOCK_BITS].cand + b->row_start[r];
+}
+
+static inline uint32_t cand_proxy(uint64_t cand)
+{
+    return (uint32_t)(cand & PROXY_MASK);
+}
+
+static bool row_complete(const struct builder *b, uint32_t r, const uint8_t *set, uint32_t size)
+{
+    const uint64_t *c = row_cands(b, r);
+    uint32_t seen = 0;
+    for (uint32_t i = 0; i < b->row_len[r]; i++)
+        seen += set[cand_proxy(c[i])];
+    return seen == size;
+}
+
+/* Row r needs candidates beyond its block's horizon: redraw the block to
+ * twice the horizon. Every new arrival is later than every old one, so
+ * each row's old list is a prefix of its new list: positions into the
+ * lists and the matching built so far stay valid. */
+static int row_short(struct builder *b, uint32_t r)
+{
+    struct block *bk = &b->blocks[r >> BLOCK_BITS];
+    if (bk->horizon > UINT64_MAX / 4)
+        return -EOVERFLOW; /* cannot happen with at least one usable proxy */
+    bk->horizon *= 2;
+    b->blocks_extended++;
+    return generate_block(b, r >> BLOCK_BITS);
+}
+
+/* Deferred acceptance for the rows on the stack: each proposes to its next
+ * candidate in the set; a proxy under capacity accepts, a full one keeps
+ * the earlier of the newcomer and its latest row and releases the other.
+ * A row that runs out of drawn candidates gets its block drawn further. */
+static int propose(struct builder *b, uint32_t sp)
+{
+    int rc;
+
+    while (sp > 0) {
+        uint32_t r = b->stack[--sp];
+        uint32_t i = b->pos[r], end = b->row_len[r];
+        const uint64_t *c = row_cands(b, r);
+
+        journal_row(b, r);
+        for (;; i++) {
+            while (i < end && !b->in_set[cand_proxy(c[i])])
+                i++;
+            if (i == end) {
+                /* every member is full of better rows, or more must be drawn */
+                if (row_complete(b, r, b->in_set, b->set_size)) {
+                    b->pos[r] = i;
+                    b->assign[r] = NONE;
+                    break;
+                }
+                if ((rc = row_short(b, r)) < 0)
+                    return rc;
+                c = row_cands(b, r);
+                end = b->row_len[r];
+                i--; /* retry position i with the longer list */
+                continue;
+            }
+            uint32_t q = cand_proxy(c[i]);
+            const struct held *top = b->heap + b->hoff[q];
+            if (b->hlen[q] < b->cap[q]) {
+                if ((rc = heap_push(b, q, c[i], r)) < 0)
+                    return rc;
+            } else if (held_after(top->cand, top->row, c[i], r)) {
+                uint32_t out = top->row;
+                journal_row(b, out);
+                if ((rc = heap_replace_top(b, q, c[i], r)) < 0)
+                    return rc;
+                b->assign[out] = NONE;
+                b->pos[out]++;
+                b->stack[sp++] = out;
+            } else {
+                continue;
+            }
+            b->assign[r] = (uint16_t)q;
+            b->pos[r] = i;
+            break;
+        }
+    }
+    return 0;
+}
+
+/* The stable matching of all rows to the current set, copied to result. */
+static int match(struct builder *b, uint16_t *result)
+{
+    int rc = set_capacities(b);
+    if (rc < 0)
+        return rc;
+    for (uint32_t r = 0; r < ROWS; r++) {
+        b->assign[r] = NONE;
+        b->pos[r] = 0;
+        b->stack[r] = ROWS - 1 - r;
+    }
+    b->journaling = false;
+    rc = propose(b, ROWS);
+    if (rc < 0)
+        return rc;
+    memcpy(result, b->assign, ROWS * sizeof(*result));
+    return 0;
+}
+
+/* With the matching of B in place: for each member P, where P's rows go
+ * when P is removed and every other proxy keeps its rows and capacity. */
+static int failover(struct builder *b)
+{
+    int rc = 0;
+
+    for (uint32_t r = 0; r < ROWS; r++)
+        b->fo[r] = NONE;
+    b->journaling = true;
+    for (uint32_t p = 0; p < b->n && rc == 0; p++) {
+        if (!b->in_set[p] || b->hlen[p] == 0)
+            continue;
+        /* P's heap is not touched while P is out of the set */
+        const struct held *mine = b->heap + b->hoff[p];
+        uint32_t nmine = b->hlen[p], sp = 0;
+
+        b->epoch++;
+        b->njrow = b->njlen = b->njslot = 0;
+        b->in_set[p] = 0;
+        b->set_size--;
+        for (uint32_t k = 0; k < nmine; k++) {
+            uint32_t r = mine[k].row;
+            journal_row(b, r);
+            b->assign[r] = NONE;
+            b->pos[r]++;
+            b->stack[sp++] = r;
+        }
+        rc = propose(b, sp);
+        for (uint32_t k = 0; k < nmine && rc == 0; k++)
+            b->fo[mine[k].row] = b->assign[mine[k].row];
+        /* undo, newest first */
+        for (size_t k = b->njslot; k-- > 0;)
+            b->heap[b->jslot[k].slot] = b->jslot[k].old;
+        for (size_t k = 0; k < b->njlen; k++)
+            b->hlen[b->jlen[k].proxy] = b->jlen[k].len;
+        for (size_t k = 0; k < b->njrow; k++) {
+            b->pos[b->jrow[k].row] = b->jrow[k].pos;
+            b->assign[b->jrow[k].row] = b->jrow[k].assign;
+        }
+        b->in_set[p] = 1;
+        b->set_size++;
+    }
+    b->journaling = false;
+    return rc;
+}
+
+/* The earliest-arriving usable proxy of row r other than `not`: the
+ * secondary of last resort. */
+static int best_other(struct builder *b, uint32_t r, uint16_t not, uint16_t *out)
+{
+    for (;;) {
+        const uint64_t *c = row_cands(b, r);
+        for (uint32_t i = 0; i < b->row_len[r]; i++) {
+            uint32_t p = cand_proxy(c[i]);
+            if (b->in_h[p] && p != not ) {
+                *out = (uint16_t)p;
+                return 0;
+            }
+        }
+        /* not drawn yet, unless the list already holds every usable proxy */
+        if (row_complete(b, r, b->in_h, b->nh)) {
+            *out = NONE;
+            return 0;
+        }
+        int rc = row_short(b, r);
+        if (rc < 0)
+            return rc;
+    }
+}
+
+/* Every result, rows filled in. */
+static int build_rows(struct builder *b, struct director_table_row *rows)
+{
+    int rc = 0;
+
+    for (uint32_t k = 0; k < BLOCKS; k++)
+        if ((rc = generate_block(b, k)) < 0)
+            return rc;
+    set_use(b, b->in_b, NULL);
+    rc = match(b, b->prim);
+    if (rc == 0)
+        rc = failover(b);
+    if (rc == 0 && b->nd) {
+        set_use(b, b->in_b, b->in_d);
+        rc = match(b, b->dr);
+    }
+    if (rc == 0 && b->nf) {
+        set_use(b, b->in_b, b->in_f);
+        rc = match(b, b->fr);
+    }
+    if (rc < 0)
+        return rc;
+
+    for (uint32_t r = 0; r < ROWS; r++) {
+        uint16_t p = b->prim[r], s = NONE;
+        /* 1. a draining proxy keeps the rows it had as primary */
+        if (b->nd && b->dr[r] != p)
+            s = b->dr[r];
+        /* 2. a filling proxy gets the rows it will have as primary */
+        if (s == NONE && b->nf && b->fr[r] != p)
+            s = b->fr[r];
+        /* 3. where the row goes if its primary fails */
+        if (s == NONE)
+            s = b->fo[r];
+        /* 4. last resort: the next usable proxy in the row's ranking */
+        if (s == NONE && (rc = best_other(b, r, p, &s)) < 0)
+            return rc;
+        rows[r].primary = p;
+        rows[r].secondary = s;
+    }
+    return 0;
+}
+
+static void builder_free(struct builder *b)
+{
+    free(b->k1);
+    free(b->in_b);
+    free(b->pt_cand);
+    free(b->pt_row);
+    free(b->row_start);
+    for (uint32_t k = 0; k < BLOCKS; k++)
+        free(b->blocks[k].cand);
+    free(b->stamp);
+    free(b->assign);
+    free(b->cap);
+    free(b->heap);
+    free(b->stack);
+    free(b->jrow);
+    free(b->jlen);
+    free(b->jslot);
+    free(b->prim);
+}
+
+static int builder_alloc(struct builder *b, uint32_t n)
+{
+    size_t np = n ? n : 1;
+    b->n = n;
+    b->k1 = calloc(3 * np, sizeof(uint64_t));
+    b->in_b = calloc(5 * np, 1);
+    b->row_start = calloc(4 * (size_t)ROWS, sizeof(uint32_t));
+    b->stamp = calloc(2 * np, sizeof(uint32_t));
+    b->assign = calloc(ROWS, sizeof(uint16_t));
+    b->cap = calloc(3 * np, sizeof(uint32_t));
+    b->stack = calloc(ROWS, sizeof(uint32_t));
+    b->jrow = calloc(ROWS, sizeof(struct saved_row));
+    b->jlen = calloc(np, sizeof(struct saved_len));
+    b->prim = calloc(4 * (size_t)ROWS, sizeof(uint16_t));
+    if (!b->k1 || !b->in_b || !b->row_start || !b->stamp || !b->assign || !b->cap || !b->stack ||
+        !b->jrow || !b->jlen || !b->prim)
+        return -ENOMEM;
+    b->k2 = b->k1 + np;
+    b->recip = b->k1 + 2 * np;
+    b->in_d = b->in_b + np;
+    b->in_f = b->in_b + 2 * np;
+    b->in_h = b->in_b + 3 * np;
+    b->in_set = b->in_b + 4 * np;
+    b->row_len = b->row_start + ROWS;
+    b->pos = b->row_start + 2 * (size_t)ROWS;
+    b->row_epoch = b->row_start + 3 * (size_t)ROWS;
+    b->px_epoch = b->stamp + np;
+    b->hoff = b->cap + np;
+    b->hlen = b->cap + 2 * np;
+    b->fo = b->prim + ROWS;
+    b->dr = b->prim + 2 * (size_t)ROWS;
+    b->fr = b->prim + 3 * (size_t)ROWS;
+    return 0;
+}
+
+/* ---- public ------------------------------------------------------------- */
+
+static void finish_stats(struct director_table *t)
+{
+    uint64_t wsum = 0;
+    for (uint32_t p = 0; p < t->proxy_count; p++) {
+        t->proxies[p].primary_rows = t->proxies[p].secondary_rows = 0;
+        if (t->proxies[p].primary_eligible)
+            wsum += t->proxies[p].weight;
+    }
+    for (uint32_t r = 0; r < ROWS; r++) {
+        if (t->rows[r].primary != NONE)
+            t->proxies[t->rows[r].primary].primary_rows++;
+        if (t->rows[r].secondary != NONE)
+            t->proxies[t->rows[r].secondary].secondary_rows++;
+    }
+    t->balance_max_over_mean = 0;
+    for (uint32_t p = 0; p < t->proxy_count; p++) {
+        const struct director_table_proxy *x = &t->proxies[p];
+        if (!x->primary_eligible)
+            continue;
+        double share = (double)ROWS * x->weight / (double)wsum;
+        double ratio = x->primary_rows / share;
+        if (ratio > t->balance_max_over_mean)
+            t->balance_max_over_mean = ratio;
+    }
+    t->checksum = director_table_checksum(t);
+}
+
+int director_table_build(const struct director_table_config *cfg,
+                         const struct director_proxy_input *proxies, size_t count,
+                         struct director_table **out, char *err, size_t err_len)
+{
+    struct director_table *t = NULL;
+    struct builder b = {0};
+    uint32_t *order = NULL;
+    int rc;
+
+    if (err && err_len)
+        err[0] = 0;
+    if (!out)
+        return fail(err, err_len, -EINVAL, "director table: no output pointer");
+    *out = NULL;
+    if (count > DIRECTOR_TABLE_MAX_PROXIES)
+        return fail(err, err_len, -EINVAL, "director table: %zu proxies, at most %u supported",
+                    count, DIRECTOR_TABLE_MAX_PROXIES);
+    if (count && !proxies)
+        return fail(err, err_len, -EINVAL, "director table: %zu proxies but no array", count);
+    if (cfg && cfg->seed_len && !cfg->seed)
+        return fail(err, err_len, -EINVAL, "director table: seed length %zu but no seed",
+                    cfg->seed_len);
+
+    rc = -ENOMEM;
+    t = calloc(1, sizeof(*t));
+    order = calloc(count ? count : 1, sizeof(*order));
+    if (!t || !order)
+        goto nomem;
+    t->proxies = calloc(count ? count : 1, sizeof(*t->proxies));
+    t->rows = malloc(ROWS * sizeof(*t->rows));
+    if (!t->proxies || !t->rows)
+        goto nomem;
+    t->proxy_count = (uint32_t)count;
+
+    rc = canonicalize(proxies, count, t->proxies, order, err, err_len);
+    if (rc < 0)
+        goto out;
+    if (builder_alloc(&b, (uint32_t)count) < 0)
+        goto nomem;
+    b.px = t->proxies;
+    b.load_permille =
+        cfg && cfg->load_permille ? cfg->load_permille : DIRECTOR_TABLE_DEFAULT_LOAD_PERMILLE;
+
+    t->tier = choose_sets(&b);
+    if (t->tier == DIRECTOR_TIER_EMPTY) {
+        for (uint32_t r = 0; r < ROWS; r++)
+            t->rows[r].primary = t->rows[r].secondary = NONE;
+        finish_stats(t);
+        rc = -ENOENT;
+        goto done;
+    }
+    log2_table_init(b.log2_tab);
+    derive_keys(&b, cfg);
+
+    /* horizon so that primary-set members arrive LAMBDA times per row
+     * on average: horizon * wsum_b * ln 2 = LAMBDA (Q16.48, 1/ln 2 ~ 1.4427) */
+    for (uint32_t p = 0; p < b.n; p++)
+        b.recip[p] = (1ULL << 32) / t->proxies[p].weight;
+    uint64_t horizon = ((uint64_t)FIRST_LAMBDA << ARRIVAL_FRAC_BITS) / b.wsum_b;
+    horizon = horizon / 1000 * 1443;
+    for (uint32_t k = 0; k < BLOCKS; k++)
+        b.blocks[k].horizon = horizon;
+    rc = build_rows(&b, t->rows);
+    t->blocks_extended = b.blocks_extended;
+    t->candidates = 0;
+    for (uint32_t r = 0; r < ROWS; r++)
+        t->candidates += b.row_len[r];
+    if (rc == -ENOMEM)
+        goto nomem;
+    if (rc < 0) {
+        rc =
+            fail(err, err_len, rc, "director table: cannot draw candidates for %zu proxies", count);
+        goto out;
+    }
+    for (uint32_t p = 0; p < t->proxy_count; p++) {
+        t->proxies[p].primary_eligible = b.in_b[p];
+        t->proxies[p].capacity = 0;
+    }
+    set_use(&b, b.in_b, NULL);
+    if (set_capacities(&b) < 0)
+        goto nomem;
+    for (uint32_t p = 0; p < t->proxy_count; p++)
+        t->proxies[p].capacity = b.cap[p];
+    t->primary_eligible = b.nb;
+    finish_stats(t);
+    rc = 0;
+    goto done;
+
+nomem:
+    rc = fail(err, err_len, -ENOMEM, "director table: out of memory for %zu proxies", count);
+out:
+    director_table_free(t);
+    t = NULL;
+done:
+    builder_free(&b);
+    free(order);
+    *out = t;
+    return rc;
+}
+
+void director_table_free(struct director_table *table)
+{
+    if (!table)
+        return;
+    free(table->proxies);
+    free(table->rows);
+    free(table);
+}
+
+static void put_le(uint8_t *p, uint64_t v, int bytes)
+{
+    for (int i = 0; i < bytes; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+uint64_t director_table_checksum(const struct director_table *t)
+{
+    static const uint8_t zero[SIPHASH_KEY_LEN];
+    struct siphash_state st;
+    uint8_t buf[1024];
+
+    siphash24_init(&st, zero);
+    put_le(buf, CHECKSUM_VERSION, 4);
+    put_le(buf + 4, t->proxy_count, 4);
+    siphash24_update(&st, buf, 8);
+    for (uint32_t p = 0; p < t->proxy_count; p++) {
+        const struct director_table_proxy *x = &t->proxies[p];
+        size_t len = strlen(x->id);
+        buf[0] = (uint8_t)len;
+        memcpy(buf + 1, x->id, len);
+        buf[1 + len] = x->family == AF_INET6 ? 6 : 4;
+        memcpy(buf + 2 + len, x->addr, 16);
+        siphash24_update(&st, buf, len + 18);
+    }
+    for (uint32_t r = 0; r < ROWS; r += 256) {
+        for (uint32_t k = 0; k < 256; k++) {
+            put_le(buf + 4 * k, t->rows[r + k].primary, 2);
+            put_le(buf + 4 * k + 2, t->rows[r + k].secondary, 2);
+        }
+        siphash24_update(&st, buf, 1024);
+    }
+    return siphash24_final(&st);
+}
+
+int director_table_find(const struct director_table *t, const char *id)
+{
+    uint32_t lo = 0, hi = t->proxy_count;
+    if (!id)
+        return -1;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(t->proxies[mid].id, id);
+        if (c == 0)
+            return (int)mid;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return -1;
+}
+
+void director_table_diff(const struct director_table *a, const struct director_table *b,
+                         struct director_table_diff *out)
+{
+    uint16_t map[DIRECTOR_TABLE_MAX_PROXIES];
+
+    memset(out, 0, sizeof(*out));
+    for (uint32_t p = 0; p < a->proxy_count; p++) {
+        int q = director_table_find(b, a->proxies[p].id);
+        map[p] = q < 0 ? NONE - 1 : (uint16_t)q; /* NONE - 1: gone, matches nothing */
+    }
+    for (uint32_t r = 0; r < ROWS; r++) {
+        uint16_t ap = a->rows[r].primary, as = a->rows[r].secondary;
+        uint16_t mp = ap == NONE ? NONE : map[ap];
+        uint16_t ms = as == NONE ? NONE : map[as];
+        const struct director_table_row *nb = &b->rows[r];
+        out->primary_moved += mp != nb->primary;
+        out->secondary_moved += ms != nb->secondary;
+        if (ap != NONE && mp != nb->primary && mp != nb->secondary)
+            out->flows_broken++;
+    }
+}
+
+static const char *const state_names[] = {
+    [DIRECTOR_PROXY_INACTIVE] = "inactive",
+    [DIRECTOR_PROXY_ACTIVE] = "active",
+    [DIRECTOR_PROXY_FILLING] = "filling",
+    [DIRECTOR_PROXY_DRAINING] = "draining",
+};
+
+const char *director_proxy_state_name(enum director_proxy_state state)
+{
+    if ((unsigned)state < sizeof(state_names) / sizeof(state_names[0]))
+        return state_names[state];
+    return "unknown";
+}
+
+int director_proxy_state_parse(const char *text, enum director_proxy_state *out)
+{
+    if (!text)
+        return -EINVAL;
+    for (unsigned i = 0; i < sizeof(state_names) / sizeof(state_names[0]); i++) {
+        if (strcasecmp(text, state_names[i]) == 0) {
+            *out = (enum director_proxy_state)i;
+            return 0;
+        }
+    }
+    return -EINVAL;
+}
+
+const char *director_table_tier_name(enum director_table_tier tier)
+{
+    switch (tier) {
+    case DIRECTOR_TIER_HEALTHY_ACTIVE:
+        return "healthy-active";
+    case DIRECTOR_TIER_HEALTHY_STANDBY:
+        return "healthy-standby";
+    case DIRECTOR_TIER_UNHEALTHY_ACTIVE:
+        return "unhealthy-active";
+    case DIRECTOR_TIER_UNHEALTHY_ANY:
+        return "unhealthy-any";
+    case DIRECTOR_TIER_EMPTY:
+        return "empty";
+    }
+    return "unknown";
+}
