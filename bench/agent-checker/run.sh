@@ -8,9 +8,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 build=${DROVER_BENCH_BUILD:-build/bench}
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
 if [ ! -f "$build/CMakeCache.txt" ]; then
-    cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
+    cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release >"$log" 2>&1 || { cat "$log"; exit 1; }
 fi
-cmake --build "$build" --target drover-agent-checker bench_agent-checker -j "$(nproc)" >/dev/null
-exec "$build/bench/agent-checker/bench_agent-checker" \
-    "$build/agent-checker/drover-agent-checker" "${1:-3}"
+cmake --build "$build" --target drover-agent-checker bench_agent-checker -j "$(nproc)" \
+    >"$log" 2>&1 || { cat "$log"; exit 1; }
+"$build/bench/agent-checker/bench_agent-checker" "$build/agent-checker/drover-agent-checker" "${1:-3}"
