@@ -3,7 +3,7 @@
 # consul-dev.sh: a real `consul agent -dev` on free loopback ports, for
 # tests, benchmarks and the demo.
 #
-#   consul-dev.sh start   STATEDIR [--acl] [extra consul agent args...]
+#   consul-dev.sh start   STATEDIR [--acl] [--tls] [extra consul agent args...]
 #   consul-dev.sh stop    STATEDIR          kill the agent, remove STATEDIR
 #   consul-dev.sh kill    STATEDIR          SIGKILL the agent, keep STATEDIR
 #   consul-dev.sh restart STATEDIR          start again on the same ports
@@ -17,6 +17,10 @@
 #   ports         all ports (used by restart)
 #   consul.log    the agent's output
 #   master-token  with --acl: the ACL master token (ACLs on, default deny)
+#   https_addr    with --tls: https://127.0.0.1:PORT (HTTP stays on too)
+#   ca.pem        with --tls: CA of the agent's certificate, which is valid
+#   tls_server_name  for this name only (no IP SAN): clients must verify it
+#                 through tls_server_name
 #   args          extra args, replayed by restart
 #
 # Dev agents keep their data in memory: after kill + restart the KV store
@@ -88,12 +92,36 @@ wait_ready() { # wait for leader + KV round trip
     return 1
 }
 
+make_certs() { # throw-away CA + server certificate for the name below
+    local name=consul.drover.test
+    echo "$name" > "$dir/tls_server_name"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=drover test CA" \
+        -keyout "$dir/ca-key.pem" -out "$dir/ca.pem" >/dev/null 2>&1
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=$name" \
+        -keyout "$dir/server-key.pem" -out "$dir/server.csr" >/dev/null 2>&1
+    printf 'subjectAltName=DNS:%s\nextendedKeyUsage=serverAuth\n' "$name" > "$dir/ext.cnf"
+    openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca-key.pem" \
+        -CAcreateserial -days 2 -extfile "$dir/ext.cnf" -out "$dir/server.pem" >/dev/null 2>&1
+}
+
 launch() { # uses $dir/ports and $dir/args
-    local http serf_lan serf_wan server
-    read -r http serf_lan serf_wan server < "$dir/ports"
+    local http serf_lan serf_wan server https
+    read -r http serf_lan serf_wan server https < "$dir/ports"
     local args=()
     if [ -s "$dir/args" ]; then
         mapfile -t args < "$dir/args"
+    fi
+    if [ -f "$dir/ca.pem" ]; then
+        cat > "$dir/tls.hcl" <<EOF
+ports { https = $https }
+ca_file = "$dir/ca.pem"
+cert_file = "$dir/server.pem"
+key_file = "$dir/server-key.pem"
+verify_incoming = false
+verify_outgoing = false
+EOF
+        args+=("-config-file=$dir/tls.hcl")
+        echo "https://127.0.0.1:$https" > "$dir/https_addr"
     fi
     local token=""
     [ -f "$dir/master-token" ] && token=$(cat "$dir/master-token")
@@ -131,11 +159,15 @@ stop_agent() {
 
 case $cmd in
 start)
-    acl=0
-    if [ "${1:-}" = "--acl" ]; then
-        acl=1
+    acl=0 tls=0
+    while [ $# -gt 0 ]; do
+        case $1 in
+        --acl) acl=1 ;;
+        --tls) tls=1 ;;
+        *) break ;;
+        esac
         shift
-    fi
+    done
     [ -d "$dir" ] && [ -f "$dir/pid" ] && stop_agent
     rm -rf "$dir"
     mkdir -p "$dir"
@@ -157,9 +189,12 @@ acl {
 EOF
         echo "-config-file=$dir/acl.hcl" >> "$dir/args"
     fi
+    if [ $tls = 1 ]; then
+        make_certs
+    fi
     # A port picked free can be taken before consul binds it: try again.
     for attempt in 1 2 3; do
-        free_ports 4 > "$dir/ports"
+        free_ports 5 > "$dir/ports"
         if launch; then
             echo "consul-dev: agent pid $(cat "$dir/pid") at $(cat "$dir/addr")"
             exit 0
