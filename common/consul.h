@@ -181,9 +181,11 @@ typedef void (*consul_cb)(void *arg, struct consul_response *resp);
  * (a missing or unreadable file is an error: -errno), create the client
  * on loop. Strings of cfg are copied. */
 int consul_client_new(uv_loop_t *loop, const struct consul_config *cfg, struct consul_client **out);
-/* Cancel everything still running (callbacks run with -ECANCELED, watches
- * are stopped silently) and free the client once the loop has closed its
- * handles. NULL is a no-op. */
+/* Cancel everything still running (callbacks run with -ECANCELED; watches
+ * still running are stopped and freed silently, so do not call
+ * consul_watch_stop() on them afterwards) and free the client. The loop must
+ * run once more for libuv to close the handles. May be called from inside
+ * any of the client's callbacks. NULL is a no-op. */
 void consul_client_free(struct consul_client *c);
 const struct consul_stats *consul_client_stats(const struct consul_client *c);
 /* Re-read the token file now (also done periodically and after a 403).
