@@ -1,0 +1,303 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <check.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kv_model.h"
+
+static const char *const clusters[] = {"prod-a"};
+static const struct kv_model_opts opts = {
+    .root = "drover/v1/",
+    .haproxy_cluster = "edge",
+    .kube_clusters = clusters,
+    .n_kube_clusters = 1,
+};
+
+#define NOW 1795438800 /* 2026-11-23T13:00:00Z */
+
+static const char *svc_web =
+    "{\"template\":\"http\",\"frontends\":[{\"name\":\"fe_web\",\"bind\":[\"0.0.0.0:80\","
+    "\"[::]:80\"],\"mode\":\"http\",\"routes\":[{\"host\":\"www.example.com\",\"backend\":"
+    "\"be_web\"},{\"sni\":\"api.example.com\",\"backend\":\"be_api\"}],\"default_backend\":"
+    "\"be_web\",\"maxconn\":10000}],\"backends\":[{\"name\":\"be_web\",\"balance\":\"roundrobin\","
+    "\"kube\":[{\"cluster\":\"prod-a\",\"namespace\":\"default\",\"service\":\"web\",\"port\":"
+    "\"http\"}],\"check\":{\"type\":\"http\",\"path\":\"/healthz\",\"interval\":\"2s\",\"rise\":3,"
+    "\"fall\":3},\"agent\":{\"port\":5555,\"interval\":\"2s\"},\"slots\":16,\"timeouts\":{"
+    "\"connect\":\"5s\"},\"max_removal_share\":0.5},{\"name\":\"be_api\",\"servers\":[{\"name\":"
+    "\"static-1\",\"address\":\"10.1.2.3\",\"port\":8080,\"weight\":100}]}],\"timeouts\":{"
+    "\"client\":\"30s\",\"connect\":\"5s\",\"server\":\"30s\"},\"unknown\":{\"ignored\":1}}";
+
+static int add(struct kv_model *m, const char *key, const char *value, char *err, size_t errlen)
+{
+    return kv_model_add(m, &opts, key, value, value ? strlen(value) : 0, NOW, err, errlen);
+}
+
+START_TEST(test_service_parsed)
+{
+    struct kv_model m;
+    char err[300] = "";
+    kv_model_init(&m);
+    ck_assert_int_eq(add(&m, "drover/v1/haproxy/edge/services/web", svc_web, err, sizeof(err)), 1);
+    kv_model_finish(&m);
+    ck_assert_uint_eq(m.n_services, 1);
+    const struct kvm_service *s = &m.services[0];
+    ck_assert_str_eq(s->name, "web");
+    ck_assert_str_eq(s->template_name, "http");
+    ck_assert_uint_eq(s->n_frontends, 1);
+    ck_assert_uint_eq(s->frontends[0].n_binds, 2);
+    ck_assert_str_eq(s->frontends[0].binds[1].addr, "::");
+    ck_assert_uint_eq(s->frontends[0].binds[1].port, 80);
+    ck_assert_uint_eq(s->frontends[0].n_routes, 2);
+    ck_assert(s->frontends[0].routes[1].sni);
+    ck_assert_int_eq(s->frontends[0].maxconn, 10000);
+    ck_assert_uint_eq(s->n_backends, 2);
+    const struct kvm_backend *b = &s->backends[0];
+    ck_assert_str_eq(b->kube[0].port, "http");
+    ck_assert_int_eq(b->check.type, KVM_CHECK_HTTP);
+    ck_assert_str_eq(b->check.path, "/healthz");
+    ck_assert_int_eq(b->check.inter_ms, 2000);
+    ck_assert_int_eq(b->agent_port, 5555);
+    ck_assert_int_eq(b->slots, 16);
+    ck_assert_int_eq(b->timeout_connect_ms, 5000);
+    ck_assert(b->max_removal_share == 0.5);
+    ck_assert_int_eq(s->backends[1].n_servers, 1);
+    ck_assert_int_eq(s->backends[1].max_removal_share < 0, 1);
+    ck_assert_int_eq(s->timeout_client_ms, 30000);
+    kv_model_clear(&m);
+}
+END_TEST
+
+/* Each bad value is refused with a message naming the key and the field. */
+START_TEST(test_service_bad_values)
+{
+    static const struct {
+        const char *value;
+        const char *needle;
+    } cases[] = {
+        {"{\"frontends\":[{\"name\":\"fe\",\"bind\":[\"1.2.3.4:80\"],\"default_backend\":\"b\"}],"
+         "\"backends\":[{\"name\":\"b\",\"balance\":\"roundrobin\\n  stats enable\",\"servers\":"
+         "[{\"name\":\"s\",\"address\":\"10.0.0.1\",\"port\":80}]}]}",
+         "backends[0].balance"},
+        {"{\"frontends\":[{\"name\":\"fe x\",\"bind\":[\"1.2.3.4:80\"],\"default_backend\":\"b\"}],"
+         "\"backends\":[{\"name\":\"b\",\"servers\":[{\"name\":\"s\",\"address\":\"10.0.0.1\","
+         "\"port\":80}]}]}",
+         "frontends[0].name"},
+        {"{\"frontends\":[{\"name\":\"fe\",\"bind\":[\"1.2.3.4:80\"],\"default_backend\":\"b\"}],"
+         "\"backends\":[{\"name\":\"b\",\"servers\":[{\"name\":\"s\",\"address\":\"10.0.0.1\\n"
+         "\",\"port\":80}]}]}",
+         "backends[0].servers[0].address"},
+        {"{\"frontends\":[{\"name\":\"fe\",\"bind\":[\"1.2.3.4\"],\"default_backend\":\"b\"}],"
+         "\"backends\":[{\"name\":\"b\",\"servers\":[{\"name\":\"s\",\"address\":\"10.0.0.1\","
+         "\"port\":80}]}]}",
+         "frontends[0].bind[0]"},
+        {"{\"frontends\":[{\"name\":\"fe\",\"bind\":[\"1.2.3.4:80\"],\"default_backend\":\"nope\"}]"
+         ","
+         "\"backends\":[{\"name\":\"b\",\"servers\":[{\"name\":\"s\",\"address\":\"10.0.0.1\","
+         "\"port\":80}]}]}",
+         "no backend named 'nope'"},
+        {"{\"frontends\":[{\"name\":\"fe\",\"bind\":[\"1.2.3.4:80\"],\"routes\":[{\"host\":\"a b\","
+         "\"backend\":\"b\"}]}],\"backends\":[{\"name\":\"b\",\"servers\":[{\"name\":\"s\","
+         "\"address\":\"10.0.0.1\",\"port\":80}]}]}",
+         "routes[0].host"},
+        {"{\"frontends\":[{\"name\":\"fe\",\"bind\":[\"1.2.3.4:80\"],\"default_backend\":\"b\"}],"
+         "\"backends\":[{\"name\":\"b\",\"check\":{\"type\":\"http\",\"path\":\"/x y\"},"
+         "\"servers\":[{\"name\":\"s\",\"address\":\"10.0.0.1\",\"port\":80}]}]}",
+         "backends[0].check.path"},
+        {"{\"frontends\":[{\"name\":\"fe\",\"bind\":[\"1.2.3.4:80\"],\"default_backend\":\"b\"}],"
+         "\"backends\":[{\"name\":\"b\",\"timeouts\":{\"server\":\"forever\"},\"servers\":[{"
+         "\"name\":\"s\",\"address\":\"10.0.0.1\",\"port\":80}]}]}",
+         "timeouts.server"},
+        {"{\"frontends\":[{\"name\":\"fe\",\"bind\":[\"1.2.3.4:80\"],\"default_backend\":\"b\"}],"
+         "\"backends\":[{\"name\":\"b\"}]}",
+         "needs \"kube\" services or static \"servers\""},
+        {"{\"frontends\":[],\"backends\":[]}", "at least one frontend"},
+        {"[1,2]", "expected a JSON object"},
+        {"{\"frontends\":", "drover/v1/haproxy/edge/services/x"},
+        {"{\"frontends\":[{\"name\":\"fe\",\"bind\":[\"1.2.3.4:80\"],\"default_backend\":\"b\"}],"
+         "\"backends\":[{\"name\":\"b\",\"servers\":[{\"name\":\"s\",\"address\":\"10.0.0.1\","
+         "\"port\":80}]},{\"name\":\"b\",\"servers\":[{\"name\":\"s\",\"address\":\"10.0.0.1\","
+         "\"port\":80}]}]}",
+         "defined twice"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct kv_model m;
+        char err[400] = "";
+        kv_model_init(&m);
+        ck_assert_int_eq(
+            add(&m, "drover/v1/haproxy/edge/services/x", cases[i].value, err, sizeof(err)),
+            -EINVAL);
+        ck_assert_msg(strstr(err, "drover/v1/haproxy/edge/services/x") &&
+                          strstr(err, cases[i].needle),
+                      "case %zu: '%s' lacks '%s'", i, err, cases[i].needle);
+        ck_assert_uint_eq(m.n_services, 0);
+        ck_assert_uint_eq(m.bad[KVM_PREFIX_HAPROXY], 1);
+        kv_model_clear(&m);
+    }
+}
+END_TEST
+
+START_TEST(test_kube_entries)
+{
+    struct kv_model m;
+    char err[300] = "";
+    kv_model_init(&m);
+    ck_assert_int_eq(
+        add(&m, "drover/v1/kube/prod-a/services/default/web/http",
+            "{\"cluster\":\"prod-a\",\"namespace\":\"default\",\"service\":\"web\","
+            "\"port_name\":\"http\",\"node_port\":30080,\"health_check_port\":31999,"
+            "\"health_check_path\":\"/healthz\",\"proxy_protocol\":true,\"hash\":\"x\"}",
+            err, sizeof(err)),
+        1);
+    ck_assert_int_eq(
+        add(&m, "drover/v1/kube/prod-a/nodes/n1",
+            "{\"name\":\"n1\",\"addresses\":[\"10.0.0.1\",\"fd00::1\"],\"eligible\":true}", err,
+            sizeof(err)),
+        1);
+    ck_assert_int_eq(add(&m, "drover/v1/kube/prod-a/nodes/n2",
+                         "{\"name\":\"n2\",\"address\":\"10.0.0.2\",\"eligible\":false}", err,
+                         sizeof(err)),
+                     1);
+    /* not consumed: other cluster, meta, leader, other prefixes */
+    ck_assert_int_eq(add(&m, "drover/v1/kube/prod-b/nodes/n1", "{}", err, sizeof(err)), 0);
+    ck_assert_int_eq(add(&m, "drover/v1/kube/prod-a/meta", "{}", err, sizeof(err)), 0);
+    ck_assert_int_eq(add(&m, "drover/v1/kube/prod-a/leader", "x", err, sizeof(err)), 0);
+    ck_assert_int_eq(add(&m, "drover/v1/director/x/config", "{}", err, sizeof(err)), 0);
+    ck_assert_int_eq(add(&m, "other/kube/prod-a/nodes/n1", "{}", err, sizeof(err)), 0);
+    /* bad ones */
+    ck_assert_int_eq(add(&m, "drover/v1/kube/prod-a/nodes/n3",
+                         "{\"eligible\":true,\"addresses\":[\"10.0.0.3\\n\"]}", err, sizeof(err)),
+                     -EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "nodes/n3"));
+    ck_assert_int_eq(add(&m, "drover/v1/kube/prod-a/services/default/web/https",
+                         "{\"node_port\":70000}", err, sizeof(err)),
+                     -EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "node_port"));
+    ck_assert_int_eq(add(&m, "drover/v1/kube/prod-a/services/default/web", "{}", err, sizeof(err)),
+                     -EINVAL);
+    kv_model_finish(&m);
+    ck_assert_uint_eq(m.bad[KVM_PREFIX_KUBE], 3);
+    ck_assert_uint_eq(m.n_nodes, 2);
+    ck_assert_uint_eq(m.nodes[0].n_addresses, 2);
+    ck_assert_str_eq(m.nodes[0].addresses[1], "fd00::1");
+    ck_assert(!m.nodes[1].eligible);
+    ck_assert_str_eq(m.nodes[1].addresses[0], "10.0.0.2");
+    const struct kvm_kube_service *k =
+        kv_model_kube_service(&m, "prod-a", "default", "web", "http");
+    ck_assert_ptr_nonnull(k);
+    ck_assert_int_eq(k->node_port, 30080);
+    ck_assert_int_eq(k->health_check_port, 31999);
+    ck_assert(k->proxy_protocol);
+    ck_assert_ptr_null(kv_model_kube_service(&m, "prod-a", "default", "web", "https"));
+    kv_model_clear(&m);
+}
+END_TEST
+
+START_TEST(test_maintenance)
+{
+    struct kv_model m;
+    char err[300] = "";
+    kv_model_init(&m);
+    ck_assert_int_eq(add(&m, "drover/v1/maintenance/node/prod-a/n1",
+                         "{\"target\":\"node/prod-a/n1\",\"state\":\"drain\",\"reason\":\"disk\","
+                         "\"author\":\"alice\",\"created\":\"2026-11-23T12:00:00Z\"}",
+                         err, sizeof(err)),
+                     1);
+    ck_assert_int_eq(add(&m, "drover/v1/maintenance/addr/2001:DB8::0:1",
+                         "{\"state\":\"ready\",\"weight\":50,\"expires\":\"2026-11-23T14:00:00Z\"}",
+                         err, sizeof(err)),
+                     1);
+    ck_assert_int_eq(add(&m, "drover/v1/maintenance/server/be_web/be_web-3",
+                         "{\"state\":\"maint\"}", err, sizeof(err)),
+                     1);
+    /* expired: ignored, not bad */
+    ck_assert_int_eq(add(&m, "drover/v1/maintenance/addr/10.0.0.9",
+                         "{\"state\":\"maint\",\"expires\":\"2026-11-23T12:59:59Z\"}", err,
+                         sizeof(err)),
+                     0);
+    ck_assert_int_eq(
+        add(&m, "drover/v1/maintenance/addr/10.0.0.10", "{\"state\":\"off\"}", err, sizeof(err)),
+        -EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "state"));
+    ck_assert_int_eq(
+        add(&m, "drover/v1/maintenance/addr/not-an-ip", "{\"state\":\"maint\"}", err, sizeof(err)),
+        -EINVAL);
+    ck_assert_int_eq(add(&m, "drover/v1/maintenance/addr/10.0.0.11",
+                         "{\"state\":\"drain\",\"weight\":300}", err, sizeof(err)),
+                     -EINVAL);
+    ck_assert_int_eq(add(&m, "drover/v1/maintenance/addr/10.0.0.12",
+                         "{\"state\":\"drain\",\"expires\":\"tomorrow\"}", err, sizeof(err)),
+                     -EINVAL);
+    ck_assert_int_eq(
+        add(&m, "drover/v1/maintenance/bogus/x", "{\"state\":\"drain\"}", err, sizeof(err)),
+        -EINVAL);
+    kv_model_finish(&m);
+    ck_assert_uint_eq(m.bad[KVM_PREFIX_MAINTENANCE], 5);
+    ck_assert_uint_eq(m.n_maint, 3);
+    ck_assert_int_eq(m.maint[0].kind, KVM_MAINT_NODE);
+    ck_assert_int_eq(m.maint[0].admin, KVM_ADMIN_DRAIN);
+    ck_assert_str_eq(m.maint[0].author, "alice");
+    ck_assert_int_eq(m.maint[1].kind, KVM_MAINT_ADDR);
+    ck_assert_str_eq(m.maint[1].a, "2001:db8::1"); /* canonical */
+    ck_assert_int_eq(m.maint[1].weight, 50);
+    ck_assert_int_eq(m.maint[1].expires, NOW + 3600);
+    ck_assert_int_eq(m.maint[2].kind, KVM_MAINT_SERVER);
+    ck_assert_str_eq(m.maint[2].b, "be_web-3");
+    kv_model_clear(&m);
+}
+END_TEST
+
+START_TEST(test_force_removal)
+{
+    struct kv_model m;
+    char err[300] = "";
+    kv_model_init(&m);
+    ck_assert_int_eq(add(&m, "drover/v1/haproxy/edge/force-removal/be_web",
+                         "{\"expires\":\"2026-11-23T13:10:00Z\",\"author\":\"bob\"}", err,
+                         sizeof(err)),
+                     1);
+    ck_assert_int_eq(add(&m, "drover/v1/haproxy/edge/force-removal/be_old",
+                         "{\"expires\":\"2026-11-23T12:10:00Z\"}", err, sizeof(err)),
+                     0);
+    ck_assert_int_eq(add(&m, "drover/v1/haproxy/edge/force-removal/be_x", "{}", err, sizeof(err)),
+                     -EINVAL);
+    /* other haproxy cluster: not ours */
+    ck_assert_int_eq(add(&m, "drover/v1/haproxy/core/services/web", svc_web, err, sizeof(err)), 0);
+    kv_model_finish(&m);
+    ck_assert_ptr_nonnull(kv_model_force(&m, "be_web"));
+    ck_assert_ptr_null(kv_model_force(&m, "be_old"));
+    kv_model_clear(&m);
+}
+END_TEST
+
+START_TEST(test_time_parse)
+{
+    int64_t t;
+    ck_assert_int_eq(kvm_time_parse("2026-11-23T13:00:00Z", &t), 0);
+    ck_assert_int_eq(t, NOW);
+    ck_assert_int_eq(kvm_time_parse("2026-11-23T14:00:00.250+01:00", &t), 0);
+    ck_assert_int_eq(t, NOW);
+    ck_assert_int_eq(kvm_time_parse("2026-11-23 13:00:00Z", &t), -EINVAL);
+    ck_assert_int_eq(kvm_time_parse("2026-11-23T13:00:00", &t), -EINVAL);
+    ck_assert_int_eq(kvm_time_parse("2026-13-23T13:00:00Z", &t), -EINVAL);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("kv_model");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, test_service_parsed);
+    tcase_add_test(tc, test_service_bad_values);
+    tcase_add_test(tc, test_kube_entries);
+    tcase_add_test(tc, test_maintenance);
+    tcase_add_test(tc, test_force_removal);
+    tcase_add_test(tc, test_time_parse);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

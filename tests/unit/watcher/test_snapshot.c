@@ -1,0 +1,298 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <check.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "snapshot.h"
+#include "template.h"
+
+static const char *const clusters[] = {"prod-a"};
+static const struct kv_model_opts opts = {
+    .root = "drover/v1/",
+    .haproxy_cluster = "edge",
+    .kube_clusters = clusters,
+    .n_kube_clusters = 1,
+};
+
+#define NOW 1795438800 /* 2026-11-23T13:00:00Z */
+
+static const struct snapshot_render_opts ro = {
+    .haproxy_cluster = "edge",
+    .stats_socket = "/run/drover/web.sock",
+    .server_state_file = "/var/lib/drover/web.state",
+    .maxconn = 1000,
+    .agent_addr = "127.0.0.1",
+    .agent_port = 5555,
+    .agent_inter_ms = 2000,
+    .timeout_connect_ms = 5000,
+    .timeout_client_ms = 30000,
+    .timeout_server_ms = 30000,
+};
+
+static const char *svc =
+    "{\"template\":\"http\",\"frontends\":[{\"name\":\"fe_web\",\"bind\":[\"127.0.0.1:8080\"],"
+    "\"routes\":[{\"host\":\"www.example.com\",\"backend\":\"be_web\"},{\"host\":\"example.com\","
+    "\"backend\":\"be_web\"}],\"default_backend\":\"be_static\"}],\"backends\":[{\"name\":"
+    "\"be_web\",\"slots\":4,\"kube\":[{\"cluster\":\"prod-a\",\"namespace\":\"default\","
+    "\"service\":\"web\",\"port\":\"http\"}]},{\"name\":\"be_static\",\"servers\":[{\"name\":"
+    "\"s1\",\"address\":\"10.9.0.1\",\"port\":8080,\"weight\":20}],\"check\":{\"type\":\"none\"}}]"
+    "}";
+
+struct kvpair {
+    const char *k, *v;
+};
+
+static struct snapshot *build(const struct kvpair *kv, size_t n)
+{
+    struct snapshot_entry *e = calloc(n, sizeof(*e));
+    for (size_t i = 0; i < n; i++) {
+        e[i].key = strdup(kv[i].k);
+        e[i].value = strdup(kv[i].v);
+        e[i].len = strlen(kv[i].v);
+    }
+    struct snapshot *s = NULL;
+    ck_assert_int_eq(snapshot_build(&opts, e, n, NOW, &s), 0);
+    return s;
+}
+
+static const struct kvpair base[] = {
+    {"drover/v1/haproxy/edge/services/web", NULL},
+    {"drover/v1/kube/prod-a/services/default/web/http",
+     "{\"node_port\":30080,\"health_check_port\":31999,\"health_check_path\":\"/healthz\"}"},
+    {"drover/v1/kube/prod-a/nodes/n2", "{\"addresses\":[\"10.0.0.2\"],\"eligible\":true}"},
+    {"drover/v1/kube/prod-a/nodes/n1", "{\"addresses\":[\"10.0.0.1\"],\"eligible\":true}"},
+    {"drover/v1/kube/prod-a/nodes/n3", "{\"addresses\":[\"10.0.0.3\"],\"eligible\":false}"},
+    {"drover/v1/kube/prod-a/nodes/n4", "{\"addresses\":[\"fd00::4\"],\"eligible\":true}"},
+    {"drover/v1/maintenance/node/prod-a/n1", "{\"state\":\"drain\",\"reason\":\"disk swap\","
+                                             "\"author\":\"alice\"}"},
+    {"drover/v1/maintenance/addr/10.0.0.1", "{\"state\":\"ready\",\"weight\":50}"},
+    {"drover/v1/maintenance/addr/10.0.0.2", "{\"state\":\"drain\"}"},
+    {"drover/v1/maintenance/server/be_web/slot2", "{\"state\":\"maint\",\"reason\":\"x\"}"},
+    {"drover/v1/maintenance/node/prod-a/n4",
+     "{\"state\":\"maint\",\"expires\":\"2026-11-23T14:00:00Z\"}"},
+};
+
+static struct snapshot *build_base(void)
+{
+    struct kvpair kv[sizeof(base) / sizeof(base[0])];
+    memcpy(kv, base, sizeof(base));
+    kv[0].v = svc;
+    return build(kv, sizeof(kv) / sizeof(kv[0]));
+}
+
+START_TEST(test_servers_from_eligible_nodes)
+{
+    struct snapshot *s = build_base();
+    ck_assert_uint_eq(s->n_services, 1);
+    const struct snapshot_backend *b = snapshot_backend(s, "be_web");
+    ck_assert_ptr_nonnull(b);
+    ck_assert_uint_eq(b->n_servers, 3); /* n3 is not eligible */
+    ck_assert_str_eq(b->servers[0].id, "10.0.0.1:30080");
+    ck_assert_str_eq(b->servers[1].id, "10.0.0.2:30080");
+    ck_assert_str_eq(b->servers[2].id, "[fd00::4]:30080");
+    ck_assert_str_eq(b->servers[0].node, "n1");
+    /* kube health check applied: healthCheckNodePort + path */
+    ck_assert_int_eq(b->check_type, KVM_CHECK_HTTP);
+    ck_assert_int_eq(b->check_port, 31999);
+    ck_assert_str_eq(b->check_path, "/healthz");
+    const struct snapshot_backend *st = snapshot_backend(s, "be_static");
+    ck_assert_uint_eq(st->n_servers, 1);
+    ck_assert_str_eq(st->servers[0].static_name, "s1");
+    ck_assert_int_eq(st->check_type, KVM_CHECK_OFF);
+    snapshot_free(s);
+}
+END_TEST
+
+START_TEST(test_inputs_hash_order_independent)
+{
+    struct kvpair kv[sizeof(base) / sizeof(base[0])], rev[sizeof(base) / sizeof(base[0])];
+    size_t n = sizeof(base) / sizeof(base[0]);
+    memcpy(kv, base, sizeof(base));
+    kv[0].v = svc;
+    for (size_t i = 0; i < n; i++)
+        rev[i] = kv[n - 1 - i];
+    struct snapshot *a = build(kv, n), *b = build(rev, n);
+    ck_assert_uint_eq(a->inputs_hash, b->inputs_hash);
+    kv[2].v = "{\"addresses\":[\"10.0.0.2\"],\"eligible\":false}";
+    struct snapshot *c = build(kv, n);
+    ck_assert_uint_ne(a->inputs_hash, c->inputs_hash);
+    ck_assert_uint_eq(snapshot_backend(c, "be_web")->n_servers, 2);
+    snapshot_free(a);
+    snapshot_free(b);
+    snapshot_free(c);
+}
+END_TEST
+
+static const struct slot_assignment *fixed_slots(void *arg, const char *backend)
+{
+    return strcmp(backend, "be_web") == 0 ? arg : NULL;
+}
+
+/* An assignment with n slots holding keys occ[i] (NULL = free). */
+static struct slot_assignment *mk_slots(struct slot_assignment *a, const char *const *occ, size_t n)
+{
+    a->nslots = n;
+    a->slots = calloc(n, sizeof(*a->slots));
+    for (size_t i = 0; i < n; i++) {
+        a->slots[i].used = occ[i] != NULL;
+        a->slots[i].srv.key = (char *)occ[i];
+    }
+    return a;
+}
+
+START_TEST(test_template_data_and_render)
+{
+    struct snapshot *s = build_base();
+    json_t *data = NULL, *structure = NULL, *structure2 = NULL;
+    ck_assert_int_eq(snapshot_service_json(s, &s->services[0], &ro, NULL, NULL, false, &data), 0);
+    json_t *be = json_array_get(json_object_get(data, "backends"), 0);
+    ck_assert_str_eq(json_string_value(json_object_get(be, "name")), "be_web");
+    json_t *servers = json_object_get(be, "servers");
+    ck_assert_uint_eq(json_array_size(servers), 4);
+    ck_assert_str_eq(json_string_value(json_object_get(json_array_get(servers, 0), "name")),
+                     "slot1");
+    ck_assert(json_is_true(json_object_get(json_array_get(servers, 3), "free")));
+    /* routes grouped per backend */
+    json_t *routes =
+        json_object_get(json_array_get(json_object_get(data, "frontends"), 0), "routes");
+    ck_assert_uint_eq(json_array_size(routes), 1);
+    ck_assert_uint_eq(json_array_size(json_object_get(json_array_get(routes, 0), "hosts")), 2);
+
+    /* the shipped template renders it; haproxy -c runs in the integration tests */
+    struct template_options to;
+    struct template_set *set;
+    struct template_error terr;
+    struct template_buf out = {0};
+    template_options_init(&to);
+    to.strict_variables = true;
+    ck_assert_int_eq(template_set_new(&to, &set), 0);
+    ck_assert_int_eq(template_set_load_dir(set, DROVER_TEMPLATE_DIR, &terr), 0);
+    ck_assert_int_eq(template_render(set, "http", data, &out, &terr), 0);
+    ck_assert_ptr_nonnull(strstr(out.data, "server slot1 10.0.0.1:30080 weight 100"));
+    ck_assert_ptr_nonnull(strstr(out.data, "server slot3 [fd00::4]:30080 weight 100"));
+    ck_assert_ptr_nonnull(strstr(out.data, "server slot4 0.0.0.0:0 disabled"));
+    ck_assert_ptr_nonnull(strstr(out.data, "agent-send \"be_web/slot2\\n\""));
+    ck_assert_ptr_nonnull(strstr(out.data, "port 31999"));
+    ck_assert_ptr_nonnull(strstr(out.data, "use_backend be_web if { hdr(host),field(1,:) -i "
+                                           "www.example.com example.com }"));
+    template_buf_free(&out);
+    template_set_free(set);
+
+    /* structure render: does not depend on which server sits where */
+    const char *occ[] = {NULL, "[fd00::4]:30080", "10.0.0.1:30080", "10.0.0.2:30080"};
+    struct slot_assignment sl;
+    mk_slots(&sl, occ, 4);
+    ck_assert_int_eq(snapshot_service_json(s, &s->services[0], &ro, NULL, NULL, true, &structure),
+                     0);
+    ck_assert_int_eq(
+        snapshot_service_json(s, &s->services[0], &ro, fixed_slots, &sl, true, &structure2), 0);
+    ck_assert(json_equal(structure, structure2));
+    json_decref(structure2);
+    /* more slots: structure changes */
+    const char *occ5[] = {NULL, "[fd00::4]:30080", "10.0.0.1:30080", "10.0.0.2:30080", NULL};
+    struct slot_assignment sl5;
+    mk_slots(&sl5, occ5, 5);
+    ck_assert_int_eq(
+        snapshot_service_json(s, &s->services[0], &ro, fixed_slots, &sl5, true, &structure2), 0);
+    ck_assert(!json_equal(structure, structure2));
+    json_decref(structure2);
+    /* too few slots for the servers */
+    struct slot_assignment sl2;
+    mk_slots(&sl2, occ, 2);
+    ck_assert_int_eq(
+        snapshot_service_json(s, &s->services[0], &ro, fixed_slots, &sl2, false, &structure2),
+        -ENOSPC);
+    free(sl.slots);
+    free(sl5.slots);
+    free(sl2.slots);
+    json_decref(structure);
+    json_decref(data);
+    snapshot_free(s);
+}
+END_TEST
+
+START_TEST(test_agent_state)
+{
+    struct snapshot *s = build_base();
+    const char *occ[] = {"10.0.0.1:30080", "10.0.0.2:30080", NULL, "[fd00::4]:30080"};
+    struct slot_assignment sl;
+    mk_slots(&sl, occ, 4);
+    char *text = NULL;
+    ck_assert_int_eq(snapshot_agent_state(s, fixed_slots, &sl, NOW, &text), 0);
+    json_error_t jerr;
+    json_t *root = json_loads(text, 0, &jerr);
+    ck_assert_ptr_nonnull(root);
+    ck_assert_int_eq(json_integer_value(json_object_get(root, "version")), 1);
+    ck_assert_str_eq(json_string_value(json_object_get(root, "generated")), "2026-11-23T13:00:00Z");
+    json_t *servers = json_object_get(root, "servers");
+    /* slot 1 = 10.0.0.1 on n1: addr entry (ready, 50%) beats node drain */
+    json_t *e = json_object_get(servers, "be_web/slot1");
+    ck_assert_str_eq(json_string_value(json_object_get(e, "admin")), "ready");
+    ck_assert_int_eq(json_integer_value(json_object_get(e, "weight")), 50);
+    /* slot 2: server entry (maint) beats addr drain */
+    e = json_object_get(servers, "be_web/slot2");
+    ck_assert_str_eq(json_string_value(json_object_get(e, "admin")), "maint");
+    ck_assert_str_eq(json_string_value(json_object_get(e, "reason")), "x");
+    /* free slot */
+    e = json_object_get(servers, "be_web/slot3");
+    ck_assert_str_eq(json_string_value(json_object_get(e, "admin")), "maint");
+    ck_assert_str_eq(json_string_value(json_object_get(e, "reason")), "free slot");
+    /* node entry with expiry */
+    e = json_object_get(servers, "be_web/slot4");
+    ck_assert_str_eq(json_string_value(json_object_get(e, "admin")), "maint");
+    ck_assert_str_eq(json_string_value(json_object_get(e, "expires")), "2026-11-23T14:00:00Z");
+    /* static server without maintenance: ready */
+    e = json_object_get(servers, "be_static/slot1");
+    ck_assert_str_eq(json_string_value(json_object_get(e, "admin")), "ready");
+    ck_assert_str_eq(json_string_value(json_object_get(e, "health")), "up");
+    json_decref(root);
+    free(text);
+    free(sl.slots);
+    snapshot_free(s);
+}
+END_TEST
+
+START_TEST(test_bad_entries_skipped)
+{
+    struct kvpair kv[] = {
+        {"drover/v1/haproxy/edge/services/web", NULL},
+        {"drover/v1/haproxy/edge/services/evil",
+         "{\"frontends\":[{\"name\":\"fe\",\"bind\":[\"1.2.3.4:80\"],\"default_backend\":\"b\"}],"
+         "\"backends\":[{\"name\":\"b\",\"servers\":[{\"name\":\"s\",\"address\":\"10.0.0.1\","
+         "\"port\":80,\"weight\":\"100\\n  stats enable\"}]}]}"},
+        /* duplicate backend name across services: second service skipped */
+        {"drover/v1/haproxy/edge/services/zz",
+         "{\"frontends\":[{\"name\":\"fe\",\"bind\":[\"1.2.3.4:81\"],\"default_backend\":"
+         "\"be_web\"}],\"backends\":[{\"name\":\"be_web\",\"servers\":[{\"name\":\"s\","
+         "\"address\":\"10.0.0.1\",\"port\":80}]}]}"},
+        {"drover/v1/kube/prod-a/nodes/n1", "{\"addresses\":[\"10.0.0.1\"]}"},
+    };
+    kv[0].v = svc;
+    struct snapshot *s = build(kv, 4);
+    ck_assert_uint_eq(s->n_services, 1);
+    ck_assert_str_eq(s->services[0].def->name, "web");
+    ck_assert_uint_eq(s->model.bad[KVM_PREFIX_HAPROXY], 2);
+    ck_assert_uint_eq(s->model.bad[KVM_PREFIX_KUBE], 1);
+    ck_assert_uint_eq(s->skipped_services, 1);
+    snapshot_free(s);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("snapshot");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, test_servers_from_eligible_nodes);
+    tcase_add_test(tc, test_inputs_hash_order_independent);
+    tcase_add_test(tc, test_template_data_and_render);
+    tcase_add_test(tc, test_agent_state);
+    tcase_add_test(tc, test_bad_entries_skipped);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

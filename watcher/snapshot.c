@@ -1,0 +1,592 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * snapshot: services x eligible nodes x maintenance, and the two documents
+ * rendered from it (template data, agent-checker state). See snapshot.h.
+ */
+#include "snapshot.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+
+#define DEFAULT_WEIGHT 100
+
+static int cmp_entry(const void *a, const void *b)
+{
+    return strcmp(((const struct snapshot_entry *)a)->key, ((const struct snapshot_entry *)b)->key);
+}
+
+static int cmp_server(const void *a, const void *b)
+{
+    return strcmp(((const struct snapshot_server *)a)->id, ((const struct snapshot_server *)b)->id);
+}
+
+void snapshot_entries_free(struct snapshot_entry *e, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(e[i].key);
+        free(e[i].value);
+    }
+    free(e);
+}
+
+void snapshot_free(struct snapshot *s)
+{
+    if (!s)
+        return;
+    for (size_t i = 0; i < s->n_services; i++) {
+        struct snapshot_service *svc = &s->services[i];
+        for (size_t j = 0; j < svc->n_backends; j++) {
+            struct snapshot_backend *b = &svc->backends[j];
+            for (size_t k = 0; k < b->n_servers; k++) {
+                free(b->servers[k].id);
+                free(b->servers[k].addr);
+            }
+            free(b->servers);
+        }
+        free(svc->backends);
+    }
+    free(s->services);
+    kv_model_clear(&s->model);
+    snapshot_entries_free(s->entries, s->n_entries);
+    free(s);
+}
+
+void snapshot_format_ms(int64_t ms, char *buf, size_t len)
+{
+    if (ms > 0 && ms % 1000 == 0)
+        snprintf(buf, len, "%llds", (long long)(ms / 1000));
+    else
+        snprintf(buf, len, "%lldms", (long long)ms);
+}
+
+int snapshot_desired(const struct snapshot_backend *b, struct slot_server **out)
+{
+    struct slot_server *v = calloc(b->n_servers ? b->n_servers : 1, sizeof(*v));
+    if (!v)
+        return -ENOMEM;
+    for (size_t i = 0; i < b->n_servers; i++) {
+        v[i].key = b->servers[i].id;
+        v[i].address = b->servers[i].addr;
+        v[i].port = b->servers[i].port;
+        v[i].weight = b->servers[i].weight;
+    }
+    *out = v;
+    return 0;
+}
+
+static uint64_t fnv(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *c = p;
+    for (size_t i = 0; i < n; i++) {
+        h ^= c[i];
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+/* Append a server unless its id is already there (a node listed by two
+ * kube services of the same backend is one server). */
+static int add_server(struct snapshot_backend *b, size_t *cap, const char *addr, uint16_t port,
+                      int weight, const char *node, const char *cluster, const char *static_name)
+{
+    char id[96];
+    if (strchr(addr, ':'))
+        snprintf(id, sizeof(id), "[%s]:%u", addr, port);
+    else
+        snprintf(id, sizeof(id), "%s:%u", addr, port);
+    for (size_t i = 0; i < b->n_servers; i++)
+        if (strcmp(b->servers[i].id, id) == 0)
+            return 0;
+    if (b->n_servers == *cap) {
+        size_t nc = *cap ? *cap * 2 : 8;
+        struct snapshot_server *p = realloc(b->servers, nc * sizeof(*p));
+        if (!p)
+            return -ENOMEM;
+        b->servers = p;
+        *cap = nc;
+    }
+    struct snapshot_server *s = &b->servers[b->n_servers];
+    memset(s, 0, sizeof(*s));
+    s->id = strdup(id);
+    s->addr = strdup(addr);
+    if (!s->id || !s->addr) {
+        free(s->id);
+        free(s->addr);
+        return -ENOMEM;
+    }
+    s->port = port;
+    s->weight = weight;
+    s->node = node;
+    s->node_cluster = cluster;
+    s->static_name = static_name;
+    b->n_servers++;
+    return 0;
+}
+
+static int build_backend(struct snapshot *s, const struct kvm_service *svc,
+                         const struct kvm_backend *def, struct snapshot_backend *b)
+{
+    const struct kv_model *m = &s->model;
+    size_t cap = 0;
+    int rc;
+
+    b->def = def;
+    b->service = svc;
+    b->slots = (size_t)def->slots;
+    b->max_removal_share = def->max_removal_share;
+    b->force_removal = kv_model_force(m, def->name) != NULL;
+    b->check_type = def->check.type;
+    b->check_port = def->check.port;
+    b->check_path = def->check.path;
+
+    for (size_t i = 0; i < def->n_servers; i++) {
+        const struct kvm_static_server *st = &def->servers[i];
+        if ((rc = add_server(b, &cap, st->address, st->port, st->weight, NULL, NULL, st->name)) < 0)
+            return rc;
+    }
+    const struct kvm_kube_service *first = NULL;
+    for (size_t i = 0; i < def->n_kube; i++) {
+        const struct kvm_kube_ref *r = &def->kube[i];
+        const struct kvm_kube_service *ks =
+            kv_model_kube_service(m, r->cluster, r->namespace, r->service, r->port);
+        if (!ks) {
+            log_debug("snapshot: backend %s of service %s: kube service %s/%s/%s port %s not in "
+                      "KV (yet); it contributes no servers",
+                      def->name, svc->name, r->cluster, r->namespace, r->service, r->port);
+            continue;
+        }
+        if (!first)
+            first = ks;
+        b->send_proxy = b->send_proxy || ks->proxy_protocol;
+        for (size_t n = 0; n < m->n_nodes; n++) {
+            const struct kvm_node *nd = &m->nodes[n];
+            if (!nd->eligible || nd->n_addresses == 0 || strcmp(nd->cluster, r->cluster) != 0)
+                continue;
+            if ((rc = add_server(b, &cap, nd->addresses[0], ks->node_port, DEFAULT_WEIGHT, nd->name,
+                                 nd->cluster, NULL)) < 0)
+                return rc;
+        }
+    }
+    /* Without an explicit check, kube services bring theirs: kube-proxy's
+     * healthCheckNodePort answers 200 only on nodes with local endpoints. */
+    if (b->check_type == KVM_CHECK_NONE && first) {
+        b->check_type = first->health_check_path ? KVM_CHECK_HTTP : KVM_CHECK_TCP;
+        b->check_path = first->health_check_path;
+        b->check_port = first->health_check_port != first->node_port ? first->health_check_port : 0;
+    }
+    if (b->n_servers > 1)
+        qsort(b->servers, b->n_servers, sizeof(*b->servers), cmp_server);
+    return 0;
+}
+
+const struct snapshot_service *snapshot_service(const struct snapshot *s, const char *name)
+{
+    for (size_t i = 0; i < s->n_services; i++)
+        if (strcmp(s->services[i].def->name, name) == 0)
+            return &s->services[i];
+    return NULL;
+}
+
+const struct snapshot_backend *snapshot_backend(const struct snapshot *s, const char *name)
+{
+    for (size_t i = 0; i < s->n_services; i++)
+        for (size_t j = 0; j < s->services[i].n_backends; j++)
+            if (strcmp(s->services[i].backends[j].def->name, name) == 0)
+                return &s->services[i].backends[j];
+    return NULL;
+}
+
+int snapshot_build(const struct kv_model_opts *o, struct snapshot_entry *entries, size_t n,
+                   int64_t now, struct snapshot **out)
+{
+    struct snapshot *s = calloc(1, sizeof(*s));
+    int rc = 0;
+    char err[512];
+
+    if (!s) {
+        snapshot_entries_free(entries, n);
+        return -ENOMEM;
+    }
+    s->entries = entries;
+    s->n_entries = n;
+    s->built_unix = now;
+    kv_model_init(&s->model);
+    if (n > 1)
+        qsort(entries, n, sizeof(*entries), cmp_entry);
+    s->inputs_hash = 1469598103934665603ULL;
+    for (size_t i = 0; i < n; i++) {
+        s->inputs_hash = fnv(s->inputs_hash, entries[i].key, strlen(entries[i].key) + 1);
+        s->inputs_hash =
+            fnv(s->inputs_hash, entries[i].value ? entries[i].value : "", entries[i].len);
+        s->inputs_hash = fnv(s->inputs_hash, "\n", 1);
+        err[0] = '\0';
+        rc = kv_model_add(&s->model, o, entries[i].key, entries[i].value, entries[i].len, now, err,
+                          sizeof(err));
+        if (rc == -ENOMEM)
+            goto fail;
+        if (rc < 0)
+            log_warn("watcher: %s; entry skipped, the rest of the snapshot is used", err);
+    }
+    kv_model_finish(&s->model);
+
+    if (s->model.n_services && !(s->services = calloc(s->model.n_services, sizeof(*s->services)))) {
+        rc = -ENOMEM;
+        goto fail;
+    }
+    for (size_t i = 0; i < s->model.n_services; i++) {
+        const struct kvm_service *def = &s->model.services[i];
+        /* Backend names key the agent-checker state and maintenance
+         * entries host-wide, so two services may not share one. */
+        bool clash = false;
+        for (size_t j = 0; j < def->n_backends && !clash; j++)
+            clash = snapshot_backend(s, def->backends[j].name) != NULL;
+        if (clash) {
+            log_warn("watcher: key %s: a backend name is already used by another service; "
+                     "service skipped",
+                     def->key);
+            s->skipped_services++;
+            s->model.bad[KVM_PREFIX_HAPROXY]++;
+            continue;
+        }
+        struct snapshot_service *svc = &s->services[s->n_services];
+        svc->def = def;
+        if (!(svc->backends = calloc(def->n_backends, sizeof(*svc->backends)))) {
+            rc = -ENOMEM;
+            goto fail;
+        }
+        s->n_services++;
+        for (size_t j = 0; j < def->n_backends; j++) {
+            svc->n_backends++;
+            if ((rc = build_backend(s, def, &def->backends[j], &svc->backends[j])) < 0)
+                goto fail;
+        }
+    }
+    *out = s;
+    return 0;
+fail:
+    snapshot_free(s);
+    return rc;
+}
+
+/* ---- maintenance ---- */
+
+static const struct kvm_maint *find_maint(const struct kv_model *m, enum kvm_maint_kind kind,
+                                          const char *a, const char *b)
+{
+    /* the model is small next to the servers; a linear scan keeps this
+     * simple and the arrays are sorted for a later bsearch if needed */
+    for (size_t i = 0; i < m->n_maint; i++) {
+        const struct kvm_maint *x = &m->maint[i];
+        if (x->kind == kind && strcmp(x->a, a) == 0 && (!b || (x->b && strcmp(x->b, b) == 0)))
+            return x;
+    }
+    return NULL;
+}
+
+const struct kvm_maint *snapshot_maint_for(const struct snapshot *s, const char *backend,
+                                           const char *server_name,
+                                           const struct snapshot_server *srv)
+{
+    const struct kvm_maint *x;
+    if (server_name && (x = find_maint(&s->model, KVM_MAINT_SERVER, backend, server_name)))
+        return x;
+    if (srv && srv->static_name &&
+        (x = find_maint(&s->model, KVM_MAINT_SERVER, backend, srv->static_name)))
+        return x;
+    if (srv && (x = find_maint(&s->model, KVM_MAINT_ADDR, srv->addr, NULL)))
+        return x;
+    if (srv && srv->node &&
+        (x = find_maint(&s->model, KVM_MAINT_NODE, srv->node_cluster, srv->node)))
+        return x;
+    return NULL;
+}
+
+/* ---- slot views ---- */
+
+static const struct snapshot_server *server_by_id(const struct snapshot_backend *b, const char *id)
+{
+    struct snapshot_server key = {.id = (char *)id};
+    if (!b->n_servers)
+        return NULL;
+    return bsearch(&key, b->servers, b->n_servers, sizeof(key), cmp_server);
+}
+
+/* Server in slot i (0-based) or NULL. Without an assignment: servers in
+ * id order, then free slots. An assigned key the snapshot no longer has
+ * counts as free (the assignment is stale; the caller reassigns first). */
+static const struct snapshot_server *slot_server(const struct snapshot_backend *b,
+                                                 const struct slot_assignment *sl, size_t i)
+{
+    if (sl)
+        return sl->slots[i].used ? server_by_id(b, sl->slots[i].srv.key) : NULL;
+    return i < b->n_servers ? &b->servers[i] : NULL;
+}
+
+static size_t slot_count(const struct snapshot_backend *b, const struct slot_assignment *sl)
+{
+    if (sl)
+        return sl->nslots;
+    return b->slots > b->n_servers ? b->slots : b->n_servers;
+}
+
+/* ---- template data ---- */
+
+static int jset(json_t *obj, const char *k, json_t *v)
+{
+    return v ? json_object_set_new(obj, k, v) : -1;
+}
+
+static json_t *jdur(int64_t ms)
+{
+    char buf[32];
+    snapshot_format_ms(ms, buf, sizeof(buf));
+    return json_string(buf);
+}
+
+static json_t *frontend_json(const struct kvm_frontend *f)
+{
+    json_t *fj = json_object(), *binds = json_array(), *routes = json_array();
+    int bad = !fj || !binds || !routes;
+    bad |= jset(fj, "name", json_string(f->name));
+    if (f->maxconn)
+        bad |= jset(fj, "maxconn", json_integer(f->maxconn));
+    for (size_t i = 0; i < f->n_binds; i++) {
+        json_t *b = json_object();
+        bad |= !b || jset(b, "addr", json_string(f->binds[i].addr)) ||
+               jset(b, "port", json_integer(f->binds[i].port)) || json_array_append_new(binds, b);
+    }
+    /* routes grouped by backend, in order of first appearance */
+    for (size_t i = 0; i < f->n_routes; i++) {
+        json_t *r = NULL, *hosts;
+        size_t k;
+        json_array_foreach(routes, k, hosts)
+        {
+            if (!strcmp(json_string_value(json_object_get(hosts, "backend")), f->routes[i].backend))
+                r = hosts;
+        }
+        if (!r) {
+            r = json_object();
+            bad |= !r || jset(r, "backend", json_string(f->routes[i].backend)) ||
+                   jset(r, "hosts", json_array()) || json_array_append_new(routes, r);
+            if (bad)
+                break;
+        }
+        bad |= json_array_append_new(json_object_get(r, "hosts"), json_string(f->routes[i].host));
+    }
+    bad |= jset(fj, "binds", binds);
+    bad |= jset(fj, "routes", routes);
+    if (f->default_backend)
+        bad |= jset(fj, "default_backend", json_string(f->default_backend));
+    if (bad) {
+        json_decref(fj);
+        return NULL;
+    }
+    return fj;
+}
+
+static json_t *backend_json(const struct snapshot_backend *b, const struct slot_assignment *sl,
+                            const struct snapshot_render_opts *ro, bool structure_only, int *rc)
+{
+    const struct kvm_backend *d = b->def;
+    json_t *bj = json_object(), *servers = json_array();
+    int bad = !bj || !servers;
+    char name[160];
+
+    *rc = -ENOMEM;
+    bad |= jset(bj, "name", json_string(d->name)) || jset(bj, "balance", json_string(d->balance));
+    if (b->send_proxy)
+        bad |= jset(bj, "send_proxy", json_true());
+    if (b->check_type != KVM_CHECK_NONE && b->check_type != KVM_CHECK_OFF) {
+        json_t *c = json_object();
+        bad |= !c || jset(c, "inter", jdur(d->check.inter_ms ? d->check.inter_ms : 2000)) ||
+               jset(c, "fall", json_integer(d->check.fall ? d->check.fall : 3)) ||
+               jset(c, "rise", json_integer(d->check.rise ? d->check.rise : 2));
+        if (!bad && b->check_port)
+            bad |= jset(c, "port", json_integer(b->check_port));
+        if (!bad && b->check_type == KVM_CHECK_HTTP) {
+            json_t *h = json_object();
+            bad |= !h || jset(h, "path", json_string(b->check_path ? b->check_path : "/")) ||
+                   jset(c, "http", h);
+        }
+        if (!bad && b->check_type == KVM_CHECK_MYSQL) {
+            json_t *my = json_object();
+            bad |= !my || jset(my, "user", json_string(d->check.user)) || jset(c, "mysql", my);
+        }
+        bad |= jset(bj, "check", c);
+    }
+    if (d->agent_port || d->agent_inter_ms) {
+        json_t *a = json_object();
+        bad |= !a || jset(a, "addr", json_string(ro->agent_addr)) ||
+               jset(a, "port", json_integer(d->agent_port ? d->agent_port : ro->agent_port)) ||
+               jset(a, "inter", jdur(d->agent_inter_ms ? d->agent_inter_ms : ro->agent_inter_ms)) ||
+               jset(bj, "agent", a);
+    }
+    size_t n = slot_count(b, sl);
+    size_t placed = 0;
+    for (size_t i = 0; i < n && !bad; i++) {
+        const struct snapshot_server *srv = slot_server(b, sl, i);
+        json_t *s = json_object();
+        slots_name(i, name, sizeof(name));
+        bad |= !s || jset(s, "name", json_string(name)) || jset(s, "backend", json_string(d->name));
+        if (srv)
+            placed++;
+        if (!srv || structure_only) {
+            bad |= jset(s, "free", json_true()) ||
+                   jset(s, "weight", json_integer(structure_only ? 1 : DEFAULT_WEIGHT));
+        } else {
+            bad |= jset(s, "addr", json_string(srv->addr)) ||
+                   jset(s, "port", json_integer(srv->port)) ||
+                   jset(s, "weight", json_integer(srv->weight)) || jset(s, "enabled", json_true());
+        }
+        bad |= json_array_append_new(servers, s);
+    }
+    bad |= jset(bj, "servers", servers);
+    if (!bad && placed < b->n_servers) {
+        json_decref(bj);
+        *rc = -ENOSPC;
+        return NULL;
+    }
+    if (bad) {
+        json_decref(bj);
+        return NULL;
+    }
+    *rc = 0;
+    return bj;
+}
+
+int snapshot_service_json(const struct snapshot *s, const struct snapshot_service *svc,
+                          const struct snapshot_render_opts *ro, snapshot_slots_fn slots,
+                          void *slots_arg, bool structure_only, json_t **out)
+{
+    const struct kvm_service *d = svc->def;
+    json_t *root = json_object(), *v, *fes = json_array(), *bes = json_array();
+    int bad = !root || !fes || !bes;
+    int rc = -ENOMEM;
+    (void)s;
+
+    v = json_object();
+    bad |= !v || jset(v, "name", json_string(d->name)) ||
+           jset(v, "cluster", json_string(ro->haproxy_cluster)) || jset(root, "service", v);
+    v = json_object();
+    bad |= !v || jset(v, "maxconn", json_integer(ro->maxconn)) ||
+           jset(v, "stats_socket", json_string(ro->stats_socket)) ||
+           jset(v, "server_state_file", json_string(ro->server_state_file)) ||
+           jset(root, "global", v);
+    v = json_object();
+    bad |= !v ||
+           jset(v, "connect",
+                jdur(d->timeout_connect_ms ? d->timeout_connect_ms : ro->timeout_connect_ms)) ||
+           jset(v, "client",
+                jdur(d->timeout_client_ms ? d->timeout_client_ms : ro->timeout_client_ms)) ||
+           jset(v, "server",
+                jdur(d->timeout_server_ms ? d->timeout_server_ms : ro->timeout_server_ms)) ||
+           jset(root, "timeouts", v);
+    v = json_object();
+    bad |= !v || jset(v, "addr", json_string(ro->agent_addr)) ||
+           jset(v, "port", json_integer(ro->agent_port)) ||
+           jset(v, "inter", jdur(ro->agent_inter_ms)) || jset(root, "agent", v);
+    for (size_t i = 0; i < d->n_frontends && !bad; i++)
+        bad |= json_array_append_new(fes, frontend_json(&d->frontends[i]));
+    for (size_t i = 0; i < svc->n_backends && !bad; i++) {
+        const struct snapshot_backend *b = &svc->backends[i];
+        const struct slot_assignment *sl = slots ? slots(slots_arg, b->def->name) : NULL;
+        json_t *bj = backend_json(b, sl, ro, structure_only, &rc);
+        if (!bj) {
+            bad = 1;
+            break;
+        }
+        bad |= json_array_append_new(bes, bj);
+    }
+    if (bad) {
+        json_decref(root);
+        json_decref(fes);
+        json_decref(bes);
+        return rc == -ENOSPC ? rc : -ENOMEM;
+    }
+    json_object_set_new(root, "frontends", fes);
+    json_object_set_new(root, "backends", bes);
+    *out = root;
+    return 0;
+}
+
+/* ---- agent-checker state ---- */
+
+static void fmt_time(int64_t t, char *buf, size_t len)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    gmtime_r(&tt, &tm);
+    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static json_t *agent_entry(const struct kvm_maint *x, bool free_slot)
+{
+    json_t *e = json_object();
+    char t[32];
+    int bad = !e;
+    if (free_slot) {
+        bad |= jset(e, "admin", json_string("maint")) || jset(e, "health", json_string("up")) ||
+               jset(e, "reason", json_string("free slot"));
+    } else if (x) {
+        bad |= jset(e, "admin", json_string(kvm_admin_name(x->admin))) ||
+               jset(e, "health", json_string("up"));
+        if (x->weight >= 0)
+            bad |= jset(e, "weight", json_integer(x->weight));
+        if (x->reason)
+            bad |= jset(e, "reason", json_string(x->reason));
+        if (x->author)
+            bad |= jset(e, "author", json_string(x->author));
+        if (x->expires) {
+            fmt_time(x->expires, t, sizeof(t));
+            bad |= jset(e, "expires", json_string(t));
+        }
+    } else {
+        bad |= jset(e, "admin", json_string("ready")) || jset(e, "health", json_string("up"));
+    }
+    if (bad) {
+        json_decref(e);
+        return NULL;
+    }
+    return e;
+}
+
+int snapshot_agent_state(const struct snapshot *s, snapshot_slots_fn slots, void *slots_arg,
+                         int64_t now, char **out)
+{
+    json_t *root = json_object(), *servers = json_object(), *dflt;
+    char t[32], key[300], name[160];
+    int bad = !root || !servers;
+
+    fmt_time(now, t, sizeof(t));
+    bad |= jset(root, "version", json_integer(1)) || jset(root, "generated", json_string(t));
+    dflt = agent_entry(NULL, false);
+    bad |= jset(root, "default", dflt);
+    for (size_t i = 0; i < s->n_services && !bad; i++) {
+        const struct snapshot_service *svc = &s->services[i];
+        for (size_t j = 0; j < svc->n_backends && !bad; j++) {
+            const struct snapshot_backend *b = &svc->backends[j];
+            const struct slot_assignment *sl = slots ? slots(slots_arg, b->def->name) : NULL;
+            size_t n = slot_count(b, sl);
+            for (size_t k = 0; k < n && !bad; k++) {
+                const struct snapshot_server *srv = slot_server(b, sl, k);
+                slots_name(k, name, sizeof(name));
+                snprintf(key, sizeof(key), "%s/%s", b->def->name, name);
+                const struct kvm_maint *x =
+                    srv ? snapshot_maint_for(s, b->def->name, name, srv) : NULL;
+                bad |= jset(servers, key, agent_entry(x, srv == NULL));
+            }
+        }
+    }
+    bad |= jset(root, "servers", servers);
+    if (!bad)
+        *out = json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(root);
+    if (bad || !*out)
+        return -ENOMEM;
+    return 0;
+}

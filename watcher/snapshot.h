@@ -1,0 +1,148 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * snapshot: one immutable view of everything drover-watcher drives on the
+ * HAProxy side, built from the raw KV entries of its watched prefixes:
+ * HAProxy services x eligible kube nodes (+ static servers) x maintenance.
+ *
+ * It owns
+ *  - the raw inputs (key, value) it was built from, so the same snapshot can
+ *    be persisted (protobuf, proto/snapshot.proto) and rebuilt identically
+ *    after a restart while Consul is down;
+ *  - the desired servers of every backend (address, port, weight, the node
+ *    they run on), which the slot module turns into slot assignments;
+ *  - the template data model of one HAProxy service (docs/templates.md),
+ *    for a given slot assignment, and its "structure" variant in which every
+ *    slot is free: two assignments whose structure renders are equal differ
+ *    only in what the runtime API can change (no reload needed);
+ *  - the agent-checker state file (docs/agent-checker.md) for a given slot
+ *    assignment: free slots maint, maintenance entries resolved per server
+ *    with precedence server > addr > node.
+ *
+ * A snapshot is never modified after snapshot_build(); share it read-only.
+ */
+#ifndef DROVER_WATCHER_SNAPSHOT_H
+#define DROVER_WATCHER_SNAPSHOT_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kv_model.h"
+#include "slots.h"
+
+/* One raw KV input (value NUL-terminated, len without the NUL). */
+struct snapshot_entry {
+    char *key;
+    char *value;
+    size_t len;
+};
+
+struct snapshot_server {
+    char *id;   /* "addr:port" (IPv6 as "[addr]:port"): identity for slots */
+    char *addr; /* canonical IP */
+    uint16_t port;
+    int weight;
+    const char *node;         /* kube node name, NULL for a static server */
+    const char *node_cluster; /* its cluster */
+    const char *static_name;  /* static server name, NULL for kube */
+};
+
+struct snapshot_backend {
+    const struct kvm_backend *def;
+    const struct kvm_service *service;
+    struct snapshot_server *servers; /* sorted by id */
+    size_t n_servers;
+    size_t slots;             /* configured slot count (>= 1) */
+    double max_removal_share; /* < 0: the daemon's default applies */
+    bool force_removal;       /* an unexpired force-removal entry exists */
+    /* health check after kube defaults were applied */
+    enum kvm_check_type check_type;
+    uint16_t check_port;
+    const char *check_path;
+    bool send_proxy;
+};
+
+struct snapshot_service {
+    const struct kvm_service *def;
+    struct snapshot_backend *backends;
+    size_t n_backends;
+};
+
+struct snapshot {
+    struct kv_model model;
+    struct snapshot_service *services;
+    size_t n_services;
+    struct snapshot_entry *entries; /* sorted by key */
+    size_t n_entries;
+    uint64_t inputs_hash; /* FNV-1a over the sorted entries */
+    int64_t built_unix;
+    uint64_t skipped_services; /* services refused at snapshot level (backend name clash) */
+};
+
+/*
+ * Build a snapshot from entries[0..n) (taken over: freed with the snapshot,
+ * also on failure). Bad entries are skipped, logged and counted in
+ * snap->model.bad. now: unix seconds (maintenance expiry).
+ * 0 or -ENOMEM.
+ */
+int snapshot_build(const struct kv_model_opts *o, struct snapshot_entry *entries, size_t n,
+                   int64_t now, struct snapshot **out);
+void snapshot_free(struct snapshot *s);
+void snapshot_entries_free(struct snapshot_entry *e, size_t n);
+
+/* Lookups (NULL if absent). */
+const struct snapshot_service *snapshot_service(const struct snapshot *s, const char *name);
+const struct snapshot_backend *snapshot_backend(const struct snapshot *s, const char *name);
+
+/* Returns the slot assignment (slots.h; keys are snapshot_server ids) of a
+ * backend, or NULL: then servers fill slots in id order (what an offline
+ * render uses). */
+typedef const struct slot_assignment *(*snapshot_slots_fn)(void *arg, const char *backend);
+
+/* The desired servers of b as slots_assign input: *out is a malloc'd array
+ * of b->n_servers whose strings are borrowed from the snapshot (free only
+ * the array). 0 or -ENOMEM. */
+int snapshot_desired(const struct snapshot_backend *b, struct slot_server **out);
+
+/* What the template data needs besides KV. Strings borrowed. */
+struct snapshot_render_opts {
+    const char *haproxy_cluster;
+    const char *stats_socket;      /* this service's HAProxy stats socket */
+    const char *server_state_file; /* this service's server-state file */
+    int64_t maxconn;               /* global maxconn */
+    const char *agent_addr;        /* agent-checker address */
+    uint16_t agent_port;
+    int64_t agent_inter_ms;
+    int64_t timeout_connect_ms, timeout_client_ms, timeout_server_ms; /* defaults */
+};
+
+/*
+ * Template data model (docs/templates.md) of service svc. structure_only:
+ * every slot rendered free (see top). *out is a new reference.
+ * 0, -ENOMEM, or -ENOSPC when an assignment has fewer slots than the
+ * backend has servers (the caller must grow slots first).
+ */
+int snapshot_service_json(const struct snapshot *s, const struct snapshot_service *svc,
+                          const struct snapshot_render_opts *ro, snapshot_slots_fn slots,
+                          void *slots_arg, bool structure_only, json_t **out);
+
+/*
+ * Agent-checker state file (version 1) for every backend of every service:
+ * servers["<backend>/slot<n>"] = {admin, health, weight?,
+ * reason?, author?, expires?}; free slots are maint. *out is malloc'd
+ * compact JSON text. 0 or -ENOMEM.
+ */
+int snapshot_agent_state(const struct snapshot *s, snapshot_slots_fn slots, void *slots_arg,
+                         int64_t now, char **out);
+
+/* Resolve the maintenance entry applying to one server (server > addr >
+ * node), NULL if none. server_name: slot or static name. */
+const struct kvm_maint *snapshot_maint_for(const struct snapshot *s, const char *backend,
+                                           const char *server_name,
+                                           const struct snapshot_server *srv);
+
+/* Format milliseconds as an HAProxy duration ("2s", "250ms"). */
+void snapshot_format_ms(int64_t ms, char *buf, size_t len);
+
+#endif
