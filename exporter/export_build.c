@@ -1,6 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * export_build: stores -> desired KV entries. See export_build.h.
+ *
+ * The state is two arrays sorted by store key, rebuilt on every build
+ * from the objects present (so deleted objects' entries go away):
+ * Services with their finished KV entries, Nodes with their parsed record
+ * and NotReady grace state. An entry is reused when the object's
+ * resourceVersion is the one it was computed from; only then is the
+ * stored object not parsed at all.
  */
 #include "export_build.h"
 
@@ -12,45 +19,78 @@
 
 #include "log.h"
 
-struct grace_entry {
-    char *name;
-    struct node_grace_state st;
+enum svc_kind {
+    SVC_EXPORTED,
+    SVC_NOT_EXPORTED,
+    SVC_SKIPPED,
 };
 
-/* What one build leaves for the next. grace: sorted by name, rebuilt on
- * every build from the nodes present, so deleted nodes' states go away.
- * services: store key -> {"rv","kind","ports","reason","message","kv"}
- * (kv = [key, value, key, value, ...]); replaced on every build, so
- * deleted Services' entries go away too. */
+struct svc_entry {
+    char *key;  /* first member: key_cmp */
+    bool moved; /* reused by the next build, which now owns key and all */
+    char *rv;
+    enum svc_kind kind;
+    size_t ports;
+    struct kube_reason why; /* SVC_SKIPPED */
+    char **kv;              /* key, value, key, value, ... (SVC_EXPORTED) */
+    size_t n_kv;
+};
+
+struct node_entry {
+    char *key; /* first member: key_cmp */
+    bool moved;
+    char *rv;
+    bool valid; /* rec holds a record; otherwise why says why not */
+    struct node_record rec;
+    struct kube_reason why;
+    struct node_grace_state grace;
+};
+
 struct export_state {
-    struct grace_entry *grace;
-    size_t n_grace;
-    json_t *services;
-};
-
-enum cached_kind {
-    CACHED_EXPORTED = 0,
-    CACHED_NOT_EXPORTED = 1,
-    CACHED_SKIPPED = 2,
+    struct svc_entry *svc;
+    size_t n_svc;
+    struct node_entry *node;
+    size_t n_node;
 };
 
 struct export_state *export_state_new(void)
 {
-    struct export_state *st = calloc(1, sizeof(*st));
-    if (!st)
-        return NULL;
-    st->services = json_object();
-    if (!st->services) {
-        free(st);
-        return NULL;
-    }
-    return st;
+    return calloc(1, sizeof(struct export_state));
 }
 
-static void grace_entries_free(struct grace_entry *v, size_t n)
+static void svc_entry_clear(struct svc_entry *e)
+{
+    if (e->moved)
+        return;
+    free(e->key);
+    free(e->rv);
+    for (size_t i = 0; i < e->n_kv; i++)
+        free(e->kv[i]);
+    free(e->kv);
+    memset(e, 0, sizeof(*e));
+}
+
+static void node_entry_clear(struct node_entry *e)
+{
+    if (e->moved)
+        return;
+    free(e->key);
+    free(e->rv);
+    node_record_clear(&e->rec);
+    memset(e, 0, sizeof(*e));
+}
+
+static void svc_entries_free(struct svc_entry *v, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        free(v[i].name);
+        svc_entry_clear(&v[i]);
+    free(v);
+}
+
+static void node_entries_free(struct node_entry *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        node_entry_clear(&v[i]);
     free(v);
 }
 
@@ -58,32 +98,36 @@ void export_state_free(struct export_state *st)
 {
     if (!st)
         return;
-    grace_entries_free(st->grace, st->n_grace);
-    json_decref(st->services);
+    svc_entries_free(st->svc, st->n_svc);
+    node_entries_free(st->node, st->n_node);
     free(st);
 }
 
 size_t export_state_nodes(const struct export_state *st)
 {
-    return st->n_grace;
+    return st->n_node;
 }
 
 size_t export_state_services(const struct export_state *st)
 {
-    return json_object_size(st->services);
+    return st->n_svc;
 }
 
-static int grace_cmp(const void *a, const void *b)
+/* Both entry types start with `char *key`. */
+static int key_cmp(const void *a, const void *b)
 {
-    return strcmp(((const struct grace_entry *)a)->name, ((const struct grace_entry *)b)->name);
+    return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static const struct node_grace_state *grace_find(const struct export_state *t, const char *name)
+static void *find_entry(void *v, size_t n, size_t size, const char *key)
 {
-    struct grace_entry probe = {.name = (char *)name};
-    const struct grace_entry *e =
-        t->n_grace ? bsearch(&probe, t->grace, t->n_grace, sizeof(t->grace[0]), grace_cmp) : NULL;
-    return e ? &e->st : NULL;
+    const char *probe = key;
+    return n ? bsearch(&probe, v, n, size, key_cmp) : NULL;
+}
+
+static bool same_rv(const char *cached, const char *rv)
+{
+    return cached && rv && rv[0] && strcmp(cached, rv) == 0;
 }
 
 static void report_skip(export_skip_cb cb, void *arg, const char *kind, const char *key,
@@ -95,167 +139,206 @@ static void report_skip(export_skip_cb cb, void *arg, const char *kind, const ch
         log_debug("export: %s %s skipped: %s: %s", kind, key, why->reason, why->message);
 }
 
+/* Grow an array of `size`-byte elements to hold n + 1. */
+static int grow(void **v, size_t *cap, size_t n, size_t size)
+{
+    if (n < *cap)
+        return 0;
+    size_t c = *cap ? *cap * 2 : 64;
+    void *p = realloc(*v, c * size);
+    if (!p)
+        return -ENOMEM;
+    *v = p;
+    *cap = c;
+    return 0;
+}
+
+/* ---- services ----------------------------------------------------------- */
+
 struct svc_ctx {
     const struct export_build_params *p;
-    const json_t *old_cache;
-    json_t *new_cache;
+    const struct kube_store *store;
+    struct export_state *old;
+    struct svc_entry *v;
+    size_t n, cap;
     struct kv_map *desired;
     struct export_build_result *res;
     export_skip_cb on_skip;
     void *arg;
 };
 
-static json_t *cache_entry(enum cached_kind kind, const char *rv, size_t ports,
-                           const struct kube_reason *why, json_t *kv)
-{
-    json_t *e = json_pack("{s:s, s:i, s:I, s:s, s:s, s:o}", "rv", rv ? rv : "", "kind", kind,
-                          "ports", (json_int_t)ports, "reason", why ? why->reason : "", "message",
-                          why ? why->message : "", "kv", kv ? kv : json_array());
-    return e;
-}
-
-/* The cache entry of one Service, computed from scratch. NULL on ENOMEM. */
-static json_t *compute_service(const struct svc_ctx *c, const char *key, const json_t *svc,
-                               const char *rv)
+/* Fill e (key and rv already set) from the Service. -ENOMEM only. */
+static int compute_service(const struct svc_ctx *c, struct svc_entry *e, const json_t *svc)
 {
     struct export_record *recs = NULL;
     size_t n = 0;
-    struct kube_reason why;
-    int rc = kube_service_to_records(svc, c->p->service_opts, &recs, &n, &why);
+    int rc = kube_service_to_records(svc, c->p->service_opts, &recs, &n, &e->why);
     if (rc == -ENOMEM)
-        return NULL;
-    if (rc < 0)
-        return cache_entry(CACHED_SKIPPED, rv, 0, &why, NULL);
-    if (n == 0)
-        return cache_entry(CACHED_NOT_EXPORTED, rv, 0, &why, NULL);
-
+        return rc;
+    if (rc < 0) {
+        e->kind = SVC_SKIPPED;
+        return 0;
+    }
+    if (n == 0) {
+        e->kind = SVC_NOT_EXPORTED;
+        return 0;
+    }
     /* all ports or none: a port that cannot form a key refuses the Service */
     struct kv_map tmp;
     kv_map_init(&tmp);
     for (size_t i = 0; i < n && rc == 0; i++)
         rc = kv_layout_add_service(c->p->layout, &tmp, &recs[i]);
     export_records_free(recs, n);
-    json_t *entry = NULL;
     if (rc == -EINVAL) {
-        snprintf(why.reason, sizeof(why.reason), "InvalidObject");
-        snprintf(why.message, sizeof(why.message),
-                 "Service %s: a namespace, name or port name cannot form a KV key", key);
-        entry = cache_entry(CACHED_SKIPPED, rv, 0, &why, NULL);
+        e->kind = SVC_SKIPPED;
+        snprintf(e->why.reason, sizeof(e->why.reason), "InvalidObject");
+        snprintf(e->why.message, sizeof(e->why.message),
+                 "Service %s: a namespace, name or port name cannot form a KV key", e->key);
+        rc = 0;
     } else if (rc == 0) {
-        json_t *kv = json_array();
-        for (size_t i = 0; kv && i < tmp.n; i++) {
-            if (json_array_append_new(kv, json_string(tmp.v[i].key)) < 0 ||
-                json_array_append_new(kv, json_string(tmp.v[i].value)) < 0) {
-                json_decref(kv);
-                kv = NULL;
+        e->kind = SVC_EXPORTED;
+        e->ports = n;
+        e->kv = calloc(2 * tmp.n + 1, sizeof(char *));
+        if (!e->kv) {
+            rc = -ENOMEM;
+        } else {
+            /* steal the strings */
+            for (size_t i = 0; i < tmp.n; i++) {
+                e->kv[e->n_kv++] = tmp.v[i].key;
+                e->kv[e->n_kv++] = tmp.v[i].value;
+                tmp.v[i].key = tmp.v[i].value = NULL;
             }
         }
-        entry = kv ? cache_entry(CACHED_EXPORTED, rv, n, NULL, kv) : NULL;
     }
     kv_map_clear(&tmp);
-    return entry;
+    return rc;
 }
 
-static int add_service(const char *key, json_t *svc, void *arg)
+static int add_service(const struct kube_store_item *item, void *arg)
 {
     struct svc_ctx *c = arg;
-    json_t *rvj = json_object_get(json_object_get(svc, "metadata"), "resourceVersion");
-    const char *rv = json_is_string(rvj) ? json_string_value(rvj) : NULL;
-
-    /* an unchanged resourceVersion means unchanged content: reuse */
-    json_t *entry = json_object_get(c->old_cache, key);
-    const char *cached_rv = json_string_value(json_object_get(entry, "rv"));
-    bool fresh = !(entry && rv && rv[0] && cached_rv && strcmp(cached_rv, rv) == 0);
-    if (fresh)
-        entry = compute_service(c, key, svc, rv);
-    else
-        json_incref(entry);
-    if (!entry || json_object_set_new(c->new_cache, key, entry) < 0)
-        return -ENOMEM;
-
-    switch (json_integer_value(json_object_get(entry, "kind"))) {
-    case CACHED_EXPORTED: {
-        json_t *kv = json_object_get(entry, "kv");
-        for (size_t i = 0; i + 1 < json_array_size(kv); i += 2) {
-            int rc = kv_map_put(c->desired, json_string_value(json_array_get(kv, i)),
-                                json_string_value(json_array_get(kv, i + 1)), 0);
+    int rc = grow((void **)&c->v, &c->cap, c->n, sizeof(*c->v));
+    if (rc)
+        return rc;
+    struct svc_entry *e = &c->v[c->n];
+    struct svc_entry *old = find_entry(c->old->svc, c->old->n_svc, sizeof(*old), item->key);
+    bool fresh = !(old && !old->moved && same_rv(old->rv, item->resource_version));
+    if (!fresh) {
+        /* an unchanged resourceVersion means unchanged content: reuse.
+         * The old slot keeps its key pointer for bsearch, flagged moved. */
+        *e = *old;
+        old->moved = true;
+        c->n++;
+    } else {
+        memset(e, 0, sizeof(*e));
+        e->key = strdup(item->key);
+        c->n++; /* counted now so the cleanup path frees it */
+        if (!e->key)
+            return -ENOMEM;
+        json_t *svc = kube_store_item_load(c->store, item);
+        rc = svc ? compute_service(c, e, svc) : -ENOMEM;
+        json_decref(svc);
+        if (rc)
+            return rc; /* rv stays NULL: the next build recomputes it */
+        e->rv = strdup(item->resource_version);
+        if (!e->rv)
+            return -ENOMEM;
+    }
+    switch (e->kind) {
+    case SVC_EXPORTED:
+        for (size_t i = 0; i + 1 < e->n_kv; i += 2) {
+            rc = kv_map_put(c->desired, e->kv[i], e->kv[i + 1], 0);
             if (rc)
                 return rc;
         }
         c->res->services++;
-        c->res->service_ports += (size_t)json_integer_value(json_object_get(entry, "ports"));
+        c->res->service_ports += e->ports;
         break;
-    }
-    case CACHED_NOT_EXPORTED:
+    case SVC_NOT_EXPORTED:
         c->res->not_exported++;
         break;
-    default: {
-        struct kube_reason why;
-        snprintf(why.reason, sizeof(why.reason), "%s",
-                 json_string_value(json_object_get(entry, "reason")));
-        snprintf(why.message, sizeof(why.message), "%s",
-                 json_string_value(json_object_get(entry, "message")));
+    case SVC_SKIPPED:
         c->res->skipped_services++;
         if (fresh) /* once per Service version, not on every build */
-            report_skip(c->on_skip, c->arg, "Service", key, &why);
-    }
+            report_skip(c->on_skip, c->arg, "Service", e->key, &e->why);
+        break;
     }
     return 0;
 }
 
+/* ---- nodes -------------------------------------------------------------- */
+
 struct node_ctx {
     const struct export_build_params *p;
-    const struct export_state *old;
-    struct node_record *recs;
-    struct grace_entry *states;
+    const struct kube_store *store;
+    struct export_state *old;
+    struct node_entry *v;
     size_t n, cap;
     struct export_build_result *res;
     export_skip_cb on_skip;
     void *arg;
 };
 
-static int add_node(const char *key, json_t *node, void *arg)
+static int add_node(const struct kube_store_item *item, void *arg)
 {
     struct node_ctx *c = arg;
-    struct kube_reason why;
-    if (c->n == c->cap) {
-        size_t cap = c->cap ? c->cap * 2 : 64;
-        struct node_record *r = realloc(c->recs, cap * sizeof(*r));
-        if (!r)
-            return -ENOMEM;
-        c->recs = r;
-        struct grace_entry *g = realloc(c->states, cap * sizeof(*g));
-        if (!g)
-            return -ENOMEM;
-        c->states = g;
-        c->cap = cap;
-    }
-    struct node_record *r = &c->recs[c->n];
-    int rc = kube_node_to_record(node, c->p->node_opts, r, &why);
-    if (rc == -ENOMEM)
+    int rc = grow((void **)&c->v, &c->cap, c->n, sizeof(*c->v));
+    if (rc)
         return rc;
-    if (rc < 0) {
+    struct node_entry *e = &c->v[c->n];
+    struct node_entry *old = find_entry(c->old->node, c->old->n_node, sizeof(*old), item->key);
+    memset(e, 0, sizeof(*e));
+    if (old && !old->moved && same_rv(old->rv, item->resource_version)) {
+        *e = *old;
+        old->moved = true;
+        c->n++;
+    } else {
+        e->key = strdup(item->key);
+        if (old && !old->moved) /* the grace state outlives a node version */
+            e->grace = old->grace;
+        c->n++;
+        if (!e->key)
+            return -ENOMEM;
+        json_t *node = kube_store_item_load(c->store, item);
+        rc = node ? kube_node_to_record(node, c->p->node_opts, &e->rec, &e->why) : -ENOMEM;
+        json_decref(node);
+        if (rc == -ENOMEM)
+            return rc;
+        e->valid = rc == 0;
+        e->rv = strdup(item->resource_version);
+        if (!e->rv)
+            return -ENOMEM;
+    }
+    if (!e->valid) {
         c->res->skipped_nodes++;
-        report_skip(c->on_skip, c->arg, "Node", key, &why);
+        report_skip(c->on_skip, c->arg, "Node", e->key, &e->why);
         return 0;
     }
-    struct grace_entry *g = &c->states[c->n];
-    g->name = strdup(r->name);
-    if (!g->name) {
-        node_record_clear(r);
-        return -ENOMEM;
-    }
-    const struct node_grace_state *prev = grace_find(c->old, r->name);
-    g->st = prev ? *prev : (struct node_grace_state){0};
     int64_t recheck;
-    r->effective_eligible = node_grace_apply(&g->st, r, c->p->now, c->p->grace, &recheck);
+    e->rec.effective_eligible =
+        node_grace_apply(&e->grace, &e->rec, c->p->now, c->p->grace, &recheck);
     if (recheck < c->res->recheck_at)
         c->res->recheck_at = recheck;
     c->res->nodes++;
-    c->res->eligible_nodes += r->effective_eligible;
-    c->res->nodes_in_grace += r->effective_eligible && !r->eligible;
-    c->n++;
+    c->res->eligible_nodes += e->rec.effective_eligible;
+    c->res->nodes_in_grace += e->rec.effective_eligible && !e->rec.eligible;
     return 0;
+}
+
+/* kv_layout_add_nodes wants a contiguous array of records. */
+static int add_node_entries(const struct export_build_params *p, struct kv_map *desired,
+                            const struct node_entry *v, size_t n)
+{
+    struct node_record *recs = calloc(n ? n : 1, sizeof(*recs));
+    if (!recs)
+        return -ENOMEM;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (v[i].valid)
+            recs[k++] = v[i].rec; /* shallow: borrowed for the call */
+    int rc = kv_layout_add_nodes(p->layout, desired, recs, k);
+    free(recs);
+    return rc;
 }
 
 int export_build_desired(const struct export_build_params *p, const struct kube_store *services,
@@ -267,38 +350,32 @@ int export_build_desired(const struct export_build_params *p, const struct kube_
     res->recheck_at = INT64_MAX;
 
     struct svc_ctx sc = {.p = p,
-                         .old_cache = state->services,
-                         .new_cache = json_object(),
+                         .store = services,
+                         .old = state,
                          .desired = desired,
                          .res = res,
                          .on_skip = on_skip,
                          .arg = arg};
-    if (!sc.new_cache)
-        return -ENOMEM;
     int rc = kube_store_foreach(services, add_service, &sc);
-    if (rc) {
-        json_decref(sc.new_cache);
-        return rc;
-    }
-    json_decref(state->services);
-    state->services = sc.new_cache;
-
-    struct node_ctx nc = {.p = p, .old = state, .res = res, .on_skip = on_skip, .arg = arg};
-    rc = kube_store_foreach(nodes, add_node, &nc);
+    struct node_ctx nc = {
+        .p = p, .store = nodes, .old = state, .res = res, .on_skip = on_skip, .arg = arg};
     if (rc == 0)
-        rc = kv_layout_add_nodes(p->layout, desired, nc.recs, nc.n);
-    for (size_t i = 0; i < nc.n; i++)
-        node_record_clear(&nc.recs[i]);
-    free(nc.recs);
-    if (rc) {
-        grace_entries_free(nc.states, nc.n);
-        return rc;
-    }
-    /* the new grace states: exactly the nodes present now */
+        rc = kube_store_foreach(nodes, add_node, &nc);
+    if (rc == 0)
+        rc = add_node_entries(p, desired, nc.v, nc.n);
+
+    /* The new arrays replace the old ones either way: entries moved out
+     * of the old arrays must not be freed twice, and after a failure the
+     * next build simply recomputes what is missing. */
+    svc_entries_free(state->svc, state->n_svc);
+    node_entries_free(state->node, state->n_node);
+    if (sc.n > 1)
+        qsort(sc.v, sc.n, sizeof(sc.v[0]), key_cmp);
     if (nc.n > 1)
-        qsort(nc.states, nc.n, sizeof(nc.states[0]), grace_cmp);
-    grace_entries_free(state->grace, state->n_grace);
-    state->grace = nc.states;
-    state->n_grace = nc.n;
-    return 0;
+        qsort(nc.v, nc.n, sizeof(nc.v[0]), key_cmp);
+    state->svc = sc.v;
+    state->n_svc = sc.n;
+    state->node = nc.v;
+    state->n_node = nc.n;
+    return rc;
 }

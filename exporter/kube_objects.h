@@ -108,6 +108,18 @@ char *kube_json_canonical(const json_t *v);
 /* Hex of the first 64 bits of SHA-256 over data; hex has 17 bytes. */
 void kube_hash64_hex(const void *data, size_t len, char hex[17]);
 
+/* Copies of a Service / Node with only the fields the exporter reads
+ * (name, namespace, uid, resourceVersion, labels, drover and KSE
+ * annotations; Service type, ports, externalTrafficPolicy,
+ * healthCheckNodePort; Node unschedulable, Ready condition, addresses),
+ * for kube_store to keep instead of the full object: managedFields, the
+ * last-applied annotation, node images and the like are most of an
+ * object's size. The records built from a slim copy equal those built
+ * from the full object. New reference; NULL on ENOMEM or when obj is not
+ * an object. */
+json_t *kube_service_slim(const json_t *svc);
+json_t *kube_node_slim(const json_t *node);
+
 struct node_options {
     const char *address_type;              /* NULL = "InternalIP" */
     const struct label_selector *selector; /* NULL = every node selected */

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * kube_store: list/watch semantics over a jansson object used as the
- * key -> object map. See kube_store.h.
+ * kube_store: list/watch semantics over a key -> [resourceVersion, JSON
+ * text] map (a jansson object used as hash table). See kube_store.h.
  */
 #include "kube_store.h"
 
@@ -15,13 +15,59 @@
 struct kube_store {
     char *resource;
     bool namespaced;
-    json_t *objects; /* key -> object */
+    json_t *objects; /* key -> [rv, text] */
     json_t *staging; /* during a list, else NULL */
     char *rv;
     bool complete;
     uint64_t generation;
     uint64_t skipped;
+    uint64_t loads; /* mutable statistic, also from const accessors */
+    kube_store_slim_fn slim;
 };
+
+void kube_store_set_slim(struct kube_store *s, kube_store_slim_fn slim)
+{
+    s->slim = slim;
+}
+
+static const char *meta_str(const json_t *obj, const char *field)
+{
+    json_t *v = json_object_get(json_object_get(obj, "metadata"), field);
+    return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+/* The entry the store keeps for obj: [rv, compact text of slim(obj)]. New
+ * reference or NULL (ENOMEM). */
+static json_t *make_entry(const struct kube_store *s, const json_t *obj)
+{
+    json_t *kept = s->slim ? s->slim(obj) : json_incref((json_t *)obj);
+    if (!kept)
+        return NULL;
+    const char *rv = meta_str(kept, "resourceVersion");
+    size_t len = json_dumpb(kept, NULL, 0, JSON_COMPACT);
+    char *text = len ? malloc(len) : NULL;
+    json_t *entry = NULL;
+    if (text && json_dumpb(kept, text, len, JSON_COMPACT) == len)
+        entry = json_pack("[s, s%]", rv ? rv : "", text, len);
+    free(text);
+    json_decref(kept);
+    return entry;
+}
+
+static const char *entry_rv(const json_t *e)
+{
+    return json_string_value(json_array_get(e, 0));
+}
+
+/* Same object version: resourceVersion is opaque, compare for equality;
+ * without one, compare the content. */
+static bool same_version(const json_t *a, const json_t *b)
+{
+    const char *ra = entry_rv(a), *rb = entry_rv(b);
+    if (ra && rb && ra[0] && rb[0])
+        return strcmp(ra, rb) == 0;
+    return json_equal(json_array_get(a, 1), json_array_get(b, 1));
+}
 
 struct kube_store *kube_store_new(const char *resource, bool namespaced)
 {
@@ -49,12 +95,6 @@ void kube_store_free(struct kube_store *s)
     free(s);
 }
 
-static const char *meta_str(const json_t *obj, const char *field)
-{
-    json_t *v = json_object_get(json_object_get(obj, "metadata"), field);
-    return json_is_string(v) ? json_string_value(v) : NULL;
-}
-
 int kube_store_key(const struct kube_store *s, const json_t *obj, char *buf, size_t len)
 {
     const char *name = meta_str(obj, "name");
@@ -75,16 +115,6 @@ static int set_rv(struct kube_store *s, const char *rv)
     free(s->rv);
     s->rv = copy;
     return 0;
-}
-
-/* Same object version: resourceVersion is opaque, compare for equality. */
-static bool same_version(const json_t *a, const json_t *b)
-{
-    const char *ra = meta_str(a, "resourceVersion");
-    const char *rb = meta_str(b, "resourceVersion");
-    if (ra && rb)
-        return strcmp(ra, rb) == 0;
-    return json_equal((json_t *)a, (json_t *)b);
 }
 
 int kube_store_list_begin(struct kube_store *s)
@@ -111,7 +141,7 @@ int kube_store_list_page(struct kube_store *s, const struct kube_list *page)
                      s->resource, i, s->namespaced ? "/namespace" : "");
             continue;
         }
-        if (json_object_set(s->staging, key, item) < 0)
+        if (json_object_set_new(s->staging, key, make_entry(s, item)) < 0)
             return -ENOMEM;
     }
     return 0;
@@ -123,13 +153,13 @@ int kube_store_list_end(struct kube_store *s, const char *resource_version)
         return -EINVAL;
     bool changed = json_object_size(s->staging) != json_object_size(s->objects);
     const char *key;
-    json_t *obj;
-    json_object_foreach(s->staging, key, obj)
+    json_t *entry;
+    json_object_foreach(s->staging, key, entry)
     {
         if (changed)
             break;
         json_t *old = json_object_get(s->objects, key);
-        changed = !old || !same_version(old, obj);
+        changed = !old || !same_version(old, entry);
     }
     int rc = set_rv(s, resource_version);
     if (rc)
@@ -181,10 +211,17 @@ int kube_store_apply(struct kube_store *s, const struct kube_event *ev)
                 json_object_del(s->objects, key);
                 changed = 1;
             }
-        } else if (!old || !same_version(old, ev->object)) {
-            if (json_object_set(s->objects, key, ev->object) < 0)
+        } else {
+            json_t *entry = make_entry(s, ev->object);
+            if (!entry)
                 return -ENOMEM;
-            changed = 1;
+            if (!old || !same_version(old, entry)) {
+                if (json_object_set_new(s->objects, key, entry) < 0)
+                    return -ENOMEM;
+                changed = 1;
+            } else {
+                json_decref(entry);
+            }
         }
     }
     int rc = set_rv(s, ev->resource_version);
@@ -225,18 +262,43 @@ uint64_t kube_store_skipped(const struct kube_store *s)
     return s->skipped;
 }
 
-json_t *kube_store_get(const struct kube_store *s, const char *key)
+uint64_t kube_store_loads(const struct kube_store *s)
 {
-    return json_object_get(s->objects, key);
+    return s->loads;
+}
+
+static json_t *parse(const struct kube_store *s, const char *text, size_t len)
+{
+    /* the statistic is not part of the store's observable content */
+    ((struct kube_store *)s)->loads++;
+    return json_loadb(text, len, 0, NULL);
+}
+
+json_t *kube_store_item_load(const struct kube_store *s, const struct kube_store_item *item)
+{
+    return parse(s, item->json, item->json_len);
+}
+
+json_t *kube_store_load(struct kube_store *s, const char *key)
+{
+    json_t *text = json_array_get(json_object_get(s->objects, key), 1);
+    if (!text)
+        return NULL;
+    return parse(s, json_string_value(text), json_string_length(text));
 }
 
 int kube_store_foreach(const struct kube_store *s, kube_store_iter_cb cb, void *arg)
 {
     const char *key;
-    json_t *obj;
-    json_object_foreach(s->objects, key, obj)
+    json_t *entry;
+    json_object_foreach(s->objects, key, entry)
     {
-        int rc = cb(key, obj, arg);
+        json_t *text = json_array_get(entry, 1);
+        struct kube_store_item item = {.key = key,
+                                       .resource_version = entry_rv(entry),
+                                       .json = json_string_value(text),
+                                       .json_len = json_string_length(text)};
+        int rc = cb(&item, arg);
         if (rc)
             return rc;
     }

@@ -10,10 +10,13 @@
  * from the moment a relist starts (list_begin, e.g. after 410 Gone) until
  * that relist ends. Only a complete view may lead to KV deletions.
  *
- * Objects are kept as jansson references keyed "namespace/name" (or
- * "name" for cluster-scoped resources). A generation counter moves on
- * every change of content, so callers can skip rebuilding when nothing
- * changed; an object whose resourceVersion did not change is unchanged.
+ * Objects are kept keyed "namespace/name" (or "name" for cluster-scoped
+ * resources) as compact JSON text of what the slim function keeps: parsed
+ * jansson trees take about ten times the memory, and a build only parses
+ * the objects whose resourceVersion it has not seen (export_build). A
+ * generation counter moves on every change of content, so callers can
+ * skip rebuilding when nothing changed; an object whose resourceVersion
+ * did not change is unchanged.
  */
 #ifndef DROVER_EXPORTER_KUBE_STORE_H
 #define DROVER_EXPORTER_KUBE_STORE_H
@@ -31,6 +34,12 @@ struct kube_store;
 /* resource names the store in log lines ("services", "nodes"). */
 struct kube_store *kube_store_new(const char *resource, bool namespaced);
 void kube_store_free(struct kube_store *s);
+
+/* What the store keeps of each object: slim(obj) (a new reference, NULL
+ * on ENOMEM) instead of obj itself, e.g. kube_service_slim. Set before
+ * the first list. */
+typedef json_t *(*kube_store_slim_fn)(const json_t *obj);
+void kube_store_set_slim(struct kube_store *s, kube_store_slim_fn slim);
 
 /* Start a (re)list: drops any unfinished staging, marks the view
  * incomplete. -ENOMEM. */
@@ -66,13 +75,30 @@ uint64_t kube_store_generation(const struct kube_store *s);
 /* Items skipped by list pages since the store was created. */
 uint64_t kube_store_skipped(const struct kube_store *s);
 
-/* Borrowed reference, NULL if absent. */
-json_t *kube_store_get(const struct kube_store *s, const char *key);
+/* The stored object, parsed: a new reference (json_decref it), NULL if
+ * absent or on ENOMEM. Counted in kube_store_loads. */
+json_t *kube_store_load(struct kube_store *s, const char *key);
+
+/* One stored object as the iteration sees it. */
+struct kube_store_item {
+    const char *key;
+    const char *resource_version; /* "" when the object had none */
+    const char *json;             /* compact JSON text */
+    size_t json_len;
+};
 
 /* Calls cb for every object (unspecified order); a nonzero return stops
- * and is returned. The store must not be modified from cb. */
-typedef int (*kube_store_iter_cb)(const char *key, json_t *obj, void *arg);
+ * and is returned. The store must not be modified from cb; the item's
+ * strings live until then. */
+typedef int (*kube_store_iter_cb)(const struct kube_store_item *item, void *arg);
 int kube_store_foreach(const struct kube_store *s, kube_store_iter_cb cb, void *arg);
+
+/* Parse an item's JSON: a new reference, NULL on ENOMEM. Counted. */
+json_t *kube_store_item_load(const struct kube_store *s, const struct kube_store_item *item);
+
+/* Objects parsed back from text so far (kube_store_load/item_load): lets
+ * tests see that an unchanged object was not looked at again. */
+uint64_t kube_store_loads(const struct kube_store *s);
 
 /* The store key of an object ("ns/name" or "name") into buf; -EINVAL if
  * the object has no name (or no namespace when namespaced), -ENAMETOOLONG. */

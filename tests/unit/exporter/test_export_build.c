@@ -151,12 +151,22 @@ START_TEST(test_service_cache_by_resource_version)
     ck_assert_ptr_nonnull(strstr(value_of(&m, key), "\"dns_name\":\"dns.example.com\""));
     kv_map_clear(&m);
 
-    /* the same resourceVersion is the same content: the cache answers
-     * (the object is altered behind the store's back to prove it) */
-    json_t *stored = kube_store_get(svcs, "infra/resolver");
-    fixture_annotate(stored, "drover.io/dns-name", "other.example.com");
+    /* the same resourceVersion is the same content: the cache answers,
+     * no stored object is even parsed */
+    uint64_t svc_loads = kube_store_loads(svcs), node_loads = kube_store_loads(nodes);
     build(2, &m, &res, &sk);
+    ck_assert_uint_eq(kube_store_loads(svcs), svc_loads);
+    ck_assert_uint_eq(kube_store_loads(nodes), node_loads);
     ck_assert_ptr_nonnull(strstr(value_of(&m, key), "dns.example.com"));
+    ck_assert_uint_eq(res.services, 3);
+    kv_map_clear(&m);
+    /* one changed Service: exactly one object parsed */
+    json_t *again = fixture_json("svc-udp-unnamed.json");
+    fixture_annotate(again, "drover.io/dns-name", "dns2.example.com");
+    put(svcs, again, "41");
+    build(3, &m, &res, &sk);
+    ck_assert_uint_eq(kube_store_loads(svcs), svc_loads + 1);
+    ck_assert_ptr_nonnull(strstr(value_of(&m, key), "dns2.example.com"));
     kv_map_clear(&m);
 
     /* a skipped Service is reported once per version, not on every build */
@@ -166,7 +176,7 @@ START_TEST(test_service_cache_by_resource_version)
     /* deleted Services leave the cache */
     struct kube_event ev = {.type = KUBE_EVENT_DELETED, .object = svc};
     ck_assert_int_eq(kube_store_apply(svcs, &ev), 1);
-    build(3, &m, &res, &sk);
+    build(4, &m, &res, &sk);
     ck_assert_uint_eq(export_state_services(state), 4);
     ck_assert_ptr_null(kv_map_find(&m, key));
     kv_map_clear(&m);

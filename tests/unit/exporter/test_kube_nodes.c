@@ -250,6 +250,45 @@ START_TEST(test_grace_not_for_other_causes)
 }
 END_TEST
 
+static void same_node(json_t *full)
+{
+    json_t *slim = kube_node_slim(full);
+    ck_assert_ptr_nonnull(slim);
+    struct node_record a, b;
+    to_record(full, NULL, &a);
+    to_record(slim, NULL, &b);
+    ck_assert_str_eq(a.name, b.name);
+    ck_assert_uint_eq(a.n_addresses, b.n_addresses);
+    for (size_t i = 0; i < a.n_addresses; i++)
+        ck_assert_str_eq(a.addresses[i], b.addresses[i]);
+    ck_assert_int_eq(a.ready, b.ready);
+    ck_assert_int_eq(a.schedulable, b.schedulable);
+    ck_assert_int_eq(a.excluded, b.excluded);
+    ck_assert_int_eq(a.eligible, b.eligible);
+    node_record_clear(&a);
+    node_record_clear(&b);
+    char *ts = json_dumps(slim, JSON_COMPACT);
+    ck_assert_ptr_null(strstr(ts, "images"));
+    ck_assert_ptr_null(strstr(ts, "lastHeartbeatTime"));
+    free(ts);
+    json_decref(slim);
+}
+
+START_TEST(test_slim_copy_same_record)
+{
+    json_t *node = fixture_json("node-dualstack.json");
+    same_node(node);
+    set_ready(node, "False");
+    json_object_set_new(json_object_get(node, "spec"), "unschedulable", json_true());
+    json_object_set_new(json_object_get(json_object_get(node, "metadata"), "labels"),
+                        KUBE_NODE_EXCLUDE_LABEL, json_string(""));
+    same_node(node);
+    set_ready(node, NULL);
+    same_node(node);
+    json_decref(node);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("kube_nodes");
@@ -259,6 +298,7 @@ int main(void)
     tcase_add_test(tc, test_eligibility_matrix);
     tcase_add_test(tc, test_grace_keeps_flapping_node);
     tcase_add_test(tc, test_grace_not_for_other_causes);
+    tcase_add_test(tc, test_slim_copy_same_record);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

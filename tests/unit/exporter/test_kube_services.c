@@ -444,6 +444,56 @@ START_TEST(test_hash_is_content_only)
 }
 END_TEST
 
+/* Records from the slim copy equal those from the full object. */
+START_TEST(test_slim_copy_same_records)
+{
+    static const char *const fixtures[] = {"svc-lb-local.json", "svc-nodeport-kse.json",
+                                           "svc-udp-unnamed.json", "svc-clusterip.json"};
+    for (size_t f = 0; f < 4; f++) {
+        json_t *full = fixture_json(fixtures[f]);
+        fixture_annotate(full, "drover.io/custom-attrs", "{\"k\":[1,2]}");
+        json_t *slim = kube_service_slim(full);
+        ck_assert_ptr_nonnull(slim);
+        struct export_options o = opts(true);
+        struct export_record *a, *b;
+        size_t na, nb;
+        struct kube_reason wa, wb;
+        int ra = kube_service_to_records(full, &o, &a, &na, &wa);
+        int rb = kube_service_to_records(slim, &o, &b, &nb, &wb);
+        ck_assert_int_eq(ra, rb);
+        ck_assert_uint_eq(na, nb);
+        ck_assert_str_eq(wa.reason, wb.reason);
+        for (size_t i = 0; i < na; i++)
+            ck_assert_str_eq(a[i].hash, b[i].hash);
+        export_records_free(a, na);
+        export_records_free(b, nb);
+        /* and it is much smaller */
+        char *tf = json_dumps(full, JSON_COMPACT), *ts = json_dumps(slim, JSON_COMPACT);
+        ck_assert_uint_lt(strlen(ts), strlen(tf));
+        ck_assert_ptr_null(strstr(ts, "managedFields"));
+        ck_assert_ptr_null(strstr(ts, "last-applied-configuration"));
+        free(tf);
+        free(ts);
+        json_decref(slim);
+        json_decref(full);
+    }
+    /* invalid inputs stay invalid */
+    json_t *svc = fixture_json("svc-udp-unnamed.json");
+    json_object_set_new(json_object_get(svc, "metadata"), "annotations", json_string("x"));
+    json_t *slim = kube_service_slim(svc);
+    rejected(slim, "InvalidObject", "metadata.annotations", NULL);
+    json_decref(slim);
+    json_object_set_new(json_object_get(svc, "spec"), "ports", json_pack("[i]", 5));
+    json_object_del(json_object_get(svc, "metadata"), "annotations");
+    fixture_annotate(svc, "drover.io/exported", "true");
+    slim = kube_service_slim(svc);
+    rejected(slim, "InvalidObject", "spec.ports[0]", NULL);
+    json_decref(slim);
+    json_decref(svc);
+    ck_assert_ptr_null(kube_service_slim(NULL));
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("kube_services");
@@ -458,6 +508,7 @@ int main(void)
     tcase_add_test(tc, test_non_string_annotation);
     tcase_add_test(tc, test_invalid_objects);
     tcase_add_test(tc, test_hash_is_content_only);
+    tcase_add_test(tc, test_slim_copy_same_records);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "fixture.h"
+#include "kube_objects.h"
 #include "kube_store.h"
 #include "log.h"
 
@@ -55,8 +56,12 @@ START_TEST(test_list_then_watch)
     ck_assert_uint_eq(kube_store_count(s), 2);
     ck_assert_str_eq(kube_store_resource_version(s), "184470");
     ck_assert_uint_eq(kube_store_generation(s), 1);
-    ck_assert_ptr_nonnull(kube_store_get(s, "shop/web"));
-    ck_assert_ptr_nonnull(kube_store_get(s, "infra/resolver"));
+    json_t *web = kube_store_load(s, "shop/web");
+    ck_assert_ptr_nonnull(web);
+    ck_assert_str_eq(json_string_value(json_object_get(json_object_get(web, "metadata"), "uid")),
+                     "5b1f3c3e-7f1e-4d8e-9a55-0e6f2a7c9d10");
+    json_decref(web);
+    ck_assert_uint_eq(kube_store_loads(s), 1);
 
     struct apply_ctx c = {.s = s};
     feed_fixture(&c, "watch-services.jsonl");
@@ -67,7 +72,7 @@ START_TEST(test_list_then_watch)
     ck_assert_int_eq(c.rc[3], 1); /* DELETED */
     ck_assert_uint_eq(kube_store_generation(s), 3);
     ck_assert_str_eq(kube_store_resource_version(s), "184501");
-    ck_assert_ptr_null(kube_store_get(s, "shop/web"));
+    ck_assert_ptr_null(kube_store_load(s, "shop/web"));
     ck_assert_uint_eq(kube_store_count(s), 1);
     ck_assert(kube_store_complete(s));
     kube_store_free(s);
@@ -107,7 +112,7 @@ START_TEST(test_relist_semantics)
     ck_assert_int_eq(kube_store_list_page(s, &page), 0);
     ck_assert_int_eq(kube_store_list_end(s, "184600"), 1);
     ck_assert_uint_eq(kube_store_count(s), 1);
-    ck_assert_ptr_null(kube_store_get(s, "infra/resolver"));
+    ck_assert_ptr_null(kube_store_load(s, "infra/resolver"));
     ck_assert_str_eq(kube_store_resource_version(s), "184600");
     ck_assert(kube_store_complete(s));
 
@@ -181,6 +186,31 @@ START_TEST(test_cluster_scoped_keys)
 }
 END_TEST
 
+START_TEST(test_slim_store)
+{
+    struct kube_store *s = kube_store_new("services", true);
+    kube_store_set_slim(s, kube_service_slim);
+    struct apply_ctx c = {.s = s};
+    feed_fixture(&c, "watch-services.jsonl");
+    ck_assert_int_eq(c.rc[0], 1); /* ADDED */
+    ck_assert_int_eq(c.rc[1], 1); /* MODIFIED */
+    ck_assert_int_eq(c.rc[3], 1); /* DELETED */
+    ck_assert_uint_eq(kube_store_count(s), 0);
+    /* re-adding the same version through the slim copy is no change */
+    json_t *svc = fixture_json("svc-lb-local.json");
+    struct kube_event ev = {.type = KUBE_EVENT_ADDED, .object = svc};
+    ck_assert_int_eq(kube_store_apply(s, &ev), 1);
+    ck_assert_int_eq(kube_store_apply(s, &ev), 0);
+    json_t *kept = kube_store_load(s, "shop/web");
+    ck_assert_ptr_null(json_object_get(json_object_get(kept, "metadata"), "managedFields"));
+    ck_assert_ptr_nonnull(json_object_get(
+        json_object_get(json_object_get(kept, "metadata"), "annotations"), "drover.io/exported"));
+    json_decref(kept);
+    json_decref(svc);
+    kube_store_free(s);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("kube_store");
@@ -189,6 +219,7 @@ int main(void)
     tcase_add_test(tc, test_relist_semantics);
     tcase_add_test(tc, test_errors_in_watch);
     tcase_add_test(tc, test_cluster_scoped_keys);
+    tcase_add_test(tc, test_slim_store);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
