@@ -407,6 +407,31 @@ START_TEST(test_free_cancels_pending)
 }
 END_TEST
 
+static void free_client_on_change(void *arg, struct consul_response *r)
+{
+    struct fake *f = arg;
+    f->changes++;
+    consul_client_free(f->c); /* shutdown from inside a watch callback */
+    f->c = NULL;
+    f->w = NULL; /* stopped and freed by consul_client_free */
+    f->target_reached = true;
+}
+
+START_TEST(test_free_client_inside_watch_callback)
+{
+    struct fake *f = fake_new(SCRIPT_HANG, NULL);
+    struct consul_watch_opts o = {.kind = CONSUL_WATCH_KV_PREFIX, .target = "p/",
+                                  .on_change = free_client_on_change, .arg = f};
+    ck_assert_int_eq(consul_watch_start(f->c, &o, &f->w), 0);
+    ck_assert(run_until(&f->loop, &f->target_reached, 10000));
+    ck_assert_uint_eq(f->changes, 1);
+    fake_http_stop(f->srv);
+    drain_loop(&f->loop);
+    ck_assert_int_eq(uv_loop_close(&f->loop), 0);
+    free(f);
+}
+END_TEST
+
 START_TEST(test_bad_config)
 {
     uv_loop_t loop;
@@ -437,6 +462,7 @@ int main(void)
     tcase_add_test(tc, test_txn_409_stops_and_names_op);
     tcase_add_test(tc, test_token_reread_on_403);
     tcase_add_test(tc, test_free_cancels_pending);
+    tcase_add_test(tc, test_free_client_inside_watch_callback);
     tcase_add_test(tc, test_bad_config);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
