@@ -258,10 +258,21 @@ out:
     return rc;
 }
 
-int director_loader_attach(const struct director_attach_opts *o, const struct director_config *cfg)
+/* What differs between attaching the director and the decap program. */
+struct attach_job {
+    struct bpf_object *obj;
+    struct bpf_program *prog;
+    const char *pin_name;
+    /* Fill the freshly loaded maps before the program sees a packet. */
+    int (*fill)(const struct director_attach_opts *o, void *arg);
+    void *arg;
+};
+
+/* Pin maps under <root>/<dev>/ (reusing pinned ones), load, fill, attach
+ * (refusing a foreign program unless forced) and pin the program. */
+static int attach_object(const struct director_attach_opts *o, struct attach_job *job)
 {
-    struct director_bpf *skel = NULL;
-    struct director_maps m = {0};
+    const char *name = bpf_program__name(job->prog);
     char dir[256];
     int ifindex, rc;
 
@@ -271,41 +282,63 @@ int director_loader_attach(const struct director_attach_opts *o, const struct di
     rc = prepare_pin_dir(o, dir, sizeof(dir));
     if (rc < 0)
         return rc;
-    skel = director_bpf__open();
+    rc = set_pins(o->dev, job->obj, dir);
+    if (rc < 0)
+        return rc;
+    rc = bpf_object__load(job->obj);
+    if (rc < 0) {
+        log_error("%s: loading program %s failed: %s (pinned maps in %s with another layout? "
+                  "detach first)",
+                  o->dev, name, strerror(-rc), dir);
+        return rc;
+    }
+    rc = job->fill(o, job->arg);
+    if (rc < 0)
+        return rc;
+    rc = attach_xdp(o, job->pin_name, name, ifindex, bpf_program__fd(job->prog));
+    if (rc < 0)
+        return rc;
+    rc = pin_prog(o->dev, job->prog, dir, job->pin_name);
+    if (rc == 0)
+        log_info("%s: %s attached, maps pinned in %s", o->dev, name, dir);
+    return rc;
+}
+
+struct director_fill {
+    struct director_bpf *skel;
+    const struct director_config *cfg;
+};
+
+static int fill_director(const struct director_attach_opts *o, void *arg)
+{
+    struct director_fill *d = arg;
+    struct director_maps m;
+    int rc = director_maps_from_object(&m, d->skel->obj);
+
+    if (rc < 0)
+        return rc;
+    rc = apply_config(o, &m, d->cfg);
+    director_maps_close(&m);
+    return rc;
+}
+
+int director_loader_attach(const struct director_attach_opts *o, const struct director_config *cfg)
+{
+    struct director_bpf *skel = director_bpf__open();
+    int rc;
+
     if (!skel) {
         rc = -errno;
         log_error("%s: opening BPF object director failed: %s", o->dev, strerror(errno));
         return rc;
     }
-    rc = set_pins(o->dev, skel->obj, dir);
-    if (rc < 0)
-        goto out;
-    rc = director_bpf__load(skel);
-    if (rc < 0) {
-        log_error("%s: loading program drover_director failed: %s (pinned maps in %s with "
-                  "another layout? detach first)",
-                  o->dev, strerror(-rc), dir);
-        goto out;
-    }
-    rc = director_maps_from_fds(
-        &m, bpf_map__fd(skel->maps.drover_vips), bpf_map__fd(skel->maps.drover_table),
-        bpf_map__fd(skel->maps.drover_proxies), bpf_map__fd(skel->maps.drover_gen_cfg),
-        bpf_map__fd(skel->maps.drover_active), bpf_map__fd(skel->maps.drover_stats));
-    if (rc < 0)
-        goto out;
-    /* Fill the maps before the program sees a packet. */
-    rc = apply_config(o, &m, cfg);
-    if (rc < 0)
-        goto out;
-    rc = attach_xdp(o, DIRECTOR_PROG_PIN, "drover_director", ifindex,
-                    bpf_program__fd(skel->progs.drover_director));
-    if (rc < 0)
-        goto out;
-    rc = pin_prog(o->dev, skel->progs.drover_director, dir, DIRECTOR_PROG_PIN);
-    if (rc == 0)
-        log_info("%s: drover_director attached, maps pinned in %s", o->dev, dir);
-out:
-    director_maps_close(&m);
+    struct director_fill fill = {.skel = skel, .cfg = cfg};
+    struct attach_job job = {.obj = skel->obj,
+                             .prog = skel->progs.drover_director,
+                             .pin_name = DIRECTOR_PROG_PIN,
+                             .fill = fill_director,
+                             .arg = &fill};
+    rc = attach_object(o, &job);
     director_bpf__destroy(skel);
     return rc;
 }
@@ -391,44 +424,37 @@ int decap_loader_detach(const struct director_attach_opts *o)
     return detach_prog(o, DECAP_PROG_PIN, pins, sizeof(pins) / sizeof(pins[0]));
 }
 
+struct decap_fill {
+    struct decap_bpf *skel;
+    __u16 gue_port;
+};
+
+static int fill_decap(const struct director_attach_opts *o, void *arg)
+{
+    struct decap_fill *d = arg;
+    (void)o;
+    return decap_maps_configure(bpf_map__fd(d->skel->maps.decap_config), d->gue_port);
+}
+
 int decap_loader_attach(const struct director_attach_opts *o, __u16 gue_port)
 {
-    struct decap_bpf *skel = NULL;
-    char dir[256];
-    int ifindex, rc;
+    struct decap_bpf *skel = decap_bpf__open();
+    int rc;
 
-    rc = dev_ifindex(o->dev, &ifindex);
-    if (rc < 0)
-        return rc;
-    rc = prepare_pin_dir(o, dir, sizeof(dir));
-    if (rc < 0)
-        return rc;
-    skel = decap_bpf__open();
     if (!skel) {
         rc = -errno;
         log_error("%s: opening BPF object decap failed: %s", o->dev, strerror(errno));
         return rc;
     }
-    rc = set_pins(o->dev, skel->obj, dir);
-    if (rc < 0)
-        goto out;
-    rc = decap_bpf__load(skel);
-    if (rc < 0) {
-        log_error("%s: loading program drover_decap failed: %s", o->dev, strerror(-rc));
-        goto out;
-    }
-    rc = decap_maps_configure(bpf_map__fd(skel->maps.decap_config), gue_port);
-    if (rc < 0)
-        goto out;
-    rc = attach_xdp(o, DECAP_PROG_PIN, "drover_decap", ifindex,
-                    bpf_program__fd(skel->progs.drover_decap));
-    if (rc < 0)
-        goto out;
-    rc = pin_prog(o->dev, skel->progs.drover_decap, dir, DECAP_PROG_PIN);
+    struct decap_fill fill = {.skel = skel, .gue_port = gue_port};
+    struct attach_job job = {.obj = skel->obj,
+                             .prog = skel->progs.drover_decap,
+                             .pin_name = DECAP_PROG_PIN,
+                             .fill = fill_decap,
+                             .arg = &fill};
+    rc = attach_object(o, &job);
     if (rc == 0)
-        log_info("%s: drover_decap attached (GUE port %u), maps pinned in %s", o->dev, gue_port,
-                 dir);
-out:
+        log_info("%s: decap listens on GUE port %u", o->dev, gue_port);
     decap_bpf__destroy(skel);
     return rc;
 }

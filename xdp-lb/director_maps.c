@@ -138,6 +138,24 @@ int director_maps_from_fds(struct director_maps *m, int vips_fd, int table_fd, i
 
 /* Open a pinned map and check that its layout is the one this build
  * knows: a map pinned by another drover version is refused, not misread. */
+int director_maps_from_object(struct director_maps *m, struct bpf_object *obj)
+{
+    const char *names[] = {DIRECTOR_MAP_VIPS,    DIRECTOR_MAP_TABLE,  DIRECTOR_MAP_PROXIES,
+                           DIRECTOR_MAP_GEN_CFG, DIRECTOR_MAP_ACTIVE, DIRECTOR_MAP_STATS};
+    int fds[6];
+
+    for (size_t i = 0; i < 6; i++) {
+        struct bpf_map *map = bpf_object__find_map_by_name(obj, names[i]);
+        fds[i] = map ? bpf_map__fd(map) : -1;
+        if (fds[i] < 0) {
+            log_error("director: BPF object %s has no loaded map %s", bpf_object__name(obj),
+                      names[i]);
+            return -ENOENT;
+        }
+    }
+    return director_maps_from_fds(m, fds[0], fds[1], fds[2], fds[3], fds[4], fds[5]);
+}
+
 static int open_pin(const char *dir, const char *name, __u32 key_size, __u32 value_size, int *fd)
 {
     struct bpf_map_info info = {0};

@@ -22,6 +22,8 @@
 
 #include "drover_maps.h"
 
+struct bpf_object;
+
 #define DIRECTOR_PIN_ROOT "/sys/fs/bpf/drover"
 #define DIRECTOR_PROG_PIN "director_prog"
 #define DECAP_PROG_PIN    "decap_prog"
@@ -48,6 +50,8 @@ int director_maps_open_pinned(const char *dir, struct director_maps *m);
 /* Use fds owned by someone else (a skeleton); only maps the table. */
 int director_maps_from_fds(struct director_maps *m, int vips_fd, int table_fd, int proxies_fd,
                            int gen_cfg_fd, int active_fd, int stats_fd);
+/* Same, for the maps of a loaded director BPF object (skel->obj). */
+int director_maps_from_object(struct director_maps *m, struct bpf_object *obj);
 void director_maps_close(struct director_maps *m);
 
 int director_maps_active(const struct director_maps *m, __u32 *gen);

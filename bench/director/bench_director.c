@@ -224,10 +224,7 @@ int main(int argc, char **argv)
     wrap = bench_wrapper_bpf__open_and_load();
     if (!dir || !dec || !wrap)
         die("loading BPF objects", -errno);
-    rc = director_maps_from_fds(
-        &m, bpf_map__fd(dir->maps.drover_vips), bpf_map__fd(dir->maps.drover_table),
-        bpf_map__fd(dir->maps.drover_proxies), bpf_map__fd(dir->maps.drover_gen_cfg),
-        bpf_map__fd(dir->maps.drover_active), bpf_map__fd(dir->maps.drover_stats));
+    rc = director_maps_from_object(&m, dir->obj);
     if (rc < 0)
         die("mapping the table", rc);
     if ((rc = decap_maps_configure(bpf_map__fd(dec->maps.decap_config), DROVER_GUE_PORT_DEFAULT)) <

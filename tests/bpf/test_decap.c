@@ -506,12 +506,7 @@ START_TEST(test_director_roundtrip)
     uint32_t act;
 
     ck_assert_ptr_nonnull(dir);
-    ck_assert_int_eq(director_maps_from_fds(
-                         &m, bpf_map__fd(dir->maps.drover_vips),
-                         bpf_map__fd(dir->maps.drover_table), bpf_map__fd(dir->maps.drover_proxies),
-                         bpf_map__fd(dir->maps.drover_gen_cfg),
-                         bpf_map__fd(dir->maps.drover_active), bpf_map__fd(dir->maps.drover_stats)),
-                     0);
+    ck_assert_int_eq(director_maps_from_object(&m, dir->obj), 0);
     director_parse_addr("10.1.0.10", &px[0].family, px[0].addr);
     director_parse_addr("10.1.0.11", &px[1].family, px[1].addr);
     px[0].state = px[1].state = DROVER_PROXY_ACTIVE;

@@ -67,21 +67,21 @@ static void publish(void)
     ck_assert_int_eq(director_maps_publish(&maps, &gen, proxies, rows, &g), 0);
 }
 
+static void load_director(void)
+{
+    skel = director_bpf__open_and_load();
+    ck_assert_ptr_nonnull(skel);
+    prog = bpf_program__fd(skel->progs.drover_director);
+    ck_assert_int_eq(director_maps_from_object(&maps, skel->obj), 0);
+}
+
 static void setup(void)
 {
     struct drover_vip_key vips[5];
     __u8 fam;
 
     log_set_level(LOGL_WARN);
-    skel = director_bpf__open_and_load();
-    ck_assert_ptr_nonnull(skel);
-    prog = bpf_program__fd(skel->progs.drover_director);
-    ck_assert_int_eq(
-        director_maps_from_fds(
-            &maps, bpf_map__fd(skel->maps.drover_vips), bpf_map__fd(skel->maps.drover_table),
-            bpf_map__fd(skel->maps.drover_proxies), bpf_map__fd(skel->maps.drover_gen_cfg),
-            bpf_map__fd(skel->maps.drover_active), bpf_map__fd(skel->maps.drover_stats)),
-        0);
+    load_director();
     for (int i = 0; i < NPROXIES; i++) {
         memset(&proxies[i], 0, sizeof(proxies[i]));
         ck_assert_int_eq(director_parse_addr(PROXY_ADDRS[i], &proxies[i].family, proxies[i].addr),
@@ -480,15 +480,7 @@ START_TEST(test_no_config_passes)
 
     /* A fresh object: VIP present but no generation written yet. */
     teardown();
-    skel = director_bpf__open_and_load();
-    ck_assert_ptr_nonnull(skel);
-    prog = bpf_program__fd(skel->progs.drover_director);
-    ck_assert_int_eq(
-        director_maps_from_fds(
-            &maps, bpf_map__fd(skel->maps.drover_vips), bpf_map__fd(skel->maps.drover_table),
-            bpf_map__fd(skel->maps.drover_proxies), bpf_map__fd(skel->maps.drover_gen_cfg),
-            bpf_map__fd(skel->maps.drover_active), bpf_map__fd(skel->maps.drover_stats)),
-        0);
+    load_director();
     struct drover_vip_key k;
     vip("192.0.2.1", 80, IPPROTO_TCP, &k);
     ck_assert_int_eq(director_maps_set_vips(&maps, &k, 1), 0);

@@ -239,21 +239,11 @@ int drover_decap(struct xdp_md *ctx)
         return XDP_PASS;
     }
 
-    struct ethhdr *eth = data;
-    if ((void *)(eth + 1) > data_end) {
+    __u16 proto;
+    __u32 l3off;
+    if (drover_parse_l2(data, data_end, &proto, &l3off) < 0) {
         st->count[DROVER_STAT_DECAP_PASS_NOT_GUE]++;
         return XDP_PASS;
-    }
-    __u16 proto = eth->h_proto;
-    __u32 l3off = sizeof(*eth);
-    if (proto == bpf_htons(ETH_P_8021Q) || proto == bpf_htons(ETH_P_8021AD)) {
-        struct drover_vlan_hdr *vh = (void *)(eth + 1);
-        if ((void *)(vh + 1) > data_end) {
-            st->count[DROVER_STAT_DECAP_PASS_NOT_GUE]++;
-            return XDP_PASS;
-        }
-        proto = vh->proto;
-        l3off += sizeof(*vh);
     }
 
     struct udphdr *udp;

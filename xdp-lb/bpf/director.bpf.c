@@ -242,21 +242,11 @@ int drover_director(struct xdp_md *ctx)
         return XDP_PASS;
     st->count[DROVER_STAT_RX]++;
 
-    struct ethhdr *eth = data;
-    if ((void *)(eth + 1) > data_end) {
+    __u16 proto;
+    __u32 l3off;
+    if (drover_parse_l2(data, data_end, &proto, &l3off) < 0) {
         st->count[DROVER_STAT_PASS_MALFORMED]++;
         return XDP_PASS;
-    }
-    __u16 proto = eth->h_proto;
-    __u32 l3off = sizeof(*eth);
-    if (proto == bpf_htons(ETH_P_8021Q) || proto == bpf_htons(ETH_P_8021AD)) {
-        struct drover_vlan_hdr *vh = (void *)(eth + 1);
-        if ((void *)(vh + 1) > data_end) {
-            st->count[DROVER_STAT_PASS_MALFORMED]++;
-            return XDP_PASS;
-        }
-        proto = vh->proto;
-        l3off += sizeof(*vh);
     }
     if (proto == bpf_htons(ETH_P_IP)) {
         rc = parse_v4(data, data_end, l3off, &f, &icmp);
@@ -336,7 +326,7 @@ int drover_director(struct xdp_md *ctx)
     }
     data = (void *)(long)ctx->data;
     data_end = (void *)(long)ctx->data_end;
-    eth = data;
+    struct ethhdr *eth = data;
 
     if (pri->family == DROVER_AF_INET) {
         struct iphdr *iph = (void *)(eth + 1);

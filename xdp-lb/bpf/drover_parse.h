@@ -40,6 +40,27 @@ struct drover_vlan_hdr {
     __be16 proto;
 };
 
+/* Ethernet header with at most one 802.1Q/802.1ad tag. Sets the ethertype
+ * after the tag (network order) and the offset of the L3 header; -1 when
+ * the frame is too short for them. */
+static __always_inline int drover_parse_l2(void *data, void *data_end, __u16 *proto, __u32 *l3off)
+{
+    struct ethhdr *eth = data;
+
+    if ((void *)(eth + 1) > data_end)
+        return -1;
+    *proto = eth->h_proto;
+    *l3off = sizeof(*eth);
+    if (*proto == bpf_htons(ETH_P_8021Q) || *proto == bpf_htons(ETH_P_8021AD)) {
+        struct drover_vlan_hdr *vh = (void *)(eth + 1);
+        if ((void *)(vh + 1) > data_end)
+            return -1;
+        *proto = vh->proto;
+        *l3off += sizeof(*vh);
+    }
+    return 0;
+}
+
 /* Fold a 32-bit one's complement sum into the 16-bit checksum. */
 static __always_inline __u16 drover_csum_fold(__u32 sum)
 {
