@@ -134,20 +134,17 @@ void slot_cmds_free(struct slot_cmds *c);
  * the backend (NULL after a start or a reload it did not follow).
  *
  *   occupied slot: `set server B/S addr A port P` if the live address or
- *     port differs; the slot is a "new occupant" when its address changed,
- *     its agent is disabled (our mark of a free slot) or applied held
- *     another key there. For a new occupant: `set server B/S weight W` if
- *     the live uweight differs, `enable agent B/S` if the agent is not
- *     enabled, then `set server B/S state ready` if it is in maintenance or
- *     drain. For a staying occupant, admin state belongs to the
- *     agent-checker (its `drain`/`maint` use the same flags) and is left
- *     alone, and the weight is set only when it differs from the weight
- *     last applied (or from the live uweight when applied does not know
- *     the server): agent `N%` replies rewrite uweight, and comparing with
- *     it would undo them on every apply.
- *   free slot: `disable agent B/S` (so an agent `ready` cannot bring the
- *     empty slot back) if it is enabled, then `set server B/S state maint`
- *     if it is not in maintenance. Address and weight stay as they are.
+ *     port differs. The server is a "new occupant" when the slot's agent is
+ *     disabled (our mark of a free slot), or applied held another key (or
+ *     nothing) there, or (applied == NULL) its live address differs. For a new occupant: `set
+ * server B/S weight W` if the live uweight differs, `enable agent B/S` if the agent is not enabled,
+ * then `set server B/S state ready` if it is in maintenance or drain. For a staying occupant, admin
+ * state belongs to the agent-checker (its `drain`/`maint` use the same flags) and is left alone,
+ * and the weight is set only when it differs from the weight last applied (or from the live uweight
+ * when applied does not know the server): agent `N%` replies rewrite uweight, and comparing with it
+ * would undo them on every apply. free slot: `disable agent B/S` (so an agent `ready` cannot bring
+ * the empty slot back) if it is enabled, then `set server B/S state maint` if it is not in
+ * maintenance. Address and weight stay as they are.
  *
  * Commands are ordered by slot. Live servers whose names are not slots, and
  * slots with no live server (the config has fewer slots than a): the latter
