@@ -142,6 +142,33 @@ const struct kvm_maint *snapshot_maint_for(const struct snapshot *s, const char 
                                            const char *server_name,
                                            const struct snapshot_server *srv);
 
+/* ---- persistence (snapshot_store.c, proto/snapshot.proto) ---- */
+
+/* One backend's slot placement as loaded from a snapshot file. */
+struct snapshot_saved_slots {
+    char *backend;
+    struct slot_assignment a;
+};
+void snapshot_saved_slots_free(struct snapshot_saved_slots *v, size_t n);
+
+/*
+ * Write s's raw inputs and the slot placement of each of its backends
+ * (slots(arg, backend); NULL = none saved) to path, atomically (protobuf,
+ * WatcherSnapshot). 0 or negative errno (message in err).
+ */
+int snapshot_save(const struct snapshot *s, const struct kv_model_opts *o, snapshot_slots_fn slots,
+                  void *slots_arg, const char *path, int64_t now, char *err, size_t errlen);
+
+/*
+ * Read path and rebuild the snapshot from its inputs with the current
+ * options o (keys they do not select are ignored again). *slots and *n_slots:
+ * the saved placements (caller frees with snapshot_saved_slots_free).
+ * 0; -ENOENT (no file); -EBADMSG (not a snapshot: err says why); -ENOMEM.
+ */
+int snapshot_load(const char *path, const struct kv_model_opts *o, int64_t now,
+                  struct snapshot **out, struct snapshot_saved_slots **slots, size_t *n_slots,
+                  char *err, size_t errlen);
+
 /* Format milliseconds as an HAProxy duration ("2s", "250ms"). */
 void snapshot_format_ms(int64_t ms, char *buf, size_t len);
 

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "snapshot.h"
 #include "template.h"
@@ -280,6 +281,54 @@ START_TEST(test_bad_entries_skipped)
 }
 END_TEST
 
+START_TEST(test_persist_roundtrip)
+{
+    struct snapshot *s = build_base(), *l = NULL;
+    struct slot_assignment sl;
+    const char *occ[] = {"10.0.0.2:30080", NULL, "10.0.0.1:30080", "[fd00::4]:30080"};
+    mk_slots(&sl, occ, 4);
+    sl.slots[0].srv.address = "10.0.0.2";
+    sl.slots[0].srv.port = 30080;
+    sl.slots[0].srv.weight = 100;
+    sl.slots[2].srv.address = "10.0.0.1";
+    sl.slots[3].srv.address = "fd00::4";
+    char dir[] = "/tmp/test_snapshot.XXXXXX", path[64], err[256] = "";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/snap.pb", dir);
+    ck_assert_int_eq(snapshot_save(s, &opts, fixed_slots, &sl, path, NOW, err, sizeof(err)), 0);
+    struct snapshot_saved_slots *saved = NULL;
+    size_t n_saved = 0;
+    ck_assert_int_eq(snapshot_load(path, &opts, NOW, &l, &saved, &n_saved, err, sizeof(err)), 0);
+    ck_assert_uint_eq(l->inputs_hash, s->inputs_hash);
+    ck_assert_uint_eq(l->n_entries, s->n_entries);
+    ck_assert_uint_eq(snapshot_backend(l, "be_web")->n_servers, 3);
+    ck_assert_uint_eq(n_saved, 1);
+    ck_assert_str_eq(saved[0].backend, "be_web");
+    ck_assert_uint_eq(saved[0].a.nslots, 4);
+    ck_assert(saved[0].a.slots[0].used && !saved[0].a.slots[1].used);
+    ck_assert_str_eq(saved[0].a.slots[0].srv.key, "10.0.0.2:30080");
+    ck_assert_str_eq(saved[0].a.slots[0].srv.address, "10.0.0.2");
+    ck_assert_int_eq(saved[0].a.slots[0].srv.port, 30080);
+    ck_assert_str_eq(saved[0].a.slots[3].srv.key, "[fd00::4]:30080");
+    snapshot_saved_slots_free(saved, n_saved);
+    snapshot_free(l);
+
+    /* garbage and missing files are refused with a reason */
+    FILE *f = fopen(path, "w");
+    fputs("not a protobuf \xff\xff\xff", f);
+    fclose(f);
+    ck_assert_int_eq(snapshot_load(path, &opts, NOW, &l, &saved, &n_saved, err, sizeof(err)),
+                     -EBADMSG);
+    ck_assert_ptr_nonnull(strstr(err, path));
+    unlink(path);
+    ck_assert_int_eq(snapshot_load(path, &opts, NOW, &l, &saved, &n_saved, err, sizeof(err)),
+                     -ENOENT);
+    rmdir(dir);
+    free(sl.slots);
+    snapshot_free(s);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("snapshot");
@@ -289,6 +338,7 @@ int main(void)
     tcase_add_test(tc, test_template_data_and_render);
     tcase_add_test(tc, test_agent_state);
     tcase_add_test(tc, test_bad_entries_skipped);
+    tcase_add_test(tc, test_persist_roundtrip);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
