@@ -249,7 +249,8 @@ int consul_session_create(struct consul_client *c, const struct consul_session_o
 /* PUT /v1/session/renew/ID: resp->found=false if the session is gone. */
 int consul_session_renew(struct consul_client *c, const char *id, consul_cb cb, void *arg);
 int consul_session_destroy(struct consul_client *c, const char *id, consul_cb cb, void *arg);
-/* Acquire/release key with session (value written on acquire); resp->ok. */
+/* Acquire/release key with session; resp->ok. Consul stores the PUT body
+ * in both cases: acquire writes value, release writes an empty value. */
 int consul_lock_acquire(struct consul_client *c, const char *key, const char *session,
                         const void *value, size_t len, consul_cb cb, void *arg);
 int consul_lock_release(struct consul_client *c, const char *key, const char *session, consul_cb cb,
