@@ -678,12 +678,12 @@ json_t *kube_service_slim(const json_t *svc)
     if (!json_is_object(svc))
         return NULL;
     json_t *o = json_object();
-    json_t *meta = json_is_object(json_object_get(svc, "metadata"))
-                       ? slim_metadata(json_object_get(svc, "metadata"), true)
-                       : NULL;
+    /* a metadata that is not an object is kept as is: still invalid */
+    json_t *meta_in = json_object_get(svc, "metadata");
+    json_t *meta = json_is_object(meta_in) ? slim_metadata(meta_in, true) : json_incref(meta_in);
     json_t *spec_in = json_object_get(svc, "spec");
     json_t *spec = json_object();
-    if (!o || !spec || (json_object_get(svc, "metadata") && !meta))
+    if (!o || !spec || (meta_in && !meta))
         goto fail;
     if (meta && json_object_set_new(o, "metadata", meta) < 0) {
         meta = NULL;
@@ -715,6 +715,8 @@ json_t *kube_service_slim(const json_t *svc)
             goto fail;
         }
         spec = NULL;
+    } else if (spec_in && json_object_set(o, "spec", spec_in) < 0) {
+        goto fail;
     }
     json_decref(spec);
     return o;
