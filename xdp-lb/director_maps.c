@@ -315,7 +315,7 @@ int director_maps_publish(struct director_maps *m, const struct drover_gen_confi
                           __u32 *gen_out)
 {
     struct drover_gen_config cur;
-    __u32 zero_gen = 0, active, next;
+    __u32 zero_gen = 0, active = 0, next;
     int rc = director_maps_active(m, &active);
 
     if (rc < 0)
