@@ -192,6 +192,12 @@ const struct consul_stats *consul_client_stats(const struct consul_client *c);
  * 0, or -errno (the previous token is kept). */
 int consul_client_reload_token(struct consul_client *c);
 
+struct metrics_emitter;
+/* From a daemon's metrics collector (metrics.h): emit every counter of st
+ * as drover_<component>_consul_<field>_total. 0 or metrics_emit's error. */
+int consul_stats_emit(const struct consul_stats *st, struct metrics_emitter *em,
+                      const char *component);
+
 /* ---- KV ---- */
 
 /* GET /v1/kv/KEY: resp->kv has one entry, or found=false. */

@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * consul_metrics: turns struct consul_stats into Prometheus counters from
+ * inside a daemon's metrics collector, so every daemon names them alike:
+ * drover_<component>_consul_<field>_total.
+ */
+#include <stdio.h>
+
+#include "consul.h"
+#include "metrics.h"
+
+int consul_stats_emit(const struct consul_stats *st, struct metrics_emitter *em,
+                      const char *component)
+{
+    const struct {
+        const char *name;
+        const char *help;
+        uint64_t value;
+    } rows[] = {
+        {"requests", "Consul HTTP requests started", st->requests},
+        {"errors", "Consul requests answered with an error", st->errors},
+        {"retries", "Consul watch retries after an error", st->retries},
+        {"index_resets", "Consul watch index resets (went backwards or 0)", st->index_resets},
+        {"token_reloads", "Consul ACL token file changes picked up", st->token_reloads},
+        {"watch_wakeups", "Consul blocking query answers", st->watch_wakeups},
+        {"watch_unchanged", "Consul blocking query answers without a change", st->watch_unchanged},
+        {"watch_deliveries", "Consul watch changes delivered", st->watch_deliveries},
+    };
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        char name[128];
+        snprintf(name, sizeof(name), "drover_%s_consul_%s_total", component, rows[i].name);
+        int rc = metrics_emit(em, name, rows[i].help, METRICS_COUNTER, (double)rows[i].value,
+                              (const char *)NULL);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
