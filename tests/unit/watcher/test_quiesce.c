@@ -1,0 +1,108 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <check.h>
+#include <stdlib.h>
+#include <uv.h>
+
+#include "quiesce.h"
+
+START_TEST(test_single_change_waits_min)
+{
+    struct quiesce q;
+    quiesce_init(&q, 200, 2000);
+    ck_assert_int_eq(quiesce_deadline(&q), -1);
+    ck_assert(!quiesce_due(&q, 100000));
+    quiesce_event(&q, 1000);
+    ck_assert_int_eq(quiesce_deadline(&q), 1200);
+    ck_assert(!quiesce_due(&q, 1199));
+    ck_assert(quiesce_due(&q, 1200));
+    quiesce_reset(&q);
+    ck_assert(!quiesce_due(&q, 5000));
+}
+END_TEST
+
+START_TEST(test_burst_extends_until_max)
+{
+    struct quiesce q;
+    quiesce_init(&q, 200, 2000);
+    /* a change every 150 ms keeps pushing the deadline... */
+    for (int64_t t = 0; t <= 1800; t += 150) {
+        quiesce_event(&q, t);
+        ck_assert(!quiesce_due(&q, t));
+    }
+    /* ...but never past first + wait_max */
+    ck_assert_int_eq(quiesce_deadline(&q), 2000);
+    quiesce_event(&q, 1950);
+    ck_assert_int_eq(quiesce_deadline(&q), 2000);
+    ck_assert(quiesce_due(&q, 2000));
+}
+END_TEST
+
+START_TEST(test_max_below_min)
+{
+    struct quiesce q;
+    quiesce_init(&q, 500, 100);
+    quiesce_event(&q, 0);
+    ck_assert_int_eq(quiesce_deadline(&q), 500);
+}
+END_TEST
+
+struct fire_count {
+    int n;
+    struct quiesce_timer *t;
+    int kicks;
+    uv_timer_t kicker;
+};
+
+static void on_fire(void *arg)
+{
+    ((struct fire_count *)arg)->n++;
+}
+
+static void on_kick(uv_timer_t *h)
+{
+    struct fire_count *fc = h->data;
+    quiesce_timer_kick(fc->t);
+    if (++fc->kicks == 10)
+        uv_timer_stop(h);
+}
+
+/* Ten changes 5 ms apart with wait_min 500 ms (slack for loaded CI
+ * machines): one callback. */
+START_TEST(test_timer_fires_once_per_burst)
+{
+    uv_loop_t loop;
+    struct fire_count fc = {0};
+    uv_loop_init(&loop);
+    ck_assert_int_eq(quiesce_timer_new(&loop, 500, 5000, on_fire, &fc, &fc.t), 0);
+    uv_timer_init(&loop, &fc.kicker);
+    fc.kicker.data = &fc;
+    uv_timer_start(&fc.kicker, on_kick, 0, 5);
+    while (fc.n == 0 && uv_run(&loop, UV_RUN_ONCE))
+        ;
+    ck_assert_int_eq(fc.n, 1);
+    ck_assert_int_eq(fc.kicks, 10);
+    ck_assert(!quiesce_timer_pending(fc.t));
+    ck_assert_uint_eq(quiesce_timer_fired(fc.t), 1);
+    quiesce_timer_free(fc.t);
+    uv_close((uv_handle_t *)&fc.kicker, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    ck_assert_int_eq(fc.n, 1);
+    uv_loop_close(&loop);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("quiesce");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, test_single_change_waits_min);
+    tcase_add_test(tc, test_burst_extends_until_max);
+    tcase_add_test(tc, test_max_below_min);
+    tcase_add_test(tc, test_timer_fires_once_per_burst);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,116 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * quiesce: wait-min/wait-max coalescing (see quiesce.h).
+ */
+#include "quiesce.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+void quiesce_init(struct quiesce *q, int64_t wait_min_ms, int64_t wait_max_ms)
+{
+    q->wait_min_ms = wait_min_ms < 0 ? 0 : wait_min_ms;
+    q->wait_max_ms = wait_max_ms < q->wait_min_ms ? q->wait_min_ms : wait_max_ms;
+    quiesce_reset(q);
+}
+
+void quiesce_event(struct quiesce *q, int64_t now_ms)
+{
+    if (!q->pending) {
+        q->pending = true;
+        q->first_ms = now_ms;
+    }
+    q->last_ms = now_ms;
+}
+
+int64_t quiesce_deadline(const struct quiesce *q)
+{
+    if (!q->pending)
+        return -1;
+    int64_t a = q->last_ms + q->wait_min_ms, b = q->first_ms + q->wait_max_ms;
+    return a < b ? a : b;
+}
+
+bool quiesce_due(const struct quiesce *q, int64_t now_ms)
+{
+    return q->pending && now_ms >= quiesce_deadline(q);
+}
+
+void quiesce_reset(struct quiesce *q)
+{
+    q->pending = false;
+    q->first_ms = q->last_ms = 0;
+}
+
+struct quiesce_timer {
+    uv_timer_t timer;
+    struct quiesce q;
+    quiesce_fire_fn fire;
+    void *arg;
+    uint64_t fired;
+};
+
+static void on_timer(uv_timer_t *h)
+{
+    struct quiesce_timer *t = h->data;
+    int64_t now = (int64_t)uv_now(h->loop);
+    if (!quiesce_due(&t->q, now)) {
+        int64_t d = quiesce_deadline(&t->q);
+        if (d >= 0)
+            uv_timer_start(&t->timer, on_timer, (uint64_t)(d - now), 0);
+        return;
+    }
+    quiesce_reset(&t->q);
+    t->fired++;
+    t->fire(t->arg);
+}
+
+int quiesce_timer_new(uv_loop_t *loop, int64_t wait_min_ms, int64_t wait_max_ms,
+                      quiesce_fire_fn fire, void *arg, struct quiesce_timer **out)
+{
+    struct quiesce_timer *t = calloc(1, sizeof(*t));
+    int rc;
+    if (!t)
+        return -ENOMEM;
+    if ((rc = uv_timer_init(loop, &t->timer)) < 0) {
+        free(t);
+        return rc;
+    }
+    t->timer.data = t;
+    quiesce_init(&t->q, wait_min_ms, wait_max_ms);
+    t->fire = fire;
+    t->arg = arg;
+    *out = t;
+    return 0;
+}
+
+void quiesce_timer_kick(struct quiesce_timer *t)
+{
+    int64_t now = (int64_t)uv_now(t->timer.loop);
+    quiesce_event(&t->q, now);
+    int64_t d = quiesce_deadline(&t->q);
+    uv_timer_start(&t->timer, on_timer, (uint64_t)(d > now ? d - now : 0), 0);
+}
+
+bool quiesce_timer_pending(const struct quiesce_timer *t)
+{
+    return t->q.pending;
+}
+
+uint64_t quiesce_timer_fired(const struct quiesce_timer *t)
+{
+    return t->fired;
+}
+
+static void on_close(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+void quiesce_timer_free(struct quiesce_timer *t)
+{
+    if (!t)
+        return;
+    uv_timer_stop(&t->timer);
+    uv_close((uv_handle_t *)&t->timer, on_close);
+}

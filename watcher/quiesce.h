@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * quiesce: coalescing of bursts of changes before acting on them, the
+ * consul-template "wait" rule: act wait_min after the last change, but no
+ * later than wait_max after the first change of the burst. The watcher
+ * runs two: one with --wait-min/--wait-max for structural changes (render,
+ * check, reload), one of a few milliseconds for runtime-API changes.
+ *
+ * The rule itself is pure (struct quiesce: feed it times in ms, ask for the
+ * deadline) and unit-tested; struct quiesce_timer drives it with a libuv
+ * timer and calls back once per burst.
+ */
+#ifndef DROVER_WATCHER_QUIESCE_H
+#define DROVER_WATCHER_QUIESCE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+struct quiesce {
+    int64_t wait_min_ms, wait_max_ms;
+    bool pending;
+    int64_t first_ms, last_ms; /* times of the first and last change of the burst */
+};
+
+/* wait_max < wait_min is raised to wait_min. */
+void quiesce_init(struct quiesce *q, int64_t wait_min_ms, int64_t wait_max_ms);
+/* A change arrived at now_ms. */
+void quiesce_event(struct quiesce *q, int64_t now_ms);
+/* When to act: min(last + wait_min, first + wait_max); -1 if nothing pending. */
+int64_t quiesce_deadline(const struct quiesce *q);
+/* True when something is pending and now_ms has reached the deadline. */
+bool quiesce_due(const struct quiesce *q, int64_t now_ms);
+/* The burst was handled: back to idle. */
+void quiesce_reset(struct quiesce *q);
+
+struct quiesce_timer;
+typedef void (*quiesce_fire_fn)(void *arg);
+
+/* 0, -ENOMEM or a libuv error. */
+int quiesce_timer_new(uv_loop_t *loop, int64_t wait_min_ms, int64_t wait_max_ms,
+                      quiesce_fire_fn fire, void *arg, struct quiesce_timer **out);
+/* Record a change now (uv_now) and (re)arm the timer; fire runs once per
+ * burst, on the loop. */
+void quiesce_timer_kick(struct quiesce_timer *t);
+bool quiesce_timer_pending(const struct quiesce_timer *t);
+/* Bursts fired so far. */
+uint64_t quiesce_timer_fired(const struct quiesce_timer *t);
+/* Stop and free once the loop closed the handle. NULL ok. */
+void quiesce_timer_free(struct quiesce_timer *t);
+
+#endif
