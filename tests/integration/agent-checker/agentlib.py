@@ -70,7 +70,8 @@ def ask(port, data=b"", host="127.0.0.1", half_close=False, timeout=5.0):
 class Daemon:
     """One drover-agent-checker process in a private temp dir."""
 
-    def __init__(self, binary, workdir, extra=(), state_name="state.json", metrics=True):
+    def __init__(self, binary, workdir, extra=(), state_name="state.json", metrics=True,
+                 env=None):
         self.binary = binary
         self.dir = workdir
         self.state = os.path.join(workdir, state_name)
@@ -79,6 +80,7 @@ class Daemon:
         self.mport = free_port() if metrics else None
         self.extra = list(extra)
         self.proc = None
+        self.env = env
         self.log_path = os.path.join(workdir, f"agent-checker-{self.port}.log")
 
     def start(self):
@@ -89,7 +91,8 @@ class Daemon:
         if self.port6:
             args += ["--listen", f"[::1]:{self.port6}"]
         self.log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(args, stdout=self.log, stderr=self.log)
+        env = dict(os.environ, **self.env) if self.env else None
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=self.log, env=env)
 
         def up():
             if self.proc.poll() is not None:

@@ -187,6 +187,31 @@ def test_connection_cap(binary, work, daemons):
             s.close()
 
 
+def test_sd_notify(binary, work, daemons):
+    """Type=notify: READY=1 once the agent port listens, STATUS with the
+    readiness reason, STOPPING=1 on SIGTERM."""
+    path = os.path.join(work, "notify.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        sock.bind(path)
+        sock.settimeout(10)
+        d = Daemon(binary, work, env={"NOTIFY_SOCKET": path})
+        daemons.append(d)
+        d.start()
+        msgs = []
+        while not any("READY=1" in m for m in msgs):
+            msgs.append(sock.recv(4096).decode())
+        # no state file: it answers (fallback) but says why it is not ready
+        assert any("STATUS=" in m and "missing" in m for m in msgs), msgs
+        assert ask(d.port, b"be/s\n") == b"ready up #drover: no state loaded\n"
+        d.signal(signal.SIGTERM)
+        while not any("STOPPING=1" in m for m in msgs):
+            msgs.append(sock.recv(4096).decode())
+        assert d.proc.wait(timeout=10) == 0
+    finally:
+        sock.close()
+
+
 def test_bad_options_refused(binary, work, daemons):
     import subprocess
     for args in (["--listen", "localhost"], ["--fallback", "ready sideways"],
@@ -203,4 +228,5 @@ if __name__ == "__main__":
     run([test_missing_file_then_atomic_replace, test_ipv4_and_ipv6,
          test_empty_partial_oversize_halfclose, test_slow_clients_do_not_block,
          test_bad_file_keeps_previous_state, test_sighup_reloads, test_restart_keeps_state,
-         test_expiry_at_answer_time, test_connection_cap, test_bad_options_refused], sys.argv[1])
+         test_expiry_at_answer_time, test_connection_cap, test_sd_notify,
+         test_bad_options_refused], sys.argv[1])
