@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <linux/membarrier.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -133,6 +135,7 @@ int director_maps_from_fds(struct director_maps *m, int vips_fd, int table_fd, i
     m->gen_cfg_fd = gen_cfg_fd;
     m->active_fd = active_fd;
     m->stats_fd = stats_fd;
+    m->lock_fd = -1;
     return map_table(m);
 }
 
@@ -201,6 +204,12 @@ int director_maps_open_pinned(const char *dir, struct director_maps *m)
     for (size_t i = 0; i < 6; i++)
         *fds[i] = -1;
     m->owns_fds = 1;
+    m->lock_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (m->lock_fd < 0) {
+        rc = -errno;
+        log_error("director: cannot open pin directory %s: %s", dir, strerror(errno));
+        goto fail;
+    }
     for (size_t i = 0; i < 6; i++) {
         rc = open_pin(dir, names[i], keys[i], values[i], fds[i]);
         if (rc < 0)
@@ -226,8 +235,11 @@ void director_maps_close(struct director_maps *m)
         for (size_t i = 0; i < 6; i++)
             if (fds[i] >= 0)
                 close(fds[i]);
+        if (m->lock_fd >= 0)
+            close(m->lock_fd);
     }
     m->owns_fds = 0;
+    m->lock_fd = -1;
 }
 
 int director_maps_active(const struct director_maps *m, __u32 *gen)
@@ -316,10 +328,16 @@ int director_maps_publish(struct director_maps *m, const struct drover_gen_confi
 {
     struct drover_gen_config cur;
     __u32 zero_gen = 0, active = 0, next;
-    int rc = director_maps_active(m, &active);
+    int rc;
 
-    if (rc < 0)
+    if (m->lock_fd >= 0 && flock(m->lock_fd, LOCK_EX) < 0) {
+        rc = -errno;
+        log_error("director: cannot lock the pin directory: %s; not publishing", strerror(errno));
         return rc;
+    }
+    rc = director_maps_active(m, &active);
+    if (rc < 0)
+        goto out;
     /* A fresh map set has no generation written: fill 0 and activate it. */
     if (bpf_map_lookup_elem(m->gen_cfg_fd, &zero_gen, &cur) == 0 && cur.version == 0 && active == 0)
         next = 0;
@@ -327,13 +345,14 @@ int director_maps_publish(struct director_maps *m, const struct drover_gen_confi
         next = active ^ 1;
     rc = director_maps_write_gen(m, next, cfg, proxies, rows);
     if (rc < 0)
-        return rc;
+        goto out;
     rc = director_maps_activate(m, next);
-    if (rc < 0)
-        return rc;
-    if (gen_out)
+    if (rc == 0 && gen_out)
         *gen_out = next;
-    return 0;
+out:
+    if (m->lock_fd >= 0)
+        flock(m->lock_fd, LOCK_UN);
+    return rc;
 }
 
 int director_maps_read_gen(const struct director_maps *m, __u32 gen, struct drover_gen_config *cfg,

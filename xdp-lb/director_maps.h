@@ -42,6 +42,7 @@ struct director_maps {
     int vips_fd, table_fd, proxies_fd, gen_cfg_fd, active_fd, stats_fd;
     struct drover_row *table; /* mmap of drover_table (both generations) */
     int owns_fds;
+    int lock_fd; /* the pin directory, flock()ed while publishing; -1 if none */
 };
 
 /* Open the pins in dir (e.g. /sys/fs/bpf/drover/eth0). 0 or -errno; the
@@ -61,7 +62,9 @@ int director_maps_active(const struct director_maps *m, __u32 *gen);
 int director_maps_write_gen(struct director_maps *m, __u32 gen, const struct drover_gen_config *cfg,
                             const struct drover_proxy *proxies, const struct drover_row *rows);
 int director_maps_activate(struct director_maps *m, __u32 gen);
-/* Write the inactive generation and activate it; *gen_out = new active. */
+/* Write the inactive generation and activate it; *gen_out = new active.
+ * With pinned maps, publishers (watcher, `drover-director apply`) are
+ * serialised by an exclusive flock on the pin directory. */
 int director_maps_publish(struct director_maps *m, const struct drover_gen_config *cfg,
                           const struct drover_proxy *proxies, const struct drover_row *rows,
                           __u32 *gen_out);
