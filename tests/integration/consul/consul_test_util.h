@@ -134,6 +134,16 @@ static inline void drain_loop(uv_loop_t *loop)
         ;
 }
 
+/* Run a suite, return the exit status for main(). */
+static inline int run_suite(Suite *s)
+{
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
+
 /* $DROVER_CONSUL_STATE/<file>, first line, or NULL. Caller frees. */
 static inline char *state_file(const char *file)
 {

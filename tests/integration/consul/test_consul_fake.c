@@ -465,9 +465,5 @@ int main(void)
     tcase_add_test(tc, test_free_client_inside_watch_callback);
     tcase_add_test(tc, test_bad_config);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return run_suite(s);
 }

@@ -117,9 +117,5 @@ int main(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_kill_and_restart_mid_watch);
     suite_add_tcase(su, tc);
-    SRunner *sr = srunner_create(su);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return run_suite(su);
 }
