@@ -396,45 +396,59 @@ int director_maps_checksum(const struct director_maps *m, __u32 gen, __u64 *sum)
     return rc;
 }
 
-static int vip_in(const struct drover_vip_key *k, const struct drover_vip_key *keys, size_t n)
+static int vip_cmp(const void *a, const void *b)
 {
-    for (size_t i = 0; i < n; i++)
-        if (memcmp(&keys[i], k, sizeof(*k)) == 0)
-            return 1;
-    return 0;
+    return memcmp(a, b, sizeof(struct drover_vip_key));
 }
 
 int director_maps_set_vips(struct director_maps *m, const struct drover_vip_key *keys, size_t n)
 {
-    struct drover_vip_key cur, next;
+    struct drover_vip_key *want = NULL, *have = NULL, cur, next;
+    size_t nhave = 0;
     int rc = 0, more;
 
+    if (n > DROVER_MAX_VIPS)
+        return -E2BIG;
+    want = malloc((n ? n : 1) * sizeof(*want));
+    have = malloc(DROVER_MAX_VIPS * sizeof(*have));
+    if (!want || !have) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    if (n)
+        memcpy(want, keys, n * sizeof(*want));
+    qsort(want, n, sizeof(*want), vip_cmp);
+    /* Collect the current keys first: deleting while walking a hash map
+     * can restart or skip the walk. */
+    more = bpf_map_get_next_key(m->vips_fd, NULL, &cur) == 0;
+    while (more && nhave < DROVER_MAX_VIPS) {
+        have[nhave++] = cur;
+        more = bpf_map_get_next_key(m->vips_fd, &cur, &next) == 0;
+        cur = next;
+    }
     for (size_t i = 0; i < n; i++) {
         struct drover_vip_value v = {.version = DROVER_MAPS_VERSION, .vip_id = (__u32)i};
-        if (bpf_map_update_elem(m->vips_fd, &keys[i], &v, BPF_ANY) < 0) {
+        if (bpf_map_update_elem(m->vips_fd, &want[i], &v, BPF_ANY) < 0) {
             rc = -errno;
             log_error("director: update of map %s (VIP #%zu) failed: %s", DIRECTOR_MAP_VIPS, i,
                       strerror(errno));
-            return rc;
+            goto out;
         }
     }
-    /* Delete stale keys; restart the walk after each delete since the
-     * iteration order of a hash map changes under deletion. */
-    more = bpf_map_get_next_key(m->vips_fd, NULL, &cur) == 0;
-    while (more) {
-        more = bpf_map_get_next_key(m->vips_fd, &cur, &next) == 0;
-        if (!vip_in(&cur, keys, n)) {
-            if (bpf_map_delete_elem(m->vips_fd, &cur) < 0 && errno != ENOENT) {
-                rc = -errno;
-                log_error("director: delete from map %s failed: %s", DIRECTOR_MAP_VIPS,
-                          strerror(errno));
-                return rc;
-            }
-            more = bpf_map_get_next_key(m->vips_fd, NULL, &next) == 0;
+    for (size_t i = 0; i < nhave; i++) {
+        if (bsearch(&have[i], want, n, sizeof(*want), vip_cmp))
+            continue;
+        if (bpf_map_delete_elem(m->vips_fd, &have[i]) < 0 && errno != ENOENT) {
+            rc = -errno;
+            log_error("director: delete from map %s failed: %s", DIRECTOR_MAP_VIPS,
+                      strerror(errno));
+            goto out;
         }
-        cur = next;
     }
-    return 0;
+out:
+    free(want);
+    free(have);
+    return rc;
 }
 
 int director_maps_count_vips(const struct director_maps *m, size_t *n)

@@ -460,6 +460,29 @@ START_TEST(test_no_proxy_drops)
 }
 END_TEST
 
+START_TEST(test_vip_set_sync)
+{
+    struct drover_vip_key k[2];
+    struct pkt in;
+    size_t n;
+
+    /* Replace the five VIPs by two, one of them new. */
+    vip("192.0.2.2", 443, IPPROTO_TCP, &k[0]);
+    vip("192.0.2.3", 80, IPPROTO_TCP, &k[1]);
+    ck_assert_int_eq(director_maps_set_vips(&maps, k, 2), 0);
+    ck_assert_int_eq(director_maps_count_vips(&maps, &n), 0);
+    ck_assert_uint_eq(n, 2);
+    pkt_build(&in, &V4_TCP); /* 192.0.2.1:80 is gone */
+    run_expect_pass(&in);
+    struct pkt_spec s = V4_TCP;
+    s.dst = "192.0.2.3";
+    run_expect_encap(&s);
+    ck_assert_int_eq(director_maps_set_vips(&maps, NULL, 0), 0);
+    ck_assert_int_eq(director_maps_count_vips(&maps, &n), 0);
+    ck_assert_uint_eq(n, 0);
+}
+END_TEST
+
 START_TEST(test_egress_redirect)
 {
     struct pkt in, out;
@@ -644,6 +667,7 @@ int main(void)
     tcase_add_test(tc, test_icmp_ptb);
     tcase_add_test(tc, test_truncated_every_length);
     tcase_add_test(tc, test_no_proxy_drops);
+    tcase_add_test(tc, test_vip_set_sync);
     tcase_add_test(tc, test_egress_redirect);
     tcase_add_test(tc, test_no_config_passes);
     tcase_add_test(tc, test_table_swap);
