@@ -34,6 +34,8 @@ struct svc_entry {
     struct kube_reason why; /* SVC_SKIPPED */
     char **kv;              /* key, value, key, value, ... (SVC_EXPORTED) */
     size_t n_kv;
+    char **keep; /* SVC_SKIPPED: keys of the last good entries */
+    size_t n_keep;
 };
 
 struct node_entry {
@@ -67,6 +69,9 @@ static void svc_entry_clear(struct svc_entry *e)
     for (size_t i = 0; i < e->n_kv; i++)
         free(e->kv[i]);
     free(e->kv);
+    for (size_t i = 0; i < e->n_keep; i++)
+        free(e->keep[i]);
+    free(e->keep);
     memset(e, 0, sizeof(*e));
 }
 
@@ -167,8 +172,67 @@ struct svc_ctx {
     void *arg;
 };
 
-/* Fill e (key and rv already set) from the Service. -ENOMEM only. */
-static int compute_service(const struct svc_ctx *c, struct svc_entry *e, const json_t *svc)
+static int keep_add(struct svc_entry *e, const char *key)
+{
+    for (size_t i = 0; i < e->n_keep; i++)
+        if (strcmp(e->keep[i], key) == 0)
+            return 0;
+    char **v = realloc(e->keep, (e->n_keep + 1) * sizeof(*v));
+    if (!v)
+        return -ENOMEM;
+    e->keep = v;
+    if (!(v[e->n_keep] = strdup(key)))
+        return -ENOMEM;
+    e->n_keep++;
+    return 0;
+}
+
+/* The keys an invalid Service keeps: those of its last good version (from
+ * the previous state entry) and the drover keys its ports name, which
+ * also protects it across an exporter restart. */
+static int collect_keep(const struct svc_ctx *c, struct svc_entry *e, const struct svc_entry *old,
+                        const json_t *svc)
+{
+    int rc = 0;
+    if (old && old->kind == SVC_EXPORTED)
+        for (size_t i = 0; rc == 0 && i + 1 < old->n_kv; i += 2)
+            rc = keep_add(e, old->kv[i]);
+    if (old && old->kind == SVC_SKIPPED)
+        for (size_t i = 0; rc == 0 && i < old->n_keep; i++)
+            rc = keep_add(e, old->keep[i]);
+    json_t *meta = json_object_get(svc, "metadata");
+    const char *ns = json_string_value(json_object_get(meta, "namespace"));
+    const char *name = json_string_value(json_object_get(meta, "name"));
+    json_t *ports = json_object_get(json_object_get(svc, "spec"), "ports");
+    size_t i;
+    json_t *port;
+    json_array_foreach(ports, i, port)
+    {
+        if (rc || !ns || !name)
+            break;
+        char num[16];
+        const char *pname = json_string_value(json_object_get(port, "name"));
+        json_t *pn = json_object_get(port, "port");
+        if (!pname || !pname[0]) {
+            if (!json_is_integer(pn))
+                continue;
+            snprintf(num, sizeof(num), "%lld", (long long)json_integer_value(pn));
+            pname = num;
+        }
+        struct export_record r = {
+            .namespace = (char *)ns, .service = (char *)name, .port_name = (char *)pname};
+        char *key = kv_layout_service_key(c->p->layout, &r);
+        if (key)
+            rc = keep_add(e, key);
+        free(key);
+    }
+    return rc;
+}
+
+/* Fill e (key set) from the Service; old is its previous entry or NULL.
+ * -ENOMEM only. */
+static int compute_service(const struct svc_ctx *c, struct svc_entry *e,
+                           const struct svc_entry *old, const json_t *svc)
 {
     struct export_record *recs = NULL;
     size_t n = 0;
@@ -177,7 +241,7 @@ static int compute_service(const struct svc_ctx *c, struct svc_entry *e, const j
         return rc;
     if (rc < 0) {
         e->kind = SVC_SKIPPED;
-        return 0;
+        return collect_keep(c, e, old, svc);
     }
     if (n == 0) {
         e->kind = SVC_NOT_EXPORTED;
@@ -194,7 +258,7 @@ static int compute_service(const struct svc_ctx *c, struct svc_entry *e, const j
         snprintf(e->why.reason, sizeof(e->why.reason), "InvalidObject");
         snprintf(e->why.message, sizeof(e->why.message),
                  "Service %s: a namespace, name or port name cannot form a KV key", e->key);
-        rc = 0;
+        rc = collect_keep(c, e, old, svc);
     } else if (rc == 0) {
         e->kind = SVC_EXPORTED;
         e->ports = n;
@@ -236,7 +300,7 @@ static int add_service(const struct kube_store_item *item, void *arg)
         if (!e->key)
             return -ENOMEM;
         json_t *svc = kube_store_item_load(c->store, item);
-        rc = svc ? compute_service(c, e, svc) : -ENOMEM;
+        rc = svc ? compute_service(c, e, old && !old->moved ? old : NULL, svc) : -ENOMEM;
         json_decref(svc);
         if (rc)
             return rc; /* rv stays NULL: the next build recomputes it */
@@ -258,7 +322,13 @@ static int add_service(const struct kube_store_item *item, void *arg)
         c->res->not_exported++;
         break;
     case SVC_SKIPPED:
+        for (size_t i = 0; i < e->n_keep; i++) {
+            rc = kv_map_put_keep(c->desired, e->keep[i]);
+            if (rc)
+                return rc;
+        }
         c->res->skipped_services++;
+        c->res->kept_services += e->n_keep > 0;
         if (fresh) /* once per Service version, not on every build */
             report_skip(c->on_skip, c->arg, "Service", e->key, &e->why);
         break;

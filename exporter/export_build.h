@@ -12,6 +12,15 @@
  * when a grace period ends (recheck_at), so the daemon can arm a timer and
  * rebuild then. A state belongs to one layout and one set of options:
  * create a new one when they change.
+ *
+ * A Service whose new version is invalid keeps its last good entries
+ * (fail static, like a controller that keeps the last applied config):
+ * the keys it had are put in the desired map as keep entries, so the
+ * diff neither rewrites nor deletes them, and it is counted in
+ * skipped_services and kept_services. The last good entries come from
+ * the state and, after a restart, from the Service's own ports (its
+ * drover keys; its KSE keys are known only from the state). Deleting the
+ * Service, or opting it out, removes its entries as usual.
  */
 #ifndef DROVER_EXPORTER_EXPORT_BUILD_H
 #define DROVER_EXPORTER_EXPORT_BUILD_H
@@ -44,7 +53,8 @@ struct export_build_result {
     size_t services;         /* Services exported */
     size_t service_ports;    /* their port records */
     size_t not_exported;     /* not opted in, or of another type */
-    size_t skipped_services; /* invalid: nothing exported for them */
+    size_t skipped_services; /* invalid: nothing new exported for them */
+    size_t kept_services;    /* of those, keeping their last good entries */
     size_t nodes;
     size_t eligible_nodes; /* effectively eligible (grace included) */
     size_t nodes_in_grace; /* eligible only thanks to the grace period */

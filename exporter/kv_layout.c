@@ -184,6 +184,25 @@ int kv_map_put(struct kv_map *m, const char *key, const char *value, uint64_t mo
     return kv_map_put_take(m, strdup(key), strdup(value ? value : ""), modify_index);
 }
 
+int kv_map_put_keep(struct kv_map *m, const char *key)
+{
+    char *k = strdup(key);
+    if (!k)
+        return -ENOMEM;
+    if (m->n == m->cap) {
+        size_t cap = m->cap ? m->cap * 2 : 64;
+        struct kv_entry *v = realloc(m->v, cap * sizeof(*v));
+        if (!v) {
+            free(k);
+            return -ENOMEM;
+        }
+        m->v = v;
+        m->cap = cap;
+    }
+    m->v[m->n++] = (struct kv_entry){.key = k, .value = NULL};
+    return 0;
+}
+
 static int entry_cmp(const void *a, const void *b)
 {
     return strcmp(((const struct kv_entry *)a)->key, ((const struct kv_entry *)b)->key);
@@ -498,12 +517,30 @@ static void resolve_conflicts(struct kv_map *m, struct kv_ops *ops)
         size_t j = i + 1;
         while (j < m->n && strcmp(m->v[j].key, m->v[i].key) == 0)
             j++;
+        size_t real = 0, pick = i;
+        for (size_t k = i; k < j; k++) {
+            if (m->v[k].value) {
+                real++;
+                pick = k;
+            }
+        }
         if (j - i == 1) {
             m->v[out++] = m->v[i];
+        } else if (real <= 1) {
+            /* keep entries plus at most one real entry: the real one (or
+             * one keep entry) stands, no conflict */
+            struct kv_entry stand = m->v[pick];
+            for (size_t k = i; k < j; k++) {
+                if (k == pick)
+                    continue;
+                free(m->v[k].key);
+                free(m->v[k].value);
+            }
+            m->v[out++] = stand; /* out <= i: only freed slots are overwritten */
         } else {
             log_error("kv layout: %zu records map to the key %s; writing none of them and "
                       "leaving its current value (rename one of the Services)",
-                      j - i, m->v[i].key);
+                      real, m->v[i].key);
             ops->conflicts++;
             /* keep the key (value NULL) so the delete pass leaves it alone */
             free(m->v[i].value);

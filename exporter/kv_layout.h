@@ -68,6 +68,10 @@ void kv_map_clear(struct kv_map *m);
 int kv_map_put(struct kv_map *m, const char *key, const char *value, uint64_t modify_index);
 /* Takes ownership of key and value (freed on failure too). */
 int kv_map_put_take(struct kv_map *m, char *key, char *value, uint64_t modify_index);
+/* A "keep" entry in a desired map (value NULL): the diff neither sets nor
+ * deletes this key, whatever Consul holds. Used to keep the last good
+ * entries of a Service whose new version is invalid. Copies key. */
+int kv_map_put_keep(struct kv_map *m, const char *key);
 /* Sort by key; -EEXIST (the map stays sorted) if a key appears twice. */
 int kv_map_sort(struct kv_map *m);
 /* On a sorted map. */
@@ -157,7 +161,9 @@ int kv_ops_to_txn(const struct kv_ops *ops, struct consul_txn_op **out);
  * that are not desired. Ops point into the maps: keep them alive.
  * A key that several desired entries claim (KSE ids can collide) is
  * logged, counted in ops->conflicts, and neither set nor deleted; desired
- * is compacted accordingly. -EINVAL (logged) if desired holds a key this
+ * is compacted accordingly. Keep entries (kv_map_put_keep) are neither
+ * set nor deleted either; a keep entry next to a real one for the same
+ * key is not a conflict: the real one wins. -EINVAL (logged) if desired holds a key this
  * exporter does not own; nothing is produced then.
  */
 int kv_layout_diff(const struct kv_layout *l, struct kv_map *desired, struct kv_map *current,

@@ -97,6 +97,7 @@ START_TEST(test_build_counts_and_noop)
     ck_assert_uint_eq(res.service_ports, 4);
     ck_assert_uint_eq(res.not_exported, 1);
     ck_assert_uint_eq(res.skipped_services, 1);
+    ck_assert_uint_eq(res.kept_services, 1); /* its would-be keys are protected */
     ck_assert_uint_eq(res.nodes, 3);
     ck_assert_uint_eq(res.eligible_nodes, 2);
     ck_assert_uint_eq(res.nodes_in_grace, 0);
@@ -104,14 +105,15 @@ START_TEST(test_build_counts_and_noop)
     ck_assert_int_eq(sk.n, 1);
     ck_assert_str_eq(sk.key, "Service infra/bad");
     ck_assert_str_eq(sk.reason, "InvalidAnnotation");
-    /* 4 ports x 2 layouts + 3 nodes + KSE node array */
-    ck_assert_uint_eq(m.n, 12);
+    /* 4 ports x 2 layouts + 3 nodes + KSE node array + infra/bad's keep */
+    ck_assert_uint_eq(m.n, 13);
     ck_assert_ptr_nonnull(kv_map_find(&m, "drover/v1/kube/dc1/nodes/n3"));
     ck_assert_uint_eq(export_state_nodes(state), 3);
 
     kv_map_init(&current);
     for (size_t i = 0; i < m.n; i++)
-        kv_map_put(&current, m.v[i].key, m.v[i].value, 1);
+        if (m.v[i].value) /* keep entries are not values */
+            kv_map_put(&current, m.v[i].key, m.v[i].value, 1);
     kv_map_clear(&m);
     build(5, &m, &res, &sk);
     ck_assert_int_eq(sk.n, 1); /* not reported again */
@@ -184,6 +186,74 @@ START_TEST(test_service_cache_by_resource_version)
 }
 END_TEST
 
+/* A Service whose new version is invalid keeps its last good entries. */
+START_TEST(test_invalid_version_keeps_last_good)
+{
+    struct kv_map m, current;
+    struct export_build_result res;
+    struct skips sk = {0};
+    struct kv_ops ops;
+    build(0, &m, &res, &sk);
+    kv_map_init(&current);
+    for (size_t i = 0; i < m.n; i++)
+        if (m.v[i].value) /* keep entries are not values */
+            kv_map_put(&current, m.v[i].key, m.v[i].value, 1);
+    kv_map_clear(&m);
+
+    json_t *bad = fixture_json("svc-lb-local.json");
+    fixture_annotate(bad, "drover.io/dns-name", "not a dns name");
+    put(svcs, json_deep_copy(bad), "50");
+    build(1, &m, &res, &sk);
+    ck_assert_uint_eq(res.skipped_services, 2); /* infra/bad and shop/web */
+    ck_assert_uint_eq(res.kept_services, 2);
+    ck_assert_uint_eq(res.services, 2);
+    ck_assert_str_eq(sk.key, "Service shop/web");
+    ck_assert_str_eq(sk.reason, "InvalidAnnotation");
+    ck_assert_int_eq(kv_layout_diff(&layout, &m, &current, true, &ops), 0);
+    /* neither rewritten nor deleted: drover and KSE keys of both ports */
+    ck_assert_uint_eq(ops.n, 0);
+    kv_ops_clear(&ops);
+    kv_map_clear(&m);
+
+    /* after a restart (empty state) the drover keys are still kept */
+    export_state_free(state);
+    state = export_state_new();
+    build(2, &m, &res, &sk);
+    ck_assert_int_eq(kv_layout_diff(&layout, &m, &current, true, &ops), 0);
+    for (size_t i = 0; i < ops.n; i++)
+        ck_assert_msg(strncmp(ops.v[i].key, "drover/v1/", 10) != 0, "%s touched", ops.v[i].key);
+    /* only the KSE keys, unknown without the last good state, go */
+    ck_assert_uint_eq(ops.deletes, 2);
+    ck_assert_uint_eq(ops.sets, 0);
+    kv_ops_clear(&ops);
+    kv_map_clear(&m);
+
+    /* fixed again: written normally */
+    fixture_annotate(bad, "drover.io/dns-name", "shop.example.net");
+    put(svcs, json_deep_copy(bad), "51");
+    build(3, &m, &res, &sk);
+    ck_assert_uint_eq(res.kept_services, 1); /* only infra/bad */
+    ck_assert_ptr_nonnull(strstr(
+        kv_map_find(&m, "drover/v1/kube/dc1/services/shop/web/http")->value, "shop.example.net"));
+    kv_map_clear(&m);
+
+    /* opting out removes the entries, invalid or not */
+    fixture_annotate(bad, "drover.io/exported", "false");
+    put(svcs, json_deep_copy(bad), "52");
+    build(4, &m, &res, &sk);
+    ck_assert_int_eq(kv_layout_diff(&layout, &m, &current, true, &ops), 0);
+    ck_assert_ptr_null(kv_map_find(&m, "drover/v1/kube/dc1/services/shop/web/http"));
+    size_t web_deletes = 0;
+    for (size_t i = 0; i < ops.n; i++)
+        web_deletes += ops.v[i].kind == KV_OP_DELETE && strstr(ops.v[i].key, "web") != NULL;
+    ck_assert_uint_eq(web_deletes, 4);
+    kv_ops_clear(&ops);
+    kv_map_clear(&m);
+    kv_map_clear(&current);
+    json_decref(bad);
+}
+END_TEST
+
 static bool node_eligible(const struct kv_map *m, const char *name)
 {
     char key[128];
@@ -246,6 +316,7 @@ int main(void)
     tcase_add_test(tc, test_build_counts_and_noop);
     tcase_add_test(tc, test_grace_across_builds);
     tcase_add_test(tc, test_service_cache_by_resource_version);
+    tcase_add_test(tc, test_invalid_version_keeps_last_good);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

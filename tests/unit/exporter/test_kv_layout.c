@@ -525,6 +525,34 @@ START_TEST(test_diff_kse_id_collision)
 }
 END_TEST
 
+START_TEST(test_keep_entries)
+{
+    struct kv_layout l;
+    ck_assert_int_eq(kv_layout_init(&l, NULL, "dc1", NULL), 0);
+    struct kv_map desired, current;
+    kv_map_init(&desired);
+    kv_map_init(&current);
+    kv_map_put(&current, "drover/v1/kube/dc1/services/a/b/http", "{\"old\":1}", 5);
+    kv_map_put(&current, "drover/v1/kube/dc1/services/a/c/http", "{\"old\":1}", 6);
+    ck_assert_int_eq(kv_map_put_keep(&desired, "drover/v1/kube/dc1/services/a/b/http"), 0);
+    ck_assert_int_eq(kv_map_put_keep(&desired, "drover/v1/kube/dc1/services/a/b/https"), 0);
+    /* a keep entry next to a real one: the real one wins, no conflict */
+    ck_assert_int_eq(kv_map_put_keep(&desired, "drover/v1/kube/dc1/services/a/c/http"), 0);
+    kv_map_put(&desired, "drover/v1/kube/dc1/services/a/c/http", "{\"new\":1}", 0);
+    struct kv_ops ops;
+    ck_assert_int_eq(kv_layout_diff(&l, &desired, &current, true, &ops), 0);
+    ck_assert_uint_eq(ops.conflicts, 0);
+    ck_assert_uint_eq(ops.n, 1);
+    ck_assert_int_eq(ops.v[0].kind, KV_OP_SET);
+    ck_assert_str_eq(ops.v[0].key, "drover/v1/kube/dc1/services/a/c/http");
+    ck_assert_str_eq(ops.v[0].value, "{\"new\":1}");
+    kv_ops_clear(&ops);
+    kv_map_clear(&desired);
+    kv_map_clear(&current);
+    kv_layout_clear(&l);
+}
+END_TEST
+
 START_TEST(test_consul_glue)
 {
     struct kv_layout l;
@@ -583,6 +611,7 @@ int main(void)
     tcase_add_test(tc, test_diff_changes_and_deletes);
     tcase_add_test(tc, test_diff_refuses_foreign_desired);
     tcase_add_test(tc, test_diff_kse_id_collision);
+    tcase_add_test(tc, test_keep_entries);
     tcase_add_test(tc, test_consul_glue);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
