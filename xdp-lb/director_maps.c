@@ -44,6 +44,7 @@ static const char *const stat_names[DROVER_STAT_MAX] = {
     [DROVER_STAT_SECOND_CHANCE_PASS] = "second_chance_pass",
     [DROVER_STAT_DROP_BAD_GUE] = "drop_bad_gue",
     [DROVER_STAT_DROP_BAD_INNER] = "drop_bad_inner",
+    [DROVER_STAT_DROP_TTL] = "drop_ttl_expired",
 };
 
 const char *director_stat_name(int stat)

@@ -295,6 +295,24 @@ START_TEST(test_second_chance_forward)
 }
 END_TEST
 
+START_TEST(test_second_chance_ttl_expired_drops)
+{
+    struct pkt in, out;
+    size_t inner_off;
+    uint32_t act;
+
+    build_gue(&in, &GUE4, &inner_off);
+    in.b[14 + 8] = 1; /* TTL */
+    ck_assert_int_eq(pkt_run(prog, &in, &out, &act, sc0), 0);
+    ck_assert_uint_eq(act, XDP_DROP_);
+    build_gue(&in, &GUE6, &inner_off);
+    in.b[14 + 7] = 1; /* hop limit */
+    ck_assert_int_eq(pkt_run(prog, &in, &out, &act, sc0), 0);
+    ck_assert_uint_eq(act, XDP_DROP_);
+    ck_assert_uint_eq(stat(DROVER_STAT_DROP_TTL), 2);
+}
+END_TEST
+
 START_TEST(test_second_chance_unresolved_passes)
 {
     struct gue_spec g = GUE4;
@@ -553,6 +571,7 @@ int main(void)
     tcase_add_test(tc, test_udp_inner_and_vlan_local);
     tcase_add_test(tc, test_hops_exhausted_local);
     tcase_add_test(tc, test_second_chance_forward);
+    tcase_add_test(tc, test_second_chance_ttl_expired_drops);
     tcase_add_test(tc, test_second_chance_unresolved_passes);
     tcase_add_test(tc, test_local_socket_stays_local);
     tcase_add_test(tc, test_not_gue_passes);

@@ -39,6 +39,13 @@ struct {
     __type(value, struct drover_stats);
 } decap_stats SEC(".maps");
 
+/* Every drop is counted. */
+static __always_inline int drop(struct drover_stats *st, int reason)
+{
+    st->count[reason]++;
+    return XDP_DROP;
+}
+
 /* What the inner packet is, as far as second chance cares. */
 struct inner_info {
     struct bpf_sock_tuple tuple;
@@ -127,24 +134,22 @@ static __always_inline int decap_local(struct xdp_md *ctx, struct drover_stats *
     int has_vlan = l3off > sizeof(struct ethhdr);
 
     if (data + sizeof(eth) + sizeof(vlan) > data_end)
-        return XDP_DROP; /* cannot happen: the outer headers were there */
+        return drop(st, DROVER_STAT_DROP_BAD_INNER); /* cannot happen: checked before */
     __builtin_memcpy(&eth, data, sizeof(eth));
     __builtin_memcpy(&vlan, data + sizeof(eth), sizeof(vlan));
-    if (bpf_xdp_adjust_head(ctx, (int)(inner_off - l3off))) {
-        st->count[DROVER_STAT_DROP_BAD_INNER]++;
-        return XDP_DROP;
-    }
+    if (bpf_xdp_adjust_head(ctx, (int)(inner_off - l3off)))
+        return drop(st, DROVER_STAT_DROP_BAD_INNER);
     data = (void *)(long)ctx->data;
     data_end = (void *)(long)ctx->data_end;
     if (has_vlan) {
         if (data + sizeof(eth) + sizeof(vlan) > data_end)
-            return XDP_DROP;
+            return drop(st, DROVER_STAT_DROP_BAD_INNER);
         vlan.proto = ethertype;
         __builtin_memcpy(data, &eth, sizeof(eth));
         __builtin_memcpy(data + sizeof(eth), &vlan, sizeof(vlan));
     } else {
         if (data + sizeof(eth) > data_end)
-            return XDP_DROP;
+            return drop(st, DROVER_STAT_DROP_BAD_INNER);
         eth.h_proto = ethertype;
         __builtin_memcpy(data, &eth, sizeof(eth));
     }
@@ -163,10 +168,10 @@ static __always_inline int forward_next_hop(struct xdp_md *ctx, struct drover_st
     struct drover_gue_hops *hops = data + hop_off;
 
     if ((void *)(hops + 1) > data_end)
-        return XDP_DROP;
+        return drop(st, DROVER_STAT_DROP_BAD_GUE);
     __u32 nh = hops->next_hop;
     if (nh >= DROVER_MAX_HOPS)
-        return XDP_DROP;
+        return drop(st, DROVER_STAT_DROP_BAD_GUE);
     hops->next_hop = nh + 1;
 
     if (family == DROVER_AF_INET) {
@@ -174,10 +179,10 @@ static __always_inline int forward_next_hop(struct xdp_md *ctx, struct drover_st
         struct udphdr *udp = (void *)(iph + 1);
         __u32 *addr = (void *)(hops + 1) + nh * 4;
         if ((void *)(udp + 1) > data_end || (void *)(addr + 1) > data_end)
-            return XDP_DROP;
+            return drop(st, DROVER_STAT_DROP_BAD_GUE);
         iph->daddr = *addr;
         if (iph->ttl <= 1)
-            return XDP_DROP;
+            return drop(st, DROVER_STAT_DROP_TTL);
         iph->ttl--;
         drover_ipv4_csum(iph);
         udp->check = 0; /* the pseudo header changed; 0 = none for IPv4 */
@@ -190,10 +195,10 @@ static __always_inline int forward_next_hop(struct xdp_md *ctx, struct drover_st
         struct ipv6hdr *ip6 = data + l3off;
         __u32 *addr = (void *)(hops + 1) + nh * 16;
         if ((void *)(ip6 + 1) > data_end || (void *)(addr + 4) > data_end)
-            return XDP_DROP;
+            return drop(st, DROVER_STAT_DROP_BAD_GUE);
         __builtin_memcpy(&ip6->daddr, addr, 16);
         if (ip6->hop_limit <= 1)
-            return XDP_DROP;
+            return drop(st, DROVER_STAT_DROP_TTL);
         ip6->hop_limit--;
         fib.family = AF_INET6;
         __builtin_memcpy(fib.ipv6_src, &ip6->saddr, 16);
@@ -210,7 +215,7 @@ static __always_inline int forward_next_hop(struct xdp_md *ctx, struct drover_st
         return XDP_PASS;
     }
     if ((void *)(eth + 1) > data_end)
-        return XDP_DROP;
+        return drop(st, DROVER_STAT_DROP_BAD_GUE);
     __builtin_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);
     __builtin_memcpy(eth->h_source, fib.smac, ETH_ALEN);
     st->count[DROVER_STAT_SECOND_CHANCE]++;
@@ -302,10 +307,8 @@ int drover_decap(struct xdp_md *ctx)
     void *inner = data + inner_off;
     if (inner > data_end)
         goto bad_gue;
-    if (parse_inner(inner, data_end, gue->proto_ctype, &in) < 0) {
-        st->count[DROVER_STAT_DROP_BAD_INNER]++;
-        return XDP_DROP;
-    }
+    if (parse_inner(inner, data_end, gue->proto_ctype, &in) < 0)
+        return drop(st, DROVER_STAT_DROP_BAD_INNER);
 
     if (!in.is_tcp)
         return decap_local(ctx, st, l3off, inner_off, in.ethertype);
@@ -324,6 +327,5 @@ int drover_decap(struct xdp_md *ctx)
     return forward_next_hop(ctx, st, l3off, family, hop_off);
 
 bad_gue:
-    st->count[DROVER_STAT_DROP_BAD_GUE]++;
-    return XDP_DROP;
+    return drop(st, DROVER_STAT_DROP_BAD_GUE);
 }

@@ -161,6 +161,7 @@ enum drover_stat {
     DROVER_STAT_SECOND_CHANCE_PASS, /* next hop not resolved: stack forwards */
     DROVER_STAT_DROP_BAD_GUE,       /* bad GUE/hop list: dropped */
     DROVER_STAT_DROP_BAD_INNER,     /* truncated inner packet: dropped */
+    DROVER_STAT_DROP_TTL,           /* second chance with TTL/hop limit <= 1 */
     DROVER_STAT_MAX,
 };
 
