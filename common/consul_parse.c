@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "consul.h"
+#include "json_util.h"
 
 static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -40,29 +41,29 @@ static json_t *load(const char *body, size_t len, char *err, size_t errlen)
     return root;
 }
 
-/* Optional string member: absent or null -> *out = NULL (or "" if
- * empty_default); anything but a string is an error. */
-static int get_str(json_t *obj, const char *name, bool required, char **out)
+/* String field (a json_util path) copied into *out; NULL when absent or
+ * null and not required. */
+static int dup_field(const json_t *o, const char *field, bool required, char **out, char *err,
+                     size_t errlen)
 {
-    json_t *v = json_object_get(obj, name);
+    const char *v = NULL;
     *out = NULL;
-    if (!v || json_is_null(v))
-        return required ? -ENOENT : 0;
-    if (!json_is_string(v))
+    int rc = json_get_string(o, NULL, field, &v, required, err, errlen);
+    if (rc < 0)
         return -EBADMSG;
-    *out = strndup(json_string_value(v), json_string_length(v));
+    if (rc == 0)
+        return 0;
+    *out = strdup(v);
     return *out ? 0 : -ENOMEM;
 }
 
-static int get_u64(json_t *obj, const char *name, uint64_t *out)
+/* Raft indexes and flags: non-negative integers, 0 when absent. */
+static int get_u64(const json_t *o, const char *field, uint64_t *out, char *err, size_t errlen)
 {
-    json_t *v = json_object_get(obj, name);
-    *out = 0;
-    if (!v || json_is_null(v))
-        return 0;
-    if (!json_is_integer(v) || json_integer_value(v) < 0)
+    int64_t v = 0;
+    if (json_get_int(o, NULL, field, &v, 0, INT64_MAX, false, err, errlen) < 0)
         return -EBADMSG;
-    *out = (uint64_t)json_integer_value(v);
+    *out = (uint64_t)v;
     return 0;
 }
 
@@ -127,32 +128,27 @@ static void kv_clear(struct consul_kv *kv)
 /* Fill kv from one Consul KV object; err names the problem. */
 static int kv_from_json(json_t *o, struct consul_kv *kv, char *err, size_t errlen)
 {
+    char sub[200] = "";
     int rc;
     memset(kv, 0, sizeof(*kv));
     if (!json_is_object(o))
         return fail(err, errlen, -EBADMSG, "entry is not an object");
-    rc = get_str(o, "Key", true, &kv->key);
+    rc = dup_field(o, "Key", true, &kv->key, err, errlen);
     if (rc)
-        return fail(err, errlen, rc == -ENOMEM ? rc : -EBADMSG, "entry without string Key");
-    const char *what = NULL;
-    if (get_u64(o, "Flags", &kv->flags))
-        what = "Flags";
-    else if (get_u64(o, "CreateIndex", &kv->create_index))
-        what = "CreateIndex";
-    else if (get_u64(o, "ModifyIndex", &kv->modify_index))
-        what = "ModifyIndex";
-    else if (get_u64(o, "LockIndex", &kv->lock_index))
-        what = "LockIndex";
-    else if (get_str(o, "Session", false, &kv->session))
-        what = "Session";
-    if (what) {
-        fail(err, errlen, -EBADMSG, "key %.200s: bad %s", kv->key, what);
+        return rc;
+    if (get_u64(o, "Flags", &kv->flags, sub, sizeof(sub)) ||
+        get_u64(o, "CreateIndex", &kv->create_index, sub, sizeof(sub)) ||
+        get_u64(o, "ModifyIndex", &kv->modify_index, sub, sizeof(sub)) ||
+        get_u64(o, "LockIndex", &kv->lock_index, sub, sizeof(sub)) ||
+        dup_field(o, "Session", false, &kv->session, sub, sizeof(sub))) {
+        fail(err, errlen, -EBADMSG, "key %.200s: %s", kv->key, sub);
         goto bad;
     }
     json_t *v = json_object_get(o, "Value");
     if (v && !json_is_null(v)) {
         if (!json_is_string(v)) {
-            fail(err, errlen, -EBADMSG, "key %.200s: Value is not a string", kv->key);
+            fail(err, errlen, -EBADMSG, "key %.200s: Value: expected string, got %s", kv->key,
+                 json_type_desc(v));
             goto bad;
         }
         rc = consul_base64_decode(json_string_value(v), json_string_length(v), &kv->value,
@@ -257,88 +253,50 @@ static void health_clear(struct consul_health_entry *e)
     free(e->service_id);
     free(e->service_name);
     free(e->service_address);
-    for (size_t i = 0; i < e->n_tags; i++)
-        free(e->tags[i]);
-    free(e->tags);
+    json_string_array_free(e->tags);
     memset(e, 0, sizeof(*e));
 }
 
 static int health_from_json(json_t *o, struct consul_health_entry *e, char *err, size_t errlen)
 {
+    int64_t port = 0;
+    json_t *checks = NULL;
     memset(e, 0, sizeof(*e));
-    json_t *node = json_object_get(o, "Node");
-    json_t *svc = json_object_get(o, "Service");
-    json_t *checks = json_object_get(o, "Checks");
-    if (!json_is_object(o) || !json_is_object(node) || !json_is_object(svc))
-        return fail(err, errlen, -EBADMSG, "entry lacks Node or Service object");
-    const char *what = NULL;
-    if (get_str(node, "Node", true, &e->node))
-        what = "Node.Node";
-    else if (get_str(node, "Address", false, &e->node_address))
-        what = "Node.Address";
-    else if (get_str(svc, "ID", true, &e->service_id))
-        what = "Service.ID";
-    else if (get_str(svc, "Service", true, &e->service_name))
-        what = "Service.Service";
-    else if (get_str(svc, "Address", false, &e->service_address))
-        what = "Service.Address";
-    if (!what && !e->service_address && !(e->service_address = strdup("")))
-        what = "memory";
-    if (!what && !e->node_address && !(e->node_address = strdup("")))
-        what = "memory";
-    json_t *port = json_object_get(svc, "Port");
-    if (!what && port && !json_is_null(port)) {
-        if (!json_is_integer(port) || json_integer_value(port) < 0 ||
-            json_integer_value(port) > 65535)
-            what = "Service.Port";
-        else
-            e->port = (int)json_integer_value(port);
-    }
-    json_t *tags = json_object_get(svc, "Tags");
-    if (!what && tags && !json_is_null(tags)) {
-        if (!json_is_array(tags)) {
-            what = "Service.Tags";
-        } else {
-            size_t n = json_array_size(tags);
-            e->tags = calloc(n ? n : 1, sizeof(*e->tags));
-            if (!e->tags)
-                what = "memory";
-            for (size_t i = 0; !what && i < n; i++) {
-                json_t *t = json_array_get(tags, i);
-                if (!json_is_string(t))
-                    what = "Service.Tags element";
-                else if (!(e->tags[i] = strndup(json_string_value(t), json_string_length(t))))
-                    what = "memory";
-                else
-                    e->n_tags++;
-            }
-        }
-    }
-    if (!what && checks && !json_is_null(checks)) {
-        if (!json_is_array(checks))
-            what = "Checks";
-        for (size_t i = 0; !what && i < json_array_size(checks); i++) {
-            json_t *st = json_object_get(json_array_get(checks, i), "Status");
-            if (!json_is_string(st)) {
-                what = "Checks[].Status";
-                break;
-            }
-            const char *s = json_string_value(st);
-            enum consul_health_status h = CONSUL_HEALTH_CRITICAL;
-            if (strcmp(s, "passing") == 0)
-                h = CONSUL_HEALTH_PASSING;
-            else if (strcmp(s, "warning") == 0)
-                h = CONSUL_HEALTH_WARNING;
-            if (h > e->status)
-                e->status = h;
-        }
-    }
-    if (what) {
-        fail(err, errlen, -EBADMSG, "bad or missing %s", what);
-        health_clear(e);
-        return -EBADMSG;
+    if (!json_is_object(o))
+        return fail(err, errlen, -EBADMSG, "entry is not an object");
+    /* json_util paths: "Service.Port" is o["Service"]["Port"] */
+    if (dup_field(o, "Node.Node", true, &e->node, err, errlen) ||
+        dup_field(o, "Node.Address", false, &e->node_address, err, errlen) ||
+        dup_field(o, "Service.ID", true, &e->service_id, err, errlen) ||
+        dup_field(o, "Service.Service", true, &e->service_name, err, errlen) ||
+        dup_field(o, "Service.Address", false, &e->service_address, err, errlen) ||
+        json_get_int(o, NULL, "Service.Port", &port, 0, 65535, false, err, errlen) < 0 ||
+        json_get_string_array(o, NULL, "Service.Tags", &e->tags, &e->n_tags, false, err, errlen) <
+            0 ||
+        json_get_array(o, NULL, "Checks", &checks, false, err, errlen) < 0)
+        goto bad;
+    e->port = (int)port;
+    if ((!e->service_address && !(e->service_address = strdup(""))) ||
+        (!e->node_address && !(e->node_address = strdup(""))))
+        goto bad;
+    for (size_t i = 0; checks && i < json_array_size(checks); i++) {
+        char where[32];
+        const char *st = NULL;
+        snprintf(where, sizeof(where), "Checks[%zu]", i);
+        if (json_get_string(json_array_get(checks, i), where, "Status", &st, true, err, errlen) < 0)
+            goto bad;
+        enum consul_health_status h = CONSUL_HEALTH_CRITICAL; /* also maintenance, unknown */
+        if (strcmp(st, "passing") == 0)
+            h = CONSUL_HEALTH_PASSING;
+        else if (strcmp(st, "warning") == 0)
+            h = CONSUL_HEALTH_WARNING;
+        if (h > e->status)
+            e->status = h;
     }
     return 0;
+bad:
+    health_clear(e);
+    return -EBADMSG;
 }
 
 static int health_fill(json_t *elem, void *item, char *err, size_t errlen)
@@ -364,11 +322,13 @@ int consul_parse_health(const char *body, size_t len, struct consul_health_list 
 
 int consul_parse_session_id(const char *body, size_t len, char **out, char *err, size_t errlen)
 {
+    *out = NULL;
     json_t *root = load(body, len, err, errlen);
     if (!root)
         return -EBADMSG;
     int rc = 0;
-    if (!json_is_object(root) || get_str(root, "ID", true, out) || !*out || !**out) {
+    char sub[200] = "";
+    if (!json_is_object(root) || dup_field(root, "ID", true, out, sub, sizeof(sub)) || !**out) {
         free(*out);
         *out = NULL;
         rc = fail(err, errlen, -EBADMSG, "session answer without string ID");
