@@ -61,6 +61,8 @@ struct conn {
 
     bool close_after_write;
     bool read_paused; /* responses still queued: backpressure */
+    struct http_pending *pending; /* a deferred response is owed */
+    bool defer_requested;         /* set by http_response_defer during dispatch */
     bool closing;
     int handles_open;
 };
@@ -85,6 +87,12 @@ struct http_server {
     struct conn *conns;
     unsigned nconns;
     bool closing;
+};
+
+/* Outlives its connection: the handler's owner completes it later. */
+struct http_pending {
+    struct conn *conn; /* NULL once the connection is gone */
+    bool head;
 };
 
 struct write_req {
@@ -192,6 +200,8 @@ static void conn_handle_closed(uv_handle_t *h)
 
     if (--c->handles_open > 0)
         return;
+    if (c->pending)
+        c->pending->conn = NULL;
     conn_reset_request(c);
     if (c->prev)
         c->prev->next = c->next;
@@ -246,6 +256,8 @@ static void on_written(uv_write_t *req, int status)
     }
     if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > 0)
         return;
+    if (c->pending)
+        return; /* an earlier pipelined answer went out; the deferred one is still owed */
     if (c->close_after_write) {
         conn_close(c);
     } else if (c->read_paused) {
@@ -330,6 +342,45 @@ static void send_error_and_close(struct conn *c, int status, const char *text)
 {
     send_response(c, status, CT_TEXT, text, strlen(text), false, false, NULL);
     uv_read_stop((uv_stream_t *)&c->tcp);
+}
+
+/* ---- deferred responses ------------------------------------------------ */
+
+struct http_pending *http_response_defer(const struct http_request *req)
+{
+    struct conn *c = (struct conn *)req->priv;
+    struct http_pending *p;
+
+    if (!c || c->pending)
+        return NULL; /* not inside a handler, or deferred twice */
+    p = calloc(1, sizeof(*p));
+    if (!p)
+        return NULL;
+    p->conn = c;
+    c->pending = p;
+    c->defer_requested = true;
+    return p;
+}
+
+void http_request_complete(struct http_pending *p, struct http_response *resp)
+{
+    struct conn *c = p ? p->conn : NULL;
+
+    if (c && !c->closing) {
+        int status = resp->status < 200 || resp->status > 599 ? 500 : resp->status;
+        c->pending = NULL;
+        send_response(c, status, resp->content_type ? resp->content_type : CT_TEXT,
+                      resp->body ? resp->body : "", resp->body_len, p->head, false, resp->headers);
+        if (!c->closing)
+            arm_timer(c, c->srv->idle_timeout_ms);
+    } else if (c) {
+        c->pending = NULL;
+    }
+    free(resp->body);
+    free(resp->headers);
+    resp->body = NULL;
+    resp->headers = NULL;
+    free(p);
 }
 
 /* ---- routing --------------------------------------------------------- */
@@ -444,6 +495,17 @@ static void dispatch(struct conn *c)
             .priv = c,
         };
         h->fn(&req, &resp, h->arg);
+        if (c->defer_requested) {
+            /* The answer comes later through http_request_complete. Read
+             * nothing more (a pipelined request would overtake it) and
+             * close after that answer. The read timeout bounds the wait. */
+            c->defer_requested = false;
+            c->pending->head = head;
+            free(resp.body);
+            free(resp.headers);
+            uv_read_stop((uv_stream_t *)&c->tcp);
+            return;
+        }
         if (resp.status < 200 || resp.status > 599)
             resp.status = 500;
         if (!resp.content_type)
@@ -585,6 +647,10 @@ static int on_message_complete(http_parser *p)
 
     dispatch(c);
     conn_reset_request(c);
+    if (c->pending) {
+        arm_timer(c, c->srv->read_timeout_ms);
+        return -1; /* stop parsing: nothing after a deferred request is read */
+    }
     if (!c->closing)
         arm_timer(c, c->srv->idle_timeout_ms);
     return c->close_after_write ? -1 : 0; /* stop parsing after a "close" response */
@@ -627,10 +693,10 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         }
         goto out;
     }
-    if (nread == 0 || c->closing || c->close_after_write)
+    if (nread == 0 || c->closing || c->close_after_write || c->pending)
         goto out;
     size_t done = http_parser_execute(&c->parser, &parser_settings, buf->base, (size_t)nread);
-    if (c->close_after_write || c->closing)
+    if (c->close_after_write || c->closing || c->pending)
         goto out;
     if (c->parser.upgrade) {
         conn_close(c);

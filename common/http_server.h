@@ -76,6 +76,24 @@ int http_response_add_header(struct http_response *resp, const char *name, const
 typedef void (*http_handler_fn)(const struct http_request *req, struct http_response *resp,
                                 void *arg);
 
+/*
+ * Deferred responses, for handlers that must wait for something (a Consul
+ * round trip, a worker thread) before they can answer. Inside the handler
+ * call http_response_defer(req); the server then sends nothing when the
+ * handler returns, stops reading from that connection and answers when
+ * http_request_complete() is called later on the loop's thread, with
+ * "Connection: close". Exactly one http_request_complete per pending
+ * request, even if the client has gone away meanwhile (then the call only
+ * frees the pending request). A client still waiting after the server's
+ * read timeout is disconnected. NULL: out of memory (the handler should
+ * answer at once instead).
+ */
+struct http_pending;
+struct http_pending *http_response_defer(const struct http_request *req);
+/* Send resp (status, content type, body, headers; the body and headers are
+ * taken over and freed) and free p. */
+void http_request_complete(struct http_pending *p, struct http_response *resp);
+
 /* Bind and listen. 0, or negative errno with a message naming the listen
  * address in err (after a bind/listen failure the loop must run once to
  * release the listener). Sets SIGPIPE to ignored if it still has its

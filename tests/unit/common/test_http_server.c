@@ -78,6 +78,29 @@ static void big_handler(const struct http_request *req, struct http_response *re
     resp->body_len = BIG_LEN;
 }
 
+/* Deferred answers: the handler parks the request; the test completes it
+ * later through on_loop(complete_cmd). */
+static struct http_pending *parked;
+static char parked_body[64];
+
+static void defer_handler(const struct http_request *req, struct http_response *resp, void *arg)
+{
+    snprintf(parked_body, sizeof(parked_body), "%s", req->body);
+    parked = http_response_defer(req);
+    ck_assert_ptr_nonnull(parked);
+    ck_assert_ptr_null(http_response_defer(req)); /* only once */
+    http_response_printf(resp, "must not be sent");
+}
+
+static void complete_cmd(void *arg)
+{
+    struct http_response resp = {.status = 202, .content_type = "application/json"};
+    http_response_printf(&resp, "{\"later\":\"%s\"}", parked_body);
+    http_response_add_header(&resp, "X-Deferred", "yes");
+    http_request_complete(parked, &resp);
+    parked = NULL;
+}
+
 static void *server_main(void *arg)
 {
     char err[256];
@@ -90,6 +113,7 @@ static void *server_main(void *arg)
         http_server_add_handler(fx.srv, "/echo", echo_handler, "short");
         http_server_add_handler(fx.srv, "/echo/long", echo_handler, "long");
         http_server_add_handler(fx.srv, "/big", big_handler, NULL);
+        http_server_add_handler(fx.srv, "/defer", defer_handler, NULL);
     } else {
         fprintf(stderr, "%s\n", err);
         uv_close((uv_handle_t *)&fx.async, NULL);
@@ -558,6 +582,77 @@ START_TEST(test_listen_addresses)
 }
 END_TEST
 
+static void parked_cmd(void *arg)
+{
+    *(bool *)arg = parked != NULL;
+}
+
+static void wait_parked(void)
+{
+    bool have = false;
+    for (int i = 0; i < 2000 && !have; i++) { /* bounded: 20 s */
+        on_loop(parked_cmd, &have);
+        if (!have)
+            usleep(10000);
+    }
+    ck_assert_msg(have, "the deferring handler never ran");
+}
+
+/* A deferred request is answered when completed, with Connection: close;
+ * the loop keeps serving other clients meanwhile, and a request pipelined
+ * behind the deferred one is not answered. */
+START_TEST(test_deferred_response)
+{
+    char buf[4096];
+    struct reply r;
+
+    start_server("127.0.0.1:0", 0, 0);
+    int fd = raw_connect();
+    const char reqs[] = "POST /defer HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
+                        "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    ck_assert_int_eq(write(fd, reqs, sizeof(reqs) - 1), (ssize_t)sizeof(reqs) - 1);
+    wait_parked();
+    get("/healthz", &r); /* another client is served while one waits */
+    ck_assert_int_eq(r.status, 200);
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    ck_assert_int_eq(poll(&p, 1, 0), 0); /* nothing sent yet */
+    on_loop(complete_cmd, NULL);
+    raw_read_all(fd, buf, sizeof(buf));
+    close(fd);
+    ck_assert_ptr_nonnull(strstr(buf, "HTTP/1.1 202 Accepted\r\n"));
+    ck_assert_ptr_nonnull(strstr(buf, "Connection: close\r\n"));
+    ck_assert_ptr_nonnull(strstr(buf, "X-Deferred: yes\r\n"));
+    ck_assert_ptr_nonnull(strstr(buf, "\r\n\r\n{\"later\":\"hello\"}"));
+    ck_assert_ptr_null(strstr(buf, "must not be sent"));
+    ck_assert_ptr_null(strstr(buf, "200 OK")); /* the pipelined request was not served */
+    stop_server();
+}
+END_TEST
+
+/* A client that waits longer than the read timeout is disconnected; the
+ * late completion only frees the pending request (ASan checks the rest). */
+START_TEST(test_deferred_timeout_then_complete)
+{
+    char buf[1024];
+
+    start_server("127.0.0.1:0", 0, 200);
+    int fd = raw_connect();
+    const char req[] = "POST /defer HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi";
+    ck_assert_int_eq(write(fd, req, sizeof(req) - 1), (ssize_t)sizeof(req) - 1);
+    wait_parked();
+    ck_assert_uint_eq(raw_read_all(fd, buf, sizeof(buf)), 0); /* closed, no answer */
+    close(fd);
+    on_loop(complete_cmd, NULL);
+    /* a client that hangs up first: completion after the close is harmless */
+    fd = raw_connect();
+    ck_assert_int_eq(write(fd, req, sizeof(req) - 1), (ssize_t)sizeof(req) - 1);
+    wait_parked();
+    close(fd);
+    on_loop(complete_cmd, NULL);
+    stop_server();
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("http_server");
@@ -577,6 +672,8 @@ int main(void)
     tcase_add_test(tc, test_oversized_and_bad_requests);
     tcase_add_test(tc, test_slow_client_does_not_block);
     tcase_add_test(tc, test_listen_addresses);
+    tcase_add_test(tc, test_deferred_response);
+    tcase_add_test(tc, test_deferred_timeout_then_complete);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -1,0 +1,769 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* commands: see commands.h. */
+#include "commands.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "ctl_time.h"
+#include "errmsg.h"
+#include "log.h"
+
+#define ERRLEN 1024
+
+/* ---- results ---------------------------------------------------------------- */
+
+void ctl_result_free(struct ctl_result *res)
+{
+    free(res->text);
+    free(res->json);
+    memset(res, 0, sizeof(*res));
+}
+
+static char *dump(const json_t *j)
+{
+    return json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+}
+
+/* Set the result to an error/refusal message (text and {"ok":false,...}). */
+static int fail(struct ctl_result *res, enum ctl_outcome o, const char *msg)
+{
+    json_t *j = json_pack("{s:b, s:s, s:s}", "ok", 0, "outcome",
+                          o == CTL_REFUSED ? "refused" : "failed", "error", msg);
+    free(res->text);
+    free(res->json);
+    res->outcome = o;
+    res->changed = false;
+    res->text = strdup(msg);
+    res->json = j ? dump(j) : NULL;
+    json_decref(j);
+    return res->text && res->json ? 0 : -ENOMEM;
+}
+
+static int succeed(struct ctl_result *res, char *text, json_t *j)
+{
+    res->outcome = CTL_OK;
+    res->text = text;
+    res->json = j ? dump(j) : NULL;
+    json_decref(j);
+    return res->text && res->json ? 0 : -ENOMEM;
+}
+
+/* growing text buffer */
+struct sbuf {
+    char *s;
+    size_t len, cap;
+    bool oom;
+};
+
+__attribute__((format(printf, 2, 3))) static void sb_printf(struct sbuf *b, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    if (b->oom)
+        return;
+    for (;;) {
+        va_start(ap, fmt);
+        n = vsnprintf(b->s ? b->s + b->len : NULL, b->s ? b->cap - b->len : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            b->oom = true;
+            return;
+        }
+        if (b->s && b->len + (size_t)n < b->cap) {
+            b->len += (size_t)n;
+            return;
+        }
+        size_t cap = b->cap ? b->cap * 2 : 256;
+        while (cap < b->len + (size_t)n + 1)
+            cap *= 2;
+        char *p = realloc(b->s, cap);
+        if (!p) {
+            b->oom = true;
+            return;
+        }
+        b->s = p;
+        b->cap = cap;
+    }
+}
+
+static char *sb_take(struct sbuf *b)
+{
+    if (b->oom) {
+        free(b->s);
+        return NULL;
+    }
+    return b->s ? b->s : strdup("");
+}
+
+/* ---- reading the model ---------------------------------------------------------- */
+
+static int load_prefix(struct ctl_kv *kv, const struct ctl_settings *s, struct ctl_model *m,
+                       const char *sub, char *err, size_t errlen)
+{
+    char prefix[512], e[256];
+    struct consul_kv_list *l = NULL;
+    int rc;
+
+    snprintf(prefix, sizeof(prefix), "%s%s", s->root, sub);
+    if ((rc = ctl_kv_list(kv, prefix, &l, err, errlen)) < 0)
+        return rc;
+    for (size_t i = 0; i < l->n; i++) {
+        const struct consul_kv *it = &l->items[i];
+        rc = ctl_model_add(m, s->root, s->haproxy_cluster, it->key, (const char *)it->value,
+                           it->value_len, it->modify_index, e, sizeof(e));
+        if (rc == -ENOMEM)
+            break;
+        if (rc == -EINVAL)
+            log_warn("droverctl: skipping bad KV entry: %s", e);
+        rc = 0;
+    }
+    consul_kv_list_free(l);
+    if (rc == -ENOMEM)
+        errmsg_set(err, errlen, "out of memory reading %s", prefix);
+    return rc;
+}
+
+static int load_model(struct ctl_kv *kv, const struct ctl_settings *s, struct ctl_model *m,
+                      int64_t now, char *err, size_t errlen)
+{
+    char hp[300];
+    int rc;
+
+    ctl_model_init(m, now);
+    if (s->haproxy_cluster && *s->haproxy_cluster)
+        snprintf(hp, sizeof(hp), "haproxy/%s/services/", s->haproxy_cluster);
+    else
+        snprintf(hp, sizeof(hp), "haproxy/");
+    if ((rc = load_prefix(kv, s, m, "kube/", err, errlen)) < 0 ||
+        (rc = load_prefix(kv, s, m, hp, err, errlen)) < 0 ||
+        (rc = load_prefix(kv, s, m, "maintenance/", err, errlen)) < 0)
+        ctl_model_clear(m);
+    return rc;
+}
+
+/* ---- audit ---------------------------------------------------------------------- */
+
+static void audit_key(const struct ctl_settings *s, int64_t now_ms, char *out, size_t outlen)
+{
+    unsigned char r[4] = {0};
+    char stamp[40];
+
+    if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r)) {
+        /* very unlikely; a clock-derived id still makes collisions rare and
+         * the create-only cas turns one into a retry, not an overwrite */
+        uint32_t x = (uint32_t)clock() ^ (uint32_t)now_ms * 2654435761u;
+        memcpy(r, &x, sizeof(r));
+    }
+    ctl_time_stamp(now_ms, stamp, sizeof(stamp));
+    snprintf(out, outlen, "%saudit/%s-%02x%02x%02x%02x", s->root, stamp, r[0], r[1], r[2], r[3]);
+}
+
+static json_t *audit_value(const struct ctl_command *cmd, const char *author, const char *action,
+                           const char *target, int64_t now_ms, const json_t *before,
+                           const json_t *after)
+{
+    char t[40];
+    json_t *a;
+
+    ctl_time_format(now_ms / 1000, t, sizeof(t));
+    a = json_pack("{s:s, s:s, s:s, s:s, s:s, s:O?, s:O?}", "time", t, "author", author, "source",
+                  ctl_source_name(cmd->source), "action", action, "target", target, "before",
+                  before, "after", after);
+    if (a && !before)
+        json_object_set_new(a, "before", json_null());
+    if (a && !after)
+        json_object_set_new(a, "after", json_null());
+    if (a && cmd->reason)
+        json_object_set_new(a, "reason", json_string(cmd->reason));
+    if (a && cmd->force)
+        json_object_set_new(a, "force", json_true());
+    return a;
+}
+
+/* Write (value != NULL) or delete key with cas index, plus the audit
+ * entry, in one transaction. */
+static int write_with_audit(struct ctl_kv *kv, const char *key, const char *value, uint64_t index,
+                            const char *akey, const char *avalue, char *err, size_t errlen)
+{
+    struct consul_txn_op ops[2] = {
+        {.verb = value ? CONSUL_TXN_CAS : CONSUL_TXN_DELETE_CAS,
+         .key = key,
+         .value = value,
+         .value_len = value ? strlen(value) : 0,
+         .index = index},
+        {.verb = CONSUL_TXN_CAS, .key = akey, .value = avalue, .value_len = strlen(avalue)},
+    };
+    return ctl_kv_txn(kv, ops, 2, err, errlen);
+}
+
+static void conflict_pause(int attempt)
+{
+    unsigned char r = 0;
+    if (getrandom(&r, 1, 0) != 1)
+        r = 17;
+    /* short jittered pause so two writers that collided do not collide again */
+    struct timespec ts = {0, (long)(5 + attempt * 10 + r % 20) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* ---- maintenance changes ----------------------------------------------------------- */
+
+static const char *author_of(const struct ctl_command *cmd, const struct ctl_settings *s)
+{
+    if (cmd->author && *cmd->author)
+        return cmd->author;
+    return s->default_author && *s->default_author ? s->default_author : "unknown";
+}
+
+int ctl_maint_next(const struct ctl_command *cmd, const char *id, const struct ctl_maint *cur,
+                   const char *author, int64_t now, json_t **out)
+{
+    enum ctl_state state = CTL_STATE_READY;
+    int weight = -1;
+    const char *reason = cmd->reason;
+    int64_t expires = 0;
+    char t[40];
+
+    *out = NULL;
+    if (cur && ctl_maint_expired(cur, now))
+        cur = NULL; /* an expired entry counts as absent (but still gets replaced) */
+    if (cur) {
+        state = cur->state;
+        weight = cur->weight;
+        if (!reason)
+            reason = cur->reason;
+        expires = cur->expires_unix;
+    }
+    switch (cmd->verb) {
+    case CTL_VERB_DRAIN:
+        state = CTL_STATE_DRAIN;
+        break;
+    case CTL_VERB_MAINT:
+        state = CTL_STATE_MAINT;
+        break;
+    case CTL_VERB_UNDRAIN:
+        state = CTL_STATE_READY;
+        break;
+    case CTL_VERB_READY:
+        state = CTL_STATE_READY;
+        weight = -1;
+        break;
+    case CTL_VERB_WEIGHT:
+        weight = cmd->weight;
+        break;
+    default:
+        return -EINVAL;
+    }
+    if (cmd->ttl_ms > 0)
+        expires = now + (cmd->ttl_ms + 999) / 1000;
+    if (state == CTL_STATE_READY && (weight < 0 || weight == 100))
+        return cur ? 0 : 2; /* the default: no entry at all */
+    if (state == CTL_STATE_READY)
+        expires = cmd->ttl_ms > 0 ? expires : (cur ? cur->expires_unix : 0);
+    if (cur && cur->state == state && cur->weight == weight && cur->expires_unix == expires &&
+        ((!cur->reason && !reason) || (cur->reason && reason && !strcmp(cur->reason, reason))))
+        return 2;
+    ctl_time_format(now, t, sizeof(t));
+    json_t *v = json_pack("{s:s, s:s, s:s, s:s}", "target", id, "state", ctl_state_name(state),
+                          "author", author, "created", t);
+    if (!v)
+        return -ENOMEM;
+    if (weight >= 0)
+        json_object_set_new(v, "weight", json_integer(weight));
+    if (reason && *reason)
+        json_object_set_new(v, "reason", json_string(reason));
+    if (expires > 0) {
+        ctl_time_format(expires, t, sizeof(t));
+        json_object_set_new(v, "expires", json_string(t));
+    }
+    *out = v;
+    return 1;
+}
+
+struct affect_list {
+    struct sbuf *text;
+    json_t *arr;
+    size_t n;
+};
+
+static void on_affected(void *arg, const char *backend, const char *server)
+{
+    struct affect_list *a = arg;
+    if (a->text)
+        sb_printf(a->text, "%s%s: %s", a->n ? ", " : "", backend, server);
+    if (a->arr)
+        json_array_append_new(a->arr,
+                              json_pack("{s:s, s:s}", "backend", backend, "server", server));
+    a->n++;
+}
+
+static const char *past_tense(enum ctl_verb v)
+{
+    switch (v) {
+    case CTL_VERB_DRAIN:
+        return "drained";
+    case CTL_VERB_UNDRAIN:
+        return "undrained";
+    case CTL_VERB_MAINT:
+        return "put in maintenance";
+    case CTL_VERB_READY:
+        return "made ready";
+    case CTL_VERB_WEIGHT:
+        return "re-weighted";
+    default:
+        return "changed";
+    }
+}
+
+static int exec_maint(struct ctl_kv *kv, const struct ctl_settings *s,
+                      const struct ctl_command *cmd, int64_t now_ms, struct ctl_result *res)
+{
+    char err[ERRLEN], key[700], akey[400];
+    const char *author = author_of(cmd, s);
+    int attempts = s->cas_attempts > 0 ? s->cas_attempts : CTL_CAS_ATTEMPTS;
+    int rc = 0;
+
+    for (int attempt = 1; attempt <= attempts; attempt++) {
+        struct ctl_model m;
+        struct ctl_target t;
+        json_t *next = NULL;
+        char *value = NULL, *avalue = NULL;
+
+        if ((rc = load_model(kv, s, &m, now_ms / 1000, err, sizeof(err))) < 0)
+            return fail(res, CTL_FAILED, err);
+        if ((rc = ctl_model_resolve(&m, cmd->target, s->clusters, s->n_clusters, &t, err,
+                                    sizeof(err))) < 0) {
+            ctl_model_clear(&m);
+            return fail(res, CTL_REFUSED, err);
+        }
+        const struct ctl_maint *cur = ctl_model_maint(&m, t.id);
+        rc = ctl_maint_next(cmd, t.id, cur, author, now_ms / 1000, &next);
+        if (rc < 0) {
+            ctl_model_clear(&m);
+            return fail(res, CTL_FAILED, "cannot build the maintenance entry (out of memory)");
+        }
+        if (rc == 2) {
+            struct sbuf b = {0};
+            sb_printf(&b, "no change: %s is already %s", t.id,
+                      cur && !ctl_maint_expired(cur, m.now) ? ctl_state_name(cur->state)
+                                                            : "ready (no maintenance entry)");
+            if (cur && !ctl_maint_expired(cur, m.now) && cur->weight >= 0)
+                sb_printf(&b, " with weight %d%%", cur->weight);
+            json_t *j = json_pack("{s:b, s:b, s:s, s:s}", "ok", 1, "changed", 0, "action",
+                                  ctl_verb_name(cmd->verb), "target", t.id);
+            ctl_model_clear(&m);
+            return succeed(res, sb_take(&b), j);
+        }
+        /* the share rule */
+        struct ctl_maint proposed = {0};
+        struct ctl_override ov = {.id = t.id, .entry = NULL};
+        if (next) {
+            value = dump(next);
+            if (!value ||
+                ctl_maint_parse(t.id, value, strlen(value), &proposed, err, sizeof(err)) < 0) {
+                json_decref(next);
+                free(value);
+                ctl_model_clear(&m);
+                return fail(res, CTL_FAILED, "cannot build the maintenance entry");
+            }
+            ov.entry = &proposed;
+        }
+        struct ctl_share worst;
+        if (!cmd->force && ctl_model_check_share(&m, &ov, s->max_out_share, &worst)) {
+            snprintf(err, sizeof(err),
+                     "refused: %s %s would leave %zu of %zu servers of backend %s out of service "
+                     "(%.0f%% > --max-out-share %.0f%%; %zu out now); use --force to override",
+                     ctl_verb_name(cmd->verb), t.id, worst.out_after, worst.total, worst.backend,
+                     100.0 * (double)worst.out_after / (double)worst.total,
+                     100.0 * s->max_out_share, worst.out_before);
+            ctl_maint_clear(&proposed);
+            json_decref(next);
+            free(value);
+            ctl_model_clear(&m);
+            return fail(res, CTL_REFUSED, err);
+        }
+        ctl_maint_clear(&proposed);
+
+        /* the write */
+        snprintf(key, sizeof(key), "%smaintenance/%s", s->root, t.id);
+        audit_key(s, now_ms, akey, sizeof(akey));
+        json_t *audit = audit_value(cmd, author, ctl_verb_name(cmd->verb), t.id, now_ms,
+                                    cur ? cur->value : NULL, next);
+        avalue = audit ? dump(audit) : NULL;
+        json_decref(audit);
+        if (!avalue || (next && !value)) {
+            json_decref(next);
+            free(value);
+            free(avalue);
+            ctl_model_clear(&m);
+            return fail(res, CTL_FAILED, "out of memory building the audit entry");
+        }
+        if (s->before_write)
+            s->before_write(s->before_write_arg, attempt);
+        rc = write_with_audit(kv, key, value, cur ? cur->modify_index : 0, akey, avalue, err,
+                              sizeof(err));
+        free(avalue);
+        free(value);
+        if (rc == 0) {
+            struct sbuf b = {0};
+            json_t *arr = json_array();
+            struct affect_list al = {.text = &b, .arr = arr};
+            sb_printf(&b, "%s %s", past_tense(cmd->verb), t.id);
+            if (next) {
+                json_t *w = json_object_get(next, "weight");
+                sb_printf(&b, " (state %s", json_string_value(json_object_get(next, "state")));
+                if (w)
+                    sb_printf(&b, ", weight %d%%", (int)json_integer_value(w));
+                if (json_object_get(next, "expires"))
+                    sb_printf(&b, ", expires %s",
+                              json_string_value(json_object_get(next, "expires")));
+                sb_printf(&b, ")");
+            } else {
+                sb_printf(&b, " (maintenance entry removed)");
+            }
+            if (json_object_get(next, "reason"))
+                sb_printf(&b, ": %s", json_string_value(json_object_get(next, "reason")));
+            sb_printf(&b, "\naffects: ");
+            ctl_model_affected(&m, &t, on_affected, &al);
+            if (!al.n)
+                sb_printf(&b, "no HAProxy server right now");
+            json_t *j =
+                json_pack("{s:b, s:b, s:s, s:s, s:s, s:s, s:O?, s:O?, s:o}", "ok", 1, "changed", 1,
+                          "action", ctl_verb_name(cmd->verb), "target", t.id, "key", key, "audit",
+                          akey, "before", cur ? cur->value : NULL, "after", next, "affects", arr);
+            if (j && !cur)
+                json_object_set_new(j, "before", json_null());
+            if (j && !next)
+                json_object_set_new(j, "after", json_null());
+            json_decref(next);
+            ctl_model_clear(&m);
+            res->changed = true;
+            return succeed(res, sb_take(&b), j);
+        }
+        json_decref(next);
+        ctl_model_clear(&m);
+        if (rc != -ECANCELED)
+            return fail(res, CTL_FAILED, err);
+        log_info("droverctl: %s changed while we were writing it (attempt %d of %d), reading "
+                 "again",
+                 key, attempt, attempts);
+        if (attempt < attempts)
+            conflict_pause(attempt);
+    }
+    snprintf(err, sizeof(err),
+             "failed: %s kept changing under us (cas conflict %d times in a row); nothing was "
+             "written, try again",
+             key, attempts);
+    return fail(res, CTL_FAILED, err);
+}
+
+/* ---- director -------------------------------------------------------------------------- */
+
+static const char *const dir_target[] = {"filling", "active", "draining", "inactive"};
+static const char *const dir_from[] = {"inactive", "filling", "active", "draining"};
+
+const char *ctl_director_target_state(enum ctl_director_action a)
+{
+    return (unsigned)a < 4 ? dir_target[a] : "?";
+}
+
+bool ctl_director_step_allowed(const char *cur, enum ctl_director_action a)
+{
+    return (unsigned)a < 4 && cur && !strcmp(cur, dir_from[a]);
+}
+
+static bool valid_host(const char *h)
+{
+    size_t n = strlen(h);
+    if (!n || n > 253)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (h[i] == '/' || (unsigned char)h[i] <= 0x20 || h[i] == 0x7f)
+            return false;
+    return true;
+}
+
+static int exec_director(struct ctl_kv *kv, const struct ctl_settings *s,
+                         const struct ctl_command *cmd, int64_t now_ms, struct ctl_result *res)
+{
+    char err[ERRLEN], key[700], akey[400], target[600];
+    const char *author = author_of(cmd, s);
+    const char *want = ctl_director_target_state(cmd->dir_action);
+    int attempts = s->cas_attempts > 0 ? s->cas_attempts : CTL_CAS_ATTEMPTS;
+    char action[40];
+
+    if (!s->director_cluster || !*s->director_cluster)
+        return fail(res, CTL_REFUSED,
+                    "refused: no director cluster configured (--director-cluster)");
+    if (!valid_host(cmd->target)) {
+        snprintf(err, sizeof(err), "refused: '%.100s' is not a proxy host name", cmd->target);
+        return fail(res, CTL_REFUSED, err);
+    }
+    snprintf(action, sizeof(action), "director-%s", ctl_director_action_name(cmd->dir_action));
+    snprintf(target, sizeof(target), "director/%s/proxies/%s", s->director_cluster, cmd->target);
+    snprintf(key, sizeof(key), "%s%s", s->root, target);
+    for (int attempt = 1; attempt <= attempts; attempt++) {
+        struct consul_kv_list *l = NULL;
+        json_error_t je;
+        int rc;
+
+        if ((rc = ctl_kv_get(kv, key, &l, err, sizeof(err))) < 0)
+            return fail(res, CTL_FAILED, err);
+        if (!l) {
+            snprintf(err, sizeof(err), "refused: unknown proxy %s: no %s in KV", cmd->target, key);
+            return fail(res, CTL_REFUSED, err);
+        }
+        uint64_t index = l->items[0].modify_index;
+        json_t *cur = l->items[0].value ? json_loadb((const char *)l->items[0].value,
+                                                     l->items[0].value_len, 0, &je)
+                                        : NULL;
+        consul_kv_list_free(l);
+        const char *state = json_string_value(json_object_get(cur, "state"));
+        if (!json_is_object(cur) || !state) {
+            json_decref(cur);
+            snprintf(err, sizeof(err),
+                     "refused: %s is not a JSON object with a \"state\"; fix it by hand", key);
+            return fail(res, CTL_REFUSED, err);
+        }
+        if (!strcmp(state, want)) {
+            char *text = NULL;
+            if (asprintf(&text, "no change: proxy %s is already %s", cmd->target, want) < 0)
+                text = NULL;
+            json_decref(cur);
+            return succeed(res, text,
+                           json_pack("{s:b, s:b, s:s, s:s}", "ok", 1, "changed", 0, "action",
+                                     action, "target", target));
+        }
+        bool allowed = ctl_director_step_allowed(state, cmd->dir_action);
+        if (!allowed && !cmd->force) {
+            snprintf(err, sizeof(err),
+                     "refused: director %s %s: proxy is %s, and %s leads only from %s to %s "
+                     "(cycle inactive -> filling -> active -> draining -> inactive); use --force "
+                     "to override",
+                     ctl_director_action_name(cmd->dir_action), cmd->target, state,
+                     ctl_director_action_name(cmd->dir_action), dir_from[cmd->dir_action], want);
+            json_decref(cur);
+            return fail(res, CTL_REFUSED, err);
+        }
+        json_t *next = json_deep_copy(cur);
+        char *value = NULL, *avalue = NULL;
+        if (next)
+            json_object_set_new(next, "state", json_string(want));
+        value = next ? dump(next) : NULL;
+        audit_key(s, now_ms, akey, sizeof(akey));
+        json_t *audit = audit_value(cmd, author, action, target, now_ms, cur, next);
+        avalue = audit ? dump(audit) : NULL;
+        json_decref(audit);
+        if (!value || !avalue) {
+            free(value);
+            free(avalue);
+            json_decref(cur);
+            json_decref(next);
+            return fail(res, CTL_FAILED, "out of memory building the director entry");
+        }
+        if (s->before_write)
+            s->before_write(s->before_write_arg, attempt);
+        rc = write_with_audit(kv, key, value, index, akey, avalue, err, sizeof(err));
+        free(value);
+        free(avalue);
+        if (rc == 0) {
+            char *text = NULL;
+            if (asprintf(&text, "proxy %s: %s -> %s%s", cmd->target, state, want,
+                         allowed ? "" : " (forced)") < 0)
+                text = NULL;
+            json_t *j = json_pack("{s:b, s:b, s:s, s:s, s:s, s:s, s:O, s:O}", "ok", 1, "changed", 1,
+                                  "action", action, "target", target, "key", key, "audit", akey,
+                                  "before", cur, "after", next);
+            json_decref(cur);
+            json_decref(next);
+            res->changed = true;
+            return succeed(res, text, j);
+        }
+        json_decref(cur);
+        json_decref(next);
+        if (rc != -ECANCELED)
+            return fail(res, CTL_FAILED, err);
+        if (attempt < attempts)
+            conflict_pause(attempt);
+    }
+    snprintf(err, sizeof(err),
+             "failed: %s kept changing under us (cas conflict %d times in a row); nothing was "
+             "written, try again",
+             key, attempts);
+    return fail(res, CTL_FAILED, err);
+}
+
+/* ---- status and history ------------------------------------------------------------------ */
+
+static int cmp_maint(const void *a, const void *b)
+{
+    return strcmp(((const struct ctl_maint *)a)->id, ((const struct ctl_maint *)b)->id);
+}
+
+static int exec_status(struct ctl_kv *kv, const struct ctl_settings *s,
+                       const struct ctl_command *cmd, int64_t now_ms, struct ctl_result *res)
+{
+    char err[ERRLEN];
+    struct ctl_model m;
+    struct ctl_target only;
+    bool filter = cmd->target != NULL;
+    struct sbuf b = {0};
+    json_t *entries = json_array();
+    size_t shown = 0;
+    int rc;
+
+    if ((rc = load_model(kv, s, &m, now_ms / 1000, err, sizeof(err))) < 0) {
+        json_decref(entries);
+        return fail(res, CTL_FAILED, err);
+    }
+    /* An id of an existing entry is shown even if its target left the KV. */
+    if (filter && !(ctl_target_from_id(cmd->target, &only) == 0 && ctl_model_maint(&m, only.id)) &&
+        ctl_model_resolve(&m, cmd->target, s->clusters, s->n_clusters, &only, err, sizeof(err)) <
+            0) {
+        ctl_model_clear(&m);
+        json_decref(entries);
+        return fail(res, CTL_REFUSED, err);
+    }
+    qsort(m.maint, m.n_maint, sizeof(*m.maint), cmp_maint);
+    for (size_t i = 0; i < m.n_maint; i++) {
+        const struct ctl_maint *e = &m.maint[i];
+        struct ctl_target t;
+        bool expired = ctl_maint_expired(e, m.now);
+
+        if (filter && strcmp(e->id, only.id))
+            continue;
+        ctl_target_from_id(e->id, &t);
+        sb_printf(&b, "%s: %s", e->id, ctl_state_name(e->state));
+        if (e->weight >= 0)
+            sb_printf(&b, ", weight %d%%", e->weight);
+        sb_printf(&b, ", by %s", e->author ? e->author : "?");
+        if (e->created)
+            sb_printf(&b, " at %s", e->created);
+        if (e->expires)
+            sb_printf(&b, ", expires %s%s", e->expires, expired ? " (EXPIRED, ignored)" : "");
+        if (e->reason)
+            sb_printf(&b, ", reason: %s", e->reason);
+        sb_printf(&b, "\n  affects: ");
+        json_t *arr = json_array();
+        struct affect_list al = {.text = &b, .arr = arr};
+        ctl_model_affected(&m, &t, on_affected, &al);
+        if (!al.n)
+            sb_printf(&b, "no HAProxy server");
+        sb_printf(&b, "\n");
+        json_t *o = json_pack("{s:s, s:s, s:b, s:o}", "target", e->id, "state",
+                              ctl_state_name(e->state), "expired", expired, "affects", arr);
+        if (o) {
+            if (e->weight >= 0)
+                json_object_set_new(o, "weight", json_integer(e->weight));
+            if (e->reason)
+                json_object_set_new(o, "reason", json_string(e->reason));
+            if (e->author)
+                json_object_set_new(o, "author", json_string(e->author));
+            if (e->created)
+                json_object_set_new(o, "created", json_string(e->created));
+            if (e->expires)
+                json_object_set_new(o, "expires", json_string(e->expires));
+            json_array_append_new(entries, o);
+        }
+        shown++;
+    }
+    if (!shown) {
+        if (filter) {
+            sb_printf(&b, "%s: ready (no maintenance entry)\n  affects: ", only.id);
+            struct affect_list al = {.text = &b};
+            ctl_model_affected(&m, &only, on_affected, &al);
+            if (!al.n)
+                sb_printf(&b, "no HAProxy server");
+            sb_printf(&b, "\n");
+        } else {
+            sb_printf(&b, "no maintenance entries\n");
+        }
+    }
+    if (m.bad)
+        sb_printf(&b, "(%zu bad KV entries skipped; see the log)\n", m.bad);
+    ctl_model_clear(&m);
+    return succeed(res, sb_take(&b), json_pack("{s:b, s:o}", "ok", 1, "entries", entries));
+}
+
+static int cmp_kv_key(const void *a, const void *b)
+{
+    return strcmp(((const struct consul_kv *)a)->key, ((const struct consul_kv *)b)->key);
+}
+
+static int exec_history(struct ctl_kv *kv, const struct ctl_settings *s,
+                        const struct ctl_command *cmd, struct ctl_result *res)
+{
+    char err[ERRLEN], prefix[400];
+    struct consul_kv_list *l = NULL;
+    struct sbuf b = {0};
+    json_t *arr = json_array();
+    int rc;
+
+    snprintf(prefix, sizeof(prefix), "%saudit/", s->root);
+    if ((rc = ctl_kv_list(kv, prefix, &l, err, sizeof(err))) < 0) {
+        json_decref(arr);
+        return fail(res, CTL_FAILED, err);
+    }
+    qsort(l->items, l->n, sizeof(*l->items), cmp_kv_key);
+    size_t first = l->n > (size_t)cmd->limit ? l->n - (size_t)cmd->limit : 0;
+    for (size_t i = first; i < l->n; i++) {
+        json_error_t je;
+        json_t *v = l->items[i].value
+                        ? json_loadb((const char *)l->items[i].value, l->items[i].value_len, 0, &je)
+                        : NULL;
+        if (!json_is_object(v)) {
+            sb_printf(&b, "%s: (not a JSON object)\n", l->items[i].key + strlen(prefix));
+            json_decref(v);
+            continue;
+        }
+        const char *reason = json_string_value(json_object_get(v, "reason"));
+        sb_printf(&b, "%s %s (%s) %s %s%s%s%s\n",
+                  json_string_value(json_object_get(v, "time")) ?: "?",
+                  json_string_value(json_object_get(v, "author")) ?: "?",
+                  json_string_value(json_object_get(v, "source")) ?: "?",
+                  json_string_value(json_object_get(v, "action")) ?: "?",
+                  json_string_value(json_object_get(v, "target")) ?: "?",
+                  json_is_true(json_object_get(v, "force")) ? " [forced]" : "", reason ? ": " : "",
+                  reason ? reason : "");
+        json_object_set_new(v, "key", json_string(l->items[i].key + strlen(prefix)));
+        json_array_append_new(arr, v);
+    }
+    if (!l->n)
+        sb_printf(&b, "no audit entries\n");
+    consul_kv_list_free(l);
+    return succeed(res, sb_take(&b), json_pack("{s:b, s:o}", "ok", 1, "entries", arr));
+}
+
+/* ---- entry point --------------------------------------------------------------------------- */
+
+int ctl_execute(struct ctl_kv *kv, const struct ctl_settings *s, const struct ctl_command *cmd,
+                int64_t now_ms, struct ctl_result *res)
+{
+    memset(res, 0, sizeof(*res));
+    switch (cmd->verb) {
+    case CTL_VERB_DRAIN:
+    case CTL_VERB_UNDRAIN:
+    case CTL_VERB_MAINT:
+    case CTL_VERB_READY:
+    case CTL_VERB_WEIGHT:
+        return exec_maint(kv, s, cmd, now_ms, res);
+    case CTL_VERB_DIRECTOR:
+        return exec_director(kv, s, cmd, now_ms, res);
+    case CTL_VERB_STATUS:
+        return exec_status(kv, s, cmd, now_ms, res);
+    case CTL_VERB_HISTORY:
+        return exec_history(kv, s, cmd, res);
+    case CTL_VERB_HELP:
+        return succeed(res, strdup(ctl_usage()),
+                       json_pack("{s:b, s:s}", "ok", 1, "usage", ctl_usage()));
+    }
+    return fail(res, CTL_FAILED, "unknown command");
+}

@@ -1,0 +1,517 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* ctl_args: see ctl_args.h. */
+#include "ctl_args.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "errmsg.h"
+
+static const char *const verb_names[] = {
+    [CTL_VERB_DRAIN] = "drain",   [CTL_VERB_UNDRAIN] = "undrain", [CTL_VERB_MAINT] = "maint",
+    [CTL_VERB_READY] = "ready",   [CTL_VERB_WEIGHT] = "weight",   [CTL_VERB_DIRECTOR] = "director",
+    [CTL_VERB_STATUS] = "status", [CTL_VERB_HISTORY] = "history", [CTL_VERB_HELP] = "help",
+};
+
+static const char *const dir_names[] = {
+    [CTL_DIR_FILL] = "fill",
+    [CTL_DIR_ACTIVATE] = "activate",
+    [CTL_DIR_DRAIN] = "drain",
+    [CTL_DIR_DEACTIVATE] = "deactivate",
+};
+
+const char *ctl_verb_name(enum ctl_verb v)
+{
+    return (unsigned)v < sizeof(verb_names) / sizeof(verb_names[0]) ? verb_names[v] : "?";
+}
+
+const char *ctl_director_action_name(enum ctl_director_action a)
+{
+    return (unsigned)a < sizeof(dir_names) / sizeof(dir_names[0]) ? dir_names[a] : "?";
+}
+
+const char *ctl_source_name(enum ctl_source s)
+{
+    return s == CTL_SOURCE_SLACK ? "slack" : "cli";
+}
+
+const char *ctl_usage(void)
+{
+    return "commands:\n"
+           "  drain|maint TARGET [--reason TEXT] [--ttl DURATION] [--force]\n"
+           "  undrain|ready TARGET [--reason TEXT] [--force]\n"
+           "  weight TARGET N% [--reason TEXT] [--ttl DURATION] [--force]\n"
+           "  director fill|activate|drain|deactivate PROXY [--reason TEXT] [--force]\n"
+           "  status [TARGET] [--json]\n"
+           "  history [--limit N] [--json]\n"
+           "TARGET: node/<cluster>/<node>, a kube node name, addr/<ip>, an IP address,\n"
+           "        <backend>/<server> or server/<backend>/<server>\n"
+           "--author NAME (command line only) records another author in the audit trail.\n";
+}
+
+/* ---- word splitting ------------------------------------------------------ */
+
+struct wordbuf {
+    char *buf;
+    size_t len, cap;
+};
+
+static int wb_put(struct wordbuf *w, const char *s, size_t n)
+{
+    if (w->len + n + 1 > w->cap) {
+        size_t cap = w->cap ? w->cap * 2 : 64;
+        while (cap < w->len + n + 1)
+            cap *= 2;
+        char *b = realloc(w->buf, cap);
+        if (!b)
+            return -ENOMEM;
+        w->buf = b;
+        w->cap = cap;
+    }
+    memcpy(w->buf + w->len, s, n);
+    w->len += n;
+    w->buf[w->len] = '\0';
+    return 0;
+}
+
+/* Typographic quotes Slack clients substitute for ' and " (UTF-8). */
+static int quote_at(const char *p, size_t left, size_t *qlen)
+{
+    *qlen = 1;
+    if (*p == '\'' || *p == '"')
+        return *p;
+    if (left >= 3 && (unsigned char)p[0] == 0xe2 && (unsigned char)p[1] == 0x80) {
+        unsigned char c = (unsigned char)p[2];
+        *qlen = 3;
+        if (c == 0x98 || c == 0x99)
+            return '\'';
+        if (c == 0x9c || c == 0x9d)
+            return '"';
+    }
+    *qlen = 1;
+    return 0;
+}
+
+void ctl_words_free(char **words)
+{
+    for (size_t i = 0; words && words[i]; i++)
+        free(words[i]);
+    free(words);
+}
+
+int ctl_split_words(const char *text, size_t len, char ***out, int *count, char *err, size_t errlen)
+{
+    char **words = calloc(CTL_MAX_WORDS + 1, sizeof(*words));
+    struct wordbuf w = {0};
+    int n = 0, rc = 0;
+    bool in_word = false;
+    size_t i = 0;
+
+    *out = NULL;
+    *count = 0;
+    if (!words)
+        return -ENOMEM;
+    while (i < len) {
+        char ch = text[i];
+        size_t ql;
+        int q = quote_at(text + i, len - i, &ql);
+
+        if (ch == '\0') {
+            errmsg_set(err, errlen, "command text contains a NUL byte at offset %zu", i);
+            rc = -EINVAL;
+            goto fail;
+        }
+        if (!q && (ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r')) {
+            if (in_word) {
+                if (n == CTL_MAX_WORDS) {
+                    errmsg_set(err, errlen, "command has more than %d words", CTL_MAX_WORDS);
+                    rc = -EINVAL;
+                    goto fail;
+                }
+                words[n++] = w.buf;
+                w = (struct wordbuf){0};
+                in_word = false;
+            }
+            i++;
+            continue;
+        }
+        in_word = true;
+        if (!w.buf && (rc = wb_put(&w, "", 0)) < 0)
+            goto fail;
+        if (ch == '\\' && !q) {
+            if (i + 1 < len) {
+                if ((rc = wb_put(&w, text + i + 1, 1)) < 0)
+                    goto fail;
+                i += 2;
+            } else {
+                i++; /* a trailing backslash stands for nothing */
+            }
+            continue;
+        }
+        if (!q) {
+            if ((rc = wb_put(&w, &ch, 1)) < 0)
+                goto fail;
+            i++;
+            continue;
+        }
+        /* quoted section: up to the matching quote of the same kind */
+        size_t start = i;
+        i += ql;
+        for (;;) {
+            size_t cl;
+            if (i >= len) {
+                errmsg_set(err, errlen, "unterminated %s quote starting at offset %zu",
+                           q == '"' ? "double" : "single", start);
+                rc = -EINVAL;
+                goto fail;
+            }
+            if (text[i] == '\0') {
+                errmsg_set(err, errlen, "command text contains a NUL byte at offset %zu", i);
+                rc = -EINVAL;
+                goto fail;
+            }
+            if (quote_at(text + i, len - i, &cl) == q) {
+                i += cl;
+                break;
+            }
+            if (q == '"' && text[i] == '\\' && i + 1 < len &&
+                (text[i + 1] == '"' || text[i + 1] == '\\')) {
+                if ((rc = wb_put(&w, text + i + 1, 1)) < 0)
+                    goto fail;
+                i += 2;
+                continue;
+            }
+            if ((rc = wb_put(&w, text + i, 1)) < 0)
+                goto fail;
+            i++;
+        }
+    }
+    if (in_word) {
+        if (n == CTL_MAX_WORDS) {
+            errmsg_set(err, errlen, "command has more than %d words", CTL_MAX_WORDS);
+            rc = -EINVAL;
+            goto fail;
+        }
+        words[n++] = w.buf;
+        w = (struct wordbuf){0};
+    }
+    *out = words;
+    *count = n;
+    return 0;
+fail:
+    free(w.buf);
+    ctl_words_free(words);
+    return rc;
+}
+
+/* ---- validation ------------------------------------------------------------ */
+
+/* Length of the valid UTF-8 sequence at p (1..4), 0 if invalid. */
+static size_t utf8_seq(const unsigned char *p, size_t left)
+{
+    size_t n;
+    uint32_t cp;
+
+    if (p[0] < 0x80)
+        return 1;
+    if ((p[0] & 0xe0) == 0xc0) {
+        n = 2;
+        cp = p[0] & 0x1f;
+    } else if ((p[0] & 0xf0) == 0xe0) {
+        n = 3;
+        cp = p[0] & 0x0f;
+    } else if ((p[0] & 0xf8) == 0xf0) {
+        n = 4;
+        cp = p[0] & 0x07;
+    } else {
+        return 0;
+    }
+    if (n > left)
+        return 0;
+    for (size_t i = 1; i < n; i++) {
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+        cp = cp << 6 | (p[i] & 0x3f);
+    }
+    if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
+        cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    if (cp >= 0x80 && cp < 0xa0) /* C1 controls */
+        return 0;
+    return n;
+}
+
+int ctl_reason_check(const char *reason, char *err, size_t errlen)
+{
+    size_t len = strlen(reason);
+
+    if (len > CTL_REASON_MAX) {
+        errmsg_set(err, errlen,
+                   "refused: reason is %zu bytes long, at most %d are allowed (HAProxy shows "
+                   "about 127 characters of an agent-check reason)",
+                   len, CTL_REASON_MAX);
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < len;) {
+        const unsigned char *p = (const unsigned char *)reason + i;
+        if (*p < 0x20 || *p == 0x7f) {
+            errmsg_set(err, errlen,
+                       "refused: reason contains control character 0x%02x at offset %zu "
+                       "(it must fit on one agent-check reply line)",
+                       *p, i);
+            return -EINVAL;
+        }
+        size_t n = utf8_seq(p, len - i);
+        if (!n) {
+            errmsg_set(err, errlen,
+                       "refused: reason is not valid UTF-8 (or has a control character) at "
+                       "offset %zu",
+                       i);
+            return -EINVAL;
+        }
+        i += n;
+    }
+    return 0;
+}
+
+static int parse_weight(const char *text, int *out, char *err, size_t errlen)
+{
+    char *end;
+    long v;
+
+    if (!text[0] || text[0] < '0' || text[0] > '9')
+        goto bad;
+    errno = 0;
+    v = strtol(text, &end, 10);
+    if (errno || (*end && strcmp(end, "%") != 0))
+        goto bad;
+    if (v < 0 || v > CTL_WEIGHT_MAX) {
+        errmsg_set(err, errlen, "refused: weight %ld%% is outside 0..%d%%", v, CTL_WEIGHT_MAX);
+        return -EINVAL;
+    }
+    *out = (int)v;
+    return 0;
+bad:
+    errmsg_set(err, errlen, "refused: weight '%s' is not a percentage (e.g. 50%%)", text);
+    return -EINVAL;
+}
+
+static int dup_into(char **dst, const char *s)
+{
+    free(*dst);
+    *dst = strdup(s);
+    return *dst ? 0 : -ENOMEM;
+}
+
+void ctl_command_free(struct ctl_command *cmd)
+{
+    if (!cmd)
+        return;
+    free(cmd->target);
+    free(cmd->reason);
+    free(cmd->author);
+    memset(cmd, 0, sizeof(*cmd));
+}
+
+static bool verb_takes(enum ctl_verb v, const char *flag)
+{
+    bool change = v <= CTL_VERB_WEIGHT || v == CTL_VERB_DIRECTOR;
+
+    if (!strcmp(flag, "--json"))
+        return true;
+    if (!strcmp(flag, "--reason") || !strcmp(flag, "--author") || !strcmp(flag, "--force"))
+        return change;
+    if (!strcmp(flag, "--ttl"))
+        return v == CTL_VERB_DRAIN || v == CTL_VERB_MAINT || v == CTL_VERB_WEIGHT;
+    if (!strcmp(flag, "--limit"))
+        return v == CTL_VERB_HISTORY;
+    return false;
+}
+
+int ctl_command_parse(int n, char *const *words, enum ctl_source source,
+                      const struct ctl_limits *lim, struct ctl_command *cmd, char *err,
+                      size_t errlen)
+{
+    const char *pos[3] = {NULL, NULL, NULL};
+    int npos = 0, rc;
+    size_t nv = sizeof(verb_names) / sizeof(verb_names[0]);
+    size_t k;
+
+    memset(cmd, 0, sizeof(*cmd));
+    cmd->weight = -1;
+    cmd->source = source;
+    cmd->limit = CTL_HISTORY_DEFAULT;
+    if (n < 1 || !words[0]) {
+        errmsg_set(err, errlen, "no command given; try 'help'");
+        return -EINVAL;
+    }
+    for (k = 0; k < nv; k++)
+        if (!strcmp(words[0], verb_names[k]))
+            break;
+    if (k == nv) {
+        errmsg_set(err, errlen, "unknown command '%s'; try 'help'", words[0]);
+        return -EINVAL;
+    }
+    cmd->verb = (enum ctl_verb)k;
+
+    for (int i = 1; i < n; i++) {
+        const char *w = words[i];
+        const char *val = NULL;
+        char flag[16];
+
+        if (!strcmp(w, "--")) {
+            errmsg_set(err, errlen, "'--' is not supported; quote arguments instead");
+            return -EINVAL;
+        }
+        if (strncmp(w, "--", 2) != 0) {
+            if (npos == 3) {
+                errmsg_set(err, errlen, "%s: unexpected argument '%s'", words[0], w);
+                return -EINVAL;
+            }
+            pos[npos++] = w;
+            continue;
+        }
+        const char *eq = strchr(w, '=');
+        size_t fl = eq ? (size_t)(eq - w) : strlen(w);
+        if (fl >= sizeof(flag)) {
+            errmsg_set(err, errlen, "%s: unknown option '%.*s'", words[0], (int)(fl > 40 ? 40 : fl),
+                       w);
+            return -EINVAL;
+        }
+        memcpy(flag, w, fl);
+        flag[fl] = '\0';
+        if (!verb_takes(cmd->verb, flag)) {
+            errmsg_set(err, errlen,
+                       "%s: unknown option '%s' (global options such as --consul-addr go "
+                       "before the command)",
+                       words[0], flag);
+            return -EINVAL;
+        }
+        if (!strcmp(flag, "--force") || !strcmp(flag, "--json")) {
+            bool b = true;
+            if (eq && config_parse_bool(eq + 1, &b) < 0) {
+                errmsg_set(err, errlen, "%s: bad boolean '%s'", flag, eq + 1);
+                return -EINVAL;
+            }
+            if (flag[2] == 'f')
+                cmd->force = b;
+            else
+                cmd->json = b;
+            continue;
+        }
+        if (eq) {
+            val = eq + 1;
+        } else if (i + 1 < n) {
+            val = words[++i];
+        } else {
+            errmsg_set(err, errlen, "%s: option %s needs a value", words[0], flag);
+            return -EINVAL;
+        }
+        if (!strcmp(flag, "--reason")) {
+            if ((rc = ctl_reason_check(val, err, errlen)) < 0)
+                return rc;
+            if ((rc = dup_into(&cmd->reason, val)) < 0)
+                return rc;
+        } else if (!strcmp(flag, "--author")) {
+            if (source == CTL_SOURCE_SLACK) {
+                errmsg_set(err, errlen,
+                           "refused: --author cannot be set from Slack (the author is the "
+                           "Slack user)");
+                return -EINVAL;
+            }
+            if (!val[0] || strlen(val) > 64 || strpbrk(val, " \t\r\n\"\\")) {
+                errmsg_set(err, errlen,
+                           "refused: author '%.64s' must be 1-64 characters without blanks, "
+                           "quotes or backslashes",
+                           val);
+                return -EINVAL;
+            }
+            if ((rc = dup_into(&cmd->author, val)) < 0)
+                return rc;
+        } else if (!strcmp(flag, "--ttl")) {
+            int64_t ms;
+            if (config_parse_duration_ms(val, &ms) < 0 || ms <= 0) {
+                errmsg_set(err, errlen, "refused: --ttl '%s' is not a positive duration (e.g. 2h)",
+                           val);
+                return -EINVAL;
+            }
+            if (lim && lim->max_ttl_ms > 0 && ms > lim->max_ttl_ms) {
+                char a[32], b[32];
+                config_format_duration(ms, a, sizeof(a));
+                config_format_duration(lim->max_ttl_ms, b, sizeof(b));
+                errmsg_set(err, errlen,
+                           "refused: --ttl %s is longer than the maximum %s (--max-ttl)", a, b);
+                return -EINVAL;
+            }
+            cmd->ttl_ms = ms;
+        } else if (!strcmp(flag, "--limit")) {
+            char *end;
+            errno = 0;
+            long v = strtol(val, &end, 10);
+            if (errno || *end || end == val || v < 1 || v > 10000) {
+                errmsg_set(err, errlen, "--limit '%s' must be 1..10000", val);
+                return -EINVAL;
+            }
+            cmd->limit = v;
+        }
+    }
+
+    /* positional arguments per verb */
+    int want_min = 0, want_max = 0;
+    switch (cmd->verb) {
+    case CTL_VERB_DRAIN:
+    case CTL_VERB_UNDRAIN:
+    case CTL_VERB_MAINT:
+    case CTL_VERB_READY:
+        want_min = want_max = 1;
+        break;
+    case CTL_VERB_WEIGHT:
+    case CTL_VERB_DIRECTOR:
+        want_min = want_max = 2;
+        break;
+    case CTL_VERB_STATUS:
+        want_max = 1;
+        break;
+    case CTL_VERB_HISTORY:
+    case CTL_VERB_HELP:
+        break;
+    }
+    if (npos < want_min || npos > want_max) {
+        static const char *const shape[] = {
+            [CTL_VERB_DRAIN] = "drain TARGET",
+            [CTL_VERB_UNDRAIN] = "undrain TARGET",
+            [CTL_VERB_MAINT] = "maint TARGET",
+            [CTL_VERB_READY] = "ready TARGET",
+            [CTL_VERB_WEIGHT] = "weight TARGET N%",
+            [CTL_VERB_DIRECTOR] = "director fill|activate|drain|deactivate PROXY",
+            [CTL_VERB_STATUS] = "status [TARGET]",
+            [CTL_VERB_HISTORY] = "history",
+            [CTL_VERB_HELP] = "help",
+        };
+        errmsg_set(err, errlen, "usage: %s (got %d argument%s)", shape[cmd->verb], npos,
+                   npos == 1 ? "" : "s");
+        return -EINVAL;
+    }
+    if (cmd->verb == CTL_VERB_DIRECTOR) {
+        size_t nd = sizeof(dir_names) / sizeof(dir_names[0]);
+        for (k = 0; k < nd; k++)
+            if (!strcmp(pos[0], dir_names[k]))
+                break;
+        if (k == nd) {
+            errmsg_set(err, errlen,
+                       "director: unknown action '%s' (fill, activate, drain or deactivate)",
+                       pos[0]);
+            return -EINVAL;
+        }
+        cmd->dir_action = (enum ctl_director_action)k;
+        return dup_into(&cmd->target, pos[1]);
+    }
+    if (cmd->verb == CTL_VERB_WEIGHT && (rc = parse_weight(pos[1], &cmd->weight, err, errlen)) < 0)
+        return rc;
+    if (npos >= 1 && (rc = dup_into(&cmd->target, pos[0])) < 0)
+        return rc;
+    return 0;
+}

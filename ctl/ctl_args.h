@@ -1,0 +1,106 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * ctl_args: the droverctl command language, shared by the command line and
+ * the Slack endpoint. It owns shell-like word splitting of a Slack `text`
+ * field, parsing the words of one command (verb, target, weight, and the
+ * per-command flags --reason --ttl --author --force --json --limit) into a
+ * struct ctl_command, and the input rules that never depend on KV state:
+ * reason length and characters, TTL against --max-ttl, weight 0..256 %.
+ *
+ * Both front ends build a struct ctl_command here and hand it to
+ * ctl_execute() (commands.h), so a rule cannot differ between them.
+ */
+#ifndef DROVER_CTL_ARGS_H
+#define DROVER_CTL_ARGS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* HAProxy keeps about 127 characters of an agent-check #text. */
+#define CTL_REASON_MAX      127
+#define CTL_WEIGHT_MAX      256
+#define CTL_MAX_WORDS       64
+#define CTL_HISTORY_DEFAULT 20
+
+enum ctl_verb {
+    CTL_VERB_DRAIN = 0,
+    CTL_VERB_UNDRAIN,
+    CTL_VERB_MAINT,
+    CTL_VERB_READY,
+    CTL_VERB_WEIGHT,
+    CTL_VERB_DIRECTOR,
+    CTL_VERB_STATUS,
+    CTL_VERB_HISTORY,
+    CTL_VERB_HELP,
+};
+
+/* GLB proxy states, in the order of the normal cycle. */
+enum ctl_director_action {
+    CTL_DIR_FILL = 0,   /* inactive -> filling */
+    CTL_DIR_ACTIVATE,   /* filling -> active */
+    CTL_DIR_DRAIN,      /* active -> draining */
+    CTL_DIR_DEACTIVATE, /* draining -> inactive */
+};
+
+/* Where a command comes from: decides the audit "source" and which flags
+ * are allowed (Slack callers cannot choose their author). */
+enum ctl_source {
+    CTL_SOURCE_CLI = 0,
+    CTL_SOURCE_SLACK,
+};
+
+struct ctl_limits {
+    int64_t max_ttl_ms; /* --max-ttl; 0 = no limit */
+};
+
+/* One parsed command. Strings are malloc'd and owned by the struct
+ * (ctl_command_free). */
+struct ctl_command {
+    enum ctl_verb verb;
+    enum ctl_director_action dir_action; /* CTL_VERB_DIRECTOR */
+    enum ctl_source source;
+    char *target;   /* raw TARGET / PROXY; NULL when absent (status, history) */
+    int weight;     /* 0..256 percent; -1 = not given */
+    char *reason;   /* NULL = not given */
+    int64_t ttl_ms; /* 0 = no expiry */
+    char *author;   /* NULL = caller's default */
+    bool force;
+    bool json;
+    long limit; /* history: entries shown */
+};
+
+const char *ctl_verb_name(enum ctl_verb v);
+const char *ctl_director_action_name(enum ctl_director_action a);
+const char *ctl_source_name(enum ctl_source s);
+
+/* Split text into words like a POSIX shell without expansions: blanks
+ * separate words; '...' is literal; "..." allows \" and \\; a backslash
+ * outside quotes escapes the next character. Slack's typographic quotes
+ * (U+2018/2019 and U+201C/201D) count as ' and ". At most CTL_MAX_WORDS
+ * words. On success *out is a malloc'd NULL-terminated vector of malloc'd
+ * words (free with ctl_words_free) and *count its length. 0, -EINVAL
+ * (unterminated quote, too many words, NUL byte; message in err), -ENOMEM. */
+int ctl_split_words(const char *text, size_t len, char ***out, int *count, char *err,
+                    size_t errlen);
+void ctl_words_free(char **words);
+
+/* Parse words[0..n) (words[0] is the verb) into *cmd for a command from
+ * source. Checks every rule that needs no KV: known verb and flags, the
+ * right number of arguments, weight "N" or "N%" in 0..256, TTL syntax and
+ * limit, reason rules. 0, -EINVAL with a message saying what was refused
+ * and why, -ENOMEM. *cmd is zeroed first and must be freed with
+ * ctl_command_free whatever the result. */
+int ctl_command_parse(int n, char *const *words, enum ctl_source source,
+                      const struct ctl_limits *lim, struct ctl_command *cmd, char *err,
+                      size_t errlen);
+void ctl_command_free(struct ctl_command *cmd);
+
+/* A reason must be at most CTL_REASON_MAX bytes, valid UTF-8 and free of
+ * control characters (it ends up in an agent-check reply line). */
+int ctl_reason_check(const char *reason, char *err, size_t errlen);
+
+/* Usage text of the command language (for --help and Slack "help"). */
+const char *ctl_usage(void);
+
+#endif

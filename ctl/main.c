@@ -1,0 +1,312 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * droverctl: drain, maintenance, weight and director state changes through
+ * Consul KV, from the command line or (droverctl serve) from Slack. This
+ * file reads options, builds the command with ctl_args and runs it with
+ * ctl_execute; `serve` wires the Slack endpoint to the same code.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "commands.h"
+#include "config.h"
+#include "ctl_args.h"
+#include "log.h"
+#include "metrics.h"
+#include "serve.h"
+
+struct options {
+    char *consul_addr;
+    char *consul_token_file;
+    char *kv_prefix;
+    struct config_strlist cluster;
+    char *haproxy_cluster;
+    char *director_cluster;
+    char *author;
+    int64_t max_ttl_ms;
+    double max_out_share;
+    bool json;
+    char *listen;
+    char *secret_file;
+    struct config_strlist allow_users;
+    struct config_strlist allow_channels;
+};
+
+static struct options opt;
+
+static const struct config_option options[] = {
+    CONFIG_OPT_STRING("consul-addr", &opt.consul_addr, "http://127.0.0.1:8500",
+                      "Consul HTTP API address (http:// or https://)"),
+    CONFIG_OPT_STRING("consul-token-file", &opt.consul_token_file, NULL,
+                      "file holding the Consul ACL token"),
+    CONFIG_OPT_STRING("kv-prefix", &opt.kv_prefix, "drover/v1/", "root of drover's KV keys"),
+    CONFIG_OPT_STRLIST("cluster", &opt.cluster, NULL,
+                       "kube cluster bare node names are looked up in (repeatable; none = all)"),
+    CONFIG_OPT_STRING("haproxy-cluster", &opt.haproxy_cluster, NULL,
+                      "proxy-fleet cluster whose haproxy/<cluster>/services define backends "
+                      "(none = all)"),
+    CONFIG_OPT_STRING("director-cluster", &opt.director_cluster, NULL,
+                      "cluster of director/<cluster>/proxies/ for `director` commands"),
+    CONFIG_OPT_STRING(
+        "author", &opt.author, NULL,
+        "author recorded in entries and the audit trail (default $SUDO_USER or $USER)"),
+    CONFIG_OPT_DURATION("max-ttl", &opt.max_ttl_ms, "7d", "longest --ttl accepted"),
+    CONFIG_OPT_DOUBLE("max-out-share", &opt.max_out_share, "0.5",
+                      "refuse a change leaving more than this share of a backend's servers out "
+                      "of service (0..1), unless --force"),
+    CONFIG_OPT_BOOL("json", &opt.json, "false", "print JSON instead of text"),
+    CONFIG_OPT_STRING("listen", &opt.listen, "127.0.0.1:8088",
+                      "serve: HTTP address for Slack (POST /slack/command, /metrics, /healthz)"),
+    CONFIG_OPT_STRING("slack-signing-secret-file", &opt.secret_file, NULL,
+                      "serve: file holding the Slack app's signing secret"),
+    CONFIG_OPT_STRLIST("allow-users", &opt.allow_users, NULL,
+                       "serve: Slack user IDs allowed to run commands (\"*\" = all)"),
+    CONFIG_OPT_STRLIST("allow-channels", &opt.allow_channels, NULL,
+                       "serve: Slack channel IDs commands are accepted from (\"*\" = all)"),
+    CONFIG_OPT_END,
+};
+
+static const struct config_program program = {
+    .name = "droverctl",
+    .summary = "Drain, maintenance, weight and director state through Consul KV (CLI and Slack).",
+    .args_usage = "COMMAND [ARGS] [--reason TEXT] [--ttl D] [--force] [--json] | serve",
+    .options = options,
+};
+
+static char root[512];
+
+static int setup_root(char *err, size_t errlen)
+{
+    const char *p = opt.kv_prefix ? opt.kv_prefix : "drover/v1/";
+    size_t n = strlen(p);
+
+    if (!n || p[0] == '/' || n + 2 > sizeof(root)) {
+        snprintf(err, errlen, "--kv-prefix '%s' must be non-empty and not start with '/'", p);
+        return -EINVAL;
+    }
+    snprintf(root, sizeof(root), "%s%s", p, p[n - 1] == '/' ? "" : "/");
+    return 0;
+}
+
+static int read_secret(const char *path, char **out, size_t *len, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "re");
+    char buf[512];
+    size_t n;
+
+    if (!f) {
+        snprintf(err, errlen, "--slack-signing-secret-file %s: %s", path, strerror(errno));
+        return -errno;
+    }
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+        n--;
+    if (!n) {
+        snprintf(err, errlen, "--slack-signing-secret-file %s: empty", path);
+        return -EINVAL;
+    }
+    *out = malloc(n);
+    if (!*out)
+        return -ENOMEM;
+    memcpy(*out, buf, n);
+    *len = n;
+    return 0;
+}
+
+static uv_signal_t sig_term, sig_int;
+static struct ctl_serve *served;
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    log_info("droverctl serve: signal %d, stopping", signum);
+    ctl_serve_stop(served);
+    served = NULL;
+    uv_close((uv_handle_t *)&sig_term, NULL);
+    uv_close((uv_handle_t *)&sig_int, NULL);
+}
+
+static int run_serve(const struct ctl_settings *s, const struct ctl_limits *lim,
+                     const struct consul_config *cc)
+{
+    char err[512];
+    char *secret = NULL;
+    size_t secret_len = 0;
+    uv_loop_t *loop = uv_default_loop();
+    struct metrics_registry *reg = metrics_registry_new();
+    int rc;
+
+    if (!opt.secret_file) {
+        fprintf(stderr, "droverctl serve: --slack-signing-secret-file is required\n");
+        return 2;
+    }
+    if (!opt.allow_users.count || !opt.allow_channels.count) {
+        fprintf(stderr, "droverctl serve: --allow-users and --allow-channels are required (use "
+                        "\"*\" to allow all explicitly)\n");
+        return 2;
+    }
+    if ((rc = read_secret(opt.secret_file, &secret, &secret_len, err, sizeof(err))) < 0) {
+        fprintf(stderr, "droverctl serve: %s\n", err);
+        return 2;
+    }
+    struct ctl_serve_opts so = {
+        .listen = opt.listen,
+        .secret = secret,
+        .secret_len = secret_len,
+        .allow_users = opt.allow_users.items,
+        .n_allow_users = opt.allow_users.count,
+        .allow_channels = opt.allow_channels.items,
+        .n_allow_channels = opt.allow_channels.count,
+        .settings = s,
+        .limits = lim,
+        .consul = cc,
+        .metrics = reg,
+    };
+    rc = ctl_serve_start(loop, &so, &served, err, sizeof(err));
+    memset(secret, 0, secret_len);
+    free(secret);
+    if (rc < 0) {
+        fprintf(stderr, "droverctl serve: %s\n", err);
+        uv_run(loop, UV_RUN_DEFAULT);
+        metrics_registry_free(reg);
+        return 1;
+    }
+    /* stdout line for scripts and tests that listen on port 0 */
+    printf("droverctl serve: listening on port %d\n", ctl_serve_port(served));
+    fflush(stdout);
+    log_info("droverctl serve: Slack endpoint on %s (POST /slack/command), Consul %s", opt.listen,
+             cc->address);
+    uv_signal_init(loop, &sig_term);
+    uv_signal_init(loop, &sig_int);
+    uv_signal_start(&sig_term, on_signal, SIGTERM);
+    uv_signal_start(&sig_int, on_signal, SIGINT);
+    uv_run(loop, UV_RUN_DEFAULT);
+    uv_loop_close(loop);
+    metrics_registry_free(reg);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    char err[1024];
+    int first = argc, rc, status = 1;
+    struct ctl_command cmd = {0};
+    struct ctl_result res = {0};
+    struct ctl_kv *kv = NULL;
+    char **argv2 = NULL;
+
+    log_set_component("droverctl");
+    log_set_level(LOGL_WARN);
+    rc = config_parse(&program, argc, argv, &first, err, sizeof(err));
+    if (rc == CONFIG_HELP_SHOWN) {
+        fputs(ctl_usage(), stdout);
+        return 0;
+    }
+    if (rc < 0) {
+        fprintf(stderr, "droverctl: %s\n", err);
+        return 2;
+    }
+    bool serve = first < argc && !strcmp(argv[first], "serve");
+    if (serve) {
+        /* serve takes the global options after the word too: parse again
+         * without it */
+        argv2 = calloc((size_t)argc + 1, sizeof(*argv2));
+        if (!argv2)
+            return 1;
+        int n = 0;
+        for (int i = 0; i < argc; i++)
+            if (i != first)
+                argv2[n++] = argv[i];
+        config_free(&program);
+        int first2 = n;
+        rc = config_parse(&program, n, argv2, &first2, err, sizeof(err));
+        if (rc == 0 && first2 < n) {
+            snprintf(err, sizeof(err), "serve: unexpected argument '%s'", argv2[first2]);
+            rc = -EINVAL;
+        }
+        if (rc != 0) {
+            if (rc < 0)
+                fprintf(stderr, "droverctl: %s\n", err);
+            free(argv2);
+            config_free(&program);
+            return rc < 0 ? 2 : 0;
+        }
+    }
+    if (setup_root(err, sizeof(err)) < 0 || opt.max_out_share < 0 || opt.max_out_share > 1) {
+        fprintf(stderr, "droverctl: %s\n", root[0] ? "--max-out-share must be within 0..1" : err);
+        goto out_usage;
+    }
+    const char *author = opt.author && *opt.author                     ? opt.author
+                         : getenv("SUDO_USER") && *getenv("SUDO_USER") ? getenv("SUDO_USER")
+                                                                       : getenv("USER");
+    struct ctl_settings s = {
+        .root = root,
+        .clusters = opt.cluster.items,
+        .n_clusters = opt.cluster.count,
+        .haproxy_cluster = opt.haproxy_cluster,
+        .director_cluster = opt.director_cluster,
+        .default_author = author ? author : "unknown",
+        .max_out_share = opt.max_out_share,
+    };
+    struct ctl_limits lim = {.max_ttl_ms = opt.max_ttl_ms};
+    char addr[512];
+    snprintf(addr, sizeof(addr), "%s%s",
+             strncmp(opt.consul_addr, "http://", 7) && strncmp(opt.consul_addr, "https://", 8)
+                 ? "http://"
+                 : "",
+             opt.consul_addr);
+    struct consul_config cc = {.address = addr, .token_file = opt.consul_token_file};
+
+    if (serve) {
+        status = run_serve(&s, &lim, &cc);
+        goto out;
+    }
+    if (first >= argc) {
+        fprintf(stderr, "droverctl: no command given\n%s", ctl_usage());
+        goto out_usage;
+    }
+    if (ctl_command_parse(argc - first, argv + first, CTL_SOURCE_CLI, &lim, &cmd, err,
+                          sizeof(err)) < 0) {
+        fprintf(stderr, "droverctl: %s\n", err);
+        goto out_usage;
+    }
+    if (cmd.verb == CTL_VERB_HELP) {
+        fputs(ctl_usage(), stdout);
+        status = 0;
+        goto out;
+    }
+    if (ctl_kv_open(&cc, &kv, err, sizeof(err)) < 0) {
+        fprintf(stderr, "droverctl: %s\n", err);
+        goto out;
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    if (ctl_execute(kv, &s, &cmd, (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, &res) < 0) {
+        fprintf(stderr, "droverctl: out of memory\n");
+        goto out;
+    }
+    bool json = cmd.json || opt.json;
+    const char *text = json ? res.json : res.text;
+    FILE *to = res.outcome == CTL_OK || json ? stdout : stderr;
+    if (text)
+        fprintf(to, "%s%s", text, *text && text[strlen(text) - 1] == '\n' ? "" : "\n");
+    status = res.outcome == CTL_OK ? 0 : 1;
+    goto out;
+out_usage:
+    status = 2;
+out:
+    ctl_result_free(&res);
+    ctl_command_free(&cmd);
+    ctl_kv_close(kv);
+    config_free(&program);
+    free(argv2);
+    return status;
+}
