@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "array_grow.h"
 #include "log.h"
 
 enum svc_kind {
@@ -144,20 +145,6 @@ static void report_skip(export_skip_cb cb, void *arg, const char *kind, const ch
         log_debug("export: %s %s skipped: %s: %s", kind, key, why->reason, why->message);
 }
 
-/* Grow an array of `size`-byte elements to hold n + 1. */
-static int grow(void **v, size_t *cap, size_t n, size_t size)
-{
-    if (n < *cap)
-        return 0;
-    size_t c = *cap ? *cap * 2 : 64;
-    void *p = realloc(*v, c * size);
-    if (!p)
-        return -ENOMEM;
-    *v = p;
-    *cap = c;
-    return 0;
-}
-
 /* ---- services ----------------------------------------------------------- */
 
 struct svc_ctx {
@@ -281,7 +268,7 @@ static int compute_service(const struct svc_ctx *c, struct svc_entry *e,
 static int add_service(const struct kube_store_item *item, void *arg)
 {
     struct svc_ctx *c = arg;
-    int rc = grow((void **)&c->v, &c->cap, c->n, sizeof(*c->v));
+    int rc = array_grow((void **)&c->v, &c->cap, c->n, sizeof(*c->v));
     if (rc)
         return rc;
     struct svc_entry *e = &c->v[c->n];
@@ -352,7 +339,7 @@ struct node_ctx {
 static int add_node(const struct kube_store_item *item, void *arg)
 {
     struct node_ctx *c = arg;
-    int rc = grow((void **)&c->v, &c->cap, c->n, sizeof(*c->v));
+    int rc = array_grow((void **)&c->v, &c->cap, c->n, sizeof(*c->v));
     if (rc)
         return rc;
     struct node_entry *e = &c->v[c->n];

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "array_grow.h"
 #include "log.h"
 
 static char *str_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -161,16 +162,8 @@ void kv_map_clear(struct kv_map *m)
 
 int kv_map_put_take(struct kv_map *m, char *key, char *value, uint64_t modify_index)
 {
-    if (!key || !value)
+    if (!key || !value || array_grow((void **)&m->v, &m->cap, m->n, sizeof(m->v[0])) < 0)
         goto fail;
-    if (m->n == m->cap) {
-        size_t cap = m->cap ? m->cap * 2 : 64;
-        struct kv_entry *v = realloc(m->v, cap * sizeof(*v));
-        if (!v)
-            goto fail;
-        m->v = v;
-        m->cap = cap;
-    }
     m->v[m->n++] = (struct kv_entry){.key = key, .value = value, .modify_index = modify_index};
     return 0;
 fail:
@@ -187,17 +180,9 @@ int kv_map_put(struct kv_map *m, const char *key, const char *value, uint64_t mo
 int kv_map_put_keep(struct kv_map *m, const char *key)
 {
     char *k = strdup(key);
-    if (!k)
+    if (!k || array_grow((void **)&m->v, &m->cap, m->n, sizeof(m->v[0])) < 0) {
+        free(k);
         return -ENOMEM;
-    if (m->n == m->cap) {
-        size_t cap = m->cap ? m->cap * 2 : 64;
-        struct kv_entry *v = realloc(m->v, cap * sizeof(*v));
-        if (!v) {
-            free(k);
-            return -ENOMEM;
-        }
-        m->v = v;
-        m->cap = cap;
     }
     m->v[m->n++] = (struct kv_entry){.key = k, .value = NULL};
     return 0;
@@ -490,14 +475,8 @@ void kv_ops_clear(struct kv_ops *ops)
 
 static int ops_push(struct kv_ops *ops, struct kv_op op)
 {
-    if (ops->n == ops->cap) {
-        size_t cap = ops->cap ? ops->cap * 2 : 64;
-        struct kv_op *v = realloc(ops->v, cap * sizeof(*v));
-        if (!v)
-            return -ENOMEM;
-        ops->v = v;
-        ops->cap = cap;
-    }
+    if (array_grow((void **)&ops->v, &ops->cap, ops->n, sizeof(ops->v[0])) < 0)
+        return -ENOMEM;
     ops->v[ops->n++] = op;
     if (op.kind == KV_OP_SET)
         ops->sets++;
