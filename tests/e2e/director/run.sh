@@ -31,6 +31,7 @@ NSS="$CLI $RT $DIR $P1 $P2"
 TMP=$(mktemp -d /tmp/drover-e2e-director.XXXXXX)
 PIDS=""
 VIP=10.91.100.1
+VIP6=fd91:100::1
 PORT=8080
 
 cleanup() {
@@ -73,6 +74,9 @@ link() { # ns router-dev subnet-index
     ip -n "$RT" link set "$2" up
     ip -n "$1" link set eth0 up
     ip -n "$1" route add default via "10.91.$3.1"
+    ip -n "$RT" addr add "fd91:$3::1/64" dev "$2" nodad
+    ip -n "$1" addr add "fd91:$3::2/64" dev eth0 nodad
+    ip -n "$1" -6 route add default via "fd91:$3::1"
     # XDP_TX towards the router needs NAPI on the router's veth end: an
     # XDP program there (director and proxies send with XDP_TX).
     [ "$1" = "$CLI" ] || ip -n "$RT" link set dev "$2" xdp obj "$XDP_PASS" sec xdp
@@ -91,6 +95,7 @@ nsx "$CLI" ethtool -K eth0 tx off >/dev/null
 
 for ns in $NSS; do
     nsx "$ns" sysctl -qw net.ipv4.ip_forward=1
+    nsx "$ns" sysctl -qw net.ipv6.conf.all.forwarding=1
     nsx "$ns" sysctl -qw net.ipv4.conf.all.rp_filter=0
     nsx "$ns" sysctl -qw net.ipv4.conf.default.rp_filter=0
     for dev in $(nsx "$ns" ls /sys/class/net); do
@@ -99,8 +104,12 @@ for ns in $NSS; do
 done
 # The VIP lives on the director hosts' side of the router ...
 ip -n "$RT" route add "$VIP/32" via 10.91.2.2
+ip -n "$RT" -6 route add "$VIP6/128" via fd91:2::2
 # ... and on the proxies' loopback, so they accept the decapsulated packets.
-for ns in $P1 $P2; do ip -n "$ns" addr add "$VIP/32" dev lo; done
+for ns in $P1 $P2; do
+    ip -n "$ns" addr add "$VIP/32" dev lo
+    ip -n "$ns" addr add "$VIP6/128" dev lo nodad
+done
 
 gw_mac=$(nsx "$RT" cat /sys/class/net/td/address)
 key=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
@@ -108,7 +117,8 @@ config() { # state-of-proxy1 state-of-proxy2
     cat <<JSON
 {"hash_key": "$key", "gue_port": 19523, "source_v4": "10.91.2.2",
  "gateway_mac": "$gw_mac",
- "vips": [{"address": "$VIP", "port": $PORT, "protocol": "tcp"}],
+ "vips": [{"address": "$VIP", "port": $PORT, "protocol": "tcp"},
+          {"address": "$VIP6", "port": $PORT, "protocol": "tcp"}],
  "proxies": [{"address": "10.91.3.2", "state": "$1"},
              {"address": "10.91.4.2", "state": "$2"}]}
 JSON
@@ -135,6 +145,18 @@ for i in $(seq 100); do
     grep -q listening "$TMP/proxy1.log" && grep -q listening "$TMP/proxy2.log" && break
     sleep 0.05
 done
+
+# IPv6 through the director (inner IPv6 in outer IPv4 GUE), replies direct.
+v6reply=$(timeout 30 ip netns exec "$CLI" python3 -c '
+import socket, sys
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10)
+s.sendall(b"v6 hello\n")
+print(s.makefile("rb").readline().decode().strip())' "$VIP6" $PORT) ||
+    { echo "e2e_director: no answer to IPv6 through the director" >&2; exit 1; }
+case "$v6reply" in
+proxy1\ v6\ hello | proxy2\ v6\ hello) echo "IPv6: answered by ${v6reply%% *}" ;;
+*) echo "e2e_director: bad IPv6 reply '$v6reply'" >&2; exit 1 ;;
+esac
 
 timeout 90 ip netns exec "$CLI" python3 "$HERE/client.py" "$VIP" $PORT "$TMP/state" \
     >"$TMP/client.log" 2>&1 &

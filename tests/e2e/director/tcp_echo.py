@@ -16,9 +16,10 @@ def serve(conn, name):
 
 def main():
     name, port = sys.argv[1], int(sys.argv[2])
-    srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    srv = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
     srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    srv.bind(("0.0.0.0", port))
+    srv.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)  # IPv4 and IPv6
+    srv.bind(("::", port))
     srv.listen(64)
     print(f"{name} listening on {port}", flush=True)
     while True:
