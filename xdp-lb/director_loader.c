@@ -4,6 +4,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/if_link.h>
 #include <net/if.h>
 #include <stdio.h>
@@ -317,6 +318,11 @@ static int fill_director(const struct director_attach_opts *o, void *arg)
 
     if (rc < 0)
         return rc;
+    /* The maps may be pinned ones a watcher is publishing to: take the
+     * same lock it does. */
+    char dir[256];
+    if (director_pin_dir(root_of(o), o->dev, dir, sizeof(dir)) == 0)
+        m.lock_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     rc = apply_config(o, &m, d->cfg);
     director_maps_close(&m);
     return rc;

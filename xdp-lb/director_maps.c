@@ -236,9 +236,9 @@ void director_maps_close(struct director_maps *m)
         for (size_t i = 0; i < 6; i++)
             if (fds[i] >= 0)
                 close(fds[i]);
-        if (m->lock_fd >= 0)
-            close(m->lock_fd);
     }
+    if (m->lock_fd >= 0) /* always ours */
+        close(m->lock_fd);
     m->owns_fds = 0;
     m->lock_fd = -1;
 }

@@ -42,7 +42,8 @@ struct director_maps {
     int vips_fd, table_fd, proxies_fd, gen_cfg_fd, active_fd, stats_fd;
     struct drover_row *table; /* mmap of drover_table (both generations) */
     int owns_fds;
-    int lock_fd; /* the pin directory, flock()ed while publishing; -1 if none */
+    int lock_fd; /* the pin directory, flock()ed while publishing; -1 if none.
+                  * Owned (closed by director_maps_close) when set. */
 };
 
 /* Open the pins in dir (e.g. /sys/fs/bpf/drover/eth0). 0 or -errno; the
