@@ -197,14 +197,26 @@ static bool valid_backend_protocol(const char *s)
     return false;
 }
 
-/* An absolute URI path HAProxy can put on an httpchk line. */
+/* An absolute URL path (with optional query) HAProxy can put on an
+ * httpchk line: RFC 3986 path/query characters without quotes or '$',
+ * '%' only as a %XX escape. The watcher applies the same rule when it
+ * renders the check, so a path accepted here is never refused there. */
 static bool valid_path(const char *s)
 {
-    if (s[0] != '/' || strlen(s) > 1024)
+    size_t len = strlen(s);
+    if (s[0] != '/' || len > 1024)
         return false;
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-        if (*p <= 0x20 || *p >= 0x7f)
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '%') {
+            if (i + 2 >= len || !isxdigit((unsigned char)s[i + 1]) ||
+                !isxdigit((unsigned char)s[i + 2]))
+                return false;
+            i += 2;
+        } else if (!isalnum(c) && !strchr("-._~!&()*+,;=:@/?", c)) {
             return false;
+        }
+    }
     return true;
 }
 
@@ -271,8 +283,8 @@ static int read_settings(struct ann_ctx *c, struct svc_settings *st)
         return rc;
     if (v && !valid_path(v))
         return ann_invalid(c, used, v,
-                           "expected a path starting with '/' without spaces or control "
-                           "characters");
+                           "expected a URL path starting with '/' (RFC 3986 characters, "
+                           "'%' only as %XX)");
     st->hc_path = v;
 
     if ((rc = ann_get(c, &ANN_HC_PORT, &v, &used)))
