@@ -201,8 +201,16 @@ const struct snapshot_backend *snapshot_backend(const struct snapshot *s, const 
     return NULL;
 }
 
+static const struct snapshot_entry *find_entry(const struct snapshot *s, const char *key)
+{
+    struct snapshot_entry k = {.key = (char *)key};
+    if (!s || !s->n_entries)
+        return NULL;
+    return bsearch(&k, s->entries, s->n_entries, sizeof(k), cmp_entry);
+}
+
 int snapshot_build(const struct kv_model_opts *o, struct snapshot_entry *entries, size_t n,
-                   int64_t now, struct snapshot **out)
+                   int64_t now, const struct snapshot *prev, struct snapshot **out)
 {
     struct snapshot *s = calloc(1, sizeof(*s));
     int rc = 0;
@@ -229,8 +237,29 @@ int snapshot_build(const struct kv_model_opts *o, struct snapshot_entry *entries
                           sizeof(err));
         if (rc == -ENOMEM)
             goto fail;
-        if (rc < 0)
+        if (rc == -EINVAL) {
+            const struct snapshot_entry *old = find_entry(prev, entries[i].key);
+            char *copy = old ? malloc(old->len + 1) : NULL;
+            uint64_t bad[KVM_PREFIX_COUNT];
+            char err2[64];
+            memcpy(bad, s->model.bad, sizeof(bad));
+            if (copy) {
+                memcpy(copy, old->value ? old->value : "", old->len);
+                copy[old->len] = '\0';
+            }
+            if (copy && kv_model_add(&s->model, o, entries[i].key, copy, old->len, now, err2,
+                                     sizeof(err2)) == 1) {
+                log_warn("watcher: %s; keeping the key's last good value", err);
+                free(entries[i].value);
+                entries[i].value = copy;
+                entries[i].len = old->len;
+                continue;
+            }
+            /* the old value was bad (or expired) too: count the key once */
+            memcpy(s->model.bad, bad, sizeof(bad));
+            free(copy);
             log_warn("watcher: %s; entry skipped, the rest of the snapshot is used", err);
+        }
     }
     kv_model_finish(&s->model);
 

@@ -82,12 +82,14 @@ struct snapshot {
 
 /*
  * Build a snapshot from entries[0..n) (taken over: freed with the snapshot,
- * also on failure). Bad entries are skipped, logged and counted in
- * snap->model.bad. now: unix seconds (maintenance expiry).
- * 0 or -ENOMEM.
+ * also on failure). Bad entries are logged and counted in snap->model.bad;
+ * when prev (may be NULL) holds a good value for the same key, that value
+ * is used instead (and stored in the new snapshot's entries), so a typo in
+ * a live service definition keeps the service as it was rather than
+ * removing it. now: unix seconds (maintenance expiry). 0 or -ENOMEM.
  */
 int snapshot_build(const struct kv_model_opts *o, struct snapshot_entry *entries, size_t n,
-                   int64_t now, struct snapshot **out);
+                   int64_t now, const struct snapshot *prev, struct snapshot **out);
 void snapshot_free(struct snapshot *s);
 void snapshot_entries_free(struct snapshot_entry *e, size_t n);
 

@@ -258,7 +258,7 @@ int snapshot_load(const char *path, const struct kv_model_opts *o, int64_t now,
                 goto out;
         }
     }
-    rc = snapshot_build(o, entries, msg->n_entries, now, out);
+    rc = snapshot_build(o, entries, msg->n_entries, now, NULL, out);
     entries = NULL; /* taken */
     if (rc == 0) {
         *slots = sv;

@@ -45,7 +45,7 @@ struct kvpair {
     const char *k, *v;
 };
 
-static struct snapshot *build(const struct kvpair *kv, size_t n)
+static struct snapshot *build_prev(const struct kvpair *kv, size_t n, const struct snapshot *prev)
 {
     struct snapshot_entry *e = calloc(n, sizeof(*e));
     for (size_t i = 0; i < n; i++) {
@@ -54,8 +54,13 @@ static struct snapshot *build(const struct kvpair *kv, size_t n)
         e[i].len = strlen(kv[i].v);
     }
     struct snapshot *s = NULL;
-    ck_assert_int_eq(snapshot_build(&opts, e, n, NOW, &s), 0);
+    ck_assert_int_eq(snapshot_build(&opts, e, n, NOW, prev, &s), 0);
     return s;
+}
+
+static struct snapshot *build(const struct kvpair *kv, size_t n)
+{
+    return build_prev(kv, n, NULL);
 }
 
 static const struct kvpair base[] = {
@@ -281,6 +286,40 @@ START_TEST(test_bad_entries_skipped)
 }
 END_TEST
 
+/* A live service whose definition turns bad keeps its last good value. */
+START_TEST(test_bad_update_keeps_last_good)
+{
+    struct kvpair kv[] = {
+        {"drover/v1/haproxy/edge/services/web", NULL},
+        {"drover/v1/maintenance/addr/10.0.0.1", "{\"state\":\"drain\"}"},
+    };
+    kv[0].v = svc;
+    struct snapshot *a = build(kv, 2);
+    kv[0].v = "{\"frontends\":[{\"name\":\"fe\",\"bind\":[\"1.2.3.4:80\"],\"default_backend\":"
+              "\"b\"}],\"backends\":[{\"name\":\"b\",\"balance\":\"x\\nstats enable\",\"servers\":"
+              "[{\"name\":\"s\",\"address\":\"10.0.0.1\",\"port\":80}]}]}";
+    kv[1].v = "{\"state\":\"sleep\"}";
+    struct snapshot *b = build_prev(kv, 2, a);
+    ck_assert_uint_eq(b->n_services, 1);
+    ck_assert_ptr_nonnull(snapshot_backend(b, "be_web"));
+    ck_assert_uint_eq(b->model.n_maint, 1);
+    ck_assert_uint_eq(b->model.bad[KVM_PREFIX_HAPROXY], 1);
+    ck_assert_uint_eq(b->model.bad[KVM_PREFIX_MAINTENANCE], 1);
+    /* the stored entry is the good one, so a restart serves the same */
+    ck_assert_str_eq(b->entries[0].value, svc);
+    /* without a good previous value the entry is just skipped, counted once */
+    struct snapshot *c = build_prev(kv, 2, NULL);
+    ck_assert_uint_eq(c->n_services, 0);
+    ck_assert_uint_eq(c->model.bad[KVM_PREFIX_HAPROXY], 1);
+    struct snapshot *d = build_prev(kv, 2, c);
+    ck_assert_uint_eq(d->model.bad[KVM_PREFIX_HAPROXY], 1);
+    snapshot_free(a);
+    snapshot_free(b);
+    snapshot_free(c);
+    snapshot_free(d);
+}
+END_TEST
+
 START_TEST(test_persist_roundtrip)
 {
     struct snapshot *s = build_base(), *l = NULL;
@@ -339,6 +378,7 @@ int main(void)
     tcase_add_test(tc, test_agent_state);
     tcase_add_test(tc, test_bad_entries_skipped);
     tcase_add_test(tc, test_persist_roundtrip);
+    tcase_add_test(tc, test_bad_update_keeps_last_good);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * consul_feed: the watcher's view of Consul. One blocking-query watch per
+ * prefix (never per key: Consul caps connections per client):
+ *
+ *   <root>kube/<cluster>/    for every consumed kube cluster
+ *   <root>haproxy/<cluster>/ the proxy-fleet cluster served
+ *   <root>maintenance/
+ *
+ * Once every watch has delivered (a partial view is never turned into a
+ * snapshot: a missing prefix would look like "everything removed"), each
+ * change rebuilds one immutable snapshot from all the prefixes' last
+ * values and hands it to on_snapshot. Errors (Consul down, 5xx, ACL) are
+ * retried with backoff by the watches themselves and reported through
+ * on_error; the last good snapshot stays in force (fail static).
+ */
+#ifndef DROVER_WATCHER_CONSUL_FEED_H
+#define DROVER_WATCHER_CONSUL_FEED_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "consul.h"
+#include "kv_model.h"
+#include "snapshot.h"
+
+struct consul_feed;
+
+/* snap is owned by the callee. */
+typedef void (*consul_feed_snapshot_fn)(void *arg, struct snapshot *snap);
+/* A watch failed (message names prefix and error; retried automatically). */
+typedef void (*consul_feed_error_fn)(void *arg, const char *prefix, int err, const char *msg);
+
+struct consul_feed_opts {
+    const struct kv_model_opts *model; /* borrowed; must outlive the feed */
+    unsigned wait_s;                   /* blocking query wait, 0 = default */
+    consul_feed_snapshot_fn on_snapshot;
+    consul_feed_error_fn on_error;
+    /* The snapshot in force (bad entries fall back to its values); may be
+     * NULL. */
+    const struct snapshot *(*current)(void *arg);
+    void *arg;
+};
+
+struct consul_feed_stats {
+    uint64_t snapshots; /* built and delivered */
+    uint64_t unchanged; /* rebuilds skipped: same inputs */
+    uint64_t errors;    /* watch errors */
+    bool complete;      /* every prefix delivered at least once */
+    bool healthy;       /* no watch in error since its last delivery */
+};
+
+int consul_feed_start(struct consul_client *c, const struct consul_feed_opts *o,
+                      struct consul_feed **out);
+void consul_feed_stop(struct consul_feed *f);
+void consul_feed_get_stats(const struct consul_feed *f, struct consul_feed_stats *out);
+
+/* The prefixes a feed watches for these options (caller frees each string
+ * and the array). For logs, `render --diff` and tests. 0 or -ENOMEM. */
+int consul_feed_prefixes(const struct kv_model_opts *o, char ***out, size_t *n);
+
+/* Entries of several KV lists as snapshot input (copies). 0 or -ENOMEM. */
+int consul_feed_entries(const struct consul_kv_list *const *lists, size_t n_lists,
+                        struct snapshot_entry **out, size_t *n);
+
+#endif

@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * render: from template data to an installed, checked HAProxy
+ * configuration file. Owns the rules that keep a bad configuration away
+ * from HAProxy:
+ *
+ *   - a render error (refused value, missing template) installs nothing;
+ *   - the text is written to a private temporary directory and checked
+ *     with `haproxy -c -f FILE`; a failing check installs nothing and the
+ *     error names the file and HAProxy's first alert lines;
+ *   - only then is <config-dir>/<service>.cfg replaced atomically, the
+ *     previous content kept as <service>.cfg.prev for render_rollback()
+ *     (HAProxy started with `-f <config-dir>` only loads *.cfg);
+ *   - an empty text is never installed over an existing file.
+ *
+ * Synchronous (spawns haproxy and waits): a check of a 10,000-server file
+ * takes tens of milliseconds (bench/watcher measures it), and the watcher
+ * only does it after a quiescence window.
+ */
+#ifndef DROVER_WATCHER_RENDER_H
+#define DROVER_WATCHER_RENDER_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "template.h"
+
+/* Load every DIR/NAME.mustache and DIR/partials/NAME.mustache with the watcher's options
+ * (strict variables, unknown partials refused) and check the set.
+ * 0 or negative errno, message in err. */
+int render_load_templates(const char *dir, struct template_set **out, char *err, size_t errlen);
+
+/* Render template `name` with data into out (appended). 0 or negative
+ * errno with "template ... line ... key ..." in err. */
+int render_text(const struct template_set *set, const char *name, const json_t *data,
+                struct template_buf *out, char *err, size_t errlen);
+
+/* Run `haproxy_bin -c -f path`. 0 when valid; -EINVAL when HAProxy
+ * refuses it (its alert lines in err); other negative errno when haproxy
+ * could not be run. */
+int render_check_file(const char *haproxy_bin, const char *path, char *err, size_t errlen);
+
+/* Check text (see top) and install it as config_dir/<name>.cfg.
+ * *changed = false (and nothing written) when the installed file already
+ * has exactly this text. 0, -EINVAL (render/check refused: err),
+ * -ENODATA (empty text), other negative errno on I/O errors. */
+int render_install(const char *haproxy_bin, const char *config_dir, const char *name,
+                   const char *text, size_t len, bool *changed, char *err, size_t errlen);
+
+/* Put config_dir/<name>.cfg.prev back as <name>.cfg (after a failed
+ * reload). 0, -ENOENT when there is no previous file, or negative errno. */
+int render_rollback(const char *config_dir, const char *name, char *err, size_t errlen);
+
+/* Read a whole file into a NUL-terminated malloc'd buffer. 0 or -errno. */
+int render_read_file(const char *path, char **out, size_t *len);
+
+#endif
