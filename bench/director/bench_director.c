@@ -289,19 +289,27 @@ int main(int argc, char **argv)
            repeat, rounds, NVIP, NPROXY);
 
     /* Input packets; GUE ones are the director's own output. */
-    struct pkt syn4_p, est4_p, icmp_p, non4_p, syn6_p, syn_gue, ack_gue, syn6_gue;
+    struct pkt syn4_p, est4_p, icmp_p, non4_p, syn6_p, est6_p, non6_p, syn_gue, ack_gue, syn6_gue,
+        ack6_gue;
+    struct pkt_spec est6 = syn6, non6 = syn6;
+    est6.tcp_flags = 0x10;
+    est6.payload = 64;
+    non6.dst = "2001:db8::ffff";
     pkt_build(&syn4_p, &syn4);
     pkt_build(&est4_p, &est4);
     pkt_build_icmp_ptb(&icmp_p, "203.0.113.1", "192.0.2.5", &icmpq);
     pkt_build(&non4_p, &non4);
     pkt_build(&syn6_p, &syn6);
+    pkt_build(&est6_p, &est6);
+    pkt_build(&non6_p, &non6);
     if (pkt_run(dfd, &syn4_p, &syn_gue, &act, 0) < 0 || act != 3 ||
         pkt_run(dfd, &est4_p, &ack_gue, &act, 0) < 0 || act != 3)
         die("encapsulating the v4 packets", -EPROTO);
     if ((rc = director_maps_publish(&m, &gen, px6, rows6, NULL)) < 0)
         die("publishing the IPv6 generation", rc);
-    if (pkt_run(dfd, &syn6_p, &syn6_gue, &act, 0) < 0 || act != 3)
-        die("encapsulating the v6 SYN", -EPROTO);
+    if (pkt_run(dfd, &syn6_p, &syn6_gue, &act, 0) < 0 || act != 3 ||
+        pkt_run(dfd, &est6_p, &ack6_gue, &act, 0) < 0 || act != 3)
+        die("encapsulating the v6 packets", -EPROTO);
 
     /* name, what, program, packet, ingress, expected action, generation */
     struct {
@@ -316,7 +324,10 @@ int main(int argc, char **argv)
         {{"decap_ns", "GUE/IPv4 SYN -> decap to the local stack", xfd, syn_gue, sc0, 2}, 0},
         {{"second_chance_ns", "GUE/IPv4 ACK, no socket -> next hop (TX)", xfd, ack_gue, sc0, 3}, 0},
         {{"director_v6_ns", "v6 TCP SYN to a VIP -> GUE/IPv6", dfd, syn6_p, 0, 3}, 1},
+        {{"director_nonvip_v6_ns", "v6 TCP to a non-VIP: XDP_PASS", dfd, non6_p, 0, 2}, 1},
         {{"decap_v6_ns", "GUE/IPv6 SYN -> decap to the local stack", xfd, syn6_gue, sc0, 2}, 1},
+        {{"second_chance_v6_ns", "GUE/IPv6 ACK, no socket -> next hop (TX)", xfd, ack6_gue, sc0, 3},
+         1},
     };
     double wrapper_ns = 0;
     int current_v6 = 1;
