@@ -53,6 +53,9 @@ static int collect(const struct kube_event *ev, void *arg)
 static const char *UTF8_DESC = "Z\xc3\xbcrich \xe2\x80\x93 \xe6\x9d\xb1\xe4\xba\xac storefront "
                                "\xe2\x9c\x93";
 
+static const char *UTF8_DESC_SMALL =
+    "Z\xc3\xbcrich \xe2\x80\x93 \xe6\x9d\xb1\xe4\xba\xac \xe2\x9c\x93";
+
 static void check_service_events(const struct seen *s)
 {
     ck_assert_uint_eq(s->n, 4);
@@ -74,11 +77,12 @@ static void check_service_events(const struct seen *s)
         ck_assert_uint_eq(s->line[i], i + 1);
 }
 
+/* Every split point of a multi-event buffer (all five event types, and
+ * multi-byte UTF-8 that some splits cut through). */
 START_TEST(test_every_split_point)
 {
     size_t len;
-    char *buf = fixture_read("watch-services.jsonl", &len);
-    /* the fixture holds multi-byte UTF-8: some split points fall inside it */
+    char *buf = fixture_read("watch-small.jsonl", &len);
     ck_assert_ptr_nonnull(strstr(buf, "\xe6\x9d\xb1"));
     for (size_t cut = 0; cut <= len; cut++) {
         struct seen s = {0};
@@ -86,9 +90,42 @@ START_TEST(test_every_split_point)
         ck_assert_int_eq(kube_watch_stream_feed(ws, buf, cut), 0);
         ck_assert_int_eq(kube_watch_stream_feed(ws, buf + cut, len - cut), 0);
         ck_assert_int_eq(kube_watch_stream_finish(ws), 0);
-        check_service_events(&s);
+        ck_assert_uint_eq(s.n, 5);
+        static const enum kube_event_type want[] = {KUBE_EVENT_ADDED, KUBE_EVENT_MODIFIED,
+                                                    KUBE_EVENT_BOOKMARK, KUBE_EVENT_DELETED,
+                                                    KUBE_EVENT_ERROR};
+        static const char *const rv[] = {"11", "12", "13", "14", ""};
+        for (size_t i = 0; i < 5; i++) {
+            ck_assert_int_eq(s.type[i], want[i]);
+            ck_assert_str_eq(s.rv[i], rv[i]);
+            ck_assert_uint_eq(s.line[i], i + 1);
+        }
+        ck_assert_str_eq(s.desc[0], UTF8_DESC_SMALL);
+        ck_assert_str_eq(s.desc[3], UTF8_DESC_SMALL);
+        ck_assert_int_eq(s.node_port[1], 30081);
+        ck_assert_int_eq(s.code[4], 410);
+        ck_assert(s.expired[4]);
         ck_assert_uint_eq(kube_watch_stream_stats(ws)->bad_lines, 0);
         ck_assert_uint_eq(kube_watch_stream_stats(ws)->bytes, len);
+        kube_watch_stream_free(ws);
+    }
+    free(buf);
+}
+END_TEST
+
+/* The full API-shaped stream, split at every 7th byte. */
+START_TEST(test_full_stream_splits)
+{
+    size_t len;
+    char *buf = fixture_read("watch-services.jsonl", &len);
+    ck_assert_ptr_nonnull(strstr(buf, "\xe6\x9d\xb1"));
+    for (size_t cut = 0; cut <= len; cut += 7) {
+        struct seen s = {0};
+        struct kube_watch_stream *ws = kube_watch_stream_new("services", 0, collect, &s);
+        ck_assert_int_eq(kube_watch_stream_feed(ws, buf, cut), 0);
+        ck_assert_int_eq(kube_watch_stream_feed(ws, buf + cut, len - cut), 0);
+        ck_assert_int_eq(kube_watch_stream_finish(ws), 0);
+        check_service_events(&s);
         kube_watch_stream_free(ws);
     }
     free(buf);
@@ -101,8 +138,8 @@ START_TEST(test_three_way_splits_and_bytewise)
     char *buf = fixture_read("watch-services.jsonl", &len);
     /* two cuts, stepping through the buffer coarsely but hitting every
      * line boundary region */
-    for (size_t a = 0; a <= len; a += 97) {
-        for (size_t b = a; b <= len; b += 89) {
+    for (size_t a = 0; a <= len; a += 211) {
+        for (size_t b = a; b <= len; b += 199) {
             struct seen s = {0};
             struct kube_watch_stream *ws = kube_watch_stream_new("services", 0, collect, &s);
             ck_assert_int_eq(kube_watch_stream_feed(ws, buf, a), 0);
@@ -378,6 +415,7 @@ int main(void)
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_every_split_point);
+    tcase_add_test(tc, test_full_stream_splits);
     tcase_add_test(tc, test_three_way_splits_and_bytewise);
     tcase_add_test(tc, test_410_in_stream);
     tcase_add_test(tc, test_bad_lines_are_skipped_and_named);
