@@ -194,7 +194,7 @@ int main(int argc, char **argv)
     struct director_maps m;
     uint32_t act;
     char buf[64];
-    int rc;
+    int rc, status = 0;
 
     if (argc > 1)
         repeat = (uint32_t)strtoul(argv[1], NULL, 10);
@@ -339,8 +339,10 @@ int main(int argc, char **argv)
             if (rc < 0)
                 die("publishing a generation", rc);
         }
-        if (run_case(&cases[i].c, nfd, i == 0 ? &wrapper_ns : NULL) < 0)
-            return 1;
+        if (run_case(&cases[i].c, nfd, i == 0 ? &wrapper_ns : NULL) < 0) {
+            status = 1;
+            goto out;
+        }
     }
     printf("# wrapper alone (bench_wrapper -> bench_null, 54-byte SYN)\n");
     printf("BENCH director_wrapper_ns %.1f\n", wrapper_ns);
@@ -356,9 +358,10 @@ int main(int argc, char **argv)
         printf("BENCH director_veth_pps %.0f\n", pps);
     }
 
+out:
     director_maps_close(&m);
     bench_wrapper_bpf__destroy(wrap);
     decap_bpf__destroy(dec);
     director_bpf__destroy(dir);
-    return 0;
+    return status;
 }
