@@ -452,9 +452,8 @@ static int exec_maint(struct ctl_kv *kv, const struct ctl_settings *s,
         ctl_model_clear(&m);
         if (rc != -ECANCELED)
             return fail(res, CTL_FAILED, err);
-        log_info("droverctl: %s changed while we were writing it (attempt %d of %d), reading "
-                 "again",
-                 key, attempt, attempts);
+        log_info("droverctl: %s changed while we were writing it (attempt %d of %d)%s", key,
+                 attempt, attempts, attempt < attempts ? ", reading again" : "");
         if (attempt < attempts)
             conflict_pause(attempt);
     }

@@ -1,0 +1,193 @@
+# SPDX-License-Identifier: Apache-2.0
+"""droverctl serve, the Slack slash-command endpoint, against a real Consul
+dev agent: a correctly signed request from an allowed user in an allowed
+channel applies its command (author = Slack user, source = slack); a bad
+signature, a stale timestamp, a replay, an unknown user or channel, an
+unsigned request are refused with 401/403 and KV is left exactly as it
+was."""
+
+import hashlib
+import hmac
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ctllib import KV, Ctl, check, consul_addr, write_fleet  # noqa: E402
+
+SECRET = b"8f742231b10e8888abcd99yyyzzz85a5"
+
+
+def sign(ts, body, secret=SECRET):
+    mac = hmac.new(secret, b"v0:" + str(ts).encode() + b":" + body, hashlib.sha256)
+    return "v0=" + mac.hexdigest()
+
+
+class Server:
+    def __init__(self, binary, addr, root, secret_file, log_path):
+        # the daemon's log goes to a file (a pipe nobody reads could fill up)
+        self.log = open(log_path, "w")
+        self.log_path = log_path
+        self.proc = subprocess.Popen(
+            [binary, "--consul-addr", addr, "--kv-prefix", root, "--haproxy-cluster", "edge",
+             "--director-cluster", "dc1", "--cluster", "prod-a", "serve", "--listen",
+             "127.0.0.1:0", "--slack-signing-secret-file", secret_file, "--allow-users",
+             "U1,U2", "--allow-channels", "C1"],
+            stdout=subprocess.PIPE, stderr=self.log, text=True)
+        line = self.proc.stdout.readline()
+        check(line.startswith("droverctl serve: listening on port "),
+              f"serve did not start: {line!r} {open(log_path).read()}")
+        self.port = int(line.split()[-1])
+        self.opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+    def post(self, fields, ts=None, sig=None, headers=True, raw=None, path="/slack/command"):
+        body = raw if raw is not None else urllib.parse.urlencode(fields).encode()
+        ts = int(time.time()) if ts is None else ts
+        h = {"Content-Type": "application/x-www-form-urlencoded"}
+        if headers:
+            h["X-Slack-Request-Timestamp"] = str(ts)
+            h["X-Slack-Signature"] = sig if sig is not None else sign(ts, body)
+        req = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", data=body,
+                                     headers=h, method="POST")
+        try:
+            with self.opener.open(req, timeout=30) as r:
+                return r.status, json.loads(r.read()), body, h
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read()), body, h
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        return self.proc.returncode
+
+
+def form(text, user="U1", name="alice", channel="C1"):
+    return {"token": "x", "team_id": "T1", "channel_id": channel, "channel_name": "ops",
+            "user_id": user, "user_name": name, "command": "/drover", "text": text,
+            "response_url": "https://hooks.slack.invalid/commands/1", "trigger_id": "1.2.3"}
+
+
+def main():
+    binary = sys.argv[1]
+    addr = consul_addr()
+    root = f"test-ctl-slack-{os.getpid()}/"
+    kv = KV(addr, root)
+    kv.delete_tree()
+    tmp = tempfile.mkdtemp(prefix="droverctl-slack-")
+    secret_file = os.path.join(tmp, "secret")
+    with open(secret_file, "wb") as f:
+        f.write(SECRET + b"\n")
+    srv = None
+    try:
+        write_fleet(kv)
+        srv = Server(binary, addr, root, secret_file, os.path.join(tmp, "serve.log"))
+        try:
+            run(srv, kv, binary, addr, root)
+        except BaseException:
+            srv.stop()
+            sys.stderr.write("--- droverctl serve log ---\n" + open(srv.log_path).read())
+            raise
+        check(srv.stop() == 0, "serve did not exit cleanly on SIGTERM")
+    finally:
+        if srv:
+            srv.stop()
+        kv.delete_tree()
+        for name in os.listdir(tmp):
+            os.unlink(os.path.join(tmp, name))
+        os.rmdir(tmp)
+    print("ok")
+
+
+def refused(srv, kv, what, status, expect_text, **kw):
+    snap = kv.dump()
+    st, doc, body, h = srv.post(**kw)
+    check(st == status, f"{what}: HTTP {st} {doc}, want {status}")
+    check(doc.get("response_type") == "ephemeral" and expect_text in doc.get("text", ""),
+          f"{what}: {doc}")
+    check(kv.dump() == snap, f"{what}: KV changed")
+
+
+def run(srv, kv, binary, addr, root):
+    # the valid request applies
+    st, doc, body, h = srv.post(form("drain node-a --reason 'disk swap'"))
+    check(st == 200 and doc["response_type"] == "in_channel", (st, doc))
+    check(doc["text"].startswith("alice: drained node/prod-a/node-a"), doc)
+    v = kv.get_json("maintenance/node/prod-a/node-a")
+    check(v["state"] == "drain" and v["reason"] == "disk swap" and v["author"] == "alice", v)
+    audit = kv.audit()
+    check(len(audit) == 1 and audit[0][1]["source"] == "slack" and
+          audit[0][1]["author"] == "alice", audit)
+
+    # the same request again, byte for byte: a replay
+    refused(srv, kv, "replay", 401, "replayed", fields=None, raw=body,
+            ts=int(h["X-Slack-Request-Timestamp"]), sig=h["X-Slack-Signature"])
+
+    f = form("drain node-b")
+    ts = int(time.time())
+    raw = urllib.parse.urlencode(f).encode()
+    refused(srv, kv, "bad signature", 401, "bad request signature", fields=f,
+            sig=sign(ts, raw, b"wrong secret"), ts=ts)
+    refused(srv, kv, "signature of another body", 401, "bad request signature", fields=f,
+            raw=raw.replace(b"node-b", b"node-c"), sig=sign(ts, raw), ts=ts)
+    old = int(time.time()) - 400
+    refused(srv, kv, "old timestamp", 401, "stale request", fields=f, ts=old,
+            sig=sign(old, raw))
+    future = int(time.time()) + 400
+    refused(srv, kv, "future timestamp", 401, "stale request", fields=f, ts=future,
+            sig=sign(future, raw))
+    refused(srv, kv, "unsigned", 401, "unsigned request", fields=f, headers=False)
+    refused(srv, kv, "unknown user", 403, "not allowed", fields=form("drain node-b", user="U9"))
+    refused(srv, kv, "unknown channel", 403, "not allowed",
+            fields=form("drain node-b", channel="C9"))
+    refused(srv, kv, "author from Slack", 200, "cannot be set from Slack",
+            fields=form("drain node-b --author mallory"))
+    refused(srv, kv, "bad command", 200, "unknown command",
+            fields=form("explode node-b"))
+    refused(srv, kv, "unknown target", 200, "unknown target", fields=form("drain node-q"))
+    refused(srv, kv, "unterminated quote", 200, "unterminated",
+            fields=form("drain node-b --reason 'x"))
+    refused(srv, kv, "bad form", 400, "bad %-escape", fields=None, raw=b"text=%zz&user_id=U1")
+
+    # a rule refusal: node-a is drained; draining node-b and node-c too
+    # would leave 3 of 4 be_web servers out
+    st, doc, _, _ = srv.post(form("maint node-b --reason kernel", user="U2", name="bob"))
+    check(st == 200 and doc["response_type"] == "in_channel", doc)
+    refused(srv, kv, "share", 200, "out of service", fields=form("drain node-c"))
+
+    # read-only commands answer ephemerally
+    st, doc, _, _ = srv.post(form("status"))
+    check(st == 200 and doc["response_type"] == "ephemeral" and
+          "node/prod-a/node-b: maint" in doc["text"], doc)
+    st, doc, _, _ = srv.post(form("history --limit 1"))
+    check(st == 200 and "bob (slack) maint node/prod-a/node-b" in doc["text"], doc)
+    st, doc, _, _ = srv.post(form("help"))
+    check(st == 200 and "director fill|activate" in doc["text"], doc)
+    # GET is not a slash command
+    req = urllib.request.Request(f"http://127.0.0.1:{srv.port}/slack/command")
+    try:
+        srv.opener.open(req, timeout=10)
+        check(False, "GET accepted")
+    except urllib.error.HTTPError as e:
+        check(e.code == 405, e.code)
+
+    # the audit trail has exactly the two applied changes
+    audit = [a for _, a in kv.audit()]
+    check([(a["action"], a["author"]) for a in audit] == [("drain", "alice"), ("maint", "bob")],
+          audit)
+
+
+if __name__ == "__main__":
+    main()
