@@ -277,7 +277,9 @@ static int add_node(struct ctl_model *m, const char *cluster, const char *name, 
             n.n_addresses++;
         }
     }
-    if (!n.cluster || !n.name)
+    if (!n.address && n.n_addresses && !(n.address = strdup(n.addresses[0])))
+        goto nomem;
+    if (!n.cluster || !n.name || (addr && !n.address))
         goto nomem;
     m->nodes[m->n_nodes++] = n;
     return 1;
@@ -493,17 +495,37 @@ static const struct ctl_kube_port *find_port(const struct ctl_model *m,
     return NULL;
 }
 
-/* Is name a server-template slot of be ("<backend>-<n>", 1 <= n <= slots)? */
-static bool is_slot(const struct ctl_backend *be, const char *name)
+struct server_ref;
+typedef void (*server_fn)(void *arg, const struct ctl_backend *be, const struct server_ref *s);
+static void for_each_server(const struct ctl_model *m, const struct ctl_backend *be, server_fn fn,
+                            void *arg);
+
+static void count_server(void *arg, const struct ctl_backend *be, const struct server_ref *s)
 {
-    size_t bl = strlen(be->name);
+    (void)be;
+    (void)s;
+    (*(size_t *)arg)++;
+}
+
+/* Is name one of be's HAProxy server slots? The watcher renders them as
+ * "slot1".."slotN" (watcher/slots.h), N = the backend's "slots", grown
+ * when the backend has more servers than that. */
+static bool is_slot(const struct ctl_model *m, const struct ctl_backend *be, const char *name)
+{
+    size_t servers = 0;
     char *end;
 
-    if (!be->n_kube || strncmp(name, be->name, bl) || name[bl] != '-' || !name[bl + 1] ||
-        name[bl + 1] < '1' || name[bl + 1] > '9')
+    if (strncmp(name, "slot", 4) || name[4] < '1' || name[4] > '9')
         return false;
-    long n = strtol(name + bl + 1, &end, 10);
-    return !*end && n >= 1 && n <= (be->slots > 0 ? be->slots : SLOTS_DEFAULT);
+    errno = 0;
+    long k = strtol(name + 4, &end, 10);
+    if (*end || errno)
+        return false;
+    for_each_server(m, be, count_server, &servers);
+    int64_t limit = be->slots > 0 ? be->slots : SLOTS_DEFAULT;
+    if ((int64_t)servers > limit)
+        limit = (int64_t)servers;
+    return k >= 1 && k <= limit;
 }
 
 static bool node_has_addr(const struct ctl_node *n, const char *ip)
@@ -586,7 +608,7 @@ int ctl_model_resolve(const struct ctl_model *m, const char *text, char *const *
             be = b;
             for (size_t k = 0; k < b->n_servers && !found_server; k++)
                 found_server = !strcmp(b->servers[k].name, out->b);
-            found_server = found_server || is_slot(b, out->b);
+            found_server = found_server || is_slot(m, b, out->b);
         }
         if (!be) {
             errmsg_set(err, errlen,
@@ -598,7 +620,7 @@ int ctl_model_resolve(const struct ctl_model *m, const char *text, char *const *
         if (!found_server) {
             errmsg_set(err, errlen,
                        "refused: unknown target %s: backend %s has no static server '%s' and "
-                       "no server slot of that name",
+                       "no slot of that name (slot1..slotN)",
                        out->id, out->a, out->b);
             return -ENOENT;
         }
@@ -699,8 +721,6 @@ static const struct ctl_maint *effective(const struct ctl_model *m, const struct
     return NULL;
 }
 
-typedef void (*server_fn)(void *arg, const struct ctl_backend *be, const struct server_ref *s);
-
 static void for_each_server(const struct ctl_model *m, const struct ctl_backend *be, server_fn fn,
                             void *arg)
 {
@@ -748,12 +768,12 @@ static size_t slot_outs(const struct ctl_model *m, const struct ctl_backend *be,
 
     for (size_t i = 0; i < m->n_maint; i++) {
         const struct ctl_maint *e = &m->maint[i];
-        if (e->kind == CTL_TARGET_SERVER && !strcmp(e->a, be->name) && is_slot(be, e->b) &&
+        if (e->kind == CTL_TARGET_SERVER && !strcmp(e->a, be->name) && is_slot(m, be, e->b) &&
             !(ov && !strcmp(ov->id, e->id)))
             n += entry_out(entry_for(m, e->id, NULL));
     }
     if (ov && ov->entry && ov->entry->kind == CTL_TARGET_SERVER &&
-        !strcmp(ov->entry->a, be->name) && is_slot(be, ov->entry->b)) {
+        !strcmp(ov->entry->a, be->name) && is_slot(m, be, ov->entry->b)) {
         snprintf(id, sizeof(id), "%s", ov->id);
         n += entry_out(entry_for(m, id, ov));
     }
@@ -834,7 +854,7 @@ void ctl_model_affected(const struct ctl_model *m, const struct ctl_target *t, c
 
     for (size_t i = 0; i < m->n_backends; i++) {
         const struct ctl_backend *be = &m->backends[i];
-        if (t->kind == CTL_TARGET_SERVER && !strcmp(be->name, t->a) && is_slot(be, t->b)) {
+        if (t->kind == CTL_TARGET_SERVER && !strcmp(be->name, t->a) && is_slot(m, be, t->b)) {
             fn(arg, be->name, t->b);
             continue;
         }

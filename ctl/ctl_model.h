@@ -171,7 +171,7 @@ int ctl_model_check_share(const struct ctl_model *m, const struct ctl_override *
 
 /* Call fn for every server (backend, server description) target t
  * affects. Descriptions: "static-1 10.1.2.3:8080", "node-a 10.0.0.1:30080",
- * or the slot name for a server/<backend>/<slot> entry. */
+ * or the slot name ("slot3") for a server/<backend>/slot<k> entry. */
 typedef void (*ctl_affect_fn)(void *arg, const char *backend, const char *server);
 void ctl_model_affected(const struct ctl_model *m, const struct ctl_target *t, ctl_affect_fn fn,
                         void *arg);

@@ -125,10 +125,16 @@ START_TEST(test_resolve)
     ck_assert_int_eq(resolve(&m, "be_web/static-1", NULL, 0, &t, err), 0);
     ck_assert_str_eq(t.id, "server/be_web/static-1");
     ck_assert_int_eq(resolve(&m, "server/be_api/api-2", NULL, 0, &t, err), 0);
-    ck_assert_int_eq(resolve(&m, "be_web/be_web-8", NULL, 0, &t, err), 0);       /* slot */
-    ck_assert_int_eq(resolve(&m, "be_web/be_web-9", NULL, 0, &t, err), -ENOENT); /* > slots */
-    ck_assert_int_eq(resolve(&m, "be_web/be_web-0", NULL, 0, &t, err), -ENOENT);
-    ck_assert_int_eq(resolve(&m, "be_api/be_api-1", NULL, 0, &t, err), -ENOENT); /* no kube */
+    /* slots as the watcher names them: slot1..slotN, N = "slots" (8 here) */
+    ck_assert_int_eq(resolve(&m, "be_web/slot8", NULL, 0, &t, err), 0);
+    ck_assert_str_eq(t.id, "server/be_web/slot8");
+    ck_assert_int_eq(resolve(&m, "be_web/slot9", NULL, 0, &t, err), -ENOENT);
+    ck_assert_int_eq(resolve(&m, "be_web/slot0", NULL, 0, &t, err), -ENOENT);
+    ck_assert_int_eq(resolve(&m, "be_web/slot01", NULL, 0, &t, err), -ENOENT);
+    ck_assert_int_eq(resolve(&m, "be_web/be_web-1", NULL, 0, &t, err), -ENOENT);
+    /* default 16 slots, static servers live in slots too */
+    ck_assert_int_eq(resolve(&m, "be_api/slot16", NULL, 0, &t, err), 0);
+    ck_assert_int_eq(resolve(&m, "be_api/slot17", NULL, 0, &t, err), -ENOENT);
     ck_assert_int_eq(resolve(&m, "be_nope/x", NULL, 0, &t, err), -ENOENT);
     ck_assert_ptr_nonnull(strstr(err, "no backend 'be_nope'"));
     ck_assert_int_eq(resolve(&m, "be_other/x", NULL, 0, &t, err), -ENOENT);
@@ -212,8 +218,8 @@ START_TEST(test_share)
     share_of(&m, "be_web", &ov, 4, 3, 2);
 
     /* slot entries count one server each */
-    struct ctl_maint sl = entry("server/be_b/be_b-1", "{\"state\":\"maint\"}");
-    ov = (struct ctl_override){.id = "server/be_b/be_b-1", .entry = &sl};
+    struct ctl_maint sl = entry("server/be_b/slot1", "{\"state\":\"maint\"}");
+    ov = (struct ctl_override){.id = "server/be_b/slot1", .entry = &sl};
     share_of(&m, "be_b", &ov, 2, 0, 1);
     ctl_maint_clear(&sl);
 
@@ -263,9 +269,9 @@ START_TEST(test_affected)
     ctl_model_affected(&m, &t, collect, &s);
     ck_assert_str_eq(s.text, "[be_api|api-2 10.1.3.2:80]");
     s.text[0] = '\0';
-    ctl_target_from_id("server/be_web/be_web-3", &t);
+    ctl_target_from_id("server/be_web/slot3", &t);
     ctl_model_affected(&m, &t, collect, &s);
-    ck_assert_str_eq(s.text, "[be_web|be_web-3]");
+    ck_assert_str_eq(s.text, "[be_web|slot3]");
     s.text[0] = '\0';
     ctl_target_from_id("node/prod-a/node-d", &t); /* not eligible: in no backend */
     ctl_model_affected(&m, &t, collect, &s);
