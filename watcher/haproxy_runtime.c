@@ -46,6 +46,7 @@ struct rt_exchange {
     uv_pipe_t pipe;
     uv_connect_t connect;
     uv_write_t write;
+    uv_shutdown_t shutdown;
     uv_timer_t timer;
     char *out; /* bytes to write */
     size_t out_len;
@@ -269,9 +270,19 @@ static void exchange_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
 }
 
+static void exchange_on_shutdown(uv_shutdown_t *req, int status)
+{
+    (void)req;
+    (void)status; /* an error shows up as a read error or a timeout */
+}
+
 static void exchange_on_write(uv_write_t *w, int status)
 {
     struct rt_exchange *x = w->data;
+    /* The master CLI answers one command and closes only once our side is
+     * closed for writing (the stats socket closes on `quit`). */
+    if (status == 0 && x->req->sock == HAPROXY_SOCKET_MASTER && !x->done)
+        uv_shutdown(&x->shutdown, (uv_stream_t *)&x->pipe, exchange_on_shutdown);
     /* The master closes the CLI while re-executing for `reload`: a broken
      * write is not an error there, the reload is verified with show proc. */
     if (status < 0 && status != UV_ECANCELED && x->req->sock == HAPROXY_SOCKET_STATS)
@@ -721,8 +732,7 @@ static int state_answer(const char *cmd, const char *answer, const char *backend
                         struct slot_live **live, size_t *n, char *err, size_t errlen)
 {
     if (starts_with(answer, "Can't find backend") || starts_with(answer, "No such backend")) {
-        errmsg_set(err, errlen, "haproxy: `%s`: no backend %s in the running config", cmd,
-                   backend);
+        errmsg_set(err, errlen, "haproxy: `%s`: no backend %s in the running config", cmd, backend);
         return -ENOENT;
     }
     int rc = haproxy_runtime_check_answer(cmd, answer, err, errlen);
@@ -834,6 +844,7 @@ struct apply_op {
     struct slot_assignment a;
     struct slot_cmds cmds;
     struct haproxy_apply_result res;
+    bool reload_step; /* part of a reload: runs while the reload holds the queue */
 };
 
 static void apply_finish(struct haproxy_runtime *rt, struct apply_op *op)
@@ -918,7 +929,7 @@ static void apply_state_done(struct haproxy_runtime *rt, int status, const char 
             for (size_t i = 0; i < op->cmds.n; i++)
                 cmds[i] = op->cmds.v[i].text;
             /* front: nothing may run between the dump and these commands */
-            status = rt_enqueue(rt, HAPROXY_SOCKET_STATS, cmds, op->cmds.n, true, false,
+            status = rt_enqueue(rt, HAPROXY_SOCKET_STATS, cmds, op->cmds.n, true, op->reload_step,
                                 apply_cmds_done, op);
             free(cmds);
         }
@@ -932,8 +943,9 @@ static void apply_state_done(struct haproxy_runtime *rt, int status, const char 
     apply_finish(rt, op);
 }
 
-int haproxy_runtime_apply(struct haproxy_runtime *rt, const char *backend,
-                          const struct slot_assignment *a, haproxy_runtime_apply_cb cb, void *arg)
+static int apply_start(struct haproxy_runtime *rt, const char *backend,
+                       const struct slot_assignment *a, bool reload_step,
+                       haproxy_runtime_apply_cb cb, void *arg)
 {
     struct apply_op *op = calloc(1, sizeof(*op));
     int rc;
@@ -947,16 +959,24 @@ int haproxy_runtime_apply(struct haproxy_runtime *rt, const char *backend,
     snprintf(op->backend, sizeof(op->backend), "%s", backend);
     op->cb = cb;
     op->arg = arg;
+    op->reload_step = reload_step;
     rc = slot_assignment_copy(&op->a, a);
     if (rc == 0) {
         const char *cmds[] = {op->cmd};
-        rc = rt_enqueue(rt, HAPROXY_SOCKET_STATS, cmds, 1, false, false, apply_state_done, op);
+        rc = rt_enqueue(rt, HAPROXY_SOCKET_STATS, cmds, 1, reload_step, reload_step,
+                        apply_state_done, op);
     }
     if (rc < 0) {
         slot_assignment_free(&op->a);
         free(op);
     }
     return rc;
+}
+
+int haproxy_runtime_apply(struct haproxy_runtime *rt, const char *backend,
+                          const struct slot_assignment *a, haproxy_runtime_apply_cb cb, void *arg)
+{
+    return apply_start(rt, backend, a, false, cb, arg);
 }
 
 /* ---- show proc ---------------------------------------------------------- */
@@ -1157,8 +1177,12 @@ struct reload_op {
     uint64_t started, deadline;
     uv_timer_t poll;
     bool poll_init;
+    size_t reapply_next; /* index into rt->backends */
+    char done_msg[HAPROXY_RUNTIME_MSG_MAX];
     char last_err[HAPROXY_RUNTIME_MSG_MAX];
 };
+
+static void reload_reapply_next(struct reload_op *op);
 
 static void reload_free(uv_handle_t *h)
 {
@@ -1240,12 +1264,13 @@ static void reload_poll_proc(struct haproxy_runtime *rt, int status,
                     old |= procs->workers[i].pid == op->old_pids[j];
                 if (!old) {
                     op->res.new_worker_pid = procs->workers[i].pid;
-                    reload_finish(op, 0,
-                                  "haproxy: reload %d done: new worker pid %d after %llu ms "
-                                  "(%zu worker(s) listed)",
-                                  procs->master.reloads, procs->workers[i].pid,
-                                  (unsigned long long)(uv_now(rt->loop) - op->started),
-                                  procs->n_workers);
+                    snprintf(op->done_msg, sizeof(op->done_msg),
+                             "haproxy: reload %d done: new worker pid %d after %llu ms "
+                             "(%zu worker(s) listed)",
+                             procs->master.reloads, procs->workers[i].pid,
+                             (unsigned long long)(uv_now(rt->loop) - op->started),
+                             procs->n_workers);
+                    reload_reapply_next(op);
                     return;
                 }
             }
@@ -1380,6 +1405,49 @@ int haproxy_runtime_reload(struct haproxy_runtime *rt, haproxy_runtime_reload_cb
         return rc;
     }
     return 0;
+}
+
+/* HAProxy 2.6 does not restore the address of a server written with an IP
+ * literal from the server-state file (port, weights and admin/agent state
+ * it does restore; haproxy/haproxy#3265), whatever init-addr says. So once
+ * the new worker runs, every backend's applied assignment is applied
+ * again, still holding the queue: slots_diff sends only what the state
+ * file did not carry (typically one `set server addr` per slot whose
+ * occupant differs from the rendered config). */
+static void reload_reapplied(struct haproxy_runtime *rt, const struct haproxy_apply_result *res,
+                             void *arg)
+{
+    struct reload_op *op = arg;
+    op->res.reapplied_commands += res->commands;
+    if (res->status < 0) {
+        op->res.reapply_failed++;
+        log_warn("haproxy: re-applying slots after the reload failed: %s; the next apply "
+                 "compares with the live state",
+                 res->message);
+    }
+    if (res->status == -ECANCELED) {
+        reload_finish(op, -ECANCELED, "%s; re-apply cancelled", op->done_msg);
+        return;
+    }
+    reload_reapply_next(op);
+}
+
+static void reload_reapply_next(struct reload_op *op)
+{
+    struct haproxy_runtime *rt = op->rt;
+    while (op->reapply_next < rt->n_backends) {
+        struct rt_backend *b = &rt->backends[op->reapply_next++];
+        if (!b->applied.slots)
+            continue;
+        int rc = apply_start(rt, b->name, &b->applied, true, reload_reapplied, op);
+        if (rc == 0)
+            return;
+        op->res.reapply_failed++;
+        haproxy_runtime_forget(rt, b->name);
+    }
+    reload_finish(op, 0, "%s; %zu command(s) re-applied%s", op->done_msg,
+                  op->res.reapplied_commands,
+                  op->res.reapply_failed ? ", some backends failed (see above)" : "");
 }
 
 static void reload_cancel(struct reload_op *op)

@@ -401,6 +401,19 @@ int slots_diff(const char *backend, const struct slot_assignment *a,
          * is the only hint that the slot changes hands. */
         bool new_occupant = (agent_cfg && !agent_on) || (applied ? !same_occupant : addr_differs);
 
+        /* A slot rendered free ("0.0.0.0:0") is in port-mapping mode (port 0
+         * = the client's port). `set server addr A port P` leaves that mode
+         * only when P differs from the current port; after a reload the
+         * state file restores the port but neither the address nor the end
+         * of port mapping, and HAProxy then answers "no need to change the
+         * port" and keeps connecting to <client port>+P. Nothing in the
+         * dumps shows the mode, but an unspecified address with the
+         * desired port is exactly that case: go through another port. */
+        bool unspec = strcmp(l->address, "0.0.0.0") == 0 || strcmp(l->address, "::") == 0;
+        if (addr_differs && unspec && l->port == d->port &&
+            (rc = cmd_add(out, s, "set server %s/%s addr %s port %u", backend, name, ip,
+                          d->port == 1 ? 2u : 1u)) < 0)
+            goto fail;
         if (addr_differs && (rc = cmd_add(out, s, "set server %s/%s addr %s port %u", backend, name,
                                           ip, d->port)) < 0)
             goto fail;

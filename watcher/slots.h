@@ -134,8 +134,11 @@ void slot_cmds_free(struct slot_cmds *c);
  * the backend (NULL after a start or a reload it did not follow).
  *
  *   occupied slot: `set server B/S addr A port P` if the live address or
- *     port differs. The server is a "new occupant" when the slot's agent is
- *     disabled (our mark of a free slot), or applied held another key (or
+ *     port differs (preceded by the same with another port when the live
+ *     address is 0.0.0.0/:: and the live port is already P: a slot rendered
+ *     free at 0.0.0.0:0 whose port a state file restored is still in
+ *     HAProxy's port-mapping mode, which only a port change ends). The server is a "new occupant"
+ * when the slot's agent is disabled (our mark of a free slot), or applied held another key (or
  *     nothing) there, or (applied == NULL) its live address differs. For a new occupant: `set
  * server B/S weight W` if the live uweight differs, `enable agent B/S` if the agent is not enabled,
  * then `set server B/S state ready` if it is in maintenance or drain. For a staying occupant, admin

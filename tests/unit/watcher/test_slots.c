@@ -503,6 +503,38 @@ START_TEST(test_diff_errors_and_ipv6)
 }
 END_TEST
 
+START_TEST(test_diff_port_mapping_after_reload)
+{
+    /* after a reload: state file restored port, weight, admin and agent,
+     * but not the address of a slot rendered free at 0.0.0.0:0 */
+    struct slot_live l[2];
+    struct slot_assignment a;
+    struct slot_cmds c = {0};
+    char err[256];
+    size_t need;
+    slot_assignment_init(&a);
+    live_free(l, 2, 10);
+    assign(NULL, "a=10.0.0.1:8080:10 b=10.0.0.2:1:10", 2, &a, &need);
+    for (int i = 0; i < 2; i++)
+        l[i].admin = SLOTS_ADMF_CMAINT;
+    l[0].port = 8080;
+    l[1].port = 1;
+    ck_assert_int_eq(slots_diff("be", &a, &a, l, 2, &c, err, sizeof(err)), 0);
+    ck_assert_str_eq(cmds_text(&c), "set server be/slot1 addr 10.0.0.1 port 1\n"
+                                    "set server be/slot1 addr 10.0.0.1 port 8080\n"
+                                    "set server be/slot2 addr 10.0.0.2 port 2\n"
+                                    "set server be/slot2 addr 10.0.0.2 port 1\n");
+    slot_cmds_free(&c);
+    /* a real address with the same port: no detour */
+    strcpy(l[0].address, "10.0.0.9");
+    strcpy(l[1].address, "10.0.0.2");
+    ck_assert_int_eq(slots_diff("be", &a, &a, l, 2, &c, err, sizeof(err)), 0);
+    ck_assert_str_eq(cmds_text(&c), "set server be/slot1 addr 10.0.0.1 port 8080\n");
+    slot_cmds_free(&c);
+    slot_assignment_free(&a);
+}
+END_TEST
+
 START_TEST(test_diff_failure_keeps_earlier_commands)
 {
     struct slot_live l[2];
@@ -622,6 +654,7 @@ int main(void)
     tcase_add_test(tc, test_diff_remove_and_reuse);
     tcase_add_test(tc, test_diff_leaves_agent_owned_state_alone);
     tcase_add_test(tc, test_diff_errors_and_ipv6);
+    tcase_add_test(tc, test_diff_port_mapping_after_reload);
     tcase_add_test(tc, test_diff_failure_keeps_earlier_commands);
     suite_add_tcase(s, tc);
     tc = tcase_create("guard");
