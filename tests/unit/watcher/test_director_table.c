@@ -1,0 +1,785 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Unit tests of the director forwarding table builder: invariants of every
+ * table, determinism, disruption bounds on single changes, the GLB state
+ * machine row by row, health (GLB issue #77), weights, balance and input
+ * validation. Sizes are chosen so the whole suite stays within seconds
+ * under ASan.
+ */
+#include <arpa/inet.h>
+#include <check.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "director_table.h"
+
+#define ROWS DIRECTOR_TABLE_ROWS
+#define NONE DIRECTOR_TABLE_NONE
+
+static const uint8_t seed[] = "test-cluster-key";
+
+/* For checks inside per-row (or per-proxy) loops, i the row or proxy: check records every passing
+ * ck_assert through its pipe, which would make 65,536-row loops take minutes. */
+#define expect_row(cond, i)                                                                        \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            ck_abort_msg("%s:%d: [%u]: expected %s", __FILE__, __LINE__, (unsigned)(i), #cond);    \
+    } while (0)
+#define streq(a, b) (strcmp((a), (b)) == 0)
+
+/* A fleet of proxies "p0000".. with addresses 10.0.x.y, all active and
+ * healthy unless a test changes them. */
+struct fleet {
+    size_t n;
+    char ids[DIRECTOR_TABLE_MAX_PROXIES + 2][24];
+    char addrs[DIRECTOR_TABLE_MAX_PROXIES + 2][40];
+    struct director_proxy_input in[DIRECTOR_TABLE_MAX_PROXIES + 2];
+};
+
+static struct fleet *fleet_new(size_t n)
+{
+    struct fleet *f = calloc(1, sizeof(*f));
+    ck_assert_ptr_nonnull(f);
+    f->n = n;
+    for (size_t i = 0; i < DIRECTOR_TABLE_MAX_PROXIES + 2; i++) {
+        snprintf(f->ids[i], sizeof(f->ids[i]), "p%04zu", i);
+        snprintf(f->addrs[i], sizeof(f->addrs[i]), "10.0.%zu.%zu", i >> 8, i & 255);
+        f->in[i] = (struct director_proxy_input){.id = f->ids[i],
+                                                 .address = f->addrs[i],
+                                                 .state = DIRECTOR_PROXY_ACTIVE,
+                                                 .healthy = true};
+    }
+    return f;
+}
+
+static uint64_t rng_state = 0x1234567;
+
+static uint64_t rng(void)
+{
+    /* xorshift64*: deterministic test data */
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    return rng_state * 0x2545f4914f6cdd1dULL;
+}
+
+static int proxy_of(const struct director_table *t, const char *id)
+{
+    return director_table_find(t, id);
+}
+
+/* Checks that hold for every table the builder returns. */
+static void check_invariants(const struct director_table *t)
+{
+    uint32_t prim[DIRECTOR_TABLE_MAX_PROXIES] = {0}, sec[DIRECTOR_TABLE_MAX_PROXIES] = {0};
+
+    for (uint32_t p = 1; p < t->proxy_count; p++)
+        expect_row((strcmp(t->proxies[p - 1].id, t->proxies[p].id)) < 0, p);
+    for (uint32_t r = 0; r < ROWS; r++) {
+        const struct director_table_row *row = &t->rows[r];
+        if (t->tier == DIRECTOR_TIER_EMPTY) {
+            expect_row(row->primary == NONE, r);
+            expect_row(row->secondary == NONE, r);
+            continue;
+        }
+        expect_row(row->primary < t->proxy_count, r);
+        expect_row(t->proxies[row->primary].primary_eligible, r);
+        expect_row(row->secondary != row->primary, r);
+        prim[row->primary]++;
+        if (row->secondary != NONE) {
+            expect_row(row->secondary < t->proxy_count, r);
+            expect_row(t->proxies[row->secondary].state != DIRECTOR_PROXY_INACTIVE, r);
+            sec[row->secondary]++;
+        }
+        if (t->tier <= DIRECTOR_TIER_HEALTHY_STANDBY) {
+            expect_row(t->proxies[row->primary].healthy, r);
+            if (row->secondary != NONE)
+                expect_row(t->proxies[row->secondary].healthy, r);
+        }
+    }
+    for (uint32_t p = 0; p < t->proxy_count; p++) {
+        expect_row(prim[p] == t->proxies[p].primary_rows, p);
+        expect_row(sec[p] == t->proxies[p].secondary_rows, p);
+        if (t->proxies[p].primary_eligible)
+            expect_row(prim[p] <= t->proxies[p].capacity, p);
+        else
+            expect_row(prim[p] == 0, p);
+    }
+    ck_assert_uint_eq(t->checksum, director_table_checksum(t));
+}
+
+static struct director_table *build_cfg(const struct director_proxy_input *in, size_t n,
+                                        const uint8_t *s, size_t slen)
+{
+    struct director_table_config cfg = {.seed = s, .seed_len = slen};
+    struct director_table *t = NULL;
+    char err[256];
+    int rc = director_table_build(&cfg, in, n, &t, err, sizeof(err));
+    ck_assert_msg(rc == 0, "build of %zu proxies: rc %d: %s", n, rc, err);
+    ck_assert_ptr_nonnull(t);
+    check_invariants(t);
+    return t;
+}
+
+static struct director_table *build(const struct fleet *f)
+{
+    return build_cfg(f->in, f->n, seed, sizeof(seed));
+}
+
+/* Proxy id of a row's primary/secondary ("" for none). */
+static const char *pid(const struct director_table *t, uint16_t idx)
+{
+    return idx == NONE ? "" : t->proxies[idx].id;
+}
+
+/* ---- determinism ------------------------------------------------------ */
+
+START_TEST(test_shuffled_input_same_bytes)
+{
+    struct fleet *f = fleet_new(300);
+    for (size_t i = 0; i < f->n; i++) {
+        f->in[i].state = (enum director_proxy_state)(rng() % 4);
+        f->in[i].healthy = rng() % 5 != 0;
+        f->in[i].weight = (uint32_t)(rng() % 3) * 50;
+    }
+    struct director_table *a = build(f);
+    for (int round = 0; round < 3; round++) {
+        for (size_t i = f->n - 1; i > 0; i--) {
+            size_t j = rng() % (i + 1);
+            struct director_proxy_input tmp = f->in[i];
+            f->in[i] = f->in[j];
+            f->in[j] = tmp;
+        }
+        struct director_table *b = build(f);
+        ck_assert_uint_eq(a->proxy_count, b->proxy_count);
+        ck_assert_int_eq(memcmp(a->rows, b->rows, ROWS * sizeof(*a->rows)), 0);
+        for (uint32_t p = 0; p < a->proxy_count; p++)
+            expect_row(streq(a->proxies[p].id, b->proxies[p].id), p);
+        ck_assert_uint_eq(a->checksum, b->checksum);
+        director_table_free(b);
+    }
+    director_table_free(a);
+    free(f);
+}
+END_TEST
+
+START_TEST(test_seed_gives_different_table)
+{
+    struct fleet *f = fleet_new(50);
+    static const uint8_t other[] = "another-cluster";
+    struct director_table *a = build(f);
+    struct director_table *b = build_cfg(f->in, f->n, other, sizeof(other));
+    struct director_table *c = build_cfg(f->in, f->n, NULL, 0);
+    struct director_table_diff d;
+
+    director_table_diff(a, b, &d);
+    /* unrelated tables agree on about 1/N of the rows */
+    ck_assert_uint_gt(d.primary_moved, ROWS * 9 / 10);
+    ck_assert_uint_ne(a->checksum, b->checksum);
+    ck_assert_uint_ne(a->checksum, c->checksum);
+    director_table_free(a);
+    director_table_free(b);
+    director_table_free(c);
+    free(f);
+}
+END_TEST
+
+START_TEST(test_checksum_covers_rows_and_proxies)
+{
+    struct fleet *f = fleet_new(20);
+    struct director_table *t = build(f);
+    uint64_t sum = t->checksum;
+
+    uint16_t saved = t->rows[4242].primary;
+    t->rows[4242].primary = (uint16_t)((saved + 1) % t->proxy_count);
+    ck_assert_uint_ne(director_table_checksum(t), sum);
+    t->rows[4242].primary = saved;
+    ck_assert_uint_eq(director_table_checksum(t), sum);
+    t->proxies[3].addr[3] ^= 1;
+    ck_assert_uint_ne(director_table_checksum(t), sum);
+    t->proxies[3].addr[3] ^= 1;
+    t->proxies[3].id[1] = 'q';
+    ck_assert_uint_ne(director_table_checksum(t), sum);
+    director_table_free(t);
+    free(f);
+}
+END_TEST
+
+/* ---- disruption ------------------------------------------------------- */
+
+/* Removing proxy k from n: only k's rows must move; the rest may move
+ * only through capacity limits, bounded by 1 % of the rows. */
+static void check_remove(size_t n, size_t k, bool exact)
+{
+    struct fleet *f = fleet_new(n);
+    struct director_table *before = build(f);
+    const char *gone = f->ids[k];
+    f->in[k] = f->in[n - 1];
+    f->n = n - 1;
+    struct director_table *after = build(f);
+    struct director_table_diff d;
+    uint32_t own = 0, other_moved = 0, to_secondary = 0;
+
+    director_table_diff(before, after, &d);
+    for (uint32_t r = 0; r < ROWS; r++) {
+        const char *bp = pid(before, before->rows[r].primary);
+        const char *ap = pid(after, after->rows[r].primary);
+        if (strcmp(bp, gone) == 0) {
+            own++;
+            to_secondary += strcmp(ap, pid(before, before->rows[r].secondary)) == 0;
+        } else if (strcmp(bp, ap) != 0) {
+            other_moved++;
+        }
+    }
+    ck_assert_uint_eq(d.primary_moved, own + other_moved);
+    ck_assert_uint_le(d.primary_moved, ROWS / n + 1 + ROWS / 100);
+    if (exact) {
+        /* capacity never binds: pure rendezvous, the secondary takes over */
+        ck_assert_uint_eq(other_moved, 0);
+        ck_assert_uint_eq(to_secondary, own);
+    } else {
+        /* the failover secondary is where most of them go */
+        ck_assert_uint_ge(to_secondary, own * 8 / 10);
+    }
+    director_table_free(before);
+    director_table_free(after);
+    free(f);
+}
+
+START_TEST(test_remove_one_moves_own_rows_small)
+{
+    check_remove(16, 5, true);
+    check_remove(40, 0, true);
+}
+END_TEST
+
+START_TEST(test_remove_one_bounded_large)
+{
+    check_remove(256, 17, false);
+    check_remove(1024, 1000, false);
+}
+END_TEST
+
+static void check_add(size_t n, bool exact)
+{
+    struct fleet *f = fleet_new(n);
+    struct director_table *before = build(f);
+    f->n = n + 1;
+    const char *added = f->ids[n];
+    struct director_table *after = build(f);
+    struct director_table_diff d;
+    uint32_t taken = 0, other_moved = 0;
+
+    director_table_diff(before, after, &d);
+    for (uint32_t r = 0; r < ROWS; r++) {
+        const char *bp = pid(before, before->rows[r].primary);
+        const char *ap = pid(after, after->rows[r].primary);
+        if (strcmp(ap, added) == 0) {
+            taken++;
+            /* flows of the old primary survive through second chance */
+            if (exact)
+                expect_row(streq(pid(after, after->rows[r].secondary), bp), r);
+        } else if (strcmp(bp, ap) != 0) {
+            other_moved++;
+        }
+    }
+    ck_assert_uint_gt(taken, 0);
+    ck_assert_uint_le(d.primary_moved, ROWS / (n + 1) + 1 + ROWS / 100);
+    if (exact)
+        ck_assert_uint_eq(other_moved, 0);
+    director_table_free(before);
+    director_table_free(after);
+    free(f);
+}
+
+START_TEST(test_add_one_moves_only_to_new_small)
+{
+    check_add(16, true);
+    check_add(33, true);
+}
+END_TEST
+
+START_TEST(test_add_one_bounded_large)
+{
+    check_add(255, false);
+    check_add(1023, false);
+}
+END_TEST
+
+/* ---- state machine ---------------------------------------------------- */
+
+/* One proxy X goes inactive -> filling -> active -> draining -> inactive
+ * among n active ones; checked row by row. With `exact`, capacities never
+ * bind (small n) and every flow survives every step. */
+static void check_lifecycle(size_t n, bool exact)
+{
+    struct fleet *f = fleet_new(n + 1);
+    const char *x = f->ids[n];
+    struct director_table *t[5];
+    static const enum director_proxy_state steps[5] = {
+        DIRECTOR_PROXY_INACTIVE, DIRECTOR_PROXY_FILLING, DIRECTOR_PROXY_ACTIVE,
+        DIRECTOR_PROXY_DRAINING, DIRECTOR_PROXY_INACTIVE};
+
+    for (int s = 0; s < 5; s++) {
+        f->in[n].state = steps[s];
+        t[s] = build(f);
+    }
+    uint32_t x_secondary_filling = 0, x_primary_active = 0, broken_activation = 0;
+    for (uint32_t r = 0; r < ROWS; r++) {
+        const char *p0 = pid(t[0], t[0]->rows[r].primary);
+        const char *p1 = pid(t[1], t[1]->rows[r].primary), *s1 = pid(t[1], t[1]->rows[r].secondary);
+        const char *p2 = pid(t[2], t[2]->rows[r].primary), *s2 = pid(t[2], t[2]->rows[r].secondary);
+        const char *p3 = pid(t[3], t[3]->rows[r].primary), *s3 = pid(t[3], t[3]->rows[r].secondary);
+        const char *p4 = pid(t[4], t[4]->rows[r].primary);
+
+        /* filling: no primary changes; X is secondary exactly where it
+         * will be primary, and every row that will change primary already
+         * has its future primary as secondary */
+        expect_row(streq(p1, p0), r);
+        expect_row(!streq(p1, x), r);
+        if (strcmp(p2, p1) != 0)
+            expect_row(streq(s1, p2), r);
+        expect_row(streq(s1, x) == streq(p2, x), r);
+        x_secondary_filling += strcmp(s1, x) == 0;
+        x_primary_active += strcmp(p2, x) == 0;
+
+        /* active: old primaries stay reachable as secondary */
+        if (strcmp(p2, p1) != 0 && strcmp(s2, p1) != 0)
+            broken_activation++;
+
+        /* draining: the table before activation comes back as primary,
+         * and every row X owned keeps X as secondary */
+        expect_row(streq(p3, p1), r);
+        expect_row(!streq(p3, x), r);
+        if (strcmp(p2, p3) != 0)
+            expect_row(streq(s3, p2), r);
+        if (strcmp(p2, x) == 0)
+            expect_row(streq(s3, x), r);
+
+        /* inactive: primaries unchanged, X gone */
+        expect_row(streq(p4, p3), r);
+        expect_row(!streq(pid(t[4], t[4]->rows[r].secondary), x), r);
+    }
+    ck_assert_uint_gt(x_primary_active, 0);
+    ck_assert_uint_eq(x_secondary_filling, x_primary_active);
+    if (exact)
+        ck_assert_uint_eq(broken_activation, 0);
+    else
+        ck_assert_uint_le(broken_activation, ROWS / 200); /* 0.5 % */
+    ck_assert_uint_eq(t[4]->checksum, t[0]->checksum);
+
+    struct director_table_diff d;
+    director_table_diff(t[0], t[1], &d);
+    ck_assert_uint_eq(d.flows_broken, 0);
+    director_table_diff(t[2], t[3], &d);
+    ck_assert_uint_eq(d.flows_broken, 0);
+    director_table_diff(t[3], t[4], &d);
+    ck_assert_uint_eq(d.flows_broken, 0);
+    director_table_diff(t[1], t[2], &d);
+    ck_assert_uint_eq(d.flows_broken, broken_activation);
+    for (int s = 0; s < 5; s++)
+        director_table_free(t[s]);
+    free(f);
+}
+
+START_TEST(test_lifecycle_rows_small)
+{
+    check_lifecycle(16, true);
+}
+END_TEST
+
+START_TEST(test_lifecycle_rows_large)
+{
+    check_lifecycle(300, false);
+    check_lifecycle(1000, false);
+}
+END_TEST
+
+START_TEST(test_filling_only_is_secondary)
+{
+    struct fleet *f = fleet_new(8);
+    for (size_t i = 4; i < 8; i++)
+        f->in[i].state = DIRECTOR_PROXY_FILLING;
+    struct director_table *t = build(f);
+    ck_assert_int_eq(t->tier, DIRECTOR_TIER_HEALTHY_ACTIVE);
+    ck_assert_uint_eq(t->primary_eligible, 4);
+    for (uint32_t p = 0; p < t->proxy_count; p++) {
+        if (t->proxies[p].state == DIRECTOR_PROXY_FILLING) {
+            expect_row(t->proxies[p].primary_rows == 0, p);
+            expect_row(t->proxies[p].secondary_rows > 0, p);
+        }
+    }
+    director_table_free(t);
+    free(f);
+}
+END_TEST
+
+/* ---- health ----------------------------------------------------------- */
+
+START_TEST(test_unhealthy_primary_fails_over_to_secondary)
+{
+    struct fleet *f = fleet_new(16);
+    struct director_table *before = build(f);
+    f->in[7].healthy = false;
+    struct director_table *after = build(f);
+    int sick = proxy_of(after, f->ids[7]);
+
+    ck_assert_uint_eq(after->proxies[sick].primary_rows, 0);
+    ck_assert_uint_eq(after->proxies[sick].secondary_rows, 0);
+    for (uint32_t r = 0; r < ROWS; r++) {
+        const char *bp = pid(before, before->rows[r].primary);
+        const char *ap = pid(after, after->rows[r].primary);
+        if (strcmp(bp, f->ids[7]) == 0)
+            expect_row(streq(ap, pid(before, before->rows[r].secondary)), r);
+        else
+            expect_row(streq(ap, bp), r);
+    }
+    director_table_free(before);
+    director_table_free(after);
+    free(f);
+}
+END_TEST
+
+/* GLB issue #77: rows whose primary and secondary both fail must still
+ * point at healthy proxies. */
+START_TEST(test_both_candidates_unhealthy)
+{
+    struct fleet *f = fleet_new(64);
+    struct director_table *before = build(f);
+    /* take a row and fail its primary and secondary, plus a third of the
+     * fleet */
+    uint32_t row = 31337;
+    const char *a = pid(before, before->rows[row].primary);
+    const char *b = pid(before, before->rows[row].secondary);
+    uint32_t both = 0;
+    for (size_t i = 0; i < f->n; i++)
+        if (strcmp(f->ids[i], a) == 0 || strcmp(f->ids[i], b) == 0 || i % 3 == 0)
+            f->in[i].healthy = false;
+    for (uint32_t r = 0; r < ROWS; r++) {
+        int p = proxy_of(before, pid(before, before->rows[r].primary));
+        int s = proxy_of(before, pid(before, before->rows[r].secondary));
+        both += !f->in[p].healthy && !f->in[s].healthy; /* ids p%04d index = input index */
+    }
+    ck_assert_uint_gt(both, 1000);
+    struct director_table *after = build(f);
+    ck_assert_int_eq(after->tier, DIRECTOR_TIER_HEALTHY_ACTIVE);
+    for (uint32_t r = 0; r < ROWS; r++) {
+        expect_row(after->proxies[after->rows[r].primary].healthy, r);
+        expect_row(after->rows[r].secondary != NONE, r);
+        expect_row(after->proxies[after->rows[r].secondary].healthy, r);
+    }
+    director_table_free(before);
+    director_table_free(after);
+    free(f);
+}
+END_TEST
+
+START_TEST(test_all_unhealthy_fails_open)
+{
+    struct fleet *f = fleet_new(10);
+    for (size_t i = 0; i < f->n; i++)
+        f->in[i].healthy = false;
+    f->in[9].state = DIRECTOR_PROXY_DRAINING;
+    struct director_table *t = build(f);
+    ck_assert_int_eq(t->tier, DIRECTOR_TIER_UNHEALTHY_ACTIVE);
+    ck_assert_uint_eq(t->primary_eligible, 9);
+    ck_assert_uint_eq(t->proxies[9].primary_rows, 0);
+    ck_assert_double_le(t->balance_max_over_mean, 1.10);
+    director_table_free(t);
+
+    /* nothing active, nothing healthy: any live proxy */
+    for (size_t i = 0; i < f->n; i++)
+        f->in[i].state = i < 5 ? DIRECTOR_PROXY_INACTIVE : DIRECTOR_PROXY_FILLING;
+    t = build(f);
+    ck_assert_int_eq(t->tier, DIRECTOR_TIER_UNHEALTHY_ANY);
+    ck_assert_uint_eq(t->primary_eligible, 5);
+    director_table_free(t);
+    free(f);
+}
+END_TEST
+
+START_TEST(test_healthy_standby_preferred_over_unhealthy_active)
+{
+    struct fleet *f = fleet_new(6);
+    for (size_t i = 0; i < 4; i++)
+        f->in[i].healthy = false;
+    f->in[4].state = DIRECTOR_PROXY_DRAINING;
+    f->in[5].state = DIRECTOR_PROXY_FILLING;
+    struct director_table *t = build(f);
+    ck_assert_int_eq(t->tier, DIRECTOR_TIER_HEALTHY_STANDBY);
+    for (uint32_t r = 0; r < ROWS; r++) {
+        expect_row(t->rows[r].primary >= 4, r);
+        expect_row(t->rows[r].secondary >= 4, r);
+    }
+    director_table_free(t);
+    free(f);
+}
+END_TEST
+
+START_TEST(test_empty_and_all_inactive)
+{
+    struct director_table *t = NULL;
+    char err[128];
+    struct director_table_config cfg = {0};
+
+    ck_assert_int_eq(director_table_build(&cfg, NULL, 0, &t, err, sizeof(err)), -ENOENT);
+    ck_assert_ptr_nonnull(t);
+    ck_assert_int_eq(t->tier, DIRECTOR_TIER_EMPTY);
+    check_invariants(t);
+    director_table_free(t);
+
+    struct fleet *f = fleet_new(3);
+    for (size_t i = 0; i < 3; i++)
+        f->in[i].state = DIRECTOR_PROXY_INACTIVE;
+    ck_assert_int_eq(director_table_build(&cfg, f->in, 3, &t, err, sizeof(err)), -ENOENT);
+    ck_assert_uint_eq(t->proxy_count, 3);
+    check_invariants(t);
+    director_table_free(t);
+    free(f);
+}
+END_TEST
+
+START_TEST(test_one_and_two_proxies)
+{
+    struct fleet *f = fleet_new(1);
+    struct director_table *t = build(f);
+    for (uint32_t r = 0; r < ROWS; r++) {
+        expect_row(t->rows[r].primary == 0, r);
+        expect_row(t->rows[r].secondary == NONE, r);
+    }
+    director_table_free(t);
+
+    f->n = 2;
+    t = build(f);
+    ck_assert_uint_gt(t->proxies[0].primary_rows, ROWS * 45 / 100);
+    ck_assert_uint_gt(t->proxies[1].primary_rows, ROWS * 45 / 100);
+    for (uint32_t r = 0; r < ROWS; r++)
+        expect_row(t->rows[r].secondary == (1 - t->rows[r].primary), r);
+    director_table_free(t);
+
+    /* three proxies, one draining: it is secondary on its old rows only */
+    f->n = 3;
+    struct director_table *before = build(f);
+    f->in[2].state = DIRECTOR_PROXY_DRAINING;
+    t = build(f);
+    for (uint32_t r = 0; r < ROWS; r++)
+        if (before->rows[r].primary == 2)
+            ck_assert_uint_eq(t->rows[r].secondary, 2);
+    director_table_free(before);
+    director_table_free(t);
+    free(f);
+}
+END_TEST
+
+/* ---- weights and balance ---------------------------------------------- */
+
+START_TEST(test_weights_proportional)
+{
+    struct fleet *f = fleet_new(16);
+    uint64_t wsum = 0;
+    for (size_t i = 0; i < f->n; i++) {
+        f->in[i].weight = (uint32_t)(1 + i % 4) * 50;
+        wsum += f->in[i].weight;
+    }
+    struct director_table *t = build(f);
+    for (uint32_t p = 0; p < t->proxy_count; p++) {
+        double share = (double)ROWS * t->proxies[p].weight / (double)wsum;
+        double got = t->proxies[p].primary_rows / share;
+        ck_assert_msg(got > 0.93 && got <= 1.10, "proxy %s weight %u: %u rows, share %.0f",
+                      t->proxies[p].id, t->proxies[p].weight, t->proxies[p].primary_rows, share);
+    }
+    director_table_free(t);
+
+    /* weight 0 means the default */
+    f->n = 4;
+    f->in[0].weight = 0;
+    f->in[1].weight = DIRECTOR_TABLE_DEFAULT_WEIGHT;
+    f->in[2].weight = 0;
+    f->in[3].weight = DIRECTOR_TABLE_DEFAULT_WEIGHT;
+    t = build(f);
+    for (uint32_t p = 0; p < 4; p++)
+        ck_assert_uint_eq(t->proxies[p].weight, DIRECTOR_TABLE_DEFAULT_WEIGHT);
+    director_table_free(t);
+    free(f);
+}
+END_TEST
+
+START_TEST(test_balance_goal_all_sizes)
+{
+    static const size_t sizes[] = {16, 100, 255, 256, 257, 512, 700, 1000, 1024};
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        struct fleet *f = fleet_new(sizes[i]);
+        struct director_table *t = build(f);
+        uint32_t max = 0;
+        for (uint32_t p = 0; p < t->proxy_count; p++)
+            if (t->proxies[p].primary_rows > max)
+                max = t->proxies[p].primary_rows;
+        double mean = (double)ROWS / (double)sizes[i];
+        ck_assert_msg(max / mean <= 1.10, "N=%zu: max %u mean %.1f", sizes[i], max, mean);
+        ck_assert_double_eq_tol(t->balance_max_over_mean, max / mean, 1e-9);
+        director_table_free(t);
+        free(f);
+    }
+}
+END_TEST
+
+START_TEST(test_load_factor_option)
+{
+    struct fleet *f = fleet_new(512);
+    struct director_table_config cfg = {
+        .seed = seed, .seed_len = sizeof(seed), .load_permille = 1050};
+    struct director_table *t = NULL;
+    ck_assert_int_eq(director_table_build(&cfg, f->in, f->n, &t, NULL, 0), 0);
+    check_invariants(t);
+    ck_assert_double_le(t->balance_max_over_mean, 1.05);
+    director_table_free(t);
+    free(f);
+}
+END_TEST
+
+/* ---- validation ------------------------------------------------------- */
+
+static void expect_invalid(const struct director_proxy_input *in, size_t n, const char *needle)
+{
+    struct director_table *t = (struct director_table *)1;
+    char err[256];
+    int rc = director_table_build(NULL, in, n, &t, err, sizeof(err));
+    ck_assert_int_eq(rc, -EINVAL);
+    ck_assert_ptr_null(t);
+    ck_assert_msg(strstr(err, needle) != NULL, "message \"%s\" lacks \"%s\"", err, needle);
+}
+
+START_TEST(test_validation)
+{
+    struct fleet *f = fleet_new(4);
+    char longid[300];
+
+    f->in[2].id = f->ids[1];
+    expect_invalid(f->in, 4, "duplicate id \"p0001\"");
+    f->in[2].id = f->ids[2];
+
+    f->in[3].address = f->addrs[0];
+    expect_invalid(f->in, 4, "same address 10.0.0.0");
+    f->in[3].state = DIRECTOR_PROXY_INACTIVE; /* a renamed host may linger */
+    struct director_table *t = build_cfg(f->in, 4, seed, sizeof(seed));
+    director_table_free(t);
+    f->in[3].state = DIRECTOR_PROXY_ACTIVE;
+    f->in[3].address = f->addrs[3];
+
+    f->in[1].address = "10.0.0.300";
+    expect_invalid(f->in, 4, "proxy \"p0001\": address \"10.0.0.300\"");
+    f->in[1].address = NULL;
+    expect_invalid(f->in, 4, "p0001");
+    f->in[1].address = f->addrs[1];
+
+    f->in[0].id = "";
+    expect_invalid(f->in, 4, "proxy #0: empty id");
+    f->in[0].id = NULL;
+    expect_invalid(f->in, 4, "proxy #0: empty id");
+    f->in[0].id = "bad id";
+    expect_invalid(f->in, 4, "not printable");
+    memset(longid, 'a', sizeof(longid) - 1);
+    longid[sizeof(longid) - 1] = 0;
+    f->in[0].id = longid;
+    expect_invalid(f->in, 4, "longer than 253");
+    f->in[0].id = f->ids[0];
+
+    f->in[2].state = (enum director_proxy_state)7;
+    expect_invalid(f->in, 4, "proxy \"p0002\": unknown state 7");
+    f->in[2].state = DIRECTOR_PROXY_ACTIVE;
+    f->in[2].weight = DIRECTOR_TABLE_MAX_WEIGHT + 1;
+    expect_invalid(f->in, 4, "proxy \"p0002\": weight");
+    f->in[2].weight = 0;
+
+    expect_invalid(f->in, DIRECTOR_TABLE_MAX_PROXIES + 1, "at most 1024");
+    ck_assert_int_eq(director_table_build(NULL, f->in, 4, NULL, NULL, 0), -EINVAL);
+
+    /* IPv6 and mixed families are fine */
+    f->in[1].address = "2001:db8::1";
+    t = build_cfg(f->in, 4, seed, sizeof(seed));
+    ck_assert_int_eq(t->proxies[1].family, AF_INET6);
+    ck_assert_int_eq(t->proxies[0].family, AF_INET);
+    uint8_t want[16];
+    ck_assert_int_eq(inet_pton(AF_INET6, "2001:db8::1", want), 1);
+    ck_assert_int_eq(memcmp(t->proxies[1].addr, want, 16), 0);
+    director_table_free(t);
+    free(f);
+}
+END_TEST
+
+START_TEST(test_state_names)
+{
+    enum director_proxy_state s;
+    ck_assert_int_eq(director_proxy_state_parse("Draining", &s), 0);
+    ck_assert_int_eq(s, DIRECTOR_PROXY_DRAINING);
+    ck_assert_int_eq(director_proxy_state_parse("filling", &s), 0);
+    ck_assert_int_eq(s, DIRECTOR_PROXY_FILLING);
+    ck_assert_int_eq(director_proxy_state_parse("up", &s), -EINVAL);
+    ck_assert_int_eq(director_proxy_state_parse(NULL, &s), -EINVAL);
+    ck_assert_str_eq(director_proxy_state_name(DIRECTOR_PROXY_ACTIVE), "active");
+    ck_assert_str_eq(director_proxy_state_name((enum director_proxy_state)9), "unknown");
+    ck_assert_str_eq(director_table_tier_name(DIRECTOR_TIER_UNHEALTHY_ACTIVE), "unhealthy-active");
+}
+END_TEST
+
+START_TEST(test_diff_counts)
+{
+    struct fleet *f = fleet_new(30);
+    struct director_table *a = build(f);
+    struct director_table_diff d;
+    director_table_diff(a, a, &d);
+    ck_assert_uint_eq(d.primary_moved, 0);
+    ck_assert_uint_eq(d.secondary_moved, 0);
+    ck_assert_uint_eq(d.flows_broken, 0);
+
+    /* removing a proxy breaks exactly the flows it held */
+    uint32_t held = a->proxies[proxy_of(a, f->ids[12])].primary_rows;
+    f->in[12] = f->in[29];
+    f->n = 29;
+    struct director_table *b = build(f);
+    director_table_diff(a, b, &d);
+    ck_assert_uint_eq(d.flows_broken, held);
+    ck_assert_uint_ge(d.primary_moved, held);
+    director_table_free(a);
+    director_table_free(b);
+    free(f);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("director_table");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_shuffled_input_same_bytes);
+    tcase_add_test(tc, test_seed_gives_different_table);
+    tcase_add_test(tc, test_checksum_covers_rows_and_proxies);
+    tcase_add_test(tc, test_remove_one_moves_own_rows_small);
+    tcase_add_test(tc, test_remove_one_bounded_large);
+    tcase_add_test(tc, test_add_one_moves_only_to_new_small);
+    tcase_add_test(tc, test_add_one_bounded_large);
+    tcase_add_test(tc, test_lifecycle_rows_small);
+    tcase_add_test(tc, test_lifecycle_rows_large);
+    tcase_add_test(tc, test_filling_only_is_secondary);
+    tcase_add_test(tc, test_unhealthy_primary_fails_over_to_secondary);
+    tcase_add_test(tc, test_both_candidates_unhealthy);
+    tcase_add_test(tc, test_all_unhealthy_fails_open);
+    tcase_add_test(tc, test_healthy_standby_preferred_over_unhealthy_active);
+    tcase_add_test(tc, test_empty_and_all_inactive);
+    tcase_add_test(tc, test_one_and_two_proxies);
+    tcase_add_test(tc, test_weights_proportional);
+    tcase_add_test(tc, test_balance_goal_all_sizes);
+    tcase_add_test(tc, test_load_factor_option);
+    tcase_add_test(tc, test_validation);
+    tcase_add_test(tc, test_state_names);
+    tcase_add_test(tc, test_diff_counts);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
