@@ -5,6 +5,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -112,62 +113,96 @@ __u64 director_generation_checksum(const struct drover_gen_config *cfg,
     return h;
 }
 
-static int map_table(struct director_maps *m)
-{
-    void *mem = mmap(NULL, TABLE_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, m->table_fd, 0);
+#define VIP_INDEX_BYTES                                                                            \
+    ((size_t)DROVER_GENERATIONS * DROVER_VIP_SLOTS * sizeof(struct drover_vip_slot))
 
-    if (mem == MAP_FAILED) {
-        int rc = -errno;
-        log_error("director: mmap of map %s (fd %d) failed: %s; table cannot be written",
-                  DIRECTOR_MAP_TABLE, m->table_fd, strerror(errno));
-        return rc;
-    }
-    m->table = mem;
-    return 0;
+/* Every director map: name (= pin name), expected key and value sizes,
+ * and where its fd lives in struct director_maps. */
+static const struct {
+    const char *name;
+    __u32 key_size, value_size;
+    size_t fd_offset;
+} map_defs[] = {
+    {DIRECTOR_MAP_VIPS, sizeof(struct drover_vip_key), sizeof(struct drover_vip_value),
+     offsetof(struct director_maps, vips_fd)},
+    {DIRECTOR_MAP_TABLE, 4, sizeof(struct drover_row), offsetof(struct director_maps, table_fd)},
+    {DIRECTOR_MAP_PROXIES, 4, sizeof(struct drover_proxy),
+     offsetof(struct director_maps, proxies_fd)},
+    {DIRECTOR_MAP_GEN_CFG, 4, sizeof(struct drover_gen_config),
+     offsetof(struct director_maps, gen_cfg_fd)},
+    {DIRECTOR_MAP_ACTIVE, 4, sizeof(struct drover_active),
+     offsetof(struct director_maps, active_fd)},
+    {DIRECTOR_MAP_STATS, 4, sizeof(struct drover_stats), offsetof(struct director_maps, stats_fd)},
+    {DIRECTOR_MAP_VIP_IDX, 4, sizeof(struct drover_vip_slot),
+     offsetof(struct director_maps, vip_idx_fd)},
+    {DIRECTOR_MAP_VIP_ACT, 4, sizeof(struct drover_vip_active),
+     offsetof(struct director_maps, vip_act_fd)},
+};
+#define NMAPS (sizeof(map_defs) / sizeof(map_defs[0]))
+
+static int *fd_of(struct director_maps *m, size_t i)
+{
+    return (int *)((char *)m + map_defs[i].fd_offset);
 }
 
-int director_maps_from_fds(struct director_maps *m, int vips_fd, int table_fd, int proxies_fd,
-                           int gen_cfg_fd, int active_fd, int stats_fd)
+static void *map_mem(int fd, size_t bytes, const char *name)
+{
+    void *mem = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+
+    if (mem == MAP_FAILED) {
+        log_error("director: mmap of map %s (fd %d) failed: %s; it cannot be written", name, fd,
+                  strerror(errno));
+        return NULL;
+    }
+    return mem;
+}
+
+static void maps_reset(struct director_maps *m)
 {
     memset(m, 0, sizeof(*m));
-    m->vips_fd = vips_fd;
-    m->table_fd = table_fd;
-    m->proxies_fd = proxies_fd;
-    m->gen_cfg_fd = gen_cfg_fd;
-    m->active_fd = active_fd;
-    m->stats_fd = stats_fd;
+    for (size_t i = 0; i < NMAPS; i++)
+        *fd_of(m, i) = -1;
     m->lock_fd = -1;
-    return map_table(m);
+}
+
+/* mmap the table and the VIP index (written by user space directly). */
+static int maps_finish(struct director_maps *m)
+{
+    m->table = map_mem(m->table_fd, TABLE_BYTES, DIRECTOR_MAP_TABLE);
+    m->vip_index = map_mem(m->vip_idx_fd, VIP_INDEX_BYTES, DIRECTOR_MAP_VIP_IDX);
+    return m->table && m->vip_index ? 0 : -ENOMEM;
+}
+
+int director_maps_from_object(struct director_maps *m, struct bpf_object *obj)
+{
+    int rc;
+
+    maps_reset(m);
+    for (size_t i = 0; i < NMAPS; i++) {
+        struct bpf_map *map = bpf_object__find_map_by_name(obj, map_defs[i].name);
+        *fd_of(m, i) = map ? bpf_map__fd(map) : -1;
+        if (*fd_of(m, i) < 0) {
+            log_error("director: BPF object %s has no loaded map %s", bpf_object__name(obj),
+                      map_defs[i].name);
+            return -ENOENT;
+        }
+    }
+    rc = maps_finish(m);
+    if (rc < 0)
+        director_maps_close(m);
+    return rc;
 }
 
 /* Open a pinned map and check that its layout is the one this build
  * knows: a map pinned by another drover version is refused, not misread. */
-int director_maps_from_object(struct director_maps *m, struct bpf_object *obj)
-{
-    const char *names[] = {DIRECTOR_MAP_VIPS,    DIRECTOR_MAP_TABLE,  DIRECTOR_MAP_PROXIES,
-                           DIRECTOR_MAP_GEN_CFG, DIRECTOR_MAP_ACTIVE, DIRECTOR_MAP_STATS};
-    int fds[6];
-
-    for (size_t i = 0; i < 6; i++) {
-        struct bpf_map *map = bpf_object__find_map_by_name(obj, names[i]);
-        fds[i] = map ? bpf_map__fd(map) : -1;
-        if (fds[i] < 0) {
-            log_error("director: BPF object %s has no loaded map %s", bpf_object__name(obj),
-                      names[i]);
-            return -ENOENT;
-        }
-    }
-    return director_maps_from_fds(m, fds[0], fds[1], fds[2], fds[3], fds[4], fds[5]);
-}
-
-static int open_pin(const char *dir, const char *name, __u32 key_size, __u32 value_size, int *fd)
+static int open_pin(const char *dir, size_t i, int *fd)
 {
     struct bpf_map_info info = {0};
     __u32 len = sizeof(info);
     char path[512];
     int rc;
 
-    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    snprintf(path, sizeof(path), "%s/%s", dir, map_defs[i].name);
     *fd = bpf_obj_get(path);
     if (*fd < 0) {
         rc = -errno;
@@ -180,10 +215,11 @@ static int open_pin(const char *dir, const char *name, __u32 key_size, __u32 val
         log_error("director: cannot read info of pinned map %s: %s", path, strerror(errno));
         return rc;
     }
-    if (info.key_size != key_size || info.value_size != value_size) {
+    if (info.key_size != map_defs[i].key_size || info.value_size != map_defs[i].value_size) {
         log_error("director: pinned map %s has key/value size %u/%u, this build expects %u/%u "
                   "(maps version %d): detach and attach again",
-                  path, info.key_size, info.value_size, key_size, value_size, DROVER_MAPS_VERSION);
+                  path, info.key_size, info.value_size, map_defs[i].key_size,
+                  map_defs[i].value_size, DROVER_MAPS_VERSION);
         return -EPROTO;
     }
     return 0;
@@ -191,19 +227,9 @@ static int open_pin(const char *dir, const char *name, __u32 key_size, __u32 val
 
 int director_maps_open_pinned(const char *dir, struct director_maps *m)
 {
-    int *fds[] = {&m->vips_fd,    &m->table_fd,  &m->proxies_fd,
-                  &m->gen_cfg_fd, &m->active_fd, &m->stats_fd};
-    const char *names[] = {DIRECTOR_MAP_VIPS,    DIRECTOR_MAP_TABLE,  DIRECTOR_MAP_PROXIES,
-                           DIRECTOR_MAP_GEN_CFG, DIRECTOR_MAP_ACTIVE, DIRECTOR_MAP_STATS};
-    const __u32 keys[] = {sizeof(struct drover_vip_key), 4, 4, 4, 4, 4};
-    const __u32 values[] = {sizeof(struct drover_vip_value), sizeof(struct drover_row),
-                            sizeof(struct drover_proxy),     sizeof(struct drover_gen_config),
-                            sizeof(struct drover_active),    sizeof(struct drover_stats)};
     int rc = 0;
 
-    memset(m, 0, sizeof(*m));
-    for (size_t i = 0; i < 6; i++)
-        *fds[i] = -1;
+    maps_reset(m);
     m->owns_fds = 1;
     m->lock_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (m->lock_fd < 0) {
@@ -211,12 +237,12 @@ int director_maps_open_pinned(const char *dir, struct director_maps *m)
         log_error("director: cannot open pin directory %s: %s", dir, strerror(errno));
         goto fail;
     }
-    for (size_t i = 0; i < 6; i++) {
-        rc = open_pin(dir, names[i], keys[i], values[i], fds[i]);
+    for (size_t i = 0; i < NMAPS; i++) {
+        rc = open_pin(dir, i, fd_of(m, i));
         if (rc < 0)
             goto fail;
     }
-    rc = map_table(m);
+    rc = maps_finish(m);
     if (rc < 0)
         goto fail;
     return 0;
@@ -229,13 +255,14 @@ void director_maps_close(struct director_maps *m)
 {
     if (m->table)
         munmap(m->table, TABLE_BYTES);
+    if (m->vip_index)
+        munmap(m->vip_index, VIP_INDEX_BYTES);
     m->table = NULL;
+    m->vip_index = NULL;
     if (m->owns_fds) {
-        int fds[] = {m->vips_fd,    m->table_fd,  m->proxies_fd,
-                     m->gen_cfg_fd, m->active_fd, m->stats_fd};
-        for (size_t i = 0; i < 6; i++)
-            if (fds[i] >= 0)
-                close(fds[i]);
+        for (size_t i = 0; i < NMAPS; i++)
+            if (*fd_of(m, i) >= 0)
+                close(*fd_of(m, i));
     }
     if (m->lock_fd >= 0) /* always ours */
         close(m->lock_fd);
@@ -402,11 +429,31 @@ static int vip_cmp(const void *a, const void *b)
     return memcmp(a, b, sizeof(struct drover_vip_key));
 }
 
+/* Fill one half of the VIP index with keys[0..n). */
+static void build_vip_index(struct drover_vip_slot *half, const struct drover_vip_key *keys,
+                            size_t n)
+{
+    memset(half, 0, DROVER_VIP_SLOTS * sizeof(*half));
+    for (size_t i = 0; i < n; i++) {
+        struct drover_vip_slot *s = &half[drover_vip_slot(&keys[i])];
+        if (s->flags == 0) {
+            s->key = keys[i];
+            s->flags = DROVER_VIP_SLOT_USED;
+        } else {
+            /* shared: the director asks the hash map */
+            memset(&s->key, 0, sizeof(s->key));
+            s->flags = DROVER_VIP_SLOT_MORE;
+        }
+    }
+}
+
 int director_maps_set_vips(struct director_maps *m, const struct drover_vip_key *keys, size_t n)
 {
     struct drover_vip_key *want = NULL, *have = NULL, cur, next;
+    struct drover_vip_active va = {0};
     size_t nhave = 0;
-    int rc = 0, more;
+    __u32 zero = 0;
+    int rc = 0, more, locked = 0;
 
     if (n > DROVER_MAX_VIPS)
         return -E2BIG;
@@ -419,6 +466,15 @@ int director_maps_set_vips(struct director_maps *m, const struct drover_vip_key 
     if (n)
         memcpy(want, keys, n * sizeof(*want));
     qsort(want, n, sizeof(*want), vip_cmp);
+    if (m->lock_fd >= 0) {
+        if (flock(m->lock_fd, LOCK_EX) < 0) {
+            rc = -errno;
+            log_error("director: cannot lock the pin directory: %s; VIPs unchanged",
+                      strerror(errno));
+            goto out;
+        }
+        locked = 1;
+    }
     /* Collect the current keys first: deleting while walking a hash map
      * can restart or skip the walk. */
     more = bpf_map_get_next_key(m->vips_fd, NULL, &cur) == 0;
@@ -436,6 +492,21 @@ int director_maps_set_vips(struct director_maps *m, const struct drover_vip_key 
             goto out;
         }
     }
+    if (bpf_map_lookup_elem(m->vip_act_fd, &zero, &va) < 0) {
+        rc = -errno;
+        log_error("director: read of map %s failed: %s", DIRECTOR_MAP_VIP_ACT, strerror(errno));
+        goto out;
+    }
+    __u32 half = (va.gen & (DROVER_GENERATIONS - 1)) ^ 1;
+    build_vip_index(m->vip_index + (size_t)half * DROVER_VIP_SLOTS, want, n);
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    va.gen = half;
+    if (bpf_map_update_elem(m->vip_act_fd, &zero, &va, BPF_ANY) < 0) {
+        rc = -errno;
+        log_error("director: update of map %s failed: %s", DIRECTOR_MAP_VIP_ACT, strerror(errno));
+        goto out;
+    }
+    wait_for_readers(); /* nobody reads the old half or the stale keys now */
     for (size_t i = 0; i < nhave; i++) {
         if (bsearch(&have[i], want, n, sizeof(*want), vip_cmp))
             continue;
@@ -447,6 +518,8 @@ int director_maps_set_vips(struct director_maps *m, const struct drover_vip_key 
         }
     }
 out:
+    if (locked)
+        flock(m->lock_fd, LOCK_UN);
     free(want);
     free(have);
     return rc;

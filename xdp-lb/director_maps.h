@@ -35,12 +35,15 @@ struct bpf_object;
 #define DIRECTOR_MAP_GEN_CFG "drover_gen_cfg"
 #define DIRECTOR_MAP_ACTIVE  "drover_active"
 #define DIRECTOR_MAP_STATS   "drover_stats"
+#define DIRECTOR_MAP_VIP_IDX "drover_vip_idx"
+#define DIRECTOR_MAP_VIP_ACT "drover_vip_act"
 #define DECAP_MAP_CONFIG     "decap_config"
 #define DECAP_MAP_STATS      "decap_stats"
 
 struct director_maps {
-    int vips_fd, table_fd, proxies_fd, gen_cfg_fd, active_fd, stats_fd;
-    struct drover_row *table; /* mmap of drover_table (both generations) */
+    int vips_fd, table_fd, proxies_fd, gen_cfg_fd, active_fd, stats_fd, vip_idx_fd, vip_act_fd;
+    struct drover_row *table;          /* mmap of drover_table (both generations) */
+    struct drover_vip_slot *vip_index; /* mmap of drover_vip_idx (both halves) */
     int owns_fds;
     int lock_fd; /* the pin directory, flock()ed while publishing; -1 if none.
                   * Owned (closed by director_maps_close) when set. */
@@ -49,10 +52,8 @@ struct director_maps {
 /* Open the pins in dir (e.g. /sys/fs/bpf/drover/eth0). 0 or -errno; the
  * error is logged naming the pin. Close with director_maps_close(). */
 int director_maps_open_pinned(const char *dir, struct director_maps *m);
-/* Use fds owned by someone else (a skeleton); only maps the table. */
-int director_maps_from_fds(struct director_maps *m, int vips_fd, int table_fd, int proxies_fd,
-                           int gen_cfg_fd, int active_fd, int stats_fd);
-/* Same, for the maps of a loaded director BPF object (skel->obj). */
+/* Use the maps of a loaded director BPF object (skel->obj); the object
+ * keeps owning their fds. */
 int director_maps_from_object(struct director_maps *m, struct bpf_object *obj);
 void director_maps_close(struct director_maps *m);
 
@@ -75,7 +76,9 @@ int director_maps_checksum(const struct director_maps *m, __u32 gen, __u64 *sum)
 int director_maps_read_gen(const struct director_maps *m, __u32 gen, struct drover_gen_config *cfg,
                            struct drover_proxy *proxies);
 
-/* Make the VIP set exactly keys[0..n): add missing, delete the rest. */
+/* Make the VIP set exactly keys[0..n): add the missing ones to the hash
+ * map, rebuild the VIP index in its inactive half and flip it (same RCU
+ * wait as a generation), then delete the stale keys. */
 int director_maps_set_vips(struct director_maps *m, const struct drover_vip_key *keys, size_t n);
 int director_maps_count_vips(const struct director_maps *m, size_t *n);
 

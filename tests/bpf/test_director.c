@@ -483,6 +483,47 @@ START_TEST(test_vip_set_sync)
 }
 END_TEST
 
+/* VIPs sharing a slot of the VIP index are found through the hash map;
+ * a non-VIP in such a slot still passes. */
+START_TEST(test_vip_index_collisions)
+{
+    struct drover_vip_key k[3];
+    uint16_t ports[3];
+    int found = 0;
+
+    vip("192.0.2.1", 1000, IPPROTO_TCP, &k[0]);
+    __u32 slot = drover_vip_slot(&k[0]);
+    ports[0] = 1000;
+    for (uint32_t p = 1001; p < 65536 && found < 2; p++) {
+        struct drover_vip_key t;
+        vip("192.0.2.1", (uint16_t)p, IPPROTO_TCP, &t);
+        if (drover_vip_slot(&t) == slot) {
+            k[1 + found] = t;
+            ports[1 + found] = (uint16_t)p;
+            found++;
+        }
+    }
+    ck_assert_int_eq(found, 2);
+    ck_assert_int_eq(director_maps_set_vips(&maps, k, 2), 0);
+    struct pkt_spec s = V4_TCP;
+    struct pkt in;
+    s.dport = ports[0];
+    run_expect_encap(&s);
+    s.dport = ports[1];
+    run_expect_encap(&s);
+    s.dport = ports[2]; /* same slot, not a VIP */
+    pkt_build(&in, &s);
+    run_expect_pass(&in);
+    /* Alone in its slot again: found without the hash map. */
+    ck_assert_int_eq(director_maps_set_vips(&maps, &k[1], 1), 0);
+    s.dport = ports[1];
+    run_expect_encap(&s);
+    s.dport = ports[0];
+    pkt_build(&in, &s);
+    run_expect_pass(&in);
+}
+END_TEST
+
 START_TEST(test_egress_redirect)
 {
     struct pkt in, out;
@@ -668,6 +709,7 @@ int main(void)
     tcase_add_test(tc, test_truncated_every_length);
     tcase_add_test(tc, test_no_proxy_drops);
     tcase_add_test(tc, test_vip_set_sync);
+    tcase_add_test(tc, test_vip_index_collisions);
     tcase_add_test(tc, test_egress_redirect);
     tcase_add_test(tc, test_no_config_passes);
     tcase_add_test(tc, test_table_swap);

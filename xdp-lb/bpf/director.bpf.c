@@ -32,6 +32,21 @@ struct {
 
 struct {
     __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, DROVER_GENERATIONS *DROVER_VIP_SLOTS);
+    __uint(map_flags, BPF_F_MMAPABLE);
+    __type(key, __u32);
+    __type(value, struct drover_vip_slot);
+} drover_vip_idx SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct drover_vip_active);
+} drover_vip_act SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
     __uint(max_entries, DROVER_GENERATIONS *DROVER_TABLE_ROWS);
     __uint(map_flags, BPF_F_MMAPABLE);
     __type(key, __u32);
@@ -205,6 +220,31 @@ static __always_inline int parse_v6(void *data, void *data_end, __u32 off, struc
     return DROVER_STAT_PASS_NON_VIP;
 }
 
+/* Is k a VIP? One array read for most packets: the VIP index slot either
+ * holds k, holds another VIP or nothing (not a VIP), or says several VIPs
+ * share it (ask the hash map). */
+static __always_inline int is_vip(const struct drover_vip_key *k)
+{
+    __u32 zero = 0;
+    struct drover_vip_active *va = bpf_map_lookup_elem(&drover_vip_act, &zero);
+
+    if (!va)
+        return 0;
+    __u32 idx = (va->gen & (DROVER_GENERATIONS - 1)) * DROVER_VIP_SLOTS + drover_vip_slot(k);
+    struct drover_vip_slot *slot = bpf_map_lookup_elem(&drover_vip_idx, &idx);
+    if (!slot)
+        return 0;
+    if (slot->flags & DROVER_VIP_SLOT_USED) {
+        const __u32 *a = slot->key.addr, *b = k->addr;
+        const __u32 *ta = (const __u32 *)&slot->key.port, *tb = (const __u32 *)&k->port;
+        if (((a[0] ^ b[0]) | (a[1] ^ b[1]) | (a[2] ^ b[2]) | (a[3] ^ b[3]) | (*ta ^ *tb)) == 0)
+            return 1;
+    }
+    if (slot->flags & DROVER_VIP_SLOT_MORE)
+        return bpf_map_lookup_elem(&drover_vips, k) != NULL;
+    return 0;
+}
+
 /* Fill the outer UDP header, the GUE header and the hop-list header (the
  * addresses are written by the caller). */
 static __always_inline void write_gue(struct udphdr *udp, const struct drover_gen_config *cfg,
@@ -268,7 +308,7 @@ int drover_director(struct xdp_md *ctx)
         .family = f.family,
     };
     __builtin_memcpy(vk.addr, f.dst, sizeof(vk.addr));
-    if (!bpf_map_lookup_elem(&drover_vips, &vk)) {
+    if (!is_vip(&vk)) {
         st->count[DROVER_STAT_PASS_NON_VIP]++;
         return XDP_PASS;
     }

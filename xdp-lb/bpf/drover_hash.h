@@ -176,6 +176,20 @@ static __always_inline __u64 drover_flow_hash_state(const __u64 init[4],
     return drover_siphash13_state(init, w, (int)(len / 8), tail, len);
 }
 
+/* Slot of a VIP key in the VIP index: a cheap multiplicative hash (the
+ * index is only a filter in front of the authoritative hash map; VIPs are
+ * chosen by operators, not by whoever sends packets). */
+static __always_inline __u32 drover_vip_slot(const struct drover_vip_key *k)
+{
+    __u32 x = k->addr[0] ^ k->addr[1] ^ k->addr[2] ^ k->addr[3];
+
+    x ^= ((__u32)k->port << 16) | ((__u32)k->proto << 8) | k->family;
+    x *= 0x9E3779B1u;
+    x ^= x >> 15;
+    x *= 0x85EBCA77u;
+    return x >> (32 - DROVER_VIP_SLOT_BITS);
+}
+
 static __always_inline __u32 drover_hash_row(__u64 h)
 {
     return (__u32)(h & DROVER_TABLE_MASK);

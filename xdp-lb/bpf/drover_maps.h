@@ -30,6 +30,10 @@
 #define DROVER_GENERATIONS 2
 #define DROVER_MAX_PROXIES 1024
 #define DROVER_MAX_VIPS    4096
+/* VIP index: a direct-mapped array in front of the VIP hash map, two
+ * halves (one live, one being rebuilt). 4x the VIP limit keeps it sparse. */
+#define DROVER_VIP_SLOT_BITS 14
+#define DROVER_VIP_SLOTS     (1u << DROVER_VIP_SLOT_BITS)
 
 /* GUE tunnel. */
 #define DROVER_GUE_PORT_DEFAULT 19523
@@ -79,6 +83,19 @@ struct drover_vip_value {
     __u32 vip_id;
 };
 
+/* vip_index map (array, mmapable): DROVER_GENERATIONS * DROVER_VIP_SLOTS
+ * slots; half h of it is live when drover_vip_active.gen == h. A slot
+ * holds the VIP whose drover_vip_slot() is its index; when several VIPs
+ * share a slot it holds none of them and has DROVER_VIP_SLOT_MORE set, and
+ * the director asks the drover_vips hash map. So a packet for no VIP costs
+ * one array read, not a hash-map lookup. */
+#define DROVER_VIP_SLOT_USED 1u
+#define DROVER_VIP_SLOT_MORE 2u
+struct drover_vip_slot {
+    struct drover_vip_key key;
+    __u32 flags;
+};
+
 /* proxies map (array): DROVER_GENERATIONS * DROVER_MAX_PROXIES entries,
  * generation g uses indices [g * DROVER_MAX_PROXIES, (g+1) * ...). */
 struct drover_proxy {
@@ -125,6 +142,11 @@ struct drover_gen_config {
 /* active map (array, one entry): the generation packets use. Written last,
  * and only this 4-byte value, so the swap is a single store. */
 struct drover_active {
+    __u32 gen;
+};
+
+/* drover_vip_active map (array, one entry): the live half of vip_index. */
+struct drover_vip_active {
     __u32 gen;
 };
 
