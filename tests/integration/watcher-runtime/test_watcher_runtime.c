@@ -430,6 +430,23 @@ static void exec_cb(struct haproxy_runtime *r, int st, const char *const *ans, s
     done_flag = true;
 }
 
+static int big_status, big_errors, big_misplaced;
+static size_t big_n;
+static void big_cb(struct haproxy_runtime *r, int st, const char *const *ans, size_t n,
+                   const char *e, void *arg)
+{
+    big_status = st;
+    big_n = n;
+    for (size_t i = 0; st == 0 && i < n; i++) {
+        bool failed = strcmp(ans[i], "No such server.\n") == 0;
+        big_errors += failed;
+        big_misplaced += failed != (i % 997 == 0) || (!failed && ans[i][0]);
+    }
+    if (st != 0)
+        fprintf(stderr, "big batch failed: %s\n", e);
+    done_flag = true;
+}
+
 /* ---- the test ---- */
 
 static void never_called(uv_timer_t *t)
@@ -618,6 +635,30 @@ int main(int argc, char **argv)
                N, batch, single);
     }
 
+    /* 7b. a big pipelined batch keeps answers aligned with commands: the
+     * failing commands' answers sit exactly at their positions */
+    {
+        enum { N = 20000 };
+        static char texts[N][64];
+        static const char *cmds[N];
+        for (int i = 0; i < N; i++) {
+            if (i % 997 == 0)
+                snprintf(texts[i], sizeof(texts[i]), "set server be/nosuch%d weight 0", i);
+            else
+                snprintf(texts[i], sizeof(texts[i]), "set server be/slot%ld weight 0", s3 + 1);
+            cmds[i] = texts[i];
+        }
+        big_errors = 0;
+        big_misplaced = 0;
+        double t0 = now_ms();
+        CHECK(haproxy_runtime_exec(rt, HAPROXY_SOCKET_STATS, cmds, N, big_cb, NULL) == 0, "exec");
+        CHECK(run_until_done(20000) && big_status == 0, "big batch: %d", big_status);
+        CHECK(big_n == N && big_misplaced == 0 && big_errors == (N + 996) / 997,
+              "big batch: %zu answers, %d errors, %d misplaced", big_n, big_errors, big_misplaced);
+        printf("FIGURE %d pipelined commands (%d failing) in %.1f ms\n", N, big_errors,
+               now_ms() - t0);
+    }
+
     /* 8. reload through the master CLI: state file, new worker, runtime
      * addresses kept */
     {
@@ -745,9 +786,10 @@ int main(int argc, char **argv)
         waitpid(haproxy_pid, NULL, 0);
         haproxy_pid = -1;
         end = now_ms() + 5000;
+        /* the worker may answer, or reset a connection, while it dies */
         do {
             rc = apply(rt, &cur);
-        } while (rc == 0 && now_ms() < end && usleep(50000) == 0);
+        } while (rc != -ECONNREFUSED && rc != -ENOENT && now_ms() < end && usleep(50000) == 0);
         CHECK(rc == -ECONNREFUSED || rc == -ENOENT, "dead haproxy gave %d: %s", rc,
               apply_res.message);
         printf("dead haproxy: %s\n", apply_res.message);
