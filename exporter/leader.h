@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * leader: leader election among exporter replicas of one cluster through
+ * a Consul session lock on R kube/<cluster>/leader.
+ *
+ * A replica creates a session (TTL, behaviour release, lock-delay set
+ * explicitly), renews it every TTL/2 and tries `?acquire=` on the key:
+ * whoever holds it is the leader and the only one that writes. Followers
+ * watch the key (blocking query) and try again as soon as it is free, and
+ * every second while Consul's lock-delay still refuses them, so one takes
+ * over within about the session's TTL (Consul invalidates a dead holder's
+ * session after TTL to 2 x TTL) plus the lock-delay.
+ *
+ * Leadership ends at once, with a new generation number, when the
+ * session is gone (renew says not found), when the key shows another
+ * holder, or when the session could not be renewed for nearly a TTL (a
+ * leader cut off from Consul must assume it lost the lock). Writers
+ * compare the generation before every write (sync_set_writer).
+ */
+#ifndef DROVER_EXPORTER_LEADER_H
+#define DROVER_EXPORTER_LEADER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "consul.h"
+
+struct leader_config {
+    const char *key;       /* R kube/<cluster>/leader */
+    const char *holder;    /* pod or host name, written into the key */
+    const char *version;   /* exporter version, written into the key */
+    unsigned ttl_s;        /* session TTL, 10..86400; 0 = 15 */
+    unsigned lock_delay_s; /* Consul lock-delay after an invalidation */
+    unsigned retry_ms;     /* acquire retry while the lock is free; 0 = 1000 */
+};
+
+struct leader_stats {
+    uint64_t sessions_created;
+    uint64_t acquisitions;     /* became leader */
+    uint64_t losses;           /* stopped being leader (any reason) */
+    uint64_t renew_failures;   /* renew requests that failed */
+    uint64_t acquire_attempts; /* ?acquire= requests */
+};
+
+/* leader: whether this replica may write now; generation moves on every
+ * change. Called on the loop, never from inside leader_* calls. */
+typedef void (*leader_change_cb)(void *arg, bool leader, uint64_t generation);
+
+struct leader;
+
+int leader_new(uv_loop_t *loop, struct consul_client *consul, const struct leader_config *cfg,
+               leader_change_cb cb, void *arg, struct leader **out);
+void leader_start(struct leader *l);
+bool leader_is_leader(const struct leader *l);
+uint64_t leader_generation(const struct leader *l);
+/* True once the first acquire attempt was answered (leader or follower). */
+bool leader_decided(const struct leader *l);
+const struct leader_stats *leader_stats(const struct leader *l);
+
+/* Graceful stop: leadership ends now (cb with false), then the lock is
+ * released and the session destroyed so a follower takes over without
+ * waiting for the TTL. done runs when that finished or failed. */
+void leader_shutdown(struct leader *l, void (*done)(void *arg), void *arg);
+/* After leader_shutdown's done (or without it) and before freeing the
+ * Consul client. Frees asynchronously. */
+void leader_free(struct leader *l);
+
+#endif

@@ -1,0 +1,596 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * drover-exporter: Kubernetes Services and Nodes into Consul KV. This file
+ * wires the modules together: options, the Kubernetes client with one
+ * reflector per resource (kube_client), the reconciler (sync), leader
+ * election (leader), Prometheus metrics, /healthz + /readyz, systemd
+ * notification and signals (SIGTERM/SIGINT stop, SIGHUP resyncs).
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "config.h"
+#include "consul.h"
+#include "curl_uv.h"
+#include "http_server.h"
+#include "kube_client.h"
+#include "kube_objects.h"
+#include "kube_store.h"
+#include "kv_layout.h"
+#include "label_selector.h"
+#include "leader.h"
+#include "log.h"
+#include "metrics.h"
+#include "sdnotify.h"
+#include "sync.h"
+
+#ifndef DROVER_VERSION
+#define DROVER_VERSION "0.1.0"
+#endif
+
+struct options {
+    char *kube_api;
+    char *kube_token_file;
+    char *kube_ca_file;
+    bool kube_insecure;
+    int64_t kube_page_size;
+    int64_t watch_timeout_min_ms, watch_timeout_max_ms;
+    char *consul_addr;
+    char *consul_token_file;
+    char *consul_ca_file;
+    char *cluster;
+    char *kv_prefix;
+    bool kse_compat;
+    char *kse_prefix;
+    char *metrics_addr;
+    char *node_selector;
+    int64_t node_grace_ms;
+    char *node_address_type;
+    bool export_by_default;
+    int64_t resync_ms;
+    int64_t coalesce_ms;
+    bool leader_elect;
+    int64_t leader_ttl_ms;
+    int64_t leader_lock_delay_ms;
+    char *holder;
+};
+
+static struct options opt;
+
+static const struct config_option options[] = {
+    CONFIG_OPT_STRING("kube-api", &opt.kube_api, NULL,
+                      "Kubernetes API URL; default: in-cluster (KUBERNETES_SERVICE_HOST/PORT)"),
+    CONFIG_OPT_STRING("kube-token-file", &opt.kube_token_file, NULL,
+                      "bearer token file (re-read on 401 and every minute); in-cluster: the "
+                      "service-account token"),
+    CONFIG_OPT_STRING("kube-ca-file", &opt.kube_ca_file, NULL,
+                      "CA bundle of the API server; in-cluster: the service-account ca.crt"),
+    CONFIG_OPT_BOOL("kube-insecure-skip-tls-verify", &opt.kube_insecure, "false",
+                    "do not verify the API server's certificate (tests only)"),
+    CONFIG_OPT_INT("kube-page-size", &opt.kube_page_size, "500", 1, 100000,
+                   "items per list page (limit/continue)"),
+    CONFIG_OPT_DURATION("watch-timeout-min", &opt.watch_timeout_min_ms, "5m",
+                        "shortest watch (timeoutSeconds is random between min and max)"),
+    CONFIG_OPT_DURATION("watch-timeout-max", &opt.watch_timeout_max_ms, "10m", "longest watch"),
+    CONFIG_OPT_STRING("consul-addr", &opt.consul_addr, "http://127.0.0.1:8500",
+                      "Consul HTTP(S) address"),
+    CONFIG_OPT_STRING("consul-token-file", &opt.consul_token_file, NULL,
+                      "Consul ACL token file (re-read periodically)"),
+    CONFIG_OPT_STRING("consul-ca-file", &opt.consul_ca_file, NULL, "CA bundle for https Consul"),
+    CONFIG_OPT_STRING("cluster", &opt.cluster, NULL,
+                      "name of this Kubernetes cluster in KV (required; [A-Za-z0-9._-], 1-63)"),
+    CONFIG_OPT_STRING("kv-prefix", &opt.kv_prefix, KV_LAYOUT_DEFAULT_ROOT,
+                      "root of drover's keys in Consul KV"),
+    CONFIG_OPT_BOOL("kse-compat", &opt.kse_compat, "false",
+                    "also write GitHub kube-service-exporter's KV layout"),
+    CONFIG_OPT_STRING("kse-prefix", &opt.kse_prefix, KV_LAYOUT_DEFAULT_KSE_PREFIX,
+                      "KV prefix of the kube-service-exporter layout"),
+    CONFIG_OPT_STRING("metrics-addr", &opt.metrics_addr, ":9105",
+                      "address for /metrics, /healthz and /readyz; empty = none"),
+    CONFIG_OPT_STRING("node-selector", &opt.node_selector, NULL,
+                      "label selector of the load-balancing nodes (empty = every node)"),
+    CONFIG_OPT_DURATION("node-grace", &opt.node_grace_ms, "30s",
+                        "a node that turns NotReady stays eligible this long"),
+    CONFIG_OPT_STRING("node-address-type", &opt.node_address_type, "InternalIP",
+                      "node address type exported (InternalIP, ExternalIP, ...)"),
+    CONFIG_OPT_BOOL("export-by-default", &opt.export_by_default, "false",
+                    "export NodePort/LoadBalancer Services without an `exported` annotation"),
+    CONFIG_OPT_DURATION("resync-interval", &opt.resync_ms, "5m",
+                        "re-read Consul and repair drift this often (0 = never)"),
+    CONFIG_OPT_DURATION("coalesce", &opt.coalesce_ms, "5ms",
+                        "wait this long after a change before writing (batches bursts)"),
+    CONFIG_OPT_BOOL("leader-elect", &opt.leader_elect, "true",
+                    "elect a leader among replicas through a Consul session lock"),
+    CONFIG_OPT_DURATION("leader-ttl", &opt.leader_ttl_ms, "15s",
+                        "Consul session TTL of the leader lock (10s..1h)"),
+    CONFIG_OPT_DURATION("leader-lock-delay", &opt.leader_lock_delay_ms, "5s",
+                        "Consul lock-delay after a leader's session is invalidated"),
+    CONFIG_OPT_STRING("holder-name", &opt.holder, NULL,
+                      "name written into the leader key; default $POD_NAME or the host name"),
+    CONFIG_OPT_END,
+};
+
+static const struct config_program program = {
+    .name = "drover-exporter",
+    .summary = "Export Kubernetes Services and Nodes into Consul KV for drover.",
+    .options = options,
+};
+
+#define N_REASONS 8
+static const char *const reason_names[N_REASONS] = {
+    "InvalidAnnotation",
+    "InvalidObject",
+    "MissingNodePort",
+    "Other",
+};
+
+struct daemon {
+    uv_loop_t *loop;
+    struct curl_uv *cu;
+    struct consul_client *consul;
+    struct kube_client *kube;
+    struct kube_store *services, *nodes;
+    struct kube_reflector *rsvc, *rnode;
+    struct sync *sync;
+    struct leader *leader;
+    struct http_server *http;
+    struct metrics_registry *metrics;
+    struct sdnotify_watchdog *watchdog;
+    struct label_selector *selector;
+    struct kv_layout layout;
+    struct export_options sopts;
+    struct node_options nopts;
+    uv_signal_t sigterm, sigint, sighup;
+    uv_timer_t stop_timer;
+    bool stopping;
+    bool leader_now;
+    bool follower_decided;
+    bool synced_as_leader;
+    bool notified_ready;
+    uint64_t leader_transitions;
+    uint64_t skipped[N_REASONS];
+    char holder[256];
+};
+
+/* ---- readiness ---- */
+
+static void update_ready(struct daemon *d)
+{
+    bool ready;
+    const char *why;
+    if (!opt.leader_elect || d->leader_now) {
+        ready = d->synced_as_leader;
+        why = ready ? "leader, synced" : "leader, first full sync pending";
+    } else {
+        ready = d->follower_decided;
+        why = ready ? "following" : "leader election pending";
+    }
+    if (d->http)
+        http_server_set_ready(d->http, ready, why);
+    if (ready && !d->notified_ready) {
+        d->notified_ready = true;
+        sdnotify_ready();
+    }
+    sdnotify_status("%s", why);
+}
+
+static void on_synced(void *arg)
+{
+    struct daemon *d = arg;
+    if (!d->synced_as_leader) {
+        const struct sync_stats *st = sync_stats(d->sync);
+        log_info("exporter: KV in sync for cluster %s: %zu services (%zu ports), %zu nodes "
+                 "(%zu eligible)",
+                 opt.cluster, st->last.services, st->last.service_ports, st->last.nodes,
+                 st->last.eligible_nodes);
+    }
+    d->synced_as_leader = true;
+    update_ready(d);
+}
+
+static void on_skip(const char *kind, const char *key, const struct kube_reason *why, void *arg)
+{
+    struct daemon *d = arg;
+    int i;
+    for (i = 0; i < N_REASONS - 1 && reason_names[i]; i++)
+        if (strcmp(reason_names[i], why->reason) == 0)
+            break;
+    if (!reason_names[i])
+        i = 3;
+    d->skipped[i]++;
+    log_warn("exporter: %s %s not exported: %s: %s", kind, key, why->reason, why->message);
+}
+
+static void on_leader(void *arg, bool leader, uint64_t generation)
+{
+    struct daemon *d = arg;
+    if (leader != d->leader_now)
+        d->leader_transitions++;
+    d->leader_now = leader;
+    d->follower_decided = true;
+    if (!leader)
+        d->synced_as_leader = false;
+    sync_set_writer(d->sync, leader, generation);
+    update_ready(d);
+}
+
+static void on_store_change(void *arg, bool changed)
+{
+    struct daemon *d = arg;
+    (void)changed;
+    sync_kick(d->sync);
+}
+
+/* ---- metrics ---- */
+
+static void emit_resource(struct metrics_emitter *em, const char *res,
+                          const struct kube_reflector_stats *s)
+{
+    metrics_emit(em, "drover_exporter_lists_total", "Complete lists of a resource.",
+                 METRICS_COUNTER, (double)s->lists, "resource", res, NULL);
+    metrics_emit(em, "drover_exporter_relists_total",
+                 "Lists after the first (expired resourceVersion, lost events).", METRICS_COUNTER,
+                 (double)s->relists, "resource", res, NULL);
+    metrics_emit(em, "drover_exporter_list_restarts_total",
+                 "Lists restarted from the first page (expired continue token, errors).",
+                 METRICS_COUNTER, (double)s->list_restarts, "resource", res, NULL);
+    metrics_emit(em, "drover_exporter_watch_restarts_total",
+                 "Watches started again after one ended (timeout, drop, error).", METRICS_COUNTER,
+                 (double)s->watch_restarts, "resource", res, NULL);
+    for (int t = 0; t < 5; t++)
+        metrics_emit(em, "drover_exporter_events_total", "Watch events received, by type.",
+                     METRICS_COUNTER, (double)s->events[t], "resource", res, "type",
+                     kube_event_type_name((enum kube_event_type)t), NULL);
+    static const char *const h = "Failed Kubernetes API requests, by kind.";
+    metrics_emit(em, "drover_exporter_kube_errors_total", h, METRICS_COUNTER, (double)s->expired,
+                 "resource", res, "kind", "expired", NULL);
+    metrics_emit(em, "drover_exporter_kube_errors_total", h, METRICS_COUNTER,
+                 (double)s->unauthorized, "resource", res, "kind", "unauthorized", NULL);
+    metrics_emit(em, "drover_exporter_kube_errors_total", h, METRICS_COUNTER, (double)s->throttled,
+                 "resource", res, "kind", "throttled", NULL);
+    metrics_emit(em, "drover_exporter_kube_errors_total", h, METRICS_COUNTER,
+                 (double)s->server_errors, "resource", res, "kind", "server", NULL);
+    metrics_emit(em, "drover_exporter_kube_errors_total", h, METRICS_COUNTER,
+                 (double)s->transport_errors, "resource", res, "kind", "transport", NULL);
+}
+
+static void collect(struct metrics_emitter *em, void *arg)
+{
+    struct daemon *d = arg;
+    emit_resource(em, "services", kube_reflector_stats(d->rsvc));
+    emit_resource(em, "nodes", kube_reflector_stats(d->rnode));
+    metrics_emit(em, "drover_exporter_token_reloads_total",
+                 "Kubernetes bearer token re-reads that found a new token.", METRICS_COUNTER,
+                 (double)kube_client_token_reloads(d->kube), NULL);
+    const struct sync_stats *s = sync_stats(d->sync);
+    metrics_emit(em, "drover_exporter_kv_writes_total", "KV entries written, by operation.",
+                 METRICS_COUNTER, (double)s->kv_sets, "op", "set", NULL);
+    metrics_emit(em, "drover_exporter_kv_writes_total", "KV entries written, by operation.",
+                 METRICS_COUNTER, (double)s->kv_deletes, "op", "delete", NULL);
+    metrics_emit(em, "drover_exporter_txn_total", "/v1/txn batches committed.", METRICS_COUNTER,
+                 (double)s->txns, NULL);
+    metrics_emit(em, "drover_exporter_txn_failures_total",
+                 "/v1/txn batches that failed (conflicts included).", METRICS_COUNTER,
+                 (double)s->txn_failures, NULL);
+    metrics_emit(em, "drover_exporter_txn_conflicts_total",
+                 "/v1/txn batches refused by a check-and-set (someone else wrote).",
+                 METRICS_COUNTER, (double)s->txn_conflicts, NULL);
+    metrics_emit(em, "drover_exporter_sync_rounds_total", "Build + diff rounds.", METRICS_COUNTER,
+                 (double)s->rounds, NULL);
+    metrics_emit(em, "drover_exporter_sync_noop_rounds_total",
+                 "Rounds that found nothing to write.", METRICS_COUNTER, (double)s->noop_rounds,
+                 NULL);
+    metrics_emit(em, "drover_exporter_kv_reads_total", "Full reads of the cluster's KV prefixes.",
+                 METRICS_COUNTER, (double)s->reads, NULL);
+    metrics_emit(em, "drover_exporter_kv_read_failures_total", "Failed full reads.",
+                 METRICS_COUNTER, (double)s->read_failures, NULL);
+    metrics_emit(em, "drover_exporter_last_sync_timestamp_seconds",
+                 "Unix time of the last round that left KV equal to a complete view (0: never).",
+                 METRICS_GAUGE, (double)s->last_sync_unix, NULL);
+    for (int i = 0; i < N_REASONS && reason_names[i]; i++)
+        metrics_emit(em, "drover_exporter_export_errors_total",
+                     "Services or Nodes refused (not exported), by reason.", METRICS_COUNTER,
+                     (double)d->skipped[i], "reason", reason_names[i], NULL);
+    metrics_emit(em, "drover_exporter_services", "Services exported (last build).", METRICS_GAUGE,
+                 (double)s->last.services, NULL);
+    metrics_emit(em, "drover_exporter_service_ports", "Service entries (last build).",
+                 METRICS_GAUGE, (double)s->last.service_ports, NULL);
+    metrics_emit(em, "drover_exporter_nodes", "Node entries (last build).", METRICS_GAUGE,
+                 (double)s->last.nodes, NULL);
+    metrics_emit(em, "drover_exporter_eligible_nodes", "Eligible nodes, grace included.",
+                 METRICS_GAUGE, (double)s->last.eligible_nodes, NULL);
+    metrics_emit(em, "drover_exporter_nodes_in_grace",
+                 "NotReady nodes kept eligible by the grace period.", METRICS_GAUGE,
+                 (double)s->last.nodes_in_grace, NULL);
+    metrics_emit(em, "drover_exporter_leader", "1 while this replica holds the leader lock.",
+                 METRICS_GAUGE, d->leader_now ? 1.0 : 0.0, NULL);
+    metrics_emit(em, "drover_exporter_leader_transitions_total",
+                 "Times this replica became or stopped being leader.", METRICS_COUNTER,
+                 (double)d->leader_transitions, NULL);
+    consul_stats_emit(consul_client_stats(d->consul), em, "exporter");
+}
+
+/* ---- shutdown ---- */
+
+static void on_closed(uv_handle_t *h)
+{
+    (void)h;
+}
+
+static void finish_stop(struct daemon *d)
+{
+    uv_timer_stop(&d->stop_timer);
+    uv_close((uv_handle_t *)&d->stop_timer, on_closed);
+    sync_stop(d->sync);
+    kube_reflector_free(d->rsvc);
+    kube_reflector_free(d->rnode);
+    d->rsvc = d->rnode = NULL;
+    kube_client_free(d->kube);
+    d->kube = NULL;
+    leader_free(d->leader);
+    d->leader = NULL;
+    consul_client_free(d->consul);
+    d->consul = NULL;
+    sync_free(d->sync);
+    d->sync = NULL;
+    curl_uv_free(d->cu);
+    d->cu = NULL;
+    http_server_close(d->http);
+    d->http = NULL;
+    sdnotify_watchdog_stop(d->watchdog);
+    d->watchdog = NULL;
+    uv_close((uv_handle_t *)&d->sigterm, on_closed);
+    uv_close((uv_handle_t *)&d->sigint, on_closed);
+    uv_close((uv_handle_t *)&d->sighup, on_closed);
+}
+
+static void on_leader_released(void *arg)
+{
+    struct daemon *d = arg;
+    if (d->cu)
+        finish_stop(d);
+}
+
+static void on_stop_timer(uv_timer_t *t)
+{
+    struct daemon *d = t->data;
+    log_warn("exporter: releasing the leader lock took too long, stopping anyway");
+    finish_stop(d);
+}
+
+static void on_stop(uv_signal_t *sig, int signum)
+{
+    struct daemon *d = sig->data;
+    if (d->stopping)
+        return;
+    d->stopping = true;
+    log_info("exporter: %s received, stopping", strsignal(signum));
+    sdnotify_stopping();
+    sync_stop(d->sync);
+    if (d->leader) {
+        uv_timer_start(&d->stop_timer, on_stop_timer, 3000, 0);
+        leader_shutdown(d->leader, on_leader_released, d);
+        return;
+    }
+    finish_stop(d);
+}
+
+static void on_hup(uv_signal_t *sig, int signum)
+{
+    struct daemon *d = sig->data;
+    (void)signum;
+    log_info("exporter: SIGHUP: re-reading Consul and the token, resyncing");
+    kube_client_reload_token(d->kube);
+    sync_resync(d->sync);
+}
+
+/* ---- setup ---- */
+
+static int setup(struct daemon *d)
+{
+    char err[512], urlbuf[512];
+    int rc;
+
+    if (!opt.cluster || !*opt.cluster) {
+        log_error("exporter: --cluster (DROVER_CLUSTER) is required, exiting");
+        return -EINVAL;
+    }
+    if (kv_layout_init(&d->layout, opt.kv_prefix, opt.cluster,
+                       opt.kse_compat ? opt.kse_prefix : NULL) < 0)
+        return -EINVAL;
+    if (opt.node_selector && *opt.node_selector) {
+        rc = label_selector_parse(opt.node_selector, &d->selector, err, sizeof(err));
+        if (rc < 0) {
+            log_error("exporter: --node-selector '%s': %s, exiting", opt.node_selector, err);
+            return rc;
+        }
+    }
+    d->sopts =
+        (struct export_options){.cluster = opt.cluster, .export_by_default = opt.export_by_default};
+    d->nopts =
+        (struct node_options){.address_type = opt.node_address_type, .selector = d->selector};
+
+    if (opt.holder && *opt.holder)
+        snprintf(d->holder, sizeof(d->holder), "%s", opt.holder);
+    else if (getenv("POD_NAME") && *getenv("POD_NAME"))
+        snprintf(d->holder, sizeof(d->holder), "%s", getenv("POD_NAME"));
+    else if (gethostname(d->holder, sizeof(d->holder) - 1) < 0)
+        snprintf(d->holder, sizeof(d->holder), "pid-%d", (int)getpid());
+
+    if (curl_uv_new(d->loop, &d->cu) < 0) {
+        log_error("exporter: cannot set up libcurl on libuv, exiting");
+        return -EIO;
+    }
+    struct consul_config ccfg = {
+        .address = opt.consul_addr,
+        .token_file = opt.consul_token_file,
+        .ca_file = opt.consul_ca_file,
+    };
+    rc = consul_client_new(d->loop, &ccfg, &d->consul);
+    if (rc < 0) {
+        log_error("exporter: Consul client for %s: %s, exiting", opt.consul_addr, strerror(-rc));
+        return rc;
+    }
+
+    struct kube_client_config kcfg = {
+        .api_url = opt.kube_api && *opt.kube_api ? opt.kube_api : NULL,
+        .token_file = opt.kube_token_file && *opt.kube_token_file ? opt.kube_token_file : NULL,
+        .ca_file = opt.kube_ca_file && *opt.kube_ca_file ? opt.kube_ca_file : NULL,
+        .insecure_skip_tls = opt.kube_insecure,
+        .page_limit = (unsigned)opt.kube_page_size,
+        .watch_min_s = (unsigned)(opt.watch_timeout_min_ms / 1000),
+        .watch_max_s = (unsigned)(opt.watch_timeout_max_ms / 1000),
+    };
+    if (!kcfg.api_url) {
+        rc = kube_client_config_in_cluster(&kcfg, urlbuf, sizeof(urlbuf));
+        if (rc < 0)
+            return rc;
+    }
+    rc = kube_client_new(d->loop, d->cu, &kcfg, &d->kube);
+    if (rc < 0) {
+        log_error("exporter: Kubernetes client for %s: %s, exiting", kcfg.api_url, strerror(-rc));
+        return rc;
+    }
+    if (kcfg.insecure_skip_tls)
+        log_warn("exporter: not verifying the API server's certificate "
+                 "(--kube-insecure-skip-tls-verify)");
+
+    d->services = kube_store_new("services", true);
+    d->nodes = kube_store_new("nodes", false);
+    if (!d->services || !d->nodes)
+        return -ENOMEM;
+    kube_store_set_slim(d->services, kube_service_slim);
+    kube_store_set_slim(d->nodes, kube_node_slim);
+
+    struct sync_config scfg = {
+        .layout = &d->layout,
+        .service_opts = &d->sopts,
+        .node_opts = &d->nopts,
+        .grace_ms = opt.node_grace_ms,
+        .coalesce_ms = (unsigned)opt.coalesce_ms,
+        .resync_ms = opt.resync_ms,
+        .version = DROVER_VERSION,
+    };
+    if (!scfg.coalesce_ms)
+        scfg.coalesce_ms = 1;
+    rc =
+        sync_new(d->loop, d->consul, d->services, d->nodes, &scfg, on_skip, on_synced, d, &d->sync);
+    if (rc < 0)
+        return rc;
+    rc = kube_reflector_new(d->kube, "/api/v1/services", d->services, on_store_change, d, &d->rsvc);
+    if (rc == 0)
+        rc = kube_reflector_new(d->kube, "/api/v1/nodes", d->nodes, on_store_change, d, &d->rnode);
+    if (rc < 0)
+        return rc;
+
+    d->metrics = metrics_registry_new();
+    if (!d->metrics || metrics_add_collector(d->metrics, collect, d) < 0)
+        return -ENOMEM;
+    if (opt.metrics_addr && *opt.metrics_addr) {
+        struct http_server_options hopts = {.listen = opt.metrics_addr, .metrics = d->metrics};
+        rc = http_server_start(d->loop, &hopts, &d->http, err, sizeof(err));
+        if (rc < 0) {
+            log_error("exporter: %s, exiting", err);
+            return rc;
+        }
+        log_info("exporter: metrics and health on %s (port %d)", opt.metrics_addr,
+                 http_server_port(d->http));
+    }
+
+    if (opt.leader_elect) {
+        char *key = kv_layout_leader_key(&d->layout);
+        struct leader_config lcfg = {
+            .key = key,
+            .holder = d->holder,
+            .version = DROVER_VERSION,
+            .ttl_s = (unsigned)(opt.leader_ttl_ms / 1000),
+            .lock_delay_s = (unsigned)(opt.leader_lock_delay_ms / 1000),
+        };
+        rc = key ? leader_new(d->loop, d->consul, &lcfg, on_leader, d, &d->leader) : -ENOMEM;
+        free(key);
+        if (rc < 0)
+            return rc;
+    } else {
+        sync_set_writer(d->sync, true, 1);
+    }
+    update_ready(d);
+
+    uv_timer_init(d->loop, &d->stop_timer);
+    d->stop_timer.data = d;
+    uv_signal_init(d->loop, &d->sigterm);
+    uv_signal_init(d->loop, &d->sigint);
+    uv_signal_init(d->loop, &d->sighup);
+    d->sigterm.data = d->sigint.data = d->sighup.data = d;
+    uv_signal_start(&d->sigterm, on_stop, SIGTERM);
+    uv_signal_start(&d->sigint, on_stop, SIGINT);
+    uv_signal_start(&d->sighup, on_hup, SIGHUP);
+    sdnotify_watchdog_start(d->loop, &d->watchdog);
+
+    log_info("exporter: cluster %s, KV %s%s, Kubernetes API %s, Consul %s, holder %s", opt.cluster,
+             d->layout.own, opt.kse_compat ? " (+ kube-service-exporter layout)" : "", kcfg.api_url,
+             opt.consul_addr, d->holder);
+    kube_reflector_start(d->rsvc);
+    kube_reflector_start(d->rnode);
+    if (d->leader)
+        leader_start(d->leader);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    struct daemon d = {0};
+    char err[512];
+    int rc;
+
+    log_set_component("exporter");
+    rc = config_parse(&program, argc, argv, NULL, err, sizeof(err));
+    if (rc == CONFIG_HELP_SHOWN)
+        return 0;
+    if (rc < 0) {
+        log_error("exporter: %s, exiting", err);
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        log_error("exporter: libcurl initialisation failed, exiting");
+        return 1;
+    }
+    d.loop = uv_default_loop();
+    rc = setup(&d);
+    if (rc < 0) {
+        /* Nothing has started yet that needs a graceful stop. */
+        sync_stop(d.sync);
+        kube_reflector_free(d.rsvc);
+        kube_reflector_free(d.rnode);
+        kube_client_free(d.kube);
+        leader_free(d.leader);
+        consul_client_free(d.consul);
+        sync_free(d.sync);
+        curl_uv_free(d.cu);
+        http_server_close(d.http);
+        uv_run(d.loop, UV_RUN_DEFAULT);
+        kube_store_free(d.services);
+        kube_store_free(d.nodes);
+        label_selector_free(d.selector);
+        kv_layout_clear(&d.layout);
+        metrics_registry_free(d.metrics);
+        config_free(&program);
+        return rc == -EINVAL ? 2 : 1;
+    }
+    uv_run(d.loop, UV_RUN_DEFAULT);
+    kube_store_free(d.services);
+    kube_store_free(d.nodes);
+    label_selector_free(d.selector);
+    kv_layout_clear(&d.layout);
+    metrics_registry_free(d.metrics);
+    uv_loop_close(d.loop);
+    config_free(&program);
+    curl_global_cleanup();
+    log_info("exporter: stopped");
+    return 0;
+}
