@@ -260,6 +260,70 @@ size_t slots_count_removed(const struct slot_assignment *applied, const struct s
     return removed;
 }
 
+/* ---- adopt ------------------------------------------------------------- */
+
+/* Canonical "ip|port" text of an address for comparisons; false if the
+ * address is not an IP literal. */
+static bool endpoint_text(const char *addr, uint16_t port, char *buf, size_t len)
+{
+    char ip[64];
+    size_t iplen;
+    const char *why;
+    if (haproxy_value_format(HAPROXY_VALUE_IP, addr, strlen(addr), ip, sizeof(ip), &iplen, &why) <
+        0)
+        return false;
+    int n = snprintf(buf, len, "%s|%u", ip, port);
+    return n > 0 && (size_t)n < len;
+}
+
+int slots_adopt(const struct slot_live *live, size_t n_live, const struct slot_server *desired,
+                size_t n, size_t nslots, struct slot_assignment *out)
+{
+    struct slot_assignment res;
+    bool *taken = NULL;
+    int rc = -ENOMEM;
+
+    slot_assignment_init(&res);
+    slot_assignment_free(out);
+    if (nslots > SLOTS_MAX)
+        return -EINVAL;
+    res.slots = calloc(nslots ? nslots : 1, sizeof(*res.slots));
+    taken = calloc(n ? n : 1, sizeof(*taken));
+    if (!res.slots || !taken)
+        goto out;
+    res.nslots = nslots;
+    for (size_t i = 0; i < n_live; i++) {
+        const struct slot_live *l = &live[i];
+        size_t s;
+        char have[96], want[96];
+        if (slots_parse_name(l->name, &s) < 0 || s >= nslots || res.slots[s].used)
+            continue;
+        if ((l->admin & SLOTS_ADMF_FMAINT) && (l->agent_state & SLOTS_CHK_CONFIGURED) &&
+            !(l->agent_state & SLOTS_CHK_ENABLED))
+            continue; /* a slot we freed */
+        if (!endpoint_text(l->address, l->port, have, sizeof(have)))
+            continue;
+        for (size_t d = 0; d < n; d++) {
+            if (taken[d] || !desired[d].key || !desired[d].address ||
+                !endpoint_text(desired[d].address, desired[d].port, want, sizeof(want)) ||
+                strcmp(have, want) != 0)
+                continue;
+            if (slot_server_dup(&res.slots[s].srv, &desired[d]) < 0)
+                goto out;
+            res.slots[s].used = true;
+            taken[d] = true;
+            break;
+        }
+    }
+    *out = res;
+    slot_assignment_init(&res);
+    rc = 0;
+out:
+    slot_assignment_free(&res);
+    free(taken);
+    return rc;
+}
+
 /* ---- guard ------------------------------------------------------------- */
 
 struct slots_guard_result slots_guard(size_t active, size_t removed, size_t remaining,

@@ -115,6 +115,19 @@ struct slot_live {
     unsigned agent_state; /* SLOTS_CHK_* */
 };
 
+/*
+ * Rebuild a placement from what HAProxy runs, for a watcher that starts
+ * (or lost track) while HAProxy keeps serving: every live slot (below
+ * nslots) whose address:port equals a desired server's is given to that
+ * server (first match wins; addresses compared in canonical form), so the
+ * following slots_assign(prev = this) moves nothing that already serves.
+ * Slots our own free-slot mark (FMAINT with the agent disabled) are not
+ * adopted. out must be initialised and is replaced. 0, -EINVAL (nslots >
+ * SLOTS_MAX) or -ENOMEM.
+ */
+int slots_adopt(const struct slot_live *live, size_t n_live, const struct slot_server *desired,
+                size_t n, size_t nslots, struct slot_assignment *out);
+
 /* One runtime-API command for a slot (without the trailing newline). */
 #define SLOTS_CMD_MAX 320
 struct slot_cmd {

@@ -556,6 +556,56 @@ START_TEST(test_diff_failure_keeps_earlier_commands)
 }
 END_TEST
 
+START_TEST(test_adopt_keeps_serving_slots)
+{
+    /* a previous watcher placed c, a, b into slots 1..3 and freed slot 4
+     * (which still carries d's old address); a new watcher adopts that */
+    struct slot_live l[5];
+    struct slot_assignment prev, a;
+    struct slot_cmds c = {0};
+    char err[256];
+    size_t need;
+    slot_assignment_init(&prev);
+    slot_assignment_init(&a);
+    live_free(l, 5, 10);
+    const char *addrs[] = {"10.0.0.3", "10.0.0.1", "10.0.0.2", "10.0.0.4"};
+    for (int i = 0; i < 4; i++) {
+        strcpy(l[i].address, addrs[i]);
+        l[i].port = 80;
+        l[i].admin = 0;
+    }
+    l[3].admin = SLOTS_ADMF_FMAINT; /* freed: maint + agent off */
+    l[3].agent_state &= ~(unsigned)SLOTS_CHK_ENABLED;
+    l[1].admin = SLOTS_ADMF_FDRAIN; /* drained by the agent: still serving */
+    strcpy(l[4].name, "other");     /* not a slot */
+    strcpy(l[4].address, "10.0.0.5");
+    l[4].port = 80;
+    size_t n = desired("a=10.0.0.1 b=10.0.0.2 c=10.0.0.3 d=10.0.0.4 e=10.0.0.5");
+    ck_assert_int_eq(slots_adopt(l, 5, dv, n, 4, &prev), 0);
+    ck_assert_str_eq(layout(&prev), "c a b -");
+    ck_assert_int_eq(slots_assign(&prev, dv, n, 5, &a, &need), 0);
+    ck_assert_str_eq(layout(&a), "c a b d e");
+    slot_assignment_free(&a);
+    ck_assert_int_eq(slots_assign(&prev, dv, n, 4, &a, &need), 0);
+    ck_assert_str_eq(layout(&a), "c a b d");
+    ck_assert_uint_eq(need, 8);
+    /* with prev adopted, the diff leaves the serving slots alone (the
+     * drained one keeps its drain) and only moves d into slot 4 */
+    ck_assert_int_eq(slots_diff("be", &a, NULL, l, 4, &c, err, sizeof(err)), 0);
+    ck_assert_str_eq(cmds_text(&c), "enable agent be/slot4\nset server be/slot4 state ready\n");
+    slot_cmds_free(&c);
+    slot_assignment_free(&a);
+    slot_assignment_free(&prev);
+    /* IPv6 written differently still matches; nslots too large refused */
+    strcpy(l[0].address, "2001:db8::1");
+    struct slot_server v6 = {"v6", "2001:DB8:0:0::1", 80, 1};
+    ck_assert_int_eq(slots_adopt(l, 1, &v6, 1, 4, &prev), 0);
+    ck_assert_str_eq(key_at(&prev, 0), "v6");
+    ck_assert_int_eq(slots_adopt(l, 1, &v6, 1, SLOTS_MAX + 1, &prev), -EINVAL);
+    slot_assignment_free(&prev);
+}
+END_TEST
+
 /* ---- guard ---- */
 
 START_TEST(test_guard_thresholds)
@@ -655,6 +705,7 @@ int main(void)
     tcase_add_test(tc, test_diff_leaves_agent_owned_state_alone);
     tcase_add_test(tc, test_diff_errors_and_ipv6);
     tcase_add_test(tc, test_diff_port_mapping_after_reload);
+    tcase_add_test(tc, test_adopt_keeps_serving_slots);
     tcase_add_test(tc, test_diff_failure_keeps_earlier_commands);
     suite_add_tcase(s, tc);
     tc = tcase_create("guard");
