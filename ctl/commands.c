@@ -204,14 +204,31 @@ static int write_with_audit(struct ctl_kv *kv, const char *key, const char *valu
     return ctl_kv_txn(kv, ops, 2, err, errlen);
 }
 
-static void conflict_pause(int attempt)
+/* After a lost cas race: log it and pause briefly (jittered, so two
+ * writers that collided do not collide again) unless it was the last try. */
+static void conflict_pause(const char *key, int attempt, int attempts)
 {
     unsigned char r = 0;
+
+    log_info("droverctl: %s changed while we were writing it (attempt %d of %d)%s", key, attempt,
+             attempts, attempt < attempts ? ", reading again" : "");
+    if (attempt >= attempts)
+        return;
     if (getrandom(&r, 1, 0) != 1)
         r = 17;
-    /* short jittered pause so two writers that collided do not collide again */
     struct timespec ts = {0, (long)(5 + attempt * 10 + r % 20) * 1000000L};
     nanosleep(&ts, NULL);
+}
+
+static int fail_conflicts(struct ctl_result *res, const char *key, int attempts)
+{
+    char err[ERRLEN];
+
+    snprintf(err, sizeof(err),
+             "failed: %s kept changing under us (cas conflict %d times in a row); nothing was "
+             "written, try again",
+             key, attempts);
+    return fail(res, CTL_FAILED, err);
 }
 
 /* ---- maintenance changes ----------------------------------------------------------- */
@@ -452,16 +469,9 @@ static int exec_maint(struct ctl_kv *kv, const struct ctl_settings *s,
         ctl_model_clear(&m);
         if (rc != -ECANCELED)
             return fail(res, CTL_FAILED, err);
-        log_info("droverctl: %s changed while we were writing it (attempt %d of %d)%s", key,
-                 attempt, attempts, attempt < attempts ? ", reading again" : "");
-        if (attempt < attempts)
-            conflict_pause(attempt);
+        conflict_pause(key, attempt, attempts);
     }
-    snprintf(err, sizeof(err),
-             "failed: %s kept changing under us (cas conflict %d times in a row); nothing was "
-             "written, try again",
-             key, attempts);
-    return fail(res, CTL_FAILED, err);
+    return fail_conflicts(res, key, attempts);
 }
 
 /* ---- director -------------------------------------------------------------------------- */
@@ -590,14 +600,9 @@ static int exec_director(struct ctl_kv *kv, const struct ctl_settings *s,
         json_decref(next);
         if (rc != -ECANCELED)
             return fail(res, CTL_FAILED, err);
-        if (attempt < attempts)
-            conflict_pause(attempt);
+        conflict_pause(key, attempt, attempts);
     }
-    snprintf(err, sizeof(err),
-             "failed: %s kept changing under us (cas conflict %d times in a row); nothing was "
-             "written, try again",
-             key, attempts);
-    return fail(res, CTL_FAILED, err);
+    return fail_conflicts(res, key, attempts);
 }
 
 /* ---- status and history ------------------------------------------------------------------ */

@@ -95,6 +95,18 @@ static int quote_at(const char *p, size_t left, size_t *qlen)
     return 0;
 }
 
+/* Move the word being built into words[*n]. */
+static int push_word(char **words, int *n, struct wordbuf *w, char *err, size_t errlen)
+{
+    if (*n == CTL_MAX_WORDS) {
+        errmsg_set(err, errlen, "command has more than %d words", CTL_MAX_WORDS);
+        return -EINVAL;
+    }
+    words[(*n)++] = w->buf;
+    *w = (struct wordbuf){0};
+    return 0;
+}
+
 void ctl_words_free(char **words)
 {
     for (size_t i = 0; words && words[i]; i++)
@@ -126,13 +138,8 @@ int ctl_split_words(const char *text, size_t len, char ***out, int *count, char 
         }
         if (!q && (ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r')) {
             if (in_word) {
-                if (n == CTL_MAX_WORDS) {
-                    errmsg_set(err, errlen, "command has more than %d words", CTL_MAX_WORDS);
-                    rc = -EINVAL;
+                if ((rc = push_word(words, &n, &w, err, errlen)) < 0)
                     goto fail;
-                }
-                words[n++] = w.buf;
-                w = (struct wordbuf){0};
                 in_word = false;
             }
             i++;
@@ -189,15 +196,8 @@ int ctl_split_words(const char *text, size_t len, char ***out, int *count, char 
             i++;
         }
     }
-    if (in_word) {
-        if (n == CTL_MAX_WORDS) {
-            errmsg_set(err, errlen, "command has more than %d words", CTL_MAX_WORDS);
-            rc = -EINVAL;
-            goto fail;
-        }
-        words[n++] = w.buf;
-        w = (struct wordbuf){0};
-    }
+    if (in_word && (rc = push_word(words, &n, &w, err, errlen)) < 0)
+        goto fail;
     *out = words;
     *count = n;
     return 0;
