@@ -135,7 +135,8 @@ struct service_state {
     struct haproxy_runtime *rt;
     json_t *structure; /* structure render of the installed config; NULL = unknown */
     bool reload_pending;
-    bool busy; /* a reload is in flight */
+    bool file_stale; /* runtime changes not yet in the file (refreshed without reload) */
+    bool busy;       /* a reload is in flight */
 };
 
 struct watcher {
@@ -473,6 +474,8 @@ static void on_runtime_due(void *arg)
             structural = true;
         } else {
             any_runtime = true;
+            s->file_stale = true;
+            structural = true; /* refresh the file in the quiet window, no reload */
         }
         json_decref(st);
     }
@@ -562,8 +565,10 @@ static void on_struct_due(void *arg)
         bool changed = false;
         int rc;
 
-        if (!s || !s->reload_pending || s->busy)
+        if (!s || (!s->reload_pending && !s->file_stale) || s->busy)
             continue;
+        bool refresh_only = !s->reload_pending;
+        s->file_stale = false;
         if ((rc = service_json(w, svc, false, &data)) < 0 ||
             (rc = service_json(w, svc, true, &st)) < 0) {
             log_error("watcher: service %s: template data: %s; nothing installed", s->name,
@@ -578,6 +583,15 @@ static void on_struct_due(void *arg)
             log_error("watcher: service %s (key %s): %s; the running config stays", s->name,
                       svc->def->key, err);
             s->reload_pending = false;
+            goto next;
+        }
+        if (refresh_only) {
+            /* HAProxy already runs this through the runtime API; the file
+             * follows so a restart (or our own restart) starts from it */
+            if (changed)
+                log_debug("watcher: service %s: config file refreshed, no reload", s->name);
+            json_decref(st);
+            st = NULL;
             goto next;
         }
         if (!changed || !s->rt) {

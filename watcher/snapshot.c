@@ -465,7 +465,15 @@ static json_t *backend_json(const struct snapshot_backend *b, const struct slot_
         if (srv)
             placed++;
         if (!srv || structure_only) {
-            bad |= jset(s, "free", json_true()) ||
+            /* A free slot is written as a disabled server at 0.0.0.0:1, not
+             * in the template's {"free": true} form (0.0.0.0:0): port 0
+             * means "map the client's port" in HAProxy, and after a reload
+             * the server-state file restores the old port number onto such
+             * a server without clearing the mapping, so a later
+             * `set server addr A port P` with the same P answers "no need
+             * to change the port" and traffic goes to the wrong port (seen
+             * with 2.6.12: 503 SC). */
+            bad |= jset(s, "addr", json_string("0.0.0.0")) || jset(s, "port", json_integer(1)) ||
                    jset(s, "weight", json_integer(structure_only ? 1 : DEFAULT_WEIGHT));
         } else {
             bad |= jset(s, "addr", json_string(srv->addr)) ||
@@ -499,8 +507,11 @@ int snapshot_service_json(const struct snapshot *s, const struct snapshot_servic
     (void)s;
 
     v = json_object();
+    /* "template" is not read by templates; it makes a template switch a
+     * structural change */
     bad |= !v || jset(v, "name", json_string(d->name)) ||
-           jset(v, "cluster", json_string(ro->haproxy_cluster)) || jset(root, "service", v);
+           jset(v, "cluster", json_string(ro->haproxy_cluster)) ||
+           jset(v, "template", json_string(d->template_name)) || jset(root, "service", v);
     v = json_object();
     bad |= !v || jset(v, "maxconn", json_integer(ro->maxconn)) ||
            jset(v, "stats_socket", json_string(ro->stats_socket)) ||

@@ -159,7 +159,9 @@ START_TEST(test_template_data_and_render)
     ck_assert_uint_eq(json_array_size(servers), 4);
     ck_assert_str_eq(json_string_value(json_object_get(json_array_get(servers, 0), "name")),
                      "slot1");
-    ck_assert(json_is_true(json_object_get(json_array_get(servers, 3), "free")));
+    ck_assert_str_eq(json_string_value(json_object_get(json_array_get(servers, 3), "addr")),
+                     "0.0.0.0");
+    ck_assert_ptr_null(json_object_get(json_array_get(servers, 3), "enabled"));
     /* routes grouped per backend */
     json_t *routes =
         json_object_get(json_array_get(json_object_get(data, "frontends"), 0), "routes");
@@ -178,7 +180,7 @@ START_TEST(test_template_data_and_render)
     ck_assert_int_eq(template_render(set, "http", data, &out, &terr), 0);
     ck_assert_ptr_nonnull(strstr(out.data, "server slot1 10.0.0.1:30080 weight 100"));
     ck_assert_ptr_nonnull(strstr(out.data, "server slot3 [fd00::4]:30080 weight 100"));
-    ck_assert_ptr_nonnull(strstr(out.data, "server slot4 0.0.0.0:0 disabled"));
+    ck_assert_ptr_nonnull(strstr(out.data, "server slot4 0.0.0.0:1 disabled"));
     ck_assert_ptr_nonnull(strstr(out.data, "agent-send \"be_web/slot2\\n\""));
     ck_assert_ptr_nonnull(strstr(out.data, "port 31999"));
     ck_assert_ptr_nonnull(strstr(out.data, "use_backend be_web if { hdr(host),field(1,:) -i "

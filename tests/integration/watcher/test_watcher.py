@@ -1,0 +1,449 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+"""drover-watcher end to end: a real Consul dev agent, a real HAProxy 2.6 in
+master-worker mode and tiny HTTP servers on loopback acting as NodePorts.
+
+usage: test_watcher.py DROVER_WATCHER CONSUL_DEV_SH TEMPLATE_DIR [SCENARIO...]
+
+Scenarios run in order on one setup (each leaves a state the next expects):
+  churn       nodes added / made ineligible reach HAProxy through the runtime
+              API (`show servers state`), the master's reload counter stays
+  structural  a burst of structural changes inside one quiescence window
+              gives exactly one reload
+  badvalue    a value that would inject a directive never reaches HAProxy
+  badcheck    a config failing `haproxy -c` is refused; the old one serves
+  agent       maintenance entries end up in the agent-checker state file
+  consuldown  Consul killed: HAProxy keeps serving, the watcher recovers
+  restart     watcher restarted while Consul is down re-applies its snapshot
+Real requests through HAProxy must succeed after every step.
+"""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+import http.server
+import socketserver
+
+WATCHER, CONSUL_DEV, TEMPLATES = sys.argv[1:4]
+SCENARIOS = sys.argv[4:] or ["churn", "structural", "badvalue", "badcheck", "agent",
+                             "consuldown", "restart"]
+ROOT = "drover/v1/"
+procs = []
+work = tempfile.mkdtemp(prefix="drover-watcher-it.")
+consul_state = os.path.join(work, "consul")
+
+
+def log(*a):
+    print("[%6.2f]" % (time.time() - T0), *a, flush=True)
+
+
+T0 = time.time()
+
+
+def free_port(host="127.0.0.1"):
+    s = socket.socket()
+    s.bind((host, 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def wait_for(what, fn, timeout=15.0, interval=0.05):
+    end = time.time() + timeout
+    last = None
+    while time.time() < end:
+        try:
+            last = fn()
+            if last:
+                return last
+        except Exception as e:  # noqa: BLE001 - reported below
+            last = e
+        time.sleep(interval)
+    raise AssertionError("timed out waiting for %s (last: %r)" % (what, last))
+
+
+# ---- backends: one HTTP server per "node" address, same NodePort ----
+
+def start_backends(addrs):
+    while True:
+        port = free_port()
+        servers = []
+        try:
+            for i, a in enumerate(addrs):
+                class H(http.server.BaseHTTPRequestHandler):
+                    name = ("node%d\n" % (i + 1)).encode()
+
+                    def do_GET(self):
+                        self.send_response(200)
+                        self.send_header("Content-Length", str(len(self.name)))
+                        self.end_headers()
+                        self.wfile.write(self.name)
+
+                    def log_message(self, *args):
+                        pass
+                class Srv(socketserver.ThreadingTCPServer):
+                    daemon_threads = True
+
+                    def handle_error(self, request, client_address):
+                        pass  # health checks hang up early; not our concern
+                srv = Srv((a, port), H)
+                threading.Thread(target=srv.serve_forever, daemon=True).start()
+                servers.append(srv)
+            return port, servers
+        except OSError:
+            for s in servers:
+                s.shutdown()
+                s.server_close()
+
+
+# ---- consul ----
+
+def consul(cmd):
+    subprocess.run([CONSUL_DEV, cmd, consul_state], check=True, stdout=subprocess.DEVNULL)
+
+
+def consul_addr():
+    with open(os.path.join(consul_state, "addr")) as f:
+        return f.read().strip()
+
+
+def kv_put(key, value):
+    data = value if isinstance(value, str) else json.dumps(value)
+    req = urllib.request.Request(consul_addr() + "/v1/kv/" + ROOT + key, data=data.encode(),
+                                 method="PUT")
+    urllib.request.urlopen(req, timeout=5).read()
+
+
+def kv_delete(key):
+    req = urllib.request.Request(consul_addr() + "/v1/kv/" + ROOT + key, method="DELETE")
+    urllib.request.urlopen(req, timeout=5).read()
+
+
+# ---- haproxy ----
+
+def sock_cmd(path, cmd, timeout=5):
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(timeout)
+    s.connect(path)
+    s.sendall((cmd + "\n").encode())
+    s.shutdown(socket.SHUT_WR)
+    out = b""
+    while True:
+        d = s.recv(65536)
+        if not d:
+            break
+        out += d
+    s.close()
+    return out.decode()
+
+
+def servers_state(backend):
+    """slot name -> (addr, port, op_state, admin_state)"""
+    text = sock_cmd(STATS, "show servers state " + backend)
+    lines = [l for l in text.splitlines() if l and not l.startswith("#") and l[0].isdigit()]
+    header = None
+    for l in text.splitlines():
+        if l.startswith("# be_id"):
+            header = l[2:].split()
+    out = {}
+    for l in lines[1:] if lines and lines[0].strip().isdigit() else lines:
+        f = dict(zip(header, l.split()))
+        out[f["srv_name"]] = (f["srv_addr"], int(f["srv_port"]), int(f["srv_op_state"]),
+                              int(f["srv_admin_state"]))
+    return out
+
+
+def master_reloads():
+    # the master CLI refuses connections for a moment while it re-executes
+    def once():
+        for l in sock_cmd(MASTER, "show proc").splitlines():
+            if "master" in l:
+                return str(int(l.split()[2]))
+        return None
+    return int(wait_for("master CLI show proc", once, timeout=10))
+
+
+def get(path="/"):
+    with urllib.request.urlopen("http://127.0.0.1:%d%s" % (FE_PORT, path), timeout=5) as r:
+        assert r.status == 200, r.status
+        return r.read().decode()
+
+
+def requests_ok(n=6):
+    seen = set()
+    for _ in range(n):
+        seen.add(get().strip())
+    return seen
+
+
+def metric(name):
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % METRICS_PORT, timeout=5) as r:
+        for l in r.read().decode().splitlines():
+            if l.startswith(name + " ") or l.startswith(name + "{"):
+                return float(l.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def service(slots=4, template="http", balance="roundrobin", maxconn=None):
+    fe = {"name": "fe_web", "bind": ["127.0.0.1:%d" % FE_PORT], "default_backend": "be_web"}
+    if maxconn:
+        fe["maxconn"] = maxconn
+    return {"template": template, "frontends": [fe],
+            "backends": [{"name": "be_web", "balance": balance, "slots": slots,
+                          "check": {"type": "http", "path": "/", "interval": "500ms"},
+                          "kube": [{"cluster": "prod-a", "namespace": "default",
+                                    "service": "web", "port": "http"}]}]}
+
+
+def node(addr, eligible=True):
+    return {"addresses": [addr], "eligible": eligible}
+
+
+def start_watcher():
+    args = [WATCHER, "--consul-addr", consul_addr(), "--haproxy-cluster", "edge",
+            "--kube-cluster", "prod-a", "--template-dir", TPL, "--config-dir", CFG,
+            "--haproxy-master-socket", MASTER, "--haproxy-stats-socket", STATS,
+            "--haproxy-state-file", os.path.join(work, "web.state"),
+            "--agent-state-file", AGENT, "--snapshot-file", SNAP,
+            "--metrics-addr", "127.0.0.1:%d" % METRICS_PORT, "--haproxy-maxconn", "500",
+            "--agent-port", str(AGENT_PORT), "--wait-min", "300ms", "--wait-max", "3s",
+            "--consul-wait", "10s", "--log-level", "debug"]
+    logf = open(os.path.join(work, "watcher.log"), "ab")
+    p = subprocess.Popen(args, stdout=logf, stderr=subprocess.STDOUT)
+    procs.append(p)
+    wait_for("watcher metrics endpoint", lambda: metric("drover_watcher_snapshots_total") >= 0)
+    return p
+
+
+def readyz():
+    try:
+        with urllib.request.urlopen("http://127.0.0.1:%d/readyz" % METRICS_PORT, timeout=2) as r:
+            return r.status == 200
+    except urllib.error.HTTPError:
+        return False
+
+
+def cfg_text():
+    with open(os.path.join(CFG, "web.cfg")) as f:
+        return f.read()
+
+
+# ---- scenarios ----
+
+def sc_churn():
+    r0 = master_reloads()
+    kv_put("kube/prod-a/nodes/n2", node("127.0.0.2"))
+    kv_put("kube/prod-a/nodes/n3", node("127.0.0.3"))
+
+    def three_up():
+        st = servers_state("be_web")
+        addrs = {v[0] for v in st.values() if v[2] == 2 and not v[3] & 0x23}
+        return addrs == {"127.0.0.1", "127.0.0.2", "127.0.0.3"} and st
+    st = wait_for("three servers up via runtime API", three_up)
+    log("churn: after adds", st)
+    wait_for("traffic on all three nodes", lambda: requests_ok(12) == {"node1", "node2", "node3"})
+    kv_put("kube/prod-a/nodes/n2", node("127.0.0.2", eligible=False))
+
+    def n2_gone():
+        st = servers_state("be_web")
+        live = {v[0] for v in st.values() if not v[3] & 0x23}
+        return "127.0.0.2" not in live and st
+    st = wait_for("n2 out of rotation", n2_gone)
+    log("churn: after n2 ineligible", st)
+    assert requests_ok(8) <= {"node1", "node3"}
+    assert master_reloads() == r0, "runtime churn must not reload"
+    assert metric("drover_watcher_reloads_total") == 0
+
+
+def sc_structural():
+    r0 = master_reloads()
+    m0 = metric("drover_watcher_reloads_total")
+    # a burst inside one quiescence window: slots 4 -> 8, then maxconn changes
+    kv_put("haproxy/edge/services/web", service(slots=8))
+    for mc in (1000, 1001, 1002):
+        time.sleep(0.1)
+        kv_put("haproxy/edge/services/web", service(slots=8, maxconn=mc))
+    wait_for("one reload", lambda: master_reloads() > r0, timeout=20)
+    time.sleep(1.5)  # let any further (wrong) reload show up
+    assert master_reloads() == r0 + 1, "expected exactly one reload, got %d" % (
+        master_reloads() - r0)
+    assert metric("drover_watcher_reloads_total") == m0 + 1
+    assert "maxconn 1002" in cfg_text()
+    st = wait_for("8 slots, n1 and n3 serving", lambda: (lambda s: len(s) == 8 and {
+        v[0] for v in s.values() if v[2] == 2 and not v[3] & 0x23} == {"127.0.0.1", "127.0.0.3"}
+        and s)(servers_state("be_web")))
+    log("structural: after reload", st)
+    assert requests_ok(8) <= {"node1", "node3"}
+
+
+def sc_badvalue():
+    before = cfg_text()
+    r0 = master_reloads()
+    bad0 = metric("drover_watcher_kv_bad_entries_total")
+    evil = service(slots=8, maxconn=1002)
+    evil["backends"][0]["balance"] = "roundrobin\n    stats enable"
+    kv_put("haproxy/edge/services/web", evil)
+    wait_for("bad entry counted", lambda: metric("drover_watcher_kv_bad_entries_total") > bad0)
+    time.sleep(1.0)
+    assert cfg_text() == before
+    assert "stats enable" not in cfg_text()
+    assert master_reloads() == r0
+    requests_ok()
+    kv_put("haproxy/edge/services/web", service(slots=8, maxconn=1002))
+
+
+def sc_badcheck():
+    before = cfg_text()
+    r0 = master_reloads()
+    f0 = metric("drover_watcher_render_failures_total")
+    # renders fine, but HAProxy refuses it
+    kv_put("haproxy/edge/services/web", service(slots=8, maxconn=1002, template="broken"))
+    wait_for("render failure counted",
+             lambda: metric("drover_watcher_render_failures_total") > f0, timeout=10)
+    assert cfg_text() == before
+    assert master_reloads() == r0
+    requests_ok()
+    kv_put("haproxy/edge/services/web", service(slots=8, maxconn=1002))
+
+
+def sc_agent():
+    kv_put("maintenance/node/prod-a/n1", {"target": "node/prod-a/n1", "state": "drain",
+                                          "reason": "disk swap", "author": "alice"})
+    kv_put("maintenance/addr/127.0.0.3", {"state": "ready", "weight": 50})
+
+    def agent_entries():
+        with open(AGENT) as f:
+            st = json.load(f)
+        by_addr = {}
+        hx = servers_state("be_web")
+        for name, v in hx.items():
+            e = st["servers"].get("be_web/" + name)
+            if e and v[0] != "0.0.0.0":
+                by_addr[v[0]] = e
+        a1, a3 = by_addr.get("127.0.0.1"), by_addr.get("127.0.0.3")
+        return (a1 and a1["admin"] == "drain" and a1.get("reason") == "disk swap" and a3
+                and a3["admin"] == "ready" and a3.get("weight") == 50 and st)
+    st = wait_for("agent state with maintenance", agent_entries)
+    free = [k for k, v in st["servers"].items() if v.get("reason") == "free slot"]
+    assert free and all(st["servers"][k]["admin"] == "maint" for k in free)
+    kv_delete("maintenance/node/prod-a/n1")
+    kv_delete("maintenance/addr/127.0.0.3")
+
+
+def sc_consuldown():
+    e0 = metric("drover_watcher_consul_errors_total")
+    consul("kill")
+    wait_for("consul errors counted", lambda: metric("drover_watcher_consul_errors_total") > e0,
+             timeout=30)
+    for _ in range(5):
+        requests_ok(4)
+        time.sleep(0.2)
+    assert WATCHER_P.poll() is None, "watcher exited while Consul was down"
+    consul("restart")  # a dev agent comes back empty
+    # the empty KV must not tear anything down; write the state back
+    put_all(nodes=("127.0.0.1", "127.0.0.3"))
+    kv_put("kube/prod-a/nodes/n2", node("127.0.0.2"))
+    wait_for("watcher applies changes after Consul returned", lambda: "127.0.0.2" in {
+        v[0] for v in servers_state("be_web").values() if not v[3] & 0x23}, timeout=30)
+    requests_ok()
+
+
+def sc_restart():
+    global WATCHER_P
+    # runtime changes reach the file in the next quiet window (no reload)
+    wait_for("config file caught up with the runtime state",
+             lambda: all("%s:%d" % (a, NODE_PORT) in cfg_text()
+                         for a in ("127.0.0.1", "127.0.0.2", "127.0.0.3")))
+    before = cfg_text()
+    r0 = master_reloads()
+    consul("kill")
+    WATCHER_P.send_signal(signal.SIGTERM)
+    WATCHER_P.wait(timeout=10)
+    WATCHER_P = start_watcher()
+    wait_for("/readyz after loading the snapshot", readyz, timeout=15)
+    assert cfg_text() == before
+    assert master_reloads() == r0
+    requests_ok()
+    with open(os.path.join(work, "watcher.log")) as f:
+        assert "loaded snapshot" in f.read()
+    consul("restart")
+
+
+def put_all(nodes=("127.0.0.1",), slots=8, maxconn=1002):
+    kv_put("kube/prod-a/services/default/web/http", {"node_port": NODE_PORT})
+    for i, a in enumerate(nodes):
+        kv_put("kube/prod-a/nodes/n%s" % a.rsplit(".", 1)[1], node(a))
+    kv_put("haproxy/edge/services/web", service(slots=slots, maxconn=maxconn))
+
+
+def main():
+    global FE_PORT, METRICS_PORT, AGENT_PORT, NODE_PORT, CFG, TPL, MASTER, STATS, AGENT, SNAP
+    global WATCHER_P
+    if not shutil.which("haproxy"):
+        print("SKIP: haproxy not installed")
+        return 77
+    FE_PORT, METRICS_PORT, AGENT_PORT = free_port(), free_port(), free_port()
+    NODE_PORT, _ = start_backends(["127.0.0.1", "127.0.0.2", "127.0.0.3"])
+    CFG = os.path.join(work, "cfg")
+    TPL = os.path.join(work, "templates")
+    shutil.copytree(TEMPLATES, TPL)
+    # a template that renders but that HAProxy refuses
+    with open(os.path.join(TPL, "broken.mustache"), "w") as f:
+        f.write("{{> global}}\n\n{{> defaults}}\n    no-such-directive {{service.name | name}}\n")
+    MASTER, STATS = os.path.join(work, "master.sock"), os.path.join(work, "stats.sock")
+    AGENT, SNAP = os.path.join(work, "agent.json"), os.path.join(work, "snap.pb")
+    consul("start")
+    put_all(slots=4, maxconn=None)
+    kv_put("haproxy/edge/services/web", service(slots=4))
+    WATCHER_P = start_watcher()
+    wait_for("first config", lambda: os.path.exists(os.path.join(CFG, "web.cfg")))
+    wait_for("/readyz", readyz)
+    hp = subprocess.Popen(["haproxy", "-W", "-S", MASTER, "-f", CFG],
+                          stdout=open(os.path.join(work, "haproxy.log"), "ab"),
+                          stderr=subprocess.STDOUT)
+    procs.append(hp)
+    wait_for("haproxy serving", lambda: requests_ok(2) == {"node1"})
+    for name in SCENARIOS:
+        log("scenario", name)
+        globals()["sc_" + name]()
+        log("scenario", name, "ok")
+    return 0
+
+
+if __name__ == "__main__":
+    rc = 1
+    try:
+        rc = main()
+    except Exception:
+        import traceback
+        traceback.print_exc()
+        try:
+            print("---- show servers state be_web:", servers_state("be_web"))
+        except Exception:  # noqa: BLE001 - best effort diagnostics
+            pass
+        for f in ("watcher.log", "haproxy.log"):
+            p = os.path.join(work, f)
+            if os.path.exists(p):
+                print("---- last lines of", f)
+                with open(p, errors="replace") as fh:
+                    print("".join(fh.readlines()[-40:]))
+    finally:
+        for p in reversed(procs):
+            if p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+        subprocess.run([CONSUL_DEV, "stop", consul_state], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+        shutil.rmtree(work, ignore_errors=True)
+    sys.exit(rc)
