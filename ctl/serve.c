@@ -171,6 +171,13 @@ static void on_slack(const struct http_request *req, struct http_response *resp,
         answer(resp, 400, false, err);
         return;
     }
+    if (slack_form_get(&form, "ssl_check")) {
+        /* Slack's periodic certificate check of the URL: signed, no command */
+        slack_form_free(&form);
+        count(s, "ssl_check");
+        answer(resp, 200, false, "");
+        return;
+    }
     const char *user_id = slack_form_get(&form, "user_id");
     const char *user_name = slack_form_get(&form, "user_name");
     const char *channel = slack_form_get(&form, "channel_id");

@@ -22,6 +22,9 @@ def main():
     try:
         write_fleet(kv)
         ctl = Ctl(binary, addr, root)
+        p = subprocess.run([binary, "--help"], capture_output=True, text=True, timeout=30)
+        check(p.returncode == 0 and "--max-out-share" in p.stdout and
+              "director fill|activate" in p.stdout, p.stdout)
         test_drain_writes_entry_and_audit(kv, ctl)
         test_refusals_leave_kv_unchanged(kv, ctl)
         test_share_and_force(kv, ctl)

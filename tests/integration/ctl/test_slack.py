@@ -183,6 +183,19 @@ def run(srv, kv, binary, addr, root):
     except urllib.error.HTTPError as e:
         check(e.code == 405, e.code)
 
+    # Slack's certificate check of the URL is answered and does nothing
+    st, doc, _, _ = srv.post({"ssl_check": "1", "token": "x"})
+    check(st == 200 and doc["text"] == "", doc)
+
+    # the outcomes are counted
+    with srv.opener.open(f"http://127.0.0.1:{srv.port}/metrics", timeout=10) as r:
+        metrics = r.read().decode()
+    for line in ['drover_ctl_slack_requests_total{result="applied"} 2',
+                 'drover_ctl_slack_requests_total{result="replay"} 1',
+                 'drover_ctl_slack_requests_total{result="forbidden"} 2',
+                 'drover_ctl_slack_requests_total{result="stale"} 2']:
+        check(line in metrics, f"{line!r} not in /metrics:\n{metrics}")
+
     # the audit trail has exactly the two applied changes
     audit = [a for _, a in kv.audit()]
     check([(a["action"], a["author"]) for a in audit] == [("drain", "alice"), ("maint", "bob")],
