@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Parsers of HAProxy's CLI answers (show servers state, show proc, command
+ * answers) on arbitrary bytes, then slots_adopt/slots_diff on whatever the
+ * state parser accepted. The first byte picks the parser so one corpus
+ * serves all of them.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "haproxy_runtime.h"
+#include "slots.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    char err[256];
+    if (size < 1)
+        return 0;
+    uint8_t sel = data[0];
+    const char *text = (const char *)data + 1;
+    size_t len = size - 1;
+
+    if (sel % 3 == 0) {
+        struct slot_live *live = NULL;
+        size_t n = 0;
+        if (haproxy_parse_servers_state(text, len, (sel & 4) ? "be" : NULL, &live, &n, err,
+                                        sizeof(err)) == 0) {
+            struct slot_server d[2] = {{"a", "127.0.0.1", 80, 10}, {"b", "::1", 443, 1}};
+            struct slot_assignment prev, a;
+            struct slot_cmds c = {0};
+            size_t need;
+            slot_assignment_init(&prev);
+            slot_assignment_init(&a);
+            if (slots_adopt(live, n, d, 2, 4, &prev) == 0 &&
+                slots_assign(&prev, d, 2, 4, &a, &need) == 0)
+                slots_diff("be", &a, (sel & 8) ? &prev : NULL, live, n, &c, err, sizeof(err));
+            slot_cmds_free(&c);
+            slot_assignment_free(&a);
+            slot_assignment_free(&prev);
+            free(live);
+        }
+    } else if (sel % 3 == 1) {
+        struct haproxy_proc_list l;
+        if (haproxy_parse_show_proc(text, len, &l, err, sizeof(err)) == 0)
+            haproxy_proc_list_free(&l);
+    } else {
+        char *answer = strndup(text, len);
+        if (answer) {
+            haproxy_runtime_check_answer("set server be/slot1 addr 127.0.0.1 port 80", answer, err,
+                                         sizeof(err));
+            haproxy_runtime_check_answer("show servers state be", answer, err, sizeof(err));
+            free(answer);
+        }
+    }
+    return 0;
+}
