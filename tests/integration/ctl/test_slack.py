@@ -8,12 +8,14 @@ was."""
 
 import hashlib
 import hmac
+import itertools
 import json
 import os
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -74,10 +76,16 @@ class Server:
         return self.proc.returncode
 
 
+TRIGGER = itertools.count(1)
+
+
 def form(text, user="U1", name="alice", channel="C1"):
+    # a fresh trigger_id per request, as Slack sends: equal bodies within
+    # one second would carry equal signatures, which is a replay
     return {"token": "x", "team_id": "T1", "channel_id": channel, "channel_name": "ops",
             "user_id": user, "user_name": name, "command": "/drover", "text": text,
-            "response_url": "https://hooks.slack.invalid/commands/1", "trigger_id": "1.2.3"}
+            "response_url": "https://hooks.slack.invalid/commands/1",
+            "trigger_id": f"1.2.{next(TRIGGER)}"}
 
 
 def main():
@@ -182,6 +190,22 @@ def run(srv, kv, binary, addr, root):
         check(False, "GET accepted")
     except urllib.error.HTTPError as e:
         check(e.code == 405, e.code)
+
+    # several commands at once: each runs on the thread pool, each gets
+    # its own deferred answer
+    results = [None] * 8
+
+    def one(i):
+        results[i] = srv.post(form(f"status node/prod-a/node-{'abc'[i % 3]}"))[:2]
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(results))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    for i, r in enumerate(results):
+        check(r is not None and r[0] == 200 and f"node-{'abc'[i % 3]}" in r[1]["text"],
+              f"concurrent request {i}: {r}")
 
     # Slack's certificate check of the URL is answered and does nothing
     st, doc, _, _ = srv.post({"ssl_check": "1", "token": "x"})
