@@ -1204,8 +1204,10 @@ static void reload_finish(struct reload_op *op, int status, const char *fmt, ...
     op->res.status = status;
     if (rt) {
         op->res.elapsed_ms = uv_now(rt->loop) - op->started;
-        rt->reload_active = false;
-        rt->reload_op = NULL;
+        if (rt->reload_op == op) {
+            rt->reload_active = false;
+            rt->reload_op = NULL;
+        }
         if (status == 0)
             rt->st.reloads_ok++;
         else
@@ -1366,7 +1368,10 @@ static void reload_baseline(struct haproxy_runtime *rt, int status,
         op->old_pids[i] = procs->workers[i].pid;
     op->n_old = procs->n_workers;
     op->deadline = uv_now(rt->loop) + rt->reload_timeout_ms;
-    rt->reload_active = true; /* from here on only the reload's exchanges run */
+    /* From here on only this reload's exchanges run (a second reload asked
+     * meanwhile waits with its baseline in the queue). */
+    rt->reload_active = true;
+    rt->reload_op = op;
     if (rt->state_path) {
         const char *cmds[] = {"show servers state"};
         int rc = rt_enqueue(rt, HAPROXY_SOCKET_STATS, cmds, 1, true, true, reload_state_dumped, op);
@@ -1395,12 +1400,10 @@ int haproxy_runtime_reload(struct haproxy_runtime *rt, haproxy_runtime_reload_cb
     }
     op->poll.data = op;
     op->poll_init = true;
-    rt->reload_op = op;
     /* The baseline waits its turn behind queued work; from then on the
      * reload holds the queue. */
     rc = show_proc_internal(rt, false, false, reload_baseline, op);
     if (rc < 0) {
-        rt->reload_op = NULL;
         uv_close((uv_handle_t *)&op->poll, reload_free);
         return rc;
     }

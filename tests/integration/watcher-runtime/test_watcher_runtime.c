@@ -447,6 +447,29 @@ static void big_cb(struct haproxy_runtime *r, int st, const char *const *ans, si
     done_flag = true;
 }
 
+static int n_multi;
+static char multi_order[4];
+static struct haproxy_reload_result multi_reload[2];
+static struct haproxy_apply_result multi_apply;
+static int n_multi_reload;
+static void multi_reload_cb(struct haproxy_runtime *r, const struct haproxy_reload_result *res,
+                            void *arg)
+{
+    if (n_multi_reload < 2)
+        multi_reload[n_multi_reload++] = *res;
+    if (n_multi < 3)
+        multi_order[n_multi++] = 'R';
+    done_flag = true;
+}
+static void multi_apply_cb(struct haproxy_runtime *r, const struct haproxy_apply_result *res,
+                           void *arg)
+{
+    multi_apply = *res;
+    if (n_multi < 3)
+        multi_order[n_multi++] = 'A';
+    done_flag = true;
+}
+
 /* ---- the test ---- */
 
 static void never_called(uv_timer_t *t)
@@ -710,6 +733,33 @@ int main(int argc, char **argv)
         worker0 = reload_res.new_worker_pid;
     }
 
+    /* 8b. two reloads asked at once with an apply between them: they run
+     * one after the other, the apply waits for the first to finish */
+    {
+        n_multi = 0;
+        CHECK(haproxy_runtime_reload(rt, multi_reload_cb, NULL) == 0, "reload 1");
+        CHECK(haproxy_runtime_apply(rt, "be", &cur, multi_apply_cb, NULL) == 0, "apply");
+        CHECK(haproxy_runtime_reload(rt, multi_reload_cb, NULL) == 0, "reload 2");
+        end = now_ms() + 30000;
+        while (n_multi < 3 && now_ms() < end)
+            run_until_done(1000);
+        CHECK(n_multi == 3, "only %d of 3 callbacks", n_multi);
+        CHECK(multi_order[0] == 'R' && multi_order[1] == 'A' && multi_order[2] == 'R', "order %.3s",
+              multi_order);
+        CHECK(multi_reload[0].status == 0 && multi_reload[1].status == 0, "reloads %d %d: %s",
+              multi_reload[0].status, multi_reload[1].status, multi_reload[1].message);
+        CHECK(multi_reload[1].reloads_after == multi_reload[0].reloads_after + 1 &&
+                  multi_reload[1].new_worker_pid != multi_reload[0].new_worker_pid,
+              "second reload %d -> %d, worker %d/%d", multi_reload[0].reloads_after,
+              multi_reload[1].reloads_after, multi_reload[0].new_worker_pid,
+              multi_reload[1].new_worker_pid);
+        CHECK(multi_apply.status == 0 && multi_apply.commands == 0, "apply between: %d %zu %s",
+              multi_apply.status, multi_apply.commands, multi_apply.message);
+        http_spread(10, counts);
+        CHECK(counts[4] == 10, "after two reloads web2 got %d of 10", counts[4]);
+        reloads0 += 2;
+    }
+
     /* 9. a config HAProxy cannot load: the reload fails, the old worker
      * keeps serving (the watcher gates with haproxy -c; this is the
      * belt-and-braces check of the verification) */
@@ -807,7 +857,8 @@ int main(int argc, char **argv)
            (unsigned long long)st.timeouts, (unsigned long long)st.applies_ok,
            (unsigned long long)st.applies_failed, (unsigned long long)st.reloads_ok,
            (unsigned long long)st.reloads_failed);
-    CHECK(st.reloads_ok == 1 && st.reloads_failed == 2, "reload counters");
+    CHECK(st.reloads_ok == 3 && st.reloads_failed == 2, "reload counters %llu/%llu",
+          (unsigned long long)st.reloads_ok, (unsigned long long)st.reloads_failed);
     CHECK(st.queued == 0, "queue not empty");
 
 fail:
