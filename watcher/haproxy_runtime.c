@@ -741,13 +741,18 @@ static int state_answer(const char *cmd, const char *answer, const char *backend
     return haproxy_parse_servers_state(answer, strlen(answer), backend, live, n, err, errlen);
 }
 
-static int state_command(const char *backend, char *cmd, size_t len)
+/* Check backend and write "show servers state <backend>" to cmd and the
+ * name to name (both HAPROXY_VALUE_NAME_MAX-sized buffers or larger). */
+static int state_command(const char *backend, char *cmd, size_t len, char *name, size_t name_len)
 {
     const char *why;
     if (!backend || haproxy_value_check(HAPROXY_VALUE_NAME, backend, strlen(backend), &why) < 0)
         return -EINVAL;
     int n = snprintf(cmd, len, "show servers state %s", backend);
-    return (n < 0 || (size_t)n >= len) ? -EINVAL : 0;
+    if (n < 0 || (size_t)n >= len)
+        return -EINVAL;
+    n = snprintf(name, name_len, "%s", backend);
+    return (n < 0 || (size_t)n >= name_len) ? -EINVAL : 0;
 }
 
 /* For the public call the backend filter is the command's own argument,
@@ -782,11 +787,10 @@ int haproxy_runtime_show_servers_state(struct haproxy_runtime *rt, const char *b
     struct state_pub *op = calloc(1, sizeof(*op));
     if (!op)
         return -ENOMEM;
-    if (state_command(backend, op->cmd, sizeof(op->cmd)) < 0) {
+    if (state_command(backend, op->cmd, sizeof(op->cmd), op->backend, sizeof(op->backend)) < 0) {
         free(op);
         return -EINVAL;
     }
-    snprintf(op->backend, sizeof(op->backend), "%s", backend);
     op->cb = cb;
     op->arg = arg;
     const char *cmds[] = {op->cmd};
@@ -952,11 +956,10 @@ static int apply_start(struct haproxy_runtime *rt, const char *backend,
     if (!op)
         return -ENOMEM;
     slot_assignment_init(&op->a);
-    if (state_command(backend, op->cmd, sizeof(op->cmd)) < 0) {
+    if (state_command(backend, op->cmd, sizeof(op->cmd), op->backend, sizeof(op->backend)) < 0) {
         free(op);
         return -EINVAL;
     }
-    snprintf(op->backend, sizeof(op->backend), "%s", backend);
     op->cb = cb;
     op->arg = arg;
     op->reload_step = reload_step;
