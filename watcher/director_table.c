@@ -49,9 +49,10 @@
 #define PROXY_BITS        10
 #define PROXY_MASK        ((1u << PROXY_BITS) - 1)
 _Static_assert(DIRECTOR_TABLE_MAX_PROXIES <= (1u << PROXY_BITS), "proxy index must fit PROXY_BITS");
-/* Mean arrivals per row of primary-set proxies drawn at first. Rows that
- * need more get their block drawn further (row_short); this only trades
- * drawing against redrawing, results never depend on it. */
+/* Mean arrivals per row of primary-set proxies drawn at first (default of
+ * draw_per_row). Rows that need more get their block drawn further
+ * (row_short); this only trades drawing against redrawing, results never
+ * depend on it. */
 #define FIRST_LAMBDA  12u
 #define LOG2_TAB_BITS 10
 #define LOG2_TAB_SIZE (1u << LOG2_TAB_BITS)
@@ -105,11 +106,10 @@ struct builder {
     size_t pt_len, pt_cap;
 
     /* row r's candidates: blocks[r / BLOCK_ROWS].cand[row_start[r] ..
-     * row_start[r] + row_len[r]), sorted, one per proxy */
+     * row_start[r] + row_len[r]) */
     struct block blocks[BLOCKS];
     uint32_t *row_start, *row_len;
-    uint32_t *stamp; /* per proxy: stamp of the last row that listed it */
-    uint32_t stamp_seq;
+    uint32_t *row_sorted; /* leading entries already in final order */
     uint32_t blocks_extended;
 
     /* matching state: row -> proxy, and per proxy a max-heap of its rows */
@@ -455,8 +455,7 @@ static int points_reserve(struct builder *b, size_t want)
 }
 
 /* Draws every arrival up to the block's horizon of every usable proxy in
- * the rows of block k, and files them per row, sorted, keeping each
- * proxy's first arrival in a row.
+ * the rows of block k, and files them per row (unsorted).
  *
  * Draw i of proxy p in block k is x = mix64((k1 + (k * 2^40 + i) * golden)
  * ^ k2): bits 63..56 pick the row within the block, bits 47..0 a uniform u
@@ -513,28 +512,8 @@ static int generate_block(struct builder *b, uint32_t k)
     uint64_t *cand = bk->cand;
     for (size_t i = 0; i < b->pt_len; i++)
         cand[start[b->pt_row[i]] + len[b->pt_row[i]]++] = b->pt_cand[i];
-    for (uint32_t r = 0; r < BLOCK_ROWS; r++) {
-        uint64_t *c = cand + start[r];
-        uint32_t n = len[r];
-        /* insertion sort: rows hold a dozen or two entries */
-        for (uint32_t i = 1; i < n; i++) {
-            uint64_t v = c[i];
-            uint32_t j = i;
-            for (; j > 0 && c[j - 1] > v; j--)
-                c[j] = c[j - 1];
-            c[j] = v;
-        }
-        /* a fresh stamp per row filed, never reused within a build */
-        uint32_t stamp = ++b->stamp_seq, out = 0;
-        for (uint32_t i = 0; i < n; i++) {
-            uint32_t p = (uint32_t)(c[i] & PROXY_MASK);
-            if (b->stamp[p] == stamp)
-                continue; /* a later arrival of a proxy already listed */
-            b->stamp[p] = stamp;
-            c[out++] = c[i];
-        }
-        len[r] = out;
-    }
+    /* put in order lazily, see row_at() */
+    memset(b->row_sorted + k * BLOCK_ROWS, 0, BLOCK_ROWS * sizeof(*b->row_sorted));
     return 0;
 }
 
@@ -671,19 +650,54 @@ static int heap_replace_top(struct builder *b, uint32_t q, uint64_t cand, uint32
     return heap_set(b, b->hoff[q] + i, cand, row);
 }
 
-static inline const uint64_t *row_cands(const struct builder *b, uint32_t r)
-{
-    return b->blocks[r >> BLOCK_BITS].cand + b->row_start[r];
-}
-
 static inline uint32_t cand_proxy(uint64_t cand)
 {
     return (uint32_t)(cand & PROXY_MASK);
 }
 
+/* Candidate i of row r in the row's order: ascending (arrival, proxy),
+ * each proxy once (its first arrival). Lists are filed unsorted and put in
+ * order only as far as someone looks: most rows never need more than their
+ * first two or three. Returns false past the end of the drawn list. */
+static bool row_at(struct builder *b, uint32_t r, uint32_t i, uint64_t *out)
+{
+    uint64_t *c = b->blocks[r >> BLOCK_BITS].cand + b->row_start[r];
+    uint32_t sorted = b->row_sorted[r];
+
+    while (sorted <= i) {
+        uint32_t len = b->row_len[r];
+        if (sorted == len) {
+            b->row_sorted[r] = sorted;
+            return false;
+        }
+        uint32_t m = sorted;
+        for (uint32_t k = sorted + 1; k < len; k++)
+            if (c[k] < c[m])
+                m = k;
+        uint64_t v = c[m];
+        bool listed = false;
+        for (uint32_t k = 0; k < sorted && !listed; k++)
+            listed = cand_proxy(c[k]) == cand_proxy(v);
+        if (listed) {
+            /* a later arrival of a proxy already in the row: drop it */
+            c[m] = c[len - 1];
+            b->row_len[r] = len - 1;
+            continue;
+        }
+        c[m] = c[sorted];
+        c[sorted++] = v;
+    }
+    b->row_sorted[r] = sorted;
+    *out = c[i];
+    return true;
+}
+
+/* Whether the row lists every member of a set, so that drawing further
+ * cannot give it a new candidate. Only asked once the row has been walked
+ * to its end, so the whole list is in order and free of repeats. */
 static bool row_complete(const struct builder *b, uint32_t r, const uint8_t *set, uint32_t size)
 {
-    const uint64_t *c = row_cands(b, r);
+    const uint64_t *c = b->blocks[r >> BLOCK_BITS].cand + b->row_start[r];
     uint32_t seen = 0;
     for (uint32_t i = 0; i < b->row_len[r]; i++)
         seen += set[cand_proxy(c[i])];
@@ -714,14 +728,15 @@ static int propose(struct builder *b, uint32_t sp)
 
     while (sp > 0) {
         uint32_t r = b->stack[--sp];
-        uint32_t i = b->pos[r], end = b->row_len[r];
-        const uint64_t *c = row_cands(b, r);
+        uint32_t i = b->pos[r];
+        uint64_t c;
 
         journal_row(b, r);
         for (;; i++) {
-            while (i < end && !b->in_set[cand_proxy(c[i])])
+            bool more;
+            while ((more = row_at(b, r, i, &c)) && !b->in_set[cand_proxy(c)])
                 i++;
-            if (i == end) {
+            if (!more) {
                 /* every member is full of better rows, or more must be drawn */
                 if (row_complete(b, r, b->in_set, b->set_size)) {
                     b->pos[r] = i;
@@ -730,20 +745,18 @@ static int propose(struct builder *b, uint32_t sp)
                 }
                 if ((rc = row_short(b, r)) < 0)
                     return rc;
-                c = row_cands(b, r);
-                end = b->row_len[r];
                 i--; /* retry position i with the longer list */
                 continue;
             }
-            uint32_t q = cand_proxy(c[i]);
+            uint32_t q = cand_proxy(c);
             const struct held *top = b->heap + b->hoff[q];
             if (b->hlen[q] < b->cap[q]) {
-                if ((rc = heap_push(b, q, c[i], r)) < 0)
+                if ((rc = heap_push(b, q, c, r)) < 0)
                     return rc;
-            } else if (held_after(top->cand, top->row, c[i], r)) {
+            } else if (held_after(top->cand, top->row, c, r)) {
                 uint32_t out = top->row;
                 journal_row(b, out);
-                if ((rc = heap_replace_top(b, q, c[i], r)) < 0)
+                if ((rc = heap_replace_top(b, q, c, r)) < 0)
                     return rc;
                 b->assign[out] = NONE;
                 b->pos[out]++;
@@ -824,15 +837,15 @@ static int failover(struct builder *b)
     return rc;
 }
 
-/* The earliest-arriving usable proxy of row r other than `not`: the
+/* The earliest-arriving usable proxy of row r other than `except`: the
  * secondary of last resort. */
-static int best_other(struct builder *b, uint32_t r, uint16_t not, uint16_t *out)
+static int best_other(struct builder *b, uint32_t r, uint16_t except, uint16_t *out)
 {
     for (;;) {
-        const uint64_t *c = row_cands(b, r);
-        for (uint32_t i = 0; i < b->row_len[r]; i++) {
-            uint32_t p = cand_proxy(c[i]);
-            if (b->in_h[p] && p != not ) {
+        uint64_t c;
+        for (uint32_t i = 0; row_at(b, r, i, &c); i++) {
+            uint32_t p = cand_proxy(c);
+            if (b->in_h[p] && p != except) {
                 *out = (uint16_t)p;
                 return 0;
             }
@@ -900,12 +913,12 @@ static void builder_free(struct builder *b)
     free(b->row_start);
     for (uint32_t k = 0; k < BLOCKS; k++)
         free(b->blocks[k].cand);
-    free(b->stamp);
     free(b->assign);
     free(b->cap);
     free(b->heap);
     free(b->stack);
     free(b->jrow);
+    free(b->px_epoch);
     free(b->jlen);
     free(b->jslot);
     free(b->prim);
@@ -917,15 +930,15 @@ static int builder_alloc(struct builder *b, uint32_t n)
     b->n = n;
     b->k1 = calloc(3 * np, sizeof(uint64_t));
     b->in_b = calloc(5 * np, 1);
-    b->row_start = calloc(4 * (size_t)ROWS, sizeof(uint32_t));
-    b->stamp = calloc(2 * np, sizeof(uint32_t));
+    b->row_start = calloc(5 * (size_t)ROWS, sizeof(uint32_t));
+    b->px_epoch = calloc(np, sizeof(uint32_t));
     b->assign = calloc(ROWS, sizeof(uint16_t));
     b->cap = calloc(3 * np, sizeof(uint32_t));
     b->stack = calloc(ROWS, sizeof(uint32_t));
     b->jrow = calloc(ROWS, sizeof(struct saved_row));
     b->jlen = calloc(np, sizeof(struct saved_len));
     b->prim = calloc(4 * (size_t)ROWS, sizeof(uint16_t));
-    if (!b->k1 || !b->in_b || !b->row_start || !b->stamp || !b->assign || !b->cap || !b->stack ||
+    if (!b->k1 || !b->in_b || !b->row_start || !b->px_epoch || !b->assign || !b->cap || !b->stack ||
         !b->jrow || !b->jlen || !b->prim)
         return -ENOMEM;
     b->k2 = b->k1 + np;
@@ -937,7 +950,7 @@ static int builder_alloc(struct builder *b, uint32_t n)
     b->row_len = b->row_start + ROWS;
     b->pos = b->row_start + 2 * (size_t)ROWS;
     b->row_epoch = b->row_start + 3 * (size_t)ROWS;
-    b->px_epoch = b->stamp + np;
+    b->row_sorted = b->row_start + 4 * (size_t)ROWS;
     b->hoff = b->cap + np;
     b->hlen = b->cap + 2 * np;
     b->fo = b->prim + ROWS;
@@ -1033,7 +1046,10 @@ int director_table_build(const struct director_table_config *cfg,
      * on average: horizon * wsum_b * ln 2 = LAMBDA (Q16.48, 1/ln 2 ~ 1.4427) */
     for (uint32_t p = 0; p < b.n; p++)
         b.recip[p] = (1ULL << 32) / t->proxies[p].weight;
-    uint64_t horizon = ((uint64_t)FIRST_LAMBDA << ARRIVAL_FRAC_BITS) / b.wsum_b;
+    uint64_t lambda = cfg && cfg->draw_per_row ? cfg->draw_per_row : FIRST_LAMBDA;
+    if (lambda > 1024)
+        lambda = 1024;
+    uint64_t horizon = (lambda << ARRIVAL_FRAC_BITS) / b.wsum_b;
     horizon = horizon / 1000 * 1443;
     for (uint32_t k = 0; k < BLOCKS; k++)
         b.blocks[k].horizon = horizon;

@@ -79,6 +79,9 @@ struct director_table_config {
      * (1100, i.e. max/mean <= 1.10). Values below 1000 are raised to 1000
      * plus enough to fit every row. */
     unsigned load_permille;
+    /* Tuning only: mean candidates per row drawn before any row asks for
+     * more (0 = default 12). The table never depends on it. */
+    unsigned draw_per_row;
 };
 
 /* One proxy of the table, in canonical order (ascending id bytes). */

@@ -187,6 +187,40 @@ START_TEST(test_seed_gives_different_table)
 }
 END_TEST
 
+/* How many candidates are drawn up front only changes the work: rows
+ * that need more get them drawn on demand, and the table is identical. */
+START_TEST(test_table_independent_of_draw_depth)
+{
+    static const size_t sizes[] = {2, 3, 37, 400};
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        struct fleet *f = fleet_new(sizes[i]);
+        for (size_t k = 0; k < f->n; k++) {
+            f->in[k].state = k % 7 == 3   ? DIRECTOR_PROXY_DRAINING
+                             : k % 5 == 1 ? DIRECTOR_PROXY_FILLING
+                                          : DIRECTOR_PROXY_ACTIVE;
+            f->in[k].healthy = k % 9 != 4;
+            f->in[k].weight = (uint32_t)(k % 3) * 70;
+        }
+        uint64_t sums[3];
+        static const unsigned depth[3] = {0, 2, 60};
+        for (int d = 0; d < 3; d++) {
+            struct director_table_config cfg = {
+                .seed = seed, .seed_len = sizeof(seed), .draw_per_row = depth[d]};
+            struct director_table *t = NULL;
+            ck_assert_int_eq(director_table_build(&cfg, f->in, f->n, &t, NULL, 0), 0);
+            check_invariants(t);
+            sums[d] = t->checksum;
+            if (d == 1)
+                ck_assert_uint_gt(t->blocks_extended, 0);
+            director_table_free(t);
+        }
+        ck_assert_uint_eq(sums[0], sums[1]);
+        ck_assert_uint_eq(sums[0], sums[2]);
+        free(f);
+    }
+}
+END_TEST
+
 START_TEST(test_checksum_covers_rows_and_proxies)
 {
     struct fleet *f = fleet_new(20);
@@ -756,6 +790,7 @@ int main(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_shuffled_input_same_bytes);
     tcase_add_test(tc, test_seed_gives_different_table);
+    tcase_add_test(tc, test_table_independent_of_draw_depth);
     tcase_add_test(tc, test_checksum_covers_rows_and_proxies);
     tcase_add_test(tc, test_remove_one_moves_own_rows_small);
     tcase_add_test(tc, test_remove_one_bounded_large);
