@@ -472,9 +472,11 @@ static void multi_apply_cb(struct haproxy_runtime *r, const struct haproxy_apply
 
 /* ---- the test ---- */
 
-static void never_called(uv_timer_t *t)
+static int ticks;
+static void count_tick(uv_timer_t *t)
 {
     (void)t;
+    ticks++;
 }
 
 int main(int argc, char **argv)
@@ -804,10 +806,19 @@ int main(int argc, char **argv)
               "mute socket");
         CHECK(haproxy_runtime_new(&loop, mute, NULL, NULL, &rt_bad) == 0, "new");
         haproxy_runtime_set_timeouts(rt_bad, 300, 0);
+        /* a timer on the same loop keeps firing while the exchange waits:
+         * a client blocking in connect/read would starve it */
+        uv_timer_t tick;
+        uv_timer_init(&loop, &tick);
+        uv_timer_start(&tick, count_tick, 10, 10);
+        ticks = 0;
         double t0 = now_ms();
         rc = apply(rt_bad, &cur);
         double took = now_ms() - t0;
+        int ticks_seen = ticks;
+        uv_close((uv_handle_t *)&tick, NULL);
         CHECK(rc == -ETIMEDOUT, "mute socket gave %d: %s", rc, apply_res.message);
+        CHECK(ticks_seen >= 5, "loop timer fired %d times while waiting %.0f ms", ticks_seen, took);
         printf("mute socket: %s after %.0f ms\n", apply_res.message, took);
         haproxy_runtime_free(rt_bad);
         rt_bad = NULL;
@@ -816,10 +827,6 @@ int main(int argc, char **argv)
         char missing[PATH_MAX + 32];
         snprintf(missing, sizeof(missing), "%s/missing.sock", dir);
         CHECK(haproxy_runtime_new(&loop, missing, missing, state_path, &rt_bad) == 0, "new");
-        /* a timer on the same loop keeps running while we wait */
-        uv_timer_t tick;
-        uv_timer_init(&loop, &tick);
-        uv_timer_start(&tick, never_called, 1, 1);
         t0 = now_ms();
         rc = apply(rt_bad, &cur);
         took = now_ms() - t0;
@@ -827,7 +834,6 @@ int main(int argc, char **argv)
         printf("missing socket: %s after %.1f ms\n", apply_res.message, took);
         rc = reload(rt_bad);
         CHECK(rc == -ENOENT, "reload via missing socket gave %d: %s", rc, reload_res.message);
-        uv_close((uv_handle_t *)&tick, NULL);
         haproxy_runtime_free(rt_bad);
         rt_bad = NULL;
 
