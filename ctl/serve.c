@@ -203,6 +203,15 @@ static void on_slack(const struct http_request *req, struct http_response *resp,
     /* Slack user names are display-ish; the ID is what the allow-list
      * checked, so keep both in the audit author. */
     snprintf(j->user, sizeof(j->user), "%.60s", user_name && *user_name ? user_name : user_id);
+    /* the author ends up in agent-check reply lines: one line, no controls */
+    for (char *p = j->user; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f || *p == '"' || *p == '\\')
+            *p = '_';
+    /* a name cut inside a UTF-8 sequence (or not UTF-8 at all) would make
+     * the JSON entries unwritable: fall back to the ID the allow-list
+     * matched */
+    if (ctl_reason_check(j->user, err, sizeof(err)) < 0 || !j->user[0])
+        snprintf(j->user, sizeof(j->user), "%.60s", user_id);
     rc = ctl_split_words(text ? text : "", text ? strlen(text) : 0, &words, &nwords, err,
                          sizeof(err));
     if (rc == 0)
