@@ -421,7 +421,9 @@ static int exec_maint(struct ctl_kv *kv, const struct ctl_settings *s,
             free(value);
             free(avalue);
             ctl_model_clear(&m);
-            return fail(res, CTL_FAILED, "out of memory building the audit entry");
+            return fail(res, CTL_FAILED,
+                        "cannot encode the entry or its audit record (out of memory, or an author "
+                        "that is not UTF-8)");
         }
         if (s->before_write)
             s->before_write(s->before_write_arg, attempt);
