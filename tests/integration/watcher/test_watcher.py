@@ -13,7 +13,10 @@ Scenarios run in order on one setup (each leaves a state the next expects):
   badvalue    a value that would inject a directive never reaches HAProxy
   badcheck    a config failing `haproxy -c` is refused; the old one serves
   agent       maintenance entries end up in the agent-checker state file
+  render      `render --snapshot FILE --out DIR` and `render --diff`
   consuldown  Consul killed: HAProxy keeps serving, the watcher recovers
+  guard       removing 2 of 3 servers at once is held until a force-removal
+              entry lets it through
   restart     watcher restarted while Consul is down re-applies its snapshot
 Real requests through HAProxy must succeed after every step.
 """
@@ -34,7 +37,7 @@ import socketserver
 
 WATCHER, CONSUL_DEV, TEMPLATES = sys.argv[1:4]
 SCENARIOS = sys.argv[4:] or ["churn", "structural", "badvalue", "badcheck", "agent",
-                             "consuldown", "restart"]
+                             "render", "consuldown", "guard", "restart"]
 ROOT = "drover/v1/"
 procs = []
 work = tempfile.mkdtemp(prefix="drover-watcher-it.")
@@ -354,6 +357,66 @@ def sc_consuldown():
     wait_for("watcher applies changes after Consul returned", lambda: "127.0.0.2" in {
         v[0] for v in servers_state("be_web").values() if not v[3] & 0x23}, timeout=30)
     requests_ok()
+
+
+def live_addrs():
+    return {v[0] for v in servers_state("be_web").values() if not v[3] & 0x23} - {"0.0.0.0"}
+
+
+def sc_guard():
+    wait_for("three servers live", lambda: live_addrs() == {"127.0.0.1", "127.0.0.2",
+                                                            "127.0.0.3"})
+    h0 = metric("drover_watcher_removals_held_total")
+    kv_put("kube/prod-a/nodes/n1", node("127.0.0.1", eligible=False))
+    kv_put("kube/prod-a/nodes/n2", node("127.0.0.2", eligible=False))
+    wait_for("change held", lambda: metric("drover_watcher_removals_held") == 1)
+    assert metric("drover_watcher_removals_held_total") == h0 + 1
+    time.sleep(0.5)
+    assert live_addrs() == {"127.0.0.1", "127.0.0.2", "127.0.0.3"}, live_addrs()
+    requests_ok()
+    # a force-removal entry lets it through until it expires
+    expires = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 600))
+    kv_put("haproxy/edge/force-removal/be_web", {"expires": expires, "author": "test"})
+    wait_for("forced removal applied", lambda: live_addrs() == {"127.0.0.3"})
+    assert metric("drover_watcher_removals_held") == 0
+    assert requests_ok(4) == {"node3"}
+    kv_delete("haproxy/edge/force-removal/be_web")
+    kv_put("kube/prod-a/nodes/n1", node("127.0.0.1"))
+    kv_put("kube/prod-a/nodes/n2", node("127.0.0.2"))
+    wait_for("servers back", lambda: live_addrs() == {"127.0.0.1", "127.0.0.2", "127.0.0.3"})
+
+
+def sc_render():
+    wait_for("config file caught up with the runtime state",
+             lambda: all("%s:%d" % (a, NODE_PORT) in cfg_text() for a in ("127.0.0.1",
+                                                                           "127.0.0.3")))
+    out = os.path.join(work, "bundle")
+    base = [WATCHER, "--haproxy-cluster", "edge", "--kube-cluster", "prod-a",
+            "--template-dir", TPL, "--haproxy-stats-socket", STATS,
+            "--haproxy-state-file", os.path.join(work, "web.state"),
+            "--haproxy-maxconn", "500", "--agent-port", str(AGENT_PORT),
+            "--snapshot-file", SNAP, "--consul-addr", consul_addr()]
+    r = subprocess.run(base + ["render", "--snapshot", SNAP, "--out", out],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    with open(os.path.join(out, "web.cfg")) as f:
+        bundle = f.read()
+    assert bundle == cfg_text(), "offline render differs from the installed config"
+    with open(os.path.join(out, "agent-state.json")) as f:
+        assert json.load(f)["version"] == 1
+    # no-op deploy: nothing to apply
+    r = subprocess.run(base + ["--config-dir", CFG, "render", "--diff"], capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 0 and r.stdout == "", (r.returncode, r.stdout, r.stderr)
+    # a running config that differs shows up in the diff
+    other = os.path.join(work, "other-cfg")
+    os.makedirs(other, exist_ok=True)
+    with open(os.path.join(other, "web.cfg"), "w") as f:
+        f.write(cfg_text().replace("balance roundrobin", "balance leastconn"))
+    r = subprocess.run(base + ["--config-dir", other, "render", "--diff"], capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 3, (r.returncode, r.stderr)
+    assert "-    balance leastconn" in r.stdout and "+    balance roundrobin" in r.stdout, r.stdout
 
 
 def sc_restart():
