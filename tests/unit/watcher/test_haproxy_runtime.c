@@ -4,8 +4,13 @@
  * tests/integration/watcher-runtime. */
 #include <check.h>
 #include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "haproxy_runtime.h"
@@ -263,6 +268,109 @@ START_TEST(test_exec_refuses_bad_commands_and_cancels)
 }
 END_TEST
 
+/* A fake stats socket: accepts one connection, reads the request up to
+ * "quit\n", writes a canned answer and closes. */
+struct fake {
+    int lfd;
+    char path[108];
+    const char *answer;
+    char request[4096];
+};
+
+static void *fake_serve(void *arg)
+{
+    struct fake *f = arg;
+    int c = accept(f->lfd, NULL, NULL);
+    size_t len = 0;
+    if (c < 0)
+        return NULL;
+    while (len < sizeof(f->request) - 1) {
+        ssize_t r = read(c, f->request + len, sizeof(f->request) - 1 - len);
+        if (r <= 0)
+            break;
+        len += (size_t)r;
+        f->request[len] = 0;
+        if (strstr(f->request, "quit\n"))
+            break;
+    }
+    if (write(c, f->answer, strlen(f->answer)) < 0)
+        perror("fake write");
+    close(c);
+    return NULL;
+}
+
+static void fake_start(struct fake *f, pthread_t *t, const char *answer)
+{
+    struct sockaddr_un un = {.sun_family = AF_UNIX};
+    snprintf(f->path, sizeof(f->path), "/tmp/drover-fake-%d.sock", (int)getpid());
+    unlink(f->path);
+    memcpy(un.sun_path, f->path, strlen(f->path) + 1);
+    f->answer = answer;
+    f->request[0] = 0;
+    f->lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+    ck_assert_int_ge(f->lfd, 0);
+    ck_assert_int_eq(bind(f->lfd, (struct sockaddr *)&un, sizeof(un)), 0);
+    ck_assert_int_eq(listen(f->lfd, 1), 0);
+    ck_assert_int_eq(pthread_create(t, NULL, fake_serve, f), 0);
+}
+
+static int ex_status, ex_done;
+static size_t ex_n;
+static char ex_answers[4][128];
+static void ex_cb(struct haproxy_runtime *rt, int status, const char *const *answers, size_t n,
+                  const char *err, void *arg)
+{
+    ex_status = status;
+    ex_n = n;
+    for (size_t i = 0; i < n && i < 4; i++)
+        snprintf(ex_answers[i], sizeof(ex_answers[i]), "%s", answers[i]);
+    ex_done = 1;
+}
+
+static int run_exchange(const char *answer, const char *const *cmds, size_t n, struct fake *f)
+{
+    uv_loop_t loop;
+    struct haproxy_runtime *rt;
+    pthread_t t;
+    fake_start(f, &t, answer);
+    ck_assert_int_eq(uv_loop_init(&loop), 0);
+    ck_assert_int_eq(haproxy_runtime_new(&loop, f->path, NULL, NULL, &rt), 0);
+    haproxy_runtime_set_timeouts(rt, 5000, 0);
+    ex_done = 0;
+    ck_assert_int_eq(haproxy_runtime_exec(rt, HAPROXY_SOCKET_STATS, cmds, n, ex_cb, NULL), 0);
+    while (!ex_done)
+        uv_run(&loop, UV_RUN_ONCE);
+    haproxy_runtime_free(rt);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    ck_assert_int_eq(uv_loop_close(&loop), 0);
+    pthread_join(t, NULL);
+    close(f->lfd);
+    unlink(f->path);
+    return ex_status;
+}
+
+START_TEST(test_prompt_framing)
+{
+    struct fake f;
+    const char *two[] = {"set server be/slot1 weight 3", "set server be/x weight 3"};
+    /* prompt's own empty answer, then one per command */
+    ck_assert_int_eq(run_exchange("\n> \n> No such server.\n\n> ", two, 2, &f), 0);
+    ck_assert_str_eq(f.request, "prompt\nset server be/slot1 weight 3\nset server be/x weight "
+                                "3\nquit\n");
+    ck_assert_uint_eq(ex_n, 2);
+    ck_assert_str_eq(ex_answers[0], "");
+    ck_assert_str_eq(ex_answers[1], "No such server.\n");
+    /* a multi-line answer keeps its lines */
+    const char *one[] = {"show servers state be"};
+    ck_assert_int_eq(run_exchange("\n> 1\n# be_name\n\n> ", one, 1, &f), 0);
+    ck_assert_str_eq(ex_answers[0], "1\n# be_name\n");
+    /* closed before the last answer: not a success */
+    ck_assert_int_eq(run_exchange("\n> \n> ", two, 2, &f), -EPIPE);
+    ck_assert_int_eq(run_exchange("", one, 1, &f), -EPIPE);
+    ck_assert_int_eq(run_exchange("\n> 1\n# be_name\n", one, 1, &f), -EPIPE);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("haproxy_runtime");
@@ -274,6 +382,7 @@ int main(void)
     tcase_add_test(tc, test_show_proc_relative_pid_and_errors);
     tcase_add_test(tc, test_check_answer);
     tcase_add_test(tc, test_exec_refuses_bad_commands_and_cancels);
+    tcase_add_test(tc, test_prompt_framing);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
