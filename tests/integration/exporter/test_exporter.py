@@ -1,0 +1,602 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+"""drover-exporter end to end: the real daemon against the Kubernetes API
+fixture (tests/kube, TLS + bearer token) and a real Consul dev agent.
+
+Each test starts its own API fixture and exporter(s) with their own
+cluster names, so tests can share one Consul agent
+($DROVER_CONSUL_STATE, from the CTest fixture; started here when unset).
+Waiting is by polling with a deadline, never by sleeping as an assertion;
+client behaviour (relists, re-watches) is asserted through the fixture's
+request log and the exporter's metrics.
+
+usage: test_exporter.py EXPORTER_BINARY [unittest args]
+"""
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import urllib.error
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SRC = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
+FIXTURE = os.path.join(SRC, "tests", "kube", "kube-fixture.sh")
+CONSUL_DEV = os.path.join(SRC, "tests", "lib", "consul-dev.sh")
+EXPORTER = None
+CONSUL = None  # http://127.0.0.1:PORT
+_own_consul = None
+_cluster_seq = [0]
+
+
+def wait_until(fn, timeout=15.0, what="condition", interval=0.05):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = fn()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError("timed out after %.1f s waiting for %s (last: %r)" % (timeout, what, last))
+
+
+def http(method, url, body=None, headers=None, timeout=30):
+    data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def read(path):
+    with open(path) as f:
+        return f.read().strip()
+
+
+# ---- Consul ----
+
+def kv(prefix):
+    """{key: (value, modify_index)} of a recursive read."""
+    st, body = http("GET", "%s/v1/kv/%s?recurse" % (CONSUL, prefix))
+    if st == 404:
+        return {}
+    assert st == 200, (st, body)
+    import base64
+    out = {}
+    for e in json.loads(body):
+        v = base64.b64decode(e["Value"]).decode() if e.get("Value") else ""
+        out[e["Key"]] = (v, e["ModifyIndex"])
+    return out
+
+
+def kv_put(key, value):
+    st, body = http("PUT", "%s/v1/kv/%s" % (CONSUL, key), value.encode())
+    assert st == 200, body
+
+
+def kv_values(prefix):
+    return {k: v for k, (v, _) in kv(prefix).items()}
+
+
+# ---- Kubernetes fixture ----
+
+class Kube:
+    def __init__(self, tmp, seed="empty", extra=()):
+        self.dir = os.path.join(tmp, "kube")
+        subprocess.run([FIXTURE, "start", self.dir, "--tls", "--seed", seed] + list(extra),
+                       check=True, stdout=subprocess.DEVNULL, timeout=60)
+        self.addr = read(os.path.join(self.dir, "addr"))
+        self.control = read(os.path.join(self.dir, "control"))
+
+    def ctl(self, op, body=None, timeout=60):
+        st, out = http("POST", "%s/v1/%s" % (self.control, op), body or {}, timeout=timeout)
+        assert st == 200, "fixture %s: HTTP %d %s" % (op, st, out)
+        return json.loads(out or b"{}")
+
+    def get(self, path):
+        st, out = http("GET", "%s/v1/%s" % (self.control, path))
+        assert st == 200, out
+        return json.loads(out)
+
+    def seq(self):
+        return self.get("state")["requests"]
+
+    def wait_request(self, since, timeout=20, **match):
+        body = dict(match, since=since, timeout=timeout)
+        return self.ctl("wait_request", body, timeout=timeout + 10)
+
+    def stop(self):
+        subprocess.run([FIXTURE, "stop", self.dir], stdout=subprocess.DEVNULL, timeout=30)
+
+    def args(self):
+        return ["--kube-api", self.addr, "--kube-ca-file", os.path.join(self.dir, "ca.crt"),
+                "--kube-token-file", os.path.join(self.dir, "token")]
+
+
+def service(ns, name, ports=(80,), typ="NodePort", annotations=None, **kw):
+    ann = {"drover.io/exported": "true"}
+    ann.update(annotations or {})
+    d = {"namespace": ns, "name": name, "type": typ, "annotations": ann,
+         "ports": [{"name": "p%d" % p, "port": p} for p in ports]}
+    d.update(kw)
+    return d
+
+
+# ---- exporter ----
+
+class Exporter:
+    def __init__(self, tmp, kube, cluster, *extra, name="exp"):
+        self.log_path = os.path.join(tmp, name + ".log")
+        self.log = open(self.log_path, "w")
+        args = [EXPORTER] + kube.args() + [
+            "--consul-addr", CONSUL, "--cluster", cluster, "--metrics-addr", "127.0.0.1:0",
+            "--holder-name", name, "--log-level", "debug"] + list(extra)
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
+        self.port = None
+        self.port = wait_until(self._find_port, 10, "exporter %s metrics port" % name)
+
+    def _find_port(self):
+        if self.proc.poll() is not None:
+            raise AssertionError("exporter exited with %s:\n%s" % (self.proc.returncode,
+                                                                   self.text()[-3000:]))
+        m = re.search(r"metrics and health on \S+ \(port (\d+)\)", self.text())
+        return int(m.group(1)) if m else None
+
+    def text(self):
+        with open(self.log_path) as f:
+            return f.read()
+
+    def metrics(self):
+        st, body = http("GET", "http://127.0.0.1:%d/metrics" % self.port, timeout=5)
+        assert st == 200
+        out = {}
+        for line in body.decode().splitlines():
+            if line and not line.startswith("#"):
+                k, v = line.rsplit(" ", 1)
+                out[k] = float(v)
+        return out
+
+    def metric(self, name):
+        return self.metrics().get(name, 0.0)
+
+    def ready(self):
+        st, _ = http("GET", "http://127.0.0.1:%d/readyz" % self.port, timeout=5)
+        return st == 200
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        return self.proc.returncode
+
+
+class ExporterTest(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="drover-exd-")
+        self.kubes = []
+        self.exporters = []
+        _cluster_seq[0] += 1
+        self.cluster = "t%d-%d" % (os.getpid(), _cluster_seq[0])
+        self.own = "drover/v1/kube/%s/" % self.cluster
+
+    def tearDown(self):
+        for e in self.exporters:
+            rc = e.stop()
+            if rc not in (0, -signal.SIGKILL) and not hasattr(e, "killed"):
+                sys.stderr.write("exporter log:\n" + e.text()[-4000:])
+                self.fail("exporter exit status %s (sanitizer report or crash?)" % rc)
+        for k in self.kubes:
+            k.stop()
+        http("DELETE", "%s/v1/kv/drover/v1/kube/%s?recurse" % (CONSUL, self.cluster))
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def kube(self, seed="empty", extra=()):
+        k = Kube(os.path.join(self.tmp, "k%d" % len(self.kubes)), seed, extra)
+        self.kubes.append(k)
+        return k
+
+    def exporter(self, kube, *extra, cluster=None, name=None):
+        name = name or "exp%d" % len(self.exporters)
+        e = Exporter(self.tmp, kube, cluster or self.cluster, *extra, name=name)
+        self.exporters.append(e)
+        return e
+
+    def synced(self, e):
+        wait_until(lambda: e.metric("drover_exporter_last_sync_timestamp_seconds") > 0, 20,
+                   "first full sync")
+
+    def svc_key(self, ns, name, port, cluster=None):
+        return "drover/v1/kube/%s/services/%s/%s/%s" % (cluster or self.cluster, ns, name, port)
+
+    def node(self, name, cluster=None):
+        v = kv_values("drover/v1/kube/%s/nodes/%s" % (cluster or self.cluster, name))
+        return json.loads(next(iter(v.values()))) if v else None
+
+    # ---- tests ----
+
+    def test_initial_sync_writes_expected_keys(self):
+        k = self.kube("default")
+        k.ctl("add_service", service("web", "shop", (80, 443)))
+        k.ctl("add_service", service("web", "lb", (8080,), typ="LoadBalancer",
+                                     externalTrafficPolicy="Local"))
+        k.ctl("add_service", service("web", "internal", (80,), typ="ClusterIP"))
+        k.ctl("add_service", dict(service("web", "optout", (80,)), annotations={}))
+        e = self.exporter(k)
+        self.synced(e)
+        got = kv_values(self.own)
+        want = {self.own + s for s in ("services/web/shop/p80", "services/web/shop/p443",
+                                        "services/web/lb/p8080", "nodes/cp-1", "nodes/worker-1",
+                                        "nodes/worker-2", "meta", "leader")}
+        self.assertEqual(set(got), want)
+        shop = json.loads(got[self.own + "services/web/shop/p80"])
+        self.assertEqual((shop["cluster"], shop["type"], shop["port"]), (self.cluster, "NodePort", 80))
+        lb = json.loads(got[self.own + "services/web/lb/p8080"])
+        self.assertEqual(lb["health_check_source"], "healthCheckNodePort")
+        self.assertEqual(lb["health_check_path"], "/healthz")
+        self.assertFalse(self.node("cp-1")["eligible"])  # exclude label
+        self.assertTrue(self.node("worker-1")["eligible"])
+        meta = json.loads(got[self.own + "meta"])
+        self.assertEqual((meta["services"], meta["service_ports"], meta["nodes"],
+                          meta["eligible_nodes"]), (2, 3, 3, 2))
+        self.assertTrue(e.ready())
+        # paginated: several list pages
+        e2_cluster = self.cluster + "-paged"
+        e2 = self.exporter(k, "--kube-page-size", "1", cluster=e2_cluster)
+        self.synced(e2)
+        self.assertEqual(len(kv_values("drover/v1/kube/%s/services/" % e2_cluster)), 3)
+        self.assertGreaterEqual(e2.metric('drover_exporter_lists_total{resource="services"}'), 1)
+        http("DELETE", "%s/v1/kv/drover/v1/kube/%s?recurse" % (CONSUL, e2_cluster))
+
+    def test_changes_reach_kv(self):
+        k = self.kube("default")
+        e = self.exporter(k, "--node-grace", "0")
+        self.synced(e)
+        key = self.svc_key("shop", "web", "p80")
+        k.ctl("add_service", service("shop", "web", (80,)))
+        wait_until(lambda: kv_values(key), what="service add")
+        k.ctl("annotate", {"namespace": "shop", "name": "web",
+                           "annotations": {"drover.io/dns-name": "web.example.net"}})
+        wait_until(lambda: "web.example.net" in kv_values(key).get(key, ""), what="service modify")
+        k.ctl("update_service", service("shop", "web", (81,)))
+        wait_until(lambda: kv_values(self.svc_key("shop", "web", "p81")) and not kv_values(key),
+                   what="port rename")
+        k.ctl("delete_service", {"namespace": "shop", "name": "web"})
+        wait_until(lambda: not kv_values(self.own + "services/"), what="service delete")
+        k.ctl("set_node_ready", {"name": "worker-1", "ready": False})
+        wait_until(lambda: self.node("worker-1")["eligible"] is False, what="NotReady")
+        k.ctl("set_node_ready", {"name": "worker-1", "ready": True})
+        wait_until(lambda: self.node("worker-1")["eligible"] is True, what="Ready again")
+        k.ctl("cordon", {"name": "worker-2"})
+        wait_until(lambda: not self.node("worker-2")["schedulable"], what="cordon")
+        self.assertFalse(self.node("worker-2")["eligible"])
+        k.ctl("uncordon", {"name": "worker-2"})
+        wait_until(lambda: self.node("worker-2")["eligible"], what="uncordon")
+        k.ctl("label", {"kind": "Node", "name": "worker-2", "labels":
+                        {"node.kubernetes.io/exclude-from-external-load-balancers": "true"}})
+        wait_until(lambda: self.node("worker-2")["excluded"], what="exclude label")
+        k.ctl("add_node", {"name": "worker-3", "ip": "172.18.0.9"})
+        wait_until(lambda: self.node("worker-3"), what="node add")
+        k.ctl("delete_node", {"name": "worker-3"})
+        wait_until(lambda: self.node("worker-3") is None, what="node delete")
+
+    def test_node_grace_keeps_notready_node_eligible(self):
+        k = self.kube("default")
+        e = self.exporter(k, "--node-grace", "1h")
+        self.synced(e)
+        k.ctl("set_node_ready", {"name": "worker-1", "ready": False})
+        wait_until(lambda: self.node("worker-1")["ready"] is False, what="NotReady written")
+        self.assertTrue(self.node("worker-1")["eligible"])  # grace period
+        k.ctl("cordon", {"name": "worker-1"})  # any other cause: at once
+        wait_until(lambda: self.node("worker-1")["eligible"] is False, what="cordon ends grace")
+
+    def test_node_selector(self):
+        k = self.kube("default")
+        k.ctl("label", {"kind": "Node", "name": "worker-1", "labels": {"lb": "yes"}})
+        e = self.exporter(k, "--node-selector", "lb=yes")
+        self.synced(e)
+        self.assertTrue(self.node("worker-1")["eligible"])
+        self.assertFalse(self.node("worker-2")["selected"])
+        self.assertFalse(self.node("worker-2")["eligible"])
+
+    def test_noop_resync_writes_nothing(self):
+        k = self.kube("default")
+        for i in range(5):
+            k.ctl("add_service", service("ns", "s%d" % i, (80, 81)))
+        e = self.exporter(k, "--resync-interval", "300ms")
+        self.synced(e)
+        wait_until(lambda: e.metric("drover_exporter_txn_total") > 0, what="first write")
+        before = kv(self.own)
+        writes = e.metric('drover_exporter_kv_writes_total{op="set"}')
+        txns = e.metric("drover_exporter_txn_total")
+        reads = e.metric("drover_exporter_kv_reads_total")
+        wait_until(lambda: e.metric("drover_exporter_kv_reads_total") >= reads + 3, 10,
+                   "three resyncs")
+        # a heartbeat-only node update and a bump of the revision change nothing
+        k.ctl("heartbeat", {})
+        k.ctl("bump_rv", {"count": 10})
+        r2 = e.metric("drover_exporter_kv_reads_total")
+        wait_until(lambda: e.metric("drover_exporter_kv_reads_total") >= r2 + 2, 10,
+                   "two more resyncs")
+        self.assertEqual(e.metric("drover_exporter_txn_total"), txns)
+        self.assertEqual(e.metric('drover_exporter_kv_writes_total{op="set"}'), writes)
+        self.assertEqual(kv(self.own), before)  # same ModifyIndex everywhere
+
+    def _assert_relist_without_wipe(self, mode):
+        k = self.kube("default")
+        k.ctl("add_service", service("ns", "a", (80,)))
+        e = self.exporter(k)
+        self.synced(e)
+        before = kv(self.own)
+        deletes = e.metric('drover_exporter_kv_writes_total{op="delete"}')
+        seq = k.seq()
+        k.ctl("force_410", {"mode": mode, "count": 2})
+        k.ctl("drop_watches", {})
+        k.wait_request(seq, path="/api/v1/services", watch=False)
+        k.wait_request(seq, path="/api/v1/nodes", watch=False)
+        wait_until(lambda: e.metric('drover_exporter_relists_total{resource="services"}') >= 1,
+                   what="relist counted")
+        # watching again after the relist, and events flow
+        k.ctl("wait_watchers", {"count": 2, "timeout": 20}, timeout=30)
+        k.ctl("add_service", service("ns", "b", (80,)))
+        wait_until(lambda: kv_values(self.svc_key("ns", "b", "p80")), what="event after relist")
+        self.assertEqual(e.metric('drover_exporter_kv_writes_total{op="delete"}'), deletes)
+        after = kv(self.own)
+        for key, (val, idx) in before.items():
+            if key.endswith("/meta"):
+                continue
+            self.assertEqual(after.get(key), (val, idx), key)
+
+    def test_410_in_stream_relists_without_wipe(self):
+        self._assert_relist_without_wipe("event")
+
+    def test_http_410_relists_without_wipe(self):
+        self._assert_relist_without_wipe("http")
+
+    def test_expired_continue_restarts_list(self):
+        k = self.kube("default")
+        for i in range(6):
+            k.ctl("add_service", service("ns", "s%d" % i, (80,)))
+        # every continue token of the first list is already expired when used
+        k.ctl("set", {"continue_ttl": 0})
+        e = self.exporter(k, "--kube-page-size", "2")
+        seq0 = 0
+        k.wait_request(seq0, path="/api/v1/services", watch=False, query={"continue": None})
+        wait_until(lambda: e.metric('drover_exporter_list_restarts_total{resource="services"}')
+                   >= 1, what="list restarted after 410 on continue")
+        self.assertEqual(kv_values(self.own + "services/"), {})  # nothing from a partial list
+        k.ctl("set", {"continue_ttl": 300})
+        self.synced(e)
+        self.assertEqual(len(kv_values(self.own + "services/")), 6)
+
+    def test_api_server_restart_keeps_kv_and_rewatches(self):
+        k = self.kube("default")
+        k.ctl("add_service", service("ns", "a", (80,)))
+        e = self.exporter(k)
+        self.synced(e)
+        before = kv(self.own)
+        seq = k.seq()
+        k.ctl("restart", {"down_seconds": 2})
+        k.wait_request(seq, path="/api/v1/services", watch=True, timeout=30)
+        k.ctl("add_service", service("ns", "b", (80,)))
+        wait_until(lambda: kv_values(self.svc_key("ns", "b", "p80")), 20, "event after restart")
+        after = kv(self.own)
+        for key, (val, idx) in before.items():
+            if not key.endswith("/meta"):
+                self.assertEqual(after.get(key), (val, idx), key)
+        self.assertEqual(e.metric('drover_exporter_kv_writes_total{op="delete"}'), 0)
+        self.assertGreaterEqual(e.metric('drover_exporter_watch_restarts_total{resource="services"}'),
+                                1)
+
+    def test_api_server_restart_with_compaction_relists(self):
+        k = self.kube("default")
+        k.ctl("add_service", service("ns", "a", (80,)))
+        e = self.exporter(k)
+        self.synced(e)
+        seq = k.seq()
+        k.ctl("bump_rv", {"count": 5})  # revisions the exporter never saw get compacted
+        k.ctl("restart", {"down_seconds": 2, "compact": True})
+        # deleted while the API is down: only a relist can notice it
+        k.ctl("delete_service", {"namespace": "ns", "name": "a"})
+        k.wait_request(seq, path="/api/v1/services", watch=False, timeout=30)
+        wait_until(lambda: not kv_values(self.own + "services/"), 20, "delete after relist")
+        self.assertGreaterEqual(e.metric('drover_exporter_relists_total{resource="services"}'), 1)
+
+    def _assert_backoff(self, status):
+        k = self.kube("default")
+        e = self.exporter(k)
+        self.synced(e)
+        seq = k.seq()
+        k.ctl("fail", {"status": status, "count": 3, "retry_after": 1, "path": "/api/v1/services",
+                       "watch": True})
+        k.ctl("drop_watches", {})
+        metric = 'drover_exporter_kube_errors_total{resource="services",kind="%s"}' % (
+            "throttled" if status == 429 else "server")
+        wait_until(lambda: e.metric(metric) >= 3, 30, "three failed re-watches")
+        log = k.get("requests?since=%d" % seq)
+        failed = [r for r in log if r.get("fault") and r["path"] == "/api/v1/services"]
+        self.assertEqual(len(failed), 3)
+        gaps = [b["time"] - a["time"] for a, b in zip(failed, failed[1:])]
+        if status == 429:  # Retry-After: 1
+            self.assertTrue(all(g >= 0.9 for g in gaps), gaps)
+        k.wait_request(seq, path="/api/v1/services", watch=True, query={}, timeout=30)
+        k.ctl("add_service", service("ns", "late", (80,)))
+        wait_until(lambda: kv_values(self.svc_key("ns", "late", "p80")), 20, "event after errors")
+
+    def test_429_honours_retry_after(self):
+        self._assert_backoff(429)
+
+    def test_500_backs_off_and_recovers(self):
+        self._assert_backoff(500)
+
+    def test_token_rotation_rereads_on_401(self):
+        k = self.kube("default")
+        e = self.exporter(k)
+        self.synced(e)
+        k.ctl("rotate_token", {})
+        k.ctl("drop_watches", {})
+        wait_until(lambda: e.metric("drover_exporter_token_reloads_total") >= 1, 20, "token re-read")
+        self.assertGreaterEqual(
+            e.metric('drover_exporter_kube_errors_total{resource="services",kind="unauthorized"}') +
+            e.metric('drover_exporter_kube_errors_total{resource="nodes",kind="unauthorized"}'), 1)
+        k.ctl("wait_watchers", {"count": 2, "timeout": 20}, timeout=30)
+        k.ctl("add_service", service("ns", "after", (80,)))
+        wait_until(lambda: kv_values(self.svc_key("ns", "after", "p80")), 20, "event after rotation")
+
+    def test_invalid_annotation_skipped_with_reason(self):
+        k = self.kube("default")
+        k.ctl("add_service", service("ns", "bad", (80,),
+                                     annotations={"drover.io/health-check-port": "http"}))
+        k.ctl("add_service", service("ns", "good", (80,)))
+        e = self.exporter(k)
+        self.synced(e)
+        self.assertEqual(set(kv_values(self.own + "services/")),
+                         {self.svc_key("ns", "good", "p80")})
+        self.assertEqual(e.metric('drover_exporter_export_errors_total{reason="InvalidAnnotation"}'), 1)
+        self.assertRegex(e.text(), r"ns/bad not exported: InvalidAnnotation: .*health-check-port")
+        meta = json.loads(kv_values(self.own + "meta")[self.own + "meta"])
+        self.assertEqual(meta["skipped_services"], 1)
+
+    def test_two_clusters_never_touch_each_other(self):
+        k1, k2 = self.kube("default"), self.kube("default")
+        c1, c2 = self.cluster + "a", self.cluster + "a0"  # c1 is a prefix of c2
+        try:
+            k1.ctl("add_service", service("ns", "one", (80,)))
+            k2.ctl("add_service", service("ns", "two", (80,)))
+            e1 = self.exporter(k1, "--kse-compat", cluster=c1)
+            e2 = self.exporter(k2, "--kse-compat", cluster=c2)
+            self.synced(e1)
+            self.synced(e2)
+            kv_put("drover/v1/kube/%s/services/ns/foreign/p1" % c2, "{}")
+            v2 = kv("drover/v1/kube/%s/" % c2)
+            k1.ctl("delete_service", {"namespace": "ns", "name": "one"})
+            k1.ctl("delete_node", {"name": "worker-2"})
+            wait_until(lambda: not kv_values("drover/v1/kube/%s/services/" % c1), what="c1 delete")
+            e1.stop()  # a final resync on restart must not touch c2 either
+            e1b = self.exporter(k1, "--kse-compat", cluster=c1, name="e1b")
+            self.synced(e1b)
+            self.assertEqual(kv("drover/v1/kube/%s/" % c2), v2)
+            kse = kv_values("kube-service-exporter/")
+            self.assertIn("kube-service-exporter/nodes/%s" % c2, kse)
+            self.assertIn("kube-service-exporter/services/%s-ns-two-p80/clusters/%s" % (c2, c2), kse)
+            self.assertNotIn("kube-service-exporter/services/%s-ns-one-p80/clusters/%s" % (c1, c1),
+                             kse)
+        finally:
+            for c in (c1, c2):
+                http("DELETE", "%s/v1/kv/drover/v1/kube/%s?recurse" % (CONSUL, c))
+                http("DELETE", "%s/v1/kv/kube-service-exporter/nodes/%s" % (CONSUL, c))
+                for key in kv_values("kube-service-exporter/services/"):
+                    if key.endswith("/clusters/" + c):
+                        http("DELETE", "%s/v1/kv/%s" % (CONSUL, key))
+
+    def test_kse_compat_layout(self):
+        k = self.kube("default")
+        k.ctl("add_service", {"namespace": "ns", "name": "legacy", "type": "NodePort",
+                              "ports": [{"name": "http", "port": 80}],
+                              "annotations": {
+                                  "kube-service-exporter.github.com/exported": "true",
+                                  "kube-service-exporter.github.com/load-balancer-backend-protocol":
+                                      "http",
+                                  "kube-service-exporter.github.com/custom-attrs":
+                                      '{"team":"web"}'}})
+        e = self.exporter(k, "--kse-compat", "--kse-prefix", "kse-" + self.cluster)
+        self.synced(e)
+        p = "kse-%s/" % self.cluster
+        try:
+            got = kv_values(p)
+            key = "%sservices/%s-ns-legacy-http/clusters/%s" % (p, self.cluster, self.cluster)
+            self.assertEqual(set(got), {key, p + "nodes/" + self.cluster})
+            v = json.loads(got[key])
+            self.assertEqual((v["ClusterName"], v["backend_protocol"], v["custom_attrs"]),
+                             (self.cluster, "http", {"team": "web"}))
+            nodes = json.loads(got[p + "nodes/" + self.cluster])
+            self.assertEqual([n["Name"] for n in nodes], ["worker-1", "worker-2"])
+            self.assertIn(self.svc_key("ns", "legacy", "http"), kv_values(self.own))
+            k.ctl("delete_service", {"namespace": "ns", "name": "legacy"})
+            wait_until(lambda: key not in kv_values(p), what="KSE key deleted")
+        finally:
+            http("DELETE", "%s/v1/kv/%s?recurse" % (CONSUL, p))
+
+    def test_two_replicas_only_leader_writes_and_failover(self):
+        k = self.kube("default")
+        for i in range(3):
+            k.ctl("add_service", service("ns", "s%d" % i, (80,)))
+        opts = ("--leader-ttl", "10s", "--leader-lock-delay", "1s")
+        a = self.exporter(k, *opts, name="replica-a")
+        b = self.exporter(k, *opts, name="replica-b")
+        lead = lambda: [x for x in (a, b) if x.metric("drover_exporter_leader") == 1]
+        leaders = wait_until(lead, 20, "a leader")
+        self.assertEqual(len(leaders), 1)
+        leader = leaders[0]
+        follower = b if leader is a else a
+        wait_until(follower.ready, 20, "follower ready")
+        self.synced(leader)
+        self.assertEqual(follower.metric("drover_exporter_txn_total"), 0)
+        holder = json.loads(kv_values(self.own + "leader")[self.own + "leader"])["holder"]
+        self.assertEqual(holder, "replica-a" if leader is a else "replica-b")
+        k.ctl("add_service", service("ns", "more", (80,)))
+        wait_until(lambda: kv_values(self.svc_key("ns", "more", "p80")), what="leader writes")
+        self.assertEqual(follower.metric("drover_exporter_txn_total"), 0)
+        before = kv_values(self.own + "services/")
+        # kill the leader: no graceful release, the session must expire
+        leader.killed = True
+        leader.proc.kill()
+        leader.proc.wait()
+        t0 = time.monotonic()
+        wait_until(lambda: follower.metric("drover_exporter_leader") == 1, 40, "takeover")
+        took = time.monotonic() - t0
+        # Consul invalidates after TTL..2xTTL, then the 1 s lock-delay
+        self.assertLess(took, 2 * 10 + 1 + 5)
+        self.synced(follower)
+        self.assertEqual(kv_values(self.own + "services/"), before)  # nothing lost or duplicated
+        k.ctl("delete_service", {"namespace": "ns", "name": "s0"})
+        wait_until(lambda: self.svc_key("ns", "s0", "p80") not in kv_values(self.own),
+                   what="new leader writes")
+
+    def test_graceful_stop_hands_over_at_once(self):
+        k = self.kube("default")
+        opts = ("--leader-ttl", "30s", "--leader-lock-delay", "15s")
+        a = self.exporter(k, *opts, name="replica-a")
+        wait_until(lambda: a.metric("drover_exporter_leader") == 1, 20, "a leads")
+        b = self.exporter(k, *opts, name="replica-b")
+        wait_until(b.ready, 20, "b follows")
+        self.assertEqual(a.stop(), 0)
+        # released lock + destroyed session: no TTL, no lock-delay
+        wait_until(lambda: b.metric("drover_exporter_leader") == 1, 10, "b takes over")
+
+
+def main():
+    global EXPORTER, CONSUL, _own_consul
+    if len(sys.argv) < 2:
+        sys.exit(__doc__)
+    EXPORTER = os.path.abspath(sys.argv.pop(1))
+    state = os.environ.get("DROVER_CONSUL_STATE")
+    if state and os.path.exists(os.path.join(state, "addr")):
+        CONSUL = read(os.path.join(state, "addr"))
+    else:
+        _own_consul = tempfile.mkdtemp(prefix="drover-exd-consul-")
+        subprocess.run([CONSUL_DEV, "start", _own_consul + "/c"], check=True,
+                       stdout=subprocess.DEVNULL, timeout=90)
+        CONSUL = read(_own_consul + "/c/addr")
+    try:
+        unittest.main(verbosity=2)
+    finally:
+        if _own_consul:
+            subprocess.run([CONSUL_DEV, "stop", _own_consul + "/c"], stdout=subprocess.DEVNULL)
+            shutil.rmtree(_own_consul, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
