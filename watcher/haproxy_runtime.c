@@ -848,13 +848,16 @@ struct apply_op {
     struct slot_assignment a;
     struct slot_cmds cmds;
     struct haproxy_apply_result res;
-    bool reload_step; /* part of a reload: runs while the reload holds the queue */
+    bool reload_step;  /* part of a reload: runs while the reload holds the queue */
+    bool restore_only; /* after a reload: only slots the state file broke */
 };
 
 static void apply_finish(struct haproxy_runtime *rt, struct apply_op *op)
 {
     if (rt) {
-        if (op->res.status == 0) {
+        if (op->res.status == 0 && op->restore_only) {
+            /* applied stays: the slots left alone follow the new config */
+        } else if (op->res.status == 0) {
             rt->st.applies_ok++;
             struct rt_backend *b = backend_get(rt, op->backend, true);
             if (b) {
@@ -863,7 +866,8 @@ static void apply_finish(struct haproxy_runtime *rt, struct apply_op *op)
                 slot_assignment_init(&op->a);
             }
         } else {
-            rt->st.applies_failed++;
+            if (!op->restore_only)
+                rt->st.applies_failed++;
             haproxy_runtime_forget(rt, op->backend);
         }
     }
@@ -904,6 +908,35 @@ static void apply_cmds_done(struct haproxy_runtime *rt, int status, const char *
     apply_finish(rt, op);
 }
 
+/*
+ * After a reload, keep only the commands for slots that HAProxy restored
+ * serving (not in maintenance) at an unspecified address while the applied
+ * assignment has a server there: the state file carried the slot's port and
+ * admin state but not its address (haproxy/haproxy#3265), so it would send
+ * traffic to 0.0.0.0 in port-mapping mode. Every other slot shows what the
+ * new config says; the caller's next apply decides about those (the config
+ * may carry a newer placement than the one applied before the reload).
+ */
+static void keep_restorable(struct apply_op *op, const struct slot_live *live, size_t nl)
+{
+    size_t w = 0;
+    for (size_t i = 0; i < op->cmds.n; i++) {
+        size_t s = op->cmds.v[i].slot;
+        char name[32];
+        bool keep = false;
+        slots_name(s, name, sizeof(name));
+        for (size_t k = 0; k < nl && !keep; k++) {
+            const struct slot_live *l = &live[k];
+            keep = strcmp(l->name, name) == 0 && s < op->a.nslots && op->a.slots[s].used &&
+                   !(l->admin & SLOTS_ADMF_MAINT) &&
+                   (strcmp(l->address, "0.0.0.0") == 0 || strcmp(l->address, "::") == 0);
+        }
+        if (keep)
+            op->cmds.v[w++] = op->cmds.v[i];
+    }
+    op->cmds.n = w;
+}
+
 static void apply_state_done(struct haproxy_runtime *rt, int status, const char *const *answers,
                              size_t n, const char *err, void *arg)
 {
@@ -924,6 +957,8 @@ static void apply_state_done(struct haproxy_runtime *rt, int status, const char 
         const struct slot_assignment *applied = b && b->applied.slots ? &b->applied : NULL;
         status = slots_diff(op->backend, &op->a, applied, live, nl, &op->cmds, op->res.message,
                             sizeof(op->res.message));
+        if (status == 0 && op->restore_only)
+            keep_restorable(op, live, nl);
     }
     free(live);
     if (status == 0 && op->cmds.n > 0) {
@@ -948,7 +983,7 @@ static void apply_state_done(struct haproxy_runtime *rt, int status, const char 
 }
 
 static int apply_start(struct haproxy_runtime *rt, const char *backend,
-                       const struct slot_assignment *a, bool reload_step,
+                       const struct slot_assignment *a, bool reload_step, bool restore_only,
                        haproxy_runtime_apply_cb cb, void *arg)
 {
     struct apply_op *op = calloc(1, sizeof(*op));
@@ -963,6 +998,7 @@ static int apply_start(struct haproxy_runtime *rt, const char *backend,
     op->cb = cb;
     op->arg = arg;
     op->reload_step = reload_step;
+    op->restore_only = restore_only;
     rc = slot_assignment_copy(&op->a, a);
     if (rc == 0) {
         const char *cmds[] = {op->cmd};
@@ -979,7 +1015,7 @@ static int apply_start(struct haproxy_runtime *rt, const char *backend,
 int haproxy_runtime_apply(struct haproxy_runtime *rt, const char *backend,
                           const struct slot_assignment *a, haproxy_runtime_apply_cb cb, void *arg)
 {
-    return apply_start(rt, backend, a, false, cb, arg);
+    return apply_start(rt, backend, a, false, false, cb, arg);
 }
 
 /* ---- show proc ---------------------------------------------------------- */
@@ -1416,10 +1452,9 @@ int haproxy_runtime_reload(struct haproxy_runtime *rt, haproxy_runtime_reload_cb
 /* HAProxy 2.6 does not restore the address of a server written with an IP
  * literal from the server-state file (port, weights and admin/agent state
  * it does restore; haproxy/haproxy#3265), whatever init-addr says. So once
- * the new worker runs, every backend's applied assignment is applied
- * again, still holding the queue: slots_diff sends only what the state
- * file did not carry (typically one `set server addr` per slot whose
- * occupant differs from the rendered config). */
+ * the new worker runs, still holding the queue, every backend with an
+ * applied assignment gets the address of each slot that came back serving
+ * at 0.0.0.0 (keep_restorable); nothing else is touched. */
 static void reload_reapplied(struct haproxy_runtime *rt, const struct haproxy_apply_result *res,
                              void *arg)
 {
@@ -1445,7 +1480,7 @@ static void reload_reapply_next(struct reload_op *op)
         struct rt_backend *b = &rt->backends[op->reapply_next++];
         if (!b->applied.slots)
             continue;
-        int rc = apply_start(rt, b->name, &b->applied, true, reload_reapplied, op);
+        int rc = apply_start(rt, b->name, &b->applied, true, true, reload_reapplied, op);
         if (rc == 0)
             return;
         op->res.reapply_failed++;

@@ -188,8 +188,8 @@ struct haproxy_reload_result {
     int new_worker_pid; /* 0 if none seen */
     uint64_t elapsed_ms;
     bool state_saved;          /* server-state file written before the reload */
-    size_t reapplied_commands; /* sent after the reload (see below) */
-    size_t reapply_failed;     /* backends whose re-apply failed (status stays 0) */
+    size_t reapplied_commands; /* repairs sent after the reload (see below) */
+    size_t reapply_failed;     /* backends whose repair failed (status stays 0) */
     char message[HAPROXY_RUNTIME_MSG_MAX];
 };
 typedef void (*haproxy_runtime_reload_cb)(struct haproxy_runtime *rt,
@@ -205,15 +205,17 @@ typedef void (*haproxy_runtime_reload_cb)(struct haproxy_runtime *rt,
  * until the master's reload counter moved and a worker not in the baseline
  * is listed (old workers may linger while draining): success. A moved
  * "failed" counter is -EIO; no new worker within the reload timeout is
- * -ETIMEDOUT. Then, still before anything else queued runs, every
- * backend's applied assignment is applied again: HAProxy 2.6 restores port,
- * weights, admin and agent state from the state file but not the address of
- * a server written with an IP literal (haproxy/haproxy#3265). The config
- * rendered for the reload should therefore carry the current placement;
- * the re-apply covers what changed after the render. A failed re-apply
- * leaves status 0 (the reload worked), counts in reapply_failed and drops
- * that backend's applied assignment. 0, -ENOTSUP (no master socket) or
- * -ENOMEM.
+ * -ETIMEDOUT. Then, still before anything else queued runs, the slots
+ * the state file could not restore are repaired: HAProxy 2.6 restores
+ * port, weights, admin and agent state but not the address of a server
+ * written with an IP literal (haproxy/haproxy#3265), so a slot rendered
+ * free (0.0.0.0:0) but occupied at runtime comes back serving at 0.0.0.0.
+ * Each such slot that the backend's applied assignment occupies gets its
+ * address back (`set server addr`); every other slot is left as the new
+ * config made it, and the caller's next apply brings the backend to its
+ * current placement. A failed repair leaves status 0 (the reload worked),
+ * counts in reapply_failed and drops that backend's applied assignment.
+ * 0, -ENOTSUP (no master socket) or -ENOMEM.
  */
 int haproxy_runtime_reload(struct haproxy_runtime *rt, haproxy_runtime_reload_cb cb, void *arg);
 
