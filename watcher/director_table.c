@@ -3,16 +3,18 @@
  * director_table: the forwarding table builder. docs/director-table.md is
  * the specification; this comment only maps it onto the code.
  *
- * 1. validate() and canonical order (proxies sorted by id).
+ * 1. canonicalize(): validation and canonical order (proxies sorted by id).
  * 2. choose_sets(): the primary set B (first non-empty health/state tier),
  *    draining set D, filling set F, and H = every proxy the table may use.
- * 3. generate(): each proxy of H owns a Poisson process of (row, arrival)
- *    points with intensity = weight per row, drawn from a keyed stream
- *    (SipHash-derived key per proxy). Only arrivals up to a horizon are
- *    drawn; build_lists() files them per row, sorted by arrival, keeping
- *    each proxy's first arrival. If any later step needs a candidate
- *    beyond the horizon it reports -EAGAIN and the build doubles the
- *    horizon and starts over, so results never depend on the horizon.
+ * 3. generate_block(): each proxy of H owns, in every block of 256 rows, a
+ *    Poisson process of (row, arrival) points with intensity = weight per
+ *    row, drawn from a keyed stream (SipHash-derived key per proxy). Only
+ *    arrivals up to a horizon are drawn and filed per row unsorted;
+ *    row_at() puts a row in order only as far as it is read. A row that
+ *    needs more candidates than were drawn gets its block redrawn to twice
+ *    the horizon (row_short); old lists are prefixes of the new ones, so
+ *    nothing already computed changes and results never depend on the
+ *    horizon.
  * 4. match(): the stable matching of rows (preferring early arrivals) to
  *    proxies (capacity-limited, preferring rows where they arrive early),
  *    by deferred acceptance. With one common order of (row, proxy) pairs
@@ -20,7 +22,8 @@
  * 5. failover(): for each primary P, the rows of P re-propose with P
  *    removed and every other proxy keeping its rows and capacity; where
  *    they land is their failover secondary. Undone after each P.
- * 6. combine rows, count, checksum.
+ * 6. build_rows() combines the secondary rules; finish_stats() counts and
+ *    checksums.
  *
  * Everything is integer arithmetic on fixed-width types, so the table is
  * the same on every platform and compiler.
@@ -811,6 +814,14 @@ static int failover(struct builder *b)
         b->njrow = b->njlen = b->njslot = 0;
         b->in_set[p] = 0;
         b->set_size--;
+        /* the rows are scattered over the table: start all their cache
+         * misses at once rather than one per proposal */
+        for (uint32_t k = 0; k < nmine; k++) {
+            uint32_t r = mine[k].row;
+            __builtin_prefetch(&b->blocks[r >> BLOCK_BITS].cand[b->row_start[r]]);
+            __builtin_prefetch(&b->row_epoch[r], 1);
+            __builtin_prefetch(&b->pos[r], 1);
+        }
         for (uint32_t k = 0; k < nmine; k++) {
             uint32_t r = mine[k].row;
             journal_row(b, r);

@@ -9,7 +9,7 @@
  *   - balance: max over proxies of primary rows / (65,536 / N);
  *   - movement: for CHANGES different single changes (remove one proxy,
  *     add one new proxy) the rows whose primary changed, minus the share
- *     that must move (65,536 / larger N), as % of all rows; the worst is
+ *     that must move (65,536 / N, N the larger table), as % of all rows; the worst is
  *     reported, and secondary moves alongside;
  *   - transitions of one proxy: flows broken (old primary is neither new
  *     primary nor new secondary) for inactive->filling->active->draining->
@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "director_table.h"
 
@@ -63,10 +64,10 @@ static void fleet_free(struct fleet *f)
     free(f->in);
 }
 
-static double now_ms(void)
+static double clock_ms(clockid_t id)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(id, &ts);
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
@@ -90,14 +91,14 @@ static struct director_table *build(const struct director_proxy_input *in, size_
 }
 
 struct size_result {
-    double build_ms, balance, moved_excess_pct, sec_moved_pct;
+    double build_ms, build_cpu_ms, balance, moved_excess_pct, sec_moved_pct;
     unsigned broken[4];
 };
 
 static void measure(size_t n, struct size_result *res)
 {
     struct fleet f;
-    double times[RUNS];
+    double times[RUNS], cpu[RUNS];
 
     if (fleet_init(&f, n) < 0) {
         fprintf(stderr, "bench: out of memory\n");
@@ -105,16 +106,19 @@ static void measure(size_t n, struct size_result *res)
     }
     struct director_table *base = NULL;
     for (int i = 0; i < RUNS; i++) {
-        double t0 = now_ms();
+        double t0 = clock_ms(CLOCK_MONOTONIC), c0 = clock_ms(CLOCK_THREAD_CPUTIME_ID);
         struct director_table *t = build(f.in, n);
-        times[i] = now_ms() - t0;
+        times[i] = clock_ms(CLOCK_MONOTONIC) - t0;
+        cpu[i] = clock_ms(CLOCK_THREAD_CPUTIME_ID) - c0;
         if (base)
             director_table_free(t);
         else
             base = t;
     }
     qsort(times, RUNS, sizeof(times[0]), cmp_double);
+    qsort(cpu, RUNS, sizeof(cpu[0]), cmp_double);
     res->build_ms = times[RUNS / 2];
+    res->build_cpu_ms = cpu[RUNS / 2];
     res->balance = base->balance_max_over_mean;
 
     /* single changes: remove proxy k (spread over the fleet), add proxy n */
@@ -122,7 +126,6 @@ static void measure(size_t n, struct size_result *res)
     res->sec_moved_pct = 0;
     for (int c = 0; c < 2 * CHANGES; c++) {
         struct director_table *t;
-        size_t larger = n;
         struct director_table *from = base;
         if (c < CHANGES) {
             /* remove proxy k: N -> N-1 */
@@ -144,7 +147,7 @@ static void measure(size_t n, struct size_result *res)
         director_table_diff(from, t, &d);
         if (from != base)
             director_table_free(from);
-        double must = (double)DIRECTOR_TABLE_ROWS / (double)larger;
+        double must = (double)DIRECTOR_TABLE_ROWS / (double)n;
         double excess = 100.0 * (d.primary_moved - must) / DIRECTOR_TABLE_ROWS;
         if (excess > res->moved_excess_pct)
             res->moved_excess_pct = excess;
@@ -182,24 +185,36 @@ int main(void)
     struct size_result res[sizeof(sizes) / sizeof(sizes[0])];
     double worst_excess = -100;
 
+    char load[64] = "?\n";
+    FILE *lf = fopen("/proc/loadavg", "r");
+    if (lf) {
+        if (!fgets(load, sizeof(load), lf))
+            snprintf(load, sizeof(load), "?\n");
+        fclose(lf);
+    }
     printf("method: director_table_build() on N active healthy proxies, weight 100,\n"
-           "  fixed seed; build time = median of %d builds; balance = max primary rows /\n"
+           "  fixed seed; build time = median of %d builds (wall, and CPU time of the\n"
+           "  building thread, which other load on the host disturbs less);\n"
+           "  balance = max primary rows /\n"
            "  (65536/N); moved excess = worst over %d removals + %d additions of\n"
-           "  (rows whose primary changed - 65536/larger N) in %% of rows; broken = rows\n"
+           "  (rows whose primary changed - 65536/N) in %% of rows; broken = rows\n"
            "  whose old primary is neither new primary nor secondary, for one extra\n"
-           "  proxy going inactive->filling->active->draining->inactive.\n\n",
+           "  proxy going inactive->filling->active->draining->inactive.\n",
            RUNS, CHANGES, CHANGES);
-    printf("%6s %10s %9s %12s %11s %s\n", "N", "build_ms", "max/mean", "moved_exc%", "sec_moved%",
-           "broken fill/act/drain/inact");
+    printf("host: %ld CPUs online, load average at start %s\n", sysconf(_SC_NPROCESSORS_ONLN),
+           load);
+    printf("%6s %9s %8s %9s %11s %11s %s\n", "N", "build_ms", "cpu_ms", "max/mean", "moved_exc%",
+           "sec_moved%", "broken fill/act/drain/inact");
     for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
         measure(sizes[i], &res[i]);
-        printf("%6zu %10.2f %9.4f %12.3f %11.3f %u/%u/%u/%u\n", sizes[i], res[i].build_ms,
-               res[i].balance, res[i].moved_excess_pct, res[i].sec_moved_pct, res[i].broken[0],
-               res[i].broken[1], res[i].broken[2], res[i].broken[3]);
+        printf("%6zu %9.2f %8.2f %9.4f %11.3f %11.3f %u/%u/%u/%u\n", sizes[i], res[i].build_ms,
+               res[i].build_cpu_ms, res[i].balance, res[i].moved_excess_pct, res[i].sec_moved_pct,
+               res[i].broken[0], res[i].broken[1], res[i].broken[2], res[i].broken[3]);
         if (res[i].moved_excess_pct > worst_excess)
             worst_excess = res[i].moved_excess_pct;
     }
     printf("\nBENCH table_build_1000_ms %.2f\n", res[6].build_ms);
+    printf("BENCH table_build_1000_cpu_ms %.2f\n", res[6].build_cpu_ms);
     printf("BENCH table_balance_max_over_mean_256 %.4f\n", res[4].balance);
     printf("BENCH table_balance_max_over_mean_1024 %.4f\n", res[7].balance);
     printf("BENCH table_moved_excess_pct %.3f\n", worst_excess);
