@@ -1041,6 +1041,8 @@ int director_table_build(const struct director_table_config *cfg,
     b.px = t->proxies;
     b.load_permille =
         cfg && cfg->load_permille ? cfg->load_permille : DIRECTOR_TABLE_DEFAULT_LOAD_PERMILLE;
+    if (b.load_permille > DIRECTOR_TABLE_MAX_LOAD_PERMILLE)
+        b.load_permille = DIRECTOR_TABLE_MAX_LOAD_PERMILLE;
 
     t->tier = choose_sets(&b);
     if (t->tier == DIRECTOR_TIER_EMPTY) {

@@ -30,9 +30,9 @@
 /* Matches DROVER_MAX_PROXIES in xdp-lb/bpf/drover_maps.h (the proxies map
  * holds that many per generation); row indices are below it. */
 #define DIRECTOR_TABLE_MAX_PROXIES 1024u
-/* Row entry meaning "no proxy": not a valid index for the XDP program,
- * which then sends the packet with one hop (secondary) or drops it and
- * counts it (primary). */
+/* Row entry meaning "no proxy" (= DROVER_ROW_NONE): not a valid index for
+ * the XDP program, which then sends the packet with one hop (secondary) or
+ * drops it and counts it (primary). */
 #define DIRECTOR_TABLE_NONE 0xffffu
 /* Proxy ids are KV host names: 1..253 printable ASCII bytes. */
 #define DIRECTOR_TABLE_ID_MAX 253u
@@ -41,6 +41,8 @@
 #define DIRECTOR_TABLE_MAX_WEIGHT     65535u
 /* Capacity of a proxy as primary, in per mille of its weighted share. */
 #define DIRECTOR_TABLE_DEFAULT_LOAD_PERMILLE 1100u
+/* Larger values are clamped: capacity no longer binds long before. */
+#define DIRECTOR_TABLE_MAX_LOAD_PERMILLE 100000u
 
 /* GLB admin states. Values equal enum drover_proxy_state of
  * xdp-lb/bpf/drover_maps.h so they can be copied into the proxies map. */
@@ -77,7 +79,7 @@ struct director_table_config {
     size_t seed_len;
     /* Primary capacity in per mille of the weighted share; 0 = default
      * (1100, i.e. max/mean <= 1.10). Values below 1000 are raised to 1000
-     * plus enough to fit every row. */
+     * plus enough to fit every row; values above 100000 are clamped. */
     unsigned load_permille;
     /* Tuning only: mean candidates per row drawn before any row asks for
      * more (0 = default 12). The table never depends on it. */
@@ -98,6 +100,8 @@ struct director_table_proxy {
     uint32_t secondary_rows; /* rows where it is secondary */
 };
 
+/* Copy field by field into struct drover_row (which is padded to 8 bytes
+ * for the mmapped array map); indices and NONE mean the same there. */
 struct director_table_row {
     uint16_t primary;   /* index into proxies[], or DIRECTOR_TABLE_NONE */
     uint16_t secondary; /* index into proxies[], or DIRECTOR_TABLE_NONE */

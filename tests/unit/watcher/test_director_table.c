@@ -16,6 +16,20 @@
 
 #include "director_table.h"
 
+/* The table is copied into the director's BPF maps: keep the shared
+ * constants in step with xdp-lb's header. */
+#if __has_include("../../../xdp-lb/bpf/drover_maps.h")
+#include "../../../xdp-lb/bpf/drover_maps.h"
+_Static_assert(DIRECTOR_TABLE_MAX_PROXIES == DROVER_MAX_PROXIES, "proxies map size");
+_Static_assert(DIRECTOR_TABLE_ROWS == DROVER_TABLE_ROWS, "table rows");
+_Static_assert(DIRECTOR_TABLE_NONE == DROVER_ROW_NONE, "empty row entry");
+_Static_assert((int)DIRECTOR_PROXY_INACTIVE == (int)DROVER_PROXY_INACTIVE &&
+                   (int)DIRECTOR_PROXY_ACTIVE == (int)DROVER_PROXY_ACTIVE &&
+                   (int)DIRECTOR_PROXY_FILLING == (int)DROVER_PROXY_FILLING &&
+                   (int)DIRECTOR_PROXY_DRAINING == (int)DROVER_PROXY_DRAINING,
+               "proxy states");
+#endif
+
 #define ROWS DIRECTOR_TABLE_ROWS
 #define NONE DIRECTOR_TABLE_NONE
 
@@ -669,6 +683,14 @@ START_TEST(test_load_factor_option)
     ck_assert_int_eq(director_table_build(&cfg, f->in, f->n, &t, NULL, 0), 0);
     check_invariants(t);
     ck_assert_double_le(t->balance_max_over_mean, 1.05);
+    director_table_free(t);
+
+    /* no capacity at all (clamped, no overflow): plain weighted rendezvous,
+     * visibly less balanced at this size */
+    cfg.load_permille = 4000000000u;
+    ck_assert_int_eq(director_table_build(&cfg, f->in, f->n, &t, NULL, 0), 0);
+    check_invariants(t);
+    ck_assert_double_gt(t->balance_max_over_mean, 1.15);
     director_table_free(t);
     free(f);
 }
