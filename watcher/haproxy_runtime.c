@@ -1018,6 +1018,113 @@ int haproxy_runtime_apply(struct haproxy_runtime *rt, const char *backend,
     return apply_start(rt, backend, a, false, false, cb, arg);
 }
 
+/* ---- state file filter --------------------------------------------------- */
+
+enum sf_col { SF_BE, SF_SRV, SF_ADDR, SF_PORT, SF_ADMIN, SF_NCOLS };
+static const char *const sf_names[SF_NCOLS] = {"be_name", "srv_name", "srv_addr", "srv_port",
+                                               "srv_admin_state"};
+
+/* Keep a state line of a placed backend? See haproxy_runtime_reload_placed. */
+static bool sf_keep(const struct slot_assignment *a, char **w, const int *idx)
+{
+    size_t s;
+    long port, admin;
+    if (slots_parse_name(w[idx[SF_SRV]], &s) < 0 || s >= a->nslots)
+        return true; /* not a slot of this placement: HAProxy sorts it out */
+    if (parse_int(w[idx[SF_PORT]], 0, 65535, &port) < 0 ||
+        parse_int(w[idx[SF_ADMIN]], 0, 0xffff, &admin) < 0)
+        return false;
+    if (!a->slots[s].used)
+        return admin & SLOTS_ADMF_FMAINT;
+    const struct slot_server *d = &a->slots[s].srv;
+    char ip[64];
+    size_t iplen;
+    const char *why;
+    if (haproxy_value_format(HAPROXY_VALUE_IP, d->address, strlen(d->address), ip, sizeof(ip),
+                             &iplen, &why) < 0)
+        return false;
+    return strcmp(w[idx[SF_ADDR]], ip) == 0 && port == d->port;
+}
+
+int haproxy_state_filter(const char *text, size_t len, const struct haproxy_placement *p, size_t n,
+                         char **out, size_t *dropped)
+{
+    char *res = malloc(len + 1), *w_at = res;
+    char *line_copy = NULL;
+    int idx[SF_NCOLS];
+    bool have_version = false, have_header = false;
+    size_t pos = 0;
+    int rc = -EINVAL;
+
+    *out = NULL;
+    *dropped = 0;
+    if (!res)
+        return -ENOMEM;
+    for (int c = 0; c < SF_NCOLS; c++)
+        idx[c] = -1;
+    while (pos < len) {
+        const char *line = text + pos;
+        const char *nl = memchr(line, '\n', len - pos);
+        size_t ll = nl ? (size_t)(nl - line) : len - pos;
+        size_t with_nl = nl ? ll + 1 : ll;
+        bool keep = true;
+
+        pos += with_nl;
+        free(line_copy);
+        line_copy = strndup(line, ll);
+        if (!line_copy) {
+            rc = -ENOMEM;
+            goto out;
+        }
+        if (!have_version) {
+            if (strcmp(line_copy, "1") != 0)
+                goto out;
+            have_version = true;
+        } else if (line_copy[0] == '#') {
+            char *w[SS_MAX_FIELDS];
+            size_t nw = split_words(line_copy + 1, w, SS_MAX_FIELDS);
+            for (size_t i = 0; i < nw; i++)
+                for (int c = 0; c < SF_NCOLS; c++)
+                    if (strcmp(w[i], sf_names[c]) == 0)
+                        idx[c] = (int)i;
+            for (int c = 0; c < SF_NCOLS; c++)
+                if (idx[c] < 0)
+                    goto out;
+            have_header = true;
+        } else if (ll > 0) {
+            char *w[SS_MAX_FIELDS];
+            size_t nw;
+            if (!have_header)
+                goto out;
+            nw = split_words(line_copy, w, SS_MAX_FIELDS);
+            for (int c = 0; c < SF_NCOLS && nw; c++)
+                if ((size_t)idx[c] >= nw)
+                    goto out;
+            for (size_t i = 0; nw && i < n; i++)
+                if (strcmp(w[idx[SF_BE]], p[i].backend) == 0) {
+                    keep = sf_keep(p[i].a, w, idx);
+                    break;
+                }
+        }
+        if (keep) {
+            memcpy(w_at, line, with_nl);
+            w_at += with_nl;
+        } else {
+            (*dropped)++;
+        }
+    }
+    if (!have_version)
+        goto out;
+    *w_at = 0;
+    *out = res;
+    res = NULL;
+    rc = 0;
+out:
+    free(line_copy);
+    free(res);
+    return rc;
+}
+
 /* ---- show proc ---------------------------------------------------------- */
 
 void haproxy_proc_list_free(struct haproxy_proc_list *l)
@@ -1206,6 +1313,11 @@ int haproxy_runtime_show_proc(struct haproxy_runtime *rt, haproxy_runtime_proc_c
 
 /* ---- reload ------------------------------------------------------------- */
 
+struct rt_placed {
+    char *backend;
+    struct slot_assignment a;
+};
+
 struct reload_op {
     struct haproxy_runtime *rt;
     haproxy_runtime_reload_cb cb;
@@ -1216,18 +1328,29 @@ struct reload_op {
     uint64_t started, deadline;
     uv_timer_t poll;
     bool poll_init;
-    size_t reapply_next; /* index into rt->backends */
+    size_t reapply_next;      /* index into rt->backends */
+    struct rt_placed *placed; /* haproxy_runtime_reload_placed */
+    size_t n_placed, placed_next;
     char done_msg[HAPROXY_RUNTIME_MSG_MAX];
     char last_err[HAPROXY_RUNTIME_MSG_MAX];
 };
 
 static void reload_reapply_next(struct reload_op *op);
 
-static void reload_free(uv_handle_t *h)
+static void reload_op_free(struct reload_op *op)
 {
-    struct reload_op *op = h->data;
+    for (size_t i = 0; i < op->n_placed; i++) {
+        free(op->placed[i].backend);
+        slot_assignment_free(&op->placed[i].a);
+    }
+    free(op->placed);
     free(op->old_pids);
     free(op);
+}
+
+static void reload_free(uv_handle_t *h)
+{
+    reload_op_free(h->data);
 }
 
 static void reload_finish(struct reload_op *op, int status, const char *fmt, ...)
@@ -1262,8 +1385,7 @@ static void reload_finish(struct reload_op *op, int status, const char *fmt, ...
         uv_timer_stop(&op->poll);
         uv_close((uv_handle_t *)&op->poll, reload_free);
     } else {
-        free(op->old_pids);
-        free(op);
+        reload_op_free(op);
     }
     if (rt)
         rt_kick(rt); /* requests held back during the reload */
@@ -1376,7 +1498,31 @@ static void reload_state_dumped(struct haproxy_runtime *rt, int status, const ch
         reload_finish(op, status, "%s; not reloading (runtime state would be lost)", msg);
         return;
     }
-    status = atomic_file_write(rt->state_path, answers[0], strlen(answers[0]), 0600);
+    char *filtered = NULL;
+    size_t dropped = 0;
+    if (op->n_placed) {
+        struct haproxy_placement *pl = calloc(op->n_placed, sizeof(*pl));
+        status = pl ? 0 : -ENOMEM;
+        for (size_t i = 0; pl && i < op->n_placed; i++)
+            pl[i] = (struct haproxy_placement){op->placed[i].backend, &op->placed[i].a};
+        if (pl)
+            status = haproxy_state_filter(answers[0], strlen(answers[0]), pl, op->n_placed,
+                                          &filtered, &dropped);
+        free(pl);
+        if (status < 0) {
+            reload_finish(op, status,
+                          "haproxy: cannot filter the server state for the new placement: %s; "
+                          "not reloading",
+                          strerror(-status));
+            return;
+        }
+        if (dropped)
+            log_info("haproxy: %zu slot(s) taken from the new config, not from the state file",
+                     dropped);
+    }
+    const char *text = filtered ? filtered : answers[0];
+    status = atomic_file_write(rt->state_path, text, strlen(text), 0600);
+    free(filtered);
     if (status < 0) {
         reload_finish(op, status,
                       "haproxy: cannot write server-state file %s: %s; not reloading (runtime "
@@ -1423,18 +1569,47 @@ static void reload_baseline(struct haproxy_runtime *rt, int status,
 
 int haproxy_runtime_reload(struct haproxy_runtime *rt, haproxy_runtime_reload_cb cb, void *arg)
 {
+    return haproxy_runtime_reload_placed(rt, NULL, 0, cb, arg);
+}
+
+int haproxy_runtime_reload_placed(struct haproxy_runtime *rt, const struct haproxy_placement *p,
+                                  size_t n, haproxy_runtime_reload_cb cb, void *arg)
+{
     if (!rt->master_path)
         return -ENOTSUP;
     struct reload_op *op = calloc(1, sizeof(*op));
     if (!op)
         return -ENOMEM;
+    if (n) {
+        op->placed = calloc(n, sizeof(*op->placed));
+        if (!op->placed) {
+            free(op);
+            return -ENOMEM;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        const char *why;
+        struct rt_placed *d = &op->placed[op->n_placed];
+        if (!p[i].backend || !p[i].a ||
+            haproxy_value_check(HAPROXY_VALUE_NAME, p[i].backend, strlen(p[i].backend), &why) < 0) {
+            reload_op_free(op);
+            return -EINVAL;
+        }
+        slot_assignment_init(&d->a);
+        d->backend = strdup(p[i].backend);
+        op->n_placed++;
+        if (!d->backend || slot_assignment_copy(&d->a, p[i].a) < 0) {
+            reload_op_free(op);
+            return -ENOMEM;
+        }
+    }
     op->rt = rt;
     op->cb = cb;
     op->arg = arg;
     op->started = uv_now(rt->loop);
     int rc = uv_timer_init(rt->loop, &op->poll);
     if (rc < 0) {
-        free(op);
+        reload_op_free(op);
         return rc;
     }
     op->poll.data = op;
@@ -1473,12 +1648,28 @@ static void reload_reapplied(struct haproxy_runtime *rt, const struct haproxy_ap
     reload_reapply_next(op);
 }
 
+static bool reload_placed_has(const struct reload_op *op, const char *backend)
+{
+    for (size_t i = 0; i < op->n_placed; i++)
+        if (strcmp(op->placed[i].backend, backend) == 0)
+            return true;
+    return false;
+}
+
 static void reload_reapply_next(struct reload_op *op)
 {
     struct haproxy_runtime *rt = op->rt;
+    while (op->placed_next < op->n_placed) {
+        struct rt_placed *p = &op->placed[op->placed_next++];
+        int rc = apply_start(rt, p->backend, &p->a, true, false, reload_reapplied, op);
+        if (rc == 0)
+            return;
+        op->res.reapply_failed++;
+        haproxy_runtime_forget(rt, p->backend);
+    }
     while (op->reapply_next < rt->n_backends) {
         struct rt_backend *b = &rt->backends[op->reapply_next++];
-        if (!b->applied.slots)
+        if (!b->applied.slots || reload_placed_has(op, b->name))
             continue;
         int rc = apply_start(rt, b->name, &b->applied, true, true, reload_reapplied, op);
         if (rc == 0)

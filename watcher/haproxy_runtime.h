@@ -219,4 +219,33 @@ typedef void (*haproxy_runtime_reload_cb)(struct haproxy_runtime *rt,
  */
 int haproxy_runtime_reload(struct haproxy_runtime *rt, haproxy_runtime_reload_cb cb, void *arg);
 
+/* The placement a backend's slots were rendered from in the config that is
+ * about to be loaded. */
+struct haproxy_placement {
+    const char *backend;
+    const struct slot_assignment *a;
+};
+
+/*
+ * Like haproxy_runtime_reload, for a config whose slots were rendered from
+ * placements p[0..n) (copied). The server-state file then keeps a backend's
+ * slot line only where the running slot already is what the config says
+ * (same address and port for an occupied slot; in maintenance for a free
+ * one); other lines are dropped so that HAProxy takes those slots from the
+ * config. Without that, HAProxy 2.6 would combine the config's address with
+ * the state file's port (the port is restored, the address is not) and
+ * bring back a slot the config frees. After the new worker is confirmed,
+ * each placed backend is applied (its placement becomes the applied one);
+ * other backends get the repair described above.
+ */
+int haproxy_runtime_reload_placed(struct haproxy_runtime *rt, const struct haproxy_placement *p,
+                                  size_t n, haproxy_runtime_reload_cb cb, void *arg);
+
+/* The state-file filter of haproxy_runtime_reload_placed, on the text of
+ * `show servers state`: *out (malloc'd, caller frees) is text without the
+ * lines to drop, *dropped how many were dropped. 0, -EINVAL (not a state
+ * dump) or -ENOMEM. */
+int haproxy_state_filter(const char *text, size_t len, const struct haproxy_placement *p, size_t n,
+                         char **out, size_t *dropped);
+
 #endif

@@ -24,6 +24,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (sel % 3 == 0) {
         struct slot_live *live = NULL;
         size_t n = 0;
+        {
+            struct slot_server d0 = {"a", "127.0.0.1", 80, 10};
+            struct slot_entry e[2] = {{true, d0}, {false, {0}}};
+            struct slot_assignment pa = {2, e};
+            struct haproxy_placement pl = {"be", &pa};
+            char *filtered;
+            size_t dropped;
+            if (haproxy_state_filter(text, len, &pl, 1, &filtered, &dropped) == 0)
+                free(filtered);
+        }
         if (haproxy_parse_servers_state(text, len, (sel & 4) ? "be" : NULL, &live, &n, err,
                                         sizeof(err)) == 0) {
             struct slot_server d[2] = {{"a", "127.0.0.1", 80, 10}, {"b", "::1", 443, 1}};

@@ -161,6 +161,9 @@ static int start_fixture(const char *script)
     return 0;
 }
 
+/* Slots rendered occupied (port on 127.0.0.1), 0 = rendered free. */
+static int cfg_slot_port[NSLOTS];
+
 static int write_config(bool broken)
 {
     FILE *f = fopen(cfg_path, "w");
@@ -183,11 +186,16 @@ static int write_config(bool broken)
             "backend be\n"
             "    balance roundrobin\n",
             stats_path, state_path, fe_port);
-    for (int s = 1; s <= NSLOTS; s++)
+    for (int s = 1; s <= NSLOTS; s++) {
+        if (cfg_slot_port[s - 1])
+            fprintf(f, "    server slot%d 127.0.0.1:%d weight 10", s, cfg_slot_port[s - 1]);
+        else
+            fprintf(f, "    server slot%d 0.0.0.0:0 disabled weight 10", s);
         fprintf(f,
-                "    server slot%d 0.0.0.0:0 disabled weight 10 agent-check agent-addr "
-                "127.0.0.1 agent-port %d agent-inter 100ms agent-send \"be/slot%d\\n\"\n",
-                s, agent_port, s);
+                " agent-check agent-addr 127.0.0.1 agent-port %d agent-inter 100ms agent-send "
+                "\"be/slot%d\\n\"\n",
+                agent_port, s);
+    }
     if (broken)
         fprintf(f, "    this_is_not_a_keyword\n");
     return fclose(f);
@@ -762,6 +770,70 @@ int main(int argc, char **argv)
         reloads0 += 2;
     }
 
+    /* 8c. a reload whose config carries a newer placement (web2 back on
+     * backend 2, web3 at full weight), rendered into the slots as the
+     * watcher does. The state file keeps only the slot lines that match
+     * that placement: otherwise HAProxy 2.6 would combine the config's
+     * address with the state file's port. A plain reload shows the problem
+     * first (control). */
+    {
+        long s2 = slot_assignment_find(&cur, "web2");
+        CHECK(s2 >= 0, "web2 placed");
+        struct slot_assignment before;
+        slot_assignment_init(&before);
+        CHECK(slot_assignment_copy(&before, &cur) == 0, "copy");
+        {
+            const char *k[] = {"web2", "web3"};
+            int b[] = {2, 3}, w[] = {10, 10};
+            CHECK(place(k, b, w, 2) == 0, "place");
+        }
+        CHECK(slot_assignment_find(&cur, "web2") == s2 && slot_assignment_find(&cur, "web3") == s3,
+              "slots moved");
+        cfg_slot_port[s2] = http_ports[1];
+        cfg_slot_port[s3] = http_ports[2];
+        CHECK(write_config(false) == 0, "write");
+
+        CHECK(reload(rt) == 0, "plain reload: %s", reload_res.message);
+        CHECK(show_state(rt) == 0, "%s", last_err);
+        printf("control: plain reload puts web2's slot at %s:%u (config %d, state file %d)\n",
+               slot_live((size_t)s2)->address, slot_live((size_t)s2)->port, http_ports[1],
+               http_ports[3]);
+        CHECK(slot_live((size_t)s2)->port == http_ports[3],
+              "expected the state file's port to win (HAProxy 2.6), got %u",
+              slot_live((size_t)s2)->port);
+        /* back to the old placement as the running state, as before */
+        CHECK(apply(rt, &before) == 0, "apply: %s", apply_res.message);
+        slot_assignment_free(&before);
+
+        struct haproxy_placement pl = {"be", &cur};
+        memset(&reload_res, 0, sizeof(reload_res));
+        CHECK(haproxy_runtime_reload_placed(rt, &pl, 1, reload_cb, NULL) == 0 &&
+                  run_until_done(30000) && reload_res.status == 0,
+              "placed reload: %s", reload_res.message);
+        printf("placed reload: %s\n", reload_res.message);
+        CHECK(show_state(rt) == 0, "%s", last_err);
+        CHECK(slot_live((size_t)s2)->port == http_ports[1] &&
+                  strcmp(slot_live((size_t)s2)->address, "127.0.0.1") == 0,
+              "web2's slot at %s:%u", slot_live((size_t)s2)->address, slot_live((size_t)s2)->port);
+        CHECK(slot_live((size_t)s3)->port == http_ports[2] && slot_live((size_t)s3)->uweight == 10,
+              "web3's slot at %s:%u weight %d", slot_live((size_t)s3)->address,
+              slot_live((size_t)s3)->port, slot_live((size_t)s3)->uweight);
+        for (size_t s = 0; s < NSLOTS; s++)
+            if (!cur.slots[s].used)
+                CHECK((slot_live(s)->admin & SLOTS_ADMF_FMAINT) &&
+                          !(slot_live(s)->agent_state & SLOTS_CHK_ENABLED),
+                      "free slot%zu admin %u agent %u", s + 1, slot_live(s)->admin,
+                      slot_live(s)->agent_state);
+        CHECK(haproxy_runtime_applied(rt, "be") != NULL, "placed reload records the placement");
+        CHECK(apply(rt, &cur) == 0 && apply_res.commands == 0, "apply after placed reload: %zu",
+              apply_res.commands);
+        http_spread(20, counts);
+        CHECK(counts[2] == 10 && counts[3] == 10, "after placed reload %d/%d/%d", counts[2],
+              counts[3], counts[4]);
+        cfg_slot_port[s2] = cfg_slot_port[s3] = 0;
+        reloads0 += 2;
+    }
+
     /* 9. a config HAProxy cannot load: the reload fails, the old worker
      * keeps serving (the watcher gates with haproxy -c; this is the
      * belt-and-braces check of the verification) */
@@ -770,7 +842,8 @@ int main(int argc, char **argv)
     CHECK(rc == -EIO, "broken reload gave %d: %s", rc, reload_res.message);
     printf("broken reload: %s\n", reload_res.message);
     http_spread(5, counts);
-    CHECK(counts[4] == 5, "after failed reload web2 got %d of 5", counts[4]);
+    CHECK(counts[2] + counts[3] == 5, "after failed reload web2/web3 got %d+%d of 5", counts[2],
+          counts[3]);
     CHECK(write_config(false) == 0, "write");
 
     /* 10. HAProxy errors are reported with the command and the answer */
@@ -863,7 +936,7 @@ int main(int argc, char **argv)
            (unsigned long long)st.timeouts, (unsigned long long)st.applies_ok,
            (unsigned long long)st.applies_failed, (unsigned long long)st.reloads_ok,
            (unsigned long long)st.reloads_failed);
-    CHECK(st.reloads_ok == 3 && st.reloads_failed == 2, "reload counters %llu/%llu",
+    CHECK(st.reloads_ok == 5 && st.reloads_failed == 2, "reload counters %llu/%llu",
           (unsigned long long)st.reloads_ok, (unsigned long long)st.reloads_failed);
     CHECK(st.queued == 0, "queue not empty");
 

@@ -108,6 +108,57 @@ START_TEST(test_servers_state_bad)
 }
 END_TEST
 
+START_TEST(test_state_filter)
+{
+    /* be: slot1 serves 127.0.0.1:8080 (state above), slot2 is free in
+     * maint; "other" is not placed */
+    struct slot_assignment a;
+    slot_assignment_init(&a);
+    a.nslots = 3;
+    a.slots = calloc(3, sizeof(*a.slots));
+    a.slots[0].used = true;
+    a.slots[0].srv = (struct slot_server){strdup("k1"), strdup("127.0.0.1"), 8080, 5};
+    struct haproxy_placement p = {"be", &a};
+    char *out;
+    size_t dropped;
+    ck_assert_int_eq(haproxy_state_filter(state_26, strlen(state_26), &p, 1, &out, &dropped), 0);
+    ck_assert_uint_eq(dropped, 0); /* same endpoint; free slot in maint */
+    ck_assert_str_eq(out, state_26);
+    free(out);
+    /* slot1 placed elsewhere, slot2 occupied: both lines go */
+    a.slots[0].srv.port = 9090;
+    a.slots[1].used = true;
+    a.slots[1].srv = (struct slot_server){strdup("k2"), strdup("127.0.0.2"), 80, 1};
+    ck_assert_int_eq(haproxy_state_filter(state_26, strlen(state_26), &p, 1, &out, &dropped), 0);
+    ck_assert_uint_eq(dropped, 2);
+    ck_assert_ptr_null(strstr(out, " slot1 "));
+    ck_assert_ptr_null(strstr(out, " slot2 "));
+    ck_assert_ptr_nonnull(strstr(out, " web1 "));
+    ck_assert(strncmp(out, "1\n# be_id", 9) == 0);
+    struct slot_live *l;
+    size_t n;
+    char err[256];
+    ck_assert_int_eq(haproxy_parse_servers_state(out, strlen(out), NULL, &l, &n, err, sizeof(err)),
+                     0);
+    ck_assert_uint_eq(n, 1);
+    free(l);
+    free(out);
+    /* a slot freed by the placement while it still serves: dropped */
+    slot_assignment_free(&a);
+    slot_assignment_init(&a);
+    a.nslots = 2;
+    a.slots = calloc(2, sizeof(*a.slots));
+    ck_assert_int_eq(haproxy_state_filter(state_26, strlen(state_26), &p, 1, &out, &dropped), 0);
+    ck_assert_uint_eq(dropped, 1);
+    ck_assert_ptr_null(strstr(out, " slot1 "));
+    ck_assert_ptr_nonnull(strstr(out, " slot2 "));
+    free(out);
+    ck_assert_int_eq(haproxy_state_filter("No such backend.\n", 17, &p, 1, &out, &dropped),
+                     -EINVAL);
+    slot_assignment_free(&a);
+}
+END_TEST
+
 static const char proc_26[] =
     "#<PID>          <type>          <reloads>       <uptime>        <version>      \n"
     "32288           master          2 [failed: 1]   0d00h02m01s     2.6.12-1+deb12u4\n"
@@ -378,6 +429,7 @@ int main(void)
     tcase_add_test(tc, test_servers_state_parse);
     tcase_add_test(tc, test_servers_state_columns_by_name);
     tcase_add_test(tc, test_servers_state_bad);
+    tcase_add_test(tc, test_state_filter);
     tcase_add_test(tc, test_show_proc_parse);
     tcase_add_test(tc, test_show_proc_relative_pid_and_errors);
     tcase_add_test(tc, test_check_answer);
