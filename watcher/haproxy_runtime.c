@@ -9,10 +9,10 @@
  * Multi-step operations (apply, reload) are chains of exchanges whose later
  * steps are pushed to the FRONT of the queue, so nothing queued by someone
  * else can run between "dump state" and "send commands" or "reload". While
- * a reload is in flight (state file written .. new worker confirmed) only
- * the reload's own exchanges run: a runtime command sent to the old worker
- * in that window would be lost, since the new worker has already loaded
- * the state file.
+ * a reload is in flight (from its `show proc` baseline until the new worker
+ * is confirmed and repaired) only the reload's own exchanges run: a runtime
+ * command sent to the old worker in that window would be lost, since the
+ * new worker has already loaded the state file.
  */
 #include "haproxy_runtime.h"
 
