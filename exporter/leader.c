@@ -29,6 +29,7 @@ struct leader {
     bool decided;
     bool announced; /* the first verdict was passed to cb */
     bool stopping;
+    bool freed;    /* leader_free ran: callbacks from the client's teardown are ignored */
     bool key_free; /* the watch last saw no holder */
     uint64_t generation;
     struct consul_watch *watch;
@@ -108,7 +109,8 @@ static void on_renewed(void *arg, struct consul_response *resp)
     struct leader *l = arg;
     if (l->stopping || !l->session)
         return;
-    if (resp->err == 0 && !resp->found) {
+    /* 404: the session expired or was destroyed */
+    if (resp->err == -ENOENT || (resp->err == 0 && !resp->found)) {
         lose_session(l, "session expired or was destroyed");
         return;
     }
@@ -189,8 +191,13 @@ static void on_acquired(void *arg, struct consul_response *resp)
     if (l->stopping)
         return;
     if (resp->err < 0) {
-        log_warn("exporter: acquiring %s failed: %s, retrying in %u ms", l->key,
-                 resp->errmsg ? resp->errmsg : strerror(-resp->err), l->retry_ms);
+        log_warn("exporter: acquiring %s failed: %s, checking the session, retrying in %u ms",
+                 l->key, resp->errmsg ? resp->errmsg : strerror(-resp->err), l->retry_ms);
+        /* Consul refuses an acquire with an invalidated session: the lock
+         * cannot be ours any more. A renew tells whether to start over
+         * with a new session. */
+        set_leader(l, false, "re-acquiring the lock failed");
+        on_renew_timer(&l->renew_timer);
         retry_in(l, l->retry_ms);
         return;
     }
@@ -201,7 +208,7 @@ static void on_acquired(void *arg, struct consul_response *resp)
         return;
     }
     if (l->leader)
-        set_leader(l, false, "the lock is held by another session");
+        set_leader(l, false, "re-acquiring the lock was refused (released, or lock-delay)");
     else if (!l->announced && l->cb)
         l->cb(l->arg, false, l->generation); /* decided: follower */
     l->announced = true;
@@ -241,6 +248,8 @@ static void on_key_change(void *arg, struct consul_response *resp)
             holder = resp->kv->items[i].session;
     l->key_free = holder == NULL;
     if (l->leader && holder && (!l->session || strcmp(holder, l->session) != 0)) {
+        log_warn("exporter: %s is held by session %s, not ours (%s)", l->key, holder,
+                 l->session ? l->session : "none");
         set_leader(l, false, "the lock is held by another session");
         retry_in(l, 0);
         return;
@@ -333,6 +342,8 @@ static void shutdown_done(struct leader *l)
 static void on_destroyed(void *arg, struct consul_response *resp)
 {
     struct leader *l = arg;
+    if (l->freed)
+        return;
     if (resp->err < 0)
         log_warn("exporter: destroying session %s failed: %s (it expires after its TTL)",
                  l->session, resp->errmsg ? resp->errmsg : strerror(-resp->err));
@@ -348,6 +359,8 @@ static void destroy_session(struct leader *l)
 static void on_released(void *arg, struct consul_response *resp)
 {
     struct leader *l = arg;
+    if (l->freed)
+        return;
     if (resp->err < 0)
         log_warn("exporter: releasing %s failed: %s", l->key,
                  resp->errmsg ? resp->errmsg : strerror(-resp->err));
@@ -391,6 +404,7 @@ void leader_free(struct leader *l)
     if (!l)
         return;
     l->stopping = true;
+    l->freed = true;
     if (l->watch)
         consul_watch_stop(l->watch);
     l->watch = NULL;

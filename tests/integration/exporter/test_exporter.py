@@ -565,6 +565,24 @@ class ExporterTest(unittest.TestCase):
         wait_until(lambda: self.svc_key("ns", "s0", "p80") not in kv_values(self.own),
                    what="new leader writes")
 
+    def test_session_loss_stops_writing_then_reacquires(self):
+        k = self.kube("default")
+        e = self.exporter(k, "--leader-ttl", "10s", "--leader-lock-delay", "1s")
+        wait_until(lambda: e.metric("drover_exporter_leader") == 1, 20, "leads")
+        self.synced(e)
+        st, body = http("GET", "%s/v1/kv/%sleader" % (CONSUL, self.own))
+        session = json.loads(body)[0]["Session"]
+        st, _ = http("PUT", "%s/v1/session/destroy/%s" % (CONSUL, session))
+        self.assertEqual(st, 200)
+        wait_until(lambda: "no longer leader" in e.text(), 15, "leadership lost")
+        # a new session takes the lock again after the lock-delay, and writes
+        wait_until(lambda: e.metric("drover_exporter_leader_transitions_total") >= 3, 30,
+                   "re-acquired")
+        st, body = http("GET", "%s/v1/kv/%sleader" % (CONSUL, self.own))
+        self.assertNotEqual(json.loads(body)[0].get("Session"), session)
+        k.ctl("add_service", service("ns", "after", (80,)))
+        wait_until(lambda: kv_values(self.svc_key("ns", "after", "p80")), 20, "writes again")
+
     def test_graceful_stop_hands_over_at_once(self):
         k = self.kube("default")
         opts = ("--leader-ttl", "30s", "--leader-lock-delay", "15s")
