@@ -146,6 +146,15 @@ static unsigned or_default(unsigned v, unsigned def)
     return v ? v : def;
 }
 
+static void client_free_fields(struct kube_client *kc)
+{
+    free(kc->api_url);
+    free(kc->token_file);
+    free(kc->ca_file);
+    free(kc->token);
+    free(kc);
+}
+
 int kube_client_new(uv_loop_t *loop, struct curl_uv *cu, const struct kube_client_config *cfg,
                     struct kube_client **out)
 {
@@ -181,10 +190,7 @@ int kube_client_new(uv_loop_t *loop, struct curl_uv *cu, const struct kube_clien
         int rc = read_token(kc->token_file, &kc->token);
         if (rc < 0) {
             log_error("kube: reading token file %s failed: %s", kc->token_file, strerror(-rc));
-            free(kc->api_url);
-            free(kc->token_file);
-            free(kc->ca_file);
-            free(kc);
+            client_free_fields(kc);
             return rc;
         }
     }
@@ -196,21 +202,13 @@ int kube_client_new(uv_loop_t *loop, struct curl_uv *cu, const struct kube_clien
     *out = kc;
     return 0;
 nomem:
-    free(kc->api_url);
-    free(kc->token_file);
-    free(kc->ca_file);
-    free(kc);
+    client_free_fields(kc);
     return -ENOMEM;
 }
 
 static void on_client_closed(uv_handle_t *h)
 {
-    struct kube_client *kc = h->data;
-    free(kc->api_url);
-    free(kc->token_file);
-    free(kc->ca_file);
-    free(kc->token);
-    free(kc);
+    client_free_fields(h->data);
 }
 
 void kube_client_free(struct kube_client *kc)

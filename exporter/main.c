@@ -322,10 +322,10 @@ static void on_closed(uv_handle_t *h)
     (void)h;
 }
 
-static void finish_stop(struct daemon *d)
+/* Free every module (in this order: callbacks of the Consul client's
+ * teardown must find sync and leader still allocated but stopped). */
+static void release_modules(struct daemon *d)
 {
-    uv_timer_stop(&d->stop_timer);
-    uv_close((uv_handle_t *)&d->stop_timer, on_closed);
     sync_stop(d->sync);
     kube_reflector_free(d->rsvc);
     kube_reflector_free(d->rnode);
@@ -344,6 +344,13 @@ static void finish_stop(struct daemon *d)
     d->http = NULL;
     sdnotify_watchdog_stop(d->watchdog);
     d->watchdog = NULL;
+}
+
+static void finish_stop(struct daemon *d)
+{
+    uv_timer_stop(&d->stop_timer);
+    uv_close((uv_handle_t *)&d->stop_timer, on_closed);
+    release_modules(d);
     uv_close((uv_handle_t *)&d->sigterm, on_closed);
     uv_close((uv_handle_t *)&d->sigint, on_closed);
     uv_close((uv_handle_t *)&d->sighup, on_closed);
@@ -562,35 +569,19 @@ int main(int argc, char **argv)
     }
     d.loop = uv_default_loop();
     rc = setup(&d);
-    if (rc < 0) {
-        /* Nothing has started yet that needs a graceful stop. */
-        sync_stop(d.sync);
-        kube_reflector_free(d.rsvc);
-        kube_reflector_free(d.rnode);
-        kube_client_free(d.kube);
-        leader_free(d.leader);
-        consul_client_free(d.consul);
-        sync_free(d.sync);
-        curl_uv_free(d.cu);
-        http_server_close(d.http);
-        uv_run(d.loop, UV_RUN_DEFAULT);
-        kube_store_free(d.services);
-        kube_store_free(d.nodes);
-        label_selector_free(d.selector);
-        kv_layout_clear(&d.layout);
-        metrics_registry_free(d.metrics);
-        config_free(&program);
-        return rc == -EINVAL ? 2 : 1;
-    }
+    if (rc < 0)
+        release_modules(&d); /* nothing started yet needs a graceful stop */
     uv_run(d.loop, UV_RUN_DEFAULT);
     kube_store_free(d.services);
     kube_store_free(d.nodes);
     label_selector_free(d.selector);
     kv_layout_clear(&d.layout);
     metrics_registry_free(d.metrics);
-    uv_loop_close(d.loop);
     config_free(&program);
     curl_global_cleanup();
+    if (rc < 0)
+        return rc == -EINVAL ? 2 : 1;
+    uv_loop_close(d.loop);
     log_info("exporter: stopped");
     return 0;
 }
