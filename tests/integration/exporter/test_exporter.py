@@ -302,6 +302,16 @@ class ExporterTest(unittest.TestCase):
         k.ctl("cordon", {"name": "worker-1"})  # any other cause: at once
         wait_until(lambda: self.node("worker-1")["eligible"] is False, what="cordon ends grace")
 
+    def test_node_grace_ends_by_itself(self):
+        k = self.kube("default")
+        e = self.exporter(k, "--node-grace", "1s")
+        self.synced(e)
+        k.ctl("set_node_ready", {"name": "worker-1", "ready": False})
+        wait_until(lambda: self.node("worker-1")["ready"] is False, what="NotReady written")
+        # no further event: the grace timer alone withdraws the node
+        wait_until(lambda: self.node("worker-1")["eligible"] is False, 10, "grace expiry")
+        self.assertEqual(e.metric("drover_exporter_nodes_in_grace"), 0)
+
     def test_node_selector(self):
         k = self.kube("default")
         k.ctl("label", {"kind": "Node", "name": "worker-1", "labels": {"lb": "yes"}})
@@ -387,9 +397,12 @@ class ExporterTest(unittest.TestCase):
         e = self.exporter(k)
         self.synced(e)
         before = kv(self.own)
+        rv = k.get("state")["resourceVersion"]
         seq = k.seq()
         k.ctl("restart", {"down_seconds": 2})
-        k.wait_request(seq, path="/api/v1/services", watch=True, timeout=30)
+        # re-watched from the last resourceVersion seen, not relisted
+        k.wait_request(seq, path="/api/v1/services", watch=True, query={"resourceVersion": rv},
+                       timeout=30)
         k.ctl("add_service", service("ns", "b", (80,)))
         wait_until(lambda: kv_values(self.svc_key("ns", "b", "p80")), 20, "event after restart")
         after = kv(self.own)
@@ -399,6 +412,7 @@ class ExporterTest(unittest.TestCase):
         self.assertEqual(e.metric('drover_exporter_kv_writes_total{op="delete"}'), 0)
         self.assertGreaterEqual(e.metric('drover_exporter_watch_restarts_total{resource="services"}'),
                                 1)
+        self.assertEqual(e.metric('drover_exporter_relists_total{resource="services"}'), 0)
 
     def test_api_server_restart_with_compaction_relists(self):
         k = self.kube("default")
