@@ -95,7 +95,7 @@ static int hexval(char c)
 }
 
 /* 32 hex digits -> two little-endian key words (bytes 0-7, 8-15). */
-static int parse_key(const char *text, __u64 key[2])
+int director_parse_hash_key(const char *text, __u64 key[2])
 {
     __u8 bytes[16];
 
@@ -193,12 +193,15 @@ static int parse_proxies(const json_t *root, struct director_config *out, char *
         return -EINVAL;
     }
     out->proxies = calloc(n ? n : 1, sizeof(*out->proxies));
-    if (!out->proxies)
+    out->proxy_names = calloc(n + 1, sizeof(*out->proxy_names)); /* +1: see _free */
+    out->proxy_weights = calloc(n ? n : 1, sizeof(*out->proxy_weights));
+    if (!out->proxies || !out->proxy_names || !out->proxy_weights)
         return -ENOMEM;
     for (size_t i = 0; i < n; i++) {
         const json_t *v = json_array_get(arr, i);
         struct drover_proxy *p = &out->proxies[i];
-        const char *addr = NULL, *state = "active";
+        const char *addr = NULL, *state = "active", *name = NULL;
+        int64_t weight = 0;
         char where[32];
 
         snprintf(where, sizeof(where), "proxies[%zu]", i);
@@ -207,8 +210,30 @@ static int parse_proxies(const json_t *root, struct director_config *out, char *
             return -EINVAL;
         }
         if ((rc = json_get_string(v, where, "address", &addr, true, err, errlen)) < 0 ||
-            (rc = json_get_string(v, where, "state", &state, false, err, errlen)) < 0)
+            (rc = json_get_string(v, where, "state", &state, false, err, errlen)) < 0 ||
+            (rc = json_get_string(v, where, "name", &name, false, err, errlen)) < 0 ||
+            (rc = json_get_int(v, where, "weight", &weight, 1, 65535, false, err, errlen)) < 0)
             return rc;
+        if (name) {
+            size_t nl = strlen(name);
+            bool ok = nl > 0 && nl <= 253;
+            for (size_t k = 0; ok && k < nl; k++)
+                ok = name[k] > ' ' && name[k] <= '~' && name[k] != '/';
+            if (!ok) {
+                snprintf(err, errlen, "%s.name: expected 1..253 printable characters without '/'",
+                         where);
+                return -EINVAL;
+            }
+            for (size_t j = 0; j < i; j++) {
+                if (out->proxy_names[j] && strcmp(out->proxy_names[j], name) == 0) {
+                    snprintf(err, errlen, "%s.name: '%s' duplicates proxies[%zu]", where, name, j);
+                    return -EINVAL;
+                }
+            }
+            if (!(out->proxy_names[i] = strdup(name)))
+                return -ENOMEM;
+        }
+        out->proxy_weights[i] = (__u32)weight;
         if (director_parse_addr(addr, &p->family, p->addr) < 0) {
             snprintf(err, errlen, "%s.address: '%s' is not an IPv4 or IPv6 address", where, addr);
             return -EINVAL;
@@ -249,7 +274,7 @@ static int parse_root(const json_t *root, struct director_config *out, char *err
         (rc = json_get_string(root, NULL, "gateway_mac", &mac, true, err, errlen)) < 0 ||
         (rc = json_get_string(root, NULL, "egress", &egress, false, err, errlen)) < 0)
         return rc;
-    if (parse_key(key, out->hash_key) < 0) {
+    if (director_parse_hash_key(key, out->hash_key) < 0) {
         snprintf(err, errlen, "hash_key: expected 32 hex digits (16 bytes)");
         return -EINVAL;
     }
@@ -367,6 +392,15 @@ out:
 
 void director_config_free(struct director_config *cfg)
 {
+    for (size_t i = 0; cfg->proxy_names && i < cfg->n_proxies; i++)
+        free(cfg->proxy_names[i]);
+    /* a proxy that failed to parse after its name was copied */
+    if (cfg->proxy_names && cfg->proxies)
+        free(cfg->proxy_names[cfg->n_proxies]);
+    free(cfg->proxy_names);
+    free(cfg->proxy_weights);
+    cfg->proxy_names = NULL;
+    cfg->proxy_weights = NULL;
     free(cfg->vips);
     free(cfg->proxies);
     cfg->vips = NULL;

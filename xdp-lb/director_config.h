@@ -13,8 +13,14 @@
  *     "gateway_mac": "02:00:00:00:00:01",
  *     "egress": "eth1",                                   (optional)
  *     "vips": [ {"address": "198.51.100.1", "port": 80, "protocol": "tcp"} ],
- *     "proxies": [ {"address": "192.0.2.10", "state": "active"} ]
+ *     "proxies": [ {"address": "192.0.2.10", "state": "active",
+ *                   "name": "proxy-a", "weight": 100} ]      (name, weight optional)
  *   }
+ *
+ * A proxy's "name" is its id in the forwarding table (director_build.h):
+ * give proxies the names they have under director/<cluster>/proxies/ in
+ * Consul and this director builds the same table as a watcher-fed one.
+ * Without a name the address text is the id.
  *
  * There is no default hash key: a config without one is rejected.
  */
@@ -39,6 +45,8 @@ struct director_config {
     size_t n_vips;
     struct drover_proxy *proxies;
     size_t n_proxies;
+    char **proxy_names;    /* per proxy: table id, NULL = address text */
+    __u32 *proxy_weights;  /* per proxy: 0 = default weight */
 };
 
 /* Parse JSON text. name labels messages ("director.json"). On success the
@@ -59,6 +67,9 @@ int director_parse_proto(const char *text, __u8 *out);
 int director_parse_state(const char *text, __u8 *out);
 const char *director_state_name(__u8 state);
 int director_parse_hash_fields(const char *text, __u32 *out);
+/* 32 hex digits -> two little-endian key words (bytes 0-7, 8-15), as in
+ * drover_gen_config.hash_key. 0 or -EINVAL. */
+int director_parse_hash_key(const char *text, __u64 key[2]);
 /* Address text to (family, addr[4]) as stored in the maps. */
 int director_parse_addr(const char *text, __u8 *family, __u32 addr[4]);
 /* Format (family, addr) into buf (INET6_ADDRSTRLEN bytes). */

@@ -1,0 +1,745 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * drover-watcher director: the watcher's director side (docs/director-watcher.md).
+ *
+ *   director run      Consul KV director/<cluster>/ (director_feed) + own
+ *                     health checks (director_health, optionally Consul
+ *                     health) -> director_apply: table, moved-share guard,
+ *                     publish into the maps drover-director pinned,
+ *                     verify, snapshot. Without Consul it re-applies the
+ *                     snapshot and keeps forwarding with it.
+ *   director status   [--json] what the kernel forwards with (pinned maps)
+ *                     and what was applied (snapshot); works from any
+ *                     process on the host.
+ *
+ * Entry point: director_main(), called by watcher/main.c for
+ * `drover-watcher director ...`.
+ */
+#include "director_main.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <uv.h>
+
+#include "backoff.h"
+#include "config.h"
+#include "consul.h"
+#include "curl_uv.h"
+#include "director_apply.h"
+#include "director_config.h"
+#include "director_feed.h"
+#include "director_health.h"
+#include "director_maps.h"
+#include "director_snapshot.h"
+#include "http_server.h"
+#include "log.h"
+#include "metrics.h"
+#include "sdnotify.h"
+
+struct dopts {
+    char *consul_addr, *consul_token_file, *kv_prefix, *cluster;
+    char *dev, *pin_root, *snapshot_file, *metrics_addr;
+    int64_t health_port, health_interval_ms, health_timeout_ms, health_rise, health_fall;
+    char *health_path, *consul_health_service;
+    double max_moved_share;
+    int64_t wait_ms, verify_ms, consul_wait_ms;
+    bool json;
+};
+
+static struct dopts dopt;
+
+static const struct config_option doptions[] = {
+    CONFIG_OPT_STRING("consul-addr", &dopt.consul_addr, "http://127.0.0.1:8500",
+                      "Consul HTTP API address"),
+    CONFIG_OPT_STRING("consul-token-file", &dopt.consul_token_file, NULL,
+                      "file holding the Consul ACL token"),
+    CONFIG_OPT_STRING("kv-prefix", &dopt.kv_prefix, "drover/v1/", "root of drover's KV keys"),
+    CONFIG_OPT_STRING("director-cluster", &dopt.cluster, NULL,
+                      "director cluster: reads director/<cluster>/ (required for run)"),
+    CONFIG_OPT_STRING("dev", &dopt.dev, NULL,
+                      "device drover-director is attached to (its maps are pinned under "
+                      "<pin-root>/<dev>)"),
+    CONFIG_OPT_STRING("pin-root", &dopt.pin_root, DIRECTOR_PIN_ROOT, "bpffs pin root"),
+    CONFIG_OPT_STRING("director-snapshot-file", &dopt.snapshot_file,
+                      "/var/lib/drover/watcher/director.pb",
+                      "last applied table inputs (protobuf), re-applied at start"),
+    CONFIG_OPT_STRING("metrics-addr", &dopt.metrics_addr, "127.0.0.1:9109",
+                      "address for /metrics, /healthz, /readyz; empty = none"),
+    CONFIG_OPT_INT("health-port", &dopt.health_port, "80", 1, 65535,
+                   "proxy health-check port when the KV entry has none"),
+    CONFIG_OPT_STRING("health-path", &dopt.health_path, "/healthz",
+                      "proxy health-check path when the KV entry has none"),
+    CONFIG_OPT_DURATION("health-interval", &dopt.health_interval_ms, "2s", "check interval"),
+    CONFIG_OPT_DURATION("health-timeout", &dopt.health_timeout_ms, "1s", "check timeout"),
+    CONFIG_OPT_INT("health-rise", &dopt.health_rise, "3", 1, 100,
+                   "consecutive successes to come back"),
+    CONFIG_OPT_INT("health-fall", &dopt.health_fall, "3", 1, 100,
+                   "consecutive failures to go down"),
+    CONFIG_OPT_STRING("consul-health-service", &dopt.consul_health_service, NULL,
+                      "also take Consul's health of this service (critical = unhealthy)"),
+    CONFIG_OPT_DOUBLE("max-moved-share", &dopt.max_moved_share, "0.5",
+                      "hold KV changes moving more than this share of rows (config may override)"),
+    CONFIG_OPT_DURATION("apply-wait", &dopt.wait_ms, "100ms",
+                        "coalesce changes this long before building a table"),
+    CONFIG_OPT_DURATION("verify-interval", &dopt.verify_ms, "10s",
+                        "re-check (and repair) the maps this often"),
+    CONFIG_OPT_DURATION("consul-wait", &dopt.consul_wait_ms, "5m", "blocking query wait"),
+    CONFIG_OPT_BOOL("json", &dopt.json, "false", "status: JSON output"),
+    CONFIG_OPT_END,
+};
+
+static const struct config_program dprogram = {
+    .name = "drover-watcher director",
+    .summary = "Director side: forwarding tables from Consul KV and health into the XDP maps.",
+    .args_usage = "[run | status [--json]]",
+    .options = doptions,
+};
+
+static char *pin_dir(void)
+{
+    char *p = NULL;
+    if (asprintf(&p, "%s/%s", dopt.pin_root, dopt.dev) < 0)
+        return NULL;
+    return p;
+}
+
+/* ---- run ---- */
+
+struct dw {
+    uv_loop_t *loop;
+    struct consul_client *consul;
+    struct curl_uv *cu;
+    struct director_feed *feed;
+    struct consul_watch *chealth;
+    struct director_health *health;
+    struct director_apply *apply;
+    struct director_inputs *in; /* latest inputs (KV or snapshot) */
+    bool from_kv;
+    uv_timer_t due, verify;
+    uv_signal_t sigterm, sigint;
+    struct backoff retry;
+    bool stopping, failing;
+    struct http_server *http;
+    struct metrics_registry *metrics;
+    struct metrics_counter *m_applies, *m_held, *m_errors, *m_bad, *m_consul_errors, *m_verify;
+    struct metrics_gauge *m_held_now, *m_ready, *m_moved;
+    struct sdnotify_watchdog *wd;
+};
+
+static bool health_lookup(void *arg, const char *host)
+{
+    struct dw *w = arg;
+    return director_health_healthy(w->health, host);
+}
+
+static void on_due(uv_timer_t *t);
+
+static void schedule(struct dw *w, uint64_t ms)
+{
+    if (w->stopping)
+        return;
+    /* an earlier due time wins: never postpone a pending apply */
+    uint64_t left =
+        uv_is_active((uv_handle_t *)&w->due) ? uv_timer_get_due_in(&w->due) : UINT64_MAX;
+    if (ms < left)
+        uv_timer_start(&w->due, on_due, ms, 0);
+}
+
+static void run_apply(struct dw *w)
+{
+    enum director_apply_outcome out;
+    const struct director_apply_stats *st = director_apply_get_stats(w->apply);
+    uint64_t held_before = st->held;
+
+    if (!w->in)
+        return;
+    int rc = director_apply_run(w->apply, w->in, health_lookup, w, (int64_t)time(NULL), &out);
+    metrics_gauge_set(w->m_held_now, st->held_now ? 1 : 0);
+    metrics_gauge_set(w->m_moved, st->held_moved_share);
+    if (st->held > held_before)
+        metrics_counter_inc(w->m_held);
+    if (rc < 0) {
+        metrics_counter_inc(w->m_errors);
+        uint64_t d = backoff_next(&w->retry);
+        log_warn("director: apply failed; retry in %llu ms", (unsigned long long)d);
+        w->failing = true;
+        schedule(w, d);
+        if (w->http)
+            http_server_set_ready(w->http, false, st->last_error);
+        return;
+    }
+    backoff_reset(&w->retry);
+    w->failing = false;
+    if (out == DIRECTOR_APPLY_APPLIED)
+        metrics_counter_inc(w->m_applies);
+    metrics_gauge_set(w->m_ready, 1);
+    if (w->http)
+        http_server_set_ready(w->http, true, NULL);
+    sdnotify_ready();
+}
+
+static void on_due(uv_timer_t *t)
+{
+    run_apply(t->data);
+}
+
+static void on_verify(uv_timer_t *t)
+{
+    struct dw *w = t->data;
+    metrics_counter_inc(w->m_verify);
+    run_apply(w);
+}
+
+static const struct director_inputs *feed_current(void *arg)
+{
+    struct dw *w = arg;
+    return w->from_kv ? w->in : NULL;
+}
+
+static void on_inputs(void *arg, struct director_inputs *in, unsigned bad)
+{
+    struct dw *w = arg;
+
+    metrics_counter_add(w->m_bad, bad);
+    if (w->in && w->from_kv && w->in->hash == in->hash) {
+        director_inputs_free(in);
+        return; /* same content: spurious wake-up */
+    }
+    log_info("director: KV inputs %016llx: %zu proxies, %zu VIPs, config %s, force %s, %u bad "
+             "entries",
+             (unsigned long long)in->hash, in->n_proxies, in->n_vips,
+             in->config.present ? "ok" : "missing", in->force.present ? "present" : "absent", bad);
+    director_inputs_free(w->in);
+    w->in = in;
+    w->from_kv = true;
+    if (director_health_set_targets(w->health, in) < 0)
+        log_error("director: out of memory updating the health checks; keeping the old set");
+    schedule(w, (uint64_t)dopt.wait_ms);
+}
+
+static void on_feed_error(void *arg, int err, const char *msg)
+{
+    struct dw *w = arg;
+    (void)err;
+    metrics_counter_inc(w->m_consul_errors);
+    log_warn("director: %s; forwarding with the table in force", msg);
+}
+
+static void on_health_change(void *arg, const char *host, bool healthy)
+{
+    (void)host;
+    (void)healthy;
+    /* within the interval: the next loop turn builds the new table */
+    schedule(arg, 0);
+}
+
+static void on_consul_health(void *arg, struct consul_response *resp)
+{
+    struct dw *w = arg;
+    director_health_set_consul(w->health, resp->health);
+}
+
+static void collect(struct metrics_emitter *em, void *arg)
+{
+    struct dw *w = arg;
+    const struct director_table *t = director_apply_table(w->apply);
+    const struct director_apply_stats *st = director_apply_get_stats(w->apply);
+    struct director_health_status *hs = NULL;
+    size_t nh = director_health_list(w->health, &hs);
+    char sum[17];
+
+    if (t) {
+        snprintf(sum, sizeof(sum), "%016llx", (unsigned long long)t->checksum);
+        metrics_emit(em, "drover_watcher_director_table_info",
+                     "The applied table: checksum (equal on every director with the same inputs), "
+                     "tier.",
+                     METRICS_GAUGE, 1.0, "checksum", sum, "tier", director_table_tier_name(t->tier),
+                     NULL);
+        metrics_emit(em, "drover_watcher_director_table_balance",
+                     "Max over mean rows per primary-eligible proxy.", METRICS_GAUGE,
+                     t->balance_max_over_mean, NULL);
+        for (uint32_t i = 0; i < t->proxy_count; i++) {
+            char v[16];
+            snprintf(v, sizeof(v), "%u", t->proxies[i].primary_rows);
+            metrics_emit(em, "drover_watcher_director_rows", "Table rows per proxy and role.",
+                         METRICS_GAUGE, (double)t->proxies[i].primary_rows, "proxy",
+                         t->proxies[i].id, "role", "primary", NULL);
+            metrics_emit(em, "drover_watcher_director_rows", "Table rows per proxy and role.",
+                         METRICS_GAUGE, (double)t->proxies[i].secondary_rows, "proxy",
+                         t->proxies[i].id, "role", "secondary", NULL);
+        }
+    }
+    for (size_t i = 0; i < nh; i++) {
+        metrics_emit(em, "drover_watcher_director_proxy_healthy",
+                     "Effective health of a proxy (1 healthy, 0 not).", METRICS_GAUGE,
+                     hs[i].healthy ? 1.0 : 0.0, "proxy", hs[i].host, NULL);
+        metrics_emit(em, "drover_watcher_director_proxy_suppressed",
+                     "1 while a flapping proxy is held unhealthy.", METRICS_GAUGE,
+                     hs[i].suppressed ? 1.0 : 0.0, "proxy", hs[i].host, NULL);
+        metrics_emit(em, "drover_watcher_director_health_checks_total",
+                     "Health checks run per proxy.", METRICS_COUNTER, (double)hs[i].checks, "proxy",
+                     hs[i].host, NULL);
+        metrics_emit(em, "drover_watcher_director_health_failures_total",
+                     "Failed health checks per proxy.", METRICS_COUNTER, (double)hs[i].failures,
+                     "proxy", hs[i].host, NULL);
+    }
+    metrics_emit(em, "drover_watcher_director_last_change_timestamp_seconds",
+                 "When the applied table last changed.", METRICS_GAUGE,
+                 (double)st->last_change_unix, NULL);
+    metrics_emit(em, "drover_watcher_director_generation", "Active generation written by us.",
+                 METRICS_GAUGE, (double)st->generation, NULL);
+    if (w->consul)
+        consul_stats_emit(consul_client_stats(w->consul), em, "watcher_director");
+}
+
+static void setup_metrics(struct dw *w)
+{
+    struct metrics_registry *r = w->metrics;
+    w->m_applies =
+        metrics_counter(r, "drover_watcher_director_applies_total",
+                        "Generations published into the director maps and verified.", NULL);
+    w->m_held = metrics_counter(r, "drover_watcher_director_held_total",
+                                "Apply runs that held a KV change back (moved-share guard).", NULL);
+    w->m_errors = metrics_counter(r, "drover_watcher_director_apply_errors_total",
+                                  "Apply runs that failed (maps kept their generation).", NULL);
+    w->m_verify = metrics_counter(r, "drover_watcher_director_verifies_total",
+                                  "Periodic checks of the maps against the applied table.", NULL);
+    w->m_bad = metrics_counter(r, "drover_watcher_director_kv_bad_entries_total",
+                               "Bad director KV entries skipped or kept at their last good value.",
+                               "prefix=\"director\"");
+    w->m_consul_errors = metrics_counter(r, "drover_watcher_director_consul_errors_total",
+                                         "Failed Consul watch attempts (fail static).", NULL);
+    w->m_held_now = metrics_gauge(r, "drover_watcher_director_held",
+                                  "1 while a KV change is held back by the guard.", NULL);
+    w->m_moved = metrics_gauge(r, "drover_watcher_director_held_moved_share",
+                               "Share of rows the held change would move.", NULL);
+    w->m_ready = metrics_gauge(r, "drover_watcher_director_ready",
+                               "1 once a table was applied or verified.", NULL);
+    metrics_add_collector(r, collect, w);
+}
+
+static void on_stop(uv_signal_t *sig, int signum)
+{
+    struct dw *w = sig->data;
+    if (w->stopping)
+        return;
+    w->stopping = true;
+    log_info("director: %s received, stopping (the director keeps forwarding with the table in "
+             "force)",
+             strsignal(signum));
+    sdnotify_stopping();
+    director_feed_stop(w->feed);
+    w->feed = NULL;
+    if (w->chealth)
+        consul_watch_stop(w->chealth);
+    w->chealth = NULL;
+    consul_client_free(w->consul);
+    w->consul = NULL;
+    director_health_free(w->health);
+    w->health = NULL;
+    curl_uv_free(w->cu);
+    w->cu = NULL;
+    http_server_close(w->http);
+    w->http = NULL;
+    sdnotify_watchdog_stop(w->wd);
+    w->wd = NULL;
+    uv_close((uv_handle_t *)&w->due, NULL);
+    uv_close((uv_handle_t *)&w->verify, NULL);
+    uv_close((uv_handle_t *)&w->sigterm, NULL);
+    uv_close((uv_handle_t *)&w->sigint, NULL);
+}
+
+static void load_snapshot(struct dw *w)
+{
+    struct director_inputs *in = NULL;
+    bool *healthy = NULL;
+    int rc = director_apply_load(w->apply, &in, &healthy);
+
+    if (rc == -ENOENT) {
+        log_info("director: no snapshot %s yet; waiting for Consul", dopt.snapshot_file);
+        return;
+    }
+    if (rc < 0)
+        return;
+    for (size_t i = 0; i < in->n_proxies; i++)
+        director_health_seed(w->health, in->proxies[i].host, healthy[i]);
+    free(healthy);
+    w->in = in;
+    w->from_kv = false;
+    director_health_set_targets(w->health, in);
+    log_info("director: re-applying the snapshot until Consul answers");
+    run_apply(w);
+}
+
+static int run(void)
+{
+    struct dw w = {0};
+    char err[512];
+    int rc;
+    char *dir = pin_dir();
+
+    if (!dopt.cluster || !*dopt.cluster || !dopt.dev || !*dopt.dev) {
+        fprintf(stderr, "drover-watcher director run: --director-cluster and --dev are required\n");
+        free(dir);
+        return 2;
+    }
+    w.loop = uv_default_loop();
+    w.metrics = metrics_registry_new();
+    if (!w.metrics || !dir)
+        return 1;
+    setup_metrics(&w);
+    backoff_init(&w.retry, 250, 30000, BACKOFF_DECORRELATED);
+    char *prefix = NULL;
+    if (asprintf(&prefix, "%sdirector/%s/", dopt.kv_prefix, dopt.cluster) < 0)
+        return 1;
+    struct director_apply_opts ao = {
+        .pin_dir = dir,
+        .snapshot_path = dopt.snapshot_file && *dopt.snapshot_file ? dopt.snapshot_file : NULL,
+        .kv_root = dopt.kv_prefix,
+        .cluster = dopt.cluster,
+        .dev = dopt.dev,
+        .default_max_moved_share = dopt.max_moved_share,
+    };
+    if ((rc = director_apply_new(&ao, &w.apply)) < 0 || (rc = curl_uv_new(w.loop, &w.cu)) < 0) {
+        log_error("director: cannot start: %s", strerror(-rc));
+        return 1;
+    }
+    struct director_health_opts ho = {
+        .params = {.interval_ms = dopt.health_interval_ms,
+                   .timeout_ms = dopt.health_timeout_ms,
+                   .rise = (unsigned)dopt.health_rise,
+                   .fall = (unsigned)dopt.health_fall},
+        .default_port = (uint16_t)dopt.health_port,
+        .default_path = dopt.health_path,
+        .on_change = on_health_change,
+        .arg = &w,
+    };
+    if ((rc = director_health_new(w.loop, w.cu, &ho, &w.health)) < 0)
+        return 1;
+    uv_timer_init(w.loop, &w.due);
+    uv_timer_init(w.loop, &w.verify);
+    w.due.data = w.verify.data = &w;
+    if (dopt.metrics_addr && *dopt.metrics_addr) {
+        struct http_server_options hso = {.listen = dopt.metrics_addr, .metrics = w.metrics};
+        if (http_server_start(w.loop, &hso, &w.http, err, sizeof(err)) < 0) {
+            log_error("director: %s; cannot start", err);
+            return 1;
+        }
+        http_server_set_ready(w.http, false, "no table applied yet");
+    }
+    struct consul_config cc = {.address = dopt.consul_addr, .token_file = dopt.consul_token_file};
+    if ((rc = consul_client_new(w.loop, &cc, &w.consul)) < 0) {
+        log_error("director: consul client for %s: %s; cannot start", dopt.consul_addr,
+                  strerror(-rc));
+        return 1;
+    }
+    load_snapshot(&w);
+    struct director_feed_opts fo = {
+        .prefix = prefix,
+        .wait_s = (unsigned)(dopt.consul_wait_ms / 1000),
+        .on_inputs = on_inputs,
+        .on_error = on_feed_error,
+        .current = feed_current,
+        .arg = &w,
+    };
+    if ((rc = director_feed_start(w.consul, &fo, &w.feed)) < 0) {
+        log_error("director: cannot start the Consul watch on %s: %s", prefix, strerror(-rc));
+        return 1;
+    }
+    if (dopt.consul_health_service && *dopt.consul_health_service) {
+        struct consul_watch_opts wo = {
+            .kind = CONSUL_WATCH_HEALTH_SERVICE,
+            .target = dopt.consul_health_service,
+            .wait_s = (unsigned)(dopt.consul_wait_ms / 1000),
+            .on_change = on_consul_health,
+            .arg = &w,
+        };
+        if ((rc = consul_watch_start(w.consul, &wo, &w.chealth)) < 0)
+            log_warn("director: cannot watch Consul health of %s: %s; using own checks only",
+                     dopt.consul_health_service, strerror(-rc));
+    }
+    uv_timer_start(&w.verify, on_verify, (uint64_t)dopt.verify_ms, (uint64_t)dopt.verify_ms);
+    sdnotify_watchdog_start(w.loop, &w.wd);
+    uv_signal_init(w.loop, &w.sigterm);
+    uv_signal_init(w.loop, &w.sigint);
+    w.sigterm.data = w.sigint.data = &w;
+    uv_signal_start(&w.sigterm, on_stop, SIGTERM);
+    uv_signal_start(&w.sigint, on_stop, SIGINT);
+    log_info("director: running (cluster %s, KV %s, maps %s)", dopt.cluster, prefix, dir);
+    uv_run(w.loop, UV_RUN_DEFAULT);
+
+    director_inputs_free(w.in);
+    director_apply_free(w.apply);
+    metrics_registry_free(w.metrics);
+    uv_loop_close(w.loop);
+    free(prefix);
+    free(dir);
+    return 0;
+}
+
+/* ---- status ---- */
+
+struct live_proxy {
+    char addr[INET6_ADDRSTRLEN];
+    const char *state;
+    uint32_t primary, secondary;
+    const struct director_proxy_spec *spec;
+    const struct director_saved_proxy *saved;
+};
+
+static void json_str(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; s && *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            fprintf(f, "\\%c", c);
+        else if (c < 0x20)
+            fprintf(f, "\\u%04x", c);
+        else
+            fputc(c, f);
+    }
+    fputc('"', f);
+}
+
+static void fmt_time(int64_t t, char *buf, size_t len)
+{
+    struct tm tm;
+    time_t tt = (time_t)t;
+    if (t <= 0 || !gmtime_r(&tt, &tm)) {
+        snprintf(buf, len, "never");
+        return;
+    }
+    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static int status(void)
+{
+    struct director_saved s = {0};
+    struct director_maps m;
+    struct drover_gen_config cfg = {0};
+    struct drover_proxy *proxies = calloc(DROVER_MAX_PROXIES, sizeof(*proxies));
+    struct live_proxy *lp = calloc(DROVER_MAX_PROXIES, sizeof(*lp));
+    char err[512], *dir = pin_dir();
+    __u32 gen = 0;
+    __u64 sum = 0;
+    uint32_t none_rows = 0;
+    bool have_maps = false, have_snap = false;
+    int rc = 1;
+
+    if (!proxies || !lp || !dir)
+        goto out;
+    if (!dopt.dev || !*dopt.dev) {
+        fprintf(stderr, "drover-watcher director status: --dev is required\n");
+        rc = 2;
+        goto out;
+    }
+    if (director_snapshot_load(dopt.snapshot_file, &s, err, sizeof(err)) == 0)
+        have_snap = true;
+    else if (!dopt.json)
+        fprintf(stderr, "note: %s\n", err);
+    if (director_maps_open_pinned(dir, &m) == 0) {
+        if (director_maps_active(&m, &gen) == 0 &&
+            director_maps_read_gen(&m, gen, &cfg, proxies) == 0 &&
+            director_maps_checksum(&m, gen, &sum) == 0)
+            have_maps = true;
+        if (have_maps) {
+            uint32_t n = cfg.proxy_count < DROVER_MAX_PROXIES ? cfg.proxy_count : 0;
+            for (uint32_t i = 0; i < n; i++) {
+                director_format_addr(proxies[i].family, proxies[i].addr, lp[i].addr,
+                                     sizeof(lp[i].addr));
+                lp[i].state = director_state_name(proxies[i].state);
+                for (size_t k = 0; have_snap && k < s.inputs->n_proxies; k++) {
+                    if (strcmp(s.inputs->proxies[k].address, lp[i].addr) == 0 &&
+                        s.inputs->proxies[k].state != DIRECTOR_PROXY_INACTIVE) {
+                        lp[i].spec = &s.inputs->proxies[k];
+                        lp[i].saved = &s.proxies[k];
+                    }
+                }
+            }
+            for (uint32_t r = 0; r < DROVER_TABLE_ROWS; r++) {
+                const struct drover_row *row = &m.table[(size_t)gen * DROVER_TABLE_ROWS + r];
+                if (row->primary < n)
+                    lp[row->primary].primary++;
+                else
+                    none_rows++;
+                if (row->secondary < n)
+                    lp[row->secondary].secondary++;
+            }
+        }
+        director_maps_close(&m);
+    } else if (!dopt.json) {
+        fprintf(stderr, "note: no director maps pinned in %s\n", dir);
+    }
+    if (!have_maps && !have_snap) {
+        fprintf(stderr, "drover-watcher director status: neither maps in %s nor snapshot %s\n", dir,
+                dopt.snapshot_file);
+        goto out;
+    }
+    bool in_sync = have_maps && have_snap && sum == s.generation_checksum;
+    char applied[32], changed[32], held_since[32];
+    fmt_time(s.applied_unix, applied, sizeof(applied));
+    fmt_time(s.last_change_unix, changed, sizeof(changed));
+    fmt_time(s.held_since_unix, held_since, sizeof(held_since));
+    uint32_t n = have_maps ? cfg.proxy_count : 0;
+    if (dopt.json) {
+        FILE *f = stdout;
+        fprintf(f, "{\"dev\":");
+        json_str(f, dopt.dev);
+        fprintf(f, ",\"maps\":%s", have_maps ? "true" : "false");
+        if (have_maps)
+            fprintf(f,
+                    ",\"generation\":%u,\"generation_checksum\":\"%016llx\",\"gue_port\":%u,"
+                    "\"rows_without_proxy\":%u",
+                    gen, (unsigned long long)sum, ntohs(cfg.gue_port), none_rows);
+        fprintf(f, ",\"snapshot\":%s", have_snap ? "true" : "false");
+        if (have_snap) {
+            fprintf(f, ",\"cluster\":");
+            json_str(f, s.cluster);
+            fprintf(f, ",\"table_checksum\":\"%016llx\",\"in_sync\":%s,\"tier\":",
+                    (unsigned long long)s.table_checksum, in_sync ? "true" : "false");
+            json_str(f, s.tier);
+            fprintf(f,
+                    ",\"balance\":%.4f,\"applied\":\"%s\",\"last_change\":\"%s\",\"held\":%s,"
+                    "\"held_moved_share\":%.4f,\"held_since\":\"%s\",\"last_error\":",
+                    s.balance, applied, changed, s.held ? "true" : "false", s.held_moved_share,
+                    held_since);
+            json_str(f, s.last_error);
+            fprintf(f, ",\"vips\":%zu", s.inputs->n_vips);
+        }
+        fprintf(f, ",\"proxies\":[");
+        bool first = true;
+        for (uint32_t i = 0; i < n; i++) {
+            fprintf(f, "%s{\"host\":", first ? "" : ",");
+            first = false;
+            json_str(f, lp[i].spec ? lp[i].spec->host : "");
+            fprintf(f,
+                    ",\"address\":\"%s\",\"state\":\"%s\",\"healthy\":%s,"
+                    "\"primary_rows\":%u,\"secondary_rows\":%u}",
+                    lp[i].addr, lp[i].state,
+                    lp[i].saved ? (lp[i].saved->healthy ? "true" : "false") : "null", lp[i].primary,
+                    lp[i].secondary);
+        }
+        /* proxies that are in KV but not in the maps (inactive) */
+        for (size_t k = 0; have_snap && k < s.inputs->n_proxies; k++) {
+            const struct director_proxy_spec *p = &s.inputs->proxies[k];
+            bool listed = false;
+            for (uint32_t i = 0; i < n && !listed; i++)
+                listed = lp[i].spec == p;
+            if (listed)
+                continue;
+            fprintf(f, "%s{\"host\":", first ? "" : ",");
+            first = false;
+            json_str(f, p->host);
+            fprintf(f,
+                    ",\"address\":\"%s\",\"state\":\"%s\",\"healthy\":%s,"
+                    "\"primary_rows\":0,\"secondary_rows\":0}",
+                    p->address, director_proxy_state_name(p->state),
+                    s.proxies[k].healthy ? "true" : "false");
+        }
+        fprintf(f, "]}\n");
+    } else {
+        printf("dev %s\n", dopt.dev);
+        if (have_maps)
+            printf("generation %u\ngeneration_checksum %016llx\nrows_without_proxy %u\n", gen,
+                   (unsigned long long)sum, none_rows);
+        if (have_snap) {
+            printf("cluster %s\ntable_checksum %016llx\nin_sync %s\ntier %s\nbalance %.4f\n"
+                   "applied %s\nlast_change %s\nheld %s",
+                   s.cluster, (unsigned long long)s.table_checksum, in_sync ? "yes" : "no", s.tier,
+                   s.balance, applied, changed, s.held ? "yes" : "no");
+            if (s.held)
+                printf(" (would move %.1f%% of rows, since %s)", 100 * s.held_moved_share,
+                       held_since);
+            printf("\nvips %zu\n", s.inputs->n_vips);
+            if (s.last_error && *s.last_error)
+                printf("last_error %s\n", s.last_error);
+        }
+        printf("%-24s %-40s %-9s %-8s %8s %8s\n", "HOST", "ADDRESS", "STATE", "HEALTH", "PRIMARY",
+               "SECOND");
+        for (uint32_t i = 0; i < n; i++)
+            printf("%-24s %-40s %-9s %-8s %8u %8u\n", lp[i].spec ? lp[i].spec->host : "-",
+                   lp[i].addr, lp[i].state,
+                   lp[i].saved ? (lp[i].saved->healthy ? "up" : "down") : "?", lp[i].primary,
+                   lp[i].secondary);
+        for (size_t k = 0; have_snap && k < s.inputs->n_proxies; k++) {
+            const struct director_proxy_spec *p = &s.inputs->proxies[k];
+            bool listed = false;
+            for (uint32_t i = 0; i < n && !listed; i++)
+                listed = lp[i].spec == p;
+            if (!listed)
+                printf("%-24s %-40s %-9s %-8s %8u %8u\n", p->host, p->address,
+                       director_proxy_state_name(p->state), s.proxies[k].healthy ? "up" : "down",
+                       0u, 0u);
+        }
+    }
+    rc = 0;
+out:
+    director_saved_clear(&s);
+    free(proxies);
+    free(lp);
+    free(dir);
+    return rc;
+}
+
+int director_main(int argc, char **argv)
+{
+    char err[512];
+    int first = 0, rc;
+
+    log_set_component("watcher-director");
+    log_route_libbpf();
+    /* argv[0] is "director"; options may come before or after the verb */
+    const char *verb = "run";
+    int vi = -1;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "run") == 0 || strcmp(argv[i], "status") == 0) {
+            verb = argv[i];
+            vi = i;
+            break;
+        }
+        if (argv[i][0] != '-')
+            break;
+    }
+    char **args = calloc((size_t)argc + 1, sizeof(*args));
+    int n = 0;
+    if (!args)
+        return 1;
+    for (int i = 0; i < argc; i++)
+        if (i != vi)
+            args[n++] = argv[i];
+    rc = config_parse(&dprogram, n, args, &first, err, sizeof(err));
+    if (rc == CONFIG_HELP_SHOWN) {
+        free(args);
+        return 0;
+    }
+    if (rc < 0) {
+        fprintf(stderr, "drover-watcher director: %s\n", err);
+        free(args);
+        return 2;
+    }
+    if (first < n) {
+        fprintf(stderr, "drover-watcher director: unexpected argument '%s' (run, status)\n",
+                args[first]);
+        config_free(&dprogram);
+        free(args);
+        return 2;
+    }
+    free(args);
+    size_t pl = strlen(dopt.kv_prefix);
+    if (pl && dopt.kv_prefix[pl - 1] != '/') {
+        char *p = NULL;
+        if (asprintf(&p, "%s/", dopt.kv_prefix) > 0) {
+            free(dopt.kv_prefix);
+            dopt.kv_prefix = p;
+        }
+    }
+    rc = strcmp(verb, "status") == 0 ? status() : run();
+    config_free(&dprogram);
+    return rc;
+}
