@@ -27,7 +27,8 @@ struct leader {
     bool acquiring;
     bool leader;
     bool decided;
-    bool announced; /* the first verdict was passed to cb */
+    bool announced;  /* the first verdict was passed to cb */
+    bool session_ok; /* session renewed within its deadline */
     bool stopping;
     bool freed;    /* leader_free ran: callbacks from the client's teardown are ignored */
     bool key_free; /* the watch last saw no holder */
@@ -77,8 +78,20 @@ static void retry_in(struct leader *l, uint64_t ms)
     uv_timer_start(&l->retry_timer, on_retry_timer, ms, 0);
 }
 
+/* Whether the session is known alive (renewed within the deadline). A
+ * follower's change is passed on too: it decides its readiness. */
+static void set_session_ok(struct leader *l, bool ok)
+{
+    if (l->session_ok == ok)
+        return;
+    l->session_ok = ok;
+    if (!l->leader && l->announced && l->cb)
+        l->cb(l->arg, false, l->generation);
+}
+
 static void lose_session(struct leader *l, const char *why)
 {
+    set_session_ok(l, false);
     set_leader(l, false, why);
     free(l->session);
     l->session = NULL;
@@ -92,6 +105,7 @@ static void lose_session(struct leader *l, const char *why)
 static void on_deadline(uv_timer_t *t)
 {
     struct leader *l = t->data;
+    set_session_ok(l, false);
     set_leader(l, false, "session not renewed for nearly its TTL (Consul unreachable?)");
 }
 
@@ -122,6 +136,7 @@ static void on_renewed(void *arg, struct consul_response *resp)
         return;
     }
     arm_deadline(l);
+    set_session_ok(l, true);
     /* Stepped down while Consul was unreachable, but the session
      * survived: the lock may still be ours. */
     if (!l->leader)
@@ -160,6 +175,7 @@ static void on_session(void *arg, struct consul_response *resp)
     uint64_t every = (uint64_t)l->ttl_s * 500;
     uv_timer_start(&l->renew_timer, on_renew_timer, every, every);
     arm_deadline(l);
+    set_session_ok(l, true);
     try_acquire(l);
 }
 
@@ -319,6 +335,11 @@ bool leader_is_leader(const struct leader *l)
 uint64_t leader_generation(const struct leader *l)
 {
     return l->generation;
+}
+
+bool leader_session_ok(const struct leader *l)
+{
+    return l->session_ok;
 }
 
 bool leader_decided(const struct leader *l)

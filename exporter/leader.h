@@ -54,6 +54,10 @@ int leader_new(uv_loop_t *loop, struct consul_client *consul, const struct leade
 void leader_start(struct leader *l);
 bool leader_is_leader(const struct leader *l);
 uint64_t leader_generation(const struct leader *l);
+/* True while the session is known alive (created or renewed within its
+ * deadline); a follower without it cannot take over and is not ready.
+ * Changes are passed to cb (leader false, same generation). */
+bool leader_session_ok(const struct leader *l);
 /* True once the first acquire attempt was answered (leader or follower). */
 bool leader_decided(const struct leader *l);
 const struct leader_stats *leader_stats(const struct leader *l);

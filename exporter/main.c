@@ -167,8 +167,10 @@ static void update_ready(struct daemon *d)
         ready = d->synced_as_leader;
         why = ready ? "leader, synced" : "leader, first full sync pending";
     } else {
-        ready = d->follower_decided;
-        why = ready ? "following" : "leader election pending";
+        ready = d->follower_decided && leader_session_ok(d->leader);
+        why = ready                 ? "following"
+              : d->follower_decided ? "no live Consul session (Consul unreachable?)"
+                                    : "leader election pending";
     }
     if (d->http)
         http_server_set_ready(d->http, ready, why);

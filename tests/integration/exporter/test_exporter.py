@@ -597,6 +597,43 @@ class ExporterTest(unittest.TestCase):
         k.ctl("add_service", service("ns", "after", (80,)))
         wait_until(lambda: kv_values(self.svc_key("ns", "after", "p80")), 20, "writes again")
 
+    def test_consul_outage_and_data_loss(self):
+        """A private Consul: killed (the leader steps down within its TTL,
+        nothing crashes), restarted empty (dev agents keep KV in memory):
+        the exporter takes the lock again and rewrites every key."""
+        global CONSUL
+        shared = CONSUL
+        state = os.path.join(self.tmp, "consul")
+        subprocess.run([CONSUL_DEV, "start", state], check=True, stdout=subprocess.DEVNULL,
+                       timeout=90)
+        try:
+            CONSUL = read(os.path.join(state, "addr"))
+            k = self.kube("default")
+            k.ctl("add_service", service("ns", "a", (80, 81)))
+            e = self.exporter(k, "--leader-ttl", "10s", "--leader-lock-delay", "1s")
+            self.synced(e)
+            before = kv_values(self.own)
+            subprocess.run([CONSUL_DEV, "kill", state], check=True, stdout=subprocess.DEVNULL)
+            wait_until(lambda: e.metric("drover_exporter_leader") == 0, 15,
+                       "step-down without Consul")
+            self.assertFalse(e.ready())
+            k.ctl("add_service", service("ns", "b", (80,)))  # while Consul is down
+            subprocess.run([CONSUL_DEV, "restart", state], check=True,
+                           stdout=subprocess.DEVNULL, timeout=90)
+            wait_until(lambda: e.metric("drover_exporter_leader") == 1, 30, "leader again")
+            want = set(before) | {self.svc_key("ns", "b", "p80")}
+            wait_until(lambda: set(kv_values(self.own)) == want, 30, "every key rewritten")
+            for key in before:
+                if not key.endswith(("/meta", "/leader")):
+                    self.assertEqual(kv_values(self.own)[key], before[key], key)
+            wait_until(e.ready, 10, "ready again")
+        finally:
+            for x in self.exporters:
+                x.stop()
+            self.exporters = []
+            subprocess.run([CONSUL_DEV, "stop", state], stdout=subprocess.DEVNULL)
+            CONSUL = shared
+
     def test_graceful_stop_hands_over_at_once(self):
         k = self.kube("default")
         opts = ("--leader-ttl", "30s", "--leader-lock-delay", "15s")
