@@ -291,6 +291,10 @@ class ExporterTest(unittest.TestCase):
         wait_until(lambda: self.node("worker-3"), what="node add")
         k.ctl("delete_node", {"name": "worker-3"})
         wait_until(lambda: self.node("worker-3") is None, what="node delete")
+        # every change above was diffed against the view kept from the
+        # txn results: Consul was read in full only once
+        self.assertEqual(e.metric("drover_exporter_kv_reads_total"), 1)
+        self.assertEqual(e.metric("drover_exporter_txn_failures_total"), 0)
 
     def test_node_grace_keeps_notready_node_eligible(self):
         k = self.kube("default")
