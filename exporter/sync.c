@@ -264,8 +264,7 @@ static void send_batch(struct sync *s)
         log_warn("exporter: leadership lost, dropping %zu of %zu KV ops not yet written",
                  s->n_txn - s->next_batch, s->n_txn);
         s->have_current = false;
-        round_reset(s);
-        s->phase = PH_IDLE;
+        round_end(s, true); /* a change meanwhile (new leadership) runs a round */
         return;
     }
     size_t n = s->n_txn - s->next_batch;
