@@ -133,13 +133,14 @@ def service(ns, name, ports=(80,), typ="NodePort", annotations=None, **kw):
 # ---- exporter ----
 
 class Exporter:
-    def __init__(self, tmp, kube, cluster, *extra, name="exp"):
+    def __init__(self, tmp, kube, cluster, *extra, name="exp", kube_args=None, env=None):
         self.log_path = os.path.join(tmp, name + ".log")
         self.log = open(self.log_path, "w")
-        args = [EXPORTER] + kube.args() + [
+        args = [EXPORTER] + (kube.args() if kube_args is None else kube_args) + [
             "--consul-addr", CONSUL, "--cluster", cluster, "--metrics-addr", "127.0.0.1:0",
             "--holder-name", name, "--log-level", "debug"] + list(extra)
-        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT,
+                                     env=dict(os.environ, **(env or {})))
         self.port = None
         self.port = wait_until(self._find_port, 10, "exporter %s metrics port" % name)
 
@@ -208,9 +209,10 @@ class ExporterTest(unittest.TestCase):
         self.kubes.append(k)
         return k
 
-    def exporter(self, kube, *extra, cluster=None, name=None):
+    def exporter(self, kube, *extra, cluster=None, name=None, kube_args=None, env=None):
         name = name or "exp%d" % len(self.exporters)
-        e = Exporter(self.tmp, kube, cluster or self.cluster, *extra, name=name)
+        e = Exporter(self.tmp, kube, cluster or self.cluster, *extra, name=name,
+                     kube_args=kube_args, env=env)
         self.exporters.append(e)
         return e
 
@@ -259,6 +261,34 @@ class ExporterTest(unittest.TestCase):
         self.assertEqual(len(kv_values("drover/v1/kube/%s/services/" % e2_cluster)), 3)
         self.assertGreaterEqual(e2.metric('drover_exporter_lists_total{resource="services"}'), 1)
         http("DELETE", "%s/v1/kv/drover/v1/kube/%s?recurse" % (CONSUL, e2_cluster))
+
+    def test_in_cluster_address_and_tls_verification(self):
+        k = self.kube("default")
+        port = k.addr.rsplit(":", 1)[1]
+        token = ["--kube-token-file", os.path.join(k.dir, "token")]
+        # KUBERNETES_SERVICE_HOST/PORT give the address; the CA is checked
+        e = self.exporter(k, kube_args=token + ["--kube-ca-file", os.path.join(k.dir, "ca.crt")],
+                          env={"KUBERNETES_SERVICE_HOST": "127.0.0.1",
+                               "KUBERNETES_SERVICE_PORT": port})
+        self.synced(e)
+        self.assertIn("Kubernetes API https://127.0.0.1:%s" % port, e.text())
+        self.assertEqual(e.stop(), 0)
+        self.exporters.remove(e)
+        # without the fixture's CA the certificate is refused, nothing written
+        other = self.cluster + "-noca"
+        e = self.exporter(k, "--kube-api", k.addr, cluster=other, kube_args=token)
+        wait_until(lambda: e.metric('drover_exporter_kube_errors_total{resource="services",'
+                                    'kind="transport"}') >= 1, 20, "TLS failure")
+        self.assertEqual(kv_values("drover/v1/kube/%s/services/" % other), {})
+        self.assertFalse(e.ready())
+        self.assertEqual(e.stop(), 0)
+        self.exporters.remove(e)
+        # ... unless verification is switched off explicitly
+        e = self.exporter(k, "--kube-api", k.addr, "--kube-insecure-skip-tls-verify",
+                          cluster=other, kube_args=token)
+        self.synced(e)
+        self.assertIn("not verifying the API server's certificate", e.text())
+        http("DELETE", "%s/v1/kv/drover/v1/kube/%s?recurse" % (CONSUL, other))
 
     def test_changes_reach_kv(self):
         k = self.kube("default")
