@@ -517,6 +517,42 @@ class ExporterTest(unittest.TestCase):
         meta = json.loads(kv_values(self.own + "meta")[self.own + "meta"])
         self.assertEqual(meta["skipped_services"], 1)
 
+    def test_invalid_update_keeps_last_good_entry(self):
+        k = self.kube("default")
+        k.ctl("add_service", service("ns", "web", (80,)))
+        e = self.exporter(k)
+        self.synced(e)
+        key = self.svc_key("ns", "web", "p80")
+        good = kv(key)[key]
+        k.ctl("annotate", {"namespace": "ns", "name": "web",
+                           "annotations": {"drover.io/backend-protocol": "gopher"}})
+        wait_until(lambda: e.metric(
+            'drover_exporter_export_errors_total{reason="InvalidAnnotation"}') == 1,
+            what="refusal counted")
+        # a later change is written: the round after the refusal is done
+        k.ctl("add_service", service("ns", "marker", (80,)))
+        wait_until(lambda: kv_values(self.svc_key("ns", "marker", "p80")), what="marker")
+        self.assertEqual(kv(key)[key], good)  # neither rewritten nor deleted
+        k.ctl("delete_service", {"namespace": "ns", "name": "web"})
+        wait_until(lambda: not kv_values(key), what="deleted with the Service")
+
+    def test_watch_timeout_rewatches_at_once(self):
+        k = self.kube("default")
+        e = self.exporter(k, "--watch-timeout-min", "1s", "--watch-timeout-max", "1s")
+        self.synced(e)
+        seq = k.seq()
+        # two more watches of services, each from the last resourceVersion
+        rv = k.get("state")["resourceVersion"]
+        first = k.wait_request(seq, path="/api/v1/services", watch=True,
+                               query={"resourceVersion": rv, "timeoutSeconds": "1"})
+        k.wait_request(first["seq"] + 1, path="/api/v1/services", watch=True,
+                       query={"timeoutSeconds": "1"})
+        self.assertEqual(e.metric('drover_exporter_relists_total{resource="services"}'), 0)
+        self.assertEqual(e.metric('drover_exporter_kube_errors_total{resource="services",'
+                                  'kind="transport"}'), 0)
+        k.ctl("add_service", service("ns", "late", (80,)))
+        wait_until(lambda: kv_values(self.svc_key("ns", "late", "p80")), what="event")
+
     def test_two_clusters_never_touch_each_other(self):
         k1, k2 = self.kube("default"), self.kube("default")
         c1, c2 = self.cluster + "a", self.cluster + "a0"  # c1 is a prefix of c2
