@@ -55,8 +55,9 @@ struct kube_reflector {
     long watch_code;      /* HTTP code of the running watch, 0 until known */
     int watch_abort;      /* negative errno that stopped the stream */
     uint64_t watch_started_ms;
-    uint64_t watch_events; /* events of the running watch */
-    bool after_list;       /* the next watch follows a list directly */
+    uint64_t watch_events;  /* events of the running watch */
+    bool after_list;        /* the next watch follows a list directly */
+    unsigned list_expiries; /* continue tokens expired since the last complete list */
 
     uv_timer_t timer;
     enum reflector_action pending;
@@ -412,6 +413,7 @@ static void on_list_done(CURL *easy, CURLcode res, void *arg)
         if (r->synced)
             r->stats.relists++;
         r->synced = true;
+        r->list_expiries = 0;
         backoff_reset(&r->bo);
         r->after_list = true;
         if (r->cb)
@@ -425,10 +427,14 @@ static void on_list_done(CURL *easy, CURLcode res, void *arg)
         kube_status_parse(r->buf.data, r->buf.len, &st);
     if (code == 410 || (code != 0 && kube_status_is_expired(&st))) {
         r->stats.expired++;
-        log_info("kube: list %s%s: continue token expired (410 %s), restarting the list",
-                 r->kc->api_url, r->path, st.reason ? st.reason : "Gone");
+        /* The first restart is immediate; if tokens keep expiring (a list
+         * slower than the server's compaction) back off instead of looping. */
+        uint64_t d = r->list_expiries++ ? backoff_next(&r->bo) : 0;
+        log_info("kube: list %s%s: continue token expired (410 %s), restarting the list in "
+                 "%llu ms",
+                 r->kc->api_url, r->path, st.reason ? st.reason : "Gone", (unsigned long long)d);
         kube_status_clear(&st);
-        list_failed(r, 0);
+        list_failed(r, d);
         return;
     }
     uint64_t d = failure_delay(r, "list", res, code, &st);
