@@ -1,0 +1,413 @@
+# shellcheck shell=bash
+# SPDX-License-Identifier: Apache-2.0
+# scripts/fleet/lib.sh: the drover fleet on one machine, in network
+# namespaces (sourced by scripts/fleet/scenario.sh, the demo and the e2e
+# test). Owns the topology, starting and stopping every component, bounded
+# waits, and reading live figures from HAProxy, the load generator and the
+# director.
+#
+#   client --- router --- director (drover-director, XDP)
+#                |------- proxy-1, proxy-2 (decap XDP, VIP on lo, HAProxy
+#                |         master-worker per service, drover-agent-checker)
+#                |------- node-1..4 ("pods": HTTP servers on the NodePorts)
+#
+# Addresses: 10.93.N.0/24 per router link (router .1, host .2); VIP
+# 10.93.100.1 routed by the router to the director; replies go from the
+# proxies straight back to the client (direct return). Consul, the
+# Kubernetes API fixture, drover-exporter, drover-watcher and droverctl run
+# on the host's loopback (127.0.0.1, free ports): the control plane reaches
+# HAProxy through its unix sockets and files, the data plane lives in the
+# namespaces. Nothing is routed anywhere else.
+#
+# Everything started is recorded in $FLEET_STATE (pids, namespaces, bpffs
+# mount), so fleet_down works from the same shell, from a trap, or later
+# on a --keep'd fleet (scripts/fleet/down.sh STATE-DIR).
+
+FLEET_VIP=10.93.100.1
+FLEET_GUE_PORT=19523
+FLEET_CLUSTER=demo          # kube cluster name in KV
+FLEET_HAPROXY_CLUSTER=edge  # haproxy/<cluster>/services
+FLEET_NODE_PORT_WEB=30080
+FLEET_NODE_PORT_API=30081
+FLEET_SERVICES="web api"    # HAProxy services, one master-worker each per proxy
+FLEET_PORT_web=80           # VIP ports
+FLEET_PORT_api=8080
+
+fleet_die() { echo "fleet: $*" >&2; exit 1; }
+
+# Narration: steps in bold, figures indented.
+fleet_say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+fleet_info() { printf '   %s\n' "$*"; }
+
+# fleet_wait DESC TIMEOUT-SECONDS CMD...: poll CMD every 0.1 s until it
+# succeeds; fail naming DESC after the timeout. Every wait is bounded.
+fleet_wait() {
+    local desc=$1 timeout=$2 end
+    shift 2
+    end=$(($(date +%s) + timeout))
+    until "$@" >/dev/null 2>&1; do
+        [ "$(date +%s)" -lt "$end" ] || fleet_die "timed out after ${timeout}s waiting for: $desc"
+        sleep 0.1
+    done
+}
+
+fleet_free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# ns NAME: the namespace of a role (client, router, director, proxy-1...)
+fleet_ns() { echo "drvf-$1-$FLEET_ID"; }
+fleet_nsx() { local ns; ns=$(fleet_ns "$1"); shift; ip netns exec "$ns" "$@"; }
+
+# fleet_bg NAME CMD...: start CMD in the background, log to NAME.log,
+# record its pid.
+fleet_bg() {
+    local name=$1
+    shift
+    setsid "$@" >"$FLEET_STATE/$name.log" 2>&1 </dev/null &
+    echo "$! $name" >>"$FLEET_STATE/pids"
+}
+fleet_pid() { awk -v n="$1" '$2 == n { p = $1 } END { print p }' "$FLEET_STATE/pids"; }
+
+# fleet_init STATE-DIR: a fresh state dir and a unique id for this run
+fleet_init() {
+    FLEET_STATE=$1
+    mkdir -p "$FLEET_STATE"
+    FLEET_ID=$(printf '%x%04x' $$ $((RANDOM)))
+    echo "$FLEET_ID" >"$FLEET_STATE/id"
+    : >"$FLEET_STATE/pids"
+    : >"$FLEET_STATE/namespaces"
+}
+
+# fleet_down STATE-DIR: stop everything recorded there, remove it.
+# Idempotent, never fails.
+fleet_down() {
+    local st=$1 pid name ns
+    [ -d "$st" ] || return 0
+    if [ -f "$st/pids" ]; then
+        while read -r pid name; do
+            kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null
+        done <"$st/pids"
+        sleep 0.3
+        while read -r pid name; do
+            kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null
+        done <"$st/pids"
+    fi
+    [ -d "$st/kube" ] && "$FLEET_SRC/tests/kube/kube-fixture.sh" stop "$st/kube" >/dev/null 2>&1
+    [ -d "$st/consul" ] && "$FLEET_SRC/tests/lib/consul-dev.sh" stop "$st/consul" >/dev/null 2>&1
+    if [ -f "$st/namespaces" ]; then
+        while read -r ns; do
+            # processes left inside our own namespaces (HAProxy workers)
+            for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null; done
+            ip netns del "$ns" 2>/dev/null
+        done <"$st/namespaces"
+    fi
+    umount "$st/bpffs" 2>/dev/null
+    rm -rf "$st"
+    return 0
+}
+
+# ---- topology ----
+
+# link ROLE INDEX: veth router:rN <-> ROLE:eth0, 10.93.INDEX.0/24
+fleet_link() {
+    local ns rt
+    ns=$(fleet_ns "$1") rt=$(fleet_ns router)
+    ip -n "$rt" link add "r$2" type veth peer name eth0 netns "$ns"
+    ip -n "$rt" addr add "10.93.$2.1/24" dev "r$2"
+    ip -n "$ns" addr add "10.93.$2.2/24" dev eth0
+    ip -n "$rt" link set "r$2" up
+    ip -n "$ns" link set eth0 up
+    ip -n "$ns" route add default via "10.93.$2.1"
+}
+
+fleet_topology() { # XDP_PASS_OBJECT
+    local role ns dev
+    FLEET_ROLES="client router director proxy-1 proxy-2 node-1 node-2 node-3 node-4"
+    for role in $FLEET_ROLES; do
+        ns=$(fleet_ns "$role")
+        ip netns add "$ns"
+        echo "$ns" >>"$FLEET_STATE/namespaces"
+        ip -n "$ns" link set lo up
+    done
+    fleet_link client 1
+    fleet_link director 2
+    fleet_link proxy-1 3
+    fleet_link proxy-2 4
+    fleet_link node-1 11
+    fleet_link node-2 12
+    fleet_link node-3 13
+    fleet_link node-4 14
+    # XDP_TX from the director and the proxies' decap program needs NAPI
+    # on the router's end of their links: an XDP program there.
+    for dev in r2 r3 r4; do
+        ip -n "$(fleet_ns router)" link set dev "$dev" xdp obj "$1" sec xdp
+    done
+    # Room for the GUE header: the client's MTU is below the path's.
+    ip -n "$(fleet_ns client)" link set eth0 mtu 1400
+    ip -n "$(fleet_ns router)" link set r1 mtu 1400
+    # A rebuilt frame carries the client's checksums as they are: have the
+    # client compute them (veth would leave them to "hardware").
+    fleet_nsx client ethtool -K eth0 tx off >/dev/null
+    for role in $FLEET_ROLES; do
+        fleet_nsx "$role" sysctl -qw net.ipv4.ip_forward=1
+        for dev in all default $(fleet_nsx "$role" ls /sys/class/net); do
+            fleet_nsx "$role" sysctl -qw "net.ipv4.conf.$dev.rp_filter=0"
+        done
+    done
+    ip -n "$(fleet_ns router)" route add "$FLEET_VIP/32" via 10.93.2.2
+    for role in proxy-1 proxy-2; do
+        ip -n "$(fleet_ns "$role")" addr add "$FLEET_VIP/32" dev lo
+    done
+    mkdir -p "$FLEET_STATE/bpffs"
+    mount -t bpf bpf "$FLEET_STATE/bpffs"
+}
+
+# node address of node-N
+fleet_node_ip() { echo "10.93.$((10 + ${1#node-})).2"; }
+fleet_proxy_ip() { echo "10.93.$((2 + ${1#proxy-})).2"; }
+
+# ---- Consul, kube fixture, pods ----
+
+fleet_consul() {
+    "$FLEET_SRC/tests/lib/consul-dev.sh" start "$FLEET_STATE/consul" >/dev/null
+    FLEET_CONSUL=$(cat "$FLEET_STATE/consul/addr")
+}
+
+fleet_kv_put() { curl -sf -X PUT --data-binary "$2" "$FLEET_CONSUL/v1/kv/drover/v1/$1" >/dev/null; }
+fleet_kv_get() { curl -sf "$FLEET_CONSUL/v1/kv/drover/v1/$1?raw"; }
+
+fleet_kube() { "$FLEET_SRC/tests/kube/kube-fixture.sh" "$@"; }
+
+fleet_kube_start() {
+    fleet_kube start "$FLEET_STATE/kube" --seed empty --max-lifetime 7200 >/dev/null
+    local n
+    for n in 1 2 3; do fleet_kube_add_node "node-$n"; done
+    local svc port
+    for svc in web api; do
+        [ "$svc" = web ] && port=$FLEET_NODE_PORT_WEB || port=$FLEET_NODE_PORT_API
+        fleet_kube ctl "$FLEET_STATE/kube" add_service "{\"namespace\": \"shop\", \"name\": \"$svc\",
+            \"type\": \"NodePort\", \"annotations\": {\"drover.io/exported\": \"true\"},
+            \"ports\": [{\"name\": \"http\", \"port\": 80, \"nodePort\": $port}]}" >/dev/null
+    done
+}
+
+fleet_kube_add_node() {
+    fleet_kube ctl "$FLEET_STATE/kube" add_node \
+        "{\"name\": \"$1\", \"ip\": \"$(fleet_node_ip "$1")\", \"ready\": true}" >/dev/null
+}
+
+fleet_pod() { # node-N
+    fleet_bg "pod-$1" ip netns exec "$(fleet_ns "$1")" python3 "$FLEET_SRC/scripts/fleet/pod.py" \
+        "$1" "$FLEET_NODE_PORT_WEB" "$FLEET_NODE_PORT_API"
+    fleet_wait "pod on $1 listening" 10 grep -q listening "$FLEET_STATE/pod-$1.log"
+}
+
+# ---- exporter ----
+
+fleet_exporter() { # N
+    local port
+    port=$(fleet_free_port)
+    echo "$port" >"$FLEET_STATE/exporter-$1.metrics-port"
+    fleet_bg "exporter-$1" "$FLEET_BIN_EXPORTER" --cluster "$FLEET_CLUSTER" \
+        --consul-addr "$FLEET_CONSUL" --kube-api "$(cat "$FLEET_STATE/kube/addr")" \
+        --kube-token-file "$FLEET_STATE/kube/token" --holder-name "exporter-$1" \
+        --metrics-addr "127.0.0.1:$port" --leader-ttl 10s --leader-lock-delay 1s
+}
+
+fleet_exporter_metric() { # N NAME
+    curl -sf "http://127.0.0.1:$(cat "$FLEET_STATE/exporter-$1.metrics-port")/metrics" |
+        awk -v k="$2" '$1 == k { print $2 }'
+}
+
+# ---- HAProxy service definitions (what an operator writes into KV) ----
+
+fleet_haproxy_services() {
+    local svc
+    for svc in $FLEET_SERVICES; do
+        fleet_kv_put "haproxy/$FLEET_HAPROXY_CLUSTER/services/$svc" "{\"template\": \"http\",
+  \"frontends\": [{\"name\": \"fe_$svc\", \"bind\": [\"$FLEET_VIP:$(eval echo "\$FLEET_PORT_$svc")\"],
+                   \"default_backend\": \"be_$svc\"}],
+  \"backends\": [{\"name\": \"be_$svc\", \"balance\": \"roundrobin\", \"slots\": 6,
+                  \"check\": {\"type\": \"http\", \"path\": \"/\", \"interval\": \"500ms\"},
+                  \"kube\": [{\"cluster\": \"$FLEET_CLUSTER\", \"namespace\": \"shop\",
+                              \"service\": \"$svc\", \"port\": \"http\"}]}]}"
+    done
+}
+
+# ---- proxy host: agent-checker, watcher, HAProxy, decap ----
+
+fleet_proxy() { # proxy-N
+    local p=$1 d="$FLEET_STATE/$1" wport aport svc
+    mkdir -p "$d/cfg"
+    aport=$(fleet_free_port)
+    wport=$(fleet_free_port)
+    echo "$wport" >"$d/metrics-port"
+    fleet_bg "$p-agent-checker" ip netns exec "$(fleet_ns "$p")" "$FLEET_BIN_AGENT" \
+        --listen "127.0.0.1:$aport" --state-file "$d/agent.json" --metrics-addr "" \
+        --poll-interval 1s
+    fleet_bg "$p-watcher" "$FLEET_BIN_WATCHER" --consul-addr "$FLEET_CONSUL" \
+        --haproxy-cluster "$FLEET_HAPROXY_CLUSTER" --kube-cluster "$FLEET_CLUSTER" \
+        --template-dir "$FLEET_SRC/haproxy-templates" --config-dir "$d/cfg" \
+        --haproxy-master-socket "$d/{service}.master" --haproxy-stats-socket "$d/{service}.sock" \
+        --haproxy-state-file "$d/{service}.state" --agent-state-file "$d/agent.json" \
+        --agent-port "$aport" --agent-interval 500ms --snapshot-file "$d/snapshot.pb" \
+        --metrics-addr "127.0.0.1:$wport" --wait-min 100ms --wait-max 1s \
+        --haproxy-maxconn 2000 --consul-wait 30s
+    for svc in $FLEET_SERVICES; do
+        fleet_wait "$p: watcher renders $svc.cfg" 30 test -s "$d/cfg/$svc.cfg"
+        fleet_bg "$p-haproxy-$svc" ip netns exec "$(fleet_ns "$p")" \
+            haproxy -W -S "$d/$svc.master" -f "$d/cfg/$svc.cfg"
+        fleet_wait "$p: HAProxy $svc stats socket" 15 fleet_hap "$p" "$svc" "show info"
+    done
+    fleet_nsx "$p" "$FLEET_BIN_DIRECTOR" decap attach --dev eth0 \
+        --pin-root "$FLEET_STATE/bpffs/$p" >/dev/null 2>&1
+}
+
+# fleet_hap PROXY SERVICE COMMAND: HAProxy runtime API (stats socket)
+fleet_hap() {
+    python3 - "$FLEET_STATE/$1/$2.sock" "$3" <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(5)
+s.connect(sys.argv[1])
+s.sendall((sys.argv[2] + "\n").encode())
+s.shutdown(socket.SHUT_WR)
+out = b""
+while True:
+    d = s.recv(65536)
+    if not d:
+        break
+    out += d
+sys.stdout.write(out.decode())
+PY
+}
+
+# fleet_servers PROXY SERVICE: "server addr status weight agent-text" of the
+# occupied slots of be_SERVICE (HAProxy's own view, `show stat`)
+fleet_servers() {
+    fleet_hap "$1" "$2" "show stat" | python3 -c '
+import csv, sys
+rows = list(csv.reader(l for l in sys.stdin if l.strip()))
+head = [h.lstrip("# ") for h in rows[0]]
+for r in rows[1:]:
+    f = dict(zip(head, r))
+    if f["pxname"] != "be_" + sys.argv[1] or f["svname"] in ("BACKEND", "FRONTEND"):
+        continue
+    if f["addr"].startswith("0.0.0.0"):
+        continue
+    print(f["svname"], f["addr"], f["status"], f["weight"], f.get("last_agt", "") or "-")
+' "$2"
+}
+
+# fleet_fe_sessions PROXY SERVICE: cumulative client connections of fe_SERVICE
+fleet_fe_sessions() {
+    fleet_hap "$1" "$2" "show stat" | awk -F, -v fe="fe_$2" '$1 == fe && $2 == "FRONTEND" { print $8 }'
+}
+
+# fleet_reloads PROXY SERVICE: the master's reload counter (master CLI)
+fleet_reloads() {
+    python3 - "$FLEET_STATE/$1/$2.master" <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(5)
+s.connect(sys.argv[1])
+s.sendall(b"show proc\n")
+s.shutdown(socket.SHUT_WR)
+out = b""
+while True:
+    d = s.recv(65536)
+    if not d:
+        break
+    out += d
+for line in out.decode().splitlines():
+    f = line.split()
+    if len(f) > 2 and f[1] == "master":
+        print(int(f[2]))
+        break
+else:
+    sys.exit(1)
+PY
+}
+
+fleet_watcher_metric() { # PROXY NAME
+    curl -sf "http://127.0.0.1:$(cat "$FLEET_STATE/$1/metrics-port")/metrics" |
+        awk -v k="$2" '$1 == k { print $2 }'
+}
+
+# ---- director ----
+
+fleet_director_config() { # STATE-OF-proxy-1 STATE-OF-proxy-2
+    cat >"$FLEET_STATE/director.json" <<JSON
+{"hash_key": "$FLEET_HASH_KEY", "gue_port": $FLEET_GUE_PORT, "source_v4": "10.93.2.2",
+ "gateway_mac": "$(fleet_nsx router cat /sys/class/net/r2/address)",
+ "vips": [{"address": "$FLEET_VIP", "port": $FLEET_PORT_web, "protocol": "tcp"},
+          {"address": "$FLEET_VIP", "port": $FLEET_PORT_api, "protocol": "tcp"}],
+ "proxies": [{"address": "$(fleet_proxy_ip proxy-1)", "state": "$1"},
+             {"address": "$(fleet_proxy_ip proxy-2)", "state": "$2"}]}
+JSON
+}
+
+fleet_director() {
+    FLEET_HASH_KEY=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+    echo "$FLEET_HASH_KEY" >"$FLEET_STATE/hash-key"
+    fleet_director_config active active
+    fleet_nsx director "$FLEET_BIN_DIRECTOR" attach --dev eth0 --config "$FLEET_STATE/director.json" \
+        --pin-root "$FLEET_STATE/bpffs/director" >/dev/null 2>&1
+}
+
+fleet_director_apply() { # STATE-OF-proxy-1 STATE-OF-proxy-2
+    FLEET_HASH_KEY=$(cat "$FLEET_STATE/hash-key")
+    fleet_director_config "$1" "$2"
+    fleet_nsx director "$FLEET_BIN_DIRECTOR" apply --dev eth0 --config "$FLEET_STATE/director.json" \
+        --pin-root "$FLEET_STATE/bpffs/director" >/dev/null 2>&1
+}
+
+fleet_director_stats() {
+    fleet_nsx director "$FLEET_BIN_DIRECTOR" stats --dev eth0 --pin-root "$FLEET_STATE/bpffs/director"
+}
+
+fleet_decap_stats() { # PROXY
+    fleet_nsx "$1" "$FLEET_BIN_DIRECTOR" decap stats --dev eth0 --pin-root "$FLEET_STATE/bpffs/$1"
+}
+
+# ---- client ----
+
+# fleet_get PORT: one request from the client to the VIP; prints the node
+fleet_get() {
+    fleet_nsx client curl -sf --max-time 3 "http://$FLEET_VIP:$1/"
+}
+
+fleet_load_start() { # NAME PORT
+    mkdir -p "$FLEET_STATE/$1"
+    rm -f "$FLEET_STATE/$1/stop" "$FLEET_STATE/$1/counts"
+    fleet_bg "$1" ip netns exec "$(fleet_ns client)" python3 "$FLEET_SRC/scripts/fleet/load.py" load \
+        "http://$FLEET_VIP:$2/" "$FLEET_STATE/$1"
+    fleet_wait "load generator $1 running" 10 test -s "$FLEET_STATE/$1/counts"
+}
+
+fleet_load_stop() { # NAME
+    touch "$FLEET_STATE/$1/stop"
+    local pid
+    pid=$(fleet_pid "$1")
+    fleet_wait "load generator $1 stops" 10 fleet_not_running "$pid"
+}
+fleet_not_running() { ! kill -0 "$1" 2>/dev/null; }
+
+# fleet_count NAME FIELD [NODE]: ok / failed, or answers by NODE
+fleet_count() {
+    python3 -c '
+import json, sys
+c = json.load(open(sys.argv[1]))
+print(c["nodes"].get(sys.argv[3], 0) if sys.argv[2] == "node" else c[sys.argv[2]])
+' "$FLEET_STATE/$1/counts" "$2" "${3:-}"
+}
+fleet_counts_line() { # NAME
+    python3 -c '
+import json, sys
+c = json.load(open(sys.argv[1]))
+print("ok %d, failed %d, by node: %s%s" % (c["ok"], c["failed"],
+      ", ".join("%s %d" % kv for kv in sorted(c["nodes"].items())),
+      (" (last error: %s)" % c["error"]) if c["failed"] else ""))
+' "$FLEET_STATE/$1/counts"
+}
