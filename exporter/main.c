@@ -151,7 +151,6 @@ struct daemon {
     bool leader_now;
     bool follower_decided;
     bool synced_as_leader;
-    bool notified_ready;
     uint64_t leader_transitions;
     uint64_t skipped[N_REASONS];
     char holder[256];
@@ -174,10 +173,6 @@ static void update_ready(struct daemon *d)
     }
     if (d->http)
         http_server_set_ready(d->http, ready, why);
-    if (ready && !d->notified_ready) {
-        d->notified_ready = true;
-        sdnotify_ready();
-    }
     sdnotify_status("%s", why);
 }
 
@@ -547,6 +542,10 @@ static int setup(struct daemon *d)
     kube_reflector_start(d->rnode);
     if (d->leader)
         leader_start(d->leader);
+    /* Started = serving and trying; not "synced": a Consul or API server
+     * that is down at boot must not make systemd fail and restart us in a
+     * loop. STATUS= and /readyz tell how far it got. */
+    sdnotify_ready();
     return 0;
 }
 
