@@ -290,6 +290,29 @@ class ExporterTest(unittest.TestCase):
         self.assertIn("not verifying the API server's certificate", e.text())
         http("DELETE", "%s/v1/kv/drover/v1/kube/%s?recurse" % (CONSUL, other))
 
+    def test_sd_notify(self):
+        import socket
+        path = os.path.join(self.tmp, "notify.sock")
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sock.bind(path)
+        sock.settimeout(10)
+        try:
+            k = self.kube("default")
+            e = self.exporter(k, env={"NOTIFY_SOCKET": path})
+            msgs = []
+            while not any("READY=1" in m for m in msgs):
+                msgs.append(sock.recv(4096).decode())
+            self.synced(e)
+            while not any("STATUS=leader, synced" in m for m in msgs):
+                msgs.append(sock.recv(4096).decode())
+            e.proc.send_signal(signal.SIGTERM)
+            while not any("STOPPING=1" in m for m in msgs):
+                msgs.append(sock.recv(4096).decode())
+            self.assertEqual(e.stop(), 0)
+            self.exporters.remove(e)
+        finally:
+            sock.close()
+
     def test_changes_reach_kv(self):
         k = self.kube("default")
         e = self.exporter(k, "--node-grace", "0")
