@@ -395,6 +395,8 @@ int director_apply_run(struct director_apply *a, const struct director_inputs *i
                      100 * g.moved_share, use->force.author ? use->force.author : "?",
                      use->force.reason ? use->force.reason : "");
         }
+        director_table_free(base); /* NULL when it became the candidate */
+        base = NULL;
     }
     if (!cand) {
         set_error(a, "no table to apply; keeping the table in force");

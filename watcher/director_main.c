@@ -129,15 +129,130 @@ struct dw {
     struct metrics_counter *m_applies, *m_held, *m_errors, *m_bad, *m_consul_errors, *m_verify;
     struct metrics_gauge *m_held_now, *m_ready, *m_moved;
     struct sdnotify_watchdog *wd;
+    bool busy, again; /* an apply job runs on the thread pool; run again after it */
+    uint64_t held_seen;
+    /* what the collector shows, copied after each job (see cache_table) */
+    struct {
+        char id[DIRECTOR_TABLE_ID_MAX + 1];
+        uint32_t primary, secondary;
+    } * rows;
+    uint32_t n_rows;
+    char checksum[17];
+    const char *tier;
+    double balance;
+    bool have_table;
+    int64_t last_change;
+    uint32_t generation;
 };
 
-static bool health_lookup(void *arg, const char *host)
+/* One apply on the thread pool: table builds take tens of milliseconds for
+ * a thousand proxies (far more under sanitizers), and the loop must keep
+ * answering health checks and Consul meanwhile. The job owns copies of the
+ * inputs and of the health it was started with; the applier is touched by
+ * the worker only while w->busy. */
+struct job {
+    uv_work_t req;
+    struct dw *w;
+    struct director_inputs *in;
+    char **hosts;
+    bool *healthy;
+    size_t n;
+    int rc;
+    enum director_apply_outcome out;
+};
+
+static bool job_lookup(void *arg, const char *host)
 {
-    struct dw *w = arg;
-    return director_health_healthy(w->health, host);
+    const struct job *j = arg;
+    for (size_t i = 0; i < j->n; i++)
+        if (strcmp(j->hosts[i], host) == 0)
+            return j->healthy[i];
+    return true;
+}
+
+static void job_free(struct job *j)
+{
+    for (size_t i = 0; i < j->n; i++)
+        free(j->hosts[i]);
+    free(j->hosts);
+    free(j->healthy);
+    director_inputs_free(j->in);
+    free(j);
+}
+
+static void work_cb(uv_work_t *req)
+{
+    struct job *j = req->data;
+    j->rc = director_apply_run(j->w->apply, j->in, job_lookup, j, (int64_t)time(NULL), &j->out);
 }
 
 static void on_due(uv_timer_t *t);
+static void schedule(struct dw *w, uint64_t ms);
+
+/* Copy what the metrics collector shows, on the loop, between jobs. */
+static void cache_table(struct dw *w)
+{
+    const struct director_table *t = director_apply_table(w->apply);
+
+    if (!t)
+        return;
+    void *p = realloc(w->rows, (t->proxy_count + 1) * sizeof(*w->rows));
+    if (!p)
+        return;
+    w->rows = p;
+    w->n_rows = t->proxy_count;
+    for (uint32_t i = 0; i < t->proxy_count; i++) {
+        snprintf(w->rows[i].id, sizeof(w->rows[i].id), "%s", t->proxies[i].id);
+        w->rows[i].primary = t->proxies[i].primary_rows;
+        w->rows[i].secondary = t->proxies[i].secondary_rows;
+    }
+    snprintf(w->checksum, sizeof(w->checksum), "%016llx", (unsigned long long)t->checksum);
+    w->tier = director_table_tier_name(t->tier);
+    w->balance = t->balance_max_over_mean;
+    w->have_table = true;
+}
+
+static void after_work(uv_work_t *req, int status)
+{
+    struct job *j = req->data;
+    struct dw *w = j->w;
+    const struct director_apply_stats *st = director_apply_get_stats(w->apply);
+
+    w->busy = false;
+    if (status < 0 || w->stopping) {
+        job_free(j);
+        return;
+    }
+    metrics_gauge_set(w->m_held_now, st->held_now ? 1 : 0);
+    metrics_gauge_set(w->m_moved, st->held_moved_share);
+    if (st->held > w->held_seen)
+        metrics_counter_add(w->m_held, st->held - w->held_seen);
+    w->held_seen = st->held;
+    w->last_change = st->last_change_unix;
+    w->generation = st->generation;
+    cache_table(w);
+    if (j->rc < 0) {
+        metrics_counter_inc(w->m_errors);
+        uint64_t d = backoff_next(&w->retry);
+        log_warn("director: apply failed; retry in %llu ms", (unsigned long long)d);
+        schedule(w, d);
+        if (w->http)
+            http_server_set_ready(w->http, false, st->last_error);
+    } else {
+        backoff_reset(&w->retry);
+        if (j->out == DIRECTOR_APPLY_APPLIED)
+            metrics_counter_inc(w->m_applies);
+        metrics_gauge_set(w->m_ready, 1);
+        if (w->http)
+            http_server_set_ready(w->http, true, NULL);
+        sdnotify_ready();
+    }
+    job_free(j);
+    if (w->again) {
+        w->again = false;
+        schedule(w, 0);
+    }
+}
 
 static void schedule(struct dw *w, uint64_t ms)
 {
@@ -152,35 +267,38 @@ static void schedule(struct dw *w, uint64_t ms)
 
 static void run_apply(struct dw *w)
 {
-    enum director_apply_outcome out;
-    const struct director_apply_stats *st = director_apply_get_stats(w->apply);
-    uint64_t held_before = st->held;
+    struct job *j;
 
-    if (!w->in)
+    if (!w->in || w->stopping)
         return;
-    int rc = director_apply_run(w->apply, w->in, health_lookup, w, (int64_t)time(NULL), &out);
-    metrics_gauge_set(w->m_held_now, st->held_now ? 1 : 0);
-    metrics_gauge_set(w->m_moved, st->held_moved_share);
-    if (st->held > held_before)
-        metrics_counter_inc(w->m_held);
-    if (rc < 0) {
-        metrics_counter_inc(w->m_errors);
-        uint64_t d = backoff_next(&w->retry);
-        log_warn("director: apply failed; retry in %llu ms", (unsigned long long)d);
-        w->failing = true;
-        schedule(w, d);
-        if (w->http)
-            http_server_set_ready(w->http, false, st->last_error);
+    if (w->busy) {
+        w->again = true; /* inputs changed while a job runs: once more after it */
         return;
     }
-    backoff_reset(&w->retry);
-    w->failing = false;
-    if (out == DIRECTOR_APPLY_APPLIED)
-        metrics_counter_inc(w->m_applies);
-    metrics_gauge_set(w->m_ready, 1);
-    if (w->http)
-        http_server_set_ready(w->http, true, NULL);
-    sdnotify_ready();
+    j = calloc(1, sizeof(*j));
+    if (!j || !(j->in = director_inputs_dup(w->in)) ||
+        !(j->hosts = calloc(w->in->n_proxies + 1, sizeof(*j->hosts))) ||
+        !(j->healthy = calloc(w->in->n_proxies + 1, sizeof(*j->healthy)))) {
+        log_error("director: out of memory starting an apply; retrying");
+        if (j)
+            job_free(j);
+        schedule(w, 1000);
+        return;
+    }
+    for (; j->n < w->in->n_proxies; j->n++) {
+        const char *host = w->in->proxies[j->n].host;
+        if (!(j->hosts[j->n] = strdup(host)))
+            break;
+        j->healthy[j->n] = director_health_healthy(w->health, host);
+    }
+    j->w = w;
+    j->req.data = j;
+    if (uv_queue_work(w->loop, &j->req, work_cb, after_work) < 0) {
+        job_free(j);
+        schedule(w, 1000);
+        return;
+    }
+    w->busy = true;
 }
 
 static void on_due(uv_timer_t *t)
@@ -247,31 +365,24 @@ static void on_consul_health(void *arg, struct consul_response *resp)
 static void collect(struct metrics_emitter *em, void *arg)
 {
     struct dw *w = arg;
-    const struct director_table *t = director_apply_table(w->apply);
-    const struct director_apply_stats *st = director_apply_get_stats(w->apply);
     struct director_health_status *hs = NULL;
-    size_t nh = director_health_list(w->health, &hs);
-    char sum[17];
+    size_t nh = w->health ? director_health_list(w->health, &hs) : 0;
 
-    if (t) {
-        snprintf(sum, sizeof(sum), "%016llx", (unsigned long long)t->checksum);
+    if (w->have_table) {
         metrics_emit(em, "drover_watcher_director_table_info",
                      "The applied table: checksum (equal on every director with the same inputs), "
                      "tier.",
-                     METRICS_GAUGE, 1.0, "checksum", sum, "tier", director_table_tier_name(t->tier),
-                     NULL);
+                     METRICS_GAUGE, 1.0, "checksum", w->checksum, "tier", w->tier, NULL);
         metrics_emit(em, "drover_watcher_director_table_balance",
-                     "Max over mean rows per primary-eligible proxy.", METRICS_GAUGE,
-                     t->balance_max_over_mean, NULL);
-        for (uint32_t i = 0; i < t->proxy_count; i++) {
-            char v[16];
-            snprintf(v, sizeof(v), "%u", t->proxies[i].primary_rows);
+                     "Max over mean rows per primary-eligible proxy.", METRICS_GAUGE, w->balance,
+                     NULL);
+        for (uint32_t i = 0; i < w->n_rows; i++) {
             metrics_emit(em, "drover_watcher_director_rows", "Table rows per proxy and role.",
-                         METRICS_GAUGE, (double)t->proxies[i].primary_rows, "proxy",
-                         t->proxies[i].id, "role", "primary", NULL);
+                         METRICS_GAUGE, (double)w->rows[i].primary, "proxy", w->rows[i].id, "role",
+                         "primary", NULL);
             metrics_emit(em, "drover_watcher_director_rows", "Table rows per proxy and role.",
-                         METRICS_GAUGE, (double)t->proxies[i].secondary_rows, "proxy",
-                         t->proxies[i].id, "role", "secondary", NULL);
+                         METRICS_GAUGE, (double)w->rows[i].secondary, "proxy", w->rows[i].id,
+                         "role", "secondary", NULL);
         }
     }
     for (size_t i = 0; i < nh; i++) {
@@ -289,10 +400,10 @@ static void collect(struct metrics_emitter *em, void *arg)
                      "proxy", hs[i].host, NULL);
     }
     metrics_emit(em, "drover_watcher_director_last_change_timestamp_seconds",
-                 "When the applied table last changed.", METRICS_GAUGE,
-                 (double)st->last_change_unix, NULL);
+                 "When the applied table last changed.", METRICS_GAUGE, (double)w->last_change,
+                 NULL);
     metrics_emit(em, "drover_watcher_director_generation", "Active generation written by us.",
-                 METRICS_GAUGE, (double)st->generation, NULL);
+                 METRICS_GAUGE, (double)w->generation, NULL);
     if (w->consul)
         consul_stats_emit(consul_client_stats(w->consul), em, "watcher_director");
 }
@@ -475,6 +586,7 @@ static int run(void)
 
     director_inputs_free(w.in);
     director_apply_free(w.apply);
+    free(w.rows);
     metrics_registry_free(w.metrics);
     uv_loop_close(w.loop);
     free(prefix);
