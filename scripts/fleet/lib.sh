@@ -14,10 +14,10 @@
 # Addresses: 10.93.N.0/24 per router link (router .1, host .2); VIP
 # 10.93.100.1 routed by the router to the director; replies go from the
 # proxies straight back to the client (direct return). Consul, the
-# Kubernetes API fixture, drover-exporter, drover-watcher and droverctl run
-# on the host's loopback (127.0.0.1, free ports): the control plane reaches
-# HAProxy through its unix sockets and files, the data plane lives in the
-# namespaces. Nothing is routed anywhere else.
+# Kubernetes API fixture, drover-exporter and droverctl run on the host's
+# loopback (127.0.0.1, free ports); hosts that run a drover-watcher (the
+# proxies) reach Consul at 127.0.0.1:8500 in their own namespace through a
+# unix-socket relay (fleet_consul_bridge). Nothing is routed anywhere else.
 #
 # Everything started is recorded in $FLEET_STATE (pids, namespaces, bpffs
 # mount), so fleet_down works from the same shell, from a trap, or later
@@ -174,6 +174,19 @@ fleet_consul() {
     FLEET_CONSUL=$(cat "$FLEET_STATE/consul/addr")
 }
 
+# fleet_consul_bridge ROLE: Consul at 127.0.0.1:8500 inside ROLE's
+# namespace, relayed over a unix socket to the agent on the host's
+# loopback (socat on both ends; no address outside the namespaces).
+fleet_consul_bridge() {
+    local sock="$FLEET_STATE/consul-$1.sock"
+    fleet_bg "consul-bridge-host-$1" socat "UNIX-LISTEN:$sock,fork,mode=600" \
+        "TCP:127.0.0.1:${FLEET_CONSUL##*:}"
+    fleet_wait "consul bridge socket for $1" 10 test -S "$sock"
+    fleet_bg "consul-bridge-$1" ip netns exec "$(fleet_ns "$1")" \
+        socat TCP-LISTEN:8500,bind=127.0.0.1,fork,reuseaddr "UNIX-CONNECT:$sock"
+    fleet_wait "Consul reachable from $1" 10 fleet_nsx "$1" curl -sf http://127.0.0.1:8500/v1/status/leader
+}
+
 fleet_kv_put() { curl -sf -X PUT --data-binary "$2" "$FLEET_CONSUL/v1/kv/drover/v1/$1" >/dev/null; }
 fleet_kv_get() { curl -sf "$FLEET_CONSUL/v1/kv/drover/v1/$1?raw"; }
 
@@ -246,7 +259,9 @@ fleet_proxy() { # proxy-N
     fleet_bg "$p-agent-checker" ip netns exec "$(fleet_ns "$p")" "$FLEET_BIN_AGENT" \
         --listen "127.0.0.1:$aport" --state-file "$d/agent.json" --metrics-addr "" \
         --poll-interval 1s
-    fleet_bg "$p-watcher" "$FLEET_BIN_WATCHER" --consul-addr "$FLEET_CONSUL" \
+    fleet_consul_bridge "$p"
+    fleet_bg "$p-watcher" ip netns exec "$(fleet_ns "$p")" "$FLEET_BIN_WATCHER" \
+        --consul-addr http://127.0.0.1:8500 \
         --haproxy-cluster "$FLEET_HAPROXY_CLUSTER" --kube-cluster "$FLEET_CLUSTER" \
         --template-dir "$FLEET_SRC/haproxy-templates" --config-dir "$d/cfg" \
         --haproxy-master-socket "$d/{service}.master" --haproxy-stats-socket "$d/{service}.sock" \
@@ -331,7 +346,7 @@ PY
 }
 
 fleet_watcher_metric() { # PROXY NAME
-    curl -sf "http://127.0.0.1:$(cat "$FLEET_STATE/$1/metrics-port")/metrics" |
+    fleet_nsx "$1" curl -sf "http://127.0.0.1:$(cat "$FLEET_STATE/$1/metrics-port")/metrics" |
         awk -v k="$2" '$1 == k { print $2 }'
 }
 
