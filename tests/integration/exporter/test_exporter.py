@@ -727,6 +727,52 @@ class ExporterTest(unittest.TestCase):
             subprocess.run([CONSUL_DEV, "stop", state], stdout=subprocess.DEVNULL)
             CONSUL = shared
 
+    def test_consul_acl_token_file(self):
+        """ACLs on (default deny): the token file's token is sent; without
+        it nothing can be written and the failures are counted."""
+        global CONSUL
+        shared = CONSUL
+        state = os.path.join(self.tmp, "consul-acl")
+        subprocess.run([CONSUL_DEV, "start", state, "--acl"], check=True,
+                       stdout=subprocess.DEVNULL, timeout=90)
+        try:
+            CONSUL = read(os.path.join(state, "addr"))
+            master = read(os.path.join(state, "master-token"))
+            k = self.kube("default")
+            bad = self.exporter(k, "--leader-elect=false", name="no-token")
+            # reads are filtered to nothing by the ACLs; the writes are refused
+            wait_until(lambda: bad.metric("drover_exporter_txn_failures_total") >= 1, 20,
+                       "refused write")
+            self.assertFalse(bad.ready())
+            self.assertEqual(bad.stop(), 0)
+            self.exporters.remove(bad)
+            tok = os.path.join(self.tmp, "consul-token")
+            with open(tok, "w") as f:
+                f.write(master + "\n")
+            e = self.exporter(k, "--consul-token-file", tok, name="with-token")
+            self.synced(e)
+            st, body = http("GET", "%s/v1/kv/%s?recurse" % (CONSUL, self.own),
+                            headers={"X-Consul-Token": master})
+            self.assertEqual(st, 200)
+            self.assertEqual(len(json.loads(body)), 3 + 2)  # nodes, meta, leader
+        finally:
+            for x in self.exporters:
+                x.stop()
+            self.exporters = []
+            subprocess.run([CONSUL_DEV, "stop", state], stdout=subprocess.DEVNULL)
+            CONSUL = shared
+
+    def test_burst_is_coalesced(self):
+        k = self.kube("default")
+        e = self.exporter(k)
+        self.synced(e)
+        txns = e.metric("drover_exporter_txn_total")
+        k.ctl("generate", {"services": 300, "namespaces": 3, "prefix": "burst",
+                           "annotations": {"drover.io/exported": "true"}})
+        wait_until(lambda: len(kv_values(self.own + "services/")) == 300, 30, "300 services")
+        # 300 events, far fewer transactions
+        self.assertLess(e.metric("drover_exporter_txn_total") - txns, 100)
+
     def test_graceful_stop_hands_over_at_once(self):
         k = self.kube("default")
         opts = ("--leader-ttl", "30s", "--leader-lock-delay", "15s")
