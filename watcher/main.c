@@ -97,7 +97,7 @@ static const struct config_option options[] = {
                         "structural changes: quiet time before render + reload"),
     CONFIG_OPT_DURATION("wait-max", &opt.wait_max_ms, "2s",
                         "structural changes: longest delay of a burst"),
-    CONFIG_OPT_DURATION("runtime-wait", &opt.runtime_wait_ms, "5ms",
+    CONFIG_OPT_DURATION("runtime-wait", &opt.runtime_wait_ms, "2ms",
                         "runtime-API changes: coalescing window"),
     CONFIG_OPT_DOUBLE("max-removal-share", &opt.max_removal_share, "0.5",
                       "hold changes removing more than this share of a backend's servers"),
@@ -136,7 +136,9 @@ struct service_state {
     json_t *structure; /* structure render of the installed config; NULL = unknown */
     bool reload_pending;
     bool file_stale; /* runtime changes not yet in the file (refreshed without reload) */
-    bool busy;       /* a reload is in flight */
+    bool checking;   /* a render check is running */
+    bool busy;       /* a structural install + reload is in flight */
+    bool replan;     /* a snapshot arrived while busy */
 };
 
 struct watcher {
@@ -153,9 +155,10 @@ struct watcher {
     struct snapshot *snap; /* newest snapshot (served as far as possible) */
     struct backend_state *bes;
     size_t n_bes;
-    struct service_state *svcs;
+    struct service_state **svcs; /* individually allocated: callbacks hold pointers */
     size_t n_svcs;
     bool ready, stopping;
+    bool snapshot_dirty; /* saved in the structural window, off the apply path */
     size_t applies_in_flight;
     /* metrics */
     struct metrics_counter *m_snapshots, *m_reloads, *m_reload_failures, *m_render_failures,
@@ -199,8 +202,8 @@ static struct backend_state *backend_state(struct watcher *w, const char *name)
 static struct service_state *service_state(struct watcher *w, const char *name)
 {
     for (size_t i = 0; i < w->n_svcs; i++)
-        if (strcmp(w->svcs[i].name, name) == 0)
-            return &w->svcs[i];
+        if (strcmp(w->svcs[i]->name, name) == 0)
+            return w->svcs[i];
     return NULL;
 }
 
@@ -246,12 +249,37 @@ static int service_json(struct watcher *w, const struct snapshot_service *svc, b
     return rc;
 }
 
-static int write_agent_state(struct watcher *w)
+/* Replace path by rename without fsync: visible at once, not yet durable.
+ * On the runtime path the agent-checker must see a filled slot as "ready"
+ * before its agent is enabled, and an fsync costs ~6 ms there; the durable
+ * copy (atomic_file_write) follows in the structural window, and a
+ * restarted watcher rewrites the file from its snapshot anyway. */
+static int write_visible(const char *path, const char *text, size_t len)
+{
+    char tmp[PATH_MAX];
+    int rc = 0;
+    snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid());
+    FILE *f = fopen(tmp, "we");
+    if (!f)
+        return -errno;
+    if (fwrite(text, 1, len, f) != len)
+        rc = -EIO;
+    if (fclose(f) != 0 && rc == 0)
+        rc = -errno;
+    if (rc == 0 && rename(tmp, path) < 0)
+        rc = -errno;
+    if (rc < 0)
+        unlink(tmp);
+    return rc;
+}
+
+static int write_agent_state(struct watcher *w, bool durable)
 {
     char *text = NULL;
     int rc = snapshot_agent_state(w->snap, committed_slots, w, (int64_t)time(NULL), &text);
     if (rc == 0)
-        rc = atomic_file_write(opt.agent_state_file, text, strlen(text), 0644);
+        rc = durable ? atomic_file_write(opt.agent_state_file, text, strlen(text), 0644)
+                     : write_visible(opt.agent_state_file, text, strlen(text));
     if (rc < 0)
         log_error("watcher: agent state file %s: %s; the agent-checker keeps the previous "
                   "state",
@@ -301,6 +329,8 @@ static void on_applied(struct haproxy_runtime *rt, const struct haproxy_apply_re
     w->applies_in_flight--;
     if (res->status == 0) {
         metrics_counter_inc(w->m_applies);
+        log_debug("watcher: service %s: runtime apply done, %zu commands", c->s->name,
+                  res->commands);
     } else {
         /* -ENOENT is either "no stats socket" (HAProxy not running: wait
          * for it) or "no such server" (the config lacks slots: reload) */
@@ -420,16 +450,17 @@ static int ensure_service(struct watcher *w, const char *name)
 {
     if (service_state(w, name))
         return 0;
-    struct service_state *p = realloc(w->svcs, (w->n_svcs + 1) * sizeof(*p));
+    struct service_state **p = realloc(w->svcs, (w->n_svcs + 1) * sizeof(*p));
     if (!p)
         return -ENOMEM;
     w->svcs = p;
-    struct service_state *s = &w->svcs[w->n_svcs];
-    memset(s, 0, sizeof(*s));
-    s->w = w;
-    if (!(s->name = strdup(name)))
+    struct service_state *s = calloc(1, sizeof(*s));
+    if (!s || !(s->name = strdup(name))) {
+        free(s);
         return -ENOMEM;
-    w->n_svcs++;
+    }
+    s->w = w;
+    w->svcs[w->n_svcs++] = s;
     char *stats = expand(opt.stats_socket, name), *master = expand(opt.master_socket, name),
          *state = expand(opt.state_file, name);
     int rc = stats && master && state ? haproxy_runtime_new(w->loop, stats, master, state, &s->rt)
@@ -451,6 +482,7 @@ static void on_runtime_due(void *arg)
 
     if (!w->snap || w->stopping)
         return;
+    log_debug("watcher: planning snapshot %016llx", (unsigned long long)w->snap->inputs_hash);
     for (size_t i = 0; i < w->snap->n_services; i++) {
         const struct snapshot_service *svc = &w->snap->services[i];
         struct service_state *s;
@@ -458,7 +490,7 @@ static void on_runtime_due(void *arg)
         if (ensure_service(w, svc->def->name) < 0 || !(s = service_state(w, svc->def->name)))
             continue;
         if (s->busy) {
-            s->reload_pending = true; /* replanned when the reload is done */
+            s->replan = true; /* replanned when the reload is done */
             continue;
         }
         if (plan_service(w, svc) < 0)
@@ -482,8 +514,9 @@ static void on_runtime_due(void *arg)
     update_gauges(w);
     /* the agent must read "ready" for a filled slot before its agent is
      * enabled, and "maint" for a freed one */
-    write_agent_state(w);
-    save_snapshot(w);
+    write_agent_state(w, false);
+    w->snapshot_dirty = true;
+    structural = true;
     for (size_t i = 0; any_runtime && i < w->snap->n_services; i++) {
         struct service_state *s = service_state(w, w->snap->services[i].def->name);
         if (s && !s->reload_pending && !s->busy)
@@ -523,16 +556,18 @@ static void on_reloaded(struct haproxy_runtime *rt, const struct haproxy_reload_
     char err[512];
     (void)rt;
     s->busy = false;
+    if (res->status == -ECANCELED || w->stopping) {
+        json_decref(c->structure);
+        free(c);
+        return;
+    }
     if (res->status == 0) {
         metrics_counter_inc(w->m_reloads);
         log_info("watcher: service %s: reloaded (worker %d, reload %d -> %d, %llu ms)", s->name,
                  res->new_worker_pid, res->reloads_before, res->reloads_after,
                  (unsigned long long)res->elapsed_ms);
         const struct snapshot_service *svc = w->snap ? snapshot_service(w->snap, s->name) : NULL;
-        bool again = s->reload_pending;
         finish_service(w, s, svc, c->structure);
-        if (again)
-            quiesce_timer_kick(w->runtime_q);
     } else if (res->status == -ENOENT || res->status == -ECONNREFUSED) {
         /* no HAProxy running: the checked file stays; it starts with it */
         log_warn("watcher: service %s: HAProxy master not reachable (%s); the checked config "
@@ -547,6 +582,80 @@ static void on_reloaded(struct haproxy_runtime *rt, const struct haproxy_reload_
             log_error("watcher: %s", err);
         json_decref(c->structure);
     }
+    if (!w->stopping && s->replan) {
+        s->replan = false;
+        quiesce_timer_kick(w->runtime_q);
+    }
+    free(c);
+}
+
+struct install_ctx {
+    struct watcher *w;
+    struct service_state *s;
+    json_t *structure;
+    bool refresh_only;
+};
+
+static void on_installed(void *arg, int status, bool changed, const char *errmsg)
+{
+    struct install_ctx *c = arg;
+    struct watcher *w = c->w;
+    struct service_state *s = c->s;
+    const struct snapshot_service *svc = w->snap ? snapshot_service(w->snap, s->name) : NULL;
+    int rc;
+
+    s->checking = false;
+    if (w->stopping)
+        goto out;
+    if (status < 0) {
+        metrics_counter_inc(w->m_render_failures);
+        log_error("watcher: service %s (key %s): %s; the running config stays", s->name,
+                  svc ? svc->def->key : "?", errmsg ? errmsg : strerror(-status));
+        if (!c->refresh_only) {
+            s->busy = false;
+            s->reload_pending = false;
+        }
+        goto out;
+    }
+    if (c->refresh_only) {
+        /* HAProxy already runs this through the runtime API; the file
+         * follows so a restart (or our own restart) starts from it */
+        if (changed)
+            log_debug("watcher: service %s: config file refreshed, no reload", s->name);
+        goto out;
+    }
+    if (!changed || !s->rt) {
+        log_info("watcher: service %s: installed config already matches; no reload", s->name);
+        s->busy = false;
+        finish_service(w, s, svc, c->structure);
+        c->structure = NULL;
+        goto out;
+    }
+    struct reload_ctx *rc_ctx = calloc(1, sizeof(*rc_ctx));
+    if (!rc_ctx) {
+        s->busy = false;
+        goto out;
+    }
+    rc_ctx->w = w;
+    rc_ctx->s = s;
+    rc_ctx->structure = c->structure;
+    c->structure = NULL;
+    log_info("watcher: service %s: config installed, reloading", s->name);
+    if ((rc = haproxy_runtime_reload(s->rt, on_reloaded, rc_ctx)) < 0) {
+        s->busy = false;
+        log_error("watcher: service %s: cannot start the reload: %s", s->name, strerror(-rc));
+        json_decref(rc_ctx->structure);
+        free(rc_ctx);
+    }
+out:
+    /* work that arrived while this one ran */
+    if (!w->stopping && (s->reload_pending || s->file_stale))
+        quiesce_timer_kick(w->struct_q);
+    if (!w->stopping && s->replan && !s->busy) {
+        s->replan = false;
+        quiesce_timer_kick(w->runtime_q);
+    }
+    json_decref(c->structure);
     free(c);
 }
 
@@ -557,15 +666,22 @@ static void on_struct_due(void *arg)
 
     if (!w->snap || w->stopping)
         return;
+    if (w->snapshot_dirty) {
+        /* placements and inputs for a restart without Consul; written in
+         * the quiet window because its fsync would delay runtime applies */
+        w->snapshot_dirty = false;
+        save_snapshot(w);
+        write_agent_state(w, true);
+    }
     for (size_t i = 0; i < w->snap->n_services; i++) {
         const struct snapshot_service *svc = &w->snap->services[i];
         struct service_state *s = service_state(w, svc->def->name);
         json_t *data = NULL, *st = NULL;
         struct template_buf buf = {0};
-        bool changed = false;
+        struct install_ctx *c = NULL;
         int rc;
 
-        if (!s || (!s->reload_pending && !s->file_stale) || s->busy)
+        if (!s || (!s->reload_pending && !s->file_stale) || s->busy || s->checking)
             continue;
         bool refresh_only = !s->reload_pending;
         s->file_stale = false;
@@ -576,43 +692,31 @@ static void on_struct_due(void *arg)
             goto next;
         }
         if ((rc = render_text(w->templates, svc->def->template_name, data, &buf, err,
-                              sizeof(err))) < 0 ||
-            (rc = render_install(opt.haproxy_bin, opt.config_dir, s->name, buf.data, buf.len,
-                                 &changed, err, sizeof(err))) < 0) {
+                              sizeof(err))) < 0) {
             metrics_counter_inc(w->m_render_failures);
             log_error("watcher: service %s (key %s): %s; the running config stays", s->name,
                       svc->def->key, err);
             s->reload_pending = false;
             goto next;
         }
-        if (refresh_only) {
-            /* HAProxy already runs this through the runtime API; the file
-             * follows so a restart (or our own restart) starts from it */
-            if (changed)
-                log_debug("watcher: service %s: config file refreshed, no reload", s->name);
-            json_decref(st);
-            st = NULL;
-            goto next;
-        }
-        if (!changed || !s->rt) {
-            log_info("watcher: service %s: installed config already matches; no reload", s->name);
-            finish_service(w, s, svc, st);
-            st = NULL;
-            goto next;
-        }
-        struct reload_ctx *c = calloc(1, sizeof(*c));
-        if (!c)
+        if (!(c = calloc(1, sizeof(*c))))
             goto next;
         c->w = w;
         c->s = s;
         c->structure = st;
+        c->refresh_only = refresh_only;
         st = NULL;
-        s->busy = true;
-        s->reload_pending = false;
-        log_info("watcher: service %s: config installed, reloading", s->name);
-        if ((rc = haproxy_runtime_reload(s->rt, on_reloaded, c)) < 0) {
+        s->checking = true;
+        if (!refresh_only) {
+            s->busy = true; /* until reloaded: runtime planning waits */
+            s->reload_pending = false;
+        }
+        if ((rc = render_install_async(w->loop, opt.haproxy_bin, opt.config_dir, s->name,
+                                       buf.data ? buf.data : "", buf.len, on_installed, c)) < 0) {
+            log_error("watcher: service %s: cannot start the config check: %s", s->name,
+                      strerror(-rc));
+            s->checking = false;
             s->busy = false;
-            log_error("watcher: service %s: cannot start the reload: %s", s->name, strerror(-rc));
             json_decref(c->structure);
             free(c);
         }
@@ -672,13 +776,15 @@ static void on_stop(uv_signal_t *sig, int signum)
     w->stopping = true;
     log_info("watcher: %s received, stopping (HAProxy keeps running as it is)", strsignal(signum));
     sdnotify_stopping();
+    if (w->snapshot_dirty && w->snap)
+        save_snapshot(w);
     consul_feed_stop(w->feed);
     w->feed = NULL;
     consul_client_free(w->consul);
     w->consul = NULL;
     for (size_t i = 0; i < w->n_svcs; i++) {
-        haproxy_runtime_free(w->svcs[i].rt);
-        w->svcs[i].rt = NULL;
+        haproxy_runtime_free(w->svcs[i]->rt);
+        w->svcs[i]->rt = NULL;
     }
     quiesce_timer_free(w->runtime_q);
     quiesce_timer_free(w->struct_q);
@@ -789,8 +895,8 @@ static int run_daemon(void)
     }
     if (mkdir(opt.config_dir, 0755) < 0 && errno != EEXIST)
         log_warn("watcher: config dir %s: %s", opt.config_dir, strerror(errno));
-    if (quiesce_timer_new(w.loop, opt.runtime_wait_ms, opt.runtime_wait_ms * 4, on_runtime_due, &w,
-                          &w.runtime_q) < 0 ||
+    if (quiesce_timer_new(w.loop, opt.runtime_wait_ms, opt.runtime_wait_ms * 5 / 2, on_runtime_due,
+                          &w, &w.runtime_q) < 0 ||
         quiesce_timer_new(w.loop, opt.wait_min_ms, opt.wait_max_ms, on_struct_due, &w,
                           &w.struct_q) < 0)
         return 1;
@@ -839,8 +945,9 @@ static int run_daemon(void)
     }
     free(w.bes);
     for (size_t i = 0; i < w.n_svcs; i++) {
-        free(w.svcs[i].name);
-        json_decref(w.svcs[i].structure);
+        free(w.svcs[i]->name);
+        json_decref(w.svcs[i]->structure);
+        free(w.svcs[i]);
     }
     free(w.svcs);
     template_set_free(w.templates);

@@ -13,9 +13,10 @@
  *     (HAProxy started with `-f <config-dir>` only loads *.cfg);
  *   - an empty text is never installed over an existing file.
  *
- * Synchronous (spawns haproxy and waits): a check of a 10,000-server file
- * takes tens of milliseconds (bench/watcher measures it), and the watcher
- * only does it after a quiescence window.
+ * render_install waits for `haproxy -c` (render subcommands);
+ * render_install_async runs it as a child on the loop (the daemon: a check
+ * costs ~80 ms even for a tiny file, more for 10,000 servers, and runtime
+ * changes must not wait for it).
  */
 #ifndef DROVER_WATCHER_RENDER_H
 #define DROVER_WATCHER_RENDER_H
@@ -23,6 +24,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <uv.h>
 
 #include "template.h"
 
@@ -47,6 +49,16 @@ int render_check_file(const char *haproxy_bin, const char *path, char *err, size
  * -ENODATA (empty text), other negative errno on I/O errors. */
 int render_install(const char *haproxy_bin, const char *config_dir, const char *name,
                    const char *text, size_t len, bool *changed, char *err, size_t errlen);
+
+/* The same as render_install, with `haproxy -c` run as a child process on
+ * the loop (uv_spawn) so the daemon keeps serving while it checks. cb runs
+ * exactly once, on the loop (never from inside this call): status 0 (then
+ * changed says whether a new file was installed) or negative errno with err.
+ * Returns 0 when started, or a negative errno (cb not called). */
+typedef void (*render_install_cb)(void *arg, int status, bool changed, const char *err);
+int render_install_async(uv_loop_t *loop, const char *haproxy_bin, const char *config_dir,
+                         const char *name, const char *text, size_t len, render_install_cb cb,
+                         void *arg);
 
 /* Put config_dir/<name>.cfg.prev back as <name>.cfg (after a failed
  * reload). 0, -ENOENT when there is no previous file, or negative errno. */

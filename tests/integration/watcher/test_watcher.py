@@ -396,12 +396,17 @@ def sc_render():
             "--haproxy-state-file", os.path.join(work, "web.state"),
             "--haproxy-maxconn", "500", "--agent-port", str(AGENT_PORT),
             "--snapshot-file", SNAP, "--consul-addr", consul_addr()]
-    r = subprocess.run(base + ["render", "--snapshot", SNAP, "--out", out],
-                       capture_output=True, text=True, timeout=30)
-    assert r.returncode == 0, r.stderr
-    with open(os.path.join(out, "web.cfg")) as f:
-        bundle = f.read()
-    assert bundle == cfg_text(), "offline render differs from the installed config"
+    # the snapshot file is written in the quiet window after a change:
+    # retry until it holds what is installed
+    def offline_matches():
+        r = subprocess.run(base + ["render", "--snapshot", SNAP, "--out", out],
+                           capture_output=True, text=True, timeout=30)
+        if r.returncode != 0:
+            return False
+        with open(os.path.join(out, "web.cfg")) as f:
+            return f.read() == cfg_text()
+    wait_for("offline render equal to the installed config", offline_matches, timeout=15,
+             interval=0.5)
     with open(os.path.join(out, "agent-state.json")) as f:
         assert json.load(f)["version"] == 1
     # no-op deploy: nothing to apply

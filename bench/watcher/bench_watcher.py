@@ -1,0 +1,299 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+"""bench/watcher: drover-watcher figures on loopback (see run.sh).
+
+usage: bench_watcher.py DROVER_WATCHER CONSUL_DEV_SH TEMPLATE_DIR [CHANGES]
+
+1. apply latency: one service, one backend fed by 20 kube nodes, HAProxy 2.6
+   in master-worker mode. CHANGES times: flip one node's eligibility in
+   Consul (PUT) and poll HAProxy's `show servers state` until the node's
+   slot shows the change (in or out of maintenance). Latency = PUT start
+   -> change visible in HAProxy; it includes Consul's Raft commit and the
+   blocking-query wake-up. Reloads = the master's reload counter delta.
+2. render + check: `drover-watcher render --out DIR` of a service whose
+   backend has 10,000 servers (10,000 eligible nodes in Consul): Consul
+   read + snapshot + template render + `haproxy -c`. Peak RSS of the
+   render process (without haproxy -c, measured separately with
+   --haproxy-bin true).
+3. idle: the daemon on a 50,000-key tree (10,000 nodes + 40,000 kube
+   service entries): CPU used over 10 s once it is ready, and its peak RSS
+   (VmHWM).
+"""
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+WATCHER, CONSUL_DEV, TEMPLATES = sys.argv[1:4]
+CHANGES = int(sys.argv[4]) if len(sys.argv) > 4 else 1000
+work = tempfile.mkdtemp(prefix="drover-bench-watcher.")
+state = os.path.join(work, "consul")
+procs = []
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def addr():
+    with open(os.path.join(state, "addr")) as f:
+        return f.read().strip()
+
+
+def put(key, value):
+    req = urllib.request.Request(addr() + "/v1/kv/drover/v1/" + key,
+                                 data=json.dumps(value).encode(), method="PUT")
+    urllib.request.urlopen(req, timeout=10).read()
+
+
+def txn_put(items):
+    import base64
+    for i in range(0, len(items), 64):
+        ops = [{"KV": {"Verb": "set", "Key": "drover/v1/" + k,
+                       "Value": base64.b64encode(json.dumps(v).encode()).decode()}}
+               for k, v in items[i:i + 64]]
+        req = urllib.request.Request(addr() + "/v1/txn", data=json.dumps(ops).encode(),
+                                     method="PUT")
+        urllib.request.urlopen(req, timeout=30).read()
+
+
+def sock_cmd(path, cmd):
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(5)
+    s.connect(path)
+    s.sendall((cmd + "\n").encode())
+    s.shutdown(socket.SHUT_WR)
+    out = b""
+    while True:
+        d = s.recv(65536)
+        if not d:
+            break
+        out += d
+    s.close()
+    return out.decode()
+
+
+def live(stats):
+    """addresses of servers not in maintenance"""
+    out = set()
+    for l in sock_cmd(stats, "show servers state be").splitlines():
+        f = l.split()
+        if len(f) > 6 and f[0].isdigit() and f[1] == "be":
+            if not int(f[6]) & 0x23:
+                out.add(f[4])
+    return out
+
+
+def reloads(master):
+    for _ in range(100):
+        try:
+            for l in sock_cmd(master, "show proc").splitlines():
+                if "master" in l:
+                    return int(l.split()[2])
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("master CLI not answering")
+
+
+def metric(port, name):
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=5) as r:
+        for l in r.read().decode().splitlines():
+            if l.startswith(name + " "):
+                return float(l.split()[1])
+    return 0.0
+
+
+def service(fe_port, slots, backend="be"):
+    return {"template": "http",
+            "frontends": [{"name": "fe", "bind": ["127.0.0.1:%d" % fe_port],
+                           "default_backend": backend}],
+            "backends": [{"name": backend, "slots": slots, "check": {"type": "none"},
+                          "kube": [{"cluster": "c1", "namespace": "default", "service": "web",
+                                    "port": "http"}]}]}
+
+
+def node_ip(i):
+    return "10.%d.%d.%d" % (1 + i // 62500, (i // 250) % 250, 1 + i % 250)
+
+
+def wait_for(fn, timeout=60):
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            if fn():
+                return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError("timed out")
+
+
+def watcher_args(cfg, metrics, extra=()):
+    return [WATCHER, "--consul-addr", addr(), "--haproxy-cluster", "bench", "--kube-cluster",
+            "c1", "--template-dir", TEMPLATES, "--config-dir", cfg,
+            "--haproxy-master-socket", os.path.join(work, "{service}.master"),
+            "--haproxy-stats-socket", os.path.join(work, "{service}.sock"),
+            "--haproxy-state-file", os.path.join(work, "{service}.state"),
+            "--agent-state-file", os.path.join(work, "agent.json"),
+            "--snapshot-file", os.path.join(work, "snap.pb"), "--haproxy-maxconn", "1000",
+            "--metrics-addr", "127.0.0.1:%d" % metrics, "--log-level", os.environ.get("BENCH_LOG_LEVEL", "warn"), *extra]
+
+
+def pct(v, p):
+    v = sorted(v)
+    return v[min(len(v) - 1, int(round(p / 100.0 * (len(v) - 1))))]
+
+
+def bench_apply():
+    fe, metrics = free_port(), free_port()
+    cfg = os.path.join(work, "cfg-apply")
+    put("kube/c1/services/default/web/http", {"node_port": 30080})
+    nodes = ["127.0.%d.%d" % (1 + i // 250, 1 + i % 250) for i in range(20)]
+    for i, a in enumerate(nodes):
+        put("kube/c1/nodes/n%d" % i, {"addresses": [a], "eligible": True})
+    put("haproxy/bench/services/web", service(fe, 32))
+    w = subprocess.Popen(watcher_args(cfg, metrics), stdout=subprocess.DEVNULL,
+                         stderr=open(os.path.join(work, "watcher-apply.log"), "w"))
+    procs.append(w)
+    wait_for(lambda: os.path.exists(os.path.join(cfg, "web.cfg")))
+    master, stats = os.path.join(work, "web.master"), os.path.join(work, "web.sock")
+    hp = subprocess.Popen(["haproxy", "-W", "-S", master, "-f", cfg],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    procs.append(hp)
+    wait_for(lambda: len(live(stats)) == 20)
+    # warm-up (not measured): the first apply after HAProxy started also
+    # switches the agents of free slots off
+    put("kube/c1/nodes/n0", {"addresses": [nodes[0]], "eligible": False})
+    wait_for(lambda: nodes[0] not in live(stats))
+    put("kube/c1/nodes/n0", {"addresses": [nodes[0]], "eligible": True})
+    wait_for(lambda: nodes[0] in live(stats))
+    r0 = reloads(master)
+    lat = []
+    for k in range(CHANGES):
+        # even changes take node i out, odd ones put it back: at most one
+        # node is out at a time, so the removal guard never holds
+        i = (k // 2) % len(nodes)
+        eligible = k % 2 == 1
+        t0 = time.perf_counter()
+        put("kube/c1/nodes/n%d" % i, {"addresses": [nodes[i]], "eligible": eligible})
+        while (nodes[i] in live(stats)) != eligible:
+            if time.perf_counter() - t0 > 10:
+                raise RuntimeError("change %d not applied within 10 s" % k)
+            # poll every 0.5 ms: a busy loop would compete with the watcher,
+            # Consul and HAProxy for the CPUs and measure the scheduler
+            time.sleep(0.0005)
+        lat.append((time.perf_counter() - t0) * 1000.0)
+    n_reloads = reloads(master) - r0
+    hp.terminate()
+    w.terminate()
+    hp.wait()
+    w.wait()
+    return lat, n_reloads
+
+
+def bench_render_and_idle():
+    fe, metrics = free_port(), free_port()
+    items = [("kube/c1/nodes/n%d" % i, {"addresses": [node_ip(i + 1)], "eligible": True})
+             for i in range(10000)]
+    items += [("kube/c1/services/ns%d/svc%d/http" % (i // 100, i),
+               {"node_port": 30000 + i % 2000}) for i in range(39999)]
+    items.append(("kube/c1/services/default/web/http", {"node_port": 30080}))
+    t = time.time()
+    req = urllib.request.Request(addr() + "/v1/kv/drover/v1/?recurse", method="DELETE")
+    urllib.request.urlopen(req, timeout=10).read()
+    txn_put(items)
+    put("haproxy/bench/services/big", service(fe, 16, backend="bebig"))
+    if os.path.exists(os.path.join(work, "snap.pb")):
+        os.unlink(os.path.join(work, "snap.pb"))
+    print("setup: wrote %d keys in %.1f s" % (len(items) + 1, time.time() - t))
+    out = os.path.join(work, "bundle")
+    # render + check, timed
+    base = watcher_args(os.path.join(work, "cfg-big"), metrics)
+    t = time.perf_counter()
+    subprocess.run(base + ["render", "--out", out], check=True, stdout=subprocess.DEVNULL)
+    render_ms = (time.perf_counter() - t) * 1000.0
+    with open(os.path.join(out, "big.cfg")) as f:
+        n_servers = sum(1 for l in f if l.lstrip().startswith("server "))
+    # peak RSS of the render alone (haproxy -c replaced by true)
+    r = subprocess.run(["/usr/bin/time", "-f", "MAXRSS %M"] + base +
+                       ["--haproxy-bin", "true", "render", "--out", out + "2"], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    render_rss = int([l for l in r.stderr.splitlines() if l.startswith("MAXRSS")][0].split()[1])
+    # idle daemon on the 50k-key tree
+    w = subprocess.Popen(base, stdout=subprocess.DEVNULL,
+                         stderr=open(os.path.join(work, "watcher-idle.log"), "w"))
+    procs.append(w)
+
+    def ready():
+        with urllib.request.urlopen("http://127.0.0.1:%d/readyz" % metrics, timeout=2) as r:
+            return r.status == 200
+    t = time.perf_counter()
+    wait_for(lambda: ready(), timeout=300)
+    print("idle: daemon ready (first render of the big service) after %.1f s" % (
+        time.perf_counter() - t))
+    time.sleep(3)  # structural window + file refresh settle
+
+    def cpu():
+        with open("/proc/%d/stat" % w.pid) as f:
+            fl = f.read().rsplit(")", 1)[1].split()
+        return (int(fl[11]) + int(fl[12])) / os.sysconf("SC_CLK_TCK")
+    c0, t0 = cpu(), time.time()
+    time.sleep(10)
+    idle_cpu = (cpu() - c0) / (time.time() - t0) * 100.0
+    with open("/proc/%d/status" % w.pid) as f:
+        hwm = [l for l in f if l.startswith("VmHWM")][0].split()[1]
+    w.terminate()
+    w.wait()
+    return render_ms, n_servers, render_rss / 1024.0, idle_cpu, int(hwm) / 1024.0, len(items) + 1
+
+
+def main():
+    if not shutil.which("haproxy") or not shutil.which("consul"):
+        print("bench/watcher: needs haproxy and consul", file=sys.stderr)
+        return 1
+    subprocess.run([CONSUL_DEV, "start", state], check=True, stdout=subprocess.DEVNULL)
+    print("method: drover-watcher %s against consul agent -dev (in-memory Raft) and HAProxy "
+          "%s on loopback, %d CPUs" % (WATCHER, subprocess.run(
+              ["haproxy", "-v"], capture_output=True, text=True).stdout.split()[2],
+              os.cpu_count()))
+    print(__doc__.split("\n", 3)[3].strip())
+    lat, n_reloads = bench_apply()
+    print("apply: %d changes, min %.2f ms, max %.2f ms" % (len(lat), min(lat), max(lat)))
+    render_ms, n_servers, render_rss, idle_cpu, hwm, keys = bench_render_and_idle()
+    print("render: %d server lines; idle: %d keys, %.2f %% of one CPU, VmHWM %.1f MiB" % (
+        n_servers, keys, idle_cpu, hwm))
+    print("BENCH watcher_apply_p50_ms %.2f" % pct(lat, 50))
+    print("BENCH watcher_apply_p99_ms %.2f" % pct(lat, 99))
+    print("BENCH watcher_reloads %d" % n_reloads)
+    print("BENCH watcher_render_10k_ms %.0f" % render_ms)
+    print("BENCH watcher_render_10k_rss_mib %.1f" % render_rss)
+    print("BENCH watcher_idle_cpu_percent_50k_keys %.2f" % idle_cpu)
+    print("BENCH watcher_rss_mib %.1f" % hwm)
+    return 0
+
+
+if __name__ == "__main__":
+    rc = 1
+    try:
+        rc = main()
+    finally:
+        for p in reversed(procs):
+            if p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+        subprocess.run([CONSUL_DEV, "stop", state], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+        shutil.rmtree(work, ignore_errors=True)
+    sys.exit(rc)
