@@ -184,6 +184,34 @@ class Exporter:
         return self.proc.returncode
 
 
+class private_consul:
+    """A Consul dev agent of its own for one test (`with private_consul(
+    test, "--acl") as state:`): the module's CONSUL points to it inside,
+    and the test's exporters are stopped before it goes away."""
+
+    def __init__(self, test, *args):
+        self.test, self.args = test, args
+        self.state = os.path.join(test.tmp, "consul-private")
+
+    def __enter__(self):
+        global CONSUL
+        subprocess.run([CONSUL_DEV, "start", self.state] + list(self.args), check=True,
+                       stdout=subprocess.DEVNULL, timeout=90)
+        self.shared, CONSUL = CONSUL, read(os.path.join(self.state, "addr"))
+        return self.state
+
+    def __exit__(self, *exc):
+        global CONSUL
+        bad = [(x.log_path, rc) for x in self.test.exporters
+               for rc in [x.stop()] if rc not in (0, -signal.SIGKILL)]
+        self.test.exporters = []
+        subprocess.run([CONSUL_DEV, "stop", self.state], stdout=subprocess.DEVNULL)
+        CONSUL = self.shared
+        if bad and exc[0] is None:
+            raise AssertionError("exporter exit status (sanitizer report or crash?): %r" % bad)
+        return False
+
+
 class ExporterTest(unittest.TestCase):
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="drover-exd-")
@@ -694,13 +722,7 @@ class ExporterTest(unittest.TestCase):
         """A private Consul: killed (the leader steps down within its TTL,
         nothing crashes), restarted empty (dev agents keep KV in memory):
         the exporter takes the lock again and rewrites every key."""
-        global CONSUL
-        shared = CONSUL
-        state = os.path.join(self.tmp, "consul")
-        subprocess.run([CONSUL_DEV, "start", state], check=True, stdout=subprocess.DEVNULL,
-                       timeout=90)
-        try:
-            CONSUL = read(os.path.join(state, "addr"))
+        with private_consul(self) as state:
             k = self.kube("default")
             k.ctl("add_service", service("ns", "a", (80, 81)))
             e = self.exporter(k, "--leader-ttl", "10s", "--leader-lock-delay", "1s")
@@ -720,23 +742,11 @@ class ExporterTest(unittest.TestCase):
                 if not key.endswith(("/meta", "/leader")):
                     self.assertEqual(kv_values(self.own)[key], before[key], key)
             wait_until(e.ready, 10, "ready again")
-        finally:
-            for x in self.exporters:
-                x.stop()
-            self.exporters = []
-            subprocess.run([CONSUL_DEV, "stop", state], stdout=subprocess.DEVNULL)
-            CONSUL = shared
 
     def test_consul_acl_token_file(self):
         """ACLs on (default deny): the token file's token is sent; without
         it nothing can be written and the failures are counted."""
-        global CONSUL
-        shared = CONSUL
-        state = os.path.join(self.tmp, "consul-acl")
-        subprocess.run([CONSUL_DEV, "start", state, "--acl"], check=True,
-                       stdout=subprocess.DEVNULL, timeout=90)
-        try:
-            CONSUL = read(os.path.join(state, "addr"))
+        with private_consul(self, "--acl") as state:
             master = read(os.path.join(state, "master-token"))
             k = self.kube("default")
             bad = self.exporter(k, "--leader-elect=false", name="no-token")
@@ -755,12 +765,6 @@ class ExporterTest(unittest.TestCase):
                             headers={"X-Consul-Token": master})
             self.assertEqual(st, 200)
             self.assertEqual(len(json.loads(body)), 3 + 2)  # nodes, meta, leader
-        finally:
-            for x in self.exporters:
-                x.stop()
-            self.exporters = []
-            subprocess.run([CONSUL_DEV, "stop", state], stdout=subprocess.DEVNULL)
-            CONSUL = shared
 
     def test_burst_is_coalesced(self):
         k = self.kube("default")
