@@ -319,7 +319,7 @@ static int parse_config(const json_t *v, const char *where, struct director_kv_c
     const char *key = NULL, *fields = NULL;
     int64_t port = DROVER_GUE_PORT_DEFAULT;
     double share = 0;
-    int rc, has_share;
+    int rc = 0, has_share = 0;
 
     memset(c, 0, sizeof(*c));
     if ((rc = json_get_string(v, where, "hash_key", &key, true, err, errlen)) < 0 ||
