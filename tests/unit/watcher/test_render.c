@@ -1,0 +1,161 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* render: the haproxy -c gate, atomic install, rollback (runs the real
+ * haproxy binary for the check, nothing is started). */
+#include <check.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "render.h"
+
+static const char *good = "global\n    maxconn 100\ndefaults\n    timeout connect 1s\n"
+                          "    timeout client 1s\n    timeout server 1s\nfrontend f\n"
+                          "    bind 127.0.0.1:1\n    default_backend b\nbackend b\n"
+                          "    server s1 127.0.0.1:2\n";
+static const char *good2 = "global\n    maxconn 200\ndefaults\n    timeout connect 1s\n"
+                           "    timeout client 1s\n    timeout server 1s\nfrontend f\n"
+                           "    bind 127.0.0.1:1\n    default_backend b\nbackend b\n"
+                           "    server s1 127.0.0.1:3\n";
+static const char *bad = "global\n    maxconn 100\nfrontend f\n    no-such-directive\n";
+
+static char dir[64];
+
+static void setup(void)
+{
+    snprintf(dir, sizeof(dir), "/tmp/test_render.XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+}
+
+static void teardown(void)
+{
+    char p[PATH_MAX];
+    snprintf(p, sizeof(p), "%s/web.cfg", dir);
+    unlink(p);
+    snprintf(p, sizeof(p), "%s/web.cfg.prev", dir);
+    unlink(p);
+    rmdir(dir);
+}
+
+static char *installed(const char *suffix)
+{
+    char p[PATH_MAX], *text = NULL;
+    size_t len;
+    snprintf(p, sizeof(p), "%s/web.cfg%s", dir, suffix);
+    if (render_read_file(p, &text, &len) < 0)
+        return NULL;
+    return text;
+}
+
+START_TEST(test_install_check_rollback)
+{
+    char err[2048] = "";
+    bool changed = false;
+    ck_assert_int_eq(
+        render_install("haproxy", dir, "web", good, strlen(good), &changed, err, sizeof(err)), 0);
+    ck_assert(changed);
+    char *t = installed("");
+    ck_assert_str_eq(t, good);
+    free(t);
+    /* same text: nothing written */
+    ck_assert_int_eq(
+        render_install("haproxy", dir, "web", good, strlen(good), &changed, err, sizeof(err)), 0);
+    ck_assert(!changed);
+    /* refused by haproxy -c: the old file stays, the error says why */
+    ck_assert_int_eq(
+        render_install("haproxy", dir, "web", bad, strlen(bad), &changed, err, sizeof(err)),
+        -EINVAL);
+    ck_assert(!changed);
+    ck_assert_ptr_nonnull(strstr(err, "no-such-directive"));
+    t = installed("");
+    ck_assert_str_eq(t, good);
+    free(t);
+    /* empty: never installed over a working config */
+    ck_assert_int_eq(render_install("haproxy", dir, "web", "", 0, &changed, err, sizeof(err)),
+                     -ENODATA);
+    t = installed("");
+    ck_assert_str_eq(t, good);
+    free(t);
+    /* a new good one keeps the previous for rollback */
+    ck_assert_int_eq(
+        render_install("haproxy", dir, "web", good2, strlen(good2), &changed, err, sizeof(err)), 0);
+    ck_assert(changed);
+    t = installed(".prev");
+    ck_assert_str_eq(t, good);
+    free(t);
+    ck_assert_int_eq(render_rollback(dir, "web", err, sizeof(err)), 0);
+    t = installed("");
+    ck_assert_str_eq(t, good);
+    free(t);
+}
+END_TEST
+
+struct result {
+    int calls, status;
+    bool changed;
+    char err[2048];
+};
+
+static void on_done(void *arg, int status, bool changed, const char *err)
+{
+    struct result *r = arg;
+    r->calls++;
+    r->status = status;
+    r->changed = changed;
+    snprintf(r->err, sizeof(r->err), "%s", err ? err : "");
+}
+
+static struct result run_async(const char *text)
+{
+    uv_loop_t loop;
+    struct result r = {0};
+    uv_loop_init(&loop);
+    ck_assert_int_eq(
+        render_install_async(&loop, "haproxy", dir, "web", text, strlen(text), on_done, &r), 0);
+    ck_assert_int_eq(r.calls, 0); /* never from inside the call */
+    uv_run(&loop, UV_RUN_DEFAULT);
+    ck_assert_int_eq(uv_loop_close(&loop), 0);
+    ck_assert_int_eq(r.calls, 1);
+    return r;
+}
+
+START_TEST(test_install_async)
+{
+    struct result r = run_async(good);
+    ck_assert_int_eq(r.status, 0);
+    ck_assert(r.changed);
+    r = run_async(good);
+    ck_assert_int_eq(r.status, 0);
+    ck_assert(!r.changed);
+    r = run_async(bad);
+    ck_assert_int_eq(r.status, -EINVAL);
+    ck_assert_ptr_nonnull(strstr(r.err, "no-such-directive"));
+    r = run_async("");
+    ck_assert_int_eq(r.status, -ENODATA);
+    char *t = installed("");
+    ck_assert_str_eq(t, good);
+    free(t);
+}
+END_TEST
+
+int main(void)
+{
+    if (system("haproxy -v >/dev/null 2>&1") != 0) {
+        fprintf(stderr, "SKIP: haproxy not installed\n");
+        return 77;
+    }
+    Suite *s = suite_create("render");
+    TCase *tc = tcase_create("core");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_install_check_rollback);
+    tcase_add_test(tc, test_install_async);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
