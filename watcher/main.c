@@ -15,7 +15,8 @@
  *   (a filled slot must read "ready" before its agent is enabled), the
  *   snapshot file after every applied snapshot.
  *
- * Subcommands: run (default), render --diff, render --snapshot FILE --out DIR.
+ * Subcommands: run (default), render --diff, render --snapshot FILE --out DIR;
+ * `director ...` hands over to director_main() (the director side).
  */
 #include <errno.h>
 #include <limits.h>
@@ -32,6 +33,7 @@
 #include "config.h"
 #include "consul.h"
 #include "consul_feed.h"
+#include "director_main.h"
 #include "haproxy_runtime.h"
 #include "http_server.h"
 #include "log.h"
@@ -115,7 +117,7 @@ static const struct config_option options[] = {
 static const struct config_program program = {
     .name = "drover-watcher",
     .summary = "Drive HAProxy (runtime API, checked reloads) and the agent-checker from Consul KV.",
-    .args_usage = "[run | render --diff | render --snapshot FILE --out DIR]",
+    .args_usage = "[run | render --diff | render --snapshot FILE --out DIR | director ...]",
     .options = options,
 };
 
@@ -1173,6 +1175,9 @@ int main(int argc, char **argv)
     char err[512];
     int first = 0, rc;
 
+    /* the director side has its own options (docs/director-watcher.md) */
+    if (argc > 1 && strcmp(argv[1], "director") == 0)
+        return director_main(argc - 1, argv + 1);
     log_set_component("watcher");
     rc = config_parse(&program, argc, argv, &first, err, sizeof(err));
     if (rc == CONFIG_HELP_SHOWN)
@@ -1200,7 +1205,8 @@ int main(int argc, char **argv)
     else if (first >= argc || strcmp(argv[first], "run") == 0)
         rc = run_daemon();
     else {
-        fprintf(stderr, "drover-watcher: unknown command '%s' (run, render)\n", argv[first]);
+        fprintf(stderr, "drover-watcher: unknown command '%s' (run, render, director)\n",
+                argv[first]);
         rc = 2;
     }
     config_free(&program);
