@@ -84,6 +84,10 @@ fleet_init() {
 fleet_down() {
     local st=$1 pid name ns
     [ -d "$st" ] || return 0
+    # best effort throughout, whatever the caller's errexit: some processes
+    # have ended by themselves, some parts were never started
+    local -
+    set +e
     if [ -f "$st/pids" ]; then
         while read -r pid name; do
             kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null

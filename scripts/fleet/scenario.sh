@@ -242,8 +242,7 @@ The fleet keeps running (state in $FLEET_STATE). Try:
   $FLEET_BIN_CTL --consul-addr $FLEET_CONSUL status
   $FLEET_BIN_CTL --consul-addr $FLEET_CONSUL drain node-1 --reason test
   $FLEET_BIN_CTL --consul-addr $FLEET_CONSUL ready node-1
-  $FLEET_SRC/tests/kube/kube-fixture.sh ctl $FLEET_STATE/kube add_node '{"name": "node-5", "ip": "10.93.15.2"}'
-  echo "show stat" | python3 -c 'import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect("$FLEET_STATE/proxy-1/web.sock"); s.sendall(b"show stat\n"); print(s.makefile().read())'
+  echo "show servers state be_web" | socat - UNIX-CONNECT:$FLEET_STATE/proxy-1/web.sock
   ip netns exec $(fleet_ns director) $FLEET_BIN_DIRECTOR stats --dev eth0 --pin-root $FLEET_STATE/bpffs/director
   curl -s http://127.0.0.1:$leader_port/metrics | grep drover_exporter_leader
   curl -s $FLEET_CONSUL/v1/kv/drover/v1/?recurse | python3 -m json.tool

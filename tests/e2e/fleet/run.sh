@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# e2e_fleet: the demo's scenario (scripts/fleet/scenario.sh) with every step
+# asserted, run with --keep so that the documented way to stop a kept fleet
+# (scripts/fleet/down.sh) is exercised too: afterwards none of the run's
+# namespaces, processes or files may remain. If the scenario fails it tears
+# everything down itself.
+#
+# usage: run.sh BUILD-DIR
+set -euo pipefail
+BUILD=${1:?usage: run.sh BUILD-DIR}
+SRC=$(cd "$(dirname "$0")/../../.." && pwd)
+if [ "$(id -u)" != 0 ]; then
+    echo "e2e_fleet: needs root (network namespaces, XDP)" >&2
+    exit 77
+fi
+state=$(mktemp -d /tmp/drover-e2e-fleet.XXXXXX)
+trap '[ -d "$state" ] && "$SRC/scripts/fleet/down.sh" "$state" >/dev/null 2>&1; true' EXIT
+"$SRC/scripts/fleet/scenario.sh" "$BUILD" --keep --state "$state"
+id=$(cat "$state/id")
+pids=$(awk '{ print $1 }' "$state/pids")
+"$SRC/scripts/fleet/down.sh" "$state"
+if ip netns list | grep -q -- "-$id\b"; then
+    echo "e2e_fleet: down.sh left namespaces: $(ip netns list | grep -- "-$id")" >&2
+    exit 1
+fi
+for p in $pids; do
+    if kill -0 "$p" 2>/dev/null; then
+        echo "e2e_fleet: down.sh left process $p running: $(tr '\0' ' ' </proc/"$p"/cmdline)" >&2
+        exit 1
+    fi
+done
+[ ! -e "$state" ] || { echo "e2e_fleet: down.sh left $state" >&2; exit 1; }
+echo "e2e_fleet: ok"
