@@ -58,6 +58,7 @@ struct options {
     int64_t leader_ttl_ms;
     int64_t leader_lock_delay_ms;
     char *holder;
+    struct config_strlist service_labels, node_labels;
 };
 
 static struct options opt;
@@ -110,6 +111,12 @@ static const struct config_option options[] = {
                         "Consul session TTL of the leader lock (10s..1h)"),
     CONFIG_OPT_DURATION("leader-lock-delay", &opt.leader_lock_delay_ms, "5s",
                         "Consul lock-delay after a leader's session is invalidated"),
+    CONFIG_OPT_STRLIST("service-labels", &opt.service_labels, NULL,
+                       "Service label keys copied into each service entry (repeat the flag; a "
+                       "comma list in DROVER_*)"),
+    CONFIG_OPT_STRLIST(
+        "node-labels", &opt.node_labels, NULL,
+        "Node label keys copied into each node entry (repeat the flag; a comma list in DROVER_*)"),
     CONFIG_OPT_STRING("holder-name", &opt.holder, NULL,
                       "name written into the leader key; default $POD_NAME or the host name"),
     CONFIG_OPT_END,
@@ -414,10 +421,18 @@ static int setup(struct daemon *d)
             return rc;
         }
     }
-    d->sopts =
-        (struct export_options){.cluster = opt.cluster, .export_by_default = opt.export_by_default};
-    d->nopts =
-        (struct node_options){.address_type = opt.node_address_type, .selector = d->selector};
+    d->sopts = (struct export_options){
+        .cluster = opt.cluster,
+        .export_by_default = opt.export_by_default,
+        .label_keys = (const char *const *)opt.service_labels.items,
+        .n_label_keys = opt.service_labels.count,
+    };
+    d->nopts = (struct node_options){
+        .address_type = opt.node_address_type,
+        .selector = d->selector,
+        .label_keys = (const char *const *)opt.node_labels.items,
+        .n_label_keys = opt.node_labels.count,
+    };
 
     if (opt.holder && *opt.holder)
         snprintf(d->holder, sizeof(d->holder), "%s", opt.holder);

@@ -397,12 +397,17 @@ class ExporterTest(unittest.TestCase):
         wait_until(lambda: self.node("worker-1")["eligible"] is False, 10, "grace expiry")
         self.assertEqual(e.metric("drover_exporter_nodes_in_grace"), 0)
 
-    def test_node_selector(self):
+    def test_node_selector_and_label_keys(self):
         k = self.kube("default")
         k.ctl("label", {"kind": "Node", "name": "worker-1", "labels": {"lb": "yes"}})
-        e = self.exporter(k, "--node-selector", "lb=yes")
+        k.ctl("add_service", service("ns", "web", (80,), labels={"team": "shop", "x": "y"}))
+        e = self.exporter(k, "--node-selector", "lb=yes", "--node-labels", "lb",
+                          "--node-labels", "absent", "--service-labels", "team")
         self.synced(e)
         self.assertTrue(self.node("worker-1")["eligible"])
+        self.assertEqual(self.node("worker-1")["labels"], {"lb": "yes"})
+        key = self.svc_key("ns", "web", "p80")
+        self.assertEqual(json.loads(kv_values(key)[key])["labels"], {"team": "shop"})
         self.assertFalse(self.node("worker-2")["selected"])
         self.assertFalse(self.node("worker-2")["eligible"])
 
