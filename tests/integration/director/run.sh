@@ -20,6 +20,8 @@
 #     until director/<cluster>/force is written.
 #  4. proxy1's health endpoint stopped -> its primary rows move within the
 #     health interval x fall (+ slack); back when it answers again.
+#     Consul health (--consul-health-service): a proxy whose service check
+#     turns critical loses its rows too.
 #  5. An established connection survives a drain through second chance.
 #  6. Restart with Consul gone: the snapshot is re-applied to maps that a
 #     config apply had changed meanwhile.
@@ -150,6 +152,16 @@ kvdel() { nsx "$DIR" curl -sf --max-time 5 -X DELETE "$CONSUL/v1/kv/$KV/$1" >/de
 proxy() { # name addr state
     kvput "proxies/$1" "{\"address\":\"$2\",\"state\":\"$3\",\"health\":{\"port\":$HPORT,\"path\":\"/healthz\"}}"
 }
+# the proxies as Consul services with TTL checks we set by hand
+for i in 1 2; do
+    nsx "$DIR" curl -sf --max-time 5 -X PUT --data \
+        "{\"Name\":\"itproxy\",\"ID\":\"p$i\",\"Address\":\"10.93.$((i + 2)).2\",\"Port\":$PORT,\"Check\":{\"TTL\":\"10m\",\"Status\":\"passing\"}}" \
+        "$CONSUL/v1/agent/service/register" >/dev/null || fail "service registration failed"
+done
+ttl() { # p1|p2 pass|fail
+    nsx "$DIR" curl -sf --max-time 5 -X PUT "$CONSUL/v1/agent/check/$2/service:$1" >/dev/null ||
+        fail "TTL $2 for $1 failed"
+}
 kvput config "{\"hash_key\":\"$key\",\"max_moved_share\":0.6}"
 kvput vips/web "{\"address\":\"$VIP\",\"ports\":[$PORT],\"protocol\":\"tcp\"}"
 proxy proxy1 10.93.3.2 active
@@ -160,7 +172,8 @@ start_watcher() { # consul-addr log
     ip netns exec "$DIR" "$WATCHER" director run --director-cluster $CLUSTER --dev eth0 $pin \
         --consul-addr "$1" --director-snapshot-file "$TMP/director.pb" --metrics-addr "" \
         --health-interval ${INTERVAL_MS}ms --health-timeout 300ms --health-rise 2 \
-        --health-fall $FALL --verify-interval 1s --log-level debug >>"$TMP/$2" 2>&1 &
+        --health-fall $FALL --verify-interval 1s --consul-health-service itproxy \
+        --log-level debug >>"$TMP/$2" 2>&1 &
     WPID=$!
 }
 stop_watcher() {
@@ -254,6 +267,12 @@ got=$(answers 4)
 [ "$got" = "proxy2 " ] || fail "with proxy1 unhealthy traffic went to '$got'"
 H1=$(health "$P1" health1b.log)
 wait_for 15 "all(p['primary_rows']>20000 for p in s['proxies'])" "proxy1 healthy again"
+ttl p2 fail
+wait_for 15 "[p['primary_rows'] for p in s['proxies'] if p['host']=='proxy2']==[0]" \
+    "proxy2's rows to move when Consul says critical"
+ttl p2 pass
+wait_for 15 "all(p['primary_rows']>20000 for p in s['proxies'])" "proxy2 passing again"
+echo "4b: Consul health critical -> rows moved; passing -> back"
 
 # ---- 5. an established connection survives a drain (second chance) ----
 timeout 90 ip netns exec "$CLI" python3 "$E2E/client.py" "$VIP" $PORT "$TMP/state" \
