@@ -283,9 +283,15 @@ static int target_new(struct director_health *h, const char *host, char *url, st
         return -ENOMEM;
     }
     director_health_sm_init(&t->sm);
-    for (struct seed *s = h->seeds; s; s = s->next) {
+    /* a seed counts once: a proxy removed and added again later starts
+     * unknown, not with what the snapshot said long ago */
+    for (struct seed **sp = &h->seeds; *sp; sp = &(*sp)->next) {
+        struct seed *s = *sp;
         if (strcmp(s->host, host) == 0) {
             t->sm.state = s->healthy ? DIRECTOR_HEALTH_UP : DIRECTOR_HEALTH_DOWN;
+            *sp = s->next;
+            free(s->host);
+            free(s);
             break;
         }
     }
