@@ -96,3 +96,23 @@ out:
     free(addr);
     return rc;
 }
+
+int director_build_proxies(const __u64 key[2], struct drover_proxy *proxies, size_t n,
+                           struct drover_row *rows)
+{
+    struct director_config cfg = {.proxies = proxies, .n_proxies = n};
+    struct drover_proxy *out = calloc(n + 1, sizeof(*out));
+    char err[256];
+    __u32 count = 0;
+    int rc;
+
+    if (!out)
+        return -ENOMEM;
+    cfg.hash_key[0] = key[0];
+    cfg.hash_key[1] = key[1];
+    rc = director_build_from_config(&cfg, out, rows, &count, NULL, err, sizeof(err));
+    if (rc == 0)
+        memcpy(proxies, out, n * sizeof(*proxies));
+    free(out);
+    return rc;
+}

@@ -35,6 +35,12 @@ int director_build_table(const __u64 key[2], const struct director_proxy_input *
 void director_build_to_maps(const struct director_table *t, struct drover_proxy *proxies,
                             struct drover_row *rows);
 
+/* For callers that hold proxies in map layout (tests, benchmarks): build
+ * with every proxy healthy, id = address text, and rewrite proxies[0..n)
+ * into the table's order so rows index them. 0, -EINVAL, -ENOMEM. */
+int director_build_proxies(const __u64 key[2], struct drover_proxy *proxies, size_t n,
+                           struct drover_row *rows);
+
 /* The table of a standalone config: every proxy healthy, id = its "name"
  * (default: the address text). proxies: DROVER_MAX_PROXIES entries. On
  * success *out owns the table (may be NULL when only the arrays are
