@@ -240,10 +240,13 @@ fleet_exporter_metric() { # N NAME
 # ---- HAProxy service definitions (what an operator writes into KV) ----
 
 fleet_haproxy_services() {
-    local svc
+    local svc bind
     for svc in $FLEET_SERVICES; do
+        # api listens on every address of the proxy host: the VIP for
+        # clients, the host address for the director's health checks
+        [ "$svc" = api ] && bind=0.0.0.0 || bind=$FLEET_VIP
         fleet_kv_put "haproxy/$FLEET_HAPROXY_CLUSTER/services/$svc" "{\"template\": \"http\",
-  \"frontends\": [{\"name\": \"fe_$svc\", \"bind\": [\"$FLEET_VIP:$(eval echo "\$FLEET_PORT_$svc")\"],
+  \"frontends\": [{\"name\": \"fe_$svc\", \"bind\": [\"$bind:$(eval echo "\$FLEET_PORT_$svc")\"],
                    \"default_backend\": \"be_$svc\"}],
   \"backends\": [{\"name\": \"be_$svc\", \"balance\": \"roundrobin\", \"slots\": 6,
                   \"check\": {\"type\": \"http\", \"path\": \"/\", \"interval\": \"500ms\"},
@@ -362,8 +365,8 @@ fleet_director_config() { # STATE-OF-proxy-1 STATE-OF-proxy-2
  "gateway_mac": "$(fleet_nsx router cat /sys/class/net/r2/address)",
  "vips": [{"address": "$FLEET_VIP", "port": $FLEET_PORT_web, "protocol": "tcp"},
           {"address": "$FLEET_VIP", "port": $FLEET_PORT_api, "protocol": "tcp"}],
- "proxies": [{"address": "$(fleet_proxy_ip proxy-1)", "state": "$1"},
-             {"address": "$(fleet_proxy_ip proxy-2)", "state": "$2"}]}
+ "proxies": [{"name": "proxy-1", "address": "$(fleet_proxy_ip proxy-1)", "state": "$1"},
+             {"name": "proxy-2", "address": "$(fleet_proxy_ip proxy-2)", "state": "$2"}]}
 JSON
 }
 
@@ -380,6 +383,56 @@ fleet_director_apply() { # STATE-OF-proxy-1 STATE-OF-proxy-2
     fleet_director_config "$1" "$2"
     fleet_nsx director "$FLEET_BIN_DIRECTOR" apply --dev eth0 --config "$FLEET_STATE/director.json" \
         --pin-root "$FLEET_STATE/bpffs/director" >/dev/null 2>&1
+}
+
+# ---- director-mode drover-watcher ----
+
+FLEET_DIRECTOR_CLUSTER=demo-dir
+
+# Does this drover-watcher have the director side?
+fleet_has_director_watcher() {
+    "$FLEET_BIN_WATCHER" director run --help 2>&1 | grep -q -- --director-cluster
+}
+
+# What an operator writes once for the director cluster: the flow hash key
+# (the one drover-director was attached with, so the table does not move),
+# the VIP, both proxies with a health check on HAProxy's api frontend.
+# max_moved_share 1: with two proxies any state change moves half the rows.
+fleet_director_kv() {
+    local d="director/$FLEET_DIRECTOR_CLUSTER" p
+    fleet_kv_put "$d/config" "{\"hash_key\": \"$(cat "$FLEET_STATE/hash-key")\",
+        \"gue_port\": $FLEET_GUE_PORT, \"max_moved_share\": 1}"
+    fleet_kv_put "$d/vips/shop" "{\"address\": \"$FLEET_VIP\",
+        \"ports\": [$FLEET_PORT_web, $FLEET_PORT_api], \"protocol\": \"tcp\"}"
+    for p in proxy-1 proxy-2; do
+        fleet_kv_put "$d/proxies/$p" "{\"address\": \"$(fleet_proxy_ip "$p")\", \"state\": \"active\",
+            \"health\": {\"port\": $FLEET_PORT_api, \"path\": \"/\"}}"
+    done
+}
+
+fleet_director_watcher() {
+    mkdir -p "$FLEET_STATE/director"
+    fleet_consul_bridge director
+    fleet_bg director-watcher ip netns exec "$(fleet_ns director)" "$FLEET_BIN_WATCHER" director run \
+        --director-cluster "$FLEET_DIRECTOR_CLUSTER" --dev eth0 --consul-addr http://127.0.0.1:8500 \
+        --pin-root "$FLEET_STATE/bpffs/director" \
+        --director-snapshot-file "$FLEET_STATE/director/snapshot.pb" \
+        --health-interval 500ms --health-timeout 400ms --health-rise 2 --health-fall 2 \
+        --verify-interval 2s --metrics-addr 127.0.0.1:9109
+}
+
+fleet_director_status() {
+    fleet_nsx director "$FLEET_BIN_WATCHER" director status --dev eth0 \
+        --pin-root "$FLEET_STATE/bpffs/director" --director-snapshot-file "$FLEET_STATE/director/snapshot.pb"
+}
+
+# fleet_director_state_is PROXY STATE: the watcher applied STATE for PROXY
+# (in the maps: in_sync) and the proxy is healthy
+fleet_director_state_is() {
+    local st
+    st=$(fleet_director_status) || return 1
+    grep -q "^in_sync yes" <<<"$st" &&
+        awk -v h="$1" -v s="$2" '$1 == h && $3 == s && $4 == "up" { f = 1 } END { exit !f }' <<<"$st"
 }
 
 fleet_director_stats() {

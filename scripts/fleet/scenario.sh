@@ -68,6 +68,7 @@ trap on_exit EXIT
 trap 'exit 130' INT TERM
 
 ctl() { "$FLEET_BIN_CTL" --consul-addr "$FLEET_CONSUL" --author demo "$@"; }
+dctl() { ctl --director-cluster "$FLEET_DIRECTOR_CLUSTER" "$@"; }
 
 # ---------------------------------------------------------------- bring-up
 fleet_say "network namespaces (run $FLEET_ID): client, router, director, proxy-1, proxy-2, node-1..4"
@@ -112,7 +113,19 @@ done
 
 fleet_say "director host: drover-director (XDP) in front of proxy-1 and proxy-2"
 fleet_director
-fleet_info "the director-mode watcher is not in yet: its config is applied with drover-director attach/apply"
+if fleet_has_director_watcher; then
+    dw=1
+    fleet_info "drover-director attach: the XDP program and the tunnel settings (outer source, gateway MAC)"
+    fleet_director_kv
+    fleet_director_watcher
+    dir_ready() { fleet_director_state_is proxy-1 active && fleet_director_state_is proxy-2 active; }
+    fleet_wait "director-mode watcher applies director/$FLEET_DIRECTOR_CLUSTER/ (both proxies active, healthy)" 30 dir_ready
+    fleet_info "drover-watcher director run: KV director/$FLEET_DIRECTOR_CLUSTER/ + HTTP health checks of each proxy -> table"
+    fleet_director_status | sed -n '/^HOST/,$p' | sed 's/^/   /'
+else
+    dw=0
+    fleet_info "this drover-watcher has no director side yet: the director's config is applied with drover-director apply"
+fi
 
 serving() { [ -n "$(fleet_get "$FLEET_PORT_web")" ] && [ -n "$(fleet_get "$FLEET_PORT_api")" ]; }
 fleet_wait "the client gets answers through the VIP" 30 serving
@@ -178,7 +191,15 @@ done
 [ -n "$owner" ] || fleet_die "step 3: no proxy holds the long connection (client port $lport)"
 [ "$owner" = proxy-1 ] && other=proxy-2 || other=proxy-1
 fleet_info "long connection from client port $lport is held by $owner's HAProxy"
-if [ "$owner" = proxy-1 ]; then fleet_director_apply draining active; else fleet_director_apply active draining; fi
+if [ "$dw" = 1 ]; then
+    dctl director drain "$owner" --reason "reboot" | sed 's/^/   /'
+    fleet_wait "the director watcher applies $owner draining" 30 fleet_director_state_is "$owner" draining
+    fleet_director_status | sed -n '/^HOST/,$p' | sed 's/^/   /'
+elif [ "$owner" = proxy-1 ]; then
+    fleet_director_apply draining active
+else
+    fleet_director_apply active draining
+fi
 fleet_info "director: $owner draining (secondary in every row), $other primary"
 ok0=$(long_field ok)
 s_owner=$(fleet_fe_sessions "$owner" web)
@@ -197,7 +218,15 @@ if [ "$d_owner" != 0 ] || [ "$d_other" -lt 10 ]; then
     fleet_die "step 3: new connections reached the drained proxy"
 fi
 [ "$sc" -gt 0 ] || fleet_die "step 3: no second-chance packets counted on $other"
-fleet_director_apply active active
+if [ "$dw" = 1 ]; then
+    # back through the whole GLB cycle: draining -> inactive -> filling -> active
+    for step in deactivate:inactive fill:filling activate:active; do
+        dctl director "${step%%:*}" "$owner" | sed 's/^/   /'
+        fleet_wait "the director watcher applies $owner ${step#*:}" 30 fleet_director_state_is "$owner" "${step#*:}"
+    done
+else
+    fleet_director_apply active active
+fi
 fleet_info "director: both proxies active again"
 
 # ---------------------------------------------------------------- step 4
@@ -231,6 +260,10 @@ ctl status | grep -q "node/$FLEET_CLUSTER/node-3: drain" || fleet_die "step 5: s
 
 fleet_say "drover-director stats"
 fleet_director_stats | sed 's/^/   /'
+if [ "$dw" = 1 ]; then
+    fleet_say "drover-watcher director status"
+    fleet_director_status | sed 's/^/   /'
+fi
 
 fleet_say "fleet scenario: ok"
 if [ "$keep" -eq 1 ]; then
