@@ -346,14 +346,26 @@ static const struct snapshot_server *server_by_id(const struct snapshot_backend 
 }
 
 /* Server in slot i (0-based) or NULL. Without an assignment: servers in
- * id order, then free slots. An assigned key the snapshot no longer has
- * counts as free (the assignment is stale; the caller reassigns first). */
+ * id order, then free slots. An assigned server the snapshot no longer has
+ * (a removal held back by the guard) is described from the assignment
+ * itself in *scratch: it still serves, so it must not look free. */
 static const struct snapshot_server *slot_server(const struct snapshot_backend *b,
-                                                 const struct slot_assignment *sl, size_t i)
+                                                 const struct slot_assignment *sl, size_t i,
+                                                 struct snapshot_server *scratch)
 {
-    if (sl)
-        return sl->slots[i].used ? server_by_id(b, sl->slots[i].srv.key) : NULL;
-    return i < b->n_servers ? &b->servers[i] : NULL;
+    if (!sl)
+        return i < b->n_servers ? &b->servers[i] : NULL;
+    if (!sl->slots[i].used)
+        return NULL;
+    const struct snapshot_server *s = server_by_id(b, sl->slots[i].srv.key);
+    if (s)
+        return s;
+    memset(scratch, 0, sizeof(*scratch));
+    scratch->id = sl->slots[i].srv.key;
+    scratch->addr = sl->slots[i].srv.address;
+    scratch->port = sl->slots[i].srv.port;
+    scratch->weight = sl->slots[i].srv.weight;
+    return scratch;
 }
 
 static size_t slot_count(const struct snapshot_backend *b, const struct slot_assignment *sl)
@@ -456,14 +468,16 @@ static json_t *backend_json(const struct snapshot_backend *b, const struct slot_
                jset(bj, "agent", a);
     }
     size_t n = slot_count(b, sl);
-    size_t placed = 0;
+    size_t placed = 0, free_slots = 0;
     for (size_t i = 0; i < n && !bad; i++) {
-        const struct snapshot_server *srv = slot_server(b, sl, i);
+        struct snapshot_server scratch;
+        const struct snapshot_server *srv = slot_server(b, sl, i, &scratch);
         json_t *s = json_object();
         slots_name(i, name, sizeof(name));
         bad |= !s || jset(s, "name", json_string(name)) || jset(s, "backend", json_string(d->name));
-        if (srv)
+        if (srv && srv != &scratch)
             placed++;
+        free_slots += !srv;
         if (!srv || structure_only) {
             /* A free slot is written as a disabled server at 0.0.0.0:1, not
              * in the template's {"free": true} form (0.0.0.0:0): port 0
@@ -483,7 +497,10 @@ static json_t *backend_json(const struct snapshot_backend *b, const struct slot_
         bad |= json_array_append_new(servers, s);
     }
     bad |= jset(bj, "servers", servers);
-    if (!bad && placed < b->n_servers) {
+    /* servers of the snapshot left out while no slot is free: the caller
+     * must grow the slots (with a removal on hold, new servers may wait for
+     * the free slots the placement still leaves) */
+    if (!bad && placed < b->n_servers && free_slots == 0) {
         json_decref(bj);
         *rc = -ENOSPC;
         return NULL;
@@ -613,7 +630,8 @@ int snapshot_agent_state(const struct snapshot *s, snapshot_slots_fn slots, void
             const struct slot_assignment *sl = slots ? slots(slots_arg, b->def->name) : NULL;
             size_t n = slot_count(b, sl);
             for (size_t k = 0; k < n && !bad; k++) {
-                const struct snapshot_server *srv = slot_server(b, sl, k);
+                struct snapshot_server scratch;
+                const struct snapshot_server *srv = slot_server(b, sl, k, &scratch);
                 slots_name(k, name, sizeof(name));
                 snprintf(key, sizeof(key), "%s/%s", b->def->name, name);
                 const struct kvm_maint *x =

@@ -12,7 +12,9 @@ Scenarios run in order on one setup (each leaves a state the next expects):
               gives exactly one reload
   badvalue    a value that would inject a directive never reaches HAProxy
   badcheck    a config failing `haproxy -c` is refused; the old one serves
-  agent       maintenance entries end up in the agent-checker state file
+  agent       maintenance entries end up in the agent-checker state file and,
+              through the real drover-agent-checker ($DROVER_AGENT_CHECKER),
+              in HAProxy's admin state and weights
   render      `render --snapshot FILE --out DIR` and `render --diff`
   consuldown  Consul killed: HAProxy keeps serving, the watcher recovers
   guard       removing 2 of 3 servers at once is held until a force-removal
@@ -36,6 +38,7 @@ import http.server
 import socketserver
 
 WATCHER, CONSUL_DEV, TEMPLATES = sys.argv[1:4]
+AGENT_CHECKER = os.environ.get("DROVER_AGENT_CHECKER")
 SCENARIOS = sys.argv[4:] or ["churn", "structural", "badvalue", "badcheck", "agent",
                              "render", "consuldown", "guard", "restart"]
 ROOT = "drover/v1/"
@@ -217,7 +220,8 @@ def start_watcher():
             "--haproxy-state-file", os.path.join(work, "web.state"),
             "--agent-state-file", AGENT, "--snapshot-file", SNAP,
             "--metrics-addr", "127.0.0.1:%d" % METRICS_PORT, "--haproxy-maxconn", "500",
-            "--agent-port", str(AGENT_PORT), "--wait-min", "300ms", "--wait-max", "3s",
+            "--agent-port", str(AGENT_PORT), "--agent-interval", "300ms",
+            "--wait-min", "300ms", "--wait-max", "3s",
             "--consul-wait", "10s", "--log-level", "debug"]
     logf = open(os.path.join(work, "watcher.log"), "ab")
     p = subprocess.Popen(args, stdout=logf, stderr=subprocess.STDOUT)
@@ -337,8 +341,25 @@ def sc_agent():
     st = wait_for("agent state with maintenance", agent_entries)
     free = [k for k, v in st["servers"].items() if v.get("reason") == "free slot"]
     assert free and all(st["servers"][k]["admin"] == "maint" for k in free)
+    if AGENT_CHECKER:
+        # the agent-checker answers HAProxy: n1 drains, n3 runs at 50 %
+        def haproxy_sees_it():
+            text = sock_cmd(STATS, "show servers state be_web")
+            hdr = [l for l in text.splitlines() if l.startswith("# be_id")][0][2:].split()
+            rows = [dict(zip(hdr, l.split())) for l in text.splitlines()
+                    if l and l[0].isdigit() and len(l.split()) > 5]
+            by = {r["srv_addr"]: r for r in rows}
+            n1, n3 = by.get("127.0.0.1"), by.get("127.0.0.3")
+            return (n1 and int(n1["srv_admin_state"]) & 0x18 and n3
+                    and int(n3["srv_uweight"]) == 50 and by)
+        wait_for("agent drain and weight in HAProxy", haproxy_sees_it, timeout=15)
+        assert requests_ok(6) == {"node3"}, "a draining server got new requests"
     kv_delete("maintenance/node/prod-a/n1")
     kv_delete("maintenance/addr/127.0.0.3")
+    if AGENT_CHECKER:
+        wait_for("n1 ready again", lambda: not any(
+            v[0] == "127.0.0.1" and v[3] & 0x18 for v in servers_state("be_web").values()),
+            timeout=15)
 
 
 def sc_consuldown():
@@ -395,7 +416,7 @@ def sc_render():
             "--template-dir", TPL, "--haproxy-stats-socket", STATS,
             "--haproxy-state-file", os.path.join(work, "web.state"),
             "--haproxy-maxconn", "500", "--agent-port", str(AGENT_PORT),
-            "--snapshot-file", SNAP, "--consul-addr", consul_addr()]
+            "--agent-interval", "300ms", "--snapshot-file", SNAP, "--consul-addr", consul_addr()]
     # the snapshot file is written in the quiet window after a change:
     # retry until it holds what is installed
     def offline_matches():
@@ -468,6 +489,12 @@ def main():
         f.write("{{> global}}\n\n{{> defaults}}\n    no-such-directive {{service.name | name}}\n")
     MASTER, STATS = os.path.join(work, "master.sock"), os.path.join(work, "stats.sock")
     AGENT, SNAP = os.path.join(work, "agent.json"), os.path.join(work, "snap.pb")
+    if AGENT_CHECKER:
+        ac = subprocess.Popen([AGENT_CHECKER, "--listen", "127.0.0.1:%d" % AGENT_PORT,
+                               "--state-file", AGENT, "--metrics-addr", ""],
+                              stdout=open(os.path.join(work, "agent-checker.log"), "ab"),
+                              stderr=subprocess.STDOUT)
+        procs.append(ac)
     consul("start")
     put_all(slots=4, maxconn=None)
     kv_put("haproxy/edge/services/web", service(slots=4))

@@ -206,9 +206,10 @@ START_TEST(test_template_data_and_render)
         snapshot_service_json(s, &s->services[0], &ro, fixed_slots, &sl5, true, &structure2), 0);
     ck_assert(!json_equal(structure, structure2));
     json_decref(structure2);
-    /* too few slots for the servers */
+    /* too few slots for the servers, none free */
+    const char *occ2[] = {"10.0.0.1:30080", "10.0.0.2:30080"};
     struct slot_assignment sl2;
-    mk_slots(&sl2, occ, 2);
+    mk_slots(&sl2, occ2, 2);
     ck_assert_int_eq(
         snapshot_service_json(s, &s->services[0], &ro, fixed_slots, &sl2, false, &structure2),
         -ENOSPC);
@@ -255,6 +256,37 @@ START_TEST(test_agent_state)
     e = json_object_get(servers, "be_static/slot1");
     ck_assert_str_eq(json_string_value(json_object_get(e, "admin")), "ready");
     ck_assert_str_eq(json_string_value(json_object_get(e, "health")), "up");
+    json_decref(root);
+    free(text);
+    free(sl.slots);
+    snapshot_free(s);
+}
+END_TEST
+
+/* A removal held by the guard keeps servers the snapshot no longer has:
+ * they stay occupied (rendered and "ready" for the agent), not free. */
+START_TEST(test_held_servers_stay_occupied)
+{
+    struct snapshot *s = build_base();
+    const char *occ[] = {"10.0.0.1:30080", NULL, "10.0.0.77:30080", NULL};
+    struct slot_assignment sl;
+    mk_slots(&sl, occ, 4);
+    sl.slots[2].srv.address = "10.0.0.77";
+    sl.slots[2].srv.port = 30080;
+    sl.slots[2].srv.weight = 100;
+    json_t *data = NULL;
+    ck_assert_int_eq(snapshot_service_json(s, &s->services[0], &ro, fixed_slots, &sl, false, &data),
+                     0);
+    json_t *srv = json_array_get(
+        json_object_get(json_array_get(json_object_get(data, "backends"), 0), "servers"), 2);
+    ck_assert_str_eq(json_string_value(json_object_get(srv, "addr")), "10.0.0.77");
+    ck_assert(json_is_true(json_object_get(srv, "enabled")));
+    json_decref(data);
+    char *text = NULL;
+    ck_assert_int_eq(snapshot_agent_state(s, fixed_slots, &sl, NOW, &text), 0);
+    json_t *root = json_loads(text, 0, NULL);
+    json_t *e = json_object_get(json_object_get(root, "servers"), "be_web/slot3");
+    ck_assert_str_eq(json_string_value(json_object_get(e, "admin")), "ready");
     json_decref(root);
     free(text);
     free(sl.slots);
@@ -379,6 +411,7 @@ int main(void)
     tcase_add_test(tc, test_template_data_and_render);
     tcase_add_test(tc, test_agent_state);
     tcase_add_test(tc, test_bad_entries_skipped);
+    tcase_add_test(tc, test_held_servers_stay_occupied);
     tcase_add_test(tc, test_persist_roundtrip);
     tcase_add_test(tc, test_bad_update_keeps_last_good);
     suite_add_tcase(s, tc);
