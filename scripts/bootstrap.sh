@@ -72,5 +72,5 @@ else
     echo "bootstrap: all packages present"
 fi
 
-consul version | head -1
-haproxy -v | head -1
+consul version | sed -n 1p    # sed reads everything: no SIGPIPE under pipefail
+haproxy -v | sed -n 1p

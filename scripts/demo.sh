@@ -33,6 +33,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+trap 'echo "demo: failed: $BASH_COMMAND (exit $?)" >&2' ERR
 
 say "installing packages (scripts/bootstrap.sh)"
 "$root/scripts/bootstrap.sh"
