@@ -154,6 +154,7 @@ struct watcher {
     struct template_set *templates;
     struct quiesce_timer *runtime_q, *struct_q;
     uv_signal_t sigterm, sigint;
+    uv_timer_t expiry;     /* next maintenance / force-removal expiry */
     struct snapshot *snap; /* newest snapshot (served as far as possible) */
     struct backend_state *bes;
     size_t n_bes;
@@ -731,6 +732,55 @@ static void on_struct_due(void *arg)
 
 /* ---- snapshots in ---- */
 
+static void take_snapshot(struct watcher *w, struct snapshot *snap);
+
+/* Rebuild the snapshot in force from its own inputs: maintenance and
+ * force-removal entries that expired since drop out (a force-removal that
+ * ends re-arms the guard) without waiting for a KV change. */
+static void on_expiry(uv_timer_t *t)
+{
+    struct watcher *w = t->data;
+    struct snapshot_entry *e;
+    struct snapshot *snap = NULL;
+    if (!w->snap || w->stopping)
+        return;
+    if (!(e = calloc(w->snap->n_entries + 1, sizeof(*e))))
+        return;
+    for (size_t i = 0; i < w->snap->n_entries; i++) {
+        const struct snapshot_entry *s = &w->snap->entries[i];
+        e[i].key = strdup(s->key);
+        e[i].value = malloc(s->len + 1);
+        if (!e[i].key || !e[i].value) {
+            snapshot_entries_free(e, i + 1);
+            return;
+        }
+        memcpy(e[i].value, s->value ? s->value : "", s->len);
+        e[i].value[s->len] = '\0';
+        e[i].len = s->len;
+    }
+    if (snapshot_build(&w->model, e, w->snap->n_entries, (int64_t)time(NULL), w->snap, &snap) ==
+        0) {
+        log_info("watcher: a maintenance or force-removal entry expired; re-planning");
+        take_snapshot(w, snap);
+    }
+}
+
+static void arm_expiry(struct watcher *w)
+{
+    int64_t next = 0, now = (int64_t)time(NULL);
+    const struct kv_model *m = &w->snap->model;
+    for (size_t i = 0; i < m->n_maint; i++)
+        if (m->maint[i].expires && (!next || m->maint[i].expires < next))
+            next = m->maint[i].expires;
+    for (size_t i = 0; i < m->n_forces; i++)
+        if (m->forces[i].expires && (!next || m->forces[i].expires < next))
+            next = m->forces[i].expires;
+    uv_timer_stop(&w->expiry);
+    if (next)
+        uv_timer_start(&w->expiry, on_expiry, (uint64_t)(next > now ? next - now : 0) * 1000 + 100,
+                       0);
+}
+
 static void take_snapshot(struct watcher *w, struct snapshot *snap)
 {
     uint64_t bad = 0;
@@ -747,6 +797,7 @@ static void take_snapshot(struct watcher *w, struct snapshot *snap)
     snapshot_free(w->snap);
     w->snap = snap;
     quiesce_timer_kick(w->runtime_q);
+    arm_expiry(w);
 }
 
 static void on_feed_snapshot(void *arg, struct snapshot *snap)
@@ -795,6 +846,7 @@ static void on_stop(uv_signal_t *sig, int signum)
     w->http = NULL;
     sdnotify_watchdog_stop(w->watchdog);
     w->watchdog = NULL;
+    uv_close((uv_handle_t *)&w->expiry, NULL);
     uv_close((uv_handle_t *)&w->sigterm, NULL);
     uv_close((uv_handle_t *)&w->sigint, NULL);
 }
@@ -916,6 +968,8 @@ static int run_daemon(void)
                   strerror(-rc));
         return 1;
     }
+    uv_timer_init(w.loop, &w.expiry);
+    w.expiry.data = &w;
     load_saved(&w);
     struct consul_feed_opts fo = {
         .model = &w.model,

@@ -128,6 +128,17 @@ def kv_put(key, value):
     urllib.request.urlopen(req, timeout=5).read()
 
 
+def kv_txn_set(pairs):
+    """Set several keys in one Consul transaction (one snapshot)."""
+    import base64
+    ops = [{"KV": {"Verb": "set", "Key": ROOT + k,
+                   "Value": base64.b64encode(json.dumps(v).encode()).decode()}}
+           for k, v in pairs]
+    req = urllib.request.Request(consul_addr() + "/v1/txn", data=json.dumps(ops).encode(),
+                                 method="PUT")
+    urllib.request.urlopen(req, timeout=5).read()
+
+
 def kv_delete(key):
     req = urllib.request.Request(consul_addr() + "/v1/kv/" + ROOT + key, method="DELETE")
     urllib.request.urlopen(req, timeout=5).read()
@@ -356,6 +367,20 @@ def sc_agent():
         assert requests_ok(6) == {"node3"}, "a draining server got new requests"
     kv_delete("maintenance/node/prod-a/n1")
     kv_delete("maintenance/addr/127.0.0.3")
+    # an entry that expires is dropped by the watcher itself, without any
+    # KV change (the agent-checker also stops applying it at that second)
+    expires = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 2))
+    kv_put("maintenance/addr/127.0.0.3", {"state": "maint", "expires": expires})
+
+    def n3_entry():
+        with open(AGENT) as f:
+            st = json.load(f)
+        slot = [n for n, v in servers_state("be_web").items() if v[0] == "127.0.0.3"][0]
+        return st["servers"]["be_web/" + slot]
+    wait_for("timed maintenance in the agent state", lambda: n3_entry()["admin"] == "maint")
+    wait_for("expired maintenance gone from the agent state",
+             lambda: n3_entry()["admin"] == "ready" and "expires" not in n3_entry(),
+             timeout=10)
     if AGENT_CHECKER:
         wait_for("n1 ready again", lambda: not any(
             v[0] == "127.0.0.1" and v[3] & 0x18 for v in servers_state("be_web").values()),
@@ -388,8 +413,10 @@ def sc_guard():
     wait_for("three servers live", lambda: live_addrs() == {"127.0.0.1", "127.0.0.2",
                                                             "127.0.0.3"})
     h0 = metric("drover_watcher_removals_held_total")
-    kv_put("kube/prod-a/nodes/n1", node("127.0.0.1", eligible=False))
-    kv_put("kube/prod-a/nodes/n2", node("127.0.0.2", eligible=False))
+    # both at once (one transaction): removing them one by one would be
+    # two changes of one server each, which the guard lets through
+    kv_txn_set([("kube/prod-a/nodes/n1", node("127.0.0.1", eligible=False)),
+                ("kube/prod-a/nodes/n2", node("127.0.0.2", eligible=False))])
     wait_for("change held", lambda: metric("drover_watcher_removals_held") == 1)
     assert metric("drover_watcher_removals_held_total") == h0 + 1
     time.sleep(0.5)
