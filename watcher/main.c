@@ -644,7 +644,19 @@ static void on_installed(void *arg, int status, bool changed, const char *errmsg
     rc_ctx->structure = c->structure;
     c->structure = NULL;
     log_info("watcher: service %s: config installed, reloading", s->name);
-    if ((rc = haproxy_runtime_reload(s->rt, on_reloaded, rc_ctx)) < 0) {
+    /* the placements the config was rendered from (frozen while busy):
+     * the runtime keeps only state-file lines that agree with them */
+    struct haproxy_placement pl[64];
+    size_t npl = 0;
+    for (size_t i = 0; svc && i < svc->n_backends && npl < 64; i++) {
+        const struct slot_assignment *a = committed_slots(w, svc->backends[i].def->name);
+        if (a)
+            pl[npl++] = (struct haproxy_placement){svc->backends[i].def->name, a};
+    }
+    rc = npl && npl == (svc ? svc->n_backends : 0)
+             ? haproxy_runtime_reload_placed(s->rt, pl, npl, on_reloaded, rc_ctx)
+             : haproxy_runtime_reload(s->rt, on_reloaded, rc_ctx);
+    if (rc < 0) {
         s->busy = false;
         log_error("watcher: service %s: cannot start the reload: %s", s->name, strerror(-rc));
         json_decref(rc_ctx->structure);
