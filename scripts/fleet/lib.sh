@@ -65,9 +65,16 @@ fleet_bg() {
     local name=$1
     shift
     setsid "$@" >"$FLEET_STATE/$name.log" 2>&1 </dev/null &
-    echo "$! $name" >>"$FLEET_STATE/pids"
+    echo "$! $name $(fleet_starttime $!)" >>"$FLEET_STATE/pids"
 }
 fleet_pid() { awk -v n="$1" '$2 == n { p = $1 } END { print p }' "$FLEET_STATE/pids"; }
+
+# Start time of a process (clock ticks since boot, /proc/PID/stat field 22):
+# with the pid it identifies the process, so a stale pids file (a fleet
+# left by a crashed run, a reboot) never makes us signal someone else's.
+fleet_starttime() {
+    sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk '{ print $20 }'
+}
 
 # fleet_init STATE-DIR: a fresh state dir and a unique id for this run
 fleet_init() {
@@ -89,13 +96,14 @@ fleet_down() {
     local -
     set +e
     if [ -f "$st/pids" ]; then
-        while read -r pid name; do
-            kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null
-        done <"$st/pids"
-        sleep 0.3
-        while read -r pid name; do
-            kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null
-        done <"$st/pids"
+        local start sig
+        for sig in TERM KILL; do
+            while read -r pid name start; do
+                if [ -z "$start" ] || [ "$(fleet_starttime "$pid")" != "$start" ]; then continue; fi
+                kill "-$sig" -- "-$pid" 2>/dev/null || kill "-$sig" "$pid" 2>/dev/null
+            done <"$st/pids"
+            [ "$sig" = KILL ] || sleep 0.3
+        done
     fi
     [ -d "$st/kube" ] && "$FLEET_SRC/tests/kube/kube-fixture.sh" stop "$st/kube" >/dev/null 2>&1
     [ -d "$st/consul" ] && "$FLEET_SRC/tests/lib/consul-dev.sh" stop "$st/consul" >/dev/null 2>&1

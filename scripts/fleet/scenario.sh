@@ -48,8 +48,18 @@ for tool in haproxy consul curl ethtool python3; do
     command -v "$tool" >/dev/null || fleet_die "$tool is not installed (scripts/bootstrap.sh)"
 done
 
+# Leftovers of a run that was killed before its trap could run (SIGKILL,
+# power loss): its owner is gone and it was not kept on purpose.
+for old in /tmp/drover-fleet.* /tmp/drover-e2e-fleet.*; do
+    if [ ! -f "$old/owner" ] || [ -e "$old/kept" ]; then continue; fi
+    kill -0 "$(cat "$old/owner")" 2>/dev/null && continue
+    echo "fleet: removing the leftovers of an interrupted run in $old"
+    fleet_down "$old"
+done
+
 [ -n "$state" ] || state=$(mktemp -d /tmp/drover-fleet.XXXXXX)
 fleet_init "$state"
+echo $$ >"$FLEET_STATE/owner"
 on_exit() {
     local rc=$?
     set +e
@@ -267,6 +277,7 @@ fi
 
 fleet_say "fleet scenario: ok"
 if [ "$keep" -eq 1 ]; then
+    touch "$FLEET_STATE/kept"
     leader_port=$(cat "$FLEET_STATE/exporter-1.metrics-port")
     cat <<EOF
 
