@@ -56,7 +56,14 @@ _Static_assert(DIRECTOR_TABLE_MAX_PROXIES <= (1u << PROXY_BITS), "proxy index mu
  * draw_per_row). Rows that need more get their block drawn further
  * (row_short); this only trades drawing against redrawing, results never
  * depend on it. */
-#define FIRST_LAMBDA  12u
+#define FIRST_LAMBDA 12u
+/* Rows look at arrivals up to a horizon of MAX_LAMBDA primary-set arrivals
+ * per row at most. Only very unequal weights get there (a row that must
+ * find one of a few light proxies among heavy ones); such a row then
+ * counts as finding no proxy: no failover secondary (rule 4 applies), or,
+ * for a primary, the direct race of fallback_primary(). This bounds the
+ * work at about MAX_LAMBDA candidates per row. */
+#define MAX_LAMBDA    256u
 #define LOG2_TAB_BITS 10
 #define LOG2_TAB_SIZE (1u << LOG2_TAB_BITS)
 
@@ -114,6 +121,9 @@ struct builder {
     uint32_t *row_start, *row_len;
     uint32_t *row_sorted; /* leading entries already in final order */
     uint32_t blocks_extended;
+    uint32_t *stamp; /* per proxy, for row_sort_all() */
+    uint32_t stamp_seq;
+    uint64_t horizon_max; /* see MAX_LAMBDA */
 
     /* matching state: row -> proxy, and per proxy a max-heap of its rows */
     uint8_t *in_set;
@@ -662,10 +672,41 @@ static inline uint32_t cand_proxy(uint64_t cand)
  * each proxy once (its first arrival). Lists are filed unsorted and put in
  * order only as far as someone looks: most rows never need more than their
  * first two or three. Returns false past the end of the drawn list. */
+static int cmp_cand(const void *x, const void *y)
+{
+    uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
+    return a < b ? -1 : a > b;
+}
+
+/* Puts all of row r in order at once: for the rare rows walked far, where
+ * picking one entry at a time would cost the square of the length. */
+static void row_sort_all(struct builder *b, uint32_t r, uint64_t *c)
+{
+    uint32_t sorted = b->row_sorted[r], len = b->row_len[r], out = sorted;
+    uint32_t stamp = ++b->stamp_seq;
+
+    qsort(c + sorted, len - sorted, sizeof(*c), cmp_cand);
+    for (uint32_t k = 0; k < sorted; k++)
+        b->stamp[cand_proxy(c[k])] = stamp;
+    for (uint32_t k = sorted; k < len; k++) {
+        uint32_t p = cand_proxy(c[k]);
+        if (b->stamp[p] == stamp)
+            continue; /* a later arrival of a proxy already in the row */
+        b->stamp[p] = stamp;
+        c[out++] = c[k];
+    }
+    b->row_len[r] = b->row_sorted[r] = out;
+}
+
 static bool row_at(struct builder *b, uint32_t r, uint32_t i, uint64_t *out)
 {
     uint64_t *c = b->blocks[r >> BLOCK_BITS].cand + b->row_start[r];
     uint32_t sorted = b->row_sorted[r];
+
+    if (i >= 8 && sorted < b->row_len[r]) {
+        row_sort_all(b, r, c);
+        sorted = b->row_sorted[r];
+    }
 
     while (sorted <= i) {
         uint32_t len = b->row_len[r];
@@ -695,30 +736,38 @@ static bool row_at(struct builder *b, uint32_t r, uint32_t i, uint64_t *out)
     return true;
 }
 
-/* Whether the row lists every member of a set, so that drawing further
- * cannot give it a new candidate. Only asked once the row has been walked
- * to its end, so the whole list is in order and free of repeats. */
-static bool row_complete(const struct builder *b, uint32_t r, const uint8_t *set, uint32_t size)
+/* Whether some member of the current set could still accept row r with a
+ * candidate that is not drawn yet. Undrawn candidates arrive after the
+ * block's horizon, so a member is out of the question when it is full of
+ * rows that all arrived before the horizon (a proxy only gets pickier while
+ * a matching runs). Deciding this without drawing matters when weights are
+ * very unequal: a weight-1 proxy next to weight-65,535 ones may not appear
+ * in a row until 65,535 times the usual horizon. */
+static bool set_open_beyond(const struct builder *b, uint32_t r)
 {
-    const uint64_t *c = b->blocks[r >> BLOCK_BITS].cand + b->row_start[r];
-    uint32_t seen = 0;
-    for (uint32_t i = 0; i < b->row_len[r]; i++)
-        seen += set[cand_proxy(c[i])];
-    return seen == size;
+    uint64_t horizon_key = (b->blocks[r >> BLOCK_BITS].horizon >> PROXY_BITS) << PROXY_BITS;
+    for (uint32_t q = 0; q < b->n; q++) {
+        if (!b->in_set[q])
+            continue;
+        if (b->hlen[q] < b->cap[q] || b->heap[b->hoff[q]].cand >= horizon_key)
+            return true;
+    }
+    return false;
 }
 
 /* Row r needs candidates beyond its block's horizon: redraw the block to
- * twice the horizon. Every new arrival is later than every old one, so
- * each row's old list is a prefix of its new list: positions into the
- * lists and the matching built so far stay valid. */
+ * twice the horizon (1), unless it is at the limit (0). Every new arrival is later than every old
+ * one, so each row's old list is a prefix of its new list: positions into the lists and the
+ * matching built so far stay valid. */
 static int row_short(struct builder *b, uint32_t r)
 {
     struct block *bk = &b->blocks[r >> BLOCK_BITS];
-    if (bk->horizon > UINT64_MAX / 4)
-        return -EOVERFLOW; /* cannot happen with at least one usable proxy */
-    bk->horizon *= 2;
+    if (bk->horizon >= b->horizon_max)
+        return 0; /* the row gives up, see MAX_LAMBDA */
+    bk->horizon = bk->horizon > b->horizon_max / 2 ? b->horizon_max : 2 * bk->horizon;
     b->blocks_extended++;
-    return generate_block(b, r >> BLOCK_BITS);
+    int rc = generate_block(b, r >> BLOCK_BITS);
+    return rc < 0 ? rc : 1;
 }
 
 /* Deferred acceptance for the rows on the stack: each proposes to its next
@@ -741,13 +790,14 @@ static int propose(struct builder *b, uint32_t sp)
                 i++;
             if (!more) {
                 /* every member is full of better rows, or more must be drawn */
-                if (row_complete(b, r, b->in_set, b->set_size)) {
+                rc = set_open_beyond(b, r) ? row_short(b, r) : 0;
+                if (rc < 0)
+                    return rc;
+                if (rc == 0) {
                     b->pos[r] = i;
                     b->assign[r] = NONE;
                     break;
                 }
-                if ((rc = row_short(b, r)) < 0)
-                    return rc;
                 i--; /* retry position i with the longer list */
                 continue;
             }
@@ -848,28 +898,36 @@ static int failover(struct builder *b)
     return rc;
 }
 
-/* The earliest-arriving usable proxy of row r other than `except`: the
- * secondary of last resort. */
-static int best_other(struct builder *b, uint32_t r, uint16_t except, uint16_t *out)
+/* The secondary of last resort, for rows whose primary's other proxies
+ * have no room (two or three proxies, or very unequal weights): the member
+ * of `set` other than `except` that comes first in a separate weighted race,
+ * F(q, r) = -log2(u) / w(q) with u from draw 2^63 + r of q's stream (never
+ * used by the blocks). Computed directly, so no drawing is needed however
+ * rare a proxy's arrivals are. */
+static uint16_t race_first(const struct builder *b, uint32_t r, const uint8_t *set, uint16_t except)
 {
-    for (;;) {
-        uint64_t c;
-        for (uint32_t i = 0; row_at(b, r, i, &c); i++) {
-            uint32_t p = cand_proxy(c);
-            if (b->in_h[p] && p != except) {
-                *out = (uint16_t)p;
-                return 0;
-            }
+    uint16_t best = NONE;
+    uint64_t best_f = UINT64_MAX;
+
+    for (uint32_t q = 0; q < b->n; q++) {
+        if (!set[q] || q == except)
+            continue;
+        uint64_t x = mix64((b->k1[q] + ((1ULL << 63) + r) * 0x9e3779b97f4a7c15ULL) ^ b->k2[q]);
+        uint64_t f = (neglog2_q32(b->log2_tab, (x & ((1ULL << 48) - 1)) + 1) >> 8) * b->recip[q];
+        if (f < best_f) { /* ties: lowest index, as everywhere */
+            best_f = f;
+            best = (uint16_t)q;
         }
-        /* not drawn yet, unless the list already holds every usable proxy */
-        if (row_complete(b, r, b->in_h, b->nh)) {
-            *out = NONE;
-            return 0;
-        }
-        int rc = row_short(b, r);
-        if (rc < 0)
-            return rc;
     }
+    return best;
+}
+
+/* A primary for a row the matching left without one (only when weights are
+ * so unequal that MAX_LAMBDA cut its search short): the member of B first
+ * in the direct race of race_first(), capacity aside. */
+static uint16_t fallback_primary(const struct builder *b, uint32_t r)
+{
+    return race_first(b, r, b->in_b, NONE);
 }
 
 /* Every result, rows filled in. */
@@ -882,6 +940,9 @@ static int build_rows(struct builder *b, struct director_table_row *rows)
             return rc;
     set_use(b, b->in_b, NULL);
     rc = match(b, b->prim);
+    for (uint32_t r = 0; r < ROWS && rc == 0; r++)
+        if (b->prim[r] == NONE)
+            b->prim[r] = fallback_primary(b, r);
     if (rc == 0)
         rc = failover(b);
     if (rc == 0 && b->nd) {
@@ -906,9 +967,9 @@ static int build_rows(struct builder *b, struct director_table_row *rows)
         /* 3. where the row goes if its primary fails */
         if (s == NONE)
             s = b->fo[r];
-        /* 4. last resort: the next usable proxy in the row's ranking */
-        if (s == NONE && (rc = best_other(b, r, p, &s)) < 0)
-            return rc;
+        /* 4. last resort: a usable proxy other than the primary */
+        if (s == NONE)
+            s = race_first(b, r, b->in_h, p);
         rows[r].primary = p;
         rows[r].secondary = s;
     }
@@ -942,7 +1003,7 @@ static int builder_alloc(struct builder *b, uint32_t n)
     b->k1 = calloc(3 * np, sizeof(uint64_t));
     b->in_b = calloc(5 * np, 1);
     b->row_start = calloc(5 * (size_t)ROWS, sizeof(uint32_t));
-    b->px_epoch = calloc(np, sizeof(uint32_t));
+    b->px_epoch = calloc(2 * np, sizeof(uint32_t));
     b->assign = calloc(ROWS, sizeof(uint16_t));
     b->cap = calloc(3 * np, sizeof(uint32_t));
     b->stack = calloc(ROWS, sizeof(uint32_t));
@@ -962,6 +1023,7 @@ static int builder_alloc(struct builder *b, uint32_t n)
     b->pos = b->row_start + 2 * (size_t)ROWS;
     b->row_epoch = b->row_start + 3 * (size_t)ROWS;
     b->row_sorted = b->row_start + 4 * (size_t)ROWS;
+    b->stamp = b->px_epoch + np;
     b->hoff = b->cap + np;
     b->hlen = b->cap + 2 * np;
     b->fo = b->prim + ROWS;
@@ -1060,10 +1122,10 @@ int director_table_build(const struct director_table_config *cfg,
     for (uint32_t p = 0; p < b.n; p++)
         b.recip[p] = (1ULL << 32) / t->proxies[p].weight;
     uint64_t lambda = cfg && cfg->draw_per_row ? cfg->draw_per_row : FIRST_LAMBDA;
-    if (lambda > 1024)
-        lambda = 1024;
-    uint64_t horizon = (lambda << ARRIVAL_FRAC_BITS) / b.wsum_b;
-    horizon = horizon / 1000 * 1443;
+    if (lambda > MAX_LAMBDA)
+        lambda = MAX_LAMBDA;
+    uint64_t horizon = (lambda << ARRIVAL_FRAC_BITS) / b.wsum_b / 1000 * 1443;
+    b.horizon_max = ((uint64_t)MAX_LAMBDA << ARRIVAL_FRAC_BITS) / b.wsum_b / 1000 * 1443;
     for (uint32_t k = 0; k < BLOCKS; k++)
         b.blocks[k].horizon = horizon;
     rc = build_rows(&b, t->rows);
