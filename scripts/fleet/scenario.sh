@@ -63,7 +63,9 @@ echo $$ >"$FLEET_STATE/owner"
 on_exit() {
     local rc=$?
     set +e
-    if [ $rc -ne 0 ]; then
+    if [ $rc -eq 130 ]; then
+        echo "fleet: interrupted, tearing down" >&2
+    elif [ $rc -ne 0 ]; then
         echo "---- fleet failed; last lines of every log:" >&2
         for f in "$FLEET_STATE"/*.log "$FLEET_STATE"/consul/consul.log "$FLEET_STATE"/kube/fixture.log; do
             [ -s "$f" ] && { echo "== $f" >&2; tail -n 15 "$f" >&2; }
