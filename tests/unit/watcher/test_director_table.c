@@ -655,6 +655,25 @@ START_TEST(test_weights_proportional)
 }
 END_TEST
 
+/* Very unequal weights must not make the builder draw without end (a
+ * weight-1 proxy next to a weight-65,535 one shows up in a row about
+ * 65,535 times later): the build finishes and keeps every invariant. */
+START_TEST(test_extreme_weights_terminate)
+{
+    struct fleet *f = fleet_new(41);
+    f->in[0].weight = DIRECTOR_TABLE_MAX_WEIGHT;
+    for (size_t i = 1; i < f->n; i++)
+        f->in[i].weight = 1;
+    f->in[40].state = DIRECTOR_PROXY_FILLING;
+    struct director_table *t = build(f);
+    ck_assert_uint_gt(t->proxies[0].primary_rows, ROWS * 99 / 100);
+    for (uint32_t r = 0; r < ROWS; r++)
+        expect_row(t->rows[r].secondary != NONE, r);
+    director_table_free(t);
+    free(f);
+}
+END_TEST
+
 START_TEST(test_balance_goal_all_sizes)
 {
     static const size_t sizes[] = {16, 100, 255, 256, 257, 512, 700, 1000, 1024};
@@ -828,6 +847,7 @@ int main(void)
     tcase_add_test(tc, test_empty_and_all_inactive);
     tcase_add_test(tc, test_one_and_two_proxies);
     tcase_add_test(tc, test_weights_proportional);
+    tcase_add_test(tc, test_extreme_weights_terminate);
     tcase_add_test(tc, test_balance_goal_all_sizes);
     tcase_add_test(tc, test_load_factor_option);
     tcase_add_test(tc, test_validation);
