@@ -6,12 +6,14 @@ master-worker mode and tiny HTTP servers on loopback acting as NodePorts.
 usage: test_watcher.py DROVER_WATCHER CONSUL_DEV_SH TEMPLATE_DIR [SCENARIO...]
 
 Scenarios run in order on one setup (each leaves a state the next expects):
+  cold        no Consul and no snapshot file: nothing rendered, not ready
   churn       nodes added / made ineligible reach HAProxy through the runtime
               API (`show servers state`), the master's reload counter stays
   structural  a burst of structural changes inside one quiescence window
               gives exactly one reload
   badvalue    a value that would inject a directive never reaches HAProxy
-  badcheck    a config failing `haproxy -c` is refused; the old one serves
+  badcheck    a template error and a config failing `haproxy -c` are refused;
+              the old config serves
   agent       maintenance entries end up in the agent-checker state file and,
               through the real drover-agent-checker ($DROVER_AGENT_CHECKER),
               in HAProxy's admin state and weights
@@ -39,7 +41,7 @@ import socketserver
 
 WATCHER, CONSUL_DEV, TEMPLATES = sys.argv[1:4]
 AGENT_CHECKER = os.environ.get("DROVER_AGENT_CHECKER")
-SCENARIOS = sys.argv[4:] or ["churn", "structural", "badvalue", "badcheck", "agent",
+SCENARIOS = sys.argv[4:] or ["cold", "churn", "structural", "badvalue", "badcheck", "agent",
                              "render", "consuldown", "guard", "restart"]
 ROOT = "drover/v1/"
 procs = []
@@ -256,6 +258,41 @@ def cfg_text():
 
 # ---- scenarios ----
 
+def sc_cold():
+    cold = os.path.join(work, "cold")
+    os.makedirs(cold)
+    port = free_port()
+    args = [WATCHER, "--consul-addr", "http://127.0.0.1:%d" % free_port(),
+            "--haproxy-cluster", "edge", "--kube-cluster", "prod-a", "--template-dir", TPL,
+            "--config-dir", os.path.join(cold, "cfg"),
+            "--haproxy-master-socket", os.path.join(cold, "m.sock"),
+            "--haproxy-stats-socket", os.path.join(cold, "s.sock"),
+            "--agent-state-file", os.path.join(cold, "agent.json"),
+            "--snapshot-file", os.path.join(cold, "snap.pb"),
+            "--metrics-addr", "127.0.0.1:%d" % port]
+    logpath = os.path.join(cold, "log")
+    p = subprocess.Popen(args, stdout=open(logpath, "ab"), stderr=subprocess.STDOUT)
+    procs.append(p)
+    try:
+        def status():
+            try:
+                urllib.request.urlopen("http://127.0.0.1:%d/readyz" % port, timeout=2)
+                return "200"
+            except urllib.error.HTTPError as e:
+                return str(e.code)
+        assert wait_for("cold watcher answering", status) == "503"
+        with open(logpath) as f:
+            wait_for("consul errors logged", lambda: "fail static" in open(logpath).read())
+            assert "no snapshot file" in f.read()
+        assert status() == "503"
+        assert not os.listdir(os.path.join(cold, "cfg"))
+        assert not os.path.exists(os.path.join(cold, "agent.json"))
+        assert p.poll() is None
+    finally:
+        p.terminate()
+        p.wait(timeout=10)
+
+
 def sc_churn():
     r0 = master_reloads()
     kv_put("kube/prod-a/nodes/n2", node("127.0.0.2"))
@@ -326,6 +363,12 @@ def sc_badcheck():
     kv_put("haproxy/edge/services/web", service(slots=8, maxconn=1002, template="broken"))
     wait_for("render failure counted",
              lambda: metric("drover_watcher_render_failures_total") > f0, timeout=10)
+    assert cfg_text() == before
+    assert master_reloads() == r0
+    # a template that fails to render (a key the data lacks)
+    kv_put("haproxy/edge/services/web", service(slots=8, maxconn=1002, template="nokey"))
+    wait_for("template error counted",
+             lambda: metric("drover_watcher_render_failures_total") > f0 + 1, timeout=10)
     assert cfg_text() == before
     assert master_reloads() == r0
     requests_ok()
@@ -514,6 +557,8 @@ def main():
     # a template that renders but that HAProxy refuses
     with open(os.path.join(TPL, "broken.mustache"), "w") as f:
         f.write("{{> global}}\n\n{{> defaults}}\n    no-such-directive {{service.name | name}}\n")
+    with open(os.path.join(TPL, "nokey.mustache"), "w") as f:
+        f.write("{{> global}}\n\n{{> defaults}}\n    maxconn {{service.no_such_key | uint}}\n")
     MASTER, STATS = os.path.join(work, "master.sock"), os.path.join(work, "stats.sock")
     AGENT, SNAP = os.path.join(work, "agent.json"), os.path.join(work, "snap.pb")
     if AGENT_CHECKER:
