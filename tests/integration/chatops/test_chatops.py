@@ -1,0 +1,444 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+"""ChatOps to HAProxy, end to end: `droverctl` writes a maintenance entry to
+a real Consul dev agent (the `chatops_consul` CTest fixture), the real
+drover-watcher renders it into the agent state file, the real
+drover-agent-checker answers HAProxy 2.6 (master-worker) from that file, and
+HAProxy's stats socket shows the result.
+
+usage: test_chatops.py DROVERCTL DROVER_WATCHER DROVER_AGENT_CHECKER
+                       CONSUL_DEV_SH TEMPLATE_DIR
+
+The fleet is seeded the way the exporter writes it: kube cluster prod-a with
+node-a (127.0.0.2) and node-b (127.0.0.3), each running a tiny HTTP server
+on one NodePort (node-a answers "node1", node-b "node2"), and HAProxy
+cluster edge with service web (backend be_web from kube web/http).
+
+Checked, in order, while a request loop through HAProxy counts failures
+(there must be none, from the first request to the last):
+  drain   `droverctl drain node-a --reason "disk swap" --author alice`:
+          node-a's server is DRAIN with "disk swap" in its agent text, new
+          requests go to node-b only
+  ready   `droverctl ready node-a`: UP again, both nodes serve
+  restart drained again, the agent-checker restarted: the new process
+          answers "drain" from the state file and HAProxy stays DRAIN
+  down    agent-checker stopped: HAProxy sees failing agent checks and
+          marks no server down over 10 agent intervals
+  offline a drain issued while the agent-checker is down reaches HAProxy
+          once it starts (state read from the file at start)
+  weight  `droverctl weight node-b 50%`: node-b's effective weight halves
+  audit   `droverctl history --json` holds every change with its author
+
+The helpers (HTTP NodePort servers, Consul KV, HAProxy sockets, starting the
+watcher) come from tests/integration/watcher/test_watcher.py, the
+agent-checker process and the agent protocol from
+tests/integration/agent-checker/agentlib.py, the droverctl runner and the
+exporter-shaped node values from tests/integration/ctl/ctllib.py.
+"""
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+IT = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(IT, "ctl"))
+sys.path.insert(0, os.path.join(IT, "agent-checker"))
+import agentlib  # noqa: E402
+import ctllib  # noqa: E402
+
+CTL, WATCHER, AGENT_CHECKER, CONSUL_DEV, TEMPLATES = sys.argv[1:6]
+ROOT = "drover/v1/"  # the watcher's default KV root
+AGENT_INTER = 0.3  # --agent-interval the watcher renders (test_watcher.start_watcher)
+
+
+def load_watcher_helpers():
+    """test_watcher.py as a module: it reads its binaries from argv and makes
+    its temp dir at import; main() is not run."""
+    argv = sys.argv
+    sys.argv = [argv[0], WATCHER, CONSUL_DEV, TEMPLATES]
+    try:
+        spec = importlib.util.spec_from_file_location(
+            "watcher_helpers", os.path.join(IT, "watcher", "test_watcher.py"))
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        return mod
+    finally:
+        sys.argv = argv
+
+
+tw = None  # the watcher test's helpers, loaded in main()
+agent = None  # agentlib.Daemon
+loop = None  # RequestLoop
+
+
+def log(*a):
+    tw.log(*a)
+
+
+class RequestLoop:
+    """GET / through HAProxy, back to back, in a thread: counts answers by
+    node and keeps every failure."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.ok = 0
+        self.failures = []
+        self.seen = {}
+        self.stop_ev = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self):
+        while not self.stop_ev.is_set():
+            try:
+                who = tw.get().strip()
+                with self.lock:
+                    self.ok += 1
+                    self.seen[who] = self.seen.get(who, 0) + 1
+            except Exception as e:  # noqa: BLE001 - every failure counts
+                with self.lock:
+                    self.failures.append("%.2f %r" % (time.time() - tw.T0, e))
+            time.sleep(0.01)
+
+    def mark(self):
+        """(ok, answers by node) so far; compare two marks for a window."""
+        with self.lock:
+            return self.ok, dict(self.seen)
+
+    def assert_clean(self, what):
+        with self.lock:
+            assert not self.failures, "%s: requests through HAProxy failed: %s" % (
+                what, self.failures[:5])
+
+    def stop(self):
+        self.stop_ev.set()
+        self.thread.join(timeout=10)
+
+
+def stat_rows():
+    """`show stat` rows of be_web servers, by address "ip:port"."""
+    text = tw.sock_cmd(tw.STATS, "show stat")
+    lines = text.splitlines()
+    hdr = lines[0].lstrip("# ").split(",")
+    rows = {}
+    for l in lines[1:]:
+        if not l:
+            continue
+        r = dict(zip(hdr, l.split(",")))
+        if r.get("pxname") == "be_web" and r.get("svname") not in ("FRONTEND", "BACKEND"):
+            rows[r.get("addr", "")] = r
+    return rows
+
+
+def srv(addr):
+    return stat_rows().get("%s:%d" % (addr, tw.NODE_PORT))
+
+
+def status_of(addr):
+    r = srv(addr)
+    return r and r["status"]
+
+
+def is_status(addr, want, text=None):
+    """The server's status starts with want ("DRAIN" also matches
+    "DRAIN (agent)") and, if given, text is in the agent's last answer."""
+    r = srv(addr)
+    if not r:
+        return False
+    ok = (r["status"] == want or r["status"].startswith(want + " ")) and (
+        text is None or text in r.get("last_agt", ""))
+    return ok or None
+
+
+def wait_status(addr, want, text=None, timeout=15):
+    """Poll until the status is reached; report the last row on timeout."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if is_status(addr, want, text):
+            return srv(addr)
+        time.sleep(0.05)
+    r = srv(addr) or {}
+    raise AssertionError("timed out after %ss waiting for %s to be %s%s (status %r, last_agt "
+                         "%r, agent_status %r)" % (timeout, addr, want,
+                                                   " with %r" % text if text else "",
+                                                   r.get("status"), r.get("last_agt"),
+                                                   r.get("agent_status")))
+
+
+def ctl(*args, ok=True):
+    rc, out, err = CTL_RUNNER.run(*args)
+    log("droverctl", " ".join(args), "->", rc, out.strip().replace("\n", " | "))
+    if ok:
+        assert rc == 0, "droverctl %s failed (%d): %s %s" % (" ".join(args), rc, out, err)
+    return rc, out, err
+
+
+def agent_state_entry(addr):
+    """The watcher's agent state file entry of the slot holding addr."""
+    with open(tw.AGENT) as f:
+        st = json.load(f)
+    for name, v in tw.servers_state("be_web").items():
+        if v[0] == addr:
+            return st["servers"].get("be_web/" + name)
+    return None
+
+
+def slot_of(addr):
+    for name, v in tw.servers_state("be_web").items():
+        if v[0] == addr:
+            return name
+    raise AssertionError("no be_web slot holds %s" % addr)
+
+
+def start_agent():
+    """(Re)start the agent-checker on its fixed ports and wait until it
+    answers the agent protocol (its log is appended to across restarts, so
+    the log line agentlib waits for is not proof of a new process)."""
+    agent.start()
+
+    def answers():
+        try:
+            return agentlib.ask(agent.port, b"be_web/none\n").endswith(b"\n")
+        except OSError:
+            return False  # not listening yet
+    agentlib.wait_until("restarted agent-checker answering", answers, timeout=10)
+
+
+def metric_replies(admin):
+    """Replies with this admin word served by the current agent-checker."""
+    _, body = agent.http("/metrics")
+    n = 0.0
+    for line in body.splitlines():
+        if line.startswith("drover_agent_checker_replies_total{") and \
+                'admin="%s"' % admin in line:
+            n += float(line.rsplit(" ", 1)[1])
+    return n
+
+
+# ---- steps ----
+
+def step_drain():
+    ctl("drain", "node-a", "--reason", "disk swap", "--author", "alice")
+    row = wait_status(A, "DRAIN", "disk swap", timeout=15)
+    log("drain: node-a", row["status"], "last_agt:", row["last_agt"])
+    # the runtime view agrees: admin state has a drain flag (0x08 forced
+    # drain, as the agent sets it; 0x10 inherited)
+    admin = tw.servers_state("be_web")[slot_of(A)][3]
+    assert admin & 0x18 and not admin & 0x23, "show servers state admin %#x" % admin
+    assert is_status(B, "UP"), status_of(B)
+    # a draining server takes no new requests: from now on only node-b
+    # answers (two requests first, so one already on its way to node-a
+    # before the drain is not counted)
+    pre, _ = loop.mark()
+    agentlib.wait_until("2 more requests", lambda: loop.mark()[0] >= pre + 2, timeout=15)
+    ok0, seen0 = loop.mark()
+    agentlib.wait_until("20 more requests", lambda: loop.mark()[0] >= ok0 + 20, timeout=15)
+    ok1, seen1 = loop.mark()
+    assert seen1.get("node1", 0) == seen0.get("node1", 0), (
+        "node-a (DRAIN) got new requests", seen0, seen1)
+    loop.assert_clean("drain")
+
+
+def step_ready():
+    ctl("ready", "node-a", "--author", "alice")
+    wait_status(A, "UP", timeout=15)
+    ok0, seen0 = loop.mark()
+    agentlib.wait_until("node-a serving again", lambda: loop.mark()[1].get("node1", 0) >
+                        seen0.get("node1", 0), timeout=15)
+    loop.assert_clean("ready")
+
+
+def step_restart():
+    ctl("drain", "node-a", "--reason", "disk swap", "--author", "alice")
+    wait_status(A, "DRAIN", "disk swap", timeout=15)
+    assert agent.stop() == 0, "agent-checker did not exit cleanly on SIGTERM"
+    start_agent()
+    # the new process must answer "drain" for node-a (from the state file it
+    # read at start) and HAProxy must keep the server in DRAIN: a checker
+    # that lost its state would answer "ready" and HAProxy would go UP
+    reply = agentlib.ask(agent.port, ("be_web/%s\n" % slot_of(A)).encode())
+    assert reply.startswith(b"drain up") and b"disk swap" in reply, reply
+    agentlib.wait_until("HAProxy checked the restarted agent-checker",
+                        lambda: metric_replies("drain") >= 3, timeout=15)
+    assert is_status(A, "DRAIN", "disk swap"), srv(A)
+    assert is_status(B, "UP"), srv(B)
+    log("restart: still", srv(A)["status"], "after", metric_replies("drain"), "drain replies")
+    ctl("ready", "node-a", "--author", "alice")
+    wait_status(A, "UP", timeout=15)
+    loop.assert_clean("restart")
+
+
+def step_down():
+    assert agent.stop() == 0
+    # HAProxy must actually be failing the agent checks for this to mean
+    # anything: L4CON (connection refused) on both servers
+    agentlib.wait_until("HAProxy to see failing agent checks", lambda: all(
+        srv(x)["agent_status"].startswith("L4") for x in (A, B)), timeout=10)
+    # a negative check needs a window: 10 agent intervals (well past the
+    # default fall of 3), no server may leave UP and requests must go on
+    ok0, _ = loop.mark()
+    end = time.monotonic() + 10 * AGENT_INTER
+    while time.monotonic() < end:
+        for x in (A, B):
+            r = srv(x)
+            assert r["status"] == "UP", ("agent-checker down marked a server", x, r["status"],
+                                         r["agent_status"])
+        time.sleep(0.05)
+    assert srv(A)["agent_status"].startswith("L4"), srv(A)["agent_status"]
+    assert loop.mark()[0] > ok0, "no requests served while the agent-checker was down"
+    loop.assert_clean("agent-checker down")
+
+
+def step_offline():
+    # drain while the agent-checker is down: the watcher writes the state
+    # file, HAProxy cannot know yet (nothing answers it)
+    ctl("drain", "node-a", "--reason", "disk swap", "--author", "alice")
+    agentlib.wait_until("drain in the agent state file", lambda: (
+        agent_state_entry(A) or {}).get("admin") == "drain", timeout=15)
+    assert is_status(A, "UP"), srv(A)
+    start_agent()
+    wait_status(A, "DRAIN", "disk swap", timeout=15)
+    ctl("ready", "node-a", "--author", "alice")
+    wait_status(A, "UP", timeout=15)
+    loop.assert_clean("offline")
+
+
+def step_weight():
+    w0 = int(srv(B)["weight"])
+    assert w0 >= 2 and int(srv(A)["weight"]) == w0, (srv(A)["weight"], w0)
+    ctl("weight", "node-b", "50%", "--author", "alice")
+    agentlib.wait_until("node-b at half weight", lambda: int(srv(B)["weight"]) == w0 // 2,
+                        timeout=15)
+    assert int(srv(A)["weight"]) == w0 and is_status(B, "UP") and is_status(A, "UP")
+    log("weight: node-b", w0, "->", srv(B)["weight"], "last_agt:", srv(B)["last_agt"])
+    loop.assert_clean("weight")
+
+
+def step_audit():
+    rc, out, err = ctl("history", "--json")
+    entries = json.loads(out)["entries"]
+    got = [(e["action"], e["target"], e.get("author"), e.get("reason")) for e in entries]
+    a, b = "node/prod-a/node-a", "node/prod-a/node-b"
+    want = [("drain", a, "alice", "disk swap"), ("ready", a, "alice", None)] * 3 + [
+        ("weight", b, "alice", None)]
+    assert [g[:3] for g in got] == [w[:3] for w in want], got
+    assert all(g[3] == "disk swap" for g in got if g[0] == "drain"), got
+    assert all(e.get("source") == "cli" for e in entries), entries
+
+
+def main():
+    global tw, agent, loop, CTL_RUNNER, A, B
+    if not shutil.which("haproxy"):
+        print("SKIP: haproxy not installed (scripts/bootstrap.sh installs it)")
+        return 77
+    tw = load_watcher_helpers()
+    # a temp dir named after this test (the module made one of its own)
+    shutil.rmtree(tw.work, ignore_errors=True)
+    tw.work = tempfile.mkdtemp(prefix="drover-chatops-it.")
+    tw.consul_state = os.path.join(tw.work, "consul")
+    state = os.environ.get("DROVER_CONSUL_STATE")
+    if state:
+        tw.consul_state = state  # the CTest fixture's agent
+    else:
+        tw.consul("start")  # run by hand: a private agent, stopped in cleanup
+    A, B = "127.0.0.2", "127.0.0.3"
+    kv = ctllib.KV(tw.consul_addr(), ROOT)
+    kv.delete_tree()
+    tw.NODE_PORT, _ = tw.start_backends([A, B])
+    tw.FE_PORT, tw.METRICS_PORT = tw.free_port(), tw.free_port()
+    agent = agentlib.Daemon(AGENT_CHECKER, tw.work, state_name="agent.json")
+    tw.AGENT_PORT, tw.AGENT = agent.port, agent.state
+    tw.CFG, tw.TPL = os.path.join(tw.work, "cfg"), os.path.join(tw.work, "templates")
+    shutil.copytree(TEMPLATES, tw.TPL)
+    tw.MASTER, tw.STATS = os.path.join(tw.work, "master.sock"), os.path.join(tw.work, "stats.sock")
+    tw.SNAP = os.path.join(tw.work, "snap.pb")
+    CTL_RUNNER = ctllib.Ctl(CTL, tw.consul_addr(), ROOT, ["--cluster", "prod-a"])
+
+    # the exporter's view of prod-a and the operator's service definition
+    kv.put("kube/prod-a/nodes/node-a", ctllib.node("node-a", "prod-a", A))
+    kv.put("kube/prod-a/nodes/node-b", ctllib.node("node-b", "prod-a", B))
+    kv.put("kube/prod-a/services/default/web/http",
+           {"cluster": "prod-a", "namespace": "default", "service": "web", "port_name": "http",
+            "node_port": tw.NODE_PORT, "health_check_port": tw.NODE_PORT, "protocol": "TCP"})
+    kv.put("haproxy/edge/services/web", tw.service(slots=4))
+
+    agent.start()
+    tw.start_watcher()
+    tw.wait_for("first config", lambda: os.path.exists(os.path.join(tw.CFG, "web.cfg")))
+    tw.wait_for("watcher /readyz", tw.readyz)
+    hp = subprocess.Popen(["haproxy", "-W", "-S", tw.MASTER, "-f", tw.CFG],
+                          stdout=open(os.path.join(tw.work, "haproxy.log"), "ab"),
+                          stderr=subprocess.STDOUT)
+    tw.procs.append(hp)
+    tw.wait_for("haproxy serving through both nodes",
+                lambda: tw.requests_ok(8) == {"node1", "node2"}, timeout=20)
+    wait_status(A, "UP")
+    wait_status(B, "UP")
+    loop = RequestLoop()
+    loop.thread.start()
+    for step in (step_drain, step_ready, step_restart, step_down, step_offline, step_weight,
+                 step_audit):
+        log("step", step.__name__[5:])
+        step()
+        log("step", step.__name__[5:], "ok")
+    loop.stop()
+    loop.assert_clean("whole run")
+    log("requests through HAProxy: %d, by node %s, failures 0" % loop.mark())
+    return 0
+
+
+def dump_diagnostics():
+    try:
+        for addr, r in stat_rows().items():
+            print("---- show stat %s: status %s weight %s agent_status %s last_agt %r" % (
+                addr, r.get("status"), r.get("weight"), r.get("agent_status"),
+                r.get("last_agt")))
+    except Exception:  # noqa: BLE001 - best effort
+        pass
+    if agent:
+        print("---- last lines of agent-checker log\n" + "".join(
+            agent.logs().splitlines(True)[-30:]))
+    for f in ("watcher.log", "haproxy.log"):
+        p = os.path.join(tw.work, f)
+        if os.path.exists(p):
+            print("---- last lines of", f)
+            with open(p, errors="replace") as fh:
+                print("".join(fh.readlines()[-40:]))
+
+
+if __name__ == "__main__":
+    rc = 1
+    try:
+        rc = main()
+    except Exception:  # noqa: BLE001 - reported, then cleaned up
+        import traceback
+        traceback.print_exc()
+        if tw:
+            dump_diagnostics()
+    finally:
+        if loop:
+            loop.stop()
+        if agent:
+            try:
+                agent.stop()
+            except Exception:  # noqa: BLE001
+                pass
+        if tw:
+            for p in reversed(tw.procs):
+                if p.poll() is None:
+                    p.terminate()
+                    try:
+                        p.wait(timeout=10)
+                    except subprocess.TimeoutExpired:
+                        p.kill()
+                        p.wait()
+            if not os.environ.get("DROVER_CONSUL_STATE"):
+                subprocess.run([CONSUL_DEV, "stop", tw.consul_state], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+            shutil.rmtree(tw.work, ignore_errors=True)
+    sys.exit(rc)
