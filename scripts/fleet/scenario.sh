@@ -44,7 +44,7 @@ for b in "$FLEET_BIN_DIRECTOR" "$FLEET_BIN_AGENT" "$FLEET_BIN_EXPORTER" "$FLEET_
     "$FLEET_BIN_CTL" "$XDP_PASS"; do
     [ -e "$b" ] || fleet_die "$b is missing: build the e2e_fleet_deps target first"
 done
-for tool in haproxy consul curl ethtool python3; do
+for tool in haproxy consul curl ethtool python3 socat ss; do
     command -v "$tool" >/dev/null || fleet_die "$tool is not installed (scripts/bootstrap.sh)"
 done
 
