@@ -63,7 +63,7 @@ _Static_assert(DIRECTOR_TABLE_MAX_PROXIES <= (1u << PROXY_BITS), "proxy index mu
  * counts as finding no proxy: no failover secondary (rule 4 applies), or,
  * for a primary, the direct race of fallback_primary(). This bounds the
  * work at about MAX_LAMBDA candidates per row. */
-#define MAX_LAMBDA    256u
+#define MAX_LAMBDA    64u
 #define LOG2_TAB_BITS 10
 #define LOG2_TAB_SIZE (1u << LOG2_TAB_BITS)
 
