@@ -13,6 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "timefmt.h"
+
 /* Largest state file we read: 50k servers with long reasons fit in a few
  * MiB; anything bigger is not something the watcher wrote. */
 #define STATE_FILE_MAX (64u << 20)
@@ -76,69 +78,6 @@ static void set_err(struct agent_state_error *err, int line, int column, const c
     va_start(ap, fmt);
     vsnprintf(err->text, sizeof(err->text), fmt, ap);
     va_end(ap);
-}
-
-static int days_from_civil(int y, int m, int d, int64_t *out)
-{
-    /* Howard Hinnant's days-from-civil: exact for the proleptic Gregorian
-     * calendar, no timegm()/TZ dependency. */
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    *out = era * 146097 + doe - 719468;
-    return 0;
-}
-
-static int digits(const char *s, int n)
-{
-    int v = 0;
-    for (int i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return -1;
-        v = v * 10 + (s[i] - '0');
-    }
-    return v;
-}
-
-int agent_time_parse(const char *s, int64_t *out)
-{
-    static const int mdays[12] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    if (!s || strnlen(s, 21) < 20)
-        return -EINVAL;
-    int y = digits(s, 4), mo = digits(s + 5, 2), d = digits(s + 8, 2);
-    int h = digits(s + 11, 2), mi = digits(s + 14, 2), se = digits(s + 17, 2);
-    if (y < 0 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || h < 0 || h > 23 || mi < 0 ||
-        mi > 59 || se < 0 || se > 60 || s[4] != '-' || s[7] != '-' ||
-        (s[10] != 'T' && s[10] != 't' && s[10] != ' ') || s[13] != ':' || s[16] != ':')
-        return -EINVAL;
-    const char *p = s + 19;
-    if (*p == '.') {
-        p++;
-        if (*p < '0' || *p > '9')
-            return -EINVAL;
-        while (*p >= '0' && *p <= '9')
-            p++;
-    }
-    int offset = 0;
-    if (*p == 'Z' || *p == 'z') {
-        p++;
-    } else if (*p == '+' || *p == '-') {
-        int oh = digits(p + 1, 2), om = p[1] && p[2] ? digits(p + 4, 2) : -1;
-        if (oh < 0 || oh > 23 || p[3] != ':' || om < 0 || om > 59)
-            return -EINVAL;
-        offset = (oh * 60 + om) * 60 * (*p == '-' ? -1 : 1);
-        p += 6;
-    } else {
-        return -EINVAL;
-    }
-    if (*p)
-        return -EINVAL;
-    int64_t days;
-    days_from_civil(y, mo, d, &days);
-    *out = days * 86400 + h * 3600 + mi * 60 + se - offset;
-    return 0;
 }
 
 static int arena_add(struct agent_state *st, const char *s, size_t n, uint32_t *off)
@@ -224,7 +163,7 @@ static int parse_entry(struct agent_state *st, const char *path, json_t *obj, st
         author = json_string_value(v);
     }
     if ((v = json_object_get(obj, "expires")) && !json_is_null(v)) {
-        if (!json_is_string(v) || agent_time_parse(json_string_value(v), &e->expires) < 0) {
+        if (!json_is_string(v) || timefmt_parse_rfc3339(json_string_value(v), &e->expires) < 0) {
             set_err(err, 0, 0, "%s.expires: expected an RFC 3339 time", path);
             return -EINVAL;
         }
@@ -364,7 +303,7 @@ int agent_state_parse(const char *buf, size_t len, struct agent_state **out,
         goto out;
     }
     if ((v = json_object_get(root, "generated")) && !json_is_null(v)) {
-        if (!json_is_string(v) || agent_time_parse(json_string_value(v), &st->generated) < 0) {
+        if (!json_is_string(v) || timefmt_parse_rfc3339(json_string_value(v), &st->generated) < 0) {
             set_err(err, 0, 0, "generated: expected an RFC 3339 time");
             goto out;
         }

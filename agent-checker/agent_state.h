@@ -71,8 +71,4 @@ size_t agent_state_count(const struct agent_state *st);
 /* The file's "generated" time in unix seconds, 0 if absent. */
 int64_t agent_state_generated(const struct agent_state *st);
 
-/* Parse an RFC 3339 timestamp ("2026-11-23T15:00:00Z", fractions and
- * "+hh:mm" offsets allowed) to unix seconds; 0 or -EINVAL. */
-int agent_time_parse(const char *text, int64_t *out);
-
 #endif

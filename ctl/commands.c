@@ -11,9 +11,9 @@
 #include <sys/random.h>
 #include <time.h>
 
-#include "ctl_time.h"
 #include "errmsg.h"
 #include "log.h"
+#include "timefmt.h"
 
 #define ERRLEN 1024
 
@@ -162,7 +162,7 @@ static void audit_key(const struct ctl_settings *s, int64_t now_ms, char *out, s
         uint32_t x = (uint32_t)clock() ^ (uint32_t)now_ms * 2654435761u;
         memcpy(r, &x, sizeof(r));
     }
-    ctl_time_stamp(now_ms, stamp, sizeof(stamp));
+    timefmt_format_stamp_ms(now_ms, stamp, sizeof(stamp));
     snprintf(out, outlen, "%saudit/%s-%02x%02x%02x%02x", s->root, stamp, r[0], r[1], r[2], r[3]);
 }
 
@@ -173,7 +173,7 @@ static json_t *audit_value(const struct ctl_command *cmd, const char *author, co
     char t[40];
     json_t *a;
 
-    ctl_time_format(now_ms / 1000, t, sizeof(t));
+    timefmt_format_rfc3339(now_ms / 1000, t, sizeof(t));
     a = json_pack("{s:s, s:s, s:s, s:s, s:s, s:O?, s:O?}", "time", t, "author", author, "source",
                   ctl_source_name(cmd->source), "action", action, "target", target, "before",
                   before, "after", after);
@@ -288,7 +288,7 @@ int ctl_maint_next(const struct ctl_command *cmd, const char *id, const struct c
     if (cur && cur->state == state && cur->weight == weight && cur->expires_unix == expires &&
         ((!cur->reason && !reason) || (cur->reason && reason && !strcmp(cur->reason, reason))))
         return 2;
-    ctl_time_format(now, t, sizeof(t));
+    timefmt_format_rfc3339(now, t, sizeof(t));
     json_t *v = json_pack("{s:s, s:s, s:s, s:s}", "target", id, "state", ctl_state_name(state),
                           "author", author, "created", t);
     if (!v)
@@ -298,7 +298,7 @@ int ctl_maint_next(const struct ctl_command *cmd, const char *id, const struct c
     if (reason && *reason)
         json_object_set_new(v, "reason", json_string(reason));
     if (expires > 0) {
-        ctl_time_format(expires, t, sizeof(t));
+        timefmt_format_rfc3339(expires, t, sizeof(t));
         json_object_set_new(v, "expires", json_string(t));
     }
     *out = v;

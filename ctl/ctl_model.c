@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ctl_time.h"
 #include "errmsg.h"
+#include "timefmt.h"
 
 #define SLOTS_DEFAULT 16
 
@@ -215,7 +215,7 @@ int ctl_maint_parse(const char *id, const char *value, size_t len, struct ctl_ma
         e->weight = (int)json_integer_value(w);
     }
     e->expires = jstr(v, "expires");
-    if (e->expires && ctl_time_parse(e->expires, &e->expires_unix) < 0) {
+    if (e->expires && timefmt_parse_rfc3339(e->expires, &e->expires_unix) < 0) {
         errmsg_set(err, errlen, "maintenance/%s: bad expires '%.40s'", id, e->expires);
         goto out;
     }

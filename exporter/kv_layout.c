@@ -10,10 +10,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "array_grow.h"
 #include "log.h"
+#include "timefmt.h"
 
 static char *str_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static char *str_printf(const char *fmt, ...)
@@ -349,11 +349,8 @@ char *kv_layout_node_value(const struct kv_layout *l, const struct node_record *
 
 char *kv_layout_meta_value(const struct kv_layout *l, const struct kv_meta *m)
 {
-    char ts[32] = "";
-    time_t t = (time_t)m->last_full_sync_unix;
-    struct tm tm;
-    if (gmtime_r(&t, &tm))
-        strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    char ts[TIMEFMT_BUF_SIZE];
+    timefmt_format_rfc3339(m->last_full_sync_unix, ts, sizeof(ts)); /* "" when out of range */
     json_t *o = json_pack("{s:s, s:i, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:b}", "cluster",
                           l->cluster, "schema", KV_LAYOUT_SCHEMA_VERSION, "exporter_version",
                           m->exporter_version ? m->exporter_version : "unknown", "last_full_sync",

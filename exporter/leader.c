@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "timefmt.h"
 
 struct leader {
     uv_loop_t *loop;
@@ -235,13 +236,10 @@ static void on_acquired(void *arg, struct consul_response *resp)
 
 static void try_acquire(struct leader *l)
 {
-    char value[512], when[32];
+    char value[512], when[TIMEFMT_BUF_SIZE];
     if (!l->session || l->acquiring || l->stopping)
         return;
-    time_t now = time(NULL);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    timefmt_format_rfc3339((int64_t)time(NULL), when, sizeof(when));
     snprintf(value, sizeof(value), "{\"acquired\":\"%s\",\"holder\":\"%s\",\"version\":\"%s\"}",
              when, l->holder, l->version);
     l->acquiring = true;

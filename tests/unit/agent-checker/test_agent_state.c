@@ -241,35 +241,6 @@ START_TEST(test_reason_sanitised_and_cut)
 }
 END_TEST
 
-START_TEST(test_time_parse)
-{
-    int64_t t;
-    ck_assert_int_eq(agent_time_parse("2026-11-23T15:00:00Z", &t), 0);
-    ck_assert_int_eq(t, T_1500);
-    ck_assert_int_eq(agent_time_parse("2026-11-23T15:00:00.123456Z", &t), 0);
-    ck_assert_int_eq(t, T_1500);
-    ck_assert_int_eq(agent_time_parse("2026-11-23T10:00:00-05:00", &t), 0);
-    ck_assert_int_eq(t, T_1500);
-    ck_assert_int_eq(agent_time_parse("1970-01-01T00:00:00Z", &t), 0);
-    ck_assert_int_eq(t, 0);
-    ck_assert_int_eq(agent_time_parse("2024-02-29T00:00:00Z", &t), 0);
-    ck_assert_int_eq(t, 1709164800);
-    static const char *bad[] = {"",
-                                "2026-11-23",
-                                "2026-11-23T15:00:00",
-                                "2026-11-23T25:00:00Z",
-                                "2026-11-32T00:00:00Z",
-                                "2026-11-23T15:00:00Zjunk",
-                                "2026-11-23T15:00:00+0100",
-                                "2026-11-23T15:00:00.Z",
-                                "20261123T150000Z",
-                                NULL};
-    for (int i = 0; bad[i]; i++)
-        ck_assert_msg(agent_time_parse(bad[i], &t) == -EINVAL, "accepted '%s'", bad[i]);
-    ck_assert_int_eq(agent_time_parse(NULL, &t), -EINVAL);
-}
-END_TEST
-
 START_TEST(test_load_file)
 {
     char dir[] = "/tmp/agent-state-test-XXXXXX";
@@ -340,7 +311,6 @@ int main(void)
     tcase_add_test(tc, test_bad_json_has_position);
     tcase_add_test(tc, test_wrong_types_rejected_with_path);
     tcase_add_test(tc, test_reason_sanitised_and_cut);
-    tcase_add_test(tc, test_time_parse);
     tcase_add_test(tc, test_load_file);
     tcase_add_test(tc, test_many_servers);
     suite_add_tcase(s, tc);

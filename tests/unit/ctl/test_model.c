@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* ctl_model: target resolution, server enumeration, out-of-service share;
- * commands: the next maintenance value and the GLB transitions; ctl_time. */
+ * commands: the next maintenance value and the GLB transitions. (The time
+ * formats are common/timefmt, tested in tests/unit/common/test_timefmt.c.) */
 #include <check.h>
 #include <errno.h>
 #include <stdio.h>
@@ -9,7 +10,6 @@
 
 #include "commands.h"
 #include "ctl_model.h"
-#include "ctl_time.h"
 
 #define NOW 1795957200 /* 2026-11-29T13:00:00Z */
 #define R   "drover/v1/"
@@ -364,25 +364,6 @@ START_TEST(test_director_transitions)
 }
 END_TEST
 
-START_TEST(test_time)
-{
-    int64_t t;
-    char buf[40];
-
-    ck_assert_int_eq(ctl_time_parse("2026-11-29T13:00:00Z", &t), 0);
-    ck_assert_int_eq(t, NOW);
-    ck_assert_int_eq(ctl_time_parse("2026-11-29T14:00:00.250+01:00", &t), 0);
-    ck_assert_int_eq(t, NOW);
-    ck_assert_int_eq(ctl_time_parse("2026-11-29 13:00:00Z", &t), -EINVAL);
-    ck_assert_int_eq(ctl_time_parse("2026-13-29T13:00:00Z", &t), -EINVAL);
-    ck_assert_int_eq(ctl_time_parse("2026-11-29T13:00:00", &t), -EINVAL);
-    ctl_time_format(NOW, buf, sizeof(buf));
-    ck_assert_str_eq(buf, "2026-11-29T13:00:00Z");
-    ctl_time_stamp((int64_t)NOW * 1000 + 45, buf, sizeof(buf));
-    ck_assert_str_eq(buf, "20261129T130000.045Z");
-}
-END_TEST
-
 int main(void)
 {
     Suite *s = suite_create("ctl_model");
@@ -393,7 +374,6 @@ int main(void)
     tcase_add_test(tc, test_affected);
     tcase_add_test(tc, test_maint_next);
     tcase_add_test(tc, test_director_transitions);
-    tcase_add_test(tc, test_time);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
