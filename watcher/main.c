@@ -57,6 +57,7 @@ struct options {
     char *metrics_addr;
     int64_t maxconn, timeout_connect_ms, timeout_client_ms, timeout_server_ms;
     int64_t consul_wait_ms;
+    int64_t resync_ms;
 };
 
 static struct options opt;
@@ -111,6 +112,9 @@ static const struct config_option options[] = {
     CONFIG_OPT_DURATION("timeout-client", &opt.timeout_client_ms, "30s", "default timeout client"),
     CONFIG_OPT_DURATION("timeout-server", &opt.timeout_server_ms, "30s", "default timeout server"),
     CONFIG_OPT_DURATION("consul-wait", &opt.consul_wait_ms, "5m", "blocking query wait"),
+    CONFIG_OPT_DURATION("resync-interval", &opt.resync_ms, "1m",
+                        "re-apply every placement this often (HAProxy restarted or changed by "
+                        "hand); 0 = never"),
     CONFIG_OPT_END,
 };
 
@@ -155,6 +159,7 @@ struct watcher {
     struct quiesce_timer *runtime_q, *struct_q;
     uv_signal_t sigterm, sigint;
     uv_timer_t expiry;     /* next maintenance / force-removal expiry */
+    uv_timer_t resync;     /* periodic re-apply against HAProxy's live state */
     struct snapshot *snap; /* newest snapshot (served as far as possible) */
     struct backend_state *bes;
     size_t n_bes;
@@ -370,6 +375,21 @@ static void apply_service(struct watcher *w, struct service_state *s,
             continue;
         }
         w->applies_in_flight++;
+    }
+}
+
+/* The runtime diff compares with HAProxy's live state, so re-applying the
+ * placements in force is a no-op when nothing drifted and repairs a
+ * HAProxy that was restarted from its file or changed by hand. */
+static void on_resync(uv_timer_t *t)
+{
+    struct watcher *w = t->data;
+    if (!w->snap || w->stopping || !w->ready)
+        return;
+    for (size_t i = 0; i < w->snap->n_services; i++) {
+        struct service_state *s = service_state(w, w->snap->services[i].def->name);
+        if (s && !s->busy && !s->reload_pending)
+            apply_service(w, s, &w->snap->services[i]);
     }
 }
 
@@ -859,6 +879,7 @@ static void on_stop(uv_signal_t *sig, int signum)
     sdnotify_watchdog_stop(w->watchdog);
     w->watchdog = NULL;
     uv_close((uv_handle_t *)&w->expiry, NULL);
+    uv_close((uv_handle_t *)&w->resync, NULL);
     uv_close((uv_handle_t *)&w->sigterm, NULL);
     uv_close((uv_handle_t *)&w->sigint, NULL);
 }
@@ -982,6 +1003,10 @@ static int run_daemon(void)
     }
     uv_timer_init(w.loop, &w.expiry);
     w.expiry.data = &w;
+    uv_timer_init(w.loop, &w.resync);
+    w.resync.data = &w;
+    if (opt.resync_ms > 0)
+        uv_timer_start(&w.resync, on_resync, (uint64_t)opt.resync_ms, (uint64_t)opt.resync_ms);
     load_saved(&w);
     struct consul_feed_opts fo = {
         .model = &w.model,

@@ -19,6 +19,8 @@ Scenarios run in order on one setup (each leaves a state the next expects):
               in HAProxy's admin state and weights
   render      `render --snapshot FILE --out DIR` and `render --diff`
   consuldown  Consul killed: HAProxy keeps serving, the watcher recovers
+  resync      a slot changed by hand in HAProxy is put back by the periodic
+              re-apply
   guard       removing 2 of 3 servers at once is held until a force-removal
               entry lets it through
   restart     watcher restarted while Consul is down re-applies its snapshot
@@ -42,7 +44,7 @@ import socketserver
 WATCHER, CONSUL_DEV, TEMPLATES = sys.argv[1:4]
 AGENT_CHECKER = os.environ.get("DROVER_AGENT_CHECKER")
 SCENARIOS = sys.argv[4:] or ["cold", "churn", "structural", "badvalue", "badcheck", "agent",
-                             "render", "consuldown", "guard", "restart"]
+                             "render", "consuldown", "resync", "guard", "restart"]
 ROOT = "drover/v1/"
 procs = []
 work = tempfile.mkdtemp(prefix="drover-watcher-it.")
@@ -234,7 +236,7 @@ def start_watcher():
             "--agent-state-file", AGENT, "--snapshot-file", SNAP,
             "--metrics-addr", "127.0.0.1:%d" % METRICS_PORT, "--haproxy-maxconn", "500",
             "--agent-port", str(AGENT_PORT), "--agent-interval", "300ms",
-            "--wait-min", "300ms", "--wait-max", "3s",
+            "--wait-min", "300ms", "--wait-max", "3s", "--resync-interval", "1s",
             "--consul-wait", "10s", "--log-level", "debug"]
     logf = open(os.path.join(work, "watcher.log"), "ab")
     p = subprocess.Popen(args, stdout=logf, stderr=subprocess.STDOUT)
@@ -450,6 +452,16 @@ def sc_consuldown():
 
 def live_addrs():
     return {v[0] for v in servers_state("be_web").values() if not v[3] & 0x23} - {"0.0.0.0"}
+
+
+def sc_resync():
+    st = servers_state("be_web")
+    slot = [n for n, v in st.items() if v[0] == "127.0.0.3"][0]
+    sock_cmd(STATS, "set server be_web/%s addr 127.0.0.9 port %d" % (slot, NODE_PORT))
+    assert servers_state("be_web")[slot][0] == "127.0.0.9"
+    wait_for("slot repaired by the resync", lambda: servers_state("be_web")[slot][0] ==
+             "127.0.0.3", timeout=10)
+    requests_ok()
 
 
 def sc_guard():
