@@ -38,7 +38,9 @@ exporter-shaped node values from tests/integration/ctl/ctllib.py.
 import importlib.util
 import json
 import os
+import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -54,7 +56,7 @@ import ctllib  # noqa: E402
 
 CTL, WATCHER, AGENT_CHECKER, CONSUL_DEV, TEMPLATES = sys.argv[1:6]
 ROOT = "drover/v1/"  # the watcher's default KV root
-AGENT_INTER = 0.3  # --agent-interval the watcher renders (test_watcher.start_watcher)
+AGENT_INTER = None  # seconds, agent-inter of the rendered config (agent_inter())
 
 
 def load_watcher_helpers():
@@ -220,6 +222,25 @@ def metric_replies(admin):
     return n
 
 
+def drain_notify(sock):
+    """Read and drop sd_notify datagrams until the socket is closed."""
+    while True:
+        try:
+            if not sock.recv(4096):
+                return  # shut down
+        except OSError:
+            return
+
+
+def agent_inter():
+    """agent-inter of be_web's servers in the rendered config, in seconds
+    (start_watcher() chooses it with --agent-interval)."""
+    with open(os.path.join(tw.CFG, "web.cfg")) as f:
+        m = re.search(r"agent-inter (\d+)(ms|s)\b", f.read())
+    assert m, "no agent-inter in the rendered web.cfg"
+    return int(m.group(1)) / (1000.0 if m.group(2) == "ms" else 1.0)
+
+
 # ---- steps ----
 
 def step_drain():
@@ -367,10 +388,19 @@ def main():
             "node_port": tw.NODE_PORT, "health_check_port": tw.NODE_PORT, "protocol": "TCP"})
     kv.put("haproxy/edge/services/web", tw.service(slots=4))
 
+    # start_watcher() hands the watcher $NOTIFY_SOCKET and a watchdog
+    # (sd_notify); read the datagrams as systemd would: a full queue (10
+    # deep) blocks the watcher's event loop in sendmsg
+    tw.NOTIFY_PATH = os.path.join(tw.work, "notify.sock")
+    tw.NOTIFY = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    tw.NOTIFY.bind(tw.NOTIFY_PATH)
+    threading.Thread(target=drain_notify, args=(tw.NOTIFY,), daemon=True).start()
     agent.start()
     tw.start_watcher()
     tw.wait_for("first config", lambda: os.path.exists(os.path.join(tw.CFG, "web.cfg")))
     tw.wait_for("watcher /readyz", tw.readyz)
+    global AGENT_INTER
+    AGENT_INTER = agent_inter()
     hp = subprocess.Popen(["haproxy", "-W", "-S", tw.MASTER, "-f", tw.CFG],
                           stdout=open(os.path.join(tw.work, "haproxy.log"), "ab"),
                           stderr=subprocess.STDOUT)
@@ -388,6 +418,7 @@ def main():
         log("step", step.__name__[5:], "ok")
     loop.stop()
     loop.assert_clean("whole run")
+    log("agent-inter %.2fs" % AGENT_INTER)
     log("requests through HAProxy: %d, by node %s, failures 0" % loop.mark())
     return 0
 
@@ -423,6 +454,7 @@ if __name__ == "__main__":
     finally:
         if loop:
             loop.stop()
+        notify = getattr(tw, "NOTIFY", None) if tw else None
         if agent:
             try:
                 agent.stop()
@@ -441,4 +473,11 @@ if __name__ == "__main__":
                 subprocess.run([CONSUL_DEV, "stop", tw.consul_state], stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
             shutil.rmtree(tw.work, ignore_errors=True)
+        if notify:
+            # after the watcher is gone: its sd_notify calls need a reader
+            try:
+                notify.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            notify.close()
     sys.exit(rc)
