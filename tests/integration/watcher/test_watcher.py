@@ -239,10 +239,24 @@ def start_watcher():
             "--wait-min", "300ms", "--wait-max", "3s", "--resync-interval", "1s",
             "--consul-wait", "10s", "--log-level", "debug"]
     logf = open(os.path.join(work, "watcher.log"), "ab")
-    p = subprocess.Popen(args, stdout=logf, stderr=subprocess.STDOUT)
+    env = dict(os.environ, NOTIFY_SOCKET=NOTIFY_PATH, WATCHDOG_USEC="1000000")
+    p = subprocess.Popen(args, stdout=logf, stderr=subprocess.STDOUT, env=env)
     procs.append(p)
     wait_for("watcher metrics endpoint", lambda: metric("drover_watcher_snapshots_total") >= 0)
     return p
+
+
+NOTIFY_MSGS = []
+
+
+def notify_reader():
+    """Drain $NOTIFY_SOCKET like systemd does: an unread datagram queue
+    (10 deep) would block the watcher's sd_notify calls."""
+    while True:
+        try:
+            NOTIFY_MSGS.append(NOTIFY.recv(4096).decode())
+        except OSError:
+            return
 
 
 def readyz():
@@ -557,7 +571,8 @@ def put_all(nodes=("127.0.0.1",), slots=8, maxconn=1002):
 
 def main():
     global FE_PORT, METRICS_PORT, AGENT_PORT, NODE_PORT, CFG, TPL, MASTER, STATS, AGENT, SNAP
-    global WATCHER_P
+    global WATCHER_P, NOTIFY, NOTIFY_PATH
+    NOTIFY_PATH = os.path.join(work, "notify.sock")
     if not shutil.which("haproxy"):
         print("SKIP: haproxy not installed")
         return 77
@@ -582,9 +597,16 @@ def main():
     consul("start")
     put_all(slots=4, maxconn=None)
     kv_put("haproxy/edge/services/web", service(slots=4))
+    NOTIFY = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    NOTIFY.bind(NOTIFY_PATH)
+    threading.Thread(target=notify_reader, daemon=True).start()
     WATCHER_P = start_watcher()
     wait_for("first config", lambda: os.path.exists(os.path.join(CFG, "web.cfg")))
     wait_for("/readyz", readyz)
+    # systemd Type=notify: READY=1 once applied, then watchdog pings
+    wait_for("READY=1 and WATCHDOG=1 on $NOTIFY_SOCKET",
+             lambda: any("READY=1" in m for m in NOTIFY_MSGS) and
+             any("WATCHDOG=1" in m for m in NOTIFY_MSGS), timeout=10)
     hp = subprocess.Popen(["haproxy", "-W", "-S", MASTER, "-f", CFG],
                           stdout=open(os.path.join(work, "haproxy.log"), "ab"),
                           stderr=subprocess.STDOUT)
