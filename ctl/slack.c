@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "errmsg.h"
+#include "hex.h"
 
 struct slack_replay_entry {
     char sig[72]; /* "v0=" + 64 hex + NUL fits; longer ones are never accepted */
@@ -19,17 +20,6 @@ struct slack_replay_entry {
 };
 
 /* ---- form ------------------------------------------------------------ */
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 /* Decode s[0..n) into a new string. */
 static int decode(const char *s, size_t n, char **out, char *err, size_t errlen)
@@ -42,8 +32,8 @@ static int decode(const char *s, size_t n, char **out, char *err, size_t errlen)
         if (s[i] == '+') {
             *d++ = ' ';
         } else if (s[i] == '%') {
-            int hi = i + 2 < n ? hexval(s[i + 1]) : -1;
-            int lo = i + 2 < n ? hexval(s[i + 2]) : -1;
+            int hi = i + 2 < n ? hex_digit_value(s[i + 1]) : -1;
+            int lo = i + 2 < n ? hex_digit_value(s[i + 2]) : -1;
             if (hi < 0 || lo < 0) {
                 errmsg_set(err, errlen, "form body: bad %%-escape at offset %zu", i);
                 free(o);
@@ -155,8 +145,7 @@ int slack_signature_hex(const void *secret, size_t secret_len, const char *times
         rc = -EIO;
         goto out;
     }
-    for (unsigned i = 0; i < 32; i++)
-        snprintf(out + 2 * i, 3, "%02x", mac[i]);
+    hex_encode(mac, 32, out);
 out:
     free(msg);
     return rc;

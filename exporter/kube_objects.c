@@ -15,6 +15,8 @@
 
 #include <openssl/evp.h>
 
+#include "hex.h"
+
 /* custom-attrs larger than this are refused: Consul values are capped at
  * 512 KiB and a record must stay small. */
 #define CUSTOM_ATTRS_MAX (64 * 1024)
@@ -44,9 +46,7 @@ void kube_hash64_hex(const void *data, size_t len, char hex[17])
     unsigned int mdlen = 0;
     if (EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen < 8)
         memset(md, 0, 8); /* cannot happen with the built-in provider */
-    for (int i = 0; i < 8; i++)
-        snprintf(hex + 2 * i, 3, "%02x", md[i]);
-    hex[16] = '\0';
+    hex_encode(md, 8, hex);
 }
 
 char *kube_json_canonical(const json_t *v)

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hex.h"
 #include "json_util.h"
 
 static const char *const state_names[] = {
@@ -83,30 +84,13 @@ const char *director_format_addr(__u8 family, const __u32 addr[4], char *buf, si
     return buf;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* 32 hex digits -> two little-endian key words (bytes 0-7, 8-15). */
 int director_parse_hash_key(const char *text, __u64 key[2])
 {
     __u8 bytes[16];
 
-    if (strlen(text) != 32)
+    if (hex_decode(text, strlen(text), bytes, sizeof(bytes)) < 0)
         return -EINVAL;
-    for (int i = 0; i < 16; i++) {
-        int hi = hexval(text[2 * i]), lo = hexval(text[2 * i + 1]);
-        if (hi < 0 || lo < 0)
-            return -EINVAL;
-        bytes[i] = (__u8)(hi << 4 | lo);
-    }
     key[0] = key[1] = 0;
     for (int i = 7; i >= 0; i--) {
         key[0] = key[0] << 8 | bytes[i];
