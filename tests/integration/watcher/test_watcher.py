@@ -616,6 +616,14 @@ def main():
         log("scenario", name)
         globals()["sc_" + name]()
         log("scenario", name, "ok")
+    # a clean stop, and no sanitizer report (debug/sanitize builds) in any
+    # of the watchers' output
+    WATCHER_P.terminate()
+    assert WATCHER_P.wait(timeout=15) == 0, "watcher exit status %d" % WATCHER_P.returncode
+    with open(os.path.join(work, "watcher.log"), errors="replace") as f:
+        text = f.read()
+    for marker in ("AddressSanitizer", "LeakSanitizer", "runtime error:"):
+        assert marker not in text, "sanitizer report in watcher.log: " + marker
     return 0
 
 
