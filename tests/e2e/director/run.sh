@@ -19,15 +19,14 @@ set -euo pipefail
 DIRECTOR=${1:?usage: run.sh /path/to/drover-director /path/to/xdp_pass.bpf.o}
 XDP_PASS=${2:?usage: run.sh /path/to/drover-director /path/to/xdp_pass.bpf.o}
 HERE=$(cd "$(dirname "$0")" && pwd)
+. "$HERE/../../lib/director_netns.sh"
 
 if [ "$(id -u)" != 0 ]; then
     echo "e2e_director: needs root (network namespaces, XDP)" >&2
     exit 77
 fi
 
-id=$(printf '%x%04x' $$ $((RANDOM)))
-CLI=drv-cli-$id RT=drv-rt-$id DIR=drv-dir-$id P1=drv-p1-$id P2=drv-p2-$id
-NSS="$CLI $RT $DIR $P1 $P2"
+director_netns_names drv
 TMP=$(mktemp -d /tmp/drover-e2e-director.XXXXXX)
 PIDS=""
 VIP=10.91.100.1
@@ -50,66 +49,16 @@ cleanup() {
             ip netns exec "$ns" "$DIRECTOR" decap stats --dev eth0 --pin-root "$TMP/bpffs/$ns" >&2
         done
     fi
-    for ns in $NSS; do ip netns del "$ns" 2>/dev/null; done
+    director_netns_down
     umount "$TMP/bpffs" 2>/dev/null
     rm -rf "$TMP"
     exit $rc
 }
 trap cleanup EXIT INT TERM
 
-nsx() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
-
-for ns in $NSS; do
-    ip netns add "$ns"
-    nsx "$ns" ip link set lo up
-done
 mkdir -p "$TMP/bpffs" "$TMP/state"
 mount -t bpf bpf "$TMP/bpffs"
-
-# router <-> each host; host side is eth0 with 10.91.N.2, router 10.91.N.1
-link() { # ns router-dev subnet-index
-    ip -n "$RT" link add "$2" type veth peer name eth0 netns "$1"
-    ip -n "$RT" addr add "10.91.$3.1/24" dev "$2"
-    ip -n "$1" addr add "10.91.$3.2/24" dev eth0
-    ip -n "$RT" link set "$2" up
-    ip -n "$1" link set eth0 up
-    ip -n "$1" route add default via "10.91.$3.1"
-    ip -n "$RT" addr add "fd91:$3::1/64" dev "$2" nodad
-    ip -n "$1" addr add "fd91:$3::2/64" dev eth0 nodad
-    ip -n "$1" -6 route add default via "fd91:$3::1"
-    # XDP_TX towards the router needs NAPI on the router's veth end: an
-    # XDP program there (director and proxies send with XDP_TX).
-    [ "$1" = "$CLI" ] || ip -n "$RT" link set dev "$2" xdp obj "$XDP_PASS" sec xdp
-}
-link "$CLI" tc 1
-link "$DIR" td 2
-link "$P1" t1 3
-link "$P2" t2 4
-# Room for the GUE overhead: the client's MTU is smaller than the path.
-ip -n "$CLI" link set eth0 mtu 1400
-ip -n "$RT" link set tc mtu 1400
-# veth leaves TCP checksums to "hardware" (CHECKSUM_PARTIAL); once the
-# director rebuilds the packet as a new frame nobody would fill them in, as
-# on a real NIC the client's own checksums are complete: compute them.
-nsx "$CLI" ethtool -K eth0 tx off >/dev/null
-
-for ns in $NSS; do
-    nsx "$ns" sysctl -qw net.ipv4.ip_forward=1
-    nsx "$ns" sysctl -qw net.ipv6.conf.all.forwarding=1
-    nsx "$ns" sysctl -qw net.ipv4.conf.all.rp_filter=0
-    nsx "$ns" sysctl -qw net.ipv4.conf.default.rp_filter=0
-    for dev in $(nsx "$ns" ls /sys/class/net); do
-        nsx "$ns" sysctl -qw "net.ipv4.conf.$dev.rp_filter=0"
-    done
-done
-# The VIP lives on the director hosts' side of the router ...
-ip -n "$RT" route add "$VIP/32" via 10.91.2.2
-ip -n "$RT" -6 route add "$VIP6/128" via fd91:2::2
-# ... and on the proxies' loopback, so they accept the decapsulated packets.
-for ns in $P1 $P2; do
-    ip -n "$ns" addr add "$VIP/32" dev lo
-    ip -n "$ns" addr add "$VIP6/128" dev lo nodad
-done
+director_netns_up 10.91 "$XDP_PASS" "$VIP" "$VIP6"
 
 gw_mac=$(nsx "$RT" cat /sys/class/net/td/address)
 key=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
@@ -147,11 +96,7 @@ for i in $(seq 100); do
 done
 
 # IPv6 through the director (inner IPv6 in outer IPv4 GUE), replies direct.
-v6reply=$(timeout 30 ip netns exec "$CLI" python3 -c '
-import socket, sys
-s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10)
-s.sendall(b"v6 hello\n")
-print(s.makefile("rb").readline().decode().strip())' "$VIP6" $PORT) ||
+v6reply=$(director_netns_ask 30 "$VIP6" $PORT "v6 hello") ||
     { echo "e2e_director: no answer to IPv6 through the director" >&2; exit 1; }
 case "$v6reply" in
 proxy1\ v6\ hello | proxy2\ v6\ hello) echo "IPv6: answered by ${v6reply%% *}" ;;
@@ -162,12 +107,7 @@ timeout 90 ip netns exec "$CLI" python3 "$HERE/client.py" "$VIP" $PORT "$TMP/sta
     >"$TMP/client.log" 2>&1 &
 client=$!
 PIDS="$PIDS $client"
-for i in $(seq 600); do
-    [ -f "$TMP/state/owner" ] && break
-    kill -0 "$client" 2>/dev/null || break
-    sleep 0.05
-done
-if [ ! -f "$TMP/state/owner" ]; then
+if ! director_netns_wait_file "$TMP/state/owner" "$client"; then
     echo "e2e_director: client never got an answer through the director" >&2
     exit 1
 fi

@@ -33,6 +33,7 @@ DIRECTOR=${2:?}
 XDP_PASS=${3:?}
 CONSUL_DEV=${4:?}
 E2E=$(cd "$(dirname "$0")/../../e2e/director" && pwd)
+. "$E2E/../../lib/director_netns.sh"
 
 if [ "$(id -u)" != 0 ]; then
     echo "integration_director_watcher: needs root (network namespaces, XDP)" >&2
@@ -40,9 +41,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 command -v consul >/dev/null || { echo "consul not installed (scripts/bootstrap.sh)" >&2; exit 77; }
 
-id=$(printf '%x%04x' $$ $((RANDOM)))
-CLI=dw-cli-$id RT=dw-rt-$id DIR=dw-dir-$id P1=dw-p1-$id P2=dw-p2-$id
-NSS="$CLI $RT $DIR $P1 $P2"
+director_netns_names dw
 TMP=$(mktemp -d /tmp/drover-it-director.XXXXXX)
 PIDS=""
 WPID="" H1="" H2=""
@@ -65,7 +64,7 @@ cleanup() {
             --director-snapshot-file "$TMP/director.pb" >&2
     fi
     [ -d "$TMP/consul" ] && "$CONSUL_DEV" stop "$TMP/consul" >/dev/null 2>&1
-    for ns in $NSS; do ip netns del "$ns" 2>/dev/null; done
+    director_netns_down
     umount "$TMP/bpffs" 2>/dev/null
     rm -rf "$TMP"
     exit $rc
@@ -73,40 +72,12 @@ cleanup() {
 trap 'FAILED_LINE=$LINENO' ERR
 trap cleanup EXIT INT TERM
 
-nsx() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
 fail() { echo "integration_director_watcher: $*" >&2; exit 1; }
 
-# ---- topology (as tests/e2e/director/run.sh) ----
-for ns in $NSS; do
-    ip netns add "$ns"
-    nsx "$ns" ip link set lo up
-done
+# ---- topology (tests/lib/director_netns.sh) ----
 mkdir -p "$TMP/bpffs" "$TMP/state"
 mount -t bpf bpf "$TMP/bpffs"
-link() { # ns router-dev subnet-index
-    ip -n "$RT" link add "$2" type veth peer name eth0 netns "$1"
-    ip -n "$RT" addr add "10.93.$3.1/24" dev "$2"
-    ip -n "$1" addr add "10.93.$3.2/24" dev eth0
-    ip -n "$RT" link set "$2" up
-    ip -n "$1" link set eth0 up
-    ip -n "$1" route add default via "10.93.$3.1"
-    [ "$1" = "$CLI" ] || ip -n "$RT" link set dev "$2" xdp obj "$XDP_PASS" sec xdp
-}
-link "$CLI" tc 1
-link "$DIR" td 2
-link "$P1" t1 3
-link "$P2" t2 4
-ip -n "$CLI" link set eth0 mtu 1400
-ip -n "$RT" link set tc mtu 1400
-nsx "$CLI" ethtool -K eth0 tx off >/dev/null
-for ns in $NSS; do
-    nsx "$ns" sysctl -qw net.ipv4.ip_forward=1
-    for dev in $(nsx "$ns" ls /sys/class/net) all default; do
-        nsx "$ns" sysctl -qw "net.ipv4.conf.$dev.rp_filter=0"
-    done
-done
-ip -n "$RT" route add "$VIP/32" via 10.93.2.2
-for ns in $P1 $P2; do ip -n "$ns" addr add "$VIP/32" dev lo; done
+director_netns_up 10.93 "$XDP_PASS" "$VIP"
 
 gw_mac=$(nsx "$RT" cat /sys/class/net/td/address)
 key=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
@@ -201,11 +172,9 @@ wait_for() { # seconds python-condition-on-s what
     fail "timed out after $1 s waiting for: $3 (status: $(status_json))"
 }
 ask() { # -> name of the proxy answering a new connection
-    timeout 10 ip netns exec "$CLI" python3 -c '
-import socket, sys
-s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)
-s.sendall(b"hi\n")
-print(s.makefile("rb").readline().decode().split(" ")[0])' "$VIP" $PORT
+    local reply
+    reply=$(director_netns_ask 10 "$VIP" $PORT hi) || return
+    echo "${reply%% *}"
 }
 answers() { # n -> sorted set of proxies answering n new connections
     local i out=""
@@ -279,12 +248,7 @@ timeout 90 ip netns exec "$CLI" python3 "$E2E/client.py" "$VIP" $PORT "$TMP/stat
     >"$TMP/client.log" 2>&1 &
 client=$!
 PIDS="$PIDS $client"
-for _ in $(seq 600); do
-    [ -f "$TMP/state/owner" ] && break
-    kill -0 "$client" 2>/dev/null || break
-    sleep 0.05
-done
-[ -f "$TMP/state/owner" ] || fail "client never got an answer"
+director_netns_wait_file "$TMP/state/owner" "$client" || fail "client never got an answer"
 owner=$(cat "$TMP/state/owner")
 if [ "$owner" = proxy1 ]; then proxy proxy1 10.93.3.2 draining; else proxy proxy2 10.93.4.2 draining; fi
 wait_for 15 "[p['primary_rows'] for p in s['proxies'] if p['host']=='$owner']==[0]" "$owner drained"
