@@ -40,6 +40,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -442,8 +443,17 @@ def dump_diagnostics():
                 print("".join(fh.readlines()[-40:]))
 
 
+def overall_deadline(signum, frame):
+    raise TimeoutError("the whole test ran past %d s" % DEADLINE_S)
+
+
+DEADLINE_S = 50  # below the CTest TIMEOUT, so the cleanup below still runs
+
 if __name__ == "__main__":
     rc = 1
+    signal.signal(signal.SIGALRM, overall_deadline)
+    signal.signal(signal.SIGTERM, overall_deadline)
+    signal.alarm(DEADLINE_S)
     try:
         rc = main()
     except Exception:  # noqa: BLE001 - reported, then cleaned up
@@ -452,6 +462,7 @@ if __name__ == "__main__":
         if tw:
             dump_diagnostics()
     finally:
+        signal.alarm(0)
         if loop:
             loop.stop()
         notify = getattr(tw, "NOTIFY", None) if tw else None
