@@ -24,7 +24,7 @@ static bool match(const char *text)
     char err[256];
     struct label_selector *sel = NULL;
     int rc = label_selector_parse(text, &sel, err, sizeof(err));
-    ck_assert_msg(rc == 0, "parse \"%s\" failed: %s", text, err);
+    ck_assert_msg(rc == 0, "parse \"%s\" failed: %s", text ? text : "(null)", err);
     bool m = label_selector_matches(sel, labels);
     label_selector_free(sel);
     return m;
