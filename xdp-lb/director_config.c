@@ -211,7 +211,7 @@ static int parse_proxies(const json_t *root, struct director_config *out, char *
             }
             for (size_t j = 0; j < i; j++) {
                 if (out->proxy_names[j] && strcmp(out->proxy_names[j], name) == 0) {
-                    snprintf(err, errlen, "%s.name: '%s' duplicates proxies[%zu]", where, name, j);
+                    errmsg_set(err, errlen, "%s.name: '%s' duplicates proxies[%zu]", where, name, j);
                     return -EINVAL;
                 }
             }
