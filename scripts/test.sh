@@ -7,7 +7,8 @@
 #      and scripts/install-kube-tools.sh (kubectl + helm from npm)
 #   2. default preset: build + every test (unit, integration, bpf, e2e)
 #   3. debug preset (ASan + UBSan): build + unit tests
-#   4. fuzz preset (clang + libFuzzer): build + each fuzz target for a
+#   4. release preset: build (what scripts/bench.sh uses)
+#   5. fuzz preset (clang + libFuzzer): build + each fuzz target for a
 #      bounded time on its seed corpus
 #
 # Needs root (apt, BPF, network namespaces). Idempotent.
@@ -31,6 +32,10 @@ step "debug preset (ASan + UBSan): unit tests"
 cmake --preset debug
 cmake --build --preset debug -j "$jobs"
 ctest --preset debug
+
+step "release preset: build only (benchmarks use it; -O3 finds other warnings)"
+cmake --preset release
+cmake --build --preset release -j "$jobs"
 
 step "fuzz preset: every fuzz target, bounded"
 cmake --preset fuzz
