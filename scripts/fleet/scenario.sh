@@ -243,6 +243,15 @@ fleet_info "director: both proxies active again"
 
 # ---------------------------------------------------------------- step 4
 fleet_say "4. node-4 joins the cluster (kube API) while requests run: no HAProxy reload"
+# First the leading exporter stops (SIGTERM: it releases the lock), so the
+# standby replica is the one that publishes node-4.
+for n in 1 2; do [ "$(fleet_exporter_metric "$n" drover_exporter_leader)" = 1 ] && lead=$n; done
+standby=$((3 - lead))
+kill -TERM "$(fleet_pid "exporter-$lead")"
+fleet_wait "exporter-$lead exits" 10 fleet_not_running "$(fleet_pid "exporter-$lead")"
+standby_leads() { [ "$(fleet_exporter_metric "$standby" drover_exporter_leader)" = 1 ]; }
+fleet_wait "exporter-$standby takes over the leader lock" 30 standby_leads
+fleet_info "exporter-$lead stopped; exporter-$standby leads now ($(fleet_kv_get "kube/$FLEET_CLUSTER/leader" | python3 -c 'import json, sys; print("leader key holder: " + json.load(sys.stdin)["holder"])'))"
 r0=""
 for p in proxy-1 proxy-2; do for s in $FLEET_SERVICES; do r0="$r0 $(fleet_reloads "$p" "$s")"; done; done
 fleet_load_start load4 "$FLEET_PORT_web"
@@ -280,7 +289,7 @@ fi
 fleet_say "fleet scenario: ok"
 if [ "$keep" -eq 1 ]; then
     touch "$FLEET_STATE/kept"
-    leader_port=$(cat "$FLEET_STATE/exporter-1.metrics-port")
+    leader_port=$(cat "$FLEET_STATE/exporter-$standby.metrics-port")
     cat <<EOF
 
 The fleet keeps running (state in $FLEET_STATE). Try:
