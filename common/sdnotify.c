@@ -6,7 +6,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stddef.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <systemd/sd-daemon.h>
+#include <unistd.h>
 
 #include "log.h"
 
@@ -15,14 +19,43 @@ struct sdnotify_watchdog {
     uint64_t interval_usec;
 };
 
+/* Send one datagram to $NOTIFY_SOCKET without ever waiting. libsystemd's
+ * sd_notify() uses a blocking socket: when nothing drains the receiver's
+ * queue (net.unix.max_dgram_qlen is small), it would freeze the daemon's
+ * event loop inside a watchdog ping. A message that cannot be queued at
+ * once is dropped and logged instead. Returns 1 sent, 0 not under systemd,
+ * or -errno. */
 static int notify(const char *state)
 {
-    int rc = sd_notify(0, state);
+    const char *path = getenv("NOTIFY_SOCKET");
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    socklen_t salen;
+    int fd, rc = 1;
 
-    if (rc < 0)
-        log_warn("sdnotify: sending '%s' to systemd failed: %s, continuing without it", state,
+    if (!path || !*path)
+        return 0;
+    size_t len = strlen(path);
+    if ((path[0] != '/' && path[0] != '@') || len >= sizeof(sa.sun_path)) {
+        log_warn("sdnotify: NOTIFY_SOCKET '%s' is not a usable socket path, continuing without it",
+                 path);
+        return -EINVAL;
+    }
+    memcpy(sa.sun_path, path, len);
+    if (path[0] == '@')
+        sa.sun_path[0] = '\0'; /* abstract namespace */
+    salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len);
+
+    fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return -errno;
+    if (sendto(fd, state, strlen(state), MSG_DONTWAIT | MSG_NOSIGNAL, (struct sockaddr *)&sa,
+               salen) < 0) {
+        rc = -errno;
+        log_warn("sdnotify: sending '%s' to %s failed: %s, continuing without it", state, path,
                  strerror(-rc));
-    return rc < 0 ? rc : (rc > 0 ? 1 : 0);
+    }
+    close(fd);
+    return rc;
 }
 
 int sdnotify_ready(void)

@@ -102,6 +102,29 @@ static void on_deadline(uv_timer_t *t)
     ck_abort_msg("no two watchdog pings within 20 s");
 }
 
+/* A receiver that never reads must not block the sender: the daemon's
+ * event loop sends these. With the default queue length (10) the first few
+ * are queued, then every further one fails at once with -EAGAIN. The test
+ * would hang (and time out) if a send waited. */
+START_TEST(test_stalled_receiver_never_blocks)
+{
+    int sent = 0, refused = 0;
+
+    setenv("NOTIFY_SOCKET", sock_path, 1);
+    log_set_level(LOGL_ERROR);
+    for (int i = 0; i < 2000; i++) {
+        int rc = sdnotify_status("ping %d", i);
+        if (rc == 1)
+            sent++;
+        else
+            refused++;
+    }
+    log_set_level(LOGL_INFO);
+    ck_assert_int_gt(sent, 0);
+    ck_assert_int_gt(refused, 0);
+}
+END_TEST
+
 START_TEST(test_watchdog_pings_at_half_interval)
 {
     uv_loop_t loop;
@@ -148,6 +171,7 @@ int main(void)
     tcase_add_test(tc, test_noop_outside_systemd);
     tcase_add_test(tc, test_ready_status_stopping);
     tcase_add_test(tc, test_watchdog_pings_at_half_interval);
+    tcase_add_test(tc, test_stalled_receiver_never_blocks);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
