@@ -16,6 +16,7 @@
 #include "agent_checker.h"
 #include "agent_server.h"
 #include "config.h"
+#include "daemon.h"
 #include "http_server.h"
 #include "log.h"
 #include "metrics.h"
@@ -67,8 +68,7 @@ struct daemon {
     struct http_server *http;
     struct metrics_registry *metrics;
     struct sdnotify_watchdog *watchdog;
-    uv_signal_t sigterm, sigint;
-    bool stopping;
+    struct daemon_signals sigs;
 };
 
 static void on_ready_change(void *arg, bool ready, const char *reason)
@@ -154,27 +154,17 @@ static void collect(struct metrics_emitter *em, void *arg)
                  METRICS_GAUGE, agent_checker_ready(d->checker, NULL) ? 1.0 : 0.0, NULL);
 }
 
-static void on_stop_closed(uv_handle_t *h)
+static void on_stop(void *arg, int signum)
 {
-    (void)h;
-}
-
-static void on_stop(uv_signal_t *sig, int signum)
-{
-    struct daemon *d = sig->data;
-    if (d->stopping)
-        return;
-    d->stopping = true;
-    log_info("agent-checker: %s received, stopping", strsignal(signum));
-    sdnotify_stopping();
+    struct daemon *d = arg;
+    (void)signum;
     agent_server_close(d->server);
     agent_checker_close(d->checker);
     http_server_close(d->http);
     d->http = NULL;
     sdnotify_watchdog_stop(d->watchdog);
     d->watchdog = NULL;
-    uv_close((uv_handle_t *)&d->sigterm, on_stop_closed);
-    uv_close((uv_handle_t *)&d->sigint, on_stop_closed);
+    daemon_signals_close(&d->sigs);
 }
 
 /* Agent connections are file descriptors: let max-connections use what
@@ -247,22 +237,14 @@ int main(int argc, char **argv)
     }
     const char *reason;
     bool ready = agent_checker_ready(d.checker, &reason);
-    if (opt.metrics_addr && *opt.metrics_addr) {
-        struct http_server_options hopts = {.listen = opt.metrics_addr, .metrics = d.metrics};
-        if (http_server_start(d.loop, &hopts, &d.http, err, sizeof(err)) < 0) {
-            log_error("agent-checker: --metrics-addr: %s, exiting", err);
-            goto out_server;
-        }
-        log_info("agent-checker: metrics and health on %s (port %d)", opt.metrics_addr,
-                 http_server_port(d.http));
+    if (daemon_http_start(d.loop, "agent-checker", opt.metrics_addr, d.metrics, &d.http) < 0)
+        goto out_server;
+    if (d.http)
         http_server_set_ready(d.http, ready, reason);
-    }
 
-    uv_signal_init(d.loop, &d.sigterm);
-    uv_signal_init(d.loop, &d.sigint);
-    d.sigterm.data = d.sigint.data = &d;
-    uv_signal_start(&d.sigterm, on_stop, SIGTERM);
-    uv_signal_start(&d.sigint, on_stop, SIGINT);
+    struct daemon_signal_opts sopts = {.component = "agent-checker", .on_stop = on_stop, .arg = &d};
+    if (daemon_signals_start(d.loop, &d.sigs, &sopts) < 0)
+        goto out_server;
     sdnotify_watchdog_start(d.loop, &d.watchdog);
     /* READY means "accepting checks": even with no state file we answer
      * (with the fallback), so this is not tied to /readyz. */

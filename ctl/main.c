@@ -7,7 +7,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +18,7 @@
 #include "commands.h"
 #include "config.h"
 #include "ctl_args.h"
+#include "daemon.h"
 #include "log.h"
 #include "metrics.h"
 #include "serve.h"
@@ -122,16 +122,16 @@ static int read_secret(const char *path, char **out, size_t *len, char *err, siz
     return 0;
 }
 
-static uv_signal_t sig_term, sig_int;
+static struct daemon_signals sigs;
 static struct ctl_serve *served;
 
-static void on_signal(uv_signal_t *h, int signum)
+static void on_stop(void *arg, int signum)
 {
-    log_info("droverctl serve: signal %d, stopping", signum);
+    (void)arg;
+    (void)signum;
     ctl_serve_stop(served);
     served = NULL;
-    uv_close((uv_handle_t *)&sig_term, NULL);
-    uv_close((uv_handle_t *)&sig_int, NULL);
+    daemon_signals_close(&sigs);
 }
 
 static int run_serve(const struct ctl_settings *s, const struct ctl_limits *lim,
@@ -184,10 +184,14 @@ static int run_serve(const struct ctl_settings *s, const struct ctl_limits *lim,
     fflush(stdout);
     log_info("droverctl serve: Slack endpoint on %s (POST /slack/command), Consul %s", opt.listen,
              cc->address);
-    uv_signal_init(loop, &sig_term);
-    uv_signal_init(loop, &sig_int);
-    uv_signal_start(&sig_term, on_signal, SIGTERM);
-    uv_signal_start(&sig_int, on_signal, SIGINT);
+    struct daemon_signal_opts sopts = {.component = "droverctl serve", .on_stop = on_stop};
+    if (daemon_signals_start(loop, &sigs, &sopts) < 0) {
+        ctl_serve_stop(served);
+        served = NULL;
+        uv_run(loop, UV_RUN_DEFAULT);
+        metrics_registry_free(reg);
+        return 1;
+    }
     uv_run(loop, UV_RUN_DEFAULT);
     uv_loop_close(loop);
     metrics_registry_free(reg);

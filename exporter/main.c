@@ -17,6 +17,7 @@
 #include "config.h"
 #include "consul.h"
 #include "curl_uv.h"
+#include "daemon.h"
 #include "http_server.h"
 #include "kube_client.h"
 #include "kube_objects.h"
@@ -152,9 +153,8 @@ struct daemon {
     struct kv_layout layout;
     struct export_options sopts;
     struct node_options nopts;
-    uv_signal_t sigterm, sigint, sighup;
+    struct daemon_signals sigs;
     uv_timer_t stop_timer;
-    bool stopping;
     bool leader_now;
     bool follower_decided;
     bool synced_as_leader;
@@ -355,9 +355,7 @@ static void finish_stop(struct daemon *d)
     uv_timer_stop(&d->stop_timer);
     uv_close((uv_handle_t *)&d->stop_timer, on_closed);
     release_modules(d);
-    uv_close((uv_handle_t *)&d->sigterm, on_closed);
-    uv_close((uv_handle_t *)&d->sigint, on_closed);
-    uv_close((uv_handle_t *)&d->sighup, on_closed);
+    daemon_signals_close(&d->sigs);
 }
 
 static void on_leader_released(void *arg)
@@ -374,14 +372,10 @@ static void on_stop_timer(uv_timer_t *t)
     finish_stop(d);
 }
 
-static void on_stop(uv_signal_t *sig, int signum)
+static void on_stop(void *arg, int signum)
 {
-    struct daemon *d = sig->data;
-    if (d->stopping)
-        return;
-    d->stopping = true;
-    log_info("exporter: %s received, stopping", strsignal(signum));
-    sdnotify_stopping();
+    struct daemon *d = arg;
+    (void)signum;
     sync_stop(d->sync);
     if (d->leader) {
         uv_timer_start(&d->stop_timer, on_stop_timer, 3000, 0);
@@ -391,10 +385,9 @@ static void on_stop(uv_signal_t *sig, int signum)
     finish_stop(d);
 }
 
-static void on_hup(uv_signal_t *sig, int signum)
+static void on_hup(void *arg)
 {
-    struct daemon *d = sig->data;
-    (void)signum;
+    struct daemon *d = arg;
     log_info("exporter: SIGHUP: re-reading Consul and the token, resyncing");
     kube_client_reload_token(d->kube);
     sync_resync(d->sync);
@@ -510,16 +503,8 @@ static int setup(struct daemon *d)
     d->metrics = metrics_registry_new();
     if (!d->metrics || metrics_add_collector(d->metrics, collect, d) < 0)
         return -ENOMEM;
-    if (opt.metrics_addr && *opt.metrics_addr) {
-        struct http_server_options hopts = {.listen = opt.metrics_addr, .metrics = d->metrics};
-        rc = http_server_start(d->loop, &hopts, &d->http, err, sizeof(err));
-        if (rc < 0) {
-            log_error("exporter: %s, exiting", err);
-            return rc;
-        }
-        log_info("exporter: metrics and health on %s (port %d)", opt.metrics_addr,
-                 http_server_port(d->http));
-    }
+    if ((rc = daemon_http_start(d->loop, "exporter", opt.metrics_addr, d->metrics, &d->http)) < 0)
+        return rc;
 
     if (opt.leader_elect) {
         char *key = kv_layout_leader_key(&d->layout);
@@ -541,13 +526,10 @@ static int setup(struct daemon *d)
 
     uv_timer_init(d->loop, &d->stop_timer);
     d->stop_timer.data = d;
-    uv_signal_init(d->loop, &d->sigterm);
-    uv_signal_init(d->loop, &d->sigint);
-    uv_signal_init(d->loop, &d->sighup);
-    d->sigterm.data = d->sigint.data = d->sighup.data = d;
-    uv_signal_start(&d->sigterm, on_stop, SIGTERM);
-    uv_signal_start(&d->sigint, on_stop, SIGINT);
-    uv_signal_start(&d->sighup, on_hup, SIGHUP);
+    struct daemon_signal_opts sopts = {
+        .component = "exporter", .on_stop = on_stop, .on_hup = on_hup, .arg = d};
+    if ((rc = daemon_signals_start(d->loop, &d->sigs, &sopts)) < 0)
+        return rc;
     sdnotify_watchdog_start(d->loop, &d->watchdog);
 
     log_info("exporter: cluster %s, KV %s%s, Kubernetes API %s, Consul %s, holder %s", opt.cluster,

@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * daemon: the process plumbing every drover daemon repeated in its main.c:
+ * SIGTERM/SIGINT (and SIGHUP if wanted) handled on the libuv loop, with
+ * the stop logged, STOPPING=1 sent to systemd and the daemon's own stop
+ * callback run exactly once; and the /metrics /healthz /readyz server
+ * started from a --metrics-addr option (empty = none) and logged. What a
+ * daemon does to stop, and when its loop may end, stays in its main.c.
+ */
+#ifndef DROVER_DAEMON_H
+#define DROVER_DAEMON_H
+
+#include <stdbool.h>
+#include <uv.h>
+
+#include "http_server.h"
+#include "metrics.h"
+
+struct daemon_signal_opts {
+    const char *component; /* log prefix: "exporter" */
+    const char *stop_note; /* appended to the stop line, e.g. "(HAProxy keeps running)"; NULL ok */
+    /* First SIGTERM/SIGINT, after the log line and STOPPING=1. Later ones
+     * are ignored: a stop already under way is not restarted. */
+    void (*on_stop)(void *arg, int signum);
+    void (*on_hup)(void *arg); /* NULL: SIGHUP is not handled */
+    void *arg;
+};
+
+/* Embedded in the daemon's state; must not move while started. */
+struct daemon_signals {
+    struct daemon_signal_opts opts;
+    uv_signal_t term, intr, hup;
+    bool started, stopping;
+};
+
+/* Start the handlers on loop. 0 or a negative libuv error (logged; the
+ * handlers that did start are closed again). */
+int daemon_signals_start(uv_loop_t *loop, struct daemon_signals *s,
+                         const struct daemon_signal_opts *opts);
+/* Close the handles so the loop can end: call it once the stop is under
+ * way (it does nothing if not started or already closed). */
+void daemon_signals_close(struct daemon_signals *s);
+
+/*
+ * Start the metrics and health server on addr ("host:port", port 0 =
+ * any) with metrics, and log "<component>: metrics and health on ADDR
+ * (port N)". addr NULL or "" means none: *out = NULL, 0. On failure logs
+ * "<component>: --metrics-addr: why, exiting" and returns a negative
+ * errno (the caller exits). Close *out with http_server_close().
+ */
+int daemon_http_start(uv_loop_t *loop, const char *component, const char *addr,
+                      struct metrics_registry *metrics, struct http_server **out);
+
+#endif
