@@ -581,6 +581,13 @@ static void fmt_time(int64_t t, char *buf, size_t len)
     strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+/* HAProxy keeps the last weight an agent sent and a reply without `N%`
+ * leaves it alone, so an entry without a weight of its own says 100 %
+ * (of the configured weight): otherwise a server stays at 50 % after its
+ * `weight 50%` maintenance entry is removed (docs/agent-checker.md,
+ * "Weights"). */
+#define AGENT_FULL_WEIGHT 100
+
 static json_t *agent_entry(const struct kvm_maint *x, bool free_slot)
 {
     json_t *e = json_object();
@@ -592,8 +599,7 @@ static json_t *agent_entry(const struct kvm_maint *x, bool free_slot)
     } else if (x) {
         bad |= jset(e, "admin", json_string(kvm_admin_name(x->admin))) ||
                jset(e, "health", json_string("up"));
-        if (x->weight >= 0)
-            bad |= jset(e, "weight", json_integer(x->weight));
+        bad |= jset(e, "weight", json_integer(x->weight >= 0 ? x->weight : AGENT_FULL_WEIGHT));
         if (x->reason)
             bad |= jset(e, "reason", json_string(x->reason));
         if (x->author)
@@ -603,7 +609,8 @@ static json_t *agent_entry(const struct kvm_maint *x, bool free_slot)
             bad |= jset(e, "expires", json_string(t));
         }
     } else {
-        bad |= jset(e, "admin", json_string("ready")) || jset(e, "health", json_string("up"));
+        bad |= jset(e, "admin", json_string("ready")) || jset(e, "health", json_string("up")) ||
+               jset(e, "weight", json_integer(AGENT_FULL_WEIGHT));
     }
     if (bad) {
         json_decref(e);

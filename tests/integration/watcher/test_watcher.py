@@ -391,6 +391,15 @@ def sc_badcheck():
     kv_put("haproxy/edge/services/web", service(slots=8, maxconn=1002))
 
 
+def uweights():
+    """server address -> srv_uweight of be_web's occupied slots"""
+    text = sock_cmd(STATS, "show servers state be_web")
+    hdr = [l for l in text.splitlines() if l.startswith("# be_id")][0][2:].split()
+    rows = [dict(zip(hdr, l.split())) for l in text.splitlines()
+            if l and l[0].isdigit() and len(l.split()) > 5]
+    return {r["srv_addr"]: int(r["srv_uweight"]) for r in rows if r["srv_addr"] != "0.0.0.0"}
+
+
 def sc_agent():
     kv_put("maintenance/node/prod-a/n1", {"target": "node/prod-a/n1", "state": "drain",
                                           "reason": "disk swap", "author": "alice"})
@@ -444,6 +453,10 @@ def sc_agent():
         wait_for("n1 ready again", lambda: not any(
             v[0] == "127.0.0.1" and v[3] & 0x18 for v in servers_state("be_web").values()),
             timeout=15)
+        # HAProxy keeps the last weight an agent sent: with the 50 % entry
+        # gone the agent must say 100 % again, or n3 stays at half weight
+        wait_for("n3 back at its full weight", lambda: uweights().get("127.0.0.3") == 100,
+                 timeout=15)
 
 
 def sc_consuldown():

@@ -244,6 +244,8 @@ START_TEST(test_agent_state)
     e = json_object_get(servers, "be_web/slot2");
     ck_assert_str_eq(json_string_value(json_object_get(e, "admin")), "maint");
     ck_assert_str_eq(json_string_value(json_object_get(e, "reason")), "x");
+    /* no weight of its own: full weight, so an earlier 50 % does not stick */
+    ck_assert_int_eq(json_integer_value(json_object_get(e, "weight")), 100);
     /* free slot */
     e = json_object_get(servers, "be_web/slot3");
     ck_assert_str_eq(json_string_value(json_object_get(e, "admin")), "maint");
@@ -256,6 +258,11 @@ START_TEST(test_agent_state)
     e = json_object_get(servers, "be_static/slot1");
     ck_assert_str_eq(json_string_value(json_object_get(e, "admin")), "ready");
     ck_assert_str_eq(json_string_value(json_object_get(e, "health")), "up");
+    ck_assert_int_eq(json_integer_value(json_object_get(e, "weight")), 100);
+    /* the default (servers not listed) owns the weight too */
+    e = json_object_get(root, "default");
+    ck_assert_str_eq(json_string_value(json_object_get(e, "admin")), "ready");
+    ck_assert_int_eq(json_integer_value(json_object_get(e, "weight")), 100);
     json_decref(root);
     free(text);
     free(sl.slots);
