@@ -142,19 +142,33 @@ static int split_ms(int64_t unix_ms, struct civil *c)
     return 0;
 }
 
-/* Shared tail of the formatters: a failed or cut snprintf leaves "". */
-static int finish(int n, char *buf, size_t buflen)
-{
-    if (n < 0 || (size_t)n >= buflen) {
-        if (buflen)
-            buf[0] = '\0';
-        return -ENOSPC;
-    }
-    return 0;
-}
+enum style { STYLE_RFC3339, STYLE_RFC3339_MS, STYLE_STAMP_MS };
 
-static int fail(int rc, char *buf, size_t buflen)
+/* The formatters' one body; buf is "" on any failure. */
+static int format_ms(int64_t unix_ms, enum style style, char *buf, size_t buflen)
 {
+    struct civil c;
+    int n = -1, rc = split_ms(unix_ms, &c);
+    if (rc < 0)
+        goto fail;
+    switch (style) {
+    case STYLE_RFC3339:
+        n = snprintf(buf, buflen, "%04d-%02d-%02dT%02d:%02d:%02dZ", (int)c.year, c.mon, c.day,
+                     c.hour, c.min, c.sec);
+        break;
+    case STYLE_RFC3339_MS:
+        n = snprintf(buf, buflen, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", (int)c.year, c.mon, c.day,
+                     c.hour, c.min, c.sec, c.ms);
+        break;
+    case STYLE_STAMP_MS:
+        n = snprintf(buf, buflen, "%04d%02d%02dT%02d%02d%02d.%03dZ", (int)c.year, c.mon, c.day,
+                     c.hour, c.min, c.sec, c.ms);
+        break;
+    }
+    if (n >= 0 && (size_t)n < buflen)
+        return 0;
+    rc = -ENOSPC;
+fail:
     if (buflen)
         buf[0] = '\0';
     return rc;
@@ -162,35 +176,21 @@ static int fail(int rc, char *buf, size_t buflen)
 
 int timefmt_format_rfc3339(int64_t unix_s, char *buf, size_t buflen)
 {
-    struct civil c;
-    if (unix_s < -(INT64_C(1) << 43) || unix_s > (INT64_C(1) << 43))
-        return fail(-ERANGE, buf, buflen);
-    int rc = split_ms(unix_s * 1000, &c);
-    if (rc < 0)
-        return fail(rc, buf, buflen);
-    return finish(snprintf(buf, buflen, "%04d-%02d-%02dT%02d:%02d:%02dZ", (int)c.year, c.mon, c.day,
-                           c.hour, c.min, c.sec),
-                  buf, buflen);
+    /* bounded first so the conversion to ms cannot overflow */
+    if (unix_s < -(INT64_C(1) << 43) || unix_s > (INT64_C(1) << 43)) {
+        if (buflen)
+            buf[0] = '\0';
+        return -ERANGE;
+    }
+    return format_ms(unix_s * 1000, STYLE_RFC3339, buf, buflen);
 }
 
 int timefmt_format_rfc3339_ms(int64_t unix_ms, char *buf, size_t buflen)
 {
-    struct civil c;
-    int rc = split_ms(unix_ms, &c);
-    if (rc < 0)
-        return fail(rc, buf, buflen);
-    return finish(snprintf(buf, buflen, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", (int)c.year, c.mon,
-                           c.day, c.hour, c.min, c.sec, c.ms),
-                  buf, buflen);
+    return format_ms(unix_ms, STYLE_RFC3339_MS, buf, buflen);
 }
 
 int timefmt_format_stamp_ms(int64_t unix_ms, char *buf, size_t buflen)
 {
-    struct civil c;
-    int rc = split_ms(unix_ms, &c);
-    if (rc < 0)
-        return fail(rc, buf, buflen);
-    return finish(snprintf(buf, buflen, "%04d%02d%02dT%02d%02d%02d.%03dZ", (int)c.year, c.mon,
-                           c.day, c.hour, c.min, c.sec, c.ms),
-                  buf, buflen);
+    return format_ms(unix_ms, STYLE_STAMP_MS, buf, buflen);
 }
