@@ -157,7 +157,7 @@ struct watcher {
     struct sdnotify_watchdog *watchdog;
     struct template_set *templates;
     struct quiesce_timer *runtime_q, *struct_q;
-    uv_signal_t sigterm, sigint;
+    uv_signal_t sigterm, sigint, sighup;
     uv_timer_t expiry;     /* next maintenance / force-removal expiry */
     uv_timer_t resync;     /* periodic re-apply against HAProxy's live state */
     struct snapshot *snap; /* newest snapshot (served as far as possible) */
@@ -170,7 +170,8 @@ struct watcher {
     size_t applies_in_flight;
     /* metrics */
     struct metrics_counter *m_snapshots, *m_reloads, *m_reload_failures, *m_render_failures,
-        *m_applies, *m_apply_failures, *m_held_total, *m_consul_errors, *m_bad_total;
+        *m_applies, *m_apply_failures, *m_held_total, *m_consul_errors, *m_bad_total,
+        *m_tpl_reloads, *m_tpl_reload_failures;
     struct metrics_gauge *m_held, *m_ready, *m_bad[KVM_PREFIX_COUNT], *m_last_apply, *m_services,
         *m_servers;
 };
@@ -853,6 +854,35 @@ static void on_feed_error(void *arg, const char *prefix, int err, const char *ms
 
 /* ---- daemon plumbing ---- */
 
+/* SIGHUP: load the template directory again. The new set is loaded and
+ * checked (template_set_check, through render_load_templates) before it
+ * replaces the one in use, so a bad set never reaches a render; renders
+ * are synchronous, so nothing else holds the old set. Every service is
+ * then rendered again in the structural window: a changed text is checked
+ * and reloaded, an unchanged one installs nothing. */
+static void on_hup(uv_signal_t *sig, int signum)
+{
+    struct watcher *w = sig->data;
+    struct template_set *set = NULL;
+    char err[512];
+    (void)signum;
+    if (w->stopping)
+        return;
+    if (render_load_templates(opt.template_dir, &set, err, sizeof(err)) < 0) {
+        metrics_counter_inc(w->m_tpl_reload_failures);
+        log_error("watcher: SIGHUP: %s; keeping the templates in use", err);
+        return;
+    }
+    template_set_free(w->templates);
+    w->templates = set;
+    metrics_counter_inc(w->m_tpl_reloads);
+    log_info("watcher: SIGHUP: templates reloaded from %s; re-rendering every service",
+             opt.template_dir);
+    for (size_t i = 0; i < w->n_svcs; i++)
+        w->svcs[i]->reload_pending = true;
+    quiesce_timer_kick(w->struct_q);
+}
+
 static void on_stop(uv_signal_t *sig, int signum)
 {
     struct watcher *w = sig->data;
@@ -882,6 +912,7 @@ static void on_stop(uv_signal_t *sig, int signum)
     uv_close((uv_handle_t *)&w->resync, NULL);
     uv_close((uv_handle_t *)&w->sigterm, NULL);
     uv_close((uv_handle_t *)&w->sigint, NULL);
+    uv_close((uv_handle_t *)&w->sighup, NULL);
 }
 
 static void setup_metrics(struct watcher *w)
@@ -910,6 +941,11 @@ static void setup_metrics(struct watcher *w)
                                          "Failed Consul watch attempts (fail static).", NULL);
     w->m_bad_total = metrics_counter(r, "drover_watcher_kv_bad_entries_total",
                                      "Bad KV entries skipped, summed over snapshots.", NULL);
+    w->m_tpl_reloads = metrics_counter(r, "drover_watcher_template_reloads_total",
+                                       "Template directory reloads on SIGHUP.", NULL);
+    w->m_tpl_reload_failures =
+        metrics_counter(r, "drover_watcher_template_reload_failures_total",
+                        "SIGHUP template reloads refused (the old set stays).", NULL);
     for (int p = 0; p < KVM_PREFIX_COUNT; p++) {
         metrics_format_labels(labels, sizeof(labels), "prefix", kvm_prefix_name(p), NULL);
         w->m_bad[p] = metrics_gauge(r, "drover_watcher_kv_bad_entries",
@@ -1023,9 +1059,11 @@ static int run_daemon(void)
     sdnotify_watchdog_start(w.loop, &w.watchdog);
     uv_signal_init(w.loop, &w.sigterm);
     uv_signal_init(w.loop, &w.sigint);
-    w.sigterm.data = w.sigint.data = &w;
+    uv_signal_init(w.loop, &w.sighup);
+    w.sigterm.data = w.sigint.data = w.sighup.data = &w;
     uv_signal_start(&w.sigterm, on_stop, SIGTERM);
     uv_signal_start(&w.sigint, on_stop, SIGINT);
+    uv_signal_start(&w.sighup, on_hup, SIGHUP);
     log_info("watcher: running (haproxy cluster %s, %zu kube clusters, config dir %s)",
              opt.haproxy_cluster, opt.kube_clusters.count, opt.config_dir);
     uv_run(w.loop, UV_RUN_DEFAULT);

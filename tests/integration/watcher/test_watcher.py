@@ -14,6 +14,9 @@ Scenarios run in order on one setup (each leaves a state the next expects):
   badvalue    a value that would inject a directive never reaches HAProxy
   badcheck    a template error and a config failing `haproxy -c` are refused;
               the old config serves
+  hup         SIGHUP reloads the template directory (one reload for the
+              changed text); a bad template set is refused and the old one
+              stays in use
   agent       maintenance entries end up in the agent-checker state file and,
               through the real drover-agent-checker ($DROVER_AGENT_CHECKER),
               in HAProxy's admin state and weights
@@ -43,7 +46,7 @@ import socketserver
 
 WATCHER, CONSUL_DEV, TEMPLATES = sys.argv[1:4]
 AGENT_CHECKER = os.environ.get("DROVER_AGENT_CHECKER")
-SCENARIOS = sys.argv[4:] or ["cold", "churn", "structural", "badvalue", "badcheck", "agent",
+SCENARIOS = sys.argv[4:] or ["cold", "churn", "structural", "badvalue", "badcheck", "hup", "agent",
                              "render", "consuldown", "resync", "guard", "restart"]
 ROOT = "drover/v1/"
 procs = []
@@ -389,6 +392,52 @@ def sc_badcheck():
     assert master_reloads() == r0
     requests_ok()
     kv_put("haproxy/edge/services/web", service(slots=8, maxconn=1002))
+
+
+def sc_hup():
+    http_tpl = os.path.join(TPL, "http.mustache")
+    with open(http_tpl) as f:
+        original = f.read()
+    r0 = master_reloads()
+    ok0 = metric("drover_watcher_template_reloads_total")
+    bad0 = metric("drover_watcher_template_reload_failures_total")
+    with open(http_tpl, "w") as f:
+        f.write(original + "# reloaded-on-sighup\n")
+    WATCHER_P.send_signal(signal.SIGHUP)
+    wait_for("template reload counted",
+             lambda: metric("drover_watcher_template_reloads_total") == ok0 + 1)
+    wait_for("new template text installed", lambda: "# reloaded-on-sighup" in cfg_text())
+    wait_for("one reload for it", lambda: master_reloads() == r0 + 1)
+    requests_ok()
+    # a bad set (an unclosed section in another template) is refused as a
+    # whole: the changed http template in the same set is not taken either
+    before = cfg_text()
+    with open(http_tpl, "w") as f:
+        f.write(original + "# second-change\n")
+    bad_tpl = os.path.join(TPL, "unclosed.mustache")
+    with open(bad_tpl, "w") as f:
+        f.write("{{#service}}\n")
+    WATCHER_P.send_signal(signal.SIGHUP)
+    wait_for("bad template set counted",
+             lambda: metric("drover_watcher_template_reload_failures_total") == bad0 + 1)
+    time.sleep(1.0)  # the structural window would have rendered by now
+    assert cfg_text() == before
+    assert master_reloads() == r0 + 1
+    assert metric("drover_watcher_template_reloads_total") == ok0 + 1
+    # still renders with the set in use: a structural change goes through
+    m0 = metric("drover_watcher_reloads_total")
+    kv_put("haproxy/edge/services/web", service(slots=8, maxconn=1003))
+    wait_for("structural change rendered with the old set",
+             lambda: "maxconn 1003" in cfg_text() and "# reloaded-on-sighup" in cfg_text())
+    wait_for("its reload", lambda: metric("drover_watcher_reloads_total") == m0 + 1)
+    os.unlink(bad_tpl)
+    with open(http_tpl, "w") as f:
+        f.write(original)
+    kv_put("haproxy/edge/services/web", service(slots=8, maxconn=1002))
+    WATCHER_P.send_signal(signal.SIGHUP)
+    wait_for("original templates back", lambda: "# reloaded-on-sighup" not in cfg_text() and
+             "maxconn 1002" in cfg_text())
+    requests_ok()
 
 
 def uweights():
