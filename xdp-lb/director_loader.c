@@ -19,8 +19,8 @@
 
 #include "decap_bpf.skel.h"
 #include "director_bpf.skel.h"
+#include "director_build.h"
 #include "director_maps.h"
-#include "director_rendezvous.h"
 #include "log.h"
 
 #define BPF_FS_MAGIC_VALUE 0xcafe4a11
@@ -215,6 +215,8 @@ static int apply_config(const struct director_attach_opts *o, struct director_ma
 {
     struct drover_gen_config gen;
     struct drover_row *rows = NULL;
+    struct drover_proxy *proxies = NULL;
+    char err[256];
     const char *out_dev = cfg->egress[0] ? cfg->egress : o->dev;
     __u32 active = 0;
     int rc;
@@ -231,20 +233,26 @@ static int apply_config(const struct director_attach_opts *o, struct director_ma
     if (rc < 0)
         return rc;
     rows = calloc(DROVER_TABLE_ROWS, sizeof(*rows));
-    if (!rows)
-        return -ENOMEM;
-    rc = director_rendezvous_build(gen.hash_key, cfg->proxies, cfg->n_proxies, rows);
-    if (rc < 0) {
-        log_error("%s: building the forwarding table failed: %s", o->dev, strerror(-rc));
+    proxies = calloc(DROVER_MAX_PROXIES, sizeof(*proxies));
+    if (!rows || !proxies) {
+        rc = -ENOMEM;
         goto out;
     }
-    rc = director_maps_publish(m, &gen, cfg->proxies, rows, &active);
+    /* the one table builder (director_build.h): the same proxies give the
+     * same table here and in a watcher-fed director */
+    rc = director_build_from_config(cfg, proxies, rows, &gen.proxy_count, NULL, err, sizeof(err));
+    if (rc < 0) {
+        log_error("%s: building the forwarding table failed: %s; nothing changed", o->dev,
+                  rc == -ENOMEM ? "out of memory" : err);
+        goto out;
+    }
+    rc = director_maps_publish(m, &gen, proxies, rows, &active);
     if (rc < 0)
         goto out;
     rc = director_maps_set_vips(m, cfg->vips, cfg->n_vips);
     if (rc < 0)
         goto out;
-    __u64 want = director_generation_checksum(&gen, cfg->proxies, rows), got = 0;
+    __u64 want = director_generation_checksum(&gen, proxies, rows), got = 0;
     rc = director_maps_checksum(m, active, &got);
     if (rc == 0 && want != got) {
         log_error("%s: generation %u reads back with checksum %016llx, wrote %016llx", o->dev,
@@ -256,6 +264,7 @@ static int apply_config(const struct director_attach_opts *o, struct director_ma
                  active, cfg->n_proxies, cfg->n_vips, (unsigned long long)want);
 out:
     free(rows);
+    free(proxies);
     return rc;
 }
 

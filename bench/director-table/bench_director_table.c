@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * bench_director_table: build time, balance and disruption of the director
- * forwarding table (watcher/director_table.c) for 16 ... 1,024 proxies.
+ * forwarding table (xdp-lb/director_table.c) for 16 ... 1,024 proxies.
  *
  * For each size N (proxies "proxy-0000" ... with addresses 10.x.y.z, all
  * active and healthy, weight 100, a fixed 16-byte seed):

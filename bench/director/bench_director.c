@@ -28,7 +28,7 @@
 #include "director_bpf.skel.h"
 #include "director_config.h"
 #include "director_maps.h"
-#include "director_rendezvous.h"
+#include "director_build.h"
 #include "log.h"
 #include "pkt.h"
 
@@ -232,7 +232,7 @@ int main(int argc, char **argv)
         0)
         die("configuring decap", rc);
 
-    /* 16 VIPs per family, 16 proxies per family, rendezvous tables. */
+    /* 16 VIPs per family, 16 proxies per family, tables from the one builder (director_build.h). */
     for (int i = 0; i < NVIP; i++) {
         memset(&vips[i], 0, sizeof(vips[i]));
         snprintf(buf, sizeof(buf), "192.0.2.%d", i + 1);
@@ -261,8 +261,8 @@ int main(int argc, char **argv)
     inet_pton(AF_INET6, "fd00:200::1", gen.src_v6);
     memcpy(gen.gw_mac, "\x02\x00\x00\x00\x02\x02", 6);
     memcpy(gen.src_mac, "\x02\x00\x00\x00\x00\xd1", 6);
-    director_rendezvous_build(gen.hash_key, px4, NPROXY, rows4);
-    director_rendezvous_build(gen.hash_key, px6, NPROXY, rows6);
+    director_build_proxies(gen.hash_key, px4, NPROXY, rows4);
+    director_build_proxies(gen.hash_key, px6, NPROXY, rows6);
     if ((rc = director_maps_set_vips(&m, vips, 2 * NVIP)) < 0 ||
         (rc = director_maps_publish(&m, &gen, px4, rows4, NULL)) < 0)
         die("filling the director maps", rc);
@@ -285,7 +285,7 @@ int main(int argc, char **argv)
            "# method: bench_wrapper restores the original packet (bpf_xdp_adjust_head +\n"
            "# bpf_xdp_store_bytes) and tail-calls the program under test; the same wrapper\n"
            "# tail-calling a program that returns XDP_PASS is measured per packet and\n"
-           "# subtracted. %d VIPs and %d proxies per family, 65,536-row rendezvous table.\n",
+           "# subtracted. %d VIPs and %d proxies per family, 65,536-row table (director_build.h).\n",
            repeat, rounds, NVIP, NPROXY);
 
     /* Input packets; GUE ones are the director's own output. */

@@ -19,7 +19,7 @@
 #include "director_bpf.skel.h"
 #include "director_config.h"
 #include "director_maps.h"
-#include "director_rendezvous.h"
+#include "director_build.h"
 #include "drover_hash.h"
 #include "log.h"
 #include "pkt.h"
@@ -646,9 +646,11 @@ START_TEST(test_swap_under_traffic)
 }
 END_TEST
 
-START_TEST(test_rendezvous_states)
+START_TEST(test_table_states)
 {
-    struct drover_proxy p[3];
+    /* The shared builder (director_build.h) in map layout: proxies come
+     * back in the table's order (by address text), rows index them. */
+    struct drover_proxy p[3], q[3];
     static struct drover_row a[DROVER_TABLE_ROWS], b[DROVER_TABLE_ROWS];
     __u8 fam;
 
@@ -659,8 +661,13 @@ START_TEST(test_rendezvous_states)
         p[i].state = DROVER_PROXY_ACTIVE;
     }
     ck_assert_int_eq(director_parse_addr("10.1.0.12", &fam, p[2].addr), 0);
-    ck_assert_int_eq(director_rendezvous_build(KEY, p, 3, a), 0);
-    int count[3] = {0};
+    memcpy(q, p, sizeof(p));
+    ck_assert_int_eq(director_build_proxies(KEY, q, 3, a), 0);
+    int count[3] = {0}, drained = -1;
+    for (int i = 0; i < 3; i++)
+        if (memcmp(q[i].addr, p[2].addr, sizeof(p[2].addr)) == 0)
+            drained = i;
+    ck_assert_int_ge(drained, 0);
     for (__u32 r = 0; r < DROVER_TABLE_ROWS; r++) {
         ck_assert_uint_lt(a[r].primary, 3);
         ck_assert_uint_ne(a[r].primary, a[r].secondary);
@@ -668,29 +675,32 @@ START_TEST(test_rendezvous_states)
     }
     for (int i = 0; i < 3; i++) /* about a third each */
         ck_assert_int_gt(count[i], DROVER_TABLE_ROWS / 4);
-    /* Draining proxy 2: its rows get a new primary and keep 2 as
-     * secondary; no other row changes. */
-    p[2].state = DROVER_PROXY_DRAINING;
-    ck_assert_int_eq(director_rendezvous_build(KEY, p, 3, b), 0);
+    /* Draining one proxy: its rows get a new primary and keep it as
+     * secondary; no other row changes its primary. */
+    memcpy(q, p, sizeof(p));
+    q[2].state = DROVER_PROXY_DRAINING;
+    ck_assert_int_eq(director_build_proxies(KEY, q, 3, b), 0);
     for (__u32 r = 0; r < DROVER_TABLE_ROWS; r++) {
-        if (a[r].primary == 2) {
-            ck_assert_uint_ne(b[r].primary, 2);
-            ck_assert_uint_eq(b[r].secondary, 2);
+        if (a[r].primary == drained) {
+            ck_assert_uint_ne(b[r].primary, drained);
+            ck_assert_uint_eq(b[r].secondary, drained);
         } else {
             ck_assert_uint_eq(b[r].primary, a[r].primary);
         }
     }
-    /* Inactive: gone from every row. Order of the list does not matter. */
-    p[2].state = DROVER_PROXY_INACTIVE;
-    ck_assert_int_eq(director_rendezvous_build(KEY, p, 3, b), 0);
+    /* Inactive: in no row. The order of the input does not matter. */
+    memcpy(q, p, sizeof(p));
+    q[2].state = DROVER_PROXY_INACTIVE;
+    ck_assert_int_eq(director_build_proxies(KEY, q, 3, b), 0);
     for (__u32 r = 0; r < DROVER_TABLE_ROWS; r++) {
-        ck_assert_uint_ne(b[r].primary, 2);
-        ck_assert_uint_ne(b[r].secondary, 2);
+        ck_assert_uint_ne(b[r].primary, drained);
+        ck_assert_uint_ne(b[r].secondary, drained);
     }
-    struct drover_proxy swapped[2] = {p[1], p[0]};
-    ck_assert_int_eq(director_rendezvous_build(KEY, swapped, 2, a), 0);
-    for (__u32 r = 0; r < DROVER_TABLE_ROWS; r++)
-        ck_assert_uint_eq(a[r].primary, 1 - b[r].primary);
+    struct drover_proxy swapped[3] = {p[2], p[1], p[0]};
+    swapped[0].state = DROVER_PROXY_INACTIVE;
+    ck_assert_int_eq(director_build_proxies(KEY, swapped, 3, a), 0);
+    ck_assert_int_eq(memcmp(swapped, q, sizeof(q)), 0);
+    ck_assert_int_eq(memcmp(a, b, sizeof(a)), 0);
 }
 END_TEST
 
@@ -714,7 +724,7 @@ int main(void)
     tcase_add_test(tc, test_no_config_passes);
     tcase_add_test(tc, test_table_swap);
     tcase_add_test(tc, test_swap_under_traffic);
-    tcase_add_test(tc, test_rendezvous_states);
+    tcase_add_test(tc, test_table_states);
     suite_add_tcase(s, tc);
     if (geteuid() != 0) {
         fprintf(stderr, "bpf tests need root (CAP_BPF, CAP_NET_ADMIN)\n");
