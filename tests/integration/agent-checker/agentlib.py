@@ -16,14 +16,10 @@ import time
 import urllib.error
 import urllib.request
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "lib"))
+from drover_testlib import free_port, wait_until  # noqa: E402,F401 (re-exported to the tests)
+
 SKIP = 77
-
-
-def free_port(family=socket.AF_INET, host="127.0.0.1"):
-    """A port the kernel just handed out on host (TCP)."""
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 def have_ipv6_loopback():
@@ -33,18 +29,6 @@ def have_ipv6_loopback():
         return True
     except OSError:
         return False
-
-
-def wait_until(what, fn, timeout=10.0, interval=0.05):
-    """Poll fn() until it returns a truthy value; fail naming `what`."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
 def ask(port, data=b"", host="127.0.0.1", half_close=False, timeout=5.0):

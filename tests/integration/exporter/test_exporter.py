@@ -29,6 +29,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
 FIXTURE = os.path.join(SRC, "tests", "kube", "kube-fixture.sh")
 CONSUL_DEV = os.path.join(SRC, "tests", "lib", "consul-dev.sh")
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.join(SRC, "tests", "lib"))
+import drover_testlib  # noqa: E402
 EXPORTER = None
 CONSUL = None  # http://127.0.0.1:PORT
 _own_consul = None
@@ -36,14 +39,7 @@ _cluster_seq = [0]
 
 
 def wait_until(fn, timeout=15.0, what="condition", interval=0.05):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError("timed out after %.1f s waiting for %s (last: %r)" % (timeout, what, last))
+    return drover_testlib.wait_until(what, fn, timeout, interval)
 
 
 def http(method, url, body=None, headers=None, timeout=30):

@@ -33,6 +33,10 @@ import tempfile
 import threading
 import time
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "lib"))
+from drover_testlib import free_port  # noqa: E402
+
 STATE_FILE_WARNING = "Can't open global server state file"
 failures = []
 
@@ -137,12 +141,6 @@ BAD_VALUES = [
     ("NUL byte in a server name", ["backends", 0, "servers", 1, "name"], "slot2\u0000x", "name"),
     ("missing agent settings (strict variables)", ["agent"], KeyError, "agent.addr"),
 ]
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Agent:
