@@ -8,6 +8,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -276,9 +277,14 @@ static int publish(struct director_apply *a, const struct director_inputs *in,
         *changed = true;
     }
     uint64_t vh = vip_set_hash(in);
-    if (!a->vips_written || vh != a->vip_hash) {
-        if ((rc = vip_keys(in, &keys, &nkeys)) < 0)
-            goto out;
+    size_t live = 0;
+    if ((rc = vip_keys(in, &keys, &nkeys)) < 0)
+        goto out;
+    /* another publisher (drover-director apply) may have replaced the set:
+     * a different count is the cheap sign of it */
+    if (director_maps_count_vips(&m, &live) < 0)
+        live = SIZE_MAX;
+    if (!a->vips_written || vh != a->vip_hash || live != nkeys) {
         rc = director_maps_set_vips(&m, keys, nkeys);
         if (rc < 0) {
             set_error(a, "writing %zu VIP keys into %s failed: %s; retrying", nkeys, a->pin_dir,

@@ -197,6 +197,28 @@ got=$(answers 12)
 [ "$got" = "proxy1 proxy2 " ] || fail "traffic went to '$got', expected both proxies"
 echo "1: maps filled ($p1/$p2 rows), traffic to both"
 
+# ---- 1b. one builder: drover-director's own config with the same proxies
+# (named as in KV) publishes the very same generation ----
+cat >"$TMP/same.json" <<JSON
+{"hash_key": "$key", "source_v4": "10.93.2.2", "gateway_mac": "$gw_mac",
+ "vips": [],
+ "proxies": [{"address": "10.93.4.2", "name": "proxy2"}, {"address": "10.93.3.2", "name": "proxy1"}]}
+JSON
+want=$(q "s['generation_checksum']")
+gen_before=$(q "s['generation']")
+nsx "$DIR" "$DIRECTOR" apply --dev eth0 --config "$TMP/same.json" $pin
+[ "$(q "s['generation']")" != "$gen_before" ] || fail "drover-director apply did not flip"
+[ "$(q "s['generation_checksum']")" = "$want" ] ||
+    fail "config-fed table differs from the watcher's: $(q "s['generation_checksum']") vs $want"
+# its empty VIP list removed the VIP: the watcher's next check puts it back
+wait_for 15 "s['in_sync']" "maps in sync again"
+for _ in $(seq 100); do
+    [ "$(ask 2>/dev/null)" != "" ] && break
+    sleep 0.1
+done
+[ -n "$(ask)" ] || fail "VIP not restored after drover-director apply removed it"
+echo "1b: drover-director's config path builds the identical generation; VIP set repaired"
+
 # ---- 2. KV edit -> maps -> traffic ----
 proxy proxy2 10.93.4.2 inactive
 wait_for 15 "s['in_sync'] and all(p['primary_rows']==(65536 if p['host']=='proxy1' else 0) for p in s['proxies'])" \
