@@ -294,23 +294,10 @@ fleet_proxy() { # proxy-N
         --pin-root "$FLEET_STATE/bpffs/$p" >/dev/null 2>&1
 }
 
-# fleet_hap PROXY SERVICE COMMAND: HAProxy runtime API (stats socket)
+# fleet_hap PROXY SERVICE COMMAND: HAProxy runtime API (stats socket);
+# HAProxy closes the connection after the answer (-t: at most 5 s)
 fleet_hap() {
-    python3 - "$FLEET_STATE/$1/$2.sock" "$3" <<'PY'
-import socket, sys
-s = socket.socket(socket.AF_UNIX)
-s.settimeout(5)
-s.connect(sys.argv[1])
-s.sendall((sys.argv[2] + "\n").encode())
-s.shutdown(socket.SHUT_WR)
-out = b""
-while True:
-    d = s.recv(65536)
-    if not d:
-        break
-    out += d
-sys.stdout.write(out.decode())
-PY
+    echo "$3" | socat -t 5 - "UNIX-CONNECT:$FLEET_STATE/$1/$2.sock"
 }
 
 # fleet_servers PROXY SERVICE: "server addr status weight agent-text" of the

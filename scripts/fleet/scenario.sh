@@ -297,7 +297,7 @@ The fleet keeps running (state in $FLEET_STATE). Try:
   $FLEET_BIN_CTL --consul-addr $FLEET_CONSUL status
   $FLEET_BIN_CTL --consul-addr $FLEET_CONSUL drain node-1 --reason test
   $FLEET_BIN_CTL --consul-addr $FLEET_CONSUL ready node-1
-  echo "show servers state be_web" | socat - UNIX-CONNECT:$FLEET_STATE/proxy-1/web.sock
+  echo "show stat" | socat -t 5 - UNIX-CONNECT:$FLEET_STATE/proxy-1/web.sock
   ip netns exec $(fleet_ns director) $FLEET_BIN_DIRECTOR stats --dev eth0 --pin-root $FLEET_STATE/bpffs/director
 $([ "$dw" = 1 ] && echo "  $FLEET_BIN_WATCHER director status --dev eth0 --pin-root $FLEET_STATE/bpffs/director --director-snapshot-file $FLEET_STATE/director/snapshot.pb")
   curl -s http://127.0.0.1:$leader_port/metrics | grep drover_exporter_leader
