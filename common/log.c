@@ -7,7 +7,8 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/time.h>
-#include <time.h>
+
+#include "timefmt.h"
 
 static const char *log_component = "drover";
 static enum log_level log_threshold = LOGL_INFO;
@@ -90,9 +91,8 @@ static void escape_into(char *dst, size_t cap, const char *src)
 
 void log_vmsg(enum log_level level, const char *fmt, va_list ap)
 {
-    char text[2048], escaped[4096], ts[40];
+    char text[2048], escaped[4096], ts[TIMEFMT_BUF_SIZE];
     struct timeval tv;
-    struct tm tm;
 
     if (level < log_threshold)
         return;
@@ -104,13 +104,12 @@ void log_vmsg(enum log_level level, const char *fmt, va_list ap)
     escape_into(escaped, sizeof(escaped), text);
 
     gettimeofday(&tv, NULL);
-    gmtime_r(&tv.tv_sec, &tm);
-    strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
+    timefmt_format_rfc3339_ms((int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000, ts, sizeof(ts));
 
     pthread_mutex_lock(&log_lock);
     FILE *out = log_stream ? log_stream : stderr;
-    fprintf(out, "ts=%s.%03ldZ level=%s comp=%s msg=\"%s\"\n", ts, (long)(tv.tv_usec / 1000),
-            log_level_name(level), log_component, escaped);
+    fprintf(out, "ts=%s level=%s comp=%s msg=\"%s\"\n", ts, log_level_name(level), log_component,
+            escaped);
     fflush(out);
     pthread_mutex_unlock(&log_lock);
 }

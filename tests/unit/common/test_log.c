@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <check.h>
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,11 @@ START_TEST(test_line_format)
     char *out = capture(LOGL_INFO, LOGL_WARN, "consul: GET x: 503");
     ck_assert_ptr_nonnull(strstr(out, " level=warn comp=unit msg=\"consul: GET x: 503\"\n"));
     ck_assert(strncmp(out, "ts=", 3) == 0);
+    /* ts=YYYY-MM-DDThh:mm:ss.mmmZ, UTC with milliseconds */
+    const char *shape = "dddd-dd-ddTdd:dd:dd.dddZ ";
+    for (size_t i = 0; shape[i]; i++)
+        ck_assert_msg(shape[i] == 'd' ? isdigit((unsigned char)out[3 + i]) : out[3 + i] == shape[i],
+                      "timestamp shape at %zu: %s", i, out);
     free(out);
 }
 END_TEST
