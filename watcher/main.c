@@ -145,6 +145,7 @@ struct service_state {
     bool checking;   /* a render check is running */
     bool busy;       /* a structural install + reload is in flight */
     bool replan;     /* a snapshot arrived while busy */
+    bool retired;    /* removed from KV: config moved aside, frontends disabled */
 };
 
 struct watcher {
@@ -166,14 +167,16 @@ struct watcher {
     struct service_state **svcs; /* individually allocated: callbacks hold pointers */
     size_t n_svcs;
     bool ready, stopping;
-    bool snapshot_dirty; /* saved in the structural window, off the apply path */
+    bool snap_from_feed;   /* w->snap comes from a complete Consul read (not the file) */
+    bool svc_removal_held; /* the latest service removal is held by the guard */
+    bool snapshot_dirty;   /* saved in the structural window, off the apply path */
     size_t applies_in_flight;
     /* metrics */
     struct metrics_counter *m_snapshots, *m_reloads, *m_reload_failures, *m_render_failures,
         *m_applies, *m_apply_failures, *m_held_total, *m_consul_errors, *m_bad_total,
-        *m_tpl_reloads, *m_tpl_reload_failures;
-    struct metrics_gauge *m_held, *m_ready, *m_bad[KVM_PREFIX_COUNT], *m_last_apply, *m_services,
-        *m_servers;
+        *m_tpl_reloads, *m_tpl_reload_failures, *m_svc_removed, *m_svc_removals_held_total;
+    struct metrics_gauge *m_held, *m_svc_removals_held, *m_ready, *m_bad[KVM_PREFIX_COUNT],
+        *m_last_apply, *m_services, *m_servers;
 };
 
 /* ---- helpers ---- */
@@ -497,6 +500,135 @@ static int ensure_service(struct watcher *w, const char *name)
     return rc;
 }
 
+/* ---- services removed from KV ---- */
+
+static void on_frontends_disabled(struct haproxy_runtime *rt, int status,
+                                  const char *const *answers, size_t n, const char *errmsg,
+                                  void *arg)
+{
+    char *name = arg, err[512];
+    (void)rt;
+    if (status < 0)
+        log_warn("watcher: service %s: cannot disable its frontends: %s; its HAProxy may "
+                 "still serve them until it is stopped",
+                 name, errmsg ? errmsg : strerror(-status));
+    for (size_t i = 0; status == 0 && i < n; i++)
+        if (haproxy_runtime_check_answer("disable frontend", answers[i], err, sizeof(err)) < 0)
+            log_warn("watcher: service %s: %s", name, err);
+    free(name);
+}
+
+/* The service is gone from a complete read of haproxy/<cluster>/: move its
+ * config aside, tell its HAProxy to stop serving its frontends (the process
+ * itself belongs to systemd / the operator) and forget its placements, so
+ * a service of the same name that comes back starts from scratch. */
+static void retire_service(struct watcher *w, struct service_state *s)
+{
+    char err[512];
+    const char *cmds[64];
+    size_t n = 0;
+    json_t *fe;
+    size_t i;
+    int rc = render_retire(opt.config_dir, s->name, err, sizeof(err));
+
+    metrics_counter_inc(w->m_svc_removed);
+    log_warn("watcher: service %s: removed from haproxy/%s/services/ (complete read); config "
+             "%s",
+             s->name, opt.haproxy_cluster,
+             rc == 0         ? "moved to <name>.cfg.removed, disabling its frontends"
+             : rc == -ENOENT ? "file already gone, disabling its frontends"
+                             : "could not be moved aside, disabling its frontends");
+    if (rc < 0 && rc != -ENOENT)
+        log_error("watcher: %s; HAProxy would load it again on its next start", err);
+    /* the frontends of the installed config (its structure render) */
+    json_array_foreach(json_object_get(s->structure, "frontends"), i, fe)
+    {
+        const char *fname = json_string_value(json_object_get(fe, "name"));
+        char *cmd = NULL;
+        if (fname && n < 64 && asprintf(&cmd, "disable frontend %s", fname) >= 0)
+            cmds[n++] = cmd;
+    }
+    char *arg = strdup(s->name);
+    if (n && s->rt && arg &&
+        haproxy_runtime_exec(s->rt, HAPROXY_SOCKET_STATS, cmds, n, on_frontends_disabled, arg) == 0)
+        arg = NULL;
+    else if (n)
+        log_warn("watcher: service %s: cannot queue `disable frontend`; stop its HAProxy by hand",
+                 s->name);
+    free(arg);
+    for (i = 0; i < n; i++)
+        free((char *)cmds[i]);
+    for (i = 0; i < w->n_bes; i++) {
+        struct backend_state *bs = &w->bes[i];
+        if (!bs->service || strcmp(bs->service, s->name) != 0)
+            continue;
+        if (s->rt)
+            haproxy_runtime_forget(s->rt, bs->name);
+        slot_assignment_free(&bs->a);
+        slot_assignment_init(&bs->a);
+        bs->have = bs->held = false;
+    }
+    json_decref(s->structure);
+    s->structure = NULL;
+    s->reload_pending = s->file_stale = false;
+    s->retired = true;
+}
+
+/* Services served so far that the snapshot no longer defines. Removed only
+ * on a snapshot from a complete, successful Consul read (a snapshot loaded
+ * from the file, or Consul errors, never remove anything), and under the
+ * mass-removal guard over services: more than --max-removal-share of them,
+ * or all of them, at once is held unless every one of them has a
+ * force-removal entry haproxy/<cluster>/force-removal/<service>. */
+static void retire_removed(struct watcher *w)
+{
+    size_t active = 0, removed = 0;
+    bool forced = true;
+    struct consul_feed_stats fs = {0};
+
+    if (w->feed)
+        consul_feed_get_stats(w->feed, &fs);
+    if (!w->snap_from_feed || !fs.complete)
+        return;
+    for (size_t i = 0; i < w->n_svcs; i++) {
+        struct service_state *s = w->svcs[i];
+        if (s->retired)
+            continue;
+        active++;
+        if (!snapshot_service(w->snap, s->name)) {
+            removed++;
+            forced &= kv_model_force(&w->snap->model, s->name) != NULL;
+        }
+    }
+    struct slots_guard_result g =
+        slots_guard(active, removed, active - removed, opt.max_removal_share, removed && forced);
+    metrics_gauge_set(w->m_svc_removals_held, g.hold);
+    if (g.hold) {
+        if (!w->svc_removal_held) {
+            log_warn("watcher: removal of %zu of %zu services held back (%s); their configs "
+                     "stay; write haproxy/%s/force-removal/<service> to let it through",
+                     removed, active,
+                     removed == active ? "it would remove every service"
+                                       : "more than --max-removal-share of the services",
+                     opt.haproxy_cluster);
+            metrics_counter_inc(w->m_svc_removals_held_total);
+        }
+        w->svc_removal_held = true;
+        return;
+    }
+    w->svc_removal_held = false;
+    for (size_t i = 0; removed && i < w->n_svcs; i++) {
+        struct service_state *s = w->svcs[i];
+        if (s->retired || snapshot_service(w->snap, s->name))
+            continue;
+        if (s->busy || s->checking) {
+            s->replan = true; /* retired once its install/reload is done */
+            continue;
+        }
+        retire_service(w, s);
+    }
+}
+
 /* Runtime quiescence fired: place servers, apply what needs no reload,
  * queue the rest for the structural window. */
 static void on_runtime_due(void *arg)
@@ -513,6 +645,10 @@ static void on_runtime_due(void *arg)
         json_t *st = NULL;
         if (ensure_service(w, svc->def->name) < 0 || !(s = service_state(w, svc->def->name)))
             continue;
+        if (s->retired) {
+            log_info("watcher: service %s: defined again; rendering it", s->name);
+            s->retired = false;
+        }
         if (s->busy) {
             s->replan = true; /* replanned when the reload is done */
             continue;
@@ -535,6 +671,7 @@ static void on_runtime_due(void *arg)
         }
         json_decref(st);
     }
+    retire_removed(w);
     update_gauges(w);
     /* the agent must read "ready" for a filled slot before its agent is
      * enabled, and "maint" for a freed one */
@@ -835,6 +972,7 @@ static void take_snapshot(struct watcher *w, struct snapshot *snap)
 
 static void on_feed_snapshot(void *arg, struct snapshot *snap)
 {
+    ((struct watcher *)arg)->snap_from_feed = true;
     take_snapshot(arg, snap);
 }
 
@@ -879,7 +1017,7 @@ static void on_hup(uv_signal_t *sig, int signum)
     log_info("watcher: SIGHUP: templates reloaded from %s; re-rendering every service",
              opt.template_dir);
     for (size_t i = 0; i < w->n_svcs; i++)
-        w->svcs[i]->reload_pending = true;
+        w->svcs[i]->reload_pending = !w->svcs[i]->retired;
     quiesce_timer_kick(w->struct_q);
 }
 
@@ -937,6 +1075,16 @@ static void setup_metrics(struct watcher *w)
                                       "Changes held back by the mass-removal guard.", NULL);
     w->m_held = metrics_gauge(r, "drover_watcher_removals_held",
                               "Backends whose latest change is held by the removal guard.", NULL);
+    w->m_svc_removed = metrics_counter(r, "drover_watcher_services_removed_total",
+                                       "Services removed from KV: config moved aside, frontends "
+                                       "disabled.",
+                                       NULL);
+    w->m_svc_removals_held_total =
+        metrics_counter(r, "drover_watcher_service_removals_held_total",
+                        "Service removals held back by the mass-removal guard.", NULL);
+    w->m_svc_removals_held =
+        metrics_gauge(r, "drover_watcher_service_removals_held",
+                      "1 while the latest service removal is held by the guard.", NULL);
     w->m_consul_errors = metrics_counter(r, "drover_watcher_consul_errors_total",
                                          "Failed Consul watch attempts (fail static).", NULL);
     w->m_bad_total = metrics_counter(r, "drover_watcher_kv_bad_entries_total",

@@ -218,6 +218,30 @@ int render_rollback(const char *config_dir, const char *name, char *err, size_t 
     return rc;
 }
 
+int render_retire(const char *config_dir, const char *name, char *err, size_t errlen)
+{
+    char target[PATH_MAX], aside[PATH_MAX];
+    int rc = 0, fd;
+    snprintf(target, sizeof(target), "%s/%s.cfg", config_dir, name);
+    snprintf(aside, sizeof(aside), "%s/%s.cfg.removed", config_dir, name);
+    if (rename(target, aside) < 0) {
+        rc = -errno;
+        errmsg_set(err, errlen, "service %s: cannot move %s to %s: %s", name, target, aside,
+                   strerror(-rc));
+        return rc;
+    }
+    /* the rename must survive a crash: a config that comes back on boot
+     * would serve a service that was removed */
+    if ((fd = open(config_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 || fsync(fd) < 0) {
+        rc = -errno;
+        errmsg_set(err, errlen, "service %s: %s moved, but syncing %s failed: %s", name, target,
+                   config_dir, strerror(-rc));
+    }
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
 /* ---- asynchronous install ---- */
 
 struct render_job {

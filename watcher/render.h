@@ -64,6 +64,13 @@ int render_install_async(uv_loop_t *loop, const char *haproxy_bin, const char *c
  * reload). 0, -ENOENT when there is no previous file, or negative errno. */
 int render_rollback(const char *config_dir, const char *name, char *err, size_t errlen);
 
+/* A service removed from KV: move config_dir/<name>.cfg aside to
+ * <name>.cfg.removed (rename(2), atomic; an older .removed is replaced;
+ * the directory is fsynced) so HAProxy started with `-f <config-dir>` no
+ * longer loads it while the operator can still read it. 0, -ENOENT when
+ * there is no <name>.cfg (nothing to retire), or negative errno (err). */
+int render_retire(const char *config_dir, const char *name, char *err, size_t errlen);
+
 /* Read a whole file into a NUL-terminated malloc'd buffer. 0 or -errno. */
 int render_read_file(const char *path, char **out, size_t *len);
 

@@ -26,6 +26,9 @@ Scenarios run in order on one setup (each leaves a state the next expects):
               re-apply
   guard       removing 2 of 3 servers at once is held until a force-removal
               entry lets it through
+  remove      the service deleted from KV: held by the guard (it is the only
+              one), then with a force-removal entry its config is moved aside
+              and its frontend disabled (no reload); defined again, it serves
   restart     watcher restarted while Consul is down re-applies its snapshot
 Real requests through HAProxy must succeed after every step.
 """
@@ -47,7 +50,7 @@ import socketserver
 WATCHER, CONSUL_DEV, TEMPLATES = sys.argv[1:4]
 AGENT_CHECKER = os.environ.get("DROVER_AGENT_CHECKER")
 SCENARIOS = sys.argv[4:] or ["cold", "churn", "structural", "badvalue", "badcheck", "hup", "agent",
-                             "render", "consuldown", "resync", "guard", "restart"]
+                             "render", "consuldown", "resync", "guard", "remove", "restart"]
 ROOT = "drover/v1/"
 procs = []
 work = tempfile.mkdtemp(prefix="drover-watcher-it.")
@@ -563,6 +566,54 @@ def sc_guard():
     kv_put("kube/prod-a/nodes/n1", node("127.0.0.1"))
     kv_put("kube/prod-a/nodes/n2", node("127.0.0.2"))
     wait_for("servers back", lambda: live_addrs() == {"127.0.0.1", "127.0.0.2", "127.0.0.3"})
+
+
+def frontend_status(name):
+    text = sock_cmd(STATS, "show stat")
+    lines = text.splitlines()
+    hdr = lines[0].lstrip("# ").split(",")
+    for l in lines[1:]:
+        f = dict(zip(hdr, l.split(",")))
+        if f.get("pxname") == name and f.get("svname") == "FRONTEND":
+            return f["status"]
+    return None
+
+
+def sc_remove():
+    web_cfg = os.path.join(CFG, "web.cfg")
+    r0 = master_reloads()
+    h0 = metric("drover_watcher_service_removals_held_total")
+    rm0 = metric("drover_watcher_services_removed_total")
+    kv_delete("haproxy/edge/services/web")
+    # the only service: removing it would remove every service -> held
+    wait_for("service removal held", lambda: metric("drover_watcher_service_removals_held") == 1)
+    assert metric("drover_watcher_service_removals_held_total") == h0 + 1
+    assert os.path.exists(web_cfg)
+    assert frontend_status("fe_web") == "OPEN"
+    requests_ok()
+    expires = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 600))
+    kv_put("haproxy/edge/force-removal/web", {"expires": expires, "author": "test"})
+    wait_for("config moved aside", lambda: not os.path.exists(web_cfg) and
+             os.path.exists(web_cfg + ".removed"))
+    assert metric("drover_watcher_services_removed_total") == rm0 + 1
+    assert metric("drover_watcher_service_removals_held") == 0
+    # `disable frontend` pauses it: HAProxy reports it as not OPEN and
+    # accepts no request on it
+    wait_for("frontend disabled", lambda: frontend_status("fe_web") not in ("OPEN", None))
+    log("remove: fe_web is", frontend_status("fe_web"))
+    try:
+        with urllib.request.urlopen("http://127.0.0.1:%d/" % FE_PORT, timeout=1) as r:
+            raise AssertionError("a removed service still answers: %d" % r.status)
+    except (urllib.error.URLError, ConnectionError, OSError):
+        pass
+    assert master_reloads() == r0, "a removal must not reload"
+    # defined again: rendered, checked, installed and reloaded
+    kv_delete("haproxy/edge/force-removal/web")
+    kv_put("haproxy/edge/services/web", service(slots=8, maxconn=1002))
+    wait_for("config back", lambda: os.path.exists(web_cfg))
+    wait_for("one reload for it", lambda: master_reloads() == r0 + 1, timeout=20)
+    wait_for("serving again", lambda: requests_ok(9) == {"node1", "node2", "node3"})
+    assert frontend_status("fe_web") == "OPEN"
 
 
 def sc_render():

@@ -37,6 +37,8 @@ static void teardown(void)
     unlink(p);
     snprintf(p, sizeof(p), "%s/web.cfg.prev", dir);
     unlink(p);
+    snprintf(p, sizeof(p), "%s/web.cfg.removed", dir);
+    unlink(p);
     rmdir(dir);
 }
 
@@ -141,6 +143,32 @@ START_TEST(test_install_async)
 }
 END_TEST
 
+/* a removed service's config is moved aside (kept for the operator), not
+ * deleted; a second retire has nothing to move */
+START_TEST(test_retire)
+{
+    char err[2048] = "";
+    bool changed = false;
+    ck_assert_int_eq(
+        render_install("haproxy", dir, "web", good, strlen(good), &changed, err, sizeof(err)), 0);
+    ck_assert_int_eq(render_retire(dir, "web", err, sizeof(err)), 0);
+    ck_assert_ptr_null(installed(""));
+    char *t = installed(".removed");
+    ck_assert_ptr_nonnull(t);
+    ck_assert_str_eq(t, good);
+    free(t);
+    ck_assert_int_eq(render_retire(dir, "web", err, sizeof(err)), -ENOENT);
+    ck_assert_ptr_nonnull(strstr(err, "web.cfg"));
+    /* the service comes back and goes again: the newer file is kept */
+    ck_assert_int_eq(
+        render_install("haproxy", dir, "web", good2, strlen(good2), &changed, err, sizeof(err)), 0);
+    ck_assert_int_eq(render_retire(dir, "web", err, sizeof(err)), 0);
+    t = installed(".removed");
+    ck_assert_str_eq(t, good2);
+    free(t);
+}
+END_TEST
+
 int main(void)
 {
     if (system("haproxy -v >/dev/null 2>&1") != 0) {
@@ -152,6 +180,7 @@ int main(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_install_check_rollback);
     tcase_add_test(tc, test_install_async);
+    tcase_add_test(tc, test_retire);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
