@@ -1,0 +1,120 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* director_build: the standalone config path and the input path (the
+ * watcher's) give the same table; map layout; seed from the hash key. */
+#include <check.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "director_build.h"
+#include "director_config.h"
+
+static const char *CONFIG =
+    "{\"hash_key\":\"00112233445566778899aabbccddeeff\",\"source_v4\":\"10.0.0.254\","
+    "\"source_v6\":\"fd00::fe\",\"gateway_mac\":\"02:00:00:00:00:01\",\"vips\":[],"
+    "\"proxies\":[{\"address\":\"10.0.0.3\",\"name\":\"c\"},"
+    "{\"address\":\"fd00::1\",\"name\":\"a\",\"weight\":200},"
+    "{\"address\":\"10.0.0.2\",\"name\":\"b\",\"state\":\"draining\"},"
+    "{\"address\":\"10.0.0.9\",\"name\":\"d\",\"state\":\"filling\"}]}";
+
+START_TEST(test_seed_is_the_key_bytes)
+{
+    const __u64 key[2] = {0x7766554433221100ull, 0xffeeddccbbaa9988ull};
+    uint8_t seed[16];
+    director_build_seed(key, seed);
+    for (int i = 0; i < 16; i++)
+        ck_assert_uint_eq(seed[i], (uint8_t)(0x11 * i));
+}
+END_TEST
+
+START_TEST(test_config_path_equals_input_path)
+{
+    struct director_config cfg;
+    char err[256];
+    static struct drover_row rows[DROVER_TABLE_ROWS];
+    struct drover_proxy px[DROVER_MAX_PROXIES];
+    struct director_table *t = NULL, *u = NULL;
+    __u32 count = 0;
+
+    ck_assert_int_eq(director_config_parse(CONFIG, strlen(CONFIG), "t", &cfg, err, sizeof(err)), 0);
+    ck_assert_int_eq(director_build_from_config(&cfg, px, rows, &count, &t, err, sizeof(err)), 0);
+    ck_assert_uint_eq(count, 4);
+    /* what the watcher hands in for the same proxies (in another order) */
+    const struct director_proxy_input in[4] = {
+        {.id = "d", .address = "10.0.0.9", .state = DIRECTOR_PROXY_FILLING, .healthy = true},
+        {.id = "b", .address = "10.0.0.2", .state = DIRECTOR_PROXY_DRAINING, .healthy = true},
+        {.id = "a",
+         .address = "fd00::1",
+         .state = DIRECTOR_PROXY_ACTIVE,
+         .healthy = true,
+         .weight = 200},
+        {.id = "c", .address = "10.0.0.3", .state = DIRECTOR_PROXY_ACTIVE, .healthy = true},
+    };
+    ck_assert_int_eq(director_build_table(cfg.hash_key, in, 4, &u, err, sizeof(err)), 0);
+    ck_assert_uint_eq(t->checksum, u->checksum);
+    ck_assert_int_eq(memcmp(t->rows, u->rows, DIRECTOR_TABLE_ROWS * sizeof(*t->rows)), 0);
+    /* map layout: canonical (id) order, rows copied, states kept */
+    ck_assert_str_eq(t->proxies[0].id, "a");
+    ck_assert_uint_eq(px[0].family, DROVER_AF_INET6);
+    ck_assert_uint_eq(px[1].state, DROVER_PROXY_DRAINING);
+    ck_assert_uint_eq(px[3].state, DROVER_PROXY_FILLING);
+    for (__u32 r = 0; r < DROVER_TABLE_ROWS; r++) {
+        ck_assert_uint_eq(rows[r].primary, t->rows[r].primary);
+        ck_assert_uint_eq(rows[r].secondary, t->rows[r].secondary);
+        ck_assert_uint_eq(rows[r].reserved, 0);
+        /* only active proxies are primaries here (a, c) */
+        ck_assert(rows[r].primary == 0 || rows[r].primary == 2);
+    }
+    director_table_free(t);
+    director_table_free(u);
+    director_config_free(&cfg);
+}
+END_TEST
+
+START_TEST(test_names_default_to_addresses_and_empty_is_a_table)
+{
+    static struct drover_row rows[DROVER_TABLE_ROWS];
+    struct drover_proxy px[4] = {0};
+    const __u64 key[2] = {1, 2};
+    __u8 fam;
+
+    director_parse_addr("10.0.0.2", &fam, px[0].addr);
+    director_parse_addr("10.0.0.1", &fam, px[1].addr);
+    px[0].family = px[1].family = fam;
+    px[0].state = px[1].state = DROVER_PROXY_ACTIVE;
+    ck_assert_int_eq(director_build_proxies(key, px, 2, rows), 0);
+    /* sorted by address text: 10.0.0.1 first */
+    char a[64];
+    ck_assert_str_eq(director_format_addr(px[0].family, px[0].addr, a, sizeof(a)), "10.0.0.1");
+    /* nothing live: all rows empty, still success */
+    px[0].state = px[1].state = DROVER_PROXY_INACTIVE;
+    ck_assert_int_eq(director_build_proxies(key, px, 2, rows), 0);
+    for (__u32 r = 0; r < DROVER_TABLE_ROWS; r++)
+        ck_assert_uint_eq(rows[r].primary, DROVER_ROW_NONE);
+    /* two live proxies on one address are refused */
+    px[1] = px[0];
+    px[0].state = px[1].state = DROVER_PROXY_ACTIVE;
+    ck_assert_int_eq(director_build_proxies(key, px, 2, rows), -EINVAL);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("director_build");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_seed_is_the_key_bytes);
+    tcase_add_test(tc, test_config_path_equals_input_path);
+    tcase_add_test(tc, test_names_default_to_addresses_and_empty_is_a_table);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
