@@ -126,7 +126,7 @@ struct dw {
     bool stopping, failing;
     struct http_server *http;
     struct metrics_registry *metrics;
-    struct metrics_counter *m_applies, *m_held, *m_errors, *m_bad, *m_consul_errors, *m_verify;
+    struct metrics_counter *m_applies, *m_held, *m_errors, *m_bad, *m_verify;
     struct metrics_gauge *m_held_now, *m_ready, *m_moved;
     struct sdnotify_watchdog *wd;
     bool busy, again; /* an apply job runs on the thread pool; run again after it */
@@ -342,9 +342,9 @@ static void on_inputs(void *arg, struct director_inputs *in, unsigned bad)
 
 static void on_feed_error(void *arg, int err, const char *msg)
 {
-    struct dw *w = arg;
+    (void)arg;
     (void)err;
-    metrics_counter_inc(w->m_consul_errors);
+    /* counted by the Consul client (drover_watcher_director_consul_errors_total) */
     log_warn("director: %s; forwarding with the table in force", msg);
 }
 
@@ -423,8 +423,6 @@ static void setup_metrics(struct dw *w)
     w->m_bad = metrics_counter(r, "drover_watcher_director_kv_bad_entries_total",
                                "Bad director KV entries skipped or kept at their last good value.",
                                "prefix=\"director\"");
-    w->m_consul_errors = metrics_counter(r, "drover_watcher_director_consul_errors_total",
-                                         "Failed Consul watch attempts (fail static).", NULL);
     w->m_held_now = metrics_gauge(r, "drover_watcher_director_held",
                                   "1 while a KV change is held back by the guard.", NULL);
     w->m_moved = metrics_gauge(r, "drover_watcher_director_held_moved_share",
