@@ -30,21 +30,17 @@ Checked, in order, while a request loop through HAProxy counts failures
   audit   `droverctl history --json` holds every change with its author
 
 The helpers (HTTP NodePort servers, Consul KV, HAProxy sockets, starting the
-watcher) come from tests/integration/watcher/test_watcher.py, the
+watcher and HAProxy, cleanup) come from tests/integration/watcher/watcherlib.py, the
 agent-checker process and the agent protocol from
 tests/integration/agent-checker/agentlib.py, the droverctl runner and the
 exporter-shaped node values from tests/integration/ctl/ctllib.py.
 """
-import importlib.util
 import json
 import os
 import re
 import shutil
 import signal
-import socket
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 
@@ -52,30 +48,17 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 IT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(IT, "ctl"))
 sys.path.insert(0, os.path.join(IT, "agent-checker"))
+sys.path.insert(0, os.path.join(IT, "watcher"))
 import agentlib  # noqa: E402
 import ctllib  # noqa: E402
+import watcherlib  # noqa: E402
 
 CTL, WATCHER, AGENT_CHECKER, CONSUL_DEV, TEMPLATES = sys.argv[1:6]
 ROOT = "drover/v1/"  # the watcher's default KV root
 AGENT_INTER = None  # seconds, agent-inter of the rendered config (agent_inter())
 
 
-def load_watcher_helpers():
-    """test_watcher.py as a module: it reads its binaries from argv and makes
-    its temp dir at import; main() is not run."""
-    argv = sys.argv
-    sys.argv = [argv[0], WATCHER, CONSUL_DEV, TEMPLATES]
-    try:
-        spec = importlib.util.spec_from_file_location(
-            "watcher_helpers", os.path.join(IT, "watcher", "test_watcher.py"))
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-        return mod
-    finally:
-        sys.argv = argv
-
-
-tw = None  # the watcher test's helpers, loaded in main()
+tw = None  # watcherlib.Fleet: temp dir, ports, paths, Consul, watcher, HAProxy
 agent = None  # agentlib.Daemon
 loop = None  # RequestLoop
 
@@ -223,16 +206,6 @@ def metric_replies(admin):
     return n
 
 
-def drain_notify(sock):
-    """Read and drop sd_notify datagrams until the socket is closed."""
-    while True:
-        try:
-            if not sock.recv(4096):
-                return  # shut down
-        except OSError:
-            return
-
-
 def agent_inter():
     """agent-inter of be_web's servers in the rendered config, in seconds
     (start_watcher() chooses it with --agent-interval)."""
@@ -358,11 +331,7 @@ def main():
     if not shutil.which("haproxy"):
         print("SKIP: haproxy not installed (scripts/bootstrap.sh installs it)")
         return 77
-    tw = load_watcher_helpers()
-    # a temp dir named after this test (the module made one of its own)
-    shutil.rmtree(tw.work, ignore_errors=True)
-    tw.work = tempfile.mkdtemp(prefix="drover-chatops-it.")
-    tw.consul_state = os.path.join(tw.work, "consul")
+    tw = watcherlib.Fleet(WATCHER, CONSUL_DEV, TEMPLATES, prefix="drover-chatops-it.")
     state = os.environ.get("DROVER_CONSUL_STATE")
     if state:
         tw.consul_state = state  # the CTest fixture's agent
@@ -372,13 +341,9 @@ def main():
     kv = ctllib.KV(tw.consul_addr(), ROOT)
     kv.delete_tree()
     tw.NODE_PORT, _ = tw.start_backends([A, B])
-    tw.FE_PORT, tw.METRICS_PORT = tw.free_port(), tw.free_port()
     agent = agentlib.Daemon(AGENT_CHECKER, tw.work, state_name="agent.json")
     tw.AGENT_PORT, tw.AGENT = agent.port, agent.state
-    tw.CFG, tw.TPL = os.path.join(tw.work, "cfg"), os.path.join(tw.work, "templates")
-    shutil.copytree(TEMPLATES, tw.TPL)
-    tw.MASTER, tw.STATS = os.path.join(tw.work, "master.sock"), os.path.join(tw.work, "stats.sock")
-    tw.SNAP = os.path.join(tw.work, "snap.pb")
+    tw.copy_templates()
     CTL_RUNNER = ctllib.Ctl(CTL, tw.consul_addr(), ROOT, ["--cluster", "prod-a"])
 
     # the exporter's view of prod-a and the operator's service definition
@@ -392,20 +357,14 @@ def main():
     # start_watcher() hands the watcher $NOTIFY_SOCKET and a watchdog
     # (sd_notify); read the datagrams as systemd would: a full queue (10
     # deep) blocks the watcher's event loop in sendmsg
-    tw.NOTIFY_PATH = os.path.join(tw.work, "notify.sock")
-    tw.NOTIFY = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    tw.NOTIFY.bind(tw.NOTIFY_PATH)
-    threading.Thread(target=drain_notify, args=(tw.NOTIFY,), daemon=True).start()
+    tw.open_notify()
     agent.start()
     tw.start_watcher()
     tw.wait_for("first config", lambda: os.path.exists(os.path.join(tw.CFG, "web.cfg")))
     tw.wait_for("watcher /readyz", tw.readyz)
     global AGENT_INTER
     AGENT_INTER = agent_inter()
-    hp = subprocess.Popen(["haproxy", "-W", "-S", tw.MASTER, "-f", tw.CFG],
-                          stdout=open(os.path.join(tw.work, "haproxy.log"), "ab"),
-                          stderr=subprocess.STDOUT)
-    tw.procs.append(hp)
+    tw.start_haproxy()
     tw.wait_for("haproxy serving through both nodes",
                 lambda: tw.requests_ok(8) == {"node1", "node2"}, timeout=20)
     wait_status(A, "UP")
@@ -435,12 +394,7 @@ def dump_diagnostics():
     if agent:
         print("---- last lines of agent-checker log\n" + "".join(
             agent.logs().splitlines(True)[-30:]))
-    for f in ("watcher.log", "haproxy.log"):
-        p = os.path.join(tw.work, f)
-        if os.path.exists(p):
-            print("---- last lines of", f)
-            with open(p, errors="replace") as fh:
-                print("".join(fh.readlines()[-40:]))
+    tw.dump_logs()
 
 
 def overall_deadline(signum, frame):
@@ -465,30 +419,12 @@ if __name__ == "__main__":
         signal.alarm(0)
         if loop:
             loop.stop()
-        notify = getattr(tw, "NOTIFY", None) if tw else None
         if agent:
             try:
                 agent.stop()
             except Exception:  # noqa: BLE001
                 pass
         if tw:
-            for p in reversed(tw.procs):
-                if p.poll() is None:
-                    p.terminate()
-                    try:
-                        p.wait(timeout=10)
-                    except subprocess.TimeoutExpired:
-                        p.kill()
-                        p.wait()
-            if not os.environ.get("DROVER_CONSUL_STATE"):
-                subprocess.run([CONSUL_DEV, "stop", tw.consul_state], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
-            shutil.rmtree(tw.work, ignore_errors=True)
-        if notify:
-            # after the watcher is gone: its sd_notify calls need a reader
-            try:
-                notify.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            notify.close()
+            # the CTest fixture's Consul agent is stopped by the fixture
+            tw.cleanup(stop_consul=not os.environ.get("DROVER_CONSUL_STATE"))
     sys.exit(rc)

@@ -30,262 +30,38 @@ Scenarios run in order on one setup (each leaves a state the next expects):
               one), then with a force-removal entry its config is moved aside
               and its frontend disabled (no reload); defined again, it serves
   restart     watcher restarted while Consul is down re-applies its snapshot
-Real requests through HAProxy must succeed after every step.
+Real requests through HAProxy must succeed after every step. The reusable
+helpers (processes, Consul, HAProxy, polling) live in watcherlib.py.
 """
 import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
-import threading
 import time
 import urllib.error
 import urllib.request
-import http.server
-import socketserver
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from watcherlib import Fleet, free_port, log, node, sock_cmd, wait_for  # noqa: E402
 
 WATCHER, CONSUL_DEV, TEMPLATES = sys.argv[1:4]
 AGENT_CHECKER = os.environ.get("DROVER_AGENT_CHECKER")
 SCENARIOS = sys.argv[4:] or ["cold", "churn", "structural", "badvalue", "badcheck", "hup", "agent",
                              "render", "consuldown", "resync", "guard", "remove", "restart"]
-ROOT = "drover/v1/"
-procs = []
-work = tempfile.mkdtemp(prefix="drover-watcher-it.")
-consul_state = os.path.join(work, "consul")
-
-
-def log(*a):
-    print("[%6.2f]" % (time.time() - T0), *a, flush=True)
-
-
-T0 = time.time()
-
-
-def free_port(host="127.0.0.1"):
-    s = socket.socket()
-    s.bind((host, 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def wait_for(what, fn, timeout=15.0, interval=0.05):
-    end = time.time() + timeout
-    last = None
-    while time.time() < end:
-        try:
-            last = fn()
-            if last:
-                return last
-        except Exception as e:  # noqa: BLE001 - reported below
-            last = e
-        time.sleep(interval)
-    raise AssertionError("timed out waiting for %s (last: %r)" % (what, last))
-
-
-# ---- backends: one HTTP server per "node" address, same NodePort ----
-
-def start_backends(addrs):
-    while True:
-        port = free_port()
-        servers = []
-        try:
-            for i, a in enumerate(addrs):
-                class H(http.server.BaseHTTPRequestHandler):
-                    name = ("node%d\n" % (i + 1)).encode()
-
-                    def do_GET(self):
-                        self.send_response(200)
-                        self.send_header("Content-Length", str(len(self.name)))
-                        self.end_headers()
-                        self.wfile.write(self.name)
-
-                    def log_message(self, *args):
-                        pass
-                class Srv(socketserver.ThreadingTCPServer):
-                    daemon_threads = True
-
-                    def handle_error(self, request, client_address):
-                        pass  # health checks hang up early; not our concern
-                srv = Srv((a, port), H)
-                threading.Thread(target=srv.serve_forever, daemon=True).start()
-                servers.append(srv)
-            return port, servers
-        except OSError:
-            for s in servers:
-                s.shutdown()
-                s.server_close()
-
-
-# ---- consul ----
-
-def consul(cmd):
-    subprocess.run([CONSUL_DEV, cmd, consul_state], check=True, stdout=subprocess.DEVNULL)
-
-
-def consul_addr():
-    with open(os.path.join(consul_state, "addr")) as f:
-        return f.read().strip()
-
-
-def kv_put(key, value):
-    data = value if isinstance(value, str) else json.dumps(value)
-    req = urllib.request.Request(consul_addr() + "/v1/kv/" + ROOT + key, data=data.encode(),
-                                 method="PUT")
-    urllib.request.urlopen(req, timeout=5).read()
-
-
-def kv_txn_set(pairs):
-    """Set several keys in one Consul transaction (one snapshot)."""
-    import base64
-    ops = [{"KV": {"Verb": "set", "Key": ROOT + k,
-                   "Value": base64.b64encode(json.dumps(v).encode()).decode()}}
-           for k, v in pairs]
-    req = urllib.request.Request(consul_addr() + "/v1/txn", data=json.dumps(ops).encode(),
-                                 method="PUT")
-    urllib.request.urlopen(req, timeout=5).read()
-
-
-def kv_delete(key):
-    req = urllib.request.Request(consul_addr() + "/v1/kv/" + ROOT + key, method="DELETE")
-    urllib.request.urlopen(req, timeout=5).read()
-
-
-# ---- haproxy ----
-
-def sock_cmd(path, cmd, timeout=5):
-    s = socket.socket(socket.AF_UNIX)
-    s.settimeout(timeout)
-    s.connect(path)
-    s.sendall((cmd + "\n").encode())
-    s.shutdown(socket.SHUT_WR)
-    out = b""
-    while True:
-        d = s.recv(65536)
-        if not d:
-            break
-        out += d
-    s.close()
-    return out.decode()
-
-
-def servers_state(backend):
-    """slot name -> (addr, port, op_state, admin_state)"""
-    text = sock_cmd(STATS, "show servers state " + backend)
-    lines = [l for l in text.splitlines() if l and not l.startswith("#") and l[0].isdigit()]
-    header = None
-    for l in text.splitlines():
-        if l.startswith("# be_id"):
-            header = l[2:].split()
-    out = {}
-    for l in lines[1:] if lines and lines[0].strip().isdigit() else lines:
-        f = dict(zip(header, l.split()))
-        out[f["srv_name"]] = (f["srv_addr"], int(f["srv_port"]), int(f["srv_op_state"]),
-                              int(f["srv_admin_state"]))
-    return out
-
-
-def master_reloads():
-    # the master CLI refuses connections for a moment while it re-executes
-    def once():
-        for l in sock_cmd(MASTER, "show proc").splitlines():
-            if "master" in l:
-                return str(int(l.split()[2]))
-        return None
-    return int(wait_for("master CLI show proc", once, timeout=10))
-
-
-def get(path="/"):
-    with urllib.request.urlopen("http://127.0.0.1:%d%s" % (FE_PORT, path), timeout=5) as r:
-        assert r.status == 200, r.status
-        return r.read().decode()
-
-
-def requests_ok(n=6):
-    seen = set()
-    for _ in range(n):
-        seen.add(get().strip())
-    return seen
-
-
-def metric(name):
-    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % METRICS_PORT, timeout=5) as r:
-        for l in r.read().decode().splitlines():
-            if l.startswith(name + " ") or l.startswith(name + "{"):
-                return float(l.rsplit(" ", 1)[1])
-    return 0.0
-
-
-def service(slots=4, template="http", balance="roundrobin", maxconn=None):
-    fe = {"name": "fe_web", "bind": ["127.0.0.1:%d" % FE_PORT], "default_backend": "be_web"}
-    if maxconn:
-        fe["maxconn"] = maxconn
-    return {"template": template, "frontends": [fe],
-            "backends": [{"name": "be_web", "balance": balance, "slots": slots,
-                          "check": {"type": "http", "path": "/", "interval": "500ms"},
-                          "kube": [{"cluster": "prod-a", "namespace": "default",
-                                    "service": "web", "port": "http"}]}]}
-
-
-def node(addr, eligible=True):
-    return {"addresses": [addr], "eligible": eligible}
-
-
-def start_watcher():
-    args = [WATCHER, "--consul-addr", consul_addr(), "--haproxy-cluster", "edge",
-            "--kube-cluster", "prod-a", "--template-dir", TPL, "--config-dir", CFG,
-            "--haproxy-master-socket", MASTER, "--haproxy-stats-socket", STATS,
-            "--haproxy-state-file", os.path.join(work, "web.state"),
-            "--agent-state-file", AGENT, "--snapshot-file", SNAP,
-            "--metrics-addr", "127.0.0.1:%d" % METRICS_PORT, "--haproxy-maxconn", "500",
-            "--agent-port", str(AGENT_PORT), "--agent-interval", "300ms",
-            "--wait-min", "300ms", "--wait-max", "3s", "--resync-interval", "1s",
-            "--consul-wait", "10s", "--log-level", "debug"]
-    logf = open(os.path.join(work, "watcher.log"), "ab")
-    env = dict(os.environ, NOTIFY_SOCKET=NOTIFY_PATH, WATCHDOG_USEC="1000000")
-    p = subprocess.Popen(args, stdout=logf, stderr=subprocess.STDOUT, env=env)
-    procs.append(p)
-    wait_for("watcher metrics endpoint", lambda: metric("drover_watcher_snapshots_total") >= 0)
-    return p
-
-
-NOTIFY_MSGS = []
-
-
-def notify_reader():
-    """Drain $NOTIFY_SOCKET like systemd does: an unread datagram queue
-    (10 deep) would block the watcher's sd_notify calls."""
-    while True:
-        try:
-            NOTIFY_MSGS.append(NOTIFY.recv(4096).decode())
-        except OSError:
-            return
-
-
-def readyz():
-    try:
-        with urllib.request.urlopen("http://127.0.0.1:%d/readyz" % METRICS_PORT, timeout=2) as r:
-            return r.status == 200
-    except urllib.error.HTTPError:
-        return False
-
-
-def cfg_text():
-    with open(os.path.join(CFG, "web.cfg")) as f:
-        return f.read()
+F = None  # the Fleet (temp dir, ports, paths, Consul, HAProxy), made in main()
+WATCHER_P = None
 
 
 # ---- scenarios ----
 
 def sc_cold():
-    cold = os.path.join(work, "cold")
+    cold = os.path.join(F.work, "cold")
     os.makedirs(cold)
     port = free_port()
     args = [WATCHER, "--consul-addr", "http://127.0.0.1:%d" % free_port(),
-            "--haproxy-cluster", "edge", "--kube-cluster", "prod-a", "--template-dir", TPL,
+            "--haproxy-cluster", "edge", "--kube-cluster", "prod-a", "--template-dir", F.TPL,
             "--config-dir", os.path.join(cold, "cfg"),
             "--haproxy-master-socket", os.path.join(cold, "m.sock"),
             "--haproxy-stats-socket", os.path.join(cold, "s.sock"),
@@ -294,7 +70,7 @@ def sc_cold():
             "--metrics-addr", "127.0.0.1:%d" % port]
     logpath = os.path.join(cold, "log")
     p = subprocess.Popen(args, stdout=open(logpath, "ab"), stderr=subprocess.STDOUT)
-    procs.append(p)
+    F.procs.append(p)
     try:
         def status():
             try:
@@ -316,136 +92,136 @@ def sc_cold():
 
 
 def sc_churn():
-    r0 = master_reloads()
-    kv_put("kube/prod-a/nodes/n2", node("127.0.0.2"))
-    kv_put("kube/prod-a/nodes/n3", node("127.0.0.3"))
+    r0 = F.master_reloads()
+    F.kv_put("kube/prod-a/nodes/n2", node("127.0.0.2"))
+    F.kv_put("kube/prod-a/nodes/n3", node("127.0.0.3"))
 
     def three_up():
-        st = servers_state("be_web")
+        st = F.servers_state("be_web")
         addrs = {v[0] for v in st.values() if v[2] == 2 and not v[3] & 0x23}
         return addrs == {"127.0.0.1", "127.0.0.2", "127.0.0.3"} and st
     st = wait_for("three servers up via runtime API", three_up)
     log("churn: after adds", st)
-    wait_for("traffic on all three nodes", lambda: requests_ok(12) == {"node1", "node2", "node3"})
-    kv_put("kube/prod-a/nodes/n2", node("127.0.0.2", eligible=False))
+    wait_for("traffic on all three nodes", lambda: F.requests_ok(12) == {"node1", "node2", "node3"})
+    F.kv_put("kube/prod-a/nodes/n2", node("127.0.0.2", eligible=False))
 
     def n2_gone():
-        st = servers_state("be_web")
+        st = F.servers_state("be_web")
         live = {v[0] for v in st.values() if not v[3] & 0x23}
         return "127.0.0.2" not in live and st
     st = wait_for("n2 out of rotation", n2_gone)
     log("churn: after n2 ineligible", st)
-    assert requests_ok(8) <= {"node1", "node3"}
-    assert master_reloads() == r0, "runtime churn must not reload"
-    assert metric("drover_watcher_reloads_total") == 0
+    assert F.requests_ok(8) <= {"node1", "node3"}
+    assert F.master_reloads() == r0, "runtime churn must not reload"
+    assert F.metric("drover_watcher_reloads_total") == 0
 
 
 def sc_structural():
-    r0 = master_reloads()
-    m0 = metric("drover_watcher_reloads_total")
+    r0 = F.master_reloads()
+    m0 = F.metric("drover_watcher_reloads_total")
     # a burst inside one quiescence window: slots 4 -> 8, then maxconn changes
-    kv_put("haproxy/edge/services/web", service(slots=8))
+    F.kv_put("haproxy/edge/services/web", F.service(slots=8))
     for mc in (1000, 1001, 1002):
         time.sleep(0.1)
-        kv_put("haproxy/edge/services/web", service(slots=8, maxconn=mc))
-    wait_for("one reload", lambda: master_reloads() > r0, timeout=20)
+        F.kv_put("haproxy/edge/services/web", F.service(slots=8, maxconn=mc))
+    wait_for("one reload", lambda: F.master_reloads() > r0, timeout=20)
     time.sleep(1.5)  # let any further (wrong) reload show up
-    assert master_reloads() == r0 + 1, "expected exactly one reload, got %d" % (
-        master_reloads() - r0)
-    assert metric("drover_watcher_reloads_total") == m0 + 1
-    assert "maxconn 1002" in cfg_text()
+    assert F.master_reloads() == r0 + 1, "expected exactly one reload, got %d" % (
+        F.master_reloads() - r0)
+    assert F.metric("drover_watcher_reloads_total") == m0 + 1
+    assert "maxconn 1002" in F.cfg_text()
     st = wait_for("8 slots, n1 and n3 serving", lambda: (lambda s: len(s) == 8 and {
         v[0] for v in s.values() if v[2] == 2 and not v[3] & 0x23} == {"127.0.0.1", "127.0.0.3"}
-        and s)(servers_state("be_web")))
+        and s)(F.servers_state("be_web")))
     log("structural: after reload", st)
-    assert requests_ok(8) <= {"node1", "node3"}
+    assert F.requests_ok(8) <= {"node1", "node3"}
 
 
 def sc_badvalue():
-    before = cfg_text()
-    r0 = master_reloads()
-    bad0 = metric("drover_watcher_kv_bad_entries_total")
-    evil = service(slots=8, maxconn=1002)
+    before = F.cfg_text()
+    r0 = F.master_reloads()
+    bad0 = F.metric("drover_watcher_kv_bad_entries_total")
+    evil = F.service(slots=8, maxconn=1002)
     evil["backends"][0]["balance"] = "roundrobin\n    stats enable"
-    kv_put("haproxy/edge/services/web", evil)
-    wait_for("bad entry counted", lambda: metric("drover_watcher_kv_bad_entries_total") > bad0)
+    F.kv_put("haproxy/edge/services/web", evil)
+    wait_for("bad entry counted", lambda: F.metric("drover_watcher_kv_bad_entries_total") > bad0)
     time.sleep(1.0)
-    assert cfg_text() == before
-    assert "stats enable" not in cfg_text()
-    assert master_reloads() == r0
-    requests_ok()
-    kv_put("haproxy/edge/services/web", service(slots=8, maxconn=1002))
+    assert F.cfg_text() == before
+    assert "stats enable" not in F.cfg_text()
+    assert F.master_reloads() == r0
+    F.requests_ok()
+    F.kv_put("haproxy/edge/services/web", F.service(slots=8, maxconn=1002))
 
 
 def sc_badcheck():
-    before = cfg_text()
-    r0 = master_reloads()
-    f0 = metric("drover_watcher_render_failures_total")
+    before = F.cfg_text()
+    r0 = F.master_reloads()
+    f0 = F.metric("drover_watcher_render_failures_total")
     # renders fine, but HAProxy refuses it
-    kv_put("haproxy/edge/services/web", service(slots=8, maxconn=1002, template="broken"))
+    F.kv_put("haproxy/edge/services/web", F.service(slots=8, maxconn=1002, template="broken"))
     wait_for("render failure counted",
-             lambda: metric("drover_watcher_render_failures_total") > f0, timeout=10)
-    assert cfg_text() == before
-    assert master_reloads() == r0
+             lambda: F.metric("drover_watcher_render_failures_total") > f0, timeout=10)
+    assert F.cfg_text() == before
+    assert F.master_reloads() == r0
     # a template that fails to render (a key the data lacks)
-    kv_put("haproxy/edge/services/web", service(slots=8, maxconn=1002, template="nokey"))
+    F.kv_put("haproxy/edge/services/web", F.service(slots=8, maxconn=1002, template="nokey"))
     wait_for("template error counted",
-             lambda: metric("drover_watcher_render_failures_total") > f0 + 1, timeout=10)
-    assert cfg_text() == before
-    assert master_reloads() == r0
-    requests_ok()
-    kv_put("haproxy/edge/services/web", service(slots=8, maxconn=1002))
+             lambda: F.metric("drover_watcher_render_failures_total") > f0 + 1, timeout=10)
+    assert F.cfg_text() == before
+    assert F.master_reloads() == r0
+    F.requests_ok()
+    F.kv_put("haproxy/edge/services/web", F.service(slots=8, maxconn=1002))
 
 
 def sc_hup():
-    http_tpl = os.path.join(TPL, "http.mustache")
+    http_tpl = os.path.join(F.TPL, "http.mustache")
     with open(http_tpl) as f:
         original = f.read()
-    r0 = master_reloads()
-    ok0 = metric("drover_watcher_template_reloads_total")
-    bad0 = metric("drover_watcher_template_reload_failures_total")
+    r0 = F.master_reloads()
+    ok0 = F.metric("drover_watcher_template_reloads_total")
+    bad0 = F.metric("drover_watcher_template_reload_failures_total")
     with open(http_tpl, "w") as f:
         f.write(original + "# reloaded-on-sighup\n")
     WATCHER_P.send_signal(signal.SIGHUP)
     wait_for("template reload counted",
-             lambda: metric("drover_watcher_template_reloads_total") == ok0 + 1)
-    wait_for("new template text installed", lambda: "# reloaded-on-sighup" in cfg_text())
-    wait_for("one reload for it", lambda: master_reloads() == r0 + 1)
-    requests_ok()
+             lambda: F.metric("drover_watcher_template_reloads_total") == ok0 + 1)
+    wait_for("new template text installed", lambda: "# reloaded-on-sighup" in F.cfg_text())
+    wait_for("one reload for it", lambda: F.master_reloads() == r0 + 1)
+    F.requests_ok()
     # a bad set (an unclosed section in another template) is refused as a
     # whole: the changed http template in the same set is not taken either
-    before = cfg_text()
+    before = F.cfg_text()
     with open(http_tpl, "w") as f:
         f.write(original + "# second-change\n")
-    bad_tpl = os.path.join(TPL, "unclosed.mustache")
+    bad_tpl = os.path.join(F.TPL, "unclosed.mustache")
     with open(bad_tpl, "w") as f:
         f.write("{{#service}}\n")
     WATCHER_P.send_signal(signal.SIGHUP)
     wait_for("bad template set counted",
-             lambda: metric("drover_watcher_template_reload_failures_total") == bad0 + 1)
+             lambda: F.metric("drover_watcher_template_reload_failures_total") == bad0 + 1)
     time.sleep(1.0)  # the structural window would have rendered by now
-    assert cfg_text() == before
-    assert master_reloads() == r0 + 1
-    assert metric("drover_watcher_template_reloads_total") == ok0 + 1
+    assert F.cfg_text() == before
+    assert F.master_reloads() == r0 + 1
+    assert F.metric("drover_watcher_template_reloads_total") == ok0 + 1
     # still renders with the set in use: a structural change goes through
-    m0 = metric("drover_watcher_reloads_total")
-    kv_put("haproxy/edge/services/web", service(slots=8, maxconn=1003))
+    m0 = F.metric("drover_watcher_reloads_total")
+    F.kv_put("haproxy/edge/services/web", F.service(slots=8, maxconn=1003))
     wait_for("structural change rendered with the old set",
-             lambda: "maxconn 1003" in cfg_text() and "# reloaded-on-sighup" in cfg_text())
-    wait_for("its reload", lambda: metric("drover_watcher_reloads_total") == m0 + 1)
+             lambda: "maxconn 1003" in F.cfg_text() and "# reloaded-on-sighup" in F.cfg_text())
+    wait_for("its reload", lambda: F.metric("drover_watcher_reloads_total") == m0 + 1)
     os.unlink(bad_tpl)
     with open(http_tpl, "w") as f:
         f.write(original)
-    kv_put("haproxy/edge/services/web", service(slots=8, maxconn=1002))
+    F.kv_put("haproxy/edge/services/web", F.service(slots=8, maxconn=1002))
     WATCHER_P.send_signal(signal.SIGHUP)
-    wait_for("original templates back", lambda: "# reloaded-on-sighup" not in cfg_text() and
-             "maxconn 1002" in cfg_text())
-    requests_ok()
+    wait_for("original templates back", lambda: "# reloaded-on-sighup" not in F.cfg_text() and
+             "maxconn 1002" in F.cfg_text())
+    F.requests_ok()
 
 
 def uweights():
     """server address -> srv_uweight of be_web's occupied slots"""
-    text = sock_cmd(STATS, "show servers state be_web")
+    text = sock_cmd(F.STATS, "show servers state be_web")
     hdr = [l for l in text.splitlines() if l.startswith("# be_id")][0][2:].split()
     rows = [dict(zip(hdr, l.split())) for l in text.splitlines()
             if l and l[0].isdigit() and len(l.split()) > 5]
@@ -453,15 +229,15 @@ def uweights():
 
 
 def sc_agent():
-    kv_put("maintenance/node/prod-a/n1", {"target": "node/prod-a/n1", "state": "drain",
+    F.kv_put("maintenance/node/prod-a/n1", {"target": "node/prod-a/n1", "state": "drain",
                                           "reason": "disk swap", "author": "alice"})
-    kv_put("maintenance/addr/127.0.0.3", {"state": "ready", "weight": 50})
+    F.kv_put("maintenance/addr/127.0.0.3", {"state": "ready", "weight": 50})
 
     def agent_entries():
-        with open(AGENT) as f:
+        with open(F.AGENT) as f:
             st = json.load(f)
         by_addr = {}
-        hx = servers_state("be_web")
+        hx = F.servers_state("be_web")
         for name, v in hx.items():
             e = st["servers"].get("be_web/" + name)
             if e and v[0] != "0.0.0.0":
@@ -475,7 +251,7 @@ def sc_agent():
     if AGENT_CHECKER:
         # the agent-checker answers HAProxy: n1 drains, n3 runs at 50 %
         def haproxy_sees_it():
-            text = sock_cmd(STATS, "show servers state be_web")
+            text = sock_cmd(F.STATS, "show servers state be_web")
             hdr = [l for l in text.splitlines() if l.startswith("# be_id")][0][2:].split()
             rows = [dict(zip(hdr, l.split())) for l in text.splitlines()
                     if l and l[0].isdigit() and len(l.split()) > 5]
@@ -484,18 +260,18 @@ def sc_agent():
             return (n1 and int(n1["srv_admin_state"]) & 0x18 and n3
                     and int(n3["srv_uweight"]) == 50 and by)
         wait_for("agent drain and weight in HAProxy", haproxy_sees_it, timeout=15)
-        assert requests_ok(6) == {"node3"}, "a draining server got new requests"
-    kv_delete("maintenance/node/prod-a/n1")
-    kv_delete("maintenance/addr/127.0.0.3")
+        assert F.requests_ok(6) == {"node3"}, "a draining server got new requests"
+    F.kv_delete("maintenance/node/prod-a/n1")
+    F.kv_delete("maintenance/addr/127.0.0.3")
     # an entry that expires is dropped by the watcher itself, without any
     # KV change (the agent-checker also stops applying it at that second)
     expires = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 2))
-    kv_put("maintenance/addr/127.0.0.3", {"state": "maint", "expires": expires})
+    F.kv_put("maintenance/addr/127.0.0.3", {"state": "maint", "expires": expires})
 
     def n3_entry():
-        with open(AGENT) as f:
+        with open(F.AGENT) as f:
             st = json.load(f)
-        slot = [n for n, v in servers_state("be_web").items() if v[0] == "127.0.0.3"][0]
+        slot = [n for n, v in F.servers_state("be_web").items() if v[0] == "127.0.0.3"][0]
         return st["servers"]["be_web/" + slot]
     wait_for("timed maintenance in the agent state", lambda: n3_entry()["admin"] == "maint")
     wait_for("expired maintenance gone from the agent state",
@@ -503,7 +279,7 @@ def sc_agent():
              timeout=10)
     if AGENT_CHECKER:
         wait_for("n1 ready again", lambda: not any(
-            v[0] == "127.0.0.1" and v[3] & 0x18 for v in servers_state("be_web").values()),
+            v[0] == "127.0.0.1" and v[3] & 0x18 for v in F.servers_state("be_web").values()),
             timeout=15)
         # HAProxy keeps the last weight an agent sent: with the 50 % entry
         # gone the agent must say 100 % again, or n3 stays at half weight
@@ -512,64 +288,64 @@ def sc_agent():
 
 
 def sc_consuldown():
-    e0 = metric("drover_watcher_consul_errors_total")
-    consul("kill")
-    wait_for("consul errors counted", lambda: metric("drover_watcher_consul_errors_total") > e0,
+    e0 = F.metric("drover_watcher_consul_errors_total")
+    F.consul("kill")
+    wait_for("consul errors counted", lambda: F.metric("drover_watcher_consul_errors_total") > e0,
              timeout=30)
     for _ in range(5):
-        requests_ok(4)
+        F.requests_ok(4)
         time.sleep(0.2)
     assert WATCHER_P.poll() is None, "watcher exited while Consul was down"
-    consul("restart")  # a dev agent comes back empty
+    F.consul("restart")  # a dev agent comes back empty
     # the empty KV must not tear anything down; write the state back
     put_all(nodes=("127.0.0.1", "127.0.0.3"))
-    kv_put("kube/prod-a/nodes/n2", node("127.0.0.2"))
+    F.kv_put("kube/prod-a/nodes/n2", node("127.0.0.2"))
     wait_for("watcher applies changes after Consul returned", lambda: "127.0.0.2" in {
-        v[0] for v in servers_state("be_web").values() if not v[3] & 0x23}, timeout=30)
-    requests_ok()
+        v[0] for v in F.servers_state("be_web").values() if not v[3] & 0x23}, timeout=30)
+    F.requests_ok()
 
 
 def live_addrs():
-    return {v[0] for v in servers_state("be_web").values() if not v[3] & 0x23} - {"0.0.0.0"}
+    return {v[0] for v in F.servers_state("be_web").values() if not v[3] & 0x23} - {"0.0.0.0"}
 
 
 def sc_resync():
-    st = servers_state("be_web")
+    st = F.servers_state("be_web")
     slot = [n for n, v in st.items() if v[0] == "127.0.0.3"][0]
-    sock_cmd(STATS, "set server be_web/%s addr 127.0.0.9 port %d" % (slot, NODE_PORT))
-    assert servers_state("be_web")[slot][0] == "127.0.0.9"
-    wait_for("slot repaired by the resync", lambda: servers_state("be_web")[slot][0] ==
+    sock_cmd(F.STATS, "set server be_web/%s addr 127.0.0.9 port %d" % (slot, F.NODE_PORT))
+    assert F.servers_state("be_web")[slot][0] == "127.0.0.9"
+    wait_for("slot repaired by the resync", lambda: F.servers_state("be_web")[slot][0] ==
              "127.0.0.3", timeout=10)
-    requests_ok()
+    F.requests_ok()
 
 
 def sc_guard():
     wait_for("three servers live", lambda: live_addrs() == {"127.0.0.1", "127.0.0.2",
                                                             "127.0.0.3"})
-    h0 = metric("drover_watcher_removals_held_total")
+    h0 = F.metric("drover_watcher_removals_held_total")
     # both at once (one transaction): removing them one by one would be
     # two changes of one server each, which the guard lets through
-    kv_txn_set([("kube/prod-a/nodes/n1", node("127.0.0.1", eligible=False)),
+    F.kv_txn_set([("kube/prod-a/nodes/n1", node("127.0.0.1", eligible=False)),
                 ("kube/prod-a/nodes/n2", node("127.0.0.2", eligible=False))])
-    wait_for("change held", lambda: metric("drover_watcher_removals_held") == 1)
-    assert metric("drover_watcher_removals_held_total") == h0 + 1
+    wait_for("change held", lambda: F.metric("drover_watcher_removals_held") == 1)
+    assert F.metric("drover_watcher_removals_held_total") == h0 + 1
     time.sleep(0.5)
     assert live_addrs() == {"127.0.0.1", "127.0.0.2", "127.0.0.3"}, live_addrs()
-    requests_ok()
+    F.requests_ok()
     # a force-removal entry lets it through until it expires
     expires = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 600))
-    kv_put("haproxy/edge/force-removal/be_web", {"expires": expires, "author": "test"})
+    F.kv_put("haproxy/edge/force-removal/be_web", {"expires": expires, "author": "test"})
     wait_for("forced removal applied", lambda: live_addrs() == {"127.0.0.3"})
-    assert metric("drover_watcher_removals_held") == 0
-    assert requests_ok(4) == {"node3"}
-    kv_delete("haproxy/edge/force-removal/be_web")
-    kv_put("kube/prod-a/nodes/n1", node("127.0.0.1"))
-    kv_put("kube/prod-a/nodes/n2", node("127.0.0.2"))
+    assert F.metric("drover_watcher_removals_held") == 0
+    assert F.requests_ok(4) == {"node3"}
+    F.kv_delete("haproxy/edge/force-removal/be_web")
+    F.kv_put("kube/prod-a/nodes/n1", node("127.0.0.1"))
+    F.kv_put("kube/prod-a/nodes/n2", node("127.0.0.2"))
     wait_for("servers back", lambda: live_addrs() == {"127.0.0.1", "127.0.0.2", "127.0.0.3"})
 
 
 def frontend_status(name):
-    text = sock_cmd(STATS, "show stat")
+    text = sock_cmd(F.STATS, "show stat")
     lines = text.splitlines()
     hdr = lines[0].lstrip("# ").split(",")
     for l in lines[1:]:
@@ -580,74 +356,74 @@ def frontend_status(name):
 
 
 def sc_remove():
-    web_cfg = os.path.join(CFG, "web.cfg")
-    r0 = master_reloads()
-    h0 = metric("drover_watcher_service_removals_held_total")
-    rm0 = metric("drover_watcher_services_removed_total")
-    kv_delete("haproxy/edge/services/web")
+    web_cfg = os.path.join(F.CFG, "web.cfg")
+    r0 = F.master_reloads()
+    h0 = F.metric("drover_watcher_service_removals_held_total")
+    rm0 = F.metric("drover_watcher_services_removed_total")
+    F.kv_delete("haproxy/edge/services/web")
     # the only service: removing it would remove every service -> held
-    wait_for("service removal held", lambda: metric("drover_watcher_service_removals_held") == 1)
-    assert metric("drover_watcher_service_removals_held_total") == h0 + 1
+    wait_for("service removal held", lambda: F.metric("drover_watcher_service_removals_held") == 1)
+    assert F.metric("drover_watcher_service_removals_held_total") == h0 + 1
     assert os.path.exists(web_cfg)
     assert frontend_status("fe_web") == "OPEN"
-    requests_ok()
+    F.requests_ok()
     expires = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 600))
-    kv_put("haproxy/edge/force-removal/web", {"expires": expires, "author": "test"})
+    F.kv_put("haproxy/edge/force-removal/web", {"expires": expires, "author": "test"})
     wait_for("config moved aside", lambda: not os.path.exists(web_cfg) and
              os.path.exists(web_cfg + ".removed"))
-    assert metric("drover_watcher_services_removed_total") == rm0 + 1
-    assert metric("drover_watcher_service_removals_held") == 0
+    assert F.metric("drover_watcher_services_removed_total") == rm0 + 1
+    assert F.metric("drover_watcher_service_removals_held") == 0
     # `disable frontend` pauses it: HAProxy reports it as not OPEN and
     # accepts no request on it
     wait_for("frontend disabled", lambda: frontend_status("fe_web") not in ("OPEN", None))
     log("remove: fe_web is", frontend_status("fe_web"))
     try:
-        with urllib.request.urlopen("http://127.0.0.1:%d/" % FE_PORT, timeout=1) as r:
+        with urllib.request.urlopen("http://127.0.0.1:%d/" % F.FE_PORT, timeout=1) as r:
             raise AssertionError("a removed service still answers: %d" % r.status)
     except (urllib.error.URLError, ConnectionError, OSError):
         pass
-    assert master_reloads() == r0, "a removal must not reload"
+    assert F.master_reloads() == r0, "a removal must not reload"
     # defined again: rendered, checked, installed and reloaded
-    kv_delete("haproxy/edge/force-removal/web")
-    kv_put("haproxy/edge/services/web", service(slots=8, maxconn=1002))
+    F.kv_delete("haproxy/edge/force-removal/web")
+    F.kv_put("haproxy/edge/services/web", F.service(slots=8, maxconn=1002))
     wait_for("config back", lambda: os.path.exists(web_cfg))
-    wait_for("one reload for it", lambda: master_reloads() == r0 + 1, timeout=20)
-    wait_for("serving again", lambda: requests_ok(9) == {"node1", "node2", "node3"})
+    wait_for("one reload for it", lambda: F.master_reloads() == r0 + 1, timeout=20)
+    wait_for("serving again", lambda: F.requests_ok(9) == {"node1", "node2", "node3"})
     assert frontend_status("fe_web") == "OPEN"
 
 
 def sc_render():
     wait_for("config file caught up with the runtime state",
-             lambda: all("%s:%d" % (a, NODE_PORT) in cfg_text() for a in ("127.0.0.1",
+             lambda: all("%s:%d" % (a, F.NODE_PORT) in F.cfg_text() for a in ("127.0.0.1",
                                                                            "127.0.0.3")))
-    out = os.path.join(work, "bundle")
+    out = os.path.join(F.work, "bundle")
     base = [WATCHER, "--haproxy-cluster", "edge", "--kube-cluster", "prod-a",
-            "--template-dir", TPL, "--haproxy-stats-socket", STATS,
-            "--haproxy-state-file", os.path.join(work, "web.state"),
-            "--haproxy-maxconn", "500", "--agent-port", str(AGENT_PORT),
-            "--agent-interval", "300ms", "--snapshot-file", SNAP, "--consul-addr", consul_addr()]
+            "--template-dir", F.TPL, "--haproxy-stats-socket", F.STATS,
+            "--haproxy-state-file", os.path.join(F.work, "web.state"),
+            "--haproxy-maxconn", "500", "--agent-port", str(F.AGENT_PORT),
+            "--agent-interval", "300ms", "--snapshot-file", F.SNAP, "--consul-addr", F.consul_addr()]
     # the snapshot file is written in the quiet window after a change:
     # retry until it holds what is installed
     def offline_matches():
-        r = subprocess.run(base + ["render", "--snapshot", SNAP, "--out", out],
+        r = subprocess.run(base + ["render", "--snapshot", F.SNAP, "--out", out],
                            capture_output=True, text=True, timeout=30)
         if r.returncode != 0:
             return False
         with open(os.path.join(out, "web.cfg")) as f:
-            return f.read() == cfg_text()
+            return f.read() == F.cfg_text()
     wait_for("offline render equal to the installed config", offline_matches, timeout=15,
              interval=0.5)
     with open(os.path.join(out, "agent-state.json")) as f:
         assert json.load(f)["version"] == 1
     # no-op deploy: nothing to apply
-    r = subprocess.run(base + ["--config-dir", CFG, "render", "--diff"], capture_output=True,
+    r = subprocess.run(base + ["--config-dir", F.CFG, "render", "--diff"], capture_output=True,
                        text=True, timeout=30)
     assert r.returncode == 0 and r.stdout == "", (r.returncode, r.stdout, r.stderr)
     # a running config that differs shows up in the diff
-    other = os.path.join(work, "other-cfg")
+    other = os.path.join(F.work, "other-cfg")
     os.makedirs(other, exist_ok=True)
     with open(os.path.join(other, "web.cfg"), "w") as f:
-        f.write(cfg_text().replace("balance roundrobin", "balance leastconn"))
+        f.write(F.cfg_text().replace("balance roundrobin", "balance leastconn"))
     r = subprocess.run(base + ["--config-dir", other, "render", "--diff"], capture_output=True,
                        text=True, timeout=30)
     assert r.returncode == 3, (r.returncode, r.stderr)
@@ -658,73 +434,62 @@ def sc_restart():
     global WATCHER_P
     # runtime changes reach the file in the next quiet window (no reload)
     wait_for("config file caught up with the runtime state",
-             lambda: all("%s:%d" % (a, NODE_PORT) in cfg_text()
+             lambda: all("%s:%d" % (a, F.NODE_PORT) in F.cfg_text()
                          for a in ("127.0.0.1", "127.0.0.2", "127.0.0.3")))
-    before = cfg_text()
-    r0 = master_reloads()
-    consul("kill")
+    before = F.cfg_text()
+    r0 = F.master_reloads()
+    F.consul("kill")
     WATCHER_P.send_signal(signal.SIGTERM)
     WATCHER_P.wait(timeout=10)
-    WATCHER_P = start_watcher()
-    wait_for("/readyz after loading the snapshot", readyz, timeout=15)
-    assert cfg_text() == before
-    assert master_reloads() == r0
-    requests_ok()
-    with open(os.path.join(work, "watcher.log")) as f:
+    WATCHER_P = F.start_watcher()
+    wait_for("/readyz after loading the snapshot", F.readyz, timeout=15)
+    assert F.cfg_text() == before
+    assert F.master_reloads() == r0
+    F.requests_ok()
+    with open(os.path.join(F.work, "watcher.log")) as f:
         assert "loaded snapshot" in f.read()
-    consul("restart")
+    F.consul("restart")
 
 
 def put_all(nodes=("127.0.0.1",), slots=8, maxconn=1002):
-    kv_put("kube/prod-a/services/default/web/http", {"node_port": NODE_PORT})
+    F.kv_put("kube/prod-a/services/default/web/http", {"node_port": F.NODE_PORT})
     for i, a in enumerate(nodes):
-        kv_put("kube/prod-a/nodes/n%s" % a.rsplit(".", 1)[1], node(a))
-    kv_put("haproxy/edge/services/web", service(slots=slots, maxconn=maxconn))
+        F.kv_put("kube/prod-a/nodes/n%s" % a.rsplit(".", 1)[1], node(a))
+    F.kv_put("haproxy/edge/services/web", F.service(slots=slots, maxconn=maxconn))
 
 
 def main():
-    global FE_PORT, METRICS_PORT, AGENT_PORT, NODE_PORT, CFG, TPL, MASTER, STATS, AGENT, SNAP
-    global WATCHER_P, NOTIFY, NOTIFY_PATH
-    NOTIFY_PATH = os.path.join(work, "notify.sock")
+    global F, WATCHER_P
     if not shutil.which("haproxy"):
         print("SKIP: haproxy not installed")
         return 77
-    FE_PORT, METRICS_PORT, AGENT_PORT = free_port(), free_port(), free_port()
-    NODE_PORT, _ = start_backends(["127.0.0.1", "127.0.0.2", "127.0.0.3"])
-    CFG = os.path.join(work, "cfg")
-    TPL = os.path.join(work, "templates")
-    shutil.copytree(TEMPLATES, TPL)
+    F = Fleet(WATCHER, CONSUL_DEV, TEMPLATES)
+    F.NODE_PORT, _ = F.start_backends(["127.0.0.1", "127.0.0.2", "127.0.0.3"])
+    F.copy_templates()
     # a template that renders but that HAProxy refuses
-    with open(os.path.join(TPL, "broken.mustache"), "w") as f:
+    with open(os.path.join(F.TPL, "broken.mustache"), "w") as f:
         f.write("{{> global}}\n\n{{> defaults}}\n    no-such-directive {{service.name | name}}\n")
-    with open(os.path.join(TPL, "nokey.mustache"), "w") as f:
+    with open(os.path.join(F.TPL, "nokey.mustache"), "w") as f:
         f.write("{{> global}}\n\n{{> defaults}}\n    maxconn {{service.no_such_key | uint}}\n")
-    MASTER, STATS = os.path.join(work, "master.sock"), os.path.join(work, "stats.sock")
-    AGENT, SNAP = os.path.join(work, "agent.json"), os.path.join(work, "snap.pb")
     if AGENT_CHECKER:
-        ac = subprocess.Popen([AGENT_CHECKER, "--listen", "127.0.0.1:%d" % AGENT_PORT,
-                               "--state-file", AGENT, "--metrics-addr", ""],
-                              stdout=open(os.path.join(work, "agent-checker.log"), "ab"),
+        ac = subprocess.Popen([AGENT_CHECKER, "--listen", "127.0.0.1:%d" % F.AGENT_PORT,
+                               "--state-file", F.AGENT, "--metrics-addr", ""],
+                              stdout=open(os.path.join(F.work, "agent-checker.log"), "ab"),
                               stderr=subprocess.STDOUT)
-        procs.append(ac)
-    consul("start")
+        F.procs.append(ac)
+    F.consul("start")
     put_all(slots=4, maxconn=None)
-    kv_put("haproxy/edge/services/web", service(slots=4))
-    NOTIFY = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    NOTIFY.bind(NOTIFY_PATH)
-    threading.Thread(target=notify_reader, daemon=True).start()
-    WATCHER_P = start_watcher()
-    wait_for("first config", lambda: os.path.exists(os.path.join(CFG, "web.cfg")))
-    wait_for("/readyz", readyz)
+    F.kv_put("haproxy/edge/services/web", F.service(slots=4))
+    F.open_notify()
+    WATCHER_P = F.start_watcher()
+    wait_for("first config", lambda: os.path.exists(os.path.join(F.CFG, "web.cfg")))
+    wait_for("/readyz", F.readyz)
     # systemd Type=notify: READY=1 once applied, then watchdog pings
     wait_for("READY=1 and WATCHDOG=1 on $NOTIFY_SOCKET",
-             lambda: any("READY=1" in m for m in NOTIFY_MSGS) and
-             any("WATCHDOG=1" in m for m in NOTIFY_MSGS), timeout=10)
-    hp = subprocess.Popen(["haproxy", "-W", "-S", MASTER, "-f", CFG],
-                          stdout=open(os.path.join(work, "haproxy.log"), "ab"),
-                          stderr=subprocess.STDOUT)
-    procs.append(hp)
-    wait_for("haproxy serving", lambda: requests_ok(2) == {"node1"})
+             lambda: any("READY=1" in m for m in F.NOTIFY_MSGS) and
+             any("WATCHDOG=1" in m for m in F.NOTIFY_MSGS), timeout=10)
+    F.start_haproxy()
+    wait_for("haproxy serving", lambda: F.requests_ok(2) == {"node1"})
     for name in SCENARIOS:
         log("scenario", name)
         globals()["sc_" + name]()
@@ -733,7 +498,7 @@ def main():
     # of the watchers' output
     WATCHER_P.terminate()
     assert WATCHER_P.wait(timeout=15) == 0, "watcher exit status %d" % WATCHER_P.returncode
-    with open(os.path.join(work, "watcher.log"), errors="replace") as f:
+    with open(os.path.join(F.work, "watcher.log"), errors="replace") as f:
         text = f.read()
     for marker in ("AddressSanitizer", "LeakSanitizer", "runtime error:"):
         assert marker not in text, "sanitizer report in watcher.log: " + marker
@@ -747,25 +512,13 @@ if __name__ == "__main__":
     except Exception:
         import traceback
         traceback.print_exc()
-        try:
-            print("---- show servers state be_web:", servers_state("be_web"))
-        except Exception:  # noqa: BLE001 - best effort diagnostics
-            pass
-        for f in ("watcher.log", "haproxy.log"):
-            p = os.path.join(work, f)
-            if os.path.exists(p):
-                print("---- last lines of", f)
-                with open(p, errors="replace") as fh:
-                    print("".join(fh.readlines()[-40:]))
+        if F:
+            try:
+                print("---- show servers state be_web:", F.servers_state("be_web"))
+            except Exception:  # noqa: BLE001 - best effort diagnostics
+                pass
+            F.dump_logs()
     finally:
-        for p in reversed(procs):
-            if p.poll() is None:
-                p.terminate()
-                try:
-                    p.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-        subprocess.run([CONSUL_DEV, "stop", consul_state], stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL)
-        shutil.rmtree(work, ignore_errors=True)
+        if F:
+            F.cleanup()
     sys.exit(rc)
