@@ -58,6 +58,13 @@ void daemon_signals_close(struct daemon_signals *s)
     uv_close((uv_handle_t *)&s->term, NULL);
     uv_close((uv_handle_t *)&s->intr, NULL);
     uv_close((uv_handle_t *)&s->hup, NULL);
+    /* Closing the last watcher gives the signal its default action back;
+     * during a stop that would let a repeated SIGTERM (a service manager
+     * or test insisting) kill a daemon that is about to exit cleanly. */
+    if (s->stopping) {
+        signal(SIGTERM, SIG_IGN);
+        signal(SIGINT, SIG_IGN);
+    }
 }
 
 int daemon_http_start(uv_loop_t *loop, const char *component, const char *addr,

@@ -38,7 +38,8 @@ struct daemon_signals {
 int daemon_signals_start(uv_loop_t *loop, struct daemon_signals *s,
                          const struct daemon_signal_opts *opts);
 /* Close the handles so the loop can end: call it once the stop is under
- * way (it does nothing if not started or already closed). */
+ * way (it does nothing if not started or already closed). After a stop,
+ * SIGTERM and SIGINT stay ignored until the process exits. */
 void daemon_signals_close(struct daemon_signals *s);
 
 /*

@@ -52,6 +52,9 @@ static void on_step(uv_timer_t *h)
         return;
     daemon_signals_close(&t->sigs);
     daemon_signals_close(&t->sigs); /* twice is harmless */
+    /* stopping: a repeated stop signal must not kill the process now */
+    kill(getpid(), SIGTERM);
+    kill(getpid(), SIGINT);
     uv_timer_stop(h);
     uv_close((uv_handle_t *)h, NULL);
 }
