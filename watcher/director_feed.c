@@ -16,9 +16,9 @@
 
 #include "director_config.h"
 #include "json_util.h"
-#include "kv_model.h"
 #include "log.h"
 #include "siphash.h"
+#include "timefmt.h"
 
 /* ---- freeing and copying ---- */
 
@@ -358,7 +358,7 @@ static int parse_force(const json_t *v, const char *where, struct director_force
         (rc = json_get_string(v, where, "author", &author, false, err, errlen)) < 0 ||
         (rc = json_get_string(v, where, "reason", &reason, false, err, errlen)) < 0)
         return rc;
-    if (kvm_time_parse(expires, &f->expires_unix) < 0) {
+    if (timefmt_parse_rfc3339(expires, &f->expires_unix) < 0) {
         snprintf(err, errlen, "%s.expires: expected an RFC 3339 time, got '%s'", where, expires);
         return -EINVAL;
     }

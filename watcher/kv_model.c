@@ -6,18 +6,17 @@
  */
 #include "kv_model.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "config.h"
 #include "errmsg.h"
 #include "haproxy_value.h"
 #include "json_util.h"
+#include "timefmt.h"
 
 #define DEFAULT_SLOTS 16
 #define MAX_SLOTS     4096
@@ -165,44 +164,6 @@ static int grow(void **arr, size_t *cap, size_t n, size_t sz)
         return -ENOMEM;
     *arr = p;
     *cap = nc;
-    return 0;
-}
-
-int kvm_time_parse(const char *text, int64_t *out)
-{
-    int y, mo, d, h, mi, s, n = 0;
-    if (!text || sscanf(text, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &s, &n) != 6 ||
-        n != 19)
-        return -EINVAL;
-    const char *p = text + n;
-    if (*p == '.') {
-        p++;
-        if (!isdigit((unsigned char)*p))
-            return -EINVAL;
-        while (isdigit((unsigned char)*p))
-            p++;
-    }
-    int64_t off = 0;
-    if (*p == 'Z' || *p == 'z') {
-        p++;
-    } else if (*p == '+' || *p == '-') {
-        int oh, om, m2 = 0;
-        if (sscanf(p + 1, "%2d:%2d%n", &oh, &om, &m2) != 2 || m2 != 5 || oh > 23 || om > 59)
-            return -EINVAL;
-        off = (int64_t)(oh * 3600 + om * 60) * (*p == '+' ? 1 : -1);
-        p += 6;
-    } else {
-        return -EINVAL;
-    }
-    if (*p || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60)
-        return -EINVAL;
-    struct tm tm = {.tm_year = y - 1900,
-                    .tm_mon = mo - 1,
-                    .tm_mday = d,
-                    .tm_hour = h,
-                    .tm_min = mi,
-                    .tm_sec = s};
-    *out = (int64_t)timegm(&tm) - off;
     return 0;
 }
 
@@ -743,7 +704,7 @@ static int parse_common_times(json_t *root, int64_t *expires, char **author, cha
     int rc;
     if ((rc = json_get_string(root, NULL, "expires", &s, false, err, errlen)) < 0)
         return rc;
-    if (rc == 1 && kvm_time_parse(s, expires) < 0) {
+    if (rc == 1 && timefmt_parse_rfc3339(s, expires) < 0) {
         errmsg_set(err, errlen, "expires: '%.40s' is not an RFC 3339 time", s);
         return -EINVAL;
     }

@@ -202,8 +202,4 @@ const struct kvm_force *kv_model_force(const struct kv_model *m, const char *bac
 /* "ready" | "drain" | "maint". */
 const char *kvm_admin_name(enum kvm_admin a);
 
-/* Parse "2026-11-23T15:00:00Z" (fractions and +hh:mm offsets allowed) to
- * unix seconds: 0 or -EINVAL. */
-int kvm_time_parse(const char *text, int64_t *out);
-
 #endif

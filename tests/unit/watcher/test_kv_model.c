@@ -271,19 +271,6 @@ START_TEST(test_force_removal)
 }
 END_TEST
 
-START_TEST(test_time_parse)
-{
-    int64_t t;
-    ck_assert_int_eq(kvm_time_parse("2026-11-23T13:00:00Z", &t), 0);
-    ck_assert_int_eq(t, NOW);
-    ck_assert_int_eq(kvm_time_parse("2026-11-23T14:00:00.250+01:00", &t), 0);
-    ck_assert_int_eq(t, NOW);
-    ck_assert_int_eq(kvm_time_parse("2026-11-23 13:00:00Z", &t), -EINVAL);
-    ck_assert_int_eq(kvm_time_parse("2026-11-23T13:00:00", &t), -EINVAL);
-    ck_assert_int_eq(kvm_time_parse("2026-13-23T13:00:00Z", &t), -EINVAL);
-}
-END_TEST
-
 int main(void)
 {
     Suite *s = suite_create("kv_model");
@@ -293,7 +280,6 @@ int main(void)
     tcase_add_test(tc, test_kube_entries);
     tcase_add_test(tc, test_maintenance);
     tcase_add_test(tc, test_force_removal);
-    tcase_add_test(tc, test_time_parse);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
