@@ -40,6 +40,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "sdnotify.h"
+#include "timefmt.h"
 
 struct dopts {
     char *consul_addr, *consul_token_file, *kv_prefix, *cluster;
@@ -617,15 +618,11 @@ static void json_str(FILE *f, const char *s)
     fputc('"', f);
 }
 
+/* The status page says "never" for a time not yet reached (0). */
 static void fmt_time(int64_t t, char *buf, size_t len)
 {
-    struct tm tm;
-    time_t tt = (time_t)t;
-    if (t <= 0 || !gmtime_r(&tt, &tm)) {
+    if (t <= 0 || timefmt_format_rfc3339(t, buf, len) < 0)
         snprintf(buf, len, "never");
-        return;
-    }
-    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
 static int status(void)

@@ -9,9 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "log.h"
+#include "timefmt.h"
 
 #define DEFAULT_WEIGHT 100
 
@@ -573,14 +573,6 @@ int snapshot_service_json(const struct snapshot *s, const struct snapshot_servic
 
 /* ---- agent-checker state ---- */
 
-static void fmt_time(int64_t t, char *buf, size_t len)
-{
-    time_t tt = (time_t)t;
-    struct tm tm;
-    gmtime_r(&tt, &tm);
-    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 /* HAProxy keeps the last weight an agent sent and a reply without `N%`
  * leaves it alone, so an entry without a weight of its own says 100 %
  * (of the configured weight): otherwise a server stays at 50 % after its
@@ -591,7 +583,7 @@ static void fmt_time(int64_t t, char *buf, size_t len)
 static json_t *agent_entry(const struct kvm_maint *x, bool free_slot)
 {
     json_t *e = json_object();
-    char t[32];
+    char t[TIMEFMT_BUF_SIZE];
     int bad = !e;
     if (free_slot) {
         bad |= jset(e, "admin", json_string("maint")) || jset(e, "health", json_string("up")) ||
@@ -605,7 +597,7 @@ static json_t *agent_entry(const struct kvm_maint *x, bool free_slot)
         if (x->author)
             bad |= jset(e, "author", json_string(x->author));
         if (x->expires) {
-            fmt_time(x->expires, t, sizeof(t));
+            timefmt_format_rfc3339(x->expires, t, sizeof(t));
             bad |= jset(e, "expires", json_string(t));
         }
     } else {
@@ -623,10 +615,10 @@ int snapshot_agent_state(const struct snapshot *s, snapshot_slots_fn slots, void
                          int64_t now, char **out)
 {
     json_t *root = json_object(), *servers = json_object(), *dflt;
-    char t[32], key[300], name[160];
+    char t[TIMEFMT_BUF_SIZE], key[300], name[160];
     int bad = !root || !servers;
 
-    fmt_time(now, t, sizeof(t));
+    timefmt_format_rfc3339(now, t, sizeof(t));
     bad |= jset(root, "version", json_integer(1)) || jset(root, "generated", json_string(t));
     dflt = agent_entry(NULL, false);
     bad |= jset(root, "default", dflt);
