@@ -25,7 +25,9 @@ PACKAGES=(
     linux-libc-dev bpftool iproute2 ethtool
     haproxy python3 procps psmisc netcat-openbsd socat valgrind
     unzip openssl
+    prometheus
 )
+# prometheus: only for promtool (alert rule tests); its server is not used
 
 SOURCES=/etc/apt/sources.list.d/drover-bullseye.list
 PIN=/etc/apt/preferences.d/drover-consul
@@ -67,6 +69,12 @@ if [ "${#missing[@]}" -gt 0 ] || [ "$changed" -eq 1 ]; then
     apt-get update -q
     if [ "${#missing[@]}" -gt 0 ]; then
         apt-get install -y -q --no-install-recommends "${missing[@]}"
+        # the package enables and starts a Prometheus server; drover only
+        # needs promtool, so a server we just installed is turned off again
+        if printf '%s\n' "${missing[@]}" | grep -qx prometheus &&
+           [ -d /run/systemd/system ]; then
+            systemctl disable --now prometheus.service >/dev/null 2>&1 || true
+        fi
     fi
 else
     echo "bootstrap: all packages present"
