@@ -2,7 +2,8 @@
 /*
  * Fuzz target for the director side's KV parsing (director_feed). Input:
  * lines of "<key relative to director/<cluster>/>\t<value>" (a tab-free
- * key, the rest of the line is the value). Properties checked:
+ * key, the rest of the line is the value; a repeated key is dropped, as
+ * Consul never returns one twice). Properties checked:
  *  - parsing never crashes or leaks, whatever keys and values;
  *  - what it accepts builds a table (or a clean -ENODATA/-ENOENT): the
  *    feed's validation is at least as strict as the table builder's, so
@@ -11,6 +12,7 @@
  *    previous inputs unchanged (same hash).
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,7 +35,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         const char *line_end = nl ? nl : end;
         const char *tab = memchr(p, '\t', (size_t)(line_end - p));
-        if (tab) {
+        /* A recursive KV read never returns a key twice: model that. */
+        bool dup = false;
+        for (size_t i = 0; tab && i < list.n; i++) {
+            size_t kl = (size_t)(tab - p);
+            dup = dup || (strlen(items[i].key) == sizeof(PFX) - 1 + kl &&
+                          memcmp(items[i].key + sizeof(PFX) - 1, p, kl) == 0);
+        }
+        if (tab && !dup) {
             struct consul_kv *e = &items[list.n++];
             memset(e, 0, sizeof(*e));
             size_t kl = (size_t)(tab - p), vl = (size_t)(line_end - tab - 1);
