@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # deploy/consul policies against a real Consul agent with ACLs on (default
-# deny): render them, create policies and tokens with the master token over
-# the HTTP API, then prove with real requests that each component's token
-# can do what the component needs and gets 403 outside it, and that
-# droverctl itself works with its token and fails (writing nothing) with
-# the watcher's.
+# deny): render them, create policies and tokens with the master token
+# through the consul CLI exactly as docs/operations.md shows, then prove
+# with real requests over the HTTP API that each component's token can do
+# what the component needs and gets 403 outside it, and that droverctl
+# itself works with its token and fails (writing nothing) with the
+# watcher's.
 #
 #   test_consul_acl.sh CONSUL_DEV_SH DEPLOY_CONSUL_DIR DROVERCTL
 set -euo pipefail
@@ -60,15 +61,16 @@ expect() {
 
 json_field() { python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
 
+# the commands of docs/operations.md, as an operator runs them
 declare -A tokens=([master]=$master)
-for name in drover-exporter drover-watcher droverctl; do
-    body=$(python3 -c 'import json,sys; print(json.dumps({"Name": sys.argv[1], "Rules": open(sys.argv[2]).read()}))' \
-        "$name" "$tmp/pol/$name.hcl")
-    r=$(api PUT /v1/acl/policy "$master" "$body")
-    [ "${r%% *}" = 200 ] || { echo "creating policy $name failed: $r"; exit 1; }
-    r=$(api PUT /v1/acl/token "$master" "{\"Description\": \"$name\", \"Policies\": [{\"Name\": \"$name\"}]}")
-    [ "${r%% *}" = 200 ] || { echo "creating token for $name failed: $r"; exit 1; }
-    tokens[$name]=$(json_field SecretID < "$tmp/body")
+for c in drover-exporter drover-watcher droverctl; do
+    CONSUL_HTTP_ADDR=$addr CONSUL_HTTP_TOKEN=$master \
+        consul acl policy create -name $c -rules @"$tmp/pol/$c.hcl" > "$tmp/policy.out" ||
+        { echo "creating policy $c failed: $(cat "$tmp/policy.out")"; exit 1; }
+    CONSUL_HTTP_ADDR=$addr CONSUL_HTTP_TOKEN=$master \
+        consul acl token create -description "$c on $(hostname)" -policy-name $c -format json \
+        > "$tmp/token.json" || { echo "creating token for $c failed"; exit 1; }
+    tokens[$c]=$(json_field SecretID < "$tmp/token.json")
 done
 
 # seed what the readers read (as the owners would have written it)
