@@ -19,7 +19,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +29,7 @@
 #include "config.h"
 #include "consul.h"
 #include "curl_uv.h"
+#include "daemon.h"
 #include "director_apply.h"
 #include "director_config.h"
 #include "director_feed.h"
@@ -122,7 +122,7 @@ struct dw {
     struct director_inputs *in; /* latest inputs (KV or snapshot) */
     bool from_kv;
     uv_timer_t due, verify;
-    uv_signal_t sigterm, sigint;
+    struct daemon_signals sig;
     struct backoff retry;
     bool stopping, failing;
     struct http_server *http;
@@ -433,16 +433,12 @@ static void setup_metrics(struct dw *w)
     metrics_add_collector(r, collect, w);
 }
 
-static void on_stop(uv_signal_t *sig, int signum)
+/* The first SIGTERM/SIGINT (daemon_signals logged it and sent STOPPING=1). */
+static void on_stop(void *arg, int signum)
 {
-    struct dw *w = sig->data;
-    if (w->stopping)
-        return;
+    struct dw *w = arg;
+    (void)signum;
     w->stopping = true;
-    log_info("director: %s received, stopping (the director keeps forwarding with the table in "
-             "force)",
-             strsignal(signum));
-    sdnotify_stopping();
     director_feed_stop(w->feed);
     w->feed = NULL;
     if (w->chealth)
@@ -460,8 +456,7 @@ static void on_stop(uv_signal_t *sig, int signum)
     w->wd = NULL;
     uv_close((uv_handle_t *)&w->due, NULL);
     uv_close((uv_handle_t *)&w->verify, NULL);
-    uv_close((uv_handle_t *)&w->sigterm, NULL);
-    uv_close((uv_handle_t *)&w->sigint, NULL);
+    daemon_signals_close(&w->sig);
 }
 
 static void load_snapshot(struct dw *w)
@@ -489,7 +484,6 @@ static void load_snapshot(struct dw *w)
 static int run(void)
 {
     struct dw w = {0};
-    char err[512];
     int rc;
     char *dir = pin_dir();
 
@@ -534,14 +528,10 @@ static int run(void)
     uv_timer_init(w.loop, &w.due);
     uv_timer_init(w.loop, &w.verify);
     w.due.data = w.verify.data = &w;
-    if (dopt.metrics_addr && *dopt.metrics_addr) {
-        struct http_server_options hso = {.listen = dopt.metrics_addr, .metrics = w.metrics};
-        if (http_server_start(w.loop, &hso, &w.http, err, sizeof(err)) < 0) {
-            log_error("director: %s; cannot start", err);
-            return 1;
-        }
+    if (daemon_http_start(w.loop, "director", dopt.metrics_addr, w.metrics, &w.http) < 0)
+        return 1;
+    if (w.http)
         http_server_set_ready(w.http, false, "no table applied yet");
-    }
     struct consul_config cc = {.address = dopt.consul_addr, .token_file = dopt.consul_token_file};
     if ((rc = consul_client_new(w.loop, &cc, &w.consul)) < 0) {
         log_error("director: consul client for %s: %s; cannot start", dopt.consul_addr,
@@ -575,11 +565,13 @@ static int run(void)
     }
     uv_timer_start(&w.verify, on_verify, (uint64_t)dopt.verify_ms, (uint64_t)dopt.verify_ms);
     sdnotify_watchdog_start(w.loop, &w.wd);
-    uv_signal_init(w.loop, &w.sigterm);
-    uv_signal_init(w.loop, &w.sigint);
-    w.sigterm.data = w.sigint.data = &w;
-    uv_signal_start(&w.sigterm, on_stop, SIGTERM);
-    uv_signal_start(&w.sigint, on_stop, SIGINT);
+    struct daemon_signal_opts so = {.component = "director",
+                                    .stop_note =
+                                        "(the director keeps forwarding with the table in force)",
+                                    .on_stop = on_stop,
+                                    .arg = &w};
+    if (daemon_signals_start(w.loop, &w.sig, &so) < 0)
+        return 1;
     log_info("director: running (cluster %s, KV %s, maps %s)", dopt.cluster, prefix, dir);
     uv_run(w.loop, UV_RUN_DEFAULT);
 

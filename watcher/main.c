@@ -20,7 +20,6 @@
  */
 #include <errno.h>
 #include <limits.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +31,7 @@
 #include "atomic_file.h"
 #include "config.h"
 #include "consul.h"
+#include "daemon.h"
 #include "consul_feed.h"
 #include "director_main.h"
 #include "haproxy_runtime.h"
@@ -158,7 +158,7 @@ struct watcher {
     struct sdnotify_watchdog *watchdog;
     struct template_set *templates;
     struct quiesce_timer *runtime_q, *struct_q;
-    uv_signal_t sigterm, sigint, sighup;
+    struct daemon_signals sig;
     uv_timer_t expiry;     /* next maintenance / force-removal expiry */
     uv_timer_t resync;     /* periodic re-apply against HAProxy's live state */
     struct snapshot *snap; /* newest snapshot (served as far as possible) */
@@ -998,12 +998,11 @@ static void on_feed_error(void *arg, const char *prefix, int err, const char *ms
  * are synchronous, so nothing else holds the old set. Every service is
  * then rendered again in the structural window: a changed text is checked
  * and reloaded, an unchanged one installs nothing. */
-static void on_hup(uv_signal_t *sig, int signum)
+static void on_hup(void *arg)
 {
-    struct watcher *w = sig->data;
+    struct watcher *w = arg;
     struct template_set *set = NULL;
     char err[512];
-    (void)signum;
     if (w->stopping)
         return;
     if (render_load_templates(opt.template_dir, &set, err, sizeof(err)) < 0) {
@@ -1021,14 +1020,12 @@ static void on_hup(uv_signal_t *sig, int signum)
     quiesce_timer_kick(w->struct_q);
 }
 
-static void on_stop(uv_signal_t *sig, int signum)
+/* The first SIGTERM/SIGINT (daemon_signals logged it and sent STOPPING=1). */
+static void on_stop(void *arg, int signum)
 {
-    struct watcher *w = sig->data;
-    if (w->stopping)
-        return;
+    struct watcher *w = arg;
+    (void)signum;
     w->stopping = true;
-    log_info("watcher: %s received, stopping (HAProxy keeps running as it is)", strsignal(signum));
-    sdnotify_stopping();
     if (w->snapshot_dirty && w->snap)
         save_snapshot(w);
     consul_feed_stop(w->feed);
@@ -1048,9 +1045,7 @@ static void on_stop(uv_signal_t *sig, int signum)
     w->watchdog = NULL;
     uv_close((uv_handle_t *)&w->expiry, NULL);
     uv_close((uv_handle_t *)&w->resync, NULL);
-    uv_close((uv_handle_t *)&w->sigterm, NULL);
-    uv_close((uv_handle_t *)&w->sigint, NULL);
-    uv_close((uv_handle_t *)&w->sighup, NULL);
+    daemon_signals_close(&w->sig);
 }
 
 static void setup_metrics(struct watcher *w)
@@ -1171,14 +1166,10 @@ static int run_daemon(void)
         quiesce_timer_new(w.loop, opt.wait_min_ms, opt.wait_max_ms, on_struct_due, &w,
                           &w.struct_q) < 0)
         return 1;
-    if (opt.metrics_addr && *opt.metrics_addr) {
-        struct http_server_options ho = {.listen = opt.metrics_addr, .metrics = w.metrics};
-        if (http_server_start(w.loop, &ho, &w.http, err, sizeof(err)) < 0) {
-            log_error("watcher: %s; cannot start", err);
-            return 1;
-        }
+    if (daemon_http_start(w.loop, "watcher", opt.metrics_addr, w.metrics, &w.http) < 0)
+        return 1;
+    if (w.http)
         http_server_set_ready(w.http, false, "no snapshot applied yet");
-    }
     struct consul_config cc = {.address = opt.consul_addr, .token_file = opt.consul_token_file};
     if ((rc = consul_client_new(w.loop, &cc, &w.consul)) < 0) {
         log_error("watcher: consul client for %s: %s; cannot start", opt.consul_addr,
@@ -1205,13 +1196,13 @@ static int run_daemon(void)
         return 1;
     }
     sdnotify_watchdog_start(w.loop, &w.watchdog);
-    uv_signal_init(w.loop, &w.sigterm);
-    uv_signal_init(w.loop, &w.sigint);
-    uv_signal_init(w.loop, &w.sighup);
-    w.sigterm.data = w.sigint.data = w.sighup.data = &w;
-    uv_signal_start(&w.sigterm, on_stop, SIGTERM);
-    uv_signal_start(&w.sigint, on_stop, SIGINT);
-    uv_signal_start(&w.sighup, on_hup, SIGHUP);
+    struct daemon_signal_opts so = {.component = "watcher",
+                                    .stop_note = "(HAProxy keeps running as it is)",
+                                    .on_stop = on_stop,
+                                    .on_hup = on_hup,
+                                    .arg = &w};
+    if (daemon_signals_start(w.loop, &w.sig, &so) < 0)
+        return 1;
     log_info("watcher: running (haproxy cluster %s, %zu kube clusters, config dir %s)",
              opt.haproxy_cluster, opt.kube_clusters.count, opt.config_dir);
     uv_run(w.loop, UV_RUN_DEFAULT);
