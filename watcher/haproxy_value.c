@@ -13,6 +13,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "hex.h"
+
 static const char *const kind_names[] = {
     [HAPROXY_VALUE_WORD] = "word",
     [HAPROXY_VALUE_NAME] = "name",
@@ -121,11 +123,6 @@ static int check_word(const char *v, size_t len, const char **why)
 static bool is_alnum(unsigned char c)
 {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-}
-
-static bool is_hex(unsigned char c)
-{
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
 
 static int check_name(const char *v, size_t len, const char **why)
@@ -266,8 +263,7 @@ static int check_path(const char *v, size_t len, const char **why)
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)v[i];
         if (c == '%') {
-            if (i + 2 >= len || !is_hex((unsigned char)v[i + 1]) ||
-                !is_hex((unsigned char)v[i + 2])) {
+            if (i + 2 >= len || hex_digit_value(v[i + 1]) < 0 || hex_digit_value(v[i + 2]) < 0) {
                 *why = "has a '%' not followed by two hex digits";
                 return -EINVAL;
             }
