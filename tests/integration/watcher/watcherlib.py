@@ -19,11 +19,15 @@ import shutil
 import socket
 import socketserver
 import subprocess
+import sys
 import tempfile
 import threading
 import time
 import urllib.error
 import urllib.request
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "lib"))
+from drover_testlib import free_port, wait_until  # noqa: E402
 
 T0 = time.time()
 
@@ -32,29 +36,26 @@ def log(*a):
     print("[%6.2f]" % (time.time() - T0), *a, flush=True)
 
 
-def free_port(host="127.0.0.1"):
-    s = socket.socket()
-    s.bind((host, 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
 def wait_for(what, fn, timeout=15.0, interval=0.05):
-    """Poll fn until it returns something true (returned); exceptions count
-    as "not yet". AssertionError naming `what` and the last result after
-    timeout seconds."""
-    end = time.time() + timeout
-    last = None
-    while time.time() < end:
+    """wait_until, except that an exception from fn counts as "not yet"
+    (a socket, file or endpoint the watcher has not made yet) and is named
+    in the AssertionError if it was the last result."""
+    err = []
+
+    def attempt():
         try:
-            last = fn()
-            if last:
-                return last
+            err.clear()
+            return fn()
         except Exception as e:  # noqa: BLE001 - reported below
-            last = e
-        time.sleep(interval)
-    raise AssertionError("timed out waiting for %s (last: %r)" % (what, last))
+            err.append(e)
+            return None
+
+    try:
+        return wait_until(what, attempt, timeout, interval)
+    except AssertionError as e:
+        if err:
+            raise AssertionError("%s; last exception: %r" % (e, err[0])) from None
+        raise
 
 
 def start_backends(addrs):
