@@ -12,12 +12,18 @@
 # the default paths the units use touch nothing of the host; both go away
 # with the process.
 #
-#   run_unit_commands.sh UNIT_DIR DROVER_DIRECTOR
+# With CONSUL_DEV_SH and DROVER_WATCHER also drover-watcher-director@'s
+# ExecStart, while the director is attached, against a Consul dev agent in
+# the same namespace: it must send READY=1 on $NOTIFY_SOCKET (the unit is
+# Type=notify), report its table in sync, and stop cleanly on SIGTERM.
+#
+#   run_unit_commands.sh UNIT_DIR DROVER_DIRECTOR [CONSUL_DEV_SH DROVER_WATCHER]
 # Needs root, unshare(1), ip(8); 77 (skip) without them.
 set -euo pipefail
 
-[ $# -eq 2 ] || { echo "usage: $0 UNIT_DIR DROVER_DIRECTOR" >&2; exit 2; }
-units=$1 bin=$2
+[ $# -eq 2 ] || [ $# -eq 4 ] ||
+    { echo "usage: $0 UNIT_DIR DROVER_DIRECTOR [CONSUL_DEV_SH DROVER_WATCHER]" >&2; exit 2; }
+units=$1 bin=$2 consul_dev=${3:-} watcher=${4:-}
 if [ "$(id -u)" -ne 0 ] || ! command -v ip >/dev/null || ! command -v unshare >/dev/null; then
     echo "SKIP: needs root, ip(8) and unshare(1)"
     exit 77
@@ -31,7 +37,13 @@ mount -t bpf bpf /sys/fs/bpf
 dev=eth0
 pins=/sys/fs/bpf/drover/$dev
 tmp=$(mktemp -d /tmp/drover-ops-units.XXXXXX)
-trap 'rm -rf "$tmp"' EXIT
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    [ -z "$consul_dev" ] || "$consul_dev" stop "$tmp/consul" >/dev/null 2>&1 || true
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
 trap 'exit 1' INT TERM
 
 ip link set lo up
@@ -59,7 +71,9 @@ fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 unit_cmds() {
     sed -n "s/^$2=//p" "$units/$1" |
         sed -e "s|%i|$dev|g" -e "s|/usr/local/sbin/drover-director|$bin|g" \
-            -e "s|/etc/drover/|$tmp/|g" -e 's|\$DROVER_[A-Z_]*ARGS||g'
+            -e "s|/usr/local/sbin/drover-watcher|$watcher|g" \
+            -e "s|/etc/drover/|$tmp/|g" -e "s|/var/lib/drover/|$tmp/|g" \
+            -e 's|\$DROVER_[A-Z_]*ARGS||g'
 }
 
 run_key() { # UNIT KEY: run every KEY= line in the namespace, as systemd does
@@ -90,12 +104,89 @@ check_cycle() { # UNIT PROBE...: start, probe, stop, check it is gone
     [ -d "$pins" ] || fail "$unit: nothing pinned under $pins after ExecStart"
     "$bin" "$@" --dev "$dev" > "$tmp/out" 2>&1 ||
         fail "$unit: '$* --dev $dev' after ExecStart: $(cat "$tmp/out")"
+    if [ "$unit" = drover-director@.service ] && [ -n "$watcher" ]; then
+        check_watcher
+    fi
     run_key "$unit" ExecStop || return 0
     if xdp_on; then fail "$unit: XDP program still on $dev after ExecStop"; fi
     if [ -n "$(ls -A "$pins" 2>/dev/null)" ]; then
         fail "$unit: pins left after ExecStop: $(ls "$pins")"
     fi
     echo "ok   $unit: attached, answered '$*', detached, pins gone"
+}
+
+# drover-watcher-director@'s ExecStart as systemd runs a Type=notify
+# service, with the director attached
+check_watcher() {
+    local unit=drover-watcher-director@.service line
+    line=$(unit_cmds "$unit" ExecStart)
+    [ -n "$line" ] || { fail "$unit has no ExecStart"; return; }
+    # systemd creates the unit's StateDirectory= (/var/lib/<dir>, here $tmp)
+    local d
+    for d in $(sed -n 's/^StateDirectory=//p' "$units/$unit"); do
+        case $d in drover | drover/*) mkdir -p "$tmp/${d#drover}" ;; esac
+    done
+    "$consul_dev" start "$tmp/consul" > "$tmp/consul.out" 2>&1 ||
+        { fail "consul dev agent: $(cat "$tmp/consul.out")"; return; }
+    local consul hport
+    consul=$(cat "$tmp/consul/addr")
+    # one proxy with a /healthz that answers
+    ip addr add 192.0.2.10/32 dev lo
+    python3 -c '
+import http.server, socket, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200); self.end_headers(); self.wfile.write(b"ok\n")
+    def log_message(self, *a): pass
+s = http.server.ThreadingHTTPServer(("192.0.2.10", 0), H)
+open(sys.argv[1], "w").write(str(s.server_address[1]))
+s.serve_forever()' "$tmp/hport" &
+    pids+=($!)
+    for _ in $(seq 100); do [ -s "$tmp/hport" ] && break; sleep 0.1; done
+    hport=$(cat "$tmp/hport")
+    local kv="$consul/v1/kv/drover/v1/director/ops"
+    curl -sf --max-time 5 -X PUT --data '{"hash_key":"000102030405060708090a0b0c0d0e0f"}' "$kv/config" >/dev/null &&
+    curl -sf --max-time 5 -X PUT --data '{"address":"198.51.100.1","ports":[80],"protocol":"tcp"}' "$kv/vips/web" >/dev/null &&
+    curl -sf --max-time 5 -X PUT --data "{\"address\":\"192.0.2.10\",\"state\":\"active\",\"health\":{\"port\":$hport,\"path\":\"/healthz\"}}" \
+        "$kv/proxies/proxy-1" >/dev/null || { fail "KV writes to $kv failed"; return; }
+
+    # the notify socket systemd would hand the service
+    python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1]); s.settimeout(60)
+out = open(sys.argv[2], "a")
+while True:
+    msg = s.recv(4096).decode()
+    out.write(msg.replace("\n", " ") + "\n"); out.flush()
+    if "READY=1" in msg.split("\n"):
+        break' "$tmp/notify" "$tmp/notify.log" &
+    local npid=$!
+    pids+=($npid)
+    for _ in $(seq 100); do [ -S "$tmp/notify" ] && break; sleep 0.1; done
+
+    # shellcheck disable=SC2086
+    NOTIFY_SOCKET=$tmp/notify DROVER_DIRECTOR_CLUSTER=ops DROVER_CONSUL_ADDR=$consul \
+        DROVER_HEALTH_INTERVAL=200ms DROVER_HEALTH_RISE=1 $line > "$tmp/watcher.log" 2>&1 &
+    local wpid=$!
+    pids+=($wpid)
+    if ! wait "$npid"; then
+        fail "$unit: no READY=1 within 60 s (got: $(cat "$tmp/notify.log" 2>/dev/null)); log: $(tail -n 5 "$tmp/watcher.log")"
+    else
+        echo "ok   $unit ExecStart: ${line#"$watcher" } -> READY=1"
+        local snap=${line##*--director-snapshot-file }
+        snap=${snap%% *}
+        if "$watcher" director status --dev "$dev" --director-snapshot-file "$snap" > "$tmp/status" 2>&1 &&
+           grep -Eq "in_sync:? +yes" "$tmp/status"; then
+            echo "ok   $unit: director status in sync"
+        else
+            fail "$unit: director status not in sync: $(cat "$tmp/status")"
+        fi
+    fi
+    kill -TERM "$wpid" 2>/dev/null || true
+    local rc=0
+    wait "$wpid" || rc=$?
+    [ "$rc" -eq 0 ] || fail "$unit: exit status $rc after SIGTERM; log: $(tail -n 5 "$tmp/watcher.log")"
 }
 
 check_cycle drover-director@.service status
