@@ -17,7 +17,7 @@ die() { echo "render-policies: $*" >&2; exit 2; }
 [ $# -ge 1 ] || die "usage: $0 OUTDIR [--root R] --kube-cluster NAME --director-cluster NAME"
 out=$1
 shift
-root=drover/v1/ kube= director=
+root=drover/v1/ kube='' director=''
 while [ $# -gt 0 ]; do
     [ $# -ge 2 ] || die "$1 needs a value"
     case $1 in

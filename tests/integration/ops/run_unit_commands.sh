@@ -68,6 +68,8 @@ fails=0
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 
 # unit_cmds UNIT KEY -> the KEY= command lines of UNIT, as run here
+# (the single-quoted $DROVER_... is the units' text, not ours to expand)
+# shellcheck disable=SC2016
 unit_cmds() {
     sed -n "s/^$2=//p" "$units/$1" |
         sed -e "s|%i|$dev|g" -e "s|/usr/local/sbin/drover-director|$bin|g" \
@@ -141,7 +143,7 @@ class H(http.server.BaseHTTPRequestHandler):
 s = http.server.ThreadingHTTPServer(("192.0.2.10", 0), H)
 open(sys.argv[1], "w").write(str(s.server_address[1]))
 s.serve_forever()' "$tmp/hport" &
-    pids+=($!)
+    pids+=("$!")
     for _ in $(seq 100); do [ -s "$tmp/hport" ] && break; sleep 0.1; done
     hport=$(cat "$tmp/hport")
     local kv="$consul/v1/kv/drover/v1/director/ops"
@@ -162,14 +164,14 @@ while True:
     if "READY=1" in msg.split("\n"):
         break' "$tmp/notify" "$tmp/notify.log" &
     local npid=$!
-    pids+=($npid)
+    pids+=("$npid")
     for _ in $(seq 100); do [ -S "$tmp/notify" ] && break; sleep 0.1; done
 
     # shellcheck disable=SC2086
     NOTIFY_SOCKET=$tmp/notify DROVER_DIRECTOR_CLUSTER=ops DROVER_CONSUL_ADDR=$consul \
         DROVER_HEALTH_INTERVAL=200ms DROVER_HEALTH_RISE=1 $line > "$tmp/watcher.log" 2>&1 &
     local wpid=$!
-    pids+=($wpid)
+    pids+=("$wpid")
     if ! wait "$npid"; then
         fail "$unit: no READY=1 within 60 s (got: $(cat "$tmp/notify.log" 2>/dev/null)); log: $(tail -n 5 "$tmp/watcher.log")"
     else
