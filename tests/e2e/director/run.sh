@@ -86,9 +86,11 @@ if nsx "$P1" "$DIRECTOR" attach --dev eth0 --config "$TMP/director.json" $(pin "
 fi
 grep -q "use --force" "$TMP/force.log"
 
-nsx "$P1" python3 "$HERE/tcp_echo.py" proxy1 $PORT >"$TMP/proxy1.log" 2>&1 &
+# Started with `ip netns exec` itself (it execs the command), not through
+# the nsx function, so $! is the server the cleanup trap kills.
+ip netns exec "$P1" python3 "$HERE/tcp_echo.py" proxy1 $PORT >"$TMP/proxy1.log" 2>&1 &
 PIDS="$PIDS $!"
-nsx "$P2" python3 "$HERE/tcp_echo.py" proxy2 $PORT >"$TMP/proxy2.log" 2>&1 &
+ip netns exec "$P2" python3 "$HERE/tcp_echo.py" proxy2 $PORT >"$TMP/proxy2.log" 2>&1 &
 PIDS="$PIDS $!"
 for i in $(seq 100); do
     grep -q listening "$TMP/proxy1.log" && grep -q listening "$TMP/proxy2.log" && break
