@@ -42,6 +42,13 @@ static void on_answer(void *arg, struct consul_response *resp)
                          resp->txn->errors[i].what ? resp->txn->errors[i].what : "?");
                 l = strlen(w->errbuf);
             }
+            /* Consul answers an ACL refusal inside a txn with the same 409
+             * as a failed cas; retrying cannot help, so say what it is. */
+            for (size_t i = 0; i < resp->txn->n_errors; i++) {
+                const char *what = resp->txn->errors[i].what;
+                if (what && strcasestr(what, "permission denied"))
+                    w->err = -EACCES;
+            }
         }
     }
     if (resp->kv) {

@@ -148,6 +148,8 @@ if ctl drover-watcher director drain proxy-1 --reason "acl test"; then
     fail "droverctl with the watcher's token succeeded: $(cat "$tmp/ctl.out")"
 elif [ "$(proxy_state)" != active ] || [ "$(audit_count)" != "$audits" ]; then
     fail "droverctl with the watcher's token failed but changed KV"
+elif ! grep -qi "permission denied" "$tmp/ctl.out" || grep -q "kept changing" "$tmp/ctl.out"; then
+    fail "droverctl with the watcher's token: refusal not reported as an ACL denial: $(cat "$tmp/ctl.out")"
 else
     echo "ok   droverctl director drain with the watcher's token: refused, nothing written"
 fi
