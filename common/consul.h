@@ -3,7 +3,8 @@
  * consul: asynchronous Consul HTTP API client on a libuv loop (libcurl
  * multi through curl_uv, keep-alive connections, no threads). Owns the
  * whole conversation with Consul for every drover daemon: KV reads and
- * writes (cas, acquire/release), /v1/txn in batches of 64, sessions and
+ * writes (cas, acquire/release), /v1/txn in batches of 64 (optionally
+ * each fenced by guard ops such as check-session), sessions and
  * locks, health service queries, and blocking-query watches on a KV
  * prefix or a health service (struct consul_watch) that survive Consul
  * outages while keeping the last delivered value.
@@ -128,6 +129,10 @@ enum consul_txn_verb {
     CONSUL_TXN_CHECK_NOT_EXISTS,
     CONSUL_TXN_LOCK,   /* acquire with session */
     CONSUL_TXN_UNLOCK, /* release with session */
+    /* Fail the txn unless key is locked by session (a fence: a writer that
+     * lost its lock cannot commit). Consul returns the key, value blanked,
+     * as a result of the check. */
+    CONSUL_TXN_CHECK_SESSION,
 };
 
 /* A transaction operation. Strings and value are copied by consul_txn(). */
@@ -142,10 +147,13 @@ struct consul_txn_op {
 };
 
 /* One failed operation of a 409 answer; op_index counts from 0 over the
- * whole op array given to consul_txn(), not within its batch. */
+ * whole op array given to consul_txn(), not within its batch. For an
+ * error of a guard op (consul_txn_guarded) guard is true and op_index
+ * indexes the guard array instead. */
 struct consul_txn_error {
     size_t op_index;
     char *what;
+    bool guard;
 };
 
 struct consul_txn_result {
@@ -155,7 +163,15 @@ struct consul_txn_result {
     size_t batches_applied; /* batches commit in order; stops at the first failure */
     struct consul_txn_error *errors;
     size_t n_errors;
-    struct consul_kv_list results; /* KV results of committed batches (GET, SET...) */
+    /* A guard op failed (consul_txn_guarded): the batch was refused
+     * because the guarded condition no longer holds - for a
+     * check-session guard, the lock is no longer ours. Not a cas
+     * conflict: do not retry blindly. */
+    bool guard_failed;
+    /* KV results of committed batches (GET, SET...), in op order; guard
+     * ops that return an entry (check-session: the lock key) add it once
+     * per committed batch, ahead of that batch's ops. */
+    struct consul_kv_list results;
 };
 
 struct consul_response {
@@ -238,6 +254,17 @@ int consul_kv_delete(struct consul_client *c, const char *key, bool recurse, boo
  * which ops failed. resp->txn is always set when n > 0. */
 int consul_txn(struct consul_client *c, const struct consul_txn_op *ops, size_t n, consul_cb cb,
                void *arg);
+/* consul_txn() with the n_guard ops of guard (1 <= n_guard <
+ * CONSUL_TXN_MAX_OPS) put at the head of EVERY batch, so each batch
+ * carries at most CONSUL_TXN_MAX_OPS - n_guard of ops and commits only
+ * while the guard holds. Typical guard: one CONSUL_TXN_CHECK_SESSION on
+ * the leader key with the leader's session, fencing every write of a
+ * leader that may have lost its lock. A failed guard shows up as a 409
+ * (-ECANCELED) with resp->txn->guard_failed set and errors flagged
+ * guard; nothing of that batch is written. op_index, ops_total and
+ * ops_applied count ops only, never guard ops. */
+int consul_txn_guarded(struct consul_client *c, const struct consul_txn_op *guard, size_t n_guard,
+                       const struct consul_txn_op *ops, size_t n, consul_cb cb, void *arg);
 
 /* ---- sessions and locks ---- */
 

@@ -398,6 +398,7 @@ int consul_parse_txn(const char *body, size_t len, size_t op_base, struct consul
         }
         acc->errors = arr;
         arr[acc->n_errors].op_index = op_base + (size_t)json_integer_value(idx);
+        arr[acc->n_errors].guard = false;
         arr[acc->n_errors].what = strndup(json_string_value(what), json_string_length(what));
         if (!arr[acc->n_errors].what) {
             rc = -ENOMEM;
@@ -492,6 +493,8 @@ static const char *verb_name(enum consul_txn_verb v)
         return "lock";
     case CONSUL_TXN_UNLOCK:
         return "unlock";
+    case CONSUL_TXN_CHECK_SESSION:
+        return "check-session";
     }
     return NULL;
 }
@@ -511,8 +514,10 @@ int consul_txn_encode(const struct consul_txn_op *ops, size_t n, char **out)
             op->verb == CONSUL_TXN_SET || op->verb == CONSUL_TXN_CAS || op->verb == CONSUL_TXN_LOCK;
         bool has_index = op->verb == CONSUL_TXN_CAS || op->verb == CONSUL_TXN_DELETE_CAS ||
                          op->verb == CONSUL_TXN_CHECK_INDEX;
-        bool has_session = op->verb == CONSUL_TXN_LOCK || op->verb == CONSUL_TXN_UNLOCK;
-        if (!verb || !op->key || (has_session && !op->session) || (op->value_len && !op->value)) {
+        bool has_session = op->verb == CONSUL_TXN_LOCK || op->verb == CONSUL_TXN_UNLOCK ||
+                           op->verb == CONSUL_TXN_CHECK_SESSION;
+        if (!verb || !op->key || (has_session && (!op->session || !*op->session)) ||
+            (op->value_len && !op->value)) {
             rc = -EINVAL;
             goto out;
         }

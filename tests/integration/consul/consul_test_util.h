@@ -32,6 +32,7 @@ struct got {
     uint64_t first_modify_index;
     struct consul_txn_result txn; /* copied counters only */
     size_t txn_first_error_op;
+    bool txn_first_error_guard;
     char txn_first_error[512];
 };
 
@@ -77,8 +78,10 @@ static inline void got_cb(void *arg, struct consul_response *r)
         g->txn.batches_total = r->txn->batches_total;
         g->txn.batches_applied = r->txn->batches_applied;
         g->txn.n_errors = r->txn->n_errors;
+        g->txn.guard_failed = r->txn->guard_failed;
         if (r->txn->n_errors) {
             g->txn_first_error_op = r->txn->errors[0].op_index;
+            g->txn_first_error_guard = r->txn->errors[0].guard;
             snprintf(g->txn_first_error, sizeof(g->txn_first_error), "%s", r->txn->errors[0].what);
         }
     }

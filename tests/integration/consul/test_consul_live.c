@@ -2,8 +2,9 @@
 /*
  * Consul client against a real `consul agent -dev` (fixture consul_dev,
  * address in $DROVER_CONSUL_STATE/addr): KV operations incl. cas, blocking
- * query wake-up, a 150-op txn in 3 batches, session locks between two
- * clients, health service queries and a health watch.
+ * query wake-up, a 150-op txn in 3 batches, a txn fenced by check-session
+ * (every batch; refused once the session is destroyed or the lock
+ * released), session locks between two clients, health service queries and a health watch.
  */
 #include <curl/curl.h>
 #include <errno.h>
@@ -206,6 +207,105 @@ START_TEST(test_txn_150_ops_in_3_batches)
 }
 END_TEST
 
+/* consul_txn_guarded with a check-session guard on a lock key: 130 ops
+ * go in batches of 63 + guard; an op error maps to the caller's index;
+ * after the lock is released, or the session destroyed, the txn answers
+ * 409 with guard_failed and writes nothing. */
+START_TEST(test_txn_fenced_by_check_session)
+{
+    static struct consul_txn_op ops[130];
+    static char keys[130][64];
+    struct consul_session_opts so = {
+        .name = "drover-fence-test", .ttl_s = 30, .lock_delay_s = 0, .lock_delay_set = true};
+    struct got g;
+    char sess[128], sess2[128];
+    CALL(g, consul_kv_delete(cl, "live/fence/", true, false, 0, got_cb, &g)); /* reruns */
+    CALL(g, consul_session_create(cl, &so, got_cb, &g));
+    ck_assert_msg(g.err == 0, "%s", g.errmsg);
+    snprintf(sess, sizeof(sess), "%s", g.session_id);
+    CALL(g, consul_lock_acquire(cl, "live/fence/leader", sess, "me", 2, got_cb, &g));
+    ck_assert(g.ok);
+    struct consul_txn_op guard = {
+        .verb = CONSUL_TXN_CHECK_SESSION, .key = "live/fence/leader", .session = sess};
+    for (int i = 0; i < 130; i++) {
+        snprintf(keys[i], sizeof(keys[i]), "live/fence/k%03d", i);
+        ops[i] = (struct consul_txn_op){
+            .verb = CONSUL_TXN_SET, .key = keys[i], .value = "a", .value_len = 1};
+    }
+
+    /* held: every batch (63 ops + the guard) commits */
+    CALL(g, consul_txn_guarded(cl, &guard, 1, ops, 130, got_cb, &g));
+    ck_assert_msg(g.err == 0, "%s", g.errmsg);
+    ck_assert_uint_eq(g.txn.batches_total, 3);
+    ck_assert_uint_eq(g.txn.batches_applied, 3);
+    ck_assert_uint_eq(g.txn.ops_total, 130);
+    ck_assert_uint_eq(g.txn.ops_applied, 130);
+    ck_assert(!g.txn.guard_failed);
+    CALL(g, consul_kv_keys(cl, "live/fence/k", NULL, got_cb, &g));
+    ck_assert_uint_eq(g.n, 130);
+
+    /* an op error in batch 2 is reported at its index in ops, not as the guard */
+    ops[70] = (struct consul_txn_op){.verb = CONSUL_TXN_CHECK_NOT_EXISTS, .key = keys[0]};
+    CALL(g, consul_txn_guarded(cl, &guard, 1, ops, 130, got_cb, &g));
+    ck_assert_int_eq(g.err, -ECANCELED);
+    ck_assert_uint_eq(g.txn.batches_applied, 1);
+    ck_assert_uint_eq(g.txn.ops_applied, 63);
+    ck_assert_uint_eq(g.txn_first_error_op, 70);
+    ck_assert(!g.txn_first_error_guard);
+    ck_assert(!g.txn.guard_failed);
+    ops[70] = (struct consul_txn_op){
+        .verb = CONSUL_TXN_SET, .key = keys[70], .value = "a", .value_len = 1};
+    CALL(g, consul_kv_delete(cl, "live/fence/k", true, false, 0, got_cb, &g));
+
+    /* released (the session lives on): refused, nothing written */
+    CALL(g, consul_lock_release(cl, "live/fence/leader", sess, got_cb, &g));
+    ck_assert(g.ok);
+    CALL(g, consul_txn_guarded(cl, &guard, 1, ops, 130, got_cb, &g));
+    ck_assert_int_eq(g.err, -ECANCELED);
+    ck_assert_int_eq(g.http_status, 409);
+    ck_assert(g.txn.guard_failed);
+    ck_assert(g.txn_first_error_guard);
+    ck_assert_uint_eq(g.txn_first_error_op, 0);
+    ck_assert_uint_eq(g.txn.batches_applied, 0);
+    ck_assert_uint_eq(g.txn.ops_applied, 0);
+    CALL(g, consul_kv_keys(cl, "live/fence/k", NULL, got_cb, &g));
+    ck_assert(!g.found);
+
+    /* held by another session: refused as well */
+    CALL(g, consul_session_create(cl, &so, got_cb, &g));
+    snprintf(sess2, sizeof(sess2), "%s", g.session_id);
+    CALL(g, consul_lock_acquire(cl, "live/fence/leader", sess2, "you", 3, got_cb, &g));
+    ck_assert(g.ok);
+    CALL(g, consul_txn_guarded(cl, &guard, 1, ops, 10, got_cb, &g));
+    ck_assert_int_eq(g.err, -ECANCELED);
+    ck_assert(g.txn.guard_failed);
+    CALL(g, consul_session_destroy(cl, sess2, got_cb, &g));
+
+    /* re-acquired, then the session destroyed: refused, nothing written */
+    CALL(g, consul_lock_acquire(cl, "live/fence/leader", sess, "me", 2, got_cb, &g));
+    ck_assert(g.ok);
+    CALL(g, consul_txn_guarded(cl, &guard, 1, ops, 10, got_cb, &g));
+    ck_assert_msg(g.err == 0, "%s", g.errmsg);
+    ck_assert_uint_eq(g.txn.batches_total, 1);
+    CALL(g, consul_kv_delete(cl, "live/fence/k", true, false, 0, got_cb, &g));
+    CALL(g, consul_session_destroy(cl, sess, got_cb, &g));
+    ck_assert(g.ok);
+    CALL(g, consul_txn_guarded(cl, &guard, 1, ops, 130, got_cb, &g));
+    ck_assert_int_eq(g.err, -ECANCELED);
+    ck_assert_int_eq(g.http_status, 409);
+    ck_assert(g.txn.guard_failed);
+    ck_assert_uint_eq(g.txn.ops_applied, 0);
+    CALL(g, consul_kv_keys(cl, "live/fence/k", NULL, got_cb, &g));
+    ck_assert(!g.found);
+
+    /* guard count limits */
+    ck_assert_int_eq(consul_txn_guarded(cl, &guard, CONSUL_TXN_MAX_OPS, ops, 1, got_cb, &g),
+                     -EINVAL);
+    ck_assert_int_eq(consul_txn_guarded(cl, NULL, 1, ops, 1, got_cb, &g), -EINVAL);
+    CALL(g, consul_kv_delete(cl, "live/fence/", true, false, 0, got_cb, &g));
+}
+END_TEST
+
 START_TEST(test_session_lock_between_clients)
 {
     struct consul_client *cl2;
@@ -326,6 +426,7 @@ int main(void)
     tcase_add_test(tc, test_kv_roundtrip_and_cas);
     tcase_add_test(tc, test_blocking_query_wakes_before_wait);
     tcase_add_test(tc, test_txn_150_ops_in_3_batches);
+    tcase_add_test(tc, test_txn_fenced_by_check_session);
     tcase_add_test(tc, test_session_lock_between_clients);
     tcase_add_test(tc, test_health_service);
     suite_add_tcase(s, tc);

@@ -232,6 +232,48 @@ START_TEST(test_txn_encode)
 }
 END_TEST
 
+/* The check verbs: check-session carries Key and Session only,
+ * check-index its Index (0 included), check-not-exists the Key only. */
+START_TEST(test_txn_encode_checks)
+{
+    struct consul_txn_op ops[] = {
+        {.verb = CONSUL_TXN_CHECK_SESSION, .key = "R/leader", .session = "sess-1", .index = 7},
+        {.verb = CONSUL_TXN_CHECK_INDEX, .key = "a", .index = 0},
+        {.verb = CONSUL_TXN_CHECK_INDEX, .key = "b", .index = 42},
+        {.verb = CONSUL_TXN_CHECK_NOT_EXISTS, .key = "c", .value = "x", .value_len = 1},
+    };
+    char *out = NULL;
+    ck_assert_int_eq(consul_txn_encode(ops, 4, &out), 0);
+    json_t *j = json_loads(out, 0, NULL);
+    ck_assert_ptr_nonnull(j);
+    ck_assert_uint_eq(json_array_size(j), 4);
+    json_t *kv = json_object_get(json_array_get(j, 0), "KV");
+    ck_assert_uint_eq(json_object_size(kv), 3);
+    ck_assert_str_eq(json_string_value(json_object_get(kv, "Verb")), "check-session");
+    ck_assert_str_eq(json_string_value(json_object_get(kv, "Key")), "R/leader");
+    ck_assert_str_eq(json_string_value(json_object_get(kv, "Session")), "sess-1");
+    kv = json_object_get(json_array_get(j, 1), "KV");
+    ck_assert_uint_eq(json_object_size(kv), 3);
+    ck_assert_str_eq(json_string_value(json_object_get(kv, "Verb")), "check-index");
+    ck_assert_ptr_nonnull(json_object_get(kv, "Index"));
+    ck_assert_int_eq(json_integer_value(json_object_get(kv, "Index")), 0);
+    kv = json_object_get(json_array_get(j, 2), "KV");
+    ck_assert_int_eq(json_integer_value(json_object_get(kv, "Index")), 42);
+    kv = json_object_get(json_array_get(j, 3), "KV");
+    ck_assert_uint_eq(json_object_size(kv), 2);
+    ck_assert_str_eq(json_string_value(json_object_get(kv, "Verb")), "check-not-exists");
+    ck_assert_str_eq(json_string_value(json_object_get(kv, "Key")), "c");
+    json_decref(j);
+    free(out);
+
+    /* a session check without a session would check nothing */
+    ops[0].session = NULL;
+    ck_assert_int_eq(consul_txn_encode(ops, 1, &out), -EINVAL);
+    ops[0].session = "";
+    ck_assert_int_eq(consul_txn_encode(ops, 1, &out), -EINVAL);
+}
+END_TEST
+
 START_TEST(test_hash_ignores_indexes_not_content)
 {
     struct consul_kv_list *a, *b, *c;
@@ -270,6 +312,7 @@ int main(void)
     tcase_add_test(tc, test_health);
     tcase_add_test(tc, test_txn_answers);
     tcase_add_test(tc, test_txn_encode);
+    tcase_add_test(tc, test_txn_encode_checks);
     tcase_add_test(tc, test_hash_ignores_indexes_not_content);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
