@@ -362,6 +362,11 @@ int ctl_command_parse(int n, char *const *words, enum ctl_source source,
         const char *val = NULL;
         char flag[16];
 
+        /* `drain --help` asks for help; never a target named "-h" */
+        if (!strcmp(w, "--help") || !strcmp(w, "-h")) {
+            cmd->verb = CTL_VERB_HELP;
+            return 0;
+        }
         if (!strcmp(w, "--")) {
             errmsg_set(err, errlen, "'--' is not supported; quote arguments instead");
             return -EINVAL;

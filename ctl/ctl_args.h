@@ -89,7 +89,8 @@ void ctl_words_free(char **words);
  * source. Checks every rule that needs no KV: known verb and flags, the
  * right number of arguments, weight "N" or "N%" in 0..256, TTL syntax and
  * limit, reason rules. 0, -EINVAL with a message saying what was refused
- * and why, -ENOMEM. *cmd is zeroed first and must be freed with
+ * and why, -ENOMEM. A --help or -h among the words makes it CTL_VERB_HELP
+ * (words after it are not checked). *cmd is zeroed first and must be freed with
  * ctl_command_free whatever the result. */
 int ctl_command_parse(int n, char *const *words, enum ctl_source source,
                       const struct ctl_limits *lim, struct ctl_command *cmd, char *err,

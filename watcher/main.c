@@ -1454,6 +1454,15 @@ int main(int argc, char **argv)
         fprintf(stderr, "drover-watcher: %s\n", err);
         return 2;
     }
+    /* option parsing stops at the command word: `run --help` and
+     * `render --help` still ask for help, before any required option */
+    for (int i = first; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            config_print_help(&program, stdout);
+            config_free(&program);
+            return 0;
+        }
+    }
     if (!opt.haproxy_cluster || !*opt.haproxy_cluster) {
         fprintf(stderr, "drover-watcher: --haproxy-cluster is required\n");
         config_free(&program);

@@ -241,6 +241,11 @@ out:
     return rc;
 }
 
+static bool is_help(const char *arg)
+{
+    return strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0 || strcmp(arg, "help") == 0;
+}
+
 static int run(int argc, char **argv)
 {
     struct cli c = {0};
@@ -254,10 +259,20 @@ static int run(int argc, char **argv)
     }
     const char *cmd = argv[1];
     int shift = 1;
+    /* parse_opts() starts after the command word, so a --help in its
+     * place is seen here: usage on stdout, success */
+    if (is_help(cmd)) {
+        usage(stdout);
+        return 0;
+    }
     if (strcmp(cmd, "decap") == 0 || strcmp(cmd, "table") == 0) {
         if (argc < 3) {
             usage(stderr);
             return -EINVAL;
+        }
+        if (is_help(argv[2])) {
+            usage(stdout);
+            return 0;
         }
         decap = strcmp(cmd, "decap") == 0;
         if (!decap && strcmp(argv[2], "dump") != 0) {

@@ -196,6 +196,23 @@ START_TEST(test_reason_limits)
 }
 END_TEST
 
+/* `drain --help` is a request for help, never a drain of a target "-h" */
+START_TEST(test_help_after_verb)
+{
+    static const char *const lines[] = {"drain --help",         "drain -h",
+                                        "weight node-a -h",     "director fill --help",
+                                        "status --json --help", "drain node-a --reason 'r' --help"};
+    struct ctl_command c;
+    char err[256];
+
+    for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
+        ck_assert_msg(parse(lines[i], CTL_SOURCE_CLI, &c, err) == 0, "%s: %s", lines[i], err);
+        ck_assert_msg(c.verb == CTL_VERB_HELP, "%s: verb %d", lines[i], (int)c.verb);
+        ctl_command_free(&c);
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("ctl_args");
@@ -205,6 +222,7 @@ int main(void)
     tcase_add_test(tc, test_parse_commands);
     tcase_add_test(tc, test_refusals);
     tcase_add_test(tc, test_reason_limits);
+    tcase_add_test(tc, test_help_after_verb);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
