@@ -44,6 +44,11 @@
 #include "slots.h"
 #include "snapshot.h"
 
+/* where haproxy-templates/ is installed (set by CMake from the prefix) */
+#ifndef DROVER_TEMPLATE_DIR
+#define DROVER_TEMPLATE_DIR "/usr/local/share/drover/haproxy-templates"
+#endif
+
 struct options {
     char *consul_addr, *consul_token_file, *kv_prefix, *haproxy_cluster;
     struct config_strlist kube_clusters;
@@ -73,7 +78,7 @@ static const struct config_option options[] = {
     CONFIG_OPT_STRLIST(
         "kube-cluster", &opt.kube_clusters, NULL,
         "Kubernetes cluster whose kube/<cluster>/ entries are consumed (repeatable)"),
-    CONFIG_OPT_STRING("template-dir", &opt.template_dir, "/usr/share/drover/haproxy-templates",
+    CONFIG_OPT_STRING("template-dir", &opt.template_dir, DROVER_TEMPLATE_DIR,
                       "mustache templates (NAME.mustache, partials/)"),
     CONFIG_OPT_STRING("config-dir", &opt.config_dir, "/etc/haproxy/drover",
                       "where <service>.cfg files are installed"),
