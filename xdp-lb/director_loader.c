@@ -37,6 +37,31 @@ static const char *root_of(const struct director_attach_opts *o)
     return o->pin_root ? o->pin_root : DIRECTOR_PIN_ROOT;
 }
 
+/* A bpffs mounted by this process lives as long as its mount namespace.
+ * `ip netns exec` (and a unit with private mounts) runs each command in a
+ * mount namespace of its own, with a fresh /sys: that namespace, the bpffs
+ * and every pin in it end with the command, so attach would "succeed" and
+ * the next status/apply find nothing. Warn loudly unless we share PID 1's
+ * mount namespace, where the mount outlives us. */
+static void warn_own_bpffs(const char *dev)
+{
+    char self[64] = "", init[64] = "";
+    ssize_t a = readlink("/proc/self/ns/mnt", self, sizeof(self) - 1);
+    ssize_t b = readlink("/proc/1/ns/mnt", init, sizeof(init) - 1);
+
+    if (a > 0 && b > 0 && strcmp(self, init) == 0) {
+        log_info("%s: mounted a bpffs on /sys/fs/bpf (host mount namespace, it stays)", dev);
+        return;
+    }
+    log_warn("%s: /sys/fs/bpf had no bpffs, so this command mounted one in its own mount "
+             "namespace (%s, PID 1 has %s; ip netns exec gives every command a new one): "
+             "unless another process keeps that namespace, the pins vanish when this command "
+             "exits and later status/apply/detach will not find them; continuing, but use "
+             "--pin-root DIR on a bpffs mounted where it persists (mount -t bpf bpf DIR in the "
+             "host namespace)",
+             dev, a > 0 ? self : "unknown", b > 0 ? init : "unknown");
+}
+
 /* Make sure root is on a bpffs (mounting /sys/fs/bpf if that is where it
  * lives and nothing is mounted yet), then create root/dev. */
 static int prepare_pin_dir(const struct director_attach_opts *o, char *dir, size_t len)
@@ -53,6 +78,7 @@ static int prepare_pin_dir(const struct director_attach_opts *o, char *dir, size
                       strerror(errno));
             return rc;
         }
+        warn_own_bpffs(o->dev);
     }
     if (mkdir(root, 0700) < 0 && errno != EEXIST) {
         rc = -errno;
