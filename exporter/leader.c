@@ -335,6 +335,21 @@ uint64_t leader_generation(const struct leader *l)
     return l->generation;
 }
 
+const char *leader_session(const struct leader *l)
+{
+    return l->leader ? l->session : NULL;
+}
+
+void leader_recheck(struct leader *l, const char *why)
+{
+    if (l->stopping)
+        return;
+    set_leader(l, false, why);
+    if (l->session)
+        on_renew_timer(&l->renew_timer); /* 404: lose_session starts over */
+    retry_in(l, l->retry_ms);
+}
+
 bool leader_session_ok(const struct leader *l)
 {
     return l->session_ok;

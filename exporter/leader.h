@@ -14,8 +14,11 @@
  * Leadership ends at once, with a new generation number, when the
  * session is gone (renew says not found), when the key shows another
  * holder, or when the session could not be renewed for nearly a TTL (a
- * leader cut off from Consul must assume it lost the lock). Writers
- * compare the generation before every write (sync_set_writer).
+ * leader cut off from Consul must assume it lost the lock), or when a
+ * fenced write was refused (leader_recheck). Writers compare the
+ * generation before every write (sync_set_writer) and fence every txn
+ * batch with check-session on the key and leader_session(), so even a
+ * batch already in flight when the lock goes away is refused by Consul.
  */
 #ifndef DROVER_EXPORTER_LEADER_H
 #define DROVER_EXPORTER_LEADER_H
@@ -44,7 +47,8 @@ struct leader_stats {
 };
 
 /* leader: whether this replica may write now; generation moves on every
- * change. Called on the loop, never from inside leader_* calls. */
+ * change. Called on the loop, never from inside leader_* calls except
+ * leader_recheck (its step-down). */
 typedef void (*leader_change_cb)(void *arg, bool leader, uint64_t generation);
 
 struct leader;
@@ -53,6 +57,16 @@ int leader_new(uv_loop_t *loop, struct consul_client *consul, const struct leade
                leader_change_cb cb, void *arg, struct leader **out);
 void leader_start(struct leader *l);
 bool leader_is_leader(const struct leader *l);
+/* The session holding the lock while leader, else NULL. Valid until the
+ * next leader change callback. Writers fence their txns with it
+ * (check-session on the leader key). */
+const char *leader_session(const struct leader *l);
+/* A writer learned that the lock may be lost (Consul refused a fenced
+ * write): step down now (cb with false, new generation), check the
+ * session with a renew (gone: start over with a new one) and try to
+ * acquire again; a lock that is still ours is re-taken with yet another
+ * generation, which makes the writer re-read before writing. */
+void leader_recheck(struct leader *l, const char *why);
 uint64_t leader_generation(const struct leader *l);
 /* True while the session is known alive (created or renewed within its
  * deadline); a follower without it cannot take over and is not ready.

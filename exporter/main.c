@@ -219,8 +219,16 @@ static void on_leader(void *arg, bool leader, uint64_t generation)
     d->follower_decided = true;
     if (!leader)
         d->synced_as_leader = false;
-    sync_set_writer(d->sync, leader, generation);
+    sync_set_writer(d->sync, leader, generation, leader ? leader_session(d->leader) : NULL);
     update_ready(d);
+}
+
+/* Consul refused a fenced write: the lock is not ours any more. */
+static void on_fence_lost(void *arg)
+{
+    struct daemon *d = arg;
+    if (d->leader)
+        leader_recheck(d->leader, "Consul refused a write fenced by the lock's session");
 }
 
 static void on_store_change(void *arg, bool changed)
@@ -284,6 +292,9 @@ static void collect(struct metrics_emitter *em, void *arg)
     metrics_emit(em, "drover_exporter_txn_conflicts_total",
                  "/v1/txn batches refused by a check-and-set (someone else wrote).",
                  METRICS_COUNTER, (double)s->txn_conflicts, NULL);
+    metrics_emit(em, "drover_exporter_txn_fence_refusals_total",
+                 "/v1/txn batches refused because the leader lock is not held by our session.",
+                 METRICS_COUNTER, (double)s->fence_refusals, NULL);
     metrics_emit(em, "drover_exporter_sync_rounds_total", "Build + diff rounds.", METRICS_COUNTER,
                  (double)s->rounds, NULL);
     metrics_emit(em, "drover_exporter_sync_noop_rounds_total",
@@ -490,8 +501,17 @@ static int setup(struct daemon *d)
     };
     if (!scfg.coalesce_ms)
         scfg.coalesce_ms = 1;
+    char *fence_key = NULL;
+    if (opt.leader_elect) {
+        /* every write batch is fenced by check-session on the leader key */
+        if (!(fence_key = kv_layout_leader_key(&d->layout)))
+            return -ENOMEM;
+        scfg.fence_key = fence_key;
+        scfg.on_fence_lost = on_fence_lost;
+    }
     rc =
         sync_new(d->loop, d->consul, d->services, d->nodes, &scfg, on_skip, on_synced, d, &d->sync);
+    free(fence_key);
     if (rc < 0)
         return rc;
     rc = kube_reflector_new(d->kube, "/api/v1/services", d->services, on_store_change, d, &d->rsvc);
@@ -520,7 +540,7 @@ static int setup(struct daemon *d)
         if (rc < 0)
             return rc;
     } else {
-        sync_set_writer(d->sync, true, 1);
+        sync_set_writer(d->sync, true, 1, NULL); /* no election: unfenced */
     }
     update_ready(d);
 

@@ -35,6 +35,8 @@ struct sync {
     bool have_current;
     bool writer;
     uint64_t generation;
+    char *session;   /* leader session: the fence of every batch */
+    char *fence_key; /* own copy of cfg->fence_key */
     bool stopped;
 
     enum sync_phase phase;
@@ -103,8 +105,18 @@ static void on_grace_timer(uv_timer_t *t)
     sync_kick(t->data);
 }
 
-void sync_set_writer(struct sync *s, bool may_write, uint64_t generation)
+void sync_set_writer(struct sync *s, bool may_write, uint64_t generation, const char *session)
 {
+    char *copy = session ? strdup(session) : NULL;
+    if (may_write && s->cfg.fence_key && !copy) {
+        log_error("exporter: leadership generation %llu without a session to fence writes "
+                  "on %s (%s); not writing",
+                  (unsigned long long)generation, s->cfg.fence_key,
+                  session ? "out of memory" : "none given");
+        may_write = false;
+    }
+    free(s->session);
+    s->session = copy;
     bool gained = may_write && (!s->writer || s->generation != generation);
     s->writer = may_write;
     s->generation = generation;
@@ -212,6 +224,21 @@ static void on_batch_done(void *arg, struct consul_response *resp)
     if (s->stopped)
         return;
     size_t first = s->next_batch, n = s->batch_len;
+    if (resp->err < 0 && resp->txn && resp->txn->guard_failed) {
+        /* Not a conflict to retry: the lock is gone, so is our right to
+         * write. Nothing of this batch was written. */
+        s->stats.txn_failures++;
+        s->stats.fence_refusals++;
+        log_warn("exporter: Consul refused KV ops %zu-%zu of %zu: %s is no longer locked by "
+                 "session %s; nothing of the batch written, writes stop, re-checking leadership",
+                 first, first + n - 1, s->n_txn, s->cfg.fence_key, s->session);
+        s->writer = false;
+        s->have_current = false;
+        round_end(s, true);
+        if (s->cfg.on_fence_lost)
+            s->cfg.on_fence_lost(s->arg);
+        return;
+    }
     if (resp->err < 0) {
         s->stats.txn_failures++;
         if (resp->err == -ECANCELED)
@@ -267,12 +294,17 @@ static void send_batch(struct sync *s)
         round_end(s, true); /* a change meanwhile (new leadership) runs a round */
         return;
     }
+    /* Fenced: the guard takes one op of each batch. */
+    struct consul_txn_op guard = {
+        .verb = CONSUL_TXN_CHECK_SESSION, .key = s->cfg.fence_key, .session = s->session};
+    size_t n_guard = s->cfg.fence_key ? 1 : 0;
     size_t n = s->n_txn - s->next_batch;
-    if (n > CONSUL_TXN_MAX_OPS)
-        n = CONSUL_TXN_MAX_OPS;
+    if (n > CONSUL_TXN_MAX_OPS - n_guard)
+        n = CONSUL_TXN_MAX_OPS - n_guard;
     s->batch_len = n;
     s->phase = PH_WRITE;
-    int rc = consul_txn(s->consul, s->txn + s->next_batch, n, on_batch_done, s);
+    int rc =
+        consul_txn_guarded(s->consul, &guard, n_guard, s->txn + s->next_batch, n, on_batch_done, s);
     if (rc < 0) {
         s->stats.txn_failures++;
         log_warn("exporter: cannot start a KV txn: %s, retrying", strerror(-rc));
@@ -467,6 +499,12 @@ int sync_new(uv_loop_t *loop, struct consul_client *consul, struct kube_store *s
     s->services = services;
     s->nodes = nodes;
     s->cfg = *cfg;
+    if (cfg->fence_key && !(s->fence_key = strdup(cfg->fence_key))) {
+        export_state_free(s->state);
+        free(s);
+        return -ENOMEM;
+    }
+    s->cfg.fence_key = s->fence_key;
     if (!s->cfg.coalesce_ms)
         s->cfg.coalesce_ms = 5;
     s->on_skip = on_skip;
@@ -508,6 +546,8 @@ static void on_timer_closed(uv_handle_t *h)
     kv_map_clear(&s->current);
     kv_map_clear(&s->reading);
     export_state_free(s->state);
+    free(s->session);
+    free(s->fence_key);
     free(s);
 }
 

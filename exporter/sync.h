@@ -13,7 +13,12 @@
  *   write    kv_layout_diff() ops as check-and-set /v1/txn batches of at
  *            most 64, sent one after the other; before each batch the
  *            writer generation is checked, so a leader that lost its lock
- *            stops between batches at once. Deletes only when both stores
+ *            stops between batches at once. With fence_key set, each
+ *            batch is 63 ops + a check-session guard on the leader key,
+ *            so Consul itself refuses the batch in flight when the lock
+ *            went away meanwhile; such a refusal is not a cas conflict:
+ *            writing stops and on_fence_lost asks the leader to step
+ *            down and re-check. Deletes only when both stores
  *            hold a complete view. `meta` goes along per
  *            kv_layout_meta_needs_write(), so a resync that changes
  *            nothing writes nothing.
@@ -43,6 +48,14 @@ struct sync_config {
     const char *version;    /* exporter version for meta */
     unsigned retry_base_ms; /* after a failed read/write; 0 = 200 */
     unsigned retry_cap_ms;  /* 0 = 10000 */
+    /* Leader key: every write batch carries a check-session guard on it
+     * with the session given to sync_set_writer(), so Consul refuses the
+     * batch of a leader whose lock is gone. NULL: unfenced (no election). */
+    const char *fence_key;
+    /* Consul refused a batch because fence_key is no longer locked by our
+     * session: this process stopped writing; the leader must step down
+     * and re-check (leader_recheck). Called with sync_new's arg. */
+    void (*on_fence_lost)(void *arg);
 };
 
 struct sync_stats {
@@ -56,6 +69,7 @@ struct sync_stats {
     uint64_t kv_sets;       /* entries written (meta included) */
     uint64_t kv_deletes;
     uint64_t aborted_not_leader; /* rounds or batches dropped: leadership lost */
+    uint64_t fence_refusals;     /* batches Consul refused: lock not held by our session */
     int64_t last_sync_unix;      /* last round that left KV equal to a complete view; 0 = never */
     struct export_build_result last; /* counts of the last build */
 };
@@ -75,10 +89,12 @@ int sync_new(uv_loop_t *loop, struct consul_client *consul, struct kube_store *s
 void sync_kick(struct sync *s);
 /* Forget the cached KV view: the next round re-reads the prefixes. */
 void sync_resync(struct sync *s);
-/* Whether this process may write, and the leadership generation that
- * allows it. Gaining it triggers a full resync; losing it stops any
- * write in progress before its next batch. */
-void sync_set_writer(struct sync *s, bool may_write, uint64_t generation);
+/* Whether this process may write, the leadership generation that allows
+ * it and the session holding the leader lock (copied; the fence of every
+ * batch when cfg.fence_key is set, which then requires it to write).
+ * Gaining it triggers a full resync; losing it stops any write in
+ * progress before its next batch. */
+void sync_set_writer(struct sync *s, bool may_write, uint64_t generation, const char *session);
 bool sync_is_writer(const struct sync *s);
 const struct sync_stats *sync_stats(const struct sync *s);
 /* Stop timers and ignore callbacks still to come (call before freeing the

@@ -20,6 +20,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 import urllib.error
@@ -718,6 +719,66 @@ class ExporterTest(unittest.TestCase):
         self.assertNotEqual(json.loads(body)[0].get("Session"), session)
         k.ctl("add_service", service("ns", "after", (80,)))
         wait_until(lambda: kv_values(self.svc_key("ns", "after", "p80")), 20, "writes again")
+
+    def test_writes_fenced_when_session_destroyed_mid_burst(self):
+        """Every write batch carries check-session on the leader key, so
+        once the leader's session is destroyed (index D) nothing can land
+        until a session holds the lock again (index A): no key may carry a
+        ModifyIndex in (D, A), even for a batch already in flight, and the
+        burst still converges completely after the re-acquisition."""
+        k = self.kube("default")
+        e = self.exporter(k, "--leader-ttl", "10s", "--leader-lock-delay", "3s")
+        wait_until(lambda: e.metric("drover_exporter_leader") == 1, 20, "leads")
+        self.synced(e)
+        self.assertIn("drover_exporter_txn_fence_refusals_total", e.metrics())
+        lkey = self.own + "leader"
+        st, body = http("GET", "%s/v1/kv/%s" % (CONSUL, lkey))
+        session = json.loads(body)[0]["Session"]
+        n = 1500
+        ann = {"drover.io/exported": "true"}
+        gen_err = []
+
+        def generate():
+            try:
+                k.ctl("generate", {"services": n, "namespaces": 3, "prefix": "fence",
+                                   "annotations": ann}, timeout=120)
+            except Exception as ex:  # reported by the main thread
+                gen_err.append(ex)
+        gen = threading.Thread(target=generate)
+        gen.start()
+        try:
+            burst = lambda: [x for x in kv_values(self.own + "services/") if "/fence-" in x]
+            wait_until(lambda: len(burst()) >= 20, 30, "burst being written")
+            st, _ = http("PUT", "%s/v1/session/destroy/%s" % (CONSUL, session))
+            self.assertEqual(st, 200)
+            # lock-delay (3 s) keeps the key free: this read sees the release
+            st, body = http("GET", "%s/v1/kv/%s" % (CONSUL, lkey))
+            ent = json.loads(body)[0]
+            self.assertFalse(ent.get("Session"), "lock still held right after the destroy")
+            d_index = ent["ModifyIndex"]
+            # the first change of the key after D is the next acquisition
+            a_index, holder = d_index, None
+            deadline = time.monotonic() + 40
+            while not holder and time.monotonic() < deadline:
+                st, body = http("GET", "%s/v1/kv/%s?index=%d&wait=5s" % (CONSUL, lkey, a_index),
+                                timeout=15)
+                self.assertEqual(st, 200)
+                ent = json.loads(body)[0]
+                a_index, holder = ent["ModifyIndex"], ent.get("Session")
+            self.assertTrue(holder, "lock not re-acquired within 40 s")
+            self.assertNotEqual(holder, session)
+        finally:
+            gen.join(150)
+        self.assertFalse(gen_err, gen_err)
+        wait_until(lambda: len(burst()) == n, 60, "the whole burst written after takeover")
+        landed = {key: idx for key, (_, idx) in kv(self.own).items()
+                  if key != lkey and d_index < idx < a_index}
+        self.assertFalse(landed, "%d keys written while no session held the lock "
+                         "(D=%d, A=%d), e.g. %s" % (len(landed), d_index, a_index,
+                                                    sorted(landed.items())[:3]))
+        self.assertIn("no longer leader", e.text())
+        sys.stderr.write("fencing: D=%d A=%d, batches refused by the fence: %d\n" % (
+            d_index, a_index, e.metric("drover_exporter_txn_fence_refusals_total")))
 
     def test_consul_outage_and_data_loss(self):
         """A private Consul: killed (the leader steps down within its TTL,
