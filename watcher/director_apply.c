@@ -317,6 +317,9 @@ static void save(struct director_apply *a, int64_t now)
     if (!s.proxies) {
         log_error("director: saving snapshot %s: out of memory; keeping the previous file",
                   a->snapshot_path);
+        a->st.snapshot_errors++;
+        snprintf(a->st.snapshot_error, sizeof(a->st.snapshot_error),
+                 "saving snapshot %s: out of memory", a->snapshot_path);
         return;
     }
     for (size_t i = 0; i < a->applied->n_proxies; i++) {
@@ -342,8 +345,19 @@ static void save(struct director_apply *a, int64_t now)
     s.last_error = a->st.last_error;
     s.tier = a->table ? (char *)director_table_tier_name(a->table->tier) : NULL;
     s.balance = a->table ? a->table->balance_max_over_mean : 0;
-    if (director_snapshot_save(&s, a->snapshot_path, err, sizeof(err)) < 0)
-        log_error("director: %s; the previous snapshot stays on disk", err);
+    if (director_snapshot_save(&s, a->snapshot_path, err, sizeof(err)) < 0) {
+        /* every verify retries: log when the reason changes, count each */
+        if (strcmp(err, a->st.snapshot_error) != 0)
+            log_error("director: %s; the previous snapshot stays on disk, not ready until a "
+                      "write succeeds (forwarding goes on)",
+                      err);
+        a->st.snapshot_errors++;
+        snprintf(a->st.snapshot_error, sizeof(a->st.snapshot_error), "%s", err);
+    } else {
+        if (a->st.snapshot_error[0])
+            log_info("director: snapshot %s written again", a->snapshot_path);
+        a->st.snapshot_error[0] = '\0';
+    }
     free(s.proxies);
 }
 

@@ -76,6 +76,10 @@ struct director_apply_stats {
     uint64_t held;      /* runs that held a KV change back */
     uint64_t errors;    /* failed runs */
     uint64_t verify_failures;
+    uint64_t snapshot_errors; /* snapshot writes that failed */
+    /* why the last snapshot write failed; "" once one succeeds. While set,
+     * a restart could not re-apply what is in force: not ready. */
+    char snapshot_error[512];
     bool held_now;
     double held_moved_share;
     int64_t held_since_unix;

@@ -127,11 +127,11 @@ struct dw {
     bool stopping, failing;
     struct http_server *http;
     struct metrics_registry *metrics;
-    struct metrics_counter *m_applies, *m_held, *m_errors, *m_bad, *m_verify;
+    struct metrics_counter *m_applies, *m_held, *m_errors, *m_bad, *m_verify, *m_snap_errors;
     struct metrics_gauge *m_held_now, *m_ready, *m_moved;
     struct sdnotify_watchdog *wd;
     bool busy, again; /* an apply job runs on the thread pool; run again after it */
-    uint64_t held_seen;
+    uint64_t held_seen, snap_errors_seen;
     /* what the collector shows, copied after each job (see cache_table) */
     struct {
         char id[DIRECTOR_TABLE_ID_MAX + 1];
@@ -229,6 +229,9 @@ static void after_work(uv_work_t *req, int status)
     if (st->held > w->held_seen)
         metrics_counter_add(w->m_held, st->held - w->held_seen);
     w->held_seen = st->held;
+    if (st->snapshot_errors > w->snap_errors_seen)
+        metrics_counter_add(w->m_snap_errors, st->snapshot_errors - w->snap_errors_seen);
+    w->snap_errors_seen = st->snapshot_errors;
     w->last_change = st->last_change_unix;
     w->generation = st->generation;
     cache_table(w);
@@ -239,6 +242,16 @@ static void after_work(uv_work_t *req, int status)
         schedule(w, d);
         if (w->http)
             http_server_set_ready(w->http, false, st->last_error);
+    } else if (st->snapshot_error[0]) {
+        /* forwarding by the table in force goes on (fail static), but a
+         * restart could not re-apply it without Consul: not ready, no
+         * READY=1, until a write succeeds (every verify retries it) */
+        backoff_reset(&w->retry);
+        if (j->out == DIRECTOR_APPLY_APPLIED)
+            metrics_counter_inc(w->m_applies);
+        metrics_gauge_set(w->m_ready, 0);
+        if (w->http)
+            http_server_set_ready(w->http, false, st->snapshot_error);
     } else {
         backoff_reset(&w->retry);
         if (j->out == DIRECTOR_APPLY_APPLIED)
@@ -428,8 +441,12 @@ static void setup_metrics(struct dw *w)
                                   "1 while a KV change is held back by the guard.", NULL);
     w->m_moved = metrics_gauge(r, "drover_watcher_director_held_moved_share",
                                "Share of rows the held change would move.", NULL);
-    w->m_ready = metrics_gauge(r, "drover_watcher_director_ready",
-                               "1 once a table was applied or verified.", NULL);
+    w->m_ready =
+        metrics_gauge(r, "drover_watcher_director_ready",
+                      "1 once a table was applied or verified and its snapshot written.", NULL);
+    w->m_snap_errors =
+        metrics_counter(r, "drover_watcher_director_snapshot_errors_total",
+                        "Snapshot writes that failed (not ready while failing).", NULL);
     metrics_add_collector(r, collect, w);
 }
 
