@@ -242,24 +242,20 @@ static void after_work(uv_work_t *req, int status)
         schedule(w, d);
         if (w->http)
             http_server_set_ready(w->http, false, st->last_error);
-    } else if (st->snapshot_error[0]) {
-        /* forwarding by the table in force goes on (fail static), but a
-         * restart could not re-apply it without Consul: not ready, no
-         * READY=1, until a write succeeds (every verify retries it) */
-        backoff_reset(&w->retry);
-        if (j->out == DIRECTOR_APPLY_APPLIED)
-            metrics_counter_inc(w->m_applies);
-        metrics_gauge_set(w->m_ready, 0);
-        if (w->http)
-            http_server_set_ready(w->http, false, st->snapshot_error);
     } else {
+        /* forwarding by the table in force goes on (fail static), but
+         * while its snapshot cannot be written a restart without Consul
+         * could not re-apply it: not ready, no READY=1, until a write
+         * succeeds (every run, at least each verify, retries it) */
+        bool ready = !st->snapshot_error[0];
         backoff_reset(&w->retry);
         if (j->out == DIRECTOR_APPLY_APPLIED)
             metrics_counter_inc(w->m_applies);
-        metrics_gauge_set(w->m_ready, 1);
+        metrics_gauge_set(w->m_ready, ready ? 1 : 0);
         if (w->http)
-            http_server_set_ready(w->http, true, NULL);
-        sdnotify_ready();
+            http_server_set_ready(w->http, ready, ready ? NULL : st->snapshot_error);
+        if (ready)
+            sdnotify_ready();
     }
     job_free(j);
     if (w->again) {
