@@ -3,7 +3,8 @@
 # Installs the build into a temporary prefix and checks the layout against
 # what the installed files expect of it:
 #  - every Exec*= program of every installed systemd unit exists, executable,
-#    at the path the unit names (read relative to the configured prefix);
+#    at the path the unit names (read relative to the configured prefix),
+#    and so does every Documentation= file;
 #  - the watcher's default --template-dir holds the shipped templates;
 #  - the Consul policies and Prometheus rules are in share/drover/;
 #  - every installed program, and each of its subcommands, answers --help
@@ -44,6 +45,14 @@ for u in "$src"/deploy/systemd/*.service; do
         done
 done
 [ -e "$tmp/fails" ] && fail=1
+# Documentation= links into the installed docs
+# shellcheck disable=SC2013 # one path per line, no spaces
+for doc in $(sed -n 's|^Documentation=file://||p' "$root"/lib/systemd/system/*.service | sort -u); do
+    case $doc in
+    "$prefix"/*) [ -f "$root${doc#"$prefix"}" ] || bad "unit documentation $doc not installed" ;;
+    *) bad "unit documentation $doc is outside the prefix $prefix" ;;
+    esac
+done
 [ -s "$tmp/unit-progs" ] || bad "no unit names a drover program"
 
 # --- templates where the watcher looks by default
