@@ -166,7 +166,8 @@ struct consul_txn_result {
     /* A guard op failed (consul_txn_guarded): the batch was refused
      * because the guarded condition no longer holds - for a
      * check-session guard, the lock is no longer ours. Not a cas
-     * conflict: do not retry blindly. */
+     * conflict: do not retry blindly. An ACL refusal ("Permission
+     * denied") of a guard op does not set it. */
     bool guard_failed;
     /* KV results of committed batches (GET, SET...), in op order; guard
      * ops that return an entry (check-session: the lock key) add it once

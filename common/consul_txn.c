@@ -62,7 +62,10 @@ static void map_errors(struct txn_state *st)
         struct consul_txn_error *e = &st->res.errors[i];
         if (e->op_index < st->n_guard) {
             e->guard = true;
-            st->res.guard_failed = true;
+            /* An ACL refusal of the guard says nothing about the guarded
+             * condition: report it as an error, not as a lost fence. */
+            if (!e->what || !strcasestr(e->what, "permission denied"))
+                st->res.guard_failed = true;
         } else {
             e->op_index = st->next * st->per_batch + e->op_index - st->n_guard;
         }

@@ -2,7 +2,8 @@
 /*
  * ACL token file against a real dev agent with ACLs on and default deny
  * (fixture consul_acl, master token in $DROVER_CONSUL_STATE/master-token):
- * no token -> 403 reported as -EACCES; token file -> works; a token file
+ * no token -> 403 reported as -EACCES, a guarded txn's ACL-refused guard
+ * not taken for a lost fence; token file -> works; a token file
  * rotated after a 403 is re-read and the request retried.
  */
 #include <errno.h>
@@ -34,6 +35,18 @@ START_TEST(test_acl_token_file)
     ck_assert_int_eq(g.err, -EACCES);
     ck_assert_int_eq(g.http_status, 403);
     ck_assert_ptr_nonnull(strstr(g.errmsg, "PUT /v1/kv/acl/k: HTTP 403"));
+    /* a guard refused by the ACLs is not a lost fence */
+    struct consul_txn_op guard = {
+        .verb = CONSUL_TXN_CHECK_SESSION, .key = "acl/lock", .session = "not-checked"};
+    struct consul_txn_op op = {
+        .verb = CONSUL_TXN_SET, .key = "acl/k", .value = "v", .value_len = 1};
+    CALL(g, consul_txn_guarded(anon, &guard, 1, &op, 1, got_cb, &g));
+    ck_assert_int_eq(g.err, -ECANCELED);
+    ck_assert_uint_ge(g.txn.n_errors, 1);
+    ck_assert_msg(g.txn_first_error_guard, "first error: op %zu %s", g.txn_first_error_op,
+                  g.txn_first_error);
+    ck_assert_ptr_nonnull(strcasestr(g.txn_first_error, "permission denied"));
+    ck_assert(!g.txn.guard_failed);
     consul_client_free(anon);
 
     /* a token file that holds a wrong token first, the master token later */
