@@ -10,7 +10,7 @@
 set -euo pipefail
 
 if [ "$(id -u)" -ne 0 ]; then
-    echo "bootstrap: must run as root (apt-get install); try: sudo $0" >&2
+    echo "bootstrap: must run as root (apt-get install, BPF, network namespaces)" >&2
     exit 1
 fi
 
