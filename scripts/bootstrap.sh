@@ -25,6 +25,7 @@ PACKAGES=(
     linux-libc-dev bpftool iproute2 ethtool
     haproxy python3 procps psmisc netcat-openbsd socat valgrind
     unzip openssl
+    systemd  # systemd-analyze verify for the unit tests of deploy/systemd
     prometheus
 )
 # prometheus: only for promtool (alert rule tests); its server is not used
