@@ -10,14 +10,17 @@
 #include <string.h>
 #include <strings.h>
 
+#include "config_internal.h"
 #include "errmsg.h"
 #include "json_util.h"
+#include "version.h"
 
 /* Built-in options every program has, handled here rather than in the
  * program's table so they behave identically everywhere. */
 #define OPT_CONFIG    "config"
 #define OPT_LOG_LEVEL "log-level"
 #define OPT_HELP      "help"
+#define OPT_VERSION   "version"
 
 /* Where the winning value of one option came from. */
 struct source {
@@ -43,534 +46,182 @@ void config_env_name(const char *option, char *buf, size_t buflen)
     buf[o] = '\0';
 }
 
-/* ---- scalar parsers ---------------------------------------------------- */
-
-int config_parse_bool(const char *text, bool *out)
-{
-    static const char *const yes[] = {"true", "1", "yes", "on"};
-    static const char *const no[] = {"false", "0", "no", "off"};
-
-    if (!text)
-        return -EINVAL;
-    for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
-        if (strcasecmp(text, yes[i]) == 0) {
-            *out = true;
-            return 0;
-        }
-        if (strcasecmp(text, no[i]) == 0) {
-            *out = false;
-            return 0;
-        }
-    }
-    return -EINVAL;
-}
-
-int config_parse_duration_ms(const char *text, int64_t *out_ms)
-{
-    static const struct {
-        const char *name;
-        int64_t ns;
-    } units[] = {
-        /* "ms" before "m" so the longest unit name matches first. */
-        {"ms", 1000000LL},      {"s", 1000000000LL},     {"m", 60000000000LL},
-        {"h", 3600000000000LL}, {"d", 86400000000000LL},
-    };
-    /* Sum in nanoseconds so "1.5s" and "0.25m" stay exact; __int128
-     * leaves room to detect overflow instead of wrapping. */
-    __int128 total = 0;
-    const __int128 limit = (__int128)INT64_MAX * 1000000;
-    const char *p = text;
-
-    if (!text || !*text)
-        return -EINVAL;
-    if (strcmp(text, "0") == 0) {
-        *out_ms = 0;
-        return 0;
-    }
-    while (*p) {
-        __int128 whole = 0, frac = 0, scale = 1;
-        int digits = 0;
-
-        if (!isdigit((unsigned char)*p) && *p != '.')
-            return -EINVAL;
-        while (isdigit((unsigned char)*p)) {
-            whole = whole * 10 + (*p++ - '0');
-            digits++;
-            if (whole > limit)
-                return -ERANGE;
-        }
-        if (*p == '.') {
-            p++;
-            while (isdigit((unsigned char)*p)) {
-                if (scale < 1000000000000000000LL) { /* ignore digits beyond 1e-18 */
-                    frac = frac * 10 + (*p - '0');
-                    scale *= 10;
-                }
-                p++;
-                digits++;
-            }
-        }
-        if (digits == 0)
-            return -EINVAL;
-        size_t u;
-        for (u = 0; u < sizeof(units) / sizeof(units[0]); u++) {
-            size_t n = strlen(units[u].name);
-            if (strncmp(p, units[u].name, n) == 0 && !isalpha((unsigned char)p[n]))
-                break;
-        }
-        if (u == sizeof(units) / sizeof(units[0]))
-            return -EINVAL; /* missing or unknown unit */
-        p += strlen(units[u].name);
-        if (whole > limit / units[u].ns)
-            return -ERANGE;
-        total += whole * units[u].ns + frac * units[u].ns / scale;
-        if (total > limit)
-            return -ERANGE;
-    }
-    /* Round down to whole milliseconds: nothing in drover needs finer. */
-    *out_ms = (int64_t)(total / 1000000);
-    return 0;
-}
-
-void config_format_duration(int64_t ms, char *buf, size_t buflen)
-{
-    static const struct {
-        const char *name;
-        int64_t ms;
-    } units[] = {{"h", 3600000}, {"m", 60000}, {"s", 1000}, {"ms", 1}};
-    size_t o = 0;
-
-    if (buflen == 0)
-        return;
-    buf[0] = '\0';
-    if (ms <= 0) {
-        snprintf(buf, buflen, "%s", ms == 0 ? "0" : "invalid");
-        return;
-    }
-    for (size_t u = 0; u < sizeof(units) / sizeof(units[0]) && ms > 0; u++) {
-        int64_t n = ms / units[u].ms;
-        if (n == 0)
-            continue;
-        ms -= n * units[u].ms;
-        int w = snprintf(buf + o, buflen - o, "%" PRId64 "%s", n, units[u].name);
-        if (w < 0 || (size_t)w >= buflen - o)
-            return;
-        o += (size_t)w;
-    }
-}
-
-int config_parse_size(const char *text, uint64_t *out)
-{
-    static const struct {
-        const char *name;
-        uint64_t mult;
-    } units[] = {
-        {"", 1},
-        {"b", 1},
-        {"k", 1ULL << 10},
-        {"ki", 1ULL << 10},
-        {"kib", 1ULL << 10},
-        {"kb", 1000ULL},
-        {"m", 1ULL << 20},
-        {"mi", 1ULL << 20},
-        {"mib", 1ULL << 20},
-        {"mb", 1000000ULL},
-        {"g", 1ULL << 30},
-        {"gi", 1ULL << 30},
-        {"gib", 1ULL << 30},
-        {"gb", 1000000000ULL},
-        {"t", 1ULL << 40},
-        {"ti", 1ULL << 40},
-        {"tib", 1ULL << 40},
-        {"tb", 1000000000000ULL},
-    };
-    uint64_t n = 0;
-    const char *p = text;
-
-    if (!text || !isdigit((unsigned char)*p))
-        return -EINVAL;
-    for (; isdigit((unsigned char)*p); p++) {
-        if (n > (UINT64_MAX - 9) / 10)
-            return -ERANGE;
-        n = n * 10 + (uint64_t)(*p - '0');
-    }
-    for (size_t u = 0; u < sizeof(units) / sizeof(units[0]); u++) {
-        if (strcasecmp(p, units[u].name) == 0) {
-            if (n != 0 && units[u].mult > UINT64_MAX / n)
-                return -ERANGE;
-            *out = n * units[u].mult;
-            return 0;
-        }
-    }
-    return -EINVAL;
-}
-
-/* ---- option values ---------------------------------------------------- */
-
-/* One parsed value before it is stored into the target. */
-union value {
-    char *str;
-    int64_t i64;
-    bool b;
-    double d;
-    struct config_strlist list;
-    enum log_level level;
-    uint64_t size;
-};
-
-static const char *type_word(enum config_type t)
-{
-    switch (t) {
-    case CONFIG_STRING:
-        return "string";
-    case CONFIG_INT:
-        return "integer";
-    case CONFIG_BOOL:
-        return "bool";
-    case CONFIG_DURATION:
-        return "duration";
-    case CONFIG_DOUBLE:
-        return "number";
-    case CONFIG_STRLIST:
-        return "list";
-    case CONFIG_LOGLEVEL:
-        return "log level";
-    case CONFIG_SIZE:
-        return "size";
-    }
-    return "value";
-}
-
-static const char *metavar(const struct config_option *o)
-{
-    if (o->metavar)
-        return o->metavar;
-    switch (o->type) {
-    case CONFIG_STRING:
-        return "STRING";
-    case CONFIG_INT:
-        return "INT";
-    case CONFIG_BOOL:
-        return "BOOL";
-    case CONFIG_DURATION:
-        return "DURATION";
-    case CONFIG_DOUBLE:
-        return "NUMBER";
-    case CONFIG_STRLIST:
-        return "LIST";
-    case CONFIG_LOGLEVEL:
-        return "LEVEL";
-    case CONFIG_SIZE:
-        return "SIZE";
-    }
-    return "VALUE";
-}
-
-static void list_free(struct config_strlist *l)
-{
-    for (size_t i = 0; i < l->count; i++)
-        free(l->items[i]);
-    free(l->items);
-    l->items = NULL;
-    l->count = 0;
-}
-
-static int list_push(struct config_strlist *l, const char *s, size_t len)
-{
-    char **items = realloc(l->items, (l->count + 1) * sizeof(*items));
-    if (!items)
-        return -ENOMEM;
-    l->items = items;
-    items[l->count] = strndup(s, len);
-    if (!items[l->count])
-        return -ENOMEM;
-    l->count++;
-    return 0;
-}
-
-/* Append the comma-separated items of text, trimmed, skipping empty ones. */
-static int list_push_csv(struct config_strlist *l, const char *text)
-{
-    const char *p = text;
-
-    while (*p) {
-        const char *end = strchr(p, ',');
-        const char *stop = end ? end : p + strlen(p);
-        const char *a = p, *b = stop;
-        while (a < b && isspace((unsigned char)*a))
-            a++;
-        while (b > a && isspace((unsigned char)b[-1]))
-            b--;
-        if (b > a) {
-            int rc = list_push(l, a, (size_t)(b - a));
-            if (rc < 0)
-                return rc;
-        }
-        if (!end)
-            break;
-        p = end + 1;
-    }
-    return 0;
-}
-
-static void value_free(enum config_type t, union value *v)
-{
-    if (t == CONFIG_STRING) {
-        free(v->str);
-        v->str = NULL;
-    } else if (t == CONFIG_STRLIST) {
-        list_free(&v->list);
-    }
-}
-
-/* Parse option text into v. On failure writes the reason (without the
- * source) into why. */
-static int parse_text(const struct config_option *o, const char *text, union value *v, char *why,
-                      size_t whylen)
-{
-    char *end;
-    int rc;
-
-    memset(v, 0, sizeof(*v));
-    switch (o->type) {
-    case CONFIG_STRING:
-        v->str = strdup(text);
-        return v->str ? 0 : -ENOMEM;
-    case CONFIG_INT: {
-        errno = 0;
-        long long n = strtoll(text, &end, 0);
-        if (!*text || *end || errno) {
-            errmsg_set(why, whylen, "bad integer '%s'", text);
-            return -EINVAL;
-        }
-        if ((o->min || o->max) && (n < o->min || n > o->max)) {
-            errmsg_set(why, whylen, "%lld out of range %" PRId64 "..%" PRId64, n, o->min, o->max);
-            return -EINVAL;
-        }
-        v->i64 = n;
-        return 0;
-    }
-    case CONFIG_BOOL:
-        if (config_parse_bool(text, &v->b) < 0) {
-            errmsg_set(why, whylen, "bad bool '%s' (want true/false/1/0/yes/no)", text);
-            return -EINVAL;
-        }
-        return 0;
-    case CONFIG_DURATION:
-        rc = config_parse_duration_ms(text, &v->i64);
-        if (rc < 0) {
-            errmsg_set(why, whylen, "%s duration '%s' (want e.g. 200ms, 2s, 1m30s, 2h)",
-                       rc == -ERANGE ? "too large" : "bad", text);
-            return -EINVAL;
-        }
-        if ((o->min || o->max) && (v->i64 < o->min || v->i64 > o->max)) {
-            char lo[32], hi[32];
-            config_format_duration(o->min, lo, sizeof(lo));
-            config_format_duration(o->max, hi, sizeof(hi));
-            errmsg_set(why, whylen, "duration '%s' out of range %s..%s", text, lo, hi);
-            return -EINVAL;
-        }
-        return 0;
-    case CONFIG_DOUBLE:
-        errno = 0;
-        v->d = strtod(text, &end);
-        if (!*text || *end || errno || isspace((unsigned char)*text)) {
-            errmsg_set(why, whylen, "bad number '%s'", text);
-            return -EINVAL;
-        }
-        return 0;
-    case CONFIG_STRLIST:
-        rc = list_push_csv(&v->list, text);
-        if (rc < 0)
-            list_free(&v->list);
-        return rc;
-    case CONFIG_LOGLEVEL:
-        if (log_parse_level(text, &v->level) < 0) {
-            errmsg_set(why, whylen, "bad log level '%s' (want debug, info, warn or error)", text);
-            return -EINVAL;
-        }
-        return 0;
-    case CONFIG_SIZE:
-        rc = config_parse_size(text, &v->size);
-        if (rc < 0) {
-            errmsg_set(why, whylen, "%s size '%s' (want e.g. 4096, 64KiB, 1MB)",
-                       rc == -ERANGE ? "too large" : "bad", text);
-            return -EINVAL;
-        }
-        return 0;
-    }
-    errmsg_set(why, whylen, "unsupported option type");
-    return -EINVAL;
-}
-
-/* Parse a JSON config-file value. Strings always go through the text
- * parser (so "2s" and "64KiB" work); native JSON types are taken where
- * they mean the same thing. */
-static int parse_json(const struct config_option *o, const json_t *j, union value *v, char *why,
-                      size_t whylen)
-{
-    char num[64];
-
-    memset(v, 0, sizeof(*v));
-    if (json_is_string(j))
-        return parse_text(o, json_string_value(j), v, why, whylen);
-    switch (o->type) {
-    case CONFIG_INT:
-    case CONFIG_SIZE:
-        if (json_is_integer(j)) {
-            if (o->type == CONFIG_SIZE && json_integer_value(j) < 0)
-                break;
-            snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(j));
-            return parse_text(o, num, v, why, whylen);
-        }
-        break;
-    case CONFIG_BOOL:
-        if (json_is_boolean(j)) {
-            v->b = json_is_true(j);
-            return 0;
-        }
-        break;
-    case CONFIG_DOUBLE:
-        if (json_is_number(j)) {
-            v->d = json_number_value(j);
-            return 0;
-        }
-        break;
-    case CONFIG_STRLIST:
-        if (json_is_array(j)) {
-            size_t i;
-            json_t *item;
-            json_array_foreach(j, i, item)
-            {
-                if (!json_is_string(item)) {
-                    errmsg_set(why, whylen, "item %zu: expected string, got %s", i,
-                               json_type_desc(item));
-                    list_free(&v->list);
-                    return -EINVAL;
-                }
-                if (list_push(&v->list, json_string_value(item), json_string_length(item)) < 0) {
-                    list_free(&v->list);
-                    return -ENOMEM;
-                }
-            }
-            return 0;
-        }
-        break;
-    default:
-        break;
-    }
-    errmsg_set(why, whylen, "expected %s%s, got %s", type_word(o->type),
-               o->type == CONFIG_STRLIST    ? " (array of strings or comma-separated string)"
-               : o->type == CONFIG_DURATION ? " string like \"2s\""
-                                            : "",
-               json_type_desc(j));
-    return -EINVAL;
-}
-
-static void store(const struct config_option *o, union value *v)
-{
-    switch (o->type) {
-    case CONFIG_STRING:
-        free(*o->target.str);
-        *o->target.str = v->str;
-        v->str = NULL;
-        break;
-    case CONFIG_INT:
-    case CONFIG_DURATION:
-        *o->target.i64 = v->i64;
-        break;
-    case CONFIG_BOOL:
-        *o->target.b = v->b;
-        break;
-    case CONFIG_DOUBLE:
-        *o->target.d = v->d;
-        break;
-    case CONFIG_STRLIST:
-        list_free(o->target.list);
-        *o->target.list = v->list;
-        v->list.items = NULL;
-        v->list.count = 0;
-        break;
-    case CONFIG_LOGLEVEL:
-        *o->target.level = v->level;
-        break;
-    case CONFIG_SIZE:
-        *o->target.size = v->size;
-        break;
-    }
-}
-
-/* Clear a target to its "unset" value (no default given). */
-static void store_unset(const struct config_option *o)
-{
-    union value v;
-
-    memset(&v, 0, sizeof(v));
-    if (o->type == CONFIG_LOGLEVEL)
-        v.level = LOGL_INFO;
-    store(o, &v);
-}
-
 /* ---- the table --------------------------------------------------------- */
 
+/* Where an entry of the table comes from (help prints them in this order). */
+#define FROM_PROGRAM -1 /* the program's own options */
+#define FROM_BUILTIN -2 /* --config, --log-level */
+#define FROM_COMMAND -3 /* a command's own options (cmd[i] says which) */
+
+/* Every option one parse knows: the program's own, each group's, the
+ * built-ins, then every command's own. */
 struct table {
-    const struct config_option *opts; /* user options then built-ins */
+    struct config_option *opts;
+    int *cmd;  /* owning command, -1: global */
+    int *from; /* FROM_* or the index of the group */
     size_t n;
-    struct config_option *owned;
+    size_t i_config; /* the built-ins */
+    size_t i_level;
 };
+
+static void table_free(struct table *t)
+{
+    free(t->opts);
+    free(t->cmd);
+    free(t->from);
+    memset(t, 0, sizeof(*t));
+}
+
+static bool name_is(const char *name, const char *s, size_t len)
+{
+    return name && strlen(name) == len && strncmp(name, s, len) == 0;
+}
+
+static bool option_is(const struct config_option *o, const char *s, size_t len)
+{
+    return name_is(o->name, s, len) || name_is(o->alias, s, len);
+}
+
+static bool names_clash(const struct config_option *a, const struct config_option *b)
+{
+    return option_is(b, a->name, strlen(a->name)) ||
+           (a->alias && option_is(b, a->alias, strlen(a->alias)));
+}
+
+static bool name_valid(const char *name)
+{
+    static const char *const reserved[] = {OPT_CONFIG, OPT_LOG_LEVEL, OPT_HELP, OPT_VERSION};
+
+    if (!name)
+        return true; /* no alias */
+    if (!*name || name[0] == '-' || strchr(name, '=') || strchr(name, ' '))
+        return false;
+    for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++)
+        if (strcmp(name, reserved[i]) == 0)
+            return false;
+    return true;
+}
+
+static size_t count_options(const struct config_option *opts)
+{
+    size_t n = 0;
+    while (opts && opts[n].name)
+        n++;
+    return n;
+}
+
+static void table_add(struct table *t, const struct config_option *o, int cmd, int from)
+{
+    t->opts[t->n] = *o;
+    t->cmd[t->n] = cmd;
+    t->from[t->n] = from;
+    t->n++;
+}
 
 static int table_build(const struct config_program *prog, struct table *t, char **config_path,
                        enum log_level *level, char *err, size_t errlen)
 {
-    size_t n = 0;
+    size_t n = count_options(prog->options) + 2;
 
-    while (prog->options && prog->options[n].name)
-        n++;
-    t->owned = calloc(n + 2, sizeof(*t->owned));
-    if (!t->owned)
+    memset(t, 0, sizeof(*t));
+    for (size_t g = 0; prog->groups && prog->groups[g].options; g++)
+        n += count_options(prog->groups[g].options);
+    for (size_t c = 0; prog->commands && prog->commands[c].name; c++)
+        n += count_options(prog->commands[c].options);
+    t->opts = calloc(n, sizeof(*t->opts));
+    t->cmd = calloc(n, sizeof(*t->cmd));
+    t->from = calloc(n, sizeof(*t->from));
+    if (!t->opts || !t->cmd || !t->from) {
+        table_free(t);
         return -ENOMEM;
-    for (size_t i = 0; i < n; i++) {
-        const char *name = prog->options[i].name;
-        if (strcmp(name, OPT_CONFIG) == 0 || strcmp(name, OPT_LOG_LEVEL) == 0 ||
-            strcmp(name, OPT_HELP) == 0 || !*name || name[0] == '-' || strchr(name, '=')) {
-            errmsg_set(err, errlen, "config: option name '%s' is reserved or invalid", name);
-            free(t->owned);
+    }
+    for (size_t i = 0; prog->options && prog->options[i].name; i++)
+        table_add(t, &prog->options[i], -1, FROM_PROGRAM);
+    for (size_t g = 0; prog->groups && prog->groups[g].options; g++)
+        for (size_t i = 0; prog->groups[g].options[i].name; i++)
+            table_add(t, &prog->groups[g].options[i], -1, (int)g);
+    t->i_config = t->n;
+    table_add(t,
+              &(struct config_option){.name = OPT_CONFIG,
+                                      .type = CONFIG_STRING,
+                                      .target.str = config_path,
+                                      .help = "JSON config file (keys are option names)",
+                                      .metavar = "FILE"},
+              -1, FROM_BUILTIN);
+    t->i_level = t->n;
+    table_add(t,
+              &(struct config_option){.name = OPT_LOG_LEVEL,
+                                      .type = CONFIG_LOGLEVEL,
+                                      .target.level = level,
+                                      .def = "info",
+                                      .help = "log level: debug, info, warn or error"},
+              -1, FROM_BUILTIN);
+    for (size_t c = 0; prog->commands && prog->commands[c].name; c++)
+        for (size_t i = 0; prog->commands[c].options && prog->commands[c].options[i].name; i++)
+            table_add(t, &prog->commands[c].options[i], (int)c, FROM_COMMAND);
+
+    for (size_t i = 0; i < t->n; i++) {
+        const struct config_option *o = &t->opts[i];
+        if (t->from[i] != FROM_BUILTIN && (!name_valid(o->name) || !name_valid(o->alias))) {
+            errmsg_set(err, errlen, "config: option name '%s' (alias '%s') is reserved or invalid",
+                       o->name, o->alias ? o->alias : "");
+            table_free(t);
             return -EINVAL;
         }
         for (size_t k = 0; k < i; k++) {
-            if (strcmp(prog->options[k].name, name) == 0) {
-                errmsg_set(err, errlen, "config: option '%s' defined twice", name);
-                free(t->owned);
+            /* global names are unique; a command's own only among the
+             * global ones and its other options */
+            if ((t->cmd[k] == -1 || t->cmd[k] == t->cmd[i]) && names_clash(o, &t->opts[k])) {
+                errmsg_set(err, errlen, "config: option '%s' defined twice", o->name);
+                table_free(t);
                 return -EINVAL;
             }
         }
-        t->owned[i] = prog->options[i];
     }
-    t->owned[n] = (struct config_option){.name = OPT_CONFIG,
-                                         .type = CONFIG_STRING,
-                                         .target.str = config_path,
-                                         .help = "JSON config file (keys are option names)",
-                                         .metavar = "FILE"};
-    t->owned[n + 1] = (struct config_option){.name = OPT_LOG_LEVEL,
-                                             .type = CONFIG_LOGLEVEL,
-                                             .target.level = level,
-                                             .def = "info",
-                                             .help = "log level: debug, info, warn or error"};
-    t->opts = t->owned;
-    t->n = n + 2;
     return 0;
 }
 
+/* The option called name (or by its alias) that is valid with command cmd
+ * (-1: none given yet). *other is set to the command owning an option of
+ * that name which is not valid here (-1: none). */
 static const struct config_option *table_find(const struct table *t, const char *name, size_t len,
-                                              size_t *idx)
+                                              int cmd, size_t *idx, int *other)
 {
+    if (other)
+        *other = -1;
     for (size_t i = 0; i < t->n; i++) {
-        if (strlen(t->opts[i].name) == len && strncmp(t->opts[i].name, name, len) == 0) {
+        if (!option_is(&t->opts[i], name, len))
+            continue;
+        if (t->cmd[i] == -1 || t->cmd[i] == cmd) {
             *idx = i;
             return &t->opts[i];
         }
+        if (other && *other < 0)
+            *other = t->cmd[i];
     }
     return NULL;
+}
+
+static int command_find(const struct config_program *prog, const char *word)
+{
+    for (int c = 0; prog->commands && prog->commands[c].name; c++)
+        if (strcmp(prog->commands[c].name, word) == 0)
+            return c;
+    return -1;
+}
+
+/* "run, render, director" */
+static void command_names(const struct config_program *prog, char *buf, size_t buflen)
+{
+    size_t o = 0;
+
+    buf[0] = '\0';
+    for (size_t c = 0; prog->commands && prog->commands[c].name && o < buflen; c++) {
+        int w = snprintf(buf + o, buflen - o, "%s%s", c ? ", " : "", prog->commands[c].name);
+        if (w < 0)
+            break;
+        o += (size_t)w;
+    }
 }
 
 /* ---- help -------------------------------------------------------------- */
@@ -582,79 +233,198 @@ static void print_option(FILE *out, const struct config_option *o, bool has_env)
     if (o->type == CONFIG_BOOL)
         fprintf(out, "  --%s[=BOOL]", o->name);
     else
-        fprintf(out, "  --%s %s", o->name, metavar(o));
+        fprintf(out, "  --%s %s", o->name, config_metavar(o));
     if (o->type == CONFIG_STRLIST)
         fprintf(out, " (repeatable)");
-    fprintf(out, "\n      %s [%s", o->help ? o->help : "", type_word(o->type));
+    fprintf(out, "\n      %s [%s", o->help ? o->help : "", config_type_word(o->type));
     if (o->type == CONFIG_INT && (o->min || o->max))
         fprintf(out, " %" PRId64 "..%" PRId64, o->min, o->max);
     fprintf(out, "]\n      default: %s", o->def && *o->def ? o->def : "(none)");
     if (has_env) {
         config_env_name(o->name, env, sizeof(env));
         fprintf(out, "   env: %s", env);
+        if (o->env_alt)
+            fprintf(out, ", then %s", o->env_alt);
     }
     fprintf(out, "\n");
+    if (o->alias) {
+        fprintf(out, "      old name: --%s", o->alias);
+        if (has_env) {
+            config_env_name(o->alias, env, sizeof(env));
+            fprintf(out, " (%s)", env);
+        }
+        fprintf(out, "\n");
+    }
 }
 
-void config_print_help(const struct config_program *prog, FILE *out)
+static void print_help(const struct config_program *prog, int cmd, FILE *out)
 {
+    const char *name = prog->name ? prog->name : "drover";
+    const struct config_command *c = cmd >= 0 ? &prog->commands[cmd] : NULL;
     char *config_path = NULL;
     enum log_level level = LOGL_INFO;
     struct table t;
 
-    fprintf(out, "Usage: %s [OPTIONS]%s%s\n", prog->name ? prog->name : "drover",
-            prog->args_usage ? " " : "", prog->args_usage ? prog->args_usage : "");
-    if (prog->summary)
-        fprintf(out, "%s\n", prog->summary);
-    fprintf(out, "\nOptions (precedence: flag > DROVER_* environment > --config file > "
-                 "default):\n");
     if (table_build(prog, &t, &config_path, &level, NULL, 0) < 0)
         return;
+    if (c) {
+        fprintf(out, "Usage: %s [OPTIONS] %s%s%s\n", name, c->name, c->args_usage ? " " : "",
+                c->args_usage ? c->args_usage : "");
+        if (c->summary)
+            fprintf(out, "%s\n", c->summary);
+        if (c->options && c->options[0].name) {
+            fprintf(out, "\nOptions of '%s' (after the word; flags only):\n", c->name);
+            for (size_t i = 0; i < t.n; i++)
+                if (t.cmd[i] == cmd)
+                    print_option(out, &t.opts[i], false);
+        }
+    } else {
+        const char *args = prog->args_usage ? prog->args_usage
+                           : prog->commands ? "[COMMAND]"
+                                            : NULL;
+        fprintf(out, "Usage: %s [OPTIONS]%s%s\n", name, args ? " " : "", args ? args : "");
+        if (prog->summary)
+            fprintf(out, "%s\n", prog->summary);
+        if (prog->commands) {
+            fprintf(out, "\nCommands (`%s COMMAND --help` for one):\n", name);
+            for (size_t k = 0; prog->commands[k].name; k++)
+                fprintf(out, "  %-12s %s\n", prog->commands[k].name,
+                        prog->commands[k].summary ? prog->commands[k].summary : "");
+        }
+    }
+    fprintf(out, "\nOptions (precedence: flag > environment > --config file > default):\n");
     for (size_t i = 0; i < t.n; i++)
-        print_option(out, &t.opts[i], true);
-    fprintf(out, "  -h, --help\n      show this help and exit\n");
+        if (t.from[i] == FROM_PROGRAM)
+            print_option(out, &t.opts[i], true);
+    for (size_t g = 0; prog->groups && prog->groups[g].options; g++) {
+        fprintf(out, "\n%s options:\n", prog->groups[g].title ? prog->groups[g].title : "More");
+        for (size_t i = 0; i < t.n; i++)
+            if (t.from[i] == (int)g)
+                print_option(out, &t.opts[i], true);
+    }
+    fprintf(out, "\nCommon options:\n");
+    for (size_t i = 0; i < t.n; i++)
+        if (t.from[i] == FROM_BUILTIN)
+            print_option(out, &t.opts[i], true);
+    fprintf(out, "  -h, --help\n      show this help and exit\n"
+                 "  --version\n      print the version and exit\n");
     fprintf(out, "\nDurations: 200ms, 2s, 1m30s, 2h. Sizes: 4096, 64KiB, 1MB. "
                  "Bools: true/false, 1/0, yes/no.\n");
-    free(t.owned);
+    if (prog->epilog)
+        fprintf(out, "\n%s", prog->epilog());
+    table_free(&t);
+}
+
+void config_print_help(const struct config_program *prog, FILE *out)
+{
+    print_help(prog, -1, out);
+}
+
+void config_print_command_help(const struct config_program *prog, int command, FILE *out)
+{
+    int n = 0;
+
+    while (prog->commands && prog->commands[n].name)
+        n++;
+    print_help(prog, command >= 0 && command < n ? command : -1, out);
 }
 
 /* ---- parsing ----------------------------------------------------------- */
 
-void config_free(const struct config_program *prog)
+static void free_targets(const struct config_option *opts)
 {
-    for (size_t i = 0; prog->options && prog->options[i].name; i++) {
-        const struct config_option *o = &prog->options[i];
+    for (size_t i = 0; opts && opts[i].name; i++) {
+        const struct config_option *o = &opts[i];
         if (o->type == CONFIG_STRING) {
             free(*o->target.str);
             *o->target.str = NULL;
         } else if (o->type == CONFIG_STRLIST) {
-            list_free(o->target.list);
+            config_list_free(o->target.list);
         }
     }
 }
 
-/* Scan argv into per-option sources. Returns 0, CONFIG_HELP_SHOWN-marker
- * via *help, or -EINVAL/-ENOMEM. */
-static int scan_args(const struct table *t, int argc, char **argv, struct source *src,
-                     int *first_arg, bool *help, char *err, size_t errlen)
+void config_free(const struct config_program *prog)
 {
-    int i;
+    free_targets(prog->options);
+    for (size_t g = 0; prog->groups && prog->groups[g].options; g++)
+        free_targets(prog->groups[g].options);
+    for (size_t c = 0; prog->commands && prog->commands[c].name; c++)
+        free_targets(prog->commands[c].options);
+}
 
+/* What scan_args found besides option values. */
+struct scan {
+    int first_arg;
+    int cmd; /* command word given, -1: none */
+    bool help, version;
+};
+
+/* A positional argument: the end of options, or (with commands) the
+ * command word. 1: stop scanning, 0: go on, -EINVAL. */
+static int scan_positional(const struct config_program *prog, char **argv, int *i, struct scan *sc,
+                           char *err, size_t errlen)
+{
+    char names[256];
+    const char *a = argv[*i];
+
+    if (!prog->commands)
+        return 1;
+    if (sc->cmd >= 0) {
+        errmsg_set(err, errlen, "unexpected argument '%s' after '%s' (see %s --help)", a,
+                   prog->commands[sc->cmd].name, prog->commands[sc->cmd].name);
+        return -EINVAL;
+    }
+    sc->cmd = command_find(prog, a);
+    if (sc->cmd < 0) {
+        command_names(prog, names, sizeof(names));
+        errmsg_set(err, errlen, "unknown command '%s' (%s)", a, names);
+        return -EINVAL;
+    }
+    if (prog->commands[sc->cmd].own_args) {
+        (*i)++; /* the rest is the command's */
+        return 1;
+    }
+    return 0;
+}
+
+/* Scan argv into per-option sources. 0, or -EINVAL/-ENOMEM. */
+static int scan_args(const struct config_program *prog, const struct table *t, int argc,
+                     char **argv, struct source *src, struct scan *sc, char *err, size_t errlen)
+{
+    int i, rc;
+
+    sc->cmd = -1;
     for (i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *name, *eq, *val = NULL;
         const struct config_option *o;
         size_t idx, len;
         bool negated = false;
+        int other;
 
         if (strcmp(a, "--") == 0) {
             i++;
+            if (prog->commands && i < argc) {
+                errmsg_set(err, errlen, "unexpected argument '%s' after '--'", argv[i]);
+                return -EINVAL;
+            }
             break;
         }
-        if (a[0] != '-' || a[1] == '\0')
-            break; /* first positional argument */
+        if (a[0] != '-' || a[1] == '\0') {
+            rc = scan_positional(prog, argv, &i, sc, err, errlen);
+            if (rc < 0)
+                return rc;
+            if (rc > 0)
+                break;
+            continue;
+        }
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-            *help = true;
+            sc->help = true;
+            continue;
+        }
+        if (strcmp(a, "--" OPT_VERSION) == 0) {
+            sc->version = true;
             continue;
         }
         if (a[1] != '-') {
@@ -664,15 +434,19 @@ static int scan_args(const struct table *t, int argc, char **argv, struct source
         name = a + 2;
         eq = strchr(name, '=');
         len = eq ? (size_t)(eq - name) : strlen(name);
-        o = table_find(t, name, len, &idx);
+        o = table_find(t, name, len, sc->cmd, &idx, &other);
         if (!o && len > 3 && strncmp(name, "no-", 3) == 0 && !eq) {
-            o = table_find(t, name + 3, len - 3, &idx);
+            o = table_find(t, name + 3, len - 3, sc->cmd, &idx, NULL);
             if (o && o->type != CONFIG_BOOL)
                 o = NULL;
             negated = o != NULL;
         }
         if (!o) {
-            errmsg_set(err, errlen, "unknown option '--%.*s' (see --help)", (int)len, name);
+            if (other >= 0)
+                errmsg_set(err, errlen, "option '--%.*s' belongs to '%s' and goes after it",
+                           (int)len, name, prog->commands[other].name);
+            else
+                errmsg_set(err, errlen, "unknown option '--%.*s' (see --help)", (int)len, name);
             return -EINVAL;
         }
         if (eq) {
@@ -685,7 +459,7 @@ static int scan_args(const struct table *t, int argc, char **argv, struct source
             val = argv[++i];
         } else {
             errmsg_set(err, errlen, "option '--%s' needs a value (%s)", o->name,
-                       type_word(o->type));
+                       config_type_word(o->type));
             return -EINVAL;
         }
         src[idx].flag_text = val;
@@ -698,81 +472,156 @@ static int scan_args(const struct table *t, int argc, char **argv, struct source
             src[idx].flag_list = l;
         }
     }
-    if (first_arg)
-        *first_arg = i > argc ? argc : i;
+    sc->first_arg = i > argc ? argc : i;
     return 0;
 }
 
-/* Resolve one option from its sources in precedence order and store it. */
-static int resolve(const struct config_option *o, const struct source *s, const json_t *file,
-                   const char *file_path, char *err, size_t errlen)
+/* The environment text of o and the variable it came from: DROVER_<NAME>,
+ * DROVER_<ALIAS>, then env_alt. NULL when none is set. */
+static const char *env_text(const struct config_option *o, char *var, size_t varlen)
+{
+    const char *text;
+
+    config_env_name(o->name, var, varlen);
+    if ((text = getenv(var)) != NULL)
+        return text;
+    if (o->alias) {
+        config_env_name(o->alias, var, varlen);
+        if ((text = getenv(var)) != NULL)
+            return text;
+    }
+    if (o->env_alt && (text = getenv(o->env_alt)) != NULL) {
+        snprintf(var, varlen, "%s", o->env_alt);
+        return text;
+    }
+    return NULL;
+}
+
+/* The config file's value of o, under its name or its alias (not both). */
+static int file_value(const struct config_option *o, const json_t *file, const char *file_path,
+                      json_t **out, const char **key, char *err, size_t errlen)
+{
+    json_t *a = o->alias ? json_object_get(file, o->alias) : NULL;
+
+    *out = json_object_get(file, o->name);
+    *key = o->name;
+    if (*out && a) {
+        errmsg_set(err, errlen, "%s: keys \"%s\" and \"%s\" are the same option: keep one",
+                   file_path, o->name, o->alias);
+        return -EINVAL;
+    }
+    if (a) {
+        *out = a;
+        *key = o->alias;
+    }
+    return 0;
+}
+
+/* Resolve one option from its sources in precedence order and store it.
+ * flag_only: a command's own option (no environment, no file). */
+static int resolve(const struct config_option *o, const struct source *s, bool flag_only,
+                   const json_t *file, const char *file_path, char *err, size_t errlen)
 {
     char env[128], why[256];
-    const char *text;
-    json_t *jv;
-    union value v;
+    const char *text, *key;
+    json_t *jv = NULL;
+    union config_value v;
     int rc;
 
     memset(&v, 0, sizeof(v));
     why[0] = '\0';
-    config_env_name(o->name, env, sizeof(env));
     if (s->flag_seen) {
         if (o->type == CONFIG_STRLIST) {
             for (size_t k = 0; k < s->flag_list_n; k++) {
-                rc = list_push_csv(&v.list, s->flag_list[k]);
+                rc = config_list_push_csv(&v.list, s->flag_list[k]);
                 if (rc < 0) {
-                    list_free(&v.list);
+                    config_list_free(&v.list);
                     return rc;
                 }
             }
             rc = 0;
         } else {
-            rc = parse_text(o, s->flag_text, &v, why, sizeof(why));
+            rc = config_value_from_text(o, s->flag_text, &v, why, sizeof(why));
         }
         if (rc < 0) {
             errmsg_set(err, errlen, "--%s: %s", o->name, why);
             return rc;
         }
-    } else if ((text = getenv(env)) != NULL) {
-        rc = parse_text(o, text, &v, why, sizeof(why));
+    } else if (!flag_only && (text = env_text(o, env, sizeof(env))) != NULL) {
+        rc = config_value_from_text(o, text, &v, why, sizeof(why));
         if (rc < 0) {
             errmsg_set(err, errlen, "%s: %s", env, why);
             return rc;
         }
-    } else if (file && (jv = json_object_get(file, o->name)) != NULL) {
-        rc = parse_json(o, jv, &v, why, sizeof(why));
+    } else if (!flag_only && file &&
+               (rc = file_value(o, file, file_path, &jv, &key, err, errlen)) == 0 && jv) {
+        rc = config_value_from_json(o, jv, &v, why, sizeof(why));
         if (rc < 0) {
-            errmsg_set(err, errlen, "%s: key \"%s\": %s", file_path, o->name, why);
+            errmsg_set(err, errlen, "%s: key \"%s\": %s", file_path, key, why);
             return rc;
         }
+    } else if (!flag_only && file && rc < 0) {
+        return rc;
     } else if (o->def) {
-        rc = parse_text(o, o->def, &v, why, sizeof(why));
+        rc = config_value_from_text(o, o->def, &v, why, sizeof(why));
         if (rc < 0) {
             errmsg_set(err, errlen, "config: default of --%s: %s", o->name, why);
             return rc;
         }
     } else {
-        store_unset(o);
+        config_value_store_unset(o);
         return 0;
     }
-    store(o, &v);
-    value_free(o->type, &v);
+    config_value_store(o, &v);
+    config_value_free(o->type, &v);
     return 0;
 }
 
-int config_parse(const struct config_program *prog, int argc, char **argv, int *first_arg,
-                 char *err, size_t errlen)
+/* Load the --config file: a JSON object whose keys are global options. */
+static int load_file(const struct config_program *prog, const struct table *t, const char *path,
+                     json_t **out, char *err, size_t errlen)
+{
+    char jerr[512];
+    const char *key;
+    json_t *val;
+    int rc = json_load_file_strict(path, out, jerr, sizeof(jerr));
+
+    if (rc < 0) {
+        errmsg_set(err, errlen, "config file: %s", jerr);
+        return -EINVAL;
+    }
+    if (!json_is_object(*out)) {
+        errmsg_set(err, errlen, "%s: expected a JSON object of options, got %s", path,
+                   json_type_desc(*out));
+        return -EINVAL;
+    }
+    json_object_foreach(*out, key, val)
+    {
+        size_t idx;
+        if (!table_find(t, key, strlen(key), -1, &idx, NULL) || idx == t->i_config) {
+            errmsg_set(err, errlen, "%s: unknown key \"%s\" (not an option of %s)", path, key,
+                       prog->name ? prog->name : "this program");
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
+int config_parse_command(const struct config_program *prog, int argc, char **argv, int *command,
+                         int *first_arg, char *err, size_t errlen)
 {
     char *config_path = NULL;
     enum log_level level = LOGL_INFO;
     struct source *src = NULL;
     json_t *file = NULL;
     struct table t = {0};
-    bool help = false;
+    struct scan sc = {.first_arg = argc, .cmd = -1};
     int rc;
 
     if (first_arg)
         *first_arg = argc;
+    if (command)
+        *command = -1;
     if (errlen)
         err[0] = '\0';
     rc = table_build(prog, &t, &config_path, &level, err, errlen);
@@ -783,53 +632,36 @@ int config_parse(const struct config_program *prog, int argc, char **argv, int *
         rc = -ENOMEM;
         goto out;
     }
-    rc = scan_args(&t, argc, argv, src, first_arg, &help, err, errlen);
+    rc = scan_args(prog, &t, argc, argv, src, &sc, err, errlen);
     if (rc < 0)
         goto out;
-    if (help) {
-        config_print_help(prog, stdout);
+    if (first_arg)
+        *first_arg = sc.first_arg;
+    if (command)
+        *command = sc.cmd;
+    if (sc.help || sc.version) {
+        if (sc.help)
+            print_help(prog, sc.cmd, stdout);
+        else
+            drover_version_print(prog->name, stdout);
         fflush(stdout);
         rc = CONFIG_HELP_SHOWN;
         goto out;
     }
 
     /* The config file's own location: flag, then environment. */
-    const struct config_option *copt = &t.opts[t.n - 2];
-    rc = resolve(copt, &src[t.n - 2], NULL, NULL, err, errlen);
+    rc = resolve(&t.opts[t.i_config], &src[t.i_config], false, NULL, NULL, err, errlen);
     if (rc < 0)
         goto out;
     if (config_path && *config_path) {
-        char jerr[512];
-        const char *key;
-        json_t *val;
-
-        rc = json_load_file_strict(config_path, &file, jerr, sizeof(jerr));
-        if (rc < 0) {
-            errmsg_set(err, errlen, "config file: %s", jerr);
-            rc = -EINVAL;
+        rc = load_file(prog, &t, config_path, &file, err, errlen);
+        if (rc < 0)
             goto out;
-        }
-        if (!json_is_object(file)) {
-            errmsg_set(err, errlen, "%s: expected a JSON object of options, got %s", config_path,
-                       json_type_desc(file));
-            rc = -EINVAL;
-            goto out;
-        }
-        json_object_foreach(file, key, val)
-        {
-            size_t idx;
-            if (!table_find(&t, key, strlen(key), &idx) || strcmp(key, OPT_CONFIG) == 0) {
-                errmsg_set(err, errlen, "%s: unknown key \"%s\" (not an option of %s)", config_path,
-                           key, prog->name ? prog->name : "this program");
-                rc = -EINVAL;
-                goto out;
-            }
-        }
     }
     for (size_t i = 0; i < t.n; i++) {
-        if (i == t.n - 2)
-            continue; /* --config itself, done above */
-        rc = resolve(&t.opts[i], &src[i], file, config_path, err, errlen);
+        if (i == t.i_config)
+            continue; /* done above */
+        rc = resolve(&t.opts[i], &src[i], t.cmd[i] >= 0, file, config_path, err, errlen);
         if (rc < 0)
             goto out;
     }
@@ -847,6 +679,12 @@ out:
     free(src);
     free(config_path);
     json_decref(file);
-    free(t.owned);
+    table_free(&t);
     return rc;
+}
+
+int config_parse(const struct config_program *prog, int argc, char **argv, int *first_arg,
+                 char *err, size_t errlen)
+{
+    return config_parse_command(prog, argc, argv, NULL, first_arg, err, errlen);
 }

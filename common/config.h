@@ -10,14 +10,25 @@
  *   3. a JSON config file      --config FILE (or DROVER_CONFIG), key "consul-addr"
  *   4. the built-in default
  *
- * Every program also gets --help, --config and --log-level (wired to
- * log_set_level). Parsing stops at the first positional argument or after
- * "--"; its index is returned so subcommands (`droverctl render --diff`)
- * can parse the rest themselves. Errors never exit: config_parse returns
- * -EINVAL and writes a message naming the input and its source
- * ("DROVER_WAIT_MIN: bad duration 'x'") into a caller buffer.
+ * An option may also have a former name (alias: flag, DROVER_ variable
+ * and file key, kept when an option is renamed) and another tool's
+ * environment variable read after drover's own (env_alt: CONSUL_HTTP_ADDR).
+ * Options shared by several programs are declared once as a struct
+ * config_group (consul_options.h) that each program lists in .groups.
  *
- * The duration/size/bool parsers are public so other modules reuse them.
+ * Every program also gets --help, --version, --config and --log-level
+ * (wired to log_set_level). Without .commands, parsing stops at the first
+ * positional argument or after "--"; its index is returned so the program
+ * parses the rest itself (`droverctl drain NODE --reason x`). With
+ * .commands, the first positional argument must be one of the command
+ * words; options may come before and after it, the command's own options
+ * (flags only) after it, and `PROGRAM COMMAND --help` shows that command's
+ * help. Errors never exit: config_parse returns -EINVAL and writes a
+ * message naming the input and its source ("DROVER_WAIT_MIN: bad duration
+ * 'x'") into a caller buffer.
+ *
+ * The duration/size/bool parsers (config_value.c) are public so other
+ * modules reuse them.
  */
 #ifndef DROVER_CONFIG_H
 #define DROVER_CONFIG_H
@@ -63,6 +74,8 @@ struct config_option {
     const char *help;    /* one line for --help */
     int64_t min, max;    /* CONFIG_INT (and DURATION, in ms) range; both 0 = unchecked */
     const char *metavar; /* word shown in --help ("ADDR"); NULL = derived from type */
+    const char *alias;   /* former name, still read as flag, DROVER_ variable and file key */
+    const char *env_alt; /* read after DROVER_<NAME> (another tool's, "CONSUL_HTTP_ADDR") */
 };
 
 /* Table helpers: { CONFIG_OPT_STRING("consul-addr", &opt.consul_addr,
@@ -105,15 +118,48 @@ struct config_option {
         .name = NULL                                                                               \
     }
 
+/* Options several programs share (the Consul block), declared once. */
+struct config_group {
+    const char *title;                   /* heading in --help: "Consul" */
+    const struct config_option *options; /* terminated by CONFIG_OPT_END; NULL ends a list */
+};
+#define CONFIG_GROUP_END                                                                           \
+    {                                                                                              \
+        .title = NULL, .options = NULL                                                             \
+    }
+
+/* A command word: `drover-watcher render --diff`. */
+struct config_command {
+    const char *name;       /* "render" */
+    const char *args_usage; /* shown after the word in usage ("--diff | --out DIR"); may be NULL */
+    const char *summary;    /* one line in the program's and the command's --help */
+    /* The command's own options: flags after the word only (no environment,
+     * no config file key), defaults applied whichever command runs. May be
+     * NULL. Names may repeat across commands, not with global options. */
+    const struct config_option *options;
+    /* Everything after the word belongs to the command, which parses it
+     * itself (first_arg points right after the word); options and --help
+     * there are not looked at. */
+    bool own_args;
+};
+#define CONFIG_COMMAND_END                                                                         \
+    {                                                                                              \
+        .name = NULL                                                                               \
+    }
+
 struct config_program {
-    const char *name;                    /* "drover-watcher", shown in usage */
-    const char *summary;                 /* one line shown under usage; may be NULL */
-    const char *args_usage;              /* e.g. "[render [--diff]]"; NULL = no positional args */
-    const struct config_option *options; /* terminated by CONFIG_OPT_END */
+    const char *name;                      /* "drover-watcher", shown in usage */
+    const char *summary;                   /* one line shown under usage; may be NULL */
+    const char *args_usage;                /* e.g. "[render [--diff]]"; NULL = no positional args */
+    const struct config_option *options;   /* terminated by CONFIG_OPT_END */
+    const struct config_group *groups;     /* ended by CONFIG_GROUP_END; NULL = none */
+    const struct config_command *commands; /* ended by CONFIG_COMMAND_END; NULL = none */
+    const char *(*epilog)(void);           /* text printed at the end of --help; NULL = none */
 };
 
-/* config_parse result when --help was given: help was printed to stdout
- * and the caller should exit 0. */
+/* config_parse result when --help or --version was given: the text was
+ * printed to stdout and the caller should exit 0 without doing anything
+ * else. */
 #define CONFIG_HELP_SHOWN 1
 
 /*
@@ -130,16 +176,28 @@ struct config_program {
 int config_parse(const struct config_program *prog, int argc, char **argv, int *first_arg,
                  char *err, size_t errlen);
 
-/* Write the --help text to out: usage, summary, then every option with
- * metavar, help, default and environment variable name. */
-void config_print_help(const struct config_program *prog, FILE *out);
+/* config_parse for a program with .commands: *command (may be NULL)
+ * receives the index in prog->commands of the command word given, or -1
+ * when none was (the program's default). An unknown command word, or a
+ * positional argument after a command without own_args, is -EINVAL. */
+int config_parse_command(const struct config_program *prog, int argc, char **argv, int *command,
+                         int *first_arg, char *err, size_t errlen);
 
-/* Free strings and lists config_parse allocated into the targets and
- * reset them to NULL / empty. */
+/* Write the --help text to out: usage, summary, commands, then every
+ * option (groups under their titles) with metavar, help, default and
+ * environment variables. command >= 0: that command's help (its usage,
+ * summary and own options first, then the global options). */
+void config_print_help(const struct config_program *prog, FILE *out);
+void config_print_command_help(const struct config_program *prog, int command, FILE *out);
+
+/* Free strings and lists config_parse allocated into the targets (of the
+ * program's options, groups and commands) and reset them to NULL / empty. */
 void config_free(const struct config_program *prog);
 
 /* Environment variable name of an option: "consul-addr" -> "DROVER_CONSUL_ADDR". */
 void config_env_name(const char *option, char *buf, size_t buflen);
+
+/* ---- config_value.c ---- */
 
 /* "250ms", "2s", "1m30s", "2h", "1.5s", "0"; units ms s m h d, one or
  * more terms, no sign. 0 or -EINVAL (bad syntax) / -ERANGE (overflow). */

@@ -18,8 +18,10 @@
  *    Consul's body, e.g. "consul: PUT /v1/kv/a?cas=3: HTTP 500: rpc error".
  *    errno mapping: transport -ECONNREFUSED/-ETIMEDOUT/-EHOSTUNREACH/-EIO,
  *    TLS -EPROTO, 400 -EINVAL, 401/403 -EACCES, 404 -ENOENT (reads: not an
- *    error, see found), 409 -ECANCELED (txn rolled back), 413 -E2BIG,
- *    429 -EBUSY, 5xx -EIO, unparsable body -EBADMSG.
+ *    error, see found, when the 404 carries X-Consul-Index as Consul's do;
+ *    a read's 404 without it is -EBADMSG: not Consul, never "no keys"),
+ *    409 -ECANCELED (txn rolled back), 413 -E2BIG, 429 -EBUSY, 5xx -EIO,
+ *    unparsable body -EBADMSG.
  *  - Everything a response points to belongs to the client and is freed
  *    when the callback returns, except resp->kv / resp->health of a plain
  *    (non-watch) read, which the callback may take by setting the field
@@ -51,6 +53,7 @@ struct consul_watch;
 struct consul_config {
     const char *address;         /* "http://127.0.0.1:8500" (default), "https://h:8501" */
     const char *token_file;      /* ACL token, sent as X-Consul-Token; NULL: none */
+    const char *token;           /* the token itself, used when token_file is NULL */
     const char *ca_file;         /* PEM bundle for https; NULL: system store */
     const char *tls_server_name; /* name to verify instead of the address' host */
     const char *datacenter;      /* ?dc= on every request; NULL: agent's own */
@@ -180,7 +183,7 @@ struct consul_response {
     const char *errmsg;   /* when err != 0 */
     long http_status;     /* 0 when no HTTP answer arrived */
     uint64_t index;       /* X-Consul-Index, 0 if absent */
-    bool found;           /* reads: false on 404 (err stays 0, lists empty) */
+    bool found;           /* reads: false on Consul's 404 (err stays 0, lists empty) */
     bool ok;              /* put/delete/lock: Consul's true/false */
     unsigned retry_in_ms; /* watch on_error: when the next attempt runs */
     struct consul_kv_list *kv;

@@ -153,7 +153,8 @@ int consul_client_new(uv_loop_t *loop, const struct consul_config *cfg, struct c
     c->token_reread_s = cfg->token_reread_s ? cfg->token_reread_s : DEFAULT_REREAD_S;
     if ((cfg->token_file && !(c->token_file = strdup(cfg->token_file))) ||
         (cfg->ca_file && !(c->ca_file = strdup(cfg->ca_file))) ||
-        (cfg->datacenter && !(c->datacenter = strdup(cfg->datacenter))))
+        (cfg->datacenter && !(c->datacenter = strdup(cfg->datacenter))) ||
+        (!cfg->token_file && cfg->token && !(c->token = strdup(cfg->token))))
         goto fail;
     rc = parse_address(c, cfg->address ? cfg->address : DEFAULT_ADDRESS, cfg->tls_server_name);
     if (rc)
@@ -256,12 +257,15 @@ static size_t on_header(char *buf, size_t size, size_t n, void *userdata)
     struct consul_request *r = userdata;
     size_t len = size * n;
     static const char name[] = "x-consul-index:";
-    if (len > 5 && strncmp(buf, "HTTP/", 5) == 0)
+    if (len > 5 && strncmp(buf, "HTTP/", 5) == 0) {
         r->index = 0; /* a new response (after 100-continue or a redirect) */
-    else if (len > sizeof(name) - 1 && strncasecmp(buf, name, sizeof(name) - 1) == 0) {
+        r->index_seen = false;
+    } else if (len > sizeof(name) - 1 && strncasecmp(buf, name, sizeof(name) - 1) == 0) {
         uint64_t v;
-        if (consul_parse_index(buf + sizeof(name) - 1, len - (sizeof(name) - 1), &v) == 0)
+        if (consul_parse_index(buf + sizeof(name) - 1, len - (sizeof(name) - 1), &v) == 0) {
             r->index = v;
+            r->index_seen = true;
+        }
     }
     return len;
 }
@@ -335,6 +339,7 @@ static int setup_easy(struct consul_request *r)
     }
     curl_uv_buf_reset(&r->body);
     r->index = 0;
+    r->index_seen = false;
     return 0;
 }
 
@@ -476,8 +481,19 @@ static void on_done(CURL *easy, CURLcode result, void *arg)
         if (st == 200) {
             resp.found = true;
             resp.err = parse_body(r, &resp, false);
-        } else if (st == 404 && is_read(r->kind)) {
+        } else if (st == 404 && is_read(r->kind) && r->index_seen) {
             resp.err = parse_body(r, &resp, true); /* found stays false */
+        } else if (st == 404 && is_read(r->kind)) {
+            /* Consul answers a missing key or prefix with 404 and its index;
+             * a 404 without one comes from something else (a proxy, another
+             * service on the port, a wrong path): never an all-clear. */
+            char ex[ERRBODY_MAX + 1];
+            body_excerpt(&r->body, ex, sizeof(ex));
+            resp.err = -EBADMSG;
+            snprintf(r->errmsg, sizeof(r->errmsg),
+                     "consul: %s %s: HTTP 404 without X-Consul-Index, not an answer from "
+                     "Consul: %s",
+                     r->method, r->path, ex[0] ? ex : "(empty body)");
         } else if (st == 409 && r->kind == CONSUL_REQ_TXN) {
             resp.err = parse_body(r, &resp, false);
             if (!resp.err) {

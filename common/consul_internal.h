@@ -36,7 +36,8 @@ struct consul_request {
     size_t payload_len;
     enum consul_req_kind kind;
     long timeout_ms;
-    uint64_t index; /* X-Consul-Index of the answer */
+    uint64_t index;   /* X-Consul-Index of the answer */
+    bool index_seen;  /* the answer carried X-Consul-Index (Consul's 404s do) */
     bool token_retried;
     /* txn: accumulator and the op offset of this batch */
     struct consul_txn_result *txn_acc;

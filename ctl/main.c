@@ -17,6 +17,7 @@
 
 #include "commands.h"
 #include "config.h"
+#include "consul_options.h"
 #include "ctl_args.h"
 #include "daemon.h"
 #include "log.h"
@@ -24,9 +25,7 @@
 #include "serve.h"
 
 struct options {
-    char *consul_addr;
-    char *consul_token_file;
-    char *kv_prefix;
+    struct consul_options consul;
     struct config_strlist cluster;
     char *haproxy_cluster;
     char *director_cluster;
@@ -43,13 +42,12 @@ struct options {
 static struct options opt;
 
 static const struct config_option options[] = {
-    CONFIG_OPT_STRING("consul-addr", &opt.consul_addr, "http://127.0.0.1:8500",
-                      "Consul HTTP API address (http:// or https://)"),
-    CONFIG_OPT_STRING("consul-token-file", &opt.consul_token_file, NULL,
-                      "file holding the Consul ACL token"),
-    CONFIG_OPT_STRING("kv-prefix", &opt.kv_prefix, "drover/v1/", "root of drover's KV keys"),
-    CONFIG_OPT_STRLIST("cluster", &opt.cluster, NULL,
-                       "kube cluster bare node names are looked up in (repeatable; none = all)"),
+    {.name = "kube-cluster",
+     .alias = "cluster",
+     .type = CONFIG_STRLIST,
+     .target.list = &opt.cluster,
+     .metavar = "NAME",
+     .help = "Kubernetes cluster bare node names are looked up in (repeatable; none = all)"},
     CONFIG_OPT_STRING("haproxy-cluster", &opt.haproxy_cluster, NULL,
                       "proxy-fleet cluster whose haproxy/<cluster>/services define backends "
                       "(none = all)"),
@@ -74,18 +72,25 @@ static const struct config_option options[] = {
     CONFIG_OPT_END,
 };
 
+static const struct config_group groups[] = {
+    CONSUL_OPTION_GROUP(&opt.consul),
+    CONFIG_GROUP_END,
+};
+
 static const struct config_program program = {
     .name = "droverctl",
     .summary = "Drain, maintenance, weight and director state through Consul KV (CLI and Slack).",
     .args_usage = "COMMAND [ARGS] [--reason TEXT] [--ttl D] [--force] [--json] | serve",
     .options = options,
+    .groups = groups,
+    .epilog = ctl_usage,
 };
 
 static char root[512];
 
 static int setup_root(char *err, size_t errlen)
 {
-    const char *p = opt.kv_prefix ? opt.kv_prefix : "drover/v1/";
+    const char *p = opt.consul.kv_prefix ? opt.consul.kv_prefix : "drover/v1/";
     size_t n = strlen(p);
 
     if (!n || p[0] == '/' || n + 2 > sizeof(root)) {
@@ -210,10 +215,8 @@ int main(int argc, char **argv)
     log_set_component("droverctl");
     log_set_level(LOGL_WARN);
     rc = config_parse(&program, argc, argv, &first, err, sizeof(err));
-    if (rc == CONFIG_HELP_SHOWN) {
-        fputs(ctl_usage(), stdout);
+    if (rc == CONFIG_HELP_SHOWN)
         return 0;
-    }
     if (rc < 0) {
         fprintf(stderr, "droverctl: %s\n", err);
         return 2;
@@ -261,13 +264,11 @@ int main(int argc, char **argv)
         .max_out_share = opt.max_out_share,
     };
     struct ctl_limits lim = {.max_ttl_ms = opt.max_ttl_ms};
-    char addr[512];
-    snprintf(addr, sizeof(addr), "%s%s",
-             strncmp(opt.consul_addr, "http://", 7) && strncmp(opt.consul_addr, "https://", 8)
-                 ? "http://"
-                 : "",
-             opt.consul_addr);
-    struct consul_config cc = {.address = addr, .token_file = opt.consul_token_file};
+    struct consul_config cc = {0};
+    if (consul_options_config(&opt.consul, &cc, err, sizeof(err)) < 0) {
+        fprintf(stderr, "droverctl: %s\n", err);
+        goto out_usage;
+    }
 
     if (serve) {
         status = run_serve(&s, &lim, &cc);

@@ -16,6 +16,7 @@
 
 #include "config.h"
 #include "consul.h"
+#include "consul_options.h"
 #include "curl_uv.h"
 #include "daemon.h"
 #include "http_server.h"
@@ -41,11 +42,8 @@ struct options {
     bool kube_insecure;
     int64_t kube_page_size;
     int64_t watch_timeout_min_ms, watch_timeout_max_ms;
-    char *consul_addr;
-    char *consul_token_file;
-    char *consul_ca_file;
+    struct consul_options consul;
     char *cluster;
-    char *kv_prefix;
     bool kse_compat;
     char *kse_prefix;
     char *metrics_addr;
@@ -79,15 +77,12 @@ static const struct config_option options[] = {
     CONFIG_OPT_DURATION("watch-timeout-min", &opt.watch_timeout_min_ms, "5m",
                         "shortest watch (timeoutSeconds is random between min and max)"),
     CONFIG_OPT_DURATION("watch-timeout-max", &opt.watch_timeout_max_ms, "10m", "longest watch"),
-    CONFIG_OPT_STRING("consul-addr", &opt.consul_addr, "http://127.0.0.1:8500",
-                      "Consul HTTP(S) address"),
-    CONFIG_OPT_STRING("consul-token-file", &opt.consul_token_file, NULL,
-                      "Consul ACL token file (re-read periodically)"),
-    CONFIG_OPT_STRING("consul-ca-file", &opt.consul_ca_file, NULL, "CA bundle for https Consul"),
-    CONFIG_OPT_STRING("cluster", &opt.cluster, NULL,
-                      "name of this Kubernetes cluster in KV (required; [A-Za-z0-9._-], 1-63)"),
-    CONFIG_OPT_STRING("kv-prefix", &opt.kv_prefix, KV_LAYOUT_DEFAULT_ROOT,
-                      "root of drover's keys in Consul KV"),
+    {.name = "kube-cluster",
+     .alias = "cluster",
+     .type = CONFIG_STRING,
+     .target.str = &opt.cluster,
+     .metavar = "NAME",
+     .help = "name of this Kubernetes cluster in KV (required; [A-Za-z0-9._-], 1-63)"},
     CONFIG_OPT_BOOL("kse-compat", &opt.kse_compat, "false",
                     "also write GitHub kube-service-exporter's KV layout"),
     CONFIG_OPT_STRING("kse-prefix", &opt.kse_prefix, KV_LAYOUT_DEFAULT_KSE_PREFIX,
@@ -123,10 +118,16 @@ static const struct config_option options[] = {
     CONFIG_OPT_END,
 };
 
+static const struct config_group groups[] = {
+    CONSUL_OPTION_GROUP(&opt.consul),
+    CONFIG_GROUP_END,
+};
+
 static const struct config_program program = {
     .name = "drover-exporter",
     .summary = "Export Kubernetes Services and Nodes into Consul KV for drover.",
     .options = options,
+    .groups = groups,
 };
 
 #define N_REASONS 8
@@ -412,10 +413,15 @@ static int setup(struct daemon *d)
     int rc;
 
     if (!opt.cluster || !*opt.cluster) {
-        log_error("exporter: --cluster (DROVER_CLUSTER) is required, exiting");
+        log_error("exporter: --kube-cluster (DROVER_KUBE_CLUSTER) is required, exiting");
         return -EINVAL;
     }
-    if (kv_layout_init(&d->layout, opt.kv_prefix, opt.cluster,
+    struct consul_config ccfg = {0};
+    if ((rc = consul_options_config(&opt.consul, &ccfg, err, sizeof(err))) < 0) {
+        log_error("exporter: %s, exiting", err);
+        return rc;
+    }
+    if (kv_layout_init(&d->layout, opt.consul.kv_prefix, opt.cluster,
                        opt.kse_compat ? opt.kse_prefix : NULL) < 0)
         return -EINVAL;
     if (opt.node_selector && *opt.node_selector) {
@@ -449,14 +455,9 @@ static int setup(struct daemon *d)
         log_error("exporter: cannot set up libcurl on libuv, exiting");
         return -EIO;
     }
-    struct consul_config ccfg = {
-        .address = opt.consul_addr,
-        .token_file = opt.consul_token_file,
-        .ca_file = opt.consul_ca_file,
-    };
     rc = consul_client_new(d->loop, &ccfg, &d->consul);
     if (rc < 0) {
-        log_error("exporter: Consul client for %s: %s, exiting", opt.consul_addr, strerror(-rc));
+        log_error("exporter: Consul client for %s: %s, exiting", ccfg.address, strerror(-rc));
         return rc;
     }
 
@@ -554,7 +555,7 @@ static int setup(struct daemon *d)
 
     log_info("exporter: cluster %s, KV %s%s, Kubernetes API %s, Consul %s, holder %s", opt.cluster,
              d->layout.own, opt.kse_compat ? " (+ kube-service-exporter layout)" : "", kcfg.api_url,
-             opt.consul_addr, d->holder);
+             ccfg.address, d->holder);
     kube_reflector_start(d->rsvc);
     kube_reflector_start(d->rnode);
     if (d->leader)

@@ -28,6 +28,7 @@
 #include "backoff.h"
 #include "config.h"
 #include "consul.h"
+#include "consul_options.h"
 #include "curl_uv.h"
 #include "daemon.h"
 #include "director_apply.h"
@@ -43,7 +44,8 @@
 #include "timefmt.h"
 
 struct dopts {
-    char *consul_addr, *consul_token_file, *kv_prefix, *cluster;
+    struct consul_options consul;
+    char *cluster;
     char *dev, *pin_root, *snapshot_file, *metrics_addr;
     int64_t health_port, health_interval_ms, health_timeout_ms, health_rise, health_fall;
     char *health_path, *consul_health_service;
@@ -55,11 +57,6 @@ struct dopts {
 static struct dopts dopt;
 
 static const struct config_option doptions[] = {
-    CONFIG_OPT_STRING("consul-addr", &dopt.consul_addr, "http://127.0.0.1:8500",
-                      "Consul HTTP API address"),
-    CONFIG_OPT_STRING("consul-token-file", &dopt.consul_token_file, NULL,
-                      "file holding the Consul ACL token"),
-    CONFIG_OPT_STRING("kv-prefix", &dopt.kv_prefix, "drover/v1/", "root of drover's KV keys"),
     CONFIG_OPT_STRING("director-cluster", &dopt.cluster, NULL,
                       "director cluster: reads director/<cluster>/ (required for run)"),
     CONFIG_OPT_STRING("dev", &dopt.dev, NULL,
@@ -94,12 +91,32 @@ static const struct config_option doptions[] = {
     CONFIG_OPT_END,
 };
 
+static const struct config_group dgroups[] = {
+    CONSUL_OPTION_GROUP(&dopt.consul),
+    CONFIG_GROUP_END,
+};
+
+enum { DCMD_RUN, DCMD_STATUS };
+static const struct config_command dcommands[] = {
+    [DCMD_RUN] = {.name = "run",
+                  .summary = "forwarding tables from Consul KV and health into the maps (the "
+                             "default); needs --director-cluster and --dev"},
+    [DCMD_STATUS] = {.name = "status",
+                     .args_usage = "[--json]",
+                     .summary = "what the kernel forwards with (pinned maps); needs --dev"},
+    CONFIG_COMMAND_END,
+};
+
 static const struct config_program dprogram = {
     .name = "drover-watcher director",
     .summary = "Director side: forwarding tables from Consul KV and health into the XDP maps.",
-    .args_usage = "[run | status [--json]]",
     .options = doptions,
+    .groups = dgroups,
+    .commands = dcommands,
 };
+
+/* built from dopt.consul once the options are parsed */
+static struct consul_config dconsul_cfg;
 
 static char *pin_dir(void)
 {
@@ -512,12 +529,12 @@ static int run(void)
     setup_metrics(&w);
     backoff_init(&w.retry, 250, 30000, BACKOFF_DECORRELATED);
     char *prefix = NULL;
-    if (asprintf(&prefix, "%sdirector/%s/", dopt.kv_prefix, dopt.cluster) < 0)
+    if (asprintf(&prefix, "%sdirector/%s/", dopt.consul.kv_prefix, dopt.cluster) < 0)
         return 1;
     struct director_apply_opts ao = {
         .pin_dir = dir,
         .snapshot_path = dopt.snapshot_file && *dopt.snapshot_file ? dopt.snapshot_file : NULL,
-        .kv_root = dopt.kv_prefix,
+        .kv_root = dopt.consul.kv_prefix,
         .cluster = dopt.cluster,
         .dev = dopt.dev,
         .default_max_moved_share = dopt.max_moved_share,
@@ -545,9 +562,8 @@ static int run(void)
         return 1;
     if (w.http)
         http_server_set_ready(w.http, false, "no table applied yet");
-    struct consul_config cc = {.address = dopt.consul_addr, .token_file = dopt.consul_token_file};
-    if ((rc = consul_client_new(w.loop, &cc, &w.consul)) < 0) {
-        log_error("director: consul client for %s: %s; cannot start", dopt.consul_addr,
+    if ((rc = consul_client_new(w.loop, &dconsul_cfg, &w.consul)) < 0) {
+        log_error("director: consul client for %s: %s; cannot start", dconsul_cfg.address,
                   strerror(-rc));
         return 1;
     }
@@ -802,56 +818,22 @@ out:
 int director_main(int argc, char **argv)
 {
     char err[512];
-    int first = 0, rc;
+    int cmd = -1, rc;
 
     log_set_component("watcher-director");
     log_route_libbpf();
-    /* argv[0] is "director"; options may come before or after the verb */
-    const char *verb = "run";
-    int vi = -1;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "run") == 0 || strcmp(argv[i], "status") == 0) {
-            verb = argv[i];
-            vi = i;
-            break;
-        }
-        if (argv[i][0] != '-')
-            break;
-    }
-    char **args = calloc((size_t)argc + 1, sizeof(*args));
-    int n = 0;
-    if (!args)
-        return 1;
-    for (int i = 0; i < argc; i++)
-        if (i != vi)
-            args[n++] = argv[i];
-    rc = config_parse(&dprogram, n, args, &first, err, sizeof(err));
-    if (rc == CONFIG_HELP_SHOWN) {
-        free(args);
+    /* argv[0] is "director"; options may come before and after the verb */
+    rc = config_parse_command(&dprogram, argc, argv, &cmd, NULL, err, sizeof(err));
+    if (rc == CONFIG_HELP_SHOWN)
         return 0;
-    }
+    if (rc == 0)
+        rc = consul_options_config(&dopt.consul, &dconsul_cfg, err, sizeof(err));
     if (rc < 0) {
         fprintf(stderr, "drover-watcher director: %s\n", err);
-        free(args);
-        return 2;
-    }
-    if (first < n) {
-        fprintf(stderr, "drover-watcher director: unexpected argument '%s' (run, status)\n",
-                args[first]);
         config_free(&dprogram);
-        free(args);
         return 2;
     }
-    free(args);
-    size_t pl = strlen(dopt.kv_prefix);
-    if (pl && dopt.kv_prefix[pl - 1] != '/') {
-        char *p = NULL;
-        if (asprintf(&p, "%s/", dopt.kv_prefix) > 0) {
-            free(dopt.kv_prefix);
-            dopt.kv_prefix = p;
-        }
-    }
-    rc = strcmp(verb, "status") == 0 ? status() : run();
+    rc = cmd == DCMD_STATUS ? status() : run();
     config_free(&dprogram);
     return rc;
 }

@@ -31,6 +31,7 @@
 #include "atomic_file.h"
 #include "config.h"
 #include "consul.h"
+#include "consul_options.h"
 #include "daemon.h"
 #include "consul_feed.h"
 #include "director_main.h"
@@ -50,7 +51,8 @@
 #endif
 
 struct options {
-    char *consul_addr, *consul_token_file, *kv_prefix, *haproxy_cluster;
+    struct consul_options consul;
+    char *haproxy_cluster;
     struct config_strlist kube_clusters;
     char *template_dir, *config_dir, *haproxy_bin;
     char *master_socket, *stats_socket, *state_file;
@@ -68,11 +70,6 @@ struct options {
 static struct options opt;
 
 static const struct config_option options[] = {
-    CONFIG_OPT_STRING("consul-addr", &opt.consul_addr, "http://127.0.0.1:8500",
-                      "Consul HTTP API address"),
-    CONFIG_OPT_STRING("consul-token-file", &opt.consul_token_file, NULL,
-                      "file holding the Consul ACL token (re-read periodically)"),
-    CONFIG_OPT_STRING("kv-prefix", &opt.kv_prefix, "drover/v1/", "root of drover's KV keys"),
     CONFIG_OPT_STRING("haproxy-cluster", &opt.haproxy_cluster, NULL,
                       "proxy-fleet cluster served: reads haproxy/<cluster>/ (required)"),
     CONFIG_OPT_STRLIST(
@@ -123,12 +120,57 @@ static const struct config_option options[] = {
     CONFIG_OPT_END,
 };
 
+static const struct config_group groups[] = {
+    CONSUL_OPTION_GROUP(&opt.consul),
+    CONFIG_GROUP_END,
+};
+
+/* render's own flags */
+static struct {
+    bool diff;
+    char *snapshot, *out;
+} ropt;
+
+static const struct config_option render_options[] = {
+    CONFIG_OPT_BOOL("diff", &ropt.diff, "false",
+                    "render from Consul and diff against the installed configs (exit 3: differ)"),
+    {.name = "snapshot",
+     .type = CONFIG_STRING,
+     .target.str = &ropt.snapshot,
+     .metavar = "FILE",
+     .help = "render from this snapshot file instead of Consul"},
+    {.name = "out",
+     .type = CONFIG_STRING,
+     .target.str = &ropt.out,
+     .metavar = "DIR",
+     .help = "write <service>.cfg and agent-state.json into DIR"},
+    CONFIG_OPT_END,
+};
+
+enum { CMD_RUN, CMD_RENDER, CMD_DIRECTOR };
+static const struct config_command commands[] = {
+    [CMD_RUN] = {.name = "run", .summary = "watch Consul and drive HAProxy (the default)"},
+    [CMD_RENDER] = {.name = "render",
+                    .args_usage = "--diff | [--snapshot FILE] --out DIR",
+                    .summary = "render and check every service's config once, then exit",
+                    .options = render_options},
+    [CMD_DIRECTOR] = {.name = "director",
+                      .args_usage = "[OPTIONS] [run | status]",
+                      .summary = "the director side (first word; `director --help`)",
+                      .own_args = true},
+    CONFIG_COMMAND_END,
+};
+
 static const struct config_program program = {
     .name = "drover-watcher",
     .summary = "Drive HAProxy (runtime API, checked reloads) and the agent-checker from Consul KV.",
-    .args_usage = "[run | render --diff | render --snapshot FILE --out DIR | director ...]",
     .options = options,
+    .groups = groups,
+    .commands = commands,
 };
+
+/* built from opt.consul once the options are parsed */
+static struct consul_config consul_cfg;
 
 /* One backend's slot placement as served. */
 struct backend_state {
@@ -1109,7 +1151,7 @@ static void setup_metrics(struct watcher *w)
 
 static void model_opts(struct kv_model_opts *m)
 {
-    m->root = opt.kv_prefix;
+    m->root = opt.consul.kv_prefix;
     m->haproxy_cluster = opt.haproxy_cluster;
     m->kube_clusters = (const char *const *)opt.kube_clusters.items;
     m->n_kube_clusters = opt.kube_clusters.count;
@@ -1175,9 +1217,8 @@ static int run_daemon(void)
         return 1;
     if (w.http)
         http_server_set_ready(w.http, false, "no snapshot applied yet");
-    struct consul_config cc = {.address = opt.consul_addr, .token_file = opt.consul_token_file};
-    if ((rc = consul_client_new(w.loop, &cc, &w.consul)) < 0) {
-        log_error("watcher: consul client for %s: %s; cannot start", opt.consul_addr,
+    if ((rc = consul_client_new(w.loop, &consul_cfg, &w.consul)) < 0) {
+        log_error("watcher: consul client for %s: %s; cannot start", consul_cfg.address,
                   strerror(-rc));
         return 1;
     }
@@ -1265,7 +1306,6 @@ static int fetch_snapshot(const struct kv_model_opts *m, struct snapshot **out)
 {
     uv_loop_t loop;
     struct consul_client *c = NULL;
-    struct consul_config cc = {.address = opt.consul_addr, .token_file = opt.consul_token_file};
     char **prefixes = NULL;
     size_t n = 0;
     struct fetch f = {0};
@@ -1273,7 +1313,7 @@ static int fetch_snapshot(const struct kv_model_opts *m, struct snapshot **out)
 
     uv_loop_init(&loop);
     if ((rc = consul_feed_prefixes(m, &prefixes, &n)) < 0 ||
-        (rc = consul_client_new(&loop, &cc, &c)) < 0)
+        (rc = consul_client_new(&loop, &consul_cfg, &c)) < 0)
         goto out;
     f.lists = calloc(n, sizeof(*f.lists));
     for (size_t i = 0; f.lists && i < n; i++) {
@@ -1328,10 +1368,10 @@ static const struct slot_assignment *saved_slots(void *arg, const char *backend)
 }
 
 /* render --snapshot FILE --out DIR / render --diff */
-static int run_render(int argc, char **argv)
+static int run_render(void)
 {
-    const char *snap_file = NULL, *out_dir = NULL;
-    bool diff = false;
+    const char *snap_file = ropt.snapshot, *out_dir = ropt.out;
+    bool diff = ropt.diff;
     struct kv_model_opts m;
     struct snapshot *snap = NULL;
     struct saved_view sv = {0};
@@ -1339,18 +1379,6 @@ static int run_render(int argc, char **argv)
     char err[2048], tmp[] = "/tmp/drover-render-diff.XXXXXX";
     int rc, status = 0;
 
-    for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "--diff"))
-            diff = true;
-        else if (!strcmp(argv[i], "--snapshot") && i + 1 < argc)
-            snap_file = argv[++i];
-        else if (!strcmp(argv[i], "--out") && i + 1 < argc)
-            out_dir = argv[++i];
-        else {
-            fprintf(stderr, "drover-watcher render: unknown argument '%s'\n", argv[i]);
-            return 2;
-        }
-    }
     if (!diff && !out_dir) {
         fprintf(stderr, "drover-watcher render: use --diff or --out DIR\n");
         return 2;
@@ -1446,51 +1474,33 @@ done:
 int main(int argc, char **argv)
 {
     char err[512];
-    int first = 0, rc;
+    int cmd = -1, rc;
 
     /* the director side has its own options (docs/director-watcher.md) */
     if (argc > 1 && strcmp(argv[1], "director") == 0)
         return director_main(argc - 1, argv + 1);
     log_set_component("watcher");
-    rc = config_parse(&program, argc, argv, &first, err, sizeof(err));
+    rc = config_parse_command(&program, argc, argv, &cmd, NULL, err, sizeof(err));
     if (rc == CONFIG_HELP_SHOWN)
         return 0;
+    if (rc == 0 && cmd == CMD_DIRECTOR) {
+        snprintf(err, sizeof(err),
+                 "'director' must be the first word: drover-watcher director "
+                 "[OPTIONS] [run | status]");
+        rc = -EINVAL;
+    }
+    if (rc == 0 && (!opt.haproxy_cluster || !*opt.haproxy_cluster)) {
+        snprintf(err, sizeof(err), "--haproxy-cluster is required");
+        rc = -EINVAL;
+    }
+    if (rc == 0)
+        rc = consul_options_config(&opt.consul, &consul_cfg, err, sizeof(err));
     if (rc < 0) {
         fprintf(stderr, "drover-watcher: %s\n", err);
-        return 2;
-    }
-    /* option parsing stops at the command word: `run --help` and
-     * `render --help` still ask for help, before any required option */
-    for (int i = first; i < argc; i++) {
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            config_print_help(&program, stdout);
-            config_free(&program);
-            return 0;
-        }
-    }
-    if (!opt.haproxy_cluster || !*opt.haproxy_cluster) {
-        fprintf(stderr, "drover-watcher: --haproxy-cluster is required\n");
         config_free(&program);
         return 2;
     }
-    /* the root always ends in '/' */
-    size_t pl = strlen(opt.kv_prefix);
-    if (pl && opt.kv_prefix[pl - 1] != '/') {
-        char *p = NULL;
-        if (asprintf(&p, "%s/", opt.kv_prefix) > 0) {
-            free(opt.kv_prefix);
-            opt.kv_prefix = p;
-        }
-    }
-    if (first < argc && strcmp(argv[first], "render") == 0)
-        rc = run_render(argc - first - 1, argv + first + 1);
-    else if (first >= argc || strcmp(argv[first], "run") == 0)
-        rc = run_daemon();
-    else {
-        fprintf(stderr, "drover-watcher: unknown command '%s' (run, render, director)\n",
-                argv[first]);
-        rc = 2;
-    }
+    rc = cmd == CMD_RENDER ? run_render() : run_daemon();
     config_free(&program);
     return rc;
 }

@@ -20,6 +20,7 @@ enum script {
     SCRIPT_ZERO_FOREVER,
     SCRIPT_ERRORS,
     SCRIPT_404_LOWERCASE,
+    SCRIPT_404_NOT_CONSUL,
     SCRIPT_HANG,
     SCRIPT_TXN,
     SCRIPT_TOKEN,
@@ -105,6 +106,12 @@ static void handler(void *arg, const struct fake_http_req *req, struct fake_http
         } else {
             rep->hang = true;
         }
+        break;
+    case SCRIPT_404_NOT_CONSUL:
+        /* a web server that is not Consul: 404 for every path, no index */
+        rep->status = 404;
+        rep->has_index = false;
+        rep->body = strdup("<html>404 page not found</html>");
         break;
     case SCRIPT_HANG:
         if (n == 0) {
@@ -294,6 +301,40 @@ START_TEST(test_404_is_empty_with_index_lowercase_header)
 }
 END_TEST
 
+/* A 404 without X-Consul-Index is not Consul's "no such key": every read
+ * reports it as an error, and a watch keeps retrying instead of delivering
+ * an empty prefix (which would read as "no maintenance entries"). */
+START_TEST(test_404_without_index_is_an_error)
+{
+    struct fake *f = fake_new(SCRIPT_404_NOT_CONSUL, NULL);
+    struct got g = {0};
+
+    ck_assert_int_eq(consul_kv_get(f->c, "p/a", got_cb, &g), 0);
+    ck_assert(run_until(&f->loop, &g.done, 10000));
+    ck_assert_int_eq(g.err, -EBADMSG);
+    ck_assert(!g.found);
+    ck_assert_int_eq(g.http_status, 404);
+    ck_assert_msg(strstr(g.errmsg, "GET /v1/kv/p/a: HTTP 404 without X-Consul-Index") != NULL,
+                  "errmsg: %s", g.errmsg);
+    g.done = false;
+    ck_assert_int_eq(consul_kv_get_prefix(f->c, "p/", got_cb, &g), 0);
+    ck_assert(run_until(&f->loop, &g.done, 10000));
+    ck_assert_int_eq(g.err, -EBADMSG);
+    g.done = false;
+    ck_assert_int_eq(consul_kv_keys(f->c, "p/", "/", got_cb, &g), 0);
+    ck_assert(run_until(&f->loop, &g.done, 10000));
+    ck_assert_int_eq(g.err, -EBADMSG);
+
+    watch(f, 60);
+    for (int i = 0; i < 200 && f->errors < 2; i++)
+        run_for(&f->loop, 20);
+    ck_assert_uint_ge(f->errors, 2);
+    ck_assert_uint_eq(f->changes, 0);
+    ck_assert_int_eq(f->last_err, -EBADMSG);
+    fake_free(f);
+}
+END_TEST
+
 START_TEST(test_hanging_query_times_out)
 {
     struct fake *f = fake_new(SCRIPT_HANG, NULL);
@@ -457,6 +498,7 @@ int main(void)
     tcase_add_test(tc, test_index_zero_never_spins);
     tcase_add_test(tc, test_errors_keep_last_value_and_retry);
     tcase_add_test(tc, test_404_is_empty_with_index_lowercase_header);
+    tcase_add_test(tc, test_404_without_index_is_an_error);
     tcase_add_test(tc, test_hanging_query_times_out);
     tcase_add_test(tc, test_txn_batches_of_64);
     tcase_add_test(tc, test_txn_409_stops_and_names_op);
