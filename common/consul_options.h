@@ -46,8 +46,9 @@ struct consul_options {
     char *kv_prefix;
 };
 
-/* The option group bound to the struct consul_options *o_ (a constant
- * address: a file-scope object). */
+/* The option group bound to the struct consul_options *o_, for a
+ * file-scope table (its options are a compound literal, constant only
+ * there); o_ must be a file-scope object too. */
 #define CONSUL_OPTION_GROUP(o_)                                                                    \
     {                                                                                              \
         .title = "Consul", .options = (const struct config_option[])                               \

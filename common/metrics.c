@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "version.h"
 
 /* Handles are the atomic cells themselves, so updates never lock. */
 struct metrics_counter {
@@ -236,6 +237,13 @@ struct metrics_registry *metrics_registry_new(void)
     pthread_mutex_init(&reg->lock, NULL);
     reg->families_tail = &reg->families;
     reg->collectors_tail = &reg->collectors;
+    /* every daemon says what it runs: the first series of each /metrics */
+    char labels[256];
+    if (metrics_format_labels(labels, sizeof(labels), "version", drover_version(), "revision",
+                              drover_revision(), NULL) == 0)
+        metrics_gauge_set(metrics_gauge(reg, "drover_build_info",
+                                        "Version of the running program (value always 1).", labels),
+                          1);
     return reg;
 }
 

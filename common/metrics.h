@@ -34,6 +34,8 @@ enum metrics_type {
     METRICS_UNTYPED,
 };
 
+/* A new registry already holds drover_build_info{version,revision} 1
+ * (version.h), so every daemon's /metrics says what it runs. */
 struct metrics_registry *metrics_registry_new(void);
 void metrics_registry_free(struct metrics_registry *reg);
 

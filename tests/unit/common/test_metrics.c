@@ -3,20 +3,32 @@
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
 #include "metrics.h"
+#include "version.h"
 
+/* The registry's text after drover_build_info, which every registry
+ * starts with (checked here). Caller frees. */
 static char *render(struct metrics_registry *reg)
 {
-    char *out = NULL;
+    char *out = NULL, want[512];
     size_t len = 0;
 
     ck_assert_int_eq(metrics_render(reg, &out, &len), 0);
     ck_assert_uint_eq(len, strlen(out));
-    return out;
+    snprintf(want, sizeof(want),
+             "# HELP drover_build_info Version of the running program (value always 1).\n"
+             "# TYPE drover_build_info gauge\n"
+             "drover_build_info{version=\"%s\",revision=\"%s\"} 1\n",
+             drover_version(), drover_revision());
+    ck_assert_msg(strncmp(out, want, strlen(want)) == 0, "no build info first: %s", out);
+    char *rest = strdup(out + strlen(want));
+    free(out);
+    return rest;
 }
 
 static void collect_backends(struct metrics_emitter *em, void *arg)
