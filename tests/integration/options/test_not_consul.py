@@ -1,0 +1,85 @@
+# SPDX-License-Identifier: Apache-2.0
+"""A server that is not Consul and answers 404 to everything (a proxy, a
+web server on the wrong port) is not an empty KV store: droverctl status
+fails instead of printing a false "no maintenance entries", and the
+watcher's render refuses to render from it. The same commands against a
+real Consul with an empty prefix (whose 404 carries X-Consul-Index) still
+report "nothing there".
+
+usage: test_not_consul.py TEMPLATE_DIR DROVERCTL WATCHER;
+DROVER_CONSUL_STATE names the state directory of a consul-dev.sh agent."""
+
+import http.server
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+
+STATE = os.environ.get("DROVER_CONSUL_STATE", "")
+failures = []
+
+
+def check(cond, what):
+    print(("ok   " if cond else "FAIL ") + what)
+    if not cond:
+        failures.append(what)
+
+
+class NotFound(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = b"404 page not found\n"
+        self.send_response(404)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def run(argv):
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("CONSUL_") and not k.startswith("DROVER_")}
+    p = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env)
+    return p.returncode, p.stdout, p.stderr
+
+
+def main():
+    templates, ctl, watcher = sys.argv[1:4]
+    with open(os.path.join(STATE, "addr")) as f:
+        consul = f.read().strip()
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    fake = f"http://127.0.0.1:{srv.server_address[1]}"
+    prefix = f"drover-not-consul-{os.getpid()}/"
+    try:
+        rc, out, err = run([ctl, "--consul-addr", fake, "status"])
+        check(rc == 1 and "no maintenance entries" not in out and
+              "404 without X-Consul-Index" in err,
+              f"droverctl status against a non-Consul 404 fails: rc {rc} {out!r} {err!r}")
+        rc, out, err = run([ctl, "--consul-addr", consul, "--kv-prefix", prefix, "status"])
+        check(rc == 0 and "no maintenance entries" in out,
+              f"droverctl status against Consul with an empty prefix: rc {rc} {out!r} {err!r}")
+        with tempfile.TemporaryDirectory(prefix="drover-not-consul.") as tmp:
+            base = [watcher, "--haproxy-cluster", "nc", "--template-dir", templates,
+                    "--config-dir", f"{tmp}/cfg", "--snapshot-file", f"{tmp}/snap.pb"]
+            rc, out, err = run(base + ["--consul-addr", fake, "render", "--out", f"{tmp}/a"])
+            check(rc == 1 and "404 without X-Consul-Index" in err and
+                  not os.path.exists(f"{tmp}/a/agent-state.json"),
+                  f"watcher render against a non-Consul 404 fails: rc {rc} {err[-300:]!r}")
+            rc, out, err = run(base + ["--consul-addr", consul, "--kv-prefix", prefix,
+                                       "render", "--out", f"{tmp}/b"])
+            check(rc == 0 and os.path.exists(f"{tmp}/b/agent-state.json"),
+                  f"watcher render against Consul with an empty prefix: rc {rc} {err[-300:]!r}")
+    finally:
+        srv.shutdown()
+    if failures:
+        print(f"{len(failures)} failure(s)")
+        sys.exit(1)
+    print("ok")
+
+
+if __name__ == "__main__":
+    main()
