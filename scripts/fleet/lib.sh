@@ -234,7 +234,7 @@ fleet_exporter() { # N
     local port
     port=$(fleet_free_port)
     echo "$port" >"$FLEET_STATE/exporter-$1.metrics-port"
-    fleet_bg "exporter-$1" "$FLEET_BIN_EXPORTER" --cluster "$FLEET_CLUSTER" \
+    fleet_bg "exporter-$1" "$FLEET_BIN_EXPORTER" --kube-cluster "$FLEET_CLUSTER" \
         --consul-addr "$FLEET_CONSUL" --kube-api "$(cat "$FLEET_STATE/kube/addr")" \
         --kube-token-file "$FLEET_STATE/kube/token" --holder-name "exporter-$1" \
         --metrics-addr "127.0.0.1:$port" --leader-ttl 10s --leader-lock-delay 1s
