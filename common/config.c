@@ -523,13 +523,18 @@ static int resolve(const struct config_option *o, const struct source *s, bool f
                    const json_t *file, const char *file_path, char *err, size_t errlen)
 {
     char env[128], why[256];
-    const char *text, *key;
+    const char *text = NULL, *key = NULL;
     json_t *jv = NULL;
     union config_value v;
     int rc;
 
     memset(&v, 0, sizeof(v));
     why[0] = '\0';
+    if (!s->flag_seen && !flag_only) {
+        text = env_text(o, env, sizeof(env));
+        if (!text && file && (rc = file_value(o, file, file_path, &jv, &key, err, errlen)) < 0)
+            return rc;
+    }
     if (s->flag_seen) {
         if (o->type == CONFIG_STRLIST) {
             for (size_t k = 0; k < s->flag_list_n; k++) {
@@ -547,21 +552,18 @@ static int resolve(const struct config_option *o, const struct source *s, bool f
             errmsg_set(err, errlen, "--%s: %s", o->name, why);
             return rc;
         }
-    } else if (!flag_only && (text = env_text(o, env, sizeof(env))) != NULL) {
+    } else if (text) {
         rc = config_value_from_text(o, text, &v, why, sizeof(why));
         if (rc < 0) {
             errmsg_set(err, errlen, "%s: %s", env, why);
             return rc;
         }
-    } else if (!flag_only && file &&
-               (rc = file_value(o, file, file_path, &jv, &key, err, errlen)) == 0 && jv) {
+    } else if (jv) {
         rc = config_value_from_json(o, jv, &v, why, sizeof(why));
         if (rc < 0) {
             errmsg_set(err, errlen, "%s: key \"%s\": %s", file_path, key, why);
             return rc;
         }
-    } else if (!flag_only && file && rc < 0) {
-        return rc;
     } else if (o->def) {
         rc = config_value_from_text(o, o->def, &v, why, sizeof(why));
         if (rc < 0) {
