@@ -120,6 +120,7 @@ def daemon_case(label, argv, port, log, ok_metric, ok_min, err_metric, extra_env
                 check((metric(port, ok_metric) or 0) == 0, f"{label}: {ok_metric} stays 0")
             check(TLS_REFUSED.search(d.text()) is not None, f"{label}: log names the TLS failure")
         check(d.p.poll() is None, f"{label}: still running")
+        check(metric(port, "drover_build_info") == 1, f"{label}: drover_build_info in /metrics")
     except AssertionError as e:
         check(False, f"{label}: {e}\n{d.text()[-2000:]}")
     finally:
