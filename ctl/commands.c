@@ -768,8 +768,8 @@ int ctl_execute(struct ctl_kv *kv, const struct ctl_settings *s, const struct ct
     case CTL_VERB_HISTORY:
         return exec_history(kv, s, cmd, res);
     case CTL_VERB_HELP:
-        return succeed(res, strdup(ctl_usage()),
-                       json_pack("{s:b, s:s}", "ok", 1, "usage", ctl_usage()));
+        return succeed(res, strdup(ctl_usage_of(cmd->help_verb)),
+                       json_pack("{s:b, s:s}", "ok", 1, "usage", ctl_usage_of(cmd->help_verb)));
     }
     return fail(res, CTL_FAILED, "unknown command");
 }

@@ -38,18 +38,37 @@ const char *ctl_source_name(enum ctl_source s)
     return s == CTL_SOURCE_SLACK ? "slack" : "cli";
 }
 
+/* One line per command of the language, and the notes they refer to:
+ * ctl_usage() is all of them, ctl_usage_of() one command's. */
+#define U_DRAIN    "  drain|maint TARGET [--reason TEXT] [--ttl DURATION] [--force]\n"
+#define U_UNDRAIN  "  undrain|ready TARGET [--reason TEXT] [--force]\n"
+#define U_WEIGHT   "  weight TARGET N% [--reason TEXT] [--ttl DURATION] [--force]\n"
+#define U_DIRECTOR "  director fill|activate|drain|deactivate PROXY [--reason TEXT] [--force]\n"
+#define U_STATUS   "  status [TARGET] [--json]\n"
+#define U_HISTORY  "  history [--limit N] [--json]\n"
+#define U_TARGET                                                                                   \
+    "TARGET: node/<cluster>/<node>, a kube node name, addr/<ip>, an IP address,\n"                 \
+    "        <backend>/<server> or server/<backend>/<server>\n"
+#define U_AUTHOR "--author NAME (command line only) records another author in the audit trail.\n"
+
 const char *ctl_usage(void)
 {
-    return "commands:\n"
-           "  drain|maint TARGET [--reason TEXT] [--ttl DURATION] [--force]\n"
-           "  undrain|ready TARGET [--reason TEXT] [--force]\n"
-           "  weight TARGET N% [--reason TEXT] [--ttl DURATION] [--force]\n"
-           "  director fill|activate|drain|deactivate PROXY [--reason TEXT] [--force]\n"
-           "  status [TARGET] [--json]\n"
-           "  history [--limit N] [--json]\n"
-           "TARGET: node/<cluster>/<node>, a kube node name, addr/<ip>, an IP address,\n"
-           "        <backend>/<server> or server/<backend>/<server>\n"
-           "--author NAME (command line only) records another author in the audit trail.\n";
+    return "commands:\n" U_DRAIN U_UNDRAIN U_WEIGHT U_DIRECTOR U_STATUS U_HISTORY U_TARGET U_AUTHOR;
+}
+
+const char *ctl_usage_of(enum ctl_verb v)
+{
+    static const char *const of[] = {
+        [CTL_VERB_DRAIN] = "usage:\n" U_DRAIN U_TARGET U_AUTHOR,
+        [CTL_VERB_MAINT] = "usage:\n" U_DRAIN U_TARGET U_AUTHOR,
+        [CTL_VERB_UNDRAIN] = "usage:\n" U_UNDRAIN U_TARGET U_AUTHOR,
+        [CTL_VERB_READY] = "usage:\n" U_UNDRAIN U_TARGET U_AUTHOR,
+        [CTL_VERB_WEIGHT] = "usage:\n" U_WEIGHT U_TARGET U_AUTHOR,
+        [CTL_VERB_DIRECTOR] = "usage:\n" U_DIRECTOR U_AUTHOR,
+        [CTL_VERB_STATUS] = "usage:\n" U_STATUS U_TARGET,
+        [CTL_VERB_HISTORY] = "usage:\n" U_HISTORY,
+    };
+    return (unsigned)v < sizeof(of) / sizeof(of[0]) && of[v] ? of[v] : ctl_usage();
 }
 
 /* ---- word splitting ------------------------------------------------------ */
@@ -356,6 +375,7 @@ int ctl_command_parse(int n, char *const *words, enum ctl_source source,
         return -EINVAL;
     }
     cmd->verb = (enum ctl_verb)k;
+    cmd->help_verb = CTL_VERB_HELP; /* `help`: every command */
 
     for (int i = 1; i < n; i++) {
         const char *w = words[i];
@@ -364,6 +384,7 @@ int ctl_command_parse(int n, char *const *words, enum ctl_source source,
 
         /* `drain --help` asks for help; never a target named "-h" */
         if (!strcmp(w, "--help") || !strcmp(w, "-h")) {
+            cmd->help_verb = cmd->verb;
             cmd->verb = CTL_VERB_HELP;
             return 0;
         }

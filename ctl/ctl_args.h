@@ -68,6 +68,9 @@ struct ctl_command {
     bool force;
     bool json;
     long limit; /* history: entries shown */
+    /* CTL_VERB_HELP: the command `VERB --help` asked about; CTL_VERB_HELP
+     * for `help` (every command) */
+    enum ctl_verb help_verb;
 };
 
 const char *ctl_verb_name(enum ctl_verb v);
@@ -103,5 +106,8 @@ int ctl_reason_check(const char *reason, char *err, size_t errlen);
 
 /* Usage text of the command language (for --help and Slack "help"). */
 const char *ctl_usage(void);
+/* Usage of one command (`drain --help`); every command's for CTL_VERB_HELP.
+ * Static storage. */
+const char *ctl_usage_of(enum ctl_verb v);
 
 #endif

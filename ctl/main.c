@@ -284,7 +284,7 @@ int main(int argc, char **argv)
         goto out_usage;
     }
     if (cmd.verb == CTL_VERB_HELP) {
-        fputs(ctl_usage(), stdout);
+        fputs(ctl_usage_of(cmd.help_verb), stdout);
         status = 0;
         goto out;
     }

@@ -231,7 +231,7 @@ static void on_slack(const struct http_request *req, struct http_response *resp,
         return;
     }
     if (j->cmd.verb == CTL_VERB_HELP) {
-        answer(resp, 200, false, ctl_usage());
+        answer(resp, 200, false, ctl_usage_of(j->cmd.help_verb));
         ctl_command_free(&j->cmd);
         free(j);
         return;

@@ -196,20 +196,40 @@ START_TEST(test_reason_limits)
 }
 END_TEST
 
-/* `drain --help` is a request for help, never a drain of a target "-h" */
+/* `drain --help` is a request for help, never a drain of a target "-h",
+ * and the help is that command's */
 START_TEST(test_help_after_verb)
 {
-    static const char *const lines[] = {"drain --help",         "drain -h",
-                                        "weight node-a -h",     "director fill --help",
-                                        "status --json --help", "drain node-a --reason 'r' --help"};
+    static const struct {
+        const char *line;
+        enum ctl_verb about;
+        const char *shows, *not_shows;
+    } cases[] = {
+        {"drain --help", CTL_VERB_DRAIN, "drain|maint TARGET", "history"},
+        {"drain -h", CTL_VERB_DRAIN, "TARGET: node/", "weight"},
+        {"weight node-a -h", CTL_VERB_WEIGHT, "weight TARGET N%", "drain|maint"},
+        {"director fill --help", CTL_VERB_DIRECTOR, "director fill|activate", "TARGET:"},
+        {"status --json --help", CTL_VERB_STATUS, "status [TARGET] [--json]", "--ttl"},
+        {"drain node-a --reason 'r' --help", CTL_VERB_DRAIN, "--reason TEXT", "status"},
+        {"history --help", CTL_VERB_HISTORY, "history [--limit N]", "drain"},
+        {"help", CTL_VERB_HELP, "history [--limit N]", NULL},
+    };
     struct ctl_command c;
     char err[256];
 
-    for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
-        ck_assert_msg(parse(lines[i], CTL_SOURCE_CLI, &c, err) == 0, "%s: %s", lines[i], err);
-        ck_assert_msg(c.verb == CTL_VERB_HELP, "%s: verb %d", lines[i], (int)c.verb);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *line = cases[i].line;
+        ck_assert_msg(parse(line, CTL_SOURCE_CLI, &c, err) == 0, "%s: %s", line, err);
+        ck_assert_msg(c.verb == CTL_VERB_HELP, "%s: verb %d", line, (int)c.verb);
+        ck_assert_msg(c.help_verb == cases[i].about, "%s: help about %d", line, (int)c.help_verb);
+        const char *u = ctl_usage_of(c.help_verb);
+        ck_assert_msg(strstr(u, cases[i].shows), "%s: usage lacks '%s':\n%s", line, cases[i].shows,
+                      u);
+        ck_assert_msg(!cases[i].not_shows || !strstr(u, cases[i].not_shows),
+                      "%s: usage has '%s':\n%s", line, cases[i].not_shows, u);
         ctl_command_free(&c);
     }
+    ck_assert_str_eq(ctl_usage_of(CTL_VERB_HELP), ctl_usage());
 }
 END_TEST
 
