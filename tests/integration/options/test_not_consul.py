@@ -4,7 +4,9 @@ web server on the wrong port) is not an empty KV store: droverctl status
 fails instead of printing a false "no maintenance entries", and the
 watcher's render refuses to render from it. The same commands against a
 real Consul with an empty prefix (whose 404 carries X-Consul-Index) still
-report "nothing there".
+report "nothing there". The same fake records the ACL token droverctl
+sends: Consul's CONSUL_HTTP_TOKEN, a token file from CONSUL_HTTP_TOKEN_FILE
+winning over it, and drover's DROVER_CONSUL_TOKEN_FILE winning over both.
 
 usage: test_not_consul.py TEMPLATE_DIR DROVERCTL WATCHER;
 DROVER_CONSUL_STATE names the state directory of a consul-dev.sh agent."""
@@ -26,8 +28,12 @@ def check(cond, what):
         failures.append(what)
 
 
+TOKENS = []
+
+
 class NotFound(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
+        TOKENS.append(self.headers.get("X-Consul-Token"))
         body = b"404 page not found\n"
         self.send_response(404)
         self.send_header("Content-Type", "text/plain")
@@ -39,11 +45,32 @@ class NotFound(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def run(argv):
+def run(argv, extra_env=None):
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("CONSUL_") and not k.startswith("DROVER_")}
+    env.update(extra_env or {})
     p = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env)
     return p.returncode, p.stdout, p.stderr
+
+
+def test_token_sources(ctl, fake):
+    with tempfile.TemporaryDirectory(prefix="drover-token.") as tmp:
+        with open(f"{tmp}/consul.token", "w") as f:
+            f.write("from-consul-file\n")
+        with open(f"{tmp}/drover.token", "w") as f:
+            f.write("from-drover-file\n")
+        for env, want in (
+                ({}, None),
+                ({"CONSUL_HTTP_TOKEN": "from-env"}, "from-env"),
+                ({"CONSUL_HTTP_TOKEN": "from-env",
+                  "CONSUL_HTTP_TOKEN_FILE": f"{tmp}/consul.token"}, "from-consul-file"),
+                ({"CONSUL_HTTP_TOKEN_FILE": f"{tmp}/consul.token",
+                  "DROVER_CONSUL_TOKEN_FILE": f"{tmp}/drover.token"}, "from-drover-file")):
+            TOKENS.clear()
+            env = dict(env, CONSUL_HTTP_ADDR=fake)
+            rc, out, err = run([ctl, "status"], env)
+            check(rc == 1 and TOKENS and all(t == want for t in TOKENS),
+                  f"droverctl with {sorted(env)} sends token {want!r}: got {TOKENS} rc {rc}")
 
 
 def main():
@@ -73,6 +100,7 @@ def main():
                                        "render", "--out", f"{tmp}/b"])
             check(rc == 0 and os.path.exists(f"{tmp}/b/agent-state.json"),
                   f"watcher render against Consul with an empty prefix: rc {rc} {err[-300:]!r}")
+        test_token_sources(ctl, fake)
     finally:
         srv.shutdown()
     if failures:
