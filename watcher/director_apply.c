@@ -5,7 +5,6 @@
  */
 #include "director_apply.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -14,8 +13,7 @@
 #include <string.h>
 
 #include "director_build.h"
-#include "director_config.h"
-#include "director_maps.h"
+#include "director_publish.h"
 #include "director_snapshot.h"
 #include "log.h"
 
@@ -166,143 +164,70 @@ static uint64_t vip_set_hash(const struct director_inputs *in)
     return h;
 }
 
-/* The VIP keys of in (one per address, port, protocol), deduplicated. */
-static int vip_keys(const struct director_inputs *in, struct drover_vip_key **out, size_t *n)
+/* The VIPs of in, one per address, port and protocol. */
+static int vip_list(const struct director_inputs *in, struct director_vip **out, size_t *n)
 {
     size_t total = 0, k = 0;
 
     for (size_t i = 0; i < in->n_vips; i++)
         total += in->vips[i].n_ports;
-    struct drover_vip_key *keys = calloc(total + 1, sizeof(*keys));
-    if (!keys)
+    struct director_vip *vips = calloc(total + 1, sizeof(*vips));
+    if (!vips)
         return -ENOMEM;
     for (size_t i = 0; i < in->n_vips; i++) {
         const struct director_vip_spec *v = &in->vips[i];
-        struct drover_vip_key base = {0};
-        if (director_parse_addr(v->address, &base.family, base.addr) < 0)
-            continue; /* validated by the feed; cannot happen */
-        base.proto = v->protocol;
-        for (size_t j = 0; j < v->n_ports; j++) {
-            struct drover_vip_key key = base;
-            bool dup = false;
-            key.port = htons(v->ports[j]);
-            for (size_t x = 0; x < k && !dup; x++)
-                dup = memcmp(&keys[x], &key, sizeof(key)) == 0;
-            if (!dup)
-                keys[k++] = key;
-        }
+        for (size_t j = 0; j < v->n_ports; j++)
+            vips[k++] = (struct director_vip){
+                .address = v->address, .protocol = v->protocol, .port = v->ports[j]};
     }
-    *out = keys;
+    *out = vips;
     *n = k;
     return 0;
 }
 
-/* Write table + config (+ VIPs if needed) into the pinned maps, verify. */
+/* Publish table + config (+ VIPs if needed) into the pinned maps, verified
+ * (director_publish). */
 static int publish(struct director_apply *a, const struct director_inputs *in,
                    const struct director_table *t, bool *changed)
 {
-    struct director_maps m;
-    struct drover_gen_config cfg;
-    struct drover_proxy *proxies = calloc(DROVER_MAX_PROXIES, sizeof(*proxies));
-    struct drover_row *rows = calloc(DROVER_TABLE_ROWS, sizeof(*rows));
-    struct drover_vip_key *keys = NULL;
-    size_t nkeys = 0;
-    __u32 gen = 0;
-    __u64 want, got = 0;
+    struct director_publish_result res;
+    struct director_vip *vips = NULL;
+    uint64_t vh = vip_set_hash(in);
+    size_t nvips = 0;
+    char err[512];
     int rc;
 
     *changed = false;
-    if (!proxies || !rows) {
-        free(proxies);
-        free(rows);
-        return -ENOMEM;
-    }
-    rc = director_maps_open_pinned(a->pin_dir, &m);
-    if (rc < 0) {
-        set_error(a,
-                  "opening the director maps in %s failed: %s (is drover-director attached?); "
-                  "keeping the tables in the kernel, retrying",
-                  a->pin_dir, strerror(-rc));
-        free(proxies);
-        free(rows);
+    if ((rc = vip_list(in, &vips, &nvips)) < 0) {
+        set_error(a, "out of memory listing the VIPs; retrying");
         return rc;
     }
-    if ((rc = director_maps_active(&m, &gen)) < 0 ||
-        (rc = director_maps_read_gen(&m, gen, &cfg, proxies)) < 0) {
-        set_error(a, "reading the active generation in %s failed: %s; retrying", a->pin_dir,
-                  strerror(-rc));
-        goto out;
-    }
-    if (cfg.version != DROVER_MAPS_VERSION) {
-        set_error(a,
-                  "%s holds no usable generation (version %u): attach drover-director with its "
-                  "tunnel settings first; retrying",
-                  a->pin_dir, cfg.version);
-        rc = -EAGAIN;
-        goto out;
-    }
-    /* keep the tunnel settings of the active generation, set ours */
-    cfg.hash_key[0] = in->config.hash_key[0];
-    cfg.hash_key[1] = in->config.hash_key[1];
-    cfg.hash_fields = in->config.hash_fields;
-    cfg.gue_port = htons(in->config.gue_port);
-    memset(proxies, 0, DROVER_MAX_PROXIES * sizeof(*proxies));
-    director_build_to_maps(t, proxies, rows);
-    cfg.proxy_count = t->proxy_count;
-    director_gen_derive(&cfg);
-    want = director_generation_checksum(&cfg, proxies, rows);
-    rc = director_maps_checksum(&m, gen, &got);
-    if (rc == 0 && got == want) {
-        a->st.generation = gen;
-    } else {
-        rc = director_maps_publish(&m, &cfg, proxies, rows, &gen);
-        if (rc < 0) {
-            set_error(a,
-                      "publishing a generation into %s failed: %s; the previous one stays "
-                      "active, retrying",
-                      a->pin_dir, strerror(-rc));
-            goto out;
-        }
-        rc = director_maps_checksum(&m, gen, &got);
-        if (rc < 0 || got != want) {
-            a->st.verify_failures++;
-            set_error(a,
-                      "generation %u in %s reads back with checksum %016llx, wrote %016llx; "
-                      "retrying",
-                      gen, a->pin_dir, (unsigned long long)got, (unsigned long long)want);
-            rc = rc < 0 ? rc : -EIO;
-            goto out;
-        }
-        a->st.generation = gen;
-        *changed = true;
-    }
-    uint64_t vh = vip_set_hash(in);
-    size_t live = 0;
-    if ((rc = vip_keys(in, &keys, &nkeys)) < 0)
-        goto out;
-    /* another publisher (drover-director apply) may have replaced the set:
-     * a different count is the cheap sign of it */
-    if (director_maps_count_vips(&m, &live) < 0)
-        live = SIZE_MAX;
-    if (!a->vips_written || vh != a->vip_hash || live != nkeys) {
-        rc = director_maps_set_vips(&m, keys, nkeys);
-        if (rc < 0) {
-            set_error(a, "writing %zu VIP keys into %s failed: %s; retrying", nkeys, a->pin_dir,
-                      strerror(-rc));
-            goto out;
-        }
+    struct director_publish_table p = {
+        .table = t,
+        .hash_key = {in->config.hash_key[0], in->config.hash_key[1]},
+        .hash_fields = in->config.hash_fields,
+        .gue_port = in->config.gue_port,
+        .vips = vips,
+        .n_vips = nvips,
+        .vips_changed = !a->vips_written || vh != a->vip_hash,
+    };
+    rc = director_publish_table(a->pin_dir, &p, &res, err, sizeof(err));
+    free(vips);
+    if (res.have_generation)
+        a->st.generation = res.generation;
+    if (res.verify_failed)
+        a->st.verify_failures++;
+    *changed = res.gen_written || res.vips_written;
+    if (res.vips_written) {
         a->vips_written = true;
         a->vip_hash = vh;
-        *changed = true;
     }
-    a->st.generation_checksum = want;
-    rc = 0;
-out:
-    free(keys);
-    free(proxies);
-    free(rows);
-    director_maps_close(&m);
-    return rc;
+    if (rc < 0) {
+        set_error(a, "%s; retrying", err);
+        return rc;
+    }
+    a->st.generation_checksum = res.checksum;
+    return 0;
 }
 
 static void save(struct director_apply *a, int64_t now)

@@ -17,7 +17,6 @@
  */
 #include "director_main.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,10 +31,9 @@
 #include "curl_uv.h"
 #include "daemon.h"
 #include "director_apply.h"
-#include "director_config.h"
 #include "director_feed.h"
 #include "director_health.h"
-#include "director_maps.h"
+#include "director_publish.h"
 #include "director_snapshot.h"
 #include "http_server.h"
 #include "log.h"
@@ -118,12 +116,15 @@ static const struct config_program dprogram = {
 /* built from dopt.consul once the options are parsed */
 static struct consul_config dconsul_cfg;
 
+/* The maps drover-director pinned for --dev (director_pin_dir); NULL
+ * without a usable --dev. */
 static char *pin_dir(void)
 {
-    char *p = NULL;
-    if (asprintf(&p, "%s/%s", dopt.pin_root, dopt.dev) < 0)
+    char buf[4096];
+
+    if (director_pin_dir(dopt.pin_root, dopt.dev, buf, sizeof(buf)) < 0)
         return NULL;
-    return p;
+    return strdup(buf);
 }
 
 /* ---- run ---- */
@@ -616,10 +617,9 @@ static int run(void)
 
 /* ---- status ---- */
 
+/* A proxy of the live generation with what the snapshot knows of it. */
 struct live_proxy {
-    char addr[INET6_ADDRSTRLEN];
-    const char *state;
-    uint32_t primary, secondary;
+    const struct director_live_proxy *live;
     const struct director_proxy_spec *spec;
     const struct director_saved_proxy *saved;
 };
@@ -649,21 +649,22 @@ static void fmt_time(int64_t t, char *buf, size_t len)
 static int status(void)
 {
     struct director_saved s = {0};
-    struct director_maps m;
-    struct drover_gen_config cfg = {0};
-    struct drover_proxy *proxies = calloc(DROVER_MAX_PROXIES, sizeof(*proxies));
-    struct live_proxy *lp = calloc(DROVER_MAX_PROXIES, sizeof(*lp));
-    char err[512], *dir = pin_dir();
-    __u32 gen = 0;
-    __u64 sum = 0;
-    uint32_t none_rows = 0;
+    struct director_live l = {0};
+    struct live_proxy *lp = calloc(DIRECTOR_TABLE_MAX_PROXIES, sizeof(*lp));
+    char err[512], *dir = NULL;
     bool have_maps = false, have_snap = false;
     int rc = 1;
 
-    if (!proxies || !lp || !dir)
+    if (!lp)
         goto out;
     if (!dopt.dev || !*dopt.dev) {
         fprintf(stderr, "drover-watcher director status: --dev is required\n");
+        rc = 2;
+        goto out;
+    }
+    if (!(dir = pin_dir())) {
+        fprintf(stderr, "drover-watcher director status: --dev '%s' names no pin directory\n",
+                dopt.dev);
         rc = 2;
         goto out;
     }
@@ -671,36 +672,18 @@ static int status(void)
         have_snap = true;
     else if (!dopt.json)
         fprintf(stderr, "note: %s\n", err);
-    if (director_maps_open_pinned(dir, &m) == 0) {
-        if (director_maps_active(&m, &gen) == 0 &&
-            director_maps_read_gen(&m, gen, &cfg, proxies) == 0 &&
-            director_maps_checksum(&m, gen, &sum) == 0)
-            have_maps = true;
-        if (have_maps) {
-            uint32_t n = cfg.proxy_count < DROVER_MAX_PROXIES ? cfg.proxy_count : 0;
-            for (uint32_t i = 0; i < n; i++) {
-                director_format_addr(proxies[i].family, proxies[i].addr, lp[i].addr,
-                                     sizeof(lp[i].addr));
-                lp[i].state = director_state_name(proxies[i].state);
-                for (size_t k = 0; have_snap && k < s.inputs->n_proxies; k++) {
-                    if (strcmp(s.inputs->proxies[k].address, lp[i].addr) == 0 &&
-                        s.inputs->proxies[k].state != DIRECTOR_PROXY_INACTIVE) {
-                        lp[i].spec = &s.inputs->proxies[k];
-                        lp[i].saved = &s.proxies[k];
-                    }
+    if (director_live_read(dir, false, &l) == 0) {
+        have_maps = true;
+        for (uint32_t i = 0; i < l.n_listed; i++) {
+            lp[i].live = &l.proxies[i];
+            for (size_t k = 0; have_snap && k < s.inputs->n_proxies; k++) {
+                if (strcmp(s.inputs->proxies[k].address, l.proxies[i].address) == 0 &&
+                    s.inputs->proxies[k].state != DIRECTOR_PROXY_INACTIVE) {
+                    lp[i].spec = &s.inputs->proxies[k];
+                    lp[i].saved = &s.proxies[k];
                 }
             }
-            for (uint32_t r = 0; r < DROVER_TABLE_ROWS; r++) {
-                const struct drover_row *row = &m.table[(size_t)gen * DROVER_TABLE_ROWS + r];
-                if (row->primary < n)
-                    lp[row->primary].primary++;
-                else
-                    none_rows++;
-                if (row->secondary < n)
-                    lp[row->secondary].secondary++;
-            }
         }
-        director_maps_close(&m);
     } else if (!dopt.json) {
         fprintf(stderr, "note: no director maps pinned in %s\n", dir);
     }
@@ -709,12 +692,12 @@ static int status(void)
                 dopt.snapshot_file);
         goto out;
     }
-    bool in_sync = have_maps && have_snap && sum == s.generation_checksum;
+    bool in_sync = have_maps && have_snap && l.checksum == s.generation_checksum;
     char applied[32], changed[32], held_since[32];
     fmt_time(s.applied_unix, applied, sizeof(applied));
     fmt_time(s.last_change_unix, changed, sizeof(changed));
     fmt_time(s.held_since_unix, held_since, sizeof(held_since));
-    uint32_t n = have_maps ? cfg.proxy_count : 0;
+    uint32_t n = have_maps ? l.n_listed : 0;
     if (dopt.json) {
         FILE *f = stdout;
         fprintf(f, "{\"dev\":");
@@ -724,7 +707,7 @@ static int status(void)
             fprintf(f,
                     ",\"generation\":%u,\"generation_checksum\":\"%016llx\",\"gue_port\":%u,"
                     "\"rows_without_proxy\":%u",
-                    gen, (unsigned long long)sum, ntohs(cfg.gue_port), none_rows);
+                    l.generation, (unsigned long long)l.checksum, l.gue_port, l.rows_without_proxy);
         fprintf(f, ",\"snapshot\":%s", have_snap ? "true" : "false");
         if (have_snap) {
             fprintf(f, ",\"cluster\":");
@@ -749,9 +732,9 @@ static int status(void)
             fprintf(f,
                     ",\"address\":\"%s\",\"state\":\"%s\",\"healthy\":%s,"
                     "\"primary_rows\":%u,\"secondary_rows\":%u}",
-                    lp[i].addr, lp[i].state,
-                    lp[i].saved ? (lp[i].saved->healthy ? "true" : "false") : "null", lp[i].primary,
-                    lp[i].secondary);
+                    lp[i].live->address, lp[i].live->state,
+                    lp[i].saved ? (lp[i].saved->healthy ? "true" : "false") : "null",
+                    lp[i].live->primary_rows, lp[i].live->secondary_rows);
         }
         /* proxies that are in KV but not in the maps (inactive) */
         for (size_t k = 0; have_snap && k < s.inputs->n_proxies; k++) {
@@ -774,8 +757,8 @@ static int status(void)
     } else {
         printf("dev %s\n", dopt.dev);
         if (have_maps)
-            printf("generation %u\ngeneration_checksum %016llx\nrows_without_proxy %u\n", gen,
-                   (unsigned long long)sum, none_rows);
+            printf("generation %u\ngeneration_checksum %016llx\nrows_without_proxy %u\n",
+                   l.generation, (unsigned long long)l.checksum, l.rows_without_proxy);
         if (have_snap) {
             printf("cluster %s\ntable_checksum %016llx\nin_sync %s\ntier %s\nbalance %.4f\n"
                    "applied %s\nlast_change %s\nheld %s",
@@ -792,9 +775,9 @@ static int status(void)
                "SECOND");
         for (uint32_t i = 0; i < n; i++)
             printf("%-24s %-40s %-9s %-8s %8u %8u\n", lp[i].spec ? lp[i].spec->host : "-",
-                   lp[i].addr, lp[i].state,
-                   lp[i].saved ? (lp[i].saved->healthy ? "up" : "down") : "?", lp[i].primary,
-                   lp[i].secondary);
+                   lp[i].live->address, lp[i].live->state,
+                   lp[i].saved ? (lp[i].saved->healthy ? "up" : "down") : "?",
+                   lp[i].live->primary_rows, lp[i].live->secondary_rows);
         for (size_t k = 0; have_snap && k < s.inputs->n_proxies; k++) {
             const struct director_proxy_spec *p = &s.inputs->proxies[k];
             bool listed = false;
@@ -809,7 +792,7 @@ static int status(void)
     rc = 0;
 out:
     director_saved_clear(&s);
-    free(proxies);
+    director_live_free(&l);
     free(lp);
     free(dir);
     return rc;

@@ -19,18 +19,11 @@
 
 #include "decap_bpf.skel.h"
 #include "director_bpf.skel.h"
-#include "director_build.h"
 #include "director_maps.h"
+#include "director_publish.h"
 #include "log.h"
 
 #define BPF_FS_MAGIC_VALUE 0xcafe4a11
-
-int director_pin_dir(const char *root, const char *dev, char *buf, size_t len)
-{
-    int n = snprintf(buf, len, "%s/%s", root ? root : DIRECTOR_PIN_ROOT, dev);
-
-    return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
-}
 
 static const char *root_of(const struct director_attach_opts *o)
 {
@@ -235,63 +228,33 @@ static int set_pins(const char *dev, struct bpf_object *obj, const char *dir)
     return 0;
 }
 
-/* Fill maps m from cfg; ifindex is the attach device. */
+/* Publish cfg into maps m; o->dev is the attach device. */
 static int apply_config(const struct director_attach_opts *o, struct director_maps *m,
                         const struct director_config *cfg)
 {
-    struct drover_gen_config gen;
-    struct drover_row *rows = NULL;
-    struct drover_proxy *proxies = NULL;
-    char err[256];
-    const char *out_dev = cfg->egress[0] ? cfg->egress : o->dev;
-    __u32 active = 0;
+    struct director_publish_device d = {0};
+    struct director_publish_result res;
+    char err[512];
     int rc;
 
-    director_config_to_gen(cfg, &gen);
     if (cfg->egress[0]) {
         int idx;
         rc = dev_ifindex(cfg->egress, &idx);
         if (rc < 0)
             return rc;
-        gen.egress_ifindex = (__u32)idx;
+        d.egress_ifindex = (__u32)idx;
     }
-    rc = dev_mac(out_dev, gen.src_mac);
+    rc = dev_mac(cfg->egress[0] ? cfg->egress : o->dev, d.src_mac);
     if (rc < 0)
         return rc;
-    rows = calloc(DROVER_TABLE_ROWS, sizeof(*rows));
-    proxies = calloc(DROVER_MAX_PROXIES, sizeof(*proxies));
-    if (!rows || !proxies) {
-        rc = -ENOMEM;
-        goto out;
-    }
-    /* the one table builder (director_build.h): the same proxies give the
-     * same table here and in a watcher-fed director */
-    rc = director_build_from_config(cfg, proxies, rows, &gen.proxy_count, NULL, err, sizeof(err));
+    rc = director_publish_config(m, o->dev, cfg, &d, &res, err, sizeof(err));
     if (rc < 0) {
-        log_error("%s: building the forwarding table failed: %s; nothing changed", o->dev,
-                  rc == -ENOMEM ? "out of memory" : err);
-        goto out;
+        log_error("%s: %s", o->dev, err);
+        return rc;
     }
-    rc = director_maps_publish(m, &gen, proxies, rows, &active);
-    if (rc < 0)
-        goto out;
-    rc = director_maps_set_vips(m, cfg->vips, cfg->n_vips);
-    if (rc < 0)
-        goto out;
-    __u64 want = director_generation_checksum(&gen, proxies, rows), got = 0;
-    rc = director_maps_checksum(m, active, &got);
-    if (rc == 0 && want != got) {
-        log_error("%s: generation %u reads back with checksum %016llx, wrote %016llx", o->dev,
-                  active, (unsigned long long)got, (unsigned long long)want);
-        rc = -EIO;
-    }
-    if (rc == 0)
-        log_info("%s: generation %u active: %zu proxies, %zu VIPs, checksum %016llx", o->dev,
-                 active, cfg->n_proxies, cfg->n_vips, (unsigned long long)want);
-out:
-    free(rows);
-    free(proxies);
-    return rc;
+    log_info("%s: generation %u active: %zu proxies, %zu VIPs, checksum %016llx", o->dev,
+             res.generation, cfg->n_proxies, cfg->n_vips, (unsigned long long)res.checksum);
+    return 0;
 }
 
 /* What differs between attaching the director and the decap program. */
@@ -425,7 +388,9 @@ static int detach_prog(const struct director_attach_opts *o, const char *pin_nam
     rc = director_loader_prog_ids(o, pin_name, &attached, &ours);
     if (rc < 0)
         return rc;
-    director_pin_dir(root_of(o), o->dev, dir, sizeof(dir));
+    rc = director_pin_dir(root_of(o), o->dev, dir, sizeof(dir));
+    if (rc < 0)
+        return rc;
     if (attached && (attached == ours || o->force)) {
         snprintf(path, sizeof(path), "%s/%s", dir, pin_name);
         int fd = attached == ours ? bpf_obj_get(path) : -1;

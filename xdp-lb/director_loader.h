@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * director_loader: loads the director and decap BPF objects through their
- * bpftool skeletons, pins maps and programs under <pin_root>/<dev>/, attaches
- * and detaches XDP, and applies a director_config to the pinned maps.
+ * bpftool skeletons, pins maps and programs in the pin directory
+ * (director_pin_dir), attaches and detaches XDP, and publishes a
+ * director_config into the maps (director_publish).
  *
  * Maps are pinned by name; a later attach (restart, upgrade) reuses the
  * pinned maps, so the watcher's table survives a program reload. Attaching
@@ -17,6 +18,7 @@
 #include <stddef.h>
 
 #include "director_config.h"
+#include "director_publish.h"
 
 enum director_xdp_mode {
     DIRECTOR_MODE_AUTO = 0, /* kernel's choice: native when the driver has it */
@@ -30,9 +32,6 @@ struct director_attach_opts {
     enum director_xdp_mode mode;
     bool force;
 };
-
-/* <root>/<dev> into buf. */
-int director_pin_dir(const char *root, const char *dev, char *buf, size_t len);
 
 int director_loader_attach(const struct director_attach_opts *o, const struct director_config *cfg);
 /* Publish cfg (new generation + VIP set) into the pinned maps of dev. */

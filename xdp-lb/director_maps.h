@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * director_maps: user-space access to the director's and the decap
- * program's BPF maps, by fd or through their pins under
- * /sys/fs/bpf/drover/<dev>/ (one file per map, named as the map). This is
- * the library the watcher links (libxdplb) to publish forwarding tables.
+ * program's BPF maps, by fd or through their pins in the pin directory
+ * (director_pin_dir: one file per map, named as the map). The lower layer
+ * of director_publish, which is what the programs call.
  *
  * Publishing a generation: write the inactive generation's config, proxies
  * and table rows, then flip drover_active (one 4-byte store). Packets read
@@ -11,9 +11,8 @@
  * whole. director_maps_activate() then waits for an RCU grace period
  * (membarrier), so when it returns no packet still reads the old generation
  * and the next publish may overwrite it. director_maps_publish() does all
- * of it; the watcher should verify
- * with director_maps_checksum() against director_generation_checksum() of what
- * it meant to write.
+ * of it; director_publish verifies with director_maps_checksum() against
+ * director_generation_checksum() of what it meant to write.
  */
 #ifndef DROVER_DIRECTOR_MAPS_H
 #define DROVER_DIRECTOR_MAPS_H
@@ -23,10 +22,6 @@
 #include "drover_maps.h"
 
 struct bpf_object;
-
-#define DIRECTOR_PIN_ROOT "/sys/fs/bpf/drover"
-#define DIRECTOR_PROG_PIN "director_prog"
-#define DECAP_PROG_PIN    "decap_prog"
 
 /* Map names; the pin file names are the same. */
 #define DIRECTOR_MAP_VIPS    "drover_vips"

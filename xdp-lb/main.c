@@ -4,8 +4,6 @@
  * inspects the director XDP program (director hosts) and the GUE decap
  * program (proxy hosts). See docs/director.md.
  */
-#include <arpa/inet.h>
-#include <bpf/bpf.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -15,7 +13,7 @@
 
 #include "director_config.h"
 #include "director_loader.h"
-#include "director_maps.h"
+#include "director_publish.h"
 #include "log.h"
 
 static void usage(FILE *out)
@@ -133,30 +131,21 @@ static int load_config(const char *path, struct director_config *cfg)
     return rc;
 }
 
-static int print_stats(const char *dev, const char *dir, const char *map, int json, int decap)
+static int print_stats(const char *dir, int json, bool decap, const char *dev)
 {
-    __u64 v[DROVER_STAT_MAX];
-    char path[320];
+    struct director_stat st[DIRECTOR_STATS_MAX];
+    size_t n = 0;
+    int rc = director_stats_read_pinned(dir, decap, st, &n);
 
-    snprintf(path, sizeof(path), "%s/%s", dir, map);
-    int fd = bpf_obj_get(path);
-    if (fd < 0) {
-        log_error("%s: cannot open pinned map %s: %s", dev, path, strerror(errno));
-        return -errno;
-    }
-    int rc = director_stats_read(fd, v);
-    close(fd);
     if (rc < 0)
         return rc;
     if (json)
         printf("{\"dev\":\"%s\"", dev);
-    for (int i = 0; i < DROVER_STAT_MAX; i++) {
-        if (decap ? !director_stat_in_decap(i) : !director_stat_in_director(i))
-            continue;
+    for (size_t i = 0; i < n; i++) {
         if (json)
-            printf(",\"%s\":%llu", director_stat_name(i), (unsigned long long)v[i]);
+            printf(",\"%s\":%llu", st[i].name, (unsigned long long)st[i].value);
         else
-            printf("%-24s %llu\n", director_stat_name(i), (unsigned long long)v[i]);
+            printf("%-24s %llu\n", st[i].name, (unsigned long long)st[i].value);
     }
     if (json)
         printf("}\n");
@@ -165,11 +154,8 @@ static int print_stats(const char *dev, const char *dir, const char *map, int js
 
 static int cmd_status(const struct cli *c, const char *dir)
 {
-    struct director_maps m;
-    struct drover_gen_config cfg;
-    __u32 attached, ours, gen;
-    size_t nvips = 0;
-    __u64 sum = 0;
+    struct director_live l;
+    __u32 attached, ours;
     int rc = director_loader_prog_ids(&c->o, DIRECTOR_PROG_PIN, &attached, &ours);
 
     if (rc < 0)
@@ -178,67 +164,36 @@ static int cmd_status(const struct cli *c, const char *dir)
            attached && attached == ours ? "yes"
            : attached                   ? "foreign"
                                         : "no");
-    rc = director_maps_open_pinned(dir, &m);
+    rc = director_live_read(dir, false, &l);
     if (rc < 0)
         return rc;
-    struct drover_proxy *proxies = calloc(DROVER_MAX_PROXIES, sizeof(*proxies));
-    if (!proxies) {
-        rc = -ENOMEM;
-        goto out;
-    }
-    if ((rc = director_maps_active(&m, &gen)) < 0 ||
-        (rc = director_maps_read_gen(&m, gen, &cfg, proxies)) < 0 ||
-        (rc = director_maps_checksum(&m, gen, &sum)) < 0)
-        goto out;
-    director_maps_count_vips(&m, &nvips);
     printf("generation %u\nmaps_version %u\ngue_port %u\nvips %zu\nproxies %u\nchecksum "
            "%016llx\n",
-           gen, cfg.version, ntohs(cfg.gue_port), nvips, cfg.proxy_count, (unsigned long long)sum);
-    for (__u32 i = 0; i < cfg.proxy_count && i < DROVER_MAX_PROXIES; i++) {
-        char a[64];
-        printf("proxy %u %s %s\n", i,
-               director_format_addr(proxies[i].family, proxies[i].addr, a, sizeof(a)),
-               director_state_name(proxies[i].state));
-    }
-out:
-    free(proxies);
-    director_maps_close(&m);
-    return rc;
+           l.generation, l.maps_version, l.gue_port, l.n_vips, l.proxy_count,
+           (unsigned long long)l.checksum);
+    for (uint32_t i = 0; i < l.n_listed; i++)
+        printf("proxy %u %s %s\n", i, l.proxies[i].address, l.proxies[i].state);
+    director_live_free(&l);
+    return 0;
 }
 
 static int cmd_table_dump(const char *dir)
 {
-    struct director_maps m;
-    struct drover_gen_config cfg;
-    __u32 gen;
-    int rc = director_maps_open_pinned(dir, &m);
+    struct director_live l;
+    int rc = director_live_read(dir, true, &l);
 
     if (rc < 0)
         return rc;
-    struct drover_proxy *proxies = calloc(DROVER_MAX_PROXIES, sizeof(*proxies));
-    if (!proxies) {
-        rc = -ENOMEM;
-        goto out;
+    printf("# generation %u: row primary secondary\n", l.generation);
+    for (uint32_t r = 0; r < DIRECTOR_TABLE_ROWS; r++) {
+        const struct director_live_row *row = &l.rows[r];
+        printf("%u %s %s\n", r,
+               row->primary < DIRECTOR_TABLE_MAX_PROXIES ? l.proxies[row->primary].address : "-",
+               row->secondary < DIRECTOR_TABLE_MAX_PROXIES ? l.proxies[row->secondary].address
+                                                           : "-");
     }
-    if ((rc = director_maps_active(&m, &gen)) < 0 ||
-        (rc = director_maps_read_gen(&m, gen, &cfg, proxies)) < 0)
-        goto out;
-    printf("# generation %u: row primary secondary\n", gen);
-    for (__u32 r = 0; r < DROVER_TABLE_ROWS; r++) {
-        const struct drover_row *row = &m.table[(size_t)gen * DROVER_TABLE_ROWS + r];
-        char a[64], b[64];
-        const struct drover_proxy none = {0};
-        const struct drover_proxy *p =
-            row->primary < DROVER_MAX_PROXIES ? &proxies[row->primary] : &none;
-        const struct drover_proxy *s =
-            row->secondary < DROVER_MAX_PROXIES ? &proxies[row->secondary] : &none;
-        printf("%u %s %s\n", r, director_format_addr(p->family, p->addr, a, sizeof(a)),
-               director_format_addr(s->family, s->addr, b, sizeof(b)));
-    }
-out:
-    free(proxies);
-    director_maps_close(&m);
-    return rc;
+    director_live_free(&l);
+    return 0;
 }
 
 static bool is_help(const char *arg)
@@ -294,14 +249,17 @@ static int run(int argc, char **argv)
     }
     if ((rc = need("--dev", c.o.dev)) < 0)
         return rc;
-    director_pin_dir(c.o.pin_root, c.o.dev, dir, sizeof(dir));
+    if ((rc = director_pin_dir(c.o.pin_root, c.o.dev, dir, sizeof(dir))) < 0) {
+        log_error("--dev %s: no pin directory for it: %s", c.o.dev, strerror(-rc));
+        return rc;
+    }
     if (decap) {
         if (strcmp(cmd, "attach") == 0)
             return decap_loader_attach(&c.o, (__u16)c.gue_port);
         if (strcmp(cmd, "detach") == 0)
             return decap_loader_detach(&c.o);
         if (strcmp(cmd, "stats") == 0)
-            return print_stats(c.o.dev, dir, DECAP_MAP_STATS, c.json, 1);
+            return print_stats(dir, c.json, true, c.o.dev);
         log_error("unknown command 'decap %s'", cmd);
         return -EINVAL;
     }
@@ -318,7 +276,7 @@ static int run(int argc, char **argv)
     if (strcmp(cmd, "status") == 0)
         return cmd_status(&c, dir);
     if (strcmp(cmd, "stats") == 0)
-        return print_stats(c.o.dev, dir, DIRECTOR_MAP_STATS, c.json, 0);
+        return print_stats(dir, c.json, false, c.o.dev);
     if (strcmp(cmd, "dump") == 0)
         return cmd_table_dump(dir);
     log_error("unknown command '%s'", cmd);
