@@ -5,12 +5,11 @@
  * program (proxy hosts). See docs/director.md.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
+#include "config.h"
 #include "director_config.h"
 #include "director_loader.h"
 #include "director_publish.h"
@@ -18,118 +17,63 @@
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: drover-director COMMAND [options]\n"
-                 "  attach --dev IF --config FILE [--mode native|generic] [--force]\n"
-                 "  apply  --dev IF --config FILE     publish a new table generation\n"
+    fprintf(out, "usage: drover-director COMMAND [options]   (COMMAND --help: its options)\n"
+                 "  attach --dev IF --director-config FILE [--mode native|generic] [--force]\n"
+                 "  apply  --dev IF --director-config FILE     publish a new table generation\n"
                  "  detach --dev IF [--force]\n"
                  "  status --dev IF\n"
                  "  stats  --dev IF [--json]\n"
                  "  table dump --dev IF\n"
-                 "  check-config --config FILE\n"
+                 "  check-config --director-config FILE\n"
                  "  decap attach --dev IF [--gue-port N] [--mode native|generic] [--force]\n"
                  "  decap detach --dev IF [--force]\n"
                  "  decap stats --dev IF [--json]\n"
-                 "common: --pin-root DIR (default " DIRECTOR_PIN_ROOT "), --log-level LEVEL\n");
+                 "common: --pin-root DIR (default " DIRECTOR_PIN_ROOT "), --log-level LEVEL,\n"
+                 "  --config FILE (JSON file of options); every option also as DROVER_<NAME>\n"
+                 "  (DROVER_DEV, DROVER_DIRECTOR_CONFIG, ...), see docs/configuration.md\n");
 }
 
-struct cli {
-    struct director_attach_opts o;
-    const char *config;
-    int json;
-    long gue_port;
-};
+/* ---- options (common/config: flag > DROVER_<NAME> > --config file > default) ---- */
 
-static int parse_opts(int argc, char **argv, struct cli *c)
-{
-    static const struct option opts[] = {
-        {"dev", required_argument, NULL, 'd'},      {"config", required_argument, NULL, 'c'},
-        {"mode", required_argument, NULL, 'm'},     {"force", no_argument, NULL, 'f'},
-        {"pin-root", required_argument, NULL, 'p'}, {"json", no_argument, NULL, 'j'},
-        {"gue-port", required_argument, NULL, 'g'}, {"log-level", required_argument, NULL, 'l'},
-        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
-    };
-    int ch;
+static struct {
+    char *dev, *director_config, *mode, *pin_root;
+    bool force, json;
+    int64_t gue_port;
+} opt;
 
-    c->gue_port = DROVER_GUE_PORT_DEFAULT;
-    optind = 1;
-    while ((ch = getopt_long(argc, argv, "d:c:m:fp:jg:l:h", opts, NULL)) != -1) {
-        switch (ch) {
-        case 'd':
-            c->o.dev = optarg;
-            break;
-        case 'c':
-            c->config = optarg;
-            break;
-        case 'm':
-            if (strcmp(optarg, "native") == 0) {
-                c->o.mode = DIRECTOR_MODE_NATIVE;
-            } else if (strcmp(optarg, "generic") == 0) {
-                c->o.mode = DIRECTOR_MODE_GENERIC;
-            } else {
-                log_error("--mode: expected native or generic, got '%s'", optarg);
-                return -EINVAL;
-            }
-            break;
-        case 'f':
-            c->o.force = true;
-            break;
-        case 'p':
-            c->o.pin_root = optarg;
-            break;
-        case 'j':
-            c->json = 1;
-            break;
-        case 'g': {
-            char *end;
-            c->gue_port = strtol(optarg, &end, 10);
-            if (*end || c->gue_port < 1 || c->gue_port > 65535) {
-                log_error("--gue-port: expected 1..65535, got '%s'", optarg);
-                return -EINVAL;
-            }
-            break;
-        }
-        case 'l': {
-            enum log_level lvl;
-            if (log_parse_level(optarg, &lvl) < 0) {
-                log_error("--log-level: expected debug|info|warn|error, got '%s'", optarg);
-                return -EINVAL;
-            }
-            log_set_level(lvl);
-            break;
-        }
-        case 'h':
-            usage(stdout);
-            exit(0);
-        default:
-            usage(stderr);
-            return -EINVAL;
-        }
-    }
-    if (optind < argc) {
-        log_error("unexpected argument '%s'", argv[optind]);
-        return -EINVAL;
-    }
-    return 0;
-}
+#define STR_(x) #x
+#define STR(x)  STR_(x)
 
-static int need(const char *what, const void *value)
-{
-    if (!value) {
-        log_error("missing required option %s", what);
-        return -EINVAL;
-    }
-    return 0;
-}
+#define OPT_DEV CONFIG_OPT_STRING("dev", &opt.dev, NULL, "network device (required)")
+#define OPT_PIN_ROOT                                                                               \
+    CONFIG_OPT_STRING("pin-root", &opt.pin_root, DIRECTOR_PIN_ROOT,                                \
+                      "bpffs directory; maps and programs are pinned in <pin-root>/<dev>/")
+#define OPT_DIRECTOR_CONFIG                                                                        \
+    CONFIG_OPT_STRING("director-config", &opt.director_config, NULL,                               \
+                      "director JSON config: VIPs, proxies, hash key, tunnel (required; "          \
+                      "docs/director.md)")
+#define OPT_MODE                                                                                   \
+    CONFIG_OPT_STRING("mode", &opt.mode, "auto",                                                   \
+                      "XDP mode: auto (the kernel's choice), native or generic")
+#define OPT_FORCE                                                                                  \
+    CONFIG_OPT_BOOL("force", &opt.force, "false",                                                  \
+                    "replace or remove an XDP program that is not drover's")
+#define OPT_JSON CONFIG_OPT_BOOL("json", &opt.json, "false", "one JSON object instead of lines")
+#define OPT_GUE_PORT                                                                               \
+    CONFIG_OPT_INT("gue-port", &opt.gue_port, STR(DROVER_GUE_PORT_DEFAULT), 1, 65535,              \
+                   "UDP port of the GUE tunnel the decap program takes")
 
-static int load_config(const char *path, struct director_config *cfg)
-{
-    char err[512];
-    int rc = director_config_load(path, cfg, err, sizeof(err));
-
-    if (rc < 0)
-        log_error("config: %s; nothing changed", err);
-    return rc;
-}
+static const struct config_option attach_opts[] = {OPT_DEV,   OPT_DIRECTOR_CONFIG, OPT_MODE,
+                                                   OPT_FORCE, OPT_PIN_ROOT,        CONFIG_OPT_END};
+static const struct config_option apply_opts[] = {OPT_DEV, OPT_DIRECTOR_CONFIG, OPT_PIN_ROOT,
+                                                  CONFIG_OPT_END};
+static const struct config_option detach_opts[] = {OPT_DEV, OPT_FORCE, OPT_PIN_ROOT,
+                                                   CONFIG_OPT_END};
+static const struct config_option status_opts[] = {OPT_DEV, OPT_PIN_ROOT, CONFIG_OPT_END};
+static const struct config_option stats_opts[] = {OPT_DEV, OPT_JSON, OPT_PIN_ROOT, CONFIG_OPT_END};
+static const struct config_option check_opts[] = {OPT_DIRECTOR_CONFIG, CONFIG_OPT_END};
+static const struct config_option decap_attach_opts[] = {OPT_DEV,   OPT_GUE_PORT, OPT_MODE,
+                                                         OPT_FORCE, OPT_PIN_ROOT, CONFIG_OPT_END};
 
 static int print_stats(const char *dir, int json, bool decap, const char *dev)
 {
@@ -152,15 +96,15 @@ static int print_stats(const char *dir, int json, bool decap, const char *dev)
     return 0;
 }
 
-static int cmd_status(const struct cli *c, const char *dir)
+static int cmd_status(const struct director_attach_opts *o, const char *dir)
 {
     struct director_live l;
     __u32 attached, ours;
-    int rc = director_loader_prog_ids(&c->o, DIRECTOR_PROG_PIN, &attached, &ours);
+    int rc = director_loader_prog_ids(o, DIRECTOR_PROG_PIN, &attached, &ours);
 
     if (rc < 0)
         return rc;
-    printf("dev %s\nxdp_prog_id %u\ndirector_prog_id %u\nattached %s\n", c->o.dev, attached, ours,
+    printf("dev %s\nxdp_prog_id %u\ndirector_prog_id %u\nattached %s\n", o->dev, attached, ours,
            attached && attached == ours ? "yes"
            : attached                   ? "foreign"
                                         : "no");
@@ -196,92 +140,226 @@ static int cmd_table_dump(const char *dir)
     return 0;
 }
 
+/* ---- commands ---- */
+
+enum cmd_id {
+    C_ATTACH,
+    C_APPLY,
+    C_DETACH,
+    C_STATUS,
+    C_STATS,
+    C_DUMP,
+    C_CHECK,
+    C_DATTACH,
+    C_DDETACH,
+    C_DSTATS
+};
+
+struct command {
+    const char *group; /* "decap", "table" or NULL */
+    const char *word;
+    enum cmd_id id;
+    struct config_program prog;
+};
+
+#define CMD(group_, word_, id_, full_, opts_, summary_)                                            \
+    {                                                                                              \
+        .group = (group_), .word = (word_), .id = (id_), .prog = {                                 \
+            .name = "drover-director " full_,                                                      \
+            .summary = (summary_),                                                                 \
+            .options = (opts_)                                                                     \
+        }                                                                                          \
+    }
+
+static const struct command commands[] = {
+    CMD(NULL, "attach", C_ATTACH, "attach", attach_opts,
+        "Load the director XDP program on a device, pin its maps and publish the config."),
+    CMD(NULL, "apply", C_APPLY, "apply", apply_opts,
+        "Publish the config as a new table generation into the pinned maps (no reload)."),
+    CMD(NULL, "detach", C_DETACH, "detach", detach_opts,
+        "Detach the director XDP program and remove its pins."),
+    CMD(NULL, "status", C_STATUS, "status", status_opts,
+        "Attached program and the active generation of the pinned maps."),
+    CMD(NULL, "stats", C_STATS, "stats", stats_opts, "The director's counters, summed over CPUs."),
+    CMD("table", "dump", C_DUMP, "table dump", status_opts,
+        "Every row of the active generation: row, primary, secondary."),
+    CMD(NULL, "check-config", C_CHECK, "check-config", check_opts,
+        "Parse and validate a director config; touches nothing."),
+    CMD("decap", "attach", C_DATTACH, "decap attach", decap_attach_opts,
+        "Load the GUE decap XDP program on a proxy host's device."),
+    CMD("decap", "detach", C_DDETACH, "decap detach", detach_opts,
+        "Detach the decap XDP program and remove its pins."),
+    CMD("decap", "stats", C_DSTATS, "decap stats", stats_opts,
+        "The decap program's counters, summed over CPUs."),
+};
+#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+
 static bool is_help(const char *arg)
 {
     return strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0 || strcmp(arg, "help") == 0;
 }
 
+static bool is_group(const char *word)
+{
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        if (commands[i].group && strcmp(commands[i].group, word) == 0)
+            return true;
+    return false;
+}
+
+static const struct command *find_command(const char *group, const char *word)
+{
+    for (size_t i = 0; i < NCOMMANDS; i++) {
+        const struct command *c = &commands[i];
+        if ((group ? c->group && strcmp(c->group, group) == 0 : !c->group) &&
+            strcmp(c->word, word) == 0)
+            return c;
+    }
+    return NULL;
+}
+
+static int need(const char *what, const char *value)
+{
+    if (!value || !*value) {
+        log_error("missing required option --%s (or DROVER_%s)", what,
+                  strcmp(what, "dev") == 0 ? "DEV" : "DIRECTOR_CONFIG");
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static int load_config(struct director_config *cfg)
+{
+    char err[512];
+    int rc = need("director-config", opt.director_config);
+
+    if (rc < 0)
+        return rc;
+    rc = director_config_load(opt.director_config, cfg, err, sizeof(err));
+    if (rc < 0)
+        log_error("director config: %s; nothing changed", err);
+    return rc;
+}
+
+static int parse_mode(enum director_xdp_mode *mode)
+{
+    if (!opt.mode || strcmp(opt.mode, "auto") == 0)
+        *mode = DIRECTOR_MODE_AUTO;
+    else if (strcmp(opt.mode, "native") == 0)
+        *mode = DIRECTOR_MODE_NATIVE;
+    else if (strcmp(opt.mode, "generic") == 0)
+        *mode = DIRECTOR_MODE_GENERIC;
+    else {
+        log_error("--mode: expected auto, native or generic, got '%s'", opt.mode);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* Run a parsed command. */
+static int dispatch(const struct command *c)
+{
+    struct director_attach_opts o = {.dev = opt.dev, .pin_root = opt.pin_root, .force = opt.force};
+    struct director_config cfg = {0};
+    char dir[4096];
+    int rc;
+
+    if (c->id == C_CHECK) {
+        if ((rc = load_config(&cfg)) < 0)
+            return rc;
+        printf("%s: ok, %zu VIPs, %zu proxies\n", opt.director_config, cfg.n_vips, cfg.n_proxies);
+        director_config_free(&cfg);
+        return 0;
+    }
+    if ((rc = need("dev", opt.dev)) < 0 || (rc = parse_mode(&o.mode)) < 0)
+        return rc;
+    if ((rc = director_pin_dir(opt.pin_root, opt.dev, dir, sizeof(dir))) < 0) {
+        log_error("--dev %s: no pin directory for it under %s: %s", opt.dev, opt.pin_root,
+                  strerror(-rc));
+        return rc;
+    }
+    switch (c->id) {
+    case C_ATTACH:
+    case C_APPLY:
+        if ((rc = load_config(&cfg)) < 0)
+            return rc;
+        rc = c->id == C_ATTACH ? director_loader_attach(&o, &cfg) : director_loader_apply(&o, &cfg);
+        director_config_free(&cfg);
+        return rc;
+    case C_DETACH:
+        return director_loader_detach(&o);
+    case C_STATUS:
+        return cmd_status(&o, dir);
+    case C_STATS:
+        return print_stats(dir, opt.json, false, opt.dev);
+    case C_DUMP:
+        return cmd_table_dump(dir);
+    case C_DATTACH:
+        return decap_loader_attach(&o, (__u16)opt.gue_port);
+    case C_DDETACH:
+        return decap_loader_detach(&o);
+    case C_DSTATS:
+        return print_stats(dir, opt.json, true, opt.dev);
+    case C_CHECK:
+        break;
+    }
+    return -EINVAL;
+}
+
+/* drover-director [GROUP] COMMAND [options]: the command words come first,
+ * then that command's options (its --help lists them). */
 static int run(int argc, char **argv)
 {
-    struct cli c = {0};
-    struct director_config cfg = {0};
-    char dir[256];
-    int decap = 0, rc;
+    const struct command *c;
+    const char *group = NULL;
+    char err[512];
+    int w = 1, first = 0, rc;
 
     if (argc < 2) {
         usage(stderr);
         return -EINVAL;
     }
-    const char *cmd = argv[1];
-    int shift = 1;
-    /* parse_opts() starts after the command word, so a --help in its
-     * place is seen here: usage on stdout, success */
-    if (is_help(cmd)) {
+    if (is_help(argv[1])) {
         usage(stdout);
         return 0;
     }
-    if (strcmp(cmd, "decap") == 0 || strcmp(cmd, "table") == 0) {
-        if (argc < 3) {
+    if (is_group(argv[1])) {
+        group = argv[w++];
+        if (w >= argc) {
             usage(stderr);
             return -EINVAL;
         }
-        if (is_help(argv[2])) {
+        if (is_help(argv[w])) {
             usage(stdout);
             return 0;
         }
-        decap = strcmp(cmd, "decap") == 0;
-        if (!decap && strcmp(argv[2], "dump") != 0) {
-            log_error("unknown command 'table %s'", argv[2]);
-            return -EINVAL;
-        }
-        cmd = argv[2];
-        shift = 2;
     }
-    rc = parse_opts(argc - shift, argv + shift, &c);
-    if (rc < 0)
-        return rc;
-    if (strcmp(cmd, "check-config") == 0) {
-        if ((rc = need("--config", c.config)) < 0 || (rc = load_config(c.config, &cfg)) < 0)
-            return rc;
-        printf("%s: ok, %zu VIPs, %zu proxies\n", c.config, cfg.n_vips, cfg.n_proxies);
-        director_config_free(&cfg);
-        return 0;
-    }
-    if ((rc = need("--dev", c.o.dev)) < 0)
-        return rc;
-    if ((rc = director_pin_dir(c.o.pin_root, c.o.dev, dir, sizeof(dir))) < 0) {
-        log_error("--dev %s: no pin directory for it: %s", c.o.dev, strerror(-rc));
-        return rc;
-    }
-    if (decap) {
-        if (strcmp(cmd, "attach") == 0)
-            return decap_loader_attach(&c.o, (__u16)c.gue_port);
-        if (strcmp(cmd, "detach") == 0)
-            return decap_loader_detach(&c.o);
-        if (strcmp(cmd, "stats") == 0)
-            return print_stats(dir, c.json, true, c.o.dev);
-        log_error("unknown command 'decap %s'", cmd);
+    c = find_command(group, argv[w]);
+    if (!c) {
+        log_error("unknown command '%s%s%s'%s", group ? group : "", group ? " " : "", argv[w],
+                  argv[w][0] == '-' ? " (the command comes before its options)" : "");
+        usage(stderr);
         return -EINVAL;
     }
-    if (strcmp(cmd, "attach") == 0 || strcmp(cmd, "apply") == 0) {
-        if ((rc = need("--config", c.config)) < 0 || (rc = load_config(c.config, &cfg)) < 0)
-            return rc;
-        rc = strcmp(cmd, "attach") == 0 ? director_loader_attach(&c.o, &cfg)
-                                        : director_loader_apply(&c.o, &cfg);
-        director_config_free(&cfg);
+    /* config_parse sees "drover-director COMMAND" as argv[0] */
+    rc = config_parse(&c->prog, argc - w, argv + w, &first, err, sizeof(err));
+    if (rc == CONFIG_HELP_SHOWN)
+        return 0;
+    if (rc < 0) {
+        log_error("%s: %s", c->prog.name, err);
+        if (strstr(err, "unknown key"))
+            log_error("note: --config FILE names a JSON file of options (keys as the flags); the "
+                      "VIPs/proxies config is --director-config FILE");
         return rc;
     }
-    if (strcmp(cmd, "detach") == 0)
-        return director_loader_detach(&c.o);
-    if (strcmp(cmd, "status") == 0)
-        return cmd_status(&c, dir);
-    if (strcmp(cmd, "stats") == 0)
-        return print_stats(dir, c.json, false, c.o.dev);
-    if (strcmp(cmd, "dump") == 0)
-        return cmd_table_dump(dir);
-    log_error("unknown command '%s'", cmd);
-    usage(stderr);
-    return -EINVAL;
+    if (first < argc - w) {
+        log_error("%s: unexpected argument '%s'", c->prog.name, argv[w + first]);
+        rc = -EINVAL;
+    } else {
+        rc = dispatch(c);
+    }
+    config_free(&c->prog);
+    return rc;
 }
 
 int main(int argc, char **argv)

@@ -369,14 +369,14 @@ fleet_director() {
     FLEET_HASH_KEY=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
     echo "$FLEET_HASH_KEY" >"$FLEET_STATE/hash-key"
     fleet_director_config active active
-    fleet_nsx director "$FLEET_BIN_DIRECTOR" attach --dev eth0 --config "$FLEET_STATE/director.json" \
+    fleet_nsx director "$FLEET_BIN_DIRECTOR" attach --dev eth0 --director-config "$FLEET_STATE/director.json" \
         --pin-root "$FLEET_STATE/bpffs/director" >/dev/null 2>&1
 }
 
 fleet_director_apply() { # STATE-OF-proxy-1 STATE-OF-proxy-2
     FLEET_HASH_KEY=$(cat "$FLEET_STATE/hash-key")
     fleet_director_config "$1" "$2"
-    fleet_nsx director "$FLEET_BIN_DIRECTOR" apply --dev eth0 --config "$FLEET_STATE/director.json" \
+    fleet_nsx director "$FLEET_BIN_DIRECTOR" apply --dev eth0 --director-config "$FLEET_STATE/director.json" \
         --pin-root "$FLEET_STATE/bpffs/director" >/dev/null 2>&1
 }
 

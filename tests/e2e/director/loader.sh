@@ -50,13 +50,13 @@ JSON
 write_config active
 
 # check-config: good and bad
-"$D" check-config --config "$TMP/director.json" | grep -q "ok, 2 VIPs, 3 proxies"
+"$D" check-config --director-config "$TMP/director.json" | grep -q "ok, 2 VIPs, 3 proxies"
 echo '{"gateway_mac": "02:00:00:00:00:01", "vips": [], "proxies": []}' >"$TMP/bad.json"
-if "$D" check-config --config "$TMP/bad.json" 2>"$TMP/err"; then fail "bad config accepted"; fi
+if "$D" check-config --director-config "$TMP/bad.json" 2>"$TMP/err"; then fail "bad config accepted"; fi
 grep -q hash_key "$TMP/err" || fail "error does not name hash_key: $(cat "$TMP/err")"
 
 # attach, status, table dump
-x attach --dev va --config "$TMP/director.json" 2>/dev/null
+x attach --dev va --director-config "$TMP/director.json" 2>/dev/null
 x status --dev va >"$TMP/status"
 [ "$(field attached <"$TMP/status")" = yes ] || fail "status: not attached"
 [ "$(field vips <"$TMP/status")" = 2 ] || fail "status: VIP count"
@@ -68,14 +68,14 @@ x table dump --dev va >"$TMP/table"
 grep -q ' 10.77.2.3 ' "$TMP/table" || fail "table: proxy 3 has no rows"
 
 # restart: the pinned maps are reused, the same config gives the same table
-x attach --dev va --config "$TMP/director.json" 2>/dev/null
+x attach --dev va --director-config "$TMP/director.json" 2>/dev/null
 x status --dev va >"$TMP/status"
 [ "$(field generation <"$TMP/status")" != "$gen0" ] || fail "re-attach did not publish a new generation"
 [ "$(field checksum <"$TMP/status")" = "$sum0" ] || fail "re-attach changed the table"
 
 # apply: proxy 3 inactive -> gone from every row
 sed -i 's/"state": "active"/"state": "inactive"/' "$TMP/director.json"
-x apply --dev va --config "$TMP/director.json" 2>/dev/null
+x apply --dev va --director-config "$TMP/director.json" 2>/dev/null
 x table dump --dev va >"$TMP/table"
 if grep -q '10.77.2.3' "$TMP/table"; then fail "inactive proxy still in the table"; fi
 x stats --dev va --json | python3 -c 'import json, sys; d = json.load(sys.stdin); assert d["dev"] == "va" and "encap_v4" in d and "decap_local" not in d'
@@ -85,10 +85,10 @@ x detach --dev va 2>/dev/null
 [ -z "$(ls "$TMP/bpffs/va" 2>/dev/null)" ] || fail "detach left pins: $(ls "$TMP/bpffs/va")"
 ip -n "$NS" link show va | grep -q xdp && fail "detach left the XDP program"
 ip -n "$NS" link set dev va xdp obj "$XDP_PASS" sec xdp
-if x attach --dev va --config "$TMP/director.json" 2>"$TMP/err"; then fail "replaced a foreign program"; fi
+if x attach --dev va --director-config "$TMP/director.json" 2>"$TMP/err"; then fail "replaced a foreign program"; fi
 grep -q -- "--force" "$TMP/err" || fail "refusal does not mention --force"
 if x detach --dev va 2>/dev/null; then fail "detached a foreign program"; fi
-x attach --dev va --config "$TMP/director.json" --force 2>/dev/null
+x attach --dev va --director-config "$TMP/director.json" --force 2>/dev/null
 [ "$(x status --dev va | field attached)" = yes ] || fail "--force attach"
 x detach --dev va 2>/dev/null
 

@@ -76,10 +76,10 @@ config active active >"$TMP/director.json"
 
 # Each namespace stands for a host with its own bpffs: its own pin root.
 pin() { echo "--pin-root $TMP/bpffs/$1"; }
-nsx "$DIR" "$DIRECTOR" attach --dev eth0 --config "$TMP/director.json" $(pin "$DIR")
+nsx "$DIR" "$DIRECTOR" attach --dev eth0 --director-config "$TMP/director.json" $(pin "$DIR")
 for ns in $P1 $P2; do nsx "$ns" "$DIRECTOR" decap attach --dev eth0 $(pin "$ns"); done
 # A foreign program is never replaced without --force.
-if nsx "$P1" "$DIRECTOR" attach --dev eth0 --config "$TMP/director.json" $(pin "$P1") \
+if nsx "$P1" "$DIRECTOR" attach --dev eth0 --director-config "$TMP/director.json" $(pin "$P1") \
     2>"$TMP/force.log"; then
     echo "e2e_director: attach over the decap program succeeded without --force" >&2
     exit 1
@@ -122,7 +122,7 @@ if [ "$owner" = proxy1 ]; then
 else
     config active draining >"$TMP/director.json"; old=$P2; new=$P1
 fi
-nsx "$DIR" "$DIRECTOR" apply --dev eth0 --config "$TMP/director.json" $(pin "$DIR")
+nsx "$DIR" "$DIRECTOR" apply --dev eth0 --director-config "$TMP/director.json" $(pin "$DIR")
 touch "$TMP/state/go"
 
 if ! wait "$client"; then

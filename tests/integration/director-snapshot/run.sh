@@ -51,7 +51,7 @@ cat >"$TMP/director.json" <<JSON
  "vips": [], "proxies": []}
 JSON
 # shellcheck disable=SC2086 # $pin is two words
-nsx "$DIRECTOR" attach --dev lo --mode generic --config "$TMP/director.json" $pin \
+nsx "$DIRECTOR" attach --dev lo --mode generic --director-config "$TMP/director.json" $pin \
     >"$TMP/attach.log" 2>&1 || fail "drover-director attach failed"
 
 nsx "$CONSUL_DEV" start "$TMP/consul" >"$TMP/consul-start.log" 2>&1 ||

@@ -87,7 +87,7 @@ cat >"$TMP/director.json" <<JSON
  "vips": [], "proxies": []}
 JSON
 pin="--pin-root $TMP/bpffs"
-nsx "$DIR" "$DIRECTOR" attach --dev eth0 --config "$TMP/director.json" $pin
+nsx "$DIR" "$DIRECTOR" attach --dev eth0 --director-config "$TMP/director.json" $pin
 for ns in $P1 $P2; do nsx "$ns" "$DIRECTOR" decap attach --dev eth0 --pin-root "$TMP/bpffs/$ns"; done
 
 # Background processes are started with `ip netns exec` itself (which execs
@@ -206,7 +206,7 @@ cat >"$TMP/same.json" <<JSON
 JSON
 want=$(q "s['generation_checksum']")
 gen_before=$(q "s['generation']")
-nsx "$DIR" "$DIRECTOR" apply --dev eth0 --config "$TMP/same.json" $pin
+nsx "$DIR" "$DIRECTOR" apply --dev eth0 --director-config "$TMP/same.json" $pin
 [ "$(q "s['generation']")" != "$gen_before" ] || fail "drover-director apply did not flip"
 [ "$(q "s['generation_checksum']")" = "$want" ] ||
     fail "config-fed table differs from the watcher's: $(q "s['generation_checksum']") vs $want"
@@ -286,7 +286,7 @@ want=$(q "s['generation_checksum']")
 stop_watcher
 "$CONSUL_DEV" kill "$TMP/consul"
 # meanwhile something else publishes (the standalone config: no proxies)
-nsx "$DIR" "$DIRECTOR" apply --dev eth0 --config "$TMP/director.json" $pin
+nsx "$DIR" "$DIRECTOR" apply --dev eth0 --director-config "$TMP/director.json" $pin
 [ "$(q "s['generation_checksum']")" != "$want" ] || fail "config apply did not change the maps"
 start_watcher "$CONSUL" watcher2.log # Consul is gone: connection refused
 wait_for 20 "s['in_sync'] and s['generation_checksum']=='$want'" "snapshot re-applied"
