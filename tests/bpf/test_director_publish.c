@@ -1,0 +1,214 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * director_publish against real director maps (loaded skeleton, pinned in
+ * a bpffs of a private mount namespace): drover-director's config path and
+ * the watcher's table path give the byte-identical generation (same
+ * checksum, so the table path flips nothing), the table path keeps the
+ * tunnel settings of the active generation, changes flip and verify, the
+ * live read reports what was published, and a map set nobody attached
+ * with settings is refused with -EAGAIN.
+ */
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <check.h>
+#include <errno.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <netinet/in.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "director_bpf.skel.h"
+#include "director_build.h"
+#include "director_config.h"
+#include "director_maps.h"
+#include "director_publish.h"
+#include "log.h"
+
+static const char *CONFIG =
+    "{\"hash_key\":\"00112233445566778899aabbccddeeff\",\"hash_fields\":\"src+dport\","
+    "\"gue_port\":19600,\"source_v4\":\"10.0.0.254\",\"source_v6\":\"fd00::fe\","
+    "\"gateway_mac\":\"02:00:00:00:00:01\","
+    "\"vips\":[{\"address\":\"198.51.100.1\",\"port\":80,\"protocol\":\"tcp\"},"
+    "{\"address\":\"2001:db8::5\",\"port\":53,\"protocol\":\"udp\"}],"
+    "\"proxies\":[{\"address\":\"10.0.0.3\",\"name\":\"c\"},"
+    "{\"address\":\"fd00::1\",\"name\":\"a\",\"weight\":200},"
+    "{\"address\":\"10.0.0.2\",\"name\":\"b\",\"state\":\"draining\"}]}";
+static const struct director_vip VIPS[] = {{"198.51.100.1", IPPROTO_TCP, 80},
+                                           {"2001:db8::5", IPPROTO_UDP, 53}};
+static const uint8_t SRC_MAC[6] = {0x02, 0, 0, 0, 0, 0xd1};
+
+static char root[] = "/tmp/drover-publish-XXXXXX";
+
+/* Pin the named maps of obj in dir, as the loader does. */
+static void pin_maps(struct bpf_object *obj, const char *dir)
+{
+    struct bpf_map *map;
+    char path[512];
+
+    ck_assert(mkdir(dir, 0700) == 0 || errno == EEXIST);
+    bpf_object__for_each_map(map, obj)
+    {
+        if (strchr(bpf_map__name(map), '.'))
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", dir, bpf_map__name(map));
+        ck_assert_int_eq(bpf_map__pin(map, path), 0);
+    }
+}
+
+START_TEST(test_config_and_table_paths_agree)
+{
+    struct director_bpf *skel = director_bpf__open_and_load();
+    struct director_publish_device dev = {.egress_ifindex = 0};
+    struct director_publish_result first, res;
+    struct director_config cfg;
+    struct director_table *t = NULL;
+    struct director_maps m;
+    struct director_live l;
+    static struct drover_row rows[DROVER_TABLE_ROWS];
+    static struct drover_proxy px[DROVER_MAX_PROXIES];
+    char dir[256], err[512];
+    __u32 count = 0;
+
+    ck_assert_ptr_nonnull(skel);
+    memcpy(dev.src_mac, SRC_MAC, 6);
+    ck_assert_int_eq(director_config_parse(CONFIG, strlen(CONFIG), "t", &cfg, err, sizeof(err)), 0);
+    ck_assert_int_eq(director_maps_from_object(&m, skel->obj), 0);
+    ck_assert_int_eq(director_publish_config(&m, "test", &cfg, &dev, &first, err, sizeof(err)), 0);
+    ck_assert(first.gen_written && first.vips_written && first.have_generation);
+    ck_assert_uint_eq(first.generation, 0); /* a fresh map set fills generation 0 */
+    director_maps_close(&m);
+    ck_assert_int_eq(director_pin_dir(root, "eth0", dir, sizeof(dir)), 0);
+    pin_maps(skel->obj, dir);
+
+    /* the watcher's path with the same proxies, key and VIPs */
+    ck_assert_int_eq(director_build_from_config(&cfg, px, rows, &count, &t, err, sizeof(err)), 0);
+    struct director_publish_table p = {.table = t,
+                                       .hash_key = {cfg.hash_key[0], cfg.hash_key[1]},
+                                       .hash_fields = cfg.hash_fields,
+                                       .gue_port = cfg.gue_port,
+                                       .vips = VIPS,
+                                       .n_vips = 2};
+    ck_assert_int_eq(director_publish_table(dir, &p, &res, err, sizeof(err)), 0);
+    ck_assert(res.have_generation && !res.gen_written && !res.vips_written);
+    ck_assert_uint_eq(res.generation, first.generation);
+    ck_assert_uint_eq(res.checksum, first.checksum);
+    /* a caller whose VIPs changed gets them rewritten, nothing flipped */
+    p.vips_changed = true;
+    ck_assert_int_eq(director_publish_table(dir, &p, &res, err, sizeof(err)), 0);
+    ck_assert(!res.gen_written && res.vips_written);
+
+    /* a change flips the other generation in, verified */
+    p.vips_changed = false;
+    p.gue_port = 19601;
+    ck_assert_int_eq(director_publish_table(dir, &p, &res, err, sizeof(err)), 0);
+    ck_assert(res.gen_written && !res.vips_written);
+    ck_assert_uint_eq(res.generation, first.generation ^ 1);
+    ck_assert_uint_ne(res.checksum, first.checksum);
+
+    /* the live read reports it; the tunnel settings stayed */
+    ck_assert_int_eq(director_live_read(dir, true, &l), 0);
+    ck_assert_uint_eq(l.generation, res.generation);
+    ck_assert_uint_eq(l.checksum, res.checksum);
+    ck_assert_uint_eq(l.gue_port, 19601);
+    ck_assert_uint_eq(l.maps_version, DROVER_MAPS_VERSION);
+    ck_assert_uint_eq(l.n_vips, 2);
+    ck_assert_uint_eq(l.proxy_count, t->proxy_count);
+    ck_assert_uint_eq(l.n_listed, t->proxy_count);
+    ck_assert_ptr_nonnull(l.rows);
+    uint32_t primaries = l.rows_without_proxy;
+    for (uint32_t i = 0; i < l.n_listed; i++) {
+        ck_assert_uint_eq(l.proxies[i].primary_rows, t->proxies[i].primary_rows);
+        ck_assert_uint_eq(l.proxies[i].secondary_rows, t->proxies[i].secondary_rows);
+        char a[64];
+        ck_assert_ptr_nonnull(inet_ntop(t->proxies[i].family, t->proxies[i].addr, a, sizeof(a)));
+        ck_assert_str_eq(l.proxies[i].address, a);
+        primaries += l.proxies[i].primary_rows;
+    }
+    ck_assert_uint_eq(primaries, DIRECTOR_TABLE_ROWS);
+    ck_assert_str_eq(l.proxies[l.n_listed].address, "-"); /* empty slot */
+    for (uint32_t r = 0; r < DIRECTOR_TABLE_ROWS; r++)
+        ck_assert_uint_eq(l.rows[r].primary, rows[r].primary);
+    struct drover_gen_config g;
+    ck_assert_int_eq(director_maps_open_pinned(dir, &m), 0);
+    ck_assert_int_eq(director_maps_read_gen(&m, l.generation, &g, px), 0);
+    ck_assert_uint_eq(g.src_v4, cfg.src_v4);
+    ck_assert_int_eq(memcmp(g.src_mac, SRC_MAC, 6), 0);
+    ck_assert_int_eq(memcmp(g.gw_mac, cfg.gw_mac, 6), 0);
+    director_maps_close(&m);
+    director_live_free(&l);
+
+    /* fewer VIPs: the live count differs, the set is made exact */
+    p.n_vips = 1;
+    ck_assert_int_eq(director_publish_table(dir, &p, &res, err, sizeof(err)), 0);
+    ck_assert(!res.gen_written && res.vips_written);
+    ck_assert_int_eq(director_live_read(dir, false, &l), 0);
+    ck_assert_uint_eq(l.n_vips, 1);
+    ck_assert_ptr_null(l.rows);
+    director_live_free(&l);
+
+    director_table_free(t);
+    director_config_free(&cfg);
+    director_bpf__destroy(skel);
+}
+END_TEST
+
+START_TEST(test_unattached_maps_refused)
+{
+    struct director_bpf *skel = director_bpf__open_and_load();
+    struct director_table *t = NULL;
+    struct director_publish_result res;
+    struct director_proxy_input in = {
+        .id = "a", .address = "10.0.0.1", .state = DIRECTOR_PROXY_ACTIVE, .healthy = true};
+    const __u64 key[2] = {1, 2};
+    char dir[256], err[512];
+
+    ck_assert_ptr_nonnull(skel);
+    ck_assert_int_eq(director_pin_dir(root, "fresh0", dir, sizeof(dir)), 0);
+    pin_maps(skel->obj, dir);
+    ck_assert_int_eq(director_build_table(key, &in, 1, &t, err, sizeof(err)), 0);
+    struct director_publish_table p = {.table = t, .hash_key = {1, 2}, .gue_port = 19523};
+    ck_assert_int_eq(director_publish_table(dir, &p, &res, err, sizeof(err)), -EAGAIN);
+    ck_assert_ptr_nonnull(strstr(err, "attach drover-director"));
+    ck_assert_ptr_nonnull(strstr(err, dir));
+    ck_assert(!res.gen_written && !res.vips_written);
+    director_table_free(t);
+    director_bpf__destroy(skel);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("bpf_director_publish");
+    TCase *tc = tcase_create("publish");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_config_and_table_paths_agree);
+    tcase_add_test(tc, test_unattached_maps_refused);
+    suite_add_tcase(s, tc);
+    if (geteuid() != 0) {
+        fprintf(stderr, "bpf tests need root (CAP_BPF, CAP_SYS_ADMIN for a bpffs)\n");
+        return 77;
+    }
+    /* a bpffs of our own, in a mount namespace of our own: nothing is
+     * left behind whatever happens */
+    if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
+        fprintf(stderr, "cannot make a private mount namespace: %s\n", strerror(errno));
+        return 77;
+    }
+    if (!mkdtemp(root) || mount("bpf", root, "bpf", 0, "mode=0700") < 0) {
+        fprintf(stderr, "cannot mount a bpffs on %s: %s\n", root, strerror(errno));
+        return 1;
+    }
+    log_set_level(LOGL_WARN);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    umount2(root, MNT_DETACH);
+    rmdir(root);
+    return failed ? 1 : 0;
+}
