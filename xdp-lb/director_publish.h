@@ -7,10 +7,12 @@
  * and both status commands (`drover-director status/table dump/stats`,
  * `drover-watcher director status`) read through it.
  *
- * Together with its lower layer director_maps (map fds, generation flip,
- * VIP index) it is the only user-space code that knows the BPF map structs
- * of xdp-lb/bpf/drover_maps.h; callers speak in director_table, text
- * addresses and the neutral structs below.
+ * With its lower layer director_maps (map fds, generation flip, VIP index)
+ * it is the only way programs reach the maps: callers speak in
+ * director_table, text addresses and the neutral structs below, never in
+ * the BPF map structs of xdp-lb/bpf/drover_maps.h. (Inside libxdplb,
+ * director_build's map layout and director_config's parsed form use them
+ * too; tests and benchmarks of the BPF programs use them directly.)
  *
  * Pin rule: a device's maps and programs are pinned in <pin root>/<dev>/,
  * one file per map named as the map; DIRECTOR_PIN_ROOT when no root is
