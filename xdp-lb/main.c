@@ -323,6 +323,21 @@ static int run(int argc, char **argv)
         usage(stdout);
         return 0;
     }
+    if (argv[1][0] == '-') {
+        /* only common/config's built-ins (--version, --log-level) can come
+         * first; command options go after the command */
+        static const struct config_option none[] = {CONFIG_OPT_END};
+        static const struct config_program global = {.name = "drover-director", .options = none};
+        rc = config_parse(&global, argc, argv, &first, err, sizeof(err));
+        if (rc == CONFIG_HELP_SHOWN)
+            return 0;
+        if (rc == 0)
+            config_free(&global);
+        log_error("%s%sthe command comes first: drover-director COMMAND [options]",
+                  rc < 0 ? err : "", rc < 0 ? "; " : "");
+        usage(stderr);
+        return -EINVAL;
+    }
     if (is_group(argv[1])) {
         group = argv[w++];
         if (w >= argc) {
@@ -336,8 +351,7 @@ static int run(int argc, char **argv)
     }
     c = find_command(group, argv[w]);
     if (!c) {
-        log_error("unknown command '%s%s%s'%s", group ? group : "", group ? " " : "", argv[w],
-                  argv[w][0] == '-' ? " (the command comes before its options)" : "");
+        log_error("unknown command '%s%s%s'", group ? group : "", group ? " " : "", argv[w]);
         usage(stderr);
         return -EINVAL;
     }
