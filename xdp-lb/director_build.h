@@ -7,8 +7,8 @@
  *
  *   director_table (rendezvous + bounded load, GLB states, health)
  *     seeded with the 16 bytes of the generation's SipHash key
- *   -> map layout: proxies in the table's canonical order (sorted by id),
- *      rows as indices into them, DIRECTOR_TABLE_NONE = DROVER_ROW_NONE.
+ *   -> director_publish writes it in map layout: proxies in the table's
+ *      canonical order (sorted by id), rows as indices into them.
  *
  * Owns nothing beyond the table it returns (director_table_free).
  */
@@ -30,24 +30,12 @@ void director_build_seed(const __u64 key[2], uint8_t seed[16]);
 int director_build_table(const __u64 key[2], const struct director_proxy_input *in, size_t n,
                          struct director_table **out, char *err, size_t errlen);
 
-/* Fill proxies[0..t->proxy_count) and rows[DROVER_TABLE_ROWS] (the map
- * layout of one generation) from t. */
-void director_build_to_maps(const struct director_table *t, struct drover_proxy *proxies,
-                            struct drover_row *rows);
-
-/* For callers that hold proxies in map layout (tests, benchmarks): build
- * with every proxy healthy, id = address text, and rewrite proxies[0..n)
- * into the table's order so rows index them. 0, -EINVAL, -ENOMEM. */
-int director_build_proxies(const __u64 key[2], struct drover_proxy *proxies, size_t n,
-                           struct drover_row *rows);
-
 /* The table of a standalone config: every proxy healthy, id = its "name"
- * (default: the address text). proxies: DROVER_MAX_PROXIES entries. On
- * success *out owns the table (may be NULL when only the arrays are
- * wanted: pass out = NULL). 0, -EINVAL (err), -ENOMEM. An empty proxy set
- * gives an all-NONE table (0). */
-int director_build_from_config(const struct director_config *cfg, struct drover_proxy *proxies,
-                               struct drover_row *rows, __u32 *proxy_count,
-                               struct director_table **out, char *err, size_t errlen);
+ * (default: the address text). On success *out owns the table
+ * (director_table_free). 0, -EINVAL (err), -ENOMEM. An empty proxy set
+ * gives an all-empty table (0). The map layout of a table is
+ * director_publish's business. */
+int director_build_from_config(const struct director_config *cfg, struct director_table **out,
+                               char *err, size_t errlen);
 
 #endif

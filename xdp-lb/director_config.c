@@ -130,7 +130,7 @@ static int parse_vips(const json_t *root, struct director_config *out, char *err
         return -ENOMEM;
     for (size_t i = 0; i < n; i++) {
         const json_t *v = json_array_get(arr, i);
-        struct drover_vip_key *k = &out->vips[i];
+        struct director_config_vip *k = &out->vips[i];
         const char *addr = NULL, *proto = "tcp";
         int64_t port = 0;
         char where[32];
@@ -184,7 +184,7 @@ static int parse_proxies(const json_t *root, struct director_config *out, char *
         return -ENOMEM;
     for (size_t i = 0; i < n; i++) {
         const json_t *v = json_array_get(arr, i);
-        struct drover_proxy *p = &out->proxies[i];
+        struct director_config_proxy *p = &out->proxies[i];
         const char *addr = NULL, *state = "active", *name = NULL;
         int64_t weight = 0;
         char where[32];
@@ -211,7 +211,8 @@ static int parse_proxies(const json_t *root, struct director_config *out, char *
             }
             for (size_t j = 0; j < i; j++) {
                 if (out->proxy_names[j] && strcmp(out->proxy_names[j], name) == 0) {
-                    errmsg_set(err, errlen, "%s.name: '%s' duplicates proxies[%zu]", where, name, j);
+                    errmsg_set(err, errlen, "%s.name: '%s' duplicates proxies[%zu]", where, name,
+                               j);
                     return -EINVAL;
                 }
             }
@@ -391,18 +392,4 @@ void director_config_free(struct director_config *cfg)
     cfg->vips = NULL;
     cfg->proxies = NULL;
     cfg->n_vips = cfg->n_proxies = 0;
-}
-
-void director_config_to_gen(const struct director_config *cfg, struct drover_gen_config *gen)
-{
-    memset(gen, 0, sizeof(*gen));
-    gen->version = DROVER_MAPS_VERSION;
-    gen->proxy_count = (__u32)cfg->n_proxies;
-    gen->hash_key[0] = cfg->hash_key[0];
-    gen->hash_key[1] = cfg->hash_key[1];
-    gen->hash_fields = cfg->hash_fields;
-    gen->gue_port = htons(cfg->gue_port);
-    gen->src_v4 = cfg->src_v4;
-    memcpy(gen->src_v6, cfg->src_v6, sizeof(gen->src_v6));
-    memcpy(gen->gw_mac, cfg->gw_mac, sizeof(gen->gw_mac));
 }

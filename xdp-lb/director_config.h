@@ -33,6 +33,22 @@
 
 #include "drover_maps.h"
 
+/* A VIP of the config, as the director matches it (director_publish
+ * copies it into the VIP map's key). */
+struct director_config_vip {
+    __u32 addr[4]; /* network order; IPv4 in addr[0] */
+    __u16 port;    /* network order */
+    __u8 proto;    /* IPPROTO_TCP or IPPROTO_UDP */
+    __u8 family;   /* DROVER_AF_INET or DROVER_AF_INET6 */
+};
+
+/* A proxy of the config (its name and weight: proxy_names, proxy_weights). */
+struct director_config_proxy {
+    __u32 addr[4]; /* network order; IPv4 in addr[0] */
+    __u8 family;   /* DROVER_AF_INET or DROVER_AF_INET6 */
+    __u8 state;    /* enum director_proxy_state */
+};
+
 struct director_config {
     __u64 hash_key[2];
     __u32 hash_fields; /* enum drover_hash_fields */
@@ -41,12 +57,12 @@ struct director_config {
     __u32 src_v6[4];
     __u8 gw_mac[6];
     char egress[IF_NAMESIZE]; /* "" = XDP_TX on the attach device */
-    struct drover_vip_key *vips;
+    struct director_config_vip *vips;
     size_t n_vips;
-    struct drover_proxy *proxies;
+    struct director_config_proxy *proxies;
     size_t n_proxies;
-    char **proxy_names;    /* per proxy: table id, NULL = address text */
-    __u32 *proxy_weights;  /* per proxy: 0 = default weight */
+    char **proxy_names;   /* per proxy: table id, NULL = address text */
+    __u32 *proxy_weights; /* per proxy: 0 = default weight */
 };
 
 /* Parse JSON text. name labels messages ("director.json"). On success the
@@ -57,10 +73,6 @@ int director_config_parse(const char *text, size_t len, const char *name,
 /* Read and parse a file; -errno when it cannot be read. */
 int director_config_load(const char *path, struct director_config *out, char *err, size_t errlen);
 void director_config_free(struct director_config *cfg);
-
-/* The generation config for these settings. src_mac and egress_ifindex are
- * the loader's business (they depend on the device) and are left zero. */
-void director_config_to_gen(const struct director_config *cfg, struct drover_gen_config *gen);
 
 /* Helpers shared with the CLI: "tcp"/"udp", "active"/..., "src"/... */
 int director_parse_proto(const char *text, __u8 *out);

@@ -20,6 +20,13 @@
 #include "errmsg.h"
 #include "log.h"
 
+_Static_assert(DIRECTOR_TABLE_ROWS == DROVER_TABLE_ROWS, "table sizes differ");
+_Static_assert(DIRECTOR_TABLE_MAX_PROXIES == DROVER_MAX_PROXIES, "proxy limits differ");
+_Static_assert(DIRECTOR_TABLE_NONE == DROVER_ROW_NONE, "empty row markers differ");
+_Static_assert((int)DIRECTOR_PROXY_FILLING == (int)DROVER_PROXY_FILLING &&
+                   (int)DIRECTOR_PROXY_DRAINING == (int)DROVER_PROXY_DRAINING &&
+                   (int)DIRECTOR_PROXY_ACTIVE == (int)DROVER_PROXY_ACTIVE,
+               "proxy states differ");
 _Static_assert(DIRECTOR_ADDR_TEXT >= INET6_ADDRSTRLEN, "address text too short");
 _Static_assert(DIRECTOR_STATS_MAX >= DROVER_STAT_MAX, "DIRECTOR_STATS_MAX too small");
 
@@ -30,6 +37,71 @@ int director_pin_dir(const char *root, const char *dev, char *buf, size_t len)
     int n = snprintf(buf, len, "%s/%s", root ? root : DIRECTOR_PIN_ROOT, dev);
 
     return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+/* ---- map layout ---- */
+
+void director_publish_to_maps(const struct director_table *t, struct drover_proxy *proxies,
+                              struct drover_row *rows)
+{
+    for (uint32_t i = 0; i < t->proxy_count; i++) {
+        const struct director_table_proxy *p = &t->proxies[i];
+        memset(&proxies[i], 0, sizeof(proxies[i]));
+        proxies[i].family = p->family == AF_INET6 ? DROVER_AF_INET6 : DROVER_AF_INET;
+        memcpy(proxies[i].addr, p->addr, p->family == AF_INET6 ? 16 : 4);
+        proxies[i].state = (__u8)p->state;
+    }
+    for (uint32_t r = 0; r < DROVER_TABLE_ROWS; r++) {
+        rows[r].primary = t->rows[r].primary;
+        rows[r].secondary = t->rows[r].secondary;
+        rows[r].reserved = 0;
+    }
+}
+
+int director_publish_build_proxies(const __u64 key[2], struct drover_proxy *proxies, size_t n,
+                                   struct drover_row *rows)
+{
+    struct director_config cfg = {.n_proxies = n};
+    struct director_table *t = NULL;
+    char err[256];
+    int rc;
+
+    cfg.proxies = calloc(n + 1, sizeof(*cfg.proxies));
+    if (!cfg.proxies)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        memcpy(cfg.proxies[i].addr, proxies[i].addr, sizeof(cfg.proxies[i].addr));
+        cfg.proxies[i].family = proxies[i].family;
+        cfg.proxies[i].state = proxies[i].state;
+    }
+    cfg.hash_key[0] = key[0];
+    cfg.hash_key[1] = key[1];
+    rc = director_build_from_config(&cfg, &t, err, sizeof(err));
+    if (rc == 0) {
+        memset(proxies, 0, n * sizeof(*proxies));
+        director_publish_to_maps(t, proxies, rows);
+    }
+    director_table_free(t);
+    free(cfg.proxies);
+    return rc;
+}
+
+/* The generation config of a standalone config; src_mac and egress come
+ * from the device. */
+static void config_to_gen(const struct director_config *cfg,
+                          const struct director_publish_device *dev, struct drover_gen_config *gen)
+{
+    memset(gen, 0, sizeof(*gen));
+    gen->version = DROVER_MAPS_VERSION;
+    gen->hash_key[0] = cfg->hash_key[0];
+    gen->hash_key[1] = cfg->hash_key[1];
+    gen->hash_fields = cfg->hash_fields;
+    gen->gue_port = htons(cfg->gue_port);
+    gen->src_v4 = cfg->src_v4;
+    memcpy(gen->src_v6, cfg->src_v6, sizeof(gen->src_v6));
+    memcpy(gen->gw_mac, cfg->gw_mac, sizeof(gen->gw_mac));
+    memcpy(gen->src_mac, dev->src_mac, sizeof(gen->src_mac));
+    gen->egress_ifindex = dev->egress_ifindex;
 }
 
 /* ---- publish ---- */
@@ -180,7 +252,7 @@ int director_publish_table(const char *pin_dir, const struct director_publish_ta
     img.cfg.hash_fields = p->hash_fields;
     img.cfg.gue_port = htons(p->gue_port);
     memset(img.proxies, 0, DROVER_MAX_PROXIES * sizeof(*img.proxies));
-    director_build_to_maps(p->table, img.proxies, img.rows);
+    director_publish_to_maps(p->table, img.proxies, img.rows);
     img.cfg.proxy_count = p->table->proxy_count;
     if ((rc = vip_keys(p->vips, p->n_vips, &keys, &nkeys)) < 0) {
         errmsg_set(err, errlen, "publishing into %s: out of memory", pin_dir);
@@ -199,30 +271,39 @@ int director_publish_config(struct director_maps *m, const char *where,
                             const struct director_publish_device *dev,
                             struct director_publish_result *res, char *err, size_t errlen)
 {
+    struct drover_vip_key *keys = calloc(cfg->n_vips + 1, sizeof(*keys));
+    struct director_table *t = NULL;
     struct image img;
     char berr[256];
     int rc;
 
     memset(res, 0, sizeof(*res));
-    if (image_alloc(&img) < 0) {
-        image_free(&img);
+    if (image_alloc(&img) < 0 || !keys) {
+        rc = -ENOMEM;
         errmsg_set(err, errlen, "%s: out of memory", where);
-        return -ENOMEM;
+        goto out;
     }
-    director_config_to_gen(cfg, &img.cfg);
-    img.cfg.egress_ifindex = dev->egress_ifindex;
-    memcpy(img.cfg.src_mac, dev->src_mac, sizeof(img.cfg.src_mac));
+    config_to_gen(cfg, dev, &img.cfg);
     /* the one table builder (director_build.h): the same proxies give the
      * same table here and in a watcher-fed director */
-    rc = director_build_from_config(cfg, img.proxies, img.rows, &img.cfg.proxy_count, NULL, berr,
-                                    sizeof(berr));
+    rc = director_build_from_config(cfg, &t, berr, sizeof(berr));
     if (rc < 0) {
         errmsg_set(err, errlen, "building the forwarding table failed: %s",
                    rc == -ENOMEM ? "out of memory" : berr);
         goto out;
     }
-    rc = publish_image(m, where, &img, NULL, cfg->vips, cfg->n_vips, true, res, err, errlen);
+    director_publish_to_maps(t, img.proxies, img.rows);
+    img.cfg.proxy_count = t->proxy_count;
+    for (size_t i = 0; i < cfg->n_vips; i++) {
+        memcpy(keys[i].addr, cfg->vips[i].addr, sizeof(keys[i].addr));
+        keys[i].port = cfg->vips[i].port;
+        keys[i].proto = cfg->vips[i].proto;
+        keys[i].family = cfg->vips[i].family;
+    }
+    rc = publish_image(m, where, &img, NULL, keys, cfg->n_vips, true, res, err, errlen);
 out:
+    director_table_free(t);
+    free(keys);
     image_free(&img);
     return rc;
 }

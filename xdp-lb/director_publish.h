@@ -8,11 +8,11 @@
  * `drover-watcher director status`) read through it.
  *
  * With its lower layer director_maps (map fds, generation flip, VIP index)
- * it is the only way programs reach the maps: callers speak in
- * director_table, text addresses and the neutral structs below, never in
- * the BPF map structs of xdp-lb/bpf/drover_maps.h. (Inside libxdplb,
- * director_build's map layout and director_config's parsed form use them
- * too; tests and benchmarks of the BPF programs use them directly.)
+ * it is the only user-space code that knows the BPF map structs of
+ * xdp-lb/bpf/drover_maps.h (tests and benchmarks of the BPF programs
+ * aside): callers speak in director_table, director_config, text
+ * addresses and the neutral structs below; the map layout of a table
+ * (director_publish_to_maps) is written here only.
  *
  * Pin rule: a device's maps and programs are pinned in <pin root>/<dev>/,
  * one file per map named as the map; DIRECTOR_PIN_ROOT when no root is
@@ -31,6 +31,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <linux/types.h>
 
 #include "director_table.h"
 
@@ -104,6 +105,23 @@ int director_publish_config(struct director_maps *m, const char *where,
                             const struct director_config *cfg,
                             const struct director_publish_device *dev,
                             struct director_publish_result *res, char *err, size_t errlen);
+
+/* ---- map layout (tests and benchmarks of the BPF programs) ---- */
+
+struct drover_proxy;
+struct drover_row;
+
+/* Fill proxies[0..t->proxy_count) and rows[DIRECTOR_TABLE_ROWS], one
+ * generation in map layout: proxies in the table's canonical order, rows
+ * as indices into them. */
+void director_publish_to_maps(const struct director_table *t, struct drover_proxy *proxies,
+                              struct drover_row *rows);
+
+/* For callers that hold proxies in map layout: build with every proxy
+ * healthy, id = address text, and rewrite proxies[0..n) into the table's
+ * order so rows index them. 0, -EINVAL, -ENOMEM. */
+int director_publish_build_proxies(const __u64 key[2], struct drover_proxy *proxies, size_t n,
+                                   struct drover_row *rows);
 
 /* ---- what the kernel forwards with ---- */
 

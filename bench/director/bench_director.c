@@ -28,7 +28,7 @@
 #include "director_bpf.skel.h"
 #include "director_config.h"
 #include "director_maps.h"
-#include "director_build.h"
+#include "director_publish.h"
 #include "log.h"
 #include "pkt.h"
 
@@ -261,8 +261,8 @@ int main(int argc, char **argv)
     inet_pton(AF_INET6, "fd00:200::1", gen.src_v6);
     memcpy(gen.gw_mac, "\x02\x00\x00\x00\x02\x02", 6);
     memcpy(gen.src_mac, "\x02\x00\x00\x00\x00\xd1", 6);
-    director_build_proxies(gen.hash_key, px4, NPROXY, rows4);
-    director_build_proxies(gen.hash_key, px6, NPROXY, rows6);
+    director_publish_build_proxies(gen.hash_key, px4, NPROXY, rows4);
+    director_publish_build_proxies(gen.hash_key, px6, NPROXY, rows6);
     if ((rc = director_maps_set_vips(&m, vips, 2 * NVIP)) < 0 ||
         (rc = director_maps_publish(&m, &gen, px4, rows4, NULL)) < 0)
         die("filling the director maps", rc);

@@ -19,7 +19,7 @@
 #include "director_bpf.skel.h"
 #include "director_config.h"
 #include "director_maps.h"
-#include "director_build.h"
+#include "director_publish.h"
 #include "drover_hash.h"
 #include "log.h"
 #include "pkt.h"
@@ -662,7 +662,7 @@ START_TEST(test_table_states)
     }
     ck_assert_int_eq(director_parse_addr("10.1.0.12", &fam, p[2].addr), 0);
     memcpy(q, p, sizeof(p));
-    ck_assert_int_eq(director_build_proxies(KEY, q, 3, a), 0);
+    ck_assert_int_eq(director_publish_build_proxies(KEY, q, 3, a), 0);
     int count[3] = {0}, drained = -1;
     for (int i = 0; i < 3; i++)
         if (memcmp(q[i].addr, p[2].addr, sizeof(p[2].addr)) == 0)
@@ -679,7 +679,7 @@ START_TEST(test_table_states)
      * secondary; no other row changes its primary. */
     memcpy(q, p, sizeof(p));
     q[2].state = DROVER_PROXY_DRAINING;
-    ck_assert_int_eq(director_build_proxies(KEY, q, 3, b), 0);
+    ck_assert_int_eq(director_publish_build_proxies(KEY, q, 3, b), 0);
     for (__u32 r = 0; r < DROVER_TABLE_ROWS; r++) {
         if (a[r].primary == drained) {
             ck_assert_uint_ne(b[r].primary, drained);
@@ -691,14 +691,14 @@ START_TEST(test_table_states)
     /* Inactive: in no row. The order of the input does not matter. */
     memcpy(q, p, sizeof(p));
     q[2].state = DROVER_PROXY_INACTIVE;
-    ck_assert_int_eq(director_build_proxies(KEY, q, 3, b), 0);
+    ck_assert_int_eq(director_publish_build_proxies(KEY, q, 3, b), 0);
     for (__u32 r = 0; r < DROVER_TABLE_ROWS; r++) {
         ck_assert_uint_ne(b[r].primary, drained);
         ck_assert_uint_ne(b[r].secondary, drained);
     }
     struct drover_proxy swapped[3] = {p[2], p[1], p[0]};
     swapped[0].state = DROVER_PROXY_INACTIVE;
-    ck_assert_int_eq(director_build_proxies(KEY, swapped, 3, a), 0);
+    ck_assert_int_eq(director_publish_build_proxies(KEY, swapped, 3, a), 0);
     ck_assert_int_eq(memcmp(swapped, q, sizeof(q)), 0);
     ck_assert_int_eq(memcmp(a, b, sizeof(a)), 0);
 }

@@ -72,7 +72,6 @@ START_TEST(test_config_and_table_paths_agree)
     static struct drover_row rows[DROVER_TABLE_ROWS];
     static struct drover_proxy px[DROVER_MAX_PROXIES];
     char dir[256], err[512];
-    __u32 count = 0;
 
     ck_assert_ptr_nonnull(skel);
     memcpy(dev.src_mac, SRC_MAC, 6);
@@ -86,7 +85,8 @@ START_TEST(test_config_and_table_paths_agree)
     pin_maps(skel->obj, dir);
 
     /* the watcher's path with the same proxies, key and VIPs */
-    ck_assert_int_eq(director_build_from_config(&cfg, px, rows, &count, &t, err, sizeof(err)), 0);
+    ck_assert_int_eq(director_build_from_config(&cfg, &t, err, sizeof(err)), 0);
+    director_publish_to_maps(t, px, rows);
     struct director_publish_table p = {.table = t,
                                        .hash_key = {cfg.hash_key[0], cfg.hash_key[1]},
                                        .hash_fields = cfg.hash_fields,
@@ -139,6 +139,11 @@ START_TEST(test_config_and_table_paths_agree)
     ck_assert_uint_eq(g.src_v4, cfg.src_v4);
     ck_assert_int_eq(memcmp(g.src_mac, SRC_MAC, 6), 0);
     ck_assert_int_eq(memcmp(g.gw_mac, cfg.gw_mac, 6), 0);
+    ck_assert_int_eq(memcmp(g.src_v6, cfg.src_v6, 16), 0);
+    ck_assert_uint_eq(g.version, DROVER_MAPS_VERSION);
+    ck_assert_uint_eq(g.hash_fields, cfg.hash_fields);
+    ck_assert_uint_eq(g.hash_key[1], cfg.hash_key[1]);
+    ck_assert_uint_eq(g.egress_ifindex, 0);
     director_maps_close(&m);
     director_live_free(&l);
 

@@ -10,7 +10,6 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct director_config c;
-    struct drover_gen_config g;
     char err[256];
 
     log_set_level(LOGL_ERROR);
@@ -26,7 +25,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (size_t i = 0; i < c.n_proxies; i++)
         if (c.proxies[i].state > DROVER_PROXY_DRAINING)
             abort();
-    director_config_to_gen(&c, &g);
     director_config_free(&c);
     return 0;
 }

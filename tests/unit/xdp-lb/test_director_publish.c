@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* director_publish, the parts that need no BPF: the pin folder rule, the
- * rows-per-proxy count of a live generation, and the error paths when no
- * maps are pinned (message names the directory, nothing is half-filled).
+ * rows-per-proxy count of a live generation, the error paths when no maps
+ * are pinned (message names the directory, nothing is half-filled), and
+ * the map layout of a table.
  * Publishing into real maps is covered by bpf_director and the director
  * integration tests. */
 #include <check.h>
@@ -9,7 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "director_build.h"
+#include "director_config.h"
 #include "director_publish.h"
+#include "drover_maps.h"
 
 START_TEST(test_pin_dir_rule)
 {
@@ -90,6 +94,71 @@ START_TEST(test_no_maps_pinned)
 }
 END_TEST
 
+static const char *CONFIG =
+    "{\"hash_key\":\"00112233445566778899aabbccddeeff\",\"source_v4\":\"10.0.0.254\","
+    "\"source_v6\":\"fd00::fe\",\"gateway_mac\":\"02:00:00:00:00:01\",\"vips\":[],"
+    "\"proxies\":[{\"address\":\"10.0.0.3\",\"name\":\"c\"},"
+    "{\"address\":\"fd00::1\",\"name\":\"a\",\"weight\":200},"
+    "{\"address\":\"10.0.0.2\",\"name\":\"b\",\"state\":\"draining\"},"
+    "{\"address\":\"10.0.0.9\",\"name\":\"d\",\"state\":\"filling\"}]}";
+
+START_TEST(test_map_layout)
+{
+    struct director_config cfg;
+    char err[256], a[64];
+    static struct drover_row rows[DROVER_TABLE_ROWS];
+    struct drover_proxy px[DROVER_MAX_PROXIES];
+    struct director_table *t = NULL;
+
+    ck_assert_int_eq(director_config_parse(CONFIG, strlen(CONFIG), "t", &cfg, err, sizeof(err)), 0);
+    ck_assert_int_eq(director_build_from_config(&cfg, &t, err, sizeof(err)), 0);
+    memset(px, 0xff, sizeof(px));
+    director_publish_to_maps(t, px, rows);
+    /* canonical (id) order: a, b, c, d; address, family and state kept */
+    ck_assert_uint_eq(px[0].family, DROVER_AF_INET6);
+    ck_assert_str_eq(director_format_addr(px[0].family, px[0].addr, a, sizeof(a)), "fd00::1");
+    ck_assert_uint_eq(px[1].family, DROVER_AF_INET);
+    ck_assert_str_eq(director_format_addr(px[1].family, px[1].addr, a, sizeof(a)), "10.0.0.2");
+    ck_assert_uint_eq(px[1].addr[1], 0); /* IPv4: the other words are zero */
+    ck_assert_uint_eq(px[1].state, DROVER_PROXY_DRAINING);
+    ck_assert_uint_eq(px[3].state, DROVER_PROXY_FILLING);
+    for (__u32 r = 0; r < DROVER_TABLE_ROWS; r++) {
+        ck_assert_uint_eq(rows[r].primary, t->rows[r].primary);
+        ck_assert_uint_eq(rows[r].secondary, t->rows[r].secondary);
+        ck_assert_uint_eq(rows[r].reserved, 0);
+    }
+    director_table_free(t);
+    director_config_free(&cfg);
+}
+END_TEST
+
+START_TEST(test_names_default_to_addresses_and_empty_is_a_table)
+{
+    static struct drover_row rows[DROVER_TABLE_ROWS];
+    struct drover_proxy px[4] = {0};
+    const __u64 key[2] = {1, 2};
+    __u8 fam;
+
+    director_parse_addr("10.0.0.2", &fam, px[0].addr);
+    director_parse_addr("10.0.0.1", &fam, px[1].addr);
+    px[0].family = px[1].family = fam;
+    px[0].state = px[1].state = DROVER_PROXY_ACTIVE;
+    ck_assert_int_eq(director_publish_build_proxies(key, px, 2, rows), 0);
+    /* sorted by address text: 10.0.0.1 first */
+    char a[64];
+    ck_assert_str_eq(director_format_addr(px[0].family, px[0].addr, a, sizeof(a)), "10.0.0.1");
+    /* nothing live: all rows empty, still success */
+    px[0].state = px[1].state = DROVER_PROXY_INACTIVE;
+    ck_assert_int_eq(director_publish_build_proxies(key, px, 2, rows), 0);
+    for (__u32 r = 0; r < DROVER_TABLE_ROWS; r++)
+        ck_assert_uint_eq(rows[r].primary, DROVER_ROW_NONE);
+    /* two live proxies on one address are refused */
+    px[1] = px[0];
+    px[0].state = px[1].state = DROVER_PROXY_ACTIVE;
+    ck_assert_int_eq(director_publish_build_proxies(key, px, 2, rows), -EINVAL);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("director_publish");
@@ -97,6 +166,8 @@ static Suite *suite(void)
     tcase_add_test(tc, test_pin_dir_rule);
     tcase_add_test(tc, test_live_count);
     tcase_add_test(tc, test_no_maps_pinned);
+    tcase_add_test(tc, test_map_layout);
+    tcase_add_test(tc, test_names_default_to_addresses_and_empty_is_a_table);
     suite_add_tcase(s, tc);
     return s;
 }
