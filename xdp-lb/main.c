@@ -218,24 +218,24 @@ static const struct command *find_command(const char *group, const char *word)
     return NULL;
 }
 
-static int need(const char *what, const char *value)
+/* Exit codes (docs/configuration.md): 0 done, 1 failed, 2 usage. */
+#define EXIT_FAILED 1
+#define EXIT_USAGE  2
+
+static bool need(const char *what, const char *value)
 {
-    if (!value || !*value) {
-        log_error("missing required option --%s (or DROVER_%s)", what,
-                  strcmp(what, "dev") == 0 ? "DEV" : "DIRECTOR_CONFIG");
-        return -EINVAL;
-    }
-    return 0;
+    if (value && *value)
+        return true;
+    log_error("missing required option --%s (or DROVER_%s)", what,
+              strcmp(what, "dev") == 0 ? "DEV" : "DIRECTOR_CONFIG");
+    return false;
 }
 
 static int load_config(struct director_config *cfg)
 {
     char err[512];
-    int rc = need("director-config", opt.director_config);
+    int rc = director_config_load(opt.director_config, cfg, err, sizeof(err));
 
-    if (rc < 0)
-        return rc;
-    rc = director_config_load(opt.director_config, cfg, err, sizeof(err));
     if (rc < 0)
         log_error("director config: %s; nothing changed", err);
     return rc;
@@ -256,68 +256,77 @@ static int parse_mode(enum director_xdp_mode *mode)
     return 0;
 }
 
-/* Run a parsed command. */
-static int dispatch(const struct command *c)
+/* The options a command needs are there and valid: o and dir filled. */
+static bool usable(const struct command *c, struct director_attach_opts *o, char *dir, size_t len)
 {
-    struct director_attach_opts o = {.dev = opt.dev, .pin_root = opt.pin_root, .force = opt.force};
-    struct director_config cfg = {0};
-    char dir[4096];
     int rc;
 
-    if (c->id == C_CHECK) {
+    if ((c->id == C_CHECK || c->id == C_ATTACH || c->id == C_APPLY) &&
+        !need("director-config", opt.director_config))
+        return false;
+    if (c->id == C_CHECK)
+        return true;
+    if (!need("dev", opt.dev) || parse_mode(&o->mode) < 0)
+        return false;
+    if ((rc = director_pin_dir(opt.pin_root, opt.dev, dir, len)) < 0) {
+        log_error("--dev %s: no pin directory for it under %s: %s", opt.dev, opt.pin_root,
+                  strerror(-rc));
+        return false;
+    }
+    return true;
+}
+
+/* Run a command whose options are usable. 0 or -errno (logged). */
+static int dispatch(const struct command *c, const struct director_attach_opts *o, const char *dir)
+{
+    struct director_config cfg = {0};
+    int rc;
+
+    switch (c->id) {
+    case C_CHECK:
         if ((rc = load_config(&cfg)) < 0)
             return rc;
         printf("%s: ok, %zu VIPs, %zu proxies\n", opt.director_config, cfg.n_vips, cfg.n_proxies);
         director_config_free(&cfg);
         return 0;
-    }
-    if ((rc = need("dev", opt.dev)) < 0 || (rc = parse_mode(&o.mode)) < 0)
-        return rc;
-    if ((rc = director_pin_dir(opt.pin_root, opt.dev, dir, sizeof(dir))) < 0) {
-        log_error("--dev %s: no pin directory for it under %s: %s", opt.dev, opt.pin_root,
-                  strerror(-rc));
-        return rc;
-    }
-    switch (c->id) {
     case C_ATTACH:
     case C_APPLY:
         if ((rc = load_config(&cfg)) < 0)
             return rc;
-        rc = c->id == C_ATTACH ? director_loader_attach(&o, &cfg) : director_loader_apply(&o, &cfg);
+        rc = c->id == C_ATTACH ? director_loader_attach(o, &cfg) : director_loader_apply(o, &cfg);
         director_config_free(&cfg);
         return rc;
     case C_DETACH:
-        return director_loader_detach(&o);
+        return director_loader_detach(o);
     case C_STATUS:
-        return cmd_status(&o, dir);
+        return cmd_status(o, dir);
     case C_STATS:
         return print_stats(dir, opt.json, false, opt.dev);
     case C_DUMP:
         return cmd_table_dump(dir);
     case C_DATTACH:
-        return decap_loader_attach(&o, (__u16)opt.gue_port);
+        return decap_loader_attach(o, (__u16)opt.gue_port);
     case C_DDETACH:
-        return decap_loader_detach(&o);
+        return decap_loader_detach(o);
     case C_DSTATS:
         return print_stats(dir, opt.json, true, opt.dev);
-    case C_CHECK:
-        break;
     }
     return -EINVAL;
 }
 
 /* drover-director [GROUP] COMMAND [options]: the command words come first,
- * then that command's options (its --help lists them). */
+ * then that command's options (its --help lists them). Returns the exit
+ * code. */
 static int run(int argc, char **argv)
 {
     const struct command *c;
     const char *group = NULL;
-    char err[512];
+    char err[512], dir[4096] = "";
     int w = 1, first = 0, rc;
 
     if (argc < 2) {
         usage(stderr);
-        return -EINVAL;
+        return EXIT_USAGE;
     }
     if (is_help(argv[1])) {
         usage(stdout);
@@ -336,13 +345,13 @@ static int run(int argc, char **argv)
         log_error("%s%sthe command comes first: drover-director COMMAND [options]",
                   rc < 0 ? err : "", rc < 0 ? "; " : "");
         usage(stderr);
-        return -EINVAL;
+        return EXIT_USAGE;
     }
     if (is_group(argv[1])) {
         group = argv[w++];
         if (w >= argc) {
             usage(stderr);
-            return -EINVAL;
+            return EXIT_USAGE;
         }
         if (is_help(argv[w])) {
             usage(stdout);
@@ -353,7 +362,7 @@ static int run(int argc, char **argv)
     if (!c) {
         log_error("unknown command '%s%s%s'", group ? group : "", group ? " " : "", argv[w]);
         usage(stderr);
-        return -EINVAL;
+        return EXIT_USAGE;
     }
     /* config_parse sees "drover-director COMMAND" as argv[0] */
     rc = config_parse(&c->prog, argc - w, argv + w, &first, err, sizeof(err));
@@ -364,13 +373,16 @@ static int run(int argc, char **argv)
         if (strstr(err, "unknown key"))
             log_error("note: --config FILE names a JSON file of options (keys as the flags); the "
                       "VIPs/proxies config is --director-config FILE");
-        return rc;
+        return EXIT_USAGE;
     }
+    struct director_attach_opts o = {.dev = opt.dev, .pin_root = opt.pin_root, .force = opt.force};
     if (first < argc - w) {
         log_error("%s: unexpected argument '%s'", c->prog.name, argv[w + first]);
-        rc = -EINVAL;
+        rc = EXIT_USAGE;
+    } else if (!usable(c, &o, dir, sizeof(dir))) {
+        rc = EXIT_USAGE;
     } else {
-        rc = dispatch(c);
+        rc = dispatch(c, &o, dir) < 0 ? EXIT_FAILED : 0;
     }
     config_free(&c->prog);
     return rc;
@@ -380,6 +392,5 @@ int main(int argc, char **argv)
 {
     log_set_component("director");
     log_route_libbpf();
-    int rc = run(argc, argv);
-    return rc < 0 ? 1 : 0;
+    return run(argc, argv);
 }
