@@ -665,6 +665,22 @@ def _main(argv):
                         "slots of BACKEND (`show stat`)")
     hs.add_argument("socket")
     hs.add_argument("backend")
+    sh = sub.add_parser("serve-http", help="answer every GET with BODY until killed; prints "
+                        '"listening on HOST:PORT" once bound')
+    sh.add_argument("host")
+    sh.add_argument("port", type=int, help="0: any free port")
+    sh.add_argument("--body", default="ok\n")
+    sh.add_argument("--port-file", help="write the bound port there (temp + rename)")
+    nl = sub.add_parser("notify-log", help="bind a $NOTIFY_SOCKET, append every datagram "
+                        "to LOG as one line")
+    nl.add_argument("socket")
+    nl.add_argument("log")
+    nl.add_argument("--until", help="exit 0 after a datagram with this line (READY=1)")
+    nl.add_argument("--timeout", type=float, help="fail if no datagram for this long (s)")
+    cd = sub.add_parser("consul-dump", help="key=value lines (sorted) of every key under "
+                        "PREFIX")
+    cd.add_argument("addr")
+    cd.add_argument("prefix")
     a = p.parse_args(argv)
     if a.cmd == "free-ports":
         print(" ".join(map(str, free_ports(a.n, a.udp))))
@@ -677,6 +693,26 @@ def _main(argv):
             if (r["pxname"] == a.backend and r["svname"] not in ("BACKEND", "FRONTEND")
                     and not r["addr"].startswith("0.0.0.0")):
                 print(r["svname"], r["addr"], r["status"], r["weight"], r.get("last_agt") or "-")
+    elif a.cmd == "serve-http":
+        srv = serve_http(a.host, a.port, a.body.encode())
+        port = srv.server_address[1]
+        if a.port_file:
+            write_atomic(a.port_file, str(port), fsync=False)
+        print("listening on %s:%d" % (a.host, port), flush=True)
+        threading.Event().wait()
+    elif a.cmd == "notify-log":
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s, \
+                open(a.log, "a", buffering=1) as out:
+            s.bind(a.socket)
+            s.settimeout(a.timeout)
+            while True:
+                msg = s.recv(4096).decode(errors="replace")
+                out.write(msg.replace("\n", " ") + "\n")
+                if a.until and a.until in msg.split("\n"):
+                    break
+    elif a.cmd == "consul-dump":
+        for k, (v, _) in sorted(Consul(a.addr).dump(a.prefix, decode=True).items()):
+            print(k + "=" + v)
     return 0
 
 
