@@ -10,6 +10,8 @@ what it waits for, never a sleep standing in for an assertion; every wait
 names what it waited for when it gives up.
 
 What is here, by section:
+  harness             log, run_steps, run_main (one way to run a test script:
+                      named steps, diagnostics on failure, cleanup always)
   ports and waiting   free_port, free_ports, wait_until, hold_for
   HTTP and metrics    http, parse_metrics, scrape, metric
   Consul              Consul (KV get/put/cas/delete/recurse/keys/txn, blocking
@@ -34,6 +36,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -45,6 +48,61 @@ SRC_DIR = os.path.dirname(os.path.dirname(LIB_DIR))
 CONSUL_DEV = os.path.join(LIB_DIR, "consul-dev.sh")
 KUBE_FIXTURE = os.path.join(SRC_DIR, "tests", "kube", "kube-fixture.sh")
 KV_ROOT = "drover/v1/"  # the programs' default --kv-prefix
+T0 = time.time()  # when the test started (the library was imported)
+
+
+# ---- harness ----
+
+def log(*a):
+    """A progress line, stamped with the seconds since the test started."""
+    print("[%6.2f]" % (time.time() - T0), *a, flush=True)
+
+
+def run_steps(steps, kind="step", args=()):
+    """Run steps (functions, called with args) in order, each logged with
+    its name (without a sc_/step_/test_ prefix) and its duration; the
+    first failure propagates."""
+    for fn in steps:
+        name = fn.__name__
+        if name.startswith(("sc_", "step_", "test_")):
+            name = name.split("_", 1)[1]
+        t = time.monotonic()
+        log(kind, name)
+        fn(*args)
+        log(kind, name, "ok (%.1fs)" % (time.monotonic() - t))
+
+
+def run_main(main, on_failure=None, cleanup=None, deadline=None):
+    """The harness of a test script; does not return. Exits with main()'s
+    return value (None: 0). An exception is printed with its traceback and
+    then on_failure() prints diagnostics (best effort); cleanup() runs
+    whatever happened. With deadline (s, set below the CTest TIMEOUT) the
+    test ends itself with TimeoutError at that point, or on SIGTERM, so
+    that cleanup still runs. A SystemExit from main (e.g. SKIP) passes
+    through, after cleanup."""
+    def expire(signum, frame):
+        raise TimeoutError("the whole test ran past %d s (or was terminated)" % deadline)
+    if deadline:
+        signal.signal(signal.SIGALRM, expire)
+        signal.signal(signal.SIGTERM, expire)
+        signal.alarm(deadline)
+    rc = 1
+    try:
+        rc = main()
+        rc = 0 if rc is None else rc
+    except Exception:  # noqa: BLE001 - reported, then cleaned up
+        traceback.print_exc()
+        if on_failure:
+            try:
+                on_failure()
+            except Exception as e:  # noqa: BLE001 - best effort diagnostics
+                print("(diagnostics failed: %r)" % e, flush=True)
+    finally:
+        if deadline:
+            signal.alarm(0)
+        if cleanup:
+            cleanup()
+    sys.exit(rc)
 
 
 # ---- ports and waiting ----

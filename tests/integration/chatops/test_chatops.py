@@ -39,7 +39,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import sys
 import threading
 import time
@@ -52,7 +51,8 @@ sys.path.insert(0, os.path.join(IT, "watcher"))
 import agentlib  # noqa: E402
 import ctllib  # noqa: E402
 import watcherlib  # noqa: E402 (puts tests/lib on the path)
-from drover_testlib import ConsulDev, haproxy_stat, hold_for, metric_sum, parse_metrics  # noqa: E402
+from drover_testlib import (ConsulDev, haproxy_stat, hold_for, metric_sum,  # noqa: E402
+                            parse_metrics, run_main, run_steps)
 
 CTL, WATCHER, AGENT_CHECKER, CONSUL_DEV, TEMPLATES = sys.argv[1:6]
 ROOT = "drover/v1/"  # the watcher's default KV root
@@ -353,11 +353,8 @@ def main():
     wait_status(B, "UP")
     loop = RequestLoop()
     loop.thread.start()
-    for step in (step_drain, step_ready, step_restart, step_down, step_offline, step_weight,
-                 step_audit):
-        log("step", step.__name__[5:])
-        step()
-        log("step", step.__name__[5:], "ok")
+    run_steps([step_drain, step_ready, step_restart, step_down, step_offline, step_weight,
+               step_audit])
     loop.stop()
     loop.assert_clean("whole run")
     log("agent-inter %.2fs" % AGENT_INTER)
@@ -366,6 +363,8 @@ def main():
 
 
 def dump_diagnostics():
+    if not tw:
+        return
     try:
         for addr, r in stat_rows().items():
             print("---- show stat %s: status %s weight %s agent_status %s last_agt %r" % (
@@ -379,33 +378,19 @@ def dump_diagnostics():
     tw.dump_logs()
 
 
-def overall_deadline(signum, frame):
-    raise TimeoutError("the whole test ran past %d s" % DEADLINE_S)
+def cleanup():
+    if loop:
+        loop.stop()
+    if agent:
+        try:
+            agent.stop()
+        except Exception:  # noqa: BLE001
+            pass
+    if tw:
+        tw.cleanup()  # the CTest fixture's Consul agent is stopped by the fixture
 
 
-DEADLINE_S = 50  # below the CTest TIMEOUT, so the cleanup below still runs
+DEADLINE_S = 50  # below the CTest TIMEOUT, so the cleanup still runs
 
 if __name__ == "__main__":
-    rc = 1
-    signal.signal(signal.SIGALRM, overall_deadline)
-    signal.signal(signal.SIGTERM, overall_deadline)
-    signal.alarm(DEADLINE_S)
-    try:
-        rc = main()
-    except Exception:  # noqa: BLE001 - reported, then cleaned up
-        import traceback
-        traceback.print_exc()
-        if tw:
-            dump_diagnostics()
-    finally:
-        signal.alarm(0)
-        if loop:
-            loop.stop()
-        if agent:
-            try:
-                agent.stop()
-            except Exception:  # noqa: BLE001
-                pass
-        if tw:
-            tw.cleanup()  # the CTest fixture's Consul agent is stopped by the fixture
-    sys.exit(rc)
+    run_main(main, dump_diagnostics, cleanup, deadline=DEADLINE_S)

@@ -11,6 +11,7 @@ import hmac
 import itertools
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -19,8 +20,8 @@ import time
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ctllib import KV, Ctl, check, consul_addr, write_fleet  # noqa: E402 (puts tests/lib on the path)
-from drover_testlib import http, stop_process  # noqa: E402
+from ctllib import KV, check, consul_addr, write_fleet  # noqa: E402 (puts tests/lib on the path)
+from drover_testlib import http, run_main, stop_process  # noqa: E402
 
 SECRET = b"8f742231b10e8888abcd99yyyzzz85a5"
 
@@ -74,35 +75,39 @@ def form(text, user="U1", name="alice", channel="C1"):
             "trigger_id": f"1.2.{next(TRIGGER)}"}
 
 
+S = {}  # what cleanup() and diagnostics() need: kv, tmp, srv
+
+
 def main():
     binary = sys.argv[1]
     addr = consul_addr()
     root = f"test-ctl-slack-{os.getpid()}/"
-    kv = KV(addr, root)
+    kv = S["kv"] = KV(addr, root)
     kv.delete_tree()
-    tmp = tempfile.mkdtemp(prefix="droverctl-slack-")
+    tmp = S["tmp"] = tempfile.mkdtemp(prefix="droverctl-slack-")
     secret_file = os.path.join(tmp, "secret")
     with open(secret_file, "wb") as f:
         f.write(SECRET + b"\n")
-    srv = None
-    try:
-        write_fleet(kv)
-        srv = Server(binary, addr, root, secret_file, os.path.join(tmp, "serve.log"))
-        try:
-            run(srv, kv, binary, addr, root)
-        except BaseException:
-            srv.stop()
-            sys.stderr.write("--- droverctl serve log ---\n" + open(srv.log_path).read())
-            raise
-        check(srv.stop() == 0, "serve did not exit cleanly on SIGTERM")
-    finally:
-        if srv:
-            srv.stop()
-        kv.delete_tree()
-        for name in os.listdir(tmp):
-            os.unlink(os.path.join(tmp, name))
-        os.rmdir(tmp)
+    write_fleet(kv)
+    srv = S["srv"] = Server(binary, addr, root, secret_file, os.path.join(tmp, "serve.log"))
+    run(srv, kv, binary, addr, root)
+    check(srv.stop() == 0, "serve did not exit cleanly on SIGTERM")
     print("ok")
+
+
+def diagnostics():
+    if "srv" in S:
+        S["srv"].stop()
+        sys.stderr.write("--- droverctl serve log ---\n" + open(S["srv"].log_path).read())
+
+
+def cleanup():
+    if "srv" in S:
+        S["srv"].stop()
+    if "kv" in S:
+        S["kv"].delete_tree()
+    if "tmp" in S:
+        shutil.rmtree(S["tmp"], ignore_errors=True)
 
 
 def refused(srv, kv, what, status, expect_text, **kw):
@@ -210,4 +215,4 @@ def run(srv, kv, binary, addr, root):
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main, diagnostics, cleanup)

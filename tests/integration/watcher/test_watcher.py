@@ -44,7 +44,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from watcherlib import Fleet, log, node, wait_for  # noqa: E402 (puts tests/lib on the path)
 from drover_testlib import (free_port, haproxy_cmd, haproxy_servers_state,  # noqa: E402
-                            haproxy_stat_row, http)
+                            haproxy_stat_row, http, run_main, run_steps)
 
 WATCHER, CONSUL_DEV, TEMPLATES = sys.argv[1:4]
 AGENT_CHECKER = os.environ.get("DROVER_AGENT_CHECKER")
@@ -472,10 +472,7 @@ def main():
              lambda: F.NOTIFY.seen("READY=1") and F.NOTIFY.seen("WATCHDOG=1"), timeout=10)
     F.start_haproxy()
     wait_for("haproxy serving", lambda: F.requests_ok(2) == {"node1"})
-    for name in SCENARIOS:
-        log("scenario", name)
-        globals()["sc_" + name]()
-        log("scenario", name, "ok")
+    run_steps([globals()["sc_" + name] for name in SCENARIOS], "scenario")
     # a clean stop, and no sanitizer report (debug/sanitize builds) in any
     # of the watchers' output
     WATCHER_P.terminate()
@@ -487,20 +484,13 @@ def main():
     return 0
 
 
-if __name__ == "__main__":
-    rc = 1
-    try:
-        rc = main()
-    except Exception:
-        import traceback
-        traceback.print_exc()
-        if F:
-            try:
-                print("---- show servers state be_web:", F.servers_state("be_web"))
-            except Exception:  # noqa: BLE001 - best effort diagnostics
-                pass
+def diagnostics():
+    if F:
+        try:
+            print("---- show servers state be_web:", F.servers_state("be_web"))
+        finally:
             F.dump_logs()
-    finally:
-        if F:
-            F.cleanup()
-    sys.exit(rc)
+
+
+if __name__ == "__main__":
+    run_main(main, diagnostics, lambda: F and F.cleanup())

@@ -16,19 +16,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "lib"))
-from drover_testlib import (KV_ROOT, ConsulDev, HAProxy, NotifySocket, free_port,  # noqa: E402
-                            haproxy_master_reloads, haproxy_servers_state, http, metric,
+from drover_testlib import (KV_ROOT, T0, ConsulDev, HAProxy, NotifySocket, free_port,  # noqa: E402
+                            haproxy_master_reloads, haproxy_servers_state, http, log, metric,
                             serve_http, stop_process, tail, wait_until)
-
-T0 = time.time()
-
-
-def log(*a):
-    print("[%6.2f]" % (time.time() - T0), *a, flush=True)
-
 
 def wait_for(what, fn, timeout=15.0, interval=0.05):
     """wait_until, except that an exception from fn counts as "not yet"
