@@ -64,7 +64,8 @@ def main():
         kube = KubeFixture(os.path.join(work, "kube"), "--tls", "--seed", "empty",
                            "--service-node-port-range", "20000-32767", "--history", "100000",
                            timeout=600)
-        consul = dev.client()
+        consul = dev.addr
+        kv = dev.client()
 
         def ctl(op, body):
             try:
@@ -75,13 +76,13 @@ def main():
         ctl("generate", {"services": n_svc, "nodes": n_node, "namespaces": 20,
                          "annotations": {"drover.io/exported": "true"}})
         print("setup: %d exported NodePort Services (1 port) x %d nodes in the kube API fixture "
-              "(TLS, Python); Consul dev agent at %s; %d CPUs" % (n_svc, n_node, consul.addr,
+              "(TLS, Python); Consul dev agent at %s; %d CPUs" % (n_svc, n_node, consul,
                                                                   os.cpu_count()))
         log_path = os.path.join(work, "exporter.log")
         log = open(log_path, "w")
         t0 = time.time()
         proc = subprocess.Popen(
-            [exe, *kube.args(), "--consul-addr", consul.addr, "--cluster", CLUSTER,
+            [exe, *kube.args(), "--consul-addr", consul, "--cluster", CLUSTER,
              "--metrics-addr", "127.0.0.1:0", "--resync-interval", "0"],
             stdout=log, stderr=subprocess.STDOUT)
 
@@ -101,7 +102,7 @@ def main():
         converge = t1 - t0
         port = int(re.search(r"metrics and health on \S+ \(port (\d+)\)", logtext()).group(1))
         own = "drover/v1/kube/%s/" % CLUSTER
-        keys = consul.keys(own)
+        keys = kv.keys(own)
         want = n_svc + n_node + 2  # + meta, leader
         if len(keys) != want:
             raise SystemExit("bench: %d keys in Consul after sync, expected %d" % (len(keys), want))
@@ -115,13 +116,13 @@ def main():
             idx = (i * 97) % n_svc
             ns, name = "gen-ns-%02d" % (idx % 20), "gen-svc-%05d" % idx
             key = "%sservices/%s/%s/http" % (own, ns, name)
-            _, index = consul.entry(key)
+            _, index = kv.entry(key)
             dns = "e%d.example.net" % i
             t_a = time.monotonic()
             ctl("annotate", {"namespace": ns, "name": name,
                              "annotations": {"drover.io/dns-name": dns}})
             while True:
-                ent, index = consul.entry(key, index=index, wait="10s", timeout=120)
+                ent, index = kv.entry(key, index=index, wait="10s", timeout=120)
                 if dns in ent["Value"].decode():
                     break
                 if time.monotonic() - t_a > 10:
