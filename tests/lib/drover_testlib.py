@@ -23,8 +23,9 @@ What is here, by section:
                       $NOTIFY_SOCKET read like systemd does)
   stand-ins           serve_http (NodePort "pods"), LineServer (agent-check
                       answerers), KubeFixture (tests/kube/kube-fixture.sh)
-The shell harnesses (consul-dev.sh, scripts/fleet/lib.sh) use the same code
-through the command line at the end of this file (`drover_testlib.py -h`)."""
+The shell harnesses (consul-dev.sh, scripts/fleet/lib.sh, the director and
+ops tests) use the same code through the command line at the end of this
+file (`python3 tests/lib/drover_testlib.py -h`)."""
 
 import base64
 import json
@@ -260,8 +261,10 @@ class Consul:
         return http(method, self.addr + path, body, h, timeout)
 
     def _kv(self, key, **query):
-        q = urllib.parse.urlencode({k: v for k, v in query.items() if v is not None and
-                                    v is not False}).replace("=True", "")
+        """The API path of key; query flags (True: present, None/False:
+        absent) and values (cas=0 included) as Consul spells them."""
+        q = "&".join(k if v is True else "%s=%s" % (k, urllib.parse.quote(str(v)))
+                     for k, v in query.items() if v is not None and v is not False)
         return "/v1/kv/" + urllib.parse.quote(self.root + key) + ("?" + q if q else "")
 
     def _read(self, method, path, timeout=10):

@@ -766,6 +766,10 @@ class ExporterTest(unittest.TestCase):
 
 
 def main():
+    """Run the unittest cases of the script run (__main__) against the
+    exporter named first on the command line and the Consul agent of
+    $DROVER_CONSUL_STATE (a private one without it); another exporter test
+    script importing this module can use it as its main too."""
     global EXPORTER, CONSUL
     if len(sys.argv) < 2:
         sys.exit(__doc__)
