@@ -464,13 +464,17 @@ def haproxy_servers_state(path, backend):
     return out
 
 
-def haproxy_master_reloads(path, timeout=5):
-    """The master's reload counter (master CLI `show proc`)."""
-    for ln in haproxy_cmd(path, "show proc", timeout).splitlines():
-        f = ln.split()
-        if len(f) > 2 and f[1] == "master":
-            return int(f[2])
-    raise AssertionError("no master line in `show proc` on " + path)
+def haproxy_master_reloads(path, timeout=10):
+    """The master's reload counter (master CLI `show proc`). The master CLI
+    refuses connections for a moment while it re-executes (once after
+    start, and on every reload): retried for up to timeout s."""
+    def once():
+        for ln in haproxy_cmd(path, "show proc").splitlines():
+            f = ln.split()
+            if len(f) > 2 and f[1] == "master":
+                return (int(f[2]),)  # a tuple: a count of 0 ends the wait too
+        raise AssertionError("no master line in `show proc` on " + path)
+    return wait_until("the master CLI on " + path, once, timeout, retry_on=OSError)[0]
 
 
 class HAProxy:
