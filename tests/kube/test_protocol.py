@@ -16,7 +16,6 @@ import ssl
 import subprocess
 import sys
 import tempfile
-import time
 import unittest
 import urllib.parse
 
@@ -816,17 +815,16 @@ class RestartTest(FixtureTest):
             w.next_event()
         # Refused while down, then back on the same port with the same
         # objects and the same revision counter.
-        deadline = time.monotonic() + 10
-        refused = False
-        while True:
+        refused = []
+
+        def services():
             try:
-                code, _, body = fx.get("/api/v1/services")
-                break
-            except (ConnectionError, OSError):
-                refused = True
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
+                return fx.get("/api/v1/services")
+            except OSError:
+                refused.append(True)
+                raise
+        code, _, body = wait_until("the API back after the restart", services, 10,
+                                   retry_on=OSError)
         self.assertTrue(refused)
         self.assertEqual(code, 200)
         self.assertEqual(body["items"][0]["metadata"]["uid"],
@@ -842,10 +840,7 @@ class RestartTest(FixtureTest):
         a = fx.ctl("add_service", svc("a"))
         fx.ctl("add_service", svc("b"))
         fx.ctl("restart", {"down_seconds": 0, "compact": True})
-        deadline = time.monotonic() + 10
-        while fx.ctl_get("state")["down"]:
-            self.assertLess(time.monotonic(), deadline)
-            time.sleep(0.05)
+        wait_until("the fixture up again", lambda: not fx.ctl_get("state")["down"], 10)
         w = self.watch("/api/v1/services?watch=1&resourceVersion=%s"
                        % a["metadata"]["resourceVersion"])
         self.assertEqual(w.next_event()["object"]["code"], 410)
