@@ -16,7 +16,8 @@ What is here, by section:
   HTTP and metrics    http, parse_metrics, scrape, metric
   Consul              Consul (KV get/put/cas/delete/recurse/keys/txn, blocking
                       reads, sessions through request()), ConsulDev (an agent
-                      -dev through consul-dev.sh, or the CTest fixture's)
+                      -dev through consul-dev.sh, or the CTest fixture's),
+                      consul_agent (either, for the length of a with block)
   HAProxy             haproxy_cmd (stats and master sockets), haproxy_stat,
                       haproxy_servers_state, haproxy_master_reloads, HAProxy
   processes           stop_process, write_atomic, NotifySocket (a
@@ -28,13 +29,16 @@ ops tests) use the same code through the command line at the end of this
 file (`python3 tests/lib/drover_testlib.py -h`)."""
 
 import base64
+import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import socketserver
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -415,6 +419,20 @@ class ConsulDev:
 
     def client(self, root="", token=None):
         return Consul(self.addr, root, token)
+
+
+@contextlib.contextmanager
+def consul_agent():
+    """`with consul_agent() as dev:` the CTest fixture's agent
+    ($DROVER_CONSUL_STATE), or run by hand a private one in a temp dir,
+    stopped and removed on the way out."""
+    own = tempfile.mkdtemp(prefix="drover-consul-")
+    dev = ConsulDev.from_env(os.path.join(own, "c"))
+    try:
+        yield dev
+    finally:
+        dev.close()
+        shutil.rmtree(own, ignore_errors=True)
 
 
 # ---- HAProxy ----

@@ -181,13 +181,8 @@ class HAProxySockets(unittest.TestCase):
 
 def main():
     global DEV
-    own = tempfile.mkdtemp(prefix="drover-testlib-consul-")
-    DEV = t.ConsulDev.from_env(os.path.join(own, "c"))
-    try:
+    with t.consul_agent() as DEV:
         unittest.main(verbosity=2)
-    finally:
-        DEV.close()
-        shutil.rmtree(own, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -27,8 +27,8 @@ import unittest
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "lib"))
 import drover_testlib  # noqa: E402
-from drover_testlib import (Consul, ConsulDev, KubeFixture, NotifySocket, http,  # noqa: E402
-                            scrape, stop_process)
+from drover_testlib import (Consul, ConsulDev, KubeFixture, NotifySocket,  # noqa: E402
+                            consul_agent, http, scrape, stop_process)
 EXPORTER = None
 CONSUL = None  # drover_testlib.Consul, absolute keys
 _cluster_seq = [0]
@@ -774,14 +774,9 @@ def main():
     if len(sys.argv) < 2:
         sys.exit(__doc__)
     EXPORTER = os.path.abspath(sys.argv.pop(1))
-    own = tempfile.mkdtemp(prefix="drover-exd-consul-")
-    dev = ConsulDev.from_env(os.path.join(own, "c"))
-    CONSUL = dev.client()
-    try:
+    with consul_agent() as dev:
+        CONSUL = dev.client()
         unittest.main(verbosity=2)
-    finally:
-        dev.close()
-        shutil.rmtree(own, ignore_errors=True)
 
 
 if __name__ == "__main__":
