@@ -11,7 +11,8 @@ names what it waited for when it gives up.
 
 What is here, by section:
   harness             log, run_steps, run_main (one way to run a test script:
-                      named steps, diagnostics on failure, cleanup always)
+                      named steps, diagnostics on failure, cleanup always);
+                      Checks (checks that go on after a failure, counted)
   ports and waiting   free_port, free_ports, wait_until, hold_for
   HTTP and metrics    http, parse_metrics, scrape, metric
   Consul              Consul (KV get/put/cas/delete/recurse/keys/txn, blocking
@@ -20,8 +21,8 @@ What is here, by section:
                       consul_agent (either, for the length of a with block)
   HAProxy             haproxy_cmd (stats and master sockets), haproxy_stat,
                       haproxy_servers_state, haproxy_master_reloads, HAProxy
-  processes           stop_process, write_atomic, NotifySocket (a
-                      $NOTIFY_SOCKET read like systemd does)
+  processes           stop_process, program_env, run_program, write_atomic,
+                      NotifySocket (a $NOTIFY_SOCKET read like systemd does)
   stand-ins           serve_http (NodePort "pods"), LineServer (agent-check
                       answerers), KubeFixture (tests/kube/kube-fixture.sh)
 The shell harnesses (consul-dev.sh, scripts/fleet/lib.sh, the director and
@@ -108,6 +109,29 @@ def run_main(main, on_failure=None, cleanup=None, deadline=None):
         if cleanup:
             cleanup()
     sys.exit(rc)
+
+
+class Checks:
+    """For tests made of many independent checks that go on after a
+    failure: each check prints "ok   WHAT" or "FAIL WHAT"; finish() says
+    how many failed and gives the exit status."""
+
+    def __init__(self):
+        self.failures = []
+
+    def check(self, cond, what):
+        print(("ok   " if cond else "FAIL ") + what, flush=True)
+        if not cond:
+            self.failures.append(what)
+        return cond
+
+    def fail(self, what):
+        return self.check(False, what)
+
+    def finish(self):
+        """Exit status: 0 when every check held."""
+        print(f"{len(self.failures)} failure(s)" if self.failures else "ok", flush=True)
+        return 1 if self.failures else 0
 
 
 # ---- ports and waiting ----
@@ -417,6 +441,20 @@ class ConsulDev:
     def master_token(self):
         return self._file("master-token")
 
+    # with --tls (consul-dev.sh): HTTPS address, the test CA, the one name
+    # the agent's certificate is valid for
+    @property
+    def https_addr(self):
+        return self._file("https_addr")
+
+    @property
+    def ca_file(self):
+        return os.path.join(self.state, "ca.pem")
+
+    @property
+    def tls_server_name(self):
+        return self._file("tls_server_name")
+
     def client(self, root="", token=None):
         return Consul(self.addr, root, token)
 
@@ -549,6 +587,22 @@ def stop_process(proc, sig=signal.SIGTERM, timeout=10):
             proc.kill()
             proc.wait()
     return proc.returncode
+
+
+def program_env(extra=None):
+    """The environment for a program under test: ours without CONSUL_* and
+    DROVER_* (which the programs read as options), plus extra."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("CONSUL_") and not k.startswith("DROVER_")}
+    env.update(extra or {})
+    return env
+
+
+def run_program(argv, extra_env=None, timeout=60):
+    """(exit status, stdout, stderr) of argv run in program_env(extra_env)."""
+    p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
+                       env=program_env(extra_env))
+    return p.returncode, p.stdout, p.stderr
 
 
 def tail(path, lines=40):

@@ -32,16 +32,12 @@ import tempfile
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "lib"))
-from drover_testlib import (HAProxy, LineServer, free_port, haproxy_cmd,  # noqa: E402
+from drover_testlib import (Checks, HAProxy, LineServer, free_port, haproxy_cmd,  # noqa: E402
                             haproxy_servers_state, wait_until)
 
 STATE_FILE_WARNING = "Can't open global server state file"
-failures = []
-
-
-def fail(msg):
-    failures.append(msg)
-    print("FAIL: " + msg, flush=True)
+CHECKS = Checks()
+fail = CHECKS.fail
 
 
 def render(tool, tpl_dir, name, data, out_path, workdir):
@@ -302,8 +298,7 @@ def main():
         run_haproxy(tool, tpl_dir, base, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print(f"{len(failures)} failure(s)")
-    return 1 if failures else 0
+    return CHECKS.finish()
 
 
 if __name__ == "__main__":
