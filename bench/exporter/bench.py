@@ -22,9 +22,7 @@ Figures:
                               that change nothing (expected 0)
   exporter_rss_mib            peak RSS (VmHWM) of the exporter at the end
 """
-import base64
 import calendar
-import json
 import os
 import re
 import shutil
@@ -34,38 +32,21 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-FIXTURE = os.path.join(ROOT, "tests", "kube", "kube-fixture.sh")
-CONSUL_DEV = os.path.join(ROOT, "tests", "lib", "consul-dev.sh")
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests",
+                                "lib"))
+import drover_testlib  # noqa: E402
+from drover_testlib import ConsulDev, KubeFixture, scrape, stop_process  # noqa: E402
+
 CLUSTER = "bench"
 
 
-def http(method, url, body=None, timeout=120):
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method=method)
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            return r.status, r.read(), r.headers
-    except urllib.error.HTTPError as e:
-        return e.code, e.read(), e.headers
-
-
-def read(path):
-    with open(path) as f:
-        return f.read().strip()
-
-
 def wait_until(fn, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = fn()
-        if v:
-            return v
-        time.sleep(0.02)
-    raise SystemExit("bench: timed out waiting for %s" % what)
+    try:
+        return drover_testlib.wait_until(what, fn, timeout, interval=0.02)
+    except AssertionError as e:
+        raise SystemExit("bench: %s" % e) from None
 
 
 def main():
@@ -76,21 +57,21 @@ def main():
     n_node = int(sys.argv[3]) if len(sys.argv) > 3 else 500
     n_ev = int(sys.argv[4]) if len(sys.argv) > 4 else 30
     work = tempfile.mkdtemp(prefix="drover-bench-exporter-")
-    kube_dir, consul_dir = os.path.join(work, "kube"), os.path.join(work, "consul")
-    proc = None
+    dev = ConsulDev(os.path.join(work, "consul"))
+    kube = proc = None
     try:
-        subprocess.run([CONSUL_DEV, "start", consul_dir], check=True, stdout=subprocess.DEVNULL)
-        subprocess.run([FIXTURE, "start", kube_dir, "--tls", "--seed", "empty",
-                        "--service-node-port-range", "20000-32767", "--history", "100000"],
-                       check=True, stdout=subprocess.DEVNULL)
-        consul = read(os.path.join(consul_dir, "addr"))
-        control = read(os.path.join(kube_dir, "control"))
+        dev.start()
+        kube = KubeFixture(os.path.join(work, "kube"), "--tls", "--seed", "empty",
+                           "--service-node-port-range", "20000-32767", "--history", "100000",
+                           timeout=600)
+        consul = dev.addr
+        kv = dev.client()
 
         def ctl(op, body):
-            st, out, _ = http("POST", "%s/v1/%s" % (control, op), body, timeout=600)
-            if st != 200:
-                raise SystemExit("bench: fixture %s: HTTP %d %s" % (op, st, out[:200]))
-            return json.loads(out)
+            try:
+                return kube.ctl(op, body, timeout=600)
+            except AssertionError as e:
+                raise SystemExit("bench: %s" % e) from None
 
         ctl("generate", {"services": n_svc, "nodes": n_node, "namespaces": 20,
                          "annotations": {"drover.io/exported": "true"}})
@@ -101,11 +82,9 @@ def main():
         log = open(log_path, "w")
         t0 = time.time()
         proc = subprocess.Popen(
-            [exe, "--kube-api", read(os.path.join(kube_dir, "addr")),
-             "--kube-ca-file", os.path.join(kube_dir, "ca.crt"),
-             "--kube-token-file", os.path.join(kube_dir, "token"),
-             "--consul-addr", consul, "--cluster", CLUSTER, "--metrics-addr", "127.0.0.1:0",
-             "--resync-interval", "0"], stdout=log, stderr=subprocess.STDOUT)
+            [exe, *kube.args(), "--consul-addr", consul, "--cluster", CLUSTER,
+             "--metrics-addr", "127.0.0.1:0", "--resync-interval", "0"],
+            stdout=log, stderr=subprocess.STDOUT)
 
         def logtext():
             with open(log_path) as f:
@@ -123,20 +102,13 @@ def main():
         converge = t1 - t0
         port = int(re.search(r"metrics and health on \S+ \(port (\d+)\)", logtext()).group(1))
         own = "drover/v1/kube/%s/" % CLUSTER
-        st, body, _ = http("GET", "%s/v1/kv/%s?keys" % (consul, own))
-        keys = json.loads(body)
+        keys = kv.keys(own)
         want = n_svc + n_node + 2  # + meta, leader
         if len(keys) != want:
             raise SystemExit("bench: %d keys in Consul after sync, expected %d" % (len(keys), want))
 
         def metrics():
-            _, b, _ = http("GET", "http://127.0.0.1:%d/metrics" % port)
-            out = {}
-            for line in b.decode().splitlines():
-                if line and not line.startswith("#"):
-                    k, v = line.rsplit(" ", 1)
-                    out[k] = float(v)
-            return out
+            return scrape(port, timeout=120)
 
         # event -> KV: update one Service, block on its key in Consul
         lat = []
@@ -144,17 +116,14 @@ def main():
             idx = (i * 97) % n_svc
             ns, name = "gen-ns-%02d" % (idx % 20), "gen-svc-%05d" % idx
             key = "%sservices/%s/%s/http" % (own, ns, name)
-            st, body, hdr = http("GET", "%s/v1/kv/%s" % (consul, key))
-            index = int(hdr["X-Consul-Index"])
+            _, index = kv.entry(key)
             dns = "e%d.example.net" % i
             t_a = time.monotonic()
             ctl("annotate", {"namespace": ns, "name": name,
                              "annotations": {"drover.io/dns-name": dns}})
             while True:
-                st, body, hdr = http("GET", "%s/v1/kv/%s?index=%d&wait=10s" % (consul, key, index))
-                index = int(hdr["X-Consul-Index"])
-                v = base64.b64decode(json.loads(body)[0]["Value"]).decode()
-                if dns in v:
+                ent, index = kv.entry(key, index=index, wait="10s", timeout=120)
+                if dns in ent["Value"].decode():
                     break
                 if time.monotonic() - t_a > 10:
                     raise SystemExit("bench: event %d never reached KV" % i)
@@ -200,16 +169,10 @@ def main():
         print("BENCH exporter_noop_resync_writes %d" % (w1 - w0))
         print("BENCH exporter_rss_mib %.1f" % (rss_kib / 1024.0))
     finally:
-        if proc and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        subprocess.run([FIXTURE, "stop", kube_dir], stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL)
-        subprocess.run([CONSUL_DEV, "stop", consul_dir], stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL)
+        stop_process(proc)
+        if kube:
+            kube.stop()
+        dev.close()
         shutil.rmtree(work, ignore_errors=True)
 
 

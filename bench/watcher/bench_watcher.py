@@ -19,97 +19,43 @@ usage: bench_watcher.py DROVER_WATCHER CONSUL_DEV_SH TEMPLATE_DIR [CHANGES]
    service entries): CPU used over 10 s once it is ready, and its peak RSS
    (VmHWM).
 """
-import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests",
+                                "lib"))
+from drover_testlib import (KV_ROOT, ConsulDev, HAProxy, free_port,  # noqa: E402
+                            haproxy_master_reloads, haproxy_servers_state, http, stop_process,
+                            wait_until)
 
 WATCHER, CONSUL_DEV, TEMPLATES = sys.argv[1:4]
 CHANGES = int(sys.argv[4]) if len(sys.argv) > 4 else 1000
 work = tempfile.mkdtemp(prefix="drover-bench-watcher.")
-state = os.path.join(work, "consul")
+consul = ConsulDev(os.path.join(work, "consul"), CONSUL_DEV)
 procs = []
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
 def addr():
-    with open(os.path.join(state, "addr")) as f:
-        return f.read().strip()
+    return consul.addr
 
 
-def put(key, value):
-    req = urllib.request.Request(addr() + "/v1/kv/drover/v1/" + key,
-                                 data=json.dumps(value).encode(), method="PUT")
-    urllib.request.urlopen(req, timeout=10).read()
-
-
-def txn_put(items):
-    import base64
-    for i in range(0, len(items), 64):
-        ops = [{"KV": {"Verb": "set", "Key": "drover/v1/" + k,
-                       "Value": base64.b64encode(json.dumps(v).encode()).decode()}}
-               for k, v in items[i:i + 64]]
-        req = urllib.request.Request(addr() + "/v1/txn", data=json.dumps(ops).encode(),
-                                     method="PUT")
-        urllib.request.urlopen(req, timeout=30).read()
-
-
-def sock_cmd(path, cmd):
-    s = socket.socket(socket.AF_UNIX)
-    s.settimeout(5)
-    s.connect(path)
-    s.sendall((cmd + "\n").encode())
-    s.shutdown(socket.SHUT_WR)
-    out = b""
-    while True:
-        d = s.recv(65536)
-        if not d:
-            break
-        out += d
-    s.close()
-    return out.decode()
+def kv():
+    return consul.client(KV_ROOT)
 
 
 def live(stats):
     """addresses of servers not in maintenance"""
-    out = set()
-    for l in sock_cmd(stats, "show servers state be").splitlines():
-        f = l.split()
-        if len(f) > 6 and f[0].isdigit() and f[1] == "be":
-            if not int(f[6]) & 0x23:
-                out.add(f[4])
-    return out
+    return {f["srv_addr"] for f in haproxy_servers_state(stats, "be").values()
+            if not int(f["srv_admin_state"]) & 0x23}
 
 
 def reloads(master):
-    for _ in range(100):
-        try:
-            for l in sock_cmd(master, "show proc").splitlines():
-                if "master" in l:
-                    return int(l.split()[2])
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("master CLI not answering")
-
-
-def metric(port, name):
-    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=5) as r:
-        for l in r.read().decode().splitlines():
-            if l.startswith(name + " "):
-                return float(l.split()[1])
-    return 0.0
+    return haproxy_master_reloads(master, 5)
 
 
 def service(fe_port, slots, backend="be"):
@@ -125,16 +71,8 @@ def node_ip(i):
     return "10.%d.%d.%d" % (1 + i // 62500, (i // 250) % 250, 1 + i % 250)
 
 
-def wait_for(fn, timeout=60):
-    end = time.time() + timeout
-    while time.time() < end:
-        try:
-            if fn():
-                return
-        except OSError:
-            pass
-        time.sleep(0.05)
-    raise RuntimeError("timed out")
+def wait_for(what, fn, timeout=60):
+    wait_until(what, fn, timeout, retry_on=OSError)
 
 
 def watcher_args(cfg, metrics, extra=()):
@@ -156,26 +94,25 @@ def pct(v, p):
 def bench_apply():
     fe, metrics = free_port(), free_port()
     cfg = os.path.join(work, "cfg-apply")
-    put("kube/c1/services/default/web/http", {"node_port": 30080})
+    kv().put("kube/c1/services/default/web/http", {"node_port": 30080})
     nodes = ["127.0.%d.%d" % (1 + i // 250, 1 + i % 250) for i in range(20)]
     for i, a in enumerate(nodes):
-        put("kube/c1/nodes/n%d" % i, {"addresses": [a], "eligible": True})
-    put("haproxy/bench/services/web", service(fe, 32))
+        kv().put("kube/c1/nodes/n%d" % i, {"addresses": [a], "eligible": True})
+    kv().put("haproxy/bench/services/web", service(fe, 32))
     w = subprocess.Popen(watcher_args(cfg, metrics), stdout=subprocess.DEVNULL,
                          stderr=open(os.path.join(work, "watcher-apply.log"), "w"))
     procs.append(w)
-    wait_for(lambda: os.path.exists(os.path.join(cfg, "web.cfg")))
+    wait_for("web.cfg rendered", lambda: os.path.exists(os.path.join(cfg, "web.cfg")))
     master, stats = os.path.join(work, "web.master"), os.path.join(work, "web.sock")
-    hp = subprocess.Popen(["haproxy", "-W", "-S", master, "-f", cfg],
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    hp = HAProxy(cfg, os.devnull, master=master).start().proc
     procs.append(hp)
-    wait_for(lambda: len(live(stats)) == 20)
+    wait_for("20 servers live", lambda: len(live(stats)) == 20)
     # warm-up (not measured): the first apply after HAProxy started also
     # switches the agents of free slots off
-    put("kube/c1/nodes/n0", {"addresses": [nodes[0]], "eligible": False})
-    wait_for(lambda: nodes[0] not in live(stats))
-    put("kube/c1/nodes/n0", {"addresses": [nodes[0]], "eligible": True})
-    wait_for(lambda: nodes[0] in live(stats))
+    kv().put("kube/c1/nodes/n0", {"addresses": [nodes[0]], "eligible": False})
+    wait_for("warm-up node out", lambda: nodes[0] not in live(stats))
+    kv().put("kube/c1/nodes/n0", {"addresses": [nodes[0]], "eligible": True})
+    wait_for("warm-up node back", lambda: nodes[0] in live(stats))
     r0 = reloads(master)
     lat = []
     for k in range(CHANGES):
@@ -184,7 +121,7 @@ def bench_apply():
         i = (k // 2) % len(nodes)
         eligible = k % 2 == 1
         t0 = time.perf_counter()
-        put("kube/c1/nodes/n%d" % i, {"addresses": [nodes[i]], "eligible": eligible})
+        kv().put("kube/c1/nodes/n%d" % i, {"addresses": [nodes[i]], "eligible": eligible})
         while (nodes[i] in live(stats)) != eligible:
             if time.perf_counter() - t0 > 10:
                 raise RuntimeError("change %d not applied within 10 s" % k)
@@ -193,10 +130,8 @@ def bench_apply():
             time.sleep(0.0005)
         lat.append((time.perf_counter() - t0) * 1000.0)
     n_reloads = reloads(master) - r0
-    hp.terminate()
-    w.terminate()
-    hp.wait()
-    w.wait()
+    stop_process(hp)
+    stop_process(w)
     return lat, n_reloads
 
 
@@ -208,10 +143,9 @@ def bench_render_and_idle():
                {"node_port": 30000 + i % 2000}) for i in range(39999)]
     items.append(("kube/c1/services/default/web/http", {"node_port": 30080}))
     t = time.time()
-    req = urllib.request.Request(addr() + "/v1/kv/drover/v1/?recurse", method="DELETE")
-    urllib.request.urlopen(req, timeout=10).read()
-    txn_put(items)
-    put("haproxy/bench/services/big", service(fe, 16, backend="bebig"))
+    kv().delete_tree()
+    kv().txn_set(items)
+    kv().put("haproxy/bench/services/big", service(fe, 16, backend="bebig"))
     if os.path.exists(os.path.join(work, "snap.pb")):
         os.unlink(os.path.join(work, "snap.pb"))
     print("setup: wrote %d keys in %.1f s" % (len(items) + 1, time.time() - t))
@@ -234,10 +168,9 @@ def bench_render_and_idle():
     procs.append(w)
 
     def ready():
-        with urllib.request.urlopen("http://127.0.0.1:%d/readyz" % metrics, timeout=2) as r:
-            return r.status == 200
+        return http("GET", "http://127.0.0.1:%d/readyz" % metrics, timeout=2)[0] == 200
     t = time.perf_counter()
-    wait_for(lambda: ready(), timeout=300)
+    wait_for("the idle daemon ready", ready, timeout=300)
     print("idle: daemon ready (first render of the big service) after %.1f s" % (
         time.perf_counter() - t))
     time.sleep(3)  # structural window + file refresh settle
@@ -251,8 +184,7 @@ def bench_render_and_idle():
     idle_cpu = (cpu() - c0) / (time.time() - t0) * 100.0
     with open("/proc/%d/status" % w.pid) as f:
         hwm = [l for l in f if l.startswith("VmHWM")][0].split()[1]
-    w.terminate()
-    w.wait()
+    stop_process(w)
     return render_ms, n_servers, render_rss / 1024.0, idle_cpu, int(hwm) / 1024.0, len(items) + 1
 
 
@@ -260,7 +192,7 @@ def main():
     if not shutil.which("haproxy") or not shutil.which("consul"):
         print("bench/watcher: needs haproxy and consul", file=sys.stderr)
         return 1
-    subprocess.run([CONSUL_DEV, "start", state], check=True, stdout=subprocess.DEVNULL)
+    consul.start()
     print("method: drover-watcher %s against consul agent -dev (in-memory Raft) and HAProxy "
           "%s on loopback, %d CPUs" % (WATCHER, subprocess.run(
               ["haproxy", "-v"], capture_output=True, text=True).stdout.split()[2],
@@ -287,13 +219,7 @@ if __name__ == "__main__":
         rc = main()
     finally:
         for p in reversed(procs):
-            if p.poll() is None:
-                p.terminate()
-                try:
-                    p.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-        subprocess.run([CONSUL_DEV, "stop", state], stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL)
+            stop_process(p)
+        consul.close()
         shutil.rmtree(work, ignore_errors=True)
     sys.exit(rc)

@@ -23,6 +23,9 @@
 # mount), so fleet_down works from the same shell, from a trap, or later
 # on a --keep'd fleet (scripts/fleet/down.sh STATE-DIR).
 
+# netns_link, netns_forwarding: the director tests' topology blocks
+. "$FLEET_SRC/tests/lib/director_netns.sh"
+
 FLEET_VIP=10.93.100.1
 FLEET_GUE_PORT=19523
 FLEET_CLUSTER=demo          # kube cluster name in KV
@@ -51,9 +54,11 @@ fleet_wait() {
     done
 }
 
-fleet_free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
+# The test library (tests/lib/drover_testlib.py) on the command line: free
+# ports, HAProxy's stats and master sockets.
+fleet_testlib() { python3 "$FLEET_SRC/tests/lib/drover_testlib.py" "$@"; }
+
+fleet_free_port() { fleet_testlib free-ports 1; }
 
 # ns NAME: the namespace of a role (client, router, director, proxy-1...)
 fleet_ns() { echo "drvf-$1-$FLEET_ID"; }
@@ -123,14 +128,7 @@ fleet_down() {
 
 # link ROLE INDEX: veth router:rN <-> ROLE:eth0, 10.93.INDEX.0/24
 fleet_link() {
-    local ns rt
-    ns=$(fleet_ns "$1") rt=$(fleet_ns router)
-    ip -n "$rt" link add "r$2" type veth peer name eth0 netns "$ns"
-    ip -n "$rt" addr add "10.93.$2.1/24" dev "r$2"
-    ip -n "$ns" addr add "10.93.$2.2/24" dev eth0
-    ip -n "$rt" link set "r$2" up
-    ip -n "$ns" link set eth0 up
-    ip -n "$ns" route add default via "10.93.$2.1"
+    netns_link "$(fleet_ns router)" "r$2" "$(fleet_ns "$1")" 10.93 "$2"
 }
 
 fleet_topology() { # XDP_PASS_OBJECT
@@ -162,10 +160,7 @@ fleet_topology() { # XDP_PASS_OBJECT
     # client compute them (veth would leave them to "hardware").
     fleet_nsx client ethtool -K eth0 tx off >/dev/null
     for role in $FLEET_ROLES; do
-        fleet_nsx "$role" sysctl -qw net.ipv4.ip_forward=1
-        for dev in all default $(fleet_nsx "$role" ls /sys/class/net); do
-            fleet_nsx "$role" sysctl -qw "net.ipv4.conf.$dev.rp_filter=0"
-        done
+        netns_forwarding "$(fleet_ns "$role")"
     done
     ip -n "$(fleet_ns router)" route add "$FLEET_VIP/32" via 10.93.2.2
     for role in proxy-1 proxy-2; do
@@ -295,26 +290,15 @@ fleet_proxy() { # proxy-N
 }
 
 # fleet_hap PROXY SERVICE COMMAND: HAProxy runtime API (stats socket);
-# HAProxy closes the connection after the answer (-t: at most 5 s)
+# HAProxy closes the connection after the answer (at most 5 s)
 fleet_hap() {
-    echo "$3" | socat -t 5 - "UNIX-CONNECT:$FLEET_STATE/$1/$2.sock"
+    fleet_testlib haproxy "$FLEET_STATE/$1/$2.sock" "$3"
 }
 
 # fleet_servers PROXY SERVICE: "server addr status weight agent-text" of the
 # occupied slots of be_SERVICE (HAProxy's own view, `show stat`)
 fleet_servers() {
-    fleet_hap "$1" "$2" "show stat" | python3 -c '
-import csv, sys
-rows = list(csv.reader(l for l in sys.stdin if l.strip()))
-head = [h.lstrip("# ") for h in rows[0]]
-for r in rows[1:]:
-    f = dict(zip(head, r))
-    if f["pxname"] != "be_" + sys.argv[1] or f["svname"] in ("BACKEND", "FRONTEND"):
-        continue
-    if f["addr"].startswith("0.0.0.0"):
-        continue
-    print(f["svname"], f["addr"], f["status"], f["weight"], f.get("last_agt", "") or "-")
-' "$2"
+    fleet_testlib haproxy-servers "$FLEET_STATE/$1/$2.sock" "be_$2"
 }
 
 # fleet_fe_sessions PROXY SERVICE: cumulative client connections of fe_SERVICE
@@ -324,27 +308,7 @@ fleet_fe_sessions() {
 
 # fleet_reloads PROXY SERVICE: the master's reload counter (master CLI)
 fleet_reloads() {
-    python3 - "$FLEET_STATE/$1/$2.master" <<'PY'
-import socket, sys
-s = socket.socket(socket.AF_UNIX)
-s.settimeout(5)
-s.connect(sys.argv[1])
-s.sendall(b"show proc\n")
-s.shutdown(socket.SHUT_WR)
-out = b""
-while True:
-    d = s.recv(65536)
-    if not d:
-        break
-    out += d
-for line in out.decode().splitlines():
-    f = line.split()
-    if len(f) > 2 and f[1] == "master":
-        print(int(f[2]))
-        break
-else:
-    sys.exit(1)
-PY
+    fleet_testlib haproxy-reloads "$FLEET_STATE/$1/$2.master"
 }
 
 fleet_watcher_metric() { # PROXY NAME
@@ -463,18 +427,8 @@ fleet_not_running() { ! kill -0 "$1" 2>/dev/null; }
 
 # fleet_count NAME FIELD [NODE]: ok / failed, or answers by NODE
 fleet_count() {
-    python3 -c '
-import json, sys
-c = json.load(open(sys.argv[1]))
-print(c["nodes"].get(sys.argv[3], 0) if sys.argv[2] == "node" else c[sys.argv[2]])
-' "$FLEET_STATE/$1/counts" "$2" "${3:-}"
+    python3 "$FLEET_SRC/scripts/fleet/load.py" count "$FLEET_STATE/$1" "$2" ${3:+"$3"}
 }
 fleet_counts_line() { # NAME
-    python3 -c '
-import json, sys
-c = json.load(open(sys.argv[1]))
-print("ok %d, failed %d, by node: %s%s" % (c["ok"], c["failed"],
-      ", ".join("%s %d" % kv for kv in sorted(c["nodes"].items())),
-      (" (last error: %s)" % c["error"]) if c["failed"] else ""))
-' "$FLEET_STATE/$1/counts"
+    python3 "$FLEET_SRC/scripts/fleet/load.py" summary "$FLEET_STATE/$1"
 }

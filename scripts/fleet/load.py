@@ -12,6 +12,10 @@
       STATE-DIR/stop-long exists; writes STATE-DIR/long (JSON: local port,
       ok, failed, last error). A failure ends the connection and is never
       retried: the connection either survives or the count says it did not.
+  load.py count STATE-DIR ok|failed|node [NODE]
+      One figure of STATE-DIR/counts: ok, failed, or the answers by NODE.
+  load.py summary STATE-DIR
+      STATE-DIR/counts in one line.
 """
 import http.client
 import json
@@ -20,16 +24,23 @@ import sys
 import time
 import urllib.parse
 
-mode, url, state = sys.argv[1], sys.argv[2], sys.argv[3]
-u = urllib.parse.urlsplit(url)
-host, port = u.hostname, u.port or 80
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests",
+                                "lib"))
+from drover_testlib import write_atomic  # noqa: E402
+
+mode = sys.argv[1]
+if mode in ("load", "long"):
+    url, state = sys.argv[2], sys.argv[3]
+    u = urllib.parse.urlsplit(url)
+    host, port = u.hostname, u.port or 80
+else:
+    state = sys.argv[2]
 
 
 def write(name, data):
-    tmp = os.path.join(state, name + ".tmp")
-    with open(tmp, "w") as f:
-        json.dump(data, f)
-    os.rename(tmp, os.path.join(state, name))
+    # rewritten after every request: no fsync
+    write_atomic(os.path.join(state, name), data, fsync=False)
 
 
 def load():
@@ -73,4 +84,21 @@ def long():
     write("long", c)
 
 
-{"load": load, "long": long}[mode]()
+def counts():
+    with open(os.path.join(state, "counts")) as f:
+        return json.load(f)
+
+
+def count():
+    c = counts()
+    print(c["nodes"].get(sys.argv[4], 0) if sys.argv[3] == "node" else c[sys.argv[3]])
+
+
+def summary():
+    c = counts()
+    print("ok %d, failed %d, by node: %s%s" % (c["ok"], c["failed"],
+          ", ".join("%s %d" % kv for kv in sorted(c["nodes"].items())),
+          (" (last error: %s)" % c["error"]) if c["failed"] else ""))
+
+
+{"load": load, "long": long, "count": count, "summary": summary}[mode]()

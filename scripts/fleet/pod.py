@@ -1,40 +1,20 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: Apache-2.0
 """A fleet "pod": answers every HTTP GET with its node name, on each port
-given (the services' NodePorts). Writes "listening" to stdout when every
-port is bound.
+given (the services' NodePorts), HTTP/1.1 keep-alive. Writes "listening" to
+stdout when every port is bound.
 
 usage: pod.py NODE-NAME PORT [PORT...]"""
-import http.server
-import socketserver
+import os
 import sys
 import threading
 
-name = sys.argv[1]
-body = (name + "\n").encode()
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests",
+                                "lib"))
+from drover_testlib import serve_http  # noqa: E402
 
-
-class Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def do_GET(self):
-        self.send_response(200)
-        self.send_header("Content-Type", "text/plain")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
-class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-
-servers = [Server(("0.0.0.0", int(p)), Handler) for p in sys.argv[2:]]
-for s in servers[1:]:
-    threading.Thread(target=s.serve_forever, daemon=True).start()
+body = (sys.argv[1] + "\n").encode()
+servers = [serve_http("0.0.0.0", int(p), body, keepalive=True) for p in sys.argv[2:]]
 print("listening", flush=True)
-servers[0].serve_forever()
+threading.Event().wait()  # the servers run in their threads until killed

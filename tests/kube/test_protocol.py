@@ -16,12 +16,14 @@ import ssl
 import subprocess
 import sys
 import tempfile
-import time
 import unittest
 import urllib.parse
-import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.join(HERE, "..", "lib"))
+from drover_testlib import http, stop_process, wait_until  # noqa: E402
+
 FIXTURE = os.path.join(HERE, "kube-fixture.py")
 READ_TIMEOUT = 10.0
 
@@ -34,12 +36,15 @@ class Fixture:
                 [sys.executable, FIXTURE, "--state-dir", self.dir, *args],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                 stderr=logf)
-        deadline = time.monotonic() + 15
-        while not os.path.exists(self.file("addr")):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.close()
-                raise RuntimeError("fixture did not start")
-            time.sleep(0.02)
+        try:
+            # the fixture writes addr last; an exit ends the wait at once
+            wait_until("fixture addr file", lambda: os.path.exists(self.file("addr")) or
+                       self.proc.poll() is not None, 15, 0.02)
+            if self.proc.poll() is not None:
+                raise AssertionError("fixture exited with %d" % self.proc.returncode)
+        except AssertionError as e:
+            self.close()
+            raise RuntimeError("fixture did not start: %s" % e) from None
         url = urllib.parse.urlsplit(self.read("addr"))
         self.tls = url.scheme == "https"
         self.port = url.port
@@ -59,34 +64,22 @@ class Fixture:
         return self.read("token")
 
     def close(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, timeout=5)
         shutil.rmtree(self.dir, ignore_errors=True)
 
     # ---- control
     def ctl(self, op, body=None, expect=200):
-        req = urllib.request.Request(
-            "%s/v1/%s" % (self.control, op), method="POST",
-            data=json.dumps(body or {}).encode(),
-            headers={"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(req, timeout=60) as r:
-                code, data = r.status, r.read()
-        except urllib.error.HTTPError as e:
-            code, data = e.code, e.read()
+        code, data, _ = http("POST", "%s/v1/%s" % (self.control, op), body or {},
+                             {"Content-Type": "application/json"}, timeout=60)
         if code != expect:
             raise AssertionError("control %s: %d %s" % (op, code, data))
         return json.loads(data)
 
     def ctl_get(self, path):
-        with urllib.request.urlopen("%s/v1/%s" % (self.control, path),
-                                    timeout=60) as r:
-            return json.loads(r.read())
+        code, data, _ = http("GET", "%s/v1/%s" % (self.control, path), timeout=60)
+        if code != 200:
+            raise AssertionError("control GET %s: %d %s" % (path, code, data))
+        return json.loads(data)
 
     # ---- raw API access
     def connect(self):
@@ -822,17 +815,16 @@ class RestartTest(FixtureTest):
             w.next_event()
         # Refused while down, then back on the same port with the same
         # objects and the same revision counter.
-        deadline = time.monotonic() + 10
-        refused = False
-        while True:
+        refused = []
+
+        def services():
             try:
-                code, _, body = fx.get("/api/v1/services")
-                break
-            except (ConnectionError, OSError):
-                refused = True
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
+                return fx.get("/api/v1/services")
+            except OSError:
+                refused.append(True)
+                raise
+        code, _, body = wait_until("the API back after the restart", services, 10,
+                                   retry_on=OSError)
         self.assertTrue(refused)
         self.assertEqual(code, 200)
         self.assertEqual(body["items"][0]["metadata"]["uid"],
@@ -848,10 +840,7 @@ class RestartTest(FixtureTest):
         a = fx.ctl("add_service", svc("a"))
         fx.ctl("add_service", svc("b"))
         fx.ctl("restart", {"down_seconds": 0, "compact": True})
-        deadline = time.monotonic() + 10
-        while fx.ctl_get("state")["down"]:
-            self.assertLess(time.monotonic(), deadline)
-            time.sleep(0.05)
+        wait_until("the fixture up again", lambda: not fx.ctl_get("state")["down"], 10)
         w = self.watch("/api/v1/services?watch=1&resourceVersion=%s"
                        % a["metadata"]["resourceVersion"])
         self.assertEqual(w.next_event()["object"]["code"], 410)

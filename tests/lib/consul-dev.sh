@@ -43,20 +43,7 @@ shift 2
 command -v consul >/dev/null 2>&1 || die "consul not installed (scripts/bootstrap.sh installs it)"
 
 free_ports() { # N -> N distinct free TCP ports on 127.0.0.1 (also free for UDP)
-    python3 - "$1" <<'PYEOF'
-import socket, sys
-n = int(sys.argv[1]); held = []; ports = []
-while len(ports) < n:
-    t = socket.socket(); t.bind(("127.0.0.1", 0))
-    p = t.getsockname()[1]
-    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        u.bind(("127.0.0.1", p))
-    except OSError:
-        t.close(); u.close(); continue
-    held += [t, u]; ports.append(p)
-print(" ".join(map(str, ports)))
-PYEOF
+    python3 "$(dirname "$0")/drover_testlib.py" free-ports "$1" --udp
 }
 
 http_get() { # URL [token] -> body, fails on HTTP error

@@ -1,7 +1,9 @@
+# shellcheck shell=bash
 # SPDX-License-Identifier: Apache-2.0
 # director_netns.sh: the network-namespace topology of the director tests
 # (tests/e2e/director/run.sh, tests/integration/director/run.sh), sourced
-# by them (bash, root):
+# by them (bash, root); its building blocks (netns_link, netns_forwarding)
+# also wire the fleet (scripts/fleet/lib.sh):
 #
 #   client --- router --- director
 #                 |------ proxy1
@@ -31,19 +33,40 @@ director_netns_names() {
     NSS="$CLI $RT $DIR $P1 $P2"
 }
 
+# netns_link ROUTER-NS ROUTER-DEV NS NET INDEX [V6]: one host behind the
+# router: veth ROUTER-DEV <-> NS's eth0, NET.INDEX.1/24 on the router's end,
+# NET.INDEX.2/24 on the host's with its default route through the router;
+# with V6 (an fdXX prefix) also V6:INDEX::1/64 and ::2/64.
+netns_link() {
+    local rt=$1 dev=$2 ns=$3 net=$4 i=$5 v6=${6:-}
+    ip -n "$rt" link add "$dev" type veth peer name eth0 netns "$ns"
+    ip -n "$rt" addr add "$net.$i.1/24" dev "$dev"
+    ip -n "$ns" addr add "$net.$i.2/24" dev eth0
+    ip -n "$rt" link set "$dev" up
+    ip -n "$ns" link set eth0 up
+    ip -n "$ns" route add default via "$net.$i.1"
+    if [ -n "$v6" ]; then
+        ip -n "$rt" addr add "$v6:$i::1/64" dev "$dev" nodad
+        ip -n "$ns" addr add "$v6:$i::2/64" dev eth0 nodad
+        ip -n "$ns" -6 route add default via "$v6:$i::1"
+    fi
+}
+
+# netns_forwarding NS [v6]: NS forwards (IPv6 too with v6), with reverse
+# path filtering off on every device: with direct return a flow's packets
+# come and go by different paths.
+netns_forwarding() {
+    local ns=$1 dev
+    nsx "$ns" sysctl -qw net.ipv4.ip_forward=1
+    [ -z "${2:-}" ] || nsx "$ns" sysctl -qw net.ipv6.conf.all.forwarding=1
+    for dev in $(nsx "$ns" ls /sys/class/net) all default; do
+        nsx "$ns" sysctl -qw "net.ipv4.conf.$dev.rp_filter=0"
+    done
+}
+
 # One host behind the router: ns router-dev subnet-index.
 _director_netns_link() {
-    ip -n "$RT" link add "$2" type veth peer name eth0 netns "$1"
-    ip -n "$RT" addr add "$_DN_NET.$3.1/24" dev "$2"
-    ip -n "$1" addr add "$_DN_NET.$3.2/24" dev eth0
-    ip -n "$RT" link set "$2" up
-    ip -n "$1" link set eth0 up
-    ip -n "$1" route add default via "$_DN_NET.$3.1"
-    if [ -n "$_DN_V6" ]; then
-        ip -n "$RT" addr add "$_DN_V6:$3::1/64" dev "$2" nodad
-        ip -n "$1" addr add "$_DN_V6:$3::2/64" dev eth0 nodad
-        ip -n "$1" -6 route add default via "$_DN_V6:$3::1"
-    fi
+    netns_link "$RT" "$2" "$1" "$_DN_NET" "$3" "$_DN_V6"
     [ "$1" = "$CLI" ] || ip -n "$RT" link set dev "$2" xdp obj "$_DN_XDP_PASS" sec xdp
 }
 
@@ -51,7 +74,7 @@ _director_netns_link() {
 # director_netns_names and wire the topology. NET is "10.X"; XDP_PASS the
 # object of tests/e2e/director/xdp_pass.bpf.c.
 director_netns_up() {
-    local ns dev vip=$3 vip6=${4:-}
+    local ns vip=$3 vip6=${4:-}
     _DN_NET=$1 _DN_XDP_PASS=$2 _DN_V6=
     [ -z "$vip6" ] || _DN_V6=fd${1#10.}
     for ns in $NSS; do
@@ -70,11 +93,7 @@ director_netns_up() {
     # As on a real NIC the client's own checksums are complete: compute them.
     nsx "$CLI" ethtool -K eth0 tx off >/dev/null
     for ns in $NSS; do
-        nsx "$ns" sysctl -qw net.ipv4.ip_forward=1
-        [ -z "$_DN_V6" ] || nsx "$ns" sysctl -qw net.ipv6.conf.all.forwarding=1
-        for dev in $(nsx "$ns" ls /sys/class/net) all default; do
-            nsx "$ns" sysctl -qw "net.ipv4.conf.$dev.rp_filter=0"
-        done
+        netns_forwarding "$ns" "$_DN_V6"
     done
     ip -n "$RT" route add "$vip/32" via "$1.2.2"
     [ -z "$vip6" ] || ip -n "$RT" -6 route add "$vip6/128" via "$_DN_V6:2::2"

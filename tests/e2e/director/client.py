@@ -11,7 +11,10 @@ Exit 0 on success; every failure says what happened."""
 import os
 import socket
 import sys
-import time
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "lib"))
+from drover_testlib import wait_until  # noqa: E402
 
 vip, port, state = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 
@@ -39,11 +42,11 @@ with open(os.path.join(state, "owner.tmp"), "w") as f:
 os.rename(os.path.join(state, "owner.tmp"), os.path.join(state, "owner"))
 print(f"client: long connection served by {owner}", flush=True)
 
-deadline = time.time() + 60
-while not os.path.exists(os.path.join(state, "go")):
-    if time.time() > deadline:
-        sys.exit("client: timed out waiting for the table change")
-    time.sleep(0.05)
+try:
+    wait_until("the table change (STATE/go)", lambda: os.path.exists(os.path.join(state, "go")),
+               60)
+except AssertionError as e:
+    sys.exit(f"client: {e}")
 
 for i in range(20):
     got = ask(long_f, f"after {i}")

@@ -4,22 +4,18 @@ free loopback ports, talk the agent protocol, read /metrics and /readyz,
 write the state file the way the watcher does (temp file + rename), and
 clean up whatever happens."""
 
-import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "lib"))
-from drover_testlib import free_port, wait_until  # noqa: E402,F401 (re-exported to the tests)
-
-SKIP = 77
+from drover_testlib import (SKIP, free_port, hold_for, http, metric_key,  # noqa: E402,F401
+                            parse_metrics, stop_process, wait_until, write_atomic)
+# (SKIP, free_port, hold_for and wait_until are re-exported to the tests)
 
 
 def have_ipv6_loopback():
@@ -100,48 +96,24 @@ class Daemon:
         self.proc.send_signal(sig)
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self.proc:
-            self.log.close()
-        return self.proc.returncode if self.proc else None
+        if not self.proc:
+            return None
+        rc = stop_process(self.proc, timeout=5)
+        self.log.close()
+        return rc
 
     def http(self, path):
         """(status, body) of GET path on the metrics address."""
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.mport}{path}", timeout=5) as r:
-                return r.status, r.read().decode()
-        except urllib.error.HTTPError as e:
-            return e.code, e.read().decode()
+        st, body, _ = http("GET", f"http://127.0.0.1:{self.mport}{path}", timeout=5)
+        return st, body.decode()
 
     def metric(self, name, labels=None):
         """Value of one sample, or None."""
-        _, body = self.http("/metrics")
-        want = name
-        if labels:
-            want += "{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}"
-        for line in body.splitlines():
-            if line.startswith("#"):
-                continue
-            key, _, val = line.rpartition(" ")
-            if key == want:
-                return float(val)
-        return None
+        return parse_metrics(self.http("/metrics")[1]).get(metric_key(name, labels))
 
     def write_state(self, doc):
-        """Replace the state file atomically (temp + rename), as the watcher does."""
-        text = doc if isinstance(doc, str) else json.dumps(doc)
-        tmp = self.state + ".tmp"
-        with open(tmp, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.rename(tmp, self.state)
+        """Replace the state file atomically, as the watcher does."""
+        write_atomic(self.state, doc)
 
 
 def run(tests, binary):

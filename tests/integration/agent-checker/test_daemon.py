@@ -15,6 +15,7 @@ import sys
 import time
 
 from agentlib import Daemon, ask, run, wait_until
+from drover_testlib import NotifySocket  # on the path through agentlib
 
 DRAIN = {"version": 1, "generated": "2026-01-01T00:00:00Z",
          "default": {"admin": "ready", "health": "up", "reason": "no maintenance"},
@@ -190,26 +191,20 @@ def test_connection_cap(binary, work, daemons):
 def test_sd_notify(binary, work, daemons):
     """Type=notify: READY=1 once the agent port listens, STATUS with the
     readiness reason, STOPPING=1 on SIGTERM."""
-    path = os.path.join(work, "notify.sock")
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify = NotifySocket(os.path.join(work, "notify.sock"))
     try:
-        sock.bind(path)
-        sock.settimeout(10)
-        d = Daemon(binary, work, env={"NOTIFY_SOCKET": path})
+        d = Daemon(binary, work, env={"NOTIFY_SOCKET": notify.path})
         daemons.append(d)
         d.start()
-        msgs = []
-        while not any("READY=1" in m for m in msgs):
-            msgs.append(sock.recv(4096).decode())
+        notify.wait("READY=1")
         # no state file: it answers (fallback) but says why it is not ready
-        assert any("STATUS=" in m and "missing" in m for m in msgs), msgs
+        assert any("STATUS=" in m and "missing" in m for m in notify.messages), notify.messages
         assert ask(d.port, b"be/s\n") == b"ready up #drover: no state loaded\n"
         d.signal(signal.SIGTERM)
-        while not any("STOPPING=1" in m for m in msgs):
-            msgs.append(sock.recv(4096).decode())
+        notify.wait("STOPPING=1")
         assert d.proc.wait(timeout=10) == 0
     finally:
-        sock.close()
+        notify.close()
 
 
 def test_bad_options_refused(binary, work, daemons):

@@ -17,19 +17,20 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 
-from agentlib import SKIP, Daemon, free_port, run, wait_until
+from agentlib import SKIP, Daemon, free_port, hold_for, run, wait_until
+import drover_testlib  # on the path through agentlib
 
 INTER_MS = 200
 
 
-class HAProxy:
+class HAProxy(drover_testlib.HAProxy):
+    """HAProxy in the foreground with a stats socket, on a config of one
+    backend be_app whose servers are agent-checked by the daemon."""
+
     def __init__(self, work, agent_port, servers):
-        self.work = work
-        self.sock = os.path.join(work, "stats.sock")
-        self.cfg = os.path.join(work, "haproxy.cfg")
-        self.log_path = os.path.join(work, "haproxy.log")
+        super().__init__(os.path.join(work, "haproxy.cfg"), os.path.join(work, "haproxy.log"),
+                         sock=os.path.join(work, "stats.sock"))
         lines = [
             "global",
             f"    stats socket {self.sock} mode 600 level admin",
@@ -58,64 +59,23 @@ class HAProxy:
                 f' agent-send "be_app/{name}\\n"')
         with open(self.cfg, "w") as f:
             f.write("\n".join(lines) + "\n")
-        self.proc = None
 
     def start(self):
         check = subprocess.run(["haproxy", "-c", "-f", self.cfg], capture_output=True, timeout=30)
         assert check.returncode == 0, check.stderr.decode() + check.stdout.decode()
-        self.log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(["haproxy", "-db", "-f", self.cfg],
-                                     stdout=self.log, stderr=self.log)
-        wait_until("haproxy stats socket", lambda: self._alive() and os.path.exists(self.sock))
-        return self
-
-    def _alive(self):
-        if self.proc.poll() is not None:
-            raise AssertionError(f"haproxy exited with {self.proc.returncode}:\n{self.logs()}")
-        return True
-
-    def cmd(self, line):
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-            s.settimeout(5)
-            s.connect(self.sock)
-            s.sendall(line.encode() + b"\n")
-            out = []
-            while True:
-                b = s.recv(65536)
-                if not b:
-                    break
-                out.append(b)
-        return b"".join(out).decode()
+        return super().start()
 
     def stat(self, server):
         """`show stat` row of be_app/server as a dict keyed by column name."""
-        text = self.cmd("show stat")
-        rows = text.splitlines()
-        header = rows[0].lstrip("# ").split(",")
-        for row in rows[1:]:
-            vals = row.split(",")
-            if len(vals) >= 2 and vals[0] == "be_app" and vals[1] == server:
-                return dict(zip(header, vals))
-        raise AssertionError(f"be_app/{server} not in show stat:\n{text}")
-
-    def logs(self):
-        try:
-            with open(self.log_path, errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
+        row = drover_testlib.haproxy_stat_row(self.sock, "be_app", server)
+        if row is None:
+            raise AssertionError(f"be_app/{server} not in show stat:\n{self.cmd('show stat')}")
+        return row
 
     def stop(self):
         for ls in self.listeners:
             ls.close()
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-            self.log.close()
+        super().stop()
         return 0
 
 
@@ -178,12 +138,13 @@ def test_drain_ready_weight_maint_and_agent_down(binary, work, daemons):
                and hap.stat("srv2")["agent_status"].startswith("L4"))
     # A negative check needs a window: watch for 10 agent intervals (well
     # past the default fall of 3) that no server is ever marked down.
-    deadline = time.monotonic() + 10 * INTER_MS / 1000
-    while time.monotonic() < deadline:
+    def all_up():
         for name in ("srv1", "srv2"):
             row = hap.stat(name)
             assert row["status"] == "UP", (name, row["status"], row["agent_status"])
-        time.sleep(0.1)
+        return True
+    hold_for("srv1 and srv2 UP while the agent-checker is down", all_up, 10 * INTER_MS / 1000,
+             interval=0.1)
     assert hap.stat("srv1")["agent_status"].startswith("L4")
 
 

@@ -39,7 +39,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import sys
 import threading
 import time
@@ -51,7 +50,9 @@ sys.path.insert(0, os.path.join(IT, "agent-checker"))
 sys.path.insert(0, os.path.join(IT, "watcher"))
 import agentlib  # noqa: E402
 import ctllib  # noqa: E402
-import watcherlib  # noqa: E402
+import watcherlib  # noqa: E402 (puts tests/lib on the path)
+from drover_testlib import (ConsulDev, haproxy_stat, hold_for, metric_sum,  # noqa: E402
+                            parse_metrics, run_main, run_steps)
 
 CTL, WATCHER, AGENT_CHECKER, CONSUL_DEV, TEMPLATES = sys.argv[1:6]
 ROOT = "drover/v1/"  # the watcher's default KV root
@@ -108,17 +109,8 @@ class RequestLoop:
 
 def stat_rows():
     """`show stat` rows of be_web servers, by address "ip:port"."""
-    text = tw.sock_cmd(tw.STATS, "show stat")
-    lines = text.splitlines()
-    hdr = lines[0].lstrip("# ").split(",")
-    rows = {}
-    for l in lines[1:]:
-        if not l:
-            continue
-        r = dict(zip(hdr, l.split(",")))
-        if r.get("pxname") == "be_web" and r.get("svname") not in ("FRONTEND", "BACKEND"):
-            rows[r.get("addr", "")] = r
-    return rows
+    return {r.get("addr", ""): r for r in haproxy_stat(tw.STATS)
+            if r.get("pxname") == "be_web" and r.get("svname") not in ("FRONTEND", "BACKEND")}
 
 
 def srv(addr):
@@ -143,17 +135,14 @@ def is_status(addr, want, text=None):
 
 def wait_status(addr, want, text=None, timeout=15):
     """Poll until the status is reached; report the last row on timeout."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if is_status(addr, want, text):
-            return srv(addr)
-        time.sleep(0.05)
-    r = srv(addr) or {}
-    raise AssertionError("timed out after %ss waiting for %s to be %s%s (status %r, last_agt "
-                         "%r, agent_status %r)" % (timeout, addr, want,
-                                                   " with %r" % text if text else "",
-                                                   r.get("status"), r.get("last_agt"),
-                                                   r.get("agent_status")))
+    what = "%s to be %s%s" % (addr, want, " with %r" % text if text else "")
+    try:
+        return agentlib.wait_until(what, lambda: is_status(addr, want, text) and srv(addr),
+                                   timeout)
+    except AssertionError as e:
+        r = srv(addr) or {}
+        raise AssertionError("%s (status %r, last_agt %r, agent_status %r)" % (
+            e, r.get("status"), r.get("last_agt"), r.get("agent_status"))) from None
 
 
 def ctl(*args, ok=True):
@@ -197,13 +186,8 @@ def start_agent():
 
 def metric_replies(admin):
     """Replies with this admin word served by the current agent-checker."""
-    _, body = agent.http("/metrics")
-    n = 0.0
-    for line in body.splitlines():
-        if line.startswith("drover_agent_checker_replies_total{") and \
-                'admin="%s"' % admin in line:
-            n += float(line.rsplit(" ", 1)[1])
-    return n
+    return metric_sum(parse_metrics(agent.http("/metrics")[1]),
+                      "drover_agent_checker_replies_total", admin=admin)
 
 
 def agent_inter():
@@ -277,13 +261,14 @@ def step_down():
     # a negative check needs a window: 10 agent intervals (well past the
     # default fall of 3), no server may leave UP and requests must go on
     ok0, _ = loop.mark()
-    end = time.monotonic() + 10 * AGENT_INTER
-    while time.monotonic() < end:
+
+    def both_up():
         for x in (A, B):
             r = srv(x)
             assert r["status"] == "UP", ("agent-checker down marked a server", x, r["status"],
                                          r["agent_status"])
-        time.sleep(0.05)
+        return True
+    hold_for("both servers UP while the agent-checker is down", both_up, 10 * AGENT_INTER)
     assert srv(A)["agent_status"].startswith("L4"), srv(A)["agent_status"]
     assert loop.mark()[0] > ok0, "no requests served while the agent-checker was down"
     loop.assert_clean("agent-checker down")
@@ -332,11 +317,8 @@ def main():
         print("SKIP: haproxy not installed (scripts/bootstrap.sh installs it)")
         return 77
     tw = watcherlib.Fleet(WATCHER, CONSUL_DEV, TEMPLATES, prefix="drover-chatops-it.")
-    state = os.environ.get("DROVER_CONSUL_STATE")
-    if state:
-        tw.consul_state = state  # the CTest fixture's agent
-    else:
-        tw.consul("start")  # run by hand: a private agent, stopped in cleanup
+    # the CTest fixture's agent; run by hand, a private one stopped in cleanup
+    tw.consul_dev = ConsulDev.from_env(tw.consul_dev.state, CONSUL_DEV)
     A, B = "127.0.0.2", "127.0.0.3"
     kv = ctllib.KV(tw.consul_addr(), ROOT)
     kv.delete_tree()
@@ -371,11 +353,8 @@ def main():
     wait_status(B, "UP")
     loop = RequestLoop()
     loop.thread.start()
-    for step in (step_drain, step_ready, step_restart, step_down, step_offline, step_weight,
-                 step_audit):
-        log("step", step.__name__[5:])
-        step()
-        log("step", step.__name__[5:], "ok")
+    run_steps([step_drain, step_ready, step_restart, step_down, step_offline, step_weight,
+               step_audit])
     loop.stop()
     loop.assert_clean("whole run")
     log("agent-inter %.2fs" % AGENT_INTER)
@@ -384,6 +363,8 @@ def main():
 
 
 def dump_diagnostics():
+    if not tw:
+        return
     try:
         for addr, r in stat_rows().items():
             print("---- show stat %s: status %s weight %s agent_status %s last_agt %r" % (
@@ -397,34 +378,19 @@ def dump_diagnostics():
     tw.dump_logs()
 
 
-def overall_deadline(signum, frame):
-    raise TimeoutError("the whole test ran past %d s" % DEADLINE_S)
+def cleanup():
+    if loop:
+        loop.stop()
+    if agent:
+        try:
+            agent.stop()
+        except Exception:  # noqa: BLE001
+            pass
+    if tw:
+        tw.cleanup()  # the CTest fixture's Consul agent is stopped by the fixture
 
 
-DEADLINE_S = 50  # below the CTest TIMEOUT, so the cleanup below still runs
+DEADLINE_S = 50  # below the CTest TIMEOUT, so the cleanup still runs
 
 if __name__ == "__main__":
-    rc = 1
-    signal.signal(signal.SIGALRM, overall_deadline)
-    signal.signal(signal.SIGTERM, overall_deadline)
-    signal.alarm(DEADLINE_S)
-    try:
-        rc = main()
-    except Exception:  # noqa: BLE001 - reported, then cleaned up
-        import traceback
-        traceback.print_exc()
-        if tw:
-            dump_diagnostics()
-    finally:
-        signal.alarm(0)
-        if loop:
-            loop.stop()
-        if agent:
-            try:
-                agent.stop()
-            except Exception:  # noqa: BLE001
-                pass
-        if tw:
-            # the CTest fixture's Consul agent is stopped by the fixture
-            tw.cleanup(stop_consul=not os.environ.get("DROVER_CONSUL_STATE"))
-    sys.exit(rc)
+    run_main(main, dump_diagnostics, cleanup, deadline=DEADLINE_S)

@@ -5,15 +5,13 @@ own, a fleet of kube nodes / services / HAProxy backends / director proxies
 written the way the exporter and operators write them, and a runner for
 the real droverctl binary."""
 
-import base64
 import json
 import os
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 
-SKIP = 77
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "lib"))
+from drover_testlib import SKIP, Consul, ConsulDev  # noqa: E402,F401 (SKIP re-exported)
 
 
 def consul_addr():
@@ -21,51 +19,12 @@ def consul_addr():
     if not state:
         print("DROVER_CONSUL_STATE not set (run through ctest)", file=sys.stderr)
         sys.exit(SKIP)
-    with open(os.path.join(state, "addr")) as f:
-        return f.read().strip()
+    return ConsulDev(state).addr
 
 
-class KV:
-    def __init__(self, addr, root):
-        self.addr = addr
-        self.root = root
-        self.opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-    def _req(self, method, path, data=None):
-        req = urllib.request.Request(self.addr + path, data=data, method=method)
-        try:
-            with self.opener.open(req, timeout=10) as r:
-                return r.status, r.read()
-        except urllib.error.HTTPError as e:
-            return e.code, e.read()
-
-    def put(self, key, value):
-        body = value if isinstance(value, (bytes, str)) else json.dumps(value)
-        if isinstance(body, str):
-            body = body.encode()
-        st, out = self._req("PUT", "/v1/kv/" + self.root + key, body)
-        assert st == 200 and out.strip() == b"true", (key, st, out)
-
-    def delete_tree(self):
-        self._req("DELETE", "/v1/kv/" + self.root + "?recurse")
-
-    def dump(self, sub=""):
-        """{key below root: (value bytes, ModifyIndex)} of everything under root+sub."""
-        st, out = self._req("GET", "/v1/kv/" + self.root + sub + "?recurse")
-        if st == 404:
-            return {}
-        assert st == 200, (st, out)
-        res = {}
-        for it in json.loads(out):
-            v = base64.b64decode(it["Value"]) if it.get("Value") else b""
-            res[it["Key"][len(self.root):]] = (v, it["ModifyIndex"])
-        return res
-
-    def get_json(self, key):
-        d = self.dump(key)
-        if key not in d:
-            return None
-        return json.loads(d[key][0])
+class KV(Consul):
+    """The test's KV prefix (drover_testlib.Consul below root), plus the
+    audit trail droverctl writes there."""
 
     def audit(self):
         """Audit entries, oldest first: [(key, value dict)]."""

@@ -10,31 +10,34 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ctllib import KV, Ctl, check, consul_addr, write_fleet  # noqa: E402
+from ctllib import KV, Ctl, check, consul_addr, write_fleet  # noqa: E402 (puts tests/lib on the path)
+from drover_testlib import run_main, run_steps  # noqa: E402
+
+
+TEST_KV = None  # the test's KV prefix, removed by cleanup()
 
 
 def main():
+    global TEST_KV
     binary = sys.argv[1]
     addr = consul_addr()
     root = f"test-ctl-cli-{os.getpid()}/"
-    kv = KV(addr, root)
+    kv = TEST_KV = KV(addr, root)
     kv.delete_tree()
-    try:
-        write_fleet(kv)
-        ctl = Ctl(binary, addr, root)
-        p = subprocess.run([binary, "--help"], capture_output=True, text=True, timeout=30)
-        check(p.returncode == 0 and "--max-out-share" in p.stdout and
-              "director fill|activate" in p.stdout, p.stdout)
-        test_drain_writes_entry_and_audit(kv, ctl)
-        test_refusals_leave_kv_unchanged(kv, ctl)
-        test_share_and_force(kv, ctl)
-        test_weight_undrain_ready(kv, ctl)
-        test_director(kv, ctl)
-        test_status_and_history(kv, ctl)
-        test_concurrent_writers(kv, ctl)
-    finally:
-        kv.delete_tree()
+    write_fleet(kv)
+    ctl = Ctl(binary, addr, root)
+    p = subprocess.run([binary, "--help"], capture_output=True, text=True, timeout=30)
+    check(p.returncode == 0 and "--max-out-share" in p.stdout and
+          "director fill|activate" in p.stdout, p.stdout)
+    run_steps([test_drain_writes_entry_and_audit, test_refusals_leave_kv_unchanged,
+               test_share_and_force, test_weight_undrain_ready, test_director,
+               test_status_and_history, test_concurrent_writers], "test", (kv, ctl))
     print("ok")
+
+
+def cleanup():
+    if TEST_KV:
+        TEST_KV.delete_tree()
 
 
 def test_drain_writes_entry_and_audit(kv, ctl):
@@ -213,4 +216,4 @@ def test_concurrent_writers(kv, ctl):
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main, cleanup=cleanup)

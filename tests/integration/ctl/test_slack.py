@@ -11,18 +11,17 @@ import hmac
 import itertools
 import json
 import os
-import signal
+import shutil
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ctllib import KV, Ctl, check, consul_addr, write_fleet  # noqa: E402
+from ctllib import KV, check, consul_addr, write_fleet  # noqa: E402 (puts tests/lib on the path)
+from drover_testlib import http, run_main, stop_process  # noqa: E402
 
 SECRET = b"8f742231b10e8888abcd99yyyzzz85a5"
 
@@ -47,7 +46,6 @@ class Server:
         check(line.startswith("droverctl serve: listening on port "),
               f"serve did not start: {line!r} {open(log_path).read()}")
         self.port = int(line.split()[-1])
-        self.opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
     def post(self, fields, ts=None, sig=None, headers=True, raw=None, path="/slack/command"):
         body = raw if raw is not None else urllib.parse.urlencode(fields).encode()
@@ -56,24 +54,13 @@ class Server:
         if headers:
             h["X-Slack-Request-Timestamp"] = str(ts)
             h["X-Slack-Signature"] = sig if sig is not None else sign(ts, body)
-        req = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", data=body,
-                                     headers=h, method="POST")
-        try:
-            with self.opener.open(req, timeout=30) as r:
-                return r.status, json.loads(r.read()), body, h
-        except urllib.error.HTTPError as e:
-            return e.code, json.loads(e.read()), body, h
+        st, out, _ = http("POST", f"http://127.0.0.1:{self.port}{path}", body, h, timeout=30)
+        return st, json.loads(out), body, h
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        rc = stop_process(self.proc, timeout=20)
         self.log.close()
-        return self.proc.returncode
+        return rc
 
 
 TRIGGER = itertools.count(1)
@@ -88,35 +75,39 @@ def form(text, user="U1", name="alice", channel="C1"):
             "trigger_id": f"1.2.{next(TRIGGER)}"}
 
 
+S = {}  # what cleanup() and diagnostics() need: kv, tmp, srv
+
+
 def main():
     binary = sys.argv[1]
     addr = consul_addr()
     root = f"test-ctl-slack-{os.getpid()}/"
-    kv = KV(addr, root)
+    kv = S["kv"] = KV(addr, root)
     kv.delete_tree()
-    tmp = tempfile.mkdtemp(prefix="droverctl-slack-")
+    tmp = S["tmp"] = tempfile.mkdtemp(prefix="droverctl-slack-")
     secret_file = os.path.join(tmp, "secret")
     with open(secret_file, "wb") as f:
         f.write(SECRET + b"\n")
-    srv = None
-    try:
-        write_fleet(kv)
-        srv = Server(binary, addr, root, secret_file, os.path.join(tmp, "serve.log"))
-        try:
-            run(srv, kv, binary, addr, root)
-        except BaseException:
-            srv.stop()
-            sys.stderr.write("--- droverctl serve log ---\n" + open(srv.log_path).read())
-            raise
-        check(srv.stop() == 0, "serve did not exit cleanly on SIGTERM")
-    finally:
-        if srv:
-            srv.stop()
-        kv.delete_tree()
-        for name in os.listdir(tmp):
-            os.unlink(os.path.join(tmp, name))
-        os.rmdir(tmp)
+    write_fleet(kv)
+    srv = S["srv"] = Server(binary, addr, root, secret_file, os.path.join(tmp, "serve.log"))
+    run(srv, kv, binary, addr, root)
+    check(srv.stop() == 0, "serve did not exit cleanly on SIGTERM")
     print("ok")
+
+
+def diagnostics():
+    if "srv" in S:
+        S["srv"].stop()
+        sys.stderr.write("--- droverctl serve log ---\n" + open(S["srv"].log_path).read())
+
+
+def cleanup():
+    if "srv" in S:
+        S["srv"].stop()
+    if "kv" in S:
+        S["kv"].delete_tree()
+    if "tmp" in S:
+        shutil.rmtree(S["tmp"], ignore_errors=True)
 
 
 def refused(srv, kv, what, status, expect_text, **kw):
@@ -184,12 +175,8 @@ def run(srv, kv, binary, addr, root):
     st, doc, _, _ = srv.post(form("help"))
     check(st == 200 and "director fill|activate" in doc["text"], doc)
     # GET is not a slash command
-    req = urllib.request.Request(f"http://127.0.0.1:{srv.port}/slack/command")
-    try:
-        srv.opener.open(req, timeout=10)
-        check(False, "GET accepted")
-    except urllib.error.HTTPError as e:
-        check(e.code == 405, e.code)
+    st, _, _ = http("GET", f"http://127.0.0.1:{srv.port}/slack/command", timeout=10)
+    check(st == 405, st)
 
     # several commands at once: each runs on the thread pool, each gets
     # its own deferred answer
@@ -212,8 +199,9 @@ def run(srv, kv, binary, addr, root):
     check(st == 200 and doc["text"] == "", doc)
 
     # the outcomes are counted
-    with srv.opener.open(f"http://127.0.0.1:{srv.port}/metrics", timeout=10) as r:
-        metrics = r.read().decode()
+    st, body, _ = http("GET", f"http://127.0.0.1:{srv.port}/metrics", timeout=10)
+    check(st == 200, st)
+    metrics = body.decode()
     for line in ['drover_ctl_slack_requests_total{result="applied"} 2',
                  'drover_ctl_slack_requests_total{result="replay"} 1',
                  'drover_ctl_slack_requests_total{result="forbidden"} 2',
@@ -227,4 +215,4 @@ def run(srv, kv, binary, addr, root):
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main, diagnostics, cleanup)

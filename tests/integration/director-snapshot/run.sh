@@ -65,14 +65,7 @@ kvput vips/web '{"address":"192.0.2.1","ports":[80],"protocol":"tcp"}'
 kvput proxies/p1 '{"address":"127.0.0.2","state":"active"}'
 
 # the notify socket systemd would give it: every datagram, one per line
-python3 - "$TMP/notify.sock" "$TMP/notify.log" <<'PY' &
-import socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.bind(sys.argv[1])
-with open(sys.argv[2], "a", buffering=1) as out:
-    while True:
-        out.write(s.recv(4096).decode(errors="replace").replace("\n", " ") + "\n")
-PY
+python3 "$(dirname "$0")/../../lib/drover_testlib.py" notify-log "$TMP/notify.sock" "$TMP/notify.log" &
 NPID=$!
 wait_until 5 test -S "$TMP/notify.sock" || fail "notify socket listener did not start"
 

@@ -97,14 +97,7 @@ PIDS="$PIDS $!"
 ip netns exec "$P2" python3 "$E2E/tcp_echo.py" proxy2 $PORT >"$TMP/echo2.log" 2>&1 &
 PIDS="$PIDS $!"
 health() { # ns log -> pid of a /healthz server answering 200
-    ip netns exec "$1" python3 -c '
-import http.server, sys
-class H(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        self.send_response(200); self.end_headers(); self.wfile.write(b"ok\n")
-    def log_message(self, *a): pass
-print("health listening", flush=True)
-http.server.ThreadingHTTPServer(("0.0.0.0", int(sys.argv[1])), H).serve_forever()' $HPORT \
+    ip netns exec "$1" python3 "$E2E/../../lib/drover_testlib.py" serve-http 0.0.0.0 $HPORT \
         >"$TMP/$2" 2>&1 &
     echo $!
 }

@@ -23,19 +23,14 @@ import tempfile
 import threading
 import time
 import unittest
-import urllib.error
-import urllib.request
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-SRC = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
-FIXTURE = os.path.join(SRC, "tests", "kube", "kube-fixture.sh")
-CONSUL_DEV = os.path.join(SRC, "tests", "lib", "consul-dev.sh")
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
-sys.path.insert(0, os.path.join(SRC, "tests", "lib"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "lib"))
 import drover_testlib  # noqa: E402
+from drover_testlib import (Consul, ConsulDev, KubeFixture, NotifySocket,  # noqa: E402
+                            consul_agent, http, scrape, stop_process)
 EXPORTER = None
-CONSUL = None  # http://127.0.0.1:PORT
-_own_consul = None
+CONSUL = None  # drover_testlib.Consul, absolute keys
 _cluster_seq = [0]
 
 
@@ -43,65 +38,22 @@ def wait_until(fn, timeout=15.0, what="condition", interval=0.05):
     return drover_testlib.wait_until(what, fn, timeout, interval)
 
 
-def http(method, url, body=None, headers=None, timeout=30):
-    data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
-    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            return r.status, r.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read()
-
-
-def read(path):
-    with open(path) as f:
-        return f.read().strip()
-
-
 # ---- Consul ----
 
 def kv(prefix):
     """{key: (value, modify_index)} of a recursive read."""
-    st, body = http("GET", "%s/v1/kv/%s?recurse" % (CONSUL, prefix))
-    if st == 404:
-        return {}
-    assert st == 200, (st, body)
-    import base64
-    out = {}
-    for e in json.loads(body):
-        v = base64.b64decode(e["Value"]).decode() if e.get("Value") else ""
-        out[e["Key"]] = (v, e["ModifyIndex"])
-    return out
-
-
-def kv_put(key, value):
-    st, body = http("PUT", "%s/v1/kv/%s" % (CONSUL, key), value.encode())
-    assert st == 200, body
+    return CONSUL.dump(prefix, decode=True)
 
 
 def kv_values(prefix):
-    return {k: v for k, (v, _) in kv(prefix).items()}
+    return CONSUL.values(prefix)
 
 
 # ---- Kubernetes fixture ----
 
-class Kube:
+class Kube(KubeFixture):
     def __init__(self, tmp, seed="empty", extra=()):
-        self.dir = os.path.join(tmp, "kube")
-        subprocess.run([FIXTURE, "start", self.dir, "--tls", "--seed", seed] + list(extra),
-                       check=True, stdout=subprocess.DEVNULL, timeout=60)
-        self.addr = read(os.path.join(self.dir, "addr"))
-        self.control = read(os.path.join(self.dir, "control"))
-
-    def ctl(self, op, body=None, timeout=60):
-        st, out = http("POST", "%s/v1/%s" % (self.control, op), body or {}, timeout=timeout)
-        assert st == 200, "fixture %s: HTTP %d %s" % (op, st, out)
-        return json.loads(out or b"{}")
-
-    def get(self, path):
-        st, out = http("GET", "%s/v1/%s" % (self.control, path))
-        assert st == 200, out
-        return json.loads(out)
+        super().__init__(os.path.join(tmp, "kube"), "--tls", "--seed", seed, *extra)
 
     def seq(self):
         return self.get("state")["requests"]
@@ -109,13 +61,6 @@ class Kube:
     def wait_request(self, since, timeout=20, **match):
         body = dict(match, since=since, timeout=timeout)
         return self.ctl("wait_request", body, timeout=timeout + 10)
-
-    def stop(self):
-        subprocess.run([FIXTURE, "stop", self.dir], stdout=subprocess.DEVNULL, timeout=30)
-
-    def args(self):
-        return ["--kube-api", self.addr, "--kube-ca-file", os.path.join(self.dir, "ca.crt"),
-                "--kube-token-file", os.path.join(self.dir, "token")]
 
 
 def service(ns, name, ports=(80,), typ="NodePort", annotations=None, **kw):
@@ -134,7 +79,7 @@ class Exporter:
         self.log_path = os.path.join(tmp, name + ".log")
         self.log = open(self.log_path, "w")
         args = [EXPORTER] + (kube.args() if kube_args is None else kube_args) + [
-            "--consul-addr", CONSUL, "--cluster", cluster, "--metrics-addr", "127.0.0.1:0",
+            "--consul-addr", CONSUL.addr, "--cluster", cluster, "--metrics-addr", "127.0.0.1:0",
             "--holder-name", name, "--log-level", "debug"] + list(extra)
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT,
                                      env=dict(os.environ, **(env or {})))
@@ -153,56 +98,42 @@ class Exporter:
             return f.read()
 
     def metrics(self):
-        st, body = http("GET", "http://127.0.0.1:%d/metrics" % self.port, timeout=5)
-        assert st == 200
-        out = {}
-        for line in body.decode().splitlines():
-            if line and not line.startswith("#"):
-                k, v = line.rsplit(" ", 1)
-                out[k] = float(v)
-        return out
+        return scrape(self.port)
 
     def metric(self, name):
         return self.metrics().get(name, 0.0)
 
     def ready(self):
-        st, _ = http("GET", "http://127.0.0.1:%d/readyz" % self.port, timeout=5)
-        return st == 200
+        return http("GET", "http://127.0.0.1:%d/readyz" % self.port, timeout=5)[0] == 200
 
     def stop(self, sig=signal.SIGTERM):
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        rc = stop_process(self.proc, sig)
         self.log.close()
-        return self.proc.returncode
+        return rc
 
 
 class private_consul:
     """A Consul dev agent of its own for one test (`with private_consul(
-    test, "--acl") as state:`): the module's CONSUL points to it inside,
-    and the test's exporters are stopped before it goes away."""
+    test, "--acl") as dev:`, a drover_testlib.ConsulDev): the module's
+    CONSUL points to it inside, and the test's exporters are stopped before
+    it goes away."""
 
     def __init__(self, test, *args):
         self.test, self.args = test, args
-        self.state = os.path.join(test.tmp, "consul-private")
+        self.dev = ConsulDev(os.path.join(test.tmp, "consul-private"))
 
     def __enter__(self):
         global CONSUL
-        subprocess.run([CONSUL_DEV, "start", self.state] + list(self.args), check=True,
-                       stdout=subprocess.DEVNULL, timeout=90)
-        self.shared, CONSUL = CONSUL, read(os.path.join(self.state, "addr"))
-        return self.state
+        self.dev.start(*self.args)
+        self.shared, CONSUL = CONSUL, self.dev.client()
+        return self.dev
 
     def __exit__(self, *exc):
         global CONSUL
         bad = [(x.log_path, rc) for x in self.test.exporters
                for rc in [x.stop()] if rc not in (0, -signal.SIGKILL)]
         self.test.exporters = []
-        subprocess.run([CONSUL_DEV, "stop", self.state], stdout=subprocess.DEVNULL)
+        self.dev.stop()
         CONSUL = self.shared
         if bad and exc[0] is None:
             raise AssertionError("exporter exit status (sanitizer report or crash?): %r" % bad)
@@ -226,7 +157,7 @@ class ExporterTest(unittest.TestCase):
                 self.fail("exporter exit status %s (sanitizer report or crash?)" % rc)
         for k in self.kubes:
             k.stop()
-        http("DELETE", "%s/v1/kv/drover/v1/kube/%s?recurse" % (CONSUL, self.cluster))
+        CONSUL.delete("drover/v1/kube/%s" % self.cluster, recurse=True)
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     def kube(self, seed="empty", extra=()):
@@ -285,7 +216,7 @@ class ExporterTest(unittest.TestCase):
         self.synced(e2)
         self.assertEqual(len(kv_values("drover/v1/kube/%s/services/" % e2_cluster)), 3)
         self.assertGreaterEqual(e2.metric('drover_exporter_lists_total{resource="services"}'), 1)
-        http("DELETE", "%s/v1/kv/drover/v1/kube/%s?recurse" % (CONSUL, e2_cluster))
+        CONSUL.delete("drover/v1/kube/%s" % e2_cluster, recurse=True)
 
     def test_in_cluster_address_and_tls_verification(self):
         k = self.kube("default")
@@ -313,30 +244,22 @@ class ExporterTest(unittest.TestCase):
                           cluster=other, kube_args=token)
         self.synced(e)
         self.assertIn("not verifying the API server's certificate", e.text())
-        http("DELETE", "%s/v1/kv/drover/v1/kube/%s?recurse" % (CONSUL, other))
+        CONSUL.delete("drover/v1/kube/%s" % other, recurse=True)
 
     def test_sd_notify(self):
-        import socket
-        path = os.path.join(self.tmp, "notify.sock")
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        sock.bind(path)
-        sock.settimeout(10)
+        notify = NotifySocket(os.path.join(self.tmp, "notify.sock"))
         try:
             k = self.kube("default")
-            e = self.exporter(k, env={"NOTIFY_SOCKET": path})
-            msgs = []
-            while not any("READY=1" in m for m in msgs):
-                msgs.append(sock.recv(4096).decode())
+            e = self.exporter(k, env={"NOTIFY_SOCKET": notify.path})
+            notify.wait("READY=1")
             self.synced(e)
-            while not any("STATUS=leader, synced" in m for m in msgs):
-                msgs.append(sock.recv(4096).decode())
+            notify.wait("STATUS=leader, synced")
             e.proc.send_signal(signal.SIGTERM)
-            while not any("STOPPING=1" in m for m in msgs):
-                msgs.append(sock.recv(4096).decode())
+            notify.wait("STOPPING=1")
             self.assertEqual(e.stop(), 0)
             self.exporters.remove(e)
         finally:
-            sock.close()
+            notify.close()
 
     def test_changes_reach_kv(self):
         k = self.kube("default")
@@ -616,7 +539,7 @@ class ExporterTest(unittest.TestCase):
             e2 = self.exporter(k2, "--kse-compat", cluster=c2)
             self.synced(e1)
             self.synced(e2)
-            kv_put("drover/v1/kube/%s/services/ns/foreign/p1" % c2, "{}")
+            CONSUL.put("drover/v1/kube/%s/services/ns/foreign/p1" % c2, "{}")
             v2 = kv("drover/v1/kube/%s/" % c2)
             k1.ctl("delete_service", {"namespace": "ns", "name": "one"})
             k1.ctl("delete_node", {"name": "worker-2"})
@@ -632,11 +555,11 @@ class ExporterTest(unittest.TestCase):
                              kse)
         finally:
             for c in (c1, c2):
-                http("DELETE", "%s/v1/kv/drover/v1/kube/%s?recurse" % (CONSUL, c))
-                http("DELETE", "%s/v1/kv/kube-service-exporter/nodes/%s" % (CONSUL, c))
+                CONSUL.delete("drover/v1/kube/%s" % c, recurse=True)
+                CONSUL.delete("kube-service-exporter/nodes/%s" % c)
                 for key in kv_values("kube-service-exporter/services/"):
                     if key.endswith("/clusters/" + c):
-                        http("DELETE", "%s/v1/kv/%s" % (CONSUL, key))
+                        CONSUL.delete(key)
 
     def test_kse_compat_layout(self):
         k = self.kube("default")
@@ -664,7 +587,7 @@ class ExporterTest(unittest.TestCase):
             k.ctl("delete_service", {"namespace": "ns", "name": "legacy"})
             wait_until(lambda: key not in kv_values(p), what="KSE key deleted")
         finally:
-            http("DELETE", "%s/v1/kv/%s?recurse" % (CONSUL, p))
+            CONSUL.delete(p, recurse=True)
 
     def test_two_replicas_only_leader_writes_and_failover(self):
         k = self.kube("default")
@@ -707,16 +630,14 @@ class ExporterTest(unittest.TestCase):
         e = self.exporter(k, "--leader-ttl", "10s", "--leader-lock-delay", "1s")
         wait_until(lambda: e.metric("drover_exporter_leader") == 1, 20, "leads")
         self.synced(e)
-        st, body = http("GET", "%s/v1/kv/%sleader" % (CONSUL, self.own))
-        session = json.loads(body)[0]["Session"]
-        st, _ = http("PUT", "%s/v1/session/destroy/%s" % (CONSUL, session))
+        session = CONSUL.entry(self.own + "leader")[0]["Session"]
+        st, _, _ = CONSUL.request("PUT", "/v1/session/destroy/" + session)
         self.assertEqual(st, 200)
         wait_until(lambda: "no longer leader" in e.text(), 15, "leadership lost")
         # a new session takes the lock again after the lock-delay, and writes
         wait_until(lambda: e.metric("drover_exporter_leader_transitions_total") >= 3, 30,
                    "re-acquired")
-        st, body = http("GET", "%s/v1/kv/%sleader" % (CONSUL, self.own))
-        self.assertNotEqual(json.loads(body)[0].get("Session"), session)
+        self.assertNotEqual(CONSUL.entry(self.own + "leader")[0].get("Session"), session)
         k.ctl("add_service", service("ns", "after", (80,)))
         wait_until(lambda: kv_values(self.svc_key("ns", "after", "p80")), 20, "writes again")
 
@@ -732,8 +653,7 @@ class ExporterTest(unittest.TestCase):
         self.synced(e)
         self.assertIn("drover_exporter_txn_fence_refusals_total", e.metrics())
         lkey = self.own + "leader"
-        st, body = http("GET", "%s/v1/kv/%s" % (CONSUL, lkey))
-        session = json.loads(body)[0]["Session"]
+        session = CONSUL.entry(lkey)[0]["Session"]
         n = 1500
         ann = {"drover.io/exported": "true"}
         gen_err = []
@@ -749,21 +669,18 @@ class ExporterTest(unittest.TestCase):
         try:
             burst = lambda: [x for x in kv_values(self.own + "services/") if "/fence-" in x]
             wait_until(lambda: len(burst()) >= 20, 30, "burst being written")
-            st, _ = http("PUT", "%s/v1/session/destroy/%s" % (CONSUL, session))
+            st, _, _ = CONSUL.request("PUT", "/v1/session/destroy/" + session)
             self.assertEqual(st, 200)
             # lock-delay (3 s) keeps the key free: this read sees the release
-            st, body = http("GET", "%s/v1/kv/%s" % (CONSUL, lkey))
-            ent = json.loads(body)[0]
+            ent, _ = CONSUL.entry(lkey)
             self.assertFalse(ent.get("Session"), "lock still held right after the destroy")
             d_index = ent["ModifyIndex"]
             # the first change of the key after D is the next acquisition
             a_index, holder = d_index, None
             deadline = time.monotonic() + 40
             while not holder and time.monotonic() < deadline:
-                st, body = http("GET", "%s/v1/kv/%s?index=%d&wait=5s" % (CONSUL, lkey, a_index),
-                                timeout=15)
-                self.assertEqual(st, 200)
-                ent = json.loads(body)[0]
+                ent, _ = CONSUL.entry(lkey, index=a_index, wait="5s", timeout=15)
+                self.assertIsNotNone(ent, "leader key gone")
                 a_index, holder = ent["ModifyIndex"], ent.get("Session")
             self.assertTrue(holder, "lock not re-acquired within 40 s")
             self.assertNotEqual(holder, session)
@@ -784,19 +701,18 @@ class ExporterTest(unittest.TestCase):
         """A private Consul: killed (the leader steps down within its TTL,
         nothing crashes), restarted empty (dev agents keep KV in memory):
         the exporter takes the lock again and rewrites every key."""
-        with private_consul(self) as state:
+        with private_consul(self) as dev:
             k = self.kube("default")
             k.ctl("add_service", service("ns", "a", (80, 81)))
             e = self.exporter(k, "--leader-ttl", "10s", "--leader-lock-delay", "1s")
             self.synced(e)
             before = kv_values(self.own)
-            subprocess.run([CONSUL_DEV, "kill", state], check=True, stdout=subprocess.DEVNULL)
+            dev.kill()
             wait_until(lambda: e.metric("drover_exporter_leader") == 0, 15,
                        "step-down without Consul")
             self.assertFalse(e.ready())
             k.ctl("add_service", service("ns", "b", (80,)))  # while Consul is down
-            subprocess.run([CONSUL_DEV, "restart", state], check=True,
-                           stdout=subprocess.DEVNULL, timeout=90)
+            dev.restart()
             wait_until(lambda: e.metric("drover_exporter_leader") == 1, 30, "leader again")
             want = set(before) | {self.svc_key("ns", "b", "p80")}
             wait_until(lambda: set(kv_values(self.own)) == want, 30, "every key rewritten")
@@ -808,8 +724,8 @@ class ExporterTest(unittest.TestCase):
     def test_consul_acl_token_file(self):
         """ACLs on (default deny): the token file's token is sent; without
         it nothing can be written and the failures are counted."""
-        with private_consul(self, "--acl") as state:
-            master = read(os.path.join(state, "master-token"))
+        with private_consul(self, "--acl") as dev:
+            master = dev.master_token
             k = self.kube("default")
             bad = self.exporter(k, "--leader-elect=false", name="no-token")
             # reads are filtered to nothing by the ACLs; the writes are refused
@@ -823,10 +739,8 @@ class ExporterTest(unittest.TestCase):
                 f.write(master + "\n")
             e = self.exporter(k, "--consul-token-file", tok, name="with-token")
             self.synced(e)
-            st, body = http("GET", "%s/v1/kv/%s?recurse" % (CONSUL, self.own),
-                            headers={"X-Consul-Token": master})
-            self.assertEqual(st, 200)
-            self.assertEqual(len(json.loads(body)), 3 + 2)  # nodes, meta, leader
+            got = Consul(CONSUL.addr, token=master).dump(self.own)
+            self.assertEqual(len(got), 3 + 2)  # nodes, meta, leader
 
     def test_burst_is_coalesced(self):
         k = self.kube("default")
@@ -852,24 +766,17 @@ class ExporterTest(unittest.TestCase):
 
 
 def main():
-    global EXPORTER, CONSUL, _own_consul
+    """Run the unittest cases of the script run (__main__) against the
+    exporter named first on the command line and the Consul agent of
+    $DROVER_CONSUL_STATE (a private one without it); another exporter test
+    script importing this module can use it as its main too."""
+    global EXPORTER, CONSUL
     if len(sys.argv) < 2:
         sys.exit(__doc__)
     EXPORTER = os.path.abspath(sys.argv.pop(1))
-    state = os.environ.get("DROVER_CONSUL_STATE")
-    if state and os.path.exists(os.path.join(state, "addr")):
-        CONSUL = read(os.path.join(state, "addr"))
-    else:
-        _own_consul = tempfile.mkdtemp(prefix="drover-exd-consul-")
-        subprocess.run([CONSUL_DEV, "start", _own_consul + "/c"], check=True,
-                       stdout=subprocess.DEVNULL, timeout=90)
-        CONSUL = read(_own_consul + "/c/addr")
-    try:
+    with consul_agent() as dev:
+        CONSUL = dev.client()
         unittest.main(verbosity=2)
-    finally:
-        if _own_consul:
-            subprocess.run([CONSUL_DEV, "stop", _own_consul + "/c"], stdout=subprocess.DEVNULL)
-            shutil.rmtree(_own_consul, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ set -euo pipefail
 [ $# -eq 2 ] || [ $# -eq 4 ] ||
     { echo "usage: $0 UNIT_DIR DROVER_DIRECTOR [CONSUL_DEV_SH DROVER_WATCHER]" >&2; exit 2; }
 units=$1 bin=$2 consul_dev=${3:-} watcher=${4:-}
+testlib=$(dirname "$0")/../../lib/drover_testlib.py
 if [ "$(id -u)" -ne 0 ] || ! command -v ip >/dev/null || ! command -v unshare >/dev/null; then
     echo "SKIP: needs root, ip(8) and unshare(1)"
     exit 77
@@ -134,15 +135,7 @@ check_watcher() {
     consul=$(cat "$tmp/consul/addr")
     # one proxy with a /healthz that answers
     ip addr add 192.0.2.10/32 dev lo
-    python3 -c '
-import http.server, socket, sys
-class H(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        self.send_response(200); self.end_headers(); self.wfile.write(b"ok\n")
-    def log_message(self, *a): pass
-s = http.server.ThreadingHTTPServer(("192.0.2.10", 0), H)
-open(sys.argv[1], "w").write(str(s.server_address[1]))
-s.serve_forever()' "$tmp/hport" &
+    python3 "$testlib" serve-http 192.0.2.10 0 --port-file "$tmp/hport" >/dev/null &
     pids+=("$!")
     for _ in $(seq 100); do [ -s "$tmp/hport" ] && break; sleep 0.1; done
     hport=$(cat "$tmp/hport")
@@ -153,16 +146,7 @@ s.serve_forever()' "$tmp/hport" &
         "$kv/proxies/proxy-1" >/dev/null || { fail "KV writes to $kv failed"; return; }
 
     # the notify socket systemd would hand the service
-    python3 -c '
-import socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.bind(sys.argv[1]); s.settimeout(60)
-out = open(sys.argv[2], "a")
-while True:
-    msg = s.recv(4096).decode()
-    out.write(msg.replace("\n", " ") + "\n"); out.flush()
-    if "READY=1" in msg.split("\n"):
-        break' "$tmp/notify" "$tmp/notify.log" &
+    python3 "$testlib" notify-log "$tmp/notify" "$tmp/notify.log" --until READY=1 --timeout 60 &
     local npid=$!
     pids+=("$npid")
     for _ in $(seq 100); do [ -S "$tmp/notify" ] && break; sleep 0.1; done

@@ -25,11 +25,7 @@ CONSUL_HTTP_ADDR=$(cat "$tmp/consul/addr")
 R=drover/v1/
 put() { curl -sf --max-time 10 -X PUT --data-binary "$2" "$CONSUL_HTTP_ADDR/v1/kv/$R$1" >/dev/null; }
 dump() { # every key=value under the root, sorted
-    curl -s --max-time 10 "$CONSUL_HTTP_ADDR/v1/kv/$R?recurse" | python3 -c '
-import base64, json, sys
-d = sys.stdin.read()
-for e in sorted(json.loads(d) if d.strip() else [], key=lambda e: e["Key"]):
-    print(e["Key"] + "=" + base64.b64decode(e["Value"] or "").decode())'
+    python3 "$(dirname "$0")/../../lib/drover_testlib.py" consul-dump "$CONSUL_HTTP_ADDR" "$R"
 }
 
 put haproxy/edge/services/web '{"template":"http","frontends":[],"backends":[]}'

@@ -15,66 +15,33 @@ import re
 import subprocess
 import sys
 import tempfile
-import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.join(HERE, "..", "..", "lib"))
-from drover_testlib import free_port, wait_until  # noqa: E402
+from drover_testlib import (Checks, ConsulDev, free_port, metric_sum,  # noqa: E402
+                            program_env, run_program as run, scrape, stop_process, wait_until)
 
-STATE = os.environ.get("DROVER_CONSUL_STATE", "")
-
-
-def state(name):
-    with open(os.path.join(STATE, name)) as f:
-        return f.read().strip()
-
-
-HTTPS = state("https_addr")
-HTTP = state("addr")
-CA = os.path.join(STATE, "ca.pem")
-NAME = state("tls_server_name")
+DEV = ConsulDev(os.environ.get("DROVER_CONSUL_STATE", ""))
+HTTPS, CA, NAME = DEV.https_addr, DEV.ca_file, DEV.tls_server_name
 FLAGS = ["--consul-addr", HTTPS, "--consul-ca-file", CA, "--consul-tls-server-name", NAME]
 NO_CA = ["--consul-addr", HTTPS, "--consul-tls-server-name", NAME]
 CONSUL_ENV = {"CONSUL_HTTP_ADDR": HTTPS, "CONSUL_CACERT": CA, "CONSUL_TLS_SERVER_NAME": NAME}
 TLS_REFUSED = re.compile(r"SSL|certificate|TLS", re.I)
-failures = []
-
-
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what)
-    if not cond:
-        failures.append(what)
-
-
-def env_with(extra=None):
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("CONSUL_") and not k.startswith("DROVER_")}
-    env.update(extra or {})
-    return env
-
-
-def run(argv, extra_env=None):
-    p = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env_with(extra_env))
-    return p.returncode, p.stdout, p.stderr
-
-
-def metrics(port):
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
-            text = r.read().decode()
-    except OSError:
-        return None
-    out = {}
-    for line in text.splitlines():
-        m = re.match(r"^([a-z_]+)(\{[^}]*\})? (\S+)$", line)
-        if m:
-            out[m.group(1)] = float(m.group(3))
-    return out
+CHECKS = Checks()
+check = CHECKS.check
 
 
 def metric(port, name):
-    m = metrics(port)
-    return None if m is None else m.get(name)
+    """name's value (summed over its labels) on port's /metrics; None if
+    the daemon does not answer or has no such metric."""
+    try:
+        samples = scrape(port, timeout=2)
+    except OSError:
+        return None
+    if not any(k == name or k.startswith(name + "{") for k in samples):
+        return None
+    return metric_sum(samples, name)
 
 
 class Daemon:
@@ -85,19 +52,14 @@ class Daemon:
         self.log = log
         self.f = open(log, "w")
         self.p = subprocess.Popen(argv, stdout=self.f, stderr=subprocess.STDOUT,
-                                  env=env_with(extra_env))
+                                  env=program_env(extra_env))
 
     def text(self):
         with open(self.log) as f:
             return f.read()
 
     def stop(self):
-        self.p.terminate()
-        try:
-            self.p.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.p.kill()
-            self.p.wait()
+        stop_process(self.p, timeout=20)
         self.f.close()
 
 
@@ -174,14 +136,6 @@ def test_watcher(watcher, templates, tmp):
                     "drover_watcher_director_consul_errors_total", None, ok)
 
 
-def kv_keys(prefix):
-    try:
-        with urllib.request.urlopen(f"{HTTP}/v1/kv/{prefix}?keys", timeout=5) as r:
-            return r.read().decode()
-    except OSError:
-        return ""
-
-
 def test_exporter(exporter, tmp):
     for label, argv, env, ok in (("flags", FLAGS, None, True),
                                  ("CONSUL_* environment", [], CONSUL_ENV, True),
@@ -192,7 +146,7 @@ def test_exporter(exporter, tmp):
                                      "http://127.0.0.1:1", "--metrics-addr", f"127.0.0.1:{port}"]
         daemon_case(f"exporter ({label})", eargv, port, f"{tmp}/exporter-{port}.log",
                     "drover_exporter_leader", 1, "drover_exporter_consul_errors_total", env, ok)
-        leader_key = f"drover/v1/kube/{cluster}/leader" in kv_keys("drover/v1/kube/")
+        leader_key = f"drover/v1/kube/{cluster}/leader" in DEV.client().keys("drover/v1/kube/")
         check(leader_key == ok,
               f"exporter ({label}): leader key {'written' if ok else 'not written'} over TLS")
 
@@ -207,10 +161,7 @@ def main():
             test_watcher(progs["drover-watcher"], templates, tmp)
         if "drover-exporter" in progs:
             test_exporter(progs["drover-exporter"], tmp)
-    if failures:
-        print(f"{len(failures)} failure(s)")
-        sys.exit(1)
-    print("ok")
+    sys.exit(CHECKS.finish())
 
 
 if __name__ == "__main__":

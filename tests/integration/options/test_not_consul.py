@@ -13,21 +13,16 @@ DROVER_CONSUL_STATE names the state directory of a consul-dev.sh agent."""
 
 import http.server
 import os
-import subprocess
 import sys
 import tempfile
 import threading
 
-STATE = os.environ.get("DROVER_CONSUL_STATE", "")
-failures = []
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "lib"))
+from drover_testlib import Checks, ConsulDev, run_program as run  # noqa: E402
 
-
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what)
-    if not cond:
-        failures.append(what)
-
-
+CHECKS = Checks()
+check = CHECKS.check
 TOKENS = []
 
 
@@ -43,14 +38,6 @@ class NotFound(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, *args):
         pass
-
-
-def run(argv, extra_env=None):
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("CONSUL_") and not k.startswith("DROVER_")}
-    env.update(extra_env or {})
-    p = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env)
-    return p.returncode, p.stdout, p.stderr
 
 
 def test_token_sources(ctl, fake):
@@ -75,8 +62,7 @@ def test_token_sources(ctl, fake):
 
 def main():
     templates, ctl, watcher = sys.argv[1:4]
-    with open(os.path.join(STATE, "addr")) as f:
-        consul = f.read().strip()
+    consul = ConsulDev(os.environ.get("DROVER_CONSUL_STATE", "")).addr
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     fake = f"http://127.0.0.1:{srv.server_address[1]}"
@@ -103,10 +89,7 @@ def main():
         test_token_sources(ctl, fake)
     finally:
         srv.shutdown()
-    if failures:
-        print(f"{len(failures)} failure(s)")
-        sys.exit(1)
-    print("ok")
+    sys.exit(CHECKS.finish())
 
 
 if __name__ == "__main__":

@@ -26,24 +26,18 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
-import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "lib"))
-from drover_testlib import free_port  # noqa: E402
+from drover_testlib import (Checks, HAProxy, LineServer, free_port, haproxy_cmd,  # noqa: E402
+                            haproxy_servers_state, wait_until)
 
 STATE_FILE_WARNING = "Can't open global server state file"
-failures = []
-
-
-def fail(msg):
-    failures.append(msg)
-    print("FAIL: " + msg, flush=True)
+CHECKS = Checks()
+fail = CHECKS.fail
 
 
 def render(tool, tpl_dir, name, data, out_path, workdir):
@@ -143,74 +137,18 @@ BAD_VALUES = [
 ]
 
 
-class Agent:
+class Agent(LineServer):
     """A stand-in agent-checker: records what HAProxy sends; answers
     "up ready" for the servers in self.ready, "up maint" for the rest."""
 
     def __init__(self):
         self.ready = set()
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
         self.seen = set()
-        self.stop = False
-        self.thread = threading.Thread(target=self.run, daemon=True)
-        self.thread.start()
+        super().__init__(self.reply, lambda line: self.seen.add(line.decode(errors="replace")))
 
-    def run(self):
-        while not self.stop:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            with conn:
-                conn.settimeout(1)
-                data = b""
-                try:
-                    while not data.endswith(b"\n"):
-                        chunk = conn.recv(256)
-                        if not chunk:
-                            break
-                        data += chunk
-                    key = data.decode(errors="replace")
-                    word = b"ready" if key in self.ready else b"maint"
-                    conn.sendall(b"up " + word + b" #drover-test\n")
-                except OSError:
-                    pass
-                self.seen.add(data.decode(errors="replace"))
-
-    def close(self):
-        self.stop = True
-        self.thread.join(timeout=5)
-        self.sock.close()
-
-
-def runtime_cmd(path, command):
-    with socket.socket(socket.AF_UNIX) as s:
-        s.settimeout(5)
-        s.connect(path)
-        s.sendall((command + "\n").encode())
-        out = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                return out.decode()
-            out += chunk
-
-
-def servers_state(path, backend):
-    """{server: {field: value}} from `show servers state BACKEND`."""
-    lines = runtime_cmd(path, f"show servers state {backend}").splitlines()
-    header = next(l for l in lines if l.startswith("# be_id")).lstrip("# ").split()
-    result = {}
-    for line in lines:
-        words = line.split()
-        if len(words) == len(header) and not line.startswith("#"):
-            row = dict(zip(header, words))
-            result[row["srv_name"]] = row
-    return result
+    def reply(self, line):
+        word = b"ready" if line.decode(errors="replace") in self.ready else b"maint"
+        return b"up " + word + b" #drover-test\n"
 
 
 def run_haproxy(tool, tpl_dir, base, work):
@@ -233,28 +171,27 @@ def run_haproxy(tool, tpl_dir, base, work):
         if res.returncode != 0:
             fail(f"run: render failed: {res.stderr.strip()}")
             return
-        proc = subprocess.Popen(["haproxy", "-db", "-f", cfg], stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 10
-        while not os.path.exists(sock) and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if not os.path.exists(sock):
-            fail(f"run: HAProxy did not start: {proc.poll()} {proc.stderr.read() if proc.poll() is not None else ''}")
+        proc = HAProxy(cfg, os.path.join(work, "haproxy.log"), sock=sock)
+        try:
+            proc.start(timeout=10)
+        except AssertionError as e:
+            fail(f"run: HAProxy did not start: {e}")
             return
         # every server, free slots included, gets agent checks with its
         # own agent-send string
         want = {f"{be['name']}/{srv['name']}\n" for be in data["backends"]
                 for srv in be["servers"]}
-        deadline = time.monotonic() + 15
-        while not want <= agent.seen and time.monotonic() < deadline:
-            time.sleep(0.1)
+        try:
+            wait_until("agent checks of every server", lambda: want <= agent.seen, 15, 0.1)
+        except AssertionError:
+            pass  # reported below, with what is missing
         if want != agent.seen:
             fail(f"run: agent-send strings: missing {sorted(want - agent.seen)}, "
                  f"unexpected {sorted(agent.seen - want)}")
         # fill a free slot through the runtime API, no reload
         be = next(b for b in data["backends"] if any(s.get("free") for s in b["servers"]))
         slot = next(s["name"] for s in be["servers"] if s.get("free"))
-        before = servers_state(sock, be["name"])[slot]
+        before = haproxy_servers_state(sock, be["name"])[slot]
         if int(before["srv_admin_state"]) & 0x23 == 0:
             fail(f"run: free slot {be['name']}/{slot} is not in maintenance: {before}")
         want_weight = str(next(s["weight"] for s in be["servers"] if s["name"] == slot))
@@ -263,25 +200,20 @@ def run_haproxy(tool, tpl_dir, base, work):
                  f"{before['srv_iweight']}, want {want_weight}")
         port = free_port()
         agent.ready.add(f"{be['name']}/{slot}\n")
-        runtime_cmd(sock, f"set server {be['name']}/{slot} addr 127.0.0.1 port {port}")
-        runtime_cmd(sock, f"set server {be['name']}/{slot} state ready")
-        after = servers_state(sock, be["name"])[slot]
+        haproxy_cmd(sock, f"set server {be['name']}/{slot} addr 127.0.0.1 port {port}")
+        haproxy_cmd(sock, f"set server {be['name']}/{slot} state ready")
+        after = haproxy_servers_state(sock, be["name"])[slot]
         if (after["srv_addr"], after["srv_port"], after["srv_uweight"]) != \
                 ("127.0.0.1", str(port), want_weight) or int(after["srv_admin_state"]) & 0x23:
             fail(f"run: runtime API did not fill slot {be['name']}/{slot}: {after}")
-        if proc.poll() is not None:
+        if proc.proc.poll() is not None:
             fail("run: HAProxy exited")
         else:
             print(f"ok HAProxy runs the config; agent-send per server; slot {slot} filled",
                   flush=True)
     finally:
         if proc:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            proc.stop()
         agent.close()
 
 
@@ -366,8 +298,7 @@ def main():
         run_haproxy(tool, tpl_dir, base, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print(f"{len(failures)} failure(s)")
-    return 1 if failures else 0
+    return CHECKS.finish()
 
 
 if __name__ == "__main__":

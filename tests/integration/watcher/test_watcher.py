@@ -40,11 +40,11 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from watcherlib import Fleet, free_port, log, node, sock_cmd, wait_for  # noqa: E402
+from watcherlib import Fleet, log, node, wait_for  # noqa: E402 (puts tests/lib on the path)
+from drover_testlib import (free_port, haproxy_cmd, haproxy_servers_state,  # noqa: E402
+                            haproxy_stat_row, http, run_main, run_steps)
 
 WATCHER, CONSUL_DEV, TEMPLATES = sys.argv[1:4]
 AGENT_CHECKER = os.environ.get("DROVER_AGENT_CHECKER")
@@ -73,11 +73,7 @@ def sc_cold():
     F.procs.append(p)
     try:
         def status():
-            try:
-                urllib.request.urlopen("http://127.0.0.1:%d/readyz" % port, timeout=2)
-                return "200"
-            except urllib.error.HTTPError as e:
-                return str(e.code)
+            return str(http("GET", "http://127.0.0.1:%d/readyz" % port, timeout=2)[0])
         assert wait_for("cold watcher answering", status) == "503"
         with open(logpath) as f:
             wait_for("consul errors logged", lambda: "fail static" in open(logpath).read())
@@ -93,8 +89,8 @@ def sc_cold():
 
 def sc_churn():
     r0 = F.master_reloads()
-    F.kv_put("kube/prod-a/nodes/n2", node("127.0.0.2"))
-    F.kv_put("kube/prod-a/nodes/n3", node("127.0.0.3"))
+    F.kv.put("kube/prod-a/nodes/n2", node("127.0.0.2"))
+    F.kv.put("kube/prod-a/nodes/n3", node("127.0.0.3"))
 
     def three_up():
         st = F.servers_state("be_web")
@@ -103,7 +99,7 @@ def sc_churn():
     st = wait_for("three servers up via runtime API", three_up)
     log("churn: after adds", st)
     wait_for("traffic on all three nodes", lambda: F.requests_ok(12) == {"node1", "node2", "node3"})
-    F.kv_put("kube/prod-a/nodes/n2", node("127.0.0.2", eligible=False))
+    F.kv.put("kube/prod-a/nodes/n2", node("127.0.0.2", eligible=False))
 
     def n2_gone():
         st = F.servers_state("be_web")
@@ -120,10 +116,10 @@ def sc_structural():
     r0 = F.master_reloads()
     m0 = F.metric("drover_watcher_reloads_total")
     # a burst inside one quiescence window: slots 4 -> 8, then maxconn changes
-    F.kv_put("haproxy/edge/services/web", F.service(slots=8))
+    F.kv.put("haproxy/edge/services/web", F.service(slots=8))
     for mc in (1000, 1001, 1002):
         time.sleep(0.1)
-        F.kv_put("haproxy/edge/services/web", F.service(slots=8, maxconn=mc))
+        F.kv.put("haproxy/edge/services/web", F.service(slots=8, maxconn=mc))
     wait_for("one reload", lambda: F.master_reloads() > r0, timeout=20)
     time.sleep(1.5)  # let any further (wrong) reload show up
     assert F.master_reloads() == r0 + 1, "expected exactly one reload, got %d" % (
@@ -143,14 +139,14 @@ def sc_badvalue():
     bad0 = F.metric("drover_watcher_kv_bad_entries_total")
     evil = F.service(slots=8, maxconn=1002)
     evil["backends"][0]["balance"] = "roundrobin\n    stats enable"
-    F.kv_put("haproxy/edge/services/web", evil)
+    F.kv.put("haproxy/edge/services/web", evil)
     wait_for("bad entry counted", lambda: F.metric("drover_watcher_kv_bad_entries_total") > bad0)
     time.sleep(1.0)
     assert F.cfg_text() == before
     assert "stats enable" not in F.cfg_text()
     assert F.master_reloads() == r0
     F.requests_ok()
-    F.kv_put("haproxy/edge/services/web", F.service(slots=8, maxconn=1002))
+    F.kv.put("haproxy/edge/services/web", F.service(slots=8, maxconn=1002))
 
 
 def sc_badcheck():
@@ -158,19 +154,19 @@ def sc_badcheck():
     r0 = F.master_reloads()
     f0 = F.metric("drover_watcher_render_failures_total")
     # renders fine, but HAProxy refuses it
-    F.kv_put("haproxy/edge/services/web", F.service(slots=8, maxconn=1002, template="broken"))
+    F.kv.put("haproxy/edge/services/web", F.service(slots=8, maxconn=1002, template="broken"))
     wait_for("render failure counted",
              lambda: F.metric("drover_watcher_render_failures_total") > f0, timeout=10)
     assert F.cfg_text() == before
     assert F.master_reloads() == r0
     # a template that fails to render (a key the data lacks)
-    F.kv_put("haproxy/edge/services/web", F.service(slots=8, maxconn=1002, template="nokey"))
+    F.kv.put("haproxy/edge/services/web", F.service(slots=8, maxconn=1002, template="nokey"))
     wait_for("template error counted",
              lambda: F.metric("drover_watcher_render_failures_total") > f0 + 1, timeout=10)
     assert F.cfg_text() == before
     assert F.master_reloads() == r0
     F.requests_ok()
-    F.kv_put("haproxy/edge/services/web", F.service(slots=8, maxconn=1002))
+    F.kv.put("haproxy/edge/services/web", F.service(slots=8, maxconn=1002))
 
 
 def sc_hup():
@@ -205,14 +201,14 @@ def sc_hup():
     assert F.metric("drover_watcher_template_reloads_total") == ok0 + 1
     # still renders with the set in use: a structural change goes through
     m0 = F.metric("drover_watcher_reloads_total")
-    F.kv_put("haproxy/edge/services/web", F.service(slots=8, maxconn=1003))
+    F.kv.put("haproxy/edge/services/web", F.service(slots=8, maxconn=1003))
     wait_for("structural change rendered with the old set",
              lambda: "maxconn 1003" in F.cfg_text() and "# reloaded-on-sighup" in F.cfg_text())
     wait_for("its reload", lambda: F.metric("drover_watcher_reloads_total") == m0 + 1)
     os.unlink(bad_tpl)
     with open(http_tpl, "w") as f:
         f.write(original)
-    F.kv_put("haproxy/edge/services/web", F.service(slots=8, maxconn=1002))
+    F.kv.put("haproxy/edge/services/web", F.service(slots=8, maxconn=1002))
     WATCHER_P.send_signal(signal.SIGHUP)
     wait_for("original templates back", lambda: "# reloaded-on-sighup" not in F.cfg_text() and
              "maxconn 1002" in F.cfg_text())
@@ -221,17 +217,14 @@ def sc_hup():
 
 def uweights():
     """server address -> srv_uweight of be_web's occupied slots"""
-    text = sock_cmd(F.STATS, "show servers state be_web")
-    hdr = [l for l in text.splitlines() if l.startswith("# be_id")][0][2:].split()
-    rows = [dict(zip(hdr, l.split())) for l in text.splitlines()
-            if l and l[0].isdigit() and len(l.split()) > 5]
+    rows = haproxy_servers_state(F.STATS, "be_web").values()
     return {r["srv_addr"]: int(r["srv_uweight"]) for r in rows if r["srv_addr"] != "0.0.0.0"}
 
 
 def sc_agent():
-    F.kv_put("maintenance/node/prod-a/n1", {"target": "node/prod-a/n1", "state": "drain",
+    F.kv.put("maintenance/node/prod-a/n1", {"target": "node/prod-a/n1", "state": "drain",
                                           "reason": "disk swap", "author": "alice"})
-    F.kv_put("maintenance/addr/127.0.0.3", {"state": "ready", "weight": 50})
+    F.kv.put("maintenance/addr/127.0.0.3", {"state": "ready", "weight": 50})
 
     def agent_entries():
         with open(F.AGENT) as f:
@@ -251,22 +244,18 @@ def sc_agent():
     if AGENT_CHECKER:
         # the agent-checker answers HAProxy: n1 drains, n3 runs at 50 %
         def haproxy_sees_it():
-            text = sock_cmd(F.STATS, "show servers state be_web")
-            hdr = [l for l in text.splitlines() if l.startswith("# be_id")][0][2:].split()
-            rows = [dict(zip(hdr, l.split())) for l in text.splitlines()
-                    if l and l[0].isdigit() and len(l.split()) > 5]
-            by = {r["srv_addr"]: r for r in rows}
+            by = {r["srv_addr"]: r for r in haproxy_servers_state(F.STATS, "be_web").values()}
             n1, n3 = by.get("127.0.0.1"), by.get("127.0.0.3")
             return (n1 and int(n1["srv_admin_state"]) & 0x18 and n3
                     and int(n3["srv_uweight"]) == 50 and by)
         wait_for("agent drain and weight in HAProxy", haproxy_sees_it, timeout=15)
         assert F.requests_ok(6) == {"node3"}, "a draining server got new requests"
-    F.kv_delete("maintenance/node/prod-a/n1")
-    F.kv_delete("maintenance/addr/127.0.0.3")
+    F.kv.delete("maintenance/node/prod-a/n1")
+    F.kv.delete("maintenance/addr/127.0.0.3")
     # an entry that expires is dropped by the watcher itself, without any
     # KV change (the agent-checker also stops applying it at that second)
     expires = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 2))
-    F.kv_put("maintenance/addr/127.0.0.3", {"state": "maint", "expires": expires})
+    F.kv.put("maintenance/addr/127.0.0.3", {"state": "maint", "expires": expires})
 
     def n3_entry():
         with open(F.AGENT) as f:
@@ -299,7 +288,7 @@ def sc_consuldown():
     F.consul("restart")  # a dev agent comes back empty
     # the empty KV must not tear anything down; write the state back
     put_all(nodes=("127.0.0.1", "127.0.0.3"))
-    F.kv_put("kube/prod-a/nodes/n2", node("127.0.0.2"))
+    F.kv.put("kube/prod-a/nodes/n2", node("127.0.0.2"))
     wait_for("watcher applies changes after Consul returned", lambda: "127.0.0.2" in {
         v[0] for v in F.servers_state("be_web").values() if not v[3] & 0x23}, timeout=30)
     F.requests_ok()
@@ -312,7 +301,7 @@ def live_addrs():
 def sc_resync():
     st = F.servers_state("be_web")
     slot = [n for n, v in st.items() if v[0] == "127.0.0.3"][0]
-    sock_cmd(F.STATS, "set server be_web/%s addr 127.0.0.9 port %d" % (slot, F.NODE_PORT))
+    haproxy_cmd(F.STATS, "set server be_web/%s addr 127.0.0.9 port %d" % (slot, F.NODE_PORT))
     assert F.servers_state("be_web")[slot][0] == "127.0.0.9"
     wait_for("slot repaired by the resync", lambda: F.servers_state("be_web")[slot][0] ==
              "127.0.0.3", timeout=10)
@@ -325,7 +314,7 @@ def sc_guard():
     h0 = F.metric("drover_watcher_removals_held_total")
     # both at once (one transaction): removing them one by one would be
     # two changes of one server each, which the guard lets through
-    F.kv_txn_set([("kube/prod-a/nodes/n1", node("127.0.0.1", eligible=False)),
+    F.kv.txn_set([("kube/prod-a/nodes/n1", node("127.0.0.1", eligible=False)),
                 ("kube/prod-a/nodes/n2", node("127.0.0.2", eligible=False))])
     wait_for("change held", lambda: F.metric("drover_watcher_removals_held") == 1)
     assert F.metric("drover_watcher_removals_held_total") == h0 + 1
@@ -334,25 +323,19 @@ def sc_guard():
     F.requests_ok()
     # a force-removal entry lets it through until it expires
     expires = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 600))
-    F.kv_put("haproxy/edge/force-removal/be_web", {"expires": expires, "author": "test"})
+    F.kv.put("haproxy/edge/force-removal/be_web", {"expires": expires, "author": "test"})
     wait_for("forced removal applied", lambda: live_addrs() == {"127.0.0.3"})
     assert F.metric("drover_watcher_removals_held") == 0
     assert F.requests_ok(4) == {"node3"}
-    F.kv_delete("haproxy/edge/force-removal/be_web")
-    F.kv_put("kube/prod-a/nodes/n1", node("127.0.0.1"))
-    F.kv_put("kube/prod-a/nodes/n2", node("127.0.0.2"))
+    F.kv.delete("haproxy/edge/force-removal/be_web")
+    F.kv.put("kube/prod-a/nodes/n1", node("127.0.0.1"))
+    F.kv.put("kube/prod-a/nodes/n2", node("127.0.0.2"))
     wait_for("servers back", lambda: live_addrs() == {"127.0.0.1", "127.0.0.2", "127.0.0.3"})
 
 
 def frontend_status(name):
-    text = sock_cmd(F.STATS, "show stat")
-    lines = text.splitlines()
-    hdr = lines[0].lstrip("# ").split(",")
-    for l in lines[1:]:
-        f = dict(zip(hdr, l.split(",")))
-        if f.get("pxname") == name and f.get("svname") == "FRONTEND":
-            return f["status"]
-    return None
+    row = haproxy_stat_row(F.STATS, name, "FRONTEND")
+    return row and row["status"]
 
 
 def sc_remove():
@@ -360,7 +343,7 @@ def sc_remove():
     r0 = F.master_reloads()
     h0 = F.metric("drover_watcher_service_removals_held_total")
     rm0 = F.metric("drover_watcher_services_removed_total")
-    F.kv_delete("haproxy/edge/services/web")
+    F.kv.delete("haproxy/edge/services/web")
     # the only service: removing it would remove every service -> held
     wait_for("service removal held", lambda: F.metric("drover_watcher_service_removals_held") == 1)
     assert F.metric("drover_watcher_service_removals_held_total") == h0 + 1
@@ -368,7 +351,7 @@ def sc_remove():
     assert frontend_status("fe_web") == "OPEN"
     F.requests_ok()
     expires = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 600))
-    F.kv_put("haproxy/edge/force-removal/web", {"expires": expires, "author": "test"})
+    F.kv.put("haproxy/edge/force-removal/web", {"expires": expires, "author": "test"})
     wait_for("config moved aside", lambda: not os.path.exists(web_cfg) and
              os.path.exists(web_cfg + ".removed"))
     assert F.metric("drover_watcher_services_removed_total") == rm0 + 1
@@ -378,14 +361,14 @@ def sc_remove():
     wait_for("frontend disabled", lambda: frontend_status("fe_web") not in ("OPEN", None))
     log("remove: fe_web is", frontend_status("fe_web"))
     try:
-        with urllib.request.urlopen("http://127.0.0.1:%d/" % F.FE_PORT, timeout=1) as r:
-            raise AssertionError("a removed service still answers: %d" % r.status)
-    except (urllib.error.URLError, ConnectionError, OSError):
-        pass
+        st = http("GET", "http://127.0.0.1:%d/" % F.FE_PORT, timeout=1)[0]
+    except OSError:
+        st = None
+    assert st is None or st >= 400, "a removed service still answers: %d" % st
     assert F.master_reloads() == r0, "a removal must not reload"
     # defined again: rendered, checked, installed and reloaded
-    F.kv_delete("haproxy/edge/force-removal/web")
-    F.kv_put("haproxy/edge/services/web", F.service(slots=8, maxconn=1002))
+    F.kv.delete("haproxy/edge/force-removal/web")
+    F.kv.put("haproxy/edge/services/web", F.service(slots=8, maxconn=1002))
     wait_for("config back", lambda: os.path.exists(web_cfg))
     wait_for("one reload for it", lambda: F.master_reloads() == r0 + 1, timeout=20)
     wait_for("serving again", lambda: F.requests_ok(9) == {"node1", "node2", "node3"})
@@ -452,10 +435,10 @@ def sc_restart():
 
 
 def put_all(nodes=("127.0.0.1",), slots=8, maxconn=1002):
-    F.kv_put("kube/prod-a/services/default/web/http", {"node_port": F.NODE_PORT})
+    F.kv.put("kube/prod-a/services/default/web/http", {"node_port": F.NODE_PORT})
     for i, a in enumerate(nodes):
-        F.kv_put("kube/prod-a/nodes/n%s" % a.rsplit(".", 1)[1], node(a))
-    F.kv_put("haproxy/edge/services/web", F.service(slots=slots, maxconn=maxconn))
+        F.kv.put("kube/prod-a/nodes/n%s" % a.rsplit(".", 1)[1], node(a))
+    F.kv.put("haproxy/edge/services/web", F.service(slots=slots, maxconn=maxconn))
 
 
 def main():
@@ -479,21 +462,17 @@ def main():
         F.procs.append(ac)
     F.consul("start")
     put_all(slots=4, maxconn=None)
-    F.kv_put("haproxy/edge/services/web", F.service(slots=4))
+    F.kv.put("haproxy/edge/services/web", F.service(slots=4))
     F.open_notify()
     WATCHER_P = F.start_watcher()
     wait_for("first config", lambda: os.path.exists(os.path.join(F.CFG, "web.cfg")))
     wait_for("/readyz", F.readyz)
     # systemd Type=notify: READY=1 once applied, then watchdog pings
     wait_for("READY=1 and WATCHDOG=1 on $NOTIFY_SOCKET",
-             lambda: any("READY=1" in m for m in F.NOTIFY_MSGS) and
-             any("WATCHDOG=1" in m for m in F.NOTIFY_MSGS), timeout=10)
+             lambda: F.NOTIFY.seen("READY=1") and F.NOTIFY.seen("WATCHDOG=1"), timeout=10)
     F.start_haproxy()
     wait_for("haproxy serving", lambda: F.requests_ok(2) == {"node1"})
-    for name in SCENARIOS:
-        log("scenario", name)
-        globals()["sc_" + name]()
-        log("scenario", name, "ok")
+    run_steps([globals()["sc_" + name] for name in SCENARIOS], "scenario")
     # a clean stop, and no sanitizer report (debug/sanitize builds) in any
     # of the watchers' output
     WATCHER_P.terminate()
@@ -505,20 +484,13 @@ def main():
     return 0
 
 
-if __name__ == "__main__":
-    rc = 1
-    try:
-        rc = main()
-    except Exception:
-        import traceback
-        traceback.print_exc()
-        if F:
-            try:
-                print("---- show servers state be_web:", F.servers_state("be_web"))
-            except Exception:  # noqa: BLE001 - best effort diagnostics
-                pass
+def diagnostics():
+    if F:
+        try:
+            print("---- show servers state be_web:", F.servers_state("be_web"))
+        finally:
             F.dump_logs()
-    finally:
-        if F:
-            F.cleanup()
-    sys.exit(rc)
+
+
+if __name__ == "__main__":
+    run_main(main, diagnostics, lambda: F and F.cleanup())
