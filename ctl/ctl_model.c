@@ -9,9 +9,10 @@
 #include <string.h>
 
 #include "errmsg.h"
+#include "kv_key.h"
+#include "kv_servers.h"
+#include "log.h"
 #include "timefmt.h"
-
-#define SLOTS_DEFAULT 16
 
 static const char *const state_names[] = {"ready", "drain", "maint"};
 
@@ -41,43 +42,19 @@ void ctl_maint_clear(struct ctl_maint *e)
 
 void ctl_model_clear(struct ctl_model *m)
 {
-    for (size_t i = 0; i < m->n_nodes; i++) {
-        struct ctl_node *n = &m->nodes[i];
-        free(n->cluster);
-        free(n->name);
-        free(n->address);
-        for (size_t k = 0; k < n->n_addresses; k++)
-            free(n->addresses[k]);
-        free(n->addresses);
-    }
-    for (size_t i = 0; i < m->n_ports; i++) {
-        struct ctl_kube_port *p = &m->ports[i];
-        free(p->cluster);
-        free(p->ns);
-        free(p->svc);
-        free(p->port);
-    }
-    for (size_t i = 0; i < m->n_backends; i++) {
-        struct ctl_backend *b = &m->backends[i];
-        free(b->service);
-        free(b->name);
-        for (size_t k = 0; k < b->n_kube; k++) {
-            free(b->kube[k].cluster);
-            free(b->kube[k].ns);
-            free(b->kube[k].svc);
-            free(b->kube[k].port);
-        }
-        free(b->kube);
-        for (size_t k = 0; k < b->n_servers; k++) {
-            free(b->servers[k].name);
-            free(b->servers[k].address);
-        }
-        free(b->servers);
+    for (size_t i = 0; i < m->n_nodes; i++)
+        kvm_node_clear(&m->nodes[i]);
+    for (size_t i = 0; i < m->n_ports; i++)
+        kvm_kube_service_clear(&m->ports[i]);
+    for (size_t i = 0; i < m->n_services; i++) {
+        kvm_service_clear(m->services[i]);
+        free(m->services[i]);
     }
     for (size_t i = 0; i < m->n_maint; i++)
         ctl_maint_clear(&m->maint[i]);
     free(m->nodes);
     free(m->ports);
+    free(m->services);
     free(m->backends);
     free(m->maint);
     ctl_model_init(m, m->now);
@@ -102,8 +79,8 @@ static int grow(void **arr, size_t n, size_t size)
     return 0;
 }
 
-/* Canonical text of an IP address; 0 or -EINVAL. */
-static int canon_ip(const char *text, char *out, size_t outlen)
+/* Canonical text of an IP address; 0 or -EINVAL. */ static int canon_ip(const char *text,
+                                                                         char *out, size_t outlen)
 {
     unsigned char buf[16];
 
@@ -115,66 +92,24 @@ static int canon_ip(const char *text, char *out, size_t outlen)
 }
 
 /* One key segment: non-empty, no '/', printable. */
-static bool good_segment(const char *s, size_t n)
-{
-    if (n == 0 || n > 253)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (s[i] == '/' || (unsigned char)s[i] <= 0x20 || s[i] == 0x7f)
-            return false;
-    return true;
-}
-
-/* Split rest into exactly n '/'-separated good segments (copied into
- * seg[i], each at most 255 bytes). */
-static bool split_segments(const char *rest, size_t n, char seg[][256])
-{
-    const char *p = rest;
-
-    for (size_t i = 0; i < n; i++) {
-        const char *slash = strchr(p, '/');
-        size_t len = slash ? (size_t)(slash - p) : strlen(p);
-        if ((i + 1 < n) != (slash != NULL) || !good_segment(p, len) || len > 255)
-            return false;
-        memcpy(seg[i], p, len);
-        seg[i][len] = '\0';
-        p = slash ? slash + 1 : p + len;
-    }
-    return true;
-}
-
 static char *jstr(const json_t *o, const char *k)
 {
     const char *s = json_string_value(json_object_get(o, k));
     return s ? strdup(s) : NULL;
 }
-
 /* ---- maintenance values ------------------------------------------------- */
 
 int ctl_target_from_id(const char *id, struct ctl_target *out)
 {
-    char seg[2][256];
+    struct kv_maint_id k;
 
     memset(out, 0, sizeof(*out));
-    if (!strncmp(id, "node/", 5) && split_segments(id + 5, 2, seg)) {
-        out->kind = CTL_TARGET_NODE;
-        snprintf(out->a, sizeof(out->a), "%s", seg[0]);
-        snprintf(out->b, sizeof(out->b), "%s", seg[1]);
-    } else if (!strncmp(id, "server/", 7) && split_segments(id + 7, 2, seg)) {
-        out->kind = CTL_TARGET_SERVER;
-        snprintf(out->a, sizeof(out->a), "%s", seg[0]);
-        snprintf(out->b, sizeof(out->b), "%s", seg[1]);
-    } else if (!strncmp(id, "addr/", 5) && split_segments(id + 5, 1, seg) &&
-               canon_ip(seg[0], out->a, sizeof(out->a)) == 0) {
-        out->kind = CTL_TARGET_ADDR;
-    } else {
+    if (kv_maint_id_parse(id, &k, NULL, 0) < 0)
         return -EINVAL;
-    }
-    if (out->kind == CTL_TARGET_ADDR)
-        snprintf(out->id, sizeof(out->id), "addr/%s", out->a);
-    else
-        snprintf(out->id, sizeof(out->id), "%s/%s/%s",
-                 out->kind == CTL_TARGET_NODE ? "node" : "server", out->a, out->b);
+    out->kind = (enum ctl_target_kind)k.kind;
+    snprintf(out->a, sizeof(out->a), "%s", k.a);
+    snprintf(out->b, sizeof(out->b), "%s", k.b);
+    snprintf(out->id, sizeof(out->id), "%s", k.id);
     return 0;
 }
 
@@ -182,9 +117,10 @@ int ctl_maint_parse(const char *id, const char *value, size_t len, struct ctl_ma
                     size_t errlen)
 {
     struct ctl_target t;
+    struct kvm_maint x = {0};
     json_error_t je;
-    json_t *v = NULL, *w;
-    const char *state;
+    json_t *v = NULL;
+    char msg[300];
     int rc = -EINVAL;
 
     memset(e, 0, sizeof(*e));
@@ -199,37 +135,27 @@ int ctl_maint_parse(const char *id, const char *value, size_t len, struct ctl_ma
                    v ? "" : (value ? je.text : "empty"));
         goto out;
     }
-    state = json_string_value(json_object_get(v, "state"));
-    if (!state || (strcmp(state, "ready") && strcmp(state, "drain") && strcmp(state, "maint"))) {
-        errmsg_set(err, errlen, "maintenance/%s: state must be ready, drain or maint", id);
+    if ((rc = kvm_maint_decode(v, &x, msg, sizeof(msg))) < 0) {
+        errmsg_set(err, errlen, "maintenance/%s: %s", id, msg);
         goto out;
     }
-    e->state = !strcmp(state, "drain")   ? CTL_STATE_DRAIN
-               : !strcmp(state, "maint") ? CTL_STATE_MAINT
-                                         : CTL_STATE_READY;
-    if ((w = json_object_get(v, "weight"))) {
-        if (!json_is_integer(w) || json_integer_value(w) < 0 || json_integer_value(w) > 256) {
-            errmsg_set(err, errlen, "maintenance/%s: weight must be an integer 0..256", id);
-            goto out;
-        }
-        e->weight = (int)json_integer_value(w);
-    }
+    e->state = (enum ctl_state)x.admin;
+    e->weight = x.weight;
+    e->expires_unix = x.expires;
+    e->reason = x.reason;
+    e->author = x.author;
+    x.reason = x.author = NULL;
     e->expires = jstr(v, "expires");
-    if (e->expires && timefmt_parse_rfc3339(e->expires, &e->expires_unix) < 0) {
-        errmsg_set(err, errlen, "maintenance/%s: bad expires '%.40s'", id, e->expires);
-        goto out;
-    }
     e->id = strdup(t.id);
     e->kind = t.kind;
     e->a = strdup(t.a);
     e->b = t.kind == CTL_TARGET_ADDR ? NULL : strdup(t.b);
-    e->reason = jstr(v, "reason");
-    e->author = jstr(v, "author");
     e->created = jstr(v, "created");
     e->value = v;
     v = NULL;
     rc = (!e->id || !e->a || (t.kind != CTL_TARGET_ADDR && !e->b)) ? -ENOMEM : 0;
 out:
+    kvm_maint_clear(&x);
     json_decref(v);
     if (rc < 0)
         ctl_maint_clear(e);
@@ -238,172 +164,49 @@ out:
 
 /* ---- adding entries --------------------------------------------------------- */
 
-static int add_node(struct ctl_model *m, const char *cluster, const char *name, const json_t *v,
-                    char *err, size_t errlen, const char *key)
+static int add_service(struct ctl_model *m, const char *name, const json_t *v, char *err,
+                       size_t errlen, const char *key)
 {
-    struct ctl_node n = {0};
-    const json_t *addrs = json_object_get(v, "addresses");
-    const char *addr = json_string_value(json_object_get(v, "address"));
-    char ip[64];
-    size_t i;
-    json_t *a;
-    int rc = -EINVAL;
+    struct kvm_service *s = calloc(1, sizeof(*s));
+    char msg[300];
+    int rc;
 
-    if (grow((void **)&m->nodes, m->n_nodes, sizeof(*m->nodes)) < 0)
+    if (!s || grow((void **)&m->services, m->n_services, sizeof(*m->services)) < 0) {
+        free(s);
         return -ENOMEM;
-    n.cluster = strdup(cluster);
-    n.name = strdup(name);
-    n.eligible = json_is_true(json_object_get(v, "eligible"));
-    if (addr) {
-        if (canon_ip(addr, ip, sizeof(ip)) < 0) {
-            errmsg_set(err, errlen, "%s: address '%.60s' is not an IP address", key, addr);
-            goto bad;
-        }
-        n.address = strdup(ip);
     }
-    if (json_is_array(addrs)) {
-        n.addresses = calloc(json_array_size(addrs) + 1, sizeof(char *));
-        if (!n.addresses)
-            goto nomem;
-        json_array_foreach(addrs, i, a)
-        {
-            const char *s = json_string_value(a);
-            if (!s || canon_ip(s, ip, sizeof(ip)) < 0) {
-                errmsg_set(err, errlen, "%s: addresses[%zu] is not an IP address", key, i);
-                goto bad;
-            }
-            if (!(n.addresses[n.n_addresses] = strdup(ip)))
-                goto nomem;
-            n.n_addresses++;
-        }
+    if ((rc = kvm_service_decode(v, name, s, msg, sizeof(msg))) < 0) {
+        if (rc == -EINVAL)
+            errmsg_set(err, errlen, "%s: %s", key, msg);
+        kvm_service_clear(s);
+        free(s);
+        return rc;
     }
-    if (!n.address && n.n_addresses && !(n.address = strdup(n.addresses[0])))
-        goto nomem;
-    if (!n.cluster || !n.name || (addr && !n.address))
-        goto nomem;
-    m->nodes[m->n_nodes++] = n;
-    return 1;
-nomem:
-    errmsg_set(err, errlen, "%s: out of memory", key);
-    rc = -ENOMEM;
-bad:
-    free(n.cluster);
-    free(n.name);
-    free(n.address);
-    for (i = 0; i < n.n_addresses; i++)
-        free(n.addresses[i]);
-    free(n.addresses);
-    return rc;
-}
-
-static int add_backends(struct ctl_model *m, const char *service, const json_t *v, char *err,
-                        size_t errlen, const char *key)
-{
-    const json_t *bes = json_object_get(v, "backends");
-    size_t i, k;
-    json_t *be, *x;
-
-    if (!json_is_array(bes)) {
-        errmsg_set(err, errlen, "%s: backends must be an array", key);
-        return -EINVAL;
-    }
-    /* validate everything before adding anything: a bad service adds no backend */
-    json_array_foreach(bes, i, be)
-    {
-        if (!json_string_value(json_object_get(be, "name"))) {
-            errmsg_set(err, errlen, "%s: backends[%zu].name missing", key, i);
-            return -EINVAL;
-        }
-        json_array_foreach(json_object_get(be, "servers"), k, x)
-        {
-            const char *a = json_string_value(json_object_get(x, "address"));
-            char ip[64];
-            if (!json_string_value(json_object_get(x, "name")) || !a ||
-                canon_ip(a, ip, sizeof(ip)) < 0) {
-                errmsg_set(err, errlen,
-                           "%s: backends[%zu].servers[%zu] needs a name and an IP address", key, i,
-                           k);
-                return -EINVAL;
-            }
-        }
-    }
-    json_array_foreach(bes, i, be)
-    {
-        struct ctl_backend b = {0};
-        const json_t *kube = json_object_get(be, "kube"), *srv = json_object_get(be, "servers");
-        const json_t *slots = json_object_get(be, "slots");
-
+    m->services[m->n_services++] = s;
+    for (size_t i = 0; i < s->n_backends; i++) {
         if (grow((void **)&m->backends, m->n_backends, sizeof(*m->backends)) < 0)
             return -ENOMEM;
-        b.service = strdup(service);
-        b.name = jstr(be, "name");
-        b.slots = json_is_integer(slots) ? json_integer_value(slots) : SLOTS_DEFAULT;
-        b.kube = calloc(json_array_size(kube) + 1, sizeof(*b.kube));
-        b.servers = calloc(json_array_size(srv) + 1, sizeof(*b.servers));
-        m->backends[m->n_backends++] = b; /* owned by the model from here */
-        struct ctl_backend *bp = &m->backends[m->n_backends - 1];
-        if (!bp->service || !bp->name || !bp->kube || !bp->servers)
-            return -ENOMEM;
-        json_array_foreach(kube, k, x)
-        {
-            struct ctl_kube_ref *r = &bp->kube[bp->n_kube];
-            r->cluster = jstr(x, "cluster");
-            r->ns = jstr(x, "namespace");
-            r->svc = jstr(x, "service");
-            r->port = jstr(x, "port");
-            bp->n_kube++;
-        }
-        json_array_foreach(srv, k, x)
-        {
-            struct ctl_static *s = &bp->servers[bp->n_servers++];
-            char ip[64];
-            canon_ip(json_string_value(json_object_get(x, "address")), ip, sizeof(ip));
-            s->name = jstr(x, "name");
-            s->address = strdup(ip);
-            s->port = (int)json_integer_value(json_object_get(x, "port"));
-        }
+        m->backends[m->n_backends++] = (struct ctl_backend){
+            .service = s->name, .name = s->backends[i].name, .def = &s->backends[i]};
     }
     return 1;
-}
-
-static int add_port(struct ctl_model *m, char seg[][256], const json_t *v, char *err, size_t errlen,
-                    const char *key)
-{
-    const json_t *np = json_object_get(v, "node_port");
-    struct ctl_kube_port p;
-
-    if (!json_is_integer(np) || json_integer_value(np) < 1 || json_integer_value(np) > 65535) {
-        errmsg_set(err, errlen, "%s: node_port must be an integer 1..65535", key);
-        return -EINVAL;
-    }
-    if (grow((void **)&m->ports, m->n_ports, sizeof(*m->ports)) < 0)
-        return -ENOMEM;
-    p.cluster = strdup(seg[0]);
-    p.ns = strdup(seg[1]);
-    p.svc = strdup(seg[2]);
-    p.port = strdup(seg[3]);
-    p.node_port = (int)json_integer_value(np);
-    m->ports[m->n_ports++] = p;
-    return p.cluster && p.ns && p.svc && p.port ? 1 : -ENOMEM;
 }
 
 int ctl_model_add(struct ctl_model *m, const char *root, const char *haproxy_cluster,
                   const char *key, const char *value, size_t len, uint64_t modify_index, char *err,
                   size_t errlen)
 {
-    size_t rl = strlen(root);
-    const char *rest;
-    char seg[4][256];
+    struct kv_key k;
     json_t *v = NULL;
     json_error_t je;
+    char msg[300];
     int rc = 0;
 
-    if (strncmp(key, root, rl) != 0)
-        return 0;
-    rest = key + rl;
-    if (!strncmp(rest, "maintenance/", 12)) {
+    kv_key_parse(root, key, &k);
+    switch (k.kind) {
+    case KV_KEY_MAINTENANCE: {
         struct ctl_maint e;
-        if ((rc = ctl_maint_parse(rest + 12, value, len, &e, err, errlen)) < 0) {
+        if ((rc = ctl_maint_parse(k.rel, value, len, &e, err, errlen)) < 0) {
             m->bad++;
             return rc;
         }
@@ -415,48 +218,47 @@ int ctl_model_add(struct ctl_model *m, const char *root, const char *haproxy_clu
         m->maint[m->n_maint++] = e;
         return 1;
     }
-    bool is_node = !strncmp(rest, "kube/", 5) && strstr(rest + 5, "/nodes/");
-    bool is_port = !strncmp(rest, "kube/", 5) && strstr(rest + 5, "/services/");
-    bool is_svc = !strncmp(rest, "haproxy/", 8) && strstr(rest + 8, "/services/");
-    if (!is_node && !is_port && !is_svc)
+    case KV_KEY_HAPROXY_SERVICE:
+        if (haproxy_cluster && *haproxy_cluster && strcmp(k.seg[0], haproxy_cluster))
+            return 0;
+        break;
+    case KV_KEY_KUBE_NODE:
+    case KV_KEY_KUBE_SERVICE:
+        break;
+    default:
         return 0;
-    if (is_node) {
-        char c[3][256];
-        if (!split_segments(rest + 5, 3, c) || strcmp(c[1], "nodes"))
-            return 0;
-        if (!value || !(v = json_loadb(value, len, 0, &je)) || !json_is_object(v)) {
-            errmsg_set(err, errlen, "%s: value is not a JSON object", key);
-            rc = -EINVAL;
+    }
+    if (!value || !(v = json_loadb(value, len, 0, &je)) || !json_is_object(v)) {
+        errmsg_set(err, errlen, "%s: value is not a JSON object", key);
+        rc = -EINVAL;
+    } else if (k.kind == KV_KEY_HAPROXY_SERVICE) {
+        rc = add_service(m, k.seg[1], v, err, errlen, key);
+    } else if (k.kind == KV_KEY_KUBE_NODE) {
+        struct kvm_node nd = {0};
+        rc = grow((void **)&m->nodes, m->n_nodes, sizeof(*m->nodes));
+        if (rc == 0)
+            rc = kvm_node_decode(v, k.seg[0], k.seg[1], &nd, msg, sizeof(msg));
+        if (rc == 0) {
+            m->nodes[m->n_nodes++] = nd;
+            rc = 1;
         } else {
-            rc = add_node(m, c[0], c[2], v, err, errlen, key);
-        }
-    } else if (is_port) {
-        char c[5][256];
-        if (!split_segments(rest + 5, 5, c) || strcmp(c[1], "services"))
-            return 0;
-        memcpy(seg[0], c[0], 256);
-        memcpy(seg[1], c[2], 256);
-        memcpy(seg[2], c[3], 256);
-        memcpy(seg[3], c[4], 256);
-        if (!value || !(v = json_loadb(value, len, 0, &je)) || !json_is_object(v)) {
-            errmsg_set(err, errlen, "%s: value is not a JSON object", key);
-            rc = -EINVAL;
-        } else {
-            rc = add_port(m, seg, v, err, errlen, key);
+            kvm_node_clear(&nd);
         }
     } else {
-        char c[3][256];
-        if (!split_segments(rest + 8, 3, c) || strcmp(c[1], "services"))
-            return 0;
-        if (haproxy_cluster && *haproxy_cluster && strcmp(c[0], haproxy_cluster))
-            return 0;
-        if (!value || !(v = json_loadb(value, len, 0, &je)) || !json_is_object(v)) {
-            errmsg_set(err, errlen, "%s: value is not a JSON object", key);
-            rc = -EINVAL;
+        struct kvm_kube_service ks = {0};
+        rc = grow((void **)&m->ports, m->n_ports, sizeof(*m->ports));
+        if (rc == 0)
+            rc = kvm_kube_service_decode(v, k.seg[0], k.seg[1], k.seg[2], k.seg[3], &ks, msg,
+                                         sizeof(msg));
+        if (rc == 0) {
+            m->ports[m->n_ports++] = ks;
+            rc = 1;
         } else {
-            rc = add_backends(m, c[2], v, err, errlen, key);
+            kvm_kube_service_clear(&ks);
         }
     }
+    if (rc == -EINVAL && k.kind != KV_KEY_HAPROXY_SERVICE && v && json_is_object(v))
+        errmsg_set(err, errlen, "%s: %s", key, msg);
     json_decref(v);
     if (rc == -EINVAL)
         m->bad++;
@@ -473,7 +275,7 @@ const struct ctl_maint *ctl_model_maint(const struct ctl_model *m, const char *i
     return NULL;
 }
 
-static const struct ctl_node *find_node(const struct ctl_model *m, const char *c, const char *n)
+static const struct kvm_node *find_node(const struct ctl_model *m, const char *c, const char *n)
 {
     for (size_t i = 0; i < m->n_nodes; i++)
         if (!strcmp(m->nodes[i].cluster, c) && !strcmp(m->nodes[i].name, n))
@@ -481,26 +283,23 @@ static const struct ctl_node *find_node(const struct ctl_model *m, const char *c
     return NULL;
 }
 
-static const struct ctl_kube_port *find_port(const struct ctl_model *m,
-                                             const struct ctl_kube_ref *r)
+static const struct kvm_kube_service *kube_lookup(void *arg, const struct kvm_kube_ref *r)
 {
-    if (!r->cluster || !r->ns || !r->svc || !r->port)
-        return NULL;
+    const struct ctl_model *m = arg;
     for (size_t i = 0; i < m->n_ports; i++) {
-        const struct ctl_kube_port *p = &m->ports[i];
-        if (!strcmp(p->cluster, r->cluster) && !strcmp(p->ns, r->ns) && !strcmp(p->svc, r->svc) &&
-            !strcmp(p->port, r->port))
+        const struct kvm_kube_service *p = &m->ports[i];
+        if (!strcmp(p->cluster, r->cluster) && !strcmp(p->namespace, r->namespace) &&
+            !strcmp(p->service, r->service) && !strcmp(p->port_name, r->port))
             return p;
     }
     return NULL;
 }
 
-struct server_ref;
-typedef void (*server_fn)(void *arg, const struct ctl_backend *be, const struct server_ref *s);
+typedef void (*server_fn)(void *arg, const struct ctl_backend *be, const struct kv_server *s);
 static void for_each_server(const struct ctl_model *m, const struct ctl_backend *be, server_fn fn,
                             void *arg);
 
-static void count_server(void *arg, const struct ctl_backend *be, const struct server_ref *s)
+static void count_server(void *arg, const struct ctl_backend *be, const struct kv_server *s)
 {
     (void)be;
     (void)s;
@@ -522,20 +321,10 @@ static bool is_slot(const struct ctl_model *m, const struct ctl_backend *be, con
     if (*end || errno)
         return false;
     for_each_server(m, be, count_server, &servers);
-    int64_t limit = be->slots > 0 ? be->slots : SLOTS_DEFAULT;
+    int64_t limit = be->def->slots > 0 ? be->def->slots : KV_HAPROXY_DEFAULT_SLOTS;
     if ((int64_t)servers > limit)
         limit = (int64_t)servers;
     return k >= 1 && k <= limit;
-}
-
-static bool node_has_addr(const struct ctl_node *n, const char *ip)
-{
-    if (n->address && !strcmp(n->address, ip))
-        return true;
-    for (size_t k = 0; k < n->n_addresses; k++)
-        if (!strcmp(n->addresses[k], ip))
-            return true;
-    return false;
 }
 
 int ctl_model_resolve(const struct ctl_model *m, const char *text, char *const *clusters, size_t n,
@@ -557,10 +346,10 @@ int ctl_model_resolve(const struct ctl_model *m, const char *text, char *const *
         (!strncmp(text, "addr/", 5) && canon_ip(text + 5, ip, sizeof(ip)) == 0)) {
         bool known = false;
         for (size_t i = 0; i < m->n_nodes && !known; i++)
-            known = node_has_addr(&m->nodes[i], ip);
+            known = kvm_node_has_address(&m->nodes[i], ip);
         for (size_t i = 0; i < m->n_backends && !known; i++)
-            for (size_t k = 0; k < m->backends[i].n_servers && !known; k++)
-                known = !strcmp(m->backends[i].servers[k].address, ip);
+            for (size_t k = 0; k < m->backends[i].def->n_servers && !known; k++)
+                known = !strcmp(m->backends[i].def->servers[k].address, ip);
         if (!known) {
             errmsg_set(err, errlen,
                        "refused: unknown target addr/%s: no kube node and no static server "
@@ -606,8 +395,8 @@ int ctl_model_resolve(const struct ctl_model *m, const char *text, char *const *
             if (strcmp(b->name, out->a))
                 continue;
             be = b;
-            for (size_t k = 0; k < b->n_servers && !found_server; k++)
-                found_server = !strcmp(b->servers[k].name, out->b);
+            for (size_t k = 0; k < b->def->n_servers && !found_server; k++)
+                found_server = !strcmp(b->def->servers[k].name, out->b);
             found_server = found_server || is_slot(m, b, out->b);
         }
         if (!be) {
@@ -634,10 +423,10 @@ int ctl_model_resolve(const struct ctl_model *m, const char *text, char *const *
         return -EINVAL;
     }
     /* a bare kube node name */
-    const struct ctl_node *hit[8];
+    const struct kvm_node *hit[8];
     size_t nhit = 0, total = 0;
     for (size_t i = 0; i < m->n_nodes; i++) {
-        const struct ctl_node *nd = &m->nodes[i];
+        const struct kvm_node *nd = &m->nodes[i];
         bool in = n == 0;
         for (size_t k = 0; k < n && !in; k++)
             in = !strcmp(clusters[k], nd->cluster);
@@ -674,13 +463,6 @@ int ctl_model_resolve(const struct ctl_model *m, const char *text, char *const *
 
 /* ---- servers and shares --------------------------------------------------------- */
 
-struct server_ref {
-    const char *static_name;     /* NULL for kube servers */
-    const struct ctl_node *node; /* kube servers */
-    const char *address;
-    int port;
-};
-
 static const struct ctl_maint *entry_for(const struct ctl_model *m, const char *id,
                                          const struct ctl_override *ov)
 {
@@ -698,50 +480,46 @@ static bool entry_out(const struct ctl_maint *e)
     return e && (e->state != CTL_STATE_READY || e->weight == 0);
 }
 
-/* Effective entry of one server: server > addr > node. */
-static const struct ctl_maint *effective(const struct ctl_model *m, const struct ctl_backend *be,
-                                         const struct server_ref *s, const struct ctl_override *ov)
-{
-    char id[600];
-    const struct ctl_maint *e;
+struct find_ctx {
+    const struct ctl_model *m;
+    const struct ctl_override *ov;
+};
 
-    if (s->static_name) {
-        snprintf(id, sizeof(id), "server/%s/%s", be->name, s->static_name);
-        if ((e = entry_for(m, id, ov)))
-            return e;
-    }
-    snprintf(id, sizeof(id), "addr/%s", s->address);
-    if ((e = entry_for(m, id, ov)))
-        return e;
-    if (s->node) {
-        snprintf(id, sizeof(id), "node/%s/%s", s->node->cluster, s->node->name);
-        if ((e = entry_for(m, id, ov)))
-            return e;
-    }
-    return NULL;
+static const void *find_entry(void *arg, enum kvm_maint_kind kind, const char *a, const char *b)
+{
+    const struct find_ctx *f = arg;
+    char id[600];
+
+    if (kind == KVM_MAINT_ADDR)
+        snprintf(id, sizeof(id), "addr/%s", a);
+    else
+        snprintf(id, sizeof(id), "%s/%s/%s", kind == KVM_MAINT_NODE ? "node" : "server", a, b);
+    return entry_for(f->m, id, f->ov);
+}
+
+/* Effective entry of one server: the precedence of kv_maint.h. */
+static const struct ctl_maint *effective(const struct ctl_model *m, const struct ctl_backend *be,
+                                         const struct kv_server *s, const struct ctl_override *ov)
+{
+    struct find_ctx f = {.m = m, .ov = ov};
+    const char *names[1] = {s->static_name};
+    return kv_maint_resolve(find_entry, &f, be->name, names, 1, s->addr, s->node_cluster, s->node);
 }
 
 static void for_each_server(const struct ctl_model *m, const struct ctl_backend *be, server_fn fn,
                             void *arg)
 {
-    for (size_t k = 0; k < be->n_servers; k++) {
-        struct server_ref s = {.static_name = be->servers[k].name,
-                               .address = be->servers[k].address,
-                               .port = be->servers[k].port};
-        fn(arg, be, &s);
+    struct kv_server *v;
+    size_t n;
+
+    /* a kube service not in KV contributes no server, as in the watcher */
+    if (kv_backend_servers(be->def, kube_lookup, (void *)m, m->nodes, m->n_nodes, &v, &n) < 0) {
+        log_error("droverctl: out of memory listing the servers of backend %s", be->name);
+        return;
     }
-    for (size_t r = 0; r < be->n_kube; r++) {
-        const struct ctl_kube_port *p = find_port(m, &be->kube[r]);
-        if (!p)
-            continue; /* the watcher builds no server for a missing kube service either */
-        for (size_t i = 0; i < m->n_nodes; i++) {
-            const struct ctl_node *nd = &m->nodes[i];
-            if (!nd->eligible || !nd->address || strcmp(nd->cluster, p->cluster))
-                continue;
-            struct server_ref s = {.node = nd, .address = nd->address, .port = p->node_port};
-            fn(arg, be, &s);
-        }
-    }
+    for (size_t i = 0; i < n; i++)
+        fn(arg, be, &v[i]);
+    free(v);
 }
 
 struct count_ctx {
@@ -750,7 +528,7 @@ struct count_ctx {
     size_t total, before, after;
 };
 
-static void count_one(void *arg, const struct ctl_backend *be, const struct server_ref *s)
+static void count_one(void *arg, const struct ctl_backend *be, const struct kv_server *s)
 {
     struct count_ctx *c = arg;
     c->total++;
@@ -821,7 +599,7 @@ struct affect_ctx {
     void *arg;
 };
 
-static void affect_one(void *arg, const struct ctl_backend *be, const struct server_ref *s)
+static void affect_one(void *arg, const struct ctl_backend *be, const struct kv_server *s)
 {
     struct affect_ctx *a = arg;
     const struct ctl_target *t = a->t;
@@ -830,10 +608,10 @@ static void affect_one(void *arg, const struct ctl_backend *be, const struct ser
 
     switch (t->kind) {
     case CTL_TARGET_NODE:
-        hit = s->node && !strcmp(s->node->cluster, t->a) && !strcmp(s->node->name, t->b);
+        hit = s->node && !strcmp(s->node_cluster, t->a) && !strcmp(s->node, t->b);
         break;
     case CTL_TARGET_ADDR:
-        hit = !strcmp(s->address, t->a);
+        hit = !strcmp(s->addr, t->a);
         break;
     case CTL_TARGET_SERVER:
         hit = s->static_name && !strcmp(be->name, t->a) && !strcmp(s->static_name, t->b);
@@ -841,9 +619,7 @@ static void affect_one(void *arg, const struct ctl_backend *be, const struct ser
     }
     if (!hit)
         return;
-    bool v6 = strchr(s->address, ':') != NULL;
-    snprintf(desc, sizeof(desc), "%s %s%s%s:%d", s->static_name ? s->static_name : s->node->name,
-             v6 ? "[" : "", s->address, v6 ? "]" : "", s->port);
+    snprintf(desc, sizeof(desc), "%s %s", s->static_name ? s->static_name : s->node, s->id);
     a->fn(a->arg, be->name, desc);
 }
 

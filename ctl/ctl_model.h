@@ -16,8 +16,11 @@
  *   - computes, for a proposed change of one maintenance entry, the share
  *     of each backend's servers out of service before and after.
  *
- * Only the fields droverctl needs are parsed; a bad entry is skipped with
- * a message (never failing the whole model). A model is filled with
+ * Entries are classified by kv_key.h and decoded by the schema modules
+ * (kv_kube.h, kv_haproxy.h, kv_maint.h) the watcher uses, and servers are
+ * enumerated and maintenance resolved by kv_servers.h / kv_maint.h, so
+ * droverctl sees what the watcher sees; a bad entry is skipped with a
+ * message (never failing the whole model). A model is filled with
  * ctl_model_add and then only read; it owns all its strings.
  */
 #ifndef DROVER_CTL_MODEL_H
@@ -27,6 +30,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "kv_haproxy.h"
+#include "kv_kube.h"
+#include "kv_maint.h"
 
 enum ctl_target_kind {
     CTL_TARGET_NODE = 0, /* a = cluster, b = node */
@@ -40,36 +47,12 @@ enum ctl_state {
     CTL_STATE_MAINT,
 };
 
-struct ctl_node {
-    char *cluster, *name;
-    char **addresses; /* canonical IP texts */
-    size_t n_addresses;
-    char *address; /* the server address the watcher uses ("address"), may be NULL */
-    bool eligible;
-};
-
-struct ctl_kube_port {
-    char *cluster, *ns, *svc, *port;
-    int node_port;
-};
-
-struct ctl_kube_ref {
-    char *cluster, *ns, *svc, *port;
-};
-
-struct ctl_static {
-    char *name, *address;
-    int port;
-};
-
+/* One backend of an HAProxy service definition (decoded by kv_haproxy.h,
+ * exactly as the watcher does). */
 struct ctl_backend {
-    char *service; /* haproxy service name */
-    char *name;
-    struct ctl_kube_ref *kube;
-    size_t n_kube;
-    struct ctl_static *servers;
-    size_t n_servers;
-    int64_t slots;
+    const char *service;           /* haproxy service name */
+    const char *name;              /* def->name */
+    const struct kvm_backend *def; /* owned by the model's services */
 };
 
 /* A maintenance entry as stored (value kept so before/after go into the
@@ -88,10 +71,12 @@ struct ctl_maint {
 
 struct ctl_model {
     int64_t now; /* unix seconds: expiry reference */
-    struct ctl_node *nodes;
+    struct kvm_node *nodes;
     size_t n_nodes;
-    struct ctl_kube_port *ports;
+    struct kvm_kube_service *ports;
     size_t n_ports;
+    struct kvm_service **services; /* each allocated on its own: backends point into them */
+    size_t n_services;
     struct ctl_backend *backends;
     size_t n_backends;
     struct ctl_maint *maint;

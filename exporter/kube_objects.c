@@ -13,10 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/evp.h>
-
-#include "hex.h"
-
 /* custom-attrs larger than this are refused: Consul values are capped at
  * 512 KiB and a record must stay small. */
 #define CUSTOM_ATTRS_MAX (64 * 1024)
@@ -38,20 +34,6 @@ static const char *obj_str(const json_t *obj, const char *key)
 {
     json_t *v = json_object_get(obj, key);
     return json_is_string(v) ? json_string_value(v) : NULL;
-}
-
-void kube_hash64_hex(const void *data, size_t len, char hex[17])
-{
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
-    if (EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen < 8)
-        memset(md, 0, 8); /* cannot happen with the built-in provider */
-    hex_encode(md, 8, hex);
-}
-
-char *kube_json_canonical(const json_t *v)
-{
-    return json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
 }
 
 /* ---- annotations -------------------------------------------------------- */
@@ -394,54 +376,41 @@ static json_t *select_labels(const json_t *labels, const char *const *keys, size
     return out;
 }
 
+static struct kv_kube_service_rec record_rec(const struct export_record *r)
+{
+    return (struct kv_kube_service_rec){
+        .cluster = r->cluster,
+        .namespace = r->namespace,
+        .service = r->service,
+        .port_name = r->port_name,
+        .type = r->type,
+        .protocol = r->protocol,
+        .port = r->port,
+        .node_port = r->node_port,
+        .health_check_port = r->health_check_port,
+        .health_check_source = r->health_check_source,
+        .health_check_path = r->health_check_path,
+        .load_balancer_class = r->load_balancer_class,
+        .backend_protocol = r->backend_protocol,
+        .proxy_protocol = r->proxy_protocol,
+        .dns_name = r->dns_name,
+        .listen_port = r->listen_port,
+        .labels = r->labels,
+        .custom_attrs = r->custom_attrs,
+        .hash = r->hash,
+    };
+}
+
 json_t *export_record_to_json(const struct export_record *r, bool with_hash)
 {
-    json_t *o = json_object();
-    if (!o)
-        return NULL;
-    int rc = 0;
-    rc |= json_object_set_new(o, "cluster", json_string(r->cluster));
-    rc |= json_object_set_new(o, "namespace", json_string(r->namespace));
-    rc |= json_object_set_new(o, "service", json_string(r->service));
-    rc |= json_object_set_new(o, "port_name", json_string(r->port_name));
-    rc |= json_object_set_new(o, "type", json_string(r->type));
-    rc |= json_object_set_new(o, "protocol", json_string(r->protocol));
-    rc |= json_object_set_new(o, "port", json_integer(r->port));
-    rc |= json_object_set_new(o, "node_port", json_integer(r->node_port));
-    rc |= json_object_set_new(o, "health_check_port", json_integer(r->health_check_port));
-    rc |= json_object_set_new(o, "health_check_source", json_string(r->health_check_source));
-    if (r->health_check_path)
-        rc |= json_object_set_new(o, "health_check_path", json_string(r->health_check_path));
-    if (r->load_balancer_class)
-        rc |= json_object_set_new(o, "load_balancer_class", json_string(r->load_balancer_class));
-    rc |= json_object_set_new(o, "backend_protocol",
-                              json_string(r->backend_protocol ? r->backend_protocol : "tcp"));
-    rc |= json_object_set_new(o, "proxy_protocol", json_boolean(r->proxy_protocol));
-    if (r->dns_name)
-        rc |= json_object_set_new(o, "dns_name", json_string(r->dns_name));
-    if (r->listen_port)
-        rc |= json_object_set_new(o, "listen_port", json_integer(r->listen_port));
-    rc |= json_object_set(o, "labels", r->labels);
-    rc |= json_object_set(o, "custom_attrs", r->custom_attrs);
-    if (with_hash)
-        rc |= json_object_set_new(o, "hash", json_string(r->hash));
-    if (rc) {
-        json_decref(o);
-        return NULL;
-    }
-    return o;
+    struct kv_kube_service_rec rec = record_rec(r);
+    return kv_kube_service_json(&rec, with_hash);
 }
 
 static int record_hash(struct export_record *r)
 {
-    json_t *o = export_record_to_json(r, false);
-    char *text = o ? kube_json_canonical(o) : NULL;
-    json_decref(o);
-    if (!text)
-        return -ENOMEM;
-    kube_hash64_hex(text, strlen(text), r->hash);
-    free(text);
-    return 0;
+    struct kv_kube_service_rec rec = record_rec(r);
+    return kv_kube_service_hash(&rec, r->hash);
 }
 
 static int port_num(const json_t *port, const char *key, int *out)

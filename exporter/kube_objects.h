@@ -29,6 +29,7 @@
 
 #include <jansson.h>
 
+#include "kv_kube.h"
 #include "label_selector.h"
 
 #define KUBE_ANN_DROVER_PREFIX  "drover.io/"
@@ -98,15 +99,9 @@ void export_record_clear(struct export_record *r);
 void export_records_free(struct export_record *recs, size_t n);
 
 /* The record as a JSON object with every field of the drover KV value
- * (docs/kv-schema.md), "hash" included when with_hash. New reference. */
+ * (docs/kv-schema.md), "hash" included when with_hash: the record's fields
+ * encoded by the schema module kv_kube.h. New reference. */
 json_t *export_record_to_json(const struct export_record *r, bool with_hash);
-
-/* Canonical bytes of a JSON value: compact, keys sorted at every depth,
- * so equal content gives equal bytes. Caller frees. NULL on ENOMEM. */
-char *kube_json_canonical(const json_t *v);
-
-/* Hex of the first 64 bits of SHA-256 over data; hex has 17 bytes. */
-void kube_hash64_hex(const void *data, size_t len, char hex[17]);
 
 /* Copies of a Service / Node with only the fields the exporter reads
  * (name, namespace, uid, resourceVersion, labels, drover and KSE

@@ -5,15 +5,15 @@
  */
 #include "kv_layout.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "array_grow.h"
+#include "kv_key.h"
+#include "kv_kube.h"
 #include "log.h"
-#include "timefmt.h"
 
 static char *str_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static char *str_printf(const char *fmt, ...)
@@ -31,35 +31,13 @@ static bool starts_with(const char *s, const char *prefix)
     return strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
-/* A name that can be one segment of a Consul key. */
-static bool valid_segment(const char *s)
-{
-    if (!s || !s[0] || strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
-        return false;
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-        if (*p == '/' || *p < 0x20 || *p == 0x7f)
-            return false;
-    return true;
-}
-
-static bool valid_cluster(const char *s)
-{
-    size_t len = s ? strlen(s) : 0;
-    if (len == 0 || len > 63)
-        return false;
-    for (size_t i = 0; i < len; i++)
-        if (!isalnum((unsigned char)s[i]) && s[i] != '-' && s[i] != '_' && s[i] != '.')
-            return false;
-    return valid_segment(s);
-}
-
 int kv_layout_init(struct kv_layout *l, const char *root, const char *cluster,
                    const char *kse_prefix)
 {
     memset(l, 0, sizeof(*l));
     if (!root)
         root = KV_LAYOUT_DEFAULT_ROOT;
-    if (!valid_cluster(cluster)) {
+    if (!kv_valid_cluster(cluster)) {
         log_error("kv layout: cluster name \"%s\" is invalid (1-63 characters of "
                   "[A-Za-z0-9._-]); not starting",
                   cluster ? cluster : "");
@@ -69,12 +47,12 @@ int kv_layout_init(struct kv_layout *l, const char *root, const char *cluster,
         log_error("kv layout: KV prefix \"%s\" must not start with '/'", root);
         return -EINVAL;
     }
-    size_t rl = strlen(root);
-    l->root = str_printf("%s%s", root, rl && root[rl - 1] != '/' ? "/" : "");
-    l->cluster = strdup(cluster);
-    if (!l->root || !l->cluster)
+    if (kv_root_normalise(root, &l->root) < 0)
         goto nomem;
-    l->own = str_printf("%skube/%s/", l->root, cluster);
+    l->cluster = strdup(cluster);
+    if (!l->cluster)
+        goto nomem;
+    l->own = kv_key_kube_own(l->root, cluster);
     if (!l->own)
         goto nomem;
     if (kse_prefix) {
@@ -215,21 +193,18 @@ const struct kv_entry *kv_map_find(const struct kv_map *m, const char *key)
 
 static bool record_segments_ok(const struct export_record *r)
 {
-    return valid_segment(r->namespace) && valid_segment(r->service) && valid_segment(r->port_name);
+    return kv_valid_segment(r->namespace) && kv_valid_segment(r->service) &&
+           kv_valid_segment(r->port_name);
 }
 
 char *kv_layout_service_key(const struct kv_layout *l, const struct export_record *r)
 {
-    if (!record_segments_ok(r))
-        return NULL;
-    return str_printf("%sservices/%s/%s/%s", l->own, r->namespace, r->service, r->port_name);
+    return kv_key_kube_service(l->root, l->cluster, r->namespace, r->service, r->port_name);
 }
 
 char *kv_layout_node_key(const struct kv_layout *l, const char *node)
 {
-    if (!valid_segment(node))
-        return NULL;
-    return str_printf("%snodes/%s", l->own, node);
+    return kv_key_kube_node(l->root, l->cluster, node);
 }
 
 char *kv_layout_meta_key(const struct kv_layout *l)
@@ -266,7 +241,7 @@ char *kv_layout_kse_nodes_key(const struct kv_layout *l)
 
 static char *dump_and_free(json_t *o)
 {
-    char *s = o ? kube_json_canonical(o) : NULL;
+    char *s = o ? kv_canonical(o) : NULL;
     json_decref(o);
     return s;
 }
@@ -302,13 +277,13 @@ char *kv_layout_kse_service_value(const struct export_record *r)
         rc |= json_object_set_new(o, "load_balancer_class", json_string(r->load_balancer_class));
     if (r->listen_port)
         rc |= json_object_set_new(o, "load_balancer_listen_port", json_integer(r->listen_port));
-    char *text = rc ? NULL : kube_json_canonical(o);
+    char *text = rc ? NULL : kv_canonical(o);
     if (!text) {
         json_decref(o);
         return NULL;
     }
     char hash[17];
-    kube_hash64_hex(text, strlen(text), hash);
+    kv_hash64_hex(text, strlen(text), hash);
     free(text);
     if (json_object_set_new(o, "hash", json_string(hash)) < 0) {
         json_decref(o);
@@ -319,47 +294,35 @@ char *kv_layout_kse_service_value(const struct export_record *r)
 
 char *kv_layout_node_value(const struct kv_layout *l, const struct node_record *n)
 {
-    json_t *o = json_object();
-    json_t *addrs = json_array();
-    if (!o || !addrs) {
-        json_decref(o);
-        json_decref(addrs);
-        return NULL;
-    }
-    int rc = 0;
-    for (size_t i = 0; i < n->n_addresses; i++)
-        rc |= json_array_append_new(addrs, json_string(n->addresses[i]));
-    rc |= json_object_set_new(o, "addresses", addrs);
-    if (n->n_addresses)
-        rc |= json_object_set_new(o, "address", json_string(n->addresses[0]));
-    rc |= json_object_set_new(o, "name", json_string(n->name));
-    rc |= json_object_set_new(o, "cluster", json_string(l->cluster));
-    rc |= json_object_set_new(o, "ready", json_boolean(n->ready));
-    rc |= json_object_set_new(o, "schedulable", json_boolean(n->schedulable));
-    rc |= json_object_set_new(o, "excluded", json_boolean(n->excluded));
-    rc |= json_object_set_new(o, "selected", json_boolean(n->selected));
-    rc |= json_object_set_new(o, "eligible", json_boolean(n->effective_eligible));
-    rc |= json_object_set_new(o, "labels", n->labels ? json_incref(n->labels) : json_object());
-    if (rc) {
-        json_decref(o);
-        return NULL;
-    }
-    return dump_and_free(o);
+    struct kv_kube_node_rec rec = {
+        .name = n->name,
+        .cluster = l->cluster,
+        .addresses = (const char *const *)n->addresses,
+        .n_addresses = n->n_addresses,
+        .ready = n->ready,
+        .schedulable = n->schedulable,
+        .excluded = n->excluded,
+        .selected = n->selected,
+        .eligible = n->effective_eligible,
+        .labels = n->labels,
+    };
+    return kv_kube_node_encode(&rec);
 }
 
 char *kv_layout_meta_value(const struct kv_layout *l, const struct kv_meta *m)
 {
-    char ts[TIMEFMT_BUF_SIZE];
-    timefmt_format_rfc3339(m->last_full_sync_unix, ts, sizeof(ts)); /* "" when out of range */
-    json_t *o = json_pack("{s:s, s:i, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:b}", "cluster",
-                          l->cluster, "schema", KV_LAYOUT_SCHEMA_VERSION, "exporter_version",
-                          m->exporter_version ? m->exporter_version : "unknown", "last_full_sync",
-                          ts, "last_full_sync_unix", (json_int_t)m->last_full_sync_unix, "services",
-                          (json_int_t)m->services, "service_ports", (json_int_t)m->service_ports,
-                          "nodes", (json_int_t)m->nodes, "eligible_nodes",
-                          (json_int_t)m->eligible_nodes, "skipped_services",
-                          (json_int_t)m->skipped_services, "kse_compat", l->kse_prefix != NULL);
-    return dump_and_free(o);
+    struct kv_kube_meta_rec rec = {
+        .cluster = l->cluster,
+        .exporter_version = m->exporter_version,
+        .last_full_sync_unix = m->last_full_sync_unix,
+        .services = m->services,
+        .service_ports = m->service_ports,
+        .nodes = m->nodes,
+        .eligible_nodes = m->eligible_nodes,
+        .skipped_services = m->skipped_services,
+        .kse_compat = l->kse_prefix != NULL,
+    };
+    return kv_kube_meta_encode(&rec);
 }
 
 bool kv_layout_meta_needs_write(const struct kv_layout *l, const char *current,
@@ -436,7 +399,7 @@ static char *kse_nodes_value(const struct node_record *nodes, size_t n)
         if (!e || json_array_append_new(arr, e) < 0)
             goto done;
     }
-    out = kube_json_canonical(arr);
+    out = kv_canonical(arr);
 done:
     json_decref(arr);
     free(list);

@@ -28,10 +28,12 @@
 
 #include "consul.h"
 #include "kube_objects.h"
+#include "kv_key.h"
+#include "kv_kube.h"
 
-#define KV_LAYOUT_DEFAULT_ROOT       "drover/v1/"
+#define KV_LAYOUT_DEFAULT_ROOT       KV_DEFAULT_ROOT
 #define KV_LAYOUT_DEFAULT_KSE_PREFIX "kube-service-exporter"
-#define KV_LAYOUT_SCHEMA_VERSION     1
+#define KV_LAYOUT_SCHEMA_VERSION     KV_SCHEMA_VERSION
 
 struct kv_layout {
     char *root; /* normalised to end in '/' ("" allowed: keys at the top) */

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * kv_model: the typed view of the Consul KV entries drover-watcher reads
- * (contract: docs/kv-schema.md). It owns the parsing and validation of
+ * (contract: docs/kv-schema.md). Keys are classified by kv_key.h and each
+ * value decoded by its schema module (kv_haproxy.h, kv_kube.h,
+ * kv_maint.h); the model collects
  *
  *   R haproxy/<cluster>/services/<name>          HAProxy service definitions
  *   R haproxy/<cluster>/force-removal/<backend>  mass-removal overrides
@@ -9,9 +11,7 @@
  *   R kube/<cluster>/nodes/<node>                exporter nodes
  *   R maintenance/{node,addr,server}/...         droverctl maintenance
  *
- * Every field that can reach HAProxy configuration is checked here with the
- * same value kinds the templates use (haproxy_value.h), so a bad value is
- * refused with a message naming the key long before a render. A bad entry
+ * A bad entry
  * is skipped and counted per prefix (never failing the whole model); keys
  * the watcher does not consume (meta, leader, other clusters) are ignored.
  *
@@ -25,131 +25,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kv_haproxy.h"
+#include "kv_kube.h"
+#include "kv_maint.h"
+
 /* Which keys this watcher consumes. Strings are borrowed. */
 struct kv_model_opts {
     const char *root;            /* "drover/v1/" (ends in '/') */
     const char *haproxy_cluster; /* <cluster> of haproxy/<cluster>/ */
     const char *const *kube_clusters;
     size_t n_kube_clusters;
-};
-
-enum kvm_check_type {
-    KVM_CHECK_NONE = 0, /* no "check": kube services' health check port applies */
-    KVM_CHECK_TCP,
-    KVM_CHECK_HTTP,
-    KVM_CHECK_MYSQL,
-    KVM_CHECK_OFF, /* "type": "none": explicitly no health check */
-};
-
-enum kvm_admin {
-    KVM_ADMIN_READY = 0,
-    KVM_ADMIN_DRAIN,
-    KVM_ADMIN_MAINT,
-};
-
-struct kvm_bind {
-    char *addr; /* canonical IP text */
-    uint16_t port;
-};
-
-struct kvm_route {
-    char *host;    /* Host header (http) or SNI (tcp) name */
-    bool sni;      /* given as "sni" rather than "host" */
-    char *backend; /* a backend of the same service */
-};
-
-struct kvm_frontend {
-    char *name;
-    char *mode; /* "http" | "tcp" */
-    struct kvm_bind *binds;
-    size_t n_binds;
-    struct kvm_route *routes;
-    size_t n_routes;
-    char *default_backend; /* NULL if none */
-    int64_t maxconn;       /* 0 = unset */
-};
-
-struct kvm_kube_ref {
-    char *cluster, *namespace, *service, *port;
-};
-
-struct kvm_static_server {
-    char *name;
-    char *address; /* canonical IP text */
-    uint16_t port;
-    int weight;
-};
-
-struct kvm_check {
-    enum kvm_check_type type;
-    char *path;         /* http */
-    char *user;         /* mysql */
-    uint16_t port;      /* 0 = the server's port */
-    int64_t inter_ms;   /* default 2000 */
-    int64_t rise, fall; /* default 2 / 3 */
-};
-
-struct kvm_backend {
-    char *name;
-    char *mode;    /* "http" | "tcp" */
-    char *balance; /* roundrobin, leastconn, ... */
-    struct kvm_kube_ref *kube;
-    size_t n_kube;
-    struct kvm_static_server *servers;
-    size_t n_servers;
-    struct kvm_check check;
-    uint16_t agent_port;    /* 0 = the watcher's --agent-port */
-    int64_t agent_inter_ms; /* 0 = the watcher's default */
-    int64_t slots;          /* server slots (>= number of servers; default 16) */
-    int64_t timeout_connect_ms, timeout_server_ms, timeout_check_ms; /* 0 = unset */
-    double max_removal_share; /* < 0: --max-removal-share applies */
-};
-
-struct kvm_service {
-    char *key; /* the KV key it came from */
-    char *name;
-    char *template_name;
-    struct kvm_frontend *frontends;
-    size_t n_frontends;
-    struct kvm_backend *backends;
-    size_t n_backends;
-    int64_t timeout_client_ms, timeout_connect_ms, timeout_server_ms; /* 0 = unset */
-};
-
-struct kvm_kube_service {
-    char *cluster, *namespace, *service, *port_name;
-    uint16_t node_port;
-    uint16_t health_check_port; /* 0 if absent */
-    char *health_check_path;    /* NULL: TCP check */
-    bool proxy_protocol;
-};
-
-struct kvm_node {
-    char *cluster, *name;
-    char **addresses; /* canonical IP texts */
-    size_t n_addresses;
-    bool eligible;
-};
-
-enum kvm_maint_kind {
-    KVM_MAINT_NODE = 0, /* a = cluster, b = node */
-    KVM_MAINT_ADDR,     /* a = canonical ip, b = NULL */
-    KVM_MAINT_SERVER,   /* a = backend, b = server */
-};
-
-struct kvm_maint {
-    enum kvm_maint_kind kind;
-    char *a, *b;
-    enum kvm_admin admin;
-    int weight; /* 0..256 percent, -1 = unset */
-    char *reason, *author;
-    int64_t expires; /* unix seconds, 0 = never */
-};
-
-struct kvm_force {
-    char *backend;
-    int64_t expires; /* unix seconds */
-    char *author, *reason;
 };
 
 /* Bad-entry counters by prefix (metric label "prefix"). */
@@ -198,8 +83,5 @@ const struct kvm_kube_service *kv_model_kube_service(const struct kv_model *m, c
                                                      const char *ns, const char *svc,
                                                      const char *port);
 const struct kvm_force *kv_model_force(const struct kv_model *m, const char *backend);
-
-/* "ready" | "drain" | "maint". */
-const char *kvm_admin_name(enum kvm_admin a);
 
 #endif

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kv_servers.h"
 #include "log.h"
 #include "timefmt.h"
 
@@ -89,50 +90,33 @@ static uint64_t fnv(uint64_t h, const void *p, size_t n)
     return h;
 }
 
-/* Append a server unless its id is already there (a node listed by two
- * kube services of the same backend is one server). */
-static int add_server(struct snapshot_backend *b, size_t *cap, const char *addr, uint16_t port,
-                      int weight, const char *node, const char *cluster, const char *static_name)
+struct lookup_ctx {
+    const struct kv_model *m;
+    const struct kvm_service *svc;
+    const struct kvm_backend *def;
+};
+
+static const struct kvm_kube_service *kube_lookup_quiet(void *arg, const struct kvm_kube_ref *r)
 {
-    char id[96];
-    if (strchr(addr, ':'))
-        snprintf(id, sizeof(id), "[%s]:%u", addr, port);
-    else
-        snprintf(id, sizeof(id), "%s:%u", addr, port);
-    for (size_t i = 0; i < b->n_servers; i++)
-        if (strcmp(b->servers[i].id, id) == 0)
-            return 0;
-    if (b->n_servers == *cap) {
-        size_t nc = *cap ? *cap * 2 : 8;
-        struct snapshot_server *p = realloc(b->servers, nc * sizeof(*p));
-        if (!p)
-            return -ENOMEM;
-        b->servers = p;
-        *cap = nc;
-    }
-    struct snapshot_server *s = &b->servers[b->n_servers];
-    memset(s, 0, sizeof(*s));
-    s->id = strdup(id);
-    s->addr = strdup(addr);
-    if (!s->id || !s->addr) {
-        free(s->id);
-        free(s->addr);
-        return -ENOMEM;
-    }
-    s->port = port;
-    s->weight = weight;
-    s->node = node;
-    s->node_cluster = cluster;
-    s->static_name = static_name;
-    b->n_servers++;
-    return 0;
+    return kv_model_kube_service(arg, r->cluster, r->namespace, r->service, r->port);
+}
+
+static const struct kvm_kube_service *kube_lookup(struct lookup_ctx *lk,
+                                                  const struct kvm_kube_ref *r)
+{
+    const struct kvm_kube_service *ks = kube_lookup_quiet((void *)lk->m, r);
+    if (!ks)
+        log_debug("snapshot: backend %s of service %s: kube service %s/%s/%s port %s not in "
+                  "KV (yet); it contributes no servers",
+                  lk->def->name, lk->svc->name, r->cluster, r->namespace, r->service, r->port);
+    return ks;
 }
 
 static int build_backend(struct snapshot *s, const struct kvm_service *svc,
                          const struct kvm_backend *def, struct snapshot_backend *b)
 {
     const struct kv_model *m = &s->model;
-    size_t cap = 0;
+    struct lookup_ctx lk = {.m = m, .svc = svc, .def = def};
     int rc;
 
     b->def = def;
@@ -144,34 +128,43 @@ static int build_backend(struct snapshot *s, const struct kvm_service *svc,
     b->check_port = def->check.port;
     b->check_path = def->check.path;
 
-    for (size_t i = 0; i < def->n_servers; i++) {
-        const struct kvm_static_server *st = &def->servers[i];
-        if ((rc = add_server(b, &cap, st->address, st->port, st->weight, NULL, NULL, st->name)) < 0)
-            return rc;
-    }
     const struct kvm_kube_service *first = NULL;
     for (size_t i = 0; i < def->n_kube; i++) {
-        const struct kvm_kube_ref *r = &def->kube[i];
-        const struct kvm_kube_service *ks =
-            kv_model_kube_service(m, r->cluster, r->namespace, r->service, r->port);
-        if (!ks) {
-            log_debug("snapshot: backend %s of service %s: kube service %s/%s/%s port %s not in "
-                      "KV (yet); it contributes no servers",
-                      def->name, svc->name, r->cluster, r->namespace, r->service, r->port);
+        const struct kvm_kube_service *ks = kube_lookup(&lk, &def->kube[i]);
+        if (!ks)
             continue;
-        }
         if (!first)
             first = ks;
         b->send_proxy = b->send_proxy || ks->proxy_protocol;
-        for (size_t n = 0; n < m->n_nodes; n++) {
-            const struct kvm_node *nd = &m->nodes[n];
-            if (!nd->eligible || nd->n_addresses == 0 || strcmp(nd->cluster, r->cluster) != 0)
-                continue;
-            if ((rc = add_server(b, &cap, nd->addresses[0], ks->node_port, DEFAULT_WEIGHT, nd->name,
-                                 nd->cluster, NULL)) < 0)
-                return rc;
-        }
     }
+    struct kv_server *v;
+    size_t n;
+    if ((rc = kv_backend_servers(def, kube_lookup_quiet, (void *)m, m->nodes, m->n_nodes, &v, &n)) <
+        0)
+        return rc;
+    b->servers = calloc(n ? n : 1, sizeof(*b->servers));
+    if (!b->servers) {
+        free(v);
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct snapshot_server *d = &b->servers[b->n_servers];
+        d->id = strdup(v[i].id);
+        d->addr = strdup(v[i].addr);
+        if (!d->id || !d->addr) {
+            free(d->id);
+            free(d->addr);
+            free(v);
+            return -ENOMEM;
+        }
+        d->port = v[i].port;
+        d->weight = v[i].weight;
+        d->node = v[i].node;
+        d->node_cluster = v[i].node_cluster;
+        d->static_name = v[i].static_name;
+        b->n_servers++;
+    }
+    free(v);
     /* Without an explicit check, kube services bring theirs: kube-proxy's
      * healthCheckNodePort answers 200 only on nodes with local endpoints. */
     if (b->check_type == KVM_CHECK_NONE && first) {
@@ -179,8 +172,6 @@ static int build_backend(struct snapshot *s, const struct kvm_service *svc,
         b->check_path = first->health_check_path;
         b->check_port = first->health_check_port != first->node_port ? first->health_check_port : 0;
     }
-    if (b->n_servers > 1)
-        qsort(b->servers, b->n_servers, sizeof(*b->servers), cmp_server);
     return 0;
 }
 
@@ -304,9 +295,9 @@ fail:
 
 /* ---- maintenance ---- */
 
-static const struct kvm_maint *find_maint(const struct kv_model *m, enum kvm_maint_kind kind,
-                                          const char *a, const char *b)
+static const void *find_maint(void *arg, enum kvm_maint_kind kind, const char *a, const char *b)
 {
+    const struct kv_model *m = arg;
     /* the model is small next to the servers; a linear scan keeps this
      * simple and the arrays are sorted for a later bsearch if needed */
     for (size_t i = 0; i < m->n_maint; i++) {
@@ -321,18 +312,11 @@ const struct kvm_maint *snapshot_maint_for(const struct snapshot *s, const char 
                                            const char *server_name,
                                            const struct snapshot_server *srv)
 {
-    const struct kvm_maint *x;
-    if (server_name && (x = find_maint(&s->model, KVM_MAINT_SERVER, backend, server_name)))
-        return x;
-    if (srv && srv->static_name &&
-        (x = find_maint(&s->model, KVM_MAINT_SERVER, backend, srv->static_name)))
-        return x;
-    if (srv && (x = find_maint(&s->model, KVM_MAINT_ADDR, srv->addr, NULL)))
-        return x;
-    if (srv && srv->node &&
-        (x = find_maint(&s->model, KVM_MAINT_NODE, srv->node_cluster, srv->node)))
-        return x;
-    return NULL;
+    const char *names[2] = {server_name, srv ? srv->static_name : NULL};
+    if (!srv)
+        return kv_maint_resolve(find_maint, (void *)&s->model, backend, names, 1, NULL, NULL, NULL);
+    return kv_maint_resolve(find_maint, (void *)&s->model, backend, names, 2, srv->addr,
+                            srv->node_cluster, srv->node);
 }
 
 /* ---- slot views ---- */

@@ -49,8 +49,11 @@ static void fixture(struct ctl_model *m)
     add(m, R "kube/prod-a/services/default/web/http", "{\"node_port\":30080}", 1);
     add(m, R "kube/prod-b/services/default/b/http", "{\"node_port\":31000}", 1);
     add(m, R "kube/prod-a/meta", "{}", 0);
+    /* valid service definitions: droverctl decodes them as the watcher does */
     add(m, R "haproxy/edge/services/web",
-        "{\"backends\":[{\"name\":\"be_web\",\"kube\":[{\"cluster\":\"prod-a\",\"namespace\":"
+        "{\"frontends\":[{\"name\":\"fe_web\",\"bind\":[\"0.0.0.0:80\"],"
+        "\"default_backend\":\"be_web\"}],\"backends\":[{\"name\":\"be_web\",\"kube\":[{"
+        "\"cluster\":\"prod-a\",\"namespace\":"
         "\"default\",\"service\":\"web\",\"port\":\"http\"},{\"cluster\":\"prod-a\","
         "\"namespace\":\"default\",\"service\":\"gone\",\"port\":\"http\"}],\"servers\":[{"
         "\"name\":\"static-1\",\"address\":\"10.1.2.3\",\"port\":8080}],\"slots\":8},"
@@ -58,7 +61,9 @@ static void fixture(struct ctl_model *m)
         "\"port\":80},{\"name\":\"api-2\",\"address\":\"10.1.3.2\",\"port\":80}]}]}",
         1);
     add(m, R "haproxy/edge/services/b",
-        "{\"backends\":[{\"name\":\"be_b\",\"kube\":[{\"cluster\":\"prod-b\",\"namespace\":"
+        "{\"frontends\":[{\"name\":\"fe_b\",\"bind\":[\"0.0.0.0:81\"],"
+        "\"default_backend\":\"be_b\"}],\"backends\":[{\"name\":\"be_b\",\"kube\":[{\"cluster\":"
+        "\"prod-b\",\"namespace\":"
         "\"default\",\"service\":\"b\",\"port\":\"http\"}]}]}",
         1);
     /* another proxy fleet's services are not ours */

@@ -430,9 +430,9 @@ START_TEST(test_hash_is_content_only)
     svc = fixture_json("svc-udp-unnamed.json");
     struct export_record *r = convert(svc, false, 1);
     json_t *o = export_record_to_json(r, false);
-    char *canon = kube_json_canonical(o);
+    char *canon = kv_canonical(o);
     char expect[17];
-    kube_hash64_hex(canon, strlen(canon), expect);
+    kv_hash64_hex(canon, strlen(canon), expect);
     ck_assert_str_eq(r->hash, expect);
     ck_assert_ptr_null(json_object_get(o, "hash"));
     free(canon);
@@ -444,7 +444,7 @@ START_TEST(test_hash_is_content_only)
     json_decref(svc);
 
     /* known SHA-256 prefix: sha256("abc") = ba7816bf8f01cfea... */
-    kube_hash64_hex("abc", 3, expect);
+    kv_hash64_hex("abc", 3, expect);
     ck_assert_str_eq(expect, "ba7816bf8f01cfea");
 }
 END_TEST

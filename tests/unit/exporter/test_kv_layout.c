@@ -62,7 +62,7 @@ static void assert_canonical(const char *value)
 {
     json_t *v = json_loads(value, 0, NULL);
     ck_assert_ptr_nonnull(v);
-    char *again = kube_json_canonical(v);
+    char *again = kv_canonical(v);
     ck_assert_str_eq(again, value);
     free(again);
     json_decref(v);
@@ -196,7 +196,7 @@ START_TEST(test_values)
     snprintf(hash, sizeof(hash), "%s", json_string_value(json_object_get(o, "hash")));
     ck_assert_uint_eq(strlen(hash), 16);
     json_object_del(o, "hash");
-    char *without = kube_json_canonical(o);
+    char *without = kv_canonical(o);
     ck_assert_str_eq(without,
                      "{\"ClusterName\":\"dc1\",\"backend_protocol\":\"tcp\",\"custom_attrs\":"
                      "{\"allowed_ips\":[\"10.0.0.0/8\",\"172.16.0.0/12\"],\"owner\":\"robots\"},"
@@ -204,7 +204,7 @@ START_TEST(test_values)
                      "\"health_check_port\":32047,\"load_balancer_class\":\"internal\","
                      "\"port\":32046,\"proxy_protocol\":true}");
     char expect[17];
-    kube_hash64_hex(without, strlen(without), expect);
+    kv_hash64_hex(without, strlen(without), expect);
     ck_assert_str_eq(hash, expect);
     free(without);
     json_decref(o);

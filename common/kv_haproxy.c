@@ -1,0 +1,420 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * kv_haproxy: decoding and validation of haproxy/<cluster>/services/<name>
+ * and force-removal/<backend>. See kv_haproxy.h and docs/kv-schema.md.
+ */
+#include "kv_haproxy.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "errmsg.h"
+#include "haproxy_value.h"
+#include "json_util.h"
+#include "kv_field.h"
+
+static void free_backend(struct kvm_backend *b)
+{
+    free(b->name);
+    free(b->mode);
+    free(b->balance);
+    for (size_t i = 0; i < b->n_kube; i++) {
+        free(b->kube[i].cluster);
+        free(b->kube[i].namespace);
+        free(b->kube[i].service);
+        free(b->kube[i].port);
+    }
+    free(b->kube);
+    for (size_t i = 0; i < b->n_servers; i++) {
+        free(b->servers[i].name);
+        free(b->servers[i].address);
+    }
+    free(b->servers);
+    free(b->check.path);
+    free(b->check.user);
+}
+
+static void free_frontend(struct kvm_frontend *f)
+{
+    free(f->name);
+    free(f->mode);
+    for (size_t i = 0; i < f->n_binds; i++)
+        free(f->binds[i].addr);
+    free(f->binds);
+    for (size_t i = 0; i < f->n_routes; i++) {
+        free(f->routes[i].host);
+        free(f->routes[i].backend);
+    }
+    free(f->routes);
+    free(f->default_backend);
+}
+
+void kvm_service_clear(struct kvm_service *s)
+{
+    free(s->key);
+    free(s->name);
+    free(s->template_name);
+    for (size_t i = 0; i < s->n_frontends; i++)
+        free_frontend(&s->frontends[i]);
+    free(s->frontends);
+    for (size_t i = 0; i < s->n_backends; i++)
+        free_backend(&s->backends[i]);
+    free(s->backends);
+    memset(s, 0, sizeof(*s));
+}
+
+void kvm_force_clear(struct kvm_force *f)
+{
+    free(f->backend);
+    free(f->author);
+    free(f->reason);
+    memset(f, 0, sizeof(*f));
+}
+
+int kvm_force_decode(const json_t *root, struct kvm_force *f, char *err, size_t errlen)
+{
+    if (!json_is_object(root)) {
+        errmsg_set(err, errlen, "expected a JSON object, got %s", json_type_desc(root));
+        return -EINVAL;
+    }
+    int rc = kv_get_expiry_fields(root, &f->expires, &f->author, &f->reason, err, errlen);
+    if (rc == 0 && f->expires == 0) {
+        errmsg_set(err, errlen, "expires: required field missing");
+        rc = -EINVAL;
+    }
+    return rc;
+}
+
+/* ---- haproxy/<cluster>/services/<name> ---- */
+
+static const char *const modes[] = {"http", "tcp", NULL};
+static const char *const balances[] = {"roundrobin", "static-rr", "leastconn", "first",
+                                       "source",     "random",    NULL};
+
+static int parse_frontend(json_t *fj, const char *where, struct kvm_frontend *f, char *err,
+                          size_t errlen)
+{
+    json_t *arr;
+    size_t n;
+    int rc;
+    char w[96];
+
+    if (!json_is_object(fj)) {
+        errmsg_set(err, errlen, "%s: expected object, got %s", where, json_type_desc(fj));
+        return -EINVAL;
+    }
+    if ((rc = kv_get_kind(fj, where, "name", HAPROXY_VALUE_NAME, true, &f->name, err, errlen)) <
+            0 ||
+        (rc = kv_get_one_of(fj, where, "mode", modes, "http", &f->mode, err, errlen)) < 0 ||
+        (rc = json_get_int(fj, where, "maxconn", &f->maxconn, 1, 10000000, false, err, errlen)) <
+            0 ||
+        (rc = kv_get_kind(fj, where, "default_backend", HAPROXY_VALUE_NAME, false,
+                          &f->default_backend, err, errlen)) < 0)
+        return rc;
+    if ((rc = kv_get_list(fj, where, "bind", true, &arr, &n, err, errlen)) < 0)
+        return rc;
+    if (n == 0) {
+        errmsg_set(err, errlen, "%s.bind: needs at least one address", where);
+        return -EINVAL;
+    }
+    if (!(f->binds = calloc(n, sizeof(*f->binds))))
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        json_t *b = json_array_get(arr, i);
+        if (!json_is_string(b) ||
+            kv_parse_hostport(json_string_value(b), &f->binds[i].addr, &f->binds[i].port) < 0) {
+            errmsg_set(err, errlen, "%s.bind[%zu]: expected \"IPv4:port\" or \"[IPv6]:port\"",
+                       where, i);
+            return -EINVAL;
+        }
+        f->n_binds++;
+    }
+    if ((rc = kv_get_list(fj, where, "routes", false, &arr, &n, err, errlen)) < 0)
+        return rc;
+    if (n && !(f->routes = calloc(n, sizeof(*f->routes))))
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        json_t *r = json_array_get(arr, i);
+        struct kvm_route *rt = &f->routes[i];
+        snprintf(w, sizeof(w), "%s.routes[%zu]", where, i);
+        if (!json_is_object(r)) {
+            errmsg_set(err, errlen, "%s: expected object, got %s", w, json_type_desc(r));
+            return -EINVAL;
+        }
+        f->n_routes++;
+        if ((rc = kv_get_kind(r, w, "backend", HAPROXY_VALUE_NAME, true, &rt->backend, err,
+                              errlen)) < 0 ||
+            (rc = kv_get_kind(r, w, "host", HAPROXY_VALUE_HOST, false, &rt->host, err, errlen)) < 0)
+            return rc;
+        if (!rt->host) {
+            if ((rc = kv_get_kind(r, w, "sni", HAPROXY_VALUE_HOST, false, &rt->host, err, errlen)) <
+                0)
+                return rc;
+            rt->sni = true;
+        }
+        if (!rt->host) {
+            errmsg_set(err, errlen, "%s: needs \"host\" or \"sni\"", w);
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
+static int parse_check(json_t *cj, const char *where, struct kvm_check *c, char *err, size_t errlen)
+{
+    static const char *const types[] = {"tcp", "http", "mysql", "none", NULL};
+    char *type = NULL;
+    int64_t port = 0;
+    int rc;
+    char w[128];
+
+    snprintf(w, sizeof(w), "%s.check", where);
+    c->inter_ms = 2000;
+    c->rise = 2;
+    c->fall = 3;
+    if (!json_is_object(cj)) {
+        errmsg_set(err, errlen, "%s: expected object, got %s", w, json_type_desc(cj));
+        return -EINVAL;
+    }
+    if ((rc = kv_get_one_of(cj, w, "type", types, "tcp", &type, err, errlen)) < 0)
+        return rc;
+    c->type = !strcmp(type, "http")    ? KVM_CHECK_HTTP
+              : !strcmp(type, "mysql") ? KVM_CHECK_MYSQL
+              : !strcmp(type, "none")  ? KVM_CHECK_OFF
+                                       : KVM_CHECK_TCP;
+    free(type);
+    if ((rc = json_get_int(cj, w, "port", &port, 0, 65535, false, err, errlen)) < 0 ||
+        (rc = kv_get_duration(cj, w, "interval", &c->inter_ms, err, errlen)) < 0 ||
+        (rc = json_get_int(cj, w, "rise", &c->rise, 1, 1000, false, err, errlen)) < 0 ||
+        (rc = json_get_int(cj, w, "fall", &c->fall, 1, 1000, false, err, errlen)) < 0)
+        return rc;
+    c->port = (uint16_t)port;
+    if (c->type == KVM_CHECK_HTTP) {
+        if ((rc = kv_get_kind(cj, w, "path", HAPROXY_VALUE_PATH, false, &c->path, err, errlen)) < 0)
+            return rc;
+        if (!c->path && !(c->path = strdup("/")))
+            return -ENOMEM;
+    }
+    if (c->type == KVM_CHECK_MYSQL &&
+        (rc = kv_get_kind(cj, w, "user", HAPROXY_VALUE_NAME, true, &c->user, err, errlen)) < 0)
+        return rc;
+    return 0;
+}
+
+static int parse_backend(json_t *bj, const char *where, struct kvm_backend *b, char *err,
+                         size_t errlen)
+{
+    json_t *arr, *obj;
+    size_t n;
+    int rc;
+    char w[128];
+
+    b->max_removal_share = -1;
+    b->slots = KV_HAPROXY_DEFAULT_SLOTS;
+    if (!json_is_object(bj)) {
+        errmsg_set(err, errlen, "%s: expected object, got %s", where, json_type_desc(bj));
+        return -EINVAL;
+    }
+    if ((rc = kv_get_kind(bj, where, "name", HAPROXY_VALUE_NAME, true, &b->name, err, errlen)) <
+            0 ||
+        (rc = kv_get_one_of(bj, where, "mode", modes, "http", &b->mode, err, errlen)) < 0 ||
+        (rc = kv_get_one_of(bj, where, "balance", balances, "roundrobin", &b->balance, err,
+                            errlen)) < 0 ||
+        (rc = json_get_int(bj, where, "slots", &b->slots, 1, KV_HAPROXY_MAX_SLOTS, false, err,
+                           errlen)) < 0 ||
+        (rc = json_get_double(bj, where, "max_removal_share", &b->max_removal_share, false, err,
+                              errlen)) < 0)
+        return rc;
+    /* slot names are "<backend>-<n>": keep them valid names */
+    if (strlen(b->name) > HAPROXY_VALUE_NAME_MAX - 6) {
+        errmsg_set(err, errlen, "%s.name: longer than %d characters", where,
+                   HAPROXY_VALUE_NAME_MAX - 6);
+        return -EINVAL;
+    }
+    if (rc == 1 && (b->max_removal_share < 0 || b->max_removal_share > 1)) {
+        errmsg_set(err, errlen, "%s.max_removal_share: expected a number in 0..1", where);
+        return -EINVAL;
+    }
+    if ((rc = kv_get_list(bj, where, "kube", false, &arr, &n, err, errlen)) < 0)
+        return rc;
+    if (n && !(b->kube = calloc(n, sizeof(*b->kube))))
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        json_t *k = json_array_get(arr, i);
+        struct kvm_kube_ref *r = &b->kube[i];
+        snprintf(w, sizeof(w), "%s.kube[%zu]", where, i);
+        if (!json_is_object(k)) {
+            errmsg_set(err, errlen, "%s: expected object, got %s", w, json_type_desc(k));
+            return -EINVAL;
+        }
+        b->n_kube++;
+        if ((rc = kv_get_kind(k, w, "cluster", HAPROXY_VALUE_NAME, true, &r->cluster, err,
+                              errlen)) < 0 ||
+            (rc = kv_get_kind(k, w, "namespace", HAPROXY_VALUE_NAME, true, &r->namespace, err,
+                              errlen)) < 0 ||
+            (rc = kv_get_kind(k, w, "service", HAPROXY_VALUE_NAME, true, &r->service, err,
+                              errlen)) < 0)
+            return rc;
+        /* port: a name or a number */
+        json_t *p = json_object_get(k, "port");
+        if (json_is_integer(p) && json_integer_value(p) > 0 && json_integer_value(p) < 65536) {
+            char num[8];
+            snprintf(num, sizeof(num), "%d", (int)json_integer_value(p));
+            if (!(r->port = strdup(num)))
+                return -ENOMEM;
+        } else if ((rc = kv_get_kind(k, w, "port", HAPROXY_VALUE_NAME, true, &r->port, err,
+                                     errlen)) < 0) {
+            return rc;
+        }
+    }
+    if ((rc = kv_get_list(bj, where, "servers", false, &arr, &n, err, errlen)) < 0)
+        return rc;
+    if (n && !(b->servers = calloc(n, sizeof(*b->servers))))
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        json_t *s = json_array_get(arr, i);
+        struct kvm_static_server *sv = &b->servers[i];
+        int64_t port = 0, weight = 100;
+        snprintf(w, sizeof(w), "%s.servers[%zu]", where, i);
+        if (!json_is_object(s)) {
+            errmsg_set(err, errlen, "%s: expected object, got %s", w, json_type_desc(s));
+            return -EINVAL;
+        }
+        b->n_servers++;
+        if ((rc = kv_get_kind(s, w, "name", HAPROXY_VALUE_NAME, true, &sv->name, err, errlen)) <
+                0 ||
+            (rc = kv_get_kind(s, w, "address", HAPROXY_VALUE_IP, true, &sv->address, err, errlen)) <
+                0 ||
+            (rc = json_get_int(s, w, "port", &port, 1, 65535, true, err, errlen)) < 0 ||
+            (rc = json_get_int(s, w, "weight", &weight, 0, 256, false, err, errlen)) < 0)
+            return rc;
+        sv->port = (uint16_t)port;
+        sv->weight = (int)weight;
+    }
+    if (b->n_kube == 0 && b->n_servers == 0) {
+        errmsg_set(err, errlen, "%s: needs \"kube\" services or static \"servers\"", where);
+        return -EINVAL;
+    }
+    if ((int64_t)b->n_servers > b->slots)
+        b->slots = (int64_t)b->n_servers;
+    if ((rc = json_get_object(bj, where, "check", &obj, false, err, errlen)) < 0)
+        return rc;
+    if (rc == 1 && (rc = parse_check(obj, where, &b->check, err, errlen)) < 0)
+        return rc;
+    if ((rc = json_get_object(bj, where, "agent", &obj, false, err, errlen)) < 0)
+        return rc;
+    if (rc == 1) {
+        int64_t port = 0;
+        snprintf(w, sizeof(w), "%s.agent", where);
+        if ((rc = json_get_int(obj, w, "port", &port, 1, 65535, false, err, errlen)) < 0 ||
+            (rc = kv_get_duration(obj, w, "interval", &b->agent_inter_ms, err, errlen)) < 0)
+            return rc;
+        b->agent_port = (uint16_t)port;
+    }
+    if ((rc = json_get_object(bj, where, "timeouts", &obj, false, err, errlen)) < 0)
+        return rc;
+    if (rc == 1) {
+        snprintf(w, sizeof(w), "%s.timeouts", where);
+        if ((rc = kv_get_duration(obj, w, "connect", &b->timeout_connect_ms, err, errlen)) < 0 ||
+            (rc = kv_get_duration(obj, w, "server", &b->timeout_server_ms, err, errlen)) < 0 ||
+            (rc = kv_get_duration(obj, w, "check", &b->timeout_check_ms, err, errlen)) < 0)
+            return rc;
+    }
+    return 0;
+}
+
+static bool has_backend(const struct kvm_service *s, const char *name)
+{
+    for (size_t i = 0; i < s->n_backends; i++)
+        if (strcmp(s->backends[i].name, name) == 0)
+            return true;
+    return false;
+}
+
+int kvm_service_decode(const json_t *root, const char *name, struct kvm_service *s, char *err,
+                       size_t errlen)
+{
+    json_t *arr, *obj;
+    size_t n;
+    int rc;
+    char w[64];
+    const char *why;
+
+    if (haproxy_value_check(HAPROXY_VALUE_NAME, name, strlen(name), &why) < 0 ||
+        strchr(name, '/')) {
+        errmsg_set(err, errlen, "service name '%.60s' in the key: %s", name,
+                   why ? why : "contains '/'");
+        return -EINVAL;
+    }
+    if (!(s->name = strdup(name)))
+        return -ENOMEM;
+    if (!json_is_object(root)) {
+        errmsg_set(err, errlen, "expected a JSON object, got %s", json_type_desc(root));
+        return -EINVAL;
+    }
+    if ((rc = kv_get_kind(root, NULL, "template", HAPROXY_VALUE_NAME, false, &s->template_name, err,
+                          errlen)) < 0)
+        return rc;
+    if (!s->template_name && !(s->template_name = strdup("http")))
+        return -ENOMEM;
+    if ((rc = kv_get_list(root, NULL, "backends", true, &arr, &n, err, errlen)) < 0)
+        return rc;
+    if (n && !(s->backends = calloc(n, sizeof(*s->backends))))
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        snprintf(w, sizeof(w), "backends[%zu]", i);
+        s->n_backends++;
+        if ((rc = parse_backend(json_array_get(arr, i), w, &s->backends[i], err, errlen)) < 0)
+            return rc;
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(s->backends[j].name, s->backends[i].name) == 0) {
+                errmsg_set(err, errlen, "%s.name: backend '%s' defined twice", w,
+                           s->backends[i].name);
+                return -EINVAL;
+            }
+        }
+    }
+    if ((rc = kv_get_list(root, NULL, "frontends", true, &arr, &n, err, errlen)) < 0)
+        return rc;
+    if (n == 0) {
+        errmsg_set(err, errlen, "frontends: needs at least one frontend");
+        return -EINVAL;
+    }
+    if (!(s->frontends = calloc(n, sizeof(*s->frontends))))
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        struct kvm_frontend *f = &s->frontends[i];
+        snprintf(w, sizeof(w), "frontends[%zu]", i);
+        s->n_frontends++;
+        if ((rc = parse_frontend(json_array_get(arr, i), w, f, err, errlen)) < 0)
+            return rc;
+        if (f->default_backend && !has_backend(s, f->default_backend)) {
+            errmsg_set(err, errlen, "%s.default_backend: no backend named '%s'", w,
+                       f->default_backend);
+            return -EINVAL;
+        }
+        for (size_t j = 0; j < f->n_routes; j++) {
+            if (!has_backend(s, f->routes[j].backend)) {
+                errmsg_set(err, errlen, "%s.routes[%zu].backend: no backend named '%s'", w, j,
+                           f->routes[j].backend);
+                return -EINVAL;
+            }
+        }
+        if (!f->default_backend && f->n_routes == 0) {
+            errmsg_set(err, errlen, "%s: needs \"default_backend\" or \"routes\"", w);
+            return -EINVAL;
+        }
+    }
+    if ((rc = json_get_object(root, NULL, "timeouts", &obj, false, err, errlen)) < 0)
+        return rc;
+    if (rc == 1 &&
+        ((rc = kv_get_duration(obj, "timeouts", "client", &s->timeout_client_ms, err, errlen)) <
+             0 ||
+         (rc = kv_get_duration(obj, "timeouts", "connect", &s->timeout_connect_ms, err, errlen)) <
+             0 ||
+         (rc = kv_get_duration(obj, "timeouts", "server", &s->timeout_server_ms, err, errlen)) < 0))
+        return rc;
+    return 0;
+}

@@ -1,0 +1,123 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * kv_haproxy: the schema module of R haproxy/<cluster>/... (contract:
+ * docs/kv-schema.md):
+ *
+ *   services/<name>          an HAProxy service definition (kvm_service)
+ *   force-removal/<backend>  a mass-removal override (kvm_force)
+ *
+ * Decoding validates every field that can reach HAProxy configuration with
+ * the value kinds of haproxy_value.h, so a bad value is refused with a
+ * message naming the field path long before a render. drover-watcher and
+ * droverctl decode service definitions here; the servers of a backend are
+ * enumerated by kv_servers.h.
+ */
+#ifndef DROVER_KV_HAPROXY_H
+#define DROVER_KV_HAPROXY_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define KV_HAPROXY_DEFAULT_SLOTS  16
+#define KV_HAPROXY_MAX_SLOTS      4096
+#define KV_HAPROXY_DEFAULT_WEIGHT 100
+
+enum kvm_check_type {
+    KVM_CHECK_NONE = 0, /* no "check": kube services' health check port applies */
+    KVM_CHECK_TCP,
+    KVM_CHECK_HTTP,
+    KVM_CHECK_MYSQL,
+    KVM_CHECK_OFF, /* "type": "none": explicitly no health check */
+};
+
+struct kvm_bind {
+    char *addr; /* canonical IP text */
+    uint16_t port;
+};
+
+struct kvm_route {
+    char *host;    /* Host header (http) or SNI (tcp) name */
+    bool sni;      /* given as "sni" rather than "host" */
+    char *backend; /* a backend of the same service */
+};
+
+struct kvm_frontend {
+    char *name;
+    char *mode; /* "http" | "tcp" */
+    struct kvm_bind *binds;
+    size_t n_binds;
+    struct kvm_route *routes;
+    size_t n_routes;
+    char *default_backend; /* NULL if none */
+    int64_t maxconn;       /* 0 = unset */
+};
+
+struct kvm_kube_ref {
+    char *cluster, *namespace, *service, *port;
+};
+
+struct kvm_static_server {
+    char *name;
+    char *address; /* canonical IP text */
+    uint16_t port;
+    int weight;
+};
+
+struct kvm_check {
+    enum kvm_check_type type;
+    char *path;         /* http */
+    char *user;         /* mysql */
+    uint16_t port;      /* 0 = the server's port */
+    int64_t inter_ms;   /* default 2000 */
+    int64_t rise, fall; /* default 2 / 3 */
+};
+
+struct kvm_backend {
+    char *name;
+    char *mode;    /* "http" | "tcp" */
+    char *balance; /* roundrobin, leastconn, ... */
+    struct kvm_kube_ref *kube;
+    size_t n_kube;
+    struct kvm_static_server *servers;
+    size_t n_servers;
+    struct kvm_check check;
+    uint16_t agent_port;    /* 0 = the watcher's --agent-port */
+    int64_t agent_inter_ms; /* 0 = the watcher's default */
+    int64_t slots;          /* server slots (>= number of servers; default 16) */
+    int64_t timeout_connect_ms, timeout_server_ms, timeout_check_ms; /* 0 = unset */
+    double max_removal_share; /* < 0: --max-removal-share applies */
+};
+
+struct kvm_service {
+    char *key; /* the KV key it came from */
+    char *name;
+    char *template_name;
+    struct kvm_frontend *frontends;
+    size_t n_frontends;
+    struct kvm_backend *backends;
+    size_t n_backends;
+    int64_t timeout_client_ms, timeout_connect_ms, timeout_server_ms; /* 0 = unset */
+};
+
+struct kvm_force {
+    char *backend;
+    int64_t expires; /* unix seconds */
+    char *author, *reason;
+};
+
+/* Decode the value of haproxy/<cluster>/services/<name> (root: the parsed
+ * JSON). name comes from the key and is validated too. 0, -EINVAL (err
+ * names the field path) or -ENOMEM; *s is filled in part on failure:
+ * release it with kvm_service_clear either way. */
+int kvm_service_decode(const json_t *root, const char *name, struct kvm_service *s, char *err,
+                       size_t errlen);
+void kvm_service_clear(struct kvm_service *s);
+
+/* Decode a force-removal value ("expires" required). 0, -EINVAL, -ENOMEM;
+ * f->backend is left to the caller. Release with kvm_force_clear. */
+int kvm_force_decode(const json_t *root, struct kvm_force *f, char *err, size_t errlen);
+void kvm_force_clear(struct kvm_force *f);
+
+#endif

@@ -1,0 +1,80 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * kv_key: the key codec of the KV schema (docs/kv-schema.md). Every key
+ * lives under a root R (default "drover/v1/"); below it one prefix per
+ * schema module:
+ *
+ *   R kube/<cluster>/services/<ns>/<svc>/<port>   kv_kube.h
+ *   R kube/<cluster>/nodes/<node>                 kv_kube.h
+ *   R kube/<cluster>/{meta,leader}                kv_kube.h / exporter
+ *   R haproxy/<cluster>/services/<name>           kv_haproxy.h
+ *   R haproxy/<cluster>/force-removal/<backend>   kv_haproxy.h
+ *   R maintenance/{node,addr,server}/...          kv_maint.h
+ *   R director/<cluster>/...                      director_feed (watcher)
+ *   R audit/<timestamp>-<id>                      droverctl
+ *   R status/...                                  reserved (issue 15)
+ *
+ * kv_key_parse() classifies a full key and splits its segments, so every
+ * reader decides "is this key mine, and which record is it" the same way.
+ */
+#ifndef DROVER_KV_KEY_H
+#define DROVER_KV_KEY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define KV_DEFAULT_ROOT     "drover/v1/"
+#define KV_KEY_SEG_MAX      255 /* bytes per key segment */
+#define KV_CLUSTER_NAME_MAX 63
+
+/* A cluster name: 1-63 of [A-Za-z0-9._-] (it becomes one key segment). */
+bool kv_valid_cluster(const char *s);
+/* One key segment a writer may produce: non-empty, not "." or "..", no
+ * '/', no control characters. */
+bool kv_valid_segment(const char *s);
+
+/* The root normalised to end in '/' ("" allowed: keys at the top); NULL
+ * root = KV_DEFAULT_ROOT. *out malloc'd. 0, -EINVAL (starts with '/'),
+ * -ENOMEM. */
+int kv_root_normalise(const char *root, char **out);
+
+/* Split s at '/' into at most max non-empty segments of at most
+ * KV_KEY_SEG_MAX bytes. Returns the count, or -1 when there are more than
+ * max or a segment is empty or too long. */
+int kv_key_split(const char *s, char seg[][KV_KEY_SEG_MAX + 1], int max);
+
+enum kv_key_kind {
+    KV_KEY_OTHER = 0,       /* not under a known prefix, or a folder key */
+    KV_KEY_KUBE_SERVICE,    /* seg: cluster, namespace, service, port */
+    KV_KEY_KUBE_NODE,       /* seg: cluster, node */
+    KV_KEY_KUBE_META,       /* seg: cluster */
+    KV_KEY_KUBE_LEADER,     /* seg: cluster */
+    KV_KEY_KUBE_MALFORMED,  /* under kube/<c>/services|nodes, wrong shape; seg: cluster */
+    KV_KEY_HAPROXY_SERVICE, /* seg: cluster, name */
+    KV_KEY_HAPROXY_FORCE,   /* seg: cluster, backend or service */
+    KV_KEY_MAINTENANCE,     /* rel: the maintenance id (kv_maint_id_parse) */
+    KV_KEY_DIRECTOR,        /* seg: cluster; rel: below director/<cluster>/ */
+    KV_KEY_AUDIT,           /* rel: <timestamp>-<id> */
+    KV_KEY_STATUS,          /* rel: below status/ (issue 15 defines it) */
+};
+
+struct kv_key {
+    enum kv_key_kind kind;
+    int n; /* segments in seg */
+    char seg[4][KV_KEY_SEG_MAX + 1];
+    const char *rel; /* points into the parsed key */
+};
+
+/* Classify key (a full key starting with root, which ends in '/'). Keys
+ * not under root are KV_KEY_OTHER. */
+void kv_key_parse(const char *root, const char *key, struct kv_key *out);
+
+/* Key builders (malloc'd; NULL when a segment is invalid or on ENOMEM).
+ * root ends in '/'. */
+char *kv_key_kube_service(const char *root, const char *cluster, const char *ns, const char *svc,
+                          const char *port);
+char *kv_key_kube_node(const char *root, const char *cluster, const char *node);
+char *kv_key_kube_own(const char *root, const char *cluster); /* "R kube/<cluster>/" */
+char *kv_key_maintenance(const char *root, const char *id);
+
+#endif
