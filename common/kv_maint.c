@@ -14,6 +14,7 @@
 #include "json_util.h"
 #include "kv_field.h"
 #include "kv_key.h"
+#include "timefmt.h"
 
 const char *kvm_admin_name(enum kvm_admin a)
 {
@@ -121,4 +122,26 @@ const void *kv_maint_resolve(kv_maint_find_fn find, void *arg, const char *backe
     if (node && node_cluster && (x = find(arg, KVM_MAINT_NODE, node_cluster, node)))
         return x;
     return NULL;
+}
+
+json_t *kv_maint_encode(const struct kv_maint_rec *r)
+{
+    char t[TIMEFMT_BUF_SIZE];
+    timefmt_format_rfc3339(r->created, t, sizeof(t));
+    json_t *v = json_pack("{s:s, s:s, s:s, s:s}", "target", r->target, "state",
+                          kvm_admin_name(r->admin), "author", r->author, "created", t);
+    int rc = v ? 0 : -1;
+    if (v && r->weight >= 0)
+        rc |= json_object_set_new(v, "weight", json_integer(r->weight));
+    if (v && r->reason && *r->reason)
+        rc |= json_object_set_new(v, "reason", json_string(r->reason));
+    if (v && r->expires > 0) {
+        timefmt_format_rfc3339(r->expires, t, sizeof(t));
+        rc |= json_object_set_new(v, "expires", json_string(t));
+    }
+    if (rc) {
+        json_decref(v);
+        return NULL;
+    }
+    return v;
 }

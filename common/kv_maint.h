@@ -70,6 +70,20 @@ bool kvm_maint_expired(int64_t expires, int64_t now);
 /* Out of service: drain, maint, or weight 0. */
 bool kvm_maint_takes_out(enum kvm_admin admin, int weight);
 
+/* What droverctl writes (fields borrowed; optional ones NULL / < 0 / 0). */
+struct kv_maint_rec {
+    const char *target; /* the maintenance id (informational) */
+    enum kvm_admin admin;
+    int weight; /* -1: unset */
+    const char *author, *reason;
+    int64_t created; /* unix seconds */
+    int64_t expires; /* unix seconds, 0: never */
+};
+
+/* The value as a JSON object (fields as in docs/kv-schema.md; an empty
+ * reason is left out). New reference, NULL on ENOMEM. */
+json_t *kv_maint_encode(const struct kv_maint_rec *r);
+
 /*
  * The precedence rule. find(arg, kind, a, b) returns the (unexpired)
  * entry of that id or NULL; b is NULL for addr. For one server: the

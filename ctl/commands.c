@@ -12,6 +12,8 @@
 #include <time.h>
 
 #include "errmsg.h"
+#include "kv_audit.h"
+#include "kv_maint.h"
 #include "log.h"
 #include "timefmt.h"
 
@@ -154,7 +156,6 @@ static int load_model(struct ctl_kv *kv, const struct ctl_settings *s, struct ct
 static void audit_key(const struct ctl_settings *s, int64_t now_ms, char *out, size_t outlen)
 {
     unsigned char r[4] = {0};
-    char stamp[40];
 
     if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r)) {
         /* very unlikely; a clock-derived id still makes collisions rare and
@@ -162,30 +163,23 @@ static void audit_key(const struct ctl_settings *s, int64_t now_ms, char *out, s
         uint32_t x = (uint32_t)clock() ^ (uint32_t)now_ms * 2654435761u;
         memcpy(r, &x, sizeof(r));
     }
-    timefmt_format_stamp_ms(now_ms, stamp, sizeof(stamp));
-    snprintf(out, outlen, "%saudit/%s-%02x%02x%02x%02x", s->root, stamp, r[0], r[1], r[2], r[3]);
+    kv_audit_key(s->root, now_ms, r, out, outlen);
 }
 
 static json_t *audit_value(const struct ctl_command *cmd, const char *author, const char *action,
                            const char *target, int64_t now_ms, const json_t *before,
                            const json_t *after)
 {
-    char t[40];
-    json_t *a;
-
-    timefmt_format_rfc3339(now_ms / 1000, t, sizeof(t));
-    a = json_pack("{s:s, s:s, s:s, s:s, s:s, s:O?, s:O?}", "time", t, "author", author, "source",
-                  ctl_source_name(cmd->source), "action", action, "target", target, "before",
-                  before, "after", after);
-    if (a && !before)
-        json_object_set_new(a, "before", json_null());
-    if (a && !after)
-        json_object_set_new(a, "after", json_null());
-    if (a && cmd->reason)
-        json_object_set_new(a, "reason", json_string(cmd->reason));
-    if (a && cmd->force)
-        json_object_set_new(a, "force", json_true());
-    return a;
+    struct kv_audit_rec rec = {.time_ms = now_ms,
+                               .author = author,
+                               .source = ctl_source_name(cmd->source),
+                               .action = action,
+                               .target = target,
+                               .reason = cmd->reason,
+                               .before = before,
+                               .after = after,
+                               .force = cmd->force};
+    return kv_audit_encode(&rec);
 }
 
 /* Write (value != NULL) or delete key with cas index, plus the audit
@@ -247,7 +241,6 @@ int ctl_maint_next(const struct ctl_command *cmd, const char *id, const struct c
     int weight = -1;
     const char *reason = cmd->reason;
     int64_t expires = 0;
-    char t[40];
 
     *out = NULL;
     if (cur && ctl_maint_expired(cur, now))
@@ -288,19 +281,16 @@ int ctl_maint_next(const struct ctl_command *cmd, const char *id, const struct c
     if (cur && cur->state == state && cur->weight == weight && cur->expires_unix == expires &&
         ((!cur->reason && !reason) || (cur->reason && reason && !strcmp(cur->reason, reason))))
         return 2;
-    timefmt_format_rfc3339(now, t, sizeof(t));
-    json_t *v = json_pack("{s:s, s:s, s:s, s:s}", "target", id, "state", ctl_state_name(state),
-                          "author", author, "created", t);
+    struct kv_maint_rec rec = {.target = id,
+                               .admin = (enum kvm_admin)state,
+                               .weight = weight,
+                               .author = author,
+                               .reason = reason,
+                               .created = now,
+                               .expires = expires};
+    json_t *v = kv_maint_encode(&rec);
     if (!v)
         return -ENOMEM;
-    if (weight >= 0)
-        json_object_set_new(v, "weight", json_integer(weight));
-    if (reason && *reason)
-        json_object_set_new(v, "reason", json_string(reason));
-    if (expires > 0) {
-        timefmt_format_rfc3339(expires, t, sizeof(t));
-        json_object_set_new(v, "expires", json_string(t));
-    }
     *out = v;
     return 1;
 }
