@@ -13,6 +13,7 @@
 
 #include "errmsg.h"
 #include "kv_audit.h"
+#include "kv_director.h"
 #include "kv_maint.h"
 #include "log.h"
 #include "timefmt.h"
@@ -468,28 +469,21 @@ static int exec_maint(struct ctl_kv *kv, const struct ctl_settings *s,
 
 /* ---- director -------------------------------------------------------------------------- */
 
-static const char *const dir_target[] = {"filling", "active", "draining", "inactive"};
-static const char *const dir_from[] = {"inactive", "filling", "active", "draining"};
+/* The state each action leads to (ctl_director_action order); the step
+ * before it is the schema's (kv_director_state_before). */
+static const enum kv_director_state dir_target[] = {KV_DIRECTOR_FILLING, KV_DIRECTOR_ACTIVE,
+                                                    KV_DIRECTOR_DRAINING, KV_DIRECTOR_INACTIVE};
 
 const char *ctl_director_target_state(enum ctl_director_action a)
 {
-    return (unsigned)a < 4 ? dir_target[a] : "?";
+    return (unsigned)a < 4 ? kv_director_state_name(dir_target[a]) : "?";
 }
 
 bool ctl_director_step_allowed(const char *cur, enum ctl_director_action a)
 {
-    return (unsigned)a < 4 && cur && !strcmp(cur, dir_from[a]);
-}
-
-static bool valid_host(const char *h)
-{
-    size_t n = strlen(h);
-    if (!n || n > 253)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (h[i] == '/' || (unsigned char)h[i] <= 0x20 || h[i] == 0x7f)
-            return false;
-    return true;
+    enum kv_director_state s;
+    return (unsigned)a < 4 && cur && kv_director_state_parse(cur, &s) == 0 &&
+           s == kv_director_state_before(dir_target[a]);
 }
 
 static int exec_director(struct ctl_kv *kv, const struct ctl_settings *s,
@@ -504,7 +498,7 @@ static int exec_director(struct ctl_kv *kv, const struct ctl_settings *s,
     if (!s->director_cluster || !*s->director_cluster)
         return fail(res, CTL_REFUSED,
                     "refused: no director cluster configured (--director-cluster)");
-    if (!valid_host(cmd->target)) {
+    if (!kv_director_valid_name(cmd->target)) {
         snprintf(err, sizeof(err), "refused: '%.100s' is not a proxy host name", cmd->target);
         return fail(res, CTL_REFUSED, err);
     }
@@ -528,13 +522,18 @@ static int exec_director(struct ctl_kv *kv, const struct ctl_settings *s,
                                         : NULL;
         consul_kv_list_free(l);
         const char *state = json_string_value(json_object_get(cur, "state"));
-        if (!json_is_object(cur) || !state) {
+        struct kv_director_proxy pr;
+        char why[300] = "not a JSON object";
+        if (!json_is_object(cur) ||
+            kv_director_proxy_decode(cur, cmd->target, "value", &pr, why, sizeof(why)) < 0) {
             json_decref(cur);
             snprintf(err, sizeof(err),
-                     "refused: %s is not a JSON object with a \"state\"; fix it by hand", key);
+                     "refused: %s is not a valid proxy entry (%s); fix it by hand", key, why);
             return fail(res, CTL_REFUSED, err);
         }
-        if (!strcmp(state, want)) {
+        bool same = pr.state == dir_target[cmd->dir_action];
+        kv_director_proxy_clear(&pr);
+        if (same) {
             char *text = NULL;
             if (asprintf(&text, "no change: proxy %s is already %s", cmd->target, want) < 0)
                 text = NULL;
@@ -550,7 +549,9 @@ static int exec_director(struct ctl_kv *kv, const struct ctl_settings *s,
                      "(cycle inactive -> filling -> active -> draining -> inactive); use --force "
                      "to override",
                      ctl_director_action_name(cmd->dir_action), cmd->target, state,
-                     ctl_director_action_name(cmd->dir_action), dir_from[cmd->dir_action], want);
+                     ctl_director_action_name(cmd->dir_action),
+                     kv_director_state_name(kv_director_state_before(dir_target[cmd->dir_action])),
+                     want);
             json_decref(cur);
             return fail(res, CTL_REFUSED, err);
         }

@@ -5,20 +5,17 @@
  */
 #include "director_feed.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <jansson.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 
 #include "director_config.h"
+#include "kv_director.h"
 #include "json_util.h"
 #include "log.h"
 #include "siphash.h"
-#include "timefmt.h"
 
 /* ---- freeing and copying ---- */
 
@@ -162,187 +159,84 @@ bool director_force_active(const struct director_force *f, int64_t now_unix)
 
 /* ---- parsing one entry ---- */
 
-/* Canonical text of an IPv4/IPv6 address: 0, or -EINVAL. */
-static int canon_addr(const char *text, char *buf, size_t len)
-{
-    unsigned char a[16];
-
-    if (inet_pton(AF_INET, text, a) == 1)
-        return inet_ntop(AF_INET, a, buf, (socklen_t)len) ? 0 : -EINVAL;
-    if (inet_pton(AF_INET6, text, a) == 1)
-        return inet_ntop(AF_INET6, a, buf, (socklen_t)len) ? 0 : -EINVAL;
-    return -EINVAL;
-}
-
-/* A key segment usable as a table id: printable ASCII, no '/', no space. */
-static bool good_segment(const char *s)
-{
-    size_t n = strlen(s);
-
-    if (n == 0 || n > DIRECTOR_TABLE_ID_MAX)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (s[i] <= ' ' || s[i] > '~' || s[i] == '/')
-            return false;
-    return true;
-}
-
-static bool good_path(const char *p)
-{
-    if (p[0] != '/' || strlen(p) > 1024)
-        return false;
-    for (; *p; p++)
-        if (*p <= ' ' || *p > '~')
-            return false;
-    return true;
-}
+/* The schema module's vocabulary is numbered as the table's and the maps'. */
+_Static_assert((int)KV_DIRECTOR_INACTIVE == (int)DIRECTOR_PROXY_INACTIVE &&
+                   (int)KV_DIRECTOR_ACTIVE == (int)DIRECTOR_PROXY_ACTIVE &&
+                   (int)KV_DIRECTOR_FILLING == (int)DIRECTOR_PROXY_FILLING &&
+                   (int)KV_DIRECTOR_DRAINING == (int)DIRECTOR_PROXY_DRAINING,
+               "director proxy states");
+_Static_assert((int)KV_DIRECTOR_HASH_SRC == (int)DROVER_HASH_SRC &&
+                   (int)KV_DIRECTOR_HASH_SRC_DPORT == (int)DROVER_HASH_SRC_DPORT &&
+                   (int)KV_DIRECTOR_HASH_5TUPLE == (int)DROVER_HASH_5TUPLE,
+               "director hash fields");
+_Static_assert(KV_DIRECTOR_HOST_MAX == DIRECTOR_TABLE_ID_MAX &&
+                   KV_DIRECTOR_MAX_WEIGHT == DIRECTOR_TABLE_MAX_WEIGHT &&
+                   KV_DIRECTOR_GUE_PORT == DROVER_GUE_PORT_DEFAULT,
+               "director limits");
 
 static int parse_proxy(const json_t *v, const char *host, const char *where,
                        struct director_proxy_spec *p, char *err, size_t errlen)
 {
-    const char *addr = NULL, *state = NULL, *path = NULL;
-    json_t *health = NULL;
-    int64_t weight = 0, port = 0;
-    char canon[INET6_ADDRSTRLEN];
-    int rc;
+    struct kv_director_proxy k;
+    int rc = kv_director_proxy_decode(v, host, where, &k, err, errlen);
 
-    if (!good_segment(host)) {
-        snprintf(err, errlen, "%s: host name must be 1..%u printable characters", where,
-                 DIRECTOR_TABLE_ID_MAX);
-        return -EINVAL;
-    }
-    if ((rc = json_get_string(v, where, "address", &addr, true, err, errlen)) < 0 ||
-        (rc = json_get_string(v, where, "state", &state, true, err, errlen)) < 0 ||
-        (rc = json_get_int(v, where, "weight", &weight, 1, DIRECTOR_TABLE_MAX_WEIGHT, false, err,
-                           errlen)) < 0 ||
-        (rc = json_get_object(v, where, "health", &health, false, err, errlen)) < 0)
-        return rc;
-    if (health) {
-        char hw[300];
-        snprintf(hw, sizeof(hw), "%s.health", where);
-        if ((rc = json_get_int(health, hw, "port", &port, 1, 65535, false, err, errlen)) < 0 ||
-            (rc = json_get_string(health, hw, "path", &path, false, err, errlen)) < 0)
-            return rc;
-        if (path && !good_path(path)) {
-            snprintf(err, errlen, "%s.path: expected an absolute URL path without spaces, got '%s'",
-                     hw, path);
-            return -EINVAL;
+    if (rc == 0) {
+        p->state = (enum director_proxy_state)k.state;
+        p->weight = k.weight;
+        p->health_port = k.health_port;
+        p->host = strdup(host);
+        p->address = strdup(k.address);
+        p->health_path = k.health_path;
+        k.health_path = NULL;
+        if (!p->host || !p->address) {
+            proxy_clear(p);
+            rc = -ENOMEM;
         }
     }
-    if (canon_addr(addr, canon, sizeof(canon)) < 0) {
-        snprintf(err, errlen, "%s.address: '%s' is not an IPv4 or IPv6 address", where, addr);
-        return -EINVAL;
-    }
-    if (director_proxy_state_parse(state, &p->state) < 0) {
-        snprintf(err, errlen, "%s.state: expected filling|active|draining|inactive, got '%s'",
-                 where, state);
-        return -EINVAL;
-    }
-    p->weight = (uint32_t)weight;
-    p->health_port = (uint16_t)port;
-    p->host = strdup(host);
-    p->address = strdup(canon);
-    p->health_path = path ? strdup(path) : NULL;
-    if (!p->host || !p->address || (path && !p->health_path)) {
-        proxy_clear(p);
-        return -ENOMEM;
-    }
-    return 0;
+    kv_director_proxy_clear(&k);
+    return rc;
 }
 
 static int parse_vip(const json_t *v, const char *name, const char *where,
                      struct director_vip_spec *out, char *err, size_t errlen)
 {
-    const char *addr = NULL, *proto = NULL;
-    json_t *ports = NULL;
-    char canon[INET6_ADDRSTRLEN];
-    __u8 pr;
-    int rc;
+    struct kv_director_vip k;
+    int rc = kv_director_vip_decode(v, name, where, &k, err, errlen);
 
-    if (!good_segment(name)) {
-        snprintf(err, errlen, "%s: VIP name must be printable without '/'", where);
-        return -EINVAL;
-    }
-    if ((rc = json_get_string(v, where, "address", &addr, true, err, errlen)) < 0 ||
-        (rc = json_get_string(v, where, "protocol", &proto, true, err, errlen)) < 0 ||
-        (rc = json_get_array(v, where, "ports", &ports, true, err, errlen)) < 0)
-        return rc;
-    if (canon_addr(addr, canon, sizeof(canon)) < 0) {
-        snprintf(err, errlen, "%s.address: '%s' is not an IPv4 or IPv6 address", where, addr);
-        return -EINVAL;
-    }
-    if (director_parse_proto(proto, &pr) < 0) {
-        snprintf(err, errlen, "%s.protocol: expected tcp|udp, got '%s'", where, proto);
-        return -EINVAL;
-    }
-    size_t n = json_array_size(ports);
-    if (n == 0 || n > 1024) {
-        snprintf(err, errlen, "%s.ports: expected 1..1024 ports, got %zu", where, n);
-        return -EINVAL;
-    }
-    uint16_t *pv = calloc(n, sizeof(*pv));
-    if (!pv)
-        return -ENOMEM;
-    for (size_t i = 0; i < n; i++) {
-        const json_t *e = json_array_get(ports, i);
-        json_int_t port = json_is_integer(e) ? json_integer_value(e) : 0;
-        if (port < 1 || port > 65535) {
-            snprintf(err, errlen, "%s.ports[%zu]: expected integer 1..65535, got %s", where, i,
-                     json_is_integer(e) ? "out of range" : json_type_desc(e));
-            free(pv);
-            return -EINVAL;
+    if (rc == 0) {
+        out->name = strdup(name);
+        out->address = strdup(k.address);
+        out->ports = k.ports;
+        out->n_ports = k.n_ports;
+        out->protocol = k.protocol;
+        k.ports = NULL;
+        if (!out->name || !out->address) {
+            vip_clear(out);
+            rc = -ENOMEM;
         }
-        for (size_t j = 0; j < i; j++) {
-            if (pv[j] == port) {
-                snprintf(err, errlen, "%s.ports[%zu]: duplicate port %d", where, i, (int)port);
-                free(pv);
-                return -EINVAL;
-            }
-        }
-        pv[i] = (uint16_t)port;
     }
-    out->name = strdup(name);
-    out->address = strdup(canon);
-    out->ports = pv;
-    out->n_ports = n;
-    out->protocol = pr;
-    if (!out->name || !out->address) {
-        vip_clear(out);
-        return -ENOMEM;
-    }
-    return 0;
+    kv_director_vip_clear(&k);
+    return rc;
 }
 
 static int parse_config(const json_t *v, const char *where, struct director_kv_config *c, char *err,
                         size_t errlen)
 {
-    const char *key = NULL, *fields = NULL;
-    int64_t port = DROVER_GUE_PORT_DEFAULT;
-    double share = 0;
-    int rc = 0, has_share = 0;
+    struct kv_director_config k;
+    int rc = kv_director_config_decode(v, where, &k, err, errlen);
 
     memset(c, 0, sizeof(*c));
-    if ((rc = json_get_string(v, where, "hash_key", &key, true, err, errlen)) < 0 ||
-        (rc = json_get_int(v, where, "gue_port", &port, 1, 65535, false, err, errlen)) < 0 ||
-        (rc = json_get_string(v, where, "hash_fields", &fields, false, err, errlen)) < 0 ||
-        (has_share = json_get_double(v, where, "max_moved_share", &share, false, err, errlen)) < 0)
-        return has_share < 0 ? has_share : rc;
-    if (director_parse_hash_key(key, c->hash_key) < 0) {
-        snprintf(err, errlen, "%s.hash_key: expected 32 hex digits", where);
-        return -EINVAL;
+    if (rc < 0)
+        return rc;
+    /* two little-endian key words (bytes 0-7, 8-15), as drover_gen_config */
+    for (int i = 7; i >= 0; i--) {
+        c->hash_key[0] = c->hash_key[0] << 8 | k.hash_key[i];
+        c->hash_key[1] = c->hash_key[1] << 8 | k.hash_key[8 + i];
     }
-    if (fields && director_parse_hash_fields(fields, &c->hash_fields) < 0) {
-        snprintf(err, errlen, "%s.hash_fields: expected src|src+dport|5tuple, got '%s'", where,
-                 fields);
-        return -EINVAL;
-    }
-    if (has_share && !(share >= 0 && share <= 1)) {
-        snprintf(err, errlen, "%s.max_moved_share: expected a number 0..1, got %g", where, share);
-        return -EINVAL;
-    }
-    c->gue_port = (uint16_t)port;
-    c->has_max_moved_share = has_share > 0;
-    c->max_moved_share = share;
+    c->hash_fields = (uint32_t)k.hash_fields;
+    c->gue_port = k.gue_port;
+    c->has_max_moved_share = k.has_max_moved_share;
+    c->max_moved_share = k.max_moved_share;
     c->present = true;
     return 0;
 }
@@ -350,26 +244,19 @@ static int parse_config(const json_t *v, const char *where, struct director_kv_c
 static int parse_force(const json_t *v, const char *where, struct director_force *f, char *err,
                        size_t errlen)
 {
-    const char *expires = NULL, *author = NULL, *reason = NULL;
-    int rc;
+    struct kv_director_force k;
+    int rc = kv_director_force_decode(v, where, &k, err, errlen);
 
     memset(f, 0, sizeof(*f));
-    if ((rc = json_get_string(v, where, "expires", &expires, true, err, errlen)) < 0 ||
-        (rc = json_get_string(v, where, "author", &author, false, err, errlen)) < 0 ||
-        (rc = json_get_string(v, where, "reason", &reason, false, err, errlen)) < 0)
-        return rc;
-    if (timefmt_parse_rfc3339(expires, &f->expires_unix) < 0) {
-        snprintf(err, errlen, "%s.expires: expected an RFC 3339 time, got '%s'", where, expires);
-        return -EINVAL;
+    if (rc == 0) {
+        f->expires_unix = k.expires;
+        f->author = k.author;
+        f->reason = k.reason;
+        f->present = true;
+    } else {
+        kv_director_force_clear(&k);
     }
-    f->author = author ? strdup(author) : NULL;
-    f->reason = reason ? strdup(reason) : NULL;
-    if ((author && !f->author) || (reason && !f->reason)) {
-        force_clear(f);
-        return -ENOMEM;
-    }
-    f->present = true;
-    return 0;
+    return rc;
 }
 
 static int push_proxy(struct director_inputs *in, struct director_proxy_spec *p)
@@ -397,24 +284,11 @@ int director_inputs_add_entry(struct director_inputs *in, const char *rel, const
 {
     json_t *root = NULL;
     const char *seg = NULL;
-    enum { PROXY, VIP, CONFIG, FORCE } kind;
+    enum kv_director_kind kind = kv_director_key_parse(rel, &seg);
     int rc;
 
-    if (strncmp(rel, "proxies/", 8) == 0) {
-        kind = PROXY;
-        seg = rel + 8;
-    } else if (strncmp(rel, "vips/", 5) == 0) {
-        kind = VIP;
-        seg = rel + 5;
-    } else if (strcmp(rel, "config") == 0) {
-        kind = CONFIG;
-    } else if (strcmp(rel, "force") == 0) {
-        kind = FORCE;
-    } else {
+    if (kind == KV_DIRECTOR_OTHER)
         return 0; /* not ours (folders, future keys) */
-    }
-    if (seg && *seg == '\0')
-        return 0; /* the folder key itself ("proxies/") */
     if (!value || len == 0) {
         snprintf(err, errlen, "%s: empty value", rel);
         return -EINVAL;
@@ -428,7 +302,7 @@ int director_inputs_add_entry(struct director_inputs *in, const char *rel, const
         goto out;
     }
     switch (kind) {
-    case PROXY: {
+    case KV_DIRECTOR_PROXY: {
         struct director_proxy_spec p = {0};
         if (director_inputs_proxy(in, seg)) {
             snprintf(err, errlen, "%s: duplicate host", rel);
@@ -440,19 +314,21 @@ int director_inputs_add_entry(struct director_inputs *in, const char *rel, const
             proxy_clear(&p);
         break;
     }
-    case VIP: {
+    case KV_DIRECTOR_VIP: {
         struct director_vip_spec v = {0};
         rc = parse_vip(root, seg, rel, &v, err, errlen);
         if (rc == 0 && (rc = push_vip(in, &v)) < 0)
             vip_clear(&v);
         break;
     }
-    case CONFIG:
+    case KV_DIRECTOR_CONFIG:
         rc = parse_config(root, rel, &in->config, err, errlen);
         break;
-    case FORCE:
+    case KV_DIRECTOR_FORCE:
         force_clear(&in->force);
         rc = parse_force(root, rel, &in->force, err, errlen);
+        break;
+    case KV_DIRECTOR_OTHER:
         break;
     }
 out:
@@ -465,10 +341,13 @@ out:
 static int keep_previous(struct director_inputs *in, const struct director_inputs *prev,
                          const char *rel)
 {
+    const char *name;
+    enum kv_director_kind kind = kv_director_key_parse(rel, &name);
+
     if (!prev)
         return 0;
-    if (strncmp(rel, "proxies/", 8) == 0) {
-        const struct director_proxy_spec *p = director_inputs_proxy(prev, rel + 8);
+    if (kind == KV_DIRECTOR_PROXY) {
+        const struct director_proxy_spec *p = director_inputs_proxy(prev, name);
         struct director_proxy_spec c;
         if (!p || director_inputs_proxy(in, p->host))
             return 0;
@@ -480,9 +359,9 @@ static int keep_previous(struct director_inputs *in, const struct director_input
         }
         return 1;
     }
-    if (strncmp(rel, "vips/", 5) == 0) {
+    if (kind == KV_DIRECTOR_VIP) {
         for (size_t i = 0; i < prev->n_vips; i++) {
-            if (strcmp(prev->vips[i].name, rel + 5) != 0)
+            if (strcmp(prev->vips[i].name, name) != 0)
                 continue;
             struct director_vip_spec c;
             if (vip_copy(&c, &prev->vips[i]) < 0)
@@ -495,11 +374,11 @@ static int keep_previous(struct director_inputs *in, const struct director_input
         }
         return 0;
     }
-    if (strcmp(rel, "config") == 0 && prev->config.present) {
+    if (kind == KV_DIRECTOR_CONFIG && prev->config.present) {
         in->config = prev->config;
         return 1;
     }
-    if (strcmp(rel, "force") == 0 && prev->force.present) {
+    if (kind == KV_DIRECTOR_FORCE && prev->force.present) {
         force_clear(&in->force);
         return force_copy(&in->force, &prev->force) < 0 ? -ENOMEM : 1;
     }
