@@ -30,8 +30,7 @@ bool kv_valid_cluster(const char *s)
     return kv_valid_segment(s);
 }
 
-static char *str_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *str_printf(const char *fmt, ...)
+char *kv_key_printf(const char *fmt, ...)
 {
     char *out = NULL;
     va_list ap;
@@ -48,7 +47,7 @@ int kv_root_normalise(const char *root, char **out)
     if (root[0] == '/')
         return -EINVAL;
     size_t rl = strlen(root);
-    *out = str_printf("%s%s", root, rl && root[rl - 1] != '/' ? "/" : "");
+    *out = kv_key_printf("%s%s", root, rl && root[rl - 1] != '/' ? "/" : "");
     return *out ? 0 : -ENOMEM;
 }
 
@@ -169,7 +168,7 @@ void kv_key_parse(const char *root, const char *key, struct kv_key *k)
 
 char *kv_key_kube_own(const char *root, const char *cluster)
 {
-    return kv_valid_cluster(cluster) ? str_printf("%skube/%s/", root, cluster) : NULL;
+    return kv_valid_cluster(cluster) ? kv_key_printf("%skube/%s/", root, cluster) : NULL;
 }
 
 char *kv_key_kube_service(const char *root, const char *cluster, const char *ns, const char *svc,
@@ -178,17 +177,22 @@ char *kv_key_kube_service(const char *root, const char *cluster, const char *ns,
     if (!kv_valid_segment(cluster) || !kv_valid_segment(ns) || !kv_valid_segment(svc) ||
         !kv_valid_segment(port))
         return NULL;
-    return str_printf("%skube/%s/services/%s/%s/%s", root, cluster, ns, svc, port);
+    return kv_key_printf("%skube/%s/services/%s/%s/%s", root, cluster, ns, svc, port);
 }
 
 char *kv_key_kube_node(const char *root, const char *cluster, const char *node)
 {
     if (!kv_valid_segment(cluster) || !kv_valid_segment(node))
         return NULL;
-    return str_printf("%skube/%s/nodes/%s", root, cluster, node);
+    return kv_key_printf("%skube/%s/nodes/%s", root, cluster, node);
 }
 
-char *kv_key_maintenance(const char *root, const char *id)
+char *kv_key_kube_meta(const char *root, const char *cluster)
 {
-    return str_printf("%smaintenance/%s", root, id);
+    return kv_valid_cluster(cluster) ? kv_key_printf("%skube/%s/meta", root, cluster) : NULL;
+}
+
+char *kv_key_kube_leader(const char *root, const char *cluster)
+{
+    return kv_valid_cluster(cluster) ? kv_key_printf("%skube/%s/leader", root, cluster) : NULL;
 }

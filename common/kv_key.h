@@ -75,6 +75,10 @@ char *kv_key_kube_service(const char *root, const char *cluster, const char *ns,
                           const char *port);
 char *kv_key_kube_node(const char *root, const char *cluster, const char *node);
 char *kv_key_kube_own(const char *root, const char *cluster); /* "R kube/<cluster>/" */
-char *kv_key_maintenance(const char *root, const char *id);
+char *kv_key_kube_meta(const char *root, const char *cluster);
+char *kv_key_kube_leader(const char *root, const char *cluster);
+/* Any key from a format (malloc'd; NULL on ENOMEM), for layouts outside
+ * this contract (the exporter's KSE compatibility keys). */
+char *kv_key_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #endif

@@ -523,7 +523,7 @@ static int exec_director(struct ctl_kv *kv, const struct ctl_settings *s,
         consul_kv_list_free(l);
         const char *state = json_string_value(json_object_get(cur, "state"));
         struct kv_director_proxy pr;
-        char why[300] = "not a JSON object";
+        char why[200] = "not a JSON object";
         if (!json_is_object(cur) ||
             kv_director_proxy_decode(cur, cmd->target, "value", &pr, why, sizeof(why)) < 0) {
             json_decref(cur);

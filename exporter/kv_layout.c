@@ -15,17 +15,6 @@
 #include "kv_kube.h"
 #include "log.h"
 
-static char *str_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *str_printf(const char *fmt, ...)
-{
-    char *out = NULL;
-    va_list ap;
-    va_start(ap, fmt);
-    int rc = vasprintf(&out, fmt, ap);
-    va_end(ap);
-    return rc < 0 ? NULL : out;
-}
-
 static bool starts_with(const char *s, const char *prefix)
 {
     return strncmp(s, prefix, strlen(prefix)) == 0;
@@ -209,12 +198,12 @@ char *kv_layout_node_key(const struct kv_layout *l, const char *node)
 
 char *kv_layout_meta_key(const struct kv_layout *l)
 {
-    return str_printf("%smeta", l->own);
+    return kv_key_kube_meta(l->root, l->cluster);
 }
 
 char *kv_layout_leader_key(const struct kv_layout *l)
 {
-    return str_printf("%sleader", l->own);
+    return kv_key_kube_leader(l->root, l->cluster);
 }
 
 char *kv_layout_kse_service_key(const struct kv_layout *l, const struct export_record *r)
@@ -224,17 +213,17 @@ char *kv_layout_kse_service_key(const struct kv_layout *l, const struct export_r
     /* kube-service-exporter's ExportedService.Id():
      * [<id-prefix>-][<cluster>-]<namespace>-<service>-<port> */
     const char *pfx = r->kse_id_prefix ? r->kse_id_prefix : "";
-    return str_printf("%s/services/%s%s%s%s%s-%s-%s/clusters/%s", l->kse_prefix, pfx,
-                      pfx[0] ? "-" : "", r->kse_service_per_cluster ? l->cluster : "",
-                      r->kse_service_per_cluster ? "-" : "", r->namespace, r->service, r->port_name,
-                      l->cluster);
+    return kv_key_printf("%s/services/%s%s%s%s%s-%s-%s/clusters/%s", l->kse_prefix, pfx,
+                         pfx[0] ? "-" : "", r->kse_service_per_cluster ? l->cluster : "",
+                         r->kse_service_per_cluster ? "-" : "", r->namespace, r->service,
+                         r->port_name, l->cluster);
 }
 
 char *kv_layout_kse_nodes_key(const struct kv_layout *l)
 {
     if (!l->kse_prefix)
         return NULL;
-    return str_printf("%s/nodes/%s", l->kse_prefix, l->cluster);
+    return kv_key_printf("%s/nodes/%s", l->kse_prefix, l->cluster);
 }
 
 /* ---- values ------------------------------------------------------------- */
