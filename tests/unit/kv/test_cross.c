@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "director_feed.h"
 #include "ctl_model.h"
 #include "kv_audit.h"
 #include "kv_key.h"
@@ -355,6 +356,41 @@ START_TEST(test_keys_of_other_writers)
 }
 END_TEST
 
+/* droverctl's director commands write `state` with the names the director
+ * watcher reads, in the order droverctl allows. */
+START_TEST(test_director_states)
+{
+    static const enum director_proxy_state want[] = {
+        [CTL_DIR_FILL] = DIRECTOR_PROXY_FILLING,
+        [CTL_DIR_ACTIVATE] = DIRECTOR_PROXY_ACTIVE,
+        [CTL_DIR_DRAIN] = DIRECTOR_PROXY_DRAINING,
+        [CTL_DIR_DEACTIVATE] = DIRECTOR_PROXY_INACTIVE,
+    };
+    for (int a = CTL_DIR_FILL; a <= CTL_DIR_DEACTIVATE; a++) {
+        char value[200], err[512];
+        const char *to = ctl_director_target_state((enum ctl_director_action)a);
+        struct director_inputs in = {0};
+        snprintf(value, sizeof(value), "{\"address\":\"10.0.1.2\",\"state\":\"%s\",\"weight\":100}",
+                 to);
+        ck_assert_int_eq(
+            director_inputs_add_entry(&in, "proxies/p1", value, strlen(value), err, sizeof(err)),
+            0);
+        ck_assert_uint_eq(in.n_proxies, 1);
+        ck_assert_int_eq(in.proxies[0].state, want[a]);
+        free(in.proxies[0].host);
+        free(in.proxies[0].address);
+        free(in.proxies);
+        /* a proxy already in `to` makes no step */
+        ck_assert(!ctl_director_step_allowed(to, (enum ctl_director_action)a));
+    }
+    ck_assert(ctl_director_step_allowed("inactive", CTL_DIR_FILL));
+    ck_assert(ctl_director_step_allowed("filling", CTL_DIR_ACTIVATE));
+    ck_assert(ctl_director_step_allowed("active", CTL_DIR_DRAIN));
+    ck_assert(ctl_director_step_allowed("draining", CTL_DIR_DEACTIVATE));
+    ck_assert(!ctl_director_step_allowed("active", CTL_DIR_FILL));
+}
+END_TEST
+
 int main(void)
 {
     log_set_level(LOGL_ERROR);
@@ -363,6 +399,7 @@ int main(void)
     tcase_add_test(tc, test_exporter_records);
     tcase_add_test(tc, test_servers_and_maintenance_agree);
     tcase_add_test(tc, test_keys_of_other_writers);
+    tcase_add_test(tc, test_director_states);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
