@@ -276,7 +276,7 @@ static int parse_backend(json_t *bj, const char *where, struct kvm_backend *b, c
     for (size_t i = 0; i < n; i++) {
         json_t *s = json_array_get(arr, i);
         struct kvm_static_server *sv = &b->servers[i];
-        int64_t port = 0, weight = 100;
+        int64_t port = 0, weight = KV_HAPROXY_DEFAULT_WEIGHT;
         snprintf(w, sizeof(w), "%s.servers[%zu]", where, i);
         if (!json_is_object(s)) {
             errmsg_set(err, errlen, "%s: expected object, got %s", w, json_type_desc(s));

@@ -6,12 +6,12 @@
  *
  *   R kube/<cluster>/services/<ns>/<svc>/<port>   kv_kube.h
  *   R kube/<cluster>/nodes/<node>                 kv_kube.h
- *   R kube/<cluster>/{meta,leader}                kv_kube.h / exporter
+ *   R kube/<cluster>/{meta,leader}                kv_kube.h (meta) / exporter leader
  *   R haproxy/<cluster>/services/<name>           kv_haproxy.h
  *   R haproxy/<cluster>/force-removal/<backend>   kv_haproxy.h
  *   R maintenance/{node,addr,server}/...          kv_maint.h
- *   R director/<cluster>/...                      director_feed (watcher)
- *   R audit/<timestamp>-<id>                      droverctl
+ *   R director/<cluster>/...                      kv_director.h
+ *   R audit/<timestamp>-<id>                      kv_audit.h
  *   R status/...                                  reserved (issue 15)
  *
  * kv_key_parse() classifies a full key and splits its segments, so every

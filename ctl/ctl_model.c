@@ -14,11 +14,17 @@
 #include "log.h"
 #include "timefmt.h"
 
-static const char *const state_names[] = {"ready", "drain", "maint"};
+_Static_assert((int)CTL_TARGET_NODE == (int)KVM_MAINT_NODE &&
+                   (int)CTL_TARGET_ADDR == (int)KVM_MAINT_ADDR &&
+                   (int)CTL_TARGET_SERVER == (int)KVM_MAINT_SERVER &&
+                   (int)CTL_STATE_READY == (int)KVM_ADMIN_READY &&
+                   (int)CTL_STATE_DRAIN == (int)KVM_ADMIN_DRAIN &&
+                   (int)CTL_STATE_MAINT == (int)KVM_ADMIN_MAINT,
+               "droverctl's target kinds and states are the schema's");
 
 const char *ctl_state_name(enum ctl_state s)
 {
-    return (unsigned)s < 3 ? state_names[s] : "?";
+    return (unsigned)s <= CTL_STATE_MAINT ? kvm_admin_name((enum kvm_admin)s) : "?";
 }
 
 void ctl_model_init(struct ctl_model *m, int64_t now)

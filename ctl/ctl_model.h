@@ -10,8 +10,8 @@
  *     server/<backend>/<server>) to its maintenance key, refusing targets
  *     the KV does not know;
  *   - enumerates a backend's servers the way the watcher builds them (one
- *     per eligible node address and kube service port, plus static
- *     servers) and decides which are out of service (drain, maint or
+ *     per eligible node, at its first address, and kube service port, plus
+ *     static servers) and decides which are out of service (drain, maint or
  *     weight 0, precedence server > addr > node, expired entries ignored);
  *   - computes, for a proposed change of one maintenance entry, the share
  *     of each backend's servers out of service before and after.
@@ -35,6 +35,7 @@
 #include "kv_kube.h"
 #include "kv_maint.h"
 
+/* Numbered as kvm_maint_kind and kvm_admin (kv_maint.h). */
 enum ctl_target_kind {
     CTL_TARGET_NODE = 0, /* a = cluster, b = node */
     CTL_TARGET_ADDR,     /* a = canonical IP text, b = NULL */

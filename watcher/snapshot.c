@@ -14,7 +14,7 @@
 #include "log.h"
 #include "timefmt.h"
 
-#define DEFAULT_WEIGHT 100
+#define DEFAULT_WEIGHT KV_HAPROXY_DEFAULT_WEIGHT
 
 static int cmp_entry(const void *a, const void *b)
 {

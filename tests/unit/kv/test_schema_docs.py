@@ -9,12 +9,14 @@ docs/kv-schema.md and the Python fixtures that write KV records:
     the section's field table that the schema does not know is drift too;
   - every record's example passes the schema's own check;
   - the values the fixture helpers of the Python tests write
-    (tests/integration/watcher/watcherlib.py, tests/integration/ctl/ctllib.py)
+    (tests/integration/watcher/watcherlib.py: node, Fleet.service;
+    tests/integration/ctl/ctllib.py: node, write_fleet)
     are records of the schema with their required fields and types."""
 
 import os
 import re
 import sys
+import types
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 sys.path.insert(0, os.path.join(ROOT, "tests", "lib"))
@@ -92,13 +94,15 @@ def check_fixtures(schema):
     import ctllib
     import watcherlib
 
-    written = [("kube/prod-a/nodes/n1", watcherlib.node("127.0.0.1")),
+    fleet = types.SimpleNamespace(FE_PORT=8080)
+    written = [("haproxy/edge/services/web", watcherlib.Fleet.service(fleet, maxconn=100)),
+               ("kube/prod-a/nodes/n1", watcherlib.node("127.0.0.1")),
                ("kube/prod-a/nodes/n2", watcherlib.node("127.0.0.2", eligible=False)),
                ("kube/prod-a/nodes/node-a", ctllib.node("node-a", "prod-a", "10.0.0.1"))]
     kv = FakeKV()
     ctllib.write_fleet(kv)
     written += kv.puts
-    if len(written) < 8:
+    if len(written) < 9:
         problems.append(f"fixtures: only {len(written)} records seen")
     for key, value in written:
         problems.extend(f"fixture: {p}" for p in kv_schema.check_value(key, value, schema))
