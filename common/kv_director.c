@@ -5,17 +5,16 @@
  */
 #include "kv_director.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
 
 #include "hex.h"
 #include "json_util.h"
+#include "kv_field.h"
 #include "timefmt.h"
 
 static const char *const state_names[] = {
@@ -71,18 +70,6 @@ enum kv_director_kind kv_director_key_parse(const char *rel, const char **name)
     if (strcmp(rel, "force") == 0)
         return KV_DIRECTOR_FORCE;
     return KV_DIRECTOR_OTHER; /* folder keys ("proxies/"), future keys */
-}
-
-/* Canonical text of an IPv4/IPv6 address: 0, or -EINVAL. */
-static int canon_addr(const char *text, char *buf, size_t len)
-{
-    unsigned char a[16];
-
-    if (inet_pton(AF_INET, text, a) == 1)
-        return inet_ntop(AF_INET, a, buf, (socklen_t)len) ? 0 : -EINVAL;
-    if (inet_pton(AF_INET6, text, a) == 1)
-        return inet_ntop(AF_INET6, a, buf, (socklen_t)len) ? 0 : -EINVAL;
-    return -EINVAL;
 }
 
 /* A key segment usable as a table id: printable ASCII, no '/', no space. */
@@ -146,7 +133,7 @@ int kv_director_proxy_decode(const json_t *v, const char *host, const char *wher
             return -EINVAL;
         }
     }
-    if (canon_addr(addr, p->address, sizeof(p->address)) < 0) {
+    if (kv_ip_canonical(addr, p->address, sizeof(p->address)) < 0) {
         snprintf(err, errlen, "%s.address: '%s' is not an IPv4 or IPv6 address", where, addr);
         return -EINVAL;
     }
@@ -184,7 +171,7 @@ int kv_director_vip_decode(const json_t *v, const char *name, const char *where,
         (rc = json_get_string(v, where, "protocol", &proto, true, err, errlen)) < 0 ||
         (rc = json_get_array(v, where, "ports", &ports, true, err, errlen)) < 0)
         return rc;
-    if (canon_addr(addr, out->address, sizeof(out->address)) < 0) {
+    if (kv_ip_canonical(addr, out->address, sizeof(out->address)) < 0) {
         snprintf(err, errlen, "%s.address: '%s' is not an IPv4 or IPv6 address", where, addr);
         return -EINVAL;
     }

@@ -5,10 +5,13 @@
  */
 #include "kv_field.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "config.h"
 #include "errmsg.h"
@@ -157,17 +160,31 @@ int kv_get_expiry_fields(const json_t *root, int64_t *expires, char **author, ch
     return 0;
 }
 
+int kv_ip_canonical(const char *text, char *out, size_t outlen)
+{
+    unsigned char bin[16];
+
+    if (inet_pton(AF_INET, text, bin) == 1)
+        return inet_ntop(AF_INET, bin, out, (socklen_t)outlen) ? 0 : -EINVAL;
+    if (inet_pton(AF_INET6, text, bin) == 1)
+        return inet_ntop(AF_INET6, bin, out, (socklen_t)outlen) ? 0 : -EINVAL;
+    return -EINVAL;
+}
+
 int kv_canon_ip(const char *text, size_t len, char **out, const char **why)
 {
-    size_t cap = haproxy_value_format_size(len);
-    char *buf = malloc(cap);
-    size_t olen;
-    if (!buf)
-        return -ENOMEM;
-    if (haproxy_value_format(HAPROXY_VALUE_IP, text, len, buf, cap, &olen, why) < 0) {
-        free(buf);
+    char in[INET6_ADDRSTRLEN], buf[INET6_ADDRSTRLEN];
+
+    if (len == 0 || len >= sizeof(in) || memchr(text, '\0', len)) {
+        *why = "is not an IPv4 or IPv6 address";
         return -EINVAL;
     }
-    *out = buf;
-    return 0;
+    memcpy(in, text, len);
+    in[len] = '\0';
+    if (kv_ip_canonical(in, buf, sizeof(buf)) < 0) {
+        *why = "is not an IPv4 or IPv6 address";
+        return -EINVAL;
+    }
+    *out = strdup(buf);
+    return *out ? 0 : -ENOMEM;
 }

@@ -43,6 +43,9 @@ int kv_parse_hostport(const char *text, char **addr, uint16_t *port);
  * -EINVAL, -ENOMEM. */
 int kv_get_expiry_fields(const json_t *root, int64_t *expires, char **author, char **reason,
                          char *err, size_t errlen);
+/* Canonical text (inet_ntop) of an IPv4/IPv6 literal into out (at least
+ * INET6_ADDRSTRLEN bytes). 0 or -EINVAL. */
+int kv_ip_canonical(const char *text, char *out, size_t outlen);
 /* Canonical text of the IP address text[0..len) into *out (malloc'd).
  * 0, -EINVAL (*why says why) or -ENOMEM. */
 int kv_canon_ip(const char *text, size_t len, char **out, const char **why);

@@ -2,17 +2,16 @@
 /* ctl_model: see ctl_model.h. */
 #include "ctl_model.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "errmsg.h"
+#include "kv_field.h"
 #include "kv_key.h"
 #include "kv_servers.h"
 #include "log.h"
-#include "timefmt.h"
 
 _Static_assert((int)CTL_TARGET_NODE == (int)KVM_MAINT_NODE &&
                    (int)CTL_TARGET_ADDR == (int)KVM_MAINT_ADDR &&
@@ -85,24 +84,12 @@ static int grow(void **arr, size_t n, size_t size)
     return 0;
 }
 
-/* Canonical text of an IP address; 0 or -EINVAL. */ static int canon_ip(const char *text,
-                                                                         char *out, size_t outlen)
-{
-    unsigned char buf[16];
-
-    if (inet_pton(AF_INET, text, buf) == 1)
-        return inet_ntop(AF_INET, buf, out, (socklen_t)outlen) ? 0 : -EINVAL;
-    if (inet_pton(AF_INET6, text, buf) == 1)
-        return inet_ntop(AF_INET6, buf, out, (socklen_t)outlen) ? 0 : -EINVAL;
-    return -EINVAL;
-}
-
-/* One key segment: non-empty, no '/', printable. */
 static char *jstr(const json_t *o, const char *k)
 {
     const char *s = json_string_value(json_object_get(o, k));
     return s ? strdup(s) : NULL;
 }
+
 /* ---- maintenance values ------------------------------------------------- */
 
 int ctl_target_from_id(const char *id, struct ctl_target *out)
@@ -348,8 +335,8 @@ int ctl_model_resolve(const struct ctl_model *m, const char *text, char *const *
         return -EINVAL;
     }
     /* an IP address, bare or addr/<ip> */
-    if (canon_ip(text, ip, sizeof(ip)) == 0 ||
-        (!strncmp(text, "addr/", 5) && canon_ip(text + 5, ip, sizeof(ip)) == 0)) {
+    if (kv_ip_canonical(text, ip, sizeof(ip)) == 0 ||
+        (!strncmp(text, "addr/", 5) && kv_ip_canonical(text + 5, ip, sizeof(ip)) == 0)) {
         bool known = false;
         for (size_t i = 0; i < m->n_nodes && !known; i++)
             known = kvm_node_has_address(&m->nodes[i], ip);
