@@ -273,16 +273,57 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         conn_answer(c, AGENT_REQ_OVERSIZE);
 }
 
+/* Read what the socket holds now, without waiting. Returns true when the
+ * request is complete and has been answered (or the connection closed). */
+static bool conn_read_now(struct conn *c)
+{
+    uv_os_fd_t fd;
+    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0)
+        return false;
+    ssize_t n = recv(fd, c->buf + c->len, AGENT_REQUEST_MAX + 1 - c->len, MSG_DONTWAIT);
+    if (n > 0) {
+        char *fresh = c->buf + c->len;
+        c->len += (size_t)n;
+        if (memchr(fresh, '\n', (size_t)n)) {
+            conn_answer(c, AGENT_REQ_LINE);
+            return true;
+        }
+        if (c->len > AGENT_REQUEST_MAX) {
+            conn_answer(c, AGENT_REQ_OVERSIZE);
+            return true;
+        }
+        return false;
+    }
+    if (n == 0) {
+        conn_answer(c, AGENT_REQ_EOF);
+        return true;
+    }
+    if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+        c->srv->stats.read_errors++;
+        conn_close(c);
+        return true;
+    }
+    return false;
+}
+
 static void on_timer(uv_timer_t *t)
 {
     struct agent_server *srv = t->data;
     uint64_t now = uv_now(srv->loop);
 
     while (srv->head && srv->head->deadline <= now) {
-        if (srv->head->lingering)
-            conn_close(srv->head);
-        else
-            conn_answer(srv->head, AGENT_REQ_TIMEOUT);
+        struct conn *c = srv->head;
+        if (c->lingering) {
+            conn_close(c);
+            continue;
+        }
+        /* libuv runs expired timers before it polls: after a stall (the
+         * process stopped, a slow host) the line may be waiting in the
+         * socket with its read event not yet seen. The real answer wins
+         * whenever a line is readable; the default is only for a client
+         * that really sent nothing complete. */
+        if (!conn_read_now(c))
+            conn_answer(c, AGENT_REQ_TIMEOUT);
     }
     if (srv->head && !srv->closing)
         uv_timer_start(&srv->timer, on_timer, srv->head->deadline - now, 0);
@@ -348,28 +389,8 @@ static void on_connection(uv_stream_t *listener, int status)
     /* HAProxy sends its line right after connecting, so it has usually
      * arrived by the time we accept: answering from one direct read saves
      * registering the socket with epoll and a loop iteration per check. */
-    uv_os_fd_t fd;
-    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0) {
-        ssize_t n = recv(fd, c->buf, AGENT_REQUEST_MAX + 1, MSG_DONTWAIT);
-        if (n > 0) {
-            c->len = (size_t)n;
-            if (memchr(c->buf, '\n', c->len)) {
-                conn_answer(c, AGENT_REQ_LINE);
-                return;
-            }
-            if (c->len > AGENT_REQUEST_MAX) {
-                conn_answer(c, AGENT_REQ_OVERSIZE);
-                return;
-            }
-        } else if (n == 0) {
-            conn_answer(c, AGENT_REQ_EOF);
-            return;
-        } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-            srv->stats.read_errors++;
-            conn_close(c);
-            return;
-        }
-    }
+    if (conn_read_now(c))
+        return;
     int rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
     if (rc < 0) {
         srv->stats.read_errors++;

@@ -207,6 +207,36 @@ def test_sd_notify(binary, work, daemons):
         notify.close()
 
 
+def test_stall_answers_the_line(binary, work, daemons):
+    """Issue 14: the checker stopped (SIGSTOP) past the request timeout
+    while the line arrives; on SIGCONT the expired timer and the readable
+    line are both pending. The real answer must win, every time."""
+    d = start(binary, work, daemons, extra=["--request-timeout", "100ms"], state=DRAIN)
+    want = b"drain up 50% #disk swap (by alice)\n"
+    wait_until("the state to be answered", lambda: ask(d.port, b"be_web/web-1\n") == want)
+    for i in range(10):
+        with socket.create_connection(("127.0.0.1", d.port), timeout=5) as s:
+            # the connection is accepted (its deadline armed) before the stall
+            wait_until("the connection to be accepted",
+                       lambda: d.metric("drover_agent_checker_connections_active") == 1)
+            time.sleep(0.02)
+            d.signal(signal.SIGSTOP)
+            try:
+                s.sendall(b"be_web/web-1\n")
+                time.sleep(0.3)
+            finally:
+                d.signal(signal.SIGCONT)
+            chunks = []
+            while True:
+                b = s.recv(4096)
+                if not b:
+                    break
+                chunks.append(b)
+            reply = b"".join(chunks)
+        assert reply == want, f"try {i + 1}: {reply!r}"
+    assert d.metric("drover_agent_checker_requests_total", {"end": "timeout"}) == 0
+
+
 def test_bad_options_refused(binary, work, daemons):
     import subprocess
     for args in (["--listen", "localhost"], ["--fallback", "ready sideways"],
@@ -224,4 +254,5 @@ if __name__ == "__main__":
          test_empty_partial_oversize_halfclose, test_slow_clients_do_not_block,
          test_bad_file_keeps_previous_state, test_sighup_reloads, test_restart_keeps_state,
          test_expiry_at_answer_time, test_connection_cap, test_sd_notify,
+         test_stall_answers_the_line,
          test_bad_options_refused], sys.argv[1])
