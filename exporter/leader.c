@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * leader: Consul session lock election (see leader.h). Three timers: the
- * session renewal (TTL/2), the deadline after which an unrenewed leader
- * steps down (TTL minus a margin), and the acquire retry.
+ * session renewal (session TTL/2), the deadline after which an unrenewed
+ * leader steps down (session TTL minus a margin), and the acquire retry.
  */
 #include "leader.h"
 
@@ -19,7 +19,9 @@ struct leader {
     uv_loop_t *loop;
     struct consul_client *consul;
     char *key, *holder, *version;
-    unsigned ttl_s, lock_delay_s, retry_ms;
+    unsigned ttl_s;         /* failover bound: a dead holder keeps the lock at most this */
+    unsigned session_ttl_s; /* Consul session TTL: ttl_s / 2 (Consul waits 2x it) */
+    unsigned lock_delay_s, retry_ms;
     leader_change_cb cb;
     void *arg;
 
@@ -112,7 +114,7 @@ static void on_deadline(uv_timer_t *t)
 
 static void arm_deadline(struct leader *l)
 {
-    uint64_t ttl_ms = (uint64_t)l->ttl_s * 1000;
+    uint64_t ttl_ms = (uint64_t)l->session_ttl_s * 1000;
     uint64_t margin = ttl_ms / 5 > 2000 ? 2000 : ttl_ms / 5;
     uv_timer_start(&l->deadline_timer, on_deadline, ttl_ms - margin, 0);
 }
@@ -133,7 +135,7 @@ static void on_renewed(void *arg, struct consul_response *resp)
         l->stats.renew_failures++;
         log_warn("exporter: renewing session %s failed: %s, retrying in 1 s", l->session,
                  resp->errmsg ? resp->errmsg : strerror(-resp->err));
-        uv_timer_start(&l->renew_timer, on_renew_timer, 1000, (uint64_t)l->ttl_s * 500);
+        uv_timer_start(&l->renew_timer, on_renew_timer, 1000, (uint64_t)l->session_ttl_s * 500);
         return;
     }
     arm_deadline(l);
@@ -171,9 +173,9 @@ static void on_session(void *arg, struct consul_response *resp)
         return;
     }
     l->stats.sessions_created++;
-    log_info("exporter: session %s (TTL %u s, lock-delay %u s) for %s", l->session, l->ttl_s,
-             l->lock_delay_s, l->key);
-    uint64_t every = (uint64_t)l->ttl_s * 500;
+    log_info("exporter: session %s (TTL %u s, lock-delay %u s, failover within %u s) for %s",
+             l->session, l->session_ttl_s, l->lock_delay_s, l->ttl_s + l->lock_delay_s, l->key);
+    uint64_t every = (uint64_t)l->session_ttl_s * 500;
     uv_timer_start(&l->renew_timer, on_renew_timer, every, every);
     arm_deadline(l);
     set_session_ok(l, true);
@@ -188,7 +190,7 @@ static void create_session(struct leader *l)
     snprintf(name, sizeof(name), "drover-exporter %s", l->holder);
     struct consul_session_opts o = {
         .name = name,
-        .ttl_s = l->ttl_s,
+        .ttl_s = l->session_ttl_s,
         .lock_delay_s = l->lock_delay_s,
         .lock_delay_set = true,
     };
@@ -231,7 +233,7 @@ static void on_acquired(void *arg, struct consul_response *resp)
     l->announced = true;
     /* Held elsewhere, or refused during lock-delay: the watch wakes us
      * when it is free; retry anyway in case the lock-delay refused us. */
-    retry_in(l, l->key_free ? l->retry_ms : (uint64_t)l->ttl_s * 500);
+    retry_in(l, l->key_free ? l->retry_ms : (uint64_t)l->session_ttl_s * 500);
 }
 
 static void try_acquire(struct leader *l)
@@ -287,9 +289,18 @@ int leader_new(uv_loop_t *loop, struct consul_client *consul, const struct leade
     l->key = strdup(cfg->key);
     l->holder = strdup(cfg->holder ? cfg->holder : "unknown");
     l->version = strdup(cfg->version ? cfg->version : "");
-    l->ttl_s = cfg->ttl_s ? cfg->ttl_s : 15;
-    if (l->ttl_s < 10)
-        l->ttl_s = 10;
+    /* Consul invalidates a session that was not renewed for twice its
+     * TTL (never earlier than its TTL), and takes no TTL below 10 s: a
+     * session of half the configured TTL, renewed every quarter of it,
+     * frees the lock of a dead holder within the configured TTL. */
+    l->ttl_s = cfg->ttl_s ? cfg->ttl_s : LEADER_TTL_DEFAULT_S;
+    if (l->ttl_s < LEADER_TTL_MIN_S) {
+        log_warn("exporter: leader TTL %u s is below the %u s Consul allows (a 10 s session "
+                 "TTL, invalidated after twice that), using %u s",
+                 l->ttl_s, LEADER_TTL_MIN_S, LEADER_TTL_MIN_S);
+        l->ttl_s = LEADER_TTL_MIN_S;
+    }
+    l->session_ttl_s = l->ttl_s / 2;
     l->lock_delay_s = cfg->lock_delay_s;
     l->retry_ms = cfg->retry_ms ? cfg->retry_ms : 1000;
     l->cb = cb;

@@ -4,12 +4,15 @@
  * a Consul session lock on R kube/<cluster>/leader.
  *
  * A replica creates a session (TTL, behaviour release, lock-delay set
- * explicitly), renews it every TTL/2 and tries `?acquire=` on the key:
- * whoever holds it is the leader and the only one that writes. Followers
- * watch the key (blocking query) and try again as soon as it is free, and
- * every second while Consul's lock-delay still refuses them, so one takes
- * over within about the session's TTL (Consul invalidates a dead holder's
- * session after TTL to 2 x TTL) plus the lock-delay.
+ * explicitly), renews it every session TTL/2 and tries `?acquire=` on the
+ * key: whoever holds it is the leader and the only one that writes.
+ * Followers watch the key (blocking query) and try again as soon as it is
+ * free, and every second while Consul's lock-delay still refuses them.
+ * Consul invalidates a session twice its TTL after the last renewal, so
+ * the session TTL is half the configured leader TTL: a dead holder's lock
+ * is free within the leader TTL, and a follower takes over within the
+ * leader TTL plus the lock-delay (0 by default: writes are fenced by
+ * check-session, not by the delay).
  *
  * Leadership ends at once, with a new generation number, when the
  * session is gone (renew says not found), when the key shows another
@@ -29,11 +32,14 @@
 
 #include "consul.h"
 
+#define LEADER_TTL_MIN_S     20
+#define LEADER_TTL_DEFAULT_S 20
+
 struct leader_config {
     const char *key;       /* R kube/<cluster>/leader */
     const char *holder;    /* pod or host name, written into the key */
     const char *version;   /* exporter version, written into the key */
-    unsigned ttl_s;        /* session TTL, 10..86400; 0 = 15 */
+    unsigned ttl_s;        /* failover bound, >= 20 (session TTL = ttl_s/2); 0 = 20 */
     unsigned lock_delay_s; /* Consul lock-delay after an invalidation */
     unsigned retry_ms;     /* acquire retry while the lock is free; 0 = 1000 */
 };

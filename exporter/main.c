@@ -103,10 +103,12 @@ static const struct config_option options[] = {
                         "wait this long after a change before writing (batches bursts)"),
     CONFIG_OPT_BOOL("leader-elect", &opt.leader_elect, "true",
                     "elect a leader among replicas through a Consul session lock"),
-    CONFIG_OPT_DURATION("leader-ttl", &opt.leader_ttl_ms, "15s",
-                        "Consul session TTL of the leader lock (10s..1h)"),
-    CONFIG_OPT_DURATION("leader-lock-delay", &opt.leader_lock_delay_ms, "5s",
-                        "Consul lock-delay after a leader's session is invalidated"),
+    CONFIG_OPT_DURATION("leader-ttl", &opt.leader_ttl_ms, "20s",
+                        "a dead leader's lock is free within this (20s..2h; the Consul "
+                        "session TTL is half of it)"),
+    CONFIG_OPT_DURATION("leader-lock-delay", &opt.leader_lock_delay_ms, "0s",
+                        "Consul lock-delay after a leader's session is invalidated (writes "
+                        "are fenced by check-session, so none is needed)"),
     CONFIG_OPT_STRLIST("service-labels", &opt.service_labels, NULL,
                        "Service label keys copied into each service entry (repeat the flag; a "
                        "comma list in DROVER_*)"),

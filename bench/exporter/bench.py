@@ -21,6 +21,11 @@ Figures:
                               resources plus a full Consul re-read (SIGHUP)
                               that change nothing (expected 0)
   exporter_rss_mib            peak RSS (VmHWM) of the exporter at the end
+  exporter_failover_s         a standby replica (same options, its own session)
+                              follows; kill -9 of the leader -> the standby's
+                              drover_exporter_leader is 1 (polled every 20 ms);
+                              then every key is checked to be still in Consul
+                              (goal: within --leader-ttl + 1 s, default 20 s)
 """
 import calendar
 import os
@@ -49,6 +54,14 @@ def wait_until(fn, timeout, what):
         raise SystemExit("bench: %s" % e) from None
 
 
+def _ok(fn):
+    """fn() or False when it raises (a server not answering yet)"""
+    try:
+        return fn()
+    except (OSError, AssertionError):
+        return False
+
+
 def main():
     if len(sys.argv) < 2:
         raise SystemExit(__doc__)
@@ -58,7 +71,7 @@ def main():
     n_ev = int(sys.argv[4]) if len(sys.argv) > 4 else 30
     work = tempfile.mkdtemp(prefix="drover-bench-exporter-")
     dev = ConsulDev(os.path.join(work, "consul"))
-    kube = proc = None
+    kube = proc = standby = None
     try:
         dev.start()
         kube = KubeFixture(os.path.join(work, "kube"), "--tls", "--seed", "empty",
@@ -81,13 +94,13 @@ def main():
         log_path = os.path.join(work, "exporter.log")
         log = open(log_path, "w")
         t0 = time.time()
-        proc = subprocess.Popen(
-            [exe, *kube.args(), "--consul-addr", consul, "--cluster", CLUSTER,
-             "--metrics-addr", "127.0.0.1:0", "--resync-interval", "0"],
-            stdout=log, stderr=subprocess.STDOUT)
+        args = [exe, *kube.args(), "--consul-addr", consul, "--cluster", CLUSTER,
+                "--metrics-addr", "127.0.0.1:0", "--resync-interval", "0"]
+        proc = subprocess.Popen(args + ["--holder-name", "bench-leader"], stdout=log,
+                                stderr=subprocess.STDOUT)
 
-        def logtext():
-            with open(log_path) as f:
+        def logtext(path=log_path):
+            with open(path) as f:
                 return f.read()
 
         def synced_line():
@@ -107,7 +120,7 @@ def main():
         if len(keys) != want:
             raise SystemExit("bench: %d keys in Consul after sync, expected %d" % (len(keys), want))
 
-        def metrics():
+        def metrics(port=port):
             return scrape(port, timeout=120)
 
         # event -> KV: update one Service, block on its key in Consul
@@ -155,6 +168,31 @@ def main():
             for line in f:
                 if line.startswith("VmHWM:"):
                     rss_kib = int(line.split()[1])
+        # failover: a standby follows, the leader is killed without a release
+        sb_log_path = os.path.join(work, "standby.log")
+        standby = subprocess.Popen(args + ["--holder-name", "bench-standby"],
+                                   stdout=open(sb_log_path, "w"), stderr=subprocess.STDOUT)
+        sb_port = int(wait_until(lambda: re.search(r"metrics and health on \S+ \(port (\d+)\)",
+                                                   logtext(sb_log_path)), 60,
+                                 "the standby's metrics port").group(1))
+
+        def standby_follows():
+            st, _, _ = drover_testlib.http("GET", "http://127.0.0.1:%d/readyz" % sb_port, timeout=5)
+            return st == 200 and "drover_exporter_leader" in metrics(sb_port)
+        wait_until(lambda: _ok(standby_follows), 60, "the standby to follow with a live session")
+        if metrics(sb_port)["drover_exporter_leader"] != 0:
+            raise SystemExit("bench: the standby leads before the leader was killed")
+        ttl = 20  # --leader-ttl default
+        proc.kill()
+        t_kill = time.monotonic()
+        proc.wait()
+        wait_until(lambda: metrics(sb_port).get("drover_exporter_leader") == 1, 3 * ttl,
+                   "the standby to lead")
+        failover = time.monotonic() - t_kill
+        left = set(kv.keys(own))
+        if not set(keys) <= left:
+            raise SystemExit("bench: keys lost in the failover: %s" % sorted(set(keys) - left)[:5])
+
         lat.sort()
         print("method: converge = exporter start -> its 'KV in sync' log line (paged list of "
               "both resources, build, %d-key diff, txn batches of 64); then %d keys verified in "
@@ -167,8 +205,13 @@ def main():
         print("BENCH exporter_converge_s %.3f" % converge)
         print("BENCH exporter_event_to_kv_ms %.1f" % statistics.median(lat))
         print("BENCH exporter_noop_resync_writes %d" % (w1 - w0))
+        print("method: failover = kill -9 of the leader -> a following replica reports "
+              "drover_exporter_leader 1 (--leader-ttl %d s, lock-delay 0); %d keys still in Consul"
+              % (ttl, len(keys)))
         print("BENCH exporter_rss_mib %.1f" % (rss_kib / 1024.0))
+        print("BENCH exporter_failover_s %.1f" % failover)
     finally:
+        stop_process(standby)
         stop_process(proc)
         if kube:
             kube.stop()

@@ -232,7 +232,7 @@ fleet_exporter() { # N
     fleet_bg "exporter-$1" "$FLEET_BIN_EXPORTER" --kube-cluster "$FLEET_CLUSTER" \
         --consul-addr "$FLEET_CONSUL" --kube-api "$(cat "$FLEET_STATE/kube/addr")" \
         --kube-token-file "$FLEET_STATE/kube/token" --holder-name "exporter-$1" \
-        --metrics-addr "127.0.0.1:$port" --leader-ttl 10s --leader-lock-delay 1s
+        --metrics-addr "127.0.0.1:$port" --leader-ttl 20s --leader-lock-delay 0s
 }
 
 fleet_exporter_metric() { # N NAME
