@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <libgen.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,28 @@
 #define DEBOUNCE_MS 10
 #define TICK_MS     1000
 
+/* Counters of answers are written by one thread (the reader's) and read by
+ * the metrics collector on the main thread: relaxed atomic load and store,
+ * which on the hot path compile to a plain add. */
+#define COUNT(field)                                                                               \
+    __atomic_store_n(&(field), __atomic_load_n(&(field), __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED)
+
+/* One loaded state as the answering threads see it: immutable once
+ * published, freed when the last reader lets go of it. */
+struct agent_view {
+    struct agent_state *state; /* NULL: no good file loaded yet */
+    int64_t state_time;        /* "generated", or the file's mtime */
+    unsigned refs;             /* atomic */
+};
+
+struct agent_reader {
+    struct agent_checker *ck;
+    struct agent_view *view; /* one reference held (the checker's own reader borrows) */
+    struct agent_checker_counters counters; /* answer fields only */
+    uv_async_t wake;                        /* worker readers: a new view is published */
+    struct agent_reader *next;              /* ck->readers, under ck->lock */
+};
+
 struct agent_checker {
     uv_loop_t *loop;
     struct agent_checker_config cfg;
@@ -27,9 +50,17 @@ struct agent_checker {
     char no_state_text[2 * AGENT_TEXT_MAX];
     char stale_text[2 * AGENT_TEXT_MAX];
 
-    struct agent_state *state;
-    int64_t state_time; /* "generated", or the file's mtime */
-    struct stat seen;   /* identity of the file last tried */
+    /* The published view: replaced (never changed) on reload, under lock,
+     * and each worker reader is woken to take the new one. The checker's
+     * own reader (agent_checker_answer, on the checker's loop) always
+     * answers from it. */
+    struct agent_view *view;
+    pthread_mutex_t lock;
+    struct agent_reader own;
+    struct agent_reader *readers;
+    struct agent_checker_counters retired; /* answers of freed readers */
+    struct agent_checker_counters sum;     /* what agent_checker_counters returns */
+    struct stat seen;                      /* identity of the file last tried */
     bool seen_valid;
 
     bool ready;
@@ -61,9 +92,52 @@ static int64_t wall_now(void)
     return ts.tv_sec;
 }
 
-static bool is_stale(const struct agent_checker *ck, int64_t now)
+static bool is_stale(const struct agent_checker *ck, const struct agent_view *v, int64_t now)
 {
-    return ck->state && ck->cfg.stale_after_s > 0 && now - ck->state_time > ck->cfg.stale_after_s;
+    return v->state && ck->cfg.stale_after_s > 0 && now - v->state_time > ck->cfg.stale_after_s;
+}
+
+static struct agent_view *view_new(struct agent_state *st, int64_t state_time)
+{
+    struct agent_view *v = calloc(1, sizeof(*v));
+    if (!v)
+        return NULL;
+    v->state = st;
+    v->state_time = state_time;
+    v->refs = 1;
+    return v;
+}
+
+static void view_ref(struct agent_view *v)
+{
+    __atomic_add_fetch(&v->refs, 1, __ATOMIC_RELAXED);
+}
+
+static void view_unref(struct agent_view *v)
+{
+    if (!v || __atomic_sub_fetch(&v->refs, 1, __ATOMIC_ACQ_REL) != 0)
+        return;
+    bool big = agent_state_count(v->state) > 0;
+    agent_state_free(v->state);
+    free(v);
+    /* jansson's tree for a big file is much larger than the table:
+     * hand the freed pages back so RSS reflects the table. */
+    if (big)
+        malloc_trim(0);
+}
+
+/* Make v the published view (the caller's reference moves to the
+ * checker) and tell every worker reader to take it. Checker's loop. */
+static void publish(struct agent_checker *ck, struct agent_view *v)
+{
+    pthread_mutex_lock(&ck->lock);
+    struct agent_view *old = ck->view;
+    ck->view = v;
+    ck->own.view = v;
+    for (struct agent_reader *r = ck->readers; r; r = r->next)
+        uv_async_send(&r->wake);
+    pthread_mutex_unlock(&ck->lock);
+    view_unref(old);
 }
 
 /* Recompute readiness; tell the owner when it changes. */
@@ -73,7 +147,7 @@ static void update_ready(struct agent_checker *ck, const char *why_not)
     char reason[sizeof(ck->reason)];
     int64_t now = wall_now();
 
-    if (!ck->state) {
+    if (!ck->view->state) {
         ready = false;
         snprintf(reason, sizeof(reason), "%s", why_not ? why_not : ck->reason);
     } else if (ck->last_error[0]) {
@@ -81,10 +155,10 @@ static void update_ready(struct agent_checker *ck, const char *why_not)
          * file on disk is not what we serve: say so. */
         ready = false;
         snprintf(reason, sizeof(reason), "%.250s; serving the previous state", ck->last_error);
-    } else if (is_stale(ck, now)) {
+    } else if (is_stale(ck, ck->view, now)) {
         ready = false;
         snprintf(reason, sizeof(reason), "state file %s is stale: generated %llds ago, limit %llds",
-                 ck->cfg.state_path, (long long)(now - ck->state_time),
+                 ck->cfg.state_path, (long long)(now - ck->view->state_time),
                  (long long)ck->cfg.stale_after_s);
     } else {
         ready = true;
@@ -116,13 +190,19 @@ enum agent_reload_result agent_checker_reload(struct agent_checker *ck, const ch
     }
 
     int rc = agent_state_load(ck->cfg.state_path, &st, &err);
+    struct agent_view *v = NULL;
     if (rc == 0) {
-        struct agent_state *old = ck->state;
         int64_t gen = agent_state_generated(st);
-        ck->state = st;
-        ck->state_time =
-            gen ? gen : (ck->seen_valid ? (int64_t)ck->seen.st_mtim.tv_sec : wall_now());
-        agent_state_free(old);
+        v = view_new(st,
+                     gen ? gen : (ck->seen_valid ? (int64_t)ck->seen.st_mtim.tv_sec : wall_now()));
+        if (!v) {
+            agent_state_free(st);
+            snprintf(err.text, sizeof(err.text), "out of memory");
+            rc = -ENOMEM;
+        }
+    }
+    if (rc == 0) {
+        publish(ck, v);
         /* jansson's tree for a big file is much larger than the table:
          * hand the freed pages back so RSS reflects the table. */
         malloc_trim(0);
@@ -135,7 +215,7 @@ enum agent_reload_result agent_checker_reload(struct agent_checker *ck, const ch
         res = AGENT_RELOAD_MISSING;
         snprintf(reason, sizeof(reason), "state file %s missing", ck->cfg.state_path);
         log_warn("agent-checker: state file %s (%s): missing, %s", ck->cfg.state_path, why,
-                 ck->state ? "keeping previous state" : "answering the fallback");
+                 ck->view->state ? "keeping previous state" : "answering the fallback");
     } else if (rc == -EINVAL) {
         res = AGENT_RELOAD_INVALID;
         ck->counters.parse_errors++;
@@ -146,13 +226,13 @@ enum agent_reload_result agent_checker_reload(struct agent_checker *ck, const ch
             snprintf(reason, sizeof(reason), "state file %s rejected: %s", ck->cfg.state_path,
                      err.text);
         log_error("agent-checker: %s (%s), %s", reason, why,
-                  ck->state ? "keeping previous state" : "answering the fallback");
+                  ck->view->state ? "keeping previous state" : "answering the fallback");
     } else {
         res = AGENT_RELOAD_ERROR;
         snprintf(reason, sizeof(reason), "state file %s unreadable: %s", ck->cfg.state_path,
                  err.text[0] ? err.text : strerror(-rc));
         log_error("agent-checker: %s (%s), %s", reason, why,
-                  ck->state ? "keeping previous state" : "answering the fallback");
+                  ck->view->state ? "keeping previous state" : "answering the fallback");
     }
     if (res != AGENT_RELOAD_OK) {
         memcpy(ck->last_error, reason, sizeof(reason));
@@ -162,31 +242,39 @@ enum agent_reload_result agent_checker_reload(struct agent_checker *ck, const ch
     return res;
 }
 
-enum agent_match agent_checker_lookup(struct agent_checker *ck, const struct agent_request *req,
+static enum agent_match reader_lookup(struct agent_reader *r, const struct agent_request *req,
                                       int64_t now, struct agent_answer *out)
 {
-    if (!ck->state) {
+    struct agent_checker *ck = r->ck;
+    const struct agent_view *v = r->view;
+    if (!v->state) {
         *out = ck->fallback;
         out->text = ck->no_state_text;
-        ck->counters.fallback_no_state++;
+        COUNT(r->counters.fallback_no_state);
         return AGENT_MATCH_NONE;
     }
-    if (is_stale(ck, now)) {
+    if (is_stale(ck, v, now)) {
         *out = ck->fallback;
         out->text = ck->stale_text;
-        ck->counters.fallback_stale++;
+        COUNT(r->counters.fallback_stale);
         return AGENT_MATCH_NONE;
     }
-    enum agent_match m = agent_state_lookup(ck->state, req, now, out);
+    enum agent_match m = agent_state_lookup(v->state, req, now, out);
     if (m == AGENT_MATCH_NONE)
         *out = ck->fallback;
     return m;
 }
 
-int agent_checker_answer(void *ctx, const char *req, size_t len, enum agent_req_end end, char *out,
-                         size_t cap)
+enum agent_match agent_checker_lookup(struct agent_checker *ck, const struct agent_request *req,
+                                      int64_t now, struct agent_answer *out)
 {
-    struct agent_checker *ck = ctx;
+    return reader_lookup(&ck->own, req, now, out);
+}
+
+int agent_reader_answer(void *ctx, const char *req, size_t len, enum agent_req_end end, char *out,
+                        size_t cap)
+{
+    struct agent_reader *rd = ctx;
     struct agent_request r;
     struct agent_answer a;
 
@@ -195,13 +283,92 @@ int agent_checker_answer(void *ctx, const char *req, size_t len, enum agent_req_
     if (end == AGENT_REQ_TIMEOUT || end == AGENT_REQ_OVERSIZE ||
         agent_request_parse(req, len, &r) < 0) {
         if (len > 0 || end == AGENT_REQ_OVERSIZE)
-            ck->counters.bad_requests++;
+            COUNT(rd->counters.bad_requests);
         r.key[0] = r.address[0] = '\0';
     }
-    enum agent_match m = agent_checker_lookup(ck, &r, wall_now(), &a);
-    ck->counters.matches[m]++;
-    ck->counters.replies[a.admin][a.health]++;
+    enum agent_match m = reader_lookup(rd, &r, wall_now(), &a);
+    COUNT(rd->counters.matches[m]);
+    COUNT(rd->counters.replies[a.admin][a.health]);
     return agent_reply_format(&a, out, cap);
+}
+
+int agent_checker_answer(void *ctx, const char *req, size_t len, enum agent_req_end end, char *out,
+                         size_t cap)
+{
+    struct agent_checker *ck = ctx;
+    return agent_reader_answer(&ck->own, req, len, end, out, cap);
+}
+
+/* A worker reader's loop: take the published view. */
+static void on_reader_wake(uv_async_t *a)
+{
+    struct agent_reader *r = a->data;
+    struct agent_checker *ck = r->ck;
+    pthread_mutex_lock(&ck->lock);
+    struct agent_view *v = ck->view;
+    view_ref(v);
+    pthread_mutex_unlock(&ck->lock);
+    struct agent_view *old = r->view;
+    r->view = v;
+    view_unref(old);
+}
+
+int agent_checker_reader_new(struct agent_checker *ck, uv_loop_t *loop, struct agent_reader **out)
+{
+    struct agent_reader *r = calloc(1, sizeof(*r));
+    if (!r)
+        return -ENOMEM;
+    r->ck = ck;
+    int rc = uv_async_init(loop, &r->wake, on_reader_wake);
+    if (rc < 0) {
+        free(r);
+        return rc;
+    }
+    r->wake.data = r;
+    pthread_mutex_lock(&ck->lock);
+    r->view = ck->view;
+    view_ref(r->view);
+    r->next = ck->readers;
+    ck->readers = r;
+    pthread_mutex_unlock(&ck->lock);
+    *out = r;
+    return 0;
+}
+
+void agent_checker_reader_close(struct agent_reader *r)
+{
+    if (r && !uv_is_closing((uv_handle_t *)&r->wake))
+        uv_close((uv_handle_t *)&r->wake, NULL);
+}
+
+static void counters_add(struct agent_checker_counters *to, const struct agent_checker_counters *c)
+{
+    for (int a = 0; a < AGENT_ADMIN_COUNT; a++)
+        for (int h = 0; h < AGENT_HEALTH_COUNT; h++)
+            to->replies[a][h] += __atomic_load_n(&c->replies[a][h], __ATOMIC_RELAXED);
+    for (int m = 0; m < AGENT_MATCH_COUNT; m++)
+        to->matches[m] += __atomic_load_n(&c->matches[m], __ATOMIC_RELAXED);
+    to->bad_requests += __atomic_load_n(&c->bad_requests, __ATOMIC_RELAXED);
+    to->fallback_no_state += __atomic_load_n(&c->fallback_no_state, __ATOMIC_RELAXED);
+    to->fallback_stale += __atomic_load_n(&c->fallback_stale, __ATOMIC_RELAXED);
+}
+
+void agent_checker_reader_free(struct agent_reader *r)
+{
+    if (!r)
+        return;
+    struct agent_checker *ck = r->ck;
+    pthread_mutex_lock(&ck->lock);
+    for (struct agent_reader **p = &ck->readers; *p; p = &(*p)->next) {
+        if (*p == r) {
+            *p = r->next;
+            break;
+        }
+    }
+    counters_add(&ck->retired, &r->counters);
+    pthread_mutex_unlock(&ck->lock);
+    view_unref(r->view);
+    free(r);
 }
 
 static void on_debounce(uv_timer_t *t)
@@ -260,6 +427,14 @@ int agent_checker_new(uv_loop_t *loop, const struct agent_checker_config *cfg,
         return -ENOMEM;
     ck->loop = loop;
     ck->cfg = *cfg;
+    ck->view = view_new(NULL, 0);
+    if (!ck->view) {
+        free(ck);
+        return -ENOMEM;
+    }
+    pthread_mutex_init(&ck->lock, NULL);
+    ck->own.ck = ck;
+    ck->own.view = ck->view;
     ck->ready_fn = ready_fn;
     ck->ready_arg = ready_arg;
     snprintf(ck->reason, sizeof(ck->reason), "state file %s not loaded yet", cfg->state_path);
@@ -316,13 +491,25 @@ fail:
     free(b);
     free(ck->dir);
     free(ck->base);
+    view_unref(ck->view);
+    pthread_mutex_destroy(&ck->lock);
     free(ck);
     return rc;
 }
 
-const struct agent_checker_counters *agent_checker_counters(const struct agent_checker *ck)
+const struct agent_checker_counters *agent_checker_counters(struct agent_checker *ck)
 {
-    return &ck->counters;
+    struct agent_checker_counters *sum = &ck->sum;
+    memset(sum, 0, sizeof(*sum));
+    memcpy(sum->reloads, ck->counters.reloads, sizeof(sum->reloads));
+    sum->parse_errors = ck->counters.parse_errors;
+    pthread_mutex_lock(&ck->lock);
+    counters_add(sum, &ck->own.counters);
+    counters_add(sum, &ck->retired);
+    for (const struct agent_reader *r = ck->readers; r; r = r->next)
+        counters_add(sum, &r->counters);
+    pthread_mutex_unlock(&ck->lock);
+    return sum;
 }
 
 bool agent_checker_ready(const struct agent_checker *ck, const char **reason)
@@ -334,16 +521,16 @@ bool agent_checker_ready(const struct agent_checker *ck, const char **reason)
 
 double agent_checker_state_age(const struct agent_checker *ck)
 {
-    if (!ck->state)
+    if (!ck->view->state)
         return -1;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)(ts.tv_sec - ck->state_time) + ts.tv_nsec / 1e9;
+    return (double)(ts.tv_sec - ck->view->state_time) + ts.tv_nsec / 1e9;
 }
 
 size_t agent_checker_state_entries(const struct agent_checker *ck)
 {
-    return agent_state_count(ck->state);
+    return agent_state_count(ck->view->state);
 }
 
 void agent_checker_close(struct agent_checker *ck)
@@ -361,7 +548,8 @@ void agent_checker_free(struct agent_checker *ck)
 {
     if (!ck)
         return;
-    agent_state_free(ck->state);
+    view_unref(ck->view); /* worker readers are freed before the checker */
+    pthread_mutex_destroy(&ck->lock);
     free(ck->dir);
     free(ck->base);
     free(ck);

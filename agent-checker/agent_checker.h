@@ -14,8 +14,17 @@
  *
  * agent_checker_answer() is the agent_server callback: request line ->
  * lookup (server, address, backend, default, fallback) -> reply line.
- * All counters are plain integers read by the metrics collector; the hot
- * path never takes a lock or allocates.
+ *
+ * Threads: the checker (reloads, readiness, watching) lives on one loop.
+ * Answering threads each get an agent_reader on their own loop and answer
+ * through agent_reader_answer. A loaded state is one immutable view shared
+ * by all: a reload publishes a new view under a mutex and wakes every
+ * reader (uv_async), which takes it on its next loop iteration and drops
+ * its reference to the old one; the last reference frees it. So every
+ * thread answers from one complete file or the next, never a mix, and
+ * switches within one loop iteration of the reload. The hot path never
+ * takes a lock or allocates: it reads its reader's view and bumps its
+ * reader's counters (relaxed atomics, summed by agent_checker_counters).
  */
 #ifndef DROVER_AGENT_CHECKER_H
 #define DROVER_AGENT_CHECKER_H
@@ -70,9 +79,24 @@ int agent_checker_new(uv_loop_t *loop, const struct agent_checker_config *cfg,
  * for the log line). */
 enum agent_reload_result agent_checker_reload(struct agent_checker *ck, const char *why);
 
-/* agent_answer_fn for agent_server; ctx is the checker. */
+/* agent_answer_fn for agent_server on the checker's own loop; ctx is the
+ * checker. */
 int agent_checker_answer(void *ctx, const char *req, size_t len, enum agent_req_end end, char *out,
                          size_t cap);
+
+struct agent_reader;
+
+/* A reader for an answering thread whose loop is loop: call on the
+ * checker's thread before that loop runs. 0 or a negative errno. */
+int agent_checker_reader_new(struct agent_checker *ck, uv_loop_t *loop, struct agent_reader **out);
+/* agent_answer_fn for an agent_server on the reader's loop; ctx is the
+ * reader. */
+int agent_reader_answer(void *ctx, const char *req, size_t len, enum agent_req_end end, char *out,
+                        size_t cap);
+/* On the reader's loop: close its handle (then let the loop run). */
+void agent_checker_reader_close(struct agent_reader *r);
+/* After the reader's loop has ended, before agent_checker_free. */
+void agent_checker_reader_free(struct agent_reader *r);
 
 /* Answer for one parsed request at time now into *out (text borrowed
  * from the checker/state until the next reload); returns where it came
@@ -80,7 +104,9 @@ int agent_checker_answer(void *ctx, const char *req, size_t len, enum agent_req_
 enum agent_match agent_checker_lookup(struct agent_checker *ck, const struct agent_request *req,
                                       int64_t now, struct agent_answer *out);
 
-const struct agent_checker_counters *agent_checker_counters(const struct agent_checker *ck);
+/* Totals over every reader (answers) and the checker (reloads); the
+ * pointer is valid until the next call. Checker's thread. */
+const struct agent_checker_counters *agent_checker_counters(struct agent_checker *ck);
 bool agent_checker_ready(const struct agent_checker *ck, const char **reason);
 /* Seconds since the state's "generated" time (or since the file's mtime
  * when it has none); -1 with no state. */

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "agent_reply.h"
 #include "log.h"
@@ -31,20 +32,39 @@ struct conn {
     char reply[AGENT_REPLY_MAX];
 };
 
+/* A listening socket polled for readability; connections are accepted
+ * with accept4 directly so that one whose line is already there is
+ * answered and closed without ever becoming a libuv handle. */
+struct listener {
+    uv_poll_t poll;
+    int fd;
+    struct agent_server *srv;
+};
+
 struct agent_server {
     uv_loop_t *loop;
     struct agent_server_config cfg;
     agent_answer_fn fn;
     void *ctx;
-    uv_tcp_t listeners[MAX_LISTENERS];
+    struct listener listeners[MAX_LISTENERS];
     size_t nlisteners;
     uv_timer_t timer;
+    uv_timer_t accept_pause; /* out of file descriptors: stop accepting a moment */
+    bool paused;
+    char scratch[AGENT_REQUEST_MAX + 2]; /* request of a connection answered at once */
+    char reply[AGENT_REPLY_MAX];
     struct conn *head, *tail;
     struct conn *free_conns; /* linked through ->next */
     size_t nfree;
     struct agent_server_stats stats;
     bool closing;
 };
+
+/* Stats are written on the server's loop and read by the metrics
+ * collector on another thread: relaxed atomics (a plain add on x86). */
+#define STAT_ADD(field, n)                                                                         \
+    __atomic_store_n(&(field), __atomic_load_n(&(field), __ATOMIC_RELAXED) + (n), __ATOMIC_RELAXED)
+#define STAT_INC(field) STAT_ADD(field, 1)
 
 static const char *const end_names[AGENT_REQ_END_COUNT] = {"line", "eof", "timeout", "oversize"};
 
@@ -115,7 +135,9 @@ static void on_conn_closed(uv_handle_t *h)
 {
     struct conn *c = h->data;
     struct agent_server *srv = c->srv;
-    srv->stats.active--;
+    STAT_ADD(srv->stats.active, (size_t)-1);
+    if (srv->cfg.shared_active)
+        __atomic_sub_fetch(srv->cfg.shared_active, 1, __ATOMIC_RELAXED);
     if (srv->nfree < FREE_CONNS_MAX && !srv->closing) {
         c->next = srv->free_conns;
         srv->free_conns = c;
@@ -199,7 +221,7 @@ static void on_written(uv_write_t *req, int status)
 {
     struct conn *c = req->data;
     if (status < 0) {
-        c->srv->stats.write_errors++;
+        STAT_INC(c->srv->stats.write_errors);
         conn_close(c);
         return;
     }
@@ -212,7 +234,7 @@ static void conn_answer(struct conn *c, enum agent_req_end end)
 
     list_remove(srv, c);
     uv_read_stop((uv_stream_t *)&c->tcp);
-    srv->stats.ends[end]++;
+    STAT_INC(srv->stats.ends[end]);
     c->linger = end == AGENT_REQ_OVERSIZE;
     c->buf[c->len] = '\0'; /* callers may treat it as a string */
     int n = srv->fn(srv->ctx, c->buf, c->len, end, c->reply, sizeof(c->reply));
@@ -229,7 +251,7 @@ static void conn_answer(struct conn *c, enum agent_req_end end)
         return;
     }
     if (w < 0 && w != UV_EAGAIN) {
-        srv->stats.write_errors++;
+        STAT_INC(srv->stats.write_errors);
         conn_close(c);
         return;
     }
@@ -237,7 +259,7 @@ static void conn_answer(struct conn *c, enum agent_req_end end)
     uv_buf_t rest = {.base = c->reply + done, .len = (size_t)n - done};
     c->wreq.data = c;
     if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &rest, 1, on_written) < 0) {
-        srv->stats.write_errors++;
+        STAT_INC(srv->stats.write_errors);
         conn_close(c);
     }
 }
@@ -259,7 +281,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     if (nread < 0) {
-        c->srv->stats.read_errors++;
+        STAT_INC(c->srv->stats.read_errors);
         conn_close(c);
         return;
     }
@@ -299,7 +321,7 @@ static bool conn_read_now(struct conn *c)
         return true;
     }
     if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-        c->srv->stats.read_errors++;
+        STAT_INC(c->srv->stats.read_errors);
         conn_close(c);
         return true;
     }
@@ -329,36 +351,20 @@ static void on_timer(uv_timer_t *t)
         uv_timer_start(&srv->timer, on_timer, srv->head->deadline - now, 0);
 }
 
-static void on_refused_closed(uv_handle_t *h)
+/* Over the connection cap: a reset, so HAProxy fails this check at once
+ * (leaving it in the backlog would only make it wait for its timeout). */
+static void refuse(struct agent_server *srv, int fd)
 {
-    free(h);
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    STAT_INC(srv->stats.refused);
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    close(fd);
 }
 
-static void on_connection(uv_stream_t *listener, int status)
+/* The request is incomplete: make fd a libuv connection that waits for
+ * the rest (or the timeout), holding the len bytes already read. */
+static void conn_adopt(struct agent_server *srv, int fd, const char *data, size_t len)
 {
-    struct agent_server *srv = listener->data;
-
-    if (status < 0) {
-        srv->stats.accept_errors++;
-        log_warn("agent-checker: accept failed: %s, continuing", uv_strerror(status));
-        return;
-    }
-    if (srv->stats.active >= srv->cfg.max_connections) {
-        /* Accept and drop: leaving it in the backlog would only make
-         * HAProxy wait for its own check timeout. */
-        uv_tcp_t *t = malloc(sizeof(*t));
-        if (!t)
-            return;
-        uv_tcp_init(srv->loop, t);
-        if (uv_accept(listener, (uv_stream_t *)t) == 0) {
-            srv->stats.refused++;
-            /* A reset, so HAProxy fails this check at once. */
-            if (uv_tcp_close_reset(t, on_refused_closed) == 0)
-                return;
-        }
-        uv_close((uv_handle_t *)t, on_refused_closed);
-        return;
-    }
     struct conn *c = srv->free_conns;
     if (c) {
         srv->free_conns = c->next;
@@ -367,34 +373,132 @@ static void on_connection(uv_stream_t *listener, int status)
         c = malloc(sizeof(*c));
     }
     if (!c) {
-        srv->stats.accept_errors++;
+        STAT_INC(srv->stats.accept_errors);
+        if (srv->cfg.shared_active)
+            __atomic_sub_fetch(srv->cfg.shared_active, 1, __ATOMIC_RELAXED);
+        close(fd);
         return;
     }
     c->srv = srv;
-    c->len = 0;
+    memcpy(c->buf, data, len);
+    c->len = len;
     c->prev = c->next = NULL;
     c->waiting = c->linger = c->lingering = false;
     uv_tcp_init(srv->loop, &c->tcp);
     c->tcp.data = c;
-    srv->stats.active++;
-    if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
-        srv->stats.accept_errors++;
+    STAT_INC(srv->stats.active);
+    if (uv_tcp_open(&c->tcp, fd) != 0) {
+        STAT_INC(srv->stats.accept_errors);
+        close(fd);
         conn_close(c);
         return;
     }
-    srv->stats.accepted++;
     list_append(srv, c);
     if (!uv_is_active((uv_handle_t *)&srv->timer))
         uv_timer_start(&srv->timer, on_timer, srv->cfg.request_timeout_ms, 0);
-    /* HAProxy sends its line right after connecting, so it has usually
-     * arrived by the time we accept: answering from one direct read saves
-     * registering the socket with epoll and a loop iteration per check. */
-    if (conn_read_now(c))
+    if (c->len > AGENT_REQUEST_MAX) {
+        conn_answer(c, AGENT_REQ_OVERSIZE);
         return;
+    }
     int rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
     if (rc < 0) {
-        srv->stats.read_errors++;
+        STAT_INC(srv->stats.read_errors);
         conn_close(c);
+    }
+}
+
+/* One accepted connection. HAProxy sends its line right after connecting,
+ * so it has usually arrived by the time we accept: then it is answered
+ * from one read, one write and a close -- the syscalls of the most
+ * trivial server -- with no libuv handle, epoll registration or loop
+ * iteration of its own. */
+static void on_accepted(struct agent_server *srv, int fd)
+{
+    size_t *total = srv->cfg.shared_active;
+    bool full = total ? __atomic_add_fetch(total, 1, __ATOMIC_RELAXED) > srv->cfg.max_connections
+                      : srv->stats.active >= srv->cfg.max_connections;
+    if (full) {
+        if (total)
+            __atomic_sub_fetch(total, 1, __ATOMIC_RELAXED);
+        refuse(srv, fd);
+        return;
+    }
+    STAT_INC(srv->stats.accepted);
+    ssize_t n = recv(fd, srv->scratch, AGENT_REQUEST_MAX + 1, MSG_DONTWAIT);
+    enum agent_req_end end;
+    if (n > 0 && memchr(srv->scratch, '\n', (size_t)n)) {
+        end = AGENT_REQ_LINE;
+    } else if (n == 0) {
+        end = AGENT_REQ_EOF;
+    } else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+        STAT_INC(srv->stats.read_errors);
+        if (total)
+            __atomic_sub_fetch(total, 1, __ATOMIC_RELAXED);
+        close(fd);
+        return;
+    } else {
+        conn_adopt(srv, fd, srv->scratch, n > 0 ? (size_t)n : 0);
+        return;
+    }
+    size_t len = (size_t)n;
+    STAT_INC(srv->stats.ends[end]);
+    srv->scratch[len] = '\0'; /* callers may treat it as a string */
+    int r = srv->fn(srv->ctx, srv->scratch, len, end, srv->reply, sizeof(srv->reply));
+    /* A few hundred bytes into the empty send buffer of a new connection:
+     * written whole or the connection is broken. */
+    if (r > 0 && send(fd, srv->reply, (size_t)r, MSG_NOSIGNAL | MSG_DONTWAIT) != r)
+        STAT_INC(srv->stats.write_errors);
+    close(fd);
+    if (total)
+        __atomic_sub_fetch(total, 1, __ATOMIC_RELAXED);
+}
+
+static void on_listener(uv_poll_t *p, int status, int events);
+
+static void on_accept_pause(uv_timer_t *t)
+{
+    struct agent_server *srv = t->data;
+    srv->paused = false;
+    for (size_t i = 0; i < srv->nlisteners && !srv->closing; i++)
+        uv_poll_start(&srv->listeners[i].poll, UV_READABLE, on_listener);
+}
+
+/* At most this many accepts per wake-up, so timers and open connections
+ * get their turn under a flood (the poll is level-triggered). */
+#define ACCEPT_BATCH 64
+
+static void on_listener(uv_poll_t *p, int status, int events)
+{
+    struct listener *l = p->data;
+    struct agent_server *srv = l->srv;
+    (void)events;
+
+    if (status < 0) {
+        STAT_INC(srv->stats.accept_errors);
+        log_warn("agent-checker: polling a listener failed: %s, continuing", uv_strerror(status));
+        return;
+    }
+    for (int i = 0; i < ACCEPT_BATCH && !srv->closing; i++) {
+        int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd >= 0) {
+            on_accepted(srv, fd);
+            continue;
+        }
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return;
+        if (errno == EINTR || errno == ECONNABORTED)
+            continue;
+        /* EMFILE, ENFILE, ENOBUFS...: the connection stays in the backlog
+         * and the socket stays readable; pause instead of spinning. */
+        STAT_INC(srv->stats.accept_errors);
+        if (!srv->paused)
+            log_warn("agent-checker: accept failed: %s, pausing accepts for 100 ms",
+                     strerror(errno));
+        srv->paused = true;
+        for (size_t k = 0; k < srv->nlisteners; k++)
+            uv_poll_stop(&srv->listeners[k].poll);
+        uv_timer_start(&srv->accept_pause, on_accept_pause, 100, 0);
+        return;
     }
 }
 
@@ -412,40 +516,114 @@ int agent_server_new(uv_loop_t *loop, const struct agent_server_config *cfg, age
     srv->ctx = ctx;
     uv_timer_init(loop, &srv->timer);
     srv->timer.data = srv;
+    uv_timer_init(loop, &srv->accept_pause);
+    srv->accept_pause.data = srv;
     *out = srv;
     return 0;
 }
 
-int agent_server_listen(struct agent_server *srv, const char *addr)
+/* Whether ss can be bound by a socket without SO_REUSEPORT: with it, a
+ * second daemon (or anything else) on the port would otherwise silently
+ * share the checks. 0 or the bind error. */
+static int probe_free(const struct sockaddr_storage *ss)
 {
-    struct sockaddr_storage ss;
-    int rc;
+    int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1, rc = 0;
+    if (fd < 0)
+        return -errno;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (ss->ss_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    socklen_t len =
+        ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    if (bind(fd, (const struct sockaddr *)ss, len) < 0)
+        rc = -errno;
+    close(fd);
+    return rc;
+}
+
+/* A bound, listening, non-blocking socket; SO_REUSEPORT set before bind
+ * when asked. */
+static int listen_socket(const struct sockaddr_storage *ss, bool reuseport, int *out)
+{
+    int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0), one = 1;
+    if (fd < 0)
+        return -errno;
+    socklen_t len =
+        ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+        (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) ||
+        (ss->ss_family == AF_INET6 &&
+         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0) ||
+        bind(fd, (const struct sockaddr *)ss, len) < 0 || listen(fd, LISTEN_BACKLOG) < 0) {
+        int e = -errno;
+        close(fd);
+        return e;
+    }
+    *out = fd;
+    return 0;
+}
+
+int agent_server_listen_sa(struct agent_server *srv, const struct sockaddr_storage *ss, bool join)
+{
+    int rc = 0, fd = -1;
 
     if (srv->nlisteners == MAX_LISTENERS)
         return -E2BIG;
-    if (agent_server_parse_addr(addr, &ss) < 0)
-        return -EINVAL;
-    uv_tcp_t *l = &srv->listeners[srv->nlisteners];
-    uv_tcp_init(srv->loop, l);
-    l->data = srv;
-    rc = uv_tcp_bind(l, (struct sockaddr *)&ss, ss.ss_family == AF_INET6 ? UV_TCP_IPV6ONLY : 0);
+    if (srv->cfg.reuseport && !join) {
+        bool any_port = ss->ss_family == AF_INET6
+                            ? ((const struct sockaddr_in6 *)ss)->sin6_port == 0
+                            : ((const struct sockaddr_in *)ss)->sin_port == 0;
+        if (!any_port)
+            rc = probe_free(ss);
+    }
     if (rc == 0)
-        rc = uv_listen((uv_stream_t *)l, LISTEN_BACKLOG, on_connection);
+        rc = listen_socket(ss, srv->cfg.reuseport, &fd);
+    if (rc < 0)
+        return rc;
+    struct listener *l = &srv->listeners[srv->nlisteners];
+    l->fd = fd;
+    l->srv = srv;
+    rc = uv_poll_init(srv->loop, &l->poll, fd);
     if (rc < 0) {
-        uv_close((uv_handle_t *)l, NULL);
+        close(fd);
+        return rc;
+    }
+    l->poll.data = l;
+    rc = uv_poll_start(&l->poll, UV_READABLE, on_listener);
+    if (rc < 0) {
+        uv_close((uv_handle_t *)&l->poll, NULL);
+        close(fd);
         return rc;
     }
     srv->nlisteners++;
     return 0;
 }
 
+int agent_server_listen(struct agent_server *srv, const char *addr)
+{
+    struct sockaddr_storage ss;
+
+    if (srv->nlisteners == MAX_LISTENERS)
+        return -E2BIG;
+    if (agent_server_parse_addr(addr, &ss) < 0)
+        return -EINVAL;
+    return agent_server_listen_sa(srv, &ss, false);
+}
+
+int agent_server_sockname(const struct agent_server *srv, size_t i, struct sockaddr_storage *out)
+{
+    socklen_t len = sizeof(*out);
+    if (i >= srv->nlisteners ||
+        getsockname(srv->listeners[i].fd, (struct sockaddr *)out, &len) != 0)
+        return -ENOENT;
+    return 0;
+}
+
 int agent_server_port(const struct agent_server *srv, size_t i)
 {
     struct sockaddr_storage ss;
-    int len = sizeof(ss);
 
-    if (i >= srv->nlisteners ||
-        uv_tcp_getsockname(&srv->listeners[i], (struct sockaddr *)&ss, &len) != 0)
+    if (agent_server_sockname(srv, i, &ss) < 0)
         return 0;
     if (ss.ss_family == AF_INET6)
         return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
@@ -457,14 +635,31 @@ const struct agent_server_stats *agent_server_stats(const struct agent_server *s
     return &srv->stats;
 }
 
+void agent_server_stats_add(const struct agent_server *srv, struct agent_server_stats *to)
+{
+    const struct agent_server_stats *s = &srv->stats;
+    to->accepted += __atomic_load_n(&s->accepted, __ATOMIC_RELAXED);
+    to->refused += __atomic_load_n(&s->refused, __ATOMIC_RELAXED);
+    for (int e = 0; e < AGENT_REQ_END_COUNT; e++)
+        to->ends[e] += __atomic_load_n(&s->ends[e], __ATOMIC_RELAXED);
+    to->read_errors += __atomic_load_n(&s->read_errors, __ATOMIC_RELAXED);
+    to->write_errors += __atomic_load_n(&s->write_errors, __ATOMIC_RELAXED);
+    to->accept_errors += __atomic_load_n(&s->accept_errors, __ATOMIC_RELAXED);
+    to->active += __atomic_load_n(&s->active, __ATOMIC_RELAXED);
+}
+
 void agent_server_close(struct agent_server *srv)
 {
     if (!srv || srv->closing)
         return;
     srv->closing = true;
-    for (size_t i = 0; i < srv->nlisteners; i++)
-        uv_close((uv_handle_t *)&srv->listeners[i], NULL);
+    for (size_t i = 0; i < srv->nlisteners; i++) {
+        /* uv_close takes the fd out of epoll at once: closing it after is safe */
+        uv_close((uv_handle_t *)&srv->listeners[i].poll, NULL);
+        close(srv->listeners[i].fd);
+    }
     uv_close((uv_handle_t *)&srv->timer, NULL);
+    uv_close((uv_handle_t *)&srv->accept_pause, NULL);
     while (srv->head)
         conn_close(srv->head);
 }

@@ -12,6 +12,10 @@
  * accepted and closed at once, which HAProxy treats as "agent unreachable":
  * no state change). What to answer is not this module's business.
  *
+ * Listening sockets are polled and accepted from directly: a connection
+ * whose line is already there is answered (read, write, close) without
+ * becoming a libuv handle; only one that must wait becomes a uv_tcp_t.
+ *
  * All deadlines share one timer: connections are kept in accept order and
  * the timeout is the same for all, so the oldest is always the next to
  * expire.
@@ -19,6 +23,7 @@
 #ifndef DROVER_AGENT_SERVER_H
 #define DROVER_AGENT_SERVER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
@@ -43,6 +48,10 @@ typedef int (*agent_answer_fn)(void *ctx, const char *req, size_t len, enum agen
 struct agent_server_config {
     uint64_t request_timeout_ms; /* answer a silent/partial client after this */
     size_t max_connections;      /* concurrent connections; more are refused */
+    bool reuseport; /* SO_REUSEPORT listeners: several servers (threads) share a port */
+    /* Servers sharing max_connections point at one counter (updated
+     * atomically); NULL: this server's own count. */
+    size_t *shared_active;
 };
 
 struct agent_server_stats {
@@ -66,10 +75,21 @@ int agent_server_new(uv_loop_t *loop, const struct agent_server_config *cfg, age
  * negative errno (-EINVAL for a bad address, libuv's error otherwise). */
 int agent_server_listen(struct agent_server *srv, const char *addr);
 
+/* Listen on ss. With cfg.reuseport: join=false first checks that nothing
+ * listens on the port yet (-EADDRINUSE otherwise; port 0 picks a free
+ * one), join=true adds this server to the group already bound there (the
+ * other threads of the same daemon). */
+int agent_server_listen_sa(struct agent_server *srv, const struct sockaddr_storage *ss, bool join);
+
 /* Port of the i-th listener (for port 0); 0 if there is none. */
 int agent_server_port(const struct agent_server *srv, size_t i);
+/* Bound address of the i-th listener; 0 or -ENOENT. */
+int agent_server_sockname(const struct agent_server *srv, size_t i, struct sockaddr_storage *out);
 
+/* The server's own counters (its loop's thread). */
 const struct agent_server_stats *agent_server_stats(const struct agent_server *srv);
+/* Add the counters to *to; safe from another thread while the loop runs. */
+void agent_server_stats_add(const struct agent_server *srv, struct agent_server_stats *to);
 
 /* Stop listening and close every connection; the handles finish closing
  * as the loop runs. Call agent_server_free after the loop has run. */

@@ -15,6 +15,7 @@
 
 #include "agent_checker.h"
 #include "agent_server.h"
+#include "agent_workers.h"
 #include "config.h"
 #include "daemon.h"
 #include "http_server.h"
@@ -31,6 +32,7 @@ struct options {
     int64_t max_connections;
     int64_t stale_after_ms;
     int64_t poll_interval_ms;
+    int64_t threads;
 };
 
 static struct options opt;
@@ -52,6 +54,9 @@ static const struct config_option options[] = {
                         "state older than this (by its \"generated\" time) is stale; 0 = never"),
     CONFIG_OPT_DURATION("poll-interval", &opt.poll_interval_ms, "5s",
                         "stat() the state file this often in case an inotify event is missed"),
+    CONFIG_OPT_INT("threads", &opt.threads, "0", 0, 1024,
+                   "answering threads, each with its own SO_REUSEPORT listeners; "
+                   "0 = one per CPU the process may run on"),
     CONFIG_OPT_END,
 };
 
@@ -63,7 +68,7 @@ static const struct config_program program = {
 
 struct daemon {
     uv_loop_t *loop;
-    struct agent_server *server;
+    struct agent_workers *workers;
     struct agent_checker *checker;
     struct http_server *http;
     struct metrics_registry *metrics;
@@ -89,7 +94,9 @@ static void collect(struct metrics_emitter *em, void *arg)
 {
     struct daemon *d = arg;
     const struct agent_checker_counters *c = agent_checker_counters(d->checker);
-    const struct agent_server_stats *s = agent_server_stats(d->server);
+    struct agent_server_stats stats;
+    const struct agent_server_stats *s = &stats;
+    agent_workers_stats(d->workers, &stats);
 
     for (int a = 0; a < AGENT_ADMIN_COUNT; a++) {
         for (int h = 0; h < AGENT_HEALTH_COUNT; h++) {
@@ -137,6 +144,8 @@ static void collect(struct metrics_emitter *em, void *arg)
                  (double)s->accept_errors, "op", "accept", NULL);
     emit_u64(em, "drover_agent_checker_connections_active", "Agent connections open now.",
              METRICS_GAUGE, s->active);
+    emit_u64(em, "drover_agent_checker_threads", "Threads answering agent checks.", METRICS_GAUGE,
+             agent_workers_count(d->workers));
     for (int r = 0; r < AGENT_RELOAD_COUNT; r++) {
         metrics_emit(em, "drover_agent_checker_state_reloads_total",
                      "State file loads by result; anything but ok keeps the previous state.",
@@ -158,7 +167,7 @@ static void on_stop(void *arg, int signum)
 {
     struct daemon *d = arg;
     (void)signum;
-    agent_server_close(d->server);
+    agent_workers_stop(d->workers);
     agent_checker_close(d->checker);
     http_server_close(d->http);
     d->http = NULL;
@@ -211,24 +220,21 @@ int main(int argc, char **argv)
         .request_timeout_ms = opt.request_timeout_ms > 0 ? (uint64_t)opt.request_timeout_ms : 1,
         .max_connections = (size_t)opt.max_connections,
     };
-    if (agent_server_new(d.loop, &scfg, agent_checker_answer, d.checker, &d.server) < 0) {
-        log_error("agent-checker: out of memory creating the server, exiting");
-        goto out_checker;
-    }
     if (opt.listen.count == 0) {
         log_error("agent-checker: no --listen address given, exiting");
-        goto out_server;
+        goto out_checker;
     }
-    for (size_t i = 0; i < opt.listen.count; i++) {
-        rc = agent_server_listen(d.server, opt.listen.items[i]);
-        if (rc < 0) {
-            log_error("agent-checker: --listen %s: %s, exiting", opt.listen.items[i],
-                      rc == -EINVAL ? "not IPv4:port or [IPv6]:port" : uv_strerror(rc));
-            goto out_server;
-        }
-        log_info("agent-checker: answering agent checks on %s (port %d)", opt.listen.items[i],
-                 agent_server_port(d.server, i));
+    unsigned nthreads = opt.threads > 0 ? (unsigned)opt.threads : agent_workers_default_count();
+    rc = agent_workers_start(d.checker, &scfg, opt.listen.items, opt.listen.count, nthreads,
+                             &d.workers, err, sizeof(err));
+    if (rc < 0) {
+        log_error("agent-checker: %s, exiting", err);
+        goto out_checker;
     }
+    for (size_t i = 0; i < opt.listen.count; i++)
+        log_info("agent-checker: answering agent checks on %s (port %d) with %u thread%s",
+                 opt.listen.items[i], agent_workers_port(d.workers, i), nthreads,
+                 nthreads == 1 ? "" : "s");
 
     d.metrics = metrics_registry_new();
     if (!d.metrics || metrics_add_collector(d.metrics, collect, &d) < 0) {
@@ -256,13 +262,14 @@ int main(int argc, char **argv)
     goto out_closed;
 
 out_server:
-    agent_server_close(d.server);
+    agent_workers_stop(d.workers);
 out_checker:
     agent_checker_close(d.checker);
     http_server_close(d.http);
 out_closed:
     uv_run(d.loop, UV_RUN_DEFAULT); /* let close callbacks run */
-    agent_server_free(d.server);
+    agent_workers_stop(d.workers);  /* no-op after on_stop */
+    agent_workers_free(d.workers);
     agent_checker_free(d.checker);
     metrics_registry_free(d.metrics);
     uv_loop_close(d.loop);

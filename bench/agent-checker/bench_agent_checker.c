@@ -22,12 +22,19 @@
  *      which is the service time HAProxy sees on a host that is not
  *      saturated;
  *   5. RSS: VmRSS of the daemon after the load.
+ *   6. the ratio (issue 19): the checker with 50k servers and a trivial
+ *      server (blocking accept, one read, fixed reply, close) on the same
+ *      CPU, loaded in turn ROUNDS times; checks per CPU-second of each over
+ *      the measured window; the median of the per-round ratios;
+ *   7. with 50k servers, open-loop load at 80 % of the checker's capacity
+ *      on its core: p99 there.
  * Output: a table, then BENCH lines (the figures of the 50k run are the
  * headline ones).
  *
  * usage: bench_agent-checker [PATH/TO/drover-agent-checker [seconds]]
  */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -51,6 +58,7 @@
 #define WARMUP_S    0.5
 #define SOURCES     8
 #define MAX_SAMPLES (8u << 20)
+#define ROUNDS      5 /* checker and trivial server loaded in turn: median of the ratios */
 
 struct slot {
     int fd;
@@ -70,6 +78,12 @@ struct run {
     double p50_ms, p99_ms, max_ms, checks_per_s, rss_mib;
     double daemon_cpu_s, checks_per_cpu_s; /* whole daemon life, incl. start and warm-up */
     uint64_t all_checks;
+    pid_t pid;             /* server measured: CPU time over the measured window */
+    bool trivial;          /* replies are not checked (the trivial server's) */
+    double rate;           /* > 0: open loop, start checks at this rate per second */
+    uint64_t window_done;  /* checks completed inside the measured window */
+    double window_cpu_s;   /* server CPU time inside the measured window */
+    double window_per_cpu; /* window_done / window_cpu_s */
 };
 
 static uint64_t now_ns(void)
@@ -197,6 +211,61 @@ static double rss_mib(pid_t pid)
     return kib / 1024.0;
 }
 
+/* CPU time of the whole process (every thread), in seconds: the sum of
+ * the first field of /proc/PID/task/TID/schedstat (nanoseconds on a CPU;
+ * /proc/PID/stat counts in clock ticks, too coarse for a few seconds). */
+static double proc_cpu_s(pid_t pid)
+{
+    char path[96];
+    snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+    DIR *d = opendir(path);
+    if (!d)
+        return -1;
+    unsigned long long total = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof(path), "/proc/%d/task/%.20s/schedstat", (int)pid, e->d_name);
+        FILE *f = fopen(path, "r");
+        unsigned long long ns = 0;
+        if (f) {
+            if (fscanf(f, "%llu", &ns) == 1)
+                total += ns;
+            fclose(f);
+        }
+    }
+    closedir(d);
+    return (double)total / 1e9;
+}
+
+/* The baseline: the least a server can do per check -- blocking accept,
+ * one read, a fixed reply, close; no parsing, no lookup, no timeout. */
+static pid_t start_trivial(int port)
+{
+    pid_t pid = fork();
+    if (pid != 0)
+        return pid;
+    pin(0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int one = 1, l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (l < 0 || bind(l, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(l, 4096) < 0)
+        _exit(1);
+    static const char reply[] = "drain up 50% #kernel upgrade ticket OPS-1234 (by alice)\n";
+    char buf[512];
+    for (;;) {
+        int fd = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+        if (fd < 0)
+            continue;
+        if (recv(fd, buf, sizeof(buf), 0) >= 0)
+            send(fd, reply, sizeof(reply) - 1, MSG_NOSIGNAL);
+        close(fd);
+    }
+}
+
 static int slot_start(int ep, struct slot *s, int port, size_t servers, uint32_t idx)
 {
     struct sockaddr_in src = {.sin_family = AF_INET,
@@ -244,19 +313,41 @@ static int load(struct run *r, int port, int conc)
         conc = CONCURRENCY;
     int ep = epoll_create1(EPOLL_CLOEXEC);
     uint32_t started = 0;
+    struct slot *idle[CONCURRENCY];
+    int nidle = 0;
 
     for (int i = 0; i < conc; i++) {
-        if (slot_start(ep, &slots[i], port, r->servers, started++) < 0)
+        if (r->rate > 0) {
+            slots[i].fd = -1;
+            idle[nidle++] = &slots[i];
+        } else if (slot_start(ep, &slots[i], port, r->servers, started++) < 0) {
             return -1;
+        }
     }
     uint64_t t0 = now_ns();
     uint64_t measure_from = t0 + (uint64_t)(WARMUP_S * 1e9);
     uint64_t end = measure_from + (uint64_t)(r->seconds * 1e9);
+    /* open loop: a free slot starts its next check at the next scheduled
+     * time, not at once */
+    uint64_t gap_ns = r->rate > 0 ? (uint64_t)(1e9 / r->rate) : 0, next_start = t0;
+    double cpu0 = -1;
     while (1) {
         uint64_t t = now_ns();
         if (t >= end)
             break;
-        int n = epoll_wait(ep, evs, conc, 100);
+        if (cpu0 < 0 && t >= measure_from)
+            cpu0 = proc_cpu_s(r->pid);
+        while (gap_ns && nidle && next_start <= t) {
+            if (slot_start(ep, idle[--nidle], port, r->servers, started++) < 0)
+                return -1;
+            next_start += gap_ns;
+        }
+        if (gap_ns && !nidle && next_start + 100 * gap_ns < t)
+            next_start = t; /* all slots busy: do not queue a burst */
+        int wait_ms = 100;
+        if (gap_ns && nidle)
+            wait_ms = next_start > t + 1000000 ? 1 : 0;
+        int n = epoll_wait(ep, evs, conc, wait_ms);
         for (int k = 0; k < n; k++) {
             struct slot *s = evs[k].data.ptr;
             bool done = false, failed = false;
@@ -296,9 +387,12 @@ static int load(struct run *r, int port, int conc)
             uint64_t fin = now_ns();
             if (done) {
                 r->all_checks++;
+                if (fin >= measure_from && fin < end)
+                    r->window_done++;
                 const char *want = admin_of(s->server);
                 s->reply[s->got] = '\0';
-                if (strncmp(s->reply, want, strlen(want)) != 0 || s->reply[s->got - 1] != '\n')
+                if (s->got == 0 || s->reply[s->got - 1] != '\n' ||
+                    (!r->trivial && strncmp(s->reply, want, strlen(want)) != 0))
                     r->bad_replies++;
             }
             if (s->start_ns >= measure_from && fin < end) {
@@ -311,14 +405,25 @@ static int load(struct run *r, int port, int conc)
                 }
             }
             close(s->fd);
+            s->fd = -1;
+            if (gap_ns) {
+                idle[nidle++] = s;
+                continue;
+            }
             if (slot_start(ep, s, port, r->servers, started++) < 0) {
                 fprintf(stderr, "bench: connect failed: %s\n", strerror(errno));
                 return -1;
             }
         }
     }
+    double cpu1 = proc_cpu_s(r->pid);
+    if (cpu0 >= 0 && cpu1 > cpu0) {
+        r->window_cpu_s = cpu1 - cpu0;
+        r->window_per_cpu = (double)r->window_done / r->window_cpu_s;
+    }
     for (int i = 0; i < conc; i++)
-        close(slots[i].fd);
+        if (slots[i].fd >= 0)
+            close(slots[i].fd);
     close(ep);
     r->checks_per_s = (double)r->checks / r->seconds;
     if (r->nlat) {
@@ -363,13 +468,21 @@ int main(int argc, char **argv)
            seconds);
     printf("  p50/p99/max are under that load (queueing included); p50_1/p99_1 with one\n"
            "  check at a time for %.1fs after it (the service time).\n"
-           "  checks/cpu-s = checks answered / CPU time the daemon used (user+sys, from\n"
-           "  start-up, state load included): its capacity on one core even when the\n"
-           "  machine is shared and the wall-clock checks/s is limited by other load.\n",
-           LATENCY_S);
+           "  checks/cpu-s = checks answered / CPU time the daemon used in the measured\n"
+           "  window (all threads, /proc/PID/task/*/schedstat): its capacity on one core\n"
+           "  even when the machine is shared and the wall-clock checks/s is limited by\n"
+           "  other load (BENCH agent_checks_per_cpu_s_* count from start-up instead).\n"
+           "  Ratio: the checker (50k) and a trivial server (blocking accept, one read,\n"
+           "  fixed reply, close; same CPU, same generator) loaded in turn %d times after\n"
+           "  the table; agent_checker_per_cpu_ratio is the median of the per-round\n"
+           "  ratios (each pair back to back), *_per_cpu_s the best of each. With 50k\n"
+           "  servers the checker is also driven open-loop at 80%% of its capacity for\n"
+           "  the p99 there.\n",
+           LATENCY_S, ROUNDS);
     printf("%8s %10s %8s %8s %8s %8s %8s %8s %7s %12s\n", "servers", "checks/s", "p50_ms", "p99_ms",
            "max_ms", "p50_1", "p99_1", "rss_MiB", "errors", "checks/cpu-s");
     int status = 0;
+    struct run paced = {0};
     for (size_t i = 0; i < 3; i++) {
         struct run *r = &runs[i];
         memset(r, 0, sizeof(*r));
@@ -388,16 +501,34 @@ int main(int argc, char **argv)
         }
         if (cpus > 1)
             pin(1);
+        r->pid = pid;
         int rc = load(r, port, CONCURRENCY);
         struct run *q = &idle[i];
         memset(q, 0, sizeof(*q));
         q->servers = r->servers;
         q->seconds = LATENCY_S;
+        q->pid = pid;
         q->lat_us = r->lat_us; /* r's figures are computed already */
         if (rc == 0)
             rc = load(q, port, 1);
         r->all_checks += q->all_checks;
         r->bad_replies += q->bad_replies;
+        if (rc == 0 && i == 2 && r->window_per_cpu > 0) {
+            /* p99 at 80 % of what one core of the daemon answers */
+            paced.servers = r->servers;
+            paced.seconds = seconds;
+            paced.pid = pid;
+            paced.lat_us = r->lat_us;
+            /* one core's capacity: checks per CPU-second, unless the
+             * CPU is shared and the closed loop got fewer per second */
+            double cap = r->window_per_cpu;
+            if (r->checks_per_s > 0 && r->checks_per_s < cap)
+                cap = r->checks_per_s;
+            paced.rate = 0.8 * cap;
+            rc = load(&paced, port, CONCURRENCY);
+            r->all_checks += paced.all_checks;
+            r->bad_replies += paced.bad_replies;
+        }
         r->rss_mib = rss_mib(pid);
         kill(pid, SIGTERM);
         struct rusage ru;
@@ -414,10 +545,68 @@ int main(int argc, char **argv)
         }
         printf("%8zu %10.0f %8.3f %8.3f %8.3f %8.3f %8.3f %8.2f %7llu %12.0f\n", r->servers,
                r->checks_per_s, r->p50_ms, r->p99_ms, r->max_ms, q->p50_ms, q->p99_ms, r->rss_mib,
-               (unsigned long long)(r->errors + q->errors), r->checks_per_cpu_s);
+               (unsigned long long)(r->errors + q->errors), r->window_per_cpu);
         fflush(stdout);
         free(r->lat_us);
     }
+
+    /* The ratio: the checker (50k state) and the trivial server, both on
+     * CPU 0, loaded in turn ROUNDS times; the best checks/cpu-s of each
+     * (the round least disturbed by whatever else runs on the machine). */
+    struct run triv = {.servers = 1000, .seconds = seconds, .trivial = true};
+    struct run chk = {.servers = sizes[2], .seconds = seconds};
+    double best_triv = 0, best_chk = 0, ratios[ROUNDS];
+    int nratios = 0;
+    triv.lat_us = malloc(MAX_SAMPLES * sizeof(uint32_t));
+    chk.lat_us = triv.lat_us;
+    int tport = free_port(), cport = free_port();
+    pid_t tpid = tport > 0 && triv.lat_us ? start_trivial(tport) : -1;
+    pid_t cpid =
+        cport > 0 && write_state(state, sizes[2]) == 0 ? start_daemon(daemon, state, cport) : -1;
+    if (tpid < 0 || wait_listening(tport, tpid) < 0 || cpid < 0 ||
+        wait_listening(cport, cpid) < 0) {
+        fprintf(stderr, "bench: the trivial server or the checker did not start\n");
+        return 1;
+    }
+    for (int k = 0; k < ROUNDS && status == 0; k++) {
+        struct run *pair[2] = {&chk, &triv};
+        for (int j = 0; j < 2; j++) {
+            struct run *x = pair[j];
+            uint32_t *lat = x->lat_us;
+            bool trivial = x->trivial;
+            memset(x, 0, sizeof(*x));
+            x->servers = trivial ? 1000 : sizes[2];
+            x->seconds = seconds;
+            x->trivial = trivial;
+            x->lat_us = lat;
+            x->pid = trivial ? tpid : cpid;
+            if (load(x, trivial ? tport : cport, CONCURRENCY) < 0 || x->bad_replies) {
+                fprintf(stderr, "bench: %s run failed\n", trivial ? "trivial server" : "checker");
+                status = 1;
+            }
+        }
+        printf("ratio round %d: checker %.0f, trivial %.0f checks/cpu-s\n", k + 1,
+               chk.window_per_cpu, triv.window_per_cpu);
+        if (chk.window_per_cpu > 0 && triv.window_per_cpu > 0)
+            ratios[nratios++] = chk.window_per_cpu / triv.window_per_cpu;
+        if (chk.window_per_cpu > best_chk)
+            best_chk = chk.window_per_cpu;
+        if (triv.window_per_cpu > best_triv)
+            best_triv = triv.window_per_cpu;
+    }
+    kill(tpid, SIGKILL);
+    kill(cpid, SIGTERM);
+    waitpid(tpid, NULL, 0);
+    waitpid(cpid, NULL, 0);
+    free(triv.lat_us);
+    printf("%8s %10.0f %8.3f %8.3f %8.3f %8s %8s %8s %7llu %12.0f\n", "trivial", triv.checks_per_s,
+           triv.p50_ms, triv.p99_ms, triv.max_ms, "-", "-", "-", (unsigned long long)triv.errors,
+           triv.window_per_cpu);
+    printf("paced at 80%% of the 50k capacity (%.0f checks/s, open loop; capacity = checks per\n"
+           "  CPU-second, or the closed-loop checks/s when the CPU is shared and that is lower):\n"
+           "  p50 %.3f ms, "
+           "p99 %.3f ms, max %.3f ms, %llu errors\n",
+           paced.rate, paced.p50_ms, paced.p99_ms, paced.max_ms, (unsigned long long)paced.errors);
     unlink(state);
     rmdir(dir);
     for (size_t i = 0; i < 3; i++) {
@@ -429,6 +618,18 @@ int main(int argc, char **argv)
         printf("BENCH agent_checks_per_cpu_s_%zuk %.0f\n", sizes[i] / 1000,
                runs[i].checks_per_cpu_s);
     }
+    printf("BENCH agent_checker_trivial_per_cpu_s %.0f\n", best_triv);
+    printf("BENCH agent_checker_per_cpu_s %.0f\n", best_chk);
+    /* median of the per-round ratios: each pair ran back to back, under
+     * about the same disturbance */
+    for (int i = 1; i < nratios; i++)
+        for (int j = i; j > 0 && ratios[j - 1] > ratios[j]; j--) {
+            double t = ratios[j];
+            ratios[j] = ratios[j - 1];
+            ratios[j - 1] = t;
+        }
+    printf("BENCH agent_checker_per_cpu_ratio %.3f\n", nratios ? ratios[nratios / 2] : 0);
+    printf("BENCH agent_checker_p99_ms_at_80pct %.3f\n", paced.p99_ms);
     printf("BENCH agent_checks_per_s %.0f\n", runs[2].checks_per_s);
     printf("BENCH agent_p99_ms %.3f\n", idle[2].p99_ms);
     printf("BENCH agent_p99_ms_loaded %.3f\n", runs[2].p99_ms);

@@ -11,6 +11,7 @@ import datetime
 import os
 import signal
 import socket
+import subprocess
 import sys
 import time
 
@@ -237,8 +238,33 @@ def test_stall_answers_the_line(binary, work, daemons):
     assert d.metric("drover_agent_checker_requests_total", {"end": "timeout"}) == 0
 
 
+def test_threads_share_one_state(binary, work, daemons):
+    """--threads 3: three SO_REUSEPORT listeners on one port; every thread
+    answers from the reloaded file; the cap counts all threads; a second
+    daemon on the same port is refused, not silently sharing it."""
+    d = start(binary, work, daemons, extra=["--threads", "3"], state=DRAIN)
+    assert d.metric("drover_agent_checker_threads") == 3
+    assert "with 3 threads" in d.logs()
+    want = b"drain up 50% #disk swap (by alice)\n"
+    # new connections are spread over the threads by the 4-tuple hash
+    assert all(ask(d.port, b"be_web/web-1\n") == want for _ in range(30))
+    doc = dict(DRAIN, servers={"be_web/web-1": {"admin": "maint", "reason": "new file"}})
+    d.write_state(doc)
+    new = b"maint up #new file\n"
+    wait_until("the reload", lambda: ask(d.port, b"be_web/web-1\n") == new)
+    # every thread takes the new state within one loop iteration
+    wait_until("every thread to answer from the new file",
+               lambda: all(ask(d.port, b"be_web/web-1\n") == new for _ in range(30)))
+    assert d.metric("drover_agent_checker_replies_total", {"admin": "maint", "health": "up"}) >= 31
+    # a second daemon on the port (it would run on, so the wait is bounded)
+    p = subprocess.run([binary, "--listen", f"127.0.0.1:{d.port}", "--metrics-addr", "",
+                        "--state-file", os.path.join(work, "other.json"), "--threads", "2"],
+                       capture_output=True, timeout=10)
+    assert p.returncode != 0 and b"address already in use" in p.stderr, p
+    assert ask(d.port, b"be_web/web-1\n") == new
+
+
 def test_bad_options_refused(binary, work, daemons):
-    import subprocess
     for args in (["--listen", "localhost"], ["--fallback", "ready sideways"],
                  ["--listen", "127.0.0.1:99999"]):
         p = subprocess.run([binary, "--metrics-addr", ""] + args + ["--state-file", work + "/s"],
@@ -254,5 +280,5 @@ if __name__ == "__main__":
          test_empty_partial_oversize_halfclose, test_slow_clients_do_not_block,
          test_bad_file_keeps_previous_state, test_sighup_reloads, test_restart_keeps_state,
          test_expiry_at_answer_time, test_connection_cap, test_sd_notify,
-         test_stall_answers_the_line,
+         test_stall_answers_the_line, test_threads_share_one_state,
          test_bad_options_refused], sys.argv[1])
