@@ -1327,6 +1327,7 @@ static int fetch_snapshot(const struct kv_model_opts *m, struct snapshot **out)
         else
             free(o);
     }
+    uint64_t t0 = uv_hrtime();
     while (f.pending && uv_run(&loop, UV_RUN_ONCE))
         ;
     if (f.err) {
@@ -1335,9 +1336,13 @@ static int fetch_snapshot(const struct kv_model_opts *m, struct snapshot **out)
     } else {
         struct snapshot_entry *e = NULL;
         size_t ne = 0;
+        uint64_t t1 = uv_hrtime();
         rc = consul_feed_entries((const struct consul_kv_list *const *)f.lists, n, &e, &ne);
         if (rc == 0)
             rc = snapshot_build(m, e, ne, (int64_t)time(NULL), NULL, out);
+        /* bench/watcher reads these (the render split) */
+        log_info("render: timing: consul_read_ms=%.1f snapshot_ms=%.1f keys=%zu",
+                 (double)(t1 - t0) / 1e6, (double)(uv_hrtime() - t1) / 1e6, ne);
     }
 out:
     for (size_t i = 0; i < n; i++) {
@@ -1425,6 +1430,7 @@ static int run_render(void)
         char *stats, *state, path[PATH_MAX];
         json_t *data = NULL;
         struct template_buf buf = {0};
+        uint64_t t0 = uv_hrtime();
         render_opts(svc->def->name, &ro, &stats, &state);
         rc = snapshot_service_json(snap, svc, &ro, saved_slots, &sv, false, &data);
         if (rc == -ENOSPC) /* saved placement too small: default placement */
@@ -1432,13 +1438,19 @@ static int run_render(void)
         free(stats);
         free(state);
         snprintf(path, sizeof(path), "%s/%s.cfg", out_dir, svc->def->name);
+        uint64_t t1 = uv_hrtime(), t2 = 0, t3 = 0;
         if (rc < 0 || render_text(set, svc->def->template_name, data, &buf, err, sizeof(err)) < 0 ||
-            atomic_file_write(path, buf.data, buf.len, 0644) < 0 ||
-            render_check_file(opt.haproxy_bin, path, err, sizeof(err)) < 0) {
+            (t2 = uv_hrtime(), atomic_file_write(path, buf.data, buf.len, 0644) < 0) ||
+            (t3 = uv_hrtime(), render_check_file(opt.haproxy_bin, path, err, sizeof(err)) < 0)) {
             log_error("render: service %s: %s", svc->def->name, rc < 0 ? strerror(-rc) : err);
             status = 1;
-        } else if (!diff) {
-            printf("%s: ok\n", path);
+        } else {
+            log_info("render: timing: service=%s data_ms=%.1f template_ms=%.1f write_ms=%.1f "
+                     "check_ms=%.1f bytes=%zu",
+                     svc->def->name, (double)(t1 - t0) / 1e6, (double)(t2 - t1) / 1e6,
+                     (double)(t3 - t2) / 1e6, (double)(uv_hrtime() - t3) / 1e6, buf.len);
+            if (!diff)
+                printf("%s: ok\n", path);
         }
         if (diff) {
             char cmd[PATH_MAX * 2 + 64], running[PATH_MAX];

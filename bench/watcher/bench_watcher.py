@@ -10,15 +10,21 @@ usage: bench_watcher.py DROVER_WATCHER CONSUL_DEV_SH TEMPLATE_DIR [CHANGES]
    slot shows the change (in or out of maintenance). Latency = PUT start
    -> change visible in HAProxy; it includes Consul's Raft commit and the
    blocking-query wake-up. Reloads = the master's reload counter delta.
+   The split of each change comes from the watcher's debug log (see
+   apply_split): PUT -> snapshot built -> planned -> runtime apply done ->
+   seen.
 2. render + check: `drover-watcher render --out DIR` of a service whose
    backend has 10,000 servers (10,000 eligible nodes in Consul): Consul
-   read + snapshot + template render + `haproxy -c`. Peak RSS of the
+   read + snapshot + template render + `haproxy -c`, total as seen from
+   outside (process start to exit) and split by the render's own
+   "render: timing:" log lines. Peak RSS of the
    render process (without haproxy -c, measured separately with
    --haproxy-bin true).
 3. idle: the daemon on a 50,000-key tree (10,000 nodes + 40,000 kube
    service entries): CPU used over 10 s once it is ready, and its peak RSS
    (VmHWM).
 """
+import calendar
 import os
 import shutil
 import subprocess
@@ -75,7 +81,19 @@ def wait_for(what, fn, timeout=60):
     wait_until(what, fn, timeout, retry_on=OSError)
 
 
-def watcher_args(cfg, metrics, extra=()):
+def log_times(path, what):
+    """wall-clock times (s) of the watcher's log lines containing `what`"""
+    out = []
+    with open(path) as f:
+        for l in f:
+            if what in l and l.startswith("ts="):
+                ts = l[3:26]  # 2026-11-23T13:47:23.787
+                out.append(calendar.timegm(time.strptime(ts[:19], "%Y-%m-%dT%H:%M:%S")) +
+                           float(ts[19:]))
+    return out
+
+
+def watcher_args(cfg, metrics, extra=(), level=None):
     return [WATCHER, "--consul-addr", addr(), "--haproxy-cluster", "bench", "--kube-cluster",
             "c1", "--template-dir", TEMPLATES, "--config-dir", cfg,
             "--haproxy-master-socket", os.path.join(work, "{service}.master"),
@@ -83,7 +101,8 @@ def watcher_args(cfg, metrics, extra=()):
             "--haproxy-state-file", os.path.join(work, "{service}.state"),
             "--agent-state-file", os.path.join(work, "agent.json"),
             "--snapshot-file", os.path.join(work, "snap.pb"), "--haproxy-maxconn", "1000",
-            "--metrics-addr", "127.0.0.1:%d" % metrics, "--log-level", os.environ.get("BENCH_LOG_LEVEL", "warn"), *extra]
+            "--metrics-addr", "127.0.0.1:%d" % metrics, "--log-level",
+            level or os.environ.get("BENCH_LOG_LEVEL", "warn"), *extra]
 
 
 def pct(v, p):
@@ -99,8 +118,10 @@ def bench_apply():
     for i, a in enumerate(nodes):
         kv().put("kube/c1/nodes/n%d" % i, {"addresses": [a], "eligible": True})
     kv().put("haproxy/bench/services/web", service(fe, 32))
-    w = subprocess.Popen(watcher_args(cfg, metrics), stdout=subprocess.DEVNULL,
-                         stderr=open(os.path.join(work, "watcher-apply.log"), "w"))
+    # debug: three timestamped lines per change give the split
+    log_path = os.path.join(work, "watcher-apply.log")
+    w = subprocess.Popen(watcher_args(cfg, metrics, level="debug"), stdout=subprocess.DEVNULL,
+                         stderr=open(log_path, "w"))
     procs.append(w)
     wait_for("web.cfg rendered", lambda: os.path.exists(os.path.join(cfg, "web.cfg")))
     master, stats = os.path.join(work, "web.master"), os.path.join(work, "web.sock")
@@ -114,13 +135,14 @@ def bench_apply():
     kv().put("kube/c1/nodes/n0", {"addresses": [nodes[0]], "eligible": True})
     wait_for("warm-up node back", lambda: nodes[0] in live(stats))
     r0 = reloads(master)
-    lat = []
+    lat, puts, seen = [], [], []
     for k in range(CHANGES):
         # even changes take node i out, odd ones put it back: at most one
         # node is out at a time, so the removal guard never holds
         i = (k // 2) % len(nodes)
         eligible = k % 2 == 1
         t0 = time.perf_counter()
+        puts.append(time.time())
         kv().put("kube/c1/nodes/n%d" % i, {"addresses": [nodes[i]], "eligible": eligible})
         while (nodes[i] in live(stats)) != eligible:
             if time.perf_counter() - t0 > 10:
@@ -129,10 +151,33 @@ def bench_apply():
             # Consul and HAProxy for the CPUs and measure the scheduler
             time.sleep(0.0005)
         lat.append((time.perf_counter() - t0) * 1000.0)
+        seen.append(time.time())
     n_reloads = reloads(master) - r0
     stop_process(hp)
     stop_process(w)
-    return lat, n_reloads
+    return lat, n_reloads, apply_split(log_path, puts, seen)
+
+
+def apply_split(log_path, puts, seen):
+    """Per change, from the watcher's debug log (ms timestamps, same wall
+    clock): PUT -> snapshot built (Consul commit, blocking-query wake-up,
+    read, snapshot) -> planned -> runtime apply done (coalescing wait,
+    HAProxy runtime commands) -> seen by the bench's `show servers state`
+    poll. Medians in ms, over the changes whose three lines were found in
+    order."""
+    marks = [log_times(log_path, "msg=\"watcher: snapshot "),
+             log_times(log_path, "msg=\"watcher: planning snapshot"),
+             log_times(log_path, "runtime apply done")]
+    parts = {"consul_and_snapshot": [], "plan": [], "apply": [], "observe": []}
+    for t_put, t_seen in zip(puts, seen):
+        t = [next((x for x in m if x >= t_put - 0.0015), None) for m in marks]
+        if None in t or not (t[0] <= t[1] <= t[2] <= t_seen + 0.0015):
+            continue
+        parts["consul_and_snapshot"].append((t[0] - t_put) * 1000)
+        parts["plan"].append((t[1] - t[0]) * 1000)
+        parts["apply"].append((t[2] - t[1]) * 1000)
+        parts["observe"].append(max(0.0, (t_seen - t[2]) * 1000))
+    return {k: (pct(v, 50) if v else -1) for k, v in parts.items()}, len(parts["plan"])
 
 
 def bench_render_and_idle():
@@ -153,8 +198,19 @@ def bench_render_and_idle():
     # render + check, timed
     base = watcher_args(os.path.join(work, "cfg-big"), metrics)
     t = time.perf_counter()
-    subprocess.run(base + ["render", "--out", out], check=True, stdout=subprocess.DEVNULL)
+    r = subprocess.run(watcher_args(os.path.join(work, "cfg-big"), metrics, level="info") +
+                       ["render", "--out", out], check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE, text=True)
     render_ms = (time.perf_counter() - t) * 1000.0
+    split = {}
+    for l in r.stderr.splitlines():
+        if "render: timing:" in l:
+            for kv_ in l.split("timing:", 1)[1].rstrip('"').split():
+                k, _, v = kv_.partition("=")
+                try:
+                    split[k] = float(v)
+                except ValueError:
+                    pass
     with open(os.path.join(out, "big.cfg")) as f:
         n_servers = sum(1 for l in f if l.lstrip().startswith("server "))
     # peak RSS of the render alone (haproxy -c replaced by true)
@@ -185,7 +241,8 @@ def bench_render_and_idle():
     with open("/proc/%d/status" % w.pid) as f:
         hwm = [l for l in f if l.startswith("VmHWM")][0].split()[1]
     stop_process(w)
-    return render_ms, n_servers, render_rss / 1024.0, idle_cpu, int(hwm) / 1024.0, len(items) + 1
+    return (render_ms, n_servers, render_rss / 1024.0, idle_cpu, int(hwm) / 1024.0,
+            len(items) + 1, split)
 
 
 def main():
@@ -198,15 +255,35 @@ def main():
               ["haproxy", "-v"], capture_output=True, text=True).stdout.split()[2],
               os.cpu_count()))
     print(__doc__.split("\n", 3)[3].strip())
-    lat, n_reloads = bench_apply()
+    lat, n_reloads, (asplit, n_split) = bench_apply()
     print("apply: %d changes, min %.2f ms, max %.2f ms" % (len(lat), min(lat), max(lat)))
-    render_ms, n_servers, render_rss, idle_cpu, hwm, keys = bench_render_and_idle()
+    print("apply split (medians over %d changes, from the watcher's debug log): PUT -> snapshot "
+          "built %.1f ms (Consul commit, blocking-query wake-up, read, snapshot); -> planned "
+          "%.1f ms; -> runtime apply done %.1f ms (--runtime-wait coalescing, HAProxy runtime "
+          "commands); -> seen by the poll %.1f ms" % (
+              n_split, asplit["consul_and_snapshot"], asplit["plan"], asplit["apply"],
+              asplit["observe"]))
+    (render_ms, n_servers, render_rss, idle_cpu, hwm, keys,
+     split) = bench_render_and_idle()
+    print("render split (10,000 servers): Consul read %.0f ms (%d keys), snapshot %.0f ms, "
+          "render %.0f ms (template data %.0f + template %.0f), write %.0f ms, haproxy -c %.0f ms"
+          % (split.get("consul_read_ms", -1), split.get("keys", -1), split.get("snapshot_ms", -1),
+             split.get("data_ms", -1) + split.get("template_ms", -1), split.get("data_ms", -1),
+             split.get("template_ms", -1), split.get("write_ms", -1), split.get("check_ms", -1)))
     print("render: %d server lines; idle: %d keys, %.2f %% of one CPU, VmHWM %.1f MiB" % (
         n_servers, keys, idle_cpu, hwm))
     print("BENCH watcher_apply_p50_ms %.2f" % pct(lat, 50))
     print("BENCH watcher_apply_p99_ms %.2f" % pct(lat, 99))
     print("BENCH watcher_reloads %d" % n_reloads)
+    print("BENCH watcher_apply_consul_and_snapshot_p50_ms %.1f" % asplit["consul_and_snapshot"])
+    print("BENCH watcher_apply_plan_p50_ms %.1f" % asplit["plan"])
+    print("BENCH watcher_apply_runtime_p50_ms %.1f" % asplit["apply"])
     print("BENCH watcher_render_10k_ms %.0f" % render_ms)
+    print("BENCH watcher_render_10k_consul_read_ms %.0f" % split.get("consul_read_ms", -1))
+    print("BENCH watcher_render_10k_snapshot_ms %.0f" % split.get("snapshot_ms", -1))
+    print("BENCH watcher_render_10k_render_ms %.0f" % (split.get("data_ms", -1) +
+                                                      split.get("template_ms", -1)))
+    print("BENCH watcher_render_10k_check_ms %.0f" % split.get("check_ms", -1))
     print("BENCH watcher_render_10k_rss_mib %.1f" % render_rss)
     print("BENCH watcher_idle_cpu_percent_50k_keys %.2f" % idle_cpu)
     print("BENCH watcher_rss_mib %.1f" % hwm)

@@ -111,6 +111,39 @@ START_TEST(test_servers_from_eligible_nodes)
 }
 END_TEST
 
+/* A static server and a kube node at the same address:port are one server
+ * (the static one, added first), however many nodes and in any order. */
+START_TEST(test_duplicate_servers_keep_the_first)
+{
+    static const char *dup_svc =
+        "{\"template\":\"tcp\",\"frontends\":[{\"name\":\"fe\",\"bind\":[\"127.0.0.1:81\"],"
+        "\"default_backend\":\"be\"}],\"backends\":[{\"name\":\"be\",\"servers\":[{\"name\":"
+        "\"st\",\"address\":\"10.0.0.2\",\"port\":30080,\"weight\":7}],\"kube\":[{"
+        "\"cluster\":\"prod-a\",\"namespace\":\"default\",\"service\":\"web\",\"port\":"
+        "\"http\"}]}]}";
+    struct kvpair kv[] = {
+        {"drover/v1/haproxy/edge/services/dup", dup_svc},
+        {"drover/v1/kube/prod-a/services/default/web/http", "{\"node_port\":30080}"},
+        {"drover/v1/kube/prod-a/nodes/n3", "{\"addresses\":[\"10.0.0.3\"],\"eligible\":true}"},
+        {"drover/v1/kube/prod-a/nodes/n2", "{\"addresses\":[\"10.0.0.2\"],\"eligible\":true}"},
+        {"drover/v1/kube/prod-a/nodes/n1", "{\"addresses\":[\"10.0.0.1\"],\"eligible\":true}"},
+        {"drover/v1/kube/prod-a/nodes/n2b", "{\"addresses\":[\"10.0.0.2\"],\"eligible\":true}"},
+    };
+    struct snapshot *s = build(kv, sizeof(kv) / sizeof(kv[0]));
+    const struct snapshot_backend *b = snapshot_backend(s, "be");
+    ck_assert_ptr_nonnull(b);
+    ck_assert_uint_eq(b->n_servers, 3);
+    ck_assert_str_eq(b->servers[0].id, "10.0.0.1:30080");
+    ck_assert_str_eq(b->servers[1].id, "10.0.0.2:30080");
+    ck_assert_str_eq(b->servers[2].id, "10.0.0.3:30080");
+    ck_assert_ptr_nonnull(b->servers[1].static_name);
+    ck_assert_str_eq(b->servers[1].static_name, "st");
+    ck_assert_int_eq(b->servers[1].weight, 7);
+    ck_assert_ptr_null(b->servers[1].node);
+    snapshot_free(s);
+}
+END_TEST
+
 START_TEST(test_inputs_hash_order_independent)
 {
     struct kvpair kv[sizeof(base) / sizeof(base[0])], rev[sizeof(base) / sizeof(base[0])];
@@ -178,9 +211,9 @@ START_TEST(test_template_data_and_render)
     ck_assert_int_eq(template_set_new(&to, &set), 0);
     ck_assert_int_eq(template_set_load_dir(set, DROVER_TEMPLATE_DIR, &terr), 0);
     ck_assert_int_eq(template_render(set, "http", data, &out, &terr), 0);
-    ck_assert_ptr_nonnull(strstr(out.data, "server slot1 10.0.0.1:30080 weight 100"));
-    ck_assert_ptr_nonnull(strstr(out.data, "server slot3 [fd00::4]:30080 weight 100"));
-    ck_assert_ptr_nonnull(strstr(out.data, "server slot4 0.0.0.0:1 disabled"));
+    ck_assert_ptr_nonnull(strstr(out.data, "server slot1 10.0.0.1:30080 id 1 weight 100"));
+    ck_assert_ptr_nonnull(strstr(out.data, "server slot3 [fd00::4]:30080 id 3 weight 100"));
+    ck_assert_ptr_nonnull(strstr(out.data, "server slot4 0.0.0.0:1 id 4 disabled"));
     ck_assert_ptr_nonnull(strstr(out.data, "agent-send \"be_web/slot2\\n\""));
     ck_assert_ptr_nonnull(strstr(out.data, "port 31999"));
     ck_assert_ptr_nonnull(strstr(out.data, "use_backend be_web if { hdr(host),field(1,:) -i "
@@ -415,6 +448,7 @@ int main(void)
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_servers_from_eligible_nodes);
     tcase_add_test(tc, test_inputs_hash_order_independent);
+    tcase_add_test(tc, test_duplicate_servers_keep_the_first);
     tcase_add_test(tc, test_template_data_and_render);
     tcase_add_test(tc, test_agent_state);
     tcase_add_test(tc, test_bad_entries_skipped);
