@@ -27,6 +27,7 @@ PACKAGES=(
     unzip openssl
     systemd  # systemd-analyze verify for the unit tests of deploy/systemd
     prometheus
+    stress-ng  # scripts/test.sh's loaded suite (two busy CPUs beside the tests)
 )
 # prometheus: only for promtool (alert rule tests); its server is not used
 
