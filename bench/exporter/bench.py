@@ -21,6 +21,13 @@ Figures:
                               resources plus a full Consul re-read (SIGHUP)
                               that change nothing (expected 0)
   exporter_rss_mib            peak RSS (VmHWM) of the exporter at the end
+  exporter_converge_{list,build,txn}_s
+                              its split, from the exporter's own log lines:
+                              list = start -> the last of "kube: listed"
+                              (nodes, services; paged, from the fixture);
+                              build = -> "writing N sets" (desired KV built
+                              and diffed against the Consul read); txn = ->
+                              "KV in sync" (all txn batches written)
   exporter_failover_s         a standby replica (same options, its own session)
                               follows; kill -9 of the leader -> the standby's
                               drover_exporter_leader is 1 (polled every 20 ms);
@@ -113,6 +120,18 @@ def main():
         ts = m.group(1)  # 2026-11-23T13:47:23.787Z
         t1 = calendar.timegm(time.strptime(ts[:19], "%Y-%m-%dT%H:%M:%S")) + float("0" + ts[19:-1])
         converge = t1 - t0
+
+        def log_ts(pattern):
+            return [calendar.timegm(time.strptime(ts[:19], "%Y-%m-%dT%H:%M:%S")) +
+                    float("0" + ts[19:-1]) for ts in
+                    re.findall(r'ts=(\S+) level=\w+ comp=exporter msg="' + pattern, logtext())]
+        listed = log_ts(r"kube: listed \d+ services")[:1] + log_ts(r"kube: listed \d+ nodes")[:1]
+        split = None
+        if len(listed) == 2:
+            t_list = max(listed)
+            t_write = next((t for t in log_ts(r"exporter: writing \d+ sets") if t >= t_list), None)
+            if t_write:
+                split = (t_list - t0, t_write - t_list, t1 - t_write)
         port = int(re.search(r"metrics and health on \S+ \(port (\d+)\)", logtext()).group(1))
         own = "drover/v1/kube/%s/" % CLUSTER
         keys = kv.keys(own)
@@ -203,6 +222,13 @@ def main():
         print("method: no-op resync = relist after a 410 on both watches + 2 SIGHUP re-reads; "
               "writes counted by drover_exporter_kv_writes_total")
         print("BENCH exporter_converge_s %.3f" % converge)
+        if split:
+            print("method: converge split from the exporter's log (ms timestamps): list %.3f s "
+                  "(fixture-bound: a Python TLS server paging 5,000 Services), build + diff "
+                  "%.3f s, txn %.3f s" % split)
+            print("BENCH exporter_converge_list_s %.3f" % split[0])
+            print("BENCH exporter_converge_build_s %.3f" % split[1])
+            print("BENCH exporter_converge_txn_s %.3f" % split[2])
         print("BENCH exporter_event_to_kv_ms %.1f" % statistics.median(lat))
         print("BENCH exporter_noop_resync_writes %d" % (w1 - w0))
         print("method: failover = kill -9 of the leader -> a following replica reports "
@@ -216,7 +242,10 @@ def main():
         if kube:
             kube.stop()
         dev.close()
-        shutil.rmtree(work, ignore_errors=True)
+        if os.environ.get("BENCH_KEEP"):
+            print("bench: kept %s" % work)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
