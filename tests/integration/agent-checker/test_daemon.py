@@ -211,22 +211,30 @@ def test_sd_notify(binary, work, daemons):
 def test_stall_answers_the_line(binary, work, daemons):
     """Issue 14: the checker stopped (SIGSTOP) past the request timeout
     while the line arrives; on SIGCONT the expired timer and the readable
-    line are both pending. The real answer must win, every time."""
-    d = start(binary, work, daemons, extra=["--request-timeout", "100ms"], state=DRAIN)
+    line are both pending. The real answer must win, every time. The stop
+    must begin before the deadline (else the default is right: nothing had
+    been sent), so the timeout is 500 ms, the stall 800 ms."""
+    timeout = 0.5
+    d = start(binary, work, daemons, extra=["--request-timeout", "500ms"], state=DRAIN)
     want = b"drain up 50% #disk swap (by alice)\n"
     wait_until("the state to be answered", lambda: ask(d.port, b"be_web/web-1\n") == want)
     for i in range(10):
         with socket.create_connection(("127.0.0.1", d.port), timeout=5) as s:
+            t_conn = time.monotonic()
             # the connection is accepted (its deadline armed) before the stall
             wait_until("the connection to be accepted",
-                       lambda: d.metric("drover_agent_checker_connections_active") == 1)
+                       lambda: d.metric("drover_agent_checker_connections_active") == 1,
+                       interval=0.005)
             time.sleep(0.02)
             d.signal(signal.SIGSTOP)
+            stopped_after = time.monotonic() - t_conn
             try:
                 s.sendall(b"be_web/web-1\n")
-                time.sleep(0.3)
+                time.sleep(timeout + 0.3)
             finally:
                 d.signal(signal.SIGCONT)
+            assert stopped_after < timeout, \
+                f"try {i + 1}: setup took {stopped_after:.3f} s, beyond the timeout"
             chunks = []
             while True:
                 b = s.recv(4096)

@@ -2,9 +2,13 @@
 /* Unit tests for agent_checker: reload keeps the previous state on a bad or
  * missing file, fallback and readiness, staleness, and the full answer
  * path from request bytes to reply line. Runs without a loop (reloads are
- * called directly); the integration test covers inotify and SIGHUP. */
+ * called directly); the integration test covers inotify and SIGHUP. The
+ * reader cases give answering threads their own loops: a reader answers
+ * from one whole state until its loop takes the next, and old states are
+ * freed only after the last reader let go (ASan in the debug preset). */
 #include <check.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -192,8 +196,115 @@ START_TEST(test_bad_fallback_refused)
 }
 END_TEST
 
+static const char *state_a = "{\"version\":1,\"servers\":{\"be/s\":{\"admin\":\"drain\","
+                             "\"reason\":\"A\"}}}";
+static const char *state_b = "{\"version\":1,\"servers\":{\"be/s\":{\"admin\":\"maint\","
+                             "\"reason\":\"B\"}}}";
+#define REPLY_A "drain up #A\n"
+#define REPLY_B "maint up #B\n"
+
+static const char *reader_answer(struct agent_reader *r, char *out, size_t cap)
+{
+    int n = agent_reader_answer(r, "be/s\n", 5, AGENT_REQ_LINE, out, cap);
+    ck_assert_int_gt(n, 0);
+    return out;
+}
+
+START_TEST(test_reader_switches_on_its_loop)
+{
+    char out[AGENT_REPLY_MAX];
+    uv_loop_t loop;
+    struct agent_reader *r = NULL;
+    write_state(state_a);
+    struct agent_checker *ck = new_checker("ready up", 0);
+    ck_assert_int_eq(uv_loop_init(&loop), 0);
+    ck_assert_int_eq(agent_checker_reader_new(ck, &loop, &r), 0);
+    ck_assert_str_eq(reader_answer(r, out, sizeof(out)), REPLY_A);
+
+    write_state(state_b);
+    ck_assert_int_eq(agent_checker_reload(ck, "test"), AGENT_RELOAD_OK);
+    /* the checker's own answers switch at once; the reader keeps the
+     * whole previous state until its loop runs */
+    ck_assert_str_eq(answer(ck, "be/s\n", AGENT_REQ_LINE), REPLY_B);
+    ck_assert_str_eq(reader_answer(r, out, sizeof(out)), REPLY_A);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    ck_assert_str_eq(reader_answer(r, out, sizeof(out)), REPLY_B);
+    /* its answers are in the totals, also after it is freed */
+    ck_assert_uint_eq(agent_checker_counters(ck)->matches[AGENT_MATCH_SERVER], 4);
+    agent_checker_reader_close(r);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    agent_checker_reader_free(r);
+    ck_assert_int_eq(uv_loop_close(&loop), 0);
+    ck_assert_uint_eq(agent_checker_counters(ck)->replies[AGENT_ADMIN_DRAIN][AGENT_HEALTH_UP], 2);
+    ck_assert_uint_eq(agent_checker_counters(ck)->replies[AGENT_ADMIN_MAINT][AGENT_HEALTH_UP], 2);
+    agent_checker_free(ck);
+}
+END_TEST
+
+struct hammer {
+    struct agent_reader *r;
+    uv_loop_t loop;
+    volatile bool stop;
+    int bad, answers;
+    char bad_reply[AGENT_REPLY_MAX];
+};
+
+static void *hammer_main(void *arg)
+{
+    struct hammer *h = arg;
+    char out[AGENT_REPLY_MAX];
+    while (!h->stop) {
+        uv_run(&h->loop, UV_RUN_NOWAIT);
+        int n = agent_reader_answer(h->r, "be/s\n", 5, AGENT_REQ_LINE, out, sizeof(out));
+        h->answers++;
+        if (n <= 0 || (strcmp(out, REPLY_A) != 0 && strcmp(out, REPLY_B) != 0)) {
+            if (!h->bad++)
+                snprintf(h->bad_reply, sizeof(h->bad_reply), "%s", n > 0 ? out : "(none)");
+        }
+    }
+    uv_run(&h->loop, UV_RUN_NOWAIT);
+    return NULL;
+}
+
+/* Two threads answer while the checker reloads 200 times: every answer is
+ * one whole file's, and no state is freed under a reader (ASan). */
+START_TEST(test_readers_in_threads_during_reloads)
+{
+    struct hammer h[2];
+    pthread_t th[2];
+    write_state(state_a);
+    struct agent_checker *ck = new_checker("ready up", 0);
+    for (int i = 0; i < 2; i++) {
+        memset(&h[i], 0, sizeof(h[i]));
+        ck_assert_int_eq(uv_loop_init(&h[i].loop), 0);
+        ck_assert_int_eq(agent_checker_reader_new(ck, &h[i].loop, &h[i].r), 0);
+        ck_assert_int_eq(pthread_create(&th[i], NULL, hammer_main, &h[i]), 0);
+    }
+    for (int k = 0; k < 200; k++) {
+        write_state(k % 2 ? state_a : state_b);
+        ck_assert_int_eq(agent_checker_reload(ck, "test"), AGENT_RELOAD_OK);
+    }
+    for (int i = 0; i < 2; i++) {
+        h[i].stop = true;
+        pthread_join(th[i], NULL);
+        /* the last reload (state A) reached the thread's loop */
+        char out[AGENT_REPLY_MAX];
+        ck_assert_str_eq(reader_answer(h[i].r, out, sizeof(out)), REPLY_A);
+        agent_checker_reader_close(h[i].r);
+        uv_run(&h[i].loop, UV_RUN_DEFAULT);
+        agent_checker_reader_free(h[i].r);
+        ck_assert_int_eq(uv_loop_close(&h[i].loop), 0);
+        ck_assert_msg(h[i].bad == 0, "thread %d: %d of %d answers mixed, first: %s", i, h[i].bad,
+                      h[i].answers, h[i].bad_reply);
+        ck_assert_int_gt(h[i].answers, 0);
+    }
+    agent_checker_free(ck);
+}
+END_TEST
+
 int main(void)
 {
+
     Suite *s = suite_create("agent_checker");
     TCase *tc = tcase_create("core");
     tcase_add_checked_fixture(tc, setup, teardown);
@@ -202,6 +313,8 @@ int main(void)
     tcase_add_test(tc, test_garbage_and_partial_get_default);
     tcase_add_test(tc, test_stale_state_uses_fallback);
     tcase_add_test(tc, test_bad_fallback_refused);
+    tcase_add_test(tc, test_reader_switches_on_its_loop);
+    tcase_add_test(tc, test_readers_in_threads_during_reloads);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
