@@ -1,0 +1,757 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * haproxy_engine: snapshots -> HAProxy (see haproxy_engine.h). This file:
+ * helpers over the engine state, planning (placements and both removal
+ * guards), services removed from KV, snapshots in, lifecycle and
+ * observation. The HAProxy side of a plan (runtime applies, render +
+ * check + install + reload) is haproxy_engine_apply.c.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "atomic_file.h"
+#include "haproxy_engine_internal.h"
+#include "log.h"
+#include "render.h"
+
+/* ---- helpers ---- */
+
+char *haproxy_engine_expand(const char *pattern, const char *name)
+{
+    const char *p = strstr(pattern, "{service}");
+    char *out = NULL;
+    if (!p)
+        return strdup(pattern);
+    if (asprintf(&out, "%.*s%s%s", (int)(p - pattern), pattern, name, p + 9) < 0)
+        return NULL;
+    return out;
+}
+
+static struct backend_state *backend_state(struct haproxy_engine *e, const char *name)
+{
+    for (size_t i = 0; i < e->n_bes; i++)
+        if (strcmp(e->bes[i].name, name) == 0)
+            return &e->bes[i];
+    struct backend_state *p = realloc(e->bes, (e->n_bes + 1) * sizeof(*p));
+    if (!p)
+        return NULL;
+    e->bes = p;
+    struct backend_state *b = &e->bes[e->n_bes];
+    memset(b, 0, sizeof(*b));
+    if (!(b->name = strdup(name)))
+        return NULL;
+    slot_assignment_init(&b->a);
+    e->n_bes++;
+    return b;
+}
+
+struct service_state *engine_service_state(const struct haproxy_engine *e, const char *name)
+{
+    for (size_t i = 0; i < e->n_svcs; i++)
+        if (strcmp(e->svcs[i]->name, name) == 0)
+            return e->svcs[i];
+    return NULL;
+}
+
+const struct slot_assignment *engine_committed_slots(void *arg, const char *backend)
+{
+    const struct haproxy_engine *e = arg;
+    for (size_t i = 0; i < e->n_bes; i++)
+        if (e->bes[i].have && strcmp(e->bes[i].name, backend) == 0)
+            return &e->bes[i].a;
+    return NULL;
+}
+
+int haproxy_engine_render_opts(const struct haproxy_engine_opts *o, const char *service,
+                               struct snapshot_render_opts *ro, char **stats, char **state)
+{
+    *stats = haproxy_engine_expand(o->stats_socket, service);
+    *state = haproxy_engine_expand(o->state_file, service);
+    *ro = (struct snapshot_render_opts){
+        .haproxy_cluster = o->haproxy_cluster,
+        .stats_socket = *stats ? *stats : "",
+        .server_state_file = *state ? *state : "",
+        .maxconn = o->maxconn,
+        .agent_addr = o->agent_addr,
+        .agent_port = o->agent_port,
+        .agent_inter_ms = o->agent_interval_ms,
+        .timeout_connect_ms = o->timeout_connect_ms,
+        .timeout_client_ms = o->timeout_client_ms,
+        .timeout_server_ms = o->timeout_server_ms,
+    };
+    return *stats && *state ? 0 : -ENOMEM;
+}
+
+/* Structure (or full, structure_only=false) template data of a service
+ * with the committed slots. */
+int engine_service_json(struct haproxy_engine *e, const struct snapshot_service *svc,
+                        bool structure_only, json_t **out)
+{
+    struct snapshot_render_opts ro;
+    char *stats, *state;
+    haproxy_engine_render_opts(&e->o, svc->def->name, &ro, &stats, &state);
+    int rc =
+        snapshot_service_json(e->snap, svc, &ro, engine_committed_slots, e, structure_only, out);
+    free(stats);
+    free(state);
+    return rc;
+}
+
+/* Replace path by rename without fsync: visible at once, not yet durable.
+ * On the runtime path the agent-checker must see a filled slot as "ready"
+ * before its agent is enabled, and an fsync costs ~6 ms there; the durable
+ * copy (atomic_file_write) follows in the structural window, and a
+ * restarted watcher rewrites the file from its snapshot anyway. */
+static int write_visible(const char *path, const char *text, size_t len)
+{
+    char tmp[PATH_MAX];
+    int rc = 0;
+    snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid());
+    FILE *f = fopen(tmp, "we");
+    if (!f)
+        return -errno;
+    if (fwrite(text, 1, len, f) != len)
+        rc = -EIO;
+    if (fclose(f) != 0 && rc == 0)
+        rc = -errno;
+    if (rc == 0 && rename(tmp, path) < 0)
+        rc = -errno;
+    if (rc < 0)
+        unlink(tmp);
+    return rc;
+}
+
+int engine_write_agent_state(struct haproxy_engine *e, bool durable)
+{
+    const char *path = e->o.agent_state_file;
+    char *text = NULL;
+    int rc = snapshot_agent_state(e->snap, engine_committed_slots, e, (int64_t)time(NULL), &text);
+    if (rc == 0)
+        rc = durable ? atomic_file_write(path, text, strlen(text), 0644)
+                     : write_visible(path, text, strlen(text));
+    if (rc < 0)
+        log_error("watcher: agent state file %s: %s; the agent-checker keeps the previous "
+                  "state",
+                  path, strerror(-rc));
+    free(text);
+    return rc;
+}
+
+void engine_save_snapshot(struct haproxy_engine *e)
+{
+    char err[512];
+    if (!e->o.snapshot_file || !*e->o.snapshot_file)
+        return;
+    if (snapshot_save(e->snap, e->o.model, engine_committed_slots, e, e->o.snapshot_file,
+                      (int64_t)time(NULL), err, sizeof(err)) < 0)
+        log_error("watcher: %s; a restart without Consul would use an older snapshot", err);
+}
+
+void engine_mark_applied(struct haproxy_engine *e)
+{
+    e->applied = true;
+    if (e->o.on_applied)
+        e->o.on_applied(e->o.arg, e->snap);
+}
+
+/* ---- planning ---- */
+
+/* Place the servers of every backend of svc into slots starting from the
+ * committed placement (growing the slot count when more servers are
+ * desired than slots exist). Held backends keep their committed
+ * placement. Returns 0 or -ENOMEM; commits the new placements. */
+static int plan_service(struct haproxy_engine *e, const struct snapshot_service *svc)
+{
+    for (size_t i = 0; i < svc->n_backends; i++) {
+        const struct snapshot_backend *b = &svc->backends[i];
+        struct backend_state *bs = backend_state(e, b->def->name);
+        struct slot_server *desired = NULL;
+        struct slot_assignment next;
+        size_t need = 0, nslots;
+        int rc;
+
+        if (!bs || snapshot_desired(b, &desired) < 0)
+            return -ENOMEM;
+        free(bs->service);
+        bs->service = strdup(svc->def->name);
+        nslots = bs->have ? bs->a.nslots : 0;
+        if (nslots < b->slots)
+            nslots = b->slots;
+        slot_assignment_init(&next);
+        rc = slots_assign(bs->have ? &bs->a : NULL, desired, b->n_servers, nslots, &next, &need);
+        if (rc == 0 && need) {
+            slot_assignment_free(&next);
+            slot_assignment_init(&next);
+            rc = slots_assign(bs->have ? &bs->a : NULL, desired, b->n_servers, need, &next, &need);
+        }
+        free(desired);
+        if (rc < 0) {
+            log_error("watcher: backend %s: slot placement failed: %s; keeping its current "
+                      "servers",
+                      b->def->name, strerror(-rc));
+            continue;
+        }
+        if (bs->have) {
+            size_t active = slot_assignment_used(&bs->a);
+            size_t removed = slots_count_removed(&bs->a, &next);
+            double share =
+                b->max_removal_share >= 0 ? b->max_removal_share : e->o.max_removal_share;
+            struct slots_guard_result g =
+                slots_guard(active, removed, slot_assignment_used(&next), share, b->force_removal);
+            if (g.hold) {
+                if (!bs->held) {
+                    log_warn("watcher: backend %s: change removing %zu of %zu servers held back "
+                             "(%s); write haproxy/%s/force-removal/%s to let it through",
+                             b->def->name, g.removed, g.active, g.reason, e->o.haproxy_cluster,
+                             b->def->name);
+                    metrics_counter_inc(e->m_held_total);
+                }
+                bs->held = true;
+                slot_assignment_free(&next);
+                continue;
+            }
+        }
+        bs->held = false;
+        slot_assignment_free(&bs->a);
+        bs->a = next;
+        bs->have = true;
+    }
+    return 0;
+}
+
+static void update_gauges(struct haproxy_engine *e)
+{
+    struct haproxy_engine_stats st;
+    haproxy_engine_get_stats(e, &st);
+    metrics_gauge_set(e->m_held, (double)st.backends_held);
+    metrics_gauge_set(e->m_servers, (double)st.servers);
+    metrics_gauge_set(e->m_services, e->snap ? (double)e->snap->n_services : 0);
+}
+
+static int ensure_service(struct haproxy_engine *e, const char *name)
+{
+    if (engine_service_state(e, name))
+        return 0;
+    struct service_state **p = realloc(e->svcs, (e->n_svcs + 1) * sizeof(*p));
+    if (!p)
+        return -ENOMEM;
+    e->svcs = p;
+    struct service_state *s = calloc(1, sizeof(*s));
+    if (!s || !(s->name = strdup(name))) {
+        free(s);
+        return -ENOMEM;
+    }
+    e->svcs[e->n_svcs++] = s;
+    char *stats = haproxy_engine_expand(e->o.stats_socket, name),
+         *master = haproxy_engine_expand(e->o.master_socket, name),
+         *state = haproxy_engine_expand(e->o.state_file, name);
+    int rc = stats && master && state ? haproxy_runtime_new(e->loop, stats, master, state, &s->rt)
+                                      : -ENOMEM;
+    if (rc < 0)
+        log_error("watcher: service %s: cannot create the HAProxy client: %s", name, strerror(-rc));
+    free(stats);
+    free(master);
+    free(state);
+    return rc;
+}
+
+/* ---- services removed from KV ---- */
+
+static void on_frontends_disabled(struct haproxy_runtime *rt, int status,
+                                  const char *const *answers, size_t n, const char *errmsg,
+                                  void *arg)
+{
+    char *name = arg, err[512];
+    (void)rt;
+    if (status < 0)
+        log_warn("watcher: service %s: cannot disable its frontends: %s; its HAProxy may "
+                 "still serve them until it is stopped",
+                 name, errmsg ? errmsg : strerror(-status));
+    for (size_t i = 0; status == 0 && i < n; i++)
+        if (haproxy_runtime_check_answer("disable frontend", answers[i], err, sizeof(err)) < 0)
+            log_warn("watcher: service %s: %s", name, err);
+    free(name);
+}
+
+/* The service is gone from a complete read of haproxy/<cluster>/: move its
+ * config aside, tell its HAProxy to stop serving its frontends (the process
+ * itself belongs to systemd / the operator) and forget its placements, so
+ * a service of the same name that comes back starts from scratch. */
+static void retire_service(struct haproxy_engine *e, struct service_state *s)
+{
+    char err[512];
+    const char *cmds[64];
+    size_t n = 0;
+    json_t *fe;
+    size_t i;
+    int rc = render_retire(e->o.config_dir, s->name, err, sizeof(err));
+
+    metrics_counter_inc(e->m_svc_removed);
+    log_warn("watcher: service %s: removed from haproxy/%s/services/ (complete read); config "
+             "%s",
+             s->name, e->o.haproxy_cluster,
+             rc == 0         ? "moved to <name>.cfg.removed, disabling its frontends"
+             : rc == -ENOENT ? "file already gone, disabling its frontends"
+                             : "could not be moved aside, disabling its frontends");
+    if (rc < 0 && rc != -ENOENT)
+        log_error("watcher: %s; HAProxy would load it again on its next start", err);
+    /* the frontends of the installed config (its structure render) */
+    json_array_foreach(json_object_get(s->structure, "frontends"), i, fe)
+    {
+        const char *fname = json_string_value(json_object_get(fe, "name"));
+        char *cmd = NULL;
+        if (fname && n < 64 && asprintf(&cmd, "disable frontend %s", fname) >= 0)
+            cmds[n++] = cmd;
+    }
+    char *arg = strdup(s->name);
+    if (n && s->rt && arg &&
+        haproxy_runtime_exec(s->rt, HAPROXY_SOCKET_STATS, cmds, n, on_frontends_disabled, arg) == 0)
+        arg = NULL;
+    else if (n)
+        log_warn("watcher: service %s: cannot queue `disable frontend`; stop its HAProxy by hand",
+                 s->name);
+    free(arg);
+    for (i = 0; i < n; i++)
+        free((char *)cmds[i]);
+    for (i = 0; i < e->n_bes; i++) {
+        struct backend_state *bs = &e->bes[i];
+        if (!bs->service || strcmp(bs->service, s->name) != 0)
+            continue;
+        if (s->rt)
+            haproxy_runtime_forget(s->rt, bs->name);
+        slot_assignment_free(&bs->a);
+        slot_assignment_init(&bs->a);
+        bs->have = bs->held = false;
+    }
+    json_decref(s->structure);
+    s->structure = NULL;
+    s->reload_pending = s->file_stale = false;
+    s->retired = true;
+}
+
+/* Services served so far that the snapshot no longer defines. Removed only
+ * on a snapshot from a complete, successful Consul read (a snapshot loaded
+ * from the file, or Consul errors, never remove anything), and under the
+ * mass-removal guard over services: more than max_removal_share of them,
+ * or all of them, at once is held unless every one of them has a
+ * force-removal entry haproxy/<cluster>/force-removal/<service>. */
+static void retire_removed(struct haproxy_engine *e)
+{
+    size_t active = 0, removed = 0;
+    bool forced = true;
+
+    if (!e->snap_from_feed)
+        return;
+    for (size_t i = 0; i < e->n_svcs; i++) {
+        struct service_state *s = e->svcs[i];
+        if (s->retired)
+            continue;
+        active++;
+        if (!snapshot_service(e->snap, s->name)) {
+            removed++;
+            forced &= kv_model_force(&e->snap->model, s->name) != NULL;
+        }
+    }
+    struct slots_guard_result g =
+        slots_guard(active, removed, active - removed, e->o.max_removal_share, removed && forced);
+    metrics_gauge_set(e->m_svc_removals_held, g.hold);
+    if (g.hold) {
+        if (!e->svc_removal_held) {
+            log_warn("watcher: removal of %zu of %zu services held back (%s); their configs "
+                     "stay; write haproxy/%s/force-removal/<service> to let it through",
+                     removed, active,
+                     removed == active ? "it would remove every service"
+                                       : "more than --max-removal-share of the services",
+                     e->o.haproxy_cluster);
+            metrics_counter_inc(e->m_svc_removals_held_total);
+        }
+        e->svc_removal_held = true;
+        return;
+    }
+    e->svc_removal_held = false;
+    for (size_t i = 0; removed && i < e->n_svcs; i++) {
+        struct service_state *s = e->svcs[i];
+        if (s->retired || snapshot_service(e->snap, s->name))
+            continue;
+        if (s->busy || s->checking) {
+            s->replan = true; /* retired once its install/reload is done */
+            continue;
+        }
+        retire_service(e, s);
+    }
+}
+
+/* Runtime quiescence fired: place servers, apply what needs no reload,
+ * queue the rest for the structural window. */
+static void on_runtime_due(void *arg)
+{
+    struct haproxy_engine *e = arg;
+    bool structural = false, any_runtime = false;
+
+    if (!e->snap || e->stopping)
+        return;
+    e->plans++;
+    log_debug("watcher: planning snapshot %016llx", (unsigned long long)e->snap->inputs_hash);
+    for (size_t i = 0; i < e->snap->n_services; i++) {
+        const struct snapshot_service *svc = &e->snap->services[i];
+        struct service_state *s;
+        json_t *st = NULL;
+        if (ensure_service(e, svc->def->name) < 0 || !(s = engine_service_state(e, svc->def->name)))
+            continue;
+        if (s->retired) {
+            log_info("watcher: service %s: defined again; rendering it", s->name);
+            s->retired = false;
+        }
+        if (s->busy) {
+            s->replan = true; /* replanned when the reload is done */
+            continue;
+        }
+        if (plan_service(e, svc) < 0)
+            continue;
+        if (engine_service_json(e, svc, true, &st) < 0) {
+            log_error("watcher: service %s: cannot build its template data; keeping HAProxy as "
+                      "it is",
+                      svc->def->name);
+            continue;
+        }
+        if (!s->structure || !json_equal(st, s->structure)) {
+            s->reload_pending = true;
+            structural = true;
+        } else {
+            any_runtime = true;
+            s->file_stale = true;
+            structural = true; /* refresh the file in the quiet window, no reload */
+        }
+        json_decref(st);
+    }
+    retire_removed(e);
+    update_gauges(e);
+    /* the agent must read "ready" for a filled slot before its agent is
+     * enabled, and "maint" for a freed one */
+    engine_write_agent_state(e, false);
+    e->snapshot_dirty = true;
+    structural = true;
+    for (size_t i = 0; any_runtime && i < e->snap->n_services; i++) {
+        struct service_state *s = engine_service_state(e, e->snap->services[i].def->name);
+        if (s && !s->reload_pending && !s->busy)
+            engine_apply_service(e, s, &e->snap->services[i]);
+    }
+    if (any_runtime)
+        engine_mark_applied(e);
+    if (structural)
+        quiesce_timer_kick(e->struct_q);
+}
+
+/* ---- snapshots in ---- */
+
+/* Rebuild the snapshot in force from its own inputs: maintenance and
+ * force-removal entries that expired since drop out (a force-removal that
+ * ends re-arms the guard) without waiting for a KV change. */
+static void on_expiry(uv_timer_t *t)
+{
+    struct haproxy_engine *e = t->data;
+    struct snapshot_entry *en;
+    struct snapshot *snap = NULL;
+    if (!e->snap || e->stopping)
+        return;
+    if (!(en = calloc(e->snap->n_entries + 1, sizeof(*en))))
+        return;
+    for (size_t i = 0; i < e->snap->n_entries; i++) {
+        const struct snapshot_entry *s = &e->snap->entries[i];
+        en[i].key = strdup(s->key);
+        en[i].value = malloc(s->len + 1);
+        if (!en[i].key || !en[i].value) {
+            snapshot_entries_free(en, i + 1);
+            return;
+        }
+        memcpy(en[i].value, s->value ? s->value : "", s->len);
+        en[i].value[s->len] = '\0';
+        en[i].len = s->len;
+    }
+    if (snapshot_build(e->o.model, en, e->snap->n_entries, (int64_t)time(NULL), e->snap, &snap) ==
+        0) {
+        log_info("watcher: a maintenance or force-removal entry expired; re-planning");
+        haproxy_engine_take_snapshot(e, snap, false);
+    }
+}
+
+static void arm_expiry(struct haproxy_engine *e)
+{
+    int64_t next = 0, now = (int64_t)time(NULL);
+    const struct kv_model *m = &e->snap->model;
+    for (size_t i = 0; i < m->n_maint; i++)
+        if (m->maint[i].expires && (!next || m->maint[i].expires < next))
+            next = m->maint[i].expires;
+    for (size_t i = 0; i < m->n_forces; i++)
+        if (m->forces[i].expires && (!next || m->forces[i].expires < next))
+            next = m->forces[i].expires;
+    uv_timer_stop(&e->expiry);
+    if (next)
+        uv_timer_start(&e->expiry, on_expiry, (uint64_t)(next > now ? next - now : 0) * 1000 + 100,
+                       0);
+}
+
+void haproxy_engine_take_snapshot(struct haproxy_engine *e, struct snapshot *snap,
+                                  bool complete_read)
+{
+    uint64_t bad = 0;
+    if (e->stopping) {
+        snapshot_free(snap);
+        return;
+    }
+    if (complete_read)
+        e->snap_from_feed = true;
+    for (int p = 0; p < KVM_PREFIX_COUNT; p++) {
+        metrics_gauge_set(e->m_bad[p], (double)snap->model.bad[p]);
+        bad += snap->model.bad[p];
+    }
+    metrics_counter_add(e->m_bad_total, bad);
+    metrics_counter_inc(e->m_snapshots);
+    log_info("watcher: snapshot %016llx: %zu services, %zu kube services, %zu nodes, %zu "
+             "maintenance entries, %llu bad entries",
+             (unsigned long long)snap->inputs_hash, snap->n_services, snap->model.n_kube_services,
+             snap->model.n_nodes, snap->model.n_maint, (unsigned long long)bad);
+    snapshot_free(e->snap);
+    e->snap = snap;
+    quiesce_timer_kick(e->runtime_q);
+    arm_expiry(e);
+}
+
+const struct snapshot *haproxy_engine_snapshot(const struct haproxy_engine *e)
+{
+    return e->snap;
+}
+
+int haproxy_engine_load_saved(struct haproxy_engine *e)
+{
+    struct snapshot *snap = NULL;
+    struct snapshot_saved_slots *saved = NULL;
+    size_t n_saved = 0;
+    char err[512];
+    const char *path = e->o.snapshot_file ? e->o.snapshot_file : "";
+    int rc = snapshot_load(path, e->o.model, (int64_t)time(NULL), &snap, &saved, &n_saved, err,
+                           sizeof(err));
+    if (rc == -ENOENT) {
+        log_info("watcher: no snapshot file %s yet; waiting for Consul before rendering anything",
+                 path);
+        return rc;
+    }
+    if (rc < 0) {
+        log_warn("watcher: %s; ignoring it, waiting for Consul", err);
+        return rc;
+    }
+    for (size_t i = 0; i < n_saved; i++) {
+        struct backend_state *bs = backend_state(e, saved[i].backend);
+        if (!bs)
+            continue;
+        slot_assignment_free(&bs->a);
+        bs->a = saved[i].a;
+        slot_assignment_init(&saved[i].a);
+        bs->have = true;
+    }
+    snapshot_saved_slots_free(saved, n_saved);
+    log_info("watcher: loaded snapshot %016llx from %s (%zu services); serving it until Consul "
+             "answers",
+             (unsigned long long)snap->inputs_hash, path, snap->n_services);
+    haproxy_engine_take_snapshot(e, snap, false);
+    return 0;
+}
+
+void haproxy_engine_set_templates(struct haproxy_engine *e, struct template_set *set)
+{
+    template_set_free(e->templates);
+    e->templates = set;
+    if (e->stopping)
+        return;
+    for (size_t i = 0; i < e->n_svcs; i++)
+        e->svcs[i]->reload_pending = !e->svcs[i]->retired;
+    quiesce_timer_kick(e->struct_q);
+}
+
+/* ---- lifecycle ---- */
+
+static void setup_metrics(struct haproxy_engine *e)
+{
+    struct metrics_registry *r = e->o.metrics;
+    char labels[64];
+    e->m_snapshots = metrics_counter(r, "drover_watcher_snapshots_total",
+                                     "Snapshots built from changed KV inputs.", NULL);
+    e->m_reloads = metrics_counter(r, "drover_watcher_reloads_total",
+                                   "HAProxy reloads confirmed with show proc.", NULL);
+    e->m_reload_failures = metrics_counter(r, "drover_watcher_reload_failures_total",
+                                           "Reloads that failed (config rolled back).", NULL);
+    e->m_render_failures = metrics_counter(
+        r, "drover_watcher_render_failures_total",
+        "Renders refused (template/value error or haproxy -c); nothing installed.", NULL);
+    e->m_applies =
+        metrics_counter(r, "drover_watcher_runtime_applies_total",
+                        "Backends brought to their slots through the runtime API.", NULL);
+    e->m_apply_failures = metrics_counter(r, "drover_watcher_runtime_apply_failures_total",
+                                          "Runtime API applies that failed.", NULL);
+    e->m_held_total = metrics_counter(r, "drover_watcher_removals_held_total",
+                                      "Changes held back by the mass-removal guard.", NULL);
+    e->m_held = metrics_gauge(r, "drover_watcher_removals_held",
+                              "Backends whose latest change is held by the removal guard.", NULL);
+    e->m_svc_removed = metrics_counter(r, "drover_watcher_services_removed_total",
+                                       "Services removed from KV: config moved aside, frontends "
+                                       "disabled.",
+                                       NULL);
+    e->m_svc_removals_held_total =
+        metrics_counter(r, "drover_watcher_service_removals_held_total",
+                        "Service removals held back by the mass-removal guard.", NULL);
+    e->m_svc_removals_held =
+        metrics_gauge(r, "drover_watcher_service_removals_held",
+                      "1 while the latest service removal is held by the guard.", NULL);
+    e->m_bad_total = metrics_counter(r, "drover_watcher_kv_bad_entries_total",
+                                     "Bad KV entries skipped, summed over snapshots.", NULL);
+    for (int p = 0; p < KVM_PREFIX_COUNT; p++) {
+        metrics_format_labels(labels, sizeof(labels), "prefix", kvm_prefix_name(p), NULL);
+        e->m_bad[p] = metrics_gauge(r, "drover_watcher_kv_bad_entries",
+                                    "Bad KV entries skipped in the current snapshot.", labels);
+    }
+    e->m_services = metrics_gauge(r, "drover_watcher_services", "HAProxy services served.", NULL);
+    e->m_servers =
+        metrics_gauge(r, "drover_watcher_servers", "Servers placed in slots, all backends.", NULL);
+}
+
+int haproxy_engine_new(uv_loop_t *loop, const struct haproxy_engine_opts *o,
+                       struct template_set *templates, struct haproxy_engine **out)
+{
+    struct haproxy_engine *e;
+    if (!loop || !o || !o->model || !o->metrics || !o->config_dir || !o->haproxy_bin ||
+        !o->master_socket || !o->stats_socket || !o->state_file || !o->agent_state_file) {
+        template_set_free(templates);
+        return -EINVAL;
+    }
+    if (!(e = calloc(1, sizeof(*e)))) {
+        template_set_free(templates);
+        return -ENOMEM;
+    }
+    e->loop = loop;
+    e->o = *o;
+    e->templates = templates;
+    setup_metrics(e);
+    if (mkdir(o->config_dir, 0755) < 0 && errno != EEXIST)
+        log_warn("watcher: config dir %s: %s", o->config_dir, strerror(errno));
+    if (quiesce_timer_new(loop, o->runtime_wait_ms, o->runtime_wait_ms * 5 / 2, on_runtime_due, e,
+                          &e->runtime_q) < 0 ||
+        quiesce_timer_new(loop, o->wait_min_ms, o->wait_max_ms, engine_on_struct_due, e,
+                          &e->struct_q) < 0) {
+        quiesce_timer_free(e->runtime_q);
+        template_set_free(e->templates);
+        free(e);
+        return -ENOMEM;
+    }
+    uv_timer_init(loop, &e->expiry);
+    e->expiry.data = e;
+    uv_timer_init(loop, &e->resync);
+    e->resync.data = e;
+    if (o->resync_ms > 0)
+        uv_timer_start(&e->resync, engine_on_resync, (uint64_t)o->resync_ms,
+                       (uint64_t)o->resync_ms);
+    *out = e;
+    return 0;
+}
+
+void haproxy_engine_stop(struct haproxy_engine *e)
+{
+    if (!e || e->stopping)
+        return;
+    e->stopping = true;
+    if (e->snapshot_dirty && e->snap)
+        engine_save_snapshot(e);
+    for (size_t i = 0; i < e->n_svcs; i++) {
+        haproxy_runtime_free(e->svcs[i]->rt);
+        e->svcs[i]->rt = NULL;
+    }
+    quiesce_timer_free(e->runtime_q);
+    quiesce_timer_free(e->struct_q);
+    e->runtime_q = e->struct_q = NULL;
+    uv_close((uv_handle_t *)&e->expiry, NULL);
+    uv_close((uv_handle_t *)&e->resync, NULL);
+}
+
+void haproxy_engine_free(struct haproxy_engine *e)
+{
+    if (!e)
+        return;
+    snapshot_free(e->snap);
+    for (size_t i = 0; i < e->n_bes; i++) {
+        free(e->bes[i].name);
+        free(e->bes[i].service);
+        slot_assignment_free(&e->bes[i].a);
+    }
+    free(e->bes);
+    for (size_t i = 0; i < e->n_svcs; i++) {
+        free(e->svcs[i]->name);
+        json_decref(e->svcs[i]->structure);
+        free(e->svcs[i]);
+    }
+    free(e->svcs);
+    template_set_free(e->templates);
+    free(e);
+}
+
+/* ---- observation ---- */
+
+void haproxy_engine_get_stats(const struct haproxy_engine *e, struct haproxy_engine_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->services = e->n_svcs;
+    for (size_t i = 0; i < e->n_svcs; i++)
+        out->services_retired += e->svcs[i]->retired;
+    for (size_t i = 0; i < e->n_bes; i++) {
+        out->backends_held += e->bes[i].held;
+        out->servers += e->bes[i].have ? slot_assignment_used(&e->bes[i].a) : 0;
+    }
+    out->service_removal_held = e->svc_removal_held;
+    out->snapshots = metrics_counter_value(e->m_snapshots);
+    out->plans = e->plans;
+    out->installs = e->installs;
+    out->refreshes = e->refreshes;
+    out->reloads = metrics_counter_value(e->m_reloads);
+    out->reload_failures = metrics_counter_value(e->m_reload_failures);
+    out->render_failures = metrics_counter_value(e->m_render_failures);
+    out->applies = metrics_counter_value(e->m_applies);
+    out->apply_failures = metrics_counter_value(e->m_apply_failures);
+    out->removals_held_total = metrics_counter_value(e->m_held_total);
+    out->services_removed = metrics_counter_value(e->m_svc_removed);
+    out->service_removals_held_total = metrics_counter_value(e->m_svc_removals_held_total);
+}
+
+const struct slot_assignment *haproxy_engine_committed(const struct haproxy_engine *e,
+                                                       const char *backend)
+{
+    return engine_committed_slots((void *)e, backend);
+}
+
+bool haproxy_engine_backend_held(const struct haproxy_engine *e, const char *backend)
+{
+    for (size_t i = 0; i < e->n_bes; i++)
+        if (strcmp(e->bes[i].name, backend) == 0)
+            return e->bes[i].held;
+    return false;
+}
+
+bool haproxy_engine_service_retired(const struct haproxy_engine *e, const char *name)
+{
+    const struct service_state *s = engine_service_state(e, name);
+    return s && s->retired;
+}
+
+bool haproxy_engine_idle(const struct haproxy_engine *e)
+{
+    if (e->applies_in_flight || (e->runtime_q && quiesce_timer_pending(e->runtime_q)) ||
+        (e->struct_q && quiesce_timer_pending(e->struct_q)))
+        return false;
+    for (size_t i = 0; i < e->n_svcs; i++)
+        if (e->svcs[i]->busy || e->svcs[i]->checking)
+            return false;
+    return true;
+}

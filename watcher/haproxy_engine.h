@@ -1,0 +1,162 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * haproxy_engine: the watcher's HAProxy apply engine. It takes snapshots
+ * (snapshot.h) and brings every HAProxy service they define to them:
+ *
+ *   snapshot in -> runtime quiescence (--runtime-wait) -> plan:
+ *     slots_assign per backend starting from the committed placement,
+ *     slots_guard per backend (mass removal, force-removal entries),
+ *     the structure render (every slot free) compared with the installed
+ *     one: equal -> runtime-API apply at once, file refreshed later
+ *     without a reload; different -> structural quiescence (--wait-min /
+ *     --wait-max), render + `haproxy -c` + atomic install + reload through
+ *     the master CLI, rollback when the reload fails;
+ *   services gone from a complete Consul read are retired (config moved
+ *     aside, frontends disabled) under a guard over services;
+ *   the agent-checker state file is written before every runtime apply (a
+ *     filled slot must read "ready" before its agent is enabled), the
+ *     snapshot file in the structural window after every planned snapshot;
+ *   maintenance and force-removal entries that expire re-plan by
+ *   themselves; a periodic resync re-applies the placements in force.
+ *
+ * It owns the per-backend placements (what was committed), the per-service
+ * install/reload state and one haproxy_runtime client per service, and its
+ * metrics (registered in the registry it is given). It reads no global
+ * options and knows nothing of Consul: the caller hands it snapshots and
+ * says whether they come from a complete read (only those may retire
+ * services). docs/watcher.md has the whole picture.
+ *
+ * Everything runs on the caller's libuv loop; no call blocks except the
+ * snapshot file and agent state writes.
+ */
+#ifndef DROVER_WATCHER_HAPROXY_ENGINE_H
+#define DROVER_WATCHER_HAPROXY_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "kv_model.h"
+#include "metrics.h"
+#include "slots.h"
+#include "snapshot.h"
+#include "template.h"
+
+struct haproxy_engine;
+
+/* Called after every snapshot (or part of one) was applied to HAProxy. */
+typedef void (*haproxy_engine_applied_fn)(void *arg, const struct snapshot *snap);
+
+/* The engine's options. Strings and model are borrowed and must outlive
+ * the engine. Socket and file patterns may hold "{service}", replaced by
+ * each service's name. */
+struct haproxy_engine_opts {
+    const struct kv_model_opts *model; /* what snapshots are built with */
+    const char *haproxy_cluster;
+    const char *config_dir;                                /* <service>.cfg installed here */
+    const char *haproxy_bin;                               /* for `haproxy -c` */
+    const char *master_socket, *stats_socket, *state_file; /* patterns */
+    const char *agent_state_file;
+    const char *agent_addr;
+    uint16_t agent_port;
+    int64_t agent_interval_ms;
+    const char *snapshot_file; /* NULL or "": none saved */
+    int64_t wait_min_ms, wait_max_ms, runtime_wait_ms;
+    double max_removal_share;
+    int64_t maxconn, timeout_connect_ms, timeout_client_ms, timeout_server_ms;
+    int64_t resync_ms;                    /* 0: no periodic resync */
+    struct metrics_registry *metrics;     /* required: the engine's metrics go here */
+    haproxy_engine_applied_fn on_applied; /* may be NULL */
+    void *arg;
+};
+
+/*
+ * Create the engine on loop. templates is taken over (freed with the
+ * engine). Creates config_dir if missing (a failure is logged: the install
+ * names it later). 0, -EINVAL or -ENOMEM (templates freed then too).
+ */
+int haproxy_engine_new(uv_loop_t *loop, const struct haproxy_engine_opts *o,
+                       struct template_set *templates, struct haproxy_engine **out);
+
+/*
+ * Serve snap from now on (taken over). complete_read: snap was built from a
+ * complete, successful read of every watched prefix; from the first such
+ * snapshot on (and for snapshots rebuilt from its inputs) services missing
+ * from a snapshot are retired. A snapshot loaded from the file retires
+ * nothing. Planning runs after the runtime quiescence.
+ */
+void haproxy_engine_take_snapshot(struct haproxy_engine *e, struct snapshot *snap,
+                                  bool complete_read);
+
+/* The snapshot in force, or NULL. Owned by the engine. */
+const struct snapshot *haproxy_engine_snapshot(const struct haproxy_engine *e);
+
+/*
+ * Load the snapshot file (o->snapshot_file) with its placements and serve
+ * it (not a complete read). A missing or bad file is logged and ignored.
+ * 0, -ENOENT (no file) or another negative errno (logged).
+ */
+int haproxy_engine_load_saved(struct haproxy_engine *e);
+
+/* Use a new template set (taken over; the old one is freed) and render
+ * every service again in the structural window: a changed text is checked
+ * and reloaded, an unchanged one installs nothing. */
+void haproxy_engine_set_templates(struct haproxy_engine *e, struct template_set *set);
+
+/* Stop: save a snapshot not yet saved, cancel HAProxy requests in flight
+ * (HAProxy keeps running as it is), close timers. The loop must run once
+ * more to close handles before haproxy_engine_free. Idempotent. */
+void haproxy_engine_stop(struct haproxy_engine *e);
+
+/* Free everything (after haproxy_engine_stop and the loop ran). NULL ok. */
+void haproxy_engine_free(struct haproxy_engine *e);
+
+/* ---- observation (metrics mirror these; tests assert on them) ---- */
+
+struct haproxy_engine_stats {
+    size_t services;         /* known, retired ones included */
+    size_t services_retired; /* removed from KV */
+    size_t backends_held;    /* latest change held by the removal guard */
+    size_t servers;          /* placed in slots, all backends */
+    bool service_removal_held;
+    uint64_t snapshots; /* taken */
+    uint64_t plans;     /* runtime quiescence windows planned */
+    uint64_t installs;  /* structural installs started (render + check + reload) */
+    uint64_t refreshes; /* config file refreshes without a reload started */
+    uint64_t reloads, reload_failures, render_failures;
+    uint64_t applies, apply_failures; /* runtime-API applies (per backend) */
+    uint64_t removals_held_total, services_removed, service_removals_held_total;
+};
+void haproxy_engine_get_stats(const struct haproxy_engine *e, struct haproxy_engine_stats *out);
+
+/* The committed placement of backend (applied or installed), or NULL.
+ * Owned by the engine, valid until the next plan. */
+const struct slot_assignment *haproxy_engine_committed(const struct haproxy_engine *e,
+                                                       const char *backend);
+
+/* The latest plan of backend was held by the removal guard. */
+bool haproxy_engine_backend_held(const struct haproxy_engine *e, const char *backend);
+
+/* Service name is known and retired (removed from KV). */
+bool haproxy_engine_service_retired(const struct haproxy_engine *e, const char *name);
+
+/* Nothing to do: no quiescence pending, no check, install, reload or
+ * runtime apply in flight. */
+bool haproxy_engine_idle(const struct haproxy_engine *e);
+
+/* ---- shared with the render subcommands ---- */
+
+/*
+ * Template render options of service from o; *stats and *state are the
+ * expanded socket and state-file paths that ro points to (caller frees
+ * both; on -ENOMEM ro holds "" for them). 0 or -ENOMEM.
+ */
+int haproxy_engine_render_opts(const struct haproxy_engine_opts *o, const char *service,
+                               struct snapshot_render_opts *ro, char **stats, char **state);
+
+/* pattern with its first "{service}" replaced by name; caller frees. NULL
+ * on -ENOMEM. */
+char *haproxy_engine_expand(const char *pattern, const char *name);
+
+#endif

@@ -1,0 +1,321 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * haproxy_engine, the HAProxy side of applying a plan: runtime-API
+ * applies of committed placements (and the periodic resync), and the
+ * structural path of a service: render, `haproxy -c` + atomic install,
+ * reload through the master CLI, rollback when the reload fails.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "haproxy_engine_internal.h"
+#include "log.h"
+#include "render.h"
+
+/* ---- runtime apply ---- */
+
+struct apply_ctx {
+    struct haproxy_engine *e;
+    struct service_state *s;
+};
+
+static void on_applied(struct haproxy_runtime *rt, const struct haproxy_apply_result *res,
+                       void *arg)
+{
+    struct apply_ctx *c = arg;
+    struct haproxy_engine *e = c->e;
+    (void)rt;
+    e->applies_in_flight--;
+    if (res->status == 0) {
+        metrics_counter_inc(e->m_applies);
+        log_debug("watcher: service %s: runtime apply done, %zu commands", c->s->name,
+                  res->commands);
+    } else {
+        /* -ENOENT is either "no stats socket" (HAProxy not running: wait
+         * for it) or "no such server" (the config lacks slots: reload) */
+        char *sock = haproxy_engine_expand(e->o.stats_socket, c->s->name);
+        bool lacks_slots = res->status == -ENOENT && sock && access(sock, F_OK) == 0;
+        free(sock);
+        metrics_counter_inc(e->m_apply_failures);
+        log_warn("watcher: service %s: runtime apply failed: %s; %s", c->s->name, res->message,
+                 lacks_slots ? "config lacks slots, a reload will add them"
+                             : "retried with the next change");
+        if (lacks_slots && !e->stopping) {
+            json_decref(c->s->structure);
+            c->s->structure = NULL;
+            c->s->reload_pending = true;
+            quiesce_timer_kick(e->struct_q);
+        }
+    }
+    free(c);
+}
+
+void engine_apply_service(struct haproxy_engine *e, struct service_state *s,
+                          const struct snapshot_service *svc)
+{
+    for (size_t i = 0; i < svc->n_backends; i++) {
+        const struct slot_assignment *a = engine_committed_slots(e, svc->backends[i].def->name);
+        struct apply_ctx *c;
+        if (!a || !s->rt || !(c = calloc(1, sizeof(*c))))
+            continue;
+        c->e = e;
+        c->s = s;
+        if (haproxy_runtime_apply(s->rt, svc->backends[i].def->name, a, on_applied, c) < 0) {
+            free(c);
+            metrics_counter_inc(e->m_apply_failures);
+            continue;
+        }
+        e->applies_in_flight++;
+    }
+}
+
+/* The runtime diff compares with HAProxy's live state, so re-applying the
+ * placements in force is a no-op when nothing drifted and repairs a
+ * HAProxy that was restarted from its file or changed by hand. Only once
+ * a snapshot was applied. */
+void engine_on_resync(uv_timer_t *t)
+{
+    struct haproxy_engine *e = t->data;
+    if (!e->snap || e->stopping || !e->applied)
+        return;
+    for (size_t i = 0; i < e->snap->n_services; i++) {
+        struct service_state *s = engine_service_state(e, e->snap->services[i].def->name);
+        if (s && !s->busy && !s->reload_pending)
+            engine_apply_service(e, s, &e->snap->services[i]);
+    }
+}
+
+/* ---- structural: render, check, install, reload ---- */
+
+static void finish_service(struct haproxy_engine *e, struct service_state *s,
+                           const struct snapshot_service *svc, json_t *structure)
+{
+    json_decref(s->structure);
+    s->structure = structure;
+    s->reload_pending = false;
+    if (svc)
+        engine_apply_service(e, s, svc);
+    engine_mark_applied(e);
+}
+
+struct reload_ctx {
+    struct haproxy_engine *e;
+    struct service_state *s;
+    json_t *structure;
+};
+
+static void on_reloaded(struct haproxy_runtime *rt, const struct haproxy_reload_result *res,
+                        void *arg)
+{
+    struct reload_ctx *c = arg;
+    struct haproxy_engine *e = c->e;
+    struct service_state *s = c->s;
+    char err[512];
+    (void)rt;
+    s->busy = false;
+    if (res->status == -ECANCELED || e->stopping) {
+        json_decref(c->structure);
+        free(c);
+        return;
+    }
+    if (res->status == 0) {
+        metrics_counter_inc(e->m_reloads);
+        log_info("watcher: service %s: reloaded (worker %d, reload %d -> %d, %llu ms)", s->name,
+                 res->new_worker_pid, res->reloads_before, res->reloads_after,
+                 (unsigned long long)res->elapsed_ms);
+        const struct snapshot_service *svc = e->snap ? snapshot_service(e->snap, s->name) : NULL;
+        finish_service(e, s, svc, c->structure);
+    } else if (res->status == -ENOENT || res->status == -ECONNREFUSED) {
+        /* no HAProxy running: the checked file stays; it starts with it */
+        log_warn("watcher: service %s: HAProxy master not reachable (%s); the checked config "
+                 "stays installed for its next start",
+                 s->name, res->message);
+        finish_service(e, s, NULL, c->structure);
+    } else {
+        metrics_counter_inc(e->m_reload_failures);
+        log_error("watcher: service %s: reload failed: %s; rolling back the config", s->name,
+                  res->message);
+        if (render_rollback(e->o.config_dir, s->name, err, sizeof(err)) < 0)
+            log_error("watcher: %s", err);
+        json_decref(c->structure);
+    }
+    if (!e->stopping && s->replan) {
+        s->replan = false;
+        quiesce_timer_kick(e->runtime_q);
+    }
+    free(c);
+}
+
+struct install_ctx {
+    struct haproxy_engine *e;
+    struct service_state *s;
+    json_t *structure;
+    bool refresh_only;
+};
+
+/* Reload s for the config just installed, from the placements it was
+ * rendered from (frozen while busy): the runtime keeps only state-file
+ * lines that agree with them. Takes structure over. 0 or negative errno
+ * (s->busy cleared, structure freed). */
+static int reload_service(struct haproxy_engine *e, struct service_state *s,
+                          const struct snapshot_service *svc, json_t *structure)
+{
+    struct reload_ctx *c = calloc(1, sizeof(*c));
+    struct haproxy_placement pl[64];
+    size_t npl = 0;
+    int rc;
+
+    if (!c) {
+        s->busy = false;
+        json_decref(structure);
+        return -ENOMEM;
+    }
+    c->e = e;
+    c->s = s;
+    c->structure = structure;
+    log_info("watcher: service %s: config installed, reloading", s->name);
+    for (size_t i = 0; svc && i < svc->n_backends && npl < 64; i++) {
+        const struct slot_assignment *a = engine_committed_slots(e, svc->backends[i].def->name);
+        if (a)
+            pl[npl++] = (struct haproxy_placement){svc->backends[i].def->name, a};
+    }
+    rc = npl && npl == (svc ? svc->n_backends : 0)
+             ? haproxy_runtime_reload_placed(s->rt, pl, npl, on_reloaded, c)
+             : haproxy_runtime_reload(s->rt, on_reloaded, c);
+    if (rc < 0) {
+        s->busy = false;
+        log_error("watcher: service %s: cannot start the reload: %s", s->name, strerror(-rc));
+        json_decref(c->structure);
+        free(c);
+    }
+    return rc;
+}
+
+static void on_installed(void *arg, int status, bool changed, const char *errmsg)
+{
+    struct install_ctx *c = arg;
+    struct haproxy_engine *e = c->e;
+    struct service_state *s = c->s;
+    const struct snapshot_service *svc = e->snap ? snapshot_service(e->snap, s->name) : NULL;
+
+    s->checking = false;
+    if (e->stopping)
+        goto out;
+    if (status < 0) {
+        metrics_counter_inc(e->m_render_failures);
+        log_error("watcher: service %s (key %s): %s; the running config stays", s->name,
+                  svc ? svc->def->key : "?", errmsg ? errmsg : strerror(-status));
+        if (!c->refresh_only) {
+            s->busy = false;
+            s->reload_pending = false;
+        }
+        goto out;
+    }
+    if (c->refresh_only) {
+        /* HAProxy already runs this through the runtime API; the file
+         * follows so a restart (or our own restart) starts from it */
+        if (changed)
+            log_debug("watcher: service %s: config file refreshed, no reload", s->name);
+        goto out;
+    }
+    if (!changed || !s->rt) {
+        log_info("watcher: service %s: installed config already matches; no reload", s->name);
+        s->busy = false;
+        finish_service(e, s, svc, c->structure);
+        c->structure = NULL;
+        goto out;
+    }
+    reload_service(e, s, svc, c->structure);
+    c->structure = NULL;
+out:
+    /* work that arrived while this one ran */
+    if (!e->stopping && (s->reload_pending || s->file_stale))
+        quiesce_timer_kick(e->struct_q);
+    if (!e->stopping && s->replan && !s->busy) {
+        s->replan = false;
+        quiesce_timer_kick(e->runtime_q);
+    }
+    json_decref(c->structure);
+    free(c);
+}
+
+/* Render svc and start its check + install (+ reload unless refresh_only). */
+static void install_service(struct haproxy_engine *e, struct service_state *s,
+                            const struct snapshot_service *svc, bool refresh_only)
+{
+    char err[2048];
+    json_t *data = NULL, *st = NULL;
+    struct template_buf buf = {0};
+    struct install_ctx *c = NULL;
+    int rc;
+
+    if ((rc = engine_service_json(e, svc, false, &data)) < 0 ||
+        (rc = engine_service_json(e, svc, true, &st)) < 0) {
+        log_error("watcher: service %s: template data: %s; nothing installed", s->name,
+                  strerror(-rc));
+        goto out;
+    }
+    if ((rc = render_text(e->templates, svc->def->template_name, data, &buf, err, sizeof(err))) <
+        0) {
+        metrics_counter_inc(e->m_render_failures);
+        log_error("watcher: service %s (key %s): %s; the running config stays", s->name,
+                  svc->def->key, err);
+        s->reload_pending = false;
+        goto out;
+    }
+    if (!(c = calloc(1, sizeof(*c))))
+        goto out;
+    c->e = e;
+    c->s = s;
+    c->structure = st;
+    c->refresh_only = refresh_only;
+    st = NULL;
+    s->checking = true;
+    if (!refresh_only) {
+        s->busy = true; /* until reloaded: runtime planning waits */
+        s->reload_pending = false;
+    }
+    if (refresh_only)
+        e->refreshes++;
+    else
+        e->installs++;
+    if ((rc = render_install_async(e->loop, e->o.haproxy_bin, e->o.config_dir, s->name,
+                                   buf.data ? buf.data : "", buf.len, on_installed, c)) < 0) {
+        log_error("watcher: service %s: cannot start the config check: %s", s->name, strerror(-rc));
+        s->checking = false;
+        s->busy = false;
+        json_decref(c->structure);
+        free(c);
+    }
+out:
+    template_buf_free(&buf);
+    json_decref(data);
+    json_decref(st);
+}
+
+void engine_on_struct_due(void *arg)
+{
+    struct haproxy_engine *e = arg;
+
+    if (!e->snap || e->stopping)
+        return;
+    if (e->snapshot_dirty) {
+        /* placements and inputs for a restart without Consul; written in
+         * the quiet window because its fsync would delay runtime applies */
+        e->snapshot_dirty = false;
+        engine_save_snapshot(e);
+        engine_write_agent_state(e, true);
+    }
+    for (size_t i = 0; i < e->snap->n_services; i++) {
+        const struct snapshot_service *svc = &e->snap->services[i];
+        struct service_state *s = engine_service_state(e, svc->def->name);
+
+        if (!s || (!s->reload_pending && !s->file_stale) || s->busy || s->checking)
+            continue;
+        bool refresh_only = !s->reload_pending;
+        s->file_stale = false;
+        install_service(e, s, svc, refresh_only);
+    }
+}

@@ -1,0 +1,93 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * haproxy_engine internals, shared by its two files only:
+ * haproxy_engine.c (snapshots in, planning, removal guards, lifecycle) and
+ * haproxy_engine_apply.c (runtime-API applies, render + check + install +
+ * reload). Nothing outside the engine includes this.
+ */
+#ifndef DROVER_WATCHER_HAPROXY_ENGINE_INTERNAL_H
+#define DROVER_WATCHER_HAPROXY_ENGINE_INTERNAL_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <uv.h>
+
+#include "haproxy_engine.h"
+#include "haproxy_runtime.h"
+#include "quiesce.h"
+
+/* One backend's slot placement as served. */
+struct backend_state {
+    char *name;
+    char *service;
+    struct slot_assignment a; /* committed (applied or installed) */
+    bool have;
+    bool held; /* last plan held back by the removal guard */
+};
+
+/* One HAProxy instance (= one HAProxy service). */
+struct service_state {
+    char *name;
+    struct haproxy_runtime *rt;
+    json_t *structure; /* structure render of the installed config; NULL = unknown */
+    bool reload_pending;
+    bool file_stale; /* runtime changes not yet in the file (refreshed without reload) */
+    bool checking;   /* a render check is running */
+    bool busy;       /* a structural install + reload is in flight */
+    bool replan;     /* a snapshot arrived while busy */
+    bool retired;    /* removed from KV: config moved aside, frontends disabled */
+};
+
+struct haproxy_engine {
+    uv_loop_t *loop;
+    struct haproxy_engine_opts o;
+    struct template_set *templates;
+    struct quiesce_timer *runtime_q, *struct_q;
+    uv_timer_t expiry;     /* next maintenance / force-removal expiry */
+    uv_timer_t resync;     /* periodic re-apply against HAProxy's live state */
+    struct snapshot *snap; /* newest snapshot (served as far as possible) */
+    struct backend_state *bes;
+    size_t n_bes;
+    struct service_state **svcs; /* individually allocated: callbacks hold pointers */
+    size_t n_svcs;
+    bool stopping;
+    bool applied;          /* something was applied (or installed) once */
+    bool snap_from_feed;   /* e->snap comes from a complete Consul read (not the file) */
+    bool svc_removal_held; /* the latest service removal is held by the guard */
+    bool snapshot_dirty;   /* saved in the structural window, off the apply path */
+    size_t applies_in_flight;
+    uint64_t plans, installs, refreshes;
+    /* metrics */
+    struct metrics_counter *m_snapshots, *m_reloads, *m_reload_failures, *m_render_failures,
+        *m_applies, *m_apply_failures, *m_held_total, *m_bad_total, *m_svc_removed,
+        *m_svc_removals_held_total;
+    struct metrics_gauge *m_held, *m_svc_removals_held, *m_bad[KVM_PREFIX_COUNT], *m_services,
+        *m_servers;
+};
+
+/* haproxy_engine.c */
+struct service_state *engine_service_state(const struct haproxy_engine *e, const char *name);
+/* snapshot_slots_fn over the committed placements (arg: the engine). */
+const struct slot_assignment *engine_committed_slots(void *arg, const char *backend);
+/* Structure (or full, structure_only=false) template data of a service
+ * with the committed slots; *out is a new reference. */
+int engine_service_json(struct haproxy_engine *e, const struct snapshot_service *svc,
+                        bool structure_only, json_t **out);
+/* The agent-checker state file from the committed slots; durable: fsynced
+ * (else only renamed into place). */
+int engine_write_agent_state(struct haproxy_engine *e, bool durable);
+void engine_save_snapshot(struct haproxy_engine *e);
+/* Something was applied: tell the owner (readiness, status). */
+void engine_mark_applied(struct haproxy_engine *e);
+
+/* haproxy_engine_apply.c */
+/* Apply the committed placements of svc's backends through the runtime API. */
+void engine_apply_service(struct haproxy_engine *e, struct service_state *s,
+                          const struct snapshot_service *svc);
+/* Resync timer: re-apply every placement in force. */
+void engine_on_resync(uv_timer_t *t);
+/* Structural quiescence fired: save the snapshot, render + install what
+ * is pending. */
+void engine_on_struct_due(void *arg);
+
+#endif
