@@ -1,0 +1,541 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* haproxy_engine without Consul and without HAProxy: snapshots are built
+ * from KV entries in the test, `haproxy -c` is /bin/true (or /bin/false),
+ * and the HAProxy sockets do not exist, so a reload finds no master (the
+ * checked file stays installed) and a runtime apply finds no stats socket.
+ * What the engine decides (placements, guards, retirements, installs) is
+ * asserted; the same engine against a real HAProxy and Consul runs in
+ * tests/integration/watcher. */
+#include <check.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "haproxy_engine.h"
+#include "render.h"
+
+#define WAIT_MIN_MS     5
+#define WAIT_MAX_MS     20
+#define RUNTIME_WAIT_MS 1
+/* one `haproxy -c` child (here /bin/true) on a loaded machine */
+#define CHECK_BOUND_MS 5000
+
+static const char *const clusters[] = {"prod-a"};
+
+struct fx {
+    uv_loop_t loop;
+    char dir[64];
+    char cfg_dir[128], agent[128], snapfile[128];
+    char stats[128], master[128], state[128];
+    struct kv_model_opts m;
+    struct metrics_registry *reg;
+    struct haproxy_engine_opts o;
+    struct haproxy_engine *e;
+    int applied_calls;
+};
+
+static void on_applied(void *arg, const struct snapshot *snap)
+{
+    struct fx *f = arg;
+    ck_assert_ptr_nonnull(snap);
+    f->applied_calls++;
+}
+
+static void fx_engine(struct fx *f, const char *haproxy_bin)
+{
+    struct template_set *set = NULL;
+    char err[1024];
+    ck_assert_msg(render_load_templates(DROVER_TEMPLATE_DIR, &set, err, sizeof(err)) == 0, "%s",
+                  err);
+    f->reg = metrics_registry_new();
+    ck_assert_ptr_nonnull(f->reg);
+    f->o = (struct haproxy_engine_opts){
+        .model = &f->m,
+        .haproxy_cluster = "edge",
+        .config_dir = f->cfg_dir,
+        .haproxy_bin = haproxy_bin,
+        .master_socket = f->master,
+        .stats_socket = f->stats,
+        .state_file = f->state,
+        .agent_state_file = f->agent,
+        .agent_addr = "127.0.0.1",
+        .agent_port = 5555,
+        .agent_interval_ms = 2000,
+        .snapshot_file = f->snapfile,
+        .wait_min_ms = WAIT_MIN_MS,
+        .wait_max_ms = WAIT_MAX_MS,
+        .runtime_wait_ms = RUNTIME_WAIT_MS,
+        .max_removal_share = 0.5,
+        .maxconn = 1000,
+        .timeout_connect_ms = 5000,
+        .timeout_client_ms = 30000,
+        .timeout_server_ms = 30000,
+        .metrics = f->reg,
+        .on_applied = on_applied,
+        .arg = f,
+    };
+    ck_assert_int_eq(haproxy_engine_new(&f->loop, &f->o, set, &f->e), 0);
+}
+
+static void fx_init(struct fx *f, const char *haproxy_bin)
+{
+    memset(f, 0, sizeof(*f));
+    snprintf(f->dir, sizeof(f->dir), "/tmp/drover-engine.XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(f->dir));
+    snprintf(f->cfg_dir, sizeof(f->cfg_dir), "%s/cfg", f->dir);
+    snprintf(f->agent, sizeof(f->agent), "%s/agent.json", f->dir);
+    snprintf(f->snapfile, sizeof(f->snapfile), "%s/snapshot.pb", f->dir);
+    /* sockets nobody listens on: no HAProxy runs */
+    snprintf(f->stats, sizeof(f->stats), "%s/{service}.sock", f->dir);
+    snprintf(f->master, sizeof(f->master), "%s/{service}.master", f->dir);
+    snprintf(f->state, sizeof(f->state), "%s/{service}.state", f->dir);
+    f->m = (struct kv_model_opts){
+        .root = "drover/v1/",
+        .haproxy_cluster = "edge",
+        .kube_clusters = clusters,
+        .n_kube_clusters = 1,
+    };
+    ck_assert_int_eq(uv_loop_init(&f->loop), 0);
+    fx_engine(f, haproxy_bin);
+}
+
+static void fx_stop_engine(struct fx *f)
+{
+    haproxy_engine_stop(f->e);
+    uv_run(&f->loop, UV_RUN_DEFAULT); /* closes the engine's handles */
+    haproxy_engine_free(f->e);
+    metrics_registry_free(f->reg);
+    f->e = NULL;
+    f->reg = NULL;
+}
+
+static void fx_free(struct fx *f)
+{
+    char cmd[128];
+    if (f->e)
+        fx_stop_engine(f);
+    ck_assert_int_eq(uv_loop_close(&f->loop), 0);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+/* Run the loop until the engine has nothing left to do. Bound: both
+ * quiescence windows (twice: a plan may queue a second round) and one
+ * config check. */
+static void fx_settle(struct fx *f)
+{
+    uint64_t bound = 2 * (WAIT_MAX_MS + RUNTIME_WAIT_MS * 3) + CHECK_BOUND_MS;
+    uint64_t deadline = uv_now(&f->loop) + bound;
+    while (!haproxy_engine_idle(f->e)) {
+        ck_assert_msg(uv_now(&f->loop) < deadline,
+                      "engine not idle within %llu ms (plan, check, install, reload)",
+                      (unsigned long long)bound);
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+        usleep(1000);
+        uv_update_time(&f->loop);
+    }
+}
+
+/* ---- KV inputs ---- */
+
+struct kv {
+    const char *k, *v;
+};
+
+#define SVC_WEB                                                                                    \
+    "{\"template\":\"http\",\"frontends\":[{\"name\":\"fe_web\",\"bind\":[\"127.0.0.1:18080\"],"   \
+    "\"default_backend\":\"be_web\"}],\"backends\":[{\"name\":\"be_web\",\"slots\":4,\"kube\":[{"  \
+    "\"cluster\":\"prod-a\",\"namespace\":\"default\",\"service\":\"web\",\"port\":\"http\"}]}]}"
+#define SVC_API                                                                                    \
+    "{\"template\":\"http\",\"frontends\":[{\"name\":\"fe_api\",\"bind\":[\"127.0.0.1:18081\"],"   \
+    "\"default_backend\":\"be_api\"}],\"backends\":[{\"name\":\"be_api\",\"servers\":[{\"name\":"  \
+    "\"s1\",\"address\":\"10.9.0.1\",\"port\":8080}],\"check\":{\"type\":\"none\"}}]}"
+#define K_WEB     "drover/v1/haproxy/edge/services/web"
+#define K_API     "drover/v1/haproxy/edge/services/api"
+#define K_KUBE    "drover/v1/kube/prod-a/services/default/web/http"
+#define V_KUBE    "{\"node_port\":30080}"
+#define K_NODE(n) "drover/v1/kube/prod-a/nodes/n" #n
+#define V_NODE(n) "{\"addresses\":[\"10.0.0." #n "\"],\"eligible\":true}"
+#define FORCED    "{\"expires\":\"2099-01-01T00:00:00Z\",\"author\":\"test\"}"
+
+/* Build a snapshot of kv[0..n) now and hand it to the engine. */
+static void fx_take(struct fx *f, const struct kv *kv, size_t n, bool complete)
+{
+    struct snapshot_entry *e = calloc(n + 1, sizeof(*e));
+    struct snapshot *s = NULL;
+    ck_assert_ptr_nonnull(e);
+    for (size_t i = 0; i < n; i++) {
+        e[i].key = strdup(kv[i].k);
+        e[i].value = strdup(kv[i].v);
+        e[i].len = strlen(kv[i].v);
+    }
+    ck_assert_int_eq(
+        snapshot_build(&f->m, e, n, (int64_t)time(NULL), haproxy_engine_snapshot(f->e), &s), 0);
+    haproxy_engine_take_snapshot(f->e, s, complete);
+}
+
+#define TAKE(f, complete, ...)                                                                     \
+    do {                                                                                           \
+        const struct kv kv_[] = {__VA_ARGS__};                                                     \
+        fx_take(f, kv_, sizeof(kv_) / sizeof(kv_[0]), complete);                                   \
+        fx_settle(f);                                                                              \
+    } while (0)
+
+static char *slurp(const char *path)
+{
+    char *text = NULL;
+    size_t len;
+    return render_read_file(path, &text, &len) == 0 ? text : NULL;
+}
+
+static char *cfg_text(struct fx *f, const char *service)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/%.64s.cfg", f->cfg_dir, service);
+    return slurp(path);
+}
+
+static bool cfg_exists(struct fx *f, const char *name)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/%.64s", f->cfg_dir, name);
+    return access(path, F_OK) == 0;
+}
+
+static const char *slot_key(const struct slot_assignment *a, size_t i)
+{
+    return i < a->nslots && a->slots[i].used ? a->slots[i].srv.key : "";
+}
+
+static struct haproxy_engine_stats stats(struct fx *f)
+{
+    struct haproxy_engine_stats st;
+    haproxy_engine_get_stats(f->e, &st);
+    return st;
+}
+
+/* ---- tests ---- */
+
+START_TEST(test_first_snapshot_installs_checked_config)
+{
+    struct fx f;
+    fx_init(&f, "/bin/true");
+    TAKE(&f, true, {K_WEB, SVC_WEB}, {K_KUBE, V_KUBE}, {K_NODE(1), V_NODE(1)},
+         {K_NODE(2), V_NODE(2)}, {K_NODE(3), V_NODE(3)});
+    struct haproxy_engine_stats st = stats(&f);
+    ck_assert_uint_eq(st.snapshots, 1);
+    ck_assert_uint_eq(st.plans, 1);
+    ck_assert_uint_eq(st.installs, 1);
+    ck_assert_uint_eq(st.render_failures, 0);
+    ck_assert_uint_eq(st.reloads, 0); /* no master socket: the file stays for HAProxy's start */
+    ck_assert_uint_eq(st.reload_failures, 0);
+    ck_assert_uint_eq(st.servers, 3);
+    ck_assert_int_ge(f.applied_calls, 1);
+    const struct slot_assignment *a = haproxy_engine_committed(f.e, "be_web");
+    ck_assert_ptr_nonnull(a);
+    ck_assert_uint_eq(a->nslots, 4);
+    ck_assert_str_eq(slot_key(a, 0), "10.0.0.1:30080");
+    ck_assert_str_eq(slot_key(a, 2), "10.0.0.3:30080");
+    ck_assert(!a->slots[3].used);
+    /* the rendered config carries the placement; the agent state its slots */
+    char *cfg = cfg_text(&f, "web");
+    ck_assert_ptr_nonnull(cfg);
+    ck_assert_ptr_nonnull(strstr(cfg, "10.0.0.3"));
+    ck_assert_ptr_nonnull(strstr(cfg, "fe_web"));
+    free(cfg);
+    char *agent = slurp(f.agent);
+    ck_assert_ptr_nonnull(agent);
+    ck_assert_ptr_nonnull(strstr(agent, "be_web/slot4"));
+    free(agent);
+    /* the snapshot file holds inputs and placement for a restart */
+    struct snapshot *snap = NULL;
+    struct snapshot_saved_slots *saved = NULL;
+    size_t n_saved = 0;
+    char err[256];
+    ck_assert_int_eq(snapshot_load(f.snapfile, &f.m, (int64_t)time(NULL), &snap, &saved, &n_saved,
+                                   err, sizeof(err)),
+                     0);
+    ck_assert_uint_eq(n_saved, 1);
+    ck_assert_str_eq(saved[0].backend, "be_web");
+    ck_assert_uint_eq(slot_assignment_used(&saved[0].a), 3);
+    snapshot_saved_slots_free(saved, n_saved);
+    snapshot_free(snap);
+    fx_free(&f);
+}
+END_TEST
+
+START_TEST(test_member_change_is_runtime_only)
+{
+    struct fx f;
+    fx_init(&f, "/bin/true");
+    TAKE(&f, true, {K_WEB, SVC_WEB}, {K_KUBE, V_KUBE}, {K_NODE(1), V_NODE(1)},
+         {K_NODE(2), V_NODE(2)}, {K_NODE(3), V_NODE(3)});
+    /* n3 replaced by n4: same slot count, same structure */
+    TAKE(&f, true, {K_WEB, SVC_WEB}, {K_KUBE, V_KUBE}, {K_NODE(1), V_NODE(1)},
+         {K_NODE(2), V_NODE(2)}, {K_NODE(4), V_NODE(4)});
+    struct haproxy_engine_stats st = stats(&f);
+    ck_assert_uint_eq(st.plans, 2);
+    ck_assert_uint_eq(st.installs, 1);  /* no second reload */
+    ck_assert_uint_eq(st.refreshes, 1); /* the file follows, no reload */
+    /* the runtime apply was tried: no stats socket, counted as a failure */
+    ck_assert_uint_eq(st.applies + st.apply_failures, 1);
+    ck_assert_uint_eq(st.apply_failures, 1);
+    const struct slot_assignment *a = haproxy_engine_committed(f.e, "be_web");
+    ck_assert_str_eq(slot_key(a, 0), "10.0.0.1:30080"); /* kept servers keep their slots */
+    ck_assert_str_eq(slot_key(a, 1), "10.0.0.2:30080");
+    ck_assert_str_eq(slot_key(a, 2), "10.0.0.4:30080"); /* the new one: lowest free slot */
+    char *cfg = cfg_text(&f, "web");
+    ck_assert_ptr_nonnull(strstr(cfg, "10.0.0.4"));
+    ck_assert_ptr_null(strstr(cfg, "10.0.0.3"));
+    free(cfg);
+    fx_free(&f);
+}
+END_TEST
+
+START_TEST(test_more_servers_than_slots_reloads)
+{
+    struct fx f;
+    fx_init(&f, "/bin/true");
+    TAKE(&f, true, {K_WEB, SVC_WEB}, {K_KUBE, V_KUBE}, {K_NODE(1), V_NODE(1)});
+    TAKE(&f, true, {K_WEB, SVC_WEB}, {K_KUBE, V_KUBE}, {K_NODE(1), V_NODE(1)},
+         {K_NODE(2), V_NODE(2)}, {K_NODE(3), V_NODE(3)}, {K_NODE(4), V_NODE(4)},
+         {K_NODE(5), V_NODE(5)}, {K_NODE(6), V_NODE(6)});
+    struct haproxy_engine_stats st = stats(&f);
+    ck_assert_uint_eq(st.installs, 2);
+    const struct slot_assignment *a = haproxy_engine_committed(f.e, "be_web");
+    ck_assert_uint_ge(a->nslots, 6);
+    ck_assert_uint_eq(slot_assignment_used(a), 6);
+    ck_assert_str_eq(slot_key(a, 0), "10.0.0.1:30080");
+    fx_free(&f);
+}
+END_TEST
+
+START_TEST(test_removal_guard_holds_until_forced)
+{
+    struct fx f;
+    fx_init(&f, "/bin/true");
+    TAKE(&f, true, {K_WEB, SVC_WEB}, {K_KUBE, V_KUBE}, {K_NODE(1), V_NODE(1)},
+         {K_NODE(2), V_NODE(2)}, {K_NODE(3), V_NODE(3)}, {K_NODE(4), V_NODE(4)});
+    /* 3 of 4 servers gone at once: more than the share of 0.5 */
+    TAKE(&f, true, {K_WEB, SVC_WEB}, {K_KUBE, V_KUBE}, {K_NODE(1), V_NODE(1)});
+    struct haproxy_engine_stats st = stats(&f);
+    ck_assert(haproxy_engine_backend_held(f.e, "be_web"));
+    ck_assert_uint_eq(st.backends_held, 1);
+    ck_assert_uint_eq(st.removals_held_total, 1);
+    ck_assert_uint_eq(slot_assignment_used(haproxy_engine_committed(f.e, "be_web")), 4);
+    /* still held by the next snapshot: counted once per held change */
+    TAKE(&f, true, {K_WEB, SVC_WEB}, {K_KUBE, V_KUBE}, {K_NODE(1), V_NODE(1)},
+         {"drover/v1/maintenance/addr/10.0.0.9", "{\"state\":\"drain\"}"});
+    ck_assert_uint_eq(stats(&f).removals_held_total, 1);
+    ck_assert_uint_eq(slot_assignment_used(haproxy_engine_committed(f.e, "be_web")), 4);
+    /* a force-removal entry lets it through */
+    TAKE(&f, true, {K_WEB, SVC_WEB}, {K_KUBE, V_KUBE}, {K_NODE(1), V_NODE(1)},
+         {"drover/v1/haproxy/edge/force-removal/be_web", FORCED});
+    ck_assert(!haproxy_engine_backend_held(f.e, "be_web"));
+    const struct slot_assignment *a = haproxy_engine_committed(f.e, "be_web");
+    ck_assert_uint_eq(slot_assignment_used(a), 1);
+    ck_assert_str_eq(slot_key(a, 0), "10.0.0.1:30080");
+    ck_assert_uint_eq(stats(&f).backends_held, 0);
+    fx_free(&f);
+}
+END_TEST
+
+START_TEST(test_backend_share_overrides_default)
+{
+    struct fx f;
+    fx_init(&f, "/bin/true");
+    TAKE(&f, true, {K_WEB, SVC_WEB}, {K_KUBE, V_KUBE}, {K_NODE(1), V_NODE(1)},
+         {K_NODE(2), V_NODE(2)}, {K_NODE(3), V_NODE(3)}, {K_NODE(4), V_NODE(4)});
+    /* the same removal of 3 of 4 with the backend's own share of 0.8 */
+    const char *svc = "{\"template\":\"http\",\"frontends\":[{\"name\":\"fe_web\",\"bind\":[\"127."
+                      "0.0.1:18080\"],\"default_backend\":\"be_web\"}],\"backends\":[{\"name\":"
+                      "\"be_web\",\"slots\":4,\"max_removal_share\":0.8,\"kube\":[{\"cluster\":"
+                      "\"prod-a\",\"namespace\":\"default\",\"service\":\"web\",\"port\":"
+                      "\"http\"}]}]}";
+    TAKE(&f, true, {K_WEB, svc}, {K_KUBE, V_KUBE}, {K_NODE(1), V_NODE(1)});
+    ck_assert(!haproxy_engine_backend_held(f.e, "be_web"));
+    ck_assert_uint_eq(slot_assignment_used(haproxy_engine_committed(f.e, "be_web")), 1);
+    /* but never down to no server at all without a force-removal */
+    TAKE(&f, true, {K_WEB, svc}, {K_KUBE, V_KUBE});
+    ck_assert(haproxy_engine_backend_held(f.e, "be_web"));
+    ck_assert_uint_eq(slot_assignment_used(haproxy_engine_committed(f.e, "be_web")), 1);
+    fx_free(&f);
+}
+END_TEST
+
+START_TEST(test_removed_service_is_retired)
+{
+    struct fx f;
+    fx_init(&f, "/bin/true");
+    TAKE(&f, true, {K_WEB, SVC_WEB}, {K_API, SVC_API}, {K_KUBE, V_KUBE}, {K_NODE(1), V_NODE(1)});
+    ck_assert(cfg_exists(&f, "api.cfg"));
+    ck_assert_ptr_nonnull(haproxy_engine_committed(f.e, "be_api"));
+    /* api gone from a complete read: 1 of 2 services is within the share */
+    TAKE(&f, true, {K_WEB, SVC_WEB}, {K_KUBE, V_KUBE}, {K_NODE(1), V_NODE(1)});
+    struct haproxy_engine_stats st = stats(&f);
+    ck_assert(haproxy_engine_service_retired(f.e, "api"));
+    ck_assert(!haproxy_engine_service_retired(f.e, "web"));
+    ck_assert_uint_eq(st.services_removed, 1);
+    ck_assert_uint_eq(st.services_retired, 1);
+    ck_assert(!cfg_exists(&f, "api.cfg"));
+    ck_assert(cfg_exists(&f, "api.cfg.removed"));
+    ck_assert(cfg_exists(&f, "web.cfg"));
+    ck_assert_ptr_null(haproxy_engine_committed(f.e, "be_api")); /* placement forgotten */
+    /* the last service going is held: it would remove every service */
+    TAKE(&f, true, {K_KUBE, V_KUBE}, {K_NODE(1), V_NODE(1)});
+    st = stats(&f);
+    ck_assert(st.service_removal_held);
+    ck_assert_uint_eq(st.service_removals_held_total, 1);
+    ck_assert(!haproxy_engine_service_retired(f.e, "web"));
+    ck_assert(cfg_exists(&f, "web.cfg"));
+    /* ... until its force-removal entry lets it go */
+    TAKE(&f, true, {K_KUBE, V_KUBE}, {K_NODE(1), V_NODE(1)},
+         {"drover/v1/haproxy/edge/force-removal/web", FORCED});
+    st = stats(&f);
+    ck_assert(!st.service_removal_held);
+    ck_assert(haproxy_engine_service_retired(f.e, "web"));
+    ck_assert(!cfg_exists(&f, "web.cfg"));
+    ck_assert_uint_eq(st.services_removed, 2);
+    /* a service defined again is rendered again from scratch */
+    TAKE(&f, true, {K_API, SVC_API});
+    ck_assert(!haproxy_engine_service_retired(f.e, "api"));
+    ck_assert(cfg_exists(&f, "api.cfg"));
+    fx_free(&f);
+}
+END_TEST
+
+START_TEST(test_snapshot_not_from_complete_read_retires_nothing)
+{
+    struct fx f;
+    fx_init(&f, "/bin/true");
+    TAKE(&f, false, {K_WEB, SVC_WEB}, {K_API, SVC_API}, {K_KUBE, V_KUBE}, {K_NODE(1), V_NODE(1)});
+    TAKE(&f, false, {K_WEB, SVC_WEB}, {K_KUBE, V_KUBE}, {K_NODE(1), V_NODE(1)});
+    ck_assert(!haproxy_engine_service_retired(f.e, "api"));
+    ck_assert(cfg_exists(&f, "api.cfg"));
+    ck_assert_uint_eq(stats(&f).services_removed, 0);
+    /* the first complete read does */
+    TAKE(&f, true, {K_WEB, SVC_WEB}, {K_KUBE, V_KUBE}, {K_NODE(1), V_NODE(1)});
+    ck_assert(haproxy_engine_service_retired(f.e, "api"));
+    fx_free(&f);
+}
+END_TEST
+
+START_TEST(test_failed_check_installs_nothing)
+{
+    struct fx f;
+    fx_init(&f, "/bin/false");
+    TAKE(&f, true, {K_WEB, SVC_WEB}, {K_KUBE, V_KUBE}, {K_NODE(1), V_NODE(1)});
+    struct haproxy_engine_stats st = stats(&f);
+    ck_assert_uint_eq(st.installs, 1);
+    ck_assert_uint_eq(st.render_failures, 1);
+    ck_assert(!cfg_exists(&f, "web.cfg"));
+    ck_assert_int_eq(f.applied_calls, 0); /* nothing applied: not ready */
+    /* the placement is committed all the same (the agent state has it) */
+    ck_assert_ptr_nonnull(haproxy_engine_committed(f.e, "be_web"));
+    fx_free(&f);
+}
+END_TEST
+
+START_TEST(test_restart_from_snapshot_file)
+{
+    struct fx f;
+    fx_init(&f, "/bin/true");
+    TAKE(&f, true, {K_WEB, SVC_WEB}, {K_KUBE, V_KUBE}, {K_NODE(1), V_NODE(3)},
+         {K_NODE(2), V_NODE(1)});
+    char *before = cfg_text(&f, "web");
+    ck_assert_ptr_nonnull(before);
+    /* a new engine (a restarted watcher) without Consul */
+    fx_stop_engine(&f);
+    fx_engine(&f, "/bin/true");
+    ck_assert_int_eq(haproxy_engine_load_saved(f.e), 0);
+    const struct slot_assignment *a = haproxy_engine_committed(f.e, "be_web");
+    ck_assert_ptr_nonnull(a); /* the saved placement, before any plan */
+    ck_assert_str_eq(slot_key(a, 0), "10.0.0.1:30080");
+    ck_assert_str_eq(slot_key(a, 1), "10.0.0.3:30080");
+    fx_settle(&f);
+    struct haproxy_engine_stats st = stats(&f);
+    ck_assert_uint_eq(st.snapshots, 1);
+    ck_assert_uint_eq(st.installs, 1); /* checked; the same text: nothing new installed */
+    ck_assert_int_ge(f.applied_calls, 1);
+    char *after = cfg_text(&f, "web");
+    ck_assert_str_eq(before, after);
+    free(before);
+    free(after);
+    /* a snapshot file never retires: the next file-less snapshot lacks web */
+    TAKE(&f, false, {K_API, SVC_API});
+    ck_assert(!haproxy_engine_service_retired(f.e, "web"));
+    fx_free(&f);
+}
+END_TEST
+
+START_TEST(test_new_templates_rerender_every_service)
+{
+    struct fx f;
+    struct template_set *set = NULL;
+    char err[512];
+    fx_init(&f, "/bin/true");
+    TAKE(&f, true, {K_WEB, SVC_WEB}, {K_API, SVC_API}, {K_KUBE, V_KUBE}, {K_NODE(1), V_NODE(1)});
+    ck_assert_uint_eq(stats(&f).installs, 2);
+    ck_assert_int_eq(render_load_templates(DROVER_TEMPLATE_DIR, &set, err, sizeof(err)), 0);
+    haproxy_engine_set_templates(f.e, set);
+    fx_settle(&f);
+    ck_assert_uint_eq(stats(&f).installs, 4);
+    ck_assert_uint_eq(stats(&f).render_failures, 0);
+    fx_free(&f);
+}
+END_TEST
+
+START_TEST(test_expand_and_render_opts)
+{
+    char *s = haproxy_engine_expand("/run/haproxy-{service}.sock", "web");
+    ck_assert_str_eq(s, "/run/haproxy-web.sock");
+    free(s);
+    s = haproxy_engine_expand("/run/haproxy.sock", "web");
+    ck_assert_str_eq(s, "/run/haproxy.sock");
+    free(s);
+    struct haproxy_engine_opts o = {.haproxy_cluster = "edge",
+                                    .stats_socket = "/s/{service}",
+                                    .state_file = "/st/{service}.state",
+                                    .agent_port = 5555,
+                                    .maxconn = 7};
+    struct snapshot_render_opts ro;
+    char *stats_path, *state_path;
+    ck_assert_int_eq(haproxy_engine_render_opts(&o, "api", &ro, &stats_path, &state_path), 0);
+    ck_assert_str_eq(ro.stats_socket, "/s/api");
+    ck_assert_str_eq(ro.server_state_file, "/st/api.state");
+    ck_assert_str_eq(ro.haproxy_cluster, "edge");
+    ck_assert_int_eq(ro.maxconn, 7);
+    ck_assert_uint_eq(ro.agent_port, 5555);
+    free(stats_path);
+    free(state_path);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("haproxy_engine");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, test_first_snapshot_installs_checked_config);
+    tcase_add_test(tc, test_member_change_is_runtime_only);
+    tcase_add_test(tc, test_more_servers_than_slots_reloads);
+    tcase_add_test(tc, test_removal_guard_holds_until_forced);
+    tcase_add_test(tc, test_backend_share_overrides_default);
+    tcase_add_test(tc, test_removed_service_is_retired);
+    tcase_add_test(tc, test_snapshot_not_from_complete_read_retires_nothing);
+    tcase_add_test(tc, test_failed_check_installs_nothing);
+    tcase_add_test(tc, test_restart_from_snapshot_file);
+    tcase_add_test(tc, test_new_templates_rerender_every_service);
+    tcase_add_test(tc, test_expand_and_render_opts);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
