@@ -25,6 +25,11 @@
  * Callbacks run on the loop, exactly once per accepted request (with
  * -ECANCELED from haproxy_runtime_free for requests still queued). Data
  * passed to callbacks is only valid during the callback.
+ *
+ * Files: haproxy_runtime.c (request queue, socket exchanges, lifecycle),
+ * haproxy_runtime_apply.c (show servers state, the apply chain),
+ * haproxy_runtime_reload.c (show proc, the reload state machine); the
+ * answers they read are parsed by the pure haproxy_answers.h.
  */
 #ifndef DROVER_WATCHER_HAPROXY_RUNTIME_H
 #define DROVER_WATCHER_HAPROXY_RUNTIME_H
@@ -34,6 +39,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "haproxy_answers.h"
 #include "slots.h"
 
 struct haproxy_runtime;
@@ -98,21 +104,7 @@ typedef void (*haproxy_runtime_exec_cb)(struct haproxy_runtime *rt, int status,
 int haproxy_runtime_exec(struct haproxy_runtime *rt, enum haproxy_socket sock,
                          const char *const *cmds, size_t n, haproxy_runtime_exec_cb cb, void *arg);
 
-/* 0 if `answer` to `cmd` is a success (empty, or the known informational
- * answers of set/enable/disable commands), else -EINVAL with err
- * "haproxy: `CMD`: ANSWER" (first line of the answer). */
-int haproxy_runtime_check_answer(const char *cmd, const char *answer, char *err, size_t errlen);
-
 /* ---- show servers state --------------------------------------------- */
-
-/* Parse the answer of `show servers state [backend]` (format version 1;
- * columns found by their names in the "#" header, so added columns do not
- * matter). Only servers of `backend` are kept (NULL: all; then use
- * haproxy_parse_servers_state_all to get the backend names). *out is
- * malloc'd (caller frees), *n its length. 0, -EINVAL (err says which line)
- * or -ENOMEM. */
-int haproxy_parse_servers_state(const char *text, size_t len, const char *backend,
-                                struct slot_live **out, size_t *n, char *err, size_t errlen);
 
 typedef void (*haproxy_runtime_state_cb)(struct haproxy_runtime *rt, int status,
                                          const struct slot_live *live, size_t n, const char *err,
@@ -155,26 +147,6 @@ const struct slot_assignment *haproxy_runtime_applied(const struct haproxy_runti
 void haproxy_runtime_forget(struct haproxy_runtime *rt, const char *backend);
 
 /* ---- master CLI: show proc, reload ---------------------------------- */
-
-struct haproxy_proc {
-    int pid;
-    int reloads;        /* master: reloads so far; worker: reloads it has lived through */
-    int failed_reloads; /* master only ("[failed: N]"), else 0 */
-    int relative_pid;   /* 0 when the column is absent (2.6 has none) */
-    char type[16];      /* "master", "worker" */
-    char uptime[32];
-    char version[64];
-};
-struct haproxy_proc_list {
-    struct haproxy_proc master;
-    struct haproxy_proc *workers; /* current and old (draining) workers */
-    size_t n_workers;
-};
-void haproxy_proc_list_free(struct haproxy_proc_list *l);
-/* Parse `show proc` (workers and programs sections; columns by header
- * names). 0, -EINVAL (no master line, bad number) or -ENOMEM. */
-int haproxy_parse_show_proc(const char *text, size_t len, struct haproxy_proc_list *out, char *err,
-                            size_t errlen);
 
 typedef void (*haproxy_runtime_proc_cb)(struct haproxy_runtime *rt, int status,
                                         const struct haproxy_proc_list *procs, const char *err,
@@ -219,13 +191,6 @@ typedef void (*haproxy_runtime_reload_cb)(struct haproxy_runtime *rt,
  */
 int haproxy_runtime_reload(struct haproxy_runtime *rt, haproxy_runtime_reload_cb cb, void *arg);
 
-/* The placement a backend's slots were rendered from in the config that is
- * about to be loaded. */
-struct haproxy_placement {
-    const char *backend;
-    const struct slot_assignment *a;
-};
-
 /*
  * Like haproxy_runtime_reload, for a config whose slots were rendered from
  * placements p[0..n) (copied). The server-state file then keeps a backend's
@@ -240,12 +205,5 @@ struct haproxy_placement {
  */
 int haproxy_runtime_reload_placed(struct haproxy_runtime *rt, const struct haproxy_placement *p,
                                   size_t n, haproxy_runtime_reload_cb cb, void *arg);
-
-/* The state-file filter of haproxy_runtime_reload_placed, on the text of
- * `show servers state`: *out (malloc'd, caller frees) is text without the
- * lines to drop, *dropped how many were dropped. 0, -EINVAL (not a state
- * dump) or -ENOMEM. */
-int haproxy_state_filter(const char *text, size_t len, const struct haproxy_placement *p, size_t n,
-                         char **out, size_t *dropped);
 
 #endif

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Parsers of HAProxy's CLI answers (show servers state, show proc, command
- * answers) on arbitrary bytes, then slots_adopt/slots_diff on whatever the
+ * answers, prompt framing) on arbitrary bytes, then slots_adopt/slots_diff on whatever the
  * state parser accepted. The first byte picks the parser so one corpus
  * serves all of them.
  */
@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "haproxy_runtime.h"
+#include "haproxy_answers.h"
 #include "slots.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -55,12 +55,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (haproxy_parse_show_proc(text, len, &l, err, sizeof(err)) == 0)
             haproxy_proc_list_free(&l);
     } else {
-        char *answer = strndup(text, len);
+        char *answer = strndup(text, len), *stream = malloc(len + 1), *answers[8];
         if (answer) {
             haproxy_runtime_check_answer("set server be/slot1 addr 127.0.0.1 port 80", answer, err,
                                          sizeof(err));
             haproxy_runtime_check_answer("show servers state be", answer, err, sizeof(err));
             free(answer);
+        }
+        if (stream) {
+            /* the bytes as read from the stats socket (may hold NULs) */
+            memcpy(stream, text, len);
+            stream[len] = 0;
+            size_t got = haproxy_split_prompt_answers(stream, len, answers, 8);
+            for (size_t i = 0; i < got; i++)
+                if (answers[i] < stream || answers[i] + strlen(answers[i]) > stream + len)
+                    abort();
+            free(stream);
         }
     }
     return 0;

@@ -1,0 +1,94 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * haproxy_answers: the pure parsers of what HAProxy 2.6 answers on its
+ * stats socket and master CLI, and the server-state filter. No I/O, no
+ * loop: text in, typed records or a verdict out, every error a message
+ * naming the line or field. haproxy_runtime feeds them the answers it
+ * reads; tests and the fuzz target (tests/fuzz/watcher/
+ * fuzz_haproxy_answers.c) feed them captured or arbitrary bytes. Owns:
+ *
+ *   - framing of a prompt-mode answer stream into one answer per command;
+ *   - whether an answer to a command is a success (HAProxy answers errors
+ *     as text);
+ *   - `show servers state` (columns found by their header names);
+ *   - `show proc` (master, workers, reload and failed-reload counters);
+ *   - the server-state file filter used before a placed reload.
+ */
+#ifndef DROVER_WATCHER_HAPROXY_ANSWERS_H
+#define DROVER_WATCHER_HAPROXY_ANSWERS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "slots.h"
+
+/*
+ * Split a prompt-mode stream (buf[0..len), modified in place) into
+ * answers. Each answer ends with "\n> " right at its start (empty answer)
+ * or after a blank line ("\n\n> "); an answer keeps its last "\n" and is
+ * NUL-terminated in buf. answers[0..want) receive pointers into buf.
+ * Returns how many answers were complete (a stream cut short has fewer).
+ */
+size_t haproxy_split_prompt_answers(char *buf, size_t len, char **answers, size_t want);
+
+/* 0 if `answer` to `cmd` is a success (empty, or the known informational
+ * answers of set/enable/disable commands), else -EINVAL with err
+ * "haproxy: `CMD`: ANSWER" (first line of the answer). */
+int haproxy_runtime_check_answer(const char *cmd, const char *answer, char *err, size_t errlen);
+
+/* ---- show servers state ---- */
+
+/* Parse the answer of `show servers state [backend]` (format version 1;
+ * columns found by their names in the "#" header, so added columns do not
+ * matter). Only servers of `backend` are kept (NULL: the servers of every
+ * backend; struct slot_live does not say which). *out is
+ * malloc'd (caller frees), *n its length. 0, -EINVAL (err says which line)
+ * or -ENOMEM. */
+int haproxy_parse_servers_state(const char *text, size_t len, const char *backend,
+                                struct slot_live **out, size_t *n, char *err, size_t errlen);
+
+/* The answer to cmd = `show servers state <backend>`: "Can't find
+ * backend." / "No such backend." is -ENOENT, other HAProxy errors -EINVAL
+ * (haproxy_runtime_check_answer), else haproxy_parse_servers_state of
+ * backend's servers. Same ownership as haproxy_parse_servers_state. */
+int haproxy_parse_servers_state_answer(const char *cmd, const char *answer, const char *backend,
+                                       struct slot_live **live, size_t *n, char *err,
+                                       size_t errlen);
+
+/* The placement a backend's slots were rendered from in the config that is
+ * about to be loaded. */
+struct haproxy_placement {
+    const char *backend;
+    const struct slot_assignment *a;
+};
+
+/* The state-file filter of haproxy_runtime_reload_placed, on the text of
+ * `show servers state`: *out (malloc'd, caller frees) is text without the
+ * lines to drop, *dropped how many were dropped. 0, -EINVAL (not a state
+ * dump) or -ENOMEM. */
+int haproxy_state_filter(const char *text, size_t len, const struct haproxy_placement *p, size_t n,
+                         char **out, size_t *dropped);
+
+/* ---- show proc ---- */
+
+struct haproxy_proc {
+    int pid;
+    int reloads;        /* master: reloads so far; worker: reloads it has lived through */
+    int failed_reloads; /* master only ("[failed: N]"), else 0 */
+    int relative_pid;   /* 0 when the column is absent (2.6 has none) */
+    char type[16];      /* "master", "worker" */
+    char uptime[32];
+    char version[64];
+};
+struct haproxy_proc_list {
+    struct haproxy_proc master;
+    struct haproxy_proc *workers; /* current and old (draining) workers */
+    size_t n_workers;
+};
+void haproxy_proc_list_free(struct haproxy_proc_list *l);
+/* Parse `show proc` (workers and programs sections; columns by header
+ * names). 0, -EINVAL (no master line, bad number) or -ENOMEM. */
+int haproxy_parse_show_proc(const char *text, size_t len, struct haproxy_proc_list *out, char *err,
+                            size_t errlen);
+
+#endif

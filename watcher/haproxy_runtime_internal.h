@@ -1,0 +1,72 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * haproxy_runtime internals, shared by the client's files only:
+ *
+ *   haproxy_runtime.c         request queue and socket exchanges, lifecycle
+ *   haproxy_runtime_apply.c   show servers state, the apply chain
+ *   haproxy_runtime_reload.c  show proc, the reload state machine
+ *
+ * The parsers they use are pure and public (haproxy_answers.h).
+ */
+#ifndef DROVER_WATCHER_HAPROXY_RUNTIME_INTERNAL_H
+#define DROVER_WATCHER_HAPROXY_RUNTIME_INTERNAL_H
+
+#include "haproxy_runtime.h"
+
+struct rt_request;
+struct rt_exchange;
+struct reload_op;
+
+struct rt_backend {
+    char *name;
+    struct slot_assignment applied;
+};
+
+struct haproxy_runtime {
+    uv_loop_t *loop;
+    char *stats_path, *master_path, *state_path;
+    uint64_t cmd_timeout_ms, reload_timeout_ms;
+    struct rt_request *head, *tail;
+    struct rt_exchange *cur;
+    bool reload_active;
+    bool freeing;
+    struct reload_op *reload_op; /* the reload in flight, if any */
+    struct rt_backend *backends;
+    size_t n_backends;
+    struct haproxy_runtime_stats st;
+};
+
+/* haproxy_runtime.c */
+
+/* Queue cmds[0..n) (copied, already checked) for sock. front: before
+ * everything queued (the next step of a chain: nothing queued by someone
+ * else may run in between); reload_step: may run while a reload holds the
+ * queue. cb runs exactly once unless this fails. 0, -ECANCELED (client
+ * shutting down) or -ENOMEM. */
+int rt_enqueue(struct haproxy_runtime *rt, enum haproxy_socket sock, const char *const *cmds,
+               size_t n, bool front, bool reload_step, haproxy_runtime_exec_cb cb, void *arg);
+/* Start the next runnable request if nothing is in flight. */
+void rt_kick(struct haproxy_runtime *rt);
+
+/* haproxy_runtime_apply.c */
+
+/* The backend's record (created when create), NULL if absent or on ENOMEM. */
+struct rt_backend *rt_backend_get(struct haproxy_runtime *rt, const char *name, bool create);
+/* Apply a to backend: state dump, diff, commands (haproxy_runtime_apply).
+ * reload_step: part of a reload (queued in front, runs while the reload
+ * holds the queue); restore_only: only the slots the state file could not
+ * restore (see haproxy_runtime_reload). 0, -EINVAL or -ENOMEM. */
+int rt_apply_start(struct haproxy_runtime *rt, const char *backend, const struct slot_assignment *a,
+                   bool reload_step, bool restore_only, haproxy_runtime_apply_cb cb, void *arg);
+/* Free every backend record (haproxy_runtime_free). */
+void rt_backends_free(struct haproxy_runtime *rt);
+
+/* haproxy_runtime_reload.c */
+
+/* `show proc` on the master CLI (front/reload_step as for rt_enqueue). */
+int rt_show_proc(struct haproxy_runtime *rt, bool front, bool reload_step,
+                 haproxy_runtime_proc_cb cb, void *arg);
+/* Finish the reload in flight with -ECANCELED (haproxy_runtime_free). */
+void rt_reload_cancel(struct reload_op *op);
+
+#endif
