@@ -8,6 +8,7 @@
  * tests/integration/watcher. */
 #include <check.h>
 #include <errno.h>
+#include <jansson.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -491,6 +492,52 @@ START_TEST(test_new_templates_rerender_every_service)
 }
 END_TEST
 
+/* admin word of key in the agent state file, "" if absent */
+static void agent_admin(struct fx *f, const char *key, char *out, size_t len)
+{
+    char *text = slurp(f->agent);
+    json_error_t jerr;
+    json_t *root = text ? json_loads(text, 0, &jerr) : NULL;
+    const char *v = json_string_value(
+        json_object_get(json_object_get(json_object_get(root, "servers"), key), "admin"));
+    snprintf(out, len, "%s", v ? v : "");
+    json_decref(root);
+    free(text);
+}
+
+START_TEST(test_expired_maintenance_replans_by_itself)
+{
+    struct fx f;
+    char maint[128], stamp[32], admin[16];
+    time_t until = time(NULL) + 2;
+    struct tm tm;
+    fx_init(&f, "/bin/true");
+    strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&until, &tm));
+    snprintf(maint, sizeof(maint), "{\"state\":\"drain\",\"expires\":\"%s\"}", stamp);
+    TAKE(&f, true, {K_WEB, SVC_WEB}, {K_KUBE, V_KUBE}, {K_NODE(1), V_NODE(1)},
+         {"drover/v1/maintenance/node/prod-a/n1", maint});
+    agent_admin(&f, "be_web/slot1", admin, sizeof(admin));
+    ck_assert_str_eq(admin, "drain");
+    /* no KV change: the engine rebuilds the snapshot once the entry
+     * expired (its timer: the expiry second + 100 ms) */
+    uint64_t bound = (uint64_t)(until - time(NULL) + 2) * 1000;
+    uint64_t deadline = uv_now(&f.loop) + bound;
+    while (stats(&f).snapshots < 2) {
+        ck_assert_msg(uv_now(&f.loop) < deadline,
+                      "no snapshot rebuilt within %llu ms of the maintenance expiry",
+                      (unsigned long long)bound);
+        uv_run(&f.loop, UV_RUN_NOWAIT);
+        usleep(5000);
+        uv_update_time(&f.loop);
+    }
+    fx_settle(&f);
+    agent_admin(&f, "be_web/slot1", admin, sizeof(admin));
+    ck_assert_str_eq(admin, "ready");
+    ck_assert_uint_eq(stats(&f).plans, 2);
+    fx_free(&f);
+}
+END_TEST
+
 START_TEST(test_expand_and_render_opts)
 {
     char *s = haproxy_engine_expand("/run/haproxy-{service}.sock", "web");
@@ -531,6 +578,7 @@ int main(void)
     tcase_add_test(tc, test_failed_check_installs_nothing);
     tcase_add_test(tc, test_restart_from_snapshot_file);
     tcase_add_test(tc, test_new_templates_rerender_every_service);
+    tcase_add_test(tc, test_expired_maintenance_replans_by_itself);
     tcase_add_test(tc, test_expand_and_render_opts);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
