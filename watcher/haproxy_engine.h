@@ -26,8 +26,10 @@
  * says whether they come from a complete read (only those may retire
  * services). docs/watcher.md has the whole picture.
  *
- * Everything runs on the caller's libuv loop; no call blocks except the
- * snapshot file and agent state writes.
+ * Everything runs on the caller's libuv loop. Nothing waits for HAProxy
+ * or for `haproxy -c` (sockets and the check child are asynchronous);
+ * renders and the file writes (agent state, snapshot, retire) are
+ * synchronous.
  */
 #ifndef DROVER_WATCHER_HAPROXY_ENGINE_H
 #define DROVER_WATCHER_HAPROXY_ENGINE_H
