@@ -208,10 +208,15 @@ def sc_hup():
     os.unlink(bad_tpl)
     with open(http_tpl, "w") as f:
         f.write(original)
-    F.kv.put("haproxy/edge/services/web", F.service(slots=8, maxconn=1002))
+    # one change, one reload, each awaited: a reload still in flight when the
+    # next scenario starts restores its server-state file over what that
+    # scenario's agent checks set (sc_agent then saw a drained server serve)
     WATCHER_P.send_signal(signal.SIGHUP)
-    wait_for("original templates back", lambda: "# reloaded-on-sighup" not in F.cfg_text() and
-             "maxconn 1002" in F.cfg_text())
+    wait_for("original templates back", lambda: "# reloaded-on-sighup" not in F.cfg_text())
+    wait_for("their reload", lambda: F.metric("drover_watcher_reloads_total") == m0 + 2)
+    F.kv.put("haproxy/edge/services/web", F.service(slots=8, maxconn=1002))
+    wait_for("maxconn back", lambda: "maxconn 1002" in F.cfg_text())
+    wait_for("its reload", lambda: F.metric("drover_watcher_reloads_total") == m0 + 3)
     F.requests_ok()
 
 
