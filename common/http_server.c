@@ -82,6 +82,12 @@ struct conn {
     char *in;
     size_t in_off, in_len;
     uint64_t last_active; /* loop time of accept or of the last complete request */
+    /* Line endings of the request head, checked before the parser sees
+     * the bytes (http-parser alone accepts a bare LF): */
+    bool body_next;    /* head of this request seen to its blank line */
+    bool head_cr;      /* last head byte was CR */
+    size_t head_line;  /* bytes in the current head line */
+    size_t head_lines; /* non-empty head lines so far */
 
     bool close_after_write;
     bool reading;                 /* uv_read_start is in effect */
@@ -751,6 +757,9 @@ static int on_message_complete(http_parser *p)
     struct conn *c = p->data;
 
     c->last_active = uv_now(c->srv->loop);
+    c->body_next = false; /* the next bytes are a new head */
+    c->head_cr = false;
+    c->head_line = c->head_lines = 0;
     dispatch(c);
     conn_reset_request(c);
     if (c->pending) {
@@ -788,6 +797,31 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     buf->len = buf->base ? suggested : 0;
 }
 
+/* Check the request head in buf for line endings: every line must end in
+ * CRLF (RFC 9112 2.2 lets a server refuse a bare LF, and one that reaches
+ * a proxy that reads LF differently is a smuggling vector). Stops at the
+ * blank line that ends the head; the body is not looked at. -EPROTO on a
+ * bare LF. */
+static int check_head_line_endings(struct conn *c, const char *buf, size_t len)
+{
+    for (size_t i = 0; i < len && !c->body_next; i++) {
+        char b = buf[i];
+        if (b == '\n') {
+            if (!c->head_cr)
+                return -EPROTO;
+            if (c->head_line == 0 && c->head_lines > 0)
+                c->body_next = true; /* blank line: the head is complete */
+            else if (c->head_line > 0)
+                c->head_lines++;
+            c->head_line = 0;
+        } else if (b != '\r') {
+            c->head_line++;
+        }
+        c->head_cr = b == '\r';
+    }
+    return 0;
+}
+
 /* Parse buffered input up to the end of the next request (or until it is
  * used up, or the connection is to close); read again only once all was
  * parsed and answered. */
@@ -796,6 +830,12 @@ static void conn_parse_input(struct conn *c)
     while (c->in && c->in_off < c->in_len && !c->closing && !c->close_after_write &&
            !answer_outstanding(c)) {
         size_t n = c->in_len - c->in_off;
+        if (check_head_line_endings(c, c->in + c->in_off, n) < 0) {
+            log_debug("http: rejecting request from %s: 400 (bare LF in the request head)",
+                      c->peer);
+            send_error_and_close(c, 400, "bad request: request head lines must end in CRLF\n");
+            break;
+        }
         size_t done = http_parser_execute(&c->parser, &parser_settings, c->in + c->in_off, n);
         enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
 

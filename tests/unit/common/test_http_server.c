@@ -653,6 +653,40 @@ START_TEST(test_silent_connection_header_timeout)
 }
 END_TEST
 
+/* Request head lines must end in CRLF: a bare LF (which http-parser alone
+ * would accept) is refused, in the request line, a header or the blank
+ * line, also in a pipelined request; a body may hold any bytes. */
+START_TEST(test_bare_lf_refused)
+{
+    static const char *const bad[] = {
+        "GET /healthz HTTP/1.1\nHost: x\r\n\r\n",
+        "GET /healthz HTTP/1.1\r\nHost: x\nX-A: 1\r\n\r\n",
+        "GET /healthz HTTP/1.1\r\nHost: x\r\n\n",
+        "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\nHost: x\r\n\r\n",
+    };
+    char buf[4096];
+
+    start_server("127.0.0.1:0", 0, 0);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        int fd = raw_connect();
+        ck_assert_int_eq(write(fd, bad[i], strlen(bad[i])), (ssize_t)strlen(bad[i]));
+        raw_read_all(fd, buf, sizeof(buf));
+        ck_assert_msg(strstr(buf, "HTTP/1.1 400 Bad Request\r\n") != NULL, "case %zu: %s", i, buf);
+        ck_assert_msg(strstr(buf, "must end in CRLF") != NULL, "case %zu: %s", i, buf);
+        close(fd);
+    }
+    int fd = raw_connect();
+    const char ok[] = "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
+                      "Connection: close\r\n\r\na\nb";
+    ck_assert_int_eq(write(fd, ok, sizeof(ok) - 1), (ssize_t)sizeof(ok) - 1);
+    raw_read_all(fd, buf, sizeof(buf));
+    ck_assert_msg(strstr(buf, "HTTP/1.1 201 Created\r\n") != NULL, "%s", buf);
+    ck_assert_ptr_nonnull(strstr(buf, "body=a\nb"));
+    close(fd);
+    stop_server();
+}
+END_TEST
+
 START_TEST(test_listen_addresses)
 {
     struct reply r;
@@ -796,6 +830,7 @@ int main(void)
     tcase_add_test(tc, test_pipelining_holds_one_answer);
     tcase_add_test(tc, test_cap_evicts_quietest);
     tcase_add_test(tc, test_silent_connection_header_timeout);
+    tcase_add_test(tc, test_bare_lf_refused);
     tcase_add_test(tc, test_deferred_response);
     tcase_add_test(tc, test_deferred_timeout_then_complete);
     suite_add_tcase(s, tc);
