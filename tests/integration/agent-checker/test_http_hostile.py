@@ -166,6 +166,8 @@ def main():
             test_pipelining_memory(d)
             test_idle_connections(d)
             assert d.proc.poll() is None, "agent-checker died"
+            rc = d.stop()
+            assert rc == 0, f"agent-checker exit status {rc} (sanitizer report?)"
         except BaseException:
             sys.stderr.write(d.logs()[-4000:])
             raise
