@@ -23,6 +23,7 @@ usage: test_exporter_hostile.py EXPORTER_BINARY [unittest args]
 import http.server
 import json
 import os
+import re
 import shutil
 import signal
 import socketserver
@@ -236,6 +237,22 @@ class HostileTest(unittest.TestCase):
         self.assertIn("an event was lost (over-long line or out of memory), relisting in", e.text())
         # services were never affected: one list, one watch
         self.assertEqual(len(f.times("services", "list")), 1)
+
+    def test_consul_down_leader_retries_jittered(self):
+        # Consul unreachable: the session create is retried after a jittered,
+        # growing backoff, not every second in lockstep with other replicas.
+        f = self.fake()
+        dead = te.drover_testlib.free_port()
+        e = te.Exporter(self.tmp, None, self.cluster, "--consul-addr",
+                        "http://127.0.0.1:%d" % dead, name="exp-noconsul",
+                        kube_args=["--kube-api", "http://127.0.0.1:%d" % f.port])
+        self.exporters.append(e)
+        pat = re.compile(r"creating a Consul session for \S+ failed: .*, retrying in (\d+) ms")
+        te.wait_until(lambda: len(pat.findall(e.text())) >= 5, 30, "five failed session creates")
+        delays = [int(d) for d in pat.findall(e.text())]
+        print("session create retries (ms): %s" % delays)
+        self.assertTrue(all(500 <= d <= 10000 for d in delays), delays)
+        self.assertGreater(len(set(delays)), 1, "retries in lockstep: %s" % delays)
 
     def test_oversized_label_isolated(self):
         k = te.Kube(os.path.join(self.tmp, "kube"), "default")
