@@ -135,9 +135,12 @@ static void on_renewed(void *arg, struct consul_response *resp)
     }
     if (resp->err < 0) {
         l->stats.renew_failures++;
-        log_warn("exporter: renewing session %s failed: %s, retrying in 1 s", l->session,
-                 resp->errmsg ? resp->errmsg : strerror(-resp->err));
-        uv_timer_start(&l->renew_timer, on_renew_timer, 1000, (uint64_t)l->ttl_s * 500);
+        /* Soon (the session lives only a TTL without a renew), but spread:
+         * not a growing backoff, which could outlast the TTL. */
+        uint64_t d = backoff_rand_range(&l->bo, 500, 1500);
+        log_warn("exporter: renewing session %s failed: %s, retrying in %llu ms", l->session,
+                 resp->errmsg ? resp->errmsg : strerror(-resp->err), (unsigned long long)d);
+        uv_timer_start(&l->renew_timer, on_renew_timer, d, (uint64_t)l->ttl_s * 500);
         return;
     }
     arm_deadline(l);
