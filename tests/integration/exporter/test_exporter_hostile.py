@@ -27,7 +27,6 @@ import re
 import shutil
 import signal
 import socketserver
-import subprocess
 import sys
 import tempfile
 import threading
@@ -187,7 +186,7 @@ class HostileTest(unittest.TestCase):
             f.stop()
         for k in self.kubes:
             k.stop()
-        te.http("DELETE", "%s/v1/kv/drover/v1/kube/%s?recurse" % (te.CONSUL, self.cluster))
+        te.CONSUL.delete("drover/v1/kube/%s" % self.cluster, recurse=True)
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     def fake(self, **kw):
@@ -287,26 +286,5 @@ class HostileTest(unittest.TestCase):
                       "no entry left refused")
 
 
-def main():
-    if len(sys.argv) < 2:
-        sys.exit(__doc__)
-    te.EXPORTER = os.path.abspath(sys.argv.pop(1))
-    state = os.environ.get("DROVER_CONSUL_STATE")
-    own = None
-    if state and os.path.exists(os.path.join(state, "addr")):
-        te.CONSUL = te.read(os.path.join(state, "addr"))
-    else:
-        own = tempfile.mkdtemp(prefix="drover-exh-consul-")
-        subprocess.run([te.CONSUL_DEV, "start", own + "/c"], check=True,
-                       stdout=subprocess.DEVNULL, timeout=90)
-        te.CONSUL = te.read(own + "/c/addr")
-    try:
-        unittest.main(verbosity=2)
-    finally:
-        if own:
-            subprocess.run([te.CONSUL_DEV, "stop", own + "/c"], stdout=subprocess.DEVNULL)
-            shutil.rmtree(own, ignore_errors=True)
-
-
 if __name__ == "__main__":
-    main()
+    te.main()  # this script's test cases, against te's Consul agent
