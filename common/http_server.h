@@ -25,7 +25,8 @@
  *    request being received (max_request_bytes) + one answer (for
  *    /metrics, the size of the exposition).
  *  - A request is limited in size (413/431) and in headers
- *    (HTTP_SERVER_MAX_HEADERS, 431). Its head must arrive within
+ *    (HTTP_SERVER_MAX_HEADERS, 431); its head lines must end in CRLF (a
+ *    bare LF is refused with 400). Its head must arrive within
  *    header_timeout_ms of the connection opening (or of the request's
  *    first byte on a kept-alive connection) and its body within
  *    read_timeout_ms after that; a kept-alive connection with nothing to
