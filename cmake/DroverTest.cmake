@@ -37,8 +37,11 @@ endfunction()
 # drover_fuzz_target(NAME SOURCES f.c LIBS drover CORPUS dir [SECONDS n])
 # Built only with -DDROVER_FUZZ=ON; registered as a CTest test (label
 # "fuzz") that runs the target for a bounded time on a copy of its seed
-# corpus.
+# corpus, and as NAME_long (label "fuzz_long", DROVER_FUZZ_LONG_SECONDS)
+# for the rotating longer stage (tests/fuzz/run-rotation.sh).
 set(DROVER_FUZZ_SECONDS 20 CACHE STRING "Seconds each fuzz target runs under ctest")
+set(DROVER_FUZZ_LONG_SECONDS 100 CACHE STRING
+    "Seconds each target of the rotating fuzz stage runs")
 function(drover_fuzz_target name)
   cmake_parse_arguments(F "" "CORPUS;SECONDS" "SOURCES;LIBS" ${ARGN})
   if(NOT DROVER_FUZZ)
@@ -56,6 +59,11 @@ function(drover_fuzz_target name)
                    $<TARGET_FILE:${name}> ${F_CORPUS} ${work} ${F_SECONDS})
   math(EXPR limit "${F_SECONDS} + 120")
   set_tests_properties(${name} PROPERTIES LABELS fuzz TIMEOUT ${limit})
+  add_test(NAME ${name}_long
+           COMMAND ${CMAKE_SOURCE_DIR}/tests/fuzz/run-fuzz.sh
+                   $<TARGET_FILE:${name}> ${F_CORPUS} ${work}-long ${DROVER_FUZZ_LONG_SECONDS})
+  math(EXPR limit "${DROVER_FUZZ_LONG_SECONDS} + 120")
+  set_tests_properties(${name}_long PROPERTIES LABELS fuzz_long TIMEOUT ${limit})
 endfunction()
 
 # drover_component_library(NAME [LIBS ...])

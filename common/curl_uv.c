@@ -306,9 +306,11 @@ size_t curl_uv_buf_write(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
     struct curl_uv_buf *b = userdata;
     size_t n = size * nmemb;
-    size_t max = b->max ? b->max : (size_t)64 << 20;
-    if (b->len + n + 1 > max)
+    size_t max = b->max ? b->max : CURL_UV_BUF_DEFAULT_MAX;
+    if (b->len + n + 1 > max) {
+        b->overflow = true;
         return 0;
+    }
     if (b->len + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 4096;
         while (cap < b->len + n + 1)
@@ -328,6 +330,7 @@ size_t curl_uv_buf_write(char *ptr, size_t size, size_t nmemb, void *userdata)
 void curl_uv_buf_reset(struct curl_uv_buf *b)
 {
     b->len = 0;
+    b->overflow = false;
     if (b->data)
         b->data[0] = '\0';
 }

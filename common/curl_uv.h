@@ -21,6 +21,7 @@
 #define DROVER_CURL_UV_H
 
 #include <curl/curl.h>
+#include <stdbool.h>
 #include <uv.h>
 
 struct curl_uv;
@@ -57,13 +58,16 @@ void curl_uv_free(struct curl_uv *cu);
 /* Growable byte buffer for buffered bodies: a CURLOPT_WRITEFUNCTION that
  * appends to a struct curl_uv_buf given as CURLOPT_WRITEDATA. The data
  * is always NUL-terminated (not counted in len) so JSON parsers can take
- * it directly. max caps the size (0 = 64 MiB); beyond it the transfer
- * fails with CURLE_WRITE_ERROR. */
+ * it directly. max caps the size (0 = CURL_UV_BUF_DEFAULT_MAX); beyond it
+ * the transfer fails with CURLE_WRITE_ERROR and overflow is set: the body
+ * is then truncated and must not be parsed. curl_uv_buf_reset clears it. */
+#define CURL_UV_BUF_DEFAULT_MAX ((size_t)64 << 20)
 struct curl_uv_buf {
     char *data;
     size_t len;
     size_t cap;
     size_t max;
+    bool overflow;
 };
 size_t curl_uv_buf_write(char *ptr, size_t size, size_t nmemb, void *userdata);
 void curl_uv_buf_reset(struct curl_uv_buf *buf);

@@ -74,7 +74,10 @@ int daemon_http_start(uv_loop_t *loop, const char *component, const char *addr,
     *out = NULL;
     if (!addr || !*addr)
         return 0;
-    struct http_server_options hopts = {.listen = addr, .metrics = metrics};
+    /* Only GET/HEAD of the built-in paths: a small request limit keeps the
+     * memory a connection can pin small (see http_server.h). */
+    struct http_server_options hopts = {
+        .listen = addr, .metrics = metrics, .max_request_bytes = DAEMON_HTTP_MAX_REQUEST};
     int rc = http_server_start(loop, &hopts, out, err, sizeof(err));
     if (rc < 0) {
         log_error("%s: --metrics-addr: %s, exiting", component, err);

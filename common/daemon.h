@@ -48,7 +48,10 @@ void daemon_signals_close(struct daemon_signals *s);
  * (port N)". addr NULL or "" means none: *out = NULL, 0. On failure logs
  * "<component>: --metrics-addr: why, exiting" and returns a negative
  * errno (the caller exits). Close *out with http_server_close().
+ * Requests are limited to DAEMON_HTTP_MAX_REQUEST bytes (head + body);
+ * the other limits are http_server's defaults.
  */
+#define DAEMON_HTTP_MAX_REQUEST (16 * 1024)
 int daemon_http_start(uv_loop_t *loop, const char *component, const char *addr,
                       struct metrics_registry *metrics, struct http_server **out);
 

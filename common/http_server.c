@@ -18,14 +18,30 @@
 #include "log.h"
 #include "metrics.h"
 
-#define DEFAULT_MAX_REQUEST  (1u << 20)
-#define DEFAULT_READ_TIMEOUT 10000
-#define DEFAULT_IDLE_TIMEOUT 60000
-#define DEFAULT_MAX_CONNS    256
-#define MAX_HEADERS          100
+#define DEFAULT_MAX_REQUEST    (1u << 20)
+#define DEFAULT_HEADER_TIMEOUT 5000
+#define DEFAULT_READ_TIMEOUT   10000
+#define DEFAULT_IDLE_TIMEOUT   60000
+#define DEFAULT_MAX_CONNS      256
+#define MAX_HEADERS            HTTP_SERVER_MAX_HEADERS
+#define READ_CHUNK             HTTP_SERVER_READ_CHUNK
+#define SHED_LOG_INTERVAL_MS   10000
 
 #define CT_TEXT    "text/plain; charset=utf-8"
 #define CT_METRICS "text/plain; version=0.0.4; charset=utf-8"
+
+/* Why a connection was closed by the server (metric label). */
+enum shed_reason {
+    SHED_EVICTED,         /* quietest connection closed at the cap */
+    SHED_REFUSED,         /* new connection closed at the cap: all busy */
+    SHED_HEADER_TIMEOUT,  /* no complete request head in time */
+    SHED_REQUEST_TIMEOUT, /* body (or a deferred answer) not done in time */
+    SHED_IDLE_TIMEOUT,    /* kept-alive and quiet */
+    HTTP_SHED_REASONS
+};
+
+static const char *const shed_names[HTTP_SHED_REASONS] = {"evicted", "refused", "header_timeout",
+                                                          "request_timeout", "idle_timeout"};
 
 struct handler {
     char *prefix;
@@ -59,8 +75,23 @@ struct conn {
     bool headers_done;
     int reject_status; /* set by a callback that aborts parsing */
 
+    /* Bytes read but not parsed yet: parsing stops after each request
+     * until its answer has left our write queue, so a client pipelining
+     * requests without reading the answers holds at most one read chunk
+     * and one answer here (see http_server.h). */
+    char *in;
+    size_t in_off, in_len;
+    uint64_t last_active; /* loop time of accept or of the last complete request */
+    /* Line endings of the request head, checked before the parser sees
+     * the bytes (http-parser alone accepts a bare LF): */
+    bool body_next;    /* head of this request seen to its blank line */
+    bool head_cr;      /* last head byte was CR */
+    size_t head_line;  /* bytes in the current head line */
+    size_t head_lines; /* non-empty head lines so far */
+
     bool close_after_write;
-    bool read_paused; /* responses still queued: backpressure */
+    bool reading;                 /* uv_read_start is in effect */
+    int timer_kind;               /* enum conn_timer of the armed timer */
     struct http_pending *pending; /* a deferred response is owed */
     bool defer_requested;         /* set by http_response_defer during dispatch */
     bool closing;
@@ -74,7 +105,9 @@ struct http_server {
     size_t max_request;
     uint64_t read_timeout_ms;
     uint64_t idle_timeout_ms;
+    uint64_t header_timeout_ms;
     unsigned max_conns;
+    unsigned live_conns; /* open and not closing */
     int port;
     char listen[128];
 
@@ -87,6 +120,11 @@ struct http_server {
     struct conn *conns;
     unsigned nconns;
     bool closing;
+
+    /* connections closed at the cap (evicted, refused) or by a timeout:
+     * counted per reason, logged as a summary at most every 10 s */
+    struct log_ratelimit shed_log, accept_log;
+    uint64_t shed_since_log[HTTP_SHED_REASONS];
 };
 
 /* Outlives its connection: the handler's owner completes it later. */
@@ -219,25 +257,103 @@ static void conn_close(struct conn *c)
     if (c->closing)
         return;
     c->closing = true;
+    c->srv->live_conns--;
+    free(c->in);
+    c->in = NULL;
+    c->in_off = c->in_len = 0;
     uv_timer_stop(&c->timer);
     uv_read_stop((uv_stream_t *)&c->tcp);
     uv_close((uv_handle_t *)&c->tcp, conn_handle_closed);
     uv_close((uv_handle_t *)&c->timer, conn_handle_closed);
 }
 
+/* Count a connection the server closed; evictions and refusals are also
+ * logged, as one summary line per interval at most (a flood of
+ * connections must not become a flood of log lines). */
+static void count_shed(struct http_server *srv, enum shed_reason why)
+{
+    char labels[48];
+    uint64_t swallowed = 0;
+
+    if (srv->metrics) {
+        snprintf(labels, sizeof(labels), "reason=\"%s\"", shed_names[why]);
+        metrics_counter_inc(metrics_counter(
+            srv->metrics, "drover_http_connections_closed_total",
+            "Connections the metrics/health HTTP server closed: evicted or refused at the "
+            "connection limit, or timed out.",
+            labels));
+    }
+    if (why != SHED_EVICTED && why != SHED_REFUSED)
+        return;
+    srv->shed_since_log[why]++;
+    if (!log_ratelimit_allow(&srv->shed_log, uv_now(srv->loop), &swallowed))
+        return;
+    log_warn("http: at the limit of %u connections on %s: closed %llu quiet connection(s) to "
+             "admit new ones and refused %llu new one(s) since the last report; counted in "
+             "drover_http_connections_closed_total, next report in %u s at the earliest",
+             srv->max_conns, srv->listen, (unsigned long long)srv->shed_since_log[SHED_EVICTED],
+             (unsigned long long)srv->shed_since_log[SHED_REFUSED], SHED_LOG_INTERVAL_MS / 1000);
+    srv->shed_since_log[SHED_EVICTED] = srv->shed_since_log[SHED_REFUSED] = 0;
+}
+
+enum conn_timer {
+    TIMER_HEADER,
+    TIMER_REQUEST,
+    TIMER_IDLE,
+};
+
 static void on_timeout(uv_timer_t *t)
 {
     struct conn *c = t->data;
+    enum shed_reason why = c->timer_kind == TIMER_HEADER    ? SHED_HEADER_TIMEOUT
+                           : c->timer_kind == TIMER_REQUEST ? SHED_REQUEST_TIMEOUT
+                                                            : SHED_IDLE_TIMEOUT;
 
-    log_debug("http: closing connection from %s: %s timed out", c->peer,
-              c->req_bytes ? "request" : "idle keep-alive");
+    log_debug("http: closing connection from %s: %s", c->peer,
+              why == SHED_HEADER_TIMEOUT    ? "no complete request head in time"
+              : why == SHED_REQUEST_TIMEOUT ? "request (or its answer) not done in time"
+                                            : "idle keep-alive timed out");
+    count_shed(c->srv, why);
     conn_close(c);
 }
 
-static void arm_timer(struct conn *c, uint64_t ms)
+static void arm_timer(struct conn *c, enum conn_timer kind)
 {
+    const struct http_server *srv = c->srv;
+    uint64_t ms = kind == TIMER_HEADER    ? srv->header_timeout_ms
+                  : kind == TIMER_REQUEST ? srv->read_timeout_ms
+                                          : srv->idle_timeout_ms;
+
+    c->timer_kind = kind;
     if (!c->closing)
         uv_timer_start(&c->timer, on_timeout, ms, 0);
+}
+
+static void conn_parse_input(struct conn *c);
+
+/* Whether an answer is still in our write queue (or owed by a deferred
+ * handler): until it has gone, nothing more is parsed or read. */
+static bool answer_outstanding(struct conn *c)
+{
+    return c->pending || uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > 0;
+}
+
+/* Read from the socket exactly when there is nothing buffered to parse,
+ * no answer outstanding and the connection is to stay open. */
+static void conn_update_reading(struct conn *c)
+{
+    bool want = !c->closing && !c->close_after_write && !c->in && !answer_outstanding(c);
+
+    if (want && !c->reading) {
+        if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) < 0) {
+            conn_close(c);
+            return;
+        }
+        c->reading = true;
+    } else if (!want && c->reading) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = false;
+    }
 }
 
 static void on_written(uv_write_t *req, int status)
@@ -254,17 +370,14 @@ static void on_written(uv_write_t *req, int status)
         conn_close(c);
         return;
     }
-    if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > 0)
-        return;
-    if (c->pending)
-        return; /* an earlier pipelined answer went out; the deferred one is still owed */
+    if (answer_outstanding(c))
+        return; /* more to write, or a deferred answer still owed */
     if (c->close_after_write) {
         conn_close(c);
-    } else if (c->read_paused) {
-        c->read_paused = false;
-        if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) < 0)
-            conn_close(c);
+        return;
     }
+    /* The answer has gone: the next pipelined request may be parsed. */
+    conn_parse_input(c);
 }
 
 static void count_response(struct http_server *srv, int status)
@@ -332,16 +445,13 @@ static void send_response(struct conn *c, int status, const char *ctype, const c
     /* Until the client has taken this response, read nothing more from
      * it: one that pipelines requests without reading the answers stalls
      * itself (and meets the idle timeout) instead of growing our queue. */
-    if (!c->close_after_write && uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > 0) {
-        uv_read_stop((uv_stream_t *)&c->tcp);
-        c->read_paused = true;
-    }
+    conn_update_reading(c);
 }
 
 static void send_error_and_close(struct conn *c, int status, const char *text)
 {
     send_response(c, status, CT_TEXT, text, strlen(text), false, false, NULL);
-    uv_read_stop((uv_stream_t *)&c->tcp);
+    conn_update_reading(c);
 }
 
 /* ---- deferred responses ------------------------------------------------ */
@@ -372,7 +482,7 @@ void http_request_complete(struct http_pending *p, struct http_response *resp)
         send_response(c, status, resp->content_type ? resp->content_type : CT_TEXT,
                       resp->body ? resp->body : "", resp->body_len, p->head, false, resp->headers);
         if (!c->closing)
-            arm_timer(c, c->srv->idle_timeout_ms);
+            arm_timer(c, TIMER_IDLE);
     } else if (c) {
         c->pending = NULL;
     }
@@ -503,7 +613,7 @@ static void dispatch(struct conn *c)
             c->pending->head = head;
             free(resp.body);
             free(resp.headers);
-            uv_read_stop((uv_stream_t *)&c->tcp);
+            conn_update_reading(c);
             return;
         }
         if (resp.status < 200 || resp.status > 599)
@@ -556,9 +666,9 @@ static int on_message_begin(http_parser *p)
     struct conn *c = p->data;
 
     conn_reset_request(c);
-    /* The whole request must arrive within the read timeout, however
-     * slowly its bytes trickle in. */
-    arm_timer(c, c->srv->read_timeout_ms);
+    /* The head must arrive within the header timeout, however slowly its
+     * bytes trickle in; the body then gets the read timeout. */
+    arm_timer(c, TIMER_HEADER);
     return 0;
 }
 
@@ -614,6 +724,7 @@ static int on_headers_complete(http_parser *p)
         c->reject_status = 413;
         return -1;
     }
+    arm_timer(c, TIMER_REQUEST);
     const char *expect = http_request_header(&req, "Expect");
     if (expect && strcasecmp(expect, "100-continue") == 0 && !c->closing) {
         static char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -645,15 +756,24 @@ static int on_message_complete(http_parser *p)
 {
     struct conn *c = p->data;
 
+    c->last_active = uv_now(c->srv->loop);
+    c->body_next = false; /* the next bytes are a new head */
+    c->head_cr = false;
+    c->head_line = c->head_lines = 0;
     dispatch(c);
     conn_reset_request(c);
     if (c->pending) {
-        arm_timer(c, c->srv->read_timeout_ms);
+        arm_timer(c, TIMER_REQUEST);
         return -1; /* stop parsing: nothing after a deferred request is read */
     }
     if (!c->closing)
-        arm_timer(c, c->srv->idle_timeout_ms);
-    return c->close_after_write ? -1 : 0; /* stop parsing after a "close" response */
+        arm_timer(c, TIMER_IDLE);
+    if (c->close_after_write)
+        return -1; /* stop parsing after a "close" response */
+    /* One request at a time: conn_parse_input goes on with the next
+     * pipelined one only once this answer has left the write queue. */
+    http_parser_pause(p, 1);
+    return 0;
 }
 
 static const http_parser_settings parser_settings = {
@@ -671,10 +791,90 @@ static const http_parser_settings parser_settings = {
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     (void)h;
-    if (suggested > 65536)
-        suggested = 65536;
+    if (suggested > READ_CHUNK)
+        suggested = READ_CHUNK;
     buf->base = malloc(suggested);
     buf->len = buf->base ? suggested : 0;
+}
+
+/* Check the request head in buf for line endings: every line must end in
+ * CRLF (RFC 9112 2.2 lets a server refuse a bare LF, and one that reaches
+ * a proxy that reads LF differently is a smuggling vector). Stops at the
+ * blank line that ends the head; the body is not looked at. -EPROTO on a
+ * bare LF. */
+static int check_head_line_endings(struct conn *c, const char *buf, size_t len)
+{
+    for (size_t i = 0; i < len && !c->body_next; i++) {
+        char b = buf[i];
+        if (b == '\n') {
+            if (!c->head_cr)
+                return -EPROTO;
+            if (c->head_line == 0 && c->head_lines > 0)
+                c->body_next = true; /* blank line: the head is complete */
+            else if (c->head_line > 0)
+                c->head_lines++;
+            c->head_line = 0;
+        } else if (b != '\r') {
+            c->head_line++;
+        }
+        c->head_cr = b == '\r';
+    }
+    return 0;
+}
+
+/* Parse buffered input up to the end of the next request (or until it is
+ * used up, or the connection is to close); read again only once all was
+ * parsed and answered. */
+static void conn_parse_input(struct conn *c)
+{
+    while (c->in && c->in_off < c->in_len && !c->closing && !c->close_after_write &&
+           !answer_outstanding(c)) {
+        size_t n = c->in_len - c->in_off;
+        if (check_head_line_endings(c, c->in + c->in_off, n) < 0) {
+            log_debug("http: rejecting request from %s: 400 (bare LF in the request head)",
+                      c->peer);
+            send_error_and_close(c, 400, "bad request: request head lines must end in CRLF\n");
+            break;
+        }
+        size_t done = http_parser_execute(&c->parser, &parser_settings, c->in + c->in_off, n);
+        enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
+
+        c->in_off += done;
+        if (c->close_after_write || c->closing || c->pending)
+            break;
+        if (e == HPE_PAUSED) {
+            /* A request was answered. The next one waits for this
+             * answer's write callback (a later loop turn, even when the
+             * kernel took it at once), so each connection gets one request
+             * per turn and a pipelining client cannot starve the others. */
+            http_parser_pause(&c->parser, 0);
+            break;
+        }
+        if (c->parser.upgrade) {
+            conn_close(c);
+            break;
+        }
+        if (done != n || e != HPE_OK) {
+            int status = c->reject_status ? c->reject_status : 400;
+            if (e == HPE_HEADER_OVERFLOW)
+                status = 431;
+            log_debug("http: rejecting request from %s: %d (%s)", c->peer, status,
+                      http_errno_name(e));
+            send_error_and_close(c, status,
+                                 status == 413   ? "request too large\n"
+                                 : status == 431 ? "request headers too large\n"
+                                                 : "bad request\n");
+            break;
+        }
+    }
+    if (c->in && (c->in_off >= c->in_len || c->closing || c->close_after_write || c->pending)) {
+        /* used up, or nothing after this point will be parsed */
+        free(c->in);
+        c->in = NULL;
+        c->in_off = c->in_len = 0;
+    }
+    if (!c->closing)
+        conn_update_reading(c);
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
@@ -682,39 +882,42 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     struct conn *c = s->data;
 
     if (nread < 0) {
+        free(buf->base);
         /* The client is done sending (or gone). Answers still queued are
          * delivered first: clients that half-close after their request
          * expect the full response. */
-        if (nread == UV_EOF && uv_stream_get_write_queue_size(s) > 0) {
+        if (nread == UV_EOF && answer_outstanding(c) && !c->pending) {
             c->close_after_write = true;
-            uv_read_stop(s);
+            conn_update_reading(c);
         } else {
             conn_close(c);
         }
-        goto out;
+        return;
     }
-    if (nread == 0 || c->closing || c->close_after_write || c->pending)
-        goto out;
-    size_t done = http_parser_execute(&c->parser, &parser_settings, buf->base, (size_t)nread);
-    if (c->close_after_write || c->closing || c->pending)
-        goto out;
-    if (c->parser.upgrade) {
-        conn_close(c);
-        goto out;
+    if (nread == 0 || c->closing || c->close_after_write || c->pending || c->in) {
+        free(buf->base);
+        return;
     }
-    if (done != (size_t)nread || HTTP_PARSER_ERRNO(&c->parser) != HPE_OK) {
-        int status = c->reject_status ? c->reject_status : 400;
-        enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
-        if (e == HPE_HEADER_OVERFLOW)
-            status = 431;
-        log_debug("http: rejecting request from %s: %d (%s)", c->peer, status, http_errno_name(e));
-        send_error_and_close(c, status,
-                             status == 413   ? "request too large\n"
-                             : status == 431 ? "request headers too large\n"
-                                             : "bad request\n");
+    c->in = buf->base; /* owned by the connection until parsed */
+    c->in_off = 0;
+    c->in_len = (size_t)nread;
+    conn_parse_input(c);
+}
+
+/* At the connection limit: the quietest connection that owes no answer
+ * (sent nothing yet, kept alive between requests, or still trickling a
+ * request in), longest quiet first. NULL if all are being answered. */
+static struct conn *pick_victim(struct http_server *srv, const struct conn *except)
+{
+    struct conn *best = NULL;
+
+    for (struct conn *c = srv->conns; c; c = c->next) {
+        if (c == except || c->closing || c->close_after_write || answer_outstanding(c))
+            continue;
+        if (!best || c->last_active < best->last_active)
+            best = c;
     }
-out:
-    free(buf->base);
+    return best;
 }
 
 static void on_connection(uv_stream_t *listener, int status)
@@ -725,8 +928,11 @@ static void on_connection(uv_stream_t *listener, int status)
     struct conn *c;
 
     if (status < 0) {
-        log_warn("http: accept on %s failed: %s, still listening", srv->listen,
-                 uv_strerror(status));
+        uint64_t swallowed = 0;
+        if (log_ratelimit_allow(&srv->accept_log, uv_now(srv->loop), &swallowed))
+            log_warn("http: accept on %s failed: %s (%llu more failures not logged since the "
+                     "last report), still listening",
+                     srv->listen, uv_strerror(status), (unsigned long long)swallowed);
         return;
     }
     c = calloc(1, sizeof(*c));
@@ -740,20 +946,29 @@ static void on_connection(uv_stream_t *listener, int status)
     c->tcp.data = c;
     c->timer.data = c;
     c->handles_open = 2;
+    c->last_active = uv_now(srv->loop);
     c->next = srv->conns;
     if (srv->conns)
         srv->conns->prev = c;
     srv->conns = c;
     srv->nconns++;
+    srv->live_conns++;
     if (uv_accept(listener, (uv_stream_t *)&c->tcp) < 0) {
         conn_close(c);
         return;
     }
-    if (srv->nconns > srv->max_conns) {
-        log_warn("http: %u connections open on %s (limit), dropping a new one", srv->nconns - 1,
-                 srv->listen);
-        conn_close(c);
-        return;
+    if (srv->live_conns > srv->max_conns) {
+        /* Probes and scrapes must get through however many idle or slow
+         * connections are held: the quietest one makes room. */
+        struct conn *victim = pick_victim(srv, c);
+        if (victim) {
+            count_shed(srv, SHED_EVICTED);
+            conn_close(victim);
+        } else {
+            count_shed(srv, SHED_REFUSED);
+            conn_close(c);
+            return;
+        }
     }
     snprintf(c->peer, sizeof(c->peer), "?");
     if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
@@ -771,9 +986,8 @@ static void on_connection(uv_stream_t *listener, int status)
     uv_tcp_nodelay(&c->tcp, 1);
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
-    arm_timer(c, srv->idle_timeout_ms);
-    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) < 0)
-        conn_close(c);
+    arm_timer(c, TIMER_HEADER); /* a connection that says nothing goes soon */
+    conn_update_reading(c);
 }
 
 /* ---- server -------------------------------------------------------------- */
@@ -900,7 +1114,11 @@ int http_server_start(uv_loop_t *loop, const struct http_server_options *opts,
     srv->loop = loop;
     srv->metrics = opts->metrics;
     srv->max_request = opts->max_request_bytes ? opts->max_request_bytes : DEFAULT_MAX_REQUEST;
+    srv->header_timeout_ms =
+        opts->header_timeout_ms ? opts->header_timeout_ms : DEFAULT_HEADER_TIMEOUT;
     srv->read_timeout_ms = opts->read_timeout_ms ? opts->read_timeout_ms : DEFAULT_READ_TIMEOUT;
+    srv->shed_log.interval_ms = SHED_LOG_INTERVAL_MS;
+    srv->accept_log.interval_ms = SHED_LOG_INTERVAL_MS;
     srv->idle_timeout_ms = opts->idle_timeout_ms ? opts->idle_timeout_ms : DEFAULT_IDLE_TIMEOUT;
     srv->max_conns = opts->max_connections ? opts->max_connections : DEFAULT_MAX_CONNS;
     srv->not_ready_reason = strdup("starting up");

@@ -13,13 +13,36 @@
  *
  * Listens on "127.0.0.1:9100", "[::1]:9100", ":9100" (all addresses,
  * IPv6 dual-stack) or port 0 (kernel picks; see http_server_port). Keeps
- * connections alive, limits request size (413/431) and closes clients
- * that are too slow to send a request (read timeout), so a slow client
- * never holds up the loop or other clients. Single-threaded: call
- * everything from the loop's thread.
+ * connections alive. Single-threaded: call everything from the loop's
+ * thread.
+ *
+ * Hostile clients (see docs/observability.md, "HTTP server limits"):
+ *  - Pipelined requests are answered one at a time: after a request the
+ *    parser stops until its answer has left the server's write queue
+ *    (into the kernel's socket buffer), and nothing more is read from the
+ *    socket meanwhile. Memory per connection is therefore bounded by
+ *    about 2 KiB of state + one read chunk (HTTP_SERVER_READ_CHUNK) + the
+ *    request being received (max_request_bytes) + one answer (for
+ *    /metrics, the size of the exposition).
+ *  - A request is limited in size (413/431) and in headers
+ *    (HTTP_SERVER_MAX_HEADERS, 431); its head lines must end in CRLF (a
+ *    bare LF is refused with 400). Its head must arrive within
+ *    header_timeout_ms of the connection opening (or of the request's
+ *    first byte on a kept-alive connection) and its body within
+ *    read_timeout_ms after that; a kept-alive connection with nothing to
+ *    say is closed after idle_timeout_ms.
+ *  - At max_connections, the connection that has been quiet longest (no
+ *    answer owed) is closed to admit the new one, so idle or slow
+ *    connections can never lock probes out; only when every connection is
+ *    being answered is the new one refused. Both are counted in
+ *    drover_http_connections_closed_total{reason} (with the timeouts) and
+ *    logged at most once per 10 s as a summary.
  */
 #ifndef DROVER_HTTP_SERVER_H
 #define DROVER_HTTP_SERVER_H
+
+#define HTTP_SERVER_MAX_HEADERS 100
+#define HTTP_SERVER_READ_CHUNK  65536
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -33,9 +56,10 @@ struct http_server_options {
     const char *listen;               /* required, see above */
     struct metrics_registry *metrics; /* may be NULL: /metrics is then empty */
     size_t max_request_bytes;         /* head + body; 0 = 1 MiB */
-    uint64_t read_timeout_ms;         /* a request must complete within; 0 = 10 s */
+    uint64_t header_timeout_ms;       /* request head (or first bytes) within; 0 = 5 s */
+    uint64_t read_timeout_ms;         /* then the body within; 0 = 10 s */
     uint64_t idle_timeout_ms;         /* keep-alive idle close; 0 = 60 s */
-    unsigned max_connections;         /* 0 = 256; more are closed at once */
+    unsigned max_connections;         /* 0 = 256; then the quietest is closed */
 };
 
 struct http_request {

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/time.h>
+#include <time.h>
 
 #include "timefmt.h"
 
@@ -147,4 +148,28 @@ static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list 
 void log_route_libbpf(void)
 {
     libbpf_set_print(libbpf_print);
+}
+
+bool log_ratelimit_allow(struct log_ratelimit *rl, uint64_t now_ms, uint64_t *suppressed)
+{
+    uint64_t interval = rl->interval_ms ? rl->interval_ms : 10000;
+
+    if (rl->started && now_ms - rl->last_ms < interval) {
+        rl->suppressed++;
+        return false;
+    }
+    if (suppressed)
+        *suppressed = rl->suppressed;
+    rl->suppressed = 0;
+    rl->last_ms = now_ms;
+    rl->started = true;
+    return true;
+}
+
+uint64_t log_monotonic_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }

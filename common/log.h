@@ -14,6 +14,8 @@
 #define DROVER_LOG_H
 
 #include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 
 enum log_level {
@@ -41,6 +43,25 @@ void log_vmsg(enum log_level level, const char *fmt, va_list ap)
 #define log_info(...)  log_msg(LOGL_INFO, __VA_ARGS__)
 #define log_warn(...)  log_msg(LOGL_WARN, __VA_ARGS__)
 #define log_error(...) log_msg(LOGL_ERROR, __VA_ARGS__)
+
+/*
+ * At most one line per interval for events that can come in floods from
+ * outside (refused connections, unsigned requests): call
+ * log_ratelimit_allow() for every event; it answers whether to log this
+ * one and, when it does, how many events were swallowed since the last
+ * line it allowed (to be said in that line, so nothing is silently lost).
+ * The first event always logs. now_ms from any monotonic clock (uv_now,
+ * log_monotonic_ms). One instance per event kind; not thread-safe.
+ */
+struct log_ratelimit {
+    uint64_t interval_ms; /* 0 = 10 s */
+    uint64_t last_ms;
+    uint64_t suppressed;
+    bool started;
+};
+bool log_ratelimit_allow(struct log_ratelimit *rl, uint64_t now_ms, uint64_t *suppressed);
+/* CLOCK_MONOTONIC in milliseconds. */
+uint64_t log_monotonic_ms(void);
 
 /* Send libbpf's messages through this logger (warn -> warn, info -> info,
  * debug -> debug), trimming their trailing newline. */

@@ -59,14 +59,14 @@ const char *ctl_usage(void)
 const char *ctl_usage_of(enum ctl_verb v)
 {
     static const char *const of[] = {
-        [CTL_VERB_DRAIN] = "usage:\n" U_DRAIN U_TARGET U_AUTHOR,
-        [CTL_VERB_MAINT] = "usage:\n" U_DRAIN U_TARGET U_AUTHOR,
-        [CTL_VERB_UNDRAIN] = "usage:\n" U_UNDRAIN U_TARGET U_AUTHOR,
-        [CTL_VERB_READY] = "usage:\n" U_UNDRAIN U_TARGET U_AUTHOR,
-        [CTL_VERB_WEIGHT] = "usage:\n" U_WEIGHT U_TARGET U_AUTHOR,
-        [CTL_VERB_DIRECTOR] = "usage:\n" U_DIRECTOR U_AUTHOR,
-        [CTL_VERB_STATUS] = "usage:\n" U_STATUS U_TARGET,
-        [CTL_VERB_HISTORY] = "usage:\n" U_HISTORY,
+        [CTL_VERB_DRAIN] = ("usage:\n" U_DRAIN U_TARGET U_AUTHOR),
+        [CTL_VERB_MAINT] = ("usage:\n" U_DRAIN U_TARGET U_AUTHOR),
+        [CTL_VERB_UNDRAIN] = ("usage:\n" U_UNDRAIN U_TARGET U_AUTHOR),
+        [CTL_VERB_READY] = ("usage:\n" U_UNDRAIN U_TARGET U_AUTHOR),
+        [CTL_VERB_WEIGHT] = ("usage:\n" U_WEIGHT U_TARGET U_AUTHOR),
+        [CTL_VERB_DIRECTOR] = ("usage:\n" U_DIRECTOR U_AUTHOR),
+        [CTL_VERB_STATUS] = ("usage:\n" U_STATUS U_TARGET),
+        [CTL_VERB_HISTORY] = ("usage:\n" U_HISTORY),
     };
     return (unsigned)v < sizeof(of) / sizeof(of[0]) && of[v] ? of[v] : ctl_usage();
 }

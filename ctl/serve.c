@@ -24,6 +24,7 @@ struct ctl_serve {
     size_t secret_len;
     struct ctl_serve_opts o;
     struct slack_replay replay;
+    struct log_ratelimit refuse_log; /* unsigned/stale/replayed requests */
     struct metrics_registry *metrics;
     unsigned jobs;
     bool stopping;
@@ -48,6 +49,19 @@ static void count(struct ctl_serve *s, const char *result)
     snprintf(labels, sizeof(labels), "result=\"%s\"", result);
     metrics_counter_inc(metrics_counter(s->metrics, "drover_ctl_slack_requests_total",
                                         "Slack slash-command requests by outcome.", labels));
+}
+
+/* Requests refused before their signature is trusted come from anyone who
+ * can reach the port: one line per 10 s at most (counted in full in
+ * drover_ctl_slack_requests_total). */
+static void warn_refused(struct ctl_serve *s, const char *from, const char *why)
+{
+    uint64_t swallowed = 0;
+
+    if (log_ratelimit_allow(&s->refuse_log, log_monotonic_ms(), &swallowed))
+        log_warn("droverctl serve: refusing request from %s: %s (%llu more refused since the last "
+                 "such line)",
+                 from, why, (unsigned long long)swallowed);
 }
 
 static void answer(struct http_response *resp, int status, bool in_channel, const char *text)
@@ -150,7 +164,7 @@ static void on_slack(const struct http_request *req, struct http_response *resp,
     rc = slack_verify(s->secret, s->secret_len, ts, sig, req->body, req->body_len, now, err,
                       sizeof(err));
     if (rc < 0) {
-        log_warn("droverctl serve: refusing request from %s: %s", req->remote_addr, err);
+        warn_refused(s, req->remote_addr, err);
         count(s, rc == -ETIME ? "stale" : "bad_signature");
         answer(resp, 401, false, err);
         return;
@@ -160,7 +174,7 @@ static void on_slack(const struct http_request *req, struct http_response *resp,
         snprintf(err, sizeof(err), "%s",
                  rc == -EALREADY ? "replayed request: this signature was already used"
                                  : "too many requests within the replay window, try again later");
-        log_warn("droverctl serve: refusing request from %s: %s", req->remote_addr, err);
+        warn_refused(s, req->remote_addr, err);
         count(s, rc == -EALREADY ? "replay" : "busy");
         answer(resp, rc == -EALREADY ? 401 : 503, false, err);
         return;

@@ -27,6 +27,7 @@ struct kube_client {
     char *token; /* NULL without a token file */
     unsigned page_limit, watch_min_s, watch_max_s, backoff_base_ms, backoff_cap_ms;
     unsigned request_timeout_s;
+    size_t max_list_bytes;
     uint64_t token_reloads;
     uv_timer_t token_timer;
 };
@@ -62,6 +63,7 @@ struct kube_reflector {
     uv_timer_t timer;
     enum reflector_action pending;
     struct backoff bo;
+    struct backoff relist_bo; /* relists after lost events or expiry */
     struct kube_reflector_stats stats;
 };
 
@@ -182,6 +184,7 @@ int kube_client_new(uv_loop_t *loop, struct curl_uv *cu, const struct kube_clien
     kc->backoff_base_ms = or_default(cfg->backoff_base_ms, 250);
     kc->backoff_cap_ms = or_default(cfg->backoff_cap_ms, 30000);
     kc->request_timeout_s = or_default(cfg->request_timeout_s, 60);
+    kc->max_list_bytes = cfg->max_list_bytes ? cfg->max_list_bytes : CURL_UV_BUF_DEFAULT_MAX;
     if (!kc->api_url || (cfg->token_file && !kc->token_file) || (cfg->ca_file && !kc->ca_file))
         goto nomem;
     size_t ul = strlen(kc->api_url);
@@ -331,17 +334,23 @@ static void send_list_page(struct kube_reflector *r)
     if (prepare(r, url) < 0)
         goto fail;
     curl_uv_buf_reset(&r->buf);
+    r->buf.max = r->kc->max_list_bytes;
     curl_easy_setopt(r->easy, CURLOPT_WRITEFUNCTION, curl_uv_buf_write);
     curl_easy_setopt(r->easy, CURLOPT_WRITEDATA, &r->buf);
+    /* A Content-Length over the limit fails the request before any of
+     * the body is received; a chunked body fails in curl_uv_buf_write. */
+    curl_easy_setopt(r->easy, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)r->kc->max_list_bytes);
     curl_easy_setopt(r->easy, CURLOPT_TIMEOUT, (long)r->kc->request_timeout_s);
     if (curl_uv_add(r->kc->cu, r->easy, on_list_done, r) < 0)
         goto fail;
     r->in_flight = true;
     return;
-fail:
-    log_error("kube: cannot start the list of %s, retrying in 1 s", r->path);
+fail:;
+    uint64_t d = backoff_next(&r->bo);
+    log_error("kube: cannot start the list of %s, retrying in %llu ms", r->path,
+              (unsigned long long)d);
     kube_store_list_abort(r->store);
-    schedule(r, ACT_LIST, 1000);
+    schedule(r, ACT_LIST, d);
 }
 
 static void start_list(struct kube_reflector *r)
@@ -349,8 +358,10 @@ static void start_list(struct kube_reflector *r)
     free(r->continue_token);
     r->continue_token = NULL;
     if (kube_store_list_begin(r->store) < 0) {
-        log_error("kube: out of memory starting the list of %s, retrying in 1 s", r->path);
-        schedule(r, ACT_LIST, 1000);
+        uint64_t d = backoff_next(&r->bo);
+        log_error("kube: out of memory starting the list of %s, retrying in %llu ms", r->path,
+                  (unsigned long long)d);
+        schedule(r, ACT_LIST, d);
         return;
     }
     send_list_page(r);
@@ -373,6 +384,20 @@ static void on_list_done(CURL *easy, CURLcode res, void *arg)
     r->in_flight = false;
     curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &code);
 
+    if (r->buf.overflow || res == CURLE_FILESIZE_EXCEEDED) {
+        /* A truncated body is never parsed (a 200 MiB list would cost
+         * gigabytes as JSON); the memory it took is given back now. */
+        r->stats.list_too_large++;
+        uint64_t d = backoff_next(&r->bo);
+        log_warn("kube: list %s%s: HTTP %ld body over the %zu-byte limit (--kube-list-max-bytes), "
+                 "not parsed; lower --kube-page-size or raise the limit; restarting the list in "
+                 "%llu ms",
+                 r->kc->api_url, r->path, code, r->kc->max_list_bytes, (unsigned long long)d);
+        curl_uv_buf_free(&r->buf);
+        r->buf.overflow = false;
+        list_failed(r, d);
+        return;
+    }
     if (res == CURLE_OK && code == 200) {
         struct kube_list page;
         if (kube_list_parse(r->buf.data, r->buf.len, &page, err, sizeof(err)) < 0) {
@@ -395,7 +420,7 @@ static void on_list_done(CURL *easy, CURLcode res, void *arg)
             r->continue_token = strdup(page.continue_token);
             kube_list_clear(&page);
             if (!r->continue_token) {
-                list_failed(r, 1000);
+                list_failed(r, backoff_next(&r->bo));
                 return;
             }
             send_list_page(r);
@@ -406,7 +431,7 @@ static void on_list_done(CURL *easy, CURLcode res, void *arg)
                  page.resource_version, rc == 1 ? " (changed)" : "");
         kube_list_clear(&page);
         if (rc < 0) {
-            list_failed(r, 1000);
+            list_failed(r, backoff_next(&r->bo));
             return;
         }
         r->stats.lists++;
@@ -529,15 +554,22 @@ static void start_watch(struct kube_reflector *r)
     r->after_list = false;
     log_debug("kube: watching %s from resourceVersion %s (timeout %u s)", r->name, rv, t);
     return;
-fail:
-    log_error("kube: cannot start the watch of %s, retrying in 1 s", r->path);
-    schedule(r, ACT_WATCH, 1000);
+fail:;
+    uint64_t d = backoff_next(&r->bo);
+    log_error("kube: cannot start the watch of %s, retrying in %llu ms", r->path,
+              (unsigned long long)d);
+    schedule(r, ACT_WATCH, d);
 }
 
+/* Relists wait for their own jittered backoff, reset only by a watch that
+ * ended cleanly: a stream that loses an event on every watch (an
+ * over-long object, a server that keeps expiring) would otherwise relist
+ * many times a second, each a full list. */
 static void relist(struct kube_reflector *r, const char *why)
 {
-    log_info("kube: %s: %s, relisting", r->name, why);
-    schedule(r, ACT_LIST, 0);
+    uint64_t d = backoff_next(&r->relist_bo);
+    log_info("kube: %s: %s, relisting in %llu ms", r->name, why, (unsigned long long)d);
+    schedule(r, ACT_LIST, d);
 }
 
 static void on_watch_done(CURL *easy, CURLcode res, void *arg)
@@ -573,6 +605,7 @@ static void on_watch_done(CURL *easy, CURLcode res, void *arg)
              * ends at once with nothing in it must not spin. */
             if (r->watch_events > 0 || lived >= 1000) {
                 backoff_reset(&r->bo);
+                backoff_reset(&r->relist_bo);
                 schedule(r, ACT_WATCH, 0);
             } else {
                 schedule(r, ACT_WATCH, backoff_next(&r->bo));
@@ -649,6 +682,7 @@ int kube_reflector_new(struct kube_client *kc, const char *path, struct kube_sto
         return -ENOMEM;
     }
     backoff_init(&r->bo, kc->backoff_base_ms, kc->backoff_cap_ms, BACKOFF_FULL);
+    backoff_init(&r->relist_bo, kc->backoff_base_ms, kc->backoff_cap_ms, BACKOFF_FULL);
     uv_timer_init(kc->loop, &r->timer);
     r->timer.data = r;
     *out = r;

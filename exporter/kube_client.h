@@ -19,7 +19,17 @@
  *          dropped connection, 5xx or transport error re-watches from the
  *          last RV after a jittered backoff; 429 waits Retry-After; a 410
  *          (ERROR event in the stream, or plain HTTP) or a lost event
- *          (over-long line) relists.
+ *          (over-long line) relists after a jittered backoff of its own,
+ *          reset only by a watch that ended cleanly, so a stream that
+ *          keeps losing events cannot cause a relist storm.
+ *
+ * A list page whose body exceeds max_list_bytes (announced by
+ * Content-Length, or found while receiving) is refused without being
+ * parsed, logged naming the limit, counted (list_too_large) and listed
+ * again after the jittered backoff. Every retry waits for a jittered
+ * backoff, except a 401 answered with a changed token, a 429 (which
+ * waits its Retry-After) and the first restart after an expired continue
+ * token.
  *
  * The reflector tells its owner when the store's content changed, so the
  * owner can rebuild (coalesced) and write.
@@ -49,6 +59,7 @@ struct kube_client_config {
     unsigned backoff_base_ms;   /* 0 = 250 */
     unsigned backoff_cap_ms;    /* 0 = 30000 */
     unsigned request_timeout_s; /* one list page; 0 = 60 */
+    size_t max_list_bytes;      /* one list page's body; 0 = 64 MiB */
 };
 
 /* In-cluster defaults: api_url from KUBERNETES_SERVICE_HOST/PORT (IPv6
@@ -83,6 +94,7 @@ struct kube_reflector_stats {
     uint64_t throttled;        /* 429s */
     uint64_t server_errors;    /* other non-2xx answers */
     uint64_t transport_errors; /* connection failures, drops, timeouts */
+    uint64_t list_too_large;   /* list pages refused for their size, unparsed */
 };
 
 /* Store content changed (a list ended with changes, or an event changed

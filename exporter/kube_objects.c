@@ -144,6 +144,46 @@ static int parse_port(const char *s, int *out)
     return 0;
 }
 
+/* ---- Kubernetes' own name rules ---- */
+
+static bool dns_alnum(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
+
+/* [a-z0-9]([-a-z0-9]*[a-z0-9])? of exactly len bytes. */
+static bool dns1123_part(const char *s, size_t len)
+{
+    if (len == 0 || !dns_alnum(s[0]) || !dns_alnum(s[len - 1]))
+        return false;
+    for (size_t i = 1; i + 1 < len; i++)
+        if (!dns_alnum(s[i]) && s[i] != '-')
+            return false;
+    return true;
+}
+
+bool kube_name_is_dns1123_label(const char *s)
+{
+    size_t len = s ? strlen(s) : 0;
+    return len <= 63 && dns1123_part(s, len);
+}
+
+bool kube_name_is_dns1123_subdomain(const char *s)
+{
+    size_t len = s ? strlen(s) : 0;
+    if (len == 0 || len > 253)
+        return false;
+    for (const char *p = s;;) {
+        const char *dot = strchr(p, '.');
+        size_t n = dot ? (size_t)(dot - p) : strlen(p);
+        if (!dns1123_part(p, n))
+            return false;
+        if (!dot)
+            return true;
+        p = dot + 1;
+    }
+}
+
 /* RFC 1123 host name, optionally a leading "*." wildcard and a trailing dot. */
 static bool valid_dns_name(const char *s)
 {
@@ -495,6 +535,15 @@ int kube_service_to_records(const json_t *svc, const struct export_options *opt,
                    "Service without metadata.namespace/metadata.name; skipping it");
         return -EINVAL;
     }
+    if (!kube_name_is_dns1123_label(ns) || !kube_name_is_dns1123_label(name)) {
+        /* They become KV key segments: only what Kubernetes itself allows
+         * (no "%2e%2e%2f", spaces, "?&=") ever gets that far. */
+        reason_set(why, "InvalidObject",
+                   "Service \"%.64s/%.64s\": namespace and name must be DNS-1123 labels "
+                   "(Kubernetes never makes others); skipping it",
+                   ns, name);
+        return -EINVAL;
+    }
     if (!opt || !opt->cluster || !opt->cluster[0]) {
         reason_set(why, "InvalidObject", "Service %s/%s: no cluster name configured", ns, name);
         return -EINVAL;
@@ -568,6 +617,15 @@ int kube_service_to_records(const json_t *svc, const struct export_options *opt,
             reason_set(why, "InvalidObject",
                        "Service %s/%s: spec.ports[%zu] has no valid port; skipping the Service", ns,
                        name, i);
+            rc = -EINVAL;
+            goto out;
+        }
+        const char *pname = obj_str(port, "name");
+        if (pname && pname[0] && !kube_name_is_dns1123_label(pname)) {
+            reason_set(why, "InvalidObject",
+                       "Service %s/%s: spec.ports[%zu].name \"%.64s\" is not a DNS-1123 label "
+                       "(Kubernetes never makes one); skipping the Service",
+                       ns, name, i, pname);
             rc = -EINVAL;
             goto out;
         }
@@ -793,6 +851,13 @@ int kube_node_to_record(const json_t *node, const struct node_options *opt, stru
     const char *name = json_is_object(meta) ? obj_str(meta, "name") : NULL;
     if (!name || !name[0]) {
         reason_set(why, "InvalidObject", "Node without metadata.name; skipping it");
+        return -EINVAL;
+    }
+    if (!kube_name_is_dns1123_subdomain(name)) {
+        reason_set(why, "InvalidObject",
+                   "Node name \"%.64s\" is not a DNS-1123 subdomain (Kubernetes never makes one); "
+                   "skipping it",
+                   name);
         return -EINVAL;
     }
     out->name = strdup(name);

@@ -95,6 +95,15 @@ struct export_record {
 int kube_service_to_records(const json_t *svc, const struct export_options *opt,
                             struct export_record **out, size_t *n, struct kube_reason *why);
 
+/* Kubernetes' name rules, which the exporter applies before a name becomes
+ * a KV key segment (namespaces, Service names and port names: DNS-1123
+ * labels, [a-z0-9]([-a-z0-9]*[a-z0-9])? up to 63; Node names: DNS-1123
+ * subdomains, such labels joined by dots, up to 253). An object with
+ * another name is refused (InvalidObject): the API server never makes one,
+ * so it can only come from a hostile or broken API. */
+bool kube_name_is_dns1123_label(const char *s);
+bool kube_name_is_dns1123_subdomain(const char *s);
+
 void export_record_clear(struct export_record *r);
 void export_records_free(struct export_record *recs, size_t n);
 

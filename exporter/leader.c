@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "backoff.h"
 #include "log.h"
 #include "timefmt.h"
 
@@ -38,6 +39,9 @@ struct leader {
     uint64_t generation;
     struct consul_watch *watch;
     uv_timer_t renew_timer, deadline_timer, retry_timer;
+    /* after a failed Consul call: replicas restarted together must not
+     * retry in lockstep */
+    struct backoff bo;
     int closing;
     void (*done)(void *);
     void *done_arg;
@@ -133,9 +137,12 @@ static void on_renewed(void *arg, struct consul_response *resp)
     }
     if (resp->err < 0) {
         l->stats.renew_failures++;
-        log_warn("exporter: renewing session %s failed: %s, retrying in 1 s", l->session,
-                 resp->errmsg ? resp->errmsg : strerror(-resp->err));
-        uv_timer_start(&l->renew_timer, on_renew_timer, 1000, (uint64_t)l->session_ttl_s * 500);
+        /* Soon (the session lives only a TTL without a renew), but spread:
+         * not a growing backoff, which could outlast the TTL. */
+        uint64_t d = backoff_rand_range(&l->bo, 500, 1500);
+        log_warn("exporter: renewing session %s failed: %s, retrying in %llu ms", l->session,
+                 resp->errmsg ? resp->errmsg : strerror(-resp->err), (unsigned long long)d);
+        uv_timer_start(&l->renew_timer, on_renew_timer, d, (uint64_t)l->session_ttl_s * 500);
         return;
     }
     arm_deadline(l);
@@ -162,16 +169,18 @@ static void on_session(void *arg, struct consul_response *resp)
     if (l->stopping)
         return;
     if (resp->err < 0 || !resp->session_id) {
-        log_warn("exporter: creating a Consul session for %s failed: %s, retrying in 1 s", l->key,
-                 resp->errmsg ? resp->errmsg : "no ID");
-        retry_in(l, 1000);
+        uint64_t d = backoff_next(&l->bo);
+        log_warn("exporter: creating a Consul session for %s failed: %s, retrying in %llu ms",
+                 l->key, resp->errmsg ? resp->errmsg : "no ID", (unsigned long long)d);
+        retry_in(l, d);
         return;
     }
     l->session = strdup(resp->session_id);
     if (!l->session) {
-        retry_in(l, 1000);
+        retry_in(l, backoff_next(&l->bo));
         return;
     }
+    backoff_reset(&l->bo);
     l->stats.sessions_created++;
     log_info("exporter: session %s (TTL %u s, lock-delay %u s, failover within %u s) for %s",
              l->session, l->session_ttl_s, l->lock_delay_s, l->ttl_s + l->lock_delay_s, l->key);
@@ -197,7 +206,7 @@ static void create_session(struct leader *l)
     l->creating = true;
     if (consul_session_create(l->consul, &o, on_session, l) < 0) {
         l->creating = false;
-        retry_in(l, 1000);
+        retry_in(l, backoff_next(&l->bo));
     }
 }
 
@@ -210,16 +219,18 @@ static void on_acquired(void *arg, struct consul_response *resp)
     if (l->stopping)
         return;
     if (resp->err < 0) {
-        log_warn("exporter: acquiring %s failed: %s, checking the session, retrying in %u ms",
-                 l->key, resp->errmsg ? resp->errmsg : strerror(-resp->err), l->retry_ms);
+        uint64_t d = backoff_next(&l->bo);
+        log_warn("exporter: acquiring %s failed: %s, checking the session, retrying in %llu ms",
+                 l->key, resp->errmsg ? resp->errmsg : strerror(-resp->err), (unsigned long long)d);
         /* Consul refuses an acquire with an invalidated session: the lock
          * cannot be ours any more. A renew tells whether to start over
          * with a new session. */
         set_leader(l, false, "re-acquiring the lock failed");
         on_renew_timer(&l->renew_timer);
-        retry_in(l, l->retry_ms);
+        retry_in(l, d);
         return;
     }
+    backoff_reset(&l->bo);
     l->decided = true;
     if (resp->ok) {
         l->announced = true;
@@ -249,7 +260,7 @@ static void try_acquire(struct leader *l)
     if (consul_lock_acquire(l->consul, l->key, l->session, value, strlen(value), on_acquired, l) <
         0) {
         l->acquiring = false;
-        retry_in(l, l->retry_ms);
+        retry_in(l, backoff_next(&l->bo));
     }
 }
 
@@ -303,6 +314,9 @@ int leader_new(uv_loop_t *loop, struct consul_client *consul, const struct leade
     l->session_ttl_s = l->ttl_s / 2;
     l->lock_delay_s = cfg->lock_delay_s;
     l->retry_ms = cfg->retry_ms ? cfg->retry_ms : 1000;
+    /* failures: jittered from retry_ms / 2 (decorrelated: even the first
+     * retry is spread), up to 10 s */
+    backoff_init(&l->bo, l->retry_ms / 2 ? l->retry_ms / 2 : 1, 10000, BACKOFF_DECORRELATED);
     l->cb = cb;
     l->arg = arg;
     if (!l->key || !l->holder || !l->version) {

@@ -41,7 +41,9 @@ struct leader_config {
     const char *version;   /* exporter version, written into the key */
     unsigned ttl_s;        /* failover bound, >= 20 (session TTL = ttl_s/2); 0 = 20 */
     unsigned lock_delay_s; /* Consul lock-delay after an invalidation */
-    unsigned retry_ms;     /* acquire retry while the lock is free; 0 = 1000 */
+    unsigned retry_ms;     /* acquire retry while the lock is free; 0 = 1000. A failed
+                            * Consul call is retried after a jittered backoff
+                            * from retry_ms / 2 up to 10 s. */
 };
 
 struct leader_stats {

@@ -58,6 +58,7 @@ struct options {
     int64_t leader_lock_delay_ms;
     char *holder;
     struct config_strlist service_labels, node_labels;
+    uint64_t kube_list_max_bytes;
 };
 
 static struct options opt;
@@ -74,6 +75,8 @@ static const struct config_option options[] = {
                     "do not verify the API server's certificate (tests only)"),
     CONFIG_OPT_INT("kube-page-size", &opt.kube_page_size, "500", 1, 100000,
                    "items per list page (limit/continue)"),
+    CONFIG_OPT_SIZE("kube-list-max-bytes", &opt.kube_list_max_bytes, "64MiB",
+                    "largest list page body accepted (refused unparsed and retried above it)"),
     CONFIG_OPT_DURATION("watch-timeout-min", &opt.watch_timeout_min_ms, "5m",
                         "shortest watch (timeoutSeconds is random between min and max)"),
     CONFIG_OPT_DURATION("watch-timeout-max", &opt.watch_timeout_max_ms, "10m", "longest watch"),
@@ -272,6 +275,8 @@ static void emit_resource(struct metrics_emitter *em, const char *res,
                  (double)s->server_errors, "resource", res, "kind", "server", NULL);
     metrics_emit(em, "drover_exporter_kube_errors_total", h, METRICS_COUNTER,
                  (double)s->transport_errors, "resource", res, "kind", "transport", NULL);
+    metrics_emit(em, "drover_exporter_kube_errors_total", h, METRICS_COUNTER,
+                 (double)s->list_too_large, "resource", res, "kind", "list_too_large", NULL);
 }
 
 static void collect(struct metrics_emitter *em, void *arg)
@@ -298,6 +303,16 @@ static void collect(struct metrics_emitter *em, void *arg)
     metrics_emit(em, "drover_exporter_txn_fence_refusals_total",
                  "/v1/txn batches refused because the leader lock is not held by our session.",
                  METRICS_COUNTER, (double)s->fence_refusals, NULL);
+    metrics_emit(em, "drover_exporter_txn_splits_total",
+                 "/v1/txn batches Consul refused as too large (413) and split in halves.",
+                 METRICS_COUNTER, (double)s->txn_splits, NULL);
+    metrics_emit(em, "drover_exporter_kv_refused_total",
+                 "KV entries Consul refused on their own as too large (413); skipped, the rest "
+                 "written.",
+                 METRICS_COUNTER, (double)s->kv_refused, NULL);
+    metrics_emit(em, "drover_exporter_kv_refused_entries",
+                 "KV entries currently not written because Consul refused their value.",
+                 METRICS_GAUGE, (double)s->kv_refused_now, NULL);
     metrics_emit(em, "drover_exporter_sync_rounds_total", "Build + diff rounds.", METRICS_COUNTER,
                  (double)s->rounds, NULL);
     metrics_emit(em, "drover_exporter_sync_noop_rounds_total",
@@ -469,6 +484,7 @@ static int setup(struct daemon *d)
         .ca_file = opt.kube_ca_file && *opt.kube_ca_file ? opt.kube_ca_file : NULL,
         .insecure_skip_tls = opt.kube_insecure,
         .page_limit = (unsigned)opt.kube_page_size,
+        .max_list_bytes = (size_t)opt.kube_list_max_bytes,
         .watch_min_s = (unsigned)(opt.watch_timeout_min_ms / 1000),
         .watch_max_s = (unsigned)(opt.watch_timeout_max_ms / 1000),
     };

@@ -13,6 +13,7 @@
 
 #include "backoff.h"
 #include "log.h"
+#include "siphash.h"
 
 enum sync_phase {
     PH_IDLE,
@@ -56,10 +57,24 @@ struct sync {
     char *meta_key;
     int closing; /* timers still to close in sync_free */
 
+    size_t batch_max;        /* ops per batch; halved after a 413 */
+    struct refused *refused; /* entries Consul refused alone, not sent again */
+    size_t n_refused;
+
     uv_timer_t kick_timer, grace_timer, resync_timer;
     struct backoff bo;
     struct sync_stats stats;
 };
+
+/* An entry Consul refused as too large, by key and value hash: the same
+ * value for the key is not sent again (it would only be refused again);
+ * a new value is. */
+struct refused {
+    char *key;
+    uint64_t hash;
+};
+
+#define REFUSED_MAX 4096 /* bound on remembered entries; beyond, forget all */
 
 static void start_round(struct sync *s);
 
@@ -185,6 +200,103 @@ static void round_synced(struct sync *s)
 
 static void send_batch(struct sync *s);
 
+static bool is_set(const struct consul_txn_op *op)
+{
+    return op->verb == CONSUL_TXN_SET || op->verb == CONSUL_TXN_CAS;
+}
+
+static uint64_t value_hash(const struct consul_txn_op *op)
+{
+    static const uint8_t key[SIPHASH_KEY_LEN]; /* not a secret: identity only */
+    return siphash24(key, op->value, op->value_len);
+}
+
+static struct refused *find_refused(const struct sync *s, const char *key)
+{
+    for (size_t i = 0; i < s->n_refused; i++)
+        if (strcmp(s->refused[i].key, key) == 0)
+            return &s->refused[i];
+    return NULL;
+}
+
+static void forget_refused(struct sync *s)
+{
+    for (size_t i = 0; i < s->n_refused; i++)
+        free(s->refused[i].key);
+    free(s->refused);
+    s->refused = NULL;
+    s->n_refused = 0;
+}
+
+static void remember_refused(struct sync *s, const struct consul_txn_op *op)
+{
+    struct refused *r = find_refused(s, op->key);
+    if (r) {
+        r->hash = value_hash(op);
+        return;
+    }
+    if (s->n_refused == REFUSED_MAX)
+        forget_refused(s); /* they are merely tried (and refused) once more */
+    struct refused *v = realloc(s->refused, (s->n_refused + 1) * sizeof(*v));
+    char *k = strdup(op->key);
+    if (!v || !k) {
+        free(k);
+        if (v)
+            s->refused = v;
+        return; /* not remembered: sent (and refused) again next round */
+    }
+    s->refused = v;
+    v[s->n_refused].key = k;
+    v[s->n_refused].hash = value_hash(op);
+    s->n_refused++;
+}
+
+/* Drop the sets Consul already refused with this very value; count what
+ * stays refused. Returns the new number of ops. */
+static size_t drop_refused(struct sync *s, struct consul_txn_op *ops, size_t n)
+{
+    size_t out = 0, skipped = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct refused *r = is_set(&ops[i]) ? find_refused(s, ops[i].key) : NULL;
+        if (r && r->hash == value_hash(&ops[i])) {
+            log_debug("exporter: not writing %s again: Consul refused this value as too large",
+                      ops[i].key);
+            skipped++;
+            continue;
+        }
+        ops[out++] = ops[i];
+    }
+    s->stats.kv_refused_now = skipped;
+    return out;
+}
+
+/* Consul answered 413 for the batch first..first+n-1: split it (false:
+ * the first half is on its way), or skip the one entry that is too large
+ * on its own (true: the caller goes on after it). */
+static bool batch_too_large(struct sync *s, size_t first, size_t n, const char *why)
+{
+    if (n > 1) {
+        s->stats.txn_splits++;
+        s->batch_max = n / 2;
+        log_info("exporter: Consul refused KV ops %zu-%zu of %zu as too large (%s); retrying "
+                 "them in batches of %zu to find the entry",
+                 first, first + n - 1, s->n_txn, why, s->batch_max);
+        send_batch(s);
+        return false;
+    }
+    const struct consul_txn_op *op = &s->txn[first];
+    s->stats.kv_refused++;
+    s->stats.kv_refused_now++;
+    remember_refused(s, op);
+    log_warn("exporter: Consul refused KV entry %s (%zu-byte value) as too large (%s); skipped "
+             "and counted in drover_exporter_kv_refused_total, the other entries are written; "
+             "it is tried again when its value changes",
+             op->key, op->value_len, why);
+    s->next_batch += 1;
+    s->batch_max = CONSUL_TXN_MAX_OPS;
+    return true;
+}
+
 /* After the last batch: fold what was written into the cached view. */
 static int fold_written(struct sync *s)
 {
@@ -239,6 +351,17 @@ static void on_batch_done(void *arg, struct consul_response *resp)
             s->cfg.on_fence_lost(s->arg);
         return;
     }
+    if (resp->err == -E2BIG) {
+        /* Not a failure of the round: one entry is refused, the rest is
+         * written (see sync.h). */
+        if (!batch_too_large(s, first, n, resp->errmsg ? resp->errmsg : "HTTP 413"))
+            return;
+        if (s->next_batch < s->n_txn) {
+            send_batch(s);
+            return;
+        }
+        goto written;
+    }
     if (resp->err < 0) {
         s->stats.txn_failures++;
         if (resp->err == -ECANCELED)
@@ -272,10 +395,13 @@ static void on_batch_done(void *arg, struct consul_response *resp)
             s->written_incomplete = true;
     }
     s->next_batch += n;
+    if (s->batch_max < CONSUL_TXN_MAX_OPS)
+        s->batch_max *= 2; /* after a split: grow back while batches pass */
     if (s->next_batch < s->n_txn) {
         send_batch(s);
         return;
     }
+written:
     if (s->written_incomplete || fold_written(s) < 0)
         s->have_current = false;
     log_debug("exporter: wrote %zu sets and %zu deletes in %zu ops", s->ops.sets, s->ops.deletes,
@@ -301,6 +427,8 @@ static void send_batch(struct sync *s)
     size_t n = s->n_txn - s->next_batch;
     if (n > CONSUL_TXN_MAX_OPS - n_guard)
         n = CONSUL_TXN_MAX_OPS - n_guard;
+    if (n > s->batch_max)
+        n = s->batch_max;
     s->batch_len = n;
     s->phase = PH_WRITE;
     int rc =
@@ -406,8 +534,16 @@ static void build_and_write(struct sync *s)
         m->value_len = strlen(s->meta_value);
     }
     free(mkey);
+    n = drop_refused(s, s->txn, n);
+    if (n == 0) {
+        s->stats.noop_rounds++;
+        round_synced(s);
+        round_end(s, true);
+        return;
+    }
     s->n_txn = n;
     s->next_batch = 0;
+    s->batch_max = CONSUL_TXN_MAX_OPS;
     log_info("exporter: writing %zu sets and %zu deletes%s to %s (%zu services, %zu nodes%s)",
              s->ops.sets, s->ops.deletes, with_meta ? " and meta" : "", l->own, res.services,
              res.nodes, s->round_complete ? "" : ", incomplete view: no deletes");
@@ -546,6 +682,7 @@ static void on_timer_closed(uv_handle_t *h)
     kv_map_clear(&s->current);
     kv_map_clear(&s->reading);
     export_state_free(s->state);
+    forget_refused(s);
     free(s->session);
     free(s->fence_key);
     free(s);

@@ -18,7 +18,13 @@
  *            so Consul itself refuses the batch in flight when the lock
  *            went away meanwhile; such a refusal is not a cas conflict:
  *            writing stops and on_fence_lost asks the leader to step
- *            down and re-check. Deletes only when both stores
+ *            down and re-check. A batch Consul refuses as too large
+ *            (413: over txn_max_req_len / kv_max_value_size) is split in
+ *            halves until the entry that alone is too large is found;
+ *            that entry is skipped, counted and logged naming its key,
+ *            the rest is written and the round counts as a success (so
+ *            /readyz is unaffected). The same key with the same value is
+ *            not sent again until its value changes. Deletes only when both stores
  *            hold a complete view. `meta` goes along per
  *            kv_layout_meta_needs_write(), so a resync that changes
  *            nothing writes nothing.
@@ -70,6 +76,9 @@ struct sync_stats {
     uint64_t kv_deletes;
     uint64_t aborted_not_leader; /* rounds or batches dropped: leadership lost */
     uint64_t fence_refusals;     /* batches Consul refused: lock not held by our session */
+    uint64_t txn_splits;         /* batches split after a 413 (request too large) */
+    uint64_t kv_refused;         /* entries Consul refused alone (413): skipped */
+    uint64_t kv_refused_now;     /* entries currently skipped (refused, unchanged since) */
     int64_t last_sync_unix;      /* last round that left KV equal to a complete view; 0 = never */
     struct export_build_result last; /* counts of the last build */
 };

@@ -9,7 +9,8 @@
 #   3. debug preset (ASan + UBSan): build + unit tests
 #   4. release preset: build (what scripts/bench.sh uses)
 #   5. fuzz preset (clang + libFuzzer): build + each fuzz target for a
-#      bounded time on its seed corpus
+#      bounded time on its seed corpus, then a rotating 4 of them for
+#      100 s each
 #   6. the loaded suite: the unit, integration and fuzz stages once more
 #      with both CPUs of a 2-CPU machine kept busy beside them
 #      (`stress-ng --cpu 2`, or two shell busy loops without it), so a
@@ -49,6 +50,11 @@ step "fuzz preset: every fuzz target, bounded"
 cmake --preset fuzz
 cmake --build --preset fuzz -j "$jobs"
 ctest --preset fuzz
+
+# 4 targets x 100 s, two at a time: ~3.5 minutes; a different 4 every day
+# (tests/fuzz/run-rotation.sh, docs/testing.md "Fuzzing").
+step "fuzz rotation: today's targets for longer"
+tests/fuzz/run-rotation.sh build/fuzz 4
 
 if [ "${DROVER_LOADED_SUITE:-1}" != 0 ]; then
     step "loaded suite: unit, integration and fuzz stages beside 2 busy CPUs"

@@ -12,6 +12,7 @@ import itertools
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -212,6 +213,30 @@ def run(srv, kv, binary, addr, root):
     audit = [a for _, a in kv.audit()]
     check([(a["action"], a["author"]) for a in audit] == [("drain", "alice"), ("maint", "bob")],
           audit)
+
+    hostile_clients(srv)
+
+
+def hostile_clients(srv):
+    """Connections held open without a word (more than the 256 the server
+    keeps) cannot lock Slack out, and a flood of unsigned requests is
+    logged as a few lines, not one per request (issue 20)."""
+    held = [socket.create_connection(("127.0.0.1", srv.port), timeout=10) for _ in range(400)]
+    try:
+        t0 = time.monotonic()
+        st, doc, _, _ = srv.post(form("status node/prod-a/node-a"))
+        took = time.monotonic() - t0
+        check(st == 200 and "node-a" in doc["text"], (st, doc))
+        check(took < 5.0, f"signed command answered after {took:.1f} s with 400 idle connections")
+    finally:
+        for c in held:
+            c.close()
+    before = open(srv.log_path).read().count("refusing request from")
+    for _ in range(50):
+        st, _, _, _ = srv.post(form("status"), headers=False)
+        check(st == 401, st)
+    lines = open(srv.log_path).read().count("refusing request from") - before
+    check(lines <= 1, f"{lines} log lines for 50 unsigned requests (want one per 10 s at most)")
 
 
 if __name__ == "__main__":

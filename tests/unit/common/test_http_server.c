@@ -70,8 +70,11 @@ static void echo_handler(const struct http_request *req, struct http_response *r
 
 #define BIG_LEN (8u << 20)
 
+static int big_calls; /* answers /big has built (loop thread writes, test reads) */
+
 static void big_handler(const struct http_request *req, struct http_response *resp, void *arg)
 {
+    __atomic_add_fetch(&big_calls, 1, __ATOMIC_SEQ_CST);
     resp->body = malloc(BIG_LEN);
     ck_assert_ptr_nonnull(resp->body);
     memset(resp->body, 'z', BIG_LEN);
@@ -129,8 +132,15 @@ static void *server_main(void *arg)
     return NULL;
 }
 
+/* Limits for the next start_server only (then back to defaults). */
+static struct http_server_options next_limits;
+
 static void start_server(const char *listen, size_t max_request, uint64_t read_timeout_ms)
 {
+    struct http_server_options limits = next_limits;
+
+    memset(&next_limits, 0, sizeof(next_limits));
+    big_calls = 0;
     memset(&fx, 0, sizeof(fx));
     pthread_mutex_init(&fx.mu, NULL);
     pthread_cond_init(&fx.cv, NULL);
@@ -139,7 +149,9 @@ static void start_server(const char *listen, size_t max_request, uint64_t read_t
     fx.opts = (struct http_server_options){.listen = listen,
                                            .metrics = fx.reg,
                                            .max_request_bytes = max_request,
-                                           .read_timeout_ms = read_timeout_ms};
+                                           .read_timeout_ms = read_timeout_ms,
+                                           .header_timeout_ms = limits.header_timeout_ms,
+                                           .max_connections = limits.max_connections};
     ck_assert_int_eq(pthread_create(&fx.thread, NULL, server_main, NULL), 0);
     pthread_mutex_lock(&fx.mu);
     while (!fx.started)
@@ -532,6 +544,149 @@ START_TEST(test_slow_client_does_not_block)
 }
 END_TEST
 
+static void noop_cmd(void *arg)
+{
+    (void)arg;
+}
+
+/* A client that pipelines requests and never reads the answers costs the
+ * server one answer, not one per request: parsing stops until the answer
+ * has left the write queue. Once it reads, every answer arrives in order. */
+START_TEST(test_pipelining_holds_one_answer)
+{
+    enum { N = 8 };
+    size_t cap = N * (BIG_LEN + 1024), len = 0;
+    char *buf = malloc(cap);
+    char reqs[N * 64];
+    size_t rl = 0;
+
+    ck_assert_ptr_nonnull(buf);
+    start_server("127.0.0.1:0", 0, 0);
+    int fd = raw_connect();
+    for (int i = 0; i < N; i++)
+        rl +=
+            (size_t)snprintf(reqs + rl, sizeof(reqs) - rl, "GET /big HTTP/1.1\r\nHost: x\r\n%s\r\n",
+                             i == N - 1 ? "Connection: close\r\n" : "");
+    ck_assert_int_eq(write(fd, reqs, rl), (ssize_t)rl);
+    /* Wait for the first answer to be built (bounded: 20 s), then let the
+     * loop run a few more turns: a server that went on parsing would build
+     * the other answers right away, all from the one read. */
+    for (int i = 0; i < 2000 && __atomic_load_n(&big_calls, __ATOMIC_SEQ_CST) < 1; i++)
+        usleep(10000);
+    ck_assert_int_eq(__atomic_load_n(&big_calls, __ATOMIC_SEQ_CST), 1);
+    for (int i = 0; i < 5; i++)
+        on_loop(noop_cmd, NULL);
+    ck_assert_msg(__atomic_load_n(&big_calls, __ATOMIC_SEQ_CST) == 1,
+                  "%d answers built for a client that reads nothing (want 1)",
+                  __atomic_load_n(&big_calls, __ATOMIC_SEQ_CST));
+    len = raw_read_all(fd, buf, cap);
+    close(fd);
+    size_t heads = 0, zs = 0;
+    for (char *p = buf; (p = memmem(p, len - (size_t)(p - buf), "HTTP/1.1 200 OK\r\n", 17)) != NULL;
+         p++)
+        heads++;
+    for (size_t i = 0; i < len; i++)
+        zs += buf[i] == 'z';
+    ck_assert_uint_eq(heads, N);
+    ck_assert_uint_eq(zs, N * (size_t)BIG_LEN);
+    free(buf);
+    stop_server();
+}
+END_TEST
+
+static void keepalive_healthz(int fd)
+{
+    const char req[] = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    char buf[1024];
+
+    ck_assert_int_eq(write(fd, req, sizeof(req) - 1), (ssize_t)sizeof(req) - 1);
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    ck_assert_msg(poll(&p, 1, 20000) == 1, "no answer to /healthz in 20 s");
+    ck_assert_int_gt(read(fd, buf, sizeof(buf) - 1), 0);
+}
+
+/* At the connection limit the connection quiet for longest makes room:
+ * held connections never lock a probe out. Counted in a metric. */
+START_TEST(test_cap_evicts_quietest)
+{
+    struct reply r;
+    char buf[256];
+    int held[3];
+
+    next_limits.max_connections = 3;
+    start_server("127.0.0.1:0", 0, 0);
+    for (int i = 0; i < 3; i++) {
+        held[i] = raw_connect();
+        keepalive_healthz(held[i]); /* accepted, answered, now idle */
+        usleep(2000);               /* distinct activity times (ms clock) */
+    }
+    get("/healthz", &r); /* a fourth: admitted */
+    ck_assert_int_eq(r.status, 200);
+    /* the oldest idle one was closed for it; the newest still works */
+    ck_assert_uint_eq(raw_read_all(held[0], buf, sizeof(buf)), 0);
+    keepalive_healthz(held[2]);
+    get("/metrics", &r);
+    ck_assert_ptr_nonnull(
+        strstr(r.body, "drover_http_connections_closed_total{reason=\"evicted\"}"));
+    for (int i = 0; i < 3; i++)
+        close(held[i]);
+    stop_server();
+}
+END_TEST
+
+/* A connection that sends nothing is closed after the header timeout,
+ * long before the keep-alive idle timeout. */
+START_TEST(test_silent_connection_header_timeout)
+{
+    struct reply r;
+    char buf[256];
+
+    next_limits.header_timeout_ms = 200;
+    start_server("127.0.0.1:0", 0, 0);
+    int fd = raw_connect();
+    ck_assert_uint_eq(raw_read_all(fd, buf, sizeof(buf)), 0); /* closed, nothing sent */
+    close(fd);
+    get("/metrics", &r);
+    ck_assert_ptr_nonnull(
+        strstr(r.body, "drover_http_connections_closed_total{reason=\"header_timeout\"} 1"));
+    stop_server();
+}
+END_TEST
+
+/* Request head lines must end in CRLF: a bare LF (which http-parser alone
+ * would accept) is refused, in the request line, a header or the blank
+ * line, also in a pipelined request; a body may hold any bytes. */
+START_TEST(test_bare_lf_refused)
+{
+    static const char *const bad[] = {
+        "GET /healthz HTTP/1.1\nHost: x\r\n\r\n",
+        "GET /healthz HTTP/1.1\r\nHost: x\nX-A: 1\r\n\r\n",
+        "GET /healthz HTTP/1.1\r\nHost: x\r\n\n",
+        "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\nHost: x\r\n\r\n",
+    };
+    char buf[4096];
+
+    start_server("127.0.0.1:0", 0, 0);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        int fd = raw_connect();
+        ck_assert_int_eq(write(fd, bad[i], strlen(bad[i])), (ssize_t)strlen(bad[i]));
+        raw_read_all(fd, buf, sizeof(buf));
+        ck_assert_msg(strstr(buf, "HTTP/1.1 400 Bad Request\r\n") != NULL, "case %zu: %s", i, buf);
+        ck_assert_msg(strstr(buf, "must end in CRLF") != NULL, "case %zu: %s", i, buf);
+        close(fd);
+    }
+    int fd = raw_connect();
+    const char ok[] = "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
+                      "Connection: close\r\n\r\na\nb";
+    ck_assert_int_eq(write(fd, ok, sizeof(ok) - 1), (ssize_t)sizeof(ok) - 1);
+    raw_read_all(fd, buf, sizeof(buf));
+    ck_assert_msg(strstr(buf, "HTTP/1.1 201 Created\r\n") != NULL, "%s", buf);
+    ck_assert_ptr_nonnull(strstr(buf, "body=a\nb"));
+    close(fd);
+    stop_server();
+}
+END_TEST
+
 START_TEST(test_listen_addresses)
 {
     struct reply r;
@@ -672,6 +827,10 @@ int main(void)
     tcase_add_test(tc, test_oversized_and_bad_requests);
     tcase_add_test(tc, test_slow_client_does_not_block);
     tcase_add_test(tc, test_listen_addresses);
+    tcase_add_test(tc, test_pipelining_holds_one_answer);
+    tcase_add_test(tc, test_cap_evicts_quietest);
+    tcase_add_test(tc, test_silent_connection_header_timeout);
+    tcase_add_test(tc, test_bare_lf_refused);
     tcase_add_test(tc, test_deferred_response);
     tcase_add_test(tc, test_deferred_timeout_then_complete);
     suite_add_tcase(s, tc);

@@ -67,6 +67,30 @@ START_TEST(test_parse_level)
 }
 END_TEST
 
+/* One line per interval; the line that is allowed says how many events
+ * were swallowed before it. */
+START_TEST(test_ratelimit)
+{
+    struct log_ratelimit rl = {.interval_ms = 1000};
+    uint64_t swallowed = 99;
+
+    ck_assert(log_ratelimit_allow(&rl, 5000, &swallowed)); /* the first always */
+    ck_assert_uint_eq(swallowed, 0);
+    for (uint64_t t = 5001; t < 6000; t += 100)
+        ck_assert(!log_ratelimit_allow(&rl, t, &swallowed));
+    ck_assert(log_ratelimit_allow(&rl, 6000, &swallowed));
+    ck_assert_uint_eq(swallowed, 10);
+    ck_assert(!log_ratelimit_allow(&rl, 6999, NULL));
+    ck_assert(log_ratelimit_allow(&rl, 7000, &swallowed));
+    ck_assert_uint_eq(swallowed, 1);
+    struct log_ratelimit def = {0}; /* 0 = 10 s */
+    ck_assert(log_ratelimit_allow(&def, 0, NULL));
+    ck_assert(!log_ratelimit_allow(&def, 9999, NULL));
+    ck_assert(log_ratelimit_allow(&def, 10000, NULL));
+    ck_assert_uint_ge(log_monotonic_ms(), 1);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("log");
@@ -75,6 +99,7 @@ int main(void)
     tcase_add_test(tc, test_threshold_filters);
     tcase_add_test(tc, test_escaping_keeps_one_line);
     tcase_add_test(tc, test_parse_level);
+    tcase_add_test(tc, test_ratelimit);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -127,6 +127,26 @@ START_TEST(test_build_counts_and_noop)
 }
 END_TEST
 
+/* A node whose name Kubernetes would never make is neither written nor
+ * counted: res (what meta reports) counts what is exported. */
+START_TEST(test_bad_node_name_not_counted)
+{
+    struct kv_map m;
+    struct export_build_result res;
+    struct skips sk = {0};
+    put(nodes, node_named("%2e%2e%2f"), "23");
+    put(nodes, node_named("a b?c=1&d"), "24");
+    build(0, &m, &res, &sk);
+    ck_assert_uint_eq(res.nodes, 3);
+    ck_assert_uint_eq(res.skipped_nodes, 2);
+    ck_assert_uint_eq(res.eligible_nodes, 2);
+    for (size_t i = 0; i < m.n; i++)
+        ck_assert_msg(!strstr(m.v[i].key, "%2e") && !strchr(m.v[i].key, ' '), "%s", m.v[i].key);
+    ck_assert_str_eq(sk.reason, "InvalidObject");
+    kv_map_clear(&m);
+}
+END_TEST
+
 static const char *value_of(const struct kv_map *m, const char *key)
 {
     const struct kv_entry *e = kv_map_find(m, key);
@@ -314,6 +334,7 @@ int main(void)
     TCase *tc = tcase_create("core");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_build_counts_and_noop);
+    tcase_add_test(tc, test_bad_node_name_not_counted);
     tcase_add_test(tc, test_grace_across_builds);
     tcase_add_test(tc, test_service_cache_by_resource_version);
     tcase_add_test(tc, test_invalid_version_keeps_last_good);

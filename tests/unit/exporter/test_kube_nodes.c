@@ -61,6 +61,31 @@ START_TEST(test_dual_stack_node)
 }
 END_TEST
 
+/* A node name Kubernetes would never accept is refused before it can
+ * become a KV key. */
+START_TEST(test_node_name_rules)
+{
+    static const char *const bad[] = {"%2e%2e%2f", "a b", "x?y=1&z", "..", "Worker", "-a"};
+    json_t *node = fixture_json("node-dualstack.json");
+    json_t *meta = json_object_get(node, "metadata");
+    struct node_options o = {0};
+    struct node_record r;
+    struct kube_reason why;
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        json_object_set_new(meta, "name", json_string(bad[i]));
+        ck_assert_int_eq(kube_node_to_record(node, &o, &r, &why), -EINVAL);
+        ck_assert_str_eq(why.reason, "InvalidObject");
+        ck_assert_msg(strstr(why.message, "is not a DNS-1123 subdomain") != NULL, "%s",
+                      why.message);
+    }
+    json_object_set_new(meta, "name", json_string("ip-10-0-0-1.ec2.internal"));
+    to_record(node, &o, &r);
+    node_record_clear(&r);
+    json_decref(node);
+}
+END_TEST
+
 START_TEST(test_bad_and_duplicate_addresses)
 {
     json_t *node = fixture_json("node-dualstack.json");
@@ -299,6 +324,7 @@ int main(void)
     tcase_add_test(tc, test_grace_keeps_flapping_node);
     tcase_add_test(tc, test_grace_not_for_other_causes);
     tcase_add_test(tc, test_slim_copy_same_record);
+    tcase_add_test(tc, test_node_name_rules);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

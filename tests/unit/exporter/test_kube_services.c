@@ -370,6 +370,20 @@ START_TEST(test_invalid_objects)
     rejected(svc, "MissingNodePort", "spec.ports[1]", NULL);
     json_object_set_new(json_array_get(ports, 1), "nodePort", json_integer(30443));
 
+    /* names Kubernetes never makes never become KV key segments */
+    json_object_set_new(json_array_get(ports, 1), "name", json_string("%2e%2e%2f"));
+    rejected(svc, "InvalidObject", "spec.ports[1].name \"%2e%2e%2f\" is not a DNS-1123 label",
+             NULL);
+    json_object_set_new(json_array_get(ports, 1), "name", json_string("a b"));
+    rejected(svc, "InvalidObject", "DNS-1123", NULL);
+    json_t *meta = json_object_get(svc, "metadata");
+    json_object_set_new(meta, "name", json_string("web?a=1&b=2"));
+    rejected(svc, "InvalidObject", "namespace and name must be DNS-1123 labels", NULL);
+    json_object_set_new(meta, "name", json_string("web"));
+    json_object_set_new(meta, "namespace", json_string("../etc"));
+    rejected(svc, "InvalidObject", "namespace and name must be DNS-1123 labels", NULL);
+    json_object_set_new(meta, "namespace", json_string("shop"));
+
     json_object_set_new(json_array_get(ports, 1), "name", json_string("http"));
     rejected(svc, "InvalidObject", "two ports named \"http\"", NULL);
     json_object_set_new(json_array_get(ports, 1), "name", json_string("https"));
@@ -390,6 +404,60 @@ START_TEST(test_invalid_objects)
     json_t *arr = json_array();
     rejected(arr, "InvalidObject", NULL, NULL);
     json_decref(arr);
+}
+END_TEST
+
+/* Kubernetes' name rules, case by case. */
+START_TEST(test_dns1123_names)
+{
+    static const struct {
+        const char *s;
+        bool label, subdomain;
+    } cases[] = {
+        {"a", true, true},
+        {"web-1", true, true},
+        {"0abc", true, true}, /* DNS-1123 (not 1035): digits may lead */
+        {"worker-1.example.com", false, true},
+        {"-a", false, false},
+        {"a-", false, false},
+        {"A", false, false},
+        {"a_b", false, false},
+        {"a b", false, false},
+        {"%2e%2e%2f", false, false},
+        {"..", false, false},
+        {"a..b", false, false},
+        {".a", false, false},
+        {"a.", false, false},
+        {"a?b=1&c", false, false},
+        {"", false, false},
+        {"caf\xc3\xa9", false, false},
+        {"a.-b", false, false},
+    };
+    char long63[64], long64[65], sub253[254], sub254[255];
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        ck_assert_msg(kube_name_is_dns1123_label(cases[i].s) == cases[i].label, "label \"%s\"",
+                      cases[i].s);
+        ck_assert_msg(kube_name_is_dns1123_subdomain(cases[i].s) == cases[i].subdomain,
+                      "subdomain \"%s\"", cases[i].s);
+    }
+    ck_assert(!kube_name_is_dns1123_label(NULL));
+    ck_assert(!kube_name_is_dns1123_subdomain(NULL));
+    memset(long63, 'a', 63);
+    long63[63] = '\0';
+    memset(long64, 'a', 64);
+    long64[64] = '\0';
+    ck_assert(kube_name_is_dns1123_label(long63));
+    ck_assert(!kube_name_is_dns1123_label(long64));
+    memset(sub253, 'a', 253);
+    sub253[253] = '\0';
+    for (size_t i = 50; i < 253; i += 51)
+        sub253[i] = '.';
+    memcpy(sub254, sub253, 253);
+    sub254[253] = 'a';
+    sub254[254] = '\0';
+    ck_assert(kube_name_is_dns1123_subdomain(sub253));
+    ck_assert(!kube_name_is_dns1123_subdomain(sub254));
 }
 END_TEST
 
@@ -512,6 +580,7 @@ int main(void)
     tcase_add_test(tc, test_valid_annotation_values);
     tcase_add_test(tc, test_non_string_annotation);
     tcase_add_test(tc, test_invalid_objects);
+    tcase_add_test(tc, test_dns1123_names);
     tcase_add_test(tc, test_hash_is_content_only);
     tcase_add_test(tc, test_slim_copy_same_records);
     suite_add_tcase(s, tc);
