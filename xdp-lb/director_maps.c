@@ -66,6 +66,50 @@ int director_stat_in_director(int stat)
     return stat >= 0 && stat < DROVER_STAT_DECAP_PASS_NOT_GUE;
 }
 
+/* The outer header templates of cfg (see struct drover_gen_config): the
+ * bytes the director writes before the hop addresses, per-packet fields
+ * zero. */
+_Static_assert(DROVER_OUTER4_HDRS == 14 + 20 + 8 + 4 + 4 &&
+                   DROVER_OUTER4_TMPL >= DROVER_OUTER4_HDRS,
+               "IPv4 outer header template");
+_Static_assert(DROVER_OUTER6_HDRS == 14 + 40 + 8 + 4 + 4 &&
+                   DROVER_OUTER6_TMPL >= DROVER_OUTER6_HDRS,
+               "IPv6 outer header template");
+
+static void outer_templates(struct drover_gen_config *cfg)
+{
+    for (int v6 = 0; v6 < 2; v6++) {
+        __u8 *t = v6 ? cfg->outer6 : cfg->outer4;
+        size_t ip = v6 ? 40 : 20, o = 0;
+
+        memset(t, 0, v6 ? sizeof(cfg->outer6) : sizeof(cfg->outer4));
+        memcpy(t, cfg->gw_mac, 6);
+        memcpy(t + 6, cfg->src_mac, 6);
+        t[12] = v6 ? 0x86 : 0x08;
+        t[13] = v6 ? 0xdd : 0x00;
+        o = 14;
+        if (v6) {
+            /* version, class and flow label (per packet), payload length (per packet) */
+            t[o + 6] = 17; /* next header: UDP */
+            t[o + 7] = DROVER_OUTER_TTL;
+            memcpy(t + o + 8, cfg->src_v6, 16);
+        } else {
+            t[o] = 0x45;
+            t[o + 8] = DROVER_OUTER_TTL;
+            t[o + 9] = 17;
+            memcpy(t + o + 12, &cfg->src_v4, 4);
+        }
+        o += ip;
+        memcpy(t + o + 2, &cfg->gue_port, 2); /* UDP destination, network order */
+        o += 8;
+        t[o] = DROVER_GUE_HLEN(DROVER_DIRECTOR_HOPS, v6 ? 16 : 4);
+        o += 4;
+        t[o] = DROVER_HOPS_VERSION;
+        t[o + 1] = v6 ? DROVER_AF_INET6 : DROVER_AF_INET;
+        t[o + 3] = 1; /* next_hop */
+    }
+}
+
 void director_gen_derive(struct drover_gen_config *cfg)
 {
     /* The outer IPv4 header as the director writes it, with the per-packet
@@ -85,6 +129,7 @@ void director_gen_derive(struct drover_gen_config *cfg)
         sum += words[i];
     cfg->ip4_csum_base = sum;
     drover_siphash_init(cfg->hash_key, cfg->sip_init);
+    outer_templates(cfg);
 }
 
 static __u64 fnv(__u64 h, const void *data, size_t len)

@@ -107,9 +107,17 @@ struct builder {
     unsigned load_permille;
 
     uint8_t *in_b, *in_d, *in_f, *in_h; /* set membership per proxy */
+    uint8_t *in_draw;                   /* the proxies the lists hold */
     uint32_t nb, nd, nf, nh;
     uint64_t wsum_b;
 
+    /* per block and proxy: the next draw and the arrival so far, so that a
+     * block drawn further only draws what is new */
+    uint32_t *gen_i;
+    uint64_t *gen_e;
+    uint8_t *gen_row;
+    uint64_t *scratch; /* the next block array, see generate_block() */
+    uint32_t scratch_cap;
     /* candidates of the block being drawn, in drawing order */
     uint64_t *pt_cand;
     uint8_t *pt_row; /* row within the block */
@@ -121,9 +129,12 @@ struct builder {
     uint32_t *row_start, *row_len;
     uint32_t *row_sorted; /* leading entries already in final order */
     uint32_t blocks_extended;
-    uint32_t *stamp; /* per proxy, for row_sort_all() */
+    uint32_t *stamp, *slot; /* per proxy, for row_sort_all() */
     uint32_t stamp_seq;
-    uint64_t horizon_max; /* see MAX_LAMBDA */
+    uint64_t horizon_max;  /* see MAX_LAMBDA */
+    uint64_t first_lambda; /* draw_per_row */
+    uint64_t work;         /* steps taken, see director_table.work */
+    uint64_t candidates;   /* points drawn, redraws included */
 
     /* matching state: row -> proxy, and per proxy a max-heap of its rows */
     uint8_t *in_set;
@@ -131,6 +142,10 @@ struct builder {
     uint16_t *assign;
     uint32_t *pos; /* index in the row's list of assign[] (or next to try) */
     uint32_t *cap, *hoff, *hlen;
+    /* max tree over proxies of open_key(), for set_open_beyond(): otn
+     * leaves (a power of two) at otree[otn + q] */
+    uint64_t *otree;
+    uint32_t otn;
     struct held *heap;
     size_t heap_cap;
     uint32_t *stack;
@@ -476,57 +491,120 @@ static int points_reserve(struct builder *b, size_t want)
  * arrival in the block. So each row sees arrivals of p at rate weight(p),
  * independently of every other row and proxy. Working block by block keeps
  * the scatter and the sort in cache. */
-static int generate_block(struct builder *b, uint32_t k)
+static int generate_block(struct builder *b, uint32_t k, bool fresh)
 {
     struct block *bk = &b->blocks[k];
     uint32_t *start = b->row_start + k * BLOCK_ROWS, *len = b->row_len + k * BLOCK_ROWS;
+    uint32_t *gi = b->gen_i + (size_t)k * b->n;
+    uint64_t *ge = b->gen_e + (size_t)k * b->n;
     int rc;
 
+    if (fresh) {
+        memset(len, 0, BLOCK_ROWS * sizeof(*len));
+        memset(b->row_sorted + k * BLOCK_ROWS, 0, BLOCK_ROWS * sizeof(*b->row_sorted));
+    }
     b->pt_len = 0;
     for (uint32_t p = 0; p < b->n; p++) {
-        if (!b->in_h[p])
+        if (!b->in_draw[p])
             continue;
-        uint64_t recip = b->recip[p], k1 = b->k1[p], k2 = b->k2[p];
-        uint64_t e = 0, base = (uint64_t)k << 40;
-        for (uint64_t i = 0;; i++) {
+        uint64_t recip = b->recip[p], k1 = b->k1[p], k2 = b->k2[p], base = (uint64_t)k << 40;
+        /* gi/ge/grow: draw gi of p, the first not filed yet, its arrival
+         * and its row (fresh: draw 0 is computed first) */
+        uint32_t i = fresh ? UINT32_MAX : gi[p];
+        uint64_t e = fresh ? 0 : ge[p];
+        uint8_t row = fresh ? 0 : b->gen_row[(size_t)k * b->n + p];
+        for (;;) {
+            if (i != UINT32_MAX) {
+                if (e > bk->horizon) {
+                    gi[p] = i;
+                    ge[p] = e;
+                    b->gen_row[(size_t)k * b->n + p] = row;
+                    break;
+                }
+                if (b->pt_len == b->pt_cap && (rc = points_reserve(b, b->pt_len + 1)) < 0)
+                    return rc;
+                b->pt_cand[b->pt_len] = (e >> PROXY_BITS) << PROXY_BITS | p;
+                b->pt_row[b->pt_len] = row;
+                b->pt_len++;
+            }
+            i++;
             uint64_t x = mix64((k1 + (base + i) * 0x9e3779b97f4a7c15ULL) ^ k2);
             uint64_t u = (x & ((1ULL << 48) - 1)) + 1;
             /* Q8.24 exponential times 2^32/w, >> 16: the Q16.48 gap for
-             * rate w per row over the block's 2^8 rows; below 2^62 */
-            uint64_t gap = ((neglog2_q32(b->log2_tab, u) >> 8) * recip) >> 16;
-            if (gap > bk->horizon - e)
-                break;
-            e += gap;
-            if (b->pt_len == b->pt_cap && (rc = points_reserve(b, b->pt_len + 1)) < 0)
-                return rc;
-            b->pt_cand[b->pt_len] = (e >> PROXY_BITS) << PROXY_BITS | p;
-            b->pt_row[b->pt_len] = (uint8_t)(x >> 56);
-            b->pt_len++;
+             * rate w per row over the block's 2^8 rows; below 2^62, and
+             * e stays below 2^63 (it is at most the horizon before) */
+            e += ((neglog2_q32(b->log2_tab, u) >> 8) * recip) >> 16;
+            row = (uint8_t)(x >> 56);
+            b->work++;
         }
     }
+    b->candidates += b->pt_len;
 
-    if (b->pt_len > bk->cap) {
-        uint32_t cap = (uint32_t)(b->pt_len + b->pt_len / 4);
-        uint64_t *c = realloc(bk->cand, cap * sizeof(*c));
+    /* New layout: each row's list as it is (its order and the drops of
+     * row_at() included), then its new points, which all arrive later. */
+    uint32_t add[BLOCK_ROWS] = {0}, total = 0;
+    for (size_t i = 0; i < b->pt_len; i++)
+        add[b->pt_row[i]]++;
+    for (uint32_t r = 0; r < BLOCK_ROWS; r++)
+        total += len[r] + add[r];
+    if (total > b->scratch_cap) {
+        uint32_t cap = total + total / 4;
+        uint64_t *c = realloc(b->scratch, cap * sizeof(*c));
         if (!c)
             return -ENOMEM;
-        bk->cand = c;
-        bk->cap = cap;
+        b->scratch = c;
+        b->scratch_cap = cap;
     }
-    memset(len, 0, BLOCK_ROWS * sizeof(*len));
-    for (size_t i = 0; i < b->pt_len; i++)
-        len[b->pt_row[i]]++;
+    uint64_t *out = b->scratch;
     uint32_t acc = 0;
     for (uint32_t r = 0; r < BLOCK_ROWS; r++) {
+        if (len[r])
+            memcpy(out + acc, bk->cand + start[r], len[r] * sizeof(*out));
         start[r] = acc;
-        acc += len[r];
-        len[r] = 0;
+        acc += len[r] + add[r];
+        add[r] = start[r] + len[r]; /* next free slot of row r */
     }
-    uint64_t *cand = bk->cand;
-    for (size_t i = 0; i < b->pt_len; i++)
-        cand[start[b->pt_row[i]] + len[b->pt_row[i]]++] = b->pt_cand[i];
-    /* put in order lazily, see row_at() */
-    memset(b->row_sorted + k * BLOCK_ROWS, 0, BLOCK_ROWS * sizeof(*b->row_sorted));
+    for (size_t i = 0; i < b->pt_len; i++) {
+        uint32_t r = b->pt_row[i];
+        out[add[r]++] = b->pt_cand[i];
+        len[r]++;
+    }
+    /* swap: the block keeps the new array, the old one is the next scratch */
+    b->scratch = bk->cand;
+    bk->cand = out;
+    uint32_t cap = bk->cap;
+    bk->cap = b->scratch_cap;
+    b->scratch_cap = cap;
+    return 0;
+}
+
+/* Draws the lists of the members of a (and c, if given) but `except`, and
+ * only those, for the blocks in want (all if NULL). The horizon is in arrivals of that set:
+ * FIRST_LAMBDA (draw_per_row) per row on average up front, MAX_LAMBDA at
+ * most, whatever the weights of proxies outside the set (a draining proxy
+ * of weight 63 next to an active one of weight 1 no longer makes the
+ * primary matching draw 63 times as much). */
+static int draw_lists(struct builder *b, const uint8_t *a, const uint8_t *c, uint16_t except,
+                      const uint8_t *want)
+{
+    uint64_t wsum = 0;
+    int rc;
+
+    for (uint32_t p = 0; p < b->n; p++) {
+        b->in_draw[p] = (a[p] || (c && c[p])) && p != except;
+        if (b->in_draw[p])
+            wsum += b->px[p].weight;
+    }
+    /* horizon * wsum * ln 2 = lambda arrivals per row (Q16.48, 1/ln 2 ~ 1.4427) */
+    uint64_t horizon = (b->first_lambda << ARRIVAL_FRAC_BITS) / wsum / 1000 * 1443;
+    b->horizon_max = ((uint64_t)MAX_LAMBDA << ARRIVAL_FRAC_BITS) / wsum / 1000 * 1443;
+    for (uint32_t k = 0; k < BLOCKS; k++) {
+        if (want && !want[k])
+            continue;
+        b->blocks[k].horizon = horizon;
+        if ((rc = generate_block(b, k, true)) < 0)
+            return rc;
+    }
     return 0;
 }
 
@@ -539,6 +617,42 @@ static void set_use(struct builder *b, const uint8_t *a, const uint8_t *c)
         b->in_set[p] = a[p] || (c && c[p]);
         b->set_size += b->in_set[p];
     }
+}
+
+/* Whether proxy q of the current set could still take a row with a
+ * candidate key k: below capacity (key "infinity") or holding a row whose
+ * candidate comes after k (key: the latest such candidate). 0 outside the
+ * set; horizon keys are far above 0, so 0 never counts as open. */
+static inline uint64_t open_key(const struct builder *b, uint32_t q)
+{
+    if (!b->in_set[q])
+        return 0;
+    if (b->hlen[q] < b->cap[q])
+        return UINT64_MAX;
+    return b->heap[b->hoff[q]].cand;
+}
+
+static void open_update(struct builder *b, uint32_t q)
+{
+    uint32_t i = b->otn + q;
+    b->otree[i] = open_key(b, q);
+    for (i >>= 1; i > 0; i >>= 1) {
+        uint64_t l = b->otree[2 * i], r = b->otree[2 * i + 1], v = l > r ? l : r;
+        if (b->otree[i] == v)
+            break; /* nothing above changes */
+        b->otree[i] = v;
+    }
+}
+
+static void open_rebuild(struct builder *b)
+{
+    for (uint32_t q = 0; q < b->otn; q++)
+        b->otree[b->otn + q] = q < b->n ? open_key(b, q) : 0;
+    for (uint32_t i = b->otn - 1; i > 0; i--) {
+        uint64_t l = b->otree[2 * i], r = b->otree[2 * i + 1];
+        b->otree[i] = l > r ? l : r;
+    }
+    b->work += 2 * b->otn;
 }
 
 /* Capacity of each set member: its weighted share of the rows times the
@@ -573,6 +687,7 @@ static int set_capacities(struct builder *b)
         b->heap = h;
         b->heap_cap = total;
     }
+    open_rebuild(b);
     return 0;
 }
 
@@ -634,7 +749,10 @@ static int heap_push(struct builder *b, uint32_t q, uint64_t cand, uint32_t row)
             return rc;
         i = parent;
     }
-    return heap_set(b, b->hoff[q] + i, cand, row);
+    if ((rc = heap_set(b, b->hoff[q] + i, cand, row)) < 0)
+        return rc;
+    open_update(b, q);
+    return 0;
 }
 
 static int heap_replace_top(struct builder *b, uint32_t q, uint64_t cand, uint32_t row)
@@ -660,7 +778,10 @@ static int heap_replace_top(struct builder *b, uint32_t q, uint64_t cand, uint32
             return rc;
         i = m;
     }
-    return heap_set(b, b->hoff[q] + i, cand, row);
+    if ((rc = heap_set(b, b->hoff[q] + i, cand, row)) < 0)
+        return rc;
+    open_update(b, q);
+    return 0;
 }
 
 static inline uint32_t cand_proxy(uint64_t cand)
@@ -668,14 +789,42 @@ static inline uint32_t cand_proxy(uint64_t cand)
     return (uint32_t)(cand & PROXY_MASK);
 }
 
-/* Candidate i of row r in the row's order: ascending (arrival, proxy),
- * each proxy once (its first arrival). Lists are filed unsorted and put in
- * order only as far as someone looks: most rows never need more than their
- * first two or three. Returns false past the end of the drawn list. */
-static int cmp_cand(const void *x, const void *y)
+/* Ascending sort of distinct keys: insertion sort for short runs,
+ * quicksort (median of three) above; lists are at most a few hundred. */
+static void sort_u64(uint64_t *a, uint32_t n)
 {
-    uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
-    return a < b ? -1 : a > b;
+    while (n > 16) {
+        uint64_t x = a[0], y = a[n / 2], z = a[n - 1];
+        uint64_t pivot = x < y ? (y < z ? y : (x < z ? z : x)) : (x < z ? x : (y < z ? z : y));
+        uint32_t i = 0, j = n - 1;
+        for (;;) {
+            while (a[i] < pivot)
+                i++;
+            while (a[j] > pivot)
+                j--;
+            if (i >= j)
+                break;
+            uint64_t t = a[i];
+            a[i++] = a[j];
+            a[j--] = t;
+        }
+        /* [0, j] <= pivot <= [j + 1, n): recurse into the smaller part */
+        if (j + 1 < n - j - 1) {
+            sort_u64(a, j + 1);
+            a += j + 1;
+            n -= j + 1;
+        } else {
+            sort_u64(a + j + 1, n - j - 1);
+            n = j + 1;
+        }
+    }
+    for (uint32_t k = 1; k < n; k++) {
+        uint64_t v = a[k];
+        uint32_t m = k;
+        for (; m > 0 && a[m - 1] > v; m--)
+            a[m] = a[m - 1];
+        a[m] = v;
+    }
 }
 
 /* Puts all of row r in order at once: for the rare rows walked far, where
@@ -685,36 +834,59 @@ static void row_sort_all(struct builder *b, uint32_t r, uint64_t *c)
     uint32_t sorted = b->row_sorted[r], len = b->row_len[r], out = sorted;
     uint32_t stamp = ++b->stamp_seq;
 
-    qsort(c + sorted, len - sorted, sizeof(*c), cmp_cand);
-    for (uint32_t k = 0; k < sorted; k++)
+    /* keep each proxy's first arrival only, then sort what is left */
+    b->work += len - sorted;
+    for (uint32_t k = 0; k < sorted; k++) {
         b->stamp[cand_proxy(c[k])] = stamp;
+        b->slot[cand_proxy(c[k])] = UINT32_MAX; /* listed: later arrivals go */
+    }
     for (uint32_t k = sorted; k < len; k++) {
         uint32_t p = cand_proxy(c[k]);
-        if (b->stamp[p] == stamp)
-            continue; /* a later arrival of a proxy already in the row */
+        if (b->stamp[p] == stamp) {
+            if (b->slot[p] != UINT32_MAX && c[k] < c[b->slot[p]])
+                c[b->slot[p]] = c[k];
+            continue;
+        }
         b->stamp[p] = stamp;
+        b->slot[p] = out;
         c[out++] = c[k];
     }
+    sort_u64(c + sorted, out - sorted);
     b->row_len[r] = b->row_sorted[r] = out;
 }
 
+/* Candidate i of row r in the row's order: ascending (arrival, proxy),
+ * each proxy once (its first arrival). Lists are filed unsorted and put in
+ * order only as far as someone looks: most rows never need more than their
+ * first two or three. Returns false past the end of the drawn list. */
 static bool row_at(struct builder *b, uint32_t r, uint32_t i, uint64_t *out)
 {
     uint64_t *c = b->blocks[r >> BLOCK_BITS].cand + b->row_start[r];
     uint32_t sorted = b->row_sorted[r];
 
-    if (i >= 8 && sorted < b->row_len[r]) {
+    /* deep reads, and long lists (a heavy proxy arrives many times per
+     * row): sort all at once rather than one pick per read */
+    if ((i >= 8 && sorted < b->row_len[r]) || b->row_len[r] - sorted > 16) {
         row_sort_all(b, r, c);
         sorted = b->row_sorted[r];
     }
 
-    while (sorted <= i) {
+    for (uint32_t picks = 0; sorted <= i; picks++) {
         uint32_t len = b->row_len[r];
         if (sorted == len) {
             b->row_sorted[r] = sorted;
             return false;
         }
+        if (picks == 8 && len - sorted > 16) {
+            /* many later arrivals of listed proxies (a heavy proxy's row):
+             * picking one at a time would cost the square of the length */
+            b->row_sorted[r] = sorted;
+            row_sort_all(b, r, c);
+            sorted = b->row_sorted[r];
+            continue;
+        }
         uint32_t m = sorted;
+        b->work += len - sorted;
         for (uint32_t k = sorted + 1; k < len; k++)
             if (c[k] < c[m])
                 m = k;
@@ -743,16 +915,11 @@ static bool row_at(struct builder *b, uint32_t r, uint32_t i, uint64_t *out)
  * a matching runs). Deciding this without drawing matters when weights are
  * very unequal: a weight-1 proxy next to weight-65,535 ones may not appear
  * in a row until 65,535 times the usual horizon. */
-static bool set_open_beyond(const struct builder *b, uint32_t r)
+static bool set_open_beyond(struct builder *b, uint32_t r)
 {
     uint64_t horizon_key = (b->blocks[r >> BLOCK_BITS].horizon >> PROXY_BITS) << PROXY_BITS;
-    for (uint32_t q = 0; q < b->n; q++) {
-        if (!b->in_set[q])
-            continue;
-        if (b->hlen[q] < b->cap[q] || b->heap[b->hoff[q]].cand >= horizon_key)
-            return true;
-    }
-    return false;
+    b->work++;
+    return b->otree[1] >= horizon_key;
 }
 
 /* Row r needs candidates beyond its block's horizon: redraw the block to
@@ -766,7 +933,7 @@ static int row_short(struct builder *b, uint32_t r)
         return 0; /* the row gives up, see MAX_LAMBDA */
     bk->horizon = bk->horizon > b->horizon_max / 2 ? b->horizon_max : 2 * bk->horizon;
     b->blocks_extended++;
-    int rc = generate_block(b, r >> BLOCK_BITS);
+    int rc = generate_block(b, r >> BLOCK_BITS, false);
     return rc < 0 ? rc : 1;
 }
 
@@ -786,6 +953,7 @@ static int propose(struct builder *b, uint32_t sp)
         journal_row(b, r);
         for (;; i++) {
             bool more;
+            b->work++;
             while ((more = row_at(b, r, i, &c)) && !b->in_set[cand_proxy(c)])
                 i++;
             if (!more) {
@@ -864,6 +1032,7 @@ static int failover(struct builder *b)
         b->njrow = b->njlen = b->njslot = 0;
         b->in_set[p] = 0;
         b->set_size--;
+        open_update(b, p);
         /* the rows are scattered over the table: start all their cache
          * misses at once rather than one per proposal */
         for (uint32_t k = 0; k < nmine; k++) {
@@ -893,22 +1062,23 @@ static int failover(struct builder *b)
         }
         b->in_set[p] = 1;
         b->set_size++;
+        open_rebuild(b);
     }
     b->journaling = false;
     return rc;
 }
 
-/* The secondary of last resort, for rows whose primary's other proxies
- * have no room (two or three proxies, or very unequal weights): the member
- * of `set` other than `except` that comes first in a separate weighted race,
- * F(q, r) = -log2(u) / w(q) with u from draw 2^63 + r of q's stream (never
- * used by the blocks). Computed directly, so no drawing is needed however
- * rare a proxy's arrivals are. */
-static uint16_t race_first(const struct builder *b, uint32_t r, const uint8_t *set, uint16_t except)
+/* The member of `set` other than `except` first in a separate weighted
+ * race, F(q, r) = -log2(u) / w(q) with u from draw 2^63 + r of q's stream
+ * (never used by the blocks). One draw per proxy: only for a row whose
+ * list holds no proxy to take up to the horizon limit, which happens with
+ * a probability below e^-32 per row (see last_resort()). */
+static uint16_t race_first(struct builder *b, uint32_t r, const uint8_t *set, uint16_t except)
 {
     uint16_t best = NONE;
     uint64_t best_f = UINT64_MAX;
 
+    b->work += b->n;
     for (uint32_t q = 0; q < b->n; q++) {
         if (!set[q] || q == except)
             continue;
@@ -922,12 +1092,75 @@ static uint16_t race_first(const struct builder *b, uint32_t r, const uint8_t *s
     return best;
 }
 
-/* A primary for a row the matching left without one (only when weights are
- * so unequal that MAX_LAMBDA cut its search short): the member of B first
- * in the direct race of race_first(), capacity aside. */
-static uint16_t fallback_primary(const struct builder *b, uint32_t r)
+/* The first proxy of row r's list (of the set the lists hold) other than
+ * `except`, capacity aside, drawing the row's block further up to the
+ * horizon limit if needed; NONE if there is none up to there. */
+static int list_first(struct builder *b, uint32_t r, uint16_t except, uint16_t *out)
 {
-    return race_first(b, r, b->in_b, NONE);
+    uint64_t c;
+
+    for (uint32_t i = 0;; i++) {
+        b->work++;
+        if (row_at(b, r, i, &c)) {
+            if (cand_proxy(c) == except)
+                continue;
+            *out = (uint16_t)cand_proxy(c);
+            return 0;
+        }
+        int rc = row_short(b, r);
+        if (rc <= 0) {
+            *out = NONE;
+            return rc;
+        }
+        i--; /* position i again, in the longer list */
+    }
+}
+
+/* The secondary of last resort, for rows whose primary's other proxies
+ * have no room (two or three proxies, or very unequal weights): the usable
+ * proxy other than the primary that arrives first in the row, capacity
+ * aside (plain weighted rendezvous over H). Read from lists of H, drawn
+ * only for the blocks that need it; rows whose primary d weighs more than
+ * all other usable proxies together read lists of H without d instead, so
+ * that a dominant weight never makes a row draw far. Either way a row
+ * finds its proxy within MAX_LAMBDA arrivals per row except with a
+ * probability below e^-32; then the direct race_first() decides. */
+static int last_resort(struct builder *b, struct director_table_row *rows)
+{
+    uint64_t wsum = 0;
+    uint16_t d = NONE;
+    uint8_t want[BLOCKS];
+    int rc;
+
+    if (b->nh < 2)
+        return 0;
+    for (uint32_t p = 0; p < b->n; p++)
+        if (b->in_h[p])
+            wsum += b->px[p].weight;
+    for (uint32_t p = 0; p < b->n; p++)
+        if (b->in_h[p] && 2 * (uint64_t)b->px[p].weight > wsum)
+            d = (uint16_t)p;
+    for (int pass = 0; pass < 2; pass++) {
+        /* pass 0: primary not d, lists of H; pass 1: primary d, H - {d} */
+        bool any = false;
+        memset(want, 0, sizeof(want));
+        for (uint32_t r = 0; r < ROWS; r++)
+            if (rows[r].secondary == NONE && (rows[r].primary == d) == (pass == 1))
+                any = (want[r >> BLOCK_BITS] = 1);
+        if (!any)
+            continue;
+        if ((rc = draw_lists(b, b->in_h, NULL, pass ? d : NONE, want)) < 0)
+            return rc;
+        for (uint32_t r = 0; r < ROWS; r++) {
+            if (rows[r].secondary != NONE || (rows[r].primary == d) != (pass == 1))
+                continue;
+            uint16_t s;
+            if ((rc = list_first(b, r, rows[r].primary, &s)) < 0)
+                return rc;
+            rows[r].secondary = s != NONE ? s : race_first(b, r, b->in_h, rows[r].primary);
+        }
+    }
+    return 0;
 }
 
 /* Every result, rows filled in. */
@@ -935,21 +1168,27 @@ static int build_rows(struct builder *b, struct director_table_row *rows)
 {
     int rc = 0;
 
-    for (uint32_t k = 0; k < BLOCKS; k++)
-        if ((rc = generate_block(b, k)) < 0)
-            return rc;
+    if ((rc = draw_lists(b, b->in_b, NULL, NONE, NULL)) < 0)
+        return rc;
     set_use(b, b->in_b, NULL);
     rc = match(b, b->prim);
-    for (uint32_t r = 0; r < ROWS && rc == 0; r++)
-        if (b->prim[r] == NONE)
-            b->prim[r] = fallback_primary(b, r);
+    /* A row the matching left without a primary (only when weights are so
+     * unequal that MAX_LAMBDA cut its search short): the member of B first
+     * in the row, capacity aside. */
+    for (uint32_t r = 0; r < ROWS && rc == 0; r++) {
+        if (b->prim[r] != NONE)
+            continue;
+        rc = list_first(b, r, NONE, &b->prim[r]);
+        if (rc == 0 && b->prim[r] == NONE)
+            b->prim[r] = race_first(b, r, b->in_b, NONE);
+    }
     if (rc == 0)
         rc = failover(b);
-    if (rc == 0 && b->nd) {
+    if (rc == 0 && b->nd && (rc = draw_lists(b, b->in_b, b->in_d, NONE, NULL)) == 0) {
         set_use(b, b->in_b, b->in_d);
         rc = match(b, b->dr);
     }
-    if (rc == 0 && b->nf) {
+    if (rc == 0 && b->nf && (rc = draw_lists(b, b->in_b, b->in_f, NONE, NULL)) == 0) {
         set_use(b, b->in_b, b->in_f);
         rc = match(b, b->fr);
     }
@@ -967,13 +1206,11 @@ static int build_rows(struct builder *b, struct director_table_row *rows)
         /* 3. where the row goes if its primary fails */
         if (s == NONE)
             s = b->fo[r];
-        /* 4. last resort: a usable proxy other than the primary */
-        if (s == NONE)
-            s = race_first(b, r, b->in_h, p);
         rows[r].primary = p;
         rows[r].secondary = s;
     }
-    return 0;
+    /* 4. last resort: a usable proxy other than the primary */
+    return last_resort(b, rows);
 }
 
 static void builder_free(struct builder *b)
@@ -987,6 +1224,11 @@ static void builder_free(struct builder *b)
         free(b->blocks[k].cand);
     free(b->assign);
     free(b->cap);
+    free(b->otree);
+    free(b->gen_i);
+    free(b->gen_e);
+    free(b->gen_row);
+    free(b->scratch);
     free(b->heap);
     free(b->stack);
     free(b->jrow);
@@ -1001,17 +1243,23 @@ static int builder_alloc(struct builder *b, uint32_t n)
     size_t np = n ? n : 1;
     b->n = n;
     b->k1 = calloc(3 * np, sizeof(uint64_t));
-    b->in_b = calloc(5 * np, 1);
+    b->in_b = calloc(6 * np, 1);
     b->row_start = calloc(5 * (size_t)ROWS, sizeof(uint32_t));
-    b->px_epoch = calloc(2 * np, sizeof(uint32_t));
+    b->px_epoch = calloc(3 * np, sizeof(uint32_t));
     b->assign = calloc(ROWS, sizeof(uint16_t));
     b->cap = calloc(3 * np, sizeof(uint32_t));
+    for (b->otn = 1; b->otn < np; b->otn *= 2)
+        ;
+    b->otree = calloc(2 * (size_t)b->otn, sizeof(uint64_t));
+    b->gen_i = calloc((size_t)BLOCKS * np, sizeof(uint32_t));
+    b->gen_e = calloc((size_t)BLOCKS * np, sizeof(uint64_t));
+    b->gen_row = calloc((size_t)BLOCKS * np, 1);
     b->stack = calloc(ROWS, sizeof(uint32_t));
     b->jrow = calloc(ROWS, sizeof(struct saved_row));
     b->jlen = calloc(np, sizeof(struct saved_len));
     b->prim = calloc(4 * (size_t)ROWS, sizeof(uint16_t));
-    if (!b->k1 || !b->in_b || !b->row_start || !b->px_epoch || !b->assign || !b->cap || !b->stack ||
-        !b->jrow || !b->jlen || !b->prim)
+    if (!b->k1 || !b->in_b || !b->otree || !b->gen_i || !b->gen_e || !b->gen_row || !b->row_start ||
+        !b->px_epoch || !b->assign || !b->cap || !b->stack || !b->jrow || !b->jlen || !b->prim)
         return -ENOMEM;
     b->k2 = b->k1 + np;
     b->recip = b->k1 + 2 * np;
@@ -1019,11 +1267,13 @@ static int builder_alloc(struct builder *b, uint32_t n)
     b->in_f = b->in_b + 2 * np;
     b->in_h = b->in_b + 3 * np;
     b->in_set = b->in_b + 4 * np;
+    b->in_draw = b->in_b + 5 * np;
     b->row_len = b->row_start + ROWS;
     b->pos = b->row_start + 2 * (size_t)ROWS;
     b->row_epoch = b->row_start + 3 * (size_t)ROWS;
     b->row_sorted = b->row_start + 4 * (size_t)ROWS;
     b->stamp = b->px_epoch + np;
+    b->slot = b->px_epoch + 2 * np;
     b->hoff = b->cap + np;
     b->hlen = b->cap + 2 * np;
     b->fo = b->prim + ROWS;
@@ -1117,22 +1367,15 @@ int director_table_build(const struct director_table_config *cfg,
     log2_table_init(b.log2_tab);
     derive_keys(&b, cfg);
 
-    /* horizon so that primary-set members arrive LAMBDA times per row
-     * on average: horizon * wsum_b * ln 2 = LAMBDA (Q16.48, 1/ln 2 ~ 1.4427) */
     for (uint32_t p = 0; p < b.n; p++)
         b.recip[p] = (1ULL << 32) / t->proxies[p].weight;
-    uint64_t lambda = cfg && cfg->draw_per_row ? cfg->draw_per_row : FIRST_LAMBDA;
-    if (lambda > MAX_LAMBDA)
-        lambda = MAX_LAMBDA;
-    uint64_t horizon = (lambda << ARRIVAL_FRAC_BITS) / b.wsum_b / 1000 * 1443;
-    b.horizon_max = ((uint64_t)MAX_LAMBDA << ARRIVAL_FRAC_BITS) / b.wsum_b / 1000 * 1443;
-    for (uint32_t k = 0; k < BLOCKS; k++)
-        b.blocks[k].horizon = horizon;
+    b.first_lambda = cfg && cfg->draw_per_row ? cfg->draw_per_row : FIRST_LAMBDA;
+    if (b.first_lambda > MAX_LAMBDA)
+        b.first_lambda = MAX_LAMBDA;
     rc = build_rows(&b, t->rows);
     t->blocks_extended = b.blocks_extended;
-    t->candidates = 0;
-    for (uint32_t r = 0; r < ROWS; r++)
-        t->candidates += b.row_len[r];
+    t->candidates = b.candidates;
+    t->work = b.work;
     if (rc == -ENOMEM)
         goto nomem;
     if (rc < 0) {

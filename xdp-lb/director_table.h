@@ -119,7 +119,10 @@ struct director_table {
     uint64_t checksum; /* director_table_checksum() of this table */
     /* cost of the build, for benchmarks and debug logs */
     uint32_t blocks_extended; /* row blocks drawn again further (rows ran short) */
-    uint64_t candidates;      /* (row, proxy) candidates drawn */
+    uint64_t candidates;      /* (row, proxy) candidates drawn, redraws included */
+    /* steps of the build: draws, candidates looked at, proxies scanned;
+     * bounded independently of weights (docs/director-table.md, "Cost") */
+    uint64_t work;
 };
 
 /* Build the table. On success returns 0 and *out owns a new table. Returns

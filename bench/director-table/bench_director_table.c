@@ -14,7 +14,14 @@
  *   - transitions of one proxy: flows broken (old primary is neither new
  *     primary nor new secondary) for inactive->filling->active->draining->
  *     inactive.
- * Output: a human table, then BENCH lines.
+ * Then the worst case: build time (median of SHAPE_RUNS) and the builder's
+ * work counter over a sweep of fleet shapes - unequal weights, draining and
+ * filling proxies far heavier than the active ones (issue 19: one active
+ * proxy of weight 1 and one draining of weight 63 took 22-25 s), dominant
+ * proxies among many light ones, tight load factors, health failures, the
+ * fuzz seeds that found the blow-up - next to the typical shape (1,000
+ * equal active proxies).
+ * Output: human tables, then BENCH lines. Argument "worst": the sweep only.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -179,7 +186,166 @@ static void measure(size_t n, struct size_result *res)
     fleet_free(&f);
 }
 
-int main(void)
+/* ---- worst case over fleet shapes ---------------------------------- */
+
+#define SHAPE_RUNS 5
+#define MAX_GROUPS 12
+
+/* A group of `count` proxies with the same state, health and weight. */
+struct group {
+    unsigned count;
+    enum director_proxy_state state;
+    bool healthy;
+    uint32_t weight;
+};
+
+struct shape {
+    const char *name;
+    unsigned load_permille, draw_per_row;
+    const char *seed; /* NULL: the bench seed */
+    struct group g[MAX_GROUPS];
+};
+
+#define A DIRECTOR_PROXY_ACTIVE
+#define D DIRECTOR_PROXY_DRAINING
+#define F DIRECTOR_PROXY_FILLING
+#define I DIRECTOR_PROXY_INACTIVE
+static const struct shape shapes[] = {
+    {"typical: 1000 active w100", 0, 0, NULL, {{1000, A, true, 100}}},
+    {"1024 active w100", 0, 0, NULL, {{1024, A, true, 100}}},
+    {"2 active", 0, 0, NULL, {{2, A, true, 100}}},
+    {"3 active", 0, 0, NULL, {{3, A, true, 100}}},
+    {"5 active", 0, 0, NULL, {{5, A, true, 100}}},
+    {"fuzz seed 1 (active w1 + draining w63, unhealthy)",
+     0,
+     1,
+     "cluster-key-0001",
+     {{1, A, false, 1}, {1, D, false, 63}}},
+    {"fuzz seed 2 (2 draining, load 2160)",
+     2160,
+     1,
+     "",
+     {{1, I, true, 101}, {1, D, false, 49}, {1, A, false, 1}, {1, D, false, 1}}},
+    {"active w1 + draining w255", 0, 0, NULL, {{1, A, true, 1}, {1, D, true, 255}}},
+    {"active w1 + draining w65535", 0, 0, NULL, {{1, A, true, 1}, {1, D, true, 65535}}},
+    {"active w1 + filling w65535", 0, 0, NULL, {{1, A, true, 1}, {1, F, true, 65535}}},
+    {"1000 active w1 + 24 draining w65535", 0, 0, NULL, {{1000, A, true, 1}, {24, D, true, 65535}}},
+    {"1000 active w1 + 24 filling w65535", 0, 0, NULL, {{1000, A, true, 1}, {24, F, true, 65535}}},
+    {"1 active w65535 + 40 w1", 0, 0, NULL, {{1, A, true, 65535}, {40, A, true, 1}}},
+    {"1 active w65535 + 1023 w1", 0, 0, NULL, {{1, A, true, 65535}, {1023, A, true, 1}}},
+    {"2 active w65535 + 1022 w1", 0, 0, NULL, {{2, A, true, 65535}, {1022, A, true, 1}}},
+    {"512 w1 + 512 w3, load 1001", 1001, 0, NULL, {{512, A, true, 1}, {512, A, true, 3}}},
+    {"1024 active, load 1001", 1001, 0, NULL, {{1024, A, true, 100}}},
+    {"12 active w1..2048 (x2), load 1001",
+     1001,
+     0,
+     NULL,
+     {{1, A, true, 1},
+      {1, A, true, 2},
+      {1, A, true, 4},
+      {1, A, true, 8},
+      {1, A, true, 16},
+      {1, A, true, 32},
+      {1, A, true, 64},
+      {1, A, true, 128},
+      {1, A, true, 256},
+      {1, A, true, 512},
+      {1, A, true, 1024},
+      {1, A, true, 2048}}},
+    {"512 healthy + 512 unhealthy", 0, 0, NULL, {{512, A, true, 100}, {512, A, false, 100}}},
+    {"1024 unhealthy (fail open)", 0, 0, NULL, {{1024, A, false, 100}}},
+    {"1 healthy draining w65535 + 1023 unhealthy active",
+     0,
+     0,
+     NULL,
+     {{1, D, true, 65535}, {1023, A, false, 1}}},
+    {"300 active, 300 filling, 300 draining",
+     0,
+     0,
+     NULL,
+     {{300, A, true, 100}, {300, F, true, 100}, {300, D, true, 100}}},
+};
+#undef A
+#undef D
+#undef F
+#undef I
+
+struct shape_result {
+    double ms, cpu_ms, work_per_row;
+};
+
+static void measure_shape(const struct shape *sh, struct shape_result *res)
+{
+    static char ids[DIRECTOR_TABLE_MAX_PROXIES][32], addrs[DIRECTOR_TABLE_MAX_PROXIES][32];
+    static struct director_proxy_input in[DIRECTOR_TABLE_MAX_PROXIES];
+    size_t n = 0;
+
+    for (int g = 0; g < MAX_GROUPS && sh->g[g].count; g++) {
+        for (unsigned k = 0; k < sh->g[g].count && n < DIRECTOR_TABLE_MAX_PROXIES; k++, n++) {
+            snprintf(ids[n], sizeof(ids[n]), "proxy-%04zu", n);
+            snprintf(addrs[n], sizeof(addrs[n]), "10.1.%zu.%zu", n >> 8, n & 255);
+            in[n] = (struct director_proxy_input){.id = ids[n],
+                                                  .address = addrs[n],
+                                                  .state = sh->g[g].state,
+                                                  .healthy = sh->g[g].healthy,
+                                                  .weight = sh->g[g].weight};
+        }
+    }
+    struct director_table_config cfg = {.seed = seed,
+                                        .seed_len = sizeof(seed),
+                                        .load_permille = sh->load_permille,
+                                        .draw_per_row = sh->draw_per_row};
+    if (sh->seed) {
+        cfg.seed = (const uint8_t *)sh->seed;
+        cfg.seed_len = strlen(sh->seed);
+    }
+    double times[SHAPE_RUNS], cpu[SHAPE_RUNS];
+    for (int i = 0; i < SHAPE_RUNS; i++) {
+        struct director_table *t = NULL;
+        char err[256];
+        double t0 = clock_ms(CLOCK_MONOTONIC), c0 = clock_ms(CLOCK_THREAD_CPUTIME_ID);
+        int rc = director_table_build(&cfg, in, n, &t, err, sizeof(err));
+        times[i] = clock_ms(CLOCK_MONOTONIC) - t0;
+        cpu[i] = clock_ms(CLOCK_THREAD_CPUTIME_ID) - c0;
+        if (rc < 0 && rc != -ENOENT) {
+            fprintf(stderr, "bench: shape \"%s\": %s (%s)\n", sh->name, err, strerror(-rc));
+            exit(1);
+        }
+        res->work_per_row = (double)t->work / DIRECTOR_TABLE_ROWS;
+        director_table_free(t);
+    }
+    qsort(times, SHAPE_RUNS, sizeof(times[0]), cmp_double);
+    qsort(cpu, SHAPE_RUNS, sizeof(cpu[0]), cmp_double);
+    res->ms = times[SHAPE_RUNS / 2];
+    res->cpu_ms = cpu[SHAPE_RUNS / 2];
+}
+
+static void worst_case(void)
+{
+    size_t nshapes = sizeof(shapes) / sizeof(shapes[0]), worst = 0, worst_work = 0;
+    struct shape_result res[sizeof(shapes) / sizeof(shapes[0])];
+
+    printf("\nworst case over fleet shapes: median of %d builds (wall, thread CPU),\n"
+           "  work = the builder's step counter per row (draws, list reads, scans)\n",
+           SHAPE_RUNS);
+    printf("%9s %8s %9s  %s\n", "build_ms", "cpu_ms", "work/row", "shape");
+    for (size_t i = 0; i < nshapes; i++) {
+        measure_shape(&shapes[i], &res[i]);
+        printf("%9.2f %8.2f %9.1f  %s\n", res[i].ms, res[i].cpu_ms, res[i].work_per_row,
+               shapes[i].name);
+        if (res[i].ms > res[worst].ms)
+            worst = i;
+        if (res[i].work_per_row > res[worst_work].work_per_row)
+            worst_work = i;
+    }
+    printf("worst time: %s; most work: %s\n\n", shapes[worst].name, shapes[worst_work].name);
+    printf("BENCH director_table_typical_ms %.2f\n", res[0].ms);
+    printf("BENCH director_table_worst_ms %.2f\n", res[worst].ms);
+    printf("BENCH director_table_worst_cpu_ms %.2f\n", res[worst].cpu_ms);
+    printf("BENCH director_table_worst_work_per_row %.1f\n", res[worst_work].work_per_row);
+}
+
+int main(int argc, char **argv)
 {
     static const size_t sizes[] = {16, 32, 64, 128, 256, 512, 1000, 1024};
     struct size_result res[sizeof(sizes) / sizeof(sizes[0])];
@@ -203,6 +369,10 @@ int main(void)
            RUNS, CHANGES, CHANGES);
     printf("host: %ld CPUs online, load average at start %s\n", sysconf(_SC_NPROCESSORS_ONLN),
            load);
+    if (argc > 1 && strcmp(argv[1], "worst") == 0) { /* the sweep of shapes only */
+        worst_case();
+        return 0;
+    }
     printf("%6s %9s %8s %9s %11s %11s %s\n", "N", "build_ms", "cpu_ms", "max/mean", "moved_exc%",
            "sec_moved%", "broken fill/act/drain/inact");
     for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
@@ -213,7 +383,8 @@ int main(void)
         if (res[i].moved_excess_pct > worst_excess)
             worst_excess = res[i].moved_excess_pct;
     }
-    printf("\nBENCH table_build_1000_ms %.2f\n", res[6].build_ms);
+    worst_case();
+    printf("BENCH table_build_1000_ms %.2f\n", res[6].build_ms);
     printf("BENCH table_build_1000_cpu_ms %.2f\n", res[6].build_cpu_ms);
     printf("BENCH table_balance_max_over_mean_256 %.4f\n", res[4].balance);
     printf("BENCH table_balance_max_over_mean_1024 %.4f\n", res[7].balance);

@@ -7,7 +7,8 @@
  * bpf_xdp_adjust_head, bytes from bench_pkt) and then tail-calls the program
  * under test in bench_progs[0]. bench_null is the "program that just
  * returns": wrapper + bench_null is the wrapper's own cost, subtracted from
- * every figure.
+ * every figure; wrapper + bench_tx (returns XDP_TX) is the baseline of the
+ * director's ratios.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -62,6 +63,14 @@ SEC("xdp")
 int bench_null(struct xdp_md *ctx)
 {
     return XDP_PASS;
+}
+
+/* The baseline of the ratios: a program that only sends the packet back
+ * out (issue 19: the director's raw cost per VIP packet against this). */
+SEC("xdp")
+int bench_tx(struct xdp_md *ctx)
+{
+    return XDP_TX;
 }
 
 /* Counts what arrives at the far end of the veth in the packets/s

@@ -245,26 +245,29 @@ static __always_inline int is_vip(const struct drover_vip_key *k)
     return 0;
 }
 
-/* Fill the outer UDP header, the GUE header and the hop-list header (the
- * addresses are written by the caller). */
-static __always_inline void write_gue(struct udphdr *udp, const struct drover_gen_config *cfg,
-                                      __u64 hash, __u32 udp_len, __u8 inner_family, __u8 alen,
-                                      __u8 hop_count)
+/* drover_flow_hash_state() with the family and the mode as constants: each
+ * of the six cases compiles to its own straight-line SipHash over a message
+ * of known length, instead of one body that keeps every case alive in
+ * registers and on the stack (the hash was the largest part of a VIP
+ * packet's cost). Same value as drover_flow_hash_state(). */
+static __always_inline __u64 flow_hash(const __u64 init[4], const struct drover_flow *f, __u32 mode)
 {
-    struct drover_gue_hdr *gue = (void *)(udp + 1);
-    struct drover_gue_hops *hops = (void *)(gue + 1);
+    struct drover_flow g = *f;
 
-    udp->source = bpf_htons(drover_hash_sport(hash));
-    udp->dest = cfg->gue_port;
-    udp->len = bpf_htons(udp_len);
-    udp->check = 0;
-    gue->hlen_c_ver = DROVER_GUE_HLEN(DROVER_DIRECTOR_HOPS, alen);
-    gue->proto_ctype = inner_family == DROVER_AF_INET ? IPPROTO_IPIP : IPPROTO_IPV6;
-    gue->flags = 0;
-    hops->version = DROVER_HOPS_VERSION;
-    hops->family = alen == 4 ? DROVER_AF_INET : DROVER_AF_INET6;
-    hops->hop_count = hop_count;
-    hops->next_hop = 1;
+    if (f->family == DROVER_AF_INET) {
+        g.family = DROVER_AF_INET;
+        if (mode == DROVER_HASH_SRC_DPORT)
+            return drover_flow_hash_state(init, &g, DROVER_HASH_SRC_DPORT);
+        if (mode == DROVER_HASH_5TUPLE)
+            return drover_flow_hash_state(init, &g, DROVER_HASH_5TUPLE);
+        return drover_flow_hash_state(init, &g, DROVER_HASH_SRC);
+    }
+    g.family = DROVER_AF_INET6;
+    if (mode == DROVER_HASH_SRC_DPORT)
+        return drover_flow_hash_state(init, &g, DROVER_HASH_SRC_DPORT);
+    if (mode == DROVER_HASH_5TUPLE)
+        return drover_flow_hash_state(init, &g, DROVER_HASH_5TUPLE);
+    return drover_flow_hash_state(init, &g, DROVER_HASH_SRC);
 }
 
 SEC("xdp")
@@ -325,7 +328,7 @@ int drover_director(struct xdp_md *ctx)
         return XDP_PASS;
     }
 
-    __u64 hash = drover_flow_hash_state(cfg->sip_init, &f, cfg->hash_fields);
+    __u64 hash = flow_hash(cfg->sip_init, &f, cfg->hash_fields);
     __u32 ri = gen * DROVER_TABLE_ROWS + drover_hash_row(hash);
     struct drover_row *row = bpf_map_lookup_elem(&drover_table, &ri);
     if (!row || row->primary >= DROVER_MAX_PROXIES) {
@@ -340,7 +343,7 @@ int drover_director(struct xdp_md *ctx)
         return XDP_DROP;
     }
     struct drover_proxy *sec = bpf_map_lookup_elem(&drover_proxies, &si);
-    __u32 sec_addr[4] = {};
+    __u32 sec_addr[4] __attribute__((aligned(8))) = {}; /* copied as two words */
     __u8 hop_count = 1;
     if (sec && row->secondary != row->primary && row->secondary < DROVER_MAX_PROXIES &&
         sec->family != DROVER_AF_NONE) {
@@ -366,58 +369,82 @@ int drover_director(struct xdp_md *ctx)
     }
     data = (void *)(long)ctx->data;
     data_end = (void *)(long)ctx->data_end;
-    struct ethhdr *eth = data;
+    __u8 *o = data;
+    __u8 gue_proto = f.family == DROVER_AF_INET ? IPPROTO_IPIP : IPPROTO_IPV6;
+    __u16 sport = bpf_htons(drover_hash_sport(hash));
 
+    /* The generation's template of the outer headers in 8-byte words,
+     * then the fields that depend on the packet. */
     if (pri->family == DROVER_AF_INET) {
-        struct iphdr *iph = (void *)(eth + 1);
-        struct udphdr *udp = (void *)(iph + 1);
-        __u32 *addrs = (void *)udp + sizeof(*udp) + sizeof(struct drover_gue_hdr) +
-                       sizeof(struct drover_gue_hops);
-        if ((void *)(addrs + DROVER_DIRECTOR_HOPS) > data_end) {
+        if ((void *)(o + sizeof(struct ethhdr) + OUTER4_LEN) > data_end) {
             st->count[DROVER_STAT_DROP_ADJUST]++;
             return XDP_DROP;
         }
-        __builtin_memcpy(eth->h_dest, cfg->gw_mac, ETH_ALEN);
-        __builtin_memcpy(eth->h_source, cfg->src_mac, ETH_ALEN);
-        eth->h_proto = bpf_htons(ETH_P_IP);
-        iph->version = 4;
-        iph->ihl = 5;
-        iph->tos = 0;
-        iph->tot_len = bpf_htons(OUTER4_LEN + inner_len);
-        iph->id = 0;
-        iph->frag_off = 0;
-        iph->ttl = DROVER_OUTER_TTL;
-        iph->protocol = IPPROTO_UDP;
-        iph->saddr = cfg->src_v4;
-        iph->daddr = pri->addr[0];
-        iph->check = drover_csum_fold(cfg->ip4_csum_base + iph->tot_len + (pri->addr[0] & 0xffff) +
-                                      (pri->addr[0] >> 16));
-        write_gue(udp, cfg, hash, OUTER4_LEN - sizeof(*iph) + inner_len, f.family, 4, hop_count);
-        addrs[0] = pri->addr[0];
+        const __u64 *t = (const __u64 *)cfg->outer4;
+        __u64 *w = (__u64 *)o;
+        w[0] = t[0];
+        w[1] = t[1];
+        w[2] = t[2];
+        w[3] = t[3];
+        w[4] = t[4];
+        w[5] = t[5];
+        _Static_assert(DROVER_OUTER4_HDRS == sizeof(struct ethhdr) + OUTER4_LEN - 8 &&
+                           DROVER_OUTER4_HDRS == 48 + 2,
+                       "IPv4 template: 6 words, then hop count and next hop");
+        o[48] = hop_count;
+        o[49] = 1; /* next_hop */
+        struct iphdr *iph = (void *)(o + sizeof(struct ethhdr));
+        __u16 tot_len = bpf_htons(OUTER4_LEN + inner_len);
+        __u32 daddr = pri->addr[0];
+        iph->tot_len = tot_len;
+        iph->daddr = daddr;
+        iph->check =
+            drover_csum_fold(cfg->ip4_csum_base + tot_len + (daddr & 0xffff) + (daddr >> 16));
+        struct udphdr *udp = (void *)(iph + 1);
+        udp->source = sport;
+        udp->len = bpf_htons(OUTER4_LEN - sizeof(*iph) + inner_len);
+        o[43] = gue_proto;
+        __u32 *addrs = (void *)(o + DROVER_OUTER4_HDRS);
+        addrs[0] = daddr;
         addrs[1] = sec_addr[0];
         st->count[DROVER_STAT_ENCAP_V4]++;
     } else {
-        struct ipv6hdr *ip6 = (void *)(eth + 1);
-        struct udphdr *udp = (void *)(ip6 + 1);
-        __u32 *addrs = (void *)udp + sizeof(*udp) + sizeof(struct drover_gue_hdr) +
-                       sizeof(struct drover_gue_hops);
-        if ((void *)(addrs + 4 * DROVER_DIRECTOR_HOPS) > data_end) {
+        if ((void *)(o + sizeof(struct ethhdr) + OUTER6_LEN) > data_end) {
             st->count[DROVER_STAT_DROP_ADJUST]++;
             return XDP_DROP;
         }
-        __builtin_memcpy(eth->h_dest, cfg->gw_mac, ETH_ALEN);
-        __builtin_memcpy(eth->h_source, cfg->src_mac, ETH_ALEN);
-        eth->h_proto = bpf_htons(ETH_P_IPV6);
+        const __u64 *t = (const __u64 *)cfg->outer6;
+        __u64 *w = (__u64 *)o;
+        w[0] = t[0];
+        w[1] = t[1];
+        w[2] = t[2];
+        w[3] = t[3];
+        w[4] = t[4];
+        w[5] = t[5];
+        w[6] = t[6];
+        w[7] = t[7];
+        _Static_assert(DROVER_OUTER6_HDRS == 64 + 6,
+                       "IPv6 template: 8 words, GUE flags, hops version and family, then "
+                       "hop count and next hop");
+        *(__u32 *)(o + 64) = *(const __u32 *)(cfg->outer6 + 64);
+        o[68] = hop_count;
+        o[69] = 1; /* next_hop */
+        struct ipv6hdr *ip6 = (void *)(o + sizeof(struct ethhdr));
         /* version 6, traffic class 0, flow label from the flow hash */
         *(__be32 *)ip6 = bpf_htonl(0x60000000 | ((__u32)hash & 0xfffff));
         ip6->payload_len = bpf_htons(OUTER6_LEN - sizeof(*ip6) + inner_len);
-        ip6->nexthdr = IPPROTO_UDP;
-        ip6->hop_limit = DROVER_OUTER_TTL;
-        __builtin_memcpy(&ip6->saddr, cfg->src_v6, 16);
-        __builtin_memcpy(&ip6->daddr, pri->addr, 16);
-        write_gue(udp, cfg, hash, OUTER6_LEN - sizeof(*ip6) + inner_len, f.family, 16, hop_count);
-        __builtin_memcpy(addrs, pri->addr, 16);
-        __builtin_memcpy(addrs + 4, sec_addr, 16);
+        __u64 *da = (__u64 *)&ip6->daddr, *pa = (__u64 *)(o + DROVER_OUTER6_HDRS);
+        const __u64 *pr = (const __u64 *)pri->addr, *sa = (const __u64 *)sec_addr;
+        da[0] = pr[0];
+        da[1] = pr[1];
+        struct udphdr *udp = (void *)(ip6 + 1);
+        udp->source = sport;
+        udp->len = bpf_htons(OUTER6_LEN - sizeof(*ip6) + inner_len);
+        o[63] = gue_proto;
+        pa[0] = pr[0];
+        pa[1] = pr[1];
+        pa[2] = sa[0];
+        pa[3] = sa[1];
         st->count[DROVER_STAT_ENCAP_V6]++;
     }
     if (icmp)

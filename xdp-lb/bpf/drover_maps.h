@@ -21,7 +21,7 @@
  * refuses pinned maps whose key/value sizes differ from this header's; the
  * director ignores a generation whose drover_gen_config.version differs
  * (pass_no_config), the decap program likewise for its config. */
-#define DROVER_MAPS_VERSION 1
+#define DROVER_MAPS_VERSION 2
 
 /* Forwarding table: 65,536 rows per generation, two generations. */
 #define DROVER_TABLE_BITS  16
@@ -117,6 +117,14 @@ struct drover_row {
 /* Row entry meaning "no proxy" (any index >= DROVER_MAX_PROXIES works). */
 #define DROVER_ROW_NONE 0xffff
 
+/* Bytes of the outer header templates of drover_gen_config (the headers
+ * before the hop addresses, rounded up to 8): Ethernet 14 + IPv4 20 or
+ * IPv6 40 + UDP 8 + GUE 4 + hop list header 4. */
+#define DROVER_OUTER4_HDRS 50
+#define DROVER_OUTER6_HDRS 70
+#define DROVER_OUTER4_TMPL 56
+#define DROVER_OUTER6_TMPL 72
+
 /* gen_config map (array): one entry per generation. Everything a packet
  * needs besides the VIP lives in the generation, so one write of the
  * active map switches table, proxies, hash key and tunnel settings at once. */
@@ -137,6 +145,15 @@ struct drover_gen_config {
      * director does not have to repeat. */
     __u32 ip4_csum_base; /* one's complement sum of the constant outer IPv4 words */
     __u64 sip_init[4];   /* SipHash state after keying with hash_key */
+    /* The outer headers up to the hop addresses - Ethernet, IPv4 or IPv6,
+     * UDP, GUE, hop list header - with every field that does not depend on
+     * the packet filled in; zero where it does (IPv4 total length,
+     * checksum and destination; IPv6 flow label, payload length and
+     * destination; UDP source port and length; GUE inner protocol; hop
+     * count). The director copies one in 8-byte words and writes the rest:
+     * a handful of stores instead of one per field. */
+    __u8 outer4[DROVER_OUTER4_TMPL];
+    __u8 outer6[DROVER_OUTER6_TMPL];
 };
 
 /* active map (array, one entry): the generation packets use. Written last,

@@ -674,6 +674,117 @@ START_TEST(test_extreme_weights_terminate)
 }
 END_TEST
 
+/* Issue 19: a draining (or filling) proxy far heavier than the active
+ * ones made every build draw arrivals of the heavy proxy up to the horizon
+ * of the light primary set - one active proxy of weight 1 and a draining
+ * one of weight 63 took 22-25 s, weight 255 did not finish. The builder's
+ * work is bounded independently of weights and draw depth
+ * (docs/director-table.md, "Cost"): at most 5 list drawings of at most
+ * MAX_LAMBDA = 64 arrivals per row, each entry read a bounded number of
+ * times. WORK_BOUND allows 8 x 64 steps per row (a typical build takes
+ * about 75, the heaviest shape of bench/director-table about 220); the old
+ * builder drew more than 63 x 12 x 65,536 arrivals for the first fleet
+ * below alone. A counter, not a clock, so load on the host cannot fail it. */
+#define WORK_BOUND ((uint64_t)ROWS * 8 * 64)
+
+struct work_case {
+    const char *name;
+    const char *seed; /* bytes of the table seed */
+    unsigned load_permille, draw_per_row;
+    size_t n;
+    struct director_proxy_input in[4];
+};
+
+static void check_work(const struct work_case *c, struct director_table **out)
+{
+    struct director_table_config cfg = {.seed = (const uint8_t *)c->seed,
+                                        .seed_len = strlen(c->seed),
+                                        .load_permille = c->load_permille,
+                                        .draw_per_row = c->draw_per_row};
+    struct director_table *t = NULL;
+    char err[256];
+    int rc = director_table_build(&cfg, c->in, c->n, &t, err, sizeof(err));
+    ck_assert_msg(rc == 0, "%s: rc %d: %s", c->name, rc, err);
+    check_invariants(t);
+    ck_assert_msg(t->work <= WORK_BOUND, "%s: work %llu above the bound %llu", c->name,
+                  (unsigned long long)t->work, (unsigned long long)WORK_BOUND);
+    *out = t;
+}
+
+START_TEST(test_work_bounded_unequal_weights)
+{
+    /* the two fuzz seeds of issue 19 (tests/fuzz/xdp-lb/corpus/director_table/
+     * draining_heavier_than_active*), decoded, then heavier variants */
+    struct work_case cases[] = {
+        {"fuzz seed 1",
+         "cluster-key-0001",
+         0,
+         1,
+         2,
+         {{"x", "10.0.0.1", DIRECTOR_PROXY_ACTIVE, false, 1},
+          {"y", "10.0.0.2", DIRECTOR_PROXY_DRAINING, false, 63}}},
+        {"fuzz seed 2",
+         "",
+         2160,
+         1,
+         4,
+         {{"c", "10.0.0.3", DIRECTOR_PROXY_INACTIVE, true, 101},
+          {"-", "2001:db8::1", DIRECTOR_PROXY_DRAINING, false, 49},
+          {"x", "10.0.0.1", DIRECTOR_PROXY_ACTIVE, false, 1},
+          {"y", "10.0.0.2", DIRECTOR_PROXY_DRAINING, false, 1}}},
+        {"draining weight 255",
+         "cluster-key-0001",
+         0,
+         0,
+         2,
+         {{"x", "10.0.0.1", DIRECTOR_PROXY_ACTIVE, true, 1},
+          {"y", "10.0.0.2", DIRECTOR_PROXY_DRAINING, true, 255}}},
+        {"draining weight 65535",
+         "cluster-key-0001",
+         0,
+         0,
+         2,
+         {{"x", "10.0.0.1", DIRECTOR_PROXY_ACTIVE, true, 1},
+          {"y", "10.0.0.2", DIRECTOR_PROXY_DRAINING, true, DIRECTOR_TABLE_MAX_WEIGHT}}},
+        {"filling weight 65535",
+         "cluster-key-0001",
+         0,
+         0,
+         2,
+         {{"x", "10.0.0.1", DIRECTOR_PROXY_ACTIVE, true, 1},
+          {"y", "10.0.0.2", DIRECTOR_PROXY_FILLING, true, DIRECTOR_TABLE_MAX_WEIGHT}}},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct director_table *t;
+        check_work(&cases[i], &t);
+        if (i != 1) {
+            /* x is the only primary; y, the other usable proxy, is every
+             * row's secondary (rule 1 or 2, else the last resort) */
+            int x = proxy_of(t, "x"), y = proxy_of(t, "y");
+            for (uint32_t r = 0; r < ROWS; r++) {
+                expect_row(t->rows[r].primary == x, r);
+                expect_row(t->rows[r].secondary == y, r);
+            }
+        }
+        director_table_free(t);
+    }
+
+    /* a dominant proxy among many light ones, and two of them */
+    for (int heavy = 1; heavy <= 2; heavy++) {
+        struct fleet *f = fleet_new(DIRECTOR_TABLE_MAX_PROXIES);
+        for (size_t k = 0; k < f->n; k++)
+            f->in[k].weight = k < (size_t)heavy ? DIRECTOR_TABLE_MAX_WEIGHT : 1;
+        struct director_table *t = build(f);
+        ck_assert_msg(t->work <= WORK_BOUND, "%d heavy: work %llu above the bound %llu", heavy,
+                      (unsigned long long)t->work, (unsigned long long)WORK_BOUND);
+        for (uint32_t r = 0; r < ROWS; r++)
+            expect_row(t->rows[r].secondary != NONE, r);
+        director_table_free(t);
+        free(f);
+    }
+}
+END_TEST
+
 START_TEST(test_balance_goal_all_sizes)
 {
     static const size_t sizes[] = {16, 100, 255, 256, 257, 512, 700, 1000, 1024};
@@ -848,6 +959,7 @@ int main(void)
     tcase_add_test(tc, test_one_and_two_proxies);
     tcase_add_test(tc, test_weights_proportional);
     tcase_add_test(tc, test_extreme_weights_terminate);
+    tcase_add_test(tc, test_work_bounded_unequal_weights);
     tcase_add_test(tc, test_balance_goal_all_sizes);
     tcase_add_test(tc, test_load_factor_option);
     tcase_add_test(tc, test_validation);
