@@ -1,5 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-#include "http_server.h"
+/*
+ * http_server: the connection side of the metrics/health/Slack HTTP
+ * server - listener, admission at the connection cap (the quietest
+ * connection is evicted), header/request/idle timers, reading one request
+ * at a time and writing its answer. Parsing, routing and the response
+ * helpers are in http_message.c; both share http_internal.h.
+ */
+#include "http_internal.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -18,191 +25,8 @@
 #include "log.h"
 #include "metrics.h"
 
-#define DEFAULT_MAX_REQUEST    (1u << 20)
-#define DEFAULT_HEADER_TIMEOUT 5000
-#define DEFAULT_READ_TIMEOUT   10000
-#define DEFAULT_IDLE_TIMEOUT   60000
-#define DEFAULT_MAX_CONNS      256
-#define MAX_HEADERS            HTTP_SERVER_MAX_HEADERS
-#define READ_CHUNK             HTTP_SERVER_READ_CHUNK
-#define SHED_LOG_INTERVAL_MS   10000
-
-#define CT_TEXT    "text/plain; charset=utf-8"
-#define CT_METRICS "text/plain; version=0.0.4; charset=utf-8"
-
-/* Why a connection was closed by the server (metric label). */
-enum shed_reason {
-    SHED_EVICTED,         /* quietest connection closed at the cap */
-    SHED_REFUSED,         /* new connection closed at the cap: all busy */
-    SHED_HEADER_TIMEOUT,  /* no complete request head in time */
-    SHED_REQUEST_TIMEOUT, /* body (or a deferred answer) not done in time */
-    SHED_IDLE_TIMEOUT,    /* kept-alive and quiet */
-    HTTP_SHED_REASONS
-};
-
 static const char *const shed_names[HTTP_SHED_REASONS] = {"evicted", "refused", "header_timeout",
                                                           "request_timeout", "idle_timeout"};
-
-struct handler {
-    char *prefix;
-    size_t prefix_len;
-    http_handler_fn fn;
-    void *arg;
-};
-
-struct header {
-    char *name;
-    char *value;
-};
-
-struct conn {
-    struct conn *next, *prev;
-    struct http_server *srv;
-    uv_tcp_t tcp;
-    uv_timer_t timer;
-    http_parser parser;
-    char peer[INET6_ADDRSTRLEN + 8];
-
-    /* the request being parsed */
-    char *url;
-    size_t url_len;
-    struct header headers[MAX_HEADERS];
-    size_t nheaders;
-    bool in_value; /* last header callback was a value */
-    char *body;
-    size_t body_len;
-    size_t req_bytes;
-    bool headers_done;
-    int reject_status; /* set by a callback that aborts parsing */
-
-    /* Bytes read but not parsed yet: parsing stops after each request
-     * until its answer has left our write queue, so a client pipelining
-     * requests without reading the answers holds at most one read chunk
-     * and one answer here (see http_server.h). */
-    char *in;
-    size_t in_off, in_len;
-    uint64_t last_active; /* loop time of accept or of the last complete request */
-    /* Line endings of the request head, checked before the parser sees
-     * the bytes (http-parser alone accepts a bare LF): */
-    bool body_next;    /* head of this request seen to its blank line */
-    bool head_cr;      /* last head byte was CR */
-    size_t head_line;  /* bytes in the current head line */
-    size_t head_lines; /* non-empty head lines so far */
-
-    bool close_after_write;
-    bool reading;                 /* uv_read_start is in effect */
-    int timer_kind;               /* enum conn_timer of the armed timer */
-    struct http_pending *pending; /* a deferred response is owed */
-    bool defer_requested;         /* set by http_response_defer during dispatch */
-    bool closing;
-    int handles_open;
-};
-
-struct http_server {
-    uv_loop_t *loop;
-    uv_tcp_t listener;
-    struct metrics_registry *metrics;
-    size_t max_request;
-    uint64_t read_timeout_ms;
-    uint64_t idle_timeout_ms;
-    uint64_t header_timeout_ms;
-    unsigned max_conns;
-    unsigned live_conns; /* open and not closing */
-    int port;
-    char listen[128];
-
-    bool ready;
-    char *not_ready_reason;
-
-    struct handler *handlers;
-    size_t nhandlers;
-
-    struct conn *conns;
-    unsigned nconns;
-    bool closing;
-
-    /* connections closed at the cap (evicted, refused) or by a timeout:
-     * counted per reason, logged as a summary at most every 10 s */
-    struct log_ratelimit shed_log, accept_log;
-    uint64_t shed_since_log[HTTP_SHED_REASONS];
-};
-
-/* Outlives its connection: the handler's owner completes it later. */
-struct http_pending {
-    struct conn *conn; /* NULL once the connection is gone */
-    bool head;
-};
-
-struct write_req {
-    uv_write_t req;
-    struct conn *conn;
-    char *buf;
-};
-
-/* ---- responses ------------------------------------------------------- */
-
-int http_response_set_body(struct http_response *resp, const void *data, size_t len)
-{
-    char *b = malloc(len + 1);
-
-    if (!b)
-        return -ENOMEM;
-    if (len)
-        memcpy(b, data, len);
-    b[len] = '\0';
-    free(resp->body);
-    resp->body = b;
-    resp->body_len = len;
-    return 0;
-}
-
-int http_response_printf(struct http_response *resp, const char *fmt, ...)
-{
-    char *b = NULL;
-    va_list ap;
-    int n;
-
-    va_start(ap, fmt);
-    n = vasprintf(&b, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return -ENOMEM;
-    free(resp->body);
-    resp->body = b;
-    resp->body_len = (size_t)n;
-    return 0;
-}
-
-int http_response_add_header(struct http_response *resp, const char *name, const char *value)
-{
-    size_t old = resp->headers ? strlen(resp->headers) : 0;
-    char *h;
-
-    if (!name || !*name || !value || strpbrk(value, "\r\n"))
-        return -EINVAL;
-    for (const char *p = name; *p; p++) /* RFC 9110 token characters */
-        if (!isalnum((unsigned char)*p) && !strchr("!#$%&'*+-.^_`|~", *p))
-            return -EINVAL;
-    if (!strcasecmp(name, "Content-Type") || !strcasecmp(name, "Content-Length") ||
-        !strcasecmp(name, "Connection") || !strcasecmp(name, "Transfer-Encoding"))
-        return -EINVAL;
-    h = realloc(resp->headers, old + strlen(name) + strlen(value) + 5);
-    if (!h)
-        return -ENOMEM;
-    sprintf(h + old, "%s: %s\r\n", name, value);
-    resp->headers = h;
-    return 0;
-}
-
-const char *http_request_header(const struct http_request *req, const char *name)
-{
-    const struct conn *c = req->priv;
-
-    for (size_t i = 0; c && i < c->nheaders; i++)
-        if (c->headers[i].name && strcasecmp(c->headers[i].name, name) == 0)
-            return c->headers[i].value ? c->headers[i].value : "";
-    return NULL;
-}
 
 /* ---- connection life cycle ------------------------------------------- */
 
@@ -210,7 +34,7 @@ static void server_maybe_free(struct http_server *srv);
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 
-static void conn_reset_request(struct conn *c)
+void http_conn_reset_request(struct conn *c)
 {
     free(c->url);
     c->url = NULL;
@@ -240,7 +64,7 @@ static void conn_handle_closed(uv_handle_t *h)
         return;
     if (c->pending)
         c->pending->conn = NULL;
-    conn_reset_request(c);
+    http_conn_reset_request(c);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -296,12 +120,6 @@ static void count_shed(struct http_server *srv, enum shed_reason why)
     srv->shed_since_log[SHED_EVICTED] = srv->shed_since_log[SHED_REFUSED] = 0;
 }
 
-enum conn_timer {
-    TIMER_HEADER,
-    TIMER_REQUEST,
-    TIMER_IDLE,
-};
-
 static void on_timeout(uv_timer_t *t)
 {
     struct conn *c = t->data;
@@ -317,7 +135,7 @@ static void on_timeout(uv_timer_t *t)
     conn_close(c);
 }
 
-static void arm_timer(struct conn *c, enum conn_timer kind)
+void http_conn_arm_timer(struct conn *c, enum conn_timer kind)
 {
     const struct http_server *srv = c->srv;
     uint64_t ms = kind == TIMER_HEADER    ? srv->header_timeout_ms
@@ -340,7 +158,7 @@ static bool answer_outstanding(struct conn *c)
 
 /* Read from the socket exactly when there is nothing buffered to parse,
  * no answer outstanding and the connection is to stay open. */
-static void conn_update_reading(struct conn *c)
+void http_conn_update_reading(struct conn *c)
 {
     bool want = !c->closing && !c->close_after_write && !c->in && !answer_outstanding(c);
 
@@ -356,7 +174,7 @@ static void conn_update_reading(struct conn *c)
     }
 }
 
-static void on_written(uv_write_t *req, int status)
+void http_conn_on_written(uv_write_t *req, int status)
 {
     struct write_req *w = (struct write_req *)req;
     struct conn *c = w->conn;
@@ -399,8 +217,8 @@ static const char *reason_phrase(int status)
 }
 
 /* Queue one response. head_only: HEAD request, send headers only. */
-static void send_response(struct conn *c, int status, const char *ctype, const char *body,
-                          size_t body_len, bool head_only, bool keep_alive, const char *extra)
+void http_conn_send_response(struct conn *c, int status, const char *ctype, const char *body,
+                             size_t body_len, bool head_only, bool keep_alive, const char *extra)
 {
     struct write_req *w = NULL;
     char *head = NULL;
@@ -435,7 +253,7 @@ static void send_response(struct conn *c, int status, const char *ctype, const c
     if (!keep_alive)
         c->close_after_write = true;
     count_response(c->srv, status);
-    int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, on_written);
+    int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, http_conn_on_written);
     if (rc < 0) {
         free(w->buf);
         free(w);
@@ -445,346 +263,14 @@ static void send_response(struct conn *c, int status, const char *ctype, const c
     /* Until the client has taken this response, read nothing more from
      * it: one that pipelines requests without reading the answers stalls
      * itself (and meets the idle timeout) instead of growing our queue. */
-    conn_update_reading(c);
+    http_conn_update_reading(c);
 }
 
-static void send_error_and_close(struct conn *c, int status, const char *text)
+void http_conn_send_error(struct conn *c, int status, const char *text)
 {
-    send_response(c, status, CT_TEXT, text, strlen(text), false, false, NULL);
-    conn_update_reading(c);
+    http_conn_send_response(c, status, CT_TEXT, text, strlen(text), false, false, NULL);
+    http_conn_update_reading(c);
 }
-
-/* ---- deferred responses ------------------------------------------------ */
-
-struct http_pending *http_response_defer(const struct http_request *req)
-{
-    struct conn *c = (struct conn *)req->priv;
-    struct http_pending *p;
-
-    if (!c || c->pending)
-        return NULL; /* not inside a handler, or deferred twice */
-    p = calloc(1, sizeof(*p));
-    if (!p)
-        return NULL;
-    p->conn = c;
-    c->pending = p;
-    c->defer_requested = true;
-    return p;
-}
-
-void http_request_complete(struct http_pending *p, struct http_response *resp)
-{
-    struct conn *c = p ? p->conn : NULL;
-
-    if (c && !c->closing) {
-        int status = resp->status < 200 || resp->status > 599 ? 500 : resp->status;
-        c->pending = NULL;
-        send_response(c, status, resp->content_type ? resp->content_type : CT_TEXT,
-                      resp->body ? resp->body : "", resp->body_len, p->head, false, resp->headers);
-        if (!c->closing)
-            arm_timer(c, TIMER_IDLE);
-    } else if (c) {
-        c->pending = NULL;
-    }
-    free(resp->body);
-    free(resp->headers);
-    resp->body = NULL;
-    resp->headers = NULL;
-    free(p);
-}
-
-/* ---- routing --------------------------------------------------------- */
-
-static const struct handler *find_handler(const struct http_server *srv, const char *path,
-                                          bool exact)
-{
-    const struct handler *best = NULL;
-
-    for (size_t i = 0; i < srv->nhandlers; i++) {
-        const struct handler *h = &srv->handlers[i];
-        if (exact ? strcmp(path, h->prefix) != 0 : strncmp(path, h->prefix, h->prefix_len) != 0)
-            continue;
-        if (!best || h->prefix_len > best->prefix_len)
-            best = h;
-    }
-    return best;
-}
-
-static bool is_builtin(const char *path)
-{
-    return !strcmp(path, "/metrics") || !strcmp(path, "/healthz") || !strcmp(path, "/readyz");
-}
-
-static void builtin(struct http_server *srv, const char *path, struct http_response *resp)
-{
-    if (!strcmp(path, "/healthz")) {
-        http_response_printf(resp, "ok\n");
-    } else if (!strcmp(path, "/readyz")) {
-        if (srv->ready) {
-            http_response_printf(resp, "ready\n");
-        } else {
-            resp->status = 503;
-            http_response_printf(resp, "%s\n",
-                                 srv->not_ready_reason ? srv->not_ready_reason : "not ready");
-        }
-    } else { /* /metrics */
-        char *text = NULL;
-        size_t len = 0;
-        int rc = srv->metrics ? metrics_render(srv->metrics, &text, &len) : 0;
-        if (rc < 0) {
-            resp->status = 500;
-            http_response_printf(resp, "metrics: rendering failed: %s\n", strerror(-rc));
-            log_warn("http: rendering /metrics failed: %s, answered 500", strerror(-rc));
-            return;
-        }
-        resp->content_type = CT_METRICS;
-        free(resp->body);
-        resp->body = text;
-        resp->body_len = len;
-    }
-}
-
-/* Split the request target into path and query (pointers into buf). */
-static int split_target(char *url, size_t len, char **path, char **query)
-{
-    struct http_parser_url u;
-
-    if (len > 0 && url[0] == '/') {
-        char *q = strchr(url, '?');
-        char *frag = strchr(url, '#');
-        if (frag)
-            *frag = '\0';
-        *path = url;
-        *query = "";
-        if (q) {
-            *q = '\0';
-            *query = q + 1;
-        }
-        return 0;
-    }
-    /* absolute-form ("http://host/path?q"): let http-parser take it apart */
-    http_parser_url_init(&u);
-    if (http_parser_parse_url(url, len, 0, &u) != 0 || !(u.field_set & (1 << UF_PATH)))
-        return -EINVAL;
-    char *p = url + u.field_data[UF_PATH].off;
-    p[u.field_data[UF_PATH].len] = '\0';
-    *path = p;
-    *query = "";
-    if (u.field_set & (1 << UF_QUERY)) {
-        char *q = url + u.field_data[UF_QUERY].off;
-        q[u.field_data[UF_QUERY].len] = '\0';
-        *query = q;
-    }
-    return 0;
-}
-
-static void dispatch(struct conn *c)
-{
-    struct http_server *srv = c->srv;
-    struct http_response resp = {.status = 200, .content_type = CT_TEXT};
-    const char *method = http_method_str((enum http_method)c->parser.method);
-    bool keep_alive = http_should_keep_alive(&c->parser) && !c->parser.upgrade && !srv->closing;
-    bool head = c->parser.method == HTTP_HEAD;
-    char *path, *query;
-
-    if (!c->url || split_target(c->url, c->url_len, &path, &query) < 0) {
-        send_error_and_close(c, 400, "bad request target\n");
-        return;
-    }
-    const struct handler *h = find_handler(srv, path, true);
-    if (!h && !is_builtin(path))
-        h = find_handler(srv, path, false);
-    if (h) {
-        struct http_request req = {
-            .method = method,
-            .path = path,
-            .query = query,
-            .body = c->body ? c->body : "",
-            .body_len = c->body_len,
-            .remote_addr = c->peer,
-            .priv = c,
-        };
-        h->fn(&req, &resp, h->arg);
-        if (c->defer_requested) {
-            /* The answer comes later through http_request_complete. Read
-             * nothing more (a pipelined request would overtake it) and
-             * close after that answer. The read timeout bounds the wait. */
-            c->defer_requested = false;
-            c->pending->head = head;
-            free(resp.body);
-            free(resp.headers);
-            conn_update_reading(c);
-            return;
-        }
-        if (resp.status < 200 || resp.status > 599)
-            resp.status = 500;
-        if (!resp.content_type)
-            resp.content_type = CT_TEXT;
-    } else if (is_builtin(path)) {
-        if (c->parser.method == HTTP_GET || head) {
-            builtin(srv, path, &resp);
-        } else {
-            resp.status = 405;
-            http_response_add_header(&resp, "Allow", "GET, HEAD");
-            http_response_printf(&resp, "method %s not allowed on %s\n", method, path);
-        }
-    } else {
-        resp.status = 404;
-        http_response_printf(&resp, "not found: %s\n", path);
-    }
-    send_response(c, resp.status, resp.content_type, resp.body ? resp.body : "", resp.body_len,
-                  head, keep_alive, resp.headers);
-    free(resp.body);
-    free(resp.headers);
-}
-
-/* ---- http-parser callbacks ------------------------------------------- */
-
-static int over_limit(struct conn *c, size_t more)
-{
-    c->req_bytes += more;
-    if (c->req_bytes <= c->srv->max_request)
-        return 0;
-    c->reject_status = c->headers_done ? 413 : 431;
-    return -1;
-}
-
-static int append(char **dst, size_t *len, const char *at, size_t n)
-{
-    char *p = realloc(*dst, *len + n + 1);
-    if (!p)
-        return -1;
-    memcpy(p + *len, at, n);
-    *len += n;
-    p[*len] = '\0';
-    *dst = p;
-    return 0;
-}
-
-static int on_message_begin(http_parser *p)
-{
-    struct conn *c = p->data;
-
-    conn_reset_request(c);
-    /* The head must arrive within the header timeout, however slowly its
-     * bytes trickle in; the body then gets the read timeout. */
-    arm_timer(c, TIMER_HEADER);
-    return 0;
-}
-
-static int on_url(http_parser *p, const char *at, size_t n)
-{
-    struct conn *c = p->data;
-
-    if (over_limit(c, n))
-        return -1;
-    return append(&c->url, &c->url_len, at, n);
-}
-
-static int on_header_field(http_parser *p, const char *at, size_t n)
-{
-    struct conn *c = p->data;
-    size_t len;
-
-    if (over_limit(c, n))
-        return -1;
-    if (c->in_value || c->nheaders == 0) {
-        if (c->nheaders == MAX_HEADERS) {
-            c->reject_status = 431;
-            return -1;
-        }
-        c->nheaders++;
-        c->in_value = false;
-    }
-    struct header *h = &c->headers[c->nheaders - 1];
-    len = h->name ? strlen(h->name) : 0;
-    return append(&h->name, &len, at, n);
-}
-
-static int on_header_value(http_parser *p, const char *at, size_t n)
-{
-    struct conn *c = p->data;
-    size_t len;
-
-    if (over_limit(c, n) || c->nheaders == 0)
-        return -1;
-    c->in_value = true;
-    struct header *h = &c->headers[c->nheaders - 1];
-    len = h->value ? strlen(h->value) : 0;
-    return append(&h->value, &len, at, n);
-}
-
-static int on_headers_complete(http_parser *p)
-{
-    struct conn *c = p->data;
-    struct http_request req = {.priv = c};
-
-    c->headers_done = true;
-    if (p->content_length != ULLONG_MAX && p->content_length > c->srv->max_request) {
-        c->reject_status = 413;
-        return -1;
-    }
-    arm_timer(c, TIMER_REQUEST);
-    const char *expect = http_request_header(&req, "Expect");
-    if (expect && strcasecmp(expect, "100-continue") == 0 && !c->closing) {
-        static char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-        struct write_req *w = calloc(1, sizeof(*w));
-        if (w && (w->buf = strdup(cont)) != NULL) {
-            uv_buf_t buf = uv_buf_init(w->buf, sizeof(cont) - 1);
-            w->conn = c;
-            if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, on_written) < 0) {
-                free(w->buf);
-                free(w);
-            }
-        } else {
-            free(w);
-        }
-    }
-    return 0;
-}
-
-static int on_body(http_parser *p, const char *at, size_t n)
-{
-    struct conn *c = p->data;
-
-    if (over_limit(c, n))
-        return -1;
-    return append(&c->body, &c->body_len, at, n);
-}
-
-static int on_message_complete(http_parser *p)
-{
-    struct conn *c = p->data;
-
-    c->last_active = uv_now(c->srv->loop);
-    c->body_next = false; /* the next bytes are a new head */
-    c->head_cr = false;
-    c->head_line = c->head_lines = 0;
-    dispatch(c);
-    conn_reset_request(c);
-    if (c->pending) {
-        arm_timer(c, TIMER_REQUEST);
-        return -1; /* stop parsing: nothing after a deferred request is read */
-    }
-    if (!c->closing)
-        arm_timer(c, TIMER_IDLE);
-    if (c->close_after_write)
-        return -1; /* stop parsing after a "close" response */
-    /* One request at a time: conn_parse_input goes on with the next
-     * pipelined one only once this answer has left the write queue. */
-    http_parser_pause(p, 1);
-    return 0;
-}
-
-static const http_parser_settings parser_settings = {
-    .on_message_begin = on_message_begin,
-    .on_url = on_url,
-    .on_header_field = on_header_field,
-    .on_header_value = on_header_value,
-    .on_headers_complete = on_headers_complete,
-    .on_body = on_body,
-    .on_message_complete = on_message_complete,
-};
 
 /* ---- socket I/O -------------------------------------------------------- */
 
@@ -833,10 +319,10 @@ static void conn_parse_input(struct conn *c)
         if (check_head_line_endings(c, c->in + c->in_off, n) < 0) {
             log_debug("http: rejecting request from %s: 400 (bare LF in the request head)",
                       c->peer);
-            send_error_and_close(c, 400, "bad request: request head lines must end in CRLF\n");
+            http_conn_send_error(c, 400, "bad request: request head lines must end in CRLF\n");
             break;
         }
-        size_t done = http_parser_execute(&c->parser, &parser_settings, c->in + c->in_off, n);
+        size_t done = http_parser_execute(&c->parser, &http_parser_callbacks, c->in + c->in_off, n);
         enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
 
         c->in_off += done;
@@ -860,7 +346,7 @@ static void conn_parse_input(struct conn *c)
                 status = 431;
             log_debug("http: rejecting request from %s: %d (%s)", c->peer, status,
                       http_errno_name(e));
-            send_error_and_close(c, status,
+            http_conn_send_error(c, status,
                                  status == 413   ? "request too large\n"
                                  : status == 431 ? "request headers too large\n"
                                                  : "bad request\n");
@@ -874,7 +360,7 @@ static void conn_parse_input(struct conn *c)
         c->in_off = c->in_len = 0;
     }
     if (!c->closing)
-        conn_update_reading(c);
+        http_conn_update_reading(c);
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
@@ -888,7 +374,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
          * expect the full response. */
         if (nread == UV_EOF && answer_outstanding(c) && !c->pending) {
             c->close_after_write = true;
-            conn_update_reading(c);
+            http_conn_update_reading(c);
         } else {
             conn_close(c);
         }
@@ -986,8 +472,8 @@ static void on_connection(uv_stream_t *listener, int status)
     uv_tcp_nodelay(&c->tcp, 1);
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
-    arm_timer(c, TIMER_HEADER); /* a connection that says nothing goes soon */
-    conn_update_reading(c);
+    http_conn_arm_timer(c, TIMER_HEADER); /* a connection that says nothing goes soon */
+    http_conn_update_reading(c);
 }
 
 /* ---- server -------------------------------------------------------------- */
