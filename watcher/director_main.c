@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "backoff.h"
@@ -53,9 +54,9 @@ struct dopts {
     int64_t wait_ms, verify_ms, consul_wait_ms;
     bool json;
     /* the front door (docs/frontdoor.md) */
-    char *bird_socket, *bird_include, *bird_bin, *frontdoor_state;
+    char *bird_socket, *bird_include, *bird_bin, *frontdoor_state, *host_name;
     int64_t frontdoor_interval_ms, frontdoor_rise, frontdoor_fall, frontdoor_drain_ms,
-        frontdoor_lease_ms;
+        frontdoor_lease_ms, frontdoor_half_life_ms;
 };
 
 static struct dopts dopt;
@@ -107,9 +108,15 @@ static const struct config_option doptions[] = {
                    "front door: good rounds before a withdrawn VIP is announced again"),
     CONFIG_OPT_INT("frontdoor-fall", &dopt.frontdoor_fall, "2", 1, 100,
                    "front door: bad rounds before an announced VIP is withdrawn"),
+    CONFIG_OPT_DURATION("frontdoor-flap-half-life", &dopt.frontdoor_half_life_ms, "30s",
+                        "front door: half-life of a VIP's flap penalty (1000 per change; held "
+                        "withdrawn above 2500 until below 1000)"),
     CONFIG_OPT_DURATION("frontdoor-drain-withdraw", &dopt.frontdoor_drain_ms, "10s",
                         "front door: graceful shutdown (65535:0) this long before a drained "
                         "host withdraws"),
+    CONFIG_OPT_STRING("host-name", &dopt.host_name, NULL,
+                      "front door: this host's name in frontdoor/hosts/<host> (drain); default "
+                      "the system's host name"),
     CONFIG_OPT_DURATION("frontdoor-lease", &dopt.frontdoor_lease_ms, "3s",
                         "frontdoor-guard: the daemon counts as dead when its state file is older"),
     CONFIG_OPT_END,
@@ -195,6 +202,8 @@ struct dw {
     /* front door */
     struct frontdoor_agent *frontdoor;
     uv_timer_t fd_timer;
+    struct consul_watch *fd_drain;
+    char *fd_drain_key;
     uint64_t gen_checksum; /* generation the last good apply put in force */
     bool applied_ok;
     char *pin_dir;
@@ -513,6 +522,9 @@ static void on_stop(void *arg, int signum)
     if (w->chealth)
         consul_watch_stop(w->chealth);
     w->chealth = NULL;
+    if (w->fd_drain)
+        consul_watch_stop(w->fd_drain);
+    w->fd_drain = NULL;
     consul_client_free(w->consul);
     w->consul = NULL;
     director_health_free(w->health);
@@ -628,8 +640,32 @@ static struct frontdoor_agent_opts frontdoor_opts(void)
         .state_file = dopt.frontdoor_state,
         .params = {.rise = (unsigned)dopt.frontdoor_rise,
                    .fall = (unsigned)dopt.frontdoor_fall,
-                   .drain_withdraw_ms = dopt.frontdoor_drain_ms},
+                   .drain_withdraw_ms = dopt.frontdoor_drain_ms,
+                   .flap_half_life_ms = dopt.frontdoor_half_life_ms},
     };
+}
+
+/* frontdoor/hosts/<host>: drained or not. A bad record keeps the last
+ * good state; no record is not drained. */
+static void on_drain_record(void *arg, struct consul_response *resp)
+{
+    struct dw *w = arg;
+    bool drained = false;
+    char err[256];
+
+    for (size_t i = 0; resp->kv && i < resp->kv->n; i++) {
+        const struct consul_kv *kv = &resp->kv->items[i];
+        if (strcmp(kv->key, w->fd_drain_key) != 0)
+            continue;
+        if (frontdoor_host_record_parse(kv->value ? (const char *)kv->value : "",
+                                        kv->value ? kv->value_len : 0, &drained, err,
+                                        sizeof(err)) < 0) {
+            metrics_counter_inc(w->m_bad);
+            log_warn("frontdoor: KV %s: %s; keeping the drain state as it was", kv->key, err);
+            return;
+        }
+    }
+    frontdoor_agent_set_drain(w->frontdoor, drained, mono_ms());
 }
 
 static int frontdoor_start(struct dw *w)
@@ -643,6 +679,23 @@ static int frontdoor_start(struct dw *w)
         log_error("frontdoor: cannot start: %s", strerror(-rc));
         return rc;
     }
+    char host[256] = "";
+    if (dopt.host_name && *dopt.host_name)
+        snprintf(host, sizeof(host), "%s", dopt.host_name);
+    else
+        gethostname(host, sizeof(host) - 1);
+    if (asprintf(&w->fd_drain_key, "%sfrontdoor/hosts/%s", dopt.consul.kv_prefix, host) < 0)
+        return -ENOMEM;
+    struct consul_watch_opts wo = {
+        .kind = CONSUL_WATCH_KV_PREFIX,
+        .target = w->fd_drain_key,
+        .wait_s = (unsigned)(dopt.consul_wait_ms / 1000),
+        .on_change = on_drain_record,
+        .arg = w,
+    };
+    if ((rc = consul_watch_start(w->consul, &wo, &w->fd_drain)) < 0)
+        log_warn("frontdoor: cannot watch %s: %s; drains of this host are not seen",
+                 w->fd_drain_key, strerror(-rc));
     uv_timer_init(w->loop, &w->fd_timer);
     w->fd_timer.data = w;
     uv_timer_start(&w->fd_timer, on_frontdoor, (uint64_t)dopt.frontdoor_interval_ms,
@@ -803,6 +856,7 @@ static int run(void)
     free(w.rows);
     metrics_registry_free(w.metrics);
     uv_loop_close(w.loop);
+    free(w.fd_drain_key);
     free(prefix);
     free(dir);
     return 0;
