@@ -96,7 +96,7 @@ static const struct config_option doptions[] = {
     CONFIG_OPT_STRING("bird-socket", &dopt.bird_socket, NULL,
                       "front door: BIRD 2 control socket; announce the VIPs through BIRD only "
                       "while this host serves them (empty = no front door)"),
-    CONFIG_OPT_STRING("bird-include", &dopt.bird_include, "/etc/bird/drover-vips.conf",
+    CONFIG_OPT_STRING("bird-include", &dopt.bird_include, "/etc/bird/drover/vips.conf",
                       "front door: the include file drover owns (bird.conf includes it)"),
     CONFIG_OPT_STRING("bird-bin", &dopt.bird_bin, "bird",
                       "front door: bird binary that checks the include (bird -p -c)"),
@@ -714,10 +714,13 @@ static int frontdoor_guard(void)
     char why[256], err[2048];
     bool acted = false;
 
-    if (!dopt.bird_socket || !*dopt.bird_socket || !dopt.dev || !*dopt.dev) {
-        fprintf(stderr, "drover-watcher director frontdoor-guard: --bird-socket and --dev are "
-                        "required\n");
+    if (!dopt.dev || !*dopt.dev) {
+        fprintf(stderr, "drover-watcher director frontdoor-guard: --dev is required\n");
         return 2;
+    }
+    if (!dopt.bird_socket || !*dopt.bird_socket) {
+        log_debug("frontdoor-guard: no --bird-socket: the front door is off, nothing to guard");
+        return 0;
     }
     bool serving = xdp_attached(why, sizeof(why));
     int rc = frontdoor_agent_guard(&o, dopt.frontdoor_lease_ms, serving, &acted, err, sizeof(err));

@@ -53,6 +53,8 @@ static int64_t wall_ms(void)
     return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
 }
 
+static void write_state(struct frontdoor_agent *a, bool stopped);
+
 static void collect(struct metrics_emitter *em, void *arg)
 {
     struct frontdoor_agent *a = arg;
@@ -127,6 +129,8 @@ void frontdoor_agent_free(struct frontdoor_agent *a)
 {
     if (!a)
         return;
+    if (a->state_file)
+        write_state(a, true);
     if (a->job)
         a->job->a = NULL; /* after_job frees it */
     frontdoor_free(a->fd);
@@ -222,7 +226,9 @@ static void start_job(struct frontdoor_agent *a)
     a->job = j;
 }
 
-static void write_state(struct frontdoor_agent *a)
+/* stopped: the lease ends now (refreshed 0), so the guard takes over at
+ * once instead of after --frontdoor-lease. */
+static void write_state(struct frontdoor_agent *a, bool stopped)
 {
     const struct frontdoor_vip_status *st;
     size_t n = frontdoor_list(a->fd, &st);
@@ -241,7 +247,8 @@ static void write_state(struct frontdoor_agent *a)
         if (v)
             json_array_append_new(vips, v);
     }
-    json_object_set_new(root, "refreshed_unix_ms", json_integer(now));
+    json_object_set_new(root, "refreshed_unix_ms", json_integer(stopped ? 0 : now));
+    json_object_set_new(root, "stopped", json_boolean(stopped));
     json_object_set_new(root, "drained", json_boolean(frontdoor_drained(a->fd)));
     json_object_set_new(root, "bird_in_sync", json_boolean(frontdoor_agent_in_sync(a)));
     json_object_set_new(root, "bird_error", json_string(a->last_error));
@@ -311,7 +318,7 @@ void frontdoor_agent_round(struct frontdoor_agent *a, const struct frontdoor_ver
             start_job(a);
     }
     if (a->state_file)
-        write_state(a);
+        write_state(a, false);
 }
 
 void frontdoor_agent_set_drain(struct frontdoor_agent *a, bool drained, int64_t now_ms)

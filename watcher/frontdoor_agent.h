@@ -41,7 +41,8 @@ struct frontdoor_agent;
 int frontdoor_agent_new(uv_loop_t *loop, const struct frontdoor_agent_opts *o,
                         struct metrics_registry *metrics, struct frontdoor_agent **out);
 /* Stop: waits for nothing (a job in flight finishes on its own and is then
- * freed); the routes stay as they are (see docs/frontdoor.md). */
+ * freed); the routes stay as they are (see docs/frontdoor.md), and the
+ * state file says "stopped" so the guard is in charge at once. */
 void frontdoor_agent_free(struct frontdoor_agent *a);
 
 /* One round of verdicts at now_ms (monotonic or wall, as long as it is one
