@@ -39,6 +39,7 @@
 #include "director_snapshot.h"
 #include "frontdoor_agent.h"
 #include "http_server.h"
+#include "kv_frontdoor.h"
 #include "log.h"
 #include "metrics.h"
 #include "sdnotify.h"
@@ -203,7 +204,10 @@ struct dw {
     struct frontdoor_agent *frontdoor;
     uv_timer_t fd_timer;
     struct consul_watch *fd_drain;
-    char *fd_drain_key;
+    char *fd_drain_key, *fd_status_key;
+    char *fd_published; /* last status put (without packets and time) */
+    int64_t fd_published_ms;
+    bool fd_put_busy;
     uint64_t gen_checksum; /* generation the last good apply put in force */
     bool applied_ok;
     char *pin_dir;
@@ -610,6 +614,69 @@ static bool director_serving(struct dw *w, char *why, size_t len)
     return true;
 }
 
+static void on_status_put(void *arg, struct consul_response *resp)
+{
+    struct dw *w = arg;
+    w->fd_put_busy = false;
+    if (resp->err) {
+        /* counted by the Consul client; the next round tries again */
+        log_debug("frontdoor: PUT %s: %s", w->fd_status_key, resp->errmsg);
+        free(w->fd_published);
+        w->fd_published = NULL;
+    }
+}
+
+/* R frontdoor/status/<host>: what this host announces and why, its table
+ * checksum (directors of a cluster must agree) and its packet counter
+ * (droverctl host drain --wait). Put when it changed, else every 2 s
+ * (the counter moves). */
+static void publish_status(struct dw *w)
+{
+    struct kv_frontdoor_status st = {0};
+    const struct frontdoor_vip_status *vs;
+    struct director_stat stats[DIRECTOR_STATS_MAX];
+    size_t n = frontdoor_agent_list(w->frontdoor, &vs), ns = DIRECTOR_STATS_MAX;
+    char updated[40];
+    int64_t now = (int64_t)time(NULL);
+
+    if (!w->consul || w->fd_put_busy || !w->fd_status_key)
+        return;
+    struct kv_frontdoor_vip *v = calloc(n + 1, sizeof(*v));
+    if (!v)
+        return;
+    for (size_t i = 0; i < n; i++)
+        v[i] = (struct kv_frontdoor_vip){.vip = (char *)vs[i].address,
+                                         .route = (char *)frontdoor_route_name(vs[i].route),
+                                         .reason = (char *)vs[i].reason};
+    st.cluster = dopt.cluster;
+    st.table_checksum = w->have_table ? w->checksum : "";
+    st.drained = frontdoor_agent_drained(w->frontdoor);
+    st.bird_in_sync = frontdoor_agent_in_sync(w->frontdoor);
+    st.vips = v;
+    st.n_vips = n;
+    char *same = kv_frontdoor_status_encode(&st);
+    if (director_stats_read_pinned(w->pin_dir, false, stats, &ns) == 0)
+        for (size_t i = 0; i < ns; i++)
+            if (!strcmp(stats[i].name, "encap_v4") || !strcmp(stats[i].name, "encap_v6"))
+                st.packets += stats[i].value;
+    timefmt_format_rfc3339(now, updated, sizeof(updated));
+    st.updated = updated;
+    char *value = kv_frontdoor_status_encode(&st);
+    free(v);
+    bool changed = !w->fd_published || !same || strcmp(same, w->fd_published) != 0;
+    if (value && same && (changed || mono_ms() - w->fd_published_ms >= 2000) &&
+        consul_kv_put(w->consul, w->fd_status_key, value, strlen(value), NULL, on_status_put, w) ==
+            0) {
+        w->fd_put_busy = true;
+        w->fd_published_ms = mono_ms();
+        free(w->fd_published);
+        w->fd_published = same;
+        same = NULL;
+    }
+    free(same);
+    free(value);
+}
+
 static void on_frontdoor(uv_timer_t *t)
 {
     struct dw *w = t->data;
@@ -629,6 +696,7 @@ static void on_frontdoor(uv_timer_t *t)
             .address = w->in->vips[i].address, .ok = ok, .reason = ok ? NULL : why};
     frontdoor_agent_round(w->frontdoor, v, n, mono_ms());
     free(v);
+    publish_status(w);
 }
 
 static struct frontdoor_agent_opts frontdoor_opts(void)
@@ -650,6 +718,7 @@ static struct frontdoor_agent_opts frontdoor_opts(void)
 static void on_drain_record(void *arg, struct consul_response *resp)
 {
     struct dw *w = arg;
+    struct kv_frontdoor_host rec;
     bool drained = false;
     char err[256];
 
@@ -657,13 +726,14 @@ static void on_drain_record(void *arg, struct consul_response *resp)
         const struct consul_kv *kv = &resp->kv->items[i];
         if (strcmp(kv->key, w->fd_drain_key) != 0)
             continue;
-        if (frontdoor_host_record_parse(kv->value ? (const char *)kv->value : "",
-                                        kv->value ? kv->value_len : 0, &drained, err,
-                                        sizeof(err)) < 0) {
+        if (kv_frontdoor_host_decode(kv->value ? (const char *)kv->value : "",
+                                     kv->value ? kv->value_len : 0, &rec, err, sizeof(err)) < 0) {
             metrics_counter_inc(w->m_bad);
             log_warn("frontdoor: KV %s: %s; keeping the drain state as it was", kv->key, err);
             return;
         }
+        drained = rec.drained;
+        kv_frontdoor_host_clear(&rec);
     }
     frontdoor_agent_set_drain(w->frontdoor, drained, mono_ms());
 }
@@ -684,7 +754,8 @@ static int frontdoor_start(struct dw *w)
         snprintf(host, sizeof(host), "%s", dopt.host_name);
     else
         gethostname(host, sizeof(host) - 1);
-    if (asprintf(&w->fd_drain_key, "%sfrontdoor/hosts/%s", dopt.consul.kv_prefix, host) < 0)
+    if (asprintf(&w->fd_drain_key, "%s" KV_FRONTDOOR_HOSTS "%s", dopt.consul.kv_prefix, host) < 0 ||
+        asprintf(&w->fd_status_key, "%s" KV_FRONTDOOR_STATUS "%s", dopt.consul.kv_prefix, host) < 0)
         return -ENOMEM;
     struct consul_watch_opts wo = {
         .kind = CONSUL_WATCH_KV_PREFIX,
@@ -860,6 +931,8 @@ static int run(void)
     metrics_registry_free(w.metrics);
     uv_loop_close(w.loop);
     free(w.fd_drain_key);
+    free(w.fd_status_key);
+    free(w.fd_published);
     free(prefix);
     free(dir);
     return 0;

@@ -3,13 +3,9 @@
 #include "frontdoor.h"
 
 #include <errno.h>
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "errmsg.h"
-#include "json_util.h"
 
 #define REASON_MAX  160
 #define ADDRESS_MAX 64
@@ -291,26 +287,4 @@ size_t frontdoor_list(struct frontdoor *f, const struct frontdoor_vip_status **o
     }
     *out = m->status;
     return f->n;
-}
-
-int frontdoor_host_record_parse(const char *json, size_t len, bool *drained, char *err,
-                                size_t errlen)
-{
-    json_t *root = NULL;
-    bool d = false;
-    int rc = json_from_buffer(json, len, "frontdoor host record", &root, err, errlen);
-
-    if (rc < 0)
-        return -EBADMSG;
-    if (!json_is_object(root)) {
-        errmsg_set(err, errlen, "frontdoor host record: not a JSON object");
-        rc = -EBADMSG;
-    } else if (json_get_bool(root, "frontdoor host record", "drained", &d, true, err, errlen) < 0) {
-        rc = -EBADMSG;
-    } else {
-        *drained = d;
-        rc = 0;
-    }
-    json_decref(root);
-    return rc;
 }

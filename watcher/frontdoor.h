@@ -90,11 +90,4 @@ size_t frontdoor_list(struct frontdoor *f, const struct frontdoor_vip_status **o
 
 const char *frontdoor_route_name(enum frontdoor_route r);
 
-/* KV record drover/v1/frontdoor/hosts/<host> (docs/kv-schema.md; written by
- * droverctl host drain/undrain): {"drained": bool, "author": text,
- * "reason": text, "since": RFC 3339}. Only "drained" is required. 0 with
- * *drained, or -EBADMSG with err naming what is wrong. */
-int frontdoor_host_record_parse(const char *json, size_t len, bool *drained, char *err,
-                                size_t errlen);
-
 #endif

@@ -343,6 +343,16 @@ bool frontdoor_agent_in_sync(const struct frontdoor_agent *a)
     return a->wanted && a->installed && !a->failing && strcmp(a->wanted, a->installed) == 0;
 }
 
+bool frontdoor_agent_drained(const struct frontdoor_agent *a)
+{
+    return frontdoor_drained(a->fd);
+}
+
+size_t frontdoor_agent_list(struct frontdoor_agent *a, const struct frontdoor_vip_status **out)
+{
+    return frontdoor_list(a->fd, out);
+}
+
 int frontdoor_agent_state_time(const char *state_file, int64_t *refreshed_unix_ms)
 {
     json_t *root = NULL;

@@ -55,6 +55,9 @@ void frontdoor_agent_set_drain(struct frontdoor_agent *a, bool drained, int64_t 
  * was decided. */
 size_t frontdoor_agent_announced(struct frontdoor_agent *a);
 bool frontdoor_agent_in_sync(const struct frontdoor_agent *a);
+bool frontdoor_agent_drained(const struct frontdoor_agent *a);
+/* Every VIP's status (frontdoor_list); valid until the next call into a. */
+size_t frontdoor_agent_list(struct frontdoor_agent *a, const struct frontdoor_vip_status **out);
 
 /* The guard, for a host whose daemon may be dead: when state_file was
  * refreshed within lease_ms, the daemon is in charge (0, *acted false).

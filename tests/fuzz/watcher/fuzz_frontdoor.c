@@ -2,7 +2,7 @@
 /*
  * Fuzz target for the front door's outside input: BIRD's control-socket
  * replies (frontdoor_bird_parse) and the KV drain record
- * (frontdoor_host_record_parse); the first byte picks which. A reply is
+ * and status records (kv_frontdoor); the first byte picks which. A reply is
  * complete only with a consumed length inside the input, and its text never
  * holds a control byte (it goes into one log line).
  */
@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "frontdoor.h"
+#include "kv_frontdoor.h"
 #include "frontdoor_bird.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -22,9 +22,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t len = size - 1;
 
     if (data[0] & 1) {
-        bool drained;
+        struct kv_frontdoor_host h;
+        struct kv_frontdoor_status st;
         char err[256];
-        (void)frontdoor_host_record_parse(in, len, &drained, err, sizeof(err));
+        if (kv_frontdoor_host_decode(in, len, &h, err, sizeof(err)) == 0)
+            kv_frontdoor_host_clear(&h);
+        if (kv_frontdoor_status_decode(in, len, &st, err, sizeof(err)) == 0) {
+            /* what decodes encodes, and decodes again to the same */
+            char *again = kv_frontdoor_status_encode(&st);
+            struct kv_frontdoor_status st2;
+            if (again &&
+                kv_frontdoor_status_decode(again, strlen(again), &st2, err, sizeof(err)) < 0)
+                abort();
+            if (again)
+                kv_frontdoor_status_clear(&st2);
+            free(again);
+            kv_frontdoor_status_clear(&st);
+        }
         return 0;
     }
     struct frontdoor_bird_reply r;

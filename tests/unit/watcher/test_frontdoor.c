@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* frontdoor: announcement decisions rule by rule (fake clock), the BIRD
- * include file, BIRD's control-socket replies, the drain record. */
+ * include file, BIRD's control-socket replies. */
 #include <check.h>
+#include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -241,24 +242,6 @@ START_TEST(test_command_missing_socket)
 }
 END_TEST
 
-START_TEST(test_host_record)
-{
-    bool d = false;
-    char err[256];
-    const char *on = "{\"drained\":true,\"author\":\"ops\",\"reason\":\"upgrade\"}";
-    ck_assert_int_eq(frontdoor_host_record_parse(on, strlen(on), &d, err, sizeof(err)), 0);
-    ck_assert(d);
-    ck_assert_int_eq(frontdoor_host_record_parse("{\"drained\":false}", 17, &d, err, sizeof(err)),
-                     0);
-    ck_assert(!d);
-    ck_assert_int_eq(frontdoor_host_record_parse("{}", 2, &d, err, sizeof(err)), -EBADMSG);
-    ck_assert_int_eq(frontdoor_host_record_parse("[1]", 3, &d, err, sizeof(err)), -EBADMSG);
-    ck_assert_int_eq(frontdoor_host_record_parse("{\"drained\":1}", 13, &d, err, sizeof(err)),
-                     -EBADMSG);
-    ck_assert_int_eq(frontdoor_host_record_parse("", 0, &d, err, sizeof(err)), -EBADMSG);
-}
-END_TEST
-
 static Suite *suite(void)
 {
     Suite *s = suite_create("frontdoor");
@@ -274,7 +257,6 @@ static Suite *suite(void)
     tcase_add_loop_test(tc, test_parse_reply, 0, (int)(sizeof(replies) / sizeof(replies[0])));
     tcase_add_test(tc, test_failed_codes);
     tcase_add_test(tc, test_command_missing_socket);
-    tcase_add_test(tc, test_host_record);
     suite_add_tcase(s, tc);
     return s;
 }
