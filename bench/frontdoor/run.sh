@@ -24,13 +24,13 @@ trap 'rm -f "$log" "$out"' EXIT
 if [ ! -f "$build/CMakeCache.txt" ]; then
     cmake --preset release >"$log" 2>&1 || { cat "$log"; exit 1; }
 fi
-cmake --build "$build" --target drover-watcher drover-director e2e_frontdoor_deps -j "$(nproc)" \
+cmake --build "$build" --target drover-watcher drover-director droverctl e2e_frontdoor_deps -j "$(nproc)" \
     >"$log" 2>&1 || { cat "$log"; exit 1; }
 xdp_pass=$(find "$build/tests/e2e/frontdoor" -name '*xdp_pass*.bpf.o' | head -n 1)
 echo "method: tests/e2e/frontdoor/run.sh scenario; 2 directors (XDP) + BIRD 2 router (ECMP, L4 hash),"
 echo "        8 long-lived connections (a line every 50 ms) + 50 new connections/s; $(nproc) CPUs"
 FRONTDOOR_BENCH=$out tests/e2e/frontdoor/run.sh "$build/watcher/drover-watcher" \
-    "$build/xdp-lb/drover-director" "$xdp_pass" tests/lib/consul-dev.sh >"$log" 2>&1 ||
+    "$build/xdp-lb/drover-director" "$xdp_pass" tests/lib/consul-dev.sh "$build/ctl/droverctl" >"$log" 2>&1 ||
     { tail -n 60 "$log"; exit 1; }
 grep -E '^[0-9]:' "$log"
 cat "$out"

@@ -14,8 +14,9 @@
 # With long-lived connections and an open-loop load through the VIP:
 #  1. both directors announce; the router's route has two nexthops; flows
 #     spread over both (director counters).
-#  2. drain dir1 (KV frontdoor/hosts/dir1): graceful shutdown, withdraw,
-#     its packet counters stop; 0 failed, 0 broken; undrain.
+#  2. `droverctl host drain dir1 --wait`: graceful shutdown, withdraw, its
+#     packet counter stops (droverctl reports it); 0 failed, 0 broken;
+#     `droverctl status` shows it; `droverctl host undrain dir1`.
 #  3. detach dir1's XDP: withdrawn within the fall time (failures only in
 #     that window, reported); attach again: announced after rise.
 #  4. kill -9 dir1's watcher with XDP attached: the route stays and traffic
@@ -25,12 +26,13 @@
 #     announced again.
 # FRONTDOOR_BENCH=FILE: the figures as BENCH lines into FILE.
 #
-# usage: run.sh drover-watcher drover-director xdp_pass.bpf.o consul-dev.sh
+# usage: run.sh drover-watcher drover-director xdp_pass.bpf.o consul-dev.sh droverctl
 set -euo pipefail
-WATCHER=${1:?usage: run.sh drover-watcher drover-director xdp_pass.bpf.o consul-dev.sh}
+WATCHER=${1:?usage: run.sh drover-watcher drover-director xdp_pass.bpf.o consul-dev.sh droverctl}
 DIRECTOR=${2:?}
 XDP_PASS=${3:?}
 CONSUL_DEV=${4:?}
+DROVERCTL=${5:?}
 HERE=$(cd "$(dirname "$0")" && pwd)
 E2E=$HERE/../director
 . "$HERE/../../lib/director_netns.sh"
@@ -181,7 +183,7 @@ kvput() { # key json
     nsx "$RT" curl -sf --max-time 5 -X PUT --data "$2" "http://127.0.0.1:$CPORT/v1/kv/$ROOT$1" |
         grep -q true || fail "KV PUT $1 failed"
 }
-kvdel() { nsx "$RT" curl -sf --max-time 5 -X DELETE "http://127.0.0.1:$CPORT/v1/kv/$ROOT$1" >/dev/null; }
+ctl() { nsx "$RT" "$DROVERCTL" --consul-addr "http://127.0.0.1:$CPORT" --author e2e "$@"; }
 kvput "director/$CLUSTER/config" "{\"hash_key\":\"$key\"}"
 kvput "director/$CLUSTER/vips/web" "{\"address\":\"$VIP\",\"ports\":[$PORT],\"protocol\":\"tcp\"}"
 for i in 1 2; do
@@ -262,7 +264,8 @@ phase_broken() { echo $(($(count broken) - B0)); }
 
 # ---- 2. drain dir1 ----
 phase_start
-kvput frontdoor/hosts/dir1 '{"drained":true,"author":"e2e","reason":"upgrade"}'
+ctl host drain dir1 --reason upgrade --wait 30s >"$TMP/drain.out" 2>&1 &
+CTLPID=$!
 t=$(wait_nexthops 1 10 "dir1's graceful shutdown to take it out of the multipath route")
 echo "2: drain: graceful shutdown moved the route to $(via)after $t ms"
 grep -q "graceful-shutdown" "$TMP/$D1/watcher.log" || fail "no graceful-shutdown in dir1's log"
@@ -272,16 +275,25 @@ while birdc -s "$TMP/$D1/bird.ctl" show route protocol drover_vips | grep -q "$V
     [ $SECONDS -lt $deadline ] || fail "dir1 did not withdraw after the drain time"
     sleep 0.05
 done
+wait "$CTLPID" || fail "droverctl host drain failed: $(cat "$TMP/drain.out")"
+grep -q "can be worked on" "$TMP/drain.out" || fail "droverctl did not report dir1 idle: $(cat "$TMP/drain.out")"
 before=$(encap "$D1")
 sleep 1
 after=$(encap "$D1")
 [ "$after" = "$before" ] || fail "dir1 still forwards after its drain: encap $before -> $after"
+ctl status >"$TMP/status.out" 2>&1 || fail "droverctl status failed: $(cat "$TMP/status.out")"
+grep -q "dir1 (cluster $CLUSTER, table [0-9a-f]*, DRAINED): $VIP withdrawn" "$TMP/status.out" ||
+    fail "droverctl status does not show dir1 drained: $(cat "$TMP/status.out")"
+grep -q "dir2 (cluster $CLUSTER, table [0-9a-f]*): $VIP announced" "$TMP/status.out" ||
+    fail "droverctl status does not show dir2 announcing: $(cat "$TMP/status.out")"
+if grep -q "ALERT" "$TMP/status.out"; then fail "directors disagree: $(cat "$TMP/status.out")"; fi
 drain_failed=$(phase_failed) drain_broken=$(phase_broken)
 echo "2: drained: dir1 withdrawn, packet counter still ($after); failed $drain_failed, broken $drain_broken"
 [ "$drain_failed" -eq 0 ] && [ "$drain_broken" -eq 0 ] ||
     fail "drain lost traffic: $(cat "$TMP/load/counts")"
-kvdel frontdoor/hosts/dir1
+ctl host undrain dir1 >/dev/null
 wait_nexthops 2 15 "dir1 announced again after undrain" >/dev/null
+ctl history | grep -q "e2e (cli) host-drain frontdoor/hosts/dir1" || fail "drain not audited"
 echo "2: undrained: two nexthops again"
 
 # ---- 3. detach dir1's XDP ----
@@ -309,12 +321,14 @@ sleep 3 # well past the lease (1 s) and several guard runs
 [ "$(nexthops)" = 2 ] || fail "the route went away with the watcher although XDP still forwards"
 crash_failed=$(phase_failed)
 [ "$crash_failed" -eq 0 ] || fail "dead watcher with XDP attached lost traffic: $(cat "$TMP/load/counts")"
+phase_start
 t0=$(now_ms)
 detach "$D1"
 wait_nexthops 1 10 "the guard to withdraw dir1 after XDP went away with the watcher dead" >/dev/null
 guard_ms=$(($(now_ms) - t0))
 grep -q "every VIP withdrawn" "$TMP/$D1/guard.log" || fail "guard did not log its withdrawal"
-echo "4: watcher killed: route stayed ($crash_failed failed); XDP detached: the guard withdrew after $guard_ms ms"
+sleep 2.5
+echo "4: watcher killed: route stayed ($crash_failed failed); XDP detached: the guard withdrew after $guard_ms ms ($(phase_failed) failed, $(phase_broken) broken in that window)"
 attach "$D1" 2 td1
 start_watcher "$D1" 2 dir1
 W1=$WPID
