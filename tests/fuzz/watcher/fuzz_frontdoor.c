@@ -2,7 +2,8 @@
 /*
  * Fuzz target for the front door's outside input: BIRD's control-socket
  * replies (frontdoor_bird_parse) and the KV drain record
- * and status records (kv_frontdoor); the first byte picks which. A reply is
+ * and status records (kv_frontdoor), and an anycast host's HAProxy config +
+ * `show stat` (frontdoor_anycast); the first byte picks which. A reply is
  * complete only with a consumed length inside the input, and its text never
  * holds a control byte (it goes into one log line).
  */
@@ -11,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "frontdoor_anycast.h"
 #include "kv_frontdoor.h"
 #include "frontdoor_bird.h"
 
@@ -21,6 +23,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *in = (const char *)data + 1;
     size_t len = size - 1;
 
+    if (data[0] & 2) {
+        /* a service's config and its HAProxy's `show stat`, split at the
+         * first NUL */
+        const char *nul = memchr(in, '\0', len);
+        size_t clen = nul ? (size_t)(nul - in) : len;
+        struct frontdoor_anycast *a = NULL;
+        const struct frontdoor_verdict *v;
+        size_t n;
+        if (frontdoor_anycast_new(&a) < 0)
+            return 0;
+        if (frontdoor_anycast_add_service(a, "s", in, clen, nul ? nul + 1 : NULL,
+                                          nul ? len - clen - 1 : 0) == 0 &&
+            frontdoor_anycast_verdicts(a, &v, &n) == 0)
+            for (size_t i = 0; i < n; i++)
+                if (!v[i].address || (!v[i].ok && !v[i].reason))
+                    abort();
+        frontdoor_anycast_free(a);
+        return 0;
+    }
     if (data[0] & 1) {
         struct kv_frontdoor_host h;
         struct kv_frontdoor_status st;
