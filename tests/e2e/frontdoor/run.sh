@@ -195,7 +195,7 @@ start_watcher() { # ns index host-name -> pid in WPID
     ip netns exec "$1" "$WATCHER" director run --director-cluster $CLUSTER --dev eth0 \
         --pin-root "$TMP/bpffs/$1" --consul-addr "http://$NET.$2.1:$CPORT" \
         --director-snapshot-file "$TMP/$1/director.pb" --metrics-addr "" \
-        --health-interval 300ms --health-timeout 250ms --health-rise 2 --health-fall 2 \
+        --health-interval 500ms --health-timeout 1s --health-rise 2 --health-fall 3 \
         --verify-interval 1s --host-name "$3" \
         --bird-socket "$TMP/$1/bird.ctl" --bird-include "$TMP/$1/drover-vips.conf" \
         --frontdoor-state "$TMP/$1/frontdoor.json" --frontdoor-interval ${INTERVAL_MS}ms \
