@@ -110,6 +110,20 @@ static const struct kv_schema_field audit[] = {
     F("force", "boolean", false, false),
 };
 
+static const struct kv_schema_field frontdoor_host[] = {
+    F("drained", "boolean", true, true),
+    F("author", "string", false, false),
+    F("reason", "string", false, false),
+    F("since", "string", false, false),
+};
+
+static const struct kv_schema_field frontdoor_status[] = {
+    F("cluster", "string", false, true),  F("table_checksum", "string", false, true),
+    F("drained", "boolean", false, true), F("bird_in_sync", "boolean", false, true),
+    F("packets", "integer", false, true), F("updated", "string", false, true),
+    F("vips", "array", false, true),
+};
+
 #define R(nm, k, w, rd, ex, f)                                                                     \
     {                                                                                              \
         .name = nm, .key = k, .writer = w, .readers = rd, .example = ex, .fields = f,              \
@@ -181,6 +195,15 @@ const struct kv_schema_record kv_schema_records[] = {
       "\"author\":\"alice\",\"before\":null,\"reason\":\"disk swap\",\"source\":\"cli\","
       "\"target\":\"node/prod-a/node-a\",\"time\":\"2026-11-23T15:04:05Z\"}",
       audit),
+    R("frontdoor_host", "frontdoor/hosts/<host>", "droverctl", "drover-watcher",
+      "{\"author\":\"alice\",\"drained\":true,\"reason\":\"upgrade\",\"since\":"
+      "\"2026-11-23T15:04:05Z\"}",
+      frontdoor_host),
+    R("frontdoor_status", "frontdoor/status/<host>", "drover-watcher", "droverctl,operators",
+      "{\"bird_in_sync\":true,\"cluster\":\"dc1\",\"drained\":false,\"packets\":123456,"
+      "\"table_checksum\":\"5f1c0e0a9b2d4c71\",\"updated\":\"2026-11-23T15:04:05Z\",\"vips\":"
+      "[{\"reason\":\"serving\",\"route\":\"announced\",\"vip\":\"192.0.2.10\"}]}",
+      frontdoor_status),
     /* issue 15 defines the status records */
     {.name = "status", .key = "status/...", .reserved = "issue 15"},
 };

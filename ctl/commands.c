@@ -14,6 +14,8 @@
 #include "errmsg.h"
 #include "kv_audit.h"
 #include "kv_director.h"
+#include "kv_frontdoor.h"
+#include "kv_key.h"
 #include "kv_maint.h"
 #include "log.h"
 #include "timefmt.h"
@@ -598,6 +600,9 @@ static int exec_director(struct ctl_kv *kv, const struct ctl_settings *s,
     return fail_conflicts(res, key, attempts);
 }
 
+static void frontdoor_status(struct ctl_kv *kv, const struct ctl_settings *s, struct sbuf *b,
+                             json_t *out);
+
 /* ---- status and history ------------------------------------------------------------------ */
 
 static int cmp_maint(const void *a, const void *b)
@@ -687,7 +692,11 @@ static int exec_status(struct ctl_kv *kv, const struct ctl_settings *s,
     if (m.bad)
         sb_printf(&b, "(%zu bad KV entries skipped; see the log)\n", m.bad);
     ctl_model_clear(&m);
-    return succeed(res, sb_take(&b), json_pack("{s:b, s:o}", "ok", 1, "entries", entries));
+    json_t *fd = json_pack("{s:[], s:[]}", "hosts", "disagree");
+    if (!filter && fd)
+        frontdoor_status(kv, s, &b, fd);
+    return succeed(res, sb_take(&b),
+                   json_pack("{s:b, s:o, s:o*}", "ok", 1, "entries", entries, "frontdoor", fd));
 }
 
 static int cmp_kv_key(const void *a, const void *b)
@@ -739,6 +748,258 @@ static int exec_history(struct ctl_kv *kv, const struct ctl_settings *s,
     return succeed(res, sb_take(&b), json_pack("{s:b, s:o}", "ok", 1, "entries", arr));
 }
 
+/* ---- the front door: host drain/undrain ----------------------------------------------- */
+
+/* Read R frontdoor/status/<host>: 1 with *st, 0 when absent or bad. */
+static int host_status(struct ctl_kv *kv, const struct ctl_settings *s, const char *host,
+                       struct kv_frontdoor_status *st)
+{
+    char key[600], err[ERRLEN];
+    struct consul_kv_list *l = NULL;
+    int found = 0;
+
+    snprintf(key, sizeof(key), "%s" KV_FRONTDOOR_STATUS "%s", s->root, host);
+    if (ctl_kv_get(kv, key, &l, err, sizeof(err)) < 0 || !l)
+        return 0;
+    if (l->n && l->items[0].value &&
+        kv_frontdoor_status_decode((const char *)l->items[0].value, l->items[0].value_len, st, err,
+                                   sizeof(err)) == 0)
+        found = 1;
+    consul_kv_list_free(l);
+    return found;
+}
+
+static size_t announced_count(const struct kv_frontdoor_status *st)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < st->n_vips; i++)
+        n += strcmp(st->vips[i].route, "withdrawn") != 0;
+    return n;
+}
+
+/* Wait until host announces nothing and its packet counter stood still for
+ * two consecutive status updates; text says how it went. */
+static bool host_wait_idle(struct ctl_kv *kv, const struct ctl_settings *s, const char *host,
+                           int64_t wait_ms, struct sbuf *b)
+{
+    struct timespec t0, now;
+    uint64_t last = 0;
+    char last_updated[64] = "";
+    int still = 0;
+
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        struct kv_frontdoor_status st;
+        if (host_status(kv, s, host, &st)) {
+            bool fresh = st.updated && strcmp(st.updated, last_updated) != 0;
+            if (fresh) {
+                snprintf(last_updated, sizeof(last_updated), "%s", st.updated);
+                still = announced_count(&st) == 0 && st.packets == last ? still + 1 : 0;
+                last = st.packets;
+            }
+            kv_frontdoor_status_clear(&st);
+            if (still >= 2) {
+                sb_printf(b,
+                          "host %s: nothing announced, packet counter still at %llu: it can be "
+                          "worked on\n",
+                          host, (unsigned long long)last);
+                return true;
+            }
+        }
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        int64_t ms = (now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000;
+        if (ms >= wait_ms) {
+            sb_printf(b,
+                      "host %s: still busy after %lld ms (announcing, or packets moving: %llu); "
+                      "check its frontdoor status before working on it\n",
+                      host, (long long)wait_ms, (unsigned long long)last);
+            return false;
+        }
+        struct timespec pause = {0, 250 * 1000000L};
+        nanosleep(&pause, NULL);
+    }
+}
+
+static int exec_host(struct ctl_kv *kv, const struct ctl_settings *s, const struct ctl_command *cmd,
+                     int64_t now_ms, struct ctl_result *res)
+{
+    char err[ERRLEN], key[700], akey[400], target[600], since[40];
+    const char *author = author_of(cmd, s);
+    const char *action = cmd->host_undrain ? "host-undrain" : "host-drain";
+    int attempts = s->cas_attempts > 0 ? s->cas_attempts : CTL_CAS_ATTEMPTS;
+
+    if (!kv_valid_segment(cmd->target) || strlen(cmd->target) > 253) {
+        snprintf(err, sizeof(err), "refused: '%.100s' is not a host name", cmd->target);
+        return fail(res, CTL_REFUSED, err);
+    }
+    snprintf(target, sizeof(target), KV_FRONTDOOR_HOSTS "%s", cmd->target);
+    snprintf(key, sizeof(key), "%s%s", s->root, target);
+    timefmt_format_rfc3339(now_ms / 1000, since, sizeof(since));
+    for (int attempt = 1; attempt <= attempts; attempt++) {
+        struct consul_kv_list *l = NULL;
+        struct kv_frontdoor_host cur = {0};
+        json_error_t je;
+        bool have = false, drained = false;
+        uint64_t index = 0;
+        int rc;
+
+        if ((rc = ctl_kv_get(kv, key, &l, err, sizeof(err))) < 0)
+            return fail(res, CTL_FAILED, err);
+        json_t *before = NULL;
+        if (l && l->n) {
+            index = l->items[0].modify_index;
+            have = true;
+            if (l->items[0].value &&
+                kv_frontdoor_host_decode((const char *)l->items[0].value, l->items[0].value_len,
+                                         &cur, err, sizeof(err)) == 0) {
+                drained = cur.drained;
+                kv_frontdoor_host_clear(&cur);
+            }
+            before = l->items[0].value ? json_loadb((const char *)l->items[0].value,
+                                                    l->items[0].value_len, 0, &je)
+                                       : NULL;
+        }
+        consul_kv_list_free(l);
+        if (drained == !cmd->host_undrain && (have || cmd->host_undrain)) {
+            json_decref(before);
+            struct sbuf b = {0};
+            sb_printf(&b, "no change: host %s is already %s\n", cmd->target,
+                      drained ? "drained" : "undrained");
+            if (!cmd->host_undrain && cmd->wait_ms > 0)
+                host_wait_idle(kv, s, cmd->target, cmd->wait_ms, &b);
+            return succeed(res, sb_take(&b),
+                           json_pack("{s:b, s:b, s:s, s:s}", "ok", 1, "changed", 0, "action",
+                                     action, "target", target));
+        }
+        char *value = NULL, *avalue = NULL;
+        json_t *after = NULL;
+        if (!cmd->host_undrain) {
+            struct kv_frontdoor_host h = {
+                .drained = true, .author = (char *)author, .reason = cmd->reason, .since = since};
+            value = kv_frontdoor_host_encode(&h);
+            after = value ? json_loads(value, 0, &je) : NULL;
+        }
+        audit_key(s, now_ms, akey, sizeof(akey));
+        json_t *audit = audit_value(cmd, author, action, target, now_ms, before, after);
+        avalue = audit ? dump(audit) : NULL;
+        json_decref(audit);
+        if ((!cmd->host_undrain && !value) || !avalue) {
+            free(value);
+            free(avalue);
+            json_decref(before);
+            json_decref(after);
+            return fail(res, CTL_FAILED, "out of memory building the host entry");
+        }
+        if (s->before_write)
+            s->before_write(s->before_write_arg, attempt);
+        rc = write_with_audit(kv, key, value, index, akey, avalue, err, sizeof(err));
+        free(value);
+        free(avalue);
+        if (rc == 0) {
+            struct sbuf b = {0};
+            sb_printf(&b, "host %s: %s (%s)\n", cmd->target,
+                      cmd->host_undrain ? "undrained: its VIPs are announced again after rise"
+                                        : "drained: graceful shutdown, then its VIPs are withdrawn",
+                      key);
+            if (!cmd->host_undrain && cmd->wait_ms > 0)
+                host_wait_idle(kv, s, cmd->target, cmd->wait_ms, &b);
+            json_t *j = json_pack("{s:b, s:b, s:s, s:s, s:s, s:s, s:O?, s:O?}", "ok", 1, "changed",
+                                  1, "action", action, "target", target, "key", key, "audit", akey,
+                                  "before", before, "after", after);
+            json_decref(before);
+            json_decref(after);
+            res->changed = true;
+            return succeed(res, sb_take(&b), j);
+        }
+        json_decref(before);
+        json_decref(after);
+        if (rc != -ECANCELED)
+            return fail(res, CTL_FAILED, err);
+        conflict_pause(key, attempt, attempts);
+    }
+    return fail_conflicts(res, key, attempts);
+}
+
+/* The front door lines of `status`: every host's announcements, and a line
+ * per director cluster whose hosts run different tables. */
+static void frontdoor_status(struct ctl_kv *kv, const struct ctl_settings *s, struct sbuf *b,
+                             json_t *out)
+{
+    char prefix[400], err[ERRLEN];
+    struct consul_kv_list *l = NULL;
+
+    snprintf(prefix, sizeof(prefix), "%s" KV_FRONTDOOR_STATUS, s->root);
+    if (ctl_kv_list(kv, prefix, &l, err, sizeof(err)) < 0 || !l || !l->n) {
+        consul_kv_list_free(l);
+        return;
+    }
+    qsort(l->items, l->n, sizeof(*l->items), cmp_kv_key);
+    struct kv_frontdoor_status *st = calloc(l->n, sizeof(*st));
+    bool *ok = calloc(l->n, sizeof(*ok));
+    if (!st || !ok)
+        goto out;
+    sb_printf(b, "front door:\n");
+    for (size_t i = 0; i < l->n; i++) {
+        const char *host = l->items[i].key + strlen(prefix);
+        if (!l->items[i].value ||
+            kv_frontdoor_status_decode((const char *)l->items[i].value, l->items[i].value_len,
+                                       &st[i], err, sizeof(err)) < 0) {
+            sb_printf(b, "  %s: bad status entry (%s)\n", host, err);
+            continue;
+        }
+        ok[i] = true;
+        sb_printf(b, "  %s (cluster %s, table %s%s%s): ", host, st[i].cluster,
+                  *st[i].table_checksum ? st[i].table_checksum : "none",
+                  st[i].drained ? ", DRAINED" : "", st[i].bird_in_sync ? "" : ", BIRD OUT OF SYNC");
+        json_t *o = json_pack("{s:s, s:s, s:s, s:b, s:b, s:[]}", "host", host, "cluster",
+                              st[i].cluster, "table_checksum", st[i].table_checksum, "drained",
+                              st[i].drained, "bird_in_sync", st[i].bird_in_sync, "vips");
+        for (size_t k = 0; k < st[i].n_vips; k++) {
+            sb_printf(b, "%s%s %s%s%s", k ? "; " : "", st[i].vips[k].vip, st[i].vips[k].route,
+                      strcmp(st[i].vips[k].route, "announced") && st[i].vips[k].reason ? ": " : "",
+                      strcmp(st[i].vips[k].route, "announced") && st[i].vips[k].reason
+                          ? st[i].vips[k].reason
+                          : "");
+            if (o)
+                json_array_append_new(json_object_get(o, "vips"),
+                                      json_pack("{s:s, s:s, s:s?}", "vip", st[i].vips[k].vip,
+                                                "route", st[i].vips[k].route, "reason",
+                                                st[i].vips[k].reason));
+        }
+        sb_printf(b, "%s\n", st[i].n_vips ? "" : "no VIPs");
+        if (o)
+            json_array_append_new(json_object_get(out, "hosts"), o);
+    }
+    /* directors agree: one table checksum per cluster */
+    for (size_t i = 0; i < l->n; i++) {
+        if (!ok[i] || !*st[i].table_checksum)
+            continue;
+        bool first = true, differ = false;
+        for (size_t k = 0; k < i && first; k++)
+            first = !(ok[k] && !strcmp(st[k].cluster, st[i].cluster));
+        if (!first)
+            continue;
+        for (size_t k = i + 1; k < l->n; k++)
+            differ |= ok[k] && !strcmp(st[k].cluster, st[i].cluster) && *st[k].table_checksum &&
+                      strcmp(st[k].table_checksum, st[i].table_checksum) != 0;
+        if (differ) {
+            sb_printf(b, "  ALERT: directors of cluster %s run different tables:", st[i].cluster);
+            for (size_t k = i; k < l->n; k++)
+                if (ok[k] && !strcmp(st[k].cluster, st[i].cluster))
+                    sb_printf(b, " %s=%s", l->items[k].key + strlen(prefix), st[k].table_checksum);
+            sb_printf(b, "\n");
+            json_array_append_new(json_object_get(out, "disagree"), json_string(st[i].cluster));
+        }
+    }
+out:
+    for (size_t i = 0; st && i < l->n; i++)
+        if (ok[i])
+            kv_frontdoor_status_clear(&st[i]);
+    free(st);
+    free(ok);
+    consul_kv_list_free(l);
+}
+
 /* ---- entry point --------------------------------------------------------------------------- */
 
 int ctl_execute(struct ctl_kv *kv, const struct ctl_settings *s, const struct ctl_command *cmd,
@@ -754,6 +1015,8 @@ int ctl_execute(struct ctl_kv *kv, const struct ctl_settings *s, const struct ct
         return exec_maint(kv, s, cmd, now_ms, res);
     case CTL_VERB_DIRECTOR:
         return exec_director(kv, s, cmd, now_ms, res);
+    case CTL_VERB_HOST:
+        return exec_host(kv, s, cmd, now_ms, res);
     case CTL_VERB_STATUS:
         return exec_status(kv, s, cmd, now_ms, res);
     case CTL_VERB_HISTORY:

@@ -14,6 +14,7 @@ static const char *const verb_names[] = {
     [CTL_VERB_DRAIN] = "drain",   [CTL_VERB_UNDRAIN] = "undrain", [CTL_VERB_MAINT] = "maint",
     [CTL_VERB_READY] = "ready",   [CTL_VERB_WEIGHT] = "weight",   [CTL_VERB_DIRECTOR] = "director",
     [CTL_VERB_STATUS] = "status", [CTL_VERB_HISTORY] = "history", [CTL_VERB_HELP] = "help",
+    [CTL_VERB_HOST] = "host",
 };
 
 static const char *const dir_names[] = {
@@ -44,6 +45,7 @@ const char *ctl_source_name(enum ctl_source s)
 #define U_UNDRAIN  "  undrain|ready TARGET [--reason TEXT] [--force]\n"
 #define U_WEIGHT   "  weight TARGET N% [--reason TEXT] [--ttl DURATION] [--force]\n"
 #define U_DIRECTOR "  director fill|activate|drain|deactivate PROXY [--reason TEXT] [--force]\n"
+#define U_HOST     "  host drain|undrain HOST [--reason TEXT] [--wait DURATION]\n"
 #define U_STATUS   "  status [TARGET] [--json]\n"
 #define U_HISTORY  "  history [--limit N] [--json]\n"
 #define U_TARGET                                                                                   \
@@ -53,7 +55,8 @@ const char *ctl_source_name(enum ctl_source s)
 
 const char *ctl_usage(void)
 {
-    return "commands:\n" U_DRAIN U_UNDRAIN U_WEIGHT U_DIRECTOR U_STATUS U_HISTORY U_TARGET U_AUTHOR;
+    return "commands:\n" U_DRAIN U_UNDRAIN U_WEIGHT U_DIRECTOR U_HOST U_STATUS U_HISTORY U_TARGET
+        U_AUTHOR;
 }
 
 const char *ctl_usage_of(enum ctl_verb v)
@@ -65,6 +68,7 @@ const char *ctl_usage_of(enum ctl_verb v)
         [CTL_VERB_READY] = ("usage:\n" U_UNDRAIN U_TARGET U_AUTHOR),
         [CTL_VERB_WEIGHT] = ("usage:\n" U_WEIGHT U_TARGET U_AUTHOR),
         [CTL_VERB_DIRECTOR] = ("usage:\n" U_DIRECTOR U_AUTHOR),
+        [CTL_VERB_HOST] = ("usage:\n" U_HOST U_AUTHOR),
         [CTL_VERB_STATUS] = ("usage:\n" U_STATUS U_TARGET),
         [CTL_VERB_HISTORY] = ("usage:\n" U_HISTORY),
     };
@@ -337,7 +341,7 @@ void ctl_command_free(struct ctl_command *cmd)
 
 static bool verb_takes(enum ctl_verb v, const char *flag)
 {
-    bool change = v <= CTL_VERB_WEIGHT || v == CTL_VERB_DIRECTOR;
+    bool change = v <= CTL_VERB_WEIGHT || v == CTL_VERB_DIRECTOR || v == CTL_VERB_HOST;
 
     if (!strcmp(flag, "--json"))
         return true;
@@ -347,6 +351,8 @@ static bool verb_takes(enum ctl_verb v, const char *flag)
         return v == CTL_VERB_DRAIN || v == CTL_VERB_MAINT || v == CTL_VERB_WEIGHT;
     if (!strcmp(flag, "--limit"))
         return v == CTL_VERB_HISTORY;
+    if (!strcmp(flag, "--wait"))
+        return v == CTL_VERB_HOST;
     return false;
 }
 
@@ -473,6 +479,17 @@ int ctl_command_parse(int n, char *const *words, enum ctl_source source,
                 return -EINVAL;
             }
             cmd->ttl_ms = ms;
+        } else if (!strcmp(flag, "--wait")) {
+            int64_t ms;
+            if (source == CTL_SOURCE_SLACK) {
+                errmsg_set(err, errlen, "refused: --wait is for the command line only");
+                return -EINVAL;
+            }
+            if (config_parse_duration_ms(val, &ms) < 0 || ms < 0 || ms > 3600000) {
+                errmsg_set(err, errlen, "refused: --wait '%s' is not a duration up to 1h", val);
+                return -EINVAL;
+            }
+            cmd->wait_ms = ms;
         } else if (!strcmp(flag, "--limit")) {
             char *end;
             errno = 0;
@@ -496,6 +513,7 @@ int ctl_command_parse(int n, char *const *words, enum ctl_source source,
         break;
     case CTL_VERB_WEIGHT:
     case CTL_VERB_DIRECTOR:
+    case CTL_VERB_HOST:
         want_min = want_max = 2;
         break;
     case CTL_VERB_STATUS:
@@ -516,6 +534,7 @@ int ctl_command_parse(int n, char *const *words, enum ctl_source source,
             [CTL_VERB_STATUS] = "status [TARGET]",
             [CTL_VERB_HISTORY] = "history",
             [CTL_VERB_HELP] = "help",
+            [CTL_VERB_HOST] = "host drain|undrain HOST",
         };
         errmsg_set(err, errlen, "usage: %s (got %d argument%s)", shape[cmd->verb], npos,
                    npos == 1 ? "" : "s");
@@ -533,6 +552,14 @@ int ctl_command_parse(int n, char *const *words, enum ctl_source source,
             return -EINVAL;
         }
         cmd->dir_action = (enum ctl_director_action)k;
+        return dup_into(&cmd->target, pos[1]);
+    }
+    if (cmd->verb == CTL_VERB_HOST) {
+        if (strcmp(pos[0], "drain") != 0 && strcmp(pos[0], "undrain") != 0) {
+            errmsg_set(err, errlen, "host: unknown action '%s' (drain or undrain)", pos[0]);
+            return -EINVAL;
+        }
+        cmd->host_undrain = pos[0][0] == 'u';
         return dup_into(&cmd->target, pos[1]);
     }
     if (cmd->verb == CTL_VERB_WEIGHT && (rc = parse_weight(pos[1], &cmd->weight, err, errlen)) < 0)

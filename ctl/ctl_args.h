@@ -33,6 +33,7 @@ enum ctl_verb {
     CTL_VERB_STATUS,
     CTL_VERB_HISTORY,
     CTL_VERB_HELP,
+    CTL_VERB_HOST, /* host drain|undrain HOST: the front door (docs/frontdoor.md) */
 };
 
 /* GLB proxy states, in the order of the normal cycle. */
@@ -67,7 +68,9 @@ struct ctl_command {
     char *author;   /* NULL = caller's default */
     bool force;
     bool json;
-    long limit; /* history: entries shown */
+    bool host_undrain; /* CTL_VERB_HOST: undrain (else drain) */
+    int64_t wait_ms;   /* CTL_VERB_HOST drain: wait this long for the host to be idle */
+    long limit;        /* history: entries shown */
     /* CTL_VERB_HELP: the command `VERB --help` asked about; CTL_VERB_HELP
      * for `help` (every command) */
     enum ctl_verb help_verb;

@@ -24,6 +24,7 @@ PACKAGES=(
     libhttp-parser-dev libelf-dev zlib1g-dev
     linux-libc-dev bpftool iproute2 ethtool
     haproxy python3 procps psmisc netcat-openbsd socat valgrind
+    bird2  # BIRD 2: the front door (BGP announcement of VIPs), its tests and demo
     unzip openssl
     systemd  # systemd-analyze verify for the unit tests of deploy/systemd
     prometheus

@@ -16,15 +16,20 @@
 # Cleans up after itself on exit, failure or Ctrl-C. Idempotent. Needs root.
 #
 #   scripts/demo.sh [--keep]     --keep leaves the fleet running and prints commands to try
+#   scripts/demo.sh --frontdoor  instead: two directors behind a BIRD 2 router with
+#                                ECMP, director 1 failing in four ways while the
+#                                connections keep working (scripts/fleet/frontdoor.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 
 keep=()
+frontdoor=
 for arg in "$@"; do
     case "$arg" in
     --keep) keep=(--keep) ;;
-    -h | --help) sed -n '3,18p' "$0"; exit 0 ;;
+    --frontdoor) frontdoor=1 ;;
+    -h | --help) sed -n '3,21p' "$0"; exit 0 ;;
     *) echo "demo: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
     esac
 done
@@ -41,6 +46,11 @@ say "installing packages (scripts/bootstrap.sh)"
 
 say "building drover (default preset)"
 cmake --preset default >/dev/null
+if [ -n "$frontdoor" ]; then
+    cmake --build --preset default -j "$(nproc)" --target e2e_frontdoor_deps >/dev/null
+    say "the front door: two directors behind a BIRD 2 router with ECMP"
+    exec "$root/scripts/fleet/frontdoor.sh" "$root/build/default"
+fi
 cmake --build --preset default -j "$(nproc)" --target e2e_fleet_deps >/dev/null
 
 exec "$root/scripts/fleet/scenario.sh" "$root/build/default" "${keep[@]}"

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "backoff.h"
@@ -33,9 +34,12 @@
 #include "director_apply.h"
 #include "director_feed.h"
 #include "director_health.h"
+#include "director_loader.h"
 #include "director_publish.h"
 #include "director_snapshot.h"
+#include "frontdoor_agent.h"
 #include "http_server.h"
+#include "kv_frontdoor.h"
 #include "log.h"
 #include "metrics.h"
 #include "sdnotify.h"
@@ -50,6 +54,10 @@ struct dopts {
     double max_moved_share;
     int64_t wait_ms, verify_ms, consul_wait_ms;
     bool json;
+    /* the front door (docs/frontdoor.md) */
+    char *bird_socket, *bird_include, *bird_bin, *frontdoor_state, *host_name;
+    int64_t frontdoor_interval_ms, frontdoor_rise, frontdoor_fall, frontdoor_drain_ms,
+        frontdoor_lease_ms, frontdoor_half_life_ms;
 };
 
 static struct dopts dopt;
@@ -86,6 +94,32 @@ static const struct config_option doptions[] = {
                         "re-check (and repair) the maps this often"),
     CONFIG_OPT_DURATION("consul-wait", &dopt.consul_wait_ms, "5m", "blocking query wait"),
     CONFIG_OPT_BOOL("json", &dopt.json, "false", "status: JSON output"),
+    CONFIG_OPT_STRING("bird-socket", &dopt.bird_socket, NULL,
+                      "front door: BIRD 2 control socket; announce the VIPs through BIRD only "
+                      "while this host serves them (empty = no front door)"),
+    CONFIG_OPT_STRING("bird-include", &dopt.bird_include, "/etc/bird/drover/vips.conf",
+                      "front door: the include file drover owns (bird.conf includes it)"),
+    CONFIG_OPT_STRING("bird-bin", &dopt.bird_bin, "bird",
+                      "front door: bird binary that checks the include (bird -p -c)"),
+    CONFIG_OPT_STRING("frontdoor-state", &dopt.frontdoor_state, "/run/drover/frontdoor.json",
+                      "front door: state file, rewritten every round (the guard's lease)"),
+    CONFIG_OPT_DURATION("frontdoor-interval", &dopt.frontdoor_interval_ms, "1s",
+                        "front door: evaluate the serving conditions this often"),
+    CONFIG_OPT_INT("frontdoor-rise", &dopt.frontdoor_rise, "2", 1, 100,
+                   "front door: good rounds before a withdrawn VIP is announced again"),
+    CONFIG_OPT_INT("frontdoor-fall", &dopt.frontdoor_fall, "2", 1, 100,
+                   "front door: bad rounds before an announced VIP is withdrawn"),
+    CONFIG_OPT_DURATION("frontdoor-flap-half-life", &dopt.frontdoor_half_life_ms, "30s",
+                        "front door: half-life of a VIP's flap penalty (1000 per change; held "
+                        "withdrawn above 2500 until below 1000)"),
+    CONFIG_OPT_DURATION("frontdoor-drain-withdraw", &dopt.frontdoor_drain_ms, "10s",
+                        "front door: graceful shutdown (65535:0) this long before a drained "
+                        "host withdraws"),
+    CONFIG_OPT_STRING("host-name", &dopt.host_name, NULL,
+                      "front door: this host's name in frontdoor/hosts/<host> (drain); default "
+                      "the system's host name"),
+    CONFIG_OPT_DURATION("frontdoor-lease", &dopt.frontdoor_lease_ms, "3s",
+                        "frontdoor-guard: the daemon counts as dead when its state file is older"),
     CONFIG_OPT_END,
 };
 
@@ -94,7 +128,7 @@ static const struct config_group dgroups[] = {
     CONFIG_GROUP_END,
 };
 
-enum { DCMD_RUN, DCMD_STATUS };
+enum { DCMD_RUN, DCMD_STATUS, DCMD_GUARD };
 static const struct config_command dcommands[] = {
     [DCMD_RUN] = {.name = "run",
                   .summary = "forwarding tables from Consul KV and health into the maps (the "
@@ -102,6 +136,10 @@ static const struct config_command dcommands[] = {
     [DCMD_STATUS] = {.name = "status",
                      .args_usage = "[--json]",
                      .summary = "what the kernel forwards with (pinned maps); needs --dev"},
+    [DCMD_GUARD] = {.name = "frontdoor-guard",
+                    .summary = "withdraw every VIP from BIRD when the daemon is dead (state file "
+                               "older than --frontdoor-lease) and the XDP director is not "
+                               "attached to --dev; run by a timer and on unit stop"},
     CONFIG_COMMAND_END,
 };
 
@@ -162,6 +200,17 @@ struct dw {
     bool have_table;
     int64_t last_change;
     uint32_t generation;
+    /* front door */
+    struct frontdoor_agent *frontdoor;
+    uv_timer_t fd_timer;
+    struct consul_watch *fd_drain;
+    char *fd_drain_key, *fd_status_key;
+    char *fd_published; /* last status put (without packets and time) */
+    int64_t fd_published_ms;
+    bool fd_put_busy;
+    uint64_t gen_checksum; /* generation the last good apply put in force */
+    bool applied_ok;
+    char *pin_dir;
 };
 
 /* One apply on the thread pool: table builds take tens of milliseconds for
@@ -252,6 +301,8 @@ static void after_work(uv_work_t *req, int status)
     w->snap_errors_seen = st->snapshot_errors;
     w->last_change = st->last_change_unix;
     w->generation = st->generation;
+    w->gen_checksum = st->generation_checksum;
+    w->applied_ok = j->rc == 0 && st->generation_checksum != 0;
     cache_table(w);
     if (j->rc < 0) {
         metrics_counter_inc(w->m_errors);
@@ -475,6 +526,9 @@ static void on_stop(void *arg, int signum)
     if (w->chealth)
         consul_watch_stop(w->chealth);
     w->chealth = NULL;
+    if (w->fd_drain)
+        consul_watch_stop(w->fd_drain);
+    w->fd_drain = NULL;
     consul_client_free(w->consul);
     w->consul = NULL;
     director_health_free(w->health);
@@ -487,7 +541,270 @@ static void on_stop(void *arg, int signum)
     w->wd = NULL;
     uv_close((uv_handle_t *)&w->due, NULL);
     uv_close((uv_handle_t *)&w->verify, NULL);
+    if (w->frontdoor) {
+        /* the routes stay: the host forwards with the table in force; the
+         * guard withdraws them if XDP goes away while we are not running */
+        uv_close((uv_handle_t *)&w->fd_timer, NULL);
+        frontdoor_agent_free(w->frontdoor);
+        w->frontdoor = NULL;
+    }
     daemon_signals_close(&w->sig);
+}
+
+/* ---- front door ---- */
+
+static int64_t mono_ms(void)
+{
+    return (int64_t)uv_hrtime() / 1000000;
+}
+
+/* Is drover's director program attached to --dev? why says what is not. */
+static bool xdp_attached(char *why, size_t len)
+{
+    struct director_attach_opts ao = {.dev = dopt.dev, .pin_root = dopt.pin_root};
+    __u32 attached = 0, ours = 0;
+    int rc = director_loader_prog_ids(&ao, DIRECTOR_PROG_PIN, &attached, &ours);
+
+    if (rc < 0)
+        snprintf(why, len, "cannot query XDP on %s: %s", dopt.dev, strerror(-rc));
+    else if (!attached)
+        snprintf(why, len, "XDP director not attached to %s", dopt.dev);
+    else if (attached != ours)
+        snprintf(why, len, "XDP program %u on %s is not drover's director", attached, dopt.dev);
+    else
+        return true;
+    return false;
+}
+
+/* The director host's serving conditions, the same for every VIP: XDP
+ * attached, the generation in force is the one built from Consul's inputs
+ * (and verified), at least one proxy healthy. While Consul is unreachable
+ * the inputs are the last good ones (or the snapshot), so an outage never
+ * withdraws anything by itself (fail static holds for routes too). */
+static bool director_serving(struct dw *w, char *why, size_t len)
+{
+    struct director_live l = {0};
+    size_t healthy = 0;
+
+    if (!xdp_attached(why, len))
+        return false;
+    if (!w->applied_ok) {
+        snprintf(why, len, "no table applied and verified yet");
+        return false;
+    }
+    if (director_live_read(w->pin_dir, false, &l) < 0) {
+        snprintf(why, len, "cannot read the generation in force from %s", w->pin_dir);
+        return false;
+    }
+    uint64_t live = l.checksum;
+    director_live_free(&l);
+    if (live != w->gen_checksum) {
+        snprintf(why, len, "generation in force %016llx is not the one built from Consul %016llx",
+                 (unsigned long long)live, (unsigned long long)w->gen_checksum);
+        return false;
+    }
+    for (size_t i = 0; w->in && i < w->in->n_proxies; i++)
+        if (w->in->proxies[i].state != DIRECTOR_PROXY_INACTIVE &&
+            director_health_healthy(w->health, w->in->proxies[i].host))
+            healthy++;
+    if (!healthy) {
+        snprintf(why, len, "no healthy proxy");
+        return false;
+    }
+    return true;
+}
+
+static void on_status_put(void *arg, struct consul_response *resp)
+{
+    struct dw *w = arg;
+    w->fd_put_busy = false;
+    if (resp->err) {
+        /* counted by the Consul client; the next round tries again */
+        log_debug("frontdoor: PUT %s: %s", w->fd_status_key, resp->errmsg);
+        free(w->fd_published);
+        w->fd_published = NULL;
+    }
+}
+
+/* R frontdoor/status/<host>: what this host announces and why, its table
+ * checksum (directors of a cluster must agree) and its packet counter
+ * (droverctl host drain --wait). Put when it changed, else every 2 s
+ * (the counter moves). */
+static void publish_status(struct dw *w)
+{
+    struct kv_frontdoor_status st = {0};
+    const struct frontdoor_vip_status *vs;
+    struct director_stat stats[DIRECTOR_STATS_MAX];
+    size_t n = frontdoor_agent_list(w->frontdoor, &vs), ns = DIRECTOR_STATS_MAX;
+    char updated[40];
+    int64_t now = (int64_t)time(NULL);
+
+    if (!w->consul || w->fd_put_busy || !w->fd_status_key)
+        return;
+    struct kv_frontdoor_vip *v = calloc(n + 1, sizeof(*v));
+    if (!v)
+        return;
+    for (size_t i = 0; i < n; i++)
+        v[i] = (struct kv_frontdoor_vip){.vip = (char *)vs[i].address,
+                                         .route = (char *)frontdoor_route_name(vs[i].route),
+                                         .reason = (char *)vs[i].reason};
+    st.cluster = dopt.cluster;
+    st.table_checksum = w->have_table ? w->checksum : "";
+    st.drained = frontdoor_agent_drained(w->frontdoor);
+    st.bird_in_sync = frontdoor_agent_in_sync(w->frontdoor);
+    st.vips = v;
+    st.n_vips = n;
+    char *same = kv_frontdoor_status_encode(&st);
+    if (director_stats_read_pinned(w->pin_dir, false, stats, &ns) == 0)
+        for (size_t i = 0; i < ns; i++)
+            if (!strcmp(stats[i].name, "encap_v4") || !strcmp(stats[i].name, "encap_v6"))
+                st.packets += stats[i].value;
+    timefmt_format_rfc3339(now, updated, sizeof(updated));
+    st.updated = updated;
+    char *value = kv_frontdoor_status_encode(&st);
+    free(v);
+    bool changed = !w->fd_published || !same || strcmp(same, w->fd_published) != 0;
+    if (value && same && (changed || mono_ms() - w->fd_published_ms >= 2000) &&
+        consul_kv_put(w->consul, w->fd_status_key, value, strlen(value), NULL, on_status_put, w) ==
+            0) {
+        w->fd_put_busy = true;
+        w->fd_published_ms = mono_ms();
+        free(w->fd_published);
+        w->fd_published = same;
+        same = NULL;
+    }
+    free(same);
+    free(value);
+}
+
+static void on_frontdoor(uv_timer_t *t)
+{
+    struct dw *w = t->data;
+    struct frontdoor_verdict *v = NULL;
+    char why[256];
+    size_t n = w->in ? w->in->n_vips : 0;
+
+    if (w->stopping || !w->health)
+        return;
+    bool ok = director_serving(w, why, sizeof(why));
+    if (n && !(v = calloc(n, sizeof(*v)))) {
+        log_error("frontdoor: out of memory; keeping the routes this round");
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        v[i] = (struct frontdoor_verdict){
+            .address = w->in->vips[i].address, .ok = ok, .reason = ok ? NULL : why};
+    frontdoor_agent_round(w->frontdoor, v, n, mono_ms());
+    free(v);
+    publish_status(w);
+}
+
+static struct frontdoor_agent_opts frontdoor_opts(void)
+{
+    return (struct frontdoor_agent_opts){
+        .bird_socket = dopt.bird_socket,
+        .bird_include = dopt.bird_include,
+        .bird_bin = dopt.bird_bin,
+        .state_file = dopt.frontdoor_state,
+        .params = {.rise = (unsigned)dopt.frontdoor_rise,
+                   .fall = (unsigned)dopt.frontdoor_fall,
+                   .drain_withdraw_ms = dopt.frontdoor_drain_ms,
+                   .flap_half_life_ms = dopt.frontdoor_half_life_ms},
+    };
+}
+
+/* frontdoor/hosts/<host>: drained or not. A bad record keeps the last
+ * good state; no record is not drained. */
+static void on_drain_record(void *arg, struct consul_response *resp)
+{
+    struct dw *w = arg;
+    struct kv_frontdoor_host rec;
+    bool drained = false;
+    char err[256];
+
+    for (size_t i = 0; resp->kv && i < resp->kv->n; i++) {
+        const struct consul_kv *kv = &resp->kv->items[i];
+        if (strcmp(kv->key, w->fd_drain_key) != 0)
+            continue;
+        if (kv_frontdoor_host_decode(kv->value ? (const char *)kv->value : "",
+                                     kv->value ? kv->value_len : 0, &rec, err, sizeof(err)) < 0) {
+            metrics_counter_inc(w->m_bad);
+            log_warn("frontdoor: KV %s: %s; keeping the drain state as it was", kv->key, err);
+            return;
+        }
+        drained = rec.drained;
+        kv_frontdoor_host_clear(&rec);
+    }
+    frontdoor_agent_set_drain(w->frontdoor, drained, mono_ms());
+}
+
+static int frontdoor_start(struct dw *w)
+{
+    struct frontdoor_agent_opts o = frontdoor_opts();
+    int rc;
+
+    if (!dopt.bird_socket || !*dopt.bird_socket)
+        return 0;
+    if ((rc = frontdoor_agent_new(w->loop, &o, w->metrics, &w->frontdoor)) < 0) {
+        log_error("frontdoor: cannot start: %s", strerror(-rc));
+        return rc;
+    }
+    char host[256] = "";
+    if (dopt.host_name && *dopt.host_name)
+        snprintf(host, sizeof(host), "%s", dopt.host_name);
+    else
+        gethostname(host, sizeof(host) - 1);
+    if (asprintf(&w->fd_drain_key, "%s" KV_FRONTDOOR_HOSTS "%s", dopt.consul.kv_prefix, host) < 0 ||
+        asprintf(&w->fd_status_key, "%s" KV_FRONTDOOR_STATUS "%s", dopt.consul.kv_prefix, host) < 0)
+        return -ENOMEM;
+    struct consul_watch_opts wo = {
+        .kind = CONSUL_WATCH_KV_PREFIX,
+        .target = w->fd_drain_key,
+        .wait_s = (unsigned)(dopt.consul_wait_ms / 1000),
+        .on_change = on_drain_record,
+        .arg = w,
+    };
+    if ((rc = consul_watch_start(w->consul, &wo, &w->fd_drain)) < 0)
+        log_warn("frontdoor: cannot watch %s: %s; drains of this host are not seen",
+                 w->fd_drain_key, strerror(-rc));
+    uv_timer_init(w->loop, &w->fd_timer);
+    w->fd_timer.data = w;
+    uv_timer_start(&w->fd_timer, on_frontdoor, (uint64_t)dopt.frontdoor_interval_ms,
+                   (uint64_t)dopt.frontdoor_interval_ms);
+    log_info("frontdoor: announcing VIPs through BIRD %s (include %s) every %lld ms, rise %lld, "
+             "fall %lld",
+             dopt.bird_socket, dopt.bird_include, (long long)dopt.frontdoor_interval_ms,
+             (long long)dopt.frontdoor_rise, (long long)dopt.frontdoor_fall);
+    return 0;
+}
+
+/* `frontdoor-guard`: who withdraws when the daemon is dead (docs/frontdoor.md). */
+static int frontdoor_guard(void)
+{
+    struct frontdoor_agent_opts o = frontdoor_opts();
+    char why[256], err[2048];
+    bool acted = false;
+
+    if (!dopt.dev || !*dopt.dev) {
+        fprintf(stderr, "drover-watcher director frontdoor-guard: --dev is required\n");
+        return 2;
+    }
+    if (!dopt.bird_socket || !*dopt.bird_socket) {
+        log_debug("frontdoor-guard: no --bird-socket: the front door is off, nothing to guard");
+        return 0;
+    }
+    bool serving = xdp_attached(why, sizeof(why));
+    int rc = frontdoor_agent_guard(&o, dopt.frontdoor_lease_ms, serving, &acted, err, sizeof(err));
+    if (rc < 0) {
+        log_error("frontdoor-guard: cannot withdraw the VIPs (%s): %s; the next run retries", why,
+                  err);
+        return 1;
+    }
+    if (acted)
+        log_warn("frontdoor-guard: daemon not running (state %s older than %lld ms) and %s: every "
+                 "VIP withdrawn from BIRD",
+                 dopt.frontdoor_state, (long long)dopt.frontdoor_lease_ms, why);
+    return 0;
 }
 
 static void load_snapshot(struct dw *w)
@@ -594,6 +911,9 @@ static int run(void)
                      dopt.consul_health_service, strerror(-rc));
     }
     uv_timer_start(&w.verify, on_verify, (uint64_t)dopt.verify_ms, (uint64_t)dopt.verify_ms);
+    w.pin_dir = dir;
+    if (frontdoor_start(&w) < 0)
+        return 1;
     sdnotify_watchdog_start(w.loop, &w.wd);
     struct daemon_signal_opts so = {.component = "director",
                                     .stop_note =
@@ -610,6 +930,9 @@ static int run(void)
     free(w.rows);
     metrics_registry_free(w.metrics);
     uv_loop_close(w.loop);
+    free(w.fd_drain_key);
+    free(w.fd_status_key);
+    free(w.fd_published);
     free(prefix);
     free(dir);
     return 0;
@@ -816,7 +1139,7 @@ int director_main(int argc, char **argv)
         config_free(&dprogram);
         return 2;
     }
-    rc = cmd == DCMD_STATUS ? status() : run();
+    rc = cmd == DCMD_STATUS ? status() : cmd == DCMD_GUARD ? frontdoor_guard() : run();
     config_free(&dprogram);
     return rc;
 }

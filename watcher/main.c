@@ -30,6 +30,7 @@
 #include "consul_options.h"
 #include "daemon.h"
 #include "consul_feed.h"
+#include "anycast_main.h"
 #include "director_main.h"
 #include "haproxy_engine.h"
 #include "http_server.h"
@@ -141,7 +142,7 @@ static const struct config_option render_options[] = {
     CONFIG_OPT_END,
 };
 
-enum { CMD_RUN, CMD_RENDER, CMD_DIRECTOR };
+enum { CMD_RUN, CMD_RENDER, CMD_DIRECTOR, CMD_ANYCAST };
 static const struct config_command commands[] = {
     [CMD_RUN] = {.name = "run", .summary = "watch Consul and drive HAProxy (the default)"},
     [CMD_RENDER] = {.name = "render",
@@ -152,6 +153,11 @@ static const struct config_command commands[] = {
                       .args_usage = "[OPTIONS] [run | status]",
                       .summary = "the director side (first word; `director --help`)",
                       .own_args = true},
+    [CMD_ANYCAST] = {.name = "anycast",
+                     .args_usage = "[OPTIONS] [run]",
+                     .summary = "front door of an anycast proxy host: VIPs through BIRD 2 while "
+                                "served (first word; `anycast --help`)",
+                     .own_args = true},
     CONFIG_COMMAND_END,
 };
 
@@ -604,6 +610,8 @@ int main(int argc, char **argv)
     /* the director side has its own options (docs/director-watcher.md) */
     if (argc > 1 && strcmp(argv[1], "director") == 0)
         return director_main(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "anycast") == 0)
+        return anycast_main(argc - 1, argv + 1);
     log_set_component("watcher");
     rc = config_parse_command(&program, argc, argv, &cmd, NULL, err, sizeof(err));
     if (rc == CONFIG_HELP_SHOWN)

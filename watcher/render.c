@@ -98,10 +98,17 @@ int render_read_file(const char *path, char **out, size_t *len)
 
 int render_check_file(const char *haproxy_bin, const char *path, char *err, size_t errlen)
 {
+    char *argv[] = {(char *)haproxy_bin, "-c", "-f", (char *)path, NULL};
+    return render_run_checker(argv, err, errlen);
+}
+
+int render_run_checker(char *const argv[], char *err, size_t errlen)
+{
     int pipefd[2];
     pid_t pid;
     posix_spawn_file_actions_t fa;
-    char *argv[] = {(char *)haproxy_bin, "-c", "-f", (char *)path, NULL};
+    char what[512];
+    size_t w = 0;
     char out[4096];
     size_t n = 0;
     int status, rc;
@@ -111,12 +118,20 @@ int render_check_file(const char *haproxy_bin, const char *path, char *err, size
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, pipefd[1], 1);
     posix_spawn_file_actions_adddup2(&fa, pipefd[1], 2);
-    rc = posix_spawnp(&pid, haproxy_bin, &fa, NULL, argv, environ);
+    /* the command as it would be typed, for messages */
+    what[0] = '\0';
+    for (size_t i = 0; argv[i] && w < sizeof(what); i++) {
+        int k = snprintf(what + w, sizeof(what) - w, "%s%s", i ? " " : "", argv[i]);
+        if (k < 0)
+            break;
+        w += (size_t)k;
+    }
+    rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
     posix_spawn_file_actions_destroy(&fa);
     close(pipefd[1]);
     if (rc != 0) {
         close(pipefd[0]);
-        errmsg_set(err, errlen, "%s -c -f %s: cannot run: %s", haproxy_bin, path, strerror(rc));
+        errmsg_set(err, errlen, "%s: cannot run: %s", what, strerror(rc));
         return -rc;
     }
     for (;;) {
@@ -142,7 +157,7 @@ int render_check_file(const char *haproxy_bin, const char *path, char *err, size
     for (char *p = out; *p; p++)
         if (*p == '\n')
             *p = ' ';
-    errmsg_set(err, errlen, "haproxy -c -f %s refused it (exit %d): %.1500s", path,
+    errmsg_set(err, errlen, "%s refused it (exit %d): %.1500s", what,
                WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), out);
     return -EINVAL;
 }

@@ -38,6 +38,11 @@ int render_load_templates(const char *dir, struct template_set **out, char *err,
 int render_text(const struct template_set *set, const char *name, const json_t *data,
                 struct template_buf *out, char *err, size_t errlen);
 
+/* Run a configuration checker (argv[0] looked up in PATH) and wait for it:
+ * 0 when it exits 0, else -EINVAL with its output on one line in err
+ * ("<command> refused it (exit N): ..."), or the spawn's -errno. */
+int render_run_checker(char *const argv[], char *err, size_t errlen);
+
 /* Run `haproxy_bin -c -f path`. 0 when valid; -EINVAL when HAProxy
  * refuses it (its alert lines in err); other negative errno when haproxy
  * could not be run. */

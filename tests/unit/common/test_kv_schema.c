@@ -20,6 +20,7 @@
 
 #include "kv_audit.h"
 #include "kv_director.h"
+#include "kv_frontdoor.h"
 #include "kv_haproxy.h"
 #include "kv_key.h"
 #include "kv_kube.h"
@@ -69,6 +70,24 @@ static int decode(const char *name, const json_t *v, char *err, size_t errlen)
         struct kv_director_force f;
         rc = kv_director_force_decode(v, "force", &f, err, errlen);
         kv_director_force_clear(&f);
+    } else if (!strncmp(name, "frontdoor_", 10)) {
+        char *text = json_dumps(v, JSON_COMPACT);
+        if (!text)
+            return -ENOMEM;
+        if (!strcmp(name, "frontdoor_host")) {
+            struct kv_frontdoor_host h;
+            rc = kv_frontdoor_host_decode(text, strlen(text), &h, err, errlen);
+            if (rc == 0)
+                kv_frontdoor_host_clear(&h);
+        } else {
+            struct kv_frontdoor_status st;
+            rc = kv_frontdoor_status_decode(text, strlen(text), &st, err, errlen);
+            if (rc == 0)
+                kv_frontdoor_status_clear(&st);
+        }
+        free(text);
+        if (rc == -EBADMSG)
+            rc = -EINVAL;
     }
     return rc;
 }
@@ -138,7 +157,7 @@ START_TEST(test_examples_and_required_fields)
         }
         json_decref(ex);
     }
-    ck_assert_uint_eq(decoded, 9);
+    ck_assert_uint_eq(decoded, 11);
 }
 END_TEST
 
@@ -200,6 +219,15 @@ START_TEST(test_encoders_write_the_schema)
     n.addresses = addrs;
     n.n_addresses = 1;
     assert_fields("kube_node", from_text(kv_kube_node_encode(&n)), false);
+
+    struct kv_frontdoor_host fh = {.drained = true};
+    assert_fields("frontdoor_host", from_text(kv_frontdoor_host_encode(&fh)), true);
+    fh.author = "alice";
+    fh.reason = "upgrade";
+    fh.since = "2026-11-23T15:04:05Z";
+    assert_fields("frontdoor_host", from_text(kv_frontdoor_host_encode(&fh)), false);
+    struct kv_frontdoor_status fs = {.cluster = "dc1"};
+    assert_fields("frontdoor_status", from_text(kv_frontdoor_status_encode(&fs)), true);
 
     struct kv_kube_meta_rec m = {.cluster = "c", .last_full_sync_unix = 1795957200};
     assert_fields("kube_meta", from_text(kv_kube_meta_encode(&m)), false);

@@ -115,6 +115,18 @@ START_TEST(test_parse_commands)
     ck_assert_str_eq(c.target, "proxy-3");
     ctl_command_free(&c);
 
+    ck_assert_int_eq(parse("host drain dir-1 --reason upgrade --wait 1m", CTL_SOURCE_CLI, &c, err),
+                     0);
+    ck_assert_int_eq(c.verb, CTL_VERB_HOST);
+    ck_assert(!c.host_undrain);
+    ck_assert_str_eq(c.target, "dir-1");
+    ck_assert_int_eq(c.wait_ms, 60000);
+    ctl_command_free(&c);
+    ck_assert_int_eq(parse("host undrain dir-1", CTL_SOURCE_SLACK, &c, err), 0);
+    ck_assert(c.host_undrain);
+    ck_assert_int_eq(c.wait_ms, 0);
+    ctl_command_free(&c);
+
     ck_assert_int_eq(parse("status --json", CTL_SOURCE_CLI, &c, err), 0);
     ck_assert(c.json);
     ck_assert_ptr_null(c.target);
@@ -163,6 +175,11 @@ START_TEST(test_refusals)
         {"director explode p", CTL_SOURCE_CLI, "unknown action 'explode'"},
         {"director fill", CTL_SOURCE_CLI, "usage: director"},
         {"drain a -- b", CTL_SOURCE_CLI, "'--' is not supported"},
+        {"host reboot dir-1", CTL_SOURCE_CLI, "unknown action 'reboot'"},
+        {"host drain", CTL_SOURCE_CLI, "usage: host drain|undrain HOST"},
+        {"host drain d --wait 2h", CTL_SOURCE_CLI, "up to 1h"},
+        {"host drain d --wait 10s", CTL_SOURCE_SLACK, "command line only"},
+        {"drain a --wait 10s", CTL_SOURCE_CLI, "unknown option '--wait'"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct ctl_command c;
