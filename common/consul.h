@@ -59,6 +59,13 @@ struct consul_config {
     const char *datacenter;      /* ?dc= on every request; NULL: agent's own */
     unsigned request_timeout_ms; /* non-blocking requests; 0: 10000 */
     unsigned token_reread_s;     /* re-read token_file this often; 0: 60 */
+    /* Blocking-query watches read with ?stale (any server answers, not
+     * only the raft leader) while the answering server heard from the
+     * leader at most this long ago (X-Consul-LastContact) and knows one
+     * (X-Consul-KnownLeader); a staler answer is dropped and that read
+     * is sent again in the default (leader) mode. 0: no stale reads. */
+    unsigned max_stale_ms;
+    bool no_gzip; /* do not ask for gzip bodies (benchmarks measure the difference) */
 };
 
 /* Counters for metrics (drover_<daemon>_consul_<field>_total). */
@@ -71,6 +78,8 @@ struct consul_stats {
     uint64_t watch_wakeups;    /* blocking query answers */
     uint64_t watch_unchanged;  /* wake-ups whose content was unchanged */
     uint64_t watch_deliveries; /* changes delivered to on_change */
+    uint64_t stale_retries;    /* stale answers over max_stale_ms, re-read from the leader */
+    uint64_t bytes_received;   /* bytes on the wire from Consul: headers + (compressed) bodies */
 };
 
 /* One KV entry. value is decoded from base64 and NUL-terminated (the NUL

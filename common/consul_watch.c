@@ -153,10 +153,12 @@ static void watch_issue(struct consul_watch *w)
     }
     char *path =
         consul_path(w->kind == CONSUL_WATCH_KV_PREFIX ? "kv" : "health/service", w->target, query);
-    int rc = path ? consul_req_start(w->c, "GET", path, NULL, 0,
-                                     w->kind == CONSUL_WATCH_KV_PREFIX ? CONSUL_REQ_KV_LIST
-                                                                       : CONSUL_REQ_HEALTH,
-                                     timeout, on_answer, w, &w->req)
+    /* ?stale when the client allows it: any server answers a watch, so
+     * a fleet's wake-ups are spread over all servers, not the leader */
+    int rc = path ? consul_req_start_stale(w->c, path,
+                                           w->kind == CONSUL_WATCH_KV_PREFIX ? CONSUL_REQ_KV_LIST
+                                                                             : CONSUL_REQ_HEALTH,
+                                           timeout, on_answer, w, &w->req)
                   : -ENOMEM;
     free(path);
     w->sent = w->index;
