@@ -447,7 +447,17 @@ static int parse_body(struct consul_request *r, struct consul_response *resp, bo
         break;
     case CONSUL_REQ_KV_ONE:
     case CONSUL_REQ_KV_LIST:
-        rc = consul_parse_kv_list(body, len, &resp->kv, perr, sizeof(perr));
+        if (r->kind == CONSUL_REQ_KV_LIST && r->text_out) {
+            size_t reused = 0;
+            rc = consul_parse_kv_list_delta(body, len, r->prev_kv, r->prev_text, &resp->kv,
+                                            r->text_out, &reused, perr, sizeof(perr));
+            if (rc == 0) {
+                r->c->stats.watch_entries_reused += reused;
+                r->c->stats.watch_entries_parsed += resp->kv->n - reused;
+            }
+        } else {
+            rc = consul_parse_kv_list(body, len, &resp->kv, perr, sizeof(perr));
+        }
         break;
     case CONSUL_REQ_KEYS:
         rc = consul_parse_keys(body, len, &resp->keys, perr, sizeof(perr));

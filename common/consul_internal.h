@@ -42,6 +42,12 @@ struct consul_request {
     bool stale;               /* sent with ?stale: check the answer's staleness */
     bool known_leader;        /* X-Consul-KnownLeader of the answer (true when absent) */
     uint64_t last_contact_ms; /* X-Consul-LastContact of the answer */
+    /* KV watch answers: parsed against the watch's last value (prev_kv,
+     * prev_text, may be NULL), the answer's text stored in *text_out;
+     * text_out NULL: plain parse */
+    const struct consul_kv_list *prev_kv;
+    const struct consul_kv_text *prev_text;
+    struct consul_kv_text **text_out;
     /* txn: accumulator and the op offset of this batch */
     struct consul_txn_result *txn_acc;
     size_t txn_base;

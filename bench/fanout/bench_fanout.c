@@ -129,25 +129,31 @@ static double cpu_s_self(void)
            ru.ru_stime.tv_usec / 1e6;
 }
 
-static double cpu_s_consul(void)
+/* CPU seconds of Consul server i (/proc/PID/stat utime + stime); 0 when gone. */
+static double cpu_s_server(size_t i)
+{
+    char path[64], buf[1024];
+    unsigned long ut = 0, st = 0;
+    snprintf(path, sizeof(path), "/proc/%d/stat", cfg.pids[i]);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')');
+    /* after "pid (comm)": state and 10 fields, then utime stime */
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+        return 0;
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+static double cpu_s_consul(double *per)
 {
     double total = 0;
-    long hz = sysconf(_SC_CLK_TCK);
     for (size_t i = 0; i < cfg.n_pids; i++) {
-        char path[64], buf[1024];
-        snprintf(path, sizeof(path), "/proc/%d/stat", cfg.pids[i]);
-        FILE *f = fopen(path, "r");
-        if (!f)
-            continue;
-        size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-        fclose(f);
-        buf[n] = '\0';
-        char *p = strrchr(buf, ')');
-        unsigned long ut = 0, st = 0;
-        /* after "pid (comm)": state and 10 fields, then utime stime */
-        if (p &&
-            sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) == 2)
-            total += (double)(ut + st) / (double)hz;
+        per[i] = cpu_s_server(i);
+        total += per[i];
     }
     return total;
 }
@@ -515,7 +521,8 @@ int main(int argc, char **argv)
     uint64_t *lats = calloc(cfg.changes + 1, sizeof(*lats));
     uint64_t *per = calloc((size_t)cfg.watchers * (cfg.changes + 1), sizeof(*per));
     uint64_t b0 = bytes_all(), sr0 = stale_retries_all();
-    double c0 = cpu_s_self(), k0 = cpu_s_consul();
+    double ks0[MAX_ADDRS], ks1[MAX_ADDRS];
+    double c0 = cpu_s_self(), k0 = cpu_s_consul(ks0);
     for (unsigned i = 0; i < cfg.changes; i++) {
         uint64_t t0 = uv_hrtime();
         int rc = make_change(&wr, i, false);
@@ -543,7 +550,7 @@ int main(int argc, char **argv)
         usleep(20000);
     }
     uint64_t b1 = bytes_all(), sr1 = stale_retries_all();
-    double c1 = cpu_s_self(), k1 = cpu_s_consul();
+    double c1 = cpu_s_self(), k1 = cpu_s_consul(ks1);
     double changes = cfg.changes ? cfg.changes : 1;
     printf("method: %u single changes one at a time (node flaps and a port added to / removed "
            "from the used service); latency = write sent -> every watcher holds the new snapshot; "
@@ -559,8 +566,17 @@ int main(int argc, char **argv)
         printf("BENCH fanout_bytes_per_change %.0f\n", (double)(b1 - b0) / changes);
         printf("BENCH fanout_bytes_per_watcher_per_change %.0f\n",
                (double)(b1 - b0) / changes / cfg.watchers);
-        if (cfg.n_pids)
+        if (cfg.n_pids) {
+            double busiest = 0;
             printf("BENCH fanout_consul_cpu_s_per_change %.4f\n", (k1 - k0) / changes);
+            for (size_t i = 0; i < cfg.n_pids; i++) {
+                printf("consul server %zu (pid %d): %.4f s CPU per change\n", i + 1, cfg.pids[i],
+                       (ks1[i] - ks0[i]) / changes);
+                if (ks1[i] - ks0[i] > busiest)
+                    busiest = ks1[i] - ks0[i];
+            }
+            printf("BENCH fanout_consul_busiest_server_cpu_s_per_change %.4f\n", busiest / changes);
+        }
         printf("BENCH fanout_watcher_cpu_ms_per_change %.3f\n",
                (c1 - c0) * 1000.0 / changes / cfg.watchers);
         printf("BENCH fanout_stale_retries %" PRIu64 "\n", sr1 - sr0);
@@ -568,7 +584,7 @@ int main(int argc, char **argv)
     if (cfg.unrelated) {
         b0 = bytes_all();
         c0 = cpu_s_self();
-        k0 = cpu_s_consul();
+        k0 = cpu_s_consul(ks0);
         for (unsigned i = 0; i < cfg.unrelated; i++) {
             int rc = make_change(&wr, i, true);
             if (rc < 0) {
@@ -580,7 +596,7 @@ int main(int argc, char **argv)
         }
         b1 = bytes_all();
         c1 = cpu_s_self();
-        k1 = cpu_s_consul();
+        k1 = cpu_s_consul(ks1);
         printf("BENCH fanout_unrelated_bytes_per_change %.0f\n", (double)(b1 - b0) / cfg.unrelated);
         if (cfg.n_pids)
             printf("BENCH fanout_unrelated_consul_cpu_s_per_change %.4f\n",
