@@ -59,6 +59,13 @@ struct consul_config {
     const char *datacenter;      /* ?dc= on every request; NULL: agent's own */
     unsigned request_timeout_ms; /* non-blocking requests; 0: 10000 */
     unsigned token_reread_s;     /* re-read token_file this often; 0: 60 */
+    /* Blocking-query watches read with ?stale (any server answers, not
+     * only the raft leader) while the answering server heard from the
+     * leader at most this long ago (X-Consul-LastContact) and knows one
+     * (X-Consul-KnownLeader); a staler answer is dropped and that read
+     * is sent again in the default (leader) mode. 0: no stale reads. */
+    unsigned max_stale_ms;
+    bool no_gzip; /* do not ask for gzip bodies (benchmarks measure the difference) */
 };
 
 /* Counters for metrics (drover_<daemon>_consul_<field>_total). */
@@ -71,6 +78,10 @@ struct consul_stats {
     uint64_t watch_wakeups;    /* blocking query answers */
     uint64_t watch_unchanged;  /* wake-ups whose content was unchanged */
     uint64_t watch_deliveries; /* changes delivered to on_change */
+    uint64_t stale_retries;    /* stale answers over max_stale_ms, re-read from the leader */
+    uint64_t bytes_received;   /* bytes on the wire from Consul: headers + (compressed) bodies */
+    uint64_t watch_entries_parsed; /* KV watch answers: entries parsed */
+    uint64_t watch_entries_reused; /* ... and entries copied, their text unchanged */
 };
 
 /* One KV entry. value is decoded from base64 and NUL-terminated (the NUL
@@ -343,6 +354,23 @@ const struct consul_health_list *consul_watch_last_health(const struct consul_wa
 
 int consul_parse_kv_list(const char *body, size_t len, struct consul_kv_list **out, char *err,
                          size_t errlen);
+/*
+ * consul_parse_kv_list for a watch that holds the previous answer: prev
+ * and prev_text (may be NULL) are the list and the JSON text of each of
+ * its entries, as this function returned them last time. An entry whose
+ * text is byte for byte one of prev's is copied from prev instead of
+ * parsed again (*reused counts them); so a blocking-query answer of 500
+ * entries of which one changed parses one. The result is the same as
+ * consul_parse_kv_list's, errors included. On success the caller owns
+ * *out and *text_out (NULL when the body was parsed whole), freed with
+ * consul_kv_list_free() and consul_kv_text_free().
+ */
+struct consul_kv_text;
+int consul_parse_kv_list_delta(const char *body, size_t len, const struct consul_kv_list *prev,
+                               const struct consul_kv_text *prev_text, struct consul_kv_list **out,
+                               struct consul_kv_text **text_out, size_t *reused, char *err,
+                               size_t errlen);
+void consul_kv_text_free(struct consul_kv_text *t);
 int consul_parse_keys(const char *body, size_t len, struct consul_key_list **out, char *err,
                       size_t errlen);
 int consul_parse_health(const char *body, size_t len, struct consul_health_list **out, char *err,

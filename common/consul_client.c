@@ -151,6 +151,8 @@ int consul_client_new(uv_loop_t *loop, const struct consul_config *cfg, struct c
     c->loop = loop;
     c->request_timeout_ms = cfg->request_timeout_ms ? cfg->request_timeout_ms : DEFAULT_TIMEOUT_MS;
     c->token_reread_s = cfg->token_reread_s ? cfg->token_reread_s : DEFAULT_REREAD_S;
+    c->max_stale_ms = cfg->max_stale_ms;
+    c->no_gzip = cfg->no_gzip;
     if ((cfg->token_file && !(c->token_file = strdup(cfg->token_file))) ||
         (cfg->ca_file && !(c->ca_file = strdup(cfg->ca_file))) ||
         (cfg->datacenter && !(c->datacenter = strdup(cfg->datacenter))) ||
@@ -252,20 +254,41 @@ void consul_client_free(struct consul_client *c)
 
 /* ---- requests ---- */
 
+/* The value of header line buf (len bytes) if its name is name (with
+ * the colon, lower case), else NULL; *vlen is the value's length. */
+static const char *header_value(const char *buf, size_t len, const char *name, size_t *vlen)
+{
+    size_t n = strlen(name);
+    if (len <= n || strncasecmp(buf, name, n) != 0)
+        return NULL;
+    *vlen = len - n;
+    return buf + n;
+}
+
 static size_t on_header(char *buf, size_t size, size_t n, void *userdata)
 {
     struct consul_request *r = userdata;
-    size_t len = size * n;
-    static const char name[] = "x-consul-index:";
+    size_t len = size * n, vlen;
+    const char *v;
+    uint64_t num;
     if (len > 5 && strncmp(buf, "HTTP/", 5) == 0) {
         r->index = 0; /* a new response (after 100-continue or a redirect) */
         r->index_seen = false;
-    } else if (len > sizeof(name) - 1 && strncasecmp(buf, name, sizeof(name) - 1) == 0) {
-        uint64_t v;
-        if (consul_parse_index(buf + sizeof(name) - 1, len - (sizeof(name) - 1), &v) == 0) {
-            r->index = v;
+        r->known_leader = true;
+        r->last_contact_ms = 0;
+    } else if ((v = header_value(buf, len, "x-consul-index:", &vlen))) {
+        if (consul_parse_index(v, vlen, &num) == 0) {
+            r->index = num;
             r->index_seen = true;
         }
+    } else if ((v = header_value(buf, len, "x-consul-lastcontact:", &vlen))) {
+        /* milliseconds since the answering server heard from the leader;
+         * unparsable counts as infinitely stale */
+        r->last_contact_ms = consul_parse_index(v, vlen, &num) == 0 ? num : UINT64_MAX;
+    } else if ((v = header_value(buf, len, "x-consul-knownleader:", &vlen))) {
+        while (vlen && (*v == ' ' || *v == '\t'))
+            v++, vlen--;
+        r->known_leader = vlen >= 4 && strncasecmp(v, "true", 4) == 0;
     }
     return len;
 }
@@ -328,6 +351,10 @@ static int setup_easy(struct consul_request *r)
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    /* Every encoding curl decodes ("": gzip/deflate at least); Consul
+     * gzips bodies over a few hundred bytes, a prefix read 40x smaller. */
+    if (!c->no_gzip)
+        curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
     if (c->ca_file)
         curl_easy_setopt(e, CURLOPT_CAINFO, c->ca_file);
     if (c->connect_to) {
@@ -340,6 +367,8 @@ static int setup_easy(struct consul_request *r)
     curl_uv_buf_reset(&r->body);
     r->index = 0;
     r->index_seen = false;
+    r->known_leader = true;
+    r->last_contact_ms = 0;
     return 0;
 }
 
@@ -418,7 +447,17 @@ static int parse_body(struct consul_request *r, struct consul_response *resp, bo
         break;
     case CONSUL_REQ_KV_ONE:
     case CONSUL_REQ_KV_LIST:
-        rc = consul_parse_kv_list(body, len, &resp->kv, perr, sizeof(perr));
+        if (r->kind == CONSUL_REQ_KV_LIST && r->text_out) {
+            size_t reused = 0;
+            rc = consul_parse_kv_list_delta(body, len, r->prev_kv, r->prev_text, &resp->kv,
+                                            r->text_out, &reused, perr, sizeof(perr));
+            if (rc == 0) {
+                r->c->stats.watch_entries_reused += reused;
+                r->c->stats.watch_entries_parsed += resp->kv->n - reused;
+            }
+        } else {
+            rc = consul_parse_kv_list(body, len, &resp->kv, perr, sizeof(perr));
+        }
         break;
     case CONSUL_REQ_KEYS:
         rc = consul_parse_keys(body, len, &resp->keys, perr, sizeof(perr));
@@ -452,6 +491,61 @@ static int parse_body(struct consul_request *r, struct consul_response *resp, bo
     return rc;
 }
 
+static void on_done(CURL *easy, CURLcode result, void *arg);
+
+static void count_bytes(struct consul_client *c, CURL *easy)
+{
+    curl_off_t body = 0;
+    long head = 0;
+    /* the download size counts body bytes as received, before curl
+     * decodes gzip: what Consul sent */
+    if (curl_easy_getinfo(easy, CURLINFO_SIZE_DOWNLOAD_T, &body) == CURLE_OK && body > 0)
+        c->stats.bytes_received += (uint64_t)body;
+    if (curl_easy_getinfo(easy, CURLINFO_HEADER_SIZE, &head) == CURLE_OK && head > 0)
+        c->stats.bytes_received += (uint64_t)head;
+}
+
+/* Remove the query word "stale" from path in place. */
+static void strip_stale(char *path)
+{
+    char *q = strchr(path, '?');
+    for (char *p = q; p && *p;) {
+        char *end = p + 1 + strcspn(p + 1, "&");
+        if (end - (p + 1) == 5 && strncmp(p + 1, "stale", 5) == 0) {
+            if (*end) /* "?stale&x" -> "?x", "&stale&x" -> "&x" */
+                memmove(p + 1, end + 1, strlen(end + 1) + 1);
+            else /* last word: drop it with its separator */
+                *p = '\0';
+            return;
+        }
+        p = *end ? end : NULL;
+    }
+}
+
+/* A ?stale answer from a server that lost the leader or heard from it
+ * longer than max_stale_ms ago: send the same read again in the default
+ * mode (the leader answers). true when the retry was started; false:
+ * the answer is fresh enough, or the retry could not start (the stale
+ * answer is used then, as Consul's own clients do). */
+static bool stale_retry(struct consul_request *r)
+{
+    struct consul_client *c = r->c;
+    if (r->known_leader && r->last_contact_ms <= c->max_stale_ms)
+        return false;
+    log_debug("consul: %s %s: answer is stale (last contact with the leader %" PRIu64
+              " ms ago, max %u, known leader %s), reading from the leader",
+              r->method, r->path, r->last_contact_ms, c->max_stale_ms,
+              r->known_leader ? "yes" : "no");
+    strip_stale(r->path);
+    r->stale = false;
+    c->stats.stale_retries++;
+    if (setup_easy(r) == 0 && curl_uv_add(c->cu, r->easy, on_done, r) == 0) {
+        c->stats.requests++;
+        return true;
+    }
+    return false;
+}
+
 static void on_done(CURL *easy, CURLcode result, void *arg)
 {
     struct consul_request *r = arg;
@@ -466,6 +560,9 @@ static void on_done(CURL *easy, CURLcode result, void *arg)
     } else {
         curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &resp.http_status);
         long st = resp.http_status;
+        count_bytes(c, easy);
+        if (r->stale && (st == 200 || st == 404) && stale_retry(r))
+            return;
         if ((st == 403 || st == 401) && c->token_file && !r->token_retried) {
             /* A rotated token: re-read the file and retry once if it changed. */
             char *old = c->token ? strdup(c->token) : NULL;
@@ -579,6 +676,29 @@ int consul_req_start(struct consul_client *c, const char *method, const char *pa
 fail:
     log_error("consul: %s %s: cannot start request: %s", method, path_query, strerror(-rc));
     req_free(r);
+    return rc;
+}
+
+int consul_req_start_stale(struct consul_client *c, const char *path_query,
+                           enum consul_req_kind kind, long timeout_ms, consul_cb cb, void *arg,
+                           struct consul_request **out)
+{
+    struct consul_request *r = NULL;
+    char *path = NULL;
+    int rc;
+    if (!c || !path_query)
+        return -EINVAL;
+    if (c->max_stale_ms == 0)
+        return consul_req_start(c, "GET", path_query, NULL, 0, kind, timeout_ms, cb, arg, out);
+    if (asprintf(&path, "%s%cstale", path_query, strchr(path_query, '?') ? '&' : '?') < 0)
+        return -ENOMEM;
+    rc = consul_req_start(c, "GET", path, NULL, 0, kind, timeout_ms, cb, arg, &r);
+    free(path);
+    if (rc == 0) {
+        r->stale = true;
+        if (out)
+            *out = r;
+    }
     return rc;
 }
 

@@ -36,9 +36,18 @@ struct consul_request {
     size_t payload_len;
     enum consul_req_kind kind;
     long timeout_ms;
-    uint64_t index;   /* X-Consul-Index of the answer */
-    bool index_seen;  /* the answer carried X-Consul-Index (Consul's 404s do) */
+    uint64_t index;  /* X-Consul-Index of the answer */
+    bool index_seen; /* the answer carried X-Consul-Index (Consul's 404s do) */
     bool token_retried;
+    bool stale;               /* sent with ?stale: check the answer's staleness */
+    bool known_leader;        /* X-Consul-KnownLeader of the answer (true when absent) */
+    uint64_t last_contact_ms; /* X-Consul-LastContact of the answer */
+    /* KV watch answers: parsed against the watch's last value (prev_kv,
+     * prev_text, may be NULL), the answer's text stored in *text_out;
+     * text_out NULL: plain parse */
+    const struct consul_kv_list *prev_kv;
+    const struct consul_kv_text *prev_text;
+    struct consul_kv_text **text_out;
     /* txn: accumulator and the op offset of this batch */
     struct consul_txn_result *txn_acc;
     size_t txn_base;
@@ -58,6 +67,8 @@ struct consul_client {
     char *datacenter;
     unsigned request_timeout_ms;
     unsigned token_reread_s;
+    unsigned max_stale_ms;
+    bool no_gzip;
     uint64_t token_read_at; /* uv_now() of the last read */
     struct consul_request *reqs;
     struct consul_watch *watches;
@@ -71,6 +82,13 @@ struct consul_client {
 int consul_req_start(struct consul_client *c, const char *method, const char *path_query,
                      const void *payload, size_t payload_len, enum consul_req_kind kind,
                      long timeout_ms, consul_cb cb, void *arg, struct consul_request **out);
+/* A read that may be answered by any server (?stale appended) when the
+ * client allows stale reads; an answer staler than max_stale_ms is
+ * re-read in the default mode before the callback sees it. Otherwise as
+ * consul_req_start. */
+int consul_req_start_stale(struct consul_client *c, const char *path_query,
+                           enum consul_req_kind kind, long timeout_ms, consul_cb cb, void *arg,
+                           struct consul_request **out);
 /* Drop a request silently (its callback never runs). */
 void consul_req_cancel(struct consul_request *r);
 

@@ -25,6 +25,15 @@ int consul_stats_emit(const struct consul_stats *st, struct metrics_emitter *em,
         {"watch_wakeups", "Consul blocking query answers", st->watch_wakeups},
         {"watch_unchanged", "Consul blocking query answers without a change", st->watch_unchanged},
         {"watch_deliveries", "Consul watch changes delivered", st->watch_deliveries},
+        {"stale_retries", "Consul stale reads over --consul-max-stale, re-read from the leader",
+         st->stale_retries},
+        {"bytes_received", "Bytes received from Consul (headers and bodies as sent, compressed)",
+         st->bytes_received},
+        {"watch_entries_parsed", "KV entries of watch answers parsed", st->watch_entries_parsed},
+        {"watch_entries_reused",
+         "KV entries of watch answers copied from the previous answer "
+         "(same JSON text)",
+         st->watch_entries_reused},
     };
     for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
         char name[128];

@@ -57,6 +57,12 @@ int consul_options_config(struct consul_options *o, struct consul_config *cc, ch
         if (n && o->kv_prefix[n - 1] != '/' && (rc = rewrap(&o->kv_prefix, "", "/")) < 0)
             return rc;
     }
+    if (o->max_stale_ms < 0 || o->max_stale_ms > 600000) {
+        errmsg_set(err, errlen, "--consul-max-stale %lldms: want 0 (no stale reads) to 10m",
+                   (long long)o->max_stale_ms);
+        return -EINVAL;
+    }
+    cc->max_stale_ms = (unsigned)o->max_stale_ms;
     cc->address = o->address;
     cc->token_file = o->token_file && *o->token_file ? o->token_file : NULL;
     cc->token = !cc->token_file && token && *token ? token : NULL;

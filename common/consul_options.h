@@ -16,6 +16,7 @@
  *   --consul-ca-file          DROVER_CONSUL_CA_FILE, then CONSUL_CACERT
  *   --consul-tls-server-name  DROVER_CONSUL_TLS_SERVER_NAME, then CONSUL_TLS_SERVER_NAME
  *   --kv-prefix               DROVER_KV_PREFIX
+ *   --consul-max-stale        DROVER_CONSUL_MAX_STALE (default 2s; 0: no stale reads)
  *
  * A program lists the block in its config_program:
  *
@@ -36,6 +37,8 @@
 
 #define CONSUL_OPTIONS_DEFAULT_ADDR   "http://127.0.0.1:8500"
 #define CONSUL_OPTIONS_DEFAULT_PREFIX "drover/v1/"
+/* consul-template's default bound on stale reads */
+#define CONSUL_OPTIONS_DEFAULT_MAX_STALE "2s"
 
 /* Option targets: strings owned by the config module (config_free). */
 struct consul_options {
@@ -44,6 +47,7 @@ struct consul_options {
     char *ca_file;
     char *tls_server_name;
     char *kv_prefix;
+    int64_t max_stale_ms; /* --consul-max-stale; 0: no stale reads */
 };
 
 /* The option group bound to the struct consul_options *o_, for a
@@ -87,6 +91,14 @@ struct consul_options {
                  .def = CONSUL_OPTIONS_DEFAULT_PREFIX,                                             \
                  .metavar = "PREFIX",                                                              \
                  .help = "root of drover's KV keys (docs/kv-schema.md)"},                          \
+                {.name = "consul-max-stale",                                                       \
+                 .type = CONFIG_DURATION,                                                          \
+                 .target.i64 = &(o_)->max_stale_ms,                                                \
+                 .def = CONSUL_OPTIONS_DEFAULT_MAX_STALE,                                          \
+                 .metavar = "DURATION",                                                            \
+                 .help = "watches read with ?stale (any Consul server answers) while the server "  \
+                         "heard from the raft leader at most this long ago, else re-read from "    \
+                         "the leader; 0 reads from the leader only"},                              \
                 CONFIG_OPT_END,                                                                    \
         }                                                                                          \
     }

@@ -221,6 +221,214 @@ int consul_parse_kv_list(const char *body, size_t len, struct consul_kv_list **o
     return 0;
 }
 
+/* ---- KV lists parsed against the previous answer ---- */
+
+struct consul_kv_text {
+    char *body; /* a copy of the answer */
+    size_t n;
+    size_t *off, *len; /* entry i's JSON text: body[off[i], off[i] + len[i]) */
+    uint64_t *hash;
+    size_t *slot; /* open addressing over hash: entry index + 1, 0 = empty */
+    size_t n_slots;
+};
+
+void consul_kv_text_free(struct consul_kv_text *t)
+{
+    if (!t)
+        return;
+    free(t->body);
+    free(t->off);
+    free(t->len);
+    free(t->hash);
+    free(t->slot);
+    free(t);
+}
+
+static const char *skip_ws(const char *p, const char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+        p++;
+    return p;
+}
+
+/*
+ * Split a JSON array of objects into the text of each object, honouring
+ * strings and escapes; no validation beyond the structure (each piece is
+ * parsed by jansson or compared byte for byte with one that was). 0, or
+ * -EBADMSG when the body is not shaped like that (the caller then parses
+ * it whole, for the error message), -ENOMEM.
+ */
+static int split_objects(const char *body, size_t blen, struct consul_kv_text *t)
+{
+    const char *p = skip_ws(body, body + blen), *end = body + blen;
+    size_t cap = 0;
+    if (p == end || *p++ != '[')
+        return -EBADMSG;
+    p = skip_ws(p, end);
+    if (p < end && *p == ']') {
+        p++;
+        return skip_ws(p, end) == end ? 0 : -EBADMSG;
+    }
+    for (;;) {
+        p = skip_ws(p, end);
+        if (p == end || *p != '{')
+            return -EBADMSG;
+        const char *start = p;
+        unsigned depth = 0;
+        bool in_str = false;
+        for (; p < end; p++) {
+            char c = *p;
+            if (in_str) {
+                if (c == '\\')
+                    p++; /* the escaped character, whatever it is */
+                else if (c == '"')
+                    in_str = false;
+            } else if (c == '"') {
+                in_str = true;
+            } else if (c == '{' || c == '[') {
+                depth++;
+            } else if (c == '}' || c == ']') {
+                if (--depth == 0) {
+                    p++;
+                    break;
+                }
+            }
+        }
+        if (depth != 0 || p > end)
+            return -EBADMSG;
+        if (t->n == cap) {
+            size_t nc = cap * 2 + 64;
+            size_t *no = realloc(t->off, nc * sizeof(*no));
+            if (no)
+                t->off = no;
+            size_t *nl = no ? realloc(t->len, nc * sizeof(*nl)) : NULL;
+            if (nl)
+                t->len = nl;
+            if (!no || !nl)
+                return -ENOMEM;
+            cap = nc;
+        }
+        t->off[t->n] = (size_t)(start - body);
+        t->len[t->n] = (size_t)(p - start);
+        t->n++;
+        p = skip_ws(p, end);
+        if (p < end && *p == ',') {
+            p++;
+            continue;
+        }
+        if (p < end && *p == ']')
+            return skip_ws(p + 1, end) == end ? 0 : -EBADMSG;
+        return -EBADMSG;
+    }
+}
+
+static uint64_t text_hash(const char *s, size_t n)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < n; i++) {
+        h ^= (unsigned char)s[i];
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+/* Index of prev's entry whose text is exactly s[0..n), or -1. */
+static ssize_t text_find(const struct consul_kv_text *prev, const char *s, size_t n, uint64_t h)
+{
+    if (!prev || !prev->n_slots)
+        return -1;
+    for (size_t i = (size_t)h & (prev->n_slots - 1);; i = (i + 1) & (prev->n_slots - 1)) {
+        size_t e = prev->slot[i];
+        if (!e)
+            return -1;
+        e--;
+        if (prev->hash[e] == h && prev->len[e] == n && memcmp(prev->body + prev->off[e], s, n) == 0)
+            return (ssize_t)e;
+    }
+}
+
+static int kv_copy(const struct consul_kv *a, struct consul_kv *b)
+{
+    *b = *a;
+    b->key = strdup(a->key);
+    b->value = a->value ? malloc(a->value_len + 1) : NULL;
+    b->session = a->session ? strdup(a->session) : NULL;
+    if (!b->key || (a->value && !b->value) || (a->session && !b->session)) {
+        kv_clear(b);
+        return -ENOMEM;
+    }
+    if (a->value)
+        memcpy(b->value, a->value, a->value_len + 1);
+    return 0;
+}
+
+int consul_parse_kv_list_delta(const char *body, size_t len, const struct consul_kv_list *prev,
+                               const struct consul_kv_text *prev_text, struct consul_kv_list **out,
+                               struct consul_kv_text **text_out, size_t *reused, char *err,
+                               size_t errlen)
+{
+    struct consul_kv_text *t = calloc(1, sizeof(*t));
+    struct consul_kv_list *l = calloc(1, sizeof(*l));
+    int rc = -ENOMEM;
+
+    *reused = 0;
+    if (prev && prev_text && prev->n != prev_text->n)
+        prev_text = NULL; /* not each other's: parse everything */
+    if (!t || !l || !(t->body = malloc(len + 1)))
+        goto fail;
+    memcpy(t->body, body, len);
+    t->body[len] = '\0';
+    if ((rc = split_objects(t->body, len, t)) < 0) {
+        if (rc == -ENOMEM)
+            goto fail;
+        /* not a plain array of objects: the whole parse says why */
+        consul_kv_text_free(t);
+        free(l);
+        *text_out = NULL;
+        return consul_parse_kv_list(body, len, out, err, errlen);
+    }
+    for (t->n_slots = 1; t->n_slots < 2 * t->n; t->n_slots *= 2)
+        ;
+    if (!(l->items = calloc(t->n ? t->n : 1, sizeof(*l->items))) ||
+        !(t->hash = calloc(t->n ? t->n : 1, sizeof(*t->hash))) ||
+        !(t->slot = calloc(t->n_slots, sizeof(*t->slot)))) {
+        rc = -ENOMEM;
+        goto fail;
+    }
+    for (size_t i = 0; i < t->n; i++) {
+        const char *s = t->body + t->off[i];
+        uint64_t h = text_hash(s, t->len[i]);
+        ssize_t j = prev ? text_find(prev_text, s, t->len[i], h) : -1;
+        t->hash[i] = h;
+        if (j >= 0) {
+            if ((rc = kv_copy(&prev->items[j], &l->items[i])) < 0)
+                goto fail;
+            (*reused)++;
+        } else {
+            char sub[200] = "";
+            json_t *o = load(s, t->len[i], sub, sizeof(sub));
+            rc = o ? kv_from_json(o, &l->items[i], sub, sizeof(sub)) : -EBADMSG;
+            json_decref(o);
+            if (rc) {
+                fail(err, errlen, rc, "KV entry %zu: %s", i, sub);
+                goto fail;
+            }
+        }
+        l->n++;
+        size_t k = (size_t)h & (t->n_slots - 1);
+        while (t->slot[k])
+            k = (k + 1) & (t->n_slots - 1);
+        t->slot[k] = i + 1;
+    }
+    *out = l;
+    *text_out = t;
+    return 0;
+fail:
+    consul_kv_list_free(l);
+    consul_kv_text_free(t);
+    return rc;
+}
+
 static int key_fill(json_t *elem, void *item, char *err, size_t errlen)
 {
     if (!json_is_string(elem))

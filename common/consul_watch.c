@@ -43,6 +43,8 @@ struct consul_watch {
     bool have_value;
     uint64_t hash;
     struct consul_kv_list *last_kv;
+    struct consul_kv_text *last_text;   /* last_kv's entries as JSON text */
+    struct consul_kv_text *answer_text; /* the answer in flight's, until delivered */
     struct consul_health_list *last_health;
     struct consul_request *req;
     uv_timer_t timer;
@@ -68,6 +70,10 @@ static void on_answer(void *arg, struct consul_response *resp)
     struct consul_watch *w = arg;
     struct consul_client *c = w->c;
     w->req = NULL;
+    if (resp->err || !resp->kv) {
+        consul_kv_text_free(w->answer_text); /* nothing it belongs to */
+        w->answer_text = NULL;
+    }
 
     if (resp->err) {
         uint64_t delay = backoff_next(&w->backoff);
@@ -115,6 +121,9 @@ static void on_answer(void *arg, struct consul_response *resp)
             w->hash = h;
             consul_kv_list_free(w->last_kv);
             consul_health_list_free(w->last_health);
+            consul_kv_text_free(w->last_text);
+            w->last_text = w->answer_text; /* kept in step with last_kv */
+            w->answer_text = NULL;
             w->last_kv = resp->kv; /* the watch owns them from here on */
             w->last_health = resp->health;
             resp->kv = NULL;
@@ -129,6 +138,10 @@ static void on_answer(void *arg, struct consul_response *resp)
         } else {
             c->stats.watch_unchanged++;
         }
+    }
+    if (w->answer_text) { /* not delivered: last_text stays last_kv's */
+        consul_kv_text_free(w->answer_text);
+        w->answer_text = NULL;
     }
     if (w->resets_in_row > 1)
         schedule(w, backoff_next(&w->backoff)); /* never spin on resets */
@@ -153,12 +166,19 @@ static void watch_issue(struct consul_watch *w)
     }
     char *path =
         consul_path(w->kind == CONSUL_WATCH_KV_PREFIX ? "kv" : "health/service", w->target, query);
-    int rc = path ? consul_req_start(w->c, "GET", path, NULL, 0,
-                                     w->kind == CONSUL_WATCH_KV_PREFIX ? CONSUL_REQ_KV_LIST
-                                                                       : CONSUL_REQ_HEALTH,
-                                     timeout, on_answer, w, &w->req)
+    /* ?stale when the client allows it: any server answers a watch, so
+     * a fleet's wake-ups are spread over all servers, not the leader */
+    int rc = path ? consul_req_start_stale(w->c, path,
+                                           w->kind == CONSUL_WATCH_KV_PREFIX ? CONSUL_REQ_KV_LIST
+                                                                             : CONSUL_REQ_HEALTH,
+                                           timeout, on_answer, w, &w->req)
                   : -ENOMEM;
     free(path);
+    if (rc == 0 && w->kind == CONSUL_WATCH_KV_PREFIX) {
+        w->req->prev_kv = w->last_kv;
+        w->req->prev_text = w->last_text;
+        w->req->text_out = &w->answer_text;
+    }
     w->sent = w->index;
     if (rc) {
         uint64_t delay = backoff_next(&w->backoff);
@@ -209,6 +229,8 @@ static void watch_closed(uv_handle_t *h)
 {
     struct consul_watch *w = h->data;
     consul_kv_list_free(w->last_kv);
+    consul_kv_text_free(w->last_text);
+    consul_kv_text_free(w->answer_text);
     consul_health_list_free(w->last_health);
     free(w->target);
     free(w);

@@ -18,12 +18,17 @@ struct feed_watch {
     struct consul_watch *w;
     bool delivered;
     bool failing;
+    bool defs; /* haproxy/<cluster>/: its changes decide the service watches */
 };
 
 struct consul_feed {
     struct consul_feed_opts o;
-    struct feed_watch *watches;
-    size_t n;
+    struct consul_client *c;
+    /* [0, n_fixed): haproxy/<cluster>/, maintenance/, kube/<c>/nodes/;
+     * [n_fixed, n): the kube service prefixes the definitions reference */
+    struct feed_watch **watches;
+    size_t n, n_fixed, cap;
+    bool refs_dirty; /* definitions changed: service watches to re-derive */
     uint64_t last_hash;
     bool have_last;
     struct consul_feed_stats st;
@@ -81,28 +86,264 @@ int consul_feed_entries(const struct consul_kv_list *const *lists, size_t n_list
     return 0;
 }
 
+static int str_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static bool consumed_cluster(const struct kv_model_opts *o, const char *cluster)
+{
+    for (size_t i = 0; i < o->n_kube_clusters; i++)
+        if (strcmp(o->kube_clusters[i], cluster) == 0)
+            return true;
+    return false;
+}
+
+/* Append the kube service prefix of every ref of svc to v at granularity
+ * level (0: one service, 1: its namespace). */
+static int add_refs(const struct kv_model_opts *o, const struct kvm_service *svc, int level,
+                    char ***v, size_t *n, size_t *cap)
+{
+    for (size_t b = 0; b < svc->n_backends; b++) {
+        for (size_t k = 0; k < svc->backends[b].n_kube; k++) {
+            const struct kvm_kube_ref *r = &svc->backends[b].kube[k];
+            char *p = NULL;
+            if (!consumed_cluster(o, r->cluster))
+                continue; /* the model ignores it: nothing to watch */
+            if (*n == *cap) {
+                size_t nc = *cap * 2 + 16;
+                char **nv = realloc(*v, nc * sizeof(*nv));
+                if (!nv)
+                    return -ENOMEM;
+                *v = nv;
+                *cap = nc;
+            }
+            if ((level == 0 ? asprintf(&p, "%skube/%s/services/%s/%s/", o->root, r->cluster,
+                                       r->namespace, r->service)
+                            : asprintf(&p, "%skube/%s/services/%s/", o->root, r->cluster,
+                                       r->namespace)) < 0)
+                return -ENOMEM;
+            (*v)[(*n)++] = p;
+        }
+    }
+    return 0;
+}
+
+static void strv_free(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+/*
+ * The kube service prefixes the definitions in defs reference, sorted and
+ * unique, at the finest granularity that fits service_watches (see
+ * consul_feed.h). A definition that does not decode is what the snapshot
+ * replaces by its last good value (snapshot_build): its references are
+ * taken from the snapshot in force, cur. 0 or -ENOMEM.
+ */
+static int service_prefixes(const struct consul_feed *f, const struct consul_kv_list *defs,
+                            const struct snapshot *cur, char ***out, size_t *n_out)
+{
+    const struct kv_model_opts *o = f->o.model;
+    int64_t now = (int64_t)time(NULL);
+    unsigned budget = f->o.service_watches;
+    char **v = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0;
+    char err[256];
+
+    for (int level = 0; level < 2 && budget > 0; level++) {
+        struct kv_model m;
+        kv_model_init(&m);
+        for (size_t i = 0; rc == 0 && defs && i < defs->n; i++) {
+            const struct consul_kv *kv = &defs->items[i];
+            const char *val = kv->value ? (const char *)kv->value : "";
+            rc = kv_model_add(&m, o, kv->key, val, kv->value_len, now, err, sizeof(err));
+            if (rc == -EINVAL && cur) {
+                rc = 0;
+                for (size_t s = 0; s < cur->model.n_services; s++)
+                    if (strcmp(cur->model.services[s].key, kv->key) == 0)
+                        rc = add_refs(o, &cur->model.services[s], level, &v, &n, &cap);
+            }
+            rc = rc == -ENOMEM ? rc : 0;
+        }
+        for (size_t s = 0; rc == 0 && s < m.n_services; s++)
+            rc = add_refs(o, &m.services[s], level, &v, &n, &cap);
+        kv_model_clear(&m);
+        if (rc < 0)
+            goto fail;
+        if (n > 1)
+            qsort(v, n, sizeof(*v), str_cmp);
+        size_t u = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (u > 0 && strcmp(v[u - 1], v[i]) == 0)
+                free(v[i]);
+            else
+                v[u++] = v[i];
+        }
+        n = u;
+        if (n <= budget) {
+            *out = v;
+            *n_out = n;
+            return 0;
+        }
+        strv_free(v, n);
+        v = NULL;
+        n = cap = 0;
+    }
+    /* too many (or service_watches 0): every consumed cluster's services */
+    if (!(v = calloc(o->n_kube_clusters + 1, sizeof(*v))))
+        return -ENOMEM;
+    for (n = 0; n < o->n_kube_clusters; n++)
+        if (asprintf(&v[n], "%skube/%s/services/", o->root, o->kube_clusters[n]) < 0) {
+            rc = -ENOMEM;
+            goto fail;
+        }
+    *out = v;
+    *n_out = n;
+    return 0;
+fail:
+    strv_free(v, n);
+    return rc;
+}
+
+static void on_change(void *arg, struct consul_response *resp);
+static void on_error(void *arg, struct consul_response *resp);
+
+static int watch_add(struct consul_feed *f, char *prefix, bool defs)
+{
+    struct feed_watch *w;
+    int rc;
+    if (f->n == f->cap) {
+        size_t nc = f->cap * 2 + 8;
+        struct feed_watch **nv = realloc(f->watches, nc * sizeof(*nv));
+        if (!nv)
+            return -ENOMEM;
+        f->watches = nv;
+        f->cap = nc;
+    }
+    if (!(w = calloc(1, sizeof(*w))))
+        return -ENOMEM;
+    w->feed = f;
+    w->prefix = prefix;
+    w->defs = defs;
+    struct consul_watch_opts wo = {
+        .kind = CONSUL_WATCH_KV_PREFIX,
+        .target = prefix,
+        .wait_s = f->o.wait_s,
+        .on_change = on_change,
+        .on_error = on_error,
+        .arg = w,
+    };
+    if ((rc = consul_watch_start(f->c, &wo, &w->w)) < 0) {
+        log_error("consul: cannot watch %s: %s", prefix, strerror(-rc));
+        free(w);
+        return rc;
+    }
+    log_debug("consul: watching %s", prefix);
+    f->watches[f->n++] = w;
+    return 0;
+}
+
+static void watch_free(struct feed_watch *w)
+{
+    if (w->w)
+        consul_watch_stop(w->w);
+    free(w->prefix);
+    free(w);
+}
+
+/* Make the service watches [n_fixed, n) the prefixes of the current
+ * definitions: keep those still wanted (with their value), stop the
+ * others, start the new ones. 0 or -ENOMEM (the feed stays as it was). */
+static int sync_service_watches(struct consul_feed *f)
+{
+    const struct consul_kv_list *defs = NULL;
+    char **want = NULL;
+    size_t n_want = 0;
+    int rc;
+
+    for (size_t i = 0; i < f->n_fixed; i++)
+        if (f->watches[i]->defs)
+            defs = consul_watch_last_kv(f->watches[i]->w);
+    if ((rc = service_prefixes(f, defs, f->o.current ? f->o.current(f->o.arg) : NULL, &want,
+                               &n_want)) < 0)
+        return rc;
+    /* both sorted: the service watches are kept in prefix order */
+    size_t i = 0, j = 0, old_n = f->n;
+    struct feed_watch **old = malloc((old_n - f->n_fixed + 1) * sizeof(*old));
+    if (!old) {
+        strv_free(want, n_want);
+        return -ENOMEM;
+    }
+    memcpy(old, f->watches + f->n_fixed, (old_n - f->n_fixed) * sizeof(*old));
+    f->n = f->n_fixed;
+    size_t n_old = old_n - f->n_fixed, started = 0, stopped = 0;
+    while (i < n_old || j < n_want) {
+        int cmp = i == n_old ? 1 : j == n_want ? -1 : strcmp(old[i]->prefix, want[j]);
+        if (cmp == 0) {
+            f->watches[f->n++] = old[i++];
+            free(want[j++]);
+        } else if (cmp < 0) {
+            watch_free(old[i++]);
+            stopped++;
+        } else {
+            if ((rc = watch_add(f, want[j], false)) < 0) {
+                /* keep going with what runs; the next definition change retries */
+                log_error("watcher: cannot watch %s: %s; its servers stay as they were", want[j],
+                          strerror(-rc));
+                free(want[j]);
+            } else {
+                started++;
+            }
+            j++;
+        }
+    }
+    free(old);
+    free(want);
+    if (started || stopped)
+        log_info("consul: %zu kube service prefix(es) watched (%zu new, %zu stopped)",
+                 f->n - f->n_fixed, started, stopped);
+    return 0;
+}
+
 static void rebuild(struct consul_feed *f)
 {
-    const struct consul_kv_list *lists[64];
+    const struct consul_kv_list **lists = NULL;
     struct snapshot_entry *e = NULL;
     struct snapshot *snap = NULL;
     size_t n = 0;
     int rc;
 
-    for (size_t i = 0; i < f->n; i++) {
-        if (!f->watches[i].delivered)
+    for (size_t i = 0; i < f->n_fixed; i++)
+        if (!f->watches[i]->delivered)
             return; /* never a partial view */
-        lists[i] = consul_watch_last_kv(f->watches[i].w);
+    if (f->refs_dirty) {
+        if ((rc = sync_service_watches(f)) < 0) {
+            log_error("watcher: cannot derive the kube services to watch: %s; keeping the last "
+                      "good snapshot, next change retries",
+                      strerror(-rc));
+            return;
+        }
+        f->refs_dirty = false;
     }
+    for (size_t i = f->n_fixed; i < f->n; i++)
+        if (!f->watches[i]->delivered)
+            return; /* a newly referenced service is read first: never a partial view */
+    if (!(lists = calloc(f->n + 1, sizeof(*lists)))) {
+        rc = -ENOMEM;
+        goto fail;
+    }
+    for (size_t i = 0; i < f->n; i++)
+        lists[i] = consul_watch_last_kv(f->watches[i]->w);
     f->st.complete = true;
     if ((rc = consul_feed_entries(lists, f->n, &e, &n)) < 0 ||
         (rc = snapshot_build(f->o.model, e, n, (int64_t)time(NULL),
-                             f->o.current ? f->o.current(f->o.arg) : NULL, &snap)) < 0) {
-        log_error("watcher: cannot build a snapshot from Consul's answer: %s; keeping the last "
-                  "good snapshot, next change retries",
-                  strerror(-rc));
-        return;
-    }
+                             f->o.current ? f->o.current(f->o.arg) : NULL, &snap)) < 0)
+        goto fail;
+    free(lists);
     if (f->have_last && snap->inputs_hash == f->last_hash) {
         f->st.unchanged++;
         snapshot_free(snap);
@@ -112,15 +353,24 @@ static void rebuild(struct consul_feed *f)
     f->have_last = true;
     f->st.snapshots++;
     f->o.on_snapshot(f->o.arg, snap);
+    return;
+fail:
+    free(lists);
+    log_error("watcher: cannot build a snapshot from Consul's answer: %s; keeping the last "
+              "good snapshot, next change retries",
+              strerror(-rc));
 }
 
 static void on_change(void *arg, struct consul_response *resp)
 {
     struct feed_watch *w = arg;
+    struct consul_feed *f = w->feed;
     (void)resp;
     w->delivered = true;
     w->failing = false;
-    rebuild(w->feed);
+    if (w->defs)
+        f->refs_dirty = true;
+    rebuild(f); /* may stop w: do not touch it below */
 }
 
 static void on_error(void *arg, struct consul_response *resp)
@@ -142,53 +392,32 @@ static void on_error(void *arg, struct consul_response *resp)
 int consul_feed_start(struct consul_client *c, const struct consul_feed_opts *o,
                       struct consul_feed **out)
 {
+    const struct kv_model_opts *m = o->model;
     struct consul_feed *f = calloc(1, sizeof(*f));
-    char **prefixes = NULL;
-    size_t n = 0;
-    int rc;
+    int rc = -ENOMEM;
 
     if (!f)
         return -ENOMEM;
     f->o = *o;
-    if ((rc = consul_feed_prefixes(o->model, &prefixes, &n)) < 0) {
-        free(f);
-        return rc;
-    }
-    if (n > 64) {
-        rc = -E2BIG;
-        goto fail;
-    }
-    if (!(f->watches = calloc(n, sizeof(*f->watches)))) {
-        rc = -ENOMEM;
-        goto fail;
-    }
-    for (size_t i = 0; i < n; i++) {
-        struct feed_watch *w = &f->watches[i];
-        w->feed = f;
-        w->prefix = prefixes[i];
-        prefixes[i] = NULL;
-        f->n++;
-        struct consul_watch_opts wo = {
-            .kind = CONSUL_WATCH_KV_PREFIX,
-            .target = w->prefix,
-            .wait_s = o->wait_s,
-            .on_change = on_change,
-            .on_error = on_error,
-            .arg = w,
-        };
-        if ((rc = consul_watch_start(c, &wo, &w->w)) < 0) {
-            log_error("consul: cannot watch %s: %s", w->prefix, strerror(-rc));
+    f->c = c;
+    f->refs_dirty = true;
+    for (size_t i = 0; i < m->n_kube_clusters + 2; i++) {
+        char *p = NULL;
+        int r = i == 0   ? asprintf(&p, "%shaproxy/%s/", m->root, m->haproxy_cluster)
+                : i == 1 ? asprintf(&p, "%smaintenance/", m->root)
+                         : asprintf(&p, "%skube/%s/nodes/", m->root, m->kube_clusters[i - 2]);
+        if (r < 0)
+            goto fail;
+        if ((rc = watch_add(f, p, i == 0)) < 0) {
+            free(p);
             goto fail;
         }
-        log_info("consul: watching %s", w->prefix);
+        log_info("consul: watching %s", p);
     }
-    free(prefixes);
+    f->n_fixed = f->n;
     *out = f;
     return 0;
 fail:
-    for (size_t i = 0; i < n; i++)
-        free(prefixes[i]);
-    free(prefixes);
     consul_feed_stop(f);
     return rc;
 }
@@ -197,11 +426,8 @@ void consul_feed_stop(struct consul_feed *f)
 {
     if (!f)
         return;
-    for (size_t i = 0; i < f->n; i++) {
-        if (f->watches[i].w)
-            consul_watch_stop(f->watches[i].w);
-        free(f->watches[i].prefix);
-    }
+    for (size_t i = 0; i < f->n; i++)
+        watch_free(f->watches[i]);
     free(f->watches);
     free(f);
 }
@@ -210,7 +436,8 @@ void consul_feed_get_stats(const struct consul_feed *f, struct consul_feed_stats
 {
     *out = f->st;
     out->healthy = true;
+    out->watches = f->n;
     for (size_t i = 0; i < f->n; i++)
-        if (f->watches[i].failing || !f->watches[i].delivered)
+        if (f->watches[i]->failing || (i < f->n_fixed && !f->watches[i]->delivered))
             out->healthy = false;
 }

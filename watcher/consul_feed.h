@@ -1,18 +1,30 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * consul_feed: the watcher's view of Consul. One blocking-query watch per
- * prefix (never per key: Consul caps connections per client):
+ * consul_feed: the watcher's view of Consul. Blocking-query watches on
+ * prefixes (never one per key: Consul caps connections per client), cut
+ * so that a change wakes only the watchers it concerns
+ * (docs/kv-schema.md, "What a watcher watches"):
  *
- *   <root>kube/<cluster>/    for every consumed kube cluster
- *   <root>haproxy/<cluster>/ the proxy-fleet cluster served
+ *   <root>haproxy/<cluster>/           the proxy-fleet cluster served
  *   <root>maintenance/
+ *   <root>kube/<c>/nodes/              for every consumed kube cluster <c>
+ *   <root>kube/<c>/services/<ns>/<svc>/  one per kube service the HAProxy
+ *                                      service definitions reference
+ *
+ * The service watches follow the definitions: when haproxy/<cluster>/
+ * changes, the referenced services are derived again, new prefixes are
+ * watched and unreferenced ones stopped. More than service_watches of
+ * them are watched per namespace (kube/<c>/services/<ns>/), and if that
+ * is still too many, as kube/<c>/services/ whole.
  *
  * Once every watch has delivered (a partial view is never turned into a
- * snapshot: a missing prefix would look like "everything removed"), each
- * change rebuilds one immutable snapshot from all the prefixes' last
- * values and hands it to on_snapshot. Errors (Consul down, 5xx, ACL) are
- * retried with backoff by the watches themselves and reported through
- * on_error; the last good snapshot stays in force (fail static).
+ * snapshot: a missing prefix would look like "everything removed", so a
+ * newly referenced service is read before the definition that references
+ * it takes effect), each change rebuilds one immutable snapshot from all
+ * the prefixes' last values and hands it to on_snapshot. Errors (Consul
+ * down, 5xx, ACL) are retried with backoff by the watches themselves and
+ * reported through on_error; the last good snapshot stays in force (fail
+ * static).
  */
 #ifndef DROVER_WATCHER_CONSUL_FEED_H
 #define DROVER_WATCHER_CONSUL_FEED_H
@@ -26,6 +38,10 @@
 
 struct consul_feed;
 
+/* --service-watches default: leaves most of Consul's 200 connections per
+ * client to the host's other programs. */
+#define CONSUL_FEED_SERVICE_WATCHES_DEFAULT 32
+
 /* snap is owned by the callee. */
 typedef void (*consul_feed_snapshot_fn)(void *arg, struct snapshot *snap);
 /* A watch failed (message names prefix and error; retried automatically). */
@@ -34,6 +50,9 @@ typedef void (*consul_feed_error_fn)(void *arg, const char *prefix, int err, con
 struct consul_feed_opts {
     const struct kv_model_opts *model; /* borrowed; must outlive the feed */
     unsigned wait_s;                   /* blocking query wait, 0 = default */
+    /* Most kube service prefixes watched one service (then one namespace)
+     * each; 0: every consumed cluster's kube/<c>/services/ whole. */
+    unsigned service_watches;
     consul_feed_snapshot_fn on_snapshot;
     consul_feed_error_fn on_error;
     /* The snapshot in force (bad entries fall back to its values); may be
@@ -48,6 +67,7 @@ struct consul_feed_stats {
     uint64_t errors;    /* watch errors */
     bool complete;      /* every prefix delivered at least once */
     bool healthy;       /* no watch in error since its last delivery */
+    size_t watches;     /* prefixes watched now */
 };
 
 int consul_feed_start(struct consul_client *c, const struct consul_feed_opts *o,
@@ -55,8 +75,10 @@ int consul_feed_start(struct consul_client *c, const struct consul_feed_opts *o,
 void consul_feed_stop(struct consul_feed *f);
 void consul_feed_get_stats(const struct consul_feed *f, struct consul_feed_stats *out);
 
-/* The prefixes a feed watches for these options (caller frees each string
- * and the array). For logs, `render --diff` and tests. 0 or -ENOMEM. */
+/* The prefixes that hold everything a feed for these options may consume
+ * (kube/<c>/ whole, haproxy/<cluster>/, maintenance/), for one-shot reads
+ * (`render --diff`) and tests; the feed itself watches narrower ones (see
+ * top). Caller frees each string and the array. 0 or -ENOMEM. */
 int consul_feed_prefixes(const struct kv_model_opts *o, char ***out, size_t *n);
 
 /* Entries of several KV lists as snapshot input (copies). 0 or -ENOMEM. */

@@ -289,3 +289,46 @@ const struct kvm_force *kv_model_force(const struct kv_model *m, const char *bac
         return NULL;
     return bsearch(&key, m->forces, m->n_forces, sizeof(key), cmp_force);
 }
+
+/* A deep copy of n into *out. 0 or -ENOMEM (*out cleared). */
+static int copy_node(const struct kvm_node *n, struct kvm_node *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->eligible = n->eligible;
+    if (!(out->cluster = strdup(n->cluster)) || !(out->name = strdup(n->name)) ||
+        (n->n_addresses && !(out->addresses = calloc(n->n_addresses, sizeof(char *)))))
+        goto fail;
+    for (; out->n_addresses < n->n_addresses; out->n_addresses++)
+        if (!(out->addresses[out->n_addresses] = strdup(n->addresses[out->n_addresses])))
+            goto fail;
+    return 0;
+fail:
+    kvm_node_clear(out);
+    memset(out, 0, sizeof(*out));
+    return -ENOMEM;
+}
+
+int kv_model_reuse(struct kv_model *m, const struct kv_model *prev, const struct kv_model_opts *o,
+                   const char *key)
+{
+    struct kv_key k;
+    struct kvm_node nd;
+    int rc;
+
+    if (!prev || !prev->n_nodes)
+        return 0;
+    kv_key_parse(o->root, key, &k);
+    if (k.kind != KV_KEY_KUBE_NODE)
+        return 0;
+    struct kvm_node want = {.cluster = k.seg[0], .name = k.seg[1]};
+    const struct kvm_node *old = bsearch(&want, prev->nodes, prev->n_nodes, sizeof(want), cmp_node);
+    if (!old)
+        return 0; /* bad or not consumed last time: decode again, with its message */
+    if ((rc = copy_node(old, &nd)) < 0 ||
+        (rc = grow((void **)&m->nodes, &m->cap_nodes, m->n_nodes, sizeof(nd))) < 0) {
+        kvm_node_clear(&nd);
+        return rc;
+    }
+    m->nodes[m->n_nodes++] = nd;
+    return 1;
+}

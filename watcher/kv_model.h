@@ -74,6 +74,18 @@ void kv_model_clear(struct kv_model *m);
 int kv_model_add(struct kv_model *m, const struct kv_model_opts *o, const char *key,
                  const char *value, size_t len, int64_t now, char *err, size_t errlen);
 
+/*
+ * Add to m a copy of the record prev (a finished model) decoded from key,
+ * instead of decoding a value again: the caller has checked that key's
+ * value is byte for byte the one prev decoded. Done for kube nodes only,
+ * the one kind a fleet holds by the hundreds and re-reads whole on every
+ * node change (docs/scaling.md). 1 when copied; 0 when key is not a node,
+ * or prev holds no record for it (it was bad or not consumed: decode it
+ * with kv_model_add); -ENOMEM.
+ */
+int kv_model_reuse(struct kv_model *m, const struct kv_model *prev, const struct kv_model_opts *o,
+                   const char *key);
+
 /* Sort every array by its key so equal inputs give equal models whatever
  * order Consul listed them in. Call once after the last kv_model_add. */
 void kv_model_finish(struct kv_model *m);

@@ -59,6 +59,7 @@ struct options {
     char *metrics_addr;
     int64_t maxconn, timeout_connect_ms, timeout_client_ms, timeout_server_ms;
     int64_t consul_wait_ms;
+    int64_t service_watches;
     int64_t resync_ms;
 };
 
@@ -109,6 +110,9 @@ static const struct config_option options[] = {
     CONFIG_OPT_DURATION("timeout-client", &opt.timeout_client_ms, "30s", "default timeout client"),
     CONFIG_OPT_DURATION("timeout-server", &opt.timeout_server_ms, "30s", "default timeout server"),
     CONFIG_OPT_DURATION("consul-wait", &opt.consul_wait_ms, "5m", "blocking query wait"),
+    CONFIG_OPT_INT("service-watches", &opt.service_watches, "32", 0, 150,
+                   "most referenced kube services watched one by one (then per namespace, then "
+                   "kube/<cluster>/services/ whole); 0 = always whole"),
     CONFIG_OPT_DURATION("resync-interval", &opt.resync_ms, "1m",
                         "re-apply every placement this often (HAProxy restarted or changed by "
                         "hand); 0 = never"),
@@ -362,6 +366,7 @@ static int run_daemon(void)
     struct consul_feed_opts fo = {
         .model = &w.model,
         .wait_s = (unsigned)(opt.consul_wait_ms / 1000),
+        .service_watches = (unsigned)opt.service_watches,
         .on_snapshot = on_feed_snapshot,
         .on_error = on_feed_error,
         .current = feed_current,

@@ -223,6 +223,16 @@ int snapshot_build(const struct kv_model_opts *o, struct snapshot_entry *entries
         s->inputs_hash =
             fnv(s->inputs_hash, entries[i].value ? entries[i].value : "", entries[i].len);
         s->inputs_hash = fnv(s->inputs_hash, "\n", 1);
+        /* unchanged since the snapshot in force: copy its decoded record */
+        const struct snapshot_entry *same = find_entry(prev, entries[i].key);
+        if (same && same->len == entries[i].len &&
+            memcmp(same->value ? same->value : "", entries[i].value ? entries[i].value : "",
+                   same->len) == 0 &&
+            (rc = kv_model_reuse(&s->model, &prev->model, o, entries[i].key)) != 0) {
+            if (rc < 0)
+                goto fail;
+            continue;
+        }
         err[0] = '\0';
         rc = kv_model_add(&s->model, o, entries[i].key, entries[i].value, entries[i].len, now, err,
                           sizeof(err));

@@ -40,6 +40,7 @@ struct conn {
     size_t body_cap;
     char hdr_field[64];
     bool in_token;
+    bool in_accept_encoding;
     bool closing;
     unsigned refs; /* the tcp handle + delayed replies not yet fired */
 };
@@ -169,9 +170,9 @@ static int on_message_complete(http_parser *p)
         snprintf(idx, sizeof(idx), "%s: %" PRIu64 "\r\n",
                  r.lowercase_header ? "x-consul-index" : "X-Consul-Index", r.index);
     int n = asprintf(&out,
-                     "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n%s"
+                     "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n%s%s"
                      "Content-Length: %zu\r\n\r\n%s",
-                     st, reason(st), idx, strlen(body), body);
+                     st, reason(st), idx, r.headers ? r.headers : "", strlen(body), body);
     free(r.body);
     if (n < 0)
         abort();
@@ -180,7 +181,7 @@ static int on_message_complete(http_parser *p)
     c->req.body = NULL;
     c->req.body_len = 0;
     c->body_cap = 0;
-    c->req.url[0] = c->req.token[0] = '\0';
+    c->req.url[0] = c->req.token[0] = c->req.accept_encoding[0] = '\0';
     if (r.hang) {
         free(out);
         return 0;
@@ -218,6 +219,7 @@ static int on_header_field(http_parser *p, const char *at, size_t len)
     struct conn *c = p->data;
     snprintf(c->hdr_field, sizeof(c->hdr_field), "%.*s", (int)len, at);
     c->in_token = strcasecmp(c->hdr_field, "X-Consul-Token") == 0;
+    c->in_accept_encoding = strcasecmp(c->hdr_field, "Accept-Encoding") == 0;
     return 0;
 }
 
@@ -226,6 +228,8 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
     struct conn *c = p->data;
     if (c->in_token)
         snprintf(c->req.token, sizeof(c->req.token), "%.*s", (int)len, at);
+    if (c->in_accept_encoding)
+        snprintf(c->req.accept_encoding, sizeof(c->req.accept_encoding), "%.*s", (int)len, at);
     return 0;
 }
 

@@ -18,9 +18,10 @@ struct fake_http;
 
 struct fake_http_req {
     char method[16];
-    char url[2048];  /* path and query */
-    char token[256]; /* X-Consul-Token, "" if absent */
-    char *body;      /* NUL-terminated */
+    char url[2048];            /* path and query */
+    char token[256];           /* X-Consul-Token, "" if absent */
+    char accept_encoding[128]; /* Accept-Encoding, "" if absent */
+    char *body;                /* NUL-terminated */
     size_t body_len;
     unsigned seq; /* 0, 1, 2... over the server's lifetime */
 };
@@ -30,6 +31,7 @@ struct fake_http_reply {
     bool has_index; /* send an X-Consul-Index header */
     uint64_t index;
     bool lowercase_header; /* spell it x-consul-index */
+    const char *headers;   /* more header lines, each ending in \r\n (not freed); NULL: none */
     char *body;            /* malloc'ed by the handler, freed by the server; NULL: "" */
     unsigned delay_ms;     /* answer after this long */
     bool hang;             /* never answer (client must time out) */

@@ -5,13 +5,56 @@
  * answer, '5' base64 + bool + X-Consul-Index), the rest is the body. Seeds
  * in corpus/consul_response/ are real answers of consul 1.8.7 (-dev).
  * Every successful parse is also hashed and freed so ASan sees the whole
- * lifetime of the structures.
+ * lifetime of the structures. KV lists also go through the watches'
+ * delta parser, which must agree with the whole parse.
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "consul.h"
+
+/* a and b hold the same entries (keys, values, flags, indexes, sessions) */
+static void same_lists(const struct consul_kv_list *a, const struct consul_kv_list *b)
+{
+    if (a->n != b->n)
+        abort();
+    for (size_t i = 0; i < a->n; i++) {
+        const struct consul_kv *x = &a->items[i], *y = &b->items[i];
+        if (strcmp(x->key, y->key) != 0 || x->value_len != y->value_len || !x->value != !y->value ||
+            (x->value && memcmp(x->value, y->value, x->value_len)) || x->flags != y->flags ||
+            x->create_index != y->create_index || x->modify_index != y->modify_index ||
+            x->lock_index != y->lock_index || !x->session != !y->session ||
+            (x->session && strcmp(x->session, y->session) != 0))
+            abort();
+    }
+}
+
+/* The delta parser agrees with the whole parse: without a previous
+ * answer, and against the same body parsed before (everything reused). */
+static void check_delta(const char *body, size_t len, const struct consul_kv_list *whole)
+{
+    struct consul_kv_list *d1 = NULL, *d2 = NULL;
+    struct consul_kv_text *t1 = NULL, *t2 = NULL;
+    size_t reused = 0;
+    char err[256];
+    int rc1 =
+        consul_parse_kv_list_delta(body, len, NULL, NULL, &d1, &t1, &reused, err, sizeof(err));
+    if ((rc1 == 0) != (whole != NULL))
+        abort(); /* accepts exactly what the whole parse accepts */
+    if (rc1 != 0)
+        return;
+    same_lists(whole, d1);
+    if (consul_parse_kv_list_delta(body, len, d1, t1, &d2, &t2, &reused, err, sizeof(err)) != 0)
+        abort();
+    same_lists(whole, d2);
+    if (t1 && reused != d2->n)
+        abort(); /* identical text is never parsed twice */
+    consul_kv_list_free(d1);
+    consul_kv_list_free(d2);
+    consul_kv_text_free(t1);
+    consul_kv_text_free(t2);
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -29,8 +72,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 if (l->items[i].value && l->items[i].value[l->items[i].value_len] != '\0')
                     abort(); /* values must stay NUL-terminated */
             }
-            consul_kv_list_free(l);
         }
+        check_delta(body, len, l);
+        consul_kv_list_free(l);
         break;
     }
     case 1: {

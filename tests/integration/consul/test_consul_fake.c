@@ -24,6 +24,7 @@ enum script {
     SCRIPT_HANG,
     SCRIPT_TXN,
     SCRIPT_TOKEN,
+    SCRIPT_STALE,
 };
 
 struct fake {
@@ -31,6 +32,7 @@ struct fake {
     unsigned n_req;
     char urls[64][2048];
     char tokens[64][256];
+    char encodings[64][128];
     size_t txn_sizes[64];
     int txn_fail_batch; /* -1: none */
     uv_loop_t loop;
@@ -61,6 +63,7 @@ static void handler(void *arg, const struct fake_http_req *req, struct fake_http
     if (n < 64) {
         snprintf(f->urls[n], sizeof(f->urls[n]), "%s", req->url);
         snprintf(f->tokens[n], sizeof(f->tokens[n]), "%s", req->token);
+        snprintf(f->encodings[n], sizeof(f->encodings[n]), "%s", req->accept_encoding);
     }
     rep->has_index = true;
     switch (f->script) {
@@ -135,6 +138,25 @@ static void handler(void *arg, const struct fake_http_req *req, struct fake_http
         }
         break;
     }
+    case SCRIPT_STALE:
+        /* 0: stale full read from a lagging server (5 s behind); 1: the
+         * leader's re-read; 2: a fresh stale answer (20 ms) with B; 3: a
+         * stale answer from a server without a leader; 4: the leader's
+         * re-read hangs */
+        if (n <= 2) {
+            rep->index = n < 2 ? 10 : 11;
+            rep->body = strdup(n < 2 ? BODY_A : BODY_B);
+            rep->headers = n == 0   ? "X-Consul-LastContact: 5000\r\nX-Consul-KnownLeader: true\r\n"
+                           : n == 1 ? "X-Consul-LastContact: 0\r\nX-Consul-KnownLeader: true\r\n"
+                                    : "X-Consul-LastContact: 20\r\nX-Consul-KnownLeader: true\r\n";
+        } else if (n == 3) {
+            rep->index = 12;
+            rep->body = strdup(BODY_A);
+            rep->headers = "x-consul-lastcontact: 0\r\nx-consul-knownleader: false\r\n";
+        } else {
+            rep->hang = true;
+        }
+        break;
     case SCRIPT_TOKEN:
         if (strcmp(req->token, "good") == 0) {
             rep->index = 3;
@@ -182,8 +204,10 @@ static struct fake *fake_new(enum script s, const char *token_file)
     int port;
     ck_assert_int_eq(fake_http_start(&f->loop, handler, f, &f->srv, &port), 0);
     snprintf(f->addr, sizeof(f->addr), "http://127.0.0.1:%d", port);
-    struct consul_config cfg = {
-        .address = f->addr, .token_file = token_file, .request_timeout_ms = 5000};
+    struct consul_config cfg = {.address = f->addr,
+                                .token_file = token_file,
+                                .request_timeout_ms = 5000,
+                                .max_stale_ms = s == SCRIPT_STALE ? 2000 : 0};
     ck_assert_int_eq(consul_client_new(&f->loop, &cfg, &f->c), 0);
     return f;
 }
@@ -241,6 +265,40 @@ START_TEST(test_index_backwards_resets_to_full_read)
     ck_assert_uint_eq(f->changes, 2);
     ck_assert_str_eq(f->last_value, "b");
     ck_assert_uint_eq(consul_watch_index(f->w), 60);
+    fake_free(f);
+}
+END_TEST
+
+START_TEST(test_stale_reads_bounded_and_gzip)
+{
+    struct fake *f = fake_new(SCRIPT_STALE, NULL);
+    watch(f, 60);
+    for (int i = 0; i < 100 && !reached(f, 5); i++)
+        run_until(&f->loop, &f->target_reached, 50);
+    ck_assert_uint_ge(f->n_req, 5);
+    ck_assert_msg(strstr(f->urls[0], "recurse&stale") != NULL, "stale full read, got %s",
+                  f->urls[0]);
+    ck_assert_msg(strstr(f->urls[1], "stale") == NULL,
+                  "a 5 s stale answer (max 2 s) must be re-read from the leader, got %s",
+                  f->urls[1]);
+    ck_assert_msg(strstr(f->urls[2], "index=10") && strstr(f->urls[2], "stale"),
+                  "blocking query stale again, got %s", f->urls[2]);
+    ck_assert_msg(strstr(f->urls[3], "index=11") && strstr(f->urls[3], "stale"), "got %s",
+                  f->urls[3]);
+    ck_assert_msg(strstr(f->urls[4], "index=11") && !strstr(f->urls[4], "stale"),
+                  "an answer without a known leader must be re-read from the leader, got %s",
+                  f->urls[4]);
+    const struct consul_stats *st = consul_client_stats(f->c);
+    ck_assert_uint_eq(st->stale_retries, 2);
+    ck_assert_uint_gt(st->bytes_received, 0);
+    /* A from the leader's re-read, B from the fresh stale answer; the
+     * leaderless answer (A again) never delivered */
+    ck_assert_uint_eq(f->changes, 2);
+    ck_assert_str_eq(f->last_value, "b");
+    ck_assert_uint_eq(f->errors, 0);
+    for (unsigned i = 0; i < 5; i++)
+        ck_assert_msg(strstr(f->encodings[i], "gzip") != NULL,
+                      "request %u must accept gzip, Accept-Encoding '%s'", i, f->encodings[i]);
     fake_free(f);
 }
 END_TEST
@@ -461,8 +519,10 @@ static void free_client_on_change(void *arg, struct consul_response *r)
 START_TEST(test_free_client_inside_watch_callback)
 {
     struct fake *f = fake_new(SCRIPT_HANG, NULL);
-    struct consul_watch_opts o = {.kind = CONSUL_WATCH_KV_PREFIX, .target = "p/",
-                                  .on_change = free_client_on_change, .arg = f};
+    struct consul_watch_opts o = {.kind = CONSUL_WATCH_KV_PREFIX,
+                                  .target = "p/",
+                                  .on_change = free_client_on_change,
+                                  .arg = f};
     ck_assert_int_eq(consul_watch_start(f->c, &o, &f->w), 0);
     ck_assert(run_until(&f->loop, &f->target_reached, 10000));
     ck_assert_uint_eq(f->changes, 1);
@@ -495,6 +555,7 @@ int main(void)
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_index_backwards_resets_to_full_read);
+    tcase_add_test(tc, test_stale_reads_bounded_and_gzip);
     tcase_add_test(tc, test_index_zero_never_spins);
     tcase_add_test(tc, test_errors_keep_last_value_and_retry);
     tcase_add_test(tc, test_404_is_empty_with_index_lowercase_header);

@@ -341,6 +341,13 @@ START_TEST(test_consul_options_config)
     ck_assert_ptr_null(cc.ca_file); /* empty = none */
     ck_assert_ptr_null(cc.token_file);
     ck_assert_ptr_null(cc.token);
+    ck_assert_uint_eq(cc.max_stale_ms, 2000); /* stale reads bounded by 2 s by default */
+    ck_assert_int_eq(parse(err, sizeof(err), NULL, NULL, "--consul-max-stale", "0", NULL), 0);
+    ck_assert_int_eq(consul_options_config(&o.consul, &cc, err, sizeof(err)), 0);
+    ck_assert_uint_eq(cc.max_stale_ms, 0); /* leader reads only */
+    ck_assert_int_eq(parse(err, sizeof(err), NULL, NULL, "--consul-max-stale", "11m", NULL), 0);
+    ck_assert_int_eq(consul_options_config(&o.consul, &cc, err, sizeof(err)), -EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "--consul-max-stale"));
 
     /* Consul's CLI: HOST:PORT plus CONSUL_HTTP_SSL=true is https */
     setenv("CONSUL_HTTP_SSL", "true", 1);

@@ -62,6 +62,70 @@ START_TEST(test_kv_errors_name_the_entry)
 }
 END_TEST
 
+/* What a watch does with each answer: entries whose JSON text is
+ * unchanged are copied from the previous answer, the others parsed; the
+ * result is always the whole parse's. */
+START_TEST(test_kv_list_delta)
+{
+#define E_A "{\"Key\":\"p/a\",\"Flags\":0,\"Value\":\"YQ==\",\"ModifyIndex\":5}"
+#define E_B "{\"Key\":\"p/b}{[\\\"\",\"Value\":\"Yg==\",\"ModifyIndex\":6}"
+#define E_C "{\"Key\":\"p/c\",\"Value\":null,\"ModifyIndex\":7,\"Session\":\"s-1\"}"
+    static const char first[] = "[" E_A "," E_B "," E_C "]";
+    static const char second[] = " [ " E_A ",\n" E_B ",{\"Key\":\"p/c\",\"Value\":\"Yw==\","
+                                 "\"ModifyIndex\":9},{\"Key\":\"p/d\",\"ModifyIndex\":9} ]\n";
+    struct consul_kv_list *l1 = NULL, *l2 = NULL, *whole = NULL;
+    struct consul_kv_text *t1 = NULL, *t2 = NULL;
+    size_t reused = 9;
+    char err[256];
+    ck_assert_int_eq(consul_parse_kv_list_delta(first, strlen(first), NULL, NULL, &l1, &t1, &reused,
+                                                err, sizeof(err)),
+                     0);
+    ck_assert_uint_eq(reused, 0);
+    ck_assert_uint_eq(l1->n, 3);
+    ck_assert_str_eq(l1->items[1].key, "p/b}{[\""); /* braces and escapes inside strings */
+    ck_assert_str_eq(l1->items[2].session, "s-1");
+    ck_assert_int_eq(consul_parse_kv_list_delta(second, strlen(second), l1, t1, &l2, &t2, &reused,
+                                                err, sizeof(err)),
+                     0);
+    ck_assert_uint_eq(reused, 2); /* a and b; c changed, d is new */
+    ck_assert_int_eq(consul_parse_kv_list(second, strlen(second), &whole, err, sizeof(err)), 0);
+    ck_assert_uint_eq(l2->n, 4);
+    ck_assert_uint_eq(consul_kv_list_hash(l2), consul_kv_list_hash(whole));
+    for (size_t i = 0; i < 4; i++) {
+        ck_assert_str_eq(l2->items[i].key, whole->items[i].key);
+        ck_assert_uint_eq(l2->items[i].modify_index, whole->items[i].modify_index);
+    }
+    ck_assert_str_eq((char *)l2->items[2].value, "c");
+    ck_assert_ptr_null(l2->items[2].session);
+    /* a body that is not a plain array of objects: the whole parse's error */
+    struct consul_kv_list *bad = NULL;
+    struct consul_kv_text *tb = NULL;
+    static const char broken[] = "[" E_A ",42]";
+    ck_assert_int_eq(consul_parse_kv_list_delta(broken, strlen(broken), l2, t2, &bad, &tb, &reused,
+                                                err, sizeof(err)),
+                     -EBADMSG);
+    ck_assert_ptr_nonnull(strstr(err, "entry 1"));
+    static const char truncated[] = "[" E_A ",{\"Key\":\"p/x\"";
+    ck_assert_int_eq(consul_parse_kv_list_delta(truncated, strlen(truncated), l2, t2, &bad, &tb,
+                                                &reused, err, sizeof(err)),
+                     -EBADMSG);
+    /* an entry that splits but is no good JSON names its entry */
+    static const char inner[] = "[" E_A ",{\"Key\":\"p/x\",}]";
+    ck_assert_int_eq(consul_parse_kv_list_delta(inner, strlen(inner), l2, t2, &bad, &tb, &reused,
+                                                err, sizeof(err)),
+                     -EBADMSG);
+    ck_assert_ptr_nonnull(strstr(err, "entry 1"));
+    consul_kv_list_free(whole);
+    consul_kv_list_free(l1);
+    consul_kv_list_free(l2);
+    consul_kv_text_free(t1);
+    consul_kv_text_free(t2);
+#undef E_A
+#undef E_B
+#undef E_C
+}
+END_TEST
+
 START_TEST(test_base64)
 {
     unsigned char *out;
@@ -306,6 +370,7 @@ int main(void)
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_kv_list);
     tcase_add_test(tc, test_kv_errors_name_the_entry);
+    tcase_add_test(tc, test_kv_list_delta);
     tcase_add_test(tc, test_base64);
     tcase_add_test(tc, test_keys_and_session_and_bool);
     tcase_add_test(tc, test_index_header);

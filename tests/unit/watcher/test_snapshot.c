@@ -144,6 +144,56 @@ START_TEST(test_duplicate_servers_keep_the_first)
 }
 END_TEST
 
+/* An unchanged node reuses the decoded record of the snapshot in force:
+ * the model is the one a fresh decode gives, node by node. */
+static void assert_same_nodes(const struct kv_model *a, const struct kv_model *b)
+{
+    ck_assert_uint_eq(a->n_nodes, b->n_nodes);
+    for (size_t i = 0; i < a->n_nodes; i++) {
+        ck_assert_str_eq(a->nodes[i].cluster, b->nodes[i].cluster);
+        ck_assert_str_eq(a->nodes[i].name, b->nodes[i].name);
+        ck_assert_int_eq(a->nodes[i].eligible, b->nodes[i].eligible);
+        ck_assert_uint_eq(a->nodes[i].n_addresses, b->nodes[i].n_addresses);
+        for (size_t j = 0; j < a->nodes[i].n_addresses; j++)
+            ck_assert_str_eq(a->nodes[i].addresses[j], b->nodes[i].addresses[j]);
+    }
+}
+
+START_TEST(test_unchanged_nodes_reused)
+{
+    struct snapshot *prev = build_base();
+    struct kvpair kv[sizeof(base) / sizeof(base[0]) + 1];
+    memcpy(kv, base, sizeof(base));
+    kv[0].v = svc;
+    /* n1 changes (out), n3 comes back, n5 is new, the rest stays */
+    kv[3].v = "{\"addresses\":[\"10.0.0.1\"],\"eligible\":false}";
+    kv[4].v = "{\"addresses\":[\"10.0.0.3\"],\"eligible\":true}";
+    size_t n = sizeof(base) / sizeof(base[0]);
+    kv[n].k = "drover/v1/kube/prod-a/nodes/n5";
+    kv[n].v = "{\"addresses\":[\"10.0.0.5\",\"fd00::5\"],\"eligible\":true}";
+    struct snapshot *reused = build_prev(kv, n + 1, prev);
+    struct snapshot *fresh = build_prev(kv, n + 1, NULL);
+    ck_assert_uint_eq(reused->inputs_hash, fresh->inputs_hash);
+    assert_same_nodes(&reused->model, &fresh->model);
+    const struct snapshot_backend *b = snapshot_backend(reused, "be_web");
+    ck_assert_uint_eq(b->n_servers, 4); /* n2, n3, n4, n5 */
+    ck_assert_str_eq(b->servers[0].id, "10.0.0.2:30080");
+    /* a node that was bad keeps being decoded (and counted) */
+    kv[5].v = "{\"addresses\":\"nope\"}";
+    struct snapshot *bad = build_prev(kv, n + 1, NULL);
+    uint64_t bad_kube = bad->model.bad[KVM_PREFIX_KUBE];
+    ck_assert_uint_ge(bad_kube, 1);
+    struct snapshot *again = build_prev(kv, n + 1, bad);
+    ck_assert_uint_eq(again->model.bad[KVM_PREFIX_KUBE], bad_kube);
+    assert_same_nodes(&again->model, &bad->model);
+    snapshot_free(again);
+    snapshot_free(bad);
+    snapshot_free(fresh);
+    snapshot_free(reused);
+    snapshot_free(prev);
+}
+END_TEST
+
 START_TEST(test_inputs_hash_order_independent)
 {
     struct kvpair kv[sizeof(base) / sizeof(base[0])], rev[sizeof(base) / sizeof(base[0])];
@@ -455,6 +505,7 @@ int main(void)
     tcase_add_test(tc, test_held_servers_stay_occupied);
     tcase_add_test(tc, test_persist_roundtrip);
     tcase_add_test(tc, test_bad_update_keeps_last_good);
+    tcase_add_test(tc, test_unchanged_nodes_reused);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
