@@ -1,0 +1,151 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * director_table_internal: the builder state shared by director_table.c
+ * (validation, canonical order, the public API, stats and checksums) and
+ * director_table_match.c (sets, candidate generation, the stable matching,
+ * failover secondaries and row assembly). Nothing else includes it.
+ */
+#ifndef DROVER_XDPLB_DIRECTOR_TABLE_INTERNAL_H
+#define DROVER_XDPLB_DIRECTOR_TABLE_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "director_table.h"
+
+#define ROWS DIRECTOR_TABLE_ROWS
+#define NONE DIRECTOR_TABLE_NONE
+
+#define CHECKSUM_VERSION 1u
+/* Arrival times are drawn as fixed point with 48 fraction bits (Q16.48);
+ * a candidate is the arrival rounded down to 2^-38 with the proxy index in
+ * the low PROXY_BITS, so one 64-bit compare orders (arrival, proxy). */
+#define ARRIVAL_FRAC_BITS 48
+#define PROXY_BITS        10
+#define PROXY_MASK        ((1u << PROXY_BITS) - 1)
+_Static_assert(DIRECTOR_TABLE_MAX_PROXIES <= (1u << PROXY_BITS), "proxy index must fit PROXY_BITS");
+/* Mean arrivals per row of primary-set proxies drawn at first (default of
+ * draw_per_row). Rows that need more get their block drawn further
+ * (row_short); this only trades drawing against redrawing, results never
+ * depend on it. */
+#define FIRST_LAMBDA 12u
+/* Rows look at arrivals up to a horizon of MAX_LAMBDA primary-set arrivals
+ * per row at most. Only very unequal weights get there (a row that must
+ * find one of a few light proxies among heavy ones); such a row then
+ * counts as finding no proxy: no failover secondary (rule 4 applies), or,
+ * for a primary, the direct race of fallback_primary(). This bounds the
+ * work at about MAX_LAMBDA candidates per row. */
+#define MAX_LAMBDA    64u
+#define LOG2_TAB_BITS 10
+#define LOG2_TAB_SIZE (1u << LOG2_TAB_BITS)
+
+/* Rows are drawn in blocks of 256 so a block's lists stay in cache and a
+ * block whose rows ran short can be redrawn alone. */
+#define BLOCK_BITS 8
+#define BLOCK_ROWS (1u << BLOCK_BITS)
+#define BLOCKS     (ROWS / BLOCK_ROWS)
+
+struct block {
+    uint64_t horizon; /* arrivals up to here are drawn (Q16.48) */
+    uint64_t *cand;   /* candidates of the block's rows, see PROXY_BITS */
+    uint32_t cap;
+};
+
+struct held {
+    uint64_t cand; /* the candidate (arrival, proxy) that placed the row */
+    uint32_t row;
+};
+
+struct saved_row {
+    uint32_t row, pos;
+    uint16_t assign;
+};
+
+struct saved_len {
+    uint32_t proxy, len;
+};
+
+struct saved_slot {
+    uint32_t slot; /* index into heap[] */
+    struct held old;
+};
+
+struct builder {
+    uint32_t n;
+    struct director_table_proxy *px; /* canonical, owned by the table */
+    uint64_t *k1, *k2;               /* per proxy stream keys */
+    uint64_t *recip;                 /* per proxy 2^32 / weight */
+    uint32_t log2_tab[LOG2_TAB_SIZE + 1];
+    unsigned load_permille;
+
+    uint8_t *in_b, *in_d, *in_f, *in_h; /* set membership per proxy */
+    uint8_t *in_draw;                   /* the proxies the lists hold */
+    uint32_t nb, nd, nf, nh;
+    uint64_t wsum_b;
+
+    /* per block and proxy: the next draw and the arrival so far, so that a
+     * block drawn further only draws what is new */
+    uint32_t *gen_i;
+    uint64_t *gen_e;
+    uint8_t *gen_row;
+    uint64_t *scratch; /* the next block array, see generate_block() */
+    uint32_t scratch_cap;
+    /* candidates of the block being drawn, in drawing order */
+    uint64_t *pt_cand;
+    uint8_t *pt_row; /* row within the block */
+    size_t pt_len, pt_cap;
+
+    /* row r's candidates: blocks[r / BLOCK_ROWS].cand[row_start[r] ..
+     * row_start[r] + row_len[r]) */
+    struct block blocks[BLOCKS];
+    uint32_t *row_start, *row_len;
+    uint32_t *row_sorted; /* leading entries already in final order */
+    uint32_t blocks_extended;
+    uint32_t *stamp, *slot; /* per proxy, for row_sort_all() */
+    uint32_t stamp_seq;
+    uint64_t horizon_max;  /* see MAX_LAMBDA */
+    uint64_t first_lambda; /* draw_per_row */
+    uint64_t work;         /* steps taken, see director_table.work */
+    uint64_t candidates;   /* points drawn, redraws included */
+
+    /* matching state: row -> proxy, and per proxy a max-heap of its rows */
+    uint8_t *in_set;
+    uint32_t set_size;
+    uint16_t *assign;
+    uint32_t *pos; /* index in the row's list of assign[] (or next to try) */
+    uint32_t *cap, *hoff, *hlen;
+    /* max tree over proxies of open_key(), for set_open_beyond(): otn
+     * leaves (a power of two) at otree[otn + q] */
+    uint64_t *otree;
+    uint32_t otn;
+    struct held *heap;
+    size_t heap_cap;
+    uint32_t *stack;
+
+    /* undo journal of a failover cascade */
+    bool journaling;
+    uint32_t epoch;
+    uint32_t *row_epoch, *px_epoch;
+    struct saved_row *jrow; /* ROWS */
+    size_t njrow;
+    struct saved_len *jlen; /* n */
+    size_t njlen;
+    struct saved_slot *jslot; /* grows */
+    size_t njslot, jslot_cap;
+
+    /* per-row results */
+    uint16_t *prim, *fo, *dr, *fr;
+};
+
+/* director_table_match.c, in the order director_table_build calls them */
+void table_log2_table_init(uint32_t tab[LOG2_TAB_SIZE + 1]);
+enum director_table_tier table_choose_sets(struct builder *b);
+void table_derive_keys(struct builder *b, const struct director_table_config *cfg);
+void table_set_use(struct builder *b, const uint8_t *a, const uint8_t *c);
+int table_set_capacities(struct builder *b);
+int table_builder_alloc(struct builder *b, uint32_t n);
+int table_build_rows(struct builder *b, struct director_table_row *rows);
+void table_builder_free(struct builder *b);
+
+#endif

@@ -1,0 +1,979 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * director_table_match: steps 2-6 of the table builder described at the
+ * top of director_table.c (and in docs/director-table.md): sets, keyed
+ * candidate generation, the stable matching, failover secondaries, the
+ * last-resort rules and row assembly, with their bounded work counter.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "director_table_internal.h"
+#include "siphash.h"
+
+/* ---- arithmetic ------------------------------------------------------ */
+
+/* Stafford's "Mix13" 64-bit finaliser: every input bit affects every
+ * output bit; cheap enough to run once per candidate. */
+static inline uint64_t mix64(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+/* log2(x / 2^31) for x in [2^31, 2^32), as Q32, by repeated squaring:
+ * exact integer steps, so every platform gets the same table. */
+static uint32_t log2_frac_q32(uint64_t x)
+{
+    uint32_t r = 0;
+    for (int bit = 31; bit >= 0; bit--) {
+        x = (x * x) >> 31;
+        if (x >= (1ULL << 32)) {
+            x >>= 1;
+            r |= 1u << bit;
+        }
+    }
+    return r;
+}
+
+void table_log2_table_init(uint32_t tab[LOG2_TAB_SIZE + 1])
+{
+    for (uint32_t i = 0; i < LOG2_TAB_SIZE; i++)
+        tab[i] = log2_frac_q32((1ULL << 31) + ((uint64_t)i << (31 - LOG2_TAB_BITS)));
+    tab[LOG2_TAB_SIZE] = 0xffffffffu; /* log2(2) = 1.0, saturated into 32 bits */
+}
+
+/* -log2(u / 2^48) as Q32, for u in [1, 2^48]: an exponential variate (in
+ * units of ln 2) from a uniform one. Table plus linear interpolation;
+ * absolute error below 2^-21, far below what could bias a row. */
+static inline uint64_t neglog2_q32(const uint32_t *tab, uint64_t u)
+{
+    unsigned msb = 63u - (unsigned)__builtin_clzll(u);
+    uint64_t m = u << (63 - msb); /* 1.f with the 1 at bit 63 */
+    uint32_t idx = (uint32_t)(m >> (63 - LOG2_TAB_BITS)) & (LOG2_TAB_SIZE - 1);
+    uint64_t t = (m >> (63 - LOG2_TAB_BITS - 32)) & 0xffffffffu;
+    uint64_t lo = tab[idx], hi = tab[idx + 1];
+    uint64_t frac = lo + (((hi - lo) * t) >> 32);
+    uint64_t lg = ((uint64_t)msb << 32) + frac;
+    uint64_t top = 48ULL << 32;
+    return lg >= top ? 0 : top - lg;
+}
+
+/* ---- sets --------------------------------------------------------------- */
+
+/* Picks the primary set B by tier and the draining/filling/usable sets. */
+enum director_table_tier table_choose_sets(struct builder *b)
+{
+    enum director_table_tier tier;
+    uint32_t healthy_active = 0, healthy_live = 0, active = 0, live = 0;
+
+    for (uint32_t p = 0; p < b->n; p++) {
+        const struct director_table_proxy *x = &b->px[p];
+        if (x->state == DIRECTOR_PROXY_INACTIVE)
+            continue;
+        live++;
+        active += x->state == DIRECTOR_PROXY_ACTIVE;
+        healthy_live += x->healthy;
+        healthy_active += x->healthy && x->state == DIRECTOR_PROXY_ACTIVE;
+    }
+    if (healthy_active)
+        tier = DIRECTOR_TIER_HEALTHY_ACTIVE;
+    else if (healthy_live)
+        tier = DIRECTOR_TIER_HEALTHY_STANDBY;
+    else if (active)
+        tier = DIRECTOR_TIER_UNHEALTHY_ACTIVE;
+    else if (live)
+        tier = DIRECTOR_TIER_UNHEALTHY_ANY;
+    else
+        return DIRECTOR_TIER_EMPTY;
+
+    b->nb = b->nd = b->nf = b->nh = 0;
+    b->wsum_b = 0;
+    for (uint32_t p = 0; p < b->n; p++) {
+        const struct director_table_proxy *x = &b->px[p];
+        bool live_p = x->state != DIRECTOR_PROXY_INACTIVE;
+        /* healthy tiers only ever use healthy proxies */
+        bool usable = live_p && (x->healthy || tier >= DIRECTOR_TIER_UNHEALTHY_ACTIVE);
+        bool in_b, in_d = false, in_f = false;
+
+        switch (tier) {
+        case DIRECTOR_TIER_HEALTHY_ACTIVE:
+        case DIRECTOR_TIER_UNHEALTHY_ACTIVE:
+            in_b = usable && x->state == DIRECTOR_PROXY_ACTIVE;
+            in_d = usable && x->state == DIRECTOR_PROXY_DRAINING;
+            in_f = usable && x->state == DIRECTOR_PROXY_FILLING;
+            break;
+        default: /* standby tiers: every usable proxy is a primary */
+            in_b = usable;
+            break;
+        }
+        b->in_b[p] = in_b;
+        b->in_d[p] = in_d;
+        b->in_f[p] = in_f;
+        b->in_h[p] = usable;
+        b->nb += in_b;
+        b->nd += in_d;
+        b->nf += in_f;
+        b->nh += usable;
+        if (in_b)
+            b->wsum_b += x->weight;
+    }
+    return tier;
+}
+
+/* ---- candidate generation ------------------------------------------- */
+
+void table_derive_keys(struct builder *b, const struct director_table_config *cfg)
+{
+    static const uint8_t zero[SIPHASH_KEY_LEN];
+    uint8_t table_key[SIPHASH_KEY_LEN];
+    struct siphash_state st;
+
+    /* The seed may have any length: reduce it to a SipHash key, one
+     * domain-separated hash per half. */
+    for (int half = 0; half < 2; half++) {
+        uint8_t tag = (uint8_t)(half + 1);
+        siphash24_init(&st, zero);
+        siphash24_update(&st, &tag, 1);
+        if (cfg && cfg->seed_len)
+            siphash24_update(&st, cfg->seed, cfg->seed_len);
+        uint64_t v = siphash24_final(&st);
+        for (int k = 0; k < 8; k++)
+            table_key[half * 8 + k] = (uint8_t)(v >> (8 * k));
+    }
+    for (uint32_t p = 0; p < b->n; p++) {
+        size_t len = strlen(b->px[p].id);
+        for (int half = 0; half < 2; half++) {
+            uint8_t tag = (uint8_t)(half + 1);
+            siphash24_init(&st, table_key);
+            siphash24_update(&st, &tag, 1);
+            siphash24_update(&st, b->px[p].id, len);
+            uint64_t v = siphash24_final(&st);
+            if (half == 0)
+                b->k1[p] = v;
+            else
+                b->k2[p] = v;
+        }
+    }
+}
+
+static int points_reserve(struct builder *b, size_t want)
+{
+    if (want <= b->pt_cap)
+        return 0;
+    size_t cap = b->pt_cap ? b->pt_cap : 1u << 14;
+    while (cap < want)
+        cap *= 2;
+    uint64_t *e = realloc(b->pt_cand, cap * sizeof(*e));
+    if (!e)
+        return -ENOMEM;
+    b->pt_cand = e;
+    uint8_t *r = realloc(b->pt_row, cap * sizeof(*r));
+    if (!r)
+        return -ENOMEM;
+    b->pt_row = r;
+    b->pt_cap = cap;
+    return 0;
+}
+
+/* Draws every arrival up to the block's horizon of every usable proxy in
+ * the rows of block k, and files them per row (unsorted).
+ *
+ * Draw i of proxy p in block k is x = mix64((k1 + (k * 2^40 + i) * golden)
+ * ^ k2): bits 63..56 pick the row within the block, bits 47..0 a uniform u
+ * whose -log2(u), divided by weight * 256, is the gap to p's previous
+ * arrival in the block. So each row sees arrivals of p at rate weight(p),
+ * independently of every other row and proxy. Working block by block keeps
+ * the scatter and the sort in cache. */
+static int generate_block(struct builder *b, uint32_t k, bool fresh)
+{
+    struct block *bk = &b->blocks[k];
+    uint32_t *start = b->row_start + k * BLOCK_ROWS, *len = b->row_len + k * BLOCK_ROWS;
+    uint32_t *gi = b->gen_i + (size_t)k * b->n;
+    uint64_t *ge = b->gen_e + (size_t)k * b->n;
+    int rc;
+
+    if (fresh) {
+        memset(len, 0, BLOCK_ROWS * sizeof(*len));
+        memset(b->row_sorted + k * BLOCK_ROWS, 0, BLOCK_ROWS * sizeof(*b->row_sorted));
+    }
+    b->pt_len = 0;
+    for (uint32_t p = 0; p < b->n; p++) {
+        if (!b->in_draw[p])
+            continue;
+        uint64_t recip = b->recip[p], k1 = b->k1[p], k2 = b->k2[p], base = (uint64_t)k << 40;
+        /* gi/ge/grow: draw gi of p, the first not filed yet, its arrival
+         * and its row (fresh: draw 0 is computed first) */
+        uint32_t i = fresh ? UINT32_MAX : gi[p];
+        uint64_t e = fresh ? 0 : ge[p];
+        uint8_t row = fresh ? 0 : b->gen_row[(size_t)k * b->n + p];
+        for (;;) {
+            if (i != UINT32_MAX) {
+                if (e > bk->horizon) {
+                    gi[p] = i;
+                    ge[p] = e;
+                    b->gen_row[(size_t)k * b->n + p] = row;
+                    break;
+                }
+                if (b->pt_len == b->pt_cap && (rc = points_reserve(b, b->pt_len + 1)) < 0)
+                    return rc;
+                b->pt_cand[b->pt_len] = (e >> PROXY_BITS) << PROXY_BITS | p;
+                b->pt_row[b->pt_len] = row;
+                b->pt_len++;
+            }
+            i++;
+            uint64_t x = mix64((k1 + (base + i) * 0x9e3779b97f4a7c15ULL) ^ k2);
+            uint64_t u = (x & ((1ULL << 48) - 1)) + 1;
+            /* Q8.24 exponential times 2^32/w, >> 16: the Q16.48 gap for
+             * rate w per row over the block's 2^8 rows; below 2^62, and
+             * e stays below 2^63 (it is at most the horizon before) */
+            e += ((neglog2_q32(b->log2_tab, u) >> 8) * recip) >> 16;
+            row = (uint8_t)(x >> 56);
+            b->work++;
+        }
+    }
+    b->candidates += b->pt_len;
+
+    /* New layout: each row's list as it is (its order and the drops of
+     * row_at() included), then its new points, which all arrive later. */
+    uint32_t add[BLOCK_ROWS] = {0}, total = 0;
+    for (size_t i = 0; i < b->pt_len; i++)
+        add[b->pt_row[i]]++;
+    for (uint32_t r = 0; r < BLOCK_ROWS; r++)
+        total += len[r] + add[r];
+    if (total > b->scratch_cap) {
+        uint32_t cap = total + total / 4;
+        uint64_t *c = realloc(b->scratch, cap * sizeof(*c));
+        if (!c)
+            return -ENOMEM;
+        b->scratch = c;
+        b->scratch_cap = cap;
+    }
+    uint64_t *out = b->scratch;
+    uint32_t acc = 0;
+    for (uint32_t r = 0; r < BLOCK_ROWS; r++) {
+        if (len[r])
+            memcpy(out + acc, bk->cand + start[r], len[r] * sizeof(*out));
+        start[r] = acc;
+        acc += len[r] + add[r];
+        add[r] = start[r] + len[r]; /* next free slot of row r */
+    }
+    for (size_t i = 0; i < b->pt_len; i++) {
+        uint32_t r = b->pt_row[i];
+        out[add[r]++] = b->pt_cand[i];
+        len[r]++;
+    }
+    /* swap: the block keeps the new array, the old one is the next scratch */
+    b->scratch = bk->cand;
+    bk->cand = out;
+    uint32_t cap = bk->cap;
+    bk->cap = b->scratch_cap;
+    b->scratch_cap = cap;
+    return 0;
+}
+
+/* Draws the lists of the members of a (and c, if given) but `except`, and
+ * only those, for the blocks in want (all if NULL). The horizon is in arrivals of that set:
+ * FIRST_LAMBDA (draw_per_row) per row on average up front, MAX_LAMBDA at
+ * most, whatever the weights of proxies outside the set (a draining proxy
+ * of weight 63 next to an active one of weight 1 no longer makes the
+ * primary matching draw 63 times as much). */
+static int draw_lists(struct builder *b, const uint8_t *a, const uint8_t *c, uint16_t except,
+                      const uint8_t *want)
+{
+    uint64_t wsum = 0;
+    int rc;
+
+    for (uint32_t p = 0; p < b->n; p++) {
+        b->in_draw[p] = (a[p] || (c && c[p])) && p != except;
+        if (b->in_draw[p])
+            wsum += b->px[p].weight;
+    }
+    /* horizon * wsum * ln 2 = lambda arrivals per row (Q16.48, 1/ln 2 ~ 1.4427) */
+    uint64_t horizon = (b->first_lambda << ARRIVAL_FRAC_BITS) / wsum / 1000 * 1443;
+    b->horizon_max = ((uint64_t)MAX_LAMBDA << ARRIVAL_FRAC_BITS) / wsum / 1000 * 1443;
+    for (uint32_t k = 0; k < BLOCKS; k++) {
+        if (want && !want[k])
+            continue;
+        b->blocks[k].horizon = horizon;
+        if ((rc = generate_block(b, k, true)) < 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* ---- matching ------------------------------------------------------- */
+
+void table_set_use(struct builder *b, const uint8_t *a, const uint8_t *c)
+{
+    b->set_size = 0;
+    for (uint32_t p = 0; p < b->n; p++) {
+        b->in_set[p] = a[p] || (c && c[p]);
+        b->set_size += b->in_set[p];
+    }
+}
+
+/* Whether proxy q of the current set could still take a row with a
+ * candidate key k: below capacity (key "infinity") or holding a row whose
+ * candidate comes after k (key: the latest such candidate). 0 outside the
+ * set; horizon keys are far above 0, so 0 never counts as open. */
+static inline uint64_t open_key(const struct builder *b, uint32_t q)
+{
+    if (!b->in_set[q])
+        return 0;
+    if (b->hlen[q] < b->cap[q])
+        return UINT64_MAX;
+    return b->heap[b->hoff[q]].cand;
+}
+
+static void open_update(struct builder *b, uint32_t q)
+{
+    uint32_t i = b->otn + q;
+    b->otree[i] = open_key(b, q);
+    for (i >>= 1; i > 0; i >>= 1) {
+        uint64_t l = b->otree[2 * i], r = b->otree[2 * i + 1], v = l > r ? l : r;
+        if (b->otree[i] == v)
+            break; /* nothing above changes */
+        b->otree[i] = v;
+    }
+}
+
+static void open_rebuild(struct builder *b)
+{
+    for (uint32_t q = 0; q < b->otn; q++)
+        b->otree[b->otn + q] = q < b->n ? open_key(b, q) : 0;
+    for (uint32_t i = b->otn - 1; i > 0; i--) {
+        uint64_t l = b->otree[2 * i], r = b->otree[2 * i + 1];
+        b->otree[i] = l > r ? l : r;
+    }
+    b->work += 2 * b->otn;
+}
+
+/* Capacity of each set member: its weighted share of the rows times the
+ * load factor, rounded down, at least 1. The load factor is raised if
+ * needed so the capacities add up to at least ROWS. */
+int table_set_capacities(struct builder *b)
+{
+    uint64_t wsum = 0, total = 0;
+    uint64_t permille = b->load_permille;
+
+    for (uint32_t p = 0; p < b->n; p++)
+        if (b->in_set[p])
+            wsum += b->px[p].weight;
+    uint64_t floor_pm = 1000 + (1000ULL * b->set_size + ROWS - 1) / ROWS;
+    if (permille < floor_pm)
+        permille = floor_pm;
+    for (uint32_t p = 0; p < b->n; p++) {
+        b->hlen[p] = 0;
+        b->hoff[p] = (uint32_t)total;
+        if (!b->in_set[p]) {
+            b->cap[p] = 0;
+            continue;
+        }
+        uint64_t c = permille * ROWS * b->px[p].weight / (1000 * wsum);
+        b->cap[p] = (uint32_t)(c == 0 ? 1 : c > ROWS ? ROWS : c);
+        total += b->cap[p];
+    }
+    if (total > b->heap_cap) {
+        struct held *h = realloc(b->heap, total * sizeof(*h));
+        if (!h)
+            return -ENOMEM;
+        b->heap = h;
+        b->heap_cap = total;
+    }
+    open_rebuild(b);
+    return 0;
+}
+
+static void journal_row(struct builder *b, uint32_t r)
+{
+    if (!b->journaling || b->row_epoch[r] == b->epoch)
+        return;
+    b->row_epoch[r] = b->epoch;
+    b->jrow[b->njrow++] = (struct saved_row){.row = r, .pos = b->pos[r], .assign = b->assign[r]};
+}
+
+static void journal_len(struct builder *b, uint32_t q)
+{
+    if (!b->journaling || b->px_epoch[q] == b->epoch)
+        return;
+    b->px_epoch[q] = b->epoch;
+    b->jlen[b->njlen++] = (struct saved_len){.proxy = q, .len = b->hlen[q]};
+}
+
+/* Every heap write goes through here so a cascade can be undone. */
+static int heap_set(struct builder *b, uint32_t slot, uint64_t cand, uint32_t row)
+{
+    if (b->journaling) {
+        if (b->njslot == b->jslot_cap) {
+            size_t cap = b->jslot_cap ? 2 * b->jslot_cap : 4096;
+            struct saved_slot *j = realloc(b->jslot, cap * sizeof(*j));
+            if (!j)
+                return -ENOMEM;
+            b->jslot = j;
+            b->jslot_cap = cap;
+        }
+        b->jslot[b->njslot++] = (struct saved_slot){.slot = slot, .old = b->heap[slot]};
+    }
+    b->heap[slot].cand = cand;
+    b->heap[slot].row = row;
+    return 0;
+}
+
+static inline bool held_after(uint64_t c1, uint32_t r1, uint64_t c2, uint32_t r2)
+{
+    return c1 > c2 || (c1 == c2 && r1 > r2);
+}
+
+/* Proxy q's rows form a max-heap by (candidate, row): the top is the row
+ * q gives up first. */
+static int heap_push(struct builder *b, uint32_t q, uint64_t cand, uint32_t row)
+{
+    struct held *h = b->heap + b->hoff[q];
+    uint32_t i;
+    int rc;
+
+    journal_len(b, q);
+    i = b->hlen[q]++;
+    while (i > 0) {
+        uint32_t parent = (i - 1) / 2;
+        if (!held_after(cand, row, h[parent].cand, h[parent].row))
+            break;
+        if ((rc = heap_set(b, b->hoff[q] + i, h[parent].cand, h[parent].row)) < 0)
+            return rc;
+        i = parent;
+    }
+    if ((rc = heap_set(b, b->hoff[q] + i, cand, row)) < 0)
+        return rc;
+    open_update(b, q);
+    return 0;
+}
+
+static int heap_replace_top(struct builder *b, uint32_t q, uint64_t cand, uint32_t row)
+{
+    const struct held *h = b->heap + b->hoff[q];
+    uint32_t len = b->hlen[q], i = 0;
+    int rc;
+
+    for (;;) {
+        uint32_t l = 2 * i + 1, m = i;
+        uint64_t mc = cand;
+        uint32_t mr = row;
+        if (l < len && held_after(h[l].cand, h[l].row, mc, mr)) {
+            m = l;
+            mc = h[l].cand;
+            mr = h[l].row;
+        }
+        if (l + 1 < len && held_after(h[l + 1].cand, h[l + 1].row, mc, mr))
+            m = l + 1;
+        if (m == i)
+            break;
+        if ((rc = heap_set(b, b->hoff[q] + i, h[m].cand, h[m].row)) < 0)
+            return rc;
+        i = m;
+    }
+    if ((rc = heap_set(b, b->hoff[q] + i, cand, row)) < 0)
+        return rc;
+    open_update(b, q);
+    return 0;
+}
+
+static inline uint32_t cand_proxy(uint64_t cand)
+{
+    return (uint32_t)(cand & PROXY_MASK);
+}
+
+/* Ascending sort of distinct keys: insertion sort for short runs,
+ * quicksort (median of three) above; lists are at most a few hundred. */
+static void sort_u64(uint64_t *a, uint32_t n)
+{
+    while (n > 16) {
+        uint64_t x = a[0], y = a[n / 2], z = a[n - 1];
+        uint64_t pivot = x < y ? (y < z ? y : (x < z ? z : x)) : (x < z ? x : (y < z ? z : y));
+        uint32_t i = 0, j = n - 1;
+        for (;;) {
+            while (a[i] < pivot)
+                i++;
+            while (a[j] > pivot)
+                j--;
+            if (i >= j)
+                break;
+            uint64_t t = a[i];
+            a[i++] = a[j];
+            a[j--] = t;
+        }
+        /* [0, j] <= pivot <= [j + 1, n): recurse into the smaller part */
+        if (j + 1 < n - j - 1) {
+            sort_u64(a, j + 1);
+            a += j + 1;
+            n -= j + 1;
+        } else {
+            sort_u64(a + j + 1, n - j - 1);
+            n = j + 1;
+        }
+    }
+    for (uint32_t k = 1; k < n; k++) {
+        uint64_t v = a[k];
+        uint32_t m = k;
+        for (; m > 0 && a[m - 1] > v; m--)
+            a[m] = a[m - 1];
+        a[m] = v;
+    }
+}
+
+/* Puts all of row r in order at once: for the rare rows walked far, where
+ * picking one entry at a time would cost the square of the length. */
+static void row_sort_all(struct builder *b, uint32_t r, uint64_t *c)
+{
+    uint32_t sorted = b->row_sorted[r], len = b->row_len[r], out = sorted;
+    uint32_t stamp = ++b->stamp_seq;
+
+    /* keep each proxy's first arrival only, then sort what is left */
+    b->work += len - sorted;
+    for (uint32_t k = 0; k < sorted; k++) {
+        b->stamp[cand_proxy(c[k])] = stamp;
+        b->slot[cand_proxy(c[k])] = UINT32_MAX; /* listed: later arrivals go */
+    }
+    for (uint32_t k = sorted; k < len; k++) {
+        uint32_t p = cand_proxy(c[k]);
+        if (b->stamp[p] == stamp) {
+            if (b->slot[p] != UINT32_MAX && c[k] < c[b->slot[p]])
+                c[b->slot[p]] = c[k];
+            continue;
+        }
+        b->stamp[p] = stamp;
+        b->slot[p] = out;
+        c[out++] = c[k];
+    }
+    sort_u64(c + sorted, out - sorted);
+    b->row_len[r] = b->row_sorted[r] = out;
+}
+
+/* Candidate i of row r in the row's order: ascending (arrival, proxy),
+ * each proxy once (its first arrival). Lists are filed unsorted and put in
+ * order only as far as someone looks: most rows never need more than their
+ * first two or three. Returns false past the end of the drawn list. */
+static bool row_at(struct builder *b, uint32_t r, uint32_t i, uint64_t *out)
+{
+    uint64_t *c = b->blocks[r >> BLOCK_BITS].cand + b->row_start[r];
+    uint32_t sorted = b->row_sorted[r];
+
+    /* deep reads, and long lists (a heavy proxy arrives many times per
+     * row): sort all at once rather than one pick per read */
+    if ((i >= 8 && sorted < b->row_len[r]) || b->row_len[r] - sorted > 16) {
+        row_sort_all(b, r, c);
+        sorted = b->row_sorted[r];
+    }
+
+    for (uint32_t picks = 0; sorted <= i; picks++) {
+        uint32_t len = b->row_len[r];
+        if (sorted == len) {
+            b->row_sorted[r] = sorted;
+            return false;
+        }
+        if (picks == 8 && len - sorted > 16) {
+            /* many later arrivals of listed proxies (a heavy proxy's row):
+             * picking one at a time would cost the square of the length */
+            b->row_sorted[r] = sorted;
+            row_sort_all(b, r, c);
+            sorted = b->row_sorted[r];
+            continue;
+        }
+        uint32_t m = sorted;
+        b->work += len - sorted;
+        for (uint32_t k = sorted + 1; k < len; k++)
+            if (c[k] < c[m])
+                m = k;
+        uint64_t v = c[m];
+        bool listed = false;
+        for (uint32_t k = 0; k < sorted && !listed; k++)
+            listed = cand_proxy(c[k]) == cand_proxy(v);
+        if (listed) {
+            /* a later arrival of a proxy already in the row: drop it */
+            c[m] = c[len - 1];
+            b->row_len[r] = len - 1;
+            continue;
+        }
+        c[m] = c[sorted];
+        c[sorted++] = v;
+    }
+    b->row_sorted[r] = sorted;
+    *out = c[i];
+    return true;
+}
+
+/* Whether some member of the current set could still accept row r with a
+ * candidate that is not drawn yet. Undrawn candidates arrive after the
+ * block's horizon, so a member is out of the question when it is full of
+ * rows that all arrived before the horizon (a proxy only gets pickier while
+ * a matching runs). Deciding this without drawing matters when weights are
+ * very unequal: a weight-1 proxy next to weight-65,535 ones may not appear
+ * in a row until 65,535 times the usual horizon. */
+static bool set_open_beyond(struct builder *b, uint32_t r)
+{
+    uint64_t horizon_key = (b->blocks[r >> BLOCK_BITS].horizon >> PROXY_BITS) << PROXY_BITS;
+    b->work++;
+    return b->otree[1] >= horizon_key;
+}
+
+/* Row r needs candidates beyond its block's horizon: redraw the block to
+ * twice the horizon (1), unless it is at the limit (0). Every new arrival is later than every old
+ * one, so each row's old list is a prefix of its new list: positions into the lists and the
+ * matching built so far stay valid. */
+static int row_short(struct builder *b, uint32_t r)
+{
+    struct block *bk = &b->blocks[r >> BLOCK_BITS];
+    if (bk->horizon >= b->horizon_max)
+        return 0; /* the row gives up, see MAX_LAMBDA */
+    bk->horizon = bk->horizon > b->horizon_max / 2 ? b->horizon_max : 2 * bk->horizon;
+    b->blocks_extended++;
+    int rc = generate_block(b, r >> BLOCK_BITS, false);
+    return rc < 0 ? rc : 1;
+}
+
+/* Deferred acceptance for the rows on the stack: each proposes to its next
+ * candidate in the set; a proxy under capacity accepts, a full one keeps
+ * the earlier of the newcomer and its latest row and releases the other.
+ * A row that runs out of drawn candidates gets its block drawn further. */
+static int propose(struct builder *b, uint32_t sp)
+{
+    int rc;
+
+    while (sp > 0) {
+        uint32_t r = b->stack[--sp];
+        uint32_t i = b->pos[r];
+        uint64_t c;
+
+        journal_row(b, r);
+        for (;; i++) {
+            bool more;
+            b->work++;
+            while ((more = row_at(b, r, i, &c)) && !b->in_set[cand_proxy(c)])
+                i++;
+            if (!more) {
+                /* every member is full of better rows, or more must be drawn */
+                rc = set_open_beyond(b, r) ? row_short(b, r) : 0;
+                if (rc < 0)
+                    return rc;
+                if (rc == 0) {
+                    b->pos[r] = i;
+                    b->assign[r] = NONE;
+                    break;
+                }
+                i--; /* retry position i with the longer list */
+                continue;
+            }
+            uint32_t q = cand_proxy(c);
+            const struct held *top = b->heap + b->hoff[q];
+            if (b->hlen[q] < b->cap[q]) {
+                if ((rc = heap_push(b, q, c, r)) < 0)
+                    return rc;
+            } else if (held_after(top->cand, top->row, c, r)) {
+                uint32_t out = top->row;
+                journal_row(b, out);
+                if ((rc = heap_replace_top(b, q, c, r)) < 0)
+                    return rc;
+                b->assign[out] = NONE;
+                b->pos[out]++;
+                b->stack[sp++] = out;
+            } else {
+                continue;
+            }
+            b->assign[r] = (uint16_t)q;
+            b->pos[r] = i;
+            break;
+        }
+    }
+    return 0;
+}
+
+/* The stable matching of all rows to the current set, copied to result. */
+static int match(struct builder *b, uint16_t *result)
+{
+    int rc = table_set_capacities(b);
+    if (rc < 0)
+        return rc;
+    for (uint32_t r = 0; r < ROWS; r++) {
+        b->assign[r] = NONE;
+        b->pos[r] = 0;
+        b->stack[r] = ROWS - 1 - r;
+    }
+    b->journaling = false;
+    rc = propose(b, ROWS);
+    if (rc < 0)
+        return rc;
+    memcpy(result, b->assign, ROWS * sizeof(*result));
+    return 0;
+}
+
+/* With the matching of B in place: for each member P, where P's rows go
+ * when P is removed and every other proxy keeps its rows and capacity. */
+static int failover(struct builder *b)
+{
+    int rc = 0;
+
+    for (uint32_t r = 0; r < ROWS; r++)
+        b->fo[r] = NONE;
+    b->journaling = true;
+    for (uint32_t p = 0; p < b->n && rc == 0; p++) {
+        if (!b->in_set[p] || b->hlen[p] == 0)
+            continue;
+        /* P's heap is not touched while P is out of the set */
+        const struct held *mine = b->heap + b->hoff[p];
+        uint32_t nmine = b->hlen[p], sp = 0;
+
+        b->epoch++;
+        b->njrow = b->njlen = b->njslot = 0;
+        b->in_set[p] = 0;
+        b->set_size--;
+        open_update(b, p);
+        /* the rows are scattered over the table: start all their cache
+         * misses at once rather than one per proposal */
+        for (uint32_t k = 0; k < nmine; k++) {
+            uint32_t r = mine[k].row;
+            __builtin_prefetch(&b->blocks[r >> BLOCK_BITS].cand[b->row_start[r]]);
+            __builtin_prefetch(&b->row_epoch[r], 1);
+            __builtin_prefetch(&b->pos[r], 1);
+        }
+        for (uint32_t k = 0; k < nmine; k++) {
+            uint32_t r = mine[k].row;
+            journal_row(b, r);
+            b->assign[r] = NONE;
+            b->pos[r]++;
+            b->stack[sp++] = r;
+        }
+        rc = propose(b, sp);
+        for (uint32_t k = 0; k < nmine && rc == 0; k++)
+            b->fo[mine[k].row] = b->assign[mine[k].row];
+        /* undo, newest first */
+        for (size_t k = b->njslot; k-- > 0;)
+            b->heap[b->jslot[k].slot] = b->jslot[k].old;
+        for (size_t k = 0; k < b->njlen; k++)
+            b->hlen[b->jlen[k].proxy] = b->jlen[k].len;
+        for (size_t k = 0; k < b->njrow; k++) {
+            b->pos[b->jrow[k].row] = b->jrow[k].pos;
+            b->assign[b->jrow[k].row] = b->jrow[k].assign;
+        }
+        b->in_set[p] = 1;
+        b->set_size++;
+        open_rebuild(b);
+    }
+    b->journaling = false;
+    return rc;
+}
+
+/* The member of `set` other than `except` first in a separate weighted
+ * race, F(q, r) = -log2(u) / w(q) with u from draw 2^63 + r of q's stream
+ * (never used by the blocks). One draw per proxy: only for a row whose
+ * list holds no proxy to take up to the horizon limit, which happens with
+ * a probability below e^-32 per row (see last_resort()). */
+static uint16_t race_first(struct builder *b, uint32_t r, const uint8_t *set, uint16_t except)
+{
+    uint16_t best = NONE;
+    uint64_t best_f = UINT64_MAX;
+
+    b->work += b->n;
+    for (uint32_t q = 0; q < b->n; q++) {
+        if (!set[q] || q == except)
+            continue;
+        uint64_t x = mix64((b->k1[q] + ((1ULL << 63) + r) * 0x9e3779b97f4a7c15ULL) ^ b->k2[q]);
+        uint64_t f = (neglog2_q32(b->log2_tab, (x & ((1ULL << 48) - 1)) + 1) >> 8) * b->recip[q];
+        if (f < best_f) { /* ties: lowest index, as everywhere */
+            best_f = f;
+            best = (uint16_t)q;
+        }
+    }
+    return best;
+}
+
+/* The first proxy of row r's list (of the set the lists hold) other than
+ * `except`, capacity aside, drawing the row's block further up to the
+ * horizon limit if needed; NONE if there is none up to there. */
+static int list_first(struct builder *b, uint32_t r, uint16_t except, uint16_t *out)
+{
+    uint64_t c;
+
+    for (uint32_t i = 0;; i++) {
+        b->work++;
+        if (row_at(b, r, i, &c)) {
+            if (cand_proxy(c) == except)
+                continue;
+            *out = (uint16_t)cand_proxy(c);
+            return 0;
+        }
+        int rc = row_short(b, r);
+        if (rc <= 0) {
+            *out = NONE;
+            return rc;
+        }
+        i--; /* position i again, in the longer list */
+    }
+}
+
+/* The secondary of last resort, for rows whose primary's other proxies
+ * have no room (two or three proxies, or very unequal weights): the usable
+ * proxy other than the primary that arrives first in the row, capacity
+ * aside (plain weighted rendezvous over H). Read from lists of H, drawn
+ * only for the blocks that need it; rows whose primary d weighs more than
+ * all other usable proxies together read lists of H without d instead, so
+ * that a dominant weight never makes a row draw far. Either way a row
+ * finds its proxy within MAX_LAMBDA arrivals per row except with a
+ * probability below e^-32; then the direct race_first() decides. */
+static int last_resort(struct builder *b, struct director_table_row *rows)
+{
+    uint64_t wsum = 0;
+    uint16_t d = NONE;
+    uint8_t want[BLOCKS];
+    int rc;
+
+    if (b->nh < 2)
+        return 0;
+    for (uint32_t p = 0; p < b->n; p++)
+        if (b->in_h[p])
+            wsum += b->px[p].weight;
+    for (uint32_t p = 0; p < b->n; p++)
+        if (b->in_h[p] && 2 * (uint64_t)b->px[p].weight > wsum)
+            d = (uint16_t)p;
+    for (int pass = 0; pass < 2; pass++) {
+        /* pass 0: primary not d, lists of H; pass 1: primary d, H - {d} */
+        bool any = false;
+        memset(want, 0, sizeof(want));
+        for (uint32_t r = 0; r < ROWS; r++)
+            if (rows[r].secondary == NONE && (rows[r].primary == d) == (pass == 1))
+                any = (want[r >> BLOCK_BITS] = 1);
+        if (!any)
+            continue;
+        if ((rc = draw_lists(b, b->in_h, NULL, pass ? d : NONE, want)) < 0)
+            return rc;
+        for (uint32_t r = 0; r < ROWS; r++) {
+            if (rows[r].secondary != NONE || (rows[r].primary == d) != (pass == 1))
+                continue;
+            uint16_t s;
+            if ((rc = list_first(b, r, rows[r].primary, &s)) < 0)
+                return rc;
+            rows[r].secondary = s != NONE ? s : race_first(b, r, b->in_h, rows[r].primary);
+        }
+    }
+    return 0;
+}
+
+/* Every result, rows filled in. */
+int table_build_rows(struct builder *b, struct director_table_row *rows)
+{
+    int rc = 0;
+
+    if ((rc = draw_lists(b, b->in_b, NULL, NONE, NULL)) < 0)
+        return rc;
+    table_set_use(b, b->in_b, NULL);
+    rc = match(b, b->prim);
+    /* A row the matching left without a primary (only when weights are so
+     * unequal that MAX_LAMBDA cut its search short): the member of B first
+     * in the row, capacity aside. */
+    for (uint32_t r = 0; r < ROWS && rc == 0; r++) {
+        if (b->prim[r] != NONE)
+            continue;
+        rc = list_first(b, r, NONE, &b->prim[r]);
+        if (rc == 0 && b->prim[r] == NONE)
+            b->prim[r] = race_first(b, r, b->in_b, NONE);
+    }
+    if (rc == 0)
+        rc = failover(b);
+    if (rc == 0 && b->nd && (rc = draw_lists(b, b->in_b, b->in_d, NONE, NULL)) == 0) {
+        table_set_use(b, b->in_b, b->in_d);
+        rc = match(b, b->dr);
+    }
+    if (rc == 0 && b->nf && (rc = draw_lists(b, b->in_b, b->in_f, NONE, NULL)) == 0) {
+        table_set_use(b, b->in_b, b->in_f);
+        rc = match(b, b->fr);
+    }
+    if (rc < 0)
+        return rc;
+
+    for (uint32_t r = 0; r < ROWS; r++) {
+        uint16_t p = b->prim[r], s = NONE;
+        /* 1. a draining proxy keeps the rows it had as primary */
+        if (b->nd && b->dr[r] != p)
+            s = b->dr[r];
+        /* 2. a filling proxy gets the rows it will have as primary */
+        if (s == NONE && b->nf && b->fr[r] != p)
+            s = b->fr[r];
+        /* 3. where the row goes if its primary fails */
+        if (s == NONE)
+            s = b->fo[r];
+        rows[r].primary = p;
+        rows[r].secondary = s;
+    }
+    /* 4. last resort: a usable proxy other than the primary */
+    return last_resort(b, rows);
+}
+
+void table_builder_free(struct builder *b)
+{
+    free(b->k1);
+    free(b->in_b);
+    free(b->pt_cand);
+    free(b->pt_row);
+    free(b->row_start);
+    for (uint32_t k = 0; k < BLOCKS; k++)
+        free(b->blocks[k].cand);
+    free(b->assign);
+    free(b->cap);
+    free(b->otree);
+    free(b->gen_i);
+    free(b->gen_e);
+    free(b->gen_row);
+    free(b->scratch);
+    free(b->heap);
+    free(b->stack);
+    free(b->jrow);
+    free(b->px_epoch);
+    free(b->jlen);
+    free(b->jslot);
+    free(b->prim);
+}
+
+int table_builder_alloc(struct builder *b, uint32_t n)
+{
+    size_t np = n ? n : 1;
+    b->n = n;
+    b->k1 = calloc(3 * np, sizeof(uint64_t));
+    b->in_b = calloc(6 * np, 1);
+    b->row_start = calloc(5 * (size_t)ROWS, sizeof(uint32_t));
+    b->px_epoch = calloc(3 * np, sizeof(uint32_t));
+    b->assign = calloc(ROWS, sizeof(uint16_t));
+    b->cap = calloc(3 * np, sizeof(uint32_t));
+    for (b->otn = 1; b->otn < np; b->otn *= 2)
+        ;
+    b->otree = calloc(2 * (size_t)b->otn, sizeof(uint64_t));
+    b->gen_i = calloc((size_t)BLOCKS * np, sizeof(uint32_t));
+    b->gen_e = calloc((size_t)BLOCKS * np, sizeof(uint64_t));
+    b->gen_row = calloc((size_t)BLOCKS * np, 1);
+    b->stack = calloc(ROWS, sizeof(uint32_t));
+    b->jrow = calloc(ROWS, sizeof(struct saved_row));
+    b->jlen = calloc(np, sizeof(struct saved_len));
+    b->prim = calloc(4 * (size_t)ROWS, sizeof(uint16_t));
+    if (!b->k1 || !b->in_b || !b->otree || !b->gen_i || !b->gen_e || !b->gen_row || !b->row_start ||
+        !b->px_epoch || !b->assign || !b->cap || !b->stack || !b->jrow || !b->jlen || !b->prim)
+        return -ENOMEM;
+    b->k2 = b->k1 + np;
+    b->recip = b->k1 + 2 * np;
+    b->in_d = b->in_b + np;
+    b->in_f = b->in_b + 2 * np;
+    b->in_h = b->in_b + 3 * np;
+    b->in_set = b->in_b + 4 * np;
+    b->in_draw = b->in_b + 5 * np;
+    b->row_len = b->row_start + ROWS;
+    b->pos = b->row_start + 2 * (size_t)ROWS;
+    b->row_epoch = b->row_start + 3 * (size_t)ROWS;
+    b->row_sorted = b->row_start + 4 * (size_t)ROWS;
+    b->stamp = b->px_epoch + np;
+    b->slot = b->px_epoch + 2 * np;
+    b->hoff = b->cap + np;
+    b->hlen = b->cap + 2 * np;
+    b->fo = b->prim + ROWS;
+    b->dr = b->prim + 2 * (size_t)ROWS;
+    b->fr = b->prim + 3 * (size_t)ROWS;
+    return 0;
+}
