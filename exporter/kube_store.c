@@ -44,11 +44,15 @@ static json_t *make_entry(const struct kube_store *s, const json_t *obj)
     if (!kept)
         return NULL;
     const char *rv = meta_str(kept, "resourceVersion");
-    size_t len = json_dumpb(kept, NULL, 0, JSON_COMPACT);
-    char *text = len ? malloc(len) : NULL;
-    json_t *entry = NULL;
-    if (text && json_dumpb(kept, text, len, JSON_COMPACT) == len)
-        entry = json_pack("[s, s%]", rv ? rv : "", text, len);
+    /* One serialisation (json_dumpb would need two: size, then text);
+     * jansson's own output is valid UTF-8, so no second check either. */
+    char *text = json_dumps(kept, JSON_COMPACT);
+    json_t *entry = json_array();
+    if (!text || !entry || json_array_append_new(entry, json_string(rv ? rv : "")) < 0 ||
+        json_array_append_new(entry, json_stringn_nocheck(text, strlen(text))) < 0) {
+        json_decref(entry);
+        entry = NULL;
+    }
     free(text);
     json_decref(kept);
     return entry;
