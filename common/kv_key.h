@@ -12,7 +12,7 @@
  *   R maintenance/{node,addr,server}/...          kv_maint.h
  *   R director/<cluster>/...                      kv_director.h
  *   R audit/<timestamp>-<id>                      kv_audit.h
- *   R status/...                                  reserved (issue 15)
+ *   R status/<host>/<role>                        kv_status.h
  *
  * kv_key_parse() classifies a full key and splits its segments, so every
  * reader decides "is this key mine, and which record is it" the same way.
@@ -55,7 +55,7 @@ enum kv_key_kind {
     KV_KEY_MAINTENANCE,     /* rel: the maintenance id (kv_maint_id_parse) */
     KV_KEY_DIRECTOR,        /* seg: cluster; rel: below director/<cluster>/ */
     KV_KEY_AUDIT,           /* rel: <timestamp>-<id> */
-    KV_KEY_STATUS,          /* rel: below status/ (issue 15 defines it) */
+    KV_KEY_STATUS,          /* rel: below status/ (kv_status_key_parse) */
 };
 
 struct kv_key {

@@ -124,6 +124,15 @@ static const struct kv_schema_field frontdoor_status[] = {
     F("vips", "array", false, true),
 };
 
+static const struct kv_schema_field status[] = {
+    F("host", "string", true, true),         F("role", "string", true, true),
+    F("cluster", "string", true, true),      F("version", "string", true, true),
+    F("started", "string", true, true),      F("updated", "string", true, true),
+    F("kv_index", "integer", true, true),    F("snapshot", "string", true, true),
+    F("guards", "array", true, true),        F("services", "object", true, true),
+    F("last_error", "string", false, false), F("director", "object", false, false),
+};
+
 #define R(nm, k, w, rd, ex, f)                                                                     \
     {                                                                                              \
         .name = nm, .key = k, .writer = w, .readers = rd, .example = ex, .fields = f,              \
@@ -204,8 +213,15 @@ const struct kv_schema_record kv_schema_records[] = {
       "\"table_checksum\":\"5f1c0e0a9b2d4c71\",\"updated\":\"2026-11-23T15:04:05Z\",\"vips\":"
       "[{\"reason\":\"serving\",\"route\":\"announced\",\"vip\":\"192.0.2.10\"}]}",
       frontdoor_status),
-    /* issue 15 defines the status records */
-    {.name = "status", .key = "status/...", .reserved = "issue 15"},
+    R("status", "status/<host>/<role>", "drover-watcher", "droverctl,operators",
+      "{\"cluster\":\"edge\",\"director\":{\"table_checksum\":\"5e0d7c1a9b3f2e44\","
+      "\"vips\":[\"192.0.2.10\"]},\"guards\":[\"removal:be_web\"],\"host\":\"proxy-a\","
+      "\"kv_index\":4711,\"last_error\":\"service web: check: haproxy -c failed\",\"role\":"
+      "\"director\",\"services\":{\"web\":{\"config_hash\":\"9c1e0b7a55d2e301\","
+      "\"definition\":\"3f9c0a6e5b7d2c18\",\"reloads\":2}},\"snapshot\":\"c0ffee0123456789\","
+      "\"started\":\"2026-11-23T13:00:00Z\",\"updated\":\"2026-11-23T15:04:05Z\",\"version\":"
+      "\"0.1.0\"}",
+      status),
 };
 
 const size_t kv_schema_n_records = N(kv_schema_records);

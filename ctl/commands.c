@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "errmsg.h"
+#include "fleet.h"
 #include "kv_audit.h"
 #include "kv_director.h"
 #include "kv_frontdoor.h"
@@ -610,6 +611,23 @@ static int cmp_maint(const void *a, const void *b)
     return strcmp(((const struct ctl_maint *)a)->id, ((const struct ctl_maint *)b)->id);
 }
 
+static int fleet_status(struct ctl_kv *kv, const struct ctl_settings *s, json_t **view, char **text,
+                        char *err, size_t errlen)
+{
+    struct consul_kv_list *st = NULL, *defs = NULL;
+    char *sp = kv_key_printf("%sstatus/", s->root), *hp = kv_key_printf("%shaproxy/", s->root);
+    int rc = sp && hp ? 0 : -ENOMEM;
+    if (rc == 0 && (rc = ctl_kv_list(kv, sp, &st, err, errlen)) == 0 &&
+        (rc = ctl_kv_list(kv, hp, &defs, err, errlen)) == 0 &&
+        (rc = ctl_fleet_view(s->root, st, defs, view, text)) < 0)
+        snprintf(err, errlen, "fleet view: %s", strerror(-rc));
+    consul_kv_list_free(st);
+    consul_kv_list_free(defs);
+    free(sp);
+    free(hp);
+    return rc;
+}
+
 static int exec_status(struct ctl_kv *kv, const struct ctl_settings *s,
                        const struct ctl_command *cmd, int64_t now_ms, struct ctl_result *res)
 {
@@ -695,8 +713,27 @@ static int exec_status(struct ctl_kv *kv, const struct ctl_settings *s,
     json_t *fd = json_pack("{s:[], s:[]}", "hosts", "disagree");
     if (!filter && fd)
         frontdoor_status(kv, s, &b, fd);
-    return succeed(res, sb_take(&b),
-                   json_pack("{s:b, s:o, s:o*}", "ok", 1, "entries", entries, "frontdoor", fd));
+    if (filter)
+        return succeed(res, sb_take(&b),
+                       json_pack("{s:b, s:o, s:o*}", "ok", 1, "entries", entries, "frontdoor", fd));
+    /* the whole fleet: what every watcher reports against the live definitions */
+    json_t *fleet = NULL;
+    char *ftext = NULL;
+    if ((rc = fleet_status(kv, s, &fleet, &ftext, err, sizeof(err))) < 0) {
+        free(sb_take(&b));
+        json_decref(entries);
+        json_decref(fd);
+        return fail(res, CTL_FAILED, err);
+    }
+    bool fleet_ok = json_is_true(json_object_get(fleet, "ok"));
+    sb_printf(&b, "%s", ftext);
+    free(ftext);
+    rc = succeed(res, sb_take(&b),
+                 json_pack("{s:b, s:o, s:o, s:o*}", "ok", fleet_ok, "entries", entries, "fleet",
+                           fleet, "frontdoor", fd));
+    if (!fleet_ok)
+        res->outcome = CTL_REFUSED; /* exit 1: something is off (the view is the answer) */
+    return rc;
 }
 
 static int cmp_kv_key(const void *a, const void *b)

@@ -343,6 +343,11 @@ static void rebuild(struct consul_feed *f)
         (rc = snapshot_build(f->o.model, e, n, (int64_t)time(NULL),
                              f->o.current ? f->o.current(f->o.arg) : NULL, &snap)) < 0)
         goto fail;
+    uint64_t kv_index = 0; /* the status entry reports it (host_status) */
+    for (size_t i = 0; i < f->n; i++)
+        for (size_t k = 0; lists[i] && k < lists[i]->n; k++)
+            if (lists[i]->items[k].modify_index > kv_index)
+                kv_index = lists[i]->items[k].modify_index;
     free(lists);
     if (f->have_last && snap->inputs_hash == f->last_hash) {
         f->st.unchanged++;
@@ -351,6 +356,7 @@ static void rebuild(struct consul_feed *f)
     }
     f->last_hash = snap->inputs_hash;
     f->have_last = true;
+    f->st.kv_index = kv_index;
     f->st.snapshots++;
     f->o.on_snapshot(f->o.arg, snap);
     return;

@@ -68,6 +68,7 @@ struct consul_feed_stats {
     bool complete;      /* every prefix delivered at least once */
     bool healthy;       /* no watch in error since its last delivery */
     size_t watches;     /* prefixes watched now */
+    uint64_t kv_index;  /* highest ModifyIndex of the entries of the last snapshot delivered */
 };
 
 int consul_feed_start(struct consul_client *c, const struct consul_feed_opts *o,

@@ -38,12 +38,15 @@
 #include "director_publish.h"
 #include "director_snapshot.h"
 #include "frontdoor_agent.h"
+#include "host_status.h"
 #include "http_server.h"
 #include "kv_frontdoor.h"
+#include "kv_status.h"
 #include "log.h"
 #include "metrics.h"
 #include "sdnotify.h"
 #include "timefmt.h"
+#include "version.h"
 
 struct dopts {
     struct consul_options consul;
@@ -58,6 +61,8 @@ struct dopts {
     char *bird_socket, *bird_include, *bird_bin, *frontdoor_state, *host_name;
     int64_t frontdoor_interval_ms, frontdoor_rise, frontdoor_fall, frontdoor_drain_ms,
         frontdoor_lease_ms, frontdoor_half_life_ms;
+    char *status_host;
+    int64_t status_ttl_ms;
 };
 
 static struct dopts dopt;
@@ -120,6 +125,11 @@ static const struct config_option doptions[] = {
                       "the system's host name"),
     CONFIG_OPT_DURATION("frontdoor-lease", &dopt.frontdoor_lease_ms, "3s",
                         "frontdoor-guard: the daemon counts as dead when its state file is older"),
+    CONFIG_OPT_STRING("status-host", &dopt.status_host, NULL,
+                      "name of this host in its status entry status/<host>/director (default: "
+                      "the hostname)"),
+    CONFIG_OPT_DURATION("status-ttl", &dopt.status_ttl_ms, "15s",
+                        "session TTL of the status entry (10s..24h)"),
     CONFIG_OPT_END,
 };
 
@@ -211,7 +221,48 @@ struct dw {
     uint64_t gen_checksum; /* generation the last good apply put in force */
     bool applied_ok;
     char *pin_dir;
+    /* the status entry R status/<host>/director */
+    struct host_status *status;
+    int64_t started_unix, status_unix;
+    char last_error[512];
 };
+
+static void status_changed(struct dw *w)
+{
+    w->status_unix = time(NULL);
+    host_status_changed(w->status);
+}
+
+static json_t *status_fill(void *arg)
+{
+    struct dw *w = arg;
+    const struct director_apply_stats *st = director_apply_get_stats(w->apply);
+    size_t n_vips = w->in ? w->in->n_vips : 0;
+    char snap[17] = "", *guards[2] = {"moved-share", NULL};
+    char **vips = calloc(n_vips + 1, sizeof(*vips));
+    struct kv_status_rec r = {.host = dopt.status_host,
+                              .role = KV_STATUS_ROLE_DIRECTOR,
+                              .cluster = dopt.cluster,
+                              .version = (char *)drover_version(),
+                              .started_unix = w->started_unix,
+                              .updated_unix = w->status_unix,
+                              .snapshot = snap,
+                              .guards = guards,
+                              .n_guards = st && st->held_now ? 1 : 0,
+                              .last_error = w->last_error[0] ? w->last_error : NULL,
+                              .table_checksum = w->have_table ? w->checksum : NULL,
+                              .vips = vips,
+                              .n_vips = n_vips};
+    if (!vips)
+        return NULL;
+    if (w->in)
+        snprintf(snap, sizeof(snap), "%016llx", (unsigned long long)w->in->hash);
+    for (size_t i = 0; i < n_vips; i++)
+        vips[i] = w->in->vips[i].address;
+    json_t *out = kv_status_encode(&r);
+    free(vips);
+    return out;
+}
 
 /* One apply on the thread pool: table builds take tens of milliseconds for
  * a thousand proxies (far more under sanitizers), and the loop must keep
@@ -304,6 +355,9 @@ static void after_work(uv_work_t *req, int status)
     w->gen_checksum = st->generation_checksum;
     w->applied_ok = j->rc == 0 && st->generation_checksum != 0;
     cache_table(w);
+    if (j->rc < 0)
+        snprintf(w->last_error, sizeof(w->last_error), "apply: %s", st->last_error);
+    status_changed(w);
     if (j->rc < 0) {
         metrics_counter_inc(w->m_errors);
         uint64_t d = backoff_next(&w->retry);
@@ -421,8 +475,10 @@ static void on_inputs(void *arg, struct director_inputs *in, unsigned bad)
 
 static void on_feed_error(void *arg, int err, const char *msg)
 {
-    (void)arg;
+    struct dw *w = arg;
     (void)err;
+    snprintf(w->last_error, sizeof(w->last_error), "consul: %s", msg);
+    status_changed(w);
     /* counted by the Consul client (drover_watcher_director_consul_errors_total) */
     log_warn("director: %s; forwarding with the table in force", msg);
 }
@@ -515,6 +571,13 @@ static void setup_metrics(struct dw *w)
     metrics_add_collector(r, collect, w);
 }
 
+static void status_stopped(void *arg)
+{
+    struct dw *w = arg;
+    consul_client_free(w->consul);
+    w->consul = NULL;
+}
+
 /* The first SIGTERM/SIGINT (daemon_signals logged it and sent STOPPING=1). */
 static void on_stop(void *arg, int signum)
 {
@@ -529,8 +592,9 @@ static void on_stop(void *arg, int signum)
     if (w->fd_drain)
         consul_watch_stop(w->fd_drain);
     w->fd_drain = NULL;
-    consul_client_free(w->consul);
-    w->consul = NULL;
+    /* the session goes first: Consul deletes the status entry with it */
+    host_status_stop(w->status, status_stopped, w);
+    w->status = NULL;
     director_health_free(w->health);
     w->health = NULL;
     curl_uv_free(w->cu);
@@ -885,6 +949,19 @@ static int run(void)
                   strerror(-rc));
         return 1;
     }
+    char *skey = kv_status_key(dopt.consul.kv_prefix, dopt.status_host, KV_STATUS_ROLE_DIRECTOR);
+    struct host_status_opts hso = {.key = skey,
+                                   .ttl_s = (unsigned)(dopt.status_ttl_ms / 1000),
+                                   .fill = status_fill,
+                                   .arg = &w};
+    w.started_unix = w.status_unix = time(NULL);
+    if (!skey || (rc = host_status_start(w.loop, w.consul, &hso, &w.status)) < 0) {
+        log_error("director: status entry for host %s: %s; cannot start", dopt.status_host,
+                  skey ? strerror(-rc) : "not a valid key segment");
+        free(skey);
+        return 1;
+    }
+    free(skey);
     load_snapshot(&w);
     struct director_feed_opts fo = {
         .prefix = prefix,
@@ -1134,6 +1211,8 @@ int director_main(int argc, char **argv)
         return 0;
     if (rc == 0)
         rc = consul_options_config(&dopt.consul, &dconsul_cfg, err, sizeof(err));
+    if (rc == 0 && cmd != DCMD_STATUS)
+        rc = host_status_check_opts(&dopt.status_host, dopt.status_ttl_ms, err, sizeof(err));
     if (rc < 0) {
         fprintf(stderr, "drover-watcher director: %s\n", err);
         config_free(&dprogram);

@@ -17,6 +17,8 @@
 
 #include "atomic_file.h"
 #include "haproxy_engine_internal.h"
+#include "kv_kube.h"
+#include "kv_status.h"
 #include "log.h"
 #include "render.h"
 
@@ -439,9 +441,12 @@ static void on_runtime_due(void *arg)
     structural = true;
     for (size_t i = 0; any_runtime && i < e->snap->n_services; i++) {
         struct service_state *s = engine_service_state(e, e->snap->services[i].def->name);
-        if (s && !s->reload_pending && !s->busy)
+        if (s && !s->reload_pending && !s->busy) {
             engine_apply_service(e, s, &e->snap->services[i]);
+            engine_service_applied(e, s, &e->snap->services[i]);
+        }
     }
+    engine_status_changed(e); /* guards */
     if (any_runtime)
         engine_mark_applied(e);
     if (structural)
@@ -690,6 +695,7 @@ void haproxy_engine_free(struct haproxy_engine *e)
     free(e->bes);
     for (size_t i = 0; i < e->n_svcs; i++) {
         free(e->svcs[i]->name);
+        free(e->svcs[i]->error);
         json_decref(e->svcs[i]->structure);
         free(e->svcs[i]);
     }
@@ -699,6 +705,60 @@ void haproxy_engine_free(struct haproxy_engine *e)
 }
 
 /* ---- observation ---- */
+
+void engine_status_changed(struct haproxy_engine *e)
+{
+    if (e->o.on_status && !e->stopping)
+        e->o.on_status(e->o.arg);
+}
+
+void engine_service_applied(struct haproxy_engine *e, struct service_state *s,
+                            const struct snapshot_service *svc)
+{
+    if (!svc && e->snap) /* installed while HAProxy was down: what was rendered */
+        svc = snapshot_service(e->snap, s->name);
+    for (size_t i = 0; svc && e->snap && i < e->snap->n_entries; i++)
+        if (strcmp(e->snap->entries[i].key, svc->def->key) == 0)
+            kv_hash64_hex(e->snap->entries[i].value, e->snap->entries[i].len, s->applied_def);
+    free(s->error);
+    s->error = NULL;
+    engine_status_changed(e);
+}
+
+void engine_service_failed(struct haproxy_engine *e, struct service_state *s, const char *what,
+                           const char *msg)
+{
+    char buf[KV_STATUS_ERROR_MAX];
+    snprintf(buf, sizeof(buf), "%s: %s", what, msg ? msg : "failed");
+    free(s->error);
+    s->error = strdup(buf);
+    engine_status_changed(e);
+}
+
+void haproxy_engine_each_service(const struct haproxy_engine *e,
+                                 void (*fn)(void *arg,
+                                            const struct haproxy_engine_service_status *s),
+                                 void *arg)
+{
+    for (size_t i = 0; i < e->n_svcs; i++) {
+        const struct service_state *s = e->svcs[i];
+        if (s->retired)
+            continue;
+        struct haproxy_engine_service_status st = {.name = s->name,
+                                                   .definition = s->applied_def,
+                                                   .reloads = s->reloads,
+                                                   .error = s->error};
+        fn(arg, &st);
+    }
+}
+
+void haproxy_engine_each_held(const struct haproxy_engine *e,
+                              void (*fn)(void *arg, const char *backend), void *arg)
+{
+    for (size_t i = 0; i < e->n_bes; i++)
+        if (e->bes[i].held)
+            fn(arg, e->bes[i].name);
+}
 
 void haproxy_engine_get_stats(const struct haproxy_engine *e, struct haproxy_engine_stats *out)
 {

@@ -70,6 +70,9 @@ struct haproxy_engine_opts {
     int64_t resync_ms;                    /* 0: no periodic resync */
     struct metrics_registry *metrics;     /* required: the engine's metrics go here */
     haproxy_engine_applied_fn on_applied; /* may be NULL */
+    /* what haproxy_engine_service_status reports changed (a service applied
+     * a definition or failed, a guard was taken or released); may be NULL */
+    void (*on_status)(void *arg);
     void *arg;
 };
 
@@ -142,6 +145,22 @@ bool haproxy_engine_backend_held(const struct haproxy_engine *e, const char *bac
 
 /* Service name is known and retired (removed from KV). */
 bool haproxy_engine_service_retired(const struct haproxy_engine *e, const char *name);
+
+/* A service as the host's status entry reports it (kv_status.h). */
+struct haproxy_engine_service_status {
+    const char *name;
+    const char *definition; /* kv_hash64_hex of the raw definition applied; "" none yet */
+    int64_t reloads;        /* HAProxy's reload counter after our last verified reload */
+    const char *error;      /* latest render/check/reload failure; NULL after a success */
+};
+/* fn for every known service that is not retired. */
+void haproxy_engine_each_service(const struct haproxy_engine *e,
+                                 void (*fn)(void *arg,
+                                            const struct haproxy_engine_service_status *s),
+                                 void *arg);
+/* fn for every backend whose latest change the removal guard holds. */
+void haproxy_engine_each_held(const struct haproxy_engine *e,
+                              void (*fn)(void *arg, const char *backend), void *arg);
 
 /* Nothing to do: no quiescence pending, no check, install, reload or
  * runtime apply in flight. */

@@ -97,6 +97,7 @@ static void finish_service(struct haproxy_engine *e, struct service_state *s,
     s->reload_pending = false;
     if (svc)
         engine_apply_service(e, s, svc);
+    engine_service_applied(e, s, svc);
     engine_mark_applied(e);
 }
 
@@ -122,6 +123,7 @@ static void on_reloaded(struct haproxy_runtime *rt, const struct haproxy_reload_
     }
     if (res->status == 0) {
         metrics_counter_inc(e->m_reloads);
+        s->reloads = res->reloads_after;
         log_info("watcher: service %s: reloaded (worker %d, reload %d -> %d, %llu ms)", s->name,
                  res->new_worker_pid, res->reloads_before, res->reloads_after,
                  (unsigned long long)res->elapsed_ms);
@@ -137,6 +139,7 @@ static void on_reloaded(struct haproxy_runtime *rt, const struct haproxy_reload_
         metrics_counter_inc(e->m_reload_failures);
         log_error("watcher: service %s: reload failed: %s; rolling back the config", s->name,
                   res->message);
+        engine_service_failed(e, s, "reload", res->message);
         if (render_rollback(e->o.config_dir, s->name, err, sizeof(err)) < 0)
             log_error("watcher: %s", err);
         json_decref(c->structure);
@@ -207,6 +210,7 @@ static void on_installed(void *arg, int status, bool changed, const char *errmsg
         metrics_counter_inc(e->m_render_failures);
         log_error("watcher: service %s (key %s): %s; the running config stays", s->name,
                   svc ? svc->def->key : "?", errmsg ? errmsg : strerror(-status));
+        engine_service_failed(e, s, "check", errmsg ? errmsg : strerror(-status));
         if (!c->refresh_only) {
             s->busy = false;
             s->reload_pending = false;
@@ -262,6 +266,7 @@ static void install_service(struct haproxy_engine *e, struct service_state *s,
         metrics_counter_inc(e->m_render_failures);
         log_error("watcher: service %s (key %s): %s; the running config stays", s->name,
                   svc->def->key, err);
+        engine_service_failed(e, s, "render", err);
         s->reload_pending = false;
         goto out;
     }

@@ -36,6 +36,10 @@ struct service_state {
     bool busy;       /* a structural install + reload is in flight */
     bool replan;     /* a snapshot arrived while busy */
     bool retired;    /* removed from KV: config moved aside, frontends disabled */
+    /* what the host's status entry reports (haproxy_engine_service_status) */
+    char applied_def[17]; /* kv_hash64_hex of the definition applied ("" none yet) */
+    int64_t reloads;      /* HAProxy's reload counter after our last verified reload */
+    char *error;          /* latest render/check/reload failure, NULL after a success */
 };
 
 struct haproxy_engine {
@@ -89,5 +93,13 @@ void engine_on_resync(uv_timer_t *t);
 /* Structural quiescence fired: save the snapshot, render + install what
  * is pending. */
 void engine_on_struct_due(void *arg);
+
+/* The status of s changed (haproxy_engine_opts.on_status): it applied
+ * svc (NULL: the one of the snapshot in force), or `what` failed. */
+void engine_service_applied(struct haproxy_engine *e, struct service_state *s,
+                            const struct snapshot_service *svc);
+void engine_service_failed(struct haproxy_engine *e, struct service_state *s, const char *what,
+                           const char *msg);
+void engine_status_changed(struct haproxy_engine *e);
 
 #endif

@@ -33,12 +33,16 @@
 #include "anycast_main.h"
 #include "director_main.h"
 #include "haproxy_engine.h"
+#include "host_status.h"
 #include "http_server.h"
+#include "kv_key.h"
+#include "kv_status.h"
 #include "log.h"
 #include "metrics.h"
 #include "render.h"
 #include "sdnotify.h"
 #include "snapshot.h"
+#include "version.h"
 
 /* where haproxy-templates/ is installed (set by CMake from the prefix) */
 #ifndef DROVER_TEMPLATE_DIR
@@ -61,6 +65,8 @@ struct options {
     int64_t consul_wait_ms;
     int64_t service_watches;
     int64_t resync_ms;
+    char *status_host;
+    int64_t status_ttl_ms;
 };
 
 static struct options opt;
@@ -116,6 +122,12 @@ static const struct config_option options[] = {
     CONFIG_OPT_DURATION("resync-interval", &opt.resync_ms, "1m",
                         "re-apply every placement this often (HAProxy restarted or changed by "
                         "hand); 0 = never"),
+    CONFIG_OPT_STRING("status-host", &opt.status_host, NULL,
+                      "name of this host in its status entry status/<host>/haproxy (default: "
+                      "the hostname)"),
+    CONFIG_OPT_DURATION("status-ttl", &opt.status_ttl_ms, "15s",
+                        "session TTL of the status entry (10s..24h): it disappears this long "
+                        "(Consul: up to twice as long) after the host stops renewing it"),
     CONFIG_OPT_END,
 };
 
@@ -189,6 +201,9 @@ struct watcher {
     struct sdnotify_watchdog *watchdog;
     struct daemon_signals sig;
     bool ready, stopping;
+    struct host_status *status; /* R status/<host>/haproxy */
+    int64_t started_unix, status_unix;
+    char last_error[KV_STATUS_ERROR_MAX];
     struct metrics_counter *m_consul_errors, *m_tpl_reloads, *m_tpl_reload_failures;
     struct metrics_gauge *m_ready, *m_last_apply;
 };
@@ -246,6 +261,115 @@ static void on_engine_applied(void *arg, const struct snapshot *snap)
                     (unsigned long long)snap->inputs_hash, snap->n_services);
 }
 
+/* ---- status entry (R status/<host>/haproxy) ---- */
+
+static void on_engine_status(void *arg)
+{
+    struct watcher *w = arg;
+    w->status_unix = time(NULL);
+    host_status_changed(w->status);
+}
+
+struct status_fill {
+    struct kv_status_rec r;
+    char (*hashes)[17];
+    size_t cap_svcs, cap_guards;
+    bool oom;
+};
+
+static void fill_service(void *arg, const struct haproxy_engine_service_status *s)
+{
+    struct status_fill *f = arg;
+    if (f->r.n_services == f->cap_svcs) {
+        size_t cap = f->cap_svcs ? f->cap_svcs * 2 : 8;
+        void *a = realloc(f->r.services, cap * sizeof(*f->r.services));
+        void *b = a ? realloc(f->hashes, cap * sizeof(*f->hashes)) : NULL;
+        if (a)
+            f->r.services = a;
+        if (b)
+            f->hashes = b;
+        if (!a || !b) {
+            f->oom = true;
+            return;
+        }
+        f->cap_svcs = cap;
+    }
+    char path[PATH_MAX], *buf = NULL, *hex = f->hashes[f->r.n_services];
+    size_t len = 0;
+    hex[0] = '\0';
+    snprintf(path, sizeof(path), "%s/%s.cfg", opt.config_dir, s->name);
+    if (render_read_file(path, &buf, &len) == 0)
+        kv_hash64_hex(buf ? buf : "", len, hex);
+    free(buf);
+    f->r.services[f->r.n_services++] =
+        (struct kv_status_service){.name = (char *)s->name,
+                                   .definition = (char *)s->definition,
+                                   .config_hash = hex,
+                                   .reloads = s->reloads,
+                                   .error = (char *)s->error};
+}
+
+/* Add a held guard (text taken over). */
+static void push_guard(struct status_fill *f, char *text)
+{
+    if (text && f->r.n_guards + 1 > f->cap_guards) {
+        size_t cap = f->cap_guards ? f->cap_guards * 2 : 8;
+        char **g = realloc(f->r.guards, cap * sizeof(*g));
+        if (g) {
+            f->r.guards = g;
+            f->cap_guards = cap;
+        }
+    }
+    if (!text || f->r.n_guards + 1 > f->cap_guards) {
+        free(text);
+        f->oom = true;
+        return;
+    }
+    f->r.guards[f->r.n_guards++] = text;
+}
+
+static void fill_guard(void *arg, const char *backend)
+{
+    push_guard(arg, kv_key_printf("removal:%s", backend));
+}
+
+static json_t *status_fill(void *arg)
+{
+    struct watcher *w = arg;
+    const struct snapshot *snap = haproxy_engine_snapshot(w->engine);
+    struct haproxy_engine_stats st;
+    char snap_hex[17] = "";
+    struct status_fill f = {.r = {.host = opt.status_host,
+                                  .role = KV_STATUS_ROLE_HAPROXY,
+                                  .cluster = opt.haproxy_cluster,
+                                  .version = (char *)drover_version(),
+                                  .started_unix = w->started_unix,
+                                  .updated_unix = w->status_unix,
+                                  .snapshot = snap_hex,
+                                  .last_error = w->last_error[0] ? w->last_error : NULL}};
+    json_t *out = NULL;
+    if (snap)
+        snprintf(snap_hex, sizeof(snap_hex), "%016llx", (unsigned long long)snap->inputs_hash);
+    if (w->feed) {
+        struct consul_feed_stats fs;
+        consul_feed_get_stats(w->feed, &fs);
+        f.r.kv_index = fs.kv_index;
+    }
+    haproxy_engine_each_service(w->engine, fill_service, &f);
+    haproxy_engine_each_held(w->engine, fill_guard, &f);
+    haproxy_engine_get_stats(w->engine, &st);
+    if (st.service_removal_held)
+        push_guard(&f, strdup("service-removal"));
+    if (!f.oom)
+        out = kv_status_encode(&f.r);
+    for (size_t i = 0; i < f.r.n_guards; i++)
+        free(f.r.guards[i]);
+    free(f.r.guards);
+    free(f.r.services);
+    free(f.hashes);
+    return out;
+}
+
 /* ---- snapshots in ---- */
 
 static void on_feed_snapshot(void *arg, struct snapshot *snap)
@@ -263,10 +387,10 @@ static const struct snapshot *feed_current(void *arg)
 static void on_feed_error(void *arg, const char *prefix, int err, const char *msg)
 {
     struct watcher *w = arg;
-    (void)prefix;
-    (void)err;
-    (void)msg;
     metrics_counter_inc(w->m_consul_errors);
+    snprintf(w->last_error, sizeof(w->last_error), "consul %s: %s", prefix ? prefix : "",
+             msg ? msg : strerror(-err));
+    on_engine_status(w);
 }
 
 /* ---- daemon plumbing ---- */
@@ -295,6 +419,13 @@ static void on_hup(void *arg)
     haproxy_engine_set_templates(w->engine, set);
 }
 
+static void status_stopped(void *arg)
+{
+    struct watcher *w = arg;
+    consul_client_free(w->consul);
+    w->consul = NULL;
+}
+
 /* The first SIGTERM/SIGINT (daemon_signals logged it and sent STOPPING=1). */
 static void on_stop(void *arg, int signum)
 {
@@ -304,8 +435,9 @@ static void on_stop(void *arg, int signum)
     haproxy_engine_stop(w->engine);
     consul_feed_stop(w->feed);
     w->feed = NULL;
-    consul_client_free(w->consul);
-    w->consul = NULL;
+    /* the session goes first: Consul deletes the status entry with it */
+    host_status_stop(w->status, status_stopped, w);
+    w->status = NULL;
     http_server_close(w->http);
     w->http = NULL;
     sdnotify_watchdog_stop(w->watchdog);
@@ -348,6 +480,7 @@ static int run_daemon(void)
     engine_opts(&w.eo, &w.model);
     w.eo.metrics = w.metrics;
     w.eo.on_applied = on_engine_applied;
+    w.eo.on_status = on_engine_status;
     w.eo.arg = &w;
     if ((rc = haproxy_engine_new(w.loop, &w.eo, templates, &w.engine)) < 0) {
         log_error("watcher: cannot create the HAProxy engine: %s; cannot start", strerror(-rc));
@@ -362,6 +495,17 @@ static int run_daemon(void)
                   strerror(-rc));
         return 1;
     }
+    char *skey = kv_status_key(w.model.root, opt.status_host, KV_STATUS_ROLE_HAPROXY);
+    struct host_status_opts hso = {
+        .key = skey, .ttl_s = (unsigned)(opt.status_ttl_ms / 1000), .fill = status_fill, .arg = &w};
+    w.started_unix = w.status_unix = time(NULL);
+    if (!skey || (rc = host_status_start(w.loop, w.consul, &hso, &w.status)) < 0) {
+        log_error("watcher: status entry for host %s: %s; cannot start", opt.status_host,
+                  skey ? strerror(-rc) : "not a valid key segment");
+        free(skey);
+        return 1;
+    }
+    free(skey);
     haproxy_engine_load_saved(w.engine);
     struct consul_feed_opts fo = {
         .model = &w.model,
@@ -631,6 +775,8 @@ int main(int argc, char **argv)
         snprintf(err, sizeof(err), "--haproxy-cluster is required");
         rc = -EINVAL;
     }
+    if (rc == 0 && cmd != CMD_RENDER)
+        rc = host_status_check_opts(&opt.status_host, opt.status_ttl_ms, err, sizeof(err));
     if (rc == 0)
         rc = consul_options_config(&opt.consul, &consul_cfg, err, sizeof(err));
     if (rc < 0) {

@@ -1,6 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
-# drover-watcher, proxy and director mode: reads only, writes nothing in
-# Consul (its state goes to local files and the XDP maps).
+# drover-watcher, proxy and director mode: reads the definitions; writes
+# only its own status entry (status/<host>/<role>, bound to a session of
+# its own, docs/kv-schema.md). Its state goes to local files and the XDP
+# maps.
 # Placeholders are filled by render-policies.sh (see docs/operations.md).
 key_prefix "@ROOT@kube/" {
   policy = "read"
@@ -13,6 +15,13 @@ key_prefix "@ROOT@maintenance/" {
 }
 key_prefix "@ROOT@director/" {
   policy = "read"
+}
+key_prefix "@ROOT@status/" {
+  policy = "write"
+}
+# the session its status entry is bound to
+session_prefix "" {
+  policy = "write"
 }
 
 # Director mode with --consul-health-service: the service's health checks.

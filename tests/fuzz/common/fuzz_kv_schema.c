@@ -8,7 +8,8 @@
  * record decoder. Properties: no crash, no leak, whatever the bytes; a
  * decoded node's server address and a maintenance id's address are
  * canonical IP text; an accepted kube service's health check path is a
- * valid `path` value.
+ * valid `path` value; a decoded status entry encodes and decodes again to
+ * the same JSON.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -22,6 +23,7 @@
 #include "kv_key.h"
 #include "kv_kube.h"
 #include "kv_maint.h"
+#include "kv_status.h"
 
 static void assert_ip(const char *ip)
 {
@@ -65,6 +67,22 @@ static void decode_all(const json_t *v)
     struct kv_director_force df;
     (void)kv_director_force_decode(v, "force", &df, err, sizeof(err));
     kv_director_force_clear(&df);
+    struct kv_status_rec st;
+    if (kv_status_decode(v, &st, err, sizeof(err)) == 0) {
+        json_t *once = kv_status_encode(&st), *twice = NULL;
+        struct kv_status_rec again;
+        if (once && kv_status_decode(once, &again, err, sizeof(err)) == 0) {
+            twice = kv_status_encode(&again);
+            kv_status_free(&again);
+        } else if (once) {
+            abort(); /* what the encoder writes, the decoder takes */
+        }
+        if (once && twice && !json_equal(once, twice))
+            abort();
+        json_decref(once);
+        json_decref(twice);
+    }
+    kv_status_free(&st);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -87,6 +105,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         } else if (k.kind == KV_KEY_DIRECTOR) {
             const char *name;
             (void)kv_director_key_parse(k.rel, &name);
+        } else if (k.kind == KV_KEY_STATUS) {
+            char host[256], role[16];
+            (void)kv_status_key_parse(k.rel, host, role);
         }
     }
     free(key);

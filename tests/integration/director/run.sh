@@ -137,7 +137,7 @@ start_watcher() { # consul-addr log
         --consul-addr "$1" --director-snapshot-file "$TMP/director.pb" --metrics-addr "" \
         --health-interval ${INTERVAL_MS}ms --health-timeout 300ms --health-rise 2 \
         --health-fall $FALL --verify-interval 1s --consul-health-service itproxy \
-        --log-level debug >>"$TMP/$2" 2>&1 &
+        --status-host dir1 --log-level debug >>"$TMP/$2" 2>&1 &
     WPID=$!
 }
 stop_watcher() {
@@ -189,6 +189,22 @@ nsx "$DIR" "$DIRECTOR" status --dev eth0 $pin | grep -q "proxy 1 10.93.4.2 activ
 got=$(answers 12)
 [ "$got" = "proxy1 proxy2 " ] || fail "traffic went to '$got', expected both proxies"
 echo "1: maps filled ($p1/$p2 rows), traffic to both"
+# its status entry (bound to its session) reports the table in the maps and the VIP
+want=$(q "s['table_checksum']")
+for _ in $(seq 50); do
+    entry=$(nsx "$DIR" curl -sf --max-time 5 "$CONSUL/v1/kv/${ROOT}status/dir1/director?raw") &&
+        echo "$entry" | python3 -c "import json,sys; e=json.load(sys.stdin)
+sys.exit(not (e['role']=='director' and e['director'].get('table_checksum')=='$want'
+              and e['director']['vips']==['$VIP'] and e['cluster']=='$CLUSTER'))" && break
+    entry=""
+    sleep 0.1
+done
+[ -n "$entry" ] || fail "status/dir1/director does not report table $want and VIP $VIP: $(
+    nsx "$DIR" curl -s "$CONSUL/v1/kv/${ROOT}status/dir1/director?raw")"
+meta=$(nsx "$DIR" curl -sf --max-time 5 "$CONSUL/v1/kv/${ROOT}status/dir1/director")
+echo "$meta" | python3 -c "import json,sys; sys.exit(not json.load(sys.stdin)[0].get('Session'))" ||
+    fail "status/dir1/director is not bound to a session: $meta"
+echo "1: status entry reports table $want"
 
 # ---- 1b. one builder: drover-director's own config with the same proxies
 # (named as in KV) publishes the very same generation ----

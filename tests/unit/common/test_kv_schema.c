@@ -27,6 +27,7 @@
 #include "kv_maint.h"
 #include "kv_schema.h"
 #include "kv_servers.h"
+#include "kv_status.h"
 
 #define SCHEMA_FILE DROVER_SOURCE_DIR "/docs/kv-schema.json"
 
@@ -88,6 +89,10 @@ static int decode(const char *name, const json_t *v, char *err, size_t errlen)
         free(text);
         if (rc == -EBADMSG)
             rc = -EINVAL;
+    } else if (!strcmp(name, "status")) {
+        struct kv_status_rec st;
+        rc = kv_status_decode(v, &st, err, errlen);
+        kv_status_free(&st);
     }
     return rc;
 }
@@ -157,7 +162,7 @@ START_TEST(test_examples_and_required_fields)
         }
         json_decref(ex);
     }
-    ck_assert_uint_eq(decoded, 11);
+    ck_assert_uint_eq(decoded, 12);
 }
 END_TEST
 
@@ -253,6 +258,21 @@ START_TEST(test_encoders_write_the_schema)
     a.force = 1;
     a.after = labels;
     assert_fields("audit", kv_audit_encode(&a), false);
+
+    struct kv_status_rec st = {.host = "proxy-a",
+                               .role = KV_STATUS_ROLE_HAPROXY,
+                               .cluster = "edge",
+                               .version = "0.1.0",
+                               .started_unix = 1795957200,
+                               .updated_unix = 1795957201};
+    assert_fields("status", kv_status_encode(&st), true);
+    char *vips[] = {"192.0.2.10", NULL};
+    st.role = KV_STATUS_ROLE_DIRECTOR;
+    st.last_error = "no table";
+    st.table_checksum = "0123456789abcdef";
+    st.vips = vips;
+    st.n_vips = 1;
+    assert_fields("status", kv_status_encode(&st), false);
     json_decref(labels);
 }
 END_TEST

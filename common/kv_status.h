@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * kv_status: the schema module of R status/<host>/<role> (contract:
+ * docs/kv-schema.md): what each drover-watcher (role "haproxy" or
+ * "director") reports it has applied. The watcher writes its entry with
+ * ?acquire= on a session of its own (invalidation deletes it), so the
+ * entry disappears when the host does; droverctl status reads the prefix.
+ */
+#ifndef DROVER_KV_STATUS_H
+#define DROVER_KV_STATUS_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define KV_STATUS_ROLE_HAPROXY  "haproxy"
+#define KV_STATUS_ROLE_DIRECTOR "director"
+#define KV_STATUS_ERROR_MAX     512u /* bytes of last_error / a service error kept */
+
+/* R status/<host>/<role>; NULL when host is not a valid segment, role is
+ * not one of the two, or on ENOMEM. Caller frees. */
+char *kv_status_key(const char *root, const char *host, const char *role);
+/* Split the part below status/ ("<host>/<role>"). 0 or -EINVAL. */
+int kv_status_key_parse(const char *rel, char host[256], char role[16]);
+
+/* One HAProxy service as the host applied it. */
+struct kv_status_service {
+    char *name;
+    char *definition;  /* kv_hash64_hex of the definition value in force ("" none) */
+    char *config_hash; /* kv_hash64_hex of the installed <service>.cfg ("" none) */
+    int64_t reloads;   /* reloads this watcher made of it since it started */
+    char *error;       /* latest render/check/reload error, NULL none */
+};
+
+/* The record. encode borrows the strings; decode fills owned ones
+ * (kv_status_free). */
+struct kv_status_rec {
+    char *host, *role, *cluster, *version;
+    int64_t started_unix, updated_unix;
+    uint64_t kv_index; /* Consul index of the snapshot in force (0 unknown) */
+    char *snapshot;    /* 16 hex: hash of the inputs in force ("" none) */
+    struct kv_status_service *services;
+    size_t n_services;
+    char **guards; /* held guards, e.g. "removal:be_web", "service-removal" */
+    size_t n_guards;
+    char *last_error; /* NULL none */
+    /* director role */
+    char *table_checksum; /* NULL: no table */
+    char **vips;
+    size_t n_vips;
+};
+
+/* The value as a JSON object. New reference, NULL on ENOMEM. */
+json_t *kv_status_encode(const struct kv_status_rec *r);
+/* Decode v (unknown fields ignored). 0 or -EINVAL (err says which field)
+ * or -ENOMEM; on failure *out is left empty. */
+int kv_status_decode(const json_t *v, struct kv_status_rec *out, char *err, size_t errlen);
+void kv_status_free(struct kv_status_rec *r);
+
+#endif
