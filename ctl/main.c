@@ -17,6 +17,7 @@
 
 #include "commands.h"
 #include "config.h"
+#include "config_check.h"
 #include "consul_options.h"
 #include "ctl_args.h"
 #include "daemon.h"
@@ -37,7 +38,12 @@ struct options {
     char *secret_file;
     struct config_strlist allow_users;
     struct config_strlist allow_channels;
+    char *template_dir, *haproxy_bin;
 };
+
+#ifndef DROVER_TEMPLATE_DIR
+#define DROVER_TEMPLATE_DIR "/usr/local/share/drover/haproxy-templates"
+#endif
 
 static struct options opt;
 
@@ -69,6 +75,10 @@ static const struct config_option options[] = {
                        "serve: Slack user IDs allowed to run commands (\"*\" = all)"),
     CONFIG_OPT_STRLIST("allow-channels", &opt.allow_channels, NULL,
                        "serve: Slack channel IDs commands are accepted from (\"*\" = all)"),
+    CONFIG_OPT_STRING("template-dir", &opt.template_dir, DROVER_TEMPLATE_DIR,
+                      "config check: the watcher's templates (NAME.mustache, partials/)"),
+    CONFIG_OPT_STRING("haproxy-bin", &opt.haproxy_bin, "haproxy",
+                      "config check: haproxy binary for `haproxy -c` (skipped when not found)"),
     CONFIG_OPT_END,
 };
 
@@ -80,7 +90,8 @@ static const struct config_group groups[] = {
 static const struct config_program program = {
     .name = "droverctl",
     .summary = "Drain, maintenance, weight and director state through Consul KV (CLI and Slack).",
-    .args_usage = "COMMAND [ARGS] [--reason TEXT] [--ttl D] [--force] [--json] | serve",
+    .args_usage = "COMMAND [ARGS] [--reason TEXT] [--ttl D] [--force] [--json] | serve | config "
+                  "check FILE...",
     .options = options,
     .groups = groups,
     .epilog = ctl_usage,
@@ -203,6 +214,37 @@ static int run_serve(const struct ctl_settings *s, const struct ctl_limits *lim,
     return 0;
 }
 
+/* droverctl config check FILE... (offline; config_check.h) */
+static int run_config(int n, char **args)
+{
+    char *text = NULL, *json = NULL;
+    if (n < 2 || strcmp(args[0], "check") != 0) {
+        fprintf(stderr, "droverctl: usage: droverctl [--template-dir DIR] [--haproxy-bin BIN] "
+                        "[--json] config check FILE...\n");
+        return 2;
+    }
+    for (int i = 1; i < n; i++)
+        if (args[i][0] == '-') {
+            fprintf(stderr,
+                    "droverctl config check: unknown option '%s' (options go before `config`)\n",
+                    args[i]);
+            return 2;
+        }
+    struct ctl_check_opts co = {
+        .root = root, .template_dir = opt.template_dir, .haproxy_bin = opt.haproxy_bin};
+    int rc = ctl_config_check(&co, n - 1, args + 1, &text, &json);
+    if (rc < 0) {
+        fprintf(stderr, "droverctl config check: out of memory\n");
+        return 1;
+    }
+    fputs(opt.json ? json : text, rc == 0 || opt.json ? stdout : stderr);
+    if (opt.json)
+        fputs("\n", stdout);
+    free(text);
+    free(json);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     char err[1024];
@@ -277,6 +319,10 @@ int main(int argc, char **argv)
     if (first >= argc) {
         fprintf(stderr, "droverctl: no command given\n%s", ctl_usage());
         goto out_usage;
+    }
+    if (!strcmp(argv[first], "config")) {
+        status = run_config(argc - first - 1, argv + first + 1);
+        goto out;
     }
     if (ctl_command_parse(argc - first, argv + first, CTL_SOURCE_CLI, &lim, &cmd, err,
                           sizeof(err)) < 0) {

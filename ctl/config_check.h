@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * config_check: `droverctl config check FILE...`, offline validation of
+ * operator definitions with the watcher's own code, no Consul needed (a
+ * CI step). A FILE is a JSON object whose members are KV keys below the
+ * root and their values:
+ *
+ *   {"haproxy/edge/services/web": {...}, "director/dc1/vips/web": {...}}
+ *
+ * Keys must be operator records of docs/kv-schema.md (haproxy services and
+ * force-removal entries, director proxies, vips, config, force); values are
+ * decoded by the schema library's decoders, exactly as the watchers do.
+ * Every HAProxy service is then built into a snapshot (no kube data: kube
+ * backends render with free slots), rendered with the watcher's templates
+ * and, when HAProxy is installed, checked with `haproxy -c`.
+ */
+#ifndef DROVER_CTL_CONFIG_CHECK_H
+#define DROVER_CTL_CONFIG_CHECK_H
+
+#include <stdbool.h>
+
+struct ctl_check_opts {
+    const char *root;         /* ends in '/' */
+    const char *template_dir; /* the watcher's templates */
+    const char *haproxy_bin;  /* "" or not found: `haproxy -c` skipped (said so) */
+};
+
+/* Check files[0..n). *text / *json: the report (malloc'd). Returns 0
+ * when everything passed, 1 when something was refused, -ENOMEM. */
+int ctl_config_check(const struct ctl_check_opts *o, int n, char *const *files, char **text,
+                     char **json);
+
+#endif
