@@ -16,6 +16,7 @@
 #include "kv_director.h"
 #include "kv_haproxy.h"
 #include "kv_key.h"
+#include "kv_kube.h"
 #include "render.h"
 #include "snapshot.h"
 
@@ -290,4 +291,100 @@ int ctl_config_check(const struct ctl_check_opts *o, int n, char *const *files, 
     }
     *text = buf;
     return c.failed ? 1 : 0;
+}
+
+/* The top-level fields of a and b (objects) that differ, as text lines. */
+static void field_diff(FILE *t, json_t *arr, const json_t *a, const json_t *b)
+{
+    const char *f;
+    json_t *v;
+    json_t *both = json_object();
+    json_object_update(both, (json_t *)a);
+    json_object_update(both, (json_t *)b);
+    json_object_foreach(both, f, v)
+    {
+        const json_t *x = json_object_get(a, f), *y = json_object_get(b, f);
+        if (x && y && json_equal(x, y))
+            continue;
+        char *xs = x ? kv_canonical(x) : NULL, *ys = y ? kv_canonical(y) : NULL;
+        fprintf(t, "  %s: %.200s -> %.200s\n", f, xs ? xs : "(none)", ys ? ys : "(none)");
+        json_array_append_new(arr, json_string(f));
+        free(xs);
+        free(ys);
+    }
+    json_decref(both);
+}
+
+int ctl_config_diff(struct ctl_kv *kv, const struct ctl_check_opts *o, int n, char *const *files,
+                    char **text, char **json)
+{
+    struct check c = {.o = o, .keys = json_object(), .values = json_object()};
+    char *buf = NULL, err[ERRLEN];
+    size_t blen = 0;
+    bool changes = false, consul_failed = false;
+    c.text = open_memstream(&buf, &blen);
+    if (!c.text || !c.keys || !c.values) {
+        if (c.text)
+            fclose(c.text);
+        free(buf);
+        json_decref(c.keys);
+        json_decref(c.values);
+        return -ENOMEM;
+    }
+    for (int i = 0; i < n; i++)
+        check_file(&c, files[i]);
+    const char *key;
+    json_t *v;
+    json_object_foreach(c.values, key, v)
+    {
+        struct consul_kv_list *l = NULL;
+        char *full = kv_key_printf("%s%s", o->root, key);
+        json_t *entry = json_object_get(c.keys, key), *live = NULL;
+        if (!full || ctl_kv_get(kv, full, &l, err, sizeof(err)) < 0) {
+            fprintf(c.text, "%s: cannot read the live value: %s\n", key, full ? err : "ENOMEM");
+            consul_failed = true;
+            free(full);
+            continue;
+        }
+        free(full);
+        if (!l || !l->n) {
+            fprintf(c.text, "%s: new\n", key);
+            json_object_set_new(entry, "change", json_string("new"));
+            changes = true;
+        } else if (json_from_buffer((const char *)l->items[0].value, l->items[0].value_len, key,
+                                    &live, err, sizeof(err)) < 0 ||
+                   !json_equal(live, v)) {
+            json_t *fields = json_array();
+            fprintf(c.text, "%s: changed\n", key);
+            if (live && json_is_object(live) && json_is_object(v))
+                field_diff(c.text, fields, live, v);
+            else
+                fprintf(c.text, "  (the live value is not a JSON object: replaced whole)\n");
+            json_object_set_new(entry, "change", json_string("changed"));
+            json_object_set_new(entry, "fields", fields);
+            changes = true;
+        } else {
+            fprintf(c.text, "%s: unchanged\n", key);
+            json_object_set_new(entry, "change", json_string("unchanged"));
+        }
+        json_decref(live);
+        consul_kv_list_free(l);
+    }
+    int rc = c.failed || consul_failed ? 1 : changes ? 3 : 0;
+    fprintf(c.text, "%s\n",
+            rc == 1   ? "diff: REFUSED"
+            : rc == 3 ? "diff: changes"
+                      : "diff: no change");
+    json_t *doc = json_pack("{s:b, s:b, s:O}", "ok", rc != 1, "changes", changes, "keys", c.keys);
+    *json = doc ? json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(doc);
+    json_decref(c.keys);
+    json_decref(c.values);
+    if (fclose(c.text) != 0 || !buf || !*json) {
+        free(buf);
+        free(*json);
+        return -ENOMEM;
+    }
+    *text = buf;
+    return rc;
 }

@@ -19,6 +19,8 @@
 
 #include <stdbool.h>
 
+#include "ctl_kv.h"
+
 struct ctl_check_opts {
     const char *root;         /* ends in '/' */
     const char *template_dir; /* the watcher's templates */
@@ -29,5 +31,13 @@ struct ctl_check_opts {
  * when everything passed, 1 when something was refused, -ENOMEM. */
 int ctl_config_check(const struct ctl_check_opts *o, int n, char *const *files, char **text,
                      char **json);
+
+/* `droverctl config diff FILE...`: the files are checked as above
+ * (without rendering); each key is then compared with its live value
+ * (canonical JSON): "new", "unchanged" or "changed" with the top-level
+ * fields that differ. Returns 0 when nothing would change, 3 when
+ * something would, 1 when a file was refused or Consul failed, -ENOMEM. */
+int ctl_config_diff(struct ctl_kv *kv, const struct ctl_check_opts *o, int n, char *const *files,
+                    char **text, char **json);
 
 #endif

@@ -91,7 +91,7 @@ static const struct config_program program = {
     .name = "droverctl",
     .summary = "Drain, maintenance, weight and director state through Consul KV (CLI and Slack).",
     .args_usage = "COMMAND [ARGS] [--reason TEXT] [--ttl D] [--force] [--json] | serve | config "
-                  "check FILE...",
+                  "check|diff FILE...",
     .options = options,
     .groups = groups,
     .epilog = ctl_usage,
@@ -214,30 +214,37 @@ static int run_serve(const struct ctl_settings *s, const struct ctl_limits *lim,
     return 0;
 }
 
-/* droverctl config check FILE... (offline; config_check.h) */
-static int run_config(int n, char **args)
+/* droverctl config check|diff FILE... (config_check.h) */
+static int run_config(int n, char **args, const struct consul_config *cc)
 {
-    char *text = NULL, *json = NULL;
-    if (n < 2 || strcmp(args[0], "check") != 0) {
+    char *text = NULL, *json = NULL, err[1024];
+    struct ctl_kv *kv = NULL;
+    bool diff = n >= 1 && !strcmp(args[0], "diff");
+    if (n < 2 || (strcmp(args[0], "check") != 0 && !diff)) {
         fprintf(stderr, "droverctl: usage: droverctl [--template-dir DIR] [--haproxy-bin BIN] "
-                        "[--json] config check FILE...\n");
+                        "[--json] config check|diff FILE...\n");
         return 2;
     }
     for (int i = 1; i < n; i++)
         if (args[i][0] == '-') {
-            fprintf(stderr,
-                    "droverctl config check: unknown option '%s' (options go before `config`)\n",
+            fprintf(stderr, "droverctl config: unknown option '%s' (options go before `config`)\n",
                     args[i]);
             return 2;
         }
     struct ctl_check_opts co = {
         .root = root, .template_dir = opt.template_dir, .haproxy_bin = opt.haproxy_bin};
-    int rc = ctl_config_check(&co, n - 1, args + 1, &text, &json);
-    if (rc < 0) {
-        fprintf(stderr, "droverctl config check: out of memory\n");
+    if (diff && ctl_kv_open(cc, &kv, err, sizeof(err)) < 0) {
+        fprintf(stderr, "droverctl: %s\n", err);
         return 1;
     }
-    fputs(opt.json ? json : text, rc == 0 || opt.json ? stdout : stderr);
+    int rc = diff ? ctl_config_diff(kv, &co, n - 1, args + 1, &text, &json)
+                  : ctl_config_check(&co, n - 1, args + 1, &text, &json);
+    ctl_kv_close(kv);
+    if (rc < 0) {
+        fprintf(stderr, "droverctl config: out of memory\n");
+        return 1;
+    }
+    fputs(opt.json ? json : text, rc == 1 && !opt.json ? stderr : stdout);
     if (opt.json)
         fputs("\n", stdout);
     free(text);
@@ -321,7 +328,7 @@ int main(int argc, char **argv)
         goto out_usage;
     }
     if (!strcmp(argv[first], "config")) {
-        status = run_config(argc - first - 1, argv + first + 1);
+        status = run_config(argc - first - 1, argv + first + 1, &cc);
         goto out;
     }
     if (ctl_command_parse(argc - first, argv + first, CTL_SOURCE_CLI, &lim, &cmd, err,

@@ -12,7 +12,9 @@ every host current again with one more reload; a definition that fails
 a bad status entry is reported, not skipped; two directors of one
 cluster with different table checksums are listed as disagreeing; a host stopped with SIGTERM
 leaves the view at once, one killed with SIGKILL within its session TTL
-(Consul may take up to twice the TTL)."""
+(Consul may take up to twice the TTL). `droverctl config diff` against
+the live values: no change exits 0, a change 3 with the fields, bad input
+1, KV untouched."""
 
 import json
 import os
@@ -174,6 +176,29 @@ def main():
                lambda: (lambda rv: rv[0] == 0 and
                         projected(rv[1]) == expect(HOSTS, "ok", "current"))(view(a.f)),
                timeout=30)
+
+    # 3c. config diff against the live values: no change is exit 0, a change
+    # exit 3 naming the fields, bad input exit 1; KV never changes
+    def diff(content):
+        path = os.path.join(a.f.work, "diff.json")
+        with open(path, "w") as f:
+            f.write(content if isinstance(content, str) else json.dumps(content))
+        return ctl(a.f, "config", "diff", path)
+    def operator_kv():  # everything but the watchers' own status entries
+        return {k: v for k, v in kv.dump().items() if not k.startswith("status/")}
+    dump0 = operator_kv()
+    rc, out, err = diff({"haproxy/edge/services/web": a.f.service(maxconn=123)})
+    assert rc == 0 and "haproxy/edge/services/web: unchanged" in out and \
+        "diff: no change" in out, (rc, out, err)
+    rc, out, err = diff({"haproxy/edge/services/web": a.f.service(maxconn=124),
+                         "haproxy/edge/services/new": a.f.service()})
+    assert rc == 3 and "haproxy/edge/services/web: changed" in out and "  frontends: " in out \
+        and "haproxy/edge/services/new: new" in out, (rc, out, err)
+    for bad_input, want in (({"haproxy/edge/bogus/web": {}}, "unknown key"),
+                            ("{not json", "diff.json:1:")):
+        rc, out, err = diff(bad_input)
+        assert rc == 1 and want in err and "diff: REFUSED" in err, (rc, out, err)
+    assert operator_kv() == dump0, "config diff changed KV"
 
     # 4. a bad status entry is reported, and makes the fleet not ok
     kv.put("status/ghost/haproxy", "not json")
