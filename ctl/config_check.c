@@ -116,13 +116,15 @@ static void check_file(struct check *c, const char *file)
             refuse(c, key, file, "out of memory");
             continue;
         }
-        kv_key_parse(c->o->root, full, &k);
-        free(full);
+        kv_key_parse(c->o->root, full, &k); /* k.rel points into full */
         if (json_object_get(c->values, key) || json_object_get(c->keys, key)) {
+            free(full);
             refuse(c, key, file, "defined twice");
             continue;
         }
-        if (decode(&k, v, err, sizeof(err)) < 0) {
+        int rc = decode(&k, v, err, sizeof(err));
+        free(full);
+        if (rc < 0) {
             refuse(c, key, file, err);
             continue;
         }

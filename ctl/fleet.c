@@ -144,9 +144,10 @@ int ctl_fleet_view(const char *root, const struct consul_kv_list *status,
         free(items);
         return -ENOMEM;
     }
-    if (n)
+    if (n) {
         memcpy(items, status->items, n * sizeof(*items));
-    qsort(items, n, sizeof(*items), cmp_kv);
+        qsort(items, n, sizeof(*items), cmp_kv);
+    }
     json_t *hosts = json_object_get(view, "hosts"), *bad = json_object_get(view, "bad");
     for (size_t i = 0; i < n; i++) {
         char err[512], host[256], role[16];
