@@ -652,7 +652,8 @@ static int exec_status(struct ctl_kv *kv, const struct ctl_settings *s,
         json_decref(entries);
         return fail(res, CTL_REFUSED, err);
     }
-    qsort(m.maint, m.n_maint, sizeof(*m.maint), cmp_maint);
+    if (m.n_maint) /* qsort(NULL, 0) is undefined */
+        qsort(m.maint, m.n_maint, sizeof(*m.maint), cmp_maint);
     for (size_t i = 0; i < m.n_maint; i++) {
         const struct ctl_maint *e = &m.maint[i];
         struct ctl_target t;
@@ -755,7 +756,8 @@ static int exec_history(struct ctl_kv *kv, const struct ctl_settings *s,
         json_decref(arr);
         return fail(res, CTL_FAILED, err);
     }
-    qsort(l->items, l->n, sizeof(*l->items), cmp_kv_key);
+    if (l->n)
+        qsort(l->items, l->n, sizeof(*l->items), cmp_kv_key);
     size_t first = l->n > (size_t)cmd->limit ? l->n - (size_t)cmd->limit : 0;
     for (size_t i = first; i < l->n; i++) {
         json_error_t je;
