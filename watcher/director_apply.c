@@ -35,6 +35,36 @@ void director_guard_check(const struct director_table *baseline,
     out->held = out->over && !forced;
 }
 
+static size_t vip_ports(const struct director_inputs *in)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < in->n_vips; i++)
+        n += in->vips[i].n_ports;
+    return n;
+}
+
+static bool lost_too_many(size_t base, size_t cand, double max_share)
+{
+    if (cand >= base)
+        return false;
+    return cand == 0 || (double)(base - cand) / (double)base > max_share;
+}
+
+void director_guard_shrink(const struct director_inputs *base, const struct director_inputs *cand,
+                           double max_share, bool forced, struct director_guard_result *out)
+{
+    if (!base || !cand)
+        return;
+    out->base_proxies = base->n_proxies;
+    out->cand_proxies = cand->n_proxies;
+    out->base_vips = vip_ports(base);
+    out->cand_vips = vip_ports(cand);
+    out->shrunk = lost_too_many(out->base_proxies, out->cand_proxies, max_share) ||
+                  lost_too_many(out->base_vips, out->cand_vips, max_share);
+    out->over = out->over || out->shrunk;
+    out->held = out->over && !forced;
+}
+
 int director_apply_build(const struct director_inputs *in, director_health_lookup_fn lookup,
                          void *arg, struct director_table **out, char *err, size_t errlen)
 {
@@ -320,7 +350,24 @@ int director_apply_run(struct director_apply *a, const struct director_inputs *i
                                                      : a->o.default_max_moved_share;
         bool forced = director_force_active(&use->force, now_unix);
         director_guard_check(base, cand, max, forced, &g);
-        if (g.held) {
+        director_guard_shrink(a->applied, use, max, forced, &g);
+        if (g.held && g.shrunk) {
+            held = true;
+            if (a->held_hash != use->hash) {
+                log_warn("director: KV change leaves %zu of %zu proxies and %zu of %zu VIP ports "
+                         "(more than max_moved_share %.1f%% gone, or none left); held back "
+                         "until %sdirector/%s/ is restored or force allows it",
+                         g.cand_proxies, g.base_proxies, g.cand_vips, g.base_vips, 100 * max,
+                         a->kv_root, a->cluster);
+                a->held_hash = use->hash;
+                a->st.held_since_unix = now_unix;
+            }
+            a->st.held++;
+            director_table_free(cand);
+            cand = base;
+            base = NULL;
+            use = a->applied;
+        } else if (g.held) {
             held = true;
             if (a->held_hash != use->hash) {
                 log_warn("director: KV change would move %.1f%% of the rows (%u) to other "
@@ -336,8 +383,10 @@ int director_apply_run(struct director_apply *a, const struct director_inputs *i
             base = NULL;
             use = a->applied;
         } else if (g.over) {
-            log_warn("director: KV change moves %.1f%% of the rows, allowed by force (%s: %s)",
-                     100 * g.moved_share, use->force.author ? use->force.author : "?",
+            log_warn("director: KV change moves %.1f%% of the rows (%zu of %zu proxies, %zu of "
+                     "%zu VIP ports), allowed by force (%s: %s)",
+                     100 * g.moved_share, g.cand_proxies, g.base_proxies, g.cand_vips, g.base_vips,
+                     use->force.author ? use->force.author : "?",
                      use->force.reason ? use->force.reason : "");
         }
         director_table_free(base); /* NULL when it became the candidate */

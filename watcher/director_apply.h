@@ -38,7 +38,10 @@ struct director_guard_result {
     uint32_t moved_rows; /* rows whose primary proxy differs */
     double moved_share;  /* moved_rows / rows */
     bool over;           /* moved_share > max_share */
-    bool held;           /* over and not forced */
+    bool held;           /* over or shrunk, and not forced */
+    /* the shrink guard (director_guard_shrink) */
+    size_t base_proxies, cand_proxies, base_vips, cand_vips; /* VIPs: address:port pairs */
+    bool shrunk; /* lost more of either than max_share, or all of either */
 };
 
 /* Compare baseline (what the old KV inputs give now; NULL = nothing to
@@ -46,6 +49,15 @@ struct director_guard_result {
 void director_guard_check(const struct director_table *baseline,
                           const struct director_table *candidate, double max_share, bool forced,
                           struct director_guard_result *out);
+
+/* The shrink guard, on top of director_guard_check's result: a candidate
+ * with fewer proxies or VIP ports than the inputs in force, by more than
+ * max_share of them, or with none of either when the inputs in force had
+ * some, is held unless forced (a director/ tree emptied or restored key by
+ * key must never publish 0 VIPs or 0 proxies). Sets the counts and
+ * shrunk, and ORs into over/held. */
+void director_guard_shrink(const struct director_inputs *base, const struct director_inputs *cand,
+                           double max_share, bool forced, struct director_guard_result *out);
 
 typedef bool (*director_health_lookup_fn)(void *arg, const char *host);
 

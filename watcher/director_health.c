@@ -316,26 +316,19 @@ static int target_new(struct director_health *h, const char *host, char *url, st
     return 0;
 }
 
-int director_health_set_targets(struct director_health *h, const struct director_inputs *in)
+/* the spec that decides host's check: in's, else also's */
+static const struct director_proxy_spec *
+target_spec(const struct director_inputs *in, const struct director_inputs *also, const char *host)
 {
-    /* drop targets that are gone or changed */
-    struct target **pp = &h->targets;
-    while (*pp) {
-        struct target *t = *pp;
-        const struct director_proxy_spec *p = director_inputs_proxy(in, t->host);
-        char *url = p && p->state != DIRECTOR_PROXY_INACTIVE ? make_url(h, p) : NULL;
-        bool keep = url && strcmp(url, t->url) == 0;
-        free(url);
-        if (keep) {
-            pp = &t->next;
-            continue;
-        }
-        *pp = t->next;
-        log_info("director: stop checking proxy %s (%s)", t->host, t->url);
-        target_free(t);
-    }
-    for (size_t i = 0; i < in->n_proxies; i++) {
-        const struct director_proxy_spec *p = &in->proxies[i];
+    const struct director_proxy_spec *p = director_inputs_proxy(in, host);
+    return p || !also ? p : director_inputs_proxy(also, host);
+}
+
+static int add_targets(struct director_health *h, const struct director_inputs *in,
+                       const struct director_inputs *also, const struct director_inputs *from)
+{
+    for (size_t i = 0; from && i < from->n_proxies; i++) {
+        const struct director_proxy_spec *p = target_spec(in, also, from->proxies[i].host);
         if (p->state == DIRECTOR_PROXY_INACTIVE || find(h, p->host))
             continue;
         char *url = make_url(h, p);
@@ -350,6 +343,29 @@ int director_health_set_targets(struct director_health *h, const struct director
                  (long long)h->o.params.interval_ms);
     }
     return 0;
+}
+
+int director_health_set_targets(struct director_health *h, const struct director_inputs *in,
+                                const struct director_inputs *also)
+{
+    /* drop targets that are gone or changed */
+    struct target **pp = &h->targets;
+    while (*pp) {
+        struct target *t = *pp;
+        const struct director_proxy_spec *p = target_spec(in, also, t->host);
+        char *url = p && p->state != DIRECTOR_PROXY_INACTIVE ? make_url(h, p) : NULL;
+        bool keep = url && strcmp(url, t->url) == 0;
+        free(url);
+        if (keep) {
+            pp = &t->next;
+            continue;
+        }
+        *pp = t->next;
+        log_info("director: stop checking proxy %s (%s)", t->host, t->url);
+        target_free(t);
+    }
+    int rc = add_targets(h, in, also, in);
+    return rc < 0 ? rc : add_targets(h, in, also, also);
 }
 
 void director_health_seed(struct director_health *h, const char *host, bool healthy)

@@ -102,10 +102,14 @@ struct director_health_status {
 
 int director_health_new(uv_loop_t *loop, struct curl_uv *cu, const struct director_health_opts *o,
                         struct director_health **out);
-/* Check exactly the proxies of in that are not inactive (new ones start,
- * removed ones stop; a changed address/port/path restarts the proxy's
- * state). 0 or -ENOMEM. */
-int director_health_set_targets(struct director_health *h, const struct director_inputs *in);
+/* Check exactly the proxies of in and of also (may be NULL: the inputs in
+ * force, so that a KV view emptied or held back by the guard never stops
+ * the checks of the proxies that carry traffic) that are not inactive
+ * (new ones start, removed ones stop; a changed address/port/path
+ * restarts the proxy's state; in wins over also for the same host).
+ * 0 or -ENOMEM. */
+int director_health_set_targets(struct director_health *h, const struct director_inputs *in,
+                                const struct director_inputs *also);
 /* Start a proxy known from a snapshot in this state instead of unknown
  * (call before set_targets). */
 void director_health_seed(struct director_health *h, const char *host, bool healthy);

@@ -186,6 +186,9 @@ struct dw {
     struct director_health *health;
     struct director_apply *apply;
     struct director_inputs *in; /* latest inputs (KV or snapshot) */
+    /* the inputs in force (held changes leave them), copied on the loop
+     * after each job: their proxies stay health-checked and looked up */
+    struct director_inputs *applied;
     bool from_kv;
     uv_timer_t due, verify;
     struct daemon_signals sig;
@@ -355,6 +358,17 @@ static void after_work(uv_work_t *req, int status)
     w->gen_checksum = st->generation_checksum;
     w->applied_ok = j->rc == 0 && st->generation_checksum != 0;
     cache_table(w);
+    const struct director_inputs *force_in = director_apply_inputs(w->apply);
+    if (force_in && (!w->applied || w->applied->hash != force_in->hash)) {
+        struct director_inputs *copy = director_inputs_dup(force_in);
+        if (copy) {
+            director_inputs_free(w->applied);
+            w->applied = copy;
+            if (director_health_set_targets(w->health, w->in, w->applied) < 0)
+                log_error(
+                    "director: out of memory updating the health checks; keeping the old set");
+        }
+    }
     if (j->rc < 0)
         snprintf(w->last_error, sizeof(w->last_error), "apply: %s", st->last_error);
     status_changed(w);
@@ -408,21 +422,27 @@ static void run_apply(struct dw *w)
         w->again = true; /* inputs changed while a job runs: once more after it */
         return;
     }
+    size_t n_applied = w->applied ? w->applied->n_proxies : 0;
     j = calloc(1, sizeof(*j));
     if (!j || !(j->in = director_inputs_dup(w->in)) ||
-        !(j->hosts = calloc(w->in->n_proxies + 1, sizeof(*j->hosts))) ||
-        !(j->healthy = calloc(w->in->n_proxies + 1, sizeof(*j->healthy)))) {
+        !(j->hosts = calloc(w->in->n_proxies + n_applied + 1, sizeof(*j->hosts))) ||
+        !(j->healthy = calloc(w->in->n_proxies + n_applied + 1, sizeof(*j->healthy)))) {
         log_error("director: out of memory starting an apply; retrying");
         if (j)
             job_free(j);
         schedule(w, 1000);
         return;
     }
-    for (; j->n < w->in->n_proxies; j->n++) {
-        const char *host = w->in->proxies[j->n].host;
+    /* the health of the proxies in KV and of those in force: a held
+     * change (or an emptied director/) is built from the latter */
+    for (size_t i = 0; i < w->in->n_proxies + n_applied; i++) {
+        const char *host = i < w->in->n_proxies ? w->in->proxies[i].host
+                                                : w->applied->proxies[i - w->in->n_proxies].host;
+        if (i >= w->in->n_proxies && director_inputs_proxy(w->in, host))
+            continue;
         if (!(j->hosts[j->n] = strdup(host)))
             break;
-        j->healthy[j->n] = director_health_healthy(w->health, host);
+        j->healthy[j->n++] = director_health_healthy(w->health, host);
     }
     j->w = w;
     j->req.data = j;
@@ -468,7 +488,7 @@ static void on_inputs(void *arg, struct director_inputs *in, unsigned bad)
     director_inputs_free(w->in);
     w->in = in;
     w->from_kv = true;
-    if (director_health_set_targets(w->health, in) < 0)
+    if (director_health_set_targets(w->health, in, w->applied) < 0)
         log_error("director: out of memory updating the health checks; keeping the old set");
     schedule(w, (uint64_t)dopt.wait_ms);
 }
@@ -888,7 +908,7 @@ static void load_snapshot(struct dw *w)
     free(healthy);
     w->in = in;
     w->from_kv = false;
-    director_health_set_targets(w->health, in);
+    director_health_set_targets(w->health, in, NULL);
     log_info("director: re-applying the snapshot until Consul answers");
     run_apply(w);
 }
@@ -1003,6 +1023,7 @@ static int run(void)
     uv_run(w.loop, UV_RUN_DEFAULT);
 
     director_inputs_free(w.in);
+    director_inputs_free(w.applied);
     director_apply_free(w.apply);
     free(w.rows);
     metrics_registry_free(w.metrics);

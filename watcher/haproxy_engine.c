@@ -133,6 +133,11 @@ int engine_write_agent_state(struct haproxy_engine *e, bool durable)
 {
     const char *path = e->o.agent_state_file;
     char *text = NULL;
+    /* during a KV-loss episode the file keeps the last good state: a tree
+     * without the services (or their maintenance) must not empty the
+     * agent-checker's answers - a drained node would be served again */
+    if (e->kv_loss)
+        return 0;
     int rc = snapshot_agent_state(e->snap, engine_committed_slots, e, (int64_t)time(NULL), &text);
     if (rc == 0)
         rc = durable ? atomic_file_write(path, text, strlen(text), 0644)
@@ -148,7 +153,8 @@ int engine_write_agent_state(struct haproxy_engine *e, bool durable)
 void engine_save_snapshot(struct haproxy_engine *e)
 {
     char err[512];
-    if (!e->o.snapshot_file || !*e->o.snapshot_file)
+    /* the file keeps the last good snapshot through a KV-loss episode */
+    if (!e->o.snapshot_file || !*e->o.snapshot_file || e->kv_loss)
         return;
     if (snapshot_save(e->snap, e->o.model, engine_committed_slots, e, e->o.snapshot_file,
                       (int64_t)time(NULL), err, sizeof(err)) < 0)
@@ -342,7 +348,15 @@ static void retire_service(struct haproxy_engine *e, struct service_state *s)
  * from the file, or Consul errors, never remove anything), and under the
  * mass-removal guard over services: more than max_removal_share of them,
  * or all of them, at once is held unless every one of them has a
- * force-removal entry haproxy/<cluster>/force-removal/<service>. */
+ * force-removal entry haproxy/<cluster>/force-removal/<service>.
+ *
+ * The guard judges against the last good state, not the last step: a
+ * complete read with no service at all after some were served starts a
+ * KV-loss episode (Consul restarted empty, the tree deleted). During it
+ * no service is retired - the services served when it began stay, so a
+ * restore key by key never retires what is not back yet - until every one
+ * of them is defined again (the episode ends) or each missing one has a
+ * force-removal entry (they are retired, the episode ends). */
 static void retire_removed(struct haproxy_engine *e)
 {
     size_t active = 0, removed = 0;
@@ -359,6 +373,29 @@ static void retire_removed(struct haproxy_engine *e)
             removed++;
             forced &= kv_model_force(&e->snap->model, s->name) != NULL;
         }
+    }
+    if (!e->kv_loss && active && e->snap->n_services == 0) {
+        e->kv_loss = true;
+        e->kv_loss_since_unix = (int64_t)time(NULL);
+        log_warn("watcher: KV-loss episode: haproxy/%s/services/ is empty after %zu services "
+                 "were served; no service is removed until all of them are back or forced "
+                 "(haproxy/%s/force-removal/<service>)",
+                 e->o.haproxy_cluster, active, e->o.haproxy_cluster);
+    }
+    if (e->kv_loss && (removed == 0 || forced)) {
+        log_info("watcher: KV-loss episode over after %lld s: %s",
+                 (long long)((int64_t)time(NULL) - e->kv_loss_since_unix),
+                 removed == 0 ? "every service is defined again"
+                              : "the missing services are forced");
+        e->kv_loss = false;
+    }
+    metrics_gauge_set(e->m_kv_loss, e->kv_loss);
+    if (e->kv_loss) {
+        metrics_gauge_set(e->m_svc_removals_held, 1);
+        if (!e->svc_removal_held)
+            metrics_counter_inc(e->m_svc_removals_held_total);
+        e->svc_removal_held = true;
+        return;
     }
     struct slots_guard_result g =
         slots_guard(active, removed, active - removed, e->o.max_removal_share, removed && forced);
@@ -502,6 +539,60 @@ static void arm_expiry(struct haproxy_engine *e)
                        0);
 }
 
+static bool is_maint_key(const struct haproxy_engine *e, const char *key)
+{
+    size_t r = strlen(e->o.model->root);
+    return strncmp(key, e->o.model->root, r) == 0 && strncmp(key + r, "maintenance/", 12) == 0;
+}
+
+/* Maintenance entries are operator intent, not discovered state: during a
+ * KV-loss episode (the services tree empty after some were served, see
+ * retire_removed) a read without any keeps the last known ones, so a
+ * drained node stays drained while Consul is restored. Returns snap or
+ * the rebuilt snapshot (snap is consumed). */
+static struct snapshot *hold_maintenance(struct haproxy_engine *e, struct snapshot *snap)
+{
+    const struct snapshot *old = e->snap;
+    size_t n_old = 0, n = 0;
+    struct snapshot_entry *en;
+    struct snapshot *merged = NULL;
+
+    if (!old || snap->model.n_maint || !old->model.n_maint ||
+        !(e->kv_loss || (snap->n_services == 0 && old->n_services > 0)))
+        return snap;
+    for (size_t i = 0; i < old->n_entries; i++)
+        n_old += is_maint_key(e, old->entries[i].key);
+    if (!(en = calloc(snap->n_entries + n_old + 1, sizeof(*en))))
+        return snap;
+    for (size_t k = 0; k < 2; k++) {
+        const struct snapshot *from = k ? old : snap;
+        for (size_t i = 0; i < from->n_entries; i++) {
+            const struct snapshot_entry *s = &from->entries[i];
+            if (k && !is_maint_key(e, s->key))
+                continue;
+            en[n].key = strdup(s->key);
+            en[n].value = malloc(s->len + 1);
+            en[n].len = s->len;
+            if (!en[n].key || !en[n].value) {
+                snapshot_entries_free(en, n + 1);
+                return snap;
+            }
+            memcpy(en[n].value, s->value ? s->value : "", s->len);
+            en[n].value[s->len] = '\0';
+            n++;
+        }
+    }
+    if (snapshot_build(e->o.model, en, n, (int64_t)time(NULL), old, &merged) < 0)
+        return snap;
+    if (!e->maint_held)
+        log_warn("watcher: KV-loss episode: maintenance/ is empty; holding the %zu maintenance "
+                 "entries known before (operator intent) until the episode is over",
+                 merged->model.n_maint);
+    e->maint_held = merged->model.n_maint;
+    snapshot_free(snap);
+    return merged;
+}
+
 void haproxy_engine_take_snapshot(struct haproxy_engine *e, struct snapshot *snap,
                                   bool complete_read)
 {
@@ -510,6 +601,16 @@ void haproxy_engine_take_snapshot(struct haproxy_engine *e, struct snapshot *sna
         snapshot_free(snap);
         return;
     }
+    size_t held_before = e->maint_held;
+    e->maint_held = 0;
+    if (complete_read)
+        snap = hold_maintenance(e, snap);
+    else
+        e->maint_held = held_before;
+    if (held_before && !e->maint_held)
+        log_info("watcher: maintenance entries no longer held (KV has its own again or the "
+                 "KV-loss episode is over)");
+    metrics_gauge_set(e->m_maint_held, (double)e->maint_held);
     if (complete_read)
         e->snap_from_feed = true;
     for (int p = 0; p < KVM_PREFIX_COUNT; p++) {
@@ -613,6 +714,14 @@ static void setup_metrics(struct haproxy_engine *e)
     e->m_svc_removals_held =
         metrics_gauge(r, "drover_watcher_service_removals_held",
                       "1 while the latest service removal is held by the guard.", NULL);
+    e->m_kv_loss = metrics_gauge(r, "drover_watcher_kv_loss_episode",
+                                 "1 while a KV-loss episode freezes service removals (the "
+                                 "services tree went empty; see docs/watcher.md).",
+                                 NULL);
+    e->m_maint_held = metrics_gauge(r, "drover_watcher_maintenance_held",
+                                    "Maintenance entries kept from before a KV-loss episode "
+                                    "while KV has none.",
+                                    NULL);
     e->m_bad_total = metrics_counter(r, "drover_watcher_kv_bad_entries_total",
                                      "Bad KV entries skipped, summed over snapshots.", NULL);
     for (int p = 0; p < KVM_PREFIX_COUNT; p++) {
@@ -771,6 +880,8 @@ void haproxy_engine_get_stats(const struct haproxy_engine *e, struct haproxy_eng
         out->servers += e->bes[i].have ? slot_assignment_used(&e->bes[i].a) : 0;
     }
     out->service_removal_held = e->svc_removal_held;
+    out->kv_loss = e->kv_loss;
+    out->maint_held = e->maint_held;
     out->snapshots = metrics_counter_value(e->m_snapshots);
     out->plans = e->plans;
     out->installs = e->installs;

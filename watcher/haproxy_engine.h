@@ -125,6 +125,8 @@ struct haproxy_engine_stats {
     size_t backends_held;    /* latest change held by the removal guard */
     size_t servers;          /* placed in slots, all backends */
     bool service_removal_held;
+    bool kv_loss;       /* a KV-loss episode is in force (service removals frozen) */
+    size_t maint_held;  /* maintenance entries held through it */
     uint64_t snapshots; /* taken */
     uint64_t plans;     /* runtime quiescence windows planned */
     uint64_t installs;  /* structural installs started (render + check + reload) */

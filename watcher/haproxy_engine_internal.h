@@ -58,7 +58,13 @@ struct haproxy_engine {
     bool applied;          /* something was applied (or installed) once */
     bool snap_from_feed;   /* e->snap comes from a complete Consul read (not the file) */
     bool svc_removal_held; /* the latest service removal is held by the guard */
-    bool snapshot_dirty;   /* saved in the structural window, off the apply path */
+    /* KV-loss episode: a complete read with no service at all after some
+     * were served; until every service served then is defined again (or
+     * the missing ones are forced), no service is retired */
+    bool kv_loss;
+    int64_t kv_loss_since_unix;
+    size_t maint_held;   /* maintenance entries kept through the episode */
+    bool snapshot_dirty; /* saved in the structural window, off the apply path */
     size_t applies_in_flight;
     uint64_t plans, installs, refreshes;
     /* metrics */
@@ -66,7 +72,7 @@ struct haproxy_engine {
         *m_applies, *m_apply_failures, *m_held_total, *m_bad_total, *m_svc_removed,
         *m_svc_removals_held_total;
     struct metrics_gauge *m_held, *m_svc_removals_held, *m_bad[KVM_PREFIX_COUNT], *m_services,
-        *m_servers;
+        *m_servers, *m_kv_loss, *m_maint_held;
 };
 
 /* haproxy_engine.c */

@@ -352,6 +352,8 @@ def sc_remove():
     # the only service: removing it would remove every service -> held
     wait_for("service removal held", lambda: F.metric("drover_watcher_service_removals_held") == 1)
     assert F.metric("drover_watcher_service_removals_held_total") == h0 + 1
+    # no service left at all: a KV-loss episode (docs/watcher.md)
+    assert F.metric("drover_watcher_kv_loss_episode") == 1
     assert os.path.exists(web_cfg)
     assert frontend_status("fe_web") == "OPEN"
     F.requests_ok()
@@ -361,6 +363,7 @@ def sc_remove():
              os.path.exists(web_cfg + ".removed"))
     assert F.metric("drover_watcher_services_removed_total") == rm0 + 1
     assert F.metric("drover_watcher_service_removals_held") == 0
+    assert F.metric("drover_watcher_kv_loss_episode") == 0, "forced: the episode is over"
     # `disable frontend` pauses it: HAProxy reports it as not OPEN and
     # accepts no request on it
     wait_for("frontend disabled", lambda: frontend_status("fe_web") not in ("OPEN", None))

@@ -130,6 +130,53 @@ static bool unhealthy_02(void *arg, const char *host)
     return strcmp(host, "proxy-02") != 0;
 }
 
+/* a director/ tree emptied or restored key by key: none of either after
+ * some is held even when max_share allows everything; a share over
+ * max_share is held; force lets it through; growing is never held */
+START_TEST(test_shrink_guard)
+{
+    struct director_inputs *four = inputs(4, -1), *two = inputs(2, -1), *none = inputs(0, -1);
+    struct director_inputs *novips = calloc(1, sizeof(*novips));
+    struct director_guard_result g;
+
+    add(novips, "config", "{\"hash_key\":\"00112233445566778899aabbccddeeff\"}");
+    for (int i = 0; i < 4; i++) {
+        char key[64], val[128];
+        snprintf(key, sizeof(key), "proxies/proxy-%02d", i);
+        snprintf(val, sizeof(val), "{\"address\":\"10.0.0.%d\",\"state\":\"active\"}", i + 1);
+        add(novips, key, val);
+    }
+    director_inputs_finish(novips);
+
+    memset(&g, 0, sizeof(g));
+    director_guard_shrink(four, none, 1.0, false, &g);
+    ck_assert(g.shrunk && g.held);
+    ck_assert_uint_eq(g.base_proxies, 4);
+    ck_assert_uint_eq(g.cand_proxies, 0);
+    memset(&g, 0, sizeof(g));
+    director_guard_shrink(four, novips, 1.0, false, &g);
+    ck_assert(g.shrunk && g.held);
+    ck_assert_uint_eq(g.base_vips, 2);
+    ck_assert_uint_eq(g.cand_vips, 0);
+    memset(&g, 0, sizeof(g));
+    director_guard_shrink(four, two, 0.5, false, &g); /* half gone: allowed */
+    ck_assert(!g.shrunk && !g.held);
+    memset(&g, 0, sizeof(g));
+    director_guard_shrink(four, two, 0.25, false, &g);
+    ck_assert(g.shrunk && g.held);
+    memset(&g, 0, sizeof(g));
+    director_guard_shrink(four, none, 0.25, true, &g); /* forced */
+    ck_assert(g.shrunk && g.over && !g.held);
+    memset(&g, 0, sizeof(g));
+    director_guard_shrink(two, four, 0.0, false, &g);
+    ck_assert(!g.shrunk && !g.held);
+    director_inputs_free(four);
+    director_inputs_free(two);
+    director_inputs_free(none);
+    director_inputs_free(novips);
+}
+END_TEST
+
 START_TEST(test_health_feeds_the_table)
 {
     struct director_inputs *a = inputs(4, -1);
@@ -201,6 +248,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_guard_small_change_passes);
     tcase_add_test(tc, test_guard_large_change_held_unless_forced);
     tcase_add_test(tc, test_drain_moves_primaries_only_of_that_proxy);
+    tcase_add_test(tc, test_shrink_guard);
     tcase_add_test(tc, test_health_feeds_the_table);
     tcase_add_test(tc, test_snapshot_round_trip);
     suite_add_tcase(s, tc);

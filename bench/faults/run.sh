@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# bench/faults/run.sh [TEST...] - runner for `scripts/bench.sh faults`.
+# Runs the fault suite's scripts (tests/faults/faults_*.sh, or the named
+# ones) on the release build: each brings the fleet up in network
+# namespaces, puts load through the VIP (ports 80 and 8080, a new
+# connection per request, ~50 requests/s each) and applies its faults one
+# at a time. Per fault it prints
+#   BENCH faults_<fault>_failed N       failed requests from fault to recovery
+#   BENCH faults_<fault>_recovery_s X   repair done -> fleet back at its baseline
+# (HAProxy's servers on both proxies and the director's proxies). Needs
+# root. A fault over its budget makes the run exit non-zero.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+build=${DROVER_BENCH_BUILD:-build/release}
+if [ ! -f "$build/CMakeCache.txt" ]; then
+    cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
+fi
+cmake --build "$build" --target faults_deps -j "$(nproc)" >/dev/null
+tests=("$@")
+[ ${#tests[@]} -gt 0 ] || tests=(tests/faults/faults_*.sh)
+rc=0
+for t in "${tests[@]}"; do
+    [ -f "$t" ] || t=tests/faults/$t.sh
+    args=()
+    grep -q -- '--consul-cluster' "$t" && args=(--consul-cluster)
+    echo "==> $(basename "$t" .sh)" >&2
+    "$t" "$build" "${args[@]}" 2>"$build/$(basename "$t" .sh).log" | grep '^BENCH ' || {
+        rc=1
+        echo "bench faults: $t failed, see $build/$(basename "$t" .sh).log" >&2
+    }
+done
+exit $rc
