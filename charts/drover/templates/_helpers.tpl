@@ -111,6 +111,8 @@ watcher writes, the agent-checker reads the agent state file. */}}
   value: {{ .ctx.Values.kvPrefix | quote }}
 - name: DROVER_LOG_LEVEL
   value: {{ .ctx.Values.logLevel | quote }}
+- name: DROVER_LOG_FORMAT
+  value: {{ .ctx.Values.logFormat | quote }}
 {{- end }}
 
 {{/* Container security context: no root fs writes, no capabilities. */}}
