@@ -32,6 +32,49 @@ static void hook(const char *stage, size_t written)
         test_hook(stage, written);
 }
 
+int atomic_file_make_dirs(const char *dir, mode_t mode)
+{
+    char buf[PATH_MAX];
+    struct stat st;
+    size_t len = strlen(dir);
+
+    if (len == 0)
+        return 0;
+    if (len >= sizeof(buf))
+        return -ENAMETOOLONG;
+    memcpy(buf, dir, len + 1);
+    /* Each prefix ending before a '/', then the whole path. */
+    for (char *p = buf + 1;; p++) {
+        if (*p != '/' && *p != '\0')
+            continue;
+        char c = *p;
+        *p = '\0';
+        if (mkdir(buf, mode) < 0 && errno != EEXIST)
+            return -errno;
+        if (stat(buf, &st) < 0)
+            return -errno;
+        if (!S_ISDIR(st.st_mode))
+            return -ENOTDIR;
+        *p = c;
+        if (c == '\0')
+            return 0;
+    }
+}
+
+int atomic_file_make_parent_dirs(const char *path, mode_t mode)
+{
+    char buf[PATH_MAX];
+    const char *slash = strrchr(path, '/');
+
+    if (!slash || slash == path)
+        return 0;
+    if ((size_t)(slash - path) >= sizeof(buf))
+        return -ENAMETOOLONG;
+    memcpy(buf, path, (size_t)(slash - path));
+    buf[slash - path] = '\0';
+    return atomic_file_make_dirs(buf, mode);
+}
+
 /* Split path into its directory and base name (both copied into the
  * caller's buffers). */
 static int split_path(const char *path, char *dir, size_t dirlen, char *base, size_t baselen)

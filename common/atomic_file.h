@@ -27,6 +27,15 @@ int atomic_file_write(const char *path, const void *data, size_t len, mode_t mod
  * removed, or negative errno if the directory cannot be read. */
 int atomic_file_remove_stale(const char *path);
 
+/* Create directory dir and every missing parent (like `mkdir -p`), new
+ * directories with mode (subject to the umask). 0 when dir exists or was
+ * made, else negative errno (-ENOTDIR when a component is a file). */
+int atomic_file_make_dirs(const char *dir, mode_t mode);
+
+/* atomic_file_make_dirs() on the directory part of path; 0 when path has
+ * none ("state.json"). */
+int atomic_file_make_parent_dirs(const char *path, mode_t mode);
+
 /* Test hook: called at each step of atomic_file_write with a stage name
  * ("open", "write" after every chunk, "fsync", "rename", "dirsync") so a
  * test can kill the process there. NULL (default) = no hook. */

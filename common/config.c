@@ -17,10 +17,11 @@
 
 /* Built-in options every program has, handled here rather than in the
  * program's table so they behave identically everywhere. */
-#define OPT_CONFIG    "config"
-#define OPT_LOG_LEVEL "log-level"
-#define OPT_HELP      "help"
-#define OPT_VERSION   "version"
+#define OPT_CONFIG     "config"
+#define OPT_LOG_LEVEL  "log-level"
+#define OPT_LOG_FORMAT "log-format"
+#define OPT_HELP       "help"
+#define OPT_VERSION    "version"
 
 /* Where the winning value of one option came from. */
 struct source {
@@ -90,7 +91,8 @@ static bool names_clash(const struct config_option *a, const struct config_optio
 
 static bool name_valid(const char *name)
 {
-    static const char *const reserved[] = {OPT_CONFIG, OPT_LOG_LEVEL, OPT_HELP, OPT_VERSION};
+    static const char *const reserved[] = {OPT_CONFIG, OPT_LOG_LEVEL, OPT_LOG_FORMAT, OPT_HELP,
+                                           OPT_VERSION};
 
     if (!name)
         return true; /* no alias */
@@ -119,9 +121,9 @@ static void table_add(struct table *t, const struct config_option *o, int cmd, i
 }
 
 static int table_build(const struct config_program *prog, struct table *t, char **config_path,
-                       enum log_level *level, char *err, size_t errlen)
+                       enum log_level *level, char **log_format, char *err, size_t errlen)
 {
-    size_t n = count_options(prog->options) + 2;
+    size_t n = count_options(prog->options) + 3;
 
     memset(t, 0, sizeof(*t));
     for (size_t g = 0; prog->groups && prog->groups[g].options; g++)
@@ -155,6 +157,17 @@ static int table_build(const struct config_program *prog, struct table *t, char 
                                       .target.level = level,
                                       .def = "info",
                                       .help = "log level: debug, info, warn or error"},
+              -1, FROM_BUILTIN);
+    table_add(t,
+              &(struct config_option){.name = OPT_LOG_FORMAT,
+                                      .type = CONFIG_STRING,
+                                      .target.str = log_format,
+                                      .def = "auto",
+                                      .help = "log lines: logfmt, journal (<N> priority prefix, "
+                                              "no time stamp), json (one object a line), or "
+                                              "auto: journal when stderr is systemd's journal, "
+                                              "else logfmt",
+                                      .metavar = "FORMAT"},
               -1, FROM_BUILTIN);
     for (size_t c = 0; prog->commands && prog->commands[c].name; c++)
         for (size_t i = 0; prog->commands[c].options && prog->commands[c].options[i].name; i++)
@@ -261,11 +274,11 @@ static void print_help(const struct config_program *prog, int cmd, FILE *out)
 {
     const char *name = prog->name ? prog->name : "drover";
     const struct config_command *c = cmd >= 0 ? &prog->commands[cmd] : NULL;
-    char *config_path = NULL;
+    char *config_path = NULL, *log_format = NULL;
     enum log_level level = LOGL_INFO;
     struct table t;
 
-    if (table_build(prog, &t, &config_path, &level, NULL, 0) < 0)
+    if (table_build(prog, &t, &config_path, &level, &log_format, NULL, 0) < 0)
         return;
     if (c) {
         fprintf(out, "Usage: %s [OPTIONS] %s%s%s\n", name, c->name, c->args_usage ? " " : "",
@@ -612,8 +625,9 @@ static int load_file(const struct config_program *prog, const struct table *t, c
 int config_parse_command(const struct config_program *prog, int argc, char **argv, int *command,
                          int *first_arg, char *err, size_t errlen)
 {
-    char *config_path = NULL;
+    char *config_path = NULL, *log_format = NULL;
     enum log_level level = LOGL_INFO;
+    enum log_format format;
     struct source *src = NULL;
     json_t *file = NULL;
     struct table t = {0};
@@ -626,7 +640,7 @@ int config_parse_command(const struct config_program *prog, int argc, char **arg
         *command = -1;
     if (errlen)
         err[0] = '\0';
-    rc = table_build(prog, &t, &config_path, &level, err, errlen);
+    rc = table_build(prog, &t, &config_path, &level, &log_format, err, errlen);
     if (rc < 0)
         return rc;
     src = calloc(t.n, sizeof(*src));
@@ -667,7 +681,14 @@ int config_parse_command(const struct config_program *prog, int argc, char **arg
         if (rc < 0)
             goto out;
     }
+    if (log_parse_format(log_format, &format) < 0) {
+        errmsg_set(err, errlen, "config: --log-format '%s': want auto, logfmt, journal or json",
+                   log_format ? log_format : "");
+        rc = -EINVAL;
+        goto out;
+    }
     log_set_level(level);
+    log_set_format(format);
     rc = 0;
 out:
     if (rc < 0 && rc != -EINVAL && errlen && !err[0])
@@ -680,6 +701,7 @@ out:
     }
     free(src);
     free(config_path);
+    free(log_format);
     json_decref(file);
     table_free(&t);
     return rc;

@@ -4,8 +4,11 @@
 #include <bpf/libbpf.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
 
@@ -14,9 +17,43 @@
 static const char *log_component = "drover";
 static enum log_level log_threshold = LOGL_INFO;
 static FILE *log_stream;
+static enum log_format log_fmt = LOG_FORMAT_AUTO;
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
+static const char *const format_names[] = {"auto", "logfmt", "journal", "json"};
+/* syslog priorities of the levels (journald's PRIORITY=) */
+static const int level_priority[] = {7, 6, 4, 3};
+
+int log_parse_format(const char *text, enum log_format *out)
+{
+    for (unsigned i = 0; i < sizeof(format_names) / sizeof(format_names[0]); i++) {
+        if (text && strcasecmp(text, format_names[i]) == 0) {
+            *out = (enum log_format)i;
+            return 0;
+        }
+    }
+    return -EINVAL;
+}
+
+void log_set_format(enum log_format format)
+{
+    log_fmt = format;
+}
+
+/* systemd sets $JOURNAL_STREAM to "<dev>:<inode>" of the stream it
+ * connects a unit's stdout/stderr to; a match means out goes to journald
+ * (a redirect inside the unit would not match). */
+static bool to_journal(FILE *out)
+{
+    const char *js = getenv("JOURNAL_STREAM");
+    unsigned long long dev, ino;
+    struct stat st;
+
+    if (!js || sscanf(js, "%llu:%llu", &dev, &ino) != 2 || fstat(fileno(out), &st) < 0)
+        return false;
+    return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+}
 
 void log_set_component(const char *name)
 {
@@ -60,9 +97,10 @@ int log_parse_level(const char *text, enum log_level *out)
     return -EINVAL;
 }
 
-/* Copy src into dst as the inside of a logfmt quoted value. Control
- * characters become \n, \t or \xNN so one message is always one line. */
-static void escape_into(char *dst, size_t cap, const char *src)
+/* Copy src into dst as the inside of a logfmt (json false) or JSON (json
+ * true) quoted string. Control characters become \n, \t or \xNN (JSON:
+ * \u00NN) so one message is always one line. */
+static void escape_into(char *dst, size_t cap, const char *src, bool json)
 {
     static const char hex[] = "0123456789abcdef";
     size_t o = 0;
@@ -78,6 +116,13 @@ static void escape_into(char *dst, size_t cap, const char *src)
         } else if (c == '\t') {
             dst[o++] = '\\';
             dst[o++] = 't';
+        } else if (json && (c < 0x20 || c == 0x7f)) {
+            if (o + 7 >= cap)
+                break;
+            memcpy(dst + o, "\\u00", 4);
+            o += 4;
+            dst[o++] = hex[c >> 4];
+            dst[o++] = hex[c & 15];
         } else if (c < 0x20 || c == 0x7f) {
             dst[o++] = '\\';
             dst[o++] = 'x';
@@ -102,15 +147,26 @@ void log_vmsg(enum log_level level, const char *fmt, va_list ap)
     size_t len = strlen(text);
     while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r'))
         text[--len] = '\0';
-    escape_into(escaped, sizeof(escaped), text);
+    escape_into(escaped, sizeof(escaped), text, log_fmt == LOG_FORMAT_JSON);
 
     gettimeofday(&tv, NULL);
     timefmt_format_rfc3339_ms((int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000, ts, sizeof(ts));
 
     pthread_mutex_lock(&log_lock);
     FILE *out = log_stream ? log_stream : stderr;
-    fprintf(out, "ts=%s level=%s comp=%s msg=\"%s\"\n", ts, log_level_name(level), log_component,
-            escaped);
+    enum log_format form = log_fmt;
+    if (form == LOG_FORMAT_AUTO)
+        form = to_journal(out) ? LOG_FORMAT_JOURNAL : LOG_FORMAT_LOGFMT;
+    if (form == LOG_FORMAT_JSON)
+        fprintf(out, "{\"ts\":\"%s\",\"level\":\"%s\",\"comp\":\"%s\",\"msg\":\"%s\"}\n", ts,
+                log_level_name(level), log_component, escaped);
+    else if (form == LOG_FORMAT_JOURNAL)
+        fprintf(out, "<%d>level=%s comp=%s msg=\"%s\"\n",
+                level_priority[(unsigned)level <= LOGL_ERROR ? level : LOGL_ERROR],
+                log_level_name(level), log_component, escaped);
+    else
+        fprintf(out, "ts=%s level=%s comp=%s msg=\"%s\"\n", ts, log_level_name(level),
+                log_component, escaped);
     fflush(out);
     pthread_mutex_unlock(&log_lock);
 }

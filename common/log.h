@@ -6,7 +6,15 @@
  *   ts=2026-11-23T12:00:00.123Z level=warn comp=watcher msg="consul: ..."
  *
  * The message text is quoted and escaped so a value from outside (a KV
- * key, a Kubernetes name) can never forge extra fields or lines. libbpf's
+ * key, a Kubernetes name) can never forge extra fields or lines.
+ *
+ * Other formats (log_set_format, --log-format): "journal", for stderr
+ * connected to systemd's journal, prefixes the line with the syslog
+ * priority (<3> error, <4> warn, <6> info, <7> debug: journald takes it as
+ * PRIORITY and strips it) and leaves the time stamp to journald; "json" is
+ * one JSON object a line, {"ts":...,"level":...,"comp":...,"msg":...};
+ * "auto" (the default) is journal when $JOURNAL_STREAM names the output's
+ * file (as systemd sets it for a unit's stderr), else logfmt. libbpf's
  * own output is routed here by log_route_libbpf(). Safe to call from any
  * thread; never allocates.
  */
@@ -24,6 +32,19 @@ enum log_level {
     LOGL_WARN = 2,
     LOGL_ERROR = 3,
 };
+
+enum log_format {
+    LOG_FORMAT_AUTO = 0,
+    LOG_FORMAT_LOGFMT,
+    LOG_FORMAT_JOURNAL,
+    LOG_FORMAT_JSON,
+};
+
+/* Parse "auto"|"logfmt"|"journal"|"json"; 0 or -EINVAL. */
+int log_parse_format(const char *text, enum log_format *out);
+/* The format of the following lines; AUTO is resolved against the output
+ * stream at each line (log_set_stream may change it). */
+void log_set_format(enum log_format format);
 
 /* Component name printed as comp=...; the string must outlive the logger. */
 void log_set_component(const char *name);

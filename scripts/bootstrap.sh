@@ -29,6 +29,7 @@ PACKAGES=(
     systemd  # systemd-analyze verify for the unit tests of deploy/systemd
     prometheus
     stress-ng  # scripts/test.sh's loaded suite (two busy CPUs beside the tests)
+    debhelper lintian help2man  # the Debian packages (debian/, deb_packages test)
 )
 # prometheus: only for promtool (alert rule tests); its server is not used
 

@@ -26,7 +26,9 @@ PKG_VERSION=2.0.4          # ships kubectl v1.30.0 and helm v3.17.1
 KUBECTL_WANT=v1.30.
 HELM_WANT=v3.17.
 # Node modules for the schema validator: 4.x runs on Debian's node 18.
-NODE_PKGS=(kubernetes-models@4.5.1 yaml@2.9.1)
+# prometheus-operator 4.4.4: the ServiceMonitor/PrometheusRule models on the
+# same base as kubernetes-models 4.x (5.x and later are ESM only).
+NODE_PKGS=(kubernetes-models@4.5.1 @kubernetes-models/prometheus-operator@4.4.4 yaml@2.9.1)
 
 print_dir=0
 [ "${1:-}" = "--print-dir" ] && print_dir=1

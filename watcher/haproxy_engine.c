@@ -233,13 +233,40 @@ static int plan_service(struct haproxy_engine *e, const struct snapshot_service 
     return 0;
 }
 
+/* The config dir and the directories of the files the watcher writes, made
+ * at start (a fresh host has none of them). A directory that cannot be made
+ * is logged; the write into it fails later with its own message and retry. */
+static void make_own_dirs(const struct haproxy_engine_opts *o)
+{
+    const char *files[] = {o->state_file, o->agent_state_file, o->snapshot_file};
+    int rc;
+
+    if ((rc = atomic_file_make_dirs(o->config_dir, 0755)) < 0)
+        log_warn("watcher: cannot create config dir %s: %s; installs into it will fail",
+                 o->config_dir, strerror(-rc));
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        const char *f = files[i], *slash = f ? strrchr(f, '/') : NULL;
+        /* A {service} in the directory part is made per service: skip. */
+        if (!slash || memchr(f, '{', (size_t)(slash - f)))
+            continue;
+        if ((rc = atomic_file_make_parent_dirs(f, 0755)) < 0)
+            log_warn("watcher: cannot create the directory of %s: %s; writing it will fail", f,
+                     strerror(-rc));
+    }
+}
+
 static void update_gauges(struct haproxy_engine *e)
 {
     struct haproxy_engine_stats st;
     haproxy_engine_get_stats(e, &st);
     metrics_gauge_set(e->m_held, (double)st.backends_held);
     metrics_gauge_set(e->m_servers, (double)st.servers);
-    metrics_gauge_set(e->m_services, e->snap ? (double)e->snap->n_services : 0);
+    /* Served = not retired: a service whose removal the guard holds is still
+     * served, though the snapshot no longer defines it. */
+    double served = 0;
+    for (size_t i = 0; i < e->n_svcs; i++)
+        served += !e->svcs[i]->retired;
+    metrics_gauge_set(e->m_services, served);
 }
 
 static int ensure_service(struct haproxy_engine *e, const char *name)
@@ -751,8 +778,7 @@ int haproxy_engine_new(uv_loop_t *loop, const struct haproxy_engine_opts *o,
     e->o = *o;
     e->templates = templates;
     setup_metrics(e);
-    if (mkdir(o->config_dir, 0755) < 0 && errno != EEXIST)
-        log_warn("watcher: config dir %s: %s", o->config_dir, strerror(errno));
+    make_own_dirs(o);
     if (quiesce_timer_new(loop, o->runtime_wait_ms, o->runtime_wait_ms * 5 / 2, on_runtime_due, e,
                           &e->runtime_q) < 0 ||
         quiesce_timer_new(loop, o->wait_min_ms, o->wait_max_ms, engine_on_struct_due, e,

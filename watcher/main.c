@@ -684,8 +684,9 @@ static int run_render(void)
             goto done;
         }
         out_dir = tmp;
-    } else if (mkdir(out_dir, 0755) < 0 && errno != EEXIST) {
-        log_error("render: --out %s: %s", out_dir, strerror(errno));
+    } else if ((rc = atomic_file_make_dirs(out_dir, 0755)) < 0) {
+        log_error("render: --out %s: cannot create it: %s; nothing written", out_dir,
+                  strerror(-rc));
         status = 1;
         goto done;
     }

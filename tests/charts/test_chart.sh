@@ -5,9 +5,15 @@
 # chart-testing convention for non-default values), each rendered object
 # validated strictly against the Kubernetes schemas (validate-k8s.js), and,
 # with --policy, the default render checked against drover's chart contract
-# (check_chart_policy.py).
+# (check_chart_policy.py). With --build DIR, every render is also checked
+# against the --help of the drover programs it runs, built in DIR
+# (check_chart_env.py: env vars and flags exist, required options set, path
+# options under volume mounts). Value files in
+# tests/charts/testdata/<chart>-bad-values/ must be refused by `helm
+# template`, each with the text of its "# expect: TEXT" line in the error
+# (values.schema.json or the templates' checks).
 #
-#   test_chart.sh CHART_DIR [--policy]
+#   test_chart.sh CHART_DIR [--policy] [--build DIR]
 #
 # helm and the validator's node modules come from
 # scripts/install-kube-tools.sh, which is run here if they are missing.
@@ -15,9 +21,18 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-chart=${1:?usage: test_chart.sh CHART_DIR [--policy]}
+chart=${1:?usage: test_chart.sh CHART_DIR [--policy] [--build DIR]}
+shift
 policy=0
-[ "${2:-}" = "--policy" ] && policy=1
+build=
+while [ $# -gt 0 ]; do
+    case $1 in
+    --policy) policy=1 ;;
+    --build) build=${2:?--build needs a directory}; shift ;;
+    *) echo "test_chart.sh: unknown argument $1" >&2; exit 2 ;;
+    esac
+    shift
+done
 kube_version=1.30.0 # what the kubectl shipped with helm targets
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/chart-test.XXXXXX")
@@ -67,6 +82,31 @@ for values in "$chart"/ci/*.yaml; do
     step "helm lint --strict ($v)" "$helm" lint --strict "$chart" -f "$values" \
         --kube-version "$kube_version"
     step "helm template + schema validation ($v)" render "$v" -f "$values"
+done
+
+if [ -n "$build" ]; then
+    step "every render against the programs' --help" \
+        python3 "$here/check_chart_env.py" "$build" "$work"/*.json
+fi
+
+refused() { # refused VALUES: helm template fails, naming the expected text
+    local values=$1 expect
+    expect=$(sed -n 's/^# expect: //p' "$values")
+    [ -n "$expect" ] || { echo "$values has no '# expect:' line"; return 1; }
+    if "$helm" template drover "$chart" --namespace drover-system \
+        --kube-version "$kube_version" -f "$values" >"$work/refused.out" 2>&1; then
+        echo "rendered, but must be refused:"
+        cat "$work/refused.out"
+        return 1
+    fi
+    grep -qF -- "$expect" "$work/refused.out" || {
+        echo "refused, but without \"$expect\":"
+        cat "$work/refused.out"
+        return 1
+    }
+}
+for values in "$here/testdata/$(basename "$chart")-bad-values"/*.yaml; do
+    step "refused: $(basename "$values" .yaml)" refused "$values"
 done
 
 echo "$pass passed, $fail failed"

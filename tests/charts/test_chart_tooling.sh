@@ -57,6 +57,10 @@ expect_fail "kind without schema is rejected" 'no schema for example.invalid/v1 
     validate "$here/testdata/bad/unknown-kind.yaml"
 expect_fail "rules under metadata are rejected" 'metadata\.rules: unknown field' \
     validate "$here/testdata/bad/misplaced-rbac.yaml"
+expect_fail "custom resource: wrong type is rejected" 'interval must be string' \
+    validate "$here/testdata/bad/servicemonitor-wrong-type.yaml"
+expect_fail "custom resource: unknown field is rejected" 'rules\[0\]\.severity: unknown field' \
+    validate "$here/testdata/bad/prometheusrule-unknown-field.yaml"
 
 render() { # render NAME helm-args...: JSON of the rendered objects
     local name=$1
@@ -92,6 +96,43 @@ expect_fail "policy: token not from a Secret" 'does not come from a Secret' \
     policy "$work/no-secret.json"
 mutate unbound "objs[:] = [o for o in objs if o['kind'] != 'ClusterRoleBinding']"
 expect_fail "policy: ClusterRole not bound" 'no ClusterRoleBinding' policy "$work/unbound.json"
+
+# check_chart_env.py against the built programs' --help (the build dir comes
+# from CTest; without it these cases are not run and say so).
+if [ -n "${DROVER_BUILD_DIR:-}" ]; then
+    envbase=$here/testdata/env/watcher.json
+    envcheck() { python3 "$here/check_chart_env.py" "$DROVER_BUILD_DIR" "$@"; }
+    envmut() { # envmut NAME PYTHON: edit the watcher container c of the base
+        python3 -c "import json,sys; o=json.load(open(sys.argv[1])); c=o[0]['spec']['template']['spec']['containers'][0]; $2; json.dump(o, open(sys.argv[2], 'w'))" \
+            "$envbase" "$work/env-$1.json"
+    }
+    if envcheck "$envbase" >"$work/out" 2>&1; then
+        ok "env: a watcher with its paths mounted passes"
+    else
+        not_ok "env: a watcher with its paths mounted passes"
+        sed 's/^/    /' "$work/out"
+    fi
+    envmut unknown "c['env'].append({'name': 'DROVER_NO_SUCH', 'value': 'x'})"
+    expect_fail "env: unknown variable" 'env DROVER_NO_SUCH is no option of drover-watcher' \
+        envcheck "$work/env-unknown.json"
+    envmut flag "c['args'].append('--no-such-flag')"
+    expect_fail "env: unknown flag" 'arg --no-such-flag is no option' envcheck "$work/env-flag.json"
+    envmut nocluster "c['env'] = [e for e in c['env'] if e['name'] != 'DROVER_HAPROXY_CLUSTER']"
+    expect_fail "env: required option unset" 'requires --haproxy-cluster' \
+        envcheck "$work/env-nocluster.json"
+    envmut socket "c['env'] = [e for e in c['env'] if e['name'] != 'DROVER_HAPROXY_MASTER_SOCKET']"
+    expect_fail "env: default socket path outside the mounts" \
+        'haproxy-master-socket /run/drover/haproxy-\{service\}.master is under no volume mount' \
+        envcheck "$work/env-socket.json"
+    envmut labels "del o[0]['spec']['template']['metadata']['labels']['app.kubernetes.io/version']"
+    expect_fail "env: pod template without a recommended label" \
+        'pod template lacks app.kubernetes.io/version' envcheck "$work/env-labels.json"
+    envmut nodrover "c['command'] = ['sh']"
+    expect_fail "env: no drover container at all" 'nothing was checked' \
+        envcheck "$work/env-nodrover.json"
+else
+    echo "# DROVER_BUILD_DIR not set: check_chart_env.py cases not run"
+fi
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

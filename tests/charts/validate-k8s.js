@@ -6,8 +6,9 @@
 //
 //   node validate-k8s.js --modules DIR [--json-out FILE] FILE...   ("-" = stdin)
 //
-// DIR is a node_modules folder holding kubernetes-models and yaml (installed
-// by scripts/install-kube-tools.sh). Each document is checked twice:
+// DIR is a node_modules folder holding kubernetes-models, the models of the
+// custom resources in CRD_PACKAGES and yaml (installed by
+// scripts/install-kube-tools.sh). Each document is checked twice:
 //   1. kubernetes-models' generated validator: types, required fields,
 //      enums and formats from the upstream schema;
 //   2. an unknown-field walk over the model's TypeScript declarations, as
@@ -80,26 +81,32 @@ function parseDts(file) {
       else if (src[i] === "}") depth--;
       i++;
     }
-    const body = src.slice(bodyStart, i - 1);
-    const props = new Map();
-    const re = /"([^"]+)"\??\s*:\s*/g;
-    let m;
-    while ((m = re.exec(body)) !== null) {
-      // The type runs to the next ';' outside braces/angle brackets.
-      let j = re.lastIndex;
-      let d = 0;
-      while (j < body.length && !(body[j] === ";" && d === 0)) {
-        if ("{<(".includes(body[j])) d++;
-        else if ("}>)".includes(body[j])) d--;
-        j++;
-      }
-      props.set(m[1], body.slice(re.lastIndex, j).trim());
-      re.lastIndex = j + 1;
-    }
-    result = { props, imports };
+    result = { props: parseProps(src.slice(bodyStart, i - 1)), imports };
   }
   dtsCache.set(file, result);
   return result;
+}
+
+// Map(name -> type text) of the properties in an interface or inline
+// object type body ("a"?: T; "b": { ... };). Models generated from CRDs
+// nest their types inline rather than in imported interfaces.
+function parseProps(body) {
+  const props = new Map();
+  const re = /"([^"]+)"\??\s*:\s*/g;
+  let m;
+  while ((m = re.exec(body)) !== null) {
+    // The type runs to the next ';' outside braces/angle brackets.
+    let j = re.lastIndex;
+    let d = 0;
+    while (j < body.length && !(body[j] === ";" && d === 0)) {
+      if ("{<(".includes(body[j])) d++;
+      else if ("}>)".includes(body[j])) d--;
+      j++;
+    }
+    props.set(m[1], body.slice(re.lastIndex, j).trim());
+    re.lastIndex = j + 1;
+  }
+  return props;
 }
 
 function walkType(value, type, imports, where, errors) {
@@ -117,12 +124,22 @@ function walkType(value, type, imports, where, errors) {
     }
   } else if (/^\w+$/.test(type) && imports.has(type)) {
     walkObject(value, imports.get(type), where, errors);
+  } else if ((m = /^\{(.*)\}$/s.exec(type)) && /^\s*"/.test(m[1])) {
+    // an inline object type with named properties
+    if (typeof value === "object" && !Array.isArray(value)) {
+      walkProps(value, { props: parseProps(m[1]), imports }, where, errors);
+    }
   }
 }
 
 function walkObject(value, dtsFile, where, errors) {
   const decl = parseDts(dtsFile);
   if (!decl || typeof value !== "object" || Array.isArray(value)) return;
+  walkProps(value, decl, where, errors);
+}
+
+// Every key of value must be a property of decl ({props, imports}).
+function walkProps(value, decl, where, errors) {
   for (const [k, v] of Object.entries(value)) {
     if (!decl.props.has(k)) {
       errors.push(`${where ? where + "." : ""}${k}: unknown field`);
@@ -133,13 +150,21 @@ function walkObject(value, dtsFile, where, errors) {
 }
 
 // ---- schema validation
+// Custom resources the charts may render, by API group: the package of
+// their models (generated from the CRDs' schemas, installed next to
+// kubernetes-models by scripts/install-kube-tools.sh).
+const CRD_PACKAGES = {
+  "monitoring.coreos.com": "@kubernetes-models/prometheus-operator",
+};
+
 function modelFor(doc) {
   const av = doc.apiVersion;
   const kind = doc.kind;
   if (typeof av !== "string" || typeof kind !== "string" || !/^\w+$/.test(kind)) {
     return { error: "missing or invalid apiVersion/kind" };
   }
-  const rel = `kubernetes-models/${av}/${kind}`;
+  const group = av.includes("/") ? av.split("/")[0] : "";
+  const rel = `${CRD_PACKAGES[group] || "kubernetes-models"}/${av}/${kind}`;
   const dts = path.join(modules, rel + ".d.ts");
   if (!fs.existsSync(dts)) return { error: `no schema for ${av} ${kind}` };
   const mod = req(rel);

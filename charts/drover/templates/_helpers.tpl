@@ -39,6 +39,25 @@ app.kubernetes.io/instance: {{ .ctx.Release.Name }}
 app.kubernetes.io/component: {{ .component }}
 {{- end }}
 
+{{/* Labels of a pod template: the selector labels plus the other
+recommended app.kubernetes.io labels (no helm.sh/chart, so a chart version
+bump alone does not restart pods); pass (dict "ctx" $ "component" C). */}}
+{{- define "drover.podLabels" -}}
+{{ include "drover.selectorLabels" . }}
+app.kubernetes.io/version: {{ .ctx.Chart.AppVersion | quote }}
+app.kubernetes.io/part-of: drover
+app.kubernetes.io/managed-by: {{ .ctx.Release.Service }}
+{{- end }}
+
+{{/* Files of the proxy-node DaemonSets under proxyNodes.stateDir; the
+watcher writes, the agent-checker reads the agent state file. */}}
+{{- define "drover.stateDir" -}}
+{{- trimSuffix "/" .Values.proxyNodes.stateDir }}
+{{- end }}
+{{- define "drover.agentStateDir" -}}
+{{- printf "%s/agent-checker" (include "drover.stateDir" .) }}
+{{- end }}
+
 {{- define "drover.image" -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
 {{- end }}
@@ -92,6 +111,8 @@ app.kubernetes.io/component: {{ .component }}
   value: {{ .ctx.Values.kvPrefix | quote }}
 - name: DROVER_LOG_LEVEL
   value: {{ .ctx.Values.logLevel | quote }}
+- name: DROVER_LOG_FORMAT
+  value: {{ .ctx.Values.logFormat | quote }}
 {{- end }}
 
 {{/* Container security context: no root fs writes, no capabilities. */}}

@@ -62,11 +62,11 @@ def sc_cold():
     port = free_port()
     args = [WATCHER, "--consul-addr", "http://127.0.0.1:%d" % free_port(),
             "--haproxy-cluster", "edge", "--kube-cluster", "prod-a", "--template-dir", F.TPL,
-            "--config-dir", os.path.join(cold, "cfg"),
+            "--config-dir", os.path.join(cold, "etc/haproxy/drover"),
             "--haproxy-master-socket", os.path.join(cold, "m.sock"),
             "--haproxy-stats-socket", os.path.join(cold, "s.sock"),
-            "--agent-state-file", os.path.join(cold, "agent.json"),
-            "--snapshot-file", os.path.join(cold, "snap.pb"),
+            "--agent-state-file", os.path.join(cold, "lib/agent-checker/agent.json"),
+            "--snapshot-file", os.path.join(cold, "lib/watcher/snap.pb"),
             "--metrics-addr", "127.0.0.1:%d" % port]
     logpath = os.path.join(cold, "log")
     p = subprocess.Popen(args, stdout=open(logpath, "ab"), stderr=subprocess.STDOUT)
@@ -75,12 +75,15 @@ def sc_cold():
         def status():
             return str(http("GET", "http://127.0.0.1:%d/readyz" % port, timeout=2)[0])
         assert wait_for("cold watcher answering", status) == "503"
+        # a fresh host: the watcher made its config dir and its files' dirs
+        for d in ("etc/haproxy/drover", "lib/agent-checker", "lib/watcher"):
+            assert os.path.isdir(os.path.join(cold, d)), d
         with open(logpath) as f:
             wait_for("consul errors logged", lambda: "fail static" in open(logpath).read())
             assert "no snapshot file" in f.read()
         assert status() == "503"
-        assert not os.listdir(os.path.join(cold, "cfg"))
-        assert not os.path.exists(os.path.join(cold, "agent.json"))
+        assert not os.listdir(os.path.join(cold, "etc/haproxy/drover"))
+        assert not os.path.exists(os.path.join(cold, "lib/agent-checker/agent.json"))
         assert p.poll() is None
     finally:
         p.terminate()
@@ -354,6 +357,8 @@ def sc_remove():
     assert F.metric("drover_watcher_service_removals_held_total") == h0 + 1
     # no service left at all: a KV-loss episode (docs/watcher.md)
     assert F.metric("drover_watcher_kv_loss_episode") == 1
+    # held, so still served: the gauge counts it
+    assert F.metric("drover_watcher_services") == 1
     assert os.path.exists(web_cfg)
     assert frontend_status("fe_web") == "OPEN"
     F.requests_ok()
@@ -364,6 +369,7 @@ def sc_remove():
     assert F.metric("drover_watcher_services_removed_total") == rm0 + 1
     assert F.metric("drover_watcher_service_removals_held") == 0
     assert F.metric("drover_watcher_kv_loss_episode") == 0, "forced: the episode is over"
+    assert F.metric("drover_watcher_services") == 0
     # `disable frontend` pauses it: HAProxy reports it as not OPEN and
     # accepts no request on it
     wait_for("frontend disabled", lambda: frontend_status("fe_web") not in ("OPEN", None))

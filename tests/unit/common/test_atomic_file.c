@@ -307,6 +307,40 @@ START_TEST(test_remove_stale_spares_live_writers)
 }
 END_TEST
 
+/* The watcher makes its config dir and the parents of its state files;
+ * rm_rf_dir removes one level, so the test cleans its nested dirs itself. */
+START_TEST(test_make_dirs)
+{
+    char deep[256], file[320], path[256];
+    struct stat st;
+
+    snprintf(deep, sizeof(deep), "%s/a/b/c", dir);
+    ck_assert_int_eq(atomic_file_make_dirs(deep, 0755), 0);
+    ck_assert_int_eq(stat(deep, &st), 0);
+    ck_assert(S_ISDIR(st.st_mode));
+    ck_assert_int_eq(atomic_file_make_dirs(deep, 0755), 0); /* exists: fine */
+    snprintf(path, sizeof(path), "%s/a/b/c/", dir);         /* trailing slash */
+    ck_assert_int_eq(atomic_file_make_dirs(path, 0755), 0);
+
+    snprintf(file, sizeof(file), "%s/x/y/state.json", dir);
+    ck_assert_int_eq(atomic_file_make_parent_dirs(file, 0755), 0);
+    ck_assert_int_eq(atomic_file_write(file, "{}", 2, 0644), 0);
+    ck_assert_int_eq(atomic_file_make_parent_dirs("state.json", 0755), 0);
+
+    /* A file where a directory should be is named, not papered over. */
+    ck_assert_int_eq(atomic_file_write(target, "x", 1, 0644), 0);
+    snprintf(path, sizeof(path), "%s/sub", target);
+    ck_assert_int_eq(atomic_file_make_dirs(path, 0755), -ENOTDIR);
+
+    unlink(file);
+    const char *rm[] = {"x/y", "x", "a/b/c", "a/b", "a"};
+    for (size_t i = 0; i < sizeof(rm) / sizeof(rm[0]); i++) {
+        snprintf(path, sizeof(path), "%s/%s", dir, rm[i]);
+        ck_assert_int_eq(rmdir(path), 0);
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("atomic_file");
@@ -321,6 +355,7 @@ int main(void)
     tcase_add_test(tc, test_crash_at_every_stage);
     tcase_add_test(tc, test_random_sigkill);
     tcase_add_test(tc, test_remove_stale_spares_live_writers);
+    tcase_add_test(tc, test_make_dirs);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
