@@ -247,6 +247,7 @@ static int ensure_service(struct haproxy_engine *e, const char *name)
         free(s);
         return -ENOMEM;
     }
+    s->e = e;
     e->svcs[e->n_svcs++] = s;
     char *stats = haproxy_engine_expand(e->o.stats_socket, name),
          *master = haproxy_engine_expand(e->o.master_socket, name),
@@ -615,6 +616,12 @@ static void setup_metrics(struct haproxy_engine *e)
         e->m_bad[p] = metrics_gauge(r, "drover_watcher_kv_bad_entries",
                                     "Bad KV entries skipped in the current snapshot.", labels);
     }
+    e->m_state_saves = metrics_counter(
+        r, "drover_watcher_state_file_writes_total",
+        "Server-state files written between reloads (after runtime applies).", NULL);
+    e->m_state_save_failures =
+        metrics_counter(r, "drover_watcher_state_file_write_failures_total",
+                        "Server-state file writes between reloads that failed.", NULL);
     e->m_services = metrics_gauge(r, "drover_watcher_services", "HAProxy services served.", NULL);
     e->m_servers =
         metrics_gauge(r, "drover_watcher_servers", "Servers placed in slots, all backends.", NULL);

@@ -27,15 +27,18 @@ struct backend_state {
 
 /* One HAProxy instance (= one HAProxy service). */
 struct service_state {
+    struct haproxy_engine *e;
     char *name;
     struct haproxy_runtime *rt;
     json_t *structure; /* structure render of the installed config; NULL = unknown */
     bool reload_pending;
-    bool file_stale; /* runtime changes not yet in the file (refreshed without reload) */
-    bool checking;   /* a render check is running */
-    bool busy;       /* a structural install + reload is in flight */
-    bool replan;     /* a snapshot arrived while busy */
-    bool retired;    /* removed from KV: config moved aside, frontends disabled */
+    bool file_stale;   /* runtime changes not yet in the file (refreshed without reload) */
+    bool checking;     /* a render check is running */
+    bool busy;         /* a structural install + reload is in flight */
+    bool replan;       /* a snapshot arrived while busy */
+    bool retired;      /* removed from KV: config moved aside, frontends disabled */
+    bool state_saving; /* a server-state file write is queued */
+    bool state_again;  /* and another one was asked for meanwhile */
 };
 
 struct haproxy_engine {
@@ -60,7 +63,7 @@ struct haproxy_engine {
     /* metrics */
     struct metrics_counter *m_snapshots, *m_reloads, *m_reload_failures, *m_render_failures,
         *m_applies, *m_apply_failures, *m_held_total, *m_bad_total, *m_svc_removed,
-        *m_svc_removals_held_total;
+        *m_svc_removals_held_total, *m_state_saves, *m_state_save_failures;
     struct metrics_gauge *m_held, *m_svc_removals_held, *m_bad[KVM_PREFIX_COUNT], *m_services,
         *m_servers;
 };
