@@ -249,6 +249,7 @@ static int ensure_service(struct haproxy_engine *e, const char *name)
     }
     s->e = e;
     e->svcs[e->n_svcs++] = s;
+    engine_supervise_service(e, s);
     char *stats = haproxy_engine_expand(e->o.stats_socket, name),
          *master = haproxy_engine_expand(e->o.master_socket, name),
          *state = haproxy_engine_expand(e->o.state_file, name);
@@ -662,6 +663,7 @@ int haproxy_engine_new(uv_loop_t *loop, const struct haproxy_engine_opts *o,
     if (o->resync_ms > 0)
         uv_timer_start(&e->resync, engine_on_resync, (uint64_t)o->resync_ms,
                        (uint64_t)o->resync_ms);
+    engine_supervise_init(e);
     *out = e;
     return 0;
 }
@@ -682,6 +684,7 @@ void haproxy_engine_stop(struct haproxy_engine *e)
     e->runtime_q = e->struct_q = NULL;
     uv_close((uv_handle_t *)&e->expiry, NULL);
     uv_close((uv_handle_t *)&e->resync, NULL);
+    engine_supervise_stop(e);
 }
 
 void haproxy_engine_free(struct haproxy_engine *e)

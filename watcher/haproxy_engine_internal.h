@@ -39,6 +39,15 @@ struct service_state {
     bool retired;      /* removed from KV: config moved aside, frontends disabled */
     bool state_saving; /* a server-state file write is queued */
     bool state_again;  /* and another one was asked for meanwhile */
+    /* supervision (haproxy_supervise.c) */
+    uv_process_t *child; /* the HAProxy this watcher started, while it runs */
+    uv_timer_t *restart; /* delayed start (NULL until first needed) */
+    struct metrics_counter *m_restarts;
+    struct metrics_gauge *m_up;
+    int master_pid; /* last seen in show proc; 0 none yet */
+    bool up, probed, probing, restart_armed;
+    uint64_t started_ms;
+    int64_t backoff_ms;
 };
 
 struct haproxy_engine {
@@ -48,6 +57,8 @@ struct haproxy_engine {
     struct quiesce_timer *runtime_q, *struct_q;
     uv_timer_t expiry;     /* next maintenance / force-removal expiry */
     uv_timer_t resync;     /* periodic re-apply against HAProxy's live state */
+    uv_timer_t probe;      /* show proc on every HAProxy (haproxy_supervise.c) */
+    bool all_up;           /* every probed HAProxy is up */
     struct snapshot *snap; /* newest snapshot (served as far as possible) */
     struct backend_state *bes;
     size_t n_bes;
@@ -82,6 +93,13 @@ int engine_write_agent_state(struct haproxy_engine *e, bool durable);
 void engine_save_snapshot(struct haproxy_engine *e);
 /* Something was applied: tell the owner (readiness, status). */
 void engine_mark_applied(struct haproxy_engine *e);
+
+/* haproxy_supervise.c */
+/* Per-service metrics (called once the service exists). */
+void engine_supervise_service(struct haproxy_engine *e, struct service_state *s);
+/* Probe timer (engine creation) and handles closed (engine stop). */
+void engine_supervise_init(struct haproxy_engine *e);
+void engine_supervise_stop(struct haproxy_engine *e);
 
 /* haproxy_engine_apply.c */
 /* Apply the committed placements of svc's backends through the runtime API. */
