@@ -48,6 +48,7 @@ struct service_state {
     bool up, probed, probing, restart_armed;
     uint64_t started_ms;
     int64_t backoff_ms;
+    unsigned quick_deaths; /* deaths within STABLE_MS of their start, in a row */
 };
 
 struct haproxy_engine {

@@ -13,8 +13,8 @@
  *   with run_haproxy (--haproxy-run, hosts without systemd): a service
  *     found down is started here (`haproxy -W -S <master> -f <config>`,
  *     detached: it outlives the watcher), and a child that exits is started
- *     again at once, or after a delay doubling from 100 ms to 5 s while it
- *     keeps dying within 10 s of its start. HAProxy loads the installed
+ *     again at once; one that dies again within 10 s of its start waits
+ *     100 ms, then twice as long each time, up to 5 s. HAProxy loads the installed
  *     config and the server-state file the engine keeps current, so a
  *     drained server stays drained.
  * The HAProxy a master CLI reports is never stopped or signalled here.
@@ -154,10 +154,12 @@ static void on_child_exit(uv_process_t *p, int64_t exit_status, int term_signal)
     s->child = NULL;
     if (e->stopping)
         return;
-    s->backoff_ms = ran >= STABLE_MS ? 0
-                    : s->backoff_ms
-                        ? (s->backoff_ms * 2 > RESTART_MAX_MS ? RESTART_MAX_MS : s->backoff_ms * 2)
-                        : RESTART_MIN_MS;
+    /* the first death in a while restarts at once; each further one within
+     * STABLE_MS of its start waits twice as long as the one before */
+    s->quick_deaths = ran >= STABLE_MS ? 1 : s->quick_deaths + 1;
+    s->backoff_ms = s->quick_deaths <= 1 ? 0 : RESTART_MIN_MS << (s->quick_deaths - 2);
+    if (s->quick_deaths > 8 || s->backoff_ms > RESTART_MAX_MS)
+        s->backoff_ms = RESTART_MAX_MS;
     log_warn("watcher: service %s: HAProxy (pid %d) exited after %llu ms (status %lld, signal "
              "%d); starting it again in %lld ms",
              s->name, pid, (unsigned long long)ran, (long long)exit_status, term_signal,
