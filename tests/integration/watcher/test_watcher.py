@@ -21,8 +21,9 @@ Scenarios run in order on one setup (each leaves a state the next expects):
               through the real drover-agent-checker ($DROVER_AGENT_CHECKER),
               in HAProxy's admin state and weights
   coldstart   a drain is written into the server-state file after the runtime
-              apply; HAProxy killed (-9, master and worker) and started cold
-              with no agent answering sends 0 requests to the drained server
+              apply; HAProxy killed (-9, master and worker): /readyz 503,
+              then started cold with no agent answering it sends 0 requests
+              to the drained server; the restart is counted, /readyz 200
   render      `render --snapshot FILE --out DIR` and `render --diff`
   consuldown  Consul killed: HAProxy keeps serving, the watcher recovers
   resync      a slot changed by hand in HAProxy is put back by the periodic
@@ -318,6 +319,10 @@ def sc_coldstart():
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+        # the probe notices: /readyz 503 (the director's check of this host)
+        wait_for("/readyz 503 with HAProxy dead", lambda: not F.readyz(), timeout=5)
+        assert F.metric('drover_watcher_haproxy_up{service="web"}') == 0
+        r0 = F.metric('drover_watcher_haproxy_restarts_total{service="web"}')
         HAPROXY = F.start_haproxy()
         # the first requests the new HAProxy answers
         answers = []
@@ -332,6 +337,8 @@ def sc_coldstart():
     finally:
         if AGENT_CHECKER_P:
             AGENT_CHECKER_P.send_signal(signal.SIGCONT)
+    wait_for("/readyz 200 with HAProxy back", F.readyz, timeout=5)
+    assert F.metric('drover_watcher_haproxy_restarts_total{service="web"}') == r0 + 1
     F.kv.delete("maintenance/node/prod-a/n1")
     wait_for("n1 ready in the server-state file", lambda: not int(
         state_file_rows("be_web")["127.0.0.1"]["srv_admin_state"]) & 0x18)
