@@ -342,6 +342,10 @@ static int state_rewrite(const char *text, size_t len, sf_visit_fn visit, void *
                     goto out;
             if (nw)
                 v = visit(arg, w, nw, idx, scratch);
+            /* a line with more words than were split cannot be written
+             * again whole: keep it as HAProxy wrote it */
+            if (v == SF_REWRITE && nw == SS_MAX_FIELDS)
+                v = SF_KEEP;
         }
         if (v == SF_KEEP) {
             memcpy(w_at, line, with_nl);
