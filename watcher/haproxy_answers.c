@@ -270,10 +270,26 @@ static bool sf_keep(const struct slot_assignment *a, char **w, const int *idx)
     return strcmp(w[idx[SF_ADDR]], ip) == 0 && port == d->port;
 }
 
-int haproxy_state_filter(const char *text, size_t len, const struct haproxy_placement *p, size_t n,
-                         char **out, size_t *dropped)
+/* What a line visitor of state_rewrite decides. */
+enum sf_verdict {
+    SF_KEEP,    /* the line as it is */
+    SF_DROP,    /* left out */
+    SF_REWRITE, /* the words again, joined by one space (the visitor changed some) */
+};
+/* w[0..nw) are the words of one server line, idx[] the columns (every one
+ * present); scratch (16 bytes) may hold a word the visitor puts into w. */
+typedef enum sf_verdict (*sf_visit_fn)(void *arg, char **w, size_t nw, const int *idx,
+                                       char *scratch);
+
+/* Walk a `show servers state` text (version line, header, server lines)
+ * and copy it into *out as the visitor says; *touched counts the lines
+ * dropped or rewritten. 0, -EINVAL (not a state dump) or -ENOMEM. */
+static int state_rewrite(const char *text, size_t len, sf_visit_fn visit, void *arg, char **out,
+                         size_t *touched)
 {
-    char *res = malloc(len + 1), *w_at = res;
+    /* a rewritten line is at most 4 characters longer (a 5-digit admin
+     * state for a 1-digit one) and a server line is longer than that */
+    char *res = malloc(2 * len + 16), *w_at = res;
     char *line_copy = NULL;
     int idx[SF_NCOLS];
     bool have_version = false, have_header = false;
@@ -281,7 +297,7 @@ int haproxy_state_filter(const char *text, size_t len, const struct haproxy_plac
     int rc = -EINVAL;
 
     *out = NULL;
-    *dropped = 0;
+    *touched = 0;
     if (!res)
         return -ENOMEM;
     for (int c = 0; c < SF_NCOLS; c++)
@@ -291,7 +307,10 @@ int haproxy_state_filter(const char *text, size_t len, const struct haproxy_plac
         const char *nl = memchr(line, '\n', len - pos);
         size_t ll = nl ? (size_t)(nl - line) : len - pos;
         size_t with_nl = nl ? ll + 1 : ll;
-        bool keep = true;
+        enum sf_verdict v = SF_KEEP;
+        char *w[SS_MAX_FIELDS];
+        size_t nw = 0;
+        char scratch[16];
 
         pos += with_nl;
         free(line_copy);
@@ -305,8 +324,7 @@ int haproxy_state_filter(const char *text, size_t len, const struct haproxy_plac
                 goto out;
             have_version = true;
         } else if (line_copy[0] == '#') {
-            char *w[SS_MAX_FIELDS];
-            size_t nw = split_words(line_copy + 1, w, SS_MAX_FIELDS);
+            nw = split_words(line_copy + 1, w, SS_MAX_FIELDS);
             for (size_t i = 0; i < nw; i++)
                 for (int c = 0; c < SF_NCOLS; c++)
                     if (strcmp(w[i], sf_names[c]) == 0)
@@ -316,26 +334,34 @@ int haproxy_state_filter(const char *text, size_t len, const struct haproxy_plac
                     goto out;
             have_header = true;
         } else if (ll > 0) {
-            char *w[SS_MAX_FIELDS];
-            size_t nw;
             if (!have_header)
                 goto out;
             nw = split_words(line_copy, w, SS_MAX_FIELDS);
             for (int c = 0; c < SF_NCOLS && nw; c++)
                 if ((size_t)idx[c] >= nw)
                     goto out;
-            for (size_t i = 0; nw && i < n; i++)
-                if (strcmp(w[idx[SF_BE]], p[i].backend) == 0) {
-                    keep = sf_keep(p[i].a, w, idx);
-                    break;
-                }
+            if (nw)
+                v = visit(arg, w, nw, idx, scratch);
+            /* a line with more words than were split cannot be written
+             * again whole: keep it as HAProxy wrote it */
+            if (v == SF_REWRITE && nw == SS_MAX_FIELDS)
+                v = SF_KEEP;
         }
-        if (keep) {
+        if (v == SF_KEEP) {
             memcpy(w_at, line, with_nl);
             w_at += with_nl;
-        } else {
-            (*dropped)++;
+            continue;
         }
+        (*touched)++;
+        for (size_t i = 0; v == SF_REWRITE && i < nw; i++) {
+            size_t wl = strlen(w[i]);
+            if (i)
+                *w_at++ = ' ';
+            memcpy(w_at, w[i], wl);
+            w_at += wl;
+        }
+        if (v == SF_REWRITE && nl)
+            *w_at++ = '\n';
     }
     if (!have_version)
         goto out;
@@ -347,6 +373,69 @@ out:
     free(line_copy);
     free(res);
     return rc;
+}
+
+struct sf_filter {
+    const struct haproxy_placement *p;
+    size_t n;
+};
+
+static enum sf_verdict sf_filter_visit(void *arg, char **w, size_t nw, const int *idx,
+                                       char *scratch)
+{
+    const struct sf_filter *f = arg;
+    (void)nw;
+    (void)scratch;
+    for (size_t i = 0; i < f->n; i++)
+        if (strcmp(w[idx[SF_BE]], f->p[i].backend) == 0)
+            return sf_keep(f->p[i].a, w, idx) ? SF_KEEP : SF_DROP;
+    return SF_KEEP;
+}
+
+int haproxy_state_filter(const char *text, size_t len, const struct haproxy_placement *p, size_t n,
+                         char **out, size_t *dropped)
+{
+    struct sf_filter f = {p, n};
+    return state_rewrite(text, len, sf_filter_visit, &f, out, dropped);
+}
+
+struct sf_admin {
+    haproxy_admin_fn fn;
+    void *arg;
+};
+
+static enum sf_verdict sf_admin_visit(void *arg, char **w, size_t nw, const int *idx, char *scratch)
+{
+    const struct sf_admin *a = arg;
+    long admin, want;
+    (void)nw;
+    if (parse_int(w[idx[SF_ADMIN]], 0, 0xffff, &admin) < 0)
+        return SF_KEEP; /* HAProxy's own business: it reads it back as it wrote it */
+    switch (a->fn(a->arg, w[idx[SF_BE]], w[idx[SF_SRV]])) {
+    case HAPROXY_ADMIN_READY:
+        want = admin & ~(long)(SLOTS_ADMF_FMAINT | SLOTS_ADMF_FDRAIN);
+        break;
+    case HAPROXY_ADMIN_DRAIN:
+        want = (admin & ~(long)SLOTS_ADMF_FMAINT) | SLOTS_ADMF_FDRAIN;
+        break;
+    case HAPROXY_ADMIN_MAINT:
+        want = admin | SLOTS_ADMF_FMAINT;
+        break;
+    default:
+        return SF_KEEP;
+    }
+    if (want == admin)
+        return SF_KEEP;
+    snprintf(scratch, 16, "%ld", want);
+    w[idx[SF_ADMIN]] = scratch;
+    return SF_REWRITE;
+}
+
+int haproxy_state_set_admin(const char *text, size_t len, haproxy_admin_fn fn, void *arg,
+                            char **out, size_t *changed)
+{
+    struct sf_admin a = {fn, arg};
+    return state_rewrite(text, len, sf_admin_visit, &a, out, changed);
 }
 
 /* ---- show proc ---------------------------------------------------------- */

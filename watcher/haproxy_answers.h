@@ -69,6 +69,25 @@ struct haproxy_placement {
 int haproxy_state_filter(const char *text, size_t len, const struct haproxy_placement *p, size_t n,
                          char **out, size_t *dropped);
 
+/* The admin state a server must have when HAProxy starts from the state
+ * file (haproxy_state_set_admin). */
+enum haproxy_admin {
+    HAPROXY_ADMIN_KEEP = -1, /* leave the line as HAProxy wrote it */
+    HAPROXY_ADMIN_READY,     /* forced maintenance and forced drain cleared */
+    HAPROXY_ADMIN_DRAIN,     /* forced drain (what agent `drain` sets) */
+    HAPROXY_ADMIN_MAINT,     /* forced maintenance (what agent `maint` sets) */
+};
+typedef enum haproxy_admin (*haproxy_admin_fn)(void *arg, const char *backend, const char *server);
+
+/* The text of `show servers state` with each server's srv_admin_state
+ * set to what fn says (the forced maintenance and drain bits only; every
+ * other bit and column as HAProxy wrote them), so that a HAProxy started
+ * cold from it has the drains and maintenance in force from its first
+ * packet. *out (malloc'd, caller frees); *changed: lines rewritten. 0,
+ * -EINVAL (not a state dump) or -ENOMEM. */
+int haproxy_state_set_admin(const char *text, size_t len, haproxy_admin_fn fn, void *arg,
+                            char **out, size_t *changed);
+
 /* ---- show proc ---- */
 
 struct haproxy_proc {

@@ -282,7 +282,9 @@ static int ensure_service(struct haproxy_engine *e, const char *name)
         free(s);
         return -ENOMEM;
     }
+    s->e = e;
     e->svcs[e->n_svcs++] = s;
+    engine_supervise_service(e, s);
     char *stats = haproxy_engine_expand(e->o.stats_socket, name),
          *master = haproxy_engine_expand(e->o.master_socket, name),
          *state = haproxy_engine_expand(e->o.state_file, name);
@@ -756,6 +758,12 @@ static void setup_metrics(struct haproxy_engine *e)
         e->m_bad[p] = metrics_gauge(r, "drover_watcher_kv_bad_entries",
                                     "Bad KV entries skipped in the current snapshot.", labels);
     }
+    e->m_state_saves = metrics_counter(
+        r, "drover_watcher_state_file_writes_total",
+        "Server-state files written between reloads (after runtime applies).", NULL);
+    e->m_state_save_failures =
+        metrics_counter(r, "drover_watcher_state_file_write_failures_total",
+                        "Server-state file writes between reloads that failed.", NULL);
     e->m_services = metrics_gauge(r, "drover_watcher_services", "HAProxy services served.", NULL);
     e->m_servers =
         metrics_gauge(r, "drover_watcher_servers", "Servers placed in slots, all backends.", NULL);
@@ -795,6 +803,7 @@ int haproxy_engine_new(uv_loop_t *loop, const struct haproxy_engine_opts *o,
     if (o->resync_ms > 0)
         uv_timer_start(&e->resync, engine_on_resync, (uint64_t)o->resync_ms,
                        (uint64_t)o->resync_ms);
+    engine_supervise_init(e);
     *out = e;
     return 0;
 }
@@ -815,6 +824,7 @@ void haproxy_engine_stop(struct haproxy_engine *e)
     e->runtime_q = e->struct_q = NULL;
     uv_close((uv_handle_t *)&e->expiry, NULL);
     uv_close((uv_handle_t *)&e->resync, NULL);
+    engine_supervise_stop(e);
 }
 
 void haproxy_engine_free(struct haproxy_engine *e)

@@ -17,7 +17,12 @@
  *     filled slot must read "ready" before its agent is enabled), the
  *     snapshot file in the structural window after every planned snapshot;
  *   maintenance and force-removal entries that expire re-plan by
- *   themselves; a periodic resync re-applies the placements in force.
+ *   themselves; a periodic resync re-applies the placements in force;
+ *   the server-state file is written after every runtime apply (a cold
+ *   start loads the drains in force);
+ *   every HAProxy is probed (`show proc`): deaths and restarts are logged,
+ *   counted and reported (on_health); with run_haproxy the engine starts
+ *   each service's HAProxy itself and again when it dies.
  *
  * It owns the per-backend placements (what was committed), the per-service
  * install/reload state and one haproxy_runtime client per service, and its
@@ -50,6 +55,9 @@ struct haproxy_engine;
 /* Called after every snapshot (or part of one) was applied to HAProxy. */
 typedef void (*haproxy_engine_applied_fn)(void *arg, const struct snapshot *snap);
 
+/* Every HAProxy instance up (all_up) or one down (reason names it). */
+typedef void (*haproxy_engine_health_fn)(void *arg, bool all_up, const char *reason);
+
 /* The engine's options. Strings and model are borrowed and must outlive
  * the engine. Socket and file patterns may hold "{service}", replaced by
  * each service's name. */
@@ -67,9 +75,12 @@ struct haproxy_engine_opts {
     int64_t wait_min_ms, wait_max_ms, runtime_wait_ms;
     double max_removal_share;
     int64_t maxconn, timeout_connect_ms, timeout_client_ms, timeout_server_ms;
-    int64_t resync_ms;                    /* 0: no periodic resync */
-    struct metrics_registry *metrics;     /* required: the engine's metrics go here */
+    int64_t resync_ms;                /* 0: no periodic resync */
+    struct metrics_registry *metrics; /* required: the engine's metrics go here */
+    bool run_haproxy;                 /* start each service's HAProxy and again when it dies */
+    int64_t probe_ms;                 /* show proc on every HAProxy this often; 0: no supervision */
     haproxy_engine_applied_fn on_applied; /* may be NULL */
+    haproxy_engine_health_fn on_health;   /* may be NULL */
     /* what haproxy_engine_service_status reports changed (a service applied
      * a definition or failed, a guard was taken or released); may be NULL */
     void (*on_status)(void *arg);

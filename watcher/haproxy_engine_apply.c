@@ -6,6 +6,7 @@
  * reload through the master CLI, rollback when the reload fails.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -52,6 +53,71 @@ static void on_applied(struct haproxy_runtime *rt, const struct haproxy_apply_re
     free(c);
 }
 
+/* ---- the server-state file between reloads ---- */
+
+static enum haproxy_admin engine_admin(void *arg, const char *backend, const char *server)
+{
+    const struct service_state *s = arg;
+    int a = snapshot_slot_admin(s->e->snap, engine_committed_slots, s->e, backend, server);
+    switch (a) {
+    case KVM_ADMIN_READY:
+        return HAPROXY_ADMIN_READY;
+    case KVM_ADMIN_DRAIN:
+        return HAPROXY_ADMIN_DRAIN;
+    case KVM_ADMIN_MAINT:
+        return HAPROXY_ADMIN_MAINT;
+    default:
+        return HAPROXY_ADMIN_KEEP;
+    }
+}
+
+static void save_state(struct service_state *s);
+
+static void on_state_saved(struct haproxy_runtime *rt, int status, size_t changed, const char *err,
+                           void *arg)
+{
+    struct service_state *s = arg;
+    struct haproxy_engine *e = s->e;
+    (void)rt;
+    s->state_saving = false;
+    if (status == -ECANCELED)
+        return;
+    if (status < 0) {
+        metrics_counter_inc(e->m_state_save_failures);
+        log_warn("watcher: service %s: %s; a cold start of its HAProxy would load an older "
+                 "state (retried with the next change)",
+                 s->name, err);
+    } else {
+        metrics_counter_inc(e->m_state_saves);
+        log_debug("watcher: service %s: server-state file written, %zu admin state(s) set", s->name,
+                  changed);
+    }
+    if (s->state_again && !e->stopping) {
+        s->state_again = false;
+        save_state(s);
+    }
+}
+
+/* Write the server-state file from the live state once what is queued now
+ * ran (one write queued at a time; a request meanwhile queues one more). */
+static void save_state(struct service_state *s)
+{
+    if (!s->rt)
+        return;
+    if (s->state_saving) {
+        s->state_again = true;
+        return;
+    }
+    int rc = haproxy_runtime_save_state(s->rt, engine_admin, on_state_saved, s);
+    if (rc < 0) {
+        metrics_counter_inc(s->e->m_state_save_failures);
+        log_warn("watcher: service %s: cannot queue the server-state file write: %s", s->name,
+                 strerror(-rc));
+        return;
+    }
+    s->state_saving = true;
+}
+
 void engine_apply_service(struct haproxy_engine *e, struct service_state *s,
                           const struct snapshot_service *svc)
 {
@@ -69,6 +135,9 @@ void engine_apply_service(struct haproxy_engine *e, struct service_state *s,
         }
         e->applies_in_flight++;
     }
+    /* after the applies: a HAProxy that starts cold loads what runs now,
+     * with the drains and maintenance in force from its first packet */
+    save_state(s);
 }
 
 /* The runtime diff compares with HAProxy's live state, so re-applying the

@@ -27,15 +27,28 @@ struct backend_state {
 
 /* One HAProxy instance (= one HAProxy service). */
 struct service_state {
+    struct haproxy_engine *e;
     char *name;
     struct haproxy_runtime *rt;
     json_t *structure; /* structure render of the installed config; NULL = unknown */
     bool reload_pending;
-    bool file_stale; /* runtime changes not yet in the file (refreshed without reload) */
-    bool checking;   /* a render check is running */
-    bool busy;       /* a structural install + reload is in flight */
-    bool replan;     /* a snapshot arrived while busy */
-    bool retired;    /* removed from KV: config moved aside, frontends disabled */
+    bool file_stale;   /* runtime changes not yet in the file (refreshed without reload) */
+    bool checking;     /* a render check is running */
+    bool busy;         /* a structural install + reload is in flight */
+    bool replan;       /* a snapshot arrived while busy */
+    bool retired;      /* removed from KV: config moved aside, frontends disabled */
+    bool state_saving; /* a server-state file write is queued */
+    bool state_again;  /* and another one was asked for meanwhile */
+    /* supervision (haproxy_supervise.c) */
+    uv_process_t *child; /* the HAProxy this watcher started, while it runs */
+    uv_timer_t *restart; /* delayed start (NULL until first needed) */
+    struct metrics_counter *m_restarts;
+    struct metrics_gauge *m_up;
+    int master_pid; /* last seen in show proc; 0 none yet */
+    bool up, probed, probing, restart_armed;
+    uint64_t started_ms;
+    int64_t backoff_ms;
+    unsigned quick_deaths; /* deaths within STABLE_MS of their start, in a row */
     /* what the host's status entry reports (haproxy_engine_service_status) */
     char applied_def[17]; /* kv_hash64_hex of the definition applied ("" none yet) */
     int64_t reloads;      /* HAProxy's reload counter after our last verified reload */
@@ -49,6 +62,8 @@ struct haproxy_engine {
     struct quiesce_timer *runtime_q, *struct_q;
     uv_timer_t expiry;     /* next maintenance / force-removal expiry */
     uv_timer_t resync;     /* periodic re-apply against HAProxy's live state */
+    uv_timer_t probe;      /* show proc on every HAProxy (haproxy_supervise.c) */
+    bool all_up;           /* every probed HAProxy is up */
     struct snapshot *snap; /* newest snapshot (served as far as possible) */
     struct backend_state *bes;
     size_t n_bes;
@@ -70,7 +85,7 @@ struct haproxy_engine {
     /* metrics */
     struct metrics_counter *m_snapshots, *m_reloads, *m_reload_failures, *m_render_failures,
         *m_applies, *m_apply_failures, *m_held_total, *m_bad_total, *m_svc_removed,
-        *m_svc_removals_held_total;
+        *m_svc_removals_held_total, *m_state_saves, *m_state_save_failures;
     struct metrics_gauge *m_held, *m_svc_removals_held, *m_bad[KVM_PREFIX_COUNT], *m_services,
         *m_servers, *m_kv_loss, *m_maint_held;
 };
@@ -89,6 +104,13 @@ int engine_write_agent_state(struct haproxy_engine *e, bool durable);
 void engine_save_snapshot(struct haproxy_engine *e);
 /* Something was applied: tell the owner (readiness, status). */
 void engine_mark_applied(struct haproxy_engine *e);
+
+/* haproxy_supervise.c */
+/* Per-service metrics (called once the service exists). */
+void engine_supervise_service(struct haproxy_engine *e, struct service_state *s);
+/* Probe timer (engine creation) and handles closed (engine stop). */
+void engine_supervise_init(struct haproxy_engine *e);
+void engine_supervise_stop(struct haproxy_engine *e);
 
 /* haproxy_engine_apply.c */
 /* Apply the committed placements of svc's backends through the runtime API. */

@@ -146,6 +146,26 @@ const struct slot_assignment *haproxy_runtime_applied(const struct haproxy_runti
  * slot counts); next apply diffs against the live state only. */
 void haproxy_runtime_forget(struct haproxy_runtime *rt, const char *backend);
 
+/* ---- server-state file between reloads ------------------------------ */
+
+/* status 0 (file written, changed = lines whose admin state was set) or
+ * the failure, named in err; the file is then left as it was. */
+typedef void (*haproxy_runtime_saved_cb)(struct haproxy_runtime *rt, int status, size_t changed,
+                                         const char *err, void *arg);
+
+/*
+ * Keep the server-state file current between reloads, so that a HAProxy
+ * that starts cold (crash, boot) loads what runs now: queue `show servers
+ * state` behind everything queued (applies included), set each server's
+ * forced maintenance / drain bits to what admin(arg, backend, server) says
+ * when the answer is in (haproxy_state_set_admin: the desired state, even
+ * before the agent check told HAProxy) and write the file atomically. The
+ * same arg goes to admin and cb. 0, -ENOTSUP (no state file), -EINVAL or
+ * -ENOMEM (cb not called).
+ */
+int haproxy_runtime_save_state(struct haproxy_runtime *rt, haproxy_admin_fn admin,
+                               haproxy_runtime_saved_cb cb, void *arg);
+
 /* ---- master CLI: show proc, reload ---------------------------------- */
 
 typedef void (*haproxy_runtime_proc_cb)(struct haproxy_runtime *rt, int status,

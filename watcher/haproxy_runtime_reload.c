@@ -66,6 +66,69 @@ int haproxy_runtime_show_proc(struct haproxy_runtime *rt, haproxy_runtime_proc_c
     return rt_show_proc(rt, false, false, cb, arg);
 }
 
+/* ---- server-state file between reloads ------------------------------------ */
+
+struct save_op {
+    haproxy_admin_fn admin;
+    haproxy_runtime_saved_cb cb;
+    void *arg;
+};
+
+static void save_dumped(struct haproxy_runtime *rt, int status, const char *const *answers,
+                        size_t n, const char *err, void *arg)
+{
+    struct save_op *op = arg;
+    char msg[HAPROXY_RUNTIME_MSG_MAX] = "";
+    struct slot_live *live = NULL;
+    size_t nl = 0, changed = 0;
+    char *text = NULL;
+    (void)n;
+    if (status < 0) {
+        snprintf(msg, sizeof(msg), "%s", err);
+        goto done;
+    }
+    /* only a real state dump goes where HAProxy reads it back */
+    status = haproxy_parse_servers_state(answers[0], strlen(answers[0]), NULL, &live, &nl, msg,
+                                         sizeof(msg));
+    free(live);
+    if (status < 0)
+        goto done;
+    status = haproxy_state_set_admin(answers[0], strlen(answers[0]), op->admin, op->arg, &text,
+                                     &changed);
+    if (status < 0) {
+        snprintf(msg, sizeof(msg), "haproxy: cannot set admin states in the server state: %s",
+                 strerror(-status));
+        goto done;
+    }
+    status = atomic_file_write(rt->state_path, text, strlen(text), 0600);
+    if (status < 0)
+        snprintf(msg, sizeof(msg), "haproxy: cannot write server-state file %s: %s", rt->state_path,
+                 strerror(-status));
+done:
+    free(text);
+    if (op->cb)
+        op->cb(rt, status, changed, msg, op->arg);
+    free(op);
+}
+
+int haproxy_runtime_save_state(struct haproxy_runtime *rt, haproxy_admin_fn admin,
+                               haproxy_runtime_saved_cb cb, void *arg)
+{
+    if (!rt->state_path)
+        return -ENOTSUP;
+    if (!admin)
+        return -EINVAL;
+    struct save_op *op = calloc(1, sizeof(*op));
+    if (!op)
+        return -ENOMEM;
+    *op = (struct save_op){admin, cb, arg};
+    const char *cmds[] = {"show servers state"};
+    int rc = rt_enqueue(rt, HAPROXY_SOCKET_STATS, cmds, 1, false, false, save_dumped, op);
+    if (rc < 0)
+        free(op);
+    return rc;
+}
+
 /* ---- reload ------------------------------------------------------------- */
 
 struct rt_placed {

@@ -67,6 +67,8 @@ struct options {
     int64_t resync_ms;
     char *status_host;
     int64_t status_ttl_ms;
+    bool run_haproxy;
+    int64_t probe_ms;
 };
 
 static struct options opt;
@@ -128,6 +130,13 @@ static const struct config_option options[] = {
     CONFIG_OPT_DURATION("status-ttl", &opt.status_ttl_ms, "15s",
                         "session TTL of the status entry (10s..24h): it disappears this long "
                         "(Consul: up to twice as long) after the host stops renewing it"),
+    CONFIG_OPT_BOOL("haproxy-run", &opt.run_haproxy, "false",
+                    "start each service's HAProxy (-W -S) from its installed config and start it "
+                    "again when it dies (hosts without systemd; with systemd use "
+                    "haproxy@.service)"),
+    CONFIG_OPT_DURATION("haproxy-probe-interval", &opt.probe_ms, "200ms",
+                        "`show proc` on every HAProxy this often: a death is noticed (logged, "
+                        "counted, /readyz) within it; 0 = no probing"),
     CONFIG_OPT_END,
 };
 
@@ -204,6 +213,8 @@ struct watcher {
     struct host_status *status; /* R status/<host>/haproxy */
     int64_t started_unix, status_unix;
     char last_error[KV_STATUS_ERROR_MAX];
+    bool haproxy_down;        /* a probed HAProxy instance is down */
+    char haproxy_reason[256]; /* which one */
     struct metrics_counter *m_consul_errors, *m_tpl_reloads, *m_tpl_reload_failures;
     struct metrics_gauge *m_ready, *m_last_apply;
 };
@@ -241,7 +252,30 @@ static void engine_opts(struct haproxy_engine_opts *eo, const struct kv_model_op
         .timeout_client_ms = opt.timeout_client_ms,
         .timeout_server_ms = opt.timeout_server_ms,
         .resync_ms = opt.resync_ms,
+        .run_haproxy = opt.run_haproxy,
+        .probe_ms = opt.probe_ms,
     };
+}
+
+/* /readyz and drover_watcher_ready: a snapshot applied and every HAProxy
+ * instance up (the director's health check of this proxy host can point
+ * here: docs/director-watcher.md). READY=1 to systemd needs the snapshot
+ * only: haproxy@.service starts after the watcher. */
+static void update_ready(struct watcher *w)
+{
+    bool ready = w->ready && !w->haproxy_down;
+    metrics_gauge_set(w->m_ready, ready ? 1 : 0);
+    if (w->http)
+        http_server_set_ready(w->http, ready,
+                              !w->ready ? "no snapshot applied yet" : w->haproxy_reason);
+}
+
+static void on_engine_health(void *arg, bool all_up, const char *reason)
+{
+    struct watcher *w = arg;
+    w->haproxy_down = !all_up;
+    snprintf(w->haproxy_reason, sizeof(w->haproxy_reason), "%s", reason ? reason : "");
+    update_ready(w);
 }
 
 /* The engine applied (part of) a snapshot: ready from the first one on. */
@@ -251,9 +285,7 @@ static void on_engine_applied(void *arg, const struct snapshot *snap)
     metrics_gauge_set(w->m_last_apply, (double)time(NULL));
     if (!w->ready) {
         w->ready = true;
-        metrics_gauge_set(w->m_ready, 1);
-        if (w->http)
-            http_server_set_ready(w->http, true, NULL);
+        update_ready(w);
         sdnotify_ready();
         log_info("watcher: first snapshot applied; ready");
     }
@@ -455,7 +487,9 @@ static void setup_metrics(struct watcher *w)
     w->m_tpl_reload_failures =
         metrics_counter(r, "drover_watcher_template_reload_failures_total",
                         "SIGHUP template reloads refused (the old set stays).", NULL);
-    w->m_ready = metrics_gauge(r, "drover_watcher_ready", "1 once a snapshot was applied.", NULL);
+    w->m_ready = metrics_gauge(
+        r, "drover_watcher_ready",
+        "1 once a snapshot was applied and while every HAProxy instance is up.", NULL);
     w->m_last_apply = metrics_gauge(r, "drover_watcher_last_apply_timestamp_seconds",
                                     "When a snapshot was last applied.", NULL);
 }
@@ -481,6 +515,7 @@ static int run_daemon(void)
     w.eo.metrics = w.metrics;
     w.eo.on_applied = on_engine_applied;
     w.eo.on_status = on_engine_status;
+    w.eo.on_health = on_engine_health;
     w.eo.arg = &w;
     if ((rc = haproxy_engine_new(w.loop, &w.eo, templates, &w.engine)) < 0) {
         log_error("watcher: cannot create the HAProxy engine: %s; cannot start", strerror(-rc));

@@ -611,6 +611,24 @@ static json_t *agent_entry(const struct kvm_maint *x, bool free_slot)
     return e;
 }
 
+int snapshot_slot_admin(const struct snapshot *s, snapshot_slots_fn slots, void *slots_arg,
+                        const char *backend, const char *server)
+{
+    const struct snapshot_backend *b = s ? snapshot_backend(s, backend) : NULL;
+    size_t k;
+    if (!b || slots_parse_name(server, &k) < 0)
+        return -ENOENT;
+    const struct slot_assignment *sl = slots ? slots(slots_arg, backend) : NULL;
+    if (k >= slot_count(b, sl))
+        return -ENOENT;
+    struct snapshot_server scratch;
+    const struct snapshot_server *srv = slot_server(b, sl, k, &scratch);
+    if (!srv)
+        return KVM_ADMIN_MAINT; /* a free slot, as in the agent state */
+    const struct kvm_maint *x = snapshot_maint_for(s, backend, server, srv);
+    return x ? (int)x->admin : KVM_ADMIN_READY;
+}
+
 int snapshot_agent_state(const struct snapshot *s, snapshot_slots_fn slots, void *slots_arg,
                          int64_t now, char **out)
 {

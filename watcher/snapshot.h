@@ -138,6 +138,12 @@ int snapshot_service_json(const struct snapshot *s, const struct snapshot_servic
 int snapshot_agent_state(const struct snapshot *s, snapshot_slots_fn slots, void *slots_arg,
                          int64_t now, char **out);
 
+/* The admin state the agent state gives server (a slot name) of backend:
+ * enum kvm_admin (a free slot is maint), or -ENOENT (no such backend or
+ * slot). */
+int snapshot_slot_admin(const struct snapshot *s, snapshot_slots_fn slots, void *slots_arg,
+                        const char *backend, const char *server);
+
 /* Resolve the maintenance entry applying to one server (server > addr >
  * node), NULL if none. server_name: slot or static name. */
 const struct kvm_maint *snapshot_maint_for(const struct snapshot *s, const char *backend,

@@ -20,6 +20,8 @@ fi
 cmake --build "$build" --target faults_deps -j "$(nproc)" >/dev/null
 tests=("$@")
 [ ${#tests[@]} -gt 0 ] || tests=(tests/faults/faults_*.sh)
+tests=("${tests[@]/haproxy_supervise/}") # the Python rig below
+tests=(${tests[@]+"${tests[@]}"})
 rc=0
 for t in "${tests[@]}"; do
     [ -f "$t" ] || t=tests/faults/$t.sh
@@ -31,4 +33,18 @@ for t in "${tests[@]}"; do
         echo "bench faults: $t failed, see $build/$(basename "$t" .sh).log" >&2
     }
 done
+# HAProxy worker and master killed on one proxy host (issue 14): prints
+#   BENCH faults_haproxy_worker_failed / _master_failed / _recovery_s /
+#   _failed_share_pct
+cmake --build "$build" --target drover-watcher drover-agent-checker -j "$(nproc)" >/dev/null
+if [ $# -eq 0 ] || [[ " $* " == *" haproxy_supervise "* ]]; then
+    echo "==> haproxy_supervise" >&2
+    python3 tests/faults/haproxy_supervise.py "$build/watcher/drover-watcher" \
+        tests/lib/consul-dev.sh haproxy-templates \
+        "$build/agent-checker/drover-agent-checker" 2>"$build/haproxy_supervise.log" |
+        grep '^BENCH ' || {
+        rc=1
+        echo "bench faults: haproxy_supervise failed, see $build/haproxy_supervise.log" >&2
+    }
+fi
 exit $rc

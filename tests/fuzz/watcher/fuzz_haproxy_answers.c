@@ -12,6 +12,14 @@
 #include "haproxy_answers.h"
 #include "slots.h"
 
+/* every admin state by the server name's length */
+static enum haproxy_admin fuzz_admin(void *arg, const char *backend, const char *server)
+{
+    (void)arg;
+    (void)backend;
+    return (enum haproxy_admin)((int)(strlen(server) % 4) - 1);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char err[256];
@@ -32,6 +40,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             char *filtered;
             size_t dropped;
             if (haproxy_state_filter(text, len, &pl, 1, &filtered, &dropped) == 0)
+                free(filtered);
+            if (haproxy_state_set_admin(text, len, fuzz_admin, NULL, &filtered, &dropped) == 0)
                 free(filtered);
         }
         if (haproxy_parse_servers_state(text, len, (sel & 4) ? "be" : NULL, &live, &n, err,

@@ -20,6 +20,10 @@ Scenarios run in order on one setup (each leaves a state the next expects):
   agent       maintenance entries end up in the agent-checker state file and,
               through the real drover-agent-checker ($DROVER_AGENT_CHECKER),
               in HAProxy's admin state and weights
+  coldstart   a drain is written into the server-state file after the runtime
+              apply; HAProxy killed (-9, master and worker): /readyz 503,
+              then started cold with no agent answering it sends 0 requests
+              to the drained server; the restart is counted, /readyz 200
   render      `render --snapshot FILE --out DIR` and `render --diff`
   consuldown  Consul killed: HAProxy keeps serving, the watcher recovers
   resync      a slot changed by hand in HAProxy is put back by the periodic
@@ -49,9 +53,11 @@ from drover_testlib import (free_port, haproxy_cmd, haproxy_servers_state,  # no
 WATCHER, CONSUL_DEV, TEMPLATES = sys.argv[1:4]
 AGENT_CHECKER = os.environ.get("DROVER_AGENT_CHECKER")
 SCENARIOS = sys.argv[4:] or ["cold", "churn", "structural", "badvalue", "badcheck", "hup", "agent",
-                             "render", "consuldown", "resync", "guard", "remove", "restart"]
+                             "coldstart", "render", "consuldown", "resync", "guard", "remove", "restart"]
 F = None  # the Fleet (temp dir, ports, paths, Consul, HAProxy), made in main()
 WATCHER_P = None
+HAPROXY = None  # drover_testlib.HAProxy serving the fleet
+AGENT_CHECKER_P = None
 
 
 # ---- scenarios ----
@@ -284,6 +290,67 @@ def sc_agent():
                  timeout=15)
 
 
+def state_file_rows(backend):
+    """srv_addr -> row (dict by column) of backend in the server-state file"""
+    with open(os.path.join(F.work, "web.state")) as f:
+        lines = f.read().splitlines()
+    cols = lines[1].lstrip("#").split()
+    rows = [dict(zip(cols, ln.split())) for ln in lines[2:] if len(ln.split()) == len(cols)]
+    return {r["srv_addr"]: r for r in rows if r["be_name"] == backend}
+
+
+def sc_coldstart():
+    global HAPROXY
+    F.kv.put("maintenance/node/prod-a/n1", {"target": "node/prod-a/n1", "state": "drain",
+                                          "reason": "cold start test"})
+    # written after the runtime apply, from the desired state: no reload,
+    # no agent answer needed
+    wait_for("n1 drained in the server-state file", lambda: int(
+        state_file_rows("be_web")["127.0.0.1"]["srv_admin_state"]) & 0x08)
+    assert F.metric("drover_watcher_state_file_writes_total") >= 1
+    # no agent answers during the cold start: only the file can drain n1
+    if AGENT_CHECKER_P:
+        AGENT_CHECKER_P.send_signal(signal.SIGSTOP)
+    try:
+        workers = [int(ln.split()[0]) for ln in haproxy_cmd(F.MASTER, "show proc").splitlines()
+                   if "worker" in ln and ln.split()[0].isdigit()]
+        assert workers, "no HAProxy worker listed"
+        HAPROXY.proc.send_signal(signal.SIGKILL)
+        HAPROXY.proc.wait(timeout=10)
+        for pid in workers:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        # the probe notices: /readyz 503 (the director's check of this host)
+        wait_for("/readyz 503 with HAProxy dead", lambda: not F.readyz(), timeout=5)
+        assert F.metric('drover_watcher_haproxy_up{service="web"}') == 0
+        r0 = F.metric('drover_watcher_haproxy_restarts_total{service="web"}')
+        HAPROXY = F.start_haproxy()
+        # the first requests the new HAProxy answers
+        answers = []
+        deadline = time.monotonic() + 10
+        while len(answers) < 12:
+            try:
+                answers.append(F.get().strip())
+            except (OSError, AssertionError):
+                assert time.monotonic() < deadline, "cold-started HAProxy never answered"
+                time.sleep(0.01)
+        assert "node1" not in answers, "drained n1 answered after a cold start: %s" % answers
+    finally:
+        if AGENT_CHECKER_P:
+            AGENT_CHECKER_P.send_signal(signal.SIGCONT)
+    wait_for("/readyz 200 with HAProxy back", F.readyz, timeout=5)
+    assert F.metric('drover_watcher_haproxy_restarts_total{service="web"}') == r0 + 1
+    F.kv.delete("maintenance/node/prod-a/n1")
+    wait_for("n1 ready in the server-state file", lambda: not int(
+        state_file_rows("be_web")["127.0.0.1"]["srv_admin_state"]) & 0x18)
+    if AGENT_CHECKER_P:
+        wait_for("n1 ready again in HAProxy", lambda: not any(
+            v[0] == "127.0.0.1" and v[3] & 0x18 for v in F.servers_state("be_web").values()),
+            timeout=15)
+
+
 def sc_consuldown():
     e0 = F.metric("drover_watcher_consul_errors_total")
     F.consul("kill")
@@ -456,7 +523,7 @@ def put_all(nodes=("127.0.0.1",), slots=8, maxconn=1002):
 
 
 def main():
-    global F, WATCHER_P
+    global F, WATCHER_P, HAPROXY, AGENT_CHECKER_P
     if not shutil.which("haproxy"):
         print("SKIP: haproxy not installed")
         return 77
@@ -474,6 +541,7 @@ def main():
                               stdout=open(os.path.join(F.work, "agent-checker.log"), "ab"),
                               stderr=subprocess.STDOUT)
         F.procs.append(ac)
+        AGENT_CHECKER_P = ac
     F.consul("start")
     put_all(slots=4, maxconn=None)
     F.kv.put("haproxy/edge/services/web", F.service(slots=4))
@@ -484,7 +552,7 @@ def main():
     # systemd Type=notify: READY=1 once applied, then watchdog pings
     wait_for("READY=1 and WATCHDOG=1 on $NOTIFY_SOCKET",
              lambda: F.NOTIFY.seen("READY=1") and F.NOTIFY.seen("WATCHDOG=1"), timeout=10)
-    F.start_haproxy()
+    HAPROXY = F.start_haproxy()
     wait_for("haproxy serving", lambda: F.requests_ok(2) == {"node1"})
     run_steps([globals()["sc_" + name] for name in SCENARIOS], "scenario")
     # a clean stop, and no sanitizer report (debug/sanitize builds) in any

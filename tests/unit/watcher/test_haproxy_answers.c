@@ -156,6 +156,55 @@ START_TEST(test_state_filter)
 }
 END_TEST
 
+/* slot1 drained, slot2 ready, everything else left alone */
+static enum haproxy_admin admin_of(void *arg, const char *backend, const char *server)
+{
+    (*(int *)arg)++;
+    if (strcmp(backend, "be") != 0)
+        return HAPROXY_ADMIN_KEEP;
+    if (strcmp(server, "slot1") == 0)
+        return HAPROXY_ADMIN_DRAIN;
+    return strcmp(server, "slot2") == 0 ? HAPROXY_ADMIN_READY : HAPROXY_ADMIN_MAINT;
+}
+
+START_TEST(test_state_set_admin)
+{
+    char *out;
+    size_t changed;
+    int calls = 0;
+    ck_assert_int_eq(
+        haproxy_state_set_admin(state_26, strlen(state_26), admin_of, &calls, &out, &changed), 0);
+    ck_assert_int_eq(calls, 3);
+    ck_assert_uint_eq(changed, 2);
+    /* slot1: config maint (4) kept, forced drain (8) added; slot2: forced
+     * maint (1) lifted, config maint kept; web1 untouched, byte for byte */
+    ck_assert_ptr_nonnull(strstr(out, "\n3 be 1 slot1 127.0.0.1 2 12 5 10 48 "));
+    ck_assert_ptr_nonnull(strstr(out, "\n3 be 2 slot2 0.0.0.0 0 4 10 10 3 "));
+    ck_assert_ptr_nonnull(strstr(out, "\n4 other 1 web1 ::1 2 0 1 1 3 1 0 0 8 22 0 0 - 443 -"));
+    ck_assert(strncmp(out, state_26, strstr(state_26, "\n3 be") - state_26) == 0);
+    struct slot_live *l;
+    size_t n;
+    char err[256];
+    ck_assert_int_eq(haproxy_parse_servers_state(out, strlen(out), NULL, &l, &n, err, sizeof(err)),
+                     0);
+    ck_assert_uint_eq(n, 3);
+    ck_assert_uint_eq(l[0].admin, 12);
+    ck_assert_uint_eq(l[1].admin, 4);
+    free(l);
+    /* nothing to change: the same text */
+    char *again;
+    ck_assert_int_eq(haproxy_state_set_admin(out, strlen(out), admin_of, &calls, &again, &changed),
+                     0);
+    ck_assert_uint_eq(changed, 0);
+    ck_assert_str_eq(again, out);
+    free(again);
+    free(out);
+    ck_assert_int_eq(
+        haproxy_state_set_admin("Unknown command\n", 16, admin_of, &calls, &out, &changed),
+        -EINVAL);
+}
+END_TEST
+
 static const char proc_26[] =
     "#<PID>          <type>          <reloads>       <uptime>        <version>      \n"
     "32288           master          2 [failed: 1]   0d00h02m01s     2.6.12-1+deb12u4\n"
@@ -324,6 +373,7 @@ int main(void)
     tcase_add_test(tc, test_servers_state_bad);
     tcase_add_test(tc, test_servers_state_answer);
     tcase_add_test(tc, test_state_filter);
+    tcase_add_test(tc, test_state_set_admin);
     tcase_add_test(tc, test_show_proc_parse);
     tcase_add_test(tc, test_show_proc_relative_pid_and_errors);
     tcase_add_test(tc, test_check_answer);
