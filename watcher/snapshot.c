@@ -262,7 +262,8 @@ int snapshot_build(const struct kv_model_opts *o, struct snapshot_entry *entries
             log_warn("watcher: %s; entry skipped, the rest of the snapshot is used", err);
         }
     }
-    kv_model_finish(&s->model);
+    if ((rc = kv_model_finish(&s->model)) < 0)
+        goto fail;
 
     if (s->model.n_services && !(s->services = calloc(s->model.n_services, sizeof(*s->services)))) {
         rc = -ENOMEM;
