@@ -38,9 +38,10 @@ struct kvm_bind {
 };
 
 struct kvm_route {
-    char *host;    /* Host header (http) or SNI (tcp) name */
-    bool sni;      /* given as "sni" rather than "host" */
-    char *backend; /* a backend of the same service */
+    char *host;     /* Host header (http) or SNI (tcp) name */
+    bool sni;       /* given as "sni" rather than "host" */
+    char *backend;  /* a backend of the same service */
+    bool generated; /* from a class selector: served through the frontend's map */
 };
 
 struct kvm_frontend {

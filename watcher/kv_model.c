@@ -403,6 +403,7 @@ static int add_route(struct kvm_frontend *f, const char *host, const char *backe
     memset(r, 0, sizeof(*r));
     f->n_routes++;
     r->sni = strcmp(f->mode, "tcp") == 0;
+    r->generated = true;
     if (!(r->host = strdup(host)) || !(r->backend = strdup(backend)))
         return -ENOMEM;
     return 0;
