@@ -51,8 +51,25 @@ static void free_frontend(struct kvm_frontend *f)
     free(f->default_backend);
 }
 
+static void free_selector(struct kvm_selector *x)
+{
+    free(x->lb_class);
+    free(x->namespace);
+    for (size_t i = 0; i < x->n_labels; i++) {
+        free(x->label_keys[i]);
+        free(x->label_values[i]);
+    }
+    free(x->label_keys);
+    free(x->label_values);
+    free(x->frontend);
+    free(x->balance);
+}
+
 void kvm_service_clear(struct kvm_service *s)
 {
+    for (size_t i = 0; i < s->n_selectors; i++)
+        free_selector(&s->selectors[i]);
+    free(s->selectors);
     free(s->key);
     free(s->name);
     free(s->template_name);
@@ -325,10 +342,80 @@ static int parse_backend(json_t *bj, const char *where, struct kvm_backend *b, c
     return 0;
 }
 
+/* select[i]: {"class", "namespace"?, "labels"?, "frontend", "balance"?,
+ * "slots"?}. Label keys and values are single HAProxy words (they are only
+ * compared, but a quote or a newline in a selector is a typo to report). */
+static int parse_selector(json_t *xj, const char *where, struct kvm_selector *x, char *err,
+                          size_t errlen)
+{
+    json_t *labels;
+    int rc;
+
+    x->slots = KV_HAPROXY_DEFAULT_SLOTS;
+    if (!json_is_object(xj)) {
+        errmsg_set(err, errlen, "%s: expected object, got %s", where, json_type_desc(xj));
+        return -EINVAL;
+    }
+    if ((rc = kv_get_kind(xj, where, "class", HAPROXY_VALUE_NAME, true, &x->lb_class, err,
+                          errlen)) < 0 ||
+        (rc = kv_get_kind(xj, where, "namespace", HAPROXY_VALUE_NAME, false, &x->namespace, err,
+                          errlen)) < 0 ||
+        (rc = kv_get_kind(xj, where, "frontend", HAPROXY_VALUE_NAME, true, &x->frontend, err,
+                          errlen)) < 0 ||
+        (rc = kv_get_one_of(xj, where, "balance", balances, "roundrobin", &x->balance, err,
+                            errlen)) < 0 ||
+        (rc = json_get_int(xj, where, "slots", &x->slots, 1, KV_HAPROXY_MAX_SLOTS, false, err,
+                           errlen)) < 0 ||
+        (rc = json_get_object(xj, where, "labels", &labels, false, err, errlen)) < 0)
+        return rc;
+    if (rc == 0)
+        return 0;
+    size_t n = json_object_size(labels);
+    if (n && (!(x->label_keys = calloc(n, sizeof(char *))) ||
+              !(x->label_values = calloc(n, sizeof(char *)))))
+        return -ENOMEM;
+    const char *k;
+    json_t *v;
+    json_object_foreach(labels, k, v)
+    {
+        const char *why = NULL;
+        if (haproxy_value_check(HAPROXY_VALUE_WORD, k, strlen(k), &why) < 0 || !*k) {
+            errmsg_set(err, errlen, "%s.labels: key '%.60s': %s", where, k, why ? why : "is empty");
+            return -EINVAL;
+        }
+        if (!json_is_string(v) || haproxy_value_check(HAPROXY_VALUE_WORD, json_string_value(v),
+                                                      json_string_length(v), &why) < 0) {
+            errmsg_set(err, errlen, "%s.labels.%.60s: %s", where, k,
+                       json_is_string(v) ? why : "expected a string");
+            return -EINVAL;
+        }
+        if (!(x->label_keys[x->n_labels] = strdup(k)) ||
+            !(x->label_values[x->n_labels++] = strdup(json_string_value(v))))
+            return -ENOMEM;
+    }
+    return 0;
+}
+
 static bool has_backend(const struct kvm_service *s, const char *name)
 {
     for (size_t i = 0; i < s->n_backends; i++)
         if (strcmp(s->backends[i].name, name) == 0)
+            return true;
+    return false;
+}
+
+static bool selects_into(const struct kvm_service *s, const char *frontend)
+{
+    for (size_t i = 0; i < s->n_selectors; i++)
+        if (strcmp(s->selectors[i].frontend, frontend) == 0)
+            return true;
+    return false;
+}
+
+static bool has_frontend(const struct kvm_service *s, const char *name)
+{
+    for (size_t i = 0; i < s->n_frontends; i++)
+        if (strcmp(s->frontends[i].name, name) == 0)
             return true;
     return false;
 }
@@ -376,6 +463,17 @@ int kvm_service_decode(const json_t *root, const char *name, struct kvm_service 
             }
         }
     }
+    s->n_explicit_backends = s->n_backends;
+    if ((rc = kv_get_list(root, NULL, "select", false, &arr, &n, err, errlen)) < 0)
+        return rc;
+    if (n && !(s->selectors = calloc(n, sizeof(*s->selectors))))
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        snprintf(w, sizeof(w), "select[%zu]", i);
+        s->n_selectors++;
+        if ((rc = parse_selector(json_array_get(arr, i), w, &s->selectors[i], err, errlen)) < 0)
+            return rc;
+    }
     if ((rc = kv_get_list(root, NULL, "frontends", true, &arr, &n, err, errlen)) < 0)
         return rc;
     if (n == 0) {
@@ -402,8 +500,15 @@ int kvm_service_decode(const json_t *root, const char *name, struct kvm_service 
                 return -EINVAL;
             }
         }
-        if (!f->default_backend && f->n_routes == 0) {
-            errmsg_set(err, errlen, "%s: needs \"default_backend\" or \"routes\"", w);
+        if (!f->default_backend && f->n_routes == 0 && !selects_into(s, f->name)) {
+            errmsg_set(err, errlen, "%s: needs \"default_backend\", \"routes\" or a selector", w);
+            return -EINVAL;
+        }
+    }
+    for (size_t i = 0; i < s->n_selectors; i++) {
+        if (!has_frontend(s, s->selectors[i].frontend)) {
+            errmsg_set(err, errlen, "select[%zu].frontend: no frontend named '%s'", i,
+                       s->selectors[i].frontend);
             return -EINVAL;
         }
     }

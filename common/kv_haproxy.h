@@ -38,9 +38,10 @@ struct kvm_bind {
 };
 
 struct kvm_route {
-    char *host;    /* Host header (http) or SNI (tcp) name */
-    bool sni;      /* given as "sni" rather than "host" */
-    char *backend; /* a backend of the same service */
+    char *host;     /* Host header (http) or SNI (tcp) name */
+    bool sni;       /* given as "sni" rather than "host" */
+    char *backend;  /* a backend of the same service */
+    bool generated; /* from a class selector: served through the frontend's map */
 };
 
 struct kvm_frontend {
@@ -90,6 +91,20 @@ struct kvm_backend {
     double max_removal_share; /* < 0: --max-removal-share applies */
 };
 
+/* A class selector: every exported kube service port with this
+ * load_balancer_class (and namespace, labels) gets a generated backend and
+ * its route (docs/kv-schema.md, "Class selectors"). */
+struct kvm_selector {
+    char *lb_class;    /* load_balancer_class to match */
+    char *namespace;   /* NULL = any namespace */
+    char **label_keys; /* labels that must all be present with these values */
+    char **label_values;
+    size_t n_labels;
+    char *frontend; /* frontend receiving the routes (a frontend of the service) */
+    char *balance;  /* of generated backends, default roundrobin */
+    int64_t slots;  /* of generated backends, default 16 */
+};
+
 struct kvm_service {
     char *key; /* the KV key it came from */
     char *name;
@@ -98,6 +113,9 @@ struct kvm_service {
     size_t n_frontends;
     struct kvm_backend *backends;
     size_t n_backends;
+    size_t n_explicit_backends; /* backends[0..n) from the definition, the rest generated */
+    struct kvm_selector *selectors;
+    size_t n_selectors;
     int64_t timeout_client_ms, timeout_connect_ms, timeout_server_ms; /* 0 = unset */
 };
 

@@ -98,7 +98,34 @@ void kvm_kube_service_clear(struct kvm_kube_service *k)
     free(k->service);
     free(k->port_name);
     free(k->health_check_path);
+    free(k->load_balancer_class);
+    free(k->backend_protocol);
+    free(k->dns_name);
+    json_decref(k->labels);
     memset(k, 0, sizeof(*k));
+}
+
+/* The fields class selectors use, as written (checked when selected; a
+ * field of the wrong JSON type is kept as an impossible value so that
+ * selection refuses the entry instead of guessing). 0 or -ENOMEM. */
+static int kube_selection_fields(const json_t *root, struct kvm_kube_service *k)
+{
+    static const char *const names[] = {"load_balancer_class", "backend_protocol", "dns_name"};
+    char **dst[] = {&k->load_balancer_class, &k->backend_protocol, &k->dns_name};
+    for (size_t i = 0; i < 3; i++) {
+        json_t *v = json_object_get(root, names[i]);
+        if (!v)
+            continue;
+        if (!(*dst[i] = strdup(json_is_string(v) ? json_string_value(v) : "\n(not a string)")))
+            return -ENOMEM;
+    }
+    json_t *lp = json_object_get(root, "listen_port");
+    if (lp)
+        k->listen_port = json_is_integer(lp) ? json_integer_value(lp) : -1;
+    json_t *labels = json_object_get(root, "labels");
+    if (json_is_object(labels))
+        k->labels = json_incref(labels);
+    return 0;
 }
 
 int kvm_kube_service_decode(const json_t *root, const char *cluster, const char *ns,
@@ -125,7 +152,7 @@ int kvm_kube_service_decode(const json_t *root, const char *cluster, const char 
     k->node_port = (uint16_t)np;
     k->health_check_port = (uint16_t)hp;
     k->proxy_protocol = pp;
-    return 0;
+    return kube_selection_fields(root, k);
 }
 
 /* ---- nodes ---- */

@@ -71,6 +71,14 @@ struct kvm_kube_service {
     uint16_t health_check_port; /* 0 if absent */
     char *health_check_path;    /* NULL: TCP check */
     bool proxy_protocol;
+    /* What class selectors match and generate from (kv_haproxy.h). Kept as
+     * written: they are checked only when a selector picks the entry, so a
+     * bad one never spoils the entry for definitions naming it. */
+    char *load_balancer_class; /* NULL if absent */
+    char *backend_protocol;    /* NULL if absent (= tcp) */
+    char *dns_name;            /* NULL if absent */
+    int64_t listen_port;       /* 0 if absent; unchecked */
+    json_t *labels;            /* object or NULL */
 };
 
 /* Decode a service port value; the names come from the key. 0, -EINVAL

@@ -100,10 +100,14 @@ static bool consumed_cluster(const struct kv_model_opts *o, const char *cluster)
 }
 
 /* Append the kube service prefix of every ref of svc to v at granularity
- * level (0: one service, 1: its namespace). */
+ * level (0: one service, 1: its namespace). 1 when svc has class
+ * selectors: they can pick any kube service, so every consumed cluster's
+ * services must be watched whole. */
 static int add_refs(const struct kv_model_opts *o, const struct kvm_service *svc, int level,
                     char ***v, size_t *n, size_t *cap)
 {
+    if (svc->n_selectors)
+        return 1;
     for (size_t b = 0; b < svc->n_backends; b++) {
         for (size_t k = 0; k < svc->backends[b].n_kube; k++) {
             const struct kvm_kube_ref *r = &svc->backends[b].kube[k];
@@ -154,7 +158,8 @@ static int service_prefixes(const struct consul_feed *f, const struct consul_kv_
     int rc = 0;
     char err[256];
 
-    for (int level = 0; level < 2 && budget > 0; level++) {
+    bool whole = false; /* a definition selects by class */
+    for (int level = 0; level < 2 && budget > 0 && !whole; level++) {
         struct kv_model m;
         kv_model_init(&m);
         for (size_t i = 0; rc == 0 && defs && i < defs->n; i++) {
@@ -167,13 +172,22 @@ static int service_prefixes(const struct consul_feed *f, const struct consul_kv_
                     if (strcmp(cur->model.services[s].key, kv->key) == 0)
                         rc = add_refs(o, &cur->model.services[s], level, &v, &n, &cap);
             }
+            whole |= rc == 1;
             rc = rc == -ENOMEM ? rc : 0;
         }
-        for (size_t s = 0; rc == 0 && s < m.n_services; s++)
+        for (size_t s = 0; rc >= 0 && s < m.n_services; s++) {
             rc = add_refs(o, &m.services[s], level, &v, &n, &cap);
+            whole |= rc == 1;
+        }
         kv_model_clear(&m);
         if (rc < 0)
             goto fail;
+        if (whole) {
+            strv_free(v, n);
+            v = NULL;
+            n = cap = 0;
+            break;
+        }
         if (n > 1)
             qsort(v, n, sizeof(*v), str_cmp);
         size_t u = 0;
@@ -193,7 +207,8 @@ static int service_prefixes(const struct consul_feed *f, const struct consul_kv_
         v = NULL;
         n = cap = 0;
     }
-    /* too many (or service_watches 0): every consumed cluster's services */
+    /* too many (or service_watches 0, or a class selector): every consumed
+     * cluster's services */
     if (!(v = calloc(o->n_kube_clusters + 1, sizeof(*v))))
         return -ENOMEM;
     for (n = 0; n < o->n_kube_clusters; n++)

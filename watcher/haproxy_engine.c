@@ -86,6 +86,7 @@ int haproxy_engine_render_opts(const struct haproxy_engine_opts *o, const char *
         .timeout_connect_ms = o->timeout_connect_ms,
         .timeout_client_ms = o->timeout_client_ms,
         .timeout_server_ms = o->timeout_server_ms,
+        .map_dir = o->config_dir,
     };
     return *stats && *state ? 0 : -ENOMEM;
 }
@@ -496,6 +497,7 @@ static void on_runtime_due(void *arg)
             s->file_stale = true;
             structural = true; /* refresh the file in the quiet window, no reload */
         }
+        engine_sync_maps(e, s, svc, !s->reload_pending);
         json_decref(st);
     }
     retire_removed(e);
@@ -719,6 +721,9 @@ static void setup_metrics(struct haproxy_engine *e)
                                      "Snapshots built from changed KV inputs.", NULL);
     e->m_reloads = metrics_counter(r, "drover_watcher_reloads_total",
                                    "HAProxy reloads confirmed with show proc.", NULL);
+    e->m_route_updates =
+        metrics_counter(r, "drover_watcher_route_updates_total",
+                        "Route map changes applied through the runtime API (no reload).", NULL);
     e->m_reload_failures = metrics_counter(r, "drover_watcher_reload_failures_total",
                                            "Reloads that failed (config rolled back).", NULL);
     e->m_render_failures = metrics_counter(
@@ -842,6 +847,7 @@ void haproxy_engine_free(struct haproxy_engine *e)
         free(e->svcs[i]->name);
         free(e->svcs[i]->error);
         json_decref(e->svcs[i]->structure);
+        engine_free_maps(e->svcs[i]);
         free(e->svcs[i]);
     }
     free(e->svcs);
@@ -922,6 +928,7 @@ void haproxy_engine_get_stats(const struct haproxy_engine *e, struct haproxy_eng
     out->plans = e->plans;
     out->installs = e->installs;
     out->refreshes = e->refreshes;
+    out->route_updates = e->route_updates;
     out->reloads = metrics_counter_value(e->m_reloads);
     out->reload_failures = metrics_counter_value(e->m_reload_failures);
     out->render_failures = metrics_counter_value(e->m_render_failures);

@@ -136,12 +136,13 @@ struct haproxy_engine_stats {
     size_t backends_held;    /* latest change held by the removal guard */
     size_t servers;          /* placed in slots, all backends */
     bool service_removal_held;
-    bool kv_loss;       /* a KV-loss episode is in force (service removals frozen) */
-    size_t maint_held;  /* maintenance entries held through it */
-    uint64_t snapshots; /* taken */
-    uint64_t plans;     /* runtime quiescence windows planned */
-    uint64_t installs;  /* structural installs started (render + check + reload) */
-    uint64_t refreshes; /* config file refreshes without a reload started */
+    bool kv_loss;           /* a KV-loss episode is in force (service removals frozen) */
+    size_t maint_held;      /* maintenance entries held through it */
+    uint64_t snapshots;     /* taken */
+    uint64_t plans;         /* runtime quiescence windows planned */
+    uint64_t installs;      /* structural installs started (render + check + reload) */
+    uint64_t refreshes;     /* config file refreshes without a reload started */
+    uint64_t route_updates; /* route map changes applied through the runtime API */
     uint64_t reloads, reload_failures, render_failures;
     uint64_t applies, apply_failures; /* runtime-API applies (per backend) */
     uint64_t removals_held_total, services_removed, service_removals_held_total;

@@ -25,6 +25,12 @@ struct backend_state {
     bool held; /* last plan held back by the removal guard */
 };
 
+/* A route map file and the text HAProxy serves from it. */
+struct service_map {
+    char *path;
+    char *text; /* snapshot_map_text() last written */
+};
+
 /* One HAProxy instance (= one HAProxy service). */
 struct service_state {
     struct haproxy_engine *e;
@@ -50,9 +56,11 @@ struct service_state {
     int64_t backoff_ms;
     unsigned quick_deaths; /* deaths within STABLE_MS of their start, in a row */
     /* what the host's status entry reports (haproxy_engine_service_status) */
-    char applied_def[17]; /* kv_hash64_hex of the definition applied ("" none yet) */
-    int64_t reloads;      /* HAProxy's reload counter after our last verified reload */
-    char *error;          /* latest render/check/reload failure, NULL after a success */
+    char applied_def[17];     /* kv_hash64_hex of the definition applied ("" none yet) */
+    int64_t reloads;          /* HAProxy's reload counter after our last verified reload */
+    char *error;              /* latest render/check/reload failure, NULL after a success */
+    struct service_map *maps; /* route maps of selected frontends */
+    size_t n_maps;
 };
 
 struct haproxy_engine {
@@ -82,10 +90,11 @@ struct haproxy_engine {
     bool snapshot_dirty; /* saved in the structural window, off the apply path */
     size_t applies_in_flight;
     uint64_t plans, installs, refreshes;
+    uint64_t route_updates; /* route map updates applied through the runtime API */
     /* metrics */
     struct metrics_counter *m_snapshots, *m_reloads, *m_reload_failures, *m_render_failures,
         *m_applies, *m_apply_failures, *m_held_total, *m_bad_total, *m_svc_removed,
-        *m_svc_removals_held_total, *m_state_saves, *m_state_save_failures;
+        *m_svc_removals_held_total, *m_state_saves, *m_state_save_failures, *m_route_updates;
     struct metrics_gauge *m_held, *m_svc_removals_held, *m_bad[KVM_PREFIX_COUNT], *m_services,
         *m_servers, *m_kv_loss, *m_maint_held;
 };
@@ -129,5 +138,15 @@ void engine_service_applied(struct haproxy_engine *e, struct service_state *s,
 void engine_service_failed(struct haproxy_engine *e, struct service_state *s, const char *what,
                            const char *msg);
 void engine_status_changed(struct haproxy_engine *e);
+
+/* haproxy_engine_maps.c */
+/* Write the route maps of svc whose routes changed and, when runtime (no
+ * reload coming), send the difference through the runtime API. */
+void engine_sync_maps(struct haproxy_engine *e, struct service_state *s,
+                      const struct snapshot_service *svc, bool runtime);
+void engine_free_maps(struct service_state *s);
+/* The runtime commands taking map path from text old to new. 0, -ENOMEM. */
+int engine_map_commands(const char *path, const char *old, const char *new, char ***cmds,
+                        size_t *n);
 
 #endif

@@ -13,8 +13,10 @@
 #include <string.h>
 
 #include "errmsg.h"
+#include "haproxy_value.h"
 #include "json_util.h"
 #include "kv_key.h"
+#include "log.h"
 
 static const char *const prefix_names[KVM_PREFIX_COUNT] = {"haproxy", "kube", "maintenance"};
 
@@ -255,7 +257,221 @@ static int cmp_force(const void *a, const void *b)
     return strcmp(((const struct kvm_force *)a)->backend, ((const struct kvm_force *)b)->backend);
 }
 
-void kv_model_finish(struct kv_model *m)
+/* ---- class selectors (kv_haproxy.h struct kvm_selector) ---- */
+
+static bool selector_matches(const struct kvm_selector *x, const struct kvm_kube_service *k)
+{
+    if (!k->load_balancer_class || strcmp(k->load_balancer_class, x->lb_class) != 0)
+        return false;
+    if (x->namespace && strcmp(x->namespace, k->namespace) != 0)
+        return false;
+    for (size_t i = 0; i < x->n_labels; i++) {
+        json_t *v = k->labels ? json_object_get(k->labels, x->label_keys[i]) : NULL;
+        /* the selector's value is a checked word: equality checks the entry's */
+        if (!json_is_string(v) || strcmp(json_string_value(v), x->label_values[i]) != 0)
+            return false;
+    }
+    return true;
+}
+
+static struct kvm_frontend *find_frontend(struct kvm_service *s, const char *name)
+{
+    for (size_t i = 0; i < s->n_frontends; i++)
+        if (strcmp(s->frontends[i].name, name) == 0)
+            return &s->frontends[i];
+    return NULL;
+}
+
+static struct kvm_backend *find_backend(struct kvm_service *s, const char *name)
+{
+    for (size_t i = 0; i < s->n_backends; i++)
+        if (strcmp(s->backends[i].name, name) == 0)
+            return &s->backends[i];
+    return NULL;
+}
+
+/* What one selected kube service port becomes, every word checked. */
+struct selected {
+    char backend[HAPROXY_VALUE_NAME_MAX + 1];
+    char host[256]; /* "" = no route */
+    const char *mode;
+};
+
+/* Check the fields of k that reach the configuration for frontend f.
+ * 0, or -EINVAL with err naming the field. */
+static int selected_check(const struct kvm_kube_service *k, const struct kvm_frontend *f,
+                          struct selected *out, char *err, size_t errlen)
+{
+    const char *why = NULL;
+    const char *proto = k->backend_protocol ? k->backend_protocol : "tcp";
+    int n = snprintf(out->backend, sizeof(out->backend), "%s.%s.%s", k->namespace, k->service,
+                     k->port_name);
+    if (n < 0 || n > HAPROXY_VALUE_NAME_MAX - 6 ||
+        haproxy_value_check(HAPROXY_VALUE_NAME, out->backend, (size_t)n, &why) < 0) {
+        errmsg_set(err, errlen, "generated backend name '%.60s': %s", out->backend,
+                   why ? why : "too long");
+        return -EINVAL;
+    }
+    if (!strcmp(proto, "http"))
+        out->mode = "http";
+    else if (!strcmp(proto, "tcp") || !strcmp(proto, "tls"))
+        out->mode = "tcp";
+    else {
+        errmsg_set(err, errlen,
+                   "backend_protocol '%.40s': generated backends support http, tcp and tls", proto);
+        return -EINVAL;
+    }
+    if (strcmp(out->mode, f->mode) != 0) {
+        errmsg_set(err, errlen, "backend_protocol '%s' does not fit %s frontend '%s'", proto,
+                   f->mode, f->name);
+        return -EINVAL;
+    }
+    if (k->listen_port != 0) {
+        errmsg_set(err, errlen, "listen_port %lld: dedicated binds are not generated yet",
+                   (long long)k->listen_port);
+        return -EINVAL;
+    }
+    out->host[0] = '\0';
+    if (k->dns_name) {
+        size_t len = strlen(k->dns_name);
+        if (len && k->dns_name[len - 1] == '.')
+            len--; /* the absolute form names the same host */
+        if (len >= sizeof(out->host) ||
+            haproxy_value_check(HAPROXY_VALUE_HOST, k->dns_name, len, &why) < 0) {
+            errmsg_set(err, errlen, "dns_name '%.60s': %s", k->dns_name, why ? why : "too long");
+            return -EINVAL;
+        }
+        for (size_t i = 0; i < len; i++) /* Host matching is case-insensitive */
+            out->host[i] =
+                (char)(k->dns_name[i] >= 'A' && k->dns_name[i] <= 'Z' ? k->dns_name[i] - 'A' + 'a'
+                                                                      : k->dns_name[i]);
+        out->host[len] = '\0';
+    }
+    return 0;
+}
+
+static const struct kvm_route *find_route(const struct kvm_service *s, const char *host)
+{
+    for (size_t i = 0; i < s->n_frontends; i++)
+        for (size_t j = 0; j < s->frontends[i].n_routes; j++)
+            if (strcasecmp(s->frontends[i].routes[j].host, host) == 0)
+                return &s->frontends[i].routes[j];
+    return NULL;
+}
+
+static int generate_backend(struct kvm_service *s, const struct kvm_selector *x,
+                            const struct selected *sel, struct kvm_backend **out)
+{
+    void *p = realloc(s->backends, (s->n_backends + 1) * sizeof(*s->backends));
+    if (!p)
+        return -ENOMEM;
+    s->backends = p;
+    struct kvm_backend *b = &s->backends[s->n_backends];
+    memset(b, 0, sizeof(*b));
+    b->max_removal_share = -1;
+    b->slots = x->slots;
+    s->n_backends++; /* cleared with the service even if half built */
+    if (!(b->name = strdup(sel->backend)) || !(b->mode = strdup(sel->mode)) ||
+        !(b->balance = strdup(x->balance)))
+        return -ENOMEM;
+    *out = b;
+    return 0;
+}
+
+static int add_kube_ref(struct kvm_backend *b, const struct kvm_kube_service *k)
+{
+    void *p = realloc(b->kube, (b->n_kube + 1) * sizeof(*b->kube));
+    if (!p)
+        return -ENOMEM;
+    b->kube = p;
+    struct kvm_kube_ref *r = &b->kube[b->n_kube];
+    memset(r, 0, sizeof(*r));
+    b->n_kube++;
+    if (!(r->cluster = strdup(k->cluster)) || !(r->namespace = strdup(k->namespace)) ||
+        !(r->service = strdup(k->service)) || !(r->port = strdup(k->port_name)))
+        return -ENOMEM;
+    return 0;
+}
+
+static int add_route(struct kvm_frontend *f, const char *host, const char *backend)
+{
+    void *p = realloc(f->routes, (f->n_routes + 1) * sizeof(*f->routes));
+    if (!p)
+        return -ENOMEM;
+    f->routes = p;
+    struct kvm_route *r = &f->routes[f->n_routes];
+    memset(r, 0, sizeof(*r));
+    f->n_routes++;
+    r->sni = strcmp(f->mode, "tcp") == 0;
+    r->generated = true;
+    if (!(r->host = strdup(host)) || !(r->backend = strdup(backend)))
+        return -ENOMEM;
+    return 0;
+}
+
+/* One selected entry k for selector x of s: refused (logged, counted) or
+ * merged into s. 0 or -ENOMEM. */
+static int select_one(struct kv_model *m, struct kvm_service *s, const struct kvm_selector *x,
+                      const struct kvm_kube_service *k)
+{
+    struct kvm_frontend *f = find_frontend(s, x->frontend);
+    struct selected sel;
+    char err[300];
+    int rc;
+
+    if (!f)
+        return 0; /* decode checked it */
+    rc = selected_check(k, f, &sel, err, sizeof(err));
+    struct kvm_backend *b = rc == 0 ? find_backend(s, sel.backend) : NULL;
+    if (b && (size_t)(b - s->backends) < s->n_explicit_backends) {
+        errmsg_set(err, sizeof(err), "generated backend name '%s' is a backend of the definition",
+                   sel.backend);
+        rc = -EINVAL;
+    }
+    const struct kvm_route *r = rc == 0 && sel.host[0] ? find_route(s, sel.host) : NULL;
+    if (r && strcmp(r->backend, sel.backend) != 0) {
+        errmsg_set(err, sizeof(err), "dns_name '%s' is already routed to backend '%s'", sel.host,
+                   r->backend);
+        rc = -EINVAL;
+    }
+    if (rc < 0) {
+        log_warn("watcher: key kube/%s/services/%s/%s/%s selected by class '%s' of service %s: "
+                 "%s; entry not rendered",
+                 k->cluster, k->namespace, k->service, k->port_name, x->lb_class, s->name, err);
+        m->bad[KVM_PREFIX_KUBE]++;
+        m->bad_selected++;
+        return 0;
+    }
+    if (!b && (rc = generate_backend(s, x, &sel, &b)) < 0)
+        return rc;
+    for (size_t i = 0; i < b->n_kube; i++)
+        if (!strcmp(b->kube[i].cluster, k->cluster))
+            return 0; /* a second selector picked the same entry */
+    if ((rc = add_kube_ref(b, k)) < 0)
+        return rc;
+    if (sel.host[0] && !r && (rc = add_route(f, sel.host, sel.backend)) < 0)
+        return rc;
+    return 0;
+}
+
+static int expand_selectors(struct kv_model *m)
+{
+    for (size_t i = 0; i < m->n_services; i++) {
+        struct kvm_service *s = &m->services[i];
+        for (size_t j = 0; j < s->n_selectors; j++) {
+            for (size_t k = 0; k < m->n_kube_services; k++) {
+                if (!selector_matches(&s->selectors[j], &m->kube_services[k]))
+                    continue;
+                int rc = select_one(m, s, &s->selectors[j], &m->kube_services[k]);
+                if (rc < 0)
+                    return rc;
+            }
+        }
+    }
+    return 0;
+}
+
+int kv_model_finish(struct kv_model *m)
 {
     if (m->n_services)
         qsort(m->services, m->n_services, sizeof(*m->services), cmp_service);
@@ -267,6 +483,7 @@ void kv_model_finish(struct kv_model *m)
         qsort(m->maint, m->n_maint, sizeof(*m->maint), cmp_maint);
     if (m->n_forces)
         qsort(m->forces, m->n_forces, sizeof(*m->forces), cmp_force);
+    return expand_selectors(m);
 }
 
 const struct kvm_kube_service *kv_model_kube_service(const struct kv_model *m, const char *cluster,

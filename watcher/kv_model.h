@@ -58,7 +58,8 @@ struct kv_model {
     struct kvm_force *forces;
     size_t n_forces, cap_forces;
     uint64_t bad[KVM_PREFIX_COUNT];
-    uint64_t ignored; /* keys not consumed (meta, leader, foreign) */
+    uint64_t ignored;      /* keys not consumed (meta, leader, foreign) */
+    uint64_t bad_selected; /* selected kube entries refused (also in bad[KVM_PREFIX_KUBE]) */
 };
 
 void kv_model_init(struct kv_model *m);
@@ -87,8 +88,14 @@ int kv_model_reuse(struct kv_model *m, const struct kv_model *prev, const struct
                    const char *key);
 
 /* Sort every array by its key so equal inputs give equal models whatever
- * order Consul listed them in. Call once after the last kv_model_add. */
-void kv_model_finish(struct kv_model *m);
+ * order Consul listed them in, then expand class selectors: every kube
+ * service port a selector of a definition picks becomes a generated backend
+ * "<namespace>.<service>.<port>" (one per port, its kube entries of every
+ * cluster merged) and, with a dns_name, its route in the selector's
+ * frontend. A picked entry whose fields cannot be rendered is refused,
+ * logged and counted (bad[KVM_PREFIX_KUBE], bad_selected); nothing of it is
+ * generated. Call once after the last kv_model_add. 0 or -ENOMEM. */
+int kv_model_finish(struct kv_model *m);
 
 /* Lookups on a finished model (NULL if absent). */
 const struct kvm_kube_service *kv_model_kube_service(const struct kv_model *m, const char *cluster,

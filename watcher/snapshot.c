@@ -262,7 +262,8 @@ int snapshot_build(const struct kv_model_opts *o, struct snapshot_entry *entries
             log_warn("watcher: %s; entry skipped, the rest of the snapshot is used", err);
         }
     }
-    kv_model_finish(&s->model);
+    if ((rc = kv_model_finish(&s->model)) < 0)
+        goto fail;
 
     if (s->model.n_services && !(s->services = calloc(s->model.n_services, sizeof(*s->services)))) {
         rc = -ENOMEM;
@@ -383,7 +384,57 @@ static json_t *jdur(int64_t ms)
     return json_string(buf);
 }
 
-static json_t *frontend_json(const struct kvm_frontend *f)
+static bool frontend_selected(const struct kvm_service *d, const struct kvm_frontend *f)
+{
+    for (size_t i = 0; i < d->n_selectors; i++)
+        if (strcmp(d->selectors[i].frontend, f->name) == 0)
+            return true;
+    return false;
+}
+
+char *snapshot_map_path(const char *map_dir, const struct kvm_service *d,
+                        const struct kvm_frontend *f)
+{
+    char *p = NULL;
+    if (!map_dir || !map_dir[0] || !frontend_selected(d, f))
+        return NULL;
+    size_t n = strlen(map_dir);
+    bool slash = map_dir[n - 1] == '/';
+    if (asprintf(&p, "%s%s%s.%s.map", map_dir, slash ? "" : "/", d->name, f->name) < 0)
+        return NULL;
+    return p;
+}
+
+static int cmp_route_host(const void *a, const void *b)
+{
+    return strcmp((*(const struct kvm_route *const *)a)->host,
+                  (*(const struct kvm_route *const *)b)->host);
+}
+
+char *snapshot_map_text(const struct kvm_frontend *f)
+{
+    const struct kvm_route **v = calloc(f->n_routes + 1, sizeof(*v));
+    size_t n = 0, len = 1;
+    if (!v)
+        return NULL;
+    for (size_t i = 0; i < f->n_routes; i++) {
+        if (f->routes[i].generated) {
+            v[n++] = &f->routes[i];
+            len += strlen(f->routes[i].host) + strlen(f->routes[i].backend) + 2;
+        }
+    }
+    qsort(v, n, sizeof(*v), cmp_route_host);
+    char *t = malloc(len), *p = t;
+    for (size_t i = 0; t && i < n; i++)
+        p += sprintf(p, "%s %s\n", v[i]->host, v[i]->backend);
+    if (t)
+        *p = '\0';
+    free(v);
+    return t;
+}
+
+static json_t *frontend_json(const struct kvm_service *d, const struct kvm_frontend *f,
+                             const struct snapshot_render_opts *ro)
 {
     json_t *fj = json_object(), *binds = json_array(), *routes = json_array();
     int bad = !fj || !binds || !routes;
@@ -399,6 +450,8 @@ static json_t *frontend_json(const struct kvm_frontend *f)
     for (size_t i = 0; i < f->n_routes; i++) {
         json_t *r = NULL, *hosts;
         size_t k;
+        if (f->routes[i].generated)
+            continue; /* in the map (contents never part of the structure) */
         json_array_foreach(routes, k, hosts)
         {
             if (!strcmp(json_string_value(json_object_get(hosts, "backend")), f->routes[i].backend))
@@ -417,6 +470,10 @@ static json_t *frontend_json(const struct kvm_frontend *f)
     bad |= jset(fj, "routes", routes);
     if (f->default_backend)
         bad |= jset(fj, "default_backend", json_string(f->default_backend));
+    char *map = snapshot_map_path(ro->map_dir, d, f);
+    if (map)
+        bad |= jset(fj, "map", json_string(map));
+    free(map);
     if (bad) {
         json_decref(fj);
         return NULL;
@@ -548,7 +605,7 @@ int snapshot_service_json(const struct snapshot *s, const struct snapshot_servic
            jset(v, "port", json_integer(ro->agent_port)) ||
            jset(v, "inter", jdur(ro->agent_inter_ms)) || jset(root, "agent", v);
     for (size_t i = 0; i < d->n_frontends && !bad; i++)
-        bad |= json_array_append_new(fes, frontend_json(&d->frontends[i]));
+        bad |= json_array_append_new(fes, frontend_json(d, &d->frontends[i], ro));
     for (size_t i = 0; i < svc->n_backends && !bad; i++) {
         const struct snapshot_backend *b = &svc->backends[i];
         const struct slot_assignment *sl = slots ? slots(slots_arg, b->def->name) : NULL;

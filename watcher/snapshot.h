@@ -117,7 +117,17 @@ struct snapshot_render_opts {
     uint16_t agent_port;
     int64_t agent_inter_ms;
     int64_t timeout_connect_ms, timeout_client_ms, timeout_server_ms; /* defaults */
+    const char *map_dir; /* route maps of selected frontends live here; NULL: none */
 };
+
+/* The route map of frontend f of definition d (a frontend some class
+ * selector routes into): "<map_dir>/<service>.<frontend>.map", malloc'd;
+ * NULL when f has none (or no memory). */
+char *snapshot_map_path(const char *map_dir, const struct kvm_service *d,
+                        const struct kvm_frontend *f);
+/* The map file text of f: one "host backend" line per generated route,
+ * sorted by host. malloc'd, NULL without memory. */
+char *snapshot_map_text(const struct kvm_frontend *f);
 
 /*
  * Template data model (docs/templates.md) of service svc. structure_only:

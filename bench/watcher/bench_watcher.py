@@ -20,7 +20,13 @@ usage: bench_watcher.py DROVER_WATCHER CONSUL_DEV_SH TEMPLATE_DIR [CHANGES]
    "render: timing:" log lines. Peak RSS of the
    render process (without haproxy -c, measured separately with
    --haproxy-bin true).
-3. idle: the daemon on a 50,000-key tree (10,000 nodes + 40,000 kube
+3. route change (issue 16): a definition selecting class "public", one
+   selected Service with a dns_name served by a loopback HTTP server. N
+   times (CHANGES / 5, at least 20): PUT a new dns_name and poll HAProxy
+   with a request for the new Host until it answers 200. Latency = PUT
+   start -> answered; reloads (must be 0: routes go through the runtime
+   API's `set`/`add`/`del map`).
+4. idle: the daemon on a 50,000-key tree (10,000 nodes + 40,000 kube
    service entries): CPU used over 10 s once it is ready, and its peak RSS
    (VmHWM).
 """
@@ -36,8 +42,8 @@ sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests",
                                 "lib"))
 from drover_testlib import (KV_ROOT, ConsulDev, HAProxy, free_port,  # noqa: E402
-                            haproxy_master_reloads, haproxy_servers_state, http, stop_process,
-                            wait_until)
+                            haproxy_master_reloads, haproxy_servers_state, http, serve_http,
+                            stop_process, wait_until)
 
 WATCHER, CONSUL_DEV, TEMPLATES = sys.argv[1:4]
 CHANGES = int(sys.argv[4]) if len(sys.argv) > 4 else 1000
@@ -158,6 +164,54 @@ def bench_apply():
     return lat, n_reloads, apply_split(log_path, puts, seen)
 
 
+def bench_route_change():
+    fe, metrics, app = free_port(), free_port(), free_port()
+    srv = serve_http("127.0.0.1", app, b"app\n", keepalive=False)
+    cfg = os.path.join(work, "cfg-route")
+    kv().delete_tree()
+    kv().put("kube/c1/nodes/n0", {"addresses": ["127.0.0.1"], "eligible": True})
+
+    def entry(name):
+        return {"node_port": app, "load_balancer_class": "public", "backend_protocol": "http",
+                "dns_name": name, "labels": {}}
+    kv().put("kube/c1/services/default/web/http", entry("r0.example.com"))
+    kv().put("haproxy/bench/services/pub", {
+        "frontends": [{"name": "fe", "bind": ["127.0.0.1:%d" % fe]}], "backends": [],
+        "select": [{"class": "public", "frontend": "fe"}]})
+    w = subprocess.Popen(watcher_args(cfg, metrics), stdout=subprocess.DEVNULL,
+                         stderr=open(os.path.join(work, "watcher-route.log"), "w"))
+    procs.append(w)
+    wait_for("pub.cfg rendered", lambda: os.path.exists(os.path.join(cfg, "pub.cfg")))
+    master = os.path.join(work, "pub.master")
+    hp = HAProxy(cfg, os.devnull, master=master).start().proc
+    procs.append(hp)
+
+    def status(host):
+        try:
+            return http("GET", "http://127.0.0.1:%d/" % fe, headers={"Host": host},
+                        timeout=2)[0]
+        except OSError:
+            return 0
+    wait_for("r0.example.com served", lambda: status("r0.example.com") == 200)
+    r0 = reloads(master)
+    lat = []
+    for k in range(1, max(20, CHANGES // 5) + 1):
+        host = "r%d.example.com" % k
+        t0 = time.perf_counter()
+        kv().put("kube/c1/services/default/web/http", entry(host))
+        while status(host) != 200:
+            if time.perf_counter() - t0 > 10:
+                raise RuntimeError("route change %d not served within 10 s" % k)
+            time.sleep(0.0005)
+        lat.append((time.perf_counter() - t0) * 1000.0)
+    n_reloads = reloads(master) - r0
+    stop_process(hp)
+    stop_process(w)
+    srv.shutdown()
+    srv.server_close()
+    return lat, n_reloads
+
+
 def apply_split(log_path, puts, seen):
     """Per change, from the watcher's debug log (ms timestamps, same wall
     clock): PUT -> snapshot built (Consul commit, blocking-query wake-up,
@@ -263,6 +317,9 @@ def main():
           "commands); -> seen by the poll %.1f ms" % (
               n_split, asplit["consul_and_snapshot"], asplit["plan"], asplit["apply"],
               asplit["observe"]))
+    route_lat, route_reloads = bench_route_change()
+    print("route change: %d changes, p50 %.2f ms, max %.2f ms, %d reloads" % (
+        len(route_lat), pct(route_lat, 50), max(route_lat), route_reloads))
     (render_ms, n_servers, render_rss, idle_cpu, hwm, keys,
      split) = bench_render_and_idle()
     print("render split (10,000 servers): Consul read %.0f ms (%d keys), snapshot %.0f ms, "
@@ -278,6 +335,8 @@ def main():
     print("BENCH watcher_apply_consul_and_snapshot_p50_ms %.1f" % asplit["consul_and_snapshot"])
     print("BENCH watcher_apply_plan_p50_ms %.1f" % asplit["plan"])
     print("BENCH watcher_apply_runtime_p50_ms %.1f" % asplit["apply"])
+    print("BENCH watcher_route_change_p99_ms %.2f" % pct(route_lat, 99))
+    print("BENCH watcher_route_change_reloads %d" % route_reloads)
     print("BENCH watcher_render_10k_ms %.0f" % render_ms)
     print("BENCH watcher_render_10k_consul_read_ms %.0f" % split.get("consul_read_ms", -1))
     print("BENCH watcher_render_10k_snapshot_ms %.0f" % split.get("snapshot_ms", -1))

@@ -41,7 +41,15 @@ static const struct snapshot_render_opts ro = {
     .timeout_connect_ms = 5000,
     .timeout_client_ms = 30000,
     .timeout_server_ms = 30000,
+    .map_dir = "/etc/haproxy",
 };
+
+/* A definition with a class selector: a fuzzed kube entry in class
+ * "public" goes through selection (kv_model_finish), a fuzzed definition
+ * with "select" picks the fixed kube entry. */
+static const char *selecting_service =
+    "{\"frontends\":[{\"name\":\"fe_sel\",\"bind\":[\"127.0.0.1:80\"]}],\"backends\":[],"
+    "\"select\":[{\"class\":\"public\",\"frontend\":\"fe_sel\"}]}";
 
 static const char *node_entry = "{\"addresses\":[\"10.0.0.1\",\"fd00::1\"],\"eligible\":true}";
 
@@ -64,7 +72,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!nl || (size_t)(nl - (const char *)data) > 512)
         return 0;
     size_t klen = (size_t)(nl - (const char *)data);
-    e = calloc(3, sizeof(*e));
+    e = calloc(4, sizeof(*e));
     if (!e)
         return 0;
     e[0].key = malloc(klen + 11);
@@ -72,9 +80,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     e[1].key = strdup("drover/v1/kube/prod-a/nodes/n1");
     e[1].value = strdup(node_entry);
     e[2].key = strdup("drover/v1/kube/prod-a/services/default/web/http");
-    e[2].value = strdup("{\"node_port\":30080,\"health_check_port\":31000}");
-    if (!e[0].key || !e[0].value || !e[1].key || !e[1].value || !e[2].key || !e[2].value) {
-        snapshot_entries_free(e, 3);
+    e[2].value = strdup("{\"node_port\":30080,\"health_check_port\":31000,"
+                        "\"load_balancer_class\":\"public\",\"backend_protocol\":\"http\","
+                        "\"dns_name\":\"web.example.com\"}");
+    e[3].key = strdup("drover/v1/haproxy/edge/services/zz-selecting");
+    e[3].value = strdup(selecting_service);
+    if (!e[0].key || !e[0].value || !e[1].key || !e[1].value || !e[2].key || !e[2].value ||
+        !e[3].key || !e[3].value) {
+        snapshot_entries_free(e, 4);
         return 0;
     }
     memcpy(e[0].key, "drover/v1/", 10);
@@ -85,11 +98,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     e[0].value[e[0].len] = '\0';
     e[1].len = strlen(e[1].value);
     e[2].len = strlen(e[2].value);
+    e[3].len = strlen(e[3].value);
     if (strlen(e[0].key) != 10 + klen) { /* a NUL in the key */
-        snapshot_entries_free(e, 3);
+        snapshot_entries_free(e, 4);
         return 0;
     }
-    if (snapshot_build(&opts, e, 3, 1795438800, NULL, &snap) < 0)
+    if (snapshot_build(&opts, e, 4, 1795438800, NULL, &snap) < 0)
         return 0;
     for (size_t i = 0; i < snap->n_services; i++) {
         const struct snapshot_service *svc = &snap->services[i];

@@ -19,6 +19,7 @@
 #include <uv.h>
 
 #include "haproxy_engine.h"
+#include "haproxy_engine_internal.h"
 #include "render.h"
 
 #define WAIT_MIN_MS     5
@@ -564,11 +565,39 @@ START_TEST(test_expand_and_render_opts)
 }
 END_TEST
 
+/* Route maps: the runtime commands between two map texts. */
+START_TEST(test_map_commands)
+{
+    char **cmds = NULL;
+    size_t n = 0;
+    const char *old = "a.example.com be_a\nb.example.com be_b\nc.example.com be_c\n";
+    const char *new = "aa.example.com be_a\nb.example.com be_x\nc.example.com be_c\n";
+    ck_assert_int_eq(engine_map_commands("/m.map", old, new, &cmds, &n), 0);
+    ck_assert_uint_eq(n, 3);
+    ck_assert_str_eq(cmds[0], "del map /m.map a.example.com");
+    ck_assert_str_eq(cmds[1], "add map /m.map aa.example.com be_a");
+    ck_assert_str_eq(cmds[2], "set map /m.map b.example.com be_x");
+    for (size_t i = 0; i < n; i++)
+        free(cmds[i]);
+    free(cmds);
+    ck_assert_int_eq(engine_map_commands("/m.map", old, old, &cmds, &n), 0);
+    ck_assert_uint_eq(n, 0);
+    free(cmds);
+    ck_assert_int_eq(engine_map_commands("/m.map", "", old, &cmds, &n), 0);
+    ck_assert_uint_eq(n, 3);
+    ck_assert_str_eq(cmds[2], "add map /m.map c.example.com be_c");
+    for (size_t i = 0; i < n; i++)
+        free(cmds[i]);
+    free(cmds);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("haproxy_engine");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_first_snapshot_installs_checked_config);
+    tcase_add_test(tc, test_map_commands);
     tcase_add_test(tc, test_member_change_is_runtime_only);
     tcase_add_test(tc, test_more_servers_than_slots_reloads);
     tcase_add_test(tc, test_removal_guard_holds_until_forced);

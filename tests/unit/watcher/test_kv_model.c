@@ -271,6 +271,104 @@ START_TEST(test_force_removal)
 }
 END_TEST
 
+/* Class selectors: selected entries become backends and routes; every
+ * injection attempt through a selected entry's fields is refused per entry,
+ * counted, and nothing of it generated. */
+static const char *svc_public =
+    "{\"frontends\":[{\"name\":\"fe\",\"bind\":[\"127.0.0.1:80\"]}],\"backends\":[],"
+    "\"select\":[{\"class\":\"public\",\"frontend\":\"fe\",\"labels\":{\"team\":\"shop\"}}]}";
+
+static char *kube_entry(const char *extra)
+{
+    char *v = NULL;
+    ck_assert_int_gt(asprintf(&v,
+                              "{\"node_port\":30080,\"load_balancer_class\":\"public\","
+                              "\"labels\":{\"team\":\"shop\"}%s}",
+                              extra),
+                     0);
+    return v;
+}
+
+START_TEST(test_selectors)
+{
+    static const struct {
+        const char *key, *extra;
+        bool generated;
+    } entries[] = {
+        {"shop/web/http", ",\"backend_protocol\":\"http\",\"dns_name\":\"Shop.Example.com.\"",
+         true},
+        {"shop/api/http", ",\"backend_protocol\":\"http\"", true}, /* no route */
+        {"shop/bad1/http", ",\"backend_protocol\":\"http\",\"dns_name\":\"a b.example.com\"",
+         false},
+        {"shop/bad2/http",
+         ",\"backend_protocol\":\"http\",\"dns_name\":\"a.example.com\\n  "
+         "stats enable\"",
+         false},
+        {"shop/bad3/http", ",\"backend_protocol\":\"http\",\"listen_port\":70000", false},
+        {"shop/bad4/http", ",\"backend_protocol\":\"tcp\",\"dns_name\":\"t.example.com\"", false},
+        {"shop/zdup/http", ",\"backend_protocol\":\"http\",\"dns_name\":\"shop.example.com\"",
+         false},
+        {"shop/bad5/http", ",\"backend_protocol\":\"http\",\"dns_name\":7", false},
+    };
+    struct kv_model m;
+    char err[300] = "", key[128];
+    kv_model_init(&m);
+    ck_assert_int_eq(
+        add(&m, "drover/v1/haproxy/edge/services/public", svc_public, err, sizeof(err)), 1);
+    for (size_t i = 0; i < sizeof(entries) / sizeof(entries[0]); i++) {
+        char *v = kube_entry(entries[i].extra);
+        snprintf(key, sizeof(key), "drover/v1/kube/prod-a/services/%s", entries[i].key);
+        ck_assert_msg(add(&m, key, v, err, sizeof(err)) == 1, "%s: %s", key, err);
+        free(v);
+    }
+    /* not selected: other class, other label, label with a quote */
+    ck_assert_int_eq(add(&m, "drover/v1/kube/prod-a/services/shop/other/http",
+                         "{\"node_port\":30081,\"load_balancer_class\":\"private\","
+                         "\"labels\":{\"team\":\"shop\"},\"dns_name\":\"o.example.com\"}",
+                         err, sizeof(err)),
+                     1);
+    ck_assert_int_eq(add(&m, "drover/v1/kube/prod-a/services/shop/quote/http",
+                         "{\"node_port\":30082,\"load_balancer_class\":\"public\","
+                         "\"labels\":{\"team\":\"shop\\\"\"},\"dns_name\":\"q.example.com\"}",
+                         err, sizeof(err)),
+                     1);
+    ck_assert_int_eq(kv_model_finish(&m), 0);
+    const struct kvm_service *s = &m.services[0];
+    ck_assert_uint_eq(s->n_explicit_backends, 0);
+    ck_assert_uint_eq(s->n_backends, 2);
+    ck_assert_str_eq(s->backends[0].name, "shop.api.http");
+    ck_assert_str_eq(s->backends[1].name, "shop.web.http");
+    ck_assert_str_eq(s->backends[1].mode, "http");
+    ck_assert_uint_eq(s->backends[1].n_kube, 1);
+    ck_assert_str_eq(s->backends[1].kube[0].service, "web");
+    ck_assert_uint_eq(s->frontends[0].n_routes, 1);
+    ck_assert_str_eq(s->frontends[0].routes[0].host, "shop.example.com");
+    ck_assert_str_eq(s->frontends[0].routes[0].backend, "shop.web.http");
+    ck_assert_uint_eq(m.bad_selected, 6);
+    ck_assert_uint_eq(m.bad[KVM_PREFIX_KUBE], 6);
+    kv_model_clear(&m);
+
+    /* selector errors make the definition bad */
+    static const char *const bad_defs[] = {
+        "{\"frontends\":[{\"name\":\"fe\",\"bind\":[\"127.0.0.1:80\"]}],\"backends\":[],"
+        "\"select\":[{\"class\":\"public\",\"frontend\":\"nope\"}]}",
+        "{\"frontends\":[{\"name\":\"fe\",\"bind\":[\"127.0.0.1:80\"]}],\"backends\":[],"
+        "\"select\":[{\"class\":\"pub lic\",\"frontend\":\"fe\"}]}",
+        "{\"frontends\":[{\"name\":\"fe\",\"bind\":[\"127.0.0.1:80\"]}],\"backends\":[],"
+        "\"select\":[{\"class\":\"public\",\"frontend\":\"fe\",\"labels\":{\"t\":\"a\\\"b\"}}]}",
+        "{\"frontends\":[{\"name\":\"fe\",\"bind\":[\"127.0.0.1:80\"]}],\"backends\":[]}",
+    };
+    for (size_t i = 0; i < sizeof(bad_defs) / sizeof(bad_defs[0]); i++) {
+        kv_model_init(&m);
+        ck_assert_int_eq(
+            add(&m, "drover/v1/haproxy/edge/services/public", bad_defs[i], err, sizeof(err)),
+            -EINVAL);
+        ck_assert_ptr_nonnull(strstr(err, "haproxy/edge/services/public"));
+        kv_model_clear(&m);
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("kv_model");
@@ -280,6 +378,7 @@ int main(void)
     tcase_add_test(tc, test_kube_entries);
     tcase_add_test(tc, test_maintenance);
     tcase_add_test(tc, test_force_removal);
+    tcase_add_test(tc, test_selectors);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
