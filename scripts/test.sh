@@ -15,9 +15,10 @@
 #      with both CPUs of a 2-CPU machine kept busy beside them
 #      (`stress-ng --cpu 2`, or two shell busy loops without it), so a
 #      timeout guessed for an idle machine fails here and not on a busy
-#      user's machine. The bpf, e2e, kube and charts stages are not
-#      repeated (they add minutes, run the same daemons as the integration
-#      stage, and have the bounds of steps 2-5). DROVER_LOADED_SUITE=0
+#      user's machine. The bpf, e2e, kube, charts and faults stages and the
+#      Debian package build (label packaging) are not repeated (they add
+#      minutes, run the same daemons as the integration stage, and have the
+#      bounds of steps 2-5). DROVER_LOADED_SUITE=0
 #      skips this step (a quicker local run); CI never sets it.
 #
 # Needs root (apt, BPF, network namespaces). Idempotent.
@@ -80,7 +81,7 @@ if [ "${DROVER_LOADED_SUITE:-1}" != 0 ]; then
         echo "load: stress-ng not installed; two busy loops (pids ${load_pids[*]})"
     fi
     started=$(date +%s)
-    ctest --preset default -L '^(unit|integration)$'
+    ctest --preset default -L '^(unit|integration)$' -LE '^packaging$'
     ctest --preset fuzz
     stop_load
     trap - EXIT
