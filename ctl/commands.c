@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* commands: see commands.h. */
+/* commands: see commands.h. This file holds the changes (maintenance,
+ * director, host drain), the helpers they share with commands_status.c
+ * (commands_internal.h) and the entry point ctl_execute. */
 #include "commands.h"
 
 #include <errno.h>
@@ -11,8 +13,8 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "commands_internal.h"
 #include "errmsg.h"
-#include "fleet.h"
 #include "kv_audit.h"
 #include "kv_director.h"
 #include "kv_frontdoor.h"
@@ -20,8 +22,6 @@
 #include "kv_maint.h"
 #include "log.h"
 #include "timefmt.h"
-
-#define ERRLEN 1024
 
 /* ---- results ---------------------------------------------------------------- */
 
@@ -38,7 +38,7 @@ static char *dump(const json_t *j)
 }
 
 /* Set the result to an error/refusal message (text and {"ok":false,...}). */
-static int fail(struct ctl_result *res, enum ctl_outcome o, const char *msg)
+int commands_fail(struct ctl_result *res, enum ctl_outcome o, const char *msg)
 {
     json_t *j = json_pack("{s:b, s:s, s:s}", "ok", 0, "outcome",
                           o == CTL_REFUSED ? "refused" : "failed", "error", msg);
@@ -52,7 +52,7 @@ static int fail(struct ctl_result *res, enum ctl_outcome o, const char *msg)
     return res->text && res->json ? 0 : -ENOMEM;
 }
 
-static int succeed(struct ctl_result *res, char *text, json_t *j)
+int commands_succeed(struct ctl_result *res, char *text, json_t *j)
 {
     res->outcome = CTL_OK;
     res->text = text;
@@ -61,14 +61,8 @@ static int succeed(struct ctl_result *res, char *text, json_t *j)
     return res->text && res->json ? 0 : -ENOMEM;
 }
 
-/* growing text buffer */
-struct sbuf {
-    char *s;
-    size_t len, cap;
-    bool oom;
-};
-
-__attribute__((format(printf, 2, 3))) static void sb_printf(struct sbuf *b, const char *fmt, ...)
+/* growing text buffer (struct sbuf: commands_internal.h) */
+void commands_sb_printf(struct sbuf *b, const char *fmt, ...)
 {
     va_list ap;
     int n;
@@ -100,7 +94,7 @@ __attribute__((format(printf, 2, 3))) static void sb_printf(struct sbuf *b, cons
     }
 }
 
-static char *sb_take(struct sbuf *b)
+char *commands_sb_take(struct sbuf *b)
 {
     if (b->oom) {
         free(b->s);
@@ -137,8 +131,8 @@ static int load_prefix(struct ctl_kv *kv, const struct ctl_settings *s, struct c
     return rc;
 }
 
-static int load_model(struct ctl_kv *kv, const struct ctl_settings *s, struct ctl_model *m,
-                      int64_t now, char *err, size_t errlen)
+int commands_load_model(struct ctl_kv *kv, const struct ctl_settings *s, struct ctl_model *m,
+                        int64_t now, char *err, size_t errlen)
 {
     char hp[300];
     int rc;
@@ -226,7 +220,7 @@ static int fail_conflicts(struct ctl_result *res, const char *key, int attempts)
              "failed: %s kept changing under us (cas conflict %d times in a row); nothing was "
              "written, try again",
              key, attempts);
-    return fail(res, CTL_FAILED, err);
+    return commands_fail(res, CTL_FAILED, err);
 }
 
 /* ---- maintenance changes ----------------------------------------------------------- */
@@ -299,17 +293,11 @@ int ctl_maint_next(const struct ctl_command *cmd, const char *id, const struct c
     return 1;
 }
 
-struct affect_list {
-    struct sbuf *text;
-    json_t *arr;
-    size_t n;
-};
-
-static void on_affected(void *arg, const char *backend, const char *server)
+void commands_on_affected(void *arg, const char *backend, const char *server)
 {
     struct affect_list *a = arg;
     if (a->text)
-        sb_printf(a->text, "%s%s: %s", a->n ? ", " : "", backend, server);
+        commands_sb_printf(a->text, "%s%s: %s", a->n ? ", " : "", backend, server);
     if (a->arr)
         json_array_append_new(a->arr,
                               json_pack("{s:s, s:s}", "backend", backend, "server", server));
@@ -348,30 +336,32 @@ static int exec_maint(struct ctl_kv *kv, const struct ctl_settings *s,
         json_t *next = NULL;
         char *value = NULL, *avalue = NULL;
 
-        if ((rc = load_model(kv, s, &m, now_ms / 1000, err, sizeof(err))) < 0)
-            return fail(res, CTL_FAILED, err);
+        if ((rc = commands_load_model(kv, s, &m, now_ms / 1000, err, sizeof(err))) < 0)
+            return commands_fail(res, CTL_FAILED, err);
         if ((rc = ctl_model_resolve(&m, cmd->target, s->clusters, s->n_clusters, &t, err,
                                     sizeof(err))) < 0) {
             ctl_model_clear(&m);
-            return fail(res, CTL_REFUSED, err);
+            return commands_fail(res, CTL_REFUSED, err);
         }
         const struct ctl_maint *cur = ctl_model_maint(&m, t.id);
         rc = ctl_maint_next(cmd, t.id, cur, author, now_ms / 1000, &next);
         if (rc < 0) {
             ctl_model_clear(&m);
-            return fail(res, CTL_FAILED, "cannot build the maintenance entry (out of memory)");
+            return commands_fail(res, CTL_FAILED,
+                                 "cannot build the maintenance entry (out of memory)");
         }
         if (rc == 2) {
             struct sbuf b = {0};
-            sb_printf(&b, "no change: %s is already %s", t.id,
-                      cur && !ctl_maint_expired(cur, m.now) ? ctl_state_name(cur->state)
-                                                            : "ready (no maintenance entry)");
+            commands_sb_printf(&b, "no change: %s is already %s", t.id,
+                               cur && !ctl_maint_expired(cur, m.now)
+                                   ? ctl_state_name(cur->state)
+                                   : "ready (no maintenance entry)");
             if (cur && !ctl_maint_expired(cur, m.now) && cur->weight >= 0)
-                sb_printf(&b, " with weight %d%%", cur->weight);
+                commands_sb_printf(&b, " with weight %d%%", cur->weight);
             json_t *j = json_pack("{s:b, s:b, s:s, s:s}", "ok", 1, "changed", 0, "action",
                                   ctl_verb_name(cmd->verb), "target", t.id);
             ctl_model_clear(&m);
-            return succeed(res, sb_take(&b), j);
+            return commands_succeed(res, commands_sb_take(&b), j);
         }
         /* the share rule */
         struct ctl_maint proposed = {0};
@@ -383,7 +373,7 @@ static int exec_maint(struct ctl_kv *kv, const struct ctl_settings *s,
                 json_decref(next);
                 free(value);
                 ctl_model_clear(&m);
-                return fail(res, CTL_FAILED, "cannot build the maintenance entry");
+                return commands_fail(res, CTL_FAILED, "cannot build the maintenance entry");
             }
             ov.entry = &proposed;
         }
@@ -399,7 +389,7 @@ static int exec_maint(struct ctl_kv *kv, const struct ctl_settings *s,
             json_decref(next);
             free(value);
             ctl_model_clear(&m);
-            return fail(res, CTL_REFUSED, err);
+            return commands_fail(res, CTL_REFUSED, err);
         }
         ctl_maint_clear(&proposed);
 
@@ -415,9 +405,10 @@ static int exec_maint(struct ctl_kv *kv, const struct ctl_settings *s,
             free(value);
             free(avalue);
             ctl_model_clear(&m);
-            return fail(res, CTL_FAILED,
-                        "cannot encode the entry or its audit record (out of memory, or an author "
-                        "that is not UTF-8)");
+            return commands_fail(
+                res, CTL_FAILED,
+                "cannot encode the entry or its audit record (out of memory, or an author "
+                "that is not UTF-8)");
         }
         if (s->before_write)
             s->before_write(s->before_write_arg, attempt);
@@ -429,25 +420,26 @@ static int exec_maint(struct ctl_kv *kv, const struct ctl_settings *s,
             struct sbuf b = {0};
             json_t *arr = json_array();
             struct affect_list al = {.text = &b, .arr = arr};
-            sb_printf(&b, "%s %s", past_tense(cmd->verb), t.id);
+            commands_sb_printf(&b, "%s %s", past_tense(cmd->verb), t.id);
             if (next) {
                 json_t *w = json_object_get(next, "weight");
-                sb_printf(&b, " (state %s", json_string_value(json_object_get(next, "state")));
+                commands_sb_printf(&b, " (state %s",
+                                   json_string_value(json_object_get(next, "state")));
                 if (w)
-                    sb_printf(&b, ", weight %d%%", (int)json_integer_value(w));
+                    commands_sb_printf(&b, ", weight %d%%", (int)json_integer_value(w));
                 if (json_object_get(next, "expires"))
-                    sb_printf(&b, ", expires %s",
-                              json_string_value(json_object_get(next, "expires")));
-                sb_printf(&b, ")");
+                    commands_sb_printf(&b, ", expires %s",
+                                       json_string_value(json_object_get(next, "expires")));
+                commands_sb_printf(&b, ")");
             } else {
-                sb_printf(&b, " (maintenance entry removed)");
+                commands_sb_printf(&b, " (maintenance entry removed)");
             }
             if (json_object_get(next, "reason"))
-                sb_printf(&b, ": %s", json_string_value(json_object_get(next, "reason")));
-            sb_printf(&b, "\naffects: ");
-            ctl_model_affected(&m, &t, on_affected, &al);
+                commands_sb_printf(&b, ": %s", json_string_value(json_object_get(next, "reason")));
+            commands_sb_printf(&b, "\naffects: ");
+            ctl_model_affected(&m, &t, commands_on_affected, &al);
             if (!al.n)
-                sb_printf(&b, "no HAProxy server right now");
+                commands_sb_printf(&b, "no HAProxy server right now");
             json_t *j =
                 json_pack("{s:b, s:b, s:s, s:s, s:s, s:s, s:O?, s:O?, s:o}", "ok", 1, "changed", 1,
                           "action", ctl_verb_name(cmd->verb), "target", t.id, "key", key, "audit",
@@ -459,12 +451,12 @@ static int exec_maint(struct ctl_kv *kv, const struct ctl_settings *s,
             json_decref(next);
             ctl_model_clear(&m);
             res->changed = true;
-            return succeed(res, sb_take(&b), j);
+            return commands_succeed(res, commands_sb_take(&b), j);
         }
         json_decref(next);
         ctl_model_clear(&m);
         if (rc != -ECANCELED)
-            return fail(res, CTL_FAILED, err);
+            return commands_fail(res, CTL_FAILED, err);
         conflict_pause(key, attempt, attempts);
     }
     return fail_conflicts(res, key, attempts);
@@ -499,11 +491,11 @@ static int exec_director(struct ctl_kv *kv, const struct ctl_settings *s,
     char action[40];
 
     if (!s->director_cluster || !*s->director_cluster)
-        return fail(res, CTL_REFUSED,
-                    "refused: no director cluster configured (--director-cluster)");
+        return commands_fail(res, CTL_REFUSED,
+                             "refused: no director cluster configured (--director-cluster)");
     if (!kv_director_valid_name(cmd->target)) {
         snprintf(err, sizeof(err), "refused: '%.100s' is not a proxy host name", cmd->target);
-        return fail(res, CTL_REFUSED, err);
+        return commands_fail(res, CTL_REFUSED, err);
     }
     snprintf(action, sizeof(action), "director-%s", ctl_director_action_name(cmd->dir_action));
     snprintf(target, sizeof(target), "director/%s/proxies/%s", s->director_cluster, cmd->target);
@@ -514,10 +506,10 @@ static int exec_director(struct ctl_kv *kv, const struct ctl_settings *s,
         int rc;
 
         if ((rc = ctl_kv_get(kv, key, &l, err, sizeof(err))) < 0)
-            return fail(res, CTL_FAILED, err);
+            return commands_fail(res, CTL_FAILED, err);
         if (!l) {
             snprintf(err, sizeof(err), "refused: unknown proxy %s: no %s in KV", cmd->target, key);
-            return fail(res, CTL_REFUSED, err);
+            return commands_fail(res, CTL_REFUSED, err);
         }
         uint64_t index = l->items[0].modify_index;
         json_t *cur = l->items[0].value ? json_loadb((const char *)l->items[0].value,
@@ -532,7 +524,7 @@ static int exec_director(struct ctl_kv *kv, const struct ctl_settings *s,
             json_decref(cur);
             snprintf(err, sizeof(err),
                      "refused: %s is not a valid proxy entry (%s); fix it by hand", key, why);
-            return fail(res, CTL_REFUSED, err);
+            return commands_fail(res, CTL_REFUSED, err);
         }
         bool same = pr.state == dir_target[cmd->dir_action];
         kv_director_proxy_clear(&pr);
@@ -541,9 +533,9 @@ static int exec_director(struct ctl_kv *kv, const struct ctl_settings *s,
             if (asprintf(&text, "no change: proxy %s is already %s", cmd->target, want) < 0)
                 text = NULL;
             json_decref(cur);
-            return succeed(res, text,
-                           json_pack("{s:b, s:b, s:s, s:s}", "ok", 1, "changed", 0, "action",
-                                     action, "target", target));
+            return commands_succeed(res, text,
+                                    json_pack("{s:b, s:b, s:s, s:s}", "ok", 1, "changed", 0,
+                                              "action", action, "target", target));
         }
         bool allowed = ctl_director_step_allowed(state, cmd->dir_action);
         if (!allowed && !cmd->force) {
@@ -556,7 +548,7 @@ static int exec_director(struct ctl_kv *kv, const struct ctl_settings *s,
                      kv_director_state_name(kv_director_state_before(dir_target[cmd->dir_action])),
                      want);
             json_decref(cur);
-            return fail(res, CTL_REFUSED, err);
+            return commands_fail(res, CTL_REFUSED, err);
         }
         json_t *next = json_deep_copy(cur);
         char *value = NULL, *avalue = NULL;
@@ -572,7 +564,7 @@ static int exec_director(struct ctl_kv *kv, const struct ctl_settings *s,
             free(avalue);
             json_decref(cur);
             json_decref(next);
-            return fail(res, CTL_FAILED, "out of memory building the director entry");
+            return commands_fail(res, CTL_FAILED, "out of memory building the director entry");
         }
         if (s->before_write)
             s->before_write(s->before_write_arg, attempt);
@@ -590,203 +582,16 @@ static int exec_director(struct ctl_kv *kv, const struct ctl_settings *s,
             json_decref(cur);
             json_decref(next);
             res->changed = true;
-            return succeed(res, text, j);
+            return commands_succeed(res, text, j);
         }
         json_decref(cur);
         json_decref(next);
         if (rc != -ECANCELED)
-            return fail(res, CTL_FAILED, err);
+            return commands_fail(res, CTL_FAILED, err);
         conflict_pause(key, attempt, attempts);
     }
     return fail_conflicts(res, key, attempts);
 }
-
-static void frontdoor_status(struct ctl_kv *kv, const struct ctl_settings *s, struct sbuf *b,
-                             json_t *out);
-
-/* ---- status and history ------------------------------------------------------------------ */
-
-static int cmp_maint(const void *a, const void *b)
-{
-    return strcmp(((const struct ctl_maint *)a)->id, ((const struct ctl_maint *)b)->id);
-}
-
-static int fleet_status(struct ctl_kv *kv, const struct ctl_settings *s, json_t **view, char **text,
-                        char *err, size_t errlen)
-{
-    struct consul_kv_list *st = NULL, *defs = NULL;
-    char *sp = kv_key_printf("%sstatus/", s->root), *hp = kv_key_printf("%shaproxy/", s->root);
-    int rc = sp && hp ? 0 : -ENOMEM;
-    if (rc == 0 && (rc = ctl_kv_list(kv, sp, &st, err, errlen)) == 0 &&
-        (rc = ctl_kv_list(kv, hp, &defs, err, errlen)) == 0 &&
-        (rc = ctl_fleet_view(s->root, st, defs, view, text)) < 0)
-        snprintf(err, errlen, "fleet view: %s", strerror(-rc));
-    consul_kv_list_free(st);
-    consul_kv_list_free(defs);
-    free(sp);
-    free(hp);
-    return rc;
-}
-
-static int exec_status(struct ctl_kv *kv, const struct ctl_settings *s,
-                       const struct ctl_command *cmd, int64_t now_ms, struct ctl_result *res)
-{
-    char err[ERRLEN];
-    struct ctl_model m;
-    struct ctl_target only;
-    bool filter = cmd->target != NULL;
-    struct sbuf b = {0};
-    json_t *entries = json_array();
-    size_t shown = 0;
-    int rc;
-
-    if ((rc = load_model(kv, s, &m, now_ms / 1000, err, sizeof(err))) < 0) {
-        json_decref(entries);
-        return fail(res, CTL_FAILED, err);
-    }
-    /* An id of an existing entry is shown even if its target left the KV. */
-    if (filter && !(ctl_target_from_id(cmd->target, &only) == 0 && ctl_model_maint(&m, only.id)) &&
-        ctl_model_resolve(&m, cmd->target, s->clusters, s->n_clusters, &only, err, sizeof(err)) <
-            0) {
-        ctl_model_clear(&m);
-        json_decref(entries);
-        return fail(res, CTL_REFUSED, err);
-    }
-    if (m.n_maint) /* qsort(NULL, 0) is undefined */
-        qsort(m.maint, m.n_maint, sizeof(*m.maint), cmp_maint);
-    for (size_t i = 0; i < m.n_maint; i++) {
-        const struct ctl_maint *e = &m.maint[i];
-        struct ctl_target t;
-        bool expired = ctl_maint_expired(e, m.now);
-
-        if (filter && strcmp(e->id, only.id))
-            continue;
-        ctl_target_from_id(e->id, &t);
-        sb_printf(&b, "%s: %s", e->id, ctl_state_name(e->state));
-        if (e->weight >= 0)
-            sb_printf(&b, ", weight %d%%", e->weight);
-        sb_printf(&b, ", by %s", e->author ? e->author : "?");
-        if (e->created)
-            sb_printf(&b, " at %s", e->created);
-        if (e->expires)
-            sb_printf(&b, ", expires %s%s", e->expires, expired ? " (EXPIRED, ignored)" : "");
-        if (e->reason)
-            sb_printf(&b, ", reason: %s", e->reason);
-        sb_printf(&b, "\n  affects: ");
-        json_t *arr = json_array();
-        struct affect_list al = {.text = &b, .arr = arr};
-        ctl_model_affected(&m, &t, on_affected, &al);
-        if (!al.n)
-            sb_printf(&b, "no HAProxy server");
-        sb_printf(&b, "\n");
-        json_t *o = json_pack("{s:s, s:s, s:b, s:o}", "target", e->id, "state",
-                              ctl_state_name(e->state), "expired", expired, "affects", arr);
-        if (o) {
-            if (e->weight >= 0)
-                json_object_set_new(o, "weight", json_integer(e->weight));
-            if (e->reason)
-                json_object_set_new(o, "reason", json_string(e->reason));
-            if (e->author)
-                json_object_set_new(o, "author", json_string(e->author));
-            if (e->created)
-                json_object_set_new(o, "created", json_string(e->created));
-            if (e->expires)
-                json_object_set_new(o, "expires", json_string(e->expires));
-            json_array_append_new(entries, o);
-        }
-        shown++;
-    }
-    if (!shown) {
-        if (filter) {
-            sb_printf(&b, "%s: ready (no maintenance entry)\n  affects: ", only.id);
-            struct affect_list al = {.text = &b};
-            ctl_model_affected(&m, &only, on_affected, &al);
-            if (!al.n)
-                sb_printf(&b, "no HAProxy server");
-            sb_printf(&b, "\n");
-        } else {
-            sb_printf(&b, "no maintenance entries\n");
-        }
-    }
-    if (m.bad)
-        sb_printf(&b, "(%zu bad KV entries skipped; see the log)\n", m.bad);
-    ctl_model_clear(&m);
-    json_t *fd = json_pack("{s:[], s:[]}", "hosts", "disagree");
-    if (!filter && fd)
-        frontdoor_status(kv, s, &b, fd);
-    if (filter)
-        return succeed(res, sb_take(&b),
-                       json_pack("{s:b, s:o, s:o*}", "ok", 1, "entries", entries, "frontdoor", fd));
-    /* the whole fleet: what every watcher reports against the live definitions */
-    json_t *fleet = NULL;
-    char *ftext = NULL;
-    if ((rc = fleet_status(kv, s, &fleet, &ftext, err, sizeof(err))) < 0) {
-        free(sb_take(&b));
-        json_decref(entries);
-        json_decref(fd);
-        return fail(res, CTL_FAILED, err);
-    }
-    bool fleet_ok = json_is_true(json_object_get(fleet, "ok"));
-    sb_printf(&b, "%s", ftext);
-    free(ftext);
-    rc = succeed(res, sb_take(&b),
-                 json_pack("{s:b, s:o, s:o, s:o*}", "ok", fleet_ok, "entries", entries, "fleet",
-                           fleet, "frontdoor", fd));
-    if (!fleet_ok)
-        res->outcome = CTL_REFUSED; /* exit 1: something is off (the view is the answer) */
-    return rc;
-}
-
-static int cmp_kv_key(const void *a, const void *b)
-{
-    return strcmp(((const struct consul_kv *)a)->key, ((const struct consul_kv *)b)->key);
-}
-
-static int exec_history(struct ctl_kv *kv, const struct ctl_settings *s,
-                        const struct ctl_command *cmd, struct ctl_result *res)
-{
-    char err[ERRLEN], prefix[400];
-    struct consul_kv_list *l = NULL;
-    struct sbuf b = {0};
-    json_t *arr = json_array();
-    int rc;
-
-    snprintf(prefix, sizeof(prefix), "%saudit/", s->root);
-    if ((rc = ctl_kv_list(kv, prefix, &l, err, sizeof(err))) < 0) {
-        json_decref(arr);
-        return fail(res, CTL_FAILED, err);
-    }
-    if (l->n)
-        qsort(l->items, l->n, sizeof(*l->items), cmp_kv_key);
-    size_t first = l->n > (size_t)cmd->limit ? l->n - (size_t)cmd->limit : 0;
-    for (size_t i = first; i < l->n; i++) {
-        json_error_t je;
-        json_t *v = l->items[i].value
-                        ? json_loadb((const char *)l->items[i].value, l->items[i].value_len, 0, &je)
-                        : NULL;
-        if (!json_is_object(v)) {
-            sb_printf(&b, "%s: (not a JSON object)\n", l->items[i].key + strlen(prefix));
-            json_decref(v);
-            continue;
-        }
-        const char *reason = json_string_value(json_object_get(v, "reason"));
-        sb_printf(&b, "%s %s (%s) %s %s%s%s%s\n",
-                  json_string_value(json_object_get(v, "time")) ?: "?",
-                  json_string_value(json_object_get(v, "author")) ?: "?",
-                  json_string_value(json_object_get(v, "source")) ?: "?",
-                  json_string_value(json_object_get(v, "action")) ?: "?",
-                  json_string_value(json_object_get(v, "target")) ?: "?",
-                  json_is_true(json_object_get(v, "force")) ? " [forced]" : "", reason ? ": " : "",
-                  reason ? reason : "");
-        json_object_set_new(v, "key", json_string(l->items[i].key + strlen(prefix)));
-        json_array_append_new(arr, v);
-    }
-    if (!l->n)
-        sb_printf(&b, "no audit entries\n");
-    consul_kv_list_free(l);
-    return succeed(res, sb_take(&b), json_pack("{s:b, s:o}", "ok", 1, "entries", arr));
-}
-
 /* ---- the front door: host drain/undrain ----------------------------------------------- */
 
 /* Read R frontdoor/status/<host>: 1 with *st, 0 when absent or bad. */
@@ -838,20 +643,22 @@ static bool host_wait_idle(struct ctl_kv *kv, const struct ctl_settings *s, cons
             }
             kv_frontdoor_status_clear(&st);
             if (still >= 2) {
-                sb_printf(b,
-                          "host %s: nothing announced, packet counter still at %llu: it can be "
-                          "worked on\n",
-                          host, (unsigned long long)last);
+                commands_sb_printf(
+                    b,
+                    "host %s: nothing announced, packet counter still at %llu: it can be "
+                    "worked on\n",
+                    host, (unsigned long long)last);
                 return true;
             }
         }
         clock_gettime(CLOCK_MONOTONIC, &now);
         int64_t ms = (now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000;
         if (ms >= wait_ms) {
-            sb_printf(b,
-                      "host %s: still busy after %lld ms (announcing, or packets moving: %llu); "
-                      "check its frontdoor status before working on it\n",
-                      host, (long long)wait_ms, (unsigned long long)last);
+            commands_sb_printf(
+                b,
+                "host %s: still busy after %lld ms (announcing, or packets moving: %llu); "
+                "check its frontdoor status before working on it\n",
+                host, (long long)wait_ms, (unsigned long long)last);
             return false;
         }
         struct timespec pause = {0, 250 * 1000000L};
@@ -869,7 +676,7 @@ static int exec_host(struct ctl_kv *kv, const struct ctl_settings *s, const stru
 
     if (!kv_valid_segment(cmd->target) || strlen(cmd->target) > 253) {
         snprintf(err, sizeof(err), "refused: '%.100s' is not a host name", cmd->target);
-        return fail(res, CTL_REFUSED, err);
+        return commands_fail(res, CTL_REFUSED, err);
     }
     snprintf(target, sizeof(target), KV_FRONTDOOR_HOSTS "%s", cmd->target);
     snprintf(key, sizeof(key), "%s%s", s->root, target);
@@ -883,7 +690,7 @@ static int exec_host(struct ctl_kv *kv, const struct ctl_settings *s, const stru
         int rc;
 
         if ((rc = ctl_kv_get(kv, key, &l, err, sizeof(err))) < 0)
-            return fail(res, CTL_FAILED, err);
+            return commands_fail(res, CTL_FAILED, err);
         json_t *before = NULL;
         if (l && l->n) {
             index = l->items[0].modify_index;
@@ -902,13 +709,13 @@ static int exec_host(struct ctl_kv *kv, const struct ctl_settings *s, const stru
         if (drained == !cmd->host_undrain && (have || cmd->host_undrain)) {
             json_decref(before);
             struct sbuf b = {0};
-            sb_printf(&b, "no change: host %s is already %s\n", cmd->target,
-                      drained ? "drained" : "undrained");
+            commands_sb_printf(&b, "no change: host %s is already %s\n", cmd->target,
+                               drained ? "drained" : "undrained");
             if (!cmd->host_undrain && cmd->wait_ms > 0)
                 host_wait_idle(kv, s, cmd->target, cmd->wait_ms, &b);
-            return succeed(res, sb_take(&b),
-                           json_pack("{s:b, s:b, s:s, s:s}", "ok", 1, "changed", 0, "action",
-                                     action, "target", target));
+            return commands_succeed(res, commands_sb_take(&b),
+                                    json_pack("{s:b, s:b, s:s, s:s}", "ok", 1, "changed", 0,
+                                              "action", action, "target", target));
         }
         char *value = NULL, *avalue = NULL;
         json_t *after = NULL;
@@ -927,7 +734,7 @@ static int exec_host(struct ctl_kv *kv, const struct ctl_settings *s, const stru
             free(avalue);
             json_decref(before);
             json_decref(after);
-            return fail(res, CTL_FAILED, "out of memory building the host entry");
+            return commands_fail(res, CTL_FAILED, "out of memory building the host entry");
         }
         if (s->before_write)
             s->before_write(s->before_write_arg, attempt);
@@ -936,10 +743,11 @@ static int exec_host(struct ctl_kv *kv, const struct ctl_settings *s, const stru
         free(avalue);
         if (rc == 0) {
             struct sbuf b = {0};
-            sb_printf(&b, "host %s: %s (%s)\n", cmd->target,
-                      cmd->host_undrain ? "undrained: its VIPs are announced again after rise"
-                                        : "drained: graceful shutdown, then its VIPs are withdrawn",
-                      key);
+            commands_sb_printf(&b, "host %s: %s (%s)\n", cmd->target,
+                               cmd->host_undrain
+                                   ? "undrained: its VIPs are announced again after rise"
+                                   : "drained: graceful shutdown, then its VIPs are withdrawn",
+                               key);
             if (!cmd->host_undrain && cmd->wait_ms > 0)
                 host_wait_idle(kv, s, cmd->target, cmd->wait_ms, &b);
             json_t *j = json_pack("{s:b, s:b, s:s, s:s, s:s, s:s, s:O?, s:O?}", "ok", 1, "changed",
@@ -948,95 +756,15 @@ static int exec_host(struct ctl_kv *kv, const struct ctl_settings *s, const stru
             json_decref(before);
             json_decref(after);
             res->changed = true;
-            return succeed(res, sb_take(&b), j);
+            return commands_succeed(res, commands_sb_take(&b), j);
         }
         json_decref(before);
         json_decref(after);
         if (rc != -ECANCELED)
-            return fail(res, CTL_FAILED, err);
+            return commands_fail(res, CTL_FAILED, err);
         conflict_pause(key, attempt, attempts);
     }
     return fail_conflicts(res, key, attempts);
-}
-
-/* The front door lines of `status`: every host's announcements, and a line
- * per director cluster whose hosts run different tables. */
-static void frontdoor_status(struct ctl_kv *kv, const struct ctl_settings *s, struct sbuf *b,
-                             json_t *out)
-{
-    char prefix[400], err[ERRLEN];
-    struct consul_kv_list *l = NULL;
-
-    snprintf(prefix, sizeof(prefix), "%s" KV_FRONTDOOR_STATUS, s->root);
-    if (ctl_kv_list(kv, prefix, &l, err, sizeof(err)) < 0 || !l || !l->n) {
-        consul_kv_list_free(l);
-        return;
-    }
-    qsort(l->items, l->n, sizeof(*l->items), cmp_kv_key);
-    struct kv_frontdoor_status *st = calloc(l->n, sizeof(*st));
-    bool *ok = calloc(l->n, sizeof(*ok));
-    if (!st || !ok)
-        goto out;
-    sb_printf(b, "front door:\n");
-    for (size_t i = 0; i < l->n; i++) {
-        const char *host = l->items[i].key + strlen(prefix);
-        if (!l->items[i].value ||
-            kv_frontdoor_status_decode((const char *)l->items[i].value, l->items[i].value_len,
-                                       &st[i], err, sizeof(err)) < 0) {
-            sb_printf(b, "  %s: bad status entry (%s)\n", host, err);
-            continue;
-        }
-        ok[i] = true;
-        sb_printf(b, "  %s (cluster %s, table %s%s%s): ", host, st[i].cluster,
-                  *st[i].table_checksum ? st[i].table_checksum : "none",
-                  st[i].drained ? ", DRAINED" : "", st[i].bird_in_sync ? "" : ", BIRD OUT OF SYNC");
-        json_t *o = json_pack("{s:s, s:s, s:s, s:b, s:b, s:[]}", "host", host, "cluster",
-                              st[i].cluster, "table_checksum", st[i].table_checksum, "drained",
-                              st[i].drained, "bird_in_sync", st[i].bird_in_sync, "vips");
-        for (size_t k = 0; k < st[i].n_vips; k++) {
-            sb_printf(b, "%s%s %s%s%s", k ? "; " : "", st[i].vips[k].vip, st[i].vips[k].route,
-                      strcmp(st[i].vips[k].route, "announced") && st[i].vips[k].reason ? ": " : "",
-                      strcmp(st[i].vips[k].route, "announced") && st[i].vips[k].reason
-                          ? st[i].vips[k].reason
-                          : "");
-            if (o)
-                json_array_append_new(json_object_get(o, "vips"),
-                                      json_pack("{s:s, s:s, s:s?}", "vip", st[i].vips[k].vip,
-                                                "route", st[i].vips[k].route, "reason",
-                                                st[i].vips[k].reason));
-        }
-        sb_printf(b, "%s\n", st[i].n_vips ? "" : "no VIPs");
-        if (o)
-            json_array_append_new(json_object_get(out, "hosts"), o);
-    }
-    /* directors agree: one table checksum per cluster */
-    for (size_t i = 0; i < l->n; i++) {
-        if (!ok[i] || !*st[i].table_checksum)
-            continue;
-        bool first = true, differ = false;
-        for (size_t k = 0; k < i && first; k++)
-            first = !(ok[k] && !strcmp(st[k].cluster, st[i].cluster));
-        if (!first)
-            continue;
-        for (size_t k = i + 1; k < l->n; k++)
-            differ |= ok[k] && !strcmp(st[k].cluster, st[i].cluster) && *st[k].table_checksum &&
-                      strcmp(st[k].table_checksum, st[i].table_checksum) != 0;
-        if (differ) {
-            sb_printf(b, "  ALERT: directors of cluster %s run different tables:", st[i].cluster);
-            for (size_t k = i; k < l->n; k++)
-                if (ok[k] && !strcmp(st[k].cluster, st[i].cluster))
-                    sb_printf(b, " %s=%s", l->items[k].key + strlen(prefix), st[k].table_checksum);
-            sb_printf(b, "\n");
-            json_array_append_new(json_object_get(out, "disagree"), json_string(st[i].cluster));
-        }
-    }
-out:
-    for (size_t i = 0; st && i < l->n; i++)
-        if (ok[i])
-            kv_frontdoor_status_clear(&st[i]);
-    free(st);
-    free(ok);
-    consul_kv_list_free(l);
 }
 
 /* ---- entry point --------------------------------------------------------------------------- */
@@ -1057,12 +785,13 @@ int ctl_execute(struct ctl_kv *kv, const struct ctl_settings *s, const struct ct
     case CTL_VERB_HOST:
         return exec_host(kv, s, cmd, now_ms, res);
     case CTL_VERB_STATUS:
-        return exec_status(kv, s, cmd, now_ms, res);
+        return commands_exec_status(kv, s, cmd, now_ms, res);
     case CTL_VERB_HISTORY:
-        return exec_history(kv, s, cmd, res);
+        return commands_exec_history(kv, s, cmd, res);
     case CTL_VERB_HELP:
-        return succeed(res, strdup(ctl_usage_of(cmd->help_verb)),
-                       json_pack("{s:b, s:s}", "ok", 1, "usage", ctl_usage_of(cmd->help_verb)));
+        return commands_succeed(
+            res, strdup(ctl_usage_of(cmd->help_verb)),
+            json_pack("{s:b, s:s}", "ok", 1, "usage", ctl_usage_of(cmd->help_verb)));
     }
-    return fail(res, CTL_FAILED, "unknown command");
+    return commands_fail(res, CTL_FAILED, "unknown command");
 }
