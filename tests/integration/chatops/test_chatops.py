@@ -343,10 +343,11 @@ def main():
     agent.start()
     tw.start_watcher()
     tw.wait_for("first config", lambda: os.path.exists(os.path.join(tw.CFG, "web.cfg")))
-    tw.wait_for("watcher /readyz", tw.readyz)
     global AGENT_INTER
     AGENT_INTER = agent_inter()
     tw.start_haproxy()
+    # ready only with its HAProxy up (the probe, docs/watcher.md)
+    tw.wait_for("watcher /readyz", tw.readyz)
     tw.wait_for("haproxy serving through both nodes",
                 lambda: tw.requests_ok(8) == {"node1", "node2"}, timeout=20)
     wait_status(A, "UP")
