@@ -13,9 +13,13 @@
  *                     process on the host.
  *
  * Entry point: director_main(), called by watcher/main.c for
- * `drover-watcher director ...`.
+ * `drover-watcher director ...`. This file holds the options and the
+ * wiring of `run` (metrics, status entry, front door, signals) and
+ * `frontdoor-guard`; the apply state machine is director_main_apply.c,
+ * `status` is director_main_status.c (shared: director_main_internal.h).
  */
 #include "director_main.h"
+#include "director_main_internal.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -36,7 +40,6 @@
 #include "director_health.h"
 #include "director_loader.h"
 #include "director_publish.h"
-#include "director_snapshot.h"
 #include "frontdoor_agent.h"
 #include "host_status.h"
 #include "http_server.h"
@@ -177,65 +180,6 @@ static char *pin_dir(void)
 
 /* ---- run ---- */
 
-struct dw {
-    uv_loop_t *loop;
-    struct consul_client *consul;
-    struct curl_uv *cu;
-    struct director_feed *feed;
-    struct consul_watch *chealth;
-    struct director_health *health;
-    struct director_apply *apply;
-    struct director_inputs *in; /* latest inputs (KV or snapshot) */
-    /* the inputs in force (held changes leave them), copied on the loop
-     * after each job: their proxies stay health-checked and looked up */
-    struct director_inputs *applied;
-    bool from_kv;
-    uv_timer_t due, verify;
-    struct daemon_signals sig;
-    struct backoff retry;
-    bool stopping, failing;
-    struct http_server *http;
-    struct metrics_registry *metrics;
-    struct metrics_counter *m_applies, *m_held, *m_errors, *m_bad, *m_verify, *m_snap_errors;
-    struct metrics_gauge *m_held_now, *m_ready, *m_moved;
-    struct sdnotify_watchdog *wd;
-    bool busy, again; /* an apply job runs on the thread pool; run again after it */
-    uint64_t held_seen, snap_errors_seen;
-    /* what the collector shows, copied after each job (see cache_table) */
-    struct {
-        char id[DIRECTOR_TABLE_ID_MAX + 1];
-        uint32_t primary, secondary;
-    } * rows;
-    uint32_t n_rows;
-    char checksum[17];
-    const char *tier;
-    double balance;
-    bool have_table;
-    int64_t last_change;
-    uint32_t generation;
-    /* front door */
-    struct frontdoor_agent *frontdoor;
-    uv_timer_t fd_timer;
-    struct consul_watch *fd_drain;
-    char *fd_drain_key, *fd_status_key;
-    char *fd_published; /* last status put (without packets and time) */
-    int64_t fd_published_ms;
-    bool fd_put_busy;
-    uint64_t gen_checksum; /* generation the last good apply put in force */
-    bool applied_ok;
-    char *pin_dir;
-    /* the status entry R status/<host>/director */
-    struct host_status *status;
-    int64_t started_unix, status_unix;
-    char last_error[512];
-};
-
-static void status_changed(struct dw *w)
-{
-    w->status_unix = time(NULL);
-    host_status_changed(w->status);
-}
-
 static json_t *status_fill(void *arg)
 {
     struct dw *w = arg;
@@ -265,256 +209,6 @@ static json_t *status_fill(void *arg)
     json_t *out = kv_status_encode(&r);
     free(vips);
     return out;
-}
-
-/* One apply on the thread pool: table builds take tens of milliseconds for
- * a thousand proxies (far more under sanitizers), and the loop must keep
- * answering health checks and Consul meanwhile. The job owns copies of the
- * inputs and of the health it was started with; the applier is touched by
- * the worker only while w->busy. */
-struct job {
-    uv_work_t req;
-    struct dw *w;
-    struct director_inputs *in;
-    char **hosts;
-    bool *healthy;
-    size_t n;
-    int rc;
-    enum director_apply_outcome out;
-};
-
-static bool job_lookup(void *arg, const char *host)
-{
-    const struct job *j = arg;
-    for (size_t i = 0; i < j->n; i++)
-        if (strcmp(j->hosts[i], host) == 0)
-            return j->healthy[i];
-    return true;
-}
-
-static void job_free(struct job *j)
-{
-    for (size_t i = 0; i < j->n; i++)
-        free(j->hosts[i]);
-    free(j->hosts);
-    free(j->healthy);
-    director_inputs_free(j->in);
-    free(j);
-}
-
-static void work_cb(uv_work_t *req)
-{
-    struct job *j = req->data;
-    j->rc = director_apply_run(j->w->apply, j->in, job_lookup, j, (int64_t)time(NULL), &j->out);
-}
-
-static void on_due(uv_timer_t *t);
-static void schedule(struct dw *w, uint64_t ms);
-
-/* Copy what the metrics collector shows, on the loop, between jobs. */
-static void cache_table(struct dw *w)
-{
-    const struct director_table *t = director_apply_table(w->apply);
-
-    if (!t)
-        return;
-    void *p = realloc(w->rows, (t->proxy_count + 1) * sizeof(*w->rows));
-    if (!p)
-        return;
-    w->rows = p;
-    w->n_rows = t->proxy_count;
-    for (uint32_t i = 0; i < t->proxy_count; i++) {
-        snprintf(w->rows[i].id, sizeof(w->rows[i].id), "%s", t->proxies[i].id);
-        w->rows[i].primary = t->proxies[i].primary_rows;
-        w->rows[i].secondary = t->proxies[i].secondary_rows;
-    }
-    snprintf(w->checksum, sizeof(w->checksum), "%016llx", (unsigned long long)t->checksum);
-    w->tier = director_table_tier_name(t->tier);
-    w->balance = t->balance_max_over_mean;
-    w->have_table = true;
-}
-
-static void after_work(uv_work_t *req, int status)
-{
-    struct job *j = req->data;
-    struct dw *w = j->w;
-    const struct director_apply_stats *st = director_apply_get_stats(w->apply);
-
-    w->busy = false;
-    if (status < 0 || w->stopping) {
-        job_free(j);
-        return;
-    }
-    metrics_gauge_set(w->m_held_now, st->held_now ? 1 : 0);
-    metrics_gauge_set(w->m_moved, st->held_moved_share);
-    if (st->held > w->held_seen)
-        metrics_counter_add(w->m_held, st->held - w->held_seen);
-    w->held_seen = st->held;
-    if (st->snapshot_errors > w->snap_errors_seen)
-        metrics_counter_add(w->m_snap_errors, st->snapshot_errors - w->snap_errors_seen);
-    w->snap_errors_seen = st->snapshot_errors;
-    w->last_change = st->last_change_unix;
-    w->generation = st->generation;
-    w->gen_checksum = st->generation_checksum;
-    w->applied_ok = j->rc == 0 && st->generation_checksum != 0;
-    cache_table(w);
-    const struct director_inputs *force_in = director_apply_inputs(w->apply);
-    if (force_in && (!w->applied || w->applied->hash != force_in->hash)) {
-        struct director_inputs *copy = director_inputs_dup(force_in);
-        if (copy) {
-            director_inputs_free(w->applied);
-            w->applied = copy;
-            if (director_health_set_targets(w->health, w->in, w->applied) < 0)
-                log_error(
-                    "director: out of memory updating the health checks; keeping the old set");
-        }
-    }
-    if (j->rc < 0)
-        snprintf(w->last_error, sizeof(w->last_error), "apply: %s", st->last_error);
-    status_changed(w);
-    if (j->rc < 0) {
-        metrics_counter_inc(w->m_errors);
-        uint64_t d = backoff_next(&w->retry);
-        log_warn("director: apply failed; retry in %llu ms", (unsigned long long)d);
-        schedule(w, d);
-        if (w->http)
-            http_server_set_ready(w->http, false, st->last_error);
-    } else {
-        /* forwarding by the table in force goes on (fail static), but
-         * while its snapshot cannot be written a restart without Consul
-         * could not re-apply it: not ready, no READY=1, until a write
-         * succeeds (every run, at least each verify, retries it) */
-        bool ready = !st->snapshot_error[0];
-        backoff_reset(&w->retry);
-        if (j->out == DIRECTOR_APPLY_APPLIED)
-            metrics_counter_inc(w->m_applies);
-        metrics_gauge_set(w->m_ready, ready ? 1 : 0);
-        if (w->http)
-            http_server_set_ready(w->http, ready, ready ? NULL : st->snapshot_error);
-        if (ready)
-            sdnotify_ready();
-    }
-    job_free(j);
-    if (w->again) {
-        w->again = false;
-        schedule(w, 0);
-    }
-}
-
-static void schedule(struct dw *w, uint64_t ms)
-{
-    if (w->stopping)
-        return;
-    /* an earlier due time wins: never postpone a pending apply */
-    uint64_t left =
-        uv_is_active((uv_handle_t *)&w->due) ? uv_timer_get_due_in(&w->due) : UINT64_MAX;
-    if (ms < left)
-        uv_timer_start(&w->due, on_due, ms, 0);
-}
-
-static void run_apply(struct dw *w)
-{
-    struct job *j;
-
-    if (!w->in || w->stopping)
-        return;
-    if (w->busy) {
-        w->again = true; /* inputs changed while a job runs: once more after it */
-        return;
-    }
-    size_t n_applied = w->applied ? w->applied->n_proxies : 0;
-    j = calloc(1, sizeof(*j));
-    if (!j || !(j->in = director_inputs_dup(w->in)) ||
-        !(j->hosts = calloc(w->in->n_proxies + n_applied + 1, sizeof(*j->hosts))) ||
-        !(j->healthy = calloc(w->in->n_proxies + n_applied + 1, sizeof(*j->healthy)))) {
-        log_error("director: out of memory starting an apply; retrying");
-        if (j)
-            job_free(j);
-        schedule(w, 1000);
-        return;
-    }
-    /* the health of the proxies in KV and of those in force: a held
-     * change (or an emptied director/) is built from the latter */
-    for (size_t i = 0; i < w->in->n_proxies + n_applied; i++) {
-        const char *host = i < w->in->n_proxies ? w->in->proxies[i].host
-                                                : w->applied->proxies[i - w->in->n_proxies].host;
-        if (i >= w->in->n_proxies && director_inputs_proxy(w->in, host))
-            continue;
-        if (!(j->hosts[j->n] = strdup(host)))
-            break;
-        j->healthy[j->n++] = director_health_healthy(w->health, host);
-    }
-    j->w = w;
-    j->req.data = j;
-    if (uv_queue_work(w->loop, &j->req, work_cb, after_work) < 0) {
-        job_free(j);
-        schedule(w, 1000);
-        return;
-    }
-    w->busy = true;
-}
-
-static void on_due(uv_timer_t *t)
-{
-    run_apply(t->data);
-}
-
-static void on_verify(uv_timer_t *t)
-{
-    struct dw *w = t->data;
-    metrics_counter_inc(w->m_verify);
-    run_apply(w);
-}
-
-static const struct director_inputs *feed_current(void *arg)
-{
-    struct dw *w = arg;
-    return w->from_kv ? w->in : NULL;
-}
-
-static void on_inputs(void *arg, struct director_inputs *in, unsigned bad)
-{
-    struct dw *w = arg;
-
-    metrics_counter_add(w->m_bad, bad);
-    if (w->in && w->from_kv && w->in->hash == in->hash) {
-        director_inputs_free(in);
-        return; /* same content: spurious wake-up */
-    }
-    log_info("director: KV inputs %016llx: %zu proxies, %zu VIPs, config %s, force %s, %u bad "
-             "entries",
-             (unsigned long long)in->hash, in->n_proxies, in->n_vips,
-             in->config.present ? "ok" : "missing", in->force.present ? "present" : "absent", bad);
-    director_inputs_free(w->in);
-    w->in = in;
-    w->from_kv = true;
-    if (director_health_set_targets(w->health, in, w->applied) < 0)
-        log_error("director: out of memory updating the health checks; keeping the old set");
-    schedule(w, (uint64_t)dopt.wait_ms);
-}
-
-static void on_feed_error(void *arg, int err, const char *msg)
-{
-    struct dw *w = arg;
-    (void)err;
-    snprintf(w->last_error, sizeof(w->last_error), "consul: %s", msg);
-    status_changed(w);
-    /* counted by the Consul client (drover_watcher_director_consul_errors_total) */
-    log_warn("director: %s; forwarding with the table in force", msg);
-}
-
-static void on_health_change(void *arg, const char *host, bool healthy)
-{
-    (void)host;
-    (void)healthy;
-    /* within the interval: the next loop turn builds the new table */
-    schedule(arg, 0);
-}
-
-static void on_consul_health(void *arg, struct consul_response *resp)
-{
-    struct dw *w = arg;
-    director_health_set_consul(w->health, resp->health);
 }
 
 static void collect(struct metrics_emitter *em, void *arg)
@@ -891,28 +585,6 @@ static int frontdoor_guard(void)
     return 0;
 }
 
-static void load_snapshot(struct dw *w)
-{
-    struct director_inputs *in = NULL;
-    bool *healthy = NULL;
-    int rc = director_apply_load(w->apply, &in, &healthy);
-
-    if (rc == -ENOENT) {
-        log_info("director: no snapshot %s yet; waiting for Consul", dopt.snapshot_file);
-        return;
-    }
-    if (rc < 0)
-        return;
-    for (size_t i = 0; i < in->n_proxies; i++)
-        director_health_seed(w->health, in->proxies[i].host, healthy[i]);
-    free(healthy);
-    w->in = in;
-    w->from_kv = false;
-    director_health_set_targets(w->health, in, NULL);
-    log_info("director: re-applying the snapshot until Consul answers");
-    run_apply(w);
-}
-
 static int run(void)
 {
     struct dw w = {0};
@@ -952,7 +624,7 @@ static int run(void)
                    .fall = (unsigned)dopt.health_fall},
         .default_port = (uint16_t)dopt.health_port,
         .default_path = dopt.health_path,
-        .on_change = on_health_change,
+        .on_change = director_main_on_health_change,
         .arg = &w,
     };
     if ((rc = director_health_new(w.loop, w.cu, &ho, &w.health)) < 0)
@@ -960,6 +632,7 @@ static int run(void)
     uv_timer_init(w.loop, &w.due);
     uv_timer_init(w.loop, &w.verify);
     w.due.data = w.verify.data = &w;
+    w.wait_ms = (uint64_t)dopt.wait_ms;
     if (daemon_http_start(w.loop, "director", dopt.metrics_addr, w.metrics, &w.http) < 0)
         return 1;
     if (w.http)
@@ -982,13 +655,13 @@ static int run(void)
         return 1;
     }
     free(skey);
-    load_snapshot(&w);
+    director_main_load_snapshot(&w, dopt.snapshot_file);
     struct director_feed_opts fo = {
         .prefix = prefix,
         .wait_s = (unsigned)(dopt.consul_wait_ms / 1000),
-        .on_inputs = on_inputs,
-        .on_error = on_feed_error,
-        .current = feed_current,
+        .on_inputs = director_main_on_inputs,
+        .on_error = director_main_on_feed_error,
+        .current = director_main_feed_current,
         .arg = &w,
     };
     if ((rc = director_feed_start(w.consul, &fo, &w.feed)) < 0) {
@@ -1000,14 +673,15 @@ static int run(void)
             .kind = CONSUL_WATCH_HEALTH_SERVICE,
             .target = dopt.consul_health_service,
             .wait_s = (unsigned)(dopt.consul_wait_ms / 1000),
-            .on_change = on_consul_health,
+            .on_change = director_main_on_consul_health,
             .arg = &w,
         };
         if ((rc = consul_watch_start(w.consul, &wo, &w.chealth)) < 0)
             log_warn("director: cannot watch Consul health of %s: %s; using own checks only",
                      dopt.consul_health_service, strerror(-rc));
     }
-    uv_timer_start(&w.verify, on_verify, (uint64_t)dopt.verify_ms, (uint64_t)dopt.verify_ms);
+    uv_timer_start(&w.verify, director_main_on_verify, (uint64_t)dopt.verify_ms,
+                   (uint64_t)dopt.verify_ms);
     w.pin_dir = dir;
     if (frontdoor_start(&w) < 0)
         return 1;
@@ -1036,189 +710,6 @@ static int run(void)
     return 0;
 }
 
-/* ---- status ---- */
-
-/* A proxy of the live generation with what the snapshot knows of it. */
-struct live_proxy {
-    const struct director_live_proxy *live;
-    const struct director_proxy_spec *spec;
-    const struct director_saved_proxy *saved;
-};
-
-static void json_str(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (; s && *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            fprintf(f, "\\%c", c);
-        else if (c < 0x20)
-            fprintf(f, "\\u%04x", c);
-        else
-            fputc(c, f);
-    }
-    fputc('"', f);
-}
-
-/* The status page says "never" for a time not yet reached (0). */
-static void fmt_time(int64_t t, char *buf, size_t len)
-{
-    if (t <= 0 || timefmt_format_rfc3339(t, buf, len) < 0)
-        snprintf(buf, len, "never");
-}
-
-static int status(void)
-{
-    struct director_saved s = {0};
-    struct director_live l = {0};
-    struct live_proxy *lp = calloc(DIRECTOR_TABLE_MAX_PROXIES, sizeof(*lp));
-    char err[512], *dir = NULL;
-    bool have_maps = false, have_snap = false;
-    int rc = 1;
-
-    if (!lp)
-        goto out;
-    if (!dopt.dev || !*dopt.dev) {
-        fprintf(stderr, "drover-watcher director status: --dev is required\n");
-        rc = 2;
-        goto out;
-    }
-    if (!(dir = pin_dir())) {
-        fprintf(stderr, "drover-watcher director status: --dev '%s' names no pin directory\n",
-                dopt.dev);
-        rc = 2;
-        goto out;
-    }
-    if (director_snapshot_load(dopt.snapshot_file, &s, err, sizeof(err)) == 0)
-        have_snap = true;
-    else if (!dopt.json)
-        fprintf(stderr, "note: %s\n", err);
-    if (director_live_read(dir, false, &l) == 0) {
-        have_maps = true;
-        for (uint32_t i = 0; i < l.n_listed; i++) {
-            lp[i].live = &l.proxies[i];
-            for (size_t k = 0; have_snap && k < s.inputs->n_proxies; k++) {
-                if (strcmp(s.inputs->proxies[k].address, l.proxies[i].address) == 0 &&
-                    s.inputs->proxies[k].state != DIRECTOR_PROXY_INACTIVE) {
-                    lp[i].spec = &s.inputs->proxies[k];
-                    lp[i].saved = &s.proxies[k];
-                }
-            }
-        }
-    } else if (!dopt.json) {
-        fprintf(stderr, "note: no director maps pinned in %s\n", dir);
-    }
-    if (!have_maps && !have_snap) {
-        fprintf(stderr, "drover-watcher director status: neither maps in %s nor snapshot %s\n", dir,
-                dopt.snapshot_file);
-        goto out;
-    }
-    bool in_sync = have_maps && have_snap && l.checksum == s.generation_checksum;
-    char applied[32], changed[32], held_since[32];
-    fmt_time(s.applied_unix, applied, sizeof(applied));
-    fmt_time(s.last_change_unix, changed, sizeof(changed));
-    fmt_time(s.held_since_unix, held_since, sizeof(held_since));
-    uint32_t n = have_maps ? l.n_listed : 0;
-    if (dopt.json) {
-        FILE *f = stdout;
-        fprintf(f, "{\"dev\":");
-        json_str(f, dopt.dev);
-        fprintf(f, ",\"maps\":%s", have_maps ? "true" : "false");
-        if (have_maps)
-            fprintf(f,
-                    ",\"generation\":%u,\"generation_checksum\":\"%016llx\",\"gue_port\":%u,"
-                    "\"rows_without_proxy\":%u",
-                    l.generation, (unsigned long long)l.checksum, l.gue_port, l.rows_without_proxy);
-        fprintf(f, ",\"snapshot\":%s", have_snap ? "true" : "false");
-        if (have_snap) {
-            fprintf(f, ",\"cluster\":");
-            json_str(f, s.cluster);
-            fprintf(f, ",\"table_checksum\":\"%016llx\",\"in_sync\":%s,\"tier\":",
-                    (unsigned long long)s.table_checksum, in_sync ? "true" : "false");
-            json_str(f, s.tier);
-            fprintf(f,
-                    ",\"balance\":%.4f,\"applied\":\"%s\",\"last_change\":\"%s\",\"held\":%s,"
-                    "\"held_moved_share\":%.4f,\"held_since\":\"%s\",\"last_error\":",
-                    s.balance, applied, changed, s.held ? "true" : "false", s.held_moved_share,
-                    held_since);
-            json_str(f, s.last_error);
-            fprintf(f, ",\"vips\":%zu", s.inputs->n_vips);
-        }
-        fprintf(f, ",\"proxies\":[");
-        bool first = true;
-        for (uint32_t i = 0; i < n; i++) {
-            fprintf(f, "%s{\"host\":", first ? "" : ",");
-            first = false;
-            json_str(f, lp[i].spec ? lp[i].spec->host : "");
-            fprintf(f,
-                    ",\"address\":\"%s\",\"state\":\"%s\",\"healthy\":%s,"
-                    "\"primary_rows\":%u,\"secondary_rows\":%u}",
-                    lp[i].live->address, lp[i].live->state,
-                    lp[i].saved ? (lp[i].saved->healthy ? "true" : "false") : "null",
-                    lp[i].live->primary_rows, lp[i].live->secondary_rows);
-        }
-        /* proxies that are in KV but not in the maps (inactive) */
-        for (size_t k = 0; have_snap && k < s.inputs->n_proxies; k++) {
-            const struct director_proxy_spec *p = &s.inputs->proxies[k];
-            bool listed = false;
-            for (uint32_t i = 0; i < n && !listed; i++)
-                listed = lp[i].spec == p;
-            if (listed)
-                continue;
-            fprintf(f, "%s{\"host\":", first ? "" : ",");
-            first = false;
-            json_str(f, p->host);
-            fprintf(f,
-                    ",\"address\":\"%s\",\"state\":\"%s\",\"healthy\":%s,"
-                    "\"primary_rows\":0,\"secondary_rows\":0}",
-                    p->address, director_proxy_state_name(p->state),
-                    s.proxies[k].healthy ? "true" : "false");
-        }
-        fprintf(f, "]}\n");
-    } else {
-        printf("dev %s\n", dopt.dev);
-        if (have_maps)
-            printf("generation %u\ngeneration_checksum %016llx\nrows_without_proxy %u\n",
-                   l.generation, (unsigned long long)l.checksum, l.rows_without_proxy);
-        if (have_snap) {
-            printf("cluster %s\ntable_checksum %016llx\nin_sync %s\ntier %s\nbalance %.4f\n"
-                   "applied %s\nlast_change %s\nheld %s",
-                   s.cluster, (unsigned long long)s.table_checksum, in_sync ? "yes" : "no", s.tier,
-                   s.balance, applied, changed, s.held ? "yes" : "no");
-            if (s.held)
-                printf(" (would move %.1f%% of rows, since %s)", 100 * s.held_moved_share,
-                       held_since);
-            printf("\nvips %zu\n", s.inputs->n_vips);
-            if (s.last_error && *s.last_error)
-                printf("last_error %s\n", s.last_error);
-        }
-        printf("%-24s %-40s %-9s %-8s %8s %8s\n", "HOST", "ADDRESS", "STATE", "HEALTH", "PRIMARY",
-               "SECOND");
-        for (uint32_t i = 0; i < n; i++)
-            printf("%-24s %-40s %-9s %-8s %8u %8u\n", lp[i].spec ? lp[i].spec->host : "-",
-                   lp[i].live->address, lp[i].live->state,
-                   lp[i].saved ? (lp[i].saved->healthy ? "up" : "down") : "?",
-                   lp[i].live->primary_rows, lp[i].live->secondary_rows);
-        for (size_t k = 0; have_snap && k < s.inputs->n_proxies; k++) {
-            const struct director_proxy_spec *p = &s.inputs->proxies[k];
-            bool listed = false;
-            for (uint32_t i = 0; i < n && !listed; i++)
-                listed = lp[i].spec == p;
-            if (!listed)
-                printf("%-24s %-40s %-9s %-8s %8u %8u\n", p->host, p->address,
-                       director_proxy_state_name(p->state), s.proxies[k].healthy ? "up" : "down",
-                       0u, 0u);
-        }
-    }
-    rc = 0;
-out:
-    director_saved_clear(&s);
-    director_live_free(&l);
-    free(lp);
-    free(dir);
-    return rc;
-}
-
 int director_main(int argc, char **argv)
 {
     char err[512];
@@ -1239,7 +730,10 @@ int director_main(int argc, char **argv)
         config_free(&dprogram);
         return 2;
     }
-    rc = cmd == DCMD_STATUS ? status() : cmd == DCMD_GUARD ? frontdoor_guard() : run();
+    rc = cmd == DCMD_STATUS
+             ? director_main_status(dopt.dev, dopt.pin_root, dopt.snapshot_file, dopt.json)
+         : cmd == DCMD_GUARD ? frontdoor_guard()
+                             : run();
     config_free(&dprogram);
     return rc;
 }
