@@ -15,3 +15,7 @@ key_prefix "@ROOT@audit/" {
 key_prefix "@ROOT@director/@DIRECTOR_CLUSTER@/proxies/" {
   policy = "write"
 }
+# droverctl host drain|undrain (front door, audited like every change)
+key_prefix "@ROOT@frontdoor/hosts/" {
+  policy = "write"
+}

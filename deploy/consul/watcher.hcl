@@ -19,6 +19,14 @@ key_prefix "@ROOT@director/" {
 key_prefix "@ROOT@status/" {
   policy = "write"
 }
+# director mode with the front door: operators' host drains (read) and
+# what this host announces (frontdoor/status/<host>, written)
+key_prefix "@ROOT@frontdoor/hosts/" {
+  policy = "read"
+}
+key_prefix "@ROOT@frontdoor/status/" {
+  policy = "write"
+}
 # the session its status entry is bound to
 session_prefix "" {
   policy = "write"

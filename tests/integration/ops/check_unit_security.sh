@@ -16,6 +16,7 @@ drover-director@.service 4.5 loads XDP programs: CAP_BPF CAP_PERFMON CAP_NET_ADM
 drover-decap@.service 4.5 loads the decap program: the capabilities of the director
 drover-watcher-director@.service 4.5 updates the director maps: CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN
 drover-frontdoor-guard@.service 6.5 reads the director maps (CAP_BPF CAP_SYS_ADMIN CAP_NET_ADMIN); its sandbox is not tightened yet (6.2: no SystemCallFilter, Protect*): lower this bound when it is
+haproxy@.service 5.0 runs the HAProxy root master (binds the frontends, chroots and drops to haproxy:haproxy); no SystemCallFilter or strict ProtectSystem paths yet (4.7): lower this bound when they are verified under a real systemd
 '
 fail=0
 n=0

@@ -97,7 +97,7 @@ expect 409 drover-exporter PUT "/v1/txn" \
 grep -q "Permission denied" "$tmp/body" || fail "exporter txn on audit/: not refused by ACL: $(cat "$tmp/body")"
 expect 403 drover-exporter GET "/v1/kv/${R}haproxy/edge/services/web"
 
-echo "== watcher: reads kube/, haproxy/, maintenance/, director/; writes nothing"
+echo "== watcher: reads kube/, haproxy/, maintenance/, director/; writes only status/ and frontdoor/status/"
 expect 200 master PUT "/v1/kv/${R}kube/k1/nodes/node-2" \
     '{"address":"10.0.0.2","addresses":["10.0.0.2"],"cluster":"k1","eligible":true,"excluded":false,"labels":{},"name":"node-2","ready":true,"schedulable":true,"selected":true}'
 expect 200 master PUT "/v1/kv/${R}maintenance/addr/10.0.0.2" '{"state":"drain"}'
@@ -112,7 +112,13 @@ for k in kube/k1/nodes/node-2 haproxy/edge/services/web maintenance/addr/10.0.0.
     expect 403 drover-watcher PUT "/v1/kv/${R}$k" '{}'
 done
 expect 403 drover-watcher DELETE "/v1/kv/${R}maintenance/addr/10.0.0.2"
-expect 403 drover-watcher PUT /v1/session/create '{"Name":"w"}'
+# its status entry is bound to a session of its own
+expect 200 drover-watcher PUT /v1/session/create '{"Name":"w"}'
+expect 200 drover-watcher PUT "/v1/kv/${R}status/host-1/haproxy" '{}'
+expect 200 drover-watcher PUT "/v1/kv/${R}frontdoor/status/host-1" '{}'
+expect 200 master PUT "/v1/kv/${R}frontdoor/hosts/host-2" '{"state":"drain"}'
+expect 200 drover-watcher GET "/v1/kv/${R}frontdoor/hosts/?recurse"
+expect 403 drover-watcher PUT "/v1/kv/${R}frontdoor/hosts/host-1" '{}'
 
 echo "== droverctl: writes maintenance/, audit/, director/d1/proxies/; reads the rest"
 expect 200 droverctl GET "/v1/kv/${R}kube/k1/nodes/node-2"
