@@ -79,7 +79,8 @@ struct consul_stats {
     uint64_t watch_unchanged;  /* wake-ups whose content was unchanged */
     uint64_t watch_deliveries; /* changes delivered to on_change */
     uint64_t stale_retries;    /* stale answers over max_stale_ms, re-read from the leader */
-    uint64_t bytes_received;   /* bytes on the wire from Consul: headers + (compressed) bodies */
+    uint64_t stale_behind;   /* stale watch answers older than data held, re-read from the leader */
+    uint64_t bytes_received; /* bytes on the wire from Consul: headers + (compressed) bodies */
     uint64_t watch_entries_parsed; /* KV watch answers: entries parsed */
     uint64_t watch_entries_reused; /* ... and entries copied, their text unchanged */
 };
@@ -196,6 +197,7 @@ struct consul_response {
     uint64_t index;       /* X-Consul-Index, 0 if absent */
     bool found;           /* reads: false on Consul's 404 (err stays 0, lists empty) */
     bool ok;              /* put/delete/lock: Consul's true/false */
+    bool stale;           /* answered with ?stale by any server: may lag an earlier answer */
     unsigned retry_in_ms; /* watch on_error: when the next attempt runs */
     struct consul_kv_list *kv;
     struct consul_key_list *keys;

@@ -563,6 +563,7 @@ static void on_done(CURL *easy, CURLcode result, void *arg)
         count_bytes(c, easy);
         if (r->stale && (st == 200 || st == 404) && stale_retry(r))
             return;
+        resp.stale = r->stale; /* false once re-read from the leader */
         if ((st == 403 || st == 401) && c->token_file && !r->token_retried) {
             /* A rotated token: re-read the file and retry once if it changed. */
             char *old = c->token ? strdup(c->token) : NULL;

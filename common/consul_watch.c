@@ -11,6 +11,10 @@
  *    reset in a row waits a backoff delay first, so a server that keeps
  *    answering 0 can never make us spin;
  *  - wake-ups without a content change are counted, not delivered;
+ *  - a ?stale answer older than the value held (X-Consul-Index below the
+ *    index of the last answer taken) is never delivered: a server that lags
+ *    the one that answered before would step the watcher back in time. The
+ *    same read goes once to the leader, whose answer is taken as it is;
  *  - errors (refused, timeout, 5xx, bad body) call on_error, keep the last
  *    delivered value, and retry forever after a jittered backoff with a
  *    full read (the server may have restarted at a lower index).
@@ -38,8 +42,10 @@ struct consul_watch {
     consul_cb on_change;
     consul_cb on_error;
     void *arg;
-    uint64_t index; /* index for the next query; 0 = full read */
-    uint64_t sent;  /* index of the request in flight */
+    uint64_t index;   /* index for the next query; 0 = full read */
+    uint64_t sent;    /* index of the request in flight */
+    uint64_t held;    /* X-Consul-Index of the last answer taken */
+    bool leader_next; /* the next read without ?stale: a stale answer lagged */
     bool have_value;
     uint64_t hash;
     struct consul_kv_list *last_kv;
@@ -94,6 +100,22 @@ static void on_answer(void *arg, struct consul_response *resp)
     }
     c->stats.watch_wakeups++;
     uint64_t sent = w->sent, got = resp->index;
+    if (resp->stale && got > 0 && got < w->held) {
+        /* This server lags the one that answered before (the leader after
+         * a stale retry, or the cluster before a failover): never go back
+         * in time on its word. Read again from the leader; an index lower
+         * there too is a real reset (restore, reaped tombstones). */
+        c->stats.stale_behind++;
+        log_debug("consul: watch %s: stale answer at index %" PRIu64 " is older than the %" PRIu64
+                  " held, reading from the leader",
+                  w->target, got, w->held);
+        consul_kv_text_free(w->answer_text);
+        w->answer_text = NULL;
+        w->index = 0;
+        w->leader_next = true;
+        watch_issue(w);
+        return;
+    }
     bool deliver_ok = true;
     if (got == 0 || (sent > 0 && got < sent)) {
         /* Consul restored a snapshot, changed leader or the endpoint has no
@@ -114,6 +136,7 @@ static void on_answer(void *arg, struct consul_response *resp)
     }
 
     if (deliver_ok) {
+        w->held = got;
         uint64_t h = w->kind == CONSUL_WATCH_KV_PREFIX ? consul_kv_list_hash(resp->kv)
                                                        : consul_health_list_hash(resp->health);
         if (!w->have_value || h != w->hash) {
@@ -168,11 +191,15 @@ static void watch_issue(struct consul_watch *w)
         consul_path(w->kind == CONSUL_WATCH_KV_PREFIX ? "kv" : "health/service", w->target, query);
     /* ?stale when the client allows it: any server answers a watch, so
      * a fleet's wake-ups are spread over all servers, not the leader */
-    int rc = path ? consul_req_start_stale(w->c, path,
-                                           w->kind == CONSUL_WATCH_KV_PREFIX ? CONSUL_REQ_KV_LIST
-                                                                             : CONSUL_REQ_HEALTH,
-                                           timeout, on_answer, w, &w->req)
-                  : -ENOMEM;
+    enum consul_req_kind kind =
+        w->kind == CONSUL_WATCH_KV_PREFIX ? CONSUL_REQ_KV_LIST : CONSUL_REQ_HEALTH;
+    int rc =
+        !path ? -ENOMEM
+        : w->leader_next
+            ? consul_req_start(w->c, "GET", path, NULL, 0, kind, timeout, on_answer, w, &w->req)
+            : consul_req_start_stale(w->c, path, kind, timeout, on_answer, w, &w->req);
+    if (rc == 0)
+        w->leader_next = false;
     free(path);
     if (rc == 0 && w->kind == CONSUL_WATCH_KV_PREFIX) {
         w->req->prev_kv = w->last_kv;

@@ -25,6 +25,7 @@ enum script {
     SCRIPT_TXN,
     SCRIPT_TOKEN,
     SCRIPT_STALE,
+    SCRIPT_STALE_BEHIND,
 };
 
 struct fake {
@@ -157,6 +158,18 @@ static void handler(void *arg, const struct fake_http_req *req, struct fake_http
             rep->hang = true;
         }
         break;
+    case SCRIPT_STALE_BEHIND:
+        /* 0: fresh stale full read, B at 20; 1: the blocking query at 20
+         * answered by a server that lags (A at 12, older than B); 2: the
+         * leader's full re-read, B at 21; 3: blocking at 21 hangs */
+        rep->headers = "X-Consul-LastContact: 10\r\nX-Consul-KnownLeader: true\r\n";
+        if (n <= 2) {
+            rep->index = n == 0 ? 20 : n == 1 ? 12 : 21;
+            rep->body = strdup(n == 1 ? BODY_A : BODY_B);
+        } else {
+            rep->hang = true;
+        }
+        break;
     case SCRIPT_TOKEN:
         if (strcmp(req->token, "good") == 0) {
             rep->index = 3;
@@ -207,7 +220,8 @@ static struct fake *fake_new(enum script s, const char *token_file)
     struct consul_config cfg = {.address = f->addr,
                                 .token_file = token_file,
                                 .request_timeout_ms = 5000,
-                                .max_stale_ms = s == SCRIPT_STALE ? 2000 : 0};
+                                .max_stale_ms =
+                                    s == SCRIPT_STALE || s == SCRIPT_STALE_BEHIND ? 2000 : 0};
     ck_assert_int_eq(consul_client_new(&f->loop, &cfg, &f->c), 0);
     return f;
 }
@@ -299,6 +313,31 @@ START_TEST(test_stale_reads_bounded_and_gzip)
     for (unsigned i = 0; i < 5; i++)
         ck_assert_msg(strstr(f->encodings[i], "gzip") != NULL,
                       "request %u must accept gzip, Accept-Encoding '%s'", i, f->encodings[i]);
+    fake_free(f);
+}
+END_TEST
+
+/* A stale answer older than the value held never replaces it: the read
+ * goes to the leader once, and the watch never steps back in time. */
+START_TEST(test_stale_answer_never_goes_back)
+{
+    struct fake *f = fake_new(SCRIPT_STALE_BEHIND, NULL);
+    watch(f, 60);
+    for (int i = 0; i < 100 && !reached(f, 4); i++)
+        run_until(&f->loop, &f->target_reached, 50);
+    ck_assert_uint_ge(f->n_req, 4);
+    ck_assert_msg(strstr(f->urls[1], "index=20") && strstr(f->urls[1], "stale"), "got %s",
+                  f->urls[1]);
+    ck_assert_msg(!has_index(f->urls[2]) && !strstr(f->urls[2], "stale"),
+                  "an answer older than the value held must be re-read from the leader, got %s",
+                  f->urls[2]);
+    ck_assert_msg(strstr(f->urls[3], "index=21") && strstr(f->urls[3], "stale"), "got %s",
+                  f->urls[3]);
+    const struct consul_stats *st = consul_client_stats(f->c);
+    ck_assert_uint_eq(st->stale_behind, 1);
+    ck_assert_uint_eq(f->changes, 1); /* B only: the older A never delivered */
+    ck_assert_str_eq(f->last_value, "b");
+    ck_assert_uint_eq(consul_watch_index(f->w), 21);
     fake_free(f);
 }
 END_TEST
@@ -556,6 +595,7 @@ int main(void)
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_index_backwards_resets_to_full_read);
     tcase_add_test(tc, test_stale_reads_bounded_and_gzip);
+    tcase_add_test(tc, test_stale_answer_never_goes_back);
     tcase_add_test(tc, test_index_zero_never_spins);
     tcase_add_test(tc, test_errors_keep_last_value_and_retry);
     tcase_add_test(tc, test_404_is_empty_with_index_lowercase_header);
