@@ -49,7 +49,8 @@ struct bw {
     struct consul_feed *feed;
     struct snapshot *snap;
     _Atomic uint64_t hash;
-    _Atomic uint64_t at_ns; /* uv_hrtime of the last delivery */
+    _Atomic uint64_t at_ns;     /* uv_hrtime of the last delivery */
+    _Atomic unsigned snapshots; /* deliveries so far */
 };
 
 struct worker {
@@ -93,6 +94,7 @@ static void on_snapshot(void *arg, struct snapshot *snap)
     w->snap = snap;
     atomic_store(&w->at_ns, uv_hrtime());
     atomic_store(&w->hash, snap->inputs_hash);
+    atomic_fetch_add(&w->snapshots, 1);
 }
 
 static const struct snapshot *current(void *arg)
@@ -585,6 +587,9 @@ int main(int argc, char **argv)
         b0 = bytes_all();
         c0 = cpu_s_self();
         k0 = cpu_s_consul(ks0);
+        unsigned *snaps0 = calloc(cfg.watchers, sizeof(*snaps0));
+        for (unsigned i = 0; snaps0 && i < cfg.watchers; i++)
+            snaps0[i] = atomic_load(&all[i]->snapshots);
         for (unsigned i = 0; i < cfg.unrelated; i++) {
             int rc = make_change(&wr, i, true);
             if (rc < 0) {
@@ -603,13 +608,23 @@ int main(int argc, char **argv)
                    (k1 - k0) / cfg.unrelated);
         printf("BENCH fanout_unrelated_watcher_cpu_ms_per_change %.3f\n",
                (c1 - c0) * 1000.0 / cfg.unrelated / cfg.watchers);
-        /* nothing they use changed: every watcher still holds the same snapshot */
-        for (unsigned i = 0; i < cfg.watchers; i++)
-            if (atomic_load(&all[i]->hash) != hash) {
-                fprintf(stderr, "bench_fanout: watcher %u changed snapshot on unrelated changes\n",
-                        i);
+        /* nothing they use changed: no watcher took a new snapshot, not
+         * even for a while (a step back to an older view and forth again) */
+        for (unsigned i = 0; i < cfg.watchers; i++) {
+            unsigned took = atomic_load(&all[i]->snapshots) - (snaps0 ? snaps0[i] : 0);
+            if (atomic_load(&all[i]->hash) != hash || took) {
+                const struct consul_stats *st = consul_client_stats(all[i]->c);
+                fprintf(stderr,
+                        "bench_fanout: watcher %u (Consul %s) took %u snapshot(s) on unrelated "
+                        "changes, holds %016" PRIx64 " (want %016" PRIx64 "); its client: %" PRIu64
+                        " errors, %" PRIu64 " index resets, %" PRIu64 " stale retries, %" PRIu64
+                        " stale answers behind\n",
+                        i, cfg.addrs[i % cfg.n_addrs], took, atomic_load(&all[i]->hash), hash,
+                        st->errors, st->index_resets, st->stale_retries, st->stale_behind);
                 status = 1;
             }
+        }
+        free(snaps0);
     }
     printf("BENCH fanout_converged_hash %016" PRIx64 "\n", hash);
 stop:

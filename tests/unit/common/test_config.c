@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "config_fixture.h"
 #include "log.h"
 
 /* One option of every type, as a daemon would declare them. */
@@ -39,51 +40,30 @@ static const struct config_program prog = {
     .options = opts,
 };
 
-static char tmpdir[64];
-static char cfgpath[128];
-
 static void setup(void)
 {
     static const char *const vars[] = {"DROVER_CONSUL_ADDR", "DROVER_PORT",   "DROVER_VERBOSE",
                                        "DROVER_WAIT_MIN",    "DROVER_RATIO",  "DROVER_TAG",
                                        "DROVER_MAX_BODY",    "DROVER_CONFIG", "DROVER_LOG_LEVEL"};
-    for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
-        unsetenv(vars[i]);
     memset(&o, 0, sizeof(o));
-    snprintf(tmpdir, sizeof(tmpdir), "/tmp/drover-config-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
-    snprintf(cfgpath, sizeof(cfgpath), "%s/drover.json", tmpdir);
+    fixture_setup(vars, sizeof(vars) / sizeof(vars[0]));
 }
 
 static void teardown(void)
 {
     config_free(&prog);
-    unlink(cfgpath);
-    rmdir(tmpdir);
+    fixture_teardown();
     log_set_level(LOGL_INFO);
-}
-
-static void write_cfg(const char *json)
-{
-    FILE *f = fopen(cfgpath, "w");
-    ck_assert_ptr_nonnull(f);
-    fputs(json, f);
-    fclose(f);
 }
 
 /* Parse a NULL-terminated argument vector. */
 static int parse(char *err, size_t errlen, int *first, ...)
 {
     char *argv[32];
-    int argc = 0;
     va_list ap;
-
-    argv[argc++] = "drover-test";
     va_start(ap, first);
-    for (char *a; (a = va_arg(ap, char *)) != NULL && argc < 31;)
-        argv[argc++] = a;
+    int argc = fixture_argv(argv, ap);
     va_end(ap);
-    argv[argc] = NULL;
     config_free(&prog);
     return config_parse(&prog, argc, argv, first, err, errlen);
 }

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "config_fixture.h"
 #include "consul_options.h"
 #include "log.h"
 #include "version.h"
@@ -70,9 +71,6 @@ static const struct config_program prog = {
     .commands = commands,
 };
 
-static char tmpdir[64];
-static char cfgpath[128];
-
 static const char *const vars[] = {
     "DROVER_CONSUL_ADDR",     "CONSUL_HTTP_ADDR",
     "DROVER_CONSUL_CA_FILE",  "CONSUL_CACERT",
@@ -86,11 +84,7 @@ static const char *const vars[] = {
 
 static void setup(void)
 {
-    for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
-        unsetenv(vars[i]);
-    snprintf(tmpdir, sizeof(tmpdir), "/tmp/drover-config-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
-    snprintf(cfgpath, sizeof(cfgpath), "%s/drover.json", tmpdir);
+    fixture_setup(vars, sizeof(vars) / sizeof(vars[0]));
     /* --help and --version write to stdout: keep the test output readable */
     ck_assert_ptr_nonnull(freopen("/dev/null", "w", stdout));
 }
@@ -98,17 +92,8 @@ static void setup(void)
 static void teardown(void)
 {
     config_free(&prog);
-    unlink(cfgpath);
-    rmdir(tmpdir);
+    fixture_teardown();
     log_set_level(LOGL_INFO);
-}
-
-static void write_cfg(const char *json)
-{
-    FILE *f = fopen(cfgpath, "w");
-    ck_assert_ptr_nonnull(f);
-    fputs(json, f);
-    fclose(f);
 }
 
 /* Parse a NULL-terminated argument vector; *cmd and *first get the
@@ -116,15 +101,10 @@ static void write_cfg(const char *json)
 static int parse(char *err, size_t errlen, int *cmd, int *first, ...)
 {
     char *argv[32];
-    int argc = 0;
     va_list ap;
-
-    argv[argc++] = "drover-test";
     va_start(ap, first);
-    for (char *a; (a = va_arg(ap, char *)) != NULL && argc < 31;)
-        argv[argc++] = a;
+    int argc = fixture_argv(argv, ap);
     va_end(ap);
-    argv[argc] = NULL;
     config_free(&prog);
     return config_parse_command(&prog, argc, argv, cmd, first, err, errlen);
 }
