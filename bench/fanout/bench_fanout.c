@@ -321,6 +321,20 @@ static int make_change(struct writer *wr, unsigned i, bool unrelated)
     return rc ? rc : wait_written(wr);
 }
 
+/* One line on watcher i's state and its Consul client's counters. */
+static void print_watcher(unsigned i, const char *what)
+{
+    const struct consul_stats *st = consul_client_stats(all[i]->c);
+    fprintf(stderr,
+            "bench_fanout: watcher %u (Consul %s) %s: holds %016" PRIx64 " after %u snapshot(s); "
+            "its client: %" PRIu64 " requests, %" PRIu64 " errors, %" PRIu64
+            " index resets, %" PRIu64 " stale retries, %" PRIu64 " stale answers behind, %" PRIu64
+            " wake-ups\n",
+            i, cfg.addrs[i % cfg.n_addrs], what, atomic_load(&all[i]->hash),
+            atomic_load(&all[i]->snapshots), st->requests, st->errors, st->index_resets,
+            st->stale_retries, st->stale_behind, st->watch_wakeups);
+}
+
 /* Poll (1 ms) until every watcher holds one hash different from prev;
  * *lat_ns: latest delivery - t0; per-watcher latencies into per[].
  * false after timeout_ms. */
@@ -353,6 +367,11 @@ static bool converge(uint64_t prev, uint64_t t0, uint64_t timeout_ms, uint64_t *
                     "bench_fanout: %u of %u watchers hold snapshot %016" PRIx64 " after %" PRIu64
                     " ms (previous %016" PRIx64 ")\n",
                     same, cfg.watchers, h0, timeout_ms, prev);
+            for (unsigned i = 0, shown = 0; i < cfg.watchers && shown < 10; i++)
+                if (atomic_load(&all[i]->hash) != h0) {
+                    print_watcher(i, "does not hold it");
+                    shown++;
+                }
             return false;
         }
         usleep(1000);
@@ -613,14 +632,11 @@ int main(int argc, char **argv)
         for (unsigned i = 0; i < cfg.watchers; i++) {
             unsigned took = atomic_load(&all[i]->snapshots) - (snaps0 ? snaps0[i] : 0);
             if (atomic_load(&all[i]->hash) != hash || took) {
-                const struct consul_stats *st = consul_client_stats(all[i]->c);
-                fprintf(stderr,
-                        "bench_fanout: watcher %u (Consul %s) took %u snapshot(s) on unrelated "
-                        "changes, holds %016" PRIx64 " (want %016" PRIx64 "); its client: %" PRIu64
-                        " errors, %" PRIu64 " index resets, %" PRIu64 " stale retries, %" PRIu64
-                        " stale answers behind\n",
-                        i, cfg.addrs[i % cfg.n_addrs], took, atomic_load(&all[i]->hash), hash,
-                        st->errors, st->index_resets, st->stale_retries, st->stale_behind);
+                char what[128];
+                snprintf(what, sizeof(what),
+                         "took %u snapshot(s) on unrelated changes (want none and %016" PRIx64 ")",
+                         took, hash);
+                print_watcher(i, what);
                 status = 1;
             }
         }
