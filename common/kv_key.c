@@ -142,6 +142,10 @@ void kv_key_parse(const char *root, const char *key, struct kv_key *k)
     k->kind = KV_KEY_OTHER;
     if (!starts(key, root, &rel))
         return;
+    size_t len = strlen(rel);
+    if (len == 0 || rel[len - 1] == '/')
+        return; /* a folder key (Consul's UI makes them; they keep a prefix
+                 * from being empty): no record */
     k->rel = rel;
     if (starts(rel, "kube/", &rest)) {
         parse_kube(rest, k);

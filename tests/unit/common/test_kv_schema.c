@@ -327,6 +327,15 @@ START_TEST(test_keys)
     ck_assert_str_eq(k.rel, "proxies/p1");
     kv_key_parse("drover/v1/", "other/kube/dc1/nodes/n1", &k);
     ck_assert_int_eq(k.kind, KV_KEY_OTHER);
+    /* folder keys are no records, under any prefix */
+    static const char *const folders[] = {
+        "drover/v1/maintenance/", "drover/v1/maintenance/node/", "drover/v1/kube/dc1/nodes/",
+        "drover/v1/director/d1/", "drover/v1/frontdoor/hosts/",  "drover/v1/"};
+    for (size_t i = 0; i < sizeof(folders) / sizeof(folders[0]); i++) {
+        kv_key_parse("drover/v1/", folders[i], &k);
+        ck_assert_msg(k.kind == KV_KEY_OTHER, "%s: kind %d, want a folder key (other)", folders[i],
+                      k.kind);
+    }
 
     struct kv_maint_id id;
     ck_assert_int_eq(kv_maint_id_parse("addr/2001:DB8::0:1", &id, NULL, 0), 0);
