@@ -182,18 +182,25 @@ static json_t *audit_value(const struct ctl_command *cmd, const char *author, co
 
 /* Write (value != NULL) or delete key with cas index, plus the audit
  * entry, in one transaction. */
+/* key (cas on index; value NULL deletes) and its audit entry in one
+ * transaction. folder (or NULL): the folder key of a prefix every host
+ * watches, set in the same transaction so the prefix is never empty once
+ * droverctl wrote it (an empty prefix wakes its watchers on every KV
+ * write: docs/kv-schema.md, "What a watcher watches"). */
 static int write_with_audit(struct ctl_kv *kv, const char *key, const char *value, uint64_t index,
-                            const char *akey, const char *avalue, char *err, size_t errlen)
+                            const char *akey, const char *avalue, const char *folder, char *err,
+                            size_t errlen)
 {
-    struct consul_txn_op ops[2] = {
+    struct consul_txn_op ops[3] = {
         {.verb = value ? CONSUL_TXN_CAS : CONSUL_TXN_DELETE_CAS,
          .key = key,
          .value = value,
          .value_len = value ? strlen(value) : 0,
          .index = index},
         {.verb = CONSUL_TXN_CAS, .key = akey, .value = avalue, .value_len = strlen(avalue)},
+        {.verb = CONSUL_TXN_SET, .key = folder, .value = "", .value_len = 0},
     };
-    return ctl_kv_txn(kv, ops, 2, err, errlen);
+    return ctl_kv_txn(kv, ops, folder ? 3 : 2, err, errlen);
 }
 
 /* After a lost cas race: log it and pause briefly (jittered, so two
@@ -412,8 +419,10 @@ static int exec_maint(struct ctl_kv *kv, const struct ctl_settings *s,
         }
         if (s->before_write)
             s->before_write(s->before_write_arg, attempt);
-        rc = write_with_audit(kv, key, value, cur ? cur->modify_index : 0, akey, avalue, err,
-                              sizeof(err));
+        char folder[300];
+        snprintf(folder, sizeof(folder), "%smaintenance/", s->root);
+        rc = write_with_audit(kv, key, value, cur ? cur->modify_index : 0, akey, avalue, folder,
+                              err, sizeof(err));
         free(avalue);
         free(value);
         if (rc == 0) {
@@ -568,7 +577,7 @@ static int exec_director(struct ctl_kv *kv, const struct ctl_settings *s,
         }
         if (s->before_write)
             s->before_write(s->before_write_arg, attempt);
-        rc = write_with_audit(kv, key, value, index, akey, avalue, err, sizeof(err));
+        rc = write_with_audit(kv, key, value, index, akey, avalue, NULL, err, sizeof(err));
         free(value);
         free(avalue);
         if (rc == 0) {
@@ -738,7 +747,9 @@ static int exec_host(struct ctl_kv *kv, const struct ctl_settings *s, const stru
         }
         if (s->before_write)
             s->before_write(s->before_write_arg, attempt);
-        rc = write_with_audit(kv, key, value, index, akey, avalue, err, sizeof(err));
+        char folder[300];
+        snprintf(folder, sizeof(folder), "%s" KV_FRONTDOOR_HOSTS, s->root);
+        rc = write_with_audit(kv, key, value, index, akey, avalue, folder, err, sizeof(err));
         free(value);
         free(avalue);
         if (rc == 0) {

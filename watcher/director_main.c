@@ -533,18 +533,22 @@ static int frontdoor_start(struct dw *w)
     else
         gethostname(host, sizeof(host) - 1);
     if (asprintf(&w->fd_drain_key, "%s" KV_FRONTDOOR_HOSTS "%s", dopt.consul.kv_prefix, host) < 0 ||
+        asprintf(&w->fd_drain_prefix, "%s" KV_FRONTDOOR_HOSTS, dopt.consul.kv_prefix) < 0 ||
         asprintf(&w->fd_status_key, "%s" KV_FRONTDOOR_STATUS "%s", dopt.consul.kv_prefix, host) < 0)
         return -ENOMEM;
+    /* The whole hosts/ prefix, not this host's key: a key that does not
+     * exist (a host never drained) is an empty prefix, which Consul wakes
+     * on every KV write; droverctl keeps the folder key hosts/ (kv-schema). */
     struct consul_watch_opts wo = {
         .kind = CONSUL_WATCH_KV_PREFIX,
-        .target = w->fd_drain_key,
+        .target = w->fd_drain_prefix,
         .wait_s = (unsigned)(dopt.consul_wait_ms / 1000),
         .on_change = on_drain_record,
         .arg = w,
     };
     if ((rc = consul_watch_start(w->consul, &wo, &w->fd_drain)) < 0)
         log_warn("frontdoor: cannot watch %s: %s; drains of this host are not seen",
-                 w->fd_drain_key, strerror(-rc));
+                 w->fd_drain_prefix, strerror(-rc));
     uv_timer_init(w->loop, &w->fd_timer);
     w->fd_timer.data = w;
     uv_timer_start(&w->fd_timer, on_frontdoor, (uint64_t)dopt.frontdoor_interval_ms,
@@ -703,6 +707,7 @@ static int run(void)
     metrics_registry_free(w.metrics);
     uv_loop_close(w.loop);
     free(w.fd_drain_key);
+    free(w.fd_drain_prefix);
     free(w.fd_status_key);
     free(w.fd_published);
     free(prefix);

@@ -71,7 +71,8 @@ struct dw {
     uv_timer_t fd_timer;
     struct consul_watch *fd_drain;
     char *fd_drain_key, *fd_status_key;
-    char *fd_published; /* last status put (without packets and time) */
+    char *fd_drain_prefix; /* R frontdoor/hosts/: watched whole (see frontdoor_start) */
+    char *fd_published;    /* last status put (without packets and time) */
     int64_t fd_published_ms;
     bool fd_put_busy;
     uint64_t gen_checksum; /* generation the last good apply put in force */

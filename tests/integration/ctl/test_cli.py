@@ -56,6 +56,9 @@ def test_drain_writes_entry_and_audit(kv, ctl):
     check(v["target"] == "node/prod-a/node-a" and v["state"] == "drain", v)
     check(v["reason"] == "disk swap" and v["author"] == "alice", v)
     check("weight" not in v, v)
+    # the folder key keeps maintenance/ from ever being empty again (an
+    # empty prefix wakes every watcher on every KV write)
+    check(kv.get("maintenance/") == b"", "no folder key maintenance/ after a drain")
     created = time.mktime(time.strptime(v["created"], "%Y-%m-%dT%H:%M:%SZ")) - time.timezone
     expires = time.mktime(time.strptime(v["expires"], "%Y-%m-%dT%H:%M:%SZ")) - time.timezone
     check(abs(created - before) < 30 and abs(expires - created - 7200) <= 1, v)
