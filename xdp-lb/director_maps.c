@@ -5,6 +5,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "director_counters.h"
 #include "drover_hash.h"
 #include "log.h"
 
@@ -153,7 +155,11 @@ __u64 director_generation_checksum(const struct drover_gen_config *cfg,
 
     director_gen_derive(&c);
     h = fnv(h, &c, sizeof(c));
-    h = fnv(h, proxies, n * sizeof(*proxies));
+    for (__u32 i = 0; i < n; i++) {
+        struct drover_proxy p = proxies[i];
+        p.stat_slot = 0;
+        h = fnv(h, &p, sizeof(p));
+    }
     h = fnv(h, rows, DROVER_TABLE_ROWS * sizeof(*rows));
     return h;
 }
@@ -182,6 +188,10 @@ static const struct {
      offsetof(struct director_maps, vip_idx_fd)},
     {DIRECTOR_MAP_VIP_ACT, 4, sizeof(struct drover_vip_active),
      offsetof(struct director_maps, vip_act_fd)},
+    {DIRECTOR_MAP_VIP_CTR, 4, sizeof(struct drover_vip_counters),
+     offsetof(struct director_maps, vip_ctr_fd)},
+    {DIRECTOR_MAP_PROXY_CTR, 4, sizeof(struct drover_proxy_counters),
+     offsetof(struct director_maps, proxy_ctr_fd)},
 };
 #define NMAPS (sizeof(map_defs) / sizeof(map_defs[0]))
 
@@ -329,6 +339,25 @@ int director_maps_active(const struct director_maps *m, __u32 *gen)
     return 0;
 }
 
+/* Counter slots for slots[0..n) of generation gen: kept from the active
+ * generation when it is another one with this layout (the one packets use
+ * while gen is written), else all new. */
+static int give_stat_slots(struct director_maps *m, __u32 gen, struct drover_proxy *slots, size_t n)
+{
+    static struct drover_proxy prev[DROVER_MAX_PROXIES];
+    struct drover_gen_config cur;
+    size_t nprev = 0;
+    __u32 active;
+    int rc;
+
+    if ((rc = director_maps_active(m, &active)) < 0)
+        return rc;
+    if (active != gen && director_maps_read_gen(m, active, &cur, prev) == 0 &&
+        cur.version == DROVER_MAPS_VERSION)
+        nprev = cur.proxy_count < DROVER_MAX_PROXIES ? cur.proxy_count : DROVER_MAX_PROXIES;
+    return director_counters_proxy_slots(m->proxy_ctr_fd, prev, nprev, slots, n);
+}
+
 int director_maps_write_gen(struct director_maps *m, __u32 gen, const struct drover_gen_config *cfg,
                             const struct drover_proxy *proxies, const struct drover_row *rows)
 {
@@ -341,6 +370,8 @@ int director_maps_write_gen(struct director_maps *m, __u32 gen, const struct dro
         return -EINVAL;
     memset(slots, 0, sizeof(slots));
     memcpy(slots, proxies, cfg->proxy_count * sizeof(*proxies));
+    if ((rc = give_stat_slots(m, gen, slots, cfg->proxy_count)) < 0)
+        return rc;
     for (__u32 i = 0; i < DROVER_MAX_PROXIES; i++)
         keys[i] = gen * DROVER_MAX_PROXIES + i;
     if (bpf_map_update_batch(m->proxies_fd, keys, slots, &count, NULL) < 0) {
@@ -474,9 +505,9 @@ static int vip_cmp(const void *a, const void *b)
     return memcmp(a, b, sizeof(struct drover_vip_key));
 }
 
-/* Fill one half of the VIP index with keys[0..n). */
+/* Fill one half of the VIP index with keys[0..n) and their ids. */
 static void build_vip_index(struct drover_vip_slot *half, const struct drover_vip_key *keys,
-                            size_t n)
+                            const int32_t *ids, size_t n)
 {
     memset(half, 0, DROVER_VIP_SLOTS * sizeof(*half));
     for (size_t i = 0; i < n; i++) {
@@ -484,17 +515,65 @@ static void build_vip_index(struct drover_vip_slot *half, const struct drover_vi
         if (s->flags == 0) {
             s->key = keys[i];
             s->flags = DROVER_VIP_SLOT_USED;
+            s->vip_id = (__u16)ids[i];
         } else {
             /* shared: the director asks the hash map */
             memset(&s->key, 0, sizeof(s->key));
             s->flags = DROVER_VIP_SLOT_MORE;
+            s->vip_id = 0;
         }
     }
+}
+
+/* A VIP in the hash map and its counter slot. Key first: vip_cmp works. */
+struct vip_had {
+    struct drover_vip_key key;
+    int32_t id;
+};
+
+/* ids[0..n) for want[0..n): the vip_id a VIP already has in the hash map
+ * (have[0..nhave)), else a free one, zeroed: the old VIP index half is
+ * live until the flip, so the ids of every VIP in have stay untouched. */
+static int give_vip_ids(struct director_maps *m, const struct drover_vip_key *have, size_t nhave,
+                        const struct drover_vip_key *want, size_t n, int32_t *ids)
+{
+    struct vip_had *had = calloc(nhave ? nhave : 1, sizeof(*had));
+    bool *used = calloc(DROVER_MAX_VIPS, sizeof(*used));
+    uint32_t *fresh = calloc(n ? n : 1, sizeof(*fresh));
+    size_t nfresh = 0;
+    int rc = -ENOMEM;
+
+    if (!had || !used || !fresh)
+        goto out;
+    for (size_t i = 0; i < nhave; i++) {
+        struct drover_vip_value v;
+        had[i].key = have[i];
+        had[i].id = -1;
+        if (bpf_map_lookup_elem(m->vips_fd, &have[i], &v) == 0 && v.vip_id < DROVER_MAX_VIPS) {
+            had[i].id = (int32_t)v.vip_id;
+            used[v.vip_id] = true;
+        }
+    }
+    qsort(had, nhave, sizeof(*had), vip_cmp);
+    for (size_t i = 0; i < n; i++) {
+        const struct vip_had *h = bsearch(&want[i], had, nhave, sizeof(*had), vip_cmp);
+        ids[i] = h ? h->id : -1;
+    }
+    rc = director_counters_assign(ids, n, used, DROVER_MAX_VIPS, fresh, &nfresh);
+    if (rc == 0)
+        rc = director_counters_zero(m->vip_ctr_fd, fresh, nfresh,
+                                    sizeof(struct drover_vip_counters));
+out:
+    free(had);
+    free(used);
+    free(fresh);
+    return rc;
 }
 
 int director_maps_set_vips(struct director_maps *m, const struct drover_vip_key *keys, size_t n)
 {
     struct drover_vip_key *want = NULL, *have = NULL, cur, next;
+    int32_t *ids = NULL;
     struct drover_vip_active va = {0};
     size_t nhave = 0;
     __u32 zero = 0;
@@ -504,7 +583,8 @@ int director_maps_set_vips(struct director_maps *m, const struct drover_vip_key 
         return -E2BIG;
     want = malloc((n ? n : 1) * sizeof(*want));
     have = malloc(DROVER_MAX_VIPS * sizeof(*have));
-    if (!want || !have) {
+    ids = malloc((n ? n : 1) * sizeof(*ids));
+    if (!want || !have || !ids) {
         rc = -ENOMEM;
         goto out;
     }
@@ -528,8 +608,10 @@ int director_maps_set_vips(struct director_maps *m, const struct drover_vip_key 
         more = bpf_map_get_next_key(m->vips_fd, &cur, &next) == 0;
         cur = next;
     }
+    if ((rc = give_vip_ids(m, have, nhave, want, n, ids)) < 0)
+        goto out;
     for (size_t i = 0; i < n; i++) {
-        struct drover_vip_value v = {.version = DROVER_MAPS_VERSION, .vip_id = (__u32)i};
+        struct drover_vip_value v = {.version = DROVER_MAPS_VERSION, .vip_id = (__u32)ids[i]};
         if (bpf_map_update_elem(m->vips_fd, &want[i], &v, BPF_ANY) < 0) {
             rc = -errno;
             log_error("director: update of map %s (VIP #%zu) failed: %s", DIRECTOR_MAP_VIPS, i,
@@ -543,7 +625,7 @@ int director_maps_set_vips(struct director_maps *m, const struct drover_vip_key 
         goto out;
     }
     __u32 half = (va.gen & (DROVER_GENERATIONS - 1)) ^ 1;
-    build_vip_index(m->vip_index + (size_t)half * DROVER_VIP_SLOTS, want, n);
+    build_vip_index(m->vip_index + (size_t)half * DROVER_VIP_SLOTS, want, ids, n);
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
     va.gen = half;
     if (bpf_map_update_elem(m->vip_act_fd, &zero, &va, BPF_ANY) < 0) {
@@ -567,6 +649,7 @@ out:
         flock(m->lock_fd, LOCK_UN);
     free(want);
     free(have);
+    free(ids);
     return rc;
 }
 

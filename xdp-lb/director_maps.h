@@ -24,19 +24,22 @@
 struct bpf_object;
 
 /* Map names; the pin file names are the same. */
-#define DIRECTOR_MAP_VIPS    "drover_vips"
-#define DIRECTOR_MAP_TABLE   "drover_table"
-#define DIRECTOR_MAP_PROXIES "drover_proxies"
-#define DIRECTOR_MAP_GEN_CFG "drover_gen_cfg"
-#define DIRECTOR_MAP_ACTIVE  "drover_active"
-#define DIRECTOR_MAP_STATS   "drover_stats"
-#define DIRECTOR_MAP_VIP_IDX "drover_vip_idx"
-#define DIRECTOR_MAP_VIP_ACT "drover_vip_act"
-#define DECAP_MAP_CONFIG     "decap_config"
-#define DECAP_MAP_STATS      "decap_stats"
+#define DIRECTOR_MAP_VIPS      "drover_vips"
+#define DIRECTOR_MAP_TABLE     "drover_table"
+#define DIRECTOR_MAP_PROXIES   "drover_proxies"
+#define DIRECTOR_MAP_GEN_CFG   "drover_gen_cfg"
+#define DIRECTOR_MAP_ACTIVE    "drover_active"
+#define DIRECTOR_MAP_STATS     "drover_stats"
+#define DIRECTOR_MAP_VIP_IDX   "drover_vip_idx"
+#define DIRECTOR_MAP_VIP_ACT   "drover_vip_act"
+#define DIRECTOR_MAP_VIP_CTR   "drover_vip_ctr"
+#define DIRECTOR_MAP_PROXY_CTR "drover_proxy_ctr"
+#define DECAP_MAP_CONFIG       "decap_config"
+#define DECAP_MAP_STATS        "decap_stats"
 
 struct director_maps {
     int vips_fd, table_fd, proxies_fd, gen_cfg_fd, active_fd, stats_fd, vip_idx_fd, vip_act_fd;
+    int vip_ctr_fd, proxy_ctr_fd;      /* traffic counters (director_counters.h) */
     struct drover_row *table;          /* mmap of drover_table (both generations) */
     struct drover_vip_slot *vip_index; /* mmap of drover_vip_idx (both halves) */
     int owns_fds;
@@ -55,7 +58,9 @@ void director_maps_close(struct director_maps *m);
 int director_maps_active(const struct director_maps *m, __u32 *gen);
 /* Write generation gen (not the active one, unless nothing is active
  * yet): cfg, proxies[0..cfg->proxy_count), rows[DROVER_TABLE_ROWS]. Unused
- * proxy slots are cleared. */
+ * proxy slots are cleared. The proxies' stat_slot given here is ignored:
+ * each keeps the counter slot its address has in the active generation, a
+ * new one gets a zeroed free slot (director_counters.h). */
 int director_maps_write_gen(struct director_maps *m, __u32 gen, const struct drover_gen_config *cfg,
                             const struct drover_proxy *proxies, const struct drover_row *rows);
 int director_maps_activate(struct director_maps *m, __u32 gen);
@@ -73,7 +78,8 @@ int director_maps_read_gen(const struct director_maps *m, __u32 gen, struct drov
 
 /* Make the VIP set exactly keys[0..n): add the missing ones to the hash
  * map, rebuild the VIP index in its inactive half and flip it (same RCU
- * wait as a generation), then delete the stale keys. */
+ * wait as a generation), then delete the stale keys. A VIP that stays
+ * keeps its vip_id (its counters); a new one gets a zeroed free one. */
 int director_maps_set_vips(struct director_maps *m, const struct drover_vip_key *keys, size_t n);
 int director_maps_count_vips(const struct director_maps *m, size_t *n);
 
@@ -83,7 +89,8 @@ int director_maps_count_vips(const struct director_maps *m, size_t *n);
 void director_gen_derive(struct drover_gen_config *cfg);
 
 /* FNV-1a 64 checksum of a generation as the director sees it: config
- * (with derived fields), the first proxy_count proxies and all rows. The
+ * (with derived fields), the first proxy_count proxies (without their
+ * stat_slot, which is per director) and all rows. The
  * same function runs over what user space meant to write and over what it
  * reads back from the maps. */
 __u64 director_generation_checksum(const struct drover_gen_config *cfg,

@@ -18,6 +18,7 @@
 
 #include "director_bpf.skel.h"
 #include "director_config.h"
+#include "director_counters.h"
 #include "director_maps.h"
 #include "director_publish.h"
 #include "drover_hash.h"
@@ -704,6 +705,168 @@ START_TEST(test_table_states)
 }
 END_TEST
 
+/* One entry of t by name; fails the test when missing. */
+static const struct director_traffic_entry *traffic_of(const struct director_traffic_entry *e,
+                                                       size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(e[i].name, name))
+            return &e[i];
+    ck_abort_msg("no counters for %s", name);
+    return NULL;
+}
+
+/* Send n packets of spec s (source port varied), each encapsulated; add
+ * what was sent to want_proxy[] by outer destination (the primary). */
+static size_t send_vip(struct pkt_spec s, int n, __u64 want_proxy[NPROXIES][2])
+{
+    size_t bytes = 0;
+
+    for (int i = 0; i < n; i++) {
+        struct pkt in, out;
+        uint32_t act;
+        s.sport = (uint16_t)(2000 + i * 131);
+        size_t l3 = pkt_build(&in, &s);
+        ck_assert_int_eq(pkt_run(prog, &in, &out, &act, 0), 0);
+        ck_assert_uint_eq(act, XDP_TX_);
+        int hit = 0;
+        for (int p = 0; p < NPROXIES; p++) {
+            size_t off = proxies[p].family == DROVER_AF_INET ? 30 : 38;
+            size_t alen = proxies[p].family == DROVER_AF_INET ? 4 : 16;
+            if (proxies[p].family == (out.b[12] == 0x08 ? DROVER_AF_INET : DROVER_AF_INET6) &&
+                !memcmp(out.b + off, proxies[p].addr, alen)) {
+                want_proxy[p][0]++;
+                want_proxy[p][1] += in.len - l3;
+                hit = 1;
+            }
+        }
+        ck_assert_int_eq(hit, 1);
+        bytes += in.len - l3;
+    }
+    return bytes;
+}
+
+/* The per-VIP and per-proxy counters count exactly what was sent and
+ * dropped, and keep counting for the same VIP / proxy address across VIP
+ * set and table changes; a newcomer starts at zero. */
+START_TEST(test_traffic_counters)
+{
+    __u64 want_proxy[NPROXIES][2] = {{0}};
+    struct director_traffic t;
+    struct pkt_spec udp = V4_UDP;
+    struct pkt in, out;
+    uint32_t act;
+
+    size_t tcp_bytes = send_vip(V4_TCP, 40, want_proxy);
+    size_t udp_bytes = send_vip(udp, 7, want_proxy);
+    /* Not for a VIP: in no VIP's or proxy's counters. */
+    struct pkt_spec non = V4_TCP;
+    non.dst = "192.0.2.99";
+    pkt_build(&in, &non);
+    run_expect_pass(&in);
+
+    ck_assert_int_eq(director_traffic_read(&maps, &t), 0);
+    ck_assert_uint_eq(t.n_vips, 5);
+    const struct director_traffic_entry *v = traffic_of(t.vips, t.n_vips, "192.0.2.1:80/tcp");
+    ck_assert_uint_eq(v->packets, 40);
+    ck_assert_uint_eq(v->bytes, tcp_bytes);
+    ck_assert_uint_eq(v->drops, 0);
+    v = traffic_of(t.vips, t.n_vips, "192.0.2.1:53/udp");
+    ck_assert_uint_eq(v->packets, 7);
+    ck_assert_uint_eq(v->bytes, udp_bytes);
+    v = traffic_of(t.vips, t.n_vips, "[2001:db8::1]:443/tcp");
+    ck_assert_uint_eq(v->packets, 0);
+    ck_assert_uint_eq(t.n_proxies, NPROXIES);
+    for (int p = 0; p < NPROXIES; p++) {
+        const struct director_traffic_entry *e = traffic_of(t.proxies, t.n_proxies, PROXY_ADDRS[p]);
+        ck_assert_uint_eq(e->packets, want_proxy[p][0]);
+        ck_assert_uint_eq(e->bytes, want_proxy[p][1]);
+    }
+    ck_assert_uint_gt(want_proxy[0][0], 0);
+    ck_assert_uint_gt(want_proxy[1][0], 0);
+    director_traffic_free(&t);
+
+    /* Drops are counted per VIP. */
+    for (__u32 r = 0; r < DROVER_TABLE_ROWS; r++)
+        rows[r].primary = rows[r].secondary = DROVER_ROW_NONE;
+    publish();
+    pkt_build(&in, &V4_TCP);
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(pkt_run(prog, &in, &out, &act, 0), 0);
+        ck_assert_uint_eq(act, XDP_DROP_);
+    }
+
+    /* A new VIP set that keeps 192.0.2.1:80 and adds one; a new table
+     * with the proxies in another order plus a new proxy. */
+    struct drover_vip_key k[2];
+    vip("192.0.2.7", 80, IPPROTO_TCP, &k[0]);
+    vip("192.0.2.1", 80, IPPROTO_TCP, &k[1]);
+    ck_assert_int_eq(director_maps_set_vips(&maps, k, 2), 0);
+    struct drover_proxy first = proxies[0];
+    proxies[0] = proxies[1];
+    proxies[1] = first;
+    __u64 w = want_proxy[0][0];
+    want_proxy[0][0] = want_proxy[1][0];
+    want_proxy[1][0] = w;
+    w = want_proxy[0][1];
+    want_proxy[0][1] = want_proxy[1][1];
+    want_proxy[1][1] = w;
+    memset(&proxies[3], 0, sizeof(proxies[3]));
+    ck_assert_int_eq(director_parse_addr("10.1.0.12", &proxies[3].family, proxies[3].addr), 0);
+    proxies[3].state = DROVER_PROXY_ACTIVE;
+    want_proxy[3][0] = want_proxy[3][1] = 0;
+    fill_rows(0);
+    for (__u32 r = 0; r < DROVER_TABLE_ROWS; r += 3)
+        rows[r].primary = 3;
+    publish();
+    struct pkt_spec s7 = V4_TCP;
+    s7.dst = "192.0.2.7";
+    size_t s7_bytes = send_vip(s7, 20, want_proxy);
+    tcp_bytes += send_vip(V4_TCP, 10, want_proxy);
+
+    ck_assert_int_eq(director_traffic_read(&maps, &t), 0);
+    ck_assert_uint_eq(t.n_vips, 2);
+    v = traffic_of(t.vips, t.n_vips, "192.0.2.1:80/tcp");
+    ck_assert_uint_eq(v->packets, 50);
+    ck_assert_uint_eq(v->bytes, tcp_bytes);
+    ck_assert_uint_eq(v->drops, 3);
+    v = traffic_of(t.vips, t.n_vips, "192.0.2.7:80/tcp");
+    ck_assert_uint_eq(v->packets, 20);
+    ck_assert_uint_eq(v->bytes, s7_bytes);
+    ck_assert_uint_eq(v->drops, 0);
+    ck_assert_uint_gt(want_proxy[3][0], 0);
+    for (int p = 0; p < NPROXIES; p++) {
+        char name[64];
+        director_format_addr(proxies[p].family, proxies[p].addr, name, sizeof(name));
+        const struct director_traffic_entry *e = traffic_of(t.proxies, t.n_proxies, name);
+        ck_assert_uint_eq(e->packets, want_proxy[p][0]);
+        ck_assert_uint_eq(e->bytes, want_proxy[p][1]);
+    }
+    director_traffic_free(&t);
+}
+END_TEST
+
+/* Counter slots: keepers keep theirs, newcomers take the lowest slot no
+ * live generation uses, a clash or an out-of-range slot is reassigned. */
+START_TEST(test_counter_slot_assignment)
+{
+    bool used[8] = {true, true, false, true};
+    int32_t ids[5] = {3, -1, 3, 9, 1};
+    uint32_t fresh[5];
+    size_t nfresh;
+
+    ck_assert_int_eq(director_counters_assign(ids, 5, used, 8, fresh, &nfresh), 0);
+    ck_assert_int_eq(ids[0], 3);
+    ck_assert_int_eq(ids[4], 1);
+    ck_assert_int_eq(ids[1], 2);
+    ck_assert_int_eq(ids[2], 4);
+    ck_assert_int_eq(ids[3], 5);
+    ck_assert_uint_eq(nfresh, 3);
+    int32_t full[3] = {-1, -1, -1};
+    ck_assert_int_eq(director_counters_assign(full, 3, used, 4, fresh, &nfresh), -ENOSPC);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("bpf_director");
@@ -724,6 +887,8 @@ int main(void)
     tcase_add_test(tc, test_no_config_passes);
     tcase_add_test(tc, test_table_swap);
     tcase_add_test(tc, test_swap_under_traffic);
+    tcase_add_test(tc, test_traffic_counters);
+    tcase_add_test(tc, test_counter_slot_assignment);
     tcase_add_test(tc, test_table_states);
     suite_add_tcase(s, tc);
     if (geteuid() != 0) {

@@ -6,7 +6,9 @@
  * encapsulates the packet in GUE towards the row's primary proxy, with the
  * hop list [primary, secondary] in the GUE private data for second chance.
  * Everything that is not for a VIP leaves with XDP_PASS untouched; every
- * outcome is counted in the per-CPU drover_stats map.
+ * outcome is counted in the per-CPU drover_stats map, and what a VIP's
+ * packets became (sent, dropped) per VIP and per primary proxy in
+ * drover_vip_ctr and drover_proxy_ctr.
  *
  * Maps and wire format: drover_maps.h. The table, proxies and tunnel
  * settings are double-buffered by generation; drover_active names the live
@@ -80,6 +82,57 @@ struct {
     __type(key, __u32);
     __type(value, struct drover_stats);
 } drover_stats SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, DROVER_MAX_VIPS);
+    __type(key, __u32);
+    __type(value, struct drover_vip_counters);
+} drover_vip_ctr SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, DROVER_MAX_PROXIES);
+    __type(key, __u32);
+    __type(value, struct drover_proxy_counters);
+} drover_proxy_ctr SEC(".maps");
+
+/* bench/director builds this program a second time with
+ * DROVER_NO_TRAFFIC_COUNTERS to measure what the per-VIP and per-proxy
+ * counters cost; drover-director never does. */
+#ifdef DROVER_NO_TRAFFIC_COUNTERS
+#define COUNT_TRAFFIC 0
+#else
+#define COUNT_TRAFFIC 1
+#endif
+
+/* A packet to VIP vip_id was dropped. */
+static __always_inline void count_vip_drop(__u32 vip_id)
+{
+    if (!COUNT_TRAFFIC)
+        return;
+    struct drover_vip_counters *vc = bpf_map_lookup_elem(&drover_vip_ctr, &vip_id);
+    if (vc)
+        vc->drops++;
+}
+
+/* A packet of len bytes (from the client's IP header on) to VIP vip_id
+ * was sent to proxy stat_slot. Per-CPU values: plain increments. */
+static __always_inline void count_sent(__u32 vip_id, __u32 stat_slot, __u32 len)
+{
+    if (!COUNT_TRAFFIC)
+        return;
+    struct drover_vip_counters *vc = bpf_map_lookup_elem(&drover_vip_ctr, &vip_id);
+    if (vc) {
+        vc->sent.packets++;
+        vc->sent.bytes += len;
+    }
+    struct drover_proxy_counters *pc = bpf_map_lookup_elem(&drover_proxy_ctr, &stat_slot);
+    if (pc) {
+        pc->sent.packets++;
+        pc->sent.bytes += len;
+    }
+}
 
 /* Outer headers after the new Ethernet header, for each outer family. The
  * hop list always has room for DROVER_DIRECTOR_HOPS addresses so the
@@ -220,29 +273,31 @@ static __always_inline int parse_v6(void *data, void *data_end, __u32 off, struc
     return DROVER_STAT_PASS_NON_VIP;
 }
 
-/* Is k a VIP? One array read for most packets: the VIP index slot either
- * holds k, holds another VIP or nothing (not a VIP), or says several VIPs
- * share it (ask the hash map). */
-static __always_inline int is_vip(const struct drover_vip_key *k)
+/* Is k a VIP? Its vip_id if so, else -1. One array read for most
+ * packets: the VIP index slot either holds k, holds another VIP or nothing
+ * (not a VIP), or says several VIPs share it (ask the hash map). */
+static __always_inline int vip_lookup(const struct drover_vip_key *k)
 {
     __u32 zero = 0;
     struct drover_vip_active *va = bpf_map_lookup_elem(&drover_vip_act, &zero);
 
     if (!va)
-        return 0;
+        return -1;
     __u32 idx = (va->gen & (DROVER_GENERATIONS - 1)) * DROVER_VIP_SLOTS + drover_vip_slot(k);
     struct drover_vip_slot *slot = bpf_map_lookup_elem(&drover_vip_idx, &idx);
     if (!slot)
-        return 0;
+        return -1;
     if (slot->flags & DROVER_VIP_SLOT_USED) {
         const __u32 *a = slot->key.addr, *b = k->addr;
         const __u32 *ta = (const __u32 *)&slot->key.port, *tb = (const __u32 *)&k->port;
         if (((a[0] ^ b[0]) | (a[1] ^ b[1]) | (a[2] ^ b[2]) | (a[3] ^ b[3]) | (*ta ^ *tb)) == 0)
-            return 1;
+            return slot->vip_id;
     }
-    if (slot->flags & DROVER_VIP_SLOT_MORE)
-        return bpf_map_lookup_elem(&drover_vips, k) != NULL;
-    return 0;
+    if (slot->flags & DROVER_VIP_SLOT_MORE) {
+        struct drover_vip_value *v = bpf_map_lookup_elem(&drover_vips, k);
+        return v ? (int)(v->vip_id & 0x7fffffff) : -1;
+    }
+    return -1;
 }
 
 /* drover_flow_hash_state() with the family and the mode as constants: each
@@ -311,10 +366,12 @@ int drover_director(struct xdp_md *ctx)
         .family = f.family,
     };
     __builtin_memcpy(vk.addr, f.dst, sizeof(vk.addr));
-    if (!is_vip(&vk)) {
+    int vip = vip_lookup(&vk);
+    if (vip < 0) {
         st->count[DROVER_STAT_PASS_NON_VIP]++;
         return XDP_PASS;
     }
+    __u32 vip_id = (__u32)vip;
 
     struct drover_active *act = bpf_map_lookup_elem(&drover_active, &zero);
     if (!act) {
@@ -333,6 +390,7 @@ int drover_director(struct xdp_md *ctx)
     struct drover_row *row = bpf_map_lookup_elem(&drover_table, &ri);
     if (!row || row->primary >= DROVER_MAX_PROXIES) {
         st->count[DROVER_STAT_DROP_NO_PROXY]++;
+        count_vip_drop(vip_id);
         return XDP_DROP;
     }
     __u32 pi = gen * DROVER_MAX_PROXIES + row->primary;
@@ -340,6 +398,7 @@ int drover_director(struct xdp_md *ctx)
     struct drover_proxy *pri = bpf_map_lookup_elem(&drover_proxies, &pi);
     if (!pri || pri->family == DROVER_AF_NONE) {
         st->count[DROVER_STAT_DROP_NO_PROXY]++;
+        count_vip_drop(vip_id);
         return XDP_DROP;
     }
     struct drover_proxy *sec = bpf_map_lookup_elem(&drover_proxies, &si);
@@ -356,15 +415,18 @@ int drover_director(struct xdp_md *ctx)
     }
 
     __u32 inner_len = (__u32)(data_end - data) - l3off;
+    __u32 stat_slot = pri->stat_slot;
     int outer = pri->family == DROVER_AF_INET ? (int)OUTER4_LEN : (int)OUTER6_LEN;
     if (pri->family == DROVER_AF_INET
             ? cfg->src_v4 == 0
             : (cfg->src_v6[0] | cfg->src_v6[1] | cfg->src_v6[2] | cfg->src_v6[3]) == 0) {
         st->count[DROVER_STAT_DROP_NO_SOURCE]++;
+        count_vip_drop(vip_id);
         return XDP_DROP;
     }
     if (bpf_xdp_adjust_head(ctx, (int)l3off - (int)sizeof(struct ethhdr) - outer)) {
         st->count[DROVER_STAT_DROP_ADJUST]++;
+        count_vip_drop(vip_id);
         return XDP_DROP;
     }
     data = (void *)(long)ctx->data;
@@ -378,6 +440,7 @@ int drover_director(struct xdp_md *ctx)
     if (pri->family == DROVER_AF_INET) {
         if ((void *)(o + sizeof(struct ethhdr) + OUTER4_LEN) > data_end) {
             st->count[DROVER_STAT_DROP_ADJUST]++;
+            count_vip_drop(vip_id);
             return XDP_DROP;
         }
         const __u64 *t = (const __u64 *)cfg->outer4;
@@ -411,6 +474,7 @@ int drover_director(struct xdp_md *ctx)
     } else {
         if ((void *)(o + sizeof(struct ethhdr) + OUTER6_LEN) > data_end) {
             st->count[DROVER_STAT_DROP_ADJUST]++;
+            count_vip_drop(vip_id);
             return XDP_DROP;
         }
         const __u64 *t = (const __u64 *)cfg->outer6;
@@ -449,6 +513,7 @@ int drover_director(struct xdp_md *ctx)
     }
     if (icmp)
         st->count[DROVER_STAT_ENCAP_ICMP]++;
+    count_sent(vip_id, stat_slot, inner_len);
     if (cfg->egress_ifindex)
         return bpf_redirect(cfg->egress_ifindex, 0);
     return XDP_TX;

@@ -21,7 +21,7 @@
  * refuses pinned maps whose key/value sizes differ from this header's; the
  * director ignores a generation whose drover_gen_config.version differs
  * (pass_no_config), the decap program likewise for its config. */
-#define DROVER_MAPS_VERSION 2
+#define DROVER_MAPS_VERSION 3
 
 /* Forwarding table: 65,536 rows per generation, two generations. */
 #define DROVER_TABLE_BITS  16
@@ -79,8 +79,9 @@ struct drover_vip_key {
 
 struct drover_vip_value {
     __u16 version;
-    __u16 flags; /* reserved, 0 */
-    __u32 vip_id;
+    __u16 flags;  /* reserved, 0 */
+    __u32 vip_id; /* index into drover_vip_ctr, < DROVER_MAX_VIPS; kept for as
+                   * long as the VIP stays, so its counters survive changes */
 };
 
 /* vip_index map (array, mmapable): DROVER_GENERATIONS * DROVER_VIP_SLOTS
@@ -93,7 +94,8 @@ struct drover_vip_value {
 #define DROVER_VIP_SLOT_MORE 2u
 struct drover_vip_slot {
     struct drover_vip_key key;
-    __u32 flags;
+    __u16 flags;
+    __u16 vip_id; /* drover_vip_value.vip_id of key when USED */
 };
 
 /* proxies map (array): DROVER_GENERATIONS * DROVER_MAX_PROXIES entries,
@@ -102,7 +104,12 @@ struct drover_proxy {
     __u32 addr[4];
     __u8 family; /* DROVER_AF_NONE marks an unused slot */
     __u8 state;
-    __u16 reserved;
+    /* Index into drover_proxy_ctr, < DROVER_MAX_PROXIES. User space keeps
+     * a proxy's slot (by address) from generation to generation, so its
+     * counters survive table changes; a slot is zeroed when it is given
+     * to a new proxy. Not part of the generation checksum: directors with
+     * different histories may number their counters differently. */
+    __u16 stat_slot;
 };
 
 /* table map (array, mmapable): DROVER_GENERATIONS * DROVER_TABLE_ROWS rows,
@@ -206,6 +213,28 @@ enum drover_stat {
 
 struct drover_stats {
     __u64 count[DROVER_STAT_MAX];
+};
+
+/* Per-VIP and per-proxy traffic counters (per-CPU arrays, summed by user
+ * space). bytes are the client packet's bytes from its IP header on, as
+ * received, without the tunnel headers the director adds. */
+struct drover_traffic {
+    __u64 packets; /* encapsulated and sent */
+    __u64 bytes;
+};
+
+/* drover_vip_ctr map: DROVER_MAX_VIPS entries, by drover_vip_value.vip_id. */
+struct drover_vip_counters {
+    struct drover_traffic sent;
+    __u64 drops; /* packets to the VIP dropped (drop_no_proxy, drop_no_source,
+                  * drop_adjust) */
+};
+
+/* drover_proxy_ctr map: DROVER_MAX_PROXIES entries, by
+ * drover_proxy.stat_slot; what the director sent to the proxy as primary
+ * (the first hop). */
+struct drover_proxy_counters {
+    struct drover_traffic sent;
 };
 
 /* ---- wire format ---- */
