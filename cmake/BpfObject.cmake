@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
 # BPF objects and their libbpf skeletons.
 #
-#   bpf_object(NAME SOURCE src.bpf.c [INCLUDES dir ...] [DEPENDS file ...])
+#   bpf_object(NAME SOURCE src.bpf.c [INCLUDES dir ...] [DEPENDS file ...]
+#              [DEFINES MACRO[=value] ...])
 #
 # compiles SOURCE with clang -target bpf (CO-RE, against a vmlinux.h dumped
 # at build time from the running kernel's BTF) into
@@ -40,7 +41,7 @@ add_custom_command(
 add_custom_target(bpf_vmlinux_h DEPENDS ${BPF_VMLINUX_H})
 
 function(bpf_object name)
-  cmake_parse_arguments(B "" "SOURCE" "INCLUDES;DEPENDS" ${ARGN})
+  cmake_parse_arguments(B "" "SOURCE" "INCLUDES;DEPENDS;DEFINES" ${ARGN})
   if(NOT B_SOURCE)
     message(FATAL_ERROR "bpf_object(${name}): SOURCE is required")
   endif()
@@ -51,6 +52,9 @@ function(bpf_object name)
   foreach(dir ${B_INCLUDES})
     get_filename_component(dir ${dir} ABSOLUTE)
     list(APPEND incs -I${dir})
+  endforeach()
+  foreach(def ${B_DEFINES})
+    list(APPEND incs -D${def})
   endforeach()
   add_custom_command(
     OUTPUT ${obj}

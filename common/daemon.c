@@ -87,3 +87,22 @@ int daemon_http_start(uv_loop_t *loop, const char *component, const char *addr,
     log_info("%s: metrics and health on %s (port %d)", component, addr, http_server_port(*out));
     return 0;
 }
+
+void daemon_set_ready(struct http_server *http, struct metrics_gauge *ready_gauge, bool ready,
+                      const char *reason)
+{
+    metrics_gauge_set(ready_gauge, ready ? 1 : 0);
+    if (http)
+        http_server_set_ready(http, ready, ready ? NULL : reason);
+}
+
+int daemon_metrics_start(uv_loop_t *loop, const char *component, const char *addr,
+                         struct metrics_registry *metrics, struct metrics_gauge *ready_gauge,
+                         const char *not_ready_reason, struct http_server **out)
+{
+    int rc = daemon_http_start(loop, component, addr, metrics, out);
+
+    if (rc == 0)
+        daemon_set_ready(*out, ready_gauge, false, not_ready_reason);
+    return rc;
+}

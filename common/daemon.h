@@ -55,4 +55,21 @@ void daemon_signals_close(struct daemon_signals *s);
 int daemon_http_start(uv_loop_t *loop, const char *component, const char *addr,
                       struct metrics_registry *metrics, struct http_server **out);
 
+/*
+ * The daemon's readiness, said the same way in both places a probe or a
+ * scrape looks: /readyz of http (503 with reason while not ready; http
+ * may be NULL: no server) and the ready gauge (1/0; NULL: none).
+ */
+void daemon_set_ready(struct http_server *http, struct metrics_gauge *ready_gauge, bool ready,
+                      const char *reason);
+
+/*
+ * daemon_http_start(), then not ready with not_ready_reason until the
+ * daemon calls daemon_set_ready(): how every daemon with a readiness
+ * condition starts serving its metrics.
+ */
+int daemon_metrics_start(uv_loop_t *loop, const char *component, const char *addr,
+                         struct metrics_registry *metrics, struct metrics_gauge *ready_gauge,
+                         const char *not_ready_reason, struct http_server **out);
+
 #endif

@@ -39,6 +39,7 @@
 #include "director_feed.h"
 #include "director_health.h"
 #include "director_loader.h"
+#include "director_metrics.h"
 #include "director_publish.h"
 #include "frontdoor_agent.h"
 #include "host_status.h"
@@ -64,7 +65,6 @@ struct dopts {
     char *bird_socket, *bird_include, *bird_bin, *frontdoor_state, *host_name;
     int64_t frontdoor_interval_ms, frontdoor_rise, frontdoor_fall, frontdoor_drain_ms,
         frontdoor_lease_ms, frontdoor_half_life_ms;
-    char *status_host;
     int64_t status_ttl_ms;
 };
 
@@ -123,14 +123,15 @@ static const struct config_option doptions[] = {
     CONFIG_OPT_DURATION("frontdoor-drain-withdraw", &dopt.frontdoor_drain_ms, "10s",
                         "front door: graceful shutdown (65535:0) this long before a drained "
                         "host withdraws"),
-    CONFIG_OPT_STRING("host-name", &dopt.host_name, NULL,
-                      "front door: this host's name in frontdoor/hosts/<host> (drain); default "
-                      "the system's host name"),
+    {.name = "host-name",
+     .alias = "status-host",
+     .type = CONFIG_STRING,
+     .target.str = &dopt.host_name,
+     .help = "this host's name: its status entry status/<host>/director and, with the front "
+             "door, frontdoor/hosts/<host> (drain) (default: the hostname; --status-host is the "
+             "former name)"},
     CONFIG_OPT_DURATION("frontdoor-lease", &dopt.frontdoor_lease_ms, "3s",
                         "frontdoor-guard: the daemon counts as dead when its state file is older"),
-    CONFIG_OPT_STRING("status-host", &dopt.status_host, NULL,
-                      "name of this host in its status entry status/<host>/director (default: "
-                      "the hostname)"),
     CONFIG_OPT_DURATION("status-ttl", &dopt.status_ttl_ms, "15s",
                         "session TTL of the status entry (10s..24h)"),
     CONFIG_OPT_END,
@@ -187,7 +188,7 @@ static json_t *status_fill(void *arg)
     size_t n_vips = w->in ? w->in->n_vips : 0;
     char snap[17] = "", *guards[2] = {"moved-share", NULL};
     char **vips = calloc(n_vips + 1, sizeof(*vips));
-    struct kv_status_rec r = {.host = dopt.status_host,
+    struct kv_status_rec r = {.host = dopt.host_name,
                               .role = KV_STATUS_ROLE_DIRECTOR,
                               .cluster = dopt.cluster,
                               .version = (char *)drover_version(),
@@ -255,6 +256,8 @@ static void collect(struct metrics_emitter *em, void *arg)
                  METRICS_GAUGE, (double)w->generation, NULL);
     if (w->consul)
         consul_stats_emit(consul_client_stats(w->consul), em, "watcher_director");
+    if (w->pin_dir)
+        director_metrics_emit(em, w->pin_dir, dopt.dev, false);
 }
 
 static void setup_metrics(struct dw *w)
@@ -527,11 +530,8 @@ static int frontdoor_start(struct dw *w)
         log_error("frontdoor: cannot start: %s", strerror(-rc));
         return rc;
     }
-    char host[256] = "";
-    if (dopt.host_name && *dopt.host_name)
-        snprintf(host, sizeof(host), "%s", dopt.host_name);
-    else
-        gethostname(host, sizeof(host) - 1);
+    /* host_status_check_opts() gave --host-name its default */
+    const char *host = dopt.host_name;
     if (asprintf(&w->fd_drain_key, "%s" KV_FRONTDOOR_HOSTS "%s", dopt.consul.kv_prefix, host) < 0 ||
         asprintf(&w->fd_drain_prefix, "%s" KV_FRONTDOOR_HOSTS, dopt.consul.kv_prefix) < 0 ||
         asprintf(&w->fd_status_key, "%s" KV_FRONTDOOR_STATUS "%s", dopt.consul.kv_prefix, host) < 0)
@@ -637,23 +637,22 @@ static int run(void)
     uv_timer_init(w.loop, &w.verify);
     w.due.data = w.verify.data = &w;
     w.wait_ms = (uint64_t)dopt.wait_ms;
-    if (daemon_http_start(w.loop, "director", dopt.metrics_addr, w.metrics, &w.http) < 0)
+    if (daemon_metrics_start(w.loop, "director", dopt.metrics_addr, w.metrics, w.m_ready,
+                             "no table applied yet", &w.http) < 0)
         return 1;
-    if (w.http)
-        http_server_set_ready(w.http, false, "no table applied yet");
     if ((rc = consul_client_new(w.loop, &dconsul_cfg, &w.consul)) < 0) {
         log_error("director: consul client for %s: %s; cannot start", dconsul_cfg.address,
                   strerror(-rc));
         return 1;
     }
-    char *skey = kv_status_key(dopt.consul.kv_prefix, dopt.status_host, KV_STATUS_ROLE_DIRECTOR);
+    char *skey = kv_status_key(dopt.consul.kv_prefix, dopt.host_name, KV_STATUS_ROLE_DIRECTOR);
     struct host_status_opts hso = {.key = skey,
                                    .ttl_s = (unsigned)(dopt.status_ttl_ms / 1000),
                                    .fill = status_fill,
                                    .arg = &w};
     w.started_unix = w.status_unix = time(NULL);
     if (!skey || (rc = host_status_start(w.loop, w.consul, &hso, &w.status)) < 0) {
-        log_error("director: status entry for host %s: %s; cannot start", dopt.status_host,
+        log_error("director: status entry for host %s: %s; cannot start", dopt.host_name,
                   skey ? strerror(-rc) : "not a valid key segment");
         free(skey);
         return 1;
@@ -729,7 +728,7 @@ int director_main(int argc, char **argv)
     if (rc == 0)
         rc = consul_options_config(&dopt.consul, &dconsul_cfg, err, sizeof(err));
     if (rc == 0 && cmd != DCMD_STATUS)
-        rc = host_status_check_opts(&dopt.status_host, dopt.status_ttl_ms, err, sizeof(err));
+        rc = host_status_check_opts(&dopt.host_name, dopt.status_ttl_ms, err, sizeof(err));
     if (rc < 0) {
         fprintf(stderr, "drover-watcher director: %s\n", err);
         config_free(&dprogram);

@@ -132,8 +132,7 @@ static void after_work(uv_work_t *req, int status)
         uint64_t d = backoff_next(&w->retry);
         log_warn("director: apply failed; retry in %llu ms", (unsigned long long)d);
         schedule(w, d);
-        if (w->http)
-            http_server_set_ready(w->http, false, st->last_error);
+        daemon_set_ready(w->http, w->m_ready, false, st->last_error);
     } else {
         /* forwarding by the table in force goes on (fail static), but
          * while its snapshot cannot be written a restart without Consul
@@ -143,9 +142,7 @@ static void after_work(uv_work_t *req, int status)
         backoff_reset(&w->retry);
         if (j->out == DIRECTOR_APPLY_APPLIED)
             metrics_counter_inc(w->m_applies);
-        metrics_gauge_set(w->m_ready, ready ? 1 : 0);
-        if (w->http)
-            http_server_set_ready(w->http, ready, ready ? NULL : st->snapshot_error);
+        daemon_set_ready(w->http, w->m_ready, ready, st->snapshot_error);
         if (ready)
             sdnotify_ready();
     }

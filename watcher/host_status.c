@@ -258,8 +258,7 @@ int host_status_check_opts(char **host, int64_t ttl_ms, char *err, size_t errlen
     char name[256];
     if (!*host || !**host) {
         if (gethostname(name, sizeof(name)) < 0) {
-            snprintf(err, errlen, "--status-host unset and gethostname failed: %s",
-                     strerror(errno));
+            snprintf(err, errlen, "--host-name unset and gethostname failed: %s", strerror(errno));
             return -EINVAL;
         }
         name[sizeof(name) - 1] = '\0';
@@ -268,7 +267,7 @@ int host_status_check_opts(char **host, int64_t ttl_ms, char *err, size_t errlen
             return -ENOMEM;
     }
     if (!kv_valid_segment(*host)) {
-        snprintf(err, errlen, "--status-host \"%.80s\": not one key segment (no '/')", *host);
+        snprintf(err, errlen, "--host-name \"%.80s\": not one key segment (no '/')", *host);
         return -EINVAL;
     }
     if (ttl_ms < 10000 || ttl_ms > 86400000) {

@@ -34,7 +34,7 @@ struct host_status_opts {
     void *arg;
 };
 
-/* --status-host / --status-ttl as both watcher modes take them: *host
+/* --host-name (alias --status-host) / --status-ttl as both watcher modes take them: *host
  * set to the hostname when unset or empty (malloc'd), then checked to be
  * one key segment; ttl_ms within Consul's 10s..24h. 0, -EINVAL (err says
  * which option) or -ENOMEM. */

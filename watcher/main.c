@@ -38,6 +38,8 @@
 #include "kv_key.h"
 #include "kv_status.h"
 #include "log.h"
+#include "director_metrics.h"
+#include "director_publish.h"
 #include "metrics.h"
 #include "render.h"
 #include "sdnotify.h"
@@ -65,8 +67,9 @@ struct options {
     int64_t consul_wait_ms;
     int64_t service_watches;
     int64_t resync_ms;
-    char *status_host;
+    char *host_name;
     int64_t status_ttl_ms;
+    char *decap_dev, *pin_root;
     bool run_haproxy;
     int64_t probe_ms;
 };
@@ -124,9 +127,17 @@ static const struct config_option options[] = {
     CONFIG_OPT_DURATION("resync-interval", &opt.resync_ms, "1m",
                         "re-apply every placement this often (HAProxy restarted or changed by "
                         "hand); 0 = never"),
-    CONFIG_OPT_STRING("status-host", &opt.status_host, NULL,
-                      "name of this host in its status entry status/<host>/haproxy (default: "
-                      "the hostname)"),
+    {.name = "host-name",
+     .alias = "status-host",
+     .type = CONFIG_STRING,
+     .target.str = &opt.host_name,
+     .help = "name of this host in its status entry status/<host>/haproxy (default: the "
+             "hostname; --status-host is the former name)"},
+    CONFIG_OPT_STRING("decap-dev", &opt.decap_dev, NULL,
+                      "device with drover-director's decap program: its counters on /metrics "
+                      "(drover_decap_*; empty = none)"),
+    CONFIG_OPT_STRING("pin-root", &opt.pin_root, DIRECTOR_PIN_ROOT,
+                      "bpffs pin root of --decap-dev's maps (<pin-root>/<dev>)"),
     CONFIG_OPT_DURATION("status-ttl", &opt.status_ttl_ms, "15s",
                         "session TTL of the status entry (10s..24h): it disappears this long "
                         "(Consul: up to twice as long) after the host stops renewing it"),
@@ -217,6 +228,7 @@ struct watcher {
     char haproxy_reason[256]; /* which one */
     struct metrics_counter *m_consul_errors, *m_tpl_reloads, *m_tpl_reload_failures;
     struct metrics_gauge *m_ready, *m_last_apply;
+    char decap_pin_dir[512]; /* --decap-dev's pins; "" = none */
 };
 
 static void model_opts(struct kv_model_opts *m)
@@ -263,11 +275,8 @@ static void engine_opts(struct haproxy_engine_opts *eo, const struct kv_model_op
  * only: haproxy@.service starts after the watcher. */
 static void update_ready(struct watcher *w)
 {
-    bool ready = w->ready && !w->haproxy_down;
-    metrics_gauge_set(w->m_ready, ready ? 1 : 0);
-    if (w->http)
-        http_server_set_ready(w->http, ready,
-                              !w->ready ? "no snapshot applied yet" : w->haproxy_reason);
+    daemon_set_ready(w->http, w->m_ready, w->ready && !w->haproxy_down,
+                     !w->ready ? "no snapshot applied yet" : w->haproxy_reason);
 }
 
 static void on_engine_health(void *arg, bool all_up, const char *reason)
@@ -371,7 +380,7 @@ static json_t *status_fill(void *arg)
     const struct snapshot *snap = haproxy_engine_snapshot(w->engine);
     struct haproxy_engine_stats st;
     char snap_hex[17] = "";
-    struct status_fill f = {.r = {.host = opt.status_host,
+    struct status_fill f = {.r = {.host = opt.host_name,
                                   .role = KV_STATUS_ROLE_HAPROXY,
                                   .cluster = opt.haproxy_cluster,
                                   .version = (char *)drover_version(),
@@ -477,6 +486,13 @@ static void on_stop(void *arg, int signum)
     daemon_signals_close(&w->sig);
 }
 
+/* The decap program's counters (--decap-dev). */
+static void collect_decap(struct metrics_emitter *em, void *arg)
+{
+    struct watcher *w = arg;
+    director_metrics_emit(em, w->decap_pin_dir, opt.decap_dev, true);
+}
+
 static void setup_metrics(struct watcher *w)
 {
     struct metrics_registry *r = w->metrics;
@@ -492,6 +508,8 @@ static void setup_metrics(struct watcher *w)
         "1 once a snapshot was applied and while every HAProxy instance is up.", NULL);
     w->m_last_apply = metrics_gauge(r, "drover_watcher_last_apply_timestamp_seconds",
                                     "When a snapshot was last applied.", NULL);
+    if (w->decap_pin_dir[0])
+        metrics_add_collector(r, collect_decap, w);
 }
 
 static int run_daemon(void)
@@ -506,6 +524,12 @@ static int run_daemon(void)
     w.metrics = metrics_registry_new();
     if (!w.metrics)
         return 1;
+    if (opt.decap_dev && *opt.decap_dev &&
+        director_pin_dir(opt.pin_root, opt.decap_dev, w.decap_pin_dir, sizeof(w.decap_pin_dir)) <
+            0) {
+        log_error("watcher: --decap-dev \"%s\": not a device name; cannot start", opt.decap_dev);
+        return 1;
+    }
     setup_metrics(&w);
     if ((rc = render_load_templates(opt.template_dir, &templates, err, sizeof(err))) < 0) {
         log_error("watcher: %s; cannot start", err);
@@ -521,21 +545,20 @@ static int run_daemon(void)
         log_error("watcher: cannot create the HAProxy engine: %s; cannot start", strerror(-rc));
         return 1;
     }
-    if (daemon_http_start(w.loop, "watcher", opt.metrics_addr, w.metrics, &w.http) < 0)
+    if (daemon_metrics_start(w.loop, "watcher", opt.metrics_addr, w.metrics, w.m_ready,
+                             "no snapshot applied yet", &w.http) < 0)
         return 1;
-    if (w.http)
-        http_server_set_ready(w.http, false, "no snapshot applied yet");
     if ((rc = consul_client_new(w.loop, &consul_cfg, &w.consul)) < 0) {
         log_error("watcher: consul client for %s: %s; cannot start", consul_cfg.address,
                   strerror(-rc));
         return 1;
     }
-    char *skey = kv_status_key(w.model.root, opt.status_host, KV_STATUS_ROLE_HAPROXY);
+    char *skey = kv_status_key(w.model.root, opt.host_name, KV_STATUS_ROLE_HAPROXY);
     struct host_status_opts hso = {
         .key = skey, .ttl_s = (unsigned)(opt.status_ttl_ms / 1000), .fill = status_fill, .arg = &w};
     w.started_unix = w.status_unix = time(NULL);
     if (!skey || (rc = host_status_start(w.loop, w.consul, &hso, &w.status)) < 0) {
-        log_error("watcher: status entry for host %s: %s; cannot start", opt.status_host,
+        log_error("watcher: status entry for host %s: %s; cannot start", opt.host_name,
                   skey ? strerror(-rc) : "not a valid key segment");
         free(skey);
         return 1;
@@ -812,7 +835,7 @@ int main(int argc, char **argv)
         rc = -EINVAL;
     }
     if (rc == 0 && cmd != CMD_RENDER)
-        rc = host_status_check_opts(&opt.status_host, opt.status_ttl_ms, err, sizeof(err));
+        rc = host_status_check_opts(&opt.host_name, opt.status_ttl_ms, err, sizeof(err));
     if (rc == 0)
         rc = consul_options_config(&opt.consul, &consul_cfg, err, sizeof(err));
     if (rc < 0) {

@@ -419,9 +419,9 @@ static int detach_prog(const struct director_attach_opts *o, const char *pin_nam
 int director_loader_detach(const struct director_attach_opts *o)
 {
     static const char *const pins[] = {
-        DIRECTOR_PROG_PIN,    DIRECTOR_MAP_VIPS,    DIRECTOR_MAP_TABLE,
-        DIRECTOR_MAP_PROXIES, DIRECTOR_MAP_GEN_CFG, DIRECTOR_MAP_ACTIVE,
-        DIRECTOR_MAP_STATS,   DIRECTOR_MAP_VIP_IDX, DIRECTOR_MAP_VIP_ACT};
+        DIRECTOR_PROG_PIN,    DIRECTOR_MAP_VIPS,    DIRECTOR_MAP_TABLE,    DIRECTOR_MAP_PROXIES,
+        DIRECTOR_MAP_GEN_CFG, DIRECTOR_MAP_ACTIVE,  DIRECTOR_MAP_STATS,    DIRECTOR_MAP_VIP_IDX,
+        DIRECTOR_MAP_VIP_ACT, DIRECTOR_MAP_VIP_CTR, DIRECTOR_MAP_PROXY_CTR};
     return detach_prog(o, DIRECTOR_PROG_PIN, pins, sizeof(pins) / sizeof(pins[0]));
 }
 

@@ -347,7 +347,7 @@ static int give_stat_slots(struct director_maps *m, __u32 gen, struct drover_pro
     static struct drover_proxy prev[DROVER_MAX_PROXIES];
     struct drover_gen_config cur;
     size_t nprev = 0;
-    __u32 active;
+    __u32 active = 0;
     int rc;
 
     if ((rc = director_maps_active(m, &active)) < 0)

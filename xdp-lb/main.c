@@ -11,6 +11,7 @@
 
 #include "config.h"
 #include "director_config.h"
+#include "director_counters.h"
 #include "director_loader.h"
 #include "director_publish.h"
 #include "log.h"
@@ -75,14 +76,49 @@ static const struct config_option check_opts[] = {OPT_DIRECTOR_CONFIG, CONFIG_OP
 static const struct config_option decap_attach_opts[] = {OPT_DEV,   OPT_GUE_PORT, OPT_MODE,
                                                          OPT_FORCE, OPT_PIN_ROOT, CONFIG_OPT_END};
 
+/* Per-VIP and per-proxy counters: "vip NAME packets N bytes N drops N"
+ * lines, or ,"vips":{NAME:{...}},"proxies":{...} inside the JSON object. */
+static void print_traffic(const struct director_traffic *t, int json)
+{
+    for (int list = 0; list < 2; list++) {
+        const struct director_traffic_entry *e = list ? t->proxies : t->vips;
+        size_t n = list ? t->n_proxies : t->n_vips;
+        if (json)
+            printf(",\"%s\":{", list ? "proxies" : "vips");
+        for (size_t i = 0; i < n; i++) {
+            if (json && list)
+                printf("%s\"%s\":{\"packets\":%llu,\"bytes\":%llu}", i ? "," : "", e[i].name,
+                       (unsigned long long)e[i].packets, (unsigned long long)e[i].bytes);
+            else if (json)
+                printf("%s\"%s\":{\"packets\":%llu,\"bytes\":%llu,\"drops\":%llu}", i ? "," : "",
+                       e[i].name, (unsigned long long)e[i].packets, (unsigned long long)e[i].bytes,
+                       (unsigned long long)e[i].drops);
+            else if (list)
+                printf("proxy %s packets %llu bytes %llu\n", e[i].name,
+                       (unsigned long long)e[i].packets, (unsigned long long)e[i].bytes);
+            else
+                printf("vip %s packets %llu bytes %llu drops %llu\n", e[i].name,
+                       (unsigned long long)e[i].packets, (unsigned long long)e[i].bytes,
+                       (unsigned long long)e[i].drops);
+        }
+        if (json)
+            printf("}");
+    }
+}
+
 static int print_stats(const char *dir, int json, bool decap, const char *dev)
 {
     struct director_stat st[DIRECTOR_STATS_MAX];
+    struct director_traffic t = {0};
     size_t n = 0;
     int rc = director_stats_read_pinned(dir, decap, st, &n);
 
-    if (rc < 0)
+    if (rc == 0 && !decap)
+        rc = director_traffic_read_pinned(dir, &t);
+    if (rc < 0) {
+        director_traffic_free(&t);
         return rc;
+    }
     if (json)
         printf("{\"dev\":\"%s\"", dev);
     for (size_t i = 0; i < n; i++) {
@@ -91,8 +127,11 @@ static int print_stats(const char *dir, int json, bool decap, const char *dev)
         else
             printf("%-24s %llu\n", st[i].name, (unsigned long long)st[i].value);
     }
+    if (!decap)
+        print_traffic(&t, json);
     if (json)
         printf("}\n");
+    director_traffic_free(&t);
     return 0;
 }
 

@@ -8,7 +8,11 @@
  * ROUNDS rounds, the programs of a case measured in turn within each round.
  * director_*_ratio: raw cost of a VIP packet / raw cost of the wrapper
  * tail-calling bench_tx (XDP_TX only) on the same packet (issue 19: goal
- * <= 1.8; non-VIP packets within 10 ns of the wrapper). Runs in a private network namespace (second
+ * <= 1.8; non-VIP packets within 10 ns of the wrapper). director_counter_ns:
+ * the same director built without its per-VIP and per-proxy counters
+ * (DROVER_NO_TRAFFIC_COUNTERS, sharing the maps) measured in turn with it
+ * on the same packet; the difference is what the counters cost (issue 17:
+ * goal <= 3 ns). Runs in a private network namespace (second
  * chance needs a routed next hop for its FIB lookup) pinned to one CPU.
  *
  *   bench_director [repeat] [rounds]
@@ -26,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_director_nocount_bpf.skel.h"
 #include "bench_wrapper_bpf.skel.h"
 #include "decap_bpf.skel.h"
 #include "director_bpf.skel.h"
@@ -211,6 +216,46 @@ static int veth_pps(int director_fd, int director_stats_fd, const struct pkt *p,
     return got > 0 ? 0 : -EPROTO;
 }
 
+/* The director without traffic counters, on the maps of the loaded one. */
+static struct bench_director_nocount_bpf *load_nocount(struct bpf_object *with_counters)
+{
+    struct bench_director_nocount_bpf *nc = bench_director_nocount_bpf__open();
+    struct bpf_map *map;
+
+    if (!nc)
+        return NULL;
+    bpf_object__for_each_map(map, nc->obj)
+    {
+        struct bpf_map *twin = bpf_object__find_map_by_name(with_counters, bpf_map__name(map));
+        if (twin && bpf_map__reuse_fd(map, bpf_map__fd(twin)) < 0)
+            goto fail;
+    }
+    if (bench_director_nocount_bpf__load(nc) < 0)
+        goto fail;
+    return nc;
+fail:
+    bench_director_nocount_bpf__destroy(nc);
+    return NULL;
+}
+
+/* ns per packet the per-VIP and per-proxy counters add: the director with
+ * and without them, measured in turn, difference of the medians. */
+static int counter_cost(int with_fd, int without_fd, const struct pkt *p, double *cost)
+{
+    const int fds[3] = {bpf_program__fd(wrap->progs.bench_null), without_fd, with_fd};
+    const uint32_t want[3] = {2 /* XDP_PASS */, 3 /* XDP_TX */, 3};
+    double ns[3], ratio[3];
+    struct pkt last;
+    int rc = measure_set(fds, want, 3, p, 0, ns, ratio, &last);
+
+    if (rc < 0)
+        return rc;
+    printf("# %-26s %-44s with %6.1f ns, without %6.1f ns (wrapper %5.1f ns)\n",
+           "director_counter_ns", "v4 TCP ACK + 64 B: counters on vs off", ns[2], ns[1], ns[0]);
+    *cost = ns[2] - ns[1];
+    return 0;
+}
+
 static void die(const char *what, int rc)
 {
     fprintf(stderr, "bench_director: %s failed: %s\n", what, strerror(rc < 0 ? -rc : rc));
@@ -257,6 +302,9 @@ int main(int argc, char **argv)
     wrap = bench_wrapper_bpf__open_and_load();
     if (!dir || !dec || !wrap)
         die("loading BPF objects", -errno);
+    struct bench_director_nocount_bpf *nocount = load_nocount(dir->obj);
+    if (!nocount)
+        die("loading the director without counters", -errno);
     rc = director_maps_from_object(&m, dir->obj);
     if (rc < 0)
         die("mapping the table", rc);
@@ -385,9 +433,15 @@ int main(int argc, char **argv)
     printf("BENCH director_established_ratio %.2f\n", ratio[1]);
     printf("BENCH director_v6_ratio %.2f\n", ratio[6]);
 
-    /* Back to the IPv4 generation for the veth run. */
+    /* Back to the IPv4 generation for the counters and the veth run. */
     if ((rc = director_maps_publish(&m, &gen, px4, rows4, NULL)) < 0)
         die("publishing the IPv4 generation", rc);
+    double counter_ns = 0;
+    if ((rc = counter_cost(dfd, bpf_program__fd(nocount->progs.drover_director), &est4_p,
+                           &counter_ns)) < 0)
+        die("measuring the traffic counters", rc);
+    printf("# per-VIP + per-proxy counters, ns per packet; goal <= 3\n");
+    printf("BENCH director_counter_ns %.1f\n", counter_ns);
     double pps = 0;
     if ((rc = veth_pps(dfd, bpf_map__fd(dir->maps.drover_stats), &syn4_p, &pps)) < 0) {
         fprintf(stderr, "bench_director: veth packets/s not measured: %s\n", strerror(-rc));
@@ -399,6 +453,7 @@ int main(int argc, char **argv)
 out:
     director_maps_close(&m);
     bench_wrapper_bpf__destroy(wrap);
+    bench_director_nocount_bpf__destroy(nocount);
     decap_bpf__destroy(dec);
     director_bpf__destroy(dir);
     return status;

@@ -25,6 +25,9 @@
 #  5. An established connection survives a drain through second chance.
 #  6. Restart with Consul gone: the snapshot is re-applied to maps that a
 #     config apply had changed meanwhile.
+#  After 1, the watcher's /metrics shows the per-VIP and per-proxy counters
+#  that `drover-director stats` prints (the watcher runs with
+#  --status-host, the alias of --host-name).
 #
 # usage: run.sh drover-watcher drover-director xdp_pass.bpf.o consul-dev.sh
 set -euo pipefail
@@ -132,9 +135,10 @@ proxy proxy1 10.93.3.2 active
 proxy proxy2 10.93.4.2 active
 
 INTERVAL_MS=400 FALL=2
+METRICS=127.0.0.1:19109 # the director's own namespace: no clash with other tests
 start_watcher() { # consul-addr log
     ip netns exec "$DIR" "$WATCHER" director run --director-cluster $CLUSTER --dev eth0 $pin \
-        --consul-addr "$1" --director-snapshot-file "$TMP/director.pb" --metrics-addr "" \
+        --consul-addr "$1" --director-snapshot-file "$TMP/director.pb" --metrics-addr "$METRICS" \
         --health-interval ${INTERVAL_MS}ms --health-timeout 300ms --health-rise 2 \
         --health-fall $FALL --verify-interval 1s --consul-health-service itproxy \
         --status-host dir1 --log-level debug >>"$TMP/$2" 2>&1 &
@@ -189,6 +193,33 @@ nsx "$DIR" "$DIRECTOR" status --dev eth0 $pin | grep -q "proxy 1 10.93.4.2 activ
 got=$(answers 12)
 [ "$got" = "proxy1 proxy2 " ] || fail "traffic went to '$got', expected both proxies"
 echo "1: maps filled ($p1/$p2 rows), traffic to both"
+# per-VIP and per-proxy counters: /metrics against drover-director stats
+# (no traffic now: both read the same figures)
+stats_json=$(nsx "$DIR" "$DIRECTOR" stats --dev eth0 $pin --json)
+scrape=$(nsx "$DIR" curl -sf --max-time 5 "http://$METRICS/metrics") || fail "no /metrics on $METRICS"
+python3 - "$stats_json" "$scrape" "$VIP:$PORT/tcp" <<'PY' || fail "/metrics and drover-director stats disagree"
+import json, re, sys
+stats, scrape, vip = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3]
+def metric(name, label, value):
+    m = re.search(r'^%s\{dev="eth0",%s="%s"\} (\d+)$' % (name, label, re.escape(value)), scrape, re.M)
+    if not m:
+        sys.exit("no %s{%s=%s} in /metrics" % (name, label, value))
+    return int(m.group(1))
+v = stats["vips"][vip]
+assert v["packets"] > 0 and v["bytes"] > 0, v
+for k in ("packets", "bytes", "drops"):
+    got = metric("drover_director_vip_%s_total" % k, "vip", vip)
+    assert got == v[k], (k, got, v[k])
+total = 0
+for proxy, c in stats["proxies"].items():
+    for k in ("packets", "bytes"):
+        got = metric("drover_director_proxy_%s_total" % k, "proxy", proxy)
+        assert got == c[k], (proxy, k, got, c[k])
+    total += c["packets"]
+assert total == v["packets"], (total, v)
+assert metric("drover_director_packets_total", "outcome", "encap_v4") == stats["encap_v4"]
+PY
+echo "1: /metrics per-VIP and per-proxy counters match drover-director stats"
 # its status entry (bound to its session) reports the table in the maps and the VIP
 want=$(q "s['table_checksum']")
 for _ in $(seq 50); do
