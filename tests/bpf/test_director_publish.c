@@ -6,7 +6,8 @@
  * checksum, so the table path flips nothing), the table path keeps the
  * tunnel settings of the active generation, changes flip and verify, the
  * live read reports what was published, and a map set nobody attached
- * with settings is refused with -EAGAIN.
+ * with settings is refused with -EAGAIN. The metrics collector of the
+ * watchers reads the director's and the decap program's pins.
  */
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
@@ -22,12 +23,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "decap_bpf.skel.h"
 #include "director_bpf.skel.h"
 #include "director_build.h"
 #include "director_config.h"
 #include "director_maps.h"
+#include "director_metrics.h"
 #include "director_publish.h"
 #include "log.h"
+#include "metrics.h"
+#include "pkt.h"
 
 static const char *CONFIG =
     "{\"hash_key\":\"00112233445566778899aabbccddeeff\",\"hash_fields\":\"src+dport\","
@@ -186,6 +191,88 @@ START_TEST(test_unattached_maps_refused)
 }
 END_TEST
 
+struct scrape_target {
+    const char *pin_dir, *dev;
+    bool decap;
+};
+
+static void collect_target(struct metrics_emitter *em, void *arg)
+{
+    const struct scrape_target *t = arg;
+    director_metrics_emit(em, t->pin_dir, t->dev, t->decap);
+}
+
+/* /metrics text of director_metrics_emit over the given pins. Caller frees. */
+static char *scrape(const struct scrape_target *targets, size_t n)
+{
+    struct metrics_registry *r = metrics_registry_new();
+    char *out = NULL;
+    size_t len = 0;
+
+    ck_assert_ptr_nonnull(r);
+    for (size_t i = 0; i < n; i++)
+        ck_assert_int_eq(metrics_add_collector(r, collect_target, (void *)&targets[i]), 0);
+    ck_assert_int_eq(metrics_render(r, &out, &len), 0);
+    metrics_registry_free(r);
+    return out;
+}
+
+START_TEST(test_metrics_from_pins)
+{
+    struct director_bpf *dskel = director_bpf__open_and_load();
+    struct decap_bpf *xskel = decap_bpf__open_and_load();
+    char ddir[256], xdir[256], gone[256];
+    struct drover_vip_key k = {0};
+    struct director_maps m;
+    struct pkt in, out;
+    uint32_t act;
+
+    ck_assert_ptr_nonnull(dskel);
+    ck_assert_ptr_nonnull(xskel);
+    ck_assert_int_eq(director_pin_dir(root, "m0", ddir, sizeof(ddir)), 0);
+    ck_assert_int_eq(director_pin_dir(root, "d0", xdir, sizeof(xdir)), 0);
+    ck_assert_int_eq(director_pin_dir(root, "gone0", gone, sizeof(gone)), 0);
+    pin_maps(dskel->obj, ddir);
+    pin_maps(xskel->obj, xdir);
+    ck_assert_int_eq(director_maps_open_pinned(ddir, &m), 0);
+    ck_assert_int_eq(director_parse_addr("198.51.100.9", &k.family, k.addr), 0);
+    k.port = htons(443);
+    k.proto = IPPROTO_TCP;
+    ck_assert_int_eq(director_maps_set_vips(&m, &k, 1), 0);
+    director_maps_close(&m);
+    /* one packet through the (unconfigured) decap program */
+    const struct pkt_spec spec = {
+        DROVER_AF_INET, IPPROTO_TCP, "198.51.100.7", "10.0.0.9", 40000, 80, 0x02, 0, 0};
+    pkt_build(&in, &spec);
+    ck_assert_int_eq(pkt_run(bpf_program__fd(xskel->progs.drover_decap), &in, &out, &act, 0), 0);
+
+    const struct scrape_target t[] = {
+        {ddir, "m0", false}, {xdir, "d0", true}, {gone, "gone0", false}};
+    char *text = scrape(t, 3);
+    static const char *const want[] = {
+        "drover_director_packets_total{dev=\"m0\",outcome=\"rx\"} 0\n",
+        "drover_director_packets_total{dev=\"m0\",outcome=\"encap_v4\"} 0\n",
+        "drover_director_vip_packets_total{dev=\"m0\",vip=\"198.51.100.9:443/tcp\"} 0\n",
+        "drover_director_vip_bytes_total{dev=\"m0\",vip=\"198.51.100.9:443/tcp\"} 0\n",
+        "drover_director_vip_drops_total{dev=\"m0\",vip=\"198.51.100.9:443/tcp\"} 0\n",
+        "drover_director_maps_readable{dev=\"m0\"} 1\n",
+        "drover_decap_packets_total{dev=\"d0\",outcome=\"rx\"} 1\n",
+        "drover_decap_maps_readable{dev=\"d0\"} 1\n",
+        "drover_director_maps_readable{dev=\"gone0\"} 0\n",
+        "# TYPE drover_director_vip_packets_total counter\n",
+    };
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+        ck_assert_msg(strstr(text, want[i]), "missing %s in:\n%s", want[i], text);
+    /* each program's own counters only */
+    ck_assert_ptr_null(
+        strstr(text, "drover_director_packets_total{dev=\"m0\",outcome=\"decap_local\"}"));
+    ck_assert_ptr_null(strstr(text, "drover_decap_packets_total{dev=\"d0\",outcome=\"encap_v4\"}"));
+    free(text);
+    decap_bpf__destroy(xskel);
+    director_bpf__destroy(dskel);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("bpf_director_publish");
@@ -193,6 +280,7 @@ int main(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_config_and_table_paths_agree);
     tcase_add_test(tc, test_unattached_maps_refused);
+    tcase_add_test(tc, test_metrics_from_pins);
     suite_add_tcase(s, tc);
     if (geteuid() != 0) {
         fprintf(stderr, "bpf tests need root (CAP_BPF, CAP_SYS_ADMIN for a bpffs)\n");
