@@ -77,6 +77,13 @@ json_t *kv_status_encode(const struct kv_status_rec *r)
         rc |= !so;
         if (!rc && s->error)
             rc |= json_object_set_new(so, "error", json_string(s->error));
+        if (!rc && s->n_slots) {
+            json_t *sl = json_object();
+            rc |= !sl;
+            for (size_t k = 0; !rc && k < s->n_slots; k++)
+                rc |= json_object_set_new(sl, s->slots[k].server, json_string(s->slots[k].slot));
+            rc |= json_object_set_new(so, "slots", sl);
+        }
         rc |= json_object_set_new(svcs, s->name, so);
     }
     if (!rc && r->last_error)
@@ -128,6 +135,32 @@ static int get_time(const json_t *o, const char *field, int64_t *out, char *err,
     return 0;
 }
 
+/* services.<name>.slots: {"<backend>/<server>": "slot<k>", ...}. */
+static int decode_slots(const json_t *so, const char *where, struct kv_status_service *s, char *err,
+                        size_t errlen)
+{
+    json_t *sl = NULL, *v;
+    const char *server;
+    int rc = json_get_object(so, where, "slots", &sl, false, err, errlen);
+
+    if (rc < 0 || !sl)
+        return rc;
+    s->slots = calloc(json_object_size(sl) + 1, sizeof(*s->slots));
+    if (!s->slots)
+        return -ENOMEM;
+    json_object_foreach(sl, server, v)
+    {
+        if (!json_is_string(v)) {
+            snprintf(err, errlen, "%s: slots.%.200s: not a string", where, server);
+            return -EINVAL;
+        }
+        struct kv_status_slot *e = &s->slots[s->n_slots++];
+        if (!(e->server = strdup(server)) || !(e->slot = strdup(json_string_value(v))))
+            return -ENOMEM;
+    }
+    return 0;
+}
+
 static int decode_services(const json_t *svcs, struct kv_status_rec *out, char *err, size_t errlen)
 {
     const char *name;
@@ -152,7 +185,8 @@ static int decode_services(const json_t *svcs, struct kv_status_rec *out, char *
             (rc = dup_field(so, where, "config_hash", true, &s->config_hash, err, errlen)) < 0 ||
             (rc = json_get_int(so, where, "reloads", &s->reloads, 0, INT64_MAX, true, err,
                                errlen)) < 0 ||
-            (rc = dup_field(so, where, "error", false, &s->error, err, errlen)) < 0)
+            (rc = dup_field(so, where, "error", false, &s->error, err, errlen)) < 0 ||
+            (rc = decode_slots(so, where, s, err, errlen)) < 0)
             return rc;
     }
     return 0;
@@ -215,6 +249,11 @@ void kv_status_free(struct kv_status_rec *r)
         free(r->services[i].definition);
         free(r->services[i].config_hash);
         free(r->services[i].error);
+        for (size_t k = 0; k < r->services[i].n_slots; k++) {
+            free(r->services[i].slots[k].server);
+            free(r->services[i].slots[k].slot);
+        }
+        free(r->services[i].slots);
     }
     free(r->services);
     json_string_array_free(r->guards);

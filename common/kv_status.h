@@ -24,13 +24,22 @@ char *kv_status_key(const char *root, const char *host, const char *role);
 /* Split the part below status/ ("<host>/<role>"). 0 or -EINVAL. */
 int kv_status_key_parse(const char *rel, char host[256], char role[16]);
 
+/* Where the host placed a static server: server "<backend>/<name>" (as
+ * droverctl targets it), slot "slot<k>" (as HAProxy and the agent-checker
+ * state file name it). */
+struct kv_status_slot {
+    char *server, *slot;
+};
+
 /* One HAProxy service as the host applied it. */
 struct kv_status_service {
     char *name;
-    char *definition;  /* kv_hash64_hex of the definition value in force ("" none) */
-    char *config_hash; /* kv_hash64_hex of the installed <service>.cfg ("" none) */
-    int64_t reloads;   /* reloads this watcher made of it since it started */
-    char *error;       /* latest render/check/reload error, NULL none */
+    char *definition;             /* kv_hash64_hex of the definition value in force ("" none) */
+    char *config_hash;            /* kv_hash64_hex of the installed <service>.cfg ("" none) */
+    int64_t reloads;              /* reloads this watcher made of it since it started */
+    char *error;                  /* latest render/check/reload error, NULL none */
+    struct kv_status_slot *slots; /* its static servers' slots ("slots", optional) */
+    size_t n_slots;
 };
 
 /* The record. encode borrows the strings; decode fills owned ones

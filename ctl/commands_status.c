@@ -3,8 +3,9 @@
  * commands_status: the read-only commands of droverctl. `status` lists the
  * maintenance entries with the HAProxy servers each affects, then (without
  * a target) the front door (every host's announcements, directors that
- * disagree on their table) and the fleet view; `history` lists the audit
- * log. Nothing here writes to Consul. The changes and the entry point
+ * disagree on their table) and the fleet view; with a server target also
+ * the slot each HAProxy host put it in; `history` lists the audit log.
+ * Nothing here writes to Consul. The changes and the entry point
  * ctl_execute live in commands.c; the helpers both share are in
  * commands_internal.h.
  */
@@ -18,6 +19,7 @@
 #include "fleet.h"
 #include "kv_frontdoor.h"
 #include "kv_key.h"
+#include "kv_status.h"
 
 static int cmp_maint(const void *a, const void *b)
 {
@@ -130,6 +132,61 @@ static int fleet_status(struct ctl_kv *kv, const struct ctl_settings *s, json_t 
     return rc;
 }
 
+/* The slots HAProxy hosts put server t (<backend>/<name>) in, from their
+ * status entries (R status/<host>/haproxy, "slots" of each service; hosts
+ * of --haproxy-cluster only when it is set): "  slots: proxy-a be/slot2,
+ * ..." and [{"host", "slot"}] in out. A static server's slot is the
+ * watcher's choice and may differ between hosts; HAProxy and the
+ * agent-checker state file know only the slot. */
+static void server_slots(struct ctl_kv *kv, const struct ctl_settings *s,
+                         const struct ctl_target *t, struct sbuf *b, json_t *out)
+{
+    char prefix[400], err[ERRLEN], want[520];
+    struct consul_kv_list *l = NULL;
+    size_t shown = 0;
+
+    snprintf(prefix, sizeof(prefix), "%sstatus/", s->root);
+    snprintf(want, sizeof(want), "%s/%s", t->a, t->b);
+    if (ctl_kv_list(kv, prefix, &l, err, sizeof(err)) < 0) {
+        commands_sb_printf(b, "  slots: unknown (%s)\n", err);
+        return;
+    }
+    if (l->n)
+        qsort(l->items, l->n, sizeof(*l->items), cmp_kv_key);
+    for (size_t i = 0; i < l->n; i++) {
+        struct kv_status_rec r;
+        json_error_t je;
+        json_t *v = l->items[i].value
+                        ? json_loadb((const char *)l->items[i].value, l->items[i].value_len, 0, &je)
+                        : NULL;
+        int rc = v ? kv_status_decode(v, &r, err, sizeof(err)) : -EINVAL;
+        json_decref(v);
+        if (rc < 0)
+            continue; /* droverctl status without a target reports bad entries */
+        bool mine =
+            !strcmp(r.role, KV_STATUS_ROLE_HAPROXY) &&
+            (!s->haproxy_cluster || !*s->haproxy_cluster || !strcmp(r.cluster, s->haproxy_cluster));
+        for (size_t k = 0; mine && k < r.n_services; k++)
+            for (size_t j = 0; j < r.services[k].n_slots; j++) {
+                const struct kv_status_slot *e = &r.services[k].slots[j];
+                if (strcmp(e->server, want))
+                    continue;
+                commands_sb_printf(b, "%s %s %s/%s", shown++ ? "," : "  slots:", r.host, t->a,
+                                   e->slot);
+                json_t *o = json_pack("{s:s, s:s, s:s}", "host", r.host, "service",
+                                      r.services[k].name, "slot", e->slot);
+                if (o)
+                    json_array_append_new(out, o);
+            }
+        kv_status_free(&r);
+    }
+    if (shown)
+        commands_sb_printf(b, "\n");
+    else
+        commands_sb_printf(b, "  slots: no HAProxy host reports %s in a slot\n", want);
+    consul_kv_list_free(l);
+}
+
 int commands_exec_status(struct ctl_kv *kv, const struct ctl_settings *s,
                          const struct ctl_command *cmd, int64_t now_ms, struct ctl_result *res)
 {
@@ -211,6 +268,9 @@ int commands_exec_status(struct ctl_kv *kv, const struct ctl_settings *s,
             commands_sb_printf(&b, "no maintenance entries\n");
         }
     }
+    json_t *slots = NULL;
+    if (filter && only.kind == CTL_TARGET_SERVER && (slots = json_array()))
+        server_slots(kv, s, &only, &b, slots);
     if (m.bad)
         commands_sb_printf(&b, "(%zu bad KV entries skipped; see the log)\n", m.bad);
     ctl_model_clear(&m);
@@ -218,9 +278,9 @@ int commands_exec_status(struct ctl_kv *kv, const struct ctl_settings *s,
     if (!filter && fd)
         frontdoor_status(kv, s, &b, fd);
     if (filter)
-        return commands_succeed(
-            res, commands_sb_take(&b),
-            json_pack("{s:b, s:o, s:o*}", "ok", 1, "entries", entries, "frontdoor", fd));
+        return commands_succeed(res, commands_sb_take(&b),
+                                json_pack("{s:b, s:o, s:o*, s:o*}", "ok", 1, "entries", entries,
+                                          "frontdoor", fd, "slots", slots));
     /* the whole fleet: what every watcher reports against the live definitions */
     json_t *fleet = NULL;
     char *ftext = NULL;

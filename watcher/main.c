@@ -43,6 +43,7 @@
 #include "metrics.h"
 #include "render.h"
 #include "sdnotify.h"
+#include "slots.h"
 #include "snapshot.h"
 #include "version.h"
 
@@ -312,11 +313,58 @@ static void on_engine_status(void *arg)
 }
 
 struct status_fill {
+    struct watcher *w;
     struct kv_status_rec r;
     char (*hashes)[17];
     size_t cap_svcs, cap_guards;
     bool oom;
 };
+
+/* The committed slots of service's static servers ("slots" of its status
+ * entry: droverctl status <backend>/<server> shows them). Strings owned by
+ * the returned array (slot_list_free). */
+static struct kv_status_slot *static_slots(const struct watcher *w, const char *service, size_t *n)
+{
+    const struct snapshot *snap = haproxy_engine_snapshot(w->engine);
+    const struct snapshot_service *ss = NULL;
+    struct kv_status_slot *out = NULL;
+    size_t cap = 0;
+
+    *n = 0;
+    for (size_t i = 0; snap && i < snap->n_services && !ss; i++)
+        if (!strcmp(snap->services[i].def->name, service))
+            ss = &snap->services[i];
+    for (size_t b = 0; ss && b < ss->n_backends; b++) {
+        const struct snapshot_backend *be = &ss->backends[b];
+        const struct slot_assignment *a = haproxy_engine_committed(w->engine, be->def->name);
+        for (size_t k = 0; a && k < be->n_servers; k++) {
+            long at = be->servers[k].static_name ? slot_assignment_find(a, be->servers[k].id) : -1;
+            char slot[32];
+            if (at < 0 || slots_name((size_t)at, slot, sizeof(slot)) < 0)
+                continue;
+            if (*n == cap) {
+                cap = cap ? cap * 2 : 8;
+                struct kv_status_slot *g = realloc(out, cap * sizeof(*out));
+                if (!g)
+                    break;
+                out = g;
+            }
+            out[*n].server = kv_key_printf("%s/%s", be->def->name, be->servers[k].static_name);
+            out[*n].slot = strdup(slot);
+            (*n)++;
+        }
+    }
+    return out;
+}
+
+static void slot_list_free(struct kv_status_slot *l, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(l[i].server);
+        free(l[i].slot);
+    }
+    free(l);
+}
 
 static void fill_service(void *arg, const struct haproxy_engine_service_status *s)
 {
@@ -342,12 +390,16 @@ static void fill_service(void *arg, const struct haproxy_engine_service_status *
     if (render_read_file(path, &buf, &len) == 0)
         kv_hash64_hex(buf ? buf : "", len, hex);
     free(buf);
-    f->r.services[f->r.n_services++] =
-        (struct kv_status_service){.name = (char *)s->name,
-                                   .definition = (char *)s->definition,
-                                   .config_hash = hex,
-                                   .reloads = s->reloads,
-                                   .error = (char *)s->error};
+    struct kv_status_service *out = &f->r.services[f->r.n_services++];
+    *out = (struct kv_status_service){.name = (char *)s->name,
+                                      .definition = (char *)s->definition,
+                                      .config_hash = hex,
+                                      .reloads = s->reloads,
+                                      .error = (char *)s->error};
+    out->slots = static_slots(f->w, s->name, &out->n_slots);
+    for (size_t i = 0; i < out->n_slots; i++)
+        if (!out->slots[i].server || !out->slots[i].slot)
+            f->oom = true;
 }
 
 /* Add a held guard (text taken over). */
@@ -380,7 +432,8 @@ static json_t *status_fill(void *arg)
     const struct snapshot *snap = haproxy_engine_snapshot(w->engine);
     struct haproxy_engine_stats st;
     char snap_hex[17] = "";
-    struct status_fill f = {.r = {.host = opt.host_name,
+    struct status_fill f = {.w = w,
+                            .r = {.host = opt.host_name,
                                   .role = KV_STATUS_ROLE_HAPROXY,
                                   .cluster = opt.haproxy_cluster,
                                   .version = (char *)drover_version(),
@@ -406,6 +459,8 @@ static json_t *status_fill(void *arg)
     for (size_t i = 0; i < f.r.n_guards; i++)
         free(f.r.guards[i]);
     free(f.r.guards);
+    for (size_t i = 0; i < f.r.n_services; i++)
+        slot_list_free(f.r.services[i].slots, f.r.services[i].n_slots);
     free(f.r.services);
     free(f.hashes);
     return out;

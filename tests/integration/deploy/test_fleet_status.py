@@ -6,7 +6,8 @@ drover-watcher driving its own real HAProxy (master-worker) on loopback.
 Both HAProxies bind the service's frontend port (HAProxy sets SO_REUSEPORT).
 
 Steps: both hosts report the live definition with HAProxy's own reload
-counter and the hash of their installed file; a definition change shows
+counter and the hash of their installed file, and `droverctl status
+be_web/s1` shows the slot each host put the static server s1 in; a definition change shows
 every host current again with one more reload; a definition that fails
 `haproxy -c` shows both hosts refusing (exit 1) with their old bytes kept;
 a bad status entry is reported, not skipped; two directors of one
@@ -107,7 +108,10 @@ def main():
     state["servers"] = servers
     kv.put("kube/prod-a/nodes/n1", watcherlib.node("127.0.0.1"))
     kv.put("kube/prod-a/services/default/web/http", {"node_port": port})
-    kv.put("haproxy/edge/services/web", a.f.service())
+    web = a.f.service()
+    # a static server (a closed loopback port: its check fails, it keeps its slot)
+    web["backends"][0]["servers"] = [{"name": "s1", "address": "127.0.0.9", "port": 9}]
+    kv.put("haproxy/edge/services/web", web)
     a.start()
     b.start()
 
@@ -128,6 +132,20 @@ def main():
     entry, _ = kv.entry("status/proxy-a/haproxy")
     assert entry.get("Session"), "status entry is not bound to a session: %r" % entry
     log("both current:", {h["host"]: h["services"]["web"]["reloads"] for h in v["hosts"]})
+    # the static name -> slot mapping, from each host's status entry
+    for h in (a, b):
+        rec = kv.get_json("status/%s/haproxy" % h.name)
+        slot = rec["services"]["web"].get("slots", {}).get("be_web/s1", "")
+        assert slot.startswith("slot"), rec
+    rc, out, err = ctl(a.f, "status", "be_web/s1", "--json")
+    assert rc == 0, (rc, out, err)
+    got = sorted((x["host"], x["slot"]) for x in json.loads(out)["slots"])
+    want = sorted((h.name, kv.get_json("status/%s/haproxy" % h.name)["services"]["web"]["slots"]
+                   ["be_web/s1"]) for h in (a, b))
+    assert got == want and len(got) == 2, (got, want)
+    rc, out, err = ctl(a.f, "status", "be_web/s1")
+    assert rc == 0 and "slots: proxy-a be_web/slot" in out and "proxy-b be_web/slot" in out, out
+    log("static server slots:", got)
 
     # 2. a definition change: both apply it, one more reload each
     before = {h.name: h.reloads() for h in (a, b)}

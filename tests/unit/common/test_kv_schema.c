@@ -266,6 +266,31 @@ START_TEST(test_encoders_write_the_schema)
                                .started_unix = 1795957200,
                                .updated_unix = 1795957201};
     assert_fields("status", kv_status_encode(&st), true);
+    /* a service with a static server's slot, through encode and decode */
+    struct kv_status_slot slot = {.server = "be_web/s1", .slot = "slot2"};
+    struct kv_status_service svc = {.name = "web",
+                                    .definition = "3f9c0a6e5b7d2c18",
+                                    .config_hash = "9c1e0b7a55d2e301",
+                                    .slots = &slot,
+                                    .n_slots = 1};
+    st.services = &svc;
+    st.n_services = 1;
+    json_t *enc = kv_status_encode(&st);
+    struct kv_status_rec back;
+    char err[256];
+    ck_assert_int_eq(kv_status_decode(enc, &back, err, sizeof(err)), 0);
+    ck_assert_uint_eq(back.n_services, 1);
+    ck_assert_uint_eq(back.services[0].n_slots, 1);
+    ck_assert_str_eq(back.services[0].slots[0].server, "be_web/s1");
+    ck_assert_str_eq(back.services[0].slots[0].slot, "slot2");
+    kv_status_free(&back);
+    json_object_set_new(json_object_get(json_object_get(enc, "services"), "web"), "slots",
+                        json_pack("{s:i}", "be_web/s1", 2));
+    ck_assert_int_eq(kv_status_decode(enc, &back, err, sizeof(err)), -EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "slots.be_web/s1"));
+    json_decref(enc);
+    st.services = NULL;
+    st.n_services = 0;
     char *vips[] = {"192.0.2.10", NULL};
     st.role = KV_STATUS_ROLE_DIRECTOR;
     st.last_error = "no table";
