@@ -25,14 +25,30 @@ struct metrics_gauge {
     _Atomic uint64_t bits; /* a double's bit pattern */
 };
 
+/* Per-bucket counts are not cumulative, so an observation touches one
+ * cell; the scrape adds them up. The count is their total, so _count and
+ * the +Inf bucket always agree. */
+struct metrics_histogram {
+    size_t n;
+    double bounds[METRICS_HISTOGRAM_MAX_BUCKETS];
+    _Atomic uint64_t buckets[METRICS_HISTOGRAM_MAX_BUCKETS + 1]; /* last: +Inf */
+    struct metrics_gauge sum;
+};
+
 struct series {
     struct series *next;
     char *labels; /* "" or k="v",... */
     union {
         struct metrics_counter c;
         struct metrics_gauge g;
+        struct metrics_histogram *h; /* owned */
     } u;
 };
+
+const double metrics_latency_buckets[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                          0.5,   1,      2.5,   5,    10,    30,   60};
+const size_t metrics_latency_buckets_n =
+    sizeof(metrics_latency_buckets) / sizeof(metrics_latency_buckets[0]);
 
 struct family {
     struct family *next;
@@ -255,6 +271,8 @@ void metrics_registry_free(struct metrics_registry *reg)
         fn = f->next;
         for (struct series *s = f->series, *sn; s; s = sn) {
             sn = s->next;
+            if (f->type == METRICS_HISTOGRAM)
+                free(s->u.h);
             free(s->labels);
             free(s);
         }
@@ -272,7 +290,16 @@ void metrics_registry_free(struct metrics_registry *reg)
 
 static const char *type_name(enum metrics_type t)
 {
-    return t == METRICS_COUNTER ? "counter" : t == METRICS_GAUGE ? "gauge" : "untyped";
+    switch (t) {
+    case METRICS_COUNTER:
+        return "counter";
+    case METRICS_GAUGE:
+        return "gauge";
+    case METRICS_HISTOGRAM:
+        return "histogram";
+    default:
+        return "untyped";
+    }
 }
 
 /* Find or create the series (name, labels) of the given type. */
@@ -324,7 +351,11 @@ static struct series *get_series(struct metrics_registry *reg, const char *name,
     if (!s)
         goto out;
     s->labels = strdup(labels);
-    if (!s->labels) {
+    if (type == METRICS_HISTOGRAM)
+        s->u.h = calloc(1, sizeof(*s->u.h));
+    if (!s->labels || (type == METRICS_HISTOGRAM && !s->u.h)) {
+        free(s->labels);
+        free(s->u.h);
         free(s);
         s = NULL;
         goto out;
@@ -403,6 +434,67 @@ double metrics_gauge_value(const struct metrics_gauge *g)
              : 0.0;
 }
 
+static bool valid_bounds(const double *bounds, size_t n)
+{
+    if (!bounds || n == 0 || n > METRICS_HISTOGRAM_MAX_BUCKETS)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(bounds[i]) || (i > 0 && bounds[i] <= bounds[i - 1]))
+            return false;
+    return true;
+}
+
+struct metrics_histogram *metrics_histogram(struct metrics_registry *reg, const char *name,
+                                            const char *help, const char *labels,
+                                            const double *bounds, size_t n)
+{
+    if (!valid_bounds(bounds, n)) {
+        log_error("metrics: %s: %zu bucket bounds, want 1..%d finite increasing ones; metric "
+                  "not registered",
+                  name ? name : "(null)", n, METRICS_HISTOGRAM_MAX_BUCKETS);
+        return NULL;
+    }
+    struct series *s = get_series(reg, name, help, labels, METRICS_HISTOGRAM);
+    if (!s)
+        return NULL;
+    pthread_mutex_lock(&reg->lock);
+    if (s->u.h->n == 0) { /* first registration sets the bounds */
+        memcpy(s->u.h->bounds, bounds, n * sizeof(*bounds));
+        s->u.h->n = n;
+    }
+    pthread_mutex_unlock(&reg->lock);
+    return s->u.h;
+}
+
+void metrics_histogram_observe(struct metrics_histogram *h, double v)
+{
+    size_t i = 0;
+
+    if (!h || isnan(v))
+        return;
+    while (i < h->n && v > h->bounds[i]) /* le: a value on a bound counts in it */
+        i++;
+    atomic_fetch_add_explicit(&h->buckets[i], 1, memory_order_relaxed);
+    metrics_gauge_add(&h->sum, v);
+}
+
+uint64_t metrics_histogram_count(const struct metrics_histogram *h)
+{
+    uint64_t total = 0;
+
+    if (!h)
+        return 0;
+    for (size_t i = 0; i <= h->n; i++)
+        total += atomic_load_explicit(&((struct metrics_histogram *)h)->buckets[i],
+                                      memory_order_relaxed);
+    return total;
+}
+
+double metrics_histogram_sum(const struct metrics_histogram *h)
+{
+    return h ? metrics_gauge_value(&h->sum) : 0.0;
+}
+
 int metrics_add_collector(struct metrics_registry *reg, metrics_collect_fn fn, void *arg)
 {
     struct collector *c;
@@ -475,17 +567,59 @@ static struct snap_family *snap_family(struct metrics_emitter *em, const char *n
     return f;
 }
 
-static void snap_sample(struct snap_family *f, const char *labels, const char *value)
+/* One sample line: name + suffix ("_bucket" or ""), the labels and, for a
+ * histogram bucket, le="<le>" after them. */
+static void snap_sample_le(struct snap_family *f, const char *suffix, const char *labels,
+                           const char *le, const char *value)
 {
+    bool any = labels && *labels;
+
     sb_puts(&f->samples, f->name);
-    if (labels && *labels) {
+    sb_puts(&f->samples, suffix);
+    if (any || le) {
         sb_putc(&f->samples, '{');
-        sb_puts(&f->samples, labels);
+        if (any)
+            sb_puts(&f->samples, labels);
+        if (le) {
+            sb_puts(&f->samples, any ? ",le=\"" : "le=\"");
+            sb_puts(&f->samples, le);
+            sb_putc(&f->samples, '"');
+        }
         sb_putc(&f->samples, '}');
     }
     sb_putc(&f->samples, ' ');
     sb_puts(&f->samples, value);
     sb_putc(&f->samples, '\n');
+}
+
+static void snap_sample(struct snap_family *f, const char *labels, const char *value)
+{
+    snap_sample_le(f, "", labels, NULL, value);
+}
+
+/* The cumulative buckets, _sum and _count of one histogram series. The
+ * cells are read once each, so the buckets are monotonic and _count equals
+ * the +Inf bucket even while other threads observe. */
+static void snap_histogram(struct snap_family *f, const char *labels,
+                           const struct metrics_histogram *h)
+{
+    char num[64], le[64];
+    uint64_t cum = 0;
+
+    for (size_t i = 0; i <= h->n; i++) {
+        cum += atomic_load_explicit(&((struct metrics_histogram *)h)->buckets[i],
+                                    memory_order_relaxed);
+        if (i < h->n)
+            metrics_format_value(h->bounds[i], le, sizeof(le));
+        else
+            snprintf(le, sizeof(le), "+Inf");
+        snprintf(num, sizeof(num), "%" PRIu64, cum);
+        snap_sample_le(f, "_bucket", labels, le, num);
+    }
+    metrics_format_value(metrics_gauge_value(&h->sum), num, sizeof(num));
+    snap_sample_le(f, "_sum", labels, NULL, num);
+    snprintf(num, sizeof(num), "%" PRIu64, cum);
+    snap_sample_le(f, "_count", labels, NULL, num);
 }
 
 int metrics_emit(struct metrics_emitter *em, const char *name, const char *help,
@@ -497,7 +631,7 @@ int metrics_emit(struct metrics_emitter *em, const char *name, const char *help,
     va_list ap;
     int rc;
 
-    if (!em || !valid_metric_name(name))
+    if (!em || !valid_metric_name(name) || type == METRICS_HISTOGRAM)
         return -EINVAL;
     va_start(ap, value);
     rc = labels_va(&labels, ap);
@@ -548,6 +682,10 @@ int metrics_render(struct metrics_registry *reg, char **out, size_t *len)
             break;
         }
         for (struct series *s = f->series; s; s = s->next) {
+            if (f->type == METRICS_HISTOGRAM) {
+                snap_histogram(sf, s->labels, s->u.h);
+                continue;
+            }
             if (f->type == METRICS_COUNTER)
                 snprintf(num, sizeof(num), "%" PRIu64, metrics_counter_value(&s->u.c));
             else

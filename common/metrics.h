@@ -15,6 +15,11 @@
  * once per family wherever its samples come from. Label values given to
  * metrics_emit are escaped here.
  *
+ * Histograms: metrics_histogram() registers a series with fixed bucket
+ * upper bounds; metrics_histogram_observe() is lock-free like counters.
+ * A scrape prints the cumulative <name>_bucket{le} series, <name>_sum and
+ * <name>_count (= the +Inf bucket) as Prometheus expects.
+ *
  * Handles live as long as the registry; metrics_registry_free frees all.
  */
 #ifndef DROVER_METRICS_H
@@ -26,13 +31,24 @@
 struct metrics_registry;
 struct metrics_counter;
 struct metrics_gauge;
+struct metrics_histogram;
 struct metrics_emitter;
 
 enum metrics_type {
     METRICS_COUNTER,
     METRICS_GAUGE,
     METRICS_UNTYPED,
+    METRICS_HISTOGRAM, /* registered series only; metrics_emit refuses it */
 };
+
+/* Most bucket bounds a histogram may have (the +Inf bucket not counted). */
+#define METRICS_HISTOGRAM_MAX_BUCKETS 16
+
+/* Bucket bounds in seconds for latencies drover cares about, from a Consul
+ * answer on loopback (about a millisecond) to a slow HAProxy reload or a
+ * change held by quiescence (tens of seconds). */
+extern const double metrics_latency_buckets[];
+extern const size_t metrics_latency_buckets_n;
 
 /* A new registry already holds drover_build_info{version,revision} 1
  * (version.h), so every daemon's /metrics says what it runs. */
@@ -59,6 +75,22 @@ struct metrics_gauge *metrics_gauge(struct metrics_registry *reg, const char *na
 void metrics_gauge_set(struct metrics_gauge *g, double v);
 void metrics_gauge_add(struct metrics_gauge *g, double delta);
 double metrics_gauge_value(const struct metrics_gauge *g);
+
+/*
+ * A histogram series. bounds: n (1..METRICS_HISTOGRAM_MAX_BUCKETS) finite,
+ * strictly increasing upper bounds, copied; the +Inf bucket is implied.
+ * Asking again for the same name and labels returns the same handle (the
+ * bounds of the first registration stay). NULL and a log line on a bad
+ * name, label set or bounds, like metrics_counter.
+ */
+struct metrics_histogram *metrics_histogram(struct metrics_registry *reg, const char *name,
+                                            const char *help, const char *labels,
+                                            const double *bounds, size_t n);
+/* Count one observation (NaN is ignored). NULL handle: nothing. */
+void metrics_histogram_observe(struct metrics_histogram *h, double v);
+/* Observations so far (the +Inf bucket), and their sum. */
+uint64_t metrics_histogram_count(const struct metrics_histogram *h);
+double metrics_histogram_sum(const struct metrics_histogram *h);
 
 /* Collector: called on every render, from the rendering thread. */
 typedef void (*metrics_collect_fn)(struct metrics_emitter *em, void *arg);

@@ -198,6 +198,130 @@ START_TEST(test_concurrent_updates)
 }
 END_TEST
 
+/* Exact exposition: cumulative buckets with le after the constant labels,
+ * a value on a bound counted in that bucket, _sum and _count. */
+START_TEST(test_histogram_text)
+{
+    struct metrics_registry *reg = metrics_registry_new();
+    static const double bounds[] = {0.1, 1, 2.5};
+    struct metrics_histogram *h = metrics_histogram(reg, "drover_x_apply_seconds", "Apply latency.",
+                                                    "kind=\"runtime\"", bounds, 3);
+    struct metrics_histogram *empty = metrics_histogram(
+        reg, "drover_x_apply_seconds", "Apply latency.", "kind=\"reload\"", bounds, 3);
+
+    ck_assert_ptr_nonnull(h);
+    ck_assert_ptr_nonnull(empty);
+    ck_assert_ptr_eq(metrics_histogram(reg, "drover_x_apply_seconds", "Apply latency.",
+                                       "kind=\"runtime\"", bounds, 3),
+                     h);
+    metrics_histogram_observe(h, 0.05);
+    metrics_histogram_observe(h, 1); /* on a bound: le="1" */
+    metrics_histogram_observe(h, 2);
+    metrics_histogram_observe(h, 7.5); /* only +Inf */
+    metrics_histogram_observe(h, NAN); /* ignored */
+    metrics_histogram_observe(NULL, 1);
+    ck_assert_uint_eq(metrics_histogram_count(h), 4);
+    ck_assert_double_eq(metrics_histogram_sum(h), 10.55);
+    char *text = render(reg);
+    ck_assert_str_eq(text, "# HELP drover_x_apply_seconds Apply latency.\n"
+                           "# TYPE drover_x_apply_seconds histogram\n"
+                           "drover_x_apply_seconds_bucket{kind=\"runtime\",le=\"0.1\"} 1\n"
+                           "drover_x_apply_seconds_bucket{kind=\"runtime\",le=\"1\"} 2\n"
+                           "drover_x_apply_seconds_bucket{kind=\"runtime\",le=\"2.5\"} 3\n"
+                           "drover_x_apply_seconds_bucket{kind=\"runtime\",le=\"+Inf\"} 4\n"
+                           "drover_x_apply_seconds_sum{kind=\"runtime\"} 10.55\n"
+                           "drover_x_apply_seconds_count{kind=\"runtime\"} 4\n"
+                           "drover_x_apply_seconds_bucket{kind=\"reload\",le=\"0.1\"} 0\n"
+                           "drover_x_apply_seconds_bucket{kind=\"reload\",le=\"1\"} 0\n"
+                           "drover_x_apply_seconds_bucket{kind=\"reload\",le=\"2.5\"} 0\n"
+                           "drover_x_apply_seconds_bucket{kind=\"reload\",le=\"+Inf\"} 0\n"
+                           "drover_x_apply_seconds_sum{kind=\"reload\"} 0\n"
+                           "drover_x_apply_seconds_count{kind=\"reload\"} 0\n");
+    free(text);
+    metrics_registry_free(reg);
+}
+END_TEST
+
+START_TEST(test_histogram_unlabelled_and_refusals)
+{
+    struct metrics_registry *reg = metrics_registry_new();
+    static const double bounds[] = {1, 2};
+    static const double unsorted[] = {2, 1};
+    static const double inf[] = {1, INFINITY};
+    double many[METRICS_HISTOGRAM_MAX_BUCKETS + 1];
+
+    for (size_t i = 0; i < sizeof(many) / sizeof(many[0]); i++)
+        many[i] = (double)i;
+    log_set_level(LOGL_ERROR + 1); /* the refusals below log errors */
+    ck_assert_ptr_null(metrics_histogram(reg, "drover_h_seconds", "h", NULL, unsorted, 2));
+    ck_assert_ptr_null(metrics_histogram(reg, "drover_h_seconds", "h", NULL, inf, 2));
+    ck_assert_ptr_null(metrics_histogram(reg, "drover_h_seconds", "h", NULL, bounds, 0));
+    ck_assert_ptr_null(metrics_histogram(reg, "drover_h_seconds", "h", NULL, many,
+                                         METRICS_HISTOGRAM_MAX_BUCKETS + 1));
+    ck_assert_ptr_nonnull(
+        metrics_histogram(reg, "drover_h_seconds", "h", NULL, many, METRICS_HISTOGRAM_MAX_BUCKETS));
+    /* a name taken by a counter, and a histogram name as a counter */
+    metrics_counter(reg, "drover_c_total", "c", NULL);
+    ck_assert_ptr_null(metrics_histogram(reg, "drover_c_total", "c", NULL, bounds, 2));
+    ck_assert_ptr_null(metrics_counter(reg, "drover_h_seconds", "h", NULL));
+    log_set_level(LOGL_INFO);
+    ck_assert_ptr_nonnull(metrics_histogram(reg, "drover_latency_seconds", "l", NULL,
+                                            metrics_latency_buckets, metrics_latency_buckets_n));
+    metrics_histogram_observe(metrics_histogram(reg, "drover_latency_seconds", "l", NULL,
+                                                metrics_latency_buckets, metrics_latency_buckets_n),
+                              0.003);
+    char *text = render(reg);
+    ck_assert_msg(strstr(text, "drover_latency_seconds_bucket{le=\"0.0025\"} 0\n"
+                               "drover_latency_seconds_bucket{le=\"0.005\"} 1\n"),
+                  "%s", text);
+    ck_assert_msg(strstr(text, "drover_latency_seconds_count 1\n"), "%s", text);
+    free(text);
+    metrics_registry_free(reg);
+}
+END_TEST
+
+static void *observe_many(void *arg)
+{
+    for (int i = 0; i < 100000; i++)
+        metrics_histogram_observe(arg, (i % 4) * 0.5);
+    return NULL;
+}
+
+/* Concurrent observations and scrapes: nothing lost, every scrape's
+ * buckets monotonic with _count equal to +Inf. */
+START_TEST(test_histogram_concurrent)
+{
+    struct metrics_registry *reg = metrics_registry_new();
+    static const double bounds[] = {0.25, 0.75, 1.25};
+    struct metrics_histogram *h = metrics_histogram(reg, "drover_c_seconds", "c", NULL, bounds, 3);
+    pthread_t t[4];
+
+    for (int i = 0; i < 4; i++)
+        ck_assert_int_eq(pthread_create(&t[i], NULL, observe_many, h), 0);
+    for (int i = 0; i < 3; i++) {
+        char *text = render(reg);
+        unsigned long prev = 0, v, inf = 0, count = 0;
+        const char *p = text;
+        while ((p = strstr(p, "_bucket{le=\"")) != NULL) {
+            p = strchr(p, '}') + 2;
+            v = strtoul(p, NULL, 10);
+            ck_assert_uint_ge(v, prev);
+            prev = inf = v;
+        }
+        ck_assert_int_eq(
+            sscanf(strstr(text, "drover_c_seconds_count "), "drover_c_seconds_count %lu", &count),
+            1);
+        ck_assert_uint_eq(count, inf);
+        free(text);
+    }
+    for (int i = 0; i < 4; i++)
+        pthread_join(t[i], NULL);
+    ck_assert_uint_eq(metrics_histogram_count(h), 400000);
+    ck_assert_double_eq(metrics_histogram_sum(h), 4 * 25000 * (0 + 0.5 + 1 + 1.5));
+    metrics_registry_free(reg);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("metrics");
@@ -209,6 +333,9 @@ int main(void)
     tcase_add_test(tc, test_rejects_bad_registrations);
     tcase_add_test(tc, test_format_helpers);
     tcase_add_test(tc, test_concurrent_updates);
+    tcase_add_test(tc, test_histogram_text);
+    tcase_add_test(tc, test_histogram_unlabelled_and_refusals);
+    tcase_add_test(tc, test_histogram_concurrent);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
