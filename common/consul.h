@@ -83,6 +83,7 @@ struct consul_stats {
     uint64_t bytes_received; /* bytes on the wire from Consul: headers + (compressed) bodies */
     uint64_t watch_entries_parsed; /* KV watch answers: entries parsed */
     uint64_t watch_entries_reused; /* ... and entries copied, their text unchanged */
+    uint64_t outages;              /* watches that began failing (logged once, outage.h) */
 };
 
 /* One KV entry. value is decoded from base64 and NUL-terminated (the NUL
@@ -230,6 +231,16 @@ struct metrics_emitter;
  * as drover_<component>_consul_<field>_total. 0 or metrics_emit's error. */
 int consul_stats_emit(const struct consul_stats *st, struct metrics_emitter *em,
                       const char *component);
+
+struct metrics_registry;
+/* Register drover_<component>_consul_request_duration_seconds in reg (a
+ * histogram, metrics_latency_buckets) and make c observe the duration of
+ * every HTTP exchange with Consul in it, from the request sent to the
+ * answer or the failure; blocking queries that wait for a change are left
+ * out (their duration is the wait). 0, -EINVAL or -ENOMEM (nothing
+ * observed then). */
+int consul_client_observe_latency(struct consul_client *c, struct metrics_registry *reg,
+                                  const char *component);
 
 /* ---- KV ---- */
 

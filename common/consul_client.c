@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "consul_internal.h"
+#include "metrics.h"
 #include "log.h"
 
 #define DEFAULT_ADDRESS    "http://127.0.0.1:8500"
@@ -546,12 +547,25 @@ static bool stale_retry(struct consul_request *r)
     return false;
 }
 
+/* One HTTP exchange's duration into the client's histogram (curl counts
+ * from the start of the transfer to its end, failures included). */
+static void observe_latency(const struct consul_request *r, CURL *easy)
+{
+    curl_off_t us = 0;
+
+    if (!r->c->latency || r->blocking ||
+        curl_easy_getinfo(easy, CURLINFO_TOTAL_TIME_T, &us) != CURLE_OK)
+        return;
+    metrics_histogram_observe(r->c->latency, (double)us / 1e6);
+}
+
 static void on_done(CURL *easy, CURLcode result, void *arg)
 {
     struct consul_request *r = arg;
     struct consul_client *c = r->c;
     struct consul_response resp = {0};
     resp.index = r->index;
+    observe_latency(r, easy);
 
     if (result != CURLE_OK) {
         resp.err = curl_to_errno(result);

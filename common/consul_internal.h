@@ -40,6 +40,7 @@ struct consul_request {
     bool index_seen; /* the answer carried X-Consul-Index (Consul's 404s do) */
     bool token_retried;
     bool stale;               /* sent with ?stale: check the answer's staleness */
+    bool blocking;            /* a blocking query (index > 0): no latency observed */
     bool known_leader;        /* X-Consul-KnownLeader of the answer (true when absent) */
     uint64_t last_contact_ms; /* X-Consul-LastContact of the answer */
     /* KV watch answers: parsed against the watch's last value (prev_kv,
@@ -73,6 +74,7 @@ struct consul_client {
     struct consul_request *reqs;
     struct consul_watch *watches;
     struct consul_stats stats;
+    struct metrics_histogram *latency; /* consul_client_observe_latency; may be NULL */
 };
 
 /* Start a request. path_query is "/v1/..." (with its own query string);

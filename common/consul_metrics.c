@@ -4,9 +4,11 @@
  * inside a daemon's metrics collector, so every daemon names them alike:
  * drover_<component>_consul_<field>_total.
  */
+#include <errno.h>
 #include <stdio.h>
 
 #include "consul.h"
+#include "consul_internal.h"
 #include "metrics.h"
 
 int consul_stats_emit(const struct consul_stats *st, struct metrics_emitter *em,
@@ -37,6 +39,10 @@ int consul_stats_emit(const struct consul_stats *st, struct metrics_emitter *em,
          "KV entries of watch answers copied from the previous answer "
          "(same JSON text)",
          st->watch_entries_reused},
+        {"outages",
+         "Consul watch outages begun (a watch's first failure after answers; logged once, its "
+         "retries are counted in retries)",
+         st->outages},
     };
     for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
         char name[128];
@@ -47,4 +53,19 @@ int consul_stats_emit(const struct consul_stats *st, struct metrics_emitter *em,
             return rc;
     }
     return 0;
+}
+
+int consul_client_observe_latency(struct consul_client *c, struct metrics_registry *reg,
+                                  const char *component)
+{
+    char name[128];
+
+    if (!c || !reg || !component)
+        return -EINVAL;
+    snprintf(name, sizeof(name), "drover_%s_consul_request_duration_seconds", component);
+    c->latency = metrics_histogram(reg, name,
+                                   "Duration of Consul HTTP requests, blocking queries that "
+                                   "wait for a change left out",
+                                   NULL, metrics_latency_buckets, metrics_latency_buckets_n);
+    return c->latency ? 0 : -ENOMEM;
 }

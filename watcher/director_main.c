@@ -645,6 +645,8 @@ static int run(void)
                   strerror(-rc));
         return 1;
     }
+    consul_client_observe_latency(w.consul, w.metrics,
+                                  "watcher_director"); /* fails only without memory */
     char *skey = kv_status_key(dopt.consul.kv_prefix, dopt.host_name, KV_STATUS_ROLE_DIRECTOR);
     struct host_status_opts hso = {.key = skey,
                                    .ttl_s = (unsigned)(dopt.status_ttl_ms / 1000),

@@ -726,6 +726,11 @@ static void setup_metrics(struct haproxy_engine *e)
                         "Route map changes applied through the runtime API (no reload).", NULL);
     e->m_reload_failures = metrics_counter(r, "drover_watcher_reload_failures_total",
                                            "Reloads that failed (config rolled back).", NULL);
+    e->m_reload_seconds = metrics_histogram(
+        r, "drover_watcher_reload_duration_seconds",
+        "HAProxy reloads through the master CLI, from the state dump to the new worker "
+        "confirmed by show proc or to the failure.",
+        NULL, metrics_latency_buckets, metrics_latency_buckets_n);
     e->m_render_failures = metrics_counter(
         r, "drover_watcher_render_failures_total",
         "Renders refused (template/value error or haproxy -c); nothing installed.", NULL);

@@ -190,6 +190,8 @@ static void on_reloaded(struct haproxy_runtime *rt, const struct haproxy_reload_
         free(c);
         return;
     }
+    if (res->status != -ENOENT && res->status != -ECONNREFUSED) /* an HAProxy answered */
+        metrics_histogram_observe(e->m_reload_seconds, (double)res->elapsed_ms / 1000.0);
     if (res->status == 0) {
         metrics_counter_inc(e->m_reloads);
         s->reloads = res->reloads_after;

@@ -230,6 +230,8 @@ struct watcher {
     struct metrics_counter *m_consul_errors, *m_tpl_reloads, *m_tpl_reload_failures;
     struct metrics_gauge *m_ready, *m_last_apply;
     char decap_pin_dir[512]; /* --decap-dev's pins; "" = none */
+    struct metrics_histogram *m_change_apply;
+    uint64_t change_since; /* uv_hrtime() of the first snapshot not yet applied; 0: none */
 };
 
 static void model_opts(struct kv_model_opts *m)
@@ -293,6 +295,10 @@ static void on_engine_applied(void *arg, const struct snapshot *snap)
 {
     struct watcher *w = arg;
     metrics_gauge_set(w->m_last_apply, (double)time(NULL));
+    if (w->change_since) {
+        metrics_histogram_observe(w->m_change_apply, (double)(uv_hrtime() - w->change_since) / 1e9);
+        w->change_since = 0;
+    }
     if (!w->ready) {
         w->ready = true;
         update_ready(w);
@@ -471,6 +477,9 @@ static json_t *status_fill(void *arg)
 static void on_feed_snapshot(void *arg, struct snapshot *snap)
 {
     struct watcher *w = arg;
+    /* a burst coalesced by quiescence counts from its first change */
+    if (!w->change_since)
+        w->change_since = uv_hrtime();
     /* the feed delivers only once every prefix was read completely */
     haproxy_engine_take_snapshot(w->engine, snap, true);
 }
@@ -563,6 +572,11 @@ static void setup_metrics(struct watcher *w)
         "1 once a snapshot was applied and while every HAProxy instance is up.", NULL);
     w->m_last_apply = metrics_gauge(r, "drover_watcher_last_apply_timestamp_seconds",
                                     "When a snapshot was last applied.", NULL);
+    w->m_change_apply = metrics_histogram(
+        r, "drover_watcher_change_apply_seconds",
+        "From a KV change reaching the watcher (a new snapshot) to its apply through the runtime "
+        "API or a reload, quiescence included.",
+        NULL, metrics_latency_buckets, metrics_latency_buckets_n);
     if (w->decap_pin_dir[0])
         metrics_add_collector(r, collect_decap, w);
 }
@@ -608,6 +622,7 @@ static int run_daemon(void)
                   strerror(-rc));
         return 1;
     }
+    consul_client_observe_latency(w.consul, w.metrics, "watcher"); /* fails only without memory */
     char *skey = kv_status_key(w.model.root, opt.host_name, KV_STATUS_ROLE_HAPROXY);
     struct host_status_opts hso = {
         .key = skey, .ttl_s = (unsigned)(opt.status_ttl_ms / 1000), .fill = status_fill, .arg = &w};
