@@ -28,6 +28,7 @@
 
 #include "backoff.h"
 #include "consul_internal.h"
+#include "outage.h"
 #include "log.h"
 
 #define WAIT_MARGIN_MS 5000
@@ -57,9 +58,33 @@ struct consul_watch {
     struct backoff backoff;
     unsigned resets_in_row;
     bool stopped;
+    struct outage outage; /* logged once per outage, not per retry */
 };
 
 static void watch_issue(struct consul_watch *w);
+
+/* Appended to the line that begins an outage: the next ones are quiet. */
+#define QUIET_NOTE " (further failures of this watch are logged at debug level until it answers)"
+
+/* The level of a failed attempt's log line: level for the first of an
+ * outage (counted in consul_stats.outages), debug for the others. */
+static enum log_level watch_fail_level(struct consul_watch *w, enum log_level level)
+{
+    enum log_level l = outage_fail_level(&w->outage, uv_now(w->c->loop), level);
+    if (l == level)
+        w->c->stats.outages++;
+    return l;
+}
+
+/* A blocking query answered: ends an outage with one line. */
+static void watch_answered(struct consul_watch *w)
+{
+    char what[160];
+    if (!w->outage.failing)
+        return;
+    snprintf(what, sizeof(what), "consul: watch %s", w->target);
+    outage_ok(&w->outage, uv_now(w->c->loop), what);
+}
 
 static void on_timer(uv_timer_t *t)
 {
@@ -85,8 +110,9 @@ static void on_answer(void *arg, struct consul_response *resp)
         uint64_t delay = backoff_next(&w->backoff);
         c->stats.retries++;
         resp->retry_in_ms = (unsigned)delay;
-        log_warn("%s, keeping last good state (index %" PRIu64 "), retry in %.1fs", resp->errmsg,
-                 w->index, (double)delay / 1000.0);
+        log_msg(watch_fail_level(w, LOGL_WARN),
+                "%s, keeping last good state (index %" PRIu64 "), retry in %.1fs%s", resp->errmsg,
+                w->index, (double)delay / 1000.0, w->outage.failures == 1 ? QUIET_NOTE : "");
         /* Re-read in full after an error: a restarted or replaced Consul
          * may be at a lower index, and a blocking query on our old index
          * would then sleep for the whole wait before saying so. The hash
@@ -133,6 +159,7 @@ static void on_answer(void *arg, struct consul_response *resp)
         w->index = got;
         w->resets_in_row = 0;
         backoff_reset(&w->backoff);
+        watch_answered(w);
     }
 
     if (deliver_ok) {
@@ -201,6 +228,8 @@ static void watch_issue(struct consul_watch *w)
     if (rc == 0)
         w->leader_next = false;
     free(path);
+    if (rc == 0)
+        w->req->blocking = w->index > 0;
     if (rc == 0 && w->kind == CONSUL_WATCH_KV_PREFIX) {
         w->req->prev_kv = w->last_kv;
         w->req->prev_text = w->last_text;
@@ -210,8 +239,9 @@ static void watch_issue(struct consul_watch *w)
     if (rc) {
         uint64_t delay = backoff_next(&w->backoff);
         w->c->stats.retries++;
-        log_error("consul: watch %s: cannot start query: %s, retry in %.1fs", w->target,
-                  strerror(-rc), (double)delay / 1000.0);
+        log_msg(watch_fail_level(w, LOGL_ERROR),
+                "consul: watch %s: cannot start query: %s, retry in %.1fs%s", w->target,
+                strerror(-rc), (double)delay / 1000.0, w->outage.failures == 1 ? QUIET_NOTE : "");
         schedule(w, delay);
     }
 }

@@ -16,6 +16,7 @@
 
 #include "backoff.h"
 #include "log.h"
+#include "outage.h"
 
 struct kube_client {
     uv_loop_t *loop;
@@ -39,6 +40,7 @@ enum reflector_action {
 
 struct kube_reflector {
     struct kube_client *kc;
+    struct outage outage; /* failures logged once per outage (outage.h) */
     char *path;
     char name[32]; /* "services", for log lines */
     struct kube_store *store;
@@ -274,25 +276,43 @@ static char *escape(struct kube_reflector *r, const char *s)
 
 /* What to do after a failed request; returns the delay before retrying
  * (0 = now). Logs the failure with the request kind. */
+/* Appended to the line that begins an outage: the next ones are quiet. */
+#define QUIET_NOTE " (further failures are logged at debug level until the API answers)"
+
+/* A list completed or a watch stream opened: ends an outage with one line. */
+static void reflector_answered(struct kube_reflector *r)
+{
+    char what[160];
+    if (!r->outage.failing)
+        return;
+    snprintf(what, sizeof(what), "kube: %s%s", r->kc->api_url, r->path);
+    outage_ok(&r->outage, uv_now(r->kc->loop), what);
+}
+
 static uint64_t failure_delay(struct kube_reflector *r, const char *what, CURLcode res, long code,
                               const struct kube_status *st)
 {
     const char *msg = st && st->message ? st->message : "";
     uint64_t delay;
+    /* the first failure of an outage at warn, the retries at debug */
+    enum log_level lvl = outage_fail_level(&r->outage, uv_now(r->kc->loop), LOGL_WARN);
+    const char *quiet = r->outage.failures == 1 ? QUIET_NOTE : "";
+    if (lvl == LOGL_WARN)
+        r->stats.outages++;
     if (res != CURLE_OK && code == 0) {
         r->stats.transport_errors++;
         delay = backoff_next(&r->bo);
-        log_warn("kube: %s %s%s failed: %s, retrying in %llu ms", what, r->kc->api_url, r->path,
-                 curl_easy_strerror(res), (unsigned long long)delay);
+        log_msg(lvl, "kube: %s %s%s failed: %s, retrying in %llu ms%s", what, r->kc->api_url,
+                r->path, curl_easy_strerror(res), (unsigned long long)delay, quiet);
         return delay;
     }
     if (code == 401) {
         r->stats.unauthorized++;
         int changed = kube_client_reload_token(r->kc);
         delay = changed == 1 ? 0 : backoff_next(&r->bo);
-        log_warn("kube: %s %s%s: HTTP 401 Unauthorized, token %s, retrying in %llu ms", what,
-                 r->kc->api_url, r->path, changed == 1 ? "re-read (changed)" : "unchanged",
-                 (unsigned long long)delay);
+        log_msg(lvl, "kube: %s %s%s: HTTP 401 Unauthorized, token %s, retrying in %llu ms%s", what,
+                r->kc->api_url, r->path, changed == 1 ? "re-read (changed)" : "unchanged",
+                (unsigned long long)delay, quiet);
         return delay;
     }
     if (code == 429) {
@@ -300,9 +320,10 @@ static uint64_t failure_delay(struct kube_reflector *r, const char *what, CURLco
         r->stats.throttled++;
         curl_easy_getinfo(r->easy, CURLINFO_RETRY_AFTER, &ra);
         delay = ra > 0 ? (uint64_t)(ra > 120 ? 120 : ra) * 1000 : backoff_next(&r->bo);
-        log_warn("kube: %s %s%s: HTTP 429 Too Many Requests (Retry-After %lld s), retrying in "
-                 "%llu ms",
-                 what, r->kc->api_url, r->path, (long long)ra, (unsigned long long)delay);
+        log_msg(lvl,
+                "kube: %s %s%s: HTTP 429 Too Many Requests (Retry-After %lld s), retrying in "
+                "%llu ms%s",
+                what, r->kc->api_url, r->path, (long long)ra, (unsigned long long)delay, quiet);
         return delay;
     }
     if (code == 0)
@@ -310,8 +331,8 @@ static uint64_t failure_delay(struct kube_reflector *r, const char *what, CURLco
     else
         r->stats.server_errors++;
     delay = backoff_next(&r->bo);
-    log_warn("kube: %s %s%s: HTTP %ld%s%s, retrying in %llu ms", what, r->kc->api_url, r->path,
-             code, *msg ? ": " : "", msg, (unsigned long long)delay);
+    log_msg(lvl, "kube: %s %s%s: HTTP %ld%s%s, retrying in %llu ms%s", what, r->kc->api_url,
+            r->path, code, *msg ? ": " : "", msg, (unsigned long long)delay, quiet);
     return delay;
 }
 
@@ -440,6 +461,7 @@ static void on_list_done(CURL *easy, CURLcode res, void *arg)
         r->synced = true;
         r->list_expiries = 0;
         backoff_reset(&r->bo);
+        reflector_answered(r);
         r->after_list = true;
         if (r->cb)
             r->cb(r->arg, rc == 1);
@@ -500,6 +522,7 @@ static size_t watch_write(char *ptr, size_t size, size_t nmemb, void *userdata)
         curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &r->watch_code);
         if (r->watch_code == 200)
             r->watching = true;
+        reflector_answered(r);
     }
     if (r->watch_code != 200)
         return curl_uv_buf_write(ptr, size, nmemb, &r->buf);

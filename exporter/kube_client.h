@@ -95,6 +95,7 @@ struct kube_reflector_stats {
     uint64_t server_errors;    /* other non-2xx answers */
     uint64_t transport_errors; /* connection failures, drops, timeouts */
     uint64_t list_too_large;   /* list pages refused for their size, unparsed */
+    uint64_t outages;          /* failures after answers (logged once each, outage.h) */
 };
 
 /* Store content changed (a list ended with changes, or an event changed

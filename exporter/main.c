@@ -277,6 +277,10 @@ static void emit_resource(struct metrics_emitter *em, const char *res,
                  (double)s->transport_errors, "resource", res, "kind", "transport", NULL);
     metrics_emit(em, "drover_exporter_kube_errors_total", h, METRICS_COUNTER,
                  (double)s->list_too_large, "resource", res, "kind", "list_too_large", NULL);
+    metrics_emit(em, "drover_exporter_kube_outages_total",
+                 "Kubernetes API outages begun (first failure after answers; logged once, the "
+                 "retries at debug level).",
+                 METRICS_COUNTER, (double)s->outages, "resource", res, NULL);
 }
 
 static void collect(struct metrics_emitter *em, void *arg)
@@ -540,7 +544,8 @@ static int setup(struct daemon *d)
         return rc;
 
     d->metrics = metrics_registry_new();
-    if (!d->metrics || metrics_add_collector(d->metrics, collect, d) < 0)
+    if (!d->metrics || metrics_add_collector(d->metrics, collect, d) < 0 ||
+        consul_client_observe_latency(d->consul, d->metrics, "exporter") < 0)
         return -ENOMEM;
     if ((rc = daemon_http_start(d->loop, "exporter", opt.metrics_addr, d->metrics, &d->http)) < 0)
         return rc;
