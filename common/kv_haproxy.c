@@ -36,13 +36,18 @@ static void free_backend(struct kvm_backend *b)
     free(b->check.user);
 }
 
+static void free_binds(struct kvm_bind *binds, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(binds[i].addr);
+    free(binds);
+}
+
 static void free_frontend(struct kvm_frontend *f)
 {
     free(f->name);
     free(f->mode);
-    for (size_t i = 0; i < f->n_binds; i++)
-        free(f->binds[i].addr);
-    free(f->binds);
+    free_binds(f->binds, f->n_binds);
     for (size_t i = 0; i < f->n_routes; i++) {
         free(f->routes[i].host);
         free(f->routes[i].backend);
@@ -79,6 +84,7 @@ void kvm_service_clear(struct kvm_service *s)
     for (size_t i = 0; i < s->n_backends; i++)
         free_backend(&s->backends[i]);
     free(s->backends);
+    free_binds(s->metrics_binds, s->n_metrics_binds);
     memset(s, 0, sizeof(*s));
 }
 
@@ -110,6 +116,38 @@ static const char *const modes[] = {"http", "tcp", NULL};
 static const char *const balances[] = {"roundrobin", "static-rr", "leastconn", "first",
                                        "source",     "random",    NULL};
 
+/* The "bind" list of obj (at where): at least one "IPv4:port" or
+ * "[IPv6]:port". *binds is filled in part on failure; the caller frees it
+ * with free_binds either way. */
+static int parse_binds(json_t *obj, const char *where, struct kvm_bind **binds, size_t *n_binds,
+                       char *err, size_t errlen)
+{
+    json_t *arr;
+    size_t n;
+    int rc;
+
+    if ((rc = kv_get_list(obj, where, "bind", true, &arr, &n, err, errlen)) < 0)
+        return rc;
+    if (n == 0) {
+        errmsg_set(err, errlen, "%s.bind: needs at least one address", where);
+        return -EINVAL;
+    }
+    if (!(*binds = calloc(n, sizeof(**binds))))
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        json_t *b = json_array_get(arr, i);
+        struct kvm_bind *kb = &(*binds)[i];
+        if (!json_is_string(b) ||
+            kv_parse_hostport(json_string_value(b), &kb->addr, &kb->port) < 0) {
+            errmsg_set(err, errlen, "%s.bind[%zu]: expected \"IPv4:port\" or \"[IPv6]:port\"",
+                       where, i);
+            return -EINVAL;
+        }
+        (*n_binds)++;
+    }
+    return 0;
+}
+
 static int parse_frontend(json_t *fj, const char *where, struct kvm_frontend *f, char *err,
                           size_t errlen)
 {
@@ -130,24 +168,8 @@ static int parse_frontend(json_t *fj, const char *where, struct kvm_frontend *f,
         (rc = kv_get_kind(fj, where, "default_backend", HAPROXY_VALUE_NAME, false,
                           &f->default_backend, err, errlen)) < 0)
         return rc;
-    if ((rc = kv_get_list(fj, where, "bind", true, &arr, &n, err, errlen)) < 0)
+    if ((rc = parse_binds(fj, where, &f->binds, &f->n_binds, err, errlen)) < 0)
         return rc;
-    if (n == 0) {
-        errmsg_set(err, errlen, "%s.bind: needs at least one address", where);
-        return -EINVAL;
-    }
-    if (!(f->binds = calloc(n, sizeof(*f->binds))))
-        return -ENOMEM;
-    for (size_t i = 0; i < n; i++) {
-        json_t *b = json_array_get(arr, i);
-        if (!json_is_string(b) ||
-            kv_parse_hostport(json_string_value(b), &f->binds[i].addr, &f->binds[i].port) < 0) {
-            errmsg_set(err, errlen, "%s.bind[%zu]: expected \"IPv4:port\" or \"[IPv6]:port\"",
-                       where, i);
-            return -EINVAL;
-        }
-        f->n_binds++;
-    }
     if ((rc = kv_get_list(fj, where, "routes", false, &arr, &n, err, errlen)) < 0)
         return rc;
     if (n && !(f->routes = calloc(n, sizeof(*f->routes))))
@@ -500,6 +522,11 @@ int kvm_service_decode(const json_t *root, const char *name, struct kvm_service 
                 return -EINVAL;
             }
         }
+        if (strcmp(f->name, KV_HAPROXY_METRICS_FRONTEND) == 0) {
+            errmsg_set(err, errlen, "%s.name: '%s' is the name of the metrics frontend", w,
+                       f->name);
+            return -EINVAL;
+        }
         if (!f->default_backend && f->n_routes == 0 && !selects_into(s, f->name)) {
             errmsg_set(err, errlen, "%s: needs \"default_backend\", \"routes\" or a selector", w);
             return -EINVAL;
@@ -512,6 +539,10 @@ int kvm_service_decode(const json_t *root, const char *name, struct kvm_service 
             return -EINVAL;
         }
     }
+    if ((rc = json_get_object(root, NULL, "metrics", &obj, false, err, errlen)) < 0 ||
+        (rc == 1 && (rc = parse_binds(obj, "metrics", &s->metrics_binds, &s->n_metrics_binds, err,
+                                      errlen)) < 0))
+        return rc;
     if ((rc = json_get_object(root, NULL, "timeouts", &obj, false, err, errlen)) < 0)
         return rc;
     if (rc == 1 &&

@@ -23,6 +23,9 @@
 #define KV_HAPROXY_DEFAULT_SLOTS  16
 #define KV_HAPROXY_MAX_SLOTS      4096
 #define KV_HAPROXY_DEFAULT_WEIGHT 100
+/* The frontend the templates render for HAProxy's Prometheus exporter
+ * (service field "metrics"); no frontend of a definition may take it. */
+#define KV_HAPROXY_METRICS_FRONTEND "drover_metrics"
 
 enum kvm_check_type {
     KVM_CHECK_NONE = 0, /* no "check": kube services' health check port applies */
@@ -117,6 +120,8 @@ struct kvm_service {
     struct kvm_selector *selectors;
     size_t n_selectors;
     int64_t timeout_client_ms, timeout_connect_ms, timeout_server_ms; /* 0 = unset */
+    struct kvm_bind *metrics_binds; /* HAProxy's Prometheus exporter; none = not served */
+    size_t n_metrics_binds;
 };
 
 struct kvm_force {

@@ -65,7 +65,7 @@ static const struct kv_schema_field kube_meta[] = {
 static const struct kv_schema_field haproxy_service[] = {
     F("template", "string", false, false), F("frontends", "array", true, true),
     F("backends", "array", true, true),    F("select", "array", false, false),
-    F("timeouts", "object", false, false),
+    F("timeouts", "object", false, false), F("metrics", "object", false, false),
 };
 
 static const struct kv_schema_field expiring_override[] = {
@@ -171,7 +171,8 @@ const struct kv_schema_record kv_schema_records[] = {
       "{\"backends\":[{\"kube\":[{\"cluster\":\"prod-a\",\"namespace\":\"default\",\"port\":"
       "\"http\",\"service\":\"web\"}],\"name\":\"be_web\",\"servers\":[{\"address\":\"10.1.2.3\","
       "\"name\":\"static-1\",\"port\":8080,\"weight\":100}]}],\"frontends\":[{\"bind\":["
-      "\"0.0.0.0:80\"],\"default_backend\":\"be_web\",\"name\":\"fe_web\"}],\"select\":[{"
+      "\"0.0.0.0:80\"],\"default_backend\":\"be_web\",\"name\":\"fe_web\"}],\"metrics\":{"
+      "\"bind\":[\"127.0.0.1:8405\"]},\"select\":[{"
       "\"class\":\"public\",\"frontend\":\"fe_web\"}],\"template\":\"http\","
       "\"timeouts\":{\"client\":\"30s\"}}",
       haproxy_service),

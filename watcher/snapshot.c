@@ -433,6 +433,18 @@ char *snapshot_map_text(const struct kvm_frontend *f)
     return t;
 }
 
+/* Append {"addr", "port"} objects to arr; nonzero on allocation failure. */
+static int binds_append(json_t *arr, const struct kvm_bind *binds, size_t n)
+{
+    int bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        json_t *b = json_object();
+        bad |= !b || jset(b, "addr", json_string(binds[i].addr)) ||
+               jset(b, "port", json_integer(binds[i].port)) || json_array_append_new(arr, b);
+    }
+    return bad;
+}
+
 static json_t *frontend_json(const struct kvm_service *d, const struct kvm_frontend *f,
                              const struct snapshot_render_opts *ro)
 {
@@ -441,11 +453,7 @@ static json_t *frontend_json(const struct kvm_service *d, const struct kvm_front
     bad |= jset(fj, "name", json_string(f->name));
     if (f->maxconn)
         bad |= jset(fj, "maxconn", json_integer(f->maxconn));
-    for (size_t i = 0; i < f->n_binds; i++) {
-        json_t *b = json_object();
-        bad |= !b || jset(b, "addr", json_string(f->binds[i].addr)) ||
-               jset(b, "port", json_integer(f->binds[i].port)) || json_array_append_new(binds, b);
-    }
+    bad |= binds_append(binds, f->binds, f->n_binds);
     /* routes grouped by backend, in order of first appearance */
     for (size_t i = 0; i < f->n_routes; i++) {
         json_t *r = NULL, *hosts;
@@ -591,6 +599,14 @@ int snapshot_service_json(const struct snapshot *s, const struct snapshot_servic
            jset(v, "stats_socket", json_string(ro->stats_socket)) ||
            jset(v, "server_state_file", json_string(ro->server_state_file)) ||
            jset(root, "global", v);
+    if (d->n_metrics_binds) {
+        /* HAProxy's Prometheus exporter on its own frontend (templates.md) */
+        json_t *mb = json_array();
+        v = json_object();
+        bad |= !v || !mb || binds_append(mb, d->metrics_binds, d->n_metrics_binds) ||
+               jset(v, "name", json_string(KV_HAPROXY_METRICS_FRONTEND)) || jset(v, "binds", mb) ||
+               jset(root, "metrics", v);
+    }
     v = json_object();
     bad |= !v ||
            jset(v, "connect",

@@ -5,9 +5,8 @@
 usage: check_alert_metrics.py SOURCE_ROOT RULES_FILE RUNBOOK_MD
 
 - every drover_* metric name in the rules' expressions is exported by a
-  daemon: it appears as a string literal in the C sources, or it is one of
-  the Consul client's generated counters drover_<component>_consul_<field>_total
-  (common/consul_metrics.c) for a component that calls consul_stats_emit;
+  daemon (exported_metrics: a string literal in the C sources, a
+  histogram's series, or one of the Consul client's generated names);
   a renamed metric fails here instead of silently never firing;
 - every alert is explained in the runbook (its name appears there).
 Exit 0 = all good, 1 = a finding (each printed).
@@ -49,17 +48,48 @@ def rules(path):
     return out
 
 
+def exported_metrics(root):
+    """A predicate: is this drover_* metric name exported by a daemon?
+
+    - a string literal in the C sources (metrics_counter, _gauge, _emit...);
+    - <name>_bucket, _sum or _count of a histogram registered with
+      metrics_histogram under a literal name;
+    - a Consul client's generated names (common/consul_metrics.c):
+      drover_<component>_consul_<field>_total for a component that calls
+      consul_stats_emit, drover_<component>_consul_request_duration_seconds
+      (and its _bucket/_sum/_count) for one that calls
+      consul_client_observe_latency.
+    """
+    src = read_sources(root)
+    alltext = "\n".join(src.values())
+    literals = set(re.findall(r'"(drover_[a-z0-9_]+)"', alltext))
+    histograms = set(re.findall(r'metrics_histogram\(\s*[^;]*?"(drover_[a-z0-9_]+)"', alltext))
+    consul_c = src.get(os.path.join(root, "common", "consul_metrics.c"), "")
+    consul_fields = set(re.findall(r'\{"([a-z_]+)",', consul_c))
+    consul_comps = set(re.findall(r'consul_stats_emit\([^;]*?"([a-z_]+)"\)', alltext))
+    latency_comps = set(re.findall(r'consul_client_observe_latency\([^;]*?"([a-z_]+)"\)', alltext))
+
+    def exported(metric):
+        if metric in literals:
+            return True
+        base = re.sub(r"_(bucket|sum|count)$", "", metric)
+        if base != metric and base in histograms:
+            return True
+        m = re.fullmatch(r"drover_([a-z_]+?)_consul_([a-z_]+)_total", metric)
+        if m and m.group(1) in consul_comps and m.group(2) in consul_fields:
+            return True
+        m = re.fullmatch(r"drover_([a-z_]+?)_consul_request_duration_seconds", base)
+        return bool(m and m.group(1) in latency_comps)
+
+    return exported
+
+
 def main():
     if len(sys.argv) != 4:
         print(__doc__, file=sys.stderr)
         return 2
     root, rules_file, runbook = sys.argv[1:]
-    src = read_sources(root)
-    alltext = "\n".join(src.values())
-    literals = set(re.findall(r'"(drover_[a-z0-9_]+)"', alltext))
-    consul_c = src.get(os.path.join(root, "common", "consul_metrics.c"), "")
-    consul_fields = set(re.findall(r'\{"([a-z_]+)",', consul_c))
-    consul_comps = set(re.findall(r'consul_stats_emit\([^;]*?"([a-z_]+)"\)', alltext))
+    exported = exported_metrics(root)
     doc = open(runbook, encoding="utf-8").read()
 
     problems, seen = [], set()
@@ -71,10 +101,7 @@ def main():
             problems.append("%s: not explained in %s" % (alert, runbook))
         for metric in sorted(set(re.findall(r"\bdrover_[a-z0-9_]+", expr))):
             seen.add(metric)
-            if metric in literals:
-                continue
-            m = re.fullmatch(r"drover_([a-z_]+?)_consul_([a-z_]+)_total", metric)
-            if m and m.group(1) in consul_comps and m.group(2) in consul_fields:
+            if exported(metric):
                 continue
             problems.append("%s: metric %s is exported by no daemon" % (alert, metric))
     for p in problems:

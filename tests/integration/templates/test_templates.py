@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """Shipped HAProxy templates against the real `haproxy -c`.
 
-usage: test_templates.py RENDER_TOOL TEMPLATE_DIR THIS_DIR
+usage: test_templates.py RENDER_TOOL TEMPLATE_DIR THIS_DIR GRAFANA_DASHBOARD
 
 1. Every haproxy-templates/*.mustache rendered with every examples/*.json
    must pass `haproxy -c -f` without alerts or warnings (except the missing
@@ -19,7 +19,9 @@ usage: test_templates.py RENDER_TOOL TEMPLATE_DIR THIS_DIR
    server's agent check sends its own "<backend>/<server>\n" to the agent
    port, free slots too (so the agent must answer "maint" for a free slot:
    an agent "ready" would lift its `disabled`); the runtime API fills a free
-   slot (addr, port, weight, state ready) without a reload.
+   slot (addr, port, weight, state ready) without a reload; HAProxy's own
+   Prometheus exporter on the "metrics" frontend serves per-server series
+   and every haproxy_* metric the Grafana dashboard queries.
 """
 import copy
 import json
@@ -33,7 +35,7 @@ import tempfile
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "lib"))
 from drover_testlib import (Checks, HAProxy, LineServer, free_port, haproxy_cmd,  # noqa: E402
-                            haproxy_servers_state, wait_until)
+                            haproxy_servers_state, http, parse_metrics, wait_until)
 
 STATE_FILE_WARNING = "Can't open global server state file"
 CHECKS = Checks()
@@ -102,6 +104,21 @@ def check_structure(label, text, data):
             fail(f"{label}: frontend {fe['name']}: {len(binds)} binds, want {len(fe['binds'])}")
         if f"default_backend {fe['default_backend']}" not in lines:
             fail(f"{label}: frontend {fe['name']} lacks its default_backend")
+    if "metrics" in data:
+        check_metrics_frontend(label, secs, data["metrics"])
+
+
+def check_metrics_frontend(label, secs, metrics):
+    lines = secs.get("frontend " + metrics["name"])
+    if lines is None:
+        fail(f"{label}: metrics frontend {metrics['name']} missing")
+        return
+    want = [f"bind {b['addr']}:{b['port']}" for b in metrics["binds"]]
+    binds = [l for l in lines if l.startswith("bind ")]
+    if binds != want:
+        fail(f"{label}: metrics frontend binds {binds}, want {want}")
+    if "http-request use-service prometheus-exporter if { path /metrics }" not in lines:
+        fail(f"{label}: metrics frontend does not serve the Prometheus exporter: {lines}")
 
 
 # (description, mutation on the data, key the error must name)
@@ -151,12 +168,53 @@ class Agent(LineServer):
         return b"up " + word + b" #drover-test\n"
 
 
-def run_haproxy(tool, tpl_dir, base, work):
+def exporter_families(port):
+    """The metric family names HAProxy's exporter serves on port, and the
+    samples; also checks that other paths of the frontend answer 404."""
+    st, body, _ = http("GET", f"http://127.0.0.1:{port}/metrics", timeout=10)
+    if st != 200:
+        raise AssertionError(f"GET /metrics on the metrics frontend: HTTP {st}")
+    samples = parse_metrics(body.decode())
+    st, _, _ = http("GET", f"http://127.0.0.1:{port}/", timeout=10)
+    if st != 404:
+        fail(f"run: GET / on the metrics frontend: HTTP {st}, want 404")
+    return {k.partition("{")[0] for k in samples}, samples
+
+
+def check_exporter(data, dashboard, slot):
+    """Scrape HAProxy's Prometheus exporter: per-server series of every
+    backend (the slot just filled counted as UP or in a check state), and
+    every haproxy_* metric the Grafana dashboard queries is really served."""
+    port = data["metrics"]["binds"][0]["port"]
+    try:
+        families, samples = exporter_families(port)
+    except (AssertionError, OSError) as e:
+        fail(f"run: HAProxy's Prometheus exporter: {e}")
+        return
+    for be in data["backends"]:
+        for srv in be["servers"]:
+            key = f'haproxy_server_weight{{proxy="{be["name"]}",server="{srv["name"]}"}}'
+            if key not in samples:
+                fail(f"run: exporter has no {key}")
+    with open(dashboard) as f:
+        used = set(re.findall(r"\bhaproxy_[a-z0-9_]+", f.read()))
+    if not used:
+        fail(f"run: {dashboard} queries no haproxy_* metric")
+    missing = sorted(used - families)
+    if missing:
+        fail(f"run: the dashboard queries haproxy metrics the exporter does not serve: {missing}")
+    else:
+        print(f"ok HAProxy's exporter serves per-server series and the dashboard's "
+              f"{len(used)} haproxy_* metrics (slot {slot} filled)", flush=True)
+
+
+def run_haproxy(tool, tpl_dir, base, work, dashboard):
     data = copy.deepcopy(base)
     sock = os.path.join(work, "stats.sock")
     data["global"].update(maxconn=1000, stats_socket=sock,
                           server_state_file=os.path.join(work, "server.state"))
     data["global"].pop("nbthread", None)
+    data["metrics"]["binds"] = [{"addr": "127.0.0.1", "port": free_port()}]
     for fe in data["frontends"]:
         fe["binds"] = [{"addr": "127.0.0.1", "port": free_port()}]
         fe.pop("maxconn", None)
@@ -206,6 +264,7 @@ def run_haproxy(tool, tpl_dir, base, work):
         if (after["srv_addr"], after["srv_port"], after["srv_uweight"]) != \
                 ("127.0.0.1", str(port), want_weight) or int(after["srv_admin_state"]) & 0x23:
             fail(f"run: runtime API did not fill slot {be['name']}/{slot}: {after}")
+        check_exporter(data, dashboard, slot)
         if proc.proc.poll() is not None:
             fail("run: HAProxy exited")
         else:
@@ -218,10 +277,10 @@ def run_haproxy(tool, tpl_dir, base, work):
 
 
 def main():
-    if len(sys.argv) != 4:
+    if len(sys.argv) != 5:
         print(__doc__)
         return 2
-    tool, tpl_dir = sys.argv[1], sys.argv[2]
+    tool, tpl_dir, dashboard = sys.argv[1], sys.argv[2], sys.argv[4]
     if not shutil.which("haproxy"):
         print("SKIP: haproxy is not installed")
         return 77
@@ -295,7 +354,7 @@ def main():
             print("ok parse error names its position", flush=True)
 
         # 5. a real HAProxy with agent checks and the runtime API
-        run_haproxy(tool, tpl_dir, base, work)
+        run_haproxy(tool, tpl_dir, base, work, dashboard)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return CHECKS.finish()
