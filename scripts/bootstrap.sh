@@ -30,6 +30,7 @@ PACKAGES=(
     prometheus
     stress-ng  # scripts/test.sh's loaded suite (two busy CPUs beside the tests)
     debhelper lintian help2man  # the Debian packages (debian/, deb_packages test)
+    graphviz  # dot: docs/pictures/*.svg from their sources (docs_pictures test)
 )
 # prometheus: only for promtool (alert rule tests); its server is not used
 
