@@ -76,7 +76,7 @@ static enum log_level watch_fail_level(struct consul_watch *w, enum log_level le
     return l;
 }
 
-/* A blocking query answered: ends an outage with one line. */
+/* Consul answered the watch: ends an outage with one line. */
 static void watch_answered(struct consul_watch *w)
 {
     char what[160];
@@ -125,6 +125,7 @@ static void on_answer(void *arg, struct consul_response *resp)
         return;
     }
     c->stats.watch_wakeups++;
+    watch_answered(w); /* any answer ends an outage, an index reset too */
     uint64_t sent = w->sent, got = resp->index;
     if (resp->stale && got > 0 && got < w->held) {
         /* This server lags the one that answered before (the leader after
@@ -159,7 +160,6 @@ static void on_answer(void *arg, struct consul_response *resp)
         w->index = got;
         w->resets_in_row = 0;
         backoff_reset(&w->backoff);
-        watch_answered(w);
     }
 
     if (deliver_ok) {

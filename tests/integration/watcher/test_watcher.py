@@ -39,6 +39,7 @@ helpers (processes, Consul, HAProxy, polling) live in watcherlib.py.
 """
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -124,6 +125,8 @@ def sc_churn():
 def sc_structural():
     r0 = F.master_reloads()
     m0 = F.metric("drover_watcher_reloads_total")
+    d0 = F.metric("drover_watcher_reload_duration_seconds_count")
+    c0 = F.metric("drover_watcher_change_apply_seconds_count")
     # a burst inside one quiescence window: slots 4 -> 8, then maxconn changes
     F.kv.put("haproxy/edge/services/web", F.service(slots=8))
     for mc in (1000, 1001, 1002):
@@ -134,6 +137,12 @@ def sc_structural():
     assert F.master_reloads() == r0 + 1, "expected exactly one reload, got %d" % (
         F.master_reloads() - r0)
     assert F.metric("drover_watcher_reloads_total") == m0 + 1
+    # the latency histograms saw the reload and the burst's apply
+    assert F.metric("drover_watcher_reload_duration_seconds_count") == d0 + 1
+    assert F.metric('drover_watcher_reload_duration_seconds_bucket{le="+Inf"}') == d0 + 1
+    assert F.metric("drover_watcher_reload_duration_seconds_sum") > 0
+    assert F.metric("drover_watcher_change_apply_seconds_count") > c0
+    assert F.metric("drover_watcher_consul_request_duration_seconds_count") > 0
     assert "maxconn 1002" in F.cfg_text()
     st = wait_for("8 slots, n1 and n3 serving", lambda: (lambda s: len(s) == 8 and {
         v[0] for v in s.values() if v[2] == 2 and not v[3] & 0x23} == {"127.0.0.1", "127.0.0.3"}
@@ -351,8 +360,25 @@ def sc_coldstart():
             timeout=15)
 
 
+def outage_lines(since):
+    """Lines of the watcher's log written after offset since: those that
+    begin a Consul watch outage (at warn, by the watch's prefix) and those
+    that end one. The fleet's watcher logs at debug level, where the
+    retries in between show too."""
+    with open(os.path.join(F.work, "watcher.log"), errors="replace") as f:
+        f.seek(since)
+        lines = f.read().splitlines()
+    begun = [m.group(1) for m in (re.search(r"consul: GET /v1/kv/(\S+?)\?[^\n]*keeping last good "
+                                            r"state", line) for line in lines
+                                  if "level=warn" in line) if m]
+    ended = [m.groups() for m in (re.search(r"consul: watch (\S+): answering again after (\d+) "
+                                            r"failed attempt", line) for line in lines) if m]
+    return begun, ended
+
+
 def sc_consuldown():
     e0 = F.metric("drover_watcher_consul_errors_total")
+    log_at = os.path.getsize(os.path.join(F.work, "watcher.log"))
     F.consul("kill")
     wait_for("consul errors counted", lambda: F.metric("drover_watcher_consul_errors_total") > e0,
              timeout=30)
@@ -367,6 +393,19 @@ def sc_consuldown():
     wait_for("watcher applies changes after Consul returned", lambda: "127.0.0.2" in {
         v[0] for v in F.servers_state("be_web").values() if not v[3] & 0x23}, timeout=30)
     F.requests_ok()
+    # an outage is logged once per watch when it begins and once when it
+    # ends, however many retries it took (they count in the metric)
+    # every watch's next attempt comes within its retry delay (at most the
+    # watches' 30 s cap)
+    wait_for("every watch answering again after its outage", lambda: (
+        lambda b, e: b and sorted(p for p, _ in e) == sorted(set(b)))(*outage_lines(log_at)),
+        timeout=35)
+    errors = F.metric("drover_watcher_consul_errors_total") - e0
+    begun, ended = outage_lines(log_at)
+    log("consuldown: %d failed attempts; outage lines: %s; ended: %s" % (errors, begun, ended))
+    dup = {p for p in begun if begun.count(p) > 1}
+    assert not dup, "outage logged more than once for %s" % sorted(dup)
+    assert errors > len(begun), "expected retries beyond the first failure of each watch"
 
 
 def live_addrs():
