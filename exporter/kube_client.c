@@ -520,9 +520,10 @@ static size_t watch_write(char *ptr, size_t size, size_t nmemb, void *userdata)
     size_t len = size * nmemb;
     if (r->watch_code == 0) {
         curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &r->watch_code);
-        if (r->watch_code == 200)
+        if (r->watch_code == 200) {
             r->watching = true;
-        reflector_answered(r);
+            reflector_answered(r);
+        }
     }
     if (r->watch_code != 200)
         return curl_uv_buf_write(ptr, size, nmemb, &r->buf);

@@ -251,8 +251,10 @@ void director_main_on_feed_error(void *arg, int err, const char *msg)
     (void)err;
     snprintf(w->last_error, sizeof(w->last_error), "consul: %s", msg);
     director_main_status_changed(w);
-    /* counted by the Consul client (drover_watcher_director_consul_errors_total) */
-    log_warn("director: %s; forwarding with the table in force", msg);
+    /* counted by the Consul client (drover_watcher_director_consul_errors_total);
+     * the watch logs an outage once when it begins and once when it ends
+     * (common/outage.h), so each retry only at debug level here */
+    log_debug("director: %s; forwarding with the table in force", msg);
 }
 
 void director_main_on_health_change(void *arg, const char *host, bool healthy)

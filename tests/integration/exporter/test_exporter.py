@@ -458,6 +458,16 @@ class ExporterTest(unittest.TestCase):
         k.wait_request(seq, path="/api/v1/services", watch=True, query={}, timeout=30)
         k.ctl("add_service", service("ns", "late", (80,)))
         wait_until(lambda: kv_values(self.svc_key("ns", "late", "p80")), 20, "event after errors")
+        # the three failures are one outage: logged once at warn when it
+        # began (the retries at debug) and once when the watch opened again
+        began = [line for line in e.text().splitlines() if "level=warn" in line and
+                 "/api/v1/services" in line and "retrying in" in line]
+        self.assertEqual(len(began), 1, began)
+        self.assertRegex(e.text(), r"kube: \S+/api/v1/services: answering again after 3 failed "
+                         r"attempts in ")
+        self.assertEqual(e.metric('drover_exporter_kube_outages_total{resource="services"}'), 1)
+        # its Consul transactions and session requests were timed
+        self.assertGreater(e.metric("drover_exporter_consul_request_duration_seconds_count"), 0)
 
     def test_429_honours_retry_after(self):
         self._assert_backoff(429)
