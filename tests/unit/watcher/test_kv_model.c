@@ -27,7 +27,8 @@ static const char *svc_web =
     "\"fall\":3},\"agent\":{\"port\":5555,\"interval\":\"2s\"},\"slots\":16,\"timeouts\":{"
     "\"connect\":\"5s\"},\"max_removal_share\":0.5},{\"name\":\"be_api\",\"servers\":[{\"name\":"
     "\"static-1\",\"address\":\"10.1.2.3\",\"port\":8080,\"weight\":100}]}],\"timeouts\":{"
-    "\"client\":\"30s\",\"connect\":\"5s\",\"server\":\"30s\"},\"unknown\":{\"ignored\":1}}";
+    "\"client\":\"30s\",\"connect\":\"5s\",\"server\":\"30s\"},\"unknown\":{\"ignored\":1},"
+    "\"metrics\":{\"bind\":[\"127.0.0.1:8405\",\"[::1]:8405\"]}}";
 
 static int add(struct kv_model *m, const char *key, const char *value, char *err, size_t errlen)
 {
@@ -65,6 +66,10 @@ START_TEST(test_service_parsed)
     ck_assert_int_eq(s->backends[1].n_servers, 1);
     ck_assert_int_eq(s->backends[1].max_removal_share < 0, 1);
     ck_assert_int_eq(s->timeout_client_ms, 30000);
+    ck_assert_uint_eq(s->n_metrics_binds, 2);
+    ck_assert_str_eq(s->metrics_binds[0].addr, "127.0.0.1");
+    ck_assert_str_eq(s->metrics_binds[1].addr, "::1");
+    ck_assert_uint_eq(s->metrics_binds[1].port, 8405);
     kv_model_clear(&m);
 }
 END_TEST
@@ -113,6 +118,18 @@ START_TEST(test_service_bad_values)
          "\"backends\":[{\"name\":\"b\"}]}",
          "needs \"kube\" services or static \"servers\""},
         {"{\"frontends\":[],\"backends\":[]}", "at least one frontend"},
+        {"{\"frontends\":[{\"name\":\"fe\",\"bind\":[\"1.2.3.4:80\"],\"default_backend\":\"b\"}],"
+         "\"backends\":[{\"name\":\"b\",\"servers\":[{\"name\":\"s\",\"address\":\"10.0.0.1\","
+         "\"port\":80}]}],\"metrics\":{\"bind\":[]}}",
+         "metrics.bind: needs at least one address"},
+        {"{\"frontends\":[{\"name\":\"fe\",\"bind\":[\"1.2.3.4:80\"],\"default_backend\":\"b\"}],"
+         "\"backends\":[{\"name\":\"b\",\"servers\":[{\"name\":\"s\",\"address\":\"10.0.0.1\","
+         "\"port\":80}]}],\"metrics\":{\"bind\":[\"127.0.0.1:8405\\n  stats enable\"]}}",
+         "metrics.bind[0]"},
+        {"{\"frontends\":[{\"name\":\"drover_metrics\",\"bind\":[\"1.2.3.4:80\"],"
+         "\"default_backend\":\"b\"}],\"backends\":[{\"name\":\"b\",\"servers\":[{\"name\":\"s\","
+         "\"address\":\"10.0.0.1\",\"port\":80}]}]}",
+         "frontends[0].name: 'drover_metrics' is the name of the metrics frontend"},
         {"[1,2]", "expected a JSON object"},
         {"{\"frontends\":", "drover/v1/haproxy/edge/services/x"},
         {"{\"frontends\":[{\"name\":\"fe\",\"bind\":[\"1.2.3.4:80\"],\"default_backend\":\"b\"}],"

@@ -231,6 +231,68 @@ static struct slot_assignment *mk_slots(struct slot_assignment *a, const char *c
     return a;
 }
 
+/* A service with "metrics": the template data names the frontend and its
+ * binds, it is part of the structure (so adding it reloads), and the
+ * shipped template renders the exporter frontend; without it, none. */
+START_TEST(test_metrics_frontend)
+{
+    struct kvpair kv[sizeof(base) / sizeof(base[0])];
+    memcpy(kv, base, sizeof(base));
+    char *with = strdup(svc);
+    with[strlen(with) - 1] = '\0'; /* drop the closing brace */
+    char *value = NULL;
+    ck_assert_int_ne(
+        asprintf(&value, "%s,\"metrics\":{\"bind\":[\"127.0.0.1:8405\",\"[::1]:8406\"]}}", with),
+        -1);
+    kv[0].v = value;
+    struct snapshot *s = build(kv, sizeof(kv) / sizeof(kv[0])), *plain = build_base();
+    json_t *data = NULL, *structure = NULL, *plain_structure = NULL, *plain_data = NULL;
+    ck_assert_int_eq(snapshot_service_json(s, &s->services[0], &ro, NULL, NULL, false, &data), 0);
+    json_t *m = json_object_get(data, "metrics");
+    ck_assert_str_eq(json_string_value(json_object_get(m, "name")), "drover_metrics");
+    json_t *b1 = json_array_get(json_object_get(m, "binds"), 1);
+    ck_assert_str_eq(json_string_value(json_object_get(b1, "addr")), "::1");
+    ck_assert_int_eq(json_integer_value(json_object_get(b1, "port")), 8406);
+    ck_assert_int_eq(snapshot_service_json(s, &s->services[0], &ro, NULL, NULL, true, &structure),
+                     0);
+    ck_assert_int_eq(
+        snapshot_service_json(plain, &plain->services[0], &ro, NULL, NULL, true, &plain_structure),
+        0);
+    ck_assert_ptr_nonnull(json_object_get(structure, "metrics"));
+    ck_assert_ptr_null(json_object_get(plain_structure, "metrics"));
+    ck_assert(!json_equal(structure, plain_structure));
+
+    struct template_options to;
+    struct template_set *set;
+    struct template_error terr;
+    struct template_buf out = {0};
+    template_options_init(&to);
+    to.strict_variables = true;
+    ck_assert_int_eq(template_set_new(&to, &set), 0);
+    ck_assert_int_eq(template_set_load_dir(set, DROVER_TEMPLATE_DIR, &terr), 0);
+    ck_assert_int_eq(template_render(set, "tcp", data, &out, &terr), 0);
+    ck_assert_ptr_nonnull(strstr(out.data, "frontend drover_metrics\n    mode http\n"));
+    ck_assert_ptr_nonnull(strstr(out.data, "    bind 127.0.0.1:8405\n    bind [::1]:8406\n"));
+    ck_assert_ptr_nonnull(
+        strstr(out.data, "http-request use-service prometheus-exporter if { path /metrics }"));
+    template_buf_free(&out);
+    ck_assert_int_eq(
+        snapshot_service_json(plain, &plain->services[0], &ro, NULL, NULL, false, &plain_data), 0);
+    ck_assert_int_eq(template_render(set, "tcp", plain_data, &out, &terr), 0);
+    ck_assert_ptr_null(strstr(out.data, "drover_metrics"));
+    template_buf_free(&out);
+    template_set_free(set);
+    json_decref(data);
+    json_decref(structure);
+    json_decref(plain_structure);
+    json_decref(plain_data);
+    snapshot_free(s);
+    snapshot_free(plain);
+    free(value);
+    free(with);
+}
+END_TEST
+
 START_TEST(test_template_data_and_render)
 {
     struct snapshot *s = build_base();
@@ -500,6 +562,7 @@ int main(void)
     tcase_add_test(tc, test_inputs_hash_order_independent);
     tcase_add_test(tc, test_duplicate_servers_keep_the_first);
     tcase_add_test(tc, test_template_data_and_render);
+    tcase_add_test(tc, test_metrics_frontend);
     tcase_add_test(tc, test_agent_state);
     tcase_add_test(tc, test_bad_entries_skipped);
     tcase_add_test(tc, test_held_servers_stay_occupied);
