@@ -231,6 +231,20 @@ static struct slot_assignment *mk_slots(struct slot_assignment *a, const char *c
     return a;
 }
 
+/* The shipped templates (haproxy-templates/), strict variables as the
+ * watcher renders them. Caller frees with template_set_free. */
+static struct template_set *shipped_templates(void)
+{
+    struct template_options to;
+    struct template_set *set;
+    struct template_error terr;
+    template_options_init(&to);
+    to.strict_variables = true;
+    ck_assert_int_eq(template_set_new(&to, &set), 0);
+    ck_assert_int_eq(template_set_load_dir(set, DROVER_TEMPLATE_DIR, &terr), 0);
+    return set;
+}
+
 /* A service with "metrics": the template data names the frontend and its
  * binds, it is part of the structure (so adding it reloads), and the
  * shipped template renders the exporter frontend; without it, none. */
@@ -262,14 +276,9 @@ START_TEST(test_metrics_frontend)
     ck_assert_ptr_null(json_object_get(plain_structure, "metrics"));
     ck_assert(!json_equal(structure, plain_structure));
 
-    struct template_options to;
-    struct template_set *set;
+    struct template_set *set = shipped_templates();
     struct template_error terr;
     struct template_buf out = {0};
-    template_options_init(&to);
-    to.strict_variables = true;
-    ck_assert_int_eq(template_set_new(&to, &set), 0);
-    ck_assert_int_eq(template_set_load_dir(set, DROVER_TEMPLATE_DIR, &terr), 0);
     ck_assert_int_eq(template_render(set, "tcp", data, &out, &terr), 0);
     ck_assert_ptr_nonnull(strstr(out.data, "frontend drover_metrics\n    mode http\n"));
     ck_assert_ptr_nonnull(strstr(out.data, "    bind 127.0.0.1:8405\n    bind [::1]:8406\n"));
@@ -314,14 +323,9 @@ START_TEST(test_template_data_and_render)
     ck_assert_uint_eq(json_array_size(json_object_get(json_array_get(routes, 0), "hosts")), 2);
 
     /* the shipped template renders it; haproxy -c runs in the integration tests */
-    struct template_options to;
-    struct template_set *set;
+    struct template_set *set = shipped_templates();
     struct template_error terr;
     struct template_buf out = {0};
-    template_options_init(&to);
-    to.strict_variables = true;
-    ck_assert_int_eq(template_set_new(&to, &set), 0);
-    ck_assert_int_eq(template_set_load_dir(set, DROVER_TEMPLATE_DIR, &terr), 0);
     ck_assert_int_eq(template_render(set, "http", data, &out, &terr), 0);
     ck_assert_ptr_nonnull(strstr(out.data, "server slot1 10.0.0.1:30080 id 1 weight 100"));
     ck_assert_ptr_nonnull(strstr(out.data, "server slot3 [fd00::4]:30080 id 3 weight 100"));
