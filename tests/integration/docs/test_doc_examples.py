@@ -37,7 +37,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SRC, BUILD = (os.path.abspath(a) for a in sys.argv[1:3])
 sys.path.insert(0, os.path.join(SRC, "tests", "lib"))
 from drover_testlib import (haproxy_stat_row, http, log, metric, run_main,  # noqa: E402
-                            run_steps, stop_process, tail, wait_until)
+                            run_steps, scrape, stop_process, tail, wait_until)
 
 SKIP = 77
 INNER = "DROVER_DOC_EXAMPLES_INNER"
@@ -207,6 +207,11 @@ def step_manual_start():
         row = haproxy_stat_row(sock, proxy, server)
         assert row, "HAProxy serves no %s %s" % (proxy, server)
     assert haproxy_stat_row(sock, "fe_web", "FRONTEND")["status"] == "OPEN"
+    # the entry's "metrics" bind: HAProxy's own exporter, per-server series
+    samples = scrape("http://127.0.0.1:8405")
+    for key in ('haproxy_frontend_current_sessions{proxy="fe_web"}',
+                'haproxy_server_weight{proxy="be_api",server="slot1"}'):
+        assert key in samples, "HAProxy's exporter on 127.0.0.1:8405 lacks " + key
 
 
 def step_slot_mapping():
