@@ -587,11 +587,13 @@ def main():
     F.open_notify()
     WATCHER_P = F.start_watcher()
     wait_for("first config", lambda: os.path.exists(os.path.join(F.CFG, "web.cfg")))
+    # /readyz needs every HAProxy up (its probe says 503 while none runs),
+    # so HAProxy starts first and readiness is awaited after it
+    HAPROXY = F.start_haproxy()
     wait_for("/readyz", F.readyz)
     # systemd Type=notify: READY=1 once applied, then watchdog pings
     wait_for("READY=1 and WATCHDOG=1 on $NOTIFY_SOCKET",
              lambda: F.NOTIFY.seen("READY=1") and F.NOTIFY.seen("WATCHDOG=1"), timeout=10)
-    HAPROXY = F.start_haproxy()
     wait_for("haproxy serving", lambda: F.requests_ok(2) == {"node1"})
     run_steps([globals()["sc_" + name] for name in SCENARIOS], "scenario")
     # a clean stop, and no sanitizer report (debug/sanitize builds) in any
