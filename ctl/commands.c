@@ -151,7 +151,7 @@ int commands_load_model(struct ctl_kv *kv, const struct ctl_settings *s, struct 
 
 /* ---- audit ---------------------------------------------------------------------- */
 
-static void audit_key(const struct ctl_settings *s, int64_t now_ms, char *out, size_t outlen)
+void commands_audit_key(const struct ctl_settings *s, int64_t now_ms, char *out, size_t outlen)
 {
     unsigned char r[4] = {0};
 
@@ -164,9 +164,9 @@ static void audit_key(const struct ctl_settings *s, int64_t now_ms, char *out, s
     kv_audit_key(s->root, now_ms, r, out, outlen);
 }
 
-static json_t *audit_value(const struct ctl_command *cmd, const char *author, const char *action,
-                           const char *target, int64_t now_ms, const json_t *before,
-                           const json_t *after)
+json_t *commands_audit_value(const struct ctl_command *cmd, const char *author, const char *action,
+                             const char *target, int64_t now_ms, const json_t *before,
+                             const json_t *after)
 {
     struct kv_audit_rec rec = {.time_ms = now_ms,
                                .author = author,
@@ -232,7 +232,7 @@ static int fail_conflicts(struct ctl_result *res, const char *key, int attempts)
 
 /* ---- maintenance changes ----------------------------------------------------------- */
 
-static const char *author_of(const struct ctl_command *cmd, const struct ctl_settings *s)
+const char *commands_author(const struct ctl_command *cmd, const struct ctl_settings *s)
 {
     if (cmd->author && *cmd->author)
         return cmd->author;
@@ -333,7 +333,7 @@ static int exec_maint(struct ctl_kv *kv, const struct ctl_settings *s,
                       const struct ctl_command *cmd, int64_t now_ms, struct ctl_result *res)
 {
     char err[ERRLEN], key[700], akey[400];
-    const char *author = author_of(cmd, s);
+    const char *author = commands_author(cmd, s);
     int attempts = s->cas_attempts > 0 ? s->cas_attempts : CTL_CAS_ATTEMPTS;
     int rc = 0;
 
@@ -402,9 +402,9 @@ static int exec_maint(struct ctl_kv *kv, const struct ctl_settings *s,
 
         /* the write */
         snprintf(key, sizeof(key), "%smaintenance/%s", s->root, t.id);
-        audit_key(s, now_ms, akey, sizeof(akey));
-        json_t *audit = audit_value(cmd, author, ctl_verb_name(cmd->verb), t.id, now_ms,
-                                    cur ? cur->value : NULL, next);
+        commands_audit_key(s, now_ms, akey, sizeof(akey));
+        json_t *audit = commands_audit_value(cmd, author, ctl_verb_name(cmd->verb), t.id, now_ms,
+                                             cur ? cur->value : NULL, next);
         avalue = audit ? dump(audit) : NULL;
         json_decref(audit);
         if (!avalue || (next && !value)) {
@@ -494,7 +494,7 @@ static int exec_director(struct ctl_kv *kv, const struct ctl_settings *s,
                          const struct ctl_command *cmd, int64_t now_ms, struct ctl_result *res)
 {
     char err[ERRLEN], key[700], akey[400], target[600];
-    const char *author = author_of(cmd, s);
+    const char *author = commands_author(cmd, s);
     const char *want = ctl_director_target_state(cmd->dir_action);
     int attempts = s->cas_attempts > 0 ? s->cas_attempts : CTL_CAS_ATTEMPTS;
     char action[40];
@@ -564,8 +564,8 @@ static int exec_director(struct ctl_kv *kv, const struct ctl_settings *s,
         if (next)
             json_object_set_new(next, "state", json_string(want));
         value = next ? dump(next) : NULL;
-        audit_key(s, now_ms, akey, sizeof(akey));
-        json_t *audit = audit_value(cmd, author, action, target, now_ms, cur, next);
+        commands_audit_key(s, now_ms, akey, sizeof(akey));
+        json_t *audit = commands_audit_value(cmd, author, action, target, now_ms, cur, next);
         avalue = audit ? dump(audit) : NULL;
         json_decref(audit);
         if (!value || !avalue) {
@@ -679,7 +679,7 @@ static int exec_host(struct ctl_kv *kv, const struct ctl_settings *s, const stru
                      int64_t now_ms, struct ctl_result *res)
 {
     char err[ERRLEN], key[700], akey[400], target[600], since[40];
-    const char *author = author_of(cmd, s);
+    const char *author = commands_author(cmd, s);
     const char *action = cmd->host_undrain ? "host-undrain" : "host-drain";
     int attempts = s->cas_attempts > 0 ? s->cas_attempts : CTL_CAS_ATTEMPTS;
 
@@ -734,8 +734,8 @@ static int exec_host(struct ctl_kv *kv, const struct ctl_settings *s, const stru
             value = kv_frontdoor_host_encode(&h);
             after = value ? json_loads(value, 0, &je) : NULL;
         }
-        audit_key(s, now_ms, akey, sizeof(akey));
-        json_t *audit = audit_value(cmd, author, action, target, now_ms, before, after);
+        commands_audit_key(s, now_ms, akey, sizeof(akey));
+        json_t *audit = commands_audit_value(cmd, author, action, target, now_ms, before, after);
         avalue = audit ? dump(audit) : NULL;
         json_decref(audit);
         if ((!cmd->host_undrain && !value) || !avalue) {
@@ -799,6 +799,8 @@ int ctl_execute(struct ctl_kv *kv, const struct ctl_settings *s, const struct ct
         return commands_exec_status(kv, s, cmd, now_ms, res);
     case CTL_VERB_HISTORY:
         return commands_exec_history(kv, s, cmd, res);
+    case CTL_VERB_CONFIG:
+        return commands_exec_config(kv, s, cmd, now_ms, res);
     case CTL_VERB_HELP:
         return commands_succeed(
             res, strdup(ctl_usage_of(cmd->help_verb)),

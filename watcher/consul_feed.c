@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "canary.h"
 #include "log.h"
 
 struct feed_watch {
@@ -354,7 +355,9 @@ static void rebuild(struct consul_feed *f)
     for (size_t i = 0; i < f->n; i++)
         lists[i] = consul_watch_last_kv(f->watches[i]->w);
     f->st.complete = true;
+    struct canary_result cr;
     if ((rc = consul_feed_entries(lists, f->n, &e, &n)) < 0 ||
+        (rc = canary_overlay(f->o.model, f->o.host, &e, &n, &cr)) < 0 ||
         (rc = snapshot_build(f->o.model, e, n, (int64_t)time(NULL),
                              f->o.current ? f->o.current(f->o.arg) : NULL, &snap)) < 0)
         goto fail;
@@ -364,9 +367,15 @@ static void rebuild(struct consul_feed *f)
             if (lists[i]->items[k].modify_index > kv_index)
                 kv_index = lists[i]->items[k].modify_index;
     free(lists);
+    f->st.canary_bad += cr.bad;
+    snap->model.bad[KVM_PREFIX_HAPROXY] += cr.bad; /* a bad entry of haproxy/<cluster>/ */
+    bool canary_news = cr.version != f->st.canary_version;
+    f->st.canary_version = cr.version;
     if (f->have_last && snap->inputs_hash == f->last_hash) {
         f->st.unchanged++;
         snapshot_free(snap);
+        if (canary_news && f->o.on_canary)
+            f->o.on_canary(f->o.arg);
         return;
     }
     f->last_hash = snap->inputs_hash;
