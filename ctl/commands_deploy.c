@@ -339,6 +339,7 @@ struct commit {
     size_t n_canary;
     uint64_t version, rollback_of, staged_index;
     const json_t *staged; /* the staged record (audit "before"), or NULL */
+    const char *reason;   /* when the command has none (the staged change's) */
     const char *action;
 };
 
@@ -377,7 +378,7 @@ static int commit(struct ctl_kv *kv, const struct ctl_settings *s, const struct 
                                .canary = (char **)c->canary,
                                .n_canary = c->n_canary,
                                .author = (char *)commands_author(cmd, s),
-                               .reason = cmd->reason,
+                               .reason = cmd->reason ? cmd->reason : (char *)c->reason,
                                .time_unix = now_ms / 1000,
                                .keys = after};
     json_t *hj = kv_deploy_encode(&hr);
@@ -836,6 +837,7 @@ static int exec_promote(struct ctl_kv *kv, const struct ctl_settings *s,
                        .rollback_of = r.rollback_of,
                        .staged_index = index,
                        .staged = before,
+                       .reason = r.reason,
                        .action = "config-promote"};
     rc = commit(kv, s, cmd, now_ms, cluster, &c, l, h, akey, sizeof(akey), err, sizeof(err));
     json_decref(before);
