@@ -24,7 +24,9 @@
 
 struct check {
     const struct ctl_check_opts *o;
-    FILE *text;
+    FILE *text; /* the report, into buf */
+    char *buf;
+    size_t blen;
     json_t *keys;   /* key -> {"file", "ok", "error"} */
     json_t *values; /* key -> value, the accepted ones */
     bool failed;
@@ -226,25 +228,51 @@ static bool on_path(const char *bin)
     return false;
 }
 
-int ctl_config_check(const struct ctl_check_opts *o, int n, char *const *files, char **text,
-                     char **json)
+/* Open the report of c and check every file into it (decoders only).
+ * 0, or -ENOMEM with nothing left to free. */
+static int check_begin(struct check *c, const struct ctl_check_opts *o, int n, char *const *files)
 {
-    struct check c = {.o = o, .keys = json_object(), .values = json_object()};
-    char *buf = NULL, err[ERRLEN], dir[] = "/tmp/droverctl-check.XXXXXX";
-    size_t blen = 0;
-    struct template_set *set = NULL;
-    bool run_check = on_path(o->haproxy_bin);
-    c.text = open_memstream(&buf, &blen);
-    if (!c.text || !c.keys || !c.values) {
-        if (c.text)
-            fclose(c.text);
-        free(buf);
-        json_decref(c.keys);
-        json_decref(c.values);
+    *c = (struct check){.o = o, .keys = json_object(), .values = json_object()};
+    c->text = open_memstream(&c->buf, &c->blen);
+    if (!c->text || !c->keys || !c->values) {
+        if (c->text)
+            fclose(c->text);
+        free(c->buf);
+        json_decref(c->keys);
+        json_decref(c->values);
         return -ENOMEM;
     }
     for (int i = 0; i < n; i++)
-        check_file(&c, files[i]);
+        check_file(c, files[i]);
+    return 0;
+}
+
+/* Close the report of c: doc (reference taken) becomes *json, the text
+ * *text (both malloc'd); c's objects are released. 0 or -ENOMEM. */
+static int check_end(struct check *c, json_t *doc, char **text, char **json)
+{
+    *json = doc ? json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(doc);
+    json_decref(c->keys);
+    json_decref(c->values);
+    if (fclose(c->text) != 0 || !c->buf || !*json) {
+        free(c->buf);
+        free(*json);
+        return -ENOMEM;
+    }
+    *text = c->buf;
+    return 0;
+}
+
+int ctl_config_check(const struct ctl_check_opts *o, int n, char *const *files, char **text,
+                     char **json)
+{
+    struct check c;
+    char err[ERRLEN], dir[] = "/tmp/droverctl-check.XXXXXX";
+    struct template_set *set = NULL;
+    bool run_check = on_path(o->haproxy_bin);
+    if (check_begin(&c, o, n, files) < 0)
+        return -ENOMEM;
     /* the clusters with HAProxy services */
     json_t *clusters = json_object();
     const char *key;
@@ -282,17 +310,10 @@ int ctl_config_check(const struct ctl_check_opts *o, int n, char *const *files, 
     fprintf(c.text, "%s\n", c.failed ? "check: REFUSED" : "check: ok");
     json_t *doc =
         json_pack("{s:b, s:O, s:b}", "ok", !c.failed, "keys", c.keys, "haproxy_check", run_check);
-    *json = doc ? json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-    json_decref(doc);
-    json_decref(c.keys);
-    json_decref(c.values);
-    if (fclose(c.text) != 0 || !buf || !*json) {
-        free(buf);
-        free(*json);
+    bool failed = c.failed;
+    if (check_end(&c, doc, text, json) < 0)
         return -ENOMEM;
-    }
-    *text = buf;
-    return c.failed ? 1 : 0;
+    return failed ? 1 : 0;
 }
 
 /* The top-level fields of a and b (objects) that differ, as text lines. */
@@ -320,21 +341,11 @@ static void field_diff(FILE *t, json_t *arr, const json_t *a, const json_t *b)
 int ctl_config_diff(struct ctl_kv *kv, const struct ctl_check_opts *o, int n, char *const *files,
                     char **text, char **json)
 {
-    struct check c = {.o = o, .keys = json_object(), .values = json_object()};
-    char *buf = NULL, err[ERRLEN];
-    size_t blen = 0;
+    struct check c;
+    char err[ERRLEN];
     bool changes = false, consul_failed = false;
-    c.text = open_memstream(&buf, &blen);
-    if (!c.text || !c.keys || !c.values) {
-        if (c.text)
-            fclose(c.text);
-        free(buf);
-        json_decref(c.keys);
-        json_decref(c.values);
+    if (check_begin(&c, o, n, files) < 0)
         return -ENOMEM;
-    }
-    for (int i = 0; i < n; i++)
-        check_file(&c, files[i]);
     const char *key;
     json_t *v;
     json_object_foreach(c.values, key, v)
@@ -378,15 +389,5 @@ int ctl_config_diff(struct ctl_kv *kv, const struct ctl_check_opts *o, int n, ch
             : rc == 3 ? "diff: changes"
                       : "diff: no change");
     json_t *doc = json_pack("{s:b, s:b, s:O}", "ok", rc != 1, "changes", changes, "keys", c.keys);
-    *json = doc ? json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-    json_decref(doc);
-    json_decref(c.keys);
-    json_decref(c.values);
-    if (fclose(c.text) != 0 || !buf || !*json) {
-        free(buf);
-        free(*json);
-        return -ENOMEM;
-    }
-    *text = buf;
-    return rc;
+    return check_end(&c, doc, text, json) < 0 ? -ENOMEM : rc;
 }
