@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "atomic_file.h"
+#include "config_render.h"
 #include "json_util.h"
 #include "kv_director.h"
 #include "kv_haproxy.h"
@@ -163,32 +164,16 @@ static void render_cluster(struct check *c, const char *cluster, struct template
     }
     for (size_t i = 0; i < snap->n_services; i++) {
         const struct snapshot_service *svc = &snap->services[i];
-        char path[PATH_MAX], stats[PATH_MAX], state[PATH_MAX], rel[300];
-        json_t *data = NULL;
+        char path[PATH_MAX], rel[300];
         struct template_buf buf = {0};
         int rc;
         snprintf(rel, sizeof(rel), "haproxy/%s/services/%s", cluster, svc->def->name);
         snprintf(path, sizeof(path), "%s/%s.cfg", dir, svc->def->name);
-        snprintf(stats, sizeof(stats), "%s/%s.sock", dir, svc->def->name);
-        snprintf(state, sizeof(state), "%s/%s.state", dir, svc->def->name);
-        /* the watcher's defaults; a host's own paths do not change validity */
-        struct snapshot_render_opts ro = {.haproxy_cluster = cluster,
-                                          .stats_socket = stats,
-                                          .server_state_file = state,
-                                          .maxconn = 50000,
-                                          .agent_addr = "127.0.0.1",
-                                          .agent_port = 5555,
-                                          .agent_inter_ms = 2000,
-                                          .timeout_connect_ms = 5000,
-                                          .timeout_client_ms = 30000,
-                                          .timeout_server_ms = 30000};
         const char *json_file =
             json_string_value(json_object_get(json_object_get(c->keys, rel), "file"));
-        if ((rc = snapshot_service_json(snap, svc, &ro, NULL, NULL, false, &data)) < 0) {
-            snprintf(err, sizeof(err), "template data: %s", strerror(-rc));
-        } else if ((rc = render_text(set, svc->def->template_name, data, &buf, err, sizeof(err))) ==
-                       0 &&
-                   (rc = atomic_file_write(path, buf.data ? buf.data : "", buf.len, 0644)) < 0) {
+        if ((rc = config_render_service(set, snap, svc, cluster, dir, &buf, err, sizeof(err))) ==
+                0 &&
+            (rc = atomic_file_write(path, buf.data ? buf.data : "", buf.len, 0644)) < 0) {
             snprintf(err, sizeof(err), "writing %.1024s: %s", path, strerror(-rc));
         } else if (rc == 0 && run_check) {
             rc = render_check_file(c->o->haproxy_bin, path, err, sizeof(err));
@@ -205,7 +190,6 @@ static void render_cluster(struct check *c, const char *cluster, struct template
         }
         unlink(path);
         template_buf_free(&buf);
-        json_decref(data);
     }
     snapshot_free(snap);
 }
@@ -383,11 +367,31 @@ int ctl_config_diff(struct ctl_kv *kv, const struct ctl_check_opts *o, int n, ch
         json_decref(live);
         consul_kv_list_free(l);
     }
-    int rc = c.failed || consul_failed ? 1 : changes ? 3 : 0;
+    /* what the hosts would install: only for files that passed */
+    json_t *doc = json_object();
+    bool rendered_changes = false, render_failed = false;
+    if (!c.failed && !consul_failed && doc) {
+        struct config_render_diff_opts ro = {.root = o->root,
+                                             .template_dir = o->template_dir,
+                                             .host = o->host,
+                                             .kube_clusters = o->kube_clusters,
+                                             .n_kube_clusters = o->n_kube_clusters};
+        if (config_render_diff(kv, &ro, c.values, c.text, doc, &rendered_changes, &render_failed,
+                               err, sizeof(err)) < 0) {
+            fprintf(c.text, "rendered: %s\n", err);
+            render_failed = true;
+        }
+    }
+    changes |= rendered_changes;
+    int rc = c.failed || consul_failed || render_failed ? 1 : changes ? 3 : 0;
     fprintf(c.text, "%s\n",
             rc == 1   ? "diff: REFUSED"
             : rc == 3 ? "diff: changes"
                       : "diff: no change");
-    json_t *doc = json_pack("{s:b, s:b, s:O}", "ok", rc != 1, "changes", changes, "keys", c.keys);
+    json_t *summary =
+        json_pack("{s:b, s:b, s:O}", "ok", rc != 1, "changes", changes, "keys", c.keys);
+    if (doc && summary)
+        json_object_update(doc, summary);
+    json_decref(summary);
     return check_end(&c, doc, text, json) < 0 ? -ENOMEM : rc;
 }

@@ -223,10 +223,16 @@ static int run_config(int n, char **args, const struct consul_config *cc)
 {
     char *text = NULL, *json = NULL, err[1024];
     struct ctl_kv *kv = NULL;
+    const char *host = NULL;
     bool diff = n >= 1 && !strcmp(args[0], "diff");
+    /* diff --host HOST: the one host whose rendered diff is shown */
+    if (diff && n >= 3 && !strcmp(args[n - 2], "--host")) {
+        host = args[n - 1];
+        n -= 2;
+    }
     if (n < 2 || (strcmp(args[0], "check") != 0 && !diff)) {
         fprintf(stderr, "droverctl: usage: droverctl [--template-dir DIR] [--haproxy-bin BIN] "
-                        "[--json] config check|diff FILE...\n");
+                        "[--json] config check FILE... | config diff FILE... [--host HOST]\n");
         return 2;
     }
     for (int i = 1; i < n; i++)
@@ -235,8 +241,12 @@ static int run_config(int n, char **args, const struct consul_config *cc)
                     args[i]);
             return 2;
         }
-    struct ctl_check_opts co = {
-        .root = root, .template_dir = opt.template_dir, .haproxy_bin = opt.haproxy_bin};
+    struct ctl_check_opts co = {.root = root,
+                                .template_dir = opt.template_dir,
+                                .haproxy_bin = opt.haproxy_bin,
+                                .host = host,
+                                .kube_clusters = opt.cluster.items,
+                                .n_kube_clusters = opt.cluster.count};
     if (diff && ctl_kv_open(cc, &kv, err, sizeof(err)) < 0) {
         fprintf(stderr, "droverctl: %s\n", err);
         return 1;

@@ -26,8 +26,7 @@ static size_t find(const struct snapshot_entry *e, size_t n, const char *key)
     return n;
 }
 
-/* Put key = v (canonical bytes) into the entries, or take key out (v null). */
-static int set_entry(struct snapshot_entry **e, size_t *n, const char *key, const json_t *v)
+int canary_set_entry(struct snapshot_entry **e, size_t *n, const char *key, const json_t *v)
 {
     size_t i = find(*e, *n, key);
     if (json_is_null(v)) {
@@ -93,7 +92,7 @@ int canary_overlay(const struct kv_model_opts *o, const char *host, struct snaps
         json_object_foreach(r.keys, rel, v)
         {
             char *full = kv_key_printf("%s%s", o->root, rel);
-            rc = full ? set_entry(e, n, full, v) : -ENOMEM;
+            rc = full ? canary_set_entry(e, n, full, v) : -ENOMEM;
             free(full);
             if (rc < 0) {
                 kv_deploy_clear(&r);

@@ -18,6 +18,7 @@
 #ifndef DROVER_WATCHER_CANARY_H
 #define DROVER_WATCHER_CANARY_H
 
+#include <jansson.h>
 #include <stdint.h>
 
 #include "kv_model.h"
@@ -33,5 +34,10 @@ struct canary_result {
  * -ENOMEM (the entries are then freed and *e is NULL). */
 int canary_overlay(const struct kv_model_opts *o, const char *host, struct snapshot_entry **e,
                    size_t *n, struct canary_result *out);
+
+/* Put key = v into the entries as its canonical bytes (compact, sorted
+ * keys: what droverctl writes), or take key out (v JSON null). The array
+ * may be reallocated. 0 or -ENOMEM (the entries are left as they were). */
+int canary_set_entry(struct snapshot_entry **e, size_t *n, const char *key, const json_t *v);
 
 #endif

@@ -134,11 +134,27 @@ def main():
     v1 = {h.name: h.f.cfg_text() for h in (a, b)}
     log("promoted:", {h.name: h.reloads() for h in (a, b)})
 
+    # 3b. config diff renders what the hosts would install
+    c300 = write(a, "c300.json", {KEY: a.f.service(maxconn=300)})
+    rc, out, err = ctl(a, "config", "diff", c300)
+    assert rc == 3 and "rendered, cluster edge, proxy-a, proxy-b:\n  web: changed" in out and \
+        "\n    -    maxconn 200" in out and "\n    +    maxconn 300" in out, (rc, out, err)
+    rc, out, err = ctl(a, "config", "diff", good, "--host", "proxy-b")
+    assert rc == 0 and "rendered, cluster edge, proxy-b:\n  web: no change" in out and \
+        "proxy-a" not in out, (rc, out, err)
+    rc, out, err = ctl(a, "config", "diff", good, "--host", "proxy-z")
+    assert rc == 1 and "--host proxy-z is not in the fleet" in err, (rc, out, err)
+
     # 4. canary then abort: A returns to the version 1 bytes, B untouched
-    rc, out, err = ctl(a, "config", "apply", write(a, "c300.json", {KEY: a.f.service(maxconn=300)}),
-                       "--canary", "proxy-a")
+    rc, out, err = ctl(a, "config", "apply", c300, "--canary", "proxy-a")
     assert rc == 0 and "staged version 2" in out, (rc, out, err)
     assert "maxconn 300" in a.f.cfg_text()
+    # the canary host is its own group: it runs the staged bytes, the files
+    # (version 1) would change nothing for it while the change is staged
+    rc, out, err = ctl(a, "config", "diff", c300)
+    assert rc == 3 and "rendered, cluster edge, proxy-b:\n  web: changed" in out and \
+        "rendered, cluster edge, proxy-a (canary of the staged change):\n  web: no change" in out, \
+        (rc, out, err)
     rc, out, err = ctl(a, "config", "apply", good, "--canary", "proxy-b")
     assert rc == 1 and "already staged" in err, (rc, out, err)
     rc, out, err = ctl(a, "config", "abort", "--reason", "not today")
