@@ -159,21 +159,28 @@ static int service_prefixes(const struct consul_feed *f, const struct consul_kv_
     int rc = 0;
     char err[256];
 
+    /* the definitions as this host applies them: with a staged change
+     * overlaid on a canary host, whose services must be read too */
+    struct snapshot_entry *d = NULL;
+    size_t nd = 0;
+    struct canary_result cr;
+    const struct consul_kv_list *one[1] = {defs};
+    if ((rc = consul_feed_entries(one, 1, &d, &nd)) < 0 ||
+        (rc = canary_overlay(o, f->o.host, &d, &nd, &cr)) < 0)
+        return rc;
     bool whole = false; /* a definition selects by class */
     for (int level = 0; level < 2 && budget > 0 && !whole; level++) {
         struct kv_model m;
         kv_model_init(&m);
-        for (size_t i = 0; rc == 0 && defs && i < defs->n; i++) {
-            const struct consul_kv *kv = &defs->items[i];
-            const char *val = kv->value ? (const char *)kv->value : "";
-            rc = kv_model_add(&m, o, kv->key, val, kv->value_len, now, err, sizeof(err));
+        for (size_t i = 0; rc == 0 && i < nd; i++) {
+            rc = kv_model_add(&m, o, d[i].key, d[i].value, d[i].len, now, err, sizeof(err));
             if (rc == -EINVAL && cur) {
                 rc = 0;
                 for (size_t s = 0; s < cur->model.n_services; s++)
-                    if (strcmp(cur->model.services[s].key, kv->key) == 0)
+                    if (strcmp(cur->model.services[s].key, d[i].key) == 0)
                         rc = add_refs(o, &cur->model.services[s], level, &v, &n, &cap);
+                whole |= rc == 1; /* add_refs: class selectors (kv_model_add: 1 = added) */
             }
-            whole |= rc == 1;
             rc = rc == -ENOMEM ? rc : 0;
         }
         for (size_t s = 0; rc >= 0 && s < m.n_services; s++) {
@@ -200,6 +207,7 @@ static int service_prefixes(const struct consul_feed *f, const struct consul_kv_
         }
         n = u;
         if (n <= budget) {
+            snapshot_entries_free(d, nd);
             *out = v;
             *n_out = n;
             return 0;
@@ -210,6 +218,9 @@ static int service_prefixes(const struct consul_feed *f, const struct consul_kv_
     }
     /* too many (or service_watches 0, or a class selector): every consumed
      * cluster's services */
+    snapshot_entries_free(d, nd);
+    d = NULL;
+    nd = 0;
     if (!(v = calloc(o->n_kube_clusters + 1, sizeof(*v))))
         return -ENOMEM;
     for (n = 0; n < o->n_kube_clusters; n++)
@@ -221,6 +232,7 @@ static int service_prefixes(const struct consul_feed *f, const struct consul_kv_
     *n_out = n;
     return 0;
 fail:
+    snapshot_entries_free(d, nd);
     strv_free(v, n);
     return rc;
 }

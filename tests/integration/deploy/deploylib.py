@@ -53,7 +53,8 @@ class Host:
 
 def start_fleet(state, hosts):
     """Consul on the first host, one NodePort backend and the web service's
-    kube entries; state["hosts"] and state["servers"] for cleanup."""
+    kube entries; state["hosts"] and state["servers"] for cleanup. Returns
+    (the KV client, the NodePort)."""
     state["hosts"] = hosts
     hosts[0].f.consul("start")
     kv = hosts[0].f.kv
@@ -61,7 +62,7 @@ def start_fleet(state, hosts):
     state["servers"] = servers
     kv.put("kube/prod-a/nodes/n1", watcherlib.node("127.0.0.1"))
     kv.put("kube/prod-a/services/default/web/http", {"node_port": port})
-    return kv
+    return kv, port
 
 
 def dump_hosts(state, extra=()):

@@ -24,6 +24,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import deploylib  # noqa: E402
+import watcherlib  # noqa: E402 (deploylib puts it on the path)
 from drover_testlib import log, run_main, wait_until  # noqa: E402
 
 WATCHER, CTL, CONSUL_DEV, TEMPLATES = sys.argv[1:5]
@@ -77,7 +78,11 @@ def main():
         return 77
     a = host("proxy-a")
     b = host("proxy-b", a)
-    kv = deploylib.start_fleet(state, (a, b))
+    kv, port = deploylib.start_fleet(state, (a, b))
+    # a kube service no live definition references (no watcher reads it)
+    api_port, api_servers = watcherlib.start_backends(["127.0.0.1"])
+    state["servers"] += api_servers
+    kv.put("kube/prod-a/services/default/api/http", {"node_port": api_port})
     kv.put(KEY, a.f.service(maxconn=100))
     a.start()
     b.start()
@@ -162,6 +167,27 @@ def main():
     wait_until("A back to version 1", lambda: a.f.cfg_text() == v1["proxy-a"])
     wait_fleet(a, current, "both current after abort")
     assert b.f.cfg_text() == v1["proxy-b"]
+
+    # 4b. a staged definition that references another kube service too: the
+    # canary host watches it and fills a slot from it; B does not (adding,
+    # not replacing: a replacement would be held by the removal guard)
+    on_api = a.f.service(maxconn=200)
+    kube = on_api["backends"][0]["kube"]
+    kube.append(dict(kube[0], service="api"))
+    rc, out, err = ctl(a, "config", "apply", write(a, "api.json", {KEY: on_api}),
+                       "--canary", "proxy-a")
+    assert rc == 0 and "canary: healthy" in out, (rc, out, err)
+
+    def ports(h):  # of the slots in service (a freed slot is put in maint)
+        return sorted({p for addr, p, _, admin in h.f.servers_state("be_web").values()
+                       if addr != "0.0.0.0" and not admin & 0x01})
+    wait_until("A's be_web on the api NodePort too",
+               lambda: ports(a) == sorted([port, api_port]))
+    assert ports(b) == [port], ports(b)
+    rc, out, err = ctl(a, "config", "abort")
+    assert rc == 0, (rc, out, err)
+    wait_until("A's be_web back on the web NodePort", lambda: ports(a) == [port])
+    wait_until("A back to version 1 again", lambda: a.f.cfg_text() == v1["proxy-a"])
 
     # 5. a promote racing a direct write is refused by the cas; the direct
     # write shows as applied without canary

@@ -71,7 +71,7 @@ def main():
         return 77
     a = host("proxy-a")
     b = host("proxy-b", a)
-    kv = deploylib.start_fleet(state, (a, b))
+    kv, port = deploylib.start_fleet(state, (a, b))
     web = a.f.service()
     # a static server (a closed loopback port: its check fails, it keeps its slot)
     web["backends"][0]["servers"] = [{"name": "s1", "address": "127.0.0.9", "port": 9}]
