@@ -643,7 +643,7 @@ static int run_daemon(void)
         .on_snapshot = on_feed_snapshot,
         .on_error = on_feed_error,
         .current = feed_current,
-        .host = opt.status_host,
+        .host = opt.host_name,
         .on_canary = on_engine_status,
         .arg = &w,
     };
