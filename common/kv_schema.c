@@ -130,6 +130,23 @@ static const struct kv_schema_field status[] = {
     F("kv_index", "integer", true, true),    F("snapshot", "string", true, true),
     F("guards", "array", true, true),        F("services", "object", true, true),
     F("last_error", "string", false, false), F("director", "object", false, false),
+    F("canary", "integer", false, false),
+};
+
+/* haproxy/<cluster>/canary and deploy/<cluster>/history/<version> (kv_deploy.h) */
+static const struct kv_schema_field deploy_staged[] = {
+    F("version", "integer", true, true),       F("cluster", "string", true, true),
+    F("canary", "array", true, true),          F("author", "string", true, true),
+    F("time", "string", true, true),           F("keys", "object", true, true),
+    F("base", "object", true, true),           F("reason", "string", false, false),
+    F("rollback_of", "integer", false, false),
+};
+
+static const struct kv_schema_field deploy_version[] = {
+    F("version", "integer", true, true), F("cluster", "string", true, true),
+    F("canary", "array", true, true),    F("author", "string", true, true),
+    F("time", "string", true, true),     F("keys", "object", true, true),
+    F("reason", "string", false, false), F("rollback_of", "integer", false, false),
 };
 
 #define R(nm, k, w, rd, ex, f)                                                                     \
@@ -215,7 +232,7 @@ const struct kv_schema_record kv_schema_records[] = {
       "[{\"reason\":\"serving\",\"route\":\"announced\",\"vip\":\"192.0.2.10\"}]}",
       frontdoor_status),
     R("status", "status/<host>/<role>", "drover-watcher", "droverctl,operators",
-      "{\"cluster\":\"edge\",\"director\":{\"table_checksum\":\"5e0d7c1a9b3f2e44\","
+      "{\"canary\":8,\"cluster\":\"edge\",\"director\":{\"table_checksum\":\"5e0d7c1a9b3f2e44\","
       "\"vips\":[\"192.0.2.10\"]},\"guards\":[\"removal:be_web\"],\"host\":\"proxy-a\","
       "\"kv_index\":4711,\"last_error\":\"service web: check: haproxy -c failed\",\"role\":"
       "\"director\",\"services\":{\"web\":{\"config_hash\":\"9c1e0b7a55d2e301\","
@@ -224,6 +241,25 @@ const struct kv_schema_record kv_schema_records[] = {
       "\"started\":\"2026-11-23T13:00:00Z\",\"updated\":\"2026-11-23T15:04:05Z\",\"version\":"
       "\"0.1.0\"}",
       status),
+    R("deploy_staged", "haproxy/<cluster>/canary", "droverctl (config apply, rollback)",
+      "drover-watcher,droverctl",
+      "{\"author\":\"alice\",\"base\":{\"haproxy/edge/services/web\":4711},\"canary\":"
+      "[\"proxy-a\"],\"cluster\":\"edge\",\"keys\":{\"haproxy/edge/services/web\":{"
+      "\"backends\":[{\"name\":\"be_web\",\"servers\":[{\"address\":\"10.1.2.3\","
+      "\"name\":\"static-1\",\"port\":8080}]}],\"frontends\":[{\"bind\":[\"0.0.0.0:80\"],"
+      "\"default_backend\":\"be_web\",\"name\":\"fe_web\"}],\"template\":\"http\"}},"
+      "\"reason\":\"back to version 5\",\"rollback_of\":5,\"time\":\"2026-11-23T15:04:05Z\","
+      "\"version\":8}",
+      deploy_staged),
+    R("deploy_version", "deploy/<cluster>/history/<version>",
+      "droverctl (config promote, rollback)", "droverctl,operators",
+      "{\"author\":\"alice\",\"canary\":[\"proxy-a\"],\"cluster\":\"edge\",\"keys\":{"
+      "\"haproxy/edge/services/web\":{\"backends\":[{\"name\":\"be_web\",\"servers\":[{"
+      "\"address\":\"10.1.2.3\",\"name\":\"static-1\",\"port\":8080}]}],\"frontends\":[{"
+      "\"bind\":[\"0.0.0.0:80\"],\"default_backend\":\"be_web\",\"name\":\"fe_web\"}],"
+      "\"template\":\"http\"}},\"reason\":\"back to version 5\",\"rollback_of\":5,"
+      "\"time\":\"2026-11-23T15:10:00Z\",\"version\":8}",
+      deploy_version),
 };
 
 const size_t kv_schema_n_records = N(kv_schema_records);

@@ -88,6 +88,8 @@ json_t *kv_status_encode(const struct kv_status_rec *r)
     }
     if (!rc && r->last_error)
         rc |= json_object_set_new(o, "last_error", json_string(r->last_error));
+    if (!rc && r->canary_version)
+        rc |= json_object_set_new(o, "canary", json_integer((json_int_t)r->canary_version));
     if (!rc && r->role && strcmp(r->role, KV_STATUS_ROLE_DIRECTOR) == 0) {
         json_t *d = json_object();
         rc |= !d;
@@ -196,7 +198,7 @@ int kv_status_decode(const json_t *v, struct kv_status_rec *out, char *err, size
 {
     memset(out, 0, sizeof(*out));
     json_t *svcs = NULL, *dir = NULL;
-    int64_t idx = 0;
+    int64_t idx = 0, canary = 0;
     int rc;
     if (!json_is_object(v)) {
         snprintf(err, errlen, "status: not a JSON object");
@@ -209,6 +211,7 @@ int kv_status_decode(const json_t *v, struct kv_status_rec *out, char *err, size
         (rc = get_time(v, "started", &out->started_unix, err, errlen)) < 0 ||
         (rc = get_time(v, "updated", &out->updated_unix, err, errlen)) < 0 ||
         (rc = json_get_int(v, "status", "kv_index", &idx, 0, INT64_MAX, true, err, errlen)) < 0 ||
+        (rc = json_get_int(v, "status", "canary", &canary, 0, INT64_MAX, false, err, errlen)) < 0 ||
         (rc = dup_field(v, "status", "snapshot", true, &out->snapshot, err, errlen)) < 0 ||
         (rc = json_get_string_array(v, "status", "guards", &out->guards, &out->n_guards, true, err,
                                     errlen)) < 0 ||
@@ -217,6 +220,7 @@ int kv_status_decode(const json_t *v, struct kv_status_rec *out, char *err, size
         (rc = json_get_object(v, "status", "director", &dir, false, err, errlen)) < 0)
         goto fail;
     out->kv_index = (uint64_t)idx;
+    out->canary_version = (uint64_t)canary;
     if (!valid_role(out->role)) {
         snprintf(err, errlen, "status: role: \"%.20s\" is not haproxy or director", out->role);
         rc = -EINVAL;

@@ -54,6 +54,9 @@ struct kv_status_rec {
     char **guards; /* held guards, e.g. "removal:be_web", "service-removal" */
     size_t n_guards;
     char *last_error; /* NULL none */
+    /* the staged config version this host runs as a canary (field
+     * "canary", absent when 0: it runs the live definitions; kv_deploy.h) */
+    uint64_t canary_version;
     /* director role */
     char *table_checksum; /* NULL: no table */
     char **vips;

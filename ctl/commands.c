@@ -151,7 +151,7 @@ int commands_load_model(struct ctl_kv *kv, const struct ctl_settings *s, struct 
 
 /* ---- audit ---------------------------------------------------------------------- */
 
-static void audit_key(const struct ctl_settings *s, int64_t now_ms, char *out, size_t outlen)
+void commands_audit_key(const struct ctl_settings *s, int64_t now_ms, char *out, size_t outlen)
 {
     unsigned char r[4] = {0};
 
@@ -164,9 +164,9 @@ static void audit_key(const struct ctl_settings *s, int64_t now_ms, char *out, s
     kv_audit_key(s->root, now_ms, r, out, outlen);
 }
 
-static json_t *audit_value(const struct ctl_command *cmd, const char *author, const char *action,
-                           const char *target, int64_t now_ms, const json_t *before,
-                           const json_t *after)
+json_t *commands_audit_value(const struct ctl_command *cmd, const char *author, const char *action,
+                             const char *target, int64_t now_ms, const json_t *before,
+                             const json_t *after)
 {
     struct kv_audit_rec rec = {.time_ms = now_ms,
                                .author = author,
@@ -180,27 +180,56 @@ static json_t *audit_value(const struct ctl_command *cmd, const char *author, co
     return kv_audit_encode(&rec);
 }
 
-/* Write (value != NULL) or delete key with cas index, plus the audit
- * entry, in one transaction. */
-/* key (cas on index; value NULL deletes) and its audit entry in one
- * transaction. folder (or NULL): the folder key of a prefix every host
- * watches, set in the same transaction so the prefix is never empty once
- * droverctl wrote it (an empty prefix wakes its watchers on every KV
- * write: docs/kv-schema.md, "What a watcher watches"). */
-static int write_with_audit(struct ctl_kv *kv, const char *key, const char *value, uint64_t index,
-                            const char *akey, const char *avalue, const char *folder, char *err,
-                            size_t errlen)
+/* One audited change: key = value (NULL: delete) with cas index, and the
+ * audit entry of action on target (before -> after). folder (or NULL): the
+ * folder key of a prefix every host watches, set in the same transaction
+ * so the prefix is never empty once droverctl wrote it (an empty prefix
+ * wakes its watchers on every KV write: docs/kv-schema.md, "What a watcher
+ * watches"). */
+struct audited_write {
+    const char *key;
+    const char *value;
+    uint64_t index;
+    const char *author, *action, *target;
+    const json_t *before, *after;
+    const char *folder;
+};
+
+/* Encode the audit entry (its key into akey), run the test hook, then
+ * write the change and the entry in ONE transaction. 0; -ECANCELED when the
+ * cas lost (read again and retry); -ENOMEM when the audit entry cannot be
+ * encoded; other -errno from Consul. err says what failed. */
+static int write_audited(struct ctl_kv *kv, const struct ctl_settings *s,
+                         const struct ctl_command *cmd, int64_t now_ms, int attempt,
+                         const struct audited_write *w, char *akey, size_t akeylen, char *err,
+                         size_t errlen)
 {
+    commands_audit_key(s, now_ms, akey, akeylen);
+    json_t *audit =
+        commands_audit_value(cmd, w->author, w->action, w->target, now_ms, w->before, w->after);
+    char *avalue = audit ? dump(audit) : NULL;
+    json_decref(audit);
+    if (!avalue) {
+        errmsg_set(err, errlen,
+                   "failed: cannot encode the audit record of %s (out of memory, or an author "
+                   "that is not UTF-8); nothing was written",
+                   w->target);
+        return -ENOMEM;
+    }
+    if (s->before_write)
+        s->before_write(s->before_write_arg, attempt);
     struct consul_txn_op ops[3] = {
-        {.verb = value ? CONSUL_TXN_CAS : CONSUL_TXN_DELETE_CAS,
-         .key = key,
-         .value = value,
-         .value_len = value ? strlen(value) : 0,
-         .index = index},
+        {.verb = w->value ? CONSUL_TXN_CAS : CONSUL_TXN_DELETE_CAS,
+         .key = w->key,
+         .value = w->value,
+         .value_len = w->value ? strlen(w->value) : 0,
+         .index = w->index},
         {.verb = CONSUL_TXN_CAS, .key = akey, .value = avalue, .value_len = strlen(avalue)},
-        {.verb = CONSUL_TXN_SET, .key = folder, .value = "", .value_len = 0},
+        {.verb = CONSUL_TXN_SET, .key = w->folder, .value = "", .value_len = 0},
     };
-    return ctl_kv_txn(kv, ops, folder ? 3 : 2, err, errlen);
+    int rc = ctl_kv_txn(kv, ops, w->folder ? 3 : 2, err, errlen);
+    free(avalue);
+    return rc;
 }
 
 /* After a lost cas race: log it and pause briefly (jittered, so two
@@ -232,7 +261,7 @@ static int fail_conflicts(struct ctl_result *res, const char *key, int attempts)
 
 /* ---- maintenance changes ----------------------------------------------------------- */
 
-static const char *author_of(const struct ctl_command *cmd, const struct ctl_settings *s)
+const char *commands_author(const struct ctl_command *cmd, const struct ctl_settings *s)
 {
     if (cmd->author && *cmd->author)
         return cmd->author;
@@ -333,7 +362,7 @@ static int exec_maint(struct ctl_kv *kv, const struct ctl_settings *s,
                       const struct ctl_command *cmd, int64_t now_ms, struct ctl_result *res)
 {
     char err[ERRLEN], key[700], akey[400];
-    const char *author = author_of(cmd, s);
+    const char *author = commands_author(cmd, s);
     int attempts = s->cas_attempts > 0 ? s->cas_attempts : CTL_CAS_ATTEMPTS;
     int rc = 0;
 
@@ -341,7 +370,7 @@ static int exec_maint(struct ctl_kv *kv, const struct ctl_settings *s,
         struct ctl_model m;
         struct ctl_target t;
         json_t *next = NULL;
-        char *value = NULL, *avalue = NULL;
+        char *value = NULL;
 
         if ((rc = commands_load_model(kv, s, &m, now_ms / 1000, err, sizeof(err))) < 0)
             return commands_fail(res, CTL_FAILED, err);
@@ -402,28 +431,18 @@ static int exec_maint(struct ctl_kv *kv, const struct ctl_settings *s,
 
         /* the write */
         snprintf(key, sizeof(key), "%smaintenance/%s", s->root, t.id);
-        audit_key(s, now_ms, akey, sizeof(akey));
-        json_t *audit = audit_value(cmd, author, ctl_verb_name(cmd->verb), t.id, now_ms,
-                                    cur ? cur->value : NULL, next);
-        avalue = audit ? dump(audit) : NULL;
-        json_decref(audit);
-        if (!avalue || (next && !value)) {
-            json_decref(next);
-            free(value);
-            free(avalue);
-            ctl_model_clear(&m);
-            return commands_fail(
-                res, CTL_FAILED,
-                "cannot encode the entry or its audit record (out of memory, or an author "
-                "that is not UTF-8)");
-        }
-        if (s->before_write)
-            s->before_write(s->before_write_arg, attempt);
         char folder[300];
         snprintf(folder, sizeof(folder), "%smaintenance/", s->root);
-        rc = write_with_audit(kv, key, value, cur ? cur->modify_index : 0, akey, avalue, folder,
-                              err, sizeof(err));
-        free(avalue);
+        struct audited_write aw = {.folder = folder,
+                                   .key = key,
+                                   .value = value,
+                                   .index = cur ? cur->modify_index : 0,
+                                   .author = author,
+                                   .action = ctl_verb_name(cmd->verb),
+                                   .target = t.id,
+                                   .before = cur ? cur->value : NULL,
+                                   .after = next};
+        rc = write_audited(kv, s, cmd, now_ms, attempt, &aw, akey, sizeof(akey), err, sizeof(err));
         free(value);
         if (rc == 0) {
             struct sbuf b = {0};
@@ -494,7 +513,7 @@ static int exec_director(struct ctl_kv *kv, const struct ctl_settings *s,
                          const struct ctl_command *cmd, int64_t now_ms, struct ctl_result *res)
 {
     char err[ERRLEN], key[700], akey[400], target[600];
-    const char *author = author_of(cmd, s);
+    const char *author = commands_author(cmd, s);
     const char *want = ctl_director_target_state(cmd->dir_action);
     int attempts = s->cas_attempts > 0 ? s->cas_attempts : CTL_CAS_ATTEMPTS;
     char action[40];
@@ -560,26 +579,24 @@ static int exec_director(struct ctl_kv *kv, const struct ctl_settings *s,
             return commands_fail(res, CTL_REFUSED, err);
         }
         json_t *next = json_deep_copy(cur);
-        char *value = NULL, *avalue = NULL;
         if (next)
             json_object_set_new(next, "state", json_string(want));
-        value = next ? dump(next) : NULL;
-        audit_key(s, now_ms, akey, sizeof(akey));
-        json_t *audit = audit_value(cmd, author, action, target, now_ms, cur, next);
-        avalue = audit ? dump(audit) : NULL;
-        json_decref(audit);
-        if (!value || !avalue) {
-            free(value);
-            free(avalue);
+        char *value = next ? dump(next) : NULL;
+        if (!value) {
             json_decref(cur);
             json_decref(next);
             return commands_fail(res, CTL_FAILED, "out of memory building the director entry");
         }
-        if (s->before_write)
-            s->before_write(s->before_write_arg, attempt);
-        rc = write_with_audit(kv, key, value, index, akey, avalue, NULL, err, sizeof(err));
+        struct audited_write aw = {.key = key,
+                                   .value = value,
+                                   .index = index,
+                                   .author = author,
+                                   .action = action,
+                                   .target = target,
+                                   .before = cur,
+                                   .after = next};
+        rc = write_audited(kv, s, cmd, now_ms, attempt, &aw, akey, sizeof(akey), err, sizeof(err));
         free(value);
-        free(avalue);
         if (rc == 0) {
             char *text = NULL;
             if (asprintf(&text, "proxy %s: %s -> %s%s", cmd->target, state, want,
@@ -679,7 +696,7 @@ static int exec_host(struct ctl_kv *kv, const struct ctl_settings *s, const stru
                      int64_t now_ms, struct ctl_result *res)
 {
     char err[ERRLEN], key[700], akey[400], target[600], since[40];
-    const char *author = author_of(cmd, s);
+    const char *author = commands_author(cmd, s);
     const char *action = cmd->host_undrain ? "host-undrain" : "host-drain";
     int attempts = s->cas_attempts > 0 ? s->cas_attempts : CTL_CAS_ATTEMPTS;
 
@@ -726,32 +743,32 @@ static int exec_host(struct ctl_kv *kv, const struct ctl_settings *s, const stru
                                     json_pack("{s:b, s:b, s:s, s:s}", "ok", 1, "changed", 0,
                                               "action", action, "target", target));
         }
-        char *value = NULL, *avalue = NULL;
+        char *value = NULL;
         json_t *after = NULL;
         if (!cmd->host_undrain) {
             struct kv_frontdoor_host h = {
                 .drained = true, .author = (char *)author, .reason = cmd->reason, .since = since};
             value = kv_frontdoor_host_encode(&h);
             after = value ? json_loads(value, 0, &je) : NULL;
+            if (!after) {
+                free(value);
+                json_decref(before);
+                return commands_fail(res, CTL_FAILED, "out of memory building the host entry");
+            }
         }
-        audit_key(s, now_ms, akey, sizeof(akey));
-        json_t *audit = audit_value(cmd, author, action, target, now_ms, before, after);
-        avalue = audit ? dump(audit) : NULL;
-        json_decref(audit);
-        if ((!cmd->host_undrain && !value) || !avalue) {
-            free(value);
-            free(avalue);
-            json_decref(before);
-            json_decref(after);
-            return commands_fail(res, CTL_FAILED, "out of memory building the host entry");
-        }
-        if (s->before_write)
-            s->before_write(s->before_write_arg, attempt);
         char folder[300];
         snprintf(folder, sizeof(folder), "%s" KV_FRONTDOOR_HOSTS, s->root);
-        rc = write_with_audit(kv, key, value, index, akey, avalue, folder, err, sizeof(err));
+        struct audited_write aw = {.key = key,
+                                   .value = value,
+                                   .index = index,
+                                   .author = author,
+                                   .action = action,
+                                   .target = target,
+                                   .before = before,
+                                   .after = after,
+                                   .folder = folder};
+        rc = write_audited(kv, s, cmd, now_ms, attempt, &aw, akey, sizeof(akey), err, sizeof(err));
         free(value);
-        free(avalue);
         if (rc == 0) {
             struct sbuf b = {0};
             commands_sb_printf(&b, "host %s: %s (%s)\n", cmd->target,
@@ -799,6 +816,8 @@ int ctl_execute(struct ctl_kv *kv, const struct ctl_settings *s, const struct ct
         return commands_exec_status(kv, s, cmd, now_ms, res);
     case CTL_VERB_HISTORY:
         return commands_exec_history(kv, s, cmd, res);
+    case CTL_VERB_CONFIG:
+        return commands_exec_config(kv, s, cmd, now_ms, res);
     case CTL_VERB_HELP:
         return commands_succeed(
             res, strdup(ctl_usage_of(cmd->help_verb)),

@@ -21,6 +21,7 @@
 
 #include "ctl_args.h"
 #include "ctl_kv.h"
+#include "config_check.h"
 #include "ctl_model.h"
 
 #define CTL_CAS_ATTEMPTS 5
@@ -34,6 +35,10 @@ struct ctl_settings {
     const char *default_author; /* used when the command has no author */
     double max_out_share;       /* 0..1 */
     int cas_attempts;           /* 0: CTL_CAS_ATTEMPTS */
+    /* config apply: how files are checked (templates, haproxy -c); and
+     * where files named from Slack are (NULL: apply from Slack refused) */
+    const struct ctl_check_opts *check;
+    const char *config_dir;
     /* Test hook: called after the read and before the write of each
      * attempt (lets a test slip a concurrent write in). NULL in normal use. */
     void (*before_write)(void *arg, int attempt);

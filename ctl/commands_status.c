@@ -293,9 +293,12 @@ int commands_exec_status(struct ctl_kv *kv, const struct ctl_settings *s,
     bool fleet_ok = json_is_true(json_object_get(fleet, "ok"));
     commands_sb_printf(&b, "%s", ftext);
     free(ftext);
-    rc = commands_succeed(res, commands_sb_take(&b),
-                          json_pack("{s:b, s:o, s:o, s:o*}", "ok", fleet_ok, "entries", entries,
-                                    "fleet", fleet, "frontdoor", fd));
+    json_t *top = json_pack("{s:b, s:o, s:o, s:o*}", "ok", fleet_ok, "entries", entries, "fleet",
+                            fleet, "frontdoor", fd);
+    /* the config versions: what is live, staged, or applied without canary */
+    if (top && commands_deploy_status(kv, s, &b, top) < 0)
+        commands_sb_printf(&b, "config: cannot read the config history\n");
+    rc = commands_succeed(res, commands_sb_take(&b), top);
     if (!fleet_ok)
         res->outcome = CTL_REFUSED; /* exit 1: something is off (the view is the answer) */
     return rc;

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "atomic_file.h"
+#include "config_render.h"
 #include "json_util.h"
 #include "kv_director.h"
 #include "kv_haproxy.h"
@@ -24,7 +25,9 @@
 
 struct check {
     const struct ctl_check_opts *o;
-    FILE *text;
+    FILE *text; /* the report, into buf */
+    char *buf;
+    size_t blen;
     json_t *keys;   /* key -> {"file", "ok", "error"} */
     json_t *values; /* key -> value, the accepted ones */
     bool failed;
@@ -161,32 +164,16 @@ static void render_cluster(struct check *c, const char *cluster, struct template
     }
     for (size_t i = 0; i < snap->n_services; i++) {
         const struct snapshot_service *svc = &snap->services[i];
-        char path[PATH_MAX], stats[PATH_MAX], state[PATH_MAX], rel[300];
-        json_t *data = NULL;
+        char path[PATH_MAX], rel[300];
         struct template_buf buf = {0};
         int rc;
         snprintf(rel, sizeof(rel), "haproxy/%s/services/%s", cluster, svc->def->name);
         snprintf(path, sizeof(path), "%s/%s.cfg", dir, svc->def->name);
-        snprintf(stats, sizeof(stats), "%s/%s.sock", dir, svc->def->name);
-        snprintf(state, sizeof(state), "%s/%s.state", dir, svc->def->name);
-        /* the watcher's defaults; a host's own paths do not change validity */
-        struct snapshot_render_opts ro = {.haproxy_cluster = cluster,
-                                          .stats_socket = stats,
-                                          .server_state_file = state,
-                                          .maxconn = 50000,
-                                          .agent_addr = "127.0.0.1",
-                                          .agent_port = 5555,
-                                          .agent_inter_ms = 2000,
-                                          .timeout_connect_ms = 5000,
-                                          .timeout_client_ms = 30000,
-                                          .timeout_server_ms = 30000};
         const char *json_file =
             json_string_value(json_object_get(json_object_get(c->keys, rel), "file"));
-        if ((rc = snapshot_service_json(snap, svc, &ro, NULL, NULL, false, &data)) < 0) {
-            snprintf(err, sizeof(err), "template data: %s", strerror(-rc));
-        } else if ((rc = render_text(set, svc->def->template_name, data, &buf, err, sizeof(err))) ==
-                       0 &&
-                   (rc = atomic_file_write(path, buf.data ? buf.data : "", buf.len, 0644)) < 0) {
+        if ((rc = config_render_service(set, snap, svc, cluster, dir, &buf, err, sizeof(err))) ==
+                0 &&
+            (rc = atomic_file_write(path, buf.data ? buf.data : "", buf.len, 0644)) < 0) {
             snprintf(err, sizeof(err), "writing %.1024s: %s", path, strerror(-rc));
         } else if (rc == 0 && run_check) {
             rc = render_check_file(c->o->haproxy_bin, path, err, sizeof(err));
@@ -203,7 +190,6 @@ static void render_cluster(struct check *c, const char *cluster, struct template
         }
         unlink(path);
         template_buf_free(&buf);
-        json_decref(data);
     }
     snapshot_free(snap);
 }
@@ -226,25 +212,51 @@ static bool on_path(const char *bin)
     return false;
 }
 
-int ctl_config_check(const struct ctl_check_opts *o, int n, char *const *files, char **text,
-                     char **json)
+/* Open the report of c and check every file into it (decoders only).
+ * 0, or -ENOMEM with nothing left to free. */
+static int check_begin(struct check *c, const struct ctl_check_opts *o, int n, char *const *files)
 {
-    struct check c = {.o = o, .keys = json_object(), .values = json_object()};
-    char *buf = NULL, err[ERRLEN], dir[] = "/tmp/droverctl-check.XXXXXX";
-    size_t blen = 0;
-    struct template_set *set = NULL;
-    bool run_check = on_path(o->haproxy_bin);
-    c.text = open_memstream(&buf, &blen);
-    if (!c.text || !c.keys || !c.values) {
-        if (c.text)
-            fclose(c.text);
-        free(buf);
-        json_decref(c.keys);
-        json_decref(c.values);
+    *c = (struct check){.o = o, .keys = json_object(), .values = json_object()};
+    c->text = open_memstream(&c->buf, &c->blen);
+    if (!c->text || !c->keys || !c->values) {
+        if (c->text)
+            fclose(c->text);
+        free(c->buf);
+        json_decref(c->keys);
+        json_decref(c->values);
         return -ENOMEM;
     }
     for (int i = 0; i < n; i++)
-        check_file(&c, files[i]);
+        check_file(c, files[i]);
+    return 0;
+}
+
+/* Close the report of c: doc (reference taken) becomes *json, the text
+ * *text (both malloc'd); c's objects are released. 0 or -ENOMEM. */
+static int check_end(struct check *c, json_t *doc, char **text, char **json)
+{
+    *json = doc ? json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(doc);
+    json_decref(c->keys);
+    json_decref(c->values);
+    if (fclose(c->text) != 0 || !c->buf || !*json) {
+        free(c->buf);
+        free(*json);
+        return -ENOMEM;
+    }
+    *text = c->buf;
+    return 0;
+}
+
+int ctl_config_check(const struct ctl_check_opts *o, int n, char *const *files, char **text,
+                     char **json)
+{
+    struct check c;
+    char err[ERRLEN], dir[] = "/tmp/droverctl-check.XXXXXX";
+    struct template_set *set = NULL;
+    bool run_check = on_path(o->haproxy_bin);
+    if (check_begin(&c, o, n, files) < 0)
+        return -ENOMEM;
     /* the clusters with HAProxy services */
     json_t *clusters = json_object();
     const char *key;
@@ -282,17 +294,10 @@ int ctl_config_check(const struct ctl_check_opts *o, int n, char *const *files, 
     fprintf(c.text, "%s\n", c.failed ? "check: REFUSED" : "check: ok");
     json_t *doc =
         json_pack("{s:b, s:O, s:b}", "ok", !c.failed, "keys", c.keys, "haproxy_check", run_check);
-    *json = doc ? json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-    json_decref(doc);
-    json_decref(c.keys);
-    json_decref(c.values);
-    if (fclose(c.text) != 0 || !buf || !*json) {
-        free(buf);
-        free(*json);
+    bool failed = c.failed;
+    if (check_end(&c, doc, text, json) < 0)
         return -ENOMEM;
-    }
-    *text = buf;
-    return c.failed ? 1 : 0;
+    return failed ? 1 : 0;
 }
 
 /* The top-level fields of a and b (objects) that differ, as text lines. */
@@ -320,21 +325,11 @@ static void field_diff(FILE *t, json_t *arr, const json_t *a, const json_t *b)
 int ctl_config_diff(struct ctl_kv *kv, const struct ctl_check_opts *o, int n, char *const *files,
                     char **text, char **json)
 {
-    struct check c = {.o = o, .keys = json_object(), .values = json_object()};
-    char *buf = NULL, err[ERRLEN];
-    size_t blen = 0;
+    struct check c;
+    char err[ERRLEN];
     bool changes = false, consul_failed = false;
-    c.text = open_memstream(&buf, &blen);
-    if (!c.text || !c.keys || !c.values) {
-        if (c.text)
-            fclose(c.text);
-        free(buf);
-        json_decref(c.keys);
-        json_decref(c.values);
+    if (check_begin(&c, o, n, files) < 0)
         return -ENOMEM;
-    }
-    for (int i = 0; i < n; i++)
-        check_file(&c, files[i]);
     const char *key;
     json_t *v;
     json_object_foreach(c.values, key, v)
@@ -372,21 +367,31 @@ int ctl_config_diff(struct ctl_kv *kv, const struct ctl_check_opts *o, int n, ch
         json_decref(live);
         consul_kv_list_free(l);
     }
-    int rc = c.failed || consul_failed ? 1 : changes ? 3 : 0;
+    /* what the hosts would install: only for files that passed */
+    json_t *doc = json_object();
+    bool rendered_changes = false, render_failed = false;
+    if (!c.failed && !consul_failed && doc) {
+        struct config_render_diff_opts ro = {.root = o->root,
+                                             .template_dir = o->template_dir,
+                                             .host = o->host,
+                                             .kube_clusters = o->kube_clusters,
+                                             .n_kube_clusters = o->n_kube_clusters};
+        if (config_render_diff(kv, &ro, c.values, c.text, doc, &rendered_changes, &render_failed,
+                               err, sizeof(err)) < 0) {
+            fprintf(c.text, "rendered: %s\n", err);
+            render_failed = true;
+        }
+    }
+    changes |= rendered_changes;
+    int rc = c.failed || consul_failed || render_failed ? 1 : changes ? 3 : 0;
     fprintf(c.text, "%s\n",
             rc == 1   ? "diff: REFUSED"
             : rc == 3 ? "diff: changes"
                       : "diff: no change");
-    json_t *doc = json_pack("{s:b, s:b, s:O}", "ok", rc != 1, "changes", changes, "keys", c.keys);
-    *json = doc ? json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-    json_decref(doc);
-    json_decref(c.keys);
-    json_decref(c.values);
-    if (fclose(c.text) != 0 || !buf || !*json) {
-        free(buf);
-        free(*json);
-        return -ENOMEM;
-    }
-    *text = buf;
-    return rc;
+    json_t *summary =
+        json_pack("{s:b, s:b, s:O}", "ok", rc != 1, "changes", changes, "keys", c.keys);
+    if (doc && summary)
+        json_object_update(doc, summary);
+    json_decref(summary);
+    return check_end(&c, doc, text, json) < 0 ? -ENOMEM : rc;
 }

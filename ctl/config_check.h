@@ -25,6 +25,11 @@ struct ctl_check_opts {
     const char *root;         /* ends in '/' */
     const char *template_dir; /* the watcher's templates */
     const char *haproxy_bin;  /* "" or not found: `haproxy -c` skipped (said so) */
+    /* config diff: the host whose rendered diff is shown (NULL: every
+     * group of hosts), the kube clusters read (NULL/0: all in KV) */
+    const char *host;
+    char *const *kube_clusters;
+    size_t n_kube_clusters;
 };
 
 /* Check files[0..n). *text / *json: the report (malloc'd). Returns 0
@@ -35,8 +40,10 @@ int ctl_config_check(const struct ctl_check_opts *o, int n, char *const *files, 
 /* `droverctl config diff FILE...`: the files are checked as above
  * (without rendering); each key is then compared with its live value
  * (canonical JSON): "new", "unchanged" or "changed" with the top-level
- * fields that differ. Returns 0 when nothing would change, 3 when
- * something would, 1 when a file was refused or Consul failed, -ENOMEM. */
+ * fields that differ; then the HAProxy configs the hosts would install
+ * are rendered before and after and diffed (config_render.h). Returns 0
+ * when nothing would change, 3 when something would, 1 when a file was
+ * refused, a render failed or Consul failed, -ENOMEM. */
 int ctl_config_diff(struct ctl_kv *kv, const struct ctl_check_opts *o, int n, char *const *files,
                     char **text, char **json);
 

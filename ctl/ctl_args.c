@@ -9,12 +9,19 @@
 
 #include "config.h"
 #include "errmsg.h"
+#include "kv_key.h"
 
 static const char *const verb_names[] = {
     [CTL_VERB_DRAIN] = "drain",   [CTL_VERB_UNDRAIN] = "undrain", [CTL_VERB_MAINT] = "maint",
     [CTL_VERB_READY] = "ready",   [CTL_VERB_WEIGHT] = "weight",   [CTL_VERB_DIRECTOR] = "director",
     [CTL_VERB_STATUS] = "status", [CTL_VERB_HISTORY] = "history", [CTL_VERB_HELP] = "help",
-    [CTL_VERB_HOST] = "host",
+    [CTL_VERB_HOST] = "host",     [CTL_VERB_CONFIG] = "config",
+};
+
+static const char *const config_names[] = {
+    [CTL_CONFIG_APPLY] = "apply",       [CTL_CONFIG_PROMOTE] = "promote",
+    [CTL_CONFIG_ABORT] = "abort",       [CTL_CONFIG_HISTORY] = "history",
+    [CTL_CONFIG_ROLLBACK] = "rollback",
 };
 
 static const char *const dir_names[] = {
@@ -34,6 +41,11 @@ const char *ctl_director_action_name(enum ctl_director_action a)
     return (unsigned)a < sizeof(dir_names) / sizeof(dir_names[0]) ? dir_names[a] : "?";
 }
 
+const char *ctl_config_action_name(enum ctl_config_action a)
+{
+    return (unsigned)a < sizeof(config_names) / sizeof(config_names[0]) ? config_names[a] : "?";
+}
+
 const char *ctl_source_name(enum ctl_source s)
 {
     return s == CTL_SOURCE_SLACK ? "slack" : "cli";
@@ -48,6 +60,12 @@ const char *ctl_source_name(enum ctl_source s)
 #define U_HOST     "  host drain|undrain HOST [--reason TEXT] [--wait DURATION]\n"
 #define U_STATUS   "  status [TARGET] [--json]\n"
 #define U_HISTORY  "  history [--limit N] [--json]\n"
+#define U_CONFIG                                                                                   \
+    "  config apply FILE... --canary HOST[,HOST] [--wait DURATION] [--reason TEXT]\n"              \
+    "  config promote|abort [--reason TEXT]\n"                                                     \
+    "  config history [--limit N]\n"                                                               \
+    "  config rollback VERSION (--canary HOST[,HOST] [--wait D] | --now) [--reason TEXT]\n"        \
+    "  (config check|diff FILE...: command line only, see droverctl --help)\n"
 #define U_TARGET                                                                                   \
     "TARGET: node/<cluster>/<node>, a kube node name, addr/<ip>, an IP address,\n"                 \
     "        <backend>/<server> or server/<backend>/<server>\n"
@@ -55,8 +73,8 @@ const char *ctl_source_name(enum ctl_source s)
 
 const char *ctl_usage(void)
 {
-    return "commands:\n" U_DRAIN U_UNDRAIN U_WEIGHT U_DIRECTOR U_HOST U_STATUS U_HISTORY U_TARGET
-        U_AUTHOR;
+    return "commands:\n" U_DRAIN U_UNDRAIN U_WEIGHT U_DIRECTOR U_HOST U_STATUS U_HISTORY U_CONFIG
+        U_TARGET U_AUTHOR;
 }
 
 const char *ctl_usage_of(enum ctl_verb v)
@@ -71,6 +89,7 @@ const char *ctl_usage_of(enum ctl_verb v)
         [CTL_VERB_HOST] = ("usage:\n" U_HOST U_AUTHOR),
         [CTL_VERB_STATUS] = ("usage:\n" U_STATUS U_TARGET),
         [CTL_VERB_HISTORY] = ("usage:\n" U_HISTORY),
+        [CTL_VERB_CONFIG] = ("usage:\n" U_CONFIG U_AUTHOR),
     };
     return (unsigned)v < sizeof(of) / sizeof(of[0]) && of[v] ? of[v] : ctl_usage();
 }
@@ -336,12 +355,110 @@ void ctl_command_free(struct ctl_command *cmd)
     free(cmd->target);
     free(cmd->reason);
     free(cmd->author);
+    ctl_words_free(cmd->files);
+    ctl_words_free(cmd->canary);
     memset(cmd, 0, sizeof(*cmd));
+}
+
+/* --canary HOST[,HOST]: host names as status entries name them. */
+static int parse_hosts(const char *val, struct ctl_command *cmd, char *err, size_t errlen)
+{
+    char *copy = strdup(val), *save = NULL;
+    size_t n = 0;
+    if (!copy)
+        return -ENOMEM;
+    ctl_words_free(cmd->canary);
+    cmd->n_canary = 0;
+    cmd->canary = calloc(strlen(val) / 2 + 2, sizeof(*cmd->canary));
+    for (char *h = strtok_r(copy, ",", &save); cmd->canary && h; h = strtok_r(NULL, ",", &save)) {
+        if (!kv_valid_segment(h) || strlen(h) > 253) {
+            errmsg_set(err, errlen, "--canary: '%.100s' is not a host name", h);
+            free(copy);
+            return -EINVAL;
+        }
+        if (!(cmd->canary[n++] = strdup(h)))
+            break;
+    }
+    free(copy);
+    if (!cmd->canary || (n && !cmd->canary[n - 1]))
+        return -ENOMEM;
+    if (!n) {
+        errmsg_set(err, errlen, "--canary: no host named (HOST[,HOST])");
+        return -EINVAL;
+    }
+    cmd->n_canary = n;
+    return 0;
+}
+
+/* The words after `config`: the action, then its arguments. */
+static int parse_config(int npos, const char *const *pos, struct ctl_command *cmd, char *err,
+                        size_t errlen)
+{
+    size_t k, nc = sizeof(config_names) / sizeof(config_names[0]);
+    for (k = 0; k < nc; k++)
+        if (!strcmp(pos[0], config_names[k]))
+            break;
+    if (k == nc) {
+        errmsg_set(err, errlen,
+                   "config: unknown action '%.40s' (apply, promote, abort, history or rollback; "
+                   "check and diff run from the command line)",
+                   pos[0]);
+        return -EINVAL;
+    }
+    cmd->config_action = (enum ctl_config_action)k;
+    bool apply = k == CTL_CONFIG_APPLY, rollback = k == CTL_CONFIG_ROLLBACK;
+    int want = apply ? -1 : rollback ? 1 : 0; /* -1: at least one */
+    if ((want < 0 && npos < 2) || (want >= 0 && npos - 1 != want)) {
+        errmsg_set(err, errlen, "usage: config %s%s (got %d argument%s)", config_names[k],
+                   apply      ? " FILE..."
+                   : rollback ? " VERSION"
+                              : "",
+                   npos - 1, npos == 2 ? "" : "s");
+        return -EINVAL;
+    }
+    if ((apply || (rollback && !cmd->now)) && !cmd->n_canary) {
+        errmsg_set(err, errlen, "config %s: --canary HOST[,HOST] is required%s", config_names[k],
+                   rollback ? " (or --now to skip the canary)" : "");
+        return -EINVAL;
+    }
+    if ((cmd->n_canary && !apply && !rollback) || (cmd->now && !rollback) ||
+        (cmd->now && cmd->n_canary)) {
+        errmsg_set(err, errlen,
+                   "config %s: --canary is for apply and rollback, --now for rollback without "
+                   "--canary",
+                   config_names[k]);
+        return -EINVAL;
+    }
+    if (cmd->wait_given && !cmd->n_canary) {
+        errmsg_set(err, errlen, "config %s: --wait is for a change with --canary", config_names[k]);
+        return -EINVAL;
+    }
+    if (cmd->n_canary && !cmd->wait_given && cmd->source == CTL_SOURCE_CLI)
+        cmd->wait_ms = CTL_CONFIG_WAIT_DEFAULT_MS;
+    if (rollback) {
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(pos[1], &end, 10);
+        if (errno || *end || end == pos[1] || pos[1][0] == '-' || v == 0 || v > 9999999999ull) {
+            errmsg_set(err, errlen, "config rollback: '%.40s' is not a version number", pos[1]);
+            return -EINVAL;
+        }
+        cmd->version = v;
+    }
+    if (apply) {
+        if (!(cmd->files = calloc((size_t)npos, sizeof(*cmd->files))))
+            return -ENOMEM;
+        for (int i = 1; i < npos; i++)
+            if (!(cmd->files[cmd->n_files++] = strdup(pos[i])))
+                return -ENOMEM;
+    }
+    return 0;
 }
 
 static bool verb_takes(enum ctl_verb v, const char *flag)
 {
-    bool change = v <= CTL_VERB_WEIGHT || v == CTL_VERB_DIRECTOR || v == CTL_VERB_HOST;
+    bool change = v <= CTL_VERB_WEIGHT || v == CTL_VERB_DIRECTOR || v == CTL_VERB_HOST ||
+                  v == CTL_VERB_CONFIG;
 
     if (!strcmp(flag, "--json"))
         return true;
@@ -350,9 +467,11 @@ static bool verb_takes(enum ctl_verb v, const char *flag)
     if (!strcmp(flag, "--ttl"))
         return v == CTL_VERB_DRAIN || v == CTL_VERB_MAINT || v == CTL_VERB_WEIGHT;
     if (!strcmp(flag, "--limit"))
-        return v == CTL_VERB_HISTORY;
+        return v == CTL_VERB_HISTORY || v == CTL_VERB_CONFIG;
     if (!strcmp(flag, "--wait"))
-        return v == CTL_VERB_HOST;
+        return v == CTL_VERB_HOST || v == CTL_VERB_CONFIG;
+    if (!strcmp(flag, "--canary") || !strcmp(flag, "--now"))
+        return v == CTL_VERB_CONFIG;
     return false;
 }
 
@@ -360,7 +479,7 @@ int ctl_command_parse(int n, char *const *words, enum ctl_source source,
                       const struct ctl_limits *lim, struct ctl_command *cmd, char *err,
                       size_t errlen)
 {
-    const char *pos[3] = {NULL, NULL, NULL};
+    const char *pos[CTL_MAX_WORDS] = {NULL};
     int npos = 0, rc;
     size_t nv = sizeof(verb_names) / sizeof(verb_names[0]);
     size_t k;
@@ -399,7 +518,7 @@ int ctl_command_parse(int n, char *const *words, enum ctl_source source,
             return -EINVAL;
         }
         if (strncmp(w, "--", 2) != 0) {
-            if (npos == 3) {
+            if (npos == (cmd->verb == CTL_VERB_CONFIG ? CTL_MAX_WORDS : 3)) {
                 errmsg_set(err, errlen, "%s: unexpected argument '%s'", words[0], w);
                 return -EINVAL;
             }
@@ -422,7 +541,7 @@ int ctl_command_parse(int n, char *const *words, enum ctl_source source,
                        words[0], flag);
             return -EINVAL;
         }
-        if (!strcmp(flag, "--force") || !strcmp(flag, "--json")) {
+        if (!strcmp(flag, "--force") || !strcmp(flag, "--json") || !strcmp(flag, "--now")) {
             bool b = true;
             if (eq && config_parse_bool(eq + 1, &b) < 0) {
                 errmsg_set(err, errlen, "%s: bad boolean '%s'", flag, eq + 1);
@@ -430,6 +549,8 @@ int ctl_command_parse(int n, char *const *words, enum ctl_source source,
             }
             if (flag[2] == 'f')
                 cmd->force = b;
+            else if (flag[2] == 'n')
+                cmd->now = b;
             else
                 cmd->json = b;
             continue;
@@ -479,6 +600,9 @@ int ctl_command_parse(int n, char *const *words, enum ctl_source source,
                 return -EINVAL;
             }
             cmd->ttl_ms = ms;
+        } else if (!strcmp(flag, "--canary")) {
+            if ((rc = parse_hosts(val, cmd, err, errlen)) < 0)
+                return rc;
         } else if (!strcmp(flag, "--wait")) {
             int64_t ms;
             if (source == CTL_SOURCE_SLACK) {
@@ -490,6 +614,7 @@ int ctl_command_parse(int n, char *const *words, enum ctl_source source,
                 return -EINVAL;
             }
             cmd->wait_ms = ms;
+            cmd->wait_given = true;
         } else if (!strcmp(flag, "--limit")) {
             char *end;
             errno = 0;
@@ -522,6 +647,10 @@ int ctl_command_parse(int n, char *const *words, enum ctl_source source,
     case CTL_VERB_HISTORY:
     case CTL_VERB_HELP:
         break;
+    case CTL_VERB_CONFIG:
+        want_min = 1;
+        want_max = CTL_MAX_WORDS;
+        break;
     }
     if (npos < want_min || npos > want_max) {
         static const char *const shape[] = {
@@ -535,6 +664,7 @@ int ctl_command_parse(int n, char *const *words, enum ctl_source source,
             [CTL_VERB_HISTORY] = "history",
             [CTL_VERB_HELP] = "help",
             [CTL_VERB_HOST] = "host drain|undrain HOST",
+            [CTL_VERB_CONFIG] = "config apply|promote|abort|history|rollback ...",
         };
         errmsg_set(err, errlen, "usage: %s (got %d argument%s)", shape[cmd->verb], npos,
                    npos == 1 ? "" : "s");
@@ -562,6 +692,8 @@ int ctl_command_parse(int n, char *const *words, enum ctl_source source,
         cmd->host_undrain = pos[0][0] == 'u';
         return dup_into(&cmd->target, pos[1]);
     }
+    if (cmd->verb == CTL_VERB_CONFIG)
+        return parse_config(npos, pos, cmd, err, errlen);
     if (cmd->verb == CTL_VERB_WEIGHT && (rc = parse_weight(pos[1], &cmd->weight, err, errlen)) < 0)
         return rc;
     if (npos >= 1 && (rc = dup_into(&cmd->target, pos[0])) < 0)

@@ -33,8 +33,21 @@ enum ctl_verb {
     CTL_VERB_STATUS,
     CTL_VERB_HISTORY,
     CTL_VERB_HELP,
-    CTL_VERB_HOST, /* host drain|undrain HOST: the front door (docs/frontdoor.md) */
+    CTL_VERB_HOST,   /* host drain|undrain HOST: the front door (docs/frontdoor.md) */
+    CTL_VERB_CONFIG, /* config apply|promote|abort|history|rollback (commands_deploy.c) */
 };
+
+/* The config lifecycle (docs/droverctl.md, "Config changes"); `config
+ * check|diff` run offline in the command line front end only. */
+enum ctl_config_action {
+    CTL_CONFIG_APPLY = 0, /* stage FILE... on --canary hosts */
+    CTL_CONFIG_PROMOTE,   /* the staged change goes live (cas) */
+    CTL_CONFIG_ABORT,     /* the staged change is dropped */
+    CTL_CONFIG_HISTORY,   /* the versions kept */
+    CTL_CONFIG_ROLLBACK,  /* stage (or --now: make live) a version again */
+};
+
+#define CTL_CONFIG_WAIT_DEFAULT_MS 30000 /* apply: how long the canary is watched */
 
 /* GLB proxy states, in the order of the normal cycle. */
 enum ctl_director_action {
@@ -71,6 +84,15 @@ struct ctl_command {
     bool host_undrain; /* CTL_VERB_HOST: undrain (else drain) */
     int64_t wait_ms;   /* CTL_VERB_HOST drain: wait this long for the host to be idle */
     long limit;        /* history: entries shown */
+    /* CTL_VERB_CONFIG */
+    enum ctl_config_action config_action;
+    char **files; /* apply: FILE... (NULL-terminated, n_files) */
+    size_t n_files;
+    char **canary; /* --canary HOST[,HOST]: NULL-terminated, n_canary */
+    size_t n_canary;
+    uint64_t version; /* rollback VERSION */
+    bool now;         /* rollback --now: no canary */
+    bool wait_given;  /* --wait was given (config: 0 = do not watch) */
     /* CTL_VERB_HELP: the command `VERB --help` asked about; CTL_VERB_HELP
      * for `help` (every command) */
     enum ctl_verb help_verb;
@@ -78,6 +100,7 @@ struct ctl_command {
 
 const char *ctl_verb_name(enum ctl_verb v);
 const char *ctl_director_action_name(enum ctl_director_action a);
+const char *ctl_config_action_name(enum ctl_config_action a);
 const char *ctl_source_name(enum ctl_source s);
 
 /* Split text into words like a POSIX shell without expansions: blanks

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "json_util.h"
+#include "kv_deploy.h"
 #include "kv_haproxy.h"
 #include "kv_key.h"
 #include "kv_kube.h"
@@ -58,20 +59,47 @@ static int live_valid(const struct consul_kv *d, const char *name, char *err, si
 }
 
 /* One HAProxy host's services against the live definitions. */
+/* The staged value of service name (JSON null: staged for deletion), or
+ * NULL when staged (the change a canary host runs, or NULL) leaves it. */
+static const json_t *staged_def(const struct kv_deploy_rec *staged, const char *cluster,
+                                const char *name)
+{
+    char *rel = staged ? kv_key_printf("haproxy/%s/services/%s", cluster, name) : NULL;
+    const json_t *v = rel ? json_object_get(staged->keys, rel) : NULL;
+    free(rel);
+    return v;
+}
+
+/* A canary host's state for a staged service: "canary" when it runs the
+ * staged value, else "behind". */
+static const char *canary_state(const json_t *sv, const struct kv_status_service *s)
+{
+    char hex[17] = "", *bytes = json_is_null(sv) ? NULL : kv_canonical(sv);
+    bool have = bytes != NULL;
+    if (bytes)
+        kv_hash64_hex(bytes, strlen(bytes), hex);
+    free(bytes);
+    return have && strcmp(hex, s->definition) == 0 ? "canary" : "behind";
+}
+
 static json_t *haproxy_services(const char *root, const struct kv_status_rec *r,
-                                const struct consul_kv_list *defs, const char **host_state)
+                                const struct consul_kv_list *defs,
+                                const struct kv_deploy_rec *staged, const char **host_state)
 {
     json_t *svcs = json_object();
     char live_hex[17];
     for (size_t i = 0; svcs && i < r->n_services; i++) {
         const struct kv_status_service *s = &r->services[i];
         const struct consul_kv *d = live_def(root, defs, r->cluster, s->name);
+        const json_t *sv = staged_def(staged, r->cluster, s->name);
         const char *state;
         live_hex[0] = '\0';
         if (d)
             kv_hash64_hex(d->value, d->value_len, live_hex);
         char why[512] = "";
-        if (d && live_valid(d, s->name, why, sizeof(why)) < 0)
+        if (sv) /* a canary host: compared with the staged value */
+            state = s->error ? "refusing" : canary_state(sv, s);
+        else if (d && live_valid(d, s->name, why, sizeof(why)) < 0)
             state = "refusing"; /* every watcher keeps the previous definition */
         else if (s->error)
             state = "refusing";
@@ -79,9 +107,10 @@ static json_t *haproxy_services(const char *root, const struct kv_status_rec *r,
             state = "removed";
         else
             state = strcmp(live_hex, s->definition) == 0 ? "current" : "behind";
-        *host_state = worse(*host_state, strcmp(state, "current") == 0   ? "ok"
-                                         : strcmp(state, "removed") == 0 ? "behind"
-                                                                         : state);
+        *host_state =
+            worse(*host_state, strcmp(state, "current") == 0 || !strcmp(state, "canary") ? "ok"
+                               : strcmp(state, "removed") == 0                           ? "behind"
+                                                                                         : state);
         json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:I}", "state", state, "definition",
                               s->definition, "live", live_hex, "config_hash", s->config_hash,
                               "reloads", (json_int_t)s->reloads);
@@ -99,7 +128,8 @@ static json_t *haproxy_services(const char *root, const struct kv_status_rec *r,
     for (size_t i = 0; prefix && svcs && defs && i < defs->n; i++) {
         const char *name = defs->items[i].key;
         if (strncmp(name, prefix, plen) != 0 || !kv_valid_segment(name + plen) ||
-            json_object_get(svcs, name + plen))
+            json_object_get(svcs, name + plen) ||
+            json_is_null(staged_def(staged, r->cluster, name + plen)))
             continue;
         kv_hash64_hex(defs->items[i].value, defs->items[i].value_len, live_hex);
         json_object_set_new(
@@ -109,6 +139,22 @@ static json_t *haproxy_services(const char *root, const struct kv_status_rec *r,
     }
     free(prefix);
     return svcs;
+}
+
+/* The staged change of cluster among defs: 0 with *out, or -ENOENT (none,
+ * or one that does not decode: its hosts then count as behind). */
+static int staged_of(const char *root, const struct consul_kv_list *defs, const char *cluster,
+                     struct kv_deploy_rec *out)
+{
+    char err[256], *key = kv_deploy_canary_key(root, cluster);
+    int rc = -ENOENT;
+    for (size_t i = 0; key && defs && i < defs->n; i++)
+        if (strcmp(defs->items[i].key, key) == 0 &&
+            kv_deploy_decode((const char *)defs->items[i].value, defs->items[i].value_len, key,
+                             true, out, err, sizeof(err)) == 0)
+            rc = 0;
+    free(key);
+    return rc;
 }
 
 static json_t *strv(char **v, size_t n)
@@ -176,8 +222,21 @@ int ctl_fleet_view(const char *root, const struct consul_kv_list *status,
                               (json_int_t)r.kv_index, "guards", strv(r.guards, r.n_guards));
         if (!h)
             goto next;
-        if (strcmp(role, KV_STATUS_ROLE_HAPROXY) == 0)
-            json_object_set_new(h, "services", haproxy_services(root, &r, defs, &state));
+        if (strcmp(role, KV_STATUS_ROLE_HAPROXY) == 0) {
+            struct kv_deploy_rec staged;
+            bool canary = r.canary_version && staged_of(root, defs, r.cluster, &staged) == 0;
+            if (canary &&
+                (staged.version != r.canary_version || !kv_deploy_has_canary(&staged, host))) {
+                kv_deploy_clear(&staged);
+                canary = false; /* it runs a change no longer staged: behind */
+            }
+            json_object_set_new(h, "services",
+                                haproxy_services(root, &r, defs, canary ? &staged : NULL, &state));
+            if (r.canary_version)
+                json_object_set_new(h, "canary", json_integer((json_int_t)r.canary_version));
+            if (canary)
+                kv_deploy_clear(&staged);
+        }
         if (r.n_guards)
             state = worse(state, "guarded");
         if (r.last_error)
@@ -197,7 +256,10 @@ int ctl_fleet_view(const char *root, const struct consul_kv_list *status,
         json_object_set_new(h, "state", json_string(state));
         ok = ok && strcmp(state, "ok") == 0;
         /* text */
-        fprintf(t, "%s (%s, cluster %s, drover %s): %s\n", host, role, r.cluster, r.version, state);
+        fprintf(t, "%s (%s, cluster %s, drover %s): %s", host, role, r.cluster, r.version, state);
+        if (r.canary_version)
+            fprintf(t, " (canary of staged version %llu)", (unsigned long long)r.canary_version);
+        fprintf(t, "\n");
         json_t *svcs = json_object_get(h, "services");
         const char *sname;
         json_t *so;

@@ -12,6 +12,10 @@
  * reports a service no longer defined). A host is "ok", or the worst of
  * refusing > behind > guarded (a removal guard holds a change back).
  * Directors of one cluster disagree when their table checksums differ.
+ * A canary host of the staged change (R haproxy/<cluster>/canary,
+ * kv_deploy.h) that reports that version is compared with the staged
+ * values for the staged services instead: "canary" when it runs them
+ * (counts as ok), else "behind".
  * Anything but "ok" everywhere, or a disagreement, makes the fleet not ok.
  */
 #ifndef DROVER_CTL_FLEET_H

@@ -39,6 +39,7 @@ struct options {
     struct config_strlist allow_users;
     struct config_strlist allow_channels;
     char *template_dir, *haproxy_bin;
+    char *config_dir;
 };
 
 #ifndef DROVER_TEMPLATE_DIR
@@ -79,6 +80,9 @@ static const struct config_option options[] = {
                       "config check: the watcher's templates (NAME.mustache, partials/)"),
     CONFIG_OPT_STRING("haproxy-bin", &opt.haproxy_bin, "haproxy",
                       "config check: haproxy binary for `haproxy -c` (skipped when not found)"),
+    CONFIG_OPT_STRING("config-dir", &opt.config_dir, NULL,
+                      "serve: directory of the config files `config apply NAME` names from Slack "
+                      "(none: apply from Slack refused)"),
     CONFIG_OPT_END,
 };
 
@@ -91,7 +95,7 @@ static const struct config_program program = {
     .name = "droverctl",
     .summary = "Drain, maintenance, weight and director state through Consul KV (CLI and Slack).",
     .args_usage = "COMMAND [ARGS] [--reason TEXT] [--ttl D] [--force] [--json] | serve | config "
-                  "check|diff FILE...",
+                  "check|diff|apply FILE... | config promote|abort|history|rollback ...",
     .options = options,
     .groups = groups,
     .epilog = ctl_usage,
@@ -219,10 +223,16 @@ static int run_config(int n, char **args, const struct consul_config *cc)
 {
     char *text = NULL, *json = NULL, err[1024];
     struct ctl_kv *kv = NULL;
+    const char *host = NULL;
     bool diff = n >= 1 && !strcmp(args[0], "diff");
+    /* diff --host HOST: the one host whose rendered diff is shown */
+    if (diff && n >= 3 && !strcmp(args[n - 2], "--host")) {
+        host = args[n - 1];
+        n -= 2;
+    }
     if (n < 2 || (strcmp(args[0], "check") != 0 && !diff)) {
         fprintf(stderr, "droverctl: usage: droverctl [--template-dir DIR] [--haproxy-bin BIN] "
-                        "[--json] config check|diff FILE...\n");
+                        "[--json] config check FILE... | config diff FILE... [--host HOST]\n");
         return 2;
     }
     for (int i = 1; i < n; i++)
@@ -231,8 +241,12 @@ static int run_config(int n, char **args, const struct consul_config *cc)
                     args[i]);
             return 2;
         }
-    struct ctl_check_opts co = {
-        .root = root, .template_dir = opt.template_dir, .haproxy_bin = opt.haproxy_bin};
+    struct ctl_check_opts co = {.root = root,
+                                .template_dir = opt.template_dir,
+                                .haproxy_bin = opt.haproxy_bin,
+                                .host = host,
+                                .kube_clusters = opt.cluster.items,
+                                .n_kube_clusters = opt.cluster.count};
     if (diff && ctl_kv_open(cc, &kv, err, sizeof(err)) < 0) {
         fprintf(stderr, "droverctl: %s\n", err);
         return 1;
@@ -300,6 +314,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "droverctl: %s\n", root[0] ? "--max-out-share must be within 0..1" : err);
         goto out_usage;
     }
+    struct ctl_check_opts check = {
+        .root = root, .template_dir = opt.template_dir, .haproxy_bin = opt.haproxy_bin};
     const char *author = opt.author && *opt.author                     ? opt.author
                          : getenv("SUDO_USER") && *getenv("SUDO_USER") ? getenv("SUDO_USER")
                                                                        : getenv("USER");
@@ -311,6 +327,8 @@ int main(int argc, char **argv)
         .director_cluster = opt.director_cluster,
         .default_author = author ? author : "unknown",
         .max_out_share = opt.max_out_share,
+        .check = &check,
+        .config_dir = opt.config_dir,
     };
     struct ctl_limits lim = {.max_ttl_ms = opt.max_ttl_ms};
     struct consul_config cc = {0};
@@ -327,7 +345,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "droverctl: no command given\n%s", ctl_usage());
         goto out_usage;
     }
-    if (!strcmp(argv[first], "config")) {
+    if (!strcmp(argv[first], "config") && first + 1 < argc &&
+        (!strcmp(argv[first + 1], "check") || !strcmp(argv[first + 1], "diff"))) {
         status = run_config(argc - first - 1, argv + first + 1, &cc);
         goto out;
     }

@@ -113,7 +113,8 @@ static void job_done(uv_work_t *w, int status)
     const char *text = j->res.text ? j->res.text : "droverctl: out of memory";
     char *msg = NULL;
     bool listing = j->cmd.verb == CTL_VERB_STATUS || j->cmd.verb == CTL_VERB_HISTORY ||
-                   j->cmd.verb == CTL_VERB_HELP;
+                   j->cmd.verb == CTL_VERB_HELP ||
+                   (j->cmd.verb == CTL_VERB_CONFIG && j->cmd.config_action == CTL_CONFIG_HISTORY);
 
     if (status == UV_ECANCELED)
         text = "droverctl: shutting down, the command did not run";

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "canary.h"
 #include "log.h"
 
 struct feed_watch {
@@ -158,21 +159,28 @@ static int service_prefixes(const struct consul_feed *f, const struct consul_kv_
     int rc = 0;
     char err[256];
 
+    /* the definitions as this host applies them: with a staged change
+     * overlaid on a canary host, whose services must be read too */
+    struct snapshot_entry *d = NULL;
+    size_t nd = 0;
+    struct canary_result cr;
+    const struct consul_kv_list *one[1] = {defs};
+    if ((rc = consul_feed_entries(one, 1, &d, &nd)) < 0 ||
+        (rc = canary_overlay(o, f->o.host, &d, &nd, &cr)) < 0)
+        return rc;
     bool whole = false; /* a definition selects by class */
     for (int level = 0; level < 2 && budget > 0 && !whole; level++) {
         struct kv_model m;
         kv_model_init(&m);
-        for (size_t i = 0; rc == 0 && defs && i < defs->n; i++) {
-            const struct consul_kv *kv = &defs->items[i];
-            const char *val = kv->value ? (const char *)kv->value : "";
-            rc = kv_model_add(&m, o, kv->key, val, kv->value_len, now, err, sizeof(err));
+        for (size_t i = 0; rc == 0 && i < nd; i++) {
+            rc = kv_model_add(&m, o, d[i].key, d[i].value, d[i].len, now, err, sizeof(err));
             if (rc == -EINVAL && cur) {
                 rc = 0;
                 for (size_t s = 0; s < cur->model.n_services; s++)
-                    if (strcmp(cur->model.services[s].key, kv->key) == 0)
+                    if (strcmp(cur->model.services[s].key, d[i].key) == 0)
                         rc = add_refs(o, &cur->model.services[s], level, &v, &n, &cap);
+                whole |= rc == 1; /* add_refs: class selectors (kv_model_add: 1 = added) */
             }
-            whole |= rc == 1;
             rc = rc == -ENOMEM ? rc : 0;
         }
         for (size_t s = 0; rc >= 0 && s < m.n_services; s++) {
@@ -199,6 +207,7 @@ static int service_prefixes(const struct consul_feed *f, const struct consul_kv_
         }
         n = u;
         if (n <= budget) {
+            snapshot_entries_free(d, nd);
             *out = v;
             *n_out = n;
             return 0;
@@ -209,6 +218,9 @@ static int service_prefixes(const struct consul_feed *f, const struct consul_kv_
     }
     /* too many (or service_watches 0, or a class selector): every consumed
      * cluster's services */
+    snapshot_entries_free(d, nd);
+    d = NULL;
+    nd = 0;
     if (!(v = calloc(o->n_kube_clusters + 1, sizeof(*v))))
         return -ENOMEM;
     for (n = 0; n < o->n_kube_clusters; n++)
@@ -220,6 +232,7 @@ static int service_prefixes(const struct consul_feed *f, const struct consul_kv_
     *n_out = n;
     return 0;
 fail:
+    snapshot_entries_free(d, nd);
     strv_free(v, n);
     return rc;
 }
@@ -354,7 +367,9 @@ static void rebuild(struct consul_feed *f)
     for (size_t i = 0; i < f->n; i++)
         lists[i] = consul_watch_last_kv(f->watches[i]->w);
     f->st.complete = true;
+    struct canary_result cr;
     if ((rc = consul_feed_entries(lists, f->n, &e, &n)) < 0 ||
+        (rc = canary_overlay(f->o.model, f->o.host, &e, &n, &cr)) < 0 ||
         (rc = snapshot_build(f->o.model, e, n, (int64_t)time(NULL),
                              f->o.current ? f->o.current(f->o.arg) : NULL, &snap)) < 0)
         goto fail;
@@ -364,9 +379,15 @@ static void rebuild(struct consul_feed *f)
             if (lists[i]->items[k].modify_index > kv_index)
                 kv_index = lists[i]->items[k].modify_index;
     free(lists);
+    f->st.canary_bad += cr.bad;
+    snap->model.bad[KVM_PREFIX_HAPROXY] += cr.bad; /* a bad entry of haproxy/<cluster>/ */
+    bool canary_news = cr.version != f->st.canary_version;
+    f->st.canary_version = cr.version;
     if (f->have_last && snap->inputs_hash == f->last_hash) {
         f->st.unchanged++;
         snapshot_free(snap);
+        if (canary_news && f->o.on_canary)
+            f->o.on_canary(f->o.arg);
         return;
     }
     f->last_hash = snap->inputs_hash;

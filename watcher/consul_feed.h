@@ -58,17 +58,25 @@ struct consul_feed_opts {
     /* The snapshot in force (bad entries fall back to its values); may be
      * NULL. */
     const struct snapshot *(*current)(void *arg);
+    /* This host's name: a staged change naming it as a canary host is
+     * applied here (canary.h); NULL: never a canary. Borrowed. */
+    const char *host;
+    /* The canary version in force changed while the inputs did not (no
+     * snapshot to deliver): the status entry has news. May be NULL. */
+    void (*on_canary)(void *arg);
     void *arg;
 };
 
 struct consul_feed_stats {
-    uint64_t snapshots; /* built and delivered */
-    uint64_t unchanged; /* rebuilds skipped: same inputs */
-    uint64_t errors;    /* watch errors */
-    bool complete;      /* every prefix delivered at least once */
-    bool healthy;       /* no watch in error since its last delivery */
-    size_t watches;     /* prefixes watched now */
-    uint64_t kv_index;  /* highest ModifyIndex of the entries of the last snapshot delivered */
+    uint64_t snapshots;      /* built and delivered */
+    uint64_t unchanged;      /* rebuilds skipped: same inputs */
+    uint64_t errors;         /* watch errors */
+    bool complete;           /* every prefix delivered at least once */
+    bool healthy;            /* no watch in error since its last delivery */
+    size_t watches;          /* prefixes watched now */
+    uint64_t kv_index;       /* highest ModifyIndex of the entries of the last snapshot delivered */
+    uint64_t canary_version; /* staged version this host runs as a canary (0: none) */
+    uint64_t canary_bad;     /* staged records skipped: they did not decode */
 };
 
 int consul_feed_start(struct consul_client *c, const struct consul_feed_opts *o,

@@ -454,6 +454,7 @@ static json_t *status_fill(void *arg)
         struct consul_feed_stats fs;
         consul_feed_get_stats(w->feed, &fs);
         f.r.kv_index = fs.kv_index;
+        f.r.canary_version = fs.canary_version;
     }
     haproxy_engine_each_service(w->engine, fill_service, &f);
     haproxy_engine_each_held(w->engine, fill_guard, &f);
@@ -642,6 +643,8 @@ static int run_daemon(void)
         .on_snapshot = on_feed_snapshot,
         .on_error = on_feed_error,
         .current = feed_current,
+        .host = opt.host_name,
+        .on_canary = on_engine_status,
         .arg = &w,
     };
     if ((rc = consul_feed_start(w.consul, &fo, &w.feed)) < 0) {

@@ -8,8 +8,8 @@
  * record decoder. Properties: no crash, no leak, whatever the bytes; a
  * decoded node's server address and a maintenance id's address are
  * canonical IP text; an accepted kube service's health check path is a
- * valid `path` value; a decoded status entry encodes and decodes again to
- * the same JSON.
+ * valid `path` value; a decoded status entry, staged change or config
+ * version encodes and decodes again to the same JSON.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "haproxy_value.h"
+#include "kv_deploy.h"
 #include "kv_director.h"
 #include "kv_haproxy.h"
 #include "kv_key.h"
@@ -32,8 +33,37 @@ static void assert_ip(const char *ip)
         abort();
 }
 
+/* A staged change or a version: what decodes, encodes, and decodes again
+ * to the same JSON (the watcher and droverctl both read these). */
+static void deploy_roundtrip(const json_t *v, bool staged)
+{
+    char err[512], *text = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS);
+    struct kv_deploy_rec r, again;
+    if (!text)
+        return;
+    if (kv_deploy_decode(text, strlen(text), "k", staged, &r, err, sizeof(err)) == 0) {
+        json_t *once = kv_deploy_encode(&r);
+        char *t1 = once ? json_dumps(once, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+        if (t1 && kv_deploy_decode(t1, strlen(t1), "k", staged, &again, err, sizeof(err)) != 0)
+            abort(); /* what the encoder writes, the decoder takes */
+        if (t1) {
+            json_t *twice = kv_deploy_encode(&again);
+            if (twice && !json_equal(once, twice))
+                abort();
+            json_decref(twice);
+            kv_deploy_clear(&again);
+        }
+        free(t1);
+        json_decref(once);
+        kv_deploy_clear(&r);
+    }
+    free(text);
+}
+
 static void decode_all(const json_t *v)
 {
+    deploy_roundtrip(v, true);
+    deploy_roundtrip(v, false);
     char err[512];
     const char *why;
     struct kvm_kube_service ks = {0};

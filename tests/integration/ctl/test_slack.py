@@ -4,7 +4,8 @@ dev agent: a correctly signed request from an allowed user in an allowed
 channel applies its command (author = Slack user, source = slack); a bad
 signature, a stale timestamp, a replay, an unknown user or channel, an
 unsigned request are refused with 401/403 and KV is left exactly as it
-was."""
+was. The config lifecycle verbs (apply from --config-dir, promote, abort,
+history, rollback) go through the same signing and allow-list."""
 
 import hashlib
 import hmac
@@ -33,7 +34,7 @@ def sign(ts, body, secret=SECRET):
 
 
 class Server:
-    def __init__(self, binary, addr, root, secret_file, log_path):
+    def __init__(self, binary, addr, root, secret_file, log_path, extra=()):
         # the daemon's log goes to a file (a pipe nobody reads could fill up)
         self.log = open(log_path, "w")
         self.log_path = log_path
@@ -41,7 +42,7 @@ class Server:
             [binary, "--consul-addr", addr, "--kv-prefix", root, "--haproxy-cluster", "edge",
              "--director-cluster", "dc1", "--cluster", "prod-a", "serve", "--listen",
              "127.0.0.1:0", "--slack-signing-secret-file", secret_file, "--allow-users",
-             "U1,U2", "--allow-channels", "C1"],
+             "U1,U2", "--allow-channels", "C1", *extra],
             stdout=subprocess.PIPE, stderr=self.log, text=True)
         line = self.proc.stdout.readline()
         check(line.startswith("droverctl serve: listening on port "),
@@ -90,8 +91,15 @@ def main():
     with open(secret_file, "wb") as f:
         f.write(SECRET + b"\n")
     write_fleet(kv)
-    srv = S["srv"] = Server(binary, addr, root, secret_file, os.path.join(tmp, "serve.log"))
+    configs = os.path.join(tmp, "configs")
+    os.mkdir(configs)
+    extra = ["--config-dir", configs]
+    if len(sys.argv) > 2:  # the watcher's templates, for config apply's check
+        extra += ["--template-dir", sys.argv[2]]
+    srv = S["srv"] = Server(binary, addr, root, secret_file, os.path.join(tmp, "serve.log"),
+                            extra)
     run(srv, kv, binary, addr, root)
+    config_flow(srv, kv, configs)
     check(srv.stop() == 0, "serve did not exit cleanly on SIGTERM")
     print("ok")
 
@@ -215,6 +223,53 @@ def run(srv, kv, binary, addr, root):
           audit)
 
     hostile_clients(srv)
+
+
+def config_flow(srv, kv, configs):
+    """config apply/promote/abort/history/rollback from Slack. No watcher
+    runs here: proxy-a's status entry is written by hand, so the canary is
+    never seen applied and promote needs --force."""
+    kv.put("status/proxy-a/haproxy", {
+        "host": "proxy-a", "role": "haproxy", "cluster": "edge", "version": "0.1.0",
+        "started": "2026-11-23T13:00:00Z", "updated": "2026-11-23T13:00:00Z", "kv_index": 1,
+        "snapshot": "", "guards": [], "services": {}})
+    web = kv.get_json("haproxy/edge/services/web")
+    web["timeouts"] = {"client": "31s"}
+    with open(os.path.join(configs, "web.json"), "w") as f:
+        json.dump({"haproxy/edge/services/web": web}, f)
+    n_audit = len(kv.audit())
+    refused(srv, kv, "a path from Slack", 200, "not a file name in the config directory",
+            fields=form("config apply ../secret --canary proxy-a"))
+    refused(srv, kv, "a canary host not in the fleet", 200, "not in the fleet",
+            fields=form("config apply web.json --canary proxy-z"))
+    refused(srv, kv, "--wait from Slack", 200, "command line only",
+            fields=form("config apply web.json --canary proxy-a --wait 5s"))
+    refused(srv, kv, "config from an unknown user", 403, "not allowed",
+            fields=form("config abort", user="U9"))
+    refused(srv, kv, "check from Slack", 200, "run from the command line",
+            fields=form("config check web.json"))
+    st, doc, _, _ = srv.post(form("config apply web.json --canary proxy-a --reason slower"))
+    check(st == 200 and doc["response_type"] == "in_channel" and
+          doc["text"].startswith("alice: staged version 1 for cluster edge on canary proxy-a"),
+          doc)
+    check(kv.get_json("haproxy/edge/canary")["canary"] == ["proxy-a"], kv.dump())
+    refused(srv, kv, "promote before the canary applied", 200, "use --force",
+            fields=form("config promote"))
+    st, doc, _, _ = srv.post(form("config promote --force", user="U2", name="bob"))
+    check(st == 200 and "bob: version 1 of cluster edge is live" in doc["text"], doc)
+    check(kv.get_json("haproxy/edge/services/web")["timeouts"] == {"client": "31s"}, kv.dump())
+    check(kv.get_json("haproxy/edge/canary") is None, "staged entry left after promote")
+    st, doc, _, _ = srv.post(form("config history"))
+    check(st == 200 and doc["response_type"] == "ephemeral" and "live: version 1" in doc["text"]
+          and "v1 " in doc["text"] and 'bob  change (canary proxy-a) "slower"' in doc["text"],
+          doc)
+    st, doc, _, _ = srv.post(form("config abort"))
+    check(st == 200 and "nothing is staged" in doc["text"], doc)
+    st, doc, _, _ = srv.post(form("config rollback 1 --now"))
+    check(st == 200 and "no change" in doc["text"], doc)
+    audit = [a for _, a in kv.audit()][n_audit:]
+    check([(a["action"], a["author"], a["source"]) for a in audit] ==
+          [("config-apply", "alice", "slack"), ("config-promote", "bob", "slack")], audit)
 
 
 def hostile_clients(srv):

@@ -26,8 +26,8 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "watcher"))
-import watcherlib  # noqa: E402
+sys.path.insert(0, HERE)
+import deploylib  # noqa: E402
 from drover_testlib import log, run_main, wait_until  # noqa: E402
 
 WATCHER, CTL, CONSUL_DEV, TEMPLATES = sys.argv[1:5]
@@ -61,53 +61,17 @@ def expect(hosts, state, svc_state):
     return {h: {"state": state, "guards": [], "services": {"web": svc_state}} for h in hosts}
 
 
-class Host:
-    """One proxy host: its own watcher work dir, HAProxy and watcher."""
-
-    def __init__(self, name, a=None):
-        self.name = name
-        self.f = watcherlib.Fleet(WATCHER, CONSUL_DEV, TEMPLATES, prefix="drover-deploy-it.")
-        if a:  # share host A's Consul agent and frontend port
-            self.f.consul_dev = a.f.consul_dev
-            self.f.FE_PORT = a.f.FE_PORT
-        self.f.watcher_args += ["--status-host", name, "--status-ttl", "%ds" % TTL_S]
-        self.proc = self.hp = None
-
-    def start(self):
-        if not os.path.isdir(self.f.TPL):
-            self.f.copy_templates()
-            # renders, but HAProxy refuses it
-            with open(os.path.join(self.f.TPL, "broken.mustache"), "w") as f:
-                f.write("{{> global}}\n\n{{> defaults}}\n    no-such-directive x\n")
-            self.f.open_notify()
-        self.proc = self.f.start_watcher()
-        if not self.hp:
-            watcherlib.wait_for("%s: first config" % self.name,
-                                lambda: os.path.exists(os.path.join(self.f.CFG, "web.cfg")))
-            self.hp = self.f.start_haproxy()
-
-    def reloads(self):
-        return self.f.master_reloads()
-
-    def cleanup(self, own_consul):
-        if not own_consul:
-            self.f.consul_dev = type("NoConsul", (), {"close": lambda self: None})()
-        self.f.cleanup()
+def host(name, a=None):
+    return deploylib.Host(name, WATCHER, CONSUL_DEV, TEMPLATES, "drover-deploy-it.", TTL_S, a)
 
 
 def main():
     if not shutil.which("haproxy"):
         print("SKIP: haproxy not installed")
         return 77
-    a = Host("proxy-a")
-    b = Host("proxy-b", a)
-    state["hosts"] = (a, b)
-    a.f.consul("start")
-    kv = a.f.kv
-    port, servers = watcherlib.start_backends(["127.0.0.1"])
-    state["servers"] = servers
-    kv.put("kube/prod-a/nodes/n1", watcherlib.node("127.0.0.1"))
-    kv.put("kube/prod-a/services/default/web/http", {"node_port": port})
+    a = host("proxy-a")
+    b = host("proxy-b", a)
+    kv, port = deploylib.start_fleet(state, (a, b))
     web = a.f.service()
     # a static server (a closed loopback port: its check fails, it keeps its slot)
     web["backends"][0]["servers"] = [{"name": "s1", "address": "127.0.0.9", "port": 9}]
@@ -266,21 +230,13 @@ state = {}
 
 
 def diagnostics():
-    hosts = state.get("hosts", ())
-    if hosts:
-        print("==== droverctl status", ctl(hosts[0].f, "status", "--json"))
-    for h in hosts:
-        print("==== host", h.name)
-        h.f.dump_logs()
+    a = state.get("hosts", (None,))[0]
+    deploylib.dump_hosts(state, (("droverctl status", lambda: ctl(a.f, "status", "--json")),)
+                         if a else ())
 
 
 def cleanup():
-    hosts = state.get("hosts", ())
-    for h in reversed(hosts):
-        h.cleanup(own_consul=h is hosts[0])
-    for s in state.get("servers", ()):
-        s.shutdown()
-        s.server_close()
+    deploylib.cleanup(state)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "kv_audit.h"
+#include "kv_deploy.h"
 #include "kv_director.h"
 #include "kv_frontdoor.h"
 #include "kv_haproxy.h"
@@ -93,6 +94,15 @@ static int decode(const char *name, const json_t *v, char *err, size_t errlen)
         struct kv_status_rec st;
         rc = kv_status_decode(v, &st, err, errlen);
         kv_status_free(&st);
+    } else if (!strncmp(name, "deploy_", 7)) {
+        char *text = json_dumps(v, JSON_COMPACT);
+        struct kv_deploy_rec d;
+        if (!text)
+            return -ENOMEM;
+        rc = kv_deploy_decode(text, strlen(text), name, !strcmp(name, "deploy_staged"), &d, err,
+                              errlen);
+        free(text);
+        kv_deploy_clear(&d);
     }
     return rc;
 }
@@ -162,7 +172,7 @@ START_TEST(test_examples_and_required_fields)
         }
         json_decref(ex);
     }
-    ck_assert_uint_eq(decoded, 12);
+    ck_assert_uint_eq(decoded, 14);
 }
 END_TEST
 
@@ -297,7 +307,33 @@ START_TEST(test_encoders_write_the_schema)
     st.table_checksum = "0123456789abcdef";
     st.vips = vips;
     st.n_vips = 1;
+    st.canary_version = 3;
     assert_fields("status", kv_status_encode(&st), false);
+
+    char *hosts[] = {"proxy-a", NULL};
+    json_t *keys = json_pack("{s:{}}", "haproxy/edge/services/web");
+    json_t *base = json_pack("{s:i}", "haproxy/edge/services/web", 7);
+    struct kv_deploy_rec d = {.staged = true,
+                              .version = 2,
+                              .cluster = "edge",
+                              .canary = hosts,
+                              .n_canary = 1,
+                              .author = "alice",
+                              .time_unix = 1795957200,
+                              .keys = keys,
+                              .base = base};
+    assert_fields("deploy_staged", kv_deploy_encode(&d), true);
+    d.reason = "why";
+    d.rollback_of = 1;
+    assert_fields("deploy_staged", kv_deploy_encode(&d), false);
+    d.staged = false;
+    d.base = NULL;
+    assert_fields("deploy_version", kv_deploy_encode(&d), false);
+    d.reason = NULL;
+    d.rollback_of = 0;
+    assert_fields("deploy_version", kv_deploy_encode(&d), true);
+    json_decref(keys);
+    json_decref(base);
     json_decref(labels);
 }
 END_TEST

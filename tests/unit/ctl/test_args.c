@@ -180,6 +180,23 @@ START_TEST(test_refusals)
         {"host drain d --wait 2h", CTL_SOURCE_CLI, "up to 1h"},
         {"host drain d --wait 10s", CTL_SOURCE_SLACK, "command line only"},
         {"drain a --wait 10s", CTL_SOURCE_CLI, "unknown option '--wait'"},
+        {"config", CTL_SOURCE_CLI, "usage: config apply|promote"},
+        {"config deploy", CTL_SOURCE_CLI, "unknown action 'deploy'"},
+        {"config check a.json", CTL_SOURCE_SLACK, "run from the command line"},
+        {"config apply --canary h", CTL_SOURCE_CLI, "usage: config apply FILE..."},
+        {"config apply a.json", CTL_SOURCE_CLI, "--canary HOST[,HOST] is required"},
+        {"config apply a.json --canary ,", CTL_SOURCE_CLI, "no host named"},
+        {"config apply a.json --canary a/b", CTL_SOURCE_CLI, "'a/b' is not a host name"},
+        {"config apply a.json --canary h --now", CTL_SOURCE_CLI, "--now for rollback"},
+        {"config promote --canary h", CTL_SOURCE_CLI, "--canary is for apply and rollback"},
+        {"config promote x", CTL_SOURCE_CLI, "usage: config promote (got 1 argument)"},
+        {"config rollback", CTL_SOURCE_CLI, "usage: config rollback VERSION"},
+        {"config rollback 0 --now", CTL_SOURCE_CLI, "'0' is not a version number"},
+        {"config rollback -3 --now", CTL_SOURCE_CLI, "not a version number"},
+        {"config rollback 12345678901 --now", CTL_SOURCE_CLI, "not a version number"},
+        {"config rollback 3", CTL_SOURCE_CLI, "(or --now to skip the canary)"},
+        {"config rollback 3 --now --wait 5s", CTL_SOURCE_CLI, "--wait is for a change with"},
+        {"config apply a.json --canary h --wait 5s", CTL_SOURCE_SLACK, "command line only"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct ctl_command c;
@@ -190,6 +207,40 @@ START_TEST(test_refusals)
                       err, cases[i].why);
         ctl_command_free(&c);
     }
+}
+END_TEST
+
+START_TEST(test_parse_config)
+{
+    struct ctl_command c;
+    char err[256] = "";
+    ck_assert_int_eq(
+        parse("config apply a.json b.json --canary p1,p2 --reason r", CTL_SOURCE_CLI, &c, err), 0);
+    ck_assert_int_eq(c.verb, CTL_VERB_CONFIG);
+    ck_assert_int_eq(c.config_action, CTL_CONFIG_APPLY);
+    ck_assert_uint_eq(c.n_files, 2);
+    ck_assert_str_eq(c.files[1], "b.json");
+    ck_assert_uint_eq(c.n_canary, 2);
+    ck_assert_str_eq(c.canary[0], "p1");
+    ck_assert_str_eq(c.canary[1], "p2");
+    ck_assert_int_eq(c.wait_ms, CTL_CONFIG_WAIT_DEFAULT_MS); /* watched by default */
+    ctl_command_free(&c);
+    ck_assert_int_eq(parse("config apply a.json --canary p1 --wait 0", CTL_SOURCE_CLI, &c, err), 0);
+    ck_assert_int_eq(c.wait_ms, 0); /* --wait 0: not watched */
+    ctl_command_free(&c);
+    /* from Slack: never watched (Slack waits 3 s for an answer) */
+    ck_assert_int_eq(parse("config apply a.json --canary p1", CTL_SOURCE_SLACK, &c, err), 0);
+    ck_assert_int_eq(c.wait_ms, 0);
+    ctl_command_free(&c);
+    ck_assert_int_eq(parse("config rollback 7 --now", CTL_SOURCE_CLI, &c, err), 0);
+    ck_assert_int_eq(c.config_action, CTL_CONFIG_ROLLBACK);
+    ck_assert_uint_eq(c.version, 7);
+    ck_assert(c.now);
+    ctl_command_free(&c);
+    ck_assert_int_eq(parse("config history --limit 3", CTL_SOURCE_CLI, &c, err), 0);
+    ck_assert_int_eq(c.config_action, CTL_CONFIG_HISTORY);
+    ck_assert_int_eq(c.limit, 3);
+    ctl_command_free(&c);
 }
 END_TEST
 
@@ -258,6 +309,7 @@ int main(void)
     tcase_add_test(tc, test_split_errors);
     tcase_add_test(tc, test_parse_commands);
     tcase_add_test(tc, test_refusals);
+    tcase_add_test(tc, test_parse_config);
     tcase_add_test(tc, test_reason_limits);
     tcase_add_test(tc, test_help_after_verb);
     suite_add_tcase(s, tc);
