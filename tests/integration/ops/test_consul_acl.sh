@@ -30,7 +30,8 @@ addr=$(cat "$tmp/consul/addr")
 master=$(cat "$tmp/consul/master-token")
 R=drover/v1/
 
-"$policies/render-policies.sh" "$tmp/pol" --root "$R" --kube-cluster k1 --director-cluster d1
+"$policies/render-policies.sh" "$tmp/pol" --root "$R" --kube-cluster k1 --director-cluster d1 \
+    --haproxy-cluster edge
 
 fails=0 checks=0
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
@@ -63,7 +64,7 @@ json_field() { python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[
 
 # the commands of docs/operations.md, as an operator runs them
 declare -A tokens=([master]=$master)
-for c in drover-exporter drover-watcher droverctl; do
+for c in drover-exporter drover-watcher droverctl droverctl-deploy; do
     CONSUL_HTTP_ADDR=$addr CONSUL_HTTP_TOKEN=$master \
         consul acl policy create -name $c -rules @"$tmp/pol/$c.hcl" > "$tmp/policy.out" ||
         { echo "creating policy $c failed: $(cat "$tmp/policy.out")"; exit 1; }
@@ -131,6 +132,18 @@ expect 403 droverctl PUT "/v1/kv/${R}director/d1/config" '{}'
 expect 403 droverctl PUT "/v1/kv/${R}director/d2/proxies/proxy-1" '{}'
 expect 403 droverctl PUT "/v1/kv/other/key" '{}'
 expect 403 droverctl PUT /v1/session/create '{"Name":"c"}'
+
+echo "== droverctl-deploy: writes haproxy/edge/, deploy/edge/, audit/; nothing else"
+expect 200 droverctl-deploy GET "/v1/kv/${R}maintenance/addr/10.0.0.3"
+expect 200 droverctl-deploy PUT "/v1/kv/${R}haproxy/edge/services/web" '{"backends":[]}'
+expect 200 droverctl-deploy PUT "/v1/kv/${R}haproxy/edge/canary" '{}'
+expect 200 droverctl-deploy PUT "/v1/kv/${R}deploy/edge/history/0000000001" '{}'
+expect 200 droverctl-deploy PUT "/v1/kv/${R}audit/20261123T000000Z-y?cas=0" '{}'
+expect 403 droverctl-deploy PUT "/v1/kv/${R}haproxy/other/services/web" '{"backends":[]}'
+expect 403 droverctl-deploy PUT "/v1/kv/${R}deploy/other/history/0000000001" '{}'
+expect 403 droverctl-deploy PUT "/v1/kv/${R}maintenance/addr/10.0.0.3" '{}'
+expect 403 droverctl-deploy PUT "/v1/kv/${R}director/d1/config" '{}'
+expect 403 droverctl-deploy PUT "/v1/kv/${R}kube/k1/nodes/node-2" '{}'
 
 echo "== droverctl itself, with its token and with the watcher's"
 ctl() { # TOKEN_NAME ARGS... -> droverctl's exit code
