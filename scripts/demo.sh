@@ -7,7 +7,7 @@
 # test tests/e2e/fleet asserts:
 #   Kubernetes API stand-in (3 nodes, 2 NodePort services, pods in node
 #   namespaces), Consul dev agent, drover-exporter x2 (one leader), two proxy
-#   hosts (HAProxy master-worker, drover-watcher, drover-agent-checker, BPF
+#   hosts (drover-watcher running HAProxy master-worker, drover-agent-checker, BPF
 #   decap), a director host (drover-director XDP + drover-watcher in director
 #   mode), client and router;
 #   requests through the VIP, droverctl drain, a proxy drained at the

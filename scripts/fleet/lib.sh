@@ -8,7 +8,8 @@
 #
 #   client --- router --- director (drover-director, XDP)
 #                |------- proxy-1, proxy-2 (decap XDP, VIP on lo, HAProxy
-#                |         master-worker per service, drover-agent-checker)
+#                |         master-worker per service run by drover-watcher,
+#                |         drover-agent-checker)
 #                |------- node-1..4 ("pods": HTTP servers on the NodePorts)
 #
 # Addresses: 10.93.N.0/24 per router link (router .1, host .2); VIP
@@ -245,8 +246,8 @@ fleet_exporter_metric() { # N NAME
 fleet_haproxy_services() {
     local svc bind
     for svc in $FLEET_SERVICES; do
-        # api listens on every address of the proxy host: the VIP for
-        # clients, the host address for the director's health checks
+        # api listens on every address of the proxy host (the VIP for
+        # clients and the host address), web on the VIP only
         [ "$svc" = api ] && bind=0.0.0.0 || bind=$FLEET_VIP
         fleet_kv_put "haproxy/$FLEET_HAPROXY_CLUSTER/services/$svc" "{\"template\": \"http\",
   \"frontends\": [{\"name\": \"fe_$svc\", \"bind\": [\"$bind:$(eval echo "\$FLEET_PORT_$svc")\"],
@@ -260,11 +261,18 @@ fleet_haproxy_services() {
 
 # ---- proxy host: agent-checker, watcher, HAProxy, decap ----
 
+# The proxy host's drover-watcher runs its HAProxy instances itself
+# (--haproxy-run: started from the installed config and server-state file,
+# started again within ~0.5 s when one dies, probed every 100 ms) and
+# serves /metrics and /readyz on the host's address, port
+# FLEET_WATCHER_PORT: /readyz is the director's health check of the host
+# (200 only while every HAProxy service of the host is up).
+FLEET_WATCHER_PORT=9108
+
 fleet_proxy() { # proxy-N
-    local p=$1 d="$FLEET_STATE/$1" wport aport svc
+    local p=$1 d="$FLEET_STATE/$1" wport=$FLEET_WATCHER_PORT aport svc
     mkdir -p "$d/cfg"
     aport=$(fleet_free_port)
-    wport=$(fleet_free_port)
     echo "$wport" >"$d/metrics-port"
     fleet_bg "$p-agent-checker" ip netns exec "$(fleet_ns "$p")" "$FLEET_BIN_AGENT" \
         --listen "127.0.0.1:$aport" --state-file "$d/agent.json" --metrics-addr "" \
@@ -277,13 +285,12 @@ fleet_proxy() { # proxy-N
         --haproxy-master-socket "$d/{service}.master" --haproxy-stats-socket "$d/{service}.sock" \
         --haproxy-state-file "$d/{service}.state" --agent-state-file "$d/agent.json" \
         --agent-port "$aport" --agent-interval 500ms --snapshot-file "$d/snapshot.pb" \
-        --metrics-addr "127.0.0.1:$wport" --wait-min 100ms --wait-max 1s \
-        --haproxy-maxconn 2000 --consul-wait 30s
+        --metrics-addr "0.0.0.0:$wport" --wait-min 100ms --wait-max 1s \
+        --haproxy-maxconn 2000 --consul-wait 30s \
+        --haproxy-run --haproxy-probe-interval 100ms --status-host "$p"
     for svc in $FLEET_SERVICES; do
-        fleet_wait "$p: watcher renders $svc.cfg" 30 test -s "$d/cfg/$svc.cfg"
-        fleet_bg "$p-haproxy-$svc" ip netns exec "$(fleet_ns "$p")" \
-            haproxy -W -S "$d/$svc.master" -f "$d/cfg/$svc.cfg"
-        fleet_wait "$p: HAProxy $svc stats socket" 15 fleet_hap "$p" "$svc" "show info"
+        fleet_wait "$p: watcher renders $svc.cfg and starts its HAProxy (stats socket answers)" 30 \
+            fleet_hap "$p" "$svc" "show info"
     done
     fleet_nsx "$p" "$FLEET_BIN_DIRECTOR" decap attach --dev eth0 \
         --pin-root "$FLEET_STATE/bpffs/$p" >/dev/null 2>&1
@@ -355,7 +362,8 @@ fleet_has_director_watcher() {
 
 # What an operator writes once for the director cluster: the flow hash key
 # (the one drover-director was attached with, so the table does not move),
-# the VIP, both proxies with a health check on HAProxy's api frontend.
+# the VIP, both proxies with a health check on their watcher's /readyz
+# (every HAProxy service of the host up, docs/director-watcher.md).
 # max_moved_share 1: with two proxies any state change moves half the rows.
 fleet_director_kv() {
     local d="director/$FLEET_DIRECTOR_CLUSTER" p
@@ -365,19 +373,24 @@ fleet_director_kv() {
         \"ports\": [$FLEET_PORT_web, $FLEET_PORT_api], \"protocol\": \"tcp\"}"
     for p in proxy-1 proxy-2; do
         fleet_kv_put "$d/proxies/$p" "{\"address\": \"$(fleet_proxy_ip "$p")\", \"state\": \"active\",
-            \"health\": {\"port\": $FLEET_PORT_api, \"path\": \"/\"}}"
+            \"health\": {\"port\": $FLEET_WATCHER_PORT, \"path\": \"/readyz\"}}"
     done
 }
 
 fleet_director_watcher() {
     mkdir -p "$FLEET_STATE/director"
     fleet_consul_bridge director
+    fleet_director_watcher_start
+}
+
+# (again, after it died: the Consul bridge stays)
+fleet_director_watcher_start() {
     fleet_bg director-watcher ip netns exec "$(fleet_ns director)" "$FLEET_BIN_WATCHER" director run \
         --director-cluster "$FLEET_DIRECTOR_CLUSTER" --dev eth0 --consul-addr http://127.0.0.1:8500 \
         --pin-root "$FLEET_STATE/bpffs/director" \
         --director-snapshot-file "$FLEET_STATE/director/snapshot.pb" \
         --health-interval 500ms --health-timeout 400ms --health-rise 2 --health-fall 2 \
-        --verify-interval 2s --metrics-addr 127.0.0.1:9109
+        --verify-interval 2s --metrics-addr 127.0.0.1:9109 --status-host director
 }
 
 fleet_director_status() {

@@ -117,7 +117,7 @@ fleet_info "leader: $leader; KV: $(curl -sf "$FLEET_CONSUL/v1/kv/drover/v1/kube/
 fleet_say "HAProxy services in KV (haproxy/$FLEET_HAPROXY_CLUSTER/services/web, api: VIP frontends, 6 slots, kube backends)"
 fleet_haproxy_services
 
-fleet_say "proxy hosts: drover-agent-checker, drover-watcher, HAProxy master-worker per service, decap XDP"
+fleet_say "proxy hosts: drover-agent-checker, drover-watcher (runs HAProxy master-worker per service), decap XDP"
 for p in proxy-1 proxy-2; do
     fleet_proxy "$p"
     fleet_info "$p: $(fleet_servers "$p" web | awk '{ printf "%s%s %s %s", sep, $1, $2, $3; sep = ", " }')"
