@@ -250,7 +250,6 @@ static int run(void)
                    .drain_withdraw_ms = aopt.drain_ms,
                    .flap_half_life_ms = aopt.half_life_ms},
     };
-    char host[256] = "";
     int rc;
 
     w.loop = uv_default_loop();
@@ -262,13 +261,9 @@ static int run(void)
     }
     if (daemon_http_start(w.loop, "anycast", aopt.metrics_addr, w.metrics, &w.http) < 0)
         return 1;
-    if (aopt.host_name && *aopt.host_name)
-        snprintf(host, sizeof(host), "%s", aopt.host_name);
-    else
-        gethostname(host, sizeof(host) - 1);
     struct frontdoor_kv_opts ko = {
         .kv_prefix = aopt.consul.kv_prefix,
-        .host = host,
+        .host = aopt.host_name,
         .wait_s = (unsigned)(aopt.consul_wait_ms / 1000),
         .agent = w.agent,
         .m_bad = metrics_counter(w.metrics, "drover_watcher_anycast_kv_bad_entries_total",
@@ -282,7 +277,7 @@ static int run(void)
         return 1;
     }
     if ((rc = frontdoor_kv_start(w.consul, &ko, &w.kv)) < 0) {
-        log_error("anycast: host name '%s' (--host-name): %s; cannot start", host, strerror(-rc));
+        log_error("anycast: front door records: %s; cannot start", strerror(-rc));
         return 1;
     }
     uv_timer_init(w.loop, &w.timer);

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "consul.h"
@@ -70,11 +71,20 @@ int frontdoor_kv_start(struct consul_client *c, const struct frontdoor_kv_opts *
                        struct frontdoor_kv **out)
 {
     struct frontdoor_kv *k;
+    char host[256] = "";
     int rc;
 
     *out = NULL;
-    if (!o->host || !kv_valid_segment(o->host))
+    if (o->host && *o->host)
+        snprintf(host, sizeof(host), "%s", o->host);
+    else if (gethostname(host, sizeof(host) - 1) < 0)
+        host[0] = '\0';
+    if (!kv_valid_segment(host)) {
+        log_error("frontdoor: host name '%s' (--host-name, default the system's) is not a valid KV "
+                  "key segment",
+                  host);
         return -EINVAL;
+    }
     if (!(k = calloc(1, sizeof(*k))))
         return -ENOMEM;
     k->consul = c;
@@ -82,9 +92,9 @@ int frontdoor_kv_start(struct consul_client *c, const struct frontdoor_kv_opts *
     k->m_bad = o->m_bad;
     if (asprintf(&k->drain_prefix, "%s" KV_FRONTDOOR_HOSTS, o->kv_prefix) < 0)
         k->drain_prefix = NULL;
-    if (asprintf(&k->drain_key, "%s" KV_FRONTDOOR_HOSTS "%s", o->kv_prefix, o->host) < 0)
+    if (asprintf(&k->drain_key, "%s" KV_FRONTDOOR_HOSTS "%s", o->kv_prefix, host) < 0)
         k->drain_key = NULL;
-    if (asprintf(&k->status_key, "%s" KV_FRONTDOOR_STATUS "%s", o->kv_prefix, o->host) < 0)
+    if (asprintf(&k->status_key, "%s" KV_FRONTDOOR_STATUS "%s", o->kv_prefix, host) < 0)
         k->status_key = NULL;
     if (!k->drain_prefix || !k->drain_key || !k->status_key) {
         frontdoor_kv_free(k);

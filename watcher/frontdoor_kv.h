@@ -31,7 +31,7 @@ struct metrics_counter;
 
 struct frontdoor_kv_opts {
     const char *kv_prefix; /* "drover/v1/" */
-    const char *host;      /* <host>: the name droverctl host drain uses */
+    const char *host;      /* <host> (droverctl host drain); NULL or "": gethostname() */
     unsigned wait_s;       /* blocking query wait */
     struct frontdoor_agent *agent;
     struct metrics_counter *m_bad; /* bad drain records; may be NULL */
@@ -39,8 +39,9 @@ struct frontdoor_kv_opts {
 
 struct frontdoor_kv;
 
-/* Start watching the drain record. 0 or -errno (-EINVAL: the host is not a
- * valid key segment); a watch that cannot start is logged, not fatal. */
+/* Start watching the drain record. 0 or -errno (-EINVAL: the host name is
+ * not a valid key segment, logged naming it); a watch that cannot start is
+ * logged, not fatal. */
 int frontdoor_kv_start(struct consul_client *c, const struct frontdoor_kv_opts *o,
                        struct frontdoor_kv **out);
 /* Publish the status record: cluster ("" on an anycast host), table
