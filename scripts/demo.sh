@@ -3,8 +3,8 @@
 # The README's demo command: a whole drover fleet on this one machine, in
 # network namespaces it creates, using only loopback and those namespaces.
 # Installs what is missing (scripts/bootstrap.sh), builds drover (default
-# preset), then runs scripts/fleet/scenario.sh --frontdoor - the scenario
-# the e2e test tests/e2e/fleet asserts (it runs it without the front door):
+# preset), then runs scripts/fleet/scenario.sh --frontdoor - the same
+# scenario the e2e test tests/e2e/fleet asserts:
 #   Kubernetes API stand-in (3 nodes, 2 NodePort services, pods in node
 #   namespaces), Consul dev agent, drover-exporter x2 (one leader), two proxy
 #   hosts (drover-watcher running HAProxy master-worker, drover-agent-checker,

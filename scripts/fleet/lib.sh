@@ -386,7 +386,11 @@ FLEET_DIRECTOR_CLUSTER=demo-dir
 
 # Does this drover-watcher have the director side?
 fleet_has_director_watcher() {
-    "$FLEET_BIN_WATCHER" director run --help 2>&1 | grep -q -- --director-cluster
+    # read the whole help first: grep -q leaving a pipe early is SIGPIPE,
+    # a failure under pipefail
+    local help
+    help=$("$FLEET_BIN_WATCHER" director run --help 2>&1) || true
+    grep -q -- --director-cluster <<<"$help"
 }
 
 # What an operator writes once for the director cluster: the flow hash key
