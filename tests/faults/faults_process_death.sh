@@ -38,10 +38,12 @@ BUDGET=$((FAULTS_WINDOW_S * 50 * 2 / 100 + 2))
 DEAD=proxy-1
 DEAD_IP=$(fleet_proxy_ip "$DEAD")
 
-# hap_pid PROXY SERVICE master|worker: the pid the master CLI lists
+# hap_pid PROXY SERVICE master|worker: the pid the master CLI lists;
+# nothing (and success) while no HAProxy answers there
 hap_pid() {
-    fleet_testlib haproxy "$FLEET_STATE/$1/$2.master" "show proc" 2>/dev/null |
-        awk -v t="$3" '$1 ~ /^[0-9]+$/ && $2 == t { print $1; exit }'
+    local procs
+    procs=$(fleet_testlib haproxy "$FLEET_STATE/$1/$2.master" "show proc" 2>/dev/null) || return 0
+    awk -v t="$3" '$1 ~ /^[0-9]+$/ && $2 == t { print $1; exit }' <<<"$procs"
 }
 
 requests80() { echo $(($(fleet_count load80 ok) + $(fleet_count load80 failed))); }
