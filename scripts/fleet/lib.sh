@@ -303,7 +303,7 @@ fleet_proxy() { # proxy-N
         --agent-port "$aport" --agent-interval 500ms --snapshot-file "$d/snapshot.pb" \
         --metrics-addr "0.0.0.0:$wport" --wait-min 100ms --wait-max 1s \
         --haproxy-maxconn 2000 --consul-wait 30s \
-        --haproxy-run --haproxy-probe-interval 100ms --status-host "$p"
+        --haproxy-run --haproxy-probe-interval 100ms --host-name "$p"
     for svc in $FLEET_SERVICES; do
         fleet_wait "$p: watcher renders $svc.cfg and starts its HAProxy (stats socket answers)" 30 \
             fleet_hap "$p" "$svc" "show info"
@@ -427,7 +427,7 @@ fleet_director_watcher_start() {
     local d=${1:-director} fd=()
     if [ "$FLEET_FRONTDOOR" = 1 ]; then
         fd=(--bird-socket "$FLEET_STATE/$d/bird.ctl" --bird-include "$FLEET_STATE/$d/drover-vips.conf"
-            --frontdoor-state "$FLEET_STATE/$d/frontdoor.json" --host-name "$d"
+            --frontdoor-state "$FLEET_STATE/$d/frontdoor.json"
             --frontdoor-interval 200ms --frontdoor-rise 2 --frontdoor-fall 2
             --frontdoor-drain-withdraw 1500ms)
     fi
@@ -437,7 +437,7 @@ fleet_director_watcher_start() {
         --pin-root "$FLEET_STATE/bpffs/$d" \
         --director-snapshot-file "$FLEET_STATE/$d/snapshot.pb" \
         --health-interval 500ms --health-timeout 400ms --health-rise 2 --health-fall 2 \
-        --verify-interval 2s --metrics-addr 127.0.0.1:9109 --status-host "$d" "${fd[@]}"
+        --verify-interval 2s --metrics-addr 127.0.0.1:9109 --host-name "$d" "${fd[@]}"
 }
 
 # ---- the front door (FLEET_FRONTDOOR=1): BIRD 2 on the router and the directors ----
