@@ -59,10 +59,14 @@ static void frontdoor_status(struct ctl_kv *kv, const struct ctl_settings *s, st
             continue;
         }
         ok[i] = true;
-        commands_sb_printf(b, "  %s (cluster %s, table %s%s%s): ", host, st[i].cluster,
-                           *st[i].table_checksum ? st[i].table_checksum : "none",
-                           st[i].drained ? ", DRAINED" : "",
-                           st[i].bird_in_sync ? "" : ", BIRD OUT OF SYNC");
+        if (*st[i].cluster) /* a director */
+            commands_sb_printf(b, "  %s (cluster %s, table %s%s%s): ", host, st[i].cluster,
+                               *st[i].table_checksum ? st[i].table_checksum : "none",
+                               st[i].drained ? ", DRAINED" : "",
+                               st[i].bird_in_sync ? "" : ", BIRD OUT OF SYNC");
+        else /* an anycast proxy host: no director table */
+            commands_sb_printf(b, "  %s (anycast%s%s): ", host, st[i].drained ? ", DRAINED" : "",
+                               st[i].bird_in_sync ? "" : ", BIRD OUT OF SYNC");
         json_t *o = json_pack("{s:s, s:s, s:s, s:b, s:b, s:[]}", "host", host, "cluster",
                               st[i].cluster, "table_checksum", st[i].table_checksum, "drained",
                               st[i].drained, "bird_in_sync", st[i].bird_in_sync, "vips");

@@ -4,7 +4,9 @@
  * services' configuration files (<config-dir>/<service>.cfg, as the watcher
  * renders them), ask each service's HAProxy `show stat` on its stats
  * socket, judge every VIP (frontdoor_anycast) and hand the verdicts to the
- * front door (frontdoor_agent: decisions, BIRD, state file, metrics).
+ * front door (frontdoor_agent: decisions, BIRD, state file, metrics); the
+ * host's drain record and status record in Consul (frontdoor_kv), as on a
+ * director.
  */
 #include "anycast_main.h"
 
@@ -20,9 +22,12 @@
 #include <uv.h>
 
 #include "config.h"
+#include "consul.h"
+#include "consul_options.h"
 #include "daemon.h"
 #include "frontdoor_agent.h"
 #include "frontdoor_anycast.h"
+#include "frontdoor_kv.h"
 #include "http_server.h"
 #include "log.h"
 #include "metrics.h"
@@ -30,8 +35,9 @@
 
 struct aopts {
     char *config_dir, *stats_socket, *metrics_addr;
-    char *bird_socket, *bird_include, *bird_bin, *state_file;
-    int64_t interval_ms, rise, fall, half_life_ms, stat_timeout_ms;
+    char *bird_socket, *bird_include, *bird_bin, *state_file, *host_name;
+    int64_t interval_ms, rise, fall, half_life_ms, stat_timeout_ms, drain_ms, consul_wait_ms;
+    struct consul_options consul;
 };
 
 static struct aopts aopt;
@@ -56,10 +62,24 @@ static const struct config_option aoptions[] = {
     CONFIG_OPT_INT("frontdoor-fall", &aopt.fall, "2", 1, 100, "bad rounds to withdraw"),
     CONFIG_OPT_DURATION("frontdoor-flap-half-life", &aopt.half_life_ms, "30s",
                         "half-life of a VIP's flap penalty"),
+    CONFIG_OPT_DURATION("frontdoor-drain-withdraw", &aopt.drain_ms, "10s",
+                        "graceful shutdown (65535:0) this long before a drained host withdraws"),
+    CONFIG_OPT_STRING("host-name", &aopt.host_name, NULL,
+                      "this host's name in frontdoor/hosts/<host> (droverctl host drain) and "
+                      "frontdoor/status/<host>; default the system's host name"),
+    CONFIG_OPT_DURATION("consul-wait", &aopt.consul_wait_ms, "5m", "blocking query wait"),
     CONFIG_OPT_STRING("metrics-addr", &aopt.metrics_addr, "127.0.0.1:9110",
                       "address for /metrics, /healthz, /readyz; empty = none"),
     CONFIG_OPT_END,
 };
+
+static const struct config_group agroups[] = {
+    CONSUL_OPTION_GROUP(&aopt.consul),
+    CONFIG_GROUP_END,
+};
+
+/* built from aopt.consul once the options are parsed */
+static struct consul_config aconsul_cfg;
 
 enum { ACMD_RUN };
 static const struct config_command acommands[] = {
@@ -74,6 +94,7 @@ static const struct config_program aprogram = {
     .summary = "Front door of an anycast proxy host: VIPs announced through BIRD 2 only while "
                "their HAProxy services serve them.",
     .options = aoptions,
+    .groups = agroups,
     .commands = acommands,
 };
 
@@ -84,6 +105,8 @@ struct aw {
     struct frontdoor_agent *agent;
     struct metrics_registry *metrics;
     struct http_server *http;
+    struct consul_client *consul;
+    struct frontdoor_kv *kv; /* drain record watched, status record put */
 };
 
 /* `show stat` from the stats socket at path within timeout_ms; *out
@@ -193,6 +216,7 @@ static void on_round(uv_timer_t *t)
         goto out;
     }
     frontdoor_agent_round(w->agent, v, n, (int64_t)(uv_hrtime() / 1000000));
+    frontdoor_kv_publish(w->kv, "", "", frontdoor_anycast_sessions(a));
 out:
     frontdoor_anycast_free(a);
     closedir(d);
@@ -203,6 +227,9 @@ static void on_stop(void *arg, int signum)
     struct aw *w = arg;
     (void)signum;
     uv_close((uv_handle_t *)&w->timer, NULL);
+    frontdoor_kv_stop(w->kv);
+    consul_client_free(w->consul);
+    w->consul = NULL;
     frontdoor_agent_free(w->agent);
     w->agent = NULL;
     http_server_close(w->http);
@@ -220,6 +247,7 @@ static int run(void)
         .state_file = aopt.state_file,
         .params = {.rise = (unsigned)aopt.rise,
                    .fall = (unsigned)aopt.fall,
+                   .drain_withdraw_ms = aopt.drain_ms,
                    .flap_half_life_ms = aopt.half_life_ms},
     };
     int rc;
@@ -233,6 +261,25 @@ static int run(void)
     }
     if (daemon_http_start(w.loop, "anycast", aopt.metrics_addr, w.metrics, &w.http) < 0)
         return 1;
+    struct frontdoor_kv_opts ko = {
+        .kv_prefix = aopt.consul.kv_prefix,
+        .host = aopt.host_name,
+        .wait_s = (unsigned)(aopt.consul_wait_ms / 1000),
+        .agent = w.agent,
+        .m_bad = metrics_counter(w.metrics, "drover_watcher_anycast_kv_bad_entries_total",
+                                 "Front-door drain records in KV that could not be decoded "
+                                 "(the last good state stays).",
+                                 NULL),
+    };
+    if ((rc = consul_client_new(w.loop, &aconsul_cfg, &w.consul)) < 0) {
+        log_error("anycast: consul client for %s: %s; cannot start", aconsul_cfg.address,
+                  strerror(-rc));
+        return 1;
+    }
+    if ((rc = frontdoor_kv_start(w.consul, &ko, &w.kv)) < 0) {
+        log_error("anycast: front door records: %s; cannot start", strerror(-rc));
+        return 1;
+    }
     uv_timer_init(w.loop, &w.timer);
     w.timer.data = &w;
     uv_timer_start(&w.timer, on_round, 0, (uint64_t)aopt.interval_ms);
@@ -245,6 +292,7 @@ static int run(void)
     log_info("anycast: announcing the VIPs of %s through BIRD %s every %lld ms", aopt.config_dir,
              aopt.bird_socket, (long long)aopt.interval_ms);
     uv_run(w.loop, UV_RUN_DEFAULT);
+    frontdoor_kv_free(w.kv);
     metrics_registry_free(w.metrics);
     uv_loop_close(w.loop);
     return 0;
@@ -259,6 +307,8 @@ int anycast_main(int argc, char **argv)
     rc = config_parse_command(&aprogram, argc, argv, &cmd, NULL, err, sizeof(err));
     if (rc == CONFIG_HELP_SHOWN)
         return 0;
+    if (rc == 0)
+        rc = consul_options_config(&aopt.consul, &aconsul_cfg, err, sizeof(err));
     if (rc < 0) {
         fprintf(stderr, "drover-watcher anycast: %s\n", err);
         config_free(&aprogram);

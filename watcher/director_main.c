@@ -306,9 +306,7 @@ static void on_stop(void *arg, int signum)
     if (w->chealth)
         consul_watch_stop(w->chealth);
     w->chealth = NULL;
-    if (w->fd_drain)
-        consul_watch_stop(w->fd_drain);
-    w->fd_drain = NULL;
+    frontdoor_kv_stop(w->fd_kv);
     /* the session goes first: Consul deletes the status entry with it */
     host_status_stop(w->status, status_stopped, w);
     w->status = NULL;
@@ -357,13 +355,24 @@ static bool xdp_attached(char *why, size_t len)
     return false;
 }
 
+/* The inputs the front door judges: those of the table in force. While
+ * Consul's are held back (empty after a restart, invalid, over the shrink
+ * guard) the table keeps serving the applied ones, and so do the routes;
+ * the latest KV inputs only before anything was applied. */
+static const struct director_inputs *inputs_in_force(const struct dw *w)
+{
+    return w->applied ? w->applied : w->in;
+}
+
 /* The director host's serving conditions, the same for every VIP: XDP
  * attached, the generation in force is the one built from Consul's inputs
- * (and verified), at least one proxy healthy. While Consul is unreachable
- * the inputs are the last good ones (or the snapshot), so an outage never
- * withdraws anything by itself (fail static holds for routes too). */
+ * (and verified), at least one proxy of the inputs in force healthy. While
+ * Consul is unreachable or comes back empty the inputs in force are the
+ * last good ones (or the snapshot), so an outage never withdraws anything
+ * by itself (fail static holds for routes too). */
 static bool director_serving(struct dw *w, char *why, size_t len)
 {
+    const struct director_inputs *in = inputs_in_force(w);
     struct director_live l = {0};
     size_t healthy = 0;
 
@@ -384,9 +393,9 @@ static bool director_serving(struct dw *w, char *why, size_t len)
                  (unsigned long long)live, (unsigned long long)w->gen_checksum);
         return false;
     }
-    for (size_t i = 0; w->in && i < w->in->n_proxies; i++)
-        if (w->in->proxies[i].state != DIRECTOR_PROXY_INACTIVE &&
-            director_health_healthy(w->health, w->in->proxies[i].host))
+    for (size_t i = 0; in && i < in->n_proxies; i++)
+        if (in->proxies[i].state != DIRECTOR_PROXY_INACTIVE &&
+            director_health_healthy(w->health, in->proxies[i].host))
             healthy++;
     if (!healthy) {
         snprintf(why, len, "no healthy proxy");
@@ -395,67 +404,22 @@ static bool director_serving(struct dw *w, char *why, size_t len)
     return true;
 }
 
-static void on_status_put(void *arg, struct consul_response *resp)
-{
-    struct dw *w = arg;
-    w->fd_put_busy = false;
-    if (resp->err) {
-        /* counted by the Consul client; the next round tries again */
-        log_debug("frontdoor: PUT %s: %s", w->fd_status_key, resp->errmsg);
-        free(w->fd_published);
-        w->fd_published = NULL;
-    }
-}
-
-/* R frontdoor/status/<host>: what this host announces and why, its table
- * checksum (directors of a cluster must agree) and its packet counter
- * (droverctl host drain --wait). Put when it changed, else every 2 s
- * (the counter moves). */
+/* R frontdoor/status/<host> (frontdoor_kv): what this host announces and
+ * why, its table checksum (directors of a cluster must agree) and its
+ * packet counter (droverctl host drain --wait). */
 static void publish_status(struct dw *w)
 {
-    struct kv_frontdoor_status st = {0};
-    const struct frontdoor_vip_status *vs;
     struct director_stat stats[DIRECTOR_STATS_MAX];
-    size_t n = frontdoor_agent_list(w->frontdoor, &vs), ns = DIRECTOR_STATS_MAX;
-    char updated[40];
-    int64_t now = (int64_t)time(NULL);
+    size_t ns = DIRECTOR_STATS_MAX;
+    uint64_t packets = 0;
 
-    if (!w->consul || w->fd_put_busy || !w->fd_status_key)
+    if (!w->fd_kv)
         return;
-    struct kv_frontdoor_vip *v = calloc(n + 1, sizeof(*v));
-    if (!v)
-        return;
-    for (size_t i = 0; i < n; i++)
-        v[i] = (struct kv_frontdoor_vip){.vip = (char *)vs[i].address,
-                                         .route = (char *)frontdoor_route_name(vs[i].route),
-                                         .reason = (char *)vs[i].reason};
-    st.cluster = dopt.cluster;
-    st.table_checksum = w->have_table ? w->checksum : "";
-    st.drained = frontdoor_agent_drained(w->frontdoor);
-    st.bird_in_sync = frontdoor_agent_in_sync(w->frontdoor);
-    st.vips = v;
-    st.n_vips = n;
-    char *same = kv_frontdoor_status_encode(&st);
     if (director_stats_read_pinned(w->pin_dir, false, stats, &ns) == 0)
         for (size_t i = 0; i < ns; i++)
             if (!strcmp(stats[i].name, "encap_v4") || !strcmp(stats[i].name, "encap_v6"))
-                st.packets += stats[i].value;
-    timefmt_format_rfc3339(now, updated, sizeof(updated));
-    st.updated = updated;
-    char *value = kv_frontdoor_status_encode(&st);
-    free(v);
-    bool changed = !w->fd_published || !same || strcmp(same, w->fd_published) != 0;
-    if (value && same && (changed || mono_ms() - w->fd_published_ms >= 2000) &&
-        consul_kv_put(w->consul, w->fd_status_key, value, strlen(value), NULL, on_status_put, w) ==
-            0) {
-        w->fd_put_busy = true;
-        w->fd_published_ms = mono_ms();
-        free(w->fd_published);
-        w->fd_published = same;
-        same = NULL;
-    }
-    free(same);
-    free(value);
+                packets += stats[i].value;
+    frontdoor_kv_publish(w->fd_kv, dopt.cluster, w->have_table ? w->checksum : "", packets);
 }
 
 static void on_frontdoor(uv_timer_t *t)
@@ -463,7 +427,8 @@ static void on_frontdoor(uv_timer_t *t)
     struct dw *w = t->data;
     struct frontdoor_verdict *v = NULL;
     char why[256];
-    size_t n = w->in ? w->in->n_vips : 0;
+    const struct director_inputs *in = inputs_in_force(w);
+    size_t n = in ? in->n_vips : 0;
 
     if (w->stopping || !w->health)
         return;
@@ -474,7 +439,7 @@ static void on_frontdoor(uv_timer_t *t)
     }
     for (size_t i = 0; i < n; i++)
         v[i] = (struct frontdoor_verdict){
-            .address = w->in->vips[i].address, .ok = ok, .reason = ok ? NULL : why};
+            .address = in->vips[i].address, .ok = ok, .reason = ok ? NULL : why};
     frontdoor_agent_round(w->frontdoor, v, n, mono_ms());
     free(v);
     publish_status(w);
@@ -494,31 +459,6 @@ static struct frontdoor_agent_opts frontdoor_opts(void)
     };
 }
 
-/* frontdoor/hosts/<host>: drained or not. A bad record keeps the last
- * good state; no record is not drained. */
-static void on_drain_record(void *arg, struct consul_response *resp)
-{
-    struct dw *w = arg;
-    struct kv_frontdoor_host rec;
-    bool drained = false;
-    char err[256];
-
-    for (size_t i = 0; resp->kv && i < resp->kv->n; i++) {
-        const struct consul_kv *kv = &resp->kv->items[i];
-        if (strcmp(kv->key, w->fd_drain_key) != 0)
-            continue;
-        if (kv_frontdoor_host_decode(kv->value ? (const char *)kv->value : "",
-                                     kv->value ? kv->value_len : 0, &rec, err, sizeof(err)) < 0) {
-            metrics_counter_inc(w->m_bad);
-            log_warn("frontdoor: KV %s: %s; keeping the drain state as it was", kv->key, err);
-            return;
-        }
-        drained = rec.drained;
-        kv_frontdoor_host_clear(&rec);
-    }
-    frontdoor_agent_set_drain(w->frontdoor, drained, mono_ms());
-}
-
 static int frontdoor_start(struct dw *w)
 {
     struct frontdoor_agent_opts o = frontdoor_opts();
@@ -530,25 +470,17 @@ static int frontdoor_start(struct dw *w)
         log_error("frontdoor: cannot start: %s", strerror(-rc));
         return rc;
     }
-    /* host_status_check_opts() gave --host-name its default */
-    const char *host = dopt.host_name;
-    if (asprintf(&w->fd_drain_key, "%s" KV_FRONTDOOR_HOSTS "%s", dopt.consul.kv_prefix, host) < 0 ||
-        asprintf(&w->fd_drain_prefix, "%s" KV_FRONTDOOR_HOSTS, dopt.consul.kv_prefix) < 0 ||
-        asprintf(&w->fd_status_key, "%s" KV_FRONTDOOR_STATUS "%s", dopt.consul.kv_prefix, host) < 0)
-        return -ENOMEM;
-    /* The whole hosts/ prefix, not this host's key: a key that does not
-     * exist (a host never drained) is an empty prefix, which Consul wakes
-     * on every KV write; droverctl keeps the folder key hosts/ (kv-schema). */
-    struct consul_watch_opts wo = {
-        .kind = CONSUL_WATCH_KV_PREFIX,
-        .target = w->fd_drain_prefix,
+    struct frontdoor_kv_opts ko = {
+        .kv_prefix = dopt.consul.kv_prefix,
+        .host = dopt.host_name, /* host_status_check_opts() gave it its default */
         .wait_s = (unsigned)(dopt.consul_wait_ms / 1000),
-        .on_change = on_drain_record,
-        .arg = w,
+        .agent = w->frontdoor,
+        .m_bad = w->m_bad,
     };
-    if ((rc = consul_watch_start(w->consul, &wo, &w->fd_drain)) < 0)
-        log_warn("frontdoor: cannot watch %s: %s; drains of this host are not seen",
-                 w->fd_drain_prefix, strerror(-rc));
+    if ((rc = frontdoor_kv_start(w->consul, &ko, &w->fd_kv)) < 0) {
+        log_error("frontdoor: drain and status records: %s; cannot start", strerror(-rc));
+        return rc;
+    }
     uv_timer_init(w->loop, &w->fd_timer);
     w->fd_timer.data = w;
     uv_timer_start(&w->fd_timer, on_frontdoor, (uint64_t)dopt.frontdoor_interval_ms,
@@ -707,10 +639,7 @@ static int run(void)
     free(w.rows);
     metrics_registry_free(w.metrics);
     uv_loop_close(w.loop);
-    free(w.fd_drain_key);
-    free(w.fd_drain_prefix);
-    free(w.fd_status_key);
-    free(w.fd_published);
+    frontdoor_kv_free(w.fd_kv);
     free(prefix);
     free(dir);
     return 0;

@@ -23,6 +23,7 @@
 #include "director_feed.h"
 #include "director_health.h"
 #include "frontdoor_agent.h"
+#include "frontdoor_kv.h"
 #include "host_status.h"
 #include "http_server.h"
 #include "metrics.h"
@@ -69,13 +70,8 @@ struct dw {
     /* front door */
     struct frontdoor_agent *frontdoor;
     uv_timer_t fd_timer;
-    struct consul_watch *fd_drain;
-    char *fd_drain_key, *fd_status_key;
-    char *fd_drain_prefix; /* R frontdoor/hosts/: watched whole (see frontdoor_start) */
-    char *fd_published;    /* last status put (without packets and time) */
-    int64_t fd_published_ms;
-    bool fd_put_busy;
-    uint64_t gen_checksum; /* generation the last good apply put in force */
+    struct frontdoor_kv *fd_kv; /* drain record watched, status record put */
+    uint64_t gen_checksum;      /* generation the last good apply put in force */
     bool applied_ok;
     char *pin_dir;
     /* the status entry R status/<host>/director */

@@ -28,6 +28,7 @@ struct apx { /* one proxy of `show stat` */
     char name[NAME_MAX_LEN];
     char fe_status[32]; /* "" when it has no FRONTEND row */
     unsigned up;
+    uint64_t stot; /* the FRONTEND row's cumulative sessions */
 };
 
 struct frontdoor_anycast {
@@ -35,7 +36,8 @@ struct frontdoor_anycast {
     size_t n_fe;
     struct frontdoor_verdict *verdicts;
     char (*reasons)[256];
-    struct strv vips; /* sorted unique */
+    struct strv vips;  /* sorted unique */
+    uint64_t sessions; /* of the frontends that bind a VIP */
 };
 
 static int strv_add(struct strv *s, const char *x, size_t len, bool unique)
@@ -217,7 +219,7 @@ static int parse_stat(const char *stat, size_t len, struct apx **px, size_t *npx
 {
     char *copy = strndup(stat, len), *save = NULL, *hdr[128], *f[128];
     size_t nh = 0;
-    int ipx = -1, isv = -1, ist = -1;
+    int ipx = -1, isv = -1, ist = -1, itot = -1;
 
     if (!copy)
         return -ENOMEM;
@@ -230,6 +232,7 @@ static int parse_stat(const char *stat, size_t len, struct apx **px, size_t *npx
             ipx = column(hdr, nh, "pxname");
             isv = column(hdr, nh, "svname");
             ist = column(hdr, nh, "status");
+            itot = column(hdr, nh, "stot");
             continue;
         }
         size_t nf = fields(line, f, 128);
@@ -241,10 +244,12 @@ static int parse_stat(const char *stat, size_t len, struct apx **px, size_t *npx
             free(copy);
             return -ENOMEM;
         }
-        if (!strcmp(f[isv], "FRONTEND"))
+        if (!strcmp(f[isv], "FRONTEND")) {
             snprintf(x->fe_status, sizeof(x->fe_status), "%s", f[ist]);
-        else if (strcmp(f[isv], "BACKEND") != 0 &&
-                 (!strncmp(f[ist], "UP", 2) || !strcmp(f[ist], "no check")))
+            if (itot >= 0 && (size_t)itot < nf)
+                x->stot = strtoull(f[itot], NULL, 10);
+        } else if (strcmp(f[isv], "BACKEND") != 0 &&
+                   (!strncmp(f[ist], "UP", 2) || !strcmp(f[ist], "no check")))
             x->up++;
     }
     free(copy);
@@ -271,6 +276,8 @@ static void judge(struct frontdoor_anycast *a, size_t first, const char *service
         for (size_t k = 0; k < npx && !x; k++)
             if (!strcmp(px[k].name, fe->name))
                 x = &px[k];
+        if (x && fe->vips.n)
+            a->sessions += x->stot;
         if (!x || !x->fe_status[0]) {
             snprintf(fe->fail, sizeof(fe->fail), "frontend %s is not running in HAProxy (%s)",
                      fe->name, service);
@@ -308,6 +315,11 @@ int frontdoor_anycast_add_service(struct frontdoor_anycast *a, const char *servi
         judge(a, first, service, px, npx, stat != NULL);
     free(px);
     return rc;
+}
+
+uint64_t frontdoor_anycast_sessions(const struct frontdoor_anycast *a)
+{
+    return a->sessions;
 }
 
 int frontdoor_anycast_verdicts(struct frontdoor_anycast *a, const struct frontdoor_verdict **v,

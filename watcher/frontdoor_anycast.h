@@ -14,6 +14,7 @@
 #define DROVER_WATCHER_FRONTDOOR_ANYCAST_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "frontdoor.h"
 
@@ -32,6 +33,11 @@ void frontdoor_anycast_free(struct frontdoor_anycast *a);
 int frontdoor_anycast_add_service(struct frontdoor_anycast *a, const char *service,
                                   const char *config, size_t config_len, const char *stat,
                                   size_t stat_len);
+
+/* Cumulative sessions (`stot`) of the frontends that bind a VIP, summed
+ * over the services added: the host's packet counter for droverctl host
+ * drain --wait (it stands still once no client arrives). */
+uint64_t frontdoor_anycast_sessions(const struct frontdoor_anycast *a);
 
 /* One verdict per VIP bound by any service, sorted: ok when every frontend
  * bound to it is OPEN and each of their backends has a server UP.

@@ -33,9 +33,12 @@ for t in "${tests[@]}"; do
         echo "bench faults: $t failed, see $build/$(basename "$t" .sh).log" >&2
     }
 done
-# HAProxy worker and master killed on one proxy host (issue 14): prints
-#   BENCH faults_haproxy_worker_failed / _master_failed / _recovery_s /
-#   _failed_share_pct
+# HAProxy worker and master killed on a lone proxy host on loopback, no
+# director (issue 14's rig): prints
+#   BENCH faults_haproxy_onehost_worker_failed / _master_failed /
+#   _recovery_s / _failed_share_pct
+# (through the fleet's VIP: faults_process_death.sh above, BENCH
+# faults_haproxy_worker_failed, faults_haproxy_recovery_s, ...)
 cmake --build "$build" --target drover-watcher drover-agent-checker -j "$(nproc)" >/dev/null
 if [ $# -eq 0 ] || [[ " $* " == *" haproxy_supervise "* ]]; then
     echo "==> haproxy_supervise" >&2

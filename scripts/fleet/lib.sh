@@ -8,12 +8,18 @@
 #
 #   client --- router --- director (drover-director, XDP)
 #                |------- proxy-1, proxy-2 (decap XDP, VIP on lo, HAProxy
-#                |         master-worker per service, drover-agent-checker)
+#                |         master-worker per service run by drover-watcher,
+#                |         drover-agent-checker)
 #                |------- node-1..4 ("pods": HTTP servers on the NodePorts)
 #
 # Addresses: 10.93.N.0/24 per router link (router .1, host .2); VIP
 # 10.93.100.1 routed by the router to the director; replies go from the
-# proxies straight back to the client (direct return). Consul, the
+# proxies straight back to the client (direct return).
+# With FLEET_FRONTDOOR=1 (scenario.sh --frontdoor, the demo) there are two
+# directors, director and director-2 (link 5), each with BIRD 2 and its
+# drover-watcher's front door announcing the VIP; the router runs BIRD 2
+# with eBGP to both, merge paths on and the L4 multipath hash, so the VIP
+# route has two nexthops (ECMP) instead of the static one. Consul, the
 # Kubernetes API fixture, drover-exporter and droverctl run on the host's
 # loopback (127.0.0.1, free ports); hosts that run a drover-watcher (the
 # proxies) reach Consul at 127.0.0.1:8500 in their own namespace through a
@@ -35,6 +41,7 @@ FLEET_NODE_PORT_API=30081
 FLEET_SERVICES="web api"    # HAProxy services, one master-worker each per proxy
 FLEET_PORT_web=80           # VIP ports
 FLEET_PORT_api=8080
+FLEET_FRONTDOOR=${FLEET_FRONTDOOR:-0}
 
 fleet_die() { echo "fleet: $*" >&2; exit 1; }
 
@@ -131,9 +138,13 @@ fleet_link() {
     netns_link "$(fleet_ns router)" "r$2" "$(fleet_ns "$1")" 10.93 "$2"
 }
 
+# The director hosts and their router link index
+fleet_directors() { echo director; [ "$FLEET_FRONTDOOR" != 1 ] || echo director-2; }
+fleet_director_index() { case $1 in director) echo 2 ;; director-2) echo 5 ;; esac; }
+
 fleet_topology() { # XDP_PASS_OBJECT
     local role ns dev
-    FLEET_ROLES="client router director proxy-1 proxy-2 node-1 node-2 node-3 node-4"
+    FLEET_ROLES="client router $(fleet_directors | tr '\n' ' ')proxy-1 proxy-2 node-1 node-2 node-3 node-4"
     for role in $FLEET_ROLES; do
         ns=$(fleet_ns "$role")
         ip netns add "$ns"
@@ -148,9 +159,10 @@ fleet_topology() { # XDP_PASS_OBJECT
     fleet_link node-2 12
     fleet_link node-3 13
     fleet_link node-4 14
+    [ "$FLEET_FRONTDOOR" != 1 ] || fleet_link director-2 5
     # XDP_TX from the director and the proxies' decap program needs NAPI
     # on the router's end of their links: an XDP program there.
-    for dev in r2 r3 r4; do
+    for dev in r2 r3 r4 $([ "$FLEET_FRONTDOOR" != 1 ] || echo r5); do
         ip -n "$(fleet_ns router)" link set dev "$dev" xdp obj "$1" sec xdp
     done
     # Room for the GUE header: the client's MTU is below the path's.
@@ -162,7 +174,12 @@ fleet_topology() { # XDP_PASS_OBJECT
     for role in $FLEET_ROLES; do
         netns_forwarding "$(fleet_ns "$role")"
     done
-    ip -n "$(fleet_ns router)" route add "$FLEET_VIP/32" via 10.93.2.2
+    if [ "$FLEET_FRONTDOOR" = 1 ]; then
+        # ECMP flows spread by source and destination port too
+        fleet_nsx router sysctl -qw net.ipv4.fib_multipath_hash_policy=1
+    else
+        ip -n "$(fleet_ns router)" route add "$FLEET_VIP/32" via 10.93.2.2
+    fi
     for role in proxy-1 proxy-2; do
         ip -n "$(fleet_ns "$role")" addr add "$FLEET_VIP/32" dev lo
     done
@@ -245,8 +262,8 @@ fleet_exporter_metric() { # N NAME
 fleet_haproxy_services() {
     local svc bind
     for svc in $FLEET_SERVICES; do
-        # api listens on every address of the proxy host: the VIP for
-        # clients, the host address for the director's health checks
+        # api listens on every address of the proxy host (the VIP for
+        # clients and the host address), web on the VIP only
         [ "$svc" = api ] && bind=0.0.0.0 || bind=$FLEET_VIP
         fleet_kv_put "haproxy/$FLEET_HAPROXY_CLUSTER/services/$svc" "{\"template\": \"http\",
   \"frontends\": [{\"name\": \"fe_$svc\", \"bind\": [\"$bind:$(eval echo "\$FLEET_PORT_$svc")\"],
@@ -260,11 +277,18 @@ fleet_haproxy_services() {
 
 # ---- proxy host: agent-checker, watcher, HAProxy, decap ----
 
+# The proxy host's drover-watcher runs its HAProxy instances itself
+# (--haproxy-run: started from the installed config and server-state file,
+# started again within ~0.5 s when one dies, probed every 100 ms) and
+# serves /metrics and /readyz on the host's address, port
+# FLEET_WATCHER_PORT: /readyz is the director's health check of the host
+# (200 only while every HAProxy service of the host is up).
+FLEET_WATCHER_PORT=9108
+
 fleet_proxy() { # proxy-N
-    local p=$1 d="$FLEET_STATE/$1" wport aport svc
+    local p=$1 d="$FLEET_STATE/$1" wport=$FLEET_WATCHER_PORT aport svc
     mkdir -p "$d/cfg"
     aport=$(fleet_free_port)
-    wport=$(fleet_free_port)
     echo "$wport" >"$d/metrics-port"
     fleet_bg "$p-agent-checker" ip netns exec "$(fleet_ns "$p")" "$FLEET_BIN_AGENT" \
         --listen "127.0.0.1:$aport" --state-file "$d/agent.json" --metrics-addr "" \
@@ -277,13 +301,12 @@ fleet_proxy() { # proxy-N
         --haproxy-master-socket "$d/{service}.master" --haproxy-stats-socket "$d/{service}.sock" \
         --haproxy-state-file "$d/{service}.state" --agent-state-file "$d/agent.json" \
         --agent-port "$aport" --agent-interval 500ms --snapshot-file "$d/snapshot.pb" \
-        --metrics-addr "127.0.0.1:$wport" --wait-min 100ms --wait-max 1s \
-        --haproxy-maxconn 2000 --consul-wait 30s
+        --metrics-addr "0.0.0.0:$wport" --wait-min 100ms --wait-max 1s \
+        --haproxy-maxconn 2000 --consul-wait 30s \
+        --haproxy-run --haproxy-probe-interval 100ms --host-name "$p"
     for svc in $FLEET_SERVICES; do
-        fleet_wait "$p: watcher renders $svc.cfg" 30 test -s "$d/cfg/$svc.cfg"
-        fleet_bg "$p-haproxy-$svc" ip netns exec "$(fleet_ns "$p")" \
-            haproxy -W -S "$d/$svc.master" -f "$d/cfg/$svc.cfg"
-        fleet_wait "$p: HAProxy $svc stats socket" 15 fleet_hap "$p" "$svc" "show info"
+        fleet_wait "$p: watcher renders $svc.cfg and starts its HAProxy (stats socket answers)" 30 \
+            fleet_hap "$p" "$svc" "show info"
     done
     fleet_nsx "$p" "$FLEET_BIN_DIRECTOR" decap attach --dev eth0 \
         --pin-root "$FLEET_STATE/bpffs/$p" >/dev/null 2>&1
@@ -318,10 +341,12 @@ fleet_watcher_metric() { # PROXY NAME
 
 # ---- director ----
 
-fleet_director_config() { # STATE-OF-proxy-1 STATE-OF-proxy-2
-    cat >"$FLEET_STATE/director.json" <<JSON
-{"hash_key": "$FLEET_HASH_KEY", "gue_port": $FLEET_GUE_PORT, "source_v4": "10.93.2.2",
- "gateway_mac": "$(fleet_nsx router cat /sys/class/net/r2/address)",
+fleet_director_config() { # STATE-OF-proxy-1 STATE-OF-proxy-2 [DIRECTOR]
+    local d=${3:-director} i
+    i=$(fleet_director_index "$d")
+    cat >"$FLEET_STATE/$d.json" <<JSON
+{"hash_key": "$FLEET_HASH_KEY", "gue_port": $FLEET_GUE_PORT, "source_v4": "10.93.$i.2",
+ "gateway_mac": "$(fleet_nsx router cat "/sys/class/net/r$i/address")",
  "vips": [{"address": "$FLEET_VIP", "port": $FLEET_PORT_web, "protocol": "tcp"},
           {"address": "$FLEET_VIP", "port": $FLEET_PORT_api, "protocol": "tcp"}],
  "proxies": [{"name": "proxy-1", "address": "$(fleet_proxy_ip proxy-1)", "state": "$1"},
@@ -330,11 +355,22 @@ JSON
 }
 
 fleet_director() {
+    local d
     FLEET_HASH_KEY=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
     echo "$FLEET_HASH_KEY" >"$FLEET_STATE/hash-key"
-    fleet_director_config active active
-    fleet_nsx director "$FLEET_BIN_DIRECTOR" attach --dev eth0 --director-config "$FLEET_STATE/director.json" \
-        --pin-root "$FLEET_STATE/bpffs/director" >/dev/null 2>&1
+    for d in $(fleet_directors); do fleet_director_attach "$d"; done
+}
+
+# fleet_director_attach DIRECTOR: drover-director's XDP program (again)
+fleet_director_attach() {
+    FLEET_HASH_KEY=$(cat "$FLEET_STATE/hash-key")
+    fleet_director_config active active "$1"
+    fleet_nsx "$1" "$FLEET_BIN_DIRECTOR" attach --dev eth0 --director-config "$FLEET_STATE/$1.json" \
+        --pin-root "$FLEET_STATE/bpffs/$1" >/dev/null 2>&1
+}
+
+fleet_director_detach() { # DIRECTOR
+    fleet_nsx "$1" "$FLEET_BIN_DIRECTOR" detach --dev eth0 --pin-root "$FLEET_STATE/bpffs/$1" >/dev/null 2>&1
 }
 
 fleet_director_apply() { # STATE-OF-proxy-1 STATE-OF-proxy-2
@@ -350,12 +386,17 @@ FLEET_DIRECTOR_CLUSTER=demo-dir
 
 # Does this drover-watcher have the director side?
 fleet_has_director_watcher() {
-    "$FLEET_BIN_WATCHER" director run --help 2>&1 | grep -q -- --director-cluster
+    # read the whole help first: grep -q leaving a pipe early is SIGPIPE,
+    # a failure under pipefail
+    local help
+    help=$("$FLEET_BIN_WATCHER" director run --help 2>&1) || true
+    grep -q -- --director-cluster <<<"$help"
 }
 
 # What an operator writes once for the director cluster: the flow hash key
 # (the one drover-director was attached with, so the table does not move),
-# the VIP, both proxies with a health check on HAProxy's api frontend.
+# the VIP, both proxies with a health check on their watcher's /readyz
+# (every HAProxy service of the host up, docs/director-watcher.md).
 # max_moved_share 1: with two proxies any state change moves half the rows.
 fleet_director_kv() {
     local d="director/$FLEET_DIRECTOR_CLUSTER" p
@@ -365,20 +406,92 @@ fleet_director_kv() {
         \"ports\": [$FLEET_PORT_web, $FLEET_PORT_api], \"protocol\": \"tcp\"}"
     for p in proxy-1 proxy-2; do
         fleet_kv_put "$d/proxies/$p" "{\"address\": \"$(fleet_proxy_ip "$p")\", \"state\": \"active\",
-            \"health\": {\"port\": $FLEET_PORT_api, \"path\": \"/\"}}"
+            \"health\": {\"port\": $FLEET_WATCHER_PORT, \"path\": \"/readyz\"}}"
     done
 }
 
 fleet_director_watcher() {
-    mkdir -p "$FLEET_STATE/director"
-    fleet_consul_bridge director
-    fleet_bg director-watcher ip netns exec "$(fleet_ns director)" "$FLEET_BIN_WATCHER" director run \
-        --director-cluster "$FLEET_DIRECTOR_CLUSTER" --dev eth0 --consul-addr http://127.0.0.1:8500 \
-        --pin-root "$FLEET_STATE/bpffs/director" \
-        --director-snapshot-file "$FLEET_STATE/director/snapshot.pb" \
-        --health-interval 500ms --health-timeout 400ms --health-rise 2 --health-fall 2 \
-        --verify-interval 2s --metrics-addr 127.0.0.1:9109
+    local d
+    for d in $(fleet_directors); do
+        mkdir -p "$FLEET_STATE/$d"
+        fleet_consul_bridge "$d"
+        fleet_director_watcher_start "$d"
+    done
 }
+
+# fleet_director_watcher_start [DIRECTOR]: its drover-watcher (again, after
+# it died: the Consul bridge stays); with FLEET_FRONTDOOR=1 its front door
+# announces the VIP through the host's BIRD (rounds of 200 ms, rise and
+# fall 2, graceful shutdown 1.5 s before a drained host withdraws)
+fleet_director_watcher_start() {
+    local d=${1:-director} fd=()
+    if [ "$FLEET_FRONTDOOR" = 1 ]; then
+        fd=(--bird-socket "$FLEET_STATE/$d/bird.ctl" --bird-include "$FLEET_STATE/$d/drover-vips.conf"
+            --frontdoor-state "$FLEET_STATE/$d/frontdoor.json"
+            --frontdoor-interval 200ms --frontdoor-rise 2 --frontdoor-fall 2
+            --frontdoor-drain-withdraw 1500ms)
+    fi
+    fleet_bg "$([ "$d" = director ] && echo director-watcher || echo "$d-watcher")" \
+        ip netns exec "$(fleet_ns "$d")" "$FLEET_BIN_WATCHER" director run \
+        --director-cluster "$FLEET_DIRECTOR_CLUSTER" --dev eth0 --consul-addr http://127.0.0.1:8500 \
+        --pin-root "$FLEET_STATE/bpffs/$d" \
+        --director-snapshot-file "$FLEET_STATE/$d/snapshot.pb" \
+        --health-interval 500ms --health-timeout 400ms --health-rise 2 --health-fall 2 \
+        --verify-interval 2s --metrics-addr 127.0.0.1:9109 --host-name "$d" "${fd[@]}"
+}
+
+# ---- the front door (FLEET_FRONTDOOR=1): BIRD 2 on the router and the directors ----
+
+# The router: eBGP to both directors (AS 65001) from AS 65000, every route
+# into the kernel with merge paths on (ECMP), graceful shutdown (RFC 8326:
+# community 65535:0) least preferred. Each director: drover's include file
+# (protocol static drover_vips, written by its watcher) exported with next
+# hop self. Hold time 3 s.
+fleet_frontdoor_bird() {
+    local d i
+    mkdir -p "$FLEET_STATE/router"
+    {
+        echo "router id 10.93.1.1;"
+        echo "protocol device { scan time 1; }"
+        echo "protocol kernel { ipv4 { import none; export all; }; merge paths on; }"
+        echo "template bgp director {"
+        echo "    local as 65000; hold time 3; keepalive time 1; connect retry time 1; error wait time 1, 2;"
+        echo "    ipv4 { import filter { if (65535, 0) ~ bgp_community then bgp_local_pref = 0; accept; }; export none; };"
+        echo "}"
+        for d in $(fleet_directors); do
+            i=$(fleet_director_index "$d")
+            echo "protocol bgp bgp_${d//-/_} from director { neighbor 10.93.$i.2 as 65001; }"
+        done
+    } >"$FLEET_STATE/router/bird.conf"
+    fleet_nsx router bird -c "$FLEET_STATE/router/bird.conf" -s "$FLEET_STATE/router/bird.ctl" \
+        -P "$FLEET_STATE/router/bird.pid" || fleet_die "BIRD did not start on the router"
+    for d in $(fleet_directors); do
+        i=$(fleet_director_index "$d")
+        mkdir -p "$FLEET_STATE/$d"
+        : >"$FLEET_STATE/$d/drover-vips.conf"
+        cat >"$FLEET_STATE/$d/bird.conf" <<BIRD
+router id 10.93.$i.2;
+protocol device { scan time 1; }
+include "$FLEET_STATE/$d/drover-vips.conf";
+protocol bgp uplink {
+    local 10.93.$i.2 as 65001; neighbor 10.93.$i.1 as 65000;
+    hold time 3; keepalive time 1; connect retry time 1; error wait time 1, 2;
+    ipv4 { import none; export where proto = "drover_vips"; next hop self; };
+}
+BIRD
+        fleet_nsx "$d" bird -c "$FLEET_STATE/$d/bird.conf" -s "$FLEET_STATE/$d/bird.ctl" \
+            -P "$FLEET_STATE/$d/bird.pid" || fleet_die "BIRD did not start on $d"
+    done
+}
+
+# fleet_vip_nexthops: how many nexthops the router's route to the VIP has
+fleet_vip_nexthops() {
+    local r
+    r=$(ip -n "$(fleet_ns router)" route show "$FLEET_VIP/32")
+    if [ -z "$r" ]; then echo 0; elif grep -q nexthop <<<"$r"; then grep -c nexthop <<<"$r"; else echo 1; fi
+}
+fleet_vip_nexthops_are() { [ "$(fleet_vip_nexthops)" = "$1" ]; }
+fleet_vip_via() { ip -n "$(fleet_ns router)" route show "$FLEET_VIP/32" | grep -o "via [0-9.]*" | tr '\n' ' '; }
 
 fleet_director_status() {
     fleet_nsx director "$FLEET_BIN_WATCHER" director status --dev eth0 \
@@ -394,8 +507,9 @@ fleet_director_state_is() {
         awk -v h="$1" -v s="$2" '$1 == h && $3 == s && $4 == "up" { f = 1 } END { exit !f }' <<<"$st"
 }
 
-fleet_director_stats() {
-    fleet_nsx director "$FLEET_BIN_DIRECTOR" stats --dev eth0 --pin-root "$FLEET_STATE/bpffs/director"
+fleet_director_stats() { # [DIRECTOR]
+    local d=${1:-director}
+    fleet_nsx "$d" "$FLEET_BIN_DIRECTOR" stats --dev eth0 --pin-root "$FLEET_STATE/bpffs/$d"
 }
 
 fleet_decap_stats() { # PROXY

@@ -11,8 +11,16 @@
 #   4. a node added to the Kubernetes services reaches HAProxy through the
 #      runtime API: reload counters unchanged, zero failed requests
 #   5. droverctl status and the director's stats
+# With --frontdoor (the demo): two directors behind the router, which runs
+# BIRD 2 with ECMP over the VIP routes their drover-watchers announce
+# (FLEET_FRONTDOOR in scripts/fleet/lib.sh); the route has two nexthops and
+# flows spread over both directors, and a last step
+#   6. director-1 fails (its XDP program detached) under load: its route is
+#      withdrawn within the front door's fall time, requests keep working
+#      through director-2 (failures only in that window); attached again,
+#      it is announced again
 #
-# usage: scenario.sh BUILD-DIR [--keep] [--state DIR]
+# usage: scenario.sh BUILD-DIR [--keep] [--state DIR] [--frontdoor]
 # Needs root (namespaces, XDP, bpffs). Everything is torn down on exit,
 # Ctrl-C or failure, unless --keep (then scripts/fleet/down.sh STATE-DIR).
 set -euo pipefail
@@ -28,6 +36,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
     --keep) keep=1 ;;
     --state) state=$2; shift ;;
+    --frontdoor) FLEET_FRONTDOOR=1 ;;
     *) fleet_die "unknown argument '$1'" ;;
     esac
     shift
@@ -44,7 +53,7 @@ for b in "$FLEET_BIN_DIRECTOR" "$FLEET_BIN_AGENT" "$FLEET_BIN_EXPORTER" "$FLEET_
     "$FLEET_BIN_CTL" "$XDP_PASS"; do
     [ -e "$b" ] || fleet_die "$b is missing: build the e2e_fleet_deps target first"
 done
-for tool in haproxy consul curl ethtool python3 socat ss; do
+for tool in haproxy consul curl ethtool python3 socat ss $([ "$FLEET_FRONTDOOR" != 1 ] || echo bird birdc); do
     command -v "$tool" >/dev/null || fleet_die "$tool is not installed (scripts/bootstrap.sh)"
 done
 
@@ -83,9 +92,13 @@ ctl() { "$FLEET_BIN_CTL" --consul-addr "$FLEET_CONSUL" --author demo "$@"; }
 dctl() { ctl --director-cluster "$FLEET_DIRECTOR_CLUSTER" "$@"; }
 
 # ---------------------------------------------------------------- bring-up
-fleet_say "network namespaces (run $FLEET_ID): client, router, director, proxy-1, proxy-2, node-1..4"
+fleet_say "network namespaces (run $FLEET_ID): client, router, $(fleet_directors | tr '\n' ',' | sed 's/,/, /g')proxy-1, proxy-2, node-1..4"
 fleet_topology "$XDP_PASS"
-fleet_info "VIP $FLEET_VIP (ports $FLEET_PORT_web and $FLEET_PORT_api) routed client -> router -> director"
+if [ "$FLEET_FRONTDOOR" = 1 ]; then
+    fleet_info "VIP $FLEET_VIP (ports $FLEET_PORT_web and $FLEET_PORT_api): client -> router -(BGP ECMP)-> director or director-2"
+else
+    fleet_info "VIP $FLEET_VIP (ports $FLEET_PORT_web and $FLEET_PORT_api) routed client -> router -> director"
+fi
 
 fleet_say "Consul dev agent and the Kubernetes API stand-in (host loopback, free ports)"
 fleet_consul
@@ -117,14 +130,21 @@ fleet_info "leader: $leader; KV: $(curl -sf "$FLEET_CONSUL/v1/kv/drover/v1/kube/
 fleet_say "HAProxy services in KV (haproxy/$FLEET_HAPROXY_CLUSTER/services/web, api: VIP frontends, 6 slots, kube backends)"
 fleet_haproxy_services
 
-fleet_say "proxy hosts: drover-agent-checker, drover-watcher, HAProxy master-worker per service, decap XDP"
+fleet_say "proxy hosts: drover-agent-checker, drover-watcher (runs HAProxy master-worker per service), decap XDP"
 for p in proxy-1 proxy-2; do
     fleet_proxy "$p"
     fleet_info "$p: $(fleet_servers "$p" web | awk '{ printf "%s%s %s %s", sep, $1, $2, $3; sep = ", " }')"
 done
 
-fleet_say "director host: drover-director (XDP) in front of proxy-1 and proxy-2"
-fleet_director
+if [ "$FLEET_FRONTDOOR" = 1 ]; then
+    fleet_say "director hosts: director and director-2, each drover-director (XDP) + BIRD 2; the router runs BIRD 2 (eBGP to both, merge paths on)"
+    fleet_director
+    fleet_frontdoor_bird
+    fleet_has_director_watcher || fleet_die "--frontdoor needs a drover-watcher with the director side"
+else
+    fleet_say "director host: drover-director (XDP) in front of proxy-1 and proxy-2"
+    fleet_director
+fi
 if fleet_has_director_watcher; then
     dw=1
     fleet_info "drover-director attach: the XDP program and the tunnel settings (outer source, gateway MAC)"
@@ -134,6 +154,12 @@ if fleet_has_director_watcher; then
     fleet_wait "director-mode watcher applies director/$FLEET_DIRECTOR_CLUSTER/ (both proxies active, healthy)" 30 dir_ready
     fleet_info "drover-watcher director run: KV director/$FLEET_DIRECTOR_CLUSTER/ + HTTP health checks of each proxy -> table"
     fleet_director_status | sed -n '/^HOST/,$p' | sed 's/^/   /'
+    if [ "$FLEET_FRONTDOOR" = 1 ]; then
+        # BGP sessions (a few seconds), then the front door's rise rounds
+        fleet_wait "both directors announce the VIP: the router's route has two nexthops" 60 \
+            fleet_vip_nexthops_are 2
+        fleet_info "router: $(ip -n "$(fleet_ns router)" route show "$FLEET_VIP/32" | tr -s ' \n' ' ')"
+    fi
 else
     dw=0
     fleet_info "this drover-watcher has no director side yet: the director's config is applied with drover-director apply"
@@ -154,6 +180,11 @@ fleet_info "$(fleet_counts_line load1)"
 enc=$(fleet_director_stats | awk '$1 == "encap_v4" { print $2 }')
 fleet_info "director encap_v4=$enc; proxy-1 fe_web connections $(fleet_fe_sessions proxy-1 web), proxy-2 $(fleet_fe_sessions proxy-2 web)"
 [ "$enc" -gt 0 ] || fleet_die "step 1: the director encapsulated nothing"
+if [ "$FLEET_FRONTDOOR" = 1 ]; then
+    enc2=$(fleet_director_stats director-2 | awk '$1 == "encap_v4" { print $2 }')
+    fleet_info "director-2 encap_v4=$enc2: the router spreads the flows over both directors (ECMP)"
+    [ "$enc2" -gt 0 ] || fleet_die "step 1: director-2 encapsulated nothing (no ECMP)"
+fi
 
 # ---------------------------------------------------------------- step 2
 fleet_say "2. droverctl drain node-2 --reason \"kernel upgrade\" while requests run"
@@ -278,6 +309,33 @@ ctl drain node-3 --reason "disk swap" --ttl 2h | sed 's/^/   /'
 ctl status | sed 's/^/   /'
 ctl history --limit 5 | sed 's/^/   /'
 ctl status | grep -q "node/$FLEET_CLUSTER/node-3: drain" || fleet_die "step 5: status does not show node-3's drain"
+
+# ---------------------------------------------------------------- step 6
+if [ "$FLEET_FRONTDOOR" = 1 ]; then
+    fleet_say "6. director fails (its XDP program detached) while requests run"
+    fleet_load_start load6 "$FLEET_PORT_web"
+    answered() { [ "$(fleet_count load6 ok)" -ge "$1" ]; }
+    fleet_wait "requests through both directors" 30 answered 50
+    f0=$(fleet_count load6 failed)
+    t0=$(date +%s%N)
+    fleet_director_detach director
+    fleet_wait "director withdrawn: the router's route has one nexthop" 10 fleet_vip_nexthops_are 1
+    ms=$((($(date +%s%N) - t0) / 1000000))
+    fleet_info "director's VIP route withdrawn after $ms ms (front door: rounds 200 ms, fall 2); router: $(fleet_vip_via)"
+    grep -q "XDP director not attached" "$FLEET_STATE/director-watcher.log" ||
+        fleet_die "step 6: the withdrawal's reason is not in director's log"
+    # requests caught in that window time out (5 s) before they count
+    sleep 6
+    f1=$(fleet_count load6 failed) ok1=$(fleet_count load6 ok)
+    fleet_wait "requests keep working through director-2 (20 more answers)" 30 answered $((ok1 + 20))
+    [ "$(fleet_count load6 failed)" = "$f1" ] ||
+        fleet_die "step 6: requests failed after the withdrawal: $(fleet_counts_line load6)"
+    fleet_info "failed requests: $((f1 - f0)), all in the window before the withdrawal; none since"
+    fleet_director_attach director
+    fleet_wait "director announced again: two nexthops" 30 fleet_vip_nexthops_are 2
+    fleet_load_stop load6
+    fleet_info "XDP attached again: announced again; $(fleet_counts_line load6)"
+fi
 
 fleet_say "drover-director stats"
 fleet_director_stats | sed 's/^/   /'

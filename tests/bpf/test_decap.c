@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * BPF_PROG_TEST_RUN tests of the proxy-side decap program: local delivery
- * (SYN, local socket, hop list exhausted, UDP), second chance (non-SYN
- * without a socket forwarded to the next hop after a FIB lookup, in a
- * private network namespace with a routed next hop), non-GUE pass-through,
+ * (SYN to a listener, local socket, hop list exhausted, UDP), second chance
+ * (SYN without a listener, non-SYN without a socket forwarded to the next
+ * hop after a FIB lookup, in a private network namespace with a routed next
+ * hop), non-GUE pass-through,
  * bad GUE and truncation at every length dropped, VLAN, and a round trip
  * through the director program. GUE packets are built here byte by byte
  * from the wire format in docs/director.md.
@@ -191,8 +192,35 @@ static void expect_local(const struct gue_spec *g, int ifindex)
     ck_assert_mem_eq(out.b + l2, in.b + inner_off, in.len - inner_off);
 }
 
+/* A wildcard listener on port (what HAProxy's `bind :80` makes); the
+ * IPv6 one is v6-only so both families can listen on one port. */
+static int listener(int family, uint16_t port)
+{
+    struct sockaddr_storage ss = {0};
+    socklen_t sl;
+    int one = 1, fd = socket(family, SOCK_STREAM, 0);
+
+    ck_assert_int_ge(fd, 0);
+    if (family == AF_INET) {
+        struct sockaddr_in *a = (void *)&ss;
+        a->sin_family = AF_INET;
+        a->sin_port = htons(port);
+        sl = sizeof(*a);
+    } else {
+        struct sockaddr_in6 *a = (void *)&ss;
+        a->sin6_family = AF_INET6;
+        a->sin6_port = htons(port);
+        sl = sizeof(*a);
+        ck_assert_int_eq(setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)), 0);
+    }
+    ck_assert_int_eq(bind(fd, (void *)&ss, sl), 0);
+    ck_assert_int_eq(listen(fd, 4), 0);
+    return fd;
+}
+
 START_TEST(test_syn_local)
 {
+    int l4 = listener(AF_INET, GUE4.inner.dport), l6 = listener(AF_INET6, GUE6.inner.dport);
     struct gue_spec g = GUE4;
     g.inner.tcp_flags = 0x02;
     expect_local(&g, sc0);
@@ -202,11 +230,14 @@ START_TEST(test_syn_local)
     ck_assert_uint_eq(stat(DROVER_STAT_DECAP_SYN_LOCAL), 2);
     ck_assert_uint_eq(stat(DROVER_STAT_DECAP_LOCAL), 2);
     ck_assert_uint_eq(stat(DROVER_STAT_SECOND_CHANCE), 0);
+    close(l4);
+    close(l6);
 }
 END_TEST
 
 START_TEST(test_udp_inner_and_vlan_local)
 {
+    int l4 = listener(AF_INET, GUE4.inner.dport);
     struct gue_spec g = GUE4;
     g.inner.proto = IPPROTO_UDP;
     expect_local(&g, sc0);
@@ -219,6 +250,7 @@ START_TEST(test_udp_inner_and_vlan_local)
     g.inner.tcp_flags = 0x02;
     expect_local(&g, sc0);
     ck_assert_uint_eq(stat(DROVER_STAT_DECAP_LOCAL), 3);
+    close(l4);
 }
 END_TEST
 
@@ -292,6 +324,33 @@ START_TEST(test_second_chance_forward)
     /* Arrived on another device than the route's: redirect. */
     expect_forward(&GUE4, (int)if_nametoindex("sc1"), XDP_REDIRECT_);
     ck_assert_uint_eq(stat(DROVER_STAT_SECOND_CHANCE), 5);
+}
+END_TEST
+
+/* Nothing listens (the proxy's HAProxy is being restarted): a SYN with a
+ * hop left goes to the next hop instead of meeting a RST here; at the
+ * last hop it stays (nobody else could take it). */
+START_TEST(test_syn_without_listener_forwarded)
+{
+    struct gue_spec g = GUE4;
+    g.inner.tcp_flags = 0x02;
+    expect_forward(&g, sc0, XDP_TX_);
+    g = GUE6;
+    g.inner.tcp_flags = 0x02;
+    expect_forward(&g, sc0, XDP_TX_);
+    ck_assert_uint_eq(stat(DROVER_STAT_SECOND_CHANCE), 2);
+    ck_assert_uint_eq(stat(DROVER_STAT_DECAP_SYN_LOCAL), 0);
+    g = GUE4;
+    g.inner.tcp_flags = 0x02;
+    g.next_hop = 2;
+    expect_local(&g, sc0);
+    ck_assert_uint_eq(stat(DROVER_STAT_DECAP_HOPS_DONE), 1);
+    /* listening again: local */
+    int l4 = listener(AF_INET, GUE4.inner.dport);
+    g.next_hop = 1;
+    expect_local(&g, sc0);
+    ck_assert_uint_eq(stat(DROVER_STAT_DECAP_SYN_LOCAL), 1);
+    close(l4);
 }
 END_TEST
 
@@ -568,6 +627,7 @@ int main(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_syn_local);
+    tcase_add_test(tc, test_syn_without_listener_forwarded);
     tcase_add_test(tc, test_udp_inner_and_vlan_local);
     tcase_add_test(tc, test_hops_exhausted_local);
     tcase_add_test(tc, test_second_chance_forward);

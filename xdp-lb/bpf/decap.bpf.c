@@ -6,10 +6,12 @@
  *   - strips the outer headers and hands the inner packet to the local
  *     stack (XDP_PASS) as if it came straight from the client, or
  *   - second chance: a TCP packet that is not a SYN, for which this host has
- *     no socket, while the hop list still has a next hop, is re-addressed to
- *     that hop (next_hop advanced) and sent on with XDP_TX/redirect after a
- *     FIB lookup; when the neighbour is not resolved yet the rewritten
- *     packet goes to the stack, which forwards it.
+ *     no socket, or a SYN for which it has no listener (HAProxy died and is
+ *     being restarted, its frontend is disabled), while the hop list still
+ *     has a next hop, is re-addressed to that hop (next_hop advanced) and
+ *     sent on with XDP_TX/redirect after a FIB lookup; when the neighbour is
+ *     not resolved yet the rewritten packet goes to the stack, which
+ *     forwards it.
  * Non-GUE traffic passes untouched; bad or truncated GUE is dropped and
  * counted. Counters: drover_maps.h, map decap_stats.
  */
@@ -105,9 +107,14 @@ static __always_inline int parse_inner(void *inner, void *data_end, __u8 proto_c
     return 0;
 }
 
-/* Does this host own the connection? Any socket but a listener counts:
- * established, time-wait and request sockets (handshake in progress). */
-static __always_inline int has_local_socket(struct xdp_md *ctx, struct inner_info *in)
+/* The socket the kernel would hand this packet to: 0 none, 1 a listener,
+ * 2 a connection (established, time-wait or a request socket: handshake in
+ * progress). The lookup falls back to listeners when no connection
+ * matches, as the stack's own does. */
+#define SOCK_NONE     0
+#define SOCK_LISTENER 1
+#define SOCK_CONN     2
+static __always_inline int local_socket(struct xdp_md *ctx, struct inner_info *in)
 {
     struct bpf_sock *sk;
 
@@ -116,10 +123,10 @@ static __always_inline int has_local_socket(struct xdp_md *ctx, struct inner_inf
     else
         sk = bpf_skc_lookup_tcp(ctx, &in->tuple, sizeof(in->tuple.ipv6), BPF_F_CURRENT_NETNS, 0);
     if (!sk)
-        return 0;
-    int owned = sk->state != TCP_LISTEN_STATE;
+        return SOCK_NONE;
+    int kind = sk->state == TCP_LISTEN_STATE ? SOCK_LISTENER : SOCK_CONN;
     bpf_sk_release(sk);
-    return owned;
+    return kind;
 }
 
 /* Strip everything between the L2 header and the inner packet. The L2
@@ -312,15 +319,22 @@ int drover_decap(struct xdp_md *ctx)
 
     if (!in.is_tcp)
         return decap_local(ctx, st, l3off, inner_off, in.ethertype);
-    if (in.is_syn) {
-        st->count[DROVER_STAT_DECAP_SYN_LOCAL]++;
-        return decap_local(ctx, st, l3off, inner_off, in.ethertype);
-    }
     if (hops->next_hop >= hops->hop_count) {
         st->count[DROVER_STAT_DECAP_HOPS_DONE]++;
         return decap_local(ctx, st, l3off, inner_off, in.ethertype);
     }
-    if (has_local_socket(ctx, &in)) {
+    int sock = local_socket(ctx, &in);
+    if (in.is_syn) {
+        /* A new connection stays here while something listens for it;
+         * with nobody listening the stack would answer RST, so the next
+         * hop gets its chance (issue 14: a HAProxy being restarted). */
+        if (sock != SOCK_NONE) {
+            st->count[DROVER_STAT_DECAP_SYN_LOCAL]++;
+            return decap_local(ctx, st, l3off, inner_off, in.ethertype);
+        }
+        return forward_next_hop(ctx, st, l3off, family, hop_off); /* counted there */
+    }
+    if (sock == SOCK_CONN) {
         st->count[DROVER_STAT_DECAP_SOCKET_LOCAL]++;
         return decap_local(ctx, st, l3off, inner_off, in.ethertype);
     }

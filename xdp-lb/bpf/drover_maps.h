@@ -200,7 +200,7 @@ enum drover_stat {
     /* decap side */
     DROVER_STAT_DECAP_PASS_NOT_GUE, /* not UDP to the GUE port: XDP_PASS */
     DROVER_STAT_DECAP_LOCAL,        /* decapsulated to the local stack */
-    DROVER_STAT_DECAP_SYN_LOCAL,    /* of which SYN (never forwarded) */
+    DROVER_STAT_DECAP_SYN_LOCAL,    /* of which SYN with a local listener */
     DROVER_STAT_DECAP_SOCKET_LOCAL, /* of which non-SYN with a local socket */
     DROVER_STAT_DECAP_HOPS_DONE,    /* of which no hop left: local stack */
     DROVER_STAT_SECOND_CHANCE,      /* forwarded to the next hop */

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# e2e_fleet: the demo's scenario (scripts/fleet/scenario.sh) with every step
-# asserted, run with --keep so that the documented way to stop a kept fleet
+# e2e_fleet: the demo's scenario (scripts/fleet/scenario.sh --frontdoor: two
+# directors behind the BIRD router) with every step asserted, run with --keep so that the documented way to stop a kept fleet
 # (scripts/fleet/down.sh) is exercised too: afterwards none of the run's
 # namespaces, processes or files may remain. If the scenario fails it tears
 # everything down itself.
@@ -16,7 +16,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 state=$(mktemp -d /tmp/drover-e2e-fleet.XXXXXX)
 trap '[ -d "$state" ] && "$SRC/scripts/fleet/down.sh" "$state" >/dev/null 2>&1; true' EXIT
-"$SRC/scripts/fleet/scenario.sh" "$BUILD" --keep --state "$state"
+"$SRC/scripts/fleet/scenario.sh" "$BUILD" --frontdoor --keep --state "$state"
 id=$(cat "$state/id")
 pids=$(awk '{ print $1 }' "$state/pids")
 "$SRC/scripts/fleet/down.sh" "$state"

@@ -10,11 +10,17 @@
 # Both hosts announce both VIPs (two nexthops each at the router). Then
 # service b's HAProxy on host1 is stopped: VIP B is withdrawn from host1
 # only (the router keeps host2's path for B and both paths for A). Then it
-# is started again: announced again.
+# is started again: announced again. Then `droverctl host drain host1
+# --wait`: both VIPs withdrawn from host1 only after the graceful-shutdown
+# time, droverctl reports it idle, `droverctl status` shows it drained;
+# `host undrain host1`: announced again (Consul dev agent in the router's
+# namespace, reachable from both hosts).
 #
-# usage: anycast.sh drover-watcher
+# usage: anycast.sh drover-watcher consul-dev.sh droverctl
 set -euo pipefail
-WATCHER=${1:?usage: anycast.sh drover-watcher}
+WATCHER=${1:?usage: anycast.sh drover-watcher consul-dev.sh droverctl}
+CONSUL_DEV=${2:?usage: anycast.sh drover-watcher consul-dev.sh droverctl}
+DROVERCTL=${3:?usage: anycast.sh drover-watcher consul-dev.sh droverctl}
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/../../lib/director_netns.sh"
 
@@ -22,7 +28,7 @@ if [ "$(id -u)" != 0 ]; then
     echo "e2e_frontdoor_anycast: needs root (network namespaces)" >&2
     exit 77
 fi
-for t in bird birdc haproxy; do
+for t in bird birdc haproxy consul; do
     command -v $t >/dev/null || { echo "e2e_frontdoor_anycast: $t not installed (scripts/bootstrap.sh)" >&2; exit 77; }
 done
 
@@ -47,6 +53,7 @@ cleanup() {
         for f in "$TMP"/*/*.log; do [ -f "$f" ] && { echo "== $f" >&2; tail -n 20 "$f" >&2; }; done
         ip -n "$RT" route >&2
     fi
+    [ -d "$TMP/consul" ] && "$CONSUL_DEV" stop "$TMP/consul" >/dev/null 2>&1
     for ns in $NSS; do ip netns del "$ns" 2>/dev/null; done
     rm -rf "$TMP"
     exit $rc
@@ -75,6 +82,10 @@ protocol bgp h1 from host { neighbor $NET.1.2 as 65002; }
 protocol bgp h2 from host { neighbor $NET.2.2 as 65002; }
 BIRD
 nsx "$RT" bird -c "$TMP/$RT/bird.conf" -s "$TMP/$RT/bird.ctl" -P "$TMP/$RT/bird.pid"
+nsx "$RT" "$CONSUL_DEV" start "$TMP/consul" -client 0.0.0.0 >"$TMP/consul-start.log" 2>&1 ||
+    fail "consul dev agent did not start: $(tail -n 5 "$TMP/consul-start.log")"
+CPORT=$(cat "$TMP/consul/http_port")
+ctl() { nsx "$RT" "$DROVERCTL" --consul-addr "http://127.0.0.1:$CPORT" --author e2e "$@"; }
 
 service_cfg() { # ns service vip port
     cat >"$TMP/$1/cfg/$2.cfg" <<CFG
@@ -127,7 +138,8 @@ BIRD
         --bird-socket "$TMP/$ns/bird.ctl" --bird-include "$TMP/$ns/vips.conf" \
         --frontdoor-state "$TMP/$ns/frontdoor.json" --frontdoor-interval 200ms \
         --frontdoor-rise 2 --frontdoor-fall 2 --frontdoor-flap-half-life 1s --metrics-addr "" \
-        --log-level debug >>"$TMP/$ns/anycast.log" 2>&1 &
+        --consul-addr "http://$NET.$i.1:$CPORT" --host-name "host$i" \
+        --frontdoor-drain-withdraw 1s --log-level debug >>"$TMP/$ns/anycast.log" 2>&1 &
     PIDS="$PIDS $!"
 }
 host "$H1" 1
@@ -163,4 +175,29 @@ echo "service b stopped on host1: VIP B withdrawn from host1 only after $ms ms; 
 start_haproxy "$H1" b
 wait_route $VIPB 2 20 "VIP B announced again by host1"
 echo "service b back on host1: VIP B on both hosts again"
+
+# ---- drain host1 through droverctl ----
+t0=$(now_ms)
+ctl host drain host1 --reason "kernel upgrade" --wait 20s >"$TMP/drain.out" 2>&1 &
+CTL=$!
+wait_route $VIPA 1 10 "VIP A withdrawn from host1 (drained)"
+wait_route $VIPB 1 10 "VIP B withdrawn from host1 (drained)"
+ms=$(($(now_ms) - t0))
+for v in $VIPA $VIPB; do
+    ip -n "$RT" route show $v/32 | grep -q "via $NET.2.2" || fail "$v is not left on host2"
+done
+grep -q "graceful-shutdown" "$TMP/$H1/anycast.log" || fail "no graceful shutdown before the withdrawal"
+wait "$CTL" || fail "droverctl host drain failed: $(cat "$TMP/drain.out")"
+grep -q "host host1: nothing announced.*can be worked on" "$TMP/drain.out" ||
+    fail "droverctl did not report host1 idle: $(cat "$TMP/drain.out")"
+ctl status >"$TMP/status.out" 2>&1 || fail "droverctl status failed: $(cat "$TMP/status.out")"
+grep -q "host1 (anycast, DRAINED): $VIPA withdrawn" "$TMP/status.out" ||
+    fail "droverctl status does not show host1 drained: $(cat "$TMP/status.out")"
+grep -q "host2 (anycast): $VIPA announced; $VIPB announced" "$TMP/status.out" ||
+    fail "droverctl status does not show host2 announcing: $(cat "$TMP/status.out")"
+echo "host1 drained (droverctl): both VIPs withdrawn from host1 only after $ms ms (graceful shutdown 1 s); droverctl reported it idle"
+ctl host undrain host1 >/dev/null
+wait_route $VIPA 2 20 "VIP A announced again by host1 (undrained)"
+wait_route $VIPB 2 20 "VIP B announced again by host1 (undrained)"
+echo "host1 undrained: both VIPs on both hosts again"
 echo "e2e_frontdoor_anycast: ok"

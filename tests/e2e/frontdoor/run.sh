@@ -24,6 +24,8 @@
 #     withdraws it; attach and restart: announced again.
 #  5. cut dir1's link: withdrawn after the BGP hold time; restore:
 #     announced again.
+#  6. Consul killed for 10 s, then restarted empty for 10 s: both directors
+#     keep announcing (two nexthops at every sample); 0 failed, 0 broken.
 # FRONTDOOR_BENCH=FILE: the figures as BENCH lines into FILE.
 #
 # usage: run.sh drover-watcher drover-director xdp_pass.bpf.o consul-dev.sh droverctl
@@ -350,17 +352,41 @@ echo "5: link back: two nexthops"
 sleep 2.5
 link_failed=$(phase_failed)
 
+# ---- 6. Consul goes away, then comes back empty ----
+# Fail static applies to routes too: both directors still serve, so the
+# VIP stays announced by both (two nexthops at every sample) and nothing
+# fails, while Consul is dead and after it restarts empty (a dev agent
+# keeps nothing: the director's keys are gone, a KV-loss as the watchers
+# see it).
+hold_nexthops() { # seconds what
+    local end=$(($(now_ms) + $1 * 1000))
+    while [ "$(now_ms)" -lt $end ]; do
+        [ "$(nexthops)" = 2 ] || fail "$2: the route lost a nexthop (router route: '$(ip -n "$RT" route show "$VIP/32")')"
+        sleep 0.1
+    done
+}
+phase_start
+nsx "$RT" "$CONSUL_DEV" kill "$TMP/consul" >/dev/null
+hold_nexthops 10 "Consul dead"
+nsx "$RT" "$CONSUL_DEV" restart "$TMP/consul" >/dev/null || fail "Consul did not restart"
+hold_nexthops 10 "Consul back empty"
+consul_failed=$(phase_failed) consul_broken=$(phase_broken)
+echo "6: Consul killed (10 s), then back empty (10 s): both nexthops all along; failed $consul_failed, broken $consul_broken"
+[ "$consul_failed" -eq 0 ] && [ "$consul_broken" -eq 0 ] ||
+    fail "Consul loss lost traffic: $(cat "$TMP/load/counts")"
+
 touch "$TMP/load/stop"
 wait "$LOAD" || true
 LOAD=""
 echo "load: $(cat "$TMP/load/counts")"
 broken=$(count broken)
-echo "figures: withdraw ${withdraw_ms} ms, drain failed $drain_failed, crash failed $crash_failed, broken $broken (link cut failed $link_failed)"
+echo "figures: withdraw ${withdraw_ms} ms, drain failed $drain_failed, crash failed $crash_failed, Consul loss failed $consul_failed, broken $broken (link cut failed $link_failed)"
 if [ -n "${FRONTDOOR_BENCH:-}" ]; then
     {
         echo "BENCH frontdoor_withdraw_ms $withdraw_ms"
         echo "BENCH frontdoor_drain_failed $drain_failed"
         echo "BENCH frontdoor_crash_failed $crash_failed"
+        echo "BENCH frontdoor_consul_loss_failed $consul_failed"
         echo "BENCH frontdoor_broken_connections $broken"
     } >"$FRONTDOOR_BENCH"
 fi

@@ -84,6 +84,36 @@ START_TEST(test_stopped_frontend_and_dead_haproxy)
 }
 END_TEST
 
+/* The drain counter: cumulative sessions of the frontends that bind a VIP
+ * (fe_a, li_b), not of other proxies; a stat without the column counts 0. */
+START_TEST(test_sessions_of_vip_frontends)
+{
+    static const char stat_a[] = "# pxname,svname,status,stot\nfe_a,FRONTEND,OPEN,40\n"
+                                 "be_web,s1,UP,39\nstats,FRONTEND,OPEN,1000\n";
+    static const char stat_b[] = "# pxname,svname,status,stot\nli_b,FRONTEND,OPEN,2\n";
+    static const char cfg_stats[] = "frontend stats\n    bind :9000\n";
+    struct frontdoor_anycast *a = NULL;
+
+    ck_assert_int_eq(frontdoor_anycast_new(&a), 0);
+    ck_assert_int_eq(
+        frontdoor_anycast_add_service(a, "a", cfg_a, strlen(cfg_a), stat_a, strlen(stat_a)), 0);
+    ck_assert_int_eq(
+        frontdoor_anycast_add_service(a, "s", cfg_stats, strlen(cfg_stats), stat_a, strlen(stat_a)),
+        0);
+    ck_assert_int_eq(
+        frontdoor_anycast_add_service(a, "b", cfg_b, strlen(cfg_b), stat_b, strlen(stat_b)), 0);
+    ck_assert_uint_eq(frontdoor_anycast_sessions(a), 42);
+    frontdoor_anycast_free(a);
+    ck_assert_int_eq(frontdoor_anycast_new(&a), 0);
+    ck_assert_int_eq(frontdoor_anycast_add_service(a, "b", cfg_b, strlen(cfg_b),
+                                                   HDR "li_b,FRONTEND,0,OPEN,\n",
+                                                   strlen(HDR "li_b,FRONTEND,0,OPEN,\n")),
+                     0);
+    ck_assert_uint_eq(frontdoor_anycast_sessions(a), 0);
+    frontdoor_anycast_free(a);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("frontdoor_anycast");
@@ -91,6 +121,7 @@ int main(void)
     tcase_add_test(tc, test_all_up);
     tcase_add_test(tc, test_backend_without_up_server);
     tcase_add_test(tc, test_stopped_frontend_and_dead_haproxy);
+    tcase_add_test(tc, test_sessions_of_vip_frontends);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
