@@ -8,12 +8,14 @@
  * ROUNDS rounds, the programs of a case measured in turn within each round.
  * director_*_ratio: raw cost of a VIP packet / raw cost of the wrapper
  * tail-calling bench_tx (XDP_TX only) on the same packet (issue 19: goal
- * <= 1.8; non-VIP packets within 10 ns of the wrapper). director_counter_ns:
- * the same director built without its per-VIP and per-proxy counters
- * (DROVER_NO_TRAFFIC_COUNTERS, sharing the maps) measured in turn with it
- * on the same packet; (median of the per-round ratio with/without - 1) x
- * the cost without is what the counters cost (issue 17: goal <= 3 ns). Runs in a private network
- * namespace (second chance needs a routed next hop for its FIB lookup) pinned to one CPU.
+ * <= 1.8; non-VIP packets within 10 ns of the wrapper: director_nonvip_over_baseline_ns).
+ * director_counter_ns: the same director built without its per-VIP and per-proxy counters
+ * (DROVER_NO_TRAFFIC_COUNTERS, sharing the maps) measured in turn with it on the same packet;
+ * (median of the per-round ratio with/without - 1) x the cost without is what the counters
+ * cost (issue 17: goal <= 3 ns). director_hash_*: the flow hash alone, SipHash-1-3 and a
+ * keyed multiply-shift against a control (docs/director.md, "Flow hash"). Runs in a private
+ * network namespace (second chance needs a routed next hop for its FIB lookup) pinned to one
+ * CPU.
  *
  *   bench_director [repeat] [rounds]
  */
@@ -31,22 +33,19 @@
 #include <unistd.h>
 
 #include "bench_director_nocount_bpf.skel.h"
+#include "bench_wrapper.h"
 #include "bench_wrapper_bpf.skel.h"
 #include "decap_bpf.skel.h"
 #include "director_bpf.skel.h"
 #include "director_config.h"
 #include "director_maps.h"
 #include "director_publish.h"
+#include "drover_hash.h"
 #include "log.h"
 #include "pkt.h"
 
 #define NPROXY 16
 #define NVIP   16
-
-struct bench_packet {
-    __u32 len;
-    __u8 data[DROVER_BENCH_MAX_PKT];
-};
 
 static struct bench_wrapper_bpf *wrap;
 static uint32_t repeat = 2000000, rounds = 7;
@@ -115,12 +114,20 @@ struct bench_case {
     uint32_t action;
 };
 
+/* What run_case measured, ns per run through the wrapper (medians). */
+struct case_result {
+    double total;   /* wrapper -> the program under test */
+    double wrapper; /* wrapper -> bench_null (XDP_PASS) */
+    double tx;      /* wrapper -> bench_tx (XDP_TX): the ratios' baseline */
+    double ratio;   /* median over rounds of total / tx */
+};
+
 /* Run the case, check the wrapper's last output equals one plain run of
  * the program on the original packet (the restore works), print BENCH.
  * Measured with two baselines through the same wrapper, interleaved:
  * bench_null (XDP_PASS; its cost is subtracted from the figure) and
- * bench_tx (XDP_TX; *tx_ratio = raw cost / raw cost of bench_tx). */
-static int run_case(const struct bench_case *c, double *wrapper_ns, double *tx_ratio)
+ * bench_tx (XDP_TX; the ratio is raw cost / raw cost of bench_tx). */
+static int run_case(const struct bench_case *c, struct case_result *res)
 {
     struct pkt once, last;
     double ns[3], ratio[3];
@@ -147,10 +154,32 @@ static int run_case(const struct bench_case *c, double *wrapper_ns, double *tx_r
     printf("# %-26s %-44s total %6.1f ns, wrapper %5.1f ns, wrapper+XDP_TX %5.1f ns (x%.2f)\n",
            c->name, c->what, ns[2], ns[1], ns[0], ratio[2]);
     printf("BENCH %s %.1f\n", c->name, ns[2] - ns[1]);
-    if (wrapper_ns)
-        *wrapper_ns = ns[1];
-    if (tx_ratio)
-        *tx_ratio = ratio[2];
+    *res = (struct case_result){.total = ns[2], .wrapper = ns[1], .tx = ns[0], .ratio = ratio[2]};
+    return 0;
+}
+
+/* The flow hash alone on packet p (see wrapper.bpf.c): ns of the SipHash
+ * and of the multiply-shift beyond the control, and the SipHash's share of
+ * the director's ratio (its ns over the XDP_TX baseline's raw ns). */
+static int measure_hash(int fd_ctl, int fd_sip, int fd_mul, int fd_tx, const struct pkt *p,
+                        const char *family)
+{
+    const int fds[4] = {fd_tx, fd_ctl, fd_sip, fd_mul};
+    const uint32_t want[4] = {3, 3, 3, 3};
+    double ns[4], ratio[4];
+    struct pkt out;
+    int rc = measure_set(fds, want, 4, p, 0, ns, ratio, &out);
+    if (rc < 0) {
+        fprintf(stderr, "bench: measuring the %s flow hash failed: %s\n", family, strerror(-rc));
+        return rc;
+    }
+    printf("# flow hash %s (mode src): control %.1f ns, SipHash-1-3 %.1f ns, multiply-shift "
+           "%.1f ns, wrapper+XDP_TX %.1f ns\n",
+           family, ns[1], ns[2], ns[3], ns[0]);
+    printf("BENCH director_hash_siphash_%s_ns %.1f\n", family, ns[2] - ns[1]);
+    printf("BENCH director_hash_mulshift_%s_ns %.1f\n", family, ns[3] - ns[1]);
+    printf("BENCH director_hash_siphash_%s_share_of_ratio %.2f\n", family,
+           ns[0] > 0 ? (ns[2] - ns[1]) / ns[0] : 0);
     return 0;
 }
 
@@ -413,7 +442,7 @@ int main(int argc, char **argv)
         {{"second_chance_v6_ns", "GUE/IPv6 ACK, no socket -> next hop (TX)", xfd, ack6_gue, sc0, 3},
          1},
     };
-    double wrapper_ns = 0, ratio[sizeof(cases) / sizeof(cases[0])] = {0};
+    struct case_result res[sizeof(cases) / sizeof(cases[0])] = {0};
     int current_v6 = 1;
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         if (cases[i].v6_generation != current_v6) {
@@ -423,18 +452,39 @@ int main(int argc, char **argv)
             if (rc < 0)
                 die("publishing a generation", rc);
         }
-        if (run_case(&cases[i].c, i == 0 ? &wrapper_ns : NULL, &ratio[i]) < 0) {
+        if (run_case(&cases[i].c, &res[i]) < 0) {
             status = 1;
             goto out;
         }
     }
     printf("# wrapper alone (bench_wrapper -> bench_null, 54-byte SYN)\n");
-    printf("BENCH director_wrapper_ns %.1f\n", wrapper_ns);
+    printf("BENCH director_wrapper_ns %.1f\n", res[0].wrapper);
     printf("# raw cost / raw cost of bench_wrapper -> bench_tx (XDP_TX) on the same packet,\n"
            "# median over rounds of the per-round ratio; goal <= 1.8\n");
-    printf("BENCH director_syn_ratio %.2f\n", ratio[0]);
-    printf("BENCH director_established_ratio %.2f\n", ratio[1]);
-    printf("BENCH director_v6_ratio %.2f\n", ratio[6]);
+    printf("BENCH director_syn_ratio %.2f\n", res[0].ratio);
+    printf("BENCH director_established_ratio %.2f\n", res[1].ratio);
+    printf("BENCH director_v6_ratio %.2f\n", res[6].ratio);
+    printf(
+        "# non-VIP pass-through: raw cost minus that of the wrapper+XDP_TX baseline (medians of\n"
+        "# the same rounds); goal <= 10 ns\n");
+    printf("BENCH director_nonvip_over_baseline_ns %.1f\n", res[3].total - res[3].tx);
+    printf("BENCH director_nonvip_v6_over_baseline_ns %.1f\n", res[7].total - res[7].tx);
+
+    /* The hash alone, for the choice of docs/director.md "Flow hash". */
+    struct bench_hash_io hio = {.mul_key = {0x9e3779b97f4a7c15ULL, 0xbf58476d1ce4e5b9ULL,
+                                            0x94d049bb133111ebULL, 0xd6e8feb86659fd93ULL}};
+    __u32 zero = 0;
+    drover_siphash_init(gen.hash_key, hio.sip_state);
+    if (bpf_map_update_elem(bpf_map__fd(wrap->maps.bench_hash), &zero, &hio, BPF_ANY) < 0)
+        die("filling bench_hash", -errno);
+    const int hfd[4] = {
+        bpf_program__fd(wrap->progs.bench_hash_ctl), bpf_program__fd(wrap->progs.bench_hash_sip),
+        bpf_program__fd(wrap->progs.bench_hash_mul), bpf_program__fd(wrap->progs.bench_tx)};
+    if (measure_hash(hfd[0], hfd[1], hfd[2], hfd[3], &syn4_p, "v4") < 0 ||
+        measure_hash(hfd[0], hfd[1], hfd[2], hfd[3], &syn6_p, "v6") < 0) {
+        status = 1;
+        goto out;
+    }
 
     /* Back to the IPv4 generation for the counters and the veth run. */
     if ((rc = director_maps_publish(&m, &gen, px4, rows4, NULL)) < 0)

@@ -11,16 +11,15 @@
  * director's ratios.
  */
 #include "vmlinux.h"
+#include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 
+#include "drover_hash.h"
 #include "drover_maps.h"
 
-char LICENSE[] SEC("license") = "Dual BSD/GPL";
+#include "bench_wrapper.h"
 
-struct bench_packet {
-    __u32 len;
-    __u8 data[DROVER_BENCH_MAX_PKT];
-};
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 struct {
     __uint(type, BPF_MAP_TYPE_ARRAY);
@@ -70,6 +69,111 @@ int bench_null(struct xdp_md *ctx)
 SEC("xdp")
 int bench_tx(struct xdp_md *ctx)
 {
+    return XDP_TX;
+}
+
+/* The flow hash alone (issue 19: what the keyed hash costs per packet, for
+ * the choice in docs/director.md "Flow hash"). The three programs read the
+ * source address and port of an untagged TCP packet (IPv4 or IPv6, no
+ * options) the same way and store a 64-bit result the same way; only the
+ * combining differs: bench_hash_ctl XORs the words (the control),
+ * bench_hash_sip is the director's SipHash-1-3 from a keyed state
+ * (drover_flow_hash_state, mode src, per family as director.bpf.c does),
+ * bench_hash_mul a keyed multilinear multiply-shift (the cheap linear
+ * alternative that docs/director.md rejects). */
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct bench_hash_io);
+} bench_hash SEC(".maps");
+
+static __always_inline int bench_read_flow(struct xdp_md *ctx, struct drover_flow *f)
+{
+    void *data = (void *)(long)ctx->data, *end = (void *)(long)ctx->data_end;
+    struct ethhdr *eth = data;
+
+    if ((void *)(eth + 1) > end)
+        return -1;
+    if (eth->h_proto == bpf_htons(0x0800)) {
+        struct iphdr *ip = (void *)(eth + 1);
+        __be16 *ports = (void *)(ip + 1);
+        if ((void *)(ports + 2) > end)
+            return -1;
+        f->family = DROVER_AF_INET;
+        f->src[0] = ip->saddr;
+        f->sport = ports[0];
+        return 0;
+    }
+    struct ipv6hdr *ip6 = (void *)(eth + 1);
+    __be16 *ports = (void *)(ip6 + 1);
+    if ((void *)(ports + 2) > end)
+        return -1;
+    f->family = DROVER_AF_INET6;
+    __builtin_memcpy(f->src, &ip6->saddr, 16);
+    f->sport = ports[0];
+    return 0;
+}
+
+/* The map value and the flow of the packet; NULL when either is missing. */
+static __always_inline struct bench_hash_io *bench_hash_input(struct xdp_md *ctx,
+                                                              struct drover_flow *f)
+{
+    __u32 zero = 0;
+    struct bench_hash_io *io = bpf_map_lookup_elem(&bench_hash, &zero);
+
+    if (!io || bench_read_flow(ctx, f) < 0)
+        return NULL;
+    return io;
+}
+
+SEC("xdp")
+int bench_hash_ctl(struct xdp_md *ctx)
+{
+    struct drover_flow f = {};
+    struct bench_hash_io *io = bench_hash_input(ctx, &f);
+
+    if (!io)
+        return XDP_ABORTED;
+    io->out = ((__u64)f.src[0] | ((__u64)f.src[1] << 32)) ^
+              ((__u64)f.src[2] | ((__u64)f.src[3] << 32)) ^ f.sport;
+    return XDP_TX;
+}
+
+SEC("xdp")
+int bench_hash_sip(struct xdp_md *ctx)
+{
+    struct drover_flow f = {};
+    struct bench_hash_io *io = bench_hash_input(ctx, &f);
+
+    if (!io)
+        return XDP_ABORTED;
+    if (f.family == DROVER_AF_INET) {
+        f.family = DROVER_AF_INET;
+        io->out = drover_flow_hash_state(io->sip_state, &f, DROVER_HASH_SRC);
+    } else {
+        f.family = DROVER_AF_INET6;
+        io->out = drover_flow_hash_state(io->sip_state, &f, DROVER_HASH_SRC);
+    }
+    return XDP_TX;
+}
+
+SEC("xdp")
+int bench_hash_mul(struct xdp_md *ctx)
+{
+    struct drover_flow f = {};
+    struct bench_hash_io *io = bench_hash_input(ctx, &f);
+
+    if (!io)
+        return XDP_ABORTED;
+    const __u64 *k = io->mul_key;
+    __u64 h;
+    if (f.family == DROVER_AF_INET)
+        h = k[0] + k[1] * ((__u64)f.src[0] | ((__u64)f.sport << 32));
+    else
+        h = k[0] + k[1] * ((__u64)f.src[0] | ((__u64)f.src[1] << 32)) +
+            k[2] * ((__u64)f.src[2] | ((__u64)f.src[3] << 32)) + k[3] * f.sport;
+    io->out = h >> 48; /* the row: the high bits are the well-mixed ones */
     return XDP_TX;
 }
 

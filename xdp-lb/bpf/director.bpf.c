@@ -325,8 +325,12 @@ static __always_inline __u64 flow_hash(const __u64 init[4], const struct drover_
     return drover_flow_hash_state(init, &g, DROVER_HASH_SRC);
 }
 
-SEC("xdp")
-int drover_director(struct xdp_md *ctx)
+/* A packet from its IP header on, for one family: called with the family
+ * as a constant, so each family compiles to its own straight-line path and
+ * the fields of the other one are not kept alive (and spilled to the
+ * stack) across the parse, the VIP check and the hash. */
+static __always_inline int director_ip(struct xdp_md *ctx, struct drover_stats *st, __u32 l3off,
+                                       const __u8 family)
 {
     void *data = (void *)(long)ctx->data;
     void *data_end = (void *)(long)ctx->data_end;
@@ -335,25 +339,11 @@ int drover_director(struct xdp_md *ctx)
     int icmp = 0;
     int rc;
 
-    struct drover_stats *st = bpf_map_lookup_elem(&drover_stats, &zero);
-    if (!st)
-        return XDP_PASS;
-    st->count[DROVER_STAT_RX]++;
-
-    __u16 proto;
-    __u32 l3off;
-    if (drover_parse_l2(data, data_end, &proto, &l3off) < 0) {
-        st->count[DROVER_STAT_PASS_MALFORMED]++;
-        return XDP_PASS;
-    }
-    if (proto == bpf_htons(ETH_P_IP)) {
+    if (family == DROVER_AF_INET)
         rc = parse_v4(data, data_end, l3off, &f, &icmp);
-    } else if (proto == bpf_htons(ETH_P_IPV6)) {
+    else
         rc = parse_v6(data, data_end, l3off, &f, &icmp);
-    } else {
-        st->count[DROVER_STAT_PASS_NOT_IP]++;
-        return XDP_PASS;
-    }
+    f.family = family;
     if (rc != PARSE_OK) {
         if (rc >= 0 && rc < DROVER_STAT_MAX)
             st->count[rc]++;
@@ -517,4 +507,30 @@ int drover_director(struct xdp_md *ctx)
     if (cfg->egress_ifindex)
         return bpf_redirect(cfg->egress_ifindex, 0);
     return XDP_TX;
+}
+
+SEC("xdp")
+int drover_director(struct xdp_md *ctx)
+{
+    void *data = (void *)(long)ctx->data;
+    void *data_end = (void *)(long)ctx->data_end;
+    __u32 zero = 0;
+
+    struct drover_stats *st = bpf_map_lookup_elem(&drover_stats, &zero);
+    if (!st)
+        return XDP_PASS;
+    st->count[DROVER_STAT_RX]++;
+
+    __u16 proto;
+    __u32 l3off;
+    if (drover_parse_l2(data, data_end, &proto, &l3off) < 0) {
+        st->count[DROVER_STAT_PASS_MALFORMED]++;
+        return XDP_PASS;
+    }
+    if (proto == bpf_htons(ETH_P_IP))
+        return director_ip(ctx, st, l3off, DROVER_AF_INET);
+    if (proto == bpf_htons(ETH_P_IPV6))
+        return director_ip(ctx, st, l3off, DROVER_AF_INET6);
+    st->count[DROVER_STAT_PASS_NOT_IP]++;
+    return XDP_PASS;
 }
