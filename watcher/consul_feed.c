@@ -35,18 +35,18 @@ struct consul_feed {
     struct consul_feed_stats st;
 };
 
-int consul_feed_prefixes(const struct kv_model_opts *o, char ***out, size_t *n)
+int consul_feed_fixed_prefixes(const struct kv_model_opts *o, char ***out, size_t *n)
 {
     size_t cnt = o->n_kube_clusters + 2;
     char **v = calloc(cnt, sizeof(*v));
     if (!v)
         return -ENOMEM;
-    for (size_t i = 0; i < o->n_kube_clusters; i++)
-        if (asprintf(&v[i], "%skube/%s/", o->root, o->kube_clusters[i]) < 0)
-            goto fail;
-    if (asprintf(&v[o->n_kube_clusters], "%shaproxy/%s/", o->root, o->haproxy_cluster) < 0 ||
-        asprintf(&v[o->n_kube_clusters + 1], "%smaintenance/", o->root) < 0)
+    if (asprintf(&v[0], "%shaproxy/%s/", o->root, o->haproxy_cluster) < 0 ||
+        asprintf(&v[1], "%smaintenance/", o->root) < 0)
         goto fail;
+    for (size_t i = 0; i < o->n_kube_clusters; i++)
+        if (asprintf(&v[2 + i], "%skube/%s/nodes/", o->root, o->kube_clusters[i]) < 0)
+            goto fail;
     *out = v;
     *n = cnt;
     return 0;
@@ -148,12 +148,12 @@ static void strv_free(char **v, size_t n)
  * replaces by its last good value (snapshot_build): its references are
  * taken from the snapshot in force, cur. 0 or -ENOMEM.
  */
-static int service_prefixes(const struct consul_feed *f, const struct consul_kv_list *defs,
-                            const struct snapshot *cur, char ***out, size_t *n_out)
+int consul_feed_service_prefixes(const struct kv_model_opts *o, const char *host,
+                                 unsigned service_watches, const struct consul_kv_list *defs,
+                                 const struct snapshot *cur, char ***out, size_t *n_out)
 {
-    const struct kv_model_opts *o = f->o.model;
     int64_t now = (int64_t)time(NULL);
-    unsigned budget = f->o.service_watches;
+    unsigned budget = service_watches;
     char **v = NULL;
     size_t n = 0, cap = 0;
     int rc = 0;
@@ -166,7 +166,7 @@ static int service_prefixes(const struct consul_feed *f, const struct consul_kv_
     struct canary_result cr;
     const struct consul_kv_list *one[1] = {defs};
     if ((rc = consul_feed_entries(one, 1, &d, &nd)) < 0 ||
-        (rc = canary_overlay(o, f->o.host, &d, &nd, &cr)) < 0)
+        (rc = canary_overlay(o, host, &d, &nd, &cr)) < 0)
         return rc;
     bool whole = false; /* a definition selects by class */
     for (int level = 0; level < 2 && budget > 0 && !whole; level++) {
@@ -296,8 +296,9 @@ static int sync_service_watches(struct consul_feed *f)
     for (size_t i = 0; i < f->n_fixed; i++)
         if (f->watches[i]->defs)
             defs = consul_watch_last_kv(f->watches[i]->w);
-    if ((rc = service_prefixes(f, defs, f->o.current ? f->o.current(f->o.arg) : NULL, &want,
-                               &n_want)) < 0)
+    if ((rc = consul_feed_service_prefixes(f->o.model, f->o.host, f->o.service_watches, defs,
+                                           f->o.current ? f->o.current(f->o.arg) : NULL, &want,
+                                           &n_want)) < 0)
         return rc;
     /* both sorted: the service watches are kept in prefix order */
     size_t i = 0, j = 0, old_n = f->n;
@@ -434,8 +435,9 @@ static void on_error(void *arg, struct consul_response *resp)
 int consul_feed_start(struct consul_client *c, const struct consul_feed_opts *o,
                       struct consul_feed **out)
 {
-    const struct kv_model_opts *m = o->model;
     struct consul_feed *f = calloc(1, sizeof(*f));
+    char **fixed = NULL;
+    size_t n_fixed = 0, i = 0;
     int rc = -ENOMEM;
 
     if (!f)
@@ -443,23 +445,21 @@ int consul_feed_start(struct consul_client *c, const struct consul_feed_opts *o,
     f->o = *o;
     f->c = c;
     f->refs_dirty = true;
-    for (size_t i = 0; i < m->n_kube_clusters + 2; i++) {
-        char *p = NULL;
-        int r = i == 0   ? asprintf(&p, "%shaproxy/%s/", m->root, m->haproxy_cluster)
-                : i == 1 ? asprintf(&p, "%smaintenance/", m->root)
-                         : asprintf(&p, "%skube/%s/nodes/", m->root, m->kube_clusters[i - 2]);
-        if (r < 0)
+    if ((rc = consul_feed_fixed_prefixes(o->model, &fixed, &n_fixed)) < 0)
+        goto fail;
+    for (; i < n_fixed; i++) {
+        if ((rc = watch_add(f, fixed[i], i == 0)) < 0)
             goto fail;
-        if ((rc = watch_add(f, p, i == 0)) < 0) {
-            free(p);
-            goto fail;
-        }
-        log_info("consul: watching %s", p);
+        log_info("consul: watching %s", fixed[i]);
     }
+    free(fixed);
     f->n_fixed = f->n;
     *out = f;
     return 0;
 fail:
+    for (; fixed && i < n_fixed; i++)
+        free(fixed[i]); /* the ones before i belong to their watches */
+    free(fixed);
     consul_feed_stop(f);
     return rc;
 }

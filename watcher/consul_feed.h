@@ -84,11 +84,24 @@ int consul_feed_start(struct consul_client *c, const struct consul_feed_opts *o,
 void consul_feed_stop(struct consul_feed *f);
 void consul_feed_get_stats(const struct consul_feed *f, struct consul_feed_stats *out);
 
-/* The prefixes that hold everything a feed for these options may consume
- * (kube/<c>/ whole, haproxy/<cluster>/, maintenance/), for one-shot reads
- * (`render --diff`) and tests; the feed itself watches narrower ones (see
- * top). Caller frees each string and the array. 0 or -ENOMEM. */
-int consul_feed_prefixes(const struct kv_model_opts *o, char ***out, size_t *n);
+/* The prefixes every feed for these options watches, in this order:
+ * haproxy/<cluster>/ (the definitions), maintenance/, kube/<c>/nodes/ per
+ * consumed cluster. Caller frees each string and the array. 0 or -ENOMEM. */
+int consul_feed_fixed_prefixes(const struct kv_model_opts *o, char ***out, size_t *n);
+
+/* The kube service prefixes the definitions defs (the answer for
+ * haproxy/<cluster>/) reference, sorted and unique, at the finest
+ * granularity that fits service_watches (see top; 0: every consumed
+ * cluster's kube/<c>/services/ whole). A definition that does not decode
+ * is what snapshot_build replaces by its last good value: its references
+ * are taken from cur, the snapshot in force (may be NULL). host: this
+ * host's name, so that a staged change naming it as a canary host counts
+ * (NULL: never a canary, as `render` reads). A feed and a
+ * one-shot read (`render`) read the same prefixes this way. Caller frees
+ * each string and the array. 0 or -ENOMEM. */
+int consul_feed_service_prefixes(const struct kv_model_opts *o, const char *host,
+                                 unsigned service_watches, const struct consul_kv_list *defs,
+                                 const struct snapshot *cur, char ***out, size_t *n);
 
 /* Entries of several KV lists as snapshot input (copies). 0 or -ENOMEM. */
 int consul_feed_entries(const struct consul_kv_list *const *lists, size_t n_lists,

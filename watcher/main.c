@@ -698,57 +698,98 @@ static void on_fetched(void *arg, struct consul_response *resp)
     free(o);
 }
 
-/* Read the watched prefixes once and build a snapshot. */
+/* Read prefixes[0..n) at once into lists[0..n) (NULL: empty) and wait
+ * for all answers. 0 or the first error (named in the log). */
+static int fetch_lists(uv_loop_t *loop, struct consul_client *c, char **prefixes, size_t n,
+                       struct consul_kv_list **lists)
+{
+    struct fetch f = {.lists = lists};
+    for (size_t i = 0; i < n; i++) {
+        struct fetch_one *o = calloc(1, sizeof(*o));
+        int rc = -ENOMEM;
+        if (o) {
+            o->f = &f;
+            o->i = i;
+            rc = consul_kv_get_prefix(c, prefixes[i], on_fetched, o);
+        }
+        if (rc < 0) {
+            free(o);
+            f.err = rc;
+            snprintf(f.errmsg, sizeof(f.errmsg), "GET %s: %s", prefixes[i], strerror(-rc));
+            break;
+        }
+        f.pending++;
+    }
+    while (f.pending && uv_run(loop, UV_RUN_ONCE))
+        ;
+    if (f.err)
+        log_error("watcher: reading Consul: %s", f.errmsg);
+    return f.err;
+}
+
+static void strv_free(char **v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+/* Read once what the daemon's feed watches (consul_feed.h: the fixed
+ * prefixes, then the kube services the definitions reference - not
+ * kube/<c>/ whole) and build a snapshot. */
 static int fetch_snapshot(const struct kv_model_opts *m, struct snapshot **out)
 {
     uv_loop_t loop;
     struct consul_client *c = NULL;
-    char **prefixes = NULL;
-    size_t n = 0;
-    struct fetch f = {0};
+    char **prefixes = NULL, **services = NULL;
+    size_t n = 0, n_svc = 0;
+    struct consul_kv_list **lists = NULL;
     int rc;
 
     uv_loop_init(&loop);
-    if ((rc = consul_feed_prefixes(m, &prefixes, &n)) < 0 ||
+    uint64_t t0 = uv_hrtime();
+    if ((rc = consul_feed_fixed_prefixes(m, &prefixes, &n)) < 0 ||
         (rc = consul_client_new(&loop, &consul_cfg, &c)) < 0)
         goto out;
-    f.lists = calloc(n, sizeof(*f.lists));
-    for (size_t i = 0; f.lists && i < n; i++) {
-        struct fetch_one *o = calloc(1, sizeof(*o));
-        if (!o)
-            break;
-        o->f = &f;
-        o->i = i;
-        if (consul_kv_get_prefix(c, prefixes[i], on_fetched, o) == 0)
-            f.pending++;
-        else
-            free(o);
+    /* the fixed prefixes, then the services: one array of answers */
+    if (!(lists = calloc(n + 1, sizeof(*lists)))) {
+        rc = -ENOMEM;
+        goto out;
     }
-    uint64_t t0 = uv_hrtime();
-    while (f.pending && uv_run(&loop, UV_RUN_ONCE))
-        ;
-    if (f.err) {
-        log_error("watcher: reading Consul: %s", f.errmsg);
-        rc = f.err;
-    } else {
-        struct snapshot_entry *e = NULL;
-        size_t ne = 0;
-        uint64_t t1 = uv_hrtime();
-        rc = consul_feed_entries((const struct consul_kv_list *const *)f.lists, n, &e, &ne);
-        if (rc == 0)
-            rc = snapshot_build(m, e, ne, (int64_t)time(NULL), NULL, out);
-        /* bench/watcher reads these (the render split) */
-        log_info("render: timing: consul_read_ms=%.1f snapshot_ms=%.1f keys=%zu",
-                 (double)(t1 - t0) / 1e6, (double)(uv_hrtime() - t1) / 1e6, ne);
+    if ((rc = fetch_lists(&loop, c, prefixes, n, lists)) < 0)
+        goto out;
+    /* lists[0] is haproxy/<cluster>/, the definitions */
+    if ((rc = consul_feed_service_prefixes(m, NULL, (unsigned)opt.service_watches, lists[0], NULL,
+                                           &services, &n_svc)) < 0)
+        goto out;
+    struct consul_kv_list **more = realloc(lists, (n + n_svc + 1) * sizeof(*lists));
+    if (!more) {
+        rc = -ENOMEM;
+        goto out;
     }
+    lists = more;
+    memset(lists + n, 0, (n_svc + 1) * sizeof(*lists));
+    for (size_t i = 0; i < n_svc; i++)
+        log_debug("render: reading %s", services[i]);
+    if ((rc = fetch_lists(&loop, c, services, n_svc, lists + n)) < 0)
+        goto out;
+
+    struct snapshot_entry *e = NULL;
+    size_t ne = 0;
+    uint64_t t1 = uv_hrtime();
+    rc = consul_feed_entries((const struct consul_kv_list *const *)lists, n + n_svc, &e, &ne);
+    if (rc == 0)
+        rc = snapshot_build(m, e, ne, (int64_t)time(NULL), NULL, out);
+    /* bench/watcher reads these (the render split) */
+    log_info("render: timing: consul_read_ms=%.1f snapshot_ms=%.1f keys=%zu prefixes=%zu",
+             (double)(t1 - t0) / 1e6, (double)(uv_hrtime() - t1) / 1e6, ne, n + n_svc);
 out:
-    for (size_t i = 0; i < n; i++) {
-        free(prefixes[i]);
-        if (f.lists && f.lists[i])
-            consul_kv_list_free(f.lists[i]);
-    }
-    free(prefixes);
-    free(f.lists);
+    for (size_t i = 0; lists && i < n + n_svc; i++)
+        if (lists[i])
+            consul_kv_list_free(lists[i]);
+    free(lists);
+    strv_free(prefixes, n);
+    strv_free(services, n_svc);
     consul_client_free(c);
     uv_run(&loop, UV_RUN_NOWAIT);
     uv_loop_close(&loop);
