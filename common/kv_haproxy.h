@@ -56,6 +56,12 @@ struct kvm_frontend {
     size_t n_routes;
     char *default_backend; /* NULL if none */
     int64_t maxconn;       /* 0 = unset */
+    /* TLS termination ("tls"): certificate files (PEM: chain + key) every
+     * bind serves, hot-swapped through the runtime API when they change;
+     * none = plain TCP/HTTP */
+    char **tls_certs;
+    size_t n_tls_certs;
+    char *alpn; /* "h2,http/1.1" style, NULL = no ALPN offered */
 };
 
 struct kvm_kube_ref {

@@ -724,6 +724,13 @@ static void setup_metrics(struct haproxy_engine *e)
     e->m_route_updates =
         metrics_counter(r, "drover_watcher_route_updates_total",
                         "Route map changes applied through the runtime API (no reload).", NULL);
+    e->m_cert_swaps =
+        metrics_counter(r, "drover_watcher_cert_swaps_total",
+                        "Certificates swapped through the runtime API (no reload).", NULL);
+    e->m_cert_failures = metrics_counter(r, "drover_watcher_cert_swap_failures_total",
+                                         "Certificate files refused (do not parse, key does not "
+                                         "match, or HAProxy refused them); the old one serves.",
+                                         NULL);
     e->m_reload_failures = metrics_counter(r, "drover_watcher_reload_failures_total",
                                            "Reloads that failed (config rolled back).", NULL);
     e->m_reload_seconds = metrics_histogram(
@@ -814,6 +821,7 @@ int haproxy_engine_new(uv_loop_t *loop, const struct haproxy_engine_opts *o,
         uv_timer_start(&e->resync, engine_on_resync, (uint64_t)o->resync_ms,
                        (uint64_t)o->resync_ms);
     engine_supervise_init(e);
+    engine_certs_init(e);
     *out = e;
     return 0;
 }
@@ -835,6 +843,7 @@ void haproxy_engine_stop(struct haproxy_engine *e)
     uv_close((uv_handle_t *)&e->expiry, NULL);
     uv_close((uv_handle_t *)&e->resync, NULL);
     engine_supervise_stop(e);
+    engine_certs_stop(e);
 }
 
 void haproxy_engine_free(struct haproxy_engine *e)
@@ -853,6 +862,7 @@ void haproxy_engine_free(struct haproxy_engine *e)
         free(e->svcs[i]->error);
         json_decref(e->svcs[i]->structure);
         engine_free_maps(e->svcs[i]);
+        engine_free_certs(e->svcs[i]);
         free(e->svcs[i]);
     }
     free(e->svcs);
@@ -934,6 +944,8 @@ void haproxy_engine_get_stats(const struct haproxy_engine *e, struct haproxy_eng
     out->installs = e->installs;
     out->refreshes = e->refreshes;
     out->route_updates = e->route_updates;
+    out->cert_swaps = e->cert_swaps;
+    out->cert_failures = e->cert_failures;
     out->reloads = metrics_counter_value(e->m_reloads);
     out->reload_failures = metrics_counter_value(e->m_reload_failures);
     out->render_failures = metrics_counter_value(e->m_render_failures);

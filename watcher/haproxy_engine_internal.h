@@ -10,6 +10,7 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <sys/stat.h>
 #include <uv.h>
 
 #include "haproxy_engine.h"
@@ -29,6 +30,19 @@ struct backend_state {
 struct service_map {
     char *path;
     char *text; /* snapshot_map_text() last written */
+};
+
+/* One certificate file of a service and what HAProxy serves from it. */
+struct service_cert {
+    char *path;
+    bool seen;            /* in the installed structure at the last poll */
+    bool known;           /* sent (or refused) content is `hash` */
+    bool in_flight;       /* a set/commit exchange is running */
+    struct stat st;       /* stat of the file when last read */
+    char hash[17];        /* content last sent successfully */
+    char refused[17];     /* content last refused (logged once) */
+    char pending[17];     /* content of the exchange in flight */
+    uint64_t detected_ns; /* when the change in flight was seen */
 };
 
 /* One HAProxy instance (= one HAProxy service). */
@@ -61,6 +75,8 @@ struct service_state {
     char *error;              /* latest render/check/reload failure, NULL after a success */
     struct service_map *maps; /* route maps of selected frontends */
     size_t n_maps;
+    struct service_cert *certs; /* certificates of the installed config */
+    size_t n_certs;
 };
 
 struct haproxy_engine {
@@ -71,6 +87,7 @@ struct haproxy_engine {
     uv_timer_t expiry;     /* next maintenance / force-removal expiry */
     uv_timer_t resync;     /* periodic re-apply against HAProxy's live state */
     uv_timer_t probe;      /* show proc on every HAProxy (haproxy_supervise.c) */
+    uv_timer_t cert_poll;  /* certificate files (haproxy_engine_certs.c) */
     bool all_up;           /* every probed HAProxy is up */
     struct snapshot *snap; /* newest snapshot (served as far as possible) */
     struct backend_state *bes;
@@ -91,10 +108,12 @@ struct haproxy_engine {
     size_t applies_in_flight;
     uint64_t plans, installs, refreshes;
     uint64_t route_updates; /* route map updates applied through the runtime API */
+    uint64_t cert_swaps, cert_failures;
     /* metrics */
     struct metrics_counter *m_snapshots, *m_reloads, *m_reload_failures, *m_render_failures,
         *m_applies, *m_apply_failures, *m_held_total, *m_bad_total, *m_svc_removed,
-        *m_svc_removals_held_total, *m_state_saves, *m_state_save_failures, *m_route_updates;
+        *m_svc_removals_held_total, *m_state_saves, *m_state_save_failures, *m_route_updates,
+        *m_cert_swaps, *m_cert_failures;
     struct metrics_histogram *m_reload_seconds;
     struct metrics_gauge *m_held, *m_svc_removals_held, *m_bad[KVM_PREFIX_COUNT], *m_services,
         *m_servers, *m_kv_loss, *m_maint_held;
@@ -146,6 +165,14 @@ void engine_status_changed(struct haproxy_engine *e);
 void engine_sync_maps(struct haproxy_engine *e, struct service_state *s,
                       const struct snapshot_service *svc, bool runtime);
 void engine_free_maps(struct service_state *s);
+
+/* haproxy_engine_certs.c */
+/* Poll timer (engine creation) and its handle closed (engine stop). */
+void engine_certs_init(struct haproxy_engine *e);
+void engine_certs_stop(struct haproxy_engine *e);
+/* Send every changed certificate of the installed configs. */
+void engine_check_certs(struct haproxy_engine *e);
+void engine_free_certs(struct service_state *s);
 /* The runtime commands taking map path from text old to new. 0, -ENOMEM. */
 int engine_map_commands(const char *path, const char *old, const char *new, char ***cmds,
                         size_t *n);

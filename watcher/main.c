@@ -73,6 +73,7 @@ struct options {
     char *decap_dev, *pin_root;
     bool run_haproxy;
     int64_t probe_ms;
+    int64_t cert_poll_ms;
 };
 
 static struct options opt;
@@ -149,6 +150,9 @@ static const struct config_option options[] = {
     CONFIG_OPT_DURATION("haproxy-probe-interval", &opt.probe_ms, "200ms",
                         "`show proc` on every HAProxy this often: a death is noticed (logged, "
                         "counted, /readyz) within it; 0 = no probing"),
+    CONFIG_OPT_DURATION("cert-poll-interval", &opt.cert_poll_ms, "1s",
+                        "stat the certificate files of TLS frontends this often; a changed one "
+                        "is swapped through the runtime API (no reload); 0 = not watched"),
     CONFIG_OPT_END,
 };
 
@@ -269,6 +273,7 @@ static void engine_opts(struct haproxy_engine_opts *eo, const struct kv_model_op
         .resync_ms = opt.resync_ms,
         .run_haproxy = opt.run_haproxy,
         .probe_ms = opt.probe_ms,
+        .cert_poll_ms = opt.cert_poll_ms,
     };
 }
 

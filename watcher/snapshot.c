@@ -482,6 +482,18 @@ static json_t *frontend_json(const struct kvm_service *d, const struct kvm_front
     if (map)
         bad |= jset(fj, "map", json_string(map));
     free(map);
+    if (f->n_tls_certs && !bad) {
+        /* the paths only: certificate contents are swapped at runtime
+         * (haproxy_engine_certs.c), never part of the structure */
+        json_t *tls = json_object(), *certs = json_array();
+        bad |= !tls || !certs;
+        for (size_t i = 0; i < f->n_tls_certs && !bad; i++)
+            bad |= json_array_append_new(certs, json_string(f->tls_certs[i]));
+        bad |= jset(tls, "certs", certs);
+        if (f->alpn)
+            bad |= jset(tls, "alpn", json_string(f->alpn));
+        bad |= jset(fj, "tls", tls);
+    }
     if (bad) {
         json_decref(fj);
         return NULL;
