@@ -36,6 +36,14 @@
 #include "render.h"
 #include "tls_cert.h"
 
+/* Something changed in a directory holding certificates: check soon. The
+ * short delay lets a writer that renames several files finish; the poll
+ * stays as the safety net (events can be missed: a directory replaced, a
+ * network file system). */
+#define CERT_EVENT_DELAY_MS 5
+
+static void on_cert_poll(uv_timer_t *t);
+
 struct swap_ctx {
     struct haproxy_engine *e;
     struct service_state *s;
@@ -127,6 +135,9 @@ static void on_swapped(struct haproxy_runtime *rt, int status, const char *const
         free(path);
     }
 out:
+    /* a change that came while this one was in flight */
+    if (!e->stopping)
+        uv_timer_start(&e->cert_kick, on_cert_poll, CERT_EVENT_DELAY_MS, 0);
     free(c->path);
     free(c);
 }
@@ -251,6 +262,50 @@ static void collect_certs(struct service_state *s)
     }
 }
 
+static void on_cert_poll(uv_timer_t *t)
+{
+    engine_check_certs(t->data);
+}
+
+static void on_dir_event(uv_fs_event_t *h, const char *file, int events, int status)
+{
+    struct haproxy_engine *e = h->data;
+    (void)file;
+    (void)events;
+    (void)status;
+    if (!e->stopping)
+        uv_timer_start(&e->cert_kick, on_cert_poll, CERT_EVENT_DELAY_MS, 0);
+}
+
+/* Watch the directory of path (once per directory, until the engine
+ * stops). A directory that cannot be watched is left to the poll. */
+static void watch_dir(struct haproxy_engine *e, const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    size_t n = slash && slash > path ? (size_t)(slash - path) : 1;
+    for (size_t i = 0; i < e->n_cert_dirs; i++)
+        if (strlen(e->cert_dirs[i].path) == n && strncmp(e->cert_dirs[i].path, path, n) == 0)
+            return;
+    struct cert_dir *v = realloc(e->cert_dirs, (e->n_cert_dirs + 1) * sizeof(*v));
+    if (!v)
+        return;
+    e->cert_dirs = v;
+    struct cert_dir *d = &v[e->n_cert_dirs];
+    d->path = strndup(path, n);
+    d->h = calloc(1, sizeof(*d->h));
+    if (!d->path || !d->h || uv_fs_event_init(e->loop, d->h) < 0) {
+        free(d->path);
+        free(d->h);
+        return;
+    }
+    d->h->data = e;
+    e->n_cert_dirs++;
+    int rc = uv_fs_event_start(d->h, on_dir_event, d->path, 0);
+    if (rc < 0)
+        log_warn("watcher: cannot watch certificate directory %s: %s; polled every %lld ms",
+                 d->path, uv_strerror(rc), (long long)e->o.cert_poll_ms);
+}
+
 void engine_check_certs(struct haproxy_engine *e)
 {
     for (size_t i = 0; i < e->n_svcs && !e->stopping; i++) {
@@ -259,28 +314,39 @@ void engine_check_certs(struct haproxy_engine *e)
         if (s->retired || !s->structure || s->busy)
             continue;
         collect_certs(s);
-        for (size_t k = 0; k < s->n_certs; k++)
+        for (size_t k = 0; k < s->n_certs; k++) {
+            watch_dir(e, s->certs[k].path);
             check_cert(e, s, &s->certs[k]);
+        }
     }
-}
-
-static void on_cert_poll(uv_timer_t *t)
-{
-    engine_check_certs(t->data);
 }
 
 void engine_certs_init(struct haproxy_engine *e)
 {
     uv_timer_init(e->loop, &e->cert_poll);
-    e->cert_poll.data = e;
+    uv_timer_init(e->loop, &e->cert_kick);
+    e->cert_poll.data = e->cert_kick.data = e;
     if (e->o.cert_poll_ms > 0)
         uv_timer_start(&e->cert_poll, on_cert_poll, (uint64_t)e->o.cert_poll_ms,
                        (uint64_t)e->o.cert_poll_ms);
 }
 
+static void free_handle(uv_handle_t *h)
+{
+    free(h);
+}
+
 void engine_certs_stop(struct haproxy_engine *e)
 {
     uv_close((uv_handle_t *)&e->cert_poll, NULL);
+    uv_close((uv_handle_t *)&e->cert_kick, NULL);
+    for (size_t i = 0; i < e->n_cert_dirs; i++) {
+        uv_close((uv_handle_t *)e->cert_dirs[i].h, free_handle);
+        free(e->cert_dirs[i].path);
+    }
+    free(e->cert_dirs);
+    e->cert_dirs = NULL;
+    e->n_cert_dirs = 0;
 }
 
 void engine_free_certs(struct service_state *s)

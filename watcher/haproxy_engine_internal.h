@@ -45,6 +45,12 @@ struct service_cert {
     uint64_t detected_ns; /* when the change in flight was seen */
 };
 
+/* A directory holding certificate files, watched for changes (inotify). */
+struct cert_dir {
+    char *path;
+    uv_fs_event_t *h; /* freed by its close callback */
+};
+
 /* One HAProxy instance (= one HAProxy service). */
 struct service_state {
     struct haproxy_engine *e;
@@ -84,10 +90,13 @@ struct haproxy_engine {
     struct haproxy_engine_opts o;
     struct template_set *templates;
     struct quiesce_timer *runtime_q, *struct_q;
-    uv_timer_t expiry;     /* next maintenance / force-removal expiry */
-    uv_timer_t resync;     /* periodic re-apply against HAProxy's live state */
-    uv_timer_t probe;      /* show proc on every HAProxy (haproxy_supervise.c) */
-    uv_timer_t cert_poll;  /* certificate files (haproxy_engine_certs.c) */
+    uv_timer_t expiry;    /* next maintenance / force-removal expiry */
+    uv_timer_t resync;    /* periodic re-apply against HAProxy's live state */
+    uv_timer_t probe;     /* show proc on every HAProxy (haproxy_supervise.c) */
+    uv_timer_t cert_poll; /* certificate files (haproxy_engine_certs.c) */
+    uv_timer_t cert_kick; /* a certificate directory changed: check soon */
+    struct cert_dir *cert_dirs;
+    size_t n_cert_dirs;
     bool all_up;           /* every probed HAProxy is up */
     struct snapshot *snap; /* newest snapshot (served as far as possible) */
     struct backend_state *bes;

@@ -187,7 +187,8 @@ def main():
             print("SKIP: %s not installed" % tool)
             return 77
     F = Fleet(WATCHER, CONSUL_DEV, TEMPLATES, prefix="drover-tls-it.")
-    F.watcher_args += ["--cert-poll-interval", "100ms"]
+    # the default poll (1 s): the directory events must make swaps prompt
+    F.watcher_args += ["--cert-poll-interval", "1s"]
     make_certs(os.path.join(F.work, "certs"))
     LIVE = os.path.join(F.work, "certs", "live.pem")
     install_cert("v1")
