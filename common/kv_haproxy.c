@@ -34,6 +34,7 @@ static void free_backend(struct kvm_backend *b)
     free(b->servers);
     free(b->check.path);
     free(b->check.user);
+    free(b->protocol);
 }
 
 static void free_binds(struct kvm_bind *binds, size_t n)

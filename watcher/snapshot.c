@@ -513,6 +513,13 @@ static json_t *backend_json(const struct snapshot_backend *b, const struct slot_
     bad |= jset(bj, "name", json_string(d->name)) || jset(bj, "balance", json_string(d->balance));
     if (b->send_proxy)
         bad |= jset(bj, "send_proxy", json_true());
+    /* what the servers speak beyond plain TCP/HTTP/1 (backend_protocol) */
+    if (d->protocol && (!strcmp(d->protocol, "https") || !strcmp(d->protocol, "h2")))
+        bad |= jset(bj, "server_ssl", json_true()) ||
+               jset(bj, "server_alpn",
+                    json_string(!strcmp(d->protocol, "h2") ? "h2" : "http/1.1"));
+    if (d->protocol && !strcmp(d->protocol, "h2c"))
+        bad |= jset(bj, "server_proto", json_string("h2"));
     if (b->check_type != KVM_CHECK_NONE && b->check_type != KVM_CHECK_OFF) {
         json_t *c = json_object();
         bad |= !c || jset(c, "inter", jdur(d->check.inter_ms ? d->check.inter_ms : 2000)) ||

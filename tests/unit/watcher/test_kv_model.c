@@ -416,6 +416,44 @@ START_TEST(test_selectors)
     ck_assert_uint_eq(m.bad[KVM_PREFIX_KUBE], 6);
     kv_model_clear(&m);
 
+    /* listen_port: a dedicated frontend on the selector frontend's
+     * addresses; a port already bound is refused; backend_protocol kept
+     * for the server side (h2 = TLS + ALPN h2) */
+    static const struct {
+        const char *key, *extra;
+    } lp[] = {
+        {"shop/a/grpc", ",\"backend_protocol\":\"h2\",\"listen_port\":8443"},
+        {"shop/b/grpc", ",\"backend_protocol\":\"h2\",\"listen_port\":8443"}, /* taken */
+        {"shop/c/http", ",\"backend_protocol\":\"http\",\"listen_port\":80"}, /* fe's */
+        {"shop/d/http", ",\"backend_protocol\":\"spdy\""},
+    };
+    kv_model_init(&m);
+    ck_assert_int_eq(
+        add(&m, "drover/v1/haproxy/edge/services/public", svc_public, err, sizeof(err)), 1);
+    for (size_t i = 0; i < sizeof(lp) / sizeof(lp[0]); i++) {
+        char *v = kube_entry(lp[i].extra);
+        snprintf(key, sizeof(key), "drover/v1/kube/prod-a/services/%s", lp[i].key);
+        ck_assert_msg(add(&m, key, v, err, sizeof(err)) == 1, "%s: %s", key, err);
+        free(v);
+    }
+    ck_assert_int_eq(kv_model_finish(&m), 0);
+    s = &m.services[0];
+    ck_assert_uint_eq(m.bad_selected, 3);
+    ck_assert_uint_eq(s->n_backends, 1);
+    ck_assert_str_eq(s->backends[0].name, "shop.a.grpc");
+    ck_assert_str_eq(s->backends[0].protocol, "h2");
+    ck_assert_str_eq(s->backends[0].mode, "http");
+    ck_assert_uint_eq(s->n_frontends, 2);
+    const struct kvm_frontend *g = &s->frontends[1];
+    ck_assert(g->generated);
+    ck_assert_str_eq(g->name, "fe.shop.a.grpc");
+    ck_assert_str_eq(g->mode, "http");
+    ck_assert_str_eq(g->default_backend, "shop.a.grpc");
+    ck_assert_uint_eq(g->n_binds, 1);
+    ck_assert_str_eq(g->binds[0].addr, "127.0.0.1");
+    ck_assert_uint_eq(g->binds[0].port, 8443);
+    kv_model_clear(&m);
+
     /* selector errors make the definition bad */
     static const char *const bad_defs[] = {
         "{\"frontends\":[{\"name\":\"fe\",\"bind\":[\"127.0.0.1:80\"]}],\"backends\":[],"
