@@ -111,7 +111,7 @@ int engine_service_json(struct haproxy_engine *e, const struct snapshot_service 
  * before its agent is enabled, and an fsync costs ~6 ms there; the durable
  * copy (atomic_file_write) follows in the structural window, and a
  * restarted watcher rewrites the file from its snapshot anyway. */
-static int write_visible(const char *path, const char *text, size_t len)
+int engine_write_visible(const char *path, const char *text, size_t len)
 {
     char tmp[PATH_MAX];
     int rc = 0;
@@ -142,7 +142,7 @@ int engine_write_agent_state(struct haproxy_engine *e, bool durable)
     int rc = snapshot_agent_state(e->snap, engine_committed_slots, e, (int64_t)time(NULL), &text);
     if (rc == 0)
         rc = durable ? atomic_file_write(path, text, strlen(text), 0644)
-                     : write_visible(path, text, strlen(text));
+                     : engine_write_visible(path, text, strlen(text));
     if (rc < 0)
         log_error("watcher: agent state file %s: %s; the agent-checker keeps the previous "
                   "state",

@@ -388,6 +388,8 @@ void engine_on_struct_due(void *arg)
         const struct snapshot_service *svc = &e->snap->services[i];
         struct service_state *s = engine_service_state(e, svc->def->name);
 
+        if (s)
+            engine_persist_maps(s); /* route maps changed at runtime */
         if (!s || (!s->reload_pending && !s->file_stale) || s->busy || s->checking)
             continue;
         bool refresh_only = !s->reload_pending;

@@ -29,7 +29,8 @@ struct backend_state {
 /* A route map file and the text HAProxy serves from it. */
 struct service_map {
     char *path;
-    char *text; /* snapshot_map_text() last written */
+    char *text;           /* snapshot_map_text() last written */
+    bool durable_pending; /* renamed into place, not yet fsynced */
 };
 
 /* One certificate file of a service and what HAProxy serves from it. */
@@ -140,6 +141,9 @@ int engine_service_json(struct haproxy_engine *e, const struct snapshot_service 
  * (else only renamed into place). */
 int engine_write_agent_state(struct haproxy_engine *e, bool durable);
 void engine_save_snapshot(struct haproxy_engine *e);
+/* Replace path by rename without fsync (visible at once, not durable).
+ * 0 or a negative errno. */
+int engine_write_visible(const char *path, const char *text, size_t len);
 /* Something was applied: tell the owner (readiness, status). */
 void engine_mark_applied(struct haproxy_engine *e);
 
@@ -173,6 +177,8 @@ void engine_status_changed(struct haproxy_engine *e);
  * reload coming), send the difference through the runtime API. */
 void engine_sync_maps(struct haproxy_engine *e, struct service_state *s,
                       const struct snapshot_service *svc, bool runtime);
+/* fsync (atomic_file_write) the maps written without it. */
+void engine_persist_maps(struct service_state *s);
 void engine_free_maps(struct service_state *s);
 
 /* haproxy_engine_certs.c */
