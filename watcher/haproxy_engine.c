@@ -153,13 +153,20 @@ int engine_write_agent_state(struct haproxy_engine *e, bool durable)
 
 void engine_save_snapshot(struct haproxy_engine *e)
 {
-    char err[512];
+    uint8_t *buf = NULL;
+    size_t len = 0;
     /* the file keeps the last good snapshot through a KV-loss episode */
     if (!e->o.snapshot_file || !*e->o.snapshot_file || e->kv_loss)
         return;
-    if (snapshot_save(e->snap, e->o.model, engine_committed_slots, e, e->o.snapshot_file,
-                      (int64_t)time(NULL), err, sizeof(err)) < 0)
-        log_error("watcher: %s; a restart without Consul would use an older snapshot", err);
+    /* encoded here (it reads the engine's state), written and fsynced off
+     * the loop (file_writer.h) */
+    if (snapshot_encode(e->snap, e->o.model, engine_committed_slots, e, (int64_t)time(NULL), &buf,
+                        &len) < 0 ||
+        file_writer_write(e->writer, e->o.snapshot_file, buf, len, 0600) < 0)
+        log_error("watcher: snapshot file %s: out of memory; a restart without Consul would use "
+                  "an older snapshot",
+                  e->o.snapshot_file);
+    free(buf);
 }
 
 void engine_mark_applied(struct haproxy_engine *e)
@@ -802,6 +809,11 @@ int haproxy_engine_new(uv_loop_t *loop, const struct haproxy_engine_opts *o,
     e->loop = loop;
     e->o = *o;
     e->templates = templates;
+    if (file_writer_new(loop, &e->writer) < 0) {
+        template_set_free(templates);
+        free(e);
+        return -ENOMEM;
+    }
     setup_metrics(e);
     make_own_dirs(o);
     if (quiesce_timer_new(loop, o->runtime_wait_ms, o->runtime_wait_ms * 5 / 2, on_runtime_due, e,
@@ -833,6 +845,9 @@ void haproxy_engine_stop(struct haproxy_engine *e)
     e->stopping = true;
     if (e->snapshot_dirty && e->snap)
         engine_save_snapshot(e);
+    /* written now, or after the write in flight: the loop runs on */
+    file_writer_close(e->writer);
+    e->writer = NULL;
     for (size_t i = 0; i < e->n_svcs; i++) {
         haproxy_runtime_free(e->svcs[i]->rt);
         e->svcs[i]->rt = NULL;

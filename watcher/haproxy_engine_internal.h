@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <uv.h>
 
+#include "file_writer.h"
 #include "haproxy_engine.h"
 #include "haproxy_runtime.h"
 #include "quiesce.h"
@@ -90,6 +91,7 @@ struct haproxy_engine {
     uv_loop_t *loop;
     struct haproxy_engine_opts o;
     struct template_set *templates;
+    struct file_writer *writer; /* fsyncs off the loop (snapshot, agent state, maps) */
     struct quiesce_timer *runtime_q, *struct_q;
     uv_timer_t expiry;    /* next maintenance / force-removal expiry */
     uv_timer_t resync;    /* periodic re-apply against HAProxy's live state */
@@ -177,7 +179,7 @@ void engine_status_changed(struct haproxy_engine *e);
  * reload coming), send the difference through the runtime API. */
 void engine_sync_maps(struct haproxy_engine *e, struct service_state *s,
                       const struct snapshot_service *svc, bool runtime);
-/* fsync (atomic_file_write) the maps written without it. */
+/* Make the maps written without fsync durable (off the loop). */
 void engine_persist_maps(struct service_state *s);
 void engine_free_maps(struct service_state *s);
 

@@ -216,7 +216,10 @@ void engine_persist_maps(struct service_state *s)
         int rc;
         if (!m->durable_pending)
             continue;
-        if ((rc = atomic_file_write(m->path, m->text, strlen(m->text), 0644)) < 0) {
+        /* rewritten (visible; a failed runtime write is retried here) and
+         * fsynced off the loop, never written there: see file_writer.h */
+        if ((rc = engine_write_visible(m->path, m->text, strlen(m->text))) < 0 ||
+            (rc = file_writer_sync(s->e->writer, m->path)) < 0) {
             log_error("watcher: service %s: cannot write route map %s: %s; retried in the next "
                       "quiet window",
                       s->name, m->path, strerror(-rc));

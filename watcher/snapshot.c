@@ -516,8 +516,7 @@ static json_t *backend_json(const struct snapshot_backend *b, const struct slot_
     /* what the servers speak beyond plain TCP/HTTP/1 (backend_protocol) */
     if (d->protocol && (!strcmp(d->protocol, "https") || !strcmp(d->protocol, "h2")))
         bad |= jset(bj, "server_ssl", json_true()) ||
-               jset(bj, "server_alpn",
-                    json_string(!strcmp(d->protocol, "h2") ? "h2" : "http/1.1"));
+               jset(bj, "server_alpn", json_string(!strcmp(d->protocol, "h2") ? "h2" : "http/1.1"));
     if (d->protocol && !strcmp(d->protocol, "h2c"))
         bad |= jset(bj, "server_proto", json_string("h2"));
     if (b->check_type != KVM_CHECK_NONE && b->check_type != KVM_CHECK_OFF) {
