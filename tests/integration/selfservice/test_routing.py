@@ -28,8 +28,8 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "watcher"))
 from watcherlib import Fleet, node, wait_for  # noqa: E402 (puts tests/lib on the path)
-from drover_testlib import (HAProxy, free_port, http, metric, run_main, run_steps,  # noqa: E402
-                            serve_http)
+from drover_testlib import (HAProxy, free_port, http, metric, recv_all, run_main,  # noqa: E402
+                            run_steps, serve_http)
 
 WATCHER, CONSUL_DEV, TEMPLATES = sys.argv[1:4]
 F = None
@@ -88,12 +88,7 @@ def tls_request(port, sni):
     with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
         with ctx.wrap_socket(raw, server_hostname=sni) as s:
             s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            data = b""
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
+            data = recv_all(s)
     return data.partition(b"\r\n\r\n")[2].decode().strip()
 
 

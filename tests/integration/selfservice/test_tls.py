@@ -29,7 +29,7 @@ import threading
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "watcher"))
 from watcherlib import Fleet, node, wait_for  # noqa: E402 (puts tests/lib on the path)
-from drover_testlib import free_port, run_main, run_steps, serve_http  # noqa: E402
+from drover_testlib import free_port, recv_all, run_main, run_steps, serve_http  # noqa: E402
 
 WATCHER, CONSUL_DEV, TEMPLATES = sys.argv[1:4]
 HOST = "shop.example.com"
@@ -87,12 +87,7 @@ def tls_get():
         with context().wrap_socket(raw, server_hostname=HOST) as s:
             fp = hashlib.sha1(s.getpeercert(binary_form=True)).hexdigest()
             s.sendall(("GET / HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n" % HOST).encode())
-            data = b""
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
+            data = recv_all(s)
     head, _, body = data.partition(b"\r\n\r\n")
     return fp, head.split(b"\r\n")[0].decode(), body.decode(errors="replace").strip()
 
