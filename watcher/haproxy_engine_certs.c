@@ -42,7 +42,7 @@
  * network file system). */
 #define CERT_EVENT_DELAY_MS 5
 
-static void on_cert_poll(uv_timer_t *t);
+static void on_cert_kick(uv_timer_t *t);
 
 struct swap_ctx {
     struct haproxy_engine *e;
@@ -137,7 +137,7 @@ static void on_swapped(struct haproxy_runtime *rt, int status, const char *const
 out:
     /* a change that came while this one was in flight */
     if (!e->stopping)
-        uv_timer_start(&e->cert_kick, on_cert_poll, CERT_EVENT_DELAY_MS, 0);
+        uv_timer_start(&e->cert_kick, on_cert_kick, CERT_EVENT_DELAY_MS, 0);
     free(c->path);
     free(c);
 }
@@ -171,7 +171,11 @@ static void check_cert(struct haproxy_engine *e, struct service_state *s, struct
         memset(&sc->st, 0, sizeof(sc->st));
         return;
     }
-    if (sc->st.st_ino && same_stat(&st, &sc->st))
+    /* the stat shortcut is for polls only: a file renamed over another
+     * can get the freed inode number back, with the same size and, with
+     * coarse file system timestamps, the same times; after a directory
+     * event the content decides */
+    if (!e->cert_event && sc->st.st_ino && same_stat(&st, &sc->st))
         return;
     uint64_t t0 = uv_hrtime();
     sc->st = st;
@@ -267,6 +271,14 @@ static void on_cert_poll(uv_timer_t *t)
     engine_check_certs(t->data);
 }
 
+static void on_cert_kick(uv_timer_t *t)
+{
+    struct haproxy_engine *e = t->data;
+    e->cert_event = true;
+    engine_check_certs(e);
+    e->cert_event = false;
+}
+
 static void on_dir_event(uv_fs_event_t *h, const char *file, int events, int status)
 {
     struct haproxy_engine *e = h->data;
@@ -274,7 +286,7 @@ static void on_dir_event(uv_fs_event_t *h, const char *file, int events, int sta
     (void)events;
     (void)status;
     if (!e->stopping)
-        uv_timer_start(&e->cert_kick, on_cert_poll, CERT_EVENT_DELAY_MS, 0);
+        uv_timer_start(&e->cert_kick, on_cert_kick, CERT_EVENT_DELAY_MS, 0);
 }
 
 /* Watch the directory of path (once per directory, until the engine

@@ -98,6 +98,7 @@ struct haproxy_engine {
     uv_timer_t probe;     /* show proc on every HAProxy (haproxy_supervise.c) */
     uv_timer_t cert_poll; /* certificate files (haproxy_engine_certs.c) */
     uv_timer_t cert_kick; /* a certificate directory changed: check soon */
+    bool cert_event;      /* checking after a directory event: read every file */
     struct cert_dir *cert_dirs;
     size_t n_cert_dirs;
     bool all_up;           /* every probed HAProxy is up */
