@@ -7,12 +7,14 @@ agent, two real HAProxy 2.6 services of the real drover-watcher, and an
 usage: test_routing.py DROVER_WATCHER CONSUL_DEV_SH TEMPLATE_DIR
 
 Definitions (no backend named in either):
-  edge-tcp   template tcp, frontend fe_tcp, selects class "tcp-public"
+  edge-tcp   template tcp, frontend fe_tcp selects class "tcp-public",
+             frontend fe_tcps (terminates TLS) selects class "tcp-term"
   edge-http  template http, frontend fe_http, selects class "web"
 
 Steps, in order on one setup:
   sni        backend_protocol tls + dns_name: TLS passed through by SNI to
              the pod's own certificate; an unknown SNI gets no backend
+  terminated a frontend that terminates TLS routes by the handshake's SNI
   listen     listen_port: a dedicated bind answers; a second Service asking
              for the same port is refused and counted, nothing rendered
   protocols  backend_protocol https, h2, h2c: HAProxy speaks TLS with
@@ -80,10 +82,13 @@ def put_kube(key, value):
     F.kv.put("kube/prod-a/services/" + key, value)
 
 
-def tls_request(port, sni):
-    """GET / over TLS to port with sni (verified against the pod's own
-    certificate: the TLS was passed through); the body."""
+def tls_request(port, sni, check_hostname=True):
+    """GET / over TLS to port with sni, verified against up.crt (the
+    pod's own certificate when the TLS was passed through; the edge's
+    when it terminates, named for another host: check_hostname False);
+    the body."""
     ctx = ssl.create_default_context(cafile=os.path.join(F.work, "up.crt"))
+    ctx.check_hostname = check_hostname
     ctx.set_alpn_protocols(["http/1.1"])
     with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
         with ctx.wrap_socket(raw, server_hostname=sni) as s:
@@ -92,9 +97,9 @@ def tls_request(port, sni):
     return data.partition(b"\r\n\r\n")[2].decode().strip()
 
 
-def tls_answer(port, sni):
+def tls_answer(port, sni, check_hostname=True):
     try:
-        return tls_request(port, sni)
+        return tls_request(port, sni, check_hostname)
     except (OSError, ssl.SSLError):
         return None
 
@@ -122,6 +127,13 @@ def step_sni():
         raise AssertionError("an unknown SNI was answered")
     except (OSError, ssl.SSLError):
         pass
+
+
+def step_terminated_sni():
+    wait_for("TLS terminated by the edge, routed by its SNI",
+             lambda: tls_answer(P["fe_tcps"], "term.example.com", False) == "plain")
+    cfg = F.cfg_text("edge-tcp")
+    assert "ssl_fc_sni,lower,map(" in cfg, cfg
 
 
 def step_listen():
@@ -156,7 +168,7 @@ def main():
     F.MASTER = os.path.join(F.work, "{service}.master")
     F.STATS = os.path.join(F.work, "{service}.sock")
     F.STATE = os.path.join(F.work, "{service}.state")
-    for name in ("up_tls", "up_h2c", "plain", "fe_tcp", "fe_http", "listen"):
+    for name in ("up_tls", "up_h2c", "plain", "fe_tcp", "fe_tcps", "fe_http", "listen"):
         P[name] = free_port()
     make_upstream()
     serve_http("127.0.0.1", P["plain"], b"plain\n")
@@ -165,13 +177,17 @@ def main():
     F.kv.put("kube/prod-a/nodes/n1", node("127.0.0.1"))
     F.kv.put("haproxy/edge/services/edge-tcp", {
         "template": "tcp",
-        "frontends": [{"name": "fe_tcp", "mode": "tcp", "bind": ["127.0.0.1:%d" % P["fe_tcp"]]}],
-        "backends": [], "select": [{"class": "tcp-public", "frontend": "fe_tcp"}]})
+        "frontends": [{"name": "fe_tcp", "mode": "tcp", "bind": ["127.0.0.1:%d" % P["fe_tcp"]]},
+                      {"name": "fe_tcps", "mode": "tcp", "bind": ["127.0.0.1:%d" % P["fe_tcps"]],
+                       "tls": {"certs": [os.path.join(F.work, "up.pem")]}}],
+        "backends": [], "select": [{"class": "tcp-public", "frontend": "fe_tcp"},
+                                   {"class": "tcp-term", "frontend": "fe_tcps"}]})
     F.kv.put("haproxy/edge/services/edge-http", {
         "frontends": [{"name": "fe_http", "bind": ["127.0.0.1:%d" % P["fe_http"]]}],
         "backends": [], "select": [{"class": "web", "frontend": "fe_http"}]})
     put_kube("tls/web/https", kube(P["up_tls"], "tls", "tcp-public", dns_name="tls.example.com"))
     put_kube("plain/web/tcp", kube(P["plain"], "tcp", "tcp-public", listen_port=P["listen"]))
+    put_kube("term/web/tcp", kube(P["plain"], "tcp", "tcp-term", dns_name="term.example.com"))
     for proto, port in (("https", "up_tls"), ("h2", "up_tls"), ("h2c", "up_h2c")):
         put_kube("%s/web/http" % proto,
                  kube(P[port], proto, "web", dns_name="%s.example.com" % proto))
@@ -182,7 +198,7 @@ def main():
         F.procs.append(HAProxy(os.path.join(F.CFG, svc + ".cfg"),
                                os.path.join(F.work, "haproxy.log"),
                                master=os.path.join(F.work, svc + ".master")).start().proc)
-    run_steps([step_sni, step_listen, step_protocols])
+    run_steps([step_sni, step_terminated_sni, step_listen, step_protocols])
     return 0
 
 
