@@ -306,6 +306,9 @@ static const char *port_bound_by(const struct kvm_service *s, uint16_t port)
         for (size_t j = 0; j < s->frontends[i].n_binds; j++)
             if (s->frontends[i].binds[j].port == port)
                 return s->frontends[i].name;
+    for (size_t j = 0; j < s->n_metrics_binds; j++)
+        if (s->metrics_binds[j].port == port)
+            return "drover_metrics";
     return NULL;
 }
 
