@@ -34,6 +34,7 @@ static void free_backend(struct kvm_backend *b)
     free(b->servers);
     free(b->check.path);
     free(b->check.user);
+    free(b->protocol);
 }
 
 static void free_binds(struct kvm_bind *binds, size_t n)
@@ -54,6 +55,10 @@ static void free_frontend(struct kvm_frontend *f)
     }
     free(f->routes);
     free(f->default_backend);
+    for (size_t i = 0; i < f->n_tls_certs; i++)
+        free(f->tls_certs[i]);
+    free(f->tls_certs);
+    free(f->alpn);
 }
 
 static void free_selector(struct kvm_selector *x)
@@ -148,6 +153,74 @@ static int parse_binds(json_t *obj, const char *where, struct kvm_bind **binds, 
     return 0;
 }
 
+#define KV_HAPROXY_MAX_CERTS 256
+
+/* frontends[i].tls: {"certs": [FILE, ...], "alpn"?: ["h2", "http/1.1"]}.
+ * ALPN defaults to h2,http/1.1 in mode http and to none in mode tcp (a
+ * TCP service terminating TLS speaks its own protocol). */
+static int parse_tls(json_t *tj, const char *where, struct kvm_frontend *f, char *err,
+                     size_t errlen)
+{
+    static const char *const protos[] = {"h2", "http/1.1", NULL};
+    json_t *arr;
+    size_t n;
+    int rc;
+    char w[128];
+
+    snprintf(w, sizeof(w), "%s.tls", where);
+    if (!json_is_object(tj)) {
+        errmsg_set(err, errlen, "%s: expected object, got %s", w, json_type_desc(tj));
+        return -EINVAL;
+    }
+    if ((rc = kv_get_list(tj, w, "certs", true, &arr, &n, err, errlen)) < 0)
+        return rc;
+    if (n == 0 || n > KV_HAPROXY_MAX_CERTS) {
+        errmsg_set(err, errlen, "%s.certs: needs 1 to %d certificate files", w,
+                   KV_HAPROXY_MAX_CERTS);
+        return -EINVAL;
+    }
+    if (!(f->tls_certs = calloc(n, sizeof(*f->tls_certs))))
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        const char *v = json_string_value(json_array_get(arr, i));
+        const char *why = "not a string";
+        if (!v || haproxy_value_check(HAPROXY_VALUE_FILE, v, strlen(v), &why) < 0) {
+            errmsg_set(err, errlen, "%s.certs[%zu]: expected an absolute file path: %s", w, i, why);
+            return -EINVAL;
+        }
+        if (!(f->tls_certs[i] = strdup(v)))
+            return -ENOMEM;
+        f->n_tls_certs++;
+    }
+    json_t *alpn = json_object_get(tj, "alpn");
+    if (!alpn) {
+        if (strcmp(f->mode, "http") == 0 && !(f->alpn = strdup("h2,http/1.1")))
+            return -ENOMEM;
+        return 0;
+    }
+    if (!json_is_array(alpn) || json_array_size(alpn) > 2) {
+        errmsg_set(err, errlen, "%s.alpn: expected a list of \"h2\" and/or \"http/1.1\"", w);
+        return -EINVAL;
+    }
+    char buf[32] = "";
+    for (size_t i = 0; i < json_array_size(alpn); i++) {
+        const char *v = json_string_value(json_array_get(alpn, i));
+        size_t k = 0;
+        while (v && protos[k] && strcmp(protos[k], v) != 0)
+            k++;
+        if (!v || !protos[k]) {
+            errmsg_set(err, errlen, "%s.alpn[%zu]: expected \"h2\" or \"http/1.1\"", w, i);
+            return -EINVAL;
+        }
+        if (i)
+            strcat(buf, ",");
+        strcat(buf, v);
+    }
+    if (buf[0] && !(f->alpn = strdup(buf)))
+        return -ENOMEM;
+    return 0;
+}
+
 static int parse_frontend(json_t *fj, const char *where, struct kvm_frontend *f, char *err,
                           size_t errlen)
 {
@@ -198,6 +271,9 @@ static int parse_frontend(json_t *fj, const char *where, struct kvm_frontend *f,
             return -EINVAL;
         }
     }
+    json_t *tls = json_object_get(fj, "tls");
+    if (tls && (rc = parse_tls(tls, where, f, err, errlen)) < 0)
+        return rc;
     return 0;
 }
 

@@ -56,6 +56,13 @@ struct kvm_frontend {
     size_t n_routes;
     char *default_backend; /* NULL if none */
     int64_t maxconn;       /* 0 = unset */
+    /* TLS termination ("tls"): certificate files (PEM: chain + key) every
+     * bind serves, hot-swapped through the runtime API when they change;
+     * none = plain TCP/HTTP */
+    char **tls_certs;
+    size_t n_tls_certs;
+    char *alpn; /* "h2,http/1.1" style, NULL = no ALPN offered */
+    bool generated; /* a dedicated bind of a class selector (listen_port) */
 };
 
 struct kvm_kube_ref {
@@ -92,6 +99,10 @@ struct kvm_backend {
     int64_t slots;          /* server slots (>= number of servers; default 16) */
     int64_t timeout_connect_ms, timeout_server_ms, timeout_check_ms; /* 0 = unset */
     double max_removal_share; /* < 0: --max-removal-share applies */
+    /* what the servers speak (generated backends: the kube entry's
+     * backend_protocol): NULL, "http", "tcp", "tls" = as is; "https" and
+     * "h2" = TLS to the server (ALPN http/1.1, h2), "h2c" = cleartext h2 */
+    char *protocol;
 };
 
 /* A class selector: every exported kube service port with this

@@ -21,6 +21,7 @@
 #   scripts/bench.sh            lists the benchmarks
 #   scripts/bench.sh consul     KV put -> blocking-query wake-up, txn ops/s
 #   scripts/bench.sh fanout     one KV change -> 200 watchers on a 3-server Consul (docs/scaling.md)
+#   scripts/bench.sh cert_swap  renewed certificate file -> served by HAProxy (no reload)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"

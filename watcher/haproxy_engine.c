@@ -111,7 +111,7 @@ int engine_service_json(struct haproxy_engine *e, const struct snapshot_service 
  * before its agent is enabled, and an fsync costs ~6 ms there; the durable
  * copy (atomic_file_write) follows in the structural window, and a
  * restarted watcher rewrites the file from its snapshot anyway. */
-static int write_visible(const char *path, const char *text, size_t len)
+int engine_write_visible(const char *path, const char *text, size_t len)
 {
     char tmp[PATH_MAX];
     int rc = 0;
@@ -142,7 +142,7 @@ int engine_write_agent_state(struct haproxy_engine *e, bool durable)
     int rc = snapshot_agent_state(e->snap, engine_committed_slots, e, (int64_t)time(NULL), &text);
     if (rc == 0)
         rc = durable ? atomic_file_write(path, text, strlen(text), 0644)
-                     : write_visible(path, text, strlen(text));
+                     : engine_write_visible(path, text, strlen(text));
     if (rc < 0)
         log_error("watcher: agent state file %s: %s; the agent-checker keeps the previous "
                   "state",
@@ -153,13 +153,20 @@ int engine_write_agent_state(struct haproxy_engine *e, bool durable)
 
 void engine_save_snapshot(struct haproxy_engine *e)
 {
-    char err[512];
+    uint8_t *buf = NULL;
+    size_t len = 0;
     /* the file keeps the last good snapshot through a KV-loss episode */
     if (!e->o.snapshot_file || !*e->o.snapshot_file || e->kv_loss)
         return;
-    if (snapshot_save(e->snap, e->o.model, engine_committed_slots, e, e->o.snapshot_file,
-                      (int64_t)time(NULL), err, sizeof(err)) < 0)
-        log_error("watcher: %s; a restart without Consul would use an older snapshot", err);
+    /* encoded here (it reads the engine's state), written and fsynced off
+     * the loop (file_writer.h) */
+    if (snapshot_encode(e->snap, e->o.model, engine_committed_slots, e, (int64_t)time(NULL), &buf,
+                        &len) < 0 ||
+        file_writer_write(e->writer, e->o.snapshot_file, buf, len, 0600) < 0)
+        log_error("watcher: snapshot file %s: out of memory; a restart without Consul would use "
+                  "an older snapshot",
+                  e->o.snapshot_file);
+    free(buf);
 }
 
 void engine_mark_applied(struct haproxy_engine *e)
@@ -724,6 +731,13 @@ static void setup_metrics(struct haproxy_engine *e)
     e->m_route_updates =
         metrics_counter(r, "drover_watcher_route_updates_total",
                         "Route map changes applied through the runtime API (no reload).", NULL);
+    e->m_cert_swaps =
+        metrics_counter(r, "drover_watcher_cert_swaps_total",
+                        "Certificates swapped through the runtime API (no reload).", NULL);
+    e->m_cert_failures = metrics_counter(r, "drover_watcher_cert_swap_failures_total",
+                                         "Certificate files refused (do not parse, key does not "
+                                         "match, or HAProxy refused them); the old one serves.",
+                                         NULL);
     e->m_reload_failures = metrics_counter(r, "drover_watcher_reload_failures_total",
                                            "Reloads that failed (config rolled back).", NULL);
     e->m_reload_seconds = metrics_histogram(
@@ -795,6 +809,11 @@ int haproxy_engine_new(uv_loop_t *loop, const struct haproxy_engine_opts *o,
     e->loop = loop;
     e->o = *o;
     e->templates = templates;
+    if (file_writer_new(loop, &e->writer) < 0) {
+        template_set_free(templates);
+        free(e);
+        return -ENOMEM;
+    }
     setup_metrics(e);
     make_own_dirs(o);
     if (quiesce_timer_new(loop, o->runtime_wait_ms, o->runtime_wait_ms * 5 / 2, on_runtime_due, e,
@@ -814,6 +833,7 @@ int haproxy_engine_new(uv_loop_t *loop, const struct haproxy_engine_opts *o,
         uv_timer_start(&e->resync, engine_on_resync, (uint64_t)o->resync_ms,
                        (uint64_t)o->resync_ms);
     engine_supervise_init(e);
+    engine_certs_init(e);
     *out = e;
     return 0;
 }
@@ -825,6 +845,9 @@ void haproxy_engine_stop(struct haproxy_engine *e)
     e->stopping = true;
     if (e->snapshot_dirty && e->snap)
         engine_save_snapshot(e);
+    /* written now, or after the write in flight: the loop runs on */
+    file_writer_close(e->writer);
+    e->writer = NULL;
     for (size_t i = 0; i < e->n_svcs; i++) {
         haproxy_runtime_free(e->svcs[i]->rt);
         e->svcs[i]->rt = NULL;
@@ -835,6 +858,7 @@ void haproxy_engine_stop(struct haproxy_engine *e)
     uv_close((uv_handle_t *)&e->expiry, NULL);
     uv_close((uv_handle_t *)&e->resync, NULL);
     engine_supervise_stop(e);
+    engine_certs_stop(e);
 }
 
 void haproxy_engine_free(struct haproxy_engine *e)
@@ -853,6 +877,7 @@ void haproxy_engine_free(struct haproxy_engine *e)
         free(e->svcs[i]->error);
         json_decref(e->svcs[i]->structure);
         engine_free_maps(e->svcs[i]);
+        engine_free_certs(e->svcs[i]);
         free(e->svcs[i]);
     }
     free(e->svcs);
@@ -934,6 +959,8 @@ void haproxy_engine_get_stats(const struct haproxy_engine *e, struct haproxy_eng
     out->installs = e->installs;
     out->refreshes = e->refreshes;
     out->route_updates = e->route_updates;
+    out->cert_swaps = e->cert_swaps;
+    out->cert_failures = e->cert_failures;
     out->reloads = metrics_counter_value(e->m_reloads);
     out->reload_failures = metrics_counter_value(e->m_reload_failures);
     out->render_failures = metrics_counter_value(e->m_render_failures);

@@ -20,6 +20,8 @@
  *   themselves; a periodic resync re-applies the placements in force;
  *   the server-state file is written after every runtime apply (a cold
  *   start loads the drains in force);
+ *   certificate files of TLS frontends are polled and a changed one is
+ *     swapped through the runtime API (set/commit ssl cert, no reload);
  *   every HAProxy is probed (`show proc`): deaths and restarts are logged,
  *   counted and reported (on_health); with run_haproxy the engine starts
  *   each service's HAProxy itself and again when it dies.
@@ -79,6 +81,7 @@ struct haproxy_engine_opts {
     struct metrics_registry *metrics; /* required: the engine's metrics go here */
     bool run_haproxy;                 /* start each service's HAProxy and again when it dies */
     int64_t probe_ms;                 /* show proc on every HAProxy this often; 0: no supervision */
+    int64_t cert_poll_ms;             /* stat the certificate files this often; 0: not watched */
     haproxy_engine_applied_fn on_applied; /* may be NULL */
     haproxy_engine_health_fn on_health;   /* may be NULL */
     /* what haproxy_engine_service_status reports changed (a service applied
@@ -143,6 +146,8 @@ struct haproxy_engine_stats {
     uint64_t installs;      /* structural installs started (render + check + reload) */
     uint64_t refreshes;     /* config file refreshes without a reload started */
     uint64_t route_updates; /* route map changes applied through the runtime API */
+    uint64_t cert_swaps;    /* certificates swapped through the runtime API */
+    uint64_t cert_failures; /* certificates refused (by the watcher or HAProxy) */
     uint64_t reloads, reload_failures, render_failures;
     uint64_t applies, apply_failures; /* runtime-API applies (per backend) */
     uint64_t removals_held_total, services_removed, service_removals_held_total;

@@ -382,12 +382,17 @@ void engine_on_struct_due(void *arg)
          * the quiet window because its fsync would delay runtime applies */
         e->snapshot_dirty = false;
         engine_save_snapshot(e);
-        engine_write_agent_state(e, true);
+        /* visible now (renamed), durable off the loop: the runtime path
+         * renames this file too, so it is only ever fsynced there */
+        if (engine_write_agent_state(e, false) == 0)
+            file_writer_sync(e->writer, e->o.agent_state_file);
     }
     for (size_t i = 0; i < e->snap->n_services; i++) {
         const struct snapshot_service *svc = &e->snap->services[i];
         struct service_state *s = engine_service_state(e, svc->def->name);
 
+        if (s)
+            engine_persist_maps(s); /* route maps changed at runtime */
         if (!s || (!s->reload_pending && !s->file_stale) || s->busy || s->checking)
             continue;
         bool refresh_only = !s->reload_pending;

@@ -10,8 +10,10 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <sys/stat.h>
 #include <uv.h>
 
+#include "file_writer.h"
 #include "haproxy_engine.h"
 #include "haproxy_runtime.h"
 #include "quiesce.h"
@@ -28,7 +30,27 @@ struct backend_state {
 /* A route map file and the text HAProxy serves from it. */
 struct service_map {
     char *path;
-    char *text; /* snapshot_map_text() last written */
+    char *text;           /* snapshot_map_text() last written */
+    bool durable_pending; /* renamed into place, not yet fsynced */
+};
+
+/* One certificate file of a service and what HAProxy serves from it. */
+struct service_cert {
+    char *path;
+    bool seen;            /* in the installed structure at the last poll */
+    bool known;           /* sent (or refused) content is `hash` */
+    bool in_flight;       /* a set/commit exchange is running */
+    struct stat st;       /* stat of the file when last read */
+    char hash[17];        /* content last sent successfully */
+    char refused[17];     /* content last refused (logged once) */
+    char pending[17];     /* content of the exchange in flight */
+    uint64_t detected_ns; /* when the change in flight was seen */
+};
+
+/* A directory holding certificate files, watched for changes (inotify). */
+struct cert_dir {
+    char *path;
+    uv_fs_event_t *h; /* freed by its close callback */
 };
 
 /* One HAProxy instance (= one HAProxy service). */
@@ -61,16 +83,24 @@ struct service_state {
     char *error;              /* latest render/check/reload failure, NULL after a success */
     struct service_map *maps; /* route maps of selected frontends */
     size_t n_maps;
+    struct service_cert *certs; /* certificates of the installed config */
+    size_t n_certs;
 };
 
 struct haproxy_engine {
     uv_loop_t *loop;
     struct haproxy_engine_opts o;
     struct template_set *templates;
+    struct file_writer *writer; /* fsyncs off the loop (snapshot, agent state, maps) */
     struct quiesce_timer *runtime_q, *struct_q;
-    uv_timer_t expiry;     /* next maintenance / force-removal expiry */
-    uv_timer_t resync;     /* periodic re-apply against HAProxy's live state */
-    uv_timer_t probe;      /* show proc on every HAProxy (haproxy_supervise.c) */
+    uv_timer_t expiry;    /* next maintenance / force-removal expiry */
+    uv_timer_t resync;    /* periodic re-apply against HAProxy's live state */
+    uv_timer_t probe;     /* show proc on every HAProxy (haproxy_supervise.c) */
+    uv_timer_t cert_poll; /* certificate files (haproxy_engine_certs.c) */
+    uv_timer_t cert_kick; /* a certificate directory changed: check soon */
+    bool cert_event;      /* checking after a directory event: read every file */
+    struct cert_dir *cert_dirs;
+    size_t n_cert_dirs;
     bool all_up;           /* every probed HAProxy is up */
     struct snapshot *snap; /* newest snapshot (served as far as possible) */
     struct backend_state *bes;
@@ -91,10 +121,12 @@ struct haproxy_engine {
     size_t applies_in_flight;
     uint64_t plans, installs, refreshes;
     uint64_t route_updates; /* route map updates applied through the runtime API */
+    uint64_t cert_swaps, cert_failures;
     /* metrics */
     struct metrics_counter *m_snapshots, *m_reloads, *m_reload_failures, *m_render_failures,
         *m_applies, *m_apply_failures, *m_held_total, *m_bad_total, *m_svc_removed,
-        *m_svc_removals_held_total, *m_state_saves, *m_state_save_failures, *m_route_updates;
+        *m_svc_removals_held_total, *m_state_saves, *m_state_save_failures, *m_route_updates,
+        *m_cert_swaps, *m_cert_failures;
     struct metrics_histogram *m_reload_seconds;
     struct metrics_gauge *m_held, *m_svc_removals_held, *m_bad[KVM_PREFIX_COUNT], *m_services,
         *m_servers, *m_kv_loss, *m_maint_held;
@@ -112,6 +144,9 @@ int engine_service_json(struct haproxy_engine *e, const struct snapshot_service 
  * (else only renamed into place). */
 int engine_write_agent_state(struct haproxy_engine *e, bool durable);
 void engine_save_snapshot(struct haproxy_engine *e);
+/* Replace path by rename without fsync (visible at once, not durable).
+ * 0 or a negative errno. */
+int engine_write_visible(const char *path, const char *text, size_t len);
 /* Something was applied: tell the owner (readiness, status). */
 void engine_mark_applied(struct haproxy_engine *e);
 
@@ -145,7 +180,17 @@ void engine_status_changed(struct haproxy_engine *e);
  * reload coming), send the difference through the runtime API. */
 void engine_sync_maps(struct haproxy_engine *e, struct service_state *s,
                       const struct snapshot_service *svc, bool runtime);
+/* Make the maps written without fsync durable (off the loop). */
+void engine_persist_maps(struct service_state *s);
 void engine_free_maps(struct service_state *s);
+
+/* haproxy_engine_certs.c */
+/* Poll timer (engine creation) and its handle closed (engine stop). */
+void engine_certs_init(struct haproxy_engine *e);
+void engine_certs_stop(struct haproxy_engine *e);
+/* Send every changed certificate of the installed configs. */
+void engine_check_certs(struct haproxy_engine *e);
+void engine_free_certs(struct service_state *s);
 /* The runtime commands taking map path from text old to new. 0, -ENOMEM. */
 int engine_map_commands(const char *path, const char *old, const char *new, char ***cmds,
                         size_t *n);

@@ -3,11 +3,13 @@
  * haproxy_engine, route maps: the routes class selectors generate
  * (kv_model.h) are served through one HAProxy map file per selected
  * frontend ("<config_dir>/<service>.<frontend>.map", read by
- * `use_backend %[...,map(FILE)]`). A change is written to the file
- * (atomically, for restarts and reloads) and, when the service needs no
- * reload anyway, sent as `add map` / `set map` / `del map` through the
- * runtime API: a route change on existing backends costs 0 reloads. A
- * runtime update that fails falls back to a reload, which reads the file.
+ * `use_backend %[...,map(FILE)]`). When the service needs no reload
+ * anyway, a change is sent first as `add map` / `set map` / `del map`
+ * through the runtime API (a route change on existing backends costs 0
+ * reloads), then renamed into the file (visible for a reload) and made
+ * durable (fsync) in the structural window; otherwise it is written
+ * durably for the reload to read. A runtime update that fails falls back
+ * to a reload, which reads the file.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -159,19 +161,31 @@ void engine_sync_maps(struct haproxy_engine *e, struct service_state *s,
         int rc;
         if (!path || !text || (m && strcmp(m->text, text) == 0))
             goto next;
-        if ((rc = atomic_file_write(path, text, strlen(text), 0644)) < 0) {
-            log_error("watcher: service %s: cannot write route map %s: %s; routes stay as they "
-                      "are, retried with the next change",
-                      s->name, path, strerror(-rc));
-            goto next;
-        }
+        /* runtime: HAProxy first (the route is what the change waits for),
+         * then the file, visible at once for a reload but made durable only
+         * in the structural window: an fsync here costs milliseconds on
+         * every route change (a restarted watcher rewrites every map) */
+        bool sent = false;
         if (runtime && m && s->rt) {
             if (engine_map_commands(path, m->text, text, &cmds, &n) < 0) {
                 s->reload_pending = true; /* the reload reads the file */
             } else if (n) {
                 send_commands(e, s, cmds, n);
+                sent = true;
             }
         }
+        rc = sent ? engine_write_visible(path, text, strlen(text))
+                  : atomic_file_write(path, text, strlen(text), 0644);
+        if (rc < 0 && !sent) {
+            log_error("watcher: service %s: cannot write route map %s: %s; routes stay as they "
+                      "are, retried with the next change",
+                      s->name, path, strerror(-rc));
+            goto next;
+        }
+        if (rc < 0)
+            log_error("watcher: service %s: cannot write route map %s: %s; HAProxy serves the "
+                      "routes, the file is retried in the quiet window",
+                      s->name, path, strerror(-rc));
         if (!m) {
             struct service_map *v = realloc(s->maps, (s->n_maps + 1) * sizeof(*v));
             if (!v)
@@ -184,6 +198,7 @@ void engine_sync_maps(struct haproxy_engine *e, struct service_state *s,
         }
         free(m->text);
         m->text = text;
+        m->durable_pending = sent;
         text = NULL;
     next:
         for (size_t j = 0; j < n; j++)
@@ -191,6 +206,26 @@ void engine_sync_maps(struct haproxy_engine *e, struct service_state *s,
         free(cmds);
         free(path);
         free(text);
+    }
+}
+
+void engine_persist_maps(struct service_state *s)
+{
+    for (size_t i = 0; i < s->n_maps; i++) {
+        struct service_map *m = &s->maps[i];
+        int rc;
+        if (!m->durable_pending)
+            continue;
+        /* rewritten (visible; a failed runtime write is retried here) and
+         * fsynced off the loop, never written there: see file_writer.h */
+        if ((rc = engine_write_visible(m->path, m->text, strlen(m->text))) < 0 ||
+            (rc = file_writer_sync(s->e->writer, m->path)) < 0) {
+            log_error("watcher: service %s: cannot write route map %s: %s; retried in the next "
+                      "quiet window",
+                      s->name, m->path, strerror(-rc));
+            continue;
+        }
+        m->durable_pending = false;
     }
 }
 

@@ -249,12 +249,20 @@ static void exchange_on_connect(uv_connect_t *c, int status)
                         exchange_path(x), uv_strerror(rc));
 }
 
+/* cmd carries a payload: its first line ends with " <<" (checked by
+ * check_commands: the payload lines that follow are not empty). */
+static bool has_payload(const char *cmd)
+{
+    const char *nl = strchr(cmd, '\n');
+    return nl && nl - cmd >= 3 && memcmp(nl - 3, " <<", 3) == 0;
+}
+
 static int build_payload(const struct rt_request *req, char **out, size_t *len)
 {
     size_t total = 0;
     bool stats = req->sock == HAPROXY_SOCKET_STATS;
     for (size_t i = 0; i < req->n; i++)
-        total += strlen(req->cmds[i]) + 1;
+        total += strlen(req->cmds[i]) + 2;
     total += stats ? sizeof("prompt\nquit\n") : 1;
     char *p = malloc(total), *w = p;
     if (!p)
@@ -264,6 +272,8 @@ static int build_payload(const struct rt_request *req, char **out, size_t *len)
     for (size_t i = 0; i < req->n; i++) {
         w = stpcpy(w, req->cmds[i]);
         *w++ = '\n';
+        if (has_payload(req->cmds[i]))
+            *w++ = '\n'; /* the empty line that ends a payload */
     }
     if (stats)
         w = stpcpy(w, "quit\n");
@@ -388,7 +398,13 @@ static int check_commands(enum haproxy_socket sock, const char *const *cmds, siz
     if (n == 0 || (sock == HAPROXY_SOCKET_MASTER && n != 1))
         return -EINVAL;
     for (size_t i = 0; i < n; i++) {
-        if (!cmds[i] || !cmds[i][0] || strpbrk(cmds[i], "\r\n"))
+        if (!cmds[i] || !cmds[i][0] || strchr(cmds[i], '\r'))
+            return -EINVAL;
+        /* a payload (stats socket only): lines after "... <<", none empty
+         * (an empty line ends it) and no trailing newline */
+        if (strchr(cmds[i], '\n') &&
+            (sock != HAPROXY_SOCKET_STATS || !has_payload(cmds[i]) || strstr(cmds[i], "\n\n") ||
+             cmds[i][strlen(cmds[i]) - 1] == '\n'))
             return -EINVAL;
         /* "prompt" and "quit" would break the answer framing */
         if (strcmp(cmds[i], "prompt") == 0 || strcmp(cmds[i], "quit") == 0)

@@ -98,9 +98,12 @@ typedef void (*haproxy_runtime_exec_cb)(struct haproxy_runtime *rt, int status,
                                         void *arg);
 
 /* Queue cmds (n >= 1, copied) on one connection to `sock`. A command must
- * be one line: a CR, LF or NUL is -EINVAL here. On the master socket only
- * one command per exchange is allowed (n == 1). 0, -EINVAL, -ENOTSUP or
- * -ENOMEM (callback not called on error). */
+ * be one line: a CR, LF or NUL is -EINVAL here, except on the stats socket
+ * for a command with a payload: a first line ending in " <<" and payload
+ * lines after it, none empty and no trailing newline (the empty line that
+ * ends the payload is added here); `set ssl cert F <<` uses it. On the
+ * master socket only one command per exchange is allowed (n == 1). 0,
+ * -EINVAL, -ENOTSUP or -ENOMEM (callback not called on error). */
 int haproxy_runtime_exec(struct haproxy_runtime *rt, enum haproxy_socket sock,
                          const char *const *cmds, size_t n, haproxy_runtime_exec_cb cb, void *arg);
 

@@ -293,14 +293,30 @@ static struct kvm_backend *find_backend(struct kvm_service *s, const char *name)
 /* What one selected kube service port becomes, every word checked. */
 struct selected {
     char backend[HAPROXY_VALUE_NAME_MAX + 1];
-    char host[256]; /* "" = no route */
+    char listen_frontend[HAPROXY_VALUE_NAME_MAX + 4]; /* "fe.<backend>" (listen_port) */
+    char host[256];                                   /* "" = no route */
     const char *mode;
+    const char *protocol; /* backend_protocol, "tcp" when unset */
 };
 
-/* Check the fields of k that reach the configuration for frontend f.
- * 0, or -EINVAL with err naming the field. */
-static int selected_check(const struct kvm_kube_service *k, const struct kvm_frontend *f,
-                          struct selected *out, char *err, size_t errlen)
+/* The frontend of s that binds port, or NULL. */
+static const char *port_bound_by(const struct kvm_service *s, uint16_t port)
+{
+    for (size_t i = 0; i < s->n_frontends; i++)
+        for (size_t j = 0; j < s->frontends[i].n_binds; j++)
+            if (s->frontends[i].binds[j].port == port)
+                return s->frontends[i].name;
+    for (size_t j = 0; j < s->n_metrics_binds; j++)
+        if (s->metrics_binds[j].port == port)
+            return "drover_metrics";
+    return NULL;
+}
+
+/* Check the fields of k that reach the configuration for frontend f of
+ * s. 0, or -EINVAL with err naming the field. */
+static int selected_check(const struct kvm_service *s, const struct kvm_kube_service *k,
+                          const struct kvm_frontend *f, struct selected *out, char *err,
+                          size_t errlen)
 {
     const char *why = NULL;
     const char *proto = k->backend_protocol ? k->backend_protocol : "tcp";
@@ -312,23 +328,33 @@ static int selected_check(const struct kvm_kube_service *k, const struct kvm_fro
                    why ? why : "too long");
         return -EINVAL;
     }
-    if (!strcmp(proto, "http"))
+    if (!strcmp(proto, "http") || !strcmp(proto, "https") || !strcmp(proto, "h2") ||
+        !strcmp(proto, "h2c"))
         out->mode = "http";
     else if (!strcmp(proto, "tcp") || !strcmp(proto, "tls"))
         out->mode = "tcp";
     else {
         errmsg_set(err, errlen,
-                   "backend_protocol '%.40s': generated backends support http, tcp and tls", proto);
+                   "backend_protocol '%.40s': one of http, https, h2, h2c, tcp, tls expected",
+                   proto);
         return -EINVAL;
     }
+    out->protocol = proto;
     if (strcmp(out->mode, f->mode) != 0) {
         errmsg_set(err, errlen, "backend_protocol '%s' does not fit %s frontend '%s'", proto,
                    f->mode, f->name);
         return -EINVAL;
     }
-    if (k->listen_port != 0) {
-        errmsg_set(err, errlen, "listen_port %lld: dedicated binds are not generated yet",
+    if (k->listen_port < 0 || k->listen_port > 65535) {
+        errmsg_set(err, errlen, "listen_port %lld: not a port number (1-65535)",
                    (long long)k->listen_port);
+        return -EINVAL;
+    }
+    snprintf(out->listen_frontend, sizeof(out->listen_frontend), "fe.%s", out->backend);
+    const char *clash = k->listen_port ? port_bound_by(s, (uint16_t)k->listen_port) : NULL;
+    if (clash && strcmp(clash, out->listen_frontend) != 0) {
+        errmsg_set(err, errlen, "listen_port %lld: already bound by frontend '%s'",
+                   (long long)k->listen_port, clash);
         return -EINVAL;
     }
     out->host[0] = '\0';
@@ -372,7 +398,7 @@ static int generate_backend(struct kvm_service *s, const struct kvm_selector *x,
     b->slots = x->slots;
     s->n_backends++; /* cleared with the service even if half built */
     if (!(b->name = strdup(sel->backend)) || !(b->mode = strdup(sel->mode)) ||
-        !(b->balance = strdup(x->balance)))
+        !(b->balance = strdup(x->balance)) || !(b->protocol = strdup(sel->protocol)))
         return -ENOMEM;
     *out = b;
     return 0;
@@ -409,6 +435,40 @@ static int add_route(struct kvm_frontend *f, const char *host, const char *backe
     return 0;
 }
 
+/* The dedicated frontend of a selected port with a listen_port: the
+ * binds of the selector's frontend f (its addresses, port replaced), its
+ * mode and TLS termination, the generated backend as default. Appended
+ * to s->frontends (f may move: the caller looks it up again). */
+static int add_listen_frontend(struct kvm_service *s, const struct kvm_frontend *f,
+                               const struct selected *sel, uint16_t port)
+{
+    size_t fi = (size_t)(f - s->frontends);
+    void *p = realloc(s->frontends, (s->n_frontends + 1) * sizeof(*s->frontends));
+    if (!p)
+        return -ENOMEM;
+    s->frontends = p;
+    f = &s->frontends[fi];
+    struct kvm_frontend *g = &s->frontends[s->n_frontends];
+    memset(g, 0, sizeof(*g));
+    s->n_frontends++; /* cleared with the service even if half built */
+    g->generated = true;
+    if (!(g->name = strdup(sel->listen_frontend)) || !(g->mode = strdup(f->mode)) ||
+        !(g->default_backend = strdup(sel->backend)) ||
+        !(g->binds = calloc(f->n_binds, sizeof(*g->binds))) ||
+        (f->alpn && !(g->alpn = strdup(f->alpn))) ||
+        (f->n_tls_certs && !(g->tls_certs = calloc(f->n_tls_certs, sizeof(*g->tls_certs)))))
+        return -ENOMEM;
+    for (size_t i = 0; i < f->n_binds; i++, g->n_binds++) {
+        if (!(g->binds[i].addr = strdup(f->binds[i].addr)))
+            return -ENOMEM;
+        g->binds[i].port = port;
+    }
+    for (size_t i = 0; i < f->n_tls_certs; i++, g->n_tls_certs++)
+        if (!(g->tls_certs[i] = strdup(f->tls_certs[i])))
+            return -ENOMEM;
+    return 0;
+}
+
 /* One selected entry k for selector x of s: refused (logged, counted) or
  * merged into s. 0 or -ENOMEM. */
 static int select_one(struct kv_model *m, struct kvm_service *s, const struct kvm_selector *x,
@@ -421,7 +481,7 @@ static int select_one(struct kv_model *m, struct kvm_service *s, const struct kv
 
     if (!f)
         return 0; /* decode checked it */
-    rc = selected_check(k, f, &sel, err, sizeof(err));
+    rc = selected_check(s, k, f, &sel, err, sizeof(err));
     struct kvm_backend *b = rc == 0 ? find_backend(s, sel.backend) : NULL;
     if (b && (size_t)(b - s->backends) < s->n_explicit_backends) {
         errmsg_set(err, sizeof(err), "generated backend name '%s' is a backend of the definition",
@@ -450,6 +510,9 @@ static int select_one(struct kv_model *m, struct kvm_service *s, const struct kv
     if ((rc = add_kube_ref(b, k)) < 0)
         return rc;
     if (sel.host[0] && !r && (rc = add_route(f, sel.host, sel.backend)) < 0)
+        return rc;
+    if (k->listen_port && !find_frontend(s, sel.listen_frontend) &&
+        (rc = add_listen_frontend(s, f, &sel, (uint16_t)k->listen_port)) < 0)
         return rc;
     return 0;
 }

@@ -73,6 +73,7 @@ struct options {
     char *decap_dev, *pin_root;
     bool run_haproxy;
     int64_t probe_ms;
+    int64_t cert_poll_ms;
 };
 
 static struct options opt;
@@ -149,6 +150,9 @@ static const struct config_option options[] = {
     CONFIG_OPT_DURATION("haproxy-probe-interval", &opt.probe_ms, "200ms",
                         "`show proc` on every HAProxy this often: a death is noticed (logged, "
                         "counted, /readyz) within it; 0 = no probing"),
+    CONFIG_OPT_DURATION("cert-poll-interval", &opt.cert_poll_ms, "1s",
+                        "stat the certificate files of TLS frontends this often; a changed one "
+                        "is swapped through the runtime API (no reload); 0 = not watched"),
     CONFIG_OPT_END,
 };
 
@@ -269,6 +273,7 @@ static void engine_opts(struct haproxy_engine_opts *eo, const struct kv_model_op
         .resync_ms = opt.resync_ms,
         .run_haproxy = opt.run_haproxy,
         .probe_ms = opt.probe_ms,
+        .cert_poll_ms = opt.cert_poll_ms,
     };
 }
 
@@ -810,6 +815,48 @@ static const struct slot_assignment *saved_slots(void *arg, const char *backend)
     return NULL;
 }
 
+/*
+ * The route maps of svc (frontends a class selector routes into), one
+ * "<map_dir>/<service>.<frontend>.map" per frontend, written into dir
+ * (atomically). With diff, each is compared with the installed one
+ * instead (diff -u, *status 3 on a difference). 0 or a negative errno
+ * (logged with the file).
+ */
+static int render_maps(const struct snapshot_service *svc, const char *map_dir, const char *dir,
+                       bool diff, int *status)
+{
+    const struct kvm_service *d = svc->def;
+    int rc = 0;
+    for (size_t i = 0; i < d->n_frontends && rc == 0; i++) {
+        char *path = snapshot_map_path(dir, d, &d->frontends[i]);
+        char *installed = snapshot_map_path(map_dir, d, &d->frontends[i]);
+        char *text = path ? snapshot_map_text(&d->frontends[i]) : NULL;
+        if (!path) {
+            free(installed);
+            continue; /* no selector routes into this frontend */
+        }
+        if (!text || !installed)
+            rc = -ENOMEM;
+        else if ((rc = atomic_file_write(path, text, strlen(text), 0644)) < 0)
+            log_error("render: service %s: route map %s: %s", d->name, path, strerror(-rc));
+        else if (!diff)
+            printf("%s: ok\n", path);
+        if (rc == 0 && diff) {
+            char cmd[PATH_MAX * 2 + 64];
+            snprintf(cmd, sizeof(cmd), "diff -u '%s' '%s'",
+                     access(installed, R_OK) == 0 ? installed : "/dev/null", path);
+            fflush(stdout);
+            if (system(cmd) != 0 && *status == 0)
+                *status = 3;
+            unlink(path);
+        }
+        free(path);
+        free(installed);
+        free(text);
+    }
+    return rc;
+}
+
 /* render --snapshot FILE --out DIR / render --diff */
 static int run_render(void)
 {
@@ -873,6 +920,13 @@ static int run_render(void)
         struct template_buf buf = {0};
         uint64_t t0 = uv_hrtime();
         haproxy_engine_render_opts(&eo, svc->def->name, &ro, &stats, &state);
+        /* --out: the maps are written next to the configs and the configs
+         * name them there (with --out DIR = --config-dir, as the daemon
+         * does); --diff: named where the daemon installs them, compared */
+        if (!diff)
+            ro.map_dir = out_dir;
+        if (render_maps(svc, ro.map_dir, out_dir, diff, &status) < 0)
+            status = 1;
         rc = snapshot_service_json(snap, svc, &ro, saved_slots, &sv, false, &data);
         if (rc == -ENOSPC) /* saved placement too small: default placement */
             rc = snapshot_service_json(snap, svc, &ro, NULL, NULL, false, &data);

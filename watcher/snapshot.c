@@ -482,6 +482,18 @@ static json_t *frontend_json(const struct kvm_service *d, const struct kvm_front
     if (map)
         bad |= jset(fj, "map", json_string(map));
     free(map);
+    if (f->n_tls_certs && !bad) {
+        /* the paths only: certificate contents are swapped at runtime
+         * (haproxy_engine_certs.c), never part of the structure */
+        json_t *tls = json_object(), *certs = json_array();
+        bad |= !tls || !certs;
+        for (size_t i = 0; i < f->n_tls_certs && !bad; i++)
+            bad |= json_array_append_new(certs, json_string(f->tls_certs[i]));
+        bad |= jset(tls, "certs", certs);
+        if (f->alpn)
+            bad |= jset(tls, "alpn", json_string(f->alpn));
+        bad |= jset(fj, "tls", tls);
+    }
     if (bad) {
         json_decref(fj);
         return NULL;
@@ -501,6 +513,12 @@ static json_t *backend_json(const struct snapshot_backend *b, const struct slot_
     bad |= jset(bj, "name", json_string(d->name)) || jset(bj, "balance", json_string(d->balance));
     if (b->send_proxy)
         bad |= jset(bj, "send_proxy", json_true());
+    /* what the servers speak beyond plain TCP/HTTP/1 (backend_protocol) */
+    if (d->protocol && (!strcmp(d->protocol, "https") || !strcmp(d->protocol, "h2")))
+        bad |= jset(bj, "server_ssl", json_true()) ||
+               jset(bj, "server_alpn", json_string(!strcmp(d->protocol, "h2") ? "h2" : "http/1.1"));
+    if (d->protocol && !strcmp(d->protocol, "h2c"))
+        bad |= jset(bj, "server_proto", json_string("h2"));
     if (b->check_type != KVM_CHECK_NONE && b->check_type != KVM_CHECK_OFF) {
         json_t *c = json_object();
         bad |= !c || jset(c, "inter", jdur(d->check.inter_ms ? d->check.inter_ms : 2000)) ||

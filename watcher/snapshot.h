@@ -177,6 +177,12 @@ void snapshot_saved_slots_free(struct snapshot_saved_slots *v, size_t n);
 int snapshot_save(const struct snapshot *s, const struct kv_model_opts *o, snapshot_slots_fn slots,
                   void *slots_arg, const char *path, int64_t now, char *err, size_t errlen);
 
+/* What snapshot_save writes, as a malloc'd buffer (*out, caller frees).
+ * 0 or -ENOMEM. */
+int snapshot_encode(const struct snapshot *s, const struct kv_model_opts *o,
+                    snapshot_slots_fn slots, void *slots_arg, int64_t now, uint8_t **out,
+                    size_t *out_len);
+
 /*
  * Read path and rebuild the snapshot from its inputs with the current
  * options o (keys they do not select are ignored again). *slots and *n_slots:

@@ -59,6 +59,21 @@ static void pack_state_free(struct pack_state *p)
 int snapshot_save(const struct snapshot *s, const struct kv_model_opts *o, snapshot_slots_fn slots,
                   void *slots_arg, const char *path, int64_t now, char *err, size_t errlen)
 {
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int rc = snapshot_encode(s, o, slots, slots_arg, now, &buf, &len);
+    if (rc == 0 && (rc = atomic_file_write(path, buf, len, 0600)) < 0)
+        errmsg_set(err, errlen, "snapshot file %s: write failed: %s", path, strerror(-rc));
+    else if (rc < 0)
+        errmsg_set(err, errlen, "snapshot file %s: out of memory", path);
+    free(buf);
+    return rc;
+}
+
+int snapshot_encode(const struct snapshot *s, const struct kv_model_opts *o,
+                    snapshot_slots_fn slots, void *slots_arg, int64_t now, uint8_t **out,
+                    size_t *out_len)
+{
     Drover__Watcher__WatcherSnapshot msg = DROVER__WATCHER__WATCHER_SNAPSHOT__INIT;
     struct pack_state p = {0};
     size_t n_backends = 0;
@@ -134,12 +149,11 @@ int snapshot_save(const struct snapshot *s, const struct kv_model_opts *o, snaps
     if (!(buf = malloc(len ? len : 1)))
         goto out;
     drover__watcher__watcher_snapshot__pack(&msg, buf);
-    rc = atomic_file_write(path, buf, len, 0600);
-    if (rc < 0)
-        errmsg_set(err, errlen, "snapshot file %s: write failed: %s", path, strerror(-rc));
+    *out = buf;
+    *out_len = len;
+    buf = NULL;
+    rc = 0;
 out:
-    if (rc == -ENOMEM)
-        errmsg_set(err, errlen, "snapshot file %s: out of memory", path);
     free(buf);
     pack_state_free(&p);
     return rc;

@@ -272,8 +272,9 @@ def bench_render_and_idle():
                        ["--haproxy-bin", "true", "render", "--out", out + "2"], check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     render_rss = int([l for l in r.stderr.splitlines() if l.startswith("MAXRSS")][0].split()[1])
-    # idle daemon on the 50k-key tree
-    w = subprocess.Popen(base, stdout=subprocess.DEVNULL,
+    # idle daemon on the 50k-key tree; no HAProxy runs here, so no probing
+    # (readiness needs every probed HAProxy up)
+    w = subprocess.Popen(base + ["--haproxy-probe-interval", "0"], stdout=subprocess.DEVNULL,
                          stderr=open(os.path.join(work, "watcher-idle.log"), "w"))
     procs.append(w)
 

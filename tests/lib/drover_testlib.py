@@ -209,6 +209,16 @@ def hold_for(what, fn, duration, interval=0.05):
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
+def recv_all(sock):
+    """Every byte sock sends until the peer closes."""
+    data = b""
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+
+
 def http(method, url, body=None, headers=None, timeout=30):
     """One request; returns (status, body bytes, headers). An HTTP error
     status is returned, not raised; a connection failure raises OSError.

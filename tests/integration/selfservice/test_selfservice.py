@@ -14,6 +14,8 @@ Steps, in order on one setup:
   route       dns_name of an existing backend changed: the new name is
               answered and the old one no longer, 0 reloads, one runtime
               route update; the map file follows
+  render      `drover-watcher render --out DIR` writes the route map next to
+              the config, which names it there and passes haproxy -c
   inject      entries of the class with a dns_name carrying spaces or a
               newline + directive, a listen_port out of range, a label with
               a quote: refused per entry and counted, nothing rendered,
@@ -22,6 +24,7 @@ Steps, in order on one setup:
 """
 import os
 import shutil
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "watcher"))
@@ -99,6 +102,24 @@ def step_route():
     assert reloads() == r0
 
 
+def step_render():
+    out = os.path.join(F.work, "render-out")
+    p = subprocess.run(
+        [WATCHER, "--consul-addr", F.consul_addr(), "--haproxy-cluster", "edge",
+         "--kube-cluster", "prod-a", "--template-dir", F.TPL, "--config-dir", F.CFG,
+         "--haproxy-stats-socket", F.STATS, "--agent-port", str(F.AGENT_PORT),
+         "--snapshot-file", F.SNAP, "render", "--out", out],
+        capture_output=True, text=True, timeout=30)
+    # exit 0: the config passed haproxy -c, which needs its map file there
+    assert p.returncode == 0, (p.returncode, p.stdout, p.stderr)
+    path = os.path.join(out, "public.fe_public.map")
+    with open(path) as f:
+        assert f.read() == map_text()
+    with open(os.path.join(out, "public.cfg")) as f:
+        assert "map(%s)" % path in f.read()
+    assert "%s: ok" % path in p.stdout, p.stdout
+
+
 def step_inject():
     r0 = reloads()
     bad0 = bad_kube()
@@ -148,7 +169,7 @@ def main():
     F.start_watcher()
     wait_for("first config", lambda: os.path.exists(os.path.join(F.CFG, "public.cfg")))
     F.start_haproxy()
-    run_steps([step_annotated, step_second, step_route, step_inject, step_leave])
+    run_steps([step_annotated, step_second, step_route, step_render, step_inject, step_leave])
     return 0
 
 

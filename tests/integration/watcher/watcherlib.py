@@ -71,6 +71,7 @@ class Fleet:
         self.STATS = os.path.join(self.work, "stats.sock")
         self.AGENT = os.path.join(self.work, "agent.json")
         self.SNAP = os.path.join(self.work, "snap.pb")
+        self.STATE = os.path.join(self.work, "web.state")  # "{service}" allowed
         self.NOTIFY_PATH = os.path.join(self.work, "notify.sock")
         self.NOTIFY = None  # NotifySocket, open_notify()
         self.watcher_args = ["--agent-interval", "300ms", "--wait-min", "300ms",
@@ -165,7 +166,7 @@ class Fleet:
         args = [self.WATCHER, "--consul-addr", self.consul_addr(), "--haproxy-cluster", "edge",
                 "--kube-cluster", "prod-a", "--template-dir", self.TPL, "--config-dir", self.CFG,
                 "--haproxy-master-socket", self.MASTER, "--haproxy-stats-socket", self.STATS,
-                "--haproxy-state-file", os.path.join(self.work, "web.state"),
+                "--haproxy-state-file", self.STATE,
                 "--agent-state-file", self.AGENT, "--snapshot-file", self.SNAP,
                 "--metrics-addr", "127.0.0.1:%d" % self.METRICS_PORT, "--haproxy-maxconn", "500",
                 "--agent-port", str(self.AGENT_PORT)] + self.watcher_args

@@ -40,6 +40,17 @@ START_TEST(test_exec_refuses_bad_commands_and_cancels)
     const char *cr[] = {"show info\r"};
     const char *quit[] = {"quit"};
     const char *ok[] = {"show info"};
+    /* payloads: only after " <<", no empty line (it would end the payload
+     * early and run the rest as commands), no trailing newline, not on the
+     * master socket */
+    const char *bad_payloads[][1] = {{"show info\nx"},
+                                     {"set ssl cert /c.pem <<\nA\n\nshow info"},
+                                     {"set ssl cert /c.pem <<\nA\n"},
+                                     {"set ssl cert /c.pem <<\nA\r\nB"}};
+    for (size_t i = 0; i < 4; i++)
+        ck_assert_int_eq(
+            haproxy_runtime_exec(rt, HAPROXY_SOCKET_STATS, bad_payloads[i], 1, never_cb, NULL),
+            -EINVAL);
     ck_assert_int_eq(haproxy_runtime_exec(rt, HAPROXY_SOCKET_STATS, nl, 1, never_cb, NULL),
                      -EINVAL);
     ck_assert_int_eq(haproxy_runtime_exec(rt, HAPROXY_SOCKET_STATS, cr, 1, never_cb, NULL),
@@ -165,6 +176,16 @@ START_TEST(test_prompt_framing)
     ck_assert_int_eq(run_exchange("\n> \n> ", two, 2, &f), -EPIPE);
     ck_assert_int_eq(run_exchange("", one, 1, &f), -EPIPE);
     ck_assert_int_eq(run_exchange("\n> 1\n# be_name\n", one, 1, &f), -EPIPE);
+    /* a payload is followed by the empty line that ends it; HAProxy's "+ "
+     * continuation prompts stay in that command's answer */
+    const char *payload[] = {"set ssl cert /c.pem <<\nA\nB", "commit ssl cert /c.pem"};
+    ck_assert_int_eq(run_exchange("\n> + + Transaction created for certificate /c.pem!\n\n> "
+                                  "Committing /c.pem.\nSuccess!\n\n> ",
+                                  payload, 2, &f),
+                     0);
+    ck_assert_str_eq(f.request,
+                     "prompt\nset ssl cert /c.pem <<\nA\nB\n\ncommit ssl cert /c.pem\nquit\n");
+    ck_assert_str_eq(ex_answers[0], "+ + Transaction created for certificate /c.pem!\n");
 }
 END_TEST
 

@@ -70,7 +70,42 @@ START_TEST(test_service_parsed)
     ck_assert_str_eq(s->metrics_binds[0].addr, "127.0.0.1");
     ck_assert_str_eq(s->metrics_binds[1].addr, "::1");
     ck_assert_uint_eq(s->metrics_binds[1].port, 8405);
+    ck_assert_uint_eq(s->frontends[0].n_tls_certs, 0);
     kv_model_clear(&m);
+}
+END_TEST
+
+/* frontends[].tls: certificate files; ALPN h2,http/1.1 by default in mode
+ * http, none in mode tcp, or as given. */
+START_TEST(test_service_tls)
+{
+    static const struct {
+        const char *mode, *alpn_field, *alpn;
+    } cases[] = {{"http", "", "h2,http/1.1"},
+                 {"tcp", "", NULL},
+                 {"http", ",\"alpn\":[\"http/1.1\"]", "http/1.1"},
+                 {"tcp", ",\"alpn\":[\"h2\",\"http/1.1\"]", "h2,http/1.1"}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct kv_model m;
+        char v[1024], err[300] = "";
+        snprintf(
+            v, sizeof(v),
+            "{\"template\":\"%s\",\"frontends\":[{\"name\":\"fe\",\"mode\":\"%s\",\"bind\":["
+            "\"0.0.0.0:443\"],\"default_backend\":\"b\",\"tls\":{\"certs\":[\"/etc/drover/a.pem\","
+            "\"/etc/drover/b.pem\"]%s}}],\"backends\":[{\"name\":\"b\",\"mode\":\"%s\",\"servers\":"
+            "[{\"name\":\"s\",\"address\":\"10.0.0.1\",\"port\":80}]}]}",
+            cases[i].mode, cases[i].mode, cases[i].alpn_field, cases[i].mode);
+        kv_model_init(&m);
+        ck_assert_int_eq(add(&m, "drover/v1/haproxy/edge/services/web", v, err, sizeof(err)), 1);
+        const struct kvm_frontend *f = &m.services[0].frontends[0];
+        ck_assert_uint_eq(f->n_tls_certs, 2);
+        ck_assert_str_eq(f->tls_certs[1], "/etc/drover/b.pem");
+        if (cases[i].alpn)
+            ck_assert_str_eq(f->alpn, cases[i].alpn);
+        else
+            ck_assert_ptr_null(f->alpn);
+        kv_model_clear(&m);
+    }
 }
 END_TEST
 
@@ -117,6 +152,22 @@ START_TEST(test_service_bad_values)
         {"{\"frontends\":[{\"name\":\"fe\",\"bind\":[\"1.2.3.4:80\"],\"default_backend\":\"b\"}],"
          "\"backends\":[{\"name\":\"b\"}]}",
          "needs \"kube\" services or static \"servers\""},
+        {"{\"frontends\":[{\"name\":\"fe\",\"bind\":[\"1.2.3.4:443\"],\"default_backend\":\"b\","
+         "\"tls\":{\"certs\":[\"certs/shop.pem\"]}}],\"backends\":[{\"name\":\"b\",\"servers\":[{"
+         "\"name\":\"s\",\"address\":\"10.0.0.1\",\"port\":80}]}]}",
+         "frontends[0].tls.certs[0]: expected an absolute file path"},
+        {"{\"frontends\":[{\"name\":\"fe\",\"bind\":[\"1.2.3.4:443\"],\"default_backend\":\"b\","
+         "\"tls\":{\"certs\":[\"/a.pem crt /etc/shadow\"]}}],\"backends\":[{\"name\":\"b\","
+         "\"servers\":[{\"name\":\"s\",\"address\":\"10.0.0.1\",\"port\":80}]}]}",
+         "frontends[0].tls.certs[0]"},
+        {"{\"frontends\":[{\"name\":\"fe\",\"bind\":[\"1.2.3.4:443\"],\"default_backend\":\"b\","
+         "\"tls\":{\"certs\":[]}}],\"backends\":[{\"name\":\"b\",\"servers\":[{\"name\":\"s\","
+         "\"address\":\"10.0.0.1\",\"port\":80}]}]}",
+         "frontends[0].tls.certs: needs 1 to"},
+        {"{\"frontends\":[{\"name\":\"fe\",\"bind\":[\"1.2.3.4:443\"],\"default_backend\":\"b\","
+         "\"tls\":{\"certs\":[\"/a.pem\"],\"alpn\":[\"spdy/3\"]}}],\"backends\":[{\"name\":"
+         "\"b\",\"servers\":[{\"name\":\"s\",\"address\":\"10.0.0.1\",\"port\":80}]}]}",
+         "frontends[0].tls.alpn[0]"},
         {"{\"frontends\":[],\"backends\":[]}", "at least one frontend"},
         {"{\"frontends\":[{\"name\":\"fe\",\"bind\":[\"1.2.3.4:80\"],\"default_backend\":\"b\"}],"
          "\"backends\":[{\"name\":\"b\",\"servers\":[{\"name\":\"s\",\"address\":\"10.0.0.1\","
@@ -365,6 +416,44 @@ START_TEST(test_selectors)
     ck_assert_uint_eq(m.bad[KVM_PREFIX_KUBE], 6);
     kv_model_clear(&m);
 
+    /* listen_port: a dedicated frontend on the selector frontend's
+     * addresses; a port already bound is refused; backend_protocol kept
+     * for the server side (h2 = TLS + ALPN h2) */
+    static const struct {
+        const char *key, *extra;
+    } lp[] = {
+        {"shop/a/grpc", ",\"backend_protocol\":\"h2\",\"listen_port\":8443"},
+        {"shop/b/grpc", ",\"backend_protocol\":\"h2\",\"listen_port\":8443"}, /* taken */
+        {"shop/c/http", ",\"backend_protocol\":\"http\",\"listen_port\":80"}, /* fe's */
+        {"shop/d/http", ",\"backend_protocol\":\"spdy\""},
+    };
+    kv_model_init(&m);
+    ck_assert_int_eq(
+        add(&m, "drover/v1/haproxy/edge/services/public", svc_public, err, sizeof(err)), 1);
+    for (size_t i = 0; i < sizeof(lp) / sizeof(lp[0]); i++) {
+        char *v = kube_entry(lp[i].extra);
+        snprintf(key, sizeof(key), "drover/v1/kube/prod-a/services/%s", lp[i].key);
+        ck_assert_msg(add(&m, key, v, err, sizeof(err)) == 1, "%s: %s", key, err);
+        free(v);
+    }
+    ck_assert_int_eq(kv_model_finish(&m), 0);
+    s = &m.services[0];
+    ck_assert_uint_eq(m.bad_selected, 3);
+    ck_assert_uint_eq(s->n_backends, 1);
+    ck_assert_str_eq(s->backends[0].name, "shop.a.grpc");
+    ck_assert_str_eq(s->backends[0].protocol, "h2");
+    ck_assert_str_eq(s->backends[0].mode, "http");
+    ck_assert_uint_eq(s->n_frontends, 2);
+    const struct kvm_frontend *g = &s->frontends[1];
+    ck_assert(g->generated);
+    ck_assert_str_eq(g->name, "fe.shop.a.grpc");
+    ck_assert_str_eq(g->mode, "http");
+    ck_assert_str_eq(g->default_backend, "shop.a.grpc");
+    ck_assert_uint_eq(g->n_binds, 1);
+    ck_assert_str_eq(g->binds[0].addr, "127.0.0.1");
+    ck_assert_uint_eq(g->binds[0].port, 8443);
+    kv_model_clear(&m);
+
     /* selector errors make the definition bad */
     static const char *const bad_defs[] = {
         "{\"frontends\":[{\"name\":\"fe\",\"bind\":[\"127.0.0.1:80\"]}],\"backends\":[],"
@@ -391,6 +480,7 @@ int main(void)
     Suite *s = suite_create("kv_model");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_service_parsed);
+    tcase_add_test(tc, test_service_tls);
     tcase_add_test(tc, test_service_bad_values);
     tcase_add_test(tc, test_kube_entries);
     tcase_add_test(tc, test_maintenance);

@@ -1,0 +1,125 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* file_writer: durable writes off the loop, newest content per path, in
+ * order; syncs never write; close flushes what waits. */
+#include <check.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "file_writer.h"
+#include "render.h"
+
+static char dir[64];
+
+static void setup(void)
+{
+    snprintf(dir, sizeof(dir), "/tmp/test_file_writer.XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+}
+
+static void teardown(void)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+static char *content(const char *name)
+{
+    char p[PATH_MAX], *text = NULL;
+    size_t len;
+    snprintf(p, sizeof(p), "%s/%s", dir, name);
+    if (render_read_file(p, &text, &len) < 0)
+        return NULL;
+    return text;
+}
+
+START_TEST(test_newest_content_wins)
+{
+    uv_loop_t loop;
+    struct file_writer *w;
+    char a[PATH_MAX], b[PATH_MAX];
+    snprintf(a, sizeof(a), "%s/a", dir);
+    snprintf(b, sizeof(b), "%s/b", dir);
+    ck_assert_int_eq(uv_loop_init(&loop), 0);
+    ck_assert_int_eq(file_writer_new(&loop, &w), 0);
+    /* the first batch starts at once; the next three wait and coalesce */
+    ck_assert_int_eq(file_writer_write(w, a, "1", 1, 0644), 0);
+    ck_assert_int_eq(file_writer_write(w, a, "2", 1, 0644), 0);
+    ck_assert_int_eq(file_writer_write(w, b, "x", 1, 0600), 0);
+    ck_assert_int_eq(file_writer_write(w, a, "3", 1, 0644), 0);
+    /* a sync of a path with a write waiting is that write */
+    ck_assert_int_eq(file_writer_sync(w, a), 0);
+    ck_assert(!file_writer_idle(w));
+    uv_run(&loop, UV_RUN_DEFAULT);
+    ck_assert(file_writer_idle(w));
+    char *t = content("a");
+    ck_assert_str_eq(t, "3");
+    free(t);
+    t = content("b");
+    ck_assert_str_eq(t, "x");
+    free(t);
+    ck_assert_uint_eq(file_writer_failures(w), 0);
+
+    /* a sync keeps the content the loop renamed into place */
+    FILE *f = fopen(b, "w");
+    fputs("renamed", f);
+    fclose(f);
+    ck_assert_int_eq(file_writer_sync(w, b), 0);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    t = content("b");
+    ck_assert_str_eq(t, "renamed");
+    free(t);
+
+    /* failures are counted: a missing directory, a missing file to sync */
+    snprintf(a, sizeof(a), "%s/missing/a", dir);
+    ck_assert_int_eq(file_writer_write(w, a, "1", 1, 0644), 0);
+    snprintf(b, sizeof(b), "%s/missing-file", dir);
+    ck_assert_int_eq(file_writer_sync(w, b), 0);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    ck_assert_uint_eq(file_writer_failures(w), 2);
+    file_writer_close(w);
+    ck_assert_int_eq(uv_loop_close(&loop), 0);
+}
+END_TEST
+
+START_TEST(test_close_flushes)
+{
+    uv_loop_t loop;
+    struct file_writer *w;
+    char a[PATH_MAX];
+    snprintf(a, sizeof(a), "%s/a", dir);
+    ck_assert_int_eq(uv_loop_init(&loop), 0);
+    /* closed while a batch is in flight: what waits is written after it */
+    ck_assert_int_eq(file_writer_new(&loop, &w), 0);
+    ck_assert_int_eq(file_writer_write(w, a, "old", 3, 0644), 0);
+    ck_assert_int_eq(file_writer_write(w, a, "new", 3, 0644), 0);
+    file_writer_close(w);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    char *t = content("a");
+    ck_assert_str_eq(t, "new");
+    free(t);
+    /* closed idle with nothing in flight: nothing to wait for */
+    ck_assert_int_eq(file_writer_new(&loop, &w), 0);
+    file_writer_close(w);
+    ck_assert_int_eq(uv_loop_close(&loop), 0);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("file_writer");
+    TCase *tc = tcase_create("core");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_newest_content_wins);
+    tcase_add_test(tc, test_close_flushes);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
