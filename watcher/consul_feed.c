@@ -13,12 +13,16 @@
 #include "canary.h"
 #include "log.h"
 
+/* While a re-read is awaited, how often the feed looks whether it came
+ * back: an unchanged answer calls no callback (consul_watch delivers
+ * changes only), so nothing else would say so. */
+#define REREAD_POLL_MS 100
+
 struct feed_watch {
     struct consul_feed *feed;
     char *prefix;
     struct consul_watch *w;
     bool delivered;
-    bool failing;
     bool defs; /* haproxy/<cluster>/: its changes decide the service watches */
 };
 
@@ -32,6 +36,8 @@ struct consul_feed {
     bool refs_dirty; /* definitions changed: service watches to re-derive */
     uint64_t last_hash;
     bool have_last;
+    uv_timer_t reread_poll; /* armed while a rebuild waits for re-reads */
+    bool waiting_reread;    /* logged once per wait */
     struct consul_feed_stats st;
 };
 
@@ -338,6 +344,50 @@ static int sync_service_watches(struct consul_feed *f)
     return 0;
 }
 
+/* A delivered watch whose next query is a full read (index 0) is reading
+ * its prefix afresh: it failed, or Consul's index went backwards (a
+ * restart, a restored snapshot, another server). Until it answers, its
+ * last value is from before, and joining it to prefixes already read
+ * again would build a tree that never existed - maintenance/ empty while
+ * the services are still there lifts every drain before the KV-loss
+ * episode can begin. */
+static bool watch_rereading(const struct feed_watch *w)
+{
+    return w->delivered && consul_watch_index(w->w) == 0;
+}
+
+static void rebuild(struct consul_feed *f);
+
+static void on_reread_poll(uv_timer_t *t)
+{
+    rebuild(t->data);
+}
+
+/* Whether every delivered watch has been read again since its last error
+ * or index reset; if not, the snapshot in force stays, and a poll looks
+ * again (the last re-read may come back unchanged, which calls nothing). */
+static bool rereads_done(struct consul_feed *f)
+{
+    size_t waiting = 0;
+    for (size_t i = 0; i < f->n; i++)
+        waiting += watch_rereading(f->watches[i]);
+    if (waiting == 0) {
+        if (f->waiting_reread)
+            log_info("consul: every watched prefix read again; snapshots resume");
+        f->waiting_reread = false;
+        return true;
+    }
+    if (!f->waiting_reread) {
+        log_warn("consul: %zu of %zu watched prefix(es) are read again after an error or an "
+                 "index reset; keeping the snapshot in force until all of them answered",
+                 waiting, f->n);
+        f->st.reread_waits++;
+    }
+    f->waiting_reread = true;
+    uv_timer_start(&f->reread_poll, on_reread_poll, REREAD_POLL_MS, 0);
+    return false;
+}
+
 static void rebuild(struct consul_feed *f)
 {
     const struct consul_kv_list **lists = NULL;
@@ -349,6 +399,8 @@ static void rebuild(struct consul_feed *f)
     for (size_t i = 0; i < f->n_fixed; i++)
         if (!f->watches[i]->delivered)
             return; /* never a partial view */
+    if (!rereads_done(f))
+        return; /* never a view mixing reads from before and after a loss */
     if (f->refs_dirty) {
         if ((rc = sync_service_watches(f)) < 0) {
             log_error("watcher: cannot derive the kube services to watch: %s; keeping the last "
@@ -410,7 +462,6 @@ static void on_change(void *arg, struct consul_response *resp)
     struct consul_feed *f = w->feed;
     (void)resp;
     w->delivered = true;
-    w->failing = false;
     if (w->defs)
         f->refs_dirty = true;
     rebuild(f); /* may stop w: do not touch it below */
@@ -421,7 +472,6 @@ static void on_error(void *arg, struct consul_response *resp)
     struct feed_watch *w = arg;
     struct consul_feed *f = w->feed;
     char msg[600];
-    w->failing = true;
     f->st.errors++;
     snprintf(msg, sizeof(msg),
              "consul: watch %s: %s; HAProxy keeps its current state (fail static), retry in "
@@ -435,16 +485,20 @@ static void on_error(void *arg, struct consul_response *resp)
 int consul_feed_start(struct consul_client *c, const struct consul_feed_opts *o,
                       struct consul_feed **out)
 {
-    struct consul_feed *f = calloc(1, sizeof(*f));
+    struct consul_feed *f;
     char **fixed = NULL;
     size_t n_fixed = 0, i = 0;
     int rc = -ENOMEM;
 
-    if (!f)
+    if (!o->loop)
+        return -EINVAL;
+    if (!(f = calloc(1, sizeof(*f))))
         return -ENOMEM;
     f->o = *o;
     f->c = c;
     f->refs_dirty = true;
+    uv_timer_init(o->loop, &f->reread_poll);
+    f->reread_poll.data = f;
     if ((rc = consul_feed_fixed_prefixes(o->model, &fixed, &n_fixed)) < 0)
         goto fail;
     for (; i < n_fixed; i++) {
@@ -464,6 +518,11 @@ fail:
     return rc;
 }
 
+static void feed_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
 void consul_feed_stop(struct consul_feed *f)
 {
     if (!f)
@@ -471,7 +530,9 @@ void consul_feed_stop(struct consul_feed *f)
     for (size_t i = 0; i < f->n; i++)
         watch_free(f->watches[i]);
     free(f->watches);
-    free(f);
+    f->watches = NULL;
+    f->n = 0;
+    uv_close((uv_handle_t *)&f->reread_poll, feed_closed); /* frees f */
 }
 
 void consul_feed_get_stats(const struct consul_feed *f, struct consul_feed_stats *out)
@@ -479,7 +540,9 @@ void consul_feed_get_stats(const struct consul_feed *f, struct consul_feed_stats
     *out = f->st;
     out->healthy = true;
     out->watches = f->n;
+    /* a watch in error (or reset) reads in full next: index 0 */
     for (size_t i = 0; i < f->n; i++)
-        if (f->watches[i]->failing || (i < f->n_fixed && !f->watches[i]->delivered))
+        if (consul_watch_index(f->watches[i]->w) == 0 &&
+            (f->watches[i]->delivered || i < f->n_fixed))
             out->healthy = false;
 }

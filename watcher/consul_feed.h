@@ -24,13 +24,19 @@
  * the prefixes' last values and hands it to on_snapshot. Errors (Consul
  * down, 5xx, ACL) are retried with backoff by the watches themselves and
  * reported through on_error; the last good snapshot stays in force (fail
- * static).
+ * static). After an error or an index reset (Consul restarted, restored
+ * from a snapshot, answering from another server) a watch reads its
+ * prefix in full again; no snapshot is built until every watch has
+ * answered that re-read, so a tree half from before and half from after
+ * a loss (maintenance/ read empty while the services still show) is
+ * never handed on.
  */
 #ifndef DROVER_WATCHER_CONSUL_FEED_H
 #define DROVER_WATCHER_CONSUL_FEED_H
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <uv.h>
 
 #include "consul.h"
 #include "kv_model.h"
@@ -48,6 +54,7 @@ typedef void (*consul_feed_snapshot_fn)(void *arg, struct snapshot *snap);
 typedef void (*consul_feed_error_fn)(void *arg, const char *prefix, int err, const char *msg);
 
 struct consul_feed_opts {
+    uv_loop_t *loop;                   /* the Consul client's loop */
     const struct kv_model_opts *model; /* borrowed; must outlive the feed */
     unsigned wait_s;                   /* blocking query wait, 0 = default */
     /* Most kube service prefixes watched one service (then one namespace)
@@ -71,6 +78,7 @@ struct consul_feed_stats {
     uint64_t snapshots;      /* built and delivered */
     uint64_t unchanged;      /* rebuilds skipped: same inputs */
     uint64_t errors;         /* watch errors */
+    uint64_t reread_waits;   /* times snapshots waited for re-reads after an error or reset */
     bool complete;           /* every prefix delivered at least once */
     bool healthy;            /* no watch in error since its last delivery */
     size_t watches;          /* prefixes watched now */
@@ -81,6 +89,7 @@ struct consul_feed_stats {
 
 int consul_feed_start(struct consul_client *c, const struct consul_feed_opts *o,
                       struct consul_feed **out);
+/* Stops every watch; the feed is freed once the loop closed its timer. */
 void consul_feed_stop(struct consul_feed *f);
 void consul_feed_get_stats(const struct consul_feed *f, struct consul_feed_stats *out);
 

@@ -642,6 +642,7 @@ static int run_daemon(void)
     free(skey);
     haproxy_engine_load_saved(w.engine);
     struct consul_feed_opts fo = {
+        .loop = w.loop,
         .model = &w.model,
         .wait_s = (unsigned)(opt.consul_wait_ms / 1000),
         .service_watches = (unsigned)opt.service_watches,
