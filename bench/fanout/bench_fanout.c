@@ -510,7 +510,8 @@ int main(int argc, char **argv)
         struct consul_config cc = {.address = cfg.addrs[i % cfg.n_addrs],
                                    .max_stale_ms = cfg.max_stale_ms,
                                    .no_gzip = !cfg.gzip};
-        struct consul_feed_opts fo = {.model = &model,
+        struct consul_feed_opts fo = {.loop = &wk->loop,
+                                      .model = &model,
                                       .wait_s = 300,
                                       .service_watches = cfg.service_watches,
                                       .on_snapshot = on_snapshot,

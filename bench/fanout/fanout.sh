@@ -34,24 +34,18 @@ for _ in $(seq 20); do
 done
 [ -n "$net" ] || { echo "fanout.sh: no free 127.21.Y.0/24 found" >&2; exit 2; }
 
-cat >"$work/server.hcl" <<HCL
-disable_update_check = true
-performance { raft_multiplier = 1 }
-limits { http_max_conns_per_client = 10000 }
-ports { dns = -1, grpc = -1 }
-HCL
+. "$(dirname "$0")/../../tests/lib/consul-cluster.sh"
 for i in 1 2 3; do
-    mkdir -p "$work/s$i"
-    consul agent -server -bootstrap-expect 3 -node "fanout-s$i" -bind "$net.$i" -client "$net.$i" \
-        -retry-join "$net.1" -retry-join "$net.2" -retry-join "$net.3" -data-dir "$work/s$i" \
-        -config-file "$work/server.hcl" -log-level warn >"$work/s$i.log" 2>&1 &
+    consul_cluster_argv "fanout-s$i" "$net.$i" "$net.$i" "$work/s$i" server "$net.1" "$net.2" "$net.3"
+    "${CONSUL_CLUSTER_ARGV[@]}" -hcl 'limits { http_max_conns_per_client = 10000 }' \
+        >"$work/s$i.log" 2>&1 &
     pids+=($!)
 done
 addrs="http://$net.1:8500,http://$net.2:8500,http://$net.3:8500"
 ok=
 for _ in $(seq 600); do
-    if curl -fsS -X PUT --data ok "http://$net.1:8500/v1/kv/fanout-ready" >/dev/null 2>&1 &&
-        [ "$(curl -fsS "http://$net.3:8500/v1/kv/fanout-ready?raw&stale" 2>/dev/null)" = ok ]; then
+    if consul_cluster_kv_ready "http://$net.1:8500" &&
+        [ "$(curl -fsS "http://$net.3:8500/v1/kv/consul-cluster-ready?raw&stale" 2>/dev/null)" = ok ]; then
         ok=1
         break
     fi

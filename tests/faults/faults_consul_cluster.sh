@@ -49,7 +49,7 @@ partition() {
     sleep 30
     faults_partition proxy-1 off
     fleet_wait "proxy-1's client agent reads KV again" 60 \
-        fleet_nsx proxy-1 curl -sf --max-time 2 http://127.0.0.1:8500/v1/kv/faults-probe
+        fleet_nsx proxy-1 curl -sf --max-time 2 http://127.0.0.1:8500/v1/kv/consul-cluster-ready
 }
 
 snapshot_restore() {

@@ -51,6 +51,7 @@
 FAULTS_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 FLEET_SRC=$FAULTS_SRC
 . "$FLEET_SRC/scripts/fleet/lib.sh"
+. "$FAULTS_SRC/tests/lib/consul-cluster.sh"
 
 FAULTS_RECOVERY_S=${FAULTS_RECOVERY_S:-60}
 FAULTS_CLUSTER=0
@@ -86,15 +87,10 @@ faults_at_baseline() {
 faults_server_ip() { echo "10.93.$((20 + $1)).2"; }
 
 faults_consul_agent() { # NAME ROLE BIND-IP [server]
-    local name=$1 role=$2 ip=$3 join="" n
-    for n in $FAULTS_SERVERS; do join="$join -retry-join $(faults_server_ip "$n")"; done
-    mkdir -p "$FLEET_STATE/$name"
-    # shellcheck disable=SC2086
-    fleet_bg "$name" ip netns exec "$(fleet_ns "$role")" consul agent -node "$name" \
-        -bind "$ip" -client 127.0.0.1 -data-dir "$FLEET_STATE/$name" $join \
-        -dns-port -1 -grpc-port -1 -http-port 8500 -log-level warn \
-        -hcl 'performance { raft_multiplier = 1 }' -hcl 'disable_update_check = true' \
-        ${4:+-server -bootstrap-expect 3}
+    local name=$1 role=$2 ip=$3 join=() n
+    for n in $FAULTS_SERVERS; do join+=("$(faults_server_ip "$n")"); done
+    consul_cluster_argv "$name" "$ip" 127.0.0.1 "$FLEET_STATE/$name" "${4:-client}" "${join[@]}"
+    fleet_bg "$name" ip netns exec "$(fleet_ns "$role")" "${CONSUL_CLUSTER_ARGV[@]}"
 }
 
 faults_consul_start() { faults_consul_agent "consul-$1" "consul-$1" "$(faults_server_ip "$1")" server; }
@@ -146,7 +142,7 @@ faults_consul_cluster() {
     FLEET_CONSUL=http://127.0.0.1:$port
     # election with raft_multiplier 1 takes a few seconds (FACTS.md: ~7 s)
     fleet_wait "3-server Consul elects a leader, KV answers through ops's client agent" 60 \
-        curl -sf --max-time 2 -X PUT --data-binary x "$FLEET_CONSUL/v1/kv/faults-probe"
+        consul_cluster_kv_ready "$FLEET_CONSUL"
 }
 
 # In cluster mode the fleet's hosts get a client agent instead of the relay
@@ -154,7 +150,7 @@ faults_consul_cluster() {
 faults_client_agent() { # ROLE
     faults_consul_agent "consul-agent-$1" "$1" "$(fleet_nsx "$1" ip -4 -o addr show dev eth0 | awk '{ print $4 }' | cut -d/ -f1)"
     fleet_wait "Consul client agent on $1 answers with a leader" 60 \
-        fleet_nsx "$1" curl -sf --max-time 2 http://127.0.0.1:8500/v1/kv/faults-probe
+        fleet_nsx "$1" curl -sf --max-time 2 http://127.0.0.1:8500/v1/kv/consul-cluster-ready
 }
 
 # ---- bring-up, the fault loop, teardown ----
