@@ -109,6 +109,7 @@ struct http_server {
 
     bool ready;
     char *not_ready_reason;
+    char *ready_detail; /* /readyz's second line when ready, NULL none */
 
     struct handler *handlers;
     size_t nhandlers;

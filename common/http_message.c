@@ -151,7 +151,8 @@ static void builtin(struct http_server *srv, const char *path, struct http_respo
         http_response_printf(resp, "ok\n");
     } else if (!strcmp(path, "/readyz")) {
         if (srv->ready) {
-            http_response_printf(resp, "ready\n");
+            http_response_printf(resp, "ready\n%s%s", srv->ready_detail ? srv->ready_detail : "",
+                                 srv->ready_detail ? "\n" : "");
         } else {
             resp->status = 503;
             http_response_printf(resp, "%s\n",

@@ -541,6 +541,7 @@ static void server_free(struct http_server *srv)
         free(srv->handlers[i].prefix);
     free(srv->handlers);
     free(srv->not_ready_reason);
+    free(srv->ready_detail);
     free(srv);
 }
 
@@ -644,6 +645,14 @@ void http_server_set_ready(struct http_server *srv, bool ready, const char *reas
     srv->ready = ready;
     free(srv->not_ready_reason);
     srv->not_ready_reason = reason ? strdup(reason) : NULL;
+}
+
+void http_server_set_ready_detail(struct http_server *srv, const char *detail)
+{
+    if (!srv)
+        return;
+    free(srv->ready_detail);
+    srv->ready_detail = detail && *detail ? strdup(detail) : NULL;
 }
 
 int http_server_add_handler(struct http_server *srv, const char *prefix, http_handler_fn fn,

@@ -129,6 +129,9 @@ int http_server_start(uv_loop_t *loop, const struct http_server_options *opts,
 int http_server_port(const struct http_server *srv);
 /* Readiness for /readyz; reason is copied (NULL ok). */
 void http_server_set_ready(struct http_server *srv, bool ready, const char *reason);
+/* A line /readyz adds under "ready" (200): something an operator should
+ * see that does not make the daemon unready; copied, NULL or "" none. */
+void http_server_set_ready_detail(struct http_server *srv, const char *detail);
 /* Register a handler for paths starting with prefix ("/slack/"). Built-in
  * paths can be overridden by an exact-prefix registration. 0, -EINVAL,
  * -ENOMEM. */

@@ -363,24 +363,28 @@ static void on_reread_poll(uv_timer_t *t)
     rebuild(t->data);
 }
 
-/* Whether every delivered watch has been read again since its last error
+/* Whether every fixed prefix has been read again since its last error
  * or index reset; if not, the snapshot in force stays, and a poll looks
  * again (the last re-read may come back unchanged, which calls nothing). */
 static bool rereads_done(struct consul_feed *f)
 {
     size_t waiting = 0;
-    for (size_t i = 0; i < f->n; i++)
+    /* the fixed prefixes: a kube service prefix read empty first is what
+     * the backends' server-removal guard is for, and with stale reads
+     * answered by several servers some of the many service watches are
+     * nearly always resetting */
+    for (size_t i = 0; i < f->n_fixed; i++)
         waiting += watch_rereading(f->watches[i]);
     if (waiting == 0) {
         if (f->waiting_reread)
-            log_info("consul: every watched prefix read again; snapshots resume");
+            log_info("consul: every fixed prefix read again; snapshots resume");
         f->waiting_reread = false;
         return true;
     }
     if (!f->waiting_reread) {
-        log_warn("consul: %zu of %zu watched prefix(es) are read again after an error or an "
+        log_warn("consul: %zu of %zu fixed prefix(es) are read again after an error or an "
                  "index reset; keeping the snapshot in force until all of them answered",
-                 waiting, f->n);
+                 waiting, f->n_fixed);
         f->st.reread_waits++;
     }
     f->waiting_reread = true;

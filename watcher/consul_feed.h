@@ -26,8 +26,9 @@
  * reported through on_error; the last good snapshot stays in force (fail
  * static). After an error or an index reset (Consul restarted, restored
  * from a snapshot, answering from another server) a watch reads its
- * prefix in full again; no snapshot is built until every watch has
- * answered that re-read, so a tree half from before and half from after
+ * prefix in full again; no snapshot is built until every fixed prefix
+ * (haproxy/<cluster>/, maintenance/, kube/<c>/nodes/) has answered that
+ * re-read, so a tree half from before and half from after
  * a loss (maintenance/ read empty while the services still show) is
  * never handed on.
  */

@@ -324,6 +324,8 @@ static void on_frontends_disabled(struct haproxy_runtime *rt, int status,
     free(name);
 }
 
+static void update_refused(struct haproxy_engine *e);
+
 /* The service is gone from a complete read of haproxy/<cluster>/: move its
  * config aside, tell its HAProxy to stop serving its frontends (the process
  * itself belongs to systemd / the operator) and forget its placements, so
@@ -376,6 +378,9 @@ static void retire_service(struct haproxy_engine *e, struct service_state *s)
     }
     json_decref(s->structure);
     s->structure = NULL;
+    json_decref(s->refused);
+    s->refused = NULL;
+    update_refused(e);
     s->reload_pending = s->file_stale = false;
     s->retired = true;
 }
@@ -496,10 +501,17 @@ static void on_runtime_due(void *arg)
                       svc->def->name);
             continue;
         }
-        if (!s->structure || !json_equal(st, s->structure)) {
+        if (s->refused && json_equal(st, s->refused)) {
+            /* refused already: nothing new to check; the servers go on
+             * changing on the running config, if one runs (issue 13,
+             * item 5) */
+            any_runtime |= s->structure != NULL;
+        } else if (!s->structure || !json_equal(st, s->structure)) {
             s->reload_pending = true;
             structural = true;
         } else {
+            if (s->refused)
+                engine_service_accepted(e, s, "its definition renders to the running config again");
             any_runtime = true;
             s->file_stale = true;
             structural = true; /* refresh the file in the quiet window, no reload */
@@ -771,6 +783,10 @@ static void setup_metrics(struct haproxy_engine *e)
                                  "1 while a KV-loss episode freezes service removals (the "
                                  "services tree went empty; see docs/watcher.md).",
                                  NULL);
+    e->m_refused = metrics_gauge(r, "drover_watcher_services_refused",
+                                 "Services whose latest definition haproxy -c (or the template) "
+                                 "refused; their running config keeps getting server changes.",
+                                 NULL);
     e->m_maint_held = metrics_gauge(r, "drover_watcher_maintenance_held",
                                     "Maintenance entries kept from before a KV-loss episode "
                                     "while KV has none.",
@@ -876,6 +892,7 @@ void haproxy_engine_free(struct haproxy_engine *e)
         free(e->svcs[i]->name);
         free(e->svcs[i]->error);
         json_decref(e->svcs[i]->structure);
+        json_decref(e->svcs[i]->refused);
         engine_free_maps(e->svcs[i]);
         engine_free_certs(e->svcs[i]);
         free(e->svcs[i]);
@@ -896,6 +913,12 @@ void engine_status_changed(struct haproxy_engine *e)
 void engine_service_applied(struct haproxy_engine *e, struct service_state *s,
                             const struct snapshot_service *svc)
 {
+    if (s->refused) {
+        /* server changes applied on the running config: the definition
+         * in force and the refusal (status, /readyz) stay as they are */
+        engine_status_changed(e);
+        return;
+    }
     if (!svc && e->snap) /* installed while HAProxy was down: what was rendered */
         svc = snapshot_service(e->snap, s->name);
     for (size_t i = 0; svc && e->snap && i < e->snap->n_entries; i++)
@@ -916,6 +939,48 @@ void engine_service_failed(struct haproxy_engine *e, struct service_state *s, co
     engine_status_changed(e);
 }
 
+static void update_refused(struct haproxy_engine *e)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < e->n_svcs; i++)
+        n += e->svcs[i]->refused != NULL;
+    metrics_gauge_set(e->m_refused, (double)n);
+}
+
+void engine_service_refused(struct haproxy_engine *e, struct service_state *s, json_t *structure,
+                            const char *what, const char *msg)
+{
+    char buf[KV_STATUS_ERROR_MAX];
+    snprintf(buf, sizeof(buf), "%s: %s", what, msg ? msg : "failed");
+    bool same =
+        s->refused && json_equal(s->refused, structure) && s->error && strcmp(s->error, buf) == 0;
+    json_decref(s->refused);
+    s->refused = structure;
+    if (!same) {
+        const struct snapshot_service *svc = e->snap ? snapshot_service(e->snap, s->name) : NULL;
+        metrics_counter_inc(e->m_render_failures);
+        log_error("watcher: service %s (key %s): %s; the running config stays and keeps getting "
+                  "server changes through the runtime API",
+                  s->name, svc ? svc->def->key : "?", buf);
+        free(s->error);
+        s->error = strdup(buf);
+    }
+    update_refused(e);
+    engine_status_changed(e);
+}
+
+void engine_service_accepted(struct haproxy_engine *e, struct service_state *s, const char *why)
+{
+    if (!s->refused)
+        return;
+    log_info("watcher: service %s: no definition refused any more (%s)", s->name, why);
+    json_decref(s->refused);
+    s->refused = NULL;
+    free(s->error);
+    s->error = NULL;
+    update_refused(e);
+}
+
 void haproxy_engine_each_service(const struct haproxy_engine *e,
                                  void (*fn)(void *arg,
                                             const struct haproxy_engine_service_status *s),
@@ -928,7 +993,8 @@ void haproxy_engine_each_service(const struct haproxy_engine *e,
         struct haproxy_engine_service_status st = {.name = s->name,
                                                    .definition = s->applied_def,
                                                    .reloads = s->reloads,
-                                                   .error = s->error};
+                                                   .error = s->error,
+                                                   .refused = s->refused != NULL};
         fn(arg, &st);
     }
 }
@@ -954,6 +1020,8 @@ void haproxy_engine_get_stats(const struct haproxy_engine *e, struct haproxy_eng
     out->service_removal_held = e->svc_removal_held;
     out->kv_loss = e->kv_loss;
     out->maint_held = e->maint_held;
+    for (size_t i = 0; i < e->n_svcs; i++)
+        out->services_refused += e->svcs[i]->refused != NULL;
     out->snapshots = metrics_counter_value(e->m_snapshots);
     out->plans = e->plans;
     out->installs = e->installs;

@@ -139,15 +139,16 @@ struct haproxy_engine_stats {
     size_t backends_held;    /* latest change held by the removal guard */
     size_t servers;          /* placed in slots, all backends */
     bool service_removal_held;
-    bool kv_loss;           /* a KV-loss episode is in force (service removals frozen) */
-    size_t maint_held;      /* maintenance entries held through it */
-    uint64_t snapshots;     /* taken */
-    uint64_t plans;         /* runtime quiescence windows planned */
-    uint64_t installs;      /* structural installs started (render + check + reload) */
-    uint64_t refreshes;     /* config file refreshes without a reload started */
-    uint64_t route_updates; /* route map changes applied through the runtime API */
-    uint64_t cert_swaps;    /* certificates swapped through the runtime API */
-    uint64_t cert_failures; /* certificates refused (by the watcher or HAProxy) */
+    bool kv_loss;            /* a KV-loss episode is in force (service removals frozen) */
+    size_t maint_held;       /* maintenance entries held through it */
+    size_t services_refused; /* latest definition refused (render or haproxy -c) */
+    uint64_t snapshots;      /* taken */
+    uint64_t plans;          /* runtime quiescence windows planned */
+    uint64_t installs;       /* structural installs started (render + check + reload) */
+    uint64_t refreshes;      /* config file refreshes without a reload started */
+    uint64_t route_updates;  /* route map changes applied through the runtime API */
+    uint64_t cert_swaps;     /* certificates swapped through the runtime API */
+    uint64_t cert_failures;  /* certificates refused (by the watcher or HAProxy) */
     uint64_t reloads, reload_failures, render_failures;
     uint64_t applies, apply_failures; /* runtime-API applies (per backend) */
     uint64_t removals_held_total, services_removed, service_removals_held_total;
@@ -171,6 +172,7 @@ struct haproxy_engine_service_status {
     const char *definition; /* kv_hash64_hex of the raw definition applied; "" none yet */
     int64_t reloads;        /* HAProxy's reload counter after our last verified reload */
     const char *error;      /* latest render/check/reload failure; NULL after a success */
+    bool refused;           /* the latest definition was refused; the running one stays in force */
 };
 /* fn for every known service that is not retired. */
 void haproxy_engine_each_service(const struct haproxy_engine *e,

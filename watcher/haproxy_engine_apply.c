@@ -43,7 +43,11 @@ static void on_applied(struct haproxy_runtime *rt, const struct haproxy_apply_re
         log_warn("watcher: service %s: runtime apply failed: %s; %s", c->s->name, res->message,
                  lacks_slots ? "config lacks slots, a reload will add them"
                              : "retried with the next change");
-        if (lacks_slots && !e->stopping) {
+        if (lacks_slots && c->s->refused)
+            log_warn("watcher: service %s: the running config lacks slots the refused "
+                     "definition places servers in; they wait for a definition that passes",
+                     c->s->name);
+        else if (lacks_slots && !e->stopping) {
             json_decref(c->s->structure);
             c->s->structure = NULL;
             c->s->reload_pending = true;
@@ -164,6 +168,7 @@ static void finish_service(struct haproxy_engine *e, struct service_state *s,
     json_decref(s->structure);
     s->structure = structure;
     s->reload_pending = false;
+    engine_service_accepted(e, s, "a definition passed and runs");
     if (svc)
         engine_apply_service(e, s, svc);
     engine_service_applied(e, s, svc);
@@ -277,15 +282,21 @@ static void on_installed(void *arg, int status, bool changed, const char *errmsg
     s->checking = false;
     if (e->stopping)
         goto out;
-    if (status < 0) {
+    if (status < 0 && c->refresh_only) {
+        /* the running config's own file: not a new definition */
         metrics_counter_inc(e->m_render_failures);
-        log_error("watcher: service %s (key %s): %s; the running config stays", s->name,
-                  svc ? svc->def->key : "?", errmsg ? errmsg : strerror(-status));
-        engine_service_failed(e, s, "check", errmsg ? errmsg : strerror(-status));
-        if (!c->refresh_only) {
-            s->busy = false;
-            s->reload_pending = false;
-        }
+        log_error("watcher: service %s (key %s): config file refresh: %s; the running config "
+                  "stays",
+                  s->name, svc ? svc->def->key : "?", errmsg ? errmsg : strerror(-status));
+        goto out;
+    }
+    if (status < 0) {
+        s->busy = false;
+        s->reload_pending = false;
+        engine_service_refused(e, s, c->structure, "check", errmsg ? errmsg : strerror(-status));
+        c->structure = NULL;
+        /* placed while the check ran: applied on the running config */
+        s->replan |= s->structure != NULL;
         goto out;
     }
     if (c->refresh_only) {
@@ -334,11 +345,11 @@ static void install_service(struct haproxy_engine *e, struct service_state *s,
     }
     if ((rc = render_text(e->templates, svc->def->template_name, data, &buf, err, sizeof(err))) <
         0) {
-        metrics_counter_inc(e->m_render_failures);
-        log_error("watcher: service %s (key %s): %s; the running config stays", s->name,
-                  svc->def->key, err);
-        engine_service_failed(e, s, "render", err);
         s->reload_pending = false;
+        engine_service_refused(e, s, st, "render", err);
+        st = NULL;
+        if (s->structure) /* the servers go on through the runtime API */
+            quiesce_timer_kick(e->runtime_q);
         goto out;
     }
     if (!(c = calloc(1, sizeof(*c))))

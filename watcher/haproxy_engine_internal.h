@@ -59,6 +59,11 @@ struct service_state {
     char *name;
     struct haproxy_runtime *rt;
     json_t *structure; /* structure render of the installed config; NULL = unknown */
+    /* Structure render haproxy -c (or the template) refused last, NULL
+     * none: while the definition still renders to it, no new check is
+     * tried and server changes go to the running config through the
+     * runtime API (haproxy_engine.c, plan_runtime_or_reload). */
+    json_t *refused;
     bool reload_pending;
     bool file_stale;   /* runtime changes not yet in the file (refreshed without reload) */
     bool checking;     /* a render check is running */
@@ -129,7 +134,7 @@ struct haproxy_engine {
         *m_cert_swaps, *m_cert_failures;
     struct metrics_histogram *m_reload_seconds;
     struct metrics_gauge *m_held, *m_svc_removals_held, *m_bad[KVM_PREFIX_COUNT], *m_services,
-        *m_servers, *m_kv_loss, *m_maint_held;
+        *m_servers, *m_kv_loss, *m_maint_held, *m_refused;
 };
 
 /* haproxy_engine.c */
@@ -173,6 +178,14 @@ void engine_service_applied(struct haproxy_engine *e, struct service_state *s,
                             const struct snapshot_service *svc);
 void engine_service_failed(struct haproxy_engine *e, struct service_state *s, const char *what,
                            const char *msg);
+/* The definition of s rendered to structure (reference taken over) and
+ * `what` refused it with msg: logged and counted when the refusal is new
+ * (a structure or message not refused before), kept until a structure
+ * passes or the definition renders to the running one again. */
+void engine_service_refused(struct haproxy_engine *e, struct service_state *s, json_t *structure,
+                            const char *what, const char *msg);
+/* s runs a definition that passed again: the refusal is over. */
+void engine_service_accepted(struct haproxy_engine *e, struct service_state *s, const char *why);
 void engine_status_changed(struct haproxy_engine *e);
 
 /* haproxy_engine_maps.c */

@@ -277,14 +277,40 @@ static void engine_opts(struct haproxy_engine_opts *eo, const struct kv_model_op
     };
 }
 
+struct refused_detail {
+    char text[1024];
+    size_t len;
+};
+
+static void add_refused(void *arg, const struct haproxy_engine_service_status *s)
+{
+    struct refused_detail *d = arg;
+    if (!s->refused || d->len >= sizeof(d->text))
+        return;
+    int n = snprintf(d->text + d->len, sizeof(d->text) - d->len, "%sservice %s: %s",
+                     d->len ? "; " : "", s->name, s->error ? s->error : "definition refused");
+    d->len += n > 0 ? (size_t)n : 0;
+}
+
 /* /readyz and drover_watcher_ready: a snapshot applied and every HAProxy
  * instance up (the director's health check of this proxy host can point
  * here: docs/director-watcher.md). READY=1 to systemd needs the snapshot
- * only: haproxy@.service starts after the watcher. */
+ * only: haproxy@.service starts after the watcher. A refused definition
+ * leaves the host serving (its running config gets the server changes):
+ * a detail line, not unreadiness. */
 static void update_ready(struct watcher *w)
 {
+    struct refused_detail d = {.len = 0};
     daemon_set_ready(w->http, w->m_ready, w->ready && !w->haproxy_down,
                      !w->ready ? "no snapshot applied yet" : w->haproxy_reason);
+    if (!w->http)
+        return;
+    if (w->engine)
+        haproxy_engine_each_service(w->engine, add_refused, &d);
+    if (d.len && d.len < sizeof(d.text))
+        snprintf(d.text + d.len, sizeof(d.text) - d.len,
+                 " (the running config stays and gets server changes)");
+    http_server_set_ready_detail(w->http, d.text);
 }
 
 static void on_engine_health(void *arg, bool all_up, const char *reason)
@@ -321,6 +347,7 @@ static void on_engine_status(void *arg)
     struct watcher *w = arg;
     w->status_unix = time(NULL);
     host_status_changed(w->status);
+    update_ready(w); /* a refusal's detail line */
 }
 
 struct status_fill {

@@ -444,6 +444,85 @@ START_TEST(test_failed_check_installs_nothing)
 }
 END_TEST
 
+/* A definition haproxy -c refuses (here: a check script that refuses any
+ * config naming fe_refused) keeps the running config, is checked once,
+ * and the node churn meanwhile still reaches HAProxy through the runtime
+ * API (issue 13, item 5); the refusal shows in the service status until a
+ * definition renders to the running config again. */
+#define SVC_WEB_REFUSED                                                                            \
+    "{\"template\":\"http\",\"frontends\":[{\"name\":\"fe_web\",\"bind\":[\"127.0.0.1:18080\"],"   \
+    "\"default_backend\":\"be_web\"},{\"name\":\"fe_refused\",\"bind\":[\"127.0.0.1:18082\"],"     \
+    "\"default_backend\":\"be_web\"}],\"backends\":[{\"name\":\"be_web\",\"slots\":4,\"kube\":[{"  \
+    "\"cluster\":\"prod-a\",\"namespace\":\"default\",\"service\":\"web\",\"port\":\"http\"}]}]}"
+
+static void refused_status(void *arg, const struct haproxy_engine_service_status *s)
+{
+    const char **error = arg;
+    if (strcmp(s->name, "web") == 0)
+        *error = s->refused ? s->error : NULL;
+}
+
+START_TEST(test_refused_definition_keeps_runtime_changes)
+{
+    struct fx f;
+    char check[160];
+    const char *error = NULL;
+    fx_init(&f, "/bin/true");
+    snprintf(check, sizeof(check), "%s/haproxy-check.sh", f.dir);
+    FILE *sh = fopen(check, "w");
+    ck_assert_ptr_nonnull(sh);
+    fputs("#!/bin/sh\nfor a in \"$@\"; do\n  [ -f \"$a\" ] && grep -q fe_refused \"$a\" && "
+          "{ echo \"[ALERT] duplicate frontend\" >&2; exit 1; }\ndone\nexit 0\n",
+          sh);
+    ck_assert_int_eq(fclose(sh), 0);
+    ck_assert_int_eq(chmod(check, 0755), 0);
+    fx_stop_engine(&f);
+    fx_engine(&f, check);
+    TAKE(&f, true, {K_WEB, SVC_WEB}, {K_KUBE, V_KUBE}, {K_NODE(1), V_NODE(1)},
+         {K_NODE(2), V_NODE(2)}, {K_NODE(3), V_NODE(3)});
+    struct haproxy_engine_stats st = stats(&f);
+    ck_assert_uint_eq(st.installs, 1);
+    ck_assert_uint_eq(st.render_failures, 0);
+    uint64_t tried = st.applies + st.apply_failures;
+
+    TAKE(&f, true, {K_WEB, SVC_WEB_REFUSED}, {K_KUBE, V_KUBE}, {K_NODE(1), V_NODE(1)},
+         {K_NODE(2), V_NODE(2)}, {K_NODE(3), V_NODE(3)});
+    st = stats(&f);
+    ck_assert_uint_eq(st.installs, 2);
+    ck_assert_uint_eq(st.render_failures, 1);
+    ck_assert_uint_eq(st.services_refused, 1);
+    haproxy_engine_each_service(f.e, refused_status, &error);
+    ck_assert_ptr_nonnull(error);
+    ck_assert_ptr_nonnull(strstr(error, "check: "));
+    char *cfg = cfg_text(&f, "web");
+    ck_assert_ptr_null(strstr(cfg, "fe_refused")); /* the running config stays */
+    free(cfg);
+    tried = stats(&f).applies + stats(&f).apply_failures;
+
+    /* n3 replaced by n4 while the definition is refused */
+    TAKE(&f, true, {K_WEB, SVC_WEB_REFUSED}, {K_KUBE, V_KUBE}, {K_NODE(1), V_NODE(1)},
+         {K_NODE(2), V_NODE(2)}, {K_NODE(4), V_NODE(4)});
+    st = stats(&f);
+    ck_assert_uint_eq(st.installs, 2);                            /* not checked again */
+    ck_assert_uint_eq(st.render_failures, 1);                     /* nor counted or logged again */
+    ck_assert_uint_eq(st.applies + st.apply_failures, tried + 1); /* the runtime apply */
+    const struct slot_assignment *a = haproxy_engine_committed(f.e, "be_web");
+    ck_assert_str_eq(slot_key(a, 2), "10.0.0.4:30080");
+    haproxy_engine_each_service(f.e, refused_status, &error);
+    ck_assert_ptr_nonnull(error);
+
+    /* the operator puts the running definition back */
+    TAKE(&f, true, {K_WEB, SVC_WEB}, {K_KUBE, V_KUBE}, {K_NODE(1), V_NODE(1)},
+         {K_NODE(2), V_NODE(2)}, {K_NODE(4), V_NODE(4)});
+    st = stats(&f);
+    ck_assert_uint_eq(st.services_refused, 0);
+    ck_assert_uint_eq(st.installs, 2);
+    haproxy_engine_each_service(f.e, refused_status, &error);
+    ck_assert_ptr_null(error);
+    fx_free(&f);
+}
+END_TEST
+
 START_TEST(test_restart_from_snapshot_file)
 {
     struct fx f;
@@ -605,6 +684,7 @@ int main(void)
     tcase_add_test(tc, test_removed_service_is_retired);
     tcase_add_test(tc, test_snapshot_not_from_complete_read_retires_nothing);
     tcase_add_test(tc, test_failed_check_installs_nothing);
+    tcase_add_test(tc, test_refused_definition_keeps_runtime_changes);
     tcase_add_test(tc, test_restart_from_snapshot_file);
     tcase_add_test(tc, test_new_templates_rerender_every_service);
     tcase_add_test(tc, test_expired_maintenance_replans_by_itself);
