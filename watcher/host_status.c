@@ -77,6 +77,7 @@ static void on_destroyed(void *arg, struct consul_response *resp)
 static void on_written(void *arg, struct consul_response *resp)
 {
     struct host_status *hs = arg;
+    bool failed = false;
     hs->busy = false;
     if (resp->err == -ECANCELED)
         return;
@@ -88,6 +89,7 @@ static void on_written(void *arg, struct consul_response *resp)
         if (resp->err == 0)
             drop_session(hs); /* acquire refused: the session is gone */
         hs->dirty = true;
+        failed = true;
     } else {
         free(hs->written);
         hs->written = hs->pending;
@@ -97,8 +99,11 @@ static void on_written(void *arg, struct consul_response *resp)
     hs->pending = NULL;
     if (hs->stopping)
         host_status_stop(hs, hs->done, hs->done_arg);
-    else if (hs->dirty && hs->session)
-        step(hs);
+    else if (hs->dirty && hs->session && !failed)
+        step(hs); /* after a failure the tick retries: a Consul that lost our
+                   * session (restarted empty: 500 "invalid session") would
+                   * otherwise be asked again at once, hundreds of times a
+                   * second, until the tick's renewal finds it gone */
 }
 
 static void write_entry(struct host_status *hs)

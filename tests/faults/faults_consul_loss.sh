@@ -13,12 +13,19 @@
 #   drain_survives_loss       a node drained with droverctl stays drained
 #                             (no request reaches it) through Consul
 #                             restarted empty and restored in bulk
+#   refused_definition        web's definition replaced by one haproxy -c
+#                             refuses (two frontends named alike) while
+#                             node-3 leaves and comes back: each change is
+#                             on both proxies' running config within a
+#                             bound far below the periodic resync (printed
+#                             as BENCH faults_refused_definition_apply_s),
+#                             then the valid definition is put back
 # usage: faults_consul_loss.sh BUILD-DIR [FAULT...]   (default: all, in this order)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 faults_main "$1"
 shift
-only=" ${*:-consul_empty_key_by_key consul_empty_bulk director_partial drain_survives_loss} "
+only=" ${*:-consul_empty_key_by_key consul_empty_bulk director_partial drain_survives_loss refused_definition} "
 pick() { case "$only" in *" $1 "*) faults_run "$@" ;; esac; }
 
 backup=$FLEET_STATE/kv-backup.json
@@ -98,8 +105,65 @@ drain_survives() {
     ctl ready node-2 >/dev/null
 }
 
+# Seconds from the KV change of node-3 until HAProxy on both proxies has
+# applied it (runtime API, `show stat`), polled every 50 ms.
+# usage: node3_change_applied eligible|gone
+node3_change_applied() {
+    local want=$1 ip t0 t1 n
+    ip=$(fleet_node_ip node-3)
+    kv_has() {
+        fleet_kv_get "kube/$FLEET_CLUSTER/nodes/node-3" | grep -q "\"eligible\":$1"
+    }
+    # a freed slot keeps its address in MAINT; a placed one leaves MAINT at
+    # once (UP follows with the health checks: not the apply)
+    on_both() {
+        for n in proxy-1 proxy-2; do
+            if [ "$want" = eligible ]; then
+                fleet_servers "$n" web | grep " $ip:" | grep -vq MAINT || return 1
+            else
+                ! fleet_servers "$n" web | grep " $ip:" | grep -vq MAINT || return 1
+            fi
+        done
+    }
+    [ "$want" = eligible ] && n=true || n=false
+    # the exporter writes the node within its kube watch round trip
+    fleet_wait "node-3 eligible:$n in KV" 30 kv_has "$n"
+    t0=$(date +%s.%N)
+    # the periodic resync (31-40 s) must not be what applies it
+    fleet_wait "node-3 $want on both proxies' running web config" 10 on_both
+    t1=$(date +%s.%N)
+    awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }'
+}
+
+refused_definition() {
+    local key=haproxy/$FLEET_HAPROXY_CLUSTER/services/web valid r1 a1 a2
+    valid=$(fleet_kv_get "$key")
+    r1=$(fleet_reloads proxy-1 web)
+    # valid in KV, refused by haproxy -c: two frontends named alike
+    fleet_kv_put "$key" "$(python3 -c 'import json, sys
+d = json.loads(sys.argv[1]); f = dict(d["frontends"][0]); f["bind"] = ["127.0.0.1:1"]
+d["frontends"].append(f); print(json.dumps(d))' "$valid")"
+    refused() { [ "$(fleet_watcher_metric "$1" drover_watcher_services_refused)" = 1 ]; }
+    fleet_wait "proxy-1's watcher: web's definition refused" 30 refused proxy-1
+    fleet_wait "proxy-2's watcher: web's definition refused" 30 refused proxy-2
+    fleet_nsx proxy-1 curl -sf "http://127.0.0.1:$(cat "$FLEET_STATE/proxy-1/metrics-port")/readyz" |
+        grep -q "service web: check:" || fleet_die "refused_definition: /readyz has no detail line"
+    fleet_kube ctl "$FLEET_STATE/kube" set_node_ready '{"name": "node-3", "ready": false}' >/dev/null
+    a1=$(node3_change_applied gone)
+    fleet_kube ctl "$FLEET_STATE/kube" set_node_ready '{"name": "node-3", "ready": true}' >/dev/null
+    a2=$(node3_change_applied eligible)
+    faults_log "node-3 out applied in ${a1}s, back in ${a2}s, web's definition refused"
+    echo "BENCH faults_refused_definition_apply_s $(printf '%s\n%s\n' "$a1" "$a2" | sort -g | tail -1)"
+    [ "$(fleet_reloads proxy-1 web)" = "$r1" ] || fleet_die "refused_definition: web reloaded"
+    fleet_kv_put "$key" "$valid"
+    fleet_wait "proxy-1's watcher: no refusal" 30 fleet_watcher_metric_is proxy-1 drover_watcher_services_refused 0
+    fleet_wait "proxy-2's watcher: no refusal" 30 fleet_watcher_metric_is proxy-2 drover_watcher_services_refused 0
+}
+fleet_watcher_metric_is() { [ "$(fleet_watcher_metric "$1" "$2")" = "$3" ]; }
+
 pick consul_empty_key_by_key 0 key_by_key
 pick consul_empty_bulk 0 bulk
 pick director_partial 0 director_partial
 pick drain_survives_loss 0 drain_survives
+pick refused_definition 0 refused_definition
 echo "faults_consul_loss: ok"
