@@ -125,6 +125,11 @@ static void parse_haproxy(const char *rest, struct kv_key *k)
     if (!cluster_prefix(rest, k->seg[0], &below))
         return;
     int n = kv_key_split(below, seg, 5);
+    if (n == 1 && strcmp(seg[0], KV_HAPROXY_FORCE_KV_LOSS) == 0) {
+        k->kind = KV_KEY_HAPROXY_FORCE_KV_LOSS;
+        k->n = 1;
+        return;
+    }
     if (n == 2 && strcmp(seg[0], "services") == 0)
         k->kind = KV_KEY_HAPROXY_SERVICE;
     else if (n == 2 && strcmp(seg[0], "force-removal") == 0)

@@ -43,19 +43,23 @@ int kv_root_normalise(const char *root, char **out);
  * max or a segment is empty or too long. */
 int kv_key_split(const char *s, char seg[][KV_KEY_SEG_MAX + 1], int max);
 
+/* haproxy/<cluster>/<this>: ends a KV-loss episode early (docs/kv-schema.md). */
+#define KV_HAPROXY_FORCE_KV_LOSS "force-kv-loss"
+
 enum kv_key_kind {
-    KV_KEY_OTHER = 0,       /* not under a known prefix, or a folder key */
-    KV_KEY_KUBE_SERVICE,    /* seg: cluster, namespace, service, port */
-    KV_KEY_KUBE_NODE,       /* seg: cluster, node */
-    KV_KEY_KUBE_META,       /* seg: cluster */
-    KV_KEY_KUBE_LEADER,     /* seg: cluster */
-    KV_KEY_KUBE_MALFORMED,  /* under kube/<c>/services|nodes, wrong shape; seg: cluster */
-    KV_KEY_HAPROXY_SERVICE, /* seg: cluster, name */
-    KV_KEY_HAPROXY_FORCE,   /* seg: cluster, backend or service */
-    KV_KEY_MAINTENANCE,     /* rel: the maintenance id (kv_maint_id_parse) */
-    KV_KEY_DIRECTOR,        /* seg: cluster; rel: below director/<cluster>/ */
-    KV_KEY_AUDIT,           /* rel: <timestamp>-<id> */
-    KV_KEY_STATUS,          /* rel: below status/ (kv_status_key_parse) */
+    KV_KEY_OTHER = 0,             /* not under a known prefix, or a folder key */
+    KV_KEY_KUBE_SERVICE,          /* seg: cluster, namespace, service, port */
+    KV_KEY_KUBE_NODE,             /* seg: cluster, node */
+    KV_KEY_KUBE_META,             /* seg: cluster */
+    KV_KEY_KUBE_LEADER,           /* seg: cluster */
+    KV_KEY_KUBE_MALFORMED,        /* under kube/<c>/services|nodes, wrong shape; seg: cluster */
+    KV_KEY_HAPROXY_SERVICE,       /* seg: cluster, name */
+    KV_KEY_HAPROXY_FORCE,         /* seg: cluster, backend or service */
+    KV_KEY_HAPROXY_FORCE_KV_LOSS, /* seg: cluster (haproxy/<c>/force-kv-loss) */
+    KV_KEY_MAINTENANCE,           /* rel: the maintenance id (kv_maint_id_parse) */
+    KV_KEY_DIRECTOR,              /* seg: cluster; rel: below director/<cluster>/ */
+    KV_KEY_AUDIT,                 /* rel: <timestamp>-<id> */
+    KV_KEY_STATUS,                /* rel: below status/ (kv_status_key_parse) */
 };
 
 struct kv_key {

@@ -197,6 +197,11 @@ const struct kv_schema_record kv_schema_records[] = {
       "drover-watcher",
       "{\"author\":\"alice\",\"expires\":\"2026-11-23T18:00:00Z\",\"reason\":\"decommission\"}",
       expiring_override),
+    R("haproxy_force_kv_loss", "haproxy/<cluster>/force-kv-loss", "droverctl (kv-loss force)",
+      "drover-watcher",
+      "{\"author\":\"alice\",\"expires\":\"2026-11-23T18:00:00Z\",\"reason\":\"restored "
+      "from backup, web is gone\"}",
+      expiring_override),
     R("maintenance", "maintenance/{node/<cluster>/<node>,addr/<ip>,server/<backend>/<server>}",
       "droverctl", "drover-watcher,droverctl",
       "{\"author\":\"alice\",\"created\":\"2026-11-23T15:00:00Z\",\"expires\":"

@@ -795,6 +795,84 @@ static int exec_host(struct ctl_kv *kv, const struct ctl_settings *s, const stru
     return fail_conflicts(res, key, attempts);
 }
 
+/* ---- KV-loss force ------------------------------------------------------------------------- */
+
+/* haproxy/<cluster>/force-kv-loss: the watchers of that cluster end a
+ * KV-loss episode (and start none) until expires: the tree as it is now is
+ * what the operator wants served (docs/kv-schema.md). Written whatever
+ * was there before (a newer expiry replaces an older one), with the audit
+ * entry in the same transaction. */
+static int exec_kv_loss(struct ctl_kv *kv, const struct ctl_settings *s,
+                        const struct ctl_command *cmd, int64_t now_ms, struct ctl_result *res)
+{
+    char err[ERRLEN], key[700], akey[400], target[600], expires[40];
+    const char *author = commands_author(cmd, s);
+    int attempts = s->cas_attempts > 0 ? s->cas_attempts : CTL_CAS_ATTEMPTS;
+
+    if (!kv_valid_segment(cmd->target)) {
+        snprintf(err, sizeof(err), "refused: '%.100s' is not a cluster name", cmd->target);
+        return commands_fail(res, CTL_REFUSED, err);
+    }
+    snprintf(target, sizeof(target), "haproxy/%s/" KV_HAPROXY_FORCE_KV_LOSS, cmd->target);
+    snprintf(key, sizeof(key), "%s%s", s->root, target);
+    timefmt_format_rfc3339((now_ms + cmd->ttl_ms) / 1000, expires, sizeof(expires));
+    for (int attempt = 1; attempt <= attempts; attempt++) {
+        struct consul_kv_list *l = NULL;
+        json_error_t je;
+        uint64_t index = 0;
+        int rc;
+
+        if ((rc = ctl_kv_get(kv, key, &l, err, sizeof(err))) < 0)
+            return commands_fail(res, CTL_FAILED, err);
+        json_t *before = NULL;
+        if (l && l->n) {
+            index = l->items[0].modify_index;
+            before = l->items[0].value ? json_loadb((const char *)l->items[0].value,
+                                                    l->items[0].value_len, 0, &je)
+                                       : NULL;
+        }
+        consul_kv_list_free(l);
+        json_t *after = json_pack("{s:s, s:s, s:s?}", "expires", expires, "author", author,
+                                  "reason", cmd->reason);
+        char *value = after ? dump(after) : NULL;
+        if (!value) {
+            json_decref(before);
+            json_decref(after);
+            return commands_fail(res, CTL_FAILED, "out of memory building the force entry");
+        }
+        struct audited_write aw = {.key = key,
+                                   .value = value,
+                                   .index = index,
+                                   .author = author,
+                                   .action = "kv-loss-force",
+                                   .target = target,
+                                   .before = before,
+                                   .after = after};
+        rc = write_audited(kv, s, cmd, now_ms, attempt, &aw, akey, sizeof(akey), err, sizeof(err));
+        free(value);
+        if (rc == 0) {
+            struct sbuf b = {0};
+            commands_sb_printf(&b,
+                               "kv-loss force %s: until %s the watchers of cluster %s end a "
+                               "KV-loss episode and serve the tree as it is (%s)\n",
+                               cmd->target, expires, cmd->target, key);
+            json_t *j = json_pack("{s:b, s:b, s:s, s:s, s:s, s:s, s:O?, s:O?}", "ok", 1, "changed",
+                                  1, "action", "kv-loss-force", "target", target, "key", key,
+                                  "audit", akey, "before", before, "after", after);
+            json_decref(before);
+            json_decref(after);
+            res->changed = true;
+            return commands_succeed(res, commands_sb_take(&b), j);
+        }
+        json_decref(before);
+        json_decref(after);
+        if (rc != -ECANCELED)
+            return commands_fail(res, CTL_FAILED, err);
+        conflict_pause(key, attempt, attempts);
+    }
+    return fail_conflicts(res, key, attempts);
+}
+
 /* ---- entry point --------------------------------------------------------------------------- */
 
 int ctl_execute(struct ctl_kv *kv, const struct ctl_settings *s, const struct ctl_command *cmd,
@@ -812,6 +890,8 @@ int ctl_execute(struct ctl_kv *kv, const struct ctl_settings *s, const struct ct
         return exec_director(kv, s, cmd, now_ms, res);
     case CTL_VERB_HOST:
         return exec_host(kv, s, cmd, now_ms, res);
+    case CTL_VERB_KV_LOSS:
+        return exec_kv_loss(kv, s, cmd, now_ms, res);
     case CTL_VERB_STATUS:
         return commands_exec_status(kv, s, cmd, now_ms, res);
     case CTL_VERB_HISTORY:

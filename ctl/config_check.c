@@ -53,7 +53,8 @@ static int decode(const struct kv_key *k, const json_t *v, char *err, size_t err
         kvm_service_clear(&s);
         break;
     }
-    case KV_KEY_HAPROXY_FORCE: {
+    case KV_KEY_HAPROXY_FORCE:
+    case KV_KEY_HAPROXY_FORCE_KV_LOSS: {
         struct kvm_force f = {0};
         rc = kvm_force_decode(v, &f, err, errlen);
         kvm_force_clear(&f);
@@ -91,7 +92,8 @@ static int decode(const struct kv_key *k, const json_t *v, char *err, size_t err
     default:
         snprintf(err, errlen,
                  "unknown key: operators define haproxy/<cluster>/services/<name>, "
-                 "haproxy/<cluster>/force-removal/<backend> and director/<cluster>/"
+                 "haproxy/<cluster>/force-removal/<backend>, haproxy/<cluster>/force-kv-loss "
+                 "and director/<cluster>/"
                  "{proxies/<host>,vips/<name>,config,force}");
     }
     return rc;

@@ -15,7 +15,7 @@ static const char *const verb_names[] = {
     [CTL_VERB_DRAIN] = "drain",   [CTL_VERB_UNDRAIN] = "undrain", [CTL_VERB_MAINT] = "maint",
     [CTL_VERB_READY] = "ready",   [CTL_VERB_WEIGHT] = "weight",   [CTL_VERB_DIRECTOR] = "director",
     [CTL_VERB_STATUS] = "status", [CTL_VERB_HISTORY] = "history", [CTL_VERB_HELP] = "help",
-    [CTL_VERB_HOST] = "host",     [CTL_VERB_CONFIG] = "config",
+    [CTL_VERB_HOST] = "host",     [CTL_VERB_CONFIG] = "config",   [CTL_VERB_KV_LOSS] = "kv-loss",
 };
 
 static const char *const config_names[] = {
@@ -58,6 +58,7 @@ const char *ctl_source_name(enum ctl_source s)
 #define U_WEIGHT   "  weight TARGET N% [--reason TEXT] [--ttl DURATION] [--force]\n"
 #define U_DIRECTOR "  director fill|activate|drain|deactivate PROXY [--reason TEXT] [--force]\n"
 #define U_HOST     "  host drain|undrain HOST [--reason TEXT] [--wait DURATION]\n"
+#define U_KV_LOSS  "  kv-loss force CLUSTER --ttl DURATION [--reason TEXT]\n"
 #define U_STATUS   "  status [TARGET] [--json]\n"
 #define U_HISTORY  "  history [--limit N] [--json]\n"
 #define U_CONFIG                                                                                   \
@@ -73,8 +74,8 @@ const char *ctl_source_name(enum ctl_source s)
 
 const char *ctl_usage(void)
 {
-    return "commands:\n" U_DRAIN U_UNDRAIN U_WEIGHT U_DIRECTOR U_HOST U_STATUS U_HISTORY U_CONFIG
-        U_TARGET U_AUTHOR;
+    return "commands:\n" U_DRAIN U_UNDRAIN U_WEIGHT U_DIRECTOR U_HOST U_KV_LOSS U_STATUS U_HISTORY
+        U_CONFIG U_TARGET U_AUTHOR;
 }
 
 const char *ctl_usage_of(enum ctl_verb v)
@@ -87,6 +88,7 @@ const char *ctl_usage_of(enum ctl_verb v)
         [CTL_VERB_WEIGHT] = ("usage:\n" U_WEIGHT U_TARGET U_AUTHOR),
         [CTL_VERB_DIRECTOR] = ("usage:\n" U_DIRECTOR U_AUTHOR),
         [CTL_VERB_HOST] = ("usage:\n" U_HOST U_AUTHOR),
+        [CTL_VERB_KV_LOSS] = ("usage:\n" U_KV_LOSS U_AUTHOR),
         [CTL_VERB_STATUS] = ("usage:\n" U_STATUS U_TARGET),
         [CTL_VERB_HISTORY] = ("usage:\n" U_HISTORY),
         [CTL_VERB_CONFIG] = ("usage:\n" U_CONFIG U_AUTHOR),
@@ -458,14 +460,17 @@ static int parse_config(int npos, const char *const *pos, struct ctl_command *cm
 static bool verb_takes(enum ctl_verb v, const char *flag)
 {
     bool change = v <= CTL_VERB_WEIGHT || v == CTL_VERB_DIRECTOR || v == CTL_VERB_HOST ||
-                  v == CTL_VERB_CONFIG;
+                  v == CTL_VERB_CONFIG || v == CTL_VERB_KV_LOSS;
 
     if (!strcmp(flag, "--json"))
         return true;
-    if (!strcmp(flag, "--reason") || !strcmp(flag, "--author") || !strcmp(flag, "--force"))
+    if (!strcmp(flag, "--reason") || !strcmp(flag, "--author"))
         return change;
+    if (!strcmp(flag, "--force"))
+        return change && v != CTL_VERB_KV_LOSS; /* it is the force */
     if (!strcmp(flag, "--ttl"))
-        return v == CTL_VERB_DRAIN || v == CTL_VERB_MAINT || v == CTL_VERB_WEIGHT;
+        return v == CTL_VERB_DRAIN || v == CTL_VERB_MAINT || v == CTL_VERB_WEIGHT ||
+               v == CTL_VERB_KV_LOSS;
     if (!strcmp(flag, "--limit"))
         return v == CTL_VERB_HISTORY || v == CTL_VERB_CONFIG;
     if (!strcmp(flag, "--wait"))
@@ -639,6 +644,7 @@ int ctl_command_parse(int n, char *const *words, enum ctl_source source,
     case CTL_VERB_WEIGHT:
     case CTL_VERB_DIRECTOR:
     case CTL_VERB_HOST:
+    case CTL_VERB_KV_LOSS:
         want_min = want_max = 2;
         break;
     case CTL_VERB_STATUS:
@@ -665,6 +671,7 @@ int ctl_command_parse(int n, char *const *words, enum ctl_source source,
             [CTL_VERB_HELP] = "help",
             [CTL_VERB_HOST] = "host drain|undrain HOST",
             [CTL_VERB_CONFIG] = "config apply|promote|abort|history|rollback ...",
+            [CTL_VERB_KV_LOSS] = "kv-loss force CLUSTER --ttl DURATION",
         };
         errmsg_set(err, errlen, "usage: %s (got %d argument%s)", shape[cmd->verb], npos,
                    npos == 1 ? "" : "s");
@@ -694,6 +701,18 @@ int ctl_command_parse(int n, char *const *words, enum ctl_source source,
     }
     if (cmd->verb == CTL_VERB_CONFIG)
         return parse_config(npos, pos, cmd, err, errlen);
+    if (cmd->verb == CTL_VERB_KV_LOSS) {
+        if (strcmp(pos[0], "force") != 0) {
+            errmsg_set(err, errlen, "kv-loss: unknown action '%s' (force)", pos[0]);
+            return -EINVAL;
+        }
+        if (cmd->ttl_ms <= 0) {
+            /* an override without an end would outlive the episode */
+            errmsg_set(err, errlen, "refused: kv-loss force needs --ttl (when the force ends)");
+            return -EINVAL;
+        }
+        return dup_into(&cmd->target, pos[1]);
+    }
     if (cmd->verb == CTL_VERB_WEIGHT && (rc = parse_weight(pos[1], &cmd->weight, err, errlen)) < 0)
         return rc;
     if (npos >= 1 && (rc = dup_into(&cmd->target, pos[0])) < 0)

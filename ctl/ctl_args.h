@@ -33,8 +33,9 @@ enum ctl_verb {
     CTL_VERB_STATUS,
     CTL_VERB_HISTORY,
     CTL_VERB_HELP,
-    CTL_VERB_HOST,   /* host drain|undrain HOST: the front door (docs/frontdoor.md) */
-    CTL_VERB_CONFIG, /* config apply|promote|abort|history|rollback (commands_deploy.c) */
+    CTL_VERB_HOST,    /* host drain|undrain HOST: the front door (docs/frontdoor.md) */
+    CTL_VERB_CONFIG,  /* config apply|promote|abort|history|rollback (commands_deploy.c) */
+    CTL_VERB_KV_LOSS, /* kv-loss force CLUSTER --ttl D: end a KV-loss episode early */
 };
 
 /* The config lifecycle (docs/droverctl.md, "Config changes"); `config

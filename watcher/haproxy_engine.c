@@ -403,6 +403,9 @@ static void retire_removed(struct haproxy_engine *e)
 {
     size_t active = 0, removed = 0;
     bool forced = true;
+    /* droverctl kv-loss force: the tree as it is is what the operator wants */
+    const struct kvm_force *kf =
+        e->snap->model.has_kv_loss_force ? &e->snap->model.kv_loss_force : NULL;
 
     if (!e->snap_from_feed)
         return;
@@ -416,7 +419,8 @@ static void retire_removed(struct haproxy_engine *e)
             forced &= kv_model_force(&e->snap->model, s->name) != NULL;
         }
     }
-    if (!e->kv_loss && active && e->snap->n_services == 0) {
+    forced |= kf != NULL;
+    if (!e->kv_loss && !kf && active && e->snap->n_services == 0) {
         e->kv_loss = true;
         e->kv_loss_since_unix = (int64_t)time(NULL);
         log_warn("watcher: KV-loss episode: haproxy/%s/services/ is empty after %zu services "
@@ -425,12 +429,17 @@ static void retire_removed(struct haproxy_engine *e)
                  e->o.haproxy_cluster, active, e->o.haproxy_cluster);
     }
     if (e->kv_loss && (removed == 0 || forced)) {
-        log_info("watcher: KV-loss episode over after %lld s: %s",
+        log_info("watcher: KV-loss episode over after %lld s: %s%s%s%s%s",
                  (long long)((int64_t)time(NULL) - e->kv_loss_since_unix),
                  removed == 0 ? "every service is defined again"
-                              : "the missing services are forced");
+                 : kf         ? "forced (haproxy/<cluster>/force-kv-loss)"
+                              : "the missing services are forced",
+                 kf && removed ? " by " : "", kf && removed && kf->author ? kf->author : "",
+                 kf && removed && kf->reason ? ": " : "",
+                 kf && removed && kf->reason ? kf->reason : "");
         e->kv_loss = false;
     }
+    metrics_gauge_set(e->m_kv_loss_forced, kf != NULL);
     metrics_gauge_set(e->m_kv_loss, e->kv_loss);
     if (e->kv_loss) {
         metrics_gauge_set(e->m_svc_removals_held, 1);
@@ -583,6 +592,8 @@ static void arm_expiry(struct haproxy_engine *e)
     for (size_t i = 0; i < m->n_forces; i++)
         if (m->forces[i].expires && (!next || m->forces[i].expires < next))
             next = m->forces[i].expires;
+    if (m->has_kv_loss_force && (!next || m->kv_loss_force.expires < next))
+        next = m->kv_loss_force.expires;
     uv_timer_stop(&e->expiry);
     if (next)
         uv_timer_start(&e->expiry, on_expiry, (uint64_t)(next > now ? next - now : 0) * 1000 + 100,
@@ -607,7 +618,7 @@ static struct snapshot *hold_maintenance(struct haproxy_engine *e, struct snapsh
     struct snapshot_entry *en;
     struct snapshot *merged = NULL;
 
-    if (!old || snap->model.n_maint || !old->model.n_maint ||
+    if (!old || snap->model.n_maint || !old->model.n_maint || snap->model.has_kv_loss_force ||
         !(e->kv_loss || (snap->n_services == 0 && old->n_services > 0)))
         return snap;
     for (size_t i = 0; i < old->n_entries; i++)
@@ -783,6 +794,10 @@ static void setup_metrics(struct haproxy_engine *e)
                                  "1 while a KV-loss episode freezes service removals (the "
                                  "services tree went empty; see docs/watcher.md).",
                                  NULL);
+    e->m_kv_loss_forced = metrics_gauge(r, "drover_watcher_kv_loss_forced",
+                                        "1 while haproxy/<cluster>/force-kv-loss is in force "
+                                        "(no KV-loss episode; removals let through).",
+                                        NULL);
     e->m_refused = metrics_gauge(r, "drover_watcher_services_refused",
                                  "Services whose latest definition haproxy -c (or the template) "
                                  "refused; their running config keeps getting server changes.",
@@ -999,6 +1014,16 @@ void haproxy_engine_each_service(const struct haproxy_engine *e,
     }
 }
 
+void haproxy_engine_each_held_maint(const struct haproxy_engine *e,
+                                    void (*fn)(void *arg, const char *id), void *arg)
+{
+    size_t r = strlen(e->o.model->root) + strlen("maintenance/");
+    /* while held, every maintenance entry in force is one kept from before */
+    for (size_t i = 0; e->maint_held && e->snap && i < e->snap->n_entries; i++)
+        if (is_maint_key(e, e->snap->entries[i].key))
+            fn(arg, e->snap->entries[i].key + r);
+}
+
 void haproxy_engine_each_held(const struct haproxy_engine *e,
                               void (*fn)(void *arg, const char *backend), void *arg)
 {
@@ -1019,6 +1044,7 @@ void haproxy_engine_get_stats(const struct haproxy_engine *e, struct haproxy_eng
     }
     out->service_removal_held = e->svc_removal_held;
     out->kv_loss = e->kv_loss;
+    out->kv_loss_forced = e->snap && e->snap->model.has_kv_loss_force;
     out->maint_held = e->maint_held;
     for (size_t i = 0; i < e->n_svcs; i++)
         out->services_refused += e->svcs[i]->refused != NULL;

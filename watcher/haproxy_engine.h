@@ -141,6 +141,7 @@ struct haproxy_engine_stats {
     bool service_removal_held;
     bool kv_loss;            /* a KV-loss episode is in force (service removals frozen) */
     size_t maint_held;       /* maintenance entries held through it */
+    bool kv_loss_forced;     /* haproxy/<cluster>/force-kv-loss in force */
     size_t services_refused; /* latest definition refused (render or haproxy -c) */
     uint64_t snapshots;      /* taken */
     uint64_t plans;          /* runtime quiescence windows planned */
@@ -179,6 +180,10 @@ void haproxy_engine_each_service(const struct haproxy_engine *e,
                                  void (*fn)(void *arg,
                                             const struct haproxy_engine_service_status *s),
                                  void *arg);
+/* fn for every maintenance entry held through a KV-loss episode (id: the
+ * key below maintenance/). */
+void haproxy_engine_each_held_maint(const struct haproxy_engine *e,
+                                    void (*fn)(void *arg, const char *id), void *arg);
 /* fn for every backend whose latest change the removal guard holds. */
 void haproxy_engine_each_held(const struct haproxy_engine *e,
                               void (*fn)(void *arg, const char *backend), void *arg);

@@ -134,7 +134,7 @@ struct haproxy_engine {
         *m_cert_swaps, *m_cert_failures;
     struct metrics_histogram *m_reload_seconds;
     struct metrics_gauge *m_held, *m_svc_removals_held, *m_bad[KVM_PREFIX_COUNT], *m_services,
-        *m_servers, *m_kv_loss, *m_maint_held, *m_refused;
+        *m_servers, *m_kv_loss, *m_maint_held, *m_refused, *m_kv_loss_forced;
 };
 
 /* haproxy_engine.c */

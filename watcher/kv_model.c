@@ -41,6 +41,7 @@ void kv_model_clear(struct kv_model *m)
     for (size_t i = 0; i < m->n_nodes; i++)
         kvm_node_clear(&m->nodes[i]);
     free(m->nodes);
+    kvm_force_clear(&m->kv_loss_force);
     for (size_t i = 0; i < m->n_maint; i++)
         kvm_maint_clear(&m->maint[i]);
     free(m->maint);
@@ -86,6 +87,7 @@ int kv_model_add(struct kv_model *m, const struct kv_model_opts *o, const char *
     switch (k.kind) {
     case KV_KEY_HAPROXY_SERVICE:
     case KV_KEY_HAPROXY_FORCE:
+    case KV_KEY_HAPROXY_FORCE_KV_LOSS:
         if (strcmp(k.seg[0], o->haproxy_cluster) != 0) {
             m->ignored++;
             return 0;
@@ -159,6 +161,18 @@ int kv_model_add(struct kv_model *m, const struct kv_model_opts *o, const char *
             m->forces[m->n_forces++] = f;
         else
             kvm_force_clear(&f);
+        break;
+    }
+    case KV_KEY_HAPROXY_FORCE_KV_LOSS: {
+        struct kvm_force f = {0};
+        rc = kvm_force_decode(root, &f, msg, sizeof(msg));
+        if (rc == 0 && f.expires > now) {
+            kvm_force_clear(&m->kv_loss_force);
+            m->kv_loss_force = f;
+            m->has_kv_loss_force = true;
+        } else {
+            kvm_force_clear(&f);
+        }
         break;
     }
     case KV_KEY_KUBE_SERVICE: {

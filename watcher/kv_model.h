@@ -7,6 +7,7 @@
  *
  *   R haproxy/<cluster>/services/<name>          HAProxy service definitions
  *   R haproxy/<cluster>/force-removal/<backend>  mass-removal overrides
+ *   R haproxy/<cluster>/force-kv-loss            ends a KV-loss episode early
  *   R kube/<cluster>/services/<ns>/<svc>/<port>  exporter service ports
  *   R kube/<cluster>/nodes/<node>                exporter nodes
  *   R maintenance/{node,addr,server}/...         droverctl maintenance
@@ -57,6 +58,10 @@ struct kv_model {
     size_t n_maint, cap_maint;
     struct kvm_force *forces;
     size_t n_forces, cap_forces;
+    /* haproxy/<cluster>/force-kv-loss while it has not expired (backend
+     * NULL): a KV-loss episode ends, and none starts */
+    struct kvm_force kv_loss_force;
+    bool has_kv_loss_force;
     uint64_t bad[KVM_PREFIX_COUNT];
     uint64_t ignored;      /* keys not consumed (meta, leader, foreign) */
     uint64_t bad_selected; /* selected kube entries refused (also in bad[KVM_PREFIX_KUBE]) */

@@ -459,6 +459,11 @@ static void push_guard(struct status_fill *f, char *text)
     f->r.guards[f->r.n_guards++] = text;
 }
 
+static void fill_held_maint(void *arg, const char *id)
+{
+    push_guard(arg, kv_key_printf("maintenance-held:%s", id));
+}
+
 static void fill_guard(void *arg, const char *backend)
 {
     push_guard(arg, kv_key_printf("removal:%s", backend));
@@ -493,6 +498,11 @@ static json_t *status_fill(void *arg)
     haproxy_engine_get_stats(w->engine, &st);
     if (st.service_removal_held)
         push_guard(&f, strdup("service-removal"));
+    if (st.kv_loss)
+        push_guard(&f, strdup("kv-loss"));
+    if (st.kv_loss_forced)
+        push_guard(&f, strdup("kv-loss-forced"));
+    haproxy_engine_each_held_maint(w->engine, fill_held_maint, &f);
     if (!f.oom)
         out = kv_status_encode(&f.r);
     for (size_t i = 0; i < f.r.n_guards; i++)

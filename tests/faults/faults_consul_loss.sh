@@ -15,7 +15,7 @@
 #                             restarted empty and restored in bulk
 #   refused_definition        web's definition replaced by one haproxy -c
 #                             refuses (two frontends named alike) while
-#                             node-3 leaves and comes back: each change is
+#                             node-3 is cordoned and uncordoned: each change is
 #                             on both proxies' running config within a
 #                             bound far below the periodic resync (printed
 #                             as BENCH faults_refused_definition_apply_s),
@@ -106,33 +106,51 @@ drain_survives() {
 }
 
 # Seconds from the KV change of node-3 until HAProxy on both proxies has
-# applied it (runtime API, `show stat`), polled every 50 ms.
-# usage: node3_change_applied eligible|gone
+# applied it, both polled every 20 ms in one process: the node's record in
+# Consul KV, then `show servers state be_web` on both stats sockets (a
+# freed slot stays in MAINT, a placed one leaves it at once; UP follows
+# with the health checks, not part of the apply).
+# usage: node3_change_applied eligible|gone KUBE-OP   (bounded: 30 s for KV,
+# 10 s apply; the poller runs before KUBE-OP is sent)
 node3_change_applied() {
-    local want=$1 ip t0 t1 n
-    ip=$(fleet_node_ip node-3)
-    kv_has() {
-        fleet_kv_get "kube/$FLEET_CLUSTER/nodes/node-3" | grep -q "\"eligible\":$1"
-    }
-    # a freed slot keeps its address in MAINT; a placed one leaves MAINT at
-    # once (UP follows with the health checks: not the apply)
-    on_both() {
-        for n in proxy-1 proxy-2; do
-            if [ "$want" = eligible ]; then
-                fleet_servers "$n" web | grep " $ip:" | grep -vq MAINT || return 1
-            else
-                ! fleet_servers "$n" web | grep " $ip:" | grep -vq MAINT || return 1
-            fi
-        done
-    }
-    [ "$want" = eligible ] && n=true || n=false
-    # the exporter writes the node within its kube watch round trip
-    fleet_wait "node-3 eligible:$n in KV" 30 kv_has "$n"
-    t0=$(date +%s.%N)
-    # the periodic resync (31-40 s) must not be what applies it
-    fleet_wait "node-3 $want on both proxies' running web config" 10 on_both
-    t1=$(date +%s.%N)
-    awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }'
+    local ready=$FLEET_STATE/apply-poller.ready out=$FLEET_STATE/apply-poller.out pid
+    rm -f "$ready"
+    python3 - "$1" "$FLEET_CONSUL/v1/kv/drover/v1/kube/$FLEET_CLUSTER/nodes/node-3?raw" \
+        "$(fleet_node_ip node-3)" "$FLEET_STATE/proxy-1/web.sock" "$FLEET_STATE/proxy-2/web.sock" \
+        "$FAULTS_SRC/tests/lib" "$ready" >"$out" <<'PY' &
+import json, sys, time, urllib.request
+want, url, ip, socks, lib = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:6], sys.argv[6]
+ready = sys.argv[7]
+sys.path.insert(0, lib)
+import drover_testlib as t
+eligible = want == "eligible"
+def poll(what, bound, fn):
+    end = time.monotonic() + bound
+    while not fn():
+        if time.monotonic() > end:
+            sys.exit("gave up after %d s waiting for %s" % (bound, what))
+        time.sleep(0.02)
+def kv_done():
+    with urllib.request.urlopen(url, timeout=2) as r:
+        return json.loads(r.read()).get("eligible") == eligible
+def applied(sock):
+    rows = t.haproxy_servers_state(sock, "be_web").values()
+    live = [r for r in rows if r["srv_addr"] == ip and not int(r["srv_admin_state"]) & 1]
+    return bool(live) == eligible
+if kv_done():
+    sys.exit("node-3 is eligible:%s in KV already" % eligible)
+open(ready, "w").close()
+poll("node-3 eligible:%s in KV (the exporter)" % eligible, 30, kv_done)
+t0 = time.monotonic()
+poll("node-3 %s on both proxies' running web config" % want, 10,
+     lambda: all(applied(s) for s in socks))
+print("%.2f" % (time.monotonic() - t0))
+PY
+    pid=$!
+    fleet_wait "the apply poller reads KV" 10 test -e "$ready"
+    fleet_kube ctl "$FLEET_STATE/kube" "$2" '{"name": "node-3"}' >/dev/null
+    wait "$pid" || fleet_die "refused_definition: node-3 $1 not applied (above)"
+    cat "$out"
 }
 
 refused_definition() {
@@ -148,10 +166,8 @@ d["frontends"].append(f); print(json.dumps(d))' "$valid")"
     fleet_wait "proxy-2's watcher: web's definition refused" 30 refused proxy-2
     fleet_nsx proxy-1 curl -sf "http://127.0.0.1:$(cat "$FLEET_STATE/proxy-1/metrics-port")/readyz" |
         grep -q "service web: check:" || fleet_die "refused_definition: /readyz has no detail line"
-    fleet_kube ctl "$FLEET_STATE/kube" set_node_ready '{"name": "node-3", "ready": false}' >/dev/null
-    a1=$(node3_change_applied gone)
-    fleet_kube ctl "$FLEET_STATE/kube" set_node_ready '{"name": "node-3", "ready": true}' >/dev/null
-    a2=$(node3_change_applied eligible)
+    a1=$(node3_change_applied gone cordon)
+    a2=$(node3_change_applied eligible uncordon)
     faults_log "node-3 out applied in ${a1}s, back in ${a2}s, web's definition refused"
     echo "BENCH faults_refused_definition_apply_s $(printf '%s\n%s\n' "$a1" "$a2" | sort -g | tail -1)"
     [ "$(fleet_reloads proxy-1 web)" = "$r1" ] || fleet_die "refused_definition: web reloaded"

@@ -31,7 +31,8 @@ def main():
           "director fill|activate" in p.stdout, p.stdout)
     run_steps([test_drain_writes_entry_and_audit, test_refusals_leave_kv_unchanged,
                test_share_and_force, test_weight_undrain_ready, test_director,
-               test_status_and_history, test_concurrent_writers], "test", (kv, ctl))
+               test_status_and_history, test_kv_loss_force, test_concurrent_writers], "test",
+              (kv, ctl))
     print("ok")
 
 
@@ -134,6 +135,24 @@ def test_weight_undrain_ready(kv, ctl):
     check(a["action"] == "ready" and a["after"] is None and a["before"]["weight"] == 50, a)
     rc, out, err = ctl.run("undrain", "be_api/api-1")
     check(rc == 0 and "no change" in out, out)
+
+
+def test_kv_loss_force(kv, ctl):
+    snap = kv.dump()
+    rc, out, err = ctl.run("kv-loss", "force", "edge")
+    check(rc != 0 and "--ttl" in err and kv.dump() == snap, (rc, err))
+    n = len(kv.audit())
+    before = time.time()
+    rc, out, err = ctl.run("kv-loss", "force", "edge", "--ttl", "30m", "--reason", "web gone")
+    check(rc == 0 and "haproxy/edge/force-kv-loss" in out, (rc, out, err))
+    v = kv.get_json("haproxy/edge/force-kv-loss")
+    expires = time.mktime(time.strptime(v["expires"], "%Y-%m-%dT%H:%M:%SZ")) - time.timezone
+    check(abs(expires - before - 1800) < 30 and v["reason"] == "web gone", v)
+    audit = kv.audit()
+    check(len(audit) == n + 1, audit)
+    a = audit[-1][1]
+    check(a["action"] == "kv-loss-force" and a["target"] == "haproxy/edge/force-kv-loss" and
+          a["before"] is None and a["after"] == v, a)
 
 
 def test_director(kv, ctl):

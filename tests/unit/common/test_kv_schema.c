@@ -49,7 +49,7 @@ static int decode(const char *name, const json_t *v, char *err, size_t errlen)
         struct kvm_service s = {0};
         rc = kvm_service_decode(v, "web", &s, err, errlen);
         kvm_service_clear(&s);
-    } else if (!strcmp(name, "haproxy_force_removal")) {
+    } else if (!strcmp(name, "haproxy_force_removal") || !strcmp(name, "haproxy_force_kv_loss")) {
         struct kvm_force f = {0};
         rc = kvm_force_decode(v, &f, err, errlen);
         kvm_force_clear(&f);
@@ -172,7 +172,7 @@ START_TEST(test_examples_and_required_fields)
         }
         json_decref(ex);
     }
-    ck_assert_uint_eq(decoded, 14);
+    ck_assert_uint_eq(decoded, 15);
 }
 END_TEST
 

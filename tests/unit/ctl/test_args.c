@@ -127,6 +127,23 @@ START_TEST(test_parse_commands)
     ck_assert_int_eq(c.wait_ms, 0);
     ctl_command_free(&c);
 
+    ck_assert_int_eq(
+        parse("kv-loss force edge --ttl 30m --reason restored", CTL_SOURCE_SLACK, &c, err), 0);
+    ck_assert_int_eq(c.verb, CTL_VERB_KV_LOSS);
+    ck_assert_str_eq(c.target, "edge");
+    ck_assert_int_eq(c.ttl_ms, 30 * 60000);
+    ctl_command_free(&c);
+    /* the force needs an end, is the force itself, and has one action */
+    ck_assert_int_eq(parse("kv-loss force edge", CTL_SOURCE_CLI, &c, err), -EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "--ttl"));
+    ctl_command_free(&c);
+    ck_assert_int_eq(parse("kv-loss force edge --ttl 1h --force", CTL_SOURCE_CLI, &c, err),
+                     -EINVAL);
+    ctl_command_free(&c);
+    ck_assert_int_eq(parse("kv-loss end edge --ttl 1h", CTL_SOURCE_CLI, &c, err), -EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "unknown action"));
+    ctl_command_free(&c);
+
     ck_assert_int_eq(parse("status --json", CTL_SOURCE_CLI, &c, err), 0);
     ck_assert(c.json);
     ck_assert_ptr_null(c.target);

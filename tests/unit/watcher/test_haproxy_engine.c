@@ -412,6 +412,60 @@ START_TEST(test_removed_service_is_retired)
 }
 END_TEST
 
+static void count_held_maint(void *arg, const char *id)
+{
+    ck_assert_str_eq(id, "addr/10.0.0.2");
+    (*(int *)arg)++;
+}
+
+static int held_maint(struct fx *f)
+{
+    int n = 0;
+    haproxy_engine_each_held_maint(f->e, count_held_maint, &n);
+    return n;
+}
+
+/* Consul back empty: a KV-loss episode keeps the services and the drain
+ * (operator intent); haproxy/<cluster>/force-kv-loss (droverctl kv-loss
+ * force) ends it early: the empty tree is served as it is. */
+START_TEST(test_kv_loss_episode_and_its_force)
+{
+    struct fx f;
+    fx_init(&f, "/bin/true");
+    TAKE(&f, true, {K_WEB, SVC_WEB}, {K_API, SVC_API}, {K_KUBE, V_KUBE}, {K_NODE(1), V_NODE(1)},
+         {K_NODE(2), V_NODE(2)}, {"drover/v1/maintenance/addr/10.0.0.2", "{\"state\":\"drain\"}"});
+    ck_assert_int_eq(held_maint(&f), 0);
+    /* Consul restarted empty; the exporter wrote the nodes back */
+    TAKE(&f, true, {K_NODE(1), V_NODE(1)}, {K_NODE(2), V_NODE(2)});
+    struct haproxy_engine_stats st = stats(&f);
+    ck_assert(st.kv_loss);
+    ck_assert(!st.kv_loss_forced);
+    ck_assert_uint_eq(st.maint_held, 1);
+    ck_assert_int_eq(held_maint(&f), 1);
+    ck_assert(!haproxy_engine_service_retired(f.e, "web"));
+    ck_assert(!haproxy_engine_service_retired(f.e, "api"));
+    char *agent = slurp(f.agent);
+    ck_assert_ptr_nonnull(strstr(agent, "drain")); /* the agent state keeps the drain */
+    free(agent);
+    /* one service back: still the episode, nothing retired */
+    TAKE(&f, true, {K_API, SVC_API}, {K_NODE(1), V_NODE(1)}, {K_NODE(2), V_NODE(2)});
+    st = stats(&f);
+    ck_assert(st.kv_loss);
+    ck_assert(!haproxy_engine_service_retired(f.e, "web"));
+    /* the operator forces it: web goes, the drain is no longer held */
+    TAKE(&f, true, {K_API, SVC_API}, {K_NODE(1), V_NODE(1)}, {K_NODE(2), V_NODE(2)},
+         {"drover/v1/haproxy/edge/force-kv-loss", FORCED});
+    st = stats(&f);
+    ck_assert(!st.kv_loss);
+    ck_assert(st.kv_loss_forced);
+    ck_assert_uint_eq(st.maint_held, 0);
+    ck_assert_int_eq(held_maint(&f), 0);
+    ck_assert(haproxy_engine_service_retired(f.e, "web"));
+    ck_assert(!haproxy_engine_service_retired(f.e, "api"));
+    fx_free(&f);
+}
+END_TEST
+
 START_TEST(test_snapshot_not_from_complete_read_retires_nothing)
 {
     struct fx f;
@@ -684,6 +738,7 @@ int main(void)
     tcase_add_test(tc, test_removed_service_is_retired);
     tcase_add_test(tc, test_snapshot_not_from_complete_read_retires_nothing);
     tcase_add_test(tc, test_failed_check_installs_nothing);
+    tcase_add_test(tc, test_kv_loss_episode_and_its_force);
     tcase_add_test(tc, test_refused_definition_keeps_runtime_changes);
     tcase_add_test(tc, test_restart_from_snapshot_file);
     tcase_add_test(tc, test_new_templates_rerender_every_service);
