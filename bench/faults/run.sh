@@ -8,7 +8,9 @@
 # at a time. Per fault it prints
 #   BENCH faults_<fault>_failed N       failed requests from fault to recovery
 #   BENCH faults_<fault>_recovery_s X   repair done -> fleet back at its baseline
-# (HAProxy's servers on both proxies and the director's proxies). Needs
+# (HAProxy's servers on both proxies and the director's proxies), and
+#   BENCH faults_refused_definition_apply_s X   KV change -> both HAProxys
+# (node changes while a definition is refused by haproxy -c). Needs
 # root. A fault over its budget makes the run exit non-zero.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
