@@ -20,12 +20,20 @@
 #                             bound far below the periodic resync (printed
 #                             as BENCH faults_refused_definition_apply_s),
 #                             then the valid definition is put back
+#   proxy_cut                 proxy-1's host cut off (its link at the router
+#                             down) for 8 s with KV present: the director's
+#                             health checks move its rows to proxy-2; the
+#                             failed requests of that failover are the
+#                             budget of the next fault
+#   proxy_cut_director_empty  the same with director/<cluster>/ deleted
+#                             first (written back after): the failover is
+#                             as fast (at most the proxy_cut count + 10)
 # usage: faults_consul_loss.sh BUILD-DIR [FAULT...]   (default: all, in this order)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 faults_main "$1"
 shift
-only=" ${*:-consul_empty_key_by_key consul_empty_bulk director_partial drain_survives_loss refused_definition} "
+only=" ${*:-consul_empty_key_by_key consul_empty_bulk director_partial drain_survives_loss refused_definition proxy_cut proxy_cut_director_empty} "
 pick() { case "$only" in *" $1 "*) faults_run "$@" ;; esac; }
 
 backup=$FLEET_STATE/kv-backup.json
@@ -177,9 +185,34 @@ d["frontends"].append(f); print(json.dumps(d))' "$valid")"
 }
 fleet_watcher_metric_is() { [ "$(fleet_watcher_metric "$1" "$2")" = "$3" ]; }
 
+# proxy-1 unreachable: its link at the router down (its own routes stay)
+proxy_cut() {
+    ip -n "$(fleet_ns router)" link set r3 down
+    down() { fleet_director_status | awk '$1 == "proxy-1" && $4 == "down" { f = 1 } END { exit !f }'; }
+    # health interval 500 ms, fall 2
+    fleet_wait "the director sees proxy-1 down" 20 down
+    sleep 5
+    ip -n "$(fleet_ns router)" link set r3 up
+}
+
+proxy_cut_director_empty() {
+    local d=director/$FLEET_DIRECTOR_CLUSTER
+    curl -sf -X DELETE "$FLEET_CONSUL/v1/kv/drover/v1/$d/?recurse" >/dev/null
+    sleep 3
+    proxy_cut
+    put_back "$d/config"
+    put_back "$d/proxies/proxy-1"
+    put_back "$d/proxies/proxy-2"
+    put_back "$d/vips/shop"
+}
+
 pick consul_empty_key_by_key 0 key_by_key
 pick consul_empty_bulk 0 bulk
 pick director_partial 0 director_partial
 pick drain_survives_loss 0 drain_survives
 pick refused_definition 0 refused_definition
+FAULTS_LAST_FAILED=
+pick proxy_cut 1000 proxy_cut
+# as fast as with KV present; without a proxy_cut run, its own count only
+pick proxy_cut_director_empty "$((${FAULTS_LAST_FAILED:-1000} + 10))" proxy_cut_director_empty
 echo "faults_consul_loss: ok"

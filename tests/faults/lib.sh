@@ -25,7 +25,8 @@
 # requests failed during FN + recovery are <= BUDGET. It prints
 #   BENCH faults_NAME_failed N
 #   BENCH faults_NAME_recovery_s X    (seconds from FN's return to baseline)
-# which scripts/bench.sh faults collects. A fault that fails its budget or
+# which scripts/bench.sh faults collects (FAULTS_LAST_FAILED keeps the
+# count, for a later fault's budget). A fault that fails its budget or
 # never returns to the baseline fails the test (exit 1, the logs' tails).
 #
 # With --consul-cluster, Consul is the production topology instead of one
@@ -247,6 +248,7 @@ faults_run() { # NAME BUDGET FN
     # a request in flight when the state came back is still counted
     sleep 1
     f1=$(faults_failed)
+    FAULTS_LAST_FAILED=$((f1 - f0))
     echo "BENCH faults_${name}_failed $((f1 - f0))"
     echo "BENCH faults_${name}_recovery_s $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')"
     if [ $((f1 - f0)) -gt "$budget" ]; then
