@@ -21,7 +21,7 @@
 #                             as BENCH faults_refused_definition_apply_s),
 #                             then the valid definition is put back
 #   proxy_cut                 proxy-1's host cut off (its link at the router
-#                             down) for 8 s with KV present: the director's
+#                             down) for about 6 s with KV present: the director's
 #                             health checks move its rows to proxy-2; the
 #                             failed requests of that failover are the
 #                             budget of the next fault
