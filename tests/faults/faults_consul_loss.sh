@@ -25,9 +25,10 @@
 #                             health checks move its rows to proxy-2; the
 #                             failed requests of that failover are the
 #                             budget of the next fault
-#   proxy_cut_director_empty  the same with director/<cluster>/ deleted
-#                             first (written back after): the failover is
-#                             as fast (at most the proxy_cut count + 10)
+#   proxy_cut_director_empty  the same (proxy-2) with director/<cluster>/
+#                             deleted first (written back after): the
+#                             failover is as fast (at most the proxy_cut
+#                             count + 10)
 # usage: faults_consul_loss.sh BUILD-DIR [FAULT...]   (default: all, in this order)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -185,21 +186,26 @@ d["frontends"].append(f); print(json.dumps(d))' "$valid")"
 }
 fleet_watcher_metric_is() { [ "$(fleet_watcher_metric "$1" "$2")" = "$3" ]; }
 
-# proxy-1 unreachable: its link at the router down (its own routes stay)
-proxy_cut() {
-    ip -n "$(fleet_ns router)" link set r3 down
-    down() { fleet_director_status | awk '$1 == "proxy-1" && $4 == "down" { f = 1 } END { exit !f }'; }
+# PROXY unreachable: its link at the router (rN, fleet_link) down; its own
+# routes stay. Each fault cuts another proxy: the director's flap damping
+# would keep one cut twice within a minute out for about 50 s.
+cut_proxy() { # proxy-N
+    local p=$1 dev=r$((2 + ${1#proxy-}))
+    ip -n "$(fleet_ns router)" link set "$dev" down
+    down() { fleet_director_status | awk -v p="$p" '$1 == p && $4 == "down" { f = 1 } END { exit !f }'; }
     # health interval 500 ms, fall 2
-    fleet_wait "the director sees proxy-1 down" 20 down
+    fleet_wait "the director sees $p down" 20 down
     sleep 5
-    ip -n "$(fleet_ns router)" link set r3 up
+    ip -n "$(fleet_ns router)" link set "$dev" up
 }
+
+proxy_cut() { cut_proxy proxy-1; }
 
 proxy_cut_director_empty() {
     local d=director/$FLEET_DIRECTOR_CLUSTER
     curl -sf -X DELETE "$FLEET_CONSUL/v1/kv/drover/v1/$d/?recurse" >/dev/null
     sleep 3
-    proxy_cut
+    cut_proxy proxy-2
     put_back "$d/config"
     put_back "$d/proxies/proxy-1"
     put_back "$d/proxies/proxy-2"
