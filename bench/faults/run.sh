@@ -4,7 +4,8 @@
 # Runs the fault suite's scripts (tests/faults/faults_*.sh, or the named
 # ones) on the release build: each brings the fleet up in network
 # namespaces, puts load through the VIP (ports 80 and 8080, a new
-# connection per request, ~50 requests/s each) and applies its faults one
+# connection per request, 50 requests/s each in open loop: on a fixed
+# schedule, so requests that hang during a fault are all counted) and applies its faults one
 # at a time. Per fault it prints
 #   BENCH faults_<fault>_failed N       failed requests from fault to recovery
 #   BENCH faults_<fault>_recovery_s X   repair done -> fleet back at its baseline
