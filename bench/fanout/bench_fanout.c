@@ -66,7 +66,7 @@ static struct {
     size_t n_addrs;
     unsigned watchers, changes, threads, nodes, services, unrelated;
     unsigned max_stale_ms, service_watches;
-    bool gzip, seed;
+    bool gzip, seed, maintenance_folder;
     int pids[MAX_ADDRS];
     size_t n_pids;
 } cfg = {.watchers = 200,
@@ -77,13 +77,28 @@ static struct {
          .max_stale_ms = 2000,
          .service_watches = CONSUL_FEED_SERVICE_WATCHES_DEFAULT,
          .gzip = true,
-         .seed = true};
+         .seed = true,
+         .maintenance_folder = true};
 
 static const char *const kube_clusters[] = {CLUSTER};
 static const struct kv_model_opts model = {
     .root = ROOT, .haproxy_cluster = CLUSTER, .kube_clusters = kube_clusters, .n_kube_clusters = 1};
 
 static struct bw *all[100000];
+
+/* Per-change timeline (ns after the write was sent), filled by converge():
+ * when the write was acknowledged (committed and applied on the leader),
+ * when the coordinator first saw each watcher's Consul client count a new
+ * blocking-query answer (wake), and when each watcher held the new
+ * snapshot. Wake times are polled (1 ms) by the coordinator thread, so
+ * they are late by its own scheduling delay on a loaded machine. */
+struct timeline {
+    uint64_t ack;
+    uint64_t *woke;     /* [watchers]; 0 = no answer seen */
+    uint64_t *wakeups0; /* [watchers]: answers counted before the write */
+    uint64_t requests0; /* all watchers' requests before the write */
+    uint64_t requests;  /* ... and started until all held the snapshot */
+};
 
 /* ---- watchers (worker threads) ---- */
 
@@ -160,6 +175,35 @@ static double cpu_s_consul(double *per)
     return total;
 }
 
+/* CPU-seconds the whole machine spent busy so far (/proc/stat, all CPUs:
+ * everything but idle and iowait); 0 when unreadable. */
+static double cpu_s_machine(void)
+{
+    unsigned long long v[8] = {0};
+    FILE *f = fopen("/proc/stat", "r");
+    if (!f)
+        return 0;
+    int n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
+                   &v[4], &v[5], &v[6], &v[7]);
+    fclose(f);
+    if (n != 8)
+        return 0;
+    /* user nice system idle iowait irq softirq steal */
+    return (double)(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* The 1-minute load average as text, for the method line. */
+static const char *loadavg(void)
+{
+    static char buf[32];
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (!f || fscanf(f, "%31s", buf) != 1)
+        snprintf(buf, sizeof(buf), "?");
+    if (f)
+        fclose(f);
+    return buf;
+}
+
 static uint64_t bytes_all(void)
 {
     uint64_t b = 0;
@@ -176,9 +220,14 @@ static uint64_t stale_retries_all(void)
     return b;
 }
 
+static void timeline_poll(struct timeline *tl, uint64_t t0);
+
 struct writer {
     uv_loop_t loop;
     struct consul_client *c;
+    uv_timer_t poll;     /* while a change is written: timeline_poll */
+    struct timeline *tl; /* NULL: no timeline (seeding) */
+    uint64_t t0;         /* when the change was sent */
     bool done;
     int err;
     char msg[512];
@@ -193,10 +242,23 @@ static void on_written(void *arg, struct consul_response *r)
         snprintf(wr->msg, sizeof(wr->msg), "%s", r->errmsg);
 }
 
+static void on_poll(uv_timer_t *t)
+{
+    struct writer *wr = t->data;
+    timeline_poll(wr->tl, wr->t0);
+}
+
+/* Run the writer's loop until the write is answered; with a timeline,
+ * watchers answered before the leader acknowledged are noted too. */
 static int wait_written(struct writer *wr)
 {
+    if (wr->tl)
+        uv_timer_start(&wr->poll, on_poll, 1, 1);
     while (!wr->done)
         uv_run(&wr->loop, UV_RUN_ONCE);
+    uv_timer_stop(&wr->poll);
+    if (wr->tl)
+        wr->tl->ack = uv_hrtime() - wr->t0;
     wr->done = false;
     return wr->err;
 }
@@ -252,7 +314,7 @@ static const char definition[] =
 
 static int seed(struct writer *wr)
 {
-    size_t n = cfg.nodes + cfg.services + 1, k = 0;
+    size_t n = cfg.nodes + cfg.services + 2, k = 0;
     struct consul_txn_op *ops = calloc(n, sizeof(*ops));
     char **strs = calloc(2 * n, sizeof(*strs));
     int rc = -ENOMEM;
@@ -272,6 +334,14 @@ static int seed(struct writer *wr)
         !(strs[2 * k + 1] = strdup(definition)))
         goto out;
     k++;
+    /* The folder key droverctl writes with any maintenance entry
+     * (docs/kv-schema.md): without it the empty prefix would answer with
+     * the whole KV's index and wake every watcher on every write. */
+    if (cfg.maintenance_folder) {
+        if (!(strs[2 * k] = strdup(ROOT "maintenance/")) || !(strs[2 * k + 1] = strdup("")))
+            goto out;
+        k++;
+    }
     for (size_t i = 0; i < k; i++)
         ops[i] = (struct consul_txn_op){.verb = CONSUL_TXN_SET,
                                         .key = strs[2 * i],
@@ -335,14 +405,44 @@ static void print_watcher(unsigned i, const char *what)
             st->stale_retries, st->stale_behind, st->watch_wakeups);
 }
 
+static uint64_t requests_all(void)
+{
+    uint64_t n = 0;
+    for (unsigned i = 0; i < cfg.watchers; i++)
+        n += consul_client_stats(all[i]->c)->requests;
+    return n;
+}
+
+/* Before the write: what converge() compares the timeline against. */
+static void timeline_arm(struct timeline *tl)
+{
+    tl->ack = 0;
+    for (unsigned i = 0; i < cfg.watchers; i++) {
+        tl->woke[i] = 0;
+        tl->wakeups0[i] = consul_client_stats(all[i]->c)->watch_wakeups;
+    }
+    tl->requests0 = requests_all();
+}
+
+/* Note the watchers whose client counted a new answer since the write. */
+static void timeline_poll(struct timeline *tl, uint64_t t0)
+{
+    uint64_t now = uv_hrtime();
+    for (unsigned i = 0; i < cfg.watchers; i++)
+        if (!tl->woke[i] && consul_client_stats(all[i]->c)->watch_wakeups > tl->wakeups0[i])
+            tl->woke[i] = now > t0 ? now - t0 : 1;
+}
+
 /* Poll (1 ms) until every watcher holds one hash different from prev;
- * *lat_ns: latest delivery - t0; per-watcher latencies into per[].
- * false after timeout_ms. */
+ * *lat_ns: latest delivery - t0; per-watcher latencies into per[]; wake
+ * times into tl (may be NULL). false after timeout_ms. */
 static bool converge(uint64_t prev, uint64_t t0, uint64_t timeout_ms, uint64_t *hash,
-                     uint64_t *lat_ns, uint64_t *per)
+                     uint64_t *lat_ns, uint64_t *per, struct timeline *tl)
 {
     uint64_t deadline = uv_hrtime() + timeout_ms * 1000000ull;
     for (;;) {
+        if (tl)
+            timeline_poll(tl, t0);
         uint64_t h0 = atomic_load(&all[0]->hash), last = 0;
         unsigned same = 0;
         for (unsigned i = 0; i < cfg.watchers; i++) {
@@ -358,6 +458,8 @@ static bool converge(uint64_t prev, uint64_t t0, uint64_t timeout_ms, uint64_t *
                 if (at > last)
                     last = at;
             }
+            if (tl)
+                tl->requests = requests_all() - tl->requests0;
             *hash = h0;
             *lat_ns = last > t0 ? last - t0 : 0;
             return true;
@@ -391,12 +493,97 @@ static double pct(uint64_t *v, size_t n, double p)
     return (double)v[i < n ? i : n - 1] / 1e6;
 }
 
+/* Timeline phases over all changes, ns after the write. */
+struct phases {
+    uint64_t *ack, *first, *median, *last, *snap; /* [changes] */
+    uint64_t *turn;           /* [changes * watchers]: its answer -> its snapshot */
+    uint64_t *unseen;         /* [changes]: watchers whose answer was not seen */
+    uint64_t *srv[MAX_ADDRS]; /* [changes]: first answer from watchers of server s */
+    uint64_t requests;        /* all changes */
+    size_t n_turn;
+};
+
+static int phases_alloc(struct phases *ph)
+{
+    size_t k = cfg.changes + 1;
+    uint64_t **arrs[] = {&ph->ack, &ph->first, &ph->median, &ph->last, &ph->snap, &ph->unseen};
+    for (size_t i = 0; i < sizeof(arrs) / sizeof(arrs[0]); i++)
+        if (!(*arrs[i] = calloc(k, sizeof(uint64_t))))
+            return -ENOMEM;
+    for (size_t s = 0; s < cfg.n_addrs; s++)
+        if (!(ph->srv[s] = calloc(k, sizeof(uint64_t))))
+            return -ENOMEM;
+    ph->turn = calloc(k * cfg.watchers, sizeof(uint64_t));
+    return ph->turn ? 0 : -ENOMEM;
+}
+
+static void phases_add(struct phases *ph, unsigned i, const struct timeline *tl, uint64_t snap,
+                       const uint64_t *per)
+{
+    uint64_t *woke = malloc(cfg.watchers * sizeof(*woke));
+    size_t n = 0;
+    ph->ack[i] = tl->ack;
+    ph->snap[i] = snap;
+    ph->requests += tl->requests;
+    for (size_t s = 0; s < cfg.n_addrs; s++)
+        ph->srv[s][i] = UINT64_MAX;
+    for (unsigned w = 0; w < cfg.watchers; w++) {
+        if (!tl->woke[w]) {
+            ph->unseen[i]++;
+            continue;
+        }
+        if (woke)
+            woke[n++] = tl->woke[w];
+        if (tl->woke[w] < ph->srv[w % cfg.n_addrs][i])
+            ph->srv[w % cfg.n_addrs][i] = tl->woke[w];
+        ph->turn[ph->n_turn++] = per[w] > tl->woke[w] ? per[w] - tl->woke[w] : 0;
+    }
+    if (woke && n) {
+        qsort(woke, n, sizeof(*woke), cmp_u64);
+        ph->first[i] = woke[0];
+        ph->median[i] = woke[n / 2];
+        ph->last[i] = woke[n - 1];
+    }
+    free(woke);
+}
+
+/* The per-change timeline: where the time between the write and the last
+ * watcher's snapshot goes. */
+static void phases_print(struct phases *ph)
+{
+    size_t k = cfg.changes;
+    uint64_t unseen = 0;
+    for (size_t i = 0; i < k; i++)
+        unseen += ph->unseen[i];
+    printf("timeline, ms after the write (p50 / p99 over %zu changes):\n", k);
+    printf("  write acknowledged by the leader     %8.1f / %8.1f\n", pct(ph->ack, k, 0.5),
+           pct(ph->ack, k, 0.99));
+    for (size_t s = 0; s < cfg.n_addrs; s++)
+        printf("  first answer from %-22s %6.1f / %8.1f\n", cfg.addrs[s], pct(ph->srv[s], k, 0.5),
+               pct(ph->srv[s], k, 0.99));
+    printf("  first watcher answered               %8.1f / %8.1f\n", pct(ph->first, k, 0.5),
+           pct(ph->first, k, 0.99));
+    printf("  half of the watchers answered        %8.1f / %8.1f\n", pct(ph->median, k, 0.5),
+           pct(ph->median, k, 0.99));
+    printf("  last watcher answered                %8.1f / %8.1f\n", pct(ph->last, k, 0.5),
+           pct(ph->last, k, 0.99));
+    printf("  last watcher holds the snapshot      %8.1f / %8.1f\n", pct(ph->snap, k, 0.5),
+           pct(ph->snap, k, 0.99));
+    printf("  per watcher, answer -> snapshot      %8.1f / %8.1f (over %zu)\n",
+           pct(ph->turn, ph->n_turn, 0.5), pct(ph->turn, ph->n_turn, 0.99), ph->n_turn);
+    printf("  requests per watcher per change      %8.2f (answers not seen: %" PRIu64 ")\n",
+           (double)ph->requests / (double)(k ? k : 1) / cfg.watchers, unseen);
+    printf("BENCH fanout_last_answer_p99_ms %.1f\n", pct(ph->last, k, 0.99));
+    printf("BENCH fanout_answer_to_snapshot_p99_ms %.1f\n", pct(ph->turn, ph->n_turn, 0.99));
+}
+
 static void usage(void)
 {
     fprintf(stderr,
             "usage: bench_fanout --addrs URL[,URL...] [--watchers N] [--changes K] [--threads T]\n"
             "       [--nodes N] [--services N] [--unrelated K] [--no-gzip] [--max-stale-ms MS]\n"
-            "       [--service-watches N] [--consul-pids PID[,PID...]] [--no-seed]\n");
+            "       [--service-watches N] [--consul-pids PID[,PID...]] [--no-seed]\n"
+            "       [--empty-maintenance]\n");
 }
 
 static void split(char *s, const char **out, size_t *n)
@@ -419,6 +606,7 @@ int main(int argc, char **argv)
                                        {"service-watches", 1, 0, 'w'},
                                        {"consul-pids", 1, 0, 'p'},
                                        {"no-seed", 0, 0, 'x'},
+                                       {"empty-maintenance", 0, 0, 'm'},
                                        {0, 0, 0, 0}};
     const char *pids[MAX_ADDRS];
     int o;
@@ -460,6 +648,9 @@ int main(int argc, char **argv)
         case 'x':
             cfg.seed = false;
             break;
+        case 'm':
+            cfg.maintenance_folder = false;
+            break;
         default:
             usage();
             return 2;
@@ -472,6 +663,7 @@ int main(int argc, char **argv)
     }
     for (size_t i = 0; i < cfg.n_pids; i++)
         cfg.pids[i] = atoi(pids[i]);
+    setvbuf(stdout, NULL, _IOLBF, 0); /* progress lines as they come */
     log_set_component("bench_fanout");
     log_set_level(LOGL_ERROR);
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -479,6 +671,8 @@ int main(int argc, char **argv)
 
     struct writer wr = {0};
     uv_loop_init(&wr.loop);
+    uv_timer_init(&wr.loop, &wr.poll);
+    wr.poll.data = &wr;
     struct consul_config wcfg = {.address = cfg.addrs[0], .request_timeout_ms = 60000};
     if (consul_client_new(&wr.loop, &wcfg, &wr.c) < 0) {
         fprintf(stderr, "bench_fanout: cannot create the writer's Consul client for %s\n",
@@ -491,10 +685,12 @@ int main(int argc, char **argv)
         return 2;
     }
     printf("setup: %u watchers on %u threads over %zu Consul server(s); KV %u service ports x %u "
-           "nodes (seeded in %.1f s); gzip %s, stale reads %s (max %u ms), service watches %u\n",
+           "nodes (seeded in %.1f s); gzip %s, stale reads %s (max %u ms), service watches %u, "
+           "maintenance/ %s\n",
            cfg.watchers, cfg.threads, cfg.n_addrs, cfg.services, cfg.nodes,
            ((double)uv_hrtime() - t_seed) / 1e9, cfg.gzip ? "on" : "off",
-           cfg.max_stale_ms ? "on" : "off", cfg.max_stale_ms, cfg.service_watches);
+           cfg.max_stale_ms ? "on" : "off", cfg.max_stale_ms, cfg.service_watches,
+           cfg.maintenance_folder ? "has its folder key" : "empty");
 
     struct worker *wks = calloc(cfg.threads, sizeof(*wks));
     for (unsigned t = 0; t < cfg.threads; t++) {
@@ -531,7 +727,7 @@ int main(int argc, char **argv)
 
     int status = 0;
     uint64_t hash = 0, lat = 0;
-    if (!converge(0, (uint64_t)t_start, 180000, &hash, &lat, NULL)) {
+    if (!converge(0, (uint64_t)t_start, 180000, &hash, &lat, NULL, NULL)) {
         fprintf(stderr, "bench_fanout: the watchers never agreed on a first snapshot\n");
         status = 1;
         goto stop;
@@ -542,19 +738,31 @@ int main(int argc, char **argv)
 
     uint64_t *lats = calloc(cfg.changes + 1, sizeof(*lats));
     uint64_t *per = calloc((size_t)cfg.watchers * (cfg.changes + 1), sizeof(*per));
+    struct timeline tl = {.woke = calloc(cfg.watchers, sizeof(uint64_t)),
+                          .wakeups0 = calloc(cfg.watchers, sizeof(uint64_t))};
+    struct phases ph = {0};
+    if (!tl.woke || !tl.wakeups0 || phases_alloc(&ph) < 0) {
+        fprintf(stderr, "bench_fanout: out of memory for the timeline\n");
+        status = 2;
+        goto stop;
+    }
     uint64_t b0 = bytes_all(), sr0 = stale_retries_all();
     double ks0[MAX_ADDRS], ks1[MAX_ADDRS];
-    double c0 = cpu_s_self(), k0 = cpu_s_consul(ks0);
+    double c0 = cpu_s_self(), k0 = cpu_s_consul(ks0), m0 = cpu_s_machine();
+    uint64_t wall0 = uv_hrtime();
     for (unsigned i = 0; i < cfg.changes; i++) {
-        uint64_t t0 = uv_hrtime();
+        timeline_arm(&tl);
+        wr.tl = &tl;
+        uint64_t t0 = wr.t0 = uv_hrtime();
         int rc = make_change(&wr, i, false);
+        wr.tl = NULL;
         if (rc < 0) {
             fprintf(stderr, "bench_fanout: change %u: write failed: %s %s\n", i, strerror(-rc),
                     wr.msg);
             status = 2;
             goto stop;
         }
-        if (!converge(hash, t0, 30000, &hash, &lats[i], per + (size_t)i * cfg.watchers)) {
+        if (!converge(hash, t0, 30000, &hash, &lats[i], per + (size_t)i * cfg.watchers, &tl)) {
             fprintf(stderr, "bench_fanout: change %u (%s) did not reach every watcher\n", i,
                     i % 2 ? "service port" : "node flap");
             status = 1;
@@ -569,10 +777,12 @@ int main(int argc, char **argv)
             status = 1;
             goto stop;
         }
+        phases_add(&ph, i, &tl, lats[i], per + (size_t)i * cfg.watchers);
         usleep(20000);
     }
     uint64_t b1 = bytes_all(), sr1 = stale_retries_all();
-    double c1 = cpu_s_self(), k1 = cpu_s_consul(ks1);
+    double c1 = cpu_s_self(), k1 = cpu_s_consul(ks1), m1 = cpu_s_machine();
+    double wall_s = (double)(uv_hrtime() - wall0) / 1e9;
     double changes = cfg.changes ? cfg.changes : 1;
     printf("method: %u single changes one at a time (node flaps and a port added to / removed "
            "from the used service); latency = write sent -> every watcher holds the new snapshot; "
@@ -602,6 +812,30 @@ int main(int argc, char **argv)
         printf("BENCH fanout_watcher_cpu_ms_per_change %.3f\n",
                (c1 - c0) * 1000.0 / changes / cfg.watchers);
         printf("BENCH fanout_stale_retries %" PRIu64 "\n", sr1 - sr0);
+        phases_print(&ph);
+        /* The machine's floor: every CPU-second a change costs (servers and
+         * watchers, all on this machine) spread perfectly over its CPUs. */
+        long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+        double cpu_s = (cfg.n_pids ? (k1 - k0) / changes : 0) + (c1 - c0) / changes;
+        double floor_ms = cpu_s * 1000.0 / (double)(ncpu > 0 ? ncpu : 1);
+        printf("floor: %.3f CPU-s per change (Consul servers %.3f + watchers %.3f) over %ld "
+               "CPUs\n",
+               cpu_s, cfg.n_pids ? (k1 - k0) / changes : 0, (c1 - c0) / changes, ncpu);
+        printf("BENCH fanout_cpu_floor_ms %.1f\n", floor_ms);
+        /* What else ran: the CPUs the machine spent on other programs
+         * while the changes ran were not ours to use. */
+        double ours = (k1 - k0) + (c1 - c0), others = m1 - m0 - ours;
+        if (others < 0)
+            others = 0;
+        double free_cpus = (double)ncpu - others / wall_s;
+        printf("machine: %.1f s of changes; busy %.1f CPU-s: ours %.1f (servers + watchers), "
+               "other programs %.1f (%.2f CPUs on average, load %s)\n",
+               wall_s, m1 - m0, ours, others, others / wall_s, loadavg());
+        printf("BENCH fanout_other_programs_cpus %.2f\n", others / wall_s);
+        if (free_cpus > 0.05)
+            printf("BENCH fanout_cpu_floor_left_ms %.1f\n", cpu_s * 1000.0 / free_cpus);
+        printf("BENCH fanout_p99_over_floor %.2f\n",
+               floor_ms > 0 ? pct(lats, cfg.changes, 0.99) / floor_ms : 0);
     }
     if (cfg.unrelated) {
         b0 = bytes_all();
@@ -656,6 +890,7 @@ stop:
         free(all[i]);
     }
     consul_client_free(wr.c);
+    uv_close((uv_handle_t *)&wr.poll, NULL);
     uv_run(&wr.loop, UV_RUN_DEFAULT);
     return status;
 }
