@@ -517,6 +517,15 @@ static int phases_alloc(struct phases *ph)
     return ph->turn ? 0 : -ENOMEM;
 }
 
+static void phases_free(struct phases *ph)
+{
+    uint64_t *arrs[] = {ph->ack, ph->first, ph->median, ph->last, ph->snap, ph->unseen, ph->turn};
+    for (size_t i = 0; i < sizeof(arrs) / sizeof(arrs[0]); i++)
+        free(arrs[i]);
+    for (size_t s = 0; s < MAX_ADDRS; s++)
+        free(ph->srv[s]);
+}
+
 static void phases_add(struct phases *ph, unsigned i, const struct timeline *tl, uint64_t snap,
                        const uint64_t *per)
 {
@@ -726,6 +735,8 @@ int main(int argc, char **argv)
         pthread_create(&wks[t].th, NULL, worker_main, &wks[t]);
 
     int status = 0;
+    struct timeline tl = {0};
+    struct phases ph = {0};
     uint64_t hash = 0, lat = 0;
     if (!converge(0, (uint64_t)t_start, 180000, &hash, &lat, NULL, NULL)) {
         fprintf(stderr, "bench_fanout: the watchers never agreed on a first snapshot\n");
@@ -738,9 +749,8 @@ int main(int argc, char **argv)
 
     uint64_t *lats = calloc(cfg.changes + 1, sizeof(*lats));
     uint64_t *per = calloc((size_t)cfg.watchers * (cfg.changes + 1), sizeof(*per));
-    struct timeline tl = {.woke = calloc(cfg.watchers, sizeof(uint64_t)),
-                          .wakeups0 = calloc(cfg.watchers, sizeof(uint64_t))};
-    struct phases ph = {0};
+    tl.woke = calloc(cfg.watchers, sizeof(uint64_t));
+    tl.wakeups0 = calloc(cfg.watchers, sizeof(uint64_t));
     if (!tl.woke || !tl.wakeups0 || phases_alloc(&ph) < 0) {
         fprintf(stderr, "bench_fanout: out of memory for the timeline\n");
         status = 2;
@@ -879,6 +889,9 @@ int main(int argc, char **argv)
     }
     printf("BENCH fanout_converged_hash %016" PRIx64 "\n", hash);
 stop:
+    free(tl.woke);
+    free(tl.wakeups0);
+    phases_free(&ph);
     for (unsigned t = 0; t < cfg.threads; t++)
         uv_async_send(&wks[t].stop);
     for (unsigned t = 0; t < cfg.threads; t++) {

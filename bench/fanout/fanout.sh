@@ -3,13 +3,19 @@
 # bench/fanout/fanout.sh BENCH_FANOUT [bench_fanout args...]
 # Starts a 3-server Consul cluster on loopback addresses 127.21.Y.1-3
 # (Y picked so that nothing listens there yet; default ports on each
-# address; raft_multiplier 1; http_max_conns_per_client raised because
+# address; tests/lib/consul-cluster.sh's command line, but raft_multiplier
+# ${FANOUT_RAFT_MULTIPLIER:-5}, Consul's default:
+# production servers on cores of their own run 1, but here followers
+# starved of CPU would miss heartbeats and start elections, docs/scaling.md;
+# http_max_conns_per_client raised because
 # every simulated host connects from 127.0.0.1, where a real fleet has
 # one Consul agent per host), waits for a leader and a working KV write
 # (bound: 60 s, a leader is elected in about 7 s), runs BENCH_FANOUT
 # against the three servers with their pids for CPU accounting, and
-# stops the cluster, also on failure. Exit status: bench_fanout's; 77
-# when consul is not installed.
+# stops the cluster, also on failure. Ends with the elections followers
+# started while it ran (one starved of CPU misses the leader's
+# heartbeats). Exit status: bench_fanout's; 77 when consul is not
+# installed.
 set -euo pipefail
 bin=$1
 shift
@@ -37,7 +43,9 @@ done
 . "$(dirname "$0")/../../tests/lib/consul-cluster.sh"
 for i in 1 2 3; do
     consul_cluster_argv "fanout-s$i" "$net.$i" "$net.$i" "$work/s$i" server "$net.1" "$net.2" "$net.3"
+    # the later -hcl wins over consul-cluster.sh's raft_multiplier 1
     "${CONSUL_CLUSTER_ARGV[@]}" -hcl 'limits { http_max_conns_per_client = 10000 }' \
+        -hcl "performance { raft_multiplier = ${FANOUT_RAFT_MULTIPLIER:-5} }" \
         >"$work/s$i.log" 2>&1 &
     pids+=($!)
 done
@@ -58,8 +66,14 @@ if [ -z "$ok" ]; then
 fi
 leader=$(curl -fsS "http://$net.1:8500/v1/status/leader")
 echo "setup: $(consul version | head -1), 3 servers on $net.1-3 (leader $leader), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
+# hashicorp/raft logs this (warn) when a follower gives up on its leader
+elections() { cat "$work"/s*.log | grep -c "heartbeat timeout reached" || true; }
+e0=$(elections)
 set +e
 "$bin" --addrs "$addrs" --consul-pids "$(IFS=,; echo "${pids[*]}")" "$@"
 rc=$?
 set -e
+e=$(($(elections) - e0))
+echo "consul: $e election(s) started by followers that lost the leader (raft_multiplier ${FANOUT_RAFT_MULTIPLIER:-5})"
+echo "BENCH fanout_consul_elections $e"
 exit $rc
