@@ -3,6 +3,7 @@
 """bench/watcher: drover-watcher figures on loopback (see run.sh).
 
 usage: bench_watcher.py DROVER_WATCHER CONSUL_DEV_SH TEMPLATE_DIR [CHANGES]
+       bench_watcher.py DROVER_WATCHER CONSUL_DEV_SH TEMPLATE_DIR paced [RATE [SECONDS]]
 
 1. apply latency: one service, one backend fed by 20 kube nodes, HAProxy 2.6
    in master-worker mode. CHANGES times: flip one node's eligibility in
@@ -31,22 +32,47 @@ usage: bench_watcher.py DROVER_WATCHER CONSUL_DEV_SH TEMPLATE_DIR [CHANGES]
    (VmHWM).
 """
 import calendar
+import collections
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests",
                                 "lib"))
 from drover_testlib import (KV_ROOT, ConsulDev, HAProxy, free_port,  # noqa: E402
-                            haproxy_master_reloads, haproxy_servers_state, http, serve_http,
-                            stop_process, wait_until)
+                            haproxy_master_reloads, haproxy_servers_state, http, scrape,
+                            serve_http, stop_process, wait_until)
+
+PACED_DOC = """paced mode (`scripts/bench.sh watcher paced [RATE [SECONDS]]`, default
+100 changes/s for 30 s): the apply setup of 1. with 100 nodes, but open
+loop: writer threads PUT change k at start + k / RATE whether or not
+earlier changes are applied yet (a late writer PUTs at once and the
+achieved rate is printed), and one observer polls HAProxy's `show servers
+state` every 1 ms. Changes take nodes out and bring them back so that at
+most 20 of 100 are out at once (under the removal guard's share) and a
+node is touched again only 40 changes later (400 ms at 100/s): each node
+has at most one change in flight, so each poll attributes what it sees; a
+change still not seen when its node's next change is PUT counts as
+superseded, with that time as its latency (a lower bound), and the
+superseding change, which restores what HAProxy still shows, is not timed. Latency = PUT start ->
+the node's new state visible in HAProxy (Consul commit and wake-up
+included). Also from the watcher's own histogram
+drover_watcher_change_apply_seconds (a new snapshot -> applied, Consul not
+included): the bucket bounds holding its p50 and p99 over the run."""
 
 WATCHER, CONSUL_DEV, TEMPLATES = sys.argv[1:4]
-CHANGES = int(sys.argv[4]) if len(sys.argv) > 4 else 1000
+PACED = len(sys.argv) > 4 and sys.argv[4] == "paced"
+if PACED:
+    PACED_RATE = float(sys.argv[5]) if len(sys.argv) > 5 else 100.0
+    PACED_SECONDS = float(sys.argv[6]) if len(sys.argv) > 6 else 30.0
+    CHANGES = 0
+else:
+    CHANGES = int(sys.argv[4]) if len(sys.argv) > 4 else 1000
 work = tempfile.mkdtemp(prefix="drover-bench-watcher.")
 consul = ConsulDev(os.path.join(work, "consul"), CONSUL_DEV)
 procs = []
@@ -162,6 +188,161 @@ def bench_apply():
     stop_process(hp)
     stop_process(w)
     return lat, n_reloads, apply_split(log_path, puts, seen)
+
+
+PACED_NODES, PACED_OUT = 100, 20
+
+
+def paced_schedule(total):
+    """(node, eligible) per change: take nodes out in turn until PACED_OUT
+    are out, then alternately bring the longest-out one back and take the
+    next one out."""
+    out, changes, nxt = collections.deque(), [], 0
+    while len(changes) < total:
+        if len(out) < PACED_OUT:
+            node = nxt % PACED_NODES
+            nxt += 1
+            out.append(node)
+            changes.append((node, False))
+        else:
+            changes.append((out.popleft(), True))
+    return changes
+
+
+def histogram_delta(before, after, name):
+    """{upper bound: count} of a histogram's observations between two scrapes"""
+    out = {}
+    for key, v in after.items():
+        if key.startswith(name + "_bucket{"):
+            le = key.split('le="', 1)[1].split('"', 1)[0]
+            out[float("inf") if le == "+Inf" else float(le)] = v - before.get(key, 0.0)
+    return out
+
+
+def histogram_pct(buckets, p):
+    """the upper bound of the bucket holding percentile p (cumulative counts)"""
+    total = buckets.get(float("inf"), 0.0)
+    if total <= 0:
+        return -1.0
+    for le in sorted(buckets):
+        if buckets[le] >= p / 100.0 * total:
+            return le
+    return float("inf")
+
+
+def paced_writer(changes, nodes, start, idx, pending, lock, errors, sent, superseded):
+    client = kv()
+    for k in idx:
+        node, eligible = changes[k]
+        delay = start + k / PACED_RATE - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        with lock:
+            now = time.perf_counter()
+            if node in pending:
+                superseded.append((now - pending[node][2]) * 1000.0)
+                # this change puts back the state HAProxy still shows: not
+                # measurable, the node is left out of the observation
+                del pending[node]
+            else:
+                pending[node] = (k, eligible, now)
+        try:
+            client.put("kube/c1/nodes/n%d" % node, {"addresses": [nodes[node]],
+                                                     "eligible": eligible})
+        except OSError as e:
+            errors.append("change %d: PUT failed: %s" % (k, e))
+        sent[k] = time.perf_counter()
+
+
+def bench_paced():
+    fe, metrics = free_port(), free_port()
+    cfg = os.path.join(work, "cfg-paced")
+    kv().put("kube/c1/services/default/web/http", {"node_port": 30080})
+    nodes = ["127.0.%d.%d" % (1 + i // 250, 1 + i % 250) for i in range(PACED_NODES)]
+    for i, a in enumerate(nodes):
+        kv().put("kube/c1/nodes/n%d" % i, {"addresses": [a], "eligible": True})
+    kv().put("haproxy/bench/services/web", service(fe, 128))  # a slot for every node
+    w = subprocess.Popen(watcher_args(cfg, metrics), stdout=subprocess.DEVNULL,
+                         stderr=open(os.path.join(work, "watcher-paced.log"), "w"))
+    procs.append(w)
+    wait_for("web.cfg rendered", lambda: os.path.exists(os.path.join(cfg, "web.cfg")))
+    master, stats = os.path.join(work, "web.master"), os.path.join(work, "web.sock")
+    hp = HAProxy(cfg, os.devnull, master=master).start().proc
+    procs.append(hp)
+    wait_for("%d servers live" % PACED_NODES, lambda: len(live(stats)) == PACED_NODES)
+    # warm-up (not measured), as in bench_apply
+    kv().put("kube/c1/nodes/n0", {"addresses": [nodes[0]], "eligible": False})
+    wait_for("warm-up node out", lambda: nodes[0] not in live(stats))
+    kv().put("kube/c1/nodes/n0", {"addresses": [nodes[0]], "eligible": True})
+    wait_for("warm-up node back", lambda: nodes[0] in live(stats))
+    total = int(PACED_RATE * PACED_SECONDS)
+    changes = paced_schedule(total)
+    r0, m0 = reloads(master), scrape(metrics)
+    pending, lock, errors, lat, sent, superseded = {}, threading.Lock(), [], [], [None] * total, []
+    start = time.perf_counter() + 0.05
+    # two writers (even and odd changes): one PUT can take longer than the
+    # interval on a busy machine, and the writer must not fall behind
+    writers = [threading.Thread(target=paced_writer, daemon=True,
+                                args=(changes, nodes, start, range(t, total, 2), pending, lock,
+                                      errors, sent, superseded)) for t in range(2)]
+    for t in writers:
+        t.start()
+    # the observer; it gives up 10 s after the last scheduled change
+    deadline = start + total / PACED_RATE + 10
+    polls = []  # what one observation costs: a bound on the latencies' resolution
+    while any(t.is_alive() for t in writers) or pending:
+        if time.perf_counter() > deadline:
+            raise RuntimeError("paced: %d changes not applied 10 s after the last one: %s" % (
+                len(pending), sorted(v[0] for v in pending.values())[:10]))
+        t_poll = time.perf_counter()
+        now_live = live(stats)
+        now = time.perf_counter()
+        polls.append((now - t_poll) * 1000.0)
+        with lock:
+            for node, (k, eligible, t0) in list(pending.items()):
+                if (nodes[node] in now_live) == eligible:
+                    lat.append((now - t0) * 1000.0)
+                    del pending[node]
+        time.sleep(0.001)
+    for t in writers:
+        t.join()
+    achieved = (total - 1) / (sent[-1] - sent[0]) if total > 1 else 0.0
+    n_reloads = reloads(master) - r0
+    hist = histogram_delta(m0, scrape(metrics), "drover_watcher_change_apply_seconds")
+    stop_process(hp)
+    stop_process(w)
+    if os.environ.get("BENCH_WATCHER_LOG"):  # keep the log (BENCH_LOG_LEVEL=debug for the split)
+        shutil.copy(os.path.join(work, "watcher-paced.log"), os.environ["BENCH_WATCHER_LOG"])
+    if errors:
+        raise RuntimeError("paced: %d errors, first: %s" % (len(errors), errors[0]))
+    return lat + superseded, len(superseded), achieved, n_reloads, hist, polls
+
+
+def main_paced():
+    consul.start()
+    print("method: drover-watcher %s against consul agent -dev (in-memory Raft) and HAProxy "
+          "%s on loopback, %d CPUs, load average at start %s" % (
+              WATCHER, subprocess.run(["haproxy", "-v"], capture_output=True,
+                                      text=True).stdout.split()[2], os.cpu_count(),
+              " ".join("%.2f" % x for x in os.getloadavg())))
+    print(PACED_DOC)
+    lat, n_superseded, achieved, n_reloads, hist, polls = bench_paced()
+    applies = hist.get(float("inf"), 0.0)
+    print("paced: %d changes at %.0f/s for %.0f s (achieved %.1f/s), %d superseded, min %.2f ms, "
+          "max %.2f ms; watcher histogram: %d applies, p50 <= %g s, p99 <= %g s" % (
+              len(lat), PACED_RATE, PACED_SECONDS, achieved, n_superseded, min(lat), max(lat),
+              applies,
+              histogram_pct(hist, 50), histogram_pct(hist, 99)))
+    print("observer: %d polls of `show servers state`, each p50 %.2f ms, p99 %.2f ms" % (
+        len(polls), pct(polls, 50), pct(polls, 99)))
+    print("BENCH watcher_paced_p50_ms %.2f" % pct(lat, 50))
+    print("BENCH watcher_paced_p99_ms %.2f" % pct(lat, 99))
+    print("BENCH watcher_paced_rate_per_s %.1f" % achieved)
+    print("BENCH watcher_paced_reloads %d" % n_reloads)
+    print("BENCH watcher_paced_superseded %d" % n_superseded)
+    print("BENCH watcher_paced_applies %d" % applies)
+    print("BENCH watcher_paced_change_apply_p99_le_ms %g" % (histogram_pct(hist, 99) * 1000))
+    return 0
 
 
 def bench_route_change():
@@ -353,7 +534,7 @@ def main():
 if __name__ == "__main__":
     rc = 1
     try:
-        rc = main()
+        rc = main_paced() if PACED else main()
     finally:
         for p in reversed(procs):
             stop_process(p)
