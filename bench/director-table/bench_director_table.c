@@ -22,6 +22,9 @@
  * fuzz seeds that found the blow-up - next to the typical shape (1,000
  * equal active proxies).
  * Output: human tables, then BENCH lines. Argument "worst": the sweep only.
+ * Arguments "shape K": build shape K of the sweep once and print its work
+ * counter, for instruction counts under valgrind --tool=callgrind (stable on
+ * a loaded host, unlike times; bench/director-table/callgrind.sh runs it).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -274,7 +277,7 @@ struct shape_result {
     double ms, cpu_ms, work_per_row;
 };
 
-static void measure_shape(const struct shape *sh, struct shape_result *res)
+static void measure_shape_runs(const struct shape *sh, struct shape_result *res, int runs)
 {
     static char ids[DIRECTOR_TABLE_MAX_PROXIES][32], addrs[DIRECTOR_TABLE_MAX_PROXIES][32];
     static struct director_proxy_input in[DIRECTOR_TABLE_MAX_PROXIES];
@@ -300,7 +303,7 @@ static void measure_shape(const struct shape *sh, struct shape_result *res)
         cfg.seed_len = strlen(sh->seed);
     }
     double times[SHAPE_RUNS], cpu[SHAPE_RUNS];
-    for (int i = 0; i < SHAPE_RUNS; i++) {
+    for (int i = 0; i < runs; i++) {
         struct director_table *t = NULL;
         char err[256];
         double t0 = clock_ms(CLOCK_MONOTONIC), c0 = clock_ms(CLOCK_THREAD_CPUTIME_ID);
@@ -314,10 +317,31 @@ static void measure_shape(const struct shape *sh, struct shape_result *res)
         res->work_per_row = (double)t->work / DIRECTOR_TABLE_ROWS;
         director_table_free(t);
     }
-    qsort(times, SHAPE_RUNS, sizeof(times[0]), cmp_double);
-    qsort(cpu, SHAPE_RUNS, sizeof(cpu[0]), cmp_double);
-    res->ms = times[SHAPE_RUNS / 2];
-    res->cpu_ms = cpu[SHAPE_RUNS / 2];
+    qsort(times, runs, sizeof(times[0]), cmp_double);
+    qsort(cpu, runs, sizeof(cpu[0]), cmp_double);
+    res->ms = times[runs / 2];
+    res->cpu_ms = cpu[runs / 2];
+}
+
+static void measure_shape(const struct shape *sh, struct shape_result *res)
+{
+    measure_shape_runs(sh, res, SHAPE_RUNS);
+}
+
+/* Build shape `k` once (no timing), for callgrind: returns 2 if k is out of range. */
+static int one_shape(const char *arg)
+{
+    size_t nshapes = sizeof(shapes) / sizeof(shapes[0]);
+    char *end;
+    unsigned long k = strtoul(arg, &end, 10);
+    if (*arg == '\0' || *end != '\0' || k >= nshapes) {
+        fprintf(stderr, "bench: shape \"%s\": want a shape number 0..%zu\n", arg, nshapes - 1);
+        return 2;
+    }
+    struct shape_result res;
+    measure_shape_runs(&shapes[k], &res, 1);
+    printf("shape %lu: %s: work/row %.1f\n", k, shapes[k].name, res.work_per_row);
+    return 0;
 }
 
 static void worst_case(void)
@@ -351,6 +375,8 @@ int main(int argc, char **argv)
     struct size_result res[sizeof(sizes) / sizeof(sizes[0])];
     double worst_excess = -100;
 
+    if (argc > 2 && strcmp(argv[1], "shape") == 0)
+        return one_shape(argv[2]);
     char load[64] = "?\n";
     FILE *lf = fopen("/proc/loadavg", "r");
     if (lf) {

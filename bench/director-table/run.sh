@@ -4,6 +4,7 @@
 # director forwarding table benchmark: build time, balance and rows moved
 # for 16 ... 1,024 proxies. Pure CPU work, needs nothing else running.
 # Uses ${DROVER_BENCH_BUILD} (set by scripts/bench.sh), else build/release.
+# Instruction counts per fleet shape (stable under load): callgrind.sh here.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 build=${DROVER_BENCH_BUILD:-build/release}
