@@ -169,10 +169,7 @@ static void on_stop(void *arg, int signum)
     (void)signum;
     agent_workers_stop(d->workers);
     agent_checker_close(d->checker);
-    http_server_close(d->http);
-    d->http = NULL;
-    sdnotify_watchdog_stop(d->watchdog);
-    d->watchdog = NULL;
+    daemon_serving_stop(&d->http, &d->watchdog);
     daemon_signals_close(&d->sigs);
 }
 
@@ -195,15 +192,9 @@ int main(int argc, char **argv)
     char err[512];
     int rc, status = 1;
 
-    log_set_component("agent-checker");
-    rc = config_parse(&program, argc, argv, NULL, err, sizeof(err));
-    if (rc == CONFIG_HELP_SHOWN)
-        return 0;
-    if (rc < 0) {
-        log_error("agent-checker: %s, exiting", err);
-        return 2;
-    }
-    signal(SIGPIPE, SIG_IGN);
+    if (!daemon_config_parse(&program, "agent-checker", argc, argv, &status))
+        return status;
+    status = 1;
     raise_nofile();
     d.loop = uv_default_loop();
 

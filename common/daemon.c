@@ -8,6 +8,27 @@
 #include "log.h"
 #include "sdnotify.h"
 
+bool daemon_config_parse(const struct config_program *program, const char *component, int argc,
+                         char **argv, int *exit_status)
+{
+    char err[512];
+    int rc;
+
+    log_set_component(component);
+    rc = config_parse(program, argc, argv, NULL, err, sizeof(err));
+    if (rc == CONFIG_HELP_SHOWN) {
+        *exit_status = 0;
+        return false;
+    }
+    if (rc < 0) {
+        log_error("%s: %s, exiting", component, err);
+        *exit_status = 2;
+        return false;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    return true;
+}
+
 static void on_stop_signal(uv_signal_t *h, int signum)
 {
     struct daemon_signals *s = h->data;
@@ -105,4 +126,14 @@ int daemon_metrics_start(uv_loop_t *loop, const char *component, const char *add
     if (rc == 0)
         daemon_set_ready(*out, ready_gauge, false, not_ready_reason);
     return rc;
+}
+
+void daemon_serving_stop(struct http_server **http, struct sdnotify_watchdog **watchdog)
+{
+    http_server_close(*http);
+    *http = NULL;
+    if (watchdog) {
+        sdnotify_watchdog_stop(*watchdog);
+        *watchdog = NULL;
+    }
 }

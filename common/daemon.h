@@ -13,8 +13,21 @@
 #include <stdbool.h>
 #include <uv.h>
 
+#include "config.h"
 #include "http_server.h"
 #include "metrics.h"
+#include "sdnotify.h"
+
+/*
+ * The first steps of a daemon's main(): name the log component, parse
+ * argv and the environment into program's targets, and ignore SIGPIPE
+ * (a peer that hangs up must not kill the daemon). Returns true when the
+ * daemon should go on; false when it should return *exit_status at once:
+ * 0 after --help/--version, 2 after a bad option (logged as
+ * "<component>: why, exiting").
+ */
+bool daemon_config_parse(const struct config_program *program, const char *component, int argc,
+                         char **argv, int *exit_status);
 
 struct daemon_signal_opts {
     const char *component; /* log prefix: "exporter" */
@@ -62,6 +75,14 @@ int daemon_http_start(uv_loop_t *loop, const char *component, const char *addr,
  */
 void daemon_set_ready(struct http_server *http, struct metrics_gauge *ready_gauge, bool ready,
                       const char *reason);
+
+/*
+ * The stop-side of the above: close the metrics server and stop the
+ * systemd watchdog, leaving both pointers NULL (either may be NULL
+ * already, and watchdog may itself be NULL for a daemon without one).
+ * The loop must run once more to finish the closes.
+ */
+void daemon_serving_stop(struct http_server **http, struct sdnotify_watchdog **watchdog);
 
 /*
  * daemon_http_start(), then not ready with not_ready_reason until the

@@ -17,6 +17,9 @@
  * - node_grace_apply(): the NotReady grace period, as a pure function of
  *   the previous state, the new record and the time.
  *
+ * Implemented by kube_services.c (with kube_annotations.c), kube_nodes.c,
+ * kube_slim.c and kube_names.c; kube_fields.c holds what they share.
+ *
  * Records own their memory (export_record_clear / node_record_clear).
  * docs/kv-schema.md describes every field as it lands in Consul.
  */

@@ -377,10 +377,7 @@ static void release_modules(struct daemon *d)
     d->sync = NULL;
     curl_uv_free(d->cu);
     d->cu = NULL;
-    http_server_close(d->http);
-    d->http = NULL;
-    sdnotify_watchdog_stop(d->watchdog);
-    d->watchdog = NULL;
+    daemon_serving_stop(&d->http, &d->watchdog);
 }
 
 static void finish_stop(struct daemon *d)
@@ -593,18 +590,10 @@ static int setup(struct daemon *d)
 int main(int argc, char **argv)
 {
     struct daemon d = {0};
-    char err[512];
     int rc;
 
-    log_set_component("exporter");
-    rc = config_parse(&program, argc, argv, NULL, err, sizeof(err));
-    if (rc == CONFIG_HELP_SHOWN)
-        return 0;
-    if (rc < 0) {
-        log_error("exporter: %s, exiting", err);
-        return 2;
-    }
-    signal(SIGPIPE, SIG_IGN);
+    if (!daemon_config_parse(&program, "exporter", argc, argv, &rc))
+        return rc;
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         log_error("exporter: libcurl initialisation failed, exiting");
         return 1;

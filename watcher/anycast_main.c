@@ -104,6 +104,7 @@ struct aw {
     struct daemon_signals sig;
     struct frontdoor_agent *agent;
     struct metrics_registry *metrics;
+    struct metrics_gauge *m_ready; /* 1 once a round has judged the VIPs */
     struct http_server *http;
     struct consul_client *consul;
     struct frontdoor_kv *kv; /* drain record watched, status record put */
@@ -216,6 +217,7 @@ static void on_round(uv_timer_t *t)
         goto out;
     }
     frontdoor_agent_round(w->agent, v, n, (int64_t)(uv_hrtime() / 1000000));
+    daemon_set_ready(w->http, w->m_ready, true, NULL);
     frontdoor_kv_publish(w->kv, "", "", frontdoor_anycast_sessions(a));
 out:
     frontdoor_anycast_free(a);
@@ -232,8 +234,7 @@ static void on_stop(void *arg, int signum)
     w->consul = NULL;
     frontdoor_agent_free(w->agent);
     w->agent = NULL;
-    http_server_close(w->http);
-    w->http = NULL;
+    daemon_serving_stop(&w->http, NULL);
     daemon_signals_close(&w->sig);
 }
 
@@ -259,7 +260,10 @@ static int run(void)
         log_error("anycast: cannot start: %s", strerror(-rc));
         return 1;
     }
-    if (daemon_http_start(w.loop, "anycast", aopt.metrics_addr, w.metrics, &w.http) < 0)
+    w.m_ready = metrics_gauge(w.metrics, "drover_watcher_anycast_ready",
+                              "1 once a round has judged the VIPs and set the routes.", NULL);
+    if (daemon_metrics_start(w.loop, "anycast", aopt.metrics_addr, w.metrics, w.m_ready,
+                             "no round has judged the VIPs yet", &w.http) < 0)
         return 1;
     struct frontdoor_kv_opts ko = {
         .kv_prefix = aopt.consul.kv_prefix,

@@ -314,10 +314,7 @@ static void on_stop(void *arg, int signum)
     w->health = NULL;
     curl_uv_free(w->cu);
     w->cu = NULL;
-    http_server_close(w->http);
-    w->http = NULL;
-    sdnotify_watchdog_stop(w->wd);
-    w->wd = NULL;
+    daemon_serving_stop(&w->http, &w->wd);
     uv_close((uv_handle_t *)&w->due, NULL);
     uv_close((uv_handle_t *)&w->verify, NULL);
     if (w->frontdoor) {

@@ -2,7 +2,9 @@
 /*
  * daemon: signals reach the stop callback exactly once (a second SIGTERM
  * or SIGINT during the stop is ignored), SIGHUP reaches its callback until
- * the stop, and the metrics server starts, is skipped, or fails cleanly.
+ * the stop, the metrics server starts, is skipped, or fails cleanly and
+ * is stopped again, and the option parsing every main() starts with tells
+ * go on / exit 0 / exit 2 apart.
  */
 #include <check.h>
 #include <errno.h>
@@ -118,6 +120,61 @@ START_TEST(test_http_start)
 }
 END_TEST
 
+START_TEST(test_serving_stop)
+{
+    uv_loop_t loop;
+    struct metrics_registry *m = metrics_registry_new();
+    struct http_server *srv = NULL;
+
+    ck_assert_ptr_nonnull(m);
+    ck_assert_int_eq(uv_loop_init(&loop), 0);
+    ck_assert_int_eq(daemon_http_start(&loop, "test", "127.0.0.1:0", m, &srv), 0);
+    ck_assert_ptr_nonnull(srv);
+    daemon_serving_stop(&srv, NULL); /* a daemon without a watchdog */
+    ck_assert_ptr_null(srv);
+    daemon_serving_stop(&srv, NULL); /* already stopped: nothing to do */
+    ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    ck_assert_int_eq(uv_loop_close(&loop), 0);
+    metrics_registry_free(m);
+}
+END_TEST
+
+static bool parse_flag;
+static const struct config_option parse_options[] = {
+    CONFIG_OPT_BOOL("flag", &parse_flag, "false", "a flag"),
+    CONFIG_OPT_END,
+};
+static const struct config_program parse_program = {
+    .name = "test-daemon",
+    .options = parse_options,
+};
+
+static bool parse(int argc, char **argv, int *status)
+{
+    *status = -1;
+    bool go_on = daemon_config_parse(&parse_program, "test", argc, argv, status);
+    config_free(&parse_program);
+    return go_on;
+}
+
+START_TEST(test_config_parse)
+{
+    char *good[] = {"test-daemon", "--flag", NULL};
+    char *bad[] = {"test-daemon", "--no-such-option", NULL};
+    char *help[] = {"test-daemon", "--help", NULL};
+    int status;
+
+    signal(SIGPIPE, SIG_DFL);
+    ck_assert(parse(2, good, &status));
+    ck_assert_int_eq(status, -1); /* untouched when the daemon goes on */
+    ck_assert_ptr_eq(signal(SIGPIPE, SIG_DFL), SIG_IGN);
+    ck_assert(!parse(2, bad, &status));
+    ck_assert_int_eq(status, 2);
+    ck_assert(!parse(2, help, &status));
+    ck_assert_int_eq(status, 0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("daemon");
@@ -126,6 +183,8 @@ int main(void)
     tcase_add_test(tc, test_signals);
     tcase_add_test(tc, test_close_unstarted);
     tcase_add_test(tc, test_http_start);
+    tcase_add_test(tc, test_serving_stop);
+    tcase_add_test(tc, test_config_parse);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

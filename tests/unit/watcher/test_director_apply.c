@@ -10,6 +10,7 @@
 
 #include "director_apply.h"
 #include "director_snapshot.h"
+#include "fixture.h"
 #include "log.h"
 
 static void add(struct director_inputs *in, const char *key, const char *val)
@@ -257,10 +258,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-    log_set_level(LOGL_ERROR);
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return fixture_run_quiet(suite());
 }

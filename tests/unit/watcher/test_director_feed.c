@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "director_feed.h"
+#include "fixture.h"
 #include "log.h"
 
 #define PFX "drover/v1/director/east/"
@@ -234,10 +235,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-    log_set_level(LOGL_ERROR);
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return fixture_run_quiet(suite());
 }

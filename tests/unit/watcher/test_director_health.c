@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "director_health.h"
+#include "fixture.h"
 #include "log.h"
 
 static struct director_health_params params(void)
@@ -167,10 +168,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-    log_set_level(LOGL_ERROR);
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return fixture_run_quiet(suite());
 }

@@ -9,6 +9,7 @@
 
 #include "director_build.h"
 #include "director_config.h"
+#include "../common/suite_main.h"
 
 static const char *CONFIG =
     "{\"hash_key\":\"00112233445566778899aabbccddeeff\",\"source_v4\":\"10.0.0.254\","
@@ -93,9 +94,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return suite_main_run(suite());
 }

@@ -14,6 +14,7 @@
 #include "director_config.h"
 #include "director_publish.h"
 #include "drover_maps.h"
+#include "../common/suite_main.h"
 
 START_TEST(test_pin_dir_rule)
 {
@@ -174,9 +175,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return suite_main_run(suite());
 }
