@@ -340,8 +340,10 @@ static int parse_backend(json_t *bj, const char *where, struct kvm_backend *b, c
         (rc = json_get_int(bj, where, "slots", &b->slots, 1, KV_HAPROXY_MAX_SLOTS, false, err,
                            errlen)) < 0 ||
         (rc = json_get_double(bj, where, "max_removal_share", &b->max_removal_share, false, err,
-                              errlen)) < 0 ||
-        (rc = json_get_bool(bj, where, "prefer_local_zone", &b->prefer_local_zone, false, err,
+                              errlen)) < 0)
+        return rc;
+    bool share_given = rc == 1;
+    if ((rc = json_get_bool(bj, where, "prefer_local_zone", &b->prefer_local_zone, false, err,
                             errlen)) < 0)
         return rc;
     /* slot names are "<backend>-<n>": keep them valid names */
@@ -350,7 +352,7 @@ static int parse_backend(json_t *bj, const char *where, struct kvm_backend *b, c
                    HAPROXY_VALUE_NAME_MAX - 6);
         return -EINVAL;
     }
-    if (rc == 1 && (b->max_removal_share < 0 || b->max_removal_share > 1)) {
+    if (share_given && (b->max_removal_share < 0 || b->max_removal_share > 1)) {
         errmsg_set(err, errlen, "%s.max_removal_share: expected a number in 0..1", where);
         return -EINVAL;
     }

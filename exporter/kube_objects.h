@@ -32,10 +32,10 @@
 #include "kv_kube.h"
 #include "label_selector.h"
 
-#define KUBE_ANN_DROVER_PREFIX  "drover.io/"
-#define KUBE_ANN_KSE_PREFIX     "kube-service-exporter.github.com/"
-#define KUBE_NODE_EXCLUDE_LABEL "node.kubernetes.io/exclude-from-external-load-balancers"
-#define KUBE_NODE_ZONE_LABEL    "topology.kubernetes.io/zone"
+#define KUBE_ANN_DROVER_PREFIX   "drover.io/"
+#define KUBE_ANN_KSE_PREFIX      "kube-service-exporter.github.com/"
+#define KUBE_NODE_EXCLUDE_LABEL  "node.kubernetes.io/exclude-from-external-load-balancers"
+#define KUBE_NODE_ZONE_LABEL     "topology.kubernetes.io/zone"
 #define KUBE_NODE_ZONE_LABEL_OLD "failure-domain.beta.kubernetes.io/zone"
 /* Path kube-proxy answers on spec.healthCheckNodePort. */
 #define KUBE_PROXY_HEALTHZ_PATH "/healthz"

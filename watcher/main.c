@@ -1049,8 +1049,8 @@ int main(int argc, char **argv)
     const char *why = NULL;
     if (rc == 0 && opt.zone && *opt.zone &&
         haproxy_value_check(HAPROXY_VALUE_NAME, opt.zone, strlen(opt.zone), &why) < 0) {
-        snprintf(err, sizeof(err), "--zone \"%s\": %s (a zone label value is expected)",
-                 opt.zone, why);
+        snprintf(err, sizeof(err), "--zone \"%s\": %s (a zone label value is expected)", opt.zone,
+                 why);
         rc = -EINVAL;
     }
     if (rc == 0 && cmd != CMD_RENDER)

@@ -38,7 +38,7 @@ struct slot_server {
     char *key;     /* identity; stable across address changes of static servers */
     char *address; /* canonical IPv4/IPv6 text, no brackets */
     uint16_t port;
-    int weight; /* 0..256 */
+    int weight;  /* 0..256 */
     bool backup; /* slots_assign_zoned: place in the backup pool */
 };
 
