@@ -75,7 +75,8 @@ def only(names):
 def step_local():
     cfg = F.cfg_text()
     assert "option allbackups" in cfg, cfg
-    backups = [ln for ln in cfg.splitlines() if ln.strip().startswith("server ") and " backup" in ln]
+    backups = [ln for ln in cfg.splitlines()
+               if ln.strip().startswith("server ") and " backup" in ln]
     assert len(backups) == 4, cfg  # slots 2 x 4: the second half
     only({"node1", "node2"})
 
