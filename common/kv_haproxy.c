@@ -342,13 +342,17 @@ static int parse_backend(json_t *bj, const char *where, struct kvm_backend *b, c
         (rc = json_get_double(bj, where, "max_removal_share", &b->max_removal_share, false, err,
                               errlen)) < 0)
         return rc;
+    bool share_given = rc == 1;
+    if ((rc = json_get_bool(bj, where, "prefer_local_zone", &b->prefer_local_zone, false, err,
+                            errlen)) < 0)
+        return rc;
     /* slot names are "<backend>-<n>": keep them valid names */
     if (strlen(b->name) > HAPROXY_VALUE_NAME_MAX - 6) {
         errmsg_set(err, errlen, "%s.name: longer than %d characters", where,
                    HAPROXY_VALUE_NAME_MAX - 6);
         return -EINVAL;
     }
-    if (rc == 1 && (b->max_removal_share < 0 || b->max_removal_share > 1)) {
+    if (share_given && (b->max_removal_share < 0 || b->max_removal_share > 1)) {
         errmsg_set(err, errlen, "%s.max_removal_share: expected a number in 0..1", where);
         return -EINVAL;
     }
@@ -464,6 +468,8 @@ static int parse_selector(json_t *xj, const char *where, struct kvm_selector *x,
                             errlen)) < 0 ||
         (rc = json_get_int(xj, where, "slots", &x->slots, 1, KV_HAPROXY_MAX_SLOTS, false, err,
                            errlen)) < 0 ||
+        (rc = json_get_bool(xj, where, "prefer_local_zone", &x->prefer_local_zone, false, err,
+                            errlen)) < 0 ||
         (rc = json_get_object(xj, where, "labels", &labels, false, err, errlen)) < 0)
         return rc;
     if (rc == 0)

@@ -61,7 +61,7 @@ struct kvm_frontend {
      * none = plain TCP/HTTP */
     char **tls_certs;
     size_t n_tls_certs;
-    char *alpn; /* "h2,http/1.1" style, NULL = no ALPN offered */
+    char *alpn;     /* "h2,http/1.1" style, NULL = no ALPN offered */
     bool generated; /* a dedicated bind of a class selector (listen_port) */
 };
 
@@ -103,6 +103,10 @@ struct kvm_backend {
      * backend_protocol): NULL, "http", "tcp", "tls" = as is; "https" and
      * "h2" = TLS to the server (ALPN http/1.1, h2), "h2c" = cleartext h2 */
     char *protocol;
+    /* Zone preference (docs/watcher.md#zone-aware-backends): servers on
+     * nodes of the proxy host's zone take the traffic, the others are
+     * HAProxy backups that all take over when none of those is up. */
+    bool prefer_local_zone;
 };
 
 /* A class selector: every exported kube service port with this
@@ -114,9 +118,10 @@ struct kvm_selector {
     char **label_keys; /* labels that must all be present with these values */
     char **label_values;
     size_t n_labels;
-    char *frontend; /* frontend receiving the routes (a frontend of the service) */
-    char *balance;  /* of generated backends, default roundrobin */
-    int64_t slots;  /* of generated backends, default 16 */
+    char *frontend;         /* frontend receiving the routes (a frontend of the service) */
+    char *balance;          /* of generated backends, default roundrobin */
+    int64_t slots;          /* of generated backends, default 16 */
+    bool prefer_local_zone; /* of generated backends */
 };
 
 struct kvm_service {

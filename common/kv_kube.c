@@ -181,6 +181,8 @@ char *kv_kube_node_encode(const struct kv_kube_node_rec *n)
     rc |= json_object_set_new(o, "eligible", json_boolean(n->eligible));
     rc |= json_object_set_new(o, "labels",
                               n->labels ? json_incref((json_t *)n->labels) : json_object());
+    if (n->zone)
+        rc |= json_object_set_new(o, "zone", json_string(n->zone));
     if (rc) {
         json_decref(o);
         return NULL;
@@ -195,6 +197,7 @@ void kvm_node_clear(struct kvm_node *nd)
     for (size_t i = 0; i < nd->n_addresses; i++)
         free(nd->addresses[i]);
     free(nd->addresses);
+    free(nd->zone);
     memset(nd, 0, sizeof(*nd));
 }
 
@@ -224,7 +227,9 @@ int kvm_node_decode(const json_t *root, const char *cluster, const char *name, s
     if (!(nd->cluster = strdup(cluster)) || !(nd->name = strdup(name)))
         return -ENOMEM;
     if ((rc = json_get_bool(root, NULL, "eligible", &nd->eligible, true, err, errlen)) < 0 ||
-        (rc = kv_get_list(root, NULL, "addresses", false, &arr, &n, err, errlen)) < 0)
+        (rc = kv_get_list(root, NULL, "addresses", false, &arr, &n, err, errlen)) < 0 ||
+        (rc = kv_get_kind(root, NULL, "zone", HAPROXY_VALUE_NAME, false, &nd->zone, err, errlen)) <
+            0)
         return rc;
     if (n && !(nd->addresses = calloc(n, sizeof(char *))))
         return -ENOMEM;

@@ -97,6 +97,7 @@ struct kv_kube_node_rec {
     size_t n_addresses;
     bool ready, schedulable, excluded, selected, eligible;
     const json_t *labels; /* NULL: {} */
+    const char *zone;     /* NULL: field left out */
 };
 
 /* Canonical bytes of a node value. Caller frees; NULL on ENOMEM. */
@@ -107,6 +108,7 @@ struct kvm_node {
     char **addresses;     /* canonical IP texts */
     size_t n_addresses;
     bool eligible;
+    char *zone; /* NULL: unknown (zone-aware backends treat it as another zone) */
 };
 
 int kvm_node_decode(const json_t *root, const char *cluster, const char *name, struct kvm_node *nd,

@@ -40,6 +40,7 @@ static const struct kv_schema_field kube_node[] = {
     F("ready", "boolean", false, true),    F("schedulable", "boolean", false, true),
     F("excluded", "boolean", false, true), F("selected", "boolean", false, true),
     F("eligible", "boolean", true, true),  F("labels", "object", false, true),
+    F("zone", "string", false, false),
 };
 
 static const struct kv_schema_field kube_leader[] = {
@@ -171,7 +172,7 @@ const struct kv_schema_record kv_schema_records[] = {
       "{\"address\":\"10.20.1.11\",\"addresses\":[\"10.20.1.11\",\"fd00:20:1::11\"],\"cluster\":"
       "\"dc1-prod\",\"eligible\":true,\"excluded\":false,\"labels\":{\"topology.kubernetes.io/"
       "zone\":\"dc1-a\"},\"name\":\"worker-a1.dc1.example.net\",\"ready\":true,\"schedulable\":"
-      "true,\"selected\":true}",
+      "true,\"selected\":true,\"zone\":\"dc1-a\"}",
       kube_node),
     R("kube_leader", "kube/<cluster>/leader", "drover-exporter", "drover-exporter,operators",
       "{\"acquired\":\"2026-11-23T13:00:00Z\",\"holder\":\"drover-exporter-7c9f6d-2xkqp\","

@@ -62,7 +62,8 @@ int kv_backend_servers(const struct kvm_backend *be, kv_kube_lookup_fn lookup, v
                                       .port = ks[r]->node_port,
                                       .weight = KV_HAPROXY_DEFAULT_WEIGHT,
                                       .node = nd->name,
-                                      .node_cluster = nd->cluster};
+                                      .node_cluster = nd->cluster,
+                                      .zone = nd->zone};
             kv_server_id(addr, ks[r]->node_port, v[k].id, sizeof(v[k].id));
             v[k].seq = k;
             k++;

@@ -25,6 +25,7 @@ struct kv_server {
     int weight;
     const char *node, *node_cluster; /* kube servers; NULL for static ones */
     const char *static_name;         /* static servers; NULL for kube ones */
+    const char *zone;                /* the node's zone; NULL: unknown or static */
     size_t seq;                      /* enumeration order */
 };
 

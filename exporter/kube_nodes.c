@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "haproxy_value.h"
 #include "kube_fields.h"
 
 void node_record_clear(struct node_record *r)
@@ -22,7 +23,24 @@ void node_record_clear(struct node_record *r)
         free(r->addresses[i]);
     free(r->addresses);
     json_decref(r->labels);
+    free(r->zone);
     memset(r, 0, sizeof(*r));
+}
+
+/* The node's zone label, if it is a name HAProxy-side code may compare and
+ * log (kind `name`); an absent or odd value gives no zone, never an error:
+ * the node still serves, only without a zone. */
+static const char *node_zone_label(const json_t *labels)
+{
+    static const char *const keys[] = {KUBE_NODE_ZONE_LABEL, KUBE_NODE_ZONE_LABEL_OLD};
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        json_t *v = json_is_object(labels) ? json_object_get(labels, keys[i]) : NULL;
+        const char *why = NULL;
+        if (json_is_string(v) && haproxy_value_check(HAPROXY_VALUE_NAME, json_string_value(v),
+                                                     json_string_length(v), &why) == 0)
+            return json_string_value(v);
+    }
+    return NULL;
 }
 
 static bool is_ip_type(const char *type)
@@ -86,6 +104,9 @@ int kube_node_to_record(const json_t *node, const struct node_options *opt, stru
     out->excluded = ex && !(json_is_string(ex) && strcmp(json_string_value(ex), "false") == 0);
 
     out->selected = label_selector_matches(opt ? opt->selector : NULL, labels);
+    const char *zone = node_zone_label(labels);
+    if (zone && !(out->zone = strdup(zone)))
+        goto nomem;
 
     json_t *addrs = json_is_object(status) ? json_object_get(status, "addresses") : NULL;
     json_t *a;

@@ -35,9 +35,11 @@
 #include "kv_kube.h"
 #include "label_selector.h"
 
-#define KUBE_ANN_DROVER_PREFIX  "drover.io/"
-#define KUBE_ANN_KSE_PREFIX     "kube-service-exporter.github.com/"
-#define KUBE_NODE_EXCLUDE_LABEL "node.kubernetes.io/exclude-from-external-load-balancers"
+#define KUBE_ANN_DROVER_PREFIX   "drover.io/"
+#define KUBE_ANN_KSE_PREFIX      "kube-service-exporter.github.com/"
+#define KUBE_NODE_EXCLUDE_LABEL  "node.kubernetes.io/exclude-from-external-load-balancers"
+#define KUBE_NODE_ZONE_LABEL     "topology.kubernetes.io/zone"
+#define KUBE_NODE_ZONE_LABEL_OLD "failure-domain.beta.kubernetes.io/zone"
 /* Path kube-proxy answers on spec.healthCheckNodePort. */
 #define KUBE_PROXY_HEALTHZ_PATH "/healthz"
 
@@ -147,6 +149,10 @@ struct node_record {
      * grace period (node_grace_apply). Set to eligible by the parser. */
     bool effective_eligible;
     json_t *labels; /* object: the selected labels present */
+    /* topology.kubernetes.io/zone (else the deprecated
+     * failure-domain.beta.kubernetes.io/zone) when it is a valid name, else
+     * NULL: what zone-aware backends compare with the proxy host's zone. */
+    char *zone;
 };
 
 /* Node JSON -> record. -EINVAL (reason InvalidObject in why) when the

@@ -294,6 +294,7 @@ char *kv_layout_node_value(const struct kv_layout *l, const struct node_record *
         .selected = n->selected,
         .eligible = n->effective_eligible,
         .labels = n->labels,
+        .zone = n->zone,
     };
     return kv_kube_node_encode(&rec);
 }

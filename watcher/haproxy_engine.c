@@ -200,11 +200,11 @@ static int plan_service(struct haproxy_engine *e, const struct snapshot_service 
         if (nslots < b->slots)
             nslots = b->slots;
         slot_assignment_init(&next);
-        rc = slots_assign(bs->have ? &bs->a : NULL, desired, b->n_servers, nslots, &next, &need);
+        rc = snapshot_assign(b, bs->have ? &bs->a : NULL, desired, nslots, &next, &need);
         if (rc == 0 && need) {
             slot_assignment_free(&next);
             slot_assignment_init(&next);
-            rc = slots_assign(bs->have ? &bs->a : NULL, desired, b->n_servers, need, &next, &need);
+            rc = snapshot_assign(b, bs->have ? &bs->a : NULL, desired, need, &next, &need);
         }
         free(desired);
         if (rc < 0) {

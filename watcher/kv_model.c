@@ -410,6 +410,7 @@ static int generate_backend(struct kvm_service *s, const struct kvm_selector *x,
     memset(b, 0, sizeof(*b));
     b->max_removal_share = -1;
     b->slots = x->slots;
+    b->prefer_local_zone = x->prefer_local_zone;
     s->n_backends++; /* cleared with the service even if half built */
     if (!(b->name = strdup(sel->backend)) || !(b->mode = strdup(sel->mode)) ||
         !(b->balance = strdup(x->balance)) || !(b->protocol = strdup(sel->protocol)))
@@ -595,6 +596,8 @@ static int copy_node(const struct kvm_node *n, struct kvm_node *out)
     for (; out->n_addresses < n->n_addresses; out->n_addresses++)
         if (!(out->addresses[out->n_addresses] = strdup(n->addresses[out->n_addresses])))
             goto fail;
+    if (n->zone && !(out->zone = strdup(n->zone)))
+        goto fail;
     return 0;
 fail:
     kvm_node_clear(out);

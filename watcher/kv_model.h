@@ -36,6 +36,8 @@ struct kv_model_opts {
     const char *haproxy_cluster; /* <cluster> of haproxy/<cluster>/ */
     const char *const *kube_clusters;
     size_t n_kube_clusters;
+    /* the proxy host's zone (--zone), NULL: none, so no server is local */
+    const char *zone;
 };
 
 /* Bad-entry counters by prefix (metric label "prefix"). */

@@ -37,6 +37,7 @@
 #include "http_server.h"
 #include "kv_key.h"
 #include "kv_status.h"
+#include "haproxy_value.h"
 #include "log.h"
 #include "director_metrics.h"
 #include "director_publish.h"
@@ -56,6 +57,7 @@ struct options {
     struct consul_options consul;
     char *haproxy_cluster;
     struct config_strlist kube_clusters;
+    char *zone;
     char *template_dir, *config_dir, *haproxy_bin;
     char *master_socket, *stats_socket, *state_file;
     char *agent_state_file, *agent_addr;
@@ -84,6 +86,9 @@ static const struct config_option options[] = {
     CONFIG_OPT_STRLIST(
         "kube-cluster", &opt.kube_clusters, NULL,
         "Kubernetes cluster whose kube/<cluster>/ entries are consumed (repeatable)"),
+    CONFIG_OPT_STRING("zone", &opt.zone, NULL,
+                      "this proxy host's zone: backends with prefer_local_zone send traffic to "
+                      "nodes whose zone is this one, the others are backups"),
     CONFIG_OPT_STRING("template-dir", &opt.template_dir, DROVER_TEMPLATE_DIR,
                       "mustache templates (NAME.mustache, partials/)"),
     CONFIG_OPT_STRING("config-dir", &opt.config_dir, "/etc/haproxy/drover",
@@ -244,6 +249,7 @@ static void model_opts(struct kv_model_opts *m)
     m->haproxy_cluster = opt.haproxy_cluster;
     m->kube_clusters = (const char *const *)opt.kube_clusters.items;
     m->n_kube_clusters = opt.kube_clusters.count;
+    m->zone = opt.zone && *opt.zone ? opt.zone : NULL;
 }
 
 /* The engine's options from the command line (strings borrowed from opt). */
@@ -1038,6 +1044,13 @@ int main(int argc, char **argv)
     }
     if (rc == 0 && (!opt.haproxy_cluster || !*opt.haproxy_cluster)) {
         snprintf(err, sizeof(err), "--haproxy-cluster is required");
+        rc = -EINVAL;
+    }
+    const char *why = NULL;
+    if (rc == 0 && opt.zone && *opt.zone &&
+        haproxy_value_check(HAPROXY_VALUE_NAME, opt.zone, strlen(opt.zone), &why) < 0) {
+        snprintf(err, sizeof(err), "--zone \"%s\": %s (a zone label value is expected)", opt.zone,
+                 why);
         rc = -EINVAL;
     }
     if (rc == 0 && cmd != CMD_RENDER)

@@ -47,6 +47,7 @@ static int slot_server_dup(struct slot_server *dst, const struct slot_server *sr
     dst->address = strdup(src->address ? src->address : "");
     dst->port = src->port;
     dst->weight = src->weight;
+    dst->backup = src->backup;
     if (!dst->key || !dst->address) {
         slot_server_free(dst);
         return -ENOMEM;
@@ -236,6 +237,77 @@ out:
     free(want);
     free(had);
     free(placed);
+    return rc;
+}
+
+size_t slots_backup_from(size_t nslots)
+{
+    return (nslots + 1) / 2;
+}
+
+/* Half `half` (0 local, 1 backup) of a zone-aware placement, as a view
+ * that shares prev's slots (slots_assign only reads its prev). */
+static struct slot_assignment pool_view(const struct slot_assignment *prev, int half)
+{
+    struct slot_assignment v;
+    slot_assignment_init(&v);
+    if (!prev || !prev->nslots)
+        return v;
+    size_t from = slots_backup_from(prev->nslots);
+    v.slots = prev->slots + (half ? from : 0);
+    v.nslots = half ? prev->nslots - from : from;
+    return v;
+}
+
+/* Place the servers of one pool (backup == half) into pool slots. */
+static int assign_pool(const struct slot_assignment *prev, const struct slot_server *desired,
+                       size_t n, int half, size_t pool, struct slot_assignment *out, size_t *need)
+{
+    struct slot_server *mine = calloc(n ? n : 1, sizeof(*mine));
+    size_t k = 0;
+    if (!mine)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        if ((int)desired[i].backup == half)
+            mine[k++] = desired[i];
+    struct slot_assignment view = pool_view(prev, half);
+    int rc = slots_assign(view.nslots ? &view : NULL, mine, k, pool, out, need);
+    free(mine);
+    return rc;
+}
+
+int slots_assign_zoned(const struct slot_assignment *prev, const struct slot_server *desired,
+                       size_t n, size_t nslots, struct slot_assignment *out, size_t *need_slots)
+{
+    struct slot_assignment pools[2];
+    size_t need[2] = {0, 0}, pool = slots_backup_from(nslots);
+    int rc = 0;
+
+    *need_slots = 0;
+    slot_assignment_free(out);
+    if (nslots > SLOTS_MAX)
+        return -EINVAL;
+    for (int h = 0; h < 2; h++) {
+        slot_assignment_init(&pools[h]);
+        if (rc == 0)
+            rc = assign_pool(prev, desired, n, h, pool, &pools[h], &need[h]);
+    }
+    if (rc == 0 && !(out->slots = calloc(pool ? 2 * pool : 1, sizeof(*out->slots))))
+        rc = -ENOMEM;
+    if (rc == 0) {
+        /* move the pools' entries (and the strings they own) into out */
+        out->nslots = 2 * pool;
+        for (int h = 0; h < 2; h++) {
+            memcpy(out->slots + (h ? pool : 0), pools[h].slots, pool * sizeof(*out->slots));
+            free(pools[h].slots);
+            slot_assignment_init(&pools[h]);
+        }
+        size_t grow = need[0] > need[1] ? need[0] : need[1];
+        if (grow)
+            *need_slots = 2 * (grow > pool ? grow : pool);
+    }
+    slot_assignment_free(&pools[0]);
+    slot_assignment_free(&pools[1]);
     return rc;
 }
 

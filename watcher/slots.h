@@ -38,7 +38,8 @@ struct slot_server {
     char *key;     /* identity; stable across address changes of static servers */
     char *address; /* canonical IPv4/IPv6 text, no brackets */
     uint16_t port;
-    int weight; /* 0..256 */
+    int weight;  /* 0..256 */
+    bool backup; /* slots_assign_zoned: place in the backup pool */
 };
 
 struct slot_entry {
@@ -77,6 +78,20 @@ int slots_parse_name(const char *name, size_t *index);
  */
 int slots_assign(const struct slot_assignment *prev, const struct slot_server *desired, size_t n,
                  size_t nslots, struct slot_assignment *out, size_t *need_slots);
+
+/*
+ * Zone-aware placement: two pools of nslots/2 slots (nslots rounded up to
+ * even), the first for servers with !backup (the proxy host's zone), the
+ * second for backups (rendered `backup`). Each pool is placed by the rules
+ * of slots_assign, starting from the same half of prev (prev's own
+ * halves: a server keeps its position in its pool; one that changed pool
+ * moves). out->nslots is even; *need_slots is 0 or twice the larger pool's
+ * slots_grow_target. Same returns as slots_assign.
+ */
+int slots_assign_zoned(const struct slot_assignment *prev, const struct slot_server *desired,
+                       size_t n, size_t nslots, struct slot_assignment *out, size_t *need_slots);
+/* First slot index of the backup pool of a zone-aware placement. */
+size_t slots_backup_from(size_t nslots);
 
 /* Growth policy when a backend needs `needed` servers: the next power of
  * two that leaves at least 25 % headroom (needed + ceil(needed/4)), at

@@ -75,9 +75,19 @@ int snapshot_desired(const struct snapshot_backend *b, struct slot_server **out)
         v[i].address = b->servers[i].addr;
         v[i].port = b->servers[i].port;
         v[i].weight = b->servers[i].weight;
+        v[i].backup = b->def->prefer_local_zone && !b->servers[i].local;
     }
     *out = v;
     return 0;
+}
+
+int snapshot_assign(const struct snapshot_backend *b, const struct slot_assignment *prev,
+                    const struct slot_server *desired, size_t nslots, struct slot_assignment *out,
+                    size_t *need_slots)
+{
+    if (b->def->prefer_local_zone)
+        return slots_assign_zoned(prev, desired, b->n_servers, nslots, out, need_slots);
+    return slots_assign(prev, desired, b->n_servers, nslots, out, need_slots);
 }
 
 static uint64_t fnv(uint64_t h, const void *p, size_t n)
@@ -112,7 +122,7 @@ static const struct kvm_kube_service *kube_lookup(struct lookup_ctx *lk,
     return ks;
 }
 
-static int build_backend(struct snapshot *s, const struct kvm_service *svc,
+static int build_backend(struct snapshot *s, const char *zone, const struct kvm_service *svc,
                          const struct kvm_backend *def, struct snapshot_backend *b)
 {
     const struct kv_model *m = &s->model;
@@ -121,7 +131,8 @@ static int build_backend(struct snapshot *s, const struct kvm_service *svc,
 
     b->def = def;
     b->service = svc;
-    b->slots = (size_t)def->slots;
+    /* a zone-aware backend has two pools of `slots`: local, then backups */
+    b->slots = (size_t)def->slots * (def->prefer_local_zone ? 2 : 1);
     b->max_removal_share = def->max_removal_share;
     b->force_removal = kv_model_force(m, def->name) != NULL;
     b->check_type = def->check.type;
@@ -162,6 +173,7 @@ static int build_backend(struct snapshot *s, const struct kvm_service *svc,
         d->node = v[i].node;
         d->node_cluster = v[i].node_cluster;
         d->static_name = v[i].static_name;
+        d->local = zone && v[i].zone && strcmp(zone, v[i].zone) == 0;
         b->n_servers++;
     }
     free(v);
@@ -293,7 +305,7 @@ int snapshot_build(const struct kv_model_opts *o, struct snapshot_entry *entries
         s->n_services++;
         for (size_t j = 0; j < def->n_backends; j++) {
             svc->n_backends++;
-            if ((rc = build_backend(s, def, &def->backends[j], &svc->backends[j])) < 0)
+            if ((rc = build_backend(s, o->zone, def, &def->backends[j], &svc->backends[j])) < 0)
                 goto fail;
         }
     }
@@ -501,8 +513,43 @@ static json_t *frontend_json(const struct kvm_service *d, const struct kvm_front
     return fj;
 }
 
+/* Without an assignment (an offline render) a zone-aware backend still
+ * needs its servers in the right pool: the placement a first plan makes. */
+static int offline_zoned(const struct snapshot_backend *b, struct slot_assignment *out)
+{
+    struct slot_server *desired = NULL;
+    size_t need = 0;
+    int rc = snapshot_desired(b, &desired);
+    if (rc == 0)
+        rc = snapshot_assign(b, NULL, desired, b->slots, out, &need);
+    if (rc == 0 && need)
+        rc = snapshot_assign(b, NULL, desired, need, out, &need);
+    free(desired);
+    return rc;
+}
+
+static json_t *backend_json_placed(const struct snapshot_backend *b,
+                                   const struct slot_assignment *sl,
+                                   const struct snapshot_render_opts *ro, bool structure_only,
+                                   int *rc);
+
 static json_t *backend_json(const struct snapshot_backend *b, const struct slot_assignment *sl,
                             const struct snapshot_render_opts *ro, bool structure_only, int *rc)
+{
+    if (sl || !b->def->prefer_local_zone)
+        return backend_json_placed(b, sl, ro, structure_only, rc);
+    struct slot_assignment tmp;
+    slot_assignment_init(&tmp);
+    *rc = offline_zoned(b, &tmp);
+    json_t *bj = *rc < 0 ? NULL : backend_json_placed(b, &tmp, ro, structure_only, rc);
+    slot_assignment_free(&tmp);
+    return bj;
+}
+
+static json_t *backend_json_placed(const struct snapshot_backend *b,
+                                   const struct slot_assignment *sl,
+                                   const struct snapshot_render_opts *ro, bool structure_only,
+                                   int *rc)
 {
     const struct kvm_backend *d = b->def;
     json_t *bj = json_object(), *servers = json_array();
@@ -546,6 +593,11 @@ static json_t *backend_json(const struct snapshot_backend *b, const struct slot_
     }
     size_t n = slot_count(b, sl);
     size_t placed = 0, free_slots = 0;
+    /* zone-aware: the second half of the slots are backups, all used at
+     * once when no local server is up (docs/watcher.md) */
+    size_t backup_from = d->prefer_local_zone ? slots_backup_from(n) : n;
+    if (d->prefer_local_zone)
+        bad |= jset(bj, "allbackups", json_true());
     for (size_t i = 0; i < n && !bad; i++) {
         struct snapshot_server scratch;
         const struct snapshot_server *srv = slot_server(b, sl, i, &scratch);
@@ -558,6 +610,8 @@ static json_t *backend_json(const struct snapshot_backend *b, const struct slot_
         bad |= !s || jset(s, "name", json_string(name)) ||
                jset(s, "id", json_integer((json_int_t)i + 1)) ||
                jset(s, "backend", json_string(d->name));
+        if (i >= backup_from)
+            bad |= jset(s, "backup", json_true());
         if (srv && srv != &scratch)
             placed++;
         free_slots += !srv;

@@ -46,6 +46,7 @@ struct snapshot_server {
     const char *node;         /* kube node name, NULL for a static server */
     const char *node_cluster; /* its cluster */
     const char *static_name;  /* static server name, NULL for kube */
+    bool local;               /* its node is in the proxy host's zone (kv_model_opts.zone) */
 };
 
 struct snapshot_backend {
@@ -106,6 +107,11 @@ typedef const struct slot_assignment *(*snapshot_slots_fn)(void *arg, const char
  * of b->n_servers whose strings are borrowed from the snapshot (free only
  * the array). 0 or -ENOMEM. */
 int snapshot_desired(const struct snapshot_backend *b, struct slot_server **out);
+/* Place desired (from snapshot_desired(b)) into nslots slots from prev:
+ * slots_assign, or slots_assign_zoned for a zone-aware backend. */
+int snapshot_assign(const struct snapshot_backend *b, const struct slot_assignment *prev,
+                    const struct slot_server *desired, size_t nslots, struct slot_assignment *out,
+                    size_t *need_slots);
 
 /* What the template data needs besides KV. Strings borrowed. */
 struct snapshot_render_opts {

@@ -387,7 +387,7 @@ static int place(const char *const *keys, const int *backends, const int *weight
     char addr[] = "127.0.0.1";
     for (size_t i = 0; i < n; i++)
         d[i] = (struct slot_server){(char *)keys[i], addr, (uint16_t)http_ports[backends[i] - 1],
-                                    weights[i]};
+                                    weights[i], false};
     struct slot_assignment next;
     size_t need;
     slot_assignment_init(&next);
@@ -849,7 +849,7 @@ int main(int argc, char **argv)
     /* 10. HAProxy errors are reported with the command and the answer */
     {
         struct slot_assignment big;
-        struct slot_server d = {"x", "127.0.0.1", 80, 1};
+        struct slot_server d = {"x", "127.0.0.1", 80, 1, false};
         size_t need;
         slot_assignment_init(&big);
         CHECK(slots_assign(NULL, &d, 1, NSLOTS + 2, &big, &need) == 0, "assign");

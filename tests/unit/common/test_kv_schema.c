@@ -233,6 +233,7 @@ START_TEST(test_encoders_write_the_schema)
     assert_fields("kube_node", from_text(kv_kube_node_encode(&n)), true);
     n.addresses = addrs;
     n.n_addresses = 1;
+    n.zone = "dc1-a";
     assert_fields("kube_node", from_text(kv_kube_node_encode(&n)), false);
 
     struct kv_frontdoor_host fh = {.drained = true};

@@ -36,6 +36,7 @@ START_TEST(test_dual_stack_node)
     ck_assert_uint_eq(json_object_size(r.labels), 1);
     ck_assert_str_eq(json_string_value(json_object_get(r.labels, "topology.kubernetes.io/zone")),
                      "dc1-a");
+    ck_assert_str_eq(r.zone, "dc1-a"); /* topology.kubernetes.io/zone */
     node_record_clear(&r);
 
     o.address_type = "ExternalIP";

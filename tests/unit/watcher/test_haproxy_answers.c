@@ -114,7 +114,7 @@ START_TEST(test_state_filter)
     a.nslots = 3;
     a.slots = calloc(3, sizeof(*a.slots));
     a.slots[0].used = true;
-    a.slots[0].srv = (struct slot_server){strdup("k1"), strdup("127.0.0.1"), 8080, 5};
+    a.slots[0].srv = (struct slot_server){strdup("k1"), strdup("127.0.0.1"), 8080, 5, false};
     struct haproxy_placement p = {"be", &a};
     char *out;
     size_t dropped;
@@ -125,7 +125,7 @@ START_TEST(test_state_filter)
     /* slot1 placed elsewhere, slot2 occupied: both lines go */
     a.slots[0].srv.port = 9090;
     a.slots[1].used = true;
-    a.slots[1].srv = (struct slot_server){strdup("k2"), strdup("127.0.0.2"), 80, 1};
+    a.slots[1].srv = (struct slot_server){strdup("k2"), strdup("127.0.0.2"), 80, 1, false};
     ck_assert_int_eq(haproxy_state_filter(state_26, strlen(state_26), &p, 1, &out, &dropped), 0);
     ck_assert_uint_eq(dropped, 2);
     ck_assert_ptr_null(strstr(out, " slot1 "));

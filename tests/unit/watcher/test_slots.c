@@ -29,7 +29,7 @@ static size_t desired(const char *spec)
         ck_assert_int_ge(sscanf(eq + 1, "%63[^:]:%u:%d", addr, &port, &w), 1);
         snprintf(pool[n][0], 64, "%s", tok);
         snprintf(pool[n][1], 64, "%s", addr);
-        dv[n] = (struct slot_server){pool[n][0], pool[n][1], (uint16_t)port, w};
+        dv[n] = (struct slot_server){pool[n][0], pool[n][1], (uint16_t)port, w, false};
         n++;
     }
     free(copy);
@@ -60,6 +60,60 @@ static void assign(const struct slot_assignment *prev, const char *spec, size_t 
     size_t n = desired(spec);
     ck_assert_int_eq(slots_assign(prev, dv, n, nslots, out, need), 0);
 }
+
+/* Zone-aware placement: servers whose key starts with 'r' are of another
+ * zone (backup pool). */
+static void assign_zoned(const struct slot_assignment *prev, const char *spec, size_t nslots,
+                         struct slot_assignment *out, size_t *need)
+{
+    size_t n = desired(spec);
+    for (size_t i = 0; i < n; i++)
+        dv[i].backup = dv[i].key[0] == 'r';
+    ck_assert_int_eq(slots_assign_zoned(prev, dv, n, nslots, out, need), 0);
+}
+
+START_TEST(test_zoned_pools)
+{
+    struct slot_assignment a, b, c, d;
+    size_t need = 99;
+    slot_assignment_init(&a);
+    slot_assignment_init(&b);
+    slot_assignment_init(&c);
+    slot_assignment_init(&d);
+    /* two pools of 3: local first, backups (rendered `backup`) second */
+    assign_zoned(NULL, "r1=10.0.1.1 l1=10.0.0.1 r2=10.0.1.2 l2=10.0.0.2", 6, &a, &need);
+    ck_assert_uint_eq(need, 0);
+    ck_assert_uint_eq(slots_backup_from(a.nslots), 3);
+    ck_assert_str_eq(layout(&a), "l1 l2 - r1 r2 -");
+    ck_assert(a.slots[3].srv.backup && !a.slots[0].srv.backup);
+    /* an odd count is rounded up to two equal pools */
+    assign_zoned(NULL, "l1=10.0.0.1 r1=10.0.1.1", 5, &d, &need);
+    ck_assert_str_eq(layout(&d), "l1 - - r1 - -");
+    /* a removal frees its slot in its pool; others stay */
+    assign_zoned(&a, "l2=10.0.0.2 r2=10.0.1.2 r3=10.0.1.3", 6, &b, &need);
+    ck_assert_str_eq(layout(&b), "- l2 - r3 r2 -");
+    /* one pool full: growth to twice the larger pool's target, kept
+     * servers in place within their pool */
+    assign_zoned(&b, "l2=10.0.0.2 r2=10.0.1.2 r3=10.0.1.3 r4=10.0.1.4 r5=10.0.1.5", 6, &c, &need);
+    ck_assert_uint_eq(need, 2 * slots_grow_target(4));
+    slot_assignment_free(&c);
+    assign_zoned(&b, "l2=10.0.0.2 r2=10.0.1.2 r3=10.0.1.3 r4=10.0.1.4 r5=10.0.1.5", need, &c,
+                 &need);
+    ck_assert_uint_eq(need, 0);
+    ck_assert_str_eq(layout(&c), "- l2 - - - - - - r3 r2 r4 r5 - - - -");
+    /* a server whose node changed zone moves pool */
+    slot_assignment_free(&d);
+    size_t n = desired("l2=10.0.0.2 r2=10.0.1.2 r3=10.0.1.3 r4=10.0.1.4 r5=10.0.1.5");
+    for (size_t i = 0; i < n; i++)
+        dv[i].backup = true;
+    ck_assert_int_eq(slots_assign_zoned(&c, dv, n, 16, &d, &need), 0);
+    ck_assert_str_eq(layout(&d), "- - - - - - - - r3 r2 r4 r5 l2 - - -");
+    slot_assignment_free(&a);
+    slot_assignment_free(&b);
+    slot_assignment_free(&c);
+    slot_assignment_free(&d);
+}
+END_TEST
 
 START_TEST(test_initial_lowest_free_in_key_order)
 {
@@ -188,7 +242,7 @@ START_TEST(test_bad_input_refused)
     ck_assert_int_eq(slots_assign(NULL, dv, n, 4, &a, &need), -EINVAL);
     n = desired("a=1.0.0.1:80:-1");
     ck_assert_int_eq(slots_assign(NULL, dv, n, 4, &a, &need), -EINVAL);
-    struct slot_server empty = {"", "1.0.0.1", 80, 1};
+    struct slot_server empty = {"", "1.0.0.1", 80, 1, false};
     ck_assert_int_eq(slots_assign(NULL, &empty, 1, 4, &a, &need), -EINVAL);
     ck_assert_int_eq(slots_assign(NULL, NULL, 0, SLOTS_MAX + 1, &a, &need), -EINVAL);
     /* nothing desired, zero slots: fine */
@@ -258,7 +312,7 @@ START_TEST(test_random_churn_invariants)
         size_t n = 0;
         for (int k = 0; k < 64; k++)
             if (in[k])
-                d[n++] = (struct slot_server){keys[k], "10.1.1.1", 80, k % 257};
+                d[n++] = (struct slot_server){keys[k], "10.1.1.1", 80, k % 257, false};
         size_t need;
         ck_assert_int_eq(slots_assign(&prev, d, n, nslots, &cur, &need), 0);
         size_t used = slot_assignment_used(&cur);
@@ -473,7 +527,7 @@ START_TEST(test_diff_errors_and_ipv6)
     slot_assignment_init(&a);
     live_free(l, 3, 10);
     strcpy(l[2].name, "web-static"); /* not a slot: ignored */
-    struct slot_server v6 = {"n@v6", "2001:DB8:0::1", 443, 10};
+    struct slot_server v6 = {"n@v6", "2001:DB8:0::1", 443, 10, false};
     ck_assert_int_eq(slots_assign(NULL, &v6, 1, 2, &a, &need), 0);
     ck_assert_int_eq(slots_diff("be", &a, NULL, l, 3, &c, err, sizeof(err)), 0);
     ck_assert_str_eq(c.v[0].text, "set server be/slot1 addr 2001:db8::1 port 443");
@@ -598,7 +652,7 @@ START_TEST(test_adopt_keeps_serving_slots)
     slot_assignment_free(&prev);
     /* IPv6 written differently still matches; nslots too large refused */
     strcpy(l[0].address, "2001:db8::1");
-    struct slot_server v6 = {"v6", "2001:DB8:0:0::1", 80, 1};
+    struct slot_server v6 = {"v6", "2001:DB8:0:0::1", 80, 1, false};
     ck_assert_int_eq(slots_adopt(l, 1, &v6, 1, 4, &prev), 0);
     ck_assert_str_eq(key_at(&prev, 0), "v6");
     ck_assert_int_eq(slots_adopt(l, 1, &v6, 1, SLOTS_MAX + 1, &prev), -EINVAL);
@@ -689,6 +743,7 @@ int main(void)
     Suite *s = suite_create("slots");
     TCase *tc = tcase_create("assign");
     tcase_add_test(tc, test_initial_lowest_free_in_key_order);
+    tcase_add_test(tc, test_zoned_pools);
     tcase_add_test(tc, test_staying_servers_keep_their_slot);
     tcase_add_test(tc, test_changed_address_and_weight_keep_slot);
     tcase_add_test(tc, test_input_order_does_not_matter);

@@ -302,6 +302,61 @@ START_TEST(test_metrics_frontend)
 }
 END_TEST
 
+/* prefer_local_zone: the node of the watcher's zone in the first half of
+ * the slots, the others (another zone, no zone) in the second, rendered
+ * `backup`, and `option allbackups`; also without an assignment. */
+START_TEST(test_zone_pools)
+{
+    static const char *zsvc =
+        "{\"frontends\":[{\"name\":\"fe\",\"bind\":[\"127.0.0.1:8080\"],\"default_backend\":"
+        "\"be_web\"}],\"backends\":[{\"name\":\"be_web\",\"slots\":2,\"prefer_local_zone\":true,"
+        "\"kube\":[{\"cluster\":\"prod-a\",\"namespace\":\"default\",\"service\":\"web\","
+        "\"port\":\"http\"}]}]}";
+    const struct kvpair kv[] = {
+        {"drover/v1/haproxy/edge/services/web", zsvc},
+        {"drover/v1/kube/prod-a/services/default/web/http", "{\"node_port\":30080}"},
+        {"drover/v1/kube/prod-a/nodes/n1",
+         "{\"addresses\":[\"10.0.0.1\"],\"eligible\":true,\"zone\":\"za\"}"},
+        {"drover/v1/kube/prod-a/nodes/n2",
+         "{\"addresses\":[\"10.0.0.2\"],\"eligible\":true,\"zone\":\"zb\"}"},
+        {"drover/v1/kube/prod-a/nodes/n4", "{\"addresses\":[\"fd00::4\"],\"eligible\":true}"},
+        {"drover/v1/kube/prod-a/nodes/n5",
+         "{\"addresses\":[\"10.0.0.5\"],\"eligible\":true,\"zone\":\"bad zone\"}"},
+    };
+    struct kv_model_opts zo = opts;
+    zo.zone = "za";
+    size_t n = sizeof(kv) / sizeof(kv[0]);
+    struct snapshot_entry *e = calloc(n, sizeof(*e));
+    for (size_t i = 0; i < n; i++) {
+        e[i].key = strdup(kv[i].k);
+        e[i].value = strdup(kv[i].v);
+        e[i].len = strlen(kv[i].v);
+    }
+    struct snapshot *s = NULL;
+    ck_assert_int_eq(snapshot_build(&zo, e, n, NOW, NULL, &s), 0);
+    ck_assert_uint_eq(s->model.bad[KVM_PREFIX_KUBE], 1); /* n5's zone is not a name */
+    const struct snapshot_backend *b = snapshot_backend(s, "be_web");
+    ck_assert_uint_eq(b->slots, 4);
+    ck_assert(b->servers[0].local && !b->servers[1].local && !b->servers[2].local);
+    json_t *data = NULL;
+    ck_assert_int_eq(snapshot_service_json(s, &s->services[0], &ro, NULL, NULL, false, &data), 0);
+    struct template_set *set = shipped_templates();
+    struct template_error terr;
+    struct template_buf out = {0};
+    ck_assert_int_eq(template_render(set, "http", data, &out, &terr), 0);
+    ck_assert_ptr_nonnull(strstr(out.data, "    option allbackups\n"));
+    ck_assert_ptr_nonnull(strstr(out.data, "server slot1 10.0.0.1:30080 id 1 weight"));
+    ck_assert_ptr_nonnull(strstr(out.data, "server slot2 0.0.0.0:1 id 2 disabled"));
+    ck_assert_ptr_nonnull(strstr(out.data, "server slot3 10.0.0.2:30080 id 3 weight 100 backup"));
+    ck_assert_ptr_nonnull(strstr(out.data, "server slot4 [fd00::4]:30080 id 4 weight 100 backup"));
+    ck_assert_ptr_null(strstr(out.data, "10.0.0.1:30080 id 1 weight 100 backup"));
+    template_buf_free(&out);
+    template_set_free(set);
+    json_decref(data);
+    snapshot_free(s);
+}
+END_TEST
+
 START_TEST(test_template_data_and_render)
 {
     struct snapshot *s = build_base();
@@ -567,6 +622,7 @@ int main(void)
     tcase_add_test(tc, test_duplicate_servers_keep_the_first);
     tcase_add_test(tc, test_template_data_and_render);
     tcase_add_test(tc, test_metrics_frontend);
+    tcase_add_test(tc, test_zone_pools);
     tcase_add_test(tc, test_agent_state);
     tcase_add_test(tc, test_bad_entries_skipped);
     tcase_add_test(tc, test_held_servers_stay_occupied);
