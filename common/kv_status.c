@@ -57,12 +57,12 @@ static int set_time(json_t *o, const char *field, int64_t unix_s)
     return json_object_set_new(o, field, json_string(buf));
 }
 
-static json_t *errors_json(const struct kv_status_errors *e)
+json_t *kv_status_errors_json(const struct kv_status_errors *e)
 {
-    return json_pack("{s:I, s:I, s:I, s:I, s:I}", "requests", (json_int_t)e->requests,
-                     "req_errors", (json_int_t)e->req_errors, "conn_errors",
-                     (json_int_t)e->conn_errors, "resp_errors", (json_int_t)e->resp_errors,
-                     "http_5xx", (json_int_t)e->http_5xx);
+    return json_pack("{s:I, s:I, s:I, s:I, s:I}", "requests", (json_int_t)e->requests, "req_errors",
+                     (json_int_t)e->req_errors, "conn_errors", (json_int_t)e->conn_errors,
+                     "resp_errors", (json_int_t)e->resp_errors, "http_5xx",
+                     (json_int_t)e->http_5xx);
 }
 
 json_t *kv_status_encode(const struct kv_status_rec *r)
@@ -86,7 +86,7 @@ json_t *kv_status_encode(const struct kv_status_rec *r)
         if (!rc && s->error)
             rc |= json_object_set_new(so, "error", json_string(s->error));
         if (!rc && s->have_errors)
-            rc |= json_object_set_new(so, "errors", errors_json(&s->errors));
+            rc |= json_object_set_new(so, "errors", kv_status_errors_json(&s->errors));
         if (!rc && s->n_slots) {
             json_t *sl = json_object();
             rc |= !sl;

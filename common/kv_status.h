@@ -77,6 +77,11 @@ struct kv_status_rec {
     size_t n_vips;
 };
 
+/* The "errors" object of a service ({"requests", "req_errors",
+ * "conn_errors", "resp_errors", "http_5xx"}). New reference, NULL on
+ * ENOMEM. */
+json_t *kv_status_errors_json(const struct kv_status_errors *e);
+
 /* The value as a JSON object. New reference, NULL on ENOMEM. */
 json_t *kv_status_encode(const struct kv_status_rec *r);
 /* Decode v (unknown fields ignored). 0 or -EINVAL (err says which field)

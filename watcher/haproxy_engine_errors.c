@@ -12,7 +12,10 @@
  *     the entry's own renewal cadence, which bounds the Consul writes);
  *   a HAProxy that does not answer, or an answer that does not parse:
  *     the counters are dropped (the entry shows none) and logged at debug
- *     level; the supervision probe already reports a HAProxy that is down.
+ *     level; the supervision probe already reports a HAProxy that is down;
+ *   a verified reload drops them too (haproxy_engine_apply.c): the new
+ *     worker counts from 0, and the entry must never pair the new reload
+ *     count with the old worker's counters.
  */
 #include <errno.h>
 #include <string.h>
@@ -22,8 +25,7 @@
 
 static void set_errors(struct service_state *s, bool have, const struct haproxy_error_counters *c)
 {
-    bool same = have == s->have_errors &&
-                (!have || memcmp(c, &s->errors, sizeof(*c)) == 0);
+    bool same = have == s->have_errors && (!have || memcmp(c, &s->errors, sizeof(*c)) == 0);
     s->have_errors = have;
     if (have)
         s->errors = *c;

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Parsers of HAProxy's CLI answers (show servers state, show proc, command
- * answers, prompt framing, show stat error counters) on arbitrary bytes, then slots_adopt/slots_diff on whatever the
- * state parser accepted. The first byte picks the parser so one corpus
- * serves all of them.
+ * answers, prompt framing, show stat error counters) on arbitrary bytes, then
+ * slots_adopt/slots_diff on whatever the state parser accepted. The first byte picks the parser so
+ * one corpus serves all of them.
  */
 #include <stdint.h>
 #include <stdlib.h>
