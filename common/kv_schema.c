@@ -242,7 +242,9 @@ const struct kv_schema_record kv_schema_records[] = {
       "\"vips\":[\"192.0.2.10\"]},\"guards\":[\"removal:be_web\"],\"host\":\"proxy-a\","
       "\"kv_index\":4711,\"last_error\":\"service web: check: haproxy -c failed\",\"role\":"
       "\"director\",\"services\":{\"web\":{\"config_hash\":\"9c1e0b7a55d2e301\","
-      "\"definition\":\"3f9c0a6e5b7d2c18\",\"reloads\":2,\"slots\":{\"be_web/s1\":\"slot2\"}}},"
+      "\"definition\":\"3f9c0a6e5b7d2c18\",\"errors\":{\"conn_errors\":0,\"http_5xx\":3,"
+      "\"req_errors\":1,\"requests\":1500,\"resp_errors\":0},\"reloads\":2,\"slots\":"
+      "{\"be_web/s1\":\"slot2\"}}},"
       "\"snapshot\":\"c0ffee0123456789\","
       "\"started\":\"2026-11-23T13:00:00Z\",\"updated\":\"2026-11-23T15:04:05Z\",\"version\":"
       "\"0.1.0\"}",

@@ -57,6 +57,14 @@ static int set_time(json_t *o, const char *field, int64_t unix_s)
     return json_object_set_new(o, field, json_string(buf));
 }
 
+json_t *kv_status_errors_json(const struct kv_status_errors *e)
+{
+    return json_pack("{s:I, s:I, s:I, s:I, s:I}", "requests", (json_int_t)e->requests, "req_errors",
+                     (json_int_t)e->req_errors, "conn_errors", (json_int_t)e->conn_errors,
+                     "resp_errors", (json_int_t)e->resp_errors, "http_5xx",
+                     (json_int_t)e->http_5xx);
+}
+
 json_t *kv_status_encode(const struct kv_status_rec *r)
 {
     json_t *o = json_object(), *svcs = json_object();
@@ -77,6 +85,8 @@ json_t *kv_status_encode(const struct kv_status_rec *r)
         rc |= !so;
         if (!rc && s->error)
             rc |= json_object_set_new(so, "error", json_string(s->error));
+        if (!rc && s->have_errors)
+            rc |= json_object_set_new(so, "errors", kv_status_errors_json(&s->errors));
         if (!rc && s->n_slots) {
             json_t *sl = json_object();
             rc |= !sl;
@@ -163,6 +173,31 @@ static int decode_slots(const json_t *so, const char *where, struct kv_status_se
     return 0;
 }
 
+/* services.<name>.errors: every counter required, 0.. */
+static int decode_errors(const json_t *so, const char *where, struct kv_status_service *s,
+                         char *err, size_t errlen)
+{
+    json_t *eo = NULL;
+    char w[340];
+    int rc = json_get_object(so, where, "errors", &eo, false, err, errlen);
+    if (rc < 0 || !eo)
+        return rc;
+    snprintf(w, sizeof(w), "%s.errors", where);
+    struct {
+        const char *name;
+        int64_t *v;
+    } f[] = {{"requests", &s->errors.requests},
+             {"req_errors", &s->errors.req_errors},
+             {"conn_errors", &s->errors.conn_errors},
+             {"resp_errors", &s->errors.resp_errors},
+             {"http_5xx", &s->errors.http_5xx}};
+    for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+        if ((rc = json_get_int(eo, w, f[i].name, f[i].v, 0, INT64_MAX, true, err, errlen)) < 0)
+            return rc;
+    s->have_errors = true;
+    return 0;
+}
+
 static int decode_services(const json_t *svcs, struct kv_status_rec *out, char *err, size_t errlen)
 {
     const char *name;
@@ -188,7 +223,8 @@ static int decode_services(const json_t *svcs, struct kv_status_rec *out, char *
             (rc = json_get_int(so, where, "reloads", &s->reloads, 0, INT64_MAX, true, err,
                                errlen)) < 0 ||
             (rc = dup_field(so, where, "error", false, &s->error, err, errlen)) < 0 ||
-            (rc = decode_slots(so, where, s, err, errlen)) < 0)
+            (rc = decode_slots(so, where, s, err, errlen)) < 0 ||
+            (rc = decode_errors(so, where, s, err, errlen)) < 0)
             return rc;
     }
     return 0;

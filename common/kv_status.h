@@ -31,6 +31,18 @@ struct kv_status_slot {
     char *server, *slot;
 };
 
+/* HAProxy's own error counters of a service's running worker, summed
+ * over its proxies, as read from its stats socket (`show stat`) at the
+ * entry's cadence. They count from the worker's start: a reload or a
+ * restart sets them back to 0 (docs/kv-schema.md, "errors"). */
+struct kv_status_errors {
+    int64_t requests;    /* req_tot of the frontends: HTTP requests received */
+    int64_t req_errors;  /* ereq of the frontends */
+    int64_t conn_errors; /* econ of the backends */
+    int64_t resp_errors; /* eresp of the backends */
+    int64_t http_5xx;    /* hrsp_5xx of the frontends: 5xx sent to clients */
+};
+
 /* One HAProxy service as the host applied it. */
 struct kv_status_service {
     char *name;
@@ -40,6 +52,8 @@ struct kv_status_service {
     char *error;                  /* latest render/check/reload error, NULL none */
     struct kv_status_slot *slots; /* its static servers' slots ("slots", optional) */
     size_t n_slots;
+    bool have_errors; /* "errors" present: its HAProxy answered `show stat` */
+    struct kv_status_errors errors;
 };
 
 /* The record. encode borrows the strings; decode fills owned ones
@@ -62,6 +76,11 @@ struct kv_status_rec {
     char **vips;
     size_t n_vips;
 };
+
+/* The "errors" object of a service ({"requests", "req_errors",
+ * "conn_errors", "resp_errors", "http_5xx"}). New reference, NULL on
+ * ENOMEM. */
+json_t *kv_status_errors_json(const struct kv_status_errors *e);
 
 /* The value as a JSON object. New reference, NULL on ENOMEM. */
 json_t *kv_status_encode(const struct kv_status_rec *r);

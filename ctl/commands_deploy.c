@@ -536,6 +536,131 @@ static bool watch_canary(struct ctl_kv *kv, const struct ctl_settings *s,
     return all;
 }
 
+/* ---- the canary hosts' HAProxy error counters ------------------------------------------ */
+
+/* The status entries of the canary hosts, read before the change is
+ * staged (st[i] zeroed when host i has none). Caller frees (errors_free). */
+static struct kv_status_rec *errors_baseline(struct ctl_kv *kv, const struct ctl_settings *s,
+                                             char *const *hosts, size_t n)
+{
+    struct kv_status_rec *st = calloc(n ? n : 1, sizeof(*st));
+    for (size_t i = 0; st && i < n; i++)
+        if (read_host_status(kv, s, hosts[i], &st[i]) < 0)
+            memset(&st[i], 0, sizeof(st[i]));
+    return st;
+}
+
+static void errors_free(struct kv_status_rec *st, size_t n)
+{
+    for (size_t i = 0; st && i < n; i++)
+        kv_status_free(&st[i]);
+    free(st);
+}
+
+/* What a service's counters did between the entries before and after:
+ * the difference while the same worker counts, or everything the new
+ * worker counted when it was reloaded or restarted (a counter went back)
+ * meanwhile. true when `since_reload`. */
+static bool errors_delta(const struct kv_status_service *before,
+                         const struct kv_status_service *after, struct kv_status_errors *d)
+{
+    const struct kv_status_errors *b = &before->errors, *a = &after->errors;
+    bool fresh = !before->have_errors || before->reloads != after->reloads ||
+                 a->requests < b->requests || a->req_errors < b->req_errors ||
+                 a->conn_errors < b->conn_errors || a->resp_errors < b->resp_errors ||
+                 a->http_5xx < b->http_5xx;
+    *d = *a;
+    if (!fresh) {
+        d->requests -= b->requests;
+        d->req_errors -= b->req_errors;
+        d->conn_errors -= b->conn_errors;
+        d->resp_errors -= b->resp_errors;
+        d->http_5xx -= b->http_5xx;
+    }
+    return fresh;
+}
+
+static int64_t errors_total(const struct kv_status_errors *e)
+{
+    return e->req_errors + e->conn_errors + e->resp_errors + e->http_5xx;
+}
+
+/* One canary host: its services' counters now against before, a line
+ * into b and {service: {requests, ..., since_reload}} into out. true when
+ * an error counter rose. */
+static bool errors_host(const struct kv_status_rec *before, const struct kv_status_rec *now,
+                        struct sbuf *b, json_t *out)
+{
+    static const struct kv_status_service none = {0};
+    bool rose = false;
+    size_t shown = 0;
+    for (size_t k = 0; k < now->n_services; k++) {
+        const struct kv_status_service *a = &now->services[k];
+        const struct kv_status_service *p = status_service(before, a->name);
+        struct kv_status_errors d;
+        if (!a->have_errors) {
+            commands_sb_printf(b, "%s%s: no counters yet", shown++ ? "; " : "", a->name);
+            continue;
+        }
+        bool fresh = errors_delta(p ? p : &none, a, &d);
+        rose |= errors_total(&d) > 0;
+        commands_sb_printf(b,
+                           "%s%s: %lld requests, 5xx +%lld, conn errors +%lld, resp errors "
+                           "+%lld, req errors +%lld%s",
+                           shown++ ? "; " : "", a->name, (long long)d.requests,
+                           (long long)d.http_5xx, (long long)d.conn_errors,
+                           (long long)d.resp_errors, (long long)d.req_errors,
+                           fresh ? " (since its reload)" : "");
+        json_t *dj = kv_status_errors_json(&d);
+        json_object_set_new(dj, "since_reload", json_boolean(fresh));
+        json_object_set_new(out, a->name, dj);
+    }
+    if (!shown)
+        commands_sb_printf(b, "no HAProxy service");
+    return rose;
+}
+
+/* After every canary host applied the change: wait soak_ms, then compare
+ * each host's counters with before[] (lines into b, "errors" into each
+ * host of hosts). true when no error counter rose on any canary host. */
+static bool watch_errors(struct ctl_kv *kv, const struct ctl_settings *s,
+                         const struct kv_deploy_rec *r, const struct kv_status_rec *before,
+                         int64_t soak_ms, struct sbuf *b, json_t *hosts)
+{
+    bool calm = true;
+    if (soak_ms > 0) {
+        struct timespec p = {soak_ms / 1000, (soak_ms % 1000) * 1000000L};
+        while (nanosleep(&p, &p) < 0 && errno == EINTR)
+            ;
+    }
+    commands_sb_printf(b,
+                       "HAProxy error counters of the canary hosts since the change (%lld ms "
+                       "after applied):\n",
+                       (long long)soak_ms);
+    for (size_t i = 0; i < r->n_canary; i++) {
+        struct kv_status_rec now;
+        json_t *h = json_object_get(hosts, r->canary[i]), *e = json_object();
+        commands_sb_printf(b, "  %s: ", r->canary[i]);
+        if (read_host_status(kv, s, r->canary[i], &now) < 0) {
+            commands_sb_printf(b, "no status entry\n");
+            json_decref(e);
+            calm = false;
+            continue;
+        }
+        bool rose = errors_host(&before[i], &now, b, e);
+        commands_sb_printf(b, "%s\n", rose ? " -- ERRORS RISING" : "");
+        kv_status_free(&now);
+        if (h) {
+            json_object_set_new(h, "errors", e);
+            json_object_set_new(h, "errors_rising", json_boolean(rose));
+        } else {
+            json_decref(e);
+        }
+        calm &= !rose;
+    }
+    return calm;
+}
+
 /* ---- stage (apply, rollback with --canary) ------------------------------------------- */
 
 /* Every canary host runs a watcher of cluster (its status entry says so). */
@@ -587,6 +712,8 @@ static int stage(struct ctl_kv *kv, const struct ctl_settings *s, const struct c
                               .base = base};
     json_t *rj = kv_deploy_encode(&r);
     char *ckey = kv_deploy_canary_key(s->root, cluster);
+    struct kv_status_rec *before =
+        cmd->wait_ms > 0 ? errors_baseline(kv, s, cmd->canary, cmd->n_canary) : NULL;
     txn_add(&t, CONSUL_TXN_CAS, ckey, rj ? dump(rj) : NULL, 0);
     rc = txn_run(kv, s, cmd, now_ms, &t, rollback_of ? "config-rollback" : "config-apply",
                  ckey ? ckey + strlen(s->root) : "?", NULL, rj, akey, sizeof(akey), err,
@@ -595,6 +722,7 @@ static int stage(struct ctl_kv *kv, const struct ctl_settings *s, const struct c
     if (rc < 0) {
         json_decref(rj);
         json_decref(base);
+        errors_free(before, cmd->n_canary);
         if (rc == -ECANCELED)
             return refuse(res,
                           "refused: another change was staged for cluster %s meanwhile; "
@@ -623,10 +751,13 @@ static int stage(struct ctl_kv *kv, const struct ctl_settings *s, const struct c
         commands_sb_printf(&b, "watching the canary hosts for up to %lld ms:\n",
                            (long long)cmd->wait_ms);
         bool ok = watch_canary(kv, s, &r, cmd->wait_ms, &b, hosts);
-        commands_sb_printf(&b, "%s\n",
-                           ok ? "canary: healthy; `droverctl config promote` makes it live"
-                              : "canary: NOT healthy; `droverctl config abort` returns the canary "
-                                "hosts to the live version");
+        bool calm = ok && before ? watch_errors(kv, s, &r, before, cmd->soak_ms, &b, hosts) : ok;
+        commands_sb_printf(&b, "%s%s\n",
+                           ok && calm ? "canary: healthy; `droverctl config promote` makes it live"
+                                      : "canary: NOT healthy; `droverctl config abort` returns the "
+                                        "canary hosts to the live version",
+                           ok && !calm ? " (HAProxy error counters rose on a canary host)" : "");
+        ok &= calm;
         json_object_set_new(j, "hosts", hosts);
         json_object_set_new(j, "healthy", json_boolean(ok));
         o = ok ? CTL_OK : CTL_FAILED;
@@ -635,6 +766,7 @@ static int stage(struct ctl_kv *kv, const struct ctl_settings *s, const struct c
     }
     json_decref(rj);
     json_decref(base);
+    errors_free(before, cmd->n_canary);
     return finish(res, o, true, &b, j);
 }
 

@@ -62,10 +62,10 @@ const char *ctl_source_name(enum ctl_source s)
 #define U_STATUS   "  status [TARGET] [--json]\n"
 #define U_HISTORY  "  history [--limit N] [--json]\n"
 #define U_CONFIG                                                                                   \
-    "  config apply FILE... --canary HOST[,HOST] [--wait DURATION] [--reason TEXT]\n"              \
+    "  config apply FILE... --canary HOST[,HOST] [--wait D] [--soak D] [--reason TEXT]\n"          \
     "  config promote|abort [--reason TEXT]\n"                                                     \
     "  config history [--limit N]\n"                                                               \
-    "  config rollback VERSION (--canary HOST[,HOST] [--wait D] | --now) [--reason TEXT]\n"        \
+    "  config rollback VERSION (--canary HOSTS [--wait D] [--soak D] | --now) [--reason TEXT]\n"   \
     "  (config check|diff FILE...: command line only, see droverctl --help)\n"
 #define U_TARGET                                                                                   \
     "TARGET: node/<cluster>/<node>, a kube node name, addr/<ip>, an IP address,\n"                 \
@@ -435,6 +435,10 @@ static int parse_config(int npos, const char *const *pos, struct ctl_command *cm
         errmsg_set(err, errlen, "config %s: --wait is for a change with --canary", config_names[k]);
         return -EINVAL;
     }
+    if (cmd->soak_ms && !cmd->n_canary) {
+        errmsg_set(err, errlen, "config %s: --soak is for a change with --canary", config_names[k]);
+        return -EINVAL;
+    }
     if (cmd->n_canary && !cmd->wait_given && cmd->source == CTL_SOURCE_CLI)
         cmd->wait_ms = CTL_CONFIG_WAIT_DEFAULT_MS;
     if (rollback) {
@@ -475,7 +479,7 @@ static bool verb_takes(enum ctl_verb v, const char *flag)
         return v == CTL_VERB_HISTORY || v == CTL_VERB_CONFIG;
     if (!strcmp(flag, "--wait"))
         return v == CTL_VERB_HOST || v == CTL_VERB_CONFIG;
-    if (!strcmp(flag, "--canary") || !strcmp(flag, "--now"))
+    if (!strcmp(flag, "--canary") || !strcmp(flag, "--now") || !strcmp(flag, "--soak"))
         return v == CTL_VERB_CONFIG;
     return false;
 }
@@ -620,6 +624,17 @@ int ctl_command_parse(int n, char *const *words, enum ctl_source source,
             }
             cmd->wait_ms = ms;
             cmd->wait_given = true;
+        } else if (!strcmp(flag, "--soak")) {
+            int64_t ms;
+            if (source == CTL_SOURCE_SLACK) {
+                errmsg_set(err, errlen, "refused: --soak is for the command line only");
+                return -EINVAL;
+            }
+            if (config_parse_duration_ms(val, &ms) < 0 || ms < 0 || ms > 3600000) {
+                errmsg_set(err, errlen, "refused: --soak '%s' is not a duration up to 1h", val);
+                return -EINVAL;
+            }
+            cmd->soak_ms = ms;
         } else if (!strcmp(flag, "--limit")) {
             char *end;
             errno = 0;

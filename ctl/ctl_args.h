@@ -93,6 +93,7 @@ struct ctl_command {
     size_t n_canary;
     uint64_t version; /* rollback VERSION */
     bool now;         /* rollback --now: no canary */
+    int64_t soak_ms;  /* config --canary: watch the error counters this long after applied */
     bool wait_given;  /* --wait was given (config: 0 = do not watch) */
     /* CTL_VERB_HELP: the command `VERB --help` asked about; CTL_VERB_HELP
      * for `help` (every command) */

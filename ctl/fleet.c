@@ -120,6 +120,8 @@ static json_t *haproxy_services(const char *root, const struct kv_status_rec *r,
                      why[0] ? why : s->error);
             json_object_set_new(o, "error", json_string(msg));
         }
+        if (o && s->have_errors)
+            json_object_set_new(o, "errors", kv_status_errors_json(&s->errors));
         json_object_set_new(svcs, s->name, o);
     }
     /* live services of its cluster it does not report */
@@ -168,6 +170,21 @@ static json_t *strv(char **v, size_t n)
 static int cmp_kv(const void *a, const void *b)
 {
     return strcmp(((const struct consul_kv *)a)->key, ((const struct consul_kv *)b)->key);
+}
+
+/* A service's HAProxy error counters (its "errors"; NULL: not read). */
+static void print_errors(FILE *t, const json_t *e)
+{
+    if (!e)
+        return;
+    fprintf(t,
+            "    HAProxy counters since its worker started: %lld requests, %lld 5xx, %lld "
+            "conn errors, %lld resp errors, %lld req errors\n",
+            (long long)json_integer_value(json_object_get(e, "requests")),
+            (long long)json_integer_value(json_object_get(e, "http_5xx")),
+            (long long)json_integer_value(json_object_get(e, "conn_errors")),
+            (long long)json_integer_value(json_object_get(e, "resp_errors")),
+            (long long)json_integer_value(json_object_get(e, "req_errors")));
 }
 
 int ctl_fleet_view(const char *root, const struct consul_kv_list *status,
@@ -274,6 +291,7 @@ int ctl_fleet_view(const char *root, const struct consul_kv_list *status,
                         : "-",
                     (long long)json_integer_value(json_object_get(so, "reloads")),
                     err_s ? ": " : "", err_s ? err_s : "");
+            print_errors(t, json_object_get(so, "errors"));
         }
         for (size_t g = 0; g < r.n_guards; g++)
             fprintf(t, "  guard held: %s\n", r.guards[g]);

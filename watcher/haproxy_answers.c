@@ -580,3 +580,114 @@ out:
     free(copy);
     return rc;
 }
+
+/* ---- show stat (error counters) ----------------------------------------- */
+
+enum stat_col { ST_SVNAME, ST_REQ_TOT, ST_EREQ, ST_ECON, ST_ERESP, ST_5XX, ST_NCOLS };
+static const char *const st_names[ST_NCOLS] = {"svname", "req_tot", "ereq",
+                                               "econ",   "eresp",   "hrsp_5xx"};
+
+/* Column index of each name in the CSV header h (modified in place). */
+static int stat_header(char *h, long idx[ST_NCOLS], char *err, size_t errlen)
+{
+    long col = 0;
+    for (int k = 0; k < ST_NCOLS; k++)
+        idx[k] = -1;
+    while (*h == ' ')
+        h++;
+    for (char *f = h, *next; f; f = next, col++) {
+        if ((next = strchr(f, ',')))
+            *next++ = '\0';
+        for (int k = 0; k < ST_NCOLS; k++)
+            if (idx[k] < 0 && strcmp(f, st_names[k]) == 0)
+                idx[k] = col;
+    }
+    for (int k = 0; k < ST_NCOLS; k++)
+        if (idx[k] < 0) {
+            errmsg_set(err, errlen, "haproxy: show stat: no column %s in the header", st_names[k]);
+            return -EINVAL;
+        }
+    return 0;
+}
+
+/* The fields of one data row at the header's columns ("" when the row is
+ * shorter). Pointers into line (modified in place). */
+static void stat_row(char *line, const long idx[ST_NCOLS], const char *val[ST_NCOLS])
+{
+    long col = 0;
+    for (int k = 0; k < ST_NCOLS; k++)
+        val[k] = "";
+    for (char *f = line, *next; f; f = next, col++) {
+        if ((next = strchr(f, ',')))
+            *next++ = '\0';
+        for (int k = 0; k < ST_NCOLS; k++)
+            if (idx[k] == col)
+                val[k] = f;
+    }
+}
+
+static int stat_add(uint64_t *sum, const char *field, const char *name, unsigned line, char *err,
+                    size_t errlen)
+{
+    char *end;
+    if (!*field)
+        return 0;
+    errno = 0;
+    unsigned long long v = strtoull(field, &end, 10);
+    if (errno || *end || field[0] == '-' || field[0] == '+' || field[0] == ' ') {
+        errmsg_set(err, errlen, "haproxy: show stat: line %u: %s \"%.40s\" is not a counter", line,
+                   name, field);
+        return -EINVAL;
+    }
+    *sum += (uint64_t)v;
+    return 0;
+}
+
+int haproxy_parse_stat_errors(const char *text, size_t len, struct haproxy_error_counters *out,
+                              char *err, size_t errlen)
+{
+    char *copy = strndup(text, len), *save = NULL;
+    long idx[ST_NCOLS];
+    bool have_header = false;
+    unsigned lineno = 0;
+    int rc = 0;
+
+    memset(out, 0, sizeof(*out));
+    if (!copy)
+        return -ENOMEM;
+    for (char *line = strtok_r(copy, "\n", &save); line && rc == 0;
+         line = strtok_r(NULL, "\n", &save)) {
+        const char *val[ST_NCOLS];
+        lineno++;
+        if (line[0] == '#') {
+            rc = stat_header(line + 1, idx, err, errlen);
+            have_header = rc == 0;
+            continue;
+        }
+        if (!have_header) {
+            errmsg_set(err, errlen, "haproxy: show stat: line %u comes before the header", lineno);
+            rc = -EINVAL;
+            break;
+        }
+        stat_row(line, idx, val);
+        /* frontends see what clients sent and got; backends what servers did */
+        if (strcmp(val[ST_SVNAME], "FRONTEND") == 0) {
+            if ((rc = stat_add(&out->requests, val[ST_REQ_TOT], "req_tot", lineno, err, errlen)) ||
+                (rc = stat_add(&out->req_errors, val[ST_EREQ], "ereq", lineno, err, errlen)) ||
+                (rc = stat_add(&out->http_5xx, val[ST_5XX], "hrsp_5xx", lineno, err, errlen)))
+                break;
+        } else if (strcmp(val[ST_SVNAME], "BACKEND") == 0) {
+            if ((rc = stat_add(&out->conn_errors, val[ST_ECON], "econ", lineno, err, errlen)) ||
+                (rc = stat_add(&out->resp_errors, val[ST_ERESP], "eresp", lineno, err, errlen)))
+                break;
+        }
+    }
+    if (rc == 0 && !have_header) {
+        errmsg_set(err, errlen, "haproxy: show stat: no header line");
+        rc = -EINVAL;
+    }
+    free(copy);
+    if (rc < 0)
+        memset(out, 0, sizeof(*out));
+    return rc;
+}

@@ -12,6 +12,7 @@
  *     as text);
  *   - `show servers state` (columns found by their header names);
  *   - `show proc` (master, workers, reload and failed-reload counters);
+ *   - `show stat` (the error counters a canary watch compares);
  *   - the server-state file filter used before a placed reload.
  */
 #ifndef DROVER_WATCHER_HAPROXY_ANSWERS_H
@@ -19,6 +20,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "slots.h"
 
@@ -109,5 +111,30 @@ void haproxy_proc_list_free(struct haproxy_proc_list *l);
  * names). 0, -EINVAL (no master line, bad number) or -ENOMEM. */
 int haproxy_parse_show_proc(const char *text, size_t len, struct haproxy_proc_list *out, char *err,
                             size_t errlen);
+
+/* ---- show stat (error counters) ---- */
+
+/* HAProxy's own error counters of one instance, summed over its proxies
+ * (the "errors" of a status service, docs/kv-schema.md). They count since
+ * the worker started: a reload or restart sets them back to 0. */
+struct haproxy_error_counters {
+    uint64_t requests;    /* req_tot of FRONTEND rows: HTTP requests received */
+    uint64_t req_errors;  /* ereq of FRONTEND rows: requests that failed to parse or read */
+    uint64_t conn_errors; /* econ of BACKEND rows: failed connects to a server */
+    uint64_t resp_errors; /* eresp of BACKEND rows: bad or aborted server responses */
+    uint64_t http_5xx;    /* hrsp_5xx of FRONTEND rows: 5xx answers sent to clients */
+};
+
+/* The command whose answer haproxy_parse_stat_errors reads: frontend and
+ * backend rows only (types 1|2), so the answer stays small with many
+ * server slots. */
+#define HAPROXY_STAT_ERRORS_CMD "show stat -1 3 -1"
+
+/* Sum the counters of a `show stat` CSV answer (columns found by their
+ * header names; an empty field counts 0: TCP proxies have no HTTP
+ * columns filled). 0, or -EINVAL (no header, a column missing, a field
+ * that is not a number; err names it) or -ENOMEM. */
+int haproxy_parse_stat_errors(const char *text, size_t len, struct haproxy_error_counters *out,
+                              char *err, size_t errlen);
 
 #endif

@@ -865,6 +865,7 @@ int haproxy_engine_new(uv_loop_t *loop, const struct haproxy_engine_opts *o,
                        (uint64_t)o->resync_ms);
     engine_supervise_init(e);
     engine_certs_init(e);
+    engine_errors_init(e);
     *out = e;
     return 0;
 }
@@ -890,6 +891,7 @@ void haproxy_engine_stop(struct haproxy_engine *e)
     uv_close((uv_handle_t *)&e->resync, NULL);
     engine_supervise_stop(e);
     engine_certs_stop(e);
+    engine_errors_stop(e);
 }
 
 void haproxy_engine_free(struct haproxy_engine *e)
@@ -1009,7 +1011,8 @@ void haproxy_engine_each_service(const struct haproxy_engine *e,
                                                    .definition = s->applied_def,
                                                    .reloads = s->reloads,
                                                    .error = s->error,
-                                                   .refused = s->refused != NULL};
+                                                   .refused = s->refused != NULL,
+                                                   .errors = s->have_errors ? &s->errors : NULL};
         fn(arg, &st);
     }
 }

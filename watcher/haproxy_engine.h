@@ -53,6 +53,7 @@
 #include "template.h"
 
 struct haproxy_engine;
+struct haproxy_error_counters; /* haproxy_answers.h */
 
 /* Called after every snapshot (or part of one) was applied to HAProxy. */
 typedef void (*haproxy_engine_applied_fn)(void *arg, const struct snapshot *snap);
@@ -82,6 +83,7 @@ struct haproxy_engine_opts {
     bool run_haproxy;                 /* start each service's HAProxy and again when it dies */
     int64_t probe_ms;                 /* show proc on every HAProxy this often; 0: no supervision */
     int64_t cert_poll_ms;             /* stat the certificate files this often; 0: not watched */
+    int64_t errors_ms; /* read each HAProxy's error counters this often; 0: not read */
     haproxy_engine_applied_fn on_applied; /* may be NULL */
     haproxy_engine_health_fn on_health;   /* may be NULL */
     /* what haproxy_engine_service_status reports changed (a service applied
@@ -174,6 +176,9 @@ struct haproxy_engine_service_status {
     int64_t reloads;        /* HAProxy's reload counter after our last verified reload */
     const char *error;      /* latest render/check/reload failure; NULL after a success */
     bool refused;           /* the latest definition was refused; the running one stays in force */
+    /* HAProxy's error counters of the running worker (last read every
+     * errors_ms); NULL: not read (yet), or its HAProxy did not answer */
+    const struct haproxy_error_counters *errors;
 };
 /* fn for every known service that is not retired. */
 void haproxy_engine_each_service(const struct haproxy_engine *e,

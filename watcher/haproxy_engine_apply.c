@@ -200,6 +200,9 @@ static void on_reloaded(struct haproxy_runtime *rt, const struct haproxy_reload_
     if (res->status == 0) {
         metrics_counter_inc(e->m_reloads);
         s->reloads = res->reloads_after;
+        /* the new worker counts errors from 0: report none until it is read,
+         * never the old worker's beside the new reload count */
+        s->have_errors = false;
         log_info("watcher: service %s: reloaded (worker %d, reload %d -> %d, %llu ms)", s->name,
                  res->new_worker_pid, res->reloads_before, res->reloads_after,
                  (unsigned long long)res->elapsed_ms);

@@ -83,10 +83,13 @@ struct service_state {
     int64_t backoff_ms;
     unsigned quick_deaths; /* deaths within STABLE_MS of their start, in a row */
     /* what the host's status entry reports (haproxy_engine_service_status) */
-    char applied_def[17];     /* kv_hash64_hex of the definition applied ("" none yet) */
-    int64_t reloads;          /* HAProxy's reload counter after our last verified reload */
-    char *error;              /* latest render/check/reload failure, NULL after a success */
-    struct service_map *maps; /* route maps of selected frontends */
+    char applied_def[17]; /* kv_hash64_hex of the definition applied ("" none yet) */
+    int64_t reloads;      /* HAProxy's reload counter after our last verified reload */
+    char *error;          /* latest render/check/reload failure, NULL after a success */
+    struct haproxy_error_counters errors; /* last `show stat` read (haproxy_engine_errors.c) */
+    bool have_errors;                     /* errors holds a read of the running worker */
+    bool errors_reading;                  /* a `show stat` exchange is queued */
+    struct service_map *maps;             /* route maps of selected frontends */
     size_t n_maps;
     struct service_cert *certs; /* certificates of the installed config */
     size_t n_certs;
@@ -98,12 +101,13 @@ struct haproxy_engine {
     struct template_set *templates;
     struct file_writer *writer; /* fsyncs off the loop (snapshot, agent state, maps) */
     struct quiesce_timer *runtime_q, *struct_q;
-    uv_timer_t expiry;    /* next maintenance / force-removal expiry */
-    uv_timer_t resync;    /* periodic re-apply against HAProxy's live state */
-    uv_timer_t probe;     /* show proc on every HAProxy (haproxy_supervise.c) */
-    uv_timer_t cert_poll; /* certificate files (haproxy_engine_certs.c) */
-    uv_timer_t cert_kick; /* a certificate directory changed: check soon */
-    bool cert_event;      /* checking after a directory event: read every file */
+    uv_timer_t expiry;      /* next maintenance / force-removal expiry */
+    uv_timer_t resync;      /* periodic re-apply against HAProxy's live state */
+    uv_timer_t probe;       /* show proc on every HAProxy (haproxy_supervise.c) */
+    uv_timer_t cert_poll;   /* certificate files (haproxy_engine_certs.c) */
+    uv_timer_t cert_kick;   /* a certificate directory changed: check soon */
+    uv_timer_t errors_poll; /* show stat on every HAProxy (haproxy_engine_errors.c) */
+    bool cert_event;        /* checking after a directory event: read every file */
     struct cert_dir *cert_dirs;
     size_t n_cert_dirs;
     bool all_up;           /* every probed HAProxy is up */
@@ -200,6 +204,10 @@ void engine_free_maps(struct service_state *s);
 /* haproxy_engine_certs.c */
 /* Poll timer (engine creation) and its handle closed (engine stop). */
 void engine_certs_init(struct haproxy_engine *e);
+/* haproxy_engine_errors.c: the error counters' timer (engine creation)
+ * and its handle closed (engine stop). */
+void engine_errors_init(struct haproxy_engine *e);
+void engine_errors_stop(struct haproxy_engine *e);
 void engine_certs_stop(struct haproxy_engine *e);
 /* Send every changed certificate of the installed configs. */
 void engine_check_certs(struct haproxy_engine *e);

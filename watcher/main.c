@@ -32,6 +32,7 @@
 #include "consul_feed.h"
 #include "anycast_main.h"
 #include "director_main.h"
+#include "haproxy_answers.h"
 #include "haproxy_engine.h"
 #include "host_status.h"
 #include "http_server.h"
@@ -280,6 +281,9 @@ static void engine_opts(struct haproxy_engine_opts *eo, const struct kv_model_op
         .run_haproxy = opt.run_haproxy,
         .probe_ms = opt.probe_ms,
         .cert_poll_ms = opt.cert_poll_ms,
+        /* the status entry's renewal cadence: the counters it reports are
+         * at most that old, and they add at most one write per period */
+        .errors_ms = opt.status_ttl_ms / 3,
     };
 }
 
@@ -410,6 +414,11 @@ static void slot_list_free(struct kv_status_slot *l, size_t n)
     free(l);
 }
 
+static int64_t clamp_i64(uint64_t v)
+{
+    return v > INT64_MAX ? INT64_MAX : (int64_t)v;
+}
+
 static void fill_service(void *arg, const struct haproxy_engine_service_status *s)
 {
     struct status_fill *f = arg;
@@ -440,6 +449,14 @@ static void fill_service(void *arg, const struct haproxy_engine_service_status *
                                       .config_hash = hex,
                                       .reloads = s->reloads,
                                       .error = (char *)s->error};
+    if (s->errors) {
+        out->have_errors = true;
+        out->errors = (struct kv_status_errors){.requests = clamp_i64(s->errors->requests),
+                                                .req_errors = clamp_i64(s->errors->req_errors),
+                                                .conn_errors = clamp_i64(s->errors->conn_errors),
+                                                .resp_errors = clamp_i64(s->errors->resp_errors),
+                                                .http_5xx = clamp_i64(s->errors->http_5xx)};
+    }
     out->slots = static_slots(f->w, s->name, &out->n_slots);
     for (size_t i = 0; i < out->n_slots; i++)
         if (!out->slots[i].server || !out->slots[i].slot)

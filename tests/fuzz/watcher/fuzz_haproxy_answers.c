@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Parsers of HAProxy's CLI answers (show servers state, show proc, command
- * answers, prompt framing) on arbitrary bytes, then slots_adopt/slots_diff on whatever the
- * state parser accepted. The first byte picks the parser so one corpus
- * serves all of them.
+ * answers, prompt framing, show stat error counters) on arbitrary bytes, then
+ * slots_adopt/slots_diff on whatever the state parser accepted. The first byte picks the parser so
+ * one corpus serves all of them.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -62,8 +62,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
     } else if (sel % 3 == 1) {
         struct haproxy_proc_list l;
+        struct haproxy_error_counters c;
         if (haproxy_parse_show_proc(text, len, &l, err, sizeof(err)) == 0)
             haproxy_proc_list_free(&l);
+        haproxy_parse_stat_errors(text, len, &c, err, sizeof(err));
     } else {
         char *answer = strndup(text, len), *stream = malloc(len + 1), *answers[8];
         if (answer) {

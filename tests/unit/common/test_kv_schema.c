@@ -300,6 +300,23 @@ START_TEST(test_encoders_write_the_schema)
     ck_assert_int_eq(kv_status_decode(enc, &back, err, sizeof(err)), -EINVAL);
     ck_assert_ptr_nonnull(strstr(err, "slots.be_web/s1"));
     json_decref(enc);
+    /* HAProxy's error counters, through encode and decode; a negative one is refused */
+    svc.n_slots = 0;
+    svc.have_errors = true;
+    svc.errors = (struct kv_status_errors){.requests = 10, .http_5xx = 3, .conn_errors = 2};
+    enc = kv_status_encode(&st);
+    ck_assert_int_eq(kv_status_decode(enc, &back, err, sizeof(err)), 0);
+    ck_assert(back.services[0].have_errors);
+    ck_assert_int_eq(back.services[0].errors.requests, 10);
+    ck_assert_int_eq(back.services[0].errors.http_5xx, 3);
+    ck_assert_int_eq(back.services[0].errors.conn_errors, 2);
+    kv_status_free(&back);
+    json_object_set_new(
+        json_object_get(json_object_get(json_object_get(enc, "services"), "web"), "errors"),
+        "resp_errors", json_integer(-1));
+    ck_assert_int_eq(kv_status_decode(enc, &back, err, sizeof(err)), -EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "services.web.errors"));
+    json_decref(enc);
     st.services = NULL;
     st.n_services = 0;
     char *vips[] = {"192.0.2.10", NULL};

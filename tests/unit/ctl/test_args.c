@@ -214,6 +214,10 @@ START_TEST(test_refusals)
         {"config rollback 3", CTL_SOURCE_CLI, "(or --now to skip the canary)"},
         {"config rollback 3 --now --wait 5s", CTL_SOURCE_CLI, "--wait is for a change with"},
         {"config apply a.json --canary h --wait 5s", CTL_SOURCE_SLACK, "command line only"},
+        {"config apply a.json --canary h --soak 5s", CTL_SOURCE_SLACK, "command line only"},
+        {"config apply a.json --canary h --soak 2h", CTL_SOURCE_CLI, "--soak '2h' is not a"},
+        {"config rollback 3 --now --soak 5s", CTL_SOURCE_CLI, "--soak is for a change with"},
+        {"drain a --soak 5s", CTL_SOURCE_CLI, "unknown option '--soak'"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct ctl_command c;
@@ -244,6 +248,12 @@ START_TEST(test_parse_config)
     ctl_command_free(&c);
     ck_assert_int_eq(parse("config apply a.json --canary p1 --wait 0", CTL_SOURCE_CLI, &c, err), 0);
     ck_assert_int_eq(c.wait_ms, 0); /* --wait 0: not watched */
+    ck_assert_int_eq(c.soak_ms, 0); /* no soak unless asked */
+    ctl_command_free(&c);
+    ck_assert_int_eq(parse("config apply a.json --canary p1 --soak 90s", CTL_SOURCE_CLI, &c, err),
+                     0);
+    ck_assert_int_eq(c.soak_ms, 90000);
+    ck_assert_int_eq(c.wait_ms, CTL_CONFIG_WAIT_DEFAULT_MS);
     ctl_command_free(&c);
     /* from Slack: never watched (Slack waits 3 s for an answer) */
     ck_assert_int_eq(parse("config apply a.json --canary p1", CTL_SOURCE_SLACK, &c, err), 0);

@@ -363,6 +363,55 @@ START_TEST(test_servers_state_answer)
 }
 END_TEST
 
+/* show stat: counters summed by row type, columns by header name */
+START_TEST(test_stat_errors)
+{
+    struct haproxy_error_counters c;
+    char err[256];
+    /* two HTTP frontends, a TCP frontend (HTTP columns empty), a backend
+     * and a server (server rows are in the backend's sums already) */
+    const char *ok = "# pxname,svname,req_tot,ereq,econ,eresp,hrsp_5xx,\n"
+                     "fe_web,FRONTEND,100,2,,,7,\n"
+                     "fe_api,FRONTEND,50,1,,,3,\n"
+                     "fe_tcp,FRONTEND,,0,,,,\n"
+                     "be_web,slot1,,,4,5,6,\n"
+                     "be_web,BACKEND,,,4,5,6,\n";
+    ck_assert_int_eq(haproxy_parse_stat_errors(ok, strlen(ok), &c, err, sizeof(err)), 0);
+    ck_assert_uint_eq(c.requests, 150);
+    ck_assert_uint_eq(c.req_errors, 3);
+    ck_assert_uint_eq(c.http_5xx, 10);
+    ck_assert_uint_eq(c.conn_errors, 4);
+    ck_assert_uint_eq(c.resp_errors, 5);
+    /* columns in another order, extra ones, a short row */
+    const char *moved = "# x,hrsp_5xx,svname,eresp,econ,ereq,req_tot,pxname\n"
+                        "9,1,FRONTEND,,,2,3,fe\n"
+                        "9,,BACKEND,4,5\n";
+    ck_assert_int_eq(haproxy_parse_stat_errors(moved, strlen(moved), &c, err, sizeof(err)), 0);
+    ck_assert_uint_eq(c.http_5xx, 1);
+    ck_assert_uint_eq(c.req_errors, 2);
+    ck_assert_uint_eq(c.requests, 3);
+    ck_assert_uint_eq(c.resp_errors, 4);
+    ck_assert_uint_eq(c.conn_errors, 5);
+    static const struct {
+        const char *text, *want;
+    } bad[] = {
+        {"", "no header"},
+        {"Unknown command\n", "before the header"},
+        {"# pxname,svname,req_tot,ereq,econ,eresp\n", "no column hrsp_5xx"},
+        {"# svname,req_tot,ereq,econ,eresp,hrsp_5xx\nFRONTEND,x1,0,,,0\n", "req_tot \"x1\""},
+        {"# svname,req_tot,ereq,econ,eresp,hrsp_5xx\nBACKEND,,,-1,,\n", "econ \"-1\""},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        err[0] = '\0';
+        ck_assert_int_eq(
+            haproxy_parse_stat_errors(bad[i].text, strlen(bad[i].text), &c, err, sizeof(err)),
+            -EINVAL);
+        ck_assert_msg(strstr(err, bad[i].want), "case %zu: %s", i, err);
+        ck_assert_uint_eq(c.requests + c.conn_errors, 0);
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("haproxy_answers");
@@ -377,6 +426,7 @@ int main(void)
     tcase_add_test(tc, test_show_proc_parse);
     tcase_add_test(tc, test_show_proc_relative_pid_and_errors);
     tcase_add_test(tc, test_check_answer);
+    tcase_add_test(tc, test_stat_errors);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
