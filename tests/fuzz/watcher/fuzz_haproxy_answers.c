@@ -33,7 +33,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         struct slot_live *live = NULL;
         size_t n = 0;
         {
-            struct slot_server d0 = {"a", "127.0.0.1", 80, 10};
+            struct slot_server d0 = {.key = "a", .address = "127.0.0.1", .port = 80, .weight = 10};
             struct slot_entry e[2] = {{true, d0}, {false, {0}}};
             struct slot_assignment pa = {2, e};
             struct haproxy_placement pl = {"be", &pa};
@@ -46,7 +46,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         if (haproxy_parse_servers_state(text, len, (sel & 4) ? "be" : NULL, &live, &n, err,
                                         sizeof(err)) == 0) {
-            struct slot_server d[2] = {{"a", "127.0.0.1", 80, 10}, {"b", "::1", 443, 1}};
+            struct slot_server d[2] = {
+                {.key = "a", .address = "127.0.0.1", .port = 80, .weight = 10},
+                {.key = "b", .address = "::1", .port = 443, .weight = 1}};
             struct slot_assignment prev, a;
             struct slot_cmds c = {0};
             size_t need;
