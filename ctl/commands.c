@@ -232,6 +232,15 @@ static int write_audited(struct ctl_kv *kv, const struct ctl_settings *s,
     return rc;
 }
 
+/* The JSON result of a change write_audited() wrote (akey: its audit
+ * entry's key); before/after null when absent. */
+static json_t *changed_result(const struct audited_write *w, const char *akey)
+{
+    return json_pack("{s:b, s:b, s:s, s:s, s:s, s:s, s:O?, s:O?}", "ok", 1, "changed", 1, "action",
+                     w->action, "target", w->target, "key", w->key, "audit", akey, "before",
+                     (json_t *)w->before, "after", (json_t *)w->after);
+}
+
 /* After a lost cas race: log it and pause briefly (jittered, so two
  * writers that collided do not collide again) unless it was the last try. */
 static void conflict_pause(const char *key, int attempt, int attempts)
@@ -602,9 +611,7 @@ static int exec_director(struct ctl_kv *kv, const struct ctl_settings *s,
             if (asprintf(&text, "proxy %s: %s -> %s%s", cmd->target, state, want,
                          allowed ? "" : " (forced)") < 0)
                 text = NULL;
-            json_t *j = json_pack("{s:b, s:b, s:s, s:s, s:s, s:s, s:O, s:O}", "ok", 1, "changed", 1,
-                                  "action", action, "target", target, "key", key, "audit", akey,
-                                  "before", cur, "after", next);
+            json_t *j = changed_result(&aw, akey);
             json_decref(cur);
             json_decref(next);
             res->changed = true;
@@ -778,9 +785,7 @@ static int exec_host(struct ctl_kv *kv, const struct ctl_settings *s, const stru
                                key);
             if (!cmd->host_undrain && cmd->wait_ms > 0)
                 host_wait_idle(kv, s, cmd->target, cmd->wait_ms, &b);
-            json_t *j = json_pack("{s:b, s:b, s:s, s:s, s:s, s:s, s:O?, s:O?}", "ok", 1, "changed",
-                                  1, "action", action, "target", target, "key", key, "audit", akey,
-                                  "before", before, "after", after);
+            json_t *j = changed_result(&aw, akey);
             json_decref(before);
             json_decref(after);
             res->changed = true;
@@ -856,9 +861,7 @@ static int exec_kv_loss(struct ctl_kv *kv, const struct ctl_settings *s,
                                "kv-loss force %s: until %s the watchers of cluster %s end a "
                                "KV-loss episode and serve the tree as it is (%s)\n",
                                cmd->target, expires, cmd->target, key);
-            json_t *j = json_pack("{s:b, s:b, s:s, s:s, s:s, s:s, s:O?, s:O?}", "ok", 1, "changed",
-                                  1, "action", "kv-loss-force", "target", target, "key", key,
-                                  "audit", akey, "before", before, "after", after);
+            json_t *j = changed_result(&aw, akey);
             json_decref(before);
             json_decref(after);
             res->changed = true;
