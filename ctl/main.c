@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,7 @@
 #include "consul_options.h"
 #include "ctl_args.h"
 #include "daemon.h"
+#include "kv_frontdoor.h"
 #include "log.h"
 #include "metrics.h"
 #include "serve.h"
@@ -94,8 +96,8 @@ static const struct config_group groups[] = {
 static const struct config_program program = {
     .name = "droverctl",
     .summary = "Drain, maintenance, weight and director state through Consul KV (CLI and Slack).",
-    .args_usage = "COMMAND [ARGS] [--reason TEXT] [--ttl D] [--force] [--json] | serve | config "
-                  "check|diff|apply FILE... | config promote|abort|history|rollback ...",
+    .args_usage = "COMMAND [ARGS] [--reason TEXT] [--ttl D] [--force] [--json] | serve | init | "
+                  "config check|diff|apply FILE... | config promote|abort|history|rollback ...",
     .options = options,
     .groups = groups,
     .epilog = ctl_usage,
@@ -266,6 +268,58 @@ static int run_config(int n, char **args, const struct consul_config *cc)
     return rc;
 }
 
+/* droverctl init: the folder keys of the prefixes every host watches and
+ * droverctl owns. A blocking query on an empty prefix is answered with the
+ * index of the whole KV store, so on a fleet that never wrote a
+ * maintenance entry every watcher woke on every KV write anywhere
+ * (docs/kv-schema.md, "What a watcher watches"). Create-only (cas 0):
+ * running it again, or after droverctl wrote the keys with a change, is a
+ * no-op. Not a change of any record, so not audited. */
+static int run_init(int n, const struct consul_config *cc)
+{
+    static const char *const folders[] = {"maintenance/", KV_FRONTDOOR_HOSTS};
+    char err[1024];
+    struct ctl_kv *kv = NULL;
+    json_t *out = json_array();
+    int status = 0;
+
+    if (n > 0) {
+        fprintf(stderr, "droverctl: usage: droverctl [--kv-prefix PREFIX] [--json] init\n");
+        json_decref(out);
+        return 2;
+    }
+    if (!out || ctl_kv_open(cc, &kv, err, sizeof(err)) < 0) {
+        fprintf(stderr, "droverctl: %s\n", out ? err : "out of memory");
+        json_decref(out);
+        return 1;
+    }
+    for (size_t i = 0; i < sizeof(folders) / sizeof(folders[0]); i++) {
+        char key[600];
+        snprintf(key, sizeof(key), "%s%s", root, folders[i]);
+        struct consul_txn_op op = {.verb = CONSUL_TXN_CAS, .key = key, .value = "", .index = 0};
+        int rc = ctl_kv_txn(kv, &op, 1, err, sizeof(err));
+        const char *what = rc == 0 ? "created" : rc == -ECANCELED ? "present" : NULL;
+        if (!what) {
+            fprintf(stderr, "droverctl init: writing folder key %s: %s\n", key, err);
+            status = 1;
+            break;
+        }
+        if (opt.json)
+            json_array_append_new(out, json_pack("{s:s, s:s}", "key", key, "state", what));
+        else
+            printf("%s %s\n", what, key);
+    }
+    if (opt.json && status == 0) {
+        char *text = json_dumps(out, JSON_COMPACT);
+        if (text)
+            puts(text);
+        free(text);
+    }
+    json_decref(out);
+    ctl_kv_close(kv);
+    return status;
+}
+
 int main(int argc, char **argv)
 {
     char err[1024];
@@ -344,6 +398,10 @@ int main(int argc, char **argv)
     if (first >= argc) {
         fprintf(stderr, "droverctl: no command given\n%s", ctl_usage());
         goto out_usage;
+    }
+    if (!strcmp(argv[first], "init")) {
+        status = run_init(argc - first - 1, &cc);
+        goto out;
     }
     if (!strcmp(argv[first], "config") && first + 1 < argc &&
         (!strcmp(argv[first + 1], "check") || !strcmp(argv[first + 1], "diff"))) {

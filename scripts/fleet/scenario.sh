@@ -104,6 +104,7 @@ fleet_say "Consul dev agent and the Kubernetes API stand-in (host loopback, free
 fleet_consul
 fleet_kube_start
 fleet_info "consul $FLEET_CONSUL; kube API $(cat "$FLEET_STATE/kube/addr")"
+ctl init | sed 's/^/   droverctl init: /' # folder keys: no host wakes on writes elsewhere
 fleet_info "kube: nodes node-1..3, NodePort services shop/web ($FLEET_NODE_PORT_WEB) and shop/api ($FLEET_NODE_PORT_API), annotated drover.io/exported"
 for n in 1 2 3 4; do fleet_pod "node-$n"; done
 fleet_info "pods: an HTTP server on node-1..4 answering its node name on both NodePorts (node-4 joins the cluster later)"

@@ -29,7 +29,7 @@ def main():
     p = subprocess.run([binary, "--help"], capture_output=True, text=True, timeout=30)
     check(p.returncode == 0 and "--max-out-share" in p.stdout and
           "director fill|activate" in p.stdout, p.stdout)
-    run_steps([test_drain_writes_entry_and_audit, test_refusals_leave_kv_unchanged,
+    run_steps([test_init_folder_keys, test_drain_writes_entry_and_audit, test_refusals_leave_kv_unchanged,
                test_share_and_force, test_weight_undrain_ready, test_director,
                test_status_and_history, test_kv_loss_force, test_concurrent_writers], "test",
               (kv, ctl))
@@ -39,6 +39,30 @@ def main():
 def cleanup():
     if TEST_KV:
         TEST_KV.delete_tree()
+
+
+def test_init_folder_keys(kv, ctl):
+    """droverctl init creates the folder keys of the watched prefixes
+    droverctl owns, once; it never overwrites and audits nothing."""
+    check(kv.get("maintenance/") is None and kv.get("frontdoor/hosts/") is None,
+          "folder keys present before init")
+    rc, out, err = ctl.run("init")
+    check(rc == 0 and f"created {kv.root}maintenance/" in out and
+          f"created {kv.root}frontdoor/hosts/" in out, (rc, out, err))
+    check(kv.get("maintenance/") == b"" and kv.get("frontdoor/hosts/") == b"",
+          "init did not write empty folder keys")
+    kv.put("frontdoor/hosts/", "kept")  # whatever is there stays
+    rc, out, err = ctl.run("--json", "init")
+    check(rc == 0, (rc, out, err))
+    states = {e["key"]: e["state"] for e in json.loads(out)}
+    check(states == {f"{kv.root}maintenance/": "present",
+                     f"{kv.root}frontdoor/hosts/": "present"}, states)
+    check(kv.get("frontdoor/hosts/") == b"kept" and kv.audit() == [], "init overwrote or audited")
+    kv.put("frontdoor/hosts/", "")
+    rc, out, err = ctl.run("init", "extra")
+    check(rc == 2 and "usage" in err, (rc, err))
+    # the other steps start from a maintenance/ holding only its folder key
+    kv.delete("maintenance/")
 
 
 def test_drain_writes_entry_and_audit(kv, ctl):
