@@ -32,6 +32,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "render.h"
+#include "sdnotify.h"
 
 struct aopts {
     char *config_dir, *stats_socket, *metrics_addr;
@@ -108,6 +109,8 @@ struct aw {
     struct http_server *http;
     struct consul_client *consul;
     struct frontdoor_kv *kv; /* drain record watched, status record put */
+    struct sdnotify_watchdog *wd;
+    bool notified_ready; /* READY=1 sent to systemd (once, after the first round) */
 };
 
 /* `show stat` from the stats socket at path within timeout_ms; *out
@@ -218,6 +221,10 @@ static void on_round(uv_timer_t *t)
     }
     frontdoor_agent_round(w->agent, v, n, (int64_t)(uv_hrtime() / 1000000));
     daemon_set_ready(w->http, w->m_ready, true, NULL);
+    if (!w->notified_ready) {
+        sdnotify_ready();
+        w->notified_ready = true;
+    }
     frontdoor_kv_publish(w->kv, "", "", frontdoor_anycast_sessions(a));
 out:
     frontdoor_anycast_free(a);
@@ -234,8 +241,17 @@ static void on_stop(void *arg, int signum)
     w->consul = NULL;
     frontdoor_agent_free(w->agent);
     w->agent = NULL;
-    daemon_serving_stop(&w->http, NULL);
+    daemon_serving_stop(&w->http, &w->wd);
     daemon_signals_close(&w->sig);
+}
+
+/* The Consul client's counters, named like every daemon's
+ * (drover_watcher_anycast_consul_*_total). */
+static void collect(struct metrics_emitter *em, void *arg)
+{
+    struct aw *w = arg;
+    if (w->consul)
+        consul_stats_emit(consul_client_stats(w->consul), em, "watcher_anycast");
 }
 
 static int run(void)
@@ -280,10 +296,12 @@ static int run(void)
                   strerror(-rc));
         return 1;
     }
+    metrics_add_collector(w.metrics, collect, &w);
     if ((rc = frontdoor_kv_start(w.consul, &ko, &w.kv)) < 0) {
         log_error("anycast: front door records: %s; cannot start", strerror(-rc));
         return 1;
     }
+    sdnotify_watchdog_start(w.loop, &w.wd);
     uv_timer_init(w.loop, &w.timer);
     w.timer.data = &w;
     uv_timer_start(&w.timer, on_round, 0, (uint64_t)aopt.interval_ms);

@@ -189,6 +189,17 @@ elif ! curl -sf --max-time 10 -H "X-Consul-Token: $master" \
 else
     echo "ok   droverctl drain node/k1/node-2 with its token"
 fi
+checks=$((checks + 1))
+if ctl drover-watcher init; then
+    fail "droverctl init with the watcher's token succeeded: $(cat "$tmp/ctl.out")"
+elif ! ctl droverctl init || ! grep -q "frontdoor/hosts/" "$tmp/ctl.out"; then
+    fail "droverctl init with its token: $(cat "$tmp/ctl.out")"
+elif ! curl -sf --max-time 10 -H "X-Consul-Token: $master" \
+        "$addr/v1/kv/${R}frontdoor/hosts/" >/dev/null; then
+    fail "droverctl init wrote no folder key frontdoor/hosts/"
+else
+    echo "ok   droverctl init: refused with the watcher's token, folder keys with its own"
+fi
 
 echo "$checks checks, $fails failed"
 [ "$fails" -eq 0 ]

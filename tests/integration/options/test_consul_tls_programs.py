@@ -135,6 +135,21 @@ def test_watcher(watcher, templates, tmp):
                     "drover_watcher_director_consul_requests_total", 2,
                     "drover_watcher_director_consul_errors_total", None, ok)
 
+    for label, argv, ok in (("flags", FLAGS, True), ("no CA", NO_CA, False)):
+        port = free_port()
+        d = f"{tmp}/anycast-{port}"
+        os.makedirs(f"{d}/cfg")
+        # no HAProxy service and no BIRD here: only its Consul side is tested
+        aargv = [watcher, "anycast"] + argv + [
+            "--config-dir", f"{d}/cfg", "--bird-socket", f"{d}/bird.ctl",
+            "--bird-include", f"{d}/vips.conf", "--bird-bin", "true",
+            "--frontdoor-state", f"{d}/state.json", "--host-name", f"tls-it-{port}",
+            "--metrics-addr", f"127.0.0.1:{port}", "run"]
+        # its drain-record watch: a first read, then the blocking query
+        daemon_case(f"watcher anycast run ({label})", aargv, port, f"{d}/anycast.log",
+                    "drover_watcher_anycast_consul_requests_total", 2,
+                    "drover_watcher_anycast_consul_errors_total", None, ok)
+
 
 def test_exporter(exporter, tmp):
     for label, argv, env, ok in (("flags", FLAGS, None, True),
