@@ -24,9 +24,10 @@ if [ -z "${DROVER_OPS_UNSHARED:-}" ]; then
 fi
 ip link set lo up
 tmp=$(mktemp -d /tmp/drover-ops-haproxy.XXXXXX)
-master_pid=
+master_pid= slow_pid=
 cleanup() {
     [ -n "$master_pid" ] && kill "$master_pid" 2>/dev/null || true
+    [ -n "$slow_pid" ] && kill "$slow_pid" 2>/dev/null || true
     rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -80,4 +81,68 @@ for _ in $(seq 100); do
 done
 kill -0 "$master_pid" 2>/dev/null && fail "master still running 5 s after its worker was killed"
 master_pid=
-echo "haproxy@.service: check, start (-Ws, worker as haproxy in /var/lib/haproxy), serve; a killed worker ends the master: ok"
+
+# A planned stop (the unit's KillSignal to the master, as systemctl stop
+# sends it): listeners close at once, the request in flight finishes, the
+# master exits 0.
+kill_signal=$(sed -n 's/^KillSignal=//p' "$unit")
+[ "$kill_signal" = SIGUSR1 ] || fail "KillSignal is '$kill_signal', not HAProxy's soft stop SIGUSR1"
+python3 - "$tmp" <<'PY' &
+import http.server, sys
+class Slow(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        import time
+        open(sys.argv[1] + "/slow.inflight", "w").close()
+        time.sleep(1.5)  # in flight when the stop comes
+        self.send_response(200)
+        self.send_header("Content-Length", "4")
+        self.end_headers()
+        self.wfile.write(b"slow")
+    def log_message(self, *a):
+        pass
+s = http.server.ThreadingHTTPServer(("127.0.0.1", 18081), Slow)
+open(sys.argv[1] + "/slow.ready", "w").close()
+s.serve_forever()
+PY
+slow_pid=$!
+cat >>"$tmp/web.cfg" <<CFG
+frontend fe_slow
+    bind 127.0.0.1:18082
+    default_backend be_slow
+backend be_slow
+    server s1 127.0.0.1:18081
+CFG
+$start >"$tmp/haproxy.log" 2>&1 &
+master_pid=$!
+up=
+for _ in $(seq 200); do
+    if [ -f "$tmp/slow.ready" ] && (exec 3<>/dev/tcp/127.0.0.1/18082) 2>/dev/null; then up=1; break; fi
+    kill -0 "$master_pid" 2>/dev/null || fail "HAProxy exited at its second start"
+    sleep 0.05
+done
+[ -n "$up" ] || fail "fe_slow (127.0.0.1:18082) and the slow server not up within 10 s"
+python3 - >"$tmp/inflight" 2>&1 <<'PY' &
+import urllib.request
+print(urllib.request.urlopen("http://127.0.0.1:18082/", timeout=20).read().decode())
+PY
+client=$!
+for _ in $(seq 200); do
+    [ -f "$tmp/slow.inflight" ] && break
+    kill -0 "$client" 2>/dev/null || fail "the request ended before the stop: $(cat "$tmp/inflight")"
+    sleep 0.05
+done
+[ -f "$tmp/slow.inflight" ] || fail "the request did not reach the slow server within 10 s"
+kill -s "${kill_signal#SIG}" "$master_pid"
+refused=
+for _ in $(seq 100); do
+    if ! (exec 3<>/dev/tcp/127.0.0.1/18082) 2>/dev/null; then refused=1; break; fi
+    sleep 0.05
+done
+[ -n "$refused" ] || fail "the listener still accepts 5 s after the soft stop"
+wait "$client" || fail "the request in flight failed on the soft stop: $(cat "$tmp/inflight")"
+[ "$(cat "$tmp/inflight")" = slow ] || fail "the request in flight got '$(cat "$tmp/inflight")'"
+rc=0
+wait "$master_pid" || rc=$?
+master_pid=
+[ "$rc" = 0 ] || fail "master exited $rc after the soft stop, not 0"
+echo "haproxy@.service: check, start (-Ws, worker as haproxy in /var/lib/haproxy), serve; a killed worker ends the master; a stop finishes the request in flight and exits 0: ok"
