@@ -477,14 +477,11 @@ static int exec_maint(struct ctl_kv *kv, const struct ctl_settings *s,
             ctl_model_affected(&m, &t, commands_on_affected, &al);
             if (!al.n)
                 commands_sb_printf(&b, "no HAProxy server right now");
-            json_t *j =
-                json_pack("{s:b, s:b, s:s, s:s, s:s, s:s, s:O?, s:O?, s:o}", "ok", 1, "changed", 1,
-                          "action", ctl_verb_name(cmd->verb), "target", t.id, "key", key, "audit",
-                          akey, "before", cur ? cur->value : NULL, "after", next, "affects", arr);
-            if (j && !cur)
-                json_object_set_new(j, "before", json_null());
-            if (j && !next)
-                json_object_set_new(j, "after", json_null());
+            json_t *j = changed_result(&aw, akey); /* and the servers it affects */
+            if (j)
+                json_object_set_new(j, "affects", arr);
+            else
+                json_decref(arr);
             json_decref(next);
             ctl_model_clear(&m);
             res->changed = true;
