@@ -15,6 +15,49 @@
 #include "json_util.h"
 #include "kv_field.h"
 
+void kvm_tls_cert_clear(struct kvm_tls_cert *c)
+{
+    free(c->file);
+    for (size_t i = 0; i < c->n_sni; i++)
+        free(c->sni[i]);
+    free(c->sni);
+    free(c->alpn);
+    memset(c, 0, sizeof(*c));
+}
+
+int kvm_tls_cert_copy(const struct kvm_tls_cert *c, struct kvm_tls_cert *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (!(out->file = strdup(c->file)) || (c->alpn && !(out->alpn = strdup(c->alpn))) ||
+        (c->n_sni && !(out->sni = calloc(c->n_sni, sizeof(*out->sni)))))
+        goto fail;
+    for (; out->n_sni < c->n_sni; out->n_sni++)
+        if (!(out->sni[out->n_sni] = strdup(c->sni[out->n_sni])))
+            goto fail;
+    return 0;
+fail:
+    kvm_tls_cert_clear(out);
+    return -ENOMEM;
+}
+
+void kvm_server_tls_clear(struct kvm_server_tls *t)
+{
+    free(t->ca_file);
+    free(t->verify_name);
+    memset(t, 0, sizeof(*t));
+}
+
+int kvm_server_tls_copy(const struct kvm_server_tls *t, struct kvm_server_tls *out)
+{
+    memset(out, 0, sizeof(*out));
+    if ((t->ca_file && !(out->ca_file = strdup(t->ca_file))) ||
+        (t->verify_name && !(out->verify_name = strdup(t->verify_name)))) {
+        kvm_server_tls_clear(out);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
 static void free_backend(struct kvm_backend *b)
 {
     free(b->name);
@@ -35,6 +78,7 @@ static void free_backend(struct kvm_backend *b)
     free(b->check.path);
     free(b->check.user);
     free(b->protocol);
+    kvm_server_tls_clear(&b->server_tls);
 }
 
 static void free_binds(struct kvm_bind *binds, size_t n)
@@ -56,7 +100,7 @@ static void free_frontend(struct kvm_frontend *f)
     free(f->routes);
     free(f->default_backend);
     for (size_t i = 0; i < f->n_tls_certs; i++)
-        free(f->tls_certs[i]);
+        kvm_tls_cert_clear(&f->tls_certs[i]);
     free(f->tls_certs);
     free(f->alpn);
 }
@@ -73,6 +117,7 @@ static void free_selector(struct kvm_selector *x)
     free(x->label_values);
     free(x->frontend);
     free(x->balance);
+    kvm_server_tls_clear(&x->server_tls);
 }
 
 void kvm_service_clear(struct kvm_service *s)
@@ -154,18 +199,99 @@ static int parse_binds(json_t *obj, const char *where, struct kvm_bind **binds, 
 }
 
 #define KV_HAPROXY_MAX_CERTS 256
+/* SNI filters of one crt-list entry: a certificate answers a handful of
+ * names; more is a typo or an attempt to blow up the file */
+#define KV_HAPROXY_MAX_SNI 64
 
-/* frontends[i].tls: {"certs": [FILE, ...], "alpn"?: ["h2", "http/1.1"]}.
- * ALPN defaults to h2,http/1.1 in mode http and to none in mode tcp (a
- * TCP service terminating TLS speaks its own protocol). */
-static int parse_tls(json_t *tj, const char *where, struct kvm_frontend *f, char *err,
-                     size_t errlen)
+/* An "alpn" list (of "h2", "http/1.1") at where into *out ("h2,http/1.1"
+ * style, NULL for an empty list). 0, -EINVAL or -ENOMEM. */
+static int parse_alpn(json_t *alpn, const char *where, char **out, char *err, size_t errlen)
 {
     static const char *const protos[] = {"h2", "http/1.1", NULL};
+    if (!json_is_array(alpn) || json_array_size(alpn) > 2) {
+        errmsg_set(err, errlen, "%s.alpn: expected a list of \"h2\" and/or \"http/1.1\"", where);
+        return -EINVAL;
+    }
+    char buf[32] = "";
+    for (size_t i = 0; i < json_array_size(alpn); i++) {
+        const char *v = json_string_value(json_array_get(alpn, i));
+        size_t k = 0;
+        while (v && protos[k] && strcmp(protos[k], v) != 0)
+            k++;
+        if (!v || !protos[k]) {
+            errmsg_set(err, errlen, "%s.alpn[%zu]: expected \"h2\" or \"http/1.1\"", where, i);
+            return -EINVAL;
+        }
+        if (i)
+            strcat(buf, ",");
+        strcat(buf, v);
+    }
+    if (buf[0] && !(*out = strdup(buf)))
+        return -ENOMEM;
+    return 0;
+}
+
+/* An absolute file path (the `file` kind) at where into *out. */
+static int parse_file(json_t *v, const char *where, char **out, char *err, size_t errlen)
+{
+    const char *p = json_string_value(v), *why = "not a string";
+    if (!p || haproxy_value_check(HAPROXY_VALUE_FILE, p, strlen(p), &why) < 0) {
+        errmsg_set(err, errlen, "%s: expected an absolute file path: %s", where, why);
+        return -EINVAL;
+    }
+    return (*out = strdup(p)) ? 0 : -ENOMEM;
+}
+
+/* tls.certs[i]: a file path, or {"file", "sni"?: [HOST, ...], "alpn"?:
+ * [...]} (one crt-list entry with its SNI filters and its own ALPN). */
+static int parse_cert_entry(json_t *cj, const char *where, struct kvm_tls_cert *c, char *err,
+                            size_t errlen)
+{
+    char w[200];
     json_t *arr;
     size_t n;
     int rc;
-    char w[128];
+
+    if (!json_is_object(cj))
+        return parse_file(cj, where, &c->file, err, errlen);
+    snprintf(w, sizeof(w), "%s.file", where);
+    if ((rc = parse_file(json_object_get(cj, "file"), w, &c->file, err, errlen)) < 0)
+        return rc;
+    json_t *alpn = json_object_get(cj, "alpn");
+    if (alpn && (rc = parse_alpn(alpn, where, &c->alpn, err, errlen)) < 0)
+        return rc;
+    if ((rc = kv_get_list(cj, where, "sni", false, &arr, &n, err, errlen)) < 0)
+        return rc;
+    if (n > KV_HAPROXY_MAX_SNI) {
+        errmsg_set(err, errlen, "%s.sni: at most %d names", where, KV_HAPROXY_MAX_SNI);
+        return -EINVAL;
+    }
+    if (n && !(c->sni = calloc(n, sizeof(*c->sni))))
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        const char *v = json_string_value(json_array_get(arr, i)), *why = "not a string";
+        if (!v || haproxy_value_check(HAPROXY_VALUE_HOST, v, strlen(v), &why) < 0) {
+            errmsg_set(err, errlen, "%s.sni[%zu]: expected a host name: %s", where, i, why);
+            return -EINVAL;
+        }
+        if (!(c->sni[c->n_sni] = strdup(v)))
+            return -ENOMEM;
+        c->n_sni++;
+    }
+    return 0;
+}
+
+/* frontends[i].tls: {"certs": [FILE | {"file", "sni"?, "alpn"?}, ...],
+ * "alpn"?: ["h2", "http/1.1"]}. ALPN defaults to h2,http/1.1 in mode http
+ * and to none in mode tcp (a TCP service terminating TLS speaks its own
+ * protocol). */
+static int parse_tls(json_t *tj, const char *where, struct kvm_frontend *f, char *err,
+                     size_t errlen)
+{
+    json_t *arr;
+    size_t n;
+    int rc;
+    char w[128], we[160];
 
     snprintf(w, sizeof(w), "%s.tls", where);
     if (!json_is_object(tj)) {
@@ -182,15 +308,10 @@ static int parse_tls(json_t *tj, const char *where, struct kvm_frontend *f, char
     if (!(f->tls_certs = calloc(n, sizeof(*f->tls_certs))))
         return -ENOMEM;
     for (size_t i = 0; i < n; i++) {
-        const char *v = json_string_value(json_array_get(arr, i));
-        const char *why = "not a string";
-        if (!v || haproxy_value_check(HAPROXY_VALUE_FILE, v, strlen(v), &why) < 0) {
-            errmsg_set(err, errlen, "%s.certs[%zu]: expected an absolute file path: %s", w, i, why);
-            return -EINVAL;
-        }
-        if (!(f->tls_certs[i] = strdup(v)))
-            return -ENOMEM;
-        f->n_tls_certs++;
+        snprintf(we, sizeof(we), "%s.certs[%zu]", w, i);
+        f->n_tls_certs++; /* cleared with the frontend even if half parsed */
+        if ((rc = parse_cert_entry(json_array_get(arr, i), we, &f->tls_certs[i], err, errlen)) < 0)
+            return rc;
     }
     json_t *alpn = json_object_get(tj, "alpn");
     if (!alpn) {
@@ -198,26 +319,26 @@ static int parse_tls(json_t *tj, const char *where, struct kvm_frontend *f, char
             return -ENOMEM;
         return 0;
     }
-    if (!json_is_array(alpn) || json_array_size(alpn) > 2) {
-        errmsg_set(err, errlen, "%s.alpn: expected a list of \"h2\" and/or \"http/1.1\"", w);
-        return -EINVAL;
-    }
-    char buf[32] = "";
-    for (size_t i = 0; i < json_array_size(alpn); i++) {
-        const char *v = json_string_value(json_array_get(alpn, i));
-        size_t k = 0;
-        while (v && protos[k] && strcmp(protos[k], v) != 0)
-            k++;
-        if (!v || !protos[k]) {
-            errmsg_set(err, errlen, "%s.alpn[%zu]: expected \"h2\" or \"http/1.1\"", w, i);
-            return -EINVAL;
-        }
-        if (i)
-            strcat(buf, ",");
-        strcat(buf, v);
-    }
-    if (buf[0] && !(f->alpn = strdup(buf)))
-        return -ENOMEM;
+    return parse_alpn(alpn, w, &f->alpn, err, errlen);
+}
+
+/* "server_tls" of a backend or a selector: {"ca_file": FILE,
+ * "verify_name"?: HOST}. */
+static int parse_server_tls(json_t *obj, const char *where, struct kvm_server_tls *t, char *err,
+                            size_t errlen)
+{
+    json_t *tj;
+    char w[200];
+    int rc;
+
+    if ((rc = json_get_object(obj, where, "server_tls", &tj, false, err, errlen)) <= 0)
+        return rc;
+    snprintf(w, sizeof(w), "%s.server_tls", where);
+    if ((rc = kv_get_kind(tj, w, "ca_file", HAPROXY_VALUE_FILE, true, &t->ca_file, err, errlen)) <
+            0 ||
+        (rc = kv_get_kind(tj, w, "verify_name", HAPROXY_VALUE_HOST, false, &t->verify_name, err,
+                          errlen)) < 0)
+        return rc;
     return 0;
 }
 
@@ -344,7 +465,8 @@ static int parse_backend(json_t *bj, const char *where, struct kvm_backend *b, c
         return rc;
     bool share_given = rc == 1;
     if ((rc = json_get_bool(bj, where, "prefer_local_zone", &b->prefer_local_zone, false, err,
-                            errlen)) < 0)
+                            errlen)) < 0 ||
+        (rc = parse_server_tls(bj, where, &b->server_tls, err, errlen)) < 0)
         return rc;
     /* slot names are "<backend>-<n>": keep them valid names */
     if (strlen(b->name) > HAPROXY_VALUE_NAME_MAX - 6) {
@@ -470,6 +592,7 @@ static int parse_selector(json_t *xj, const char *where, struct kvm_selector *x,
                            errlen)) < 0 ||
         (rc = json_get_bool(xj, where, "prefer_local_zone", &x->prefer_local_zone, false, err,
                             errlen)) < 0 ||
+        (rc = parse_server_tls(xj, where, &x->server_tls, err, errlen)) < 0 ||
         (rc = json_get_object(xj, where, "labels", &labels, false, err, errlen)) < 0)
         return rc;
     if (rc == 0)

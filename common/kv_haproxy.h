@@ -47,6 +47,22 @@ struct kvm_route {
     bool generated; /* from a class selector: served through the frontend's map */
 };
 
+/* One entry of a TLS frontend's crt-list (docs/kv-schema.md, "TLS
+ * termination"): a certificate file and what HAProxy may pick it for. */
+struct kvm_tls_cert {
+    char *file; /* absolute path of the PEM (chain + key) */
+    char **sni; /* SNI filters (host words); none = the certificate's own names */
+    size_t n_sni;
+    char *alpn; /* "h2,http/1.1" style, NULL = the bind line's */
+};
+
+/* TLS from HAProxy to the servers with the servers' certificates verified
+ * (docs/kv-schema.md, "Verified TLS to servers"). */
+struct kvm_server_tls {
+    char *ca_file;     /* CA bundle (PEM); NULL = not given */
+    char *verify_name; /* name sent as SNI and checked in the certificate; NULL = none */
+};
+
 struct kvm_frontend {
     char *name;
     char *mode; /* "http" | "tcp" */
@@ -56,10 +72,10 @@ struct kvm_frontend {
     size_t n_routes;
     char *default_backend; /* NULL if none */
     int64_t maxconn;       /* 0 = unset */
-    /* TLS termination ("tls"): certificate files (PEM: chain + key) every
-     * bind serves, hot-swapped through the runtime API when they change;
+    /* TLS termination ("tls"): the crt-list entries every bind serves,
+     * their files hot-swapped through the runtime API when they change;
      * none = plain TCP/HTTP */
-    char **tls_certs;
+    struct kvm_tls_cert *tls_certs;
     size_t n_tls_certs;
     char *alpn;     /* "h2,http/1.1" style, NULL = no ALPN offered */
     bool generated; /* a dedicated bind of a class selector (listen_port) */
@@ -103,6 +119,9 @@ struct kvm_backend {
      * backend_protocol): NULL, "http", "tcp", "tls" = as is; "https" and
      * "h2" = TLS to the server (ALPN http/1.1, h2), "h2c" = cleartext h2 */
     char *protocol;
+    /* verified TLS to the servers ("server_tls", or the selector's for an
+     * https/h2 generated backend); ca_file NULL = none (https/h2: verify none) */
+    struct kvm_server_tls server_tls;
     /* Zone preference (docs/watcher.md#zone-aware-backends): servers on
      * nodes of the proxy host's zone take the traffic, the others are
      * HAProxy backups that all take over when none of those is up. */
@@ -122,6 +141,7 @@ struct kvm_selector {
     char *balance;          /* of generated backends, default roundrobin */
     int64_t slots;          /* of generated backends, default 16 */
     bool prefer_local_zone; /* of generated backends */
+    struct kvm_server_tls server_tls; /* of generated https/h2 backends */
 };
 
 struct kvm_service {
@@ -153,6 +173,13 @@ struct kvm_force {
 int kvm_service_decode(const json_t *root, const char *name, struct kvm_service *s, char *err,
                        size_t errlen);
 void kvm_service_clear(struct kvm_service *s);
+
+/* Deep copies (0 or -ENOMEM; *out is empty on failure) and releases of
+ * the TLS parts, for the watcher's generated frontends and backends. */
+int kvm_tls_cert_copy(const struct kvm_tls_cert *c, struct kvm_tls_cert *out);
+void kvm_tls_cert_clear(struct kvm_tls_cert *c);
+int kvm_server_tls_copy(const struct kvm_server_tls *t, struct kvm_server_tls *out);
+void kvm_server_tls_clear(struct kvm_server_tls *t);
 
 /* Decode a force-removal value ("expires" required). 0, -EINVAL, -ENOMEM;
  * f->backend is left to the caller. Release with kvm_force_clear. */

@@ -518,6 +518,10 @@ static void on_runtime_due(void *arg)
         } else if (!s->structure || !json_equal(st, s->structure)) {
             s->reload_pending = true;
             structural = true;
+            /* certificate and CA files checked, crt-lists written: before
+             * haproxy -c reads them */
+            if (engine_prepare_tls(e, s, svc, st) < 0)
+                any_runtime |= s->structure != NULL;
         } else {
             if (s->refused)
                 engine_service_accepted(e, s, "its definition renders to the running config again");

@@ -35,12 +35,16 @@
 #include "log.h"
 #include "render.h"
 #include "tls_cert.h"
+#include "tls_files.h"
 
 /* Something changed in a directory holding certificates: check soon. The
  * short delay lets a writer that renames several files finish; the poll
  * stays as the safety net (events can be missed: a directory replaced, a
  * network file system). */
 #define CERT_EVENT_DELAY_MS 5
+/* What engine_service_refused is told when the TLS files of a definition
+ * are refused: the poll retries only these refusals. */
+#define TLS_FILES_REFUSED "tls files"
 
 static void on_cert_kick(uv_timer_t *t);
 
@@ -240,7 +244,7 @@ static void collect_certs(struct service_state *s)
     {
         json_array_foreach(json_object_get(json_object_get(fe, "tls"), "certs"), k, cert)
         {
-            const char *path = json_string_value(cert);
+            const char *path = json_string_value(json_object_get(cert, "file"));
             struct service_cert *sc = path ? find_cert(s, path) : NULL, *v;
             if (!sc && path && (v = realloc(s->certs, (s->n_certs + 1) * sizeof(*v)))) {
                 s->certs = v;
@@ -318,8 +322,82 @@ static void watch_dir(struct haproxy_engine *e, const char *path)
                  d->path, uv_strerror(rc), (long long)e->o.cert_poll_ms);
 }
 
+/* Append the crt-list paths a structure names to keep. */
+static void crt_lists_of(const json_t *structure, const char **keep, size_t cap, size_t *n)
+{
+    json_t *fe;
+    size_t i;
+    json_array_foreach(json_object_get(structure, "frontends"), i, fe)
+    {
+        const char *p = json_string_value(json_object_get(json_object_get(fe, "tls"), "crt_list"));
+        if (p && *n < cap)
+            keep[(*n)++] = p;
+    }
+}
+
+/* Drop the crt-lists of s that neither the running config nor the one
+ * coming (st) names: each change of a list is a new file. */
+static void remove_stale_crt_lists(struct haproxy_engine *e, struct service_state *s, json_t *st)
+{
+    size_t nf = json_array_size(json_object_get(st, "frontends")) +
+                json_array_size(json_object_get(s->structure, "frontends"));
+    const char **keep = calloc(nf + 1, sizeof(*keep));
+    size_t n = 0;
+    if (!keep)
+        return; /* left for the next change */
+    crt_lists_of(st, keep, nf, &n);
+    crt_lists_of(s->structure, keep, nf, &n);
+    int removed = tls_files_remove_stale(e->o.config_dir, s->name, keep, n);
+    if (removed > 0)
+        log_debug("watcher: service %s: %d crt-list file(s) no config names removed", s->name,
+                  removed);
+    free(keep);
+}
+
+int engine_prepare_tls(struct haproxy_engine *e, struct service_state *s,
+                       const struct snapshot_service *svc, json_t *st)
+{
+    char err[512];
+    size_t n = 0;
+    int rc;
+    if ((rc = tls_files_check(svc->def, err, sizeof(err))) < 0 ||
+        (rc = tls_files_write_crt_lists(e->o.config_dir, svc->def, &n, err, sizeof(err))) < 0) {
+        s->reload_pending = false;
+        engine_service_refused(e, s, json_incref(st), TLS_FILES_REFUSED, err);
+        return rc;
+    }
+    if (n)
+        log_info("watcher: service %s: %zu crt-list file(s) written for the coming reload", s->name,
+                 n);
+    if (s->structure) /* unknown at start: cleaned at the next change */
+        remove_stale_crt_lists(e, s, st);
+    return 0;
+}
+
+/* A structure refused for its TLS files (missing, bad) is tried again
+ * once they are good: the files belong to whoever deploys them, who may
+ * well put them in place after the definition names them. */
+static void retry_tls_files(struct haproxy_engine *e, struct service_state *s)
+{
+    const struct snapshot_service *svc = e->snap ? snapshot_service(e->snap, s->name) : NULL;
+    size_t n = strlen(TLS_FILES_REFUSED);
+    char err[512];
+    if (!svc || !s->refused || !s->error || strncmp(s->error, TLS_FILES_REFUSED ":", n + 1) != 0 ||
+        s->busy || s->checking || tls_files_check(svc->def, err, sizeof(err)) < 0)
+        return;
+    json_t *st = json_incref(s->refused);
+    engine_service_accepted(e, s, "its certificate and CA files are good now");
+    s->reload_pending = true;
+    if (engine_prepare_tls(e, s, svc, st) == 0)
+        quiesce_timer_kick(e->struct_q);
+    json_decref(st);
+}
+
 void engine_check_certs(struct haproxy_engine *e)
 {
+    for (size_t i = 0; i < e->n_svcs && !e->stopping; i++)
+        if (!e->svcs[i]->retired)
+            retry_tls_files(e, e->svcs[i]);
     for (size_t i = 0; i < e->n_svcs && !e->stopping; i++) {
         struct service_state *s = e->svcs[i];
         /* a structural change in flight reloads from the files anyway */

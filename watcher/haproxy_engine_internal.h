@@ -212,6 +212,14 @@ void engine_certs_stop(struct haproxy_engine *e);
 /* Send every changed certificate of the installed configs. */
 void engine_check_certs(struct haproxy_engine *e);
 void engine_free_certs(struct service_state *s);
+/* A structural change of s to structure st (borrowed) is coming: check
+ * the certificate and CA files of svc's definition and write its
+ * crt-lists (tls_files.h). On failure the structure is refused
+ * (engine_service_refused, reload_pending cleared; retried by the
+ * certificate poll once the files are good) and a negative errno is
+ * returned. */
+int engine_prepare_tls(struct haproxy_engine *e, struct service_state *s,
+                       const struct snapshot_service *svc, json_t *st);
 /* The runtime commands taking map path from text old to new. 0, -ENOMEM. */
 int engine_map_commands(const char *path, const char *old, const char *new, char ***cmds,
                         size_t *n);

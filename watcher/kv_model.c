@@ -415,6 +415,11 @@ static int generate_backend(struct kvm_service *s, const struct kvm_selector *x,
     if (!(b->name = strdup(sel->backend)) || !(b->mode = strdup(sel->mode)) ||
         !(b->balance = strdup(x->balance)) || !(b->protocol = strdup(sel->protocol)))
         return -ENOMEM;
+    /* the selector's CA verifies the servers of the backends that speak
+     * TLS to them; the others have no TLS to verify */
+    bool tls = !strcmp(sel->protocol, "https") || !strcmp(sel->protocol, "h2");
+    if (tls && kvm_server_tls_copy(&x->server_tls, &b->server_tls) < 0)
+        return -ENOMEM;
     *out = b;
     return 0;
 }
@@ -479,7 +484,7 @@ static int add_listen_frontend(struct kvm_service *s, const struct kvm_frontend 
         g->binds[i].port = port;
     }
     for (size_t i = 0; i < f->n_tls_certs; i++, g->n_tls_certs++)
-        if (!(g->tls_certs[i] = strdup(f->tls_certs[i])))
+        if (kvm_tls_cert_copy(&f->tls_certs[i], &g->tls_certs[i]) < 0)
             return -ENOMEM;
     return 0;
 }

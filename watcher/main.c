@@ -47,6 +47,7 @@
 #include "sdnotify.h"
 #include "slots.h"
 #include "snapshot.h"
+#include "tls_files.h"
 #include "version.h"
 
 /* where haproxy-templates/ is installed (set by CMake from the prefix) */
@@ -980,6 +981,15 @@ static int run_render(void)
         json_t *data = NULL;
         struct template_buf buf = {0};
         uint64_t t0 = uv_hrtime();
+        /* the files its TLS names, as the daemon checks them before a
+         * reload; --out: its crt-lists written next to the config */
+        if (tls_files_check(svc->def, err, sizeof(err)) < 0 ||
+            (!diff && tls_files_write_crt_lists(out_dir, svc->def, NULL, err, sizeof(err)) < 0)) {
+            log_error("render: service %s (key %s): %s; not rendered", svc->def->name,
+                      svc->def->key, err);
+            status = 1;
+            continue;
+        }
         haproxy_engine_render_opts(&eo, svc->def->name, &ro, &stats, &state);
         /* --out: the maps are written next to the configs and the configs
          * name them there (with --out DIR = --config-dir, as the daemon

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kv_kube.h"
 #include "kv_servers.h"
 #include "log.h"
 #include "timefmt.h"
@@ -445,6 +446,93 @@ char *snapshot_map_text(const struct kvm_frontend *f)
     return t;
 }
 
+char *snapshot_crt_list_dir(const char *dir, const char *service)
+{
+    char *p = NULL;
+    if (!dir || !dir[0])
+        return NULL;
+    bool slash = dir[strlen(dir) - 1] == '/';
+    if (asprintf(&p, "%s%s%s.crt-lists", dir, slash ? "" : "/", service) < 0)
+        return NULL;
+    return p;
+}
+
+char *snapshot_crt_list_path(const char *dir, const struct kvm_service *d,
+                             const struct kvm_frontend *f)
+{
+    char *p = NULL, *sub = f->n_tls_certs ? snapshot_crt_list_dir(dir, d->name) : NULL;
+    char *text = sub ? snapshot_crt_list_text(f) : NULL;
+    char hash[17];
+    if (text) {
+        kv_hash64_hex(text, strlen(text), hash);
+        if (asprintf(&p, "%s/%s.%s.crtlist", sub, f->name, hash) < 0)
+            p = NULL;
+    }
+    free(text);
+    free(sub);
+    return p;
+}
+
+char *snapshot_crt_list_text(const struct kvm_frontend *f)
+{
+    size_t len = 1;
+    for (size_t i = 0; i < f->n_tls_certs; i++) {
+        const struct kvm_tls_cert *c = &f->tls_certs[i];
+        len += strlen(c->file) + 1 + (c->alpn ? strlen(c->alpn) + 8 : 0);
+        for (size_t k = 0; k < c->n_sni; k++)
+            len += strlen(c->sni[k]) + 1;
+    }
+    char *t = malloc(len), *p = t;
+    for (size_t i = 0; t && i < f->n_tls_certs; i++) {
+        const struct kvm_tls_cert *c = &f->tls_certs[i];
+        p += sprintf(p, "%s", c->file);
+        if (c->alpn)
+            p += sprintf(p, " [alpn %s]", c->alpn);
+        for (size_t k = 0; k < c->n_sni; k++)
+            p += sprintf(p, " %s", c->sni[k]);
+        *p++ = '\n';
+    }
+    if (t)
+        *p = '\0';
+    return t;
+}
+
+/* The "tls" object of frontend f: its crt-list file (when the render has
+ * a config dir) and its entries (the paths and options only: certificate
+ * contents are swapped at runtime, haproxy_engine_certs.c, never part of
+ * the structure; the entries are, so that a changed crt-list reloads).
+ * NULL without memory. */
+static json_t *tls_json(const struct kvm_service *d, const struct kvm_frontend *f,
+                        const struct snapshot_render_opts *ro)
+{
+    json_t *tls = json_object(), *certs = json_array();
+    int bad = !tls || !certs;
+    for (size_t i = 0; i < f->n_tls_certs && !bad; i++) {
+        const struct kvm_tls_cert *c = &f->tls_certs[i];
+        json_t *cj = json_object(), *sni = c->n_sni ? json_array() : NULL;
+        bad |= !cj || jset(cj, "file", json_string(c->file));
+        for (size_t k = 0; sni && k < c->n_sni && !bad; k++)
+            bad |= json_array_append_new(sni, json_string(c->sni[k]));
+        if (sni)
+            bad |= jset(cj, "sni", sni);
+        if (c->alpn)
+            bad |= jset(cj, "alpn", json_string(c->alpn));
+        bad |= json_array_append_new(certs, cj);
+    }
+    bad |= jset(tls, "certs", certs);
+    if (f->alpn)
+        bad |= jset(tls, "alpn", json_string(f->alpn));
+    char *list = snapshot_crt_list_path(ro->map_dir, d, f);
+    if (list)
+        bad |= jset(tls, "crt_list", json_string(list));
+    free(list);
+    if (bad) {
+        json_decref(tls);
+        return NULL;
+    }
+    return tls;
+}
+
 /* Append {"addr", "port"} objects to arr; nonzero on allocation failure. */
 static int binds_append(json_t *arr, const struct kvm_bind *binds, size_t n)
 {
@@ -494,23 +582,26 @@ static json_t *frontend_json(const struct kvm_service *d, const struct kvm_front
     if (map)
         bad |= jset(fj, "map", json_string(map));
     free(map);
-    if (f->n_tls_certs && !bad) {
-        /* the paths only: certificate contents are swapped at runtime
-         * (haproxy_engine_certs.c), never part of the structure */
-        json_t *tls = json_object(), *certs = json_array();
-        bad |= !tls || !certs;
-        for (size_t i = 0; i < f->n_tls_certs && !bad; i++)
-            bad |= json_array_append_new(certs, json_string(f->tls_certs[i]));
-        bad |= jset(tls, "certs", certs);
-        if (f->alpn)
-            bad |= jset(tls, "alpn", json_string(f->alpn));
-        bad |= jset(fj, "tls", tls);
-    }
+    if (f->n_tls_certs && !bad)
+        bad |= jset(fj, "tls", tls_json(d, f, ro));
     if (bad) {
         json_decref(fj);
         return NULL;
     }
     return fj;
+}
+
+/* {"ca_file", "verify_name"?} of verified TLS to the servers; NULL
+ * without memory. */
+static json_t *server_verify_json(const struct kvm_server_tls *t)
+{
+    json_t *v = json_object();
+    if (v && (jset(v, "ca_file", json_string(t->ca_file)) ||
+              (t->verify_name && jset(v, "verify_name", json_string(t->verify_name))))) {
+        json_decref(v);
+        return NULL;
+    }
+    return v;
 }
 
 /* Without an assignment (an offline render) a zone-aware backend still
@@ -561,9 +652,13 @@ static json_t *backend_json_placed(const struct snapshot_backend *b,
     if (b->send_proxy)
         bad |= jset(bj, "send_proxy", json_true());
     /* what the servers speak beyond plain TCP/HTTP/1 (backend_protocol) */
-    if (d->protocol && (!strcmp(d->protocol, "https") || !strcmp(d->protocol, "h2")))
-        bad |= jset(bj, "server_ssl", json_true()) ||
-               jset(bj, "server_alpn", json_string(!strcmp(d->protocol, "h2") ? "h2" : "http/1.1"));
+    bool ssl = d->protocol && (!strcmp(d->protocol, "https") || !strcmp(d->protocol, "h2"));
+    if (ssl)
+        bad |= jset(bj, "server_alpn", json_string(!strcmp(d->protocol, "h2") ? "h2" : "http/1.1"));
+    if (ssl || d->server_tls.ca_file)
+        bad |= jset(bj, "server_ssl", json_true());
+    if (d->server_tls.ca_file)
+        bad |= jset(bj, "server_verify", server_verify_json(&d->server_tls));
     if (d->protocol && !strcmp(d->protocol, "h2c"))
         bad |= jset(bj, "server_proto", json_string("h2"));
     if (b->check_type != KVM_CHECK_NONE && b->check_type != KVM_CHECK_OFF) {

@@ -123,7 +123,7 @@ struct snapshot_render_opts {
     uint16_t agent_port;
     int64_t agent_inter_ms;
     int64_t timeout_connect_ms, timeout_client_ms, timeout_server_ms; /* defaults */
-    const char *map_dir; /* route maps of selected frontends live here; NULL: none */
+    const char *map_dir; /* route maps and crt-lists live here (--config-dir); NULL: none */
 };
 
 /* The route map of frontend f of definition d (a frontend some class
@@ -134,6 +134,23 @@ char *snapshot_map_path(const char *map_dir, const struct kvm_service *d,
 /* The map file text of f: one "host backend" line per generated route,
  * sorted by host. malloc'd, NULL without memory. */
 char *snapshot_map_text(const struct kvm_frontend *f);
+
+/* The directory of the crt-lists of service `service`:
+ * "<dir>/<service>.crt-lists", malloc'd; NULL when dir is NULL. */
+char *snapshot_crt_list_dir(const char *dir, const char *service);
+/* The crt-list of TLS frontend f of definition d:
+ * "<dir>/<service>.crt-lists/<frontend>.<hash>.crtlist", where hash is
+ * kv_hash64_hex of its text (snapshot_crt_list_text): a changed list is a
+ * new file, so the config naming it changes (a reload) and the running
+ * config's own list stays for a restart while `haproxy -c` checks the new
+ * one. malloc'd; NULL when f does not terminate TLS or dir is NULL (or no
+ * memory). */
+char *snapshot_crt_list_path(const char *dir, const struct kvm_service *d,
+                             const struct kvm_frontend *f);
+/* The crt-list text of f: one "FILE [alpn X] SNI..." line per
+ * certificate, in definition order (the first is the default
+ * certificate). malloc'd, NULL without memory. */
+char *snapshot_crt_list_text(const struct kvm_frontend *f);
 
 /*
  * Template data model (docs/templates.md) of service svc. structure_only:

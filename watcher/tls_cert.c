@@ -6,6 +6,7 @@
 #include "tls_cert.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,6 +69,21 @@ static char *payload_of(const char *pem, size_t len)
     return out;
 }
 
+/* What every PEM file must be before OpenSSL sees it: text (no NUL, which
+ * would end it early for HAProxy) of at most max bytes. */
+static int check_text(const char *pem, size_t len, size_t max, char *err, size_t errlen)
+{
+    if (len > max) {
+        errmsg_set(err, errlen, "%zu bytes, more than the %zu accepted", len, max);
+        return -EINVAL;
+    }
+    if (memchr(pem, '\0', len)) {
+        errmsg_set(err, errlen, "contains a NUL byte: not a PEM file");
+        return -EINVAL;
+    }
+    return 0;
+}
+
 int tls_cert_payload(const char *pem, size_t len, char **payload, struct tls_cert_info *info,
                      char *err, size_t errlen)
 {
@@ -77,14 +93,8 @@ int tls_cert_payload(const char *pem, size_t len, char **payload, struct tls_cer
     int rc = -EINVAL;
 
     *payload = NULL;
-    if (len > TLS_CERT_MAX_BYTES) {
-        errmsg_set(err, errlen, "%zu bytes, more than the %d accepted", len, TLS_CERT_MAX_BYTES);
+    if (check_text(pem, len, TLS_CERT_MAX_BYTES, err, errlen) < 0)
         return -EINVAL;
-    }
-    if (memchr(pem, '\0', len)) {
-        errmsg_set(err, errlen, "contains a NUL byte: not a PEM file");
-        return -EINVAL;
-    }
     if (!(b = BIO_new_mem_buf(pem, (int)len)) ||
         !(x = PEM_read_bio_X509(b, NULL, no_passphrase, NULL))) {
         errmsg_set(err, errlen, "no PEM certificate that parses");
@@ -112,4 +122,38 @@ out:
     X509_free(x);
     EVP_PKEY_free(key);
     return rc;
+}
+
+int tls_ca_check(const char *pem, size_t len, size_t *n_certs, char *err, size_t errlen)
+{
+    X509 *x;
+    BIO *b;
+
+    *n_certs = 0;
+    if (check_text(pem, len, TLS_CA_MAX_BYTES, err, errlen) < 0)
+        return -EINVAL;
+    if (!(b = BIO_new_mem_buf(pem, (int)len))) {
+        errmsg_set(err, errlen, "out of memory");
+        return -EINVAL;
+    }
+    ERR_clear_error();
+    while ((x = PEM_read_bio_X509(b, NULL, no_passphrase, NULL))) {
+        X509_free(x);
+        (*n_certs)++;
+    }
+    /* the loop ends at the end of the text ("no start line") or at a
+     * certificate block that does not parse */
+    unsigned long e = ERR_peek_last_error();
+    bool end = ERR_GET_LIB(e) == ERR_LIB_PEM && ERR_GET_REASON(e) == PEM_R_NO_START_LINE;
+    ERR_clear_error();
+    BIO_free(b);
+    if (*n_certs == 0) {
+        errmsg_set(err, errlen, "no PEM certificate that parses");
+        return -EINVAL;
+    }
+    if (!end) {
+        errmsg_set(err, errlen, "certificate %zu does not parse", *n_certs + 1);
+        return -EINVAL;
+    }
+    return 0;
 }

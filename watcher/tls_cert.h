@@ -3,8 +3,8 @@
  * tls_cert: checks a certificate file (PEM: the certificate, its chain and
  * its private key in one file, as HAProxy's `crt` loads it) before the
  * watcher hands it to HAProxy with `set ssl cert`, and turns it into the
- * runtime API's payload. Pure: no I/O, no global state (OpenSSL's parsers
- * only), so one fuzz target covers it.
+ * runtime API's payload; checks a CA file before a config names it. Pure: no I/O, no global state
+ * (OpenSSL's parsers only), so one fuzz target covers it.
  *
  * Why check here when HAProxy checks too: HAProxy refuses a certificate
  * that does not parse or does not match its key only at `commit`, with a
@@ -39,5 +39,15 @@ struct tls_cert_info {
  */
 int tls_cert_payload(const char *pem, size_t len, char **payload, struct tls_cert_info *info,
                      char *err, size_t errlen);
+
+/* Largest CA file accepted (a system bundle is about 200 KiB). */
+#define TLS_CA_MAX_BYTES (4 * 1024 * 1024)
+
+/*
+ * Check a CA file (pem, len bytes) HAProxy is to verify servers with
+ * (`ca-file`): at least one PEM certificate, and every certificate block
+ * parses. *n_certs gets their number. 0 or -EINVAL (err names the reason).
+ */
+int tls_ca_check(const char *pem, size_t len, size_t *n_certs, char *err, size_t errlen);
 
 #endif

@@ -3,6 +3,8 @@
  * tls_cert_payload on arbitrary bytes: certificate files come from outside
  * (an ACME client, an operator). An accepted file's payload must be a
  * valid runtime API payload: no empty line, no CR, no trailing newline.
+ * The same bytes as a CA file (tls_ca_check): accepted only with a
+ * certificate.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -21,5 +23,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
     }
     free(payload);
+    size_t n = 0;
+    if (tls_ca_check((const char *)data, size, &n, err, sizeof(err)) == 0 && n == 0)
+        abort(); /* an accepted CA file holds a certificate */
     return 0;
 }

@@ -17,8 +17,23 @@ with one certificate file and routes class "public" by Host):
             certificate's key: each refused and counted, the renewed one
             still served, 0 reloads
   back      a good file after the bad ones: swapped again
+  sni       a second crt-list entry (its own file, SNI filter
+            api.example.com): one reload; SNI picks it, the first stays
+            the default; the crt-list file holds both lines
+  sniswap   the SNI entry's file renewed: served, 0 reloads
+  inject    definitions with a space, a newline or a bracket in an SNI
+            filter, a crt-list entry's file, a CA file or a verify_name:
+            each refused (bad entry counted, last good definition kept),
+            nothing rendered, 0 reloads
+  verify    named backends with server_tls (ca_file = the test CA,
+            verify_name): the upstream whose certificate the CA signed
+            answers; the one with a self-signed certificate does not
+  noca      ca_file naming a missing file: refused by the watcher before
+            haproxy -c, with the field named, 0 reloads; the file put in
+            place: picked up (one reload), served
 """
 import hashlib
+import json
 import os
 import shutil
 import socket
@@ -26,13 +41,17 @@ import ssl
 import subprocess
 import sys
 import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "watcher"))
 from watcherlib import Fleet, node, wait_for  # noqa: E402 (puts tests/lib on the path)
-from drover_testlib import free_port, recv_all, run_main, run_steps, serve_http  # noqa: E402
+from drover_testlib import free_port, metric, recv_all, run_main, run_steps, serve_http  # noqa: E402
 
 WATCHER, CONSUL_DEV, TEMPLATES = sys.argv[1:4]
 HOST = "shop.example.com"
+API = "api.example.com"
+UP = "up.internal"  # the name the upstreams' certificates carry
 F = None
 CERTS = {}  # name -> PEM text (cert + key)
 FP = {}  # name -> sha1 hex of the leaf certificate
@@ -49,29 +68,40 @@ def make_certs(d):
     os.makedirs(d)
     openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out",
             "ca.crt", "-days", "2", "-subj", "/CN=drover test CA", cwd=d)
-    with open(os.path.join(d, "ext"), "w") as f:
-        f.write("subjectAltName=DNS:%s\n" % HOST)
-    for n in ("v1", "v2", "v3"):
-        openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", n + ".key", "-out",
-                n + ".csr", "-subj", "/CN=" + HOST, cwd=d)
+    for n, host in (("v1", HOST), ("v2", HOST), ("v3", HOST), ("api1", API), ("api2", API),
+                    ("up", UP)):
+        with open(os.path.join(d, n + ".ext"), "w") as f:
+            f.write("subjectAltName=DNS:%s\n" % host)
+        openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                "-keyout", n + ".key", "-out", n + ".csr", "-subj", "/CN=" + host, cwd=d)
         openssl("x509", "-req", "-in", n + ".csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-                "-CAcreateserial", "-out", n + ".crt", "-days", "2", "-extfile", "ext", cwd=d)
+                "-CAcreateserial", "-out", n + ".crt", "-days", "2", "-extfile", n + ".ext",
+                cwd=d)
         crt, key = (open(os.path.join(d, n + s)).read() for s in (".crt", ".key"))
         CERTS[n] = crt + key
         der = ssl.PEM_cert_to_DER_cert(crt)
         FP[n] = hashlib.sha1(der).hexdigest()
+    # an upstream certificate for the same name that the test CA did not sign
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", "rogue.key", "-out", "rogue.crt", "-days", "2", "-subj", "/CN=" + UP,
+            "-addext", "subjectAltName=DNS:" + UP, cwd=d)
+    for n in ("up", "rogue"):
+        with open(os.path.join(d, n + ".pem"), "w") as f:
+            f.write(open(os.path.join(d, n + ".crt")).read() +
+                    open(os.path.join(d, n + ".key")).read())
     CERTS["mismatch"] = open(os.path.join(d, "v3.crt")).read() + \
         open(os.path.join(d, "v1.key")).read()
     CERTS["garbage"] = "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydA==\n" \
                        "-----END CERTIFICATE-----\n"
 
 
-def install_cert(name):
+def install_cert(name, path=None):
     """Replace the served file the way renewal tools do: write aside, rename."""
-    tmp = LIVE + ".new"
+    path = path or LIVE
+    tmp = path + ".new"
     with open(tmp, "w") as f:
         f.write(CERTS[name])
-    os.rename(tmp, LIVE)
+    os.rename(tmp, path)
 
 
 def context():
@@ -80,21 +110,21 @@ def context():
     return ctx
 
 
-def tls_get():
-    """(sha1 of the served certificate, status line, body) of GET / over a
-    new TLS connection to HOST."""
+def tls_get(sni=HOST, host=HOST):
+    """(sha1 of the served certificate, status line, body) of GET / with
+    Host host over a new TLS connection with SNI sni."""
     with socket.create_connection(("127.0.0.1", F.FE_PORT), timeout=5) as raw:
-        with context().wrap_socket(raw, server_hostname=HOST) as s:
+        with context().wrap_socket(raw, server_hostname=sni) as s:
             fp = hashlib.sha1(s.getpeercert(binary_form=True)).hexdigest()
-            s.sendall(("GET / HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n" % HOST).encode())
+            s.sendall(("GET / HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n" % host).encode())
             data = recv_all(s)
     head, _, body = data.partition(b"\r\n\r\n")
     return fp, head.split(b"\r\n")[0].decode(), body.decode(errors="replace").strip()
 
 
-def served():
+def served(sni=HOST):
     try:
-        return tls_get()[0]
+        return tls_get(sni)[0]
     except (OSError, ssl.SSLError):
         return None
 
@@ -111,8 +141,14 @@ def step_h2():
                          capture_output=True, text=True, timeout=10)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["shop", "2"], out.stdout
+    # served from the generated crt-list, named by its content
     cfg = F.cfg_text("tls")
-    assert "ssl crt %s alpn h2,http/1.1" % LIVE in cfg, cfg
+    lists = crt_lists()
+    assert len(lists) == 1, lists
+    assert "ssl crt-list %s alpn h2,http/1.1" % lists[0] in cfg, cfg
+    assert os.path.basename(lists[0]).startswith("fe_tls."), lists
+    with open(lists[0]) as f:
+        assert f.read() == LIVE + "\n"
     # the watcher sends a certificate it sees for the first time once
     # (idempotent; retried at the next poll while HAProxy starts): let it
     # pass so the swaps below count alone
@@ -181,6 +217,162 @@ def step_back():
     assert F.metric("drover_watcher_cert_swaps_total") == s0 + 1
 
 
+def crt_lists():
+    """The crt-list files the watcher wrote for service tls."""
+    d = os.path.join(F.CFG, "tls.crt-lists")
+    return sorted(os.path.join(d, n) for n in os.listdir(d) if n.endswith(".crtlist"))
+
+
+def put_definition(**extra):
+    """Service tls: the TLS frontend routing class "public" by Host, with
+    extra crt-list entries, routes and backends."""
+    fe = {"name": "fe_tls", "bind": ["127.0.0.1:%d" % F.FE_PORT],
+          "tls": {"certs": [LIVE] + extra.get("certs", [])}}
+    if extra.get("routes"):
+        fe["routes"] = extra["routes"]
+    F.kv.put("haproxy/edge/services/tls", {
+        "frontends": [fe], "backends": extra.get("backends", []),
+        "select": [{"class": "public", "frontend": "fe_tls"}]})
+
+
+SNI_ENTRY = {"file": None, "sni": [API]}  # file set in main
+
+
+def step_sni():
+    r0 = reloads()
+    put_definition(certs=[SNI_ENTRY])
+    wait_for("the second certificate served for SNI %s" % API,
+             lambda: served(API) == FP["api1"])
+    assert reloads() == r0 + 1, (r0, reloads())
+    assert served() == FP["v1"], "the default certificate changed"
+    cfg = F.cfg_text("tls")
+    lst = [p for p in crt_lists() if p in cfg]
+    assert len(lst) == 1, (crt_lists(), cfg)
+    with open(lst[0]) as f:
+        assert f.read() == "%s\n%s %s\n" % (LIVE, SNI_ENTRY["file"], API)
+
+
+def step_sniswap():
+    r0, s0 = reloads(), F.metric("drover_watcher_cert_swaps_total")
+    install_cert("api2", SNI_ENTRY["file"])
+    wait_for("the renewed SNI certificate served", lambda: served(API) == FP["api2"])
+    assert reloads() == r0, "a certificate swap reloaded HAProxy"
+    assert F.metric("drover_watcher_cert_swaps_total") == s0 + 1
+    assert served() == FP["v1"]
+
+
+def bad_haproxy_entries():
+    return metric(F.METRICS_PORT, "drover_watcher_kv_bad_entries", {"prefix": "haproxy"})
+
+
+def step_inject():
+    r0, cfg0 = reloads(), F.cfg_text("tls")
+    ca = os.path.join(F.work, "certs", "ca.crt")
+    srv = [{"name": "up", "address": "127.0.0.1", "port": 1}]
+    tries = [
+        dict(certs=[{"file": SNI_ENTRY["file"], "sni": ["api.example.com\n  bind :1"]}]),
+        dict(certs=[{"file": SNI_ENTRY["file"], "sni": ["a b.example.com"]}]),
+        dict(certs=[{"file": SNI_ENTRY["file"] + " [verify none]"}]),
+        dict(certs=[{"file": SNI_ENTRY["file"], "alpn": ["h2]"]}]),
+        dict(backends=[{"name": "be_x", "servers": srv,
+                        "server_tls": {"ca_file": ca + " verify none"}}]),
+        dict(backends=[{"name": "be_x", "servers": srv,
+                        "server_tls": {"ca_file": ca, "verify_name": "up.internal) verify none"}}]),
+        dict(backends=[{"name": "be_x", "servers": srv,
+                        "server_tls": {"ca_file": "certs/ca.crt"}}]),
+    ]
+    for t in tries:
+        put_definition(**t)
+        wait_for("definition %s refused" % json.dumps(t)[:80],
+                 lambda: bad_haproxy_entries() == 1)
+    put_definition(certs=[SNI_ENTRY])
+    wait_for("the good definition back", lambda: bad_haproxy_entries() == 0)
+    assert F.cfg_text("tls") == cfg0, "a refused definition was rendered"
+    assert reloads() == r0
+    assert served(API) == FP["api2"]
+
+
+def serve_tls(body, pem):
+    """An HTTPS server on a free loopback port with certificate file pem
+    (cert + key), answering every GET with body: a pod speaking TLS."""
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(pem)
+    srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv.server_address[1]
+
+
+def verified_definition(ca):
+    certs = os.path.join(F.work, "certs")
+    ok, rogue = (serve_tls(b"up-ok\n", os.path.join(certs, n + ".pem")) for n in ("up", "rogue"))
+    tls = {"ca_file": ca, "verify_name": UP}
+    return dict(certs=[SNI_ENTRY],
+                routes=[{"host": "ok.example.com", "backend": "be_ok"},
+                        {"host": "rogue.example.com", "backend": "be_rogue"}],
+                backends=[{"name": "be_ok", "server_tls": tls, "check": {"interval": "200ms"},
+                           "servers": [{"name": "up", "address": "127.0.0.1", "port": ok}]},
+                          {"name": "be_rogue", "server_tls": tls, "check": {"interval": "200ms"},
+                           "servers": [{"name": "up", "address": "127.0.0.1", "port": rogue}]}])
+
+
+def answer(host):
+    try:
+        _, status, body = tls_get(HOST, host)
+        return status.split(" ")[1], body
+    except (OSError, ssl.SSLError) as e:
+        return repr(e), ""
+
+
+def step_verify():
+    r0 = reloads()
+    ca = os.path.join(F.work, "certs", "ca.crt")
+    put_definition(**verified_definition(ca))
+    wait_for("the verified upstream answering", lambda: answer("ok.example.com") == ("200", "up-ok"))
+    assert reloads() == r0 + 1, (r0, reloads())
+    cfg = F.cfg_text("tls")
+    want = "ssl verify required ca-file %s sni str(%s) verifyhost %s" % (ca, UP, UP)
+    assert want in cfg, cfg
+    # the rogue upstream's certificate is not the CA's: no request passes
+    # (its health check fails, HAProxy answers 503)
+    wait_for("the rogue upstream refused", lambda: answer("rogue.example.com")[0] == "503")
+    for _ in range(5):
+        assert answer("rogue.example.com")[0] == "503"
+    assert answer("ok.example.com") == ("200", "up-ok")
+
+
+def step_noca():
+    r0 = reloads()
+    ca = os.path.join(F.work, "certs", "later", "ca.crt")
+    put_definition(**verified_definition(ca))
+    want = "backends[0].server_tls.ca_file: %s: No such file or directory" % ca
+    wait_for("the missing CA file refused", lambda: want in open(os.path.join(F.work,
+                                                                           "watcher.log")).read())
+    time.sleep(0.5)
+    assert reloads() == r0, "a definition naming a missing CA file reloaded HAProxy"
+    assert ca not in F.cfg_text("tls")
+    assert answer("ok.example.com") == ("200", "up-ok"), "the running config stopped serving"
+    os.makedirs(os.path.dirname(ca))
+    shutil.copy(os.path.join(F.work, "certs", "ca.crt"), ca)
+    wait_for("the CA file picked up", lambda: ca in F.cfg_text("tls") and reloads() == r0 + 1)
+    wait_for("served with the new CA file", lambda: answer("ok.example.com") == ("200", "up-ok"))
+    # the first crt-list (one entry), named by no config since the second
+    # one was installed, is gone; the one in force stays
+    lists = crt_lists()
+    assert len(lists) == 1 and lists[0] in F.cfg_text("tls"), lists
+
+
 def main():
     global F, LIVE
     for tool in ("haproxy", "openssl", "curl"):
@@ -193,16 +385,14 @@ def main():
     make_certs(os.path.join(F.work, "certs"))
     LIVE = os.path.join(F.work, "certs", "live.pem")
     install_cert("v1")
+    SNI_ENTRY["file"] = os.path.join(F.work, "certs", "api.pem")
+    install_cert("api1", SNI_ENTRY["file"])
     port = free_port()
     serve_http("127.0.0.1", port, b"shop\n")
     F.copy_templates()
     F.consul("start")
     F.kv.put("kube/prod-a/nodes/n1", node("127.0.0.1"))
-    F.kv.put("haproxy/edge/services/tls", {
-        "frontends": [{"name": "fe_tls", "bind": ["127.0.0.1:%d" % F.FE_PORT],
-                       "tls": {"certs": [LIVE]}}],
-        "backends": [],
-        "select": [{"class": "public", "frontend": "fe_tls"}]})
+    put_definition()
     F.kv.put("kube/prod-a/services/shop/web/http",
              {"node_port": port, "backend_protocol": "http", "load_balancer_class": "public",
               "dns_name": HOST})
@@ -210,7 +400,8 @@ def main():
     F.start_watcher()
     wait_for("first config", lambda: os.path.exists(os.path.join(F.CFG, "tls.cfg")))
     F.start_haproxy()
-    run_steps([step_h2, step_swap, step_bad, step_back])
+    run_steps([step_h2, step_swap, step_bad, step_back, step_sni, step_sniswap, step_inject,
+               step_verify, step_noca])
     return 0
 
 
@@ -220,4 +411,4 @@ def diagnostics():
 
 
 if __name__ == "__main__":
-    run_main(main, diagnostics, lambda: F and F.cleanup(), deadline=110)
+    run_main(main, diagnostics, lambda: F and F.cleanup(), deadline=170)

@@ -99,13 +99,44 @@ START_TEST(test_service_tls)
         ck_assert_int_eq(add(&m, "drover/v1/haproxy/edge/services/web", v, err, sizeof(err)), 1);
         const struct kvm_frontend *f = &m.services[0].frontends[0];
         ck_assert_uint_eq(f->n_tls_certs, 2);
-        ck_assert_str_eq(f->tls_certs[1], "/etc/drover/b.pem");
+        ck_assert_str_eq(f->tls_certs[1].file, "/etc/drover/b.pem");
+        ck_assert_uint_eq(f->tls_certs[1].n_sni, 0);
+        ck_assert_ptr_null(f->tls_certs[1].alpn);
         if (cases[i].alpn)
             ck_assert_str_eq(f->alpn, cases[i].alpn);
         else
             ck_assert_ptr_null(f->alpn);
         kv_model_clear(&m);
     }
+}
+END_TEST
+
+/* tls.certs[] entries as objects: SNI filters and an ALPN of their own
+ * (crt-list options); strings and objects mix. */
+START_TEST(test_service_crt_list_entries)
+{
+    struct kv_model m;
+    char err[300] = "";
+    const char *v =
+        "{\"frontends\":[{\"name\":\"fe\",\"bind\":[\"0.0.0.0:443\"],\"default_backend\":\"b\","
+        "\"tls\":{\"certs\":[\"/etc/drover/default.pem\",{\"file\":\"/etc/drover/shop.pem\","
+        "\"sni\":[\"shop.example.com\",\"www.shop.example.com\"],\"alpn\":[\"http/1.1\"]}]}}],"
+        "\"backends\":[{\"name\":\"b\",\"servers\":[{\"name\":\"s\",\"address\":\"10.0.0.1\","
+        "\"port\":443}],\"server_tls\":{\"ca_file\":\"/etc/drover/ca.pem\",\"verify_name\":"
+        "\"api.internal\"}}]}";
+    kv_model_init(&m);
+    ck_assert_int_eq(add(&m, "drover/v1/haproxy/edge/services/web", v, err, sizeof(err)), 1);
+    const struct kvm_frontend *f = &m.services[0].frontends[0];
+    ck_assert_uint_eq(f->n_tls_certs, 2);
+    ck_assert_str_eq(f->tls_certs[0].file, "/etc/drover/default.pem");
+    ck_assert_str_eq(f->tls_certs[1].file, "/etc/drover/shop.pem");
+    ck_assert_uint_eq(f->tls_certs[1].n_sni, 2);
+    ck_assert_str_eq(f->tls_certs[1].sni[1], "www.shop.example.com");
+    ck_assert_str_eq(f->tls_certs[1].alpn, "http/1.1");
+    const struct kvm_backend *b = &m.services[0].backends[0];
+    ck_assert_str_eq(b->server_tls.ca_file, "/etc/drover/ca.pem");
+    ck_assert_str_eq(b->server_tls.verify_name, "api.internal");
+    kv_model_clear(&m);
 }
 END_TEST
 
@@ -168,6 +199,68 @@ START_TEST(test_service_bad_values)
          "\"tls\":{\"certs\":[\"/a.pem\"],\"alpn\":[\"spdy/3\"]}}],\"backends\":[{\"name\":"
          "\"b\",\"servers\":[{\"name\":\"s\",\"address\":\"10.0.0.1\",\"port\":80}]}]}",
          "frontends[0].tls.alpn[0]"},
+        {"{\"frontends\":[{\"name\":\"fe\",\"bind\":[\"1.2.3.4:443\"],\"default_backend\":\"b\","
+         "\"tls\":{\"certs\":[{\"file\":\"/a.pem\",\"sni\":[\"a "
+         "b.example.com\"]}]}}],\"backends\":[{\"name\":\"b\",\"servers\":[{\"name\":\"s\","
+         "\"address\":\"10.0.0.1\",\"port\":80}]}]}",
+         "frontends[0].tls.certs[0].sni[0]"},
+        {"{\"frontends\":[{\"name\":\"fe\",\"bind\":[\"1.2.3.4:443\"],\"default_backend\":\"b\","
+         "\"tls\":{\"certs\":[{\"file\":\"/a.pem\",\"sni\":[\"a.example.com\\n/etc/"
+         "shadow\"]}]}}],\"backends\":[{\"name\":\"b\",\"servers\":[{\"name\":\"s\",\"address\":"
+         "\"10.0.0.1\",\"port\":80}]}]}",
+         "frontends[0].tls.certs[0].sni[0]"},
+        {"{\"frontends\":[{\"name\":\"fe\",\"bind\":[\"1.2.3.4:443\"],\"default_backend\":\"b\","
+         "\"tls\":{\"certs\":[{\"file\":\"/"
+         "a.pem\",\"sni\":[\"a.example.com]\"]}]}}],\"backends\":[{\"name\":\"b\",\"servers\":[{"
+         "\"name\":\"s\",\"address\":\"10.0.0.1\",\"port\":80}]}]}",
+         "frontends[0].tls.certs[0].sni[0]"},
+        {"{\"frontends\":[{\"name\":\"fe\",\"bind\":[\"1.2.3.4:443\"],\"default_backend\":\"b\","
+         "\"tls\":{\"certs\":[{\"file\":\"/a.pem [verify "
+         "none]\"}]}}],\"backends\":[{\"name\":\"b\",\"servers\":[{\"name\":\"s\",\"address\":\"10."
+         "0.0.1\",\"port\":80}]}]}",
+         "frontends[0].tls.certs[0].file"},
+        {"{\"frontends\":[{\"name\":\"fe\",\"bind\":[\"1.2.3.4:443\"],\"default_backend\":\"b\","
+         "\"tls\":{\"certs\":[{\"sni\":[\"a.example.com\"]}]}}],\"backends\":[{\"name\":\"b\","
+         "\"servers\":[{\"name\":\"s\",\"address\":\"10.0.0.1\",\"port\":80}]}]}",
+         "frontends[0].tls.certs[0].file"},
+        {"{\"frontends\":[{\"name\":\"fe\",\"bind\":[\"1.2.3.4:443\"],\"default_backend\":\"b\","
+         "\"tls\":{\"certs\":[{\"file\":\"/"
+         "a.pem\",\"alpn\":[\"h2]\"]}]}}],\"backends\":[{\"name\":\"b\",\"servers\":[{\"name\":"
+         "\"s\",\"address\":\"10.0.0.1\",\"port\":80}]}]}",
+         "frontends[0].tls.certs[0].alpn[0]"},
+        {"{\"frontends\":[{\"name\":\"fe\",\"bind\":[\"1.2.3.4:443\"],\"default_backend\":\"b\","
+         "\"tls\":{\"certs\":[{\"file\":\"/"
+         "a.pem\",\"sni\":\"a.example.com\"}]}}],\"backends\":[{\"name\":\"b\",\"servers\":[{"
+         "\"name\":\"s\",\"address\":\"10.0.0.1\",\"port\":80}]}]}",
+         "frontends[0].tls.certs[0].sni"},
+        {"{\"frontends\":[{\"name\":\"fe\",\"bind\":[\"1.2.3.4:80\"],\"default_backend\":\"b\"}],"
+         "\"backends\":[{\"name\":\"b\",\"servers\":[{\"name\":\"s\",\"address\":\"10.0.0.1\","
+         "\"port\":443}],\"server_tls\":{\"ca_file\":\"ca.pem\"}}]}",
+         "backends[0].server_tls.ca_file"},
+        {"{\"frontends\":[{\"name\":\"fe\",\"bind\":[\"1.2.3.4:80\"],\"default_backend\":\"b\"}],"
+         "\"backends\":[{\"name\":\"b\",\"servers\":[{\"name\":\"s\",\"address\":\"10.0.0.1\","
+         "\"port\":443}],\"server_tls\":{\"ca_file\":\"/ca.pem verify none\"}}]}",
+         "backends[0].server_tls.ca_file"},
+        {"{\"frontends\":[{\"name\":\"fe\",\"bind\":[\"1.2.3.4:80\"],\"default_backend\":\"b\"}],"
+         "\"backends\":[{\"name\":\"b\",\"servers\":[{\"name\":\"s\",\"address\":\"10.0.0.1\","
+         "\"port\":443}],\"server_tls\":{\"verify_name\":\"a.example.com\"}}]}",
+         "backends[0].server_tls.ca_file"},
+        {"{\"frontends\":[{\"name\":\"fe\",\"bind\":[\"1.2.3.4:80\"],\"default_backend\":\"b\"}],"
+         "\"backends\":[{\"name\":\"b\",\"servers\":[{\"name\":\"s\",\"address\":\"10.0.0.1\","
+         "\"port\":443}],\"server_tls\":{\"ca_file\":\"/"
+         "ca.pem\",\"verify_name\":\"a.example.com\\n  stats enable\"}}]}",
+         "backends[0].server_tls.verify_name"},
+        {"{\"frontends\":[{\"name\":\"fe\",\"bind\":[\"1.2.3.4:80\"],\"default_backend\":\"b\"}],"
+         "\"backends\":[{\"name\":\"b\",\"servers\":[{\"name\":\"s\",\"address\":\"10.0.0.1\","
+         "\"port\":443}],\"server_tls\":{\"ca_file\":\"/ca.pem\",\"verify_name\":\"a\\\")\"}}]}",
+         "backends[0].server_tls.verify_name"},
+        {"{\"frontends\":[{\"name\":\"fe\",\"bind\":[\"1.2.3.4:80\"],\"default_backend\":\"b\"}],"
+         "\"backends\":[{\"name\":\"b\",\"servers\":[{\"name\":\"s\",\"address\":\"10.0.0.1\","
+         "\"port\":443}],\"server_tls\":\"/ca.pem\"}]}",
+         "backends[0].server_tls"},
+        {"{\"frontends\":[{\"name\":\"fe\",\"bind\":[\"1.2.3.4:80\"]}],\"backends\":[],\"select\":["
+         "{\"class\":\"c\",\"frontend\":\"fe\",\"server_tls\":{\"ca_file\":\"/ca.pem\\n\"}}]}",
+         "select[0].server_tls.ca_file"},
         {"{\"frontends\":[],\"backends\":[]}", "at least one frontend"},
         {"{\"frontends\":[{\"name\":\"fe\",\"bind\":[\"1.2.3.4:80\"],\"default_backend\":\"b\"}],"
          "\"backends\":[{\"name\":\"b\",\"servers\":[{\"name\":\"s\",\"address\":\"10.0.0.1\","
@@ -357,6 +450,47 @@ static char *kube_entry(const char *extra)
     return v;
 }
 
+/* A selector's server_tls reaches the generated backends that speak TLS
+ * to their servers (https, h2) and only those. */
+START_TEST(test_selector_server_tls)
+{
+    static const struct {
+        const char *key, *proto;
+        bool verified;
+    } entries[] = {{"shop/a/https", "https", true},
+                   {"shop/b/h2", "h2", true},
+                   {"shop/c/http", "http", false},
+                   {"shop/d/h2c", "h2c", false}};
+    const char *svc =
+        "{\"frontends\":[{\"name\":\"fe\",\"bind\":[\"127.0.0.1:80\"]}],\"backends\":[],"
+        "\"select\":[{\"class\":\"public\",\"frontend\":\"fe\",\"server_tls\":{\"ca_file\":"
+        "\"/etc/drover/kube-ca.pem\"}}]}";
+    struct kv_model m;
+    char err[300] = "", key[128], extra[96];
+    kv_model_init(&m);
+    ck_assert_int_eq(add(&m, "drover/v1/haproxy/edge/services/public", svc, err, sizeof(err)), 1);
+    for (size_t i = 0; i < sizeof(entries) / sizeof(entries[0]); i++) {
+        snprintf(extra, sizeof(extra), ",\"backend_protocol\":\"%s\"", entries[i].proto);
+        char *v = kube_entry(extra);
+        snprintf(key, sizeof(key), "drover/v1/kube/prod-a/services/%s", entries[i].key);
+        ck_assert_msg(add(&m, key, v, err, sizeof(err)) == 1, "%s: %s", key, err);
+        free(v);
+    }
+    ck_assert_int_eq(kv_model_finish(&m), 0);
+    const struct kvm_service *s = &m.services[0];
+    ck_assert_uint_eq(s->n_backends, 4);
+    for (size_t i = 0; i < s->n_backends; i++) {
+        const struct kvm_backend *b = &s->backends[i];
+        bool want = !strcmp(b->protocol, "https") || !strcmp(b->protocol, "h2");
+        ck_assert_msg((b->server_tls.ca_file != NULL) == want, "%s", b->name);
+        if (want)
+            ck_assert_str_eq(b->server_tls.ca_file, "/etc/drover/kube-ca.pem");
+        ck_assert_ptr_null(b->server_tls.verify_name);
+    }
+    kv_model_clear(&m);
+}
+END_TEST
+
 START_TEST(test_selectors)
 {
     static const struct {
@@ -481,6 +615,8 @@ int main(void)
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_service_parsed);
     tcase_add_test(tc, test_service_tls);
+    tcase_add_test(tc, test_service_crt_list_entries);
+    tcase_add_test(tc, test_selector_server_tls);
     tcase_add_test(tc, test_service_bad_values);
     tcase_add_test(tc, test_kube_entries);
     tcase_add_test(tc, test_maintenance);

@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * tls_files: the files a definition's TLS makes HAProxy read, made ready
+ * before a configuration naming them goes to `haproxy -c`:
+ *
+ *   - checked: every certificate file of a crt-list (tls_cert_payload:
+ *     parses, has its key, key matches) and every CA file of verified
+ *     TLS to servers (tls_ca_check). HAProxy refuses these too, but with
+ *     its own file names; here the refusal names the definition's field
+ *     (`backends[1].server_tls.ca_file: /etc/x.pem: No such file or
+ *     directory`), and nothing is checked, written or reloaded.
+ *   - written: the crt-list of each TLS frontend,
+ *     "<dir>/<service>.crt-lists/<frontend>.<hash>.crtlist"
+ *     (snapshot_crt_list_path: named by its content), one line per
+ *     certificate (snapshot_crt_list_text), atomically (fsynced).
+ *   - removed: the lists of a service that neither the running config
+ *     nor the one being installed names.
+ *
+ * Used by the daemon's engine (before each structural install) and by
+ * `drover-watcher render` (into --out DIR).
+ */
+#ifndef DROVER_WATCHER_TLS_FILES_H
+#define DROVER_WATCHER_TLS_FILES_H
+
+#include <stddef.h>
+
+#include "kv_haproxy.h"
+
+/* Check the certificate and CA files definition d names (generated
+ * frontends and backends share their files with the definition's own, so
+ * the fields named are always the definition's). 0, -EINVAL or a negative
+ * errno of the file (err: "<field>: <file>: <reason>"), -ENOMEM. */
+int tls_files_check(const struct kvm_service *d, char *err, size_t errlen);
+
+/* Write the crt-list of every TLS frontend of d into dir whose file does
+ * not hold its text yet (atomic_file_write, fsynced; the directory made
+ * when missing). *written (may be
+ * NULL) counts the files written. 0 or a negative errno (err names the
+ * file). */
+int tls_files_write_crt_lists(const char *dir, const struct kvm_service *d, size_t *written,
+                              char *err, size_t errlen);
+
+/* Remove the crt-lists in "<dir>/<service>.crt-lists" that are not among
+ * keep (paths as snapshot_crt_list_path makes them; NULL entries
+ * ignored). Returns how many were removed. */
+int tls_files_remove_stale(const char *dir, const char *service, const char *const *keep,
+                           size_t n_keep);
+
+#endif
