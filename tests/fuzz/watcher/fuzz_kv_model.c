@@ -8,7 +8,9 @@
  *    service renders with the shipped templates (strict variables): the
  *    model's validation is at least as strict as the templates' value
  *    filters, so a value refused at render time is a kv_model bug;
- *  - the agent-checker state renders for any accepted input.
+ *  - the agent-checker state renders for any accepted input;
+ *  - the crt-list of every accepted TLS frontend has one line per
+ *    certificate and no options but the entries' own.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -52,6 +54,29 @@ static const char *selecting_service =
     "\"select\":[{\"class\":\"public\",\"frontend\":\"fe_sel\"}]}";
 
 static const char *node_entry = "{\"addresses\":[\"10.0.0.1\",\"fd00::1\"],\"eligible\":true}";
+
+/* The crt-list of an accepted TLS frontend: one line per certificate,
+ * no control character, and no '[' but the one opening an entry's
+ * options (a value that could open options or add an entry of its own
+ * is a kv_model bug). */
+static void check_crt_list(const struct kvm_frontend *f)
+{
+    char *text = snapshot_crt_list_text(f);
+    size_t lines = 0, opens = 0;
+    if (!text)
+        return; /* out of memory only */
+    for (const char *p = text; *p; p++) {
+        lines += *p == '\n';
+        opens += *p == '[';
+        if ((unsigned char)*p < 0x20 && *p != '\n')
+            abort();
+    }
+    for (size_t i = 0; i < f->n_tls_certs; i++)
+        opens -= f->tls_certs[i].alpn != NULL;
+    if (lines != f->n_tls_certs || opens != 0)
+        abort();
+    free(text);
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -107,6 +132,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     for (size_t i = 0; i < snap->n_services; i++) {
         const struct snapshot_service *svc = &snap->services[i];
+        for (size_t f = 0; f < svc->def->n_frontends; f++)
+            check_crt_list(&svc->def->frontends[f]);
         for (int structure = 0; structure < 2; structure++) {
             json_t *d = NULL;
             struct template_buf out = {0};

@@ -302,6 +302,82 @@ START_TEST(test_metrics_frontend)
 }
 END_TEST
 
+/* TLS: the frontend binds with its crt-list (named by its content under
+ * the config dir; without a dir, crt FILE words), the entries are part of
+ * the structure (a changed list reloads); a backend with server_tls
+ * verifies its servers, one without keeps verify none. */
+START_TEST(test_tls_render)
+{
+    static const char *tsvc =
+        "{\"frontends\":[{\"name\":\"fe\",\"bind\":[\"127.0.0.1:8443\"],\"default_backend\":"
+        "\"be_v\",\"tls\":{\"certs\":[\"/etc/drover/a.pem\",{\"file\":\"/etc/drover/b.pem\","
+        "\"sni\":[\"b.example.com\",\"c.example.com\"],\"alpn\":[\"http/1.1\"]}]}}],"
+        "\"backends\":[{\"name\":\"be_v\",\"servers\":[{\"name\":\"s1\",\"address\":\"10.9.0.1\","
+        "\"port\":443}],\"server_tls\":{\"ca_file\":\"/etc/drover/ca.pem\",\"verify_name\":"
+        "\"api.internal\"}},{\"name\":\"be_ca\",\"servers\":[{\"name\":\"s1\",\"address\":"
+        "\"10.9.0.2\",\"port\":443}],\"server_tls\":{\"ca_file\":\"/etc/drover/ca.pem\"}}]}";
+    struct kvpair kv[] = {{"drover/v1/haproxy/edge/services/web", tsvc}};
+    struct snapshot *s = build(kv, 1);
+    struct snapshot_render_opts rod = ro;
+    rod.map_dir = "/etc/haproxy/drover";
+    json_t *data = NULL, *nodir = NULL;
+    ck_assert_uint_eq(s->n_services, 1);
+    ck_assert_int_eq(snapshot_service_json(s, &s->services[0], &rod, NULL, NULL, false, &data), 0);
+    ck_assert_int_eq(snapshot_service_json(s, &s->services[0], &ro, NULL, NULL, false, &nodir), 0);
+    const struct kvm_frontend *f = &s->services[0].def->frontends[0];
+    char *list = snapshot_crt_list_path(rod.map_dir, s->services[0].def, f);
+    char *text = snapshot_crt_list_text(f);
+    ck_assert_str_eq(text, "/etc/drover/a.pem\n/etc/drover/b.pem [alpn http/1.1] b.example.com "
+                           "c.example.com\n");
+    ck_assert_ptr_eq(strstr(list, "/etc/haproxy/drover/web.crt-lists/fe."), list);
+    ck_assert_ptr_nonnull(strstr(list, ".crtlist"));
+
+    struct template_set *set = shipped_templates();
+    struct template_error terr;
+    struct template_buf out = {0};
+    char want[512];
+    ck_assert_int_eq(template_render(set, "http", data, &out, &terr), 0);
+    snprintf(want, sizeof(want), "bind 127.0.0.1:8443 ssl crt-list %s alpn h2,http/1.1\n", list);
+    ck_assert_msg(strstr(out.data, want), "%s", out.data);
+    ck_assert_ptr_nonnull(strstr(out.data, " ssl verify required ca-file /etc/drover/ca.pem sni "
+                                           "str(api.internal) verifyhost api.internal check-sni "
+                                           "api.internal"));
+    ck_assert_ptr_nonnull(strstr(out.data, " ssl verify required ca-file /etc/drover/ca.pem\n"));
+    ck_assert_ptr_null(strstr(out.data, "verify none"));
+    template_buf_free(&out);
+    ck_assert_int_eq(template_render(set, "http", nodir, &out, &terr), 0);
+    ck_assert_ptr_nonnull(
+        strstr(out.data, "bind 127.0.0.1:8443 ssl crt /etc/drover/a.pem crt /etc/drover/b.pem "
+                         "alpn h2,http/1.1\n"));
+    template_buf_free(&out);
+
+    /* another SNI filter: another list file, another structure */
+    char *other = strdup(tsvc);
+    memcpy(strstr(other, "c.example.com"), "d", 1);
+    struct kvpair kv2[] = {{"drover/v1/haproxy/edge/services/web", other}};
+    struct snapshot *s2 = build(kv2, 1);
+    json_t *st1 = NULL, *st2 = NULL;
+    ck_assert_int_eq(snapshot_service_json(s, &s->services[0], &rod, NULL, NULL, true, &st1), 0);
+    ck_assert_int_eq(snapshot_service_json(s2, &s2->services[0], &rod, NULL, NULL, true, &st2), 0);
+    ck_assert(!json_equal(st1, st2));
+    char *list2 = snapshot_crt_list_path(rod.map_dir, s2->services[0].def,
+                                         &s2->services[0].def->frontends[0]);
+    ck_assert_str_ne(list, list2);
+
+    template_set_free(set);
+    json_decref(data);
+    json_decref(nodir);
+    json_decref(st1);
+    json_decref(st2);
+    free(list);
+    free(list2);
+    free(text);
+    free(other);
+    snapshot_free(s);
+    snapshot_free(s2);
+}
+END_TEST
+
 /* prefer_local_zone: the node of the watcher's zone in the first half of
  * the slots, the others (another zone, no zone) in the second, rendered
  * `backup`, and `option allbackups`; also without an assignment. */
@@ -622,6 +698,7 @@ int main(void)
     tcase_add_test(tc, test_duplicate_servers_keep_the_first);
     tcase_add_test(tc, test_template_data_and_render);
     tcase_add_test(tc, test_metrics_frontend);
+    tcase_add_test(tc, test_tls_render);
     tcase_add_test(tc, test_zone_pools);
     tcase_add_test(tc, test_agent_state);
     tcase_add_test(tc, test_bad_entries_skipped);

@@ -1,19 +1,24 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* tls_cert: certificate files checked before `set ssl cert`, and the
- * payload made of them. Certificates are made here with OpenSSL (EC keys,
+ * payload made of them; CA files; and tls_files, the files a definition's
+ * TLS names (checked, crt-lists written), which needs the same
+ * certificates. Certificates are made here with OpenSSL (EC keys,
  * self-signed), so the cases need no files. */
 #include <check.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/bio.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include "snapshot.h"
 #include "tls_cert.h"
+#include "tls_files.h"
 
 static EVP_PKEY *new_key(void)
 {
@@ -156,6 +161,149 @@ START_TEST(test_refused)
 }
 END_TEST
 
+/* PEM text of the certificate alone; caller frees. */
+static char *cert_pem(X509 *x)
+{
+    BIO *b = BIO_new(BIO_s_mem());
+    char *data, *out;
+    ck_assert_int_eq(PEM_write_bio_X509(b, x), 1);
+    long n = BIO_get_mem_data(b, &data);
+    out = strndup(data, (size_t)n);
+    BIO_free(b);
+    return out;
+}
+
+/* CA files: one or more certificates, every block parses. */
+START_TEST(test_ca_check)
+{
+    EVP_PKEY *k1 = new_key(), *k2 = new_key();
+    X509 *x1 = new_cert(k1, "ca one"), *x2 = new_cert(k2, "ca two");
+    char *c1 = cert_pem(x1), *c2 = cert_pem(x2), *bundle = NULL, *broken = NULL, err[256];
+    size_t n = 99;
+    ck_assert_int_gt(asprintf(&bundle, "# a comment line\n%s\n%s", c1, c2), 0);
+    ck_assert_int_gt(
+        asprintf(&broken, "%s-----BEGIN CERTIFICATE-----\nbm90\n-----END CERTIFICATE-----\n", c1),
+        0);
+    ck_assert_int_eq(tls_ca_check(c1, strlen(c1), &n, err, sizeof(err)), 0);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_int_eq(tls_ca_check(bundle, strlen(bundle), &n, err, sizeof(err)), 0);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_int_eq(tls_ca_check(broken, strlen(broken), &n, err, sizeof(err)), -EINVAL);
+    ck_assert_msg(strstr(err, "certificate 2 does not parse"), "%s", err);
+    ck_assert_int_eq(tls_ca_check("", 0, &n, err, sizeof(err)), -EINVAL);
+    ck_assert_msg(strstr(err, "no PEM certificate"), "%s", err);
+    ck_assert_int_eq(tls_ca_check(c1, strlen(c1) + 1, &n, err, sizeof(err)), -EINVAL);
+    ck_assert_msg(strstr(err, "NUL"), "%s", err);
+    free(c1);
+    free(c2);
+    free(bundle);
+    free(broken);
+    X509_free(x1);
+    X509_free(x2);
+    EVP_PKEY_free(k1);
+    EVP_PKEY_free(k2);
+}
+END_TEST
+
+static void write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void decode(const char *json, struct kvm_service *s)
+{
+    char err[256];
+    json_error_t je;
+    json_t *root = json_loads(json, 0, &je);
+    ck_assert_ptr_nonnull(root);
+    memset(s, 0, sizeof(*s));
+    ck_assert_msg(kvm_service_decode(root, "web", s, err, sizeof(err)) == 0, "%s", err);
+    json_decref(root);
+}
+
+/* tls_files: the files a definition names are checked with the field
+ * named; crt-lists are written once per content and stale ones removed. */
+START_TEST(test_tls_files)
+{
+    char dir[] = "/tmp/drover-tls-files.XXXXXX", path[512], def[2048], err[512];
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    EVP_PKEY *k = new_key();
+    X509 *x = new_cert(k, "one");
+    char *good = pem_of(x, k, NULL), *ca = cert_pem(x);
+    snprintf(path, sizeof(path), "%s/a.pem", dir);
+    write_text(path, good);
+    snprintf(path, sizeof(path), "%s/ca.pem", dir);
+    write_text(path, ca);
+    snprintf(path, sizeof(path), "%s/bad.pem", dir);
+    write_text(path, "not a certificate\n");
+    static const struct {
+        const char *cert, *be_ca, *sel_ca, *field, *file, *why;
+    } cases[] = {
+        {"a.pem", "ca.pem", "ca.pem", NULL, NULL, NULL},
+        {"missing.pem", "ca.pem", "ca.pem", "frontends[0].tls.certs[0]", "missing.pem", "No such"},
+        {"bad.pem", "ca.pem", "ca.pem", "frontends[0].tls.certs[0]", "bad.pem", "no PEM"},
+        {"a.pem", "nope.pem", "ca.pem", "backends[0].server_tls.ca_file", "nope.pem", "No such"},
+        {"a.pem", "ca.pem", "bad.pem", "select[0].server_tls.ca_file", "bad.pem", "no PEM"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct kvm_service s;
+        char want[512];
+        snprintf(def, sizeof(def),
+                 "{\"frontends\":[{\"name\":\"fe\",\"bind\":[\"127.0.0.1:443\"],"
+                 "\"default_backend\":\"b\",\"tls\":{\"certs\":[{\"file\":\"%s/%s\",\"sni\":["
+                 "\"a.example.com\"]}]}}],\"backends\":[{\"name\":\"b\",\"servers\":[{\"name\":"
+                 "\"s\",\"address\":\"10.0.0.1\",\"port\":443}],\"server_tls\":{\"ca_file\":"
+                 "\"%s/%s\"}}],\"select\":[{\"class\":\"c\",\"frontend\":\"fe\",\"server_tls\":"
+                 "{\"ca_file\":\"%s/%s\"}}]}",
+                 dir, cases[i].cert, dir, cases[i].be_ca, dir, cases[i].sel_ca);
+        decode(def, &s);
+        int rc = tls_files_check(&s, err, sizeof(err));
+        if (!cases[i].field) {
+            ck_assert_msg(rc == 0, "case %zu: %s", i, err);
+        } else {
+            snprintf(want, sizeof(want), "%s: %s/%s: %s", cases[i].field, dir, cases[i].file,
+                     cases[i].why);
+            ck_assert_int_lt(rc, 0);
+            ck_assert_msg(strstr(err, want), "case %zu: %s", i, err);
+        }
+        if (i == 0) {
+            /* written once, then left alone; a stale list removed */
+            size_t n = 9;
+            char *list = snapshot_crt_list_path(dir, &s, &s.frontends[0]), stale[600];
+            ck_assert_int_eq(tls_files_write_crt_lists(dir, &s, &n, err, sizeof(err)), 0);
+            ck_assert_uint_eq(n, 1);
+            ck_assert_int_eq(tls_files_write_crt_lists(dir, &s, &n, err, sizeof(err)), 0);
+            ck_assert_uint_eq(n, 0);
+            ck_assert_int_eq(access(list, R_OK), 0);
+            snprintf(stale, sizeof(stale), "%s/web.crt-lists/fe.0000000000000000.crtlist", dir);
+            write_text(stale, "/x.pem\n");
+            const char *keep[] = {list, NULL};
+            ck_assert_int_eq(tls_files_remove_stale(dir, "web", keep, 2), 1);
+            ck_assert_int_ne(access(stale, F_OK), 0);
+            ck_assert_int_eq(access(list, R_OK), 0);
+            unlink(list);
+            free(list);
+            snprintf(stale, sizeof(stale), "%s/web.crt-lists", dir);
+            rmdir(stale);
+        }
+        kvm_service_clear(&s);
+    }
+    for (const char *const *n = (const char *const[]){"a.pem", "ca.pem", "bad.pem", NULL}; *n;
+         n++) {
+        snprintf(path, sizeof(path), "%s/%s", dir, *n);
+        unlink(path);
+    }
+    rmdir(dir);
+    free(good);
+    free(ca);
+    X509_free(x);
+    EVP_PKEY_free(k);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("tls_cert");
@@ -163,6 +311,8 @@ int main(void)
     tcase_add_test(tc, test_good_cert_and_payload);
     tcase_add_test(tc, test_crlf_and_blank_lines_dropped);
     tcase_add_test(tc, test_refused);
+    tcase_add_test(tc, test_ca_check);
+    tcase_add_test(tc, test_tls_files);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
