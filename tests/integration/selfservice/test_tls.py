@@ -31,6 +31,8 @@ with one certificate file and routes class "public" by Host):
   noca      ca_file naming a missing file: refused by the watcher before
             haproxy -c, with the field named, 0 reloads; the file put in
             place: picked up (one reload), served
+  selected  https Services of the class with the selector's server_tls:
+            the pod with the CA's certificate answers, the other not
 """
 import hashlib
 import json
@@ -46,7 +48,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "watcher"))
 from watcherlib import Fleet, node, wait_for  # noqa: E402 (puts tests/lib on the path)
-from drover_testlib import free_port, metric, recv_all, run_main, run_steps, serve_http  # noqa: E402
+from drover_testlib import (free_port, metric, recv_all, run_main, run_steps,  # noqa: E402
+                            serve_http)
 
 WATCHER, CONSUL_DEV, TEMPLATES = sys.argv[1:4]
 HOST = "shop.example.com"
@@ -230,9 +233,11 @@ def put_definition(**extra):
           "tls": {"certs": [LIVE] + extra.get("certs", [])}}
     if extra.get("routes"):
         fe["routes"] = extra["routes"]
+    sel = {"class": "public", "frontend": "fe_tls"}
+    if extra.get("select_tls"):
+        sel["server_tls"] = extra["select_tls"]
     F.kv.put("haproxy/edge/services/tls", {
-        "frontends": [fe], "backends": extra.get("backends", []),
-        "select": [{"class": "public", "frontend": "fe_tls"}]})
+        "frontends": [fe], "backends": extra.get("backends", []), "select": [sel]})
 
 
 SNI_ENTRY = {"file": None, "sni": [API]}  # file set in main
@@ -314,9 +319,15 @@ def serve_tls(body, pem):
     return srv.server_address[1]
 
 
-def verified_definition(ca):
+def upstreams():
+    """Ports of two TLS upstreams: one with the test CA's certificate for
+    UP, one with a self-signed certificate for the same name."""
     certs = os.path.join(F.work, "certs")
-    ok, rogue = (serve_tls(b"up-ok\n", os.path.join(certs, n + ".pem")) for n in ("up", "rogue"))
+    return [serve_tls(b"up-ok\n", os.path.join(certs, n + ".pem")) for n in ("up", "rogue")]
+
+
+def verified_definition(ca):
+    ok, rogue = upstreams()
     tls = {"ca_file": ca, "verify_name": UP}
     return dict(certs=[SNI_ENTRY],
                 routes=[{"host": "ok.example.com", "backend": "be_ok"},
@@ -339,7 +350,8 @@ def step_verify():
     r0 = reloads()
     ca = os.path.join(F.work, "certs", "ca.crt")
     put_definition(**verified_definition(ca))
-    wait_for("the verified upstream answering", lambda: answer("ok.example.com") == ("200", "up-ok"))
+    wait_for("the verified upstream answering",
+             lambda: answer("ok.example.com") == ("200", "up-ok"))
     assert reloads() == r0 + 1, (r0, reloads())
     cfg = F.cfg_text("tls")
     want = "ssl verify required ca-file %s sni str(%s) verifyhost %s" % (ca, UP, UP)
@@ -359,7 +371,9 @@ def step_noca():
     want = "backends[0].server_tls.ca_file: %s: No such file or directory" % ca
     wait_for("the missing CA file refused", lambda: want in open(os.path.join(F.work,
                                                                            "watcher.log")).read())
-    time.sleep(0.5)
+    # longer than the structural quiet window (--wait-min 300ms) and a
+    # certificate poll (1 s): a reload that must not come would have come
+    time.sleep(1.6)
     assert reloads() == r0, "a definition naming a missing CA file reloaded HAProxy"
     assert ca not in F.cfg_text("tls")
     assert answer("ok.example.com") == ("200", "up-ok"), "the running config stopped serving"
@@ -371,6 +385,31 @@ def step_noca():
     # one was installed, is gone; the one in force stays
     lists = crt_lists()
     assert len(lists) == 1 and lists[0] in F.cfg_text("tls"), lists
+
+
+def step_selected():
+    """https Services of the class, verified with the selector's CA: the
+    generated backend of the pod with the CA's certificate answers, the
+    other gets nothing; the backends without server_tls of the class keep
+    working (the http Service)."""
+    ok, rogue = upstreams()
+    ca = os.path.join(F.work, "certs", "ca.crt")
+    d = verified_definition(ca)
+    d["select_tls"] = {"ca_file": ca, "verify_name": UP}
+    put_definition(**d)
+    for svc, port in (("sec", ok), ("rog", rogue)):
+        F.kv.put("kube/prod-a/services/shop/%s/https" % svc,
+                 {"node_port": port, "backend_protocol": "https",
+                  "load_balancer_class": "public", "dns_name": "%s.example.com" % svc})
+    wait_for("the verified selected upstream answering",
+             lambda: answer("sec.example.com") == ("200", "up-ok"))
+    wait_for("the rogue selected upstream refused",
+             lambda: answer("rog.example.com")[0] == "503")
+    cfg = F.cfg_text("tls")
+    want = "ssl verify required ca-file %s sni str(%s) verifyhost %s check-sni %s alpn http/1.1" \
+        % (ca, UP, UP, UP)
+    assert want in cfg, cfg
+    assert answer(HOST)[1] == "shop"
 
 
 def main():
@@ -401,7 +440,7 @@ def main():
     wait_for("first config", lambda: os.path.exists(os.path.join(F.CFG, "tls.cfg")))
     F.start_haproxy()
     run_steps([step_h2, step_swap, step_bad, step_back, step_sni, step_sniswap, step_inject,
-               step_verify, step_noca])
+               step_verify, step_noca, step_selected])
     return 0
 
 
