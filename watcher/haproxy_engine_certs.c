@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * haproxy_engine, certificates: frontends that terminate TLS name their
- * certificate files in the definition (frontends[].tls.certs, rendered as
- * `bind ... ssl crt FILE ...`). The files belong to whoever renews them
+ * certificate files in the definition (frontends[].tls.certs, served
+ * through a generated crt-list: `bind ... ssl crt-list FILE`; before a
+ * structural install the files are checked and the lists written,
+ * engine_prepare_tls and tls_files.h). The files belong to whoever renews them
  * (an ACME client, cert-manager, an operator); the engine watches them and
  * hands a changed file to the running HAProxy with `set ssl cert FILE <<`
  * + `commit ssl cert FILE` on the stats socket: a renewed certificate
