@@ -328,6 +328,11 @@ int main(int argc, char **argv)
     int sc0 = pkt_netns_setup("10.1.0.0/16", "fd00:1::/64");
     if (sc0 < 0)
         die("network namespace setup", sc0);
+    /* decap_ns measures a SYN kept local, which needs a listener for the
+     * VIP's port (without one it goes to the next hop, issue 14). */
+    int l4 = pkt_listener(AF_INET, 443), l6 = pkt_listener(AF_INET6, 443);
+    if (l4 < 0 || l6 < 0)
+        die("listening on port 443", l4 < 0 ? l4 : l6);
 
     struct director_bpf *dir = director_bpf__open_and_load();
     struct decap_bpf *dec = decap_bpf__open_and_load();
@@ -504,6 +509,8 @@ int main(int argc, char **argv)
     }
 
 out:
+    close(l4);
+    close(l6);
     director_maps_close(&m);
     bench_wrapper_bpf__destroy(wrap);
     bench_director_nocount_bpf__destroy(nocount);

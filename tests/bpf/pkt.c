@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 static const uint8_t client_mac[6] = {0x02, 0, 0, 0, 0, 0xc1};
 static const uint8_t our_mac[6] = {0x02, 0, 0, 0, 0, 0xd1};
@@ -209,4 +211,34 @@ int pkt_netns_setup(const char *route_v4, const char *route_v6)
     }
     int idx = (int)if_nametoindex("sc0");
     return idx > 0 ? idx : -ENODEV;
+}
+
+int pkt_listener(int family, uint16_t port)
+{
+    struct sockaddr_storage ss = {0};
+    socklen_t sl;
+    int one = 1, fd = socket(family, SOCK_STREAM, 0);
+
+    if (fd < 0)
+        return -errno;
+    if (family == AF_INET) {
+        struct sockaddr_in *a = (void *)&ss;
+        a->sin_family = AF_INET;
+        a->sin_port = htons(port);
+        sl = sizeof(*a);
+    } else {
+        struct sockaddr_in6 *a = (void *)&ss;
+        a->sin6_family = AF_INET6;
+        a->sin6_port = htons(port);
+        sl = sizeof(*a);
+        if (setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0)
+            goto fail;
+    }
+    if (bind(fd, (void *)&ss, sl) < 0 || listen(fd, 4) < 0)
+        goto fail;
+    return fd;
+fail:;
+    int err = errno;
+    close(fd);
+    return -err;
 }

@@ -60,4 +60,10 @@ int pkt_run_repeat(int prog_fd, const struct pkt *in, uint32_t repeat, int ifind
 #define PKT_NEXT_HOP_MAC "02:00:00:00:02:02"
 int pkt_netns_setup(const char *route_v4, const char *route_v6);
 
+/* A wildcard TCP listener on port in this network namespace (what
+ * HAProxy's `bind :80` makes; the decap program keeps a SYN local only
+ * while one exists). The IPv6 one is v6-only so both families can listen
+ * on one port. Returns the socket (the caller closes it) or -errno. */
+int pkt_listener(int family, uint16_t port);
+
 #endif

@@ -192,29 +192,12 @@ static void expect_local(const struct gue_spec *g, int ifindex)
     ck_assert_mem_eq(out.b + l2, in.b + inner_off, in.len - inner_off);
 }
 
-/* A wildcard listener on port (what HAProxy's `bind :80` makes); the
- * IPv6 one is v6-only so both families can listen on one port. */
+/* pkt_listener(), asserted. */
 static int listener(int family, uint16_t port)
 {
-    struct sockaddr_storage ss = {0};
-    socklen_t sl;
-    int one = 1, fd = socket(family, SOCK_STREAM, 0);
+    int fd = pkt_listener(family, port);
 
-    ck_assert_int_ge(fd, 0);
-    if (family == AF_INET) {
-        struct sockaddr_in *a = (void *)&ss;
-        a->sin_family = AF_INET;
-        a->sin_port = htons(port);
-        sl = sizeof(*a);
-    } else {
-        struct sockaddr_in6 *a = (void *)&ss;
-        a->sin6_family = AF_INET6;
-        a->sin6_port = htons(port);
-        sl = sizeof(*a);
-        ck_assert_int_eq(setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)), 0);
-    }
-    ck_assert_int_eq(bind(fd, (void *)&ss, sl), 0);
-    ck_assert_int_eq(listen(fd, 4), 0);
+    ck_assert_msg(fd >= 0, "listener on port %u: %s", port, strerror(fd < 0 ? -fd : 0));
     return fd;
 }
 
