@@ -148,20 +148,44 @@ static __always_inline void count_sent(__u32 vip_id, __u32 stat_slot, __u32 len)
  * XDP_PASS reason. */
 #define PARSE_OK 0
 
+/* Branch hints: the compiler lays the expected side out as the fall-through
+ * (the JIT keeps that layout), so the forwarding path runs straight. */
+#define likely(x)   __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+
 /* Ports of a TCP or UDP header: the first four bytes of both. */
 struct l4_ports {
     __be16 source;
     __be16 dest;
 };
 
-static __always_inline int l4_min_len(__u8 proto)
+/* Where a packet's flow is, as the parse found it: pointers into the
+ * packet (valid until bpf_xdp_adjust_head) rather than a copy, so a packet
+ * for no VIP reads only the VIP side and the client side is read only for
+ * the hash. For an ICMP error the client side is the destination of the
+ * header it quotes (that header runs VIP -> client). */
+struct flow_ref {
+    const void *client; /* client address: 4 or 16 bytes */
+    const void *vip;    /* VIP address */
+    __be16 client_port;
+    __be16 vip_port;
+    __u8 proto;
+    __u8 icmp; /* an ICMP error quoting the flow */
+};
+
+static __always_inline void flow_ref_set(struct flow_ref *r, const void *client, const void *vip,
+                                         const struct l4_ports *client_to_vip, __u8 proto)
 {
-    return proto == IPPROTO_TCP ? (int)sizeof(struct tcphdr) : (int)sizeof(struct udphdr);
+    r->client = client;
+    r->vip = vip;
+    r->client_port = client_to_vip->source;
+    r->vip_port = client_to_vip->dest;
+    r->proto = proto;
 }
 
 /* ICMP "fragmentation needed" quoting a packet the VIP sent: the quoted
  * header runs VIP -> client, so the client side is its destination. */
-static __always_inline int parse_icmp4(void *icmp, void *data_end, struct drover_flow *f)
+static __always_inline int parse_icmp4(void *icmp, void *data_end, struct flow_ref *r)
 {
     struct icmphdr *ic = icmp;
 
@@ -174,51 +198,56 @@ static __always_inline int parse_icmp4(void *icmp, void *data_end, struct drover
         return DROVER_STAT_PASS_MALFORMED;
     if (in->version != 4 || in->ihl < 5)
         return DROVER_STAT_PASS_MALFORMED;
-    if (in->protocol != IPPROTO_TCP && in->protocol != IPPROTO_UDP)
+    __u8 proto = in->protocol;
+    if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
         return DROVER_STAT_PASS_NON_VIP;
     struct l4_ports *p = (void *)in + in->ihl * 4;
     if ((void *)(p + 1) > data_end)
         return DROVER_STAT_PASS_MALFORMED;
-    f->src[0] = in->daddr;
-    f->dst[0] = in->saddr;
-    f->sport = p->dest;
-    f->dport = p->source;
-    f->proto = in->protocol;
+    struct l4_ports client_to_vip = {.source = p->dest, .dest = p->source};
+    flow_ref_set(r, &in->daddr, &in->saddr, &client_to_vip, proto);
+    r->icmp = 1;
     return PARSE_OK;
 }
 
-static __always_inline int parse_v4(void *data, void *data_end, __u32 off, struct drover_flow *f,
-                                    int *icmp)
+/* Bytes of the L4 header the director insists on for a protocol it
+ * forwards (a truncated one is passed as malformed); 0 for any other. */
+static __always_inline int l4_need(__u8 proto)
 {
-    struct iphdr *iph = data + off;
+    if (likely(proto == IPPROTO_TCP))
+        return (int)sizeof(struct tcphdr);
+    if (proto == IPPROTO_UDP)
+        return (int)sizeof(struct udphdr);
+    return 0;
+}
 
-    if ((void *)(iph + 1) > data_end)
+static __always_inline int parse_v4(void *l3, void *data_end, struct flow_ref *r)
+{
+    struct iphdr *iph = l3;
+
+    if (unlikely((void *)(iph + 1) > data_end))
         return DROVER_STAT_PASS_MALFORMED;
-    if (iph->version != 4 || iph->ihl < 5)
+    /* version 4 and a header length of at least 5 words: 0x45..0x4f */
+    __u8 vihl = *(__u8 *)iph;
+    if (unlikely((__u8)(vihl - 0x45) > 0x0a))
         return DROVER_STAT_PASS_MALFORMED;
-    if (iph->frag_off & bpf_htons(IP_MF | IP_OFFSET))
+    if (unlikely(iph->frag_off & bpf_htons(IP_MF | IP_OFFSET)))
         return DROVER_STAT_PASS_FRAGMENT;
-    void *l4 = (void *)iph + iph->ihl * 4;
-    f->family = DROVER_AF_INET;
-    if (iph->protocol == IPPROTO_TCP || iph->protocol == IPPROTO_UDP) {
-        struct l4_ports *p = l4;
-        if (l4 + l4_min_len(iph->protocol) > data_end)
+    void *l4 = (void *)iph + (vihl & 0x0f) * 4;
+    __u8 proto = iph->protocol;
+    int need = l4_need(proto);
+    if (likely(need)) {
+        if (unlikely(l4 + need > data_end))
             return DROVER_STAT_PASS_MALFORMED;
-        f->src[0] = iph->saddr;
-        f->dst[0] = iph->daddr;
-        f->sport = p->source;
-        f->dport = p->dest;
-        f->proto = iph->protocol;
+        flow_ref_set(r, &iph->saddr, &iph->daddr, l4, proto);
         return PARSE_OK;
     }
-    if (iph->protocol == IPPROTO_ICMP) {
-        *icmp = 1;
-        return parse_icmp4(l4, data_end, f);
-    }
+    if (proto == IPPROTO_ICMP)
+        return parse_icmp4(l4, data_end, r);
     return DROVER_STAT_PASS_NON_VIP;
 }
 
-static __always_inline int parse_icmp6(void *icmp, void *data_end, struct drover_flow *f)
+static __always_inline int parse_icmp6(void *icmp, void *data_end, struct flow_ref *r)
 {
     struct icmp6hdr *ic = icmp;
 
@@ -229,74 +258,118 @@ static __always_inline int parse_icmp6(void *icmp, void *data_end, struct drover
     struct ipv6hdr *in = (void *)(ic + 1);
     if ((void *)(in + 1) > data_end)
         return DROVER_STAT_PASS_MALFORMED;
-    if (in->nexthdr != IPPROTO_TCP && in->nexthdr != IPPROTO_UDP)
+    __u8 proto = in->nexthdr;
+    if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
         return DROVER_STAT_PASS_NON_VIP;
     struct l4_ports *p = (void *)(in + 1);
     if ((void *)(p + 1) > data_end)
         return DROVER_STAT_PASS_MALFORMED;
-    __builtin_memcpy(f->src, &in->daddr, 16);
-    __builtin_memcpy(f->dst, &in->saddr, 16);
-    f->sport = p->dest;
-    f->dport = p->source;
-    f->proto = in->nexthdr;
+    struct l4_ports client_to_vip = {.source = p->dest, .dest = p->source};
+    flow_ref_set(r, &in->daddr, &in->saddr, &client_to_vip, proto);
+    r->icmp = 1;
     return PARSE_OK;
 }
 
-static __always_inline int parse_v6(void *data, void *data_end, __u32 off, struct drover_flow *f,
-                                    int *icmp)
+static __always_inline int parse_v6(void *l3, void *data_end, struct flow_ref *r)
 {
-    struct ipv6hdr *ip6 = data + off;
+    struct ipv6hdr *ip6 = l3;
 
-    if ((void *)(ip6 + 1) > data_end)
+    if (unlikely((void *)(ip6 + 1) > data_end))
         return DROVER_STAT_PASS_MALFORMED;
-    if (ip6->version != 6)
+    if (unlikely(ip6->version != 6))
         return DROVER_STAT_PASS_MALFORMED;
-    f->family = DROVER_AF_INET6;
     void *l4 = ip6 + 1;
-    if (ip6->nexthdr == IPPROTO_TCP || ip6->nexthdr == IPPROTO_UDP) {
-        struct l4_ports *p = l4;
-        if (l4 + l4_min_len(ip6->nexthdr) > data_end)
+    __u8 proto = ip6->nexthdr;
+    int need = l4_need(proto);
+    if (likely(need)) {
+        if (unlikely(l4 + need > data_end))
             return DROVER_STAT_PASS_MALFORMED;
-        __builtin_memcpy(f->src, &ip6->saddr, 16);
-        __builtin_memcpy(f->dst, &ip6->daddr, 16);
-        f->sport = p->source;
-        f->dport = p->dest;
-        f->proto = ip6->nexthdr;
+        flow_ref_set(r, &ip6->saddr, &ip6->daddr, l4, proto);
         return PARSE_OK;
     }
-    if (ip6->nexthdr == IPPROTO_ICMPV6) {
-        *icmp = 1;
-        return parse_icmp6(l4, data_end, f);
-    }
-    if (ip6->nexthdr == 44 /* fragment header */)
+    if (proto == IPPROTO_ICMPV6)
+        return parse_icmp6(l4, data_end, r);
+    if (proto == 44 /* fragment header */)
         return DROVER_STAT_PASS_FRAGMENT;
     return DROVER_STAT_PASS_NON_VIP;
 }
 
-/* Is k a VIP? Its vip_id if so, else -1. One array read for most
- * packets: the VIP index slot either holds k, holds another VIP or nothing
- * (not a VIP), or says several VIPs share it (ask the hash map). */
-static __always_inline int vip_lookup(const struct drover_vip_key *k)
-{
-    __u32 zero = 0;
-    struct drover_vip_active *va = bpf_map_lookup_elem(&drover_vip_act, &zero);
+/* The words of a drover_vip_slot as the director compares them: the
+ * address as two 8-byte words, then port, protocol, family, flags and
+ * vip_id in the third. Unions rather than shifts, so the layout (and the
+ * byte order) is the struct's. */
+union vip_addr_words {
+    __u32 addr[4];
+    __u64 w[2];
+};
+union vip_slot_tail {
+    struct {
+        __u16 port;
+        __u8 proto;
+        __u8 family;
+        __u16 flags;
+        __u16 vip_id;
+    } f;
+    __u64 w;
+};
+_Static_assert(sizeof(struct drover_vip_slot) == 24 &&
+                   __builtin_offsetof(struct drover_vip_slot, key.port) == 16 &&
+                   __builtin_offsetof(struct drover_vip_slot, flags) == 20 &&
+                   __builtin_offsetof(struct drover_vip_slot, vip_id) == 22,
+               "drover_vip_slot: three 8-byte words, as vip_lookup() reads it");
 
-    if (!va)
-        return -1;
-    __u32 idx = (va->gen & (DROVER_GENERATIONS - 1)) * DROVER_VIP_SLOTS + drover_vip_slot(k);
-    struct drover_vip_slot *slot = bpf_map_lookup_elem(&drover_vip_idx, &idx);
-    if (!slot)
-        return -1;
-    if (slot->flags & DROVER_VIP_SLOT_USED) {
-        const __u32 *a = slot->key.addr, *b = k->addr;
-        const __u32 *ta = (const __u32 *)&slot->key.port, *tb = (const __u32 *)&k->port;
-        if (((a[0] ^ b[0]) | (a[1] ^ b[1]) | (a[2] ^ b[2]) | (a[3] ^ b[3]) | (*ta ^ *tb)) == 0)
-            return slot->vip_id;
+/* The VIP a flow is for in the hash map, for a VIP index slot that
+ * several VIPs share (rare: the index is 4x sparse). */
+static __always_inline int vip_lookup_shared(const union vip_addr_words *a,
+                                             const union vip_slot_tail *t)
+{
+    struct drover_vip_key k = {
+        .port = t->f.port,
+        .proto = t->f.proto,
+        .family = t->f.family,
+    };
+    __builtin_memcpy(k.addr, a->addr, sizeof(k.addr));
+    struct drover_vip_value *v = bpf_map_lookup_elem(&drover_vips, &k);
+    return v ? (int)(v->vip_id & 0x7fffffff) : -1;
+}
+
+/* Is the flow's destination a VIP? Its vip_id if so, else -1. One array
+ * read for most packets, compared in three words straight from the
+ * packet's fields: the VIP index slot either holds this VIP, holds another
+ * or nothing (not a VIP), or says several VIPs share it (ask the hash
+ * map). */
+static __always_inline int vip_lookup(const struct flow_ref *r, const __u8 family)
+{
+    union vip_addr_words a = {};
+    union vip_slot_tail want = {.f = {.port = r->vip_port,
+                                      .proto = r->proto,
+                                      .family = family,
+                                      .flags = DROVER_VIP_SLOT_USED}};
+    const union vip_slot_tail mask = {
+        .f = {.port = 0xffff, .proto = 0xff, .family = 0xff, .flags = DROVER_VIP_SLOT_USED}};
+    __u32 zero = 0;
+
+    if (family == DROVER_AF_INET) {
+        a.addr[0] = *(const __u32 *)r->vip;
+    } else {
+        a.w[0] = ((const __u64 *)r->vip)[0];
+        a.w[1] = ((const __u64 *)r->vip)[1];
     }
-    if (slot->flags & DROVER_VIP_SLOT_MORE) {
-        struct drover_vip_value *v = bpf_map_lookup_elem(&drover_vips, k);
-        return v ? (int)(v->vip_id & 0x7fffffff) : -1;
-    }
+    __u64 fold = a.w[0] ^ a.w[1];
+    struct drover_vip_active *va = bpf_map_lookup_elem(&drover_vip_act, &zero);
+    if (unlikely(!va))
+        return -1;
+    __u32 idx =
+        (va->gen & (DROVER_GENERATIONS - 1)) * DROVER_VIP_SLOTS +
+        drover_vip_slot_of((__u32)fold ^ (__u32)(fold >> 32), r->vip_port, r->proto, family);
+    const __u64 *slot = bpf_map_lookup_elem(&drover_vip_idx, &idx);
+    if (unlikely(!slot))
+        return -1;
+    union vip_slot_tail got = {.w = slot[2]};
+    if (likely(((slot[0] ^ a.w[0]) | (slot[1] ^ a.w[1]) | ((got.w ^ want.w) & mask.w)) == 0))
+        return got.f.vip_id;
+    if (unlikely(got.f.flags & DROVER_VIP_SLOT_MORE))
+        return vip_lookup_shared(&a, &want);
     return -1;
 }
 
@@ -329,34 +402,24 @@ static __always_inline __u64 flow_hash(const __u64 init[4], const struct drover_
  * as a constant, so each family compiles to its own straight-line path and
  * the fields of the other one are not kept alive (and spilled to the
  * stack) across the parse, the VIP check and the hash. */
-static __always_inline int director_ip(struct xdp_md *ctx, struct drover_stats *st, __u32 l3off,
-                                       const __u8 family)
+static __always_inline int director_ip(struct xdp_md *ctx, void *data, void *data_end,
+                                       struct drover_stats *st, __u32 l3off, const __u8 family)
 {
-    void *data = (void *)(long)ctx->data;
-    void *data_end = (void *)(long)ctx->data_end;
-    struct drover_flow f = {};
+    struct flow_ref r = {};
     __u32 zero = 0;
-    int icmp = 0;
     int rc;
 
     if (family == DROVER_AF_INET)
-        rc = parse_v4(data, data_end, l3off, &f, &icmp);
+        rc = parse_v4(data + l3off, data_end, &r);
     else
-        rc = parse_v6(data, data_end, l3off, &f, &icmp);
-    f.family = family;
-    if (rc != PARSE_OK) {
+        rc = parse_v6(data + l3off, data_end, &r);
+    if (unlikely(rc != PARSE_OK)) {
         if (rc >= 0 && rc < DROVER_STAT_MAX)
             st->count[rc]++;
         return XDP_PASS;
     }
 
-    struct drover_vip_key vk = {
-        .port = f.dport,
-        .proto = f.proto,
-        .family = f.family,
-    };
-    __builtin_memcpy(vk.addr, f.dst, sizeof(vk.addr));
-    int vip = vip_lookup(&vk);
+    int vip = vip_lookup(&r, family);
     if (vip < 0) {
         st->count[DROVER_STAT_PASS_NON_VIP]++;
         return XDP_PASS;
@@ -364,45 +427,55 @@ static __always_inline int director_ip(struct xdp_md *ctx, struct drover_stats *
     __u32 vip_id = (__u32)vip;
 
     struct drover_active *act = bpf_map_lookup_elem(&drover_active, &zero);
-    if (!act) {
+    if (unlikely(!act)) {
         st->count[DROVER_STAT_PASS_NO_CONFIG]++;
         return XDP_PASS;
     }
     __u32 gen = act->gen & (DROVER_GENERATIONS - 1);
     struct drover_gen_config *cfg = bpf_map_lookup_elem(&drover_gen_cfg, &gen);
-    if (!cfg || cfg->version != DROVER_MAPS_VERSION) {
+    if (unlikely(!cfg || cfg->version != DROVER_MAPS_VERSION)) {
         st->count[DROVER_STAT_PASS_NO_CONFIG]++;
         return XDP_PASS;
     }
 
+    /* Only now the client side: a packet for no VIP never reads it. */
+    struct drover_flow f = {
+        .sport = r.client_port, .dport = r.vip_port, .proto = r.proto, .family = family};
+    if (family == DROVER_AF_INET) {
+        f.src[0] = *(const __u32 *)r.client;
+        f.dst[0] = *(const __u32 *)r.vip;
+    } else {
+        __builtin_memcpy(f.src, r.client, 16);
+        __builtin_memcpy(f.dst, r.vip, 16);
+    }
     __u64 hash = flow_hash(cfg->sip_init, &f, cfg->hash_fields);
     __u32 ri = gen * DROVER_TABLE_ROWS + drover_hash_row(hash);
     struct drover_row *row = bpf_map_lookup_elem(&drover_table, &ri);
-    if (!row || row->primary >= DROVER_MAX_PROXIES) {
+    if (unlikely(!row || row->primary >= DROVER_MAX_PROXIES)) {
         st->count[DROVER_STAT_DROP_NO_PROXY]++;
         count_vip_drop(vip_id);
         return XDP_DROP;
     }
-    __u32 pi = gen * DROVER_MAX_PROXIES + row->primary;
-    __u32 si = gen * DROVER_MAX_PROXIES + (row->secondary & (DROVER_MAX_PROXIES - 1));
+    __u16 primary = row->primary, secondary = row->secondary;
+    __u32 pi = gen * DROVER_MAX_PROXIES + primary;
     struct drover_proxy *pri = bpf_map_lookup_elem(&drover_proxies, &pi);
-    if (!pri || pri->family == DROVER_AF_NONE) {
+    if (unlikely(!pri || pri->family == DROVER_AF_NONE)) {
         st->count[DROVER_STAT_DROP_NO_PROXY]++;
         count_vip_drop(vip_id);
         return XDP_DROP;
     }
-    struct drover_proxy *sec = bpf_map_lookup_elem(&drover_proxies, &si);
-    __u32 sec_addr[4] __attribute__((aligned(8))) = {}; /* copied as two words */
-    __u8 hop_count = 1;
-    if (sec && row->secondary != row->primary && row->secondary < DROVER_MAX_PROXIES &&
-        sec->family != DROVER_AF_NONE) {
-        if (sec->family == pri->family) {
-            __builtin_memcpy(sec_addr, sec->addr, sizeof(sec_addr));
-            hop_count = 2;
-        } else {
+    /* The second hop: another proxy of the primary's family, or none (one
+     * hop; counted when it exists but has the other family). */
+    const struct drover_proxy *sec = NULL;
+    if (likely(secondary < DROVER_MAX_PROXIES && secondary != primary)) {
+        __u32 si = gen * DROVER_MAX_PROXIES + secondary;
+        const struct drover_proxy *p = bpf_map_lookup_elem(&drover_proxies, &si);
+        if (likely(p && p->family == pri->family))
+            sec = p;
+        else if (p && p->family != DROVER_AF_NONE)
             st->count[DROVER_STAT_HOPS_FAMILY]++;
-        }
     }
+    __u8 hop_count = sec ? 2 : 1;
 
     __u32 inner_len = (__u32)(data_end - data) - l3off;
     __u32 stat_slot = pri->stat_slot;
@@ -422,7 +495,7 @@ static __always_inline int director_ip(struct xdp_md *ctx, struct drover_stats *
     data = (void *)(long)ctx->data;
     data_end = (void *)(long)ctx->data_end;
     __u8 *o = data;
-    __u8 gue_proto = f.family == DROVER_AF_INET ? IPPROTO_IPIP : IPPROTO_IPV6;
+    __u8 gue_proto = family == DROVER_AF_INET ? IPPROTO_IPIP : IPPROTO_IPV6;
     __u16 sport = bpf_htons(drover_hash_sport(hash));
 
     /* The generation's template of the outer headers in 8-byte words,
@@ -459,7 +532,7 @@ static __always_inline int director_ip(struct xdp_md *ctx, struct drover_stats *
         o[43] = gue_proto;
         __u32 *addrs = (void *)(o + DROVER_OUTER4_HDRS);
         addrs[0] = daddr;
-        addrs[1] = sec_addr[0];
+        addrs[1] = sec ? sec->addr[0] : 0;
         st->count[DROVER_STAT_ENCAP_V4]++;
     } else {
         if ((void *)(o + sizeof(struct ethhdr) + OUTER6_LEN) > data_end) {
@@ -488,7 +561,7 @@ static __always_inline int director_ip(struct xdp_md *ctx, struct drover_stats *
         *(__be32 *)ip6 = bpf_htonl(0x60000000 | ((__u32)hash & 0xfffff));
         ip6->payload_len = bpf_htons(OUTER6_LEN - sizeof(*ip6) + inner_len);
         __u64 *da = (__u64 *)&ip6->daddr, *pa = (__u64 *)(o + DROVER_OUTER6_HDRS);
-        const __u64 *pr = (const __u64 *)pri->addr, *sa = (const __u64 *)sec_addr;
+        const __u64 *pr = (const __u64 *)pri->addr;
         da[0] = pr[0];
         da[1] = pr[1];
         struct udphdr *udp = (void *)(ip6 + 1);
@@ -497,11 +570,17 @@ static __always_inline int director_ip(struct xdp_md *ctx, struct drover_stats *
         o[63] = gue_proto;
         pa[0] = pr[0];
         pa[1] = pr[1];
-        pa[2] = sa[0];
-        pa[3] = sa[1];
+        if (sec) {
+            const __u64 *sa = (const __u64 *)sec->addr;
+            pa[2] = sa[0];
+            pa[3] = sa[1];
+        } else {
+            pa[2] = 0;
+            pa[3] = 0;
+        }
         st->count[DROVER_STAT_ENCAP_V6]++;
     }
-    if (icmp)
+    if (unlikely(r.icmp))
         st->count[DROVER_STAT_ENCAP_ICMP]++;
     count_sent(vip_id, stat_slot, inner_len);
     if (cfg->egress_ifindex)
@@ -528,9 +607,9 @@ int drover_director(struct xdp_md *ctx)
         return XDP_PASS;
     }
     if (proto == bpf_htons(ETH_P_IP))
-        return director_ip(ctx, st, l3off, DROVER_AF_INET);
+        return director_ip(ctx, data, data_end, st, l3off, DROVER_AF_INET);
     if (proto == bpf_htons(ETH_P_IPV6))
-        return director_ip(ctx, st, l3off, DROVER_AF_INET6);
+        return director_ip(ctx, data, data_end, st, l3off, DROVER_AF_INET6);
     st->count[DROVER_STAT_PASS_NOT_IP]++;
     return XDP_PASS;
 }

@@ -178,16 +178,24 @@ static __always_inline __u64 drover_flow_hash_state(const __u64 init[4],
 
 /* Slot of a VIP key in the VIP index: a cheap multiplicative hash (the
  * index is only a filter in front of the authoritative hash map; VIPs are
- * chosen by operators, not by whoever sends packets). */
-static __always_inline __u32 drover_vip_slot(const struct drover_vip_key *k)
+ * chosen by operators, not by whoever sends packets). addr_xor is the XOR
+ * of the key's four address words: the director computes it from the
+ * packet without building a key. */
+static __always_inline __u32 drover_vip_slot_of(__u32 addr_xor, __u16 port, __u8 proto,
+                                                __u8 family)
 {
-    __u32 x = k->addr[0] ^ k->addr[1] ^ k->addr[2] ^ k->addr[3];
+    __u32 x = addr_xor ^ (((__u32)port << 16) | ((__u32)proto << 8) | family);
 
-    x ^= ((__u32)k->port << 16) | ((__u32)k->proto << 8) | k->family;
     x *= 0x9E3779B1u;
     x ^= x >> 15;
     x *= 0x85EBCA77u;
     return x >> (32 - DROVER_VIP_SLOT_BITS);
+}
+
+static __always_inline __u32 drover_vip_slot(const struct drover_vip_key *k)
+{
+    return drover_vip_slot_of(k->addr[0] ^ k->addr[1] ^ k->addr[2] ^ k->addr[3], k->port,
+                              k->proto, k->family);
 }
 
 static __always_inline __u32 drover_hash_row(__u64 h)
