@@ -445,8 +445,10 @@ static __always_inline int director_ip(struct xdp_md *ctx, void *data, void *dat
         f.src[0] = *(const __u32 *)r.client;
         f.dst[0] = *(const __u32 *)r.vip;
     } else {
-        __builtin_memcpy(f.src, r.client, 16);
-        __builtin_memcpy(f.dst, r.vip, 16);
+        /* in 4-byte words, as struct in6_addr would be (from a void *
+         * the compiler copies byte by byte: 40 instructions) */
+        __builtin_memcpy(f.src, (const __u32 *)r.client, 16);
+        __builtin_memcpy(f.dst, (const __u32 *)r.vip, 16);
     }
     __u64 hash = flow_hash(cfg->sip_init, &f, cfg->hash_fields);
     __u32 ri = gen * DROVER_TABLE_ROWS + drover_hash_row(hash);
