@@ -118,7 +118,7 @@ static __always_inline void count_vip_drop(__u32 vip_id)
 
 /* A packet of len bytes (from the client's IP header on) to VIP vip_id
  * was sent to proxy stat_slot. Per-CPU values: plain increments. */
-static __always_inline void count_sent(__u32 vip_id, __u32 stat_slot, __u32 len)
+static __always_inline void count_sent(__u32 vip_id, __u32 stat_slot, __u64 len)
 {
     if (!COUNT_TRAFFIC)
         return;
@@ -212,12 +212,12 @@ static __always_inline int parse_icmp4(void *icmp, void *data_end, struct flow_r
 
 /* Bytes of the L4 header the director insists on for a protocol it
  * forwards (a truncated one is passed as malformed); 0 for any other. */
-static __always_inline int l4_need(__u8 proto)
+static __always_inline __u32 l4_need(__u8 proto)
 {
     if (likely(proto == IPPROTO_TCP))
-        return (int)sizeof(struct tcphdr);
+        return sizeof(struct tcphdr);
     if (proto == IPPROTO_UDP)
-        return (int)sizeof(struct udphdr);
+        return sizeof(struct udphdr);
     return 0;
 }
 
@@ -235,7 +235,7 @@ static __always_inline int parse_v4(void *l3, void *data_end, struct flow_ref *r
         return DROVER_STAT_PASS_FRAGMENT;
     void *l4 = (void *)iph + (vihl & 0x0f) * 4;
     __u8 proto = iph->protocol;
-    int need = l4_need(proto);
+    __u32 need = l4_need(proto);
     if (likely(need)) {
         if (unlikely(l4 + need > data_end))
             return DROVER_STAT_PASS_MALFORMED;
@@ -280,7 +280,7 @@ static __always_inline int parse_v6(void *l3, void *data_end, struct flow_ref *r
         return DROVER_STAT_PASS_MALFORMED;
     void *l4 = ip6 + 1;
     __u8 proto = ip6->nexthdr;
-    int need = l4_need(proto);
+    __u32 need = l4_need(proto);
     if (likely(need)) {
         if (unlikely(l4 + need > data_end))
             return DROVER_STAT_PASS_MALFORMED;
