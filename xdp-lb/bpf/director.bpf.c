@@ -482,14 +482,14 @@ static __always_inline int director_ip(struct xdp_md *ctx, void *data, void *dat
     __u32 inner_len = (__u32)(data_end - data) - l3off;
     __u32 stat_slot = pri->stat_slot;
     int outer = pri->family == DROVER_AF_INET ? (int)OUTER4_LEN : (int)OUTER6_LEN;
-    if (pri->family == DROVER_AF_INET
-            ? cfg->src_v4 == 0
-            : (cfg->src_v6[0] | cfg->src_v6[1] | cfg->src_v6[2] | cfg->src_v6[3]) == 0) {
+    if (unlikely(pri->family == DROVER_AF_INET
+                     ? cfg->src_v4 == 0
+                     : (cfg->src_v6[0] | cfg->src_v6[1] | cfg->src_v6[2] | cfg->src_v6[3]) == 0)) {
         st->count[DROVER_STAT_DROP_NO_SOURCE]++;
         count_vip_drop(vip_id);
         return XDP_DROP;
     }
-    if (bpf_xdp_adjust_head(ctx, (int)l3off - (int)sizeof(struct ethhdr) - outer)) {
+    if (unlikely(bpf_xdp_adjust_head(ctx, (int)l3off - (int)sizeof(struct ethhdr) - outer))) {
         st->count[DROVER_STAT_DROP_ADJUST]++;
         count_vip_drop(vip_id);
         return XDP_DROP;
@@ -503,7 +503,7 @@ static __always_inline int director_ip(struct xdp_md *ctx, void *data, void *dat
     /* The generation's template of the outer headers in 8-byte words,
      * then the fields that depend on the packet. */
     if (pri->family == DROVER_AF_INET) {
-        if ((void *)(o + sizeof(struct ethhdr) + OUTER4_LEN) > data_end) {
+        if (unlikely((void *)(o + sizeof(struct ethhdr) + OUTER4_LEN) > data_end)) {
             st->count[DROVER_STAT_DROP_ADJUST]++;
             count_vip_drop(vip_id);
             return XDP_DROP;
@@ -526,8 +526,9 @@ static __always_inline int director_ip(struct xdp_md *ctx, void *data, void *dat
         __u32 daddr = pri->addr[0];
         iph->tot_len = tot_len;
         iph->daddr = daddr;
-        iph->check =
-            drover_csum_fold(cfg->ip4_csum_base + tot_len + (daddr & 0xffff) + (daddr >> 16));
+        /* summed in 64 bits: no wrap to mask away before the fold */
+        iph->check = drover_csum_fold((__u64)cfg->ip4_csum_base + tot_len + (daddr & 0xffff) +
+                                      (daddr >> 16));
         struct udphdr *udp = (void *)(iph + 1);
         udp->source = sport;
         udp->len = bpf_htons(OUTER4_LEN - sizeof(*iph) + inner_len);
@@ -537,7 +538,7 @@ static __always_inline int director_ip(struct xdp_md *ctx, void *data, void *dat
         addrs[1] = sec ? sec->addr[0] : 0;
         st->count[DROVER_STAT_ENCAP_V4]++;
     } else {
-        if ((void *)(o + sizeof(struct ethhdr) + OUTER6_LEN) > data_end) {
+        if (unlikely((void *)(o + sizeof(struct ethhdr) + OUTER6_LEN) > data_end)) {
             st->count[DROVER_STAT_DROP_ADJUST]++;
             count_vip_drop(vip_id);
             return XDP_DROP;

@@ -61,8 +61,10 @@ static __always_inline int drover_parse_l2(void *data, void *data_end, __u16 *pr
     return 0;
 }
 
-/* Fold a 32-bit one's complement sum into the 16-bit checksum. */
-static __always_inline __u16 drover_csum_fold(__u32 sum)
+/* Fold a one's complement sum below 2^32 into the 16-bit checksum. Taken
+ * as 64 bits: a 32-bit sum's shift on a 64-bit BPF register costs a mask
+ * (a two-slot constant) first. */
+static __always_inline __u16 drover_csum_fold(__u64 sum)
 {
     sum = (sum & 0xffff) + (sum >> 16);
     sum = (sum & 0xffff) + (sum >> 16);
