@@ -5,6 +5,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,6 +91,24 @@ static bool cluster_prefix(const char *s, char *seg0, const char **rest)
     return true;
 }
 
+#define NODE_SHARD_DIR "node-shards"
+
+unsigned kv_key_node_shard(const char *node)
+{
+    uint32_t h = 2166136261u; /* FNV-1a 32: tiny, and trivial to write again in any language */
+    for (const unsigned char *p = (const unsigned char *)node; *p; p++)
+        h = (h ^ *p) * 16777619u;
+    return h % KV_NODE_SHARDS;
+}
+
+/* seg (a shard segment) is the shard of node: two lowercase hex digits. */
+static bool is_node_shard(const char *seg, const char *node)
+{
+    char want[3];
+    snprintf(want, sizeof(want), "%02x", kv_key_node_shard(node));
+    return strcmp(seg, want) == 0;
+}
+
 static void parse_kube(const char *rest, struct kv_key *k)
 {
     char seg[5][KV_KEY_SEG_MAX + 1];
@@ -100,7 +119,8 @@ static void parse_kube(const char *rest, struct kv_key *k)
         memcpy(k->seg[0], seg[0], sizeof(seg[0]));
         return;
     }
-    if (n < 2 || (strcmp(seg[1], "services") != 0 && strcmp(seg[1], "nodes") != 0))
+    if (n < 2 || (strcmp(seg[1], "services") != 0 && strcmp(seg[1], "nodes") != 0 &&
+                  strcmp(seg[1], NODE_SHARD_DIR) != 0))
         return;
     memcpy(k->seg[0], seg[0], sizeof(seg[0]));
     k->n = 1;
@@ -109,9 +129,13 @@ static void parse_kube(const char *rest, struct kv_key *k)
         for (int i = 2; i < 5; i++)
             memcpy(k->seg[i - 1], seg[i], sizeof(seg[i]));
         k->n = 4;
-    } else if (n == 3 && strcmp(seg[1], "nodes") == 0) {
+    } else if ((n == 3 && strcmp(seg[1], "nodes") == 0) ||
+               (n == 4 && strcmp(seg[1], NODE_SHARD_DIR) == 0 && is_node_shard(seg[2], seg[3]))) {
+        /* a node in a shard not its own is malformed: a writer hashing
+         * differently would hide it from readers watching the right one */
         k->kind = KV_KEY_KUBE_NODE;
-        memcpy(k->seg[1], seg[2], sizeof(seg[2]));
+        k->node_sharded = n == 4;
+        memcpy(k->seg[1], seg[n - 1], sizeof(seg[n - 1]));
         k->n = 2;
     } else {
         k->kind = KV_KEY_KUBE_MALFORMED;
@@ -193,7 +217,27 @@ char *kv_key_kube_node(const char *root, const char *cluster, const char *node)
 {
     if (!kv_valid_segment(cluster) || !kv_valid_segment(node))
         return NULL;
+    return kv_key_printf("%skube/%s/" NODE_SHARD_DIR "/%02x/%s", root, cluster,
+                         kv_key_node_shard(node), node);
+}
+
+char *kv_key_kube_node_flat(const char *root, const char *cluster, const char *node)
+{
+    if (!kv_valid_segment(cluster) || !kv_valid_segment(node))
+        return NULL;
     return kv_key_printf("%skube/%s/nodes/%s", root, cluster, node);
+}
+
+char *kv_key_kube_node_shard_prefix(const char *root, const char *cluster, unsigned shard)
+{
+    if (!kv_valid_segment(cluster) || shard >= KV_NODE_SHARDS)
+        return NULL;
+    return kv_key_printf("%skube/%s/" NODE_SHARD_DIR "/%02x/", root, cluster, shard);
+}
+
+char *kv_key_kube_node_flat_prefix(const char *root, const char *cluster)
+{
+    return kv_valid_segment(cluster) ? kv_key_printf("%skube/%s/nodes/", root, cluster) : NULL;
 }
 
 char *kv_key_kube_meta(const char *root, const char *cluster)

@@ -5,7 +5,8 @@
  * schema module:
  *
  *   R kube/<cluster>/services/<ns>/<svc>/<port>   kv_kube.h
- *   R kube/<cluster>/nodes/<node>                 kv_kube.h
+ *   R kube/<cluster>/node-shards/<shard>/<node>   kv_kube.h (the flat
+ *   R kube/<cluster>/nodes/<node>                 layout is still read)
  *   R kube/<cluster>/{meta,leader}                kv_kube.h (meta) / exporter leader
  *   R haproxy/<cluster>/services/<name>           kv_haproxy.h
  *   R haproxy/<cluster>/force-removal/<backend>   kv_haproxy.h
@@ -64,7 +65,8 @@ enum kv_key_kind {
 
 struct kv_key {
     enum kv_key_kind kind;
-    int n; /* segments in seg */
+    int n;             /* segments in seg */
+    bool node_sharded; /* KV_KEY_KUBE_NODE under node-shards/ (else the flat nodes/) */
     char seg[4][KV_KEY_SEG_MAX + 1];
     const char *rel; /* points into the parsed key */
 };
@@ -73,11 +75,32 @@ struct kv_key {
  * not under root are KV_KEY_OTHER. */
 void kv_key_parse(const char *root, const char *key, struct kv_key *out);
 
+/*
+ * Node shards. A blocking query answers with its whole prefix, so node
+ * entries are spread over KV_NODE_SHARDS prefixes by a hash of the node
+ * name and a node change makes a watcher re-read one shard, not every
+ * node (docs/kv-schema.md, "What a watcher watches"). The shard of a node
+ * is FNV-1a (32 bit) of its name modulo KV_NODE_SHARDS, written as two
+ * lowercase hex digits: every writer and reader (C here, Python in
+ * tests/lib/kv_schema.py) computes it identically. The count is part of
+ * the layout: changing it is a new prefix, not a new value.
+ */
+#define KV_NODE_SHARDS 16
+unsigned kv_key_node_shard(const char *node);
+
 /* Key builders (malloc'd; NULL when a segment is invalid or on ENOMEM).
- * root ends in '/'. */
+ * root ends in '/'. kv_key_kube_node() is where a node's entry is
+ * written (its shard); kv_key_kube_node_flat() the deprecated flat key
+ * that readers still accept. */
 char *kv_key_kube_service(const char *root, const char *cluster, const char *ns, const char *svc,
                           const char *port);
 char *kv_key_kube_node(const char *root, const char *cluster, const char *node);
+char *kv_key_kube_node_flat(const char *root, const char *cluster, const char *node);
+/* "R kube/<cluster>/node-shards/<shard>/" (shard < KV_NODE_SHARDS) and
+ * "R kube/<cluster>/nodes/": the node prefixes a reader watches, each
+ * kept non-empty by its folder key. */
+char *kv_key_kube_node_shard_prefix(const char *root, const char *cluster, unsigned shard);
+char *kv_key_kube_node_flat_prefix(const char *root, const char *cluster);
 char *kv_key_kube_own(const char *root, const char *cluster); /* "R kube/<cluster>/" */
 char *kv_key_kube_meta(const char *root, const char *cluster);
 char *kv_key_kube_leader(const char *root, const char *cluster);

@@ -168,7 +168,8 @@ const struct kv_schema_record kv_schema_records[] = {
       "\"protocol\":\"TCP\",\"proxy_protocol\":false,\"service\":\"web\",\"type\":"
       "\"LoadBalancer\"}",
       kube_service),
-    R("kube_node", "kube/<cluster>/nodes/<node>", "drover-exporter", "drover-watcher,droverctl",
+    R("kube_node", "kube/<cluster>/node{-shards/<shard>,s}/<node>", "drover-exporter",
+      "drover-watcher,droverctl",
       "{\"address\":\"10.20.1.11\",\"addresses\":[\"10.20.1.11\",\"fd00:20:1::11\"],\"cluster\":"
       "\"dc1-prod\",\"eligible\":true,\"excluded\":false,\"labels\":{\"topology.kubernetes.io/"
       "zone\":\"dc1-a\"},\"name\":\"worker-a1.dc1.example.net\",\"ready\":true,\"schedulable\":"

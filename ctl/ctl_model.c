@@ -185,6 +185,34 @@ static int add_service(struct ctl_model *m, const char *name, const json_t *v, c
     return 1;
 }
 
+/* A node entry (either layout, kv_key.h). While the exporter moves to
+ * the sharded layout a node may be in both: the shard is the newer
+ * writer's and wins, as in the watcher's snapshot. 1 added, 0 superseded,
+ * -EINVAL (msg says why), -ENOMEM. */
+static int add_node(struct ctl_model *m, const struct kv_key *k, json_t *v, char *msg,
+                    size_t msglen)
+{
+    struct kvm_node nd = {0};
+    size_t i = 0;
+    int rc;
+    while (i < m->n_nodes && (strcmp(m->nodes[i].cluster, k->seg[0]) != 0 ||
+                              strcmp(m->nodes[i].name, k->seg[1]) != 0))
+        i++;
+    if (i < m->n_nodes && !k->node_sharded)
+        return 0;
+    if ((rc = grow((void **)&m->nodes, m->n_nodes, sizeof(*m->nodes))) < 0 ||
+        (rc = kvm_node_decode(v, k->seg[0], k->seg[1], &nd, msg, msglen)) < 0) {
+        kvm_node_clear(&nd);
+        return rc;
+    }
+    if (i < m->n_nodes)
+        kvm_node_clear(&m->nodes[i]); /* the flat entry it supersedes */
+    else
+        m->n_nodes++;
+    m->nodes[i] = nd;
+    return 1;
+}
+
 int ctl_model_add(struct ctl_model *m, const char *root, const char *haproxy_cluster,
                   const char *key, const char *value, size_t len, uint64_t modify_index, char *err,
                   size_t errlen)
@@ -227,16 +255,7 @@ int ctl_model_add(struct ctl_model *m, const char *root, const char *haproxy_clu
     } else if (k.kind == KV_KEY_HAPROXY_SERVICE) {
         rc = add_service(m, k.seg[1], v, err, errlen, key);
     } else if (k.kind == KV_KEY_KUBE_NODE) {
-        struct kvm_node nd = {0};
-        rc = grow((void **)&m->nodes, m->n_nodes, sizeof(*m->nodes));
-        if (rc == 0)
-            rc = kvm_node_decode(v, k.seg[0], k.seg[1], &nd, msg, sizeof(msg));
-        if (rc == 0) {
-            m->nodes[m->n_nodes++] = nd;
-            rc = 1;
-        } else {
-            kvm_node_clear(&nd);
-        }
+        rc = add_node(m, &k, v, msg, sizeof(msg));
     } else {
         struct kvm_kube_service ks = {0};
         rc = grow((void **)&m->ports, m->n_ports, sizeof(*m->ports));

@@ -98,7 +98,8 @@ void ctl_model_clear(struct ctl_model *m);
 /*
  * Add one KV entry (key with the root, value of len bytes, may be NULL).
  * haproxy_cluster: NULL or "" = backends of every haproxy/<cluster>/.
- * 1 = added, 0 = key not used by droverctl, -EINVAL = bad entry (counted,
+ * 1 = added, 0 = key not used by droverctl (or a flat node entry whose
+ * node is in its shard too, kv_key.h), -EINVAL = bad entry (counted,
  * message naming the key in err), -ENOMEM.
  */
 int ctl_model_add(struct ctl_model *m, const char *root, const char *haproxy_cluster,

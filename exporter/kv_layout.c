@@ -83,14 +83,27 @@ static bool one_segment_under(const char *key, const char *prefix)
     return rest[0] && !strchr(rest, '/');
 }
 
+/* "<shard>/" or "<shard>/<node>" below node-shards/: any one segment as
+ * shard, so a key a reader refuses (wrong shard) is still the exporter's
+ * to delete */
+static bool owns_shard_key(const char *rest)
+{
+    const char *slash = strchr(rest, '/');
+    if (!slash || slash == rest)
+        return false;
+    return slash[1] == '\0' || !strchr(slash + 1, '/');
+}
+
 bool kv_layout_owns(const struct kv_layout *l, const char *key)
 {
     if (starts_with(key, l->own)) {
         const char *rest = key + strlen(l->own);
         if (starts_with(rest, "services/"))
             return rest[9] != '\0';
-        if (starts_with(rest, "nodes/"))
-            return one_segment_under(rest, "nodes/");
+        if (starts_with(rest, "nodes/")) /* the flat layout and its folder key */
+            return strcmp(rest, "nodes/") == 0 || one_segment_under(rest, "nodes/");
+        if (starts_with(rest, "node-shards/")) /* "<shard>/" folder keys and nodes */
+            return owns_shard_key(rest + strlen("node-shards/"));
         return false; /* meta, leader, future keys: not the diff's business */
     }
     if (!l->kse_prefix)
@@ -396,9 +409,25 @@ done:
     return out;
 }
 
+/* The folder key of every node prefix a watcher watches: an empty prefix
+ * wakes its watchers on every KV write anywhere (docs/kv-schema.md), and
+ * the flat nodes/ is empty once its entries moved to the shards. */
+static int add_node_folders(const struct kv_layout *l, struct kv_map *desired)
+{
+    int rc =
+        kv_map_put_take(desired, kv_key_kube_node_flat_prefix(l->root, l->cluster), strdup(""), 0);
+    for (unsigned s = 0; rc == 0 && s < KV_NODE_SHARDS; s++)
+        rc = kv_map_put_take(desired, kv_key_kube_node_shard_prefix(l->root, l->cluster, s),
+                             strdup(""), 0);
+    return rc;
+}
+
 int kv_layout_add_nodes(const struct kv_layout *l, struct kv_map *desired,
                         const struct node_record *nodes, size_t n)
 {
+    int rc = add_node_folders(l, desired);
+    if (rc)
+        return rc;
     for (size_t i = 0; i < n; i++) {
         char *key = kv_layout_node_key(l, nodes[i].name);
         if (!key) {
@@ -406,7 +435,7 @@ int kv_layout_add_nodes(const struct kv_layout *l, struct kv_map *desired,
                      nodes[i].name ? nodes[i].name : "");
             continue;
         }
-        int rc = kv_map_put_take(desired, key, kv_layout_node_value(l, &nodes[i]), 0);
+        rc = kv_map_put_take(desired, key, kv_layout_node_value(l, &nodes[i]), 0);
         if (rc)
             return rc;
     }
@@ -485,6 +514,24 @@ static void resolve_conflicts(struct kv_map *m, struct kv_ops *ops)
     m->n = out;
 }
 
+/* key is a flat node entry (kube/<c>/nodes/<node>) whose node this
+ * round writes to its shard for the first time. Its delete waits for the
+ * next round, once Consul holds the shard's entry: a watcher reads the
+ * flat prefix and the shard by separate queries, and a delete seen before
+ * the set would take the node out of its backends for a moment. */
+static bool flat_node_moving(const struct kv_layout *l, const struct kv_map *desired,
+                             const struct kv_map *current, const char *key)
+{
+    struct kv_key k;
+    kv_key_parse(l->root, key, &k);
+    if (k.kind != KV_KEY_KUBE_NODE || k.node_sharded)
+        return false;
+    char *sharded = kv_key_kube_node(l->root, k.seg[0], k.seg[1]);
+    bool moving = sharded && kv_map_find(desired, sharded) && !kv_map_find(current, sharded);
+    free(sharded);
+    return moving;
+}
+
 int kv_layout_diff(const struct kv_layout *l, struct kv_map *desired, struct kv_map *current,
                    bool complete, struct kv_ops *ops)
 {
@@ -526,7 +573,8 @@ int kv_layout_diff(const struct kv_layout *l, struct kv_map *desired, struct kv_
         return 0;
     for (j = 0; j < current->n; j++) {
         const struct kv_entry *c = &current->v[j];
-        if (!kv_layout_owns(l, c->key) || kv_map_find(desired, c->key))
+        if (!kv_layout_owns(l, c->key) || kv_map_find(desired, c->key) ||
+            flat_node_moving(l, desired, current, c->key))
             continue;
         rc = ops_push(
             ops,

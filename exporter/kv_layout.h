@@ -6,7 +6,8 @@
  *
  * drover layout (always), under root R (default "drover/v1/"):
  *   R kube/<cluster>/services/<namespace>/<service>/<port>  one per port
- *   R kube/<cluster>/nodes/<node>                            one per node
+ *   R kube/<cluster>/node-shards/<shard>/<node>              one per node
+ *   R kube/<cluster>/node-shards/<shard>/, .../nodes/       folder keys
  *   R kube/<cluster>/meta                                    summary
  * kube-service-exporter layout (--kse-compat), under prefix P:
  *   P/services/<id>/clusters/<cluster>   id = [<cluster>-]<ns>-<svc>-<port>
@@ -15,7 +16,9 @@
  * Values are compact JSON with keys sorted at every depth, so equal
  * content is equal bytes and a resync that changes nothing diffs to zero
  * operations. The diff only ever touches keys this exporter owns: drover
- * keys under R kube/<cluster>/services/ and .../nodes/, and the KSE keys
+ * keys under R kube/<cluster>/services/, .../node-shards/ and .../nodes/
+ * (the flat node layout of older exporters, deleted as its nodes move to
+ * their shards), and the KSE keys
  * of this cluster; `meta`, `leader` and any other cluster's keys are never
  * set or deleted by it.
  */
@@ -85,7 +88,8 @@ const struct kv_entry *kv_map_find(const struct kv_map *m, const char *key);
 int kv_layout_add_service(const struct kv_layout *l, struct kv_map *desired,
                           const struct export_record *r);
 
-/* Add one node entry per record (eligible = effective_eligible) and, with
+/* Add one node entry per record (eligible = effective_eligible) in its
+ * shard, the folder keys of every node shard and of the flat nodes/, and, with
  * KSE compat, the cluster's KSE node array (effectively eligible nodes
  * only, one element per address, sorted by Name then Address). Call once
  * with every node of a complete view. */

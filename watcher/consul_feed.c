@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "canary.h"
+#include "kv_key.h"
 #include "log.h"
 
 /* While a re-read is awaited, how often the feed looks whether it came
@@ -29,7 +30,8 @@ struct feed_watch {
 struct consul_feed {
     struct consul_feed_opts o;
     struct consul_client *c;
-    /* [0, n_fixed): haproxy/<cluster>/, maintenance/, kube/<c>/nodes/;
+    /* [0, n_fixed): haproxy/<cluster>/, maintenance/, and per kube
+     * cluster kube/<c>/nodes/ and kube/<c>/node-shards/<shard>/;
      * [n_fixed, n): the kube service prefixes the definitions reference */
     struct feed_watch **watches;
     size_t n, n_fixed, cap;
@@ -43,16 +45,24 @@ struct consul_feed {
 
 int consul_feed_fixed_prefixes(const struct kv_model_opts *o, char ***out, size_t *n)
 {
-    size_t cnt = o->n_kube_clusters + 2;
+    /* per consumed cluster: the flat nodes/ (older exporters, hand-written
+     * keys) and every node shard; a snapshot holds the union */
+    size_t per_cluster = 1 + KV_NODE_SHARDS;
+    size_t cnt = 2 + o->n_kube_clusters * per_cluster;
     char **v = calloc(cnt, sizeof(*v));
     if (!v)
         return -ENOMEM;
     if (asprintf(&v[0], "%shaproxy/%s/", o->root, o->haproxy_cluster) < 0 ||
         asprintf(&v[1], "%smaintenance/", o->root) < 0)
         goto fail;
-    for (size_t i = 0; i < o->n_kube_clusters; i++)
-        if (asprintf(&v[2 + i], "%skube/%s/nodes/", o->root, o->kube_clusters[i]) < 0)
+    for (size_t i = 0; i < o->n_kube_clusters; i++) {
+        char **c = &v[2 + i * per_cluster];
+        if (!(c[0] = kv_key_kube_node_flat_prefix(o->root, o->kube_clusters[i])))
             goto fail;
+        for (unsigned s = 0; s < KV_NODE_SHARDS; s++)
+            if (!(c[1 + s] = kv_key_kube_node_shard_prefix(o->root, o->kube_clusters[i], s)))
+                goto fail;
+    }
     *out = v;
     *n = cnt;
     return 0;

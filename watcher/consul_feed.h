@@ -7,7 +7,8 @@
  *
  *   <root>haproxy/<cluster>/           the proxy-fleet cluster served
  *   <root>maintenance/
- *   <root>kube/<c>/nodes/              for every consumed kube cluster <c>
+ *   <root>kube/<c>/node-shards/<shard>/  for every consumed kube cluster <c>,
+ *   <root>kube/<c>/nodes/              its 16 node shards and the flat layout
  *   <root>kube/<c>/services/<ns>/<svc>/  one per kube service the HAProxy
  *                                      service definitions reference
  *
@@ -27,7 +28,7 @@
  * static). After an error or an index reset (Consul restarted, restored
  * from a snapshot, answering from another server) a watch reads its
  * prefix in full again; no snapshot is built until every fixed prefix
- * (haproxy/<cluster>/, maintenance/, kube/<c>/nodes/) has answered that
+ * (haproxy/<cluster>/, maintenance/, every node prefix) has answered that
  * re-read, so a tree half from before and half from after
  * a loss (maintenance/ read empty while the services still show) is
  * never handed on.
@@ -95,8 +96,9 @@ void consul_feed_stop(struct consul_feed *f);
 void consul_feed_get_stats(const struct consul_feed *f, struct consul_feed_stats *out);
 
 /* The prefixes every feed for these options watches, in this order:
- * haproxy/<cluster>/ (the definitions), maintenance/, kube/<c>/nodes/ per
- * consumed cluster. Caller frees each string and the array. 0 or -ENOMEM. */
+ * haproxy/<cluster>/ (the definitions), maintenance/, then per consumed
+ * cluster kube/<c>/nodes/ and kube/<c>/node-shards/<shard>/ for every
+ * shard in order (kv_key.h). Caller frees each string and the array. 0 or -ENOMEM. */
 int consul_feed_fixed_prefixes(const struct kv_model_opts *o, char ***out, size_t *n);
 
 /* The kube service prefixes the definitions defs (the answer for

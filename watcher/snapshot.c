@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kv_key.h"
 #include "kv_kube.h"
 #include "kv_servers.h"
 #include "log.h"
@@ -205,6 +206,72 @@ const struct snapshot_backend *snapshot_backend(const struct snapshot *s, const 
     return NULL;
 }
 
+#define FNV_OFFSET 1469598103934665603ULL
+
+/* A node entry under one of its layouts (docs/kv-schema.md): the cheap
+ * test first, most entries are no node. */
+static bool node_key(const char *root, const char *key, const char *dir, struct kv_key *k)
+{
+    if (!strstr(key, dir))
+        return false;
+    kv_key_parse(root, key, k);
+    return k->kind == KV_KEY_KUBE_NODE;
+}
+
+/*
+ * One entry's share of inputs_hash. A node in its shard hashes under its
+ * flat key, so the same nodes make the same hash whichever layout holds
+ * them (a watcher of a fleet half-way through the upgrade to the sharded
+ * layout keeps its snapshot). The shares are summed, so the order of the
+ * entries - which differs between the layouts - does not matter either.
+ */
+static uint64_t entry_hash(const char *root, const struct snapshot_entry *e)
+{
+    struct kv_key k;
+    uint64_t h = FNV_OFFSET;
+    if (node_key(root, e->key, "/node-shards/", &k) && k.node_sharded) {
+        h = fnv(h, root, strlen(root));
+        h = fnv(h, "kube/", 5);
+        h = fnv(h, k.seg[0], strlen(k.seg[0]));
+        h = fnv(h, "/nodes/", 7);
+        h = fnv(h, k.seg[1], strlen(k.seg[1]) + 1);
+    } else {
+        h = fnv(h, e->key, strlen(e->key) + 1);
+    }
+    h = fnv(h, e->value ? e->value : "", e->len);
+    return fnv(h, "\n", 1);
+}
+
+/* Drop every flat node entry (kube/<c>/nodes/<node>) whose node also has
+ * an entry in its shard: while the exporter moves to the sharded layout
+ * both may exist, and the shard is the newer writer's. entries sorted;
+ * returns the new count. */
+static size_t drop_superseded_nodes(const char *root, struct snapshot_entry *entries, size_t n)
+{
+    const size_t superseded = (size_t)-1; /* marks an entry to drop: keys stay for bsearch */
+    size_t out = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct kv_key k;
+        char *sharded = NULL;
+        if (node_key(root, entries[i].key, "/nodes/", &k) && !k.node_sharded &&
+            (sharded = kv_key_kube_node(root, k.seg[0], k.seg[1]))) {
+            struct snapshot_entry want = {.key = sharded};
+            if (bsearch(&want, entries, n, sizeof(want), cmp_entry))
+                entries[i].len = superseded;
+            free(sharded);
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (entries[i].len == superseded) {
+            free(entries[i].key);
+            free(entries[i].value);
+            continue;
+        }
+        entries[out++] = entries[i];
+    }
+    return out;
+}
+
 static const struct snapshot_entry *find_entry(const struct snapshot *s, const char *key)
 {
     struct snapshot_entry k = {.key = (char *)key};
@@ -224,18 +291,16 @@ int snapshot_build(const struct kv_model_opts *o, struct snapshot_entry *entries
         snapshot_entries_free(entries, n);
         return -ENOMEM;
     }
+    if (n > 1)
+        qsort(entries, n, sizeof(*entries), cmp_entry);
+    n = drop_superseded_nodes(o->root, entries, n);
     s->entries = entries;
     s->n_entries = n;
     s->built_unix = now;
     kv_model_init(&s->model);
-    if (n > 1)
-        qsort(entries, n, sizeof(*entries), cmp_entry);
-    s->inputs_hash = 1469598103934665603ULL;
+    s->inputs_hash = FNV_OFFSET;
     for (size_t i = 0; i < n; i++) {
-        s->inputs_hash = fnv(s->inputs_hash, entries[i].key, strlen(entries[i].key) + 1);
-        s->inputs_hash =
-            fnv(s->inputs_hash, entries[i].value ? entries[i].value : "", entries[i].len);
-        s->inputs_hash = fnv(s->inputs_hash, "\n", 1);
+        s->inputs_hash += entry_hash(o->root, &entries[i]);
         /* unchanged since the snapshot in force: copy its decoded record */
         const struct snapshot_entry *same = find_entry(prev, entries[i].key);
         if (same && same->len == entries[i].len &&

@@ -76,7 +76,7 @@ struct snapshot {
     size_t n_services;
     struct snapshot_entry *entries; /* sorted by key */
     size_t n_entries;
-    uint64_t inputs_hash; /* FNV-1a over the sorted entries */
+    uint64_t inputs_hash; /* sum of each entry's FNV-1a (entry_hash in snapshot.c) */
     int64_t built_unix;
     uint64_t skipped_services; /* services refused at snapshot level (backend name clash) */
 };

@@ -15,7 +15,10 @@
  * everywhere), the bytes Consul sent to the watchers, the watchers' CPU
  * and the Consul servers' CPU (/proc/PID/stat of --consul-pids). Optional
  * --unrelated changes touch services nobody uses and measure what they
- * cost the watchers.
+ * cost the watchers. Nodes live in their shards with every node prefix's
+ * folder key, as the exporter writes them (docs/kv-schema.md); --flat-nodes
+ * keeps them under the deprecated flat kube/<c>/nodes/ instead (the layout
+ * before the shards, for a comparison in one run of the same binary).
  *
  * Exit 0 when every change converged, 1 when one did not (the message
  * says how many watchers held what), 2 on usage or setup errors.
@@ -36,6 +39,7 @@
 
 #include "consul.h"
 #include "consul_feed.h"
+#include "kv_key.h"
 #include "log.h"
 #include "snapshot.h"
 
@@ -66,7 +70,7 @@ static struct {
     size_t n_addrs;
     unsigned watchers, changes, threads, nodes, services, unrelated;
     unsigned max_stale_ms, service_watches;
-    bool gzip, seed, maintenance_folder;
+    bool gzip, seed, maintenance_folder, flat_nodes;
     int pids[MAX_ADDRS];
     size_t n_pids;
 } cfg = {.watchers = 200,
@@ -312,19 +316,33 @@ static const char definition[] =
     "\"roundrobin\",\"slots\":1024,\"kube\":[{\"cluster\":\"" CLUSTER "\",\"namespace\":\"ns-00\","
     "\"service\":\"svc-0000\",\"port\":\"http\"}]}]}";
 
+/* Node i's key in the layout benched (malloc'd; NULL on ENOMEM). */
+static char *node_key(unsigned i)
+{
+    char name[32];
+    snprintf(name, sizeof(name), "node-%04u", i);
+    return cfg.flat_nodes ? kv_key_kube_node_flat(ROOT, CLUSTER, name)
+                          : kv_key_kube_node(ROOT, CLUSTER, name);
+}
+
 static int seed(struct writer *wr)
 {
-    size_t n = cfg.nodes + cfg.services + 2, k = 0;
+    size_t n = cfg.nodes + cfg.services + 3 + KV_NODE_SHARDS, k = 0;
     struct consul_txn_op *ops = calloc(n, sizeof(*ops));
     char **strs = calloc(2 * n, sizeof(*strs));
     int rc = -ENOMEM;
     if (!ops || !strs)
         goto out;
     for (unsigned i = 0; i < cfg.nodes; i++, k++) {
-        if (asprintf(&strs[2 * k], ROOT "kube/" CLUSTER "/nodes/node-%04u", i) < 0 ||
-            !(strs[2 * k + 1] = node_value(i, true)))
+        if (!(strs[2 * k] = node_key(i)) || !(strs[2 * k + 1] = node_value(i, true)))
             goto out;
     }
+    /* the node prefixes' folder keys, as the exporter writes them */
+    for (unsigned s = 0; s <= KV_NODE_SHARDS; s++, k++)
+        if (!(strs[2 * k] = s < KV_NODE_SHARDS ? kv_key_kube_node_shard_prefix(ROOT, CLUSTER, s)
+                                               : kv_key_kube_node_flat_prefix(ROOT, CLUSTER)) ||
+            !(strs[2 * k + 1] = strdup("")))
+            goto out;
     for (unsigned i = 0; i < cfg.services; i++, k++) {
         if (!(strs[2 * k] = service_key(i, "http")) ||
             !(strs[2 * k + 1] = service_value(i, "http", 30000 + i % 2700)))
@@ -370,8 +388,7 @@ static int make_change(struct writer *wr, unsigned i, bool unrelated)
         val = service_value(svc, port, 31000 + i % 1000);
     } else if (i % 2 == 0) { /* node flap: down on even flaps, up again on odd */
         unsigned flap = i / 2, node = (flap / 2) % cfg.nodes;
-        if (asprintf(&key, ROOT "kube/" CLUSTER "/nodes/node-%04u", node) < 0)
-            key = NULL;
+        key = node_key(node);
         val = node_value(node, flap % 2 == 1);
     } else { /* a port added to the used service, removed the next time */
         unsigned step = i / 2;
@@ -592,7 +609,7 @@ static void usage(void)
             "usage: bench_fanout --addrs URL[,URL...] [--watchers N] [--changes K] [--threads T]\n"
             "       [--nodes N] [--services N] [--unrelated K] [--no-gzip] [--max-stale-ms MS]\n"
             "       [--service-watches N] [--consul-pids PID[,PID...]] [--no-seed]\n"
-            "       [--empty-maintenance]\n");
+            "       [--empty-maintenance] [--flat-nodes]\n");
 }
 
 static void split(char *s, const char **out, size_t *n)
@@ -616,6 +633,7 @@ int main(int argc, char **argv)
                                        {"consul-pids", 1, 0, 'p'},
                                        {"no-seed", 0, 0, 'x'},
                                        {"empty-maintenance", 0, 0, 'm'},
+                                       {"flat-nodes", 0, 0, 'f'},
                                        {0, 0, 0, 0}};
     const char *pids[MAX_ADDRS];
     int o;
@@ -660,6 +678,9 @@ int main(int argc, char **argv)
         case 'm':
             cfg.maintenance_folder = false;
             break;
+        case 'f':
+            cfg.flat_nodes = true;
+            break;
         default:
             usage();
             return 2;
@@ -694,12 +715,13 @@ int main(int argc, char **argv)
         return 2;
     }
     printf("setup: %u watchers on %u threads over %zu Consul server(s); KV %u service ports x %u "
-           "nodes (seeded in %.1f s); gzip %s, stale reads %s (max %u ms), service watches %u, "
-           "maintenance/ %s\n",
+           "nodes (seeded in %.1f s, %s); gzip %s, stale reads %s (max %u ms), service watches "
+           "%u, maintenance/ %s\n",
            cfg.watchers, cfg.threads, cfg.n_addrs, cfg.services, cfg.nodes,
-           ((double)uv_hrtime() - t_seed) / 1e9, cfg.gzip ? "on" : "off",
-           cfg.max_stale_ms ? "on" : "off", cfg.max_stale_ms, cfg.service_watches,
-           cfg.maintenance_folder ? "has its folder key" : "empty");
+           ((double)uv_hrtime() - t_seed) / 1e9,
+           cfg.flat_nodes ? "nodes under the flat nodes/" : "nodes in 16 shards",
+           cfg.gzip ? "on" : "off", cfg.max_stale_ms ? "on" : "off", cfg.max_stale_ms,
+           cfg.service_watches, cfg.maintenance_folder ? "has its folder key" : "empty");
 
     struct worker *wks = calloc(cfg.threads, sizeof(*wks));
     for (unsigned t = 0; t < cfg.threads; t++) {

@@ -16,6 +16,23 @@ _TYPES = {"string": str, "integer": int, "number": (int, float), "boolean": bool
           "object": dict, "array": list, "null": type(None)}
 
 
+NODE_SHARDS = 16  # common/kv_key.h KV_NODE_SHARDS
+
+
+def node_shard(name):
+    """The shard of a kube node (common/kv_key.c kv_key_node_shard): FNV-1a
+    (32 bit) of the name's bytes modulo NODE_SHARDS, as two hex digits."""
+    h = 2166136261
+    for b in name.encode():
+        h = ((h ^ b) * 16777619) & 0xFFFFFFFF
+    return "%02x" % (h % NODE_SHARDS)
+
+
+def node_key(cluster, name):
+    """Where the exporter writes a node's entry, below the root."""
+    return f"kube/{cluster}/node-shards/{node_shard(name)}/{name}"
+
+
 def load(path=SCHEMA_FILE):
     with open(path, encoding="utf-8") as f:
         return json.load(f)

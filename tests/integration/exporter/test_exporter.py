@@ -27,6 +27,7 @@ import unittest
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "lib"))
 import drover_testlib  # noqa: E402
+import kv_schema  # noqa: E402
 from drover_testlib import (Consul, ConsulDev, KubeFixture, NotifySocket,  # noqa: E402
                             consul_agent, http, scrape, stop_process)
 EXPORTER = None
@@ -180,7 +181,7 @@ class ExporterTest(unittest.TestCase):
         return "drover/v1/kube/%s/services/%s/%s/%s" % (cluster or self.cluster, ns, name, port)
 
     def node(self, name, cluster=None):
-        v = kv_values("drover/v1/kube/%s/nodes/%s" % (cluster or self.cluster, name))
+        v = kv_values("drover/v1/" + kv_schema.node_key(cluster or self.cluster, name))
         return json.loads(next(iter(v.values()))) if v else None
 
     # ---- tests ----
@@ -196,8 +197,11 @@ class ExporterTest(unittest.TestCase):
         self.synced(e)
         got = kv_values(self.own)
         want = {self.own + s for s in ("services/web/shop/p80", "services/web/shop/p443",
-                                        "services/web/lb/p8080", "nodes/cp-1", "nodes/worker-1",
-                                        "nodes/worker-2", "meta", "leader")}
+                                        "services/web/lb/p8080", "meta", "leader", "nodes/")}
+        want |= {"drover/v1/" + kv_schema.node_key(self.cluster, n)
+                 for n in ("cp-1", "worker-1", "worker-2")}
+        # every node prefix keeps a folder key (an empty prefix wakes watchers on every write)
+        want |= {self.own + "node-shards/%02x/" % s for s in range(kv_schema.NODE_SHARDS)}
         self.assertEqual(set(got), want)
         shop = json.loads(got[self.own + "services/web/shop/p80"])
         self.assertEqual((shop["cluster"], shop["type"], shop["port"]), (self.cluster, "NodePort", 80))
@@ -753,7 +757,8 @@ class ExporterTest(unittest.TestCase):
             e = self.exporter(k, "--consul-token-file", tok, name="with-token")
             self.synced(e)
             got = Consul(CONSUL.addr, token=master).dump(self.own)
-            self.assertEqual(len(got), 3 + 2)  # nodes, meta, leader
+            # nodes, the folder keys of the 16 shards and the flat nodes/, meta, leader
+            self.assertEqual(len(got), 3 + kv_schema.NODE_SHARDS + 1 + 2)
 
     def test_burst_is_coalesced(self):
         k = self.kube("default")

@@ -260,7 +260,7 @@ class HostileTest(unittest.TestCase):
         k.ctl("label", {"kind": "Node", "name": "worker-2", "labels": {"big": "small"}})
         e = te.Exporter(self.tmp, k, self.cluster, "--node-labels", "big", name="exp-label")
         self.exporters.append(e)
-        nodes = "drover/v1/kube/%s/nodes/" % self.cluster
+        nodes = "drover/v1/kube/%s/node-shards/" % self.cluster
         te.wait_until(lambda: e.metric("drover_exporter_last_sync_timestamp_seconds") > 0, 30,
                       "a complete round despite the refused entry")
         written = te.kv_values(nodes)

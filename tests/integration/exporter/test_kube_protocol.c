@@ -284,7 +284,10 @@ START_TEST(test_list_watch_export)
     e = kv_map_find(&first, "kse/services/robots-megatron-http/clusters/it");
     ck_assert_ptr_nonnull(e);
     ck_assert_ptr_nonnull(strstr(e->value, "\"custom_attrs\":{\"tier\":1}"));
-    e = kv_map_find(&first, "drover/v1/kube/it/nodes/n1");
+    char *n1_key = kv_key_kube_node("drover/v1/", "it", "n1");
+    e = kv_map_find(&first, n1_key);
+    free(n1_key);
+    ck_assert_ptr_nonnull(e);
     ck_assert_ptr_nonnull(strstr(e->value, "\"addresses\":[\"10.1.0.1\",\"fd00::1\"]"));
     e = kv_map_find(&first, "kse/nodes/it");
     ck_assert_str_eq(e->value, "[{\"Address\":\"10.1.0.1\",\"Name\":\"n1\"},"

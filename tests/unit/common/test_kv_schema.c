@@ -427,6 +427,56 @@ START_TEST(test_keys)
 }
 END_TEST
 
+/* The node shard (kv_key.h): the same vectors as tests/unit/kv/test_schema_docs.py
+ * checks against tests/lib/kv_schema.py, so C and Python writers agree. */
+START_TEST(test_node_shards)
+{
+    static const struct {
+        const char *node;
+        unsigned shard;
+    } v[] = {{"", 0x05},          {"n1", 0x00},        {"worker-a1.dc1.example.net", 0x07},
+             {"node-0000", 0x00}, {"node-0499", 0x02}, {"a", 0x0c}};
+    for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
+        ck_assert_msg(kv_key_node_shard(v[i].node) == v[i].shard, "shard of \"%s\": %u, want %u",
+                      v[i].node, kv_key_node_shard(v[i].node), v[i].shard);
+
+    char *key = kv_key_kube_node("drover/v1/", "dc1", "worker-a1.dc1.example.net");
+    ck_assert_str_eq(key, "drover/v1/kube/dc1/node-shards/07/worker-a1.dc1.example.net");
+    struct kv_key k;
+    kv_key_parse("drover/v1/", key, &k);
+    ck_assert_int_eq(k.kind, KV_KEY_KUBE_NODE);
+    ck_assert(k.node_sharded);
+    ck_assert_str_eq(k.seg[0], "dc1");
+    ck_assert_str_eq(k.seg[1], "worker-a1.dc1.example.net");
+    free(key);
+    key = kv_key_kube_node_flat("drover/v1/", "dc1", "n1");
+    ck_assert_str_eq(key, "drover/v1/kube/dc1/nodes/n1");
+    kv_key_parse("drover/v1/", key, &k);
+    ck_assert_int_eq(k.kind, KV_KEY_KUBE_NODE);
+    ck_assert(!k.node_sharded);
+    free(key);
+    ck_assert_ptr_null(kv_key_kube_node("drover/v1/", "dc1", "a/b"));
+    ck_assert_ptr_null(kv_key_kube_node_shard_prefix("drover/v1/", "dc1", KV_NODE_SHARDS));
+    key = kv_key_kube_node_shard_prefix("drover/v1/", "dc1", 15);
+    ck_assert_str_eq(key, "drover/v1/kube/dc1/node-shards/0f/");
+    free(key);
+
+    /* a node in another node's shard, or in no shard, is malformed: a
+     * reader watching its real shard would never see it */
+    static const char *const bad[] = {"drover/v1/kube/dc1/node-shards/00/worker-a1.dc1.example.net",
+                                      "drover/v1/kube/dc1/node-shards/7/worker-a1.dc1.example.net",
+                                      "drover/v1/kube/dc1/node-shards/07",
+                                      "drover/v1/kube/dc1/node-shards/07/n/x"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        kv_key_parse("drover/v1/", bad[i], &k);
+        ck_assert_msg(k.kind == KV_KEY_KUBE_MALFORMED, "%s: kind %d, want malformed", bad[i],
+                      k.kind);
+    }
+    kv_key_parse("drover/v1/", "drover/v1/kube/dc1/node-shards/07/", &k);
+    ck_assert_int_eq(k.kind, KV_KEY_OTHER); /* a folder key */
+}
+END_TEST
+
 static const void *find_first(void *arg, enum kvm_maint_kind kind, const char *a, const char *b)
 {
     const char *const *have = arg; /* "kind:a:b" strings */
@@ -505,6 +555,7 @@ int main(void)
     tcase_add_test(tc, test_encoders_write_the_schema);
     tcase_add_test(tc, test_schema_file_current);
     tcase_add_test(tc, test_keys);
+    tcase_add_test(tc, test_node_shards);
     tcase_add_test(tc, test_precedence);
     tcase_add_test(tc, test_servers);
     suite_add_tcase(s, tc);

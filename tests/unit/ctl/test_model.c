@@ -10,6 +10,7 @@
 
 #include "commands.h"
 #include "ctl_model.h"
+#include "kv_key.h"
 
 #define NOW 1795957200 /* 2026-11-29T13:00:00Z */
 #define R   "drover/v1/"
@@ -255,6 +256,29 @@ static void collect(void *arg, const char *backend, const char *server)
              server);
 }
 
+/* A node in both layouts (an exporter moving to the shards) counts once,
+ * as its shard says, whichever entry is read first (kv_key.h). */
+START_TEST(test_node_in_both_layouts)
+{
+    struct ctl_model m;
+    fixture(&m);
+    char *shard_d = kv_key_kube_node(R, "prod-a", "node-d");
+    char *shard_c = kv_key_kube_node(R, "prod-a", "node-c");
+    /* node-d: flat read first (ineligible), its shard says eligible */
+    add(&m, shard_d, node_json("node-d", "prod-a", "10.0.0.4", true), 1);
+    /* node-c: its shard (ineligible) first, then the flat entry again */
+    add(&m, shard_c, node_json("node-c", "prod-a", "10.0.0.3", false), 1);
+    add(&m, R "kube/prod-a/nodes/node-c", node_json("node-c", "prod-a", "10.0.0.3", true), 0);
+    ck_assert_uint_eq(m.n_nodes, 6);
+    ck_assert_uint_eq(m.bad, 0);
+    /* be_web: node-a, node-b, node-d + static-1 */
+    share_of(&m, "be_web", NULL, 4, 0, 0);
+    free(shard_c);
+    free(shard_d);
+    ctl_model_clear(&m);
+}
+END_TEST
+
 START_TEST(test_affected)
 {
     struct ctl_model m;
@@ -377,6 +401,7 @@ int main(void)
     tcase_add_test(tc, test_resolve);
     tcase_add_test(tc, test_share);
     tcase_add_test(tc, test_affected);
+    tcase_add_test(tc, test_node_in_both_layouts);
     tcase_add_test(tc, test_maint_next);
     tcase_add_test(tc, test_director_transitions);
     suite_add_tcase(s, tc);

@@ -105,9 +105,10 @@ START_TEST(test_build_counts_and_noop)
     ck_assert_int_eq(sk.n, 1);
     ck_assert_str_eq(sk.key, "Service infra/bad");
     ck_assert_str_eq(sk.reason, "InvalidAnnotation");
-    /* 4 ports x 2 layouts + 3 nodes + KSE node array + infra/bad's keep */
-    ck_assert_uint_eq(m.n, 13);
-    ck_assert_ptr_nonnull(kv_map_find(&m, "drover/v1/kube/dc1/nodes/n3"));
+    /* 4 ports x 2 layouts + 3 nodes + KSE node array + infra/bad's keep,
+     * and the folder keys of the node shards and the flat nodes/ */
+    ck_assert_uint_eq(m.n, 13 + KV_NODE_SHARDS + 1);
+    ck_assert_ptr_nonnull(kv_map_find(&m, "drover/v1/kube/dc1/node-shards/06/n3"));
     ck_assert_uint_eq(export_state_nodes(state), 3);
 
     kv_map_init(&current);
@@ -276,9 +277,9 @@ END_TEST
 
 static bool node_eligible(const struct kv_map *m, const char *name)
 {
-    char key[128];
-    snprintf(key, sizeof(key), "drover/v1/kube/dc1/nodes/%s", name);
+    char *key = kv_key_kube_node("drover/v1/", "dc1", name);
     const struct kv_entry *e = kv_map_find(m, key);
+    free(key);
     ck_assert_ptr_nonnull(e);
     return strstr(e->value, "\"eligible\":true") != NULL;
 }

@@ -105,7 +105,7 @@ START_TEST(test_keys)
     export_records_free(r, n);
 
     k = kv_layout_node_key(&l, "worker-a1.dc1.example.net");
-    ck_assert_str_eq(k, "drover/v1/kube/dc1/nodes/worker-a1.dc1.example.net");
+    ck_assert_str_eq(k, "drover/v1/kube/dc1/node-shards/07/worker-a1.dc1.example.net");
     free(k);
     ck_assert_ptr_null(kv_layout_node_key(&l, "a/b"));
     ck_assert_ptr_null(kv_layout_node_key(&l, ".."));
@@ -144,6 +144,10 @@ START_TEST(test_owns)
     ck_assert_int_eq(kv_layout_init(&l, "drover/v1/", "dc1", "kse"), 0);
     ck_assert(kv_layout_owns(&l, "drover/v1/kube/dc1/services/ns/svc/http"));
     ck_assert(kv_layout_owns(&l, "drover/v1/kube/dc1/nodes/n1"));
+    ck_assert(kv_layout_owns(&l, "drover/v1/kube/dc1/nodes/"));
+    ck_assert(kv_layout_owns(&l, "drover/v1/kube/dc1/node-shards/00/n1"));
+    ck_assert(kv_layout_owns(&l, "drover/v1/kube/dc1/node-shards/00/"));
+    ck_assert(kv_layout_owns(&l, "drover/v1/kube/dc1/node-shards/0f/n1")); /* wrong shard: ours */
     ck_assert(kv_layout_owns(&l, "kse/services/dc1-ns-svc-http/clusters/dc1"));
     ck_assert(kv_layout_owns(&l, "kse/services/ns-svc-http/clusters/dc1"));
     ck_assert(kv_layout_owns(&l, "kse/nodes/dc1"));
@@ -152,6 +156,9 @@ START_TEST(test_owns)
     ck_assert(!kv_layout_owns(&l, "drover/v1/kube/dc1/leader"));
     ck_assert(!kv_layout_owns(&l, "drover/v1/kube/dc1/services/"));
     ck_assert(!kv_layout_owns(&l, "drover/v1/kube/dc1/nodes/a/b"));
+    ck_assert(!kv_layout_owns(&l, "drover/v1/kube/dc1/node-shards/"));
+    ck_assert(!kv_layout_owns(&l, "drover/v1/kube/dc1/node-shards/00/a/b"));
+    ck_assert(!kv_layout_owns(&l, "drover/v1/kube/dc2/node-shards/00/n1"));
     ck_assert(!kv_layout_owns(&l, "drover/v1/kube/dc10/services/ns/svc/http"));
     ck_assert(!kv_layout_owns(&l, "drover/v1/kube/dc2/nodes/n1"));
     ck_assert(!kv_layout_owns(&l, "drover/v1/haproxy/dc1/services/web"));
@@ -299,13 +306,14 @@ START_TEST(test_kse_nodes_sorted_eligible_only)
     node(&nodes[2], "worker-0", "10.0.0.3", NULL, false);
     ck_assert_int_eq(kv_layout_add_nodes(&l, &m, nodes, 3), 0);
     ck_assert_int_eq(kv_map_sort(&m), 0);
-    ck_assert_uint_eq(m.n, 4); /* three drover node keys (ineligible too) + KSE array */
+    /* three drover node keys (ineligible too) + KSE array + folder keys */
+    ck_assert_uint_eq(m.n, 4 + KV_NODE_SHARDS + 1);
     const struct kv_entry *e = kv_map_find(&m, "kse/nodes/dc1");
     ck_assert_ptr_nonnull(e);
     ck_assert_str_eq(e->value, "[{\"Address\":\"10.0.0.1\",\"Name\":\"worker-a\"},"
                                "{\"Address\":\"10.0.0.2\",\"Name\":\"worker-b\"},"
                                "{\"Address\":\"fd00::2\",\"Name\":\"worker-b\"}]");
-    e = kv_map_find(&m, "drover/v1/kube/dc1/nodes/worker-0");
+    e = kv_map_find(&m, "drover/v1/kube/dc1/node-shards/0a/worker-0");
     ck_assert_ptr_nonnull(e);
     ck_assert_ptr_nonnull(strstr(e->value, "\"eligible\":false"));
     kv_map_clear(&m);
@@ -354,9 +362,10 @@ START_TEST(test_diff_initial_then_noop)
     kv_map_put(&current, "drover/v1/kube/dc1/leader", "", 8);
 
     ck_assert_int_eq(kv_layout_diff(&l, &desired, &current, true, &ops), 0);
-    /* 4 service ports x (drover + KSE) + 3 nodes + KSE node list */
-    ck_assert_uint_eq(desired.n, 12);
-    ck_assert_uint_eq(ops.sets, 12);
+    /* 4 service ports x (drover + KSE) + 3 nodes + KSE node list + the
+     * folder keys of 16 node shards and the flat nodes/ */
+    ck_assert_uint_eq(desired.n, 12 + KV_NODE_SHARDS + 1);
+    ck_assert_uint_eq(ops.sets, 12 + KV_NODE_SHARDS + 1);
     ck_assert_uint_eq(ops.deletes, 0);
     apply(&current, &ops);
     kv_ops_clear(&ops);
@@ -367,6 +376,52 @@ START_TEST(test_diff_initial_then_noop)
     ck_assert_int_eq(kv_layout_diff(&l, &desired, &current, true, &ops), 0);
     ck_assert_uint_eq(ops.n, 0);
     kv_ops_clear(&ops);
+    kv_map_clear(&desired);
+    kv_map_clear(&current);
+    kv_layout_clear(&l);
+}
+END_TEST
+
+/* An exporter upgraded over the flat layout: its first round writes every
+ * node to its shard and deletes no flat entry of a node it moves (a
+ * watcher could see the delete before the set); the next round, with the
+ * shards in Consul, deletes them. A flat entry of a node that is gone
+ * goes at once. */
+START_TEST(test_diff_moves_flat_nodes)
+{
+    struct kv_layout l;
+    ck_assert_int_eq(kv_layout_init(&l, NULL, "dc1", NULL), 0);
+    struct kv_map desired, current;
+    struct kv_ops ops;
+    build_desired(&l, &desired);
+    kv_map_init(&current);
+    static const char *const flat[] = {"drover/v1/kube/dc1/nodes/worker-a",
+                                       "drover/v1/kube/dc1/nodes/worker-b",
+                                       "drover/v1/kube/dc1/nodes/worker-c"};
+    for (size_t i = 0; i < 3; i++)
+        kv_map_put(&current, flat[i], "{}", 10 + i);
+    kv_map_put(&current, "drover/v1/kube/dc1/nodes/worker-z", "{}", 20);
+
+    ck_assert_int_eq(kv_layout_diff(&l, &desired, &current, true, &ops), 0);
+    ck_assert_uint_eq(ops.deletes, 1);
+    ck_assert_str_eq(ops.v[ops.n - 1].key, "drover/v1/kube/dc1/nodes/worker-z");
+    ck_assert_ptr_nonnull(kv_map_find(&desired, "drover/v1/kube/dc1/node-shards/0d/worker-a"));
+    apply(&current, &ops);
+    kv_ops_clear(&ops);
+    kv_map_clear(&desired);
+
+    build_desired(&l, &desired);
+    ck_assert_int_eq(kv_layout_diff(&l, &desired, &current, true, &ops), 0);
+    ck_assert_uint_eq(ops.sets, 0);
+    ck_assert_uint_eq(ops.deletes, 3);
+    for (size_t i = 0; i < 3; i++)
+        ck_assert_str_eq(ops.v[i].key, flat[i]);
+    apply(&current, &ops);
+    kv_ops_clear(&ops);
+    /* the flat prefix keeps its folder key: an empty prefix wakes its
+     * watchers on every KV write */
+    ck_assert_ptr_nonnull(kv_map_find(&current, "drover/v1/kube/dc1/nodes/"));
+    ck_assert_ptr_nonnull(kv_map_find(&current, "drover/v1/kube/dc1/node-shards/0f/"));
     kv_map_clear(&desired);
     kv_map_clear(&current);
     kv_layout_clear(&l);
@@ -385,7 +440,7 @@ START_TEST(test_diff_changes_and_deletes)
     for (size_t i = 0; i < desired.n; i++)
         kv_map_put(&current, desired.v[i].key, desired.v[i].value, 100 + i);
     /* one changed value */
-    const char *changed = "drover/v1/kube/dc1/nodes/worker-a";
+    const char *changed = "drover/v1/kube/dc1/node-shards/0d/worker-a";
     for (size_t i = 0; i < current.n; i++) {
         if (strcmp(current.v[i].key, changed) == 0) {
             free(current.v[i].value);
@@ -609,6 +664,7 @@ int main(void)
     tcase_add_test(tc, test_kse_nodes_sorted_eligible_only);
     tcase_add_test(tc, test_diff_initial_then_noop);
     tcase_add_test(tc, test_diff_changes_and_deletes);
+    tcase_add_test(tc, test_diff_moves_flat_nodes);
     tcase_add_test(tc, test_diff_refuses_foreign_desired);
     tcase_add_test(tc, test_diff_kse_id_collision);
     tcase_add_test(tc, test_keep_entries);

@@ -108,8 +108,23 @@ def check_fixtures(schema):
         problems.extend(f"fixture: {p}" for p in kv_schema.check_value(key, value, schema))
 
 
+def check_node_shards():
+    """tests/lib/kv_schema.py's shard of a node is common/kv_key.c's: the
+    vectors of tests/unit/common/test_kv_schema.c (test_node_shards)."""
+    vectors = {"": "05", "n1": "00", "worker-a1.dc1.example.net": "07", "node-0000": "00",
+               "node-0499": "02", "a": "0c"}
+    for name, want in vectors.items():
+        if kv_schema.node_shard(name) != want:
+            problems.append(f"kv_schema.node_shard({name!r}) = {kv_schema.node_shard(name)}, "
+                            f"C says {want}")
+    key = kv_schema.node_key("prod-a", "worker-a1.dc1.example.net")
+    if kv_schema.record_for_key(key)[0] != "kube_node":
+        problems.append(f"{key}: not a kube_node record of the schema")
+
+
 def main():
     schema = kv_schema.load()
+    check_node_shards()
     check_docs(schema)
     check_examples(schema)
     check_fixtures(schema)

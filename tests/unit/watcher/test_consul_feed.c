@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "consul_feed.h"
+#include "kv_key.h"
 
 static const char *const clusters[] = {"prod-a"};
 static const struct kv_model_opts opts = {
@@ -74,10 +75,12 @@ START_TEST(test_fixed)
     char **v = NULL;
     size_t n = 0;
     ck_assert_int_eq(consul_feed_fixed_prefixes(&opts, &v, &n), 0);
-    ck_assert_uint_eq(n, 3);
+    ck_assert_uint_eq(n, 3 + KV_NODE_SHARDS); /* the node shards are fixed prefixes too */
     ck_assert_str_eq(v[0], "drover/v1/haproxy/edge/");
     ck_assert_str_eq(v[1], "drover/v1/maintenance/");
     ck_assert_str_eq(v[2], "drover/v1/kube/prod-a/nodes/");
+    ck_assert_str_eq(v[3], "drover/v1/kube/prod-a/node-shards/00/");
+    ck_assert_str_eq(v[2 + KV_NODE_SHARDS], "drover/v1/kube/prod-a/node-shards/0f/");
     strv_free(v, n);
 }
 END_TEST

@@ -19,6 +19,7 @@
 #define P_DEFS  ROOT "haproxy/edge/"
 #define P_MAINT ROOT "maintenance/"
 #define P_NODES ROOT "kube/prod-a/nodes/"
+#define P_SHARD ROOT "kube/prod-a/node-shards/0a/"
 #define K_WEB   P_DEFS "services/web"
 #define K_API   P_DEFS "services/api"
 #define K_DRAIN P_MAINT "addr/10.0.0.2"
@@ -198,9 +199,10 @@ START_TEST(test_no_mixed_tree_after_loss)
 }
 END_TEST
 
-/* The last re-read comes back unchanged (no callback): the snapshot with
- * the change read meanwhile still gets through, once it answered. */
-START_TEST(test_unchanged_reread_releases)
+/* The last re-read (of slow) comes back unchanged (no callback): the
+ * snapshot with the change read meanwhile still gets through, once it
+ * answered, and not before. */
+static void unchanged_reread_releases(const char *slow)
 {
     const char *const before[] = {K_WEB, NULL};
     struct fake *f = fake_new(before);
@@ -208,12 +210,25 @@ START_TEST(test_unchanged_reread_releases)
     f->phase = PHASE_DOWN;
     WAIT_FOR(f, f->errors_seen >= 3, 3000, "every watch to fail once");
     f->keys[1] = K_API;
-    f->slow = P_MAINT; /* empty before and after */
+    f->slow = slow; /* empty before and after */
     f->slow_ms = 600;
     f->phase = PHASE_AFTER;
     WAIT_FOR(f, f->got_api, 5000, "the snapshot with api after the unchanged re-read");
-    ck_assert_msg(!f->api_before_slow, "a snapshot was built before maintenance/ was read again");
+    ck_assert_msg(!f->api_before_slow, "a snapshot was built before %s was read again", slow);
     fake_free(f);
+}
+
+START_TEST(test_unchanged_reread_releases)
+{
+    unchanged_reread_releases(P_MAINT);
+}
+END_TEST
+
+/* A node shard is a fixed prefix like the flat nodes/: no snapshot
+ * before it was read again either. */
+START_TEST(test_node_shard_reread_holds)
+{
+    unchanged_reread_releases(P_SHARD);
 }
 END_TEST
 
@@ -225,6 +240,7 @@ int main(void)
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_no_mixed_tree_after_loss);
     tcase_add_test(tc, test_unchanged_reread_releases);
+    tcase_add_test(tc, test_node_shard_reread_holds);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }

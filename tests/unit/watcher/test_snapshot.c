@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "kv_key.h"
 #include "snapshot.h"
 #include "template.h"
 
@@ -191,6 +192,65 @@ START_TEST(test_unchanged_nodes_reused)
     snapshot_free(fresh);
     snapshot_free(reused);
     snapshot_free(prev);
+}
+END_TEST
+
+/* The node entries of kv (flat keys) moved to their shards, the first
+ * `moved` of them; the moved keys are malloc'd into keys[]. */
+static size_t shard_nodes(struct kvpair *kv, size_t n, size_t moved, char **keys)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n && k < moved; i++) {
+        const char *node = strstr(kv[i].k, "/nodes/");
+        if (!node)
+            continue;
+        keys[k] = kv_key_kube_node("drover/v1/", "prod-a", node + strlen("/nodes/"));
+        kv[i].k = keys[k++];
+    }
+    return k;
+}
+
+/* The same nodes make the same snapshot in either layout, or half in
+ * each (a fleet while its exporter moves to the shards), and a node in
+ * both counts once, as its shard says. */
+START_TEST(test_node_layouts_same_snapshot)
+{
+    size_t n = sizeof(base) / sizeof(base[0]);
+    struct kvpair kv[sizeof(base) / sizeof(base[0]) + 1];
+    char *keys[8] = {0};
+    struct snapshot *flat = build_base();
+    for (size_t moved = 1; moved <= 4; moved += 3) {
+        memcpy(kv, base, sizeof(base));
+        kv[0].v = svc;
+        ck_assert_uint_eq(shard_nodes(kv, n, moved, keys), moved);
+        struct snapshot *s = build(kv, n);
+        ck_assert_uint_eq(s->inputs_hash, flat->inputs_hash);
+        assert_same_nodes(&s->model, &flat->model);
+        ck_assert_uint_eq(snapshot_backend(s, "be_web")->n_servers,
+                          snapshot_backend(flat, "be_web")->n_servers);
+        snapshot_free(s);
+        for (size_t i = 0; i < moved; i++)
+            free(keys[i]);
+    }
+
+    /* n2 in both: its shard (ineligible) wins over the flat entry */
+    memcpy(kv, base, sizeof(base));
+    kv[0].v = svc;
+    kv[n].k = keys[0] = kv_key_kube_node("drover/v1/", "prod-a", "n2");
+    kv[n].v = "{\"addresses\":[\"10.0.0.2\"],\"eligible\":false}";
+    struct snapshot *both = build(kv, n + 1);
+    ck_assert_uint_eq(both->model.n_nodes, flat->model.n_nodes);
+    ck_assert_uint_eq(both->model.bad[KVM_PREFIX_KUBE], 0);
+    ck_assert_uint_eq(snapshot_backend(both, "be_web")->n_servers,
+                      snapshot_backend(flat, "be_web")->n_servers - 1);
+    kv[2] = kv[n]; /* n2 only in its shard, ineligible: the same snapshot */
+    struct snapshot *only = build(kv, n);
+    ck_assert_uint_eq(both->inputs_hash, only->inputs_hash);
+    ck_assert_uint_ne(both->inputs_hash, flat->inputs_hash);
+    free(keys[0]);
+    snapshot_free(only);
+    snapshot_free(both);
+    snapshot_free(flat);
 }
 END_TEST
 
@@ -695,6 +755,7 @@ int main(void)
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_servers_from_eligible_nodes);
     tcase_add_test(tc, test_inputs_hash_order_independent);
+    tcase_add_test(tc, test_node_layouts_same_snapshot);
     tcase_add_test(tc, test_duplicate_servers_keep_the_first);
     tcase_add_test(tc, test_template_data_and_render);
     tcase_add_test(tc, test_metrics_frontend);
