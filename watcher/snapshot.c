@@ -207,7 +207,6 @@ const struct snapshot_backend *snapshot_backend(const struct snapshot *s, const 
 }
 
 #define FNV_OFFSET 1469598103934665603ULL
-
 /* A node entry under one of its layouts (docs/kv-schema.md): the cheap
  * test first, most entries are no node. */
 static bool node_key(const char *root, const char *key, const char *dir, struct kv_key *k)
@@ -218,23 +217,40 @@ static bool node_key(const char *root, const char *key, const char *dir, struct 
     return k->kind == KV_KEY_KUBE_NODE;
 }
 
-/*
- * One entry's share of inputs_hash. A node in its shard hashes under its
- * flat key, so the same nodes make the same hash whichever layout holds
- * them (a watcher of a fleet half-way through the upgrade to the sharded
- * layout keeps its snapshot). The shares are summed, so the order of the
- * entries - which differs between the layouts - does not matter either.
- */
-static uint64_t entry_hash(const char *root, const struct snapshot_entry *e)
+/* key shaped "<head>/node-shards/<2 chars>/<node>" (no '/' in node): the
+ * length of head and the node. A string test, not kv_key_parse: it runs
+ * for every node entry of every rebuild. */
+static bool sharded_node_key(const char *key, size_t *head, const char **node)
 {
-    struct kv_key k;
+    static const char dir[] = "/node-shards/";
+    const char *p = strstr(key, dir);
+    if (!p)
+        return false;
+    const char *shard = p + sizeof(dir) - 1, *slash = strchr(shard, '/');
+    if (!slash || slash - shard != 2 || !slash[1] || strchr(slash + 1, '/'))
+        return false;
+    *head = (size_t)(p - key);
+    *node = slash + 1;
+    return true;
+}
+
+/*
+ * One entry's share of inputs_hash. A node in its shard hashes as its flat
+ * key ("<head>/nodes/<node>"), so the same nodes make the same hash
+ * whichever layout holds them (a watcher of a fleet half-way through the
+ * upgrade to the sharded layout keeps its snapshot). The shares are
+ * summed, so the order of the entries - which differs between the layouts
+ * - does not matter either.
+ */
+static uint64_t entry_hash(const struct snapshot_entry *e)
+{
     uint64_t h = FNV_OFFSET;
-    if (node_key(root, e->key, "/node-shards/", &k) && k.node_sharded) {
-        h = fnv(h, root, strlen(root));
-        h = fnv(h, "kube/", 5);
-        h = fnv(h, k.seg[0], strlen(k.seg[0]));
+    size_t head;
+    const char *node;
+    if (sharded_node_key(e->key, &head, &node)) {
+        h = fnv(h, e->key, head);
         h = fnv(h, "/nodes/", 7);
-        h = fnv(h, k.seg[1], strlen(k.seg[1]) + 1);
+        h = fnv(h, node, strlen(node) + 1);
     } else {
         h = fnv(h, e->key, strlen(e->key) + 1);
     }
@@ -300,7 +316,7 @@ int snapshot_build(const struct kv_model_opts *o, struct snapshot_entry *entries
     kv_model_init(&s->model);
     s->inputs_hash = FNV_OFFSET;
     for (size_t i = 0; i < n; i++) {
-        s->inputs_hash += entry_hash(o->root, &entries[i]);
+        s->inputs_hash += entry_hash(&entries[i]);
         /* unchanged since the snapshot in force: copy its decoded record */
         const struct snapshot_entry *same = find_entry(prev, entries[i].key);
         if (same && same->len == entries[i].len &&

@@ -603,6 +603,33 @@ static void phases_print(struct phases *ph)
     printf("BENCH fanout_answer_to_snapshot_p99_ms %.1f\n", pct(ph->turn, ph->n_turn, 0.99));
 }
 
+/* What the changes of one kind cost (node flaps, service port changes):
+ * each change's interval, write to the next write, counted to its kind. */
+struct kind_cost {
+    const char *name;
+    uint64_t *lats;
+    size_t n;
+    double bytes, consul_s, self_s;
+};
+
+static void kind_cost_print(struct kind_cost *kc)
+{
+    if (!kc->n)
+        return;
+    double n = (double)kc->n;
+    printf("%s changes (%zu): p50 / p99 %.1f / %.1f ms, %.0f bytes per watcher, Consul %.4f "
+           "CPU-s, watchers %.3f ms CPU each, per change\n",
+           kc->name, kc->n, pct(kc->lats, kc->n, 0.50), pct(kc->lats, kc->n, 0.99),
+           kc->bytes / n / cfg.watchers, kc->consul_s / n, kc->self_s * 1000.0 / n / cfg.watchers);
+    printf("BENCH fanout_%s_p99_ms %.1f\n", kc->name, pct(kc->lats, kc->n, 0.99));
+    printf("BENCH fanout_%s_bytes_per_watcher_per_change %.0f\n", kc->name,
+           kc->bytes / n / cfg.watchers);
+    if (cfg.n_pids)
+        printf("BENCH fanout_%s_consul_cpu_s_per_change %.4f\n", kc->name, kc->consul_s / n);
+    printf("BENCH fanout_%s_watcher_cpu_ms_per_change %.3f\n", kc->name,
+           kc->self_s * 1000.0 / n / cfg.watchers);
+}
+
 static void usage(void)
 {
     fprintf(stderr,
@@ -782,6 +809,11 @@ int main(int argc, char **argv)
     double ks0[MAX_ADDRS], ks1[MAX_ADDRS];
     double c0 = cpu_s_self(), k0 = cpu_s_consul(ks0), m0 = cpu_s_machine();
     uint64_t wall0 = uv_hrtime();
+    struct kind_cost kinds[2] = {
+        {.name = "node_flap", .lats = calloc(cfg.changes + 1, sizeof(uint64_t))},
+        {.name = "service_port", .lats = calloc(cfg.changes + 1, sizeof(uint64_t))}};
+    uint64_t kb = b0;
+    double kc = c0, kk = k0;
     for (unsigned i = 0; i < cfg.changes; i++) {
         timeline_arm(&tl);
         wr.tl = &tl;
@@ -811,6 +843,17 @@ int main(int argc, char **argv)
         }
         phases_add(&ph, i, &tl, lats[i], per + (size_t)i * cfg.watchers);
         usleep(20000);
+        struct kind_cost *kd = &kinds[i % 2]; /* make_change: even = node flap */
+        uint64_t nb = bytes_all();
+        double nc = cpu_s_self(), nk = cpu_s_consul(ks1);
+        if (kd->lats)
+            kd->lats[kd->n++] = lats[i];
+        kd->bytes += (double)(nb - kb);
+        kd->self_s += nc - kc;
+        kd->consul_s += nk - kk;
+        kb = nb;
+        kc = nc;
+        kk = nk;
     }
     uint64_t b1 = bytes_all(), sr1 = stale_retries_all();
     double c1 = cpu_s_self(), k1 = cpu_s_consul(ks1), m1 = cpu_s_machine();
@@ -844,6 +887,8 @@ int main(int argc, char **argv)
         printf("BENCH fanout_watcher_cpu_ms_per_change %.3f\n",
                (c1 - c0) * 1000.0 / changes / cfg.watchers);
         printf("BENCH fanout_stale_retries %" PRIu64 "\n", sr1 - sr0);
+        for (int k = 0; k < 2; k++)
+            kind_cost_print(&kinds[k]);
         phases_print(&ph);
         /* The machine's floor: every CPU-second a change costs (servers and
          * watchers, all on this machine) spread perfectly over its CPUs. */
@@ -910,6 +955,8 @@ int main(int argc, char **argv)
         free(snaps0);
     }
     printf("BENCH fanout_converged_hash %016" PRIx64 "\n", hash);
+    free(kinds[0].lats);
+    free(kinds[1].lats);
 stop:
     free(tl.woke);
     free(tl.wakeups0);
