@@ -104,7 +104,8 @@ int kv_model_add(struct kv_model *m, const struct kv_model_opts *o, const char *
         pfx = KVM_PREFIX_KUBE;
         if (k.kind == KV_KEY_KUBE_MALFORMED) {
             errmsg_set(err, errlen,
-                       "key %s: expected kube/<cluster>/services/<namespace>/<service>/<port> or "
+                       "key %s: expected kube/<cluster>/services/<namespace>/<service>/<port>, "
+                       "kube/<cluster>/node-shards/<shard>/<node> with the node's own shard, or "
                        "kube/<cluster>/nodes/<node>",
                        key);
             rc = -EINVAL;

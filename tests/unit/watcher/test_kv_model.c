@@ -337,9 +337,19 @@ START_TEST(test_kube_entries)
     ck_assert_ptr_nonnull(strstr(err, "node_port"));
     ck_assert_int_eq(add(&m, "drover/v1/kube/prod-a/services/default/web", "{}", err, sizeof(err)),
                      -EINVAL);
+    /* a node in its shard counts; in another node's shard it is bad
+     * (n4 is in shard 0f: kv_key_node_shard) */
+    ck_assert_int_eq(add(&m, "drover/v1/kube/prod-a/node-shards/0f/n4",
+                         "{\"name\":\"n4\",\"addresses\":[\"10.0.0.4\"],\"eligible\":true}", err,
+                         sizeof(err)),
+                     1);
+    ck_assert_int_eq(add(&m, "drover/v1/kube/prod-a/node-shards/00/n4",
+                         "{\"addresses\":[\"10.0.0.4\"],\"eligible\":true}", err, sizeof(err)),
+                     -EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "the node's own shard"));
     kv_model_finish(&m);
-    ck_assert_uint_eq(m.bad[KVM_PREFIX_KUBE], 3);
-    ck_assert_uint_eq(m.n_nodes, 2);
+    ck_assert_uint_eq(m.bad[KVM_PREFIX_KUBE], 4);
+    ck_assert_uint_eq(m.n_nodes, 3);
     ck_assert_uint_eq(m.nodes[0].n_addresses, 2);
     ck_assert_str_eq(m.nodes[0].addresses[1], "fd00::1");
     ck_assert(!m.nodes[1].eligible);
