@@ -213,6 +213,13 @@ fleet_consul_bridge() {
 
 fleet_kv_put() { curl -sf -X PUT --data-binary "$2" "$FLEET_CONSUL/v1/kv/drover/v1/$1" >/dev/null; }
 fleet_kv_get() { curl -sf "$FLEET_CONSUL/v1/kv/drover/v1/$1?raw"; }
+# The key (below the root) the exporter writes node NODE of CLUSTER to: its
+# shard (docs/kv-schema.md; tests/lib/kv_schema.py computes it as
+# common/kv_key.c does). usage: fleet_node_key CLUSTER NODE
+fleet_node_key() {
+    python3 -c 'import sys; sys.path.insert(0, sys.argv[1]); import kv_schema; print(kv_schema.node_key(sys.argv[2], sys.argv[3]))' \
+        "$FLEET_SRC/tests/lib" "$1" "$2"
+}
 
 fleet_kube() { "$FLEET_SRC/tests/kube/kube-fixture.sh" "$@"; }
 

@@ -114,7 +114,7 @@ fleet_exporter 1
 fleet_exporter 2
 kv_ready() {
     local n
-    for n in 1 2 3; do fleet_kv_get "kube/$FLEET_CLUSTER/nodes/node-$n" | grep -q '"eligible":true' || return 1; done
+    for n in 1 2 3; do fleet_kv_get "$(fleet_node_key "$FLEET_CLUSTER" "node-$n")" | grep -q '"eligible":true' || return 1; done
     fleet_kv_get "kube/$FLEET_CLUSTER/services/shop/web/http" >/dev/null &&
         fleet_kv_get "kube/$FLEET_CLUSTER/services/shop/api/http" >/dev/null
 }

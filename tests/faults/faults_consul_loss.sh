@@ -124,7 +124,7 @@ drain_survives() {
 node3_change_applied() {
     local ready=$FLEET_STATE/apply-poller.ready out=$FLEET_STATE/apply-poller.out pid
     rm -f "$ready"
-    python3 - "$1" "$FLEET_CONSUL/v1/kv/drover/v1/$(faults_node_key "$FLEET_CLUSTER" node-3)?raw" \
+    python3 - "$1" "$FLEET_CONSUL/v1/kv/drover/v1/$(fleet_node_key "$FLEET_CLUSTER" node-3)?raw" \
         "$(fleet_node_ip node-3)" "$FLEET_STATE/proxy-1/web.sock" "$FLEET_STATE/proxy-2/web.sock" \
         "$FAULTS_SRC/tests/lib" "$ready" >"$out" <<'PY' &
 import json, sys, time, urllib.request

@@ -50,13 +50,6 @@
 # against $FLEET_CONSUL), faults_log (a line on stderr).
 
 FAULTS_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-# The key (below the root) the exporter writes node NODE of CLUSTER to: its
-# shard (docs/kv-schema.md; tests/lib/kv_schema.py computes it).
-# usage: faults_node_key CLUSTER NODE
-faults_node_key() {
-    python3 -c 'import sys; sys.path.insert(0, sys.argv[1]); import kv_schema; print(kv_schema.node_key(sys.argv[2], sys.argv[3]))' \
-        "$FAULTS_SRC/tests/lib" "$1" "$2"
-}
 FLEET_SRC=$FAULTS_SRC
 . "$FLEET_SRC/scripts/fleet/lib.sh"
 . "$FAULTS_SRC/tests/lib/consul-cluster.sh"
@@ -211,7 +204,7 @@ faults_main() { # BUILD-DIR [--consul-cluster]
     fleet_exporter 1
     fleet_exporter 2
     faults_kv_nodes() {
-        for n in 1 2 3; do fleet_kv_get "$(faults_node_key "$FLEET_CLUSTER" "node-$n")" | grep -q '"eligible":true' || return 1; done
+        for n in 1 2 3; do fleet_kv_get "$(fleet_node_key "$FLEET_CLUSTER" "node-$n")" | grep -q '"eligible":true' || return 1; done
     }
     fleet_wait "exporter writes the nodes into Consul KV" 60 faults_kv_nodes
     fleet_haproxy_services
