@@ -46,8 +46,13 @@ _Static_assert(DIRECTOR_TABLE_MAX_PROXIES <= (1u << PROXY_BITS), "proxy index mu
 #define BLOCK_ROWS (1u << BLOCK_BITS)
 #define BLOCKS     (ROWS / BLOCK_ROWS)
 
+/* Lists of members open at the end of a matching kept at once: one per
+ * horizon a block can have (FIRST_LAMBDA >= 1 doubled up to MAX_LAMBDA). */
+#define FIN_CACHED 8
+
 struct block {
-    uint64_t horizon; /* arrivals up to here are drawn (Q16.48) */
+    uint64_t horizon; /* arrivals of the open proxies drawn up to here (Q16.48) */
+    uint64_t full;    /* arrivals of every proxy the lists hold drawn up to here */
     uint64_t *cand;   /* candidates of the block's rows, see PROXY_BITS */
     uint32_t cap;
 };
@@ -69,6 +74,22 @@ struct saved_len {
 struct saved_slot {
     uint32_t slot; /* index into heap[] */
     struct held old;
+};
+
+/* a block as it was before a failover cascade drew it further */
+struct saved_block {
+    uint32_t k;
+    uint64_t horizon, full;
+    uint64_t *cand; /* the old list array, NULL if it was not replaced */
+    uint32_t cap;
+    uint32_t gen_from, gen_count; /* its proxies' process state in jgen */
+};
+
+struct saved_gen {
+    uint32_t at; /* index into gen_i, gen_e, gen_row */
+    uint32_t i;
+    uint64_t e;
+    uint8_t row;
 };
 
 struct builder {
@@ -119,6 +140,14 @@ struct builder {
      * leaves (a power of two) at otree[otn + q] */
     uint64_t *otree;
     uint32_t otn;
+    uint64_t *ofinal;     /* otree at the end of the matching, for failover */
+    uint32_t *open_now;   /* n, see row_short_open() */
+    uint32_t *open_final; /* FIN_CACHED x n, see open_final() */
+    struct {
+        uint64_t key, wsum;
+        uint32_t count;
+    } fin[FIN_CACHED];
+    uint32_t nfin;
     struct held *heap;
     size_t heap_cap;
     uint32_t *stack;
@@ -133,6 +162,13 @@ struct builder {
     size_t njlen;
     struct saved_slot *jslot; /* grows */
     size_t njslot, jslot_cap;
+    struct saved_block *jblk; /* BLOCKS */
+    uint32_t *jblk_rows;      /* per saved block: row_start, row_len, row_sorted */
+    size_t njblk;
+    uint32_t *blk_epoch;    /* per block: the cascade that saved it last */
+    uint32_t *blk_jidx;     /* per block: its entry in jblk then */
+    struct saved_gen *jgen; /* grows */
+    size_t njgen, jgen_cap;
 
     /* per-row results */
     uint16_t *prim, *fo, *dr, *fr;

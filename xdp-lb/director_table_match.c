@@ -178,21 +178,61 @@ static int points_reserve(struct builder *b, size_t want)
     return 0;
 }
 
-/* Draws every arrival up to the block's horizon of every usable proxy in
- * the rows of block k, and files them per row (unsorted).
+/* Draws the arrivals of proxy p in the rows of block k from where its
+ * process stopped up to the block's horizon (fresh: from the start).
  *
  * Draw i of proxy p in block k is x = mix64((k1 + (k * 2^40 + i) * golden)
  * ^ k2): bits 63..56 pick the row within the block, bits 47..0 a uniform u
  * whose -log2(u), divided by weight * 256, is the gap to p's previous
  * arrival in the block. So each row sees arrivals of p at rate weight(p),
- * independently of every other row and proxy. Working block by block keeps
- * the scatter and the sort in cache. */
-static int generate_block(struct builder *b, uint32_t k, bool fresh)
+ * independently of every other row and proxy. */
+static int draw_proxy(struct builder *b, uint32_t k, uint32_t p, bool fresh)
+{
+    uint64_t horizon = b->blocks[k].horizon;
+    size_t at = (size_t)k * b->n + p;
+    uint64_t recip = b->recip[p], k1 = b->k1[p], k2 = b->k2[p], base = (uint64_t)k << 40;
+    /* draw i of p, the first not filed yet, its arrival and its row
+     * (fresh: draw 0 is computed first) */
+    uint32_t i = fresh ? UINT32_MAX : b->gen_i[at];
+    uint64_t e = fresh ? 0 : b->gen_e[at];
+    uint8_t row = fresh ? 0 : b->gen_row[at];
+    int rc;
+
+    for (;;) {
+        if (i != UINT32_MAX) {
+            if (e > horizon) {
+                b->gen_i[at] = i;
+                b->gen_e[at] = e;
+                b->gen_row[at] = row;
+                return 0;
+            }
+            if (b->pt_len == b->pt_cap && (rc = points_reserve(b, b->pt_len + 1)) < 0)
+                return rc;
+            b->pt_cand[b->pt_len] = (e >> PROXY_BITS) << PROXY_BITS | p;
+            b->pt_row[b->pt_len] = row;
+            b->pt_len++;
+        }
+        i++;
+        uint64_t x = mix64((k1 + (base + i) * 0x9e3779b97f4a7c15ULL) ^ k2);
+        uint64_t u = (x & ((1ULL << 48) - 1)) + 1;
+        /* Q8.24 exponential times 2^32/w, >> 16: the Q16.48 gap for rate w
+         * per row over the block's 2^8 rows; below 2^62, and e stays below
+         * 2^63 (it is at most the horizon before) */
+        e += ((neglog2_q32(b->log2_tab, u) >> 8) * recip) >> 16;
+        row = (uint8_t)(x >> 56);
+        b->work++;
+    }
+}
+
+/* Draws every arrival up to the block's horizon of the listed proxies (who,
+ * nwho; all the lists hold if who is NULL) in the rows of block k, and
+ * files them per row (unsorted) after the points already there. Working
+ * block by block keeps the scatter and the sort in cache. */
+static int generate_block(struct builder *b, uint32_t k, bool fresh, const uint32_t *who,
+                          uint32_t nwho)
 {
     struct block *bk = &b->blocks[k];
     uint32_t *start = b->row_start + k * BLOCK_ROWS, *len = b->row_len + k * BLOCK_ROWS;
-    uint32_t *gi = b->gen_i + (size_t)k * b->n;
-    uint64_t *ge = b->gen_e + (size_t)k * b->n;
     int rc;
 
     if (fresh) {
@@ -200,41 +240,18 @@ static int generate_block(struct builder *b, uint32_t k, bool fresh)
         memset(b->row_sorted + k * BLOCK_ROWS, 0, BLOCK_ROWS * sizeof(*b->row_sorted));
     }
     b->pt_len = 0;
-    for (uint32_t p = 0; p < b->n; p++) {
-        if (!b->in_draw[p])
-            continue;
-        uint64_t recip = b->recip[p], k1 = b->k1[p], k2 = b->k2[p], base = (uint64_t)k << 40;
-        /* gi/ge/grow: draw gi of p, the first not filed yet, its arrival
-         * and its row (fresh: draw 0 is computed first) */
-        uint32_t i = fresh ? UINT32_MAX : gi[p];
-        uint64_t e = fresh ? 0 : ge[p];
-        uint8_t row = fresh ? 0 : b->gen_row[(size_t)k * b->n + p];
-        for (;;) {
-            if (i != UINT32_MAX) {
-                if (e > bk->horizon) {
-                    gi[p] = i;
-                    ge[p] = e;
-                    b->gen_row[(size_t)k * b->n + p] = row;
-                    break;
-                }
-                if (b->pt_len == b->pt_cap && (rc = points_reserve(b, b->pt_len + 1)) < 0)
-                    return rc;
-                b->pt_cand[b->pt_len] = (e >> PROXY_BITS) << PROXY_BITS | p;
-                b->pt_row[b->pt_len] = row;
-                b->pt_len++;
-            }
-            i++;
-            uint64_t x = mix64((k1 + (base + i) * 0x9e3779b97f4a7c15ULL) ^ k2);
-            uint64_t u = (x & ((1ULL << 48) - 1)) + 1;
-            /* Q8.24 exponential times 2^32/w, >> 16: the Q16.48 gap for
-             * rate w per row over the block's 2^8 rows; below 2^62, and
-             * e stays below 2^63 (it is at most the horizon before) */
-            e += ((neglog2_q32(b->log2_tab, u) >> 8) * recip) >> 16;
-            row = (uint8_t)(x >> 56);
-            b->work++;
-        }
+    if (who) {
+        for (uint32_t j = 0; j < nwho; j++)
+            if ((rc = draw_proxy(b, k, who[j], fresh)) < 0)
+                return rc;
+    } else {
+        for (uint32_t p = 0; p < b->n; p++)
+            if (b->in_draw[p] && (rc = draw_proxy(b, k, p, fresh)) < 0)
+                return rc;
     }
     b->candidates += b->pt_len;
+    if (b->pt_len == 0)
+        return 0; /* nothing new: the lists stay as they are */
 
     /* New layout: each row's list as it is (its order and the drops of
      * row_at() included), then its new points, which all arrive later. */
@@ -297,8 +314,8 @@ static int draw_lists(struct builder *b, const uint8_t *a, const uint8_t *c, uin
     for (uint32_t k = 0; k < BLOCKS; k++) {
         if (want && !want[k])
             continue;
-        b->blocks[k].horizon = horizon;
-        if ((rc = generate_block(b, k, true)) < 0)
+        b->blocks[k].horizon = b->blocks[k].full = horizon;
+        if ((rc = generate_block(b, k, true, NULL, 0)) < 0)
             return rc;
     }
     return 0;
@@ -457,6 +474,7 @@ static int heap_replace_top(struct builder *b, uint32_t q, uint64_t cand, uint32
     uint32_t len = b->hlen[q], i = 0;
     int rc;
 
+    journal_len(b, q); /* the length stays, but the top moves: see failover() */
     for (;;) {
         uint32_t l = 2 * i + 1, m = i;
         uint64_t mc = cand;
@@ -618,18 +636,235 @@ static bool set_open_beyond(struct builder *b, uint32_t r)
     return b->otree[1] >= horizon_key;
 }
 
-/* Row r needs candidates beyond its block's horizon: redraw the block to
- * twice the horizon (1), unless it is at the limit (0). Every new arrival is later than every old
- * one, so each row's old list is a prefix of its new list: positions into the lists and the
- * matching built so far stay valid. */
-static int row_short(struct builder *b, uint32_t r)
+/* The members whose key in the max tree t (open_key() now, or at the end
+ * of the matching) is at least key, into out: a walk down the tree that
+ * skips closed subtrees, so it costs about log2(n) steps per open member,
+ * not n. Returns their number; *wsum gets their total weight. */
+static uint32_t open_members(struct builder *b, const uint64_t *t, uint64_t key, uint32_t *out,
+                             uint64_t *wsum)
 {
-    struct block *bk = &b->blocks[r >> BLOCK_BITS];
-    if (bk->horizon >= b->horizon_max)
-        return 0; /* the row gives up, see MAX_LAMBDA */
+    uint32_t todo[2 * (PROXY_BITS + 1)], ntodo = 0, nopen = 0;
+
+    *wsum = 0;
+    if (t[1] < key)
+        return 0;
+    todo[ntodo++] = 1;
+    while (ntodo > 0) {
+        uint32_t i = todo[--ntodo];
+        b->work++;
+        if (i >= b->otn) {
+            out[nopen++] = i - b->otn;
+            *wsum += b->px[i - b->otn].weight;
+            continue;
+        }
+        /* right first, so members come out in ascending index order */
+        if (t[2 * i + 1] >= key)
+            todo[ntodo++] = 2 * i + 1;
+        if (t[2 * i] >= key)
+            todo[ntodo++] = 2 * i;
+    }
+    return nopen;
+}
+
+/* The block's horizon doubled, at most the limit. */
+static void horizon_double(struct builder *b, struct block *bk)
+{
     bk->horizon = bk->horizon > b->horizon_max / 2 ? b->horizon_max : 2 * bk->horizon;
     b->blocks_extended++;
-    int rc = generate_block(b, r >> BLOCK_BITS, false);
+}
+
+/* Before a failover cascade first draws block k further: keeps what
+ * undoing the cascade needs to give the block back exactly as it was - its
+ * horizons, row layout and list array (generate_block() writes a new one)
+ * and the process state of the proxies about to be drawn. The proxies
+ * drawn by later extensions in the same cascade are among these (members
+ * only get pickier during a cascade). */
+static int journal_block(struct builder *b, uint32_t k, uint64_t horizon, uint32_t nopen)
+{
+    const struct block *bk = &b->blocks[k];
+    struct saved_block *sb = &b->jblk[b->njblk++];
+
+    b->blk_epoch[k] = b->epoch;
+    b->blk_jidx[k] = (uint32_t)(sb - b->jblk);
+    *sb = (struct saved_block){.k = k,
+                               .horizon = horizon,
+                               .full = bk->full,
+                               .cand = NULL,
+                               .cap = 0,
+                               .gen_from = (uint32_t)b->njgen,
+                               .gen_count = nopen};
+    uint32_t *rows = b->jblk_rows + (size_t)(sb - b->jblk) * 3 * BLOCK_ROWS;
+    memcpy(rows, b->row_start + k * BLOCK_ROWS, BLOCK_ROWS * sizeof(*rows));
+    memcpy(rows + BLOCK_ROWS, b->row_len + k * BLOCK_ROWS, BLOCK_ROWS * sizeof(*rows));
+    memcpy(rows + 2 * BLOCK_ROWS, b->row_sorted + k * BLOCK_ROWS, BLOCK_ROWS * sizeof(*rows));
+    if (b->njgen + nopen > b->jgen_cap) {
+        size_t cap = b->jgen_cap ? 2 * b->jgen_cap : 4096;
+        while (cap < b->njgen + nopen)
+            cap *= 2;
+        struct saved_gen *g = realloc(b->jgen, cap * sizeof(*g));
+        if (!g)
+            return -ENOMEM;
+        b->jgen = g;
+        b->jgen_cap = cap;
+    }
+    for (uint32_t j = 0; j < nopen; j++) {
+        size_t at = (size_t)k * b->n + b->open_now[j];
+        b->jgen[b->njgen++] = (struct saved_gen){
+            .at = (uint32_t)at, .i = b->gen_i[at], .e = b->gen_e[at], .row = b->gen_row[at]};
+    }
+    return 0;
+}
+
+/* Undoes the block extensions of a failover cascade. */
+static void blocks_restore(struct builder *b)
+{
+    for (size_t j = 0; j < b->njblk; j++) {
+        const struct saved_block *sb = &b->jblk[j];
+        struct block *bk = &b->blocks[sb->k];
+        const uint32_t *rows = b->jblk_rows + j * 3 * BLOCK_ROWS;
+
+        if (sb->cand) {
+            free(bk->cand);
+            bk->cand = sb->cand;
+            bk->cap = sb->cap;
+        }
+        bk->horizon = sb->horizon;
+        bk->full = sb->full;
+        memcpy(b->row_start + sb->k * BLOCK_ROWS, rows, BLOCK_ROWS * sizeof(*rows));
+        memcpy(b->row_len + sb->k * BLOCK_ROWS, rows + BLOCK_ROWS, BLOCK_ROWS * sizeof(*rows));
+        memcpy(b->row_sorted + sb->k * BLOCK_ROWS, rows + 2 * BLOCK_ROWS,
+               BLOCK_ROWS * sizeof(*rows));
+        for (uint32_t g = 0; g < sb->gen_count; g++) {
+            const struct saved_gen *sg = &b->jgen[sb->gen_from + g];
+            b->gen_i[sg->at] = sg->i;
+            b->gen_e[sg->at] = sg->e;
+            b->gen_row[sg->at] = sg->row;
+        }
+    }
+    b->njblk = b->njgen = 0;
+}
+
+/* The members open at the end of the matching for key (see
+ * open_members()), in *who: the same few keys come up in every cascade
+ * (all blocks start at one horizon and double alike), so each list is
+ * made once per failover() and kept. */
+static uint32_t open_final(struct builder *b, uint64_t key, uint32_t **who, uint64_t *wsum)
+{
+    uint32_t j = 0;
+    while (j < b->nfin && b->fin[j].key != key)
+        j++;
+    if (j == b->nfin) {
+        if (j == FIN_CACHED)
+            j--; /* not expected: reuse the last slot */
+        else
+            b->nfin++;
+        b->fin[j].key = key;
+        b->fin[j].count =
+            open_members(b, b->ofinal, key, b->open_final + (size_t)j * b->n, &b->fin[j].wsum);
+    }
+    *who = b->open_final + (size_t)j * b->n;
+    *wsum = b->fin[j].wsum;
+    return b->fin[j].count;
+}
+
+/* Steps an extension of a block by `grow` (Q16.48) costs for proxies of
+ * total weight w: one pending draw each, plus their new points. Only
+ * steers the choice in row_short_open(), never a result. */
+static double extension_cost(uint32_t count, uint64_t w, uint64_t grow)
+{
+    return count +
+           (double)grow / (double)(1ULL << ARRIVAL_FRAC_BITS) * (double)w * BLOCK_ROWS * 0.6931;
+}
+
+/* Row r needs candidates beyond its block's horizon during a matching:
+ * draw the block on to twice the horizon (1), unless it is at the limit
+ * (0), but only for the members that could still take one of the new
+ * points: the open ones (see set_open_beyond). A member closed now stays
+ * closed for the rest of the matching and in the failover cascades, which
+ * start from the matching's end and only make members pickier; so its
+ * points beyond its last horizon would only ever be skipped, and the rows
+ * read the same candidates in the same order as with complete lists.
+ *
+ * In a failover cascade, members closed in it may be open in the next
+ * one. The block is either drawn for every member open at the end of the
+ * matching (b->ofinal), and stays so, or - when that would cost much more,
+ * e.g. the removed proxy or a heavy one that has just filled up - only
+ * for the members open in the cascade, and given back as it was when the
+ * cascade is undone (journal_block()). Every new point is later than every
+ * old one: positions into the lists and the matching built so far stay
+ * valid. */
+static int row_short_open(struct builder *b, uint32_t r)
+{
+    uint32_t k = r >> BLOCK_BITS;
+    struct block *bk = &b->blocks[k];
+    uint64_t key = (bk->horizon >> PROXY_BITS) << PROXY_BITS, w_now, w_final;
+    uint32_t *who = b->open_now, nopen;
+    int rc;
+
+    if (bk->horizon >= b->horizon_max)
+        return 0; /* the row gives up, see MAX_LAMBDA */
+    uint64_t old = bk->horizon;
+    horizon_double(b, bk);
+    nopen = open_members(b, b->otree, key, b->open_now, &w_now);
+    bool journaled = b->journaling && b->blk_epoch[k] == b->epoch;
+    if (b->journaling && !journaled) {
+        uint64_t grow = bk->horizon - old;
+        uint32_t nfinal = open_final(b, key, &who, &w_final);
+        journaled = 4 * extension_cost(nopen, w_now, grow) < extension_cost(nfinal, w_final, grow);
+        if (!journaled)
+            nopen = nfinal;
+        else if ((rc = journal_block(b, k, old, nopen)) < 0)
+            return rc;
+        if (journaled)
+            who = b->open_now;
+    }
+    const uint64_t *cand = bk->cand;
+    if ((rc = generate_block(b, k, false, who, nopen)) < 0)
+        return rc;
+    struct saved_block *sb = journaled ? &b->jblk[b->blk_jidx[k]] : NULL;
+    if (sb && !sb->cand && bk->cand != cand) {
+        /* the journal keeps the block's first list array, which
+         * generate_block() has just replaced */
+        sb->cand = b->scratch;
+        sb->cap = b->scratch_cap;
+        b->scratch = NULL;
+        b->scratch_cap = 0;
+    }
+    return 1;
+}
+
+/* Draws the proxies that row_short_open() left behind in block k up to
+ * the block's horizon. Their points are filed after later ones, so the
+ * block's rows are put in order again from the start: only once no
+ * position into the lists matters any more (after the failover cascades
+ * of the primary matching). */
+static int block_complete(struct builder *b, uint32_t k)
+{
+    struct block *bk = &b->blocks[k];
+    int rc = generate_block(b, k, false, NULL, 0);
+    if (rc < 0)
+        return rc;
+    memset(b->row_sorted + k * BLOCK_ROWS, 0, BLOCK_ROWS * sizeof(*b->row_sorted));
+    bk->full = bk->horizon;
+    return 0;
+}
+
+/* Row r needs candidates beyond what every proxy of its block's lists is
+ * drawn to: complete the block if some were left behind, else draw it on
+ * to twice the horizon; 1 if there is something new, 0 at the limit. */
+static int row_short(struct builder *b, uint32_t r)
+{
+    uint32_t k = r >> BLOCK_BITS;
+    struct block *bk = &b->blocks[k];
+    int rc;
+
+    if (bk->full < bk->horizon)
+        return (rc = block_complete(b, k)) < 0 ? rc : 1;
+    if (bk->horizon >= b->horizon_max)
+        return 0; /* the row gives up, see MAX_LAMBDA */
+    horizon_double(b, bk);
+    bk->full = bk->horizon;
+    rc = generate_block(b, k, false, NULL, 0);
     return rc < 0 ? rc : 1;
 }
 
@@ -654,7 +889,7 @@ static int propose(struct builder *b, uint32_t sp)
                 i++;
             if (!more) {
                 /* every member is full of better rows, or more must be drawn */
-                rc = set_open_beyond(b, r) ? row_short(b, r) : 0;
+                rc = set_open_beyond(b, r) ? row_short_open(b, r) : 0;
                 if (rc < 0)
                     return rc;
                 if (rc == 0) {
@@ -716,6 +951,9 @@ static int failover(struct builder *b)
 
     for (uint32_t r = 0; r < ROWS; r++)
         b->fo[r] = NONE;
+    /* who is open at the end of the matching, for row_short_open() */
+    memcpy(b->ofinal, b->otree, 2 * (size_t)b->otn * sizeof(*b->ofinal));
+    b->nfin = 0;
     b->journaling = true;
     for (uint32_t p = 0; p < b->n && rc == 0; p++) {
         if (!b->in_set[p] || b->hlen[p] == 0)
@@ -725,7 +963,7 @@ static int failover(struct builder *b)
         uint32_t nmine = b->hlen[p], sp = 0;
 
         b->epoch++;
-        b->njrow = b->njlen = b->njslot = 0;
+        b->njrow = b->njlen = b->njslot = b->njblk = b->njgen = 0;
         b->in_set[p] = 0;
         b->set_size--;
         open_update(b, p);
@@ -756,9 +994,14 @@ static int failover(struct builder *b)
             b->pos[b->jrow[k].row] = b->jrow[k].pos;
             b->assign[b->jrow[k].row] = b->jrow[k].assign;
         }
+        blocks_restore(b);
         b->in_set[p] = 1;
         b->set_size++;
-        open_rebuild(b);
+        /* the max tree again: the members whose heap the cascade touched
+         * (all journaled), and p */
+        for (size_t k = 0; k < b->njlen; k++)
+            open_update(b, b->jlen[k].proxy);
+        open_update(b, p);
     }
     b->journaling = false;
     return rc;
@@ -793,22 +1036,31 @@ static uint16_t race_first(struct builder *b, uint32_t r, const uint8_t *set, ui
  * horizon limit if needed; NONE if there is none up to there. */
 static int list_first(struct builder *b, uint32_t r, uint16_t except, uint16_t *out)
 {
+    const struct block *bk = &b->blocks[r >> BLOCK_BITS];
     uint64_t c;
+    int rc;
 
     for (uint32_t i = 0;; i++) {
         b->work++;
         if (row_at(b, r, i, &c)) {
             if (cand_proxy(c) == except)
                 continue;
+            if (bk->full < bk->horizon && c >= ((bk->full >> PROXY_BITS) << PROXY_BITS)) {
+                /* a proxy left behind may arrive before c */
+                if ((rc = block_complete(b, r >> BLOCK_BITS)) < 0)
+                    return rc;
+                i = UINT32_MAX; /* from the start, in the completed list */
+                continue;
+            }
             *out = (uint16_t)cand_proxy(c);
             return 0;
         }
-        int rc = row_short(b, r);
+        rc = row_short(b, r);
         if (rc <= 0) {
             *out = NONE;
             return rc;
         }
-        i--; /* position i again, in the longer list */
+        i = UINT32_MAX; /* from the start: a completed list is reordered */
     }
 }
 
@@ -868,9 +1120,13 @@ int table_build_rows(struct builder *b, struct director_table_row *rows)
         return rc;
     table_set_use(b, b->in_b, NULL);
     rc = match(b, b->prim);
+    if (rc == 0)
+        rc = failover(b);
     /* A row the matching left without a primary (only when weights are so
      * unequal that MAX_LAMBDA cut its search short): the member of B first
-     * in the row, capacity aside. */
+     * in the row, capacity aside. After the failover cascades, which need
+     * the lists as the matching left them (list_first() may reorder them),
+     * and which never move such a row: it is in no member's heap. */
     for (uint32_t r = 0; r < ROWS && rc == 0; r++) {
         if (b->prim[r] != NONE)
             continue;
@@ -878,8 +1134,6 @@ int table_build_rows(struct builder *b, struct director_table_row *rows)
         if (rc == 0 && b->prim[r] == NONE)
             b->prim[r] = race_first(b, r, b->in_b, NONE);
     }
-    if (rc == 0)
-        rc = failover(b);
     if (rc == 0 && b->nd && (rc = draw_lists(b, b->in_b, b->in_d, NONE, NULL)) == 0) {
         table_set_use(b, b->in_b, b->in_d);
         rc = match(b, b->dr);
@@ -921,6 +1175,7 @@ void table_builder_free(struct builder *b)
     free(b->assign);
     free(b->cap);
     free(b->otree);
+    free(b->open_now);
     free(b->gen_i);
     free(b->gen_e);
     free(b->gen_row);
@@ -931,6 +1186,10 @@ void table_builder_free(struct builder *b)
     free(b->px_epoch);
     free(b->jlen);
     free(b->jslot);
+    free(b->jblk);
+    free(b->jblk_rows);
+    free(b->blk_epoch);
+    free(b->jgen);
     free(b->prim);
 }
 
@@ -946,19 +1205,27 @@ int table_builder_alloc(struct builder *b, uint32_t n)
     b->cap = calloc(3 * np, sizeof(uint32_t));
     for (b->otn = 1; b->otn < np; b->otn *= 2)
         ;
-    b->otree = calloc(2 * (size_t)b->otn, sizeof(uint64_t));
+    b->otree = calloc(4 * (size_t)b->otn, sizeof(uint64_t));
+    b->open_now = calloc((1 + FIN_CACHED) * np, sizeof(uint32_t));
     b->gen_i = calloc((size_t)BLOCKS * np, sizeof(uint32_t));
     b->gen_e = calloc((size_t)BLOCKS * np, sizeof(uint64_t));
     b->gen_row = calloc((size_t)BLOCKS * np, 1);
     b->stack = calloc(ROWS, sizeof(uint32_t));
     b->jrow = calloc(ROWS, sizeof(struct saved_row));
     b->jlen = calloc(np, sizeof(struct saved_len));
+    b->jblk = calloc(BLOCKS, sizeof(struct saved_block));
+    b->jblk_rows = calloc(3 * (size_t)ROWS, sizeof(uint32_t));
+    b->blk_epoch = calloc(2 * BLOCKS, sizeof(uint32_t));
     b->prim = calloc(4 * (size_t)ROWS, sizeof(uint16_t));
-    if (!b->k1 || !b->in_b || !b->otree || !b->gen_i || !b->gen_e || !b->gen_row || !b->row_start ||
-        !b->px_epoch || !b->assign || !b->cap || !b->stack || !b->jrow || !b->jlen || !b->prim)
+    if (!b->k1 || !b->in_b || !b->otree || !b->open_now || !b->gen_i || !b->gen_e || !b->gen_row ||
+        !b->row_start || !b->px_epoch || !b->assign || !b->cap || !b->stack || !b->jrow ||
+        !b->jlen || !b->prim || !b->jblk || !b->jblk_rows || !b->blk_epoch)
         return -ENOMEM;
     b->k2 = b->k1 + np;
     b->recip = b->k1 + 2 * np;
+    b->ofinal = b->otree + 2 * (size_t)b->otn;
+    b->blk_jidx = b->blk_epoch + BLOCKS;
+    b->open_final = b->open_now + np;
     b->in_d = b->in_b + np;
     b->in_f = b->in_b + 2 * np;
     b->in_h = b->in_b + 3 * np;
