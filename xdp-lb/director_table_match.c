@@ -241,8 +241,11 @@ static int generate_block(struct builder *b, uint32_t k, bool fresh, const uint3
     }
     b->pt_len = 0;
     if (who) {
+        /* (an open member whose next point lies beyond the new horizon
+         * has nothing to add: no call) */
+        const uint64_t *ge = b->gen_e + (size_t)k * b->n;
         for (uint32_t j = 0; j < nwho; j++)
-            if ((rc = draw_proxy(b, k, who[j], fresh)) < 0)
+            if (ge[who[j]] <= bk->horizon && (rc = draw_proxy(b, k, who[j], fresh)) < 0)
                 return rc;
     } else {
         for (uint32_t p = 0; p < b->n; p++)
@@ -298,7 +301,7 @@ static int generate_block(struct builder *b, uint32_t k, bool fresh, const uint3
  * of weight 63 next to an active one of weight 1 no longer makes the
  * primary matching draw 63 times as much). */
 static int draw_lists(struct builder *b, const uint8_t *a, const uint8_t *c, uint16_t except,
-                      const uint8_t *want)
+                      const uint8_t *want, uint64_t lambda)
 {
     uint64_t wsum = 0;
     int rc;
@@ -309,7 +312,7 @@ static int draw_lists(struct builder *b, const uint8_t *a, const uint8_t *c, uin
             wsum += b->px[p].weight;
     }
     /* horizon * wsum * ln 2 = lambda arrivals per row (Q16.48, 1/ln 2 ~ 1.4427) */
-    uint64_t horizon = (b->first_lambda << ARRIVAL_FRAC_BITS) / wsum / 1000 * 1443;
+    uint64_t horizon = (lambda << ARRIVAL_FRAC_BITS) / wsum / 1000 * 1443;
     b->horizon_max = ((uint64_t)MAX_LAMBDA << ARRIVAL_FRAC_BITS) / wsum / 1000 * 1443;
     for (uint32_t k = 0; k < BLOCKS; k++) {
         if (want && !want[k])
@@ -797,26 +800,36 @@ static int row_short_open(struct builder *b, uint32_t r)
 {
     uint32_t k = r >> BLOCK_BITS;
     struct block *bk = &b->blocks[k];
-    uint64_t key = (bk->horizon >> PROXY_BITS) << PROXY_BITS, w_now, w_final;
+    uint64_t old = bk->horizon, key = (old >> PROXY_BITS) << PROXY_BITS, w, w_final;
     uint32_t *who = b->open_now, nopen;
     int rc;
 
-    if (bk->horizon >= b->horizon_max)
+    if (old >= b->horizon_max)
         return 0; /* the row gives up, see MAX_LAMBDA */
-    uint64_t old = bk->horizon;
-    horizon_double(b, bk);
-    nopen = open_members(b, b->otree, key, b->open_now, &w_now);
+    nopen = open_members(b, b->otree, key, b->open_now, &w);
+    uint64_t grow = b->horizon_max - old;
     bool journaled = b->journaling && b->blk_epoch[k] == b->epoch;
     if (b->journaling && !journaled) {
-        uint64_t grow = bk->horizon - old;
         uint32_t nfinal = open_final(b, key, &who, &w_final);
-        journaled = 4 * extension_cost(nopen, w_now, grow) < extension_cost(nfinal, w_final, grow);
-        if (!journaled)
-            nopen = nfinal;
-        else if ((rc = journal_block(b, k, old, nopen)) < 0)
+        journaled = 4 * extension_cost(nopen, w, grow) < extension_cost(nfinal, w_final, grow);
+        if (journaled && (rc = journal_block(b, k, old, nopen)) < 0)
             return rc;
-        if (journaled)
+        if (journaled) {
             who = b->open_now;
+        } else {
+            nopen = nfinal;
+            w = w_final;
+        }
+    }
+    /* Doubling the horizon keeps the points drawn in vain few when there
+     * are many; when even the limit holds fewer than one new point per row
+     * (a few light members left open), going there at once saves the
+     * walks and block rewrites of the steps in between. */
+    if (extension_cost(0, w, grow) <= BLOCK_ROWS) {
+        bk->horizon = b->horizon_max;
+        b->blocks_extended++;
+    } else {
+        horizon_double(b, bk);
     }
     const uint64_t *cand = bk->cand;
     if ((rc = generate_block(b, k, false, who, nopen)) < 0)
@@ -1097,7 +1110,12 @@ static int last_resort(struct builder *b, struct director_table_row *rows)
                 any = (want[r >> BLOCK_BITS] = 1);
         if (!any)
             continue;
-        if ((rc = draw_lists(b, b->in_h, NULL, pass ? d : NONE, want)) < 0)
+        /* A row reads one or two entries here, but a block is drawn
+         * further for all its rows when one of them needs it. In lists
+         * without d any entry will do: a third of the arrivals of a
+         * matching, and few blocks need a second drawing. */
+        uint64_t lambda = pass ? b->first_lambda / 3 : b->first_lambda;
+        if ((rc = draw_lists(b, b->in_h, NULL, pass ? d : NONE, want, lambda ? lambda : 1)) < 0)
             return rc;
         for (uint32_t r = 0; r < ROWS; r++) {
             if (rows[r].secondary != NONE || (rows[r].primary == d) != (pass == 1))
@@ -1116,7 +1134,7 @@ int table_build_rows(struct builder *b, struct director_table_row *rows)
 {
     int rc = 0;
 
-    if ((rc = draw_lists(b, b->in_b, NULL, NONE, NULL)) < 0)
+    if ((rc = draw_lists(b, b->in_b, NULL, NONE, NULL, b->first_lambda)) < 0)
         return rc;
     table_set_use(b, b->in_b, NULL);
     rc = match(b, b->prim);
@@ -1134,11 +1152,13 @@ int table_build_rows(struct builder *b, struct director_table_row *rows)
         if (rc == 0 && b->prim[r] == NONE)
             b->prim[r] = race_first(b, r, b->in_b, NONE);
     }
-    if (rc == 0 && b->nd && (rc = draw_lists(b, b->in_b, b->in_d, NONE, NULL)) == 0) {
+    if (rc == 0 && b->nd &&
+        (rc = draw_lists(b, b->in_b, b->in_d, NONE, NULL, b->first_lambda)) == 0) {
         table_set_use(b, b->in_b, b->in_d);
         rc = match(b, b->dr);
     }
-    if (rc == 0 && b->nf && (rc = draw_lists(b, b->in_b, b->in_f, NONE, NULL)) == 0) {
+    if (rc == 0 && b->nf &&
+        (rc = draw_lists(b, b->in_b, b->in_f, NONE, NULL, b->first_lambda)) == 0) {
         table_set_use(b, b->in_b, b->in_f);
         rc = match(b, b->fr);
     }
