@@ -36,9 +36,14 @@ _Static_assert(DIRECTOR_TABLE_MAX_PROXIES <= (1u << PROXY_BITS), "proxy index mu
  * counts as finding no proxy: no failover secondary (rule 4 applies), or,
  * for a primary, the direct race of fallback_primary(). This bounds the
  * work at about MAX_LAMBDA candidates per row. */
-#define MAX_LAMBDA    64u
-#define LOG2_TAB_BITS 10
-#define LOG2_TAB_SIZE (1u << LOG2_TAB_BITS)
+#define MAX_LAMBDA 64u
+/* Draws (work steps) of block extensions undone with a failover cascade,
+ * at most, over a build: one more list drawing to MAX_LAMBDA. Beyond it,
+ * cascades draw blocks for every member open at the end of the matching,
+ * which is never undone. */
+#define JOURNAL_BUDGET ((uint64_t)ROWS * MAX_LAMBDA)
+#define LOG2_TAB_BITS  10
+#define LOG2_TAB_SIZE  (1u << LOG2_TAB_BITS)
 
 /* Rows are drawn in blocks of 256 so a block's lists stay in cache and a
  * block whose rows ran short can be redrawn alone. */
@@ -167,6 +172,7 @@ struct builder {
     size_t njblk;
     uint32_t *blk_epoch;    /* per block: the cascade that saved it last */
     uint32_t *blk_jidx;     /* per block: its entry in jblk then */
+    uint64_t journal_work;  /* see JOURNAL_BUDGET */
     struct saved_gen *jgen; /* grows */
     size_t njgen, jgen_cap;
 

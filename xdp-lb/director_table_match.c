@@ -811,7 +811,11 @@ static int row_short_open(struct builder *b, uint32_t r)
     bool journaled = b->journaling && b->blk_epoch[k] == b->epoch;
     if (b->journaling && !journaled) {
         uint32_t nfinal = open_final(b, key, &who, &w_final);
-        journaled = 4 * extension_cost(nopen, w, grow) < extension_cost(nfinal, w_final, grow);
+        /* undone work is done again by the next cascade that needs it:
+         * worth it only when much cheaper, and within a budget that keeps
+         * the bound on a build's work (see JOURNAL_BUDGET) */
+        journaled = b->journal_work < JOURNAL_BUDGET &&
+                    4 * extension_cost(nopen, w, grow) < extension_cost(nfinal, w_final, grow);
         if (journaled && (rc = journal_block(b, k, old, nopen)) < 0)
             return rc;
         if (journaled) {
@@ -832,8 +836,11 @@ static int row_short_open(struct builder *b, uint32_t r)
         horizon_double(b, bk);
     }
     const uint64_t *cand = bk->cand;
+    uint64_t work = b->work;
     if ((rc = generate_block(b, k, false, who, nopen)) < 0)
         return rc;
+    if (journaled)
+        b->journal_work += b->work - work;
     struct saved_block *sb = journaled ? &b->jblk[b->blk_jidx[k]] : NULL;
     if (sb && !sb->cand && bk->cand != cand) {
         /* the journal keeps the block's first list array, which

@@ -785,6 +785,94 @@ START_TEST(test_work_bounded_unequal_weights)
 }
 END_TEST
 
+/* Tables pinned by checksum, built before the builder learnt to draw
+ * blocks further only for the members that could still take a row (and to
+ * undo a failover cascade's drawing): the fleets of bench/director-table
+ * whose rows search far - capacity-bound rows of tight load factors, light
+ * proxies among heavy ones, the last resort - must give the very same
+ * bytes, also when drawn from a different depth. The fleets are built as
+ * the bench builds them ("proxy-NNNN", 10.1.x.y, its seed), so
+ * `bench_director-table shape K` prints the same checksums. */
+struct pinned_group {
+    unsigned count;
+    uint32_t weight;
+};
+
+struct pinned_case {
+    const char *name;
+    unsigned load_permille, draw_per_row;
+    struct pinned_group g[12];
+    uint64_t checksum;
+};
+
+static uint64_t pinned_build(const struct pinned_case *c)
+{
+    static const uint8_t bench_seed[16] = "drover-bench-k1";
+    struct fleet *f = fleet_new(0);
+    for (size_t g = 0; g < 12 && c->g[g].count; g++) {
+        for (unsigned k = 0; k < c->g[g].count; k++, f->n++) {
+            snprintf(f->ids[f->n], sizeof(f->ids[f->n]), "proxy-%04zu", f->n);
+            snprintf(f->addrs[f->n], sizeof(f->addrs[f->n]), "10.1.%zu.%zu", f->n >> 8, f->n & 255);
+            f->in[f->n] = (struct director_proxy_input){.id = f->ids[f->n],
+                                                        .address = f->addrs[f->n],
+                                                        .state = DIRECTOR_PROXY_ACTIVE,
+                                                        .healthy = true,
+                                                        .weight = c->g[g].weight};
+        }
+    }
+    struct director_table_config cfg = {.seed = bench_seed,
+                                        .seed_len = sizeof(bench_seed),
+                                        .load_permille = c->load_permille,
+                                        .draw_per_row = c->draw_per_row};
+    struct director_table *t = NULL;
+    char err[256];
+    int rc = director_table_build(&cfg, f->in, f->n, &t, err, sizeof(err));
+    ck_assert_msg(rc == 0, "%s: rc %d: %s", c->name, rc, err);
+    check_invariants(t);
+    uint64_t sum = t->checksum;
+    director_table_free(t);
+    free(f);
+    return sum;
+}
+
+START_TEST(test_pinned_tables_far_searching_rows)
+{
+    static const struct pinned_case cases[] = {
+        {"1 w65535 + 1023 w1", 0, 0, {{1, 65535}, {1023, 1}}, 0x103391f73be1283cULL},
+        {"2 w65535 + 1022 w1", 0, 0, {{2, 65535}, {1022, 1}}, 0x1afb605c440bc687ULL},
+        {"2 w65535 + 1022 w1, depth 2", 0, 2, {{2, 65535}, {1022, 1}}, 0x1afb605c440bc687ULL},
+        {"512 w1 + 512 w3, load 1001", 1001, 0, {{512, 1}, {512, 3}}, 0x9d32313f729e6132ULL},
+        {"512 w1 + 512 w3, load 1001, depth 2",
+         1001,
+         2,
+         {{512, 1}, {512, 3}},
+         0x9d32313f729e6132ULL},
+        {"12 w1..2048, load 1001",
+         1001,
+         0,
+         {{1, 1},
+          {1, 2},
+          {1, 4},
+          {1, 8},
+          {1, 16},
+          {1, 32},
+          {1, 64},
+          {1, 128},
+          {1, 256},
+          {1, 512},
+          {1, 1024},
+          {1, 2048}},
+         0x785b9f7edfcbb90bULL},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        uint64_t sum = pinned_build(&cases[i]);
+        ck_assert_msg(sum == cases[i].checksum, "%s: checksum %016llx, pinned %016llx",
+                      cases[i].name, (unsigned long long)sum,
+                      (unsigned long long)cases[i].checksum);
+    }
+}
+END_TEST
+
 START_TEST(test_balance_goal_all_sizes)
 {
     static const size_t sizes[] = {16, 100, 255, 256, 257, 512, 700, 1000, 1024};
@@ -960,6 +1048,7 @@ int main(void)
     tcase_add_test(tc, test_weights_proportional);
     tcase_add_test(tc, test_extreme_weights_terminate);
     tcase_add_test(tc, test_work_bounded_unequal_weights);
+    tcase_add_test(tc, test_pinned_tables_far_searching_rows);
     tcase_add_test(tc, test_balance_goal_all_sizes);
     tcase_add_test(tc, test_load_factor_option);
     tcase_add_test(tc, test_validation);
