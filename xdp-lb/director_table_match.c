@@ -1111,18 +1111,28 @@ static int last_resort(struct builder *b, struct director_table_row *rows)
     for (int pass = 0; pass < 2; pass++) {
         /* pass 0: primary not d, lists of H; pass 1: primary d, H - {d} */
         bool any = false;
+        uint64_t w_prim = 0; /* the heaviest primary of these rows */
         memset(want, 0, sizeof(want));
-        for (uint32_t r = 0; r < ROWS; r++)
-            if (rows[r].secondary == NONE && (rows[r].primary == d) == (pass == 1))
+        for (uint32_t r = 0; r < ROWS; r++) {
+            if (rows[r].secondary == NONE && (rows[r].primary == d) == (pass == 1)) {
                 any = (want[r >> BLOCK_BITS] = 1);
+                if (b->px[rows[r].primary].weight > w_prim)
+                    w_prim = b->px[rows[r].primary].weight;
+            }
+        }
         if (!any)
             continue;
         /* A row reads one or two entries here, but a block is drawn
-         * further for all its rows when one of them needs it. In lists
-         * without d any entry will do: a third of the arrivals of a
-         * matching, and few blocks need a second drawing. */
-        uint64_t lambda = pass ? b->first_lambda / 3 : b->first_lambda;
-        if ((rc = draw_lists(b, b->in_h, NULL, pass ? d : NONE, want, lambda ? lambda : 1)) < 0)
+         * further for all its rows when one of them needs it, so start
+         * deep enough for few blocks to need it: in lists without d any
+         * entry will do (a third of the arrivals of a matching); in lists
+         * of H a row needs one of the others, who arrive at the rate of
+         * the weight beyond its primary's (three quarters of a matching's
+         * arrivals of those). */
+        uint64_t lambda =
+            pass ? b->first_lambda / 3 : b->first_lambda * 3 * wsum / (4 * (wsum - w_prim));
+        lambda = lambda < 1 ? 1 : lambda > MAX_LAMBDA ? MAX_LAMBDA : lambda;
+        if ((rc = draw_lists(b, b->in_h, NULL, pass ? d : NONE, want, lambda)) < 0)
             return rc;
         for (uint32_t r = 0; r < ROWS; r++) {
             if (rows[r].secondary != NONE || (rows[r].primary == d) != (pass == 1))
