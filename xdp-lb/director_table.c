@@ -11,8 +11,10 @@
  *    row, drawn from a keyed stream (SipHash-derived key per proxy). Only
  *    arrivals up to a horizon are drawn and filed per row unsorted;
  *    row_at() puts a row in order only as far as it is read. A row that
- *    needs more candidates than were drawn gets its block redrawn to twice
- *    the horizon (row_short); old lists are prefixes of the new ones, so
+ *    needs more candidates than were drawn gets its block drawn on to
+ *    twice the horizon (row_short_open: only for the members that could
+ *    still take it, undone with a failover cascade where needed;
+ *    row_short: for all); old lists are prefixes of the new ones, so
  *    nothing already computed changes and results never depend on the
  *    horizon.
  * 4. match(): the stable matching of rows (preferring early arrivals) to

@@ -695,20 +695,29 @@ struct work_case {
     struct director_proxy_input in[4];
 };
 
+/* Builds fleet `name`, which must succeed within the work bound, and
+ * checks the table's invariants. */
+static struct director_table *build_bounded(const struct director_table_config *cfg,
+                                            const struct director_proxy_input *in, size_t n,
+                                            const char *name)
+{
+    struct director_table *t = NULL;
+    char err[256];
+    int rc = director_table_build(cfg, in, n, &t, err, sizeof(err));
+    ck_assert_msg(rc == 0, "%s: rc %d: %s", name, rc, err);
+    check_invariants(t);
+    ck_assert_msg(t->work <= WORK_BOUND, "%s: work %llu above the bound %llu", name,
+                  (unsigned long long)t->work, (unsigned long long)WORK_BOUND);
+    return t;
+}
+
 static void check_work(const struct work_case *c, struct director_table **out)
 {
     struct director_table_config cfg = {.seed = (const uint8_t *)c->seed,
                                         .seed_len = strlen(c->seed),
                                         .load_permille = c->load_permille,
                                         .draw_per_row = c->draw_per_row};
-    struct director_table *t = NULL;
-    char err[256];
-    int rc = director_table_build(&cfg, c->in, c->n, &t, err, sizeof(err));
-    ck_assert_msg(rc == 0, "%s: rc %d: %s", c->name, rc, err);
-    check_invariants(t);
-    ck_assert_msg(t->work <= WORK_BOUND, "%s: work %llu above the bound %llu", c->name,
-                  (unsigned long long)t->work, (unsigned long long)WORK_BOUND);
-    *out = t;
+    *out = build_bounded(&cfg, c->in, c->n, c->name);
 }
 
 START_TEST(test_work_bounded_unequal_weights)
@@ -790,7 +799,8 @@ END_TEST
  * undo a failover cascade's drawing): the fleets of bench/director-table
  * whose rows search far - capacity-bound rows of tight load factors, light
  * proxies among heavy ones, the last resort - must give the very same
- * bytes, also when drawn from a different depth. The fleets are built as
+ * bytes, also when drawn from a different depth, and within the work
+ * bound (cascades that undo their drawing included). The fleets are built as
  * the bench builds them ("proxy-NNNN", 10.1.x.y, its seed), so
  * `bench_director-table shape K` prints the same checksums. */
 struct pinned_group {
@@ -824,11 +834,7 @@ static uint64_t pinned_build(const struct pinned_case *c)
                                         .seed_len = sizeof(bench_seed),
                                         .load_permille = c->load_permille,
                                         .draw_per_row = c->draw_per_row};
-    struct director_table *t = NULL;
-    char err[256];
-    int rc = director_table_build(&cfg, f->in, f->n, &t, err, sizeof(err));
-    ck_assert_msg(rc == 0, "%s: rc %d: %s", c->name, rc, err);
-    check_invariants(t);
+    struct director_table *t = build_bounded(&cfg, f->in, f->n, c->name);
     uint64_t sum = t->checksum;
     director_table_free(t);
     free(f);
