@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -39,6 +40,8 @@ struct listener {
     uv_poll_t poll;
     int fd;
     struct agent_server *srv;
+    bool drain;           /* accept until EAGAIN (connections are queueing) */
+    uint64_t returned_ns; /* uv_hrtime() when on_listener last returned */
 };
 
 struct agent_server {
@@ -467,6 +470,27 @@ static void on_accept_pause(uv_timer_t *t)
  * get their turn under a flood (the poll is level-triggered). */
 #define ACCEPT_BATCH 64
 
+/* Back in on_listener this soon after it returned: the poll did not sleep,
+ * so connections are queueing. A wake-up after a sleep takes longer (the
+ * next connection's arrival), a loop iteration that finds the listener
+ * still readable a few microseconds. */
+#define REWAKE_NS 10000
+
+/* How many connections to accept in this wake-up. Draining the accept
+ * queue until accept4 fails with EAGAIN costs that failed call on every
+ * wake-up; when checks come one at a time (HAProxy spreads them over
+ * agent-inter) the daemon sleeps between checks and that is one system
+ * call per check more than a blocking accept makes. So after a sleep take
+ * one connection and return to the loop: a second one already queued
+ * wakes it again at once, which switches to draining until a drain finds
+ * at most one connection. */
+static int accept_budget(struct listener *l)
+{
+    if (!l->drain && uv_hrtime() - l->returned_ns < REWAKE_NS)
+        l->drain = true;
+    return l->drain ? ACCEPT_BATCH : 1;
+}
+
 static void on_listener(uv_poll_t *p, int status, int events)
 {
     struct listener *l = p->data;
@@ -478,14 +502,18 @@ static void on_listener(uv_poll_t *p, int status, int events)
         log_warn("agent-checker: polling a listener failed: %s, continuing", uv_strerror(status));
         return;
     }
-    for (int i = 0; i < ACCEPT_BATCH && !srv->closing; i++) {
+    int budget = accept_budget(l), accepted = 0;
+    for (int i = 0; i < budget && !srv->closing; i++) {
         int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd >= 0) {
             on_accepted(srv, fd);
+            accepted++;
             continue;
         }
-        if (errno == EAGAIN || errno == EWOULDBLOCK)
-            return;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            l->drain = accepted > 1; /* the queue had at most one: back to one per wake-up */
+            break;
+        }
         if (errno == EINTR || errno == ECONNABORTED)
             continue;
         /* EMFILE, ENFILE, ENOBUFS...: the connection stays in the backlog
@@ -500,6 +528,7 @@ static void on_listener(uv_poll_t *p, int status, int events)
         uv_timer_start(&srv->accept_pause, on_accept_pause, 100, 0);
         return;
     }
+    l->returned_ns = uv_hrtime();
 }
 
 int agent_server_new(uv_loop_t *loop, const struct agent_server_config *cfg, agent_answer_fn fn,

@@ -46,6 +46,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -59,6 +60,18 @@
 #define SOURCES     8
 #define MAX_SAMPLES (8u << 20)
 #define ROUNDS      5 /* checker and trivial server loaded in turn: median of the ratios */
+/* Real-time priority of the daemon, the trivial server and the generator:
+ * SCHED_FIFO above every normal process, below the kernel's own real-time
+ * threads (threaded IRQs and watchdogd run at 50, migration at 99). */
+#define RT_PRIO 10
+
+/* Longest an RT task of the bench may run without sleeping, in seconds
+ * (RLIMIT_RTTIME: SIGXCPU, then SIGKILL at twice that): one measured
+ * phase plus slack. Set in main from the phase length. */
+static double rt_busy_limit_s = 10;
+static bool rt_wanted = true;      /* DROVER_BENCH_NO_RT=1: the old method */
+static const char *rt_failed = ""; /* why SCHED_FIFO was refused, if it was */
+static bool rt_granted;            /* this process runs SCHED_FIFO RT_PRIO */
 
 struct slot {
     int fd;
@@ -84,6 +97,8 @@ struct run {
     uint64_t window_done;  /* checks completed inside the measured window */
     double window_cpu_s;   /* server CPU time inside the measured window */
     double window_per_cpu; /* window_done / window_cpu_s */
+    double window_user;    /* share of that CPU time in user space */
+    double window_sleeps;  /* times the server went to sleep, per check answered */
 };
 
 static uint64_t now_ns(void)
@@ -153,13 +168,41 @@ static void pin(int cpu)
                 strerror(errno));
 }
 
+/* Make the calling task SCHED_FIFO at RT_PRIO (children and threads
+ * inherit it), bounded by RLIMIT_RTTIME so a task that stops sleeping is
+ * killed instead of holding its CPU; the kernel's RT throttling
+ * (sched_rt_runtime_us) leaves other tasks 5 % of each CPU meanwhile. */
+static void become_rt(void)
+{
+    if (!rt_wanted)
+        return;
+    rlim_t us = (rlim_t)(rt_busy_limit_s * 1e6);
+    struct rlimit lim = {.rlim_cur = us, .rlim_max = 2 * us};
+    struct sched_param sp = {.sched_priority = RT_PRIO};
+    if (setrlimit(RLIMIT_RTTIME, &lim) < 0) {
+        rt_failed = "setrlimit(RLIMIT_RTTIME) failed";
+        return;
+    }
+    if (sched_setscheduler(0, SCHED_FIFO, &sp) < 0)
+        rt_failed =
+            errno == EPERM ? "sched_setscheduler: EPERM (not root?)" : "sched_setscheduler failed";
+}
+
+/* A child of the bench: dies with it, pinned to CPU 0, real-time. */
+static void child_setup(void)
+{
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    pin(0);
+    become_rt();
+}
+
 static pid_t start_daemon(const char *bin, const char *state, int port)
 {
     char listen[64];
     snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
     pid_t pid = fork();
     if (pid == 0) {
-        pin(0);
+        child_setup();
         int null = open("/dev/null", O_WRONLY);
         if (null >= 0)
             dup2(null, STDOUT_FILENO);
@@ -239,6 +282,50 @@ static double proc_cpu_s(pid_t pid)
     return (double)total / 1e9;
 }
 
+/* Where a server's CPU time goes: user and system time (clock ticks of
+ * /proc/PID/task/TID/stat, split in proportion of the precise total) and
+ * its voluntary context switches (each one a sleep: waiting for the next
+ * connection). */
+struct proc_usage {
+    unsigned long long user_ticks, sys_ticks, sleeps;
+};
+
+static void proc_usage(pid_t pid, struct proc_usage *u)
+{
+    char path[96], line[512];
+    memset(u, 0, sizeof(*u));
+    snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+    DIR *d = opendir(path);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof(path), "/proc/%d/task/%.20s/stat", (int)pid, e->d_name);
+        FILE *f = fopen(path, "r");
+        if (f) {
+            /* fields 14 and 15 (utime, stime) follow the ")" ending comm */
+            char *p = fgets(line, sizeof(line), f) ? strrchr(line, ')') : NULL;
+            unsigned long long ut, st;
+            if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut,
+                            &st) == 2) {
+                u->user_ticks += ut;
+                u->sys_ticks += st;
+            }
+            fclose(f);
+        }
+        snprintf(path, sizeof(path), "/proc/%d/task/%.20s/status", (int)pid, e->d_name);
+        f = fopen(path, "r");
+        while (f && fgets(line, sizeof(line), f))
+            if (strncmp(line, "voluntary_ctxt_switches:", 24) == 0)
+                u->sleeps += strtoull(line + 24, NULL, 10);
+        if (f)
+            fclose(f);
+    }
+    closedir(d);
+}
+
 /* The baseline: the least a server can do per check -- blocking accept,
  * one read, a fixed reply, close; no parsing, no lookup, no timeout. */
 static pid_t start_trivial(int port)
@@ -246,7 +333,7 @@ static pid_t start_trivial(int port)
     pid_t pid = fork();
     if (pid != 0)
         return pid;
-    pin(0);
+    child_setup();
     struct sockaddr_in a = {.sin_family = AF_INET,
                             .sin_port = htons((uint16_t)port),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -311,8 +398,13 @@ static int load(struct run *r, int port, int conc)
     struct epoll_event evs[CONCURRENCY];
     if (conc > CONCURRENCY)
         conc = CONCURRENCY;
+    /* Sleep a moment first: RLIMIT_RTTIME counts CPU time since the last
+     * sleep, so the closed loop (which may never sleep while the server is
+     * the bottleneck) is bounded per phase, not over all phases. */
+    nanosleep(&(struct timespec){.tv_nsec = 1000000}, NULL);
     int ep = epoll_create1(EPOLL_CLOEXEC);
     uint32_t started = 0;
+    int rc;
     struct slot *idle[CONCURRENCY];
     int nidle = 0;
 
@@ -320,7 +412,8 @@ static int load(struct run *r, int port, int conc)
         if (r->rate > 0) {
             slots[i].fd = -1;
             idle[nidle++] = &slots[i];
-        } else if (slot_start(ep, &slots[i], port, r->servers, started++) < 0) {
+        } else if ((rc = slot_start(ep, &slots[i], port, r->servers, started++)) < 0) {
+            fprintf(stderr, "bench: connect failed: %s\n", strerror(-rc));
             return -1;
         }
     }
@@ -331,23 +424,32 @@ static int load(struct run *r, int port, int conc)
      * time, not at once */
     uint64_t gap_ns = r->rate > 0 ? (uint64_t)(1e9 / r->rate) : 0, next_start = t0;
     double cpu0 = -1;
+    struct proc_usage use0, use1;
     while (1) {
         uint64_t t = now_ns();
         if (t >= end)
             break;
-        if (cpu0 < 0 && t >= measure_from)
+        if (cpu0 < 0 && t >= measure_from) {
             cpu0 = proc_cpu_s(r->pid);
+            proc_usage(r->pid, &use0);
+        }
         while (gap_ns && nidle && next_start <= t) {
-            if (slot_start(ep, idle[--nidle], port, r->servers, started++) < 0)
+            if ((rc = slot_start(ep, idle[--nidle], port, r->servers, started++)) < 0) {
+                fprintf(stderr, "bench: connect failed: %s\n", strerror(-rc));
                 return -1;
+            }
             next_start += gap_ns;
         }
         if (gap_ns && !nidle && next_start + 100 * gap_ns < t)
             next_start = t; /* all slots busy: do not queue a burst */
-        int wait_ms = 100;
-        if (gap_ns && nidle)
-            wait_ms = next_start > t + 1000000 ? 1 : 0;
-        int n = epoll_wait(ep, evs, conc, wait_ms);
+        /* Sleep until a reply arrives or, open loop, until the next
+         * scheduled start: never spin (the generator is real-time) */
+        uint64_t wait_ns = 100000000;
+        if (gap_ns && nidle && next_start > t && next_start - t < wait_ns)
+            wait_ns = next_start - t; /* after the loop above, idle slots mean next_start > t */
+        struct timespec timeout = {.tv_sec = (time_t)(wait_ns / 1000000000u),
+                                   .tv_nsec = (long)(wait_ns % 1000000000u)};
+        int n = epoll_pwait2(ep, evs, conc, &timeout, NULL);
         for (int k = 0; k < n; k++) {
             struct slot *s = evs[k].data.ptr;
             bool done = false, failed = false;
@@ -392,8 +494,11 @@ static int load(struct run *r, int port, int conc)
                 const char *want = admin_of(s->server);
                 s->reply[s->got] = '\0';
                 if (s->got == 0 || s->reply[s->got - 1] != '\n' ||
-                    (!r->trivial && strncmp(s->reply, want, strlen(want)) != 0))
-                    r->bad_replies++;
+                    (!r->trivial && strncmp(s->reply, want, strlen(want)) != 0)) {
+                    if (!r->bad_replies++)
+                        fprintf(stderr, "bench: bad reply for be_%u/srv-%u: \"%.*s\"\n",
+                                s->server % 200, s->server, (int)strcspn(s->reply, "\n"), s->reply);
+                }
             }
             if (s->start_ns >= measure_from && fin < end) {
                 if (failed) {
@@ -410,16 +515,22 @@ static int load(struct run *r, int port, int conc)
                 idle[nidle++] = s;
                 continue;
             }
-            if (slot_start(ep, s, port, r->servers, started++) < 0) {
-                fprintf(stderr, "bench: connect failed: %s\n", strerror(errno));
+            if ((rc = slot_start(ep, s, port, r->servers, started++)) < 0) {
+                fprintf(stderr, "bench: connect failed: %s\n", strerror(-rc));
                 return -1;
             }
         }
     }
     double cpu1 = proc_cpu_s(r->pid);
+    proc_usage(r->pid, &use1);
     if (cpu0 >= 0 && cpu1 > cpu0) {
         r->window_cpu_s = cpu1 - cpu0;
         r->window_per_cpu = (double)r->window_done / r->window_cpu_s;
+        unsigned long long ut = use1.user_ticks - use0.user_ticks;
+        unsigned long long st = use1.sys_ticks - use0.sys_ticks;
+        r->window_user = ut + st ? (double)ut / (double)(ut + st) : 0;
+        r->window_sleeps =
+            r->window_done ? (double)(use1.sleeps - use0.sleeps) / (double)r->window_done : 0;
     }
     for (int i = 0; i < conc; i++)
         if (slots[i].fd >= 0)
@@ -433,6 +544,14 @@ static int load(struct run *r, int port, int conc)
         r->max_ms = r->lat_us[r->nlat - 1] / 1000.0;
     }
     return 0;
+}
+
+/* The load average, printed with the figures (the machine is shared). */
+static void print_load(void)
+{
+    double avg[3];
+    if (getloadavg(avg, 3) == 3)
+        printf("load average: %.2f %.2f %.2f\n", avg[0], avg[1], avg[2]);
 }
 
 int main(int argc, char **argv)
@@ -458,6 +577,16 @@ int main(int argc, char **argv)
     }
     snprintf(state, sizeof(state), "%s/state.json", dir);
     signal(SIGPIPE, SIG_IGN);
+    setvbuf(stdout, NULL, _IOLBF, 0); /* what ran is on record if the alarm ends it */
+    const char *no_rt = getenv("DROVER_BENCH_NO_RT");
+    rt_wanted = !(no_rt && *no_rt && strcmp(no_rt, "0") != 0);
+    /* The longest phase is WARMUP_S + seconds: an RT task of the bench
+     * that runs that long plus 2 s without sleeping is a runaway. */
+    rt_busy_limit_s = WARMUP_S + seconds + 2;
+    /* Bound on the whole run (its phases take about 3 * (2.5 + s) +
+     * 11 * (0.5 + s) seconds plus start-ups): SIGALRM ends the bench, and
+     * PR_SET_PDEATHSIG the servers it started. */
+    alarm((unsigned)(2 * (3 * (2.5 + seconds) + 11 * (WARMUP_S + seconds)) + 60));
 
     printf("method: drover-agent-checker pinned to CPU 0; load generator %s; one new TCP\n"
            "  connection per check (as HAProxy does), %d in flight, request \"be_N/srv-M\\n\"\n"
@@ -466,6 +595,16 @@ int main(int argc, char **argv)
            "  connect() start to close seen by the client; RSS = daemon VmRSS after load.\n",
            cpus > 1 ? "pinned to CPU 1" : "on the same CPU (1 CPU only)", CONCURRENCY, WARMUP_S,
            seconds);
+    printf("  Real time: the daemon (every thread), the trivial server and the generator\n"
+           "  run SCHED_FIFO priority %d -- above every normal process, so other load on\n"
+           "  the machine cannot queue in front of them, and below the kernel's own RT\n"
+           "  threads (IRQ threads 50, migration 99). Guards: RLIMIT_RTTIME %.1fs (a task\n"
+           "  running that long without sleeping is killed), the kernel's RT throttling\n"
+           "  (sched_rt_runtime_us) leaves other tasks a share of each CPU, an alarm bounds\n"
+           "  the whole run, servers die with the bench (PR_SET_PDEATHSIG), and the open-loop\n"
+           "  generator sleeps (epoll_pwait2 to the next start) instead of spinning.\n"
+           "  DROVER_BENCH_NO_RT=1 runs without it (the old method).\n",
+           RT_PRIO, rt_busy_limit_s);
     printf("  p50/p99/max are under that load (queueing included); p50_1/p99_1 with one\n"
            "  check at a time for %.1fs after it (the service time).\n"
            "  checks/cpu-s = checks answered / CPU time the daemon used in the measured\n"
@@ -479,6 +618,23 @@ int main(int argc, char **argv)
            "  servers the checker is also driven open-loop at 80%% of its capacity for\n"
            "  the p99 there.\n",
            LATENCY_S, ROUNDS);
+    /* tell whether real time was granted before any figure */
+    if (rt_wanted) {
+        become_rt();
+        struct sched_param sp;
+        int pol = sched_getscheduler(0);
+        if (pol != SCHED_FIFO || sched_getparam(0, &sp) < 0 || sp.sched_priority != RT_PRIO)
+            printf("real time: NOT granted (%s): figures include queueing behind other "
+                   "processes\n",
+                   *rt_failed ? rt_failed : "unknown");
+        else
+            rt_granted = true;
+        if (rt_granted)
+            printf("real time: SCHED_FIFO %d granted\n", RT_PRIO);
+    } else {
+        printf("real time: off (DROVER_BENCH_NO_RT)\n");
+    }
+    print_load();
     printf("%8s %10s %8s %8s %8s %8s %8s %8s %7s %12s\n", "servers", "checks/s", "p50_ms", "p99_ms",
            "max_ms", "p50_1", "p99_1", "rss_MiB", "errors", "checks/cpu-s");
     int status = 0;
@@ -501,6 +657,7 @@ int main(int argc, char **argv)
         }
         if (cpus > 1)
             pin(1);
+        become_rt();
         r->pid = pid;
         int rc = load(r, port, CONCURRENCY);
         struct run *q = &idle[i];
@@ -519,10 +676,11 @@ int main(int argc, char **argv)
             paced.seconds = seconds;
             paced.pid = pid;
             paced.lat_us = r->lat_us;
-            /* one core's capacity: checks per CPU-second, unless the
-             * CPU is shared and the closed loop got fewer per second */
+            /* one core's capacity: checks per CPU-second; without real
+             * time, when the CPU is shared and the closed loop got fewer
+             * per second, that rate (the core is not the daemon's) */
             double cap = r->window_per_cpu;
-            if (r->checks_per_s > 0 && r->checks_per_s < cap)
+            if (!rt_granted && r->checks_per_s > 0 && r->checks_per_s < cap)
                 cap = r->checks_per_s;
             paced.rate = 0.8 * cap;
             rc = load(&paced, port, CONCURRENCY);
@@ -585,8 +743,10 @@ int main(int argc, char **argv)
                 status = 1;
             }
         }
-        printf("ratio round %d: checker %.0f, trivial %.0f checks/cpu-s\n", k + 1,
-               chk.window_per_cpu, triv.window_per_cpu);
+        printf("ratio round %d: checker %.0f, trivial %.0f checks/cpu-s; user share %.1f%% / "
+               "%.1f%%, sleeps per check %.2f / %.2f\n",
+               k + 1, chk.window_per_cpu, triv.window_per_cpu, 100 * chk.window_user,
+               100 * triv.window_user, chk.window_sleeps, triv.window_sleeps);
         if (chk.window_per_cpu > 0 && triv.window_per_cpu > 0)
             ratios[nratios++] = chk.window_per_cpu / triv.window_per_cpu;
         if (chk.window_per_cpu > best_chk)
@@ -602,11 +762,15 @@ int main(int argc, char **argv)
     printf("%8s %10.0f %8.3f %8.3f %8.3f %8s %8s %8s %7llu %12.0f\n", "trivial", triv.checks_per_s,
            triv.p50_ms, triv.p99_ms, triv.max_ms, "-", "-", "-", (unsigned long long)triv.errors,
            triv.window_per_cpu);
-    printf("paced at 80%% of the 50k capacity (%.0f checks/s, open loop; capacity = checks per\n"
-           "  CPU-second, or the closed-loop checks/s when the CPU is shared and that is lower):\n"
-           "  p50 %.3f ms, "
-           "p99 %.3f ms, max %.3f ms, %llu errors\n",
-           paced.rate, paced.p50_ms, paced.p99_ms, paced.max_ms, (unsigned long long)paced.errors);
+    printf("paced at 80%% of the 50k capacity (%.0f checks/s scheduled, open loop; capacity =\n"
+           "  checks per CPU-second; without real time the closed-loop checks/s when that is\n"
+           "  lower, as the core is then shared; scheduled = %.0f%% of the daemon's %.0f checks\n"
+           "  per CPU-second): %.0f checks/s done, p50 %.3f ms, p99 %.3f ms, max %.3f ms,\n"
+           "  %llu errors\n",
+           paced.rate, runs[2].window_per_cpu > 0 ? 100 * paced.rate / runs[2].window_per_cpu : 0,
+           runs[2].window_per_cpu, paced.checks_per_s, paced.p50_ms, paced.p99_ms, paced.max_ms,
+           (unsigned long long)paced.errors);
+    print_load();
     unlink(state);
     rmdir(dir);
     for (size_t i = 0; i < 3; i++) {
