@@ -196,16 +196,22 @@ class Machine:
         if re.match(r'^[rw]\d+$', tok):
             v = self.r[int(tok[1:])]
             return v & 0xffffffff if tok[0] == 'w' and isinstance(v, int) else v
-        return int(tok, 0) & M64
+        if self.wide:
+            return int(tok, 0) & M64
+        # bpftool prints the 32-bit immediate; outside ld_imm64 the CPU
+        # sign-extends it (`if r1 s> 0xffffffff` compares with -1)
+        return signed(int(tok, 0) & 0xffffffff, 32) & M64
 
-    def cond(self, a, op, b):
+    def cond(self, a, op, b, bits=64):
         if isinstance(a, Ptr) and isinstance(b, Ptr):
             a, b = a.off, b.off
         elif isinstance(a, Ptr) or isinstance(b, Ptr):  # a null check
             a, b = (1 if isinstance(x, Ptr) else x for x in (a, b))
+        if bits == 32:  # jmp32: the low halves of both
+            a, b = a & 0xffffffff, b & 0xffffffff
+        sa, sb = signed(a, bits), signed(b, bits)
         return {'==': a == b, '!=': a != b, '>': a > b, '>=': a >= b, '<': a < b, '<=': a <= b,
-                '&': (a & b) != 0, 's>': signed(a) > signed(b), 's>=': signed(a) >= signed(b),
-                's<': signed(a) < signed(b), 's<=': signed(a) <= signed(b)}[op]
+                '&': (a & b) != 0, 's>': sa > sb, 's>=': sa >= sb, 's<': sa < sb, 's<=': sa <= sb}[op]
 
     def alu(self, w, d, op, b):
         a = self.r[d]
@@ -240,7 +246,8 @@ class Machine:
         nxt = pc + 1
         m = re.match(r'^if ([rw]\d+) (\S+) (\S+) goto pc([+-]\d+)$', txt)
         if m:
-            t = self.cond(self.val(m.group(1)), m.group(2), self.val(m.group(3)))
+            t = self.cond(self.val(m.group(1)), m.group(2), self.val(m.group(3)),
+                          32 if m.group(1)[0] == 'w' else 64)
             self.taken.append(t)
             return nxt + int(m.group(4)) if t else nxt
         if m := re.match(r'^goto pc([+-]\d+)$', txt):
