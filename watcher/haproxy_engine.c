@@ -487,6 +487,7 @@ static void on_runtime_due(void *arg)
     if (!e->snap || e->stopping)
         return;
     e->plans++;
+    e->planned_hash = e->snap->inputs_hash;
     log_debug("watcher: planning snapshot %016llx", (unsigned long long)e->snap->inputs_hash);
     for (size_t i = 0; i < e->snap->n_services; i++) {
         const struct snapshot_service *svc = &e->snap->services[i];

@@ -20,6 +20,7 @@
 struct apply_ctx {
     struct haproxy_engine *e;
     struct service_state *s;
+    uint64_t planned; /* the plan it carries (debug log: the latency split) */
 };
 
 static void on_applied(struct haproxy_runtime *rt, const struct haproxy_apply_result *res,
@@ -31,8 +32,8 @@ static void on_applied(struct haproxy_runtime *rt, const struct haproxy_apply_re
     e->applies_in_flight--;
     if (res->status == 0) {
         metrics_counter_inc(e->m_applies);
-        log_debug("watcher: service %s: runtime apply done, %zu commands", c->s->name,
-                  res->commands);
+        log_debug("watcher: service %s: runtime apply done, %zu commands, plan %016llx", c->s->name,
+                  res->commands, (unsigned long long)c->planned);
     } else {
         /* -ENOENT is either "no stats socket" (HAProxy not running: wait
          * for it) or "no such server" (the config lacks slots: reload) */
@@ -132,6 +133,7 @@ void engine_apply_service(struct haproxy_engine *e, struct service_state *s,
             continue;
         c->e = e;
         c->s = s;
+        c->planned = e->planned_hash;
         if (haproxy_runtime_apply(s->rt, svc->backends[i].def->name, a, on_applied, c) < 0) {
             free(c);
             metrics_counter_inc(e->m_apply_failures);

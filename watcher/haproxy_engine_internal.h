@@ -129,6 +129,7 @@ struct haproxy_engine {
     bool snapshot_dirty; /* saved in the structural window, off the apply path */
     size_t applies_in_flight;
     uint64_t plans, installs, refreshes;
+    uint64_t planned_hash;  /* inputs_hash of the snapshot planned last (debug log) */
     uint64_t route_updates; /* route map updates applied through the runtime API */
     uint64_t cert_swaps, cert_failures;
     /* metrics */
