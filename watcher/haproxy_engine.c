@@ -300,6 +300,8 @@ static int ensure_service(struct haproxy_engine *e, const char *name)
                                       : -ENOMEM;
     if (rc < 0)
         log_error("watcher: service %s: cannot create the HAProxy client: %s", name, strerror(-rc));
+    else /* its state file written after every apply: never on the loop */
+        haproxy_runtime_set_writer(s->rt, e->writer);
     free(stats);
     free(master);
     free(state);
@@ -882,13 +884,14 @@ void haproxy_engine_stop(struct haproxy_engine *e)
     e->stopping = true;
     if (e->snapshot_dirty && e->snap)
         engine_save_snapshot(e);
-    /* written now, or after the write in flight: the loop runs on */
-    file_writer_close(e->writer);
-    e->writer = NULL;
+    /* the clients first: they cancel what waits for the writer */
     for (size_t i = 0; i < e->n_svcs; i++) {
         haproxy_runtime_free(e->svcs[i]->rt);
         e->svcs[i]->rt = NULL;
     }
+    /* written now, or after the write in flight: the loop runs on */
+    file_writer_close(e->writer);
+    e->writer = NULL;
     quiesce_timer_free(e->runtime_q);
     quiesce_timer_free(e->struct_q);
     e->runtime_q = e->struct_q = NULL;

@@ -72,6 +72,8 @@ struct service_state {
     bool retired;      /* removed from KV: config moved aside, frontends disabled */
     bool state_saving; /* a server-state file write is queued */
     bool state_again;  /* and another one was asked for meanwhile */
+    size_t applying;   /* backends of this service whose runtime apply is queued */
+    bool apply_again;  /* placements committed meanwhile: apply once more after */
     /* supervision (haproxy_supervise.c) */
     uv_process_t *child; /* the HAProxy this watcher started, while it runs */
     uv_timer_t *restart; /* delayed start (NULL until first needed) */

@@ -274,6 +274,8 @@ struct render_job {
     void *arg;
     uv_timer_t later; /* for answers decided before spawning */
     int early_status;
+    uv_work_t install; /* the checked file written into place, off the loop */
+    int install_status;
     char err[2048];
 };
 
@@ -319,12 +321,42 @@ static void job_close(struct render_job *j)
         job_free(j);
 }
 
+/* On the threadpool: `.prev` kept, the checked text installed, each
+ * durable (atomic_file_write: four fsyncs, tens of ms on a busy disk that
+ * the loop must not wait for). Only this job touches j meanwhile. */
+static void job_install(uv_work_t *req)
+{
+    struct render_job *j = req->data;
+    char target[PATH_MAX], prev[PATH_MAX];
+    int rc;
+
+    snprintf(target, sizeof(target), "%s/%s.cfg", j->config_dir, j->name);
+    snprintf(prev, sizeof(prev), "%s/%s.cfg.prev", j->config_dir, j->name);
+    if (j->old && (rc = atomic_file_write(prev, j->old, j->old_len, 0644)) < 0) {
+        errmsg_set(j->err, sizeof(j->err), "service %s: cannot keep the previous config in %s: %s",
+                   j->name, prev, strerror(-rc));
+    } else if ((rc = atomic_file_write(target, j->text, j->len, 0644)) < 0) {
+        errmsg_set(j->err, sizeof(j->err), "service %s: cannot install %s: %s", j->name, target,
+                   strerror(-rc));
+    }
+    j->install_status = rc;
+}
+
+static void job_installed(uv_work_t *req, int status)
+{
+    struct render_job *j = req->data;
+    int rc = status < 0 ? status : j->install_status;
+    if (status < 0)
+        errmsg_set(j->err, sizeof(j->err), "service %s: config install cancelled: %s", j->name,
+                   uv_strerror(status));
+    j->cb(j->arg, rc, rc == 0, rc < 0 ? j->err : NULL);
+    job_close(j);
+}
+
 /* Both the exit status and the end of the output are in: decide. */
 static void job_finish(struct render_job *j)
 {
-    char target[PATH_MAX], prev[PATH_MAX];
-    bool changed = false;
-    int rc = 0;
+    int rc;
 
     if (!j->exited || !j->eof)
         return;
@@ -336,25 +368,15 @@ static void job_finish(struct render_job *j)
         errmsg_set(j->err, sizeof(j->err), "haproxy -c -f %s refused it (exit %d): %.1500s",
                    j->staged, j->term_signal ? 128 + j->term_signal : (int)j->exit_status,
                    j->output);
-        rc = -EINVAL;
-        goto out;
+        j->cb(j->arg, -EINVAL, false, j->err);
+        job_close(j);
+        return;
     }
-    snprintf(target, sizeof(target), "%s/%s.cfg", j->config_dir, j->name);
-    snprintf(prev, sizeof(prev), "%s/%s.cfg.prev", j->config_dir, j->name);
-    if (j->old && (rc = atomic_file_write(prev, j->old, j->old_len, 0644)) < 0) {
-        errmsg_set(j->err, sizeof(j->err), "service %s: cannot keep the previous config in %s: %s",
-                   j->name, prev, strerror(-rc));
-        goto out;
+    j->install.data = j;
+    if ((rc = uv_queue_work(j->proc.loop, &j->install, job_install, job_installed)) < 0) {
+        job_install(&j->install); /* cannot happen with a valid loop: write here */
+        job_installed(&j->install, 0);
     }
-    if ((rc = atomic_file_write(target, j->text, j->len, 0644)) < 0) {
-        errmsg_set(j->err, sizeof(j->err), "service %s: cannot install %s: %s", j->name, target,
-                   strerror(-rc));
-        goto out;
-    }
-    changed = true;
-out:
-    j->cb(j->arg, rc, changed, rc < 0 ? j->err : NULL);
-    job_close(j);
 }
 
 static void job_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)

@@ -56,7 +56,9 @@ int render_install(const char *haproxy_bin, const char *config_dir, const char *
                    const char *text, size_t len, bool *changed, char *err, size_t errlen);
 
 /* The same as render_install, with `haproxy -c` run as a child process on
- * the loop (uv_spawn) so the daemon keeps serving while it checks. cb runs
+ * the loop (uv_spawn) and the durable writes of the install on libuv's
+ * threadpool, so the daemon keeps serving while it checks and writes (one
+ * job per name at a time: the caller waits for cb before the next). cb runs
  * exactly once, on the loop (never from inside this call): status 0 (then
  * changed says whether a new file was installed) or negative errno with err.
  * Returns 0 when started, or a negative errno (cb not called). */
