@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "atomic_file.h"
@@ -26,7 +27,8 @@ struct fw_file {
     void *data; /* NULL: make the file as it is durable (fsync) */
     size_t len;
     mode_t mode;
-    int rc; /* set by the worker */
+    bool visible_only; /* renamed into place without fsync */
+    int rc;            /* set by the worker */
     /* the loop's only (the worker never reads them): called when done */
     struct fw_waiter *waiters;
     size_t n_waiters;
@@ -78,11 +80,44 @@ static int sync_file(const char *path)
     return rc < 0 ? rc : fsync_path(dirname(dir), O_RDONLY | O_DIRECTORY);
 }
 
+int file_writer_replace_now(const char *path, const void *data, size_t len, mode_t mode)
+{
+    char tmp[PATH_MAX];
+    int rc = 0, fd;
+    /* one writer per path at a time (one batch at a time per writer), so
+     * the pid is enough to keep temp names apart */
+    if (snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid()) >= (int)sizeof(tmp))
+        return -ENAMETOOLONG;
+    if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)) < 0)
+        return -errno;
+    for (size_t off = 0; off < len && rc == 0;) {
+        ssize_t n = write(fd, (const char *)data + off, len - off);
+        if (n < 0 && errno != EINTR)
+            rc = -errno;
+        else if (n > 0)
+            off += (size_t)n;
+    }
+    if (rc == 0 && fchmod(fd, mode) < 0)
+        rc = -errno;
+    if (close(fd) < 0 && rc == 0)
+        rc = -errno;
+    if (rc == 0 && rename(tmp, path) < 0)
+        rc = -errno;
+    if (rc < 0)
+        unlink(tmp);
+    return rc;
+}
+
 static void write_batch(struct fw_batch *b)
 {
     for (size_t i = 0; i < b->n; i++) {
         struct fw_file *f = &b->v[i];
-        f->rc = f->data ? atomic_file_write(f->path, f->data, f->len, f->mode) : sync_file(f->path);
+        if (!f->data)
+            f->rc = sync_file(f->path);
+        else if (f->visible_only)
+            f->rc = file_writer_replace_now(f->path, f->data, f->len, f->mode);
+        else
+            f->rc = atomic_file_write(f->path, f->data, f->len, f->mode);
     }
 }
 
@@ -178,9 +213,9 @@ static int add_waiter(struct fw_file *f, file_writer_done_fn done, void *arg)
 }
 
 static int enqueue(struct file_writer *w, const char *path, const void *data, size_t len,
-                   mode_t mode, file_writer_done_fn done, void *arg)
+                   mode_t mode, bool visible_only, file_writer_done_fn done, void *arg)
 {
-    struct fw_file f = {.mode = mode};
+    struct fw_file f = {.mode = mode, .visible_only = visible_only};
     if (!(f.path = strdup(path)) || (data && !(f.data = malloc(len ? len : 1)))) {
         free(f.path);
         return -ENOMEM;
@@ -208,6 +243,7 @@ static int enqueue(struct file_writer *w, const char *path, const void *data, si
         q->data = f.data;
         q->len = f.len;
         q->mode = f.mode;
+        q->visible_only = f.visible_only;
         start(w);
         return 0;
     }
@@ -228,13 +264,19 @@ static int enqueue(struct file_writer *w, const char *path, const void *data, si
 int file_writer_write(struct file_writer *w, const char *path, const void *data, size_t len,
                       mode_t mode)
 {
-    return enqueue(w, path, data ? data : "", len, mode, NULL, NULL);
+    return enqueue(w, path, data ? data : "", len, mode, false, NULL, NULL);
 }
 
 int file_writer_write_then(struct file_writer *w, const char *path, const void *data, size_t len,
                            mode_t mode, file_writer_done_fn done, void *arg)
 {
-    return enqueue(w, path, data ? data : "", len, mode, done, arg);
+    return enqueue(w, path, data ? data : "", len, mode, false, done, arg);
+}
+
+int file_writer_replace_then(struct file_writer *w, const char *path, const void *data, size_t len,
+                             mode_t mode, file_writer_done_fn done, void *arg)
+{
+    return enqueue(w, path, data ? data : "", len, mode, true, done, arg);
 }
 
 static void cancel_in(struct fw_batch *b, void *arg)
@@ -255,7 +297,7 @@ void file_writer_cancel(struct file_writer *w, void *arg)
 
 int file_writer_sync(struct file_writer *w, const char *path)
 {
-    return enqueue(w, path, NULL, 0, 0, NULL, NULL);
+    return enqueue(w, path, NULL, 0, 0, false, NULL, NULL);
 }
 
 bool file_writer_idle(const struct file_writer *w)

@@ -46,6 +46,17 @@ typedef void (*file_writer_done_fn)(void *arg, int status);
 int file_writer_write_then(struct file_writer *w, const char *path, const void *data, size_t len,
                            mode_t mode, file_writer_done_fn done, void *arg);
 
+/* Like file_writer_write_then, but the file is renamed into place without
+ * any fsync: visible to readers at once, whole, not yet durable (a file
+ * the watcher rewrites after a restart anyway, made durable later with
+ * file_writer_sync). */
+int file_writer_replace_then(struct file_writer *w, const char *path, const void *data, size_t len,
+                             mode_t mode, file_writer_done_fn done, void *arg);
+
+/* The same replacement (temp file, rename, no fsync) in the caller's
+ * thread. 0 or negative errno (path untouched). */
+int file_writer_replace_now(const char *path, const void *data, size_t len, mode_t mode);
+
 /* Forget every callback with this arg (its owner goes away); the writes
  * themselves still happen. */
 void file_writer_cancel(struct file_writer *w, void *arg);

@@ -424,6 +424,15 @@ out:
     json_decref(st);
 }
 
+static void on_agent_state_for_sync(void *arg, int status)
+{
+    struct haproxy_engine *e = arg;
+    if (status < 0)
+        engine_agent_state_failed(e, status);
+    else if (!e->stopping)
+        file_writer_sync(e->writer, e->o.agent_state_file);
+}
+
 void engine_on_struct_due(void *arg)
 {
     struct haproxy_engine *e = arg;
@@ -435,10 +444,9 @@ void engine_on_struct_due(void *arg)
          * the quiet window because its fsync would delay runtime applies */
         e->snapshot_dirty = false;
         engine_save_snapshot(e);
-        /* visible now (renamed), durable off the loop: the runtime path
-         * renames this file too, so it is only ever fsynced there */
-        if (engine_write_agent_state(e, false) == 0)
-            file_writer_sync(e->writer, e->o.agent_state_file);
+        /* renamed by the agent writer, then made durable by the writer:
+         * only the agent writer ever puts content there */
+        engine_write_agent_state(e, on_agent_state_for_sync);
     }
     for (size_t i = 0; i < e->snap->n_services; i++) {
         const struct snapshot_service *svc = &e->snap->services[i];

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -162,6 +163,18 @@ START_TEST(test_callbacks_after_the_write)
     ck_assert_int_eq(failed.calls, 1);
     ck_assert_int_eq(failed.status, -ENOENT);
     ck_assert_uint_eq(file_writer_failures(w), 1);
+
+    /* renamed into place without fsync: there, whole, when done runs */
+    struct done_rec visible = {.path = a};
+    ck_assert_int_eq(file_writer_replace_then(w, a, "4", 1, 0600, on_done, &visible), 0);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    ck_assert_int_eq(visible.calls, 1);
+    ck_assert_int_eq(visible.status, 0);
+    ck_assert_str_eq(visible.seen, "4");
+    struct stat st;
+    ck_assert_int_eq(stat(a, &st), 0);
+    ck_assert_uint_eq(st.st_mode & 0777, 0600);
+    ck_assert_int_eq(file_writer_replace_now(bad, "x", 1, 0644), -ENOENT);
     file_writer_close(w);
     ck_assert_int_eq(uv_loop_close(&loop), 0);
 }
