@@ -179,6 +179,9 @@ static void on_answer(void *arg, struct consul_response *resp)
             resp->kv = NULL;
             resp->health = NULL;
             c->stats.watch_deliveries++;
+            /* the first mark of a change's way through the watcher (the
+             * benchmarks split latency on these lines) */
+            log_debug("consul: watch %s: changed at index %" PRIu64, w->target, got);
             struct consul_response out = *resp;
             out.kv = w->last_kv;
             out.health = w->last_health;

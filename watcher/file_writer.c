@@ -11,17 +11,27 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "atomic_file.h"
 #include "log.h"
+
+struct fw_waiter {
+    file_writer_done_fn done; /* NULL once cancelled */
+    void *arg;
+};
 
 struct fw_file {
     char *path;
     void *data; /* NULL: make the file as it is durable (fsync) */
     size_t len;
     mode_t mode;
-    int rc; /* set by the worker */
+    bool visible_only; /* renamed into place without fsync */
+    int rc;            /* set by the worker */
+    /* the loop's only (the worker never reads them): called when done */
+    struct fw_waiter *waiters;
+    size_t n_waiters;
 };
 
 struct fw_batch {
@@ -43,6 +53,7 @@ static void batch_free(struct fw_batch *b)
     for (size_t i = 0; i < b->n; i++) {
         free(b->v[i].path);
         free(b->v[i].data);
+        free(b->v[i].waiters);
     }
     free(b->v);
     b->v = NULL;
@@ -69,11 +80,44 @@ static int sync_file(const char *path)
     return rc < 0 ? rc : fsync_path(dirname(dir), O_RDONLY | O_DIRECTORY);
 }
 
+int file_writer_replace_now(const char *path, const void *data, size_t len, mode_t mode)
+{
+    char tmp[PATH_MAX];
+    int rc = 0, fd;
+    /* one writer per path at a time (one batch at a time per writer), so
+     * the pid is enough to keep temp names apart */
+    if (snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid()) >= (int)sizeof(tmp))
+        return -ENAMETOOLONG;
+    if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)) < 0)
+        return -errno;
+    for (size_t off = 0; off < len && rc == 0;) {
+        ssize_t n = write(fd, (const char *)data + off, len - off);
+        if (n < 0 && errno != EINTR)
+            rc = -errno;
+        else if (n > 0)
+            off += (size_t)n;
+    }
+    if (rc == 0 && fchmod(fd, mode) < 0)
+        rc = -errno;
+    if (close(fd) < 0 && rc == 0)
+        rc = -errno;
+    if (rc == 0 && rename(tmp, path) < 0)
+        rc = -errno;
+    if (rc < 0)
+        unlink(tmp);
+    return rc;
+}
+
 static void write_batch(struct fw_batch *b)
 {
     for (size_t i = 0; i < b->n; i++) {
         struct fw_file *f = &b->v[i];
-        f->rc = f->data ? atomic_file_write(f->path, f->data, f->len, f->mode) : sync_file(f->path);
+        if (!f->data)
+            f->rc = sync_file(f->path);
+        else if (f->visible_only)
+            f->rc = file_writer_replace_now(f->path, f->data, f->len, f->mode);
+        else
+            f->rc = atomic_file_write(f->path, f->data, f->len, f->mode);
     }
 }
 
@@ -97,17 +141,31 @@ static void on_work(uv_work_t *req)
 static void start(struct file_writer *w);
 static void flush_and_free(struct file_writer *w);
 
+/* The batch's callbacks, once it is no longer the writer's: a callback
+ * may queue the next write. */
+static void call_waiters(struct fw_batch *b)
+{
+    for (size_t i = 0; i < b->n; i++)
+        for (size_t k = 0; k < b->v[i].n_waiters; k++)
+            if (b->v[i].waiters[k].done)
+                b->v[i].waiters[k].done(b->v[i].waiters[k].arg, b->v[i].rc);
+}
+
 static void after_work(uv_work_t *req, int status)
 {
     struct file_writer *w = req->data;
+    struct fw_batch done = w->inflight;
     (void)status;
-    report(w, &w->inflight);
-    batch_free(&w->inflight);
+    report(w, &done);
+    w->inflight = (struct fw_batch){0};
     w->busy = false;
     if (w->closing) {
+        batch_free(&done); /* callbacks dropped: see file_writer_close */
         flush_and_free(w);
         return;
     }
+    call_waiters(&done);
+    batch_free(&done);
     start(w);
 }
 
@@ -121,10 +179,13 @@ static void start(struct file_writer *w)
     w->work.data = w;
     if (uv_queue_work(w->loop, &w->work, on_work, after_work) < 0) {
         /* cannot happen with a valid loop; write here rather than lose it */
-        write_batch(&w->inflight);
-        report(w, &w->inflight);
-        batch_free(&w->inflight);
+        struct fw_batch done = w->inflight;
+        w->inflight = (struct fw_batch){0};
+        write_batch(&done);
+        report(w, &done);
         w->busy = false;
+        call_waiters(&done);
+        batch_free(&done);
     }
 }
 
@@ -138,10 +199,23 @@ int file_writer_new(uv_loop_t *loop, struct file_writer **out)
     return 0;
 }
 
-static int enqueue(struct file_writer *w, const char *path, const void *data, size_t len,
-                   mode_t mode)
+/* Add a callback to f (done may be NULL: nothing to add). */
+static int add_waiter(struct fw_file *f, file_writer_done_fn done, void *arg)
 {
-    struct fw_file f = {.mode = mode};
+    if (!done)
+        return 0;
+    struct fw_waiter *v = realloc(f->waiters, (f->n_waiters + 1) * sizeof(*v));
+    if (!v)
+        return -ENOMEM;
+    f->waiters = v;
+    v[f->n_waiters++] = (struct fw_waiter){done, arg};
+    return 0;
+}
+
+static int enqueue(struct file_writer *w, const char *path, const void *data, size_t len,
+                   mode_t mode, bool visible_only, file_writer_done_fn done, void *arg)
+{
+    struct fw_file f = {.mode = mode, .visible_only = visible_only};
     if (!(f.path = strdup(path)) || (data && !(f.data = malloc(len ? len : 1)))) {
         free(f.path);
         return -ENOMEM;
@@ -150,20 +224,33 @@ static int enqueue(struct file_writer *w, const char *path, const void *data, si
         memcpy(f.data, data, len);
     f.len = len;
     for (size_t i = 0; i < w->queued.n; i++) {
-        if (strcmp(w->queued.v[i].path, path) != 0)
+        struct fw_file *q = &w->queued.v[i];
+        if (strcmp(q->path, path) != 0)
             continue;
-        if (!data && w->queued.v[i].data) { /* the waiting write syncs too */
+        if (!data && q->data) { /* the waiting write syncs too */
             free(f.path);
             return 0;
         }
-        free(w->queued.v[i].path);
-        free(w->queued.v[i].data);
-        w->queued.v[i] = f;
+        if (add_waiter(q, done, arg) < 0) {
+            free(f.path);
+            free(f.data);
+            return -ENOMEM;
+        }
+        /* the newer content takes the older one's place and its callbacks */
+        free(q->path);
+        free(q->data);
+        q->path = f.path;
+        q->data = f.data;
+        q->len = f.len;
+        q->mode = f.mode;
+        q->visible_only = f.visible_only;
         start(w);
         return 0;
     }
     struct fw_file *v = realloc(w->queued.v, (w->queued.n + 1) * sizeof(*v));
-    if (!v) {
+    if (!v || add_waiter(&f, done, arg) < 0) {
+        if (v)
+            w->queued.v = v;
         free(f.path);
         free(f.data);
         return -ENOMEM;
@@ -177,12 +264,40 @@ static int enqueue(struct file_writer *w, const char *path, const void *data, si
 int file_writer_write(struct file_writer *w, const char *path, const void *data, size_t len,
                       mode_t mode)
 {
-    return enqueue(w, path, data ? data : "", len, mode);
+    return enqueue(w, path, data ? data : "", len, mode, false, NULL, NULL);
+}
+
+int file_writer_write_then(struct file_writer *w, const char *path, const void *data, size_t len,
+                           mode_t mode, file_writer_done_fn done, void *arg)
+{
+    return enqueue(w, path, data ? data : "", len, mode, false, done, arg);
+}
+
+int file_writer_replace_then(struct file_writer *w, const char *path, const void *data, size_t len,
+                             mode_t mode, file_writer_done_fn done, void *arg)
+{
+    return enqueue(w, path, data ? data : "", len, mode, true, done, arg);
+}
+
+static void cancel_in(struct fw_batch *b, void *arg)
+{
+    for (size_t i = 0; i < b->n; i++)
+        for (size_t k = 0; k < b->v[i].n_waiters; k++)
+            if (b->v[i].waiters[k].arg == arg)
+                b->v[i].waiters[k].done = NULL;
+}
+
+void file_writer_cancel(struct file_writer *w, void *arg)
+{
+    if (!w)
+        return;
+    cancel_in(&w->queued, arg);
+    cancel_in(&w->inflight, arg);
 }
 
 int file_writer_sync(struct file_writer *w, const char *path)
 {
-    return enqueue(w, path, NULL, 0, 0);
+    return enqueue(w, path, NULL, 0, 0, false, NULL, NULL);
 }
 
 bool file_writer_idle(const struct file_writer *w)

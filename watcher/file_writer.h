@@ -33,6 +33,34 @@ int file_writer_new(uv_loop_t *loop, struct file_writer **out);
 int file_writer_write(struct file_writer *w, const char *path, const void *data, size_t len,
                       mode_t mode);
 
+/* Called on the loop once the content queued with it, or a newer content
+ * of the same path that replaced it while it waited, is written (status 0)
+ * or failed (negative errno). */
+typedef void (*file_writer_done_fn)(void *arg, int status);
+
+/* file_writer_write, and done(arg, status) once written: for a caller that
+ * must not go on before the file is in place (a reload reads it). done
+ * runs exactly once unless file_writer_cancel(w, arg) ran first or w is
+ * closed first (file_writer_close drops the callbacks still waiting). 0 or
+ * -ENOMEM (nothing queued, done not called). */
+int file_writer_write_then(struct file_writer *w, const char *path, const void *data, size_t len,
+                           mode_t mode, file_writer_done_fn done, void *arg);
+
+/* Like file_writer_write_then, but the file is renamed into place without
+ * any fsync: visible to readers at once, whole, not yet durable (a file
+ * the watcher rewrites after a restart anyway, made durable later with
+ * file_writer_sync). */
+int file_writer_replace_then(struct file_writer *w, const char *path, const void *data, size_t len,
+                             mode_t mode, file_writer_done_fn done, void *arg);
+
+/* The same replacement (temp file, rename, no fsync) in the caller's
+ * thread. 0 or negative errno (path untouched). */
+int file_writer_replace_now(const char *path, const void *data, size_t len, mode_t mode);
+
+/* Forget every callback with this arg (its owner goes away); the writes
+ * themselves still happen. */
+void file_writer_cancel(struct file_writer *w, void *arg);
+
 /* Queue an fsync of path as it is (and of its directory): for files the
  * loop renames into place without fsync, to be visible at once. Never
  * writes content, so it cannot put an older content back. 0 or -ENOMEM. */
@@ -45,7 +73,8 @@ bool file_writer_idle(const struct file_writer *w);
 uint64_t file_writer_failures(const struct file_writer *w);
 
 /* Write what is queued synchronously, then free w once the batch in
- * flight (if any) is done: the loop must run until then. NULL ok. */
+ * flight (if any) is done: the loop must run until then. Callbacks still
+ * waiting are not called: their owners cancel or stop first. NULL ok. */
 void file_writer_close(struct file_writer *w);
 
 #endif

@@ -106,31 +106,15 @@ int engine_service_json(struct haproxy_engine *e, const struct snapshot_service 
     return rc;
 }
 
-/* Replace path by rename without fsync: visible at once, not yet durable.
- * On the runtime path the agent-checker must see a filled slot as "ready"
- * before its agent is enabled, and an fsync costs ~6 ms there; the durable
- * copy (atomic_file_write) follows in the structural window, and a
- * restarted watcher rewrites the file from its snapshot anyway. */
-int engine_write_visible(const char *path, const char *text, size_t len)
-{
-    char tmp[PATH_MAX];
-    int rc = 0;
-    snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid());
-    FILE *f = fopen(tmp, "we");
-    if (!f)
-        return -errno;
-    if (fwrite(text, 1, len, f) != len)
-        rc = -EIO;
-    if (fclose(f) != 0 && rc == 0)
-        rc = -errno;
-    if (rc == 0 && rename(tmp, path) < 0)
-        rc = -errno;
-    if (rc < 0)
-        unlink(tmp);
-    return rc;
-}
-
-int engine_write_agent_state(struct haproxy_engine *e, bool durable)
+/* The agent-checker state file from the committed slots, renamed into
+ * place without fsync on the agent writer's thread (an fsync costs ~6 ms
+ * and even the rename ~1 ms, tens under I/O load, that the loop must not
+ * wait for): visible before then(e, status) runs, made durable in the
+ * structural window; a restarted watcher rewrites it anyway. 0 when then
+ * will run; 1 when nothing is written (KV-loss episode: the file keeps the
+ * last good state, then is not called); negative errno (logged, then not
+ * called). */
+int engine_write_agent_state(struct haproxy_engine *e, file_writer_done_fn then)
 {
     const char *path = e->o.agent_state_file;
     char *text = NULL;
@@ -138,17 +122,22 @@ int engine_write_agent_state(struct haproxy_engine *e, bool durable)
      * without the services (or their maintenance) must not empty the
      * agent-checker's answers - a drained node would be served again */
     if (e->kv_loss)
-        return 0;
+        return 1;
     int rc = snapshot_agent_state(e->snap, engine_committed_slots, e, (int64_t)time(NULL), &text);
     if (rc == 0)
-        rc = durable ? atomic_file_write(path, text, strlen(text), 0644)
-                     : engine_write_visible(path, text, strlen(text));
+        rc = file_writer_replace_then(e->agent_writer, path, text, strlen(text), 0644, then, e);
     if (rc < 0)
         log_error("watcher: agent state file %s: %s; the agent-checker keeps the previous "
                   "state",
                   path, strerror(-rc));
     free(text);
     return rc;
+}
+
+void engine_agent_state_failed(struct haproxy_engine *e, int status)
+{
+    log_error("watcher: agent state file %s: %s; the agent-checker keeps the previous state",
+              e->o.agent_state_file, strerror(-status));
 }
 
 void engine_save_snapshot(struct haproxy_engine *e)
@@ -300,6 +289,8 @@ static int ensure_service(struct haproxy_engine *e, const char *name)
                                       : -ENOMEM;
     if (rc < 0)
         log_error("watcher: service %s: cannot create the HAProxy client: %s", name, strerror(-rc));
+    else /* its state file written after every apply: never on the loop */
+        haproxy_runtime_set_writer(s->rt, e->writer);
     free(stats);
     free(master);
     free(state);
@@ -477,6 +468,30 @@ static void retire_removed(struct haproxy_engine *e)
     }
 }
 
+/* The services planned for a runtime apply, once the agent state file
+ * shows their slots. */
+static void run_wanted_applies(struct haproxy_engine *e)
+{
+    for (size_t i = 0; e->snap && i < e->n_svcs; i++) {
+        struct service_state *s = e->svcs[i];
+        const struct snapshot_service *svc;
+        if (!s->apply_wanted)
+            continue;
+        s->apply_wanted = false;
+        if (!s->reload_pending && !s->busy && (svc = snapshot_service(e->snap, s->name)))
+            engine_apply_service(e, s, svc);
+    }
+}
+
+static void on_agent_state_visible(void *arg, int status)
+{
+    struct haproxy_engine *e = arg;
+    if (status < 0)
+        engine_agent_state_failed(e, status);
+    if (!e->stopping)
+        run_wanted_applies(e); /* applied anyway, as with the file unchanged */
+}
+
 /* Runtime quiescence fired: place servers, apply what needs no reload,
  * queue the rest for the structural window. */
 static void on_runtime_due(void *arg)
@@ -487,6 +502,7 @@ static void on_runtime_due(void *arg)
     if (!e->snap || e->stopping)
         return;
     e->plans++;
+    e->planned_hash = e->snap->inputs_hash;
     log_debug("watcher: planning snapshot %016llx", (unsigned long long)e->snap->inputs_hash);
     for (size_t i = 0; i < e->snap->n_services; i++) {
         const struct snapshot_service *svc = &e->snap->services[i];
@@ -534,18 +550,19 @@ static void on_runtime_due(void *arg)
     }
     retire_removed(e);
     update_gauges(e);
-    /* the agent must read "ready" for a filled slot before its agent is
-     * enabled, and "maint" for a freed one */
-    engine_write_agent_state(e, false);
     e->snapshot_dirty = true;
     structural = true;
     for (size_t i = 0; any_runtime && i < e->snap->n_services; i++) {
         struct service_state *s = engine_service_state(e, e->snap->services[i].def->name);
         if (s && !s->reload_pending && !s->busy) {
-            engine_apply_service(e, s, &e->snap->services[i]);
+            s->apply_wanted = true;
             engine_service_applied(e, s, &e->snap->services[i]);
         }
     }
+    /* the agent must read "ready" for a filled slot before its agent is
+     * enabled, and "maint" for a freed one: the applies wait for the file */
+    if (engine_write_agent_state(e, on_agent_state_visible) != 0)
+        run_wanted_applies(e);
     engine_status_changed(e); /* guards */
     if (any_runtime)
         engine_mark_applied(e);
@@ -844,7 +861,8 @@ int haproxy_engine_new(uv_loop_t *loop, const struct haproxy_engine_opts *o,
     e->loop = loop;
     e->o = *o;
     e->templates = templates;
-    if (file_writer_new(loop, &e->writer) < 0) {
+    if (file_writer_new(loop, &e->writer) < 0 || file_writer_new(loop, &e->agent_writer) < 0) {
+        file_writer_close(e->writer);
         template_set_free(templates);
         free(e);
         return -ENOMEM;
@@ -881,13 +899,15 @@ void haproxy_engine_stop(struct haproxy_engine *e)
     e->stopping = true;
     if (e->snapshot_dirty && e->snap)
         engine_save_snapshot(e);
-    /* written now, or after the write in flight: the loop runs on */
-    file_writer_close(e->writer);
-    e->writer = NULL;
+    /* the clients first: they cancel what waits for the writer */
     for (size_t i = 0; i < e->n_svcs; i++) {
         haproxy_runtime_free(e->svcs[i]->rt);
         e->svcs[i]->rt = NULL;
     }
+    /* written now, or after the write in flight: the loop runs on */
+    file_writer_close(e->agent_writer);
+    file_writer_close(e->writer);
+    e->writer = e->agent_writer = NULL;
     quiesce_timer_free(e->runtime_q);
     quiesce_timer_free(e->struct_q);
     e->runtime_q = e->struct_q = NULL;
@@ -1097,8 +1117,10 @@ bool haproxy_engine_idle(const struct haproxy_engine *e)
     if (e->applies_in_flight || (e->runtime_q && quiesce_timer_pending(e->runtime_q)) ||
         (e->struct_q && quiesce_timer_pending(e->struct_q)))
         return false;
+    if ((e->agent_writer && !file_writer_idle(e->agent_writer)))
+        return false;
     for (size_t i = 0; i < e->n_svcs; i++)
-        if (e->svcs[i]->busy || e->svcs[i]->checking)
+        if (e->svcs[i]->busy || e->svcs[i]->checking || e->svcs[i]->apply_wanted)
             return false;
     return true;
 }

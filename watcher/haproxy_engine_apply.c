@@ -20,7 +20,32 @@
 struct apply_ctx {
     struct haproxy_engine *e;
     struct service_state *s;
+    uint64_t planned; /* the plan it carries (debug log: the latency split) */
 };
+
+static void save_state(struct service_state *s);
+
+/* The service's applies are done: placements committed while they ran go
+ * out now, in one apply from the newest placements (a service waiting for
+ * or in a reload gets them from the reload's own apply). Only once nothing
+ * follows is the server-state file dumped: its `show servers state` would
+ * otherwise sit in the queue before the follow-up. */
+static void apply_follow_up(struct haproxy_engine *e, struct service_state *s)
+{
+    const struct snapshot_service *svc;
+    if (s->applying || e->stopping)
+        return;
+    if (s->apply_again && !s->busy && !s->reload_pending && e->snap &&
+        (svc = snapshot_service(e->snap, s->name))) {
+        s->apply_again = false;
+        engine_apply_service(e, s, svc);
+        return;
+    }
+    s->apply_again = false;
+    /* after the applies: a HAProxy that starts cold loads what runs now,
+     * with the drains and maintenance in force from its first packet */
+    save_state(s);
+}
 
 static void on_applied(struct haproxy_runtime *rt, const struct haproxy_apply_result *res,
                        void *arg)
@@ -29,10 +54,11 @@ static void on_applied(struct haproxy_runtime *rt, const struct haproxy_apply_re
     struct haproxy_engine *e = c->e;
     (void)rt;
     e->applies_in_flight--;
+    c->s->applying--;
     if (res->status == 0) {
         metrics_counter_inc(e->m_applies);
-        log_debug("watcher: service %s: runtime apply done, %zu commands", c->s->name,
-                  res->commands);
+        log_debug("watcher: service %s: runtime apply done, %zu commands, plan %016llx", c->s->name,
+                  res->commands, (unsigned long long)c->planned);
     } else {
         /* -ENOENT is either "no stats socket" (HAProxy not running: wait
          * for it) or "no such server" (the config lacks slots: reload) */
@@ -54,6 +80,7 @@ static void on_applied(struct haproxy_runtime *rt, const struct haproxy_apply_re
             quiesce_timer_kick(e->struct_q);
         }
     }
+    apply_follow_up(e, c->s);
     free(c);
 }
 
@@ -74,8 +101,6 @@ static enum haproxy_admin engine_admin(void *arg, const char *backend, const cha
         return HAPROXY_ADMIN_KEEP;
     }
 }
-
-static void save_state(struct service_state *s);
 
 static void on_state_saved(struct haproxy_runtime *rt, int status, size_t changed, const char *err,
                            void *arg)
@@ -125,6 +150,15 @@ static void save_state(struct service_state *s)
 void engine_apply_service(struct haproxy_engine *e, struct service_state *s,
                           const struct snapshot_service *svc)
 {
+    /* One apply per service in the runtime queue at a time. At a steady
+     * rate of changes (100/s) an apply per snapshot queued them faster than
+     * HAProxy's socket answered, and each one waited behind all the older
+     * ones; now what arrives meanwhile waits for one apply at most and goes
+     * out in one, from the newest placements (apply_follow_up). */
+    if (s->applying) {
+        s->apply_again = true;
+        return;
+    }
     for (size_t i = 0; i < svc->n_backends; i++) {
         const struct slot_assignment *a = engine_committed_slots(e, svc->backends[i].def->name);
         struct apply_ctx *c;
@@ -132,16 +166,18 @@ void engine_apply_service(struct haproxy_engine *e, struct service_state *s,
             continue;
         c->e = e;
         c->s = s;
+        c->planned = e->planned_hash;
+        e->applies_in_flight++; /* before: on_applied counts them down */
+        s->applying++;
         if (haproxy_runtime_apply(s->rt, svc->backends[i].def->name, a, on_applied, c) < 0) {
+            e->applies_in_flight--;
+            s->applying--;
             free(c);
             metrics_counter_inc(e->m_apply_failures);
-            continue;
         }
-        e->applies_in_flight++;
     }
-    /* after the applies: a HAProxy that starts cold loads what runs now,
-     * with the drains and maintenance in force from its first packet */
-    save_state(s);
+    if (!s->applying) /* nothing queued: the state file follows at once */
+        save_state(s);
 }
 
 /* The runtime diff compares with HAProxy's live state, so re-applying the
@@ -155,8 +191,11 @@ void engine_on_resync(uv_timer_t *t)
         return;
     for (size_t i = 0; i < e->snap->n_services; i++) {
         struct service_state *s = engine_service_state(e, e->snap->services[i].def->name);
-        if (s && !s->busy && !s->reload_pending)
-            engine_apply_service(e, s, &e->snap->services[i]);
+        if (!s || s->busy || s->reload_pending)
+            continue;
+        if (s->rt) /* drift is what this looks for: read HAProxy now */
+            haproxy_runtime_drop_live(s->rt);
+        engine_apply_service(e, s, &e->snap->services[i]);
     }
 }
 
@@ -385,6 +424,15 @@ out:
     json_decref(st);
 }
 
+static void on_agent_state_for_sync(void *arg, int status)
+{
+    struct haproxy_engine *e = arg;
+    if (status < 0)
+        engine_agent_state_failed(e, status);
+    else if (!e->stopping)
+        file_writer_sync(e->writer, e->o.agent_state_file);
+}
+
 void engine_on_struct_due(void *arg)
 {
     struct haproxy_engine *e = arg;
@@ -396,10 +444,9 @@ void engine_on_struct_due(void *arg)
          * the quiet window because its fsync would delay runtime applies */
         e->snapshot_dirty = false;
         engine_save_snapshot(e);
-        /* visible now (renamed), durable off the loop: the runtime path
-         * renames this file too, so it is only ever fsynced there */
-        if (engine_write_agent_state(e, false) == 0)
-            file_writer_sync(e->writer, e->o.agent_state_file);
+        /* renamed by the agent writer, then made durable by the writer:
+         * only the agent writer ever puts content there */
+        engine_write_agent_state(e, on_agent_state_for_sync);
     }
     for (size_t i = 0; i < e->snap->n_services; i++) {
         const struct snapshot_service *svc = &e->snap->services[i];

@@ -72,6 +72,9 @@ struct service_state {
     bool retired;      /* removed from KV: config moved aside, frontends disabled */
     bool state_saving; /* a server-state file write is queued */
     bool state_again;  /* and another one was asked for meanwhile */
+    size_t applying;   /* backends of this service whose runtime apply is queued */
+    bool apply_again;  /* placements committed meanwhile: apply once more after */
+    bool apply_wanted; /* planned for a runtime apply once the agent state file is in place */
     /* supervision (haproxy_supervise.c) */
     uv_process_t *child; /* the HAProxy this watcher started, while it runs */
     uv_timer_t *restart; /* delayed start (NULL until first needed) */
@@ -100,6 +103,9 @@ struct haproxy_engine {
     struct haproxy_engine_opts o;
     struct template_set *templates;
     struct file_writer *writer; /* fsyncs off the loop (snapshot, agent state, maps) */
+    /* the agent state file renamed into place (no fsync) before runtime
+     * applies: its own queue, never behind the writer's fsyncs */
+    struct file_writer *agent_writer;
     struct quiesce_timer *runtime_q, *struct_q;
     uv_timer_t expiry;      /* next maintenance / force-removal expiry */
     uv_timer_t resync;      /* periodic re-apply against HAProxy's live state */
@@ -129,6 +135,7 @@ struct haproxy_engine {
     bool snapshot_dirty; /* saved in the structural window, off the apply path */
     size_t applies_in_flight;
     uint64_t plans, installs, refreshes;
+    uint64_t planned_hash;  /* inputs_hash of the snapshot planned last (debug log) */
     uint64_t route_updates; /* route map updates applied through the runtime API */
     uint64_t cert_swaps, cert_failures;
     /* metrics */
@@ -149,13 +156,14 @@ const struct slot_assignment *engine_committed_slots(void *arg, const char *back
  * with the committed slots; *out is a new reference. */
 int engine_service_json(struct haproxy_engine *e, const struct snapshot_service *svc,
                         bool structure_only, json_t **out);
-/* The agent-checker state file from the committed slots; durable: fsynced
- * (else only renamed into place). */
-int engine_write_agent_state(struct haproxy_engine *e, bool durable);
+/* The agent-checker state file from the committed slots, renamed into
+ * place off the loop, then then(e, status). 0 (then will run), 1 (nothing
+ * to write: KV-loss episode) or negative errno (logged); then is not
+ * called unless 0. */
+int engine_write_agent_state(struct haproxy_engine *e, file_writer_done_fn then);
+/* Log a failed agent state write (status: negative errno). */
+void engine_agent_state_failed(struct haproxy_engine *e, int status);
 void engine_save_snapshot(struct haproxy_engine *e);
-/* Replace path by rename without fsync (visible at once, not durable).
- * 0 or a negative errno. */
-int engine_write_visible(const char *path, const char *text, size_t len);
 /* Something was applied: tell the owner (readiness, status). */
 void engine_mark_applied(struct haproxy_engine *e);
 

@@ -174,7 +174,7 @@ void engine_sync_maps(struct haproxy_engine *e, struct service_state *s,
                 sent = true;
             }
         }
-        rc = sent ? engine_write_visible(path, text, strlen(text))
+        rc = sent ? file_writer_replace_now(path, text, strlen(text), 0644)
                   : atomic_file_write(path, text, strlen(text), 0644);
         if (rc < 0 && !sent) {
             log_error("watcher: service %s: cannot write route map %s: %s; routes stay as they "
@@ -218,7 +218,7 @@ void engine_persist_maps(struct service_state *s)
             continue;
         /* rewritten (visible; a failed runtime write is retried here) and
          * fsynced off the loop, never written there: see file_writer.h */
-        if ((rc = engine_write_visible(m->path, m->text, strlen(m->text))) < 0 ||
+        if ((rc = file_writer_replace_now(m->path, m->text, strlen(m->text), 0644)) < 0 ||
             (rc = file_writer_sync(s->e->writer, m->path)) < 0) {
             log_error("watcher: service %s: cannot write route map %s: %s; retried in the next "
                       "quiet window",

@@ -472,11 +472,17 @@ void haproxy_runtime_free(struct haproxy_runtime *rt)
     /* a reload waiting on its poll timer (not on a request) */
     if (rt->reload_op)
         rt_reload_cancel(rt->reload_op);
+    rt_saves_cancel(rt);
     rt_backends_free(rt);
     free(rt->stats_path);
     free(rt->master_path);
     free(rt->state_path);
     free(rt);
+}
+
+void haproxy_runtime_set_writer(struct haproxy_runtime *rt, struct file_writer *w)
+{
+    rt->writer = w;
 }
 
 void haproxy_runtime_set_timeouts(struct haproxy_runtime *rt, uint64_t cmd_ms, uint64_t reload_ms)

@@ -66,6 +66,16 @@ int haproxy_runtime_new(uv_loop_t *loop, const char *stats_socket, const char *m
  * run once more to finish closing handles (uv_run(loop, UV_RUN_NOWAIT)). */
 void haproxy_runtime_free(struct haproxy_runtime *rt);
 
+/* Forget every backend's dump kept for the next apply: the next applies
+ * dump again (a periodic resync repairing drift must see HAProxy now). */
+void haproxy_runtime_drop_live(struct haproxy_runtime *rt);
+
+/* Write the server-state file (saves and reloads) through w, off the loop
+ * and in order (file_writer.h); NULL (the default): on the loop. w must
+ * outlive rt. */
+struct file_writer;
+void haproxy_runtime_set_writer(struct haproxy_runtime *rt, struct file_writer *w);
+
 /* cmd_ms: one exchange (connect + commands + answers); reload_ms: reload
  * until the new worker shows in `show proc`. 0 keeps the current value. */
 void haproxy_runtime_set_timeouts(struct haproxy_runtime *rt, uint64_t cmd_ms, uint64_t reload_ms);
@@ -128,10 +138,20 @@ struct haproxy_apply_result {
 typedef void (*haproxy_runtime_apply_cb)(struct haproxy_runtime *rt,
                                          const struct haproxy_apply_result *res, void *arg);
 
+/* How old the state left by this client's last exchange with a backend
+ * may be for the next apply to diff against it rather than dump again. */
+#define HAPROXY_RUNTIME_LIVE_MAX_AGE_MS 500
+
 /*
  * Bring backend's slots to assignment a: dump `show servers state
  * backend`, compute slots_diff against it and what this client last applied
  * to the backend, send the commands in one exchange, check every answer.
+ * The commands exchange ends with the backend's dump, which the next apply
+ * uses instead of a dump exchange of its own when it is younger than
+ * HAPROXY_RUNTIME_LIVE_MAX_AGE_MS, no other apply of the backend is queued
+ * and nothing since could have moved its servers (a reload, a failed
+ * apply, haproxy_runtime_drop_live): at a steady rate of changes, one
+ * exchange per apply instead of two.
  * `a` is copied at call time. When every command succeeded, a becomes the
  * backend's "applied" assignment (haproxy_runtime_applied). When some
  * failed, the backend's applied assignment is dropped so the next apply

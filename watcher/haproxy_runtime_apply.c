@@ -3,7 +3,9 @@
  * haproxy_runtime, the apply chain: `show servers state <backend>` ->
  * slots_diff against the live state and what this client last applied ->
  * the commands in one exchange pushed to the front of the queue (nothing
- * runs in between) -> every answer checked. Owns the per-backend record of
+ * runs in between), ending with the backend's dump -> every answer
+ * checked, the dump kept: the next apply diffs against it while it is
+ * fresh and skips its own dump exchange. Owns the per-backend record of
  * what was applied (haproxy_runtime_applied / _forget) and the
  * restore-only variant a reload runs for the slots its state file could
  * not restore. See haproxy_runtime.h for the contract.
@@ -90,12 +92,40 @@ struct rt_backend *rt_backend_get(struct haproxy_runtime *rt, const char *name, 
         return NULL;
     rt->backends = v;
     struct rt_backend *b = &v[rt->n_backends];
-    b->name = strdup(name);
+    *b = (struct rt_backend){.name = strdup(name)};
     if (!b->name)
         return NULL;
     slot_assignment_init(&b->applied);
     rt->n_backends++;
     return b;
+}
+
+static void live_drop(struct rt_backend *b)
+{
+    free(b->live);
+    b->live = NULL;
+    b->n_live = 0;
+}
+
+/* live (taken over) is backend's state as of now. */
+static void live_keep(struct haproxy_runtime *rt, const char *backend, struct slot_live *live,
+                      size_t n)
+{
+    struct rt_backend *b = rt_backend_get(rt, backend, true);
+    if (!b) {
+        free(live);
+        return;
+    }
+    live_drop(b);
+    b->live = live;
+    b->n_live = n;
+    b->live_ms = uv_now(rt->loop);
+}
+
+void haproxy_runtime_drop_live(struct haproxy_runtime *rt)
+{
+    for (size_t i = 0; i < rt->n_backends; i++)
+        live_drop(&rt->backends[i]);
 }
 
 const struct slot_assignment *haproxy_runtime_applied(const struct haproxy_runtime *rt,
@@ -112,8 +142,10 @@ const struct slot_assignment *haproxy_runtime_applied(const struct haproxy_runti
 void haproxy_runtime_forget(struct haproxy_runtime *rt, const char *backend)
 {
     struct rt_backend *b = rt_backend_get(rt, backend, false);
-    if (b)
+    if (b) {
         slot_assignment_free(&b->applied);
+        live_drop(b);
+    }
 }
 
 struct apply_op {
@@ -126,10 +158,14 @@ struct apply_op {
     struct haproxy_apply_result res;
     bool reload_step;  /* part of a reload: runs while the reload holds the queue */
     bool restore_only; /* after a reload: only slots the state file broke */
+    bool trailing;     /* the commands exchange ends with the backend's dump */
 };
 
 static void apply_finish(struct haproxy_runtime *rt, struct apply_op *op)
 {
+    struct rt_backend *counted = rt ? rt_backend_get(rt, op->backend, false) : NULL;
+    if (counted && counted->applying)
+        counted->applying--;
     if (rt) {
         if (op->res.status == 0 && op->restore_only) {
             /* applied stays: the slots left alone follow the new config */
@@ -154,6 +190,20 @@ static void apply_finish(struct haproxy_runtime *rt, struct apply_op *op)
     free(op);
 }
 
+/* The dump that ended a successful commands exchange: the backend as the
+ * commands left it, for the next apply. */
+static void keep_trailing(struct haproxy_runtime *rt, struct apply_op *op, const char *answer)
+{
+    struct slot_live *live = NULL;
+    size_t nl = 0;
+    char msg[HAPROXY_RUNTIME_MSG_MAX];
+    if (haproxy_parse_servers_state_answer(op->cmd, answer, op->backend, &live, &nl, msg,
+                                           sizeof(msg)) == 0)
+        live_keep(rt, op->backend, live, nl);
+    else
+        free(live);
+}
+
 static void apply_cmds_done(struct haproxy_runtime *rt, int status, const char *const *answers,
                             size_t n, const char *err, void *arg)
 {
@@ -164,6 +214,11 @@ static void apply_cmds_done(struct haproxy_runtime *rt, int status, const char *
         snprintf(op->res.message, sizeof(op->res.message), "%s", err);
         apply_finish(rt, op);
         return;
+    }
+    if (op->trailing && n > op->cmds.n) {
+        n = op->cmds.n; /* the dump is no command to check */
+        if (rt)
+            keep_trailing(rt, op, answers[n]);
     }
     for (size_t i = 0; i < n; i++) {
         char msg[HAPROXY_RUNTIME_MSG_MAX];
@@ -213,6 +268,8 @@ static void keep_restorable(struct apply_op *op, const struct slot_live *live, s
     op->cmds.n = w;
 }
 
+static int queue_commands(struct haproxy_runtime *rt, struct apply_op *op, bool front);
+
 static void apply_state_done(struct haproxy_runtime *rt, int status, const char *const *answers,
                              size_t n, const char *err, void *arg)
 {
@@ -236,26 +293,71 @@ static void apply_state_done(struct haproxy_runtime *rt, int status, const char 
         if (status == 0 && op->restore_only)
             keep_restorable(op, live, nl);
     }
+    if (status == 0 && !op->reload_step) {
+        live_keep(rt, op->backend, live, nl); /* current until the commands run */
+        live = NULL;
+    }
     free(live);
     if (status == 0 && op->cmds.n > 0) {
-        const char **cmds = calloc(op->cmds.n, sizeof(*cmds));
-        status = -ENOMEM;
-        if (cmds) {
-            for (size_t i = 0; i < op->cmds.n; i++)
-                cmds[i] = op->cmds.v[i].text;
-            /* front: nothing may run between the dump and these commands */
-            status = rt_enqueue(rt, HAPROXY_SOCKET_STATS, cmds, op->cmds.n, true, op->reload_step,
-                                apply_cmds_done, op);
-            free(cmds);
-        }
+        /* front: nothing may run between the dump and these commands */
+        status = queue_commands(rt, op, true);
         if (status == 0)
             return;
-        snprintf(op->res.message, sizeof(op->res.message),
-                 "haproxy: out of memory queueing %zu commands for backend %s", op->cmds.n,
-                 op->backend);
     }
     op->res.status = status;
     apply_finish(rt, op);
+}
+
+/* Queue op's commands (and, outside reloads, the backend's dump after
+ * them: op->trailing). 0 or -ENOMEM (message set). */
+static int queue_commands(struct haproxy_runtime *rt, struct apply_op *op, bool front)
+{
+    const char **cmds = calloc(op->cmds.n + 1, sizeof(*cmds));
+    int status = -ENOMEM;
+    if (cmds) {
+        size_t n = 0;
+        for (size_t i = 0; i < op->cmds.n; i++)
+            cmds[n++] = op->cmds.v[i].text;
+        op->trailing = !op->reload_step;
+        if (op->trailing)
+            cmds[n++] = op->cmd;
+        status = rt_enqueue(rt, HAPROXY_SOCKET_STATS, cmds, n, front, op->reload_step,
+                            apply_cmds_done, op);
+        free(cmds);
+    }
+    if (status < 0)
+        snprintf(op->res.message, sizeof(op->res.message),
+                 "haproxy: out of memory queueing %zu commands for backend %s", op->cmds.n,
+                 op->backend);
+    return status;
+}
+
+/* The backend's kept dump, if the next apply may diff against it instead
+ * of dumping (haproxy_runtime_apply in haproxy_runtime.h); NULL if not. */
+static const struct rt_backend *fresh_live(struct haproxy_runtime *rt, const char *backend)
+{
+    const struct rt_backend *b = rt_backend_get(rt, backend, false);
+    if (!b || !b->live || b->applying || rt->reload_active)
+        return NULL;
+    return uv_now(rt->loop) - b->live_ms <= HAPROXY_RUNTIME_LIVE_MAX_AGE_MS ? b : NULL;
+}
+
+/* Diff against the kept dump and queue the commands (with the dump that
+ * refreshes it; alone when nothing differs: the callback never runs from
+ * inside the caller's call). 0, or negative errno: use the dump path. */
+static int apply_from_live(struct haproxy_runtime *rt, struct apply_op *op,
+                           const struct rt_backend *b)
+{
+    const struct slot_assignment *applied = b->applied.slots ? &b->applied : NULL;
+    int rc = slots_diff(op->backend, &op->a, applied, b->live, b->n_live, &op->cmds,
+                        op->res.message, sizeof(op->res.message));
+    if (rc == 0)
+        rc = queue_commands(rt, op, false);
+    if (rc < 0) {
+        slot_cmds_free(&op->cmds);
+        op->res.message[0] = '\0';
+    }
+    return rc;
 }
 
 int rt_apply_start(struct haproxy_runtime *rt, const char *backend, const struct slot_assignment *a,
@@ -275,10 +377,20 @@ int rt_apply_start(struct haproxy_runtime *rt, const char *backend, const struct
     op->reload_step = reload_step;
     op->restore_only = restore_only;
     rc = slot_assignment_copy(&op->a, a);
+    const struct rt_backend *fresh =
+        rc == 0 && !reload_step && !restore_only ? fresh_live(rt, backend) : NULL;
+    struct rt_backend *b = rc == 0 ? rt_backend_get(rt, backend, true) : NULL;
+    if (rc == 0 && !b)
+        rc = -ENOMEM;
     if (rc == 0) {
-        const char *cmds[] = {op->cmd};
-        rc = rt_enqueue(rt, HAPROXY_SOCKET_STATS, cmds, 1, reload_step, reload_step,
-                        apply_state_done, op);
+        b->applying++; /* before queueing: apply_finish counts it down */
+        if (!(fresh && apply_from_live(rt, op, fresh) == 0)) {
+            const char *cmds[] = {op->cmd};
+            rc = rt_enqueue(rt, HAPROXY_SOCKET_STATS, cmds, 1, reload_step, reload_step,
+                            apply_state_done, op);
+        }
+        if (rc < 0 && (b = rt_backend_get(rt, backend, false)) && b->applying)
+            b->applying--;
     }
     if (rc < 0) {
         slot_assignment_free(&op->a);
@@ -298,6 +410,7 @@ void rt_backends_free(struct haproxy_runtime *rt)
     for (size_t i = 0; i < rt->n_backends; i++) {
         free(rt->backends[i].name);
         slot_assignment_free(&rt->backends[i].applied);
+        live_drop(&rt->backends[i]);
     }
     free(rt->backends);
     rt->backends = NULL;

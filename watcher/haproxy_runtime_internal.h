@@ -11,26 +11,37 @@
 #ifndef DROVER_WATCHER_HAPROXY_RUNTIME_INTERNAL_H
 #define DROVER_WATCHER_HAPROXY_RUNTIME_INTERNAL_H
 
+#include "file_writer.h"
 #include "haproxy_runtime.h"
 
 struct rt_request;
 struct rt_exchange;
 struct reload_op;
+struct save_op;
 
 struct rt_backend {
     char *name;
     struct slot_assignment applied;
+    /* The backend's `show servers state` as it was after this client's
+     * last exchange with it (see haproxy_runtime_apply): the next apply
+     * diffs against it instead of dumping again while it is fresh. */
+    struct slot_live *live;
+    size_t n_live;
+    uint64_t live_ms; /* uv_now when dumped; live == NULL: none */
+    size_t applying;  /* applies of this backend queued or running */
 };
 
 struct haproxy_runtime {
     uv_loop_t *loop;
     char *stats_path, *master_path, *state_path;
+    struct file_writer *writer; /* state file writes off the loop; NULL: on it */
     uint64_t cmd_timeout_ms, reload_timeout_ms;
     struct rt_request *head, *tail;
     struct rt_exchange *cur;
     bool reload_active;
     bool freeing;
     struct reload_op *reload_op; /* the reload in flight, if any */
+    struct save_op *saves;       /* state file saves waiting for the writer */
     struct rt_backend *backends;
     size_t n_backends;
     struct haproxy_runtime_stats st;
@@ -68,5 +79,7 @@ int rt_show_proc(struct haproxy_runtime *rt, bool front, bool reload_step,
                  haproxy_runtime_proc_cb cb, void *arg);
 /* Finish the reload in flight with -ECANCELED (haproxy_runtime_free). */
 void rt_reload_cancel(struct reload_op *op);
+/* Finish the state file saves waiting for the writer with -ECANCELED. */
+void rt_saves_cancel(struct haproxy_runtime *rt);
 
 #endif

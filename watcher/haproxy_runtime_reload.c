@@ -3,7 +3,8 @@
  * haproxy_runtime, the reload state machine on the master CLI:
  *
  *   show proc (baseline) -> show servers state -> [filter for the placed
- *   backends] -> server-state file (atomic) -> reload -> show proc every
+ *   backends] -> server-state file (atomic, through the file writer when
+ *   set) -> reload -> show proc every
  *   HAPROXY_RUNTIME_PROC_POLL_MS until the reload counter moved and a new
  *   worker is listed (or the failed counter moved, or the timeout) ->
  *   apply the placed backends / repair the others -> done.
@@ -66,13 +67,72 @@ int haproxy_runtime_show_proc(struct haproxy_runtime *rt, haproxy_runtime_proc_c
     return rt_show_proc(rt, false, false, cb, arg);
 }
 
+/* ---- the server-state file ----------------------------------------------- */
+
+/* Write the state file from text (copied), then done(arg, status): through
+ * the writer (off the loop, in order with every earlier write of the file)
+ * when one is set, else at once. The waiter must be cancelled
+ * (state_write_cancel) if its owner goes away first. */
+static int state_write(struct haproxy_runtime *rt, const char *text, file_writer_done_fn done,
+                       void *arg)
+{
+    if (rt->writer)
+        return file_writer_write_then(rt->writer, rt->state_path, text, strlen(text), 0600, done,
+                                      arg);
+    done(arg, atomic_file_write(rt->state_path, text, strlen(text), 0600));
+    return 0;
+}
+
+static void state_write_cancel(struct haproxy_runtime *rt, void *arg)
+{
+    if (rt && rt->writer)
+        file_writer_cancel(rt->writer, arg);
+}
+
 /* ---- server-state file between reloads ------------------------------------ */
 
 struct save_op {
+    struct haproxy_runtime *rt;
     haproxy_admin_fn admin;
     haproxy_runtime_saved_cb cb;
     void *arg;
+    size_t changed;
+    struct save_op *next; /* rt->saves: waiting for the writer */
 };
+
+static void save_unlink(struct save_op *op)
+{
+    for (struct save_op **p = &op->rt->saves; *p; p = &(*p)->next)
+        if (*p == op) {
+            *p = op->next;
+            return;
+        }
+}
+
+static void save_written(void *arg, int status)
+{
+    struct save_op *op = arg;
+    char msg[HAPROXY_RUNTIME_MSG_MAX] = "";
+    save_unlink(op);
+    if (status < 0)
+        snprintf(msg, sizeof(msg), "haproxy: cannot write server-state file %s: %s",
+                 op->rt->state_path, strerror(-status));
+    if (op->cb)
+        op->cb(op->rt, status, op->changed, msg, op->arg);
+    free(op);
+}
+
+void rt_saves_cancel(struct haproxy_runtime *rt)
+{
+    while (rt->saves) {
+        struct save_op *op = rt->saves;
+        rt->saves = op->next;
+        state_write_cancel(rt, op);
+        if (op->cb)
+            op->cb(rt, -ECANCELED, 0, "haproxy: client shut down", op->arg);
+        free(op);
+    }
+}
 
 static void save_dumped(struct haproxy_runtime *rt, int status, const char *const *answers,
                         size_t n, const char *err, void *arg)
@@ -100,10 +160,18 @@ static void save_dumped(struct haproxy_runtime *rt, int status, const char *cons
                  strerror(-status));
         goto done;
     }
-    status = atomic_file_write(rt->state_path, text, strlen(text), 0600);
-    if (status < 0)
-        snprintf(msg, sizeof(msg), "haproxy: cannot write server-state file %s: %s", rt->state_path,
-                 strerror(-status));
+    /* on the waiting list first: a write without the writer is done at once */
+    op->changed = changed;
+    op->next = rt->saves;
+    rt->saves = op;
+    status = state_write(rt, text, save_written, op);
+    free(text);
+    text = NULL;
+    if (status == 0)
+        return;
+    save_unlink(op);
+    snprintf(msg, sizeof(msg), "haproxy: cannot queue the server-state file write: %s",
+             strerror(-status));
 done:
     free(text);
     if (op->cb)
@@ -121,7 +189,7 @@ int haproxy_runtime_save_state(struct haproxy_runtime *rt, haproxy_admin_fn admi
     struct save_op *op = calloc(1, sizeof(*op));
     if (!op)
         return -ENOMEM;
-    *op = (struct save_op){admin, cb, arg};
+    *op = (struct save_op){.rt = rt, .admin = admin, .cb = cb, .arg = arg};
     const char *cmds[] = {"show servers state"};
     int rc = rt_enqueue(rt, HAPROXY_SOCKET_STATS, cmds, 1, false, false, save_dumped, op);
     if (rc < 0)
@@ -146,6 +214,7 @@ struct reload_op {
     uint64_t started, deadline;
     uv_timer_t poll;
     bool poll_init;
+    bool writing;             /* the state file is with the writer */
     size_t reapply_next;      /* index into rt->backends */
     struct rt_placed *placed; /* haproxy_runtime_reload_placed */
     size_t n_placed, placed_next;
@@ -296,6 +365,21 @@ static void reload_send(struct reload_op *op)
         reload_finish(op, rc, "haproxy: reload: cannot queue the reload command");
 }
 
+static void reload_state_written(void *arg, int status)
+{
+    struct reload_op *op = arg;
+    op->writing = false;
+    if (status < 0) {
+        reload_finish(op, status,
+                      "haproxy: cannot write server-state file %s: %s; not reloading (runtime "
+                      "state would be lost)",
+                      op->rt->state_path, strerror(-status));
+        return;
+    }
+    op->res.state_saved = true;
+    reload_send(op);
+}
+
 static void reload_state_dumped(struct haproxy_runtime *rt, int status, const char *const *answers,
                                 size_t n, const char *err, void *arg)
 {
@@ -339,17 +423,16 @@ static void reload_state_dumped(struct haproxy_runtime *rt, int status, const ch
                      dropped);
     }
     const char *text = filtered ? filtered : answers[0];
-    status = atomic_file_write(rt->state_path, text, strlen(text), 0600);
+    /* through the writer, after any earlier write of the file: an older
+     * state landing after this one would be what the new worker loads */
+    op->writing = true;
+    status = state_write(rt, text, reload_state_written, op);
     free(filtered);
     if (status < 0) {
-        reload_finish(op, status,
-                      "haproxy: cannot write server-state file %s: %s; not reloading (runtime "
-                      "state would be lost)",
-                      rt->state_path, strerror(-status));
-        return;
+        op->writing = false;
+        reload_finish(op, status, "haproxy: cannot queue the server-state file write: %s",
+                      strerror(-status));
     }
-    op->res.state_saved = true;
-    reload_send(op);
 }
 
 static void reload_baseline(struct haproxy_runtime *rt, int status,
@@ -375,6 +458,7 @@ static void reload_baseline(struct haproxy_runtime *rt, int status,
      * meanwhile waits with its baseline in the queue). */
     rt->reload_active = true;
     rt->reload_op = op;
+    haproxy_runtime_drop_live(rt); /* the new worker's servers are read again */
     if (rt->state_path) {
         const char *cmds[] = {"show servers state"};
         int rc = rt_enqueue(rt, HAPROXY_SOCKET_STATS, cmds, 1, true, true, reload_state_dumped, op);
@@ -502,5 +586,7 @@ static void reload_reapply_next(struct reload_op *op)
 
 void rt_reload_cancel(struct reload_op *op)
 {
+    if (op->writing)
+        state_write_cancel(op->rt, op);
     reload_finish(op, -ECANCELED, "haproxy: reload: client shut down before it was verified");
 }

@@ -162,6 +162,20 @@ int render_run_checker(char *const argv[], char *err, size_t errlen)
     return -EINVAL;
 }
 
+/* The file haproxy -c reads: thrown away either way, so no fsync. */
+static int write_staged(const char *path, const char *text, size_t len)
+{
+    FILE *f = fopen(path, "we");
+    int rc = 0;
+    if (!f)
+        return -errno;
+    if (fwrite(text, 1, len, f) != len)
+        rc = -EIO;
+    if (fclose(f) != 0 && rc == 0)
+        rc = -errno;
+    return rc;
+}
+
 int render_install(const char *haproxy_bin, const char *config_dir, const char *name,
                    const char *text, size_t len, bool *changed, char *err, size_t errlen)
 {
@@ -190,7 +204,7 @@ int render_install(const char *haproxy_bin, const char *config_dir, const char *
         return rc;
     }
     snprintf(staged, sizeof(staged), "%s/%s.cfg", tmpdir, name);
-    if ((rc = atomic_file_write(staged, text, len, 0644)) < 0) {
+    if ((rc = write_staged(staged, text, len)) < 0) {
         errmsg_set(err, errlen, "service %s: cannot write %s: %s", name, staged, strerror(-rc));
         goto out;
     }
@@ -259,143 +273,49 @@ int render_retire(const char *config_dir, const char *name, char *err, size_t er
 
 /* ---- asynchronous install ---- */
 
+/* render_install on libuv's threadpool: the check (posix_spawn of
+ * `haproxy -c`, then waiting for it) and the durable writes of the install
+ * (four fsyncs) block only a pool thread. uv_spawn on the loop waited
+ * there until the child had exec'd, which took up to ~170 ms on a busy
+ * machine, and the writes tens of ms: every runtime apply waited too. */
 struct render_job {
-    uv_process_t proc;
-    uv_pipe_t out;
-    int pending_handles;
-    char *config_dir, *name, *text, *staged, *tmpdir, *old, *haproxy_bin;
-    size_t len, old_len;
-    char output[4096];
-    size_t output_len;
-    int64_t exit_status;
-    int term_signal;
-    bool exited, eof;
+    uv_work_t work;
+    char *config_dir, *name, *text, *haproxy_bin;
+    size_t len;
     render_install_cb cb;
     void *arg;
-    uv_timer_t later; /* for answers decided before spawning */
-    int early_status;
+    int status;
+    bool changed;
     char err[2048];
 };
 
 static void job_free(struct render_job *j)
 {
-    if (j->staged)
-        unlink(j->staged);
-    if (j->tmpdir)
-        rmdir(j->tmpdir);
     free(j->config_dir);
     free(j->name);
     free(j->text);
-    free(j->staged);
-    free(j->tmpdir);
-    free(j->old);
     free(j->haproxy_bin);
     free(j);
 }
 
-static void job_handle_closed(uv_handle_t *h)
+static void job_run(uv_work_t *req)
 {
-    struct render_job *j = h->data;
-    if (--j->pending_handles == 0)
-        job_free(j);
+    struct render_job *j = req->data;
+    j->status = render_install(j->haproxy_bin, j->config_dir, j->name, j->text, j->len, &j->changed,
+                               j->err, sizeof(j->err));
 }
 
-static void job_close(struct render_job *j)
+static void job_done(uv_work_t *req, int status)
 {
-    j->pending_handles = 0;
-    if (!uv_is_closing((uv_handle_t *)&j->out) && j->out.loop) {
-        j->pending_handles++;
-        uv_close((uv_handle_t *)&j->out, job_handle_closed);
+    struct render_job *j = req->data;
+    if (status < 0) { /* cancelled before it ran: nothing was written */
+        errmsg_set(j->err, sizeof(j->err), "service %s: config check cancelled: %s", j->name,
+                   uv_strerror(status));
+        j->status = status;
+        j->changed = false;
     }
-    if (j->proc.loop && !uv_is_closing((uv_handle_t *)&j->proc)) {
-        j->pending_handles++;
-        uv_close((uv_handle_t *)&j->proc, job_handle_closed);
-    }
-    if (j->later.loop && !uv_is_closing((uv_handle_t *)&j->later)) {
-        j->pending_handles++;
-        uv_close((uv_handle_t *)&j->later, job_handle_closed);
-    }
-    if (j->pending_handles == 0)
-        job_free(j);
-}
-
-/* Both the exit status and the end of the output are in: decide. */
-static void job_finish(struct render_job *j)
-{
-    char target[PATH_MAX], prev[PATH_MAX];
-    bool changed = false;
-    int rc = 0;
-
-    if (!j->exited || !j->eof)
-        return;
-    j->output[j->output_len] = '\0';
-    if (j->exit_status != 0 || j->term_signal) {
-        for (char *p = j->output; *p; p++)
-            if (*p == '\n')
-                *p = ' ';
-        errmsg_set(j->err, sizeof(j->err), "haproxy -c -f %s refused it (exit %d): %.1500s",
-                   j->staged, j->term_signal ? 128 + j->term_signal : (int)j->exit_status,
-                   j->output);
-        rc = -EINVAL;
-        goto out;
-    }
-    snprintf(target, sizeof(target), "%s/%s.cfg", j->config_dir, j->name);
-    snprintf(prev, sizeof(prev), "%s/%s.cfg.prev", j->config_dir, j->name);
-    if (j->old && (rc = atomic_file_write(prev, j->old, j->old_len, 0644)) < 0) {
-        errmsg_set(j->err, sizeof(j->err), "service %s: cannot keep the previous config in %s: %s",
-                   j->name, prev, strerror(-rc));
-        goto out;
-    }
-    if ((rc = atomic_file_write(target, j->text, j->len, 0644)) < 0) {
-        errmsg_set(j->err, sizeof(j->err), "service %s: cannot install %s: %s", j->name, target,
-                   strerror(-rc));
-        goto out;
-    }
-    changed = true;
-out:
-    j->cb(j->arg, rc, changed, rc < 0 ? j->err : NULL);
-    job_close(j);
-}
-
-static void job_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
-{
-    static char sink[4096];
-    struct render_job *j = h->data;
-    (void)suggested;
-    size_t room = sizeof(j->output) - 1 - j->output_len;
-    if (room == 0) { /* keep reading (and dropping) so the child never blocks */
-        *buf = uv_buf_init(sink, sizeof(sink));
-        return;
-    }
-    *buf = uv_buf_init(j->output + j->output_len, (unsigned)room);
-}
-
-static void job_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
-{
-    struct render_job *j = s->data;
-    if (n > 0 && buf->base == j->output + j->output_len)
-        j->output_len += (size_t)n;
-    if (n < 0) {
-        uv_read_stop(s);
-        j->eof = true;
-        job_finish(j);
-    }
-}
-
-static void job_exit(uv_process_t *p, int64_t status, int sig)
-{
-    struct render_job *j = p->data;
-    j->exit_status = status;
-    j->term_signal = sig;
-    j->exited = true;
-    job_finish(j);
-}
-
-static void job_early(uv_timer_t *t)
-{
-    struct render_job *j = t->data;
-    j->cb(j->arg, j->early_status, false, j->early_status < 0 ? j->err : NULL);
-    job_close(j);
+    j->cb(j->arg, j->status, j->changed, j->status < 0 ? j->err : NULL);
+    job_free(j);
 }
 
 int render_install_async(uv_loop_t *loop, const char *haproxy_bin, const char *config_dir,
@@ -403,7 +323,6 @@ int render_install_async(uv_loop_t *loop, const char *haproxy_bin, const char *c
                          void *arg)
 {
     struct render_job *j = calloc(1, sizeof(*j));
-    char target[PATH_MAX], tmpl[] = "/tmp/drover-render.XXXXXX";
     int rc;
 
     if (!j)
@@ -411,7 +330,7 @@ int render_install_async(uv_loop_t *loop, const char *haproxy_bin, const char *c
     j->cb = cb;
     j->arg = arg;
     j->len = len;
-    j->proc.data = j->out.data = j->later.data = j;
+    j->work.data = j;
     if (!(j->config_dir = strdup(config_dir)) || !(j->name = strdup(name)) ||
         !(j->haproxy_bin = strdup(haproxy_bin)) || !(j->text = malloc(len + 1))) {
         job_free(j);
@@ -419,66 +338,9 @@ int render_install_async(uv_loop_t *loop, const char *haproxy_bin, const char *c
     }
     memcpy(j->text, text, len);
     j->text[len] = '\0';
-    if ((rc = uv_timer_init(loop, &j->later)) < 0) {
+    if ((rc = uv_queue_work(loop, &j->work, job_run, job_done)) < 0) {
         job_free(j);
         return rc;
     }
-    snprintf(target, sizeof(target), "%s/%s.cfg", config_dir, name);
-    if (len == 0) {
-        errmsg_set(j->err, sizeof(j->err),
-                   "service %s: rendered configuration is empty; not installed", name);
-        j->early_status = -ENODATA;
-        goto early;
-    }
-    if (render_read_file(target, &j->old, &j->old_len) == 0 && j->old_len == len &&
-        memcmp(j->old, text, len) == 0) {
-        j->early_status = 0; /* unchanged */
-        goto early;
-    }
-    if (!mkdtemp(tmpl) || !(j->tmpdir = strdup(tmpl)) ||
-        asprintf(&j->staged, "%s/%s.cfg", tmpl, name) < 0) {
-        j->staged = NULL;
-        errmsg_set(j->err, sizeof(j->err), "service %s: cannot create a staging file: %s", name,
-                   strerror(errno));
-        j->early_status = -EIO;
-        goto early;
-    }
-    /* staging needs no fsync: it is thrown away either way */
-    FILE *f = fopen(j->staged, "we");
-    if (!f || fwrite(text, 1, len, f) != len || fclose(f) != 0) {
-        if (f)
-            fclose(f);
-        errmsg_set(j->err, sizeof(j->err), "service %s: cannot write %s", name, j->staged);
-        j->early_status = -EIO;
-        goto early;
-    }
-    if ((rc = uv_pipe_init(loop, &j->out, 0)) < 0)
-        goto fail_spawn;
-    char *argv[] = {j->haproxy_bin, "-c", "-f", j->staged, NULL};
-    /* HAProxy writes its alerts to stderr; stdout only says "valid" */
-    uv_stdio_container_t stdio[3] = {
-        {.flags = UV_IGNORE},
-        {.flags = UV_IGNORE},
-        {.flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE, .data.stream = (uv_stream_t *)&j->out},
-    };
-    uv_process_options_t po = {
-        .exit_cb = job_exit,
-        .file = j->haproxy_bin,
-        .args = argv,
-        .stdio_count = 3,
-        .stdio = stdio,
-    };
-    if ((rc = uv_spawn(loop, &j->proc, &po)) < 0)
-        goto fail_spawn;
-    if ((rc = uv_read_start((uv_stream_t *)&j->out, job_alloc, job_read)) < 0) {
-        j->eof = true; /* the exit callback still comes */
-    }
-    return 0;
-fail_spawn:
-    errmsg_set(j->err, sizeof(j->err), "%s -c -f %s: cannot run: %s", haproxy_bin, j->staged,
-               uv_strerror(rc));
-    j->early_status = rc;
-early:
-    uv_timer_start(&j->later, job_early, 0, 0);
     return 0;
 }

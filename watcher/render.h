@@ -14,9 +14,9 @@
  *   - an empty text is never installed over an existing file.
  *
  * render_install waits for `haproxy -c` (render subcommands);
- * render_install_async runs it as a child on the loop (the daemon: a check
- * costs ~80 ms even for a tiny file, more for 10,000 servers, and runtime
- * changes must not wait for it).
+ * render_install_async runs the same on libuv's threadpool (the daemon: a
+ * check costs ~80 ms even for a tiny file, more for 10,000 servers, and
+ * runtime changes must not wait for it, nor for starting it).
  */
 #ifndef DROVER_WATCHER_RENDER_H
 #define DROVER_WATCHER_RENDER_H
@@ -55,8 +55,10 @@ int render_check_file(const char *haproxy_bin, const char *path, char *err, size
 int render_install(const char *haproxy_bin, const char *config_dir, const char *name,
                    const char *text, size_t len, bool *changed, char *err, size_t errlen);
 
-/* The same as render_install, with `haproxy -c` run as a child process on
- * the loop (uv_spawn) so the daemon keeps serving while it checks. cb runs
+/* The same as render_install, run on libuv's threadpool (the check's
+ * child process started and waited for there, the install's durable writes
+ * there), so the loop keeps serving while it checks and writes (one job
+ * per name at a time: the caller waits for cb before the next). cb runs
  * exactly once, on the loop (never from inside this call): status 0 (then
  * changed says whether a new file was installed) or negative errno with err.
  * Returns 0 when started, or a negative errno (cb not called). */

@@ -12,8 +12,8 @@ usage: bench_watcher.py DROVER_WATCHER CONSUL_DEV_SH TEMPLATE_DIR [CHANGES]
    -> change visible in HAProxy; it includes Consul's Raft commit and the
    blocking-query wake-up. Reloads = the master's reload counter delta.
    The split of each change comes from the watcher's debug log (see
-   apply_split): PUT -> snapshot built -> planned -> runtime apply done ->
-   seen.
+   change_split): PUT -> the watch's answer -> snapshot built -> planned ->
+   runtime apply done -> seen.
 2. render + check: `drover-watcher render --out DIR` of a service whose
    backend has 10,000 servers (10,000 eligible nodes in Consul): Consul
    read + snapshot + template render + `haproxy -c`, total as seen from
@@ -113,16 +113,22 @@ def wait_for(what, fn, timeout=60):
     wait_until(what, fn, timeout, retry_on=OSError)
 
 
-def log_times(path, what):
-    """wall-clock times (s) of the watcher's log lines containing `what`"""
+def log_lines(path, whats):
+    """(wall-clock time in s, line) of the watcher's log lines containing
+    one of whats"""
     out = []
     with open(path) as f:
         for l in f:
-            if what in l and l.startswith("ts="):
+            if l.startswith("ts=") and any(w in l for w in whats):
                 ts = l[3:26]  # 2026-11-23T13:47:23.787
-                out.append(calendar.timegm(time.strptime(ts[:19], "%Y-%m-%dT%H:%M:%S")) +
-                           float(ts[19:]))
+                out.append((calendar.timegm(time.strptime(ts[:19], "%Y-%m-%dT%H:%M:%S")) +
+                            float(ts[19:]), l))
     return out
+
+
+def log_times(path, what):
+    """wall-clock times (s) of the watcher's log lines containing `what`"""
+    return [t for t, _ in log_lines(path, (what,))]
 
 
 def watcher_args(cfg, metrics, extra=(), level=None):
@@ -135,6 +141,13 @@ def watcher_args(cfg, metrics, extra=(), level=None):
             "--snapshot-file", os.path.join(work, "snap.pb"), "--haproxy-maxconn", "1000",
             "--metrics-addr", "127.0.0.1:%d" % metrics, "--log-level",
             level or os.environ.get("BENCH_LOG_LEVEL", "warn"), *extra]
+
+
+def proc_cpu_s(pid):
+    """user + system CPU seconds of a process so far"""
+    with open("/proc/%d/stat" % pid) as f:
+        fl = f.read().rsplit(")", 1)[1].split()
+    return (int(fl[11]) + int(fl[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def pct(v, p):
@@ -167,15 +180,16 @@ def bench_apply():
     kv().put("kube/c1/nodes/n0", {"addresses": [nodes[0]], "eligible": True})
     wait_for("warm-up node back", lambda: nodes[0] in live(stats))
     r0 = reloads(master)
-    lat, puts, seen = [], [], []
+    lat, puts, seen = [], [], []  # puts: wall clock (start, end) of each PUT
     for k in range(CHANGES):
         # even changes take node i out, odd ones put it back: at most one
         # node is out at a time, so the removal guard never holds
         i = (k // 2) % len(nodes)
         eligible = k % 2 == 1
         t0 = time.perf_counter()
-        puts.append(time.time())
+        put_wall = time.time()
         kv().put("kube/c1/nodes/n%d" % i, {"addresses": [nodes[i]], "eligible": eligible})
+        puts.append((put_wall, time.time()))
         while (nodes[i] in live(stats)) != eligible:
             if time.perf_counter() - t0 > 10:
                 raise RuntimeError("change %d not applied within 10 s" % k)
@@ -187,7 +201,7 @@ def bench_apply():
     n_reloads = reloads(master) - r0
     stop_process(hp)
     stop_process(w)
-    return lat, n_reloads, apply_split(log_path, puts, seen)
+    return lat, n_reloads, change_split(log_path, puts, seen)
 
 
 PACED_NODES, PACED_OUT = 100, 20
@@ -230,7 +244,8 @@ def histogram_pct(buckets, p):
     return float("inf")
 
 
-def paced_writer(changes, nodes, start, idx, pending, lock, errors, sent, superseded):
+def paced_writer(changes, nodes, start, idx, pending, lock, errors, sent, superseded,
+                 puts):
     client = kv()
     for k in idx:
         node, eligible = changes[k]
@@ -246,12 +261,14 @@ def paced_writer(changes, nodes, start, idx, pending, lock, errors, sent, supers
                 del pending[node]
             else:
                 pending[node] = (k, eligible, now)
+        put_wall = time.time()
         try:
             client.put("kube/c1/nodes/n%d" % node, {"addresses": [nodes[node]],
                                                      "eligible": eligible})
         except OSError as e:
             errors.append("change %d: PUT failed: %s" % (k, e))
         sent[k] = time.perf_counter()
+        puts[k] = (put_wall, time.time())
 
 
 def bench_paced():
@@ -262,7 +279,10 @@ def bench_paced():
     for i, a in enumerate(nodes):
         kv().put("kube/c1/nodes/n%d" % i, {"addresses": [a], "eligible": True})
     kv().put("haproxy/bench/services/web", service(fe, 128))  # a slot for every node
-    w = subprocess.Popen(watcher_args(cfg, metrics), stdout=subprocess.DEVNULL,
+    # debug by default: its lines give the split (a few lines per change)
+    w = subprocess.Popen(watcher_args(cfg, metrics,
+                                      level=os.environ.get("BENCH_LOG_LEVEL", "debug")),
+                         stdout=subprocess.DEVNULL,
                          stderr=open(os.path.join(work, "watcher-paced.log"), "w"))
     procs.append(w)
     wait_for("web.cfg rendered", lambda: os.path.exists(os.path.join(cfg, "web.cfg")))
@@ -277,14 +297,15 @@ def bench_paced():
     wait_for("warm-up node back", lambda: nodes[0] in live(stats))
     total = int(PACED_RATE * PACED_SECONDS)
     changes = paced_schedule(total)
-    r0, m0 = reloads(master), scrape(metrics)
+    r0, m0, cpu0 = reloads(master), scrape(metrics), proc_cpu_s(w.pid)
     pending, lock, errors, lat, sent, superseded = {}, threading.Lock(), [], [], [None] * total, []
+    puts, seen = [None] * total, [None] * total  # wall clock, for the split from the log
     start = time.perf_counter() + 0.05
     # two writers (even and odd changes): one PUT can take longer than the
     # interval on a busy machine, and the writer must not fall behind
     writers = [threading.Thread(target=paced_writer, daemon=True,
                                 args=(changes, nodes, start, range(t, total, 2), pending, lock,
-                                      errors, sent, superseded)) for t in range(2)]
+                                      errors, sent, superseded, puts)) for t in range(2)]
     for t in writers:
         t.start()
     # the observer; it gives up 10 s after the last scheduled change
@@ -302,20 +323,25 @@ def bench_paced():
             for node, (k, eligible, t0) in list(pending.items()):
                 if (nodes[node] in now_live) == eligible:
                     lat.append((now - t0) * 1000.0)
+                    seen[k] = time.time()
                     del pending[node]
         time.sleep(0.001)
     for t in writers:
         t.join()
     achieved = (total - 1) / (sent[-1] - sent[0]) if total > 1 else 0.0
     n_reloads = reloads(master) - r0
+    cpu_ms = (proc_cpu_s(w.pid) - cpu0) * 1000.0
     hist = histogram_delta(m0, scrape(metrics), "drover_watcher_change_apply_seconds")
     stop_process(hp)
     stop_process(w)
-    if os.environ.get("BENCH_WATCHER_LOG"):  # keep the log (BENCH_LOG_LEVEL=debug for the split)
-        shutil.copy(os.path.join(work, "watcher-paced.log"), os.environ["BENCH_WATCHER_LOG"])
+    log_path = os.path.join(work, "watcher-paced.log")
+    if os.environ.get("BENCH_WATCHER_LOG"):  # keep the log
+        shutil.copy(log_path, os.environ["BENCH_WATCHER_LOG"])
     if errors:
         raise RuntimeError("paced: %d errors, first: %s" % (len(errors), errors[0]))
-    return lat + superseded, len(superseded), achieved, n_reloads, hist, polls
+    timed = [(p, s_) for p, s_ in zip(puts, seen) if p and s_]
+    split = change_split(log_path, [p for p, _ in timed], [s_ for _, s_ in timed])
+    return lat + superseded, len(superseded), achieved, n_reloads, hist, polls, split, cpu_ms
 
 
 def main_paced():
@@ -326,8 +352,9 @@ def main_paced():
                                       text=True).stdout.split()[2], os.cpu_count(),
               " ".join("%.2f" % x for x in os.getloadavg())))
     print(PACED_DOC)
-    lat, n_superseded, achieved, n_reloads, hist, polls = bench_paced()
+    lat, n_superseded, achieved, n_reloads, hist, polls, split, cpu_ms = bench_paced()
     applies = hist.get(float("inf"), 0.0)
+    print_split(split)
     print("paced: %d changes at %.0f/s for %.0f s (achieved %.1f/s), %d superseded, min %.2f ms, "
           "max %.2f ms; watcher histogram: %d applies, p50 <= %g s, p99 <= %g s" % (
               len(lat), PACED_RATE, PACED_SECONDS, achieved, n_superseded, min(lat), max(lat),
@@ -335,6 +362,9 @@ def main_paced():
               histogram_pct(hist, 50), histogram_pct(hist, 99)))
     print("observer: %d polls of `show servers state`, each p50 %.2f ms, p99 %.2f ms" % (
         len(polls), pct(polls, 50), pct(polls, 99)))
+    print("watcher CPU over the run: %.0f ms, %.2f ms per change; load average at the end %s" % (
+        cpu_ms, cpu_ms / max(1, len(lat)), " ".join("%.2f" % x for x in os.getloadavg())))
+    print("BENCH watcher_paced_cpu_ms_per_change %.2f" % (cpu_ms / max(1, len(lat))))
     print("BENCH watcher_paced_p50_ms %.2f" % pct(lat, 50))
     print("BENCH watcher_paced_p99_ms %.2f" % pct(lat, 99))
     print("BENCH watcher_paced_rate_per_s %.1f" % achieved)
@@ -393,26 +423,80 @@ def bench_route_change():
     return lat, n_reloads
 
 
-def apply_split(log_path, puts, seen):
+SPLIT_MARKS = (
+    ("consul", "PUT start -> the watch's answer (Consul commit, blocking-query wake-up, read)",
+     "msg=\"consul: watch "),
+    ("snapshot", "-> snapshot built", "msg=\"watcher: snapshot "),
+    ("plan", "-> planned (--runtime-wait coalescing)", "msg=\"watcher: planning snapshot"),
+    ("apply", "-> runtime apply done (HAProxy runtime commands; the first apply carrying "
+     "this plan or a later one)", None),
+    ("observe", "-> seen by the bench's poll", None),
+)
+
+
+def plan_times(path):
+    """{plan hash: wall time it was planned} and [(apply done time, the
+    planning time of the plan it carried)] from the watcher's debug log"""
+    planned, applied = {}, []
+    for t, l in log_lines(path, ("planning snapshot ", "runtime apply done")):
+        h = l.rsplit(" ", 1)[1].strip().strip('"')
+        if "planning snapshot " in l:
+            planned[h] = t  # equal inputs give equal hashes: the latest planning
+        elif h in planned:
+            applied.append((t, planned[h]))
+    return applied
+
+
+def change_split(log_path, puts, seen):
     """Per change, from the watcher's debug log (ms timestamps, same wall
-    clock): PUT -> snapshot built (Consul commit, blocking-query wake-up,
-    read, snapshot) -> planned -> runtime apply done (coalescing wait,
-    HAProxy runtime commands) -> seen by the bench's `show servers state`
-    poll. Medians in ms, over the changes whose three lines were found in
-    order."""
-    marks = [log_times(log_path, "msg=\"watcher: snapshot "),
-             log_times(log_path, "msg=\"watcher: planning snapshot"),
-             log_times(log_path, "runtime apply done")]
-    parts = {"consul_and_snapshot": [], "plan": [], "apply": [], "observe": []}
-    for t_put, t_seen in zip(puts, seen):
-        t = [next((x for x in m if x >= t_put - 0.0015), None) for m in marks]
-        if None in t or not (t[0] <= t[1] <= t[2] <= t_seen + 0.0015):
+    clock as the bench): PUT start (puts: (start, end) pairs) -> each mark
+    of SPLIT_MARKS, each the first such line at or after the previous one
+    -> seen by the bench's poll. The first mark is the first answer after
+    the PUT started (an answer that was already on its way may be taken:
+    the consul part is then short and the snapshot part long). {part:
+    (p50, p99)} in ms over the changes whose lines were found in order,
+    their count, and the PUT's own p50 (Consul's commit as the client sees
+    it)."""
+    marks = [log_times(log_path, m[2]) for m in SPLIT_MARKS if m[2]]
+    applied = plan_times(log_path)
+    parts = {m[0]: [] for m in SPLIT_MARKS}
+    put_ms = []
+    for (t_put, t_put_end), t_seen in zip(puts, seen):
+        t, prev = [], t_put - 0.0015  # log times are ms, rounded
+        for m in marks:
+            x = next((x for x in m if x >= prev), None)
+            if x is None:
+                break
+            t.append(x)
+            prev = x
+        if len(t) < len(marks):
             continue
-        parts["consul_and_snapshot"].append((t[0] - t_put) * 1000)
-        parts["plan"].append((t[1] - t[0]) * 1000)
-        parts["apply"].append((t[2] - t[1]) * 1000)
-        parts["observe"].append(max(0.0, (t_seen - t[2]) * 1000))
-    return {k: (pct(v, 50) if v else -1) for k, v in parts.items()}, len(parts["plan"])
+        # the apply that carried this change: the first one done whose plan
+        # was made at or after this change's planning
+        x = next((a for a, p in applied if p >= t[-1] and a >= t[-1]), None)
+        if x is None or x > t_seen + 0.0015:
+            continue
+        t.append(x)
+        edges = [t_put] + t + [t_seen]
+        for i, m in enumerate(SPLIT_MARKS):
+            parts[m[0]].append(max(0.0, (edges[i + 1] - edges[i]) * 1000))
+        put_ms.append((t_put_end - t_put) * 1000)
+    return ({k: ((pct(v, 50), pct(v, 99)) if v else (-1, -1)) for k, v in parts.items()},
+            len(put_ms), pct(put_ms, 50) if put_ms else -1)
+
+
+def print_split(split):
+    parts, n, put_p50 = split
+    if not n:
+        print("split: no change found in the watcher's log (BENCH_LOG_LEVEL=debug gives it)")
+        return
+    print("split (p50 / p99 over %d changes, from the watcher's debug log; the PUT itself "
+          "took p50 %.1f ms): %s" % (n, put_p50, "; ".join(
+              "%s %.1f / %.1f ms" % (m[1], parts[m[0]][0], parts[m[0]][1])
+              for m in SPLIT_MARKS)))
+    for m in SPLIT_MARKS:
+        print("BENCH watcher_split_%s_p50_ms %.1f" % (m[0], parts[m[0]][0]))
+        print("BENCH watcher_split_%s_p99_ms %.1f" % (m[0], parts[m[0]][1]))
 
 
 def bench_render_and_idle():
@@ -467,13 +551,9 @@ def bench_render_and_idle():
         time.perf_counter() - t))
     time.sleep(3)  # structural window + file refresh settle
 
-    def cpu():
-        with open("/proc/%d/stat" % w.pid) as f:
-            fl = f.read().rsplit(")", 1)[1].split()
-        return (int(fl[11]) + int(fl[12])) / os.sysconf("SC_CLK_TCK")
-    c0, t0 = cpu(), time.time()
+    c0, t0 = proc_cpu_s(w.pid), time.time()
     time.sleep(10)
-    idle_cpu = (cpu() - c0) / (time.time() - t0) * 100.0
+    idle_cpu = (proc_cpu_s(w.pid) - c0) / (time.time() - t0) * 100.0
     with open("/proc/%d/status" % w.pid) as f:
         hwm = [l for l in f if l.startswith("VmHWM")][0].split()[1]
     stop_process(w)
@@ -491,14 +571,9 @@ def main():
               ["haproxy", "-v"], capture_output=True, text=True).stdout.split()[2],
               os.cpu_count()))
     print(__doc__.split("\n", 3)[3].strip())
-    lat, n_reloads, (asplit, n_split) = bench_apply()
+    lat, n_reloads, split = bench_apply()
     print("apply: %d changes, min %.2f ms, max %.2f ms" % (len(lat), min(lat), max(lat)))
-    print("apply split (medians over %d changes, from the watcher's debug log): PUT -> snapshot "
-          "built %.1f ms (Consul commit, blocking-query wake-up, read, snapshot); -> planned "
-          "%.1f ms; -> runtime apply done %.1f ms (--runtime-wait coalescing, HAProxy runtime "
-          "commands); -> seen by the poll %.1f ms" % (
-              n_split, asplit["consul_and_snapshot"], asplit["plan"], asplit["apply"],
-              asplit["observe"]))
+    print_split(split)
     route_lat, route_reloads = bench_route_change()
     print("route change: %d changes, p50 %.2f ms, max %.2f ms, %d reloads" % (
         len(route_lat), pct(route_lat, 50), max(route_lat), route_reloads))
@@ -514,9 +589,6 @@ def main():
     print("BENCH watcher_apply_p50_ms %.2f" % pct(lat, 50))
     print("BENCH watcher_apply_p99_ms %.2f" % pct(lat, 99))
     print("BENCH watcher_reloads %d" % n_reloads)
-    print("BENCH watcher_apply_consul_and_snapshot_p50_ms %.1f" % asplit["consul_and_snapshot"])
-    print("BENCH watcher_apply_plan_p50_ms %.1f" % asplit["plan"])
-    print("BENCH watcher_apply_runtime_p50_ms %.1f" % asplit["apply"])
     print("BENCH watcher_route_change_p99_ms %.2f" % pct(route_lat, 99))
     print("BENCH watcher_route_change_reloads %d" % route_reloads)
     print("BENCH watcher_render_10k_ms %.0f" % render_ms)

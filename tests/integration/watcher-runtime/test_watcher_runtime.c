@@ -634,6 +634,30 @@ int main(int argc, char **argv)
     CHECK(apply(rt, &cur) == 0 && apply_res.commands == 0, "re-apply sent %zu commands",
           apply_res.commands);
 
+    /* 6b. back to back: the second apply diffs against the dump that ended
+     * the first one's commands, one exchange instead of two (unless the
+     * machine took longer than the dump may be old) */
+    {
+        const char *k[] = {"web2", "web3"};
+        int b[] = {4, 3}, w[] = {10, 5};
+        struct haproxy_runtime_stats st0, st1;
+        CHECK(place(k, b, w, 2) == 0, "place");
+        haproxy_runtime_get_stats(rt, &st0);
+        double t0 = now_ms();
+        CHECK(apply(rt, &cur) == 0 && apply_res.commands == 1, "reweight: %zu commands, %s",
+              apply_res.commands, apply_res.message);
+        haproxy_runtime_get_stats(rt, &st1);
+        CHECK(now_ms() - t0 > HAPROXY_RUNTIME_LIVE_MAX_AGE_MS || st1.exchanges - st0.exchanges == 1,
+              "apply right after an apply took %llu exchanges",
+              (unsigned long long)(st1.exchanges - st0.exchanges));
+        CHECK(show_state(rt) == 0, "%s", last_err);
+        CHECK(slot_live((size_t)s3)->uweight == 5, "web3 uweight %d",
+              slot_live((size_t)s3)->uweight);
+        w[1] = 0;
+        CHECK(place(k, b, w, 2) == 0, "place");
+        CHECK(apply(rt, &cur) == 0, "apply: %s", apply_res.message);
+    }
+
     /* no reload happened for any of this */
     CHECK(show_proc(rt) == 0, "%s", last_err);
     CHECK(procs.master.reloads == reloads0, "reloads moved %d -> %d", reloads0,

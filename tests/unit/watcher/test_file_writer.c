@@ -1,11 +1,14 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* file_writer: durable writes off the loop, newest content per path, in
- * order; syncs never write; close flushes what waits. */
+ * order; syncs never write; close flushes what waits; callbacks after the
+ * write (or the newer one that replaced it), never after a cancel. */
 #include <check.h>
+#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -109,6 +112,74 @@ START_TEST(test_close_flushes)
 }
 END_TEST
 
+struct done_rec {
+    int calls, status;
+    char seen[16]; /* the file's content when the callback ran */
+    const char *path;
+};
+
+static void on_done(void *arg, int status)
+{
+    struct done_rec *r = arg;
+    char *text = NULL;
+    size_t len;
+    r->calls++;
+    r->status = status;
+    if (render_read_file(r->path, &text, &len) == 0)
+        snprintf(r->seen, sizeof(r->seen), "%s", text);
+    free(text);
+}
+
+START_TEST(test_callbacks_after_the_write)
+{
+    uv_loop_t loop;
+    struct file_writer *w;
+    char a[PATH_MAX], bad[PATH_MAX];
+    snprintf(a, sizeof(a), "%s/a", dir);
+    snprintf(bad, sizeof(bad), "%s/missing/a", dir);
+    struct done_rec first = {.path = a}, replaced = {.path = a}, newest = {.path = a},
+                    cancelled = {.path = a}, failed = {.path = bad};
+    ck_assert_int_eq(uv_loop_init(&loop), 0);
+    ck_assert_int_eq(file_writer_new(&loop, &w), 0);
+    /* in flight at once; then one waiting content replaced by a newer one:
+     * the replaced one's callback comes with the newer content written */
+    ck_assert_int_eq(file_writer_write_then(w, a, "1", 1, 0644, on_done, &first), 0);
+    ck_assert_int_eq(file_writer_write_then(w, a, "2", 1, 0644, on_done, &replaced), 0);
+    ck_assert_int_eq(file_writer_write_then(w, a, "3", 1, 0644, on_done, &newest), 0);
+    ck_assert_int_eq(file_writer_write_then(w, a, "3", 1, 0644, on_done, &cancelled), 0);
+    file_writer_cancel(w, &cancelled);
+    ck_assert_int_eq(file_writer_write_then(w, bad, "x", 1, 0644, on_done, &failed), 0);
+    ck_assert_int_eq(first.calls + replaced.calls + newest.calls, 0); /* never from the call */
+    uv_run(&loop, UV_RUN_DEFAULT);
+    ck_assert_int_eq(first.calls, 1);
+    ck_assert_int_eq(first.status, 0);
+    ck_assert_str_eq(first.seen, "1");
+    ck_assert_int_eq(replaced.calls, 1);
+    ck_assert_int_eq(replaced.status, 0);
+    ck_assert_str_eq(replaced.seen, "3");
+    ck_assert_int_eq(newest.calls, 1);
+    ck_assert_str_eq(newest.seen, "3");
+    ck_assert_int_eq(cancelled.calls, 0);
+    ck_assert_int_eq(failed.calls, 1);
+    ck_assert_int_eq(failed.status, -ENOENT);
+    ck_assert_uint_eq(file_writer_failures(w), 1);
+
+    /* renamed into place without fsync: there, whole, when done runs */
+    struct done_rec visible = {.path = a};
+    ck_assert_int_eq(file_writer_replace_then(w, a, "4", 1, 0600, on_done, &visible), 0);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    ck_assert_int_eq(visible.calls, 1);
+    ck_assert_int_eq(visible.status, 0);
+    ck_assert_str_eq(visible.seen, "4");
+    struct stat st;
+    ck_assert_int_eq(stat(a, &st), 0);
+    ck_assert_uint_eq(st.st_mode & 0777, 0600);
+    ck_assert_int_eq(file_writer_replace_now(bad, "x", 1, 0644), -ENOENT);
+    file_writer_close(w);
+    ck_assert_int_eq(uv_loop_close(&loop), 0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("file_writer");
@@ -116,6 +187,7 @@ int main(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_newest_content_wins);
     tcase_add_test(tc, test_close_flushes);
+    tcase_add_test(tc, test_callbacks_after_the_write);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

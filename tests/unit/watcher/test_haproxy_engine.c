@@ -698,6 +698,100 @@ START_TEST(test_expand_and_render_opts)
 }
 END_TEST
 
+/* A stats socket that takes every connection and holds it HOLD_MS
+ * without answering, then closes it: each runtime exchange stays in
+ * flight that long (and fails). */
+#define HOLD_MS 150
+
+struct mute_conn {
+    uv_pipe_t pipe;
+    uv_timer_t hold;
+    int closing;
+};
+
+static void mute_closed(uv_handle_t *h)
+{
+    struct mute_conn *c = h->data;
+    if (--c->closing == 0)
+        free(c);
+}
+
+static void mute_alloc(uv_handle_t *h, size_t n, uv_buf_t *buf)
+{
+    static char sink[4096];
+    (void)h;
+    (void)n;
+    *buf = uv_buf_init(sink, sizeof(sink));
+}
+
+static void mute_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
+{
+    (void)st;
+    (void)n;
+    (void)buf; /* requests are read and never answered */
+}
+
+static void mute_release(uv_timer_t *t)
+{
+    struct mute_conn *c = t->data;
+    c->closing = 2;
+    uv_close((uv_handle_t *)&c->pipe, mute_closed);
+    uv_close((uv_handle_t *)&c->hold, mute_closed);
+}
+
+static void mute_accept(uv_stream_t *server, int status)
+{
+    struct mute_conn *c = calloc(1, sizeof(*c));
+    ck_assert_int_eq(status, 0);
+    ck_assert_ptr_nonnull(c);
+    uv_pipe_init(server->loop, &c->pipe, 0);
+    uv_timer_init(server->loop, &c->hold);
+    c->pipe.data = c->hold.data = c;
+    ck_assert_int_eq(uv_accept(server, (uv_stream_t *)&c->pipe), 0);
+    uv_read_start((uv_stream_t *)&c->pipe, mute_alloc, mute_read);
+    uv_timer_start(&c->hold, mute_release, HOLD_MS, 0);
+}
+
+/* Changes that arrive while an apply is in the runtime queue wait for it
+ * and go out in one apply, not one apply each behind each other. */
+START_TEST(test_changes_during_an_apply_coalesce)
+{
+    struct fx f;
+    uv_pipe_t server;
+    char path[PATH_MAX];
+    fx_init(&f, "/bin/true");
+    snprintf(path, sizeof(path), "%s/web.sock", f.dir);
+    ck_assert_int_eq(uv_pipe_init(&f.loop, &server, 0), 0);
+    ck_assert_int_eq(uv_pipe_bind(&server, path), 0);
+    ck_assert_int_eq(uv_listen((uv_stream_t *)&server, 16, mute_accept), 0);
+    TAKE(&f, true, {K_WEB, SVC_WEB}, {K_KUBE, V_KUBE}, {K_NODE(1), V_NODE(1)});
+    struct haproxy_engine_stats st0 = stats(&f);
+    /* node 2 comes: its apply is held by the mute socket; nodes 3 and 4
+     * come while it is, each planned in its own runtime window */
+    const struct kv base[] = {{K_WEB, SVC_WEB},       {K_KUBE, V_KUBE},
+                              {K_NODE(1), V_NODE(1)}, {K_NODE(2), V_NODE(2)},
+                              {K_NODE(3), V_NODE(3)}, {K_NODE(4), V_NODE(4)}};
+    for (size_t n = 4; n <= 6; n++) {
+        fx_take(&f, base, n, true);
+        uint64_t until = uv_now(&f.loop) + HOLD_MS / 5; /* > the runtime window */
+        while (uv_now(&f.loop) < until) {
+            uv_run(&f.loop, UV_RUN_NOWAIT);
+            usleep(1000);
+            uv_update_time(&f.loop);
+        }
+    }
+    fx_settle(&f);
+    struct haproxy_engine_stats st = stats(&f);
+    ck_assert_uint_eq(st.plans - st0.plans, 3);
+    /* the first change's apply, then one for the other two */
+    ck_assert_uint_eq(st.applies + st.apply_failures - st0.applies - st0.apply_failures, 2);
+    const struct slot_assignment *a = haproxy_engine_committed(f.e, "be_web");
+    ck_assert_str_eq(slot_key(a, 3), "10.0.0.4:30080"); /* the newest placement went out */
+    uv_close((uv_handle_t *)&server, NULL);
+    fx_free(&f);
+}
+END_TEST
+
 /* Route maps: the runtime commands between two map texts. */
 START_TEST(test_map_commands)
 {
@@ -744,6 +838,7 @@ int main(void)
     tcase_add_test(tc, test_new_templates_rerender_every_service);
     tcase_add_test(tc, test_expired_maintenance_replans_by_itself);
     tcase_add_test(tc, test_expand_and_render_opts);
+    tcase_add_test(tc, test_changes_during_an_apply_coalesce);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
