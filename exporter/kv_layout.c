@@ -250,7 +250,7 @@ static char *dump_and_free(json_t *o)
 
 char *kv_layout_service_value(const struct export_record *r)
 {
-    return dump_and_free(export_record_to_json(r, true));
+    return export_record_value(r);
 }
 
 char *kv_layout_kse_service_value(const struct export_record *r)
