@@ -20,6 +20,7 @@
 
 #include "export_build.h"
 #include "kube_objects.h"
+#include "kube_prune.h"
 #include "kube_store.h"
 #include "kube_watch_stream.h"
 #include "kv_layout.h"
@@ -94,7 +95,16 @@ static int list_into(struct kube_store *s, const struct pages *p)
     int rc = kube_store_list_begin(s);
     for (size_t i = 0; rc == 0 && i < p->n; i++) {
         struct kube_list page;
-        rc = kube_list_parse(p->v[i].body, p->v[i].len, &page, err, sizeof(err));
+        /* as kube_client does: prune the received body in place, parse */
+        size_t len = p->v[i].len;
+        char *body = malloc(len ? len : 1);
+        if (!body)
+            return -ENOMEM;
+        memcpy(body, p->v[i].body, len);
+        if (kube_store_slimmed(s))
+            (void)kube_list_prune(body, &len);
+        rc = kube_list_parse(body, len, &page, err, sizeof(err));
+        free(body);
         if (rc < 0) {
             fprintf(stderr, "bench_export_build: page %zu: %s\n", i, err);
             return rc;
