@@ -437,21 +437,37 @@ static void on_list_done(CURL *easy, CURLcode res, void *arg)
             return;
         }
         r->stats.pages++;
-        int rc = kube_store_list_page(r->store, &page);
-        if (rc < 0) {
-            kube_list_clear(&page);
-            list_failed(r, backoff_next(&r->bo));
-            return;
-        }
-        if (page.continue_token && *page.continue_token) {
+        bool more = page.continue_token && *page.continue_token;
+        if (more) {
             free(r->continue_token);
             r->continue_token = strdup(page.continue_token);
-            kube_list_clear(&page);
             if (!r->continue_token) {
+                kube_list_clear(&page);
                 list_failed(r, backoff_next(&r->bo));
                 return;
             }
+            /* Ask for the next page before storing this one, so the API
+             * server prepares it while this one is slimmed: the parsed
+             * page no longer needs the body buffer. A request that could
+             * not start has already aborted the list and scheduled it. */
             send_list_page(r);
+            if (!r->in_flight) {
+                kube_list_clear(&page);
+                return;
+            }
+        }
+        int rc = kube_store_list_page(r->store, &page);
+        if (rc < 0) {
+            kube_list_clear(&page);
+            if (r->in_flight) {
+                curl_uv_remove(r->kc->cu, r->easy);
+                r->in_flight = false;
+            }
+            list_failed(r, backoff_next(&r->bo));
+            return;
+        }
+        if (more) {
+            kube_list_clear(&page);
             return;
         }
         rc = kube_store_list_end(r->store, page.resource_version);
