@@ -11,8 +11,8 @@
 #   build: export_build_desired + kv_layout_diff against an empty Consul
 #          + kv_ops_to_txn (the first round of sync)
 # Ends with BENCH exporter_store_instructions_m and
-# BENCH exporter_build_instructions_m (millions). About 1 min of CPU (3 min
-# wall at load average 10).
+# BENCH exporter_build_instructions_m (millions). About 30 s of CPU (1-3 min
+# wall on the loaded 2-CPU VM).
 # Uses ${DROVER_BENCH_BUILD} (set by scripts/bench.sh), else build/release.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -26,10 +26,15 @@ command -v valgrind >/dev/null || { echo "callgrind.sh: needs valgrind" >&2; exi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 python3 "$root/bench/exporter/pages.py" "$tmp/pages" "${1:-5000}" "${2:-500}" >/dev/null
+valgrind --tool=callgrind --callgrind-out-file="$tmp/cg" --toggle-collect=bench_store_phase \
+    --toggle-collect=bench_build_phase "$bin" "$tmp/pages" once >/dev/null 2>"$tmp/log" ||
+    { cat "$tmp/log" >&2; exit 1; }
+# inclusive cost of each phase function, in millions (awk reads to the end:
+# an early exit would be a SIGPIPE for callgrind_annotate under pipefail)
 count() {
-    valgrind --tool=callgrind --callgrind-out-file="$tmp/cg.$1" --toggle-collect="$1" \
-        "$bin" "$tmp/pages" once >/dev/null 2>"$tmp/log.$1" || { cat "$tmp/log.$1" >&2; exit 1; }
-    awk '/^summary:/ { printf "%.1f", $2 / 1e6 }' "$tmp/cg.$1"
+    callgrind_annotate --inclusive=yes "$tmp/cg" 2>/dev/null |
+        awk -v fn=":$1 " '!done && index($0, fn) { gsub(",", "", $1); printf "%.1f", $1 / 1e6
+                                                   done = 1 }'
 }
 store=$(count bench_store_phase)
 build_ir=$(count bench_build_phase)
