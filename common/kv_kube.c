@@ -14,6 +14,7 @@
 #include "haproxy_value.h"
 #include "hex.h"
 #include "json_util.h"
+#include "json_writer.h"
 #include "kv_field.h"
 #include "timefmt.h"
 
@@ -81,9 +82,95 @@ json_t *kv_kube_service_json(const struct kv_kube_service_rec *r, bool with_hash
     return o;
 }
 
+/* A "key": of the service value, with the comma before every key but
+ * the first (backend_protocol is always present and sorts first). */
+static void service_key(struct json_writer *w, const char *key, bool first)
+{
+    if (!first)
+        json_writer_raw(w, ",", 1);
+    json_writer_string(w, key);
+    json_writer_raw(w, ":", 1);
+}
+
+/* labels and custom_attrs: NULL is written as {} */
+static void service_object(struct json_writer *w, const json_t *v)
+{
+    if (v)
+        json_writer_value(w, v);
+    else
+        json_writer_raw(w, "{}", 2);
+}
+
+/* The bytes kv_canonical(kv_kube_service_json(r, with_hash)) gives, written
+ * field by field in sorted key order: building and sorting a jansson
+ * object per port cost most of a 5,000-Service build (docs/exporter.md).
+ * test_kv_schema compares the two for every optional field and for
+ * strings that need escaping. */
+static char *service_encode(const struct kv_kube_service_rec *r, bool with_hash)
+{
+    struct json_writer w;
+    json_writer_init(&w);
+    json_writer_raw(&w, "{", 1);
+    service_key(&w, "backend_protocol", true);
+    json_writer_string(&w, r->backend_protocol ? r->backend_protocol : "tcp");
+    service_key(&w, "cluster", false);
+    json_writer_string(&w, r->cluster);
+    service_key(&w, "custom_attrs", false);
+    service_object(&w, r->custom_attrs);
+    if (r->dns_name) {
+        service_key(&w, "dns_name", false);
+        json_writer_string(&w, r->dns_name);
+    }
+    if (with_hash) {
+        service_key(&w, "hash", false);
+        json_writer_string(&w, r->hash);
+    }
+    if (r->health_check_path) {
+        service_key(&w, "health_check_path", false);
+        json_writer_string(&w, r->health_check_path);
+    }
+    service_key(&w, "health_check_port", false);
+    json_writer_int(&w, r->health_check_port);
+    service_key(&w, "health_check_source", false);
+    json_writer_string(&w, r->health_check_source);
+    service_key(&w, "labels", false);
+    service_object(&w, r->labels);
+    if (r->listen_port) {
+        service_key(&w, "listen_port", false);
+        json_writer_int(&w, r->listen_port);
+    }
+    if (r->load_balancer_class) {
+        service_key(&w, "load_balancer_class", false);
+        json_writer_string(&w, r->load_balancer_class);
+    }
+    service_key(&w, "namespace", false);
+    json_writer_string(&w, r->namespace);
+    service_key(&w, "node_port", false);
+    json_writer_int(&w, r->node_port);
+    service_key(&w, "port", false);
+    json_writer_int(&w, r->port);
+    service_key(&w, "port_name", false);
+    json_writer_string(&w, r->port_name);
+    service_key(&w, "protocol", false);
+    json_writer_string(&w, r->protocol);
+    service_key(&w, "proxy_protocol", false);
+    json_writer_bool(&w, r->proxy_protocol);
+    service_key(&w, "service", false);
+    json_writer_string(&w, r->service);
+    service_key(&w, "type", false);
+    json_writer_string(&w, r->type);
+    json_writer_raw(&w, "}", 1);
+    return json_writer_take(&w);
+}
+
+char *kv_kube_service_encode(const struct kv_kube_service_rec *r)
+{
+    return service_encode(r, true);
+}
+
 int kv_kube_service_hash(const struct kv_kube_service_rec *r, char hex[17])
 {
-    char *text = dump_and_free(kv_kube_service_json(r, false));
+    char *text = service_encode(r, false);
     if (!text)
         return -ENOMEM;
     kv_hash64_hex(text, strlen(text), hex);

@@ -60,6 +60,10 @@ struct kv_kube_service_rec {
 /* The value as a JSON object ("hash" only when with_hash). New reference,
  * NULL on ENOMEM. */
 json_t *kv_kube_service_json(const struct kv_kube_service_rec *r, bool with_hash);
+/* The canonical value (with "hash"): the bytes of kv_canonical() of
+ * kv_kube_service_json(r, true), written without building the object.
+ * Caller frees; NULL on ENOMEM or a string that is not valid UTF-8. */
+char *kv_kube_service_encode(const struct kv_kube_service_rec *r);
 /* The record's hash: kv_hash64_hex of its canonical bytes without "hash".
  * 0 or -ENOMEM. */
 int kv_kube_service_hash(const struct kv_kube_service_rec *r, char hex[17]);

@@ -16,6 +16,7 @@
 
 #include "backoff.h"
 #include "log.h"
+#include "kube_prune.h"
 #include "outage.h"
 
 struct kube_client {
@@ -421,7 +422,13 @@ static void on_list_done(CURL *easy, CURLcode res, void *arg)
     }
     if (res == CURLE_OK && code == 200) {
         struct kube_list page;
-        if (kube_list_parse(r->buf.data, r->buf.len, &page, err, sizeof(err)) < 0) {
+        size_t len = r->buf.len;
+        /* A slimmed store keeps none of what pruning cuts, and parsing the
+         * cut text is most of a list's CPU. A scan that fails leaves the
+         * body as it was, for the parser to judge. */
+        if (kube_store_slimmed(r->store))
+            (void)kube_list_prune(r->buf.data, &len);
+        if (kube_list_parse(r->buf.data, len, &page, err, sizeof(err)) < 0) {
             r->stats.server_errors++;
             uint64_t d = backoff_next(&r->bo);
             log_warn("kube: list %s%s: bad body: %s, restarting the list in %llu ms",
@@ -430,21 +437,37 @@ static void on_list_done(CURL *easy, CURLcode res, void *arg)
             return;
         }
         r->stats.pages++;
-        int rc = kube_store_list_page(r->store, &page);
-        if (rc < 0) {
-            kube_list_clear(&page);
-            list_failed(r, backoff_next(&r->bo));
-            return;
-        }
-        if (page.continue_token && *page.continue_token) {
+        bool more = page.continue_token && *page.continue_token;
+        if (more) {
             free(r->continue_token);
             r->continue_token = strdup(page.continue_token);
-            kube_list_clear(&page);
             if (!r->continue_token) {
+                kube_list_clear(&page);
                 list_failed(r, backoff_next(&r->bo));
                 return;
             }
+            /* Ask for the next page before storing this one, so the API
+             * server prepares it while this one is slimmed: the parsed
+             * page no longer needs the body buffer. A request that could
+             * not start has already aborted the list and scheduled it. */
             send_list_page(r);
+            if (!r->in_flight) {
+                kube_list_clear(&page);
+                return;
+            }
+        }
+        int rc = kube_store_list_page(r->store, &page);
+        if (rc < 0) {
+            kube_list_clear(&page);
+            if (r->in_flight) {
+                curl_uv_remove(r->kc->cu, r->easy);
+                r->in_flight = false;
+            }
+            list_failed(r, backoff_next(&r->bo));
+            return;
+        }
+        if (more) {
+            kube_list_clear(&page);
             return;
         }
         rc = kube_store_list_end(r->store, page.resource_version);

@@ -116,6 +116,9 @@ void export_records_free(struct export_record *recs, size_t n);
  * (docs/kv-schema.md), "hash" included when with_hash: the record's fields
  * encoded by the schema module kv_kube.h. New reference. */
 json_t *export_record_to_json(const struct export_record *r, bool with_hash);
+/* The same with the hash as canonical text (the KV value), written
+ * directly (kv_kube_service_encode). Caller frees; NULL on ENOMEM. */
+char *export_record_value(const struct export_record *r);
 
 /* Copies of a Service / Node with only the fields the exporter reads
  * (name, namespace, uid, resourceVersion, labels, drover and KSE

@@ -82,6 +82,12 @@ json_t *export_record_to_json(const struct export_record *r, bool with_hash)
     return kv_kube_service_json(&rec, with_hash);
 }
 
+char *export_record_value(const struct export_record *r)
+{
+    struct kv_kube_service_rec rec = record_rec(r);
+    return kv_kube_service_encode(&rec);
+}
+
 static int record_hash(struct export_record *r)
 {
     struct kv_kube_service_rec rec = record_rec(r);

@@ -30,6 +30,11 @@ void kube_store_set_slim(struct kube_store *s, kube_store_slim_fn slim)
     s->slim = slim;
 }
 
+bool kube_store_slimmed(const struct kube_store *s)
+{
+    return s->slim != NULL;
+}
+
 static const char *meta_str(const json_t *obj, const char *field)
 {
     json_t *v = json_object_get(json_object_get(obj, "metadata"), field);

@@ -40,6 +40,9 @@ void kube_store_free(struct kube_store *s);
  * the first list. */
 typedef json_t *(*kube_store_slim_fn)(const json_t *obj);
 void kube_store_set_slim(struct kube_store *s, kube_store_slim_fn slim);
+/* Whether a slim function is set (list bodies may then be pruned first,
+ * kube_prune.h). */
+bool kube_store_slimmed(const struct kube_store *s);
 
 /* Start a (re)list: drops any unfinished staging, marks the view
  * incomplete. -ENOMEM. */

@@ -175,9 +175,20 @@ static int entry_cmp(const void *a, const void *b)
 
 int kv_map_sort(struct kv_map *m)
 {
-    if (m->n > 1)
-        qsort(m->v, m->n, sizeof(m->v[0]), entry_cmp);
-    for (size_t i = 1; i < m->n; i++)
+    /* A map is often sorted already (a Consul read; the current view on
+     * every later round): one pass tells, and finds duplicates too. */
+    bool dup = false;
+    size_t i = 1;
+    for (; i < m->n; i++) {
+        int c = strcmp(m->v[i - 1].key, m->v[i].key);
+        if (c > 0)
+            break;
+        dup = dup || c == 0;
+    }
+    if (i >= m->n)
+        return dup ? -EEXIST : 0;
+    qsort(m->v, m->n, sizeof(m->v[0]), entry_cmp);
+    for (i = 1; i < m->n; i++)
         if (strcmp(m->v[i - 1].key, m->v[i].key) == 0)
             return -EEXIST;
     return 0;
@@ -250,7 +261,7 @@ static char *dump_and_free(json_t *o)
 
 char *kv_layout_service_value(const struct export_record *r)
 {
-    return dump_and_free(export_record_to_json(r, true));
+    return export_record_value(r);
 }
 
 char *kv_layout_kse_service_value(const struct export_record *r)

@@ -4,7 +4,8 @@
 # Runner for `scripts/bench.sh exporter`: builds drover-exporter (Release)
 # in ${DROVER_BENCH_BUILD:-build/release} if needed, then bench.py starts
 # a Consul dev agent and the Kubernetes API fixture on free loopback
-# ports, measures, and stops everything again, also on failure.
+# ports, measures, and stops everything again, also on failure; then
+# callgrind.sh counts the exporter's own instructions (store and build).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
@@ -12,5 +13,11 @@ build=${DROVER_BENCH_BUILD:-build/release}
 if [ ! -f "$build/CMakeCache.txt" ]; then
     cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
 fi
-cmake --build "$build" --target drover-exporter -j "$(nproc)" >/dev/null
-exec python3 bench/exporter/bench.py "$build/exporter/drover-exporter" "$@"
+cmake --build "$build" --target drover-exporter bench_export_build -j "$(nproc)" >/dev/null
+python3 bench/exporter/bench.py "$build/exporter/drover-exporter" "$@"
+# the exporter's own instructions per converge (stable under load)
+if command -v valgrind >/dev/null; then
+    DROVER_BENCH_BUILD=$build bench/exporter/callgrind.sh "${1:-5000}" "${2:-500}"
+else
+    echo "bench: valgrind missing, no instruction counts (scripts/bootstrap.sh installs it)"
+fi

@@ -356,6 +356,100 @@ START_TEST(test_encoders_write_the_schema)
 }
 END_TEST
 
+/* The service value written field by field (kv_kube_service_encode) is
+ * byte for byte what the jansson object gives (kv_canonical of
+ * kv_kube_service_json), for every combination of optional fields and
+ * for strings that need escaping; invalid UTF-8 fails both. */
+static void assert_same_service_bytes(const struct kv_kube_service_rec *s)
+{
+    json_t *o = kv_kube_service_json(s, true);
+    char *want = o ? kv_canonical(o) : NULL;
+    char *got = kv_kube_service_encode(s);
+    if (!want)
+        ck_assert_ptr_null(got);
+    else
+        ck_assert_msg(got && strcmp(got, want) == 0, "encode: %s\njansson: %s", got ? got : "NULL",
+                      want);
+    char h[17];
+    if (want) {
+        json_object_del(o, "hash");
+        char *nohash = kv_canonical(o);
+        char expect[17];
+        kv_hash64_hex(nohash, strlen(nohash), expect);
+        ck_assert_int_eq(kv_kube_service_hash(s, h), 0);
+        ck_assert_str_eq(h, expect);
+        free(nohash);
+    }
+    free(got);
+    free(want);
+    json_decref(o);
+}
+
+START_TEST(test_service_encode_matches_canonical)
+{
+    char all_ascii[128];
+    for (int c = 1; c < 128; c++)
+        all_ascii[c - 1] = (char)c;
+    all_ascii[127] = '\0';
+    const char *strings[] = {
+        "plain",        "",
+        "a/b\"c\\d",    "tab\there\nnl\r\b\f",
+        all_ascii,      "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 \xe2\x80\xa8",
+        "\x7f\x1f\x01",
+    };
+    json_t *labels =
+        json_pack("{s:s, s:s, s:{s:[i,b,n]}}", "z", "last", "a/b", "x\"y", "m", "k", 1, 1);
+    json_t *attrs = json_pack("{s:s}", "caf\xc3\xa9", "\x01");
+    json_t *empty = json_object();
+    for (unsigned mask = 0; mask < 256; mask++) {
+        for (size_t k = 0; k < sizeof(strings) / sizeof(strings[0]); k++) {
+            const char *t = strings[k];
+            struct kv_kube_service_rec s = {
+                .cluster = "c",
+                .namespace = mask & 1 ? t : "ns",
+                .service = "svc",
+                .port_name = mask & 2 ? t : "http",
+                .type = "LoadBalancer",
+                .protocol = "UDP",
+                .port = 65535,
+                .node_port = 30080,
+                .health_check_port = mask & 4 ? 0 : 31000,
+                .health_check_source = "annotation",
+                .health_check_path = mask & 8 ? t : NULL,
+                .load_balancer_class = mask & 16 ? t : NULL,
+                .backend_protocol = mask & 32 ? t : NULL,
+                .proxy_protocol = mask & 64,
+                .dns_name = mask & 128 ? t : NULL,
+                .listen_port = mask & 4 ? 8443 : 0,
+                .labels = mask & 1 ? labels : (mask & 2 ? empty : NULL),
+                .custom_attrs = mask & 8 ? attrs : NULL,
+                .hash = "0123456789abcdef",
+            };
+            assert_same_service_bytes(&s);
+        }
+    }
+    const char *bad[] = {"\xc3", "\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80",
+                         "a\xff"
+                         "b"};
+    for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+        struct kv_kube_service_rec s = {.cluster = "c",
+                                        .namespace = "n",
+                                        .service = "s",
+                                        .port_name = "p",
+                                        .type = "NodePort",
+                                        .protocol = "TCP",
+                                        .health_check_source = "nodePort",
+                                        .dns_name = bad[k],
+                                        .hash = "0123456789abcdef"};
+        ck_assert_ptr_null(kv_kube_service_encode(&s));
+        assert_same_service_bytes(&s);
+    }
+    json_decref(labels);
+    json_decref(attrs);
+    json_decref(empty);
+}
+END_TEST
+
 START_TEST(test_schema_file_current)
 {
     json_t *doc = kv_schema_json();
@@ -553,6 +647,7 @@ int main(void)
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_examples_and_required_fields);
     tcase_add_test(tc, test_encoders_write_the_schema);
+    tcase_add_test(tc, test_service_encode_matches_canonical);
     tcase_add_test(tc, test_schema_file_current);
     tcase_add_test(tc, test_keys);
     tcase_add_test(tc, test_node_shards);

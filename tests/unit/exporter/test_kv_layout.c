@@ -294,6 +294,28 @@ START_TEST(test_values)
 }
 END_TEST
 
+/* kv_map_sort: sorted input is left as is (one pass), unsorted input is
+ * sorted, and a duplicate is found either way. */
+START_TEST(test_map_sort_sorted_and_duplicates)
+{
+    static const char *const cases[][4] = {
+        {"a", "b", "c", NULL}, {"c", "a", "b", NULL}, {"a", "b", "b", NULL},
+        {"b", "a", "b", NULL}, {"a", "a", NULL},      {"x", NULL},
+    };
+    static const int want[] = {0, 0, -EEXIST, -EEXIST, -EEXIST, 0};
+    for (size_t k = 0; k < sizeof(want) / sizeof(want[0]); k++) {
+        struct kv_map m;
+        kv_map_init(&m);
+        for (size_t i = 0; cases[k][i]; i++)
+            ck_assert_int_eq(kv_map_put(&m, cases[k][i], "v", 0), 0);
+        ck_assert_int_eq(kv_map_sort(&m), want[k]);
+        for (size_t i = 1; i < m.n; i++)
+            ck_assert_int_le(strcmp(m.v[i - 1].key, m.v[i].key), 0);
+        kv_map_clear(&m);
+    }
+}
+END_TEST
+
 START_TEST(test_kse_nodes_sorted_eligible_only)
 {
     struct kv_layout l;
@@ -662,6 +684,7 @@ int main(void)
     tcase_add_test(tc, test_owns);
     tcase_add_test(tc, test_values);
     tcase_add_test(tc, test_kse_nodes_sorted_eligible_only);
+    tcase_add_test(tc, test_map_sort_sorted_and_duplicates);
     tcase_add_test(tc, test_diff_initial_then_noop);
     tcase_add_test(tc, test_diff_changes_and_deletes);
     tcase_add_test(tc, test_diff_moves_flat_nodes);
