@@ -6,7 +6,8 @@
 #   - bench/NAME/ is a folder with a CMakeLists.txt (added by bench/CMakeLists
 #     automatically). If it defines a CMake target named bench_NAME
 #     (e.g. bench_consul, bench_director-table), this script builds it.
-#   - If bench/NAME/run.sh exists, it is the runner: it starts whatever the
+#   - If bench/NAME/run.sh exists, it is the runner (it sources bench/lib.sh
+#     and builds what it needs with `bench_build TARGET...`): it starts whatever the
 #     benchmark needs (a Consul dev agent, HAProxy, a netns...), runs it,
 #     cleans up, and receives the extra args. Otherwise the script runs the
 #     binary build/release/bench/NAME/bench_NAME with the extra args.

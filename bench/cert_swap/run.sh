@@ -5,12 +5,7 @@
 # then bench_cert_swap.py starts a Consul dev agent, HAProxy 2.6 (-W -S)
 # and the watcher on loopback, measures, and cleans up (also on failure).
 set -euo pipefail
-root=$(cd "$(dirname "$0")/../.." && pwd)
-cd "$root"
-build=${DROVER_BENCH_BUILD:-build/release}
-if [ ! -f "$build/CMakeCache.txt" ]; then
-    cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
-fi
-cmake --build "$build" --target drover-watcher -j "$(nproc)" >/dev/null
+. "$(dirname "$0")/../lib.sh"
+bench_build drover-watcher
 exec python3 "$root/bench/cert_swap/bench_cert_swap.py" "$build/watcher/drover-watcher" \
     "$root/tests/lib/consul-dev.sh" "$root/haproxy-templates" "${1:-100}"

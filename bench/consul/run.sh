@@ -6,13 +6,8 @@
 # on free loopback ports (tests/lib/consul-dev.sh), runs the benchmark
 # against it and stops the agent again, also on failure.
 set -euo pipefail
-root=$(cd "$(dirname "$0")/../.." && pwd)
-cd "$root"
-build=${DROVER_BENCH_BUILD:-build/release}
-if [ ! -f "$build/CMakeCache.txt" ]; then
-    cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
-fi
-cmake --build "$build" --target bench_consul -j "$(nproc)" >/dev/null
+. "$(dirname "$0")/../lib.sh"
+bench_build bench_consul
 work=$(mktemp -d)
 state=$work/consul
 trap 'tests/lib/consul-dev.sh stop "$state" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT

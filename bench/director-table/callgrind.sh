@@ -11,12 +11,8 @@
 # Uses ${DROVER_BENCH_BUILD} (set by scripts/bench.sh), else build/release.
 # Needs valgrind (scripts/bootstrap.sh installs it). About 10-20 s per shape.
 set -euo pipefail
-root=$(cd "$(dirname "$0")/../.." && pwd)
-build=${DROVER_BENCH_BUILD:-$root/build/release}
-if [ ! -f "$build/CMakeCache.txt" ]; then
-    cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
-fi
-cmake --build "$build" --target bench_director-table -j2 >/dev/null
+. "$(dirname "$0")/../lib.sh"
+bench_build bench_director-table
 bin=$build/bench/director-table/bench_director-table
 command -v valgrind >/dev/null || { echo "callgrind.sh: needs valgrind" >&2; exit 1; }
 tmp=$(mktemp -d)

@@ -6,13 +6,6 @@
 # Uses ${DROVER_BENCH_BUILD} (set by scripts/bench.sh), else build/release.
 # Instruction counts per fleet shape (stable under load): callgrind.sh here.
 set -euo pipefail
-cd "$(dirname "$0")/../.."
-build=${DROVER_BENCH_BUILD:-build/release}
-log=$(mktemp)
-trap 'rm -f "$log"' EXIT
-if [ ! -f "$build/CMakeCache.txt" ]; then
-    cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release >"$log" 2>&1 || { cat "$log"; exit 1; }
-fi
-cmake --build "$build" --target bench_director-table -j "$(nproc)" >"$log" 2>&1 ||
-    { cat "$log"; exit 1; }
+. "$(dirname "$0")/../lib.sh"
+bench_build bench_director-table
 exec "$build/bench/director-table/bench_director-table" "$@"

@@ -7,12 +7,8 @@
 # jit_paths.py counts the instructions each packet path runs (stable where
 # the timings are not); skipped with a note without python3 or objdump.
 set -euo pipefail
-cd "$(dirname "$0")/../.."
-build=${DROVER_BENCH_BUILD:-build/release}
-if [ ! -f "$build/CMakeCache.txt" ]; then
-    cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
-fi
-cmake --build "$build" --target bench_director -j "$(nproc)" >/dev/null
+. "$(dirname "$0")/../lib.sh"
+bench_build bench_director
 "$build/bench/director/bench_director" "${1:-2000000}" "${2:-7}"
 if command -v python3 >/dev/null && command -v objdump >/dev/null; then
     python3 bench/director/jit_paths.py "$build/xdp-lb/director_bpf.bpf.o"

@@ -15,12 +15,8 @@
 # wall on the loaded 2-CPU VM).
 # Uses ${DROVER_BENCH_BUILD} (set by scripts/bench.sh), else build/release.
 set -euo pipefail
-root=$(cd "$(dirname "$0")/../.." && pwd)
-build=${DROVER_BENCH_BUILD:-$root/build/release}
-if [ ! -f "$build/CMakeCache.txt" ]; then
-    cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
-fi
-cmake --build "$build" --target bench_export_build -j2 >/dev/null
+. "$(dirname "$0")/../lib.sh"
+bench_build bench_export_build
 bin=$build/bench/exporter/bench_export_build
 command -v valgrind >/dev/null || { echo "callgrind.sh: needs valgrind" >&2; exit 1; }
 tmp=$(mktemp -d)

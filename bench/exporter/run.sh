@@ -7,13 +7,8 @@
 # ports, measures, and stops everything again, also on failure; then
 # callgrind.sh counts the exporter's own instructions (store and build).
 set -euo pipefail
-root=$(cd "$(dirname "$0")/../.." && pwd)
-cd "$root"
-build=${DROVER_BENCH_BUILD:-build/release}
-if [ ! -f "$build/CMakeCache.txt" ]; then
-    cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
-fi
-cmake --build "$build" --target drover-exporter bench_export_build -j "$(nproc)" >/dev/null
+. "$(dirname "$0")/../lib.sh"
+bench_build drover-exporter bench_export_build
 python3 bench/exporter/bench.py "$build/exporter/drover-exporter" "$@"
 # the exporter's own instructions per converge (stable under load)
 if command -v valgrind >/dev/null; then

@@ -6,12 +6,7 @@
 # Consul cluster on loopback addresses, runs it (default: 200 watchers,
 # 100 changes, 20 unrelated changes) and stops the cluster, also on failure.
 set -euo pipefail
-root=$(cd "$(dirname "$0")/../.." && pwd)
-cd "$root"
-build=${DROVER_BENCH_BUILD:-build/release}
-if [ ! -f "$build/CMakeCache.txt" ]; then
-    cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
-fi
-cmake --build "$build" --target bench_fanout -j "$(nproc)" >/dev/null
+. "$(dirname "$0")/../lib.sh"
+bench_build bench_fanout
 [ $# -gt 0 ] || set -- --watchers 200 --changes 100 --unrelated 20
 exec "$root/bench/fanout/fanout.sh" "$build/bench/fanout/bench_fanout" "$@"

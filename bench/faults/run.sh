@@ -14,13 +14,8 @@
 # (node changes while a definition is refused by haproxy -c). Needs
 # root. A fault over its budget makes the run exit non-zero.
 set -euo pipefail
-root=$(cd "$(dirname "$0")/../.." && pwd)
-cd "$root"
-build=${DROVER_BENCH_BUILD:-build/release}
-if [ ! -f "$build/CMakeCache.txt" ]; then
-    cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
-fi
-cmake --build "$build" --target faults_deps -j "$(nproc)" >/dev/null
+. "$(dirname "$0")/../lib.sh"
+bench_build faults_deps
 tests=("$@")
 [ ${#tests[@]} -gt 0 ] || tests=(tests/faults/faults_*.sh)
 tests=("${tests[@]/haproxy_supervise/}") # the Python rig below
@@ -42,7 +37,7 @@ done
 #   _recovery_s / _failed_share_pct
 # (through the fleet's VIP: faults_process_death.sh above, BENCH
 # faults_haproxy_worker_failed, faults_haproxy_recovery_s, ...)
-cmake --build "$build" --target drover-watcher drover-agent-checker -j "$(nproc)" >/dev/null
+bench_build drover-watcher drover-agent-checker
 if [ $# -eq 0 ] || [[ " $* " == *" haproxy_supervise "* ]]; then
     echo "==> haproxy_supervise" >&2
     python3 tests/faults/haproxy_supervise.py "$build/watcher/drover-watcher" \

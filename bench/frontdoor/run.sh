@@ -16,16 +16,11 @@
 #                                   whole scenario (drain, detach, crash,
 #                                   link cut, returns)
 set -euo pipefail
-cd "$(dirname "$0")/../.."
-build=${DROVER_BENCH_BUILD:-build/release}
+. "$(dirname "$0")/../lib.sh"
+bench_build drover-watcher drover-director droverctl e2e_frontdoor_deps
 log=$(mktemp)
 out=$(mktemp)
 trap 'rm -f "$log" "$out"' EXIT
-if [ ! -f "$build/CMakeCache.txt" ]; then
-    cmake --preset release >"$log" 2>&1 || { cat "$log"; exit 1; }
-fi
-cmake --build "$build" --target drover-watcher drover-director droverctl e2e_frontdoor_deps -j "$(nproc)" \
-    >"$log" 2>&1 || { cat "$log"; exit 1; }
 xdp_pass=$(find "$build/tests/e2e/frontdoor" -name '*xdp_pass*.bpf.o' | head -n 1)
 echo "method: tests/e2e/frontdoor/run.sh scenario; 2 directors (XDP) + BIRD 2 router (ECMP, L4 hash),"
 echo "        8 long-lived connections (a line every 50 ms) + 50 new connections/s; $(nproc) CPUs"

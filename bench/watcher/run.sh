@@ -6,12 +6,7 @@
 # then bench_watcher.py starts a Consul dev agent, HAProxy 2.6 (-W -S) and
 # the watcher on loopback, measures, and cleans up (also on failure).
 set -euo pipefail
-root=$(cd "$(dirname "$0")/../.." && pwd)
-cd "$root"
-build=${DROVER_BENCH_BUILD:-build/release}
-if [ ! -f "$build/CMakeCache.txt" ]; then
-    cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
-fi
-cmake --build "$build" --target drover-watcher -j "$(nproc)" >/dev/null
+. "$(dirname "$0")/../lib.sh"
+bench_build drover-watcher
 exec python3 "$root/bench/watcher/bench_watcher.py" "$build/watcher/drover-watcher" \
     "$root/tests/lib/consul-dev.sh" "$root/haproxy-templates" "${@:-1000}"
