@@ -7,12 +7,37 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Append n bytes of p at *at, as far as buf[len] holds them with its NUL. */
+static void id_put(char *buf, size_t len, size_t *at, const char *p, size_t n)
+{
+    if (*at + 1 >= len)
+        return;
+    if (n > len - 1 - *at)
+        n = len - 1 - *at;
+    memcpy(buf + *at, p, n);
+    *at += n;
+}
+
+/* What snprintf "%s:%u" (IPv6: "[%s]:%u") writes, truncation included,
+ * without the format parser: it runs for every server of every backend of
+ * every snapshot build. */
 void kv_server_id(const char *addr, uint16_t port, char *buf, size_t len)
 {
-    if (strchr(addr, ':'))
-        snprintf(buf, len, "[%s]:%u", addr, port);
-    else
-        snprintf(buf, len, "%s:%u", addr, port);
+    char digits[5];
+    size_t at = 0, nd = 0;
+    bool v6 = strchr(addr, ':') != NULL;
+
+    if (!len)
+        return;
+    do
+        digits[sizeof(digits) - ++nd] = (char)('0' + port % 10);
+    while ((port /= 10) != 0);
+    if (v6)
+        id_put(buf, len, &at, "[", 1);
+    id_put(buf, len, &at, addr, strlen(addr));
+    id_put(buf, len, &at, v6 ? "]:" : ":", v6 ? 2 : 1);
+    id_put(buf, len, &at, digits + sizeof(digits) - nd, nd);
+    buf[at] = '\0';
 }
 
 static int cmp_server(const void *a, const void *b)

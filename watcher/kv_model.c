@@ -611,19 +611,15 @@ fail:
     return -ENOMEM;
 }
 
-int kv_model_reuse(struct kv_model *m, const struct kv_model *prev, const struct kv_model_opts *o,
-                   const char *key)
+int kv_model_reuse_node(struct kv_model *m, const struct kv_model *prev, const char *cluster,
+                        const char *name)
 {
-    struct kv_key k;
     struct kvm_node nd;
     int rc;
 
     if (!prev || !prev->n_nodes)
         return 0;
-    kv_key_parse(o->root, key, &k);
-    if (k.kind != KV_KEY_KUBE_NODE)
-        return 0;
-    struct kvm_node want = {.cluster = k.seg[0], .name = k.seg[1]};
+    struct kvm_node want = {.cluster = (char *)cluster, .name = (char *)name};
     const struct kvm_node *old = bsearch(&want, prev->nodes, prev->n_nodes, sizeof(want), cmp_node);
     if (!old)
         return 0; /* bad or not consumed last time: decode again, with its message */

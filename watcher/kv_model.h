@@ -83,16 +83,17 @@ int kv_model_add(struct kv_model *m, const struct kv_model_opts *o, const char *
                  const char *value, size_t len, int64_t now, char *err, size_t errlen);
 
 /*
- * Add to m a copy of the record prev (a finished model) decoded from key,
- * instead of decoding a value again: the caller has checked that key's
- * value is byte for byte the one prev decoded. Done for kube nodes only,
- * the one kind a fleet holds by the hundreds and re-reads whole on every
- * node change (docs/scaling.md). 1 when copied; 0 when key is not a node,
- * or prev holds no record for it (it was bad or not consumed: decode it
- * with kv_model_add); -ENOMEM.
+ * Add to m a copy of prev's (a finished model) record of kube node
+ * (cluster, name), instead of decoding a value again: the caller has
+ * checked that the key prev decoded that record from holds byte for byte
+ * the same value (snapshot.c remembers per entry which record it made, so
+ * the key is not parsed again either). Done for kube nodes only, the one
+ * kind a fleet holds by the hundreds and re-reads whole on every node
+ * change (docs/scaling.md). 1 when copied; 0 when prev holds no such
+ * record (decode the value with kv_model_add); -ENOMEM.
  */
-int kv_model_reuse(struct kv_model *m, const struct kv_model *prev, const struct kv_model_opts *o,
-                   const char *key);
+int kv_model_reuse_node(struct kv_model *m, const struct kv_model *prev, const char *cluster,
+                        const char *name);
 
 /* Sort every array by its key so equal inputs give equal models whatever
  * order Consul listed them in, then expand class selectors: every kube

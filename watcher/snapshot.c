@@ -56,6 +56,7 @@ void snapshot_free(struct snapshot *s)
     free(s->services);
     kv_model_clear(&s->model);
     snapshot_entries_free(s->entries, s->n_entries);
+    free(s->memo);
     free(s);
 }
 
@@ -288,12 +289,88 @@ static size_t drop_superseded_nodes(const char *root, struct snapshot_entry *ent
     return out;
 }
 
-static const struct snapshot_entry *find_entry(const struct snapshot *s, const char *key)
+/* The entry of prev with key, or NULL. Both entry arrays are sorted by
+ * key and looked up in that order, so a cursor (*at, from 0) walks prev
+ * once per build instead of a search per entry. */
+static const struct snapshot_entry *prev_entry(const struct snapshot *prev, size_t *at,
+                                               const char *key)
 {
-    struct snapshot_entry k = {.key = (char *)key};
-    if (!s || !s->n_entries)
-        return NULL;
-    return bsearch(&k, s->entries, s->n_entries, sizeof(k), cmp_entry);
+    for (; prev && *at < prev->n_entries; ++*at) {
+        int c = strcmp(prev->entries[*at].key, key);
+        if (c == 0)
+            return &prev->entries[*at];
+        if (c > 0)
+            break;
+    }
+    return NULL;
+}
+
+static bool same_value(const struct snapshot_entry *a, const struct snapshot_entry *b)
+{
+    return a->len == b->len &&
+           memcmp(a->value ? a->value : "", b->value ? b->value : "", a->len) == 0;
+}
+
+/* The node record the last kv_model_add or kv_model_reuse_node made, if
+ * it made one (n_nodes was `before`): what the next build reuses. */
+static void memo_node(struct snapshot *s, size_t i, size_t before)
+{
+    if (s->model.n_nodes == before + 1) {
+        s->memo[i].node_cluster = s->model.nodes[before].cluster;
+        s->memo[i].node_name = s->model.nodes[before].name;
+    }
+}
+
+/*
+ * Decode entries[i] into s->model. was: prev's memo when the entry is
+ * byte for byte the one prev decoded (its node record is copied, not
+ * decoded again); old: prev's entry with the same key, whose value stands
+ * in for a bad one. 0 or -ENOMEM.
+ */
+static int decode_entry(struct snapshot *s, const struct kv_model_opts *o,
+                        const struct snapshot *prev, const struct snapshot_entry *old,
+                        const struct snapshot_entry_memo *was, size_t i, int64_t now)
+{
+    struct snapshot_entry *e = &s->entries[i];
+    size_t before = s->model.n_nodes;
+    char err[512];
+    int rc;
+
+    if (was && was->node_name) {
+        rc = kv_model_reuse_node(&s->model, &prev->model, was->node_cluster, was->node_name);
+        memo_node(s, i, before);
+        if (rc != 0)
+            return rc < 0 ? rc : 0;
+    }
+    err[0] = '\0';
+    rc = kv_model_add(&s->model, o, e->key, e->value, e->len, now, err, sizeof(err));
+    memo_node(s, i, before);
+    if (rc != -EINVAL)
+        return rc == -ENOMEM ? rc : 0;
+    char *copy = old ? malloc(old->len + 1) : NULL;
+    uint64_t bad[KVM_PREFIX_COUNT];
+    char err2[64];
+    memcpy(bad, s->model.bad, sizeof(bad));
+    if (copy) {
+        memcpy(copy, old->value ? old->value : "", old->len);
+        copy[old->len] = '\0';
+    }
+    if (copy && kv_model_add(&s->model, o, e->key, copy, old->len, now, err2, sizeof(err2)) == 1) {
+        log_warn("watcher: %s; keeping the key's last good value", err);
+        free(e->value);
+        e->value = copy;
+        e->len = old->len;
+        memo_node(s, i, before);
+        /* inputs_hash keeps the bad value's share (a new bad value is a new
+         * snapshot); the memo describes the good value stored */
+        s->memo[i].hash = entry_hash(e);
+        return 0;
+    }
+    /* the old value was bad (or expired) too: count the key once */
+    memcpy(s->model.bad, bad, sizeof(bad));
+    free(copy);
+    log_warn("watcher: %s; entry skipped, the rest of the snapshot is used", err);
+    return 0;
 }
 
 int snapshot_build(const struct kv_model_opts *o, struct snapshot_entry *entries, size_t n,
@@ -301,7 +378,6 @@ int snapshot_build(const struct kv_model_opts *o, struct snapshot_entry *entries
 {
     struct snapshot *s = calloc(1, sizeof(*s));
     int rc = 0;
-    char err[512];
 
     if (!s) {
         snapshot_entries_free(entries, n);
@@ -315,46 +391,20 @@ int snapshot_build(const struct kv_model_opts *o, struct snapshot_entry *entries
     s->built_unix = now;
     kv_model_init(&s->model);
     s->inputs_hash = FNV_OFFSET;
-    for (size_t i = 0; i < n; i++) {
-        s->inputs_hash += entry_hash(&entries[i]);
-        /* unchanged since the snapshot in force: copy its decoded record */
-        const struct snapshot_entry *same = find_entry(prev, entries[i].key);
-        if (same && same->len == entries[i].len &&
-            memcmp(same->value ? same->value : "", entries[i].value ? entries[i].value : "",
-                   same->len) == 0 &&
-            (rc = kv_model_reuse(&s->model, &prev->model, o, entries[i].key)) != 0) {
-            if (rc < 0)
-                goto fail;
-            continue;
-        }
-        err[0] = '\0';
-        rc = kv_model_add(&s->model, o, entries[i].key, entries[i].value, entries[i].len, now, err,
-                          sizeof(err));
-        if (rc == -ENOMEM)
+    if (!(s->memo = calloc(n ? n : 1, sizeof(*s->memo)))) {
+        rc = -ENOMEM;
+        goto fail;
+    }
+    for (size_t i = 0, at = 0; i < n; i++) {
+        const struct snapshot_entry *old = prev_entry(prev, &at, entries[i].key);
+        const struct snapshot_entry_memo *was = old && prev->memo && same_value(old, &entries[i])
+                                                    ? &prev->memo[old - prev->entries]
+                                                    : NULL;
+        /* unchanged since the snapshot in force: the same hash share */
+        s->memo[i].hash = was ? was->hash : entry_hash(&entries[i]);
+        s->inputs_hash += s->memo[i].hash;
+        if ((rc = decode_entry(s, o, prev, old, was, i, now)) < 0)
             goto fail;
-        if (rc == -EINVAL) {
-            const struct snapshot_entry *old = find_entry(prev, entries[i].key);
-            char *copy = old ? malloc(old->len + 1) : NULL;
-            uint64_t bad[KVM_PREFIX_COUNT];
-            char err2[64];
-            memcpy(bad, s->model.bad, sizeof(bad));
-            if (copy) {
-                memcpy(copy, old->value ? old->value : "", old->len);
-                copy[old->len] = '\0';
-            }
-            if (copy && kv_model_add(&s->model, o, entries[i].key, copy, old->len, now, err2,
-                                     sizeof(err2)) == 1) {
-                log_warn("watcher: %s; keeping the key's last good value", err);
-                free(entries[i].value);
-                entries[i].value = copy;
-                entries[i].len = old->len;
-                continue;
-            }
-            /* the old value was bad (or expired) too: count the key once */
-            memcpy(s->model.bad, bad, sizeof(bad));
-            free(copy);
-            log_warn("watcher: %s; entry skipped, the rest of the snapshot is used", err);
-        }
     }
     if ((rc = kv_model_finish(&s->model)) < 0)
         goto fail;

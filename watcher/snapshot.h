@@ -38,6 +38,14 @@ struct snapshot_entry {
     size_t len;
 };
 
+/* What a build learnt about one entry as stored (after a bad value fell
+ * back to its last good one). */
+struct snapshot_entry_memo {
+    uint64_t hash;            /* entry_hash (snapshot.c) */
+    const char *node_cluster; /* the kube node record decoded from it */
+    const char *node_name;    /* (strings of model.nodes), NULL: none */
+};
+
 struct snapshot_server {
     char *id;   /* "addr:port" (IPv6 as "[addr]:port"): identity for slots */
     char *addr; /* canonical IP */
@@ -77,6 +85,9 @@ struct snapshot {
     struct snapshot_entry *entries; /* sorted by key */
     size_t n_entries;
     uint64_t inputs_hash; /* sum of each entry's FNV-1a (entry_hash in snapshot.c) */
+    /* per entry, what the next build takes over when the entry did not
+     * change: [i] of entries[i] (snapshot.c) */
+    struct snapshot_entry_memo *memo;
     int64_t built_unix;
     uint64_t skipped_services; /* services refused at snapshot level (backend name clash) */
 };

@@ -641,6 +641,25 @@ START_TEST(test_servers)
 }
 END_TEST
 
+/* kv_server_id formats by hand: the same text as snprintf, truncation too */
+START_TEST(test_server_id)
+{
+    static const char *const addrs[] = {"10.0.0.1", "fd00::1", "", "255.255.255.255"};
+    static const uint16_t ports[] = {0, 7, 80, 30080, 65535};
+    for (size_t a = 0; a < sizeof(addrs) / sizeof(addrs[0]); a++)
+        for (size_t p = 0; p < sizeof(ports) / sizeof(ports[0]); p++)
+            for (size_t len = 1; len <= 24; len++) {
+                char got[24], want[24];
+                memset(got, 'x', sizeof(got));
+                kv_server_id(addrs[a], ports[p], got, len);
+                snprintf(want, len, strchr(addrs[a], ':') ? "[%s]:%u" : "%s:%u", addrs[a],
+                         ports[p]);
+                ck_assert_msg(strcmp(got, want) == 0, "%s port %u len %zu: %s, want %s", addrs[a],
+                              ports[p], len, got, want);
+            }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("kv_schema");
@@ -653,6 +672,7 @@ int main(void)
     tcase_add_test(tc, test_node_shards);
     tcase_add_test(tc, test_precedence);
     tcase_add_test(tc, test_servers);
+    tcase_add_test(tc, test_server_id);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -195,6 +195,39 @@ START_TEST(test_unchanged_nodes_reused)
 }
 END_TEST
 
+/* What a build remembers per entry (hash share, node record) carries
+ * through a chain of builds, also over a bad value that fell back to its
+ * last good one: every link equals a fresh build of the same inputs. */
+START_TEST(test_chain_equals_fresh)
+{
+    struct kvpair kv[sizeof(base) / sizeof(base[0])];
+    size_t n = sizeof(base) / sizeof(base[0]);
+    memcpy(kv, base, sizeof(base));
+    kv[0].v = svc;
+    const char *n1 = kv[3].v;
+    const char *steps[] = {n1, "{\"addresses\":\"nope\"}", n1,
+                           "{\"addresses\":[\"10.0.0.1\"],\"eligible\":false}", n1};
+    struct snapshot *prev = build_prev(kv, n, NULL);
+    for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+        kv[3].v = steps[i];
+        struct snapshot *next = build_prev(kv, n, prev);
+        struct snapshot *fresh = build_prev(kv, n, NULL);
+        bool fell_back = i == 1; /* the stored value is n1's last good one */
+        if (!fell_back) {
+            ck_assert_msg(next->inputs_hash == fresh->inputs_hash, "step %zu: hash differs", i);
+            assert_same_nodes(&next->model, &fresh->model);
+        } else {
+            ck_assert_uint_eq(next->model.bad[KVM_PREFIX_KUBE], 1);
+            assert_same_nodes(&next->model, &prev->model);
+        }
+        snapshot_free(fresh);
+        snapshot_free(prev);
+        prev = next;
+    }
+    snapshot_free(prev);
+}
+END_TEST
+
 /* The node entries of kv (flat keys) moved to their shards, the first
  * `moved` of them; the moved keys are malloc'd into keys[]. */
 static size_t shard_nodes(struct kvpair *kv, size_t n, size_t moved, char **keys)
@@ -767,6 +800,7 @@ int main(void)
     tcase_add_test(tc, test_persist_roundtrip);
     tcase_add_test(tc, test_bad_update_keeps_last_good);
     tcase_add_test(tc, test_unchanged_nodes_reused);
+    tcase_add_test(tc, test_chain_equals_fresh);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
