@@ -49,6 +49,7 @@ sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests",
                                 "lib"))
 import drover_testlib  # noqa: E402
+from kv_schema import NODE_SHARDS  # noqa: E402
 from drover_testlib import ConsulDev, KubeFixture, scrape, stop_process  # noqa: E402
 
 CLUSTER = "bench"
@@ -135,7 +136,9 @@ def main():
         port = int(re.search(r"metrics and health on \S+ \(port (\d+)\)", logtext()).group(1))
         own = "drover/v1/kube/%s/" % CLUSTER
         keys = kv.keys(own)
-        want = n_svc + n_node + 2  # + meta, leader
+        # + meta, leader, and the folder keys of the flat nodes/ prefix and of
+        # every node shard (docs/kv-schema.md)
+        want = n_svc + n_node + 2 + 1 + NODE_SHARDS
         if len(keys) != want:
             raise SystemExit("bench: %d keys in Consul after sync, expected %d" % (len(keys), want))
 
