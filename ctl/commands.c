@@ -268,6 +268,32 @@ static int fail_conflicts(struct ctl_result *res, const char *key, int attempts)
     return commands_fail(res, CTL_FAILED, err);
 }
 
+/* One try of an audited command ends here, rc being what write_audited()
+ * returned. 0: the change succeeded; the result is text (taken over) and
+ * changed_result() with affects (taken over, or NULL) added. -ECANCELED:
+ * the cas lost; after conflict_pause() it returns AUDITED_AGAIN (read again
+ * and retry). Otherwise the failure, err. text and affects are given only
+ * for rc 0. */
+#define AUDITED_AGAIN 1
+static int audited_outcome(struct ctl_result *res, int rc, const struct audited_write *w,
+                           const char *akey, char *text, json_t *affects, const char *err,
+                           int attempt, int attempts)
+{
+    if (rc == 0) {
+        json_t *j = changed_result(w, akey);
+        if (j && affects)
+            json_object_set_new(j, "affects", affects);
+        else
+            json_decref(affects);
+        res->changed = true;
+        return commands_succeed(res, text, j);
+    }
+    if (rc != -ECANCELED)
+        return commands_fail(res, CTL_FAILED, err);
+    conflict_pause(w->key, attempt, attempts);
+    return AUDITED_AGAIN;
+}
+
 /* ---- maintenance changes ----------------------------------------------------------- */
 
 const char *commands_author(const struct ctl_command *cmd, const struct ctl_settings *s)
@@ -453,9 +479,11 @@ static int exec_maint(struct ctl_kv *kv, const struct ctl_settings *s,
                                    .after = next};
         rc = write_audited(kv, s, cmd, now_ms, attempt, &aw, akey, sizeof(akey), err, sizeof(err));
         free(value);
+        char *text = NULL;
+        json_t *arr = NULL;
         if (rc == 0) {
             struct sbuf b = {0};
-            json_t *arr = json_array();
+            arr = json_array();
             struct affect_list al = {.text = &b, .arr = arr};
             commands_sb_printf(&b, "%s %s", past_tense(cmd->verb), t.id);
             if (next) {
@@ -477,21 +505,13 @@ static int exec_maint(struct ctl_kv *kv, const struct ctl_settings *s,
             ctl_model_affected(&m, &t, commands_on_affected, &al);
             if (!al.n)
                 commands_sb_printf(&b, "no HAProxy server right now");
-            json_t *j = changed_result(&aw, akey); /* and the servers it affects */
-            if (j)
-                json_object_set_new(j, "affects", arr);
-            else
-                json_decref(arr);
-            json_decref(next);
-            ctl_model_clear(&m);
-            res->changed = true;
-            return commands_succeed(res, commands_sb_take(&b), j);
+            text = commands_sb_take(&b);
         }
+        rc = audited_outcome(res, rc, &aw, akey, text, arr, err, attempt, attempts);
         json_decref(next);
         ctl_model_clear(&m);
-        if (rc != -ECANCELED)
-            return commands_fail(res, CTL_FAILED, err);
-        conflict_pause(key, attempt, attempts);
+        if (rc != AUDITED_AGAIN)
+            return rc;
     }
     return fail_conflicts(res, key, attempts);
 }
@@ -603,22 +623,15 @@ static int exec_director(struct ctl_kv *kv, const struct ctl_settings *s,
                                    .after = next};
         rc = write_audited(kv, s, cmd, now_ms, attempt, &aw, akey, sizeof(akey), err, sizeof(err));
         free(value);
-        if (rc == 0) {
-            char *text = NULL;
-            if (asprintf(&text, "proxy %s: %s -> %s%s", cmd->target, state, want,
-                         allowed ? "" : " (forced)") < 0)
-                text = NULL;
-            json_t *j = changed_result(&aw, akey);
-            json_decref(cur);
-            json_decref(next);
-            res->changed = true;
-            return commands_succeed(res, text, j);
-        }
+        char *text = NULL;
+        if (rc == 0 && asprintf(&text, "proxy %s: %s -> %s%s", cmd->target, state, want,
+                                allowed ? "" : " (forced)") < 0)
+            text = NULL;
+        rc = audited_outcome(res, rc, &aw, akey, text, NULL, err, attempt, attempts);
         json_decref(cur);
         json_decref(next);
-        if (rc != -ECANCELED)
-            return commands_fail(res, CTL_FAILED, err);
-        conflict_pause(key, attempt, attempts);
+        if (rc != AUDITED_AGAIN)
+            return rc;
     }
     return fail_conflicts(res, key, attempts);
 }
@@ -773,6 +786,7 @@ static int exec_host(struct ctl_kv *kv, const struct ctl_settings *s, const stru
                                    .folder = folder};
         rc = write_audited(kv, s, cmd, now_ms, attempt, &aw, akey, sizeof(akey), err, sizeof(err));
         free(value);
+        char *text = NULL;
         if (rc == 0) {
             struct sbuf b = {0};
             commands_sb_printf(&b, "host %s: %s (%s)\n", cmd->target,
@@ -782,17 +796,13 @@ static int exec_host(struct ctl_kv *kv, const struct ctl_settings *s, const stru
                                key);
             if (!cmd->host_undrain && cmd->wait_ms > 0)
                 host_wait_idle(kv, s, cmd->target, cmd->wait_ms, &b);
-            json_t *j = changed_result(&aw, akey);
-            json_decref(before);
-            json_decref(after);
-            res->changed = true;
-            return commands_succeed(res, commands_sb_take(&b), j);
+            text = commands_sb_take(&b);
         }
+        rc = audited_outcome(res, rc, &aw, akey, text, NULL, err, attempt, attempts);
         json_decref(before);
         json_decref(after);
-        if (rc != -ECANCELED)
-            return commands_fail(res, CTL_FAILED, err);
-        conflict_pause(key, attempt, attempts);
+        if (rc != AUDITED_AGAIN)
+            return rc;
     }
     return fail_conflicts(res, key, attempts);
 }
@@ -852,23 +862,17 @@ static int exec_kv_loss(struct ctl_kv *kv, const struct ctl_settings *s,
                                    .after = after};
         rc = write_audited(kv, s, cmd, now_ms, attempt, &aw, akey, sizeof(akey), err, sizeof(err));
         free(value);
-        if (rc == 0) {
-            struct sbuf b = {0};
-            commands_sb_printf(&b,
-                               "kv-loss force %s: until %s the watchers of cluster %s end a "
-                               "KV-loss episode and serve the tree as it is (%s)\n",
-                               cmd->target, expires, cmd->target, key);
-            json_t *j = changed_result(&aw, akey);
-            json_decref(before);
-            json_decref(after);
-            res->changed = true;
-            return commands_succeed(res, commands_sb_take(&b), j);
-        }
+        char *text = NULL;
+        if (rc == 0 && asprintf(&text,
+                                "kv-loss force %s: until %s the watchers of cluster %s end a "
+                                "KV-loss episode and serve the tree as it is (%s)\n",
+                                cmd->target, expires, cmd->target, key) < 0)
+            text = NULL;
+        rc = audited_outcome(res, rc, &aw, akey, text, NULL, err, attempt, attempts);
         json_decref(before);
         json_decref(after);
-        if (rc != -ECANCELED)
-            return commands_fail(res, CTL_FAILED, err);
-        conflict_pause(key, attempt, attempts);
+        if (rc != AUDITED_AGAIN)
+            return rc;
     }
     return fail_conflicts(res, key, attempts);
 }
