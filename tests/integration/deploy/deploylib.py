@@ -3,9 +3,12 @@
 Consul dev agent and one frontend port, each with its own drover-watcher
 (reporting R status/<host>/haproxy) and real HAProxy; a template that
 renders but fails `haproxy -c`; diagnostics and cleanup for run_main.
-Used by test_fleet_status.py and test_config_canary.py."""
+Used by test_fleet_status.py, test_config_canary.py and
+test_canary_errors.py."""
 
+import json
 import os
+import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -82,3 +85,22 @@ def cleanup(state):
     for s in state.get("servers", ()):
         s.shutdown()
         s.server_close()
+
+
+def ctl(binary, a, *args):
+    """droverctl (binary) on host a's Consul and KV root, haproxy cluster
+    edge, author tester: (returncode, stdout, stderr)."""
+    p = subprocess.run([binary, "--consul-addr", a.f.consul_addr(), "--kv-prefix", a.f.ROOT,
+                        "--haproxy-cluster", "edge", "--template-dir", a.f.TPL,
+                        "--author", "tester", *args],
+                       capture_output=True, text=True, timeout=90)
+    return p.returncode, p.stdout, p.stderr
+
+
+def write_file(a, name, content):
+    """content (text as is, anything else as JSON) into name in host a's
+    work dir; its path."""
+    path = os.path.join(a.f.work, name)
+    with open(path, "w") as f:
+        f.write(content if isinstance(content, str) else json.dumps(content))
+    return path

@@ -17,7 +17,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import threading
 
@@ -33,18 +32,10 @@ TTL_S = 10  # status entry renewed, and counters read, every TTL/3
 
 
 def ctl(a, *args):
-    p = subprocess.run([CTL, "--consul-addr", a.f.consul_addr(), "--kv-prefix", a.f.ROOT,
-                        "--haproxy-cluster", "edge", "--template-dir", a.f.TPL,
-                        "--author", "tester", *args],
-                       capture_output=True, text=True, timeout=90)
-    return p.returncode, p.stdout, p.stderr
+    return deploylib.ctl(CTL, a, *args)
 
 
-def write(a, name, content):
-    path = os.path.join(a.f.work, name)
-    with open(path, "w") as f:
-        json.dump(content, f)
-    return path
+write = deploylib.write_file
 
 
 class Traffic:

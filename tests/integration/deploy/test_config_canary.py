@@ -18,7 +18,6 @@ racing a direct write is refused by the cas, and the direct write shows as
 import json
 import os
 import shutil
-import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -38,18 +37,10 @@ def host(name, a=None):
 
 
 def ctl(a, *args):
-    p = subprocess.run([CTL, "--consul-addr", a.f.consul_addr(), "--kv-prefix", a.f.ROOT,
-                        "--haproxy-cluster", "edge", "--template-dir", a.f.TPL,
-                        "--author", "tester", *args],
-                       capture_output=True, text=True, timeout=90)
-    return p.returncode, p.stdout, p.stderr
+    return deploylib.ctl(CTL, a, *args)
 
 
-def write(a, name, content):
-    path = os.path.join(a.f.work, name)
-    with open(path, "w") as f:
-        f.write(content if isinstance(content, str) else json.dumps(content))
-    return path
+write = deploylib.write_file
 
 
 def fleet(a):
