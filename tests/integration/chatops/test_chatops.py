@@ -243,7 +243,8 @@ def step_restart():
     reply = agentlib.ask(agent.port, ("be_web/%s\n" % slot_of(A)).encode())
     assert reply.startswith(b"drain up") and b"disk swap" in reply, reply
     agentlib.wait_until("HAProxy checked the restarted agent-checker",
-                        lambda: metric_replies("drain") >= 3, timeout=15)
+                        lambda: metric_replies("drain") >= 3, timeout=15,
+                        retry_on=(OSError,))  # its metrics port may not listen yet
     assert is_status(A, "DRAIN", "disk swap"), srv(A)
     assert is_status(B, "UP"), srv(B)
     log("restart: still", srv(A)["status"], "after", metric_replies("drain"), "drain replies")
