@@ -17,6 +17,7 @@
 
 #include "agent_checker.h"
 #include "log.h"
+#include "../common/suite_main.h"
 
 static char dir[64], path[128];
 static int ready_calls;
@@ -316,9 +317,5 @@ int main(void)
     tcase_add_test(tc, test_reader_switches_on_its_loop);
     tcase_add_test(tc, test_readers_in_threads_during_reloads);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return suite_main_run(s);
 }

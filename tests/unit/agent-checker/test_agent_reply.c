@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "agent_reply.h"
+#include "../common/suite_main.h"
 
 static const char *fmt(const struct agent_answer *a)
 {
@@ -291,9 +292,5 @@ int main(void)
     tcase_add_test(tc, test_request_address);
     tcase_add_test(tc, test_request_garbage);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return suite_main_run(s);
 }

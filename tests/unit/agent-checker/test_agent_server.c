@@ -18,6 +18,7 @@
 
 #include "agent_reply.h"
 #include "agent_server.h"
+#include "../common/suite_main.h"
 
 struct fixture {
     uv_loop_t loop;
@@ -297,9 +298,5 @@ int main(void)
     tcase_add_test(tc, test_close_with_open_connections);
     tcase_add_test(tc, test_listen_addresses);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return suite_main_run(s);
 }

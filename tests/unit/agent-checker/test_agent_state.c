@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "agent_state.h"
+#include "../common/suite_main.h"
 
 /* 2026-11-23T15:00:00Z */
 #define T_1500 1795446000LL
@@ -314,9 +315,5 @@ int main(void)
     tcase_add_test(tc, test_load_file);
     tcase_add_test(tc, test_many_servers);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return suite_main_run(s);
 }

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "atomic_file.h"
+#include "suite_main.h"
 
 static char dir[64];
 static char target[128];
@@ -345,8 +346,6 @@ int main(void)
 {
     Suite *s = suite_create("atomic_file");
     TCase *tc = tcase_create("core");
-    SRunner *sr;
-    int failed;
 
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 60);
@@ -357,9 +356,5 @@ int main(void)
     tcase_add_test(tc, test_remove_stale_spares_live_writers);
     tcase_add_test(tc, test_make_dirs);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return suite_main_run(s);
 }

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "backoff.h"
+#include "suite_main.h"
 
 #define ROUNDS 2000
 
@@ -131,8 +132,6 @@ int main(void)
 {
     Suite *s = suite_create("backoff");
     TCase *tc = tcase_create("core");
-    SRunner *sr;
-    int failed;
 
     tcase_add_test(tc, test_full_bounds_and_growth);
     tcase_add_test(tc, test_decorrelated_bounds_and_growth);
@@ -140,9 +139,5 @@ int main(void)
     tcase_add_test(tc, test_seed_is_deterministic_and_init_random);
     tcase_add_test(tc, test_degenerate_parameters);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return suite_main_run(s);
 }

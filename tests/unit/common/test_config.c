@@ -10,6 +10,7 @@
 #include "config.h"
 #include "config_fixture.h"
 #include "log.h"
+#include "suite_main.h"
 
 /* One option of every type, as a daemon would declare them. */
 static struct {
@@ -417,8 +418,6 @@ int main(void)
 {
     Suite *s = suite_create("config");
     TCase *tc = tcase_create("core");
-    SRunner *sr;
-    int failed;
 
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_defaults);
@@ -434,9 +433,5 @@ int main(void)
     tcase_add_test(tc, test_env_name);
     tcase_add_test(tc, test_reserved_name_rejected);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return suite_main_run(s);
 }

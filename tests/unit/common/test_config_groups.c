@@ -18,6 +18,7 @@
 #include "consul_options.h"
 #include "log.h"
 #include "version.h"
+#include "suite_main.h"
 
 static struct {
     struct consul_options consul;
@@ -392,8 +393,6 @@ int main(void)
 {
     Suite *s = suite_create("config_groups");
     TCase *tc = tcase_create("core");
-    SRunner *sr;
-    int failed;
 
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_group_options_parse_and_show);
@@ -406,9 +405,5 @@ int main(void)
     tcase_add_test(tc, test_consul_options_config);
     tcase_add_test(tc, test_clashing_names_rejected);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return suite_main_run(s);
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "consul.h"
+#include "suite_main.h"
 
 #define S(x) x, strlen(x)
 
@@ -380,9 +381,5 @@ int main(void)
     tcase_add_test(tc, test_txn_encode_checks);
     tcase_add_test(tc, test_hash_ignores_indexes_not_content);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return suite_main_run(s);
 }

@@ -6,6 +6,7 @@
 
 #include "consul.h"
 #include "metrics.h"
+#include "suite_main.h"
 
 static void collect(struct metrics_emitter *em, void *arg)
 {
@@ -45,9 +46,5 @@ int main(void)
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_emit_counters);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return suite_main_run(s);
 }

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "daemon.h"
+#include "suite_main.h"
 
 struct sig_test {
     struct daemon_signals sigs;
@@ -186,9 +187,5 @@ int main(void)
     tcase_add_test(tc, test_serving_stop);
     tcase_add_test(tc, test_config_parse);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return suite_main_run(s);
 }

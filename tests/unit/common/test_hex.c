@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "hex.h"
+#include "suite_main.h"
 
 START_TEST(test_digit_value)
 {
@@ -66,9 +67,5 @@ int main(void)
     tcase_add_test(tc, test_decode);
     tcase_add_test(tc, test_encode);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return suite_main_run(s);
 }

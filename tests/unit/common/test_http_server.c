@@ -17,6 +17,7 @@
 #include "http_server.h"
 #include "log.h"
 #include "metrics.h"
+#include "suite_main.h"
 
 /* ---- server thread ------------------------------------------------------- */
 
@@ -812,8 +813,6 @@ int main(void)
 {
     Suite *s = suite_create("http_server");
     TCase *tc = tcase_create("core");
-    SRunner *sr;
-    int failed;
 
     signal(SIGPIPE, SIG_IGN);
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -834,10 +833,7 @@ int main(void)
     tcase_add_test(tc, test_deferred_response);
     tcase_add_test(tc, test_deferred_timeout_then_complete);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int rc = suite_main_run(s);
     curl_global_cleanup();
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return rc;
 }

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "json_util.h"
+#include "suite_main.h"
 
 static json_t *doc;
 
@@ -192,8 +193,6 @@ int main(void)
 {
     Suite *s = suite_create("json_util");
     TCase *tc = tcase_create("core");
-    SRunner *sr;
-    int failed;
 
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_present_values);
@@ -203,9 +202,5 @@ int main(void)
     tcase_add_test(tc, test_path_get);
     tcase_add_test(tc, test_load_errors_name_position);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return suite_main_run(s);
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "kv_frontdoor.h"
+#include "suite_main.h"
 
 START_TEST(test_host_round_trip)
 {
@@ -96,9 +97,5 @@ int main(void)
     tcase_add_test(tc, test_status_round_trip);
     tcase_add_loop_test(tc, test_status_bad, 0, (int)(sizeof(bad_status) / sizeof(bad_status[0])));
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return suite_main_run(s);
 }

@@ -29,6 +29,7 @@
 #include "kv_schema.h"
 #include "kv_servers.h"
 #include "kv_status.h"
+#include "suite_main.h"
 
 #define SCHEMA_FILE DROVER_SOURCE_DIR "/docs/kv-schema.json"
 
@@ -674,9 +675,5 @@ int main(void)
     tcase_add_test(tc, test_servers);
     tcase_add_test(tc, test_server_id);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return suite_main_run(s);
 }

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "suite_main.h"
 
 static char *capture(enum log_level threshold, enum log_level level, const char *text)
 {
@@ -205,9 +206,5 @@ int main(void)
     tcase_add_test(tc, test_auto_detects_journal);
     tcase_add_test(tc, test_parse_format);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return suite_main_run(s);
 }

@@ -10,6 +10,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "version.h"
+#include "suite_main.h"
 
 /* The registry's text after drover_build_info, which every registry
  * starts with (checked here). Caller frees. */
@@ -326,8 +327,6 @@ int main(void)
 {
     Suite *s = suite_create("metrics");
     TCase *tc = tcase_create("core");
-    SRunner *sr;
-    int failed;
 
     tcase_add_test(tc, test_exact_text);
     tcase_add_test(tc, test_rejects_bad_registrations);
@@ -337,9 +336,5 @@ int main(void)
     tcase_add_test(tc, test_histogram_unlabelled_and_refusals);
     tcase_add_test(tc, test_histogram_concurrent);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return suite_main_run(s);
 }

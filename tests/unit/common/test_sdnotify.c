@@ -10,6 +10,7 @@
 
 #include "log.h"
 #include "sdnotify.h"
+#include "suite_main.h"
 
 static char sock_dir[64];
 static char sock_path[96];
@@ -163,8 +164,6 @@ int main(void)
 {
     Suite *s = suite_create("sdnotify");
     TCase *tc = tcase_create("core");
-    SRunner *sr;
-    int failed;
 
     log_set_level(LOGL_WARN);
     tcase_add_checked_fixture(tc, setup, teardown);
@@ -173,9 +172,5 @@ int main(void)
     tcase_add_test(tc, test_watchdog_pings_at_half_interval);
     tcase_add_test(tc, test_stalled_receiver_never_blocks);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return suite_main_run(s);
 }

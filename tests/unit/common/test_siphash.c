@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "siphash.h"
+#include "suite_main.h"
 
 /* SipHash-2-4 outputs for key 00..0f and message 00 01 .. (len-1), as the
  * 8 output bytes in hex (little-endian), cross-checked with
@@ -82,9 +83,5 @@ int main(void)
     tcase_add_test(tc, test_streaming_matches_one_shot);
     tcase_add_test(tc, test_key_matters);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return suite_main_run(s);
 }

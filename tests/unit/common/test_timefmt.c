@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "timefmt.h"
+#include "suite_main.h"
 
 #define T_1500 INT64_C(1795446000) /* 2026-11-23T15:00:00Z */
 
@@ -155,9 +156,5 @@ int main(void)
     tcase_add_test(tc, test_format_limits);
     tcase_add_test(tc, test_round_trip);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return suite_main_run(s);
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "ctl_args.h"
+#include "../common/suite_main.h"
 
 static char **split(const char *text, int *n)
 {
@@ -340,9 +341,5 @@ int main(void)
     tcase_add_test(tc, test_reason_limits);
     tcase_add_test(tc, test_help_after_verb);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return suite_main_run(s);
 }

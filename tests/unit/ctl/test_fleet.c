@@ -10,6 +10,7 @@
 #include "fleet.h"
 #include "json_util.h"
 #include "kv_kube.h"
+#include "../common/suite_main.h"
 
 #define R "drover/v1/"
 
@@ -164,9 +165,5 @@ int main(void)
     tcase_add_test(tc, test_states);
     tcase_add_test(tc, test_directors);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return suite_main_run(s);
 }

@@ -11,6 +11,7 @@
 #include "commands.h"
 #include "ctl_model.h"
 #include "kv_key.h"
+#include "../common/suite_main.h"
 
 #define NOW 1795957200 /* 2026-11-29T13:00:00Z */
 #define R   "drover/v1/"
@@ -405,9 +406,5 @@ int main(void)
     tcase_add_test(tc, test_maint_next);
     tcase_add_test(tc, test_director_transitions);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return suite_main_run(s);
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "slack.h"
+#include "../common/suite_main.h"
 
 static const char doc_secret[] = "8f742231b10e8888abcd99yyyzzz85a5";
 static const char doc_ts[] = "1531420618";
@@ -194,9 +195,5 @@ int main(void)
     tcase_add_test(tc, test_form);
     tcase_add_test(tc, test_allow_and_answer);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return suite_main_run(s);
 }

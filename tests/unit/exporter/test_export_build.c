@@ -7,6 +7,7 @@
 
 #include "export_build.h"
 #include "fixture.h"
+#include "../common/suite_main.h"
 
 static struct kv_layout layout;
 static struct export_options sopts = {.cluster = "dc1"};
@@ -340,9 +341,5 @@ int main(void)
     tcase_add_test(tc, test_service_cache_by_resource_version);
     tcase_add_test(tc, test_invalid_version_keeps_last_good);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return suite_main_run(s);
 }

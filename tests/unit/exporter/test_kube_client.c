@@ -15,6 +15,7 @@
 
 #include "curl_uv.h"
 #include "kube_client.h"
+#include "../common/suite_main.h"
 
 START_TEST(test_in_cluster_ipv4)
 {
@@ -110,9 +111,5 @@ int main(void)
     tcase_add_test(tc, test_not_in_cluster);
     tcase_add_test(tc, test_token_file);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return suite_main_run(s);
 }

@@ -7,6 +7,7 @@
 
 #include "fixture.h"
 #include "kube_objects.h"
+#include "../common/suite_main.h"
 
 static const char *const NODE_LABELS[] = {"topology.kubernetes.io/zone", "absent/label"};
 
@@ -327,9 +328,5 @@ int main(void)
     tcase_add_test(tc, test_slim_copy_same_record);
     tcase_add_test(tc, test_node_name_rules);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return suite_main_run(s);
 }

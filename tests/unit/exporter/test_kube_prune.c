@@ -16,6 +16,7 @@
 #include "kube_prune.h"
 #include "kube_store.h"
 #include "kube_watch_stream.h"
+#include "../common/suite_main.h"
 
 /* Prunes a copy of text and checks it against the tree reference; returns
  * the pruned length. */
@@ -170,9 +171,5 @@ int main(void)
     tcase_add_test(tc, test_unfollowable_text_unchanged);
     tcase_add_test(tc, test_slim_store_unchanged);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return suite_main_run(s);
 }

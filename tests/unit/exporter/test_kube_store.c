@@ -8,6 +8,7 @@
 #include "kube_objects.h"
 #include "kube_store.h"
 #include "log.h"
+#include "../common/suite_main.h"
 
 static struct kube_store *listed_services(void)
 {
@@ -221,9 +222,5 @@ int main(void)
     tcase_add_test(tc, test_cluster_scoped_keys);
     tcase_add_test(tc, test_slim_store);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return suite_main_run(s);
 }

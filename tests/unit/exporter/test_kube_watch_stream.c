@@ -8,6 +8,7 @@
 #include "fixture.h"
 #include "kube_watch_stream.h"
 #include "log.h"
+#include "../common/suite_main.h"
 
 #define MAX_EV 16
 
@@ -426,9 +427,5 @@ int main(void)
     tcase_add_test(tc, test_list_parse);
     tcase_add_test(tc, test_status_parse);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return suite_main_run(s);
 }

@@ -8,6 +8,7 @@
 #include "fixture.h"
 #include "kv_layout.h"
 #include "log.h"
+#include "../common/suite_main.h"
 
 static struct export_record *records(const char *fixture, size_t *n)
 {
@@ -693,9 +694,5 @@ int main(void)
     tcase_add_test(tc, test_keep_entries);
     tcase_add_test(tc, test_consul_glue);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return suite_main_run(s);
 }

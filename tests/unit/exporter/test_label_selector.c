@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "label_selector.h"
+#include "../common/suite_main.h"
 
 static json_t *labels;
 
@@ -143,9 +144,5 @@ int main(void)
     tcase_add_test(tc, test_null_labels);
     tcase_add_test(tc, test_errors);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return suite_main_run(s);
 }

@@ -21,6 +21,7 @@
 #include "kv_model.h"
 #include "log.h"
 #include "snapshot.h"
+#include "../common/suite_main.h"
 
 #define R   "drover/v1/"
 #define NOW 1795957200
@@ -401,9 +402,5 @@ int main(void)
     tcase_add_test(tc, test_keys_of_other_writers);
     tcase_add_test(tc, test_director_states);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return suite_main_run(s);
 }

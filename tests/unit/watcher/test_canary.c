@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "canary.h"
+#include "../common/suite_main.h"
 
 #define R      "drover/v1/"
 #define WEB    R "haproxy/edge/services/web"
@@ -137,9 +138,5 @@ int main(void)
     tcase_add_test(tc, test_bad_record_skipped_and_counted);
     tcase_add_test(tc, test_nothing_staged);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return suite_main_run(s);
 }

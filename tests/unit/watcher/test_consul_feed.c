@@ -12,6 +12,7 @@
 
 #include "consul_feed.h"
 #include "kv_key.h"
+#include "../common/suite_main.h"
 
 static const char *const clusters[] = {"prod-a"};
 static const struct kv_model_opts opts = {
@@ -151,9 +152,5 @@ int main(void)
     tcase_add_test(tc, test_whole);
     tcase_add_test(tc, test_bad_definition);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return suite_main_run(s);
 }

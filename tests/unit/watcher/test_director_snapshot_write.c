@@ -15,6 +15,7 @@
 #include "director_apply.h"
 #include "director_snapshot.h"
 #include "log.h"
+#include "../common/suite_main.h"
 
 static struct director_inputs *inputs(void)
 {
@@ -100,15 +101,9 @@ int main(void)
 {
     Suite *s = suite_create("director_snapshot_write");
     TCase *tc = tcase_create("core");
-    SRunner *sr;
-    int failed;
 
     log_set_level(LOGL_ERROR);
     tcase_add_test(tc, test_unwritable_snapshot_is_reported_until_written);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return suite_main_run(s);
 }

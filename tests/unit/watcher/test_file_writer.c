@@ -14,6 +14,7 @@
 
 #include "file_writer.h"
 #include "render.h"
+#include "../common/suite_main.h"
 
 static char dir[64];
 
@@ -189,9 +190,5 @@ int main(void)
     tcase_add_test(tc, test_close_flushes);
     tcase_add_test(tc, test_callbacks_after_the_write);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return suite_main_run(s);
 }

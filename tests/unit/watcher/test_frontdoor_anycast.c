@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "frontdoor_anycast.h"
+#include "../common/suite_main.h"
 
 static const char cfg_a[] = "global\n"
                             "    stats socket /run/a.sock level admin\n"
@@ -123,9 +124,5 @@ int main(void)
     tcase_add_test(tc, test_stopped_frontend_and_dead_haproxy);
     tcase_add_test(tc, test_sessions_of_vip_frontends);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return suite_main_run(s);
 }

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "haproxy_answers.h"
+#include "../common/suite_main.h"
 
 static const char state_26[] =
     "1\n"
@@ -428,9 +429,5 @@ int main(void)
     tcase_add_test(tc, test_check_answer);
     tcase_add_test(tc, test_stat_errors);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return suite_main_run(s);
 }

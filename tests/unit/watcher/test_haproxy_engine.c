@@ -21,6 +21,7 @@
 #include "haproxy_engine.h"
 #include "haproxy_engine_internal.h"
 #include "render.h"
+#include "../common/suite_main.h"
 
 #define WAIT_MIN_MS     5
 #define WAIT_MAX_MS     20
@@ -840,9 +841,5 @@ int main(void)
     tcase_add_test(tc, test_expand_and_render_opts);
     tcase_add_test(tc, test_changes_during_an_apply_coalesce);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return suite_main_run(s);
 }

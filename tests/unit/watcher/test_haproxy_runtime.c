@@ -15,6 +15,7 @@
 #include <uv.h>
 
 #include "haproxy_runtime.h"
+#include "../common/suite_main.h"
 
 static void never_cb(struct haproxy_runtime *rt, int status, const char *const *answers, size_t n,
                      const char *err, void *arg)
@@ -196,9 +197,5 @@ int main(void)
     tcase_add_test(tc, test_exec_refuses_bad_commands_and_cancels);
     tcase_add_test(tc, test_prompt_framing);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return suite_main_run(s);
 }

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "haproxy_value.h"
+#include "../common/suite_main.h"
 
 struct value_case {
     enum haproxy_value_kind kind;
@@ -260,9 +261,5 @@ int main(void)
     tcase_add_test(tc, test_kind_names);
     tcase_add_test(tc, test_output_space);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return suite_main_run(s);
 }

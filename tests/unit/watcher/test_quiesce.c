@@ -4,6 +4,7 @@
 #include <uv.h>
 
 #include "quiesce.h"
+#include "../common/suite_main.h"
 
 START_TEST(test_single_change_waits_min)
 {
@@ -100,9 +101,5 @@ int main(void)
     tcase_add_test(tc, test_max_below_min);
     tcase_add_test(tc, test_timer_fires_once_per_burst);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return suite_main_run(s);
 }

@@ -11,6 +11,7 @@
 #include <uv.h>
 
 #include "render.h"
+#include "../common/suite_main.h"
 
 static const char *good = "global\n    maxconn 100\ndefaults\n    timeout connect 1s\n"
                           "    timeout client 1s\n    timeout server 1s\nfrontend f\n"
@@ -182,9 +183,5 @@ int main(void)
     tcase_add_test(tc, test_install_async);
     tcase_add_test(tc, test_retire);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return suite_main_run(s);
 }

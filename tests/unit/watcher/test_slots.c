@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "slots.h"
+#include "../common/suite_main.h"
 
 /* Desired servers from "key=addr:port:weight key2=..." (key must not
  * contain '='). Strings live in a static pool reset by each call. */
@@ -768,9 +769,5 @@ int main(void)
     tcase_add_test(tc, test_guard_tiny_and_edges);
     tcase_add_test(tc, test_count_removed);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return suite_main_run(s);
 }

@@ -9,6 +9,7 @@
 #include "kv_key.h"
 #include "snapshot.h"
 #include "template.h"
+#include "../common/suite_main.h"
 
 static const char *const clusters[] = {"prod-a"};
 static const struct kv_model_opts opts = {
@@ -802,9 +803,5 @@ int main(void)
     tcase_add_test(tc, test_unchanged_nodes_reused);
     tcase_add_test(tc, test_chain_equals_fresh);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return suite_main_run(s);
 }

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "template.h"
+#include "../common/suite_main.h"
 
 /* Case flags. */
 #define ANY 1u /* default kind "unchecked": the value itself is not the test */
@@ -735,9 +736,5 @@ int main(void)
     tcase_add_test(drover, test_load_dir);
     suite_add_tcase(s, spec);
     suite_add_tcase(s, drover);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return suite_main_run(s);
 }

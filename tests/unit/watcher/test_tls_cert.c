@@ -19,6 +19,7 @@
 #include "snapshot.h"
 #include "tls_cert.h"
 #include "tls_files.h"
+#include "../common/suite_main.h"
 
 static EVP_PKEY *new_key(void)
 {
@@ -314,9 +315,5 @@ int main(void)
     tcase_add_test(tc, test_ca_check);
     tcase_add_test(tc, test_tls_files);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return suite_main_run(s);
 }

@@ -9,6 +9,7 @@
 #include "director_config.h"
 #include "drover_hash.h"
 #include "log.h"
+#include "../common/suite_main.h"
 
 #define BASE_HEAD                                                                                  \
     "{\"hash_key\": \"000102030405060708090a0b0c0d0e0f\", \"gateway_mac\": \"02:00:00:00:00:01\","
@@ -186,9 +187,5 @@ int main(void)
     tcase_add_test(tc, test_siphash13_reference);
     tcase_add_test(tc, test_flow_hash_fields);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return suite_main_run(s);
 }

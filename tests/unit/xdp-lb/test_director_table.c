@@ -20,6 +20,7 @@
  * constants in step with xdp-lb's header. */
 #if __has_include("../../../xdp-lb/bpf/drover_maps.h")
 #include "../../../xdp-lb/bpf/drover_maps.h"
+#include "../common/suite_main.h"
 _Static_assert(DIRECTOR_TABLE_MAX_PROXIES == DROVER_MAX_PROXIES, "proxies map size");
 _Static_assert(DIRECTOR_TABLE_ROWS == DROVER_TABLE_ROWS, "table rows");
 _Static_assert(DIRECTOR_TABLE_NONE == DROVER_ROW_NONE, "empty row entry");
@@ -1061,9 +1062,5 @@ int main(void)
     tcase_add_test(tc, test_state_names);
     tcase_add_test(tc, test_diff_counts);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return suite_main_run(s);
 }
