@@ -376,6 +376,30 @@ int engine_prepare_tls(struct haproxy_engine *e, struct service_state *s,
     return 0;
 }
 
+void engine_remove_crt_lists(struct haproxy_engine *e, const struct service_state *s)
+{
+    char err[512];
+    if (tls_files_remove_service(e->o.config_dir, s->name, err, sizeof(err)) < 0)
+        log_warn("watcher: service %s: %s; tried again at the watcher's next start", s->name, err);
+}
+
+/* tls_files_in_use_fn: a service the engine serves (installed, or about
+ * to be) keeps its lists whether its config is installed yet or not. */
+static bool service_served(void *arg, const char *service)
+{
+    const struct service_state *s = engine_service_state(arg, service);
+    return s && !s->retired;
+}
+
+void engine_sweep_crt_lists(struct haproxy_engine *e)
+{
+    int n = tls_files_sweep(e->o.config_dir, service_served, e);
+    if (n > 0)
+        log_info("watcher: %d crt-list director%s of services without a config removed "
+                 "(left by a watcher stopped while retiring them)",
+                 n, n == 1 ? "y" : "ies");
+}
+
 /* A structure refused for its TLS files (missing, bad) is tried again
  * once they are good: the files belong to whoever deploys them, who may
  * well put them in place after the definition names them. */

@@ -130,6 +130,7 @@ struct haproxy_engine {
      * were served; until every service served then is defined again (or
      * the missing ones are forced), no service is retired */
     bool kv_loss;
+    bool crt_lists_swept; /* engine_sweep_crt_lists ran (once per start) */
     int64_t kv_loss_since_unix;
     size_t maint_held;   /* maintenance entries kept through the episode */
     bool snapshot_dirty; /* saved in the structural window, off the apply path */
@@ -228,6 +229,15 @@ void engine_free_certs(struct service_state *s);
  * returned. */
 int engine_prepare_tls(struct haproxy_engine *e, struct service_state *s,
                        const struct snapshot_service *svc, json_t *st);
+/* A retired service's crt-lists directory removed: only once its
+ * <service>.cfg is durably moved aside (render_retire), so no config
+ * HAProxy can load names the lists. A failure is logged; the start sweep
+ * below removes it later. */
+void engine_remove_crt_lists(struct haproxy_engine *e, const struct service_state *s);
+/* Once, at the engine's first plan: the crt-list directories of services
+ * that have no <service>.cfg and that the engine does not serve (a watcher
+ * stopped between retiring a service and removing its lists). */
+void engine_sweep_crt_lists(struct haproxy_engine *e);
 /* The runtime commands taking map path from text old to new. 0, -ENOMEM. */
 int engine_map_commands(const char *path, const char *old, const char *new, char ***cmds,
                         size_t *n);

@@ -7,14 +7,17 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "atomic_file.h"
 #include "errmsg.h"
+#include "log.h"
 #include "render.h"
 #include "snapshot.h"
 #include "tls_cert.h"
@@ -110,6 +113,15 @@ int tls_files_write_crt_lists(const char *dir, const struct kvm_service *d, size
     return rc;
 }
 
+#define CRT_LIST_SUFFIX      ".crtlist"
+#define CRT_LISTS_DIR_SUFFIX ".crt-lists"
+
+static bool ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+    return n > k && strcmp(s + n - k, suffix) == 0;
+}
+
 static bool kept(const char *path, const char *const *keep, size_t n_keep)
 {
     for (size_t i = 0; i < n_keep; i++)
@@ -130,8 +142,7 @@ int tls_files_remove_stale(const char *dir, const char *service, const char *con
         return 0; /* no crt-list written yet */
     }
     while ((de = readdir(dh))) {
-        size_t n = strlen(de->d_name), sfx = strlen(".crtlist");
-        if (n <= sfx || strcmp(de->d_name + n - sfx, ".crtlist") != 0)
+        if (!ends_with(de->d_name, CRT_LIST_SUFFIX))
             continue; /* not a list (atomic_file_write's temporary files among them) */
         snprintf(path, sizeof(path), "%s/%s", sub, de->d_name);
         if (!kept(path, keep, n_keep) && unlink(path) == 0)
@@ -139,5 +150,78 @@ int tls_files_remove_stale(const char *dir, const char *service, const char *con
     }
     closedir(dh);
     free(sub);
+    return removed;
+}
+
+/* A file this module writes into a crt-lists directory: a list, or what
+ * atomic_file_write leaves of one when its process dies mid-write
+ * (".<list>.tmp.<pid>.<random>"). */
+static bool ours(const char *name)
+{
+    return ends_with(name, CRT_LIST_SUFFIX) ||
+           (name[0] == '.' && strstr(name, CRT_LIST_SUFFIX ".tmp.") != NULL);
+}
+
+int tls_files_remove_service(const char *dir, const char *service, char *err, size_t errlen)
+{
+    char *sub = snapshot_crt_list_dir(dir, service);
+    DIR *dh = sub ? opendir(sub) : NULL;
+    struct dirent *de;
+    int rc = 0;
+    if (!sub)
+        return -ENOMEM;
+    if (!dh) {
+        rc = errno == ENOENT ? 0 : -errno; /* none written, or removed already */
+        if (rc < 0)
+            errmsg_set(err, errlen, "crt-lists %s: %s", sub, strerror(-rc));
+        free(sub);
+        return rc;
+    }
+    while ((de = readdir(dh)))
+        if (ours(de->d_name) && unlinkat(dirfd(dh), de->d_name, 0) < 0 && errno != ENOENT &&
+            rc == 0)
+            rc = -errno;
+    closedir(dh);
+    if (rc == 0 && rmdir(sub) < 0 && errno != ENOENT)
+        rc = -errno;
+    if (rc < 0)
+        errmsg_set(err, errlen, "crt-lists %s: cannot remove it: %s", sub, strerror(-rc));
+    free(sub);
+    return rc;
+}
+
+/* Whether "<dir>/<service>.cfg" exists: HAProxy may load it, and it may
+ * name the service's crt-lists. */
+static bool config_installed(int dfd, const char *service)
+{
+    char name[NAME_MAX + 1];
+    struct stat st;
+    int n = snprintf(name, sizeof(name), "%s.cfg", service);
+    if (n < 0 || (size_t)n >= sizeof(name))
+        return true; /* cannot tell: keep the lists */
+    return fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 || errno != ENOENT;
+}
+
+int tls_files_sweep(const char *dir, tls_files_in_use_fn in_use, void *arg)
+{
+    DIR *dh = opendir(dir);
+    struct dirent *de;
+    char service[NAME_MAX + 1], err[512];
+    int removed = 0;
+    if (!dh)
+        return 0; /* no config dir yet: nothing written */
+    while ((de = readdir(dh))) {
+        size_t n = strlen(de->d_name), k = strlen(CRT_LISTS_DIR_SUFFIX);
+        if (!ends_with(de->d_name, CRT_LISTS_DIR_SUFFIX))
+            continue;
+        snprintf(service, sizeof(service), "%.*s", (int)(n - k), de->d_name);
+        if (config_installed(dirfd(dh), service) || (in_use && in_use(arg, service)))
+            continue;
+        if (tls_files_remove_service(dir, service, err, sizeof(err)) < 0)
+            log_warn("watcher: %s; left in place", err);
+        else
+            removed++;
+    }
+    closedir(dh);
     return removed;
 }

@@ -14,7 +14,10 @@
  *     (snapshot_crt_list_path: named by its content), one line per
  *     certificate (snapshot_crt_list_text), atomically (fsynced).
  *   - removed: the lists of a service that neither the running config
- *     nor the one being installed names.
+ *     nor the one being installed names; the whole directory of a service
+ *     whose config is gone (retired), and, once at start, of every
+ *     service with no config that the engine does not serve (left by a
+ *     watcher that stopped between the two steps of a retirement).
  *
  * Used by the daemon's engine (before each structural install) and by
  * `drover-watcher render` (into --out DIR).
@@ -22,6 +25,7 @@
 #ifndef DROVER_WATCHER_TLS_FILES_H
 #define DROVER_WATCHER_TLS_FILES_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "kv_haproxy.h"
@@ -45,5 +49,24 @@ int tls_files_write_crt_lists(const char *dir, const struct kvm_service *d, size
  * ignored). Returns how many were removed. */
 int tls_files_remove_stale(const char *dir, const char *service, const char *const *keep,
                            size_t n_keep);
+
+/* Remove "<dir>/<service>.crt-lists" with the crt-lists in it (and the
+ * temporary files atomic_file_write may have left there). Only for a
+ * service no configuration HAProxy can load names any more (its
+ * <service>.cfg moved aside, durably, or never installed): nothing reads
+ * a crt-list but a start or a reload. 0, also when there was no
+ * directory; a negative errno with err naming the path (-ENOTEMPTY when a
+ * file that is not a crt-list is in it: left as it is). */
+int tls_files_remove_service(const char *dir, const char *service, char *err, size_t errlen);
+
+/* Which services the caller still serves or is about to install: their
+ * lists stay even while they have no <service>.cfg yet (a first install
+ * writes its lists before the config). */
+typedef bool (*tls_files_in_use_fn)(void *arg, const char *service);
+
+/* Every "<dir>/<service>.crt-lists" whose <dir>/<service>.cfg does not
+ * exist and that in_use does not claim: removed (tls_files_remove_service;
+ * a failure is logged). Returns how many directories were removed. */
+int tls_files_sweep(const char *dir, tls_files_in_use_fn in_use, void *arg);
 
 #endif

@@ -33,6 +33,11 @@ with one certificate file and routes class "public" by Host):
             place: picked up (one reload), served
   selected  https Services of the class with the selector's server_tls:
             the pod with the CA's certificate answers, the other not
+  remove    the service deleted from KV (with its force-removal entry: it
+            is the only one): its config moved aside, then its crt-lists
+            directory removed, 0 reloads; a crt-lists directory of a
+            service without a config (a watcher stopped mid-retirement)
+            is removed when the watcher starts again
 """
 import hashlib
 import json
@@ -56,6 +61,7 @@ HOST = "shop.example.com"
 API = "api.example.com"
 UP = "up.internal"  # the name the upstreams' certificates carry
 F = None
+WATCHER_P = None
 CERTS = {}  # name -> PEM text (cert + key)
 FP = {}  # name -> sha1 hex of the leaf certificate
 
@@ -412,8 +418,33 @@ def step_selected():
     assert answer(HOST)[1] == "shop"
 
 
+def step_remove():
+    global WATCHER_P
+    r0 = reloads()
+    crt_dir = os.path.join(F.CFG, "tls.crt-lists")
+    assert crt_lists()
+    expires = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 600))
+    F.kv.put("haproxy/edge/force-removal/tls", {"expires": expires, "author": "test"})
+    F.kv.delete("haproxy/edge/services/tls")
+    wait_for("config moved aside and crt-lists removed",
+             lambda: os.path.exists(os.path.join(F.CFG, "tls.cfg.removed")) and
+             not os.path.exists(os.path.join(F.CFG, "tls.cfg")) and not os.path.exists(crt_dir))
+    assert reloads() == r0, "a removal must not reload"
+    # a watcher stopped between the two steps leaves lists no config names:
+    # the next start removes them (never those of a service with a config)
+    WATCHER_P.terminate()
+    assert WATCHER_P.wait(timeout=15) == 0
+    ghost = os.path.join(F.CFG, "ghost.crt-lists")
+    os.makedirs(ghost)
+    with open(os.path.join(ghost, "fe.0123456789abcdef.crtlist"), "w") as f:
+        f.write(LIVE + "\n")
+    WATCHER_P = F.start_watcher()
+    wait_for("the leftover crt-lists removed at start", lambda: not os.path.exists(ghost))
+    F.kv.delete("haproxy/edge/force-removal/tls")
+
+
 def main():
-    global F, LIVE
+    global F, LIVE, WATCHER_P
     for tool in ("haproxy", "openssl", "curl"):
         if not shutil.which(tool):
             print("SKIP: %s not installed" % tool)
@@ -436,11 +467,11 @@ def main():
              {"node_port": port, "backend_protocol": "http", "load_balancer_class": "public",
               "dns_name": HOST})
     F.open_notify()
-    F.start_watcher()
+    WATCHER_P = F.start_watcher()
     wait_for("first config", lambda: os.path.exists(os.path.join(F.CFG, "tls.cfg")))
     F.start_haproxy()
-    run_steps([step_h2, step_swap, step_bad, step_back, step_sni, step_sniswap, step_inject,
-               step_verify, step_noca, step_selected])
+    run_steps([step_h2, step_swap, step_bad, step_back, step_sni, step_sniswap,
+               step_inject, step_verify, step_noca, step_selected, step_remove])
     return 0
 
 

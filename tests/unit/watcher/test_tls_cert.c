@@ -2,13 +2,15 @@
 /* tls_cert: certificate files checked before `set ssl cert`, and the
  * payload made of them; CA files; and tls_files, the files a definition's
  * TLS names (checked, crt-lists written), which needs the same
- * certificates. Certificates are made here with OpenSSL (EC keys,
+ * certificates; the removal of a service's crt-lists and the start sweep.
+ * Certificates are made here with OpenSSL (EC keys,
  * self-signed), so the cases need no files. */
 #include <check.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/bio.h>
@@ -305,6 +307,88 @@ START_TEST(test_tls_files)
 }
 END_TEST
 
+static bool exists(const char *dir, const char *rel)
+{
+    char p[600];
+    snprintf(p, sizeof(p), "%s/%s", dir, rel);
+    return access(p, F_OK) == 0;
+}
+
+static void put(const char *dir, const char *rel, const char *text)
+{
+    char p[600];
+    snprintf(p, sizeof(p), "%s/%s", dir, rel);
+    write_text(p, text);
+}
+
+static void mkdir_in(const char *dir, const char *rel)
+{
+    char p[600];
+    snprintf(p, sizeof(p), "%s/%s", dir, rel);
+    ck_assert_int_eq(mkdir(p, 0755), 0);
+}
+
+/* A retired service's crt-lists directory goes whole (lists and
+ * atomic_file_write's leftovers); a file that is not ours keeps it. */
+START_TEST(test_remove_service)
+{
+    char dir[] = "/tmp/drover-tls-rm.XXXXXX", err[512] = "";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    /* none written: nothing to do */
+    ck_assert_int_eq(tls_files_remove_service(dir, "web", err, sizeof(err)), 0);
+    mkdir_in(dir, "web.crt-lists");
+    put(dir, "web.crt-lists/fe.0123456789abcdef.crtlist", "/a.pem\n");
+    put(dir, "web.crt-lists/.fe.0123456789abcdef.crtlist.tmp.42.0badc0de", "/a");
+    ck_assert_int_eq(tls_files_remove_service(dir, "web", err, sizeof(err)), 0);
+    ck_assert(!exists(dir, "web.crt-lists"));
+    /* an operator's file in it: the lists go, the directory and it stay */
+    mkdir_in(dir, "api.crt-lists");
+    put(dir, "api.crt-lists/fe.0123456789abcdef.crtlist", "/a.pem\n");
+    put(dir, "api.crt-lists/notes.txt", "mine\n");
+    ck_assert_int_eq(tls_files_remove_service(dir, "api", err, sizeof(err)), -ENOTEMPTY);
+    ck_assert_msg(strstr(err, "api.crt-lists: cannot remove it"), "%s", err);
+    ck_assert(!exists(dir, "api.crt-lists/fe.0123456789abcdef.crtlist"));
+    ck_assert(exists(dir, "api.crt-lists/notes.txt"));
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
+static bool in_use_b(void *arg, const char *service)
+{
+    (*(int *)arg)++;
+    return strcmp(service, "b") == 0;
+}
+
+/* The start sweep: only the lists of a service with no config that the
+ * caller does not serve go. */
+START_TEST(test_sweep)
+{
+    char dir[] = "/tmp/drover-tls-sweep.XXXXXX";
+    int asked = 0;
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    for (const char *const *n = (const char *const[]){"a", "b", "c", NULL}; *n; n++) {
+        char rel[64];
+        snprintf(rel, sizeof(rel), "%s.crt-lists", *n);
+        mkdir_in(dir, rel);
+        snprintf(rel, sizeof(rel), "%s.crt-lists/fe.0123456789abcdef.crtlist", *n);
+        put(dir, rel, "/a.pem\n");
+    }
+    put(dir, "a.cfg", "global\n");         /* installed: HAProxy may load it */
+    put(dir, "c.cfg.removed", "global\n"); /* retired: HAProxy loads no .removed */
+    ck_assert_int_eq(tls_files_sweep(dir, in_use_b, &asked), 1);
+    ck_assert_int_eq(asked, 2); /* b and c: a has its config */
+    ck_assert(exists(dir, "a.crt-lists/fe.0123456789abcdef.crtlist"));
+    ck_assert(exists(dir, "b.crt-lists/fe.0123456789abcdef.crtlist"));
+    ck_assert(!exists(dir, "c.crt-lists"));
+    ck_assert_int_eq(tls_files_sweep("/nonexistent/drover", NULL, NULL), 0);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("tls_cert");
@@ -314,6 +398,8 @@ int main(void)
     tcase_add_test(tc, test_refused);
     tcase_add_test(tc, test_ca_check);
     tcase_add_test(tc, test_tls_files);
+    tcase_add_test(tc, test_remove_service);
+    tcase_add_test(tc, test_sweep);
     suite_add_tcase(s, tc);
     return suite_main_run(s);
 }
