@@ -29,6 +29,7 @@
 #include "consul.h"
 #include "consul_options.h"
 #include "daemon.h"
+#include "errmsg.h"
 #include "consul_feed.h"
 #include "anycast_main.h"
 #include "director_main.h"
@@ -44,6 +45,7 @@
 #include "director_publish.h"
 #include "metrics.h"
 #include "render.h"
+#include "render_files.h"
 #include "sdnotify.h"
 #include "slots.h"
 #include "snapshot.h"
@@ -877,46 +879,134 @@ static const struct slot_assignment *saved_slots(void *arg, const char *backend)
     return NULL;
 }
 
-/*
- * The route maps of svc (frontends a class selector routes into), one
- * "<map_dir>/<service>.<frontend>.map" per frontend, written into dir
- * (atomically). With diff, each is compared with the installed one
- * instead (diff -u, *status 3 on a difference). 0 or a negative errno
- * (logged with the file).
- */
-static int render_maps(const struct snapshot_service *svc, const char *map_dir, const char *dir,
-                       bool diff, int *status)
+/* `diff -u old new` on stdout (old: /dev/null when it is not there);
+ * *status 3 when they differ. */
+static void show_diff(const char *old, const char *new, int *status)
 {
-    const struct kvm_service *d = svc->def;
-    int rc = 0;
-    for (size_t i = 0; i < d->n_frontends && rc == 0; i++) {
-        char *path = snapshot_map_path(dir, d, &d->frontends[i]);
-        char *installed = snapshot_map_path(map_dir, d, &d->frontends[i]);
-        char *text = path ? snapshot_map_text(&d->frontends[i]) : NULL;
-        if (!path) {
-            free(installed);
-            continue; /* no selector routes into this frontend */
-        }
-        if (!text || !installed)
-            rc = -ENOMEM;
-        else if ((rc = atomic_file_write(path, text, strlen(text), 0644)) < 0)
-            log_error("render: service %s: route map %s: %s", d->name, path, strerror(-rc));
-        else if (!diff)
-            printf("%s: ok\n", path);
-        if (rc == 0 && diff) {
-            char cmd[PATH_MAX * 2 + 64];
-            snprintf(cmd, sizeof(cmd), "diff -u '%s' '%s'",
-                     access(installed, R_OK) == 0 ? installed : "/dev/null", path);
-            fflush(stdout);
-            if (system(cmd) != 0 && *status == 0)
-                *status = 3;
-            unlink(path);
-        }
-        free(path);
+    char cmd[PATH_MAX * 2 + 64];
+    snprintf(cmd, sizeof(cmd), "diff -u '%s' '%s'", access(old, R_OK) == 0 ? old : "/dev/null",
+             new);
+    fflush(stdout);
+    if (system(cmd) != 0 && *status == 0)
+        *status = 3;
+}
+
+/* --diff: each route map of d as installed in config_dir against the one
+ * staged in dir. */
+static void diff_maps(const struct kvm_service *d, const char *config_dir, const char *dir,
+                      int *status)
+{
+    for (size_t i = 0; i < d->n_frontends; i++) {
+        char *installed = snapshot_map_path(config_dir, d, &d->frontends[i]);
+        char *staged = snapshot_map_path(dir, d, &d->frontends[i]);
+        if (installed && staged)
+            show_diff(installed, staged, status);
         free(installed);
-        free(text);
+        free(staged);
     }
+}
+
+/* What every service of one `render` run shares. */
+struct render_run {
+    const struct snapshot *snap;
+    struct saved_view *sv;
+    const struct template_set *set;
+    const struct haproxy_engine_opts *eo;
+};
+
+/* The configuration text of svc naming its maps and crt-lists in map_dir,
+ * into buf; *data_ns (may be NULL) gets uv_hrtime() once its template data
+ * is built. 0 or a negative errno with err. */
+static int render_service_text(const struct render_run *r, const struct snapshot_service *svc,
+                               const char *map_dir, struct template_buf *buf, uint64_t *data_ns,
+                               char *err, size_t errlen)
+{
+    struct snapshot_render_opts ro;
+    char *stats, *state;
+    json_t *data = NULL;
+    haproxy_engine_render_opts(r->eo, svc->def->name, &ro, &stats, &state);
+    ro.map_dir = map_dir;
+    int rc = snapshot_service_json(r->snap, svc, &ro, saved_slots, r->sv, false, &data);
+    if (rc == -ENOSPC) /* saved placement too small: default placement */
+        rc = snapshot_service_json(r->snap, svc, &ro, NULL, NULL, false, &data);
+    free(stats);
+    free(state);
+    if (data_ns)
+        *data_ns = uv_hrtime();
+    if (rc < 0)
+        errmsg_set(err, errlen, "template data: %s", strerror(-rc));
+    else
+        rc = render_text(r->set, svc->def->template_name, data, buf, err, errlen);
+    json_decref(data);
     return rc;
+}
+
+/* buf into path (atomically). 0 or a negative errno with err. */
+static int write_text(const char *path, const struct template_buf *buf, char *err, size_t errlen)
+{
+    int rc = atomic_file_write(path, buf->data, buf->len, 0644);
+    if (rc < 0)
+        errmsg_set(err, errlen, "%s: %s", path, strerror(-rc));
+    return rc;
+}
+
+/* Render svc into "<dir>/<service>.cfg" with its route maps and crt-lists
+ * written into dir and named there, and check it with `haproxy -c`: the
+ * check reads exactly the files the configuration names. 0 or a negative
+ * errno (err). bench/watcher reads the timing line. */
+static int render_checked(const struct render_run *r, const struct snapshot_service *svc,
+                          const char *dir, char *err, size_t errlen)
+{
+    struct template_buf buf = {0};
+    char path[PATH_MAX];
+    uint64_t t0 = uv_hrtime(), t1 = t0, t2, t3;
+    int rc;
+    snprintf(path, sizeof(path), "%s/%s.cfg", dir, svc->def->name);
+    if ((rc = render_files_write(dir, svc->def, err, errlen)) < 0 ||
+        (rc = render_service_text(r, svc, dir, &buf, &t1, err, errlen)) < 0)
+        goto out;
+    t2 = uv_hrtime();
+    if ((rc = write_text(path, &buf, err, errlen)) < 0)
+        goto out;
+    t3 = uv_hrtime();
+    if ((rc = render_check_file(opt.haproxy_bin, path, err, errlen)) < 0)
+        goto out;
+    log_info("render: timing: service=%s data_ms=%.1f template_ms=%.1f write_ms=%.1f "
+             "check_ms=%.1f bytes=%zu",
+             svc->def->name, (double)(t1 - t0) / 1e6, (double)(t2 - t1) / 1e6,
+             (double)(t3 - t2) / 1e6, (double)(uv_hrtime() - t3) / 1e6, buf.len);
+out:
+    template_buf_free(&buf);
+    return rc;
+}
+
+/* --diff for svc: checked in the private directory tmp (its maps and
+ * crt-lists there), then rendered as the daemon would install it (naming
+ * them in --config-dir) and compared with the installed files. Nothing is
+ * written into --config-dir. */
+static void diff_service(const struct render_run *r, const struct snapshot_service *svc,
+                         const char *tmp, int *status)
+{
+    char err[2048], path[PATH_MAX], running[PATH_MAX];
+    struct template_buf buf = {0};
+    int rc = render_checked(r, svc, tmp, err, sizeof(err));
+    snprintf(path, sizeof(path), "%s/%s.cfg", tmp, svc->def->name);
+    /* the text installed names the files in --config-dir; without any
+     * such file it is the text just checked */
+    if (rc == 0 && render_files_any(svc->def) &&
+        (rc = render_service_text(r, svc, opt.config_dir, &buf, NULL, err, sizeof(err))) == 0)
+        rc = write_text(path, &buf, err, sizeof(err));
+    if (rc < 0) {
+        log_error("render: service %s: %s", svc->def->name, err);
+        *status = 1;
+    } else {
+        snprintf(running, sizeof(running), "%s/%s.cfg", opt.config_dir, svc->def->name);
+        show_diff(running, path, status);
+        diff_maps(svc->def, opt.config_dir, tmp, status);
+    }
+    render_files_remove(tmp, svc->def);
+    unlink(path);
+    template_buf_free(&buf);
 }
 
 /* render --snapshot FILE --out DIR / render --diff */
@@ -961,10 +1051,10 @@ static int run_render(void)
     }
     if (diff) {
         if (!mkdtemp(tmp)) {
+            log_error("render: cannot create a private directory %s: %s", tmp, strerror(errno));
             status = 1;
             goto done;
         }
-        out_dir = tmp;
     } else if ((rc = atomic_file_make_dirs(out_dir, 0755)) < 0) {
         log_error("render: --out %s: cannot create it: %s; nothing written", out_dir,
                   strerror(-rc));
@@ -974,64 +1064,23 @@ static int run_render(void)
     if (snap->n_services == 0)
         log_warn("render: the snapshot has no HAProxy service for cluster %s; nothing rendered",
                  opt.haproxy_cluster);
+    struct render_run r = {.snap = snap, .sv = &sv, .set = set, .eo = &eo};
     for (size_t i = 0; i < snap->n_services; i++) {
         const struct snapshot_service *svc = &snap->services[i];
-        struct snapshot_render_opts ro;
-        char *stats, *state, path[PATH_MAX];
-        json_t *data = NULL;
-        struct template_buf buf = {0};
-        uint64_t t0 = uv_hrtime();
         /* the files its TLS names, as the daemon checks them before a
-         * reload; --out: its crt-lists written next to the config */
-        if (tls_files_check(svc->def, err, sizeof(err)) < 0 ||
-            (!diff && tls_files_write_crt_lists(out_dir, svc->def, NULL, err, sizeof(err)) < 0)) {
+         * reload */
+        if (tls_files_check(svc->def, err, sizeof(err)) < 0) {
             log_error("render: service %s (key %s): %s; not rendered", svc->def->name,
                       svc->def->key, err);
             status = 1;
-            continue;
-        }
-        haproxy_engine_render_opts(&eo, svc->def->name, &ro, &stats, &state);
-        /* --out: the maps are written next to the configs and the configs
-         * name them there (with --out DIR = --config-dir, as the daemon
-         * does); --diff: named where the daemon installs them, compared */
-        if (!diff)
-            ro.map_dir = out_dir;
-        if (render_maps(svc, ro.map_dir, out_dir, diff, &status) < 0)
-            status = 1;
-        rc = snapshot_service_json(snap, svc, &ro, saved_slots, &sv, false, &data);
-        if (rc == -ENOSPC) /* saved placement too small: default placement */
-            rc = snapshot_service_json(snap, svc, &ro, NULL, NULL, false, &data);
-        free(stats);
-        free(state);
-        snprintf(path, sizeof(path), "%s/%s.cfg", out_dir, svc->def->name);
-        uint64_t t1 = uv_hrtime(), t2 = 0, t3 = 0;
-        if (rc < 0 || render_text(set, svc->def->template_name, data, &buf, err, sizeof(err)) < 0 ||
-            (t2 = uv_hrtime(), atomic_file_write(path, buf.data, buf.len, 0644) < 0) ||
-            (t3 = uv_hrtime(), render_check_file(opt.haproxy_bin, path, err, sizeof(err)) < 0)) {
-            log_error("render: service %s: %s", svc->def->name, rc < 0 ? strerror(-rc) : err);
+        } else if (diff) {
+            diff_service(&r, svc, tmp, &status);
+        } else if (render_checked(&r, svc, out_dir, err, sizeof(err)) < 0) {
+            log_error("render: service %s: %s", svc->def->name, err);
             status = 1;
         } else {
-            log_info("render: timing: service=%s data_ms=%.1f template_ms=%.1f write_ms=%.1f "
-                     "check_ms=%.1f bytes=%zu",
-                     svc->def->name, (double)(t1 - t0) / 1e6, (double)(t2 - t1) / 1e6,
-                     (double)(t3 - t2) / 1e6, (double)(uv_hrtime() - t3) / 1e6, buf.len);
-            if (!diff)
-                printf("%s: ok\n", path);
+            printf("%s/%s.cfg: ok\n", out_dir, svc->def->name);
         }
-        if (diff) {
-            char cmd[PATH_MAX * 2 + 64], running[PATH_MAX];
-            snprintf(running, sizeof(running), "%s/%s.cfg", opt.config_dir, svc->def->name);
-            if (access(running, R_OK) < 0)
-                snprintf(running, sizeof(running), "/dev/null");
-            snprintf(cmd, sizeof(cmd), "diff -u '%s' '%s'", running, path);
-            fflush(stdout);
-            int d = system(cmd);
-            if (d != 0 && status == 0)
-                status = 3; /* differences */
-            unlink(path);
-        }
-        template_buf_free(&buf);
-        json_decref(data);
     }
     if (!diff) {
         char *text = NULL, path[PATH_MAX];

@@ -20,6 +20,11 @@ with one certificate file and routes class "public" by Host):
   sni       a second crt-list entry (its own file, SNI filter
             api.example.com): one reload; SNI picks it, the first stays
             the default; the crt-list file holds both lines
+  diff      `render --diff` against a copy of the config dir from before
+            step sni: exit 3 with the changed crt-list line (checked
+            against the list render staged privately, not a `haproxy -c`
+            failure for a list the copy lacks), nothing written into the
+            copy; against the live config dir: exit 0, no output
   sniswap   the SNI entry's file renewed: served, 0 reloads
   inject    definitions with a space, a newline or a bracket in an SNI
             filter, a crt-list entry's file, a CA file or a verify_name:
@@ -42,6 +47,7 @@ with one certificate file and routes class "public" by Host):
 import hashlib
 import json
 import os
+import re
 import shutil
 import socket
 import ssl
@@ -62,6 +68,7 @@ API = "api.example.com"
 UP = "up.internal"  # the name the upstreams' certificates carry
 F = None
 WATCHER_P = None
+BEFORE_SNI = None  # a copy of the config dir from before step sni (step diff)
 CERTS = {}  # name -> PEM text (cert + key)
 FP = {}  # name -> sha1 hex of the leaf certificate
 
@@ -249,8 +256,29 @@ def put_definition(**extra):
 SNI_ENTRY = {"file": None, "sni": [API]}  # file set in main
 
 
+def copy_config_dir(dst):
+    """The config dir as it is now, copied to dst, its configs naming the
+    maps and crt-lists in dst: a host's config dir frozen in time."""
+    shutil.copytree(F.CFG, dst)
+    for n in os.listdir(dst):
+        if n.endswith(".cfg"):
+            p = os.path.join(dst, n)
+            with open(p) as f:
+                text = f.read().replace(F.CFG + "/", dst + "/")
+            with open(p, "w") as f:
+                f.write(text)
+
+
+def files_under(d):
+    return sorted(os.path.relpath(os.path.join(r, n), d)
+                  for r, _, names in os.walk(d) for n in names)
+
+
 def step_sni():
+    global BEFORE_SNI
     r0 = reloads()
+    BEFORE_SNI = os.path.join(F.work, "before-sni")
+    copy_config_dir(BEFORE_SNI)
     put_definition(certs=[SNI_ENTRY])
     wait_for("the second certificate served for SNI %s" % API,
              lambda: served(API) == FP["api1"])
@@ -261,6 +289,40 @@ def step_sni():
     assert len(lst) == 1, (crt_lists(), cfg)
     with open(lst[0]) as f:
         assert f.read() == "%s\n%s %s\n" % (LIVE, SNI_ENTRY["file"], API)
+
+
+def render_diff(config_dir):
+    return subprocess.run(F.render_args(config_dir) + ["render", "--diff"], capture_output=True,
+                          text=True, timeout=60)
+
+
+def step_diff():
+    cfg = F.cfg_text("tls")
+    new = os.path.basename([p for p in crt_lists() if p in cfg][0])
+    before = files_under(BEFORE_SNI)
+    assert not os.path.exists(os.path.join(BEFORE_SNI, "tls.crt-lists", new))
+    r = render_diff(BEFORE_SNI)
+    assert r.returncode == 3, (r.returncode, r.stdout, r.stderr)
+    lists = re.escape(BEFORE_SNI + "/tls.crt-lists/")
+    assert re.search(r"^-\s+bind .* ssl crt-list %sfe_tls\.[0-9a-f]{16}\.crtlist" % lists,
+                     r.stdout, re.M), r.stdout
+    assert re.search(r"^\+\s+bind .* ssl crt-list %s%s" % (lists, re.escape(new)), r.stdout,
+                     re.M), r.stdout
+    assert "refused" not in r.stderr, r.stderr
+    assert files_under(BEFORE_SNI) == before, "render --diff wrote into the config dir"
+    # the live config dir holds what the daemon installed: no difference
+    # (the snapshot file with the slots is written in a quiet window)
+    last = []
+    def same():
+        last[:] = [render_diff(F.CFG)]
+        return last[0].returncode == 0 and last[0].stdout == ""
+    try:
+        wait_for("render --diff against the live config dir shows nothing", same, timeout=15,
+                 interval=0.5)
+    except AssertionError as e:
+        raise AssertionError("%s; last run: exit %d, %s %s" % (
+            e, last[0].returncode, last[0].stdout[-1500:], last[0].stderr[-1500:])) from None
+    F.log("diff: the crt-list change shown, exit 3; live dir: exit 0")
 
 
 def step_sniswap():
@@ -470,7 +532,7 @@ def main():
     WATCHER_P = F.start_watcher()
     wait_for("first config", lambda: os.path.exists(os.path.join(F.CFG, "tls.cfg")))
     F.start_haproxy()
-    run_steps([step_h2, step_swap, step_bad, step_back, step_sni, step_sniswap,
+    run_steps([step_h2, step_swap, step_bad, step_back, step_sni, step_diff, step_sniswap,
                step_inject, step_verify, step_noca, step_selected, step_remove])
     return 0
 

@@ -178,6 +178,16 @@ class Fleet:
                  lambda: self.metric("drover_watcher_snapshots_total") >= 0)
         return p
 
+    def render_args(self, config_dir):
+        """`drover-watcher render` with the options start_watcher gives the
+        daemon that shape its configs, comparing with config_dir (add
+        "render", "--diff" or the like)."""
+        return [self.WATCHER, "--consul-addr", self.consul_addr(), "--haproxy-cluster", "edge",
+                "--kube-cluster", "prod-a", "--template-dir", self.TPL, "--config-dir",
+                config_dir, "--haproxy-stats-socket", self.STATS, "--haproxy-state-file",
+                self.STATE, "--snapshot-file", self.SNAP, "--haproxy-maxconn", "500",
+                "--agent-port", str(self.AGENT_PORT), "--agent-interval", "300ms"]
+
     def cfg_text(self, name="web"):
         with open(os.path.join(self.CFG, name + ".cfg")) as f:
             return f.read()

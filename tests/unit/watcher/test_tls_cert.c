@@ -2,7 +2,8 @@
 /* tls_cert: certificate files checked before `set ssl cert`, and the
  * payload made of them; CA files; and tls_files, the files a definition's
  * TLS names (checked, crt-lists written), which needs the same
- * certificates; the removal of a service's crt-lists and the start sweep.
+ * certificates; the removal of a service's crt-lists and the start sweep;
+ * render_files (maps and crt-lists next to a rendered config).
  * Certificates are made here with OpenSSL (EC keys,
  * self-signed), so the cases need no files. */
 #include <check.h>
@@ -18,6 +19,8 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include "render.h"
+#include "render_files.h"
 #include "snapshot.h"
 #include "tls_cert.h"
 #include "tls_files.h"
@@ -389,6 +392,44 @@ START_TEST(test_sweep)
 }
 END_TEST
 
+/* render_files: the route maps and crt-lists a config names, written
+ * into a directory of the caller's and removed from it again. */
+START_TEST(test_render_files)
+{
+    char dir[] = "/tmp/drover-render-files.XXXXXX", def[1024], err[512] = "";
+    struct kvm_service s, plain;
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(def, sizeof(def),
+             "{\"frontends\":[{\"name\":\"fe\",\"bind\":[\"127.0.0.1:443\"],"
+             "\"tls\":{\"certs\":[\"/etc/a.pem\",{\"file\":\"/etc/b.pem\",\"sni\":["
+             "\"b.example.com\"],\"alpn\":[\"h2\"]}]}}],"
+             "\"backends\":[],\"select\":[{\"class\":\"c\",\"frontend\":\"fe\"}]}");
+    decode(def, &s);
+    decode("{\"frontends\":[{\"name\":\"fe\",\"bind\":[\"127.0.0.1:80\"],\"default_backend\":"
+           "\"b\"}],\"backends\":[{\"name\":\"b\",\"servers\":[{\"name\":\"s\",\"address\":"
+           "\"10.0.0.1\",\"port\":80}]}]}",
+           &plain);
+    ck_assert(render_files_any(&s));
+    ck_assert(!render_files_any(&plain));
+    ck_assert_int_eq(render_files_write(dir, &s, err, sizeof(err)), 0);
+    char *list = snapshot_crt_list_path(dir, &s, &s.frontends[0]), *text = NULL;
+    char *map = snapshot_map_path(dir, &s, &s.frontends[0]);
+    size_t len = 0;
+    ck_assert_int_eq(render_read_file(list, &text, &len), 0);
+    ck_assert_str_eq(text, "/etc/a.pem\n/etc/b.pem [alpn h2] b.example.com\n");
+    ck_assert_int_eq(access(map, R_OK), 0);
+    render_files_remove(dir, &s);
+    ck_assert_int_ne(access(map, F_OK), 0);
+    ck_assert(!exists(dir, "web.crt-lists"));
+    ck_assert_int_eq(rmdir(dir), 0); /* nothing else was left */
+    free(text);
+    free(list);
+    free(map);
+    kvm_service_clear(&s);
+    kvm_service_clear(&plain);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("tls_cert");
@@ -400,6 +441,7 @@ int main(void)
     tcase_add_test(tc, test_tls_files);
     tcase_add_test(tc, test_remove_service);
     tcase_add_test(tc, test_sweep);
+    tcase_add_test(tc, test_render_files);
     suite_add_tcase(s, tc);
     return suite_main_run(s);
 }

@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * render_files: the files a service's configuration names next to itself,
+ * written into a directory the caller picks:
+ *
+ *   - the route map of each frontend a class selector routes into,
+ *     "<dir>/<service>.<frontend>.map" (snapshot_map_path / _text);
+ *   - the crt-list of each TLS frontend,
+ *     "<dir>/<service>.crt-lists/<frontend>.<hash>.crtlist" (tls_files.h).
+ *
+ * A configuration rendered with snapshot_render_opts.map_dir = dir names
+ * exactly these files, so `haproxy -c` checks it against the maps and
+ * lists it would read, with their SNI filters and ALPN options, without
+ * anything written into a live config dir. Used by `drover-watcher render`
+ * (into --out DIR, or a private directory for --diff) and by `droverctl
+ * config check` (its private directory). The daemon writes the same files
+ * on its own path: maps through the runtime API and the file writer
+ * (haproxy_engine_maps.c), crt-lists before a reload (tls_files.h).
+ */
+#ifndef DROVER_WATCHER_RENDER_FILES_H
+#define DROVER_WATCHER_RENDER_FILES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "kv_haproxy.h"
+
+/* Whether d's configuration names any such file (its text then depends
+ * on the directory it is rendered for). */
+bool render_files_any(const struct kvm_service *d);
+
+/* Write the route maps and crt-lists of d into dir (atomic_file_write;
+ * the crt-lists directory made when missing). 0 or a negative errno with
+ * err naming the file. */
+int render_files_write(const char *dir, const struct kvm_service *d, char *err, size_t errlen);
+
+/* Remove what render_files_write wrote for d from dir (a private
+ * directory about to be removed). */
+void render_files_remove(const char *dir, const struct kvm_service *d);
+
+#endif
