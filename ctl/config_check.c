@@ -19,6 +19,8 @@
 #include "kv_key.h"
 #include "kv_kube.h"
 #include "render.h"
+#include "render_files.h"
+#include "tls_files.h"
 #include "snapshot.h"
 
 #define ERRLEN 2048
@@ -173,13 +175,20 @@ static void render_cluster(struct check *c, const char *cluster, struct template
         snprintf(path, sizeof(path), "%s/%s.cfg", dir, svc->def->name);
         const char *json_file =
             json_string_value(json_object_get(json_object_get(c->keys, rel), "file"));
-        if ((rc = config_render_service(set, snap, svc, cluster, dir, &buf, err, sizeof(err))) ==
-                0 &&
-            (rc = atomic_file_write(path, buf.data ? buf.data : "", buf.len, 0644)) < 0) {
+        /* as the watcher does before a reload: the certificate and CA
+         * files checked (only with `haproxy -c`, which reads them too), the
+         * route maps and crt-lists written next to the config and named
+         * there, so `haproxy -c` reads every crt-list entry with its SNI
+         * filters and ALPN */
+        rc = run_check ? tls_files_check(svc->def, err, sizeof(err)) : 0;
+        if (rc == 0)
+            rc = render_files_write(dir, svc->def, err, sizeof(err));
+        if (rc == 0)
+            rc = config_render_service(set, snap, svc, cluster, dir, dir, &buf, err, sizeof(err));
+        if (rc == 0 && (rc = atomic_file_write(path, buf.data ? buf.data : "", buf.len, 0644)) < 0)
             snprintf(err, sizeof(err), "writing %.1024s: %s", path, strerror(-rc));
-        } else if (rc == 0 && run_check) {
+        if (rc == 0 && run_check)
             rc = render_check_file(c->o->haproxy_bin, path, err, sizeof(err));
-        }
         if (rc < 0) {
             char *from = strdup(json_file ? json_file : "?"); /* json_file dies with the entry */
             json_object_del(c->keys, rel);
@@ -190,6 +199,7 @@ static void render_cluster(struct check *c, const char *cluster, struct template
             json_object_set_new(json_object_get(c->keys, rel), "haproxy_check",
                                 json_boolean(run_check));
         }
+        render_files_remove(dir, svc->def);
         unlink(path);
         template_buf_free(&buf);
     }

@@ -19,7 +19,7 @@
 
 int config_render_service(const struct template_set *set, const struct snapshot *snap,
                           const struct snapshot_service *svc, const char *cluster, const char *dir,
-                          struct template_buf *buf, char *err, size_t errlen)
+                          const char *map_dir, struct template_buf *buf, char *err, size_t errlen)
 {
     char stats[PATH_MAX], state[PATH_MAX];
     json_t *data = NULL;
@@ -35,7 +35,8 @@ int config_render_service(const struct template_set *set, const struct snapshot 
                                       .agent_inter_ms = 2000,
                                       .timeout_connect_ms = 5000,
                                       .timeout_client_ms = 30000,
-                                      .timeout_server_ms = 30000};
+                                      .timeout_server_ms = 30000,
+                                      .map_dir = map_dir};
     int rc = snapshot_service_json(snap, svc, &ro, NULL, NULL, false, &data);
     if (rc < 0) {
         snprintf(err, errlen, "template data: %s", strerror(-rc));
@@ -174,8 +175,9 @@ static const char *diff_service(const struct template_set *set, const struct sna
     struct template_buf x = {0}, y = {0};
     char err[1024], pa[PATH_MAX], pb[PATH_MAX];
     const char *state = "unchanged";
-    if ((a && config_render_service(set, before, a, cluster, dir, &x, err, sizeof(err)) < 0) ||
-        (b && config_render_service(set, after, b, cluster, dir, &y, err, sizeof(err)) < 0)) {
+    if ((a &&
+         config_render_service(set, before, a, cluster, dir, NULL, &x, err, sizeof(err)) < 0) ||
+        (b && config_render_service(set, after, b, cluster, dir, NULL, &y, err, sizeof(err)) < 0)) {
         fprintf(t, "  %s: cannot render it: %s\n", name, err);
         state = "error";
         goto out;

@@ -25,10 +25,13 @@
 #include "render.h"
 #include "snapshot.h"
 
-/* Render service svc of snap (cluster) into buf. 0, or -errno with err. */
+/* Render service svc of snap (cluster) into buf, its sockets and state
+ * file named in dir. map_dir: where its route maps and crt-lists are named
+ * (render_files.h writes them there), or NULL: none (routes of selectors
+ * left out, certificates as plain `crt` words). 0, or -errno with err. */
 int config_render_service(const struct template_set *set, const struct snapshot *snap,
                           const struct snapshot_service *svc, const char *cluster, const char *dir,
-                          struct template_buf *buf, char *err, size_t errlen);
+                          const char *map_dir, struct template_buf *buf, char *err, size_t errlen);
 
 struct config_render_diff_opts {
     const char *root;

@@ -9,7 +9,11 @@ renders but that HAProxy refuses is refused with HAProxy's message; a
 definition the watcher's decoder refuses, an unknown key, a file that is
 not JSON, a JSON file that is not an object and a key defined twice are
 refused, each named; without HAProxy the render is still checked and the
-skip is said; --json gives the per-key view."""
+skip is said; --json gives the per-key view. A TLS frontend is checked as
+the watcher checks it: its certificate files first (a key that does not
+match, a missing file: refused with the definition's field named), then
+`haproxy -c` on the config naming the generated crt-list, with each
+entry's SNI filters and ALPN."""
 
 import json
 import os
@@ -52,6 +56,46 @@ def check(*files, haproxy="haproxy", json_out=False):
     return p.returncode, p.stdout, p.stderr
 
 
+def make_pem(name, host, key_of=None):
+    """A self-signed certificate for host with its key (or with the key of
+    key_of: a pair that does not match) in <work>/<name>.pem."""
+    d = state["work"]
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", name + ".key", "-out",
+                    name + ".crt", "-days", "2", "-subj", "/CN=" + host],
+                   cwd=d, check=True, capture_output=True)
+    path = os.path.join(d, name + ".pem")
+    with open(path, "w") as f:
+        for part in (name + ".crt", (key_of or name) + ".key"):
+            with open(os.path.join(d, part)) as src:
+                f.write(src.read())
+    return path
+
+
+def tls_service(certs):
+    svc = service()
+    svc["frontends"][0]["tls"] = {"certs": certs, "alpn": ["h2", "http/1.1"]}
+    return {"haproxy/edge/services/web": svc}
+
+
+def check_tls():
+    a, b = make_pem("a", "a.example.com"), make_pem("b", "b.example.com")
+    bad = make_pem("bad", "b.example.com", key_of="a")
+    entry = {"file": b, "sni": ["b.example.com", "www.b.example.com"], "alpn": ["http/1.1"]}
+    rc, out, err = check(write("tls.json", tls_service([a, entry])))
+    assert rc == 0 and "web: ok (rendered, haproxy -c passed)" in out, (rc, out, err)
+    cases = [([a, dict(entry, file=bad)], "frontends[0].tls.certs[1]: %s: " % bad),
+             ([os.path.join(state["work"], "none.pem")],
+              "frontends[0].tls.certs[0]: %s/none.pem: No such file" % state["work"])]
+    for certs, want in cases:
+        rc, out, err = check(write("tls-bad.json", tls_service(certs)))
+        assert rc == 1 and want in err, (want, rc, out, err)
+    # without HAProxy the files are not read (the hosts have them)
+    rc, out, err = check(write("tls-bad.json", tls_service(cases[1][0])), haproxy="no-such")
+    assert rc == 0 and "web: ok (rendered)" in out, (rc, out, err)
+    log("TLS: crt-list entries with SNI and ALPN checked; bad and missing files refused")
+
+
 def main():
     state["work"] = tempfile.mkdtemp(prefix="drover-config-check.")
     state["tpl"] = os.path.join(state["work"], "templates")
@@ -74,6 +118,9 @@ def main():
         rc, out, err = check(broken)
         assert rc == 1 and "check: REFUSED" in err and "no-such-directive" in err, (rc, out, err)
         log("haproxy -c refusal:", err.strip().splitlines()[0][:160])
+
+    if have_haproxy and shutil.which("openssl"):
+        check_tls()
 
     cases = [
         ("undecodable", {"haproxy/edge/services/web": dict(service(), template=3)},
