@@ -906,6 +906,46 @@ static void diff_maps(const struct kvm_service *d, const char *config_dir, const
     }
 }
 
+/* The crt-list of frontend f that the installed config text names:
+ * "<list dir>/<frontend>.<16 hex>.crtlist" found in it, malloc'd; NULL
+ * when it names none. */
+static char *installed_crt_list(const char *text, const char *list_dir, const char *frontend)
+{
+    char prefix[PATH_MAX];
+    const char *suffix = ".crtlist";
+    size_t n = (size_t)snprintf(prefix, sizeof(prefix), "%s/%s.", list_dir, frontend);
+    for (const char *p = text; n < sizeof(prefix) && (p = strstr(p, prefix)); p += n) {
+        const char *h = p + n;
+        if (strspn(h, "0123456789abcdef") == 16 && strncmp(h + 16, suffix, strlen(suffix)) == 0)
+            return strndup(p, n + 16 + strlen(suffix));
+    }
+    return NULL;
+}
+
+/* --diff: each new crt-list of d (staged in dir, not in config_dir yet)
+ * against the one the installed config names, so a changed entry (a
+ * certificate, an SNI filter, ALPN) shows, not only the list's new name. */
+static void diff_crt_lists(const struct kvm_service *d, const char *config_dir, const char *dir,
+                           const char *installed_cfg, int *status)
+{
+    char *text = NULL, *list_dir = snapshot_crt_list_dir(config_dir, d->name);
+    size_t len = 0;
+    if (render_read_file(installed_cfg, &text, &len) < 0)
+        text = NULL; /* a new service: every list is new */
+    for (size_t i = 0; list_dir && i < d->n_frontends; i++) {
+        char *live = snapshot_crt_list_path(config_dir, d, &d->frontends[i]);
+        char *staged = snapshot_crt_list_path(dir, d, &d->frontends[i]);
+        char *old = live && text ? installed_crt_list(text, list_dir, d->frontends[i].name) : NULL;
+        if (live && staged && access(live, F_OK) < 0)
+            show_diff(old ? old : "/dev/null", staged, status);
+        free(old);
+        free(live);
+        free(staged);
+    }
+    free(list_dir);
+    free(text);
+}
+
 /* What every service of one `render` run shares. */
 struct render_run {
     const struct snapshot *snap;
@@ -1003,6 +1043,7 @@ static void diff_service(const struct render_run *r, const struct snapshot_servi
         snprintf(running, sizeof(running), "%s/%s.cfg", opt.config_dir, svc->def->name);
         show_diff(running, path, status);
         diff_maps(svc->def, opt.config_dir, tmp, status);
+        diff_crt_lists(svc->def, opt.config_dir, tmp, running, status);
     }
     render_files_remove(tmp, svc->def);
     unlink(path);

@@ -21,10 +21,11 @@ with one certificate file and routes class "public" by Host):
             api.example.com): one reload; SNI picks it, the first stays
             the default; the crt-list file holds both lines
   diff      `render --diff` against a copy of the config dir from before
-            step sni: exit 3 with the changed crt-list line (checked
-            against the list render staged privately, not a `haproxy -c`
-            failure for a list the copy lacks), nothing written into the
-            copy; against the live config dir: exit 0, no output
+            step sni: exit 3 with the changed crt-list line and the new
+            entry in the lists' diff (checked against the list render
+            staged privately, not a `haproxy -c` failure for a list the
+            copy lacks), nothing written into the copy; against the live
+            config dir: exit 0, no output
   sniswap   the SNI entry's file renewed: served, 0 reloads
   inject    definitions with a space, a newline or a bracket in an SNI
             filter, a crt-list entry's file, a CA file or a verify_name:
@@ -308,6 +309,8 @@ def step_diff():
                      r.stdout, re.M), r.stdout
     assert re.search(r"^\+\s+bind .* ssl crt-list %s%s" % (lists, re.escape(new)), r.stdout,
                      re.M), r.stdout
+    # and the lists themselves: the SNI entry added
+    assert "\n+%s %s\n" % (SNI_ENTRY["file"], API) in r.stdout, r.stdout
     assert "refused" not in r.stderr, r.stderr
     assert files_under(BEFORE_SNI) == before, "render --diff wrote into the config dir"
     # the live config dir holds what the daemon installed: no difference
