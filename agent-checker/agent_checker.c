@@ -27,16 +27,17 @@
 /* One loaded state as the answering threads see it: immutable once
  * published, freed when the last reader lets go of it. */
 struct agent_view {
-    struct agent_state *state; /* NULL: no good file loaded yet */
-    int64_t state_time;        /* "generated", or the file's mtime */
-    unsigned refs;             /* atomic */
+    struct agent_state *state;       /* NULL: no good file loaded yet */
+    int64_t state_time;              /* "generated", or the file's mtime */
+    unsigned refs;                   /* atomic */
+    struct agent_view *retired_next; /* ck->retired_views */
 };
 
 struct agent_reader {
     struct agent_checker *ck;
-    struct agent_view *view; /* one reference held (the checker's own reader borrows) */
+    struct agent_view *view;                /* one reference held */
+    int taking;                             /* atomic: between loading ck->view and its ref */
     struct agent_checker_counters counters; /* answer fields only */
-    uv_async_t wake;                        /* worker readers: a new view is published */
     struct agent_reader *next;              /* ck->readers, under ck->lock */
 };
 
@@ -50,12 +51,14 @@ struct agent_checker {
     char no_state_text[2 * AGENT_TEXT_MAX];
     char stale_text[2 * AGENT_TEXT_MAX];
 
-    /* The published view: replaced (never changed) on reload, under lock,
-     * and each worker reader is woken to take the new one. The checker's
-     * own reader (agent_checker_answer, on the checker's loop) always
-     * answers from it. */
+    /* The published view (atomic pointer): replaced, never changed, on a
+     * reload; every reader compares it with its own at each answer and
+     * takes the new one then. The reference it holds is dropped only
+     * after a grace: once no reader is between loading the pointer and
+     * taking its own reference (views in `retired_views` until then). */
     struct agent_view *view;
-    pthread_mutex_t lock;
+    struct agent_view *retired_views;
+    pthread_mutex_t lock; /* the readers list */
     struct agent_reader own;
     struct agent_reader *readers;
     struct agent_checker_counters retired; /* answers of freed readers */
@@ -126,18 +129,58 @@ static void view_unref(struct agent_view *v)
         malloc_trim(0);
 }
 
+/* Point r at the published view if it has changed: one atomic load on
+ * every answer, no lock. Between loading the pointer and taking a
+ * reference r is marked "taking", so the checker does not drop the
+ * view's last reference in that window (release_retired). The stores
+ * and loads on both sides are sequentially consistent: the checker either
+ * sees the mark, or r loads the newer pointer. Reader's thread. */
+static void reader_refresh(struct agent_reader *r)
+{
+    struct agent_checker *ck = r->ck;
+    if (__atomic_load_n(&ck->view, __ATOMIC_ACQUIRE) == r->view)
+        return;
+    __atomic_store_n(&r->taking, 1, __ATOMIC_SEQ_CST);
+    struct agent_view *v = __atomic_load_n(&ck->view, __ATOMIC_SEQ_CST);
+    view_ref(v);
+    __atomic_store_n(&r->taking, 0, __ATOMIC_RELEASE);
+    struct agent_view *old = r->view;
+    r->view = v;
+    view_unref(old); /* the last reader of a replaced view frees it */
+}
+
+/* Drop the checker's references to replaced views once no reader is in
+ * the middle of taking one (a window of a few instructions; a reader
+ * preempted there is retried on the next tick or reload). Checker's
+ * thread. */
+static void release_retired(struct agent_checker *ck)
+{
+    if (!ck->retired_views)
+        return;
+    bool taking = false;
+    pthread_mutex_lock(&ck->lock);
+    for (struct agent_reader *r = ck->readers; r && !taking; r = r->next)
+        taking = __atomic_load_n(&r->taking, __ATOMIC_SEQ_CST);
+    pthread_mutex_unlock(&ck->lock);
+    if (taking)
+        return;
+    while (ck->retired_views) {
+        struct agent_view *v = ck->retired_views;
+        ck->retired_views = v->retired_next;
+        view_unref(v);
+    }
+}
+
 /* Make v the published view (the caller's reference moves to the
- * checker) and tell every worker reader to take it. Checker's loop. */
+ * checker); readers take it at their next answer. Checker's thread. */
 static void publish(struct agent_checker *ck, struct agent_view *v)
 {
-    pthread_mutex_lock(&ck->lock);
     struct agent_view *old = ck->view;
-    ck->view = v;
-    ck->own.view = v;
-    for (struct agent_reader *r = ck->readers; r; r = r->next)
-        uv_async_send(&r->wake);
-    pthread_mutex_unlock(&ck->lock);
-    view_unref(old);
+    __atomic_store_n(&ck->view, v, __ATOMIC_SEQ_CST);
+    old->retired_next = ck->retired_views;
+    ck->retired_views = old;
+    reader_refresh(&ck->own);
+    release_retired(ck);
 }
 
 /* Recompute readiness; tell the owner when it changes. */
@@ -246,6 +289,7 @@ static enum agent_match reader_lookup(struct agent_reader *r, const struct agent
                                       int64_t now, struct agent_answer *out)
 {
     struct agent_checker *ck = r->ck;
+    reader_refresh(r);
     const struct agent_view *v = r->view;
     if (!v->state) {
         *out = ck->fallback;
@@ -299,46 +343,20 @@ int agent_checker_answer(void *ctx, const char *req, size_t len, enum agent_req_
     return agent_reader_answer(&ck->own, req, len, end, out, cap);
 }
 
-/* A worker reader's loop: take the published view. */
-static void on_reader_wake(uv_async_t *a)
-{
-    struct agent_reader *r = a->data;
-    struct agent_checker *ck = r->ck;
-    pthread_mutex_lock(&ck->lock);
-    struct agent_view *v = ck->view;
-    view_ref(v);
-    pthread_mutex_unlock(&ck->lock);
-    struct agent_view *old = r->view;
-    r->view = v;
-    view_unref(old);
-}
-
-int agent_checker_reader_new(struct agent_checker *ck, uv_loop_t *loop, struct agent_reader **out)
+int agent_checker_reader_new(struct agent_checker *ck, struct agent_reader **out)
 {
     struct agent_reader *r = calloc(1, sizeof(*r));
     if (!r)
         return -ENOMEM;
     r->ck = ck;
-    int rc = uv_async_init(loop, &r->wake, on_reader_wake);
-    if (rc < 0) {
-        free(r);
-        return rc;
-    }
-    r->wake.data = r;
-    pthread_mutex_lock(&ck->lock);
-    r->view = ck->view;
+    r->view = ck->view; /* checker's thread: no reload can run meanwhile */
     view_ref(r->view);
+    pthread_mutex_lock(&ck->lock);
     r->next = ck->readers;
     ck->readers = r;
     pthread_mutex_unlock(&ck->lock);
     *out = r;
     return 0;
-}
-
-void agent_checker_reader_close(struct agent_reader *r)
-{
-    if (r && !uv_is_closing((uv_handle_t *)&r->wake))
-        uv_close((uv_handle_t *)&r->wake, NULL);
 }
 
 static void counters_add(struct agent_checker_counters *to, const struct agent_checker_counters *c)
@@ -413,6 +431,7 @@ static void on_tick(uv_timer_t *t)
         if (exists != ck->seen_valid || (exists && !same_file(&sb, &ck->seen)))
             agent_checker_reload(ck, "poll");
     }
+    release_retired(ck);
     update_ready(ck, NULL);
 }
 
@@ -435,6 +454,7 @@ int agent_checker_new(uv_loop_t *loop, const struct agent_checker_config *cfg,
     pthread_mutex_init(&ck->lock, NULL);
     ck->own.ck = ck;
     ck->own.view = ck->view;
+    view_ref(ck->view);
     ck->ready_fn = ready_fn;
     ck->ready_arg = ready_arg;
     snprintf(ck->reason, sizeof(ck->reason), "state file %s not loaded yet", cfg->state_path);
@@ -491,6 +511,7 @@ fail:
     free(b);
     free(ck->dir);
     free(ck->base);
+    view_unref(ck->own.view);
     view_unref(ck->view);
     pthread_mutex_destroy(&ck->lock);
     free(ck);
@@ -548,7 +569,10 @@ void agent_checker_free(struct agent_checker *ck)
 {
     if (!ck)
         return;
-    view_unref(ck->view); /* worker readers are freed before the checker */
+    /* worker readers are freed before the checker: nobody is taking */
+    release_retired(ck);
+    view_unref(ck->own.view);
+    view_unref(ck->view);
     pthread_mutex_destroy(&ck->lock);
     free(ck->dir);
     free(ck->base);

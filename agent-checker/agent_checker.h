@@ -16,15 +16,20 @@
  * lookup (server, address, backend, default, fallback) -> reply line.
  *
  * Threads: the checker (reloads, readiness, watching) lives on one loop.
- * Answering threads each get an agent_reader on their own loop and answer
- * through agent_reader_answer. A loaded state is one immutable view shared
- * by all: a reload publishes a new view under a mutex and wakes every
- * reader (uv_async), which takes it on its next loop iteration and drops
- * its reference to the old one; the last reference frees it. So every
- * thread answers from one complete file or the next, never a mix, and
- * switches within one loop iteration of the reload. The hot path never
- * takes a lock or allocates: it reads its reader's view and bumps its
- * reader's counters (relaxed atomics, summed by agent_checker_counters).
+ * Answering threads each get an agent_reader and answer through
+ * agent_reader_answer; they need no loop. A loaded state is one immutable,
+ * reference-counted view shared by all: a reload publishes a new view (one
+ * atomic pointer store), and each reader compares that pointer with its
+ * own at every answer and, when it changed, takes a reference on the new
+ * view and drops the old one; the last reference frees it. The checker
+ * drops its own reference on a replaced view only after a grace (no
+ * reader between loading the pointer and taking its reference). So every
+ * answer comes from one complete file, the previous or the new one, and a
+ * thread answers from the new one from its first answer after the
+ * reload; an idle thread keeps the previous view until its next answer.
+ * The hot path never takes a lock or allocates: one atomic load to see
+ * whether the view changed, its reader's counters (relaxed atomics,
+ * summed by agent_checker_counters).
  */
 #ifndef DROVER_AGENT_CHECKER_H
 #define DROVER_AGENT_CHECKER_H
@@ -86,16 +91,15 @@ int agent_checker_answer(void *ctx, const char *req, size_t len, enum agent_req_
 
 struct agent_reader;
 
-/* A reader for an answering thread whose loop is loop: call on the
- * checker's thread before that loop runs. 0 or a negative errno. */
-int agent_checker_reader_new(struct agent_checker *ck, uv_loop_t *loop, struct agent_reader **out);
-/* agent_answer_fn for an agent_server on the reader's loop; ctx is the
- * reader. */
+/* A reader for one answering thread: call on the checker's thread.
+ * 0 or -ENOMEM. */
+int agent_checker_reader_new(struct agent_checker *ck, struct agent_reader **out);
+/* agent_answer_fn for the thread that owns the reader (one thread at a
+ * time); ctx is the reader. */
 int agent_reader_answer(void *ctx, const char *req, size_t len, enum agent_req_end end, char *out,
                         size_t cap);
-/* On the reader's loop: close its handle (then let the loop run). */
-void agent_checker_reader_close(struct agent_reader *r);
-/* After the reader's loop has ended, before agent_checker_free. */
+/* On the checker's thread once the reader's thread no longer answers,
+ * before agent_checker_free. */
 void agent_checker_reader_free(struct agent_reader *r);
 
 /* Answer for one parsed request at time now into *out (text borrowed

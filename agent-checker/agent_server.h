@@ -1,24 +1,21 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * agent_server: the libuv TCP side of the agent-checker.
+ * agent_server: the answering threads' side of the agent-checker.
  *
- * Owns the listening sockets (IPv4 and IPv6, any number), the accepted
- * connections and their deadline. HAProxy opens one connection per check,
- * sends its agent-send string and waits for one line; this module collects
- * the request until the first '\n', EOF/half-close, AGENT_REQUEST_MAX bytes
- * or the request timeout -- whichever comes first -- asks the answer
- * callback for the reply, writes it and closes. It never waits on a client
- * beyond the timeout and caps concurrent connections (extra ones are
- * accepted and closed at once, which HAProxy treats as "agent unreachable":
- * no state change). What to answer is not this module's business.
+ * Owns one answering thread's listening sockets (IPv4 and IPv6, any
+ * number) and the accept loop that thread runs. HAProxy opens one
+ * connection per check, sends its agent-send string and waits for one
+ * line, so the line has usually arrived by the time the connection is
+ * accepted: agent_server_serve blocks in accept4 (in poll() only when the
+ * thread has more than one listener) and answers such a check with one
+ * read, one write and a close -- the system calls of the most trivial
+ * server, with no event loop, epoll registration or timer. Anything else
+ * (no line yet, part of one, EOF handling, oversize input) goes to an
+ * agent_wait (agent_wait.h), which waits on a libuv loop with the request
+ * timeout. What to answer is not this module's business.
  *
- * Listening sockets are polled and accepted from directly: a connection
- * whose line is already there is answered (read, write, close) without
- * becoming a libuv handle; only one that must wait becomes a uv_tcp_t.
- *
- * All deadlines share one timer: connections are kept in accept order and
- * the timeout is the same for all, so the oldest is always the next to
- * expire.
+ * It caps concurrent connections (extra ones are accepted and reset at
+ * once, which HAProxy treats as "agent unreachable": no state change).
  */
 #ifndef DROVER_AGENT_SERVER_H
 #define DROVER_AGENT_SERVER_H
@@ -26,7 +23,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <uv.h>
+#include <sys/socket.h>
 
 /* Why the request is considered complete. */
 enum agent_req_end {
@@ -45,13 +42,18 @@ const char *agent_req_end_name(enum agent_req_end end);
 typedef int (*agent_answer_fn)(void *ctx, const char *req, size_t len, enum agent_req_end end,
                                char *out, size_t cap);
 
+struct agent_wait;
+
 struct agent_server_config {
-    uint64_t request_timeout_ms; /* answer a silent/partial client after this */
+    uint64_t request_timeout_ms; /* answer a silent/partial client after this (agent_wait) */
     size_t max_connections;      /* concurrent connections; more are refused */
     bool reuseport; /* SO_REUSEPORT listeners: several servers (threads) share a port */
     /* Servers sharing max_connections point at one counter (updated
      * atomically); NULL: this server's own count. */
     size_t *shared_active;
+    /* Where connections that must wait for their line go (required for
+     * agent_server_serve); not owned. */
+    struct agent_wait *wait;
 };
 
 struct agent_server_stats {
@@ -66,13 +68,14 @@ struct agent_server_stats {
 
 struct agent_server;
 
-/* Allocate a server on loop. 0 or -ENOMEM; *out owned by the caller. */
-int agent_server_new(uv_loop_t *loop, const struct agent_server_config *cfg, agent_answer_fn fn,
-                     void *ctx, struct agent_server **out);
+/* Allocate a server answering through fn(ctx, ...) on the thread that
+ * runs agent_server_serve. 0 or -ENOMEM; *out owned by the caller. */
+int agent_server_new(const struct agent_server_config *cfg, agent_answer_fn fn, void *ctx,
+                     struct agent_server **out);
 
 /* Listen on "IPv4:port", "[IPv6]:port" (port 0 = pick one). IPv6 sockets
  * are v6-only so "0.0.0.0:P" and "[::]:P" can both be given. 0 or a
- * negative errno (-EINVAL for a bad address, libuv's error otherwise). */
+ * negative errno (-EINVAL for a bad address, else the socket call's). */
 int agent_server_listen(struct agent_server *srv, const char *addr);
 
 /* Listen on ss. With cfg.reuseport: join=false first checks that nothing
@@ -86,14 +89,24 @@ int agent_server_port(const struct agent_server *srv, size_t i);
 /* Bound address of the i-th listener; 0 or -ENOENT. */
 int agent_server_sockname(const struct agent_server *srv, size_t i, struct sockaddr_storage *out);
 
-/* The server's own counters (its loop's thread). */
-const struct agent_server_stats *agent_server_stats(const struct agent_server *srv);
-/* Add the counters to *to; safe from another thread while the loop runs. */
+/* Accept and answer on the calling thread until agent_server_stop; then
+ * return 0. Connections that must wait go to cfg.wait. -EINVAL without
+ * listeners or a wait. */
+int agent_server_serve(struct agent_server *srv);
+
+/* Any thread: make agent_server_serve return (now, or at once when it is
+ * called later) and stop accepting. A thread blocked in accept4 or poll
+ * is woken by shutdown(2) of the listening sockets; connections still in
+ * their accept queues are reset, which HAProxy counts as an unreachable
+ * agent (no state change). */
+void agent_server_stop(struct agent_server *srv);
+
+/* Add the server's counters to *to; safe from another thread while it
+ * serves. */
 void agent_server_stats_add(const struct agent_server *srv, struct agent_server_stats *to);
 
-/* Stop listening and close every connection; the handles finish closing
- * as the loop runs. Call agent_server_free after the loop has run. */
-void agent_server_close(struct agent_server *srv);
+/* Close the listeners and free; after agent_server_serve has returned
+ * (or was never called). */
 void agent_server_free(struct agent_server *srv);
 
 /* Parse "1.2.3.4:80" / "[::1]:80" into a sockaddr; 0 or -EINVAL. */

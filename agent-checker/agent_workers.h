@@ -2,14 +2,17 @@
 /*
  * agent_workers: the answering threads of drover-agent-checker.
  *
- * N threads, each with its own libuv loop, agent_server and agent_reader
- * (see agent_checker.h for how they share one state). With more than one
- * thread every listen address is bound once per thread with SO_REUSEPORT,
- * so the kernel spreads the connections over the threads' accept queues
- * and no thread wakes for another's connection; before that, the address
- * is checked to be free without SO_REUSEPORT, so a second daemon on the
- * same port is still refused instead of silently sharing the checks. With
- * one thread the listeners are plain. Port 0 picks one port for all.
+ * N answering threads, each with its own agent_server and agent_reader
+ * (see agent_checker.h for how they share one state), blocking in accept4
+ * on their own listeners, and one waiting thread with a libuv loop and an
+ * agent_wait for the connections of all of them that must wait for their
+ * line. With more than one answering thread every listen address is bound
+ * once per thread with SO_REUSEPORT, so the kernel spreads the
+ * connections over the threads' accept queues and no thread wakes for
+ * another's connection; before that, the address is checked to be free
+ * without SO_REUSEPORT, so a second daemon on the same port is still
+ * refused instead of silently sharing the checks. With one thread the
+ * listeners are plain. Port 0 picks one port for all.
  *
  * max_connections counts the connections of all threads (one shared
  * atomic counter).
@@ -41,8 +44,9 @@ int agent_workers_port(const struct agent_workers *w, size_t i);
 void agent_workers_stats(const struct agent_workers *w, struct agent_server_stats *out);
 unsigned agent_workers_count(const struct agent_workers *w);
 
-/* Stop every thread (open connections are closed), wait for them, free
- * their servers and readers; then free. Before agent_checker_free. */
+/* Stop every thread (the answering threads wake from accept4; waiting
+ * connections are closed), wait for them, free their servers, the wait
+ * and the readers; then free. Before agent_checker_free. */
 void agent_workers_stop(struct agent_workers *w);
 void agent_workers_free(struct agent_workers *w);
 
