@@ -105,9 +105,29 @@ size_t agent_text_build(const char *reason, const char *author, char *dst, size_
     return len;
 }
 
+/* Append " <prefix><n><suffix>" for 0 <= n; callers leave room for it
+ * (AGENT_REPLY_MAX covers every word plus the text). snprintf cost more
+ * than the rest of the reply together. */
+static size_t put_number(char *buf, size_t len, const char *prefix, unsigned n, char suffix)
+{
+    char digits[12];
+    size_t nd = 0;
+    buf[len++] = ' ';
+    while (*prefix)
+        buf[len++] = *prefix++;
+    do {
+        digits[nd++] = (char)('0' + n % 10);
+        n /= 10;
+    } while (n);
+    while (nd)
+        buf[len++] = digits[--nd];
+    if (suffix)
+        buf[len++] = suffix;
+    return len;
+}
+
 int agent_reply_format(const struct agent_answer *a, char *buf, size_t cap)
 {
-    char text[AGENT_TEXT_MAX + 1];
     size_t len = 0;
 
     if (cap < AGENT_REPLY_MAX)
@@ -126,18 +146,26 @@ int agent_reply_format(const struct agent_answer *a, char *buf, size_t cap)
     wl = strlen(w);
     memcpy(buf + len, w, wl);
     len += wl;
-    if (a->weight >= 0) {
-        int weight = a->weight > AGENT_WEIGHT_MAX ? AGENT_WEIGHT_MAX : a->weight;
-        len += (size_t)snprintf(buf + len, cap - len, " %d%%", weight);
-    }
+    if (a->weight >= 0)
+        len = put_number(buf, len, "",
+                         (unsigned)(a->weight > AGENT_WEIGHT_MAX ? AGENT_WEIGHT_MAX : a->weight),
+                         '%');
     if (a->maxconn >= 0)
-        len += (size_t)snprintf(buf + len, cap - len, " maxconn:%d", a->maxconn);
-    /* Re-sanitise: text is usually pre-built by agent_text_build, but this
-     * function must be safe for any input (the fuzzers call it). */
-    size_t tl = agent_text_build(a->text, NULL, text, sizeof(text));
+        len = put_number(buf, len, "maxconn:", (unsigned)a->maxconn, '\0');
     buf[len++] = ' ';
     buf[len++] = '#';
-    memcpy(buf + len, text, tl);
+    /* Re-sanitise: text is usually pre-built by agent_text_build, but this
+     * function must be safe for any input (the fuzzers call it). The same
+     * rules as agent_text_build(text, NULL), applied in place: one byte
+     * beyond AGENT_TEXT_MAX is all utf8_cut needs to see where to cut. */
+    size_t start = len, tl = 0;
+    if (a->text)
+        text_append(buf + start, &tl, AGENT_TEXT_MAX + 1, a->text);
+    while (tl > 0 && buf[start + tl - 1] == ' ')
+        tl--;
+    tl = utf8_cut((const unsigned char *)buf + start, tl, AGENT_TEXT_MAX);
+    while (tl > 0 && buf[start + tl - 1] == ' ')
+        tl--;
     len += tl;
     buf[len++] = '\n';
     buf[len] = '\0';

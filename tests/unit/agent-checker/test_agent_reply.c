@@ -3,6 +3,7 @@
  * sanitising, reply parsing, request-line parsing. */
 #include <check.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -171,6 +172,42 @@ START_TEST(test_text_utf8_boundary)
 }
 END_TEST
 
+/* The reply builder sanitises its text in place (no snprintf, no second
+ * buffer); it must give exactly what agent_text_build gives, for texts
+ * around the 127-byte cut with blanks, control bytes and multi-byte
+ * characters where the cut falls. 20,000 generated texts. */
+START_TEST(test_reply_text_matches_text_build)
+{
+    static const char *const pieces[] = {
+        "a",  " ",   "  ", "\t", "\n", "\x7f", "\xe2\x82\xac", "\xc3\xa9", "\xf0\x9f\x98\x80",
+        "bb", "\x01"};
+    uint32_t seed = 12345;
+    char text[600], want[AGENT_TEXT_MAX + 1], line[AGENT_REPLY_MAX];
+    for (int i = 0; i < 20000; i++) {
+        size_t len = 0;
+        seed = seed * 1103515245u + 12345u;
+        size_t target = 100 + (seed >> 16) % 60; /* around the cut */
+        if (i % 10 == 0)
+            target = (seed >> 16) % 400;
+        while (len < target) {
+            seed = seed * 1103515245u + 12345u;
+            const char *p = pieces[(seed >> 16) % (sizeof(pieces) / sizeof(pieces[0]))];
+            size_t pl = strlen(p);
+            memcpy(text + len, p, pl);
+            len += pl;
+        }
+        text[len] = '\0';
+        size_t wl = agent_text_build(text, NULL, want, sizeof(want));
+        struct agent_answer a = {AGENT_ADMIN_READY, AGENT_HEALTH_UP, -1, -1, text};
+        int n = agent_reply_format(&a, line, sizeof(line));
+        ck_assert_int_gt(n, 0);
+        const char *got = strchr(line, '#') + 1;
+        ck_assert_msg((size_t)(line + n - 1 - got) == wl && memcmp(got, want, wl) == 0,
+                      "case %d: reply text differs from agent_text_build", i);
+    }
+}
+END_TEST
+
 START_TEST(test_reply_parse_roundtrip)
 {
     struct agent_answer a;
@@ -291,6 +328,7 @@ int main(void)
     tcase_add_test(tc, test_request_key);
     tcase_add_test(tc, test_request_address);
     tcase_add_test(tc, test_request_garbage);
+    tcase_add_test(tc, test_reply_text_matches_text_build);
     suite_add_tcase(s, tc);
     return suite_main_run(s);
 }
