@@ -339,16 +339,21 @@ int agent_server_port(const struct agent_server *srv, size_t i)
     return ntohs(((struct sockaddr_in *)&ss)->sin_port);
 }
 
+void agent_server_stats_sum(const struct agent_server_stats *from, struct agent_server_stats *to)
+{
+    to->accepted += __atomic_load_n(&from->accepted, __ATOMIC_RELAXED);
+    to->refused += __atomic_load_n(&from->refused, __ATOMIC_RELAXED);
+    for (int e = 0; e < AGENT_REQ_END_COUNT; e++)
+        to->ends[e] += __atomic_load_n(&from->ends[e], __ATOMIC_RELAXED);
+    to->read_errors += __atomic_load_n(&from->read_errors, __ATOMIC_RELAXED);
+    to->write_errors += __atomic_load_n(&from->write_errors, __ATOMIC_RELAXED);
+    to->accept_errors += __atomic_load_n(&from->accept_errors, __ATOMIC_RELAXED);
+    to->active += __atomic_load_n(&from->active, __ATOMIC_RELAXED);
+}
+
 void agent_server_stats_add(const struct agent_server *srv, struct agent_server_stats *to)
 {
-    const struct agent_server_stats *s = &srv->stats;
-    to->accepted += __atomic_load_n(&s->accepted, __ATOMIC_RELAXED);
-    to->refused += __atomic_load_n(&s->refused, __ATOMIC_RELAXED);
-    for (int e = 0; e < AGENT_REQ_END_COUNT; e++)
-        to->ends[e] += __atomic_load_n(&s->ends[e], __ATOMIC_RELAXED);
-    to->read_errors += __atomic_load_n(&s->read_errors, __ATOMIC_RELAXED);
-    to->write_errors += __atomic_load_n(&s->write_errors, __ATOMIC_RELAXED);
-    to->accept_errors += __atomic_load_n(&s->accept_errors, __ATOMIC_RELAXED);
+    agent_server_stats_sum(&srv->stats, to);
 }
 
 void agent_server_free(struct agent_server *srv)

@@ -63,7 +63,7 @@ struct agent_server_stats {
     uint64_t read_errors;  /* connection reset etc. before an answer */
     uint64_t write_errors; /* reply could not be written */
     uint64_t accept_errors;
-    size_t active;
+    size_t active; /* connections held by an agent_wait (answered-at-once ones are not) */
 };
 
 struct agent_server;
@@ -100,6 +100,10 @@ int agent_server_serve(struct agent_server *srv);
  * their accept queues are reset, which HAProxy counts as an unreachable
  * agent (no state change). */
 void agent_server_stop(struct agent_server *srv);
+
+/* Add the counters *from (written by one other thread with relaxed
+ * atomic stores) to *to. */
+void agent_server_stats_sum(const struct agent_server_stats *from, struct agent_server_stats *to);
 
 /* Add the server's counters to *to; safe from another thread while it
  * serves. */

@@ -411,12 +411,7 @@ int agent_wait_new(uv_loop_t *loop, uint64_t request_timeout_ms, agent_answer_fn
 
 void agent_wait_stats_add(const struct agent_wait *w, struct agent_server_stats *to)
 {
-    const struct agent_server_stats *s = &w->stats;
-    for (int e = 0; e < AGENT_REQ_END_COUNT; e++)
-        to->ends[e] += __atomic_load_n(&s->ends[e], __ATOMIC_RELAXED);
-    to->read_errors += __atomic_load_n(&s->read_errors, __ATOMIC_RELAXED);
-    to->write_errors += __atomic_load_n(&s->write_errors, __ATOMIC_RELAXED);
-    to->active += __atomic_load_n(&s->active, __ATOMIC_RELAXED);
+    agent_server_stats_sum(&w->stats, to);
 }
 
 void agent_wait_close(struct agent_wait *w)
