@@ -9,10 +9,12 @@ usage: test_daemon.py PATH/TO/drover-agent-checker"""
 
 import datetime
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 from agentlib import Daemon, ask, run, wait_until
@@ -103,8 +105,10 @@ def test_slow_clients_do_not_block(binary, work, daemons):
             "drover_agent_checker_connections_active") == 50)
         for _ in range(20):
             assert ask(d.port, b"be_web/web-2\n", timeout=5) == b"maint down #\n"
-        # the slow ones are still waiting for their line
-        assert d.metric("drover_agent_checker_connections_active") == 50
+        # the slow ones are still waiting for their line (a fast check
+        # accepted before its line arrived waits too, until its close)
+        wait_until("the 50 slow connections alone to be open", lambda: d.metric(
+            "drover_agent_checker_connections_active") == 50)
         slow[0].sendall(b"web-1\n")
         slow[0].settimeout(5)
         assert slow[0].recv(200) == b"drain up 50% #disk swap (by alice)\n"
@@ -272,6 +276,52 @@ def test_threads_share_one_state(binary, work, daemons):
     assert ask(d.port, b"be_web/web-1\n") == new
 
 
+def test_reload_under_load(binary, work, daemons):
+    """Four clients check without pause while the file is replaced 30
+    times (--threads 2): every answer is one file's, each client never sees
+    an older file after a newer one (a thread takes the newest state at its
+    next answer), and once the last file is loaded every answer is its."""
+    gen_doc = lambda k: dict(DRAIN, servers={"be_web/web-1": {"admin": "drain",  # noqa: E731
+                                                             "reason": f"gen {k}"}})
+    d = start(binary, work, daemons, extra=["--threads", "2"], state=gen_doc(0))
+    wait_until("the first file", lambda: ask(d.port, b"be_web/web-1\n") == b"drain up #gen 0\n")
+    stop = threading.Event()
+    seen = [[] for _ in range(4)]
+    errors = []
+
+    def client(i):
+        try:
+            while not stop.is_set():
+                seen[i].append(ask(d.port, b"be_web/web-1\n"))
+        except OSError as e:
+            errors.append(f"client {i}: {e}")
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        for k in range(1, 31):
+            d.write_state(gen_doc(k))
+            time.sleep(0.02)
+        want = b"drain up #gen 30\n"
+        wait_until("every client to get the last file",
+                   lambda: all(s and s[-1] == want for s in seen))
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=30)
+    assert not errors, errors
+    for i, replies in enumerate(seen):
+        gens = []
+        for r in replies:
+            m = re.fullmatch(rb"drain up #gen (\d+)\n", r)
+            assert m, f"client {i}: {r!r} is no file's answer"
+            gens.append(int(m.group(1)))
+        assert gens == sorted(gens), f"client {i} went back to an older file: {gens}"
+        assert len(set(gens)) > 1, f"client {i} saw no reload: {gens[:5]}..."
+    assert d.metric("drover_agent_checker_state_reloads_total", {"result": "ok"}) >= 2
+
+
 def test_bad_options_refused(binary, work, daemons):
     for args in (["--listen", "localhost"], ["--fallback", "ready sideways"],
                  ["--listen", "127.0.0.1:99999"]):
@@ -288,5 +338,5 @@ if __name__ == "__main__":
          test_empty_partial_oversize_halfclose, test_slow_clients_do_not_block,
          test_bad_file_keeps_previous_state, test_sighup_reloads, test_restart_keeps_state,
          test_expiry_at_answer_time, test_connection_cap, test_sd_notify,
-         test_stall_answers_the_line, test_threads_share_one_state,
+         test_stall_answers_the_line, test_threads_share_one_state, test_reload_under_load,
          test_bad_options_refused], sys.argv[1])
