@@ -281,8 +281,9 @@ def test_reload_under_load(binary, work, daemons):
     times (--threads 2): every answer is one file's, each client never sees
     an older file after a newer one (a thread takes the newest state at its
     next answer), and once the last file is loaded every answer is its."""
-    gen_doc = lambda k: dict(DRAIN, servers={"be_web/web-1": {"admin": "drain",  # noqa: E731
-                                                             "reason": f"gen {k}"}})
+    def gen_doc(k):
+        return dict(DRAIN, servers={"be_web/web-1": {"admin": "drain", "reason": f"gen {k}"}})
+
     d = start(binary, work, daemons, extra=["--threads", "2"], state=gen_doc(0))
     wait_until("the first file", lambda: ask(d.port, b"be_web/web-1\n") == b"drain up #gen 0\n")
     stop = threading.Event()

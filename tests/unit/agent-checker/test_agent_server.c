@@ -15,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -336,6 +338,21 @@ START_TEST(test_listen_addresses)
 }
 END_TEST
 
+/* Wait until the peer's TCP has acknowledged everything written on fd
+ * (the unacknowledged bytes, SIOCOUTQ, are 0): then the line is queued on
+ * the server side. Loopback delivers within the write unless a busy
+ * machine defers the softirq; 5 s is for that. */
+static bool delivered(int fd)
+{
+    for (int i = 0; i < 5000; i++) {
+        int unacked = -1;
+        if (ioctl(fd, SIOCOUTQ, &unacked) == 0 && unacked == 0)
+            return true;
+        usleep(1000);
+    }
+    return false;
+}
+
 /* Connections whose line is queued before the serving thread starts are
  * answered at once by it (no wait: its loop does not even run here), on
  * every listener; then the thread, asleep in accept4 (one listener) or
@@ -363,9 +380,8 @@ static void stop_blocked(size_t nlisteners)
         ck_assert_int_ge(fds[i], 0);
         ck_assert_int_eq(write(fds[i], "be/s\n", 5), 5);
     }
-    /* loopback delivers during write(); the pause covers a softirq that a
-     * busy machine deferred */
-    usleep(20000);
+    for (size_t i = 0; i < nlisteners; i++)
+        ck_assert_msg(delivered(fds[i]), "5 s for the line of listener %zu to be delivered", i);
     ck_assert_int_eq(pthread_create(&th, NULL, serve_thread, srv), 0);
     for (size_t i = 0; i < nlisteners; i++) {
         ck_assert_int_gt(read_all(fds[i], buf, sizeof(buf)), 0);
