@@ -2,14 +2,16 @@
 # BPF objects and their libbpf skeletons.
 #
 #   bpf_object(NAME SOURCE src.bpf.c [INCLUDES dir ...] [DEPENDS file ...]
-#              [DEFINES MACRO[=value] ...])
+#              [DEFINES MACRO[=value] ...] [CPU v1|v2|v3])
 #
 # compiles SOURCE with clang -target bpf (CO-RE, against a vmlinux.h dumped
 # at build time from the running kernel's BTF) into
 # ${CMAKE_CURRENT_BINARY_DIR}/NAME.bpf.o, generates NAME.skel.h next to it
 # with `bpftool gen skeleton` (struct NAME, NAME__open_and_load(), ...), and
 # defines the INTERFACE target NAME_skel: link it to get the include path
-# and the build-order dependency.
+# and the build-order dependency. CPU is clang's -mcpu for the BPF target
+# (default: clang's own, v1); v3 adds 32-bit jumps and ALU, which the
+# kernel accepts from 5.1 on.
 include_guard(GLOBAL)
 
 find_program(BPF_CLANG NAMES clang clang-14 REQUIRED)
@@ -41,7 +43,7 @@ add_custom_command(
 add_custom_target(bpf_vmlinux_h DEPENDS ${BPF_VMLINUX_H})
 
 function(bpf_object name)
-  cmake_parse_arguments(B "" "SOURCE" "INCLUDES;DEPENDS;DEFINES" ${ARGN})
+  cmake_parse_arguments(B "" "SOURCE;CPU" "INCLUDES;DEPENDS;DEFINES" ${ARGN})
   if(NOT B_SOURCE)
     message(FATAL_ERROR "bpf_object(${name}): SOURCE is required")
   endif()
@@ -56,6 +58,9 @@ function(bpf_object name)
   foreach(def ${B_DEFINES})
     list(APPEND incs -D${def})
   endforeach()
+  if(B_CPU)
+    list(APPEND incs -mcpu=${B_CPU})
+  endif()
   add_custom_command(
     OUTPUT ${obj}
     COMMAND ${BPF_CLANG} -O2 -g -target bpf -D__TARGET_ARCH_${_bpf_arch}

@@ -12,7 +12,8 @@ with every map element holding what bench_director publishes (a VIP in
 every VIP-index slot, version-3 generation config with source addresses,
 rows {0, 1}, proxies of the packet's family). The conditional branches
 that run takes select the path through the JIT image, whose instructions
-are counted to the return. Prints `BENCH director_{bpf,x86}_insns_<path>`.
+are counted to the return. Prints `BENCH director_{bpf,x86}_insns_<path>`,
+and the BPF instructions of each path by stage (STAGES) as comments.
 Needs root, bpftool, objdump (binutils) and an x86-64 kernel with the JIT on.
 """
 import ctypes
@@ -27,6 +28,22 @@ import sys
 import tempfile
 
 PROG = 'drover_director'
+# Stages of a packet's path: each begins where the program first names its
+# map (loads the map's address), calls its helper or, for the hash, reads
+# the keyed SipHash state (drover_gen_config.sip_init, value offset 72).
+# A stage the path never reaches is left out.
+STAGES = [
+    ('parse', None, 'entry to the VIP index read: RX counter, live half of the '
+     'VIP index, Ethernet/IP/L4 checks, slot hash'),
+    ('vip', 'drover_vip_idx', 'VIP index slot read and compare (non-VIP: the '
+     'NON_VIP counter and return)'),
+    ('gen', 'drover_active', 'live generation and its config, the flow message'),
+    ('hash', 'sip_init', 'SipHash-1-3 rounds and the row index'),
+    ('row', 'drover_table', 'table row, primary and secondary proxies, source check'),
+    ('outer', 'bpf_xdp_adjust_head', 'bpf_xdp_adjust_head and the outer headers'),
+    ('count', 'drover_vip_ctr', 'per-VIP and per-proxy counters, return'),
+]
+SIP_INIT_OFF = 72  # offsetof(struct drover_gen_config, sip_init)
 ARRAY_VALUE_OFF = 312  # offsetof(struct bpf_array, value): seen in the xlated lookups
 BPF_OBJ_GET, BPF_OBJ_GET_INFO_BY_FD, SYS_BPF = 7, 15, 321
 M64 = (1 << 64) - 1
@@ -165,6 +182,10 @@ class Machine:
         self.spilled = {}  # pointers stored on the stack
         self.r = [0] * 11
         self.r[1], self.r[10] = Ptr('ctx', 0), Ptr('stack', 512)
+        self.count, self.marks = 0, {}  # stage marker -> instructions run before it
+
+    def mark(self, name):
+        self.marks.setdefault(name, self.count)
 
     def where(self, p):
         """(buffer, offset) of a pointer into a map value, the stack or the packet."""
@@ -177,6 +198,9 @@ class Machine:
             return self.spilled[(p.region, p.off)]
         if p.region == 'ctx':
             return Ptr('pkt', {0: self.head, 8: self.end}[p.off])
+        if (isinstance(p.region, tuple) and self.maps[p.region[1]]['name'] == 'drover_gen_cfg'
+                and p.off - ARRAY_VALUE_OFF == SIP_INIT_OFF):
+            self.mark('sip_init')
         if isinstance(p.region, tuple) and self.maps[p.region[1]]['type'].startswith('percpu'):
             # the per-CPU pointer of element i; the value is this CPU's copy
             i = (p.off - ARRAY_VALUE_OFF) // 8
@@ -257,7 +281,10 @@ class Machine:
         if m := re.match(r'^call (\w+)', txt):
             if m.group(1) != 'bpf_xdp_adjust_head':
                 raise ValueError(f'call {m.group(1)} (not on a benched path)')
-            self.head += signed(self.val('r2'))
+            self.mark(m.group(1))
+            # the helper's offset is an int: with ALU32 (-mcpu=v3) clang
+            # leaves it in the low half of r2 without sign-extending it
+            self.head += signed(self.val('r2') & 0xffffffff, 32)
             self.r[0:6] = [0] * 6
             return nxt
         if m := re.match(r'^\*\((u\d+) \*\)\((r\d+) ([+-]\d+)\) = (\S+)$', txt):
@@ -267,6 +294,7 @@ class Machine:
             self.r[int(m.group(1))] = self.load(self.val(m.group(3)) + int(m.group(4)), SIZES[m.group(2)])
             return nxt
         if m := re.match(r'^[rw](\d+) = map\[id:(\d+)\]$', txt):
+            self.mark(self.maps[int(m.group(2))]['name'])
             self.r[int(m.group(1))] = Ptr(('map', int(m.group(2))), 0)
             return nxt + 1  # ld_imm64 takes two slots
         if m := re.match(r'^[rw](\d+) = (0x[0-9a-f]+)$', txt) if self.wide else None:
@@ -289,16 +317,24 @@ class Machine:
 
     def run(self):
         """(action, BPF instructions run, outcomes of the conditional branches)."""
-        pc, count, self.taken = 0, 0, []
+        pc, self.taken = 0, []
         while pc is not None:
             op, txt = self.prog[pc]
             self.wide = op == '18'  # ld_imm64 of a constant
-            count += 1
             try:
                 pc = self.step(pc, txt)
             except (ValueError, KeyError) as e:
                 die(f'cannot emulate instruction {pc} ({txt}): {e}')
-        return self.r[0], count, self.taken
+            self.count += 1
+        return self.r[0], self.count, self.taken
+
+    def stages(self):
+        """[(stage, BPF instructions)] along the path just run, in STAGES order."""
+        starts = [(0, 'parse')] + [(self.marks[m], n) for n, m, _ in STAGES[1:] if m in self.marks]
+        if starts != sorted(starts):
+            die(f'stages met out of order: {starts}')
+        ends = [b for b, _ in starts[1:]] + [self.count]
+        return [(n, e - b) for (b, n), e in zip(starts, ends)]
 
 
 def check_encap(name, mach, fam, action):
@@ -358,6 +394,7 @@ def main():
     print(f'# {PROG} from {obj}: {len(prog)} BPF instructions after the verifier, '
           f'{len(x86)} x86-64 in the JIT image')
     print('# instructions run per packet, from entry to return (emulated; see jit_paths.py)')
+    print('# stages: ' + '; '.join(f'{n}: {d}' for n, _, d in STAGES))
     for name, fam, dst, want in PATHS:
         mach = Machine(prog, maps, fam, dst)
         action, nbpf, taken = mach.run()
@@ -366,6 +403,7 @@ def main():
         check_encap(name, mach, fam, action)
         print(f'BENCH director_bpf_insns_{name} {nbpf}')
         print(f'BENCH director_x86_insns_{name} {walk_jit(x86, taken)}')
+        print(f'# {name} BPF by stage: ' + ' '.join(f'{n} {k}' for n, k in mach.stages()))
 
 
 if __name__ == '__main__':
