@@ -72,6 +72,37 @@ int bench_tx(struct xdp_md *ctx)
     return XDP_TX;
 }
 
+/* The floor of any GUE director (issue 19, the cost model in
+ * docs/director.md "Tests and benchmark"): what a director that did
+ * nothing but encapsulate would pay - one array lookup for its settings,
+ * bpf_xdp_adjust_head for the 44 bytes of outer IPv4/UDP/GUE/hop list,
+ * 56 bytes of outer headers written from the map value in 8-byte words,
+ * XDP_TX - with no parse, VIP check, hash, table or counters. Its raw cost
+ * over bench_tx's is the part of director_syn_ratio no code change in the
+ * director can remove (the wrapper's head adjust back included, as for
+ * the director). */
+SEC("xdp")
+int bench_encap_floor(struct xdp_md *ctx)
+{
+    __u32 zero = 0;
+    const struct bench_packet *tmpl = bpf_map_lookup_elem(&bench_pkt, &zero);
+
+    if (!tmpl || bpf_xdp_adjust_head(ctx, -44))
+        return XDP_ABORTED;
+    __u64 *w = (void *)(long)ctx->data;
+    if ((void *)(w + 7) > (void *)(long)ctx->data_end)
+        return XDP_ABORTED;
+    const __u64 *t = (const __u64 *)(tmpl->data + 4); /* 8-byte aligned in the value */
+    w[0] = t[0];
+    w[1] = t[1];
+    w[2] = t[2];
+    w[3] = t[3];
+    w[4] = t[4];
+    w[5] = t[5];
+    w[6] = t[6];
+    return XDP_TX;
+}
+
 /* The flow hash alone (issue 19: what the keyed hash costs per packet, for
  * the choice in docs/director.md "Flow hash"). The three programs read the
  * source address and port of an untagged TCP packet (IPv4 or IPv6, no
