@@ -177,7 +177,12 @@ class Machine:
         pkt = bytes(256) + packet(fam, dst)  # 256 bytes of headroom
         self.mem = {'stack': bytearray(512), 'pkt': bytearray(pkt)}
         for mid, m in maps.items():
-            self.mem[mid] = bytearray(element(m['name'], m['bytes_value'], fam) * m['max_entries'])
+            # array maps keep their values 8-byte aligned (drover_proxy: 20
+            # bytes in a 24-byte stride, as the verifier's inlined lookup
+            # multiplies by)
+            stride = (m['bytes_value'] + 7) & ~7
+            e = element(m['name'], m['bytes_value'], fam).ljust(stride, b'\0')
+            self.mem[mid] = bytearray(e * m['max_entries'])
         self.head, self.end = 256, len(pkt)
         self.spilled = {}  # pointers stored on the stack
         self.r = [0] * 11
@@ -338,14 +343,19 @@ class Machine:
 
 
 def check_encap(name, mach, fam, action):
-    """A forwarded packet grew by the outer headers (44 or 88 bytes) and is
-    addressed to the proxy: the emulation ran the program's real path."""
+    """A forwarded packet grew by the outer headers (44 or 88 bytes), is
+    addressed to the proxy and carries two hops (rows are {0, 1}, both
+    proxies of the packet's family): the emulation ran the program's real
+    path."""
     if action != 3:
         return
     added, out = 256 - mach.head, mach.mem['pkt'][mach.head:mach.end]
     dst = out[30:34] if fam == 4 else out[38:54]
-    if added != (44 if fam == 4 else 88) or dst != element('drover_proxies', 24, fam)[:len(dst)]:
-        die(f'{name}: emulated packet not encapsulated to the proxy ({added} bytes added)')
+    hops = out[48] if fam == 4 else out[68]
+    if (added != (44 if fam == 4 else 88) or dst != element('drover_proxies', 24, fam)[:len(dst)]
+            or hops != 2):
+        die(f'{name}: emulated packet not encapsulated to the proxy with two hops '
+            f'({added} bytes added, hop count {hops})')
 
 
 def walk_jit(x86, taken):
