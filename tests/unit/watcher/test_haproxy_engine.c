@@ -129,11 +129,12 @@ static void fx_free(struct fx *f)
 }
 
 /* Run the loop until the engine has nothing left to do. Bound: both
- * quiescence windows (twice: a plan may queue a second round) and one
- * config check. */
+ * quiescence windows (twice: a plan may queue a second round), one
+ * config check and the server-state file's window. */
 static void fx_settle(struct fx *f)
 {
-    uint64_t bound = 2 * (WAIT_MAX_MS + RUNTIME_WAIT_MS * 3) + CHECK_BOUND_MS;
+    uint64_t bound =
+        2 * (WAIT_MAX_MS + RUNTIME_WAIT_MS * 3) + CHECK_BOUND_MS + HAPROXY_ENGINE_STATE_MAX_MS;
     uint64_t deadline = uv_now(&f->loop) + bound;
     while (!haproxy_engine_idle(f->e)) {
         ck_assert_msg(uv_now(&f->loop) < deadline,
