@@ -78,11 +78,13 @@ START_TEST(test_exec_refuses_bad_commands_and_cancels)
 END_TEST
 
 /* A fake stats socket: accepts one connection, reads the request up to
- * "quit\n", writes a canned answer and closes. */
+ * "quit\n", writes a canned answer (once a byte arrives on release, if
+ * not -1) and closes. */
 struct fake {
     int lfd;
     char path[108];
     const char *answer;
+    int release;
     char request[4096];
 };
 
@@ -102,24 +104,33 @@ static void *fake_serve(void *arg)
         if (strstr(f->request, "quit\n"))
             break;
     }
-    if (write(c, f->answer, strlen(f->answer)) < 0)
+    char byte;
+    if ((f->release < 0 || read(f->release, &byte, 1) == 1) &&
+        write(c, f->answer, strlen(f->answer)) < 0)
         perror("fake write");
     close(c);
     return NULL;
 }
 
-static void fake_start(struct fake *f, pthread_t *t, const char *answer)
+/* A listening fake socket /tmp/drover-fake-WHAT-PID.sock. */
+static void fake_listen(struct fake *f, const char *what)
 {
     struct sockaddr_un un = {.sun_family = AF_UNIX};
-    snprintf(f->path, sizeof(f->path), "/tmp/drover-fake-%d.sock", (int)getpid());
+    snprintf(f->path, sizeof(f->path), "/tmp/drover-fake-%s-%d.sock", what, (int)getpid());
     unlink(f->path);
     memcpy(un.sun_path, f->path, strlen(f->path) + 1);
-    f->answer = answer;
     f->request[0] = 0;
     f->lfd = socket(AF_UNIX, SOCK_STREAM, 0);
     ck_assert_int_ge(f->lfd, 0);
     ck_assert_int_eq(bind(f->lfd, (struct sockaddr *)&un, sizeof(un)), 0);
-    ck_assert_int_eq(listen(f->lfd, 1), 0);
+    ck_assert_int_eq(listen(f->lfd, 2), 0);
+}
+
+static void fake_start(struct fake *f, pthread_t *t, const char *answer)
+{
+    fake_listen(f, "stats");
+    f->answer = answer;
+    f->release = -1;
     ck_assert_int_eq(pthread_create(t, NULL, fake_serve, f), 0);
 }
 
@@ -202,26 +213,6 @@ struct lanes {
     pthread_t ts, tm;
 };
 
-static void *stats_held(void *arg)
-{
-    struct lanes *l = arg;
-    char c;
-    int fd = accept(l->stats.lfd, NULL, NULL);
-    ssize_t r;
-    size_t len = 0;
-    if (fd < 0)
-        return NULL;
-    while (!strstr(l->stats.request, "quit\n") &&
-           (r = read(fd, l->stats.request + len, sizeof(l->stats.request) - 1 - len)) > 0) {
-        len += (size_t)r;
-        l->stats.request[len] = 0;
-    }
-    if (read(l->release[0], &c, 1) == 1 && write(fd, "\n> \n> ", 6) < 0)
-        perror("stats fake write");
-    close(fd);
-    return NULL;
-}
-
 static void *master_serve(void *arg)
 {
     struct lanes *l = arg;
@@ -238,19 +229,6 @@ static void *master_serve(void *arg)
         close(fd);
     }
     return NULL;
-}
-
-static void lane_listen(struct fake *f, const char *what)
-{
-    struct sockaddr_un un = {.sun_family = AF_UNIX};
-    snprintf(f->path, sizeof(f->path), "/tmp/drover-fake-%s-%d.sock", what, (int)getpid());
-    unlink(f->path);
-    memcpy(un.sun_path, f->path, strlen(f->path) + 1);
-    f->request[0] = 0;
-    f->lfd = socket(AF_UNIX, SOCK_STREAM, 0);
-    ck_assert_int_ge(f->lfd, 0);
-    ck_assert_int_eq(bind(f->lfd, (struct sockaddr *)&un, sizeof(un)), 0);
-    ck_assert_int_eq(listen(f->lfd, 2), 0);
 }
 
 static int order, stats_at, proc_at, reload_at;
@@ -295,9 +273,11 @@ START_TEST(test_master_lane_beside_stats)
     int none = 0;
     order = stats_at = proc_at = reload_at = 0;
     ck_assert_int_eq(pipe(l.release), 0);
-    lane_listen(&l.stats, "stats");
-    lane_listen(&l.master, "master");
-    ck_assert_int_eq(pthread_create(&l.ts, NULL, stats_held, &l), 0);
+    fake_listen(&l.stats, "stats");
+    fake_listen(&l.master, "master");
+    l.stats.answer = "\n> \n> "; /* prompt, then show info's (empty) answer */
+    l.stats.release = l.release[0];
+    ck_assert_int_eq(pthread_create(&l.ts, NULL, fake_serve, &l.stats), 0);
     ck_assert_int_eq(pthread_create(&l.tm, NULL, master_serve, &l), 0);
     ck_assert_int_eq(uv_loop_init(&loop), 0);
     ck_assert_int_eq(haproxy_runtime_new(&loop, l.stats.path, l.master.path, NULL, &rt), 0);
