@@ -880,8 +880,10 @@ int haproxy_engine_new(uv_loop_t *loop, const struct haproxy_engine_opts *o,
     if (quiesce_timer_new(loop, o->runtime_wait_ms, o->runtime_wait_ms * 5 / 2, on_runtime_due, e,
                           &e->runtime_q) < 0 ||
         quiesce_timer_new(loop, o->wait_min_ms, o->wait_max_ms, engine_on_struct_due, e,
-                          &e->struct_q) < 0) {
+                          &e->struct_q) < 0 ||
+        engine_state_timer_new(e) < 0) {
         quiesce_timer_free(e->runtime_q);
+        quiesce_timer_free(e->struct_q);
         template_set_free(e->templates);
         free(e);
         return -ENOMEM;
@@ -918,7 +920,8 @@ void haproxy_engine_stop(struct haproxy_engine *e)
     e->writer = e->agent_writer = NULL;
     quiesce_timer_free(e->runtime_q);
     quiesce_timer_free(e->struct_q);
-    e->runtime_q = e->struct_q = NULL;
+    quiesce_timer_free(e->state_q);
+    e->runtime_q = e->struct_q = e->state_q = NULL;
     uv_close((uv_handle_t *)&e->expiry, NULL);
     uv_close((uv_handle_t *)&e->resync, NULL);
     engine_supervise_stop(e);
@@ -1123,7 +1126,8 @@ bool haproxy_engine_service_retired(const struct haproxy_engine *e, const char *
 bool haproxy_engine_idle(const struct haproxy_engine *e)
 {
     if (e->applies_in_flight || (e->runtime_q && quiesce_timer_pending(e->runtime_q)) ||
-        (e->struct_q && quiesce_timer_pending(e->struct_q)))
+        (e->struct_q && quiesce_timer_pending(e->struct_q)) ||
+        (e->state_q && quiesce_timer_pending(e->state_q)))
         return false;
     if ((e->agent_writer && !file_writer_idle(e->agent_writer)))
         return false;

@@ -193,6 +193,16 @@ void haproxy_engine_each_held_maint(const struct haproxy_engine *e,
 void haproxy_engine_each_held(const struct haproxy_engine *e,
                               void (*fn)(void *arg, const char *backend), void *arg);
 
+/* The server-state file between reloads only serves a HAProxy that starts
+ * cold (a reload writes its own right before it): it follows the runtime
+ * applies HAPROXY_ENGINE_STATE_QUIET_MS after the last one, and at least
+ * every HAPROXY_ENGINE_STATE_MAX_MS under a steady stream. Written after
+ * every apply, its `show servers state` exchange held HAProxy's socket
+ * about half the time at 100 changes/s, and the next apply waited behind
+ * it. */
+#define HAPROXY_ENGINE_STATE_QUIET_MS 100
+#define HAPROXY_ENGINE_STATE_MAX_MS   1000
+
 /* Nothing to do: no quiescence pending, no check, install, reload or
  * runtime apply in flight. */
 bool haproxy_engine_idle(const struct haproxy_engine *e);

@@ -25,11 +25,43 @@ struct apply_ctx {
 
 static void save_state(struct service_state *s);
 
+/* A refresh of the config file without reload (the running structure,
+ * servers placed at runtime) runs `haproxy -c`, tens of ms of CPU that the
+ * runtime applies of a steady stream of changes wait for on a small
+ * machine. It waits for the stream to end, but not longer than this. */
+#define ENGINE_REFRESH_MAX_STALE_MS 30000
+
+static void save_state_soon(struct service_state *s)
+{
+    s->state_due = true;
+    if (s->e->state_q)
+        quiesce_timer_kick(s->e->state_q);
+}
+
+int engine_state_timer_new(struct haproxy_engine *e)
+{
+    return quiesce_timer_new(e->loop, HAPROXY_ENGINE_STATE_QUIET_MS, HAPROXY_ENGINE_STATE_MAX_MS,
+                             engine_on_state_due, e, &e->state_q);
+}
+
+void engine_on_state_due(void *arg)
+{
+    struct haproxy_engine *e = arg;
+    if (e->stopping)
+        return;
+    for (size_t i = 0; i < e->n_svcs; i++) {
+        struct service_state *s = e->svcs[i];
+        if (s->state_due) {
+            s->state_due = false;
+            save_state(s);
+        }
+    }
+}
+
 /* The service's applies are done: placements committed while they ran go
  * out now, in one apply from the newest placements (a service waiting for
- * or in a reload gets them from the reload's own apply). Only once nothing
- * follows is the server-state file dumped: its `show servers state` would
- * otherwise sit in the queue before the follow-up. */
+ * or in a reload gets them from the reload's own apply). The server-state
+ * file follows later (save_state_soon). */
 static void apply_follow_up(struct haproxy_engine *e, struct service_state *s)
 {
     const struct snapshot_service *svc;
@@ -44,7 +76,7 @@ static void apply_follow_up(struct haproxy_engine *e, struct service_state *s)
     s->apply_again = false;
     /* after the applies: a HAProxy that starts cold loads what runs now,
      * with the drains and maintenance in force from its first packet */
-    save_state(s);
+    save_state_soon(s);
 }
 
 static void on_applied(struct haproxy_runtime *rt, const struct haproxy_apply_result *res,
@@ -176,8 +208,8 @@ void engine_apply_service(struct haproxy_engine *e, struct service_state *s,
             metrics_counter_inc(e->m_apply_failures);
         }
     }
-    if (!s->applying) /* nothing queued: the state file follows at once */
-        save_state(s);
+    if (!s->applying) /* nothing queued: the state file follows */
+        save_state_soon(s);
 }
 
 /* The runtime diff compares with HAProxy's live state, so re-applying the
@@ -433,6 +465,23 @@ static void on_agent_state_for_sync(void *arg, int status)
         file_writer_sync(e->writer, e->o.agent_state_file);
 }
 
+/* Whether s's config file refresh waits for the end of the stream of
+ * runtime changes that cut this burst (ENGINE_REFRESH_MAX_STALE_MS at
+ * most). The structural timer is kicked again, so the end of the stream
+ * is seen even if no change follows. */
+static bool refresh_put_off(struct haproxy_engine *e, struct service_state *s)
+{
+    uint64_t now = uv_now(e->loop);
+    if (quiesce_timer_fired_quiet(e->struct_q))
+        return false;
+    if (!s->stale_ms)
+        s->stale_ms = now ? now : 1; /* 0 means none */
+    if (now - s->stale_ms >= ENGINE_REFRESH_MAX_STALE_MS)
+        return false;
+    quiesce_timer_kick(e->struct_q);
+    return true;
+}
+
 void engine_on_struct_due(void *arg)
 {
     struct haproxy_engine *e = arg;
@@ -457,7 +506,10 @@ void engine_on_struct_due(void *arg)
         if (!s || (!s->reload_pending && !s->file_stale) || s->busy || s->checking)
             continue;
         bool refresh_only = !s->reload_pending;
+        if (refresh_only && refresh_put_off(e, s))
+            continue;
         s->file_stale = false;
+        s->stale_ms = 0;
         install_service(e, s, svc, refresh_only);
     }
 }

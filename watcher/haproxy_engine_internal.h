@@ -72,6 +72,8 @@ struct service_state {
     bool retired;      /* removed from KV: config moved aside, frontends disabled */
     bool state_saving; /* a server-state file write is queued */
     bool state_again;  /* and another one was asked for meanwhile */
+    bool state_due;    /* applied since the last write: one waits in state_q */
+    uint64_t stale_ms; /* uv_now when a file refresh was first put off; 0 none */
     size_t applying;   /* backends of this service whose runtime apply is queued */
     bool apply_again;  /* placements committed meanwhile: apply once more after */
     bool apply_wanted; /* planned for a runtime apply once the agent state file is in place */
@@ -107,6 +109,8 @@ struct haproxy_engine {
      * applies: its own queue, never behind the writer's fsyncs */
     struct file_writer *agent_writer;
     struct quiesce_timer *runtime_q, *struct_q;
+    /* server-state file writes between reloads (haproxy_engine_apply.c) */
+    struct quiesce_timer *state_q;
     uv_timer_t expiry;      /* next maintenance / force-removal expiry */
     uv_timer_t resync;      /* periodic re-apply against HAProxy's live state */
     uv_timer_t probe;       /* show proc on every HAProxy (haproxy_supervise.c) */
@@ -184,6 +188,11 @@ void engine_on_resync(uv_timer_t *t);
 /* Structural quiescence fired: save the snapshot, render + install what
  * is pending. */
 void engine_on_struct_due(void *arg);
+/* Make e->state_q. 0 or -ENOMEM. */
+int engine_state_timer_new(struct haproxy_engine *e);
+/* state_q fired: write the server-state file of every service applied
+ * since its last write. */
+void engine_on_state_due(void *arg);
 
 /* The status of s changed (haproxy_engine_opts.on_status): it applied
  * svc (NULL: the one of the snapshot in force), or `what` failed. */

@@ -4,8 +4,14 @@
  * haproxy_runtime.h). This file owns the request queue and the socket
  * exchanges:
  *
- *   request queue -> one exchange at a time (connect, write all commands,
- *   read to EOF, split answers, callback) -> next request.
+ *   request queue -> one exchange at a time per socket (connect, write all
+ *   commands, read to EOF, split answers, callback) -> next request.
+ *
+ * The stats socket and the master CLI are two lanes: a `show proc` probe
+ * of the master (every 200 ms by default) no longer holds an apply on the
+ * stats socket, nor the other way round. Requests of one socket run in
+ * queue order; nothing orders them against the other socket's except the
+ * chains below, whose steps are queued one after another.
  *
  * Multi-step operations (apply: haproxy_runtime_apply.c; reload:
  * haproxy_runtime_reload.c) are chains of exchanges whose later steps are
@@ -24,6 +30,7 @@
 #include <string.h>
 
 #include "haproxy_runtime_internal.h"
+#include "log.h"
 
 /* An answer bigger than this is refused (a 10,000-server state dump is
  * about 2 MiB). */
@@ -34,7 +41,8 @@ struct rt_request {
     enum haproxy_socket sock;
     char **cmds;
     size_t n;
-    bool reload_step; /* may run while a reload holds the queue */
+    enum rt_kind kind;
+    uint64_t queued_ns; /* uv_hrtime when queued (the debug log's split) */
     haproxy_runtime_exec_cb cb;
     void *arg;
 };
@@ -52,7 +60,8 @@ struct rt_exchange {
     char *in; /* bytes read */
     size_t in_len, in_cap;
     int pending_closes;
-    bool done; /* callback ran */
+    bool done;           /* callback ran */
+    uint64_t started_ns; /* uv_hrtime when started */
 };
 
 static void request_free(struct rt_request *r)
@@ -78,12 +87,13 @@ static void exchange_on_close(uv_handle_t *h)
     if (--x->pending_closes > 0)
         return;
     struct haproxy_runtime *rt = x->rt;
+    enum haproxy_socket sock = x->req->sock;
     request_free(x->req);
     free(x->out);
     free(x->in);
     free(x);
     if (rt) {
-        rt->cur = NULL;
+        rt->cur[sock] = NULL;
         rt_kick(rt);
     }
 }
@@ -103,6 +113,12 @@ static void exchange_finish(struct rt_exchange *x, int status, const char *fmt, 
         return;
     x->done = true;
     uv_timer_stop(&x->timer);
+    /* where an apply's time goes: waiting for the socket, or the exchange
+     * (connect, HAProxy running the commands, the answers) */
+    log_debug("haproxy: %s exchange of %zu command(s) done, status %d, queued %.2f ms, took "
+              "%.2f ms",
+              sock_name(req->sock), req->n, status, (double)(x->started_ns - req->queued_ns) / 1e6,
+              (double)(uv_hrtime() - x->started_ns) / 1e6);
     if (fmt) {
         va_list ap;
         va_start(ap, fmt);
@@ -298,6 +314,7 @@ static void rt_start(struct haproxy_runtime *rt, struct rt_request *req)
     }
     x->rt = rt;
     x->req = req;
+    x->started_ns = uv_hrtime();
     x->pipe.data = x->timer.data = x->connect.data = x->write.data = x;
     rc = uv_pipe_init(rt->loop, &x->pipe, 0);
     if (rc == 0) {
@@ -318,7 +335,7 @@ static void rt_start(struct haproxy_runtime *rt, struct rt_request *req)
         return;
     }
     x->pending_closes = 2;
-    rt->cur = x;
+    rt->cur[req->sock] = x;
     rt->st.exchanges++;
     if (req->sock == HAPROXY_SOCKET_STATS)
         rt->st.commands_sent += req->n;
@@ -326,32 +343,58 @@ static void rt_start(struct haproxy_runtime *rt, struct rt_request *req)
     uv_pipe_connect(&x->connect, &x->pipe, path, exchange_on_connect);
 }
 
+/* Whether x is in flight and runs alone (enum rt_kind). */
+static bool solo_in_flight(const struct rt_exchange *x)
+{
+    return x && x->req->kind != RT_PLAIN;
+}
+
+/* The first request rt may start now, unlinked from the queue, or NULL:
+ * the first of a socket with no exchange in flight; a solo one only with
+ * nothing in flight (and none behind it first); while a reload holds the
+ * queue, only the reload's own steps. */
+static struct rt_request *next_runnable(struct haproxy_runtime *rt)
+{
+    struct rt_exchange *const *cur = rt->cur;
+    struct rt_request **pp = &rt->head, *r;
+    if (solo_in_flight(cur[HAPROXY_SOCKET_STATS]) || solo_in_flight(cur[HAPROXY_SOCKET_MASTER]))
+        return NULL;
+    for (; (r = *pp); pp = &r->next) {
+        if (rt->reload_active && r->kind != RT_RELOAD_STEP)
+            continue;
+        if (r->kind != RT_PLAIN) {
+            if (cur[HAPROXY_SOCKET_STATS] || cur[HAPROXY_SOCKET_MASTER])
+                return NULL;
+            break;
+        }
+        if (!cur[r->sock])
+            break;
+    }
+    if (!r)
+        return NULL;
+    *pp = r->next;
+    if (rt->tail == r) {
+        struct rt_request *t = rt->head;
+        while (t && t->next)
+            t = t->next;
+        rt->tail = t;
+    }
+    r->next = NULL;
+    return r;
+}
+
 void rt_kick(struct haproxy_runtime *rt)
 {
-    while (!rt->freeing && !rt->cur && rt->head) {
-        struct rt_request **pp = &rt->head, *r;
-        if (rt->reload_active) {
-            while (*pp && !(*pp)->reload_step)
-                pp = &(*pp)->next;
-            if (!*pp)
-                return;
-        }
-        r = *pp;
-        *pp = r->next;
-        if (rt->tail == r) {
-            struct rt_request *t = rt->head;
-            while (t && t->next)
-                t = t->next;
-            rt->tail = t;
-        }
-        r->next = NULL;
+    struct rt_request *r;
+    while (!rt->freeing && (!rt->cur[HAPROXY_SOCKET_STATS] || !rt->cur[HAPROXY_SOCKET_MASTER]) &&
+           (r = next_runnable(rt))) {
         rt->st.queued--;
         rt_start(rt, r);
     }
 }
 
 int rt_enqueue(struct haproxy_runtime *rt, enum haproxy_socket sock, const char *const *cmds,
-               size_t n, bool front, bool reload_step, haproxy_runtime_exec_cb cb, void *arg)
+               size_t n, bool front, enum rt_kind kind, haproxy_runtime_exec_cb cb, void *arg)
 {
     if (rt->freeing)
         return -ECANCELED;
@@ -373,7 +416,8 @@ int rt_enqueue(struct haproxy_runtime *rt, enum haproxy_socket sock, const char 
     }
     r->n = n;
     r->sock = sock;
-    r->reload_step = reload_step;
+    r->kind = kind;
+    r->queued_ns = uv_hrtime();
     r->cb = cb;
     r->arg = arg;
     if (front) {
@@ -420,7 +464,7 @@ int haproxy_runtime_exec(struct haproxy_runtime *rt, enum haproxy_socket sock,
         return -ENOTSUP;
     if (check_commands(sock, cmds, n) < 0)
         return -EINVAL;
-    return rt_enqueue(rt, sock, cmds, n, false, false, cb, arg);
+    return rt_enqueue(rt, sock, cmds, n, false, RT_PLAIN, cb, arg);
 }
 
 /* ---- lifecycle ---------------------------------------------------------- */
@@ -463,11 +507,13 @@ void haproxy_runtime_free(struct haproxy_runtime *rt)
         request_free(r);
         r = next;
     }
-    if (rt->cur) {
-        struct rt_exchange *x = rt->cur;
+    for (size_t i = 0; i < sizeof(rt->cur) / sizeof(rt->cur[0]); i++) {
+        struct rt_exchange *x = rt->cur[i];
+        if (!x)
+            continue;
         exchange_finish(x, -ECANCELED, "haproxy: client shut down");
         x->rt = NULL;
-        rt->cur = NULL;
+        rt->cur[i] = NULL;
     }
     /* a reload waiting on its poll timer (not on a request) */
     if (rt->reload_op)

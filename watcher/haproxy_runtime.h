@@ -12,10 +12,13 @@
  *     every reload (atomic_file_write), the only way runtime-set addresses,
  *     weights and admin states survive a reload.
  *
- * Exchanges are queued and run one at a time (HAProxy applies commands in
- * order anyway, and an apply must not interleave with a state dump that
- * precedes a reload). Each has a timeout; nothing blocks the loop. A
- * connect failure (socket missing, HAProxy dead) fails at once.
+ * Exchanges are queued and run one at a time per socket (HAProxy applies
+ * commands in order anyway, and an apply must not interleave with a state
+ * dump that precedes a reload); the stats socket and the master CLI are
+ * separate lanes, so a `show proc` probe never holds an apply, except that
+ * a reload's exchanges, from its `show proc` baseline on, run alone. Each
+ * has a timeout; nothing blocks the loop. A connect failure (socket
+ * missing, HAProxy dead) fails at once.
  *
  * Every value written into a command passes haproxy_value checks, so a KV
  * value can never carry a newline or a `;` (command separator) into the

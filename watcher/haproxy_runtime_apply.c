@@ -72,7 +72,7 @@ int haproxy_runtime_show_servers_state(struct haproxy_runtime *rt, const char *b
     op->cb = cb;
     op->arg = arg;
     const char *cmds[] = {op->cmd};
-    int rc = rt_enqueue(rt, HAPROXY_SOCKET_STATS, cmds, 1, false, false, state_pub_done, op);
+    int rc = rt_enqueue(rt, HAPROXY_SOCKET_STATS, cmds, 1, false, RT_PLAIN, state_pub_done, op);
     if (rc < 0)
         free(op);
     return rc;
@@ -321,8 +321,8 @@ static int queue_commands(struct haproxy_runtime *rt, struct apply_op *op, bool 
         op->trailing = !op->reload_step;
         if (op->trailing)
             cmds[n++] = op->cmd;
-        status = rt_enqueue(rt, HAPROXY_SOCKET_STATS, cmds, n, front, op->reload_step,
-                            apply_cmds_done, op);
+        status = rt_enqueue(rt, HAPROXY_SOCKET_STATS, cmds, n, front,
+                            op->reload_step ? RT_RELOAD_STEP : RT_PLAIN, apply_cmds_done, op);
         free(cmds);
     }
     if (status < 0)
@@ -386,8 +386,8 @@ int rt_apply_start(struct haproxy_runtime *rt, const char *backend, const struct
         b->applying++; /* before queueing: apply_finish counts it down */
         if (!(fresh && apply_from_live(rt, op, fresh) == 0)) {
             const char *cmds[] = {op->cmd};
-            rc = rt_enqueue(rt, HAPROXY_SOCKET_STATS, cmds, 1, reload_step, reload_step,
-                            apply_state_done, op);
+            rc = rt_enqueue(rt, HAPROXY_SOCKET_STATS, cmds, 1, reload_step,
+                            reload_step ? RT_RELOAD_STEP : RT_PLAIN, apply_state_done, op);
         }
         if (rc < 0 && (b = rt_backend_get(rt, backend, false)) && b->applying)
             b->applying--;

@@ -37,7 +37,9 @@ struct haproxy_runtime {
     struct file_writer *writer; /* state file writes off the loop; NULL: on it */
     uint64_t cmd_timeout_ms, reload_timeout_ms;
     struct rt_request *head, *tail;
-    struct rt_exchange *cur;
+    /* the exchange in flight on each socket (enum haproxy_socket): the
+     * stats socket and the master CLI are separate lanes */
+    struct rt_exchange *cur[2];
     bool reload_active;
     bool freeing;
     struct reload_op *reload_op; /* the reload in flight, if any */
@@ -49,14 +51,21 @@ struct haproxy_runtime {
 
 /* haproxy_runtime.c */
 
+/* How a request runs beside others. */
+enum rt_kind {
+    RT_PLAIN,       /* beside an exchange on the other socket */
+    RT_SOLO,        /* alone (a reload's baseline): nothing else in flight,
+                     * nothing queued behind it starts first */
+    RT_RELOAD_STEP, /* alone, and while a reload holds the queue */
+};
+
 /* Queue cmds[0..n) (copied, already checked) for sock. front: before
  * everything queued (the next step of a chain: nothing queued by someone
- * else may run in between); reload_step: may run while a reload holds the
- * queue. cb runs exactly once unless this fails. 0, -ECANCELED (client
- * shutting down) or -ENOMEM. */
+ * else may run in between on that socket). cb runs exactly once unless
+ * this fails. 0, -ECANCELED (client shutting down) or -ENOMEM. */
 int rt_enqueue(struct haproxy_runtime *rt, enum haproxy_socket sock, const char *const *cmds,
-               size_t n, bool front, bool reload_step, haproxy_runtime_exec_cb cb, void *arg);
-/* Start the next runnable request if nothing is in flight. */
+               size_t n, bool front, enum rt_kind kind, haproxy_runtime_exec_cb cb, void *arg);
+/* Start the next runnable request of each socket that has none in flight. */
 void rt_kick(struct haproxy_runtime *rt);
 
 /* haproxy_runtime_apply.c */
@@ -74,8 +83,8 @@ void rt_backends_free(struct haproxy_runtime *rt);
 
 /* haproxy_runtime_reload.c */
 
-/* `show proc` on the master CLI (front/reload_step as for rt_enqueue). */
-int rt_show_proc(struct haproxy_runtime *rt, bool front, bool reload_step,
+/* `show proc` on the master CLI (front/kind as for rt_enqueue). */
+int rt_show_proc(struct haproxy_runtime *rt, bool front, enum rt_kind kind,
                  haproxy_runtime_proc_cb cb, void *arg);
 /* Finish the reload in flight with -ECANCELED (haproxy_runtime_free). */
 void rt_reload_cancel(struct reload_op *op);

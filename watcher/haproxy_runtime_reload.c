@@ -45,7 +45,7 @@ static void proc_done(struct haproxy_runtime *rt, int status, const char *const 
     free(op);
 }
 
-int rt_show_proc(struct haproxy_runtime *rt, bool front, bool reload_step,
+int rt_show_proc(struct haproxy_runtime *rt, bool front, enum rt_kind kind,
                  haproxy_runtime_proc_cb cb, void *arg)
 {
     if (!rt->master_path)
@@ -56,7 +56,7 @@ int rt_show_proc(struct haproxy_runtime *rt, bool front, bool reload_step,
     op->cb = cb;
     op->arg = arg;
     const char *cmds[] = {"show proc"};
-    int rc = rt_enqueue(rt, HAPROXY_SOCKET_MASTER, cmds, 1, front, reload_step, proc_done, op);
+    int rc = rt_enqueue(rt, HAPROXY_SOCKET_MASTER, cmds, 1, front, kind, proc_done, op);
     if (rc < 0)
         free(op);
     return rc;
@@ -64,7 +64,7 @@ int rt_show_proc(struct haproxy_runtime *rt, bool front, bool reload_step,
 
 int haproxy_runtime_show_proc(struct haproxy_runtime *rt, haproxy_runtime_proc_cb cb, void *arg)
 {
-    return rt_show_proc(rt, false, false, cb, arg);
+    return rt_show_proc(rt, false, RT_PLAIN, cb, arg);
 }
 
 /* ---- the server-state file ----------------------------------------------- */
@@ -191,7 +191,7 @@ int haproxy_runtime_save_state(struct haproxy_runtime *rt, haproxy_admin_fn admi
         return -ENOMEM;
     *op = (struct save_op){.rt = rt, .admin = admin, .cb = cb, .arg = arg};
     const char *cmds[] = {"show servers state"};
-    int rc = rt_enqueue(rt, HAPROXY_SOCKET_STATS, cmds, 1, false, false, save_dumped, op);
+    int rc = rt_enqueue(rt, HAPROXY_SOCKET_STATS, cmds, 1, false, RT_PLAIN, save_dumped, op);
     if (rc < 0)
         free(op);
     return rc;
@@ -284,7 +284,7 @@ static void reload_poll_proc(struct haproxy_runtime *rt, int status,
 static void reload_poll_tick(uv_timer_t *t)
 {
     struct reload_op *op = t->data;
-    int rc = rt_show_proc(op->rt, true, true, reload_poll_proc, op);
+    int rc = rt_show_proc(op->rt, true, RT_RELOAD_STEP, reload_poll_proc, op);
     if (rc < 0)
         reload_finish(op, rc, "haproxy: reload: cannot queue show proc: %s", strerror(-rc));
 }
@@ -360,7 +360,8 @@ static void reload_sent(struct haproxy_runtime *rt, int status, const char *cons
 static void reload_send(struct reload_op *op)
 {
     const char *cmds[] = {"reload"};
-    int rc = rt_enqueue(op->rt, HAPROXY_SOCKET_MASTER, cmds, 1, true, true, reload_sent, op);
+    int rc =
+        rt_enqueue(op->rt, HAPROXY_SOCKET_MASTER, cmds, 1, true, RT_RELOAD_STEP, reload_sent, op);
     if (rc < 0)
         reload_finish(op, rc, "haproxy: reload: cannot queue the reload command");
 }
@@ -461,7 +462,8 @@ static void reload_baseline(struct haproxy_runtime *rt, int status,
     haproxy_runtime_drop_live(rt); /* the new worker's servers are read again */
     if (rt->state_path) {
         const char *cmds[] = {"show servers state"};
-        int rc = rt_enqueue(rt, HAPROXY_SOCKET_STATS, cmds, 1, true, true, reload_state_dumped, op);
+        int rc = rt_enqueue(rt, HAPROXY_SOCKET_STATS, cmds, 1, true, RT_RELOAD_STEP,
+                            reload_state_dumped, op);
         if (rc < 0)
             reload_finish(op, rc, "haproxy: reload: cannot queue the state dump");
         return;
@@ -518,7 +520,9 @@ int haproxy_runtime_reload_placed(struct haproxy_runtime *rt, const struct hapro
     op->poll_init = true;
     /* The baseline waits its turn behind queued work; from then on the
      * reload holds the queue. */
-    rc = rt_show_proc(rt, false, false, reload_baseline, op);
+    /* alone: a reload must not begin beside an apply's exchange (its
+     * commands would wait for the reload, diffed against the old worker) */
+    rc = rt_show_proc(rt, false, RT_SOLO, reload_baseline, op);
     if (rc < 0) {
         uv_close((uv_handle_t *)&op->poll, reload_free);
         return rc;

@@ -36,6 +36,11 @@ bool quiesce_due(const struct quiesce *q, int64_t now_ms)
     return q->pending && now_ms >= quiesce_deadline(q);
 }
 
+bool quiesce_quiet(const struct quiesce *q, int64_t now_ms)
+{
+    return q->pending && now_ms >= q->last_ms + q->wait_min_ms;
+}
+
 void quiesce_reset(struct quiesce *q)
 {
     q->pending = false;
@@ -48,6 +53,7 @@ struct quiesce_timer {
     quiesce_fire_fn fire;
     void *arg;
     uint64_t fired;
+    bool fired_quiet; /* the last burst ended quiet (quiesce_quiet) */
 };
 
 static void on_timer(uv_timer_t *h)
@@ -60,6 +66,7 @@ static void on_timer(uv_timer_t *h)
             uv_timer_start(&t->timer, on_timer, (uint64_t)(d - now), 0);
         return;
     }
+    t->fired_quiet = quiesce_quiet(&t->q, now);
     quiesce_reset(&t->q);
     t->fired++;
     t->fire(t->arg);
@@ -95,6 +102,11 @@ void quiesce_timer_kick(struct quiesce_timer *t)
 bool quiesce_timer_pending(const struct quiesce_timer *t)
 {
     return t->q.pending;
+}
+
+bool quiesce_timer_fired_quiet(const struct quiesce_timer *t)
+{
+    return t->fired_quiet;
 }
 
 uint64_t quiesce_timer_fired(const struct quiesce_timer *t)

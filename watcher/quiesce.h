@@ -31,6 +31,9 @@ void quiesce_event(struct quiesce *q, int64_t now_ms);
 int64_t quiesce_deadline(const struct quiesce *q);
 /* True when something is pending and now_ms has reached the deadline. */
 bool quiesce_due(const struct quiesce *q, int64_t now_ms);
+/* True when the burst has been quiet for wait_min at now_ms (it ended),
+ * false while changes still come (only wait_max would make it due). */
+bool quiesce_quiet(const struct quiesce *q, int64_t now_ms);
 /* The burst was handled: back to idle. */
 void quiesce_reset(struct quiesce *q);
 
@@ -44,6 +47,10 @@ int quiesce_timer_new(uv_loop_t *loop, int64_t wait_min_ms, int64_t wait_max_ms,
  * burst, on the loop. */
 void quiesce_timer_kick(struct quiesce_timer *t);
 bool quiesce_timer_pending(const struct quiesce_timer *t);
+/* Whether the last burst fired because it went quiet (quiesce_quiet),
+ * not because wait_max cut it: for work that can wait for the end of a
+ * steady stream of changes. Meaningful inside fire. */
+bool quiesce_timer_fired_quiet(const struct quiesce_timer *t);
 /* Bursts fired so far. */
 uint64_t quiesce_timer_fired(const struct quiesce_timer *t);
 /* Stop and free once the loop closed the handle. NULL ok. */

@@ -59,11 +59,18 @@ node is touched again only 40 changes later (400 ms at 100/s): each node
 has at most one change in flight, so each poll attributes what it sees; a
 change still not seen when its node's next change is PUT counts as
 superseded, with that time as its latency (a lower bound), and the
-superseding change, which restores what HAProxy still shows, is not timed. Latency = PUT start ->
-the node's new state visible in HAProxy (Consul commit and wake-up
-included). Also from the watcher's own histogram
+superseding change, which restores what HAProxy still shows, is not timed.
+Two latencies end when the node's new state is visible in HAProxy:
+from the PUT's start (`watcher_paced_p50_ms`, `_p99_ms`: the PUT itself
+included) and from the PUT's answer (`watcher_paced_commit_p50_ms`,
+`_p99_ms`: the KV change happens when Consul commits it, which is after
+the PUT starts and before its answer - Consul answers a KV PUT once the
+entry is applied to its state, the moment that wakes the blocking
+queries - so this one leaves out the PUT's request, Raft and answer
+trips, and the commit-based latency lies between the two). Also from the watcher's own histogram
 drover_watcher_change_apply_seconds (a new snapshot -> applied, Consul not
-included): the bucket bounds holding its p50 and p99 over the run."""
+included): the bucket bounds holding its p50 and p99 over the run.
+BENCH_PACED_TRACE=FILE writes each seen change's wall-clock times."""
 
 WATCHER, CONSUL_DEV, TEMPLATES = sys.argv[1:4]
 PACED = len(sys.argv) > 4 and sys.argv[4] == "paced"
@@ -245,7 +252,7 @@ def histogram_pct(buckets, p):
 
 
 def paced_writer(changes, nodes, start, idx, pending, lock, errors, sent, superseded,
-                 puts):
+                 puts, started):
     client = kv()
     for k in idx:
         node, eligible = changes[k]
@@ -255,12 +262,13 @@ def paced_writer(changes, nodes, start, idx, pending, lock, errors, sent, supers
         with lock:
             now = time.perf_counter()
             if node in pending:
-                superseded.append((now - pending[node][2]) * 1000.0)
+                superseded[pending[node][0]] = now
                 # this change puts back the state HAProxy still shows: not
                 # measurable, the node is left out of the observation
                 del pending[node]
             else:
                 pending[node] = (k, eligible, now)
+                started[k] = now
         put_wall = time.time()
         try:
             client.put("kube/c1/nodes/n%d" % node, {"addresses": [nodes[node]],
@@ -298,22 +306,30 @@ def bench_paced():
     total = int(PACED_RATE * PACED_SECONDS)
     changes = paced_schedule(total)
     r0, m0, cpu0 = reloads(master), scrape(metrics), proc_cpu_s(w.pid)
-    pending, lock, errors, lat, sent, superseded = {}, threading.Lock(), [], [], [None] * total, []
+    pending, lock, errors, sent = {}, threading.Lock(), [], [None] * total
+    # perf_counter times per change k: PUT started (timed changes only),
+    # seen in HAProxy, or superseded (its node's next change PUT first)
+    started, seen_at, superseded = {}, {}, {}
     puts, seen = [None] * total, [None] * total  # wall clock, for the split from the log
     start = time.perf_counter() + 0.05
     # two writers (even and odd changes): one PUT can take longer than the
     # interval on a busy machine, and the writer must not fall behind
     writers = [threading.Thread(target=paced_writer, daemon=True,
                                 args=(changes, nodes, start, range(t, total, 2), pending, lock,
-                                      errors, sent, superseded, puts)) for t in range(2)]
+                                      errors, sent, superseded, puts, started))
+               for t in range(2)]
     for t in writers:
         t.start()
-    # the observer; it gives up 10 s after the last scheduled change
-    deadline = start + total / PACED_RATE + 10
+    # the observer; it gives up 10 s after the last PUT (on a busy machine
+    # the writers can fall behind the schedule: PUTs slower than the rate)
+    deadline = None
     polls = []  # what one observation costs: a bound on the latencies' resolution
     while any(t.is_alive() for t in writers) or pending:
-        if time.perf_counter() > deadline:
-            raise RuntimeError("paced: %d changes not applied 10 s after the last one: %s" % (
+        if deadline is None and not any(t.is_alive() for t in writers):
+            deadline = time.perf_counter() + 10
+        if deadline is not None and time.perf_counter() > deadline:
+            keep_log(os.path.join(work, "watcher-paced.log"))
+            raise RuntimeError("paced: %d changes not applied 10 s after the last PUT: %s" % (
                 len(pending), sorted(v[0] for v in pending.values())[:10]))
         t_poll = time.perf_counter()
         now_live = live(stats)
@@ -322,7 +338,7 @@ def bench_paced():
         with lock:
             for node, (k, eligible, t0) in list(pending.items()):
                 if (nodes[node] in now_live) == eligible:
-                    lat.append((now - t0) * 1000.0)
+                    seen_at[k] = now
                     seen[k] = time.time()
                     del pending[node]
         time.sleep(0.001)
@@ -335,13 +351,59 @@ def bench_paced():
     stop_process(hp)
     stop_process(w)
     log_path = os.path.join(work, "watcher-paced.log")
-    if os.environ.get("BENCH_WATCHER_LOG"):  # keep the log
-        shutil.copy(log_path, os.environ["BENCH_WATCHER_LOG"])
+    keep_log(log_path)
     if errors:
         raise RuntimeError("paced: %d errors, first: %s" % (len(errors), errors[0]))
     timed = [(p, s_) for p, s_ in zip(puts, seen) if p and s_]
     split = change_split(log_path, [p for p, _ in timed], [s_ for _, s_ in timed])
-    return lat + superseded, len(superseded), achieved, n_reloads, hist, polls, split, cpu_ms
+    if os.environ.get("BENCH_PACED_TRACE"):  # per timed change, wall clock: to find the slow ones
+        with open(os.environ["BENCH_PACED_TRACE"], "w") as f:
+            f.write("# change put_start put_answered seen ms_from_start\n")
+            for k, (p, s_) in enumerate(zip(puts, seen)):
+                if p and s_:
+                    f.write("%d %.4f %.4f %.4f %.2f\n" % (k, p[0], p[1], s_, (s_ - p[0]) * 1000))
+    return (paced_latencies(started, sent, seen_at, superseded), len(superseded), achieved,
+            n_reloads, hist, polls, split + (exchange_split(log_path),), cpu_ms)
+
+
+def exchange_split(log_path):
+    """{socket: ([queued ms], [took ms])} of the watcher's runtime-API
+    exchanges, from its debug log: how long each waited for its socket and
+    how long the exchange took (connect, HAProxy's answers, EOF)."""
+    out = {}
+    for _, l in log_lines(log_path, (" exchange of ",)):
+        sock = "stats" if "stats socket" in l else "master"
+        q = float(l.split(" queued ", 1)[1].split(" ", 1)[0])
+        t = float(l.split(" took ", 1)[1].split(" ", 1)[0])
+        out.setdefault(sock, ([], []))
+        out[sock][0].append(q)
+        out[sock][1].append(t)
+    return out
+
+
+def keep_log(path):
+    """BENCH_WATCHER_LOG=FILE keeps the watcher's log (also on failure)"""
+    if os.environ.get("BENCH_WATCHER_LOG"):
+        shutil.copy(path, os.environ["BENCH_WATCHER_LOG"])
+
+
+def paced_latencies(started, sent, seen_at, superseded):
+    """Per timed change (ms): from the PUT's start and from its answer to
+    seen (or superseded), and the PUT's own duration. Consul commits the
+    change between the two: the PUT starts before it and is answered once
+    it is applied to Consul's state, the moment its blocking queries wake
+    up. A change seen before its PUT's answer reached the bench counts 0
+    from the answer (counted in `early`)."""
+    out = {"start": [], "answer": [], "put": [], "early": 0}
+    for k, t0 in started.items():
+        t_end = seen_at.get(k, superseded.get(k))
+        if t_end is None or sent[k] is None:
+            continue
+        out["start"].append((t_end - t0) * 1000.0)
+        out["answer"].append(max(0.0, (t_end - sent[k]) * 1000.0))
+        out["put"].append((sent[k] - t0) * 1000.0)
+        out["early"] += t_end < sent[k]
+    return out
 
 
 def main_paced():
@@ -352,9 +414,17 @@ def main_paced():
                                       text=True).stdout.split()[2], os.cpu_count(),
               " ".join("%.2f" % x for x in os.getloadavg())))
     print(PACED_DOC)
-    lat, n_superseded, achieved, n_reloads, hist, polls, split, cpu_ms = bench_paced()
+    lats, n_superseded, achieved, n_reloads, hist, polls, split, cpu_ms = bench_paced()
+    lat, lat_commit, put = lats["start"], lats["answer"], lats["put"]
     applies = hist.get(float("inf"), 0.0)
-    print_split(split)
+    exchanges = split[-1]
+    print_split(split[:-1])
+    for sock, (q, t) in sorted(exchanges.items()):
+        print("runtime API, %s: %d exchanges, queued p50 %.2f / p99 %.2f ms, took p50 %.2f / "
+              "p99 %.2f ms" % (sock, len(q), pct(q, 50), pct(q, 99), pct(t, 50), pct(t, 99)))
+    if "stats" in exchanges:
+        print("BENCH watcher_paced_exchange_queued_p99_ms %.2f" % pct(exchanges["stats"][0], 99))
+        print("BENCH watcher_paced_exchange_took_p99_ms %.2f" % pct(exchanges["stats"][1], 99))
     print("paced: %d changes at %.0f/s for %.0f s (achieved %.1f/s), %d superseded, min %.2f ms, "
           "max %.2f ms; watcher histogram: %d applies, p50 <= %g s, p99 <= %g s" % (
               len(lat), PACED_RATE, PACED_SECONDS, achieved, n_superseded, min(lat), max(lat),
@@ -364,9 +434,17 @@ def main_paced():
         len(polls), pct(polls, 50), pct(polls, 99)))
     print("watcher CPU over the run: %.0f ms, %.2f ms per change; load average at the end %s" % (
         cpu_ms, cpu_ms / max(1, len(lat)), " ".join("%.2f" % x for x in os.getloadavg())))
+    print("KV change -> applied: from the PUT's start p50 %.2f / p99 %.2f ms (includes the "
+          "PUT: p50 %.2f / p99 %.2f ms); from the PUT's answer (Consul has committed and "
+          "woken the watch by then) p50 %.2f / p99 %.2f ms, %d seen before the answer "
+          "reached the bench" % (pct(lat, 50), pct(lat, 99), pct(put, 50), pct(put, 99),
+                                 pct(lat_commit, 50), pct(lat_commit, 99), lats["early"]))
     print("BENCH watcher_paced_cpu_ms_per_change %.2f" % (cpu_ms / max(1, len(lat))))
     print("BENCH watcher_paced_p50_ms %.2f" % pct(lat, 50))
     print("BENCH watcher_paced_p99_ms %.2f" % pct(lat, 99))
+    print("BENCH watcher_paced_commit_p50_ms %.2f" % pct(lat_commit, 50))
+    print("BENCH watcher_paced_commit_p99_ms %.2f" % pct(lat_commit, 99))
+    print("BENCH watcher_paced_put_p99_ms %.2f" % pct(put, 99))
     print("BENCH watcher_paced_rate_per_s %.1f" % achieved)
     print("BENCH watcher_paced_reloads %d" % n_reloads)
     print("BENCH watcher_paced_superseded %d" % n_superseded)
@@ -460,7 +538,7 @@ def change_split(log_path, puts, seen):
     marks = [log_times(log_path, m[2]) for m in SPLIT_MARKS if m[2]]
     applied = plan_times(log_path)
     parts = {m[0]: [] for m in SPLIT_MARKS}
-    put_ms = []
+    put_ms, answer_to_watch = [], []
     for (t_put, t_put_end), t_seen in zip(puts, seen):
         t, prev = [], t_put - 0.0015  # log times are ms, rounded
         for m in marks:
@@ -481,12 +559,14 @@ def change_split(log_path, puts, seen):
         for i, m in enumerate(SPLIT_MARKS):
             parts[m[0]].append(max(0.0, (edges[i + 1] - edges[i]) * 1000))
         put_ms.append((t_put_end - t_put) * 1000)
+        answer_to_watch.append((t[0] - t_put_end) * 1000)
     return ({k: ((pct(v, 50), pct(v, 99)) if v else (-1, -1)) for k, v in parts.items()},
-            len(put_ms), pct(put_ms, 50) if put_ms else -1)
+            len(put_ms), pct(put_ms, 50) if put_ms else -1,
+            (pct(answer_to_watch, 50), pct(answer_to_watch, 99)) if put_ms else (-1, -1))
 
 
 def print_split(split):
-    parts, n, put_p50 = split
+    parts, n, put_p50, answer_to_watch = split
     if not n:
         print("split: no change found in the watcher's log (BENCH_LOG_LEVEL=debug gives it)")
         return
@@ -494,6 +574,8 @@ def print_split(split):
           "took p50 %.1f ms): %s" % (n, put_p50, "; ".join(
               "%s %.1f / %.1f ms" % (m[1], parts[m[0]][0], parts[m[0]][1])
               for m in SPLIT_MARKS)))
+    print("split: the PUT's answer -> the watch's answer p50 %.1f / p99 %.1f ms (negative: "
+          "the watcher had the change before the bench had the PUT's answer)" % answer_to_watch)
     for m in SPLIT_MARKS:
         print("BENCH watcher_split_%s_p50_ms %.1f" % (m[0], parts[m[0]][0]))
         print("BENCH watcher_split_%s_p99_ms %.1f" % (m[0], parts[m[0]][1]))

@@ -41,6 +41,7 @@ struct fx {
     struct haproxy_engine_opts o;
     struct haproxy_engine *e;
     int applied_calls;
+    int64_t wait_min_ms, wait_max_ms; /* 0: WAIT_MIN_MS, WAIT_MAX_MS */
 };
 
 static void on_applied(void *arg, const struct snapshot *snap)
@@ -71,8 +72,8 @@ static void fx_engine(struct fx *f, const char *haproxy_bin)
         .agent_port = 5555,
         .agent_interval_ms = 2000,
         .snapshot_file = f->snapfile,
-        .wait_min_ms = WAIT_MIN_MS,
-        .wait_max_ms = WAIT_MAX_MS,
+        .wait_min_ms = f->wait_min_ms ? f->wait_min_ms : WAIT_MIN_MS,
+        .wait_max_ms = f->wait_max_ms ? f->wait_max_ms : WAIT_MAX_MS,
         .runtime_wait_ms = RUNTIME_WAIT_MS,
         .max_removal_share = 0.5,
         .maxconn = 1000,
@@ -129,11 +130,12 @@ static void fx_free(struct fx *f)
 }
 
 /* Run the loop until the engine has nothing left to do. Bound: both
- * quiescence windows (twice: a plan may queue a second round) and one
- * config check. */
+ * quiescence windows (twice: a plan may queue a second round), one
+ * config check and the server-state file's window. */
 static void fx_settle(struct fx *f)
 {
-    uint64_t bound = 2 * (WAIT_MAX_MS + RUNTIME_WAIT_MS * 3) + CHECK_BOUND_MS;
+    uint64_t bound =
+        2 * (WAIT_MAX_MS + RUNTIME_WAIT_MS * 3) + CHECK_BOUND_MS + HAPROXY_ENGINE_STATE_MAX_MS;
     uint64_t deadline = uv_now(&f->loop) + bound;
     while (!haproxy_engine_idle(f->e)) {
         ck_assert_msg(uv_now(&f->loop) < deadline,
@@ -793,6 +795,59 @@ START_TEST(test_changes_during_an_apply_coalesce)
 }
 END_TEST
 
+/* Run the loop for ms. */
+static void fx_run_for(struct fx *f, uint64_t ms)
+{
+    uint64_t until = uv_now(&f->loop) + ms;
+    while (uv_now(&f->loop) < until) {
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+        usleep(1000);
+        uv_update_time(&f->loop);
+    }
+}
+
+/* A steady stream of runtime-only changes: the config file refresh (a
+ * `haproxy -c`) waits for its end instead of running each time wait_max
+ * cuts the structural window. Windows of 400 / 800 ms and a change every
+ * 100 ms for 1.2 s: wait_max cuts the window, it is never quiet. */
+START_TEST(test_refresh_waits_for_the_stream_end)
+{
+    struct fx f;
+    fx_init(&f, "/bin/true");
+    fx_stop_engine(&f);
+    f.wait_min_ms = 400;
+    f.wait_max_ms = 800;
+    fx_engine(&f, "/bin/true");
+    TAKE(&f, true, {K_WEB, SVC_WEB}, {K_KUBE, V_KUBE}, {K_NODE(1), V_NODE(1)},
+         {K_NODE(2), V_NODE(2)});
+    struct haproxy_engine_stats st0 = stats(&f);
+    const struct kv two[] = {{K_WEB, SVC_WEB},
+                             {K_KUBE, V_KUBE},
+                             {K_NODE(1), V_NODE(1)},
+                             {K_NODE(2), V_NODE(2)}},
+                    three[] = {{K_WEB, SVC_WEB},
+                               {K_KUBE, V_KUBE},
+                               {K_NODE(1), V_NODE(1)},
+                               {K_NODE(3), V_NODE(3)}};
+    for (int i = 0; i < 12; i++) {
+        fx_take(&f, i % 2 ? two : three, 4, true);
+        fx_run_for(&f, 100);
+    }
+    struct haproxy_engine_stats st = stats(&f);
+    ck_assert_uint_eq(st.plans - st0.plans, 12);
+    ck_assert_uint_eq(st.refreshes - st0.refreshes, 0); /* put off while changes came */
+    fx_settle(&f);
+    st = stats(&f);
+    ck_assert_uint_eq(st.refreshes - st0.refreshes, 1); /* once, at the end */
+    ck_assert_uint_eq(st.installs, st0.installs);       /* no reload */
+    char *cfg = cfg_text(&f, "web");
+    ck_assert_ptr_nonnull(strstr(cfg, "10.0.0.2")); /* the last change: n2 back */
+    ck_assert_ptr_null(strstr(cfg, "10.0.0.3"));
+    free(cfg);
+    fx_free(&f);
+}
+END_TEST
+
 /* Route maps: the runtime commands between two map texts. */
 START_TEST(test_map_commands)
 {
@@ -840,6 +895,7 @@ int main(void)
     tcase_add_test(tc, test_expired_maintenance_replans_by_itself);
     tcase_add_test(tc, test_expand_and_render_opts);
     tcase_add_test(tc, test_changes_during_an_apply_coalesce);
+    tcase_add_test(tc, test_refresh_waits_for_the_stream_end);
     suite_add_tcase(s, tc);
     return suite_main_run(s);
 }

@@ -78,11 +78,13 @@ START_TEST(test_exec_refuses_bad_commands_and_cancels)
 END_TEST
 
 /* A fake stats socket: accepts one connection, reads the request up to
- * "quit\n", writes a canned answer and closes. */
+ * "quit\n", writes a canned answer (once a byte arrives on release, if
+ * not -1) and closes. */
 struct fake {
     int lfd;
     char path[108];
     const char *answer;
+    int release;
     char request[4096];
 };
 
@@ -102,24 +104,33 @@ static void *fake_serve(void *arg)
         if (strstr(f->request, "quit\n"))
             break;
     }
-    if (write(c, f->answer, strlen(f->answer)) < 0)
+    char byte;
+    if ((f->release < 0 || read(f->release, &byte, 1) == 1) &&
+        write(c, f->answer, strlen(f->answer)) < 0)
         perror("fake write");
     close(c);
     return NULL;
 }
 
-static void fake_start(struct fake *f, pthread_t *t, const char *answer)
+/* A listening fake socket /tmp/drover-fake-WHAT-PID.sock. */
+static void fake_listen(struct fake *f, const char *what)
 {
     struct sockaddr_un un = {.sun_family = AF_UNIX};
-    snprintf(f->path, sizeof(f->path), "/tmp/drover-fake-%d.sock", (int)getpid());
+    snprintf(f->path, sizeof(f->path), "/tmp/drover-fake-%s-%d.sock", what, (int)getpid());
     unlink(f->path);
     memcpy(un.sun_path, f->path, strlen(f->path) + 1);
-    f->answer = answer;
     f->request[0] = 0;
     f->lfd = socket(AF_UNIX, SOCK_STREAM, 0);
     ck_assert_int_ge(f->lfd, 0);
     ck_assert_int_eq(bind(f->lfd, (struct sockaddr *)&un, sizeof(un)), 0);
-    ck_assert_int_eq(listen(f->lfd, 1), 0);
+    ck_assert_int_eq(listen(f->lfd, 2), 0);
+}
+
+static void fake_start(struct fake *f, pthread_t *t, const char *answer)
+{
+    fake_listen(f, "stats");
+    f->answer = answer;
+    f->release = -1;
     ck_assert_int_eq(pthread_create(t, NULL, fake_serve, f), 0);
 }
 
@@ -190,12 +201,127 @@ START_TEST(test_prompt_framing)
 }
 END_TEST
 
+/* Lanes: a stats exchange held by its socket does not hold a `show proc`
+ * on the master CLI (the supervisor's probe), but a reload's baseline
+ * waits for it (a reload's exchanges run alone). The stats fake holds its
+ * answer until a byte arrives on release; the master fake answers each
+ * connection at once (a reply the reload refuses: it stops there). */
+struct lanes {
+    struct fake stats, master;
+    int release[2];
+    int master_accepted; /* __atomic: the test thread reads it */
+    pthread_t ts, tm;
+};
+
+static void *master_serve(void *arg)
+{
+    struct lanes *l = arg;
+    for (int i = 0; i < 2; i++) {
+        char buf[256];
+        int fd = accept(l->master.lfd, NULL, NULL);
+        if (fd < 0)
+            return NULL;
+        __atomic_add_fetch(&l->master_accepted, 1, __ATOMIC_SEQ_CST);
+        while (read(fd, buf, sizeof(buf)) > 0)
+            ; /* the master CLI answers once our side is shut */
+        if (write(fd, "not a show proc answer\n", 23) < 0)
+            perror("master fake write");
+        close(fd);
+    }
+    return NULL;
+}
+
+static int order, stats_at, proc_at, reload_at;
+static void lane_stats_cb(struct haproxy_runtime *rt, int status, const char *const *answers,
+                          size_t n, const char *err, void *arg)
+{
+    ck_assert_msg(status == 0, "held stats exchange: %s", err);
+    stats_at = ++order;
+}
+
+static void lane_proc_cb(struct haproxy_runtime *rt, int status,
+                         const struct haproxy_proc_list *procs, const char *err, void *arg)
+{
+    proc_at = ++order; /* the reply is refused: what counts is that it ran */
+}
+
+static void lane_reload_cb(struct haproxy_runtime *rt, const struct haproxy_reload_result *res,
+                           void *arg)
+{
+    ck_assert_int_ne(res->status, 0); /* the fake's show proc reply is refused */
+    reload_at = ++order;
+}
+
+/* Run loop until *flag is set, at most bound_ms; false if it was not. */
+static bool run_until(uv_loop_t *loop, const int *flag, uint64_t bound_ms)
+{
+    uint64_t deadline = uv_now(loop) + bound_ms;
+    while (!*flag && uv_now(loop) < deadline) {
+        uv_run(loop, UV_RUN_NOWAIT);
+        usleep(1000);
+        uv_update_time(loop);
+    }
+    return *flag != 0;
+}
+
+START_TEST(test_master_lane_beside_stats)
+{
+    struct lanes l = {0};
+    uv_loop_t loop;
+    struct haproxy_runtime *rt;
+    const char *cmds[] = {"show info"};
+    int none = 0;
+    order = stats_at = proc_at = reload_at = 0;
+    ck_assert_int_eq(pipe(l.release), 0);
+    fake_listen(&l.stats, "stats");
+    fake_listen(&l.master, "master");
+    l.stats.answer = "\n> \n> "; /* prompt, then show info's (empty) answer */
+    l.stats.release = l.release[0];
+    ck_assert_int_eq(pthread_create(&l.ts, NULL, fake_serve, &l.stats), 0);
+    ck_assert_int_eq(pthread_create(&l.tm, NULL, master_serve, &l), 0);
+    ck_assert_int_eq(uv_loop_init(&loop), 0);
+    ck_assert_int_eq(haproxy_runtime_new(&loop, l.stats.path, l.master.path, NULL, &rt), 0);
+    haproxy_runtime_set_timeouts(rt, 10000, 10000);
+    ck_assert_int_eq(haproxy_runtime_exec(rt, HAPROXY_SOCKET_STATS, cmds, 1, lane_stats_cb, NULL),
+                     0);
+    ck_assert_int_eq(haproxy_runtime_show_proc(rt, lane_proc_cb, NULL), 0);
+    /* bound: two local exchanges, with room for a busy machine */
+    ck_assert_msg(run_until(&loop, &proc_at, 5000),
+                  "show proc on the master CLI did not complete within 5 s beside a held stats "
+                  "exchange");
+    ck_assert_int_eq(stats_at, 0);
+    ck_assert_int_eq(haproxy_runtime_reload(rt, lane_reload_cb, NULL), 0);
+    /* the baseline waits for the held exchange: 100 ms without a connect */
+    run_until(&loop, &none, 100);
+    ck_assert_int_eq(__atomic_load_n(&l.master_accepted, __ATOMIC_SEQ_CST), 1);
+    ck_assert_int_eq(write(l.release[1], "x", 1), 1);
+    ck_assert_msg(run_until(&loop, &reload_at, 5000),
+                  "the reload did not finish within 5 s of the stats exchange's release");
+    ck_assert_int_eq(stats_at, 2);
+    ck_assert_int_eq(reload_at, 3);
+    ck_assert_int_eq(__atomic_load_n(&l.master_accepted, __ATOMIC_SEQ_CST), 2);
+    haproxy_runtime_free(rt);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    ck_assert_int_eq(uv_loop_close(&loop), 0);
+    pthread_join(l.ts, NULL);
+    pthread_join(l.tm, NULL);
+    close(l.stats.lfd);
+    close(l.master.lfd);
+    close(l.release[0]);
+    close(l.release[1]);
+    unlink(l.stats.path);
+    unlink(l.master.path);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("haproxy_runtime");
     TCase *tc = tcase_create("queue");
     tcase_add_test(tc, test_exec_refuses_bad_commands_and_cancels);
     tcase_add_test(tc, test_prompt_framing);
+    tcase_add_test(tc, test_master_lane_beside_stats);
+    tcase_set_timeout(tc, 15); /* above the lanes test's two 5 s bounds */
     suite_add_tcase(s, tc);
     return suite_main_run(s);
 }

@@ -38,6 +38,22 @@ START_TEST(test_burst_extends_until_max)
 }
 END_TEST
 
+/* quiet: the burst ended (wait_min without a change), not cut by
+ * wait_max while changes still came */
+START_TEST(test_quiet_only_after_wait_min)
+{
+    struct quiesce q;
+    quiesce_init(&q, 200, 2000);
+    ck_assert(!quiesce_quiet(&q, 5000)); /* nothing pending */
+    for (int64_t t = 0; t <= 1950; t += 150)
+        quiesce_event(&q, t);
+    ck_assert(quiesce_due(&q, 2000));
+    ck_assert(!quiesce_quiet(&q, 2000)); /* due by wait_max, last change 1950 */
+    ck_assert(!quiesce_quiet(&q, 2149));
+    ck_assert(quiesce_quiet(&q, 2150));
+}
+END_TEST
+
 START_TEST(test_max_below_min)
 {
     struct quiesce q;
@@ -84,6 +100,7 @@ START_TEST(test_timer_fires_once_per_burst)
     ck_assert_int_eq(fc.kicks, 10);
     ck_assert(!quiesce_timer_pending(fc.t));
     ck_assert_uint_eq(quiesce_timer_fired(fc.t), 1);
+    ck_assert(quiesce_timer_fired_quiet(fc.t)); /* 45 ms of changes, 5 s wait_max */
     quiesce_timer_free(fc.t);
     uv_close((uv_handle_t *)&fc.kicker, NULL);
     uv_run(&loop, UV_RUN_DEFAULT);
@@ -98,6 +115,7 @@ int main(void)
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_single_change_waits_min);
     tcase_add_test(tc, test_burst_extends_until_max);
+    tcase_add_test(tc, test_quiet_only_after_wait_min);
     tcase_add_test(tc, test_max_below_min);
     tcase_add_test(tc, test_timer_fires_once_per_burst);
     suite_add_tcase(s, tc);
