@@ -56,9 +56,9 @@ static inline uint64_t neglog2_q32(const uint32_t *tab, uint64_t u)
     uint64_t t = (m >> (63 - LOG2_TAB_BITS - 32)) & 0xffffffffu;
     uint64_t lo = tab[idx], hi = tab[idx + 1];
     uint64_t frac = lo + (((hi - lo) * t) >> 32);
-    uint64_t lg = ((uint64_t)msb << 32) + frac;
-    uint64_t top = 48ULL << 32;
-    return lg >= top ? 0 : top - lg;
+    /* u <= 2^48: msb is 48 only for u = 2^48, where frac = tab[0] = 0,
+     * so this never goes below 0 */
+    return ((uint64_t)(48 - msb) << 32) - frac;
 }
 
 /* ---- sets --------------------------------------------------------------- */
@@ -178,50 +178,123 @@ static int points_reserve(struct builder *b, size_t want)
     return 0;
 }
 
-/* Draws the arrivals of proxy p in the rows of block k from where its
- * process stopped up to the block's horizon (fresh: from the start).
- *
- * Draw i of proxy p in block k is x = mix64((k1 + (k * 2^40 + i) * golden)
- * ^ k2): bits 63..56 pick the row within the block, bits 47..0 a uniform u
- * whose -log2(u), divided by weight * 256, is the gap to p's previous
- * arrival in the block. So each row sees arrivals of p at rate weight(p),
- * independently of every other row and proxy. */
-static int draw_proxy(struct builder *b, uint32_t k, uint32_t p, bool fresh)
-{
-    uint64_t horizon = b->blocks[k].horizon;
-    size_t at = (size_t)k * b->n + p;
-    uint64_t recip = b->recip[p], k1 = b->k1[p], k2 = b->k2[p], base = (uint64_t)k << 40;
-    /* draw i of p, the first not filed yet, its arrival and its row
-     * (fresh: draw 0 is computed first) */
-    uint32_t i = fresh ? UINT32_MAX : b->gen_i[at];
-    uint64_t e = fresh ? 0 : b->gen_e[at];
-    uint8_t row = fresh ? 0 : b->gen_row[at];
-    int rc;
+/* Draw i of proxy p in block k: x = mix64(s_i ^ k2) with s_i = k1 + (k *
+ * 2^40 + i) * golden (mod 2^64); bits 63..56 of x pick the row within the
+ * block, bits 47..0 a uniform u whose -log2(u), divided by weight * 256,
+ * is the gap to p's previous arrival in the block. So each row sees
+ * arrivals of p at rate weight(p), independently of every other row and
+ * proxy. The stream input steps by golden from one draw to the next. */
+#define STREAM_STEP 0x9e3779b97f4a7c15ULL
 
-    for (;;) {
-        if (i != UINT32_MAX) {
-            if (e > horizon) {
-                b->gen_i[at] = i;
-                b->gen_e[at] = e;
-                b->gen_row[at] = row;
-                return 0;
-            }
-            if (b->pt_len == b->pt_cap && (rc = points_reserve(b, b->pt_len + 1)) < 0)
-                return rc;
-            b->pt_cand[b->pt_len] = (e >> PROXY_BITS) << PROXY_BITS | p;
-            b->pt_row[b->pt_len] = row;
-            b->pt_len++;
-        }
-        i++;
-        uint64_t x = mix64((k1 + (base + i) * 0x9e3779b97f4a7c15ULL) ^ k2);
-        uint64_t u = (x & ((1ULL << 48) - 1)) + 1;
-        /* Q8.24 exponential times 2^32/w, >> 16: the Q16.48 gap for rate w
-         * per row over the block's 2^8 rows; below 2^62, and e stays below
-         * 2^63 (it is at most the horizon before) */
-        e += ((neglog2_q32(b->log2_tab, u) >> 8) * recip) >> 16;
+static inline uint64_t stream_input(uint64_t k1, uint32_t k, uint32_t i)
+{
+    return k1 + (((uint64_t)k << 40) + i) * STREAM_STEP;
+}
+
+/* The Q16.48 gap that draw x adds to its proxy's arrival: a Q8.24
+ * exponential times 2^32/w, >> 16, i.e. rate w per row over the block's
+ * 2^8 rows; below 2^62, and an arrival stays below 2^63 (it is at most
+ * the horizon before). */
+static inline uint64_t draw_gap(const uint32_t *tab, uint64_t x, uint64_t recip)
+{
+    return ((neglog2_q32(tab, (x & ((1ULL << 48) - 1)) + 1) >> 8) * recip) >> 16;
+}
+
+/* The points of the block being drawn, in locals of generate_block()
+ * while it draws: stores through the builder would alias the 64-bit
+ * points and force reloads in the draw loop. */
+struct points {
+    uint64_t *cand;
+    uint8_t *row;
+    size_t len, cap;
+    uint64_t draws;
+    uint32_t per_row[BLOCK_ROWS]; /* new points per row of the block */
+};
+
+static int points_grow(struct builder *b, struct points *pt)
+{
+    b->pt_len = pt->len;
+    int rc = points_reserve(b, pt->len + 1);
+    pt->cand = b->pt_cand;
+    pt->row = b->pt_row;
+    pt->cap = b->pt_cap;
+    return rc;
+}
+
+/* Draws the arrivals of proxy p in the rows of block k from where its
+ * process stopped up to the block's horizon (fresh: from the start), and
+ * appends them to pt. */
+static inline __attribute__((always_inline)) int
+draw_proxy(struct builder *b, struct points *pt, uint32_t k, uint32_t p, bool fresh)
+{
+    const uint64_t horizon = b->blocks[k].horizon;
+    const size_t at = (size_t)k * b->n + p;
+    const uint64_t recip = b->recip[p], k2 = b->k2[p];
+    const uint32_t *tab = b->log2_tab;
+    /* draw i of p, the first not filed yet, its arrival and its row */
+    uint32_t i = 0;
+    uint64_t e, x;
+    uint8_t row;
+
+    if (fresh) {
+        x = mix64(stream_input(b->k1[p], k, 0) ^ k2);
+        e = draw_gap(tab, x, recip);
         row = (uint8_t)(x >> 56);
-        b->work++;
+        pt->draws++;
+    } else {
+        i = b->gen_i[at];
+        e = b->gen_e[at];
+        row = b->gen_row[at];
     }
+    if (e <= horizon) {
+        uint64_t s = stream_input(b->k1[p], k, i);
+        uint32_t i0 = i;
+        do {
+            if (pt->len == pt->cap) {
+                int rc = points_grow(b, pt);
+                if (rc < 0)
+                    return rc;
+            }
+            pt->cand[pt->len] = (e >> PROXY_BITS) << PROXY_BITS | p;
+            pt->row[pt->len++] = row;
+            pt->per_row[row]++;
+            i++;
+            s += STREAM_STEP;
+            x = mix64(s ^ k2);
+            e += draw_gap(tab, x, recip);
+            row = (uint8_t)(x >> 56);
+        } while (e <= horizon);
+        pt->draws += i - i0;
+    }
+    b->gen_i[at] = i;
+    b->gen_e[at] = e;
+    b->gen_row[at] = row;
+    return 0;
+}
+
+/* Draws every arrival up to the block's horizon of the listed proxies (who,
+ * nwho; all the lists hold if who is NULL) in the rows of block k into pt. */
+static int draw_block(struct builder *b, struct points *pt, uint32_t k, bool fresh,
+                      const uint32_t *who, uint32_t nwho)
+{
+    int rc = 0;
+
+    if (who) {
+        /* (an open member whose next point lies beyond the new horizon
+         * has nothing to add: no call) */
+        const uint64_t *ge = b->gen_e + (size_t)k * b->n;
+        uint64_t horizon = b->blocks[k].horizon;
+        for (uint32_t j = 0; j < nwho && rc == 0; j++)
+            if (ge[who[j]] <= horizon)
+                rc = draw_proxy(b, pt, k, who[j], fresh);
+    } else {
+        for (uint32_t p = 0; p < b->n && rc == 0; p++)
+            if (b->in_draw[p])
+                rc = draw_proxy(b, pt, k, p, fresh);
+    }
+    b->pt_len = pt->len;
+    b->work += pt->draws;
+    return rc;
 }
 
 /* Draws every arrival up to the block's horizon of the listed proxies (who,
@@ -233,34 +306,22 @@ static int generate_block(struct builder *b, uint32_t k, bool fresh, const uint3
 {
     struct block *bk = &b->blocks[k];
     uint32_t *start = b->row_start + k * BLOCK_ROWS, *len = b->row_len + k * BLOCK_ROWS;
+    struct points pt = {.cand = b->pt_cand, .row = b->pt_row, .cap = b->pt_cap};
     int rc;
 
     if (fresh) {
         memset(len, 0, BLOCK_ROWS * sizeof(*len));
         memset(b->row_sorted + k * BLOCK_ROWS, 0, BLOCK_ROWS * sizeof(*b->row_sorted));
     }
-    b->pt_len = 0;
-    if (who) {
-        /* (an open member whose next point lies beyond the new horizon
-         * has nothing to add: no call) */
-        const uint64_t *ge = b->gen_e + (size_t)k * b->n;
-        for (uint32_t j = 0; j < nwho; j++)
-            if (ge[who[j]] <= bk->horizon && (rc = draw_proxy(b, k, who[j], fresh)) < 0)
-                return rc;
-    } else {
-        for (uint32_t p = 0; p < b->n; p++)
-            if (b->in_draw[p] && (rc = draw_proxy(b, k, p, fresh)) < 0)
-                return rc;
-    }
-    b->candidates += b->pt_len;
-    if (b->pt_len == 0)
+    if ((rc = draw_block(b, &pt, k, fresh, who, nwho)) < 0)
+        return rc;
+    b->candidates += pt.len;
+    if (pt.len == 0)
         return 0; /* nothing new: the lists stay as they are */
 
     /* New layout: each row's list as it is (its order and the drops of
      * row_at() included), then its new points, which all arrive later. */
-    uint32_t add[BLOCK_ROWS] = {0}, total = 0;
-    for (size_t i = 0; i < b->pt_len; i++)
-        add[b->pt_row[i]]++;
+    uint32_t *add = pt.per_row, total = 0;
     for (uint32_t r = 0; r < BLOCK_ROWS; r++)
         total += len[r] + add[r];
     if (total > b->scratch_cap) {
@@ -280,11 +341,10 @@ static int generate_block(struct builder *b, uint32_t k, bool fresh, const uint3
         acc += len[r] + add[r];
         add[r] = start[r] + len[r]; /* next free slot of row r */
     }
-    for (size_t i = 0; i < b->pt_len; i++) {
-        uint32_t r = b->pt_row[i];
-        out[add[r]++] = b->pt_cand[i];
-        len[r]++;
-    }
+    for (size_t i = 0; i < pt.len; i++)
+        out[add[pt.row[i]]++] = pt.cand[i];
+    for (uint32_t r = 0; r < BLOCK_ROWS; r++)
+        len[r] = add[r] - start[r];
     /* swap: the block keeps the new array, the old one is the next scratch */
     b->scratch = bk->cand;
     bk->cand = out;
@@ -1041,7 +1101,7 @@ static uint16_t race_first(struct builder *b, uint32_t r, const uint8_t *set, ui
     for (uint32_t q = 0; q < b->n; q++) {
         if (!set[q] || q == except)
             continue;
-        uint64_t x = mix64((b->k1[q] + ((1ULL << 63) + r) * 0x9e3779b97f4a7c15ULL) ^ b->k2[q]);
+        uint64_t x = mix64((b->k1[q] + ((1ULL << 63) + r) * STREAM_STEP) ^ b->k2[q]);
         uint64_t f = (neglog2_q32(b->log2_tab, (x & ((1ULL << 48) - 1)) + 1) >> 8) * b->recip[q];
         if (f < best_f) { /* ties: lowest index, as everywhere */
             best_f = f;
