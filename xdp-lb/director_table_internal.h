@@ -127,6 +127,7 @@ struct builder {
     struct block blocks[BLOCKS];
     uint32_t *row_start, *row_len;
     uint32_t *row_sorted; /* leading entries already in final order */
+    uint32_t pick_max;    /* unsorted entries row_at() picks from, at most */
     uint32_t blocks_extended;
     uint32_t *stamp, *slot; /* per proxy, for row_sort_all() */
     uint32_t stamp_seq;

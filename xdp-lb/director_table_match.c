@@ -248,22 +248,31 @@ draw_proxy(struct builder *b, struct points *pt, uint32_t k, uint32_t p, bool fr
     }
     if (e <= horizon) {
         uint64_t s = stream_input(b->k1[p], k, i);
+        uint64_t *cand = pt->cand;
+        uint8_t *rows = pt->row;
+        uint32_t *per_row = pt->per_row;
+        size_t len = pt->len, cap = pt->cap;
         uint32_t i0 = i;
         do {
-            if (pt->len == pt->cap) {
+            if (len == cap) {
+                pt->len = len;
                 int rc = points_grow(b, pt);
                 if (rc < 0)
                     return rc;
+                cand = pt->cand;
+                rows = pt->row;
+                cap = pt->cap;
             }
-            pt->cand[pt->len] = (e >> PROXY_BITS) << PROXY_BITS | p;
-            pt->row[pt->len++] = row;
-            pt->per_row[row]++;
+            cand[len] = (e >> PROXY_BITS) << PROXY_BITS | p;
+            rows[len++] = row;
+            per_row[row]++;
             i++;
             s += STREAM_STEP;
             x = mix64(s ^ k2);
             e += draw_gap(tab, x, recip);
             row = (uint8_t)(x >> 56);
         } while (e <= horizon);
+        pt->len = len;
         pt->draws += i - i0;
     }
     b->gen_i[at] = i;
@@ -363,14 +372,23 @@ static int generate_block(struct builder *b, uint32_t k, bool fresh, const uint3
 static int draw_lists(struct builder *b, const uint8_t *a, const uint8_t *c, uint16_t except,
                       const uint8_t *want, uint64_t lambda)
 {
-    uint64_t wsum = 0;
+    uint64_t wsum = 0, wmax = 0;
     int rc;
 
     for (uint32_t p = 0; p < b->n; p++) {
         b->in_draw[p] = (a[p] || (c && c[p])) && p != except;
-        if (b->in_draw[p])
+        if (b->in_draw[p]) {
             wsum += b->px[p].weight;
+            wmax = b->px[p].weight > wmax ? b->px[p].weight : wmax;
+        }
     }
+    /* A proxy with more than an eighth of the weight arrives several times
+     * in most rows: its later arrivals would cost a pick each to drop, so
+     * long lists are sorted at once. Otherwise a list needs few picks
+     * (two or three reads per row in a matching), cheaper than a sort up
+     * to about twice the usual length. Cost only: the order read is the
+     * same either way. */
+    b->pick_max = 8 * wmax > wsum ? 16 : 2 * (uint32_t)lambda + 8;
     /* horizon * wsum * ln 2 = lambda arrivals per row (Q16.48, 1/ln 2 ~ 1.4427) */
     uint64_t horizon = (lambda << ARRIVAL_FRAC_BITS) / wsum / 1000 * 1443;
     b->horizon_max = ((uint64_t)MAX_LAMBDA << ARRIVAL_FRAC_BITS) / wsum / 1000 * 1443;
@@ -643,7 +661,7 @@ static bool row_at(struct builder *b, uint32_t r, uint32_t i, uint64_t *out)
 
     /* deep reads, and long lists (a heavy proxy arrives many times per
      * row): sort all at once rather than one pick per read */
-    if ((i >= 8 && sorted < b->row_len[r]) || b->row_len[r] - sorted > 16) {
+    if ((i >= 8 && sorted < b->row_len[r]) || b->row_len[r] - sorted > b->pick_max) {
         row_sort_all(b, r, c);
         sorted = b->row_sorted[r];
     }
