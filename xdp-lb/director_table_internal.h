@@ -107,6 +107,7 @@ struct builder {
 
     uint8_t *in_b, *in_d, *in_f, *in_h; /* set membership per proxy */
     uint8_t *in_draw;                   /* the proxies the lists hold */
+    bool lists_whole;                   /* ... in every block */
     uint32_t nb, nd, nf, nh;
     uint64_t wsum_b;
 
@@ -118,9 +119,8 @@ struct builder {
     uint64_t *scratch; /* the next block array, see generate_block() */
     uint32_t scratch_cap;
     /* candidates of the block being drawn, in drawing order */
-    uint64_t *pt_cand;
-    uint8_t *pt_row; /* row within the block */
-    size_t pt_len, pt_cap;
+    uint64_t *pt_cand; /* with the row within the block in the top bits */
+    size_t pt_cap;
 
     /* row r's candidates: blocks[r / BLOCK_ROWS].cand[row_start[r] ..
      * row_start[r] + row_len[r]) */

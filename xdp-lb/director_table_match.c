@@ -159,6 +159,14 @@ void table_derive_keys(struct builder *b, const struct director_table_config *cf
     }
 }
 
+/* Arrivals filed in a block stay below 2^56 (they are at most the
+ * horizon limit, MAX_LAMBDA / ln 2 arrivals of a set of weight >= 1, in
+ * Q16.48), so a new point carries its row within the block in the top 8
+ * bits until generate_block() files it. */
+#define POINT_ROW_SHIFT 56
+_Static_assert((uint64_t)MAX_LAMBDA * 1443 / 1000 < (1u << (POINT_ROW_SHIFT - ARRIVAL_FRAC_BITS)),
+               "arrivals up to the horizon limit must leave the top 8 bits free");
+
 static int points_reserve(struct builder *b, size_t want)
 {
     if (want <= b->pt_cap)
@@ -170,10 +178,6 @@ static int points_reserve(struct builder *b, size_t want)
     if (!e)
         return -ENOMEM;
     b->pt_cand = e;
-    uint8_t *r = realloc(b->pt_row, cap * sizeof(*r));
-    if (!r)
-        return -ENOMEM;
-    b->pt_row = r;
     b->pt_cap = cap;
     return 0;
 }
@@ -200,12 +204,12 @@ static inline uint64_t draw_gap(const uint32_t *tab, uint64_t x, uint64_t recip)
     return ((neglog2_q32(tab, (x & ((1ULL << 48) - 1)) + 1) >> 8) * recip) >> 16;
 }
 
-/* The points of the block being drawn, in locals of generate_block()
- * while it draws: stores through the builder would alias the 64-bit
- * points and force reloads in the draw loop. */
+/* The points of the block being drawn (each a candidate with its row in
+ * the top bits), in locals of generate_block() while it draws: stores
+ * through the builder would alias the 64-bit points and force reloads in
+ * the draw loop. */
 struct points {
     uint64_t *cand;
-    uint8_t *row;
     size_t len, cap;
     uint64_t draws;
     uint32_t per_row[BLOCK_ROWS]; /* new points per row of the block */
@@ -213,10 +217,8 @@ struct points {
 
 static int points_grow(struct builder *b, struct points *pt)
 {
-    b->pt_len = pt->len;
     int rc = points_reserve(b, pt->len + 1);
     pt->cand = b->pt_cand;
-    pt->row = b->pt_row;
     pt->cap = b->pt_cap;
     return rc;
 }
@@ -248,23 +250,19 @@ draw_proxy(struct builder *b, struct points *pt, uint32_t k, uint32_t p, bool fr
     }
     if (e <= horizon) {
         uint64_t s = stream_input(b->k1[p], k, i);
-        uint64_t *cand = pt->cand;
-        uint8_t *rows = pt->row;
+        uint64_t *out = pt->cand + pt->len, *end = pt->cand + pt->cap;
         uint32_t *per_row = pt->per_row;
-        size_t len = pt->len, cap = pt->cap;
         uint32_t i0 = i;
         do {
-            if (len == cap) {
-                pt->len = len;
+            if (out == end) {
+                pt->len = (size_t)(out - pt->cand);
                 int rc = points_grow(b, pt);
                 if (rc < 0)
                     return rc;
-                cand = pt->cand;
-                rows = pt->row;
-                cap = pt->cap;
+                out = pt->cand + pt->len;
+                end = pt->cand + pt->cap;
             }
-            cand[len] = (e >> PROXY_BITS) << PROXY_BITS | p;
-            rows[len++] = row;
+            *out++ = (uint64_t)row << POINT_ROW_SHIFT | (e >> PROXY_BITS) << PROXY_BITS | p;
             per_row[row]++;
             i++;
             s += STREAM_STEP;
@@ -272,7 +270,7 @@ draw_proxy(struct builder *b, struct points *pt, uint32_t k, uint32_t p, bool fr
             e += draw_gap(tab, x, recip);
             row = (uint8_t)(x >> 56);
         } while (e <= horizon);
-        pt->len = len;
+        pt->len = (size_t)(out - pt->cand);
         pt->draws += i - i0;
     }
     b->gen_i[at] = i;
@@ -301,7 +299,6 @@ static int draw_block(struct builder *b, struct points *pt, uint32_t k, bool fre
             if (b->in_draw[p])
                 rc = draw_proxy(b, pt, k, p, fresh);
     }
-    b->pt_len = pt->len;
     b->work += pt->draws;
     return rc;
 }
@@ -315,7 +312,7 @@ static int generate_block(struct builder *b, uint32_t k, bool fresh, const uint3
 {
     struct block *bk = &b->blocks[k];
     uint32_t *start = b->row_start + k * BLOCK_ROWS, *len = b->row_len + k * BLOCK_ROWS;
-    struct points pt = {.cand = b->pt_cand, .row = b->pt_row, .cap = b->pt_cap};
+    struct points pt = {.cand = b->pt_cand, .cap = b->pt_cap};
     int rc;
 
     if (fresh) {
@@ -350,8 +347,10 @@ static int generate_block(struct builder *b, uint32_t k, bool fresh, const uint3
         acc += len[r] + add[r];
         add[r] = start[r] + len[r]; /* next free slot of row r */
     }
-    for (size_t i = 0; i < pt.len; i++)
-        out[add[pt.row[i]]++] = pt.cand[i];
+    for (size_t i = 0; i < pt.len; i++) {
+        uint64_t v = pt.cand[i];
+        out[add[v >> POINT_ROW_SHIFT]++] = v & ((1ULL << POINT_ROW_SHIFT) - 1);
+    }
     for (uint32_t r = 0; r < BLOCK_ROWS; r++)
         len[r] = add[r] - start[r];
     /* swap: the block keeps the new array, the old one is the next scratch */
@@ -389,6 +388,7 @@ static int draw_lists(struct builder *b, const uint8_t *a, const uint8_t *c, uin
      * to about twice the usual length. Cost only: the order read is the
      * same either way. */
     b->pick_max = 8 * wmax > wsum ? 16 : 2 * (uint32_t)lambda + 8;
+    b->lists_whole = want == NULL;
     /* horizon * wsum * ln 2 = lambda arrivals per row (Q16.48, 1/ln 2 ~ 1.4427) */
     uint64_t horizon = (lambda << ARRIVAL_FRAC_BITS) / wsum / 1000 * 1443;
     b->horizon_max = ((uint64_t)MAX_LAMBDA << ARRIVAL_FRAC_BITS) / wsum / 1000 * 1443;
@@ -1162,6 +1162,17 @@ static int list_first(struct builder *b, uint32_t r, uint16_t except, uint16_t *
     }
 }
 
+/* Whether the lists of every block hold exactly the proxies of set a. */
+static bool lists_hold_all(const struct builder *b, const uint8_t *a)
+{
+    if (!b->lists_whole)
+        return false;
+    for (uint32_t p = 0; p < b->n; p++)
+        if (!b->in_draw[p] != !a[p])
+            return false;
+    return true;
+}
+
 /* The secondary of last resort, for rows whose primary's other proxies
  * have no room (two or three proxies, or very unequal weights): the usable
  * proxy other than the primary that arrives first in the row, capacity
@@ -1210,7 +1221,11 @@ static int last_resort(struct builder *b, struct director_table_row *rows)
         uint64_t lambda =
             pass ? b->first_lambda / 3 : b->first_lambda * 3 * wsum / (4 * (wsum - w_prim));
         lambda = lambda < 1 ? 1 : lambda > MAX_LAMBDA ? MAX_LAMBDA : lambda;
-        if ((rc = draw_lists(b, b->in_h, NULL, pass ? d : NONE, want, lambda)) < 0)
+        /* The lists of the last matching hold H already when its set is H
+         * (no filling proxy, say): the same processes, drawn to the same
+         * limit, so they read the same (see list_first()). */
+        if (!(pass == 0 && lists_hold_all(b, b->in_h)) &&
+            (rc = draw_lists(b, b->in_h, NULL, pass ? d : NONE, want, lambda)) < 0)
             return rc;
         for (uint32_t r = 0; r < ROWS; r++) {
             if (rows[r].secondary != NONE || (rows[r].primary == d) != (pass == 1))
@@ -1283,7 +1298,6 @@ void table_builder_free(struct builder *b)
     free(b->k1);
     free(b->in_b);
     free(b->pt_cand);
-    free(b->pt_row);
     free(b->row_start);
     for (uint32_t k = 0; k < BLOCKS; k++)
         free(b->blocks[k].cand);
