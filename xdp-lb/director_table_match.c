@@ -681,11 +681,13 @@ static bool row_at(struct builder *b, uint32_t r, uint32_t i, uint64_t *out)
             continue;
         }
         uint32_t m = sorted;
-        b->work += len - sorted;
-        for (uint32_t k = sorted + 1; k < len; k++)
-            if (c[k] < c[m])
-                m = k;
         uint64_t v = c[m];
+        b->work += len - sorted;
+        for (uint32_t k = sorted + 1; k < len; k++) {
+            bool less = c[k] < v; /* a select, not a branch: lists are random */
+            v = less ? c[k] : v;
+            m = less ? k : m;
+        }
         bool listed = false;
         for (uint32_t k = 0; k < sorted && !listed; k++)
             listed = cand_proxy(c[k]) == cand_proxy(v);
