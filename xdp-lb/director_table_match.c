@@ -383,11 +383,11 @@ static int draw_lists(struct builder *b, const uint8_t *a, const uint8_t *c, uin
     }
     /* A proxy with more than an eighth of the weight arrives several times
      * in most rows: its later arrivals would cost a pick each to drop, so
-     * long lists are sorted at once. Otherwise a list needs few picks
-     * (two or three reads per row in a matching), cheaper than a sort up
-     * to about twice the usual length. Cost only: the order read is the
-     * same either way. */
-    b->pick_max = 8 * wmax > wsum ? 16 : 2 * (uint32_t)lambda + 8;
+     * lists longer than 16 are sorted at once. Otherwise a row needs few
+     * picks (two or three reads in a matching), cheaper than a sort up to
+     * about twice the usual length (at most 32, which keeps a pick's scan
+     * bounded). Cost only: the order read is the same either way. */
+    b->pick_max = 8 * wmax > wsum ? 16 : lambda >= 12 ? 32 : 2 * (uint32_t)lambda + 8;
     b->lists_whole = want == NULL;
     /* horizon * wsum * ln 2 = lambda arrivals per row (Q16.48, 1/ln 2 ~ 1.4427) */
     uint64_t horizon = (lambda << ARRIVAL_FRAC_BITS) / wsum / 1000 * 1443;
