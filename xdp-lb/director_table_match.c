@@ -226,8 +226,8 @@ static int points_grow(struct builder *b, struct points *pt)
 /* Draws the arrivals of proxy p in the rows of block k from where its
  * process stopped up to the block's horizon (fresh: from the start), and
  * appends them to pt. */
-static inline __attribute__((always_inline)) int
-draw_proxy(struct builder *b, struct points *pt, uint32_t k, uint32_t p, bool fresh)
+static inline __attribute__((always_inline)) int draw_proxy(struct builder *b, struct points *pt,
+                                                            uint32_t k, uint32_t p, bool fresh)
 {
     const uint64_t horizon = b->blocks[k].horizon;
     const size_t at = (size_t)k * b->n + p;
