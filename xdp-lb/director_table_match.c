@@ -429,7 +429,10 @@ static inline uint64_t open_key(const struct builder *b, uint32_t q)
 static void open_update(struct builder *b, uint32_t q)
 {
     uint32_t i = b->otn + q;
-    b->otree[i] = open_key(b, q);
+    uint64_t key = open_key(b, q);
+    if (b->otree[i] == key)
+        return; /* e.g. a row more for a member still below capacity */
+    b->otree[i] = key;
     for (i >>= 1; i > 0; i >>= 1) {
         uint64_t l = b->otree[2 * i], r = b->otree[2 * i + 1], v = l > r ? l : r;
         if (b->otree[i] == v)
