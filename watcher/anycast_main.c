@@ -44,7 +44,7 @@ struct aopts {
 static struct aopts aopt;
 
 static const struct config_option aoptions[] = {
-    CONFIG_OPT_STRING("config-dir", &aopt.config_dir, "/etc/haproxy/drover",
+    CONFIG_OPT_STRING("config-dir", &aopt.config_dir, RENDER_CONFIG_DIR_DEFAULT,
                       "the HAProxy services' configuration files (<service>.cfg)"),
     CONFIG_OPT_STRING("haproxy-stats-socket", &aopt.stats_socket,
                       "/run/drover/haproxy-{service}.sock",

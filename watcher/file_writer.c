@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,7 +29,11 @@ struct fw_file {
     size_t len;
     mode_t mode;
     bool visible_only; /* renamed into place without fsync */
-    int rc;            /* set by the worker */
+    bool removal;      /* data NULL: only the directory (the path was removed) */
+    /* set by the loop when it removes the path while this sync is in
+     * flight: the worker then does not count a missing file as failure */
+    atomic_bool gone;
+    int rc; /* set by the worker */
     /* the loop's only (the worker never reads them): called when done */
     struct fw_waiter *waiters;
     size_t n_waiters;
@@ -71,11 +76,14 @@ static int fsync_path(const char *path, int flags)
     return rc;
 }
 
-/* The file and its directory entry durable, whatever content it has now. */
-static int sync_file(const char *path)
+/* The file and its directory entry durable, whatever content it has now;
+ * absent_ok: a missing file is a removal to make durable (its directory). */
+static int sync_file(const char *path, bool absent_ok)
 {
     char dir[PATH_MAX];
     int rc = fsync_path(path, O_RDONLY);
+    if (rc == -ENOENT && absent_ok)
+        rc = 0;
     snprintf(dir, sizeof(dir), "%s", path);
     return rc < 0 ? rc : fsync_path(dirname(dir), O_RDONLY | O_DIRECTORY);
 }
@@ -113,7 +121,7 @@ static void write_batch(struct fw_batch *b)
     for (size_t i = 0; i < b->n; i++) {
         struct fw_file *f = &b->v[i];
         if (!f->data)
-            f->rc = sync_file(f->path);
+            f->rc = sync_file(f->path, f->removal || atomic_load(&f->gone));
         else if (f->visible_only)
             f->rc = file_writer_replace_now(f->path, f->data, f->len, f->mode);
         else
@@ -148,7 +156,8 @@ static void call_waiters(struct fw_batch *b)
     for (size_t i = 0; i < b->n; i++)
         for (size_t k = 0; k < b->v[i].n_waiters; k++)
             if (b->v[i].waiters[k].done)
-                b->v[i].waiters[k].done(b->v[i].waiters[k].arg, b->v[i].rc);
+                b->v[i].waiters[k].done(b->v[i].waiters[k].arg,
+                                        b->v[i].removal ? -ECANCELED : b->v[i].rc);
 }
 
 static void after_work(uv_work_t *req, int status)
@@ -212,10 +221,12 @@ static int add_waiter(struct fw_file *f, file_writer_done_fn done, void *arg)
     return 0;
 }
 
+/* removal: data NULL, the sync of a removed path (see file_writer_remove). */
 static int enqueue(struct file_writer *w, const char *path, const void *data, size_t len,
-                   mode_t mode, bool visible_only, file_writer_done_fn done, void *arg)
+                   mode_t mode, bool visible_only, bool removal, file_writer_done_fn done,
+                   void *arg)
 {
-    struct fw_file f = {.mode = mode, .visible_only = visible_only};
+    struct fw_file f = {.mode = mode, .visible_only = visible_only, .removal = removal};
     if (!(f.path = strdup(path)) || (data && !(f.data = malloc(len ? len : 1)))) {
         free(f.path);
         return -ENOMEM;
@@ -227,7 +238,7 @@ static int enqueue(struct file_writer *w, const char *path, const void *data, si
         struct fw_file *q = &w->queued.v[i];
         if (strcmp(q->path, path) != 0)
             continue;
-        if (!data && q->data) { /* the waiting write syncs too */
+        if (!data && (q->data || q->removal)) { /* the waiting write syncs too */
             free(f.path);
             return 0;
         }
@@ -244,6 +255,7 @@ static int enqueue(struct file_writer *w, const char *path, const void *data, si
         q->len = f.len;
         q->mode = f.mode;
         q->visible_only = f.visible_only;
+        q->removal = false; /* written again: a plain write from now on */
         start(w);
         return 0;
     }
@@ -264,19 +276,19 @@ static int enqueue(struct file_writer *w, const char *path, const void *data, si
 int file_writer_write(struct file_writer *w, const char *path, const void *data, size_t len,
                       mode_t mode)
 {
-    return enqueue(w, path, data ? data : "", len, mode, false, NULL, NULL);
+    return enqueue(w, path, data ? data : "", len, mode, false, false, NULL, NULL);
 }
 
 int file_writer_write_then(struct file_writer *w, const char *path, const void *data, size_t len,
                            mode_t mode, file_writer_done_fn done, void *arg)
 {
-    return enqueue(w, path, data ? data : "", len, mode, false, done, arg);
+    return enqueue(w, path, data ? data : "", len, mode, false, false, done, arg);
 }
 
 int file_writer_replace_then(struct file_writer *w, const char *path, const void *data, size_t len,
                              mode_t mode, file_writer_done_fn done, void *arg)
 {
-    return enqueue(w, path, data ? data : "", len, mode, true, done, arg);
+    return enqueue(w, path, data ? data : "", len, mode, true, false, done, arg);
 }
 
 static void cancel_in(struct fw_batch *b, void *arg)
@@ -297,7 +309,37 @@ void file_writer_cancel(struct file_writer *w, void *arg)
 
 int file_writer_sync(struct file_writer *w, const char *path)
 {
-    return enqueue(w, path, NULL, 0, 0, false, NULL, NULL);
+    return enqueue(w, path, NULL, 0, 0, false, false, NULL, NULL);
+}
+
+/* Turn the waiting entry of path into the sync of its removal: a content
+ * waiting would put the file back. Its callbacks stay, told -ECANCELED. */
+static bool removal_replaces(struct file_writer *w, const char *path)
+{
+    for (size_t i = 0; i < w->queued.n; i++) {
+        struct fw_file *q = &w->queued.v[i];
+        if (strcmp(q->path, path) != 0)
+            continue;
+        free(q->data);
+        q->data = NULL;
+        q->len = 0;
+        q->removal = true;
+        return true;
+    }
+    return false;
+}
+
+int file_writer_remove(struct file_writer *w, const char *path)
+{
+    bool queued = removal_replaces(w, path);
+    for (size_t i = 0; i < w->inflight.n; i++) /* read by the worker: atomic */
+        if (strcmp(w->inflight.v[i].path, path) == 0)
+            atomic_store(&w->inflight.v[i].gone, true);
+    if (unlink(path) < 0 && errno != ENOENT)
+        return -errno;
+    if (queued)
+        return 0;
+    return enqueue(w, path, NULL, 0, 0, false, true, NULL, NULL);
 }
 
 bool file_writer_idle(const struct file_writer *w)

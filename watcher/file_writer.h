@@ -66,6 +66,16 @@ void file_writer_cancel(struct file_writer *w, void *arg);
  * writes content, so it cannot put an older content back. 0 or -ENOMEM. */
 int file_writer_sync(struct file_writer *w, const char *path);
 
+/* Remove path now, in the caller's thread, and queue the fsync of its
+ * directory that makes the removal durable. For a path the loop owns (it
+ * writes the content; see file_writer_sync): a write of it still queued
+ * is dropped first, so it cannot put the file back after the removal (its
+ * callbacks are told -ECANCELED), and a sync of it in flight is not
+ * counted as failed for finding it gone. A write queued later takes the
+ * removal's place as usual. 0; a negative errno from unlink (the file
+ * stays; ENOENT is no error) or -ENOMEM (removed, not made durable). */
+int file_writer_remove(struct file_writer *w, const char *path);
+
 /* Nothing queued or being written. */
 bool file_writer_idle(const struct file_writer *w);
 

@@ -318,10 +318,10 @@ static void on_frontends_disabled(struct haproxy_runtime *rt, int status,
 static void update_refused(struct haproxy_engine *e);
 
 /* The service is gone from a complete read of haproxy/<cluster>/: move its
- * config aside, then remove its crt-lists, tell its HAProxy to stop serving
- * its frontends (the process itself belongs to systemd / the operator) and
- * forget its placements, so a service of the same name that comes back
- * starts from scratch. */
+ * config aside, tell its HAProxy to stop serving its frontends (the process
+ * itself belongs to systemd / the operator), forget its placements, so a
+ * service of the same name that comes back starts from scratch, and remove
+ * its crt-lists and route maps once the config is durably aside. */
 static void retire_service(struct haproxy_engine *e, struct service_state *s)
 {
     char err[512];
@@ -340,9 +340,6 @@ static void retire_service(struct haproxy_engine *e, struct service_state *s)
                              : "could not be moved aside, disabling its frontends");
     if (rc < 0 && rc != -ENOENT)
         log_error("watcher: %s; HAProxy would load it again on its next start", err);
-    else /* no config HAProxy can load names its crt-lists any more: the
-          * rename is on disk (fsynced) before a list goes */
-        engine_remove_crt_lists(e, s);
     /* the frontends of the installed config (its structure render) */
     json_array_foreach(json_object_get(s->structure, "frontends"), i, fe)
     {
@@ -377,7 +374,15 @@ static void retire_service(struct haproxy_engine *e, struct service_state *s)
     s->refused = NULL;
     update_refused(e);
     s->reload_pending = s->file_stale = false;
-    s->retired = true;
+    s->retired = true; /* before its files go: served services keep theirs */
+    if (rc == 0 || rc == -ENOENT) {
+        /* no config HAProxy can load names its crt-lists or route maps any
+         * more: the rename is on disk (fsynced) before a file goes */
+        engine_remove_crt_lists(e, s);
+        engine_remove_maps(e, s);
+    } else {
+        engine_free_maps(s); /* a service defined again writes them anew */
+    }
 }
 
 /* Services served so far that the snapshot no longer defines. Removed only
@@ -556,6 +561,7 @@ static void on_runtime_due(void *arg)
     if (!e->crt_lists_swept) { /* every served service is known by now */
         e->crt_lists_swept = true;
         engine_sweep_crt_lists(e);
+        engine_sweep_maps(e);
     }
     update_gauges(e);
     e->snapshot_dirty = true;

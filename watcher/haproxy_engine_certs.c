@@ -383,9 +383,7 @@ void engine_remove_crt_lists(struct haproxy_engine *e, const struct service_stat
         log_warn("watcher: service %s: %s; tried again at the watcher's next start", s->name, err);
 }
 
-/* tls_files_in_use_fn: a service the engine serves (installed, or about
- * to be) keeps its lists whether its config is installed yet or not. */
-static bool service_served(void *arg, const char *service)
+bool engine_service_served(void *arg, const char *service)
 {
     const struct service_state *s = engine_service_state(arg, service);
     return s && !s->retired;
@@ -393,7 +391,7 @@ static bool service_served(void *arg, const char *service)
 
 void engine_sweep_crt_lists(struct haproxy_engine *e)
 {
-    int n = tls_files_sweep(e->o.config_dir, service_served, e);
+    int n = tls_files_sweep(e->o.config_dir, engine_service_served, e);
     if (n > 0)
         log_info("watcher: %d crt-list director%s of services without a config removed "
                  "(left by a watcher stopped while retiring them)",

@@ -134,7 +134,7 @@ struct haproxy_engine {
      * were served; until every service served then is defined again (or
      * the missing ones are forced), no service is retired */
     bool kv_loss;
-    bool crt_lists_swept; /* engine_sweep_crt_lists ran (once per start) */
+    bool crt_lists_swept; /* engine_sweep_crt_lists and _maps ran (once per start) */
     int64_t kv_loss_since_unix;
     size_t maint_held;   /* maintenance entries kept through the episode */
     bool snapshot_dirty; /* saved in the structural window, off the apply path */
@@ -218,6 +218,14 @@ void engine_sync_maps(struct haproxy_engine *e, struct service_state *s,
 /* Make the maps written without fsync durable (off the loop). */
 void engine_persist_maps(struct service_state *s);
 void engine_free_maps(struct service_state *s);
+/* A retired service's route maps removed (render_files_remove_maps, made
+ * durable through the engine's writer), at the moment its crt-lists go;
+ * the maps it sent are forgotten, so a service of the same name that
+ * comes back writes them anew. */
+void engine_remove_maps(struct haproxy_engine *e, struct service_state *s);
+/* Once, at the engine's first plan, next to engine_sweep_crt_lists: the
+ * route maps of services with no config that the engine does not serve. */
+void engine_sweep_maps(struct haproxy_engine *e);
 
 /* haproxy_engine_certs.c */
 /* Poll timer (engine creation) and its handle closed (engine stop). */
@@ -247,6 +255,10 @@ void engine_remove_crt_lists(struct haproxy_engine *e, const struct service_stat
  * that have no <service>.cfg and that the engine does not serve (a watcher
  * stopped between retiring a service and removing its lists). */
 void engine_sweep_crt_lists(struct haproxy_engine *e);
+/* tls_files_in_use_fn: a service the engine serves (installed, or about
+ * to be; arg is the engine) keeps its crt-lists and route maps whether
+ * its config is installed yet or not. */
+bool engine_service_served(void *arg, const char *service);
 /* The runtime commands taking map path from text old to new. 0, -ENOMEM. */
 int engine_map_commands(const char *path, const char *old, const char *new, char ***cmds,
                         size_t *n);

@@ -19,6 +19,7 @@
 #include "atomic_file.h"
 #include "haproxy_engine_internal.h"
 #include "log.h"
+#include "render_files.h"
 #include "snapshot.h"
 
 struct map_ctx {
@@ -238,4 +239,21 @@ void engine_free_maps(struct service_state *s)
     free(s->maps);
     s->maps = NULL;
     s->n_maps = 0;
+}
+
+void engine_remove_maps(struct haproxy_engine *e, struct service_state *s)
+{
+    int n = render_files_remove_maps(e->o.config_dir, s->name, engine_service_served, e, e->writer);
+    engine_free_maps(s);
+    if (n > 0)
+        log_info("watcher: service %s: %d route map%s removed", s->name, n, n == 1 ? "" : "s");
+}
+
+void engine_sweep_maps(struct haproxy_engine *e)
+{
+    int n = render_files_remove_maps(e->o.config_dir, NULL, engine_service_served, e, e->writer);
+    if (n > 0)
+        log_info("watcher: %d route map%s of services without a config removed (left by a "
+                 "watcher stopped while retiring them)",
+                 n, n == 1 ? "" : "s");
 }

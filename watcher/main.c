@@ -95,7 +95,7 @@ static const struct config_option options[] = {
                       "nodes whose zone is this one, the others are backups"),
     CONFIG_OPT_STRING("template-dir", &opt.template_dir, DROVER_TEMPLATE_DIR,
                       "mustache templates (NAME.mustache, partials/)"),
-    CONFIG_OPT_STRING("config-dir", &opt.config_dir, "/etc/haproxy/drover",
+    CONFIG_OPT_STRING("config-dir", &opt.config_dir, RENDER_CONFIG_DIR_DEFAULT,
                       "where <service>.cfg files are installed"),
     CONFIG_OPT_STRING("haproxy-bin", &opt.haproxy_bin, "haproxy", "haproxy binary for -c checks"),
     CONFIG_OPT_STRING("haproxy-master-socket", &opt.master_socket,

@@ -271,6 +271,16 @@ int render_retire(const char *config_dir, const char *name, char *err, size_t er
     return rc;
 }
 
+bool render_config_exists(int dfd, const char *name)
+{
+    char file[NAME_MAX + 1];
+    struct stat st;
+    int n = snprintf(file, sizeof(file), "%s.cfg", name);
+    if (n < 0 || (size_t)n >= sizeof(file))
+        return true; /* cannot tell: keep what it may name */
+    return fstatat(dfd, file, &st, AT_SYMLINK_NOFOLLOW) == 0 || errno != ENOENT;
+}
+
 /* ---- asynchronous install ---- */
 
 /* render_install on libuv's threadpool: the check (posix_spawn of

@@ -28,6 +28,11 @@
 
 #include "template.h"
 
+/* Where the watcher installs <service>.cfg and the route maps and
+ * crt-lists the configs name, unless --config-dir says otherwise; also
+ * where `droverctl config diff` renders them as named. */
+#define RENDER_CONFIG_DIR_DEFAULT "/etc/haproxy/drover"
+
 /* Load every DIR/NAME.mustache and DIR/partials/NAME.mustache with the watcher's options
  * (strict variables, unknown partials refused) and check the set.
  * 0 or negative errno, message in err. */
@@ -77,6 +82,10 @@ int render_rollback(const char *config_dir, const char *name, char *err, size_t 
  * longer loads it while the operator can still read it. 0, -ENOENT when
  * there is no <name>.cfg (nothing to retire), or negative errno (err). */
 int render_retire(const char *config_dir, const char *name, char *err, size_t errlen);
+
+/* Whether "<config dir>/<name>.cfg" exists (dfd: that directory): HAProxy
+ * may load it, so the files it names must stay. True when it cannot tell. */
+bool render_config_exists(int dfd, const char *name);
 
 /* Read a whole file into a NUL-terminated malloc'd buffer. 0 or -errno. */
 int render_read_file(const char *path, char **out, size_t *len);

@@ -5,13 +5,18 @@
  */
 #include "render_files.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "atomic_file.h"
 #include "errmsg.h"
+#include "log.h"
+#include "render.h"
 #include "snapshot.h"
 #include "tls_files.h"
 
@@ -64,4 +69,57 @@ void render_files_remove(const char *dir, const struct kvm_service *d)
         free(path);
     }
     tls_files_remove_service(dir, d->name, err, sizeof(err));
+}
+
+#define MAP_SUFFIX ".map"
+
+/* Whether some service the map file name can belong to still claims it:
+ * each prefix before a '.' that leaves a frontend name is a reading. */
+static bool map_claimed(int dfd, const char *name, tls_files_in_use_fn in_use, void *arg)
+{
+    size_t stem = strlen(name) - strlen(MAP_SUFFIX);
+    char owner[NAME_MAX + 1];
+    for (size_t i = 1; i + 1 < stem; i++) {
+        if (name[i] != '.')
+            continue;
+        snprintf(owner, sizeof(owner), "%.*s", (int)i, name);
+        if (render_config_exists(dfd, owner) || (in_use && in_use(arg, owner)))
+            return true;
+    }
+    return false;
+}
+
+/* A route map file name ("<service>.<frontend>.map"), of service when
+ * given. */
+static bool map_of(const char *name, const char *service)
+{
+    size_t n = strlen(name), k = strlen(MAP_SUFFIX), s = service ? strlen(service) : 0;
+    if (name[0] == '.' || n <= k + 2 || strcmp(name + n - k, MAP_SUFFIX) != 0 ||
+        !memchr(name + 1, '.', n - k - 2))
+        return false;
+    return !service || (n > s + 1 + k && strncmp(name, service, s) == 0 && name[s] == '.');
+}
+
+int render_files_remove_maps(const char *dir, const char *service, tls_files_in_use_fn in_use,
+                             void *arg, struct file_writer *w)
+{
+    DIR *dh = opendir(dir);
+    struct dirent *de;
+    char path[PATH_MAX];
+    int removed = 0, rc;
+    if (!dh)
+        return 0; /* no config dir yet: nothing written */
+    while ((de = readdir(dh))) {
+        if (!map_of(de->d_name, service) || map_claimed(dirfd(dh), de->d_name, in_use, arg))
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+        if ((rc = file_writer_remove(w, path)) < 0)
+            log_warn("watcher: cannot remove route map %s: %s; tried again at the watcher's "
+                     "next start",
+                     path, strerror(-rc));
+        else
+            removed++;
+    }
+    closedir(dh);
+    return removed;
 }

@@ -15,7 +15,9 @@
  * (into --out DIR, or a private directory for --diff) and by `droverctl
  * config check` (its private directory). The daemon writes the same files
  * on its own path: maps through the runtime API and the file writer
- * (haproxy_engine_maps.c), crt-lists before a reload (tls_files.h).
+ * (haproxy_engine_maps.c), crt-lists before a reload (tls_files.h). The
+ * daemon removes a retired service's maps, and at start those no service
+ * claims, with render_files_remove_maps.
  */
 #ifndef DROVER_WATCHER_RENDER_FILES_H
 #define DROVER_WATCHER_RENDER_FILES_H
@@ -23,7 +25,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "file_writer.h"
 #include "kv_haproxy.h"
+#include "tls_files.h"
 
 /* Whether d's configuration names any such file (its text then depends
  * on the directory it is rendered for). */
@@ -37,5 +41,16 @@ int render_files_write(const char *dir, const struct kvm_service *d, char *err, 
 /* Remove what render_files_write wrote for d from dir (a private
  * directory about to be removed). */
 void render_files_remove(const char *dir, const struct kvm_service *d);
+
+/* Remove the route maps "<dir>/<service>.<frontend>.map" of service
+ * (NULL: of every service) that nothing claims: no service the name can
+ * belong to has a <dir>/<owner>.cfg (HAProxy may load it) or is claimed by
+ * in_use (served, or about to be). Names may hold dots, so every reading
+ * counts: "a.b.c.map" is a's frontend "b.c" or a.b's frontend "c". Each
+ * removal is made durable through w (file_writer_remove: a write or sync
+ * of it still queued cannot put it back or fail on it). Returns how many
+ * were removed; a failure is logged with the path and left in place. */
+int render_files_remove_maps(const char *dir, const char *service, tls_files_in_use_fn in_use,
+                             void *arg, struct file_writer *w);
 
 #endif

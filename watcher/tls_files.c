@@ -190,18 +190,6 @@ int tls_files_remove_service(const char *dir, const char *service, char *err, si
     return rc;
 }
 
-/* Whether "<dir>/<service>.cfg" exists: HAProxy may load it, and it may
- * name the service's crt-lists. */
-static bool config_installed(int dfd, const char *service)
-{
-    char name[NAME_MAX + 1];
-    struct stat st;
-    int n = snprintf(name, sizeof(name), "%s.cfg", service);
-    if (n < 0 || (size_t)n >= sizeof(name))
-        return true; /* cannot tell: keep the lists */
-    return fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 || errno != ENOENT;
-}
-
 int tls_files_sweep(const char *dir, tls_files_in_use_fn in_use, void *arg)
 {
     DIR *dh = opendir(dir);
@@ -215,7 +203,7 @@ int tls_files_sweep(const char *dir, tls_files_in_use_fn in_use, void *arg)
         if (!ends_with(de->d_name, CRT_LISTS_DIR_SUFFIX))
             continue;
         snprintf(service, sizeof(service), "%.*s", (int)(n - k), de->d_name);
-        if (config_installed(dirfd(dh), service) || (in_use && in_use(arg, service)))
+        if (render_config_exists(dirfd(dh), service) || (in_use && in_use(arg, service)))
             continue;
         if (tls_files_remove_service(dir, service, err, sizeof(err)) < 0)
             log_warn("watcher: %s; left in place", err);

@@ -20,6 +20,10 @@ Steps, in order on one setup:
   protocols  backend_protocol https, h2, h2c: HAProxy speaks TLS with
              ALPN http/1.1, TLS with ALPN h2, cleartext h2 to the pods (the
              upstream answers with what it saw)
+  remove     edge-http deleted from KV: its config moved aside, then its
+             route map removed (edge-tcp's stay); a route map no config
+             names, left by a watcher stopped mid-retirement, is removed
+             when the watcher starts again
 """
 import os
 import shutil
@@ -27,6 +31,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "watcher"))
 from watcherlib import Fleet, node, wait_for  # noqa: E402 (puts tests/lib on the path)
@@ -36,6 +41,7 @@ from drover_testlib import (HAProxy, free_port, http, metric, recv_all, run_main
 WATCHER, CONSUL_DEV, TEMPLATES = sys.argv[1:4]
 F = None
 P = {}  # port names -> numbers
+WATCHER_P = None
 
 
 def openssl(*args):
@@ -158,8 +164,37 @@ def step_protocols():
     assert "ssl verify none alpn h2" in cfg and "proto h2" in cfg, cfg
 
 
+def cfg_file(name):
+    return os.path.join(F.CFG, name)
+
+
+def step_remove():
+    global WATCHER_P
+    http_map, tcp_map = cfg_file("edge-http.fe_http.map"), cfg_file("edge-tcp.fe_tcp.map")
+    assert os.path.exists(http_map) and os.path.exists(tcp_map), os.listdir(F.CFG)
+    expires = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 600))
+    F.kv.put("haproxy/edge/force-removal/edge-http", {"expires": expires, "author": "test"})
+    F.kv.delete("haproxy/edge/services/edge-http")
+    wait_for("edge-http's config moved aside and its route map removed",
+             lambda: os.path.exists(cfg_file("edge-http.cfg.removed")) and
+             not os.path.exists(cfg_file("edge-http.cfg")) and not os.path.exists(http_map))
+    assert os.path.exists(tcp_map), "a served service keeps its route maps"
+    # a watcher stopped between the two steps leaves a map no config names:
+    # the next start removes it (never one of a served service)
+    WATCHER_P.terminate()
+    assert WATCHER_P.wait(timeout=15) == 0
+    ghost = cfg_file("ghost.fe.map")
+    with open(ghost, "w") as f:
+        f.write("gone.example.com ghost.web.http\n")
+    WATCHER_P = F.start_watcher()
+    wait_for("the leftover route map removed at start", lambda: not os.path.exists(ghost))
+    assert os.path.exists(tcp_map), "a served service keeps its route maps"
+    assert not os.path.exists(http_map), "a retired service's map came back"
+    F.kv.delete("haproxy/edge/force-removal/edge-http")
+
+
 def main():
-    global F
+    global F, WATCHER_P
     for tool in ("haproxy", "openssl"):
         if not shutil.which(tool):
             print("SKIP: %s not installed" % tool)
@@ -192,13 +227,13 @@ def main():
         put_kube("%s/web/http" % proto,
                  kube(P[port], proto, "web", dns_name="%s.example.com" % proto))
     F.open_notify()
-    F.start_watcher()
+    WATCHER_P = F.start_watcher()
     for svc in ("edge-tcp", "edge-http"):
         wait_for("%s rendered" % svc, lambda: os.path.exists(os.path.join(F.CFG, svc + ".cfg")))
         F.procs.append(HAProxy(os.path.join(F.CFG, svc + ".cfg"),
                                os.path.join(F.work, "haproxy.log"),
                                master=os.path.join(F.work, svc + ".master")).start().proc)
-    run_steps([step_sni, step_terminated_sni, step_listen, step_protocols])
+    run_steps([step_sni, step_terminated_sni, step_listen, step_protocols, step_remove])
     return 0
 
 

@@ -3,6 +3,7 @@
  * order; syncs never write; close flushes what waits; callbacks after the
  * write (or the newer one that replaced it), never after a cancel. */
 #include <check.h>
+#include <stdbool.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -181,6 +182,61 @@ START_TEST(test_callbacks_after_the_write)
 }
 END_TEST
 
+static bool present(const char *path)
+{
+    return access(path, F_OK) == 0;
+}
+
+/* A removal: the file goes at once; a write of it still queued does not
+ * put it back (its callback told -ECANCELED); a sync of it in flight is
+ * not a failure for finding it gone; a write queued after the removal
+ * puts it back. */
+START_TEST(test_remove)
+{
+    uv_loop_t loop;
+    struct file_writer *w;
+    char m[PATH_MAX];
+    snprintf(m, sizeof(m), "%s/web.fe.map", dir);
+    struct done_rec stale = {.path = m};
+    ck_assert_int_eq(uv_loop_init(&loop), 0);
+    ck_assert_int_eq(file_writer_new(&loop, &w), 0);
+    ck_assert_int_eq(file_writer_replace_now(m, "a b\n", 4, 0644), 0);
+    ck_assert_int_eq(file_writer_sync(w, m), 0); /* in flight at once */
+    ck_assert_int_eq(file_writer_write_then(w, m, "stale", 5, 0644, on_done, &stale), 0);
+    ck_assert_int_eq(file_writer_remove(w, m), 0);
+    ck_assert(!present(m));
+    uv_run(&loop, UV_RUN_DEFAULT);
+    ck_assert_msg(!present(m), "the queued write put the removed file back");
+    ck_assert_int_eq(stale.calls, 1);
+    ck_assert_int_eq(stale.status, -ECANCELED);
+    ck_assert_uint_eq(file_writer_failures(w), 0);
+    /* nothing there: still no error, nothing queued is left */
+    ck_assert_int_eq(file_writer_remove(w, m), 0);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    ck_assert_uint_eq(file_writer_failures(w), 0);
+    /* a write after the removal wins, as the newest content does */
+    ck_assert_int_eq(file_writer_remove(w, m), 0);
+    ck_assert_int_eq(file_writer_sync(w, m), 0);
+    ck_assert_int_eq(file_writer_write(w, m, "new", 3, 0644), 0);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    char *t = content("web.fe.map");
+    ck_assert_ptr_nonnull(t);
+    ck_assert_str_eq(t, "new");
+    free(t);
+    ck_assert_uint_eq(file_writer_failures(w), 0);
+    /* a removal that cannot be done says so (unlink of a directory) */
+    char sub[PATH_MAX];
+    snprintf(sub, sizeof(sub), "%s/full", dir);
+    ck_assert_int_eq(mkdir(sub, 0755), 0);
+    snprintf(m, sizeof(m), "%s/full/x", dir);
+    ck_assert_int_eq(file_writer_replace_now(m, "x", 1, 0644), 0);
+    ck_assert_int_eq(file_writer_remove(w, sub), -EISDIR);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    file_writer_close(w);
+    ck_assert_int_eq(uv_loop_close(&loop), 0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("file_writer");
@@ -189,6 +245,7 @@ int main(void)
     tcase_add_test(tc, test_newest_content_wins);
     tcase_add_test(tc, test_close_flushes);
     tcase_add_test(tc, test_callbacks_after_the_write);
+    tcase_add_test(tc, test_remove);
     suite_add_tcase(s, tc);
     return suite_main_run(s);
 }

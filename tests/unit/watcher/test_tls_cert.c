@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <uv.h>
 
 #include <openssl/bio.h>
 #include <openssl/evp.h>
@@ -392,6 +393,56 @@ START_TEST(test_sweep)
 }
 END_TEST
 
+static bool in_use_served(void *arg, const char *service)
+{
+    (void)arg;
+    return strcmp(service, "served") == 0;
+}
+
+/* Route maps of a retired service, then the start sweep: only maps that
+ * no service they can belong to claims (a config, served) go; a name with
+ * dots keeps its map while any reading of it is claimed. */
+START_TEST(test_remove_maps)
+{
+    char dir[] = "/tmp/drover-maps-rm.XXXXXX";
+    uv_loop_t loop;
+    struct file_writer *w;
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    ck_assert_int_eq(uv_loop_init(&loop), 0);
+    ck_assert_int_eq(file_writer_new(&loop, &w), 0);
+    const char *const files[] = {"web.fe.map",        "web.fe2.map",   "web.b.fe.map",
+                                 "web.crt-lists.map", "served.fe.map", "api.fe.map",
+                                 "api.cfg",           "old.fe.map",    "old.cfg.removed",
+                                 "web.map",           "notes.txt",     NULL};
+    for (const char *const *f = files; *f; f++)
+        put(dir, *f, "h b\n");
+    put(dir, "web.b.cfg", "global\n"); /* web.b's frontend "fe": claimed */
+    /* retired web: its maps only; web.b.fe.map may be web.b's */
+    ck_assert_int_eq(render_files_remove_maps(dir, "web", in_use_served, NULL, w), 3);
+    ck_assert(!exists(dir, "web.fe.map"));
+    ck_assert(!exists(dir, "web.fe2.map"));
+    ck_assert(!exists(dir, "web.crt-lists.map"));
+    ck_assert(exists(dir, "web.b.fe.map"));
+    ck_assert(exists(dir, "old.fe.map")); /* not web's */
+    ck_assert(exists(dir, "web.map"));    /* no frontend: not a route map */
+    /* the start sweep: maps of services with no config, not served */
+    ck_assert_int_eq(render_files_remove_maps(dir, NULL, in_use_served, NULL, w), 1);
+    ck_assert(!exists(dir, "old.fe.map"));
+    ck_assert(exists(dir, "served.fe.map"));
+    ck_assert(exists(dir, "api.fe.map"));
+    ck_assert(exists(dir, "web.b.fe.map"));
+    ck_assert(exists(dir, "notes.txt"));
+    uv_run(&loop, UV_RUN_DEFAULT); /* the removals made durable */
+    ck_assert_uint_eq(file_writer_failures(w), 0);
+    ck_assert_int_eq(render_files_remove_maps("/nonexistent/drover", NULL, NULL, NULL, w), 0);
+    file_writer_close(w);
+    ck_assert_int_eq(uv_loop_close(&loop), 0);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 /* render_files: the route maps and crt-lists a config names, written
  * into a directory of the caller's and removed from it again. */
 START_TEST(test_render_files)
@@ -441,6 +492,7 @@ int main(void)
     tcase_add_test(tc, test_tls_files);
     tcase_add_test(tc, test_remove_service);
     tcase_add_test(tc, test_sweep);
+    tcase_add_test(tc, test_remove_maps);
     tcase_add_test(tc, test_render_files);
     suite_add_tcase(s, tc);
     return suite_main_run(s);
