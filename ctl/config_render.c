@@ -6,6 +6,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -16,6 +17,7 @@
 #include "kv_deploy.h"
 #include "kv_key.h"
 #include "kv_status.h"
+#include "render_files.h"
 
 int config_render_service(const struct template_set *set, const struct snapshot *snap,
                           const struct snapshot_service *svc, const char *cluster, const char *dir,
@@ -149,12 +151,14 @@ static const struct snapshot_service *find_service(const struct snapshot *s, con
     return NULL;
 }
 
-/* Copy the output of `diff -u` of a and b (files in dir) into t. */
-static void unified_diff(FILE *t, const char *dir)
+/* Copy the output of `diff -u` of files a and b (labelled la and lb; a
+ * missing one is /dev/null) into t. */
+static void unified_diff(FILE *t, const char *a, const char *la, const char *b, const char *lb)
 {
-    char cmd[PATH_MAX * 2 + 96], line[4096];
-    snprintf(cmd, sizeof(cmd),
-             "diff -u --label live --label with-the-files '%s/live.cfg' '%s/new.cfg'", dir, dir);
+    char cmd[PATH_MAX * 4 + 96], line[4096];
+    snprintf(cmd, sizeof(cmd), "diff -u --label '%s' --label '%s' '%s' '%s'", la, lb,
+             a && access(a, R_OK) == 0 ? a : "/dev/null",
+             b && access(b, R_OK) == 0 ? b : "/dev/null");
     FILE *p = popen(cmd, "r");
     if (!p) {
         fprintf(t, "    (cannot run diff: %s)\n", strerror(errno));
@@ -165,24 +169,132 @@ static void unified_diff(FILE *t, const char *dir)
     pclose(p);
 }
 
+/* unified_diff of a and b labelled "live PATH" and "with-the-files PATH"
+ * with the paths the configs name (la, lb; NULL: /dev/null). */
+static void diff_labelled(FILE *t, const char *a, const char *la, const char *b, const char *lb)
+{
+    char x[PATH_MAX + 16], y[PATH_MAX + 16];
+    snprintf(x, sizeof(x), "%s%s", la ? "live " : "/dev/null", la ? la : "");
+    snprintf(y, sizeof(y), "%s%s", lb ? "with-the-files " : "/dev/null", lb ? lb : "");
+    unified_diff(t, a, x, b, y);
+}
+
+/* Whether files a and b (either may be NULL or missing) differ. */
+static bool files_differ(const char *a, const char *b)
+{
+    char *x = NULL, *y = NULL;
+    size_t xl = 0, yl = 0;
+    bool hx = a && render_read_file(a, &x, &xl) == 0, hy = b && render_read_file(b, &y, &yl) == 0;
+    bool differ = hx != hy || xl != yl || (hx && memcmp(x, y, xl) != 0);
+    free(x);
+    free(y);
+    return differ;
+}
+
+static const struct kvm_frontend *find_frontend(const struct snapshot_service *s, const char *name)
+{
+    for (size_t i = 0; s && i < s->def->n_frontends; i++)
+        if (strcmp(s->def->frontends[i].name, name) == 0)
+            return &s->def->frontends[i];
+    return NULL;
+}
+
+typedef char *(*file_path_fn)(const char *dir, const struct kvm_service *d,
+                              const struct kvm_frontend *f);
+
+/* One side's file of frontend name (path_fn in dir), malloc'd; NULL when
+ * that side has no such file. */
+static char *side_file(file_path_fn path_fn, const char *dir, const struct snapshot_service *s,
+                       const char *name)
+{
+    const struct kvm_frontend *f = find_frontend(s, name);
+    return f ? path_fn(dir, s->def, f) : NULL;
+}
+
+/* The route maps and crt-lists of a (written into da by render_files) and
+ * b (into db) that differ, frontend by frontend: listed in t as diffs
+ * labelled with the path the config names (print false: only counted).
+ * Returns how many differ. */
+static int diff_files(const struct snapshot_service *a, const char *da,
+                      const struct snapshot_service *b, const char *db, bool print, FILE *t)
+{
+    const file_path_fn kinds[] = {snapshot_map_path, snapshot_crt_list_path};
+    int n = 0;
+    for (int side = 0; side < 2; side++) {
+        const struct snapshot_service *s = side ? b : a;
+        for (size_t i = 0; s && i < s->def->n_frontends; i++) {
+            const char *name = s->def->frontends[i].name;
+            if (side && find_frontend(a, name))
+                continue; /* seen with a */
+            for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+                char *fa = side_file(kinds[k], da, a, name), *fb = side_file(kinds[k], db, b, name);
+                char *la = side_file(kinds[k], RENDER_CONFIG_DIR_DEFAULT, a, name);
+                char *lb = side_file(kinds[k], RENDER_CONFIG_DIR_DEFAULT, b, name);
+                if ((fa || fb) && files_differ(fa, fb)) {
+                    n++;
+                    if (print)
+                        diff_labelled(t, fa, la, fb, lb);
+                }
+                free(fa);
+                free(fb);
+                free(la);
+                free(lb);
+            }
+        }
+    }
+    return n;
+}
+
+/* Side s rendered into buf, naming its route maps and crt-lists in the
+ * watcher's default config dir, and those files written into side_dir. */
+static int render_side(const struct template_set *set, const struct snapshot *snap,
+                       const struct snapshot_service *s, const char *cluster, const char *dir,
+                       const char *side_dir, struct template_buf *buf, char *err, size_t errlen)
+{
+    int rc;
+    if (!s)
+        return 0;
+    if (mkdir(side_dir, 0700) < 0 && errno != EEXIST) {
+        rc = -errno;
+        snprintf(err, errlen, "mkdir %s: %s", side_dir, strerror(errno));
+        return rc;
+    }
+    if ((rc = render_files_write(side_dir, s->def, err, errlen)) < 0)
+        return rc;
+    return config_render_service(set, snap, s, cluster, dir, RENDER_CONFIG_DIR_DEFAULT, buf, err,
+                                 errlen);
+}
+
+static void remove_side(const struct snapshot_service *s, const char *side_dir)
+{
+    if (s)
+        render_files_remove(side_dir, s->def);
+    rmdir(side_dir);
+}
+
 /* Render name on both sides; "unchanged", "changed", "new", "removed" or
- * "error" (message into t). */
+ * "error" (message into t). The configs name their route maps and
+ * crt-lists as a watcher with the default --config-dir installs them, and
+ * those files are compared too: a route, an SNI filter or an ALPN change
+ * shows as its own diff. */
 static const char *diff_service(const struct template_set *set, const struct snapshot *before,
                                 const struct snapshot *after, const char *cluster, const char *name,
                                 const char *dir, FILE *t)
 {
     const struct snapshot_service *a = find_service(before, name), *b = find_service(after, name);
     struct template_buf x = {0}, y = {0};
-    char err[1024], pa[PATH_MAX], pb[PATH_MAX];
+    char err[1024], pa[PATH_MAX], pb[PATH_MAX], da[PATH_MAX], db[PATH_MAX], named[PATH_MAX];
     const char *state = "unchanged";
-    if ((a &&
-         config_render_service(set, before, a, cluster, dir, NULL, &x, err, sizeof(err)) < 0) ||
-        (b && config_render_service(set, after, b, cluster, dir, NULL, &y, err, sizeof(err)) < 0)) {
+    snprintf(da, sizeof(da), "%s/live", dir);
+    snprintf(db, sizeof(db), "%s/with-the-files", dir);
+    if (render_side(set, before, a, cluster, dir, da, &x, err, sizeof(err)) < 0 ||
+        render_side(set, after, b, cluster, dir, db, &y, err, sizeof(err)) < 0) {
         fprintf(t, "  %s: cannot render it: %s\n", name, err);
         state = "error";
         goto out;
     }
-    if (x.len == y.len && (!x.len || memcmp(x.data, y.data, x.len) == 0)) {
+    bool same_cfg = x.len == y.len && (!x.len || memcmp(x.data, y.data, x.len) == 0);
+    if (same_cfg && diff_files(a, da, b, db, false, t) == 0) {
         fprintf(t, "  %s: no change\n", name);
         goto out;
     }
@@ -190,12 +302,16 @@ static const char *diff_service(const struct template_set *set, const struct sna
     snprintf(pa, sizeof(pa), "%s/live.cfg", dir);
     snprintf(pb, sizeof(pb), "%s/new.cfg", dir);
     fprintf(t, "  %s: %s\n", name, state);
-    if (atomic_file_write(pa, x.data ? x.data : "", x.len, 0600) == 0 &&
+    snprintf(named, sizeof(named), "%s/%s.cfg", RENDER_CONFIG_DIR_DEFAULT, name);
+    if (!same_cfg && atomic_file_write(pa, x.data ? x.data : "", x.len, 0600) == 0 &&
         atomic_file_write(pb, y.data ? y.data : "", y.len, 0600) == 0)
-        unified_diff(t, dir);
+        diff_labelled(t, a ? pa : NULL, a ? named : NULL, b ? pb : NULL, b ? named : NULL);
+    diff_files(a, da, b, db, true, t);
     unlink(pa);
     unlink(pb);
 out:
+    remove_side(a, da);
+    remove_side(b, db);
     template_buf_free(&x);
     template_buf_free(&y);
     return state;

@@ -12,7 +12,10 @@
  * overlaid when the host is one of its canary hosts, watcher/canary.c) and
  * the kube data of the kube clusters present (or --kube-cluster). Slots
  * are placed afresh on both sides (a host keeps its own placement: the
- * diff shows what changes, not in which slot).
+ * diff shows what changes, not in which slot). The configs name their
+ * route maps and crt-lists in the watcher's default config dir
+ * (RENDER_CONFIG_DIR_DEFAULT); those files, written per side by
+ * render_files into the private directory, are compared too.
  */
 #ifndef DROVER_CTL_CONFIG_RENDER_H
 #define DROVER_CTL_CONFIG_RENDER_H

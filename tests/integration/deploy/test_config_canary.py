@@ -8,7 +8,9 @@ A and B, each a real drover-watcher driving its own real HAProxy
 Steps: bad input (unknown key, not JSON, a canary host not in the fleet, a
 version that does not exist, a definition failing `haproxy -c`) is
 refused with KV unchanged; a change canaried on A only (B keeps its bytes
-and reload count), promoted (B applies it, A does not reload again);
+and reload count), promoted (B applies it, A does not reload again); config diff shows the
+config and, as files of the default config dir, the route map and crt-list
+(SNI filter, ALPN) of a new TLS service;
 another canaried then aborted (A returns to the old bytes); a promote
 racing a direct write is refused by the cas, and the direct write shows as
 "applied without canary"; rollback to version 1 through a canary and with
@@ -74,6 +76,10 @@ def main():
     api_port, api_servers = watcherlib.start_backends(["127.0.0.1"])
     state["servers"] += api_servers
     kv.put("kube/prod-a/services/default/api/http", {"node_port": api_port})
+    # and one exported to class "public", which no live definition selects
+    kv.put("kube/prod-a/services/default/shop/http",
+           {"node_port": api_port, "backend_protocol": "http",
+            "load_balancer_class": "public", "dns_name": "shop.example.com"})
     kv.put(KEY, a.f.service(maxconn=100))
     a.start()
     b.start()
@@ -135,6 +141,25 @@ def main():
     rc, out, err = ctl(a, "config", "diff", c300)
     assert rc == 3 and "rendered, cluster edge, proxy-a, proxy-b:\n  web: changed" in out and \
         "\n    -    maxconn 200" in out and "\n    +    maxconn 300" in out, (rc, out, err)
+    # the route maps and crt-lists the configs name show as files of the
+    # watcher's default config dir: a route, an SNI filter and ALPN
+    edge = {"frontends": [{"name": "fe_tls", "bind": ["127.0.0.1:1"],
+                           "tls": {"certs": ["/etc/drover/live.pem",
+                                             {"file": "/etc/drover/api.pem",
+                                              "sni": ["api.example.com"], "alpn": ["h2"]}]}}],
+            "backends": [], "select": [{"class": "public", "frontend": "fe_tls"}]}
+    tls = write(a, "tls.json", {KEY: a.f.service(maxconn=200),
+                                "haproxy/edge/services/edge": edge})
+    rc, out, err = ctl(a, "config", "diff", tls)
+    cfgdir = "/etc/haproxy/drover/"
+    assert rc == 3 and "  web: no change" in out and "  edge: new" in out, (rc, out, err)
+    for want in ("--- /dev/null\n    +++ with-the-files %sedge.cfg" % cfgdir,
+                 "map(%sedge.fe_tls.map)" % cfgdir, "crt-list %sedge.crt-lists/fe_tls." % cfgdir,
+                 "+++ with-the-files %sedge.fe_tls.map" % cfgdir,
+                 "\n    +shop.example.com ",
+                 "+++ with-the-files %sedge.crt-lists/fe_tls." % cfgdir,
+                 "\n    +/etc/drover/api.pem [alpn h2] api.example.com"):
+        assert want in out, (want, out, err)
     rc, out, err = ctl(a, "config", "diff", good, "--host", "proxy-b")
     assert rc == 0 and "rendered, cluster edge, proxy-b:\n  web: no change" in out and \
         "proxy-a" not in out, (rc, out, err)
