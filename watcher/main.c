@@ -1050,6 +1050,18 @@ static void diff_service(const struct render_run *r, const struct snapshot_servi
     template_buf_free(&buf);
 }
 
+/* --out: "<map>: ok" for each route map of d written into dir, as before
+ * its config's line (render_files wrote them). */
+static void print_route_maps(const struct kvm_service *d, const char *dir)
+{
+    for (size_t i = 0; i < d->n_frontends; i++) {
+        char *path = snapshot_map_path(dir, d, &d->frontends[i]);
+        if (path)
+            printf("%s: ok\n", path);
+        free(path);
+    }
+}
+
 /* render --snapshot FILE --out DIR / render --diff */
 static int run_render(void)
 {
@@ -1120,6 +1132,7 @@ static int run_render(void)
             log_error("render: service %s: %s", svc->def->name, err);
             status = 1;
         } else {
+            print_route_maps(svc->def, out_dir);
             printf("%s/%s.cfg: ok\n", out_dir, svc->def->name);
         }
     }
