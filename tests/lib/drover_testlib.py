@@ -136,35 +136,51 @@ class Checks:
 
 # ---- ports and waiting ----
 
+# Every port free_port/free_ports handed out in this process. bind(2) to
+# port 0 draws at random from the ephemeral range (about 14,000 ports for
+# it here), and a port comes back as soon as its probe socket closes: two
+# ports a test picks before it binds them (a daemon's metrics port, the
+# backends' port) then clash now and then (a watcher exited with "address
+# already in use" once in the loaded suite). Within one test no port is
+# handed out twice; other processes' picks can still race, which the
+# starters of daemons handle.
+_HANDED_OUT = set()
+_HANDED_OUT_LOCK = threading.Lock()
+
+
 def free_port(family=socket.AF_INET, host="127.0.0.1"):
-    """A TCP port the kernel just handed out on host."""
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    """A TCP port the kernel just handed out on host, not handed out
+    before in this process."""
+    return free_ports(1, host=host, family=family)[0]
 
 
-def free_ports(n, udp=False, host="127.0.0.1"):
-    """n distinct free TCP ports on host (with udp, each also free for UDP).
-    All are held until the last is chosen, so none repeats."""
+def free_ports(n, udp=False, host="127.0.0.1", family=socket.AF_INET):
+    """n distinct free TCP ports on host (with udp, each also free for UDP),
+    none handed out before in this process. Every probe is held until the
+    last port is chosen, so the kernel cannot offer one twice."""
     held, ports = [], []
-    try:
-        while len(ports) < n:
-            t = socket.socket()
-            t.bind((host, 0))
-            held.append(t)
-            p = t.getsockname()[1]
-            if udp:
-                u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                held.append(u)
-                try:
-                    u.bind((host, p))
-                except OSError:
+    with _HANDED_OUT_LOCK:
+        try:
+            while len(ports) < n:
+                t = socket.socket(family, socket.SOCK_STREAM)
+                held.append(t)
+                t.bind((host, 0))
+                p = t.getsockname()[1]
+                if p in _HANDED_OUT:
                     continue
-            ports.append(p)
-        return ports
-    finally:
-        for s in held:
-            s.close()
+                if udp:
+                    u = socket.socket(family, socket.SOCK_DGRAM)
+                    held.append(u)
+                    try:
+                        u.bind((host, p))
+                    except OSError:
+                        continue
+                ports.append(p)
+            _HANDED_OUT.update(ports)
+            return ports
+        finally:
+            for s in held:
+                s.close()
 
 
 def wait_until(what, fn, timeout=10.0, interval=0.05, retry_on=()):

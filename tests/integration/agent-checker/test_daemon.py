@@ -217,14 +217,22 @@ def test_stall_answers_the_line(binary, work, daemons):
     while the line arrives; on SIGCONT the expired timer and the readable
     line are both pending. The real answer must win, every time. The stop
     must begin before the deadline (else the default is right: nothing had
-    been sent), so the timeout is 500 ms, the stall 800 ms."""
+    been sent), so the timeout is 500 ms, the stall 800 ms. A try whose
+    setup (connect, one scrape, the stop) took longer than the timeout, as
+    happens on a busy machine, proves nothing either way: it is done again,
+    until 10 tries count (at most 30)."""
     timeout = 0.5
     d = start(binary, work, daemons, extra=["--request-timeout", "500ms"], state=DRAIN)
     want = b"drain up 50% #disk swap (by alice)\n"
     wait_until("the state to be answered", lambda: ask(d.port, b"be_web/web-1\n") == want)
-    for i in range(10):
+    counted, late = 0, 0
+    while counted < 10:
+        assert counted + late < 30, (
+            f"only {counted} of {counted + late} tries stopped the checker within "
+            f"{timeout} s of the connect (the machine is too busy for this test)")
+        # before the connect: the deadline, armed at the accept, is later
+        t_conn = time.monotonic()
         with socket.create_connection(("127.0.0.1", d.port), timeout=5) as s:
-            t_conn = time.monotonic()
             # the connection is accepted (its deadline armed) before the stall
             wait_until("the connection to be accepted",
                        lambda: d.metric("drover_agent_checker_connections_active") == 1,
@@ -237,8 +245,6 @@ def test_stall_answers_the_line(binary, work, daemons):
                 time.sleep(timeout + 0.3)
             finally:
                 d.signal(signal.SIGCONT)
-            assert stopped_after < timeout, \
-                f"try {i + 1}: setup took {stopped_after:.3f} s, beyond the timeout"
             chunks = []
             while True:
                 b = s.recv(4096)
@@ -246,8 +252,15 @@ def test_stall_answers_the_line(binary, work, daemons):
                     break
                 chunks.append(b)
             reply = b"".join(chunks)
-        assert reply == want, f"try {i + 1}: {reply!r}"
-    assert d.metric("drover_agent_checker_requests_total", {"end": "timeout"}) == 0
+        if stopped_after >= timeout:
+            late += 1
+            print(f"try {counted + late}: setup took {stopped_after:.3f} s, beyond the "
+                  f"timeout: not counted", flush=True)
+            continue
+        counted += 1
+        assert reply == want, f"try {counted + late}: {reply!r}"
+    # only a try that was not counted may have ended in the timeout
+    assert d.metric("drover_agent_checker_requests_total", {"end": "timeout"}) <= late
 
 
 def test_threads_share_one_state(binary, work, daemons):

@@ -67,7 +67,15 @@ kvput proxies/p1 '{"address":"127.0.0.2","state":"active"}'
 # the notify socket systemd would give it: every datagram, one per line
 python3 "$(dirname "$0")/../../lib/drover_testlib.py" notify-log "$TMP/notify.sock" "$TMP/notify.log" &
 NPID=$!
-wait_until 5 test -S "$TMP/notify.sock" || fail "notify socket listener did not start"
+# what is awaited is a Python start: about 0.1 s idle, 0.9-1.6 s at load 17,
+# past the 5 s this wait had once at load 21. Wait as long as the listener
+# runs; 60 s only guards against a hang (TIMEOUT 120)
+for _ in $(seq 300); do
+    [ -S "$TMP/notify.sock" ] && break
+    kill -0 "$NPID" 2>/dev/null || fail "the notify socket listener exited before it bound"
+    sleep 0.2
+done
+[ -S "$TMP/notify.sock" ] || fail "the notify socket listener did not bind within 60 s"
 
 # in the test's own namespace the metrics port cannot collide with anyone's
 M=127.0.0.1:9109

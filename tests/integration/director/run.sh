@@ -135,11 +135,17 @@ proxy proxy1 10.93.3.2 active
 proxy proxy2 10.93.4.2 active
 
 INTERVAL_MS=400 FALL=2
+# --health-timeout: no step needs a slow endpoint judged down (a stopped
+# one refuses at once, step 4), so the timeout only has to exceed what a
+# healthy endpoint (a Python server) takes on a busy machine: up to 0.37 s
+# at load 20 (150 requests). With 300 ms two slow answers in a row took a
+# healthy proxy1 out at load 21: step 2 then moved every row and was held.
+HEALTH_TIMEOUT_MS=2000
 METRICS=127.0.0.1:19109 # the director's own namespace: no clash with other tests
 start_watcher() { # consul-addr log
     ip netns exec "$DIR" "$WATCHER" director run --director-cluster $CLUSTER --dev eth0 $pin \
         --consul-addr "$1" --director-snapshot-file "$TMP/director.pb" --metrics-addr "$METRICS" \
-        --health-interval ${INTERVAL_MS}ms --health-timeout 300ms --health-rise 2 \
+        --health-interval ${INTERVAL_MS}ms --health-timeout ${HEALTH_TIMEOUT_MS}ms --health-rise 2 \
         --health-fall $FALL --verify-interval 1s --consul-health-service itproxy \
         --status-host dir1 --log-level debug >>"$TMP/$2" 2>&1 &
     WPID=$!

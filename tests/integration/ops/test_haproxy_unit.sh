@@ -39,8 +39,8 @@ global
 defaults
     mode http
     timeout connect 1s
-    timeout client 5s
-    timeout server 5s
+    timeout client 30s
+    timeout server 30s
 frontend fe_web
     bind 127.0.0.1:18080
     http-request return status 200 content-type text/plain string ok
@@ -88,12 +88,16 @@ master_pid=
 kill_signal=$(sed -n 's/^KillSignal=//p' "$unit")
 [ "$kill_signal" = SIGUSR1 ] || fail "KillSignal is '$kill_signal', not HAProxy's soft stop SIGUSR1"
 python3 - "$tmp" <<'PY' &
-import http.server, sys
+import http.server, os, sys, time
 class Slow(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
-        import time
         open(sys.argv[1] + "/slow.inflight", "w").close()
-        time.sleep(1.5)  # in flight when the stop comes
+        # in flight when the stop comes and the listener closes: answer
+        # once the test saw both (a fixed 1.5 s could end before a busy
+        # machine got there); 25 s guards against a test that died
+        end = time.monotonic() + 25
+        while not os.path.exists(sys.argv[1] + "/slow.stopped") and time.monotonic() < end:
+            time.sleep(0.02)
         self.send_response(200)
         self.send_header("Content-Length", "4")
         self.end_headers()
@@ -139,6 +143,7 @@ for _ in $(seq 100); do
     sleep 0.05
 done
 [ -n "$refused" ] || fail "the listener still accepts 5 s after the soft stop"
+: >"$tmp/slow.stopped" # the listener closed with the request still in flight: let it finish
 wait "$client" || fail "the request in flight failed on the soft stop: $(cat "$tmp/inflight")"
 [ "$(cat "$tmp/inflight")" = slow ] || fail "the request in flight got '$(cat "$tmp/inflight")'"
 rc=0

@@ -162,7 +162,34 @@ class Fleet:
     def start_watcher(self):
         """drover-watcher on this fleet (haproxy cluster edge, kube cluster
         prod-a), $NOTIFY_SOCKET + watchdog, log in <work>/watcher.log;
-        returns once /metrics answers."""
+        returns once /metrics answers. A watcher that exits fails at once,
+        with its log; one that exits because another process took its
+        metrics port between free_port() and its bind (it binds that port
+        first, before it talks to Consul) is started again on a new port."""
+        logpath = os.path.join(self.work, "watcher.log")
+        for _ in range(3):
+            since = os.path.getsize(logpath) if os.path.exists(logpath) else 0
+            p = self._spawn_watcher(logpath)
+
+            def up():
+                if p.poll() is not None:
+                    return "exited"
+                return self.metric("drover_watcher_snapshots_total") >= 0 and "up"
+            if wait_for("watcher metrics endpoint on port %d" % self.METRICS_PORT, up) == "up":
+                return p
+            with open(logpath, errors="replace") as f:
+                f.seek(since)
+                said = f.read()
+            taken = "cannot listen on 127.0.0.1:%d: address already in use" % self.METRICS_PORT
+            if taken not in said:
+                raise AssertionError("drover-watcher exited with %d at start:\n%s"
+                                     % (p.returncode, said[-3000:]))
+            log("watcher: metrics port %d taken by another process; again on a new port"
+                % self.METRICS_PORT)
+            self.METRICS_PORT = free_port()
+        raise AssertionError("drover-watcher found its metrics port taken three times in a row")
+
+    def _spawn_watcher(self, logpath):
         args = [self.WATCHER, "--consul-addr", self.consul_addr(), "--haproxy-cluster", "edge",
                 "--kube-cluster", "prod-a", "--template-dir", self.TPL, "--config-dir", self.CFG,
                 "--haproxy-master-socket", self.MASTER, "--haproxy-stats-socket", self.STATS,
@@ -171,11 +198,9 @@ class Fleet:
                 "--metrics-addr", "127.0.0.1:%d" % self.METRICS_PORT, "--haproxy-maxconn", "500",
                 "--agent-port", str(self.AGENT_PORT)] + self.watcher_args
         env = dict(os.environ, NOTIFY_SOCKET=self.NOTIFY_PATH, WATCHDOG_USEC="1000000")
-        with open(os.path.join(self.work, "watcher.log"), "ab") as logf:
+        with open(logpath, "ab") as logf:
             p = subprocess.Popen(args, stdout=logf, stderr=subprocess.STDOUT, env=env)
         self.procs.append(p)
-        wait_for("watcher metrics endpoint",
-                 lambda: self.metric("drover_watcher_snapshots_total") >= 0)
         return p
 
     def render_args(self, config_dir):
