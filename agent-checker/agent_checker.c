@@ -18,11 +18,7 @@
 #define DEBOUNCE_MS 10
 #define TICK_MS     1000
 
-/* Counters of answers are written by one thread (the reader's) and read by
- * the metrics collector on the main thread: relaxed atomic load and store,
- * which on the hot path compile to a plain add. */
-#define COUNT(field)                                                                               \
-    __atomic_store_n(&(field), __atomic_load_n(&(field), __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED)
+/* Counters of answers are written by one thread (the reader's): AGENT_STAT_INC. */
 
 /* One loaded state as the answering threads see it: immutable once
  * published, freed when the last reader lets go of it. */
@@ -294,13 +290,13 @@ static enum agent_match reader_lookup(struct agent_reader *r, const struct agent
     if (!v->state) {
         *out = ck->fallback;
         out->text = ck->no_state_text;
-        COUNT(r->counters.fallback_no_state);
+        AGENT_STAT_INC(r->counters.fallback_no_state);
         return AGENT_MATCH_NONE;
     }
     if (is_stale(ck, v, now)) {
         *out = ck->fallback;
         out->text = ck->stale_text;
-        COUNT(r->counters.fallback_stale);
+        AGENT_STAT_INC(r->counters.fallback_stale);
         return AGENT_MATCH_NONE;
     }
     enum agent_match m = agent_state_lookup(v->state, req, now, out);
@@ -327,12 +323,12 @@ int agent_reader_answer(void *ctx, const char *req, size_t len, enum agent_req_e
     if (end == AGENT_REQ_TIMEOUT || end == AGENT_REQ_OVERSIZE ||
         agent_request_parse(req, len, &r) < 0) {
         if (len > 0 || end == AGENT_REQ_OVERSIZE)
-            COUNT(rd->counters.bad_requests);
+            AGENT_STAT_INC(rd->counters.bad_requests);
         r.key[0] = r.address[0] = '\0';
     }
     enum agent_match m = reader_lookup(rd, &r, wall_now(), &a);
-    COUNT(rd->counters.matches[m]);
-    COUNT(rd->counters.replies[a.admin][a.health]);
+    AGENT_STAT_INC(rd->counters.matches[m]);
+    AGENT_STAT_INC(rd->counters.replies[a.admin][a.health]);
     return agent_reply_format(&a, out, cap);
 }
 

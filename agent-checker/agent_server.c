@@ -37,11 +37,6 @@ struct agent_server {
     struct agent_server_stats stats;
 };
 
-/* Written by the serving thread, read by the metrics collector on
- * another: relaxed atomics (a plain add on x86). */
-#define STAT_INC(field)                                                                            \
-    __atomic_store_n(&(field), __atomic_load_n(&(field), __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED)
-
 static const char *const end_names[AGENT_REQ_END_COUNT] = {"line", "eof", "timeout", "oversize"};
 
 const char *agent_req_end_name(enum agent_req_end end)
@@ -96,7 +91,7 @@ int agent_server_parse_addr(const char *text, struct sockaddr_storage *out)
 static void refuse(struct agent_server *srv, int fd)
 {
     struct linger lg = {.l_onoff = 1, .l_linger = 0};
-    STAT_INC(srv->stats.refused);
+    AGENT_STAT_INC(srv->stats.refused);
     setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
     close(fd);
 }
@@ -106,11 +101,11 @@ static void refuse(struct agent_server *srv, int fd)
  * whole or the connection is broken. */
 static void answer_now(struct agent_server *srv, int fd, size_t len, enum agent_req_end end)
 {
-    STAT_INC(srv->stats.ends[end]);
+    AGENT_STAT_INC(srv->stats.ends[end]);
     srv->scratch[len] = '\0'; /* callers may treat it as a string */
     int r = srv->fn(srv->ctx, srv->scratch, len, end, srv->reply, sizeof(srv->reply));
     if (r > 0 && send(fd, srv->reply, (size_t)r, MSG_NOSIGNAL | MSG_DONTWAIT) != r)
-        STAT_INC(srv->stats.write_errors);
+        AGENT_STAT_INC(srv->stats.write_errors);
     close(fd);
 }
 
@@ -126,19 +121,19 @@ static void on_accepted(struct agent_server *srv, int fd)
         refuse(srv, fd);
         return;
     }
-    STAT_INC(srv->stats.accepted);
+    AGENT_STAT_INC(srv->stats.accepted);
     ssize_t n = recv(fd, srv->scratch, AGENT_REQUEST_MAX + 1, MSG_DONTWAIT);
     if (n > 0 && memchr(srv->scratch, '\n', (size_t)n)) {
         answer_now(srv, fd, (size_t)n, AGENT_REQ_LINE);
     } else if (n == 0) {
         answer_now(srv, fd, 0, AGENT_REQ_EOF);
     } else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-        STAT_INC(srv->stats.read_errors);
+        AGENT_STAT_INC(srv->stats.read_errors);
         close(fd);
     } else {
         /* the wait owns fd and the count from here, also on failure */
         if (agent_wait_handoff(srv->cfg.wait, fd, srv->scratch, n > 0 ? (size_t)n : 0, active) < 0)
-            STAT_INC(srv->stats.accept_errors);
+            AGENT_STAT_INC(srv->stats.accept_errors);
         return;
     }
     __atomic_sub_fetch(active, 1, __ATOMIC_RELAXED);
@@ -166,7 +161,7 @@ static void accept_failed(struct agent_server *srv, int err)
         return;
     /* EMFILE, ENFILE, ENOBUFS, ENOMEM...: the connection stays in the
      * backlog and the socket stays readable; pause instead of spinning. */
-    STAT_INC(srv->stats.accept_errors);
+    AGENT_STAT_INC(srv->stats.accept_errors);
     if (!srv->paused)
         log_warn("agent-checker: accept failed: %s, pausing accepts for %d ms", strerror(err),
                  ACCEPT_PAUSE_MS);

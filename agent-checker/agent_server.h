@@ -56,6 +56,13 @@ struct agent_server_config {
     struct agent_wait *wait;
 };
 
+/* A counter written by one thread and read by the metrics collector on
+ * another: a relaxed atomic load and store, a plain add on x86 (no lock on
+ * the hot path). */
+#define AGENT_STAT_ADD(field, n)                                                                   \
+    __atomic_store_n(&(field), __atomic_load_n(&(field), __ATOMIC_RELAXED) + (n), __ATOMIC_RELAXED)
+#define AGENT_STAT_INC(field) AGENT_STAT_ADD(field, 1)
+
 struct agent_server_stats {
     uint64_t accepted;
     uint64_t refused; /* over max_connections */

@@ -50,12 +50,6 @@ struct agent_wait {
     struct agent_server_stats stats;
 };
 
-/* Written on the loop, read by the metrics collector on another thread:
- * relaxed atomics (a plain add on x86). */
-#define STAT_ADD(field, n)                                                                         \
-    __atomic_store_n(&(field), __atomic_load_n(&(field), __ATOMIC_RELAXED) + (n), __ATOMIC_RELAXED)
-#define STAT_INC(field) STAT_ADD(field, 1)
-
 static void list_remove(struct agent_wait *w, struct conn *c)
 {
     if (!c->waiting)
@@ -90,7 +84,7 @@ static void conn_release(struct agent_wait *w, struct conn *c)
 static void on_conn_closed(uv_handle_t *h)
 {
     struct conn *c = h->data;
-    STAT_ADD(c->w->stats.active, (size_t)-1);
+    AGENT_STAT_ADD(c->w->stats.active, (size_t)-1);
     conn_release(c->w, c);
 }
 
@@ -169,7 +163,7 @@ static void on_written(uv_write_t *req, int status)
 {
     struct conn *c = req->data;
     if (status < 0) {
-        STAT_INC(c->w->stats.write_errors);
+        AGENT_STAT_INC(c->w->stats.write_errors);
         conn_close(c);
         return;
     }
@@ -182,7 +176,7 @@ static void conn_answer(struct conn *c, enum agent_req_end end)
 
     list_remove(w, c);
     uv_read_stop((uv_stream_t *)&c->tcp);
-    STAT_INC(w->stats.ends[end]);
+    AGENT_STAT_INC(w->stats.ends[end]);
     c->linger = end == AGENT_REQ_OVERSIZE;
     c->buf[c->len] = '\0'; /* callers may treat it as a string */
     int n = w->fn(w->ctx, c->buf, c->len, end, c->reply, sizeof(c->reply));
@@ -199,7 +193,7 @@ static void conn_answer(struct conn *c, enum agent_req_end end)
         return;
     }
     if (wr < 0 && wr != UV_EAGAIN) {
-        STAT_INC(w->stats.write_errors);
+        AGENT_STAT_INC(w->stats.write_errors);
         conn_close(c);
         return;
     }
@@ -207,7 +201,7 @@ static void conn_answer(struct conn *c, enum agent_req_end end)
     uv_buf_t rest = {.base = c->reply + done, .len = (size_t)n - done};
     c->wreq.data = c;
     if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &rest, 1, on_written) < 0) {
-        STAT_INC(w->stats.write_errors);
+        AGENT_STAT_INC(w->stats.write_errors);
         conn_close(c);
     }
 }
@@ -248,7 +242,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     if (nread < 0) {
-        STAT_INC(c->w->stats.read_errors);
+        AGENT_STAT_INC(c->w->stats.read_errors);
         conn_close(c);
         return;
     }
@@ -271,7 +265,7 @@ static bool conn_read_now(struct conn *c)
         return true;
     }
     if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-        STAT_INC(c->w->stats.read_errors);
+        AGENT_STAT_INC(c->w->stats.read_errors);
         conn_close(c);
         return true;
     }
@@ -309,9 +303,9 @@ static void conn_adopt(struct agent_wait *w, struct conn *c)
     c->waiting = c->linger = c->lingering = false;
     uv_tcp_init(w->loop, &c->tcp);
     c->tcp.data = c;
-    STAT_INC(w->stats.active);
+    AGENT_STAT_INC(w->stats.active);
     if (uv_tcp_open(&c->tcp, c->fd) != 0) {
-        STAT_INC(w->stats.read_errors);
+        AGENT_STAT_INC(w->stats.read_errors);
         close(c->fd);
         conn_close(c);
         return;
@@ -322,7 +316,7 @@ static void conn_adopt(struct agent_wait *w, struct conn *c)
         return;
     }
     if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) < 0) {
-        STAT_INC(w->stats.read_errors);
+        AGENT_STAT_INC(w->stats.read_errors);
         conn_close(c);
     }
 }
