@@ -7,6 +7,7 @@
 #include <libgen.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -117,7 +118,9 @@ static int write_all(int fd, const char *data, size_t len)
     return 0;
 }
 
-int atomic_file_write(const char *path, const void *data, size_t len, mode_t mode)
+/* Temp file, rename over path; with durable, the fsyncs of both (see
+ * atomic_file.h). */
+static int replace(const char *path, const void *data, size_t len, mode_t mode, bool durable)
 {
     char dir[PATH_MAX], base[NAME_MAX + 1], tmp[PATH_MAX];
     int fd = -1, dfd = -1, rc;
@@ -161,11 +164,12 @@ int atomic_file_write(const char *path, const void *data, size_t len, mode_t mod
     rc = write_all(fd, data, len);
     if (rc < 0)
         goto out;
-    if (fsync(fd) < 0) {
+    if (durable && fsync(fd) < 0) {
         rc = -errno;
         goto out;
     }
-    hook("fsync", len);
+    if (durable)
+        hook("fsync", len);
     if (close(fd) < 0) {
         fd = -1;
         rc = -errno;
@@ -179,11 +183,12 @@ int atomic_file_write(const char *path, const void *data, size_t len, mode_t mod
     created = 0;
     hook("rename", len);
     /* Make the rename itself durable. */
-    if (fsync(dfd) < 0) {
+    if (durable && fsync(dfd) < 0) {
         rc = -errno;
         goto out;
     }
-    hook("dirsync", len);
+    if (durable)
+        hook("dirsync", len);
     rc = 0;
 out:
     if (fd >= 0)
@@ -194,34 +199,83 @@ out:
     return rc;
 }
 
-int atomic_file_remove_stale(const char *path)
+int atomic_file_write(const char *path, const void *data, size_t len, mode_t mode)
 {
-    char dir[PATH_MAX], base[NAME_MAX + 1], prefix[NAME_MAX + 8];
-    struct dirent *de;
-    DIR *d;
-    int removed = 0, rc;
+    return replace(path, data, len, mode, true);
+}
 
-    rc = split_path(path, dir, sizeof(dir), base, sizeof(base));
-    if (rc < 0)
-        return rc;
-    snprintf(prefix, sizeof(prefix), ".%s.tmp.", base);
-    d = opendir(dir);
+int atomic_file_replace(const char *path, const void *data, size_t len, mode_t mode)
+{
+    return replace(path, data, len, mode, false);
+}
+
+/* The pid and target of a temp name of ours: ".<target>.tmp.<pid>.<8 hex>"
+ * (replace above) or "<target>.tmp.<pid>" (what the watcher's file writer
+ * made before it used replace: left by a watcher killed mid-write before
+ * an upgrade). */
+bool atomic_file_temp_name(const char *name, char *target, size_t target_len, long *pid)
+{
+    const char *tag = NULL, *end;
+    bool hidden = name[0] == '.';
+    /* the last ".tmp." is the tag: a target name may hold ".tmp." itself */
+    for (const char *p = name + hidden; (p = strstr(p, ".tmp.")); p++)
+        tag = p;
+    if (!tag || tag == name + hidden)
+        return false;
+    const char *digits = tag + 5;
+    size_t nd = strspn(digits, "0123456789");
+    if (nd == 0 || nd > 9 || digits[0] == '0')
+        return false;
+    end = digits + nd;
+    if (hidden ? (end[0] != '.' || strlen(end + 1) != 8 || strspn(end + 1, "0123456789abcdef") != 8)
+               : end[0] != '\0')
+        return false;
+    size_t tl = (size_t)(tag - name) - hidden;
+    if (tl >= target_len)
+        return false;
+    memcpy(target, name + hidden, tl);
+    target[tl] = '\0';
+    *pid = strtol(digits, NULL, 10);
+    return true;
+}
+
+/* Whether the writer pid of a temp file is gone: dead, or ourselves when
+ * ours_too (nothing of ours writes yet). */
+static bool writer_gone(long pid, bool ours_too)
+{
+    if (pid == (long)getpid())
+        return ours_too;
+    return kill((pid_t)pid, 0) < 0 && errno == ESRCH;
+}
+
+int atomic_file_sweep(const char *dir, atomic_file_target_fn want, void *arg, bool ours_too)
+{
+    char target[NAME_MAX + 1];
+    struct dirent *de;
+    long pid;
+    int removed = 0;
+    DIR *d = opendir(dir);
     if (!d)
         return -errno;
     while ((de = readdir(d)) != NULL) {
-        size_t plen = strlen(prefix);
-        char *end;
-        if (strncmp(de->d_name, prefix, plen) != 0)
+        if (!atomic_file_temp_name(de->d_name, target, sizeof(target), &pid) ||
+            !want(target, arg) || !writer_gone(pid, ours_too))
             continue;
-        long pid = strtol(de->d_name + plen, &end, 10);
-        if (end == de->d_name + plen || *end != '.' || pid <= 0)
-            continue;
-        /* Only a dead writer's temp is stale; a live one may be mid-write. */
-        if (pid != (long)getpid() && kill((pid_t)pid, 0) < 0 && errno == ESRCH) {
-            if (unlinkat(dirfd(d), de->d_name, 0) == 0)
-                removed++;
-        }
+        if (unlinkat(dirfd(d), de->d_name, 0) == 0)
+            removed++;
     }
     closedir(d);
     return removed;
+}
+
+static bool same_name(const char *target, void *arg)
+{
+    return strcmp(target, arg) == 0;
+}
+
+int atomic_file_remove_stale(const char *path)
+{
+    char dir[PATH_MAX], base[NAME_MAX + 1];
+    int rc = split_path(path, dir, sizeof(dir), base, sizeof(base));
+    return rc < 0 ? rc : atomic_file_sweep(dir, same_name, base, false);
 }

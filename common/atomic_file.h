@@ -15,6 +15,7 @@
 #ifndef DROVER_ATOMIC_FILE_H
 #define DROVER_ATOMIC_FILE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -22,10 +23,34 @@
  * mode is applied to the new file (not subject to the umask). */
 int atomic_file_write(const char *path, const void *data, size_t len, mode_t mode);
 
+/* The same replacement without either fsync: readers see the whole old
+ * or the whole new content at once, but a crash may lose the new one (for
+ * a file rewritten after a restart anyway, made durable later by an fsync
+ * of the file and its directory). 0 or negative errno (path untouched). */
+int atomic_file_replace(const char *path, const void *data, size_t len, mode_t mode);
+
 /* Remove temp files atomic_file_write left next to path when its process
  * died (the pid in the name no longer exists). Returns how many were
  * removed, or negative errno if the directory cannot be read. */
 int atomic_file_remove_stale(const char *path);
+
+/* Whether a directory entry's name is one of the temp names written
+ * here, with the name of its target (copied into target) and the pid of
+ * its writer. Also accepts "<target>.tmp.<pid>", the name drover-watcher's
+ * file writer used before (a temp left behind across an upgrade). */
+bool atomic_file_temp_name(const char *name, char *target, size_t target_len, long *pid);
+
+/* Whether a temp file of this target (a name in the directory) is the
+ * sweeper's to remove. */
+typedef bool (*atomic_file_target_fn)(const char *target, void *arg);
+
+/* Remove from dir every temp file (atomic_file_temp_name) of a target
+ * want accepts whose writer is gone: its pid no longer exists, or is ours
+ * and ours_too (a daemon's start-up sweep, before it writes anything: a
+ * restarted container reuses pids). A temp of a live process other than
+ * us is kept: it may be mid-write. Returns how many were removed, or a
+ * negative errno if dir cannot be read. */
+int atomic_file_sweep(const char *dir, atomic_file_target_fn want, void *arg, bool ours_too);
 
 /* Create directory dir and every missing parent (like `mkdir -p`), new
  * directories with mode (subject to the umask). 0 when dir exists or was

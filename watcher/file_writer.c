@@ -88,34 +88,6 @@ static int sync_file(const char *path, bool absent_ok)
     return rc < 0 ? rc : fsync_path(dirname(dir), O_RDONLY | O_DIRECTORY);
 }
 
-int file_writer_replace_now(const char *path, const void *data, size_t len, mode_t mode)
-{
-    char tmp[PATH_MAX];
-    int rc = 0, fd;
-    /* one writer per path at a time (one batch at a time per writer), so
-     * the pid is enough to keep temp names apart */
-    if (snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid()) >= (int)sizeof(tmp))
-        return -ENAMETOOLONG;
-    if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)) < 0)
-        return -errno;
-    for (size_t off = 0; off < len && rc == 0;) {
-        ssize_t n = write(fd, (const char *)data + off, len - off);
-        if (n < 0 && errno != EINTR)
-            rc = -errno;
-        else if (n > 0)
-            off += (size_t)n;
-    }
-    if (rc == 0 && fchmod(fd, mode) < 0)
-        rc = -errno;
-    if (close(fd) < 0 && rc == 0)
-        rc = -errno;
-    if (rc == 0 && rename(tmp, path) < 0)
-        rc = -errno;
-    if (rc < 0)
-        unlink(tmp);
-    return rc;
-}
-
 static void write_batch(struct fw_batch *b)
 {
     for (size_t i = 0; i < b->n; i++) {
@@ -123,7 +95,7 @@ static void write_batch(struct fw_batch *b)
         if (!f->data)
             f->rc = sync_file(f->path, f->removal || atomic_load(&f->gone));
         else if (f->visible_only)
-            f->rc = file_writer_replace_now(f->path, f->data, f->len, f->mode);
+            f->rc = atomic_file_replace(f->path, f->data, f->len, f->mode);
         else
             f->rc = atomic_file_write(f->path, f->data, f->len, f->mode);
     }

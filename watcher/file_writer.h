@@ -8,8 +8,8 @@
  * Writes run one batch at a time, in the order queued; a write queued for
  * a path that already waits replaces the waiting content (only the newest
  * content of a file matters), so a path is never written out of order.
- * A path the loop also writes (rename without fsync, to be visible at
- * once) must only be synced here (file_writer_sync), never written.
+ * A path the loop also writes (atomic_file_replace: rename without fsync,
+ * to be visible at once) must only be synced here (file_writer_sync), never written.
  * Failures are logged with the path and counted; the caller queues the
  * file again with its next change. Contents are copied: the caller keeps
  * its buffer.
@@ -52,10 +52,6 @@ int file_writer_write_then(struct file_writer *w, const char *path, const void *
  * file_writer_sync). */
 int file_writer_replace_then(struct file_writer *w, const char *path, const void *data, size_t len,
                              mode_t mode, file_writer_done_fn done, void *arg);
-
-/* The same replacement (temp file, rename, no fsync) in the caller's
- * thread. 0 or negative errno (path untouched). */
-int file_writer_replace_now(const char *path, const void *data, size_t len, mode_t mode);
 
 /* Forget every callback with this arg (its owner goes away); the writes
  * themselves still happen. */

@@ -6,6 +6,7 @@
  * observation. The HAProxy side of a plan (runtime applies, render +
  * check + install + reload) is haproxy_engine_apply.c.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -16,6 +17,7 @@
 #include <unistd.h>
 
 #include "atomic_file.h"
+#include "dir_lock.h"
 #include "haproxy_engine_internal.h"
 #include "kv_kube.h"
 #include "kv_status.h"
@@ -250,6 +252,104 @@ static void make_own_dirs(const struct haproxy_engine_opts *o)
             log_warn("watcher: cannot create the directory of %s: %s; writing it will fail", f,
                      strerror(-rc));
     }
+}
+
+/* One watcher per config dir: the lock file in it, held until the
+ * process exits. A second watcher on the same dir would remove the first
+ * one's route maps and crt-lists at its start as "claimed by no service"
+ * (and overwrite its configs): it refuses to start instead. */
+static int lock_config_dir(struct haproxy_engine *e)
+{
+    char err[PATH_MAX + 128];
+    long holder;
+    int rc = dir_lock_take(e->o.config_dir, HAPROXY_ENGINE_LOCK_FILE, &e->lock_fd, &holder, err,
+                           sizeof(err));
+    if (rc == -EWOULDBLOCK)
+        log_error("watcher: config dir %s; two watchers on one config dir would remove each "
+                  "other's route maps and crt-lists: give each its own --config-dir",
+                  err);
+    else if (rc < 0)
+        log_error("watcher: config dir: %s", err);
+    else if (err[0])
+        log_warn("watcher: %s", err); /* locked; only the pid for a refused one is missing */
+    return rc;
+}
+
+static bool has_suffix(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+    return n > k && strcmp(s + n - k, suffix) == 0;
+}
+
+/* The files the engine writes into its config dir: configs (and the one
+ * kept for a rollback) and route maps. */
+static bool config_dir_target(const char *target, void *arg)
+{
+    (void)arg;
+    return has_suffix(target, ".cfg") || has_suffix(target, ".cfg.prev") ||
+           has_suffix(target, ".map");
+}
+
+static bool crt_list_target(const char *target, void *arg)
+{
+    (void)arg;
+    return has_suffix(target, ".crtlist");
+}
+
+/* A state file's name: arg is the base name of its option, where
+ * "{service}" stands for any service. */
+static bool state_file_target(const char *target, void *arg)
+{
+    const char *pattern = arg, *w = strstr(pattern, "{service}");
+    if (!w)
+        return strcmp(target, pattern) == 0;
+    size_t pre = (size_t)(w - pattern), post = strlen(w + 9), n = strlen(target);
+    return n > pre + post && strncmp(target, pattern, pre) == 0 &&
+           strcmp(target + n - post, w + 9) == 0;
+}
+
+/* Sweep dir (when it can be read) with want; adds to *removed. */
+static void sweep_dir(const char *dir, atomic_file_target_fn want, void *arg, int *removed)
+{
+    int n = atomic_file_sweep(dir, want, arg, true);
+    if (n > 0)
+        *removed += n;
+}
+
+/* Temp files of the engine's writers (atomic_file.h) that a watcher
+ * killed mid-write left in the directories it owns: the config dir, its
+ * crt-list directories and those of its state files. Only at start, under
+ * the config dir's lock, before anything is written: a temp of our own
+ * pid is then a former process's too; a temp of another live process is
+ * kept. */
+static void sweep_temp_files(const struct haproxy_engine_opts *o)
+{
+    const char *files[] = {o->state_file, o->agent_state_file, o->snapshot_file};
+    char dir[PATH_MAX];
+    int removed = 0;
+    sweep_dir(o->config_dir, config_dir_target, NULL, &removed);
+    DIR *d = opendir(o->config_dir);
+    for (struct dirent *de; d && (de = readdir(d));) {
+        if (de->d_name[0] == '.' || !has_suffix(de->d_name, ".crt-lists"))
+            continue;
+        snprintf(dir, sizeof(dir), "%s/%s", o->config_dir, de->d_name);
+        sweep_dir(dir, crt_list_target, NULL, &removed);
+    }
+    if (d)
+        closedir(d);
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        const char *f = files[i], *slash = f ? strrchr(f, '/') : NULL;
+        /* a {service} in the directory part: one directory per service */
+        if (!f || (slash && memchr(f, '{', (size_t)(slash - f))))
+            continue;
+        snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - f) : 1, slash ? f : ".");
+        sweep_dir(slash == f ? "/" : dir, state_file_target, (void *)(slash ? slash + 1 : f),
+                  &removed);
+    }
+    if (removed > 0)
+        log_info("watcher: %d temporary file%s removed, left by a watcher stopped while writing "
+                 "them",
+                 removed, removed == 1 ? "" : "s");
 }
 
 static void update_gauges(struct haproxy_engine *e)
@@ -863,6 +963,7 @@ int haproxy_engine_new(uv_loop_t *loop, const struct haproxy_engine_opts *o,
                        struct template_set *templates, struct haproxy_engine **out)
 {
     struct haproxy_engine *e;
+    int rc;
     if (!loop || !o || !o->model || !o->metrics || !o->config_dir || !o->haproxy_bin ||
         !o->master_socket || !o->stats_socket || !o->state_file || !o->agent_state_file) {
         template_set_free(templates);
@@ -875,25 +976,23 @@ int haproxy_engine_new(uv_loop_t *loop, const struct haproxy_engine_opts *o,
     e->loop = loop;
     e->o = *o;
     e->templates = templates;
-    if (file_writer_new(loop, &e->writer) < 0 || file_writer_new(loop, &e->agent_writer) < 0) {
-        file_writer_close(e->writer);
-        template_set_free(templates);
-        free(e);
-        return -ENOMEM;
-    }
+    e->lock_fd = -1;
+    if ((rc = file_writer_new(loop, &e->writer)) < 0 ||
+        (rc = file_writer_new(loop, &e->agent_writer)) < 0)
+        goto fail;
     setup_metrics(e);
     make_own_dirs(o);
-    if (quiesce_timer_new(loop, o->runtime_wait_ms, o->runtime_wait_ms * 5 / 2, on_runtime_due, e,
-                          &e->runtime_q) < 0 ||
-        quiesce_timer_new(loop, o->wait_min_ms, o->wait_max_ms, engine_on_struct_due, e,
-                          &e->struct_q) < 0 ||
-        engine_state_timer_new(e) < 0) {
-        quiesce_timer_free(e->runtime_q);
-        quiesce_timer_free(e->struct_q);
-        template_set_free(e->templates);
-        free(e);
-        return -ENOMEM;
-    }
+    /* before anything is removed from the config dir: it may be another
+     * watcher's */
+    if ((rc = lock_config_dir(e)) < 0)
+        goto fail;
+    sweep_temp_files(o);
+    if ((rc = quiesce_timer_new(loop, o->runtime_wait_ms, o->runtime_wait_ms * 5 / 2,
+                                on_runtime_due, e, &e->runtime_q)) < 0 ||
+        (rc = quiesce_timer_new(loop, o->wait_min_ms, o->wait_max_ms, engine_on_struct_due, e,
+                                &e->struct_q)) < 0 ||
+        (rc = engine_state_timer_new(e)) < 0)
+        goto fail;
     uv_timer_init(loop, &e->expiry);
     e->expiry.data = e;
     uv_timer_init(loop, &e->resync);
@@ -906,6 +1005,18 @@ int haproxy_engine_new(uv_loop_t *loop, const struct haproxy_engine_opts *o,
     engine_errors_init(e);
     *out = e;
     return 0;
+fail:
+    /* timers close on the loop (freed by their close callbacks); the
+     * writers have nothing queued yet, so they go at once */
+    quiesce_timer_free(e->runtime_q);
+    quiesce_timer_free(e->struct_q);
+    quiesce_timer_free(e->state_q);
+    file_writer_close(e->agent_writer);
+    file_writer_close(e->writer);
+    dir_lock_release(e->lock_fd);
+    template_set_free(e->templates);
+    free(e);
+    return rc;
 }
 
 void haproxy_engine_stop(struct haproxy_engine *e)
@@ -957,6 +1068,7 @@ void haproxy_engine_free(struct haproxy_engine *e)
     }
     free(e->svcs);
     template_set_free(e->templates);
+    dir_lock_release(e->lock_fd); /* last: the files of the config dir are written */
     free(e);
 }
 

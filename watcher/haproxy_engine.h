@@ -95,7 +95,11 @@ struct haproxy_engine_opts {
 /*
  * Create the engine on loop. templates is taken over (freed with the
  * engine). Creates config_dir if missing (a failure is logged: the install
- * names it later). 0, -EINVAL or -ENOMEM (templates freed then too).
+ * names it later), locks it (HAPROXY_ENGINE_LOCK_FILE) and removes the
+ * temporary files a watcher killed mid-write left in it and in the
+ * directories of its state files. 0, -EINVAL, -ENOMEM, -EWOULDBLOCK (the
+ * config dir is another process's) or the errno of a lock file that
+ * cannot be opened (templates freed in every failure).
  */
 int haproxy_engine_new(uv_loop_t *loop, const struct haproxy_engine_opts *o,
                        struct template_set *templates, struct haproxy_engine **out);
@@ -202,6 +206,12 @@ void haproxy_engine_each_held(const struct haproxy_engine *e,
  * it. */
 #define HAPROXY_ENGINE_STATE_QUIET_MS 100
 #define HAPROXY_ENGINE_STATE_MAX_MS   1000
+
+/* The lock file of the config dir (dir_lock.h): one engine per config dir
+ * at a time, held from haproxy_engine_new until haproxy_engine_free (or
+ * the process's end). haproxy_engine_new fails with -EWOULDBLOCK, the
+ * holder's pid logged, when another process holds it. */
+#define HAPROXY_ENGINE_LOCK_FILE ".drover-watcher.lock"
 
 /* Nothing to do: no quiescence pending, no check, install, reload or
  * runtime apply in flight. */

@@ -239,6 +239,7 @@ static void finish_service(struct haproxy_engine *e, struct service_state *s,
     json_decref(s->structure);
     s->structure = structure;
     s->reload_pending = false;
+    engine_prune_maps(e, s, structure);
     engine_service_accepted(e, s, "a definition passed and runs");
     if (svc)
         engine_apply_service(e, s, svc);

@@ -32,6 +32,7 @@ struct service_map {
     char *path;
     char *text;           /* snapshot_map_text() last written */
     bool durable_pending; /* renamed into place, not yet fsynced */
+    bool visible_pending; /* its rename on the loop failed: written again with the fsync */
 };
 
 /* One certificate file of a service and what HAProxy serves from it. */
@@ -108,6 +109,7 @@ struct haproxy_engine {
     /* the agent state file renamed into place (no fsync) before runtime
      * applies: its own queue, never behind the writer's fsyncs */
     struct file_writer *agent_writer;
+    int lock_fd; /* the config dir's lock (HAPROXY_ENGINE_LOCK_FILE), -1 when none */
     struct quiesce_timer *runtime_q, *struct_q;
     /* server-state file writes between reloads (haproxy_engine_apply.c) */
     struct quiesce_timer *state_q;
@@ -215,8 +217,15 @@ void engine_status_changed(struct haproxy_engine *e);
  * reload coming), send the difference through the runtime API. */
 void engine_sync_maps(struct haproxy_engine *e, struct service_state *s,
                       const struct snapshot_service *svc, bool runtime);
-/* Make the maps written without fsync durable (off the loop). */
+/* Make the maps written without fsync durable (off the loop): each map
+ * changed since, once; the file is written again only when its rename on
+ * the loop failed, else only fsynced. */
 void engine_persist_maps(struct service_state *s);
+/* Once s's config rendered from structure is installed (HAProxy reloaded
+ * with it, or starts with it): remove the route maps of frontends it no
+ * longer names, unless s's newest definition has them again. Never
+ * before: a HAProxy (re)started from the previous config reads them. */
+void engine_prune_maps(struct haproxy_engine *e, struct service_state *s, const json_t *structure);
 void engine_free_maps(struct service_state *s);
 /* A retired service's route maps removed (render_files_remove_maps, made
  * durable through the engine's writer), at the moment its crt-lists go;

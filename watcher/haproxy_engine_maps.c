@@ -175,7 +175,7 @@ void engine_sync_maps(struct haproxy_engine *e, struct service_state *s,
                 sent = true;
             }
         }
-        rc = sent ? file_writer_replace_now(path, text, strlen(text), 0644)
+        rc = sent ? atomic_file_replace(path, text, strlen(text), 0644)
                   : atomic_file_write(path, text, strlen(text), 0644);
         if (rc < 0 && !sent) {
             log_error("watcher: service %s: cannot write route map %s: %s; routes stay as they "
@@ -200,6 +200,7 @@ void engine_sync_maps(struct haproxy_engine *e, struct service_state *s,
         free(m->text);
         m->text = text;
         m->durable_pending = sent;
+        m->visible_pending = sent && rc < 0;
         text = NULL;
     next:
         for (size_t j = 0; j < n; j++)
@@ -217,10 +218,15 @@ void engine_persist_maps(struct service_state *s)
         int rc;
         if (!m->durable_pending)
             continue;
-        /* rewritten (visible; a failed runtime write is retried here) and
-         * fsynced off the loop, never written there: see file_writer.h */
-        if ((rc = file_writer_replace_now(m->path, m->text, strlen(m->text), 0644)) < 0 ||
-            (rc = file_writer_sync(s->e->writer, m->path)) < 0) {
+        /* fsynced off the loop, never written there (see file_writer.h);
+         * written again here only if its rename on the loop failed: the
+         * file already holds m->text otherwise */
+        rc = m->visible_pending ? atomic_file_replace(m->path, m->text, strlen(m->text), 0644) : 0;
+        if (rc == 0)
+            m->visible_pending = false;
+        if (rc == 0)
+            rc = file_writer_sync(s->e->writer, m->path);
+        if (rc < 0) {
             log_error("watcher: service %s: cannot write route map %s: %s; retried in the next "
                       "quiet window",
                       s->name, m->path, strerror(-rc));
@@ -247,6 +253,66 @@ void engine_remove_maps(struct haproxy_engine *e, struct service_state *s)
     engine_free_maps(s);
     if (n > 0)
         log_info("watcher: service %s: %d route map%s removed", s->name, n, n == 1 ? "" : "s");
+}
+
+/* What a prune keeps: the maps the installed config names (its
+ * structure) and those of s's newest definition (its next install may
+ * need them). Compared by name: the config dir may be spelt with a
+ * trailing slash in one and not in the other. */
+struct kept_maps {
+    const json_t *structure;
+    const struct kvm_service *def; /* NULL: retired meanwhile */
+};
+
+static const char *base_name(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
+}
+
+static bool map_kept(void *arg, const char *path)
+{
+    const struct kept_maps *k = arg;
+    const char *name = base_name(path);
+    const json_t *fe;
+    size_t i;
+    json_array_foreach(json_object_get(k->structure, "frontends"), i, fe)
+    {
+        const char *m = json_string_value(json_object_get(fe, "map"));
+        if (m && strcmp(base_name(m), name) == 0)
+            return true;
+    }
+    for (i = 0; k->def && i < k->def->n_frontends; i++) {
+        char *m = snapshot_map_path("/", k->def, &k->def->frontends[i]);
+        bool same = m && strcmp(base_name(m), name) == 0;
+        free(m);
+        if (same)
+            return true;
+    }
+    return false;
+}
+
+void engine_prune_maps(struct haproxy_engine *e, struct service_state *s, const json_t *structure)
+{
+    const struct snapshot_service *svc = e->snap ? snapshot_service(e->snap, s->name) : NULL;
+    struct kept_maps k = {structure, svc ? svc->def : NULL};
+    int n = render_files_prune_maps(e->o.config_dir, s->name, map_kept, &k, engine_service_served,
+                                    e, e->writer);
+    size_t kept = 0;
+    for (size_t i = 0; i < s->n_maps; i++) {
+        if (map_kept(&k, s->maps[i].path)) {
+            s->maps[kept++] = s->maps[i];
+            continue;
+        }
+        /* forgotten: a frontend that comes back has its map written anew */
+        free(s->maps[i].path);
+        free(s->maps[i].text);
+    }
+    s->n_maps = kept;
+    if (n > 0)
+        log_info("watcher: service %s: %d route map%s of frontends its config no longer has "
+                 "removed",
+                 s->name, n, n == 1 ? "" : "s");
 }
 
 void engine_sweep_maps(struct haproxy_engine *e)

@@ -74,8 +74,10 @@ void render_files_remove(const char *dir, const struct kvm_service *d)
 #define MAP_SUFFIX ".map"
 
 /* Whether some service the map file name can belong to still claims it:
- * each prefix before a '.' that leaves a frontend name is a reading. */
-static bool map_claimed(int dfd, const char *name, tls_files_in_use_fn in_use, void *arg)
+ * each prefix before a '.' that leaves a frontend name is a reading. The
+ * reading of except (NULL: none) does not count: its caller decides. */
+static bool map_claimed(int dfd, const char *name, const char *except, tls_files_in_use_fn in_use,
+                        void *arg)
 {
     size_t stem = strlen(name) - strlen(MAP_SUFFIX);
     char owner[NAME_MAX + 1];
@@ -83,6 +85,8 @@ static bool map_claimed(int dfd, const char *name, tls_files_in_use_fn in_use, v
         if (name[i] != '.')
             continue;
         snprintf(owner, sizeof(owner), "%.*s", (int)i, name);
+        if (except && strcmp(owner, except) == 0)
+            continue;
         if (render_config_exists(dfd, owner) || (in_use && in_use(arg, owner)))
             return true;
     }
@@ -100,8 +104,10 @@ static bool map_of(const char *name, const char *service)
     return !service || (n > s + 1 + k && strncmp(name, service, s) == 0 && name[s] == '.');
 }
 
-int render_files_remove_maps(const char *dir, const char *service, tls_files_in_use_fn in_use,
-                             void *arg, struct file_writer *w)
+/* The removals of both public functions: with keep, service's own claim
+ * is keep's to judge, map by map. */
+static int remove_maps(const char *dir, const char *service, render_files_keep_fn keep,
+                       void *keep_arg, tls_files_in_use_fn in_use, void *arg, struct file_writer *w)
 {
     DIR *dh = opendir(dir);
     struct dirent *de;
@@ -110,9 +116,12 @@ int render_files_remove_maps(const char *dir, const char *service, tls_files_in_
     if (!dh)
         return 0; /* no config dir yet: nothing written */
     while ((de = readdir(dh))) {
-        if (!map_of(de->d_name, service) || map_claimed(dirfd(dh), de->d_name, in_use, arg))
+        if (!map_of(de->d_name, service) ||
+            map_claimed(dirfd(dh), de->d_name, keep ? service : NULL, in_use, arg))
             continue;
         snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+        if (keep && keep(keep_arg, path))
+            continue;
         if ((rc = file_writer_remove(w, path)) < 0)
             log_warn("watcher: cannot remove route map %s: %s; tried again at the watcher's "
                      "next start",
@@ -122,4 +131,17 @@ int render_files_remove_maps(const char *dir, const char *service, tls_files_in_
     }
     closedir(dh);
     return removed;
+}
+
+int render_files_remove_maps(const char *dir, const char *service, tls_files_in_use_fn in_use,
+                             void *arg, struct file_writer *w)
+{
+    return remove_maps(dir, service, NULL, NULL, in_use, arg, w);
+}
+
+int render_files_prune_maps(const char *dir, const char *service, render_files_keep_fn keep,
+                            void *keep_arg, tls_files_in_use_fn in_use, void *arg,
+                            struct file_writer *w)
+{
+    return remove_maps(dir, service, keep, keep_arg, in_use, arg, w);
 }

@@ -17,7 +17,9 @@
  * on its own path: maps through the runtime API and the file writer
  * (haproxy_engine_maps.c), crt-lists before a reload (tls_files.h). The
  * daemon removes a retired service's maps, and at start those no service
- * claims, with render_files_remove_maps.
+ * claims, with render_files_remove_maps; those of frontends a served
+ * service no longer has, once its new config is installed, with
+ * render_files_prune_maps.
  */
 #ifndef DROVER_WATCHER_RENDER_FILES_H
 #define DROVER_WATCHER_RENDER_FILES_H
@@ -52,5 +54,16 @@ void render_files_remove(const char *dir, const struct kvm_service *d);
  * were removed; a failure is logged with the path and left in place. */
 int render_files_remove_maps(const char *dir, const char *service, tls_files_in_use_fn in_use,
                              void *arg, struct file_writer *w);
+
+/* Whether the route map at path stays. */
+typedef bool (*render_files_keep_fn)(void *arg, const char *path);
+
+/* Remove the route maps of service (a served one) that keep does not
+ * keep: those of frontends its installed config no longer names. A name
+ * that another service can claim (by the rule above) stays. Removed, and
+ * made durable, as render_files_remove_maps does; returns how many. */
+int render_files_prune_maps(const char *dir, const char *service, render_files_keep_fn keep,
+                            void *keep_arg, tls_files_in_use_fn in_use, void *arg,
+                            struct file_writer *w);
 
 #endif

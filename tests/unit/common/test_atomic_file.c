@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -308,6 +309,97 @@ START_TEST(test_remove_stale_spares_live_writers)
 }
 END_TEST
 
+static void touch(const char *name)
+{
+    char p[512];
+    snprintf(p, sizeof(p), "%s/%s", dir, name);
+    int fd = open(p, O_CREAT | O_WRONLY, 0600);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+}
+
+static bool exists(const char *name)
+{
+    char p[512];
+    snprintf(p, sizeof(p), "%s/%s", dir, name);
+    return access(p, F_OK) == 0;
+}
+
+static bool map_target(const char *t, void *arg)
+{
+    (void)arg;
+    size_t n = strlen(t);
+    return n > 4 && strcmp(t + n - 4, ".map") == 0;
+}
+
+/* The start-up sweep: the temps of targets it is given (both name forms)
+ * of dead writers and, at start-up, of our own pid; never a live other
+ * process's, never another target's, never a name that only looks like
+ * one. A pid that exited (a reaped child) is dead. */
+START_TEST(test_sweep)
+{
+    char name[160];
+    long pid;
+    pid_t child = fork();
+    ck_assert_int_ge(child, 0);
+    if (child == 0)
+        _exit(0);
+    ck_assert_int_eq(waitpid(child, NULL, 0), child);
+    long dead = (long)child, live = (long)getppid(), me = (long)getpid();
+    const struct {
+        const char *pre; /* the name: pre, the pid, post */
+        long pid;
+        const char *post;
+        bool gone_at_start, gone_later;
+    } c[] = {
+        {".a.fe.map.tmp.", dead, ".0000abcd", true, true},
+        {"a.fe.map.tmp.", dead, "", true, true}, /* the file writer's former name */
+        {".a.fe.map.tmp.", live, ".0000abcd", false, false},
+        {"b.fe.map.tmp.", live, "", false, false},
+        {".c.fe.map.tmp.", me, ".0000abcd", true, false},
+        {".a.cfg.tmp.", dead, ".0000abcd", false, false}, /* not a target it sweeps */
+        {"a.fe.map.tmp.", dead, ".x", false, false},      /* not a temp name */
+        {".a.fe.map.tmp.", dead, ".0000ABCD", false, false},
+    };
+    const size_t n = sizeof(c) / sizeof(c[0]);
+    for (int start = 0; start < 2; start++) {
+        int want = 0;
+        for (size_t i = 0; i < n; i++) {
+            snprintf(name, sizeof(name), "%s%ld%s", c[i].pre, c[i].pid, c[i].post);
+            touch(name);
+            want += start ? c[i].gone_at_start : c[i].gone_later;
+        }
+        ck_assert_int_eq(atomic_file_sweep(dir, map_target, NULL, start), want);
+        for (size_t i = 0; i < n; i++) {
+            snprintf(name, sizeof(name), "%s%ld%s", c[i].pre, c[i].pid, c[i].post);
+            ck_assert_msg(exists(name) == !(start ? c[i].gone_at_start : c[i].gone_later), "%s",
+                          name);
+        }
+    }
+    ck_assert(atomic_file_temp_name(".x.tmp.y.tmp.12.0000abcd", name, sizeof(name), &pid));
+    ck_assert_str_eq(name, "x.tmp.y");
+    ck_assert_int_eq(pid, 12);
+    ck_assert(!atomic_file_temp_name(".tmp.12", name, sizeof(name), &pid));
+    ck_assert(!atomic_file_temp_name("x.tmp.012", name, sizeof(name), &pid));
+    ck_assert_int_eq(atomic_file_sweep("/nonexistent-drover-dir", map_target, NULL, true), -ENOENT);
+}
+END_TEST
+
+/* atomic_file_replace: the new content at once, the mode asked for, no
+ * temp file left. */
+START_TEST(test_replace_without_fsync)
+{
+    int tmp;
+    ck_assert_int_eq(atomic_file_replace(target, "one", 3, 0600), 0);
+    ck_assert_int_eq(atomic_file_replace(target, "two!", 4, 0640), 0);
+    struct stat st;
+    ck_assert_int_eq(stat(target, &st), 0);
+    ck_assert_int_eq(st.st_size, 4);
+    ck_assert_uint_eq(st.st_mode & 0777, 0640);
+    ck_assert_int_eq(count_others(&tmp), 0);
+}
+END_TEST
+
 /* The watcher makes its config dir and the parents of its state files;
  * rm_rf_dir removes one level, so the test cleans its nested dirs itself. */
 START_TEST(test_make_dirs)
@@ -355,6 +447,8 @@ int main(void)
     tcase_add_test(tc, test_random_sigkill);
     tcase_add_test(tc, test_remove_stale_spares_live_writers);
     tcase_add_test(tc, test_make_dirs);
+    tcase_add_test(tc, test_sweep);
+    tcase_add_test(tc, test_replace_without_fsync);
     suite_add_tcase(s, tc);
     return suite_main_run(s);
 }

@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "atomic_file.h"
 #include "file_writer.h"
 #include "render.h"
 #include "../common/suite_main.h"
@@ -176,7 +177,7 @@ START_TEST(test_callbacks_after_the_write)
     struct stat st;
     ck_assert_int_eq(stat(a, &st), 0);
     ck_assert_uint_eq(st.st_mode & 0777, 0600);
-    ck_assert_int_eq(file_writer_replace_now(bad, "x", 1, 0644), -ENOENT);
+    ck_assert_int_eq(atomic_file_replace(bad, "x", 1, 0644), -ENOENT);
     file_writer_close(w);
     ck_assert_int_eq(uv_loop_close(&loop), 0);
 }
@@ -200,7 +201,7 @@ START_TEST(test_remove)
     struct done_rec stale = {.path = m};
     ck_assert_int_eq(uv_loop_init(&loop), 0);
     ck_assert_int_eq(file_writer_new(&loop, &w), 0);
-    ck_assert_int_eq(file_writer_replace_now(m, "a b\n", 4, 0644), 0);
+    ck_assert_int_eq(atomic_file_replace(m, "a b\n", 4, 0644), 0);
     ck_assert_int_eq(file_writer_sync(w, m), 0); /* in flight at once */
     ck_assert_int_eq(file_writer_write_then(w, m, "stale", 5, 0644, on_done, &stale), 0);
     ck_assert_int_eq(file_writer_remove(w, m), 0);
@@ -229,7 +230,7 @@ START_TEST(test_remove)
     snprintf(sub, sizeof(sub), "%s/full", dir);
     ck_assert_int_eq(mkdir(sub, 0755), 0);
     snprintf(m, sizeof(m), "%s/full/x", dir);
-    ck_assert_int_eq(file_writer_replace_now(m, "x", 1, 0644), 0);
+    ck_assert_int_eq(atomic_file_replace(m, "x", 1, 0644), 0);
     ck_assert_int_eq(file_writer_remove(w, sub), -EISDIR);
     uv_run(&loop, UV_RUN_DEFAULT);
     file_writer_close(w);

@@ -14,10 +14,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <uv.h>
 
+#include "atomic_file.h"
 #include "haproxy_engine.h"
 #include "haproxy_engine_internal.h"
 #include "render.h"
@@ -203,6 +205,13 @@ static char *cfg_text(struct fx *f, const char *service)
 {
     char path[PATH_MAX];
     snprintf(path, sizeof(path), "%s/%.64s.cfg", f->cfg_dir, service);
+    return slurp(path);
+}
+
+static char *slurp_in(struct fx *f, const char *name)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/%.64s", f->cfg_dir, name);
     return slurp(path);
 }
 
@@ -849,6 +858,135 @@ START_TEST(test_refresh_waits_for_the_stream_end)
 END_TEST
 
 /* Route maps: the runtime commands between two map texts. */
+/* Two frontends a class selector routes into, each with its route map. */
+#define SVC_SEL(frontends, selects)                                                                \
+    "{\"template\":\"http\",\"frontends\":[" frontends "],\"backends\":[],\"select\":[" selects "]}"
+#define FE_A  "{\"name\":\"fe_a\",\"bind\":[\"127.0.0.1:18090\"]}"
+#define FE_B  "{\"name\":\"fe_b\",\"bind\":[\"127.0.0.1:18091\"]}"
+#define SEL_A "{\"class\":\"public\",\"frontend\":\"fe_a\",\"labels\":{\"team\":\"a\"}}"
+#define SEL_B "{\"class\":\"public\",\"frontend\":\"fe_b\",\"labels\":{\"team\":\"b\"}}"
+#define K_SEL "drover/v1/haproxy/edge/services/sel"
+#define K_KUBE_TEAM(t)                                                                             \
+    "drover/v1/kube/prod-a/services/shop/" t "/http",                                              \
+        "{\"node_port\":30090,\"load_balancer_class\":\"public\",\"backend_protocol\":\"http\","   \
+        "\"dns_name\":\"" t ".example.com\",\"labels\":{\"team\":\"" t "\"}}"
+
+/* A frontend removed from a service that stays: its route map goes once
+ * the config without it is installed (not before: a HAProxy started from
+ * the previous config reads it), the other frontend's stays, another
+ * service's map whose name could read as this service's stays. */
+START_TEST(test_removed_frontend_map_goes)
+{
+    struct fx f;
+    fx_init(&f, "/bin/true");
+    TAKE(&f, true, {K_SEL, SVC_SEL(FE_A "," FE_B, SEL_A "," SEL_B)}, {K_KUBE_TEAM("a")},
+         {K_KUBE_TEAM("b")}, {K_NODE(1), V_NODE(1)});
+    ck_assert(cfg_exists(&f, "sel.cfg"));
+    ck_assert(cfg_exists(&f, "sel.fe_a.map"));
+    ck_assert(cfg_exists(&f, "sel.fe_b.map"));
+    /* "sel.x.fe.map" is also service "sel.x"'s frontend "fe" */
+    char other[PATH_MAX];
+    snprintf(other, sizeof(other), "%s/sel.x.fe.map", f.cfg_dir);
+    ck_assert_int_eq(atomic_file_write(other, "", 0, 0644), 0);
+    snprintf(other, sizeof(other), "%s/sel.x.cfg", f.cfg_dir);
+    ck_assert_int_eq(atomic_file_write(other, "", 0, 0644), 0);
+    TAKE(&f, true, {K_SEL, SVC_SEL(FE_A, SEL_A)}, {K_KUBE_TEAM("a")}, {K_KUBE_TEAM("b")},
+         {K_NODE(1), V_NODE(1)});
+    ck_assert_uint_eq(stats(&f).installs, 2);
+    ck_assert(cfg_exists(&f, "sel.fe_a.map"));
+    ck_assert_msg(!cfg_exists(&f, "sel.fe_b.map"), "the map of the removed frontend stayed");
+    ck_assert(cfg_exists(&f, "sel.x.fe.map"));
+    /* the frontend back: its map written anew */
+    TAKE(&f, true, {K_SEL, SVC_SEL(FE_A "," FE_B, SEL_A "," SEL_B)}, {K_KUBE_TEAM("a")},
+         {K_KUBE_TEAM("b")}, {K_NODE(1), V_NODE(1)});
+    char *map = slurp_in(&f, "sel.fe_b.map");
+    ck_assert_ptr_nonnull(map);
+    ck_assert_msg(strstr(map, "b.example.com"), "%s", map);
+    free(map);
+    fx_free(&f);
+}
+END_TEST
+
+static ino_t inode_of(const char *path)
+{
+    struct stat st;
+    ck_assert_int_eq(stat(path, &st), 0);
+    return st.st_ino;
+}
+
+/* The structural window makes a map renamed on the loop durable by an
+ * fsync only; the file is written again only when that rename failed. */
+START_TEST(test_persist_maps_writes_only_what_failed)
+{
+    struct fx f;
+    fx_init(&f, "/bin/true");
+    struct service_state s = {.e = f.e, .name = "t"};
+    struct service_map m = {.durable_pending = true};
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/t.fe.map", f.cfg_dir);
+    m.path = path;
+    m.text = "a.example.com be_a\n";
+    ck_assert_int_eq(atomic_file_replace(path, m.text, strlen(m.text), 0644), 0);
+    s.maps = &m;
+    s.n_maps = 1;
+    ino_t before = inode_of(path);
+    engine_persist_maps(&s);
+    ck_assert_msg(inode_of(path) == before, "a map already in place was written again");
+    ck_assert(!m.durable_pending);
+    engine_persist_maps(&s); /* nothing pending: nothing at all */
+    /* its rename on the loop failed: written now */
+    m.text = "b.example.com be_b\n";
+    m.durable_pending = m.visible_pending = true;
+    engine_persist_maps(&s);
+    ck_assert(!m.durable_pending && !m.visible_pending);
+    char *text = slurp(path);
+    ck_assert_str_eq(text, "b.example.com be_b\n");
+    free(text);
+    fx_settle(&f);
+    fx_free(&f);
+}
+END_TEST
+
+/* One engine per config dir: a second one is refused while the first
+ * holds it, sweeps nothing, and leaks nothing (the debug preset's
+ * LeakSanitizer checks the writers it had made). The first one's start
+ * removed the temp files of writers that are gone, not a live one's. */
+START_TEST(test_config_dir_is_one_engines)
+{
+    struct fx f;
+    char dead[PATH_MAX], live[PATH_MAX], old[PATH_MAX], other[PATH_MAX];
+    fx_init(&f, "/bin/true");
+    fx_stop_engine(&f);
+    pid_t child = fork();
+    ck_assert_int_ge(child, 0);
+    if (child == 0)
+        _exit(0);
+    ck_assert_int_eq(waitpid(child, NULL, 0), child);
+    snprintf(dead, sizeof(dead), "%s/.web.cfg.tmp.%d.0000abcd", f.cfg_dir, (int)child);
+    snprintf(old, sizeof(old), "%s/web.fe.map.tmp.%d", f.cfg_dir, (int)child);
+    snprintf(live, sizeof(live), "%s/.web.fe.map.tmp.%d.0000abcd", f.cfg_dir, (int)getppid());
+    snprintf(other, sizeof(other), "%s/.agent.json.tmp.%d.0000abcd", f.dir, (int)child);
+    const char *files[] = {dead, old, live, other};
+    for (size_t i = 0; i < 4; i++)
+        ck_assert_int_eq(atomic_file_write(files[i], "x", 1, 0644), 0);
+    fx_engine(&f, "/bin/true");
+    ck_assert_msg(access(dead, F_OK) < 0 && access(old, F_OK) < 0 && access(other, F_OK) < 0,
+                  "temp files of a dead writer stayed");
+    ck_assert_int_eq(access(live, F_OK), 0);
+    /* a second engine on the same config dir, the first one running */
+    ck_assert_int_eq(atomic_file_write(dead, "x", 1, 0644), 0);
+    struct template_set *set = NULL;
+    char err[1024];
+    ck_assert_msg(render_load_templates(DROVER_TEMPLATE_DIR, &set, err, sizeof(err)) == 0, "%s",
+                  err);
+    struct haproxy_engine *second = NULL;
+    ck_assert_int_eq(haproxy_engine_new(&f.loop, &f.o, set, &second), -EWOULDBLOCK);
+    ck_assert_ptr_null(second);
+    ck_assert_msg(access(dead, F_OK) == 0, "a refused engine swept the config dir");
+    fx_free(&f);
+}
+END_TEST
+
 START_TEST(test_map_commands)
 {
     char **cmds = NULL;
@@ -881,6 +1019,9 @@ int main(void)
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_first_snapshot_installs_checked_config);
     tcase_add_test(tc, test_map_commands);
+    tcase_add_test(tc, test_removed_frontend_map_goes);
+    tcase_add_test(tc, test_persist_maps_writes_only_what_failed);
+    tcase_add_test(tc, test_config_dir_is_one_engines);
     tcase_add_test(tc, test_member_change_is_runtime_only);
     tcase_add_test(tc, test_more_servers_than_slots_reloads);
     tcase_add_test(tc, test_removal_guard_holds_until_forced);
