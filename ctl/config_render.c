@@ -13,6 +13,7 @@
 #include "atomic_file.h"
 #include "canary.h"
 #include "consul_feed.h"
+#include "file_diff.h"
 #include "json_util.h"
 #include "kv_deploy.h"
 #include "kv_key.h"
@@ -152,21 +153,14 @@ static const struct snapshot_service *find_service(const struct snapshot *s, con
 }
 
 /* Copy the output of `diff -u` of files a and b (labelled la and lb; a
- * missing one is /dev/null) into t. */
+ * missing one is /dev/null) into t, indented; a diff that cannot run says
+ * why in its place. */
 static void unified_diff(FILE *t, const char *a, const char *la, const char *b, const char *lb)
 {
-    char cmd[PATH_MAX * 4 + 96], line[4096];
-    snprintf(cmd, sizeof(cmd), "diff -u --label '%s' --label '%s' '%s' '%s'", la, lb,
-             a && access(a, R_OK) == 0 ? a : "/dev/null",
-             b && access(b, R_OK) == 0 ? b : "/dev/null");
-    FILE *p = popen(cmd, "r");
-    if (!p) {
-        fprintf(t, "    (cannot run diff: %s)\n", strerror(errno));
-        return;
-    }
-    while (fgets(line, sizeof(line), p))
-        fprintf(t, "    %s", line);
-    pclose(p);
+    char err[PATH_MAX * 2 + 128];
+    struct file_diff_opts o = {.label_a = la, .label_b = lb, .out = t, .prefix = "    "};
+    if (file_diff_unified(a, b, &o, err, sizeof(err)) < 0)
+        fprintf(t, "    (%s)\n", err);
 }
 
 /* unified_diff of a and b labelled "live PATH" and "with-the-files PATH"

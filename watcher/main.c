@@ -30,6 +30,7 @@
 #include "consul_options.h"
 #include "daemon.h"
 #include "errmsg.h"
+#include "file_diff.h"
 #include "consul_feed.h"
 #include "anycast_main.h"
 #include "director_main.h"
@@ -880,15 +881,19 @@ static const struct slot_assignment *saved_slots(void *arg, const char *backend)
 }
 
 /* `diff -u old new` on stdout (old: /dev/null when it is not there);
- * *status 3 when they differ. */
+ * *status 3 when they differ, 1 when diff cannot tell (logged: diff
+ * missing, or failed). */
 static void show_diff(const char *old, const char *new, int *status)
 {
-    char cmd[PATH_MAX * 2 + 64];
-    snprintf(cmd, sizeof(cmd), "diff -u '%s' '%s'", access(old, R_OK) == 0 ? old : "/dev/null",
-             new);
-    fflush(stdout);
-    if (system(cmd) != 0 && *status == 0)
+    char err[PATH_MAX * 2 + 128];
+    struct file_diff_opts o = {0};
+    int rc = file_diff_unified(old, new, &o, err, sizeof(err));
+    if (rc < 0) {
+        log_error("render: %s", err);
+        *status = 1;
+    } else if (rc == 1 && *status == 0) {
         *status = 3;
+    }
 }
 
 /* --diff: each route map of d as installed in config_dir against the one
