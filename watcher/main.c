@@ -680,7 +680,11 @@ static int run_daemon(void)
     w.eo.on_status = on_engine_status;
     w.eo.on_health = on_engine_health;
     w.eo.arg = &w;
-    if ((rc = haproxy_engine_new(w.loop, &w.eo, templates, &w.engine)) < 0) {
+    if ((rc = haproxy_engine_new(w.loop, &w.eo, templates, &w.engine)) == -EWOULDBLOCK) {
+        log_error("watcher: --config-dir %s is another watcher's (above); cannot start",
+                  w.eo.config_dir);
+        return 1;
+    } else if (rc < 0) {
         log_error("watcher: cannot create the HAProxy engine: %s; cannot start", strerror(-rc));
         return 1;
     }
