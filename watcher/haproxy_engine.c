@@ -980,13 +980,13 @@ int haproxy_engine_new(uv_loop_t *loop, const struct haproxy_engine_opts *o,
     if ((rc = file_writer_new(loop, &e->writer)) < 0 ||
         (rc = file_writer_new(loop, &e->agent_writer)) < 0)
         goto fail;
-    setup_metrics(e);
     make_own_dirs(o);
     /* before anything is removed from the config dir: it may be another
      * watcher's */
     if ((rc = lock_config_dir(e)) < 0)
         goto fail;
     sweep_temp_files(o);
+    setup_metrics(e);
     if ((rc = quiesce_timer_new(loop, o->runtime_wait_ms, o->runtime_wait_ms * 5 / 2,
                                 on_runtime_due, e, &e->runtime_q)) < 0 ||
         (rc = quiesce_timer_new(loop, o->wait_min_ms, o->wait_max_ms, engine_on_struct_due, e,
