@@ -308,8 +308,6 @@ int agent_server_listen(struct agent_server *srv, const char *addr)
 {
     struct sockaddr_storage ss;
 
-    if (srv->nlisteners == MAX_LISTENERS)
-        return -E2BIG;
     if (agent_server_parse_addr(addr, &ss) < 0)
         return -EINVAL;
     return agent_server_listen_sa(srv, &ss, false);

@@ -82,7 +82,9 @@ int agent_server_new(const struct agent_server_config *cfg, agent_answer_fn fn, 
 
 /* Listen on "IPv4:port", "[IPv6]:port" (port 0 = pick one). IPv6 sockets
  * are v6-only so "0.0.0.0:P" and "[::]:P" can both be given. 0 or a
- * negative errno (-EINVAL for a bad address, else the socket call's). */
+ * negative errno (-EINVAL for a bad address, -E2BIG when the server has
+ * all the listeners it can hold: agent_server_listen_sa checks that, else
+ * the socket call's). */
 int agent_server_listen(struct agent_server *srv, const char *addr);
 
 /* Listen on ss. With cfg.reuseport: join=false first checks that nothing
