@@ -234,42 +234,43 @@ int agent_reply_parse(const char *line, struct agent_answer *out, char *textbuf,
     return 0;
 }
 
-static bool key_char(unsigned char c)
-{
-    /* HAProxy proxy and server names: letters, digits, '-', '_', '.', ':'. */
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-           c == '_' || c == '.' || c == ':';
-}
+/* Character classes of a request, one table lookup per byte (the request
+ * parser runs once per check). HAProxy proxy and server names: letters,
+ * digits, '-', '_', '.', ':'; addresses: hex digits, '.', ':', '[', ']'. */
+enum { CC_KEY = 1, CC_ADDR = 2, CC_BLANK = 4, CC_SLASH = 8 };
+#define KEY(c)  [c] = CC_KEY
+#define BOTH(c) [c] = CC_KEY | CC_ADDR
+/* one row per kind of character */
+/* clang-format off */
+static const unsigned char char_class[256] = {
+    BOTH('0'), BOTH('1'), BOTH('2'), BOTH('3'), BOTH('4'), BOTH('5'), BOTH('6'), BOTH('7'),
+    BOTH('8'), BOTH('9'),
+    BOTH('a'), BOTH('b'), BOTH('c'), BOTH('d'), BOTH('e'), BOTH('f'),
+    BOTH('A'), BOTH('B'), BOTH('C'), BOTH('D'), BOTH('E'), BOTH('F'),
+    BOTH('.'), BOTH(':'),
+    KEY('g'), KEY('h'), KEY('i'), KEY('j'), KEY('k'), KEY('l'), KEY('m'), KEY('n'), KEY('o'),
+    KEY('p'), KEY('q'), KEY('r'), KEY('s'), KEY('t'), KEY('u'), KEY('v'), KEY('w'), KEY('x'),
+    KEY('y'), KEY('z'),
+    KEY('G'), KEY('H'), KEY('I'), KEY('J'), KEY('K'), KEY('L'), KEY('M'), KEY('N'), KEY('O'),
+    KEY('P'), KEY('Q'), KEY('R'), KEY('S'), KEY('T'), KEY('U'), KEY('V'), KEY('W'), KEY('X'),
+    KEY('Y'), KEY('Z'),
+    KEY('-'), KEY('_'),
+    ['['] = CC_ADDR, [']'] = CC_ADDR,
+    [' '] = CC_BLANK, ['\t'] = CC_BLANK,
+    ['/'] = CC_SLASH,
+};
+/* clang-format on */
+#undef KEY
+#undef BOTH
 
-static bool address_char(unsigned char c)
+/* The token tok[0..n) holding a '/' is a key: exactly "<name>/<name>",
+ * both names non-empty. Else it is an address. Classes of every byte but
+ * the slashes ANDed in `all`; the slash count and the last one's place. */
+static bool valid_token(size_t n, unsigned all, size_t slashes, size_t slash_at)
 {
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') || c == '.' ||
-           c == ':' || c == '[' || c == ']';
-}
-
-/* A key is exactly "<name>/<name>" with both names non-empty. */
-static bool valid_key(const char *s, size_t n)
-{
-    size_t slash = n, i;
-    for (i = 0; i < n; i++) {
-        if (s[i] == '/') {
-            if (slash != n)
-                return false;
-            slash = i;
-        } else if (!key_char((unsigned char)s[i])) {
-            return false;
-        }
-    }
-    return slash > 0 && slash + 1 < n;
-}
-
-static bool valid_address(const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (!address_char((unsigned char)s[i]))
-            return false;
-    }
-    return n > 0;
+    if (slashes)
+        return slashes == 1 && slash_at > 0 && slash_at + 1 < n && (all & CC_KEY);
+    return (all & CC_ADDR) != 0;
 }
 
 int agent_request_parse(const char *buf, size_t len, struct agent_request *out)
@@ -284,31 +285,35 @@ int agent_request_parse(const char *buf, size_t len, struct agent_request *out)
     if (len > 0 && buf[len - 1] == '\r')
         len--;
 
+    const unsigned char *u = (const unsigned char *)buf;
     size_t i = 0;
     int tokens = 0;
     while (i < len) {
-        if (buf[i] == ' ' || buf[i] == '\t') {
+        if (char_class[u[i]] & CC_BLANK) {
             i++;
             continue;
         }
-        size_t start = i;
-        while (i < len && buf[i] != ' ' && buf[i] != '\t')
-            i++;
-        size_t n = i - start;
-        const char *tok = buf + start;
-        if (++tokens > 2)
-            goto garbage;
-        if (memchr(tok, '/', n)) {
-            if (out->key[0] || n > AGENT_KEY_MAX || !valid_key(tok, n))
-                goto garbage;
-            memcpy(out->key, tok, n);
-            out->key[n] = '\0';
-        } else {
-            if (out->address[0] || n > AGENT_ADDRESS_MAX || !valid_address(tok, n))
-                goto garbage;
-            memcpy(out->address, tok, n);
-            out->address[n] = '\0';
+        size_t start = i, slashes = 0, slash_at = 0;
+        unsigned all = CC_KEY | CC_ADDR;
+        for (; i < len; i++) {
+            unsigned cc = char_class[u[i]];
+            if (cc & CC_BLANK)
+                break;
+            if (cc & CC_SLASH) {
+                slashes++;
+                slash_at = i - start;
+            } else {
+                all &= cc;
+            }
         }
+        size_t n = i - start;
+        if (++tokens > 2 || !valid_token(n, all, slashes, slash_at))
+            goto garbage;
+        char *field = slashes ? out->key : out->address;
+        if (field[0] || n > (slashes ? AGENT_KEY_MAX : AGENT_ADDRESS_MAX))
+            goto garbage;
+        memcpy(field, buf + start, n);
+        field[n] = '\0';
     }
     if (tokens == 0)
         goto garbage;

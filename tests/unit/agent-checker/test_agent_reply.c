@@ -2,7 +2,9 @@
 /* Unit tests for agent_reply: reply words, weights, description limits and
  * sanitising, reply parsing, request-line parsing. */
 #include <check.h>
+#include <ctype.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -275,6 +277,38 @@ START_TEST(test_request_address)
 }
 END_TEST
 
+/* Every byte value against the documented character rules: in a key
+ * (letters, digits, '-', '_', '.', ':') and in an address (hex digits,
+ * '.', ':', '[', ']'); blanks separate tokens; nothing else anywhere. */
+START_TEST(test_request_every_byte)
+{
+    for (int c = 0; c < 256; c++) {
+        /* a blank ends the token, a CR before the LF is ignored */
+        bool blank = c == ' ' || c == '\t' || c == '\r';
+        bool key = isalnum(c) || c == '-' || c == '_' || c == '.' || c == ':';
+        bool addr = isxdigit(c) || c == '.' || c == ':' || c == '[' || c == ']';
+        char req[16];
+        struct agent_request r;
+        /* as the last byte of the server name */
+        int n = snprintf(req, sizeof(req), "be/s%c\n", c ? c : '!');
+        req[4] = (char)c;
+        int rc = agent_request_parse(req, (size_t)n, &r);
+        if (c == '\n' || blank || key)
+            ck_assert_msg(rc == 0, "byte 0x%02x refused in a key", c);
+        else
+            ck_assert_msg(rc == -EINVAL, "byte 0x%02x accepted in a key", c);
+        /* as the last byte of an address after a key */
+        n = snprintf(req, sizeof(req), "be/s 10.0.0.5%c\n", c ? c : '!');
+        req[13] = (char)c;
+        rc = agent_request_parse(req, (size_t)n, &r);
+        if (c == '\n' || blank || addr)
+            ck_assert_msg(rc == 0 && strcmp(r.key, "be/s") == 0, "byte 0x%02x in an address", c);
+        else
+            ck_assert_msg(rc == -EINVAL, "byte 0x%02x accepted in an address", c);
+    }
+}
+END_TEST
+
 START_TEST(test_request_garbage)
 {
     static const char *bad[] = {
@@ -328,6 +362,7 @@ int main(void)
     tcase_add_test(tc, test_request_key);
     tcase_add_test(tc, test_request_address);
     tcase_add_test(tc, test_request_garbage);
+    tcase_add_test(tc, test_request_every_byte);
     tcase_add_test(tc, test_reply_text_matches_text_build);
     suite_add_tcase(s, tc);
     return suite_main_run(s);
