@@ -72,8 +72,9 @@
 #define PACED_ROUNDS 3
 /* A request sent this long after its connect may meet the checker's
  * --request-timeout (100 ms) and rightly get the default answer. */
-#define LATE_REQUEST_NS 90000000u /* both open loop at the same rate in turn: median of the p99s   \
-                                   */
+#define LATE_REQUEST_NS                                                                            \
+    90000000u /* both open loop at the same rate in turn: median of the p99s                       \
+               */
 /* Real-time priority of the daemon, the trivial server and the generator:
  * SCHED_FIFO above every normal process, below the kernel's own real-time
  * threads (threaded IRQs and watchdogd run at 50, migration at 99). */
@@ -122,6 +123,8 @@ struct run {
     double gen_cpu_share;    /* its CPU time (softirq work done in its context included) / wall */
     double gen_core_busy;    /* its CPU's busy share from /proc/stat (everything on it) */
     double gen_us_per_check; /* its CPU time per check completed in the window */
+    double softirqd_wait_ms; /* time ksoftirqd of the generator's CPU waited to run */
+    double steal[2];         /* share of CPU 0 and of the generator's CPU the host took */
     uint64_t late_n;         /* open loop: checks started in the window */
     uint32_t *late_us;       /* open loop: how late each one started against its schedule */
     double late_p99_ms, late_max_ms;
@@ -356,7 +359,7 @@ static void proc_usage(pid_t pid, struct proc_usage *u)
 /* Busy and total clock ticks of one CPU from /proc/stat (busy: all but
  * idle and iowait; steal counts as busy: the CPU was not ours). */
 struct cpu_ticks {
-    unsigned long long busy, total;
+    unsigned long long busy, total, steal;
 };
 
 static void cpu_ticks(int cpu, struct cpu_ticks *t)
@@ -376,6 +379,7 @@ static void cpu_ticks(int cpu, struct cpu_ticks *t)
             for (int i = 0; i < 8; i++)
                 t->total += v[i];
             t->busy = t->total - v[3] - v[4];
+            t->steal = v[7];
         }
         break;
     }
@@ -593,12 +597,58 @@ static void slot_finish(struct run *r, struct slot *s, bool done, uint64_t measu
     s->fd = -1;
 }
 
+/* ksoftirqd of the generator's CPU: network receive work that overran
+ * its budget in the generator's context is left to it, and it is a normal
+ * task, so it waits behind the machine's other load whenever the
+ * real-time generator sleeps; packets wait with it. 0 = not found. */
+static pid_t softirqd_pid;
+
+static pid_t find_softirqd(int cpu)
+{
+    char want[32], path[64], comm[32];
+    snprintf(want, sizeof(want), "ksoftirqd/%d\n", cpu);
+    DIR *d = opendir("/proc");
+    pid_t found = 0;
+    struct dirent *e;
+    while (d && !found && (e = readdir(d))) {
+        if (e->d_name[0] < '1' || e->d_name[0] > '9')
+            continue;
+        snprintf(path, sizeof(path), "/proc/%.20s/comm", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (f && fgets(comm, sizeof(comm), f) && strcmp(comm, want) == 0)
+            found = (pid_t)atoi(e->d_name);
+        if (f)
+            fclose(f);
+    }
+    if (d)
+        closedir(d);
+    return found;
+}
+
+/* Seconds ksoftirqd of the generator's CPU has waited on a run queue
+ * (second field of its schedstat). */
+static double softirqd_wait_s(void)
+{
+    char path[64];
+    unsigned long long run, wait = 0;
+    if (!softirqd_pid)
+        return 0;
+    snprintf(path, sizeof(path), "/proc/%d/schedstat", (int)softirqd_pid);
+    FILE *f = fopen(path, "r");
+    if (f) {
+        if (fscanf(f, "%llu %llu", &run, &wait) != 2)
+            wait = 0;
+        fclose(f);
+    }
+    return (double)wait / 1e9;
+}
+
 /* What the server and the generator used over the measured window. */
 struct window {
     uint64_t from;
-    double server_cpu, gen_cpu;
+    double server_cpu, gen_cpu, softirqd_wait;
     struct proc_usage use;
-    struct cpu_ticks core;
+    struct cpu_ticks core, server_core;
 };
 
 static void window_open(struct window *w, pid_t pid, uint64_t t)
@@ -607,6 +657,8 @@ static void window_open(struct window *w, pid_t pid, uint64_t t)
     proc_usage(pid, &w->use);
     w->gen_cpu = thread_cpu_s();
     cpu_ticks(gen_cpu, &w->core);
+    cpu_ticks(0, &w->server_core);
+    w->softirqd_wait = softirqd_wait_s();
     w->from = t;
 }
 
@@ -616,10 +668,18 @@ static void window_close(const struct window *w, struct run *r)
     struct cpu_ticks core;
     double cpu = proc_cpu_s(r->pid), gen = thread_cpu_s() - w->gen_cpu;
     proc_usage(r->pid, &use);
+    r->softirqd_wait_ms = 1e3 * (softirqd_wait_s() - w->softirqd_wait);
+    struct cpu_ticks server_core;
+    cpu_ticks(0, &server_core);
+    if (server_core.total > w->server_core.total)
+        r->steal[0] = (double)(server_core.steal - w->server_core.steal) /
+                      (double)(server_core.total - w->server_core.total);
     cpu_ticks(gen_cpu, &core);
     r->gen_cpu_share = gen / ((double)(now_ns() - w->from) / 1e9 * load_duty(r));
     if (r->window_done)
         r->gen_us_per_check = 1e6 * gen / (double)r->window_done;
+    if (core.total > w->core.total)
+        r->steal[1] = (double)(core.steal - w->core.steal) / (double)(core.total - w->core.total);
     if (core.total > w->core.total)
         r->gen_core_busy =
             (double)(core.busy - w->core.busy) / (double)(core.total - w->core.total);
@@ -835,7 +895,9 @@ static int ratio_rounds(const struct server *chk_srv, const struct server *triv_
 struct paced_result {
     double chk_p99_ms, chk_max_ms, triv_p99_ms, triv_max_ms;
     double late_p99_ms, late_max_ms, gen_cpu_share, gen_core_busy;
-    double rate_held; /* the smallest share of the scheduled rate done in a round */
+    double rate_held;        /* the smallest share of the scheduled rate done in a round */
+    double softirqd_wait_ms; /* the most ksoftirqd waited in one round's window */
+    double steal[2];         /* the most the host took of CPU 0 and of the generator's in a round */
     uint64_t behind;
 };
 
@@ -854,6 +916,11 @@ static void paced_generator(const struct run *x, struct paced_result *out)
     if (x->gen_core_busy > out->gen_core_busy)
         out->gen_core_busy = x->gen_core_busy;
     out->behind += x->behind;
+    if (x->softirqd_wait_ms > out->softirqd_wait_ms)
+        out->softirqd_wait_ms = x->softirqd_wait_ms;
+    for (int i = 0; i < 2; i++)
+        if (x->steal[i] > out->steal[i])
+            out->steal[i] = x->steal[i];
 }
 
 /* Whose tail is it: the checker and the trivial server driven open loop at
@@ -871,13 +938,16 @@ static int paced_rounds(const struct server *chk_srv, const struct server *triv_
                "trivial %.0f/s, p50 %.3f p99 %.3f max %.3f ms\n"
                "  generator: late p99 %.3f / %.3f ms, max %.3f / %.3f ms; %.0f%% / %.0f%% of its "
                "CPU (that CPU %.0f%% / %.0f%% busy), %.1f / %.1f us per check; schedule reset "
-               "%llu / %llu times\n",
+               "%llu / %llu times; ksoftirqd/%d waited %.1f / %.1f ms to run; the host took\n"
+               "  %.1f%% / %.1f%% of CPU 0, %.1f%% / %.1f%% of the generator's (steal)\n",
                k + 1, rate, chk.checks_per_s, chk.p50_ms, chk.p99_ms, chk.max_ms, triv.checks_per_s,
                triv.p50_ms, triv.p99_ms, triv.max_ms, chk.late_p99_ms, triv.late_p99_ms,
                chk.late_max_ms, triv.late_max_ms, 100 * chk.gen_cpu_share, 100 * triv.gen_cpu_share,
                100 * chk.gen_core_busy, 100 * triv.gen_core_busy, chk.gen_us_per_check,
                triv.gen_us_per_check, (unsigned long long)chk.behind,
-               (unsigned long long)triv.behind);
+               (unsigned long long)triv.behind, gen_cpu, chk.softirqd_wait_ms,
+               triv.softirqd_wait_ms, 100 * chk.steal[0], 100 * triv.steal[0], 100 * chk.steal[1],
+               100 * triv.steal[1]);
         chk_p99[k] = chk.p99_ms;
         triv_p99[k] = triv.p99_ms;
         if (chk.max_ms > out->chk_max_ms)
@@ -994,6 +1064,7 @@ int main(int argc, char **argv)
         return 1;
     }
     gen_cpu = cpus > 1 ? 1 : 0;
+    softirqd_pid = find_softirqd(gen_cpu);
     if (cpus > 1)
         pin(gen_cpu);
     printf("%8s %10s %8s %8s %8s %8s %8s %8s %7s %12s\n", "servers", "checks/s", "p50_ms", "p99_ms",
@@ -1084,22 +1155,25 @@ int main(int argc, char **argv)
      * ticks). Rate held: each round did 99 % of the checks scheduled. */
     bool on_time = paced.late_p99_ms <= 2 * TICK_NS / 1e6 && paced.behind == 0;
     bool held = paced.rate_held >= 0.99;
-    printf("paced at 80%% of the checker's capacity on its core (%.0f checks per CPU-second,\n"
-           "  the median of the ratio rounds): %.0f checks/s scheduled, both servers in turn\n"
-           "  %d times; p99 = median of the rounds, max = the largest:\n"
-           "  checker p99 %.3f ms, max %.3f ms; trivial p99 %.3f ms, max %.3f ms;\n"
-           "  generator: did at least %.1f%% of the schedule, late p99 up to %.3f ms, max %.3f\n"
-           "  ms, schedule reset %llu times, up to %.0f%% of its CPU (that CPU up to %.0f%% busy)\n"
-           "  -- %s\n",
-           cap, 0.8 * cap, PACED_ROUNDS, paced.chk_p99_ms, paced.chk_max_ms, paced.triv_p99_ms,
-           paced.triv_max_ms, 100 * paced.rate_held, paced.late_p99_ms, paced.late_max_ms,
-           (unsigned long long)paced.behind, 100 * paced.gen_cpu_share, 100 * paced.gen_core_busy,
-           !held ? "it FELL BEHIND: it offered less than 80 %, so these figures do not\n"
-                   "  answer the goal (compare the trivial server at the same rate)"
-           : on_time
-               ? "it kept to its schedule: the tails are the servers'"
-               : "it held the rate but started checks late, then in catch-up bursts (a\n"
-                 "  harsher load than the even schedule): the tails are the servers' under it");
+    printf(
+        "paced at 80%% of the checker's capacity on its core (%.0f checks per CPU-second,\n"
+        "  the median of the ratio rounds): %.0f checks/s scheduled, both servers in turn\n"
+        "  %d times; p99 = median of the rounds, max = the largest:\n"
+        "  checker p99 %.3f ms, max %.3f ms; trivial p99 %.3f ms, max %.3f ms;\n"
+        "  generator: did at least %.1f%% of the schedule, late p99 up to %.3f ms, max %.3f\n"
+        "  ms, schedule reset %llu times, up to %.0f%% of its CPU (that CPU up to %.0f%% busy);\n"
+        "  ksoftirqd/%d (receive work left over on the generator's CPU; a normal task)\n"
+        "  waited up to %.1f ms to run in a round; the host took up to %.1f%% of CPU 0\n"
+        "  and %.1f%% of the generator's CPU in a round (steal) -- %s\n",
+        cap, 0.8 * cap, PACED_ROUNDS, paced.chk_p99_ms, paced.chk_max_ms, paced.triv_p99_ms,
+        paced.triv_max_ms, 100 * paced.rate_held, paced.late_p99_ms, paced.late_max_ms,
+        (unsigned long long)paced.behind, 100 * paced.gen_cpu_share, 100 * paced.gen_core_busy,
+        gen_cpu, paced.softirqd_wait_ms, 100 * paced.steal[0], 100 * paced.steal[1],
+        !held     ? "it FELL BEHIND: it offered less than 80 %, so these figures do not\n"
+                    "  answer the goal (compare the trivial server at the same rate)"
+        : on_time ? "it kept to its schedule: the tails are the servers'"
+                  : "it held the rate but started checks late, then in catch-up bursts (a\n"
+                    "  harsher load than the even schedule): the tails are the servers' under it");
     print_load();
     unlink(state);
     rmdir(dir);
@@ -1123,6 +1197,9 @@ int main(int argc, char **argv)
     printf("BENCH agent_generator_late_max_ms_at_80pct %.3f\n", paced.late_max_ms);
     printf("BENCH agent_generator_cpu_pct_at_80pct %.1f\n", 100 * paced.gen_cpu_share);
     printf("BENCH agent_generator_rate_pct_at_80pct %.1f\n", 100 * paced.rate_held);
+    printf("BENCH agent_generator_softirqd_wait_ms_at_80pct %.1f\n", paced.softirqd_wait_ms);
+    printf("BENCH agent_host_steal_pct_at_80pct %.1f\n",
+           100 * (paced.steal[0] > paced.steal[1] ? paced.steal[0] : paced.steal[1]));
     printf("BENCH agent_checks_per_s %.0f\n", runs[2].checks_per_s);
     printf("BENCH agent_p99_ms %.3f\n", idle[2].p99_ms);
     printf("BENCH agent_p99_ms_loaded %.3f\n", runs[2].p99_ms);
