@@ -40,6 +40,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "siphash.h"
 
@@ -223,6 +224,22 @@ static void finish_stats(struct director_table *t)
     t->checksum = director_table_checksum(t);
 }
 
+/* Threads for drawing lists: the caller's choice, else one per online
+ * CPU up to DEFAULT_MAX_THREADS (a director rebuilds on a fleet change
+ * while its cores idle; the build's wall time delays the new table). */
+static uint32_t draw_thread_count(const struct director_table_config *cfg)
+{
+    long cpus;
+
+    if (cfg && cfg->threads)
+        return cfg->threads < DIRECTOR_TABLE_MAX_THREADS ? cfg->threads
+                                                         : DIRECTOR_TABLE_MAX_THREADS;
+    cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    if (cpus < 1)
+        return 1;
+    return (uint32_t)cpus < DEFAULT_MAX_THREADS ? (uint32_t)cpus : DEFAULT_MAX_THREADS;
+}
+
 int director_table_build(const struct director_table_config *cfg,
                          const struct director_proxy_input *proxies, size_t count,
                          struct director_table **out, char *err, size_t err_len)
@@ -281,6 +298,8 @@ int director_table_build(const struct director_table_config *cfg,
 
     for (uint32_t p = 0; p < b.n; p++)
         b.recip[p] = (1ULL << 32) / t->proxies[p].weight;
+    b.threads = draw_thread_count(cfg);
+    t->threads = b.threads;
     b.first_lambda = cfg && cfg->draw_per_row ? cfg->draw_per_row : FIRST_LAMBDA;
     if (b.first_lambda > MAX_LAMBDA)
         b.first_lambda = MAX_LAMBDA;

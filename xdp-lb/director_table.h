@@ -43,6 +43,8 @@
 #define DIRECTOR_TABLE_DEFAULT_LOAD_PERMILLE 1100u
 /* Larger values are clamped: capacity no longer binds long before. */
 #define DIRECTOR_TABLE_MAX_LOAD_PERMILLE 100000u
+/* Larger thread counts are clamped (a block of rows is the unit of work). */
+#define DIRECTOR_TABLE_MAX_THREADS 16u
 
 /* GLB admin states. Values equal enum drover_proxy_state of
  * xdp-lb/bpf/drover_maps.h so they can be copied into the proxies map. */
@@ -84,6 +86,11 @@ struct director_table_config {
     /* Tuning only: mean candidates per row drawn before any row asks for
      * more (0 = default 12). The table never depends on it. */
     unsigned draw_per_row;
+    /* Threads that draw the candidate lists, the calling one included:
+     * 0 = the online CPUs, at most 4; 1 = no other thread; at most
+     * DIRECTOR_TABLE_MAX_THREADS. Cost only: the table, its checksum and
+     * its work counter are the same for every value. */
+    unsigned threads;
 };
 
 /* One proxy of the table, in canonical order (ascending id bytes). */
@@ -123,6 +130,7 @@ struct director_table {
     /* steps of the build: draws, candidates looked at, proxies scanned;
      * bounded independently of weights (docs/director-table.md, "Cost") */
     uint64_t work;
+    uint32_t threads; /* threads that drew lists (config.threads, or the default) */
 };
 
 /* Build the table. On success returns 0 and *out owns a new table. Returns

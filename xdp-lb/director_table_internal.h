@@ -51,6 +51,12 @@ _Static_assert(DIRECTOR_TABLE_MAX_PROXIES <= (1u << PROXY_BITS), "proxy index mu
 #define BLOCK_ROWS (1u << BLOCK_BITS)
 #define BLOCKS     (ROWS / BLOCK_ROWS)
 
+/* Threads that draw lists when the caller leaves it to the builder
+ * (director_table_config.threads 0): the online CPUs, at most this many;
+ * past four the drawing is no longer what a build waits for (the matching
+ * and the failover cascades are sequential). */
+#define DEFAULT_MAX_THREADS 4u
+
 /* Lists of members open at the end of a matching kept at once: one per
  * horizon a block can have (FIRST_LAMBDA >= 1 doubled up to MAX_LAMBDA). */
 #define FIN_CACHED 8
@@ -97,6 +103,19 @@ struct saved_gen {
     uint8_t row;
 };
 
+/* What drawing a block writes besides the block's own lists, process
+ * state and row layout: buffers and counters. The building thread has
+ * one; each helper thread of a parallel list drawing has its own, so the
+ * threads share nothing they write (docs/director-table.md, "Cost"). */
+struct drawer {
+    uint64_t *scratch; /* the next block array, see generate_block() */
+    uint32_t scratch_cap;
+    /* candidates of the block being drawn, in drawing order */
+    uint64_t *pt_cand; /* with the row within the block in the top bits */
+    size_t pt_cap;
+    uint64_t work, candidates; /* added to the builder's at the end of a drawing */
+};
+
 struct builder {
     uint32_t n;
     struct director_table_proxy *px; /* canonical, owned by the table */
@@ -116,11 +135,11 @@ struct builder {
     uint32_t *gen_i;
     uint64_t *gen_e;
     uint8_t *gen_row;
-    uint64_t *scratch; /* the next block array, see generate_block() */
-    uint32_t scratch_cap;
-    /* candidates of the block being drawn, in drawing order */
-    uint64_t *pt_cand; /* with the row within the block in the top bits */
-    size_t pt_cap;
+    struct drawer dw; /* the building thread's */
+    /* threads that draw a set's lists (see draw_lists()); 1: no helper
+     * thread. helpers[] has threads - 1 drawers, NULL until first used. */
+    uint32_t threads;
+    struct drawer *helpers;
 
     /* row r's candidates: blocks[r / BLOCK_ROWS].cand[row_start[r] ..
      * row_start[r] + row_len[r]) */

@@ -6,6 +6,8 @@
  * last-resort rules and row assembly, with their bounded work counter.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -167,18 +169,18 @@ void table_derive_keys(struct builder *b, const struct director_table_config *cf
 _Static_assert((uint64_t)MAX_LAMBDA * 1443 / 1000 < (1u << (POINT_ROW_SHIFT - ARRIVAL_FRAC_BITS)),
                "arrivals up to the horizon limit must leave the top 8 bits free");
 
-static int points_reserve(struct builder *b, size_t want)
+static int points_reserve(struct drawer *dw, size_t want)
 {
-    if (want <= b->pt_cap)
+    if (want <= dw->pt_cap)
         return 0;
-    size_t cap = b->pt_cap ? b->pt_cap : 1u << 14;
+    size_t cap = dw->pt_cap ? dw->pt_cap : 1u << 14;
     while (cap < want)
         cap *= 2;
-    uint64_t *e = realloc(b->pt_cand, cap * sizeof(*e));
+    uint64_t *e = realloc(dw->pt_cand, cap * sizeof(*e));
     if (!e)
         return -ENOMEM;
-    b->pt_cand = e;
-    b->pt_cap = cap;
+    dw->pt_cand = e;
+    dw->pt_cap = cap;
     return 0;
 }
 
@@ -215,18 +217,19 @@ struct points {
     uint32_t per_row[BLOCK_ROWS]; /* new points per row of the block */
 };
 
-static int points_grow(struct builder *b, struct points *pt)
+static int points_grow(struct drawer *dw, struct points *pt)
 {
-    int rc = points_reserve(b, pt->len + 1);
-    pt->cand = b->pt_cand;
-    pt->cap = b->pt_cap;
+    int rc = points_reserve(dw, pt->len + 1);
+    pt->cand = dw->pt_cand;
+    pt->cap = dw->pt_cap;
     return rc;
 }
 
 /* Draws the arrivals of proxy p in the rows of block k from where its
  * process stopped up to the block's horizon (fresh: from the start), and
  * appends them to pt. */
-static inline __attribute__((always_inline)) int draw_proxy(struct builder *b, struct points *pt,
+static inline __attribute__((always_inline)) int draw_proxy(const struct builder *b,
+                                                            struct drawer *dw, struct points *pt,
                                                             uint32_t k, uint32_t p, bool fresh)
 {
     const uint64_t horizon = b->blocks[k].horizon;
@@ -256,7 +259,7 @@ static inline __attribute__((always_inline)) int draw_proxy(struct builder *b, s
         do {
             if (out == end) {
                 pt->len = (size_t)(out - pt->cand);
-                int rc = points_grow(b, pt);
+                int rc = points_grow(dw, pt);
                 if (rc < 0)
                     return rc;
                 out = pt->cand + pt->len;
@@ -281,8 +284,8 @@ static inline __attribute__((always_inline)) int draw_proxy(struct builder *b, s
 
 /* Draws every arrival up to the block's horizon of the listed proxies (who,
  * nwho; all the lists hold if who is NULL) in the rows of block k into pt. */
-static int draw_block(struct builder *b, struct points *pt, uint32_t k, bool fresh,
-                      const uint32_t *who, uint32_t nwho)
+static int draw_block(const struct builder *b, struct drawer *dw, struct points *pt, uint32_t k,
+                      bool fresh, const uint32_t *who, uint32_t nwho)
 {
     int rc = 0;
 
@@ -293,35 +296,38 @@ static int draw_block(struct builder *b, struct points *pt, uint32_t k, bool fre
         uint64_t horizon = b->blocks[k].horizon;
         for (uint32_t j = 0; j < nwho && rc == 0; j++)
             if (ge[who[j]] <= horizon)
-                rc = draw_proxy(b, pt, k, who[j], fresh);
+                rc = draw_proxy(b, dw, pt, k, who[j], fresh);
     } else {
         for (uint32_t p = 0; p < b->n && rc == 0; p++)
             if (b->in_draw[p])
-                rc = draw_proxy(b, pt, k, p, fresh);
+                rc = draw_proxy(b, dw, pt, k, p, fresh);
     }
-    b->work += pt->draws;
+    dw->work += pt->draws;
     return rc;
 }
 
 /* Draws every arrival up to the block's horizon of the listed proxies (who,
  * nwho; all the lists hold if who is NULL) in the rows of block k, and
  * files them per row (unsorted) after the points already there. Working
- * block by block keeps the scatter and the sort in cache. */
-static int generate_block(struct builder *b, uint32_t k, bool fresh, const uint32_t *who,
-                          uint32_t nwho)
+ * block by block keeps the scatter and the sort in cache. Writes only
+ * block k's part of the builder (its lists, row layout and process
+ * state) and dw, so threads with their own drawers can draw different
+ * blocks at once. */
+static int draw_into(struct builder *b, struct drawer *dw, uint32_t k, bool fresh,
+                     const uint32_t *who, uint32_t nwho)
 {
     struct block *bk = &b->blocks[k];
     uint32_t *start = b->row_start + k * BLOCK_ROWS, *len = b->row_len + k * BLOCK_ROWS;
-    struct points pt = {.cand = b->pt_cand, .cap = b->pt_cap};
+    struct points pt = {.cand = dw->pt_cand, .cap = dw->pt_cap};
     int rc;
 
     if (fresh) {
         memset(len, 0, BLOCK_ROWS * sizeof(*len));
         memset(b->row_sorted + k * BLOCK_ROWS, 0, BLOCK_ROWS * sizeof(*b->row_sorted));
     }
-    if ((rc = draw_block(b, &pt, k, fresh, who, nwho)) < 0)
+    if ((rc = draw_block(b, dw, &pt, k, fresh, who, nwho)) < 0)
         return rc;
-    b->candidates += pt.len;
+    dw->candidates += pt.len;
     if (pt.len == 0)
         return 0; /* nothing new: the lists stay as they are */
 
@@ -330,15 +336,15 @@ static int generate_block(struct builder *b, uint32_t k, bool fresh, const uint3
     uint32_t *add = pt.per_row, total = 0;
     for (uint32_t r = 0; r < BLOCK_ROWS; r++)
         total += len[r] + add[r];
-    if (total > b->scratch_cap) {
+    if (total > dw->scratch_cap) {
         uint32_t cap = total + total / 4;
-        uint64_t *c = realloc(b->scratch, cap * sizeof(*c));
+        uint64_t *c = realloc(dw->scratch, cap * sizeof(*c));
         if (!c)
             return -ENOMEM;
-        b->scratch = c;
-        b->scratch_cap = cap;
+        dw->scratch = c;
+        dw->scratch_cap = cap;
     }
-    uint64_t *out = b->scratch;
+    uint64_t *out = dw->scratch;
     uint32_t acc = 0;
     for (uint32_t r = 0; r < BLOCK_ROWS; r++) {
         if (len[r])
@@ -354,12 +360,119 @@ static int generate_block(struct builder *b, uint32_t k, bool fresh, const uint3
     for (uint32_t r = 0; r < BLOCK_ROWS; r++)
         len[r] = add[r] - start[r];
     /* swap: the block keeps the new array, the old one is the next scratch */
-    b->scratch = bk->cand;
+    dw->scratch = bk->cand;
     bk->cand = out;
     uint32_t cap = bk->cap;
-    bk->cap = b->scratch_cap;
-    b->scratch_cap = cap;
+    bk->cap = dw->scratch_cap;
+    dw->scratch_cap = cap;
     return 0;
+}
+
+/* A drawer's counters into the builder's. */
+static void drawer_settle(struct builder *b, struct drawer *dw)
+{
+    b->work += dw->work;
+    b->candidates += dw->candidates;
+    dw->work = dw->candidates = 0;
+}
+
+/* draw_into() on the building thread (extensions during a matching). */
+static int generate_block(struct builder *b, uint32_t k, bool fresh, const uint32_t *who,
+                          uint32_t nwho)
+{
+    int rc = draw_into(b, &b->dw, k, fresh, who, nwho);
+    drawer_settle(b, &b->dw);
+    return rc;
+}
+
+/* ---- drawing lists on several threads ----------------------------- */
+
+/* One list drawing shared out by block: each thread takes the next block
+ * not taken yet (one atomic add per block of 256 rows, nothing shared in
+ * the draw loop) and draws it with its own drawer. A block's lists depend
+ * only on the block's inputs, never on which thread draws it or when, so
+ * the table is the same for every thread count. */
+struct draw_job {
+    struct builder *b;
+    const uint8_t *want; /* blocks to draw, all if NULL */
+    uint64_t horizon;
+    atomic_uint next; /* the next block to take; BLOCKS after an error */
+};
+
+struct draw_helper {
+    struct draw_job *job;
+    struct drawer *dw;
+    pthread_t tid;
+    int rc;
+};
+
+static int draw_share(struct draw_job *job, struct drawer *dw)
+{
+    for (;;) {
+        uint32_t k = atomic_fetch_add_explicit(&job->next, 1, memory_order_relaxed);
+        if (k >= BLOCKS)
+            return 0;
+        if (job->want && !job->want[k])
+            continue;
+        job->b->blocks[k].horizon = job->b->blocks[k].full = job->horizon;
+        int rc = draw_into(job->b, dw, k, true, NULL, 0);
+        if (rc < 0) {
+            atomic_store_explicit(&job->next, BLOCKS, memory_order_relaxed);
+            return rc;
+        }
+    }
+}
+
+static void *draw_helper_main(void *arg)
+{
+    struct draw_helper *h = arg;
+    h->rc = draw_share(h->job, h->dw);
+    return NULL;
+}
+
+/* Threads worth starting for `blocks` blocks: a thread costs tens of
+ * microseconds to start and join, a block of typical lists about a tenth
+ * of a millisecond to draw, so a thread gets four blocks at least. */
+static uint32_t draw_threads(const struct builder *b, uint32_t blocks)
+{
+    uint32_t t = blocks / 4 ? blocks / 4 : 1;
+    return t < b->threads ? t : b->threads;
+}
+
+/* Draws every wanted block (all if want is NULL) from the start up to
+ * `horizon`, on up to b->threads threads (the calling one included),
+ * joined before returning. A helper that cannot be started leaves its
+ * blocks to the others. */
+static int draw_blocks(struct builder *b, const uint8_t *want, uint64_t horizon)
+{
+    struct draw_job job = {.b = b, .want = want, .horizon = horizon};
+    struct draw_helper helper[DIRECTOR_TABLE_MAX_THREADS];
+    uint32_t blocks = 0, nhelp = 0;
+    int rc;
+
+    for (uint32_t k = 0; k < BLOCKS; k++)
+        blocks += !want || want[k];
+    uint32_t threads = draw_threads(b, blocks);
+    atomic_init(&job.next, 0);
+    if (threads > 1 && !b->helpers) {
+        b->helpers = calloc(b->threads - 1, sizeof(*b->helpers));
+        if (!b->helpers)
+            threads = 1;
+    }
+    for (; nhelp + 1 < threads; nhelp++) {
+        helper[nhelp] = (struct draw_helper){.job = &job, .dw = &b->helpers[nhelp]};
+        if (pthread_create(&helper[nhelp].tid, NULL, draw_helper_main, &helper[nhelp]) != 0)
+            break;
+    }
+    rc = draw_share(&job, &b->dw);
+    drawer_settle(b, &b->dw);
+    for (uint32_t j = 0; j < nhelp; j++) {
+        pthread_join(helper[j].tid, NULL);
+        drawer_settle(b, helper[j].dw);
+        if (rc == 0)
+            rc = helper[j].rc;
+    }
+    return rc;
 }
 
 /* Draws the lists of the members of a (and c, if given) but `except`, and
@@ -372,7 +485,6 @@ static int draw_lists(struct builder *b, const uint8_t *a, const uint8_t *c, uin
                       const uint8_t *want, uint64_t lambda)
 {
     uint64_t wsum = 0, wmax = 0;
-    int rc;
 
     for (uint32_t p = 0; p < b->n; p++) {
         b->in_draw[p] = (a[p] || (c && c[p])) && p != except;
@@ -392,14 +504,7 @@ static int draw_lists(struct builder *b, const uint8_t *a, const uint8_t *c, uin
     /* horizon * wsum * ln 2 = lambda arrivals per row (Q16.48, 1/ln 2 ~ 1.4427) */
     uint64_t horizon = (lambda << ARRIVAL_FRAC_BITS) / wsum / 1000 * 1443;
     b->horizon_max = ((uint64_t)MAX_LAMBDA << ARRIVAL_FRAC_BITS) / wsum / 1000 * 1443;
-    for (uint32_t k = 0; k < BLOCKS; k++) {
-        if (want && !want[k])
-            continue;
-        b->blocks[k].horizon = b->blocks[k].full = horizon;
-        if ((rc = generate_block(b, k, true, NULL, 0)) < 0)
-            return rc;
-    }
-    return 0;
+    return draw_blocks(b, want, horizon);
 }
 
 /* ---- matching ------------------------------------------------------- */
@@ -928,10 +1033,10 @@ static int row_short_open(struct builder *b, uint32_t r)
     if (sb && !sb->cand && bk->cand != cand) {
         /* the journal keeps the block's first list array, which
          * generate_block() has just replaced */
-        sb->cand = b->scratch;
-        sb->cap = b->scratch_cap;
-        b->scratch = NULL;
-        b->scratch_cap = 0;
+        sb->cand = b->dw.scratch;
+        sb->cap = b->dw.scratch_cap;
+        b->dw.scratch = NULL;
+        b->dw.scratch_cap = 0;
     }
     return 1;
 }
@@ -1302,7 +1407,13 @@ void table_builder_free(struct builder *b)
 {
     free(b->k1);
     free(b->in_b);
-    free(b->pt_cand);
+    free(b->dw.pt_cand);
+    free(b->dw.scratch);
+    for (uint32_t j = 0; b->helpers && j + 1 < b->threads; j++) {
+        free(b->helpers[j].pt_cand);
+        free(b->helpers[j].scratch);
+    }
+    free(b->helpers);
     free(b->row_start);
     for (uint32_t k = 0; k < BLOCKS; k++)
         free(b->blocks[k].cand);
@@ -1313,7 +1424,6 @@ void table_builder_free(struct builder *b)
     free(b->gen_i);
     free(b->gen_e);
     free(b->gen_row);
-    free(b->scratch);
     free(b->heap);
     free(b->stack);
     free(b->jrow);

@@ -21,12 +21,17 @@
  * proxies among many light ones, tight load factors, health failures, the
  * fuzz seeds that found the blow-up - next to the typical shape (1,000
  * equal active proxies).
+ * Builds use the builder's default thread count (what the watcher gets:
+ * online CPUs, at most 4); the sweep also times one-thread builds,
+ * alternating with those, so the speed-up shows in one run.
  * Output: human tables, then BENCH lines. Argument "worst": the sweep only.
- * Arguments "shape K": build shape K of the sweep once and print its work
- * counter, for instruction counts under valgrind --tool=callgrind (stable on
- * a loaded host, unlike times; bench/director-table/callgrind.sh runs it).
+ * Arguments "shape K [T]": build shape K of the sweep once (with T threads,
+ * default the builder's) and print its work counter and checksum, for
+ * instruction counts under valgrind --tool=callgrind (stable on a loaded
+ * host, unlike times; bench/director-table/callgrind.sh runs it).
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,6 +86,18 @@ static double clock_ms(clockid_t id)
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
+/* The three load averages, "?" if unknown. */
+static void load_average(char *out, size_t len)
+{
+    FILE *lf = fopen("/proc/loadavg", "r");
+    snprintf(out, len, "?\n");
+    if (lf) {
+        if (!fgets(out, (int)len, lf))
+            snprintf(out, len, "?\n");
+        fclose(lf);
+    }
+}
+
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -116,10 +133,10 @@ static void measure(size_t n, struct size_result *res)
     }
     struct director_table *base = NULL;
     for (int i = 0; i < RUNS; i++) {
-        double t0 = clock_ms(CLOCK_MONOTONIC), c0 = clock_ms(CLOCK_THREAD_CPUTIME_ID);
+        double t0 = clock_ms(CLOCK_MONOTONIC), c0 = clock_ms(CLOCK_PROCESS_CPUTIME_ID);
         struct director_table *t = build(f.in, n);
         times[i] = clock_ms(CLOCK_MONOTONIC) - t0;
-        cpu[i] = clock_ms(CLOCK_THREAD_CPUTIME_ID) - c0;
+        cpu[i] = clock_ms(CLOCK_PROCESS_CPUTIME_ID) - c0;
         if (base)
             director_table_free(t);
         else
@@ -273,12 +290,45 @@ static const struct shape shapes[] = {
 #undef F
 #undef I
 
+/* Per shape, the builder's default thread count (what the watcher gets)
+ * and one thread, timed alternately in the same run. */
 struct shape_result {
-    double ms, cpu_ms, work_per_row;
+    double ms, cpu_ms;     /* default threads: wall, CPU of all threads */
+    double ms_1, cpu_ms_1; /* threads = 1 */
+    double work_per_row;
+    uint32_t threads;  /* the default's thread count */
     uint64_t checksum; /* of the table built: equal before and after a speed-up */
 };
 
-static void measure_shape_runs(const struct shape *sh, struct shape_result *res, int runs)
+/* One build of the fleet in[0..n): wall and CPU (all threads) ms into
+ * *ms and *cpu; exits on failure. */
+static struct director_table *timed_build(const struct director_table_config *cfg,
+                                          const struct director_proxy_input *in, size_t n,
+                                          const char *name, double *ms, double *cpu)
+{
+    struct director_table *t = NULL;
+    char err[256];
+    double t0 = clock_ms(CLOCK_MONOTONIC), c0 = clock_ms(CLOCK_PROCESS_CPUTIME_ID);
+    int rc = director_table_build(cfg, in, n, &t, err, sizeof(err));
+    *ms = clock_ms(CLOCK_MONOTONIC) - t0;
+    *cpu = clock_ms(CLOCK_PROCESS_CPUTIME_ID) - c0;
+    if (rc < 0 && rc != -ENOENT) {
+        fprintf(stderr, "bench: shape \"%s\": %s (%s)\n", name, err, strerror(-rc));
+        exit(1);
+    }
+    return t;
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, n, sizeof(v[0]), cmp_double);
+    return v[n / 2];
+}
+
+/* runs builds with `threads` (0: the builder's default) and, if
+ * also_one, as many with one thread, alternating. */
+static void measure_shape_runs(const struct shape *sh, struct shape_result *res, int runs,
+                               unsigned threads, bool also_one)
 {
     static char ids[DIRECTOR_TABLE_MAX_PROXIES][32], addrs[DIRECTOR_TABLE_MAX_PROXIES][32];
     static struct director_proxy_input in[DIRECTOR_TABLE_MAX_PROXIES];
@@ -303,35 +353,41 @@ static void measure_shape_runs(const struct shape *sh, struct shape_result *res,
         cfg.seed = (const uint8_t *)sh->seed;
         cfg.seed_len = strlen(sh->seed);
     }
-    double times[SHAPE_RUNS], cpu[SHAPE_RUNS];
+    double times[SHAPE_RUNS], cpu[SHAPE_RUNS], times_1[SHAPE_RUNS], cpu_1[SHAPE_RUNS];
     for (int i = 0; i < runs; i++) {
-        struct director_table *t = NULL;
-        char err[256];
-        double t0 = clock_ms(CLOCK_MONOTONIC), c0 = clock_ms(CLOCK_THREAD_CPUTIME_ID);
-        int rc = director_table_build(&cfg, in, n, &t, err, sizeof(err));
-        times[i] = clock_ms(CLOCK_MONOTONIC) - t0;
-        cpu[i] = clock_ms(CLOCK_THREAD_CPUTIME_ID) - c0;
-        if (rc < 0 && rc != -ENOENT) {
-            fprintf(stderr, "bench: shape \"%s\": %s (%s)\n", sh->name, err, strerror(-rc));
-            exit(1);
-        }
+        cfg.threads = threads;
+        struct director_table *t = timed_build(&cfg, in, n, sh->name, &times[i], &cpu[i]);
         res->work_per_row = (double)t->work / DIRECTOR_TABLE_ROWS;
         res->checksum = t->checksum;
+        res->threads = t->threads;
+        director_table_free(t);
+        if (!also_one)
+            continue;
+        cfg.threads = 1;
+        t = timed_build(&cfg, in, n, sh->name, &times_1[i], &cpu_1[i]);
+        if (t->checksum != res->checksum) {
+            fprintf(stderr,
+                    "bench: shape \"%s\": %u threads gave checksum %016llx, 1 thread %016llx\n",
+                    sh->name, res->threads, (unsigned long long)res->checksum,
+                    (unsigned long long)t->checksum);
+            exit(1);
+        }
         director_table_free(t);
     }
-    qsort(times, runs, sizeof(times[0]), cmp_double);
-    qsort(cpu, runs, sizeof(cpu[0]), cmp_double);
-    res->ms = times[runs / 2];
-    res->cpu_ms = cpu[runs / 2];
+    res->ms = median(times, runs);
+    res->cpu_ms = median(cpu, runs);
+    res->ms_1 = also_one ? median(times_1, runs) : 0;
+    res->cpu_ms_1 = also_one ? median(cpu_1, runs) : 0;
 }
 
 static void measure_shape(const struct shape *sh, struct shape_result *res)
 {
-    measure_shape_runs(sh, res, SHAPE_RUNS);
+    measure_shape_runs(sh, res, SHAPE_RUNS, 0, true);
 }
 
-/* Build shape `k` once (no timing), for callgrind: returns 2 if k is out of range. */
-static int one_shape(const char *arg)
+/* Build shape `k` once (no timing) with `threads` (NULL: the default),
+ * for callgrind: returns 2 if k or threads is out of range. */
+static int one_shape(const char *arg, const char *threads)
 {
     size_t nshapes = sizeof(shapes) / sizeof(shapes[0]);
     char *end;
@@ -340,35 +396,52 @@ static int one_shape(const char *arg)
         fprintf(stderr, "bench: shape \"%s\": want a shape number 0..%zu\n", arg, nshapes - 1);
         return 2;
     }
+    unsigned long th = threads ? strtoul(threads, &end, 10) : 0;
+    if (threads && (*threads == '\0' || *end != '\0' || th > DIRECTOR_TABLE_MAX_THREADS)) {
+        fprintf(stderr, "bench: threads \"%s\": want 0..%u\n", threads, DIRECTOR_TABLE_MAX_THREADS);
+        return 2;
+    }
     struct shape_result res;
-    measure_shape_runs(&shapes[k], &res, 1);
-    printf("shape %lu: %s: work/row %.1f, checksum %016llx\n", k, shapes[k].name,
-           res.work_per_row, (unsigned long long)res.checksum);
+    measure_shape_runs(&shapes[k], &res, 1, (unsigned)th, false);
+    printf("shape %lu: %s: work/row %.1f, checksum %016llx\n", k, shapes[k].name, res.work_per_row,
+           (unsigned long long)res.checksum);
     return 0;
 }
 
 static void worst_case(void)
 {
-    size_t nshapes = sizeof(shapes) / sizeof(shapes[0]), worst = 0, worst_work = 0;
+    size_t nshapes = sizeof(shapes) / sizeof(shapes[0]), worst = 0, worst_1 = 0, worst_work = 0;
     struct shape_result res[sizeof(shapes) / sizeof(shapes[0])];
 
-    printf("\nworst case over fleet shapes: median of %d builds (wall, thread CPU),\n"
+    printf("\nworst case over fleet shapes: median of %d builds with the builder's\n"
+           "  default threads (wall, CPU of all threads), and of %d builds with one\n"
+           "  thread run alternately with them (1thr_*; same checksum checked);\n"
            "  work = the builder's step counter per row (draws, list reads, scans)\n",
-           SHAPE_RUNS);
-    printf("%9s %8s %9s  %s\n", "build_ms", "cpu_ms", "work/row", "shape");
+           SHAPE_RUNS, SHAPE_RUNS);
+    printf("%9s %8s %9s %9s %7s %9s  %s\n", "build_ms", "cpu_ms", "1thr_ms", "1thr_cpu", "threads",
+           "work/row", "shape");
     for (size_t i = 0; i < nshapes; i++) {
         measure_shape(&shapes[i], &res[i]);
-        printf("%9.2f %8.2f %9.1f  %s\n", res[i].ms, res[i].cpu_ms, res[i].work_per_row,
-               shapes[i].name);
+        printf("%9.2f %8.2f %9.2f %9.2f %7u %9.1f  %s\n", res[i].ms, res[i].cpu_ms, res[i].ms_1,
+               res[i].cpu_ms_1, res[i].threads, res[i].work_per_row, shapes[i].name);
         if (res[i].ms > res[worst].ms)
             worst = i;
+        if (res[i].ms_1 > res[worst_1].ms_1)
+            worst_1 = i;
         if (res[i].work_per_row > res[worst_work].work_per_row)
             worst_work = i;
     }
-    printf("worst time: %s; most work: %s\n\n", shapes[worst].name, shapes[worst_work].name);
+    char load[64];
+    load_average(load, sizeof(load));
+    printf("worst time: %s; most work: %s; load average at end %s\n", shapes[worst].name,
+           shapes[worst_work].name, load);
+    printf("BENCH director_table_threads %u\n", res[0].threads);
     printf("BENCH director_table_typical_ms %.2f\n", res[0].ms);
+    printf("BENCH director_table_typical_cpu_ms %.2f\n", res[0].cpu_ms);
+    printf("BENCH director_table_typical_1thread_ms %.2f\n", res[0].ms_1);
     printf("BENCH director_table_worst_ms %.2f\n", res[worst].ms);
     printf("BENCH director_table_worst_cpu_ms %.2f\n", res[worst].cpu_ms);
+    printf("BENCH director_table_worst_1thread_ms %.2f\n", res[worst_1].ms_1);
     printf("BENCH director_table_worst_work_per_row %.1f\n", res[worst_work].work_per_row);
 }
 
@@ -379,17 +452,13 @@ int main(int argc, char **argv)
     double worst_excess = -100;
 
     if (argc > 2 && strcmp(argv[1], "shape") == 0)
-        return one_shape(argv[2]);
-    char load[64] = "?\n";
-    FILE *lf = fopen("/proc/loadavg", "r");
-    if (lf) {
-        if (!fgets(load, sizeof(load), lf))
-            snprintf(load, sizeof(load), "?\n");
-        fclose(lf);
-    }
+        return one_shape(argv[2], argc > 3 ? argv[3] : NULL);
+    char load[64];
+    load_average(load, sizeof(load));
     printf("method: director_table_build() on N active healthy proxies, weight 100,\n"
-           "  fixed seed; build time = median of %d builds (wall, and CPU time of the\n"
-           "  building thread, which other load on the host disturbs less);\n"
+           "  fixed seed, the builder's default threads; build time = median of %d\n"
+           "  builds (wall, and CPU time of the process: every drawing thread,\n"
+           "  which other load on the host disturbs less);\n"
            "  balance = max primary rows /\n"
            "  (65536/N); moved excess = worst over %d removals + %d additions of\n"
            "  (rows whose primary changed - 65536/N) in %% of rows; broken = rows\n"
