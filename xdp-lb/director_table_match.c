@@ -318,9 +318,13 @@ static int draw_into(struct builder *b, struct drawer *dw, uint32_t k, bool fres
 {
     struct block *bk = &b->blocks[k];
     uint32_t *start = b->row_start + k * BLOCK_ROWS, *len = b->row_len + k * BLOCK_ROWS;
-    struct points pt = {.cand = dw->pt_cand, .cap = dw->pt_cap};
+    struct points pt;
     int rc;
 
+    /* a buffer from the start: the draw loop computes its end pointer */
+    if ((rc = points_reserve(dw, 1)) < 0)
+        return rc;
+    pt = (struct points){.cand = dw->pt_cand, .cap = dw->pt_cap};
     if (fresh) {
         memset(len, 0, BLOCK_ROWS * sizeof(*len));
         memset(b->row_sorted + k * BLOCK_ROWS, 0, BLOCK_ROWS * sizeof(*b->row_sorted));

@@ -880,6 +880,120 @@ START_TEST(test_pinned_tables_far_searching_rows)
 }
 END_TEST
 
+/* Lists are drawn block by block on several threads (config.threads):
+ * which thread draws a block, and when, must change nothing. Fleets of
+ * bench/director-table that take every path that draws lists - the
+ * primary matching, those of B + D and B + F, extensions during the
+ * matching and the failover cascades, both lists of the last resort, the
+ * standby and fail-open tiers - built with one thread and with more give
+ * the same rows, checksum and work counter (which sums the threads'). */
+struct thread_group {
+    unsigned count;
+    enum director_proxy_state state;
+    bool healthy;
+    uint32_t weight;
+};
+
+struct thread_case {
+    const char *name;
+    unsigned load_permille;
+    struct thread_group g[12];
+};
+
+static struct director_table *thread_build(const struct thread_case *c, unsigned threads)
+{
+    static const uint8_t bench_seed[16] = "drover-bench-k1";
+    struct fleet *f = fleet_new(0);
+    for (size_t g = 0; g < 12 && c->g[g].count; g++) {
+        for (unsigned k = 0; k < c->g[g].count; k++, f->n++) {
+            snprintf(f->ids[f->n], sizeof(f->ids[f->n]), "proxy-%04zu", f->n);
+            snprintf(f->addrs[f->n], sizeof(f->addrs[f->n]), "10.1.%zu.%zu", f->n >> 8, f->n & 255);
+            f->in[f->n] = (struct director_proxy_input){.id = f->ids[f->n],
+                                                        .address = f->addrs[f->n],
+                                                        .state = c->g[g].state,
+                                                        .healthy = c->g[g].healthy,
+                                                        .weight = c->g[g].weight};
+        }
+    }
+    struct director_table_config cfg = {.seed = bench_seed,
+                                        .seed_len = sizeof(bench_seed),
+                                        .load_permille = c->load_permille,
+                                        .threads = threads};
+    struct director_table *t = build_bounded(&cfg, f->in, f->n, c->name);
+    free(f);
+    return t;
+}
+
+START_TEST(test_same_table_for_every_thread_count)
+{
+#define A DIRECTOR_PROXY_ACTIVE
+#define D DIRECTOR_PROXY_DRAINING
+#define F DIRECTOR_PROXY_FILLING
+    static const struct thread_case cases[] = {
+        {"typical: 1000 active w100", 0, {{1000, A, true, 100}}},
+        {"300 active, 300 filling, 300 draining",
+         0,
+         {{300, A, true, 100}, {300, F, true, 100}, {300, D, true, 100}}},
+        {"active w1 + draining w65535", 0, {{1, A, true, 1}, {1, D, true, 65535}}},
+        {"2 active w65535 + 1022 w1", 0, {{2, A, true, 65535}, {1022, A, true, 1}}},
+        {"12 active w1..2048, load 1001",
+         1001,
+         {{1, A, true, 1},
+          {1, A, true, 2},
+          {1, A, true, 4},
+          {1, A, true, 8},
+          {1, A, true, 16},
+          {1, A, true, 32},
+          {1, A, true, 64},
+          {1, A, true, 128},
+          {1, A, true, 256},
+          {1, A, true, 512},
+          {1, A, true, 1024},
+          {1, A, true, 2048}}},
+        {"512 healthy + 512 unhealthy", 0, {{512, A, true, 100}, {512, A, false, 100}}},
+        {"1 healthy draining w65535 + 1023 unhealthy active",
+         0,
+         {{1, D, true, 65535}, {1023, A, false, 1}}},
+    };
+#undef A
+#undef D
+#undef F
+    /* 3: more threads than the CI machine's CPUs, blocks shared unevenly */
+    static const unsigned threads[] = {2, 3};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct director_table *one = thread_build(&cases[i], 1);
+        ck_assert_uint_eq(one->threads, 1);
+        for (size_t j = 0; j < sizeof(threads) / sizeof(threads[0]); j++) {
+            if (j > 0 && i > 0)
+                continue; /* 3 threads for the first fleet only: time */
+            struct director_table *t = thread_build(&cases[i], threads[j]);
+            ck_assert_uint_eq(t->threads, threads[j]);
+            ck_assert_msg(t->checksum == one->checksum &&
+                              memcmp(t->rows, one->rows, ROWS * sizeof(*t->rows)) == 0,
+                          "%s: %u threads: checksum %016llx, one thread %016llx", cases[i].name,
+                          threads[j], (unsigned long long)t->checksum,
+                          (unsigned long long)one->checksum);
+            ck_assert_msg(t->work == one->work && t->candidates == one->candidates &&
+                              t->blocks_extended == one->blocks_extended,
+                          "%s: %u threads: work %llu, one thread %llu", cases[i].name, threads[j],
+                          (unsigned long long)t->work, (unsigned long long)one->work);
+            director_table_free(t);
+        }
+        director_table_free(one);
+    }
+
+    /* 0 is the builder's choice: one per online CPU, at most 4; large
+     * values are clamped */
+    struct director_table *t = thread_build(&cases[2], 0);
+    ck_assert_uint_ge(t->threads, 1);
+    ck_assert_uint_le(t->threads, 4);
+    director_table_free(t);
+    t = thread_build(&cases[2], 1000);
+    ck_assert_uint_eq(t->threads, DIRECTOR_TABLE_MAX_THREADS);
+    director_table_free(t);
+}
+END_TEST
+
 START_TEST(test_balance_goal_all_sizes)
 {
     static const size_t sizes[] = {16, 100, 255, 256, 257, 512, 700, 1000, 1024};
@@ -1056,6 +1170,7 @@ int main(void)
     tcase_add_test(tc, test_extreme_weights_terminate);
     tcase_add_test(tc, test_work_bounded_unequal_weights);
     tcase_add_test(tc, test_pinned_tables_far_searching_rows);
+    tcase_add_test(tc, test_same_table_for_every_thread_count);
     tcase_add_test(tc, test_balance_goal_all_sizes);
     tcase_add_test(tc, test_load_factor_option);
     tcase_add_test(tc, test_validation);
