@@ -1170,12 +1170,16 @@ int main(void)
     tcase_add_test(tc, test_extreme_weights_terminate);
     tcase_add_test(tc, test_work_bounded_unequal_weights);
     tcase_add_test(tc, test_pinned_tables_far_searching_rows);
-    tcase_add_test(tc, test_same_table_for_every_thread_count);
     tcase_add_test(tc, test_balance_goal_all_sizes);
     tcase_add_test(tc, test_load_factor_option);
     tcase_add_test(tc, test_validation);
     tcase_add_test(tc, test_state_names);
     tcase_add_test(tc, test_diff_counts);
     suite_add_tcase(s, tc);
+    /* its own case, so CK_RUN_CASE=threads runs it alone (under TSan) */
+    TCase *threads = tcase_create("threads");
+    tcase_set_timeout(threads, 240);
+    tcase_add_test(threads, test_same_table_for_every_thread_count);
+    suite_add_tcase(s, threads);
     return suite_main_run(s);
 }
