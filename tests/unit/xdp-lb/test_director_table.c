@@ -816,21 +816,28 @@ struct pinned_case {
     uint64_t checksum;
 };
 
+static const uint8_t bench_seed[16] = "drover-bench-k1";
+
+/* Appends `count` proxies named and addressed as the bench names them. */
+static void bench_group_add(struct fleet *f, unsigned count, enum director_proxy_state state,
+                            bool healthy, uint32_t weight)
+{
+    for (unsigned k = 0; k < count; k++, f->n++) {
+        snprintf(f->ids[f->n], sizeof(f->ids[f->n]), "proxy-%04zu", f->n);
+        snprintf(f->addrs[f->n], sizeof(f->addrs[f->n]), "10.1.%zu.%zu", f->n >> 8, f->n & 255);
+        f->in[f->n] = (struct director_proxy_input){.id = f->ids[f->n],
+                                                    .address = f->addrs[f->n],
+                                                    .state = state,
+                                                    .healthy = healthy,
+                                                    .weight = weight};
+    }
+}
+
 static uint64_t pinned_build(const struct pinned_case *c)
 {
-    static const uint8_t bench_seed[16] = "drover-bench-k1";
     struct fleet *f = fleet_new(0);
-    for (size_t g = 0; g < 12 && c->g[g].count; g++) {
-        for (unsigned k = 0; k < c->g[g].count; k++, f->n++) {
-            snprintf(f->ids[f->n], sizeof(f->ids[f->n]), "proxy-%04zu", f->n);
-            snprintf(f->addrs[f->n], sizeof(f->addrs[f->n]), "10.1.%zu.%zu", f->n >> 8, f->n & 255);
-            f->in[f->n] = (struct director_proxy_input){.id = f->ids[f->n],
-                                                        .address = f->addrs[f->n],
-                                                        .state = DIRECTOR_PROXY_ACTIVE,
-                                                        .healthy = true,
-                                                        .weight = c->g[g].weight};
-        }
-    }
+    for (size_t g = 0; g < 12 && c->g[g].count; g++)
+        bench_group_add(f, c->g[g].count, DIRECTOR_PROXY_ACTIVE, true, c->g[g].weight);
     struct director_table_config cfg = {.seed = bench_seed,
                                         .seed_len = sizeof(bench_seed),
                                         .load_permille = c->load_permille,
@@ -902,19 +909,9 @@ struct thread_case {
 
 static struct director_table *thread_build(const struct thread_case *c, unsigned threads)
 {
-    static const uint8_t bench_seed[16] = "drover-bench-k1";
     struct fleet *f = fleet_new(0);
-    for (size_t g = 0; g < 12 && c->g[g].count; g++) {
-        for (unsigned k = 0; k < c->g[g].count; k++, f->n++) {
-            snprintf(f->ids[f->n], sizeof(f->ids[f->n]), "proxy-%04zu", f->n);
-            snprintf(f->addrs[f->n], sizeof(f->addrs[f->n]), "10.1.%zu.%zu", f->n >> 8, f->n & 255);
-            f->in[f->n] = (struct director_proxy_input){.id = f->ids[f->n],
-                                                        .address = f->addrs[f->n],
-                                                        .state = c->g[g].state,
-                                                        .healthy = c->g[g].healthy,
-                                                        .weight = c->g[g].weight};
-        }
-    }
+    for (size_t g = 0; g < 12 && c->g[g].count; g++)
+        bench_group_add(f, c->g[g].count, c->g[g].state, c->g[g].healthy, c->g[g].weight);
     struct director_table_config cfg = {.seed = bench_seed,
                                         .seed_len = sizeof(bench_seed),
                                         .load_permille = c->load_permille,
