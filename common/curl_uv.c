@@ -12,6 +12,7 @@
 #include "curl_uv.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -24,6 +25,7 @@
 struct sock_ctx {
     uv_poll_t poll;
     curl_socket_t fd;
+    int events; /* UV_READABLE / UV_WRITABLE libcurl asked for */
     struct curl_uv *cu;
     struct sock_ctx *next, *prev;
 };
@@ -189,6 +191,7 @@ static int cb_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *
         events |= UV_READABLE;
     if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT)
         events |= UV_WRITABLE;
+    sc->events = events;
     uv_poll_start(&sc->poll, events, on_poll);
     return 0;
 }
@@ -201,6 +204,60 @@ static int cb_timer(CURLM *multi, long timeout_ms, void *userp)
     else
         uv_timer_start(&cu->timer, on_timer, (uint64_t)timeout_ms, 0);
     return 0;
+}
+
+/* Sockets libcurl watches, as pollfds; *n of them. NULL with *n = 0 when
+ * there are none or on ENOMEM (the caller then reads nothing early, which
+ * is what happened before this existed). */
+static struct pollfd *watched_fds(const struct curl_uv *cu, size_t *n)
+{
+    size_t count = 0, i = 0;
+
+    for (const struct sock_ctx *sc = cu->socks; sc; sc = sc->next)
+        count++;
+    struct pollfd *fds = count ? calloc(count, sizeof(*fds)) : NULL;
+    *n = fds ? count : 0;
+    for (const struct sock_ctx *sc = cu->socks; fds && sc; sc = sc->next, i++) {
+        fds[i].fd = sc->fd;
+        fds[i].events = (short)(((sc->events & UV_READABLE) ? POLLIN : 0) |
+                                ((sc->events & UV_WRITABLE) ? POLLOUT : 0));
+    }
+    return fds;
+}
+
+static int poll_flags(short revents)
+{
+    int flags = 0;
+
+    if (revents & (POLLERR | POLLNVAL))
+        flags |= CURL_CSELECT_ERR;
+    if (revents & (POLLIN | POLLHUP))
+        flags |= CURL_CSELECT_IN;
+    if (revents & POLLOUT)
+        flags |= CURL_CSELECT_OUT;
+    return flags;
+}
+
+void curl_uv_read_ready(struct curl_uv *cu)
+{
+    size_t n = 0;
+
+    if (!cu || cu->dying)
+        return;
+    struct pollfd *fds = watched_fds(cu, &n);
+    if (n && poll(fds, (nfds_t)n, 0) > 0) {
+        /* socket_action may close sockets and run done callbacks (which may
+         * free cu): hold the free off until every ready fd was handed on.
+         * libcurl ignores an fd it no longer knows. */
+        cu->depth++;
+        for (size_t i = 0; i < n && !cu->dying; i++)
+            if (fds[i].revents)
+                socket_action(cu, fds[i].fd, poll_flags(fds[i].revents));
+        cu->depth--;
+        if (cu->dying && cu->depth == 0)
+            curl_uv_free(cu);
+    }
+    free(fds);
 }
 
 int curl_uv_new(uv_loop_t *loop, struct curl_uv **out)

@@ -46,6 +46,14 @@ int curl_uv_add(struct curl_uv *cu, CURL *easy, curl_uv_done_cb done, void *arg)
  * multi handle; abort from there by returning a short count instead. */
 void curl_uv_remove(struct curl_uv *cu, CURL *easy);
 
+/* Hand libcurl, now, whatever its sockets have ready (one poll() that
+ * does not block), so that replies that already arrived are read before
+ * the caller judges a deadline. libuv runs due timers before it polls for
+ * I/O, so a timer that fires after the process was stopped or starved
+ * would otherwise see a transfer as unanswered whose answer sits in the
+ * socket. Done callbacks may run inside; not from a libcurl callback. */
+void curl_uv_read_ready(struct curl_uv *cu);
+
 /* Number of transfers in flight. */
 unsigned curl_uv_active(const struct curl_uv *cu);
 

@@ -16,6 +16,7 @@
 #include "curl_uv.h"
 #include "director_feed.h"
 #include "log.h"
+#include "loop_lag.h"
 
 #define FLAP_PENALTY 1000.0
 
@@ -137,10 +138,13 @@ struct target {
     char *host, *url;
     struct director_health_sm sm;
     bool consul_critical;
-    uv_timer_t timer;
+    uv_timer_t timer;    /* every interval: start a check */
+    uv_timer_t deadline; /* timeout after the start: judge it */
+    unsigned open_handles;
     CURL *easy;
-    bool running; /* transfer in flight */
-    uint64_t checks, failures;
+    bool running;            /* transfer in flight */
+    uint64_t start_stall_ms; /* loop_lag_stalled_ms() when it started */
+    uint64_t checks, failures, late;
     char last_error[128];
     struct target *next;
 };
@@ -154,6 +158,7 @@ struct seed {
 struct director_health {
     uv_loop_t *loop;
     struct curl_uv *cu;
+    struct loop_lag *lag;
     struct director_health_opts o;
     char *default_path;
     struct target *targets;
@@ -183,28 +188,65 @@ static void notify(struct target *t, bool before)
         t->h->o.on_change(t->h->o.arg, t->host, now);
 }
 
+/* Feed one judged check into the state machine. */
+static void judge(struct target *t, bool ok)
+{
+    bool before = effective(t);
+
+    t->checks++;
+    if (!ok) {
+        t->failures++;
+        log_debug("director: health check %s (%s) failed: %s", t->host, t->url, t->last_error);
+    }
+    director_health_sm_result(&t->sm, &t->h->o.params, ok, (int64_t)uv_now(t->h->loop));
+    notify(t, before);
+}
+
 static void on_done(CURL *easy, CURLcode result, void *arg)
 {
     struct target *t = arg;
     long code = 0;
-    bool before = effective(t);
 
     t->running = false;
+    uv_timer_stop(&t->deadline);
     curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &code);
-    bool ok = result == CURLE_OK && code >= 200 && code < 400;
-    t->checks++;
-    if (!ok) {
-        t->failures++;
-        if (result != CURLE_OK)
-            snprintf(t->last_error, sizeof(t->last_error), "%s", curl_easy_strerror(result));
-        else
-            snprintf(t->last_error, sizeof(t->last_error), "HTTP %ld", code);
-        log_debug("director: health check %s (%s) failed: %s", t->host, t->url, t->last_error);
-    } else {
+    if (result != CURLE_OK)
+        snprintf(t->last_error, sizeof(t->last_error), "%s", curl_easy_strerror(result));
+    else if (code < 200 || code >= 400)
+        snprintf(t->last_error, sizeof(t->last_error), "HTTP %ld", code);
+    else
         t->last_error[0] = '\0';
+    judge(t, t->last_error[0] == '\0');
+}
+
+/* The check's time is up. Only now read what already arrived (libuv ran
+ * this timer before polling for I/O): a reply that sits in the socket is
+ * an answer in time. A check still unanswered is a failure, unless this
+ * process itself could not act for half the timeout or more during the
+ * check (stopped, starved, busy loop): then nobody knows whether the proxy
+ * would have answered, and the check is counted late, not judged. */
+static void on_deadline(uv_timer_t *timer)
+{
+    struct target *t = timer->data;
+    struct director_health *h = t->h;
+
+    curl_uv_read_ready(h->cu);
+    if (!t->running)
+        return; /* answered (judged in on_done), or the target went away */
+    curl_uv_remove(h->cu, t->easy);
+    t->running = false;
+    uint64_t stalled = loop_lag_stalled_ms(h->lag) - t->start_stall_ms;
+    if (stalled * 2 >= (uint64_t)h->o.params.timeout_ms) {
+        t->late++;
+        log_info("director: health check %s not judged: this process could not act for %llu ms "
+                 "of its %lld ms timeout (stopped or starved); checking again in %lld ms",
+                 t->host, (unsigned long long)stalled, (long long)h->o.params.timeout_ms,
+                 (long long)h->o.params.interval_ms);
+        return;
     }
-    director_health_sm_result(&t->sm, &t->h->o.params, ok, (int64_t)uv_now(t->h->loop));
-    notify(t, before);
+    snprintf(t->last_error, sizeof(t->last_error), "no answer within %lld ms",
+             (long long)h->o.params.timeout_ms);
+    judge(t, false);
 }
 
 static void on_timer(uv_timer_t *timer)
@@ -216,14 +258,19 @@ static void on_timer(uv_timer_t *timer)
     notify(t, before);
     if (t->running)
         return; /* the previous check is still within its timeout */
-    if (curl_uv_add(t->h->cu, t->easy, on_done, t) == 0)
-        t->running = true;
+    if (curl_uv_add(t->h->cu, t->easy, on_done, t) != 0)
+        return;
+    t->running = true;
+    t->start_stall_ms = loop_lag_stalled_ms(t->h->lag);
+    uv_timer_start(&t->deadline, on_deadline, (uint64_t)t->h->o.params.timeout_ms, 0);
 }
 
 static void free_target_cb(uv_handle_t *handle)
 {
     struct target *t = handle->data;
 
+    if (--t->open_handles > 0)
+        return;
     curl_easy_cleanup(t->easy);
     free(t->host);
     free(t->url);
@@ -234,8 +281,9 @@ static void target_free(struct target *t)
 {
     if (t->running)
         curl_uv_remove(t->h->cu, t->easy);
-    uv_timer_stop(&t->timer);
+    t->running = false;
     uv_close((uv_handle_t *)&t->timer, free_target_cb);
+    uv_close((uv_handle_t *)&t->deadline, free_target_cb);
 }
 
 static char *make_url(const struct director_health *h, const struct director_proxy_spec *p)
@@ -296,8 +344,10 @@ static int target_new(struct director_health *h, const char *host, char *url, st
         }
     }
     curl_easy_setopt(t->easy, CURLOPT_URL, t->url);
-    curl_easy_setopt(t->easy, CURLOPT_TIMEOUT_MS, (long)h->o.params.timeout_ms);
-    curl_easy_setopt(t->easy, CURLOPT_CONNECTTIMEOUT_MS, (long)h->o.params.timeout_ms);
+    /* No CURLOPT_TIMEOUT_MS: libcurl checks its timeout before it reads the
+     * socket, so after a stall it would fail a check whose reply already
+     * arrived. The deadline timer (on_deadline) decides instead; libcurl's
+     * own connect timeout (300 s) is only a backstop. */
     curl_easy_setopt(t->easy, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(t->easy, CURLOPT_NOBODY, 0L);
     /* only the status matters; the body is read and dropped */
@@ -306,7 +356,9 @@ static int target_new(struct director_health *h, const char *host, char *url, st
     curl_easy_setopt(t->easy, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(t->easy, CURLOPT_NOPROXY, "*");
     uv_timer_init(h->loop, &t->timer);
-    t->timer.data = t;
+    uv_timer_init(h->loop, &t->deadline);
+    t->timer.data = t->deadline.data = t;
+    t->open_handles = 2;
     /* spread the first checks over the interval, so a hundred proxies are
      * not checked in one burst */
     h->jitter = h->jitter * 6364136223846793005ull + 1442695040888963407ull;
@@ -451,6 +503,7 @@ size_t director_health_list(struct director_health *h, struct director_health_st
         s->consul_critical = t->consul_critical;
         s->checks = t->checks;
         s->failures = t->failures;
+        s->late = t->late;
         s->changes = t->sm.changes;
         snprintf(s->last_error, sizeof(s->last_error), "%s", t->last_error);
     }
@@ -477,6 +530,12 @@ int director_health_new(uv_loop_t *loop, struct curl_uv *cu, const struct direct
         return -ENOMEM;
     }
     h->o.default_path = h->default_path;
+    int rc = loop_lag_new(loop, &h->lag);
+    if (rc < 0) {
+        free(h->default_path);
+        free(h);
+        return rc;
+    }
     h->jitter = (uint64_t)uv_hrtime();
     *out = h;
     return 0;
@@ -497,6 +556,7 @@ void director_health_free(struct director_health *h)
         free(s->host);
         free(s);
     }
+    loop_lag_free(h->lag);
     free(h->default_path);
     free(h->status);
     free(h);

@@ -15,6 +15,10 @@
  *     below the reuse threshold, whatever its checks say.
  * The state machine takes the time as an argument (tests drive it with a
  * fake clock). A check answers OK with HTTP 200..399 within the timeout.
+ * The timeout is judged only after what already arrived was read, and a
+ * check during which this process itself could not act for half the
+ * timeout or more (stopped, starved, a long callback on the loop: see
+ * loop_lag.h) is counted late and not judged either way.
  *
  * Owns: its timers and curl handles; on_change runs on the loop whenever
  * the effective health of a proxy changes.
@@ -97,9 +101,11 @@ struct director_health_status {
     bool suppressed;
     bool consul_critical;
     uint64_t checks, failures, changes;
+    uint64_t late; /* checks not judged: this process stalled (not in checks) */
     char last_error[128];
 };
 
+/* 0, -ENOMEM or a negative libuv error. */
 int director_health_new(uv_loop_t *loop, struct curl_uv *cu, const struct director_health_opts *o,
                         struct director_health **out);
 /* Check exactly the proxies of in and of also (may be NULL: the inputs in

@@ -248,6 +248,10 @@ static void collect(struct metrics_emitter *em, void *arg)
         metrics_emit(em, "drover_watcher_director_health_failures_total",
                      "Failed health checks per proxy.", METRICS_COUNTER, (double)hs[i].failures,
                      "proxy", hs[i].host, NULL);
+        metrics_emit(em, "drover_watcher_director_health_checks_late_total",
+                     "Health checks not judged because this process stalled during them "
+                     "(stopped, starved, busy loop).",
+                     METRICS_COUNTER, (double)hs[i].late, "proxy", hs[i].host, NULL);
     }
     metrics_emit(em, "drover_watcher_director_last_change_timestamp_seconds",
                  "When the applied table last changed.", METRICS_GAUGE, (double)w->last_change,

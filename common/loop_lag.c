@@ -1,0 +1,123 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * loop_lag: stall accounting around the loop's I/O wait. See loop_lag.h.
+ *
+ * One loop iteration is: timers, pending, idle, prepare, I/O wait (plus
+ * the I/O callbacks it runs), check, closing. Between check and the next
+ * prepare, and for the I/O callbacks inside the wait, the loop is busy:
+ * all of that counts as stalled. Of the time blocked in the kernel only
+ * what ran past the wait's own timeout counts.
+ */
+#include "loop_lag.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+
+#define NS_PER_MS 1000000ull
+
+struct loop_lag {
+    uv_loop_t *loop;
+    uv_prepare_t prepare;
+    uv_check_t check;
+    unsigned open_handles;
+    bool in_wait;         /* between prepare and check */
+    uint64_t prepared_ns; /* uv_hrtime() at prepare */
+    uint64_t idle_ns;     /* uv_metrics_idle_time() at prepare */
+    int64_t wait_timeout; /* ms the wait may block, -1 forever */
+    uint64_t checked_ns;  /* uv_hrtime() at the last check, 0 before */
+    uint64_t stalled_ns;  /* completed stretches */
+};
+
+static uint64_t sub0(uint64_t a, uint64_t b)
+{
+    return a > b ? a - b : 0;
+}
+
+/* Stall inside the current I/O wait up to now_ns: the callbacks it ran and
+ * the blocked time past the timeout. */
+static uint64_t wait_stall_ns(const struct loop_lag *lag, uint64_t now_ns)
+{
+    uint64_t total = sub0(now_ns, lag->prepared_ns);
+    uint64_t blocked = sub0(uv_metrics_idle_time(lag->loop), lag->idle_ns);
+    uint64_t busy = sub0(total, blocked);
+    uint64_t overrun =
+        lag->wait_timeout < 0 ? 0 : sub0(blocked, (uint64_t)lag->wait_timeout * NS_PER_MS);
+    return busy + overrun;
+}
+
+static void on_prepare(uv_prepare_t *p)
+{
+    struct loop_lag *lag = p->data;
+    uint64_t now = uv_hrtime();
+
+    if (lag->checked_ns)
+        lag->stalled_ns += sub0(now, lag->checked_ns);
+    lag->prepared_ns = now;
+    lag->idle_ns = uv_metrics_idle_time(lag->loop);
+    lag->wait_timeout = uv_backend_timeout(lag->loop);
+    lag->in_wait = true;
+}
+
+static void on_check(uv_check_t *c)
+{
+    struct loop_lag *lag = c->data;
+    uint64_t now = uv_hrtime();
+
+    if (lag->in_wait)
+        lag->stalled_ns += wait_stall_ns(lag, now);
+    lag->in_wait = false;
+    lag->checked_ns = now;
+}
+
+uint64_t loop_lag_stalled_ms(const struct loop_lag *lag)
+{
+    uint64_t now = uv_hrtime(), ns = lag->stalled_ns;
+
+    if (lag->in_wait)
+        ns += wait_stall_ns(lag, now);
+    else if (lag->checked_ns)
+        ns += sub0(now, lag->checked_ns);
+    return ns / NS_PER_MS;
+}
+
+int loop_lag_new(uv_loop_t *loop, struct loop_lag **out)
+{
+    struct loop_lag *lag = calloc(1, sizeof(*lag));
+
+    if (!lag)
+        return -ENOMEM;
+    /* Idempotent; only adds the bookkeeping of the idle-time metric. */
+    int rc = uv_loop_configure(loop, UV_METRICS_IDLE_TIME);
+    if (rc < 0) {
+        free(lag);
+        return rc;
+    }
+    lag->loop = loop;
+    uv_prepare_init(loop, &lag->prepare);
+    uv_check_init(loop, &lag->check);
+    lag->prepare.data = lag->check.data = lag;
+    lag->open_handles = 2;
+    uv_prepare_start(&lag->prepare, on_prepare);
+    uv_check_start(&lag->check, on_check);
+    uv_unref((uv_handle_t *)&lag->prepare);
+    uv_unref((uv_handle_t *)&lag->check);
+    *out = lag;
+    return 0;
+}
+
+static void handle_closed(uv_handle_t *h)
+{
+    struct loop_lag *lag = h->data;
+
+    if (--lag->open_handles == 0)
+        free(lag);
+}
+
+void loop_lag_free(struct loop_lag *lag)
+{
+    if (!lag)
+        return;
+    uv_close((uv_handle_t *)&lag->prepare, handle_closed);
+    uv_close((uv_handle_t *)&lag->check, handle_closed);
+}

@@ -1,0 +1,312 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The director's HTTP checker when its own process stalls: a reply that
+ * arrived while the loop was blocked counts as an answer in time, a check
+ * during which the loop could not act is not judged, and a proxy that
+ * really does not answer still goes down.
+ *
+ * The proxy is a small HTTP server on its own thread, so it keeps running
+ * while the test blocks the checker's loop. Server and loop hand over with
+ * atomics, so the reply is in the socket before the stall ends and after
+ * the check's deadline has passed, whatever the machine's load.
+ */
+#include <check.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "curl_uv.h"
+#include "director_feed.h"
+#include "director_health.h"
+
+#define TIMEOUT_MS  200
+#define INTERVAL_MS 300
+#define ROUNDS      4
+#define MAX_CONNS   16
+
+/* ---- the proxy: answers or hangs, on its own thread ---- */
+
+struct proxy {
+    int listen_fd, port;
+    bool answer;         /* false: read requests, never reply */
+    bool wait_for_stall; /* reply only once the checker's loop is blocked */
+    atomic_uint seen;    /* requests read */
+    atomic_uint stalled; /* stalls the loop began (set by the loop) */
+    atomic_uint replied; /* replies written */
+    atomic_bool stop;
+    pthread_t thread;
+};
+
+static const char reply[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+
+static void serve_request(struct proxy *p, int fd)
+{
+    unsigned n = atomic_fetch_add(&p->seen, 1) + 1;
+
+    if (!p->answer)
+        return;
+    while (p->wait_for_stall && atomic_load(&p->stalled) < n && !atomic_load(&p->stop))
+        usleep(1000);
+    ck_assert_int_eq(write(fd, reply, sizeof(reply) - 1), (ssize_t)sizeof(reply) - 1);
+    atomic_fetch_add(&p->replied, 1);
+}
+
+static void *proxy_main(void *arg)
+{
+    struct proxy *p = arg;
+    struct pollfd fds[MAX_CONNS + 1] = {{.fd = p->listen_fd, .events = POLLIN}};
+    nfds_t n = 1;
+    char buf[4096];
+
+    while (!atomic_load(&p->stop)) {
+        if (poll(fds, n, 20) <= 0)
+            continue;
+        if ((fds[0].revents & POLLIN) && n <= MAX_CONNS) {
+            fds[n].fd = accept(p->listen_fd, NULL, NULL);
+            fds[n].events = POLLIN;
+            n += fds[n].fd >= 0;
+        }
+        for (nfds_t i = 1; i < n; i++) {
+            if (!(fds[i].revents & (POLLIN | POLLHUP)))
+                continue;
+            /* a GET on loopback arrives in one piece */
+            ssize_t r = read(fds[i].fd, buf, sizeof(buf));
+            if (r > 0) {
+                serve_request(p, fds[i].fd);
+                continue;
+            }
+            close(fds[i].fd);
+            fds[i--] = fds[--n];
+        }
+    }
+    for (nfds_t i = 1; i < n; i++)
+        close(fds[i].fd);
+    return NULL;
+}
+
+static void proxy_start(struct proxy *p, bool answer, bool wait_for_stall)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+
+    memset(p, 0, sizeof(*p));
+    p->answer = answer;
+    p->wait_for_stall = wait_for_stall;
+    p->listen_fd = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(p->listen_fd, 0);
+    ck_assert_int_eq(bind(p->listen_fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    ck_assert_int_eq(listen(p->listen_fd, 16), 0);
+    ck_assert_int_eq(getsockname(p->listen_fd, (struct sockaddr *)&a, &len), 0);
+    p->port = ntohs(a.sin_port);
+    ck_assert_int_eq(pthread_create(&p->thread, NULL, proxy_main, p), 0);
+}
+
+static void proxy_stop(struct proxy *p)
+{
+    atomic_store(&p->stop, true);
+    pthread_join(p->thread, NULL);
+    close(p->listen_fd);
+}
+
+/* ---- the checker's loop ---- */
+
+struct fixture {
+    uv_loop_t loop;
+    struct curl_uv *cu;
+    struct director_health *h;
+    struct proxy proxy;
+    bool stall_on_request; /* block the loop for 2 timeouts after each request */
+    unsigned stalls;
+    uv_check_t stall_check;
+    uv_timer_t wake_timer, poll_timer, give_up;
+    bool gave_up;
+};
+
+static void sleep_ms(unsigned ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
+
+    while (nanosleep(&ts, &ts) != 0)
+        ;
+}
+
+static void on_wake_timer(uv_timer_t *timer)
+{
+    (void)timer; /* only makes the loop go round every millisecond */
+}
+
+/* Runs after every I/O wait of the checker's loop: once the proxy read a
+ * new request, block the loop (as SIGSTOP or a long table build would)
+ * past the check's deadline. When the proxy answers, it does so only after
+ * the stall began, and the stall lasts until the reply was written. The
+ * next loop iteration then runs the due deadline timer before it polls
+ * for I/O, as after a SIGCONT or CPU starvation. */
+static void on_stall_check(uv_check_t *check)
+{
+    struct fixture *f = check->data;
+    struct proxy *p = &f->proxy;
+
+    if (!f->stall_on_request || atomic_load(&p->seen) <= f->stalls)
+        return;
+    f->stalls++;
+    atomic_store(&p->stalled, f->stalls);
+    while (p->answer && atomic_load(&p->replied) < f->stalls)
+        sleep_ms(1);
+    sleep_ms(2 * TIMEOUT_MS);
+}
+
+static void status(struct fixture *f, struct director_health_status *out)
+{
+    struct director_health_status *s;
+
+    ck_assert_uint_eq(director_health_list(f->h, &s), 1);
+    *out = s[0];
+}
+
+/* Stop once ROUNDS checks were judged or counted late. */
+static void on_poll_timer(uv_timer_t *timer)
+{
+    struct fixture *f = timer->data;
+    struct director_health_status s;
+
+    status(f, &s);
+    if (s.checks + s.late >= ROUNDS)
+        uv_stop(&f->loop);
+}
+
+static void on_give_up(uv_timer_t *timer)
+{
+    struct fixture *f = timer->data;
+
+    f->gave_up = true;
+    uv_stop(&f->loop);
+}
+
+static void start(struct fixture *f, bool answer, bool stall)
+{
+    char key_val[128];
+    struct director_health_opts o = {
+        .params = {.interval_ms = INTERVAL_MS, .timeout_ms = TIMEOUT_MS, .rise = 1, .fall = 1},
+        .default_path = "/health",
+    };
+    struct director_inputs *in = calloc(1, sizeof(*in));
+    char err[128];
+
+    memset(f, 0, sizeof(*f));
+    proxy_start(&f->proxy, answer, stall);
+    f->stall_on_request = stall;
+    ck_assert_int_eq(uv_loop_init(&f->loop), 0);
+    ck_assert_int_eq(curl_uv_new(&f->loop, &f->cu), 0);
+    o.default_port = (uint16_t)f->proxy.port;
+    ck_assert_int_eq(director_health_new(&f->loop, f->cu, &o, &f->h), 0);
+    snprintf(key_val, sizeof(key_val), "{\"address\":\"127.0.0.1\",\"state\":\"active\"}");
+    ck_assert_msg(director_inputs_add_entry(in, "proxies/p1", key_val, strlen(key_val), err,
+                                            sizeof(err)) == 0,
+                  "%s", err);
+    director_inputs_finish(in);
+    ck_assert_int_eq(director_health_set_targets(f->h, in, NULL), 0);
+    director_inputs_free(in);
+
+    uv_check_init(&f->loop, &f->stall_check);
+    uv_timer_init(&f->loop, &f->wake_timer);
+    uv_timer_init(&f->loop, &f->poll_timer);
+    uv_timer_init(&f->loop, &f->give_up);
+    f->stall_check.data = f->poll_timer.data = f->give_up.data = f;
+    uv_check_start(&f->stall_check, on_stall_check);
+    uv_timer_start(&f->wake_timer, on_wake_timer, 1, 1);
+    uv_timer_start(&f->poll_timer, on_poll_timer, 10, 10);
+    /* each round takes an interval plus, with a stall, two timeouts; allow
+     * ten times that for a loaded machine */
+    uv_timer_start(&f->give_up, on_give_up, 10ull * ROUNDS * (INTERVAL_MS + 2 * TIMEOUT_MS), 0);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    ck_assert_msg(!f->gave_up, "gave up waiting for %d checks of the proxy to end", ROUNDS);
+}
+
+static void finish(struct fixture *f)
+{
+    uv_close((uv_handle_t *)&f->stall_check, NULL);
+    uv_close((uv_handle_t *)&f->wake_timer, NULL);
+    uv_close((uv_handle_t *)&f->poll_timer, NULL);
+    uv_close((uv_handle_t *)&f->give_up, NULL);
+    director_health_free(f->h);
+    curl_uv_free(f->cu);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    ck_assert_int_eq(uv_loop_close(&f->loop), 0);
+    proxy_stop(&f->proxy);
+}
+
+START_TEST(test_reply_read_after_stall_counts)
+{
+    struct fixture f;
+    struct director_health_status s;
+
+    start(&f, true, true);
+    status(&f, &s);
+    ck_assert_uint_ge(f.stalls, ROUNDS - 1);
+    ck_assert_msg(s.failures == 0 && s.late == 0,
+                  "replies sat in the socket during %u stalls, yet %llu checks failed (%s) and "
+                  "%llu were not judged",
+                  f.stalls, (unsigned long long)s.failures, s.last_error,
+                  (unsigned long long)s.late);
+    ck_assert_uint_ge(s.checks, ROUNDS);
+    ck_assert(s.healthy);
+    finish(&f);
+}
+END_TEST
+
+START_TEST(test_stalled_check_is_not_judged)
+{
+    struct fixture f;
+    struct director_health_status s;
+
+    start(&f, false, true);
+    status(&f, &s);
+    ck_assert_msg(s.failures == 0, "%llu checks failed although the loop was blocked in each",
+                  (unsigned long long)s.failures);
+    ck_assert_uint_ge(s.late, ROUNDS);
+    ck_assert(s.healthy);
+    finish(&f);
+}
+END_TEST
+
+START_TEST(test_silent_proxy_goes_down)
+{
+    struct fixture f;
+    struct director_health_status s;
+
+    start(&f, false, false);
+    status(&f, &s);
+    ck_assert_uint_ge(s.failures, ROUNDS);
+    ck_assert_uint_eq(s.late, 0);
+    ck_assert_str_eq(s.last_error, "no answer within 200 ms");
+    ck_assert(!s.healthy);
+    finish(&f);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("director_health_stall");
+    TCase *tc = tcase_create("checker");
+    tcase_add_test(tc, test_reply_read_after_stall_counts);
+    tcase_add_test(tc, test_stalled_check_is_not_judged);
+    tcase_add_test(tc, test_silent_proxy_goes_down);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
