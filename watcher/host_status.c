@@ -12,6 +12,9 @@
 #include "log.h"
 
 #define CHANGE_DELAY_MS 100 /* coalesce bursts of changes */
+/* A failed renewal is tried again this soon (jittered by up to half as
+ * much), not a TTL/3 later: two misses in a row must not cost the session. */
+#define RENEW_RETRY_MS 1000
 
 struct host_status {
     uv_loop_t *loop;
@@ -22,10 +25,12 @@ struct host_status {
     void *arg;
     uv_timer_t tick, soon;
     char *session;
-    char *written; /* bytes last written (NULL: none since the session began) */
-    char *pending; /* bytes of the write in flight */
-    bool busy;     /* a Consul request is in flight */
-    bool dirty;    /* fill again */
+    char *written;   /* bytes last written (NULL: none since the session began) */
+    char *pending;   /* bytes of the write in flight */
+    bool busy;       /* a Consul request is in flight */
+    bool dirty;      /* fill again */
+    bool renew_due;  /* the session needs renewing: goes before any write */
+    uint64_t jitter; /* retry spread */
     bool stopping;
     int closing; /* handles still closing */
     void (*done)(void *);
@@ -33,6 +38,7 @@ struct host_status {
 };
 
 static void step(struct host_status *hs);
+static void on_soon(uv_timer_t *t);
 
 static void on_closed(uv_handle_t *h)
 {
@@ -99,11 +105,15 @@ static void on_written(void *arg, struct consul_response *resp)
     hs->pending = NULL;
     if (hs->stopping)
         host_status_stop(hs, hs->done, hs->done_arg);
-    else if (hs->dirty && hs->session && !failed)
-        step(hs); /* after a failure the tick retries: a Consul that lost our
-                   * session (restarted empty: 500 "invalid session") would
-                   * otherwise be asked again at once, hundreds of times a
-                   * second, until the tick's renewal finds it gone */
+    else if (hs->renew_due || (hs->dirty && hs->session && !failed))
+        step(hs);
+            /* a renewal the write held up goes out now */ /* after a failure the tick retries: a
+                                                            * Consul that lost our session
+                                                            * (restarted empty: 500 "invalid
+                                                            * session") would otherwise be asked
+                                                            * again at once, hundreds of times a
+                                                            * second, until the tick's renewal finds
+                                                            * it gone */
 }
 
 static void write_entry(struct host_status *hs)
@@ -155,9 +165,18 @@ static void on_renewed(void *arg, struct consul_response *resp)
     if (resp->err == -ECANCELED)
         return;
     if (resp->err < 0) {
-        log_warn("host status: renewing session of %s: %s; retried in %u s", hs->key,
-                 resp->errmsg ? resp->errmsg : strerror(-resp->err), hs->ttl_s / 3);
-    } else if (!resp->found) {
+        hs->jitter = hs->jitter * 6364136223846793005ull + 1442695040888963407ull;
+        uint64_t d = RENEW_RETRY_MS + (hs->jitter >> 33) % (RENEW_RETRY_MS / 2);
+        log_warn("host status: renewing session of %s: %s; retried in %llu ms", hs->key,
+                 resp->errmsg ? resp->errmsg : strerror(-resp->err), (unsigned long long)d);
+        if (hs->stopping)
+            host_status_stop(hs, hs->done, hs->done_arg);
+        else
+            uv_timer_start(&hs->soon, on_soon, d, 0); /* renew_due stays set */
+        return;
+    }
+    hs->renew_due = false;
+    if (!resp->found) {
         log_warn("host status: session of %s expired; creating a new one", hs->key);
         drop_session(hs);
     }
@@ -167,11 +186,16 @@ static void on_renewed(void *arg, struct consul_response *resp)
         step(hs);
 }
 
-/* One request at a time: session first, then the entry when dirty. */
+/* One request at a time: session first, then its renewal, then the entry
+ * when dirty. */
 static void step(struct host_status *hs)
 {
     if (hs->busy || hs->stopping)
         return;
+    if (hs->session && hs->renew_due) {
+        hs->busy = consul_session_renew(hs->c, hs->session, on_renewed, hs) == 0;
+        return;
+    }
     if (!hs->session) {
         struct consul_session_opts so = {.name = hs->key,
                                          .ttl_s = hs->ttl_s,
@@ -185,17 +209,18 @@ static void step(struct host_status *hs)
         write_entry(hs);
 }
 
+/* Every TTL/3. A request still in flight (a slow write) does not skip the
+ * renewal: it goes out as soon as that request is answered. */
 static void on_tick(uv_timer_t *t)
 {
     struct host_status *hs = t->data;
-    if (hs->busy || hs->stopping)
+    if (hs->stopping)
         return;
-    if (!hs->session) {
-        step(hs);
-        return;
+    if (hs->session) {
+        hs->renew_due = true;
+        hs->dirty = true; /* rewrite when the bytes differ ("updated" moves only then) */
     }
-    hs->dirty = true; /* rewrite when the bytes differ ("updated" moves only then) */
-    hs->busy = consul_session_renew(hs->c, hs->session, on_renewed, hs) == 0;
+    step(hs);
 }
 
 static void on_soon(uv_timer_t *t)
@@ -221,6 +246,7 @@ int host_status_start(uv_loop_t *loop, struct consul_client *c, const struct hos
     uv_timer_init(loop, &hs->tick);
     uv_timer_init(loop, &hs->soon);
     hs->tick.data = hs->soon.data = hs;
+    hs->jitter = uv_hrtime();
     uint64_t every = (uint64_t)o->ttl_s * 1000 / 3;
     uv_timer_start(&hs->tick, on_tick, every, every);
     step(hs);

@@ -9,8 +9,12 @@
  *
  * The caller says when something it reports changed; the entry is
  * rewritten (coalesced, only when its bytes differ) and the session renewed
- * every TTL/3. A Consul failure is logged and retried at the next tick; a
- * lost session (Consul restarted, TTL missed) is created again.
+ * every TTL/3. A renewal goes before any write and is never skipped: one
+ * due while a write is in flight goes out when the write is answered, and
+ * a failed one is retried within 1-1.5 s, so the session survives a few
+ * seconds of starvation or a slow Consul (TTL/3 per renewal to spare).
+ * Other Consul failures are logged and retried at the next tick; a lost
+ * session (Consul restarted, TTL missed) is created again.
  */
 #ifndef DROVER_WATCHER_HOST_STATUS_H
 #define DROVER_WATCHER_HOST_STATUS_H
