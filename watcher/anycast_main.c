@@ -31,6 +31,7 @@
 #include "http_server.h"
 #include "log.h"
 #include "metrics.h"
+#include "poll_deadline.h"
 #include "render.h"
 #include "sdnotify.h"
 
@@ -121,7 +122,7 @@ static int show_stat(const char *path, int timeout_ms, char **out, size_t *len)
     char *buf = NULL;
     size_t n = 0, cap = 0;
     int fd, rc = 0;
-    uint64_t deadline = uv_hrtime() / 1000000 + (uint64_t)timeout_ms;
+    uint64_t deadline = log_monotonic_ms() + (uint64_t)timeout_ms;
 
     *out = NULL;
     if (strlen(path) >= sizeof(sa.sun_path))
@@ -135,10 +136,10 @@ static int show_stat(const char *path, int timeout_ms, char **out, size_t *len)
         goto out;
     }
     for (;;) {
-        int64_t left = (int64_t)deadline - (int64_t)(uv_hrtime() / 1000000);
         struct pollfd p = {.fd = fd, .events = POLLIN};
-        if (left <= 0 || poll(&p, 1, (int)left) == 0) {
-            rc = -ETIMEDOUT;
+        int ready = poll_deadline(&p, deadline);
+        if (ready <= 0) {
+            rc = ready < 0 ? ready : -ETIMEDOUT;
             goto out;
         }
         if (n + 4096 + 1 > cap) {

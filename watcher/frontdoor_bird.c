@@ -17,6 +17,8 @@
 
 #include "atomic_file.h"
 #include "errmsg.h"
+#include "log.h"
+#include "poll_deadline.h"
 #include "render.h"
 
 /* ---- the include file ---- */
@@ -214,15 +216,8 @@ int frontdoor_bird_parse(const char *buf, size_t len, struct frontdoor_bird_repl
     return 0;
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Read one complete reply from fd into r by deadline. */
-static int read_reply(int fd, int64_t deadline, struct frontdoor_bird_reply *r)
+static int read_reply(int fd, uint64_t deadline, struct frontdoor_bird_reply *r)
 {
     char buf[8192];
     size_t len = 0, used;
@@ -235,15 +230,9 @@ static int read_reply(int fd, int64_t deadline, struct frontdoor_bird_reply *r)
             return 0;
         if (len == sizeof(buf))
             return -EMSGSIZE;
-        int64_t left = deadline - now_ms();
-        if (left <= 0)
-            return -ETIMEDOUT;
         struct pollfd p = {.fd = fd, .events = POLLIN};
-        rc = poll(&p, 1, (int)left);
-        if (rc < 0 && errno == EINTR)
-            continue;
-        if (rc < 0)
-            return -errno;
+        if ((rc = poll_deadline(&p, deadline)) < 0)
+            return rc;
         if (rc == 0)
             return -ETIMEDOUT;
         ssize_t k = read(fd, buf + len, sizeof(buf) - len);
@@ -261,7 +250,7 @@ int frontdoor_bird_command(const char *socket_path, const char *cmd, int timeout
                            struct frontdoor_bird_reply *r, char *err, size_t errlen)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    int64_t deadline = now_ms() + timeout_ms;
+    uint64_t deadline = log_monotonic_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
     int fd, rc;
     const char *stage = "connect";
 
