@@ -79,6 +79,7 @@ struct consul_stats {
     uint64_t watch_unchanged;  /* wake-ups whose content was unchanged */
     uint64_t watch_deliveries; /* changes delivered to on_change */
     uint64_t stale_retries;    /* stale answers over max_stale_ms, re-read from the leader */
+    uint64_t stall_retries;    /* reads timed out while this process stalled, sent again */
     uint64_t stale_behind;   /* stale watch answers older than data held, re-read from the leader */
     uint64_t bytes_received; /* bytes on the wire from Consul: headers + (compressed) bodies */
     uint64_t watch_entries_parsed; /* KV watch answers: entries parsed */

@@ -19,6 +19,7 @@
 #include "consul_internal.h"
 #include "metrics.h"
 #include "log.h"
+#include "loop_lag.h"
 
 #define DEFAULT_ADDRESS    "http://127.0.0.1:8500"
 #define DEFAULT_TIMEOUT_MS 10000
@@ -174,6 +175,10 @@ int consul_client_new(uv_loop_t *loop, const struct consul_config *cfg, struct c
     rc = curl_uv_new(loop, &c->cu);
     if (rc)
         goto fail;
+    if ((rc = loop_lag_new(loop, &c->lag)) < 0) {
+        curl_uv_free(c->cu);
+        goto fail;
+    }
     *out = c;
     return 0;
 fail:
@@ -244,6 +249,7 @@ void consul_client_free(struct consul_client *c)
         req_free(r);
     }
     curl_uv_free(c->cu);
+    loop_lag_free(c->lag);
     free(c->token_file);
     free(c->token);
     free(c->ca_file);
@@ -300,6 +306,7 @@ static int setup_easy(struct consul_request *r)
     char *url = NULL;
     if (asprintf(&url, "%s%s", c->base_url, r->path) < 0)
         return -ENOMEM;
+    r->stall_at_start = loop_lag_stalled_ms(c->lag);
     if (!r->easy)
         r->easy = curl_easy_init();
     else
@@ -547,6 +554,33 @@ static bool stale_retry(struct consul_request *r)
     return false;
 }
 
+/* A read that timed out while this process itself could not act for a
+ * second or more (or half its timeout, if that is less) says nothing
+ * about Consul: libcurl checks its timeout before it reads the socket, so
+ * the answer may well be sitting there. Send it once more (a blocking
+ * query with the same index answers at once if the data moved) instead of
+ * reporting an error, which would start a backoff and count an outage.
+ * true when the retry was started. */
+static bool stall_retry(struct consul_request *r)
+{
+    struct consul_client *c = r->c;
+    uint64_t stalled = loop_lag_stalled_ms(c->lag) - r->stall_at_start;
+    uint64_t enough = r->timeout_ms / 2 < 1000 ? (uint64_t)r->timeout_ms / 2 : 1000;
+
+    if (r->stall_retried || !is_read(r->kind) || stalled < enough)
+        return false;
+    log_info("consul: %s %s timed out while this process could not act for %" PRIu64
+             " ms (stopped or starved); sending it again",
+             r->method, r->path, stalled);
+    r->stall_retried = true;
+    c->stats.stall_retries++;
+    if (setup_easy(r) == 0 && curl_uv_add(c->cu, r->easy, on_done, r) == 0) {
+        c->stats.requests++;
+        return true;
+    }
+    return false;
+}
+
 /* One HTTP exchange's duration into the client's histogram (curl counts
  * from the start of the transfer to its end, failures included). */
 static void observe_latency(const struct consul_request *r, CURL *easy)
@@ -567,6 +601,8 @@ static void on_done(CURL *easy, CURLcode result, void *arg)
     resp.index = r->index;
     observe_latency(r, easy);
 
+    if (result == CURLE_OPERATION_TIMEDOUT && stall_retry(r))
+        return;
     if (result != CURLE_OK) {
         resp.err = curl_to_errno(result);
         snprintf(r->errmsg, sizeof(r->errmsg), "consul: %s %s: %s", r->method, r->path,

@@ -39,6 +39,8 @@ struct consul_request {
     uint64_t index;  /* X-Consul-Index of the answer */
     bool index_seen; /* the answer carried X-Consul-Index (Consul's 404s do) */
     bool token_retried;
+    bool stall_retried;       /* sent again after a timeout this process caused */
+    uint64_t stall_at_start;  /* loop_lag_stalled_ms() when it was (re)sent */
     bool stale;               /* sent with ?stale: check the answer's staleness */
     bool blocking;            /* a blocking query (index > 0): no latency observed */
     bool known_leader;        /* X-Consul-KnownLeader of the answer (true when absent) */
@@ -60,8 +62,9 @@ struct consul_request {
 struct consul_client {
     uv_loop_t *loop;
     struct curl_uv *cu;
-    char *base_url;   /* scheme://host:port used in URLs */
-    char *connect_to; /* CURLOPT_CONNECT_TO entry when verifying another name */
+    struct loop_lag *lag; /* a timeout after our own stall is not Consul's */
+    char *base_url;       /* scheme://host:port used in URLs */
+    char *connect_to;     /* CURLOPT_CONNECT_TO entry when verifying another name */
     char *token_file;
     char *token;
     char *ca_file;

@@ -6,7 +6,11 @@
  * the I/O callbacks it runs), check, closing. Between check and the next
  * prepare, and for the I/O callbacks inside the wait, the loop is busy:
  * all of that counts as stalled. Of the time blocked in the kernel only
- * what ran past the wait's own timeout counts.
+ * what ran past the wait's own timeout counts. libuv updates the loop's
+ * clock (uv_now) right after the kernel returns, before it runs the I/O
+ * callbacks, which tells the two parts of the wait apart. (libuv's
+ * idle-time metric would too, but 1.44 misses the first wait after it is
+ * switched on.)
  */
 #include "loop_lag.h"
 
@@ -23,8 +27,7 @@ struct loop_lag {
     unsigned open_handles;
     bool in_wait;         /* between prepare and check */
     uint64_t prepared_ns; /* uv_hrtime() at prepare */
-    uint64_t idle_ns;     /* uv_metrics_idle_time() at prepare */
-    int64_t wait_timeout; /* ms the wait may block, -1 forever */
+    int64_t wait_timeout; /* ms the wait may block, -1: unbounded or unknown */
     uint64_t checked_ns;  /* uv_hrtime() at the last check, 0 before */
     uint64_t stalled_ns;  /* completed stretches */
 };
@@ -38,9 +41,12 @@ static uint64_t sub0(uint64_t a, uint64_t b)
  * the blocked time past the timeout. */
 static uint64_t wait_stall_ns(const struct loop_lag *lag, uint64_t now_ns)
 {
-    uint64_t total = sub0(now_ns, lag->prepared_ns);
-    uint64_t blocked = sub0(uv_metrics_idle_time(lag->loop), lag->idle_ns);
-    uint64_t busy = sub0(total, blocked);
+    uint64_t woke_ns = uv_now(lag->loop) * NS_PER_MS; /* set when the kernel returned */
+    uint64_t blocked = sub0(woke_ns, lag->prepared_ns);
+    /* uv_now is whole milliseconds: the first one of the callbacks' time
+     * is rounding, not a stall */
+    uint64_t busy =
+        sub0(sub0(now_ns, woke_ns > lag->prepared_ns ? woke_ns : lag->prepared_ns), NS_PER_MS);
     uint64_t overrun =
         lag->wait_timeout < 0 ? 0 : sub0(blocked, (uint64_t)lag->wait_timeout * NS_PER_MS);
     return busy + overrun;
@@ -54,8 +60,12 @@ static void on_prepare(uv_prepare_t *p)
     if (lag->checked_ns)
         lag->stalled_ns += sub0(now, lag->checked_ns);
     lag->prepared_ns = now;
-    lag->idle_ns = uv_metrics_idle_time(lag->loop);
-    lag->wait_timeout = uv_backend_timeout(lag->loop);
+    /* uv_backend_timeout() says 0 while watchers wait to be registered
+     * with the kernel (libuv 1.44), although uv_run then blocks until the
+     * next timer. A real 0 does not block at all, so 0 counts as "no
+     * bound": the blocked time of such a wait is not taken for a stall. */
+    int timeout = uv_backend_timeout(lag->loop);
+    lag->wait_timeout = timeout == 0 ? -1 : timeout;
     lag->in_wait = true;
 }
 
@@ -87,12 +97,6 @@ int loop_lag_new(uv_loop_t *loop, struct loop_lag **out)
 
     if (!lag)
         return -ENOMEM;
-    /* Idempotent; only adds the bookkeeping of the idle-time metric. */
-    int rc = uv_loop_configure(loop, UV_METRICS_IDLE_TIME);
-    if (rc < 0) {
-        free(lag);
-        return rc;
-    }
     lag->loop = loop;
     uv_prepare_init(loop, &lag->prepare);
     uv_check_init(loop, &lag->check);

@@ -9,9 +9,8 @@
  * The loop counts as stalled while it runs callbacks (anything outside
  * its wait for I/O) and while its wait for I/O lasted past the timeout the
  * loop asked for (the process was not running when it should have woken).
- * Measured with a prepare/check handle pair around the I/O wait and
- * libuv's idle-time metric (UV_METRICS_IDLE_TIME, switched on for the
- * loop). The handles are unreferenced: they never keep a loop alive.
+ * Measured with a prepare/check handle pair around the I/O wait. The
+ * handles are unreferenced: they never keep a loop alive.
  */
 #ifndef DROVER_LOOP_LAG_H
 #define DROVER_LOOP_LAG_H
@@ -21,7 +20,7 @@
 
 struct loop_lag;
 
-/* Start measuring loop. 0 or -ENOMEM / a negative libuv error. */
+/* Start measuring loop. 0 or -ENOMEM. */
 int loop_lag_new(uv_loop_t *loop, struct loop_lag **out);
 
 /* Milliseconds the loop has been stalled since loop_lag_new, including the

@@ -627,9 +627,30 @@ static void collect_decap(struct metrics_emitter *em, void *arg)
     director_metrics_emit(em, w->decap_pin_dir, opt.decap_dev, true);
 }
 
+/* Where the watcher stands: what it has seen of KV and whether it has
+ * finished with it. Operators see a watcher that is behind; tests wait for
+ * "decided" instead of sleeping: once kv_index covers their write and idle
+ * is 1 in the same scrape, everything that write causes has happened. */
+static void collect_progress(struct metrics_emitter *em, void *arg)
+{
+    struct watcher *w = arg;
+    struct consul_feed_stats fs = {0};
+
+    if (w->feed)
+        consul_feed_get_stats(w->feed, &fs);
+    metrics_emit(em, "drover_watcher_kv_index",
+                 "Highest ModifyIndex among the KV entries of the last snapshot read.",
+                 METRICS_GAUGE, (double)fs.kv_index, NULL);
+    metrics_emit(em, "drover_watcher_idle",
+                 "1 while nothing is pending: no quiescence window, check, install, reload or "
+                 "runtime apply.",
+                 METRICS_GAUGE, w->engine && haproxy_engine_idle(w->engine) ? 1.0 : 0.0, NULL);
+}
+
 static void setup_metrics(struct watcher *w)
 {
     struct metrics_registry *r = w->metrics;
+    metrics_add_collector(r, collect_progress, w);
     w->m_consul_errors = metrics_counter(r, "drover_watcher_consul_errors_total",
                                          "Failed Consul watch attempts (fail static).", NULL);
     w->m_tpl_reloads = metrics_counter(r, "drover_watcher_template_reloads_total",

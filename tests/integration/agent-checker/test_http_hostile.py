@@ -5,12 +5,20 @@ health port (common/http_server.c, issue 20 items 1 and 2):
 1. 40 connections each pipelining 2,621 `GET /metrics` requests without
    ever reading an answer: the daemon's peak RSS (VmHWM) stays under
    PIPELINE_RSS_LIMIT (it was 480 MB before answers were taken one at a
-   time), /healthz still answers within 1 s, and the memory is back down
+   time), /healthz still answers in time, and the memory is back down
    once the clients leave.
 2. 2,000 connections that send nothing, held open: /healthz and /metrics
-   answer within 1 s each (the quietest connection makes room at the cap),
-   the closures are counted in drover_http_connections_closed_total and
-   logged as a summary, not one line per connection.
+   answer in time (the quietest connection makes room at the cap), the
+   closures are counted in drover_http_connections_closed_total and logged
+   as a summary, not one line per connection.
+
+"In time" is not a fixed wall time but what a wrong server would wait
+for: one that found no room for a probe (or never got to read it beside
+the pipelining clients) serves it only once a connection is closed by the
+daemon's header timeout (HEADER_TIMEOUT_S, common/http_server.c's
+default), so each probe must answer within half of that. A loaded CI
+machine stretches a correct probe from milliseconds to a few hundred; it
+does not stretch it to seconds.
 
 Usage: test_http_hostile.py /path/to/drover-agent-checker"""
 
@@ -32,6 +40,10 @@ PIPELINE_RSS_LIMIT = 48 << 20
 PIPELINE_CONNS = 40
 PIPELINE_REQUESTS = 2621
 IDLE_CONNS = 2000
+# the daemon's header timeout (http_server_opts.header_timeout_ms, 0 = 5 s);
+# the agent-checker keeps the default
+HEADER_TIMEOUT_S = 5.0
+PROBE_LIMIT_S = HEADER_TIMEOUT_S / 2
 
 
 def status_kb(pid, field):
@@ -42,10 +54,10 @@ def status_kb(pid, field):
     raise AssertionError(f"{field} missing from /proc/{pid}/status")
 
 
-def timed_get(port, path, limit_s=1.0):
+def timed_get(port, path):
     """GET path on a new connection; return (status line, seconds)."""
     t0 = time.monotonic()
-    with socket.create_connection(("127.0.0.1", port), timeout=limit_s + 4) as s:
+    with socket.create_connection(("127.0.0.1", port), timeout=HEADER_TIMEOUT_S * 2) as s:
         s.sendall(f"GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".encode())
         data = b""
         while True:
@@ -61,7 +73,9 @@ def timed_get(port, path, limit_s=1.0):
 def assert_probe_fast(d, path, why):
     line, took = timed_get(d.mport, path)
     assert line.startswith("HTTP/1.1 200"), f"{path} {why}: got {line!r}"
-    assert took < 1.0, f"{path} {why}: answered after {took:.2f} s (limit 1 s)"
+    assert took < PROBE_LIMIT_S, \
+        f"{path} {why}: answered after {took:.2f} s (limit {PROBE_LIMIT_S:.1f} s: half the " \
+        f"{HEADER_TIMEOUT_S:.0f} s header timeout a server without room would wait for)"
     return took
 
 
@@ -141,7 +155,7 @@ def test_idle_connections(d):
     for path in ("/healthz", "/readyz", "/metrics", "/healthz"):
         if path == "/readyz":
             line, took = timed_get(d.mport, path)
-            assert took < 1.0, f"/readyz answered after {took:.2f} s"
+            assert took < PROBE_LIMIT_S, f"/readyz answered after {took:.2f} s"
         else:
             took = assert_probe_fast(d, path, f"with {IDLE_CONNS} idle connections held")
         worst = max(worst, took)

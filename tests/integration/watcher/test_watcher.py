@@ -134,7 +134,7 @@ def sc_structural():
         time.sleep(0.1)
         F.kv.put("haproxy/edge/services/web", F.service(slots=8, maxconn=mc))
     wait_for("one reload", lambda: F.master_reloads() > r0, timeout=20)
-    time.sleep(1.5)  # let any further (wrong) reload show up
+    F.settled("the burst", "haproxy/edge/services/web")  # a further (wrong) reload is done by now
     assert F.master_reloads() == r0 + 1, "expected exactly one reload, got %d" % (
         F.master_reloads() - r0)
     assert F.metric("drover_watcher_reloads_total") == m0 + 1
@@ -160,7 +160,7 @@ def sc_badvalue():
     evil["backends"][0]["balance"] = "roundrobin\n    stats enable"
     F.kv.put("haproxy/edge/services/web", evil)
     wait_for("bad entry counted", lambda: F.metric("drover_watcher_kv_bad_entries_total") > bad0)
-    time.sleep(1.0)
+    F.settled("the bad value", "haproxy/edge/services/web")
     assert F.cfg_text() == before
     assert "stats enable" not in F.cfg_text()
     assert F.master_reloads() == r0
@@ -214,7 +214,7 @@ def sc_hup():
     WATCHER_P.send_signal(signal.SIGHUP)
     wait_for("bad template set counted",
              lambda: F.metric("drover_watcher_template_reload_failures_total") == bad0 + 1)
-    time.sleep(1.0)  # the structural window would have rendered by now
+    F.settled("the refused template set")  # a render it caused would be done by now
     assert F.cfg_text() == before
     assert F.master_reloads() == r0 + 1
     assert F.metric("drover_watcher_template_reloads_total") == ok0 + 1
@@ -433,7 +433,7 @@ def sc_guard():
                 ("kube/prod-a/nodes/n2", node("127.0.0.2", eligible=False))])
     wait_for("change held", lambda: F.metric("drover_watcher_removals_held") == 1)
     assert F.metric("drover_watcher_removals_held_total") == h0 + 1
-    time.sleep(0.5)
+    F.settled("the held change", "kube/prod-a/nodes/n2")
     assert live_addrs() == {"127.0.0.1", "127.0.0.2", "127.0.0.3"}, live_addrs()
     F.requests_ok()
     # a force-removal entry lets it through until it expires

@@ -19,7 +19,7 @@ import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "lib"))
 from drover_testlib import (KV_ROOT, T0, ConsulDev, HAProxy, NotifySocket, free_port,  # noqa: E402
-                            haproxy_master_reloads, haproxy_servers_state, http, log, metric,
+                            haproxy_master_reloads, haproxy_servers_state, http, log, metric, scrape,
                             serve_http, stop_process, tail, wait_until)
 
 def wait_for(what, fn, timeout=15.0, interval=0.05):
@@ -135,6 +135,18 @@ class Fleet:
 
     def metric(self, name):
         return metric(self.METRICS_PORT, name)
+
+    def settled(self, what, key=None):
+        """Wait until the watcher has read KV up to key's ModifyIndex (any
+        index without key) and has nothing pending (drover_watcher_idle): a
+        reload, render or runtime apply the change caused has happened by
+        then, so "nothing happened" can be asserted without a sleep."""
+        want = self.kv.entry(key)[0]["ModifyIndex"] if key else 0
+
+        def done():
+            s = scrape(self.METRICS_PORT)
+            return s.get("drover_watcher_kv_index", 0) >= want and s.get("drover_watcher_idle") == 1
+        wait_for("the watcher to settle after %s (KV index >= %d, idle)" % (what, want), done)
 
     def readyz(self):
         return http("GET", "http://127.0.0.1:%d/readyz" % self.METRICS_PORT, timeout=2)[0] == 200

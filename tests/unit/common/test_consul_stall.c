@@ -1,0 +1,227 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The Consul client when its own process stalls: a read whose answer
+ * arrived while the loop was blocked past the request timeout is sent
+ * again and succeeds (libcurl would report a timeout: it checks its clock
+ * before it reads the socket), while a Consul that really does not answer
+ * still times out.
+ *
+ * The fake Consul (tests/lib/fake_http) runs on its own loop and thread, so
+ * it answers while the test blocks the client's loop.
+ */
+#include <check.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "consul.h"
+#include "fake_http.h"
+
+#define TIMEOUT_MS 300
+
+struct server {
+    uv_loop_t loop;
+    uv_async_t stop;
+    struct fake_http *http;
+    int port;
+    bool hang;            /* never answer */
+    bool wait_for_stall;  /* answer only once the client's loop is blocked */
+    atomic_bool stalling; /* set by the client as its stall begins */
+    atomic_uint seen;
+    pthread_t thread;
+};
+
+static void handler(void *arg, const struct fake_http_req *req, struct fake_http_reply *rep)
+{
+    struct server *s = arg;
+
+    (void)req;
+    atomic_fetch_add(&s->seen, 1);
+    /* the answer must arrive while the client cannot read it */
+    for (int i = 0; s->wait_for_stall && !atomic_load(&s->stalling) && i < 5000; i++) {
+        struct timespec ts = {.tv_nsec = 1000000};
+        nanosleep(&ts, NULL);
+    }
+    rep->has_index = true;
+    rep->index = 7;
+    rep->hang = s->hang;
+    rep->body = strdup("[{\"Key\":\"drover/v1/x\",\"Value\":\"eA==\",\"ModifyIndex\":7}]");
+}
+
+static void on_stop(uv_async_t *a)
+{
+    struct server *s = a->data;
+    fake_http_stop(s->http);
+    uv_close((uv_handle_t *)a, NULL);
+}
+
+static void *server_main(void *arg)
+{
+    struct server *s = arg;
+    uv_run(&s->loop, UV_RUN_DEFAULT);
+    return NULL;
+}
+
+static void server_start(struct server *s, bool hang, bool wait_for_stall)
+{
+    memset(s, 0, sizeof(*s));
+    s->hang = hang;
+    s->wait_for_stall = wait_for_stall;
+    ck_assert_int_eq(uv_loop_init(&s->loop), 0);
+    ck_assert_int_eq(fake_http_start(&s->loop, handler, s, &s->http, &s->port), 0);
+    uv_async_init(&s->loop, &s->stop, on_stop);
+    s->stop.data = s;
+    ck_assert_int_eq(pthread_create(&s->thread, NULL, server_main, s), 0);
+}
+
+static void server_stop(struct server *s)
+{
+    uv_async_send(&s->stop);
+    pthread_join(s->thread, NULL);
+    uv_loop_close(&s->loop);
+}
+
+struct client {
+    uv_loop_t loop;
+    struct consul_client *c;
+    struct server *srv;
+    uv_check_t stall;
+    uv_timer_t wake;
+    bool stalled, done;
+    int err;
+};
+
+static void sleep_ms(unsigned ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
+    while (nanosleep(&ts, &ts) != 0)
+        ;
+}
+
+static void on_wake(uv_timer_t *t)
+{
+    (void)t; /* only makes the loop go round every millisecond */
+}
+
+/* After an I/O wait, once Consul has the request: block the loop past the
+ * request timeout (as SIGSTOP or a long table build would), once. The
+ * answer arrives meanwhile; curl's timeout is due when the loop goes on. */
+static void on_stall(uv_check_t *h)
+{
+    struct client *cl = h->data;
+
+    if (cl->stalled || atomic_load(&cl->srv->seen) == 0)
+        return;
+    cl->stalled = true;
+    atomic_store(&cl->srv->stalling, true);
+    sleep_ms(3 * TIMEOUT_MS + 1000);
+}
+
+static void on_read(void *arg, struct consul_response *resp)
+{
+    struct client *cl = arg;
+    cl->err = resp->err;
+    cl->done = true;
+}
+
+static void run(struct client *cl, struct server *srv, bool stall)
+{
+    char addr[64];
+
+    memset(cl, 0, sizeof(*cl));
+    cl->srv = srv;
+    ck_assert_int_eq(uv_loop_init(&cl->loop), 0);
+    snprintf(addr, sizeof(addr), "http://127.0.0.1:%d", srv->port);
+    struct consul_config cfg = {.address = addr, .request_timeout_ms = TIMEOUT_MS};
+    ck_assert_int_eq(consul_client_new(&cl->loop, &cfg, &cl->c), 0);
+    uv_check_init(&cl->loop, &cl->stall);
+    uv_timer_init(&cl->loop, &cl->wake);
+    cl->stall.data = cl;
+    if (stall) {
+        uv_check_start(&cl->stall, on_stall);
+        uv_timer_start(&cl->wake, on_wake, 1, 1);
+    }
+    ck_assert_int_eq(consul_kv_get_prefix(cl->c, "drover/v1/", on_read, cl), 0);
+    /* each attempt ends within its timeout (plus the one stall) */
+    while (!cl->done)
+        uv_run(&cl->loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&cl->stall, NULL);
+    uv_close((uv_handle_t *)&cl->wake, NULL);
+}
+
+static void finish(struct client *cl)
+{
+    consul_client_free(cl->c);
+    uv_run(&cl->loop, UV_RUN_DEFAULT);
+    ck_assert_int_eq(uv_loop_close(&cl->loop), 0);
+}
+
+START_TEST(test_answer_read_after_stall)
+{
+    struct server srv;
+    struct client cl;
+
+    server_start(&srv, false, true);
+    run(&cl, &srv, true);
+    ck_assert(cl.stalled);
+    ck_assert_msg(cl.err == 0, "the answer was there after the stall, yet the read failed: %d",
+                  cl.err);
+    ck_assert_uint_eq(consul_client_stats(cl.c)->stall_retries, 1);
+    ck_assert_uint_eq(consul_client_stats(cl.c)->errors, 0);
+    finish(&cl);
+    server_stop(&srv);
+}
+END_TEST
+
+START_TEST(test_silent_consul_still_times_out)
+{
+    struct server srv;
+    struct client cl;
+
+    server_start(&srv, true, false);
+    run(&cl, &srv, false);
+    ck_assert_int_eq(cl.err, -ETIMEDOUT);
+    ck_assert_uint_eq(consul_client_stats(cl.c)->stall_retries, 0);
+    finish(&cl);
+    server_stop(&srv);
+}
+END_TEST
+
+START_TEST(test_silent_consul_after_stall_times_out_once_more)
+{
+    struct server srv;
+    struct client cl;
+
+    server_start(&srv, true, false);
+    run(&cl, &srv, true);
+    ck_assert_int_eq(cl.err, -ETIMEDOUT);
+    ck_assert_uint_eq(consul_client_stats(cl.c)->stall_retries, 1);
+    ck_assert_uint_eq(atomic_load(&srv.seen), 2);
+    finish(&cl);
+    server_stop(&srv);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("consul_stall");
+    TCase *tc = tcase_create("stall");
+    tcase_add_test(tc, test_answer_read_after_stall);
+    tcase_add_test(tc, test_silent_consul_still_times_out);
+    tcase_add_test(tc, test_silent_consul_after_stall_times_out_once_more);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

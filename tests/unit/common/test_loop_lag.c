@@ -1,0 +1,91 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* loop_lag: a blocked loop counts as stalled, a loop waiting for its next
+ * timer does not. */
+#include <check.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "loop_lag.h"
+
+#define BLOCK_MS 300
+
+struct run {
+    struct loop_lag *lag;
+    uint64_t at_start, at_end;
+    unsigned ticks;
+    bool block;
+};
+
+static void on_tick(uv_timer_t *t)
+{
+    struct run *r = t->data;
+
+    if (r->ticks == 0)
+        r->at_start = loop_lag_stalled_ms(r->lag);
+    if (r->block && r->ticks == 1) {
+        struct timespec ts = {.tv_nsec = BLOCK_MS * 1000000L};
+        while (nanosleep(&ts, &ts) != 0)
+            ;
+    }
+    if (++r->ticks == 4) {
+        r->at_end = loop_lag_stalled_ms(r->lag);
+        uv_timer_stop(t);
+    }
+}
+
+/* Four ticks 100 ms apart, the second one blocking the loop when asked. */
+static uint64_t stalled_over_run(bool block)
+{
+    uv_loop_t loop;
+    uv_timer_t t;
+    struct run r = {.block = block};
+
+    ck_assert_int_eq(uv_loop_init(&loop), 0);
+    ck_assert_int_eq(loop_lag_new(&loop, &r.lag), 0);
+    uv_timer_init(&loop, &t);
+    t.data = &r;
+    uv_timer_start(&t, on_tick, 100, 100);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_close((uv_handle_t *)&t, NULL);
+    loop_lag_free(r.lag);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    ck_assert_int_eq(uv_loop_close(&loop), 0);
+    return r.at_end - r.at_start;
+}
+
+START_TEST(test_blocked_loop_is_stalled)
+{
+    uint64_t ms = stalled_over_run(true);
+    ck_assert_msg(ms >= BLOCK_MS, "blocked %d ms, counted %llu", BLOCK_MS, (unsigned long long)ms);
+}
+END_TEST
+
+START_TEST(test_waiting_loop_is_not_stalled)
+{
+    /* 300 ms of waiting for timers; a loaded machine delays the wake-ups
+     * somewhat (that is lag too), never by half the run */
+    uint64_t ms = stalled_over_run(false);
+    ck_assert_msg(ms < BLOCK_MS / 2, "an idle loop counted %llu ms stalled",
+                  (unsigned long long)ms);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("loop_lag");
+    TCase *tc = tcase_create("loop_lag");
+    tcase_add_test(tc, test_blocked_loop_is_stalled);
+    tcase_add_test(tc, test_waiting_loop_is_not_stalled);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
