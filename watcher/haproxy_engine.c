@@ -892,6 +892,9 @@ static void setup_metrics(struct haproxy_engine *e)
     e->m_cert_swaps =
         metrics_counter(r, "drover_watcher_cert_swaps_total",
                         "Certificates swapped through the runtime API (no reload).", NULL);
+    e->m_cert_checks =
+        metrics_counter(r, "drover_watcher_cert_checks_total",
+                        "Looks at the TLS files the configs name (poll or file event).", NULL);
     e->m_cert_failures = metrics_counter(r, "drover_watcher_cert_swap_failures_total",
                                          "Certificate files refused (do not parse, key does not "
                                          "match, or HAProxy refused them); the old one serves.",

@@ -433,6 +433,8 @@ void engine_check_certs(struct haproxy_engine *e)
             check_cert(e, s, &s->certs[k]);
         }
     }
+    /* last: whatever this look started is pending when the count moves */
+    metrics_counter_inc(e->m_cert_checks);
 }
 
 void engine_certs_init(struct haproxy_engine *e)

@@ -442,9 +442,14 @@ def step_noca():
     want = "backends[0].server_tls.ca_file: %s: No such file or directory" % ca
     wait_for("the missing CA file refused", lambda: want in open(os.path.join(F.work,
                                                                            "watcher.log")).read())
-    # longer than the structural quiet window (--wait-min 300ms) and a
-    # certificate poll (1 s): a reload that must not come would have come
-    time.sleep(1.6)
+    # the definition's structural window has run, and a certificate poll
+    # after it (which looks at the CA files again) too: a reload that must
+    # not come would have started by then
+    F.settled("the refused definition", "haproxy/edge/services/tls")
+    polls = metric(F.METRICS_PORT, "drover_watcher_cert_checks_total")
+    wait_for("a certificate poll after the refusal",
+             lambda: metric(F.METRICS_PORT, "drover_watcher_cert_checks_total") > polls)
+    F.settled("that certificate poll")
     assert reloads() == r0, "a definition naming a missing CA file reloaded HAProxy"
     assert ca not in F.cfg_text("tls")
     assert answer("ok.example.com") == ("200", "up-ok"), "the running config stopped serving"
