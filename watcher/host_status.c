@@ -67,6 +67,7 @@ static void drop_session(struct host_status *hs)
 {
     free(hs->session);
     hs->session = NULL;
+    hs->renew_due = false; /* a new session needs no renewal yet */
     free(hs->written);
     hs->written = NULL;
 }
@@ -106,14 +107,12 @@ static void on_written(void *arg, struct consul_response *resp)
     if (hs->stopping)
         host_status_stop(hs, hs->done, hs->done_arg);
     else if (hs->renew_due || (hs->dirty && hs->session && !failed))
+        /* A renewal the write held up goes out now. A failed write waits
+         * for the tick: a Consul that lost our session (restarted empty:
+         * 500 "invalid session") would otherwise be asked again at once,
+         * hundreds of times a second, until the tick's renewal finds it
+         * gone. */
         step(hs);
-            /* a renewal the write held up goes out now */ /* after a failure the tick retries: a
-                                                            * Consul that lost our session
-                                                            * (restarted empty: 500 "invalid
-                                                            * session") would otherwise be asked
-                                                            * again at once, hundreds of times a
-                                                            * second, until the tick's renewal finds
-                                                            * it gone */
 }
 
 static void write_entry(struct host_status *hs)
