@@ -19,8 +19,8 @@ import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "lib"))
 from drover_testlib import (KV_ROOT, T0, ConsulDev, HAProxy, NotifySocket, free_port,  # noqa: E402
-                            haproxy_master_reloads, haproxy_servers_state, http, log, metric, scrape,
-                            serve_http, stop_process, tail, wait_until)
+                            haproxy_master_reloads, haproxy_servers_state, http, log, metric,
+                            scrape, serve_http, stop_process, tail, wait_until)
 
 def wait_for(what, fn, timeout=15.0, interval=0.05):
     """wait_until, except that an exception from fn counts as "not yet"
