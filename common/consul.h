@@ -338,6 +338,13 @@ struct consul_watch_opts {
     unsigned wait_s;       /* 0: 300; capped at 600 */
     unsigned retry_min_ms; /* first retry delay after an error; 0: 250 */
     unsigned retry_max_ms; /* cap; 0: 30000 */
+    /* KV: after an answer that is empty and unchanged, wait this long
+     * before the next blocking query (0: at once). Consul answers a
+     * blocking query on a missing prefix at every write to the KV around
+     * it (it watches a node of its radix tree above the prefix), so an
+     * empty prefix costs a read per KV write; the pause bounds that to
+     * one per pause. A key that appears meanwhile is read when it ends. */
+    unsigned empty_pause_ms;
     /* A new value: resp->kv (KV) or resp->health (health), resp->index.
      * The list stays owned by the watch and valid until the next
      * on_change or consul_watch_stop(). */

@@ -40,6 +40,7 @@ struct consul_watch {
     char *target;
     bool passing_only;
     unsigned wait_s;
+    unsigned empty_pause_ms; /* consul_watch_opts.empty_pause_ms */
     consul_cb on_change;
     consul_cb on_error;
     void *arg;
@@ -143,7 +144,7 @@ static void on_answer(void *arg, struct consul_response *resp)
         watch_issue(w);
         return;
     }
-    bool deliver_ok = true;
+    bool deliver_ok = true, empty_unchanged = false;
     if (got == 0 || (sent > 0 && got < sent)) {
         /* Consul restored a snapshot, changed leader or the endpoint has no
          * index: start over with a full read instead of blocking on a
@@ -190,6 +191,7 @@ static void on_answer(void *arg, struct consul_response *resp)
                 return;
         } else {
             c->stats.watch_unchanged++;
+            empty_unchanged = w->kind == CONSUL_WATCH_KV_PREFIX && w->last_kv && w->last_kv->n == 0;
         }
     }
     if (w->answer_text) { /* not delivered: last_text stays last_kv's */
@@ -198,6 +200,8 @@ static void on_answer(void *arg, struct consul_response *resp)
     }
     if (w->resets_in_row > 1)
         schedule(w, backoff_next(&w->backoff)); /* never spin on resets */
+    else if (empty_unchanged && w->empty_pause_ms)
+        schedule(w, w->empty_pause_ms); /* see consul_watch_opts */
     else
         watch_issue(w);
 }
@@ -269,6 +273,7 @@ int consul_watch_start(struct consul_client *c, const struct consul_watch_opts *
     w->wait_s = o->wait_s ? o->wait_s : CONSUL_WAIT_DEFAULT_S;
     if (w->wait_s > CONSUL_WAIT_MAX_S)
         w->wait_s = CONSUL_WAIT_MAX_S;
+    w->empty_pause_ms = o->empty_pause_ms;
     w->on_change = o->on_change;
     w->on_error = o->on_error;
     w->arg = o->arg;

@@ -19,6 +19,15 @@
  * changes only), so nothing else would say so. */
 #define REREAD_POLL_MS 100
 
+/* An empty prefix (often maintenance/, the flat nodes/ once the exporter
+ * writes node shards, shards of a small cluster) is answered by Consul at
+ * every KV write near it: each KV change cost every empty prefix a no-op
+ * read. Its next query waits this long (consul_watch_opts.empty_pause_ms),
+ * so the first key that appears in an empty prefix is seen up to this
+ * much later; a prefix with keys is answered only for its own changes and
+ * never waits. */
+#define EMPTY_PREFIX_PAUSE_MS 100
+
 struct feed_watch {
     struct consul_feed *feed;
     char *prefix;
@@ -277,6 +286,7 @@ static int watch_add(struct consul_feed *f, char *prefix, bool defs)
         .kind = CONSUL_WATCH_KV_PREFIX,
         .target = prefix,
         .wait_s = f->o.wait_s,
+        .empty_pause_ms = EMPTY_PREFIX_PAUSE_MS,
         .on_change = on_change,
         .on_error = on_error,
         .arg = w,

@@ -647,6 +647,16 @@ static void collect_progress(struct metrics_emitter *em, void *arg)
                  METRICS_GAUGE, w->engine && haproxy_engine_idle(w->engine) ? 1.0 : 0.0, NULL);
 }
 
+/* The Consul client's counters, as drover_watcher_haproxy_consul_<field>_total
+ * (the director and anycast roles name theirs alike; not _watcher_consul_:
+ * drover_watcher_consul_errors_total is the feed's own counter). */
+static void collect_consul(struct metrics_emitter *em, void *arg)
+{
+    struct watcher *w = arg;
+    if (w->consul)
+        consul_stats_emit(consul_client_stats(w->consul), em, "watcher_haproxy");
+}
+
 static void setup_metrics(struct watcher *w)
 {
     struct metrics_registry *r = w->metrics;
@@ -668,6 +678,7 @@ static void setup_metrics(struct watcher *w)
         "From a KV change reaching the watcher (a new snapshot) to its apply through the runtime "
         "API or a reload, quiescence included.",
         NULL, metrics_latency_buckets, metrics_latency_buckets_n);
+    metrics_add_collector(r, collect_consul, w);
     if (w->decap_pin_dir[0])
         metrics_add_collector(r, collect_decap, w);
 }

@@ -35,6 +35,7 @@ import calendar
 import collections
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -53,7 +54,7 @@ PACED_DOC = """paced mode (`scripts/bench.sh watcher paced [RATE [SECONDS]]`, de
 loop: writer threads PUT change k at start + k / RATE whether or not
 earlier changes are applied yet (a late writer PUTs at once and the
 achieved rate is printed), and one observer polls HAProxy's `show servers
-state` every 1 ms. Changes take nodes out and bring them back so that at
+state` on one kept prompt-mode connection, 0.5 ms apart. Changes take nodes out and bring them back so that at
 most 20 of 100 are out at once (under the removal guard's share) and a
 node is touched again only 40 changes later (400 ms at 100/s): each node
 has at most one change in flight, so each poll attributes what it sees; a
@@ -251,6 +252,71 @@ def histogram_pct(buckets, p):
     return float("inf")
 
 
+class StateObserver:
+    """The paced bench's observer: one persistent prompt-mode connection to
+    HAProxy's stats socket, `show servers state BACKEND` per poll. A new
+    connection per poll (the closed-loop bench's way) cost the observer a
+    connect, HAProxy an accept and the poll about 1.3 ms at p50; kept open,
+    a poll is one request and one answer. poll() returns ({address: live},
+    when the answer was complete): the answer shows HAProxy's state at some
+    moment between the request and that time, so that time is an upper
+    bound of when a change it shows was applied."""
+
+    def __init__(self, path, backend):
+        self.path, self.cmd = path, ("show servers state %s\n" % backend).encode()
+        self.sock, self.cols = None, None
+
+    def _connect(self):
+        self.close()
+        s = socket.socket(socket.AF_UNIX)
+        s.settimeout(5)
+        s.connect(self.path)
+        self.sock = s
+        s.sendall(b"prompt\n")
+        self._answer()  # the first prompt
+
+    def _answer(self):
+        buf = bytearray()
+        while not buf.endswith(b"\n> ") and buf != b"> ":
+            d = self.sock.recv(65536)
+            if not d:
+                raise OSError("stats socket %s closed the observer's connection" % self.path)
+            buf += d
+        return bytes(buf)
+
+    def poll(self):
+        for attempt in (0, 1):  # one reconnect: HAProxy may have closed an idle session
+            try:
+                if self.sock is None:
+                    self._connect()
+                self.sock.sendall(self.cmd)
+                text = self._answer()
+                break
+            except OSError:
+                self.close()
+                if attempt:
+                    raise
+        t = time.perf_counter()
+        out = {}
+        for ln in text.decode().splitlines():
+            if ln.startswith("# be_id"):
+                hdr = ln[2:].split()
+                self.cols = (hdr.index("srv_addr"), hdr.index("srv_admin_state"))
+            elif ln[:1].isdigit() and self.cols:
+                w = ln.split()
+                if len(w) > self.cols[1]:
+                    # a freed slot may keep the address of a node placed again
+                    # in another slot: the node is live if any of its slots is
+                    addr = w[self.cols[0]]
+                    out[addr] = out.get(addr, False) or not int(w[self.cols[1]]) & 0x23
+        return out, t
+
+    def close(self):
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+
 def paced_writer(changes, nodes, start, idx, pending, lock, errors, sent, superseded,
                  puts, started):
     client = kv()
@@ -323,7 +389,11 @@ def bench_paced():
     # the observer; it gives up 10 s after the last PUT (on a busy machine
     # the writers can fall behind the schedule: PUTs slower than the rate)
     deadline = None
-    polls = []  # what one observation costs: a bound on the latencies' resolution
+    # what one observation costs and how far apart two polls start: the
+    # resolution of the latencies (a change is seen at most one interval
+    # after HAProxy applied it)
+    polls, intervals, t_prev = [], [], None
+    observer = StateObserver(stats, "be")
     while any(t.is_alive() for t in writers) or pending:
         if deadline is None and not any(t.is_alive() for t in writers):
             deadline = time.perf_counter() + 10
@@ -332,22 +402,35 @@ def bench_paced():
             raise RuntimeError("paced: %d changes not applied 10 s after the last PUT: %s" % (
                 len(pending), sorted(v[0] for v in pending.values())[:10]))
         t_poll = time.perf_counter()
-        now_live = live(stats)
-        now = time.perf_counter()
+        if t_prev is not None:
+            intervals.append((t_poll - t_prev) * 1000.0)
+        t_prev = t_poll
+        state, now = observer.poll()
+        wall = time.time() - (time.perf_counter() - now)
         polls.append((now - t_poll) * 1000.0)
         with lock:
             for node, (k, eligible, t0) in list(pending.items()):
-                if (nodes[node] in now_live) == eligible:
+                if state.get(nodes[node], False) == eligible:
                     seen_at[k] = now
-                    seen[k] = time.time()
+                    seen[k] = wall
                     del pending[node]
-        time.sleep(0.001)
+        # 0.5 ms between polls: a busy loop would take a CPU from the
+        # watcher, Consul and HAProxy on this 2-CPU machine
+        time.sleep(0.0005)
+    observer.close()
     for t in writers:
         t.join()
     achieved = (total - 1) / (sent[-1] - sent[0]) if total > 1 else 0.0
     n_reloads = reloads(master) - r0
     cpu_ms = (proc_cpu_s(w.pid) - cpu0) * 1000.0
-    hist = histogram_delta(m0, scrape(metrics), "drover_watcher_change_apply_seconds")
+    m1 = scrape(metrics)
+    hist = histogram_delta(m0, m1, "drover_watcher_change_apply_seconds")
+    # every blocking-query answer, and those that changed nothing (an empty
+    # prefix answers on every KV write: Consul watches a node of its radix
+    # tree above the missing prefix)
+    wakeups = tuple(m1.get(n, 0.0) - m0.get(n, 0.0) for n in (
+        "drover_watcher_haproxy_consul_watch_wakeups_total",
+        "drover_watcher_haproxy_consul_watch_unchanged_total"))
     stop_process(hp)
     stop_process(w)
     log_path = os.path.join(work, "watcher-paced.log")
@@ -363,7 +446,8 @@ def bench_paced():
                 if p and s_:
                     f.write("%d %.4f %.4f %.4f %.2f\n" % (k, p[0], p[1], s_, (s_ - p[0]) * 1000))
     return (paced_latencies(started, sent, seen_at, superseded), len(superseded), achieved,
-            n_reloads, hist, polls, split + (exchange_split(log_path),), cpu_ms)
+            n_reloads, hist, (polls, intervals), split + (exchange_split(log_path),), cpu_ms,
+            wakeups)
 
 
 def exchange_split(log_path):
@@ -414,7 +498,8 @@ def main_paced():
                                       text=True).stdout.split()[2], os.cpu_count(),
               " ".join("%.2f" % x for x in os.getloadavg())))
     print(PACED_DOC)
-    lats, n_superseded, achieved, n_reloads, hist, polls, split, cpu_ms = bench_paced()
+    (lats, n_superseded, achieved, n_reloads, hist, (polls, intervals), split, cpu_ms,
+     wakeups) = bench_paced()
     lat, lat_commit, put = lats["start"], lats["answer"], lats["put"]
     applies = hist.get(float("inf"), 0.0)
     exchanges = split[-1]
@@ -430,8 +515,15 @@ def main_paced():
               len(lat), PACED_RATE, PACED_SECONDS, achieved, n_superseded, min(lat), max(lat),
               applies,
               histogram_pct(hist, 50), histogram_pct(hist, 99)))
-    print("observer: %d polls of `show servers state`, each p50 %.2f ms, p99 %.2f ms" % (
-        len(polls), pct(polls, 50), pct(polls, 99)))
+    print("observer: %d polls of `show servers state` on one kept connection, each p50 %.2f / "
+          "p99 %.2f ms, one poll start to the next p50 %.2f / p99 %.2f ms (the resolution: a "
+          "change is seen at most that long after HAProxy applied it)" % (
+              len(polls), pct(polls, 50), pct(polls, 99), pct(intervals, 50),
+              pct(intervals, 99)))
+    n_changes = max(1, len(lat))
+    print("consul: %d blocking-query answers to the watcher, %d of them unchanged (%.1f and %.1f "
+          "per change)" % (wakeups[0], wakeups[1], wakeups[0] / n_changes,
+                           wakeups[1] / n_changes))
     print("watcher CPU over the run: %.0f ms, %.2f ms per change; load average at the end %s" % (
         cpu_ms, cpu_ms / max(1, len(lat)), " ".join("%.2f" % x for x in os.getloadavg())))
     print("KV change -> applied: from the PUT's start p50 %.2f / p99 %.2f ms (includes the "
@@ -440,6 +532,9 @@ def main_paced():
           "reached the bench" % (pct(lat, 50), pct(lat, 99), pct(put, 50), pct(put, 99),
                                  pct(lat_commit, 50), pct(lat_commit, 99), lats["early"]))
     print("BENCH watcher_paced_cpu_ms_per_change %.2f" % (cpu_ms / max(1, len(lat))))
+    print("BENCH watcher_paced_observer_poll_p99_ms %.2f" % pct(polls, 99))
+    print("BENCH watcher_paced_observer_interval_p99_ms %.2f" % pct(intervals, 99))
+    print("BENCH watcher_paced_consul_wakeups_per_change %.2f" % (wakeups[0] / n_changes))
     print("BENCH watcher_paced_p50_ms %.2f" % pct(lat, 50))
     print("BENCH watcher_paced_p99_ms %.2f" % pct(lat, 99))
     print("BENCH watcher_paced_commit_p50_ms %.2f" % pct(lat_commit, 50))
