@@ -674,9 +674,11 @@ static void on_runtime_due(void *arg)
         }
     }
     /* the agent must read "ready" for a filled slot before its agent is
-     * enabled, and "maint" for a freed one: the applies wait for the file */
+     * enabled: that waits for the file, the rest goes out meanwhile */
     if (engine_write_agent_state(e, on_agent_state_visible) != 0)
         run_wanted_applies(e);
+    else
+        engine_apply_early(e); /* what needs no agent file, while it is written */
     engine_status_changed(e); /* guards */
     if (any_runtime)
         engine_mark_applied(e);
@@ -996,6 +998,7 @@ int haproxy_engine_new(uv_loop_t *loop, const struct haproxy_engine_opts *o,
                                 &e->struct_q)) < 0 ||
         (rc = engine_state_timer_new(e)) < 0)
         goto fail;
+    quiesce_timer_set_leading(e->runtime_q, engine_runtime_busy, e);
     uv_timer_init(loop, &e->expiry);
     e->expiry.data = e;
     uv_timer_init(loop, &e->resync);

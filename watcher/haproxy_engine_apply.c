@@ -21,6 +21,7 @@ struct apply_ctx {
     struct haproxy_engine *e;
     struct service_state *s;
     uint64_t planned; /* the plan it carries (debug log: the latency split) */
+    bool early;       /* engine_apply_early: agents of filled slots left off */
 };
 
 static void save_state(struct service_state *s);
@@ -42,6 +43,12 @@ int engine_state_timer_new(struct haproxy_engine *e)
 {
     return quiesce_timer_new(e->loop, HAPROXY_ENGINE_STATE_QUIET_MS, HAPROXY_ENGINE_STATE_MAX_MS,
                              engine_on_state_due, e, &e->state_q);
+}
+
+bool engine_runtime_busy(void *arg)
+{
+    const struct haproxy_engine *e = arg;
+    return e->applies_in_flight > 0;
 }
 
 void engine_on_state_due(void *arg)
@@ -87,10 +94,18 @@ static void on_applied(struct haproxy_runtime *rt, const struct haproxy_apply_re
     (void)rt;
     e->applies_in_flight--;
     c->s->applying--;
+    /* a failed early apply is retried like any failed apply: with the
+     * next change (one attempt per plan) */
+    if (c->early && res->status == 0 && res->agents_deferred)
+        c->s->early_ok = false;
+    if (c->early && !c->s->applying && c->s->early_ok)
+        c->s->early_done = c->planned; /* nothing left for the full apply */
     if (res->status == 0) {
         metrics_counter_inc(e->m_applies);
-        log_debug("watcher: service %s: runtime apply done, %zu commands, plan %016llx", c->s->name,
-                  res->commands, (unsigned long long)c->planned);
+        /* the plan's hash stays the last word (the bench's split reads it) */
+        log_debug("watcher: service %s: runtime apply done, %zu commands, %zu agents later, plan "
+                  "%016llx",
+                  c->s->name, res->commands, res->agents_deferred, (unsigned long long)c->planned);
     } else {
         /* -ENOENT is either "no stats socket" (HAProxy not running: wait
          * for it) or "no such server" (the config lacks slots: reload) */
@@ -179,6 +194,33 @@ static void save_state(struct service_state *s)
     s->state_saving = true;
 }
 
+/* Queue one apply per backend of svc (early: the agents of filled slots
+ * left off); s->applying counts them. */
+static void apply_backends(struct haproxy_engine *e, struct service_state *s,
+                           const struct snapshot_service *svc, bool early)
+{
+    for (size_t i = 0; i < svc->n_backends; i++) {
+        const struct slot_assignment *a = engine_committed_slots(e, svc->backends[i].def->name);
+        struct apply_ctx *c;
+        if (!a || !s->rt || !(c = calloc(1, sizeof(*c))))
+            continue;
+        c->e = e;
+        c->s = s;
+        c->planned = e->planned_hash;
+        c->early = early;
+        e->applies_in_flight++; /* before: on_applied counts them down */
+        s->applying++;
+        const char *be = svc->backends[i].def->name;
+        if ((early ? haproxy_runtime_apply_agents_later(s->rt, be, a, on_applied, c)
+                   : haproxy_runtime_apply(s->rt, be, a, on_applied, c)) < 0) {
+            e->applies_in_flight--;
+            s->applying--;
+            free(c);
+            metrics_counter_inc(e->m_apply_failures);
+        }
+    }
+}
+
 void engine_apply_service(struct haproxy_engine *e, struct service_state *s,
                           const struct snapshot_service *svc)
 {
@@ -191,25 +233,31 @@ void engine_apply_service(struct haproxy_engine *e, struct service_state *s,
         s->apply_again = true;
         return;
     }
-    for (size_t i = 0; i < svc->n_backends; i++) {
-        const struct slot_assignment *a = engine_committed_slots(e, svc->backends[i].def->name);
-        struct apply_ctx *c;
-        if (!a || !s->rt || !(c = calloc(1, sizeof(*c))))
-            continue;
-        c->e = e;
-        c->s = s;
-        c->planned = e->planned_hash;
-        e->applies_in_flight++; /* before: on_applied counts them down */
-        s->applying++;
-        if (haproxy_runtime_apply(s->rt, svc->backends[i].def->name, a, on_applied, c) < 0) {
-            e->applies_in_flight--;
-            s->applying--;
-            free(c);
-            metrics_counter_inc(e->m_apply_failures);
-        }
+    if (s->early_done && s->early_done == e->planned_hash) {
+        /* the early apply of this plan did it all (no slot was filled) */
+        s->early_done = 0;
+        save_state_soon(s);
+        return;
     }
+    s->early_done = 0;
+    apply_backends(e, s, svc, false);
     if (!s->applying) /* nothing queued: the state file follows */
         save_state_soon(s);
+}
+
+void engine_apply_early(struct haproxy_engine *e)
+{
+    for (size_t i = 0; e->snap && i < e->n_svcs; i++) {
+        struct service_state *s = e->svcs[i];
+        const struct snapshot_service *svc;
+        /* one in flight: the full apply follows it (apply_again) */
+        if (!s->apply_wanted || s->applying || s->reload_pending || s->busy || !s->rt ||
+            !(svc = snapshot_service(e->snap, s->name)))
+            continue;
+        s->early_ok = true;
+        s->early_done = 0;
+        apply_backends(e, s, svc, true);
+    }
 }
 
 /* The runtime diff compares with HAProxy's live state, so re-applying the
@@ -227,6 +275,7 @@ void engine_on_resync(uv_timer_t *t)
             continue;
         if (s->rt) /* drift is what this looks for: read HAProxy now */
             haproxy_runtime_drop_live(s->rt);
+        s->early_done = 0; /* never skipped */
         engine_apply_service(e, s, &e->snap->services[i]);
     }
 }
@@ -241,6 +290,7 @@ static void finish_service(struct haproxy_engine *e, struct service_state *s,
     s->reload_pending = false;
     engine_prune_maps(e, s, structure);
     engine_service_accepted(e, s, "a definition passed and runs");
+    s->early_done = 0; /* the reloaded worker gets the whole placement */
     if (svc)
         engine_apply_service(e, s, svc);
     engine_service_applied(e, s, svc);

@@ -78,6 +78,12 @@ struct service_state {
     size_t applying;   /* backends of this service whose runtime apply is queued */
     bool apply_again;  /* placements committed meanwhile: apply once more after */
     bool apply_wanted; /* planned for a runtime apply once the agent state file is in place */
+    /* the early apply (engine_apply_early) in flight has left no agent
+     * off so far; early_done: the plan whose early apply did everything
+     * or failed (0: none), so no full apply follows (a failed apply is
+     * retried with the next change) */
+    bool early_ok;
+    uint64_t early_done;
     /* supervision (haproxy_supervise.c) */
     uv_process_t *child; /* the HAProxy this watcher started, while it runs */
     uv_timer_t *restart; /* delayed start (NULL until first needed) */
@@ -185,6 +191,13 @@ void engine_supervise_stop(struct haproxy_engine *e);
 /* Apply the committed placements of svc's backends through the runtime API. */
 void engine_apply_service(struct haproxy_engine *e, struct service_state *s,
                           const struct snapshot_service *svc);
+/* While the agent state file of a plan is being written, apply what needs
+ * no agent file now (haproxy_runtime_apply_agents_later) for every
+ * service planned for a runtime apply (apply_wanted) with none in flight;
+ * the agents of slots being filled are enabled by the full apply that
+ * follows once the file is in place, and a plan that fills no slot needs
+ * no full apply. */
+void engine_apply_early(struct haproxy_engine *e);
 /* Resync timer: re-apply every placement in force. */
 void engine_on_resync(uv_timer_t *t);
 /* Structural quiescence fired: save the snapshot, render + install what
@@ -192,6 +205,10 @@ void engine_on_resync(uv_timer_t *t);
 void engine_on_struct_due(void *arg);
 /* Make e->state_q. 0 or -ENOMEM. */
 int engine_state_timer_new(struct haproxy_engine *e);
+/* The runtime window's leading-edge test (quiesce_timer_set_leading): an
+ * apply is in flight, so a change now waits for the window and goes out
+ * with what else arrives meanwhile. */
+bool engine_runtime_busy(void *arg);
 /* state_q fired: write the server-state file of every service applied
  * since its last write. */
 void engine_on_state_due(void *arg);

@@ -136,6 +136,7 @@ struct haproxy_apply_result {
     int status;             /* 0, -EINVAL (bad value / HAProxy error), -ENOENT, -ETIMEDOUT, ... */
     size_t commands;        /* commands sent */
     size_t failed_commands; /* answered with an error */
+    size_t agents_deferred; /* haproxy_runtime_apply_agents_later: agents left off */
     char message[HAPROXY_RUNTIME_MSG_MAX];
 };
 typedef void (*haproxy_runtime_apply_cb)(struct haproxy_runtime *rt,
@@ -163,6 +164,20 @@ typedef void (*haproxy_runtime_apply_cb)(struct haproxy_runtime *rt,
  */
 int haproxy_runtime_apply(struct haproxy_runtime *rt, const char *backend,
                           const struct slot_assignment *a, haproxy_runtime_apply_cb cb, void *arg);
+/*
+ * haproxy_runtime_apply without the `enable agent` of the slots that
+ * change hands (counted in res.agents_deferred): for placements whose
+ * agent-checker state file is still being written. A slot being filled
+ * then serves at once with its agent off, so an agent answering from the
+ * old file (maint: the slot was free) cannot take it out; a later
+ * haproxy_runtime_apply of the same placement sends only those `enable
+ * agent` commands (slots_diff reads an agent that is off as a slot
+ * changing hands). Freeing a slot needs no agent file (its agent is
+ * switched off), so a plan that only frees slots is done in one apply.
+ */
+int haproxy_runtime_apply_agents_later(struct haproxy_runtime *rt, const char *backend,
+                                       const struct slot_assignment *a, haproxy_runtime_apply_cb cb,
+                                       void *arg);
 
 /* What the last successful apply of backend installed, or NULL. Owned by
  * rt, valid until the next apply of that backend or haproxy_runtime_free. */

@@ -159,7 +159,28 @@ struct apply_op {
     bool reload_step;  /* part of a reload: runs while the reload holds the queue */
     bool restore_only; /* after a reload: only slots the state file broke */
     bool trailing;     /* the commands exchange ends with the backend's dump */
+    bool agents_later; /* haproxy_runtime_apply_agents_later */
 };
+
+/* For haproxy_runtime_apply_agents_later: drop the `enable agent` commands
+ * (slots that change hands) and count them in res.agents_deferred. The
+ * slot keeps its agent off, which slots_diff reads as "a slot changing
+ * hands": the next apply enables it. */
+static void leave_agents_off(struct apply_op *op)
+{
+    static const char verb[] = "enable agent ";
+    size_t w = 0;
+    if (!op->agents_later)
+        return;
+    for (size_t i = 0; i < op->cmds.n; i++) {
+        if (strncmp(op->cmds.v[i].text, verb, sizeof(verb) - 1) == 0) {
+            op->res.agents_deferred++;
+            continue;
+        }
+        op->cmds.v[w++] = op->cmds.v[i];
+    }
+    op->cmds.n = w;
+}
 
 static void apply_finish(struct haproxy_runtime *rt, struct apply_op *op)
 {
@@ -292,6 +313,8 @@ static void apply_state_done(struct haproxy_runtime *rt, int status, const char 
                             sizeof(op->res.message));
         if (status == 0 && op->restore_only)
             keep_restorable(op, live, nl);
+        if (status == 0)
+            leave_agents_off(op);
     }
     if (status == 0 && !op->reload_step) {
         live_keep(rt, op->backend, live, nl); /* current until the commands run */
@@ -351,8 +374,10 @@ static int apply_from_live(struct haproxy_runtime *rt, struct apply_op *op,
     const struct slot_assignment *applied = b->applied.slots ? &b->applied : NULL;
     int rc = slots_diff(op->backend, &op->a, applied, b->live, b->n_live, &op->cmds,
                         op->res.message, sizeof(op->res.message));
-    if (rc == 0)
+    if (rc == 0) {
+        leave_agents_off(op);
         rc = queue_commands(rt, op, false);
+    }
     if (rc < 0) {
         slot_cmds_free(&op->cmds);
         op->res.message[0] = '\0';
@@ -360,8 +385,9 @@ static int apply_from_live(struct haproxy_runtime *rt, struct apply_op *op,
     return rc;
 }
 
-int rt_apply_start(struct haproxy_runtime *rt, const char *backend, const struct slot_assignment *a,
-                   bool reload_step, bool restore_only, haproxy_runtime_apply_cb cb, void *arg)
+static int apply_start(struct haproxy_runtime *rt, const char *backend,
+                       const struct slot_assignment *a, bool reload_step, bool restore_only,
+                       bool agents_later, haproxy_runtime_apply_cb cb, void *arg)
 {
     struct apply_op *op = calloc(1, sizeof(*op));
     int rc;
@@ -376,6 +402,7 @@ int rt_apply_start(struct haproxy_runtime *rt, const char *backend, const struct
     op->arg = arg;
     op->reload_step = reload_step;
     op->restore_only = restore_only;
+    op->agents_later = agents_later;
     rc = slot_assignment_copy(&op->a, a);
     const struct rt_backend *fresh =
         rc == 0 && !reload_step && !restore_only ? fresh_live(rt, backend) : NULL;
@@ -399,10 +426,23 @@ int rt_apply_start(struct haproxy_runtime *rt, const char *backend, const struct
     return rc;
 }
 
+int rt_apply_start(struct haproxy_runtime *rt, const char *backend, const struct slot_assignment *a,
+                   bool reload_step, bool restore_only, haproxy_runtime_apply_cb cb, void *arg)
+{
+    return apply_start(rt, backend, a, reload_step, restore_only, false, cb, arg);
+}
+
 int haproxy_runtime_apply(struct haproxy_runtime *rt, const char *backend,
                           const struct slot_assignment *a, haproxy_runtime_apply_cb cb, void *arg)
 {
-    return rt_apply_start(rt, backend, a, false, false, cb, arg);
+    return apply_start(rt, backend, a, false, false, false, cb, arg);
+}
+
+int haproxy_runtime_apply_agents_later(struct haproxy_runtime *rt, const char *backend,
+                                       const struct slot_assignment *a, haproxy_runtime_apply_cb cb,
+                                       void *arg)
+{
+    return apply_start(rt, backend, a, false, false, true, cb, arg);
 }
 
 void rt_backends_free(struct haproxy_runtime *rt)

@@ -122,7 +122,8 @@ static const struct config_option options[] = {
     CONFIG_OPT_DURATION("wait-max", &opt.wait_max_ms, "2s",
                         "structural changes: longest delay of a burst"),
     CONFIG_OPT_DURATION("runtime-wait", &opt.runtime_wait_ms, "2ms",
-                        "runtime-API changes: coalescing window"),
+                        "runtime-API changes: coalescing window (a change that finds no "
+                        "apply in flight and none this recent goes out at once)"),
     CONFIG_OPT_DOUBLE("max-removal-share", &opt.max_removal_share, "0.5",
                       "hold changes removing more than this share of a backend's servers"),
     CONFIG_OPT_STRING("metrics-addr", &opt.metrics_addr, "127.0.0.1:9108",

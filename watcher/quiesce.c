@@ -11,22 +11,37 @@ void quiesce_init(struct quiesce *q, int64_t wait_min_ms, int64_t wait_max_ms)
 {
     q->wait_min_ms = wait_min_ms < 0 ? 0 : wait_min_ms;
     q->wait_max_ms = wait_max_ms < q->wait_min_ms ? q->wait_min_ms : wait_max_ms;
+    q->leading = q->acted = false;
+    q->acted_ms = 0;
     quiesce_reset(q);
 }
 
-void quiesce_event(struct quiesce *q, int64_t now_ms)
+void quiesce_set_leading(struct quiesce *q, bool on)
+{
+    q->leading = on;
+}
+
+void quiesce_event_busy(struct quiesce *q, int64_t now_ms, bool busy)
 {
     if (!q->pending) {
         q->pending = true;
         q->first_ms = now_ms;
+        q->lead = q->leading && !busy && (!q->acted || now_ms >= q->acted_ms + q->wait_min_ms);
     }
     q->last_ms = now_ms;
+}
+
+void quiesce_event(struct quiesce *q, int64_t now_ms)
+{
+    quiesce_event_busy(q, now_ms, false);
 }
 
 int64_t quiesce_deadline(const struct quiesce *q)
 {
     if (!q->pending)
         return -1;
+    if (q->lead)
+        return q->first_ms;
     int64_t a = q->last_ms + q->wait_min_ms, b = q->first_ms + q->wait_max_ms;
     return a < b ? a : b;
 }
@@ -43,8 +58,15 @@ bool quiesce_quiet(const struct quiesce *q, int64_t now_ms)
 
 void quiesce_reset(struct quiesce *q)
 {
-    q->pending = false;
+    q->pending = q->lead = false;
     q->first_ms = q->last_ms = 0;
+}
+
+void quiesce_done(struct quiesce *q, int64_t now_ms)
+{
+    quiesce_reset(q);
+    q->acted = true;
+    q->acted_ms = now_ms;
 }
 
 struct quiesce_timer {
@@ -52,6 +74,8 @@ struct quiesce_timer {
     struct quiesce q;
     quiesce_fire_fn fire;
     void *arg;
+    quiesce_busy_fn busy; /* leading edge: the last action still in flight */
+    void *busy_arg;
     uint64_t fired;
     bool fired_quiet; /* the last burst ended quiet (quiesce_quiet) */
 };
@@ -67,7 +91,7 @@ static void on_timer(uv_timer_t *h)
         return;
     }
     t->fired_quiet = quiesce_quiet(&t->q, now);
-    quiesce_reset(&t->q);
+    quiesce_done(&t->q, now);
     t->fired++;
     t->fire(t->arg);
 }
@@ -94,9 +118,16 @@ int quiesce_timer_new(uv_loop_t *loop, int64_t wait_min_ms, int64_t wait_max_ms,
 void quiesce_timer_kick(struct quiesce_timer *t)
 {
     int64_t now = (int64_t)uv_now(t->timer.loop);
-    quiesce_event(&t->q, now);
+    quiesce_event_busy(&t->q, now, t->busy && t->busy(t->busy_arg));
     int64_t d = quiesce_deadline(&t->q);
     uv_timer_start(&t->timer, on_timer, (uint64_t)(d > now ? d - now : 0), 0);
+}
+
+void quiesce_timer_set_leading(struct quiesce_timer *t, quiesce_busy_fn busy, void *arg)
+{
+    quiesce_set_leading(&t->q, true);
+    t->busy = busy;
+    t->busy_arg = arg;
 }
 
 bool quiesce_timer_pending(const struct quiesce_timer *t)

@@ -658,6 +658,50 @@ int main(int argc, char **argv)
         CHECK(apply(rt, &cur) == 0, "apply: %s", apply_res.message);
     }
 
+    /* 6c. agents later (the engine's early apply, sent while the agent
+     * state file is written): web1 comes back into a free slot and serves
+     * at once with its agent off; the full apply after it only enables
+     * the agent. Taking web1 out again leaves nothing for later. */
+    {
+        const char *k[] = {"web1", "web2", "web3"};
+        int b[] = {1, 4, 3}, w[] = {10, 10, 0};
+        CHECK(place(k, b, w, 3) == 0, "place");
+        memset(&apply_res, 0, sizeof(apply_res));
+        CHECK(haproxy_runtime_apply_agents_later(rt, "be", &cur, apply_cb, NULL) == 0 &&
+                  run_until_done(10000) && apply_res.status == 0,
+              "early apply: %s", apply_res.message);
+        CHECK(apply_res.agents_deferred == 1, "early apply left %zu agents off",
+              apply_res.agents_deferred);
+        long s1 = slot_assignment_find(&cur, "web1");
+        CHECK(s1 >= 0 && show_state(rt) == 0, "web1 slot %ld: %s", s1, last_err);
+        CHECK(!(slot_live((size_t)s1)->admin & SLOTS_ADMF_MAINT) &&
+                  !(slot_live((size_t)s1)->agent_state & SLOTS_CHK_ENABLED),
+              "after the early apply web1's slot has admin %u, agent %u",
+              slot_live((size_t)s1)->admin, slot_live((size_t)s1)->agent_state);
+        http_spread(10, counts);
+        CHECK(counts[1] > 0 && counts[1] + counts[4] == 10, "web1 %d, web2 %d of 10 (errors %d)",
+              counts[1], counts[4], counts[NBACK + 1]);
+        CHECK(apply(rt, &cur) == 0 && apply_res.commands == 1,
+              "full apply after the early one: %zu commands, %s", apply_res.commands,
+              apply_res.message);
+        CHECK(show_state(rt) == 0, "%s", last_err);
+        CHECK(slot_live((size_t)s1)->agent_state & SLOTS_CHK_ENABLED, "web1's agent %u",
+              slot_live((size_t)s1)->agent_state);
+        CHECK(place(k + 1, b + 1, w + 1, 2) == 0, "place");
+        memset(&apply_res, 0, sizeof(apply_res));
+        CHECK(haproxy_runtime_apply_agents_later(rt, "be", &cur, apply_cb, NULL) == 0 &&
+                  run_until_done(10000) && apply_res.status == 0 && apply_res.agents_deferred == 0,
+              "early removal: %zu agents left off, %s", apply_res.agents_deferred,
+              apply_res.message);
+        CHECK(show_state(rt) == 0, "%s", last_err);
+        CHECK((slot_live((size_t)s1)->admin & SLOTS_ADMF_FMAINT) &&
+                  !(slot_live((size_t)s1)->agent_state & SLOTS_CHK_ENABLED),
+              "freed slot admin %u, agent %u", slot_live((size_t)s1)->admin,
+              slot_live((size_t)s1)->agent_state);
+        CHECK(apply(rt, &cur) == 0 && apply_res.commands == 0,
+              "full apply after an early removal sent %zu commands", apply_res.commands);
+    }
+
     /* no reload happened for any of this */
     CHECK(show_proc(rt) == 0, "%s", last_err);
     CHECK(procs.master.reloads == reloads0, "reloads moved %d -> %d", reloads0,

@@ -63,6 +63,47 @@ START_TEST(test_max_below_min)
 }
 END_TEST
 
+/* Leading edge: a change that finds the rule idle is due at once; what
+ * follows within wait_min of that action waits for the window, bounded
+ * by wait_max as without it. */
+START_TEST(test_leading_first_change_at_once)
+{
+    struct quiesce q;
+    quiesce_init(&q, 200, 500);
+    quiesce_set_leading(&q, true);
+    quiesce_event(&q, 1000);
+    ck_assert_int_eq(quiesce_deadline(&q), 1000);
+    ck_assert(quiesce_due(&q, 1000));
+    quiesce_done(&q, 1000);
+    /* 50 ms after the action: the window, not the leading edge */
+    quiesce_event(&q, 1050);
+    ck_assert_int_eq(quiesce_deadline(&q), 1250);
+    for (int64_t t = 1100; t <= 1500; t += 100)
+        quiesce_event(&q, t);
+    ck_assert_int_eq(quiesce_deadline(&q), 1550); /* first + wait_max */
+    quiesce_done(&q, 1550);
+    /* wait_min after the last action: at once again */
+    quiesce_event(&q, 1750);
+    ck_assert_int_eq(quiesce_deadline(&q), 1750);
+}
+END_TEST
+
+START_TEST(test_leading_waits_while_busy)
+{
+    struct quiesce q;
+    quiesce_init(&q, 200, 500);
+    quiesce_set_leading(&q, true);
+    quiesce_event_busy(&q, 1000, true); /* an action still in flight */
+    ck_assert_int_eq(quiesce_deadline(&q), 1200);
+    quiesce_event_busy(&q, 1100, false); /* only a burst's first change decides */
+    ck_assert_int_eq(quiesce_deadline(&q), 1300);
+    quiesce_done(&q, 1300);
+    quiesce_set_leading(&q, false);
+    quiesce_event(&q, 5000);
+    ck_assert_int_eq(quiesce_deadline(&q), 5200);
+}
+END_TEST
+
 struct fire_count {
     int n;
     struct quiesce_timer *t;
@@ -109,6 +150,38 @@ START_TEST(test_timer_fires_once_per_burst)
 }
 END_TEST
 
+static bool never_busy(void *arg)
+{
+    (void)arg;
+    return false;
+}
+
+/* With the leading edge a change fires in the loop's next timer pass, not
+ * wait_min (5 s here) later; a second change right after waits for it. */
+START_TEST(test_timer_leading_fires_at_once)
+{
+    uv_loop_t loop;
+    struct fire_count fc = {0};
+    uv_loop_init(&loop);
+    ck_assert_int_eq(quiesce_timer_new(&loop, 5000, 10000, on_fire, &fc, &fc.t), 0);
+    quiesce_timer_set_leading(fc.t, never_busy, NULL);
+    uint64_t t0 = uv_now(&loop);
+    quiesce_timer_kick(fc.t);
+    while (fc.n == 0 && uv_run(&loop, UV_RUN_ONCE))
+        ;
+    ck_assert_int_eq(fc.n, 1);
+    ck_assert_msg(uv_now(&loop) - t0 < 5000, "fired after %llu ms, the whole window",
+                  (unsigned long long)(uv_now(&loop) - t0));
+    quiesce_timer_kick(fc.t); /* within wait_min of the action */
+    ck_assert(quiesce_timer_pending(fc.t));
+    ck_assert_int_eq(fc.n, 1);
+    quiesce_timer_free(fc.t);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    ck_assert_int_eq(fc.n, 1);
+    uv_loop_close(&loop);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("quiesce");
@@ -118,6 +191,9 @@ int main(void)
     tcase_add_test(tc, test_quiet_only_after_wait_min);
     tcase_add_test(tc, test_max_below_min);
     tcase_add_test(tc, test_timer_fires_once_per_burst);
+    tcase_add_test(tc, test_leading_first_change_at_once);
+    tcase_add_test(tc, test_leading_waits_while_busy);
+    tcase_add_test(tc, test_timer_leading_fires_at_once);
     suite_add_tcase(s, tc);
     return suite_main_run(s);
 }
