@@ -233,13 +233,14 @@ void engine_apply_service(struct haproxy_engine *e, struct service_state *s,
         s->apply_again = true;
         return;
     }
-    if (s->early_done && s->early_done == e->planned_hash) {
+    if (!s->apply_forced && s->early_done && s->early_done == e->planned_hash) {
         /* the early apply of this plan did it all (no slot was filled) */
         s->early_done = 0;
         save_state_soon(s);
         return;
     }
     s->early_done = 0;
+    s->apply_forced = false;
     apply_backends(e, s, svc, false);
     if (!s->applying) /* nothing queued: the state file follows */
         save_state_soon(s);
@@ -275,7 +276,7 @@ void engine_on_resync(uv_timer_t *t)
             continue;
         if (s->rt) /* drift is what this looks for: read HAProxy now */
             haproxy_runtime_drop_live(s->rt);
-        s->early_done = 0; /* never skipped */
+        s->apply_forced = true; /* never skipped, also as a follow-up */
         engine_apply_service(e, s, &e->snap->services[i]);
     }
 }
@@ -290,9 +291,10 @@ static void finish_service(struct haproxy_engine *e, struct service_state *s,
     s->reload_pending = false;
     engine_prune_maps(e, s, structure);
     engine_service_accepted(e, s, "a definition passed and runs");
-    s->early_done = 0; /* the reloaded worker gets the whole placement */
-    if (svc)
+    if (svc) {
+        s->apply_forced = true; /* the reloaded worker gets the whole placement */
         engine_apply_service(e, s, svc);
+    }
     engine_service_applied(e, s, svc);
     engine_mark_applied(e);
 }

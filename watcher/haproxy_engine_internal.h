@@ -84,6 +84,7 @@ struct service_state {
      * retried with the next change) */
     bool early_ok;
     uint64_t early_done;
+    bool apply_forced; /* resync or reload: the next full apply is never skipped */
     /* supervision (haproxy_supervise.c) */
     uv_process_t *child; /* the HAProxy this watcher started, while it runs */
     uv_timer_t *restart; /* delayed start (NULL until first needed) */
