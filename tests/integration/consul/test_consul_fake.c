@@ -26,6 +26,7 @@ enum script {
     SCRIPT_TOKEN,
     SCRIPT_STALE,
     SCRIPT_STALE_BEHIND,
+    SCRIPT_EMPTY_WAKEUPS,
 };
 
 struct fake {
@@ -116,6 +117,13 @@ static void handler(void *arg, const struct fake_http_req *req, struct fake_http
         rep->status = 404;
         rep->has_index = false;
         rep->body = strdup("<html>404 page not found</html>");
+        break;
+    case SCRIPT_EMPTY_WAKEUPS:
+        /* an empty prefix in a busy KV: every query answered at once with
+         * a higher index and still nothing (Consul watches a radix-tree
+         * node above a missing prefix) */
+        rep->status = 404;
+        rep->index = 10 + n;
         break;
     case SCRIPT_HANG:
         if (n == 0) {
@@ -226,7 +234,7 @@ static struct fake *fake_new(enum script s, const char *token_file)
     return f;
 }
 
-static struct consul_watch *watch(struct fake *f, unsigned wait_s)
+static struct consul_watch *watch_paused(struct fake *f, unsigned wait_s, unsigned empty_pause_ms)
 {
     struct consul_watch_opts o = {
         .kind = CONSUL_WATCH_KV_PREFIX,
@@ -234,12 +242,18 @@ static struct consul_watch *watch(struct fake *f, unsigned wait_s)
         .wait_s = wait_s,
         .retry_min_ms = 50,
         .retry_max_ms = 200,
+        .empty_pause_ms = empty_pause_ms,
         .on_change = on_change,
         .on_error = on_error,
         .arg = f,
     };
     ck_assert_int_eq(consul_watch_start(f->c, &o, &f->w), 0);
     return f->w;
+}
+
+static struct consul_watch *watch(struct fake *f, unsigned wait_s)
+{
+    return watch_paused(f, wait_s, 0);
 }
 
 static void fake_free(struct fake *f)
@@ -355,6 +369,25 @@ START_TEST(test_index_zero_never_spins)
         ck_assert_msg(!has_index(f->urls[i]), "request %u blocked on index 0: %s", i, f->urls[i]);
     ck_assert_uint_ge(consul_client_stats(f->c)->index_resets, 2);
     ck_assert_uint_eq(f->changes, 1); /* same content: delivered once */
+    fake_free(f);
+}
+END_TEST
+
+/* empty_pause_ms: an empty prefix answered at every write costs one read
+ * per pause, not one per write; the answers are still taken (the index
+ * follows them) and nothing is delivered twice. */
+START_TEST(test_empty_prefix_pauses_between_wakeups)
+{
+    struct fake *f = fake_new(SCRIPT_EMPTY_WAKEUPS, NULL);
+    watch_paused(f, 60, 200);
+    run_for(&f->loop, 1000);
+    /* without the pause: one request per loop turn, thousands in 1 s */
+    ck_assert_msg(f->n_req >= 2 && f->n_req <= 8, "%u requests in 1 s with a 200 ms pause",
+                  f->n_req);
+    ck_assert_ptr_nonnull(strstr(f->urls[1], "index=10"));
+    ck_assert_uint_eq(f->changes, 1);
+    ck_assert_uint_ge(consul_client_stats(f->c)->watch_unchanged, 1);
+    ck_assert_uint_ge(consul_watch_index(f->w), 10 + f->n_req - 2); /* the answers were taken */
     fake_free(f);
 }
 END_TEST
@@ -598,6 +631,7 @@ int main(void)
     tcase_add_test(tc, test_stale_answer_never_goes_back);
     tcase_add_test(tc, test_index_zero_never_spins);
     tcase_add_test(tc, test_errors_keep_last_value_and_retry);
+    tcase_add_test(tc, test_empty_prefix_pauses_between_wakeups);
     tcase_add_test(tc, test_404_is_empty_with_index_lowercase_header);
     tcase_add_test(tc, test_404_without_index_is_an_error);
     tcase_add_test(tc, test_hanging_query_times_out);
