@@ -677,8 +677,8 @@ static void on_runtime_due(void *arg)
      * enabled: that waits for the file, the rest goes out meanwhile */
     if (engine_write_agent_state(e, on_agent_state_visible) != 0)
         run_wanted_applies(e);
-    else
-        engine_apply_early(e); /* what needs no agent file, while it is written */
+    else /* what needs no agent file goes out while it is written */
+        engine_apply_early(e);
     engine_status_changed(e); /* guards */
     if (any_runtime)
         engine_mark_applied(e);
