@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <netinet/tcp.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -262,10 +263,12 @@ static int probe_free(const struct sockaddr_storage *ss)
 }
 
 /* A bound, listening, non-blocking socket; SO_REUSEPORT set before bind
- * when asked. */
-static int listen_socket(const struct sockaddr_storage *ss, bool reuseport, int *out)
+ * when asked, TCP_DEFER_ACCEPT when defer_s > 0. */
+static int listen_socket(const struct sockaddr_storage *ss, bool reuseport, unsigned defer_s,
+                         int *out)
 {
     int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0), one = 1;
+    int defer = (int)defer_s;
     if (fd < 0)
         return -errno;
     socklen_t len =
@@ -274,6 +277,7 @@ static int listen_socket(const struct sockaddr_storage *ss, bool reuseport, int 
         (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) ||
         (ss->ss_family == AF_INET6 &&
          setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0) ||
+        (defer > 0 && setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer, sizeof(defer)) < 0) ||
         bind(fd, (const struct sockaddr *)ss, len) < 0 || listen(fd, LISTEN_BACKLOG) < 0) {
         int e = -errno;
         close(fd);
@@ -297,7 +301,7 @@ int agent_server_listen_sa(struct agent_server *srv, const struct sockaddr_stora
             rc = probe_free(ss);
     }
     if (rc == 0)
-        rc = listen_socket(ss, srv->cfg.reuseport, &fd);
+        rc = listen_socket(ss, srv->cfg.reuseport, srv->cfg.defer_accept_s, &fd);
     if (rc < 0)
         return rc;
     srv->listeners[srv->nlisteners++] = fd;

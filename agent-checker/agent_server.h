@@ -48,6 +48,12 @@ struct agent_server_config {
     uint64_t request_timeout_ms; /* answer a silent/partial client after this (agent_wait) */
     size_t max_connections;      /* concurrent connections; more are refused */
     bool reuseport; /* SO_REUSEPORT listeners: several servers (threads) share a port */
+    /* TCP_DEFER_ACCEPT seconds (0 = off): the kernel hands over a
+     * connection once its first bytes are there (or after about this
+     * long), so a check whose line follows its connect - HAProxy sends
+     * agent-send once connected - wakes no thread before the line and
+     * never takes the waiting path. */
+    unsigned defer_accept_s;
     /* Servers sharing max_connections point at one counter (updated
      * atomically); NULL: this server's own count. */
     size_t *shared_active;

@@ -29,6 +29,7 @@ struct options {
     char *metrics_addr;
     char *fallback;
     int64_t request_timeout_ms;
+    int64_t defer_accept_ms;
     int64_t max_connections;
     int64_t stale_after_ms;
     int64_t poll_interval_ms;
@@ -48,6 +49,10 @@ static const struct config_option options[] = {
                       "answer while no state is loaded or it is stale (agent reply words)"),
     CONFIG_OPT_DURATION("request-timeout", &opt.request_timeout_ms, "100ms",
                         "answer a client that sent no full line within this time"),
+    CONFIG_OPT_DURATION("defer-accept", &opt.defer_accept_ms, "1s",
+                        "TCP_DEFER_ACCEPT: the kernel hands over a connection once its line "
+                        "arrives, or after about this long (whole seconds, rounded up; a client "
+                        "that sends nothing is answered that much later); 0 = at once"),
     CONFIG_OPT_INT("max-connections", &opt.max_connections, "4096", 1, 1000000,
                    "concurrent agent connections; more are closed at once and counted"),
     CONFIG_OPT_DURATION("stale-after", &opt.stale_after_ms, "0",
@@ -195,6 +200,12 @@ int main(int argc, char **argv)
     if (!daemon_config_parse(&program, "agent-checker", argc, argv, &status))
         return status;
     status = 1;
+    if (opt.defer_accept_ms < 0 || opt.defer_accept_ms > 60000) {
+        log_error("agent-checker: --defer-accept %lld ms: must be 0 to 60s",
+                  (long long)opt.defer_accept_ms);
+        config_free(&program);
+        return 2;
+    }
     raise_nofile();
     d.loop = uv_default_loop();
 
@@ -210,6 +221,7 @@ int main(int argc, char **argv)
     struct agent_server_config scfg = {
         .request_timeout_ms = opt.request_timeout_ms > 0 ? (uint64_t)opt.request_timeout_ms : 1,
         .max_connections = (size_t)opt.max_connections,
+        .defer_accept_s = (unsigned)((opt.defer_accept_ms + 999) / 1000),
     };
     if (opt.listen.count == 0) {
         log_error("agent-checker: no --listen address given, exiting");

@@ -75,7 +75,8 @@ def test_ipv4_and_ipv6(binary, work, daemons):
 def test_empty_partial_oversize_halfclose(binary, work, daemons):
     d = start(binary, work, daemons, extra=["--request-timeout", "100ms"], state=DRAIN)
     dflt = b"ready up #no maintenance\n"
-    # nothing sent: answered after the request timeout
+    # nothing sent: answered after the request timeout (once the kernel
+    # hands the connection over: --defer-accept, test_defer_accept)
     assert ask(d.port, b"") == dflt
     # a fragment without newline is not trusted
     assert ask(d.port, b"be_web/web-2") == dflt
@@ -115,6 +116,38 @@ def test_slow_clients_do_not_block(binary, work, daemons):
     finally:
         for s in slow:
             s.close()
+
+
+def silent_answer_after(port):
+    """Seconds from connect to the answer of a client that sends nothing."""
+    t0 = time.monotonic()
+    reply = ask(port, b"")
+    return time.monotonic() - t0, reply
+
+
+def test_defer_accept(binary, work, daemons):
+    dflt = b"ready up #no maintenance\n"
+    # Default (1 s): the kernel keeps a silent connection until its first
+    # SYN-ACK retransmission (1 s) before handing it over, then the request
+    # timeout runs: at least a second. A line sent at once is answered at
+    # once.
+    d = start(binary, work, daemons, extra=["--request-timeout", "100ms"], state=DRAIN)
+    took, reply = silent_answer_after(d.port)
+    assert reply == dflt and took >= 0.9, (took, reply)
+    for _ in range(20):
+        assert ask(d.port, b"be_web/web-2\n") == b"maint down #\n"
+    assert d.metric("drover_agent_checker_requests_total", {"end": "timeout"}) == 1
+    # a half-close is data enough for the kernel: handed over (and answered) at once
+    t0 = time.monotonic()
+    assert ask(d.port, b"", half_close=True) == dflt
+    took_eof = time.monotonic() - t0
+    # --defer-accept 0: accepted at once; the same default answer
+    d0 = start(binary, work, daemons, extra=["--request-timeout", "100ms", "--defer-accept", "0"],
+               state=DRAIN)
+    took0, reply0 = silent_answer_after(d0.port)
+    assert reply0 == dflt, reply0
+    print(f"silent client answered after {took:.2f} s (defer 1s), {took0:.2f} s (defer 0); "
+          f"a half-close after {took_eof:.3f} s")
 
 
 def test_bad_file_keeps_previous_state(binary, work, daemons):
@@ -170,8 +203,9 @@ def test_expiry_at_answer_time(binary, work, daemons):
 
 
 def test_connection_cap(binary, work, daemons):
-    d = start(binary, work, daemons, extra=["--max-connections", "5", "--request-timeout", "20s"],
-              state=DRAIN)
+    # silent connections are held: accepted at once (--defer-accept 0)
+    d = start(binary, work, daemons, extra=["--max-connections", "5", "--request-timeout", "20s",
+                                            "--defer-accept", "0"], state=DRAIN)
     held = []
     try:
         for _ in range(5):
@@ -220,9 +254,11 @@ def test_stall_answers_the_line(binary, work, daemons):
     been sent), so the timeout is 500 ms, the stall 800 ms. A try whose
     setup (connect, one scrape, the stop) took longer than the timeout, as
     happens on a busy machine, proves nothing either way: it is done again,
-    until 10 tries count (at most 30)."""
+    until 10 tries count (at most 30). The connection must be accepted
+    before its line: --defer-accept 0."""
     timeout = 0.5
-    d = start(binary, work, daemons, extra=["--request-timeout", "500ms"], state=DRAIN)
+    d = start(binary, work, daemons, extra=["--request-timeout", "500ms", "--defer-accept", "0"],
+              state=DRAIN)
     want = b"drain up 50% #disk swap (by alice)\n"
     wait_until("the state to be answered", lambda: ask(d.port, b"be_web/web-1\n") == want)
     counted, late = 0, 0
@@ -338,7 +374,7 @@ def test_reload_under_load(binary, work, daemons):
 
 def test_bad_options_refused(binary, work, daemons):
     for args in (["--listen", "localhost"], ["--fallback", "ready sideways"],
-                 ["--listen", "127.0.0.1:99999"]):
+                 ["--listen", "127.0.0.1:99999"], ["--defer-accept", "2m"]):
         p = subprocess.run([binary, "--metrics-addr", ""] + args + ["--state-file", work + "/s"],
                            capture_output=True, timeout=10)
         assert p.returncode != 0, args
@@ -349,7 +385,7 @@ def test_bad_options_refused(binary, work, daemons):
 
 if __name__ == "__main__":
     run([test_missing_file_then_atomic_replace, test_ipv4_and_ipv6,
-         test_empty_partial_oversize_halfclose, test_slow_clients_do_not_block,
+         test_empty_partial_oversize_halfclose, test_slow_clients_do_not_block, test_defer_accept,
          test_bad_file_keeps_previous_state, test_sighup_reloads, test_restart_keeps_state,
          test_expiry_at_answer_time, test_connection_cap, test_sd_notify,
          test_stall_answers_the_line, test_threads_share_one_state, test_reload_under_load,
