@@ -20,6 +20,7 @@
 
 #include "consul.h"
 #include "fake_http.h"
+#include "suite_main.h"
 
 #define TIMEOUT_MS 300
 
@@ -219,9 +220,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return suite_main_run(suite());
 }

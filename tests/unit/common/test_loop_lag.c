@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "loop_lag.h"
+#include "suite_main.h"
 
 #define BLOCK_MS 300
 
@@ -83,9 +84,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return suite_main_run(suite());
 }

@@ -9,6 +9,7 @@
 
 #include "log.h"
 #include "poll_deadline.h"
+#include "suite_main.h"
 
 START_TEST(test_passed_deadline_still_takes_what_is_there)
 {
@@ -52,9 +53,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return suite_main_run(suite());
 }

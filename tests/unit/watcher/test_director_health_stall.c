@@ -25,6 +25,7 @@
 #include "curl_uv.h"
 #include "director_feed.h"
 #include "director_health.h"
+#include "../common/suite_main.h"
 
 #define TIMEOUT_MS  200
 #define INTERVAL_MS 300
@@ -306,9 +307,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return suite_main_run(suite());
 }

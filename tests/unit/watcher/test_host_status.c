@@ -14,6 +14,7 @@
 #include "consul.h"
 #include "fake_http.h"
 #include "host_status.h"
+#include "../common/suite_main.h"
 
 #define TTL_S   10 /* the smallest Consul allows: a tick every 3.33 s */
 #define TICK_MS (TTL_S * 1000 / 3)
@@ -168,9 +169,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return suite_main_run(suite());
 }
