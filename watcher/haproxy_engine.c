@@ -6,7 +6,6 @@
  * observation. The HAProxy side of a plan (runtime applies, render +
  * check + install + reload) is haproxy_engine_apply.c.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -23,6 +22,7 @@
 #include "kv_status.h"
 #include "log.h"
 #include "render.h"
+#include "tls_files.h"
 
 /* ---- helpers ---- */
 
@@ -290,12 +290,6 @@ static bool config_dir_target(const char *target, void *arg)
            has_suffix(target, ".map");
 }
 
-static bool crt_list_target(const char *target, void *arg)
-{
-    (void)arg;
-    return has_suffix(target, ".crtlist");
-}
-
 /* A state file's name: arg is the base name of its option, where
  * "{service}" stands for any service. */
 static bool state_file_target(const char *target, void *arg)
@@ -328,15 +322,7 @@ static void sweep_temp_files(const struct haproxy_engine_opts *o)
     char dir[PATH_MAX];
     int removed = 0;
     sweep_dir(o->config_dir, config_dir_target, NULL, &removed);
-    DIR *d = opendir(o->config_dir);
-    for (struct dirent *de; d && (de = readdir(d));) {
-        if (de->d_name[0] == '.' || !has_suffix(de->d_name, ".crt-lists"))
-            continue;
-        snprintf(dir, sizeof(dir), "%s/%s", o->config_dir, de->d_name);
-        sweep_dir(dir, crt_list_target, NULL, &removed);
-    }
-    if (d)
-        closedir(d);
+    removed += tls_files_sweep_temps(o->config_dir, true);
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
         const char *f = files[i], *slash = f ? strrchr(f, '/') : NULL;
         /* a {service} in the directory part: one directory per service */

@@ -190,6 +190,32 @@ int tls_files_remove_service(const char *dir, const char *service, char *err, si
     return rc;
 }
 
+static bool crt_list_target(const char *target, void *arg)
+{
+    (void)arg;
+    return ends_with(target, CRT_LIST_SUFFIX);
+}
+
+int tls_files_sweep_temps(const char *dir, bool ours_too)
+{
+    DIR *dh = opendir(dir);
+    struct dirent *de;
+    char sub[PATH_MAX];
+    int removed = 0;
+    if (!dh)
+        return 0; /* no config dir yet: nothing written */
+    while ((de = readdir(dh))) {
+        if (de->d_name[0] == '.' || !ends_with(de->d_name, CRT_LISTS_DIR_SUFFIX))
+            continue;
+        snprintf(sub, sizeof(sub), "%s/%s", dir, de->d_name);
+        int n = atomic_file_sweep(sub, crt_list_target, NULL, ours_too);
+        if (n > 0)
+            removed += n;
+    }
+    closedir(dh);
+    return removed;
+}
+
 int tls_files_sweep(const char *dir, tls_files_in_use_fn in_use, void *arg)
 {
     DIR *dh = opendir(dir);

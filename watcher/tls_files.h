@@ -69,4 +69,10 @@ typedef bool (*tls_files_in_use_fn)(void *arg, const char *service);
  * a failure is logged). Returns how many directories were removed. */
 int tls_files_sweep(const char *dir, tls_files_in_use_fn in_use, void *arg);
 
+/* Temporary files of crt-list writes that a process killed mid-write left
+ * in every "<dir>/<service>.crt-lists" (atomic_file_sweep: a live other
+ * writer's are kept; this process's too unless ours_too). Returns how many
+ * were removed. */
+int tls_files_sweep_temps(const char *dir, bool ours_too);
+
 #endif

@@ -76,22 +76,28 @@ def main():
     procs = []
     try:
         gone, live = dead_pid(), os.getpid()
+        crt_lists = os.path.join(cfg, "web.crt-lists")
         stale = [os.path.join(cfg, ".web.cfg.tmp.%d.0000abcd" % gone),
                  os.path.join(cfg, "web.fe.map.tmp.%d" % gone),
+                 os.path.join(crt_lists, ".fe.crtlist.tmp.%d.0000abcd" % gone),
                  os.path.join(root, "a", ".agent.json.tmp.%d.0000abcd" % gone),
                  os.path.join(root, "a", ".web.state.tmp.%d.0000abcd" % gone)]
         kept = [os.path.join(cfg, ".web.fe.map.tmp.%d.0000abcd" % live),
+                os.path.join(crt_lists, ".fe.crtlist.tmp.%d.0000abcd" % live),
                 os.path.join(cfg, "notes.txt.tmp.%d" % gone)]  # not a name the watcher writes
         os.makedirs(os.path.join(root, "a"))
+        os.makedirs(crt_lists)
         for p in stale + kept:
             open(p, "w").close()
 
         a, a_log = watcher(binary, templates, root, "a", cfg, port)
         procs.append(a)
         wait_for("watcher a holding the config dir's lock", lambda: lock_holder(cfg) == a.pid)
-        left = [p for p in stale if os.path.exists(p)]
-        if left:
-            sys.exit("FAIL: temp files of a dead writer left after the start: %s" % left)
+        # the sweep runs right after the lock is taken (the state files'
+        # directory last): wait for it rather than race it
+        wait_for("the start-up sweep to remove the temp files of a dead writer (%s)"
+                 % ", ".join(os.path.relpath(p, root) for p in stale),
+                 lambda: not any(os.path.exists(p) for p in stale))
         missing = [p for p in kept if not os.path.exists(p)]
         if missing:
             sys.exit("FAIL: the start-up sweep removed what is not its own: %s" % missing)
