@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backoff.h"
 #include "kv_key.h"
 #include "log.h"
 
@@ -25,12 +26,12 @@ struct host_status {
     void *arg;
     uv_timer_t tick, soon;
     char *session;
-    char *written;   /* bytes last written (NULL: none since the session began) */
-    char *pending;   /* bytes of the write in flight */
-    bool busy;       /* a Consul request is in flight */
-    bool dirty;      /* fill again */
-    bool renew_due;  /* the session needs renewing: goes before any write */
-    uint64_t jitter; /* retry spread */
+    char *written;        /* bytes last written (NULL: none since the session began) */
+    char *pending;        /* bytes of the write in flight */
+    bool busy;            /* a Consul request is in flight */
+    bool dirty;           /* fill again */
+    bool renew_due;       /* the session needs renewing: goes before any write */
+    struct backoff retry; /* its PRNG spreads the renewal retries */
     bool stopping;
     int closing; /* handles still closing */
     void (*done)(void *);
@@ -164,8 +165,8 @@ static void on_renewed(void *arg, struct consul_response *resp)
     if (resp->err == -ECANCELED)
         return;
     if (resp->err < 0) {
-        hs->jitter = hs->jitter * 6364136223846793005ull + 1442695040888963407ull;
-        uint64_t d = RENEW_RETRY_MS + (hs->jitter >> 33) % (RENEW_RETRY_MS / 2);
+        uint64_t d =
+            backoff_rand_range(&hs->retry, RENEW_RETRY_MS, RENEW_RETRY_MS + RENEW_RETRY_MS / 2 - 1);
         log_warn("host status: renewing session of %s: %s; retried in %llu ms", hs->key,
                  resp->errmsg ? resp->errmsg : strerror(-resp->err), (unsigned long long)d);
         if (hs->stopping)
@@ -245,7 +246,7 @@ int host_status_start(uv_loop_t *loop, struct consul_client *c, const struct hos
     uv_timer_init(loop, &hs->tick);
     uv_timer_init(loop, &hs->soon);
     hs->tick.data = hs->soon.data = hs;
-    hs->jitter = uv_hrtime();
+    backoff_init(&hs->retry, RENEW_RETRY_MS, RENEW_RETRY_MS, BACKOFF_FULL);
     uint64_t every = (uint64_t)o->ttl_s * 1000 / 3;
     uv_timer_start(&hs->tick, on_tick, every, every);
     step(hs);
