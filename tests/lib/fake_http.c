@@ -5,6 +5,8 @@
 #include <errno.h>
 #include <http_parser.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +23,7 @@ struct fake_http {
     struct pending *pendings;
     unsigned open; /* listener + connections + timers not yet closed */
     bool stopping;
+    atomic_uint sent; /* replies written, read by other threads */
 };
 
 struct pending {
@@ -90,6 +93,10 @@ static void conn_close(struct conn *c)
 
 static void write_done(uv_write_t *w, int status)
 {
+    struct conn *c = w->handle->data;
+
+    if (status == 0)
+        atomic_fetch_add(&c->srv->sent, 1);
     free(w->data);
     free(w);
 }
@@ -343,4 +350,76 @@ void fake_http_stop(struct fake_http *s)
     for (struct conn *c = s->conns; c; c = c->next)
         conn_close(c);
     uv_close((uv_handle_t *)&s->listener, listener_closed);
+}
+
+unsigned fake_http_replies_sent(const struct fake_http *s)
+{
+    return atomic_load(&s->sent);
+}
+
+struct fake_http_thread {
+    uv_loop_t loop;
+    uv_async_t stop;
+    struct fake_http *http;
+    pthread_t thread;
+};
+
+static void thread_on_stop(uv_async_t *a)
+{
+    struct fake_http_thread *t = a->data;
+
+    fake_http_stop(t->http);
+    uv_close((uv_handle_t *)a, NULL);
+}
+
+static void *thread_main(void *arg)
+{
+    struct fake_http_thread *t = arg;
+
+    uv_run(&t->loop, UV_RUN_DEFAULT); /* until thread_on_stop closed everything */
+    return NULL;
+}
+
+int fake_http_thread_start(fake_http_handler handler, void *arg, struct fake_http_thread **out,
+                           int *port)
+{
+    struct fake_http_thread *t = calloc(1, sizeof(*t));
+    int rc;
+
+    if (!t)
+        return -ENOMEM;
+    if ((rc = uv_loop_init(&t->loop)) < 0) {
+        free(t);
+        return rc;
+    }
+    if ((rc = fake_http_start(&t->loop, handler, arg, &t->http, port)) < 0)
+        goto fail;
+    uv_async_init(&t->loop, &t->stop, thread_on_stop);
+    t->stop.data = t;
+    if ((rc = -pthread_create(&t->thread, NULL, thread_main, t)) < 0) {
+        thread_on_stop(&t->stop);
+        goto fail;
+    }
+    *out = t;
+    return 0;
+fail:
+    uv_run(&t->loop, UV_RUN_DEFAULT); /* the closes started above */
+    uv_loop_close(&t->loop);
+    free(t);
+    return rc;
+}
+
+unsigned fake_http_thread_replies_sent(const struct fake_http_thread *t)
+{
+    return fake_http_replies_sent(t->http);
+}
+
+void fake_http_thread_stop(struct fake_http_thread *t)
+{
+    if (!t)
+        return;
+    uv_async_send(&t->stop);
+    pthread_join(t->thread, NULL);
+    uv_loop_close(&t->loop);
+    free(t);
 }

@@ -5,6 +5,10 @@
  * X-Consul-Index, 5xx, hangs, 409s...). It listens on 127.0.0.1 with a
  * kernel-picked port, parses requests with http-parser (keep-alive
  * supported) and asks a handler callback, on the loop, how to answer.
+ *
+ * fake_http_thread_start() runs one on its own loop and thread, for tests
+ * that block the client's loop (a stall) while the server must go on
+ * answering; its handler then runs on that thread.
  */
 #ifndef DROVER_FAKE_HTTP_H
 #define DROVER_FAKE_HTTP_H
@@ -45,5 +49,22 @@ int fake_http_start(uv_loop_t *loop, fake_http_handler handler, void *arg, struc
                     int *port);
 /* Close the listener and every connection; freed once the loop ran. */
 void fake_http_stop(struct fake_http *s);
+
+/* Replies written into a socket so far (counted once the write is done,
+ * so the peer can read them). Safe to call from any thread. */
+unsigned fake_http_replies_sent(const struct fake_http *s);
+
+struct fake_http_thread;
+
+/* fake_http_start on a loop of its own, run by a new thread. 0 or a
+ * negative errno. */
+int fake_http_thread_start(fake_http_handler handler, void *arg, struct fake_http_thread **out,
+                           int *port);
+/* fake_http_replies_sent of the threaded server. */
+unsigned fake_http_thread_replies_sent(const struct fake_http_thread *t);
+/* Stop the server, end its thread and free everything. A handler that is
+ * blocked waiting on the caller must be released first (the thread is
+ * joined). NULL is a no-op. */
+void fake_http_thread_stop(struct fake_http_thread *t);
 
 #endif

@@ -11,29 +11,25 @@
  */
 #include <check.h>
 #include <errno.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "consul.h"
 #include "fake_http.h"
 #include "suite_main.h"
+#include "test_sleep.h"
 
 #define TIMEOUT_MS 300
 
 struct server {
-    uv_loop_t loop;
-    uv_async_t stop;
-    struct fake_http *http;
+    struct fake_http_thread *http;
     int port;
     bool hang;            /* never answer */
     bool wait_for_stall;  /* answer only once the client's loop is blocked */
     atomic_bool stalling; /* set by the client as its stall begins */
     atomic_uint seen;
-    pthread_t thread;
 };
 
 static void handler(void *arg, const struct fake_http_req *req, struct fake_http_reply *rep)
@@ -43,28 +39,12 @@ static void handler(void *arg, const struct fake_http_req *req, struct fake_http
     (void)req;
     atomic_fetch_add(&s->seen, 1);
     /* the answer must arrive while the client cannot read it */
-    for (int i = 0; s->wait_for_stall && !atomic_load(&s->stalling) && i < 5000; i++) {
-        struct timespec ts = {.tv_nsec = 1000000};
-        nanosleep(&ts, NULL);
-    }
+    for (int i = 0; s->wait_for_stall && !atomic_load(&s->stalling) && i < 5000; i++)
+        sleep_ms(1);
     rep->has_index = true;
     rep->index = 7;
     rep->hang = s->hang;
     rep->body = strdup("[{\"Key\":\"drover/v1/x\",\"Value\":\"eA==\",\"ModifyIndex\":7}]");
-}
-
-static void on_stop(uv_async_t *a)
-{
-    struct server *s = a->data;
-    fake_http_stop(s->http);
-    uv_close((uv_handle_t *)a, NULL);
-}
-
-static void *server_main(void *arg)
-{
-    struct server *s = arg;
-    uv_run(&s->loop, UV_RUN_DEFAULT);
-    return NULL;
 }
 
 static void server_start(struct server *s, bool hang, bool wait_for_stall)
@@ -72,18 +52,12 @@ static void server_start(struct server *s, bool hang, bool wait_for_stall)
     memset(s, 0, sizeof(*s));
     s->hang = hang;
     s->wait_for_stall = wait_for_stall;
-    ck_assert_int_eq(uv_loop_init(&s->loop), 0);
-    ck_assert_int_eq(fake_http_start(&s->loop, handler, s, &s->http, &s->port), 0);
-    uv_async_init(&s->loop, &s->stop, on_stop);
-    s->stop.data = s;
-    ck_assert_int_eq(pthread_create(&s->thread, NULL, server_main, s), 0);
+    ck_assert_int_eq(fake_http_thread_start(handler, s, &s->http, &s->port), 0);
 }
 
 static void server_stop(struct server *s)
 {
-    uv_async_send(&s->stop);
-    pthread_join(s->thread, NULL);
-    uv_loop_close(&s->loop);
+    fake_http_thread_stop(s->http);
 }
 
 struct client {
@@ -95,13 +69,6 @@ struct client {
     bool stalled, done;
     int err;
 };
-
-static void sleep_ms(unsigned ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
-    while (nanosleep(&ts, &ts) != 0)
-        ;
-}
 
 static void on_wake(uv_timer_t *t)
 {

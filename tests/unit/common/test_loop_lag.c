@@ -4,8 +4,8 @@
 #include <check.h>
 #include <stdbool.h>
 #include <stdlib.h>
-#include <time.h>
 
+#include "../../lib/test_sleep.h"
 #include "loop_lag.h"
 #include "suite_main.h"
 
@@ -25,9 +25,7 @@ static void on_tick(uv_timer_t *t)
     if (r->ticks == 0)
         r->at_start = loop_lag_stalled_ms(r->lag);
     if (r->block && r->ticks == 1) {
-        struct timespec ts = {.tv_nsec = BLOCK_MS * 1000000L};
-        while (nanosleep(&ts, &ts) != 0)
-            ;
+        sleep_ms(BLOCK_MS);
     }
     if (++r->ticks == 4) {
         r->at_end = loop_lag_stalled_ms(r->lag);

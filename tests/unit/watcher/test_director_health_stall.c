@@ -5,115 +5,68 @@
  * during which the loop could not act is not judged, and a proxy that
  * really does not answer still goes down.
  *
- * The proxy is a small HTTP server on its own thread, so it keeps running
- * while the test blocks the checker's loop. Server and loop hand over with
- * atomics, so the reply is in the socket before the stall ends and after
- * the check's deadline has passed, whatever the machine's load.
+ * The proxy is tests/lib/fake_http on its own loop and thread, so it
+ * keeps answering while the test blocks the checker's loop. Server and
+ * loop hand over with atomics, so the reply is in the socket before the
+ * stall ends and after the check's deadline has passed, whatever the
+ * machine's load.
  */
 #include <check.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "curl_uv.h"
 #include "director_feed.h"
 #include "director_health.h"
+#include "fake_http.h"
+#include "test_sleep.h"
 #include "../common/suite_main.h"
 
 #define TIMEOUT_MS  200
 #define INTERVAL_MS 300
 #define ROUNDS      4
-#define MAX_CONNS   16
 
 /* ---- the proxy: answers or hangs, on its own thread ---- */
 
 struct proxy {
-    int listen_fd, port;
+    struct fake_http_thread *http;
+    int port;
     bool answer;         /* false: read requests, never reply */
     bool wait_for_stall; /* reply only once the checker's loop is blocked */
     atomic_uint seen;    /* requests read */
     atomic_uint stalled; /* stalls the loop began (set by the loop) */
-    atomic_uint replied; /* replies written */
-    atomic_bool stop;
-    pthread_t thread;
+    atomic_bool stop;    /* releases a handler waiting for a stall */
 };
 
-static const char reply[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
-
-static void serve_request(struct proxy *p, int fd)
-{
-    unsigned n = atomic_fetch_add(&p->seen, 1) + 1;
-
-    if (!p->answer)
-        return;
-    while (p->wait_for_stall && atomic_load(&p->stalled) < n && !atomic_load(&p->stop))
-        usleep(1000);
-    ck_assert_int_eq(write(fd, reply, sizeof(reply) - 1), (ssize_t)sizeof(reply) - 1);
-    atomic_fetch_add(&p->replied, 1);
-}
-
-static void *proxy_main(void *arg)
+static void proxy_handler(void *arg, const struct fake_http_req *req, struct fake_http_reply *rep)
 {
     struct proxy *p = arg;
-    struct pollfd fds[MAX_CONNS + 1] = {{.fd = p->listen_fd, .events = POLLIN}};
-    nfds_t n = 1;
-    char buf[4096];
+    unsigned n = atomic_fetch_add(&p->seen, 1) + 1;
 
-    while (!atomic_load(&p->stop)) {
-        if (poll(fds, n, 20) <= 0)
-            continue;
-        if ((fds[0].revents & POLLIN) && n <= MAX_CONNS) {
-            fds[n].fd = accept(p->listen_fd, NULL, NULL);
-            fds[n].events = POLLIN;
-            n += fds[n].fd >= 0;
-        }
-        for (nfds_t i = 1; i < n; i++) {
-            if (!(fds[i].revents & (POLLIN | POLLHUP)))
-                continue;
-            /* a GET on loopback arrives in one piece */
-            ssize_t r = read(fds[i].fd, buf, sizeof(buf));
-            if (r > 0) {
-                serve_request(p, fds[i].fd);
-                continue;
-            }
-            close(fds[i].fd);
-            fds[i--] = fds[--n];
-        }
+    (void)req;
+    if (!p->answer) {
+        rep->hang = true;
+        return;
     }
-    for (nfds_t i = 1; i < n; i++)
-        close(fds[i].fd);
-    return NULL;
+    while (p->wait_for_stall && atomic_load(&p->stalled) < n && !atomic_load(&p->stop))
+        sleep_ms(1);
+    rep->body = strdup("ok");
 }
 
 static void proxy_start(struct proxy *p, bool answer, bool wait_for_stall)
 {
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-
     memset(p, 0, sizeof(*p));
     p->answer = answer;
     p->wait_for_stall = wait_for_stall;
-    p->listen_fd = socket(AF_INET, SOCK_STREAM, 0);
-    ck_assert_int_ge(p->listen_fd, 0);
-    ck_assert_int_eq(bind(p->listen_fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    ck_assert_int_eq(listen(p->listen_fd, 16), 0);
-    ck_assert_int_eq(getsockname(p->listen_fd, (struct sockaddr *)&a, &len), 0);
-    p->port = ntohs(a.sin_port);
-    ck_assert_int_eq(pthread_create(&p->thread, NULL, proxy_main, p), 0);
+    ck_assert_int_eq(fake_http_thread_start(proxy_handler, p, &p->http, &p->port), 0);
 }
 
 static void proxy_stop(struct proxy *p)
 {
     atomic_store(&p->stop, true);
-    pthread_join(p->thread, NULL);
-    close(p->listen_fd);
+    fake_http_thread_stop(p->http);
 }
 
 /* ---- the checker's loop ---- */
@@ -129,14 +82,6 @@ struct fixture {
     uv_timer_t wake_timer, poll_timer, give_up;
     bool gave_up;
 };
-
-static void sleep_ms(unsigned ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
-
-    while (nanosleep(&ts, &ts) != 0)
-        ;
-}
 
 static void on_wake_timer(uv_timer_t *timer)
 {
@@ -158,7 +103,7 @@ static void on_stall_check(uv_check_t *check)
         return;
     f->stalls++;
     atomic_store(&p->stalled, f->stalls);
-    while (p->answer && atomic_load(&p->replied) < f->stalls)
+    while (p->answer && fake_http_thread_replies_sent(p->http) < f->stalls)
         sleep_ms(1);
     sleep_ms(2 * TIMEOUT_MS);
 }
