@@ -22,6 +22,7 @@
 #include "render_files.h"
 #include "tls_files.h"
 #include "snapshot.h"
+#include "str_affix.h"
 
 #define ERRLEN 2048
 
@@ -154,7 +155,7 @@ static void render_cluster(struct check *c, const char *cluster, struct template
     snprintf(prefix, sizeof(prefix), "haproxy/%s/", cluster);
     json_object_foreach(c->values, key, v)
     {
-        if (!e || strncmp(key, prefix, strlen(prefix)) != 0)
+        if (!e || !str_has_prefix(key, prefix))
             continue;
         e[n].key = kv_key_printf("%s%s", c->o->root, key);
         e[n].value = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS);

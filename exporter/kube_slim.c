@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "kube_fields.h"
+#include "str_affix.h"
 
 /* dst[key] = src[key] (shared reference) for each present key. */
 static int copy_keys(json_t *dst, const json_t *src, const char *const *keys)
@@ -19,11 +20,6 @@ static int copy_keys(json_t *dst, const json_t *src, const char *const *keys)
             return -ENOMEM;
     }
     return 0;
-}
-
-static bool starts_with(const char *s, const char *prefix)
-{
-    return strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
 static json_t *slim_metadata(const json_t *meta, bool annotations)
@@ -42,7 +38,8 @@ static json_t *slim_metadata(const json_t *meta, bool annotations)
             goto fail;
         json_object_foreach(anns, k, v)
         {
-            if ((starts_with(k, KUBE_ANN_DROVER_PREFIX) || starts_with(k, KUBE_ANN_KSE_PREFIX)) &&
+            if ((str_has_prefix(k, KUBE_ANN_DROVER_PREFIX) ||
+                 str_has_prefix(k, KUBE_ANN_KSE_PREFIX)) &&
                 json_object_set(a, k, v) < 0)
                 goto fail;
         }

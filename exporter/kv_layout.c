@@ -14,11 +14,7 @@
 #include "kv_key.h"
 #include "kv_kube.h"
 #include "log.h"
-
-static bool starts_with(const char *s, const char *prefix)
-{
-    return strncmp(s, prefix, strlen(prefix)) == 0;
-}
+#include "str_affix.h"
 
 int kv_layout_init(struct kv_layout *l, const char *root, const char *cluster,
                    const char *kse_prefix)
@@ -77,7 +73,7 @@ void kv_layout_clear(struct kv_layout *l)
 /* key == prefix + one valid segment */
 static bool one_segment_under(const char *key, const char *prefix)
 {
-    if (!starts_with(key, prefix))
+    if (!str_has_prefix(key, prefix))
         return false;
     const char *rest = key + strlen(prefix);
     return rest[0] && !strchr(rest, '/');
@@ -96,13 +92,13 @@ static bool owns_shard_key(const char *rest)
 
 bool kv_layout_owns(const struct kv_layout *l, const char *key)
 {
-    if (starts_with(key, l->own)) {
+    if (str_has_prefix(key, l->own)) {
         const char *rest = key + strlen(l->own);
-        if (starts_with(rest, "services/"))
+        if (str_has_prefix(rest, "services/"))
             return rest[9] != '\0';
-        if (starts_with(rest, "nodes/")) /* the flat layout and its folder key */
+        if (str_has_prefix(rest, "nodes/")) /* the flat layout and its folder key */
             return strcmp(rest, "nodes/") == 0 || one_segment_under(rest, "nodes/");
-        if (starts_with(rest, "node-shards/")) /* "<shard>/" folder keys and nodes */
+        if (str_has_prefix(rest, "node-shards/")) /* "<shard>/" folder keys and nodes */
             return owns_shard_key(rest + strlen("node-shards/"));
         return false; /* meta, leader, future keys: not the diff's business */
     }
@@ -112,15 +108,15 @@ bool kv_layout_owns(const struct kv_layout *l, const char *key)
     if (strncmp(key, l->kse_prefix, pl) != 0 || key[pl] != '/')
         return false;
     const char *rest = key + pl + 1;
-    if (starts_with(rest, "nodes/"))
+    if (str_has_prefix(rest, "nodes/"))
         return strcmp(rest + 6, l->cluster) == 0;
-    if (!starts_with(rest, "services/"))
+    if (!str_has_prefix(rest, "services/"))
         return false;
     const char *id = rest + 9;
     const char *slash = strchr(id, '/');
     if (!slash || slash == id)
         return false;
-    return starts_with(slash, "/clusters/") && strcmp(slash + 10, l->cluster) == 0;
+    return str_has_prefix(slash, "/clusters/") && strcmp(slash + 10, l->cluster) == 0;
 }
 
 /* ---- kv_map ------------------------------------------------------------- */

@@ -12,6 +12,7 @@
 
 #include "errmsg.h"
 #include "haproxy_value.h"
+#include "str_affix.h"
 
 /* ---- framing and verdicts ----------------------------------------------- */
 
@@ -46,11 +47,6 @@ static void first_line(const char *answer, char *buf, size_t len)
     buf[n] = 0;
 }
 
-static bool starts_with(const char *s, const char *p)
-{
-    return strncmp(s, p, strlen(p)) == 0;
-}
-
 int haproxy_runtime_check_answer(const char *cmd, const char *answer, char *err, size_t errlen)
 {
     const char *p = answer;
@@ -60,13 +56,13 @@ int haproxy_runtime_check_answer(const char *cmd, const char *answer, char *err,
         return 0;
     /* `set server B/S addr` reports what it changed (or that nothing had
      * to), prefixed by what changed; failures say "Invalid ..." */
-    if (starts_with(cmd, "set server ") && strstr(cmd, " addr ") &&
-        (starts_with(p, "IP changed from") || starts_with(p, "port changed from") ||
-         starts_with(p, "no need to change")))
+    if (str_has_prefix(cmd, "set server ") && strstr(cmd, " addr ") &&
+        (str_has_prefix(p, "IP changed from") || str_has_prefix(p, "port changed from") ||
+         str_has_prefix(p, "no need to change")))
         return 0;
-    if (starts_with(cmd, "show ") &&
-        !(starts_with(p, "No such") || starts_with(p, "Can't find") ||
-          starts_with(p, "Unknown command") || starts_with(p, "Permission denied")))
+    if (str_has_prefix(cmd, "show ") &&
+        !(str_has_prefix(p, "No such") || str_has_prefix(p, "Can't find") ||
+          str_has_prefix(p, "Unknown command") || str_has_prefix(p, "Permission denied")))
         return 0;
     char line[200];
     first_line(p, line, sizeof(line));
@@ -232,7 +228,7 @@ out:
 int haproxy_parse_servers_state_answer(const char *cmd, const char *answer, const char *backend,
                                        struct slot_live **live, size_t *n, char *err, size_t errlen)
 {
-    if (starts_with(answer, "Can't find backend") || starts_with(answer, "No such backend")) {
+    if (str_has_prefix(answer, "Can't find backend") || str_has_prefix(answer, "No such backend")) {
         errmsg_set(err, errlen, "haproxy: `%s`: no backend %s in the running config", cmd, backend);
         return -ENOENT;
     }

@@ -22,6 +22,7 @@
 #include "kv_status.h"
 #include "log.h"
 #include "render.h"
+#include "str_affix.h"
 #include "tls_files.h"
 
 /* ---- helpers ---- */
@@ -275,19 +276,13 @@ static int lock_config_dir(struct haproxy_engine *e)
     return rc;
 }
 
-static bool has_suffix(const char *s, const char *suffix)
-{
-    size_t n = strlen(s), k = strlen(suffix);
-    return n > k && strcmp(s + n - k, suffix) == 0;
-}
-
 /* The files the engine writes into its config dir: configs (and the one
  * kept for a rollback) and route maps. */
 static bool config_dir_target(const char *target, void *arg)
 {
     (void)arg;
-    return has_suffix(target, ".cfg") || has_suffix(target, ".cfg.prev") ||
-           has_suffix(target, ".map");
+    return str_has_suffix(target, ".cfg") || str_has_suffix(target, ".cfg.prev") ||
+           str_has_suffix(target, ".map");
 }
 
 /* A state file's name: arg is the base name of its option, where

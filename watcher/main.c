@@ -50,6 +50,7 @@
 #include "sdnotify.h"
 #include "slots.h"
 #include "snapshot.h"
+#include "str_affix.h"
 #include "tls_files.h"
 #include "version.h"
 
@@ -958,7 +959,7 @@ static char *installed_crt_list(const char *text, const char *list_dir, const ch
     size_t n = (size_t)snprintf(prefix, sizeof(prefix), "%s/%s.", list_dir, frontend);
     for (const char *p = text; n < sizeof(prefix) && (p = strstr(p, prefix)); p += n) {
         const char *h = p + n;
-        if (strspn(h, "0123456789abcdef") == 16 && strncmp(h + 16, suffix, strlen(suffix)) == 0)
+        if (strspn(h, "0123456789abcdef") == 16 && str_has_prefix(h + 16, suffix))
             return strndup(p, n + 16 + strlen(suffix));
     }
     return NULL;

@@ -20,6 +20,7 @@
 #include "log.h"
 #include "render.h"
 #include "snapshot.h"
+#include "str_affix.h"
 #include "tls_cert.h"
 
 /* Read path and run the check that fits (CA file or certificate file);
@@ -116,12 +117,6 @@ int tls_files_write_crt_lists(const char *dir, const struct kvm_service *d, size
 #define CRT_LIST_SUFFIX      ".crtlist"
 #define CRT_LISTS_DIR_SUFFIX ".crt-lists"
 
-static bool ends_with(const char *s, const char *suffix)
-{
-    size_t n = strlen(s), k = strlen(suffix);
-    return n > k && strcmp(s + n - k, suffix) == 0;
-}
-
 static bool kept(const char *path, const char *const *keep, size_t n_keep)
 {
     for (size_t i = 0; i < n_keep; i++)
@@ -142,7 +137,7 @@ int tls_files_remove_stale(const char *dir, const char *service, const char *con
         return 0; /* no crt-list written yet */
     }
     while ((de = readdir(dh))) {
-        if (!ends_with(de->d_name, CRT_LIST_SUFFIX))
+        if (!str_has_suffix(de->d_name, CRT_LIST_SUFFIX))
             continue; /* not a list (atomic_file_write's temporary files among them) */
         snprintf(path, sizeof(path), "%s/%s", sub, de->d_name);
         if (!kept(path, keep, n_keep) && unlink(path) == 0)
@@ -158,7 +153,7 @@ int tls_files_remove_stale(const char *dir, const char *service, const char *con
  * (".<list>.tmp.<pid>.<random>"). */
 static bool ours(const char *name)
 {
-    return ends_with(name, CRT_LIST_SUFFIX) ||
+    return str_has_suffix(name, CRT_LIST_SUFFIX) ||
            (name[0] == '.' && strstr(name, CRT_LIST_SUFFIX ".tmp.") != NULL);
 }
 
@@ -193,7 +188,7 @@ int tls_files_remove_service(const char *dir, const char *service, char *err, si
 static bool crt_list_target(const char *target, void *arg)
 {
     (void)arg;
-    return ends_with(target, CRT_LIST_SUFFIX);
+    return str_has_suffix(target, CRT_LIST_SUFFIX);
 }
 
 int tls_files_sweep_temps(const char *dir, bool ours_too)
@@ -205,7 +200,7 @@ int tls_files_sweep_temps(const char *dir, bool ours_too)
     if (!dh)
         return 0; /* no config dir yet: nothing written */
     while ((de = readdir(dh))) {
-        if (de->d_name[0] == '.' || !ends_with(de->d_name, CRT_LISTS_DIR_SUFFIX))
+        if (de->d_name[0] == '.' || !str_has_suffix(de->d_name, CRT_LISTS_DIR_SUFFIX))
             continue;
         snprintf(sub, sizeof(sub), "%s/%s", dir, de->d_name);
         int n = atomic_file_sweep(sub, crt_list_target, NULL, ours_too);
@@ -226,8 +221,8 @@ int tls_files_sweep(const char *dir, tls_files_in_use_fn in_use, void *arg)
         return 0; /* no config dir yet: nothing written */
     while ((de = readdir(dh))) {
         size_t n = strlen(de->d_name), k = strlen(CRT_LISTS_DIR_SUFFIX);
-        if (!ends_with(de->d_name, CRT_LISTS_DIR_SUFFIX))
-            continue;
+        if (de->d_name[0] == '.' || !str_has_suffix(de->d_name, CRT_LISTS_DIR_SUFFIX))
+            continue; /* a hidden name has no service before the suffix */
         snprintf(service, sizeof(service), "%.*s", (int)(n - k), de->d_name);
         if (render_config_exists(dirfd(dh), service) || (in_use && in_use(arg, service)))
             continue;

@@ -14,6 +14,7 @@
 #include "consul_test_util.h"
 #include "fake_http.h"
 #include "log.h"
+#include "str_affix.h"
 
 #define ROOT    "drover/v1/"
 #define P_DEFS  ROOT "haproxy/edge/"
@@ -55,11 +56,6 @@ struct fake {
     bool down_errors;     /* every fixed watch failed at least once */
 };
 
-static bool has_prefix(const char *s, const char *p)
-{
-    return strncmp(s, p, strlen(p)) == 0;
-}
-
 /* The KV list body for prefix under the keys present now. */
 static char *kv_body(const struct fake *f, const char *prefix)
 {
@@ -67,10 +63,10 @@ static char *kv_body(const struct fake *f, const char *prefix)
     size_t o = (size_t)snprintf(buf, sizeof(buf), "[");
     bool first = true;
     for (size_t i = 0; f->keys[i]; i++) {
-        if (!has_prefix(f->keys[i], prefix))
+        if (!str_has_prefix(f->keys[i], prefix))
             continue;
         /* the value, base64: {"state":"drain"} for maintenance, "x" else */
-        const char *v = has_prefix(f->keys[i], P_MAINT) ? "eyJzdGF0ZSI6ImRyYWluIn0=" : "eA==";
+        const char *v = str_has_prefix(f->keys[i], P_MAINT) ? "eyJzdGF0ZSI6ImRyYWluIn0=" : "eA==";
         o += (size_t)snprintf(buf + o, sizeof(buf) - o,
                               "%s{\"Key\":\"%s\",\"Value\":\"%s\",\"ModifyIndex\":7}",
                               first ? "" : ",", f->keys[i], v);
