@@ -297,17 +297,23 @@ static bool state_file_target(const char *target, void *arg)
            strcmp(target + n - post, w + 9) == 0;
 }
 
-/* Sweep dir (when it can be read) with want; adds to *removed. */
-static void sweep_dir(const char *dir, atomic_file_target_fn want, void *arg, int *removed)
+/* Adds a sweep's count (negative: the directory cannot be read) to *removed. */
+static void sweep_count(int n, int *removed)
 {
-    int n = atomic_file_sweep(dir, want, arg, true);
     if (n > 0)
         *removed += n;
 }
 
+/* Sweep dir (when it can be read) with want; adds to *removed. */
+static void sweep_dir(const char *dir, atomic_file_target_fn want, void *arg, int *removed)
+{
+    sweep_count(atomic_file_sweep(dir, want, arg, true), removed);
+}
+
 /* Temp files of the engine's writers (atomic_file.h) that a watcher
  * killed mid-write left in the directories it owns: the config dir, its
- * crt-list directories and those of its state files. Only at start, under
+ * crt-list directories and those of its state files; and the staging
+ * directories of its config checks (render.h). Only at start, under
  * the config dir's lock, before anything is written: a temp of our own
  * pid is then a former process's too; a temp of another live process is
  * kept. */
@@ -318,6 +324,8 @@ static void sweep_temp_files(const struct haproxy_engine_opts *o)
     int removed = 0;
     sweep_dir(o->config_dir, config_dir_target, NULL, &removed);
     removed += tls_files_sweep_temps(o->config_dir, true);
+    /* the staging directories of config checks a killed watcher ran */
+    sweep_count(render_sweep_staging(RENDER_STAGING_DIR, true), &removed);
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
         const char *f = files[i], *slash = f ? strrchr(f, '/') : NULL;
         /* a {service} in the directory part: one directory per service */
@@ -329,7 +337,7 @@ static void sweep_temp_files(const struct haproxy_engine_opts *o)
     }
     if (removed > 0)
         log_info("watcher: %d temporary file%s removed, left by a watcher stopped while writing "
-                 "them",
+                 "or checking them",
                  removed, removed == 1 ? "" : "s");
 }
 

@@ -4,9 +4,11 @@
  */
 #include "render.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +20,8 @@
 
 #include "atomic_file.h"
 #include "errmsg.h"
+#include "log.h"
+#include "str_affix.h"
 
 extern char **environ;
 
@@ -179,7 +183,7 @@ static int write_staged(const char *path, const char *text, size_t len)
 int render_install(const char *haproxy_bin, const char *config_dir, const char *name,
                    const char *text, size_t len, bool *changed, char *err, size_t errlen)
 {
-    char target[PATH_MAX], prev[PATH_MAX], tmpdir[] = "/tmp/drover-render.XXXXXX", staged[PATH_MAX];
+    char target[PATH_MAX], prev[PATH_MAX], tmpdir[64], staged[PATH_MAX];
     char *old = NULL;
     size_t old_len = 0;
     int rc;
@@ -196,10 +200,12 @@ int render_install(const char *haproxy_bin, const char *config_dir, const char *
         free(old);
         return 0;
     }
+    snprintf(tmpdir, sizeof(tmpdir), "%s/%s%ld.XXXXXX", RENDER_STAGING_DIR, RENDER_STAGING_PREFIX,
+             (long)getpid());
     if (!mkdtemp(tmpdir)) {
         rc = -errno;
-        errmsg_set(err, errlen, "service %s: cannot create a staging directory: %s", name,
-                   strerror(errno));
+        errmsg_set(err, errlen, "service %s: cannot create a staging directory %s: %s", name,
+                   tmpdir, strerror(errno));
         free(old);
         return rc;
     }
@@ -225,6 +231,76 @@ out:
     rmdir(tmpdir);
     free(old);
     return rc;
+}
+
+/* The pid in a staging directory's name ("drover-render.<pid>.XXXXXX"),
+ * or 0 when the name is not one. */
+static long staging_pid(const char *name)
+{
+    size_t k = strlen(RENDER_STAGING_PREFIX);
+    char *end;
+
+    if (!str_has_prefix(name, RENDER_STAGING_PREFIX) || name[k] < '1' || name[k] > '9')
+        return 0;
+    errno = 0;
+    long pid = strtol(name + k, &end, 10);
+    if (errno || pid <= 0 || pid > INT_MAX || *end != '.' || strlen(end + 1) != 6)
+        return 0;
+    return pid;
+}
+
+/* Whether process pid exists (EPERM: it does, owned by someone else). */
+static bool pid_alive(long pid)
+{
+    return kill((pid_t)pid, 0) == 0 || errno == EPERM;
+}
+
+/* Remove staging directory name in dirfd and the files in it (the checks
+ * write only files there). 0 or negative errno. */
+static int remove_staging(int dfd, const char *name)
+{
+    int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    DIR *dh = fd < 0 ? NULL : fdopendir(fd);
+    struct dirent *de;
+    int rc = 0;
+
+    if (!dh) {
+        rc = -errno;
+        if (fd >= 0)
+            close(fd);
+        return rc;
+    }
+    while ((de = readdir(dh)))
+        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0 &&
+            unlinkat(fd, de->d_name, 0) < 0 && rc == 0)
+            rc = -errno;
+    closedir(dh);
+    if (unlinkat(dfd, name, AT_REMOVEDIR) < 0 && rc == 0)
+        rc = -errno;
+    return rc;
+}
+
+int render_sweep_staging(const char *dir, bool ours_too)
+{
+    DIR *dh = opendir(dir);
+    struct dirent *de;
+    int removed = 0, rc;
+
+    if (!dh)
+        return -errno;
+    while ((de = readdir(dh))) {
+        long pid = staging_pid(de->d_name);
+        if (!pid || (pid == (long)getpid() ? !ours_too : pid_alive(pid)))
+            continue;
+        if ((rc = remove_staging(dirfd(dh), de->d_name)) < 0)
+            log_warn("watcher: cannot remove %s/%s, left by a stopped check: %s; tried again at "
+                     "the next start",
+                     dir, de->d_name, strerror(-rc));
+        else
+            removed++;
+    }
+    closedir(dh);
+    return removed;
 }
 
 int render_rollback(const char *config_dir, const char *name, char *err, size_t errlen)

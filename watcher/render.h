@@ -53,6 +53,22 @@ int render_run_checker(char *const argv[], char *err, size_t errlen);
  * could not be run. */
 int render_check_file(const char *haproxy_bin, const char *path, char *err, size_t errlen);
 
+/* Where render_install stages a text for `haproxy -c`: one private
+ * directory "drover-render.<pid>.<6 random characters>" per check, removed
+ * after it. The pid names the process that owns it, so a watcher's start
+ * can tell the ones that a process killed during a check left behind. */
+#define RENDER_STAGING_DIR    "/tmp"
+#define RENDER_STAGING_PREFIX "drover-render."
+
+/* Remove from dir the staging directories (and the configs in them) of
+ * processes that are gone: the pid in the name no longer exists, or is
+ * ours and ours_too (a daemon's start, before its first check: a restarted
+ * container reuses pids). A live other process's directory is kept: its
+ * check may be running; names without a pid (an older watcher's) are left
+ * alone. Returns how many were removed, or a negative errno when dir
+ * cannot be read. */
+int render_sweep_staging(const char *dir, bool ours_too);
+
 /* Check text (see top) and install it as config_dir/<name>.cfg.
  * *changed = false (and nothing written) when the installed file already
  * has exactly this text. 0, -EINVAL (render/check refused: err),

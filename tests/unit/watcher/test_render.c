@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -170,6 +172,68 @@ START_TEST(test_retire)
 }
 END_TEST
 
+/* A staging directory "dir/<prefix><pid>.<rand>" holding a config, as a
+ * check in progress has it; its path into path. */
+static void make_staging(char *path, size_t len, const char *prefix, long pid, const char *rand)
+{
+    char cfg[PATH_MAX + 16];
+    FILE *f;
+
+    snprintf(path, len, "%s/%s%ld.%s", dir, prefix, pid, rand);
+    ck_assert_int_eq(mkdir(path, 0700), 0);
+    snprintf(cfg, sizeof(cfg), "%s/web.cfg", path);
+    ck_assert_ptr_nonnull(f = fopen(cfg, "w"));
+    fputs(good, f);
+    fclose(f);
+}
+
+static bool exists(const char *path)
+{
+    return access(path, F_OK) == 0;
+}
+
+static void remove_staging(const char *path)
+{
+    char cfg[PATH_MAX + 16];
+
+    snprintf(cfg, sizeof(cfg), "%s/web.cfg", path);
+    unlink(cfg);
+    rmdir(path);
+}
+
+/* A dead writer's staging directory goes; a live one's stays, ours only
+ * goes when asked (a start), and names that are not staging directories
+ * of this format stay. */
+START_TEST(test_sweep_staging)
+{
+    char dead[PATH_MAX], live[PATH_MAX], ours[PATH_MAX], other[PATH_MAX], old[PATH_MAX];
+    pid_t child = fork();
+
+    ck_assert_int_ge(child, 0);
+    if (child == 0)
+        _exit(0);
+    ck_assert_int_eq(waitpid(child, NULL, 0), child); /* reaped: its pid is gone */
+    make_staging(dead, sizeof(dead), RENDER_STAGING_PREFIX, child, "aB3dEf");
+    make_staging(live, sizeof(live), RENDER_STAGING_PREFIX, getppid(), "gH5jKl");
+    make_staging(ours, sizeof(ours), RENDER_STAGING_PREFIX, getpid(), "mN7pQr");
+    make_staging(other, sizeof(other), "drover-render-diff.", child, "sT9vWx");
+    snprintf(old, sizeof(old), "%s/%sYz1aBc", dir, RENDER_STAGING_PREFIX);
+    ck_assert_int_eq(mkdir(old, 0700), 0);
+
+    ck_assert_int_eq(render_sweep_staging(dir, false), 1);
+    ck_assert_msg(!exists(dead), "%s of a dead process kept", dead);
+    ck_assert_msg(exists(live) && exists(ours), "a live process's staging directory removed");
+    ck_assert_msg(exists(other) && exists(old), "a name not of this format removed");
+    ck_assert_int_eq(render_sweep_staging(dir, true), 1);
+    ck_assert_msg(!exists(ours), "our own staging directory kept at a start");
+    ck_assert(exists(live));
+    ck_assert_int_eq(render_sweep_staging("/nonexistent-drover-dir", true), -ENOENT);
+    remove_staging(live);
+    remove_staging(other);
+    rmdir(old);
+}
+END_TEST
+
 int main(void)
 {
     if (system("haproxy -v >/dev/null 2>&1") != 0) {
@@ -182,6 +246,7 @@ int main(void)
     tcase_add_test(tc, test_install_check_rollback);
     tcase_add_test(tc, test_install_async);
     tcase_add_test(tc, test_retire);
+    tcase_add_test(tc, test_sweep_staging);
     suite_add_tcase(s, tc);
     return suite_main_run(s);
 }
