@@ -66,6 +66,10 @@ struct consul_config {
      * is sent again in the default (leader) mode. 0: no stale reads. */
     unsigned max_stale_ms;
     bool no_gzip; /* do not ask for gzip bodies (benchmarks measure the difference) */
+    /* The loop's stall measurement (loop_lag.h), shared with the other
+     * modules on the loop; the client keeps a reference. NULL: the client
+     * measures the loop itself (a program with no other such module). */
+    struct loop_lag *loop_lag;
 };
 
 /* Counters for metrics (drover_<daemon>_consul_<field>_total). */

@@ -175,7 +175,9 @@ int consul_client_new(uv_loop_t *loop, const struct consul_config *cfg, struct c
     rc = curl_uv_new(loop, &c->cu);
     if (rc)
         goto fail;
-    if ((rc = loop_lag_new(loop, &c->lag)) < 0) {
+    if (cfg->loop_lag) {
+        c->lag = loop_lag_ref(cfg->loop_lag);
+    } else if ((rc = loop_lag_new(loop, &c->lag)) < 0) {
         curl_uv_free(c->cu);
         goto fail;
     }
@@ -249,7 +251,7 @@ void consul_client_free(struct consul_client *c)
         req_free(r);
     }
     curl_uv_free(c->cu);
-    loop_lag_free(c->lag);
+    loop_lag_unref(c->lag);
     free(c->token_file);
     free(c->token);
     free(c->ca_file);
@@ -554,10 +556,10 @@ static bool stale_retry(struct consul_request *r)
     return false;
 }
 
-/* A read that timed out while this process itself could not act for a
- * second or more (or half its timeout, if that is less) says nothing
- * about Consul: libcurl checks its timeout before it reads the socket, so
- * the answer may well be sitting there. Send it once more (a blocking
+/* A read that timed out while this process itself could not act
+ * (loop_lag_own_fault: half its timeout, or a second if that is less) says
+ * nothing about Consul: libcurl checks its timeout before it reads the
+ * socket, so the answer may well be sitting there. Send it once more (a blocking
  * query with the same index answers at once if the data moved) instead of
  * reporting an error, which would start a backoff and count an outage.
  * true when the retry was started. */
@@ -565,9 +567,7 @@ static bool stall_retry(struct consul_request *r)
 {
     struct consul_client *c = r->c;
     uint64_t stalled = loop_lag_stalled_ms(c->lag) - r->stall_at_start;
-    uint64_t enough = r->timeout_ms / 2 < 1000 ? (uint64_t)r->timeout_ms / 2 : 1000;
-
-    if (r->stall_retried || !is_read(r->kind) || stalled < enough)
+    if (r->stall_retried || !is_read(r->kind) || !loop_lag_own_fault(stalled, r->timeout_ms))
         return false;
     log_info("consul: %s %s timed out while this process could not act for %" PRIu64
              " ms (stopped or starved); sending it again",

@@ -25,6 +25,7 @@ struct loop_lag {
     uv_prepare_t prepare;
     uv_check_t check;
     unsigned open_handles;
+    unsigned refs;
     bool in_wait;         /* between prepare and check */
     uint64_t prepared_ns; /* uv_hrtime() at prepare */
     int64_t wait_timeout; /* ms the wait may block, -1: unbounded or unknown */
@@ -102,6 +103,7 @@ int loop_lag_new(uv_loop_t *loop, struct loop_lag **out)
     uv_check_init(loop, &lag->check);
     lag->prepare.data = lag->check.data = lag;
     lag->open_handles = 2;
+    lag->refs = 1;
     uv_prepare_start(&lag->prepare, on_prepare);
     uv_check_start(&lag->check, on_check);
     uv_unref((uv_handle_t *)&lag->prepare);
@@ -118,9 +120,22 @@ static void handle_closed(uv_handle_t *h)
         free(lag);
 }
 
-void loop_lag_free(struct loop_lag *lag)
+struct loop_lag *loop_lag_ref(struct loop_lag *lag)
 {
-    if (!lag)
+    lag->refs++;
+    return lag;
+}
+
+bool loop_lag_own_fault(uint64_t stalled_ms, uint64_t timeout_ms)
+{
+    uint64_t enough = timeout_ms / 2 < 1000 ? timeout_ms / 2 : 1000;
+
+    return stalled_ms >= enough;
+}
+
+void loop_lag_unref(struct loop_lag *lag)
+{
+    if (!lag || --lag->refs > 0)
         return;
     uv_close((uv_handle_t *)&lag->prepare, handle_closed);
     uv_close((uv_handle_t *)&lag->check, handle_closed);

@@ -222,8 +222,8 @@ static void on_done(CURL *easy, CURLcode result, void *arg)
 /* The check's time is up. Only now read what already arrived (libuv ran
  * this timer before polling for I/O): a reply that sits in the socket is
  * an answer in time. A check still unanswered is a failure, unless this
- * process itself could not act for half the timeout or more during the
- * check (stopped, starved, busy loop): then nobody knows whether the proxy
+ * process itself could not act during the check for long enough
+ * (loop_lag_own_fault: stopped, starved, busy loop): then nobody knows whether the proxy
  * would have answered, and the check is counted late, not judged. */
 static void on_deadline(uv_timer_t *timer)
 {
@@ -236,7 +236,7 @@ static void on_deadline(uv_timer_t *timer)
     curl_uv_remove(h->cu, t->easy);
     t->running = false;
     uint64_t stalled = loop_lag_stalled_ms(h->lag) - t->start_stall_ms;
-    if (stalled * 2 >= (uint64_t)h->o.params.timeout_ms) {
+    if (loop_lag_own_fault(stalled, (uint64_t)h->o.params.timeout_ms)) {
         t->late++;
         log_info("director: health check %s not judged: this process could not act for %llu ms "
                  "of its %lld ms timeout (stopped or starved); checking again in %lld ms",
@@ -530,12 +530,15 @@ int director_health_new(uv_loop_t *loop, struct curl_uv *cu, const struct direct
         return -ENOMEM;
     }
     h->o.default_path = h->default_path;
-    int rc = loop_lag_new(loop, &h->lag);
-    if (rc < 0) {
+    int rc = 0;
+    if (o->loop_lag)
+        h->lag = loop_lag_ref(o->loop_lag);
+    else if ((rc = loop_lag_new(loop, &h->lag)) < 0) {
         free(h->default_path);
         free(h);
         return rc;
     }
+    h->o.loop_lag = NULL; /* h->lag is the reference kept */
     h->jitter = (uint64_t)uv_hrtime();
     *out = h;
     return 0;
@@ -556,7 +559,7 @@ void director_health_free(struct director_health *h)
         free(s->host);
         free(s);
     }
-    loop_lag_free(h->lag);
+    loop_lag_unref(h->lag);
     free(h->default_path);
     free(h->status);
     free(h);

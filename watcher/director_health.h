@@ -17,8 +17,9 @@
  * fake clock). A check answers OK with HTTP 200..399 within the timeout.
  * The timeout is judged only after what already arrived was read, and a
  * check during which this process itself could not act for half the
- * timeout or more (stopped, starved, a long callback on the loop: see
- * loop_lag.h) is counted late and not judged either way.
+ * timeout or a second, whichever is less (stopped, starved, a long
+ * callback on the loop: loop_lag_own_fault in loop_lag.h) is counted late
+ * and not judged either way.
  *
  * Owns: its timers and curl handles; on_change runs on the loop whenever
  * the effective health of a proxy changes.
@@ -92,6 +93,10 @@ struct director_health_opts {
     const char *default_path; /* copied */
     director_health_change_fn on_change;
     void *arg;
+    /* The loop's stall measurement (loop_lag.h), shared with the Consul
+     * client on the same loop; a reference is kept. NULL: measure the
+     * loop here. */
+    struct loop_lag *loop_lag;
 };
 
 struct director_health_status {

@@ -47,6 +47,7 @@
 #include "kv_frontdoor.h"
 #include "kv_status.h"
 #include "log.h"
+#include "loop_lag.h"
 #include "metrics.h"
 #include "sdnotify.h"
 #include "timefmt.h"
@@ -550,7 +551,11 @@ static int run(void)
         .dev = dopt.dev,
         .default_max_moved_share = dopt.max_moved_share,
     };
-    if ((rc = director_apply_new(&ao, &w.apply)) < 0 || (rc = curl_uv_new(w.loop, &w.cu)) < 0) {
+    /* one stall measurement of the loop for both the health checks and
+     * the Consul client (each keeps a reference) */
+    struct loop_lag *lag = NULL;
+    if ((rc = director_apply_new(&ao, &w.apply)) < 0 || (rc = curl_uv_new(w.loop, &w.cu)) < 0 ||
+        (rc = loop_lag_new(w.loop, &lag)) < 0) {
         log_error("director: cannot start: %s", strerror(-rc));
         return 1;
     }
@@ -563,6 +568,7 @@ static int run(void)
         .default_path = dopt.health_path,
         .on_change = director_main_on_health_change,
         .arg = &w,
+        .loop_lag = lag,
     };
     if ((rc = director_health_new(w.loop, w.cu, &ho, &w.health)) < 0)
         return 1;
@@ -573,7 +579,10 @@ static int run(void)
     if (daemon_metrics_start(w.loop, "director", dopt.metrics_addr, w.metrics, w.m_ready,
                              "no table applied yet", &w.http) < 0)
         return 1;
-    if ((rc = consul_client_new(w.loop, &dconsul_cfg, &w.consul)) < 0) {
+    dconsul_cfg.loop_lag = lag;
+    rc = consul_client_new(w.loop, &dconsul_cfg, &w.consul);
+    loop_lag_unref(lag); /* the health checks' and the client's references remain */
+    if (rc < 0) {
         log_error("director: consul client for %s: %s; cannot start", dconsul_cfg.address,
                   strerror(-rc));
         return 1;

@@ -18,6 +18,7 @@
 
 #include "consul.h"
 #include "fake_http.h"
+#include "loop_lag.h"
 #include "suite_main.h"
 #include "test_sleep.h"
 
@@ -105,7 +106,10 @@ static void run(struct client *cl, struct server *srv, bool stall)
     ck_assert_int_eq(uv_loop_init(&cl->loop), 0);
     snprintf(addr, sizeof(addr), "http://127.0.0.1:%d", srv->port);
     struct consul_config cfg = {.address = addr, .request_timeout_ms = TIMEOUT_MS};
+    /* the loop's measurement, owned here as a daemon's main does */
+    ck_assert_int_eq(loop_lag_new(&cl->loop, &cfg.loop_lag), 0);
     ck_assert_int_eq(consul_client_new(&cl->loop, &cfg, &cl->c), 0);
+    loop_lag_unref(cfg.loop_lag);
     uv_check_init(&cl->loop, &cl->stall);
     uv_timer_init(&cl->loop, &cl->wake);
     cl->stall.data = cl;

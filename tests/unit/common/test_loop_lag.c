@@ -47,7 +47,7 @@ static uint64_t stalled_over_run(bool block)
     uv_timer_start(&t, on_tick, 100, 100);
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_close((uv_handle_t *)&t, NULL);
-    loop_lag_free(r.lag);
+    loop_lag_unref(r.lag);
     uv_run(&loop, UV_RUN_DEFAULT);
     ck_assert_int_eq(uv_loop_close(&loop), 0);
     return r.at_end - r.at_start;
@@ -70,12 +70,67 @@ START_TEST(test_waiting_loop_is_not_stalled)
 }
 END_TEST
 
+static void count_handle(uv_handle_t *h, void *arg)
+{
+    unsigned *n = arg;
+
+    *n += uv_handle_get_type(h) == UV_PREPARE && !uv_is_closing(h);
+}
+
+static unsigned prepare_handles(uv_loop_t *loop)
+{
+    unsigned n = 0;
+
+    uv_walk(loop, count_handle, &n);
+    return n;
+}
+
+/* Shared by reference: measuring goes on until the last one is dropped. */
+START_TEST(test_last_reference_stops_measuring)
+{
+    uv_loop_t loop;
+    struct loop_lag *lag;
+
+    ck_assert_int_eq(uv_loop_init(&loop), 0);
+    ck_assert_int_eq(loop_lag_new(&loop, &lag), 0);
+    ck_assert_ptr_eq(loop_lag_ref(lag), lag);
+    loop_lag_unref(lag);
+    ck_assert_uint_eq(prepare_handles(&loop), 1);
+    loop_lag_unref(lag);
+    ck_assert_uint_eq(prepare_handles(&loop), 0);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    ck_assert_int_eq(uv_loop_close(&loop), 0);
+}
+END_TEST
+
+/* Half the timeout, or a second, whichever is less. */
+START_TEST(test_own_fault_rule)
+{
+    static const struct {
+        uint64_t timeout_ms, stalled_ms;
+        bool own;
+    } cases[] = {
+        {200, 99, false},     {200, 100, true},     {1000, 499, false},  {1000, 500, true},
+        {2000, 999, false},   {2000, 1000, true},   {10000, 999, false}, {10000, 1000, true},
+        {330000, 999, false}, {330000, 1000, true}, {0, 0, true},
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        ck_assert_msg(loop_lag_own_fault(cases[i].stalled_ms, cases[i].timeout_ms) == cases[i].own,
+                      "timeout %llu ms, stalled %llu ms: want %s",
+                      (unsigned long long)cases[i].timeout_ms,
+                      (unsigned long long)cases[i].stalled_ms, cases[i].own ? "own" : "peer's");
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("loop_lag");
     TCase *tc = tcase_create("loop_lag");
     tcase_add_test(tc, test_blocked_loop_is_stalled);
     tcase_add_test(tc, test_waiting_loop_is_not_stalled);
+    tcase_add_test(tc, test_last_reference_stops_measuring);
+    tcase_add_test(tc, test_own_fault_rule);
     suite_add_tcase(s, tc);
     return s;
 }

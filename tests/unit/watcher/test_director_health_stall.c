@@ -21,6 +21,7 @@
 #include "director_feed.h"
 #include "director_health.h"
 #include "fake_http.h"
+#include "loop_lag.h"
 #include "test_sleep.h"
 #include "../common/suite_main.h"
 
@@ -151,7 +152,10 @@ static void start(struct fixture *f, bool answer, bool stall)
     ck_assert_int_eq(uv_loop_init(&f->loop), 0);
     ck_assert_int_eq(curl_uv_new(&f->loop, &f->cu), 0);
     o.default_port = (uint16_t)f->proxy.port;
+    /* the loop's measurement, owned here as a daemon's main does */
+    ck_assert_int_eq(loop_lag_new(&f->loop, &o.loop_lag), 0);
     ck_assert_int_eq(director_health_new(&f->loop, f->cu, &o, &f->h), 0);
+    loop_lag_unref(o.loop_lag);
     snprintf(key_val, sizeof(key_val), "{\"address\":\"127.0.0.1\",\"state\":\"active\"}");
     ck_assert_msg(director_inputs_add_entry(in, "proxies/p1", key_val, strlen(key_val), err,
                                             sizeof(err)) == 0,
