@@ -264,32 +264,18 @@ struct kept_maps {
     const struct kvm_service *def; /* NULL: retired meanwhile */
 };
 
-static const char *base_name(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    return slash ? slash + 1 : path;
-}
-
 static bool map_kept(void *arg, const char *path)
 {
     const struct kept_maps *k = arg;
-    const char *name = base_name(path);
     const json_t *fe;
     size_t i;
     json_array_foreach(json_object_get(k->structure, "frontends"), i, fe)
     {
         const char *m = json_string_value(json_object_get(fe, "map"));
-        if (m && strcmp(base_name(m), name) == 0)
+        if (m && render_files_same_name(m, path))
             return true;
     }
-    for (i = 0; k->def && i < k->def->n_frontends; i++) {
-        char *m = snapshot_map_path("/", k->def, &k->def->frontends[i]);
-        bool same = m && strcmp(base_name(m), name) == 0;
-        free(m);
-        if (same)
-            return true;
-    }
-    return false;
+    return k->def && render_files_names_map(k->def, path);
 }
 
 void engine_prune_maps(struct haproxy_engine *e, struct service_state *s, const json_t *structure)

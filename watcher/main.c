@@ -949,6 +949,20 @@ static void diff_maps(const struct kvm_service *d, const char *config_dir, const
     }
 }
 
+static bool show_pruned_map(void *status, const char *path)
+{
+    show_diff(path, "/dev/null", status);
+    return true;
+}
+
+/* --diff: the route maps in config_dir of frontends d no longer has,
+ * which the daemon removes once d's config is installed: each against an
+ * empty file, as `droverctl config diff` shows a removed frontend's. */
+static void diff_pruned_maps(const struct kvm_service *d, const char *config_dir, int *status)
+{
+    render_files_each_map_to_prune(config_dir, d, show_pruned_map, status);
+}
+
 /* The crt-list of frontend f that the installed config text names:
  * "<list dir>/<frontend>.<16 hex>.crtlist" found in it, malloc'd; NULL
  * when it names none. */
@@ -1086,6 +1100,7 @@ static void diff_service(const struct render_run *r, const struct snapshot_servi
         snprintf(running, sizeof(running), "%s/%s.cfg", opt.config_dir, svc->def->name);
         show_diff(running, path, status);
         diff_maps(svc->def, opt.config_dir, tmp, status);
+        diff_pruned_maps(svc->def, opt.config_dir, status);
         diff_crt_lists(svc->def, opt.config_dir, tmp, running, status);
     }
     render_files_remove(tmp, svc->def);

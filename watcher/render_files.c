@@ -104,44 +104,89 @@ static bool map_of(const char *name, const char *service)
     return !service || (n > s + 1 + k && strncmp(name, service, s) == 0 && name[s] == '.');
 }
 
-/* The removals of both public functions: with keep, service's own claim
- * is keep's to judge, map by map. */
-static int remove_maps(const char *dir, const char *service, render_files_keep_fn keep,
-                       void *keep_arg, tls_files_in_use_fn in_use, void *arg, struct file_writer *w)
+/* What the removals leave: with keep, service's own claim is keep's to
+ * judge, map by map. */
+struct map_rule {
+    const char *service;
+    render_files_keep_fn keep;
+    void *keep_arg;
+    tls_files_in_use_fn in_use;
+    void *arg;
+};
+
+/* Call fn with the path of each route map in dir that rule r does not
+ * keep; returns how many calls returned true. */
+static int each_unkept_map(const char *dir, const struct map_rule *r,
+                           bool (*fn)(void *fn_arg, const char *path), void *fn_arg)
 {
     DIR *dh = opendir(dir);
     struct dirent *de;
     char path[PATH_MAX];
-    int removed = 0, rc;
+    int n = 0;
     if (!dh)
         return 0; /* no config dir yet: nothing written */
     while ((de = readdir(dh))) {
-        if (!map_of(de->d_name, service) ||
-            map_claimed(dirfd(dh), de->d_name, keep ? service : NULL, in_use, arg))
+        if (!map_of(de->d_name, r->service) ||
+            map_claimed(dirfd(dh), de->d_name, r->keep ? r->service : NULL, r->in_use, r->arg))
             continue;
         snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-        if (keep && keep(keep_arg, path))
-            continue;
-        if ((rc = file_writer_remove(w, path)) < 0)
-            log_warn("watcher: cannot remove route map %s: %s; tried again at the watcher's "
-                     "next start",
-                     path, strerror(-rc));
-        else
-            removed++;
+        if (!(r->keep && r->keep(r->keep_arg, path)) && fn(fn_arg, path))
+            n++;
     }
     closedir(dh);
-    return removed;
+    return n;
+}
+
+static bool remove_map(void *arg, const char *path)
+{
+    int rc = file_writer_remove(arg, path);
+    if (rc < 0)
+        log_warn("watcher: cannot remove route map %s: %s; tried again at the watcher's "
+                 "next start",
+                 path, strerror(-rc));
+    return rc == 0;
 }
 
 int render_files_remove_maps(const char *dir, const char *service, tls_files_in_use_fn in_use,
                              void *arg, struct file_writer *w)
 {
-    return remove_maps(dir, service, NULL, NULL, in_use, arg, w);
+    const struct map_rule r = {service, NULL, NULL, in_use, arg};
+    return each_unkept_map(dir, &r, remove_map, w);
 }
 
 int render_files_prune_maps(const char *dir, const char *service, render_files_keep_fn keep,
                             void *keep_arg, tls_files_in_use_fn in_use, void *arg,
                             struct file_writer *w)
 {
-    return remove_maps(dir, service, keep, keep_arg, in_use, arg, w);
+    const struct map_rule r = {service, keep, keep_arg, in_use, arg};
+    return each_unkept_map(dir, &r, remove_map, w);
+}
+
+bool render_files_same_name(const char *a, const char *b)
+{
+    const char *x = strrchr(a, '/'), *y = strrchr(b, '/');
+    return strcmp(x ? x + 1 : a, y ? y + 1 : b) == 0;
+}
+
+bool render_files_names_map(const struct kvm_service *d, const char *path)
+{
+    bool named = false;
+    for (size_t i = 0; !named && i < d->n_frontends; i++) {
+        char *m = snapshot_map_path(ANY_DIR, d, &d->frontends[i]);
+        named = m && render_files_same_name(m, path);
+        free(m);
+    }
+    return named;
+}
+
+static bool keep_named(void *arg, const char *path)
+{
+    return render_files_names_map(arg, path);
+}
+
+int render_files_each_map_to_prune(const char *dir, const struct kvm_service *d,
+                                   bool (*fn)(void *fn_arg, const char *path), void *fn_arg)
+{
+    const struct map_rule r = {d->name, keep_named, (void *)d, NULL, NULL};
+    return each_unkept_map(dir, &r, fn, fn_arg);
 }

@@ -66,4 +66,18 @@ int render_files_prune_maps(const char *dir, const char *service, render_files_k
                             void *keep_arg, tls_files_in_use_fn in_use, void *arg,
                             struct file_writer *w);
 
+/* Whether paths a and b end in the same file name. */
+bool render_files_same_name(const char *a, const char *b);
+
+/* Whether d names the route map at path (one of its frontends' maps,
+ * compared by file name: the directory may be spelt differently). */
+bool render_files_names_map(const struct kvm_service *d, const char *path);
+
+/* The route maps of d's service in dir that installing d would prune (by
+ * the rule of render_files_prune_maps, keeping those d names): fn is
+ * called with each path; nothing is removed (`render --diff`). Returns
+ * how many calls returned true. */
+int render_files_each_map_to_prune(const char *dir, const struct kvm_service *d,
+                                   bool (*fn)(void *fn_arg, const char *path), void *fn_arg);
+
 #endif

@@ -532,6 +532,17 @@ def sc_render():
                        text=True, timeout=30)
     assert r.returncode == 3, (r.returncode, r.stderr)
     assert "-    balance leastconn" in r.stdout and "+    balance roundrobin" in r.stdout, r.stdout
+    # the route map of a frontend the definition no longer has: the daemon
+    # removes it after the install, so the diff shows it going
+    gone = os.path.join(other, "web.gone.map")
+    with open(gone, "w") as f:
+        f.write("gone.example.com be_gone\n")
+    r = subprocess.run(base + ["--config-dir", other, "render", "--diff"], capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 3, (r.returncode, r.stderr)
+    assert ("--- " + gone) in r.stdout and "+++ /dev/null" in r.stdout, r.stdout
+    assert "-gone.example.com be_gone" in r.stdout, r.stdout
+    assert os.path.exists(gone), "render --diff removed a map"
 
 
 def sc_restart():

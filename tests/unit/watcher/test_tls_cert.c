@@ -443,6 +443,50 @@ START_TEST(test_remove_maps)
 }
 END_TEST
 
+struct listed {
+    unsigned n;
+    char last[PATH_MAX];
+};
+
+static bool list_map(void *arg, const char *path)
+{
+    struct listed *l = arg;
+    l->n++;
+    snprintf(l->last, sizeof(l->last), "%s", path);
+    return true;
+}
+
+/* What `render --diff` shows as pruned: the maps of the service's
+ * frontends its definition no longer has, by the prune's rule (a name
+ * another service's config can claim stays), and nothing is removed. */
+START_TEST(test_maps_to_prune)
+{
+    char dir[] = "/tmp/drover-maps-prune.XXXXXX", want[PATH_MAX];
+    struct kvm_service s;
+    struct listed l = {0};
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    decode("{\"frontends\":[{\"name\":\"fe\",\"bind\":[\"127.0.0.1:80\"]}],"
+           "\"backends\":[],\"select\":[{\"class\":\"c\",\"frontend\":\"fe\"}]}",
+           &s);
+    const char *const files[] = {"web.fe.map", "web.gone.map", "web.b.fe.map",
+                                 "web.b.cfg",  "api.gone.map", NULL};
+    for (const char *const *f = files; *f; f++)
+        put(dir, *f, "h b\n");
+    ck_assert(render_files_names_map(&s, "/elsewhere/web.fe.map"));
+    ck_assert(!render_files_names_map(&s, "web.gone.map"));
+    ck_assert_int_eq(render_files_each_map_to_prune(dir, &s, list_map, &l), 1);
+    snprintf(want, sizeof(want), "%s/web.gone.map", dir);
+    ck_assert_str_eq(l.last, want);
+    for (const char *const *f = files; *f; f++)
+        ck_assert_msg(exists(dir, *f), "%s removed", *f);
+    ck_assert_int_eq(render_files_each_map_to_prune("/nonexistent/drover", &s, list_map, &l), 0);
+    kvm_service_clear(&s);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 /* render_files: the route maps and crt-lists a config names, written
  * into a directory of the caller's and removed from it again. */
 START_TEST(test_render_files)
@@ -493,6 +537,7 @@ int main(void)
     tcase_add_test(tc, test_remove_service);
     tcase_add_test(tc, test_sweep);
     tcase_add_test(tc, test_remove_maps);
+    tcase_add_test(tc, test_maps_to_prune);
     tcase_add_test(tc, test_render_files);
     suite_add_tcase(s, tc);
     return suite_main_run(s);
