@@ -39,6 +39,7 @@
 #include <unistd.h>
 
 #include "director_table.h"
+#include "fleet_shapes.h"
 
 #define RUNS    7
 #define CHANGES 5
@@ -209,86 +210,6 @@ static void measure(size_t n, struct size_result *res)
 /* ---- worst case over fleet shapes ---------------------------------- */
 
 #define SHAPE_RUNS 5
-#define MAX_GROUPS 12
-
-/* A group of `count` proxies with the same state, health and weight. */
-struct group {
-    unsigned count;
-    enum director_proxy_state state;
-    bool healthy;
-    uint32_t weight;
-};
-
-struct shape {
-    const char *name;
-    unsigned load_permille, draw_per_row;
-    const char *seed; /* NULL: the bench seed */
-    struct group g[MAX_GROUPS];
-};
-
-#define A DIRECTOR_PROXY_ACTIVE
-#define D DIRECTOR_PROXY_DRAINING
-#define F DIRECTOR_PROXY_FILLING
-#define I DIRECTOR_PROXY_INACTIVE
-static const struct shape shapes[] = {
-    {"typical: 1000 active w100", 0, 0, NULL, {{1000, A, true, 100}}},
-    {"1024 active w100", 0, 0, NULL, {{1024, A, true, 100}}},
-    {"2 active", 0, 0, NULL, {{2, A, true, 100}}},
-    {"3 active", 0, 0, NULL, {{3, A, true, 100}}},
-    {"5 active", 0, 0, NULL, {{5, A, true, 100}}},
-    {"fuzz seed 1 (active w1 + draining w63, unhealthy)",
-     0,
-     1,
-     "cluster-key-0001",
-     {{1, A, false, 1}, {1, D, false, 63}}},
-    {"fuzz seed 2 (2 draining, load 2160)",
-     2160,
-     1,
-     "",
-     {{1, I, true, 101}, {1, D, false, 49}, {1, A, false, 1}, {1, D, false, 1}}},
-    {"active w1 + draining w255", 0, 0, NULL, {{1, A, true, 1}, {1, D, true, 255}}},
-    {"active w1 + draining w65535", 0, 0, NULL, {{1, A, true, 1}, {1, D, true, 65535}}},
-    {"active w1 + filling w65535", 0, 0, NULL, {{1, A, true, 1}, {1, F, true, 65535}}},
-    {"1000 active w1 + 24 draining w65535", 0, 0, NULL, {{1000, A, true, 1}, {24, D, true, 65535}}},
-    {"1000 active w1 + 24 filling w65535", 0, 0, NULL, {{1000, A, true, 1}, {24, F, true, 65535}}},
-    {"1 active w65535 + 40 w1", 0, 0, NULL, {{1, A, true, 65535}, {40, A, true, 1}}},
-    {"1 active w65535 + 1023 w1", 0, 0, NULL, {{1, A, true, 65535}, {1023, A, true, 1}}},
-    {"2 active w65535 + 1022 w1", 0, 0, NULL, {{2, A, true, 65535}, {1022, A, true, 1}}},
-    {"512 w1 + 512 w3, load 1001", 1001, 0, NULL, {{512, A, true, 1}, {512, A, true, 3}}},
-    {"1024 active, load 1001", 1001, 0, NULL, {{1024, A, true, 100}}},
-    {"12 active w1..2048 (x2), load 1001",
-     1001,
-     0,
-     NULL,
-     {{1, A, true, 1},
-      {1, A, true, 2},
-      {1, A, true, 4},
-      {1, A, true, 8},
-      {1, A, true, 16},
-      {1, A, true, 32},
-      {1, A, true, 64},
-      {1, A, true, 128},
-      {1, A, true, 256},
-      {1, A, true, 512},
-      {1, A, true, 1024},
-      {1, A, true, 2048}}},
-    {"512 healthy + 512 unhealthy", 0, 0, NULL, {{512, A, true, 100}, {512, A, false, 100}}},
-    {"1024 unhealthy (fail open)", 0, 0, NULL, {{1024, A, false, 100}}},
-    {"1 healthy draining w65535 + 1023 unhealthy active",
-     0,
-     0,
-     NULL,
-     {{1, D, true, 65535}, {1023, A, false, 1}}},
-    {"300 active, 300 filling, 300 draining",
-     0,
-     0,
-     NULL,
-     {{300, A, true, 100}, {300, F, true, 100}, {300, D, true, 100}}},
-};
-#undef A
-#undef D
-#undef F
-#undef I
 
 /* Per shape, the builder's default thread count (what the watcher gets)
  * and one thread, timed alternately in the same run. */
@@ -331,14 +252,14 @@ static double median(double *v, int n)
 
 /* runs builds with `threads` (0: the builder's default) and, if
  * also_one, as many with one thread, alternating. */
-static void measure_shape_runs(const struct shape *sh, struct shape_result *res, int runs,
+static void measure_shape_runs(const struct fleet_shape *sh, struct shape_result *res, int runs,
                                unsigned threads, bool also_one)
 {
     static char ids[DIRECTOR_TABLE_MAX_PROXIES][32], addrs[DIRECTOR_TABLE_MAX_PROXIES][32];
     static struct director_proxy_input in[DIRECTOR_TABLE_MAX_PROXIES];
     size_t n = 0;
 
-    for (int g = 0; g < MAX_GROUPS && sh->g[g].count; g++) {
+    for (int g = 0; g < FLEET_SHAPE_MAX_GROUPS && sh->g[g].count; g++) {
         for (unsigned k = 0; k < sh->g[g].count && n < DIRECTOR_TABLE_MAX_PROXIES; k++, n++) {
             snprintf(ids[n], sizeof(ids[n]), "proxy-%04zu", n);
             snprintf(addrs[n], sizeof(addrs[n]), "10.1.%zu.%zu", n >> 8, n & 255);
@@ -386,7 +307,7 @@ static void measure_shape_runs(const struct shape *sh, struct shape_result *res,
     res->cpu_ms_1 = also_one ? median(cpu_1, runs) : 0;
 }
 
-static void measure_shape(const struct shape *sh, struct shape_result *res)
+static void measure_shape(const struct fleet_shape *sh, struct shape_result *res)
 {
     measure_shape_runs(sh, res, SHAPE_RUNS, 0, true);
 }
@@ -395,7 +316,7 @@ static void measure_shape(const struct shape *sh, struct shape_result *res)
  * for callgrind: returns 2 if k or threads is out of range. */
 static int one_shape(const char *arg, const char *threads)
 {
-    size_t nshapes = sizeof(shapes) / sizeof(shapes[0]);
+    size_t nshapes = sizeof(fleet_shapes) / sizeof(fleet_shapes[0]);
     char *end;
     unsigned long k = strtoul(arg, &end, 10);
     if (*arg == '\0' || *end != '\0' || k >= nshapes) {
@@ -408,17 +329,18 @@ static int one_shape(const char *arg, const char *threads)
         return 2;
     }
     struct shape_result res;
-    measure_shape_runs(&shapes[k], &res, 1, (unsigned)th, false);
-    printf("shape %lu: %s: work/row %.1f, checksum %016llx\n", k, shapes[k].name, res.work_per_row,
-           (unsigned long long)res.checksum);
+    measure_shape_runs(&fleet_shapes[k], &res, 1, (unsigned)th, false);
+    printf("shape %lu: %s: work/row %.1f, checksum %016llx\n", k, fleet_shapes[k].name,
+           res.work_per_row, (unsigned long long)res.checksum);
     return 0;
 }
 
 static void worst_case(void)
 {
-    size_t nshapes = sizeof(shapes) / sizeof(shapes[0]), worst = 0, worst_1 = 0, worst_work = 0;
+    size_t nshapes = sizeof(fleet_shapes) / sizeof(fleet_shapes[0]), worst = 0, worst_1 = 0,
+           worst_work = 0;
     size_t worst_own = 0, worst_1cpu = 0;
-    struct shape_result res[sizeof(shapes) / sizeof(shapes[0])];
+    struct shape_result res[sizeof(fleet_shapes) / sizeof(fleet_shapes[0])];
 
     printf("\nworst case over fleet shapes: median of %d builds with the builder's\n"
            "  default threads (wall, CPU of all threads), and of %d builds with one\n"
@@ -430,10 +352,10 @@ static void worst_case(void)
     printf("%9s %8s %8s %9s %9s %7s %9s  %s\n", "build_ms", "cpu_ms", "own_cpu", "1thr_ms",
            "1thr_cpu", "threads", "work/row", "shape");
     for (size_t i = 0; i < nshapes; i++) {
-        measure_shape(&shapes[i], &res[i]);
+        measure_shape(&fleet_shapes[i], &res[i]);
         printf("%9.2f %8.2f %8.2f %9.2f %9.2f %7u %9.1f  %s\n", res[i].ms, res[i].cpu_ms,
                res[i].own_cpu_ms, res[i].ms_1, res[i].cpu_ms_1, res[i].threads, res[i].work_per_row,
-               shapes[i].name);
+               fleet_shapes[i].name);
         if (res[i].ms > res[worst].ms)
             worst = i;
         if (res[i].ms_1 > res[worst_1].ms_1)
@@ -447,8 +369,8 @@ static void worst_case(void)
     }
     char load[64];
     load_average(load, sizeof(load));
-    printf("worst time: %s; most work: %s; load average at end %s\n", shapes[worst].name,
-           shapes[worst_work].name, load);
+    printf("worst time: %s; most work: %s; load average at end %s\n", fleet_shapes[worst].name,
+           fleet_shapes[worst_work].name, load);
     printf("BENCH director_table_threads %u\n", res[0].threads);
     printf("BENCH director_table_typical_ms %.2f\n", res[0].ms);
     printf("BENCH director_table_typical_cpu_ms %.2f\n", res[0].cpu_ms);

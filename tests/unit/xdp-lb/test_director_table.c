@@ -19,6 +19,7 @@
 /* The table is copied into the director's BPF maps: keep the shared
  * constants in step with xdp-lb's header. */
 #if __has_include("../../../xdp-lb/bpf/drover_maps.h")
+#include "../../../bench/director-table/fleet_shapes.h"
 #include "../../../xdp-lb/bpf/drover_maps.h"
 #include "../common/suite_main.h"
 _Static_assert(DIRECTOR_TABLE_MAX_PROXIES == DROVER_MAX_PROXIES, "proxies map size");
@@ -893,28 +894,26 @@ END_TEST
  * primary matching, those of B + D and B + F, extensions during the
  * matching and the failover cascades, both lists of the last resort, the
  * standby and fail-open tiers - built with one thread and with more give
- * the same rows, checksum and work counter (which sums the threads'). */
-struct thread_group {
-    unsigned count;
-    enum director_proxy_state state;
-    bool healthy;
-    uint32_t weight;
-};
+ * the same rows, checksum and work counter (which sums the threads'). The
+ * fleets are the bench's own (bench/director-table/fleet_shapes.h). */
+static const struct fleet_shape *shape_named(const char *name)
+{
+    for (size_t i = 0; i < sizeof(fleet_shapes) / sizeof(fleet_shapes[0]); i++)
+        if (strcmp(fleet_shapes[i].name, name) == 0)
+            return &fleet_shapes[i];
+    ck_abort_msg("bench/director-table has no fleet shape \"%s\"", name);
+    return NULL;
+}
 
-struct thread_case {
-    const char *name;
-    unsigned load_permille;
-    struct thread_group g[12];
-};
-
-static struct director_table *thread_build(const struct thread_case *c, unsigned threads)
+static struct director_table *thread_build(const struct fleet_shape *c, unsigned threads)
 {
     struct fleet *f = fleet_new(0);
-    for (size_t g = 0; g < 12 && c->g[g].count; g++)
+    for (size_t g = 0; g < FLEET_SHAPE_MAX_GROUPS && c->g[g].count; g++)
         bench_group_add(f, c->g[g].count, c->g[g].state, c->g[g].healthy, c->g[g].weight);
     struct director_table_config cfg = {.seed = bench_seed,
                                         .seed_len = sizeof(bench_seed),
                                         .load_permille = c->load_permille,
+                                        .draw_per_row = c->draw_per_row,
                                         .threads = threads};
     struct director_table *t = build_bounded(&cfg, f->in, f->n, c->name);
     free(f);
@@ -923,56 +922,35 @@ static struct director_table *thread_build(const struct thread_case *c, unsigned
 
 START_TEST(test_same_table_for_every_thread_count)
 {
-#define A DIRECTOR_PROXY_ACTIVE
-#define D DIRECTOR_PROXY_DRAINING
-#define F DIRECTOR_PROXY_FILLING
-    static const struct thread_case cases[] = {
-        {"typical: 1000 active w100", 0, {{1000, A, true, 100}}},
-        {"300 active, 300 filling, 300 draining",
-         0,
-         {{300, A, true, 100}, {300, F, true, 100}, {300, D, true, 100}}},
-        {"active w1 + draining w65535", 0, {{1, A, true, 1}, {1, D, true, 65535}}},
-        {"2 active w65535 + 1022 w1", 0, {{2, A, true, 65535}, {1022, A, true, 1}}},
-        {"12 active w1..2048, load 1001",
-         1001,
-         {{1, A, true, 1},
-          {1, A, true, 2},
-          {1, A, true, 4},
-          {1, A, true, 8},
-          {1, A, true, 16},
-          {1, A, true, 32},
-          {1, A, true, 64},
-          {1, A, true, 128},
-          {1, A, true, 256},
-          {1, A, true, 512},
-          {1, A, true, 1024},
-          {1, A, true, 2048}}},
-        {"512 healthy + 512 unhealthy", 0, {{512, A, true, 100}, {512, A, false, 100}}},
-        {"1 healthy draining w65535 + 1023 unhealthy active",
-         0,
-         {{1, D, true, 65535}, {1023, A, false, 1}}},
+    static const char *const names[] = {
+        "typical: 1000 active w100",
+        "300 active, 300 filling, 300 draining",
+        "active w1 + draining w65535",
+        "2 active w65535 + 1022 w1",
+        "12 active w1..2048 (x2), load 1001",
+        "512 healthy + 512 unhealthy",
+        "1 healthy draining w65535 + 1023 unhealthy active",
     };
-#undef A
-#undef D
-#undef F
     /* 3: more threads than the CI machine's CPUs, blocks shared unevenly */
     static const unsigned threads[] = {2, 3};
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        struct director_table *one = thread_build(&cases[i], 1);
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        const struct fleet_shape *c = shape_named(names[i]);
+        ck_assert_msg(!c->seed, "%s: a shape of its own seed", c->name);
+        struct director_table *one = thread_build(c, 1);
         ck_assert_uint_eq(one->threads, 1);
         for (size_t j = 0; j < sizeof(threads) / sizeof(threads[0]); j++) {
             if (j > 0 && i > 0)
                 continue; /* 3 threads for the first fleet only: time */
-            struct director_table *t = thread_build(&cases[i], threads[j]);
+            struct director_table *t = thread_build(c, threads[j]);
             ck_assert_uint_eq(t->threads, threads[j]);
             ck_assert_msg(t->checksum == one->checksum &&
                               memcmp(t->rows, one->rows, ROWS * sizeof(*t->rows)) == 0,
-                          "%s: %u threads: checksum %016llx, one thread %016llx", cases[i].name,
+                          "%s: %u threads: checksum %016llx, one thread %016llx", c->name,
                           threads[j], (unsigned long long)t->checksum,
                           (unsigned long long)one->checksum);
             ck_assert_msg(t->work == one->work && t->candidates == one->candidates &&
                               t->blocks_extended == one->blocks_extended,
-                          "%s: %u threads: work %llu, one thread %llu", cases[i].name, threads[j],
+                          "%s: %u threads: work %llu, one thread %llu", c->name, threads[j],
                           (unsigned long long)t->work, (unsigned long long)one->work);
             director_table_free(t);
         }
@@ -981,11 +959,11 @@ START_TEST(test_same_table_for_every_thread_count)
 
     /* 0 is the builder's choice: one per online CPU, at most 4; large
      * values are clamped */
-    struct director_table *t = thread_build(&cases[2], 0);
+    struct director_table *t = thread_build(shape_named(names[2]), 0);
     ck_assert_uint_ge(t->threads, 1);
     ck_assert_uint_le(t->threads, 4);
     director_table_free(t);
-    t = thread_build(&cases[2], 1000);
+    t = thread_build(shape_named(names[2]), 1000);
     ck_assert_uint_eq(t->threads, DIRECTOR_TABLE_MAX_THREADS);
     director_table_free(t);
 }
