@@ -302,6 +302,10 @@ class Machine:
             self.mark(self.maps[int(m.group(2))]['name'])
             self.r[int(m.group(1))] = Ptr(('map', int(m.group(2))), 0)
             return nxt + 1  # ld_imm64 takes two slots
+        if m := re.match(r'^[rw](\d+) = map\[id:(\d+)\]\[0\]\+(\d+)$', txt):
+            # the address of a global (.rodata): a pointer into its value
+            self.r[int(m.group(1))] = Ptr(('map', int(m.group(2))), ARRAY_VALUE_OFF + int(m.group(3)))
+            return nxt + 1
         if m := re.match(r'^[rw](\d+) = (0x[0-9a-f]+)$', txt) if self.wide else None:
             self.r[int(m.group(1))] = int(m.group(2), 16)
             return nxt + 1

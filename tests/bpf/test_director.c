@@ -319,6 +319,33 @@ START_TEST(test_non_vip_passes)
 }
 END_TEST
 
+/* IPv6 addresses in the VIP 2001:db8::1's index slot (the slot folds the
+ * four address words by XOR, so flipping the same bits in two words keeps
+ * it) that differ from the VIP in only one of the two 8-byte words the
+ * director compares: each must pass, counted as non-VIP. */
+START_TEST(test_vip_slot_other_address)
+{
+    static const char *const same_slot[] = {
+        "2001:db8::ff:0:ff:1", /* first word equal, second not */
+        "2001:db9:0:1::1",     /* first word differs, second equal */
+    };
+    struct drover_vip_key want, k;
+    struct pkt p;
+
+    vip(V6_TCP.dst, V6_TCP.dport, IPPROTO_TCP, &want);
+    for (size_t i = 0; i < sizeof(same_slot) / sizeof(same_slot[0]); i++) {
+        vip(same_slot[i], V6_TCP.dport, IPPROTO_TCP, &k);
+        ck_assert_uint_eq(drover_vip_slot(&k), drover_vip_slot(&want));
+        struct pkt_spec s = V6_TCP;
+        s.dst = same_slot[i];
+        pkt_build(&p, &s);
+        run_expect_pass(&p);
+    }
+    ck_assert_uint_eq(stat(DROVER_STAT_PASS_NON_VIP), 2);
+    run_expect_encap(&V6_TCP);
+}
+END_TEST
+
 /* The ICMP error quotes VIP:port -> client:port; it must reach the proxy of
  * the client's flow, with the same outer source port. */
 static void check_ptb(const struct pkt_spec *flow_spec, const char *router)
@@ -878,6 +905,7 @@ int main(void)
     tcase_add_test(tc, test_hash_fields);
     tcase_add_test(tc, test_vlan);
     tcase_add_test(tc, test_non_vip_passes);
+    tcase_add_test(tc, test_vip_slot_other_address);
     tcase_add_test(tc, test_icmp_ptb);
     tcase_add_test(tc, test_truncated_every_length);
     tcase_add_test(tc, test_no_proxy_drops);
