@@ -4,7 +4,9 @@
  *
  *   every --haproxy-probe-interval: `show proc` on each service's master CLI
  *     (a service whose config is installed) -> up (master answers, a
- *     worker listed) or down (socket gone, refused, no worker);
+ *     worker listed) or down (socket gone, refused, no worker, or the
+ *     newest worker stopped: SIGSTOP; the master still lists it and its
+ *     listening socket still queues connections nobody answers);
  *   up -> down: logged, drover_watcher_haproxy_up{service} 0, readiness
  *     (on_health) false;
  *   up again with another master pid than before (restarted by systemd,
@@ -70,6 +72,23 @@ static void set_up(struct service_state *s, bool up)
     update_health(s->e);
 }
 
+/* The worker is stopped (SIGSTOP, a debugger): its /proc entry says 'T' or
+ * 't' and its parent is the master, so a pid from another pid namespace
+ * (HAProxy in a container) is never taken for it. Unknown: not stopped. */
+static bool worker_stopped(int pid, int master_pid)
+{
+    char path[64], buf[512], state;
+    int ppid;
+    snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return false;
+    size_t n = fread(buf, 1, sizeof(buf), f);
+    fclose(f);
+    return haproxy_parse_proc_stat(buf, n, &state, &ppid) == 0 && ppid == master_pid &&
+           (state == 'T' || state == 't');
+}
+
 static void on_proc(struct haproxy_runtime *rt, int status, const struct haproxy_proc_list *procs,
                     const char *err, void *arg)
 {
@@ -80,6 +99,15 @@ static void on_proc(struct haproxy_runtime *rt, int status, const struct haproxy
     if (status == -ECANCELED || e->stopping)
         return;
     bool up = status == 0 && procs->n_workers > 0;
+    /* workers[0] is the newest, the one that serves new connections */
+    if (up && worker_stopped(procs->workers[0].pid, procs->master.pid)) {
+        if (s->up || !s->probed)
+            log_warn("watcher: service %s: HAProxy worker (pid %d) is stopped: not ready until "
+                     "it runs again",
+                     s->name, procs->workers[0].pid);
+        set_up(s, false);
+        return; /* its master runs: nothing to start */
+    }
     if (up) {
         if (s->master_pid && procs->master.pid != s->master_pid) {
             metrics_counter_inc(s->m_restarts);
@@ -225,7 +253,9 @@ void engine_supervise_service(struct haproxy_engine *e, struct service_state *s)
                                     "after they died.",
                                     labels);
     s->m_up = metrics_gauge(e->o.metrics, "drover_watcher_haproxy_up",
-                            "1 while the service's HAProxy master CLI lists a worker.", labels);
+                            "1 while the service's HAProxy master CLI lists a worker and "
+                            "that worker is not stopped.",
+                            labels);
 }
 
 void engine_supervise_init(struct haproxy_engine *e)

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Parsers of HAProxy's CLI answers (show servers state, show proc, command
- * answers, prompt framing, show stat error counters) on arbitrary bytes, then
+ * answers, prompt framing, show stat error counters) and of a worker's
+ * /proc/<pid>/stat on arbitrary bytes, then
  * slots_adopt/slots_diff on whatever the state parser accepted. The first byte picks the parser so
  * one corpus serves all of them.
  */
@@ -68,6 +69,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (haproxy_parse_show_proc(text, len, &l, err, sizeof(err)) == 0)
             haproxy_proc_list_free(&l);
         haproxy_parse_stat_errors(text, len, &c, err, sizeof(err));
+        char state;
+        int ppid;
+        haproxy_parse_proc_stat(text, len, &state, &ppid);
     } else {
         char *answer = strndup(text, len), *stream = malloc(len + 1), *answers[8];
         if (answer) {
