@@ -31,6 +31,7 @@ struct host_status {
     bool busy;            /* a Consul request is in flight */
     bool dirty;           /* fill again */
     bool renew_due;       /* the session needs renewing: goes before any write */
+    bool write_held;      /* a write was refused: the next one waits for the tick */
     struct backoff retry; /* its PRNG spreads the renewal retries */
     bool stopping;
     int closing; /* handles still closing */
@@ -68,7 +69,8 @@ static void drop_session(struct host_status *hs)
 {
     free(hs->session);
     hs->session = NULL;
-    hs->renew_due = false; /* a new session needs no renewal yet */
+    hs->renew_due = false;  /* a new session needs no renewal yet */
+    hs->write_held = false; /* nor does its first write wait */
     free(hs->written);
     hs->written = NULL;
 }
@@ -89,14 +91,26 @@ static void on_written(void *arg, struct consul_response *resp)
     hs->busy = false;
     if (resp->err == -ECANCELED)
         return;
-    if (resp->err < 0 || !resp->ok) {
+    if (resp->err < 0) {
         log_warn("host status: writing %s: %s; retried in %u s", hs->key,
-                 resp->err < 0 ? (resp->errmsg ? resp->errmsg : strerror(-resp->err))
-                               : "the session no longer holds it (session gone)",
-                 hs->ttl_s / 3);
-        if (resp->err == 0)
-            drop_session(hs); /* acquire refused: the session is gone */
+                 resp->errmsg ? resp->errmsg : strerror(-resp->err), hs->ttl_s / 3);
         hs->dirty = true;
+        failed = true;
+    } else if (!resp->ok) {
+        /* Acquire refused: our session is gone, or another one holds the
+         * key, typically the previous run of this watcher (killed, so its
+         * session lives until its TTL runs out). A renewal tells which;
+         * assuming "gone" made a new session per write, each left to
+         * expire, until the other one did. */
+        log_warn("host status: writing %s: refused (another session holds it, e.g. this "
+                 "watcher's previous run until its TTL runs out, or ours is gone); checking "
+                 "ours, writing again in %u s",
+                 hs->key, hs->ttl_s / 3);
+        hs->renew_due = true;
+        hs->write_held = true;
+        hs->dirty = true;
+        free(hs->written); /* the key does not hold it now */
+        hs->written = NULL;
         failed = true;
     } else {
         free(hs->written);
@@ -205,7 +219,7 @@ static void step(struct host_status *hs)
         hs->busy = consul_session_create(hs->c, &so, on_created, hs) == 0;
         return;
     }
-    if (hs->dirty)
+    if (hs->dirty && !hs->write_held)
         write_entry(hs);
 }
 
@@ -220,6 +234,7 @@ static void on_tick(uv_timer_t *t)
         hs->renew_due = true;
         hs->dirty = true; /* rewrite when the bytes differ ("updated" moves only then) */
     }
+    hs->write_held = false;
     step(hs);
 }
 

@@ -14,7 +14,10 @@
  * a failed one is retried within 1-1.5 s, so the session survives a few
  * seconds of starvation or a slow Consul (TTL/3 per renewal to spare).
  * Other Consul failures are logged and retried at the next tick; a lost
- * session (Consul restarted, TTL missed) is created again.
+ * session (Consul restarted, TTL missed) is created again. A write refused
+ * because another session holds the key (this watcher's previous run,
+ * killed: its session lives until its TTL runs out) keeps the session once
+ * a renewal shows it alive, and is tried again every TTL/3.
  */
 #ifndef DROVER_WATCHER_HOST_STATUS_H
 #define DROVER_WATCHER_HOST_STATUS_H

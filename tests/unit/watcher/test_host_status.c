@@ -5,6 +5,10 @@
  * renewal due while a slow write is in flight goes out when the write is
  * answered. Either used to wait a whole TTL/3 for the next tick, so two
  * unlucky ticks in a row cost the session (seen at load 17 in the bench).
+ * A write refused because another session holds the key (the watcher's
+ * previous run, killed) keeps the live session and waits for the tick; it
+ * used to make a new session per write (faults_process_death, after
+ * director_kill).
  */
 #include <check.h>
 #include <stdio.h>
@@ -25,13 +29,16 @@ struct fake {
     struct consul_client *c;
     struct host_status *hs;
     bool fail_first_renew;
+    unsigned refuse_writes; /* answer this many acquires "false" */
+    unsigned n_creates, n_writes;
+    uint64_t writes[4];     /* loop times of the writes */
     unsigned slow_write_ms; /* the write after `changed` fires is answered this late */
     bool slow_write_armed;
     uint64_t slow_write_answered; /* loop time it was answered at */
     uint64_t renews[4];           /* loop times of the renewals */
     unsigned n_renews;
     int counter;
-    uv_timer_t change, give_up;
+    uv_timer_t change, give_up, churn;
     bool gave_up, stopped;
 };
 
@@ -41,6 +48,7 @@ static void handler(void *arg, const struct fake_http_req *req, struct fake_http
     uint64_t now = uv_now(&f->loop);
 
     if (strncmp(req->url, "/v1/session/create", 18) == 0) {
+        f->n_creates++;
         rep->body = strdup("{\"ID\":\"s1\"}");
     } else if (strncmp(req->url, "/v1/session/renew/s1", 20) == 0) {
         if (f->n_renews < 4)
@@ -52,7 +60,9 @@ static void handler(void *arg, const struct fake_http_req *req, struct fake_http
             rep->body = strdup("[{\"ID\":\"s1\"}]");
         }
     } else if (strncmp(req->url, "/v1/kv/", 7) == 0) {
-        rep->body = strdup("true");
+        if (f->n_writes < 4)
+            f->writes[f->n_writes] = now;
+        rep->body = strdup(f->n_writes++ < f->refuse_writes ? "false" : "true");
         if (f->slow_write_armed) {
             f->slow_write_armed = false;
             rep->delay_ms = f->slow_write_ms;
@@ -76,6 +86,15 @@ static void on_change(uv_timer_t *t)
     struct fake *f = t->data;
     f->counter++;
     f->slow_write_armed = true;
+    host_status_changed(f->hs);
+}
+
+/* Something reported changes every 300 ms (the director's health and
+ * table updates do): none may bring a refused write back before the tick. */
+static void on_churn(uv_timer_t *t)
+{
+    struct fake *f = t->data;
+    f->counter++;
     host_status_changed(f->hs);
 }
 
@@ -109,15 +128,20 @@ static void run(struct fake *f)
     ck_assert_int_eq(host_status_start(&f->loop, f->c, &o, &f->hs), 0);
     uv_timer_init(&f->loop, &f->change);
     uv_timer_init(&f->loop, &f->give_up);
-    f->change.data = f->give_up.data = f;
+    uv_timer_init(&f->loop, &f->churn);
+    f->change.data = f->give_up.data = f->churn.data = f;
     if (f->slow_write_ms)
         uv_timer_start(&f->change, on_change, TICK_MS - 200, 0);
+    if (f->refuse_writes)
+        uv_timer_start(&f->churn, on_churn, 300, 300);
     uv_timer_start(&f->give_up, on_give_up, 3 * TICK_MS + 1000, 0);
-    while (!f->gave_up && f->n_renews < 2)
+    /* refusals: until the write after them went through */
+    while (!f->gave_up && (f->refuse_writes ? f->n_writes <= f->refuse_writes : f->n_renews < 2))
         uv_run(&f->loop, UV_RUN_ONCE);
     host_status_stop(f->hs, on_stopped, f);
     uv_close((uv_handle_t *)&f->change, NULL);
     uv_close((uv_handle_t *)&f->give_up, NULL);
+    uv_close((uv_handle_t *)&f->churn, NULL);
     while (!f->stopped)
         uv_run(&f->loop, UV_RUN_ONCE);
     consul_client_free(f->c);
@@ -156,6 +180,23 @@ START_TEST(test_renewal_not_skipped_behind_a_slow_write)
 }
 END_TEST
 
+START_TEST(test_refused_write_keeps_the_session)
+{
+    struct fake f = {.refuse_writes = 1};
+
+    run(&f);
+    ck_assert_msg(f.n_writes >= 2, "gave up waiting for the write after the refusal (%u writes)",
+                  f.n_writes);
+    ck_assert_msg(f.n_creates == 1, "%u sessions created: a live one was dropped", f.n_creates);
+    ck_assert_msg(f.n_renews >= 1, "the session was not checked after the refusal");
+    /* the write again at the tick, not at the next change (300 ms) */
+    uint64_t gap = f.writes[1] - f.writes[0];
+    ck_assert_msg(gap >= TICK_MS - 500 && gap < TICK_MS + 1500,
+                  "written again %llu ms after the refusal (expected at the tick, %d ms)",
+                  (unsigned long long)gap, TICK_MS);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("host_status");
@@ -163,6 +204,7 @@ static Suite *suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_failed_renewal_is_retried_soon);
     tcase_add_test(tc, test_renewal_not_skipped_behind_a_slow_write);
+    tcase_add_test(tc, test_refused_write_keeps_the_session);
     suite_add_tcase(s, tc);
     return s;
 }
