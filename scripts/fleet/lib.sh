@@ -426,6 +426,15 @@ fleet_director_watcher() {
     done
 }
 
+# The director watcher's health options (fault tests derive their bounds
+# from them: a proxy that stops answering is judged down within
+# FALL x INTERVAL + TIMEOUT, one that answers again is back within
+# RISE x INTERVAL)
+FLEET_HEALTH_INTERVAL_MS=500
+FLEET_HEALTH_TIMEOUT_MS=400
+FLEET_HEALTH_RISE=2
+FLEET_HEALTH_FALL=2
+
 # fleet_director_watcher_start [DIRECTOR]: its drover-watcher (again, after
 # it died: the Consul bridge stays); with FLEET_FRONTDOOR=1 its front door
 # announces the VIP through the host's BIRD (rounds of 200 ms, rise and
@@ -443,7 +452,8 @@ fleet_director_watcher_start() {
         --director-cluster "$FLEET_DIRECTOR_CLUSTER" --dev eth0 --consul-addr http://127.0.0.1:8500 \
         --pin-root "$FLEET_STATE/bpffs/$d" \
         --director-snapshot-file "$FLEET_STATE/$d/snapshot.pb" \
-        --health-interval 500ms --health-timeout 400ms --health-rise 2 --health-fall 2 \
+        --health-interval "${FLEET_HEALTH_INTERVAL_MS}ms" --health-timeout "${FLEET_HEALTH_TIMEOUT_MS}ms" \
+        --health-rise "$FLEET_HEALTH_RISE" --health-fall "$FLEET_HEALTH_FALL" \
         --verify-interval 2s --metrics-addr 127.0.0.1:9109 --host-name "$d" "${fd[@]}"
 }
 

@@ -10,14 +10,26 @@
 #   haproxy_crashloop  the `web` HAProxy on proxy-1 killed again each time it
 #                      comes back, until the director has taken proxy-1 out
 #                      of its rows; then left alone
+#   director_freeze    SIGSTOP of the director's drover-watcher while one of
+#                      its checks is unanswered, for twice the time its
+#                      checks take to judge a proxy down, then SIGCONT: that
+#                      check counts late, no proxy is marked down, the
+#                      status entry keeps its session
 #   director_kill      kill -9 of the director's drover-watcher (XDP stays
 #                      attached and forwards); started again 3 s later, as
 #                      systemd would
+#   haproxy_freeze     SIGSTOP of the `web` HAProxy worker on proxy-2 until
+#                      the director has taken proxy-2 out of its rows
+#                      (its /readyz says the worker is stopped), then SIGCONT
 # Judged per fault, over FAULTS_WINDOW_S (10 s) from the kill: failed
 # requests <= 2 % of port 80's requests (the killed service), none on port
-# 8080; every director row whose primary was not proxy-1 keeps its primary
+# 8080; every director row whose primary was not the host at fault (proxy-1;
+# proxy-2 for haproxy_freeze) keeps its primary
 # all along (sampled), so only the dead host's rows move, and with the
-# crash loop all of them do; the director_kill table stays byte-identical.
+# crash loop and the HAProxy freeze all of them do; the director_kill and
+# director_freeze tables stay byte-identical and they fail no request at
+# all (the kernel forwards without the watcher). The freezes are judged
+# over windows derived from the health options instead of 10 s.
 # Then back to the baseline (faults_run). BENCH lines: faults_<fault>_failed,
 # _recovery_s (faults_run: repair -> baseline), _serving_s (kill -> the
 # watcher sees HAProxy run again; the python rig haproxy_supervise.py
@@ -28,7 +40,7 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 faults_main "$1"
 shift
-only=" ${*:-haproxy_worker haproxy_master director_kill haproxy_crashloop} "
+only=" ${*:-haproxy_worker haproxy_master director_freeze director_kill haproxy_freeze haproxy_crashloop} "
 pick() { case "$only" in *" $1 "*) faults_run "$@" ;; esac; }
 
 FAULTS_WINDOW_S=${FAULTS_WINDOW_S:-10}
@@ -61,16 +73,18 @@ rows_moved() {
         END { print n + 0; exit bad }' "$1" "$2"
 }
 
-# The window after a kill: sample the rows, count the requests; judge.
+# The window after a kill: sample the rows (and run CHECK on every sample:
+# it fails the test itself), count the requests; judge.
 # Globals set: MOVED_MAX (most rows moved at once)
-judge_window() { # NAME T-KILL F80-BEFORE N80-BEFORE F8080-BEFORE
-    local name=$1 t0=$2 f0=$3 n0=$4 g0=$5 moved f n g
+judge_window() { # NAME T-KILL F80-BEFORE N80-BEFORE F8080-BEFORE [CHECK]
+    local name=$1 t0=$2 f0=$3 n0=$4 g0=$5 check=${6:-} moved f n g
     MOVED_MAX=0
     while awk -v a="$t0" -v b="$(date +%s.%N)" -v w="$FAULTS_WINDOW_S" 'BEGIN { exit !(b - a < w) }'; do
         rows_dump "$FLEET_STATE/rows.now"
         moved=$(rows_moved "$FLEET_STATE/rows.base" "$FLEET_STATE/rows.now") ||
             fleet_die "$name: a row whose primary was not $DEAD changed (above)"
         [ "$moved" -le "$MOVED_MAX" ] || MOVED_MAX=$moved
+        [ -z "$check" ] || "$check"
         sleep 0.3
     done
     f=$(($(fleet_count load80 failed) - f0))
@@ -138,16 +152,17 @@ haproxy_crashloop() {
     # every row of $DEAD moved (a HAProxy left alone earlier would be back
     # before the table follows)
     end=$(($(date +%s) + 30))
-    until director_down "$DEAD" && all_moved "$own"; do
+    until out_of_rows "$own"; do
         [ "$(date +%s)" -lt "$end" ] ||
             fleet_die "haproxy_crashloop: the director never moved every row of $DEAD away (30 s)"
         pid=$(hap_pid "$DEAD" web worker)
         [ -z "$pid" ] || kill -KILL "$pid" 2>/dev/null || true
         sleep 0.05
     done
-    faults_log "haproxy_crashloop: $DEAD out of the rows ($own rows moved) after $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }') s; HAProxy left alone"
+    faults_log "haproxy_crashloop: $DEAD out of the rows ($own rows moved) after $(elapsed_s "$t0") s; HAProxy left alone"
     judge_window haproxy_crashloop "$t0" "$f0" "$n0" "$g0"
 }
+out_of_rows() { director_down "$DEAD" && all_moved "$1"; } # ROWS-OF-DEAD
 all_moved() { # ROWS-OF-DEAD
     local moved
     rows_dump "$FLEET_STATE/rows.now"
@@ -174,10 +189,146 @@ director_kill() {
         fleet_die "director_kill: requests failed while the director's watcher was down"
 }
 
+# ---- frozen processes (SIGSTOP ... SIGCONT: a host swapping, a stuck disk) ----
+
+# FALL_MS: the longest the director's checks take to judge a proxy that
+# stopped answering down (the first failing check ends within one interval
+# plus the timeout, then FALL - 1 more intervals)
+FALL_MS=$((FLEET_HEALTH_FALL * FLEET_HEALTH_INTERVAL_MS + FLEET_HEALTH_TIMEOUT_MS))
+RISE_MS=$((FLEET_HEALTH_RISE * FLEET_HEALTH_INTERVAL_MS))
+ms_to_s() { awk -v m="$1" 'BEGIN { printf "%.3f\n", m / 1000 }'; }
+elapsed_s() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }'; }
+
+# director_metric NAME: NAME's value summed over its labels, from the
+# director watcher's /metrics
+director_metric() {
+    fleet_nsx director curl -sf --max-time 2 http://127.0.0.1:9109/metrics |
+        awk -v k="$1" '$1 == k || index($1, k "{") == 1 { s += $2 } END { print s + 0 }'
+}
+
+# The director's status entry in KV (status/<host>/director, written on a
+# session of its own): "SESSION-ID" while it exists and its session is alive
+DIR_STATUS_KEY=status/director/director
+dir_status_session() {
+    local id
+    id=$(curl -sf --max-time 2 "$FLEET_CONSUL/v1/kv/drover/v1/$DIR_STATUS_KEY" |
+        python3 -c 'import json, sys; print(json.load(sys.stdin)[0].get("Session") or "")') || return 1
+    [ -n "$id" ] && curl -sf --max-time 2 "$FLEET_CONSUL/v1/session/info/$id" |
+        python3 -c 'import json, sys; sys.exit(not any(s["ID"] == sys.argv[1] for s in json.load(sys.stdin) or []))' "$id" &&
+        echo "$id"
+}
+dir_status_is() { [ "$(dir_status_session)" = "$1" ]; }
+
+every_proxy_up() { # the director counts every proxy healthy (sampled)
+    fleet_director_status | awk '$1 ~ /^proxy-/ && $4 != "up" { print $1 " " $4; f = 1 } END { exit f }' >&2 ||
+        fleet_die "director_freeze: the director marked a proxy down (above) around its own freeze"
+}
+
+# stop_in_check PID: SIGSTOP PID (the director's watcher) as soon as one of
+# its checks of $DEAD is seen connecting (SYN-SENT in the director's
+# /proc/net/tcp; polled every 2 ms, so well within the check's timeout);
+# fails after 5 check intervals without one
+stop_in_check() {
+    fleet_nsx director python3 -c '
+import os, signal, socket, struct, sys, time
+pid, ip, port, wait = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+want = "%08X:%04X" % (struct.unpack("<I", socket.inet_aton(ip))[0], port)
+end = time.monotonic() + wait
+while time.monotonic() < end:
+    with open("/proc/net/tcp") as f:
+        if any(w[2] == want and w[3] == "02" for w in (l.split() for l in f.readlines()[1:])):
+            os.kill(pid, signal.SIGSTOP)
+            sys.exit(0)
+    time.sleep(0.002)
+sys.exit(1)' "$1" "$DEAD_IP" "$FLEET_WATCHER_PORT" "$(ms_to_s $((5 * FLEET_HEALTH_INTERVAL_MS)))"
+}
+
+# The director's drover-watcher frozen for twice FALL_MS, so that checks
+# starved by its own stall, if judged, would take proxies out. A frozen
+# watcher's checks mostly have their answer waiting in the socket when it
+# wakes (judged in time), so the test makes one be unanswered: proxy-1's
+# answers to the director are blackholed until a check is seen connecting,
+# the watcher is stopped within that check's timeout, and the blackhole is
+# lifted during the freeze. That check must count late, no proxy may be
+# marked down, the table stays byte-identical, no request fails (XDP
+# forwards without the watcher, as in director_kill), and the status entry
+# keeps its session (renewed on waking; the TTL is 15 s).
+director_freeze() {
+    local pid t0 f0 n0 g0 late0 late1 sess freeze_s
+    freeze_s=$(ms_to_s $((2 * FALL_MS)))
+    rows_dump "$FLEET_STATE/rows.base"
+    sess=$(dir_status_session) || fleet_die "director_freeze: no live status entry $DIR_STATUS_KEY before the freeze"
+    late0=$(director_metric drover_watcher_director_health_checks_late_total)
+    f0=$(fleet_count load80 failed) n0=$(requests80) g0=$(fleet_count load8080 failed)
+    pid=$(fleet_pid director-watcher)
+    # the director (10.93.2.2) gets no answer from $DEAD while this stands
+    ip -n "$(fleet_ns "$DEAD")" route add blackhole 10.93.2.2/32
+    stop_in_check "$pid" || {
+        ip -n "$(fleet_ns "$DEAD")" route del blackhole 10.93.2.2/32
+        fleet_die "director_freeze: no director check of $DEAD seen connecting in 5 intervals of $FLEET_HEALTH_INTERVAL_MS ms"
+    }
+    t0=$(date +%s.%N)
+    ip -n "$(fleet_ns "$DEAD")" route del blackhole 10.93.2.2/32
+    every_proxy_up
+    sleep "$freeze_s"
+    every_proxy_up
+    kill -CONT "$pid"
+    faults_log "director_freeze: watcher stopped for $(elapsed_s "$t0") s"
+    # the judgement of the late check and the next ones: within FALL_MS
+    FAULTS_WINDOW_S=$(ms_to_s $((3 * FALL_MS))) judge_window director_freeze "$t0" "$f0" "$n0" "$g0" every_proxy_up
+    [ "$MOVED_MAX" = 0 ] || fleet_die "director_freeze: $MOVED_MAX rows moved"
+    rows_dump "$FLEET_STATE/rows.now"
+    cmp -s "$FLEET_STATE/rows.base" "$FLEET_STATE/rows.now" ||
+        fleet_die "director_freeze: the table in force differs after the freeze"
+    [ "$(fleet_count load80 failed)" = "$f0" ] && [ "$(fleet_count load8080 failed)" = "$g0" ] ||
+        fleet_die "director_freeze: requests failed while the director's watcher was frozen"
+    late1=$(director_metric drover_watcher_director_health_checks_late_total)
+    faults_log "director_freeze: checks counted late: $((late1 - late0))"
+    if [ "$late1" -le "$late0" ]; then
+        grep 'health check' "$FLEET_STATE/director-watcher.log" | tail -n 5 >&2
+        fleet_die "director_freeze: drover_watcher_director_health_checks_late_total did not rise ($late0; the watcher's last check lines above)"
+    fi
+    # a renewal due during the freeze goes out on waking; a failed one is
+    # retried within 1.5 s (watcher/host_status.h)
+    fleet_wait "director_freeze: $DIR_STATUS_KEY held by its session $sess, alive" 5 dir_status_is "$sess"
+}
+
+# One proxy host's `web` HAProxy worker frozen: the master still lists it,
+# its listening socket still takes connections into the backlog, and none
+# is answered. The proxy's /readyz must turn 503 (the watcher sees the
+# worker stopped), the director take the host out after FALL_MS (its rows
+# to the other proxy; connections already in the backlog keep reaching it
+# through second chance and are answered once it runs again), and put it
+# back after SIGCONT within RISE_MS. proxy-2 here: proxy-1's flap damping
+# belongs to the crash loop.
+haproxy_freeze() {
+    local DEAD=proxy-2 DEAD_IP pid own t0 f0 n0 g0 bound
+    DEAD_IP=$(fleet_proxy_ip "$DEAD")
+    pid=$(hap_pid "$DEAD" web worker)
+    [ -n "$pid" ] || fleet_die "haproxy_freeze: no HAProxy worker of web on $DEAD"
+    rows_dump "$FLEET_STATE/rows.base"
+    own=$(awk -v d="$DEAD_IP" '$2 == d { n++ } END { print n + 0 }' "$FLEET_STATE/rows.base")
+    f0=$(fleet_count load80 failed) n0=$(requests80) g0=$(fleet_count load8080 failed)
+    t0=$(date +%s.%N)
+    kill -STOP "$pid"
+    # the watcher's probe (100 ms), FALL_MS, the table build: bounded by 4 x
+    # FALL_MS on a busy machine
+    bound=$(((4 * FALL_MS + 999) / 1000))
+    fleet_wait "haproxy_freeze: the director moves every row of $DEAD ($own) away from its frozen worker" \
+        "$bound" out_of_rows "$own"
+    faults_log "haproxy_freeze: $DEAD out of the rows after $(elapsed_s "$t0") s"
+    kill -CONT "$pid"
+    FAULTS_WINDOW_S=$(ms_to_s $((4 * FALL_MS + 2 * RISE_MS))) judge_window haproxy_freeze "$t0" "$f0" "$n0" "$g0"
+}
+
 pick haproxy_worker "$BUDGET" haproxy_worker
 pick haproxy_master "$BUDGET" haproxy_master
 [ -z "${SERVING_MAX:-}" ] || echo "BENCH faults_haproxy_recovery_s $SERVING_MAX"
+# before director_kill: the killed run's session holds the status entry
+# until its TTL runs out, and director_freeze checks the entry's session
+pick director_freeze 0 director_freeze
 pick director_kill 0 director_kill
+pick haproxy_freeze "$BUDGET" haproxy_freeze
 # last: it flaps proxy-1 at the director, whose flap damping would hold a
 # fault after it
 pick haproxy_crashloop "$BUDGET" haproxy_crashloop
