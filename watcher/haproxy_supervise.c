@@ -89,6 +89,17 @@ static bool worker_stopped(int pid, int master_pid)
            (state == 'T' || state == 't');
 }
 
+/* The worker that takes new connections: the one that lived through the
+ * fewest reloads (older ones only finish their connections). n_workers > 0. */
+static const struct haproxy_proc *newest_worker(const struct haproxy_proc_list *procs)
+{
+    const struct haproxy_proc *w = &procs->workers[0];
+    for (size_t i = 1; i < procs->n_workers; i++)
+        if (procs->workers[i].reloads < w->reloads)
+            w = &procs->workers[i];
+    return w;
+}
+
 static void on_proc(struct haproxy_runtime *rt, int status, const struct haproxy_proc_list *procs,
                     const char *err, void *arg)
 {
@@ -99,12 +110,12 @@ static void on_proc(struct haproxy_runtime *rt, int status, const struct haproxy
     if (status == -ECANCELED || e->stopping)
         return;
     bool up = status == 0 && procs->n_workers > 0;
-    /* workers[0] is the newest, the one that serves new connections */
-    if (up && worker_stopped(procs->workers[0].pid, procs->master.pid)) {
+    const struct haproxy_proc *serving = up ? newest_worker(procs) : NULL;
+    if (serving && worker_stopped(serving->pid, procs->master.pid)) {
         if (s->up || !s->probed)
             log_warn("watcher: service %s: HAProxy worker (pid %d) is stopped: not ready until "
                      "it runs again",
-                     s->name, procs->workers[0].pid);
+                     s->name, serving->pid);
         set_up(s, false);
         return; /* its master runs: nothing to start */
     }
