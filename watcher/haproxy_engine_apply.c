@@ -157,7 +157,7 @@ static void batch_done(struct haproxy_engine *e, struct service_state *s, uint64
     save_state_soon(s);
 }
 
-/* A failed apply of c: logged (a retried one at debug only), and whether
+/* A failed apply of c: logged (at debug while the service keeps failing), and whether
  * a retry can fix it. */
 static bool apply_failed(struct apply_ctx *c, const struct haproxy_apply_result *res)
 {
