@@ -129,6 +129,8 @@ int engine_write_agent_state(struct haproxy_engine *e, file_writer_done_fn then)
     int rc = snapshot_agent_state(e->snap, engine_committed_slots, e, (int64_t)time(NULL), &text);
     if (rc == 0)
         rc = file_writer_replace_then(e->agent_writer, path, text, strlen(text), 0644, then, e);
+    if (rc == 0)
+        e->agent_writes_pending++; /* then() counts it down */
     if (rc < 0)
         log_error("watcher: agent state file %s: %s; the agent-checker keeps the previous "
                   "state",
@@ -566,14 +568,14 @@ static void retire_removed(struct haproxy_engine *e)
     }
 }
 
-/* The services planned for a runtime apply, once the agent state file
- * shows their slots. */
+/* The services planned for a runtime apply, and those whose agents an
+ * apply left off, once the agent state file shows their slots. */
 static void run_wanted_applies(struct haproxy_engine *e)
 {
     for (size_t i = 0; e->snap && i < e->n_svcs; i++) {
         struct service_state *s = e->svcs[i];
         const struct snapshot_service *svc;
-        if (!s->apply_wanted)
+        if (!s->apply_wanted && !s->owed)
             continue;
         s->apply_wanted = false;
         if (!s->reload_pending && !s->busy && (svc = snapshot_service(e->snap, s->name)))
@@ -581,13 +583,25 @@ static void run_wanted_applies(struct haproxy_engine *e)
     }
 }
 
-static void on_agent_state_visible(void *arg, int status)
+bool engine_agent_write_done(struct haproxy_engine *e, int status)
 {
-    struct haproxy_engine *e = arg;
+    if (e->agent_writes_pending)
+        e->agent_writes_pending--;
     if (status < 0)
         engine_agent_state_failed(e, status);
-    if (!e->stopping)
-        run_wanted_applies(e); /* applied anyway, as with the file unchanged */
+    if (e->stopping)
+        return false;
+    /* a newer write still queued: its own callback applies (the file
+     * shows older placements until then); after a failure the applies go
+     * out anyway, as with the file unchanged */
+    if (engine_agent_file_current(e))
+        run_wanted_applies(e);
+    return status == 0;
+}
+
+static void on_agent_state_visible(void *arg, int status)
+{
+    engine_agent_write_done(arg, status);
 }
 
 /* Runtime quiescence fired: place servers, apply what needs no reload,
@@ -905,6 +919,9 @@ static void setup_metrics(struct haproxy_engine *e)
                         "Backends brought to their slots through the runtime API.", NULL);
     e->m_apply_failures = metrics_counter(r, "drover_watcher_runtime_apply_failures_total",
                                           "Runtime API applies that failed.", NULL);
+    e->m_apply_retries =
+        metrics_counter(r, "drover_watcher_runtime_apply_retries_total",
+                        "Placements applied again after a failed runtime apply (backoff).", NULL);
     e->m_held_total = metrics_counter(r, "drover_watcher_removals_held_total",
                                       "Changes held back by the mass-removal guard.", NULL);
     e->m_held = metrics_gauge(r, "drover_watcher_removals_held",
@@ -992,6 +1009,7 @@ int haproxy_engine_new(uv_loop_t *loop, const struct haproxy_engine_opts *o,
     e->expiry.data = e;
     uv_timer_init(loop, &e->resync);
     e->resync.data = e;
+    engine_repair_init(e);
     if (o->resync_ms > 0)
         uv_timer_start(&e->resync, engine_on_resync, (uint64_t)o->resync_ms,
                        (uint64_t)o->resync_ms);
@@ -1036,6 +1054,7 @@ void haproxy_engine_stop(struct haproxy_engine *e)
     e->runtime_q = e->struct_q = e->state_q = NULL;
     uv_close((uv_handle_t *)&e->expiry, NULL);
     uv_close((uv_handle_t *)&e->resync, NULL);
+    engine_repair_stop(e);
     engine_supervise_stop(e);
     engine_certs_stop(e);
     engine_errors_stop(e);
@@ -1211,6 +1230,7 @@ void haproxy_engine_get_stats(const struct haproxy_engine *e, struct haproxy_eng
     out->render_failures = metrics_counter_value(e->m_render_failures);
     out->applies = metrics_counter_value(e->m_applies);
     out->apply_failures = metrics_counter_value(e->m_apply_failures);
+    out->apply_retries = metrics_counter_value(e->m_apply_retries);
     out->removals_held_total = metrics_counter_value(e->m_held_total);
     out->services_removed = metrics_counter_value(e->m_svc_removed);
     out->service_removals_held_total = metrics_counter_value(e->m_svc_removals_held_total);

@@ -158,6 +158,7 @@ struct haproxy_engine_stats {
     uint64_t cert_failures;  /* certificates refused (by the watcher or HAProxy) */
     uint64_t reloads, reload_failures, render_failures;
     uint64_t applies, apply_failures; /* runtime-API applies (per backend) */
+    uint64_t apply_retries;           /* services applied again after a failure (backoff) */
     uint64_t removals_held_total, services_removed, service_removals_held_total;
 };
 void haproxy_engine_get_stats(const struct haproxy_engine *e, struct haproxy_engine_stats *out);

@@ -20,8 +20,8 @@
 struct apply_ctx {
     struct haproxy_engine *e;
     struct service_state *s;
-    uint64_t planned; /* the plan it carries (debug log: the latency split) */
-    bool early;       /* engine_apply_early: agents of filled slots left off */
+    uint64_t planned;  /* the plan it carries (debug log: the latency split) */
+    bool agents_later; /* the agent file was not current: agents of filled slots left off */
 };
 
 static void save_state(struct service_state *s);
@@ -31,6 +31,13 @@ static void save_state(struct service_state *s);
  * runtime applies of a steady stream of changes wait for on a small
  * machine. It waits for the stream to end, but not longer than this. */
 #define ENGINE_REFRESH_MAX_STALE_MS 30000
+
+/* A failed apply that a retry can fix (the socket refused, timed out,
+ * closed; HAProxy not running) is retried after this backoff, so the
+ * agents an earlier apply left off are switched on without waiting for
+ * the next change or the periodic resync. */
+#define ENGINE_REPAIR_MIN_MS 100
+#define ENGINE_REPAIR_MAX_MS 5000
 
 static void save_state_soon(struct service_state *s)
 {
@@ -51,6 +58,11 @@ bool engine_runtime_busy(void *arg)
     return e->applies_in_flight > 0;
 }
 
+bool engine_agent_file_current(const struct haproxy_engine *e)
+{
+    return e->agent_writes_pending == 0;
+}
+
 void engine_on_state_due(void *arg)
 {
     struct haproxy_engine *e = arg;
@@ -65,25 +77,118 @@ void engine_on_state_due(void *arg)
     }
 }
 
-/* The service's applies are done: placements committed while they ran go
- * out now, in one apply from the newest placements (a service waiting for
- * or in a reload gets them from the reload's own apply). The server-state
- * file follows later (save_state_soon). */
-static void apply_follow_up(struct haproxy_engine *e, struct service_state *s)
+/* The service's placements may be applied now (no reload owns them). */
+static const struct snapshot_service *appliable(struct haproxy_engine *e, struct service_state *s)
 {
-    const struct snapshot_service *svc;
-    if (s->applying || e->stopping)
+    if (s->busy || s->reload_pending || !s->rt || !e->snap || e->stopping)
+        return NULL;
+    return snapshot_service(e->snap, s->name);
+}
+
+static void on_repair(uv_timer_t *t)
+{
+    struct haproxy_engine *e = t->data;
+    e->repair_armed = false;
+    for (size_t i = 0; i < e->n_svcs; i++) {
+        struct service_state *s = e->svcs[i];
+        if (s->owed && s->batch_retry && !s->applying) {
+            metrics_counter_inc(e->m_apply_retries);
+            engine_resync_service(e, s, false);
+        }
+    }
+}
+
+static void repair_arm(struct haproxy_engine *e)
+{
+    if (e->repair_armed || e->stopping)
         return;
-    if (s->apply_again && !s->busy && !s->reload_pending && e->snap &&
-        (svc = snapshot_service(e->snap, s->name))) {
+    e->repair_armed = true;
+    uv_timer_start(&e->repair, on_repair, backoff_next(&e->repair_backoff), 0);
+}
+
+void engine_repair_init(struct haproxy_engine *e)
+{
+    uv_timer_init(e->loop, &e->repair);
+    e->repair.data = e;
+    backoff_init(&e->repair_backoff, ENGINE_REPAIR_MIN_MS, ENGINE_REPAIR_MAX_MS, BACKOFF_FULL);
+}
+
+void engine_repair_stop(struct haproxy_engine *e)
+{
+    uv_close((uv_handle_t *)&e->repair, NULL);
+}
+
+/* The service's batch of applies is done: what it left owed, and what
+ * comes next. Placements committed while it ran go out now, in one apply
+ * from the newest placements (a service waiting for or in a reload gets
+ * them from the reload's own apply); agents it left off are enabled at
+ * once if the agent file is in place by now (else when it is: see
+ * haproxy_engine.c, run_wanted_applies); a failure a retry can fix arms
+ * the repair timer. The server-state file follows later (save_state_soon). */
+static void batch_done(struct haproxy_engine *e, struct service_state *s, uint64_t planned)
+{
+    const struct snapshot_service *svc = appliable(e, s);
+    s->owed = s->batch_deferred || s->batch_failed;
+    if (!s->owed)
+        backoff_reset(&e->repair_backoff);
+    /* all of the plan went out, or it failed in a way only a new plan
+     * (or HAProxy's restart) changes: no full apply follows for it */
+    if (!s->owed || (s->batch_failed && !s->batch_retry))
+        s->plan_done = planned;
+    if (s->failing && !s->batch_failed)
+        log_info("watcher: service %s: runtime apply works again", s->name);
+    s->failing = s->batch_failed;
+    if (e->stopping)
+        return;
+    if (s->apply_again && svc) {
         s->apply_again = false;
         engine_apply_service(e, s, svc);
         return;
     }
     s->apply_again = false;
+    if (s->batch_deferred && !s->batch_failed && svc && engine_agent_file_current(e)) {
+        engine_apply_service(e, s, svc);
+        return;
+    }
+    if (s->batch_retry)
+        repair_arm(e);
     /* after the applies: a HAProxy that starts cold loads what runs now,
      * with the drains and maintenance in force from its first packet */
     save_state_soon(s);
+}
+
+/* A failed apply of c: logged (at debug while the service keeps failing), and whether
+ * a retry can fix it. */
+static bool apply_failed(struct apply_ctx *c, const struct haproxy_apply_result *res)
+{
+    struct haproxy_engine *e = c->e;
+    /* -ENOENT is either "no stats socket" (HAProxy not running: wait
+     * for it; the supervisor's probe resyncs it once it runs) or "no such
+     * server" (the config lacks slots: reload) */
+    char *sock = haproxy_engine_expand(e->o.stats_socket, c->s->name);
+    bool lacks_slots = res->status == -ENOENT && sock && access(sock, F_OK) == 0;
+    /* a command HAProxy refused, slots the config lacks or no HAProxy at
+     * all fail again; a socket that refused, timed out or closed (HAProxy
+     * died and left it, or was busy) is retried */
+    bool retry = res->status != -ENOENT && res->status != -EINVAL && !e->stopping;
+    free(sock);
+    metrics_counter_inc(e->m_apply_failures);
+    log_msg(c->s->failing ? LOGL_DEBUG : LOGL_WARN,
+            "watcher: service %s: runtime apply failed: %s; %s", c->s->name, res->message,
+            lacks_slots ? "config lacks slots, a reload will add them"
+            : retry     ? "retried after a backoff (at most 5 s) or with the next change"
+                        : "retried with the next change or once HAProxy runs");
+    if (lacks_slots && c->s->refused)
+        log_warn("watcher: service %s: the running config lacks slots the refused "
+                 "definition places servers in; they wait for a definition that passes",
+                 c->s->name);
+    else if (lacks_slots && !e->stopping) {
+        json_decref(c->s->structure);
+        c->s->structure = NULL;
+        c->s->reload_pending = true;
+        quiesce_timer_kick(e->struct_q);
+    }
+    return retry;
 }
 
 static void on_applied(struct haproxy_runtime *rt, const struct haproxy_apply_result *res,
@@ -91,43 +196,23 @@ static void on_applied(struct haproxy_runtime *rt, const struct haproxy_apply_re
 {
     struct apply_ctx *c = arg;
     struct haproxy_engine *e = c->e;
+    struct service_state *s = c->s;
     (void)rt;
     e->applies_in_flight--;
-    c->s->applying--;
-    /* a failed early apply is retried like any failed apply: with the
-     * next change (one attempt per plan) */
-    if (c->early && res->status == 0 && res->agents_deferred)
-        c->s->early_ok = false;
-    if (c->early && !c->s->applying && c->s->early_ok)
-        c->s->early_done = c->planned; /* nothing left for the full apply */
+    s->applying--;
+    s->batch_deferred |= res->status == 0 && res->agents_deferred > 0;
     if (res->status == 0) {
         metrics_counter_inc(e->m_applies);
         /* the plan's hash stays the last word (the bench's split reads it) */
         log_debug("watcher: service %s: runtime apply done, %zu commands, %zu agents later, plan "
                   "%016llx",
-                  c->s->name, res->commands, res->agents_deferred, (unsigned long long)c->planned);
+                  s->name, res->commands, res->agents_deferred, (unsigned long long)c->planned);
     } else {
-        /* -ENOENT is either "no stats socket" (HAProxy not running: wait
-         * for it) or "no such server" (the config lacks slots: reload) */
-        char *sock = haproxy_engine_expand(e->o.stats_socket, c->s->name);
-        bool lacks_slots = res->status == -ENOENT && sock && access(sock, F_OK) == 0;
-        free(sock);
-        metrics_counter_inc(e->m_apply_failures);
-        log_warn("watcher: service %s: runtime apply failed: %s; %s", c->s->name, res->message,
-                 lacks_slots ? "config lacks slots, a reload will add them"
-                             : "retried with the next change");
-        if (lacks_slots && c->s->refused)
-            log_warn("watcher: service %s: the running config lacks slots the refused "
-                     "definition places servers in; they wait for a definition that passes",
-                     c->s->name);
-        else if (lacks_slots && !e->stopping) {
-            json_decref(c->s->structure);
-            c->s->structure = NULL;
-            c->s->reload_pending = true;
-            quiesce_timer_kick(e->struct_q);
-        }
+        s->batch_failed = true;
+        s->batch_retry |= apply_failed(c, res);
     }
-    apply_follow_up(e, c->s);
+    if (!s->applying)
+        batch_done(e, s, c->planned);
     free(c);
 }
 
@@ -194,30 +279,42 @@ static void save_state(struct service_state *s)
     s->state_saving = true;
 }
 
-/* Queue one apply per backend of svc (early: the agents of filled slots
- * left off); s->applying counts them. */
+/* Queue one apply per backend of svc, one batch: agents_later while the
+ * agent file is not current (the agents of filled slots left off);
+ * s->applying counts them. */
 static void apply_backends(struct haproxy_engine *e, struct service_state *s,
-                           const struct snapshot_service *svc, bool early)
+                           const struct snapshot_service *svc, bool agents_later)
 {
+    s->batch_deferred = s->batch_failed = s->batch_retry = false;
+    s->plan_done = 0;
     for (size_t i = 0; i < svc->n_backends; i++) {
         const struct slot_assignment *a = engine_committed_slots(e, svc->backends[i].def->name);
         struct apply_ctx *c;
-        if (!a || !s->rt || !(c = calloc(1, sizeof(*c))))
+        if (!a)
             continue;
+        if (!(c = calloc(1, sizeof(*c)))) {
+            s->batch_failed = true;
+            continue;
+        }
         c->e = e;
         c->s = s;
         c->planned = e->planned_hash;
-        c->early = early;
+        c->agents_later = agents_later;
         e->applies_in_flight++; /* before: on_applied counts them down */
         s->applying++;
         const char *be = svc->backends[i].def->name;
-        if ((early ? haproxy_runtime_apply_agents_later(s->rt, be, a, on_applied, c)
-                   : haproxy_runtime_apply(s->rt, be, a, on_applied, c)) < 0) {
+        if ((agents_later ? haproxy_runtime_apply_agents_later(s->rt, be, a, on_applied, c)
+                          : haproxy_runtime_apply(s->rt, be, a, on_applied, c)) < 0) {
             e->applies_in_flight--;
             s->applying--;
             free(c);
+            s->batch_failed = true;
             metrics_counter_inc(e->m_apply_failures);
         }
+    }
+    if (!s->applying) { /* nothing queued: what is owed stays owed */
+        s->owed |= s->batch_failed;
+        save_state_soon(s);
     }
 }
 
@@ -228,22 +325,24 @@ void engine_apply_service(struct haproxy_engine *e, struct service_state *s,
      * rate of changes (100/s) an apply per snapshot queued them faster than
      * HAProxy's socket answered, and each one waited behind all the older
      * ones; now what arrives meanwhile waits for one apply at most and goes
-     * out in one, from the newest placements (apply_follow_up). */
+     * out in one, from the newest placements (batch_done). */
     if (s->applying) {
         s->apply_again = true;
         return;
     }
-    if (!s->apply_forced && s->early_done && s->early_done == e->planned_hash) {
-        /* the early apply of this plan did it all (no slot was filled) */
-        s->early_done = 0;
+    if (!s->rt)
+        return;
+    if (!s->apply_forced && s->plan_done && s->plan_done == e->planned_hash) {
+        /* a batch while the agent file was written did it all (no slot
+         * was filled), or failed for good */
         save_state_soon(s);
         return;
     }
-    s->early_done = 0;
     s->apply_forced = false;
-    apply_backends(e, s, svc, false);
-    if (!s->applying) /* nothing queued: the state file follows */
-        save_state_soon(s);
+    /* the agent of a filled slot is enabled only once the agent file
+     * shows the slot's occupant: an agent answering from the older file
+     * (maint: the slot was free) would take it out */
+    apply_backends(e, s, svc, !engine_agent_file_current(e));
 }
 
 void engine_apply_early(struct haproxy_engine *e)
@@ -252,13 +351,23 @@ void engine_apply_early(struct haproxy_engine *e)
         struct service_state *s = e->svcs[i];
         const struct snapshot_service *svc;
         /* one in flight: the full apply follows it (apply_again) */
-        if (!s->apply_wanted || s->applying || s->reload_pending || s->busy || !s->rt ||
-            !(svc = snapshot_service(e->snap, s->name)))
+        if (!s->apply_wanted || s->applying || !(svc = appliable(e, s)))
             continue;
-        s->early_ok = true;
-        s->early_done = 0;
         apply_backends(e, s, svc, true);
     }
+}
+
+void engine_resync_service(struct haproxy_engine *e, struct service_state *s, bool forget_applied)
+{
+    const struct snapshot_service *svc = appliable(e, s);
+    if (!svc || !e->applied)
+        return;
+    /* drift is what this looks for: read HAProxy now */
+    haproxy_runtime_drop_live(s->rt);
+    for (size_t i = 0; forget_applied && i < svc->n_backends; i++)
+        haproxy_runtime_forget(s->rt, svc->backends[i].def->name);
+    s->apply_forced = true; /* never skipped, also as a follow-up */
+    engine_apply_service(e, s, svc);
 }
 
 /* The runtime diff compares with HAProxy's live state, so re-applying the
@@ -272,12 +381,8 @@ void engine_on_resync(uv_timer_t *t)
         return;
     for (size_t i = 0; i < e->snap->n_services; i++) {
         struct service_state *s = engine_service_state(e, e->snap->services[i].def->name);
-        if (!s || s->busy || s->reload_pending)
-            continue;
-        if (s->rt) /* drift is what this looks for: read HAProxy now */
-            haproxy_runtime_drop_live(s->rt);
-        s->apply_forced = true; /* never skipped, also as a follow-up */
-        engine_apply_service(e, s, &e->snap->services[i]);
+        if (s)
+            engine_resync_service(e, s, false);
     }
 }
 
@@ -512,9 +617,7 @@ out:
 static void on_agent_state_for_sync(void *arg, int status)
 {
     struct haproxy_engine *e = arg;
-    if (status < 0)
-        engine_agent_state_failed(e, status);
-    else if (!e->stopping)
+    if (engine_agent_write_done(e, status))
         file_writer_sync(e->writer, e->o.agent_state_file);
 }
 

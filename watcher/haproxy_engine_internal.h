@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <uv.h>
 
+#include "backoff.h"
 #include "file_writer.h"
 #include "haproxy_engine.h"
 #include "haproxy_runtime.h"
@@ -78,13 +79,18 @@ struct service_state {
     size_t applying;   /* backends of this service whose runtime apply is queued */
     bool apply_again;  /* placements committed meanwhile: apply once more after */
     bool apply_wanted; /* planned for a runtime apply once the agent state file is in place */
-    /* the early apply (engine_apply_early) in flight has left no agent
-     * off so far; early_done: the plan whose early apply did everything
-     * or failed (0: none), so no full apply follows (a failed apply is
-     * retried with the next change) */
-    bool early_ok;
-    uint64_t early_done;
-    bool apply_forced; /* resync or reload: the next full apply is never skipped */
+    /* A full apply of the committed placements is owed: the last batch
+     * of applies left the agents of filled slots off (agent file not in
+     * place yet) or failed, so HAProxy may run filled slots without their
+     * agent. Carried by the next apply, by the full apply once the agent
+     * file is in place, or (after a failure a retry can fix) by the
+     * repair timer; cleared by a batch that leaves nothing behind. */
+    bool owed;
+    /* the batch in flight (all backends of one apply_backends call) */
+    bool batch_deferred, batch_failed, batch_retry;
+    bool failing;       /* the last batch failed: further failures log at debug */
+    uint64_t plan_done; /* the plan a batch applied completely (no full apply follows), 0 none */
+    bool apply_forced;  /* resync or reload: the next full apply is never skipped */
     /* supervision (haproxy_supervise.c) */
     uv_process_t *child; /* the HAProxy this watcher started, while it runs */
     uv_timer_t *restart; /* delayed start (NULL until first needed) */
@@ -148,15 +154,22 @@ struct haproxy_engine {
     size_t maint_held;   /* maintenance entries kept through the episode */
     bool snapshot_dirty; /* saved in the structural window, off the apply path */
     size_t applies_in_flight;
+    /* agent state file writes queued and not yet done: while any is, the
+     * file may not show the committed placements, so applies leave the
+     * agents of filled slots off (engine_agent_file_current) */
+    size_t agent_writes_pending;
+    uv_timer_t repair; /* retries a failed apply (haproxy_engine_apply.c) */
+    bool repair_armed;
+    struct backoff repair_backoff;
     uint64_t plans, installs, refreshes;
     uint64_t planned_hash;  /* inputs_hash of the snapshot planned last (debug log) */
     uint64_t route_updates; /* route map updates applied through the runtime API */
     uint64_t cert_swaps, cert_failures;
     /* metrics */
     struct metrics_counter *m_snapshots, *m_reloads, *m_reload_failures, *m_render_failures,
-        *m_applies, *m_apply_failures, *m_held_total, *m_bad_total, *m_svc_removed,
-        *m_svc_removals_held_total, *m_state_saves, *m_state_save_failures, *m_route_updates,
-        *m_cert_swaps, *m_cert_failures, *m_cert_checks;
+        *m_applies, *m_apply_failures, *m_apply_retries, *m_held_total, *m_bad_total,
+        *m_svc_removed, *m_svc_removals_held_total, *m_state_saves, *m_state_save_failures,
+        *m_route_updates, *m_cert_swaps, *m_cert_failures, *m_cert_checks;
     struct metrics_histogram *m_reload_seconds;
     struct metrics_gauge *m_held, *m_svc_removals_held, *m_bad[KVM_PREFIX_COUNT], *m_services,
         *m_servers, *m_kv_loss, *m_maint_held, *m_refused, *m_kv_loss_forced;
@@ -177,6 +190,11 @@ int engine_service_json(struct haproxy_engine *e, const struct snapshot_service 
 int engine_write_agent_state(struct haproxy_engine *e, file_writer_done_fn then);
 /* Log a failed agent state write (status: negative errno). */
 void engine_agent_state_failed(struct haproxy_engine *e, int status);
+/* Every engine_write_agent_state callback starts here: the write is done
+ * (status 0 or its failure, logged); once no newer one is queued the
+ * applies that waited for the file go out. Whether the caller goes on
+ * (written, engine not stopping). */
+bool engine_agent_write_done(struct haproxy_engine *e, int status);
 void engine_save_snapshot(struct haproxy_engine *e);
 /* Something was applied: tell the owner (readiness, status). */
 void engine_mark_applied(struct haproxy_engine *e);
@@ -197,10 +215,22 @@ void engine_apply_service(struct haproxy_engine *e, struct service_state *s,
  * service planned for a runtime apply (apply_wanted) with none in flight;
  * the agents of slots being filled are enabled by the full apply that
  * follows once the file is in place, and a plan that fills no slot needs
- * no full apply. */
+ * no full apply. Any apply made while the file is not current is such an
+ * apply (engine_apply_service), so no follow-up, resync or reload apply
+ * enables an agent before the file shows its slot. */
 void engine_apply_early(struct haproxy_engine *e);
 /* Resync timer: re-apply every placement in force. */
 void engine_on_resync(uv_timer_t *t);
+/* Re-apply s's placements in force against HAProxy's live state, never
+ * skipped (resync; forget_applied: its HAProxy was restarted, so what this
+ * client applied before says nothing about what runs now). */
+void engine_resync_service(struct haproxy_engine *e, struct service_state *s, bool forget_applied);
+/* The agent state file shows the committed placements (no write queued
+ * that is not done yet). */
+bool engine_agent_file_current(const struct haproxy_engine *e);
+/* The repair timer (engine creation) and its handle closed (engine stop). */
+void engine_repair_init(struct haproxy_engine *e);
+void engine_repair_stop(struct haproxy_engine *e);
 /* Structural quiescence fired: save the snapshot, render + install what
  * is pending. */
 void engine_on_struct_due(void *arg);

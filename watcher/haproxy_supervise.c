@@ -120,7 +120,8 @@ static void on_proc(struct haproxy_runtime *rt, int status, const struct haproxy
         return; /* its master runs: nothing to start */
     }
     if (up) {
-        if (s->master_pid && procs->master.pid != s->master_pid) {
+        bool restarted = s->master_pid && procs->master.pid != s->master_pid;
+        if (restarted) {
             metrics_counter_inc(s->m_restarts);
             log_warn("watcher: service %s: HAProxy runs again (master pid %d, was %d)", s->name,
                      procs->master.pid, s->master_pid);
@@ -128,6 +129,11 @@ static void on_proc(struct haproxy_runtime *rt, int status, const struct haproxy
             log_info("watcher: service %s: HAProxy answers again", s->name);
         }
         s->master_pid = procs->master.pid;
+        /* it started from its files (the server-state file can be up to a
+         * second old, and carry agents an apply had left off), or missed
+         * applies while it did not answer: bring it to the placements */
+        if (restarted || (!s->up && s->probed))
+            engine_resync_service(e, s, restarted);
     } else if (s->up || !s->probed) {
         log_warn("watcher: service %s: HAProxy is not running (%s); %s", s->name,
                  status < 0 ? err : "master without a worker",

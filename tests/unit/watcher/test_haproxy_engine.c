@@ -10,10 +10,15 @@
 #include <errno.h>
 #include <jansson.h>
 #include <limits.h>
+#include <semaphore.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -23,6 +28,7 @@
 #include "haproxy_engine.h"
 #include "haproxy_engine_internal.h"
 #include "render.h"
+#include "slots.h"
 #include "../common/suite_main.h"
 
 #define WAIT_MIN_MS     5
@@ -795,8 +801,11 @@ START_TEST(test_changes_during_an_apply_coalesce)
     fx_settle(&f);
     struct haproxy_engine_stats st = stats(&f);
     ck_assert_uint_eq(st.plans - st0.plans, 3);
-    /* the first change's apply, then one for the other two */
-    ck_assert_uint_eq(st.applies + st.apply_failures - st0.applies - st0.apply_failures, 2);
+    /* the first change's apply, then one for the other two (not counting
+     * the retries of these failed applies: see test_agents_enabled_after_the_socket_failed) */
+    ck_assert_uint_eq(st.applies + st.apply_failures - st.apply_retries - st0.applies -
+                          st0.apply_failures + st0.apply_retries,
+                      2);
     const struct slot_assignment *a = haproxy_engine_committed(f.e, "be_web");
     ck_assert_str_eq(slot_key(a, 3), "10.0.0.4:30080"); /* the newest placement went out */
     uv_close((uv_handle_t *)&server, NULL);
@@ -1013,6 +1022,442 @@ START_TEST(test_map_commands)
 }
 END_TEST
 
+/* ---- a stateful fake of HAProxy's stats socket ---- */
+
+/* be_web's 4 slots as HAProxy keeps them: what `show servers state`
+ * dumps and the runtime commands change. Every `enable agent` is checked
+ * against the agent state file at that moment: an agent enabled before
+ * the file shows its slot's occupant answers from the older file (maint,
+ * the slot was free) and takes the server out. */
+#define FAKE_SLOTS    4
+#define FAKE_HOLD_MAX 4
+
+struct fake_srv {
+    char addr[64];
+    unsigned port, admin, agent;
+    int uweight;
+};
+
+struct fake_conn {
+    uv_pipe_t pipe;
+    struct fake_haproxy *h;
+    char req[8192];
+    size_t len;
+    char *answer;
+    uv_write_t w;
+};
+
+struct fake_haproxy {
+    struct fx *f;
+    char path[108];    /* sun_path */
+    uv_pipe_t *server; /* NULL while "down" */
+    struct fake_srv srv[FAKE_SLOTS];
+    int early_enables;     /* `enable agent` of a slot the agent file did not show ready */
+    int command_exchanges; /* exchanges that changed something, answered */
+    int down_after;        /* > 0: stop listening once this many were answered */
+    bool hold;             /* hold exchanges that change something until released */
+    struct fake_conn *held[FAKE_HOLD_MAX];
+    int n_held;
+};
+
+static void fake_closed(uv_handle_t *h)
+{
+    struct fake_conn *c = h->data;
+    free(c->answer);
+    free(c);
+}
+
+static void fake_written(uv_write_t *w, int status)
+{
+    struct fake_conn *c = w->data;
+    (void)status;
+    uv_close((uv_handle_t *)&c->pipe, fake_closed);
+}
+
+static int fake_slot(const char *cmd, const char *verb)
+{
+    size_t n = strlen(verb);
+    int slot;
+    if (strncmp(cmd, verb, n) != 0 || sscanf(cmd + n, "be_web/slot%d", &slot) != 1 || slot < 1 ||
+        slot > FAKE_SLOTS)
+        return -1;
+    return slot - 1;
+}
+
+static void fake_dump(struct fake_haproxy *h, char *out, size_t len)
+{
+    size_t o = (size_t)snprintf(
+        out, len,
+        "1\n# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight "
+        "srv_iweight srv_time_since_last_change srv_check_status srv_check_result "
+        "srv_check_health srv_check_state srv_agent_state bk_f_forced_id srv_f_forced_id "
+        "srv_fqdn srv_port srvrecord srv_use_ssl srv_check_port srv_check_addr srv_agent_addr "
+        "srv_agent_port\n");
+    for (int i = 0; i < FAKE_SLOTS && o < len; i++) {
+        const struct fake_srv *v = &h->srv[i];
+        o += (size_t)snprintf(out + o, len - o,
+                              "3 be_web %d slot%d %s 2 %u %d 100 3 1 0 0 8 %u 0 0 - %u - 0 0 - "
+                              "127.0.0.1 5555\n",
+                              i + 1, i + 1, v->addr, v->admin, v->uweight, v->agent, v->port);
+    }
+}
+
+/* Run one command on the fake; its answer (without the prompt) to out. */
+static void fake_command(struct fake_haproxy *h, const char *cmd, char *out, size_t len, bool *chg)
+{
+    char addr[64], state[16], key[32], admin[16];
+    unsigned port;
+    int slot, weight;
+    out[0] = '\0';
+    if (strncmp(cmd, "show servers state", 18) == 0) {
+        fake_dump(h, out, len);
+        return;
+    }
+    *chg = true;
+    if ((slot = fake_slot(cmd, "enable agent ")) >= 0) {
+        snprintf(key, sizeof(key), "be_web/slot%d", slot + 1);
+        agent_admin(h->f, key, admin, sizeof(admin));
+        h->early_enables += strcmp(admin, "ready") != 0;
+        h->srv[slot].agent |= SLOTS_CHK_ENABLED;
+    } else if ((slot = fake_slot(cmd, "disable agent ")) >= 0) {
+        h->srv[slot].agent &= ~(unsigned)SLOTS_CHK_ENABLED;
+    } else if ((slot = fake_slot(cmd, "set server ")) >= 0) {
+        const char *arg = strchr(cmd + strlen("set server "), ' ');
+        struct fake_srv *v = &h->srv[slot];
+        if (sscanf(arg, " addr %63s port %u", addr, &port) == 2) {
+            snprintf(v->addr, sizeof(v->addr), "%s", addr);
+            v->port = port;
+        } else if (sscanf(arg, " weight %d", &weight) == 1) {
+            v->uweight = weight;
+        } else if (sscanf(arg, " state %15s", state) == 1 && strcmp(state, "ready") == 0) {
+            v->admin &= ~(unsigned)(SLOTS_ADMF_FMAINT | SLOTS_ADMF_FDRAIN);
+        } else if (strcmp(state, "maint") == 0) {
+            v->admin |= SLOTS_ADMF_FMAINT;
+        } else {
+            snprintf(out, len, "Unknown command.\n");
+        }
+    } else {
+        snprintf(out, len, "Unknown command.\n");
+    }
+}
+
+static void fake_down(struct fake_haproxy *h)
+{
+    if (!h->server)
+        return;
+    struct sockaddr_un un = {.sun_family = AF_UNIX};
+    uv_close((uv_handle_t *)h->server, (uv_close_cb)free); /* unlinks the path */
+    h->server = NULL;
+    /* a socket file nobody listens on, as a killed HAProxy leaves it:
+     * connections are refused */
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    ck_assert_int_ge(fd, 0);
+    snprintf(un.sun_path, sizeof(un.sun_path), "%s", h->path);
+    unlink(h->path);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&un, sizeof(un)), 0);
+    close(fd);
+}
+
+/* Answer c's request: the prompt, then each command's answer and prompt. */
+static void fake_answer(struct fake_conn *c)
+{
+    struct fake_haproxy *h = c->h;
+    size_t cap = 64 * 1024, o = 0;
+    char *line, *save = NULL, one[4096];
+    bool changed = false;
+    c->answer = malloc(cap);
+    ck_assert_ptr_nonnull(c->answer);
+    o += (size_t)snprintf(c->answer, cap, "\n> ");
+    for (line = strtok_r(c->req, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        if (strcmp(line, "prompt") == 0 || strcmp(line, "quit") == 0)
+            continue;
+        fake_command(h, line, one, sizeof(one), &changed);
+        o += (size_t)snprintf(c->answer + o, cap - o, "%s\n> ", one);
+        ck_assert_uint_lt(o, cap);
+    }
+    uv_buf_t b = uv_buf_init(c->answer, (unsigned)o);
+    c->w.data = c;
+    ck_assert_int_eq(uv_write(&c->w, (uv_stream_t *)&c->pipe, &b, 1, fake_written), 0);
+    if (changed && ++h->command_exchanges == h->down_after)
+        fake_down(h); /* "dies" right after it answered */
+}
+
+static void fake_alloc(uv_handle_t *hd, size_t n, uv_buf_t *buf)
+{
+    struct fake_conn *c = hd->data;
+    (void)n;
+    *buf = uv_buf_init(c->req + c->len, (unsigned)(sizeof(c->req) - 1 - c->len));
+}
+
+static void fake_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
+{
+    struct fake_conn *c = st->data;
+    struct fake_haproxy *h = c->h;
+    (void)buf;
+    if (n < 0) {
+        uv_close((uv_handle_t *)&c->pipe, fake_closed);
+        return;
+    }
+    c->len += (size_t)n;
+    c->req[c->len] = '\0';
+    if (!strstr(c->req, "quit\n"))
+        return;
+    uv_read_stop(st);
+    bool changes = strstr(c->req, "set server") || strstr(c->req, " agent ");
+    if (h->hold && changes && h->n_held < FAKE_HOLD_MAX) {
+        h->held[h->n_held++] = c;
+        return;
+    }
+    fake_answer(c);
+}
+
+static void fake_accept(uv_stream_t *server, int status)
+{
+    struct fake_haproxy *h = server->data;
+    struct fake_conn *c = calloc(1, sizeof(*c));
+    ck_assert_int_eq(status, 0);
+    ck_assert_ptr_nonnull(c);
+    c->h = h;
+    uv_pipe_init(server->loop, &c->pipe, 0);
+    c->pipe.data = c;
+    ck_assert_int_eq(uv_accept(server, (uv_stream_t *)&c->pipe), 0);
+    uv_read_start((uv_stream_t *)&c->pipe, fake_alloc, fake_read);
+}
+
+/* Listen at <dir>/web.sock (the engine's stats socket for service web). */
+static void fake_up(struct fake_haproxy *h)
+{
+    h->server = malloc(sizeof(*h->server));
+    ck_assert_ptr_nonnull(h->server);
+    uv_pipe_init(&h->f->loop, h->server, 0);
+    h->server->data = h;
+    unlink(h->path);
+    ck_assert_int_eq(uv_pipe_bind(h->server, h->path), 0);
+    ck_assert_int_eq(uv_listen((uv_stream_t *)h->server, 16, fake_accept), 0);
+}
+
+/* Every slot free, as the config renders them: maint, agent off. */
+static void fake_start(struct fake_haproxy *h, struct fx *f)
+{
+    memset(h, 0, sizeof(*h));
+    h->f = f;
+    signal(SIGPIPE, SIG_IGN); /* a client gone before its answer */
+    snprintf(h->path, sizeof(h->path), "%s/web.sock", f->dir);
+    for (int i = 0; i < FAKE_SLOTS; i++)
+        h->srv[i] = (struct fake_srv){.addr = "0.0.0.0",
+                                      .port = 1,
+                                      .admin = SLOTS_ADMF_FMAINT | SLOTS_ADMF_CMAINT,
+                                      .agent = SLOTS_CHK_CONFIGURED,
+                                      .uweight = 100};
+    fake_up(h);
+}
+
+static void fake_release(struct fake_haproxy *h)
+{
+    h->hold = false;
+    for (int i = 0; i < h->n_held; i++)
+        fake_answer(h->held[i]);
+    h->n_held = 0;
+}
+
+/* The slots that serve (ready, an address) have their agent on. */
+static int fake_agents_missing(const struct fake_haproxy *h)
+{
+    int missing = 0;
+    for (int i = 0; i < FAKE_SLOTS; i++)
+        missing += !(h->srv[i].admin & SLOTS_ADMF_FMAINT) && !(h->srv[i].agent & SLOTS_CHK_ENABLED);
+    return missing;
+}
+
+static int fake_serving(const struct fake_haproxy *h)
+{
+    int n = 0;
+    for (int i = 0; i < FAKE_SLOTS; i++)
+        n += !(h->srv[i].admin & SLOTS_ADMF_FMAINT);
+    return n;
+}
+
+/* Run the loop until done(h) or bound_ms; false if the bound ran out. */
+static bool fake_run_until(struct fake_haproxy *h, bool (*done)(const struct fake_haproxy *),
+                           uint64_t bound_ms)
+{
+    uint64_t deadline = uv_now(&h->f->loop) + bound_ms;
+    while (!done(h)) {
+        if (uv_now(&h->f->loop) >= deadline)
+            return false;
+        uv_run(&h->f->loop, UV_RUN_NOWAIT);
+        usleep(1000);
+        uv_update_time(&h->f->loop);
+    }
+    return true;
+}
+
+static void fake_stop(struct fake_haproxy *h)
+{
+    fake_release(h);
+    fake_down(h);
+}
+
+/* How long a failed apply may wait for its retry: the repair backoff's
+ * cap (5 s) twice, for the failures while the socket was down. */
+#define REPAIR_BOUND_MS 10000
+/* The fake stays down this long: several retries fail meanwhile. */
+#define FAKE_DOWN_MS 300
+
+static bool fake_two_serve_with_agents(const struct fake_haproxy *h)
+{
+    return fake_serving(h) == 2 && fake_agents_missing(h) == 0;
+}
+
+static bool fake_changed_once(const struct fake_haproxy *h)
+{
+    return h->command_exchanges >= 1;
+}
+
+/* The early apply (agents of filled slots off while the agent file is
+ * written) gets through, then HAProxy's socket goes away before the
+ * apply that enables those agents: once it is back, the agents are
+ * enabled without a new change and without the periodic resync (off
+ * here). */
+START_TEST(test_agents_enabled_after_the_socket_failed)
+{
+    struct fx f;
+    struct fake_haproxy h;
+    fx_init(&f, "/bin/true");
+    fake_start(&h, &f);
+    TAKE(&f, true, {K_WEB, SVC_WEB}, {K_KUBE, V_KUBE}); /* installs the config, no server */
+    h.down_after = 1;
+    const struct kv two[] = {
+        {K_WEB, SVC_WEB}, {K_KUBE, V_KUBE}, {K_NODE(1), V_NODE(1)}, {K_NODE(2), V_NODE(2)}};
+    fx_take(&f, two, 4, true);
+    ck_assert_msg(fake_run_until(&h, fake_changed_once, REPAIR_BOUND_MS),
+                  "no runtime apply reached the fake stats socket within %d ms", REPAIR_BOUND_MS);
+    fx_run_for(&f, FAKE_DOWN_MS);
+    ck_assert_int_eq(fake_serving(&h), 2);        /* the early apply: both serve... */
+    ck_assert_int_eq(fake_agents_missing(&h), 2); /* ...with their agents still off */
+    ck_assert_uint_gt(stats(&f).apply_failures, 0);
+    fake_up(&h);
+    ck_assert_msg(fake_run_until(&h, fake_two_serve_with_agents, REPAIR_BOUND_MS),
+                  "the agents of the 2 filled slots still off %d ms after the stats socket came "
+                  "back (%d missing)",
+                  REPAIR_BOUND_MS, fake_agents_missing(&h));
+    ck_assert_int_eq(h.early_enables, 0);
+    fake_stop(&h);
+    fx_free(&f);
+}
+END_TEST
+
+/* Block every libuv threadpool thread (the agent file's writer runs
+ * there) until released. */
+struct pool_block {
+    uv_work_t w[128];
+    int n;
+    atomic_int running;
+    sem_t go;
+};
+
+static void block_work(uv_work_t *w)
+{
+    struct pool_block *b = w->data;
+    atomic_fetch_add(&b->running, 1);
+    sem_wait(&b->go);
+}
+
+static void block_after(uv_work_t *w, int status)
+{
+    (void)w;
+    (void)status;
+}
+
+static void pool_block(struct pool_block *b, uv_loop_t *loop)
+{
+    const char *env = getenv("UV_THREADPOOL_SIZE");
+    b->n = env && atoi(env) > 0 ? atoi(env) : 4;
+    ck_assert_int_le(b->n, 128);
+    atomic_init(&b->running, 0);
+    ck_assert_int_eq(sem_init(&b->go, 0, 0), 0);
+    for (int i = 0; i < b->n; i++) {
+        b->w[i].data = b;
+        ck_assert_int_eq(uv_queue_work(loop, &b->w[i], block_work, block_after), 0);
+    }
+    uint64_t deadline = uv_now(loop) + CHECK_BOUND_MS;
+    while (atomic_load(&b->running) < b->n) {
+        ck_assert_msg(uv_now(loop) < deadline, "%d threadpool threads not busy within %d ms", b->n,
+                      CHECK_BOUND_MS);
+        usleep(1000);
+        uv_update_time(loop);
+    }
+}
+
+static void pool_release(struct pool_block *b)
+{
+    for (int i = 0; i < b->n; i++)
+        sem_post(&b->go);
+}
+
+static bool fake_one_held(const struct fake_haproxy *h)
+{
+    return h->n_held == 1;
+}
+
+/* A plan whose agent file is still being written when the apply in flight
+ * ends: the follow-up apply that carries it leaves the agents of the
+ * slots it fills off, and they are enabled once the file shows them. */
+START_TEST(test_no_agent_enabled_before_its_file)
+{
+    struct fx f;
+    struct fake_haproxy h;
+    struct pool_block pb;
+    char admin[16];
+    fx_init(&f, "/bin/true");
+    fake_start(&h, &f);
+    TAKE(&f, true, {K_WEB, SVC_WEB}, {K_KUBE, V_KUBE});
+    /* node 1: its early apply is held by the socket while its agent file
+     * is written */
+    h.hold = true;
+    const struct kv one[] = {{K_WEB, SVC_WEB}, {K_KUBE, V_KUBE}, {K_NODE(1), V_NODE(1)}},
+                    two[] = {{K_WEB, SVC_WEB},
+                             {K_KUBE, V_KUBE},
+                             {K_NODE(1), V_NODE(1)},
+                             {K_NODE(2), V_NODE(2)}};
+    fx_take(&f, one, 3, true);
+    ck_assert_msg(fake_run_until(&h, fake_one_held, CHECK_BOUND_MS),
+                  "node 1's apply did not reach the fake stats socket within %d ms",
+                  CHECK_BOUND_MS);
+    uint64_t deadline = uv_now(&f.loop) + CHECK_BOUND_MS;
+    do {
+        ck_assert_msg(uv_now(&f.loop) < deadline, "agent file without node 1 after %d ms",
+                      CHECK_BOUND_MS);
+        fx_run_for(&f, 5);
+        agent_admin(&f, "be_web/slot1", admin, sizeof(admin));
+    } while (strcmp(admin, "ready") != 0);
+    fx_run_for(&f, 20); /* its callback: the full apply waits for the held one */
+    /* node 2 while node 1's apply is held and its agent file cannot be
+     * written */
+    pool_block(&pb, &f.loop);
+    fx_take(&f, two, 4, true);
+    fx_run_for(&f, 20); /* > the runtime window: node 2 is planned */
+    agent_admin(&f, "be_web/slot2", admin, sizeof(admin));
+    ck_assert_str_eq(admin, "maint"); /* the file still shows slot 2 free */
+    fake_release(&h);
+    h.hold = true; /* the follow-up is held too: nothing changes meanwhile */
+    ck_assert_msg(fake_run_until(&h, fake_one_held, CHECK_BOUND_MS),
+                  "no follow-up apply within %d ms", CHECK_BOUND_MS);
+    fake_release(&h);
+    fx_run_for(&f, 20);
+    pool_release(&pb);
+    ck_assert_msg(fake_run_until(&h, fake_two_serve_with_agents, CHECK_BOUND_MS),
+                  "slots 1 and 2 not serving with their agents on within %d ms (%d serve, %d "
+                  "agents off)",
+                  CHECK_BOUND_MS, fake_serving(&h), fake_agents_missing(&h));
+    ck_assert_int_eq(h.early_enables, 0);
+    fx_settle(&f);
+    ck_assert_int_eq(sem_destroy(&pb.go), 0);
+    fake_stop(&h);
+    fx_free(&f);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("haproxy_engine");
@@ -1037,6 +1482,8 @@ int main(void)
     tcase_add_test(tc, test_expand_and_render_opts);
     tcase_add_test(tc, test_changes_during_an_apply_coalesce);
     tcase_add_test(tc, test_refresh_waits_for_the_stream_end);
+    tcase_add_test(tc, test_agents_enabled_after_the_socket_failed);
+    tcase_add_test(tc, test_no_agent_enabled_before_its_file);
     suite_add_tcase(s, tc);
     return suite_main_run(s);
 }

@@ -607,6 +607,10 @@ START_TEST(test_agent_state)
     json_error_t jerr;
     json_t *root = json_loads(text, 0, &jerr);
     ck_assert_ptr_nonnull(root);
+    /* canonical: the bytes jansson writes for it (compact, keys sorted) */
+    char *canonical = json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS);
+    ck_assert_str_eq(text, canonical);
+    free(canonical);
     ck_assert_int_eq(json_integer_value(json_object_get(root, "version")), 1);
     ck_assert_str_eq(json_string_value(json_object_get(root, "generated")), "2026-11-23T13:00:00Z");
     json_t *servers = json_object_get(root, "servers");
