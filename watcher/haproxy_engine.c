@@ -380,8 +380,10 @@ static int ensure_service(struct haproxy_engine *e, const char *name)
                                       : -ENOMEM;
     if (rc < 0)
         log_error("watcher: service %s: cannot create the HAProxy client: %s", name, strerror(-rc));
-    else /* its state file written after every apply: never on the loop */
+    else { /* its state file written after every apply: never on the loop */
         haproxy_runtime_set_writer(s->rt, e->writer);
+        haproxy_runtime_set_stall_counter(s->rt, e->m_stall_retries);
+    }
     free(stats);
     free(master);
     free(state);
@@ -922,6 +924,12 @@ static void setup_metrics(struct haproxy_engine *e)
     e->m_apply_retries =
         metrics_counter(r, "drover_watcher_runtime_apply_retries_total",
                         "Placements applied again after a failed runtime apply (backoff).", NULL);
+    e->m_stall_retries = metrics_counter(
+        r, "drover_watcher_haproxy_stall_retries_total",
+        "HAProxy stats socket / master CLI exchanges and reload confirmations that timed out "
+        "while the watcher could not act (stopped, starved), given one more timeout instead of "
+        "failing.",
+        NULL);
     e->m_held_total = metrics_counter(r, "drover_watcher_removals_held_total",
                                       "Changes held back by the mass-removal guard.", NULL);
     e->m_held = metrics_gauge(r, "drover_watcher_removals_held",

@@ -170,6 +170,9 @@ struct haproxy_engine {
         *m_applies, *m_apply_failures, *m_apply_retries, *m_held_total, *m_bad_total,
         *m_svc_removed, *m_svc_removals_held_total, *m_state_saves, *m_state_save_failures,
         *m_route_updates, *m_cert_swaps, *m_cert_failures, *m_cert_checks;
+    /* HAProxy exchanges that timed out while the watcher stalled, given a
+     * second timeout (haproxy_runtime.h); shared by every service's client */
+    struct metrics_counter *m_stall_retries;
     struct metrics_histogram *m_reload_seconds;
     struct metrics_gauge *m_held, *m_svc_removals_held, *m_bad[KVM_PREFIX_COUNT], *m_services,
         *m_servers, *m_kv_loss, *m_maint_held, *m_refused, *m_kv_loss_forced;

@@ -31,6 +31,7 @@
 
 #include "haproxy_runtime_internal.h"
 #include "log.h"
+#include "loop_lag.h"
 
 /* An answer bigger than this is refused (a 10,000-server state dump is
  * about 2 MiB). */
@@ -60,8 +61,10 @@ struct rt_exchange {
     char *in; /* bytes read */
     size_t in_len, in_cap;
     int pending_closes;
-    bool done;           /* callback ran */
-    uint64_t started_ns; /* uv_hrtime when started */
+    bool done;               /* callback ran */
+    bool stall_retried;      /* given a second timeout after our own stall */
+    uint64_t started_ns;     /* uv_hrtime when started */
+    uint64_t stall_at_start; /* loop_lag_stalled_ms() when started */
 };
 
 static void request_free(struct rt_request *r)
@@ -181,9 +184,37 @@ static const char *exchange_path(const struct rt_exchange *x)
     return x->req->sock == HAPROXY_SOCKET_MASTER ? x->rt->master_path : x->rt->stats_path;
 }
 
+bool rt_stall_excuses(struct haproxy_runtime *rt, uint64_t stall_at_start, uint64_t timeout_ms,
+                      const char *what)
+{
+    uint64_t stalled = loop_lag_stalled_ms(rt->lag) - stall_at_start;
+
+    if (!loop_lag_own_fault(stalled, timeout_ms))
+        return false;
+    rt->st.stall_retries++;
+    if (rt->stall_counter)
+        metrics_counter_inc(rt->stall_counter);
+    log_info("haproxy: %s timed out while this process could not act for %llu ms (stopped or "
+             "starved); waiting %llu ms more for the answer",
+             what, (unsigned long long)stalled, (unsigned long long)timeout_ms);
+    return true;
+}
+
+/* The timer runs before libuv reads the socket: after a stall of ours the
+ * answer may be there unread. Waiting once more on the same connection
+ * reads it (on the next turn of the loop) and sends nothing twice. */
 static void exchange_on_timeout(uv_timer_t *t)
 {
     struct rt_exchange *x = t->data;
+    char what[64];
+
+    snprintf(what, sizeof(what), "%s exchange", sock_name(x->req->sock));
+    if (x->rt && !x->stall_retried &&
+        rt_stall_excuses(x->rt, x->stall_at_start, x->rt->cmd_timeout_ms, what)) {
+        x->stall_retried = true;
+        uv_timer_start(&x->timer, exchange_on_timeout, x->rt->cmd_timeout_ms, 0);
+        return;
+    }
     exchange_finish(x, -ETIMEDOUT, "haproxy: %s %s: no complete answer within %llu ms",
                     sock_name(x->req->sock), exchange_path(x),
                     (unsigned long long)(x->rt ? x->rt->cmd_timeout_ms : 0));
@@ -315,6 +346,7 @@ static void rt_start(struct haproxy_runtime *rt, struct rt_request *req)
     x->rt = rt;
     x->req = req;
     x->started_ns = uv_hrtime();
+    x->stall_at_start = loop_lag_stalled_ms(rt->lag);
     x->pipe.data = x->timer.data = x->connect.data = x->write.data = x;
     rc = uv_pipe_init(rt->loop, &x->pipe, 0);
     if (rc == 0) {
@@ -485,7 +517,7 @@ int haproxy_runtime_new(uv_loop_t *loop, const char *stats_socket, const char *m
     rt->master_path = master_socket ? strdup(master_socket) : NULL;
     rt->state_path = server_state_file ? strdup(server_state_file) : NULL;
     if (!rt->stats_path || (master_socket && !rt->master_path) ||
-        (server_state_file && !rt->state_path)) {
+        (server_state_file && !rt->state_path) || loop_lag_new(loop, &rt->lag) < 0) {
         haproxy_runtime_free(rt);
         return -ENOMEM;
     }
@@ -520,6 +552,7 @@ void haproxy_runtime_free(struct haproxy_runtime *rt)
         rt_reload_cancel(rt->reload_op);
     rt_saves_cancel(rt);
     rt_backends_free(rt);
+    loop_lag_unref(rt->lag);
     free(rt->stats_path);
     free(rt->master_path);
     free(rt->state_path);
@@ -529,6 +562,11 @@ void haproxy_runtime_free(struct haproxy_runtime *rt)
 void haproxy_runtime_set_writer(struct haproxy_runtime *rt, struct file_writer *w)
 {
     rt->writer = w;
+}
+
+void haproxy_runtime_set_stall_counter(struct haproxy_runtime *rt, struct metrics_counter *c)
+{
+    rt->stall_counter = c;
 }
 
 void haproxy_runtime_set_timeouts(struct haproxy_runtime *rt, uint64_t cmd_ms, uint64_t reload_ms)

@@ -20,6 +20,15 @@
  * has a timeout; nothing blocks the loop. A connect failure (socket
  * missing, HAProxy dead) fails at once.
  *
+ * A timeout after the watcher's own stall: libuv runs due timers before it
+ * reads sockets, so a watcher stopped or starved past an exchange's
+ * timeout would fail an exchange whose answer sits in the socket. When the
+ * loop could not act for a large part of the wait (loop_lag_own_fault), the
+ * exchange gets one more timeout on the same connection instead (counted
+ * in stall_retries); so does a reload whose confirmation deadline passed
+ * that way. Nothing is sent twice, so this holds for every exchange,
+ * `reload` and certificate commits included; only a second timeout fails.
+ *
  * Every value written into a command passes haproxy_value checks, so a KV
  * value can never carry a newline or a `;` (command separator) into the
  * CLI. Errors from HAProxy ("No such server.", "Unknown command", ...) are
@@ -79,6 +88,12 @@ void haproxy_runtime_drop_live(struct haproxy_runtime *rt);
 struct file_writer;
 void haproxy_runtime_set_writer(struct haproxy_runtime *rt, struct file_writer *w);
 
+/* Count every stall retry (see "a timeout after the watcher's own stall"
+ * above) in c as well as in the stats; NULL: stats only. c must outlive
+ * rt. */
+struct metrics_counter;
+void haproxy_runtime_set_stall_counter(struct haproxy_runtime *rt, struct metrics_counter *c);
+
 /* cmd_ms: one exchange (connect + commands + answers); reload_ms: reload
  * until the new worker shows in `show proc`. 0 keeps the current value. */
 void haproxy_runtime_set_timeouts(struct haproxy_runtime *rt, uint64_t cmd_ms, uint64_t reload_ms);
@@ -90,6 +105,7 @@ struct haproxy_runtime_stats {
     uint64_t command_errors; /* commands HAProxy answered with an error */
     uint64_t io_errors;      /* connect/read/write failures */
     uint64_t timeouts;
+    uint64_t stall_retries; /* timeouts of our own stall, waited out once more */
     uint64_t applies_ok, applies_failed;
     uint64_t reloads_ok, reloads_failed;
     uint64_t queued; /* requests waiting now (gauge) */

@@ -13,6 +13,7 @@
 
 #include "file_writer.h"
 #include "haproxy_runtime.h"
+#include "metrics.h"
 
 struct rt_request;
 struct rt_exchange;
@@ -33,6 +34,8 @@ struct rt_backend {
 
 struct haproxy_runtime {
     uv_loop_t *loop;
+    struct loop_lag *lag;                  /* a timeout after our own stall is not HAProxy's */
+    struct metrics_counter *stall_counter; /* mirrors st.stall_retries; NULL: none */
     char *stats_path, *master_path, *state_path;
     struct file_writer *writer; /* state file writes off the loop; NULL: on it */
     uint64_t cmd_timeout_ms, reload_timeout_ms;
@@ -50,6 +53,14 @@ struct haproxy_runtime {
 };
 
 /* haproxy_runtime.c */
+
+/* Whether a wait of timeout_ms that began when loop_lag_stalled_ms() read
+ * stall_at_start timed out because this process could not act
+ * (loop_lag_own_fault). If so it is counted, logged naming what (a printf
+ * argument: "stats socket exchange", "reload") and true: the caller waits
+ * once more instead of failing. */
+bool rt_stall_excuses(struct haproxy_runtime *rt, uint64_t stall_at_start, uint64_t timeout_ms,
+                      const char *what);
 
 /* How a request runs beside others. */
 enum rt_kind {

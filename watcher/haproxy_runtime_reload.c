@@ -23,6 +23,7 @@
 #include "haproxy_runtime_internal.h"
 #include "haproxy_value.h"
 #include "log.h"
+#include "loop_lag.h"
 
 struct proc_op {
     haproxy_runtime_proc_cb cb;
@@ -212,6 +213,8 @@ struct reload_op {
     int *old_pids;
     size_t n_old;
     uint64_t started, deadline;
+    uint64_t stall_at_baseline; /* loop_lag_stalled_ms() when the deadline was set */
+    bool stall_retried;         /* deadline moved once after our own stall */
     uv_timer_t poll;
     bool poll_init;
     bool writing;             /* the state file is with the writer */
@@ -289,6 +292,21 @@ static void reload_poll_tick(uv_timer_t *t)
         reload_finish(op, rc, "haproxy: reload: cannot queue show proc: %s", strerror(-rc));
 }
 
+/* The confirmation deadline passed: a reload whose time went to our own
+ * stall (the deadline runs from the baseline: the state dump, the state
+ * file and the `reload` command may have waited for us, and so may the
+ * show proc polls) gets one more reload timeout. true when it does. */
+static bool reload_stall_retry(struct reload_op *op)
+{
+    struct haproxy_runtime *rt = op->rt;
+
+    if (op->stall_retried ||
+        !rt_stall_excuses(rt, op->stall_at_baseline, rt->reload_timeout_ms, "reload confirmation"))
+        return false;
+    op->stall_retried = true;
+    return true;
+}
+
 static void reload_poll_proc(struct haproxy_runtime *rt, int status,
                              const struct haproxy_proc_list *procs, const char *err, void *arg)
 {
@@ -330,6 +348,9 @@ static void reload_poll_proc(struct haproxy_runtime *rt, int status,
          * a moment */
         snprintf(op->last_err, sizeof(op->last_err), "%s", err);
     }
+    if (uv_now(rt->loop) >= op->deadline && reload_stall_retry(op))
+        op->deadline = uv_now(rt->loop) + rt->reload_timeout_ms;
+    op->stall_at_baseline = loop_lag_stalled_ms(rt->lag);
     if (uv_now(rt->loop) >= op->deadline) {
         reload_finish(op, -ETIMEDOUT,
                       "haproxy: reload not confirmed within %llu ms: master reloads %d -> %d, "

@@ -1,0 +1,257 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * haproxy_runtime when the watcher itself stalls: an exchange whose answer
+ * arrived while the client's loop was blocked past the exchange timeout
+ * succeeds (libuv would run the timeout before reading the socket), with
+ * the stall counted once; an HAProxy that really does not answer still
+ * times out, one timeout later if the client had stalled.
+ *
+ * The fake stats socket runs on its own thread, so it answers while the
+ * test blocks the client's loop.
+ */
+#include <check.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "haproxy_runtime.h"
+#include "metrics.h"
+#include "../../lib/test_sleep.h"
+#include "../common/suite_main.h"
+
+#define TIMEOUT_MS 300
+/* well past the timeout, as SIGSTOP or a long table build would be */
+#define STALL_MS (2 * TIMEOUT_MS + 100)
+
+/* A fake stats socket: one connection; reads the request up to "quit\n",
+ * then either answers (once the client's loop is stalled, when asked to)
+ * and closes, or stays silent until the client hangs up. */
+struct fake {
+    int lfd;
+    char path[108];
+    bool silent;
+    bool wait_for_stall;
+    atomic_bool got_request; /* the whole request arrived */
+    atomic_bool stalling;    /* set by the client as its stall begins */
+    pthread_t thread;
+};
+
+static void read_request(int c)
+{
+    char req[1024];
+    size_t len = 0;
+    while (len < sizeof(req) - 1) {
+        ssize_t r = read(c, req + len, sizeof(req) - 1 - len);
+        if (r <= 0)
+            return;
+        len += (size_t)r;
+        req[len] = 0;
+        if (strstr(req, "quit\n"))
+            return;
+    }
+}
+
+static void *fake_serve(void *arg)
+{
+    struct fake *f = arg;
+    int c = accept(f->lfd, NULL, NULL);
+    char byte;
+
+    if (c < 0)
+        return NULL;
+    read_request(c);
+    atomic_store(&f->got_request, true);
+    if (f->silent) {
+        while (read(c, &byte, 1) > 0)
+            ; /* until the client gives up and closes */
+        close(c);
+        return NULL;
+    }
+    /* the answer must arrive while the client cannot read it (bounded:
+     * a client that never stalls gets it after 5 s) */
+    for (int i = 0; f->wait_for_stall && !atomic_load(&f->stalling) && i < 5000; i++)
+        sleep_ms(1);
+    static const char answer[] = "\n> \n> "; /* prompt, then show info's (empty) answer */
+    if (write(c, answer, sizeof(answer) - 1) < 0)
+        perror("fake write");
+    close(c);
+    return NULL;
+}
+
+static void fake_start(struct fake *f, bool silent, bool wait_for_stall)
+{
+    struct sockaddr_un un = {.sun_family = AF_UNIX};
+
+    memset(f, 0, sizeof(*f));
+    f->silent = silent;
+    f->wait_for_stall = wait_for_stall;
+    snprintf(f->path, sizeof(f->path), "/tmp/drover-stall-%d.sock", (int)getpid());
+    unlink(f->path);
+    memcpy(un.sun_path, f->path, strlen(f->path) + 1);
+    f->lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+    ck_assert_int_ge(f->lfd, 0);
+    ck_assert_int_eq(bind(f->lfd, (struct sockaddr *)&un, sizeof(un)), 0);
+    ck_assert_int_eq(listen(f->lfd, 2), 0);
+    ck_assert_int_eq(pthread_create(&f->thread, NULL, fake_serve, f), 0);
+}
+
+static void fake_stop(struct fake *f)
+{
+    pthread_join(f->thread, NULL);
+    close(f->lfd);
+    unlink(f->path);
+}
+
+struct client {
+    uv_loop_t loop;
+    struct haproxy_runtime *rt;
+    struct fake *fake;
+    uv_check_t stall;
+    uv_timer_t wake;
+    bool stalled, done;
+    int status;
+    uint64_t took_ms;
+};
+
+static void on_wake(uv_timer_t *t)
+{
+    (void)t; /* only makes the loop go round every millisecond */
+}
+
+/* After an I/O wait, once HAProxy has the request: block the loop past the
+ * exchange timeout, once. The answer arrives meanwhile; the timeout is due
+ * when the loop goes on. */
+static void on_stall(uv_check_t *h)
+{
+    struct client *cl = h->data;
+
+    if (cl->stalled || !atomic_load(&cl->fake->got_request))
+        return;
+    cl->stalled = true;
+    atomic_store(&cl->fake->stalling, true);
+    sleep_ms(STALL_MS);
+}
+
+static void on_answer(struct haproxy_runtime *rt, int status, const char *const *answers, size_t n,
+                      const char *err, void *arg)
+{
+    struct client *cl = arg;
+    (void)rt;
+    (void)answers;
+    (void)n;
+    (void)err;
+    cl->status = status;
+    cl->done = true;
+}
+
+/* One `show info` exchange against f, the loop stalled once if stall. */
+static void run(struct client *cl, struct fake *f, bool stall, struct metrics_counter *counter)
+{
+    const char *cmds[] = {"show info"};
+
+    memset(cl, 0, sizeof(*cl));
+    cl->fake = f;
+    ck_assert_int_eq(uv_loop_init(&cl->loop), 0);
+    ck_assert_int_eq(haproxy_runtime_new(&cl->loop, f->path, NULL, NULL, &cl->rt), 0);
+    haproxy_runtime_set_timeouts(cl->rt, TIMEOUT_MS, 0);
+    haproxy_runtime_set_stall_counter(cl->rt, counter);
+    uv_check_init(&cl->loop, &cl->stall);
+    uv_timer_init(&cl->loop, &cl->wake);
+    cl->stall.data = cl;
+    if (stall) {
+        uv_check_start(&cl->stall, on_stall);
+        uv_timer_start(&cl->wake, on_wake, 1, 1);
+    }
+    uint64_t t0 = uv_hrtime();
+    ck_assert_int_eq(haproxy_runtime_exec(cl->rt, HAPROXY_SOCKET_STATS, cmds, 1, on_answer, cl), 0);
+    /* each wait ends within its timeout (plus the one stall) */
+    while (!cl->done)
+        uv_run(&cl->loop, UV_RUN_ONCE);
+    cl->took_ms = (uv_hrtime() - t0) / 1000000;
+    uv_close((uv_handle_t *)&cl->stall, NULL);
+    uv_close((uv_handle_t *)&cl->wake, NULL);
+}
+
+static uint64_t stall_retries(const struct client *cl)
+{
+    struct haproxy_runtime_stats st;
+    haproxy_runtime_get_stats(cl->rt, &st);
+    return st.stall_retries;
+}
+
+static void finish(struct client *cl)
+{
+    haproxy_runtime_free(cl->rt);
+    uv_run(&cl->loop, UV_RUN_DEFAULT);
+    ck_assert_int_eq(uv_loop_close(&cl->loop), 0);
+}
+
+START_TEST(test_answer_read_after_stall)
+{
+    struct fake f;
+    struct client cl;
+    struct metrics_registry *reg = metrics_registry_new();
+    struct metrics_counter *c = metrics_counter(reg, "drover_test_stall_retries_total", "t", NULL);
+
+    fake_start(&f, false, true);
+    run(&cl, &f, true, c);
+    ck_assert(cl.stalled);
+    ck_assert_msg(cl.status == 0,
+                  "the answer was there after the stall, yet the exchange failed: %d (took %llu "
+                  "ms)",
+                  cl.status, (unsigned long long)cl.took_ms);
+    ck_assert_uint_eq(stall_retries(&cl), 1);
+    ck_assert_uint_eq(metrics_counter_value(c), 1);
+    finish(&cl);
+    fake_stop(&f);
+    metrics_registry_free(reg);
+}
+END_TEST
+
+START_TEST(test_silent_haproxy_still_times_out)
+{
+    struct fake f;
+    struct client cl;
+
+    fake_start(&f, true, false);
+    run(&cl, &f, false, NULL);
+    ck_assert_int_eq(cl.status, -ETIMEDOUT);
+    ck_assert_uint_eq(stall_retries(&cl), 0);
+    finish(&cl);
+    fake_stop(&f);
+}
+END_TEST
+
+START_TEST(test_silent_haproxy_after_stall_times_out_once_more)
+{
+    struct fake f;
+    struct client cl;
+
+    fake_start(&f, true, false);
+    run(&cl, &f, true, NULL);
+    ck_assert(cl.stalled);
+    ck_assert_int_eq(cl.status, -ETIMEDOUT);
+    ck_assert_uint_eq(stall_retries(&cl), 1);
+    /* the second timeout was waited for in full, after the stall */
+    ck_assert_uint_ge(cl.took_ms, STALL_MS + TIMEOUT_MS);
+    finish(&cl);
+    fake_stop(&f);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("haproxy_runtime_stall");
+    TCase *tc = tcase_create("stall");
+    tcase_add_test(tc, test_answer_read_after_stall);
+    tcase_add_test(tc, test_silent_haproxy_still_times_out);
+    tcase_add_test(tc, test_silent_haproxy_after_stall_times_out_once_more);
+    suite_add_tcase(s, tc);
+    return suite_main_run(s);
+}
