@@ -17,6 +17,7 @@
 #include "backoff.h"
 #include "log.h"
 #include "kube_prune.h"
+#include "loop_lag.h"
 #include "outage.h"
 
 struct kube_client {
@@ -32,6 +33,7 @@ struct kube_client {
     size_t max_list_bytes;
     uint64_t token_reloads;
     uv_timer_t token_timer;
+    struct loop_lag *lag; /* a timeout after our own stall is not the API server's */
 };
 
 enum reflector_action {
@@ -51,7 +53,10 @@ struct kube_reflector {
     CURL *easy;
     struct curl_slist *headers;
     bool in_flight;
-    struct curl_uv_buf buf; /* list body, or a non-200 watch body */
+    uint64_t timeout_ms;     /* of the request in flight (CURLOPT_TIMEOUT) */
+    uint64_t stall_at_start; /* loop_lag_stalled_ms() when it was sent */
+    bool stall_retried;      /* it is the one retry after our own stall */
+    struct curl_uv_buf buf;  /* list body, or a non-200 watch body */
     struct kube_watch_stream *ws;
     char *continue_token; /* next list page, NULL for the first */
     bool synced;          /* a list completed once */
@@ -154,6 +159,7 @@ static unsigned or_default(unsigned v, unsigned def)
 
 static void client_free_fields(struct kube_client *kc)
 {
+    loop_lag_unref(kc->lag);
     free(kc->api_url);
     free(kc->token_file);
     free(kc->ca_file);
@@ -188,7 +194,8 @@ int kube_client_new(uv_loop_t *loop, struct curl_uv *cu, const struct kube_clien
     kc->backoff_cap_ms = or_default(cfg->backoff_cap_ms, 30000);
     kc->request_timeout_s = or_default(cfg->request_timeout_s, 60);
     kc->max_list_bytes = cfg->max_list_bytes ? cfg->max_list_bytes : CURL_UV_BUF_DEFAULT_MAX;
-    if (!kc->api_url || (cfg->token_file && !kc->token_file) || (cfg->ca_file && !kc->ca_file))
+    if (!kc->api_url || (cfg->token_file && !kc->token_file) || (cfg->ca_file && !kc->ca_file) ||
+        loop_lag_new(loop, &kc->lag) < 0)
         goto nomem;
     size_t ul = strlen(kc->api_url);
     while (ul > 0 && kc->api_url[ul - 1] == '/')
@@ -238,6 +245,7 @@ static int prepare(struct kube_reflector *r, const char *url)
     char auth[16500];
 
     curl_easy_reset(r->easy);
+    r->stall_at_start = loop_lag_stalled_ms(kc->lag);
     curl_slist_free_all(r->headers);
     r->headers = NULL;
     struct curl_slist *h = curl_slist_append(NULL, "Accept: application/json");
@@ -337,6 +345,30 @@ static uint64_t failure_delay(struct kube_reflector *r, const char *what, CURLco
     return delay;
 }
 
+/* Called as each request ends. A request that timed out while this
+ * process could not act for a large part of it (loop_lag_own_fault: stopped,
+ * starved of CPU) says nothing about the API server: libcurl checks its
+ * timeout before it reads the socket, so the answer may sit there unread.
+ * true: send it again once (a list page with the same continue token, a
+ * watch from the last resourceVersion; both are reads), counted in
+ * stall_retries, instead of counting a transport error, backing off and,
+ * for a list, starting over from the first page. */
+static bool stall_retry(struct kube_reflector *r, CURLcode res, const char *what)
+{
+    bool retried = r->stall_retried;
+    uint64_t stalled = loop_lag_stalled_ms(r->kc->lag) - r->stall_at_start;
+
+    r->stall_retried = false;
+    if (res != CURLE_OPERATION_TIMEDOUT || retried || !loop_lag_own_fault(stalled, r->timeout_ms))
+        return false;
+    r->stall_retried = true;
+    r->stats.stall_retries++;
+    log_info("kube: %s %s%s timed out while this process could not act for %llu ms (stopped or "
+             "starved); sending it again",
+             what, r->kc->api_url, r->path, (unsigned long long)stalled);
+    return true;
+}
+
 /* ---- list ---- */
 
 static void on_list_done(CURL *easy, CURLcode res, void *arg);
@@ -363,6 +395,7 @@ static void send_list_page(struct kube_reflector *r)
      * the body is received; a chunked body fails in curl_uv_buf_write. */
     curl_easy_setopt(r->easy, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)r->kc->max_list_bytes);
     curl_easy_setopt(r->easy, CURLOPT_TIMEOUT, (long)r->kc->request_timeout_s);
+    r->timeout_ms = (uint64_t)r->kc->request_timeout_s * 1000;
     if (curl_uv_add(r->kc->cu, r->easy, on_list_done, r) < 0)
         goto fail;
     r->in_flight = true;
@@ -406,6 +439,10 @@ static void on_list_done(CURL *easy, CURLcode res, void *arg)
     r->in_flight = false;
     curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &code);
 
+    if (stall_retry(r, res, "list")) {
+        send_list_page(r); /* the same page: the list goes on */
+        return;
+    }
     if (r->buf.overflow || res == CURLE_FILESIZE_EXCEEDED) {
         /* A truncated body is never parsed (a 200 MiB list would cost
          * gigabytes as JSON); the memory it took is given back now. */
@@ -592,6 +629,7 @@ static void start_watch(struct kube_reflector *r)
     /* The server ends the stream after t seconds; a stream silent far
      * beyond that is dead. */
     curl_easy_setopt(r->easy, CURLOPT_TIMEOUT, (long)t + 60);
+    r->timeout_ms = ((uint64_t)t + 60) * 1000;
     if (curl_uv_add(r->kc->cu, r->easy, on_watch_done, r) < 0)
         goto fail;
     r->in_flight = true;
@@ -628,6 +666,10 @@ static void on_watch_done(CURL *easy, CURLcode res, void *arg)
     if (code == 0)
         curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &code);
 
+    if (stall_retry(r, res, "watch")) {
+        start_watch(r); /* from the last resourceVersion the store holds */
+        return;
+    }
     if (code == 200) {
         int rc = r->watch_abort;
         if (rc == 0 && res == CURLE_OK)
@@ -691,6 +733,7 @@ static void on_timer(uv_timer_t *t)
     struct kube_reflector *r = t->data;
     if (r->in_flight)
         return;
+    r->stall_retried = false; /* a new request, not the retry */
     if (r->pending == ACT_LIST)
         start_list(r);
     else

@@ -28,8 +28,12 @@
  * parsed, logged naming the limit, counted (list_too_large) and listed
  * again after the jittered backoff. Every retry waits for a jittered
  * backoff, except a 401 answered with a changed token, a 429 (which
- * waits its Retry-After) and the first restart after an expired continue
- * token.
+ * waits its Retry-After), the first restart after an expired continue
+ * token, and a stall retry: a list page or watch that timed out while
+ * this process itself could not act for a large part of it (stopped,
+ * starved; loop_lag_own_fault) is sent again at once, once (the same page, or a
+ * watch from the last RV), counted in stall_retries and not as an API
+ * failure.
  *
  * The reflector tells its owner when the store's content changed, so the
  * owner can rebuild (coalesced) and write.
@@ -95,6 +99,7 @@ struct kube_reflector_stats {
     uint64_t server_errors;    /* other non-2xx answers */
     uint64_t transport_errors; /* connection failures, drops, timeouts */
     uint64_t list_too_large;   /* list pages refused for their size, unparsed */
+    uint64_t stall_retries;    /* timed out during our own stall, sent again */
     uint64_t outages;          /* failures after answers (logged once each, outage.h) */
 };
 

@@ -277,6 +277,10 @@ static void emit_resource(struct metrics_emitter *em, const char *res,
                  (double)s->transport_errors, "resource", res, "kind", "transport", NULL);
     metrics_emit(em, "drover_exporter_kube_errors_total", h, METRICS_COUNTER,
                  (double)s->list_too_large, "resource", res, "kind", "list_too_large", NULL);
+    metrics_emit(em, "drover_exporter_kube_stall_retries_total",
+                 "Kubernetes list pages and watches that timed out while the exporter could not "
+                 "act (stopped, starved), sent again instead of counted as API errors.",
+                 METRICS_COUNTER, (double)s->stall_retries, "resource", res, NULL);
     metrics_emit(em, "drover_exporter_kube_outages_total",
                  "Kubernetes API outages begun (first failure after answers; logged once, the "
                  "retries at debug level).",
