@@ -11,6 +11,7 @@
  */
 #include <check.h>
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -245,6 +246,151 @@ START_TEST(test_silent_haproxy_after_stall_times_out_once_more)
 }
 END_TEST
 
+/* ---- the reload's confirmation deadline ---- */
+
+#define RELOAD_TIMEOUT_MS 300
+#define RELOAD_STALL_MS   (RELOAD_TIMEOUT_MS + 300)
+
+/* A fake master CLI: one command per connection, answered once the client
+ * half-closed. `show proc` lists the new worker only from the second
+ * probe after the client's stall ended: a reload whose confirmation
+ * deadline went by while the watcher stalled still gets confirmed. */
+struct master {
+    int lfd;
+    char path[108];
+    atomic_bool stop;
+    atomic_bool got_reload;
+    atomic_bool stall_over; /* set by the client after its stall */
+    unsigned probes_after;  /* show proc received after the stall */
+    pthread_t thread;
+};
+
+static const char proc_before[] = "#<PID> <type> <reloads> <uptime> <version>\n"
+                                  "2000 master 0 0d00h00m01s 2.6.12\n"
+                                  "# workers\n"
+                                  "2001 worker 0 0d00h00m01s 2.6.12\n";
+static const char proc_after[] = "#<PID> <type> <reloads> <uptime> <version>\n"
+                                 "2000 master 1 0d00h00m02s 2.6.12\n"
+                                 "# workers\n"
+                                 "2002 worker 0 0d00h00m00s 2.6.12\n"
+                                 "2001 worker 1 0d00h00m02s 2.6.12\n";
+
+static void master_answer(struct master *m, int c)
+{
+    char cmd[256];
+    size_t len = 0;
+    ssize_t r;
+
+    while (len < sizeof(cmd) - 1 && (r = read(c, cmd + len, sizeof(cmd) - 1 - len)) > 0)
+        len += (size_t)r;
+    cmd[len] = 0;
+    if (strncmp(cmd, "reload", 6) == 0) {
+        atomic_store(&m->got_reload, true); /* 2.6 answers nothing */
+        return;
+    }
+    if (atomic_load(&m->stall_over))
+        m->probes_after++;
+    const char *ans = m->probes_after >= 2 ? proc_after : proc_before;
+    if (write(c, ans, strlen(ans)) < 0)
+        perror("fake master write");
+}
+
+static void *master_serve(void *arg)
+{
+    struct master *m = arg;
+    while (!atomic_load(&m->stop)) {
+        struct pollfd p = {.fd = m->lfd, .events = POLLIN};
+        if (poll(&p, 1, 10) <= 0)
+            continue;
+        int c = accept(m->lfd, NULL, NULL);
+        if (c < 0)
+            continue;
+        master_answer(m, c);
+        close(c);
+    }
+    return NULL;
+}
+
+struct reloader {
+    struct master *m;
+    uv_check_t stall;
+    uv_timer_t wake;
+    bool stalled, done;
+    struct haproxy_reload_result res;
+};
+
+/* Once the master has the reload command: block the loop past the reload
+ * timeout, once (the confirmation deadline goes by meanwhile). */
+static void on_reload_stall(uv_check_t *h)
+{
+    struct reloader *rl = h->data;
+
+    if (rl->stalled || !atomic_load(&rl->m->got_reload))
+        return;
+    rl->stalled = true;
+    sleep_ms(RELOAD_STALL_MS);
+    atomic_store(&rl->m->stall_over, true);
+}
+
+static void on_reloaded(struct haproxy_runtime *rt, const struct haproxy_reload_result *res,
+                        void *arg)
+{
+    struct reloader *rl = arg;
+    (void)rt;
+    rl->res = *res;
+    rl->done = true;
+}
+
+START_TEST(test_reload_confirmed_after_stall)
+{
+    struct master m = {0};
+    struct reloader rl = {.m = &m};
+    struct sockaddr_un un = {.sun_family = AF_UNIX};
+    uv_loop_t loop;
+    struct haproxy_runtime *rt;
+
+    snprintf(m.path, sizeof(m.path), "/tmp/drover-stall-master-%d.sock", (int)getpid());
+    unlink(m.path);
+    memcpy(un.sun_path, m.path, strlen(m.path) + 1);
+    m.lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+    ck_assert_int_ge(m.lfd, 0);
+    ck_assert_int_eq(bind(m.lfd, (struct sockaddr *)&un, sizeof(un)), 0);
+    ck_assert_int_eq(listen(m.lfd, 4), 0);
+    ck_assert_int_eq(pthread_create(&m.thread, NULL, master_serve, &m), 0);
+
+    ck_assert_int_eq(uv_loop_init(&loop), 0);
+    /* no state file: baseline, reload, then show proc until confirmed */
+    ck_assert_int_eq(haproxy_runtime_new(&loop, "/nonexistent/stats.sock", m.path, NULL, &rt), 0);
+    /* exchanges keep the default 3 s: only the reload's deadline is due */
+    haproxy_runtime_set_timeouts(rt, 0, RELOAD_TIMEOUT_MS);
+    uv_check_init(&loop, &rl.stall);
+    uv_timer_init(&loop, &rl.wake);
+    rl.stall.data = &rl;
+    uv_check_start(&rl.stall, on_reload_stall);
+    uv_timer_start(&rl.wake, on_wake, 1, 1);
+    ck_assert_int_eq(haproxy_runtime_reload(rt, on_reloaded, &rl), 0);
+    /* bounded by the reload timeout, twice, plus the stall */
+    while (!rl.done)
+        uv_run(&loop, UV_RUN_ONCE);
+    ck_assert(rl.stalled);
+    ck_assert_msg(rl.res.status == 0, "reload not confirmed after the watcher's stall: %d: %s",
+                  rl.res.status, rl.res.message);
+    ck_assert_int_eq(rl.res.new_worker_pid, 2002);
+    struct haproxy_runtime_stats st;
+    haproxy_runtime_get_stats(rt, &st);
+    ck_assert_uint_eq(st.stall_retries, 1);
+    uv_close((uv_handle_t *)&rl.stall, NULL);
+    uv_close((uv_handle_t *)&rl.wake, NULL);
+    haproxy_runtime_free(rt);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    ck_assert_int_eq(uv_loop_close(&loop), 0);
+    atomic_store(&m.stop, true);
+    pthread_join(m.thread, NULL);
+    close(m.lfd);
+    unlink(m.path);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("haproxy_runtime_stall");
@@ -252,6 +398,7 @@ int main(void)
     tcase_add_test(tc, test_answer_read_after_stall);
     tcase_add_test(tc, test_silent_haproxy_still_times_out);
     tcase_add_test(tc, test_silent_haproxy_after_stall_times_out_once_more);
+    tcase_add_test(tc, test_reload_confirmed_after_stall);
     suite_add_tcase(s, tc);
     return suite_main_run(s);
 }
