@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -410,36 +411,55 @@ static int generate_block(struct builder *b, uint32_t k, bool fresh, const uint3
  * not taken yet (one atomic add per block of 256 rows, nothing shared in
  * the draw loop) and draws it with its own drawer. A block's lists depend
  * only on the block's inputs, never on which thread draws it or when, so
- * the table is the same for every thread count. */
+ * the table is the same for every thread count.
+ *
+ * The calling thread does not wait for the whole drawing before it
+ * matches: the matching proposes rows in ascending order and a row reads
+ * only its own block's lists, so it can start on block k as soon as that
+ * block is drawn (draw_wait_block()), while the helpers draw the blocks
+ * after it. */
 struct draw_job {
     struct builder *b;
     const uint8_t *want; /* blocks to draw, all if NULL */
     uint64_t horizon;
-    atomic_uint next; /* the next block to take; BLOCKS after an error */
+    atomic_uint next;         /* the next block to take; BLOCKS after an error */
+    atomic_int failed;        /* a helper's error, 0 while none */
+    atomic_bool done[BLOCKS]; /* block k drawn (release: its lists are written) */
+    struct draw_helper {
+        struct draw_job *job;
+        struct drawer *dw;
+        pthread_t tid;
+        int rc;
+    } helper[DIRECTOR_TABLE_MAX_THREADS];
+    uint32_t nhelp;
 };
 
-struct draw_helper {
-    struct draw_job *job;
-    struct drawer *dw;
-    pthread_t tid;
-    int rc;
-};
-
-static int draw_share(struct draw_job *job, struct drawer *dw)
+/* Takes the next block nobody has taken and draws it with dw: 1 if one
+ * was drawn (or skipped: not wanted), 0 if none was left, < 0 on error. */
+static int draw_take(struct draw_job *job, struct drawer *dw)
 {
-    for (;;) {
-        uint32_t k = atomic_fetch_add_explicit(&job->next, 1, memory_order_relaxed);
-        if (k >= BLOCKS)
-            return 0;
-        if (job->want && !job->want[k])
-            continue;
+    uint32_t k = atomic_fetch_add_explicit(&job->next, 1, memory_order_relaxed);
+    if (k >= BLOCKS)
+        return 0;
+    if (!job->want || job->want[k]) {
         job->b->blocks[k].horizon = job->b->blocks[k].full = job->horizon;
         int rc = draw_into(job->b, dw, k, true, NULL, 0);
         if (rc < 0) {
             atomic_store_explicit(&job->next, BLOCKS, memory_order_relaxed);
+            atomic_store_explicit(&job->failed, rc, memory_order_release);
             return rc;
         }
     }
+    atomic_store_explicit(&job->done[k], true, memory_order_release);
+    return 1;
+}
+
+static int draw_share(struct draw_job *job, struct drawer *dw)
+{
+    int rc;
+    while ((rc = draw_take(job, dw)) > 0)
+        ;
+    return rc;
 }
 
 static void *draw_helper_main(void *arg)
@@ -458,39 +478,73 @@ static uint32_t draw_threads(const struct builder *b, uint32_t blocks)
     return t < b->threads ? t : b->threads;
 }
 
-/* Draws every wanted block (all if want is NULL) from the start up to
- * `horizon`, on up to b->threads threads (the calling one included),
- * joined before returning. A helper that cannot be started leaves its
- * blocks to the others. */
-static int draw_blocks(struct builder *b, const uint8_t *want, uint64_t horizon)
+/* Starts drawing every wanted block (all if want is NULL) from the start
+ * up to `horizon` on up to b->threads - 1 helper threads; the calling
+ * thread takes its share in draw_wait_block() and draw_finish(), which
+ * must follow. A helper that cannot be started leaves its blocks to the
+ * others. */
+static void draw_start(struct builder *b, struct draw_job *job, const uint8_t *want,
+                       uint64_t horizon)
 {
-    struct draw_job job = {.b = b, .want = want, .horizon = horizon};
-    struct draw_helper helper[DIRECTOR_TABLE_MAX_THREADS];
-    uint32_t blocks = 0, nhelp = 0;
-    int rc;
+    uint32_t blocks = 0;
 
-    for (uint32_t k = 0; k < BLOCKS; k++)
+    job->b = b;
+    job->want = want;
+    job->horizon = horizon;
+    job->nhelp = 0;
+    atomic_init(&job->next, 0);
+    atomic_init(&job->failed, 0);
+    for (uint32_t k = 0; k < BLOCKS; k++) {
+        atomic_init(&job->done[k], false);
         blocks += !want || want[k];
+    }
     uint32_t threads = draw_threads(b, blocks);
-    atomic_init(&job.next, 0);
     if (threads > 1 && !b->helpers) {
         b->helpers = calloc(b->threads - 1, sizeof(*b->helpers));
         if (!b->helpers)
             threads = 1;
     }
-    for (; nhelp + 1 < threads; nhelp++) {
-        helper[nhelp] = (struct draw_helper){.job = &job, .dw = &b->helpers[nhelp]};
-        if (pthread_create(&helper[nhelp].tid, NULL, draw_helper_main, &helper[nhelp]) != 0)
+    for (; job->nhelp + 1 < threads; job->nhelp++) {
+        struct draw_helper *h = &job->helper[job->nhelp];
+        *h = (struct draw_helper){.job = job, .dw = &b->helpers[job->nhelp]};
+        if (pthread_create(&h->tid, NULL, draw_helper_main, h) != 0)
             break;
     }
-    rc = draw_share(&job, &b->dw);
-    drawer_settle(b, &b->dw);
-    for (uint32_t j = 0; j < nhelp; j++) {
-        pthread_join(helper[j].tid, NULL);
-        drawer_settle(b, helper[j].dw);
+}
+
+/* Returns once block k is drawn: the calling thread draws blocks nobody
+ * has taken yet meanwhile (block k itself, or later ones while a helper
+ * draws k), and only yields when every block is taken. < 0 if a thread
+ * failed (draw_finish() still joins them). */
+static int draw_wait_block(struct draw_job *job, uint32_t k)
+{
+    while (!atomic_load_explicit(&job->done[k], memory_order_acquire)) {
+        int rc = atomic_load_explicit(&job->failed, memory_order_acquire);
+        if (rc < 0)
+            return rc;
+        rc = draw_take(job, &job->b->dw);
+        if (rc < 0)
+            return rc;
         if (rc == 0)
-            rc = helper[j].rc;
+            sched_yield(); /* a helper is drawing k: a few hundred µs */
     }
+    return 0;
+}
+
+/* Draws what is left, joins the helpers and adds up their counters. */
+static int draw_finish(struct draw_job *job)
+{
+    struct builder *b = job->b;
+    int rc = draw_share(job, &b->dw);
+
+    drawer_settle(b, &b->dw);
+    for (uint32_t j = 0; j < job->nhelp; j++) {
+        pthread_join(job->helper[j].tid, NULL);
+        drawer_settle(b, job->helper[j].dw);
+        if (rc == 0)
+            rc = job->helper[j].rc;
+    }
+    job->nhelp = 0;
     return rc;
 }
 
@@ -499,9 +553,11 @@ static int draw_blocks(struct builder *b, const uint8_t *want, uint64_t horizon)
  * FIRST_LAMBDA (draw_per_row) per row on average up front, MAX_LAMBDA at
  * most, whatever the weights of proxies outside the set (a draining proxy
  * of weight 63 next to an active one of weight 1 no longer makes the
- * primary matching draw 63 times as much). */
-static int draw_lists(struct builder *b, const uint8_t *a, const uint8_t *c, uint16_t except,
-                      const uint8_t *want, uint64_t lambda)
+ * primary matching draw 63 times as much). Only starts the drawing: see
+ * draw_start(). */
+static void draw_lists_start(struct builder *b, struct draw_job *job, const uint8_t *a,
+                             const uint8_t *c, uint16_t except, const uint8_t *want,
+                             uint64_t lambda)
 {
     uint64_t wsum = 0, wmax = 0;
 
@@ -523,7 +579,17 @@ static int draw_lists(struct builder *b, const uint8_t *a, const uint8_t *c, uin
     /* horizon * wsum * ln 2 = lambda arrivals per row (Q16.48, 1/ln 2 ~ 1.4427) */
     uint64_t horizon = (lambda << ARRIVAL_FRAC_BITS) / wsum / 1000 * 1443;
     b->horizon_max = ((uint64_t)MAX_LAMBDA << ARRIVAL_FRAC_BITS) / wsum / 1000 * 1443;
-    return draw_blocks(b, want, horizon);
+    draw_start(b, job, want, horizon);
+}
+
+/* draw_lists_start() and the whole drawing, joined before returning. */
+static int draw_lists(struct builder *b, const uint8_t *a, const uint8_t *c, uint16_t except,
+                      const uint8_t *want, uint64_t lambda)
+{
+    struct draw_job job;
+
+    draw_lists_start(b, &job, a, c, except, want, lambda);
+    return draw_finish(&job);
 }
 
 /* ---- matching ------------------------------------------------------- */
@@ -1164,21 +1230,31 @@ static int propose(struct builder *b, uint32_t sp)
     return 0;
 }
 
-/* The stable matching of all rows to the current set, copied to result. */
-static int match(struct builder *b, uint16_t *result)
+/* The stable matching of all rows to the current set, copied to result,
+ * while job draws the set's lists (joined before returning, error or not).
+ * Rows propose in ascending order, each with the cascade of rows it
+ * displaces resolved before the next (the stack), and a row only reads its
+ * own block's lists and the rows before it: so block k's rows can propose
+ * as soon as block k is drawn, and the steps are the same whether the
+ * drawing is over or not (the same table and work counter). */
+static int match(struct builder *b, struct draw_job *job, uint16_t *result)
 {
     int rc = table_set_capacities(b);
-    if (rc < 0)
-        return rc;
     for (uint32_t r = 0; r < ROWS; r++) {
         b->assign[r] = NONE;
         b->pos[r] = 0;
-        b->stack[r] = ROWS - 1 - r;
     }
     b->journaling = false;
-    rc = propose(b, ROWS);
-    if (rc < 0)
-        return rc;
+    for (uint32_t k = 0; k < BLOCKS && rc == 0; k++) {
+        rc = draw_wait_block(job, k);
+        for (uint32_t r = k * BLOCK_ROWS; r < (k + 1) * BLOCK_ROWS && rc == 0; r++) {
+            b->stack[0] = r;
+            rc = propose(b, 1);
+        }
+    }
+    int rc_draw = draw_finish(job);
+    if (rc < 0 || rc_draw < 0)
+        return rc < 0 ? rc : rc_draw;
     memcpy(result, b->assign, ROWS * sizeof(*result));
     return 0;
 }
@@ -1384,12 +1460,12 @@ static int last_resort(struct builder *b, struct director_table_row *rows)
 /* Every result, rows filled in. */
 int table_build_rows(struct builder *b, struct director_table_row *rows)
 {
+    struct draw_job job;
     int rc = 0;
 
-    if ((rc = draw_lists(b, b->in_b, NULL, NONE, NULL, b->first_lambda)) < 0)
-        return rc;
+    draw_lists_start(b, &job, b->in_b, NULL, NONE, NULL, b->first_lambda);
     table_set_use(b, b->in_b, NULL);
-    rc = match(b, b->prim);
+    rc = match(b, &job, b->prim);
     if (rc == 0)
         rc = failover(b);
     /* A row the matching left without a primary (only when weights are so
@@ -1404,15 +1480,15 @@ int table_build_rows(struct builder *b, struct director_table_row *rows)
         if (rc == 0 && b->prim[r] == NONE)
             b->prim[r] = race_first(b, r, b->in_b, NONE);
     }
-    if (rc == 0 && b->nd &&
-        (rc = draw_lists(b, b->in_b, b->in_d, NONE, NULL, b->first_lambda)) == 0) {
+    if (rc == 0 && b->nd) {
+        draw_lists_start(b, &job, b->in_b, b->in_d, NONE, NULL, b->first_lambda);
         table_set_use(b, b->in_b, b->in_d);
-        rc = match(b, b->dr);
+        rc = match(b, &job, b->dr);
     }
-    if (rc == 0 && b->nf &&
-        (rc = draw_lists(b, b->in_b, b->in_f, NONE, NULL, b->first_lambda)) == 0) {
+    if (rc == 0 && b->nf) {
+        draw_lists_start(b, &job, b->in_b, b->in_f, NONE, NULL, b->first_lambda);
         table_set_use(b, b->in_b, b->in_f);
-        rc = match(b, b->fr);
+        rc = match(b, &job, b->fr);
     }
     if (rc < 0)
         return rc;
