@@ -1259,19 +1259,15 @@ static int match(struct builder *b, struct draw_job *job, uint16_t *result)
     return 0;
 }
 
-/* With the matching of B in place: for each member P, where P's rows go
- * when P is removed and every other proxy keeps its rows and capacity. */
-static int failover(struct builder *b)
+/* The failover cascades of members from .. to - 1 (see failover()), with
+ * the matching of B in place and b->ofinal its open members. */
+static int failover_range(struct builder *b, uint32_t from, uint32_t to)
 {
     int rc = 0;
 
-    for (uint32_t r = 0; r < ROWS; r++)
-        b->fo[r] = NONE;
-    /* who is open at the end of the matching, for row_short_open() */
-    memcpy(b->ofinal, b->otree, 2 * (size_t)b->otn * sizeof(*b->ofinal));
     b->nfin = 0;
     b->journaling = true;
-    for (uint32_t p = 0; p < b->n && rc == 0; p++) {
+    for (uint32_t p = from; p < to && rc == 0; p++) {
         if (!b->in_set[p] || b->hlen[p] == 0)
             continue;
         /* P's heap is not touched while P is out of the set */
@@ -1320,6 +1316,196 @@ static int failover(struct builder *b)
         open_update(b, p);
     }
     b->journaling = false;
+    return rc;
+}
+
+/* ---- failover cascades on two copies of the matching ---------------- */
+
+/* The failover cascades of the members are independent of each other:
+ * each starts from the end of the matching and is undone, and what one
+ * leaves behind (blocks drawn further for the members open at the end of
+ * the matching) only saves the next ones drawing; the rows read the same
+ * candidates either way (see row_short_open()). So the members are split
+ * in two halves by the rows they hold, and the second half's cascades run
+ * on a copy of everything a cascade writes - the lists, the row layout,
+ * the process state, the matching and the journal - on a thread of their
+ * own. The split does not depend on the thread count (with one thread the
+ * copy runs after the first half), so neither do the table nor t->work. */
+
+/* A copy of n elements of `size` bytes, NULL on failure (or if n is 0). */
+static void *dup_array(const void *src, size_t n, size_t size)
+{
+    if (n == 0 || !src)
+        return NULL;
+    void *dst = malloc(n * size);
+    if (dst)
+        memcpy(dst, src, n * size);
+    return dst;
+}
+
+/* Frees what builder_clone() allocated (shared inputs stay). */
+static void builder_clone_free(struct builder *c)
+{
+    if (!c)
+        return;
+    for (uint32_t k = 0; k < BLOCKS; k++)
+        free(c->blocks[k].cand);
+    free(c->in_b);
+    free(c->gen_i);
+    free(c->gen_e);
+    free(c->gen_row);
+    free(c->dw.pt_cand);
+    free(c->dw.scratch);
+    free(c->row_start);
+    free(c->px_epoch);
+    free(c->assign);
+    free(c->cap);
+    free(c->otree);
+    free(c->open_now);
+    free(c->heap);
+    free(c->stack);
+    free(c->jrow);
+    free(c->jlen);
+    free(c->jslot);
+    free(c->jblk);
+    free(c->jblk_rows);
+    free(c->blk_epoch);
+    free(c->jgen);
+    free(c);
+}
+
+/* A copy of b for failover cascades: the same inputs (keys, weights,
+ * sets) and results (fo, written for the rows of the copy's members
+ * only), its own copy of everything a cascade reads and writes. NULL if
+ * out of memory. */
+static struct builder *builder_clone(const struct builder *b)
+{
+    size_t np = b->n ? b->n : 1;
+    struct builder *c = malloc(sizeof(*c));
+    if (!c)
+        return NULL;
+    *c = *b;
+    c->dw = (struct drawer){0};
+    c->helpers = NULL;
+    c->threads = 1;
+    c->jslot = NULL;
+    c->njslot = c->jslot_cap = 0;
+    c->jgen = NULL;
+    c->njgen = c->jgen_cap = 0;
+    bool ok = true;
+    for (uint32_t k = 0; k < BLOCKS; k++) {
+        /* the used part only: rows are laid out in order */
+        const uint32_t *start = b->row_start + k * BLOCK_ROWS, *len = b->row_len + k * BLOCK_ROWS;
+        uint32_t used = 0;
+        for (uint32_t r = 0; r < BLOCK_ROWS; r++)
+            used = start[r] + len[r] > used ? start[r] + len[r] : used;
+        c->blocks[k].cand = dup_array(b->blocks[k].cand, used, sizeof(uint64_t));
+        c->blocks[k].cap = c->blocks[k].cand ? used : 0;
+        ok = ok && (c->blocks[k].cand || used == 0);
+    }
+    c->in_b = dup_array(b->in_b, 6 * np, 1);
+    c->gen_i = dup_array(b->gen_i, (size_t)BLOCKS * np, sizeof(uint32_t));
+    c->gen_e = dup_array(b->gen_e, (size_t)BLOCKS * np, sizeof(uint64_t));
+    c->gen_row = dup_array(b->gen_row, (size_t)BLOCKS * np, 1);
+    c->row_start = dup_array(b->row_start, 5 * (size_t)ROWS, sizeof(uint32_t));
+    c->px_epoch = dup_array(b->px_epoch, 3 * np, sizeof(uint32_t));
+    c->assign = dup_array(b->assign, ROWS, sizeof(uint16_t));
+    c->cap = dup_array(b->cap, 3 * np, sizeof(uint32_t));
+    c->otree = dup_array(b->otree, 4 * (size_t)b->otn, sizeof(uint64_t));
+    c->open_now = dup_array(b->open_now, (1 + FIN_CACHED) * np, sizeof(uint32_t));
+    c->heap = dup_array(b->heap, b->heap_cap, sizeof(struct held));
+    c->stack = malloc(ROWS * sizeof(*c->stack));
+    c->jrow = malloc(ROWS * sizeof(*c->jrow));
+    c->jlen = malloc(np * sizeof(*c->jlen));
+    c->jblk = malloc(BLOCKS * sizeof(*c->jblk));
+    c->jblk_rows = malloc(3 * (size_t)ROWS * sizeof(*c->jblk_rows));
+    c->blk_epoch = dup_array(b->blk_epoch, 2 * BLOCKS, sizeof(uint32_t));
+    if (!ok || !c->in_b || !c->gen_i || !c->gen_e || !c->gen_row || !c->row_start || !c->px_epoch ||
+        !c->assign || !c->cap || !c->otree || !c->open_now || (!c->heap && b->heap_cap) ||
+        !c->stack || !c->jrow || !c->jlen || !c->jblk || !c->jblk_rows || !c->blk_epoch) {
+        builder_clone_free(c);
+        return NULL;
+    }
+    /* the views into the copied allocations, as table_builder_alloc() lays them out */
+    c->stamp = c->px_epoch + np;
+    c->slot = c->px_epoch + 2 * np;
+    c->in_d = c->in_b + np;
+    c->in_f = c->in_b + 2 * np;
+    c->in_h = c->in_b + 3 * np;
+    c->in_set = c->in_b + 4 * np;
+    c->in_draw = c->in_b + 5 * np;
+    c->row_len = c->row_start + ROWS;
+    c->pos = c->row_start + 2 * (size_t)ROWS;
+    c->row_epoch = c->row_start + 3 * (size_t)ROWS;
+    c->row_sorted = c->row_start + 4 * (size_t)ROWS;
+    c->hoff = c->cap + np;
+    c->hlen = c->cap + 2 * np;
+    c->ofinal = c->otree + 2 * (size_t)c->otn;
+    c->open_final = c->open_now + np;
+    c->blk_jidx = c->blk_epoch + BLOCKS;
+    return c;
+}
+
+struct failover_half {
+    struct builder *c;
+    uint32_t from, to;
+    int rc;
+};
+
+static void *failover_half_main(void *arg)
+{
+    struct failover_half *h = arg;
+    h->rc = failover_range(h->c, h->from, h->to);
+    return NULL;
+}
+
+/* The first member of the second half: the members before it hold about
+ * half of the rows. */
+static uint32_t failover_split(const struct builder *b)
+{
+    uint32_t held = 0, p = 0;
+    for (; p < b->n && 2 * held < ROWS; p++)
+        held += b->in_set[p] ? b->hlen[p] : 0;
+    return p;
+}
+
+/* With the matching of B in place: for each member P, where P's rows go
+ * when P is removed and every other proxy keeps its rows and capacity.
+ * The second half of the members runs on a copy, on a thread of its own
+ * when the build has more than one (see builder_clone()). */
+static int failover(struct builder *b)
+{
+    struct failover_half half = {.from = failover_split(b), .to = b->n};
+    pthread_t tid;
+    bool threaded = false;
+    int rc;
+
+    for (uint32_t r = 0; r < ROWS; r++)
+        b->fo[r] = NONE;
+    /* who is open at the end of the matching, for row_short_open() */
+    memcpy(b->ofinal, b->otree, 2 * (size_t)b->otn * sizeof(*b->ofinal));
+    /* the copy's counters start where b's are now */
+    const uint64_t work = b->work, candidates = b->candidates;
+    const uint32_t extended = b->blocks_extended;
+    if (half.from < half.to) {
+        if (!(half.c = builder_clone(b)))
+            return -ENOMEM;
+        threaded = b->threads > 1 && pthread_create(&tid, NULL, failover_half_main, &half) == 0;
+    }
+    rc = failover_range(b, 0, half.from);
+    if (half.c) {
+        if (threaded)
+            pthread_join(tid, NULL);
+        else
+            half.rc = failover_range(half.c, half.from, half.to);
+        /* the copy's steps, from where the copy started */
+        b->work += half.c->work - work;
+        b->candidates += half.c->candidates - candidates;
+        b->blocks_extended += half.c->blocks_extended - extended;
+        builder_clone_free(half.c);
+        if (rc == 0)
+            rc = half.rc;
+    }
     return rc;
 }
 
