@@ -1259,17 +1259,16 @@ static int match(struct builder *b, struct draw_job *job, uint16_t *result)
     return 0;
 }
 
-/* The failover cascades of members from .. to - 1 (see failover()), with
- * the matching of B in place and b->ofinal its open members. */
-static int failover_range(struct builder *b, uint32_t from, uint32_t to)
+/* The failover cascades of the members who[0 .. count) (see failover()),
+ * with the matching of B in place and b->ofinal its open members. */
+static int failover_members(struct builder *b, const uint32_t *who, uint32_t count)
 {
     int rc = 0;
 
     b->nfin = 0;
     b->journaling = true;
-    for (uint32_t p = from; p < to && rc == 0; p++) {
-        if (!b->in_set[p] || b->hlen[p] == 0)
-            continue;
+    for (uint32_t j = 0; j < count && rc == 0; j++) {
+        uint32_t p = who[j];
         /* P's heap is not touched while P is out of the set */
         const struct held *mine = b->heap + b->hoff[p];
         uint32_t nmine = b->hlen[p], sp = 0;
@@ -1448,25 +1447,49 @@ static struct builder *builder_clone(const struct builder *b)
 
 struct failover_half {
     struct builder *c;
-    uint32_t from, to;
+    const uint32_t *who;
+    uint32_t count;
     int rc;
 };
 
 static void *failover_half_main(void *arg)
 {
     struct failover_half *h = arg;
-    h->rc = failover_range(h->c, h->from, h->to);
+    h->rc = failover_members(h->c, h->who, h->count);
     return NULL;
 }
 
-/* The first member of the second half: the members before it hold about
- * half of the rows. */
-static uint32_t failover_split(const struct builder *b)
+static int key_cmp(const void *a, const void *b)
 {
-    uint32_t held = 0, p = 0;
-    for (; p < b->n && 2 * held < ROWS; p++)
-        held += b->in_set[p] ? b->hlen[p] : 0;
-    return p;
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* The members that hold rows, in two halves that hold about as many rows
+ * each (a cascade costs about in proportion to the rows of the member
+ * removed): the heaviest first, each to the half with fewer rows so far.
+ * who[0 .. return) is the first half, who[return .. *count) the second.
+ * keys: room for n. */
+static uint32_t failover_split(const struct builder *b, uint64_t *keys, uint32_t *who,
+                               uint32_t *count)
+{
+    uint32_t m = 0, first = 0, rows[2] = {0, 0};
+
+    for (uint32_t p = 0; p < b->n; p++)
+        if (b->in_set[p] && b->hlen[p] > 0)
+            keys[m++] = (uint64_t)(ROWS - b->hlen[p]) << 32 | p; /* most rows first */
+    qsort(keys, m, sizeof(*keys), key_cmp);
+    uint32_t *second_half = who + m;
+    for (uint32_t j = 0; j < m; j++) {
+        uint32_t p = (uint32_t)keys[j], h = rows[1] < rows[0];
+        rows[h] += b->hlen[p];
+        if (h)
+            *--second_half = p;
+        else
+            who[first++] = p;
+    }
+    *count = m;
+    return first;
 }
 
 /* With the matching of B in place: for each member P, where P's rows go
@@ -1475,29 +1498,39 @@ static uint32_t failover_split(const struct builder *b)
  * when the build has more than one (see builder_clone()). */
 static int failover(struct builder *b)
 {
-    struct failover_half half = {.from = failover_split(b), .to = b->n};
+    struct failover_half half = {0};
+    size_t np = b->n ? b->n : 1;
+    uint64_t *keys = malloc(np * (sizeof(uint64_t) + sizeof(uint32_t)));
+    uint32_t *who = (uint32_t *)(keys + np), count, first;
     pthread_t tid;
     bool threaded = false;
     int rc;
 
+    if (!keys)
+        return -ENOMEM;
     for (uint32_t r = 0; r < ROWS; r++)
         b->fo[r] = NONE;
     /* who is open at the end of the matching, for row_short_open() */
     memcpy(b->ofinal, b->otree, 2 * (size_t)b->otn * sizeof(*b->ofinal));
+    first = failover_split(b, keys, who, &count);
+    half.who = who + first;
+    half.count = count - first;
     /* the copy's counters start where b's are now */
     const uint64_t work = b->work, candidates = b->candidates;
     const uint32_t extended = b->blocks_extended;
-    if (half.from < half.to) {
-        if (!(half.c = builder_clone(b)))
+    if (half.count > 0) {
+        if (!(half.c = builder_clone(b))) {
+            free(keys);
             return -ENOMEM;
+        }
         threaded = b->threads > 1 && pthread_create(&tid, NULL, failover_half_main, &half) == 0;
     }
-    rc = failover_range(b, 0, half.from);
+    rc = failover_members(b, who, first);
     if (half.c) {
         if (threaded)
             pthread_join(tid, NULL);
         else
-            half.rc = failover_range(half.c, half.from, half.to);
+            half.rc = failover_members(half.c, half.who, half.count);
         /* the copy's steps, from where the copy started */
         b->work += half.c->work - work;
         b->candidates += half.c->candidates - candidates;
@@ -1506,6 +1539,7 @@ static int failover(struct builder *b)
         if (rc == 0)
             rc = half.rc;
     }
+    free(keys);
     return rc;
 }
 
