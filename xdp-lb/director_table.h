@@ -86,10 +86,12 @@ struct director_table_config {
     /* Tuning only: mean candidates per row drawn before any row asks for
      * more (0 = default 12). The table never depends on it. */
     unsigned draw_per_row;
-    /* Threads that draw the candidate lists, the calling one included:
-     * 0 = the online CPUs, at most 4; 1 = no other thread; at most
-     * DIRECTOR_TABLE_MAX_THREADS. Cost only: the table, its checksum and
-     * its work counter are the same for every value. */
+    /* Threads that draw the candidate lists, the calling one included
+     * (with 2 or more, the second half of the failover cascades also runs
+     * on a thread of its own): 0 = the online CPUs, at most 4; 1 = no
+     * other thread; at most DIRECTOR_TABLE_MAX_THREADS. Cost only: the
+     * table, its checksum and its work counter are the same for every
+     * value. */
     unsigned threads;
 };
 

@@ -38,9 +38,10 @@ _Static_assert(DIRECTOR_TABLE_MAX_PROXIES <= (1u << PROXY_BITS), "proxy index mu
  * work at about MAX_LAMBDA candidates per row. */
 #define MAX_LAMBDA 64u
 /* Draws (work steps) of block extensions undone with a failover cascade,
- * at most, over a build: one more list drawing to MAX_LAMBDA. Beyond it,
- * cascades draw blocks for every member open at the end of the matching,
- * which is never undone. */
+ * at most, for each of the two halves of the cascades (failover(), each
+ * on its own copy of the lists): one more list drawing to MAX_LAMBDA.
+ * Beyond it, cascades draw blocks for every member open at the end of the
+ * matching, which is never undone. */
 #define JOURNAL_BUDGET ((uint64_t)ROWS * MAX_LAMBDA)
 #define LOG2_TAB_BITS  10
 #define LOG2_TAB_SIZE  (1u << LOG2_TAB_BITS)
@@ -53,8 +54,8 @@ _Static_assert(DIRECTOR_TABLE_MAX_PROXIES <= (1u << PROXY_BITS), "proxy index mu
 
 /* Threads that draw lists when the caller leaves it to the builder
  * (director_table_config.threads 0): the online CPUs, at most this many;
- * past four the drawing is no longer what a build waits for (the matching
- * and the failover cascades are sequential). */
+ * past four the drawing is no longer what a build waits for (each
+ * matching runs on the calling thread, the failover cascades on two). */
 #define DEFAULT_MAX_THREADS 4u
 
 /* Lists of members open at the end of a matching kept at once: one per

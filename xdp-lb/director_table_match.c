@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -410,36 +411,55 @@ static int generate_block(struct builder *b, uint32_t k, bool fresh, const uint3
  * not taken yet (one atomic add per block of 256 rows, nothing shared in
  * the draw loop) and draws it with its own drawer. A block's lists depend
  * only on the block's inputs, never on which thread draws it or when, so
- * the table is the same for every thread count. */
+ * the table is the same for every thread count.
+ *
+ * The calling thread does not wait for the whole drawing before it
+ * matches: the matching proposes rows in ascending order and a row reads
+ * only its own block's lists, so it can start on block k as soon as that
+ * block is drawn (draw_wait_block()), while the helpers draw the blocks
+ * after it. */
 struct draw_job {
     struct builder *b;
     const uint8_t *want; /* blocks to draw, all if NULL */
     uint64_t horizon;
-    atomic_uint next; /* the next block to take; BLOCKS after an error */
+    atomic_uint next;         /* the next block to take; BLOCKS after an error */
+    atomic_int failed;        /* a helper's error, 0 while none */
+    atomic_bool done[BLOCKS]; /* block k drawn (release: its lists are written) */
+    struct draw_helper {
+        struct draw_job *job;
+        struct drawer *dw;
+        pthread_t tid;
+        int rc;
+    } helper[DIRECTOR_TABLE_MAX_THREADS];
+    uint32_t nhelp;
 };
 
-struct draw_helper {
-    struct draw_job *job;
-    struct drawer *dw;
-    pthread_t tid;
-    int rc;
-};
-
-static int draw_share(struct draw_job *job, struct drawer *dw)
+/* Takes the next block nobody has taken and draws it with dw: 1 if one
+ * was drawn (or skipped: not wanted), 0 if none was left, < 0 on error. */
+static int draw_take(struct draw_job *job, struct drawer *dw)
 {
-    for (;;) {
-        uint32_t k = atomic_fetch_add_explicit(&job->next, 1, memory_order_relaxed);
-        if (k >= BLOCKS)
-            return 0;
-        if (job->want && !job->want[k])
-            continue;
+    uint32_t k = atomic_fetch_add_explicit(&job->next, 1, memory_order_relaxed);
+    if (k >= BLOCKS)
+        return 0;
+    if (!job->want || job->want[k]) {
         job->b->blocks[k].horizon = job->b->blocks[k].full = job->horizon;
         int rc = draw_into(job->b, dw, k, true, NULL, 0);
         if (rc < 0) {
             atomic_store_explicit(&job->next, BLOCKS, memory_order_relaxed);
+            atomic_store_explicit(&job->failed, rc, memory_order_release);
             return rc;
         }
     }
+    atomic_store_explicit(&job->done[k], true, memory_order_release);
+    return 1;
+}
+
+static int draw_share(struct draw_job *job, struct drawer *dw)
+{
+    int rc;
+    while ((rc = draw_take(job, dw)) > 0)
+        ;
+    return rc;
 }
 
 static void *draw_helper_main(void *arg)
@@ -458,39 +478,73 @@ static uint32_t draw_threads(const struct builder *b, uint32_t blocks)
     return t < b->threads ? t : b->threads;
 }
 
-/* Draws every wanted block (all if want is NULL) from the start up to
- * `horizon`, on up to b->threads threads (the calling one included),
- * joined before returning. A helper that cannot be started leaves its
- * blocks to the others. */
-static int draw_blocks(struct builder *b, const uint8_t *want, uint64_t horizon)
+/* Starts drawing every wanted block (all if want is NULL) from the start
+ * up to `horizon` on up to b->threads - 1 helper threads; the calling
+ * thread takes its share in draw_wait_block() and draw_finish(), which
+ * must follow. A helper that cannot be started leaves its blocks to the
+ * others. */
+static void draw_start(struct builder *b, struct draw_job *job, const uint8_t *want,
+                       uint64_t horizon)
 {
-    struct draw_job job = {.b = b, .want = want, .horizon = horizon};
-    struct draw_helper helper[DIRECTOR_TABLE_MAX_THREADS];
-    uint32_t blocks = 0, nhelp = 0;
-    int rc;
+    uint32_t blocks = 0;
 
-    for (uint32_t k = 0; k < BLOCKS; k++)
+    job->b = b;
+    job->want = want;
+    job->horizon = horizon;
+    job->nhelp = 0;
+    atomic_init(&job->next, 0);
+    atomic_init(&job->failed, 0);
+    for (uint32_t k = 0; k < BLOCKS; k++) {
+        atomic_init(&job->done[k], false);
         blocks += !want || want[k];
+    }
     uint32_t threads = draw_threads(b, blocks);
-    atomic_init(&job.next, 0);
     if (threads > 1 && !b->helpers) {
         b->helpers = calloc(b->threads - 1, sizeof(*b->helpers));
         if (!b->helpers)
             threads = 1;
     }
-    for (; nhelp + 1 < threads; nhelp++) {
-        helper[nhelp] = (struct draw_helper){.job = &job, .dw = &b->helpers[nhelp]};
-        if (pthread_create(&helper[nhelp].tid, NULL, draw_helper_main, &helper[nhelp]) != 0)
+    for (; job->nhelp + 1 < threads; job->nhelp++) {
+        struct draw_helper *h = &job->helper[job->nhelp];
+        *h = (struct draw_helper){.job = job, .dw = &b->helpers[job->nhelp]};
+        if (pthread_create(&h->tid, NULL, draw_helper_main, h) != 0)
             break;
     }
-    rc = draw_share(&job, &b->dw);
-    drawer_settle(b, &b->dw);
-    for (uint32_t j = 0; j < nhelp; j++) {
-        pthread_join(helper[j].tid, NULL);
-        drawer_settle(b, helper[j].dw);
+}
+
+/* Returns once block k is drawn: the calling thread draws blocks nobody
+ * has taken yet meanwhile (block k itself, or later ones while a helper
+ * draws k), and only yields when every block is taken. < 0 if a thread
+ * failed (draw_finish() still joins them). */
+static int draw_wait_block(struct draw_job *job, uint32_t k)
+{
+    while (!atomic_load_explicit(&job->done[k], memory_order_acquire)) {
+        int rc = atomic_load_explicit(&job->failed, memory_order_acquire);
+        if (rc < 0)
+            return rc;
+        rc = draw_take(job, &job->b->dw);
+        if (rc < 0)
+            return rc;
         if (rc == 0)
-            rc = helper[j].rc;
+            sched_yield(); /* a helper is drawing k: a few hundred µs */
     }
+    return 0;
+}
+
+/* Draws what is left, joins the helpers and adds up their counters. */
+static int draw_finish(struct draw_job *job)
+{
+    struct builder *b = job->b;
+    int rc = draw_share(job, &b->dw);
+
+    drawer_settle(b, &b->dw);
+    for (uint32_t j = 0; j < job->nhelp; j++) {
+        pthread_join(job->helper[j].tid, NULL);
+        drawer_settle(b, job->helper[j].dw);
+        if (rc == 0)
+            rc = job->helper[j].rc;
+    }
+    job->nhelp = 0;
     return rc;
 }
 
@@ -499,9 +553,11 @@ static int draw_blocks(struct builder *b, const uint8_t *want, uint64_t horizon)
  * FIRST_LAMBDA (draw_per_row) per row on average up front, MAX_LAMBDA at
  * most, whatever the weights of proxies outside the set (a draining proxy
  * of weight 63 next to an active one of weight 1 no longer makes the
- * primary matching draw 63 times as much). */
-static int draw_lists(struct builder *b, const uint8_t *a, const uint8_t *c, uint16_t except,
-                      const uint8_t *want, uint64_t lambda)
+ * primary matching draw 63 times as much). Only starts the drawing: see
+ * draw_start(). */
+static void draw_lists_start(struct builder *b, struct draw_job *job, const uint8_t *a,
+                             const uint8_t *c, uint16_t except, const uint8_t *want,
+                             uint64_t lambda)
 {
     uint64_t wsum = 0, wmax = 0;
 
@@ -523,7 +579,17 @@ static int draw_lists(struct builder *b, const uint8_t *a, const uint8_t *c, uin
     /* horizon * wsum * ln 2 = lambda arrivals per row (Q16.48, 1/ln 2 ~ 1.4427) */
     uint64_t horizon = (lambda << ARRIVAL_FRAC_BITS) / wsum / 1000 * 1443;
     b->horizon_max = ((uint64_t)MAX_LAMBDA << ARRIVAL_FRAC_BITS) / wsum / 1000 * 1443;
-    return draw_blocks(b, want, horizon);
+    draw_start(b, job, want, horizon);
+}
+
+/* draw_lists_start() and the whole drawing, joined before returning. */
+static int draw_lists(struct builder *b, const uint8_t *a, const uint8_t *c, uint16_t except,
+                      const uint8_t *want, uint64_t lambda)
+{
+    struct draw_job job;
+
+    draw_lists_start(b, &job, a, c, except, want, lambda);
+    return draw_finish(&job);
 }
 
 /* ---- matching ------------------------------------------------------- */
@@ -1164,40 +1230,45 @@ static int propose(struct builder *b, uint32_t sp)
     return 0;
 }
 
-/* The stable matching of all rows to the current set, copied to result. */
-static int match(struct builder *b, uint16_t *result)
+/* The stable matching of all rows to the current set, copied to result,
+ * while job draws the set's lists (joined before returning, error or not).
+ * Rows propose in ascending order, each with the cascade of rows it
+ * displaces resolved before the next (the stack), and a row only reads its
+ * own block's lists and the rows before it: so block k's rows can propose
+ * as soon as block k is drawn, and the steps are the same whether the
+ * drawing is over or not (the same table and work counter). */
+static int match(struct builder *b, struct draw_job *job, uint16_t *result)
 {
     int rc = table_set_capacities(b);
-    if (rc < 0)
-        return rc;
     for (uint32_t r = 0; r < ROWS; r++) {
         b->assign[r] = NONE;
         b->pos[r] = 0;
-        b->stack[r] = ROWS - 1 - r;
     }
     b->journaling = false;
-    rc = propose(b, ROWS);
-    if (rc < 0)
-        return rc;
+    for (uint32_t k = 0; k < BLOCKS && rc == 0; k++) {
+        rc = draw_wait_block(job, k);
+        for (uint32_t r = k * BLOCK_ROWS; r < (k + 1) * BLOCK_ROWS && rc == 0; r++) {
+            b->stack[0] = r;
+            rc = propose(b, 1);
+        }
+    }
+    int rc_draw = draw_finish(job);
+    if (rc < 0 || rc_draw < 0)
+        return rc < 0 ? rc : rc_draw;
     memcpy(result, b->assign, ROWS * sizeof(*result));
     return 0;
 }
 
-/* With the matching of B in place: for each member P, where P's rows go
- * when P is removed and every other proxy keeps its rows and capacity. */
-static int failover(struct builder *b)
+/* The failover cascades of the members who[0 .. count) (see failover()),
+ * with the matching of B in place and b->ofinal its open members. */
+static int failover_members(struct builder *b, const uint32_t *who, uint32_t count)
 {
     int rc = 0;
 
-    for (uint32_t r = 0; r < ROWS; r++)
-        b->fo[r] = NONE;
-    /* who is open at the end of the matching, for row_short_open() */
-    memcpy(b->ofinal, b->otree, 2 * (size_t)b->otn * sizeof(*b->ofinal));
     b->nfin = 0;
     b->journaling = true;
-    for (uint32_t p = 0; p < b->n && rc == 0; p++) {
-        if (!b->in_set[p] || b->hlen[p] == 0)
-            continue;
+    for (uint32_t j = 0; j < count && rc == 0; j++) {
+        uint32_t p = who[j];
         /* P's heap is not touched while P is out of the set */
         const struct held *mine = b->heap + b->hoff[p];
         uint32_t nmine = b->hlen[p], sp = 0;
@@ -1244,6 +1315,231 @@ static int failover(struct builder *b)
         open_update(b, p);
     }
     b->journaling = false;
+    return rc;
+}
+
+/* ---- failover cascades on two copies of the matching ---------------- */
+
+/* The failover cascades of the members are independent of each other:
+ * each starts from the end of the matching and is undone, and what one
+ * leaves behind (blocks drawn further for the members open at the end of
+ * the matching) only saves the next ones drawing; the rows read the same
+ * candidates either way (see row_short_open()). So the members are split
+ * in two halves by the rows they hold, and the second half's cascades run
+ * on a copy of everything a cascade writes - the lists, the row layout,
+ * the process state, the matching and the journal - on a thread of their
+ * own. The split does not depend on the thread count (with one thread the
+ * copy runs after the first half), so neither do the table nor t->work. */
+
+/* A copy of n elements of `size` bytes, NULL on failure (or if n is 0). */
+static void *dup_array(const void *src, size_t n, size_t size)
+{
+    if (n == 0 || !src)
+        return NULL;
+    void *dst = malloc(n * size);
+    if (dst)
+        memcpy(dst, src, n * size);
+    return dst;
+}
+
+/* Frees what builder_clone() allocated (shared inputs stay). */
+static void builder_clone_free(struct builder *c)
+{
+    if (!c)
+        return;
+    for (uint32_t k = 0; k < BLOCKS; k++)
+        free(c->blocks[k].cand);
+    free(c->in_b);
+    free(c->gen_i);
+    free(c->gen_e);
+    free(c->gen_row);
+    free(c->dw.pt_cand);
+    free(c->dw.scratch);
+    free(c->row_start);
+    free(c->px_epoch);
+    free(c->assign);
+    free(c->cap);
+    free(c->otree);
+    free(c->open_now);
+    free(c->heap);
+    free(c->stack);
+    free(c->jrow);
+    free(c->jlen);
+    free(c->jslot);
+    free(c->jblk);
+    free(c->jblk_rows);
+    free(c->blk_epoch);
+    free(c->jgen);
+    free(c);
+}
+
+/* A copy of b for failover cascades: the same inputs (keys, weights,
+ * sets) and results (fo, written for the rows of the copy's members
+ * only), its own copy of everything a cascade reads and writes. NULL if
+ * out of memory. */
+static struct builder *builder_clone(const struct builder *b)
+{
+    size_t np = b->n ? b->n : 1;
+    struct builder *c = malloc(sizeof(*c));
+    if (!c)
+        return NULL;
+    *c = *b;
+    c->dw = (struct drawer){0};
+    c->helpers = NULL;
+    c->threads = 1;
+    c->jslot = NULL;
+    c->njslot = c->jslot_cap = 0;
+    c->jgen = NULL;
+    c->njgen = c->jgen_cap = 0;
+    bool ok = true;
+    for (uint32_t k = 0; k < BLOCKS; k++) {
+        /* the used part only: rows are laid out in order */
+        const uint32_t *start = b->row_start + k * BLOCK_ROWS, *len = b->row_len + k * BLOCK_ROWS;
+        uint32_t used = 0;
+        for (uint32_t r = 0; r < BLOCK_ROWS; r++)
+            used = start[r] + len[r] > used ? start[r] + len[r] : used;
+        c->blocks[k].cand = dup_array(b->blocks[k].cand, used, sizeof(uint64_t));
+        c->blocks[k].cap = c->blocks[k].cand ? used : 0;
+        ok = ok && (c->blocks[k].cand || used == 0);
+    }
+    c->in_b = dup_array(b->in_b, 6 * np, 1);
+    c->gen_i = dup_array(b->gen_i, (size_t)BLOCKS * np, sizeof(uint32_t));
+    c->gen_e = dup_array(b->gen_e, (size_t)BLOCKS * np, sizeof(uint64_t));
+    c->gen_row = dup_array(b->gen_row, (size_t)BLOCKS * np, 1);
+    c->row_start = dup_array(b->row_start, 5 * (size_t)ROWS, sizeof(uint32_t));
+    c->px_epoch = dup_array(b->px_epoch, 3 * np, sizeof(uint32_t));
+    c->assign = dup_array(b->assign, ROWS, sizeof(uint16_t));
+    c->cap = dup_array(b->cap, 3 * np, sizeof(uint32_t));
+    c->otree = dup_array(b->otree, 4 * (size_t)b->otn, sizeof(uint64_t));
+    c->open_now = dup_array(b->open_now, (1 + FIN_CACHED) * np, sizeof(uint32_t));
+    c->heap = dup_array(b->heap, b->heap_cap, sizeof(struct held));
+    c->stack = malloc(ROWS * sizeof(*c->stack));
+    c->jrow = malloc(ROWS * sizeof(*c->jrow));
+    c->jlen = malloc(np * sizeof(*c->jlen));
+    c->jblk = malloc(BLOCKS * sizeof(*c->jblk));
+    c->jblk_rows = malloc(3 * (size_t)ROWS * sizeof(*c->jblk_rows));
+    c->blk_epoch = dup_array(b->blk_epoch, 2 * BLOCKS, sizeof(uint32_t));
+    if (!ok || !c->in_b || !c->gen_i || !c->gen_e || !c->gen_row || !c->row_start || !c->px_epoch ||
+        !c->assign || !c->cap || !c->otree || !c->open_now || (!c->heap && b->heap_cap) ||
+        !c->stack || !c->jrow || !c->jlen || !c->jblk || !c->jblk_rows || !c->blk_epoch) {
+        builder_clone_free(c);
+        return NULL;
+    }
+    /* the views into the copied allocations, as table_builder_alloc() lays them out */
+    c->stamp = c->px_epoch + np;
+    c->slot = c->px_epoch + 2 * np;
+    c->in_d = c->in_b + np;
+    c->in_f = c->in_b + 2 * np;
+    c->in_h = c->in_b + 3 * np;
+    c->in_set = c->in_b + 4 * np;
+    c->in_draw = c->in_b + 5 * np;
+    c->row_len = c->row_start + ROWS;
+    c->pos = c->row_start + 2 * (size_t)ROWS;
+    c->row_epoch = c->row_start + 3 * (size_t)ROWS;
+    c->row_sorted = c->row_start + 4 * (size_t)ROWS;
+    c->hoff = c->cap + np;
+    c->hlen = c->cap + 2 * np;
+    c->ofinal = c->otree + 2 * (size_t)c->otn;
+    c->open_final = c->open_now + np;
+    c->blk_jidx = c->blk_epoch + BLOCKS;
+    return c;
+}
+
+struct failover_half {
+    struct builder *c;
+    const uint32_t *who;
+    uint32_t count;
+    int rc;
+};
+
+static void *failover_half_main(void *arg)
+{
+    struct failover_half *h = arg;
+    h->rc = failover_members(h->c, h->who, h->count);
+    return NULL;
+}
+
+static int key_cmp(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* The members that hold rows, in two halves that hold about as many rows
+ * each (a cascade costs about in proportion to the rows of the member
+ * removed): the heaviest first, each to the half with fewer rows so far.
+ * who[0 .. return) is the first half, who[return .. *count) the second.
+ * keys: room for n. */
+static uint32_t failover_split(const struct builder *b, uint64_t *keys, uint32_t *who,
+                               uint32_t *count)
+{
+    uint32_t m = 0, first = 0, rows[2] = {0, 0};
+
+    for (uint32_t p = 0; p < b->n; p++)
+        if (b->in_set[p] && b->hlen[p] > 0)
+            keys[m++] = (uint64_t)(ROWS - b->hlen[p]) << 32 | p; /* most rows first */
+    qsort(keys, m, sizeof(*keys), key_cmp);
+    uint32_t *second_half = who + m;
+    for (uint32_t j = 0; j < m; j++) {
+        uint32_t p = (uint32_t)keys[j], h = rows[1] < rows[0];
+        rows[h] += b->hlen[p];
+        if (h)
+            *--second_half = p;
+        else
+            who[first++] = p;
+    }
+    *count = m;
+    return first;
+}
+
+/* With the matching of B in place: for each member P, where P's rows go
+ * when P is removed and every other proxy keeps its rows and capacity.
+ * The second half of the members runs on a copy, on a thread of its own
+ * when the build has more than one (see builder_clone()). */
+static int failover(struct builder *b)
+{
+    struct failover_half half = {0};
+    size_t np = b->n ? b->n : 1;
+    uint64_t *keys = malloc(np * (sizeof(uint64_t) + sizeof(uint32_t)));
+    uint32_t *who = (uint32_t *)(keys + np), count, first;
+    pthread_t tid;
+    bool threaded = false;
+    int rc;
+
+    if (!keys)
+        return -ENOMEM;
+    for (uint32_t r = 0; r < ROWS; r++)
+        b->fo[r] = NONE;
+    /* who is open at the end of the matching, for row_short_open() */
+    memcpy(b->ofinal, b->otree, 2 * (size_t)b->otn * sizeof(*b->ofinal));
+    first = failover_split(b, keys, who, &count);
+    half.who = who + first;
+    half.count = count - first;
+    /* the copy's counters start where b's are now */
+    const uint64_t work = b->work, candidates = b->candidates;
+    const uint32_t extended = b->blocks_extended;
+    if (half.count > 0) {
+        if (!(half.c = builder_clone(b))) {
+            free(keys);
+            return -ENOMEM;
+        }
+        threaded = b->threads > 1 && pthread_create(&tid, NULL, failover_half_main, &half) == 0;
+    }
+    rc = failover_members(b, who, first);
+    if (half.c) {
+        if (threaded)
+            pthread_join(tid, NULL);
+        else
+            half.rc = failover_members(half.c, half.who, half.count);
+        /* the copy's steps, from where the copy started */
+        b->work += half.c->work - work;
+        b->candidates += half.c->candidates - candidates;
+        b->blocks_extended += half.c->blocks_extended - extended;
+        builder_clone_free(half.c);
+        if (rc == 0)
+            rc = half.rc;
+    }
+    free(keys);
     return rc;
 }
 
@@ -1384,12 +1680,12 @@ static int last_resort(struct builder *b, struct director_table_row *rows)
 /* Every result, rows filled in. */
 int table_build_rows(struct builder *b, struct director_table_row *rows)
 {
+    struct draw_job job;
     int rc = 0;
 
-    if ((rc = draw_lists(b, b->in_b, NULL, NONE, NULL, b->first_lambda)) < 0)
-        return rc;
+    draw_lists_start(b, &job, b->in_b, NULL, NONE, NULL, b->first_lambda);
     table_set_use(b, b->in_b, NULL);
-    rc = match(b, b->prim);
+    rc = match(b, &job, b->prim);
     if (rc == 0)
         rc = failover(b);
     /* A row the matching left without a primary (only when weights are so
@@ -1404,15 +1700,15 @@ int table_build_rows(struct builder *b, struct director_table_row *rows)
         if (rc == 0 && b->prim[r] == NONE)
             b->prim[r] = race_first(b, r, b->in_b, NONE);
     }
-    if (rc == 0 && b->nd &&
-        (rc = draw_lists(b, b->in_b, b->in_d, NONE, NULL, b->first_lambda)) == 0) {
+    if (rc == 0 && b->nd) {
+        draw_lists_start(b, &job, b->in_b, b->in_d, NONE, NULL, b->first_lambda);
         table_set_use(b, b->in_b, b->in_d);
-        rc = match(b, b->dr);
+        rc = match(b, &job, b->dr);
     }
-    if (rc == 0 && b->nf &&
-        (rc = draw_lists(b, b->in_b, b->in_f, NONE, NULL, b->first_lambda)) == 0) {
+    if (rc == 0 && b->nf) {
+        draw_lists_start(b, &job, b->in_b, b->in_f, NONE, NULL, b->first_lambda);
         table_set_use(b, b->in_b, b->in_f);
-        rc = match(b, b->fr);
+        rc = match(b, &job, b->fr);
     }
     if (rc < 0)
         return rc;

@@ -345,8 +345,8 @@ static void worst_case(void)
     printf("\nworst case over fleet shapes: median of %d builds with the builder's\n"
            "  default threads (wall, CPU of all threads), and of %d builds with one\n"
            "  thread run alternately with them (1thr_*; same checksum checked);\n"
-           "  own_cpu = CPU of the calling thread alone, about what the wall time\n"
-           "  comes to when the other cores idle (an estimate that load disturbs less);\n"
+           "  own_cpu = CPU of the calling thread alone, a lower bound of the wall\n"
+           "  time when the other cores idle (an estimate that load disturbs less);\n"
            "  work = the builder's step counter per row (draws, list reads, scans)\n",
            SHAPE_RUNS, SHAPE_RUNS);
     printf("%9s %8s %8s %9s %9s %7s %9s  %s\n", "build_ms", "cpu_ms", "own_cpu", "1thr_ms",
