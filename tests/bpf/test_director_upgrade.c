@@ -4,7 +4,9 @@
  * (docs/director.md "Maps"). The pin set of maps version 2 is made here
  * with bpf_map_create + bpf_obj_pin from that version's layout, written out
  * as numbers (it is what an old director left, not what this build would
- * make), with a version-2 generation, VIP and program in it. Today's
+ * make), with a version-2 generation and VIP in it and a program pinned and
+ * attached as the old director's (today's program over those maps: no old
+ * build runs here). Today's
  * program over it passes VIP traffic as pass_no_config until its own
  * generation is published; today's publisher refuses the set (the maps
  * version 3 added are missing); director_loader_attach (drover-director
@@ -22,12 +24,10 @@
 #include <linux/if_link.h>
 #include <net/if.h>
 #include <netinet/in.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -463,20 +463,14 @@ int main(void)
         fprintf(stderr, "cannot make a network namespace\n");
         return 77;
     }
-    if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
-        fprintf(stderr, "cannot make a private mount namespace: %s\n", strerror(errno));
-        return 77;
-    }
-    if (!mkdtemp(root) || mount("bpf", root, "bpf", 0, "mode=0700") < 0) {
-        fprintf(stderr, "cannot mount a bpffs on %s: %s\n", root, strerror(errno));
-        return 1;
-    }
+    int setup = pkt_bpffs_setup(root);
+    if (setup != 0)
+        return setup;
     log_set_level(LOGL_WARN);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
-    umount2(root, MNT_DETACH);
-    rmdir(root);
+    pkt_bpffs_teardown(root);
     return failed ? 1 : 0;
 }
