@@ -228,6 +228,39 @@ static int set_pins(const char *dev, struct bpf_object *obj, const char *dir)
     return 0;
 }
 
+/* Refuse pins in dir that libbpf could not reuse for obj's maps, before
+ * anything is loaded or pinned: libbpf's own refusal names neither the
+ * field nor the sizes. A missing pin is fine (a map this version added:
+ * the load creates and pins it). */
+static int check_pins(const char *dev, struct bpf_object *obj, const char *dir)
+{
+    struct bpf_map *map;
+    char path[320];
+
+    bpf_object__for_each_map(map, obj)
+    {
+        if (strchr(bpf_map__name(map), '.'))
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", dir, bpf_map__name(map));
+        int fd = bpf_obj_get(path);
+        if (fd < 0 && errno == ENOENT)
+            continue;
+        if (fd < 0) {
+            int rc = -errno;
+            log_error("%s: cannot open pinned map %s: %s", dev, path, strerror(errno));
+            return rc;
+        }
+        const struct director_map_layout want = {
+            bpf_map__type(map), bpf_map__key_size(map), bpf_map__value_size(map),
+            bpf_map__max_entries(map), bpf_map__map_flags(map)};
+        int rc = director_map_check_layout(fd, path, &want);
+        close(fd);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
 /* Publish cfg into maps m; o->dev is the attach device. */
 static int apply_config(const struct director_attach_opts *o, struct director_maps *m,
                         const struct director_config *cfg)
@@ -279,6 +312,9 @@ static int attach_object(const struct director_attach_opts *o, struct attach_job
     if (rc < 0)
         return rc;
     rc = prepare_pin_dir(o, dir, sizeof(dir));
+    if (rc < 0)
+        return rc;
+    rc = check_pins(o->dev, job->obj, dir);
     if (rc < 0)
         return rc;
     rc = set_pins(o->dev, job->obj, dir);

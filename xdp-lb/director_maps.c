@@ -167,30 +167,45 @@ __u64 director_generation_checksum(const struct drover_gen_config *cfg,
 #define VIP_INDEX_BYTES                                                                            \
     ((size_t)DROVER_GENERATIONS * DROVER_VIP_SLOTS * sizeof(struct drover_vip_slot))
 
-/* Every director map: name (= pin name), expected key and value sizes,
- * and where its fd lives in struct director_maps. */
+/* Every director map: name (= pin name), the layout this build gives it
+ * (bpf/director.bpf.c) and where its fd lives in struct director_maps. */
+#define ARRAY(n, value, entries, flags)                                                            \
+    n,                                                                                             \
+    {                                                                                              \
+        BPF_MAP_TYPE_ARRAY, 4, sizeof(value), entries, flags                                       \
+    }
+#define PERCPU(n, value, entries)                                                                  \
+    n,                                                                                             \
+    {                                                                                              \
+        BPF_MAP_TYPE_PERCPU_ARRAY, 4, sizeof(value), entries, 0                                    \
+    }
 static const struct {
     const char *name;
-    __u32 key_size, value_size;
+    struct director_map_layout layout;
     size_t fd_offset;
 } map_defs[] = {
-    {DIRECTOR_MAP_VIPS, sizeof(struct drover_vip_key), sizeof(struct drover_vip_value),
+    {DIRECTOR_MAP_VIPS,
+     {BPF_MAP_TYPE_HASH, sizeof(struct drover_vip_key), sizeof(struct drover_vip_value),
+      DROVER_MAX_VIPS, 0},
      offsetof(struct director_maps, vips_fd)},
-    {DIRECTOR_MAP_TABLE, 4, sizeof(struct drover_row), offsetof(struct director_maps, table_fd)},
-    {DIRECTOR_MAP_PROXIES, 4, sizeof(struct drover_proxy),
+    {ARRAY(DIRECTOR_MAP_TABLE, struct drover_row, DROVER_GENERATIONS *DROVER_TABLE_ROWS,
+           BPF_F_MMAPABLE),
+     offsetof(struct director_maps, table_fd)},
+    {ARRAY(DIRECTOR_MAP_PROXIES, struct drover_proxy, DROVER_GENERATIONS *DROVER_MAX_PROXIES, 0),
      offsetof(struct director_maps, proxies_fd)},
-    {DIRECTOR_MAP_GEN_CFG, 4, sizeof(struct drover_gen_config),
+    {ARRAY(DIRECTOR_MAP_GEN_CFG, struct drover_gen_config, DROVER_GENERATIONS, 0),
      offsetof(struct director_maps, gen_cfg_fd)},
-    {DIRECTOR_MAP_ACTIVE, 4, sizeof(struct drover_active),
+    {ARRAY(DIRECTOR_MAP_ACTIVE, struct drover_active, 1, 0),
      offsetof(struct director_maps, active_fd)},
-    {DIRECTOR_MAP_STATS, 4, sizeof(struct drover_stats), offsetof(struct director_maps, stats_fd)},
-    {DIRECTOR_MAP_VIP_IDX, 4, sizeof(struct drover_vip_slot),
+    {PERCPU(DIRECTOR_MAP_STATS, struct drover_stats, 1), offsetof(struct director_maps, stats_fd)},
+    {ARRAY(DIRECTOR_MAP_VIP_IDX, struct drover_vip_slot, DROVER_GENERATIONS *DROVER_VIP_SLOTS,
+           BPF_F_MMAPABLE),
      offsetof(struct director_maps, vip_idx_fd)},
-    {DIRECTOR_MAP_VIP_ACT, 4, sizeof(struct drover_vip_active),
+    {ARRAY(DIRECTOR_MAP_VIP_ACT, struct drover_vip_active, 1, 0),
      offsetof(struct director_maps, vip_act_fd)},
-    {DIRECTOR_MAP_VIP_CTR, 4, sizeof(struct drover_vip_counters),
+    {PERCPU(DIRECTOR_MAP_VIP_CTR, struct drover_vip_counters, DROVER_MAX_VIPS),
      offsetof(struct director_maps, vip_ctr_fd)},
-    {DIRECTOR_MAP_PROXY_CTR, 4, sizeof(struct drover_proxy_counters),
+    {PERCPU(DIRECTOR_MAP_PROXY_CTR, struct drover_proxy_counters, DROVER_MAX_PROXIES),
      offsetof(struct director_maps, proxy_ctr_fd)},
 };
 #define NMAPS (sizeof(map_defs) / sizeof(map_defs[0]))
@@ -248,12 +263,46 @@ int director_maps_from_object(struct director_maps *m, struct bpf_object *obj)
     return rc;
 }
 
+/* Append ", <what> <have>, this build's <want>" to buf when they differ. */
+static void layout_diff(char *buf, size_t len, const char *what, __u32 have, __u32 want)
+{
+    size_t used = strlen(buf);
+
+    if (have != want && used < len)
+        snprintf(buf + used, len - used, "%s%s %u (this build's: %u)", used ? ", " : "", what, have,
+                 want);
+}
+
+int director_map_check_layout(int fd, const char *path, const struct director_map_layout *want)
+{
+    struct bpf_map_info info = {0};
+    __u32 len = sizeof(info);
+    char diff[256] = "";
+    int rc;
+
+    if (bpf_obj_get_info_by_fd(fd, &info, &len) < 0) {
+        rc = -errno;
+        log_error("director: cannot read info of pinned map %s: %s", path, strerror(errno));
+        return rc;
+    }
+    layout_diff(diff, sizeof(diff), "type", info.type, want->type);
+    layout_diff(diff, sizeof(diff), "key size", info.key_size, want->key_size);
+    layout_diff(diff, sizeof(diff), "value size", info.value_size, want->value_size);
+    layout_diff(diff, sizeof(diff), "max entries", info.max_entries, want->max_entries);
+    layout_diff(diff, sizeof(diff), "flags", info.map_flags, want->flags);
+    if (!diff[0])
+        return 0;
+    log_error("director: pinned map %s has another layout than this build (maps version %d): "
+              "%s; refusing it, nothing changed (left by another drover version? detach and "
+              "attach again)",
+              path, DROVER_MAPS_VERSION, diff);
+    return -EPROTO;
+}
+
 /* Open a pinned map and check that its layout is the one this build
  * knows: a map pinned by another drover version is refused, not misread. */
 static int open_pin(const char *dir, size_t i, int *fd)
 {
-    struct bpf_map_info info = {0};
-    __u32 len = sizeof(info);
     char path[512];
     int rc;
 
@@ -265,19 +314,7 @@ static int open_pin(const char *dir, size_t i, int *fd)
                   strerror(errno));
         return rc;
     }
-    if (bpf_obj_get_info_by_fd(*fd, &info, &len) < 0) {
-        rc = -errno;
-        log_error("director: cannot read info of pinned map %s: %s", path, strerror(errno));
-        return rc;
-    }
-    if (info.key_size != map_defs[i].key_size || info.value_size != map_defs[i].value_size) {
-        log_error("director: pinned map %s has key/value size %u/%u, this build expects %u/%u "
-                  "(maps version %d): detach and attach again",
-                  path, info.key_size, info.value_size, map_defs[i].key_size,
-                  map_defs[i].value_size, DROVER_MAPS_VERSION);
-        return -EPROTO;
-    }
-    return 0;
+    return director_map_check_layout(*fd, path, &map_defs[i].layout);
 }
 
 int director_maps_open_pinned(const char *dir, struct director_maps *m)

@@ -47,6 +47,17 @@ struct director_maps {
                   * Owned (closed by director_maps_close) when set. */
 };
 
+/* What must match for a pinned map to be shared: the kernel's map type,
+ * key and value size, max entries and map flags (what libbpf compares
+ * before it reuses a pin). */
+struct director_map_layout {
+    __u32 type, key_size, value_size, max_entries, flags;
+};
+/* 0 if the map fd (pinned at path) has layout want; else -EPROTO (or the
+ * -errno of reading its info), logged naming path and, for every field
+ * that differs, both values. */
+int director_map_check_layout(int fd, const char *path, const struct director_map_layout *want);
+
 /* Open the pins in dir (e.g. /sys/fs/bpf/drover/eth0). 0 or -errno; the
  * error is logged naming the pin. Close with director_maps_close(). */
 int director_maps_open_pinned(const char *dir, struct director_maps *m);

@@ -226,9 +226,12 @@ int director_publish_table(const char *pin_dir, const struct director_publish_ta
     rc = director_maps_open_pinned(pin_dir, &m);
     if (rc < 0) {
         errmsg_set(err, errlen,
-                   "opening the director maps in %s failed: %s (is drover-director attached?); "
-                   "keeping the tables in the kernel",
-                   pin_dir, strerror(-rc));
+                   "opening the director maps in %s failed: %s (%s); keeping the tables in the "
+                   "kernel",
+                   pin_dir, strerror(-rc),
+                   rc == -EPROTO ? "pinned by another maps version: the map and its sizes are "
+                                   "logged; attach this version's drover-director"
+                                 : "is drover-director attached?");
         image_free(&img);
         return rc;
     }

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -211,6 +212,25 @@ int pkt_netns_setup(const char *route_v4, const char *route_v6)
     }
     int idx = (int)if_nametoindex("sc0");
     return idx > 0 ? idx : -ENODEV;
+}
+
+int pkt_bpffs_setup(char *root)
+{
+    if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
+        fprintf(stderr, "cannot make a private mount namespace: %s\n", strerror(errno));
+        return 77;
+    }
+    if (!mkdtemp(root) || mount("bpf", root, "bpf", 0, "mode=0700") < 0) {
+        fprintf(stderr, "cannot mount a bpffs on %s: %s\n", root, strerror(errno));
+        return 1;
+    }
+    return 0;
+}
+
+void pkt_bpffs_teardown(const char *root)
+{
+    umount2(root, MNT_DETACH);
+    rmdir(root);
 }
 
 int pkt_listener(int family, uint16_t port)

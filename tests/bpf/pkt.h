@@ -59,6 +59,13 @@ int pkt_run_repeat(int prog_fd, const struct pkt *in, uint32_t repeat, int ifind
  * Returns sc0's ifindex or -errno. */
 #define PKT_NEXT_HOP_MAC "02:00:00:00:02:02"
 int pkt_netns_setup(const char *route_v4, const char *route_v6);
+/* Move this process into a mount namespace of its own and mount a bpffs on
+ * mkdtemp(root) (a "...XXXXXX" template, filled in): nothing pinned there
+ * outlives the test, whatever happens. 0, or the exit code the test should
+ * end with (77: no private mount namespace, 1: no bpffs), said on stderr. */
+int pkt_bpffs_setup(char *root);
+/* Unmount and remove what pkt_bpffs_setup made. */
+void pkt_bpffs_teardown(const char *root);
 
 /* A wildcard TCP listener on port in this network namespace (what
  * HAProxy's `bind :80` makes; the decap program keeps a SYN local only

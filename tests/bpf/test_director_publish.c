@@ -288,20 +288,14 @@ int main(void)
     }
     /* a bpffs of our own, in a mount namespace of our own: nothing is
      * left behind whatever happens */
-    if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
-        fprintf(stderr, "cannot make a private mount namespace: %s\n", strerror(errno));
-        return 77;
-    }
-    if (!mkdtemp(root) || mount("bpf", root, "bpf", 0, "mode=0700") < 0) {
-        fprintf(stderr, "cannot mount a bpffs on %s: %s\n", root, strerror(errno));
-        return 1;
-    }
+    int setup = pkt_bpffs_setup(root);
+    if (setup != 0)
+        return setup;
     log_set_level(LOGL_WARN);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
-    umount2(root, MNT_DETACH);
-    rmdir(root);
+    pkt_bpffs_teardown(root);
     return failed ? 1 : 0;
 }

@@ -18,7 +18,8 @@
 #endif
 
 /* Bumped whenever a struct below changes layout or meaning. User space
- * refuses pinned maps whose key/value sizes differ from this header's; the
+ * refuses pinned maps whose layout (type, key/value size, entries, flags)
+ * differs from this build's (director_map_check_layout); the
  * director ignores a generation whose drover_gen_config.version differs
  * (pass_no_config), the decap program likewise for its config. */
 #define DROVER_MAPS_VERSION 3
