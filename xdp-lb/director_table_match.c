@@ -1342,6 +1342,29 @@ static void *dup_array(const void *src, size_t n, size_t size)
     return dst;
 }
 
+/* The views into a builder's per-build allocations: several arrays share
+ * one allocation each (table_builder_alloc() sizes them; builder_clone()
+ * copies them and lays the views out the same way). */
+static void builder_set_views(struct builder *b, size_t np)
+{
+    b->stamp = b->px_epoch + np;
+    b->slot = b->px_epoch + 2 * np;
+    b->in_d = b->in_b + np;
+    b->in_f = b->in_b + 2 * np;
+    b->in_h = b->in_b + 3 * np;
+    b->in_set = b->in_b + 4 * np;
+    b->in_draw = b->in_b + 5 * np;
+    b->row_len = b->row_start + ROWS;
+    b->pos = b->row_start + 2 * (size_t)ROWS;
+    b->row_epoch = b->row_start + 3 * (size_t)ROWS;
+    b->row_sorted = b->row_start + 4 * (size_t)ROWS;
+    b->hoff = b->cap + np;
+    b->hlen = b->cap + 2 * np;
+    b->ofinal = b->otree + 2 * (size_t)b->otn;
+    b->open_final = b->open_now + np;
+    b->blk_jidx = b->blk_epoch + BLOCKS;
+}
+
 /* Frees what builder_clone() allocated (shared inputs stay). */
 static void builder_clone_free(struct builder *c)
 {
@@ -1425,23 +1448,7 @@ static struct builder *builder_clone(const struct builder *b)
         builder_clone_free(c);
         return NULL;
     }
-    /* the views into the copied allocations, as table_builder_alloc() lays them out */
-    c->stamp = c->px_epoch + np;
-    c->slot = c->px_epoch + 2 * np;
-    c->in_d = c->in_b + np;
-    c->in_f = c->in_b + 2 * np;
-    c->in_h = c->in_b + 3 * np;
-    c->in_set = c->in_b + 4 * np;
-    c->in_draw = c->in_b + 5 * np;
-    c->row_len = c->row_start + ROWS;
-    c->pos = c->row_start + 2 * (size_t)ROWS;
-    c->row_epoch = c->row_start + 3 * (size_t)ROWS;
-    c->row_sorted = c->row_start + 4 * (size_t)ROWS;
-    c->hoff = c->cap + np;
-    c->hlen = c->cap + 2 * np;
-    c->ofinal = c->otree + 2 * (size_t)c->otn;
-    c->open_final = c->open_now + np;
-    c->blk_jidx = c->blk_epoch + BLOCKS;
+    builder_set_views(c, np); /* into the copied allocations */
     return c;
 }
 
@@ -1795,22 +1802,7 @@ int table_builder_alloc(struct builder *b, uint32_t n)
         return -ENOMEM;
     b->k2 = b->k1 + np;
     b->recip = b->k1 + 2 * np;
-    b->ofinal = b->otree + 2 * (size_t)b->otn;
-    b->blk_jidx = b->blk_epoch + BLOCKS;
-    b->open_final = b->open_now + np;
-    b->in_d = b->in_b + np;
-    b->in_f = b->in_b + 2 * np;
-    b->in_h = b->in_b + 3 * np;
-    b->in_set = b->in_b + 4 * np;
-    b->in_draw = b->in_b + 5 * np;
-    b->row_len = b->row_start + ROWS;
-    b->pos = b->row_start + 2 * (size_t)ROWS;
-    b->row_epoch = b->row_start + 3 * (size_t)ROWS;
-    b->row_sorted = b->row_start + 4 * (size_t)ROWS;
-    b->stamp = b->px_epoch + np;
-    b->slot = b->px_epoch + 2 * np;
-    b->hoff = b->cap + np;
-    b->hlen = b->cap + 2 * np;
+    builder_set_views(b, np);
     b->fo = b->prim + ROWS;
     b->dr = b->prim + 2 * (size_t)ROWS;
     b->fr = b->prim + 3 * (size_t)ROWS;
