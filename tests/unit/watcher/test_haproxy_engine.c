@@ -140,10 +140,12 @@ static void fx_free(struct fx *f)
 /* Run the loop until the engine has nothing left to do. Bound: both
  * quiescence windows (twice: a plan may queue a second round), one
  * config check and the server-state file's window. */
+#define FX_SETTLE_BOUND_MS                                                                         \
+    (2 * (WAIT_MAX_MS + RUNTIME_WAIT_MS * 3) + CHECK_BOUND_MS + HAPROXY_ENGINE_STATE_MAX_MS)
+
 static void fx_settle(struct fx *f)
 {
-    uint64_t bound =
-        2 * (WAIT_MAX_MS + RUNTIME_WAIT_MS * 3) + CHECK_BOUND_MS + HAPROXY_ENGINE_STATE_MAX_MS;
+    uint64_t bound = FX_SETTLE_BOUND_MS;
     uint64_t deadline = uv_now(&f->loop) + bound;
     while (!haproxy_engine_idle(f->e)) {
         ck_assert_msg(uv_now(&f->loop) < deadline,
@@ -716,22 +718,26 @@ START_TEST(test_expand_and_render_opts)
 }
 END_TEST
 
-/* A stats socket that takes every connection and holds it HOLD_MS
- * without answering, then closes it: each runtime exchange stays in
- * flight that long (and fails). */
-#define HOLD_MS 150
+/* A stats socket that takes every connection and answers nothing. The
+ * connections it holds keep their runtime exchanges in flight until the
+ * test releases them (mute_release); from then on it closes each new
+ * connection once its request is in, so later exchanges fail without
+ * waiting. What is
+ * held is the test's choice, not a time: on a loaded machine a fixed hold
+ * ran out before the changes meant to arrive during it had been planned. */
+#define MUTE_MAX_HELD 8
 
-struct mute_conn {
-    uv_pipe_t pipe;
-    uv_timer_t hold;
-    int closing;
+struct mute {
+    uv_pipe_t server;
+    uv_pipe_t *held[MUTE_MAX_HELD];
+    size_t n_held;
+    uint64_t first_held_ms; /* uv_now when the first connection was held */
+    bool released;
 };
 
 static void mute_closed(uv_handle_t *h)
 {
-    struct mute_conn *c = h->data;
-    if (--c->closing == 0)
-        free(c);
+    free(h);
 }
 
 static void mute_alloc(uv_handle_t *h, size_t n, uv_buf_t *buf)
@@ -744,30 +750,79 @@ static void mute_alloc(uv_handle_t *h, size_t n, uv_buf_t *buf)
 
 static void mute_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
 {
-    (void)st;
-    (void)n;
+    const struct mute *m = st->data;
     (void)buf; /* requests are read and never answered */
-}
-
-static void mute_release(uv_timer_t *t)
-{
-    struct mute_conn *c = t->data;
-    c->closing = 2;
-    uv_close((uv_handle_t *)&c->pipe, mute_closed);
-    uv_close((uv_handle_t *)&c->hold, mute_closed);
+    /* once released: closed when the request is in (closed before, the
+     * engine's write would raise SIGPIPE) */
+    if (m->released && n != 0 && !uv_is_closing((uv_handle_t *)st))
+        uv_close((uv_handle_t *)st, mute_closed);
 }
 
 static void mute_accept(uv_stream_t *server, int status)
 {
-    struct mute_conn *c = calloc(1, sizeof(*c));
+    struct mute *m = server->data;
+    uv_pipe_t *c = calloc(1, sizeof(*c));
     ck_assert_int_eq(status, 0);
     ck_assert_ptr_nonnull(c);
-    uv_pipe_init(server->loop, &c->pipe, 0);
-    uv_timer_init(server->loop, &c->hold);
-    c->pipe.data = c->hold.data = c;
-    ck_assert_int_eq(uv_accept(server, (uv_stream_t *)&c->pipe), 0);
-    uv_read_start((uv_stream_t *)&c->pipe, mute_alloc, mute_read);
-    uv_timer_start(&c->hold, mute_release, HOLD_MS, 0);
+    uv_pipe_init(server->loop, c, 0);
+    c->data = m;
+    ck_assert_int_eq(uv_accept(server, (uv_stream_t *)c), 0);
+    uv_read_start((uv_stream_t *)c, mute_alloc, mute_read);
+    if (m->released)
+        return;
+    ck_assert_uint_lt(m->n_held, MUTE_MAX_HELD);
+    if (!m->n_held)
+        m->first_held_ms = uv_now(server->loop);
+    m->held[m->n_held++] = c;
+}
+
+/* Close what is held (each exchange fails) and every connection after. */
+static void mute_release(struct mute *m)
+{
+    m->released = true;
+    for (size_t i = 0; i < m->n_held; i++)
+        uv_close((uv_handle_t *)m->held[i], mute_closed);
+    m->n_held = 0;
+}
+
+/* The engine planned `plans` windows since st0 and has nothing else to
+ * do but the runtime applies in flight: no window pending, the agent
+ * state file written, no apply waiting for it. */
+static bool fx_planned_and_held(struct fx *f, const struct haproxy_engine_stats *st0,
+                                uint64_t plans)
+{
+    struct haproxy_engine_stats st = stats(f);
+    if (st.plans - st0->plans < plans || quiesce_timer_pending(f->e->runtime_q) ||
+        !file_writer_idle(f->e->agent_writer))
+        return false;
+    for (size_t i = 0; i < f->e->n_svcs; i++)
+        if (f->e->svcs[i]->apply_wanted)
+            return false;
+    return true;
+}
+
+/* Run the loop until change `plans` is planned while the first apply is
+ * held. Bounds: until an apply is held, what fx_settle gives the engine;
+ * then the runtime command timeout, after which the held exchange ends
+ * by itself and with it the apply the changes must wait for. */
+static void fx_plan_during_hold(struct fx *f, const struct haproxy_engine_stats *st0,
+                                const struct mute *m, uint64_t plans)
+{
+    uint64_t deadline = uv_now(&f->loop) + FX_SETTLE_BOUND_MS;
+    while (!(m->n_held && fx_planned_and_held(f, st0, plans))) {
+        uint64_t now = uv_now(&f->loop);
+        ck_assert_msg(m->n_held || now < deadline,
+                      "no runtime apply came to the stats socket within %d ms of change %llu",
+                      FX_SETTLE_BOUND_MS, (unsigned long long)plans);
+        ck_assert_msg(!m->n_held || now < m->first_held_ms + HAPROXY_RUNTIME_CMD_TIMEOUT_MS,
+                      "change %llu not planned (%llu were) within the %d ms the held apply's "
+                      "exchange waits for an answer",
+                      (unsigned long long)plans, (unsigned long long)(stats(f).plans - st0->plans),
+                      HAPROXY_RUNTIME_CMD_TIMEOUT_MS);
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+        usleep(1000);
+        uv_update_time(&f->loop);
+    }
 }
 
 /* Changes that arrive while an apply is in the runtime queue wait for it
@@ -775,13 +830,14 @@ static void mute_accept(uv_stream_t *server, int status)
 START_TEST(test_changes_during_an_apply_coalesce)
 {
     struct fx f;
-    uv_pipe_t server;
+    struct mute m = {0};
     char path[PATH_MAX];
     fx_init(&f, "/bin/true");
     snprintf(path, sizeof(path), "%s/web.sock", f.dir);
-    ck_assert_int_eq(uv_pipe_init(&f.loop, &server, 0), 0);
-    ck_assert_int_eq(uv_pipe_bind(&server, path), 0);
-    ck_assert_int_eq(uv_listen((uv_stream_t *)&server, 16, mute_accept), 0);
+    ck_assert_int_eq(uv_pipe_init(&f.loop, &m.server, 0), 0);
+    m.server.data = &m;
+    ck_assert_int_eq(uv_pipe_bind(&m.server, path), 0);
+    ck_assert_int_eq(uv_listen((uv_stream_t *)&m.server, 16, mute_accept), 0);
     TAKE(&f, true, {K_WEB, SVC_WEB}, {K_KUBE, V_KUBE}, {K_NODE(1), V_NODE(1)});
     struct haproxy_engine_stats st0 = stats(&f);
     /* node 2 comes: its apply is held by the mute socket; nodes 3 and 4
@@ -791,13 +847,9 @@ START_TEST(test_changes_during_an_apply_coalesce)
                               {K_NODE(3), V_NODE(3)}, {K_NODE(4), V_NODE(4)}};
     for (size_t n = 4; n <= 6; n++) {
         fx_take(&f, base, n, true);
-        uint64_t until = uv_now(&f.loop) + HOLD_MS / 5; /* > the runtime window */
-        while (uv_now(&f.loop) < until) {
-            uv_run(&f.loop, UV_RUN_NOWAIT);
-            usleep(1000);
-            uv_update_time(&f.loop);
-        }
+        fx_plan_during_hold(&f, &st0, &m, n - 3);
     }
+    mute_release(&m);
     fx_settle(&f);
     struct haproxy_engine_stats st = stats(&f);
     ck_assert_uint_eq(st.plans - st0.plans, 3);
@@ -808,7 +860,7 @@ START_TEST(test_changes_during_an_apply_coalesce)
                       2);
     const struct slot_assignment *a = haproxy_engine_committed(f.e, "be_web");
     ck_assert_str_eq(slot_key(a, 3), "10.0.0.4:30080"); /* the newest placement went out */
-    uv_close((uv_handle_t *)&server, NULL);
+    uv_close((uv_handle_t *)&m.server, NULL);
     fx_free(&f);
 }
 END_TEST
