@@ -6,8 +6,9 @@ usage: haproxy_supervise.py DROVER_WATCHER CONSUL_DEV_SH TEMPLATE_DIR AGENT_CHEC
 
 One proxy host on loopback: a Consul dev agent, the real drover-watcher
 with --haproxy-run (it starts the `web` HAProxy itself and again when it
-dies), the real drover-agent-checker and three HTTP "nodes", one of them
-drained through a maintenance entry. A paced client sends LOAD_RATE new
+dies), the real drover-agent-checker and three HTTP "nodes" (in a
+Python process of their own: start_nodes_apart), one of them drained
+through a maintenance entry. A paced client sends LOAD_RATE new
 connections per second through the frontend while
   1. the HAProxy worker is killed (-9; the 2.6 master exits with it),
   2. then the HAProxy master is killed (-9).
@@ -28,6 +29,7 @@ faults_haproxy_onehost_recovery_s (the slower of the two recoveries).
 """
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -35,7 +37,9 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration",
                                 "watcher"))
 from watcherlib import Fleet, node, wait_for  # noqa: E402 (puts tests/lib on the path)
-from drover_testlib import haproxy_cmd, haproxy_servers_state, http, run_main  # noqa: E402
+import drover_testlib  # noqa: E402
+from drover_testlib import (free_port, haproxy_cmd, haproxy_servers_state, http,  # noqa: E402
+                            run_main)
 
 WATCHER, CONSUL_DEV, TEMPLATES, AGENT_CHECKER = sys.argv[1:5]
 LOAD_RATE = 100      # new connections per second
@@ -74,6 +78,41 @@ class Load:
         return [r for r in list(self.results) if t0 <= r[0] < t1]
 
 
+# The nodes' servers (drover_testlib.serve_http), run by start_nodes_apart.
+NODES_MAIN = """
+import sys, time
+sys.path.insert(0, sys.argv[1])
+from drover_testlib import serve_http
+for i, addr in enumerate(sys.argv[3:]):
+    serve_http(addr, int(sys.argv[2]), ("node%d\\n" % (i + 1)).encode())
+print("ready", flush=True)
+while True:
+    time.sleep(3600)
+"""
+
+
+def start_nodes_apart(addrs):
+    """The HTTP "nodes" (node i answers "node<i+1>", all on one free port:
+    the NodePort) in a Python process of their own, not as threads of this
+    one, where the paced client runs LOAD_RATE requests a second under the
+    same interpreter lock. So shared, at load ~12 a node took 1.08 s to
+    answer a request HAProxy passed on (HAProxy's log), twice the 500 ms
+    its health checks wait: requests failed up to 17.5 s after a kill,
+    with HAProxy back, and the client sent 271 requests in 20 s. Returns
+    the port."""
+    lib = os.path.dirname(os.path.abspath(drover_testlib.__file__))
+    for _ in range(3):
+        port = free_port()
+        p = subprocess.Popen([sys.executable, "-c", NODES_MAIN, lib, str(port)] + addrs,
+                             stdout=subprocess.PIPE, stderr=open(
+                                 os.path.join(F.work, "nodes.log"), "ab"))
+        F.procs.append(p)
+        if p.stdout.readline().strip() == b"ready":  # or "" when it could not bind
+            return port
+        p.wait()
+    raise AssertionError("the nodes' process found its port taken three times in a row")
+
+
 def judge(load, what, t_kill):
     wait_for("%s: %.0f s of load after the kill" % (what, FAULT_WINDOW),
              lambda: load.results and load.results[-1][0] >= t_kill + FAULT_WINDOW,
@@ -109,7 +148,7 @@ def show_proc():
 def main():
     global F
     F = Fleet(WATCHER, CONSUL_DEV, TEMPLATES, prefix="drover-faults-haproxy.")
-    F.NODE_PORT, _ = F.start_backends(["127.0.0.1", "127.0.0.2", "127.0.0.3"])
+    F.NODE_PORT = start_nodes_apart(["127.0.0.1", "127.0.0.2", "127.0.0.3"])
     F.copy_templates()
     F.watcher_args += ["--haproxy-run", "--haproxy-probe-interval", "100ms"]
     ac = __import__("subprocess").Popen(
