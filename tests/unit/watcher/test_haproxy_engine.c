@@ -785,18 +785,20 @@ static void mute_release(struct mute *m)
     m->n_held = 0;
 }
 
-/* The engine planned `plans` windows since st0 and has nothing else to
- * do but the runtime applies in flight: no window pending, the agent
- * state file written, no apply waiting for it. */
+/* The engine planned `plans` windows since st0 and has nothing left to
+ * do but the runtime applies in flight: what haproxy_engine_idle waits
+ * for, bar those. Work still pending when the held apply ends (an agent
+ * file write, the config file refresh) would send an apply of its own. */
 static bool fx_planned_and_held(struct fx *f, const struct haproxy_engine_stats *st0,
                                 uint64_t plans)
 {
-    struct haproxy_engine_stats st = stats(f);
-    if (st.plans - st0->plans < plans || quiesce_timer_pending(f->e->runtime_q) ||
-        !file_writer_idle(f->e->agent_writer))
+    const struct haproxy_engine *e = f->e;
+    if (stats(f).plans - st0->plans < plans || quiesce_timer_pending(e->runtime_q) ||
+        quiesce_timer_pending(e->struct_q) || !file_writer_idle(e->agent_writer) ||
+        !engine_agent_file_current(e))
         return false;
-    for (size_t i = 0; i < f->e->n_svcs; i++)
-        if (f->e->svcs[i]->apply_wanted)
+    for (size_t i = 0; i < e->n_svcs; i++)
+        if (e->svcs[i]->apply_wanted || e->svcs[i]->checking || e->svcs[i]->busy)
             return false;
     return true;
 }
