@@ -463,9 +463,13 @@ int director_maps_activate(struct director_maps *m, __u32 gen)
     return 0;
 }
 
-int director_maps_publish(struct director_maps *m, const struct drover_gen_config *cfg,
+/* The publish of director_maps_publish(); with own_version_only, the
+ * active generation's version is read under the lock, so an attach or
+ * apply of another version that flipped in after the caller's own check
+ * is not written over. */
+static int publish_locked(struct director_maps *m, const struct drover_gen_config *cfg,
                           const struct drover_proxy *proxies, const struct drover_row *rows,
-                          __u32 *gen_out)
+                          bool own_version_only, __u32 *gen_out)
 {
     struct drover_gen_config cur;
     __u32 zero_gen = 0, active = 0, next;
@@ -479,6 +483,18 @@ int director_maps_publish(struct director_maps *m, const struct drover_gen_confi
     rc = director_maps_active(m, &active);
     if (rc < 0)
         goto out;
+    if (own_version_only) {
+        if (bpf_map_lookup_elem(m->gen_cfg_fd, &active, &cur) < 0) {
+            rc = -errno;
+            log_error("director: read of map %s (generation %u) failed: %s; not publishing",
+                      DIRECTOR_MAP_GEN_CFG, active, strerror(errno));
+            goto out;
+        }
+        if (cur.version != DROVER_MAPS_VERSION) {
+            rc = -ESTALE;
+            goto out;
+        }
+    }
     /* A fresh map set has no generation written: fill 0 and activate it. */
     if (bpf_map_lookup_elem(m->gen_cfg_fd, &zero_gen, &cur) == 0 && cur.version == 0 && active == 0)
         next = 0;
@@ -494,6 +510,20 @@ out:
     if (m->lock_fd >= 0)
         flock(m->lock_fd, LOCK_UN);
     return rc;
+}
+
+int director_maps_publish(struct director_maps *m, const struct drover_gen_config *cfg,
+                          const struct drover_proxy *proxies, const struct drover_row *rows,
+                          __u32 *gen_out)
+{
+    return publish_locked(m, cfg, proxies, rows, false, gen_out);
+}
+
+int director_maps_publish_over_own(struct director_maps *m, const struct drover_gen_config *cfg,
+                                   const struct drover_proxy *proxies,
+                                   const struct drover_row *rows, __u32 *gen_out)
+{
+    return publish_locked(m, cfg, proxies, rows, true, gen_out);
 }
 
 int director_maps_read_gen(const struct director_maps *m, __u32 gen, struct drover_gen_config *cfg,

@@ -81,6 +81,13 @@ int director_maps_activate(struct director_maps *m, __u32 gen);
 int director_maps_publish(struct director_maps *m, const struct drover_gen_config *cfg,
                           const struct drover_proxy *proxies, const struct drover_row *rows,
                           __u32 *gen_out);
+/* The same, for a publisher that keeps settings of the active generation
+ * (the watcher): only over an active generation of this build's maps
+ * version, checked under the lock; -ESTALE and nothing written when one of
+ * another version (a fresh map set's unwritten one included) is active. */
+int director_maps_publish_over_own(struct director_maps *m, const struct drover_gen_config *cfg,
+                                   const struct drover_proxy *proxies,
+                                   const struct drover_row *rows, __u32 *gen_out);
 /* Read generation gen back and checksum it (director_generation_checksum). */
 int director_maps_checksum(const struct director_maps *m, __u32 gen, __u64 *sum);
 /* Read one generation's config and proxies (proxies: DROVER_MAX_PROXIES). */

@@ -154,8 +154,10 @@ static int vip_keys(const struct director_vip *vips, size_t n, struct drover_vip
     return 0;
 }
 
-/* Flip img in (unless active already holds it and keep_if_same), verify,
- * then make the VIP set keys[0..nkeys). */
+/* Flip img in (unless active already holds it), verify, then make the VIP
+ * set keys[0..nkeys). With active given, img keeps settings of that
+ * generation: it is written only while a generation of this maps version
+ * is active, checked again under the publish lock. */
 static int publish_image(struct director_maps *m, const char *where, struct image *img,
                          const __u32 *active, const struct drover_vip_key *keys, size_t nkeys,
                          bool vips_changed, struct director_publish_result *res, char *err,
@@ -171,7 +173,16 @@ static int publish_image(struct director_maps *m, const char *where, struct imag
     if (active && director_maps_checksum(m, *active, &got) == 0 && got == want) {
         gen = *active;
     } else {
-        rc = director_maps_publish(m, &img->cfg, img->proxies, img->rows, &gen);
+        rc = active ? director_maps_publish_over_own(m, &img->cfg, img->proxies, img->rows, &gen)
+                    : director_maps_publish(m, &img->cfg, img->proxies, img->rows, &gen);
+        if (rc == -ESTALE) {
+            errmsg_set(err, errlen,
+                       "%s holds no usable generation any more: one of another maps version was "
+                       "flipped in while publishing (an attach or apply of another version); "
+                       "nothing written",
+                       where);
+            return -EAGAIN;
+        }
         if (rc < 0) {
             errmsg_set(err, errlen,
                        "publishing a generation into %s failed: %s; the previous one stays active",

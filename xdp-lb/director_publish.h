@@ -86,8 +86,10 @@ struct director_publish_result {
 /* Make the maps pinned in pin_dir forward by p->table: when the active
  * generation already holds exactly this image nothing is flipped, else
  * the inactive one is written, flipped and verified. -EAGAIN when the
- * maps hold no usable generation yet (drover-director not attached with
- * its settings). err gets "what failed in pin_dir" without what the
+ * maps hold no usable generation (drover-director not attached with its
+ * settings, or a generation of another maps version active - checked
+ * again under the publish lock, so one flipped in meanwhile is not
+ * written over). err gets "what failed in pin_dir" without what the
  * caller does next. */
 int director_publish_table(const char *pin_dir, const struct director_publish_table *p,
                            struct director_publish_result *res, char *err, size_t errlen);

@@ -6,7 +6,8 @@
  * checksum, so the table path flips nothing), the table path keeps the
  * tunnel settings of the active generation, changes flip and verify, the
  * live read reports what was published, and a map set nobody attached
- * with settings is refused with -EAGAIN. The metrics collector of the
+ * with settings is refused with -EAGAIN, as is one whose generation
+ * became another version's while the publisher waited for the lock. The metrics collector of the
  * watchers reads the director's and the decap program's pins.
  */
 #include <arpa/inet.h>
@@ -14,13 +15,18 @@
 #include <bpf/libbpf.h>
 #include <check.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <netinet/in.h>
+#include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "decap_bpf.skel.h"
@@ -191,6 +197,114 @@ START_TEST(test_unattached_maps_refused)
 }
 END_TEST
 
+/* A watcher publish, run in a thread of its own. */
+struct racing_publish {
+    const char *dir;
+    const struct director_publish_table *p;
+    struct director_publish_result res;
+    char err[512];
+    int rc;
+};
+
+static void *racing_publish_run(void *arg)
+{
+    struct racing_publish *r = arg;
+    r->rc = director_publish_table(r->dir, r->p, &r->res, r->err, sizeof(r->err));
+    return NULL;
+}
+
+/* Whether /proc/locks lists a flock request blocked on the inode of dir
+ * (a "->" line: someone waits for the lock this test holds). */
+static bool lock_waited_for(const char *dir)
+{
+    struct stat st;
+    char want[64], line[256];
+    bool found = false;
+
+    ck_assert_int_eq(stat(dir, &st), 0);
+    snprintf(want, sizeof(want), " %02x:%02x:%lu ", major(st.st_dev), minor(st.st_dev),
+             (unsigned long)st.st_ino);
+    FILE *f = fopen("/proc/locks", "r");
+    ck_assert_ptr_nonnull(f);
+    while (!found && fgets(line, sizeof(line), f))
+        found = strstr(line, "->") && strstr(line, " FLOCK ") && strstr(line, want);
+    fclose(f);
+    return found;
+}
+
+/* The watcher's path checks the active generation's version first (for
+ * the settings it keeps) and again under the publish lock: an apply of
+ * another version that flips its generation in between - here while the
+ * test holds the lock and the publisher waits for it - is not written
+ * over. */
+START_TEST(test_version_flipped_in_while_waiting_for_the_lock)
+{
+    struct director_bpf *skel = director_bpf__open_and_load();
+    struct director_publish_device dev = {.egress_ifindex = 0};
+    struct director_publish_result first;
+    struct director_config cfg;
+    struct director_table *t = NULL;
+    struct director_maps m;
+    struct director_live l;
+    static struct drover_proxy px[DROVER_MAX_PROXIES];
+    struct drover_gen_config g;
+    char dir[256], err[512];
+    pthread_t th;
+
+    ck_assert_ptr_nonnull(skel);
+    ck_assert_int_eq(director_config_parse(CONFIG, strlen(CONFIG), "t", &cfg, err, sizeof(err)), 0);
+    ck_assert_int_eq(director_maps_from_object(&m, skel->obj), 0);
+    ck_assert_int_eq(director_publish_config(&m, "test", &cfg, &dev, &first, err, sizeof(err)), 0);
+    director_maps_close(&m);
+    ck_assert_int_eq(director_pin_dir(root, "race0", dir, sizeof(dir)), 0);
+    pin_maps(skel->obj, dir);
+    ck_assert_int_eq(director_build_from_config(&cfg, &t, err, sizeof(err)), 0);
+    /* another gue_port: the publish has a generation to write */
+    struct director_publish_table p = {.table = t,
+                                       .hash_key = {cfg.hash_key[0], cfg.hash_key[1]},
+                                       .hash_fields = cfg.hash_fields,
+                                       .gue_port = 19601,
+                                       .vips = VIPS,
+                                       .n_vips = 2};
+    struct racing_publish r = {.dir = dir, .p = &p};
+
+    int lock = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    ck_assert_int_ge(lock, 0);
+    ck_assert_int_eq(flock(lock, LOCK_EX), 0);
+    ck_assert_int_eq(pthread_create(&th, NULL, racing_publish_run, &r), 0);
+    /* the publisher opens the pins and reads one generation before it
+     * asks for the lock: milliseconds; 20 s covers a machine at full load */
+    struct timespec tick = {.tv_nsec = 10 * 1000 * 1000};
+    int polls = 0;
+    while (!lock_waited_for(dir) && ++polls < 2000)
+        nanosleep(&tick, NULL);
+    ck_assert_msg(polls < 2000, "the publisher never waited for the lock on %s in 20 s", dir);
+
+    /* meanwhile a version-2 apply flips its generation in */
+    ck_assert_int_eq(director_maps_open_pinned(dir, &m), 0);
+    ck_assert_int_eq(director_maps_read_gen(&m, first.generation, &g, px), 0);
+    g.version = 2;
+    ck_assert_int_eq(bpf_map_update_elem(m.gen_cfg_fd, &(__u32){first.generation ^ 1}, &g, BPF_ANY),
+                     0);
+    ck_assert_int_eq(director_maps_activate(&m, first.generation ^ 1), 0);
+    director_maps_close(&m);
+    ck_assert_int_eq(flock(lock, LOCK_UN), 0);
+    close(lock);
+    ck_assert_int_eq(pthread_join(th, NULL), 0);
+
+    ck_assert_msg(r.rc == -EAGAIN, "publish returned %d: %s", r.rc, r.err);
+    ck_assert_msg(strstr(r.err, "another maps version") && strstr(r.err, dir), "%s", r.err);
+    ck_assert(!r.res.gen_written && !r.res.vips_written);
+    ck_assert_int_eq(director_live_read(dir, false, &l), 0);
+    ck_assert_uint_eq(l.generation, first.generation ^ 1);
+    ck_assert_uint_eq(l.maps_version, 2);
+    director_live_free(&l);
+    director_table_free(t);
+    director_config_free(&cfg);
+    director_bpf__destroy(skel);
+}
+END_TEST
+
 struct scrape_target {
     const char *pin_dir, *dev;
     bool decap;
@@ -280,6 +394,7 @@ int main(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_config_and_table_paths_agree);
     tcase_add_test(tc, test_unattached_maps_refused);
+    tcase_add_test(tc, test_version_flipped_in_while_waiting_for_the_lock);
     tcase_add_test(tc, test_metrics_from_pins);
     suite_add_tcase(s, tc);
     if (geteuid() != 0) {
