@@ -13,9 +13,10 @@
  * handles are unreferenced: they never keep a loop alive.
  *
  * One measurement serves a loop: whoever owns the loop makes it and hands
- * it to every module on that loop that judges timeouts (the Consul client
- * and the director's health checks take it in their options), each keeping
- * a reference. loop_lag_own_fault() is the one rule they judge by.
+ * it to every module on that loop that judges timeouts (the Consul client,
+ * the director's health checks, the Kubernetes client and the HAProxy
+ * runtime clients take it in their options or haproxy_runtime_new), each
+ * keeping a reference. loop_lag_own_fault() is the one rule they judge by.
  */
 #ifndef DROVER_LOOP_LAG_H
 #define DROVER_LOOP_LAG_H

@@ -194,8 +194,10 @@ int kube_client_new(uv_loop_t *loop, struct curl_uv *cu, const struct kube_clien
     kc->backoff_cap_ms = or_default(cfg->backoff_cap_ms, 30000);
     kc->request_timeout_s = or_default(cfg->request_timeout_s, 60);
     kc->max_list_bytes = cfg->max_list_bytes ? cfg->max_list_bytes : CURL_UV_BUF_DEFAULT_MAX;
+    if (cfg->loop_lag)
+        kc->lag = loop_lag_ref(cfg->loop_lag);
     if (!kc->api_url || (cfg->token_file && !kc->token_file) || (cfg->ca_file && !kc->ca_file) ||
-        loop_lag_new(loop, &kc->lag) < 0)
+        (!kc->lag && loop_lag_new(loop, &kc->lag) < 0))
         goto nomem;
     size_t ul = strlen(kc->api_url);
     while (ul > 0 && kc->api_url[ul - 1] == '/')

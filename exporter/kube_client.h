@@ -51,6 +51,8 @@
 
 #define KUBE_SA_DIR "/var/run/secrets/kubernetes.io/serviceaccount"
 
+struct loop_lag;
+
 struct kube_client_config {
     const char *api_url;        /* "https://10.0.0.1:443"; no trailing path */
     const char *token_file;     /* bearer token file; NULL = no Authorization */
@@ -64,6 +66,10 @@ struct kube_client_config {
     unsigned backoff_cap_ms;    /* 0 = 30000 */
     unsigned request_timeout_s; /* one list page; 0 = 60 */
     size_t max_list_bytes;      /* one list page's body; 0 = 64 MiB */
+    /* The loop's stall measurement (loop_lag.h), shared with the other
+     * modules on the loop; the client keeps a reference. NULL: the client
+     * measures the loop itself. */
+    struct loop_lag *loop_lag;
 };
 
 /* In-cluster defaults: api_url from KUBERNETES_SERVICE_HOST/PORT (IPv6

@@ -27,6 +27,7 @@
 #include "label_selector.h"
 #include "leader.h"
 #include "log.h"
+#include "loop_lag.h"
 #include "metrics.h"
 #include "sdnotify.h"
 #include "sync.h"
@@ -477,9 +478,18 @@ static int setup(struct daemon *d)
         log_error("exporter: cannot set up libcurl on libuv, exiting");
         return -EIO;
     }
+    /* one stall measurement of the loop for the Consul and the Kubernetes
+     * client (each keeps a reference) */
+    struct loop_lag *lag = NULL;
+    if ((rc = loop_lag_new(d->loop, &lag)) < 0) {
+        log_error("exporter: cannot measure the loop's stalls: %s, exiting", strerror(-rc));
+        return rc;
+    }
+    ccfg.loop_lag = lag;
     rc = consul_client_new(d->loop, &ccfg, &d->consul);
     if (rc < 0) {
         log_error("exporter: Consul client for %s: %s, exiting", ccfg.address, strerror(-rc));
+        loop_lag_unref(lag);
         return rc;
     }
 
@@ -492,13 +502,14 @@ static int setup(struct daemon *d)
         .max_list_bytes = (size_t)opt.kube_list_max_bytes,
         .watch_min_s = (unsigned)(opt.watch_timeout_min_ms / 1000),
         .watch_max_s = (unsigned)(opt.watch_timeout_max_ms / 1000),
+        .loop_lag = lag,
     };
-    if (!kcfg.api_url) {
-        rc = kube_client_config_in_cluster(&kcfg, urlbuf, sizeof(urlbuf));
-        if (rc < 0)
-            return rc;
+    if (!kcfg.api_url && (rc = kube_client_config_in_cluster(&kcfg, urlbuf, sizeof(urlbuf))) < 0) {
+        loop_lag_unref(lag);
+        return rc;
     }
     rc = kube_client_new(d->loop, d->cu, &kcfg, &d->kube);
+    loop_lag_unref(lag); /* the clients' references remain */
     if (rc < 0) {
         log_error("exporter: Kubernetes client for %s: %s, exiting", kcfg.api_url, strerror(-rc));
         return rc;

@@ -21,6 +21,7 @@
 #include "kv_kube.h"
 #include "kv_status.h"
 #include "log.h"
+#include "loop_lag.h"
 #include "render.h"
 #include "str_affix.h"
 #include "tls_files.h"
@@ -376,8 +377,9 @@ static int ensure_service(struct haproxy_engine *e, const char *name)
     char *stats = haproxy_engine_expand(e->o.stats_socket, name),
          *master = haproxy_engine_expand(e->o.master_socket, name),
          *state = haproxy_engine_expand(e->o.state_file, name);
-    int rc = stats && master && state ? haproxy_runtime_new(e->loop, stats, master, state, &s->rt)
-                                      : -ENOMEM;
+    int rc = stats && master && state
+                 ? haproxy_runtime_new(e->loop, stats, master, state, e->o.loop_lag, &s->rt)
+                 : -ENOMEM;
     if (rc < 0)
         log_error("watcher: service %s: cannot create the HAProxy client: %s", name, strerror(-rc));
     else { /* its state file written after every apply: never on the loop */
@@ -1024,6 +1026,8 @@ int haproxy_engine_new(uv_loop_t *loop, const struct haproxy_engine_opts *o,
     engine_supervise_init(e);
     engine_certs_init(e);
     engine_errors_init(e);
+    if (o->loop_lag)
+        e->o.loop_lag = loop_lag_ref(o->loop_lag);
     *out = e;
     return 0;
 fail:
@@ -1090,6 +1094,7 @@ void haproxy_engine_free(struct haproxy_engine *e)
     }
     free(e->svcs);
     template_set_free(e->templates);
+    loop_lag_unref(e->o.loop_lag);
     dir_lock_release(e->lock_fd); /* last: the files of the config dir are written */
     free(e);
 }

@@ -90,6 +90,11 @@ struct haproxy_engine_opts {
      * a definition or failed, a guard was taken or released); may be NULL */
     void (*on_status)(void *arg);
     void *arg;
+    /* The loop's stall measurement (loop_lag.h), shared with the other
+     * modules on the loop; the engine keeps a reference and hands it to
+     * every service's HAProxy client. NULL: each client measures the loop
+     * itself. */
+    struct loop_lag *loop_lag;
 };
 
 /*

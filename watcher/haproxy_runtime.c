@@ -502,7 +502,8 @@ int haproxy_runtime_exec(struct haproxy_runtime *rt, enum haproxy_socket sock,
 /* ---- lifecycle ---------------------------------------------------------- */
 
 int haproxy_runtime_new(uv_loop_t *loop, const char *stats_socket, const char *master_socket,
-                        const char *server_state_file, struct haproxy_runtime **out)
+                        const char *server_state_file, struct loop_lag *lag,
+                        struct haproxy_runtime **out)
 {
     struct haproxy_runtime *rt;
     if (!loop || !stats_socket || !stats_socket[0])
@@ -516,8 +517,10 @@ int haproxy_runtime_new(uv_loop_t *loop, const char *stats_socket, const char *m
     rt->stats_path = strdup(stats_socket);
     rt->master_path = master_socket ? strdup(master_socket) : NULL;
     rt->state_path = server_state_file ? strdup(server_state_file) : NULL;
+    if (lag)
+        rt->lag = loop_lag_ref(lag);
     if (!rt->stats_path || (master_socket && !rt->master_path) ||
-        (server_state_file && !rt->state_path) || loop_lag_new(loop, &rt->lag) < 0) {
+        (server_state_file && !rt->state_path) || (!lag && loop_lag_new(loop, &rt->lag) < 0)) {
         haproxy_runtime_free(rt);
         return -ENOMEM;
     }

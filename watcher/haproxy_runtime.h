@@ -67,11 +67,15 @@ struct haproxy_runtime;
  * Create a client. stats_socket: the `stats socket` path (level admin);
  * master_socket: the `-S` path (NULL: reloads and show proc are -ENOTSUP);
  * server_state_file: the global `server-state-file` path (NULL: reloads do
- * not save state). Strings are copied. Nothing connects until a request.
- * 0, -EINVAL or -ENOMEM.
+ * not save state); lag: the loop's stall measurement (loop_lag.h), shared
+ * with the other modules on the loop, the client keeping a reference
+ * (NULL: the client measures the loop itself). Strings are copied.
+ * Nothing connects until a request. 0, -EINVAL or -ENOMEM.
  */
+struct loop_lag;
 int haproxy_runtime_new(uv_loop_t *loop, const char *stats_socket, const char *master_socket,
-                        const char *server_state_file, struct haproxy_runtime **out);
+                        const char *server_state_file, struct loop_lag *lag,
+                        struct haproxy_runtime **out);
 
 /* Cancel queued requests (their callbacks run with -ECANCELED before this
  * returns), close the connection in flight, free everything. The loop must

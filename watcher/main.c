@@ -42,6 +42,7 @@
 #include "kv_status.h"
 #include "haproxy_value.h"
 #include "log.h"
+#include "loop_lag.h"
 #include "director_metrics.h"
 #include "director_publish.h"
 #include "metrics.h"
@@ -708,7 +709,15 @@ static int run_daemon(void)
         log_error("watcher: %s; cannot start", err);
         return 1;
     }
+    /* one stall measurement of the loop for every service's HAProxy
+     * client and the Consul client (each keeps a reference) */
+    struct loop_lag *lag = NULL;
+    if ((rc = loop_lag_new(w.loop, &lag)) < 0) {
+        log_error("watcher: cannot start: %s", strerror(-rc));
+        return 1;
+    }
     engine_opts(&w.eo, &w.model);
+    w.eo.loop_lag = lag;
     w.eo.metrics = w.metrics;
     w.eo.on_applied = on_engine_applied;
     w.eo.on_status = on_engine_status;
@@ -725,7 +734,10 @@ static int run_daemon(void)
     if (daemon_metrics_start(w.loop, "watcher", opt.metrics_addr, w.metrics, w.m_ready,
                              "no snapshot applied yet", &w.http) < 0)
         return 1;
-    if ((rc = consul_client_new(w.loop, &consul_cfg, &w.consul)) < 0) {
+    consul_cfg.loop_lag = lag;
+    rc = consul_client_new(w.loop, &consul_cfg, &w.consul);
+    loop_lag_unref(lag); /* the engine's and the client's references remain */
+    if (rc < 0) {
         log_error("watcher: consul client for %s: %s; cannot start", consul_cfg.address,
                   strerror(-rc));
         return 1;

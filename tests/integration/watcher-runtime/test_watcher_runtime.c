@@ -519,7 +519,7 @@ int main(int argc, char **argv)
     CHECK(fe_port > 0, "no free port");
     CHECK(write_config(false) == 0, "cannot write %s", cfg_path);
     CHECK(start_haproxy() == 0, "cannot start haproxy");
-    CHECK(haproxy_runtime_new(&loop, stats_path, master_path, state_path, &rt) == 0, "new");
+    CHECK(haproxy_runtime_new(&loop, stats_path, master_path, state_path, NULL, &rt) == 0, "new");
 
     /* HAProxy is up when the master answers and the worker is listed. */
     double end = now_ms() + 10000;
@@ -945,7 +945,7 @@ int main(int argc, char **argv)
         memcpy(un.sun_path, mute, strlen(mute) + 1);
         CHECK(bind(sfd, (struct sockaddr *)&un, sizeof(un)) == 0 && listen(sfd, 4) == 0,
               "mute socket");
-        CHECK(haproxy_runtime_new(&loop, mute, NULL, NULL, &rt_bad) == 0, "new");
+        CHECK(haproxy_runtime_new(&loop, mute, NULL, NULL, NULL, &rt_bad) == 0, "new");
         haproxy_runtime_set_timeouts(rt_bad, 300, 0);
         /* a timer on the same loop keeps firing while the exchange waits:
          * a client blocking in connect/read would starve it */
@@ -967,7 +967,7 @@ int main(int argc, char **argv)
 
         char missing[PATH_MAX + 32];
         snprintf(missing, sizeof(missing), "%s/missing.sock", dir);
-        CHECK(haproxy_runtime_new(&loop, missing, missing, state_path, &rt_bad) == 0, "new");
+        CHECK(haproxy_runtime_new(&loop, missing, missing, state_path, NULL, &rt_bad) == 0, "new");
         t0 = now_ms();
         rc = apply(rt_bad, &cur);
         took = now_ms() - t0;

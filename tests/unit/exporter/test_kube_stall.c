@@ -18,6 +18,7 @@
 
 #include "fake_http.h"
 #include "kube_client.h"
+#include "loop_lag.h"
 #include "../common/suite_main.h"
 #include "test_sleep.h"
 
@@ -103,7 +104,10 @@ static void start(struct client *cl, struct server *srv)
     ck_assert_int_eq(curl_uv_new(&cl->loop, &cl->cu), 0);
     snprintf(url, sizeof(url), "http://127.0.0.1:%d", srv->port);
     struct kube_client_config cfg = {.api_url = url, .request_timeout_s = TIMEOUT_S};
+    /* the loop's measurement, owned here as the exporter's main does */
+    ck_assert_int_eq(loop_lag_new(&cl->loop, &cfg.loop_lag), 0);
     ck_assert_int_eq(kube_client_new(&cl->loop, cl->cu, &cfg, &cl->kc), 0);
+    loop_lag_unref(cfg.loop_lag);
     cl->store = kube_store_new("services", true);
     ck_assert_ptr_nonnull(cl->store);
     ck_assert_int_eq(kube_reflector_new(cl->kc, "/api/v1/services", cl->store, NULL, NULL, &cl->r),

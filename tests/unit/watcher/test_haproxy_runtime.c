@@ -36,7 +36,8 @@ START_TEST(test_exec_refuses_bad_commands_and_cancels)
     uv_loop_t loop;
     struct haproxy_runtime *rt;
     ck_assert_int_eq(uv_loop_init(&loop), 0);
-    ck_assert_int_eq(haproxy_runtime_new(&loop, "/nonexistent/stats.sock", NULL, NULL, &rt), 0);
+    ck_assert_int_eq(haproxy_runtime_new(&loop, "/nonexistent/stats.sock", NULL, NULL, NULL, &rt),
+                     0);
     const char *nl[] = {"set server be/slot1 weight 3\nshutdown sessions server be/slot1"};
     const char *cr[] = {"show info\r"};
     const char *quit[] = {"quit"};
@@ -154,7 +155,7 @@ static int run_exchange(const char *answer, const char *const *cmds, size_t n, s
     pthread_t t;
     fake_start(f, &t, answer);
     ck_assert_int_eq(uv_loop_init(&loop), 0);
-    ck_assert_int_eq(haproxy_runtime_new(&loop, f->path, NULL, NULL, &rt), 0);
+    ck_assert_int_eq(haproxy_runtime_new(&loop, f->path, NULL, NULL, NULL, &rt), 0);
     haproxy_runtime_set_timeouts(rt, 5000, 0);
     ex_done = 0;
     ck_assert_int_eq(haproxy_runtime_exec(rt, HAPROXY_SOCKET_STATS, cmds, n, ex_cb, NULL), 0);
@@ -280,7 +281,7 @@ START_TEST(test_master_lane_beside_stats)
     ck_assert_int_eq(pthread_create(&l.ts, NULL, fake_serve, &l.stats), 0);
     ck_assert_int_eq(pthread_create(&l.tm, NULL, master_serve, &l), 0);
     ck_assert_int_eq(uv_loop_init(&loop), 0);
-    ck_assert_int_eq(haproxy_runtime_new(&loop, l.stats.path, l.master.path, NULL, &rt), 0);
+    ck_assert_int_eq(haproxy_runtime_new(&loop, l.stats.path, l.master.path, NULL, NULL, &rt), 0);
     haproxy_runtime_set_timeouts(rt, 10000, 10000);
     ck_assert_int_eq(haproxy_runtime_exec(rt, HAPROXY_SOCKET_STATS, cmds, 1, lane_stats_cb, NULL),
                      0);

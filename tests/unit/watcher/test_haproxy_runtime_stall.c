@@ -22,6 +22,7 @@
 #include <uv.h>
 
 #include "haproxy_runtime.h"
+#include "loop_lag.h"
 #include "metrics.h"
 #include "../../lib/test_sleep.h"
 #include "../common/suite_main.h"
@@ -159,7 +160,11 @@ static void run(struct client *cl, struct fake *f, bool stall, struct metrics_co
     memset(cl, 0, sizeof(*cl));
     cl->fake = f;
     ck_assert_int_eq(uv_loop_init(&cl->loop), 0);
-    ck_assert_int_eq(haproxy_runtime_new(&cl->loop, f->path, NULL, NULL, &cl->rt), 0);
+    /* the loop's measurement, owned here as the watcher's main does */
+    struct loop_lag *lag;
+    ck_assert_int_eq(loop_lag_new(&cl->loop, &lag), 0);
+    ck_assert_int_eq(haproxy_runtime_new(&cl->loop, f->path, NULL, NULL, lag, &cl->rt), 0);
+    loop_lag_unref(lag);
     haproxy_runtime_set_timeouts(cl->rt, TIMEOUT_MS, 0);
     haproxy_runtime_set_stall_counter(cl->rt, counter);
     uv_check_init(&cl->loop, &cl->stall);
@@ -359,8 +364,10 @@ START_TEST(test_reload_confirmed_after_stall)
     ck_assert_int_eq(pthread_create(&m.thread, NULL, master_serve, &m), 0);
 
     ck_assert_int_eq(uv_loop_init(&loop), 0);
-    /* no state file: baseline, reload, then show proc until confirmed */
-    ck_assert_int_eq(haproxy_runtime_new(&loop, "/nonexistent/stats.sock", m.path, NULL, &rt), 0);
+    /* no state file: baseline, reload, then show proc until confirmed; the
+     * client measures the loop itself */
+    ck_assert_int_eq(haproxy_runtime_new(&loop, "/nonexistent/stats.sock", m.path, NULL, NULL, &rt),
+                     0);
     /* exchanges keep the default 3 s: only the reload's deadline is due */
     haproxy_runtime_set_timeouts(rt, 0, RELOAD_TIMEOUT_MS);
     uv_check_init(&loop, &rl.stall);
