@@ -19,6 +19,7 @@
 #include "consul.h"
 #include "fake_http.h"
 #include "loop_lag.h"
+#include "loop_stall.h"
 #include "suite_main.h"
 #include "test_sleep.h"
 
@@ -65,29 +66,23 @@ struct client {
     uv_loop_t loop;
     struct consul_client *c;
     struct server *srv;
-    uv_check_t stall;
-    uv_timer_t wake;
-    bool stalled, done;
+    struct loop_stall stall;
+    bool done;
     int err;
 };
 
-static void on_wake(uv_timer_t *t)
+/* Once Consul has the request: block the loop past the request timeout
+ * (as SIGSTOP or a long table build would). The answer arrives meanwhile;
+ * curl's timeout is due when the loop goes on. */
+static bool stall_on_request(void *arg)
 {
-    (void)t; /* only makes the loop go round every millisecond */
-}
+    struct client *cl = arg;
 
-/* After an I/O wait, once Consul has the request: block the loop past the
- * request timeout (as SIGSTOP or a long table build would), once. The
- * answer arrives meanwhile; curl's timeout is due when the loop goes on. */
-static void on_stall(uv_check_t *h)
-{
-    struct client *cl = h->data;
-
-    if (cl->stalled || atomic_load(&cl->srv->seen) == 0)
-        return;
-    cl->stalled = true;
+    if (atomic_load(&cl->srv->seen) == 0)
+        return false;
     atomic_store(&cl->srv->stalling, true);
     sleep_ms(3 * TIMEOUT_MS + 1000);
+    return true;
 }
 
 static void on_read(void *arg, struct consul_response *resp)
@@ -110,19 +105,13 @@ static void run(struct client *cl, struct server *srv, bool stall)
     ck_assert_int_eq(loop_lag_new(&cl->loop, &cfg.loop_lag), 0);
     ck_assert_int_eq(consul_client_new(&cl->loop, &cfg, &cl->c), 0);
     loop_lag_unref(cfg.loop_lag);
-    uv_check_init(&cl->loop, &cl->stall);
-    uv_timer_init(&cl->loop, &cl->wake);
-    cl->stall.data = cl;
-    if (stall) {
-        uv_check_start(&cl->stall, on_stall);
-        uv_timer_start(&cl->wake, on_wake, 1, 1);
-    }
+    if (stall)
+        loop_stall_start(&cl->stall, &cl->loop, stall_on_request, cl, 1);
     ck_assert_int_eq(consul_kv_get_prefix(cl->c, "drover/v1/", on_read, cl), 0);
     /* each attempt ends within its timeout (plus the one stall) */
     while (!cl->done)
         uv_run(&cl->loop, UV_RUN_ONCE);
-    uv_close((uv_handle_t *)&cl->stall, NULL);
-    uv_close((uv_handle_t *)&cl->wake, NULL);
+    loop_stall_close(&cl->stall);
 }
 
 static void finish(struct client *cl)
@@ -139,7 +128,7 @@ START_TEST(test_answer_read_after_stall)
 
     server_start(&srv, false, true);
     run(&cl, &srv, true);
-    ck_assert(cl.stalled);
+    ck_assert_uint_eq(cl.stall.stalls, 1);
     ck_assert_msg(cl.err == 0, "the answer was there after the stall, yet the read failed: %d",
                   cl.err);
     ck_assert_uint_eq(consul_client_stats(cl.c)->stall_retries, 1);

@@ -19,6 +19,7 @@
 #include "fake_http.h"
 #include "kube_client.h"
 #include "loop_lag.h"
+#include "loop_stall.h"
 #include "../common/suite_main.h"
 #include "test_sleep.h"
 
@@ -71,27 +72,20 @@ struct client {
     struct kube_store *store;
     struct kube_reflector *r;
     struct server *srv;
-    uv_check_t stall;
-    uv_timer_t wake;
-    bool stalled;
+    struct loop_stall stall;
 };
 
-static void on_wake(uv_timer_t *t)
+/* Once the API server has the list request: block the loop past the
+ * request timeout. */
+static bool stall_on_list(void *arg)
 {
-    (void)t; /* only makes the loop go round every millisecond */
-}
+    struct client *cl = arg;
 
-/* After an I/O wait, once the API server has the list request: block the
- * loop past the request timeout, once. */
-static void on_stall(uv_check_t *h)
-{
-    struct client *cl = h->data;
-
-    if (cl->stalled || atomic_load(&cl->srv->lists) == 0)
-        return;
-    cl->stalled = true;
+    if (atomic_load(&cl->srv->lists) == 0)
+        return false;
     atomic_store(&cl->srv->stalling, true);
     sleep_ms(STALL_MS);
+    return true;
 }
 
 static void start(struct client *cl, struct server *srv)
@@ -112,11 +106,7 @@ static void start(struct client *cl, struct server *srv)
     ck_assert_ptr_nonnull(cl->store);
     ck_assert_int_eq(kube_reflector_new(cl->kc, "/api/v1/services", cl->store, NULL, NULL, &cl->r),
                      0);
-    uv_check_init(&cl->loop, &cl->stall);
-    uv_timer_init(&cl->loop, &cl->wake);
-    cl->stall.data = cl;
-    uv_check_start(&cl->stall, on_stall);
-    uv_timer_start(&cl->wake, on_wake, 1, 1);
+    loop_stall_start(&cl->stall, &cl->loop, stall_on_list, cl, 1);
     kube_reflector_start(cl->r);
 }
 
@@ -132,8 +122,7 @@ static const struct kube_reflector_stats *run_until_list_ends(struct client *cl)
 
 static void finish(struct client *cl)
 {
-    uv_close((uv_handle_t *)&cl->stall, NULL);
-    uv_close((uv_handle_t *)&cl->wake, NULL);
+    loop_stall_close(&cl->stall);
     kube_reflector_free(cl->r);
     kube_client_free(cl->kc);
     uv_run(&cl->loop, UV_RUN_DEFAULT);
@@ -151,7 +140,7 @@ START_TEST(test_list_read_after_stall)
     server_start(&srv, false);
     start(&cl, &srv);
     const struct kube_reflector_stats *st = run_until_list_ends(&cl);
-    ck_assert(cl.stalled);
+    ck_assert_uint_eq(cl.stall.stalls, 1);
     ck_assert_msg(st->lists == 1,
                   "the list page was there after the stall, yet the list failed (%llu transport "
                   "errors)",
@@ -174,7 +163,7 @@ START_TEST(test_silent_api_after_stall_fails_once_more)
     server_start(&srv, true);
     start(&cl, &srv);
     const struct kube_reflector_stats *st = run_until_list_ends(&cl);
-    ck_assert(cl.stalled);
+    ck_assert_uint_eq(cl.stall.stalls, 1);
     ck_assert_uint_eq(st->lists, 0);
     ck_assert_uint_eq(st->stall_retries, 1);
     ck_assert_uint_eq(st->transport_errors, 1);

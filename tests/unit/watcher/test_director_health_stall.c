@@ -22,6 +22,7 @@
 #include "director_health.h"
 #include "fake_http.h"
 #include "loop_lag.h"
+#include "loop_stall.h"
 #include "test_sleep.h"
 #include "../common/suite_main.h"
 
@@ -77,36 +78,29 @@ struct fixture {
     struct curl_uv *cu;
     struct director_health *h;
     struct proxy proxy;
-    bool stall_on_request; /* block the loop for 2 timeouts after each request */
-    unsigned stalls;
-    uv_check_t stall_check;
-    uv_timer_t wake_timer, poll_timer, give_up;
+    struct loop_stall stall; /* the loop blocked for 2 timeouts after each request */
+    uv_timer_t poll_timer, give_up;
     bool gave_up;
 };
 
-static void on_wake_timer(uv_timer_t *timer)
+/* Once the proxy read a new request, block the loop past the check's
+ * deadline. When the proxy answers, it does so only after the stall
+ * began, and the stall lasts until the reply was written. The next loop
+ * iteration then runs the due deadline timer before it polls for I/O, as
+ * after a SIGCONT or CPU starvation. */
+static bool stall_on_request(void *arg)
 {
-    (void)timer; /* only makes the loop go round every millisecond */
-}
-
-/* Runs after every I/O wait of the checker's loop: once the proxy read a
- * new request, block the loop (as SIGSTOP or a long table build would)
- * past the check's deadline. When the proxy answers, it does so only after
- * the stall began, and the stall lasts until the reply was written. The
- * next loop iteration then runs the due deadline timer before it polls
- * for I/O, as after a SIGCONT or CPU starvation. */
-static void on_stall_check(uv_check_t *check)
-{
-    struct fixture *f = check->data;
+    struct fixture *f = arg;
     struct proxy *p = &f->proxy;
+    unsigned n = f->stall.stalls + 1;
 
-    if (!f->stall_on_request || atomic_load(&p->seen) <= f->stalls)
-        return;
-    f->stalls++;
-    atomic_store(&p->stalled, f->stalls);
-    while (p->answer && fake_http_thread_replies_sent(p->http) < f->stalls)
+    if (atomic_load(&p->seen) < n)
+        return false;
+    atomic_store(&p->stalled, n);
+    while (p->answer && fake_http_thread_replies_sent(p->http) < n)
         sleep_ms(1);
     sleep_ms(2 * TIMEOUT_MS);
+    return true;
 }
 
 static void status(struct fixture *f, struct director_health_status *out)
@@ -148,7 +142,6 @@ static void start(struct fixture *f, bool answer, bool stall)
 
     memset(f, 0, sizeof(*f));
     proxy_start(&f->proxy, answer, stall);
-    f->stall_on_request = stall;
     ck_assert_int_eq(uv_loop_init(&f->loop), 0);
     ck_assert_int_eq(curl_uv_new(&f->loop, &f->cu), 0);
     o.default_port = (uint16_t)f->proxy.port;
@@ -164,13 +157,11 @@ static void start(struct fixture *f, bool answer, bool stall)
     ck_assert_int_eq(director_health_set_targets(f->h, in, NULL), 0);
     director_inputs_free(in);
 
-    uv_check_init(&f->loop, &f->stall_check);
-    uv_timer_init(&f->loop, &f->wake_timer);
+    if (stall)
+        loop_stall_start(&f->stall, &f->loop, stall_on_request, f, 0);
     uv_timer_init(&f->loop, &f->poll_timer);
     uv_timer_init(&f->loop, &f->give_up);
-    f->stall_check.data = f->poll_timer.data = f->give_up.data = f;
-    uv_check_start(&f->stall_check, on_stall_check);
-    uv_timer_start(&f->wake_timer, on_wake_timer, 1, 1);
+    f->poll_timer.data = f->give_up.data = f;
     uv_timer_start(&f->poll_timer, on_poll_timer, 10, 10);
     /* each round takes an interval plus, with a stall, two timeouts; allow
      * ten times that for a loaded machine */
@@ -181,8 +172,7 @@ static void start(struct fixture *f, bool answer, bool stall)
 
 static void finish(struct fixture *f)
 {
-    uv_close((uv_handle_t *)&f->stall_check, NULL);
-    uv_close((uv_handle_t *)&f->wake_timer, NULL);
+    loop_stall_close(&f->stall);
     uv_close((uv_handle_t *)&f->poll_timer, NULL);
     uv_close((uv_handle_t *)&f->give_up, NULL);
     director_health_free(f->h);
@@ -199,11 +189,11 @@ START_TEST(test_reply_read_after_stall_counts)
 
     start(&f, true, true);
     status(&f, &s);
-    ck_assert_uint_ge(f.stalls, ROUNDS - 1);
+    ck_assert_uint_ge(f.stall.stalls, ROUNDS - 1);
     ck_assert_msg(s.failures == 0 && s.late == 0,
                   "replies sat in the socket during %u stalls, yet %llu checks failed (%s) and "
                   "%llu were not judged",
-                  f.stalls, (unsigned long long)s.failures, s.last_error,
+                  f.stall.stalls, (unsigned long long)s.failures, s.last_error,
                   (unsigned long long)s.late);
     ck_assert_uint_ge(s.checks, ROUNDS);
     ck_assert(s.healthy);

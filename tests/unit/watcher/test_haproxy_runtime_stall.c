@@ -23,6 +23,7 @@
 
 #include "haproxy_runtime.h"
 #include "loop_lag.h"
+#include "loop_stall.h"
 #include "metrics.h"
 #include "../../lib/test_sleep.h"
 #include "../common/suite_main.h"
@@ -114,30 +115,23 @@ struct client {
     uv_loop_t loop;
     struct haproxy_runtime *rt;
     struct fake *fake;
-    uv_check_t stall;
-    uv_timer_t wake;
-    bool stalled, done;
+    struct loop_stall stall;
+    bool done;
     int status;
     uint64_t took_ms;
 };
 
-static void on_wake(uv_timer_t *t)
+/* Once HAProxy has the request: block the loop past the exchange timeout.
+ * The answer arrives meanwhile; the timeout is due when the loop goes on. */
+static bool stall_on_request(void *arg)
 {
-    (void)t; /* only makes the loop go round every millisecond */
-}
+    struct client *cl = arg;
 
-/* After an I/O wait, once HAProxy has the request: block the loop past the
- * exchange timeout, once. The answer arrives meanwhile; the timeout is due
- * when the loop goes on. */
-static void on_stall(uv_check_t *h)
-{
-    struct client *cl = h->data;
-
-    if (cl->stalled || !atomic_load(&cl->fake->got_request))
-        return;
-    cl->stalled = true;
+    if (!atomic_load(&cl->fake->got_request))
+        return false;
     atomic_store(&cl->fake->stalling, true);
     sleep_ms(STALL_MS);
+    return true;
 }
 
 static void on_answer(struct haproxy_runtime *rt, int status, const char *const *answers, size_t n,
@@ -167,21 +161,15 @@ static void run(struct client *cl, struct fake *f, bool stall, struct metrics_co
     loop_lag_unref(lag);
     haproxy_runtime_set_timeouts(cl->rt, TIMEOUT_MS, 0);
     haproxy_runtime_set_stall_counter(cl->rt, counter);
-    uv_check_init(&cl->loop, &cl->stall);
-    uv_timer_init(&cl->loop, &cl->wake);
-    cl->stall.data = cl;
-    if (stall) {
-        uv_check_start(&cl->stall, on_stall);
-        uv_timer_start(&cl->wake, on_wake, 1, 1);
-    }
+    if (stall)
+        loop_stall_start(&cl->stall, &cl->loop, stall_on_request, cl, 1);
     uint64_t t0 = uv_hrtime();
     ck_assert_int_eq(haproxy_runtime_exec(cl->rt, HAPROXY_SOCKET_STATS, cmds, 1, on_answer, cl), 0);
     /* each wait ends within its timeout (plus the one stall) */
     while (!cl->done)
         uv_run(&cl->loop, UV_RUN_ONCE);
     cl->took_ms = (uv_hrtime() - t0) / 1000000;
-    uv_close((uv_handle_t *)&cl->stall, NULL);
-    uv_close((uv_handle_t *)&cl->wake, NULL);
+    loop_stall_close(&cl->stall);
 }
 
 static uint64_t stall_retries(const struct client *cl)
@@ -207,7 +195,7 @@ START_TEST(test_answer_read_after_stall)
 
     fake_start(&f, false, true);
     run(&cl, &f, true, c);
-    ck_assert(cl.stalled);
+    ck_assert_uint_eq(cl.stall.stalls, 1);
     ck_assert_msg(cl.status == 0,
                   "the answer was there after the stall, yet the exchange failed: %d (took %llu "
                   "ms)",
@@ -241,7 +229,7 @@ START_TEST(test_silent_haproxy_after_stall_times_out_once_more)
 
     fake_start(&f, true, false);
     run(&cl, &f, true, NULL);
-    ck_assert(cl.stalled);
+    ck_assert_uint_eq(cl.stall.stalls, 1);
     ck_assert_int_eq(cl.status, -ETIMEDOUT);
     ck_assert_uint_eq(stall_retries(&cl), 1);
     /* the second timeout was waited for in full, after the stall */
@@ -318,23 +306,22 @@ static void *master_serve(void *arg)
 
 struct reloader {
     struct master *m;
-    uv_check_t stall;
-    uv_timer_t wake;
-    bool stalled, done;
+    struct loop_stall stall;
+    bool done;
     struct haproxy_reload_result res;
 };
 
 /* Once the master has the reload command: block the loop past the reload
- * timeout, once (the confirmation deadline goes by meanwhile). */
-static void on_reload_stall(uv_check_t *h)
+ * timeout (the confirmation deadline goes by meanwhile). */
+static bool stall_on_reload(void *arg)
 {
-    struct reloader *rl = h->data;
+    struct reloader *rl = arg;
 
-    if (rl->stalled || !atomic_load(&rl->m->got_reload))
-        return;
-    rl->stalled = true;
+    if (!atomic_load(&rl->m->got_reload))
+        return false;
     sleep_ms(RELOAD_STALL_MS);
     atomic_store(&rl->m->stall_over, true);
+    return true;
 }
 
 static void on_reloaded(struct haproxy_runtime *rt, const struct haproxy_reload_result *res,
@@ -370,24 +357,19 @@ START_TEST(test_reload_confirmed_after_stall)
                      0);
     /* exchanges keep the default 3 s: only the reload's deadline is due */
     haproxy_runtime_set_timeouts(rt, 0, RELOAD_TIMEOUT_MS);
-    uv_check_init(&loop, &rl.stall);
-    uv_timer_init(&loop, &rl.wake);
-    rl.stall.data = &rl;
-    uv_check_start(&rl.stall, on_reload_stall);
-    uv_timer_start(&rl.wake, on_wake, 1, 1);
+    loop_stall_start(&rl.stall, &loop, stall_on_reload, &rl, 1);
     ck_assert_int_eq(haproxy_runtime_reload(rt, on_reloaded, &rl), 0);
     /* bounded by the reload timeout, twice, plus the stall */
     while (!rl.done)
         uv_run(&loop, UV_RUN_ONCE);
-    ck_assert(rl.stalled);
+    ck_assert_uint_eq(rl.stall.stalls, 1);
     ck_assert_msg(rl.res.status == 0, "reload not confirmed after the watcher's stall: %d: %s",
                   rl.res.status, rl.res.message);
     ck_assert_int_eq(rl.res.new_worker_pid, 2002);
     struct haproxy_runtime_stats st;
     haproxy_runtime_get_stats(rt, &st);
     ck_assert_uint_eq(st.stall_retries, 1);
-    uv_close((uv_handle_t *)&rl.stall, NULL);
-    uv_close((uv_handle_t *)&rl.wake, NULL);
+    loop_stall_close(&rl.stall);
     haproxy_runtime_free(rt);
     uv_run(&loop, UV_RUN_DEFAULT);
     ck_assert_int_eq(uv_loop_close(&loop), 0);
