@@ -9,6 +9,7 @@
 #ifndef DROVER_TEST_PKT_H
 #define DROVER_TEST_PKT_H
 
+#include <check.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -66,6 +67,10 @@ int pkt_netns_setup(const char *route_v4, const char *route_v6);
 int pkt_bpffs_setup(char *root);
 /* Unmount and remove what pkt_bpffs_setup made. */
 void pkt_bpffs_teardown(const char *root);
+/* Run suite s with a bpffs of its own at root (pkt_bpffs_setup, then the
+ * suite, then pkt_bpffs_teardown): the test's exit code (77: no namespace
+ * could be made). */
+int pkt_bpffs_run(Suite *s, char *root);
 
 /* A wildcard TCP listener on port in this network namespace (what
  * HAProxy's `bind :80` makes; the decap program keeps a SYN local only

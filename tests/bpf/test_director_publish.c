@@ -403,14 +403,5 @@ int main(void)
     }
     /* a bpffs of our own, in a mount namespace of our own: nothing is
      * left behind whatever happens */
-    int setup = pkt_bpffs_setup(root);
-    if (setup != 0)
-        return setup;
-    log_set_level(LOGL_WARN);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    pkt_bpffs_teardown(root);
-    return failed ? 1 : 0;
+    return pkt_bpffs_run(s, root);
 }

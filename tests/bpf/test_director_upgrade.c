@@ -463,14 +463,5 @@ int main(void)
         fprintf(stderr, "cannot make a network namespace\n");
         return 77;
     }
-    int setup = pkt_bpffs_setup(root);
-    if (setup != 0)
-        return setup;
-    log_set_level(LOGL_WARN);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    pkt_bpffs_teardown(root);
-    return failed ? 1 : 0;
+    return pkt_bpffs_run(s, root);
 }
