@@ -76,13 +76,17 @@ static int fsync_path(const char *path, int flags)
     return rc;
 }
 
-/* The file and its directory entry durable, whatever content it has now;
- * absent_ok: a missing file is a removal to make durable (its directory). */
-static int sync_file(const char *path, bool absent_ok)
+/* The file and its directory entry durable, whatever content it has now.
+ * A missing file is a removal to make durable (its directory) when f is
+ * one, or when the loop removed the path while this sync ran: `gone` is
+ * read after the open failed, because the loop sets it before it unlinks
+ * (read before the open, an unlink in between counted as a failure). */
+static int sync_file(const struct fw_file *f)
 {
     char dir[PATH_MAX];
+    const char *path = f->path;
     int rc = fsync_path(path, O_RDONLY);
-    if (rc == -ENOENT && absent_ok)
+    if (rc == -ENOENT && (f->removal || atomic_load(&f->gone)))
         rc = 0;
     snprintf(dir, sizeof(dir), "%s", path);
     return rc < 0 ? rc : fsync_path(dirname(dir), O_RDONLY | O_DIRECTORY);
@@ -93,7 +97,7 @@ static void write_batch(struct fw_batch *b)
     for (size_t i = 0; i < b->n; i++) {
         struct fw_file *f = &b->v[i];
         if (!f->data)
-            f->rc = sync_file(f->path, f->removal || atomic_load(&f->gone));
+            f->rc = sync_file(f);
         else if (f->visible_only)
             f->rc = atomic_file_replace(f->path, f->data, f->len, f->mode);
         else

@@ -46,6 +46,7 @@ import traceback
 import urllib.error
 import urllib.parse
 import urllib.request
+from http.client import HTTPException
 from http.server import BaseHTTPRequestHandler
 
 SKIP = 77  # CTest SKIP_RETURN_CODE of the Python tests
@@ -247,6 +248,11 @@ def http(method, url, body=None, headers=None, timeout=30):
             return r.status, r.read(), r.headers
     except urllib.error.HTTPError as e:
         return e.code, e.read(), e.headers
+    except HTTPException as e:
+        # an answer cut short or garbled (the peer died mid-reply:
+        # IncompleteRead, BadStatusLine) is a failed connection too; a load
+        # client that caught only OSError died on it
+        raise ConnectionError("%s %s: %s: %s" % (method, url, type(e).__name__, e)) from e
 
 
 def _base_url(where):
