@@ -81,6 +81,30 @@ int director_counters_zero(int fd, const uint32_t *ids, size_t n, size_t value_s
     return rc;
 }
 
+/* Zero entries [0..entries) of per-CPU array fd. */
+static int zero_all(int fd, uint32_t entries, size_t value_size)
+{
+    uint32_t *ids = calloc(entries, sizeof(*ids));
+    int rc;
+
+    if (!ids)
+        return -ENOMEM;
+    for (uint32_t i = 0; i < entries; i++)
+        ids[i] = i;
+    rc = director_counters_zero(fd, ids, entries, value_size);
+    free(ids);
+    return rc;
+}
+
+int director_counters_reset(int vip_ctr_fd, int proxy_ctr_fd)
+{
+    int rc = zero_all(vip_ctr_fd, DROVER_MAX_VIPS, sizeof(struct drover_vip_counters));
+
+    return rc < 0
+               ? rc
+               : zero_all(proxy_ctr_fd, DROVER_MAX_PROXIES, sizeof(struct drover_proxy_counters));
+}
+
 int director_counters_sum(int fd, uint32_t id, uint64_t *words, size_t nwords)
 {
     int ncpu = ncpus();

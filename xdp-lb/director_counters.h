@@ -38,6 +38,11 @@ int director_counters_proxy_slots(int ctr_fd, const struct drover_proxy *prev, s
 /* Zero entries ids[0..n) of per-CPU array fd with values of value_size. */
 int director_counters_zero(int fd, const uint32_t *ids, size_t n, size_t value_size);
 
+/* Zero every VIP counter (vip_ctr_fd, drover_vip_ctr) and every proxy
+ * counter (proxy_ctr_fd, drover_proxy_ctr): counts from before a period
+ * the maps were not counted in. 0 or -errno (logged). */
+int director_counters_reset(int vip_ctr_fd, int proxy_ctr_fd);
+
 /* Entry id of per-CPU array fd, summed over CPUs as nwords 64-bit words. */
 int director_counters_sum(int fd, uint32_t id, uint64_t *words, size_t nwords);
 

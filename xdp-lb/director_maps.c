@@ -359,7 +359,8 @@ void director_maps_close(struct director_maps *m)
     if (m->lock_fd >= 0) /* always ours */
         close(m->lock_fd);
     m->owns_fds = 0;
-    m->lock_fd = -1;
+    m->lock_fd = -1; /* closing it released the lock */
+    m->locked = 0;
 }
 
 int director_maps_active(const struct director_maps *m, __u32 *gen)
@@ -463,67 +464,91 @@ int director_maps_activate(struct director_maps *m, __u32 gen)
     return 0;
 }
 
-/* The publish of director_maps_publish(); with own_version_only, the
- * active generation's version is read under the lock, so an attach or
- * apply of another version that flipped in after the caller's own check
- * is not written over. */
-static int publish_locked(struct director_maps *m, const struct drover_gen_config *cfg,
-                          const struct drover_proxy *proxies, const struct drover_row *rows,
-                          bool own_version_only, __u32 *gen_out)
+int director_maps_lock(struct director_maps *m)
 {
-    struct drover_gen_config cur;
-    __u32 zero_gen = 0, active = 0, next;
-    int rc;
-
     if (m->lock_fd >= 0 && flock(m->lock_fd, LOCK_EX) < 0) {
-        rc = -errno;
+        int rc = -errno;
         log_error("director: cannot lock the pin directory: %s; not publishing", strerror(errno));
         return rc;
     }
-    rc = director_maps_active(m, &active);
-    if (rc < 0)
-        goto out;
-    if (own_version_only) {
-        if (bpf_map_lookup_elem(m->gen_cfg_fd, &active, &cur) < 0) {
-            rc = -errno;
-            log_error("director: read of map %s (generation %u) failed: %s; not publishing",
-                      DIRECTOR_MAP_GEN_CFG, active, strerror(errno));
-            goto out;
-        }
-        if (cur.version != DROVER_MAPS_VERSION) {
-            rc = -ESTALE;
-            goto out;
-        }
-    }
-    /* A fresh map set has no generation written: fill 0 and activate it. */
-    if (bpf_map_lookup_elem(m->gen_cfg_fd, &zero_gen, &cur) == 0 && cur.version == 0 && active == 0)
-        next = 0;
-    else
-        next = active ^ 1;
-    rc = director_maps_write_gen(m, next, cfg, proxies, rows);
-    if (rc < 0)
-        goto out;
-    rc = director_maps_activate(m, next);
-    if (rc == 0 && gen_out)
-        *gen_out = next;
-out:
-    if (m->lock_fd >= 0)
+    m->locked = 1;
+    return 0;
+}
+
+void director_maps_unlock(struct director_maps *m)
+{
+    if (m->locked && m->lock_fd >= 0)
         flock(m->lock_fd, LOCK_UN);
+    m->locked = 0;
+}
+
+/* Take the publish lock for one call unless the caller holds it; *took
+ * says whether to release it. */
+static int lock_for_call(struct director_maps *m, bool *took)
+{
+    int rc = 0;
+
+    *took = !m->locked;
+    if (*took)
+        rc = director_maps_lock(m);
+    if (rc < 0)
+        *took = false;
     return rc;
+}
+
+static void unlock_after_call(struct director_maps *m, bool took)
+{
+    if (took)
+        director_maps_unlock(m);
+}
+
+/* The generation to write next: 0 in a fresh map set (nothing written,
+ * generation 0 active), else the inactive one. Over an active generation
+ * of another version (or none), the counters are zeroed first. */
+static int prepare_next(struct director_maps *m, __u32 *next)
+{
+    struct drover_gen_config cur;
+    __u32 active = 0;
+    int rc = director_maps_active(m, &active);
+
+    if (rc < 0)
+        return rc;
+    if (bpf_map_lookup_elem(m->gen_cfg_fd, &active, &cur) < 0) {
+        rc = -errno;
+        log_error("director: read of map %s (generation %u) failed: %s; not publishing",
+                  DIRECTOR_MAP_GEN_CFG, active, strerror(errno));
+        return rc;
+    }
+    *next = cur.version == 0 && active == 0 ? 0 : active ^ 1;
+    if (cur.version == DROVER_MAPS_VERSION)
+        return 0;
+    if (cur.version != 0)
+        log_info("director: generation %u of maps version %u is active, this build writes %d: "
+                 "traffic counters start from zero (counts from before that version's period "
+                 "are not this run's)",
+                 active, cur.version, DROVER_MAPS_VERSION);
+    return director_counters_reset(m->vip_ctr_fd, m->proxy_ctr_fd);
 }
 
 int director_maps_publish(struct director_maps *m, const struct drover_gen_config *cfg,
                           const struct drover_proxy *proxies, const struct drover_row *rows,
                           __u32 *gen_out)
 {
-    return publish_locked(m, cfg, proxies, rows, false, gen_out);
-}
+    __u32 next = 0;
+    bool took;
+    int rc = lock_for_call(m, &took);
 
-int director_maps_publish_over_own(struct director_maps *m, const struct drover_gen_config *cfg,
-                                   const struct drover_proxy *proxies,
-                                   const struct drover_row *rows, __u32 *gen_out)
-{
-    return publish_locked(m, cfg, proxies, rows, true, gen_out);
+    if (rc < 0)
+        return rc;
+    if ((rc = prepare_next(m, &next)) < 0 ||
+        (rc = director_maps_write_gen(m, next, cfg, proxies, rows)) < 0 ||
+        (rc = director_maps_activate(m, next)) < 0)
+        goto out;
+    if (gen_out)
+        *gen_out = next;
+out:
+    unlock_after_call(m, took);
+    return rc;
 }
 
 int director_maps_read_gen(const struct director_maps *m, __u32 gen, struct drover_gen_config *cfg,
@@ -644,7 +669,8 @@ int director_maps_set_vips(struct director_maps *m, const struct drover_vip_key 
     struct drover_vip_active va = {0};
     size_t nhave = 0;
     __u32 zero = 0;
-    int rc = 0, more, locked = 0;
+    bool took = false;
+    int rc = 0, more;
 
     if (n > DROVER_MAX_VIPS)
         return -E2BIG;
@@ -658,15 +684,8 @@ int director_maps_set_vips(struct director_maps *m, const struct drover_vip_key 
     if (n)
         memcpy(want, keys, n * sizeof(*want));
     qsort(want, n, sizeof(*want), vip_cmp);
-    if (m->lock_fd >= 0) {
-        if (flock(m->lock_fd, LOCK_EX) < 0) {
-            rc = -errno;
-            log_error("director: cannot lock the pin directory: %s; VIPs unchanged",
-                      strerror(errno));
-            goto out;
-        }
-        locked = 1;
-    }
+    if ((rc = lock_for_call(m, &took)) < 0)
+        goto out;
     /* Collect the current keys first: deleting while walking a hash map
      * can restart or skip the walk. */
     more = bpf_map_get_next_key(m->vips_fd, NULL, &cur) == 0;
@@ -712,8 +731,7 @@ int director_maps_set_vips(struct director_maps *m, const struct drover_vip_key 
         }
     }
 out:
-    if (locked)
-        flock(m->lock_fd, LOCK_UN);
+    unlock_after_call(m, took);
     free(want);
     free(have);
     free(ids);

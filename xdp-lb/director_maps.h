@@ -45,6 +45,8 @@ struct director_maps {
     int owns_fds;
     int lock_fd; /* the pin directory, flock()ed while publishing; -1 if none.
                   * Owned (closed by director_maps_close) when set. */
+    int locked;  /* director_maps_lock() holds the lock: the calls below do
+                  * not take it again */
 };
 
 /* What must match for a pinned map to be shared: the kernel's map type,
@@ -75,19 +77,27 @@ int director_maps_active(const struct director_maps *m, __u32 *gen);
 int director_maps_write_gen(struct director_maps *m, __u32 gen, const struct drover_gen_config *cfg,
                             const struct drover_proxy *proxies, const struct drover_row *rows);
 int director_maps_activate(struct director_maps *m, __u32 gen);
+
+/* The publish lock: an exclusive flock on the pin directory (none for maps
+ * without one). Publishers (watcher, `drover-director attach/apply`) hold
+ * it across everything a publish reads and writes - the active generation
+ * whose settings or version they go by, the generation, the VIP set - so
+ * nothing another publisher writes falls between their read and their
+ * write. While it is held, director_maps_publish() and
+ * director_maps_set_vips() do not take it again. 0 or -errno (logged);
+ * unlock only after a lock that returned 0. */
+int director_maps_lock(struct director_maps *m);
+void director_maps_unlock(struct director_maps *m);
+
 /* Write the inactive generation and activate it; *gen_out = new active.
- * With pinned maps, publishers (watcher, `drover-director apply`) are
- * serialised by an exclusive flock on the pin directory. */
+ * Takes the publish lock unless the caller holds it. Over an active
+ * generation of another maps version (or none written yet) the traffic
+ * counter maps are zeroed first: they may have outlived a period of a
+ * version that does not count (a rollback to version 2, whose detach
+ * leaves them pinned), and their counts are not this run's. */
 int director_maps_publish(struct director_maps *m, const struct drover_gen_config *cfg,
                           const struct drover_proxy *proxies, const struct drover_row *rows,
                           __u32 *gen_out);
-/* The same, for a publisher that keeps settings of the active generation
- * (the watcher): only over an active generation of this build's maps
- * version, checked under the lock; -ESTALE and nothing written when one of
- * another version (a fresh map set's unwritten one included) is active. */
-int director_maps_publish_over_own(struct director_maps *m, const struct drover_gen_config *cfg,
-                                   const struct drover_proxy *proxies,
-                                   const struct drover_row *rows, __u32 *gen_out);
 /* Read generation gen back and checksum it (director_generation_checksum). */
 int director_maps_checksum(const struct director_maps *m, __u32 gen, __u64 *sum);
 /* Read one generation's config and proxies (proxies: DROVER_MAX_PROXIES). */
@@ -97,7 +107,8 @@ int director_maps_read_gen(const struct director_maps *m, __u32 gen, struct drov
 /* Make the VIP set exactly keys[0..n): add the missing ones to the hash
  * map, rebuild the VIP index in its inactive half and flip it (same RCU
  * wait as a generation), then delete the stale keys. A VIP that stays
- * keeps its vip_id (its counters); a new one gets a zeroed free one. */
+ * keeps its vip_id (its counters); a new one gets a zeroed free one.
+ * Takes the publish lock unless the caller holds it. */
 int director_maps_set_vips(struct director_maps *m, const struct drover_vip_key *keys, size_t n);
 int director_maps_count_vips(const struct director_maps *m, size_t *n);
 

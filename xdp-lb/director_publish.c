@@ -155,9 +155,9 @@ static int vip_keys(const struct director_vip *vips, size_t n, struct drover_vip
 }
 
 /* Flip img in (unless active already holds it), verify, then make the VIP
- * set keys[0..nkeys). With active given, img keeps settings of that
- * generation: it is written only while a generation of this maps version
- * is active, checked again under the publish lock. */
+ * set keys[0..nkeys). The caller holds the publish lock, so with active
+ * given - img keeps settings of that generation, read under the lock -
+ * nobody flipped anything in since. */
 static int publish_image(struct director_maps *m, const char *where, struct image *img,
                          const __u32 *active, const struct drover_vip_key *keys, size_t nkeys,
                          bool vips_changed, struct director_publish_result *res, char *err,
@@ -173,16 +173,7 @@ static int publish_image(struct director_maps *m, const char *where, struct imag
     if (active && director_maps_checksum(m, *active, &got) == 0 && got == want) {
         gen = *active;
     } else {
-        rc = active ? director_maps_publish_over_own(m, &img->cfg, img->proxies, img->rows, &gen)
-                    : director_maps_publish(m, &img->cfg, img->proxies, img->rows, &gen);
-        if (rc == -ESTALE) {
-            errmsg_set(err, errlen,
-                       "%s holds no usable generation any more: one of another maps version was "
-                       "flipped in while publishing (an attach or apply of another version); "
-                       "nothing written",
-                       where);
-            return -EAGAIN;
-        }
+        rc = director_maps_publish(m, &img->cfg, img->proxies, img->rows, &gen);
         if (rc < 0) {
             errmsg_set(err, errlen,
                        "publishing a generation into %s failed: %s; the previous one stays active",
@@ -201,8 +192,8 @@ static int publish_image(struct director_maps *m, const char *where, struct imag
     }
     res->have_generation = true;
     res->generation = gen;
-    /* another publisher may have replaced the set: a different count is
-     * the cheap sign of it */
+    /* an apply may have replaced the set (under the lock, before ours): a
+     * different count is the cheap sign of it */
     if (director_maps_count_vips(m, &live) < 0)
         live = SIZE_MAX;
     if (vips_changed || live != nkeys) {
@@ -218,6 +209,53 @@ static int publish_image(struct director_maps *m, const char *where, struct imag
     return 0;
 }
 
+/* Read the active generation into img, with the lock held: the tunnel
+ * settings a table publish keeps are the ones no other publisher can
+ * change before the flip. -EAGAIN when it is not of this maps version. */
+static int keep_active_settings(struct director_maps *m, const char *pin_dir, struct image *img,
+                                __u32 *active, char *err, size_t errlen)
+{
+    int rc;
+
+    if ((rc = director_maps_active(m, active)) < 0 ||
+        (rc = director_maps_read_gen(m, *active, &img->cfg, img->proxies)) < 0) {
+        errmsg_set(err, errlen, "reading the active generation in %s failed: %s", pin_dir,
+                   strerror(-rc));
+        return rc;
+    }
+    if (img->cfg.version != DROVER_MAPS_VERSION) {
+        errmsg_set(err, errlen,
+                   "%s holds no usable generation (version %u): attach drover-director with its "
+                   "tunnel settings first, or apply with this version's drover-director after "
+                   "another version's; nothing written",
+                   pin_dir, img->cfg.version);
+        return -EAGAIN;
+    }
+    return 0;
+}
+
+/* The table publish with the lock held: settings of the active
+ * generation, the rest from p. */
+static int publish_table_locked(struct director_maps *m, const char *pin_dir,
+                                const struct director_publish_table *p, struct image *img,
+                                const struct drover_vip_key *keys, size_t nkeys,
+                                struct director_publish_result *res, char *err, size_t errlen)
+{
+    __u32 active = 0;
+    int rc = keep_active_settings(m, pin_dir, img, &active, err, errlen);
+
+    if (rc < 0)
+        return rc;
+    img->cfg.hash_key[0] = p->hash_key[0];
+    img->cfg.hash_key[1] = p->hash_key[1];
+    img->cfg.hash_fields = p->hash_fields;
+    img->cfg.gue_port = htons(p->gue_port);
+    memset(img->proxies, 0, DROVER_MAX_PROXIES * sizeof(*img->proxies));
+    director_publish_to_maps(p->table, img->proxies, img->rows);
+    img->cfg.proxy_count = p->table->proxy_count;
+    return publish_image(m, pin_dir, img, &active, keys, nkeys, p->vips_changed, res, err, errlen);
+}
+
 int director_publish_table(const char *pin_dir, const struct director_publish_table *p,
                            struct director_publish_result *res, char *err, size_t errlen)
 {
@@ -225,11 +263,10 @@ int director_publish_table(const char *pin_dir, const struct director_publish_ta
     struct drover_vip_key *keys = NULL;
     struct image img;
     size_t nkeys = 0;
-    __u32 active = 0;
     int rc;
 
     memset(res, 0, sizeof(*res));
-    if (image_alloc(&img) < 0) {
+    if (image_alloc(&img) < 0 || vip_keys(p->vips, p->n_vips, &keys, &nkeys) < 0) {
         image_free(&img);
         errmsg_set(err, errlen, "publishing into %s: out of memory", pin_dir);
         return -ENOMEM;
@@ -243,40 +280,20 @@ int director_publish_table(const char *pin_dir, const struct director_publish_ta
                    rc == -EPROTO ? "pinned by another maps version: the map and its sizes are "
                                    "logged; attach this version's drover-director"
                                  : "is drover-director attached?");
-        image_free(&img);
-        return rc;
+        goto out_free;
     }
-    if ((rc = director_maps_active(&m, &active)) < 0 ||
-        (rc = director_maps_read_gen(&m, active, &img.cfg, img.proxies)) < 0) {
-        errmsg_set(err, errlen, "reading the active generation in %s failed: %s", pin_dir,
+    rc = director_maps_lock(&m);
+    if (rc < 0) {
+        errmsg_set(err, errlen, "locking the pin directory %s failed: %s; nothing written", pin_dir,
                    strerror(-rc));
-        goto out;
+    } else {
+        rc = publish_table_locked(&m, pin_dir, p, &img, keys, nkeys, res, err, errlen);
+        director_maps_unlock(&m);
     }
-    if (img.cfg.version != DROVER_MAPS_VERSION) {
-        errmsg_set(err, errlen,
-                   "%s holds no usable generation (version %u): attach drover-director with its "
-                   "tunnel settings first",
-                   pin_dir, img.cfg.version);
-        rc = -EAGAIN;
-        goto out;
-    }
-    /* keep the tunnel settings of the active generation, set the rest */
-    img.cfg.hash_key[0] = p->hash_key[0];
-    img.cfg.hash_key[1] = p->hash_key[1];
-    img.cfg.hash_fields = p->hash_fields;
-    img.cfg.gue_port = htons(p->gue_port);
-    memset(img.proxies, 0, DROVER_MAX_PROXIES * sizeof(*img.proxies));
-    director_publish_to_maps(p->table, img.proxies, img.rows);
-    img.cfg.proxy_count = p->table->proxy_count;
-    if ((rc = vip_keys(p->vips, p->n_vips, &keys, &nkeys)) < 0) {
-        errmsg_set(err, errlen, "publishing into %s: out of memory", pin_dir);
-        goto out;
-    }
-    rc = publish_image(&m, pin_dir, &img, &active, keys, nkeys, p->vips_changed, res, err, errlen);
-out:
+    director_maps_close(&m);
+out_free:
     free(keys);
     image_free(&img);
-    director_maps_close(&m);
     return rc;
 }
 
@@ -314,7 +331,16 @@ int director_publish_config(struct director_maps *m, const char *where,
         keys[i].proto = cfg->vips[i].proto;
         keys[i].family = cfg->vips[i].family;
     }
+    /* generation and VIP set under one hold of the lock, as the table
+     * publish does: no other publisher's write falls between them */
+    rc = director_maps_lock(m);
+    if (rc < 0) {
+        errmsg_set(err, errlen, "locking the pin directory of %s failed: %s; nothing written",
+                   where, strerror(-rc));
+        goto out;
+    }
     rc = publish_image(m, where, &img, NULL, keys, cfg->n_vips, true, res, err, errlen);
+    director_maps_unlock(m);
 out:
     director_table_free(t);
     free(keys);

@@ -20,8 +20,11 @@
  *
  * Publishing: the generation image (config, proxies, rows) is composed,
  * its checksum computed, the inactive generation written and flipped
- * (director_maps_publish, serialised by a flock on the pin directory),
- * read back and compared; then the VIP set is made exact. Errors are
+ * (director_maps_publish), read back and compared; then the VIP set is
+ * made exact. All of it - with the read of the active generation a table
+ * publish keeps settings from and checks the version of - happens under
+ * one hold of the publish lock (director_maps_lock: a flock on the pin
+ * directory), so no other publisher's write falls in between. Errors are
  * returned as a negative errno with a message in err naming the pin
  * directory and what failed; the active generation is never torn.
  */
@@ -85,12 +88,13 @@ struct director_publish_result {
 
 /* Make the maps pinned in pin_dir forward by p->table: when the active
  * generation already holds exactly this image nothing is flipped, else
- * the inactive one is written, flipped and verified. -EAGAIN when the
- * maps hold no usable generation (drover-director not attached with its
- * settings, or a generation of another maps version active - checked
- * again under the publish lock, so one flipped in meanwhile is not
- * written over). err gets "what failed in pin_dir" without what the
- * caller does next. */
+ * the inactive one is written, flipped and verified. The tunnel settings
+ * kept and the version checked are the active generation's as read under
+ * the publish lock, so an apply that got the lock first is built on, not
+ * written over. -EAGAIN, with neither generation nor VIP set written,
+ * when the maps hold no usable generation (drover-director not attached
+ * with its settings, or a generation of another maps version active).
+ * err gets "what failed in pin_dir" without what the caller does next. */
 int director_publish_table(const char *pin_dir, const struct director_publish_table *p,
                            struct director_publish_result *res, char *err, size_t errlen);
 
@@ -101,7 +105,9 @@ struct director_publish_device {
 };
 
 /* Publish drover-director's own config into m (pinned or just loaded):
- * always a new generation (flipped and verified), and exactly cfg's VIPs.
+ * always a new generation (flipped and verified), and exactly cfg's VIPs,
+ * under one hold of m's publish lock. Over a generation of another maps
+ * version the traffic counters start from zero (director_maps_publish).
  * where labels messages (the device). */
 int director_publish_config(struct director_maps *m, const char *where,
                             const struct director_config *cfg,

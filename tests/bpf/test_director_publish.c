@@ -7,8 +7,11 @@
  * tunnel settings of the active generation, changes flip and verify, the
  * live read reports what was published, and a map set nobody attached
  * with settings is refused with -EAGAIN, as is one whose generation
- * became another version's while the publisher waited for the lock. The metrics collector of the
- * watchers reads the director's and the decap program's pins.
+ * became another version's while the publisher waited for the lock
+ * (neither generation nor VIP set written over); tunnel settings an apply
+ * changed while the watcher waited for the lock are the ones it
+ * publishes with. The metrics collector of the watchers reads the
+ * director's and the decap program's pins.
  */
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
@@ -232,76 +235,228 @@ static bool lock_waited_for(const char *dir)
     return found;
 }
 
-/* The watcher's path checks the active generation's version first (for
- * the settings it keeps) and again under the publish lock: an apply of
- * another version that flips its generation in between - here while the
- * test holds the lock and the publisher waits for it - is not written
- * over. */
-START_TEST(test_version_flipped_in_while_waiting_for_the_lock)
-{
-    struct director_bpf *skel = director_bpf__open_and_load();
-    struct director_publish_device dev = {.egress_ifindex = 0};
-    struct director_publish_result first;
-    struct director_config cfg;
-    struct director_table *t = NULL;
-    struct director_maps m;
-    struct director_live l;
-    static struct drover_proxy px[DROVER_MAX_PROXIES];
-    struct drover_gen_config g;
-    char dir[256], err[512];
+/* A watcher publish of p into dir, started while the test holds the
+ * publish lock and seen waiting for it: what the test writes before
+ * race_release() is what another publisher holding the lock wrote. */
+struct race {
+    struct racing_publish r;
     pthread_t th;
+    int lock;
+};
 
-    ck_assert_ptr_nonnull(skel);
-    ck_assert_int_eq(director_config_parse(CONFIG, strlen(CONFIG), "t", &cfg, err, sizeof(err)), 0);
-    ck_assert_int_eq(director_maps_from_object(&m, skel->obj), 0);
-    ck_assert_int_eq(director_publish_config(&m, "test", &cfg, &dev, &first, err, sizeof(err)), 0);
-    director_maps_close(&m);
-    ck_assert_int_eq(director_pin_dir(root, "race0", dir, sizeof(dir)), 0);
-    pin_maps(skel->obj, dir);
-    ck_assert_int_eq(director_build_from_config(&cfg, &t, err, sizeof(err)), 0);
-    /* another gue_port: the publish has a generation to write */
-    struct director_publish_table p = {.table = t,
-                                       .hash_key = {cfg.hash_key[0], cfg.hash_key[1]},
-                                       .hash_fields = cfg.hash_fields,
-                                       .gue_port = 19601,
-                                       .vips = VIPS,
-                                       .n_vips = 2};
-    struct racing_publish r = {.dir = dir, .p = &p};
-
-    int lock = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    ck_assert_int_ge(lock, 0);
-    ck_assert_int_eq(flock(lock, LOCK_EX), 0);
-    ck_assert_int_eq(pthread_create(&th, NULL, racing_publish_run, &r), 0);
-    /* the publisher opens the pins and reads one generation before it
-     * asks for the lock: milliseconds; 20 s covers a machine at full load */
+static void race_start(struct race *race, const char *dir, const struct director_publish_table *p)
+{
+    memset(race, 0, sizeof(*race));
+    race->r.dir = dir;
+    race->r.p = p;
+    race->lock = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    ck_assert_int_ge(race->lock, 0);
+    ck_assert_int_eq(flock(race->lock, LOCK_EX), 0);
+    ck_assert_int_eq(pthread_create(&race->th, NULL, racing_publish_run, &race->r), 0);
+    /* the publisher opens the pins before it asks for the lock:
+     * milliseconds; 20 s covers a machine at full load */
     struct timespec tick = {.tv_nsec = 10 * 1000 * 1000};
     int polls = 0;
     while (!lock_waited_for(dir) && ++polls < 2000)
         nanosleep(&tick, NULL);
     ck_assert_msg(polls < 2000, "the publisher never waited for the lock on %s in 20 s", dir);
+}
 
-    /* meanwhile a version-2 apply flips its generation in */
-    ck_assert_int_eq(director_maps_open_pinned(dir, &m), 0);
-    ck_assert_int_eq(director_maps_read_gen(&m, first.generation, &g, px), 0);
-    g.version = 2;
-    ck_assert_int_eq(bpf_map_update_elem(m.gen_cfg_fd, &(__u32){first.generation ^ 1}, &g, BPF_ANY),
+static void race_release(struct race *race)
+{
+    ck_assert_int_eq(flock(race->lock, LOCK_UN), 0);
+    close(race->lock);
+    ck_assert_int_eq(pthread_join(race->th, NULL), 0);
+}
+
+/* Maps published from CONFIG by the config path (drover-director attach)
+ * and pinned as dev; the watcher's publish p of the same proxies and VIPs
+ * with gue_port (another one than CONFIG's: a generation to write). */
+struct attached {
+    struct director_bpf *skel;
+    struct director_config cfg;
+    struct director_table *t;
+    struct director_publish_result first;
+    struct director_publish_table p;
+    char dir[256];
+};
+
+static void attached_setup(struct attached *a, const char *dev, uint16_t gue_port)
+{
+    struct director_publish_device d = {.egress_ifindex = 0};
+    struct director_maps m;
+    char err[512];
+
+    memset(a, 0, sizeof(*a));
+    memcpy(d.src_mac, SRC_MAC, 6);
+    a->skel = director_bpf__open_and_load();
+    ck_assert_ptr_nonnull(a->skel);
+    ck_assert_int_eq(director_config_parse(CONFIG, strlen(CONFIG), "t", &a->cfg, err, sizeof(err)),
                      0);
-    ck_assert_int_eq(director_maps_activate(&m, first.generation ^ 1), 0);
+    ck_assert_int_eq(director_maps_from_object(&m, a->skel->obj), 0);
+    ck_assert_int_eq(director_publish_config(&m, "test", &a->cfg, &d, &a->first, err, sizeof(err)),
+                     0);
     director_maps_close(&m);
-    ck_assert_int_eq(flock(lock, LOCK_UN), 0);
-    close(lock);
-    ck_assert_int_eq(pthread_join(th, NULL), 0);
+    ck_assert_int_eq(director_pin_dir(root, dev, a->dir, sizeof(a->dir)), 0);
+    pin_maps(a->skel->obj, a->dir);
+    ck_assert_int_eq(director_build_from_config(&a->cfg, &a->t, err, sizeof(err)), 0);
+    a->p = (struct director_publish_table){.table = a->t,
+                                           .hash_key = {a->cfg.hash_key[0], a->cfg.hash_key[1]},
+                                           .hash_fields = a->cfg.hash_fields,
+                                           .gue_port = gue_port,
+                                           .vips = VIPS,
+                                           .n_vips = 2};
+}
 
-    ck_assert_msg(r.rc == -EAGAIN, "publish returned %d: %s", r.rc, r.err);
-    ck_assert_msg(strstr(r.err, "another maps version") && strstr(r.err, dir), "%s", r.err);
-    ck_assert(!r.res.gen_written && !r.res.vips_written);
-    ck_assert_int_eq(director_live_read(dir, false, &l), 0);
-    ck_assert_uint_eq(l.generation, first.generation ^ 1);
+static void attached_free(struct attached *a)
+{
+    director_table_free(a->t);
+    director_config_free(&a->cfg);
+    director_bpf__destroy(a->skel);
+}
+
+/* What a version-2 apply leaves: a version-2 copy of generation from,
+ * flipped in as the other one. */
+static void flip_in_version_2(const char *dir, __u32 from)
+{
+    static struct drover_proxy px[DROVER_MAX_PROXIES];
+    struct drover_gen_config g;
+    struct director_maps m;
+
+    ck_assert_int_eq(director_maps_open_pinned(dir, &m), 0);
+    ck_assert_int_eq(director_maps_read_gen(&m, from, &g, px), 0);
+    g.version = 2;
+    ck_assert_int_eq(bpf_map_update_elem(m.gen_cfg_fd, &(__u32){from ^ 1}, &g, BPF_ANY), 0);
+    ck_assert_int_eq(director_maps_activate(&m, from ^ 1), 0);
+    director_maps_close(&m);
+}
+
+/* The watcher's path reads the active generation's version under the
+ * publish lock: an apply of another version that flips its generation in
+ * while the publisher waits for the lock is not written over. */
+START_TEST(test_version_flipped_in_while_waiting_for_the_lock)
+{
+    struct attached a;
+    struct director_live l;
+    struct race race;
+
+    attached_setup(&a, "race0", 19601);
+    race_start(&race, a.dir, &a.p);
+    flip_in_version_2(a.dir, a.first.generation);
+    race_release(&race);
+
+    ck_assert_msg(race.r.rc == -EAGAIN, "publish returned %d: %s", race.r.rc, race.r.err);
+    ck_assert_msg(strstr(race.r.err, "no usable generation (version 2)") &&
+                      strstr(race.r.err, a.dir),
+                  "%s", race.r.err);
+    ck_assert(!race.r.res.gen_written && !race.r.res.vips_written);
+    ck_assert_int_eq(director_live_read(a.dir, false, &l), 0);
+    ck_assert_uint_eq(l.generation, a.first.generation ^ 1);
     ck_assert_uint_eq(l.maps_version, 2);
     director_live_free(&l);
-    director_table_free(t);
-    director_config_free(&cfg);
-    director_bpf__destroy(skel);
+    attached_free(&a);
+}
+END_TEST
+
+/* The tunnel settings the watcher's path keeps are read under the publish
+ * lock too: a same-version apply that changes them while the publisher
+ * waits (here: another source address, written by the real config path
+ * as if it held the lock) is what the published generation builds on. */
+START_TEST(test_settings_applied_while_waiting_for_the_lock)
+{
+    struct director_publish_device d = {.egress_ifindex = 0};
+    struct director_publish_result res;
+    static struct drover_proxy px[DROVER_MAX_PROXIES];
+    struct drover_gen_config g;
+    struct director_maps m;
+    struct attached a;
+    struct race race;
+    char err[512];
+    __u32 src[4];
+    __u8 family;
+
+    attached_setup(&a, "race1", 19601);
+    memcpy(d.src_mac, SRC_MAC, 6);
+    ck_assert_int_eq(director_parse_addr("10.0.0.253", &family, src), 0);
+    race_start(&race, a.dir, &a.p);
+    ck_assert_int_eq(director_maps_open_pinned(a.dir, &m), 0);
+    close(m.lock_fd); /* the test holds the lock: the apply runs under it */
+    m.lock_fd = -1;
+    a.cfg.src_v4 = src[0];
+    ck_assert_int_eq(director_publish_config(&m, "test", &a.cfg, &d, &res, err, sizeof(err)), 0);
+    ck_assert(res.gen_written);
+    director_maps_close(&m);
+    race_release(&race);
+
+    ck_assert_msg(race.r.rc == 0, "publish returned %d: %s", race.r.rc, race.r.err);
+    ck_assert(race.r.res.gen_written);
+    ck_assert_uint_eq(race.r.res.generation, res.generation ^ 1);
+    ck_assert_int_eq(director_maps_open_pinned(a.dir, &m), 0);
+    ck_assert_int_eq(director_maps_read_gen(&m, race.r.res.generation, &g, px), 0);
+    director_maps_close(&m);
+    ck_assert_msg(g.src_v4 == src[0],
+                  "the watcher's generation has source %08x, the apply set %08x", g.src_v4, src[0]);
+    ck_assert_uint_eq(ntohs(g.gue_port), 19601);
+    attached_free(&a);
+}
+END_TEST
+
+/* The VIP keys of the pinned hash map in dir with their value's version;
+ * returns how many (at most max). */
+static size_t vip_set(const char *dir, struct drover_vip_key *keys, __u16 *versions, size_t max)
+{
+    struct drover_vip_key cur, next;
+    struct director_maps m;
+    size_t n = 0;
+
+    ck_assert_int_eq(director_maps_open_pinned(dir, &m), 0);
+    int more = bpf_map_get_next_key(m.vips_fd, NULL, &cur) == 0;
+    while (more && n < max) {
+        struct drover_vip_value v;
+        ck_assert_int_eq(bpf_map_lookup_elem(m.vips_fd, &cur, &v), 0);
+        keys[n] = cur;
+        versions[n++] = v.version;
+        more = bpf_map_get_next_key(m.vips_fd, &cur, &next) == 0;
+        cur = next;
+    }
+    director_maps_close(&m);
+    return n;
+}
+
+/* The VIP set is written under the same hold of the lock as the
+ * generation, after the same version check: a version-2 apply that flips
+ * its generation and its own VIP set in while a watcher with an unchanged
+ * generation but changed VIPs waits keeps its VIP set (the watcher used
+ * to write its version-3 VIPs over it and report success). */
+START_TEST(test_vips_of_another_version_kept)
+{
+    struct drover_vip_key k = {.port = htons(8080), .proto = IPPROTO_TCP}, got[4];
+    struct director_maps m;
+    struct attached a;
+    struct race race;
+    __u16 versions[4];
+
+    attached_setup(&a, "race2", 19600); /* CONFIG's port: the same generation */
+    a.p.vips_changed = true;
+    ck_assert_int_eq(director_parse_addr("192.0.2.80", &k.family, k.addr), 0);
+    race_start(&race, a.dir, &a.p);
+    flip_in_version_2(a.dir, a.first.generation);
+    /* and the apply's VIP set: one VIP of its own, a version-2 value */
+    ck_assert_uint_eq(vip_set(a.dir, got, versions, 4), 2);
+    ck_assert_int_eq(director_maps_open_pinned(a.dir, &m), 0);
+    for (size_t i = 0; i < 2; i++)
+        ck_assert_int_eq(bpf_map_delete_elem(m.vips_fd, &got[i]), 0);
+    struct drover_vip_value v2 = {.version = 2, .vip_id = 0};
+    ck_assert_int_eq(bpf_map_update_elem(m.vips_fd, &k, &v2, BPF_ANY), 0);
+    director_maps_close(&m);
+    race_release(&race);
+
+    ck_assert_msg(race.r.rc == -EAGAIN, "publish returned %d: %s", race.r.rc, race.r.err);
+    ck_assert(!race.r.res.gen_written && !race.r.res.vips_written);
+    ck_assert_uint_eq(vip_set(a.dir, got, versions, 4), 1);
+    ck_assert_int_eq(memcmp(&got[0], &k, sizeof(k)), 0);
+    ck_assert_uint_eq(versions[0], 2);
+    attached_free(&a);
 }
 END_TEST
 
@@ -395,6 +550,8 @@ int main(void)
     tcase_add_test(tc, test_config_and_table_paths_agree);
     tcase_add_test(tc, test_unattached_maps_refused);
     tcase_add_test(tc, test_version_flipped_in_while_waiting_for_the_lock);
+    tcase_add_test(tc, test_settings_applied_while_waiting_for_the_lock);
+    tcase_add_test(tc, test_vips_of_another_version_kept);
     tcase_add_test(tc, test_metrics_from_pins);
     suite_add_tcase(s, tc);
     if (geteuid() != 0) {

@@ -12,7 +12,10 @@
  * version 3 added are missing); director_loader_attach (drover-director
  * attach) reuses the old maps, pins the new ones, publishes a version-3
  * generation, replaces the old program without --force, and VIP packets
- * are then forwarded. A pin set of an unknown layout (a map of another
+ * are then forwarded. After a version-2 period - its apply over the new
+ * pins, or its detach (which leaves the counter maps pinned) and attach -
+ * the next version-3 apply or attach starts the traffic counters from
+ * zero. A pin set of an unknown layout (a map of another
  * value size) is refused by attach and by the publisher, naming the map
  * and both sizes, with nothing changed and the maps unreadable for the
  * scrape. Runs in a network and mount namespace of its own.
@@ -34,6 +37,7 @@
 #include "director_bpf.skel.h"
 #include "director_build.h"
 #include "director_config.h"
+#include "director_counters.h"
 #include "director_loader.h"
 #include "director_maps.h"
 #include "director_metrics.h"
@@ -259,6 +263,37 @@ static int watcher_publish(const char *dir, char *err, size_t errlen)
     return rc;
 }
 
+/* Remove what a version-2 detach removes: its program and its maps. */
+static void unpin_v2(const char *dir)
+{
+    char path[512];
+
+    snprintf(path, sizeof(path), "%s/%s", dir, DIRECTOR_PROG_PIN);
+    ck_assert_int_eq(unlink(path), 0);
+    for (size_t i = 0; i < N_V2; i++) {
+        snprintf(path, sizeof(path), "%s/%s", dir, V2_MAPS[i].name);
+        ck_assert_int_eq(unlink(path), 0);
+    }
+}
+
+/* The VIP's and every proxy's packets count as the pins in dir show them
+ * (the VIP: want; the proxies: want in all). */
+static void expect_traffic(const char *dir, uint64_t want, const char *when)
+{
+    struct director_traffic t;
+    uint64_t proxies = 0;
+
+    ck_assert_int_eq(director_traffic_read_pinned(dir, &t), 0);
+    ck_assert_uint_eq(t.n_vips, 1);
+    for (size_t i = 0; i < t.n_proxies; i++)
+        proxies += t.proxies[i].packets;
+    ck_assert_msg(t.vips[0].packets == want && proxies == want,
+                  "%s: VIP %s counts %llu packets, the proxies %llu; want %llu", when,
+                  t.vips[0].name, (unsigned long long)t.vips[0].packets,
+                  (unsigned long long)proxies, (unsigned long long)want);
+    director_traffic_free(&t);
+}
+
 START_TEST(test_upgrade_from_v2)
 {
     const struct director_attach_opts o = {
@@ -337,6 +372,29 @@ START_TEST(test_upgrade_from_v2)
     ck_assert_uint_eq(run_vip_packet(prog), XDP_TX_);
     ck_assert_uint_eq(stat_of(dir, DROVER_STAT_ENCAP_V4), 2);
     close(prog);
+    /* the apply over the version-2 generation started the counters from
+     * zero: the one packet since */
+    expect_traffic(dir, 1, "after the apply over a version-2 generation");
+
+    /* version 2 takes over (a rollback): its detach removes the pins it
+     * knows - the counter maps stay - and its attach pins a set of its
+     * own; the next version-3 attach reuses the counter maps, which must
+     * not show the counts of the period before */
+    ck_assert_int_eq(bpf_xdp_detach(ifindex, XDP_FLAGS_SKB_MODE, NULL), 0);
+    unpin_v2(dir);
+    ck_assert_uint_ne(pinned_id(dir, DIRECTOR_MAP_VIP_CTR, false), 0);
+    pin_set(dir, V2_MAPS, N_V2, ids);
+    fill_v2(dir);
+    old_maps_new_program(dir, ifindex);
+    ck_assert_int_eq(director_config_parse(CONFIG, strlen(CONFIG), "t", &cfg, err, sizeof(err)), 0);
+    ck_assert_int_eq(director_loader_attach(&o, &cfg), 0);
+    director_config_free(&cfg);
+    expect_traffic(dir, 0, "after a version-3 attach over a version-2 period");
+    prog = pin_fd(dir, DIRECTOR_PROG_PIN);
+    ck_assert_int_ge(prog, 0);
+    ck_assert_uint_eq(run_vip_packet(prog), XDP_TX_);
+    close(prog);
+    expect_traffic(dir, 1, "after one packet through the new attach");
 }
 END_TEST
 
