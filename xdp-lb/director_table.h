@@ -88,10 +88,12 @@ struct director_table_config {
     unsigned draw_per_row;
     /* Threads that draw the candidate lists, the calling one included
      * (with 2 or more, the second half of the failover cascades also runs
-     * on a thread of its own): 0 = the online CPUs, at most 4; 1 = no
-     * other thread; at most DIRECTOR_TABLE_MAX_THREADS. Cost only: the
-     * table, its checksum and its work counter are the same for every
-     * value. */
+     * on a thread of its own, on a copy of the lists): 0 = the online
+     * CPUs, at most 4; 1 = no other thread and no copy; at most
+     * DIRECTOR_TABLE_MAX_THREADS. Cost only: the table and its checksum
+     * are the same for every value, the work counter for every value
+     * above 1 (with 1 the cascades share one copy of the lists and take
+     * other steps, mostly fewer, see docs/director-table.md, "Threads"). */
     unsigned threads;
 };
 

@@ -38,10 +38,11 @@ _Static_assert(DIRECTOR_TABLE_MAX_PROXIES <= (1u << PROXY_BITS), "proxy index mu
  * work at about MAX_LAMBDA candidates per row. */
 #define MAX_LAMBDA 64u
 /* Draws (work steps) of block extensions undone with a failover cascade,
- * at most, for each of the two halves of the cascades (failover(), each
- * on its own copy of the lists): one more list drawing to MAX_LAMBDA.
- * Beyond it, cascades draw blocks for every member open at the end of the
- * matching, which is never undone. */
+ * at most, for the cascades on one copy of the lists: one more list
+ * drawing to MAX_LAMBDA (twice with more than one thread, where each half
+ * of the cascades has its own copy, see failover()). Beyond it, cascades
+ * draw blocks for every member open at the end of the matching, which is
+ * never undone. */
 #define JOURNAL_BUDGET ((uint64_t)ROWS * MAX_LAMBDA)
 #define LOG2_TAB_BITS  10
 #define LOG2_TAB_SIZE  (1u << LOG2_TAB_BITS)

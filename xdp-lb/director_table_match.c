@@ -1318,18 +1318,24 @@ static int failover_members(struct builder *b, const uint32_t *who, uint32_t cou
     return rc;
 }
 
-/* ---- failover cascades on two copies of the matching ---------------- */
+/* ---- failover cascades, in two halves with more than one thread ----- */
 
 /* The failover cascades of the members are independent of each other:
  * each starts from the end of the matching and is undone, and what one
  * leaves behind (blocks drawn further for the members open at the end of
- * the matching) only saves the next ones drawing; the rows read the same
- * candidates either way (see row_short_open()). So the members are split
- * in two halves by the rows they hold, and the second half's cascades run
- * on a copy of everything a cascade writes - the lists, the row layout,
- * the process state, the matching and the journal - on a thread of their
- * own. The split does not depend on the thread count (with one thread the
- * copy runs after the first half), so neither do the table nor t->work. */
+ * the matching, rows put in order further) only changes the work of the
+ * next ones, mostly saving some; the rows read the same candidates either
+ * way (see row_short_open()).
+ * So with more than one thread the members are split in two halves by the
+ * rows they hold, and the second half's cascades run on a copy of
+ * everything a cascade writes - the lists, the row layout, the process
+ * state, the matching and the journal - on a thread of their own. With
+ * one thread nothing runs beside the cascades: they all run on the
+ * builder, one after the other, with no copy. The table is the same
+ * either way; t->work is not (what the first half leaves behind saves the
+ * second half's steps, and the journal budget is spent once, not once per
+ * half): it is the same for every thread count above one, and for one
+ * about the same or lower (docs/director-table.md, "Threads"). */
 
 /* A copy of n elements of `size` bytes, NULL on failure (or if n is 0). */
 static void *dup_array(const void *src, size_t n, size_t size)
@@ -1499,18 +1505,48 @@ static uint32_t failover_split(const struct builder *b, uint64_t *keys, uint32_t
     return first;
 }
 
+/* The second half of the members (see failover()) on a copy of b, on a
+ * thread of its own unless one cannot be started, while the calling thread
+ * runs the first half on b; the copy's steps are added to b's. */
+static int failover_halves(struct builder *b, const uint32_t *who, uint32_t count, uint32_t first)
+{
+    struct failover_half half = {.who = who + first, .count = count - first};
+    pthread_t tid;
+    bool threaded;
+    int rc;
+
+    if (half.count == 0)
+        return failover_members(b, who, first);
+    /* the copy's counters start where b's are now */
+    const uint64_t work = b->work, candidates = b->candidates;
+    const uint32_t extended = b->blocks_extended;
+    if (!(half.c = builder_clone(b)))
+        return -ENOMEM;
+    threaded = pthread_create(&tid, NULL, failover_half_main, &half) == 0;
+    rc = failover_members(b, who, first);
+    if (threaded)
+        pthread_join(tid, NULL);
+    else
+        half.rc = failover_members(half.c, half.who, half.count);
+    /* the copy's steps, from where the copy started */
+    b->work += half.c->work - work;
+    b->candidates += half.c->candidates - candidates;
+    b->blocks_extended += half.c->blocks_extended - extended;
+    builder_clone_free(half.c);
+    return rc < 0 ? rc : half.rc;
+}
+
 /* With the matching of B in place: for each member P, where P's rows go
  * when P is removed and every other proxy keeps its rows and capacity.
- * The second half of the members runs on a copy, on a thread of its own
- * when the build has more than one (see builder_clone()). */
+ * With more than one thread the second half of the members runs on a
+ * copy, on a thread of its own (see builder_clone()); with one, every
+ * member runs on b, in the order of who[] (the first half, then the
+ * second). */
 static int failover(struct builder *b)
 {
-    struct failover_half half = {0};
     size_t np = b->n ? b->n : 1;
     uint64_t *keys = malloc(np * (sizeof(uint64_t) + sizeof(uint32_t)));
     uint32_t *who = (uint32_t *)(keys + np), count, first;
-    pthread_t tid;
-    bool threaded = false;
     int rc;
 
     if (!keys)
@@ -1520,32 +1556,10 @@ static int failover(struct builder *b)
     /* who is open at the end of the matching, for row_short_open() */
     memcpy(b->ofinal, b->otree, 2 * (size_t)b->otn * sizeof(*b->ofinal));
     first = failover_split(b, keys, who, &count);
-    half.who = who + first;
-    half.count = count - first;
-    /* the copy's counters start where b's are now */
-    const uint64_t work = b->work, candidates = b->candidates;
-    const uint32_t extended = b->blocks_extended;
-    if (half.count > 0) {
-        if (!(half.c = builder_clone(b))) {
-            free(keys);
-            return -ENOMEM;
-        }
-        threaded = b->threads > 1 && pthread_create(&tid, NULL, failover_half_main, &half) == 0;
-    }
-    rc = failover_members(b, who, first);
-    if (half.c) {
-        if (threaded)
-            pthread_join(tid, NULL);
-        else
-            half.rc = failover_members(half.c, half.who, half.count);
-        /* the copy's steps, from where the copy started */
-        b->work += half.c->work - work;
-        b->candidates += half.c->candidates - candidates;
-        b->blocks_extended += half.c->blocks_extended - extended;
-        builder_clone_free(half.c);
-        if (rc == 0)
-            rc = half.rc;
-    }
+    if (b->threads > 1)
+        rc = failover_halves(b, who, count, first);
+    else
+        rc = failover_members(b, who, count);
     free(keys);
     return rc;
 }

@@ -217,9 +217,11 @@ struct shape_result {
     double ms, cpu_ms;     /* default threads: wall, CPU of all threads */
     double own_cpu_ms;     /* ... CPU of the calling thread alone */
     double ms_1, cpu_ms_1; /* threads = 1 */
-    double work_per_row;
-    uint32_t threads;  /* the default's thread count */
-    uint64_t checksum; /* of the table built: equal before and after a speed-up */
+    double work_per_row;   /* default threads */
+    double work_per_row_1; /* threads = 1: no copy for the cascades, fewer steps repeated */
+    uint64_t work;         /* default threads, the whole build */
+    uint32_t threads;      /* the default's thread count */
+    uint64_t checksum;     /* of the table built: equal before and after a speed-up */
 };
 
 /* One build of the fleet in[0..n): wall and CPU (all threads) ms into
@@ -284,6 +286,7 @@ static void measure_shape_runs(const struct fleet_shape *sh, struct shape_result
         cfg.threads = threads;
         struct director_table *t = timed_build(&cfg, in, n, sh->name, &times[i], &cpu[i], &own[i]);
         res->work_per_row = (double)t->work / DIRECTOR_TABLE_ROWS;
+        res->work = t->work;
         res->checksum = t->checksum;
         res->threads = t->threads;
         director_table_free(t);
@@ -298,6 +301,7 @@ static void measure_shape_runs(const struct fleet_shape *sh, struct shape_result
                     (unsigned long long)t->checksum);
             exit(1);
         }
+        res->work_per_row_1 = (double)t->work / DIRECTOR_TABLE_ROWS;
         director_table_free(t);
     }
     res->ms = median(times, runs);
@@ -330,8 +334,8 @@ static int one_shape(const char *arg, const char *threads)
     }
     struct shape_result res;
     measure_shape_runs(&fleet_shapes[k], &res, 1, (unsigned)th, false);
-    printf("shape %lu: %s: work/row %.1f, checksum %016llx\n", k, fleet_shapes[k].name,
-           res.work_per_row, (unsigned long long)res.checksum);
+    printf("shape %lu: %s: work/row %.1f (work %llu), checksum %016llx\n", k, fleet_shapes[k].name,
+           res.work_per_row, (unsigned long long)res.work, (unsigned long long)res.checksum);
     return 0;
 }
 
@@ -339,7 +343,7 @@ static void worst_case(void)
 {
     size_t nshapes = sizeof(fleet_shapes) / sizeof(fleet_shapes[0]), worst = 0, worst_1 = 0,
            worst_work = 0;
-    size_t worst_own = 0, worst_1cpu = 0;
+    size_t worst_own = 0, worst_1cpu = 0, worst_work_1 = 0;
     struct shape_result res[sizeof(fleet_shapes) / sizeof(fleet_shapes[0])];
 
     printf("\nworst case over fleet shapes: median of %d builds with the builder's\n"
@@ -347,15 +351,16 @@ static void worst_case(void)
            "  thread run alternately with them (1thr_*; same checksum checked);\n"
            "  own_cpu = CPU of the calling thread alone, a lower bound of the wall\n"
            "  time when the other cores idle (an estimate that load disturbs less);\n"
-           "  work = the builder's step counter per row (draws, list reads, scans)\n",
+           "  work = the builder's step counter per row (draws, list reads, scans);\n"
+           "  1thr_work: with one thread (the cascades share one copy of the lists)\n",
            SHAPE_RUNS, SHAPE_RUNS);
-    printf("%9s %8s %8s %9s %9s %7s %9s  %s\n", "build_ms", "cpu_ms", "own_cpu", "1thr_ms",
-           "1thr_cpu", "threads", "work/row", "shape");
+    printf("%9s %8s %8s %9s %9s %7s %9s %9s  %s\n", "build_ms", "cpu_ms", "own_cpu", "1thr_ms",
+           "1thr_cpu", "threads", "work/row", "1thr_work", "shape");
     for (size_t i = 0; i < nshapes; i++) {
         measure_shape(&fleet_shapes[i], &res[i]);
-        printf("%9.2f %8.2f %8.2f %9.2f %9.2f %7u %9.1f  %s\n", res[i].ms, res[i].cpu_ms,
+        printf("%9.2f %8.2f %8.2f %9.2f %9.2f %7u %9.1f %9.1f  %s\n", res[i].ms, res[i].cpu_ms,
                res[i].own_cpu_ms, res[i].ms_1, res[i].cpu_ms_1, res[i].threads, res[i].work_per_row,
-               fleet_shapes[i].name);
+               res[i].work_per_row_1, fleet_shapes[i].name);
         if (res[i].ms > res[worst].ms)
             worst = i;
         if (res[i].ms_1 > res[worst_1].ms_1)
@@ -366,6 +371,8 @@ static void worst_case(void)
             worst_1cpu = i;
         if (res[i].work_per_row > res[worst_work].work_per_row)
             worst_work = i;
+        if (res[i].work_per_row_1 > res[worst_work_1].work_per_row_1)
+            worst_work_1 = i;
     }
     char load[64];
     load_average(load, sizeof(load));
@@ -383,6 +390,8 @@ static void worst_case(void)
     printf("BENCH director_table_worst_1thread_ms %.2f\n", res[worst_1].ms_1);
     printf("BENCH director_table_worst_1thread_cpu_ms %.2f\n", res[worst_1cpu].cpu_ms_1);
     printf("BENCH director_table_worst_work_per_row %.1f\n", res[worst_work].work_per_row);
+    printf("BENCH director_table_worst_1thread_work_per_row %.1f\n",
+           res[worst_work_1].work_per_row_1);
 }
 
 int main(int argc, char **argv)
