@@ -37,6 +37,21 @@ _Static_assert((int)DIRECTOR_PROXY_INACTIVE == (int)DROVER_PROXY_INACTIVE &&
 
 static const uint8_t seed[] = "test-cluster-key";
 
+/* Built with AddressSanitizer (the debug preset, DROVER_SANITIZE): a table
+ * build costs several times its CPU there, so the heaviest builds whose
+ * code paths lighter builds of the same test take too are left to the
+ * default preset. */
+#if defined(__SANITIZE_ADDRESS__)
+#define SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SANITIZED 1
+#endif
+#endif
+#ifndef SANITIZED
+#define SANITIZED 0
+#endif
+
 /* For checks inside per-row (or per-proxy) loops, i the row or proxy: check records every passing
  * ck_assert through its pipe, which would make 65,536-row loops take minutes. */
 #define expect_row(cond, i)                                                                        \
@@ -209,6 +224,11 @@ START_TEST(test_table_independent_of_draw_depth)
 {
     static const size_t sizes[] = {2, 3, 37, 400};
     for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        /* depth 60 draws ~4x the work of the others (24 M steps); under
+         * ASan (the debug preset) the 400-proxy fleet stops at depth 2:
+         * the smaller fleets still draw from depth 60 there, and the
+         * default preset compares all three depths of every fleet */
+        int depths = SANITIZED && sizes[i] > 100 ? 2 : 3;
         struct fleet *f = fleet_new(sizes[i]);
         for (size_t k = 0; k < f->n; k++) {
             f->in[k].state = k % 7 == 3   ? DIRECTOR_PROXY_DRAINING
@@ -219,7 +239,7 @@ START_TEST(test_table_independent_of_draw_depth)
         }
         uint64_t sums[3];
         static const unsigned depth[3] = {0, 2, 60};
-        for (int d = 0; d < 3; d++) {
+        for (int d = 0; d < depths; d++) {
             struct director_table_config cfg = {
                 .seed = seed, .seed_len = sizeof(seed), .draw_per_row = depth[d]};
             struct director_table *t = NULL;
@@ -231,7 +251,8 @@ START_TEST(test_table_independent_of_draw_depth)
             director_table_free(t);
         }
         ck_assert_uint_eq(sums[0], sums[1]);
-        ck_assert_uint_eq(sums[0], sums[2]);
+        if (depths > 2)
+            ck_assert_uint_eq(sums[0], sums[2]);
         free(f);
     }
 }
