@@ -96,8 +96,13 @@ struct service_state {
     uv_timer_t *restart; /* delayed start (NULL until first needed) */
     struct metrics_counter *m_restarts;
     struct metrics_gauge *m_up;
+    struct metrics_counter *m_ping_misses;
     int master_pid; /* last seen in show proc; 0 none yet */
     bool up, probed, probing, restart_armed;
+    /* liveness (haproxy_supervise.c): pings of the stats socket missed in a
+     * row; mute: HAPROXY_PING_MISSES of them, not serving until one answers */
+    bool pinging, mute;
+    unsigned ping_misses;
     uint64_t started_ms;
     int64_t backoff_ms;
     unsigned quick_deaths; /* deaths within STABLE_MS of their start, in a row */

@@ -43,7 +43,8 @@ struct rt_request {
     char **cmds;
     size_t n;
     enum rt_kind kind;
-    uint64_t queued_ns; /* uv_hrtime when queued (the debug log's split) */
+    uint64_t timeout_ms; /* the exchange's bound; 0: the client's cmd_timeout_ms */
+    uint64_t queued_ns;  /* uv_hrtime when queued (the debug log's split) */
     haproxy_runtime_exec_cb cb;
     void *arg;
 };
@@ -63,6 +64,7 @@ struct rt_exchange {
     int pending_closes;
     bool done;               /* callback ran */
     bool stall_retried;      /* given a second timeout after our own stall */
+    uint64_t timeout_ms;     /* each wait for the answer (request's or client's) */
     uint64_t started_ns;     /* uv_hrtime when started */
     uint64_t stall_at_start; /* loop_lag_stalled_ms() when started */
 };
@@ -210,14 +212,14 @@ static void exchange_on_timeout(uv_timer_t *t)
 
     snprintf(what, sizeof(what), "%s exchange", sock_name(x->req->sock));
     if (x->rt && !x->stall_retried &&
-        rt_stall_excuses(x->rt, x->stall_at_start, x->rt->cmd_timeout_ms, what)) {
+        rt_stall_excuses(x->rt, x->stall_at_start, x->timeout_ms, what)) {
         x->stall_retried = true;
-        uv_timer_start(&x->timer, exchange_on_timeout, x->rt->cmd_timeout_ms, 0);
+        uv_timer_start(&x->timer, exchange_on_timeout, x->timeout_ms, 0);
         return;
     }
     exchange_finish(x, -ETIMEDOUT, "haproxy: %s %s: no complete answer within %llu ms",
                     sock_name(x->req->sock), exchange_path(x),
-                    (unsigned long long)(x->rt ? x->rt->cmd_timeout_ms : 0));
+                    (unsigned long long)(x->stall_retried ? 2 * x->timeout_ms : x->timeout_ms));
 }
 
 static void exchange_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -345,6 +347,7 @@ static void rt_start(struct haproxy_runtime *rt, struct rt_request *req)
     }
     x->rt = rt;
     x->req = req;
+    x->timeout_ms = req->timeout_ms ? req->timeout_ms : rt->cmd_timeout_ms;
     x->started_ns = uv_hrtime();
     x->stall_at_start = loop_lag_stalled_ms(rt->lag);
     x->pipe.data = x->timer.data = x->connect.data = x->write.data = x;
@@ -371,7 +374,7 @@ static void rt_start(struct haproxy_runtime *rt, struct rt_request *req)
     rt->st.exchanges++;
     if (req->sock == HAPROXY_SOCKET_STATS)
         rt->st.commands_sent += req->n;
-    uv_timer_start(&x->timer, exchange_on_timeout, rt->cmd_timeout_ms, 0);
+    uv_timer_start(&x->timer, exchange_on_timeout, x->timeout_ms, 0);
     uv_pipe_connect(&x->connect, &x->pipe, path, exchange_on_connect);
 }
 
@@ -425,8 +428,10 @@ void rt_kick(struct haproxy_runtime *rt)
     }
 }
 
-int rt_enqueue(struct haproxy_runtime *rt, enum haproxy_socket sock, const char *const *cmds,
-               size_t n, bool front, enum rt_kind kind, haproxy_runtime_exec_cb cb, void *arg)
+/* rt_enqueue with the exchange's bound (0: the client's cmd_timeout_ms) */
+static int enqueue_within(struct haproxy_runtime *rt, enum haproxy_socket sock,
+                          const char *const *cmds, size_t n, bool front, enum rt_kind kind,
+                          uint64_t timeout_ms, haproxy_runtime_exec_cb cb, void *arg)
 {
     if (rt->freeing)
         return -ECANCELED;
@@ -449,6 +454,7 @@ int rt_enqueue(struct haproxy_runtime *rt, enum haproxy_socket sock, const char 
     r->n = n;
     r->sock = sock;
     r->kind = kind;
+    r->timeout_ms = timeout_ms;
     r->queued_ns = uv_hrtime();
     r->cb = cb;
     r->arg = arg;
@@ -467,6 +473,12 @@ int rt_enqueue(struct haproxy_runtime *rt, enum haproxy_socket sock, const char 
     rt->st.queued++;
     rt_kick(rt);
     return 0;
+}
+
+int rt_enqueue(struct haproxy_runtime *rt, enum haproxy_socket sock, const char *const *cmds,
+               size_t n, bool front, enum rt_kind kind, haproxy_runtime_exec_cb cb, void *arg)
+{
+    return enqueue_within(rt, sock, cmds, n, front, kind, 0, cb, arg);
 }
 
 static int check_commands(enum haproxy_socket sock, const char *const *cmds, size_t n)
@@ -497,6 +509,15 @@ int haproxy_runtime_exec(struct haproxy_runtime *rt, enum haproxy_socket sock,
     if (check_commands(sock, cmds, n) < 0)
         return -EINVAL;
     return rt_enqueue(rt, sock, cmds, n, false, RT_PLAIN, cb, arg);
+}
+
+int haproxy_runtime_ping(struct haproxy_runtime *rt, uint64_t timeout_ms,
+                         haproxy_runtime_exec_cb cb, void *arg)
+{
+    static const char *const cmds[] = {HAPROXY_RUNTIME_PING_CMD};
+    if (timeout_ms == 0)
+        return -EINVAL;
+    return enqueue_within(rt, HAPROXY_SOCKET_STATS, cmds, 1, false, RT_PLAIN, timeout_ms, cb, arg);
 }
 
 /* ---- lifecycle ---------------------------------------------------------- */

@@ -140,6 +140,22 @@ typedef void (*haproxy_runtime_exec_cb)(struct haproxy_runtime *rt, int status,
 int haproxy_runtime_exec(struct haproxy_runtime *rt, enum haproxy_socket sock,
                          const char *const *cmds, size_t n, haproxy_runtime_exec_cb cb, void *arg);
 
+/* ---- liveness ------------------------------------------------------- */
+
+/* What a ping asks: answered by the worker's own event loop, a few hundred
+ * bytes, no lock on servers or proxies. */
+#define HAPROXY_RUNTIME_PING_CMD "show info"
+
+/* Whether the worker that accepts on the stats socket runs its event loop:
+ * one HAPROXY_RUNTIME_PING_CMD exchange bounded by timeout_ms (> 0) instead
+ * of the client's command timeout, queued like any other stats socket
+ * exchange (so never during a reload, which runs alone) and given one more
+ * timeout after the watcher's own stall like every exchange. cb gets 0
+ * (answered), -ETIMEDOUT (accepted, no answer in time), a connect or read
+ * error, or -ECANCELED. 0, -EINVAL (timeout 0), -ECANCELED or -ENOMEM. */
+int haproxy_runtime_ping(struct haproxy_runtime *rt, uint64_t timeout_ms,
+                         haproxy_runtime_exec_cb cb, void *arg);
+
 /* ---- show servers state --------------------------------------------- */
 
 typedef void (*haproxy_runtime_state_cb)(struct haproxy_runtime *rt, int status,

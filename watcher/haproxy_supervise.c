@@ -7,8 +7,21 @@
  *     worker listed) or down (socket gone, refused, no worker, or the
  *     newest worker stopped: SIGSTOP; the master still lists it and its
  *     listening socket still queues connections nobody answers);
- *   up -> down: logged, drover_watcher_haproxy_up{service} 0, readiness
- *     (on_health) false;
+ *   every probe of a service that is up: a ping (`show info`) on its stats
+ *     socket, answered by the worker that takes connections, within
+ *     ping_bound_ms (4 probe intervals, 100 ms to the command timeout).
+ *     HAPROXY_PING_MISSES misses in a row -> the service is mute: not
+ *     serving whatever the worker is stuck in (D state, a loop below
+ *     HAProxy's watchdog, a blocking call) - its socket still queues
+ *     connections nobody answers, and /proc says nothing for those. One
+ *     answer: serving again. Counted in drover_watcher_haproxy_ping_misses_
+ *     total{service}. A ping is a stats socket exchange like the others:
+ *     it waits in the client's queue (never beside a reload, which runs
+ *     alone, so an old worker draining and a new one starting never read
+ *     as a miss) and a timeout after the watcher's own stall is waited out
+ *     once more (haproxy_runtime.h), not counted;
+ *   up -> down (or mute): logged, drover_watcher_haproxy_up{service} 0,
+ *     readiness (on_health) false;
  *   up again with another master pid than before (restarted by systemd,
  *     by hand or by this watcher): drover_watcher_haproxy_restarts_total
  *     {service} counted, logged;
@@ -34,6 +47,10 @@
 #define RESTART_MIN_MS 100
 #define RESTART_MAX_MS 5000
 #define STABLE_MS      10000 /* ran this long: the next death restarts at once */
+/* Pings missed in a row before a service is mute: one miss can be a
+ * worker busy for a moment (a large map load, a burst of handshakes). */
+#define HAPROXY_PING_MISSES 3
+#define PING_MIN_MS         100 /* a worker answers `show info` in well under this */
 
 static void supervise_start(struct service_state *s);
 
@@ -47,11 +64,11 @@ static bool config_installed(const struct haproxy_engine *e, const struct servic
 /* every service with an installed config that is not retired is up */
 static void update_health(struct haproxy_engine *e)
 {
-    const char *down = NULL;
+    const struct service_state *down = NULL;
     for (size_t i = 0; i < e->n_svcs && !down; i++) {
         const struct service_state *s = e->svcs[i];
-        if (!s->retired && s->probed && !s->up)
-            down = s->name;
+        if (!s->retired && s->probed && (!s->up || s->mute))
+            down = s;
     }
     bool all_up = down == NULL;
     if (all_up == e->all_up)
@@ -59,7 +76,8 @@ static void update_health(struct haproxy_engine *e)
     e->all_up = all_up;
     if (e->o.on_health) {
         char reason[256];
-        snprintf(reason, sizeof(reason), "HAProxy of service %s is down", down ? down : "");
+        snprintf(reason, sizeof(reason), "HAProxy of service %s %s", down ? down->name : "",
+                 down && down->up ? "does not answer its stats socket" : "is down");
         e->o.on_health(e->o.arg, all_up, all_up ? NULL : reason);
     }
 }
@@ -68,8 +86,71 @@ static void set_up(struct service_state *s, bool up)
 {
     s->up = up;
     s->probed = true;
-    metrics_gauge_set(s->m_up, up ? 1 : 0);
+    metrics_gauge_set(s->m_up, up && !s->mute ? 1 : 0);
     update_health(s->e);
+}
+
+/* How long a ping waits for its answer: long enough that only a worker
+ * whose event loop does not run misses it, short enough that
+ * HAPROXY_PING_MISSES misses take seconds, not the command timeout each. */
+static uint64_t ping_bound_ms(const struct haproxy_engine *e)
+{
+    uint64_t ms = 4 * (uint64_t)e->o.probe_ms;
+    if (ms < PING_MIN_MS)
+        ms = PING_MIN_MS;
+    return ms > HAPROXY_RUNTIME_CMD_TIMEOUT_MS ? HAPROXY_RUNTIME_CMD_TIMEOUT_MS : ms;
+}
+
+static void set_mute(struct service_state *s, bool mute)
+{
+    s->mute = mute;
+    set_up(s, s->up);
+}
+
+static void ping_missed(struct service_state *s, const char *err)
+{
+    metrics_counter_inc(s->m_ping_misses);
+    if (++s->ping_misses < HAPROXY_PING_MISSES || s->mute) {
+        log_debug("watcher: service %s: ping %u missed: %s", s->name, s->ping_misses, err);
+        return;
+    }
+    char *sock = haproxy_engine_expand(s->e->o.stats_socket, s->name);
+    log_warn("watcher: service %s: HAProxy worker does not answer on %s: %u pings in a row "
+             "missed, %llu ms each (last: %s); not ready until it answers",
+             s->name, sock ? sock : "its stats socket", s->ping_misses,
+             (unsigned long long)ping_bound_ms(s->e), err);
+    free(sock);
+    set_mute(s, true);
+}
+
+static void on_ping(struct haproxy_runtime *rt, int status, const char *const *answers, size_t n,
+                    const char *err, void *arg)
+{
+    struct service_state *s = arg;
+    (void)rt, (void)answers, (void)n;
+    s->pinging = false;
+    if (status == -ECANCELED || s->e->stopping)
+        return;
+    if (status < 0) {
+        ping_missed(s, err);
+        return;
+    }
+    s->ping_misses = 0;
+    if (!s->mute)
+        return;
+    log_info("watcher: service %s: HAProxy worker answers its stats socket again", s->name);
+    set_mute(s, false);
+    /* applies sent while it did not answer timed out: bring it to the
+     * placements */
+    engine_resync_service(s->e, s, false);
+}
+
+static void ping(struct service_state *s)
+{
+    if (s->pinging || !s->up)
+        return;
+    if (haproxy_runtime_ping(s->rt, ping_bound_ms(s->e), on_ping, s) == 0)
+        s->pinging = true;
 }
 
 /* The worker is stopped (SIGSTOP, a debugger): its /proc entry says 'T' or
@@ -116,6 +197,7 @@ static void on_proc(struct haproxy_runtime *rt, int status, const struct haproxy
             log_warn("watcher: service %s: HAProxy worker (pid %d) is stopped: not ready until "
                      "it runs again",
                      s->name, serving->pid);
+        s->ping_misses = 0; /* said already; the /proc probe answers for it */
         set_up(s, false);
         return; /* its master runs: nothing to start */
     }
@@ -134,7 +216,10 @@ static void on_proc(struct haproxy_runtime *rt, int status, const struct haproxy
          * applies while it did not answer: bring it to the placements */
         if (restarted || (!s->up && s->probed))
             engine_resync_service(e, s, restarted);
-    } else if (s->up || !s->probed) {
+    } else {
+        s->ping_misses = 0; /* what a dead HAProxy missed says nothing of the next one */
+    }
+    if (!up && (s->up || !s->probed)) {
         log_warn("watcher: service %s: HAProxy is not running (%s); %s", s->name,
                  status < 0 ? err : "master without a worker",
                  e->o.run_haproxy ? "starting it" : "waiting for its supervisor to start it");
@@ -155,6 +240,7 @@ static void on_probe(uv_timer_t *t)
             continue;
         if (haproxy_runtime_show_proc(s->rt, on_proc, s) == 0)
             s->probing = true;
+        ping(s);
     }
 }
 
@@ -270,9 +356,13 @@ void engine_supervise_service(struct haproxy_engine *e, struct service_state *s)
                                     "after they died.",
                                     labels);
     s->m_up = metrics_gauge(e->o.metrics, "drover_watcher_haproxy_up",
-                            "1 while the service's HAProxy master CLI lists a worker and "
-                            "that worker is not stopped.",
+                            "1 while the service's HAProxy master CLI lists a worker, "
+                            "that worker is not stopped and it answers its stats socket.",
                             labels);
+    s->m_ping_misses = metrics_counter(e->o.metrics, "drover_watcher_haproxy_ping_misses_total",
+                                       "Pings (show info) the service's HAProxy worker did not "
+                                       "answer on its stats socket in time.",
+                                       labels);
 }
 
 void engine_supervise_init(struct haproxy_engine *e)

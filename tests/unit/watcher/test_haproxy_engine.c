@@ -50,7 +50,16 @@ struct fx {
     struct haproxy_engine *e;
     int applied_calls;
     int64_t wait_min_ms, wait_max_ms; /* 0: WAIT_MIN_MS, WAIT_MAX_MS */
+    int64_t probe_ms;                 /* supervision's probe interval; 0: none */
+    bool ready;                       /* the last on_health verdict */
 };
+
+static void on_health(void *arg, bool ready, const char *reason)
+{
+    struct fx *f = arg;
+    (void)reason;
+    f->ready = ready;
+}
 
 static void on_applied(void *arg, const struct snapshot *snap)
 {
@@ -89,15 +98,20 @@ static void fx_engine(struct fx *f, const char *haproxy_bin)
         .timeout_client_ms = 30000,
         .timeout_server_ms = 30000,
         .metrics = f->reg,
+        .probe_ms = f->probe_ms,
+        .on_health = on_health,
         .on_applied = on_applied,
         .arg = f,
     };
     ck_assert_int_eq(haproxy_engine_new(&f->loop, &f->o, set, &f->e), 0);
 }
 
-static void fx_init(struct fx *f, const char *haproxy_bin)
+/* An engine whose supervision probes every probe_ms (0: none). */
+static void fx_init_probed(struct fx *f, const char *haproxy_bin, int64_t probe_ms)
 {
     memset(f, 0, sizeof(*f));
+    f->probe_ms = probe_ms;
+    f->ready = true; /* the engine's start: on_health tells changes only */
     snprintf(f->dir, sizeof(f->dir), "/tmp/drover-engine.XXXXXX");
     ck_assert_ptr_nonnull(mkdtemp(f->dir));
     snprintf(f->cfg_dir, sizeof(f->cfg_dir), "%s/cfg", f->dir);
@@ -115,6 +129,11 @@ static void fx_init(struct fx *f, const char *haproxy_bin)
     };
     ck_assert_int_eq(uv_loop_init(&f->loop), 0);
     fx_engine(f, haproxy_bin);
+}
+
+static void fx_init(struct fx *f, const char *haproxy_bin)
+{
+    fx_init_probed(f, haproxy_bin, 0);
 }
 
 static void fx_stop_engine(struct fx *f)
@@ -1110,6 +1129,9 @@ struct fake_haproxy {
     int command_exchanges; /* exchanges that changed something, answered */
     int down_after;        /* > 0: stop listening once this many were answered */
     bool hold;             /* hold exchanges that change something until released */
+    bool hold_info;        /* hold `show info` (a ping) until released */
+    bool mute_info;        /* never answer `show info`: the client's close ends it */
+    int pings;             /* `show info` exchanges answered */
     struct fake_conn *held[FAKE_HOLD_MAX];
     int n_held;
 };
@@ -1163,6 +1185,11 @@ static void fake_command(struct fake_haproxy *h, const char *cmd, char *out, siz
     unsigned port;
     int slot, weight;
     out[0] = '\0';
+    if (strcmp(cmd, "show info") == 0) {
+        h->pings++;
+        snprintf(out, len, "Name: HAProxy\nVersion: 2.6.12\n");
+        return;
+    }
     if (strncmp(cmd, "show servers state", 18) == 0) {
         fake_dump(h, out, len);
         return;
@@ -1256,9 +1283,12 @@ static void fake_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
     c->req[c->len] = '\0';
     if (!strstr(c->req, "quit\n"))
         return;
+    bool info = strstr(c->req, "show info") != NULL;
+    if (info && h->mute_info)
+        return; /* a worker that accepts and never answers */
     uv_read_stop(st);
     bool changes = strstr(c->req, "set server") || strstr(c->req, " agent ");
-    if (h->hold && changes && h->n_held < FAKE_HOLD_MAX) {
+    if (((h->hold && changes) || (h->hold_info && info)) && h->n_held < FAKE_HOLD_MAX) {
         h->held[h->n_held++] = c;
         return;
     }
@@ -1512,6 +1542,168 @@ START_TEST(test_no_agent_enabled_before_its_file)
 }
 END_TEST
 
+/* ---- a fake master CLI: `show proc` lists one worker ---- */
+
+struct fake_master {
+    uv_pipe_t *server;
+    char path[108];
+};
+
+struct master_conn {
+    uv_pipe_t pipe;
+    uv_write_t w;
+    char buf[256];
+};
+
+static void master_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void master_written(uv_write_t *w, int status)
+{
+    struct master_conn *c = w->data;
+    (void)status;
+    uv_close((uv_handle_t *)&c->pipe, master_closed);
+}
+
+static void master_alloc(uv_handle_t *hd, size_t n, uv_buf_t *buf)
+{
+    struct master_conn *c = hd->data;
+    (void)n;
+    *buf = uv_buf_init(c->buf, sizeof(c->buf));
+}
+
+/* The master CLI answers once the client shut its side: the worker pid is
+ * no child of this process, so the /proc probe finds nothing stopped. */
+static void master_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
+{
+    static char answer[] = "#<PID>          <type>          <reloads>       <uptime>        "
+                           "<version>\n"
+                           "1000000         master          0               0d00h00m09s     "
+                           "2.6.12\n"
+                           "# workers\n"
+                           "1000001         worker          0               0d00h00m09s     "
+                           "2.6.12\n";
+    struct master_conn *c = st->data;
+    (void)buf;
+    if (n >= 0)
+        return;
+    uv_read_stop(st);
+    uv_buf_t b = uv_buf_init(answer, sizeof(answer) - 1);
+    c->w.data = c;
+    if (n != UV_EOF || uv_write(&c->w, st, &b, 1, master_written) < 0)
+        uv_close((uv_handle_t *)&c->pipe, master_closed);
+}
+
+static void master_accept(uv_stream_t *server, int status)
+{
+    struct master_conn *c = calloc(1, sizeof(*c));
+    ck_assert_int_eq(status, 0);
+    ck_assert_ptr_nonnull(c);
+    uv_pipe_init(server->loop, &c->pipe, 0);
+    c->pipe.data = c;
+    ck_assert_int_eq(uv_accept(server, (uv_stream_t *)&c->pipe), 0);
+    uv_read_start((uv_stream_t *)&c->pipe, master_alloc, master_read);
+}
+
+/* Listen at <dir>/web.master (the engine's master socket for web). */
+static void master_up(struct fake_master *m, struct fx *f)
+{
+    snprintf(m->path, sizeof(m->path), "%s/web.master", f->dir);
+    m->server = malloc(sizeof(*m->server));
+    ck_assert_ptr_nonnull(m->server);
+    uv_pipe_init(&f->loop, m->server, 0);
+    unlink(m->path);
+    ck_assert_int_eq(uv_pipe_bind(m->server, m->path), 0);
+    ck_assert_int_eq(uv_listen((uv_stream_t *)m->server, 16, master_accept), 0);
+}
+
+static void master_down(struct fake_master *m)
+{
+    uv_close((uv_handle_t *)m->server, (uv_close_cb)free);
+}
+
+static void tick(uv_timer_t *t)
+{
+    (void)t; /* wakes the loop: the caller looks at its condition */
+}
+
+/* Run f's loop until f->ready is want or bound_ms ran out; false then.
+ * The loop waits for I/O in between, as the watcher's does: a loop run
+ * with UV_RUN_NOWAIT and a sleep counts as stalled (loop_lag.h), and the
+ * client would give every ping a second timeout. */
+static bool fx_run_until_ready(struct fx *f, bool want, uint64_t bound_ms)
+{
+    uv_timer_t t;
+    uint64_t deadline = uv_now(&f->loop) + bound_ms;
+    ck_assert_int_eq(uv_timer_init(&f->loop, &t), 0);
+    uv_timer_start(&t, tick, 5, 5);
+    while (f->ready != want && uv_now(&f->loop) < deadline)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&t, NULL);
+    uv_run(&f->loop, UV_RUN_NOWAIT); /* t closed */
+    return f->ready == want;
+}
+
+static bool fake_info_held(const struct fake_haproxy *h)
+{
+    return h->n_held == 1;
+}
+
+#define LIVE_PROBE_MS 50
+/* the ping's bound the engine derives from LIVE_PROBE_MS (4 intervals) */
+#define LIVE_PING_MS (4 * LIVE_PROBE_MS)
+
+/* A worker that the master lists and that accepts on its stats socket but
+ * never answers (stuck in D state, a loop, a blocking call: nothing /proc
+ * shows) makes the host not ready after 3 missed pings; one that answers
+ * late but within the ping's bound stays ready; one answer and it is
+ * ready again. */
+START_TEST(test_worker_that_never_answers_is_not_ready)
+{
+    struct fx f;
+    struct fake_haproxy h;
+    struct fake_master m;
+    fx_init_probed(&f, "/bin/true", LIVE_PROBE_MS);
+    fake_start(&h, &f);
+    TAKE(&f, true, {K_WEB, SVC_WEB}, {K_KUBE, V_KUBE}); /* installs the config */
+    master_up(&m, &f);
+    ck_assert_msg(fx_run_until_ready(&f, true, CHECK_BOUND_MS),
+                  "not ready within %d ms of the master CLI listing a worker", CHECK_BOUND_MS);
+    /* late answers: each ping held a quarter of its bound, four in a row
+     * (more than the misses that make a worker mute) */
+    for (int i = 0; i < 4; i++) {
+        h.hold_info = true;
+        ck_assert_msg(fake_run_until(&h, fake_info_held, CHECK_BOUND_MS),
+                      "late answer %d: no ping reached the stats socket within %d ms", i,
+                      CHECK_BOUND_MS);
+        fx_run_for(&f, LIVE_PING_MS / 4);
+        fake_release(&h);
+        ck_assert_msg(f.ready, "not ready after a ping answered in %d of its %d ms",
+                      LIVE_PING_MS / 4, LIVE_PING_MS);
+    }
+    fx_run_for(&f, 2 * LIVE_PROBE_MS);
+    ck_assert(f.ready);
+    /* no answer at all: not ready, but only once 3 pings in a row ran out */
+    h.mute_info = true;
+    uint64_t muted_at = uv_now(&f.loop);
+    ck_assert_msg(fx_run_until_ready(&f, false, CHECK_BOUND_MS),
+                  "still ready %d ms after the stats socket stopped answering", CHECK_BOUND_MS);
+    /* the first of the 3 may have been sent just before the mute; the
+     * other two waited their whole bound after it */
+    ck_assert_uint_ge(uv_now(&f.loop) - muted_at, 2 * LIVE_PING_MS);
+    h.mute_info = false;
+    int pings = h.pings;
+    ck_assert_msg(fx_run_until_ready(&f, true, CHECK_BOUND_MS),
+                  "not ready again within %d ms of the stats socket answering", CHECK_BOUND_MS);
+    ck_assert_int_gt(h.pings, pings);
+    master_down(&m);
+    fake_stop(&h);
+    fx_free(&f);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("haproxy_engine");
@@ -1538,6 +1730,7 @@ int main(void)
     tcase_add_test(tc, test_refresh_waits_for_the_stream_end);
     tcase_add_test(tc, test_agents_enabled_after_the_socket_failed);
     tcase_add_test(tc, test_no_agent_enabled_before_its_file);
+    tcase_add_test(tc, test_worker_that_never_answers_is_not_ready);
     suite_add_tcase(s, tc);
     return suite_main_run(s);
 }
