@@ -161,7 +161,8 @@ static const struct config_option options[] = {
                     "again when it dies (hosts without systemd; with systemd use "
                     "haproxy@.service)"),
     CONFIG_OPT_DURATION("haproxy-probe-interval", &opt.probe_ms, "200ms",
-                        "`show proc` on every HAProxy this often: a death is noticed (logged, "
+                        "`show proc` on every HAProxy (and `show info` on its worker, which must "
+                        "answer within 4 intervals) this often: a death is noticed (logged, "
                         "counted, /readyz) within it; 0 = no probing"),
     CONFIG_OPT_DURATION("cert-poll-interval", &opt.cert_poll_ms, "1s",
                         "stat the certificate files of TLS frontends this often; a changed one "
