@@ -40,6 +40,7 @@
 struct rt_request {
     struct rt_request *next;
     enum haproxy_socket sock;
+    enum rt_lane lane;
     char **cmds;
     size_t n;
     enum rt_kind kind;
@@ -92,13 +93,13 @@ static void exchange_on_close(uv_handle_t *h)
     if (--x->pending_closes > 0)
         return;
     struct haproxy_runtime *rt = x->rt;
-    enum haproxy_socket sock = x->req->sock;
+    enum rt_lane lane = x->req->lane;
     request_free(x->req);
     free(x->out);
     free(x->in);
     free(x);
     if (rt) {
-        rt->cur[sock] = NULL;
+        rt->cur[lane] = NULL;
         rt_kick(rt);
     }
 }
@@ -370,7 +371,7 @@ static void rt_start(struct haproxy_runtime *rt, struct rt_request *req)
         return;
     }
     x->pending_closes = 2;
-    rt->cur[req->sock] = x;
+    rt->cur[req->lane] = x;
     rt->st.exchanges++;
     if (req->sock == HAPROXY_SOCKET_STATS)
         rt->st.commands_sent += req->n;
@@ -392,17 +393,21 @@ static struct rt_request *next_runnable(struct haproxy_runtime *rt)
 {
     struct rt_exchange *const *cur = rt->cur;
     struct rt_request **pp = &rt->head, *r;
-    if (solo_in_flight(cur[HAPROXY_SOCKET_STATS]) || solo_in_flight(cur[HAPROXY_SOCKET_MASTER]))
-        return NULL;
+    bool busy = false;
+    for (size_t i = 0; i < RT_LANES; i++) {
+        if (solo_in_flight(cur[i]))
+            return NULL;
+        busy = busy || cur[i];
+    }
     for (; (r = *pp); pp = &r->next) {
         if (rt->reload_active && r->kind != RT_RELOAD_STEP)
             continue;
         if (r->kind != RT_PLAIN) {
-            if (cur[HAPROXY_SOCKET_STATS] || cur[HAPROXY_SOCKET_MASTER])
+            if (busy)
                 return NULL;
             break;
         }
-        if (!cur[r->sock])
+        if (!cur[r->lane])
             break;
     }
     if (!r)
@@ -421,15 +426,15 @@ static struct rt_request *next_runnable(struct haproxy_runtime *rt)
 void rt_kick(struct haproxy_runtime *rt)
 {
     struct rt_request *r;
-    while (!rt->freeing && (!rt->cur[HAPROXY_SOCKET_STATS] || !rt->cur[HAPROXY_SOCKET_MASTER]) &&
-           (r = next_runnable(rt))) {
+    while (!rt->freeing && (r = next_runnable(rt))) {
         rt->st.queued--;
         rt_start(rt, r);
     }
 }
 
-/* rt_enqueue with the exchange's bound (0: the client's cmd_timeout_ms) */
-static int enqueue_within(struct haproxy_runtime *rt, enum haproxy_socket sock,
+/* rt_enqueue on lane with the exchange's bound (0: the client's
+ * cmd_timeout_ms) */
+static int enqueue_within(struct haproxy_runtime *rt, enum rt_lane lane, enum haproxy_socket sock,
                           const char *const *cmds, size_t n, bool front, enum rt_kind kind,
                           uint64_t timeout_ms, haproxy_runtime_exec_cb cb, void *arg)
 {
@@ -453,6 +458,7 @@ static int enqueue_within(struct haproxy_runtime *rt, enum haproxy_socket sock,
     }
     r->n = n;
     r->sock = sock;
+    r->lane = lane;
     r->kind = kind;
     r->timeout_ms = timeout_ms;
     r->queued_ns = uv_hrtime();
@@ -478,7 +484,7 @@ static int enqueue_within(struct haproxy_runtime *rt, enum haproxy_socket sock,
 int rt_enqueue(struct haproxy_runtime *rt, enum haproxy_socket sock, const char *const *cmds,
                size_t n, bool front, enum rt_kind kind, haproxy_runtime_exec_cb cb, void *arg)
 {
-    return enqueue_within(rt, sock, cmds, n, front, kind, 0, cb, arg);
+    return enqueue_within(rt, (enum rt_lane)sock, sock, cmds, n, front, kind, 0, cb, arg);
 }
 
 static int check_commands(enum haproxy_socket sock, const char *const *cmds, size_t n)
@@ -517,7 +523,8 @@ int haproxy_runtime_ping(struct haproxy_runtime *rt, uint64_t timeout_ms,
     static const char *const cmds[] = {HAPROXY_RUNTIME_PING_CMD};
     if (timeout_ms == 0)
         return -EINVAL;
-    return enqueue_within(rt, HAPROXY_SOCKET_STATS, cmds, 1, false, RT_PLAIN, timeout_ms, cb, arg);
+    return enqueue_within(rt, RT_LANE_PING, HAPROXY_SOCKET_STATS, cmds, 1, false, RT_PLAIN,
+                          timeout_ms, cb, arg);
 }
 
 /* ---- lifecycle ---------------------------------------------------------- */

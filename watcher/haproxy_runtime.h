@@ -17,7 +17,8 @@
  * dump that precedes a reload); the stats socket and the master CLI are
  * separate lanes, so a `show proc` probe never holds an apply, except that
  * a reload's exchanges, from its `show proc` baseline on, run alone. Each
- * has a timeout; nothing blocks the loop. A connect failure (socket
+ * has a timeout; nothing blocks the loop. Pings (haproxy_runtime_ping)
+ * have a lane of their own beside those two. A connect failure (socket
  * missing, HAProxy dead) fails at once.
  *
  * A timeout after the watcher's own stall: libuv runs due timers before it
@@ -148,9 +149,11 @@ int haproxy_runtime_exec(struct haproxy_runtime *rt, enum haproxy_socket sock,
 
 /* Whether the worker that accepts on the stats socket runs its event loop:
  * one HAPROXY_RUNTIME_PING_CMD exchange bounded by timeout_ms (> 0) instead
- * of the client's command timeout, queued like any other stats socket
- * exchange (so never during a reload, which runs alone) and given one more
- * timeout after the watcher's own stall like every exchange. cb gets 0
+ * of the client's command timeout, in a lane of its own (it orders with
+ * nothing, so it never waits behind an apply that a stuck worker holds to
+ * the command timeout), but like every exchange never during a reload,
+ * which runs alone, and given one more timeout after the watcher's own
+ * stall. cb gets 0
  * (answered), -ETIMEDOUT (accepted, no answer in time), a connect or read
  * error, or -ECANCELED. 0, -EINVAL (timeout 0), -ECANCELED or -ENOMEM. */
 int haproxy_runtime_ping(struct haproxy_runtime *rt, uint64_t timeout_ms,

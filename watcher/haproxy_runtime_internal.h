@@ -32,6 +32,18 @@ struct rt_backend {
     size_t applying;  /* applies of this backend queued or running */
 };
 
+/* Where an exchange waits for its turn: one exchange at a time per lane.
+ * A ping (haproxy_runtime_ping) changes nothing and orders with nothing,
+ * so it has a lane of its own on the stats socket: a stuck worker is seen
+ * in the ping's bound, not after the command timeout of an apply ahead of
+ * it. */
+enum rt_lane {
+    RT_LANE_STATS = HAPROXY_SOCKET_STATS,
+    RT_LANE_MASTER = HAPROXY_SOCKET_MASTER,
+    RT_LANE_PING,
+    RT_LANES
+};
+
 struct haproxy_runtime {
     uv_loop_t *loop;
     struct loop_lag *lag;                  /* a timeout after our own stall is not HAProxy's */
@@ -40,9 +52,9 @@ struct haproxy_runtime {
     struct file_writer *writer; /* state file writes off the loop; NULL: on it */
     uint64_t cmd_timeout_ms, reload_timeout_ms;
     struct rt_request *head, *tail;
-    /* the exchange in flight on each socket (enum haproxy_socket): the
-     * stats socket and the master CLI are separate lanes */
-    struct rt_exchange *cur[2];
+    /* the exchange in flight on each lane (enum rt_lane): the stats
+     * socket, the master CLI and pings are separate lanes */
+    struct rt_exchange *cur[RT_LANES];
     bool reload_active;
     bool freeing;
     struct reload_op *reload_op; /* the reload in flight, if any */

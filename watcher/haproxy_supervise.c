@@ -15,11 +15,11 @@
  *     HAProxy's watchdog, a blocking call) - its socket still queues
  *     connections nobody answers, and /proc says nothing for those. One
  *     answer: serving again. Counted in drover_watcher_haproxy_ping_misses_
- *     total{service}. A ping is a stats socket exchange like the others:
- *     it waits in the client's queue (never beside a reload, which runs
- *     alone, so an old worker draining and a new one starting never read
- *     as a miss) and a timeout after the watcher's own stall is waited out
- *     once more (haproxy_runtime.h), not counted;
+ *     total{service}. A ping has its own lane in the client (never behind
+ *     an apply), yet never runs beside a reload, which runs alone, so an
+ *     old worker draining and a new one starting never read as a miss;
+ *     a timeout after the watcher's own stall is waited out once more
+ *     (haproxy_runtime.h), not counted;
  *   up -> down (or mute): logged, drover_watcher_haproxy_up{service} 0,
  *     readiness (on_health) false;
  *   up again with another master pid than before (restarted by systemd,

@@ -567,17 +567,20 @@ def haproxy_master_reloads(path, timeout=10):
 
 class HAProxy:
     """A real HAProxy on a config: master-worker (-W -S master) when master
-    is given, else in the foreground (-db). Log in log_path."""
+    is given, else in the foreground (-db). Log in log_path. extra: more
+    config files loaded after cfg (a reload loads them too)."""
 
-    def __init__(self, cfg, log_path, master=None, sock=None):
+    def __init__(self, cfg, log_path, master=None, sock=None, extra=()):
         self.cfg, self.log_path, self.master, self.sock = cfg, log_path, master, sock
+        self.extra = list(extra)
         self.proc = None
 
     def start(self, timeout=10):
         """Start; with a stats socket path, wait until it answers."""
         args = ["haproxy", "-W", "-S", self.master] if self.master else ["haproxy", "-db"]
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(args + ["-f", self.cfg], stdout=log,
+            files = ["-f", self.cfg] + [a for f in self.extra for a in ("-f", f)]
+            self.proc = subprocess.Popen(args + files, stdout=log,
                                          stderr=subprocess.STDOUT)
         if self.sock:
             wait_until("HAProxy stats socket " + self.sock,

@@ -34,6 +34,11 @@ Scenarios run in order on one setup (each leaves a state the next expects):
               one), then with a force-removal entry its config is moved aside
               and its frontend disabled (no reload); defined again, it serves
   restart     watcher restarted while Consul is down re-applies its snapshot
+  stuck       the HAProxy worker blocked in a call for HANG_S (a Lua CLI
+              command of the test's own config file, one thread: no SIGSTOP,
+              /proc shows it sleeping): /readyz 503 while its stats socket
+              does not answer the watcher's pings, 200 once it answers; the
+              misses counted (about 5 s)
 Real requests through HAProxy must succeed after every step. The reusable
 helpers (processes, Consul, HAProxy, polling) live in watcherlib.py.
 """
@@ -42,6 +47,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -54,7 +60,8 @@ from drover_testlib import (free_port, haproxy_cmd, haproxy_servers_state,  # no
 WATCHER, CONSUL_DEV, TEMPLATES = sys.argv[1:4]
 AGENT_CHECKER = os.environ.get("DROVER_AGENT_CHECKER")
 SCENARIOS = sys.argv[4:] or ["cold", "churn", "structural", "badvalue", "badcheck", "hup", "agent",
-                             "coldstart", "render", "consuldown", "resync", "guard", "remove", "restart"]
+                             "coldstart", "render", "consuldown", "resync", "guard", "remove", "restart",
+                             "stuck"]
 F = None  # the Fleet (temp dir, ports, paths, Consul, HAProxy), made in main()
 WATCHER_P = None
 HAPROXY = None  # drover_testlib.HAProxy serving the fleet
@@ -566,6 +573,57 @@ def sc_restart():
     F.consul("restart")
 
 
+HANG_S = 5  # > 3 pings of 4 probe intervals (800 ms by default), with room for stall retries
+
+
+def write_hang_config():
+    """A config file HAProxy loads after the rendered ones: one thread, and
+    a CLI command `hang` that blocks it in os.execute("sleep HANG_S") - a
+    worker stuck in a blocking call, its listening sockets still queueing
+    connections, its /proc state S. Returns its path."""
+    lua = os.path.join(F.work, "hang.lua")
+    with open(lua, "w") as f:
+        f.write('core.register_cli({"hang"}, "block the worker", function()\n'
+                '    os.execute("sleep %d")\nend)\n' % HANG_S)
+    cfg = os.path.join(F.work, "hang.cfg")
+    with open(cfg, "w") as f:
+        f.write("global\n    nbthread 1\n    lua-load %s\n" % lua)
+    return cfg
+
+
+def worker_state():
+    """(pid, /proc state letter) of the newest HAProxy worker"""
+    workers = [ln.split() for ln in haproxy_cmd(F.MASTER, "show proc").splitlines()]
+    w = min((int(x[2]), int(x[0])) for x in workers if len(x) > 2 and x[1] == "worker")[1]
+    with open("/proc/%d/stat" % w) as f:
+        return w, f.read().rsplit(")", 1)[1].split()[0]
+
+
+def sc_stuck():
+    misses = F.metric('drover_watcher_haproxy_ping_misses_total{service="web"}')
+    hang = socket.socket(socket.AF_UNIX)
+    hang.connect(F.STATS)
+    hang.sendall(b"hang\n")
+    t0 = time.monotonic()
+    try:
+        wait_for("/readyz 503 while the worker is blocked", lambda: not F.readyz(),
+                 timeout=HANG_S)
+        took = time.monotonic() - t0
+        pid, state = worker_state()
+        assert state not in ("T", "t"), "worker %d is stopped (%s): not this fault" % (pid, state)
+        log("stuck: not ready %.2f s after the worker blocked (pid %d, state %s)"
+            % (took, pid, state))
+        wait_for("/readyz again once the worker answers", F.readyz, timeout=HANG_S + 5)
+    finally:
+        hang.close()
+    assert F.metric('drover_watcher_haproxy_ping_misses_total{service="web"}') >= misses + 3
+    with open(os.path.join(F.work, "watcher.log"), errors="replace") as f:
+        text = f.read()
+    assert "HAProxy worker does not answer on %s" % F.STATS in text
+    assert "answers its stats socket again" in text
+    F.requests_ok()
+
+
 def put_all(nodes=("127.0.0.1",), slots=8, maxconn=1002):
     F.kv.put("kube/prod-a/services/default/web/http", {"node_port": F.NODE_PORT})
     for i, a in enumerate(nodes):
@@ -593,6 +651,7 @@ def main():
                               stderr=subprocess.STDOUT)
         F.procs.append(ac)
         AGENT_CHECKER_P = ac
+    F.HAPROXY_EXTRA = [write_hang_config()]
     F.consul("start")
     put_all(slots=4, maxconn=None)
     F.kv.put("haproxy/edge/services/web", F.service(slots=4))

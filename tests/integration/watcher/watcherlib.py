@@ -74,6 +74,7 @@ class Fleet:
         self.STATE = os.path.join(self.work, "web.state")  # "{service}" allowed
         self.NOTIFY_PATH = os.path.join(self.work, "notify.sock")
         self.NOTIFY = None  # NotifySocket, open_notify()
+        self.HAPROXY_EXTRA = []  # config files start_haproxy loads after CFG
         self.watcher_args = ["--agent-interval", "300ms", "--wait-min", "300ms",
                              "--wait-max", "3s", "--resync-interval", "1s",
                              "--consul-wait", "10s", "--log-level", "debug"]
@@ -106,8 +107,10 @@ class Fleet:
     # ---- haproxy ----
 
     def start_haproxy(self):
-        """HAProxy in master-worker mode on the config dir."""
-        hp = HAProxy(self.CFG, os.path.join(self.work, "haproxy.log"), master=self.MASTER)
+        """HAProxy in master-worker mode on the config dir (then the files
+        in HAPROXY_EXTRA)."""
+        hp = HAProxy(self.CFG, os.path.join(self.work, "haproxy.log"), master=self.MASTER,
+                     extra=self.HAPROXY_EXTRA)
         self.procs.append(hp.start().proc)
         return hp
 
