@@ -203,7 +203,7 @@ START_TEST(test_prompt_framing)
 END_TEST
 
 /* Lanes: a stats exchange held by its socket does not hold a `show proc`
- * on the master CLI (the supervisor's probe), but a reload's baseline
+ * on the master CLI (the supervisor's probe) nor a ping, but a reload's baseline
  * waits for it (a reload's exchanges run alone). The stats fake holds its
  * answer until a byte arrives on release; the master fake answers each
  * connection at once (a reply the reload refuses: it stops there). */
@@ -253,6 +253,14 @@ static void lane_reload_cb(struct haproxy_runtime *rt, const struct haproxy_relo
     reload_at = ++order;
 }
 
+static int ping_done, ping_status;
+static void lane_ping_cb(struct haproxy_runtime *rt, int status, const char *const *answers,
+                         size_t n, const char *err, void *arg)
+{
+    ping_status = status;
+    ping_done = 1;
+}
+
 /* Run loop until *flag is set, at most bound_ms; false if it was not. */
 static bool run_until(uv_loop_t *loop, const int *flag, uint64_t bound_ms)
 {
@@ -290,6 +298,15 @@ START_TEST(test_master_lane_beside_stats)
     ck_assert_msg(run_until(&loop, &proc_at, 5000),
                   "show proc on the master CLI did not complete within 5 s beside a held stats "
                   "exchange");
+    ck_assert_int_eq(stats_at, 0);
+    /* a ping has a lane of its own: it does not wait for the held
+     * exchange (the fake serves that one connection only, so the ping
+     * waits in the backlog and runs out its 100 ms, twice at most) */
+    ping_done = 0;
+    ck_assert_int_eq(haproxy_runtime_ping(rt, 100, lane_ping_cb, NULL), 0);
+    ck_assert_msg(run_until(&loop, &ping_done, 5000),
+                  "a ping bounded by 100 ms did not end within 5 s beside a held stats exchange");
+    ck_assert_int_eq(ping_status, -ETIMEDOUT);
     ck_assert_int_eq(stats_at, 0);
     ck_assert_int_eq(haproxy_runtime_reload(rt, lane_reload_cb, NULL), 0);
     /* the baseline waits for the held exchange: 100 ms without a connect */
