@@ -24,11 +24,12 @@ struct loop_lag {
     uv_loop_t *loop;
     uv_prepare_t prepare;
     uv_check_t check;
+    uv_timer_t no_block; /* makes a wait of unknown timeout not block */
     unsigned open_handles;
     unsigned refs;
     bool in_wait;         /* between prepare and check */
     uint64_t prepared_ns; /* uv_hrtime() at prepare */
-    int64_t wait_timeout; /* ms the wait may block, -1: unbounded or unknown */
+    int64_t wait_timeout; /* ms the wait may block, -1: unbounded */
     uint64_t checked_ns;  /* uv_hrtime() at the last check, 0 before */
     uint64_t stalled_ns;  /* completed stretches */
 };
@@ -53,6 +54,11 @@ static uint64_t wait_stall_ns(const struct loop_lag *lag, uint64_t now_ns)
     return busy + overrun;
 }
 
+static void on_no_block(uv_timer_t *t)
+{
+    (void)t; /* its being due was all it was for */
+}
+
 static void on_prepare(uv_prepare_t *p)
 {
     struct loop_lag *lag = p->data;
@@ -62,11 +68,16 @@ static void on_prepare(uv_prepare_t *p)
         lag->stalled_ns += sub0(now, lag->checked_ns);
     lag->prepared_ns = now;
     /* uv_backend_timeout() says 0 while watchers wait to be registered
-     * with the kernel (libuv 1.44), although uv_run then blocks until the
-     * next timer. A real 0 does not block at all, so 0 counts as "no
-     * bound": the blocked time of such a wait is not taken for a stall. */
+     * with the kernel (libuv 1.44: a socket that just started connecting),
+     * although uv_run then blocks until the next timer, for as long as
+     * this process is stopped. So a 0 is made true: a timer due now keeps
+     * this wait from blocking, and the next wait, the watchers
+     * registered, has a timeout that is known again. Taking 0 for "no
+     * bound" instead missed a SIGSTOP during such a wait entirely. */
     int timeout = uv_backend_timeout(lag->loop);
-    lag->wait_timeout = timeout == 0 ? -1 : timeout;
+    if (timeout == 0)
+        uv_timer_start(&lag->no_block, on_no_block, 0, 0);
+    lag->wait_timeout = timeout;
     lag->in_wait = true;
 }
 
@@ -101,13 +112,15 @@ int loop_lag_new(uv_loop_t *loop, struct loop_lag **out)
     lag->loop = loop;
     uv_prepare_init(loop, &lag->prepare);
     uv_check_init(loop, &lag->check);
-    lag->prepare.data = lag->check.data = lag;
-    lag->open_handles = 2;
+    uv_timer_init(loop, &lag->no_block);
+    lag->prepare.data = lag->check.data = lag->no_block.data = lag;
+    lag->open_handles = 3;
     lag->refs = 1;
     uv_prepare_start(&lag->prepare, on_prepare);
     uv_check_start(&lag->check, on_check);
     uv_unref((uv_handle_t *)&lag->prepare);
     uv_unref((uv_handle_t *)&lag->check);
+    uv_unref((uv_handle_t *)&lag->no_block);
     *out = lag;
     return 0;
 }
@@ -139,4 +152,5 @@ void loop_lag_unref(struct loop_lag *lag)
         return;
     uv_close((uv_handle_t *)&lag->prepare, handle_closed);
     uv_close((uv_handle_t *)&lag->check, handle_closed);
+    uv_close((uv_handle_t *)&lag->no_block, handle_closed);
 }

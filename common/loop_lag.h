@@ -9,8 +9,9 @@
  * The loop counts as stalled while it runs callbacks (anything outside
  * its wait for I/O) and while its wait for I/O lasted past the timeout the
  * loop asked for (the process was not running when it should have woken).
- * Measured with a prepare/check handle pair around the I/O wait. The
- * handles are unreferenced: they never keep a loop alive.
+ * Measured with a prepare/check handle pair around the I/O wait (and a
+ * timer that keeps a wait whose timeout libuv cannot tell from blocking).
+ * The handles are unreferenced: they never keep a loop alive.
  *
  * One measurement serves a loop: whoever owns the loop makes it and hands
  * it to every module on that loop that judges timeouts (the Consul client,

@@ -1,9 +1,14 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* loop_lag: a blocked loop counts as stalled, a loop waiting for its next
- * timer does not. */
+ * timer does not, and neither does a process stopped in its wait for I/O. */
 #include <check.h>
+#include <signal.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "../../lib/test_sleep.h"
 #include "loop_lag.h"
@@ -103,6 +108,120 @@ START_TEST(test_last_reference_stops_measuring)
 }
 END_TEST
 
+/* ---- a process stopped while the loop waits for I/O ---- */
+
+#define STOP_MS 500
+#define TICK_MS 200
+
+struct stopped {
+    struct loop_lag *lag;
+    uv_timer_t start, tick;
+    uv_poll_t poll;
+    int pipe[2];
+    pid_t helper;
+    uint64_t at_start, at_end;
+};
+
+/* Whether pid sleeps in the kernel (state S in /proc/PID/stat): its loop
+ * is in its wait for I/O, the only place the test's loop sleeps. */
+static bool sleeping(pid_t pid)
+{
+    char path[64], line[256];
+    bool s = false;
+
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    if (fgets(line, sizeof(line), f)) {
+        const char *paren = strrchr(line, ')'); /* the name may hold spaces */
+        s = paren && paren[1] == ' ' && paren[2] == 'S';
+    }
+    fclose(f);
+    return s;
+}
+
+/* The helper process: SIGSTOP pid as soon as it sleeps in its wait (within
+ * 5 s), SIGCONT it STOP_MS later and tell it through fd that it is done. */
+static void stop_in_wait(pid_t pid, int fd)
+{
+    for (int i = 0; i < 5000 && !sleeping(pid); i++)
+        usleep(1000);
+    kill(pid, SIGSTOP);
+    sleep_ms(STOP_MS);
+    kill(pid, SIGCONT);
+    if (write(fd, "x", 1) != 1)
+        _exit(1);
+    _exit(0);
+}
+
+static void on_resumed(uv_poll_t *p, int status, int events)
+{
+    struct stopped *r = p->data;
+
+    (void)status;
+    (void)events;
+    r->at_end = loop_lag_stalled_ms(r->lag);
+    uv_poll_stop(p);
+    uv_timer_stop(&r->tick);
+}
+
+static void on_bound_tick(uv_timer_t *t)
+{
+    (void)t; /* keeps every wait of the loop bounded by TICK_MS */
+}
+
+/* A new I/O watcher (as a health check's connecting socket is) and, while
+ * the loop waits in the kernel right after, the process stops: libuv
+ * 1.44's uv_backend_timeout() says 0 for that wait (the watcher is not yet
+ * registered) although it blocks until the next tick. */
+static void on_start(uv_timer_t *t)
+{
+    struct stopped *r = t->data;
+    pid_t self = getpid();
+
+    ck_assert_int_eq(uv_poll_start(&r->poll, UV_READABLE, on_resumed), 0);
+    r->at_start = loop_lag_stalled_ms(r->lag);
+    r->helper = fork();
+    ck_assert_int_ge(r->helper, 0);
+    if (r->helper == 0)
+        stop_in_wait(self, r->pipe[1]);
+}
+
+START_TEST(test_stopped_in_wait_with_new_watcher_is_stalled)
+{
+    uv_loop_t loop;
+    struct stopped r = {0};
+    int status;
+
+    ck_assert_int_eq(pipe(r.pipe), 0);
+    ck_assert_int_eq(uv_loop_init(&loop), 0);
+    ck_assert_int_eq(loop_lag_new(&loop, &r.lag), 0);
+    uv_timer_init(&loop, &r.start);
+    uv_timer_init(&loop, &r.tick);
+    uv_poll_init(&loop, &r.poll, r.pipe[0]);
+    r.start.data = r.poll.data = &r;
+    uv_timer_start(&r.start, on_start, 10, 0);
+    uv_timer_start(&r.tick, on_bound_tick, TICK_MS, TICK_MS);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    ck_assert_int_eq(waitpid(r.helper, &status, 0), r.helper);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the stopping helper failed");
+    uv_close((uv_handle_t *)&r.start, NULL);
+    uv_close((uv_handle_t *)&r.tick, NULL);
+    uv_close((uv_handle_t *)&r.poll, NULL);
+    loop_lag_unref(r.lag);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    ck_assert_int_eq(uv_loop_close(&loop), 0);
+    close(r.pipe[0]);
+    close(r.pipe[1]);
+    /* of the STOP_MS stopped, at most one tick was within the wait's own
+     * timeout */
+    uint64_t ms = r.at_end - r.at_start;
+    ck_assert_msg(ms >= STOP_MS - TICK_MS, "stopped %d ms in the wait, counted %llu", STOP_MS,
+                  (unsigned long long)ms);
+}
+END_TEST
+
 /* Half the timeout, or a second, whichever is less. */
 START_TEST(test_own_fault_rule)
 {
@@ -129,6 +248,7 @@ static Suite *suite(void)
     TCase *tc = tcase_create("loop_lag");
     tcase_add_test(tc, test_blocked_loop_is_stalled);
     tcase_add_test(tc, test_waiting_loop_is_not_stalled);
+    tcase_add_test(tc, test_stopped_in_wait_with_new_watcher_is_stalled);
     tcase_add_test(tc, test_last_reference_stops_measuring);
     tcase_add_test(tc, test_own_fault_rule);
     suite_add_tcase(s, tc);
