@@ -35,17 +35,12 @@
 # watcher sees HAProxy run again; the python rig haproxy_supervise.py
 # asserts <= 1 s), and faults_haproxy_recovery_s (the slower _serving_s of
 # the worker and the master kill).
-# usage: faults_process_death.sh BUILD-DIR [FAULT...]   (default: all but director_freeze, in this order)
+# usage: faults_process_death.sh BUILD-DIR [FAULT...]   (default: all, in this order)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 faults_main "$1"
 shift
-# director_freeze is not in the default list: it failed once in three
-# fresh-clone runs (2026-12-07 19:02: the director marked proxy-1 down
-# around its own freeze; the cause is not found yet - a check already in
-# flight when the blackhole goes in may fail for real before the stop).
-# Run it by name: faults_process_death.sh BUILD-DIR director_freeze
-only=" ${*:-haproxy_worker haproxy_master director_kill haproxy_freeze haproxy_crashloop} "
+only=" ${*:-haproxy_worker haproxy_master director_freeze director_kill haproxy_freeze haproxy_crashloop} "
 pick() { case "$only" in *" $1 "*) faults_run "$@" ;; esac; }
 
 FAULTS_WINDOW_S=${FAULTS_WINDOW_S:-10}
@@ -237,51 +232,71 @@ every_proxy_up() { # the director counts every proxy healthy (sampled)
         fleet_die "director_freeze: the director marked a proxy down (above) around its own freeze"
 }
 
-# stop_in_check PID: SIGSTOP PID (the director's watcher) as soon as one of
-# its checks of $DEAD is seen connecting (SYN-SENT in the director's
-# /proc/net/tcp; polled every 2 ms, so well within the check's timeout);
-# fails after 5 check intervals without one
+# The director's address, to which $DEAD's packets are blackholed
+DIR_IP=10.93.2.2
+
+# stop_in_check PID: blackhole what $DEAD sends to the director, then
+# SIGSTOP PID (the director's watcher) as soon as one of its checks of
+# $DEAD is seen connecting (SYN-SENT in the director's /proc/net/tcp;
+# polled every 2 ms, so well within the check's timeout) and print that
+# connection's local port; fails (the blackhole lifted) after 5 check
+# intervals without one. The poller is running before the blackhole goes
+# in: a poller that starts late on a busy machine misses the connecting
+# check, which then fails for real.
 stop_in_check() {
     fleet_nsx director python3 -c '
-import os, signal, socket, struct, sys, time
+import os, signal, socket, struct, subprocess, sys, time
 pid, ip, port, wait = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
 want = "%08X:%04X" % (struct.unpack("<I", socket.inet_aton(ip))[0], port)
+subprocess.run(sys.argv[5:], check=True)
 end = time.monotonic() + wait
 while time.monotonic() < end:
     with open("/proc/net/tcp") as f:
-        if any(w[2] == want and w[3] == "02" for w in (l.split() for l in f.readlines()[1:])):
-            os.kill(pid, signal.SIGSTOP)
-            sys.exit(0)
+        for w in (l.split() for l in f.readlines()[1:]):
+            if w[2] == want and w[3] == "02":
+                os.kill(pid, signal.SIGSTOP)
+                print(int(w[1].split(":")[1], 16))
+                sys.exit(0)
     time.sleep(0.002)
-sys.exit(1)' "$1" "$DEAD_IP" "$FLEET_WATCHER_PORT" "$(ms_to_s $((5 * FLEET_HEALTH_INTERVAL_MS)))"
+sys.exit(1)' "$1" "$DEAD_IP" "$FLEET_WATCHER_PORT" "$(ms_to_s $((5 * FLEET_HEALTH_INTERVAL_MS)))" \
+        ip -n "$(fleet_ns "$DEAD")" route add blackhole "$DIR_IP/32" || {
+        ip -n "$(fleet_ns "$DEAD")" route del blackhole "$DIR_IP/32" || true
+        return 1
+    }
 }
 
 # The director's drover-watcher frozen for twice FALL_MS, so that checks
 # starved by its own stall, if judged, would take proxies out. A frozen
 # watcher's checks mostly have their answer waiting in the socket when it
-# wakes (judged in time), so the test makes one be unanswered: proxy-1's
-# answers to the director are blackholed until a check is seen connecting,
-# the watcher is stopped within that check's timeout, and the blackhole is
-# lifted during the freeze. That check must count late, no proxy may be
-# marked down, the table stays byte-identical, no request fails (XDP
-# forwards without the watcher, as in director_kill), and the status entry
-# keeps its session (renewed on waking; the TTL is 15 s).
+# wakes (judged in time), so the test makes one be unanswered: $DEAD's
+# packets to the director are blackholed until a check is seen connecting
+# and the watcher is stopped within that check's timeout; during the
+# freeze the blackhole narrows to that one connection (its port), so its
+# handshake cannot complete and be answered before it is judged on
+# waking, while the checks after it connect anew and are answered. The
+# director keeps its connection to $DEAD's watcher alive between checks,
+# so the check that goes out on it first under the blackhole fails for
+# real (1 of FALL: that is what makes the next check connect anew, and be
+# seen connecting); the frozen check judged failed would be the FALL-th
+# and take $DEAD out. It must count late instead (the stop lands in the
+# loop's wait for I/O right after the connect, which loop_lag must see as
+# a stall), no proxy may be marked down, the table stays byte-identical,
+# no request fails (XDP forwards without the watcher, as in
+# director_kill), and the status entry keeps its session (renewed on
+# waking; the TTL is 15 s).
 director_freeze() {
-    local pid t0 f0 n0 g0 late0 late1 sess freeze_s
+    local pid t0 f0 n0 g0 late0 late1 sess freeze_s port
     freeze_s=$(ms_to_s $((2 * FALL_MS)))
     rows_dump "$FLEET_STATE/rows.base"
     sess=$(dir_status_session) || fleet_die "director_freeze: no live status entry $DIR_STATUS_KEY before the freeze"
     late0=$(director_metric drover_watcher_director_health_checks_late_total)
     f0=$(fleet_count load80 failed) n0=$(requests80) g0=$(fleet_count load8080 failed)
     pid=$(fleet_pid director-watcher)
-    # the director (10.93.2.2) gets no answer from $DEAD while this stands
-    ip -n "$(fleet_ns "$DEAD")" route add blackhole 10.93.2.2/32
-    stop_in_check "$pid" || {
-        ip -n "$(fleet_ns "$DEAD")" route del blackhole 10.93.2.2/32
+    port=$(stop_in_check "$pid") ||
         fleet_die "director_freeze: no director check of $DEAD seen connecting in 5 intervals of $FLEET_HEALTH_INTERVAL_MS ms"
-    }
     t0=$(date +%s.%N)
-    ip -n "$(fleet_ns "$DEAD")" route del blackhole 10.93.2.2/32
+    ip -n "$(fleet_ns "$DEAD")" rule add to "$DIR_IP/32" ipproto tcp dport "$port" blackhole pref 100
+    ip -n "$(fleet_ns "$DEAD")" route del blackhole "$DIR_IP/32"
     every_proxy_up
     sleep "$freeze_s"
     every_proxy_up
@@ -289,6 +304,7 @@ director_freeze() {
     faults_log "director_freeze: watcher stopped for $(elapsed_s "$t0") s"
     # the judgement of the late check and the next ones: within FALL_MS
     FAULTS_WINDOW_S=$(ms_to_s $((3 * FALL_MS))) judge_window director_freeze "$t0" "$f0" "$n0" "$g0" every_proxy_up
+    ip -n "$(fleet_ns "$DEAD")" rule del pref 100
     table_kept director_freeze "$f0" "$g0"
     late1=$(director_metric drover_watcher_director_health_checks_late_total)
     faults_log "director_freeze: checks counted late: $((late1 - late0))"
