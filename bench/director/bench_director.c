@@ -357,7 +357,7 @@ static int counter_cost(int with_fd, int without_fd, const struct pkt *p, double
     return 0;
 }
 
-static void die(const char *what, int rc)
+static _Noreturn void die(const char *what, int rc)
 {
     fprintf(stderr, "bench_director: %s failed: %s\n", what, strerror(rc < 0 ? -rc : rc));
     exit(1);
