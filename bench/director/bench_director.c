@@ -13,9 +13,12 @@
  * (DROVER_NO_TRAFFIC_COUNTERS, sharing the maps) measured in turn with it on the same packet;
  * (median of the per-round ratio with/without - 1) x the cost without is what the counters
  * cost (issue 17: goal <= 3 ns). director_hash_*: the flow hash alone, SipHash-1-3 and a
- * keyed multiply-shift against a control (docs/director.md, "Flow hash"). Runs in a private
- * network namespace (second chance needs a routed next hop for its FIB lookup) pinned to one
- * CPU.
+ * keyed multiply-shift against a control (docs/director.md, "Flow hash").
+ * director_nonvip[_v6]_floor_over_baseline_ns: bench_nonvip_floor, what any director must do
+ * for a packet not for it, over the XDP_TX baseline, measured in turn with the director on the
+ * same non-VIP packet (director_nonvip[_v6]_over_floor_ns: what the director pays above it).
+ * Runs in a private network namespace (second chance needs a routed next hop for its FIB
+ * lookup) pinned to one CPU.
  *
  *   bench_director [repeat] [rounds]
  */
@@ -209,6 +212,39 @@ static int measure_floor(int fd_floor, int fd_tx, const struct pkt *p, double si
     return 0;
 }
 
+/* The non-VIP floor (bench_nonvip_floor in wrapper.bpf.c) and the director
+ * on the same non-VIP packet p, in turn with bench_tx in every round: what
+ * any director pays over the baseline for a packet that is not for it, and
+ * what this one pays above that. vip is a VIP packet of the same family,
+ * which the floor must tell from p (its compare is made). */
+static int measure_nonvip_floor(int fd_dir, int fd_floor, int fd_tx, const struct pkt *p,
+                                const struct pkt *vip, const char *family)
+{
+    const int fds[3] = {fd_tx, fd_dir, fd_floor};
+    const uint32_t want[3] = {3 /* XDP_TX */, 2 /* XDP_PASS */, 2};
+    double ns[3], ratio[3];
+    struct pkt out;
+    uint32_t act;
+    int rc = pkt_run(fd_floor, vip, &out, &act, 0);
+    if (rc < 0 || act != 3) {
+        fprintf(stderr, "bench: the non-VIP floor did not find its %s VIP (rc %d, action %u)\n",
+                family, rc, act);
+        return rc < 0 ? rc : -EPROTO;
+    }
+    if ((rc = measure_set(fds, want, 3, p, 0, ns, ratio, &out)) < 0) {
+        fprintf(stderr, "bench: measuring the %s non-VIP floor failed: %s\n", family,
+                strerror(-rc));
+        return rc;
+    }
+    const char *v6 = strcmp(family, "v6") == 0 ? "_v6" : "";
+    printf("# non-VIP floor %s (RX counter, Ethernet type, IP bounds and version, one VIP\n"
+           "# compared, XDP_PASS): %.1f ns, director %.1f ns, wrapper+XDP_TX %.1f ns\n",
+           family, ns[2], ns[1], ns[0]);
+    printf("BENCH director_nonvip%s_floor_over_baseline_ns %.1f\n", v6, ns[2] - ns[0]);
+    printf("BENCH director_nonvip%s_over_floor_ns %.1f\n", v6, ns[1] - ns[2]);
+    return 0;
+}
+
 static __u64 percpu_sum(int fd)
 {
     int ncpu = libbpf_num_possible_cpus();
@@ -321,7 +357,7 @@ static int counter_cost(int with_fd, int without_fd, const struct pkt *p, double
     return 0;
 }
 
-static void die(const char *what, int rc)
+static _Noreturn void die(const char *what, int rc)
 {
     fprintf(stderr, "bench_director: %s failed: %s\n", what, strerror(rc < 0 ? -rc : rc));
     exit(1);
@@ -507,6 +543,17 @@ int main(int argc, char **argv)
         "# the same rounds); goal <= 10 ns\n");
     printf("BENCH director_nonvip_over_baseline_ns %.1f\n", res[3].total - res[3].tx);
     printf("BENCH director_nonvip_v6_over_baseline_ns %.1f\n", res[7].total - res[7].tx);
+
+    /* What any director pays for a packet not for it, beside this one. */
+    wrap->bss->bench_floor_vip.v4 = vips[4].addr[0];
+    memcpy(wrap->bss->bench_floor_vip.v6, vips[NVIP + 4].addr, 16);
+    int floor_fd = bpf_program__fd(wrap->progs.bench_nonvip_floor),
+        tx_fd = bpf_program__fd(wrap->progs.bench_tx);
+    if (measure_nonvip_floor(dfd, floor_fd, tx_fd, &non4_p, &syn4_p, "v4") < 0 ||
+        measure_nonvip_floor(dfd, floor_fd, tx_fd, &non6_p, &syn6_p, "v6") < 0) {
+        status = 1;
+        goto out;
+    }
 
     /* The hash alone, for the choice of docs/director.md "Flow hash". */
     struct bench_hash_io hio = {.mul_key = {0x9e3779b97f4a7c15ULL, 0xbf58476d1ce4e5b9ULL,

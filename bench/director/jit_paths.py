@@ -33,10 +33,10 @@ PROG = 'drover_director'
 # the keyed SipHash state (drover_gen_config.sip_init, value offset 72).
 # A stage the path never reaches is left out.
 STAGES = [
-    ('parse', None, 'entry to the VIP index read: RX counter, live half of the '
+    ('parse', None, 'entry to the VIP index read: live half of the '
      'VIP index, Ethernet/IP/L4 checks, slot hash'),
-    ('vip', 'drover_vip_idx', 'VIP index slot read and compare (non-VIP: the '
-     'NON_VIP counter and return)'),
+    ('vip', 'drover_vip_idx', 'VIP index slot read and compare, the stats lookup '
+     'and RX counter (non-VIP: and the NON_VIP counter and return)'),
     ('gen', 'drover_active', 'live generation and its config, the flow message'),
     ('hash', 'sip_init', 'SipHash-1-3 rounds and the row index'),
     ('row', 'drover_table', 'table row, primary and secondary proxies, source check'),

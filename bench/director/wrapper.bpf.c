@@ -103,6 +103,55 @@ int bench_encap_floor(struct xdp_md *ctx)
     return XDP_TX;
 }
 
+/* The floor of any director for a packet that is not for it (issue 19,
+ * docs/director.md "The non-VIP path"): read data/data_end, one per-CPU RX
+ * counter, the Ethernet type, the IPv4 or IPv6 header's bounds and
+ * version, the destination compared with one VIP address, XDP_PASS - no
+ * VLAN tags, ports, protocol, fragments, VIP set or generation. The VIP is
+ * a global (.bss: a map value the program addresses directly, no lookup),
+ * written by bench_director; a packet to it returns XDP_TX, so the bench
+ * can check that the compare is made. Its raw cost over bench_tx's, in
+ * turn with the director on the same non-VIP packet, is the part of
+ * director_nonvip_over_baseline_ns no change to the director can remove. */
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, __u64);
+} bench_floor_rx SEC(".maps");
+
+struct bench_floor_vip bench_floor_vip;
+
+static const __u32 floor_key = 0;
+
+SEC("xdp")
+int bench_nonvip_floor(struct xdp_md *ctx)
+{
+    void *data = (void *)(long)ctx->data, *end = (void *)(long)ctx->data_end;
+    __u64 *rx = bpf_map_lookup_elem(&bench_floor_rx, &floor_key);
+
+    if (!rx)
+        return XDP_PASS;
+    (*rx)++;
+    struct ethhdr *eth = data;
+    if ((void *)(eth + 1) > end)
+        return XDP_PASS;
+    if (eth->h_proto == bpf_htons(0x0800)) {
+        struct iphdr *ip = (void *)(eth + 1);
+        if ((void *)(ip + 1) > end || ip->version != 4)
+            return XDP_PASS;
+        return ip->daddr == bench_floor_vip.v4 ? XDP_TX : XDP_PASS;
+    }
+    if (eth->h_proto == bpf_htons(0x86DD)) {
+        struct ipv6hdr *ip6 = (void *)(eth + 1);
+        if ((void *)(ip6 + 1) > end || ip6->version != 6)
+            return XDP_PASS;
+        const __u64 *d = (const __u64 *)&ip6->daddr;
+        return d[0] == bench_floor_vip.v6[0] && d[1] == bench_floor_vip.v6[1] ? XDP_TX : XDP_PASS;
+    }
+    return XDP_PASS;
+}
+
 /* The flow hash alone (issue 19: what the keyed hash costs per packet, for
  * the choice in docs/director.md "Flow hash"). The three programs read the
  * source address and port of an untagged TCP packet (IPv4 or IPv6, no

@@ -315,7 +315,11 @@ START_TEST(test_non_vip_passes)
     p.b[14 + 7] = 0x10;
     run_expect_pass(&p);
     ck_assert_uint_eq(stat(DROVER_STAT_PASS_FRAGMENT), 2);
+    ck_assert_uint_eq(stat(DROVER_STAT_PASS_NON_VIP), 5);
     ck_assert_uint_eq(stat(DROVER_STAT_ENCAP_V4), 0);
+    /* Each exit counts its packet as received once (the stats are looked
+     * up where the outcome is known, not on entry). */
+    ck_assert_uint_eq(stat(DROVER_STAT_RX), 8);
 }
 END_TEST
 
@@ -485,6 +489,9 @@ START_TEST(test_no_proxy_drops)
     ck_assert_uint_eq(act, XDP_TX_);
     ck_assert_uint_eq(out.b[14 + 20 + 8 + 4 + 2], 1);
     ck_assert_uint_eq(stat(DROVER_STAT_HOPS_FAMILY), 1);
+    /* A drop and two sends: each received once, whatever its exit. */
+    ck_assert_uint_eq(stat(DROVER_STAT_ENCAP_V4), 2);
+    ck_assert_uint_eq(stat(DROVER_STAT_RX), 3);
 }
 END_TEST
 
@@ -579,6 +586,7 @@ START_TEST(test_no_config_passes)
     pkt_build(&in, &V4_TCP);
     run_expect_pass(&in);
     ck_assert_uint_eq(stat(DROVER_STAT_PASS_NO_CONFIG), 1);
+    ck_assert_uint_eq(stat(DROVER_STAT_RX), 1);
 }
 END_TEST
 

@@ -158,6 +158,39 @@ static const __u32 zero_key = 0;
 #define likely(x)   __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
 
+/* Count a packet as received and as reason (a DROVER_STAT_*), where its
+ * outcome is known. The per-CPU stats are looked up at each exit rather
+ * than once on entry: a pointer taken on entry stays live across the
+ * parse, the VIP index read and the hash, which the compiler treats as
+ * calls, so it was kept in a callee-saved register or spilled
+ * (bench/director jit_paths.py). The verifier inlines the lookup. */
+static __always_inline void count_outcome(__u32 reason)
+{
+    struct drover_stats *st = bpf_map_lookup_elem(&drover_stats, &zero_key);
+
+    if (st) {
+        st->count[DROVER_STAT_RX]++;
+        if (reason < DROVER_STAT_MAX)
+            st->count[reason]++;
+    }
+}
+
+/* One more count for a packet whose outcome is counted elsewhere. */
+static __always_inline void count_also(__u32 which)
+{
+    struct drover_stats *st = bpf_map_lookup_elem(&drover_stats, &zero_key);
+
+    if (st)
+        st->count[which]++;
+}
+
+/* A packet leaves with XDP_PASS for reason (a DROVER_STAT_PASS_*). */
+static __always_inline int pass_counted(__u32 reason)
+{
+    count_outcome(reason);
+    return XDP_PASS;
+}
+
 /* Ports of a TCP or UDP header: the first four bytes of both. */
 struct l4_ports {
     __be16 source;
@@ -408,8 +441,7 @@ static __always_inline __u64 flow_hash(const __u64 init[4], const struct drover_
  * the fields of the other one are not kept alive (and spilled to the
  * stack) across the parse, the VIP check and the hash. */
 static __always_inline int director_ip(struct xdp_md *ctx, void *data, void *data_end,
-                                       struct drover_stats *st, __u32 vip_half, __u32 l3off,
-                                       const __u8 family)
+                                       __u32 vip_half, __u32 l3off, const __u8 family)
 {
     struct flow_ref r = {};
     int rc;
@@ -418,30 +450,21 @@ static __always_inline int director_ip(struct xdp_md *ctx, void *data, void *dat
         rc = parse_v4(data + l3off, data_end, &r);
     else
         rc = parse_v6(data + l3off, data_end, &r);
-    if (unlikely(rc != PARSE_OK)) {
-        if (rc >= 0 && rc < DROVER_STAT_MAX)
-            st->count[rc]++;
-        return XDP_PASS;
-    }
+    if (unlikely(rc != PARSE_OK))
+        return pass_counted((__u32)rc);
 
     int vip = vip_lookup(&r, family, vip_half);
-    if (vip < 0) {
-        st->count[DROVER_STAT_PASS_NON_VIP]++;
-        return XDP_PASS;
-    }
+    if (vip < 0)
+        return pass_counted(DROVER_STAT_PASS_NON_VIP);
     __u32 vip_id = (__u32)vip;
 
     struct drover_active *act = bpf_map_lookup_elem(&drover_active, &zero_key);
-    if (unlikely(!act)) {
-        st->count[DROVER_STAT_PASS_NO_CONFIG]++;
-        return XDP_PASS;
-    }
+    if (unlikely(!act))
+        return pass_counted(DROVER_STAT_PASS_NO_CONFIG);
     __u32 gen = act->gen & (DROVER_GENERATIONS - 1);
     struct drover_gen_config *cfg = bpf_map_lookup_elem(&drover_gen_cfg, &gen);
-    if (unlikely(!cfg || cfg->version != DROVER_MAPS_VERSION)) {
-        st->count[DROVER_STAT_PASS_NO_CONFIG]++;
-        return XDP_PASS;
-    }
+    if (unlikely(!cfg || cfg->version != DROVER_MAPS_VERSION))
+        return pass_counted(DROVER_STAT_PASS_NO_CONFIG);
 
     /* Only now the client side: a packet for no VIP never reads it. */
     struct drover_flow f = {
@@ -459,7 +482,7 @@ static __always_inline int director_ip(struct xdp_md *ctx, void *data, void *dat
     __u32 ri = gen * DROVER_TABLE_ROWS + drover_hash_row(hash);
     struct drover_row *row = bpf_map_lookup_elem(&drover_table, &ri);
     if (unlikely(!row || row->primary >= DROVER_MAX_PROXIES)) {
-        st->count[DROVER_STAT_DROP_NO_PROXY]++;
+        count_outcome(DROVER_STAT_DROP_NO_PROXY);
         count_vip_drop(vip_id);
         return XDP_DROP;
     }
@@ -467,7 +490,7 @@ static __always_inline int director_ip(struct xdp_md *ctx, void *data, void *dat
     __u32 pi = gen * DROVER_MAX_PROXIES + primary;
     struct drover_proxy *pri = bpf_map_lookup_elem(&drover_proxies, &pi);
     if (unlikely(!pri || pri->family == DROVER_AF_NONE)) {
-        st->count[DROVER_STAT_DROP_NO_PROXY]++;
+        count_outcome(DROVER_STAT_DROP_NO_PROXY);
         count_vip_drop(vip_id);
         return XDP_DROP;
     }
@@ -480,7 +503,7 @@ static __always_inline int director_ip(struct xdp_md *ctx, void *data, void *dat
         if (likely(p && p->family == pri->family))
             sec = p;
         else if (p && p->family != DROVER_AF_NONE)
-            st->count[DROVER_STAT_HOPS_FAMILY]++;
+            count_also(DROVER_STAT_HOPS_FAMILY);
     }
     __u8 hop_count = sec ? 2 : 1;
 
@@ -490,12 +513,12 @@ static __always_inline int director_ip(struct xdp_md *ctx, void *data, void *dat
     if (unlikely(pri->family == DROVER_AF_INET
                      ? cfg->src_v4 == 0
                      : (cfg->src_v6[0] | cfg->src_v6[1] | cfg->src_v6[2] | cfg->src_v6[3]) == 0)) {
-        st->count[DROVER_STAT_DROP_NO_SOURCE]++;
+        count_outcome(DROVER_STAT_DROP_NO_SOURCE);
         count_vip_drop(vip_id);
         return XDP_DROP;
     }
     if (unlikely(bpf_xdp_adjust_head(ctx, (int)l3off - (int)sizeof(struct ethhdr) - outer))) {
-        st->count[DROVER_STAT_DROP_ADJUST]++;
+        count_outcome(DROVER_STAT_DROP_ADJUST);
         count_vip_drop(vip_id);
         return XDP_DROP;
     }
@@ -509,7 +532,7 @@ static __always_inline int director_ip(struct xdp_md *ctx, void *data, void *dat
      * then the fields that depend on the packet. */
     if (pri->family == DROVER_AF_INET) {
         if (unlikely((void *)(o + sizeof(struct ethhdr) + OUTER4_LEN) > data_end)) {
-            st->count[DROVER_STAT_DROP_ADJUST]++;
+            count_outcome(DROVER_STAT_DROP_ADJUST);
             count_vip_drop(vip_id);
             return XDP_DROP;
         }
@@ -541,10 +564,9 @@ static __always_inline int director_ip(struct xdp_md *ctx, void *data, void *dat
         __u32 *addrs = (void *)(o + DROVER_OUTER4_HDRS);
         addrs[0] = daddr;
         addrs[1] = sec ? sec->addr[0] : 0;
-        st->count[DROVER_STAT_ENCAP_V4]++;
     } else {
         if (unlikely((void *)(o + sizeof(struct ethhdr) + OUTER6_LEN) > data_end)) {
-            st->count[DROVER_STAT_DROP_ADJUST]++;
+            count_outcome(DROVER_STAT_DROP_ADJUST);
             count_vip_drop(vip_id);
             return XDP_DROP;
         }
@@ -586,10 +608,10 @@ static __always_inline int director_ip(struct xdp_md *ctx, void *data, void *dat
             pa[2] = 0;
             pa[3] = 0;
         }
-        st->count[DROVER_STAT_ENCAP_V6]++;
     }
+    count_outcome(pri->family == DROVER_AF_INET ? DROVER_STAT_ENCAP_V4 : DROVER_STAT_ENCAP_V6);
     if (unlikely(r.icmp))
-        st->count[DROVER_STAT_ENCAP_ICMP]++;
+        count_also(DROVER_STAT_ENCAP_ICMP);
     count_sent(vip_id, stat_slot, inner_len);
     if (cfg->egress_ifindex)
         return bpf_redirect(cfg->egress_ifindex, 0);
@@ -602,33 +624,23 @@ int drover_director(struct xdp_md *ctx)
     void *data = (void *)(long)ctx->data;
     void *data_end = (void *)(long)ctx->data_end;
 
-    struct drover_stats *st = bpf_map_lookup_elem(&drover_stats, &zero_key);
-    if (!st)
-        return XDP_PASS;
-    st->count[DROVER_STAT_RX]++;
-    /* The live half of the VIP index, read next to the stats while nothing
-     * else is live: after the parse, every field of the packet the VIP
-     * path needs would have to outlive one more map lookup (kept in the
-     * few registers a call preserves, or spilled). 4-5 instructions less
-     * on both IPv4 paths, 2 more on the IPv6 SYN, the same on the IPv6
-     * non-VIP (bench/director/jit_paths.py). */
+    /* The live half of the VIP index, read first while nothing else is
+     * live: after the parse, every field of the packet the VIP path needs
+     * would have to outlive one more map lookup (kept in the few registers
+     * a call preserves, or spilled). The stats are looked up where the
+     * packet's outcome is known (pass_counted()). */
     struct drover_vip_active *va = bpf_map_lookup_elem(&drover_vip_act, &zero_key);
-    if (!va) {
-        st->count[DROVER_STAT_PASS_NON_VIP]++;
-        return XDP_PASS;
-    }
+    if (!va)
+        return pass_counted(DROVER_STAT_PASS_NON_VIP);
     __u32 vip_half = va->gen;
 
     __u16 proto;
     __u32 l3off;
-    if (drover_parse_l2(data, data_end, &proto, &l3off) < 0) {
-        st->count[DROVER_STAT_PASS_MALFORMED]++;
-        return XDP_PASS;
-    }
+    if (drover_parse_l2(data, data_end, &proto, &l3off) < 0)
+        return pass_counted(DROVER_STAT_PASS_MALFORMED);
     if (proto == bpf_htons(ETH_P_IP))
-        return director_ip(ctx, data, data_end, st, vip_half, l3off, DROVER_AF_INET);
+        return director_ip(ctx, data, data_end, vip_half, l3off, DROVER_AF_INET);
     if (proto == bpf_htons(ETH_P_IPV6))
-        return director_ip(ctx, data, data_end, st, vip_half, l3off, DROVER_AF_INET6);
-    st->count[DROVER_STAT_PASS_NOT_IP]++;
-    return XDP_PASS;
+        return director_ip(ctx, data, data_end, vip_half, l3off, DROVER_AF_INET6);
+    return pass_counted(DROVER_STAT_PASS_NOT_IP);
 }
