@@ -374,6 +374,9 @@ int main(int argc, char **argv)
     char buf[64];
     int rc, status = 0;
 
+    /* a line at a time: stderr's notes (a skipped veth run) must not land
+     * inside a BENCH line when both go to one pipe */
+    setvbuf(stdout, NULL, _IOLBF, 0);
     if (argc > 1)
         repeat = (uint32_t)strtoul(argv[1], NULL, 10);
     if (argc > 2)
