@@ -24,8 +24,13 @@ if ip netns list | grep -q -- "-$id\b"; then
     echo "e2e_fleet: down.sh left namespaces: $(ip netns list | grep -- "-$id")" >&2
     exit 1
 fi
+# A process killed a moment ago may still be a zombie its new parent (init)
+# has not reaped yet: dead, its sockets closed, so not left running.
+running() {
+    kill -0 "$1" 2>/dev/null && ! grep -q '^State:.*zombie' "/proc/$1/status" 2>/dev/null
+}
 for p in $pids; do
-    if kill -0 "$p" 2>/dev/null; then
+    if running "$p"; then
         echo "e2e_fleet: down.sh left process $p running: $(tr '\0' ' ' </proc/"$p"/cmdline)" >&2
         exit 1
     fi
