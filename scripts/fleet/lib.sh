@@ -554,11 +554,7 @@ fleet_load_stop() { # NAME
     pid=$(fleet_pid "$1")
     fleet_wait "load generator $1 stops" 10 fleet_not_running "$pid"
 }
-# PID has exited: gone, or a zombie its parent (init, for the detached
-# processes of the fleet) has not reaped yet - its sockets are closed
-fleet_not_running() {
-    ! kill -0 "$1" 2>/dev/null || grep -q '^State:.*zombie' "/proc/$1/status" 2>/dev/null
-}
+fleet_not_running() { ! kill -0 "$1" 2>/dev/null; }
 
 # fleet_count NAME FIELD [NODE]: ok / failed, or answers by NODE
 fleet_count() {
