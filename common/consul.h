@@ -312,8 +312,12 @@ struct consul_session_opts {
 /* PUT /v1/session/create: resp->session_id. */
 int consul_session_create(struct consul_client *c, const struct consul_session_opts *opts,
                           consul_cb cb, void *arg);
-/* PUT /v1/session/renew/ID: resp->found=false if the session is gone. */
+/* PUT /v1/session/renew/ID; consul_session_gone(resp) says whether the
+ * session no longer exists (Consul 1.8 answers 404, resp->err -ENOENT). */
 int consul_session_renew(struct consul_client *c, const char *id, consul_cb cb, void *arg);
+/* The answer to a renewal says the session is gone (expired, destroyed,
+ * or Consul restarted without it): make a new one, renewing is futile. */
+bool consul_session_gone(const struct consul_response *resp);
 int consul_session_destroy(struct consul_client *c, const char *id, consul_cb cb, void *arg);
 /* Acquire/release key with session; resp->ok. Consul stores the PUT body
  * in both cases: acquire writes value, release writes an empty value. */
@@ -357,6 +361,10 @@ struct consul_watch_opts {
      * last value stays in place (never replaced by an empty one). May be
      * NULL. */
     consul_cb on_error;
+    /* Consul's index went backwards under a blocking query (a restart at a
+     * lower index, a restored snapshot): the watch reads in full next.
+     * resp->index is the new index. May be NULL. */
+    consul_cb on_reset;
     void *arg;
 };
 
@@ -366,6 +374,16 @@ int consul_watch_start(struct consul_client *c, const struct consul_watch_opts *
                        struct consul_watch **out);
 /* Stop and free; no callback runs afterwards. Safe inside its callbacks. */
 void consul_watch_stop(struct consul_watch *w);
+/* Read the target afresh now: a blocking query in flight (or a pause
+ * before the next one) is dropped and a full read sent. A watch that
+ * already reads in full next (index 0: never answered, or after an error
+ * or a reset) is left as it is. Why: a Consul restarted or restored at a
+ * lower index answers a blocking query on an old index only when its own
+ * index passes it or the wait ends, so a watch that saw no error across
+ * the restart keeps its value from before while others read the new
+ * tree; a caller that joins several watches re-reads them all when one
+ * of them saw the break. */
+void consul_watch_reread(struct consul_watch *w);
 /* Index the next blocking query will use (0 = full read). */
 uint64_t consul_watch_index(const struct consul_watch *w);
 /* Last delivered value (NULL before the first delivery). */

@@ -946,6 +946,12 @@ int consul_session_renew(struct consul_client *c, const char *id, consul_cb cb, 
     return simple(c, "PUT", "session/renew", id, NULL, "", 0, CONSUL_REQ_NONE, cb, arg);
 }
 
+bool consul_session_gone(const struct consul_response *resp)
+{
+    /* Consul answers a renewal of a session it does not know with 404 */
+    return resp->err == -ENOENT;
+}
+
 int consul_session_destroy(struct consul_client *c, const char *id, consul_cb cb, void *arg)
 {
     return simple(c, "PUT", "session/destroy", id, NULL, "", 0, CONSUL_REQ_BOOL, cb, arg);

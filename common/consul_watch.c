@@ -43,6 +43,7 @@ struct consul_watch {
     unsigned empty_pause_ms; /* consul_watch_opts.empty_pause_ms */
     consul_cb on_change;
     consul_cb on_error;
+    consul_cb on_reset;
     void *arg;
     uint64_t index;   /* index for the next query; 0 = full read */
     uint64_t sent;    /* index of the request in flight */
@@ -144,8 +145,8 @@ static void on_answer(void *arg, struct consul_response *resp)
         watch_issue(w);
         return;
     }
-    bool deliver_ok = true, empty_unchanged = false;
-    if (got == 0 || (sent > 0 && got < sent)) {
+    bool deliver_ok = true, empty_unchanged = false, went_back = sent > 0 && got < sent;
+    if (got == 0 || went_back) {
         /* Consul restored a snapshot, changed leader or the endpoint has no
          * index: start over with a full read instead of blocking on a
          * number that will not come back. */
@@ -197,6 +198,11 @@ static void on_answer(void *arg, struct consul_response *resp)
     if (w->answer_text) { /* not delivered: last_text stays last_kv's */
         consul_kv_text_free(w->answer_text);
         w->answer_text = NULL;
+    }
+    if (went_back && w->on_reset) {
+        w->on_reset(w->arg, resp);
+        if (w->stopped)
+            return;
     }
     if (w->resets_in_row > 1)
         schedule(w, backoff_next(&w->backoff)); /* never spin on resets */
@@ -276,6 +282,7 @@ int consul_watch_start(struct consul_client *c, const struct consul_watch_opts *
     w->empty_pause_ms = o->empty_pause_ms;
     w->on_change = o->on_change;
     w->on_error = o->on_error;
+    w->on_reset = o->on_reset;
     w->arg = o->arg;
     backoff_init(&w->backoff, o->retry_min_ms ? o->retry_min_ms : 250,
                  o->retry_max_ms ? o->retry_max_ms : 30000, BACKOFF_DECORRELATED);
@@ -328,6 +335,20 @@ void consul_watch_detach_all(struct consul_client *c)
                  c->watches->target);
         consul_watch_stop(c->watches);
     }
+}
+
+void consul_watch_reread(struct consul_watch *w)
+{
+    if (!w || w->stopped || w->index == 0)
+        return;
+    if (w->req) { /* its answer could only be from before the break */
+        consul_req_cancel(w->req);
+        w->req = NULL;
+    }
+    uv_timer_stop(&w->timer); /* a pause before the next blocking query */
+    w->index = 0;
+    log_debug("consul: watch %s: reading it afresh", w->target);
+    watch_issue(w);
 }
 
 uint64_t consul_watch_index(const struct consul_watch *w)

@@ -130,8 +130,7 @@ static void on_renewed(void *arg, struct consul_response *resp)
     struct leader *l = arg;
     if (l->stopping || !l->session)
         return;
-    /* 404: the session expired or was destroyed */
-    if (resp->err == -ENOENT || (resp->err == 0 && !resp->found)) {
+    if (consul_session_gone(resp)) {
         lose_session(l, "session expired or was destroyed");
         return;
     }

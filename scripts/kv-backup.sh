@@ -33,7 +33,7 @@ export)
     tmp=$(mktemp "$(dirname "$file")/.kv-backup.XXXXXX")
     trap 'rm -f "$tmp"' EXIT
     parts=()
-    for p in haproxy/ maintenance/ director/ audit/; do
+    for p in maintenance/ haproxy/ director/ audit/; do # the import's order
         part="$tmp.$(echo "$p" | tr -d /)"
         consul kv export "$root$p" > "$part" || die "consul kv export $root$p failed"
         parts+=("$part")
@@ -55,17 +55,28 @@ PY
     ;;
 import)
     [ -r "$file" ] || die "cannot read $file"
-    python3 - "$file" "$root" <<'PY' || die "$file is not a drover backup"
+    # consul kv import writes key by key in the file's order: maintenance/
+    # goes first, so a drain is back before the services it applies to (a
+    # watcher that sees every service defined again ends its KV-loss
+    # episode and with it the hold on the drains it knew)
+    ordered=$(mktemp)
+    trap 'rm -f "$ordered"' EXIT
+    python3 - "$file" "$root" "$ordered" <<'PY' || die "$file is not a drover backup"
 import json, sys
 entries = json.load(open(sys.argv[1]))
 root = sys.argv[2]
-ok = ("haproxy/", "maintenance/", "director/", "audit/")
+ok = ("maintenance/", "haproxy/", "director/", "audit/")
+rank = {}
 for e in entries:
     k = e.get("key", "")
-    if not k.startswith(root) or not k[len(root):].startswith(ok):
+    rel = k[len(root):] if k.startswith(root) else ""
+    if not rel.startswith(ok):
         sys.exit(f"key '{k}' is outside the operator prefixes under {root}; refusing to import")
+    rank[k] = [i for i, p in enumerate(ok) if rel.startswith(p)][0]
+entries.sort(key=lambda e: rank[e["key"]])  # stable: the file's order within a prefix
+json.dump(entries, open(sys.argv[3], "w"))
 PY
-    consul kv import "@$file" >/dev/null || die "consul kv import failed"
+    consul kv import "@$ordered" >/dev/null || die "consul kv import failed"
     echo "kv-backup: imported $file"
     ;;
 *) die "unknown command '$cmd' (export|import)" ;;

@@ -264,6 +264,7 @@ fail:
 
 static void on_change(void *arg, struct consul_response *resp);
 static void on_error(void *arg, struct consul_response *resp);
+static void on_reset(void *arg, struct consul_response *resp);
 
 static int watch_add(struct consul_feed *f, char *prefix, bool defs)
 {
@@ -289,6 +290,7 @@ static int watch_add(struct consul_feed *f, char *prefix, bool defs)
         .empty_pause_ms = EMPTY_PREFIX_PAUSE_MS,
         .on_change = on_change,
         .on_error = on_error,
+        .on_reset = on_reset,
         .arg = w,
     };
     if ((rc = consul_watch_start(f->c, &wo, &w->w)) < 0) {
@@ -491,12 +493,54 @@ static void on_change(void *arg, struct consul_response *resp)
     rebuild(f); /* may stop w: do not touch it below */
 }
 
+/*
+ * A fixed watch failed, or Consul's index went back under it: Consul may
+ * have been restarted or restored. The other fixed watches need not have
+ * seen it: one whose next blocking query reached the new Consul (it was
+ * pausing, or libcurl sent it again on a fresh connection) is answered
+ * only when the new index passes its old one or the wait ends, and
+ * meanwhile its value from before counts as read - joined to maintenance/
+ * read empty, the services still there would lift every drain before the
+ * KV-loss episode could begin. So all of them read afresh, and
+ * rereads_done holds snapshots until every one has answered.
+ */
+static void reread_fixed(struct consul_feed *f, const struct feed_watch *from)
+{
+    size_t n = 0;
+    bool fixed = false;
+    for (size_t i = 0; i < f->n_fixed; i++)
+        fixed |= f->watches[i] == from;
+    if (!fixed)
+        return; /* a kube service prefix: see rereads_done */
+    for (size_t i = 0; i < f->n_fixed; i++) {
+        struct feed_watch *w = f->watches[i];
+        if (w != from && consul_watch_index(w->w) > 0) {
+            consul_watch_reread(w->w);
+            n++;
+        }
+    }
+    if (n == 0)
+        return; /* all of them read afresh already */
+    f->st.forced_rereads++;
+    log_info("consul: watch %s failed or its index went back; reading the other %zu fixed "
+             "prefix(es) afresh (Consul may have restarted or been restored)",
+             from->prefix, n);
+}
+
+static void on_reset(void *arg, struct consul_response *resp)
+{
+    struct feed_watch *w = arg;
+    (void)resp;
+    reread_fixed(w->feed, w);
+}
+
 static void on_error(void *arg, struct consul_response *resp)
 {
     struct feed_watch *w = arg;
     struct consul_feed *f = w->feed;
     char msg[600];
     f->st.errors++;
+    reread_fixed(f, w);
     snprintf(msg, sizeof(msg),
              "consul: watch %s: %s; HAProxy keeps its current state (fail static), retry in "
              "%u ms",

@@ -81,6 +81,7 @@ struct consul_feed_stats {
     uint64_t unchanged;      /* rebuilds skipped: same inputs */
     uint64_t errors;         /* watch errors */
     uint64_t reread_waits;   /* times snapshots waited for re-reads after an error or reset */
+    uint64_t forced_rereads; /* times a fixed watch's error or reset made the others read afresh */
     bool complete;           /* every prefix delivered at least once */
     bool healthy;            /* no watch in error since its last delivery */
     size_t watches;          /* prefixes watched now */

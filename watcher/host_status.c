@@ -178,7 +178,13 @@ static void on_renewed(void *arg, struct consul_response *resp)
     hs->busy = false;
     if (resp->err == -ECANCELED)
         return;
-    if (resp->err < 0) {
+    if (consul_session_gone(resp)) {
+        /* Consul restarted empty, or the session expired while Consul
+         * could not be reached: renewing it again would fail forever */
+        log_warn("host status: session of %s is gone (%s); creating a new one", hs->key,
+                 resp->errmsg ? resp->errmsg : "not found");
+        drop_session(hs);
+    } else if (resp->err < 0) {
         uint64_t d =
             backoff_rand_range(&hs->retry, RENEW_RETRY_MS, RENEW_RETRY_MS + RENEW_RETRY_MS / 2 - 1);
         log_warn("host status: renewing session of %s: %s; retried in %llu ms", hs->key,
@@ -190,10 +196,6 @@ static void on_renewed(void *arg, struct consul_response *resp)
         return;
     }
     hs->renew_due = false;
-    if (!resp->found) {
-        log_warn("host status: session of %s expired; creating a new one", hs->key);
-        drop_session(hs);
-    }
     if (hs->stopping)
         host_status_stop(hs, hs->done, hs->done_arg);
     else

@@ -165,6 +165,11 @@ faults_on_exit() {
             [ -s "$f" ] && { echo "== $f" >&2; tail -n 15 "$f" >&2; }
         done
     fi
+    # FAULTS_SAVE_LOGS=DIR: every log of the fleet is copied there, pass
+    # or fail (the logs go with the fleet's state dir otherwise)
+    if [ -n "${FAULTS_SAVE_LOGS:-}" ] && [ -n "${FLEET_STATE:-}" ]; then
+        mkdir -p "$FAULTS_SAVE_LOGS" && cp -r "$FLEET_STATE"/*.log "$FLEET_STATE"/consul "$FAULTS_SAVE_LOGS"/ 2>/dev/null
+    fi
     [ -z "${FLEET_STATE:-}" ] || fleet_down "$FLEET_STATE"
     exit $rc
 }

@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "consul_feed.h"
@@ -30,10 +31,16 @@ static const struct kv_model_opts model = {
     .root = ROOT, .haproxy_cluster = "edge", .kube_clusters = clusters, .n_kube_clusters = 1};
 
 enum phase {
-    PHASE_UP,    /* the tree in `keys` */
-    PHASE_DOWN,  /* every request: 500 (Consul lost) */
-    PHASE_AFTER, /* back at a lower index: `keys`, prefix `slow` answered late */
+    PHASE_UP,     /* the tree in `keys` */
+    PHASE_DOWN,   /* every request: 500 (Consul lost) */
+    PHASE_AFTER,  /* back at a lower index: `keys`, prefix `slow` answered late */
+    PHASE_SILENT, /* back at a lower index without an error in between: a
+                   * blocking query on an index from before waits (Consul
+                   * answers it when its own index passes it or the wait
+                   * ends); only maintenance/'s next query sees the break */
 };
+
+#define SILENT_HOLD_MS 4000 /* PHASE_SILENT: how long a query on an old index waits */
 
 struct fake {
     uv_loop_t loop;
@@ -54,6 +61,8 @@ struct fake {
     bool got_api;         /* a snapshot with api */
     bool api_before_slow; /* ... built before the slow re-read answered */
     bool down_errors;     /* every fixed watch failed at least once */
+    bool break_by_reset;  /* PHASE_SILENT: maintenance/ sees the index go back, not an error */
+    bool maint_broke;     /* PHASE_SILENT: maintenance/ saw the break */
 };
 
 /* The KV list body for prefix under the keys present now. */
@@ -88,6 +97,21 @@ static void handler(void *arg, const struct fake_http_req *req, struct fake_http
         rep->status = 500;
         rep->body = strdup("rpc error making call: No cluster leader");
         f->errors_seen++;
+        return;
+    }
+    if (f->phase == PHASE_SILENT && strcmp(p, P_MAINT) == 0 && !f->maint_broke) {
+        f->maint_broke = true;
+        if (!f->break_by_reset) {
+            rep->status = 500;
+            rep->body = strdup("rpc error making call: No cluster leader");
+            return;
+        }
+        /* answered at once with the new, lower index: a reset */
+    } else if (f->phase == PHASE_SILENT && blocking &&
+               strtoull(strstr(req->url, "index=") + 6, NULL, 10) > 5) {
+        rep->index = 5;
+        rep->body = kv_body(f, p);
+        rep->delay_ms = SILENT_HOLD_MS;
         return;
     }
     /* before the loss at index 100, after it at 5 (Consul restarted) */
@@ -195,6 +219,44 @@ START_TEST(test_no_mixed_tree_after_loss)
 }
 END_TEST
 
+/* Consul restarted empty, and only maintenance/ saw it (an error, or its
+ * index gone back); the definitions' blocking query on the old index just
+ * waits. The feed must read every fixed prefix afresh: no snapshot with
+ * web from before and maintenance/ read empty, and the empty tree well
+ * before the old query would have ended by itself. */
+static void silent_restart(bool by_reset)
+{
+    const char *const before[] = {K_WEB, K_DRAIN, NULL};
+    struct fake *f = fake_new(before);
+    f->check_mixed = true;
+    WAIT_FOR(f, f->snaps == 1, 3000, "the first snapshot");
+    f->keys[0] = NULL; /* restarted empty */
+    f->break_by_reset = by_reset;
+    f->phase = PHASE_SILENT;
+    /* maintenance/: its next query (<= 30 ms), a retry after an error
+     * (<= 1 s); the others' re-reads answer at once */
+    WAIT_FOR(f, f->got_empty || f->mixed, SILENT_HOLD_MS - 1000,
+             "the empty tree's snapshot (before the old blocking queries end)");
+    ck_assert_msg(!f->mixed, "a snapshot had the definitions from before the restart without "
+                             "the maintenance entry");
+    struct consul_feed_stats st;
+    consul_feed_get_stats(f->feed, &st);
+    ck_assert_uint_ge(st.forced_rereads, 1);
+    fake_free(f);
+}
+
+START_TEST(test_silent_restart_error_rereads_all)
+{
+    silent_restart(false);
+}
+END_TEST
+
+START_TEST(test_silent_restart_reset_rereads_all)
+{
+    silent_restart(true);
+}
+END_TEST
+
 /* The last re-read (of slow) comes back unchanged (no callback): the
  * snapshot with the change read meanwhile still gets through, once it
  * answered, and not before. */
@@ -237,6 +299,8 @@ int main(void)
     tcase_add_test(tc, test_no_mixed_tree_after_loss);
     tcase_add_test(tc, test_unchanged_reread_releases);
     tcase_add_test(tc, test_node_shard_reread_holds);
+    tcase_add_test(tc, test_silent_restart_error_rereads_all);
+    tcase_add_test(tc, test_silent_restart_reset_rereads_all);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }

@@ -29,6 +29,7 @@ struct fake {
     struct consul_client *c;
     struct host_status *hs;
     bool fail_first_renew;
+    bool lose_session;      /* the first renewal: 404, Consul restarted without it */
     unsigned refuse_writes; /* answer this many acquires "false" */
     unsigned n_creates, n_writes;
     uint64_t writes[4];     /* loop times of the writes */
@@ -57,6 +58,9 @@ static void handler(void *arg, const struct fake_http_req *req, struct fake_http
         if (f->n_renews++ == 0 && f->fail_first_renew) {
             rep->status = 500;
             rep->body = strdup("rpc error making call: No cluster leader");
+        } else if (f->n_renews == 1 && f->lose_session) {
+            rep->status = 404; /* Consul 1.8's words */
+            rep->body = strdup("Session id 's1' not found");
         } else {
             rep->body = strdup("[{\"ID\":\"s1\"}]");
         }
@@ -139,9 +143,11 @@ static void run(struct fake *f)
         uv_timer_start(&f->churn, on_churn, 300, 300);
     uv_timer_start(&f->give_up, on_give_up, 3 * TICK_MS + 1000, 0);
     unsigned renews = f->want_renews ? f->want_renews : 2;
-    /* refusals: until the write after them went through */
-    while (!f->gave_up &&
-           (f->refuse_writes ? f->n_writes <= f->refuse_writes : f->n_renews < renews))
+    /* refusals: until the write after them went through; a lost session:
+     * until the write with the new one */
+    while (!f->gave_up && (f->refuse_writes  ? f->n_writes <= f->refuse_writes
+                           : f->lose_session ? f->n_creates < 2 || f->n_writes < 2
+                                             : f->n_renews < renews))
         uv_run(&f->loop, UV_RUN_ONCE);
     host_status_stop(f->hs, on_stopped, f);
     uv_close((uv_handle_t *)&f->change, NULL);
@@ -203,6 +209,21 @@ START_TEST(test_refused_write_keeps_the_session)
 }
 END_TEST
 
+/* The renewal says the session is gone (Consul restarted empty): a new
+ * session and the entry written with it, not renewals of the lost one
+ * until the end of time (faults_consul_loss, session 9). */
+START_TEST(test_lost_session_is_replaced)
+{
+    struct fake f = {.lose_session = true};
+
+    run(&f);
+    ck_assert_msg(f.n_creates >= 2, "no new session after the renewal answered 404 (%u renewals)",
+                  f.n_renews);
+    ck_assert_msg(f.n_writes >= 2, "the entry was not written again with the new session");
+    ck_assert_msg(f.n_renews == 1, "%u renewals: the lost session was renewed again", f.n_renews);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("host_status");
@@ -211,6 +232,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_failed_renewal_is_retried_soon);
     tcase_add_test(tc, test_renewal_not_skipped_behind_a_slow_write);
     tcase_add_test(tc, test_refused_write_keeps_the_session);
+    tcase_add_test(tc, test_lost_session_is_replaced);
     suite_add_tcase(s, tc);
     return s;
 }
