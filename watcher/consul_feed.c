@@ -494,8 +494,8 @@ static void on_change(void *arg, struct consul_response *resp)
 }
 
 /*
- * A fixed watch failed, or Consul's index went back under it: Consul may
- * have been restarted or restored. The other fixed watches need not have
+ * A watch failed, or Consul's index went back under a fixed one: Consul
+ * may have been restarted or restored. The other fixed watches need not have
  * seen it: one whose next blocking query reached the new Consul (it was
  * pausing, or libcurl sent it again on a fresh connection) is answered
  * only when the new index passes its old one or the wait ends, and
@@ -504,14 +504,17 @@ static void on_change(void *arg, struct consul_response *resp)
  * KV-loss episode could begin. So all of them read afresh, and
  * rereads_done holds snapshots until every one has answered.
  */
-static void reread_fixed(struct consul_feed *f, const struct feed_watch *from)
+static void reread_fixed(struct consul_feed *f, const struct feed_watch *from, bool reset)
 {
     size_t n = 0;
     bool fixed = false;
     for (size_t i = 0; i < f->n_fixed; i++)
         fixed |= f->watches[i] == from;
-    if (!fixed)
-        return; /* a kube service prefix: see rereads_done */
+    /* any watch's error says Consul failed; a kube service prefix's index
+     * also goes back when Consul reaps the tombstones of its deleted
+     * ports, which says nothing about the rest */
+    if (reset && !fixed)
+        return;
     for (size_t i = 0; i < f->n_fixed; i++) {
         struct feed_watch *w = f->watches[i];
         if (w != from && consul_watch_index(w->w) > 0) {
@@ -522,16 +525,16 @@ static void reread_fixed(struct consul_feed *f, const struct feed_watch *from)
     if (n == 0)
         return; /* all of them read afresh already */
     f->st.forced_rereads++;
-    log_info("consul: watch %s failed or its index went back; reading the other %zu fixed "
-             "prefix(es) afresh (Consul may have restarted or been restored)",
-             from->prefix, n);
+    log_info("consul: watch %s %s; reading the other %zu fixed prefix(es) afresh (Consul may "
+             "have restarted or been restored)",
+             from->prefix, reset ? "saw Consul's index go back" : "failed", n);
 }
 
 static void on_reset(void *arg, struct consul_response *resp)
 {
     struct feed_watch *w = arg;
     (void)resp;
-    reread_fixed(w->feed, w);
+    reread_fixed(w->feed, w, true);
 }
 
 static void on_error(void *arg, struct consul_response *resp)
@@ -540,7 +543,7 @@ static void on_error(void *arg, struct consul_response *resp)
     struct consul_feed *f = w->feed;
     char msg[600];
     f->st.errors++;
-    reread_fixed(f, w);
+    reread_fixed(f, w, false);
     snprintf(msg, sizeof(msg),
              "consul: watch %s: %s; HAProxy keeps its current state (fail static), retry in "
              "%u ms",
