@@ -286,11 +286,18 @@ fleet_haproxy_services() {
 
 # The proxy host's drover-watcher runs its HAProxy instances itself
 # (--haproxy-run: started from the installed config and server-state file,
-# started again within ~0.5 s when one dies, probed every 100 ms) and
-# serves /metrics and /readyz on the host's address, port
-# FLEET_WATCHER_PORT: /readyz is the director's health check of the host
+# started again within ~0.5 s when one dies, probed every
+# FLEET_HAPROXY_PROBE_MS) and serves /metrics and /readyz on the host's
+# address, port FLEET_WATCHER_PORT: /readyz is the director's health check of the host
 # (200 only while every HAProxy service of the host is up).
+# FLEET_HAPROXY_BIN: the HAProxy binary the proxies' watchers run and check
+# with (--haproxy-bin; a fault test's wrapper that adds a test-only config
+# file, tests/faults/haproxy_hang.sh; plain haproxy otherwise).
+# FLEET_HAPROXY_PROBE_MS: their --haproxy-probe-interval (fault tests
+# derive the time a stuck worker takes to be judged down from it).
 FLEET_WATCHER_PORT=9108
+FLEET_HAPROXY_BIN=${FLEET_HAPROXY_BIN:-haproxy}
+FLEET_HAPROXY_PROBE_MS=100
 
 fleet_proxy() { # proxy-N
     local p=$1 d="$FLEET_STATE/$1" wport=$FLEET_WATCHER_PORT aport svc
@@ -305,12 +312,13 @@ fleet_proxy() { # proxy-N
         --consul-addr http://127.0.0.1:8500 \
         --haproxy-cluster "$FLEET_HAPROXY_CLUSTER" --kube-cluster "$FLEET_CLUSTER" \
         --template-dir "$FLEET_SRC/haproxy-templates" --config-dir "$d/cfg" \
+        --haproxy-bin "$FLEET_HAPROXY_BIN" \
         --haproxy-master-socket "$d/{service}.master" --haproxy-stats-socket "$d/{service}.sock" \
         --haproxy-state-file "$d/{service}.state" --agent-state-file "$d/agent.json" \
         --agent-port "$aport" --agent-interval 500ms --snapshot-file "$d/snapshot.pb" \
         --metrics-addr "0.0.0.0:$wport" --wait-min 100ms --wait-max 1s \
         --haproxy-maxconn 2000 --consul-wait 30s \
-        --haproxy-run --haproxy-probe-interval 100ms --host-name "$p"
+        --haproxy-run --haproxy-probe-interval "${FLEET_HAPROXY_PROBE_MS}ms" --host-name "$p"
     for svc in $FLEET_SERVICES; do
         fleet_wait "$p: watcher renders $svc.cfg and starts its HAProxy (stats socket answers)" 30 \
             fleet_hap "$p" "$svc" "show info"

@@ -18,29 +18,43 @@
 #   director_kill      kill -9 of the director's drover-watcher (XDP stays
 #                      attached and forwards); started again 3 s later, as
 #                      systemd would
+#   haproxy_stuck      the `web` HAProxy worker on proxy-2 (one thread)
+#                      blocked in the Lua CLI command `hang` (alive, not
+#                      stopped, its sockets queueing, answering nothing)
+#                      until the director has taken proxy-2 out of its rows
+#                      (its /readyz says the worker does not answer its
+#                      stats socket), then released
 #   haproxy_freeze     SIGSTOP of the `web` HAProxy worker on proxy-2 until
 #                      the director has taken proxy-2 out of its rows
 #                      (its /readyz says the worker is stopped), then SIGCONT
 # Judged per fault, over FAULTS_WINDOW_S (10 s) from the kill: failed
-# requests <= 2 % of port 80's requests (the killed service), none on port
-# 8080; every director row whose primary was not the host at fault (proxy-1;
-# proxy-2 for haproxy_freeze) keeps its primary
-# all along (sampled), so only the dead host's rows move, and with the
-# crash loop and the HAProxy freeze all of them do; the director_kill and
+# requests <= 2 % of port 80's requests (the killed service; haproxy_stuck:
+# at most the port-80 requests its rows take before the director can have
+# moved them, STUCK_BUDGET below), none on port 8080; every director row
+# whose primary was not the host at fault (proxy-1; proxy-2 for
+# haproxy_stuck and haproxy_freeze) keeps its primary all along (sampled),
+# so only the dead host's rows move, and with the crash loop, the stuck
+# worker and the HAProxy freeze all of them do; the director_kill and
 # director_freeze tables stay byte-identical and they fail no request at
-# all (the kernel forwards without the watcher). The freezes are judged
-# over windows derived from the health options instead of 10 s.
+# all (the kernel forwards without the watcher). The freezes and the stuck
+# worker are judged over windows derived from the health options instead
+# of 10 s.
 # Then back to the baseline (faults_run). BENCH lines: faults_<fault>_failed,
 # _recovery_s (faults_run: repair -> baseline), _serving_s (kill -> the
 # watcher sees HAProxy run again; the python rig haproxy_supervise.py
 # asserts <= 1 s), and faults_haproxy_recovery_s (the slower _serving_s of
 # the worker and the master kill).
+# The proxies' HAProxy runs through tests/faults/haproxy_hang.sh (one
+# thread, and the Lua command `hang` haproxy_stuck blocks a worker with:
+# this rig only, never the product's templates).
 # usage: faults_process_death.sh BUILD-DIR [FAULT...]   (default: all, in this order)
 set -euo pipefail
+# shellcheck disable=SC2034 # read by scripts/fleet/lib.sh
+FLEET_HAPROXY_BIN=$(cd "$(dirname "$0")" && pwd)/haproxy_hang.sh
 . "$(dirname "$0")/lib.sh"
 faults_main "$1"
 shift
-only=" ${*:-haproxy_worker haproxy_master director_freeze director_kill haproxy_freeze haproxy_crashloop} "
+only=" ${*:-haproxy_worker haproxy_master haproxy_stuck director_freeze director_kill haproxy_freeze haproxy_crashloop} "
 pick() { case "$only" in *" $1 "*) faults_run "$@" ;; esac; }
 
 FAULTS_WINDOW_S=${FAULTS_WINDOW_S:-10}
@@ -64,6 +78,8 @@ rows_dump() { # FILE: "row primary secondary" of the table in force
     fleet_nsx director "$FLEET_BIN_DIRECTOR" table dump --dev eth0 \
         --pin-root "$FLEET_STATE/bpffs/director" | grep -v '^#' >"$1"
 }
+
+rows_of() { awk -v d="$1" '$2 == d { n++ } END { print n + 0 }' "$2"; } # PROXY-IP ROWS-FILE: its rows
 
 # rows_moved BEFORE NOW: how many rows changed primary; fails (naming one)
 # when a row whose primary was not $DEAD changed it
@@ -91,7 +107,12 @@ judge_window() { # NAME T-KILL F80-BEFORE N80-BEFORE F8080-BEFORE [CHECK]
     n=$(($(requests80) - n0))
     g=$(($(fleet_count load8080 failed) - g0))
     faults_log "$name: port 80: $f of $n requests failed in ${FAULTS_WINDOW_S}s; port 8080: $g failed; at most $MOVED_MAX rows moved"
-    [ $((f * 100)) -le $((n * 2)) ] || fleet_die "$name: $f of $n port-80 requests failed (> 2 %)"
+    if [ -n "${WINDOW_MAX_FAILED:-}" ]; then # a bound the fault derives itself
+        [ "$f" -le "$WINDOW_MAX_FAILED" ] ||
+            fleet_die "$name: $f of $n port-80 requests failed (> $WINDOW_MAX_FAILED)"
+    else
+        [ $((f * 100)) -le $((n * 2)) ] || fleet_die "$name: $f of $n port-80 requests failed (> 2 %)"
+    fi
     [ "$g" = 0 ] || fleet_die "$name: $g port-8080 requests failed (its HAProxy was not touched)"
 }
 
@@ -144,7 +165,7 @@ director_down() { # PROXY: the director counts PROXY unhealthy
 haproxy_crashloop() {
     local t0 f0 n0 g0 end pid own
     rows_dump "$FLEET_STATE/rows.base"
-    own=$(awk -v d="$DEAD_IP" '$2 == d { n++ } END { print n + 0 }' "$FLEET_STATE/rows.base")
+    own=$(rows_of "$DEAD_IP" "$FLEET_STATE/rows.base")
     f0=$(fleet_count load80 failed) n0=$(requests80) g0=$(fleet_count load8080 failed)
     t0=$(date +%s.%N)
     # health fall 2 x 500 ms after /readyz turns 503 (docs/director-watcher.md)
@@ -331,7 +352,7 @@ haproxy_freeze() {
     pid=$(hap_pid "$DEAD" web worker)
     [ -n "$pid" ] || fleet_die "haproxy_freeze: no HAProxy worker of web on $DEAD"
     rows_dump "$FLEET_STATE/rows.base"
-    own=$(awk -v d="$DEAD_IP" '$2 == d { n++ } END { print n + 0 }' "$FLEET_STATE/rows.base")
+    own=$(rows_of "$DEAD_IP" "$FLEET_STATE/rows.base")
     f0=$(fleet_count load80 failed) n0=$(requests80) g0=$(fleet_count load8080 failed)
     t0=$(date +%s.%N)
     kill -STOP "$pid"
@@ -345,9 +366,99 @@ haproxy_freeze() {
     FAULTS_WINDOW_S=$(ms_to_s $((4 * FALL_MS + 2 * RISE_MS))) judge_window haproxy_freeze "$t0" "$f0" "$n0" "$g0"
 }
 
+# ---- a stuck worker (alive, running, answering nothing) ----
+
+# STUCK_MS: the longest a stuck worker keeps its host in the director's
+# rows. The proxy's watcher pings each service's worker (`show info` on
+# its stats socket) on its probe, every FLEET_HAPROXY_PROBE_MS, one ping
+# in flight at a time, each bounded by 4 probe intervals; 3 missed in a
+# row make the service mute (/readyz 503). The first ping goes out within
+# one interval of the block and every later one on the probe after the
+# miss before it, so the 3rd miss ends within 3 x (4 + 1) intervals; then
+# the director's checks judge the host down within FALL_MS.
+STUCK_MS=$((3 * (4 + 1) * FLEET_HAPROXY_PROBE_MS + FALL_MS))
+LOAD_RATE=50 # port 80's requests per second (scripts/fleet/load.py RATE)
+
+# stuck_budget: the failed requests haproxy_stuck may cost. Every
+# connection the stuck worker takes waits in its backlog; a worker that
+# stayed stuck would fail them all, and none after the director moved its
+# rows away. So at worst every port-80 request whose row points at
+# proxy-2 for STUCK_MS fails: LOAD_RATE x STUCK_MS x proxy-2's share of
+# the rows in force, rounded up (about 73 of the ~145 port-80 requests of
+# STUCK_MS). The test releases the worker once the host is out, and the
+# queued connections (they still reach it through second chance) are
+# answered: one fails only when that comes later than the client's 4 s
+# timeout, on a slow machine.
+stuck_budget() {
+    local own all
+    rows_dump "$FLEET_STATE/rows.budget"
+    own=$(rows_of "$(fleet_proxy_ip proxy-2)" "$FLEET_STATE/rows.budget")
+    all=$(wc -l <"$FLEET_STATE/rows.budget")
+    echo $(((LOAD_RATE * STUCK_MS * own + 1000 * all - 1) / (1000 * all)))
+}
+
+# While the director has proxy-2 out: its /readyz blames web's stats
+# socket, and web's worker runs (not stopped: that is haproxy_freeze's
+# fault). Quick (no python): the worker is released right after.
+stuck_is_why() { # PROXY WORKER-PID
+    local ready state
+    ready=$(fleet_nsx "$1" curl -s --max-time 2 "http://127.0.0.1:$FLEET_WATCHER_PORT/readyz") || true
+    grep -q 'HAProxy of service web does not answer its stats socket' <<<"$ready" ||
+        fleet_die "haproxy_stuck: $1's /readyz does not blame web's stats socket: $ready"
+    state=$(sed 's/.*) //' "/proc/$2/stat" 2>/dev/null | awk '{ print $1 }')
+    case $state in
+    T | t) fleet_die "haproxy_stuck: web's worker (pid $2) on $1 is stopped ($state), not stuck" ;;
+    "") fleet_die "haproxy_stuck: web's worker (pid $2) on $1 is gone, not stuck" ;;
+    esac
+}
+
+# One proxy host's `web` worker blocked in a Lua CLI command (one thread:
+# the whole worker) until the director has taken the host out, then
+# released at once (every second it stays blocked ages the requests in its
+# backlog); the hang ends by itself after hang_s in any case. proxy-2 as
+# for haproxy_freeze (proxy-1's flap damping belongs to the crash loop).
+haproxy_stuck() {
+    local DEAD=proxy-2 DEAD_IP pid own t0 f0 n0 g0 bound hang_s release
+    DEAD_IP=$(fleet_proxy_ip "$DEAD")
+    pid=$(hap_pid "$DEAD" web worker)
+    [ -n "$pid" ] || fleet_die "haproxy_stuck: no HAProxy worker of web on $DEAD"
+    rows_dump "$FLEET_STATE/rows.base"
+    own=$(rows_of "$DEAD_IP" "$FLEET_STATE/rows.base")
+    # STUCK_MS, the table build and a busy machine: bounded by 3 x STUCK_MS;
+    # the hang outlives that wait, so only the test releases it in time
+    bound=$(((3 * STUCK_MS + 999) / 1000))
+    hang_s=$((bound + 2))
+    release=$FLEET_STATE/web-hang.release
+    : >"$release"
+    echo "hang $hang_s $release" >"$FLEET_STATE/web-hang.cmd"
+    f0=$(fleet_count load80 failed) n0=$(requests80) g0=$(fleet_count load8080 failed)
+    t0=$(date +%s.%N)
+    # socat, not python: blocked within milliseconds of t0 on a busy
+    # machine too; it waits for the answer (up to hang_s) on its own
+    fleet_bg web-hang socat -t "$hang_s" "OPEN:$FLEET_STATE/web-hang.cmd" "UNIX-CONNECT:$FLEET_STATE/$DEAD/web.sock"
+    fleet_wait "haproxy_stuck: the director moves every row of $DEAD ($own) away from its stuck worker" \
+        "$bound" out_of_rows "$own"
+    stuck_is_why "$DEAD" "$pid"
+    rm -f "$release"
+    faults_log "haproxy_stuck: $DEAD out of the rows after $(elapsed_s "$t0") s; web's worker released"
+    [ "$(hap_pid "$DEAD" web worker)" = "$pid" ] ||
+        fleet_die "haproxy_stuck: web's worker on $DEAD is no longer pid $pid (restarted, not stuck)"
+    FAULTS_WINDOW_S=$(ms_to_s $((2 * STUCK_MS + 2 * RISE_MS))) WINDOW_MAX_FAILED=$STUCK_BUDGET \
+        judge_window haproxy_stuck "$t0" "$f0" "$n0" "$g0"
+}
+
 pick haproxy_worker "$BUDGET" haproxy_worker
 pick haproxy_master "$BUDGET" haproxy_master
 [ -z "${SERVING_MAX:-}" ] || echo "BENCH faults_haproxy_recovery_s $SERVING_MAX"
+# haproxy_stuck and haproxy_freeze each take proxy-2 out and back (two
+# changes, a flap penalty of 2000 at the director, halved every 30 s): a
+# minute apart at least, or the second would be damped (above 2500) and
+# held out for most of a minute. director_kill between them restarts the
+# director's watcher, whose penalties start again at 0.
+if [[ $only == *" haproxy_stuck "* ]]; then
+    STUCK_BUDGET=$(stuck_budget)
+    pick haproxy_stuck "$STUCK_BUDGET" haproxy_stuck
+fi
 # before director_kill: the killed run's session holds the status entry
 # until its TTL runs out, and director_freeze checks the entry's session
 pick director_freeze 0 director_freeze
