@@ -59,7 +59,7 @@ if [ "${DROVER_LOADED_SUITE:-1}" = 0 ]; then
 fi
 
 # 4 targets x 100 s, two at a time: ~3.5 minutes; a different 4 every day
-# (tests/fuzz/run-rotation.sh, docs/testing.md "Fuzzing").
+# (tests/fuzz/run-rotation.sh, docs/architecture.md "Fuzzing").
 step "fuzz rotation: today's targets for longer"
 tests/fuzz/run-rotation.sh build/fuzz 4
 

@@ -68,6 +68,13 @@ void director_guard_shrink(const struct director_inputs *base, const struct dire
 int director_apply_build(const struct director_inputs *in, director_health_lookup_fn lookup,
                          void *arg, struct director_table **out, char *err, size_t errlen)
 {
+    return director_apply_build_rows(in, lookup, arg, 0, out, err, errlen);
+}
+
+int director_apply_build_rows(const struct director_inputs *in, director_health_lookup_fn lookup,
+                              void *arg, uint32_t rows, struct director_table **out, char *err,
+                              size_t errlen)
+{
     struct director_proxy_input *pi;
     int rc;
 
@@ -87,7 +94,7 @@ int director_apply_build(const struct director_inputs *in, director_health_looku
         pi[i].weight = p->weight;
         pi[i].healthy = lookup ? lookup(arg, p->host) : true;
     }
-    rc = director_build_table(in->config.hash_key, pi, in->n_proxies, out, err, errlen);
+    rc = director_build_table_rows(in->config.hash_key, pi, in->n_proxies, rows, out, err, errlen);
     free(pi);
     return rc;
 }

@@ -66,6 +66,12 @@ typedef bool (*director_health_lookup_fn)(void *arg, const char *host);
  * as director_table_build (-ENOENT still returns an all-empty table). */
 int director_apply_build(const struct director_inputs *in, director_health_lookup_fn lookup,
                          void *arg, struct director_table **out, char *err, size_t errlen);
+/* director_apply_build() of a table of `rows` rows (director_table_config.
+ * rows; 0 = DIRECTOR_TABLE_ROWS, what directors publish): the fuzz target
+ * checks on small tables what the feed accepts. */
+int director_apply_build_rows(const struct director_inputs *in, director_health_lookup_fn lookup,
+                              void *arg, uint32_t rows, struct director_table **out, char *err,
+                              size_t errlen);
 
 /* ---- applier ---- */
 

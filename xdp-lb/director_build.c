@@ -24,10 +24,16 @@ void director_build_seed(const __u64 key[2], uint8_t seed[16])
 int director_build_table(const __u64 key[2], const struct director_proxy_input *in, size_t n,
                          struct director_table **out, char *err, size_t errlen)
 {
+    return director_build_table_rows(key, in, n, 0, out, err, errlen);
+}
+
+int director_build_table_rows(const __u64 key[2], const struct director_proxy_input *in, size_t n,
+                              uint32_t rows, struct director_table **out, char *err, size_t errlen)
+{
     uint8_t seed[16];
 
     director_build_seed(key, seed);
-    struct director_table_config cfg = {.seed = seed, .seed_len = sizeof(seed)};
+    struct director_table_config cfg = {.seed = seed, .seed_len = sizeof(seed), .rows = rows};
     return director_table_build(&cfg, in, n, out, err, errlen);
 }
 

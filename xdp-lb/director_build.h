@@ -29,6 +29,10 @@ void director_build_seed(const __u64 key[2], uint8_t seed[16]);
 /* director_table_build() with the seed of key; same returns. */
 int director_build_table(const __u64 key[2], const struct director_proxy_input *in, size_t n,
                          struct director_table **out, char *err, size_t errlen);
+/* The same with director_table_config.rows = rows (0 = DIRECTOR_TABLE_ROWS,
+ * the only size publish takes; smaller ones are for tests and fuzzing). */
+int director_build_table_rows(const __u64 key[2], const struct director_proxy_input *in, size_t n,
+                              uint32_t rows, struct director_table **out, char *err, size_t errlen);
 
 /* The table of a standalone config: every proxy healthy, id = its "name"
  * (default: the address text). On success *out owns the table

@@ -6,6 +6,7 @@
 #include "director_publish.h"
 
 #include <arpa/inet.h>
+#include <assert.h>
 #include <bpf/bpf.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -44,6 +45,8 @@ int director_pin_dir(const char *root, const char *dev, char *buf, size_t len)
 void director_publish_to_maps(const struct director_table *t, struct drover_proxy *proxies,
                               struct drover_row *rows)
 {
+    /* smaller tables (director_table_config.rows) are for tests only */
+    assert(t->row_count == DROVER_TABLE_ROWS);
     for (uint32_t i = 0; i < t->proxy_count; i++) {
         const struct director_table_proxy *p = &t->proxies[i];
         memset(&proxies[i], 0, sizeof(proxies[i]));

@@ -205,7 +205,7 @@ static void finish_stats(struct director_table *t)
         if (t->proxies[p].primary_eligible)
             wsum += t->proxies[p].weight;
     }
-    for (uint32_t r = 0; r < ROWS; r++) {
+    for (uint32_t r = 0; r < t->row_count; r++) {
         if (t->rows[r].primary != NONE)
             t->proxies[t->rows[r].primary].primary_rows++;
         if (t->rows[r].secondary != NONE)
@@ -216,7 +216,7 @@ static void finish_stats(struct director_table *t)
         const struct director_table_proxy *x = &t->proxies[p];
         if (!x->primary_eligible)
             continue;
-        double share = (double)ROWS * x->weight / (double)wsum;
+        double share = (double)t->row_count * x->weight / (double)wsum;
         double ratio = x->primary_rows / share;
         if (ratio > t->balance_max_over_mean)
             t->balance_max_over_mean = ratio;
@@ -240,6 +240,17 @@ static uint32_t draw_thread_count(const struct director_table_config *cfg)
     return (uint32_t)cpus < DEFAULT_MAX_THREADS ? (uint32_t)cpus : DEFAULT_MAX_THREADS;
 }
 
+/* The row count config asks for: 0 = the production size; else a power
+ * of two within [DIRECTOR_TABLE_MIN_ROWS, DIRECTOR_TABLE_ROWS], or 0 if not. */
+static uint32_t table_row_count(const struct director_table_config *cfg)
+{
+    uint32_t rows = cfg && cfg->rows ? cfg->rows : DIRECTOR_TABLE_ROWS;
+    bool power_of_two = (rows & (rows - 1)) == 0;
+    if (!power_of_two || rows < DIRECTOR_TABLE_MIN_ROWS || rows > DIRECTOR_TABLE_ROWS)
+        return 0;
+    return rows;
+}
+
 int director_table_build(const struct director_table_config *cfg,
                          const struct director_proxy_input *proxies, size_t count,
                          struct director_table **out, char *err, size_t err_len)
@@ -247,6 +258,7 @@ int director_table_build(const struct director_table_config *cfg,
     struct director_table *t = NULL;
     struct builder b = {0};
     uint32_t *order = NULL;
+    uint32_t rows = table_row_count(cfg);
     int rc;
 
     if (err && err_len)
@@ -262,6 +274,10 @@ int director_table_build(const struct director_table_config *cfg,
     if (cfg && cfg->seed_len && !cfg->seed)
         return fail(err, err_len, -EINVAL, "director table: seed length %zu but no seed",
                     cfg->seed_len);
+    if (!rows)
+        return fail(err, err_len, -EINVAL,
+                    "director table: %u rows asked, not a power of two from %u to %u",
+                    (unsigned)cfg->rows, DIRECTOR_TABLE_MIN_ROWS, DIRECTOR_TABLE_ROWS);
 
     rc = -ENOMEM;
     t = calloc(1, sizeof(*t));
@@ -269,15 +285,16 @@ int director_table_build(const struct director_table_config *cfg,
     if (!t || !order)
         goto nomem;
     t->proxies = calloc(count ? count : 1, sizeof(*t->proxies));
-    t->rows = malloc(ROWS * sizeof(*t->rows));
+    t->rows = malloc(rows * sizeof(*t->rows));
     if (!t->proxies || !t->rows)
         goto nomem;
     t->proxy_count = (uint32_t)count;
+    t->row_count = rows;
 
     rc = canonicalize(proxies, count, t->proxies, order, err, err_len);
     if (rc < 0)
         goto out;
-    if (table_builder_alloc(&b, (uint32_t)count) < 0)
+    if (table_builder_alloc(&b, (uint32_t)count, rows) < 0)
         goto nomem;
     b.px = t->proxies;
     b.load_permille =
@@ -287,7 +304,7 @@ int director_table_build(const struct director_table_config *cfg,
 
     t->tier = table_choose_sets(&b);
     if (t->tier == DIRECTOR_TIER_EMPTY) {
-        for (uint32_t r = 0; r < ROWS; r++)
+        for (uint32_t r = 0; r < rows; r++)
             t->rows[r].primary = t->rows[r].secondary = NONE;
         finish_stats(t);
         rc = -ENOENT;
@@ -374,7 +391,7 @@ uint64_t director_table_checksum(const struct director_table *t)
         memcpy(buf + 2 + len, x->addr, 16);
         siphash24_update(&st, buf, len + 18);
     }
-    for (uint32_t r = 0; r < ROWS; r += 256) {
+    for (uint32_t r = 0; r < t->row_count; r += 256) {
         for (uint32_t k = 0; k < 256; k++) {
             put_le(buf + 4 * k, t->rows[r + k].primary, 2);
             put_le(buf + 4 * k + 2, t->rows[r + k].secondary, 2);
@@ -412,7 +429,8 @@ void director_table_diff(const struct director_table *a, const struct director_t
         int q = director_table_find(b, a->proxies[p].id);
         map[p] = q < 0 ? NONE - 1 : (uint16_t)q; /* NONE - 1: gone, matches nothing */
     }
-    for (uint32_t r = 0; r < ROWS; r++) {
+    uint32_t rows = a->row_count < b->row_count ? a->row_count : b->row_count;
+    for (uint32_t r = 0; r < rows; r++) {
         uint16_t ap = a->rows[r].primary, as = a->rows[r].secondary;
         uint16_t mp = ap == NONE ? NONE : map[ap];
         uint16_t ms = as == NONE ? NONE : map[as];

@@ -27,6 +27,9 @@
 #include <stdint.h>
 
 #define DIRECTOR_TABLE_ROWS 65536u
+/* The smallest table director_table_config.rows allows (one block of
+ * candidate drawing, docs/director-table.md "Cost"). */
+#define DIRECTOR_TABLE_MIN_ROWS 256u
 /* Matches DROVER_MAX_PROXIES in xdp-lb/bpf/drover_maps.h (the proxies map
  * holds that many per generation); row indices are below it. */
 #define DIRECTOR_TABLE_MAX_PROXIES 1024u
@@ -95,6 +98,12 @@ struct director_table_config {
      * above 1 (with 1 the cascades share one copy of the lists and take
      * other steps, mostly fewer, see docs/director-table.md, "Threads"). */
     unsigned threads;
+    /* Rows of the table: 0 = DIRECTOR_TABLE_ROWS, the size of the XDP
+     * table map and the only size directors build and publish. Else a
+     * power of two from DIRECTOR_TABLE_MIN_ROWS to DIRECTOR_TABLE_ROWS:
+     * the same rules on fewer rows at a fraction of the cost, for tests
+     * and fuzzing (tests/fuzz/xdp-lb/fuzz_director_table.c). */
+    uint32_t rows;
 };
 
 /* One proxy of the table, in canonical order (ascending id bytes). */
@@ -121,7 +130,8 @@ struct director_table_row {
 struct director_table {
     uint32_t proxy_count;
     struct director_table_proxy *proxies; /* proxy_count entries, canonical order */
-    struct director_table_row *rows;      /* DIRECTOR_TABLE_ROWS entries */
+    struct director_table_row *rows;      /* row_count entries */
+    uint32_t row_count;                   /* DIRECTOR_TABLE_ROWS unless config.rows said less */
     enum director_table_tier tier;
     uint32_t primary_eligible; /* proxies in the primary set */
     /* max over primary-eligible proxies of primary_rows / weighted share;
@@ -143,7 +153,8 @@ struct director_table {
  * DIRECTOR_TIER_EMPTY), so the caller can decide whether to install it.
  * Returns -EINVAL for invalid input (duplicate id or address, empty or
  * non-printable id, bad address, bad state or weight, more than
- * DIRECTOR_TABLE_MAX_PROXIES proxies) with a message naming the proxy in
+ * DIRECTOR_TABLE_MAX_PROXIES proxies, a row count that config.rows does
+ * not allow) with a message naming the proxy in
  * err (if err_len > 0) and *out NULL; -ENOMEM on allocation failure. */
 int director_table_build(const struct director_table_config *cfg,
                          const struct director_proxy_input *proxies, size_t count,
@@ -161,8 +172,8 @@ uint64_t director_table_checksum(const struct director_table *table);
 /* Index of the proxy with this id, or -1. */
 int director_table_find(const struct director_table *table, const char *id);
 
-/* Row-by-row comparison of two tables (proxies matched by id, so the
- * tables may have different proxy lists). */
+/* Row-by-row comparison of two tables of the same row count (proxies
+ * matched by id, so the tables may have different proxy lists). */
 struct director_table_diff {
     uint32_t primary_moved;   /* rows whose primary proxy changed */
     uint32_t secondary_moved; /* rows whose secondary proxy changed */

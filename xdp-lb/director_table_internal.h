@@ -14,7 +14,6 @@
 
 #include "director_table.h"
 
-#define ROWS DIRECTOR_TABLE_ROWS
 #define NONE DIRECTOR_TABLE_NONE
 
 #define CHECKSUM_VERSION 1u
@@ -43,15 +42,16 @@ _Static_assert(DIRECTOR_TABLE_MAX_PROXIES <= (1u << PROXY_BITS), "proxy index mu
  * of the cascades has its own copy, see failover()). Beyond it, cascades
  * draw blocks for every member open at the end of the matching, which is
  * never undone. */
-#define JOURNAL_BUDGET ((uint64_t)ROWS * MAX_LAMBDA)
-#define LOG2_TAB_BITS  10
-#define LOG2_TAB_SIZE  (1u << LOG2_TAB_BITS)
+#define JOURNAL_BUDGET(b) ((uint64_t)(b)->rows * MAX_LAMBDA)
+#define LOG2_TAB_BITS     10
+#define LOG2_TAB_SIZE     (1u << LOG2_TAB_BITS)
 
 /* Rows are drawn in blocks of 256 so a block's lists stay in cache and a
  * block whose rows ran short can be redrawn alone. */
 #define BLOCK_BITS 8
 #define BLOCK_ROWS (1u << BLOCK_BITS)
-#define BLOCKS     (ROWS / BLOCK_ROWS)
+#define MAX_BLOCKS (DIRECTOR_TABLE_ROWS / BLOCK_ROWS)
+_Static_assert(BLOCK_ROWS == DIRECTOR_TABLE_MIN_ROWS, "the smallest table is one block");
 
 /* Threads that draw lists when the caller leaves it to the builder
  * (director_table_config.threads 0): the online CPUs, at most this many;
@@ -120,6 +120,7 @@ struct drawer {
 
 struct builder {
     uint32_t n;
+    uint32_t rows, nblocks;          /* of this table (director_table_config.rows) */
     struct director_table_proxy *px; /* canonical, owned by the table */
     uint64_t *k1, *k2;               /* per proxy stream keys */
     uint64_t *recip;                 /* per proxy 2^32 / weight */
@@ -145,7 +146,7 @@ struct builder {
 
     /* row r's candidates: blocks[r / BLOCK_ROWS].cand[row_start[r] ..
      * row_start[r] + row_len[r]) */
-    struct block blocks[BLOCKS];
+    struct block blocks[MAX_BLOCKS]; /* nblocks used */
     uint32_t *row_start, *row_len;
     uint32_t *row_sorted; /* leading entries already in final order */
     uint32_t pick_max;    /* unsorted entries row_at() picks from, at most */
@@ -183,13 +184,13 @@ struct builder {
     bool journaling;
     uint32_t epoch;
     uint32_t *row_epoch, *px_epoch;
-    struct saved_row *jrow; /* ROWS */
+    struct saved_row *jrow; /* rows */
     size_t njrow;
     struct saved_len *jlen; /* n */
     size_t njlen;
     struct saved_slot *jslot; /* grows */
     size_t njslot, jslot_cap;
-    struct saved_block *jblk; /* BLOCKS */
+    struct saved_block *jblk; /* nblocks */
     uint32_t *jblk_rows;      /* per saved block: row_start, row_len, row_sorted */
     size_t njblk;
     uint32_t *blk_epoch;    /* per block: the cascade that saved it last */
@@ -208,7 +209,7 @@ enum director_table_tier table_choose_sets(struct builder *b);
 void table_derive_keys(struct builder *b, const struct director_table_config *cfg);
 void table_set_use(struct builder *b, const uint8_t *a, const uint8_t *c);
 int table_set_capacities(struct builder *b);
-int table_builder_alloc(struct builder *b, uint32_t n);
+int table_builder_alloc(struct builder *b, uint32_t n, uint32_t rows);
 int table_build_rows(struct builder *b, struct director_table_row *rows);
 void table_builder_free(struct builder *b);
 

@@ -422,9 +422,9 @@ struct draw_job {
     struct builder *b;
     const uint8_t *want; /* blocks to draw, all if NULL */
     uint64_t horizon;
-    atomic_uint next;         /* the next block to take; BLOCKS after an error */
-    atomic_int failed;        /* a helper's error, 0 while none */
-    atomic_bool done[BLOCKS]; /* block k drawn (release: its lists are written) */
+    atomic_uint next;             /* the next block to take; the block count after an error */
+    atomic_int failed;            /* a helper's error, 0 while none */
+    atomic_bool done[MAX_BLOCKS]; /* block k drawn (release: its lists are written) */
     struct draw_helper {
         struct draw_job *job;
         struct drawer *dw;
@@ -439,13 +439,13 @@ struct draw_job {
 static int draw_take(struct draw_job *job, struct drawer *dw)
 {
     uint32_t k = atomic_fetch_add_explicit(&job->next, 1, memory_order_relaxed);
-    if (k >= BLOCKS)
+    if (k >= job->b->nblocks)
         return 0;
     if (!job->want || job->want[k]) {
         job->b->blocks[k].horizon = job->b->blocks[k].full = job->horizon;
         int rc = draw_into(job->b, dw, k, true, NULL, 0);
         if (rc < 0) {
-            atomic_store_explicit(&job->next, BLOCKS, memory_order_relaxed);
+            atomic_store_explicit(&job->next, job->b->nblocks, memory_order_relaxed);
             atomic_store_explicit(&job->failed, rc, memory_order_release);
             return rc;
         }
@@ -494,7 +494,7 @@ static void draw_start(struct builder *b, struct draw_job *job, const uint8_t *w
     job->nhelp = 0;
     atomic_init(&job->next, 0);
     atomic_init(&job->failed, 0);
-    for (uint32_t k = 0; k < BLOCKS; k++) {
+    for (uint32_t k = 0; k < b->nblocks; k++) {
         atomic_init(&job->done[k], false);
         blocks += !want || want[k];
     }
@@ -644,7 +644,7 @@ static void open_rebuild(struct builder *b)
 
 /* Capacity of each set member: its weighted share of the rows times the
  * load factor, rounded down, at least 1. The load factor is raised if
- * needed so the capacities add up to at least ROWS. */
+ * needed so the capacities add up to at least the rows. */
 int table_set_capacities(struct builder *b)
 {
     uint64_t wsum = 0, total = 0;
@@ -653,7 +653,7 @@ int table_set_capacities(struct builder *b)
     for (uint32_t p = 0; p < b->n; p++)
         if (b->in_set[p])
             wsum += b->px[p].weight;
-    uint64_t floor_pm = 1000 + (1000ULL * b->set_size + ROWS - 1) / ROWS;
+    uint64_t floor_pm = 1000 + (1000ULL * b->set_size + b->rows - 1) / b->rows;
     if (permille < floor_pm)
         permille = floor_pm;
     for (uint32_t p = 0; p < b->n; p++) {
@@ -663,8 +663,8 @@ int table_set_capacities(struct builder *b)
             b->cap[p] = 0;
             continue;
         }
-        uint64_t c = permille * ROWS * b->px[p].weight / (1000 * wsum);
-        b->cap[p] = (uint32_t)(c == 0 ? 1 : c > ROWS ? ROWS : c);
+        uint64_t c = permille * b->rows * b->px[p].weight / (1000 * wsum);
+        b->cap[p] = (uint32_t)(c == 0 ? 1 : c > b->rows ? b->rows : c);
         total += b->cap[p];
     }
     if (total > b->heap_cap) {
@@ -1100,7 +1100,7 @@ static int row_short_open(struct builder *b, uint32_t r)
         /* undone work is done again by the next cascade that needs it:
          * worth it only when much cheaper, and within a budget that keeps
          * the bound on a build's work (see JOURNAL_BUDGET) */
-        journaled = b->journal_work < JOURNAL_BUDGET &&
+        journaled = b->journal_work < JOURNAL_BUDGET(b) &&
                     4 * extension_cost(nopen, w, grow) < extension_cost(nfinal, w_final, grow);
         if (journaled && (rc = journal_block(b, k, old, nopen)) < 0)
             return rc;
@@ -1240,12 +1240,12 @@ static int propose(struct builder *b, uint32_t sp)
 static int match(struct builder *b, struct draw_job *job, uint16_t *result)
 {
     int rc = table_set_capacities(b);
-    for (uint32_t r = 0; r < ROWS; r++) {
+    for (uint32_t r = 0; r < b->rows; r++) {
         b->assign[r] = NONE;
         b->pos[r] = 0;
     }
     b->journaling = false;
-    for (uint32_t k = 0; k < BLOCKS && rc == 0; k++) {
+    for (uint32_t k = 0; k < b->nblocks && rc == 0; k++) {
         rc = draw_wait_block(job, k);
         for (uint32_t r = k * BLOCK_ROWS; r < (k + 1) * BLOCK_ROWS && rc == 0; r++) {
             b->stack[0] = r;
@@ -1255,7 +1255,7 @@ static int match(struct builder *b, struct draw_job *job, uint16_t *result)
     int rc_draw = draw_finish(job);
     if (rc < 0 || rc_draw < 0)
         return rc < 0 ? rc : rc_draw;
-    memcpy(result, b->assign, ROWS * sizeof(*result));
+    memcpy(result, b->assign, b->rows * sizeof(*result));
     return 0;
 }
 
@@ -1360,15 +1360,15 @@ static void builder_set_views(struct builder *b, size_t np)
     b->in_h = b->in_b + 3 * np;
     b->in_set = b->in_b + 4 * np;
     b->in_draw = b->in_b + 5 * np;
-    b->row_len = b->row_start + ROWS;
-    b->pos = b->row_start + 2 * (size_t)ROWS;
-    b->row_epoch = b->row_start + 3 * (size_t)ROWS;
-    b->row_sorted = b->row_start + 4 * (size_t)ROWS;
+    b->row_len = b->row_start + b->rows;
+    b->pos = b->row_start + 2 * (size_t)b->rows;
+    b->row_epoch = b->row_start + 3 * (size_t)b->rows;
+    b->row_sorted = b->row_start + 4 * (size_t)b->rows;
     b->hoff = b->cap + np;
     b->hlen = b->cap + 2 * np;
     b->ofinal = b->otree + 2 * (size_t)b->otn;
     b->open_final = b->open_now + np;
-    b->blk_jidx = b->blk_epoch + BLOCKS;
+    b->blk_jidx = b->blk_epoch + b->nblocks;
 }
 
 /* Frees what builder_clone() allocated (shared inputs stay). */
@@ -1376,7 +1376,7 @@ static void builder_clone_free(struct builder *c)
 {
     if (!c)
         return;
-    for (uint32_t k = 0; k < BLOCKS; k++)
+    for (uint32_t k = 0; k < c->nblocks; k++)
         free(c->blocks[k].cand);
     free(c->in_b);
     free(c->gen_i);
@@ -1421,7 +1421,7 @@ static struct builder *builder_clone(const struct builder *b)
     c->jgen = NULL;
     c->njgen = c->jgen_cap = 0;
     bool ok = true;
-    for (uint32_t k = 0; k < BLOCKS; k++) {
+    for (uint32_t k = 0; k < b->nblocks; k++) {
         /* the used part only: rows are laid out in order */
         const uint32_t *start = b->row_start + k * BLOCK_ROWS, *len = b->row_len + k * BLOCK_ROWS;
         uint32_t used = 0;
@@ -1432,22 +1432,22 @@ static struct builder *builder_clone(const struct builder *b)
         ok = ok && (c->blocks[k].cand || used == 0);
     }
     c->in_b = dup_array(b->in_b, 6 * np, 1);
-    c->gen_i = dup_array(b->gen_i, (size_t)BLOCKS * np, sizeof(uint32_t));
-    c->gen_e = dup_array(b->gen_e, (size_t)BLOCKS * np, sizeof(uint64_t));
-    c->gen_row = dup_array(b->gen_row, (size_t)BLOCKS * np, 1);
-    c->row_start = dup_array(b->row_start, 5 * (size_t)ROWS, sizeof(uint32_t));
+    c->gen_i = dup_array(b->gen_i, (size_t)b->nblocks * np, sizeof(uint32_t));
+    c->gen_e = dup_array(b->gen_e, (size_t)b->nblocks * np, sizeof(uint64_t));
+    c->gen_row = dup_array(b->gen_row, (size_t)b->nblocks * np, 1);
+    c->row_start = dup_array(b->row_start, 5 * (size_t)b->rows, sizeof(uint32_t));
     c->px_epoch = dup_array(b->px_epoch, 3 * np, sizeof(uint32_t));
-    c->assign = dup_array(b->assign, ROWS, sizeof(uint16_t));
+    c->assign = dup_array(b->assign, b->rows, sizeof(uint16_t));
     c->cap = dup_array(b->cap, 3 * np, sizeof(uint32_t));
     c->otree = dup_array(b->otree, 4 * (size_t)b->otn, sizeof(uint64_t));
     c->open_now = dup_array(b->open_now, (1 + FIN_CACHED) * np, sizeof(uint32_t));
     c->heap = dup_array(b->heap, b->heap_cap, sizeof(struct held));
-    c->stack = malloc(ROWS * sizeof(*c->stack));
-    c->jrow = malloc(ROWS * sizeof(*c->jrow));
+    c->stack = malloc(b->rows * sizeof(*c->stack));
+    c->jrow = malloc(b->rows * sizeof(*c->jrow));
     c->jlen = malloc(np * sizeof(*c->jlen));
-    c->jblk = malloc(BLOCKS * sizeof(*c->jblk));
-    c->jblk_rows = malloc(3 * (size_t)ROWS * sizeof(*c->jblk_rows));
-    c->blk_epoch = dup_array(b->blk_epoch, 2 * BLOCKS, sizeof(uint32_t));
+    c->jblk = malloc(b->nblocks * sizeof(*c->jblk));
+    c->jblk_rows = malloc(3 * (size_t)b->rows * sizeof(*c->jblk_rows));
+    c->blk_epoch = dup_array(b->blk_epoch, 2 * b->nblocks, sizeof(uint32_t));
     if (!ok || !c->in_b || !c->gen_i || !c->gen_e || !c->gen_row || !c->row_start || !c->px_epoch ||
         !c->assign || !c->cap || !c->otree || !c->open_now || (!c->heap && b->heap_cap) ||
         !c->stack || !c->jrow || !c->jlen || !c->jblk || !c->jblk_rows || !c->blk_epoch) {
@@ -1490,7 +1490,7 @@ static uint32_t failover_split(const struct builder *b, uint64_t *keys, uint32_t
 
     for (uint32_t p = 0; p < b->n; p++)
         if (b->in_set[p] && b->hlen[p] > 0)
-            keys[m++] = (uint64_t)(ROWS - b->hlen[p]) << 32 | p; /* most rows first */
+            keys[m++] = (uint64_t)(b->rows - b->hlen[p]) << 32 | p; /* most rows first */
     qsort(keys, m, sizeof(*keys), key_cmp);
     uint32_t *second_half = who + m;
     for (uint32_t j = 0; j < m; j++) {
@@ -1551,7 +1551,7 @@ static int failover(struct builder *b)
 
     if (!keys)
         return -ENOMEM;
-    for (uint32_t r = 0; r < ROWS; r++)
+    for (uint32_t r = 0; r < b->rows; r++)
         b->fo[r] = NONE;
     /* who is open at the end of the matching, for row_short_open() */
     memcpy(b->ofinal, b->otree, 2 * (size_t)b->otn * sizeof(*b->ofinal));
@@ -1645,7 +1645,7 @@ static int last_resort(struct builder *b, struct director_table_row *rows)
 {
     uint64_t wsum = 0;
     uint16_t d = NONE;
-    uint8_t want[BLOCKS];
+    uint8_t want[MAX_BLOCKS];
     int rc;
 
     if (b->nh < 2)
@@ -1661,7 +1661,7 @@ static int last_resort(struct builder *b, struct director_table_row *rows)
         bool any = false;
         uint64_t w_prim = 0; /* the heaviest primary of these rows */
         memset(want, 0, sizeof(want));
-        for (uint32_t r = 0; r < ROWS; r++) {
+        for (uint32_t r = 0; r < b->rows; r++) {
             if (rows[r].secondary == NONE && (rows[r].primary == d) == (pass == 1)) {
                 any = (want[r >> BLOCK_BITS] = 1);
                 if (b->px[rows[r].primary].weight > w_prim)
@@ -1686,7 +1686,7 @@ static int last_resort(struct builder *b, struct director_table_row *rows)
         if (!(pass == 0 && lists_hold_all(b, b->in_h)) &&
             (rc = draw_lists(b, b->in_h, NULL, pass ? d : NONE, want, lambda)) < 0)
             return rc;
-        for (uint32_t r = 0; r < ROWS; r++) {
+        for (uint32_t r = 0; r < b->rows; r++) {
             if (rows[r].secondary != NONE || (rows[r].primary == d) != (pass == 1))
                 continue;
             uint16_t s;
@@ -1714,7 +1714,7 @@ int table_build_rows(struct builder *b, struct director_table_row *rows)
      * in the row, capacity aside. After the failover cascades, which need
      * the lists as the matching left them (list_first() may reorder them),
      * and which never move such a row: it is in no member's heap. */
-    for (uint32_t r = 0; r < ROWS && rc == 0; r++) {
+    for (uint32_t r = 0; r < b->rows && rc == 0; r++) {
         if (b->prim[r] != NONE)
             continue;
         rc = list_first(b, r, NONE, &b->prim[r]);
@@ -1734,7 +1734,7 @@ int table_build_rows(struct builder *b, struct director_table_row *rows)
     if (rc < 0)
         return rc;
 
-    for (uint32_t r = 0; r < ROWS; r++) {
+    for (uint32_t r = 0; r < b->rows; r++) {
         uint16_t p = b->prim[r], s = NONE;
         /* 1. a draining proxy keeps the rows it had as primary */
         if (b->nd && b->dr[r] != p)
@@ -1764,7 +1764,7 @@ void table_builder_free(struct builder *b)
     }
     free(b->helpers);
     free(b->row_start);
-    for (uint32_t k = 0; k < BLOCKS; k++)
+    for (uint32_t k = 0; k < b->nblocks; k++)
         free(b->blocks[k].cand);
     free(b->assign);
     free(b->cap);
@@ -1786,30 +1786,32 @@ void table_builder_free(struct builder *b)
     free(b->prim);
 }
 
-int table_builder_alloc(struct builder *b, uint32_t n)
+int table_builder_alloc(struct builder *b, uint32_t n, uint32_t rows)
 {
     size_t np = n ? n : 1;
     b->n = n;
+    b->rows = rows;
+    b->nblocks = rows / BLOCK_ROWS;
     b->k1 = calloc(3 * np, sizeof(uint64_t));
     b->in_b = calloc(6 * np, 1);
-    b->row_start = calloc(5 * (size_t)ROWS, sizeof(uint32_t));
+    b->row_start = calloc(5 * (size_t)b->rows, sizeof(uint32_t));
     b->px_epoch = calloc(3 * np, sizeof(uint32_t));
-    b->assign = calloc(ROWS, sizeof(uint16_t));
+    b->assign = calloc(b->rows, sizeof(uint16_t));
     b->cap = calloc(3 * np, sizeof(uint32_t));
     for (b->otn = 1; b->otn < np; b->otn *= 2)
         ;
     b->otree = calloc(4 * (size_t)b->otn, sizeof(uint64_t));
     b->open_now = calloc((1 + FIN_CACHED) * np, sizeof(uint32_t));
-    b->gen_i = calloc((size_t)BLOCKS * np, sizeof(uint32_t));
-    b->gen_e = calloc((size_t)BLOCKS * np, sizeof(uint64_t));
-    b->gen_row = calloc((size_t)BLOCKS * np, 1);
-    b->stack = calloc(ROWS, sizeof(uint32_t));
-    b->jrow = calloc(ROWS, sizeof(struct saved_row));
+    b->gen_i = calloc((size_t)b->nblocks * np, sizeof(uint32_t));
+    b->gen_e = calloc((size_t)b->nblocks * np, sizeof(uint64_t));
+    b->gen_row = calloc((size_t)b->nblocks * np, 1);
+    b->stack = calloc(b->rows, sizeof(uint32_t));
+    b->jrow = calloc(b->rows, sizeof(struct saved_row));
     b->jlen = calloc(np, sizeof(struct saved_len));
-    b->jblk = calloc(BLOCKS, sizeof(struct saved_block));
-    b->jblk_rows = calloc(3 * (size_t)ROWS, sizeof(uint32_t));
-    b->blk_epoch = calloc(2 * BLOCKS, sizeof(uint32_t));
-    b->prim = calloc(4 * (size_t)ROWS, sizeof(uint16_t));
+    b->jblk = calloc(b->nblocks, sizeof(struct saved_block));
+    b->jblk_rows = calloc(3 * (size_t)b->rows, sizeof(uint32_t));
+    b->blk_epoch = calloc(2 * b->nblocks, sizeof(uint32_t));
+    b->prim = calloc(4 * (size_t)b->rows, sizeof(uint16_t));
     if (!b->k1 || !b->in_b || !b->otree || !b->open_now || !b->gen_i || !b->gen_e || !b->gen_row ||
         !b->row_start || !b->px_epoch || !b->assign || !b->cap || !b->stack || !b->jrow ||
         !b->jlen || !b->prim || !b->jblk || !b->jblk_rows || !b->blk_epoch)
@@ -1817,8 +1819,8 @@ int table_builder_alloc(struct builder *b, uint32_t n)
     b->k2 = b->k1 + np;
     b->recip = b->k1 + 2 * np;
     builder_set_views(b, np);
-    b->fo = b->prim + ROWS;
-    b->dr = b->prim + 2 * (size_t)ROWS;
-    b->fr = b->prim + 3 * (size_t)ROWS;
+    b->fo = b->prim + b->rows;
+    b->dr = b->prim + 2 * (size_t)b->rows;
+    b->fr = b->prim + 3 * (size_t)b->rows;
     return 0;
 }

@@ -10,12 +10,17 @@
 # $DROVER_FUZZ_CRASH_DIR (default: WORK_DIR/../fuzz-crashes) under the
 # target's name, and the command that makes it a regression seed is
 # printed: copy it into SEED_DIR and commit it with the fix
-# (docs/testing.md, "Fuzzing").
+# (docs/architecture.md, "Fuzzing").
+#
+# A libFuzzer dictionary SEED_DIR.dict (beside the seed directory: the
+# tokens the parser knows), if there is one, is passed as -dict=.
 set -uo pipefail
 target=$1 seeds=$2 work=$3 secs=$4
 rm -rf "$work" && mkdir -p "$work/corpus" "$work/artifacts"
 if [ -d "$seeds" ]; then cp -r "$seeds"/. "$work/corpus/"; fi
-"$target" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
+dict=()
+if [ -f "$seeds.dict" ]; then dict=(-dict="$seeds.dict"); fi
+"$target" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 "${dict[@]}" \
     -print_final_stats=1 -artifact_prefix="$work/artifacts/" "$work/corpus"
 rc=$?
 if [ "$rc" -ne 0 ]; then

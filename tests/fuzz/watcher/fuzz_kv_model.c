@@ -11,8 +11,15 @@
  *  - the agent-checker state renders for any accepted input;
  *  - the crt-list of every accepted TLS frontend has one line per
  *    certificate and no options but the entries' own.
+ *
+ * A render is a pure function of the template and its data, and most
+ * inputs (a value that is no valid JSON, an entry of another kind) leave
+ * the fixed selecting service's data as it was: rendering it again took
+ * most of the CPU per input. So the data rendered last per template and
+ * mode is kept, and an identical one is not rendered twice (render_seen()).
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -54,6 +61,42 @@ static const char *selecting_service =
     "\"select\":[{\"class\":\"public\",\"frontend\":\"fe_sel\"}]}";
 
 static const char *node_entry = "{\"addresses\":[\"10.0.0.1\",\"fd00::1\"],\"eligible\":true}";
+
+/* The data last rendered (and accepted) per template slot and mode: a
+ * few entries, since an input has its own service and the fixed one. */
+#define SEEN_SLOTS 4
+static struct {
+    char *tpl;
+    char *data; /* compact JSON, sorted keys */
+} seen[2][SEEN_SLOTS];
+
+/* True if template tpl already rendered data d in this mode; else
+ * remembers d as tpl's (replacing the oldest slot) and returns false.
+ * Out of memory: false, nothing remembered. */
+static bool render_seen(int structure, const char *tpl, const json_t *d)
+{
+    char *text = json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS);
+    if (!text)
+        return false;
+    for (int i = 0; i < SEEN_SLOTS; i++) {
+        if (seen[structure][i].tpl && strcmp(seen[structure][i].tpl, tpl) == 0 &&
+            strcmp(seen[structure][i].data, text) == 0) {
+            free(text);
+            return true;
+        }
+    }
+    char *name = strdup(tpl);
+    if (!name) {
+        free(text);
+        return false;
+    }
+    free(seen[structure][SEEN_SLOTS - 1].tpl);
+    free(seen[structure][SEEN_SLOTS - 1].data);
+    memmove(&seen[structure][1], &seen[structure][0], (SEEN_SLOTS - 1) * sizeof(seen[0][0]));
+    seen[structure][0].tpl = name;
+    seen[structure][0].data = text;
+    return false;
+}
 
 /* The crt-list of an accepted TLS frontend: one line per certificate,
  * no control character, and no '[' but the one opening an entry's
@@ -142,6 +185,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 continue; /* out of memory only */
             const char *tpl =
                 template_set_has(set, svc->def->template_name) ? svc->def->template_name : "http";
+            if (render_seen(structure, tpl, d)) {
+                json_decref(d);
+                continue;
+            }
             int rc = template_render(set, tpl, d, &out, &terr);
             if (rc == -EINVAL) {
                 char msg[512];

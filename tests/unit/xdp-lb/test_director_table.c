@@ -109,7 +109,7 @@ static void check_invariants(const struct director_table *t)
 
     for (uint32_t p = 1; p < t->proxy_count; p++)
         expect_row((strcmp(t->proxies[p - 1].id, t->proxies[p].id)) < 0, p);
-    for (uint32_t r = 0; r < ROWS; r++) {
+    for (uint32_t r = 0; r < t->row_count; r++) {
         const struct director_table_row *row = &t->rows[r];
         if (t->tier == DIRECTOR_TIER_EMPTY) {
             expect_row(row->primary == NONE, r);
@@ -1045,6 +1045,40 @@ START_TEST(test_load_factor_option)
 }
 END_TEST
 
+START_TEST(test_row_count_option)
+{
+    struct fleet *f = fleet_new(16);
+    struct director_table_config cfg = {.seed = seed, .seed_len = sizeof(seed)};
+    struct director_table *t = NULL, *full = build(f);
+    char err[256];
+
+    ck_assert_uint_eq(full->row_count, ROWS);
+    cfg.rows = ROWS; /* explicit production size: the same table */
+    ck_assert_int_eq(director_table_build(&cfg, f->in, f->n, &t, err, sizeof(err)), 0);
+    ck_assert_uint_eq(t->checksum, full->checksum);
+    director_table_free(t);
+    /* smaller tables keep every rule, balance included */
+    for (uint32_t rows = DIRECTOR_TABLE_MIN_ROWS; rows < ROWS; rows *= 4) {
+        cfg.rows = rows;
+        ck_assert_int_eq(director_table_build(&cfg, f->in, f->n, &t, err, sizeof(err)), 0);
+        ck_assert_uint_eq(t->row_count, rows);
+        check_invariants(t);
+        ck_assert_double_le(t->balance_max_over_mean, 1.10 + 16.0 / rows);
+        director_table_free(t);
+    }
+    const uint32_t bad[] = {DIRECTOR_TABLE_MIN_ROWS / 2, 300, 3 * 1024, 2 * ROWS};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        cfg.rows = bad[i];
+        t = (struct director_table *)1;
+        ck_assert_int_eq(director_table_build(&cfg, f->in, f->n, &t, err, sizeof(err)), -EINVAL);
+        ck_assert_ptr_null(t);
+        ck_assert_msg(strstr(err, "rows") != NULL, "message \"%s\" lacks \"rows\"", err);
+    }
+    director_table_free(full);
+    free(f);
+}
+END_TEST
+
 /* ---- validation ------------------------------------------------------- */
 
 static void expect_invalid(const struct director_proxy_input *in, size_t n, const char *needle)
@@ -1182,6 +1216,7 @@ int main(void)
     tcase_add_test(tc, test_pinned_tables_far_searching_rows);
     tcase_add_test(tc, test_balance_goal_all_sizes);
     tcase_add_test(tc, test_load_factor_option);
+    tcase_add_test(tc, test_row_count_option);
     tcase_add_test(tc, test_validation);
     tcase_add_test(tc, test_state_names);
     tcase_add_test(tc, test_diff_counts);
