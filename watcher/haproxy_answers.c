@@ -443,34 +443,6 @@ void haproxy_proc_list_free(struct haproxy_proc_list *l)
     memset(l, 0, sizeof(*l));
 }
 
-int haproxy_parse_proc_stat(const char *text, size_t len, char *state, int *ppid)
-{
-    const char *close = NULL;
-    for (size_t i = 0; i < len; i++)
-        if (text[i] == ')')
-            close = text + i;
-    /* after the command: " S 1234 ..." (state, then the parent pid) */
-    if (!close || (size_t)(text + len - close) < 5 || close[1] != ' ' || close[3] != ' ')
-        return -EINVAL;
-    char c = close[2];
-    if (c < 'A' || c > 'z' || (c > 'Z' && c < 'a'))
-        return -EINVAL;
-    long v = 0;
-    const char *p = close + 4, *end = text + len;
-    if (p >= end || *p < '0' || *p > '9')
-        return -EINVAL;
-    for (; p < end && *p >= '0' && *p <= '9'; p++) {
-        v = v * 10 + (*p - '0');
-        if (v > INT32_MAX)
-            return -EINVAL;
-    }
-    if (p < end && *p != ' ' && *p != '\n')
-        return -EINVAL;
-    *state = c;
-    *ppid = (int)v;
-    return 0;
-}
-
 enum proc_col { PC_PID, PC_TYPE, PC_RELPID, PC_RELOADS, PC_UPTIME, PC_VERSION, PC_OTHER };
 
 int haproxy_parse_show_proc(const char *text, size_t len, struct haproxy_proc_list *out, char *err,

@@ -112,13 +112,6 @@ void haproxy_proc_list_free(struct haproxy_proc_list *l);
 int haproxy_parse_show_proc(const char *text, size_t len, struct haproxy_proc_list *out, char *err,
                             size_t errlen);
 
-/* ---- a worker's run state (/proc/<pid>/stat) ---- */
-
-/* The state letter ('R', 'S', 'T' stopped, 't' traced, ...) and the parent
- * pid of a /proc/<pid>/stat text. The command name in parentheses may hold
- * spaces and ')': the fields are read after the last ')'. 0 or -EINVAL. */
-int haproxy_parse_proc_stat(const char *text, size_t len, char *state, int *ppid);
-
 /* ---- show stat (error counters) ---- */
 
 /* HAProxy's own error counters of one instance, summed over its proxies

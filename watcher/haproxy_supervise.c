@@ -43,6 +43,7 @@
 
 #include "haproxy_engine_internal.h"
 #include "log.h"
+#include "proc_stat.h"
 
 #define RESTART_MIN_MS 100
 #define RESTART_MAX_MS 5000
@@ -158,15 +159,9 @@ static void ping(struct service_state *s)
  * (HAProxy in a container) is never taken for it. Unknown: not stopped. */
 static bool worker_stopped(int pid, int master_pid)
 {
-    char path[64], buf[512], state;
+    char state;
     int ppid;
-    snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-    FILE *f = fopen(path, "re");
-    if (!f)
-        return false;
-    size_t n = fread(buf, 1, sizeof(buf), f);
-    fclose(f);
-    return haproxy_parse_proc_stat(buf, n, &state, &ppid) == 0 && ppid == master_pid &&
+    return proc_stat_read(pid, &state, &ppid) == 0 && ppid == master_pid &&
            (state == 'T' || state == 't');
 }
 

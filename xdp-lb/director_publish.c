@@ -237,6 +237,20 @@ static int keep_active_settings(struct director_maps *m, const char *pin_dir, st
     return 0;
 }
 
+/* Take m's publish lock, the one hold under which a publish reads, writes
+ * and verifies. On failure err names the pin directory - where itself, or
+ * the one of device where - and says nothing was written. */
+static int publish_lock(struct director_maps *m, bool where_is_device, const char *where, char *err,
+                        size_t errlen)
+{
+    int rc = director_maps_lock(m);
+
+    if (rc < 0)
+        errmsg_set(err, errlen, "locking the pin directory %s%s failed: %s; nothing written",
+                   where_is_device ? "of " : "", where, strerror(-rc));
+    return rc;
+}
+
 /* The table publish with the lock held: settings of the active
  * generation, the rest from p. */
 static int publish_table_locked(struct director_maps *m, const char *pin_dir,
@@ -285,11 +299,8 @@ int director_publish_table(const char *pin_dir, const struct director_publish_ta
                                  : "is drover-director attached?");
         goto out_free;
     }
-    rc = director_maps_lock(&m);
-    if (rc < 0) {
-        errmsg_set(err, errlen, "locking the pin directory %s failed: %s; nothing written", pin_dir,
-                   strerror(-rc));
-    } else {
+    rc = publish_lock(&m, false, pin_dir, err, errlen);
+    if (rc == 0) {
         rc = publish_table_locked(&m, pin_dir, p, &img, keys, nkeys, res, err, errlen);
         director_maps_unlock(&m);
     }
@@ -336,12 +347,9 @@ int director_publish_config(struct director_maps *m, const char *where,
     }
     /* generation and VIP set under one hold of the lock, as the table
      * publish does: no other publisher's write falls between them */
-    rc = director_maps_lock(m);
-    if (rc < 0) {
-        errmsg_set(err, errlen, "locking the pin directory of %s failed: %s; nothing written",
-                   where, strerror(-rc));
+    rc = publish_lock(m, true, where, err, errlen);
+    if (rc < 0)
         goto out;
-    }
     rc = publish_image(m, where, &img, NULL, keys, cfg->n_vips, true, res, err, errlen);
     director_maps_unlock(m);
 out:

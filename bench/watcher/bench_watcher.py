@@ -46,8 +46,8 @@ sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests",
                                 "lib"))
 from drover_testlib import (KV_ROOT, ConsulDev, HAProxy, free_port,  # noqa: E402
-                            haproxy_master_reloads, haproxy_servers_state, http, scrape,
-                            serve_http, stop_process, wait_until)
+                            haproxy_master_reloads, haproxy_servers_state, http,
+                            proc_stat_fields, scrape, serve_http, stop_process, wait_until)
 
 PACED_DOC = """paced mode (`scripts/bench.sh watcher paced [RATE [SECONDS]]`, default
 100 changes/s for 30 s): the apply setup of 1. with 100 nodes, but open
@@ -153,8 +153,7 @@ def watcher_args(cfg, metrics, extra=(), level=None):
 
 def proc_cpu_s(pid):
     """user + system CPU seconds of a process so far"""
-    with open("/proc/%d/stat" % pid) as f:
-        fl = f.read().rsplit(")", 1)[1].split()
+    fl = proc_stat_fields(pid)
     return (int(fl[11]) + int(fl[12])) / os.sysconf("SC_CLK_TCK")
 
 

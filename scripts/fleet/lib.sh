@@ -31,6 +31,8 @@
 
 # netns_link, netns_forwarding: the director tests' topology blocks
 . "$FLEET_SRC/tests/lib/director_netns.sh"
+# pid_alive: exists and is not a zombie
+. "$FLEET_SRC/tests/lib/pid_alive.sh"
 
 FLEET_VIP=10.93.100.1
 FLEET_GUE_PORT=19523
@@ -562,7 +564,9 @@ fleet_load_stop() { # NAME
     pid=$(fleet_pid "$1")
     fleet_wait "load generator $1 stops" 10 fleet_not_running "$pid"
 }
-fleet_not_running() { ! kill -0 "$1" 2>/dev/null; }
+# PID has exited: gone, or a zombie its parent (init, for the detached
+# processes of the fleet) has not reaped yet - its sockets are closed
+fleet_not_running() { ! pid_alive "$1"; }
 
 # fleet_count NAME FIELD [NODE]: ok / failed, or answers by NODE
 fleet_count() {

@@ -24,14 +24,12 @@ shift 2
 
 die() { echo "kube-fixture.sh: $*" >&2; exit 1; }
 
-# alive PID: the process exists and is not a zombie (the fixture is
-# detached, so whoever reaps it may take a while).
-alive() {
-    kill -0 "$1" 2>/dev/null && ! grep -q '^State:.*zombie' "/proc/$1/status" 2>/dev/null
-}
+# pid_alive PID: exists and is not a zombie (the fixture is detached, so
+# whoever reaps it may take a while)
+. "$here/../lib/pid_alive.sh"
 
 running() {
-    [ -f "$dir/pid" ] && alive "$(cat "$dir/pid")"
+    [ -f "$dir/pid" ] && pid_alive "$(cat "$dir/pid")"
 }
 
 case "$cmd" in
@@ -64,10 +62,10 @@ stop)
         pid=$(cat "$dir/pid")
         if kill "$pid" 2>/dev/null; then
             for _ in $(seq 1 50); do
-                alive "$pid" || break
+                pid_alive "$pid" || break
                 sleep 0.1
             done
-            if alive "$pid"; then kill -9 "$pid" 2>/dev/null || true; fi
+            if pid_alive "$pid"; then kill -9 "$pid" 2>/dev/null || true; fi
         fi
     fi
     if [ "${KUBE_FIXTURE_KEEP:-0}" != 1 ] && [ -d "$dir" ]; then

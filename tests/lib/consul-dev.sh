@@ -129,11 +129,8 @@ EOF
     fi
 }
 
-# The agent's process is gone (a zombie no one reaped yet has closed its
-# sockets too).
-gone() {
-    ! kill -0 "$1" 2>/dev/null || grep -q '^State:.*zombie' "/proc/$1/status" 2>/dev/null
-}
+# pid_alive PID: a zombie no one reaped yet is gone, its sockets closed
+. "$(dirname "$0")/pid_alive.sh"
 
 # SIGKILL, for a crash (kill) and for stop: a dev agent keeps its data in
 # memory, so there is nothing to flush, and its graceful exit on SIGTERM
@@ -144,7 +141,7 @@ kill_agent() {
     pid=$(cat "$dir/pid")
     kill -KILL "$pid" 2>/dev/null || true
     for _ in $(seq 1 250); do # dies within milliseconds; 5 s at most
-        gone "$pid" && break
+        pid_alive "$pid" || break
         sleep 0.02
     done
     rm -f "$dir/pid"

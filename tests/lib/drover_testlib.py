@@ -624,6 +624,20 @@ def stop_process(proc, sig=signal.SIGTERM, timeout=10):
     return proc.returncode
 
 
+def proc_stat_fields(pid):
+    """The fields of /proc/PID/stat from the state letter on: [0] state,
+    [1] parent pid, [11] and [12] user and system CPU in clock ticks. The
+    command name before them may hold spaces and ')', so they are the words
+    after the last ')' (as common/proc_stat.c reads them). OSError when
+    there is no such process, ValueError for a line without ')'."""
+    with open("/proc/%s/stat" % pid) as f:
+        line = f.read()
+    close = line.rfind(")")
+    if close < 0:
+        raise ValueError("/proc/%s/stat: no ')' after the command name: %r" % (pid, line))
+    return line[close + 1:].split()
+
+
 def program_env(extra=None):
     """The environment for a program under test: ours without CONSUL_* and
     DROVER_* (which the programs read as options), plus extra."""

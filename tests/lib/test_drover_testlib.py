@@ -62,6 +62,13 @@ class Waiting(unittest.TestCase):
         ports = [t.free_port() for _ in range(3000)] + t.free_ports(10)
         self.assertEqual(len(set(ports)), len(ports))
 
+    def test_proc_stat_fields(self):
+        fields = t.proc_stat_fields(os.getpid())
+        self.assertEqual(fields[0], "R")  # this process, reading
+        self.assertEqual(int(fields[1]), os.getppid())
+        with self.assertRaises(OSError):
+            t.proc_stat_fields("no-such-pid")
+
     def test_metrics(self):
         samples = t.parse_metrics('# HELP x\nx_total 3\ny{a="1",b="2"} 4.5\ny{a="2"} 1\n')
         self.assertEqual(samples["x_total"], 3)

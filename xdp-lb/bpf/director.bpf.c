@@ -191,6 +191,14 @@ static __always_inline int pass_counted(__u32 reason)
     return XDP_PASS;
 }
 
+/* A packet to VIP vip_id is dropped for reason (a DROVER_STAT_DROP_*). */
+static __always_inline int drop_counted(__u32 reason, __u32 vip_id)
+{
+    count_outcome(reason);
+    count_vip_drop(vip_id);
+    return XDP_DROP;
+}
+
 /* Ports of a TCP or UDP header: the first four bytes of both. */
 struct l4_ports {
     __be16 source;
@@ -481,19 +489,13 @@ static __always_inline int director_ip(struct xdp_md *ctx, void *data, void *dat
     __u64 hash = flow_hash(cfg->sip_init, &f, cfg->hash_fields);
     __u32 ri = gen * DROVER_TABLE_ROWS + drover_hash_row(hash);
     struct drover_row *row = bpf_map_lookup_elem(&drover_table, &ri);
-    if (unlikely(!row || row->primary >= DROVER_MAX_PROXIES)) {
-        count_outcome(DROVER_STAT_DROP_NO_PROXY);
-        count_vip_drop(vip_id);
-        return XDP_DROP;
-    }
+    if (unlikely(!row || row->primary >= DROVER_MAX_PROXIES))
+        return drop_counted(DROVER_STAT_DROP_NO_PROXY, vip_id);
     __u16 primary = row->primary, secondary = row->secondary;
     __u32 pi = gen * DROVER_MAX_PROXIES + primary;
     struct drover_proxy *pri = bpf_map_lookup_elem(&drover_proxies, &pi);
-    if (unlikely(!pri || pri->family == DROVER_AF_NONE)) {
-        count_outcome(DROVER_STAT_DROP_NO_PROXY);
-        count_vip_drop(vip_id);
-        return XDP_DROP;
-    }
+    if (unlikely(!pri || pri->family == DROVER_AF_NONE))
+        return drop_counted(DROVER_STAT_DROP_NO_PROXY, vip_id);
     /* The second hop: another proxy of the primary's family, or none (one
      * hop; counted when it exists but has the other family). */
     const struct drover_proxy *sec = NULL;
@@ -512,16 +514,10 @@ static __always_inline int director_ip(struct xdp_md *ctx, void *data, void *dat
     int outer = pri->family == DROVER_AF_INET ? (int)OUTER4_LEN : (int)OUTER6_LEN;
     if (unlikely(pri->family == DROVER_AF_INET
                      ? cfg->src_v4 == 0
-                     : (cfg->src_v6[0] | cfg->src_v6[1] | cfg->src_v6[2] | cfg->src_v6[3]) == 0)) {
-        count_outcome(DROVER_STAT_DROP_NO_SOURCE);
-        count_vip_drop(vip_id);
-        return XDP_DROP;
-    }
-    if (unlikely(bpf_xdp_adjust_head(ctx, (int)l3off - (int)sizeof(struct ethhdr) - outer))) {
-        count_outcome(DROVER_STAT_DROP_ADJUST);
-        count_vip_drop(vip_id);
-        return XDP_DROP;
-    }
+                     : (cfg->src_v6[0] | cfg->src_v6[1] | cfg->src_v6[2] | cfg->src_v6[3]) == 0))
+        return drop_counted(DROVER_STAT_DROP_NO_SOURCE, vip_id);
+    if (unlikely(bpf_xdp_adjust_head(ctx, (int)l3off - (int)sizeof(struct ethhdr) - outer)))
+        return drop_counted(DROVER_STAT_DROP_ADJUST, vip_id);
     data = (void *)(long)ctx->data;
     data_end = (void *)(long)ctx->data_end;
     __u8 *o = data;
@@ -531,11 +527,8 @@ static __always_inline int director_ip(struct xdp_md *ctx, void *data, void *dat
     /* The generation's template of the outer headers in 8-byte words,
      * then the fields that depend on the packet. */
     if (pri->family == DROVER_AF_INET) {
-        if (unlikely((void *)(o + sizeof(struct ethhdr) + OUTER4_LEN) > data_end)) {
-            count_outcome(DROVER_STAT_DROP_ADJUST);
-            count_vip_drop(vip_id);
-            return XDP_DROP;
-        }
+        if (unlikely((void *)(o + sizeof(struct ethhdr) + OUTER4_LEN) > data_end))
+            return drop_counted(DROVER_STAT_DROP_ADJUST, vip_id);
         const __u64 *t = (const __u64 *)cfg->outer4;
         __u64 *w = (__u64 *)o;
         w[0] = t[0];
@@ -565,11 +558,8 @@ static __always_inline int director_ip(struct xdp_md *ctx, void *data, void *dat
         addrs[0] = daddr;
         addrs[1] = sec ? sec->addr[0] : 0;
     } else {
-        if (unlikely((void *)(o + sizeof(struct ethhdr) + OUTER6_LEN) > data_end)) {
-            count_outcome(DROVER_STAT_DROP_ADJUST);
-            count_vip_drop(vip_id);
-            return XDP_DROP;
-        }
+        if (unlikely((void *)(o + sizeof(struct ethhdr) + OUTER6_LEN) > data_end))
+            return drop_counted(DROVER_STAT_DROP_ADJUST, vip_id);
         const __u64 *t = (const __u64 *)cfg->outer6;
         __u64 *w = (__u64 *)o;
         w[0] = t[0];

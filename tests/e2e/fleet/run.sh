@@ -10,6 +10,7 @@
 set -euo pipefail
 BUILD=${1:?usage: run.sh BUILD-DIR}
 SRC=$(cd "$(dirname "$0")/../../.." && pwd)
+. "$SRC/tests/lib/pid_alive.sh"
 if [ "$(id -u)" != 0 ]; then
     echo "e2e_fleet: needs root (network namespaces, XDP)" >&2
     exit 77
@@ -24,13 +25,9 @@ if ip netns list | grep -q -- "-$id\b"; then
     echo "e2e_fleet: down.sh left namespaces: $(ip netns list | grep -- "-$id")" >&2
     exit 1
 fi
-# A process killed a moment ago may still be a zombie its new parent (init)
-# has not reaped yet: dead, its sockets closed, so not left running.
-running() {
-    kill -0 "$1" 2>/dev/null && ! grep -q '^State:.*zombie' "/proc/$1/status" 2>/dev/null
-}
+# a zombie not yet reaped by init is dead, not left running (pid_alive.sh)
 for p in $pids; do
-    if running "$p"; then
+    if pid_alive "$p"; then
         echo "e2e_fleet: down.sh left process $p running: $(tr '\0' ' ' </proc/"$p"/cmdline)" >&2
         exit 1
     fi

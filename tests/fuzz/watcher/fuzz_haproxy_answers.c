@@ -2,7 +2,7 @@
 /*
  * Parsers of HAProxy's CLI answers (show servers state, show proc, command
  * answers, prompt framing, show stat error counters) and of a worker's
- * /proc/<pid>/stat on arbitrary bytes, then
+ * /proc/<pid>/stat (common/proc_stat.h) on arbitrary bytes, then
  * slots_adopt/slots_diff on whatever the state parser accepted. The first byte picks the parser so
  * one corpus serves all of them.
  */
@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "haproxy_answers.h"
+#include "proc_stat.h"
 #include "slots.h"
 
 /* every admin state by the server name's length */
@@ -71,7 +72,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         haproxy_parse_stat_errors(text, len, &c, err, sizeof(err));
         char state;
         int ppid;
-        haproxy_parse_proc_stat(text, len, &state, &ppid);
+        proc_stat_parse(text, len, &state, &ppid);
     } else {
         char *answer = strndup(text, len), *stream = malloc(len + 1), *answers[8];
         if (answer) {

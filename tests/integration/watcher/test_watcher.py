@@ -55,7 +55,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from watcherlib import Fleet, log, node, wait_for  # noqa: E402 (puts tests/lib on the path)
 from drover_testlib import (free_port, haproxy_cmd, haproxy_servers_state,  # noqa: E402
-                            haproxy_stat_row, http, run_main, run_steps)
+                            haproxy_stat_row, http, proc_stat_fields, run_main,
+                            run_steps)
 
 WATCHER, CONSUL_DEV, TEMPLATES = sys.argv[1:4]
 AGENT_CHECKER = os.environ.get("DROVER_AGENT_CHECKER")
@@ -596,13 +597,12 @@ def worker_states():
     workers), read from /proc: the test's own master CLI connection was
     once refused while the watcher's went through"""
     states = {}
-    for d in os.listdir("/proc"):
+    for d in filter(str.isdigit, os.listdir("/proc")):
         try:
-            with open("/proc/%s/stat" % d) as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if d.isdigit() and int(fields[1]) == HAPROXY.proc.pid:
+            fields = proc_stat_fields(d)
+        except (OSError, ValueError):
+            continue  # exited meanwhile
+        if int(fields[1]) == HAPROXY.proc.pid:
             states[int(d)] = fields[0]
     return states
 

@@ -12,6 +12,7 @@
 
 #include "../../lib/test_sleep.h"
 #include "loop_lag.h"
+#include "proc_stat.h"
 #include "suite_main.h"
 
 #define BLOCK_MS 300
@@ -126,19 +127,10 @@ struct stopped {
  * is in its wait for I/O, the only place the test's loop sleeps. */
 static bool sleeping(pid_t pid)
 {
-    char path[64], line[256];
-    bool s = false;
+    char state;
+    int ppid;
 
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return false;
-    if (fgets(line, sizeof(line), f)) {
-        const char *paren = strrchr(line, ')'); /* the name may hold spaces */
-        s = paren && paren[1] == ' ' && paren[2] == 'S';
-    }
-    fclose(f);
-    return s;
+    return proc_stat_read((int)pid, &state, &ppid) == 0 && state == 'S';
 }
 
 /* The helper process: SIGSTOP pid as soon as it sleeps in its wait (within

@@ -264,42 +264,6 @@ START_TEST(test_show_proc_relative_pid_and_errors)
 }
 END_TEST
 
-START_TEST(test_proc_stat)
-{
-    char state = 0;
-    int ppid = 0;
-    /* a worker stopped by SIGSTOP, as the kernel writes it (trimmed) */
-    const char *stopped = "1038 (haproxy) T 32288 32288 32288 0 -1 4194624 0 0\n";
-    ck_assert_int_eq(haproxy_parse_proc_stat(stopped, strlen(stopped), &state, &ppid), 0);
-    ck_assert_int_eq(state, 'T');
-    ck_assert_int_eq(ppid, 32288);
-    /* the command may hold spaces and ')': the fields follow the last ')' */
-    const char *odd = "7 (a) b) (c) S 1 7 7\n";
-    ck_assert_int_eq(haproxy_parse_proc_stat(odd, strlen(odd), &state, &ppid), 0);
-    ck_assert_int_eq(state, 'S');
-    ck_assert_int_eq(ppid, 1);
-    /* the text may end right after the parent pid */
-    ck_assert_int_eq(haproxy_parse_proc_stat("9 (x) t 42", 10, &state, &ppid), 0);
-    ck_assert_int_eq(state, 't');
-    ck_assert_int_eq(ppid, 42);
-    const char *bad[] = {
-        "",
-        "1038 haproxy T 1 2",             /* no command */
-        "1038 (haproxy)",                 /* nothing after it */
-        "1038 (haproxy) T",               /* no parent pid */
-        "1038 (haproxy)T 1 2",            /* no space */
-        "1038 (haproxy) 7 1 2",           /* not a state letter */
-        "1038 (haproxy) TT 1 2",          /* two letters */
-        "1038 (haproxy) T x 2",           /* parent pid not a number */
-        "1038 (haproxy) T 12x 2",         /* trailing garbage */
-        "1038 (haproxy) T 99999999999 2", /* beyond a pid */
-    };
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        ck_assert_msg(haproxy_parse_proc_stat(bad[i], strlen(bad[i]), &state, &ppid) == -EINVAL,
-                      "case %zu accepted", i);
-}
-END_TEST
-
 START_TEST(test_check_answer)
 {
     char err[256];
@@ -462,7 +426,6 @@ int main(void)
     tcase_add_test(tc, test_state_set_admin);
     tcase_add_test(tc, test_show_proc_parse);
     tcase_add_test(tc, test_show_proc_relative_pid_and_errors);
-    tcase_add_test(tc, test_proc_stat);
     tcase_add_test(tc, test_check_answer);
     tcase_add_test(tc, test_stat_errors);
     suite_add_tcase(s, tc);

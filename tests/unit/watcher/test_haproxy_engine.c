@@ -25,6 +25,7 @@
 #include <uv.h>
 
 #include "atomic_file.h"
+#include "fake_master_cli.h"
 #include "haproxy_engine.h"
 #include "haproxy_engine_internal.h"
 #include "render.h"
@@ -1542,86 +1543,26 @@ START_TEST(test_no_agent_enabled_before_its_file)
 }
 END_TEST
 
-/* ---- a fake master CLI: `show proc` lists one worker ---- */
+/* ---- a fake master CLI (fake_master_cli.h): `show proc` lists one worker ---- */
 
-struct fake_master {
-    uv_pipe_t *server;
-    char path[108];
-};
-
-struct master_conn {
-    uv_pipe_t pipe;
-    uv_write_t w;
-    char buf[256];
-};
-
-static void master_closed(uv_handle_t *h)
+/* Every command gets the list: the worker pid is no child of this
+ * process, so the /proc probe finds nothing stopped. */
+static const char *master_answer(void *arg, const char *cmd)
 {
-    free(h->data);
-}
-
-static void master_written(uv_write_t *w, int status)
-{
-    struct master_conn *c = w->data;
-    (void)status;
-    uv_close((uv_handle_t *)&c->pipe, master_closed);
-}
-
-static void master_alloc(uv_handle_t *hd, size_t n, uv_buf_t *buf)
-{
-    struct master_conn *c = hd->data;
-    (void)n;
-    *buf = uv_buf_init(c->buf, sizeof(c->buf));
-}
-
-/* The master CLI answers once the client shut its side: the worker pid is
- * no child of this process, so the /proc probe finds nothing stopped. */
-static void master_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
-{
-    static char answer[] = "#<PID>          <type>          <reloads>       <uptime>        "
-                           "<version>\n"
-                           "1000000         master          0               0d00h00m09s     "
-                           "2.6.12\n"
-                           "# workers\n"
-                           "1000001         worker          0               0d00h00m09s     "
-                           "2.6.12\n";
-    struct master_conn *c = st->data;
-    (void)buf;
-    if (n >= 0)
-        return;
-    uv_read_stop(st);
-    uv_buf_t b = uv_buf_init(answer, sizeof(answer) - 1);
-    c->w.data = c;
-    if (n != UV_EOF || uv_write(&c->w, st, &b, 1, master_written) < 0)
-        uv_close((uv_handle_t *)&c->pipe, master_closed);
-}
-
-static void master_accept(uv_stream_t *server, int status)
-{
-    struct master_conn *c = calloc(1, sizeof(*c));
-    ck_assert_int_eq(status, 0);
-    ck_assert_ptr_nonnull(c);
-    uv_pipe_init(server->loop, &c->pipe, 0);
-    c->pipe.data = c;
-    ck_assert_int_eq(uv_accept(server, (uv_stream_t *)&c->pipe), 0);
-    uv_read_start((uv_stream_t *)&c->pipe, master_alloc, master_read);
+    (void)arg;
+    (void)cmd;
+    return "#<PID>          <type>          <reloads>       <uptime>        <version>\n"
+           "1000000         master          0               0d00h00m09s     2.6.12\n"
+           "# workers\n"
+           "1000001         worker          0               0d00h00m09s     2.6.12\n";
 }
 
 /* Listen at <dir>/web.master (the engine's master socket for web). */
-static void master_up(struct fake_master *m, struct fx *f)
+static void master_up(struct fake_master_cli *m, struct fx *f)
 {
-    snprintf(m->path, sizeof(m->path), "%s/web.master", f->dir);
-    m->server = malloc(sizeof(*m->server));
-    ck_assert_ptr_nonnull(m->server);
-    uv_pipe_init(&f->loop, m->server, 0);
-    unlink(m->path);
-    ck_assert_int_eq(uv_pipe_bind(m->server, m->path), 0);
-    ck_assert_int_eq(uv_listen((uv_stream_t *)m->server, 16, master_accept), 0);
-}
-
-static void master_down(struct fake_master *m)
-{
-    uv_close((uv_handle_t *)m->server, (uv_close_cb)free);
+    char path[sizeof(m->path)];
+    snprintf(path, sizeof(path), "%s/web.master", f->dir);
+    ck_assert_int_eq(fake_master_cli_start(m, path, master_answer, NULL), 0);
 }
 
 static void tick(uv_timer_t *t)
@@ -1664,7 +1605,7 @@ START_TEST(test_worker_that_never_answers_is_not_ready)
 {
     struct fx f;
     struct fake_haproxy h;
-    struct fake_master m;
+    struct fake_master_cli m;
     fx_init_probed(&f, "/bin/true", LIVE_PROBE_MS);
     fake_start(&h, &f);
     TAKE(&f, true, {K_WEB, SVC_WEB}, {K_KUBE, V_KUBE}); /* installs the config */
@@ -1698,7 +1639,7 @@ START_TEST(test_worker_that_never_answers_is_not_ready)
     ck_assert_msg(fx_run_until_ready(&f, true, CHECK_BOUND_MS),
                   "not ready again within %d ms of the stats socket answering", CHECK_BOUND_MS);
     ck_assert_int_gt(h.pings, pings);
-    master_down(&m);
+    fake_master_cli_stop(&m);
     fake_stop(&h);
     fx_free(&f);
 }

@@ -21,6 +21,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "fake_master_cli.h"
 #include "haproxy_runtime.h"
 #include "loop_lag.h"
 #include "loop_stall.h"
@@ -244,18 +245,15 @@ END_TEST
 #define RELOAD_TIMEOUT_MS 300
 #define RELOAD_STALL_MS   (RELOAD_TIMEOUT_MS + 300)
 
-/* A fake master CLI: one command per connection, answered once the client
- * half-closed. `show proc` lists the new worker only from the second
- * probe after the client's stall ended: a reload whose confirmation
- * deadline went by while the watcher stalled still gets confirmed. */
+/* The master CLI's answers (fake_master_cli.h): `show proc` lists the
+ * new worker only from the second probe after the client's stall ended:
+ * a reload whose confirmation deadline went by while the watcher stalled
+ * still gets confirmed. */
 struct master {
-    int lfd;
-    char path[108];
-    atomic_bool stop;
+    struct fake_master_cli cli;
     atomic_bool got_reload;
     atomic_bool stall_over; /* set by the client after its stall */
-    unsigned probes_after;  /* show proc received after the stall */
-    pthread_t thread;
+    unsigned probes_after;  /* show proc received after the stall (its thread's) */
 };
 
 static const char proc_before[] = "#<PID> <type> <reloads> <uptime> <version>\n"
@@ -268,40 +266,17 @@ static const char proc_after[] = "#<PID> <type> <reloads> <uptime> <version>\n"
                                  "2002 worker 0 0d00h00m00s 2.6.12\n"
                                  "2001 worker 1 0d00h00m02s 2.6.12\n";
 
-static void master_answer(struct master *m, int c)
+static const char *master_answer(void *arg, const char *cmd)
 {
-    char cmd[256];
-    size_t len = 0;
-    ssize_t r;
+    struct master *m = arg;
 
-    while (len < sizeof(cmd) - 1 && (r = read(c, cmd + len, sizeof(cmd) - 1 - len)) > 0)
-        len += (size_t)r;
-    cmd[len] = 0;
     if (strncmp(cmd, "reload", 6) == 0) {
-        atomic_store(&m->got_reload, true); /* 2.6 answers nothing */
-        return;
+        atomic_store(&m->got_reload, true);
+        return NULL; /* 2.6 answers nothing */
     }
     if (atomic_load(&m->stall_over))
         m->probes_after++;
-    const char *ans = m->probes_after >= 2 ? proc_after : proc_before;
-    if (write(c, ans, strlen(ans)) < 0)
-        perror("fake master write");
-}
-
-static void *master_serve(void *arg)
-{
-    struct master *m = arg;
-    while (!atomic_load(&m->stop)) {
-        struct pollfd p = {.fd = m->lfd, .events = POLLIN};
-        if (poll(&p, 1, 10) <= 0)
-            continue;
-        int c = accept(m->lfd, NULL, NULL);
-        if (c < 0)
-            continue;
-        master_answer(m, c);
-        close(c);
-    }
-    return NULL;
+    return m->probes_after >= 2 ? proc_after : proc_before;
 }
 
 struct reloader {
@@ -337,23 +312,17 @@ START_TEST(test_reload_confirmed_after_stall)
 {
     struct master m = {0};
     struct reloader rl = {.m = &m};
-    struct sockaddr_un un = {.sun_family = AF_UNIX};
     uv_loop_t loop;
     struct haproxy_runtime *rt;
+    char path[108];
 
-    snprintf(m.path, sizeof(m.path), "/tmp/drover-stall-master-%d.sock", (int)getpid());
-    unlink(m.path);
-    memcpy(un.sun_path, m.path, strlen(m.path) + 1);
-    m.lfd = socket(AF_UNIX, SOCK_STREAM, 0);
-    ck_assert_int_ge(m.lfd, 0);
-    ck_assert_int_eq(bind(m.lfd, (struct sockaddr *)&un, sizeof(un)), 0);
-    ck_assert_int_eq(listen(m.lfd, 4), 0);
-    ck_assert_int_eq(pthread_create(&m.thread, NULL, master_serve, &m), 0);
+    snprintf(path, sizeof(path), "/tmp/drover-stall-master-%d.sock", (int)getpid());
+    ck_assert_int_eq(fake_master_cli_start(&m.cli, path, master_answer, &m), 0);
 
     ck_assert_int_eq(uv_loop_init(&loop), 0);
     /* no state file: baseline, reload, then show proc until confirmed; the
      * client measures the loop itself */
-    ck_assert_int_eq(haproxy_runtime_new(&loop, "/nonexistent/stats.sock", m.path, NULL, NULL, &rt),
+    ck_assert_int_eq(haproxy_runtime_new(&loop, "/nonexistent/stats.sock", path, NULL, NULL, &rt),
                      0);
     /* exchanges keep the default 3 s: only the reload's deadline is due */
     haproxy_runtime_set_timeouts(rt, 0, RELOAD_TIMEOUT_MS);
@@ -373,10 +342,7 @@ START_TEST(test_reload_confirmed_after_stall)
     haproxy_runtime_free(rt);
     uv_run(&loop, UV_RUN_DEFAULT);
     ck_assert_int_eq(uv_loop_close(&loop), 0);
-    atomic_store(&m.stop, true);
-    pthread_join(m.thread, NULL);
-    close(m.lfd);
-    unlink(m.path);
+    fake_master_cli_stop(&m.cli);
 }
 END_TEST
 
