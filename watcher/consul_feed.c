@@ -494,30 +494,22 @@ static void on_change(void *arg, struct consul_response *resp)
 }
 
 /*
- * A watch failed, or Consul's index went back under a fixed one: Consul
- * may have been restarted or restored. The other fixed watches need not have
- * seen it: one whose next blocking query reached the new Consul (it was
- * pausing, or libcurl sent it again on a fresh connection) is answered
- * only when the new index passes its old one or the wait ends, and
- * meanwhile its value from before counts as read - joined to maintenance/
- * read empty, the services still there would lift every drain before the
- * KV-loss episode could begin. So all of them read afresh, and
- * rereads_done holds snapshots until every one has answered.
+ * Consul may have been restarted or restored. The fixed watches need not
+ * have seen it: one whose next blocking query reached the new Consul (it
+ * was pausing, or libcurl sent it again on a fresh connection) is
+ * answered only when the new index passes its old one or the wait ends,
+ * and meanwhile its value from before counts as read - joined to
+ * maintenance/ read empty, the services still there would lift every
+ * drain before the KV-loss episode could begin. So all of them (but
+ * except, which reads afresh already) read afresh, and rereads_done holds
+ * snapshots until every one has answered.
  */
-static void reread_fixed(struct consul_feed *f, const struct feed_watch *from, bool reset)
+static void reread_fixed(struct consul_feed *f, const struct feed_watch *except, const char *why)
 {
     size_t n = 0;
-    bool fixed = false;
-    for (size_t i = 0; i < f->n_fixed; i++)
-        fixed |= f->watches[i] == from;
-    /* any watch's error says Consul failed; a kube service prefix's index
-     * also goes back when Consul reaps the tombstones of its deleted
-     * ports, which says nothing about the rest */
-    if (reset && !fixed)
-        return;
     for (size_t i = 0; i < f->n_fixed; i++) {
         struct feed_watch *w = f->watches[i];
-        if (w != from && consul_watch_index(w->w) > 0) {
+        if (w != except && consul_watch_index(w->w) > 0) {
             consul_watch_reread(w->w);
             n++;
         }
@@ -525,16 +517,39 @@ static void reread_fixed(struct consul_feed *f, const struct feed_watch *from, b
     if (n == 0)
         return; /* all of them read afresh already */
     f->st.forced_rereads++;
-    log_info("consul: watch %s %s; reading the other %zu fixed prefix(es) afresh (Consul may "
-             "have restarted or been restored)",
-             from->prefix, reset ? "saw Consul's index go back" : "failed", n);
+    log_info("consul: %s; reading %zu fixed prefix(es) afresh (Consul may have restarted or "
+             "been restored)",
+             why, n);
+}
+
+void consul_feed_reread(struct consul_feed *f, const char *why)
+{
+    if (f)
+        reread_fixed(f, NULL, why);
+}
+
+/* A watch failed (any: Consul failed), or Consul's index went back under
+ * a fixed one (a kube service prefix's also goes back when Consul reaps
+ * the tombstones of its deleted ports, which says nothing about the
+ * rest). */
+static void watch_broke(struct consul_feed *f, const struct feed_watch *w, bool reset)
+{
+    char why[300];
+    bool fixed = false;
+    for (size_t i = 0; i < f->n_fixed; i++)
+        fixed |= f->watches[i] == w;
+    if (reset && !fixed)
+        return;
+    snprintf(why, sizeof(why), "watch %s %s", w->prefix,
+             reset ? "saw Consul's index go back" : "failed");
+    reread_fixed(f, w, why);
 }
 
 static void on_reset(void *arg, struct consul_response *resp)
 {
     struct feed_watch *w = arg;
     (void)resp;
-    reread_fixed(w->feed, w, true);
+    watch_broke(w->feed, w, true);
 }
 
 static void on_error(void *arg, struct consul_response *resp)
@@ -543,7 +558,7 @@ static void on_error(void *arg, struct consul_response *resp)
     struct consul_feed *f = w->feed;
     char msg[600];
     f->st.errors++;
-    reread_fixed(f, w, false);
+    watch_broke(f, w, false);
     snprintf(msg, sizeof(msg),
              "consul: watch %s: %s; HAProxy keeps its current state (fail static), retry in "
              "%u ms",

@@ -94,6 +94,11 @@ int consul_feed_start(struct consul_client *c, const struct consul_feed_opts *o,
                       struct consul_feed **out);
 /* Stops every watch; the feed is freed once the loop closed its timer. */
 void consul_feed_stop(struct consul_feed *f);
+/* Read every fixed prefix afresh (no snapshot until each has answered):
+ * the caller learned that Consul may have lost or restored its state
+ * (why: for the log line), e.g. a session of the host is gone. A watch
+ * error or an index gone back does the same by itself. */
+void consul_feed_reread(struct consul_feed *f, const char *why);
 void consul_feed_get_stats(const struct consul_feed *f, struct consul_feed_stats *out);
 
 /* The prefixes every feed for these options watches, in this order:

@@ -23,6 +23,7 @@ struct host_status {
     char *key;
     unsigned ttl_s;
     host_status_fill_fn fill;
+    void (*session_lost)(void *arg);
     void *arg;
     uv_timer_t tick, soon;
     char *session;
@@ -184,6 +185,8 @@ static void on_renewed(void *arg, struct consul_response *resp)
         log_warn("host status: session of %s is gone (%s); creating a new one", hs->key,
                  resp->errmsg ? resp->errmsg : "not found");
         drop_session(hs);
+        if (hs->session_lost && !hs->stopping)
+            hs->session_lost(hs->arg);
     } else if (resp->err < 0) {
         uint64_t d =
             backoff_rand_range(&hs->retry, RENEW_RETRY_MS, RENEW_RETRY_MS + RENEW_RETRY_MS / 2 - 1);
@@ -259,6 +262,7 @@ int host_status_start(uv_loop_t *loop, struct consul_client *c, const struct hos
     hs->c = c;
     hs->ttl_s = o->ttl_s;
     hs->fill = o->fill;
+    hs->session_lost = o->session_lost;
     hs->arg = o->arg;
     uv_timer_init(loop, &hs->tick);
     uv_timer_init(loop, &hs->soon);

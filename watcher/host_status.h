@@ -38,6 +38,11 @@ struct host_status_opts {
     const char *key; /* the full key (kv_status_key) */
     unsigned ttl_s;  /* session TTL, 10..86400 */
     host_status_fill_fn fill;
+    /* A renewal said the session is gone: Consul lost it (restarted
+     * empty, restored) or it expired while Consul was out of reach.
+     * Either way what was read from Consul before may be from another
+     * history: the caller reads its watches afresh. May be NULL. */
+    void (*session_lost)(void *arg);
     void *arg;
 };
 

@@ -572,6 +572,16 @@ static void on_feed_error(void *arg, const char *prefix, int err, const char *ms
     on_engine_status(w);
 }
 
+/* The host status session is gone: Consul lost its state (restarted
+ * empty, restored) or the session expired. A restart that no watch saw
+ * fail (each next query reached the new Consul on its old index) is
+ * caught here, within a renewal (--status-ttl / 3). */
+static void on_session_lost(void *arg)
+{
+    struct watcher *w = arg;
+    consul_feed_reread(w->feed, "the host status session is gone");
+}
+
 /* ---- daemon plumbing ---- */
 
 /* SIGHUP: load the template directory again. The new set is loaded and
@@ -745,8 +755,11 @@ static int run_daemon(void)
     }
     consul_client_observe_latency(w.consul, w.metrics, "watcher"); /* fails only without memory */
     char *skey = kv_status_key(w.model.root, opt.host_name, KV_STATUS_ROLE_HAPROXY);
-    struct host_status_opts hso = {
-        .key = skey, .ttl_s = (unsigned)(opt.status_ttl_ms / 1000), .fill = status_fill, .arg = &w};
+    struct host_status_opts hso = {.key = skey,
+                                   .ttl_s = (unsigned)(opt.status_ttl_ms / 1000),
+                                   .fill = status_fill,
+                                   .session_lost = on_session_lost,
+                                   .arg = &w};
     w.started_unix = w.status_unix = time(NULL);
     if (!skey || (rc = host_status_start(w.loop, w.consul, &hso, &w.status)) < 0) {
         log_error("watcher: status entry for host %s: %s; cannot start", opt.host_name,

@@ -63,6 +63,7 @@ struct fake {
     bool down_errors;     /* every fixed watch failed at least once */
     bool break_by_reset;  /* PHASE_SILENT: maintenance/ sees the index go back, not an error */
     bool maint_broke;     /* PHASE_SILENT: maintenance/ saw the break */
+    bool no_break;        /* PHASE_SILENT: no watch sees it (all wait) */
 };
 
 /* The KV list body for prefix under the keys present now. */
@@ -99,7 +100,7 @@ static void handler(void *arg, const struct fake_http_req *req, struct fake_http
         f->errors_seen++;
         return;
     }
-    if (f->phase == PHASE_SILENT && strcmp(p, P_MAINT) == 0 && !f->maint_broke) {
+    if (f->phase == PHASE_SILENT && strcmp(p, P_MAINT) == 0 && !f->maint_broke && !f->no_break) {
         f->maint_broke = true;
         if (!f->break_by_reset) {
             rep->status = 500;
@@ -257,6 +258,29 @@ START_TEST(test_silent_restart_reset_rereads_all)
 }
 END_TEST
 
+/* A restart no watch sees: every query on an old index waits. What the
+ * watcher learns from elsewhere (its host status session is gone) makes
+ * every fixed prefix read afresh, with the same guarantees. */
+START_TEST(test_silent_restart_reread_on_request)
+{
+    const char *const before[] = {K_WEB, K_DRAIN, NULL};
+    struct fake *f = fake_new(before);
+    f->check_mixed = true;
+    WAIT_FOR(f, f->snaps == 1, 3000, "the first snapshot");
+    f->keys[0] = NULL; /* restarted empty */
+    f->no_break = true;
+    f->phase = PHASE_SILENT;
+    run_for(&f->loop, 200); /* every watch's next query (<= 30 ms) now waits */
+    ck_assert_msg(!f->got_empty, "a watch read the new tree by itself");
+    consul_feed_reread(f->feed, "the test says so");
+    WAIT_FOR(f, f->got_empty || f->mixed, SILENT_HOLD_MS - 1000,
+             "the empty tree's snapshot (before the old blocking queries end)");
+    ck_assert_msg(!f->mixed, "a snapshot had the definitions from before the restart without "
+                             "the maintenance entry");
+    fake_free(f);
+}
+END_TEST
+
 /* The last re-read (of slow) comes back unchanged (no callback): the
  * snapshot with the change read meanwhile still gets through, once it
  * answered, and not before. */
@@ -301,6 +325,7 @@ int main(void)
     tcase_add_test(tc, test_node_shard_reread_holds);
     tcase_add_test(tc, test_silent_restart_error_rereads_all);
     tcase_add_test(tc, test_silent_restart_reset_rereads_all);
+    tcase_add_test(tc, test_silent_restart_reread_on_request);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }

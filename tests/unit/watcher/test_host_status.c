@@ -30,6 +30,7 @@ struct fake {
     struct host_status *hs;
     bool fail_first_renew;
     bool lose_session;      /* the first renewal: 404, Consul restarted without it */
+    unsigned lost;          /* session_lost calls */
     unsigned refuse_writes; /* answer this many acquires "false" */
     unsigned n_creates, n_writes;
     uint64_t writes[4];     /* loop times of the writes */
@@ -76,6 +77,11 @@ static void handler(void *arg, const struct fake_http_req *req, struct fake_http
     } else {
         rep->body = strdup("true"); /* session/destroy */
     }
+}
+
+static void on_lost(void *arg)
+{
+    ((struct fake *)arg)->lost++;
 }
 
 static json_t *fill(void *arg)
@@ -130,8 +136,11 @@ static void run(struct fake *f)
     snprintf(addr, sizeof(addr), "http://127.0.0.1:%d", port);
     struct consul_config cfg = {.address = addr, .request_timeout_ms = 5000};
     ck_assert_int_eq(consul_client_new(&f->loop, &cfg, &f->c), 0);
-    struct host_status_opts o = {
-        .key = "drover/v1/status/h1/watcher", .ttl_s = TTL_S, .fill = fill, .arg = f};
+    struct host_status_opts o = {.key = "drover/v1/status/h1/watcher",
+                                 .ttl_s = TTL_S,
+                                 .fill = fill,
+                                 .session_lost = on_lost,
+                                 .arg = f};
     ck_assert_int_eq(host_status_start(&f->loop, f->c, &o, &f->hs), 0);
     uv_timer_init(&f->loop, &f->change);
     uv_timer_init(&f->loop, &f->give_up);
@@ -221,6 +230,8 @@ START_TEST(test_lost_session_is_replaced)
                   f.n_renews);
     ck_assert_msg(f.n_writes >= 2, "the entry was not written again with the new session");
     ck_assert_msg(f.n_renews == 1, "%u renewals: the lost session was renewed again", f.n_renews);
+    /* the watcher reads its watches afresh on it */
+    ck_assert_msg(f.lost == 1, "session_lost called %u times, not once", f.lost);
 }
 END_TEST
 
