@@ -153,10 +153,10 @@ stop_agent() {
     [ -f "$dir/pid" ] || return 0
     local pid
     pid=$(cat "$dir/pid")
-    if kill -0 "$pid" 2>/dev/null; then
+    if pid_alive "$pid"; then
         kill -TERM "$pid" 2>/dev/null || true
         for _ in $(seq 1 100); do
-            kill -0 "$pid" 2>/dev/null || break
+            pid_alive "$pid" || break
             sleep 0.1
         done
         kill -KILL "$pid" 2>/dev/null || true
