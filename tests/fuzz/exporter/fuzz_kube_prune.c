@@ -32,9 +32,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort(); /* a failed scan changed the text */
     if (len > size)
         abort();
-    /* keys with a backslash stop the scan on purpose (kube_prune.h) */
+    /* keys with a backslash stop the scan on purpose (kube_prune.h); a
+     * NUL byte is in no JSON text, but jansson's reader passes over one
+     * between tokens ({"a":1<NUL>} loads), so it is no oracle there: the
+     * scanner refusing such a text is right (the parser then judges it) */
     json_t *want = json_loadb((const char *)data, size, 0, NULL);
-    if (json_is_object(want) && !memchr(data, '\\', size) && rc != 0)
+    if (json_is_object(want) && !memchr(data, '\\', size) && !memchr(data, '\0', size) && rc != 0)
         abort(); /* valid JSON it could have followed */
     if (want && rc == 0) {
         kube_list_prune_tree(want);
