@@ -81,7 +81,8 @@ struct consul_feed_stats {
     uint64_t unchanged;      /* rebuilds skipped: same inputs */
     uint64_t errors;         /* watch errors */
     uint64_t reread_waits;   /* times snapshots waited for re-reads after an error or reset */
-    uint64_t forced_rereads; /* times a fixed watch's error or reset made the others read afresh */
+    uint64_t forced_rereads; /* times the fixed prefixes were made to read afresh (a watch's
+                              * error, a fixed one's index gone back, consul_feed_reread) */
     bool complete;           /* every prefix delivered at least once */
     bool healthy;            /* no watch in error since its last delivery */
     size_t watches;          /* prefixes watched now */
