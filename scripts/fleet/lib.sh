@@ -83,12 +83,17 @@ fleet_bg() {
 }
 fleet_pid() { awk -v n="$1" '$2 == n { p = $1 } END { print p }' "$FLEET_STATE/pids"; }
 
+# fleet_proc_stat PID N: field N of /proc/PID/stat counted from the state
+# letter (1: state, 2: parent, 20: start time), read after the last ')'
+# (the command name may hold spaces and ')'); nothing if PID is gone
+fleet_proc_stat() {
+    sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk -v n="$2" '{ print $n }'
+}
+
 # Start time of a process (clock ticks since boot, /proc/PID/stat field 22):
 # with the pid it identifies the process, so a stale pids file (a fleet
 # left by a crashed run, a reboot) never makes us signal someone else's.
-fleet_starttime() {
-    sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk '{ print $20 }'
-}
+fleet_starttime() { fleet_proc_stat "$1" 20; }
 
 # fleet_init STATE-DIR: a fresh state dir and a unique id for this run
 fleet_init() {

@@ -405,7 +405,7 @@ stuck_is_why() { # PROXY WORKER-PID
     ready=$(fleet_nsx "$1" curl -s --max-time 2 "http://127.0.0.1:$FLEET_WATCHER_PORT/readyz") || true
     grep -q 'HAProxy of service web does not answer its stats socket' <<<"$ready" ||
         fleet_die "haproxy_stuck: $1's /readyz does not blame web's stats socket: $ready"
-    state=$(sed 's/.*) //' "/proc/$2/stat" 2>/dev/null | awk '{ print $1 }')
+    state=$(fleet_proc_stat "$2" 1)
     case $state in
     T | t) fleet_die "haproxy_stuck: web's worker (pid $2) on $1 is stopped ($state), not stuck" ;;
     "") fleet_die "haproxy_stuck: web's worker (pid $2) on $1 is gone, not stuck" ;;
